@@ -1,0 +1,3 @@
+"""streamrl.collectors."""
+
+__all__: list[str] = []

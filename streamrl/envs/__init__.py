@@ -1,0 +1,3 @@
+"""streamrl.envs."""
+
+__all__: list[str] = []

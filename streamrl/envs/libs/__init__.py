@@ -1,0 +1,1 @@
+"""Wrappers around third-party environment libraries."""

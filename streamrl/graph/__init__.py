@@ -1,0 +1,3 @@
+"""streamrl.graph."""
+
+__all__: list[str] = []

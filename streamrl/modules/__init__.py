@@ -1,0 +1,3 @@
+"""streamrl.modules."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""streamrl.objectives."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""streamrl.ops."""
+
+__all__: list[str] = []
