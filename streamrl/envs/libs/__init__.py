@@ -1,1 +1,3 @@
 """Wrappers around third-party environment libraries."""
+
+__all__: list[str] = []

@@ -1,1 +1,3 @@
 """Model building blocks."""
+
+__all__: list[str] = []
