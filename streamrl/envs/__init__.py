@@ -1,3 +1,6 @@
-"""streamrl.envs."""
+"""streamrl.envs: the environment contract, gymnasium wrappers, transforms, batched envs."""
 
-__all__: list[str] = []
+from streamrl.envs.common import EnvBase, EnvClosedError
+from streamrl.envs.utils import step_mdp
+
+__all__ = ["EnvBase", "EnvClosedError", "step_mdp"]

@@ -1,0 +1,225 @@
+"""The base class of leaf specs: shape, dtype, device, sampling, membership and projection."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["TensorSpec"]
+
+_NP_TO_TORCH = {
+    np.dtype("float16"): torch.float16,
+    np.dtype("float32"): torch.float32,
+    np.dtype("float64"): torch.float64,
+    np.dtype("int8"): torch.int8,
+    np.dtype("int16"): torch.int16,
+    np.dtype("int32"): torch.int32,
+    np.dtype("int64"): torch.int64,
+    np.dtype("uint8"): torch.uint8,
+    np.dtype("bool"): torch.bool,
+}
+
+
+def _torch_dtype(dtype: Any) -> torch.dtype:
+    """Map a torch dtype, numpy dtype or dtype name to a torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _NP_TO_TORCH[np.dtype(dtype)]
+    except (TypeError, KeyError):
+        raise TypeError(f"unsupported dtype {dtype!r}") from None
+
+
+def _size(shape: Any) -> torch.Size:
+    if shape is None:
+        return torch.Size([])
+    if isinstance(shape, int):
+        return torch.Size([shape])
+    return torch.Size(shape)
+
+
+def _device(device: Any) -> torch.device:
+    return torch.device("cpu") if device is None else torch.device(device)
+
+
+def _expand_shape(args: tuple) -> torch.Size:
+    if len(args) == 1 and isinstance(args[0], Sequence | torch.Size):
+        return torch.Size(args[0])
+    return torch.Size(args)
+
+
+def _tensor_repr(t: torch.Tensor) -> str:
+    return (
+        f"Tensor(shape={t.shape}, device={t.device}, dtype={t.dtype}, "
+        f"contiguous={t.is_contiguous()})"
+    )
+
+
+def _map_tensors(obj: Any, fn: Any) -> None:
+    """Apply ``fn`` to every tensor attribute of ``obj`` and of its space object."""
+    for name, val in vars(obj).items():
+        if isinstance(val, torch.Tensor):
+            setattr(obj, name, fn(val))
+        elif name == "space" and hasattr(val, "__dict__"):
+            _map_tensors(val, fn)
+
+
+class TensorSpec:
+    """Describes one tensor: its ``shape`` (batch dims included), ``dtype``, ``device`` and
+    the set of values it may hold (``domain`` is ``"continuous"`` or ``"discrete"``).
+
+    Subclasses implement ``rand``, ``zero``, ``_values_ok``, ``project``, ``_reshaped`` and
+    ``_space_eq``. Leading dims given to ``rand``/``zero`` are prepended to ``shape``;
+    ``is_in`` accepts values with extra leading dims.
+    """
+
+    domain: str = "continuous"
+
+    def __init__(self, shape: Any, device: Any, dtype: Any) -> None:
+        self.shape = _size(shape)
+        self.device = _device(device)
+        self.dtype = _torch_dtype(dtype)
+
+    # ------------------------------------------------------------------ sampling
+    def rand(self, shape: Any = None) -> torch.Tensor:
+        """A random value in the spec, with extra leading dims ``shape``."""
+        raise NotImplementedError
+
+    def zero(self, shape: Any = None) -> torch.Tensor:
+        """A zero-filled value (the lowest valid value where zero is not valid)."""
+        return torch.zeros((*_size(shape), *self.shape), dtype=self.dtype, device=self.device)
+
+    def one(self, shape: Any = None) -> torch.Tensor:
+        """A one-filled value."""
+        return torch.ones((*_size(shape), *self.shape), dtype=self.dtype, device=self.device)
+
+    # ---------------------------------------------------------------- membership
+    def _shape_ok(self, val: torch.Tensor) -> bool:
+        n = len(self.shape)
+        return val.ndim >= n and (n == 0 or val.shape[-n:] == self.shape)
+
+    def _values_ok(self, val: torch.Tensor) -> bool:
+        return True
+
+    def is_in(self, val: Any) -> bool:
+        """Whether ``val`` has this spec's trailing shape, dtype and valid values."""
+        if not isinstance(val, torch.Tensor):
+            return False
+        if val.dtype != self.dtype or not self._shape_ok(val):
+            return False
+        return bool(self._values_ok(val))
+
+    def check(self, val: Any, name: str = "value") -> None:
+        """Raise ``TypeError``/``ValueError`` saying why ``val`` is not in the spec."""
+        if not isinstance(val, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, found {type(val).__name__}")
+        if val.dtype != self.dtype:
+            raise TypeError(f"{name}: expected dtype {self.dtype}, found {val.dtype}")
+        if not self._shape_ok(val):
+            raise ValueError(f"{name}: expected shape {self.shape}, found {val.shape}")
+        if not self._values_ok(val):
+            raise ValueError(f"{name}: value outside the spec's space {self._space_str()}")
+
+    assert_is_in = check
+
+    def project(self, val: torch.Tensor) -> torch.Tensor:
+        """Map ``val`` to the nearest value in the spec (clamp, round, argmax...)."""
+        return val.to(self.dtype)
+
+    def encode(self, val: Any) -> torch.Tensor:
+        """Turn a number, numpy array or tensor into a tensor of this spec's dtype/shape."""
+        if isinstance(val, torch.Tensor):
+            t = val.to(device=self.device, dtype=self.dtype)
+        else:
+            t = torch.as_tensor(np.asarray(val), device=self.device).to(self.dtype)
+        if t.shape != self.shape:
+            t = t.reshape(self.shape)
+        return t
+
+    # -------------------------------------------------------------- shape algebra
+    @property
+    def ndim(self) -> int:
+        """Number of dims of ``shape``."""
+        return len(self.shape)
+
+    def numel(self) -> int:
+        """Number of elements of one value."""
+        return self.shape.numel()
+
+    def _reshaped(self, shape: torch.Size, index: Any = None) -> TensorSpec:
+        """A copy with ``shape`` (expanded from the current one, or ``index`` applied)."""
+        raise NotImplementedError
+
+    def expand(self, *shape: Any) -> TensorSpec:
+        """A spec whose shape is ``shape``; ``shape`` must end with (or broadcast to) ours."""
+        new = _expand_shape(shape)
+        if len(new) < self.ndim:
+            raise ValueError(f"cannot expand spec of shape {self.shape} to {new}: fewer dims")
+        tail = new[len(new) - self.ndim :]
+        for have, want in zip(self.shape, tail, strict=True):
+            if have != want and have != 1:
+                raise ValueError(f"cannot expand spec of shape {self.shape} to {new}")
+        return self._reshaped(new)
+
+    def __getitem__(self, index: Any) -> TensorSpec:
+        """Index the leading (batch) dims, as one would index a value of the spec."""
+        new = torch.empty(self.shape, device="meta")[index].shape
+        return self._reshaped(new, index)
+
+    def unsqueeze(self, dim: int) -> TensorSpec:
+        """A copy with a new dim of size 1 at ``dim`` (a leading batch dim when ``dim=0``)."""
+        new = torch.empty(self.shape, device="meta").unsqueeze(dim).shape
+        return self._reshaped(new, ("unsqueeze", dim))
+
+    def squeeze(self, dim: int | None = None) -> TensorSpec:
+        """A copy without a size-1 dim (all of them when ``dim`` is None)."""
+        m = torch.empty(self.shape, device="meta")
+        new = (m.squeeze() if dim is None else m.squeeze(dim)).shape
+        return self._reshaped(new, ("squeeze", dim))
+
+    # ------------------------------------------------------------------ misc
+    def to(self, dest: Any) -> TensorSpec:
+        """A copy on device ``dest`` (or cast to dtype ``dest``)."""
+        out = self.clone()
+        if isinstance(dest, torch.dtype):
+            out.dtype = dest
+        else:
+            out.device = _device(dest)
+            _map_tensors(out, lambda t: t.to(out.device))
+        return out
+
+    def cpu(self) -> TensorSpec:
+        """A copy on the CPU."""
+        return self.to("cpu")
+
+    def clone(self) -> TensorSpec:
+        """A deep copy."""
+        return copy.deepcopy(self)
+
+    def _space_eq(self, other: TensorSpec) -> bool:
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(self) is type(other)
+            and self.shape == other.shape  # type: ignore[attr-defined]
+            and self.dtype == other.dtype  # type: ignore[attr-defined]
+            and self.device == other.device  # type: ignore[attr-defined]
+            and self._space_eq(other)  # type: ignore[arg-type]
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _space_str(self) -> str:
+        return "None"
+
+    def __repr__(self) -> str:
+        space = self._space_str().replace("\n", "\n    ")
+        return (
+            f"{type(self).__name__}(\n    shape={self.shape},\n    space={space},\n"
+            f"    device={self.device},\n    dtype={self.dtype},\n    domain={self.domain})"
+        )

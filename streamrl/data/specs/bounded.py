@@ -1,0 +1,162 @@
+"""Bounded specs: values in a box ``[low, high]`` (continuous or integer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamrl.data.specs._base import TensorSpec, _device, _size, _tensor_repr, _torch_dtype
+
+__all__ = ["Bounded", "ContinuousBox"]
+
+
+class ContinuousBox:
+    """The box ``[low, high]`` of a :class:`Bounded` spec (elementwise bounds)."""
+
+    def __init__(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        self.low = low
+        self.high = high
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ContinuousBox)
+            and self.low.shape == other.low.shape
+            and torch.equal(self.low, other.low.to(self.low))
+            and torch.equal(self.high, other.high.to(self.high))
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"ContinuousBox(\n    low={_tensor_repr(self.low)},\n"
+            f"    high={_tensor_repr(self.high)})"
+        )
+
+
+def _as_tensor(x: Any, device: torch.device, dtype: torch.dtype | None) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x.to(device)
+    else:
+        t = torch.as_tensor(np.asarray(x), device=device)
+    return t if dtype is None else t.to(dtype)
+
+
+class Bounded(TensorSpec):
+    """Values in ``[low, high]`` (bounds broadcast to ``shape``).
+
+    ``dtype`` defaults to the bounds' float dtype, else float32; an integer dtype makes the
+    domain discrete. Infinite bounds are allowed (``rand`` then samples a clamped normal).
+
+    >>> spec = Bounded(-2.0, 2.0, shape=(1,))
+    >>> spec.is_in(spec.rand()), spec.is_in(torch.tensor([3.0]))
+    (True, False)
+    >>> spec.project(torch.tensor([3.0]))
+    tensor([2.])
+    """
+
+    def __init__(
+        self,
+        low: Any,
+        high: Any,
+        shape: Any = None,
+        device: Any = None,
+        dtype: Any = None,
+        domain: str | None = None,
+    ) -> None:
+        dev = _device(device)
+        if dtype is None:
+            lt = low if isinstance(low, torch.Tensor) else None
+            dtype = lt.dtype if lt is not None and lt.is_floating_point() else torch.float32
+        dtype = _torch_dtype(dtype)
+        low_t = _as_tensor(low, dev, dtype)
+        high_t = _as_tensor(high, dev, dtype)
+        if shape is None:
+            shape = torch.broadcast_shapes(low_t.shape, high_t.shape)
+        shape = _size(shape)
+        try:
+            low_t = low_t.expand(shape).clone()
+            high_t = high_t.expand(shape).clone()
+        except RuntimeError:
+            raise ValueError(
+                f"bounds of shape {tuple(low_t.shape)} / {tuple(high_t.shape)} do not "
+                f"broadcast to shape {tuple(shape)}"
+            ) from None
+        if bool((low_t > high_t).any()):
+            raise ValueError(f"low must be <= high, found low={low_t} high={high_t}")
+        super().__init__(shape, dev, dtype)
+        self.space = ContinuousBox(low_t, high_t)
+        if domain is None:
+            domain = "continuous" if dtype.is_floating_point else "discrete"
+        self.domain = domain
+
+    @property
+    def low(self) -> torch.Tensor:
+        """Lower bound, shaped like the spec."""
+        return self.space.low
+
+    @property
+    def high(self) -> torch.Tensor:
+        """Upper bound, shaped like the spec."""
+        return self.space.high
+
+    def rand(self, shape: Any = None) -> torch.Tensor:
+        """Uniform in the box (clamped normal along infinite bounds)."""
+        full = (*_size(shape), *self.shape)
+        low, high = self.low.expand(full), self.high.expand(full)
+        if self.dtype.is_floating_point:
+            finite = torch.isfinite(low) & torch.isfinite(high)
+            u = torch.rand(full, device=self.device, dtype=self.dtype)
+            if bool(finite.all()):
+                return low + (high - low) * u
+            out = torch.randn(full, device=self.device, dtype=self.dtype)
+            out = torch.where(finite, low + (high - low) * u, out)
+            return torch.maximum(torch.minimum(out, high), low)
+        lo, hi = low.to(torch.float64), high.to(torch.float64)
+        u = torch.rand(full, device=self.device, dtype=torch.float64)
+        val = torch.floor(lo + (hi - lo + 1) * u)
+        return torch.minimum(val, hi).to(self.dtype)
+
+    def zero(self, shape: Any = None) -> torch.Tensor:
+        """Zeros, clamped into the box."""
+        z = super().zero(shape)
+        return torch.maximum(torch.minimum(z, self.high), self.low)
+
+    def _values_ok(self, val: torch.Tensor) -> bool:
+        return bool(((val >= self.low) & (val <= self.high)).all())
+
+    def project(self, val: torch.Tensor) -> torch.Tensor:
+        """Clamp into the box (rounding first for integer dtypes)."""
+        if not self.dtype.is_floating_point and val.is_floating_point():
+            val = val.round()
+        val = val.to(self.dtype)
+        return torch.maximum(torch.minimum(val, self.high), self.low)
+
+    def _reshaped(self, shape: torch.Size, index: Any = None) -> Bounded:
+        if index is None:
+            low, high = self.low.expand(shape), self.high.expand(shape)
+        elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze"):
+            op, dim = index
+            if op == "unsqueeze":
+                low, high = self.low.unsqueeze(dim), self.high.unsqueeze(dim)
+            elif dim is None:
+                low, high = self.low.squeeze(), self.high.squeeze()
+            else:
+                low, high = self.low.squeeze(dim), self.high.squeeze(dim)
+        else:
+            low, high = self.low[index], self.high[index]
+        return Bounded(low, high, shape, self.device, self.dtype, self.domain)
+
+    def to(self, dest: Any) -> Bounded:
+        """A copy on device ``dest``, or with bounds cast to dtype ``dest``."""
+        if isinstance(dest, torch.dtype):
+            return Bounded(self.low.to(dest), self.high.to(dest), self.shape, self.device, dest)
+        return super().to(dest)  # type: ignore[return-value]
+
+    def _space_eq(self, other: TensorSpec) -> bool:
+        return self.space == other.space  # type: ignore[attr-defined]
+
+    def _space_str(self) -> str:
+        return repr(self.space)

@@ -1,0 +1,327 @@
+"""Composite: a (nested) mapping from keys to specs, describing a TensorDict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from streamrl.data.specs._base import TensorSpec, _expand_shape, _size
+
+__all__ = ["Composite"]
+
+
+def _key_tuple(key: Any) -> tuple[str, ...]:
+    if isinstance(key, str):
+        return (key,)
+    if isinstance(key, tuple) and key and all(isinstance(k, str) for k in key):
+        return key
+    raise TypeError(f"expected a str or tuple-of-str key, found {key!r}")
+
+
+class Composite:
+    """A spec for a TensorDict: keys mapping to leaf specs or nested :class:`Composite`.
+
+    ``shape`` is the batch shape; every sub-spec's shape starts with it. Keys may be nested
+    tuples: ``spec["next", "observation"]``. Indexing with anything else indexes the batch
+    dims of every sub-spec.
+
+    >>> from streamrl.data.specs import Bounded, Unbounded
+    >>> spec = Composite(observation=Unbounded(shape=(3,)), action=Bounded(-1.0, 1.0, (1,)))
+    >>> td = spec.rand()
+    >>> spec.is_in(td), sorted(td.keys())
+    (True, ['action', 'observation'])
+    """
+
+    domain = "composite"
+
+    def __init__(
+        self,
+        spec: Mapping[str, Any] | None = None,
+        shape: Any = None,
+        device: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        self.shape = _size(shape)
+        self.device = None if device is None else torch.device(device)
+        self._specs: dict[str, TensorSpec | Composite] = {}
+        for k, v in {**(spec or {}), **kwargs}.items():
+            if v is not None:
+                self[k] = v
+
+    # -------------------------------------------------------------- mapping API
+    def _check_sub(self, key: str, spec: Any) -> TensorSpec | Composite:
+        if isinstance(spec, Mapping) and not isinstance(spec, Composite):
+            spec = Composite(spec, shape=self.shape, device=self.device)
+        if not isinstance(spec, TensorSpec | Composite):
+            raise TypeError(
+                f"spec for key {key!r} must be a TensorSpec or Composite, found "
+                f"{type(spec).__name__}"
+            )
+        n = len(self.shape)
+        if spec.shape[:n] != self.shape:
+            raise ValueError(
+                f"spec for key {key!r} has shape {spec.shape}, which does not start with the "
+                f"Composite's shape {self.shape}"
+            )
+        if self.device is not None and spec.device != self.device:
+            spec = spec.to(self.device)
+        return spec
+
+    def __setitem__(self, key: Any, spec: Any) -> None:
+        if not isinstance(key, str | tuple):
+            raise TypeError(f"Composite keys must be str or tuples of str, found {key!r}")
+        keys = _key_tuple(key)
+        node = self
+        for k in keys[:-1]:
+            sub = node._specs.get(k)
+            if sub is None:
+                sub = Composite(shape=node.shape, device=node.device)
+                node._specs[k] = sub
+            elif not isinstance(sub, Composite):
+                raise KeyError(f"key {k!r} holds a leaf spec, cannot nest {key!r} under it")
+            node = sub
+        node._specs[keys[-1]] = node._check_sub(keys[-1], spec)
+
+    set = __setitem__
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str) or (
+            isinstance(key, tuple) and key and all(isinstance(k, str) for k in key)
+        ):
+            node: Any = self
+            for k in _key_tuple(key):
+                if not isinstance(node, Composite) or k not in node._specs:
+                    raise KeyError(f"key {key!r} not in Composite with keys {self.keys(True)}")
+                node = node._specs[k]
+            return node
+        new_shape = torch.empty(self.shape, device="meta")[key].shape
+        out = Composite(shape=new_shape, device=self.device)
+        for k, v in self._specs.items():
+            out._specs[k] = v[key]
+        return out
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The spec at ``key`` or ``default``."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: Any) -> bool:
+        try:
+            self[_key_tuple(key)]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def __delitem__(self, key: Any) -> None:
+        keys = _key_tuple(key)
+        parent = self[keys[:-1]] if len(keys) > 1 else self
+        if not isinstance(parent, Composite) or keys[-1] not in parent._specs:
+            raise KeyError(f"key {key!r} not in Composite")
+        del parent._specs[keys[-1]]
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        """Remove and return the spec at ``key``."""
+        try:
+            val = self[key]
+        except KeyError:
+            if default:
+                return default[0]
+            raise
+        del self[key]
+        return val
+
+    def update(self, other: Mapping[str, Any] | Composite) -> Composite:
+        """Set every (top-level) key of ``other``; returns self."""
+        items = other.items() if isinstance(other, Composite) else dict(other).items()
+        for k, v in items:
+            self[k] = v
+        return self
+
+    def keys(self, include_nested: bool = False, leaves_only: bool = False) -> list:
+        """Keys, optionally with nested tuple keys and/or only the leaves."""
+        return [k for k, _ in self.items(include_nested, leaves_only)]
+
+    def items(self, include_nested: bool = False, leaves_only: bool = False) -> list:
+        """``(key, spec)`` pairs, optionally nested (tuple keys) and/or leaves only."""
+        out: list = []
+        for k, v in self._specs.items():
+            is_comp = isinstance(v, Composite)
+            if not (leaves_only and is_comp):
+                out.append((k, v))
+            if include_nested and is_comp:
+                out.extend(((k, *_key_tuple(kk)), vv) for kk, vv in v.items(True, leaves_only))
+        return out
+
+    def values(self, include_nested: bool = False, leaves_only: bool = False) -> list:
+        """Specs, optionally nested and/or leaves only."""
+        return [v for _, v in self.items(include_nested, leaves_only)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._specs))
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def is_empty(self) -> bool:
+        """Whether no leaf spec is held (nested empty Composites count as empty)."""
+        return not self.keys(True, True)
+
+    def select(self, *keys: Any, strict: bool = True) -> Composite:
+        """A Composite with only ``keys`` (nested keys allowed)."""
+        out = Composite(shape=self.shape, device=self.device)
+        for k in keys:
+            if k in self:
+                out[k] = self[k].clone()
+            elif strict:
+                raise KeyError(f"key {k!r} not in Composite with keys {self.keys(True)}")
+        return out
+
+    def exclude(self, *keys: Any) -> Composite:
+        """A copy without ``keys``."""
+        out = self.clone()
+        for k in keys:
+            if k in out:
+                del out[k]
+        return out
+
+    def empty(self) -> Composite:
+        """An empty Composite with the same shape and device."""
+        return Composite(shape=self.shape, device=self.device)
+
+    # ---------------------------------------------------------------- values
+    @property
+    def ndim(self) -> int:
+        """Number of batch dims."""
+        return len(self.shape)
+
+    def _make(self, fn: str, shape: Any) -> TensorDict:
+        lead = _size(shape)
+        src = {k: getattr(v, fn)(lead) for k, v in self._specs.items()}
+        return TensorDict(src, batch_size=(*lead, *self.shape), device=self.device)
+
+    def rand(self, shape: Any = None) -> TensorDict:
+        """A TensorDict of random values (extra leading dims ``shape``)."""
+        return self._make("rand", shape)
+
+    def zero(self, shape: Any = None) -> TensorDict:
+        """A TensorDict of zero values."""
+        return self._make("zero", shape)
+
+    def one(self, shape: Any = None) -> TensorDict:
+        """A TensorDict of one values."""
+        return self._make("one", shape)
+
+    def is_in(self, val: Any) -> bool:
+        """Whether every key of the spec is in ``val`` and holds a valid value."""
+        if not isinstance(val, TensorDictBase | Mapping):
+            return False
+        for k, spec in self._specs.items():
+            sub = val.get(k, None)
+            if sub is None or not spec.is_in(sub):
+                return False
+        return True
+
+    def check(self, val: Any, name: str = "tensordict") -> None:
+        """Raise ``TypeError``/``ValueError``/``KeyError`` saying why ``val`` is not in."""
+        for k, spec in self._specs.items():
+            sub = val.get(k, None)
+            if sub is None:
+                raise KeyError(f"{name}: missing key {k!r}")
+            spec.check(sub, f"{name}[{k!r}]")
+
+    assert_is_in = check
+
+    def project(self, val: TensorDictBase) -> TensorDictBase:
+        """Project every spec'd entry of ``val`` into its spec (in place; returns ``val``)."""
+        for k, spec in self._specs.items():
+            sub = val.get(k, None)
+            if sub is not None:
+                val.set(k, spec.project(sub))
+        return val
+
+    def encode(self, vals: Mapping[str, Any]) -> TensorDict:
+        """Turn a (nested) dict of numbers/arrays into a TensorDict."""
+        src = {k: self._specs[k].encode(v) for k, v in vals.items()}
+        return TensorDict(src, batch_size=self.shape, device=self.device)
+
+    # ---------------------------------------------------------- shape algebra
+    def expand(self, *shape: Any) -> Composite:
+        """A copy with batch shape ``shape`` (must end with the current batch shape)."""
+        new = _expand_shape(shape)
+        n = self.ndim
+        if len(new) < n or (n and new[len(new) - n :] != self.shape):
+            raise ValueError(f"cannot expand Composite of shape {self.shape} to {new}")
+        out = Composite(shape=new, device=self.device)
+        for k, v in self._specs.items():
+            out._specs[k] = v.expand((*new, *v.shape[n:]))
+        return out
+
+    def unsqueeze(self, dim: int) -> Composite:
+        """Add a batch dim of size 1 at ``dim`` (0 <= dim <= ndim) to every sub-spec."""
+        if dim < 0:
+            dim += self.ndim + 1
+        if not 0 <= dim <= self.ndim:
+            raise ValueError(f"dim must be in [0, {self.ndim}], found {dim}")
+        out = Composite(
+            shape=torch.empty(self.shape, device="meta").unsqueeze(dim).shape, device=self.device
+        )
+        for k, v in self._specs.items():
+            out._specs[k] = v.unsqueeze(dim)
+        return out
+
+    def squeeze(self, dim: int) -> Composite:
+        """Remove the batch dim ``dim`` (of size 1) from every sub-spec."""
+        if dim < 0:
+            dim += self.ndim
+        if not 0 <= dim < self.ndim or self.shape[dim] != 1:
+            raise ValueError(f"cannot squeeze dim {dim} of batch shape {self.shape}")
+        out = Composite(
+            shape=torch.empty(self.shape, device="meta").squeeze(dim).shape, device=self.device
+        )
+        for k, v in self._specs.items():
+            out._specs[k] = v.squeeze(dim)
+        return out
+
+    def to(self, dest: Any) -> Composite:
+        """A copy on device ``dest`` (or with every leaf cast to dtype ``dest``)."""
+        if isinstance(dest, torch.dtype):
+            out = Composite(shape=self.shape, device=self.device)
+        else:
+            out = Composite(shape=self.shape, device=dest)
+        for k, v in self._specs.items():
+            out._specs[k] = v.to(dest)
+        return out
+
+    def cpu(self) -> Composite:
+        """A copy on the CPU."""
+        return self.to("cpu")
+
+    def clone(self) -> Composite:
+        """A deep copy."""
+        out = Composite(shape=self.shape, device=self.device)
+        for k, v in self._specs.items():
+            out._specs[k] = v.clone()
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Composite):
+            return False
+        if self.shape != other.shape or self.device != other.device:
+            return False
+        if set(self._specs) != set(other._specs):
+            return False
+        return all(v == other._specs[k] for k, v in self._specs.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        subs = ",\n".join(
+            f"    {k}: " + repr(v).replace("\n", "\n    ") for k, v in self._specs.items()
+        )
+        body = f"{subs},\n" if subs else ""
+        return f"Composite(\n{body}    device={self.device},\n    shape={self.shape})"

@@ -1,0 +1,56 @@
+"""Unbounded specs: any value of a dtype."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from streamrl.data.specs._base import TensorSpec, _size
+
+__all__ = ["Unbounded", "UnboundedContinuous", "UnboundedDiscrete"]
+
+
+class Unbounded(TensorSpec):
+    """Any value of the given dtype (float32 by default); the domain follows the dtype.
+
+    >>> Unbounded(shape=(3,)).rand().shape
+    torch.Size([3])
+    """
+
+    def __init__(self, shape: Any = None, device: Any = None, dtype: Any = torch.float32) -> None:
+        super().__init__(shape, device, dtype)
+        self.domain = "continuous" if self.dtype.is_floating_point else "discrete"
+
+    def rand(self, shape: Any = None) -> torch.Tensor:
+        """A standard normal sample (uniform integers for integer dtypes)."""
+        full = (*_size(shape), *self.shape)
+        if self.dtype.is_floating_point:
+            return torch.randn(full, device=self.device, dtype=self.dtype)
+        if self.dtype == torch.bool:
+            return torch.randint(0, 2, full, device=self.device).bool()
+        info = torch.iinfo(self.dtype)
+        lo, hi = max(info.min, -(2**31)), min(info.max, 2**31 - 1)
+        return torch.randint(lo, hi, full, device=self.device, dtype=self.dtype)
+
+    def _values_ok(self, val: torch.Tensor) -> bool:
+        return True
+
+    def _reshaped(self, shape: torch.Size, index: Any = None) -> Unbounded:
+        out = self.clone()
+        out.shape = shape
+        return out  # type: ignore[return-value]
+
+    def _space_str(self) -> str:
+        return "None"
+
+
+class UnboundedContinuous(Unbounded):
+    """An :class:`Unbounded` spec with a float dtype (float32 by default)."""
+
+
+class UnboundedDiscrete(Unbounded):
+    """An :class:`Unbounded` spec with an integer dtype (int64 by default)."""
+
+    def __init__(self, shape: Any = None, device: Any = None, dtype: Any = torch.int64) -> None:
+        super().__init__(shape, device, dtype)

@@ -1,0 +1,426 @@
+"""EnvBase: the environment contract (reset, step, specs, seeding, rollout, close)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from streamrl.data.specs import Categorical, Composite, TensorSpec, Unbounded
+from streamrl.envs.utils import step_mdp
+
+__all__ = ["EnvBase", "EnvClosedError"]
+
+DONE_KEYS = ("done", "terminated", "truncated")
+
+
+class EnvClosedError(RuntimeError):
+    """Raised when a closed environment is reset or stepped."""
+
+
+def _done_spec(batch_size: torch.Size, device: Any) -> Composite:
+    flag = Categorical(2, shape=(*batch_size, 1), device=device, dtype=torch.bool)
+    return Composite({k: flag.clone() for k in DONE_KEYS}, shape=batch_size)
+
+
+class EnvBase:
+    """Base class of every environment.
+
+    A step reads ``tensordict["action"]`` and writes ``tensordict["next"]`` with
+    ``observation`` (and any other observation keys), ``reward``, ``done``, ``terminated``
+    and ``truncated``; reward and done flags have a trailing dim of 1. ``reset`` returns the
+    observations with ``done``/``terminated``/``truncated`` all False.
+
+    Subclass interface (small on purpose):
+
+    - ``__init__``: call ``super().__init__(device=..., batch_size=...)``, then set
+      ``self.observation_spec`` (a :class:`Composite` with shape ``batch_size``),
+      ``self.action_spec`` (a leaf spec whose shape starts with ``batch_size``) and, when
+      the defaults do not fit, ``self.reward_spec`` (default ``Unbounded((*batch, 1))``),
+      ``self.done_spec`` (default: bool ``done``/``terminated``/``truncated`` of shape
+      ``(*batch, 1)``) and ``self.state_spec`` (extra inputs besides the action; default
+      empty).
+    - ``_reset(tensordict | None) -> TensorDict``: the observations after a reset (done flags
+      may be omitted: they are filled with False). Batched envs get a bool ``"_reset"``
+      entry of shape ``(*batch, 1)`` to reset only those sub-envs, and return every row.
+    - ``_step(tensordict) -> TensorDict``: the content of ``"next"`` (observations, reward,
+      done, terminated, truncated). The action was already checked against the spec.
+    - ``_set_seed(seed: int | None) -> None``.
+    - optionally ``_close()`` (releases resources; called once) and
+      ``_rollout_fast(tensordict, max_steps, break_when_any_done)`` (a random-action rollout
+      that writes into preallocated buffers; return None to use the generic loop).
+
+    Wrappers (e.g. TransformedEnv) may override the ``full_*_spec`` properties: every other
+    spec property is derived from them.
+
+    >>> from streamrl.envs.libs.gym import GymEnv
+    >>> with GymEnv("Pendulum-v1") as env:
+    ...     td = env.rollout(3)
+    >>> td["next", "reward"].shape
+    torch.Size([3, 1])
+    """
+
+    def __init__(self, *, device: Any = None, batch_size: Any = None) -> None:
+        self.batch_size = torch.Size(batch_size or ())
+        self.device = None if device is None else torch.device(device)
+        self._closed = False
+        # if True, step() checks the action's dtype, shape and bounds against action_spec
+        self.check_actions = True
+        self._full_observation_spec = Composite(shape=self.batch_size)
+        self._full_action_spec = Composite(shape=self.batch_size)
+        self._full_reward_spec = Composite(
+            reward=Unbounded((*self.batch_size, 1), device=device), shape=self.batch_size
+        )
+        self._full_done_spec = _done_spec(self.batch_size, device)
+        self._full_state_spec = Composite(shape=self.batch_size)
+
+    # ------------------------------------------------------------------ specs
+    @property
+    def full_observation_spec(self) -> Composite:
+        """Every observation entry (what ``reset`` returns and ``"next"`` holds)."""
+        return self._full_observation_spec
+
+    @full_observation_spec.setter
+    def full_observation_spec(self, spec: Composite) -> None:
+        self._full_observation_spec = self._composite(spec, "observation_spec")
+
+    observation_spec = full_observation_spec
+
+    @property
+    def full_action_spec(self) -> Composite:
+        """The action entries, as a Composite."""
+        return self._full_action_spec
+
+    @full_action_spec.setter
+    def full_action_spec(self, spec: Composite) -> None:
+        self._full_action_spec = self._composite(spec, "full_action_spec")
+
+    @property
+    def action_spec(self) -> TensorSpec:
+        """The spec of ``tensordict["action"]``."""
+        return self.full_action_spec[self.action_key]
+
+    @action_spec.setter
+    def action_spec(self, spec: TensorSpec) -> None:
+        self._full_action_spec = self._composite({"action": spec}, "action_spec")
+
+    @property
+    def full_reward_spec(self) -> Composite:
+        """The reward entries, as a Composite."""
+        return self._full_reward_spec
+
+    @full_reward_spec.setter
+    def full_reward_spec(self, spec: Composite) -> None:
+        self._full_reward_spec = self._composite(spec, "full_reward_spec")
+
+    @property
+    def reward_spec(self) -> TensorSpec:
+        """The spec of ``tensordict["next", "reward"]``."""
+        return self.full_reward_spec[self.reward_key]
+
+    @reward_spec.setter
+    def reward_spec(self, spec: TensorSpec) -> None:
+        self._full_reward_spec = self._composite({"reward": spec}, "reward_spec")
+
+    @property
+    def full_done_spec(self) -> Composite:
+        """``done``, ``terminated`` and ``truncated`` flags."""
+        return self._full_done_spec
+
+    @full_done_spec.setter
+    def full_done_spec(self, spec: Composite) -> None:
+        self._full_done_spec = self._composite(spec, "done_spec")
+
+    @property
+    def done_spec(self) -> Composite:
+        """The done flags (a Composite with ``done``, ``terminated``, ``truncated``)."""
+        return self.full_done_spec
+
+    @done_spec.setter
+    def done_spec(self, spec: Composite | TensorSpec) -> None:
+        if isinstance(spec, TensorSpec):
+            spec = Composite({k: spec.clone() for k in DONE_KEYS}, shape=self.batch_size)
+        self.full_done_spec = spec
+
+    @property
+    def full_state_spec(self) -> Composite:
+        """Inputs besides the action that ``step`` reads (empty for most envs)."""
+        return self._full_state_spec
+
+    @full_state_spec.setter
+    def full_state_spec(self, spec: Composite) -> None:
+        self._full_state_spec = self._composite(spec, "state_spec")
+
+    state_spec = full_state_spec
+
+    @property
+    def input_spec(self) -> Composite:
+        """``full_action_spec`` and ``full_state_spec`` together."""
+        return Composite(
+            full_action_spec=self.full_action_spec,
+            full_state_spec=self.full_state_spec,
+            shape=self.batch_size,
+        )
+
+    @property
+    def output_spec(self) -> Composite:
+        """``full_observation_spec``, ``full_reward_spec`` and ``full_done_spec`` together."""
+        return Composite(
+            full_observation_spec=self.full_observation_spec,
+            full_reward_spec=self.full_reward_spec,
+            full_done_spec=self.full_done_spec,
+            shape=self.batch_size,
+        )
+
+    @property
+    def action_key(self) -> Any:
+        """The key of the action (the first action key)."""
+        return self.action_keys[0]
+
+    @property
+    def action_keys(self) -> list:
+        """The (nested) leaf keys of ``full_action_spec``."""
+        return self.full_action_spec.keys(True, True) or ["action"]
+
+    @property
+    def reward_key(self) -> Any:
+        """The key of the reward."""
+        return self.reward_keys[0]
+
+    @property
+    def reward_keys(self) -> list:
+        """The (nested) leaf keys of ``full_reward_spec``."""
+        return self.full_reward_spec.keys(True, True) or ["reward"]
+
+    @property
+    def done_keys(self) -> list:
+        """The (nested) leaf keys of ``full_done_spec``."""
+        return self.full_done_spec.keys(True, True)
+
+    def _composite(self, spec: Any, what: str) -> Composite:
+        if isinstance(spec, dict):
+            spec = Composite(spec, shape=self.batch_size)
+        if not isinstance(spec, Composite):
+            raise TypeError(f"{what} must be a Composite, found {type(spec).__name__}")
+        if spec.shape != self.batch_size:
+            raise ValueError(
+                f"{what} must have shape batch_size={self.batch_size}, found {spec.shape}"
+            )
+        return spec
+
+    def fake_tensordict(self) -> TensorDict:
+        """A zero-filled TensorDict with the layout of one step (root and ``"next"``)."""
+        obs = self.full_observation_spec.zero()
+        done = self.full_done_spec.zero()
+        td = obs.update(done)
+        td.update(self.full_state_spec.zero())
+        td.update(self.full_action_spec.zero())
+        nxt = self.full_observation_spec.zero()
+        nxt.update(self.full_reward_spec.zero()).update(self.full_done_spec.zero())
+        td.set("next", nxt)
+        return td
+
+    # -------------------------------------------------------------- lifecycle
+    @property
+    def is_closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EnvClosedError(f"{type(self).__name__} is closed; create a new environment")
+
+    def close(self) -> None:
+        """Release the environment's resources; later calls are no-ops."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close()
+
+    def _close(self) -> None:
+        """Hook: release resources (called once)."""
+
+    def __enter__(self) -> EnvBase:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
+        """Seed the environment (its sub-envs get ``seed``, ``seed + 1``, ...).
+
+        Returns the next seed to give another environment, or None for ``seed=None``.
+        """
+        self._check_open()
+        if seed is not None and not isinstance(seed, int):
+            raise TypeError(f"seed must be an int or None, found {type(seed).__name__}")
+        self._set_seed(seed)
+        if seed is None:
+            return None
+        return seed + max(1, self.batch_size.numel())
+
+    def _set_seed(self, seed: int | None) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement _set_seed")
+
+    # ------------------------------------------------------------- reset/step
+    def _check_batch(self, tensordict: TensorDictBase, what: str) -> None:
+        if not isinstance(tensordict, TensorDictBase):
+            raise TypeError(f"{what} expects a TensorDict, found {type(tensordict).__name__}")
+        if tensordict.batch_size != self.batch_size:
+            raise ValueError(
+                f"{what}: expected a TensorDict with batch_size {self.batch_size}, found "
+                f"{tensordict.batch_size}"
+            )
+
+    def reset(self, tensordict: TensorDictBase | None = None, **kwargs: Any) -> TensorDictBase:
+        """Reset and return the first observations (done flags False).
+
+        A ``"_reset"`` bool entry of shape ``(*batch_size, 1)`` in ``tensordict`` resets only
+        the sub-envs it marks (batched envs).
+        """
+        self._check_open()
+        if tensordict is not None:
+            self._check_batch(tensordict, "reset")
+        out = self._reset(tensordict, **kwargs)
+        for key in DONE_KEYS:
+            if key not in out.keys():
+                out.set(key, torch.zeros((*self.batch_size, 1), dtype=torch.bool))
+        return out
+
+    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
+        raise NotImplementedError
+
+    def _check_action(self, action: Any) -> None:
+        spec = self.action_spec
+        if not isinstance(action, torch.Tensor):
+            raise TypeError(f"action: expected a torch.Tensor, found {type(action).__name__}")
+        if action.dtype != spec.dtype:
+            raise TypeError(f"action: expected dtype {spec.dtype}, found {action.dtype}")
+        if action.shape != spec.shape:
+            raise ValueError(f"action: expected shape {spec.shape}, found {action.shape}")
+        if not spec._values_ok(action):
+            raise ValueError(f"action out of the action spec's space {spec._space_str()}: {action}")
+
+    def step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Apply ``tensordict["action"]``; writes ``tensordict["next"]`` and returns it."""
+        self._check_open()
+        self._check_batch(tensordict, "step")
+        if self.check_actions:
+            for key in self.action_keys:
+                action = tensordict.get(key, None)
+                if action is None:
+                    raise KeyError(
+                        f"step: missing action key {key!r}; found keys {list(tensordict.keys())}"
+                    )
+                if key == self.action_key:
+                    self._check_action(action)
+        next_td = self._step(tensordict)
+        tensordict.set("next", next_td)
+        return tensordict
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        raise NotImplementedError
+
+    def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
+        """Write a random action (from ``action_spec``) into ``tensordict`` and return it."""
+        if tensordict is None:
+            tensordict = TensorDict(batch_size=self.batch_size, device=self.device)
+        tensordict.update(self.full_action_spec.rand())
+        return tensordict
+
+    def rand_step(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
+        """``step`` with a random action."""
+        if tensordict is None:
+            tensordict = self.reset()
+        return self.step(self.rand_action(tensordict))
+
+    def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Reset the (sub-)envs whose ``done`` is set in ``tensordict`` (a root tensordict,
+        as returned by :func:`step_mdp`); returns it with their reset observations."""
+        done = tensordict.get("done", None)
+        if done is None or not bool(done.any()):
+            return tensordict
+        if not self.batch_size:
+            fresh = self.reset()
+        else:
+            tensordict.set("_reset", done.reshape(*self.batch_size, 1).clone())
+            fresh = self.reset(tensordict)
+            tensordict.del_("_reset")
+            if "_reset" in fresh.keys():
+                fresh.del_("_reset")
+        tensordict.update(fresh)
+        return tensordict
+
+    def step_and_maybe_reset(
+        self, tensordict: TensorDictBase
+    ) -> tuple[TensorDictBase, TensorDictBase]:
+        """Step, then return ``(tensordict_with_next, root_of_next_step)``: the second is
+        ``step_mdp`` of the first, with done sub-envs reset (their reset observation)."""
+        tensordict = self.step(tensordict)
+        root = step_mdp(tensordict, exclude_action=True, exclude_reward=True)
+        return tensordict, self.maybe_reset(root)
+
+    # ---------------------------------------------------------------- rollout
+    def rollout(
+        self,
+        max_steps: int,
+        policy: Callable[[TensorDictBase], TensorDictBase] | None = None,
+        callback: Callable[[EnvBase, TensorDictBase], Any] | None = None,
+        auto_reset: bool = True,
+        break_when_any_done: bool = True,
+        tensordict: TensorDictBase | None = None,
+    ) -> TensorDictBase:
+        """Run up to ``max_steps`` steps and return them stacked along a new dim after the
+        batch dims (shape ``(*batch_size, T)``).
+
+        ``policy`` writes the action (random actions when None). With
+        ``break_when_any_done`` the rollout stops after the first step where any sub-env is
+        done; otherwise done sub-envs are reset and the next step's root holds the reset
+        observation (``step_and_maybe_reset``). ``auto_reset=False`` starts from
+        ``tensordict`` (which must then be given) instead of a fresh reset.
+        """
+        self._check_open()
+        if not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"max_steps must be a positive int, found {max_steps!r}")
+        if auto_reset:
+            td = self.reset(tensordict)
+        elif tensordict is None:
+            raise ValueError("rollout(auto_reset=False) needs a tensordict to start from")
+        else:
+            self._check_batch(tensordict, "rollout")
+            td = tensordict
+        if policy is None and callback is None:
+            out = self._rollout_fast(td, max_steps, break_when_any_done)
+            if out is not None:
+                return out
+        steps = []
+        for _ in range(max_steps):
+            if policy is None:
+                td = self.rand_action(td)
+            else:
+                td = policy(td)
+            if break_when_any_done:
+                td = self.step(td)
+                steps.append(td)
+                if callback is not None:
+                    callback(self, td)
+                if bool(td.get(("next", "done")).any()):
+                    break
+                td = step_mdp(td)
+            else:
+                stepped, td = self.step_and_maybe_reset(td)
+                steps.append(stepped)
+                if callback is not None:
+                    callback(self, stepped)
+        return torch.stack(steps, len(self.batch_size))
+
+    def _rollout_fast(
+        self, tensordict: TensorDictBase, max_steps: int, break_when_any_done: bool
+    ) -> TensorDictBase | None:
+        """Hook: a random-action rollout into preallocated buffers, or None (generic loop)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(batch_size={self.batch_size}, device={self.device})"

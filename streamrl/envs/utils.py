@@ -1,0 +1,116 @@
+"""Env utilities: ``step_mdp`` (move ``"next"`` to the root), spec checks, exploration type."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tensordict import TensorDict, TensorDictBase
+
+from streamrl._exploration import ExplorationType, exploration_type, set_exploration_type
+
+__all__ = [
+    "ExplorationType",
+    "check_env_specs",
+    "exploration_type",
+    "set_exploration_type",
+    "step_mdp",
+]
+
+_DONE = ("done", "terminated", "truncated")
+
+
+def _as_keys(keys: Any) -> tuple:
+    if isinstance(keys, str | tuple):
+        return (keys,)
+    return tuple(keys)
+
+
+def step_mdp(
+    tensordict: TensorDictBase,
+    next_tensordict: TensorDictBase | None = None,
+    keep_other: bool = True,
+    exclude_reward: bool = True,
+    exclude_done: bool = False,
+    exclude_action: bool = True,
+    reward_keys: Any = "reward",
+    done_keys: Sequence[Any] = _DONE,
+    action_keys: Any = "action",
+) -> TensorDictBase:
+    """Return the root tensordict of the next step: ``tensordict["next"]``'s entries moved
+    to the root (``obs = next_obs``), plus the other root entries when ``keep_other``.
+
+    The action and reward are dropped by default (``exclude_action``/``exclude_reward``),
+    the done flags kept. When ``next_tensordict`` is given the result is written into it.
+
+    >>> import torch
+    >>> td = TensorDict({"observation": torch.zeros(3), "action": torch.ones(1),
+    ...                  "next": {"observation": torch.ones(3), "reward": torch.ones(1)}}, [])
+    >>> sorted(step_mdp(td).keys())
+    ['observation']
+    """
+    nxt = tensordict.get("next", None)
+    if nxt is None:
+        raise KeyError(f"step_mdp: no 'next' entry; found keys {list(tensordict.keys())}")
+    excl_next: set = set()
+    if exclude_reward:
+        excl_next.update(_as_keys(reward_keys))
+    if exclude_done:
+        excl_next.update(_as_keys(done_keys))
+    excl_root = set(excl_next) | {"next"}
+    if exclude_action:
+        excl_root.update(_as_keys(action_keys))
+    nested = any(isinstance(k, tuple) for k in excl_root)
+    if nested:
+        src = {}
+        if keep_other:
+            root = tensordict.exclude(*excl_root)
+            src.update(root.items())
+        src.update(nxt.exclude(*excl_next).items() if excl_next else nxt.items())
+    else:
+        src = {}
+        if keep_other:
+            for k, v in tensordict.items():
+                if k not in excl_root:
+                    src[k] = v
+        for k, v in nxt.items():
+            if k not in excl_next:
+                src[k] = v
+    if next_tensordict is not None:
+        next_tensordict.update(src)
+        return next_tensordict
+    return TensorDict._new_unsafe(src, batch_size=tensordict.batch_size, device=tensordict.device)
+
+
+def check_env_specs(env: Any, seed: int | None = 0, steps: int = 3) -> None:
+    """Run a short rollout of ``env`` and check that every entry matches the env's specs.
+
+    Raises ``KeyError`` for a missing or extra
+    key and ``TypeError``/``ValueError`` for a dtype, shape or value outside its spec.
+    """
+    if seed is not None:
+        env.set_seed(seed)
+    td = env.rollout(steps, break_when_any_done=False)
+    batch = (*env.batch_size, td.shape[len(env.batch_size)])
+    fake = env.fake_tensordict().unsqueeze(-1).expand(*batch)
+    expected = set(fake.keys(True, True))
+    found = set(td.keys(True, True))
+    if expected != found:
+        raise KeyError(
+            f"rollout keys differ from the specs: missing {sorted(map(str, expected - found))}, "
+            f"extra {sorted(map(str, found - expected))}"
+        )
+    for key in expected:
+        a, b = fake.get(key), td.get(key)
+        if a.dtype != b.dtype or a.shape != b.shape:
+            raise TypeError(
+                f"{key!r}: spec says shape {tuple(a.shape)} dtype {a.dtype}, rollout has "
+                f"shape {tuple(b.shape)} dtype {b.dtype}"
+            )
+    obs = env.full_observation_spec
+    for key in obs.keys(True, True):
+        spec = obs[key]
+        for where in (key, ("next", *((key,) if isinstance(key, str) else key))):
+            val = td.get(where)
+            if not spec.is_in(val.movedim(len(env.batch_size), 0)):
+                raise ValueError(f"{where!r} holds values outside its spec")
