@@ -1,0 +1,294 @@
+"""LossModule: the base class of every loss.
+
+A loss holds the parameters of its networks as :class:`~tensordict.nn.TensorDictParams`
+(``loss.<name>_params``) and, when asked, detached target copies
+(``loss.target_<name>_params``, buffers: they get no gradient and the optimizer never sees
+them). A network is called functionally: its parameters are swapped into a parameter-less
+template with :meth:`~tensordict.TensorDictBase.to_module`, so the same network runs with
+live, detached or target parameters, and an ensemble of copies (twin Q) runs in one
+:func:`torch.vmap` call over stacked parameters.
+
+Single networks share their parameters with the module the user passed in (the policy
+given to a collector and the loss's actor stay the same tensors). Ensembles get new stacked
+parameters: copy 0 starts from the given module, the others are re-initialised.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import TensorDictParams
+from tensordict.utils import NestedKey
+from torch import Tensor, nn
+
+from streamrl.objectives.value.common import ValueEstimatorBase, ValueEstimators
+from streamrl.objectives.value.estimators import make_estimator
+
+__all__ = ["LossModule"]
+
+
+def _reset_copy(module: nn.Module) -> None:
+    for sub in module.modules():
+        reset = getattr(sub, "reset_parameters", None)
+        if callable(reset):
+            reset()
+
+
+class LossModule(nn.Module):
+    """Base class of the losses.
+
+    Subclasses declare ``default_keys`` (name -> tensordict key), ``default_value_estimator``
+    and, if they bootstrap, ``supported_value_estimators``; they register their networks
+    with :meth:`register_network` and implement ``forward(tensordict) -> TensorDict``. The
+    output's ``loss_*`` entries sum to the training loss (:func:`~streamrl.objectives.total_loss`);
+    other entries are detached diagnostics.
+
+    Keys are renamed with :meth:`set_keys` (for example ``loss.set_keys(reward="r")``); the
+    value estimator follows. Missing input keys raise a ``KeyError`` that names the key and
+    the loss.
+    """
+
+    default_keys: ClassVar[dict[str, NestedKey]] = {}
+    default_value_estimator: ClassVar[ValueEstimators | None] = None
+    supported_value_estimators: ClassVar[tuple[ValueEstimators, ...]] = tuple(ValueEstimators)
+    #: the keys of ``default_keys`` that the value estimator shares, as {loss name: estimator name}
+    _estimator_key_map: ClassVar[dict[str, str]] = {
+        "reward": "reward",
+        "done": "done",
+        "terminated": "terminated",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._keys: dict[str, NestedKey] = dict(self.default_keys)
+        self._templates: dict[str, nn.Module] = {}
+        self._target_names: list[str] = []
+        self._value_estimator: ValueEstimatorBase | None = None
+
+    # ------------------------------------------------------------------ keys
+    @property
+    def tensor_keys(self) -> MappingProxyType:
+        """Read-only mapping of key names to the tensordict keys in use."""
+        return MappingProxyType(self._keys)
+
+    def set_keys(self, **keys: NestedKey) -> LossModule:
+        """Rename input/output keys, e.g. ``set_keys(reward="r")``; returns ``self``."""
+        for name, key in keys.items():
+            if name not in self._keys:
+                raise ValueError(
+                    f"{type(self).__name__} has no key {name!r}; valid keys: {sorted(self._keys)}"
+                )
+            if key is not None:
+                self._keys[name] = key
+        self._sync_estimator_keys()
+        return self
+
+    def _sync_estimator_keys(self) -> None:
+        if self._value_estimator is None:
+            return
+        mapping = {est: self._keys[name] for name, est in self._estimator_key_map.items()
+                   if name in self._keys}
+        self._value_estimator.set_keys(**mapping)
+
+    def _require(self, td: TensorDictBase, *keys: NestedKey) -> None:
+        """Raise a KeyError naming this loss for the first of ``keys`` missing from ``td``."""
+        for key in keys:
+            if td.get(key, None) is None:
+                raise KeyError(
+                    f"{type(self).__name__} needs the key {key!r} in its input tensordict, but "
+                    f"it is missing; present keys: {sorted(map(str, td.keys(True, True)))}"
+                )
+
+    def _next_key(self, name: str) -> tuple:
+        key = self._keys[name]
+        return ("next", *key) if isinstance(key, tuple) else ("next", key)
+
+    def _get(self, td: TensorDictBase, name: str) -> Tensor:
+        key = self._keys[name]
+        value = td.get(key, None)
+        if value is None:
+            raise KeyError(
+                f"{type(self).__name__} needs the key {key!r} ({name}) in its input tensordict, "
+                f"but it is missing; present keys: {sorted(map(str, td.keys(True, True)))}"
+            )
+        return value
+
+    # -------------------------------------------------------------- networks
+    def register_network(
+        self,
+        name: str,
+        module: nn.Module,
+        *,
+        num_copies: int | None = None,
+        create_target: bool = False,
+    ) -> None:
+        """Hold ``module``'s parameters as ``self.<name>_params``.
+
+        With ``num_copies``, the parameters of ``num_copies`` copies are stacked (leading
+        dim) for :meth:`vmap_network`. With ``create_target``, a detached copy is kept as
+        ``self.target_<name>_params`` for the target updaters.
+        """
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"{name} must be an nn.Module, found {type(module).__name__}")
+        if num_copies is None:
+            params = TensorDict.from_module(module, as_module=True)
+        else:
+            if not isinstance(num_copies, int) or num_copies < 1:
+                raise ValueError(f"num_copies must be a positive int, found {num_copies!r}")
+            copies = [module]
+            for _ in range(num_copies - 1):
+                clone = copy.deepcopy(module)
+                _reset_copy(clone)
+                copies.append(clone)
+            params = TensorDict.from_modules(*copies, as_module=True)
+        # A parameter-less template: the live tensors are always swapped in at call time,
+        # so the template neither duplicates parameters nor shows up in .parameters().
+        meta = TensorDict.from_module(module).detach().to("meta")
+        with meta.to_module(module):
+            template = copy.deepcopy(module)
+        self._templates[name] = template
+        setattr(self, f"{name}_params", params)
+        if create_target:
+            target = TensorDictParams(params.detach().clone(), no_convert=True)
+            setattr(self, f"target_{name}_params", target)
+            if name not in self._target_names:
+                self._target_names.append(name)
+
+    @property
+    def target_network_names(self) -> tuple[str, ...]:
+        """Names of the networks that have target parameters."""
+        return tuple(self._target_names)
+
+    def network_params(self, name: str, *, target: bool = False, detach: bool = False
+                       ) -> TensorDictBase:
+        """The parameters of network ``name`` (live, detached, or target)."""
+        if target:
+            return getattr(self, f"target_{name}_params")
+        params = getattr(self, f"{name}_params")
+        return params.detach() if detach else params
+
+    def call_network(self, name: str, td: TensorDictBase,
+                     params: TensorDictBase | None = None) -> TensorDictBase:
+        """Run network ``name`` on ``td`` with ``params`` (default: the live parameters)."""
+        template = self._templates[name]
+        if params is None:
+            params = getattr(self, f"{name}_params")
+        try:
+            with params.to_module(template, preserve_module_state=False):
+                return template(td)
+        except KeyError as err:
+            raise KeyError(
+                f"{type(self).__name__}: {name} could not read its input ({err.args[0]})"
+            ) from err
+
+    def network_dist(self, name: str, td: TensorDictBase,
+                     params: TensorDictBase | None = None) -> torch.distributions.Distribution:
+        """The distribution of a probabilistic network ``name`` on ``td``."""
+        template = self._templates[name]
+        if not hasattr(template, "get_dist"):
+            raise TypeError(
+                f"{type(self).__name__}: {name} must be a probabilistic module with get_dist "
+                f"(e.g. ProbabilisticTensorDictSequential), found {type(template).__name__}"
+            )
+        if params is None:
+            params = getattr(self, f"{name}_params")
+        try:
+            with params.to_module(template, preserve_module_state=False):
+                return template.get_dist(td)
+        except KeyError as err:
+            raise KeyError(
+                f"{type(self).__name__}: {name} could not read its input ({err.args[0]})"
+            ) from err
+
+    def vmap_network(self, name: str, td: TensorDictBase,
+                     params: TensorDictBase | None = None) -> TensorDictBase:
+        """Run every copy of ensemble ``name`` on the same ``td``; outputs get a leading dim."""
+        template = self._templates[name]
+        if params is None:
+            params = getattr(self, f"{name}_params")
+
+        def _one(data: TensorDictBase, p: TensorDictBase) -> TensorDictBase:
+            with p.to_module(template, preserve_module_state=False):
+                return template(data)
+
+        try:
+            return torch.vmap(_one, (None, 0), randomness="different")(td, params)
+        except KeyError as err:
+            raise KeyError(
+                f"{type(self).__name__}: {name} could not read its input ({err.args[0]})"
+            ) from err
+
+    def network_template(self, name: str) -> nn.Module:
+        """The parameter-less module used to call network ``name``."""
+        return self._templates[name]
+
+    def network_in_keys(self, name: str) -> list[NestedKey]:
+        """The keys network ``name`` reads (from its ``in_keys``, when it has them)."""
+        return list(getattr(self._templates[name], "in_keys", []))
+
+    # ------------------------------------------------------- value estimator
+    def _estimator_value_network(self) -> Callable[[TensorDictBase], Any] | None:
+        """The callable an estimator uses to fill missing state values (none by default)."""
+        return None
+
+    def _estimator_value_key(self) -> NestedKey:
+        return "state_value"
+
+    def make_value_estimator(
+        self, value_type: ValueEstimators | str | None = None, **hyperparams: Any
+    ) -> LossModule:
+        """Build the value estimator (``gamma`` defaults to 0.99, ``lmbda`` to 0.95).
+
+        >>> # loss.make_value_estimator(ValueEstimators.TDLambda, gamma=0.99, lmbda=0.9)
+        """
+        if value_type is None:
+            value_type = self.default_value_estimator
+        if value_type is None:
+            raise ValueError(f"{type(self).__name__} does not use a value estimator")
+        if isinstance(value_type, str):
+            value_type = _parse_value_type(value_type)
+        if value_type not in self.supported_value_estimators:
+            raise ValueError(
+                f"{type(self).__name__} supports value estimators "
+                f"{[v.name for v in self.supported_value_estimators]}, found {value_type!r}"
+            )
+        hyperparams.setdefault("gamma", 0.99)
+        if value_type in (ValueEstimators.TDLambda, ValueEstimators.GAE):
+            hyperparams.setdefault("lmbda", 0.95)
+        estimator = make_estimator(
+            value_type, value_network=self._estimator_value_network(), **hyperparams
+        )
+        estimator.set_keys(value=self._estimator_value_key())
+        self._value_estimator = estimator
+        self._sync_estimator_keys()
+        return self
+
+    @property
+    def value_estimator(self) -> ValueEstimatorBase:
+        """The value estimator (the default one is built on first use)."""
+        if self._value_estimator is None:
+            self.make_value_estimator()
+        return self._value_estimator
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Compute the losses; subclasses implement it."""
+        raise NotImplementedError
+
+
+def _parse_value_type(name: str) -> ValueEstimators:
+    for member in ValueEstimators:
+        if name in (member.name, member.value):
+            return member
+    raise ValueError(
+        f"unknown value estimator {name!r}; expected one of {[v.name for v in ValueEstimators]}"
+    )
+
+
+def _output(**entries: Tensor) -> TensorDict:
+    """A batch-less TensorDict of loss entries."""
+    return TensorDict(entries, batch_size=[])

@@ -1,0 +1,34 @@
+"""Value estimators: TD(0), TD(1), TD(lambda), GAE, as functions and as tensordict modules."""
+
+from streamrl.objectives.value.common import ValueEstimatorBase, ValueEstimators
+from streamrl.objectives.value.estimators import (
+    GAE,
+    TD0Estimator,
+    TD1Estimator,
+    TDLambdaEstimator,
+    make_estimator,
+)
+from streamrl.objectives.value.functional import (
+    generalized_advantage_estimate,
+    reverse_linear_scan,
+    td0_advantage_estimate,
+    td0_return_estimate,
+    td1_return_estimate,
+    td_lambda_return_estimate,
+)
+
+__all__ = [
+    "GAE",
+    "TD0Estimator",
+    "TD1Estimator",
+    "TDLambdaEstimator",
+    "ValueEstimatorBase",
+    "ValueEstimators",
+    "generalized_advantage_estimate",
+    "make_estimator",
+    "reverse_linear_scan",
+    "td0_advantage_estimate",
+    "td0_return_estimate",
+    "td1_return_estimate",
+    "td_lambda_return_estimate",
+]

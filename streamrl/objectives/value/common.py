@@ -1,0 +1,176 @@
+"""Base class of the value estimators and the ``ValueEstimators`` enum."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.utils import NestedKey
+from torch import Tensor, nn
+
+__all__ = ["ValueEstimatorBase", "ValueEstimators"]
+
+
+class ValueEstimators(enum.Enum):
+    """The value estimators a loss can build with ``make_value_estimator``."""
+
+    TD0 = "TD(0)"
+    TD1 = "TD(1)"
+    TDLambda = "TD(lambda)"
+    GAE = "GAE"
+
+
+def _missing(key: NestedKey, owner: str, hint: str = "") -> KeyError:
+    return KeyError(f"{owner} needs the key {key!r} in its input tensordict, but it is missing{hint}")
+
+
+class ValueEstimatorBase(nn.Module):
+    """Reads rewards, done flags and values from a tensordict and computes value targets.
+
+    The tensordict's last batch dimension is time; it may hold several trajectories back to
+    back (``("next", "done")`` separates them). State values are read from ``state_value``
+    and ``("next", "state_value")`` when present; otherwise ``value_network`` (any callable
+    that writes the value key into the tensordict it gets, such as a ``TensorDictModule``)
+    computes them, without gradients unless ``differentiable=True``, and writes them into
+    the input. ``("next", "terminated")`` defaults to ``("next", "done")`` when absent.
+
+    Subclasses implement :meth:`value_estimate` (the value target).
+    :meth:`forward` writes ``advantage`` and ``value_target`` into the input.
+
+    Keys (rename with :meth:`set_keys`): ``advantage``, ``value_target``, ``value``
+    (``"state_value"``), and, read under ``"next"``, ``reward``, ``done``, ``terminated``.
+    """
+
+    default_keys: dict[str, NestedKey] = {
+        "advantage": "advantage",
+        "value_target": "value_target",
+        "value": "state_value",
+        "reward": "reward",
+        "done": "done",
+        "terminated": "terminated",
+    }
+
+    def __init__(
+        self,
+        *,
+        gamma: float | Tensor,
+        value_network: Callable[[TensorDictBase], Any] | None = None,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__()
+        if isinstance(gamma, Tensor):
+            self.register_buffer("gamma", gamma.detach().clone())
+        elif isinstance(gamma, (int, float)):
+            if not 0.0 <= float(gamma) <= 1.0:
+                raise ValueError(f"gamma must be in [0, 1], found {gamma}")
+            self.gamma = float(gamma)
+        else:
+            raise TypeError(f"gamma must be a float or a tensor, found {type(gamma).__name__}")
+        if value_network is not None and not callable(value_network):
+            raise TypeError(
+                f"value_network must be callable, found {type(value_network).__name__}"
+            )
+        self.value_network = value_network
+        self.differentiable = differentiable
+        self._keys: dict[str, NestedKey] = dict(self.default_keys)
+
+    # ----------------------------------------------------------------- keys
+    @property
+    def tensor_keys(self) -> dict[str, NestedKey]:
+        """The keys in use (a copy; change them with :meth:`set_keys`)."""
+        return dict(self._keys)
+
+    def set_keys(self, **keys: NestedKey) -> ValueEstimatorBase:
+        """Rename the tensordict keys this estimator reads and writes; returns ``self``."""
+        for name, key in keys.items():
+            if name not in self._keys:
+                raise ValueError(
+                    f"{type(self).__name__} has no key {name!r}; valid keys: {sorted(self._keys)}"
+                )
+            if key is None:
+                continue
+            self._keys[name] = key
+        return self
+
+    # ---------------------------------------------------------------- reading
+    def _get(self, td: TensorDictBase, key: NestedKey, hint: str = "") -> Tensor:
+        value = td.get(key, None)
+        if value is None:
+            raise _missing(key, type(self).__name__, hint)
+        return value
+
+    def _next_key(self, name: str) -> tuple:
+        key = self._keys[name]
+        return ("next", *key) if isinstance(key, tuple) else ("next", key)
+
+    def _flags(self, td: TensorDictBase) -> tuple[Tensor, Tensor, Tensor]:
+        reward = self._get(td, self._next_key("reward"))
+        done = self._get(td, self._next_key("done"))
+        terminated = td.get(self._next_key("terminated"), None)
+        if terminated is None:
+            terminated = done  # no terminated flag: every end is terminal
+        return reward, done, terminated
+
+    def _run_network(self, td: TensorDictBase, key: NestedKey) -> Tensor:
+        if self.value_network is None:
+            raise _missing(key, type(self).__name__, " (and no value_network was given)")
+        if self.differentiable:
+            self.value_network(td)
+        else:
+            with torch.no_grad():
+                self.value_network(td)
+        value = td.get(self._keys["value"], None)
+        if value is None:
+            raise KeyError(
+                f"{type(self).__name__}: value_network did not write {self._keys['value']!r}"
+            )
+        return value
+
+    def state_values(self, td: TensorDictBase, *, need_current: bool = True
+                     ) -> tuple[Tensor | None, Tensor]:
+        """Return ``(V(s), V(s'))``, from the tensordict or computed with ``value_network``."""
+        value_key = self._keys["value"]
+        next_key = self._next_key("value")
+        current = None
+        if need_current:
+            current = td.get(value_key, None)
+            if current is None:
+                current = self._run_network(td, value_key)
+        nxt = td.get(next_key, None)
+        if nxt is None:
+            if "next" not in td.keys():
+                raise _missing("next", type(self).__name__)
+            nxt = self._run_network(td.get("next"), next_key)
+        return current, nxt
+
+    def _time_dim(self, td: TensorDictBase) -> int:
+        if td.batch_dims == 0:
+            raise ValueError(
+                f"{type(self).__name__} needs a tensordict with a time dimension (its last "
+                f"batch dimension), found batch_size={tuple(td.batch_size)}"
+            )
+        return td.batch_dims - 1
+
+    # ------------------------------------------------------------------- API
+    def value_estimate(self, td: TensorDictBase) -> Tensor:
+        """Return the value target for every step of ``td`` (shape of the reward)."""
+        raise NotImplementedError
+
+    def forward(self, td: TensorDictBase) -> TensorDictBase:
+        """Write ``advantage`` and ``value_target`` into ``td`` and return it."""
+        target = self.value_estimate(td)
+        current, _ = self.state_values(td)
+        if current.shape != target.shape:
+            raise ValueError(
+                f"{type(self).__name__}: {self._keys['value']!r} has shape "
+                f"{tuple(current.shape)} but the reward has shape {tuple(target.shape)}"
+            )
+        td.set(self._keys["advantage"], target - current)
+        td.set(self._keys["value_target"], target)
+        return td
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}"

@@ -1,0 +1,180 @@
+"""Value estimator modules: TD(0), TD(1), TD(lambda) and GAE over tensordicts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tensordict import TensorDictBase
+from torch import Tensor
+
+from streamrl.objectives.value import functional as F
+from streamrl.objectives.value.common import ValueEstimatorBase, ValueEstimators
+
+__all__ = ["GAE", "TD0Estimator", "TD1Estimator", "TDLambdaEstimator", "make_estimator"]
+
+
+def _check_lmbda(lmbda: float | Tensor) -> float | Tensor:
+    if isinstance(lmbda, Tensor):
+        return lmbda
+    if not isinstance(lmbda, (int, float)):
+        raise TypeError(f"lmbda must be a float or a tensor, found {type(lmbda).__name__}")
+    if not 0.0 <= float(lmbda) <= 1.0:
+        raise ValueError(f"lmbda must be in [0, 1], found {lmbda}")
+    return float(lmbda)
+
+
+class TD0Estimator(ValueEstimatorBase):
+    """One-step TD target ``r + gamma * (1 - terminated) * V(s')``.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> td = TensorDict({"state_value": torch.zeros(2, 1), "next": {
+    ...     "reward": torch.ones(2, 1), "done": torch.tensor([[False], [True]]),
+    ...     "state_value": torch.ones(2, 1)}}, [2])
+    >>> TD0Estimator(gamma=0.9)(td)["value_target"].squeeze(-1)
+    tensor([1.9000, 1.0000])
+    """
+
+    def value_estimate(self, td: TensorDictBase) -> Tensor:
+        """Return the TD(0) target for every entry of ``td``."""
+        reward, _, terminated = self._flags(td)
+        _, nxt = self.state_values(td, need_current=False)
+        return F.td0_return_estimate(self.gamma, nxt, reward, terminated)
+
+
+class TDLambdaEstimator(ValueEstimatorBase):
+    """TD(lambda) return over the time dimension (the tensordict's last batch dim).
+
+    Trajectory ends (``done``) cut the recursion; terminations stop bootstrapping,
+    truncations and the end of the time axis bootstrap from ``V(s')``.
+    """
+
+    def __init__(
+        self,
+        *,
+        gamma: float | Tensor,
+        lmbda: float | Tensor,
+        value_network: Callable[[TensorDictBase], Any] | None = None,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable)
+        self.lmbda = _check_lmbda(lmbda)
+
+    def value_estimate(self, td: TensorDictBase) -> Tensor:
+        """Return the TD(lambda) return for every step of ``td``."""
+        time_dim = self._time_dim(td)
+        reward, done, terminated = self._flags(td)
+        _, nxt = self.state_values(td, need_current=False)
+        return F.td_lambda_return_estimate(
+            self.gamma, self.lmbda, nxt, reward, done, terminated, time_dim=time_dim
+        )
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, lmbda={self.lmbda}"
+
+
+class TD1Estimator(TDLambdaEstimator):
+    """Discounted return to each trajectory's end (TD(lambda) with ``lmbda=1``)."""
+
+    def __init__(
+        self,
+        *,
+        gamma: float | Tensor,
+        value_network: Callable[[TensorDictBase], Any] | None = None,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__(
+            gamma=gamma, lmbda=1.0, value_network=value_network, differentiable=differentiable
+        )
+
+
+class GAE(ValueEstimatorBase):
+    """Generalized advantage estimation over the time dimension.
+
+    ``forward`` writes ``advantage`` and ``value_target`` (``advantage + V(s)``); with
+    ``average_gae=True`` the advantage is standardised (zero mean, unit std) over the batch.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> td = TensorDict({"state_value": torch.zeros(3, 1), "next": {
+    ...     "reward": torch.ones(3, 1), "done": torch.zeros(3, 1, dtype=torch.bool),
+    ...     "state_value": torch.zeros(3, 1)}}, [3])
+    >>> GAE(gamma=0.5, lmbda=1.0)(td)["advantage"].squeeze(-1)
+    tensor([1.7500, 1.5000, 1.0000])
+    """
+
+    def __init__(
+        self,
+        *,
+        gamma: float | Tensor,
+        lmbda: float | Tensor,
+        value_network: Callable[[TensorDictBase], Any] | None = None,
+        differentiable: bool = False,
+        average_gae: bool = False,
+    ) -> None:
+        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable)
+        self.lmbda = _check_lmbda(lmbda)
+        self.average_gae = average_gae
+
+    def _compute(self, td: TensorDictBase) -> tuple[Tensor, Tensor]:
+        time_dim = self._time_dim(td)
+        reward, done, terminated = self._flags(td)
+        current, nxt = self.state_values(td)
+        return F.generalized_advantage_estimate(
+            self.gamma, self.lmbda, current, nxt, reward, done, terminated, time_dim=time_dim
+        )
+
+    def value_estimate(self, td: TensorDictBase) -> Tensor:
+        """Return ``advantage + V(s)`` for every step of ``td``."""
+        return self._compute(td)[1]
+
+    def forward(self, td: TensorDictBase) -> TensorDictBase:
+        """Write ``advantage`` and ``value_target`` into ``td`` and return it."""
+        advantage, target = self._compute(td)
+        if self.average_gae:
+            advantage = (advantage - advantage.mean()) / advantage.std().clamp_min(1e-8)
+        td.set(self._keys["advantage"], advantage)
+        td.set(self._keys["value_target"], target)
+        return td
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, lmbda={self.lmbda}, average_gae={self.average_gae}"
+
+
+def make_estimator(
+    value_type: ValueEstimators | str,
+    *,
+    gamma: float | Tensor,
+    lmbda: float | Tensor | None = None,
+    value_network: Callable[[TensorDictBase], Any] | None = None,
+    **kwargs: Any,
+) -> ValueEstimatorBase:
+    """Build the estimator named by ``value_type`` (a :class:`ValueEstimators` or its value).
+
+    ``lmbda`` is required for ``TDLambda`` and ``GAE`` and rejected for ``TD0``/``TD1``.
+    """
+    if isinstance(value_type, str):
+        try:
+            value_type = ValueEstimators(value_type)
+        except ValueError:
+            try:
+                value_type = ValueEstimators[value_type]
+            except KeyError:
+                raise ValueError(
+                    f"unknown value estimator {value_type!r}; expected one of "
+                    f"{[v.name for v in ValueEstimators]}"
+                ) from None
+    if not isinstance(value_type, ValueEstimators):
+        raise TypeError(
+            f"value_type must be a ValueEstimators member, found {type(value_type).__name__}"
+        )
+    if value_type in (ValueEstimators.TD0, ValueEstimators.TD1):
+        if lmbda is not None:
+            raise ValueError(f"{value_type.name} takes no lmbda (found lmbda={lmbda})")
+        cls = TD0Estimator if value_type is ValueEstimators.TD0 else TD1Estimator
+        return cls(gamma=gamma, value_network=value_network, **kwargs)
+    if lmbda is None:
+        raise ValueError(f"{value_type.name} needs lmbda, e.g. lmbda=0.95")
+    cls = TDLambdaEstimator if value_type is ValueEstimators.TDLambda else GAE
+    return cls(gamma=gamma, lmbda=lmbda, value_network=value_network, **kwargs)
