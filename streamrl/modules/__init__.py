@@ -1,3 +1,91 @@
-"""streamrl.modules."""
+"""streamrl.modules: models, actors and value operators, distributions, exploration, ensembles.
 
-__all__: list[str] = []
+TensorDictModule, TensorDictSequential and the probabilistic modules come from
+``tensordict.nn``; this package adds RL models and defaults on top of them.
+
+Importing this package makes tensordict's probabilistic modules write a single sampled key's
+log-probability at ``"sample_log_prob"`` (``tensordict.nn.set_composite_lp_aggregate(True)``),
+the key the seed tutorial and streamrl's losses use, unless the ``COMPOSITE_LP_AGGREGATE``
+environment variable chooses otherwise.
+"""
+
+import os as _os
+
+from tensordict.nn import set_composite_lp_aggregate as _set_lp_aggregate
+
+from streamrl._exploration import ExplorationType, exploration_type, set_exploration_type
+from streamrl.modules.actor_critic import (
+    ActorCriticOperator,
+    ActorCriticWrapper,
+    ActorValueOperator,
+)
+from streamrl.modules.actors import Actor, ProbabilisticActor, ValueOperator
+from streamrl.modules.distributions import (
+    Categorical,
+    Delta,
+    IndependentNormal,
+    MaskedCategorical,
+    MaskedOneHotCategorical,
+    NormalParamExtractor,
+    OneHotCategorical,
+    TanhDelta,
+    TanhNormal,
+    TruncatedNormal,
+)
+from streamrl.modules.ensemble import EnsembleModule, stack_params
+from streamrl.modules.exploration import (
+    AdditiveGaussianModule,
+    EGreedyModule,
+    OrnsteinUhlenbeckProcessModule,
+)
+from streamrl.modules.models import (
+    MLP,
+    ConvNet,
+    DuelingCnnDQNet,
+    DuelingHead,
+    DuelingMlpDQNet,
+    GRUModule,
+    LSTMModule,
+)
+from streamrl.modules.qvalue import QValueActor, QValueModule
+from streamrl.modules.safe import SafeModule
+
+if _os.getenv("COMPOSITE_LP_AGGREGATE") is None:
+    _set_lp_aggregate(True).set()
+
+__all__ = [
+    "MLP",
+    "Actor",
+    "ActorCriticOperator",
+    "ActorCriticWrapper",
+    "ActorValueOperator",
+    "AdditiveGaussianModule",
+    "Categorical",
+    "ConvNet",
+    "Delta",
+    "DuelingCnnDQNet",
+    "DuelingHead",
+    "DuelingMlpDQNet",
+    "EGreedyModule",
+    "EnsembleModule",
+    "ExplorationType",
+    "GRUModule",
+    "IndependentNormal",
+    "LSTMModule",
+    "MaskedCategorical",
+    "MaskedOneHotCategorical",
+    "NormalParamExtractor",
+    "OneHotCategorical",
+    "OrnsteinUhlenbeckProcessModule",
+    "ProbabilisticActor",
+    "QValueActor",
+    "QValueModule",
+    "SafeModule",
+    "TanhDelta",
+    "TanhNormal",
+    "TruncatedNormal",
+    "ValueOperator",
+    "exploration_type",
+    "set_exploration_type",
+    "stack_params",
+]

@@ -1,3 +1,19 @@
-"""Model building blocks."""
+"""Model building blocks: MLP, ConvNet, dueling heads, recurrent modules."""
 
-__all__: list[str] = []
+from streamrl.modules.models.convnet import ConvNet
+from streamrl.modules.models.dueling import DuelingCnnDQNet, DuelingHead, DuelingMlpDQNet
+from streamrl.modules.models.mlp import MLP
+from streamrl.modules.models.recurrent import GRUModule, LSTMModule
+from streamrl.modules.models.utils import SquashDims, Squeeze
+
+__all__ = [
+    "MLP",
+    "ConvNet",
+    "DuelingCnnDQNet",
+    "DuelingHead",
+    "DuelingMlpDQNet",
+    "GRUModule",
+    "LSTMModule",
+    "SquashDims",
+    "Squeeze",
+]

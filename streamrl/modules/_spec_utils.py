@@ -1,0 +1,62 @@
+"""Matching specs to output keys and projecting outputs into them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tensordict import TensorDictBase
+from tensordict.utils import unravel_key
+
+from streamrl.data.specs import Composite, TensorSpec
+
+
+def spec_map(spec: Any, out_keys: list, owner: str) -> dict:
+    """``{out_key: leaf spec}``; a leaf spec belongs to the first out key."""
+    if spec is None:
+        return {}
+    if isinstance(spec, TensorSpec):
+        if not out_keys:
+            raise ValueError(f"{owner} got a spec but has no out_keys to apply it to")
+        return {out_keys[0]: spec}
+    if isinstance(spec, Composite):
+        out = {}
+        unknown = []
+        for key in spec.keys(include_nested=True, leaves_only=True):
+            key = unravel_key(key)
+            if key in out_keys:
+                out[key] = spec[key]
+            else:
+                unknown.append(key)
+        if unknown:
+            raise ValueError(
+                f"{owner}: spec keys {unknown} are not among the out_keys {out_keys}"
+            )
+        return out
+    raise TypeError(f"{owner}: spec must be a TensorSpec or Composite, got {type(spec).__name__}")
+
+
+def as_composite(specs: dict) -> Composite:
+    comp = Composite()
+    for key, leaf in specs.items():
+        comp[key] = leaf
+    return comp
+
+
+def check_shape(key, value, spec: TensorSpec, owner: str) -> None:
+    n = len(spec.shape)
+    if value.ndim < n or (n and tuple(value.shape[-n:]) != tuple(spec.shape)):
+        raise ValueError(
+            f"{owner}: output {key!r} has shape {tuple(value.shape)}, which does not end with "
+            f"the spec's shape {tuple(spec.shape)}"
+        )
+
+
+def project_outputs(tensordict: TensorDictBase, specs: dict, owner: str) -> None:
+    """Project each spec'd output that lies outside its spec (values inside are untouched)."""
+    for key, spec in specs.items():
+        value = tensordict.get(key, None)
+        if value is None:
+            continue
+        check_shape(key, value, spec, owner)
+        if not spec.is_in(value):
+            tensordict.set(key, spec.project(value))

@@ -1,0 +1,37 @@
+"""Action distributions with well-defined mode, mean and deterministic values.
+
+Every distribution here defines ``mode``, ``mean`` and ``deterministic_sample``, which
+tensordict's probabilistic modules read under ``ExplorationType.MODE``, ``MEAN`` and
+``DETERMINISTIC``; ``RANDOM`` draws with ``rsample`` when available, else ``sample``.
+"""
+
+from streamrl.modules.distributions.categorical import (
+    Categorical,
+    MaskedCategorical,
+    MaskedOneHotCategorical,
+    OneHotCategorical,
+)
+from streamrl.modules.distributions.delta import Delta, TanhDelta
+from streamrl.modules.distributions.normal import IndependentNormal
+from streamrl.modules.distributions.param_extractor import (
+    NormalParamExtractor,
+    biased_softplus,
+    scale_mapping,
+)
+from streamrl.modules.distributions.tanh_normal import TanhNormal
+from streamrl.modules.distributions.truncated_normal import TruncatedNormal
+
+__all__ = [
+    "Categorical",
+    "Delta",
+    "IndependentNormal",
+    "MaskedCategorical",
+    "MaskedOneHotCategorical",
+    "NormalParamExtractor",
+    "OneHotCategorical",
+    "TanhDelta",
+    "TanhNormal",
+    "TruncatedNormal",
+    "biased_softplus",
+    "scale_mapping",
+]

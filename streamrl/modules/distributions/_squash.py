@@ -1,0 +1,80 @@
+"""Numerically safe tanh squashing into ``[low, high]`` shared by TanhNormal and TanhDelta."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _eps(dtype: torch.dtype) -> float:
+    # the smallest gap from +-1 the dtype resolves reliably; atanh(1 - eps) stays finite
+    return torch.finfo(dtype).resolution
+
+
+class _SafeTanh(torch.autograd.Function):
+    """tanh clamped away from +-1, with the analytic gradient ``1 - y**2``."""
+
+    @staticmethod
+    def forward(ctx, value):
+        out = value.tanh()
+        eps = _eps(value.dtype)
+        out = out.clamp(-1 + eps, 1 - eps)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * (1 - out.pow(2))
+
+
+class _SafeAtanh(torch.autograd.Function):
+    """atanh of a value clamped inside ``(-1, 1)``, with gradient ``1 / (1 - x**2)``."""
+
+    @staticmethod
+    def forward(ctx, value):
+        eps = _eps(value.dtype)
+        value = value.clamp(-1 + eps, 1 - eps)
+        ctx.save_for_backward(value)
+        return value.atanh()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (value,) = ctx.saved_tensors
+        return grad / (1 - value.pow(2))
+
+
+def safe_tanh(value: torch.Tensor) -> torch.Tensor:
+    return _SafeTanh.apply(value)
+
+
+def safe_atanh(value: torch.Tensor) -> torch.Tensor:
+    return _SafeAtanh.apply(value)
+
+
+def log_abs_det_tanh(pre_tanh: torch.Tensor) -> torch.Tensor:
+    """``log(1 - tanh(u)**2)`` computed without cancellation for large ``|u|``."""
+    return 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
+
+
+def as_bound(value, like: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        value = torch.as_tensor(value, dtype=like.dtype)
+    return value.to(device=like.device, dtype=like.dtype)
+
+
+def check_bounds(low: torch.Tensor, high: torch.Tensor, owner: str) -> None:
+    if not torch.is_tensor(low) or torch._C._functorch.is_batchedtensor(low):
+        return
+    if (low >= high).any():
+        raise ValueError(
+            f"{owner} needs low < high everywhere, got low={low.tolist()} high={high.tolist()}"
+        )
+
+
+def is_unit_interval(low: torch.Tensor, high: torch.Tensor) -> bool:
+    if torch._C._functorch.is_batchedtensor(low) or torch._C._functorch.is_batchedtensor(high):
+        return False
+    return bool((low == -1).all() and (high == 1).all())

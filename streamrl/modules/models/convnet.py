@@ -1,0 +1,110 @@
+"""2D convolutional network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from streamrl.modules.models.utils import SquashDims
+
+__all__ = ["ConvNet"]
+
+
+def _per_layer(name: str, value: int | Sequence[int], n: int) -> list:
+    if isinstance(value, int):
+        return [value] * n
+    values = list(value)
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} entries but the network has {n} layers")
+    return values
+
+
+class ConvNet(nn.Sequential):
+    """A stack of ``Conv2d`` layers with activations, then an aggregator, as an ``nn.Sequential``.
+
+    Args:
+        in_features: input channels; ``None`` (default) makes the first layer a ``LazyConv2d``.
+        depth: number of layers when ``num_cells`` is an int (default 3).
+        num_cells: output channels per layer, an int or a list (default ``[32, 32, 32]``).
+        kernel_sizes, strides, paddings: an int for all layers or one value per layer.
+        activation_class / activation_kwargs: activation after every conv (``nn.ELU``).
+        norm_class / norm_kwargs: optional norm after each conv, built with the channel count.
+        aggregator_class / aggregator_kwargs: final module (``SquashDims``: flatten C, H, W);
+            ``None`` keeps the feature map.
+        squeeze_output: drop trailing spatial dims of size 1 (e.g. a final 1x1 map).
+
+    Inputs may have any number of leading batch dims before ``[C, H, W]``:
+
+    >>> cnn = ConvNet(num_cells=[32, 64], kernel_sizes=[8, 4], strides=[2, 1])
+    >>> cnn(torch.randn(10, 3, 32, 32)).shape
+    torch.Size([10, 6400])
+    >>> cnn(torch.randn(2, 5, 3, 32, 32)).shape
+    torch.Size([2, 5, 6400])
+    """
+
+    def __init__(
+        self,
+        in_features: int | None = None,
+        depth: int | None = None,
+        num_cells: int | Sequence[int] | None = None,
+        kernel_sizes: int | Sequence[int] = 3,
+        strides: int | Sequence[int] = 1,
+        paddings: int | Sequence[int] = 0,
+        activation_class: type[nn.Module] = nn.ELU,
+        activation_kwargs: dict | None = None,
+        norm_class: type[nn.Module] | None = None,
+        norm_kwargs: dict | None = None,
+        aggregator_class: type[nn.Module] | None = SquashDims,
+        aggregator_kwargs: dict | None = None,
+        squeeze_output: bool = False,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if num_cells is None:
+            num_cells = [32] * (3 if depth is None else depth)
+        elif isinstance(num_cells, int):
+            num_cells = [num_cells] * (3 if depth is None else depth)
+        cells = list(num_cells)
+        if depth is not None and depth != len(cells):
+            raise ValueError(f"depth={depth} does not match num_cells={cells}")
+        if not cells:
+            raise ValueError("ConvNet needs at least one layer")
+        n = len(cells)
+        kernels = _per_layer("kernel_sizes", kernel_sizes, n)
+        stride_list = _per_layer("strides", strides, n)
+        pads = _per_layer("paddings", paddings, n)
+        layers: list[nn.Module] = []
+        prev = in_features
+        for width, k, s, p in zip(cells, kernels, stride_list, pads):
+            if prev is None:
+                layers.append(nn.LazyConv2d(width, k, stride=s, padding=p, device=device))
+            else:
+                layers.append(nn.Conv2d(prev, width, k, stride=s, padding=p, device=device))
+            if norm_class is not None:
+                layers.append(norm_class(width, **(norm_kwargs or {})))
+            layers.append(activation_class(**(activation_kwargs or {})))
+            prev = width
+        if aggregator_class is not None:
+            layers.append(aggregator_class(**(aggregator_kwargs or {})))
+        super().__init__(*layers)
+        self.in_features = in_features
+        self.squeeze_output = squeeze_output
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:
+        if value.ndim < 3:
+            raise ValueError(
+                f"ConvNet expected input of shape [*batch, C, H, W], got {tuple(value.shape)}"
+            )
+        if self.in_features is not None and value.shape[-3] != self.in_features:
+            raise ValueError(
+                f"ConvNet expected {self.in_features} input channels (dim -3), "
+                f"got shape {tuple(value.shape)}"
+            )
+        batch = value.shape[:-3]
+        out = super().forward(value.reshape(-1, *value.shape[-3:]))
+        out = out.reshape(*batch, *out.shape[1:])
+        if self.squeeze_output:
+            while out.ndim > len(batch) + 1 and out.shape[-1] == 1:
+                out = out.squeeze(-1)
+        return out

@@ -1,0 +1,130 @@
+"""Multi-layer perceptron."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["MLP"]
+
+
+def _as_shape(out_features: int | Sequence[int]) -> torch.Size:
+    if isinstance(out_features, int):
+        return torch.Size([out_features])
+    if isinstance(out_features, Sequence) and all(isinstance(d, int) for d in out_features):
+        return torch.Size(out_features)
+    raise TypeError(f"out_features must be an int or a sequence of ints, got {out_features!r}")
+
+
+def _layer_sizes(num_cells: int | Sequence[int] | None, depth: int | None) -> list[int]:
+    if num_cells is None:
+        num_cells = 32
+        depth = 3 if depth is None else depth
+    if isinstance(num_cells, int):
+        depth = 3 if depth is None else depth
+        if depth < 0:
+            raise ValueError(f"depth must be >= 0, got {depth}")
+        return [num_cells] * depth
+    cells = list(num_cells)
+    if depth is not None and depth != len(cells):
+        raise ValueError(f"depth={depth} does not match num_cells={cells} ({len(cells)} layers)")
+    if any(not isinstance(c, int) or c <= 0 for c in cells):
+        raise ValueError(f"num_cells must hold positive ints, got {cells}")
+    return cells
+
+
+class MLP(nn.Sequential):
+    """A stack of linear layers with activations, built as an ``nn.Sequential``.
+
+    Args:
+        in_features: input size; ``None`` (default) makes the first layer a ``LazyLinear`` that
+            learns its size on the first call.
+        out_features: size of the output, an int or a shape (the output then gets that shape).
+        depth: number of hidden layers when ``num_cells`` is an int (default 3).
+        num_cells: hidden sizes, an int (repeated ``depth`` times) or a list. Default 32 x 3.
+        activation_class / activation_kwargs: activation after every hidden layer (``nn.Tanh``).
+        norm_class / norm_kwargs: optional normalisation layer after each hidden linear layer;
+            it is built with the layer width as first argument (e.g. ``nn.LayerNorm``).
+        dropout: dropout probability after each hidden activation (``None``: no dropout).
+        bias_last_layer: whether the output layer has a bias.
+        activate_last_layer: apply the activation to the output too.
+
+    Several inputs are concatenated along their last dimension, so a value network can read
+    ``(observation, action)``:
+
+    >>> net = MLP(num_cells=[32, 64], out_features=4, activation_class=nn.ELU)
+    >>> net(torch.randn(10, 3)).shape
+    torch.Size([10, 4])
+    >>> MLP(out_features=1, num_cells=[8])(torch.randn(5, 3), torch.randn(5, 2)).shape
+    torch.Size([5, 1])
+    """
+
+    def __init__(
+        self,
+        in_features: int | None = None,
+        out_features: int | Sequence[int] | None = None,
+        depth: int | None = None,
+        num_cells: int | Sequence[int] | None = None,
+        activation_class: type[nn.Module] = nn.Tanh,
+        activation_kwargs: dict | None = None,
+        norm_class: type[nn.Module] | None = None,
+        norm_kwargs: dict | None = None,
+        dropout: float | None = None,
+        bias_last_layer: bool = True,
+        activate_last_layer: bool = False,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if out_features is None:
+            raise ValueError("MLP needs out_features (an int or a shape)")
+        out_shape = _as_shape(out_features)
+        if dropout is not None and not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        cells = _layer_sizes(num_cells, depth)
+        act_kwargs = activation_kwargs or {}
+        layers: list[nn.Module] = []
+        prev = in_features
+        sizes = [*cells, math.prod(out_shape)]
+        for i, width in enumerate(sizes):
+            last = i == len(sizes) - 1
+            bias = bias_last_layer if last else True
+            if prev is None:
+                layers.append(nn.LazyLinear(width, bias=bias, device=device))
+            else:
+                layers.append(nn.Linear(prev, width, bias=bias, device=device))
+            if not last and norm_class is not None:
+                layers.append(norm_class(width, **(norm_kwargs or {})))
+            if not last or activate_last_layer:
+                layers.append(activation_class(**act_kwargs))
+            if not last and dropout:
+                layers.append(nn.Dropout(dropout))
+            prev = width
+        super().__init__(*layers)
+        self.in_features = in_features
+        self.out_features = out_shape
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if not inputs:
+            raise TypeError("MLP expected at least one input tensor")
+        if len(inputs) > 1:
+            lead = {tuple(x.shape[:-1]) for x in inputs}
+            if len(lead) > 1:
+                shapes = [tuple(x.shape) for x in inputs]
+                raise ValueError(
+                    f"MLP inputs are concatenated on their last dim and need the same leading "
+                    f"dims; got shapes {shapes}"
+                )
+            value = torch.cat(inputs, -1)
+        else:
+            value = inputs[0]
+        if self.in_features is not None and value.shape[-1] != self.in_features:
+            raise ValueError(
+                f"MLP expected inputs with {self.in_features} features in total (last dim), "
+                f"got shape {tuple(value.shape)}"
+            )
+        out = super().forward(value)
+        if len(self.out_features) > 1:
+            out = out.unflatten(-1, self.out_features)
+        return out

@@ -1,0 +1,223 @@
+"""LSTM and GRU modules whose hidden state lives in the TensorDict.
+
+Stepwise (default): the TensorDict has batch dims ``[*B]`` and holds one step; the module reads
+the state at ``recurrent_state_*`` (zeros when the key is missing), resets it where ``is_init``
+is True, and writes the new state under ``("next", recurrent_state_*)`` so that ``step_mdp``
+carries it to the next step.
+
+Sequence mode (``module.set_recurrent_mode(True)``): the last batch dim is time, ``[*B, T]``.
+The state is read at ``t = 0`` and reset wherever ``is_init`` is True inside the sequence, so
+the outputs equal a stepwise rollout over the same data. Only the state after the last step
+is exact under ``("next", recurrent_state_*)`` (index ``T - 1``); earlier steps are written
+as zeros, because the fused kernels do not return intermediate states.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from tensordict.utils import unravel_key
+from torch import nn
+
+__all__ = ["GRUModule", "LSTMModule"]
+
+
+def _keys(in_key, in_keys, default_in, out_key, out_keys, default_state):
+    if in_keys is None:
+        in_keys = [in_key or default_in, *default_state, "is_init"]
+    in_keys = [unravel_key(k) for k in in_keys]
+    n_state = len(default_state)
+    if len(in_keys) == n_state + 1:
+        in_keys = [*in_keys, "is_init"]
+    if len(in_keys) != n_state + 2:
+        raise ValueError(
+            f"in_keys must be [input, {n_state} state key(s)] optionally followed by the is_init "
+            f"key, got {in_keys}"
+        )
+    if out_keys is None:
+        out_keys = [out_key or "embed", *[("next", k) for k in in_keys[1 : 1 + n_state]]]
+    out_keys = [unravel_key(k) for k in out_keys]
+    if len(out_keys) != n_state + 1:
+        raise ValueError(f"out_keys must be [output, {n_state} state key(s)], got {out_keys}")
+    return in_keys, out_keys
+
+
+class _RecurrentModule(TensorDictModuleBase):
+    _rnn_class: type[nn.RNNBase]
+    _state_keys: tuple[str, ...]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        in_key: str | None = None,
+        in_keys: list | None = None,
+        out_key: str | None = None,
+        out_keys: list | None = None,
+        bias: bool = True,
+        dropout: float = 0.0,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        for name, val in (("input_size", input_size), ("hidden_size", hidden_size),
+                          ("num_layers", num_layers)):
+            if not isinstance(val, int) or val < 1:
+                raise ValueError(f"{name} must be a positive int, got {val!r}")
+        self.in_keys, self.out_keys = _keys(
+            in_key, in_keys, "embed", out_key, out_keys, list(self._state_keys)
+        )
+        self.rnn = self._rnn_class(
+            input_size, hidden_size, num_layers, bias=bias, dropout=dropout,
+            batch_first=True, device=device,
+        )
+        self.recurrent_mode = False
+
+    @property
+    def _state_shape(self) -> tuple[int, int]:
+        return (self.rnn.num_layers, self.rnn.hidden_size)
+
+    def set_recurrent_mode(self, mode: bool = True) -> _RecurrentModule:
+        """Return a copy (sharing parameters) that runs over ``[*B, T]`` sequences if ``mode``."""
+        out = copy.copy(self)
+        out.recurrent_mode = bool(mode)
+        return out
+
+    def initial_state(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Write zero states for the missing state keys (e.g. right after ``env.reset()``)."""
+        for key in self.in_keys[1:-1]:
+            if key not in tensordict.keys(include_nested=True):
+                tensordict.set(
+                    key, torch.zeros(*tensordict.batch_size, *self._state_shape,
+                                     device=self.rnn.weight_hh_l0.device)
+                )
+        return tensordict
+
+    def _read(self, tensordict: TensorDictBase, batch: torch.Size):
+        in_key, *state_keys, init_key = self.in_keys
+        value = tensordict.get(in_key, None)
+        if value is None:
+            raise KeyError(
+                f"{type(self).__name__} needs the input key {in_key!r}; the TensorDict has "
+                f"{sorted(map(str, tensordict.keys(True, True)))}"
+            )
+        if value.shape[:-1] != batch or value.shape[-1] != self.rnn.input_size:
+            raise ValueError(
+                f"{type(self).__name__} expected {in_key!r} of shape "
+                f"{(*batch, self.rnn.input_size)}, got {tuple(value.shape)}"
+            )
+        states = []
+        for key in state_keys:
+            state = tensordict.get(key, None)
+            if state is None:
+                state = value.new_zeros(*batch, *self._state_shape)
+            elif state.shape != (*batch, *self._state_shape):
+                raise ValueError(
+                    f"{type(self).__name__} expected state {key!r} of shape "
+                    f"{(*batch, *self._state_shape)} (batch, num_layers, hidden_size), "
+                    f"got {tuple(state.shape)}"
+                )
+            states.append(state)
+        is_init = tensordict.get(init_key, None)
+        if is_init is None:
+            is_init = torch.zeros(batch, dtype=torch.bool, device=value.device)
+        else:
+            if is_init.shape == (*batch, 1):
+                is_init = is_init.squeeze(-1)
+            if is_init.shape != batch:
+                raise ValueError(
+                    f"{type(self).__name__} expected {init_key!r} of shape {(*batch, 1)}, "
+                    f"got {tuple(is_init.shape)}"
+                )
+            is_init = is_init.bool()
+        return value, states, is_init
+
+    def _run(self, x: torch.Tensor, states: list[torch.Tensor]):
+        # x: [N, T, F]; states: [N, L, H] -> rnn wants [L, N, H]
+        hx = [s.transpose(0, 1).contiguous() for s in states]
+        out, new = self.rnn(x, hx[0] if len(hx) == 1 else tuple(hx))
+        new = [new] if isinstance(new, torch.Tensor) else list(new)
+        return out, [s.transpose(0, 1) for s in new]
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        if self.recurrent_mode:
+            return self._forward_sequence(tensordict)
+        batch = tensordict.batch_size
+        value, states, is_init = self._read(tensordict, batch)
+        n = batch.numel()
+        keep = (~is_init).reshape(n, 1, 1).to(value.dtype)
+        states = [s.reshape(n, *self._state_shape) * keep for s in states]
+        out, new = self._run(value.reshape(n, 1, -1), states)
+        tensordict.set(self.out_keys[0], out.reshape(*batch, -1))
+        for key, state in zip(self.out_keys[1:], new):
+            tensordict.set(key, state.reshape(*batch, *self._state_shape))
+        return tensordict
+
+    def _forward_sequence(self, tensordict: TensorDictBase) -> TensorDictBase:
+        if tensordict.batch_dims < 1:
+            raise ValueError(
+                f"{type(self).__name__} in recurrent mode needs a time dim (batch [*B, T]), "
+                f"got batch_size {tuple(tensordict.batch_size)}"
+            )
+        batch = tensordict.batch_size
+        value, states, is_init = self._read(tensordict, batch)
+        steps = batch[-1]
+        n = batch[:-1].numel()
+        x = value.reshape(n, steps, -1)
+        is_init = is_init.reshape(n, steps)
+        states = [s.reshape(n, steps, *self._state_shape)[:, 0] for s in states]
+        # Split time where any row starts a new episode; each chunk runs in one fused call.
+        starts = [0, *(torch.nonzero(is_init[:, 1:].any(0)).flatten() + 1).tolist(), steps]
+        outs = []
+        for begin, end in itertools.pairwise(starts):
+            keep = (~is_init[:, begin]).reshape(n, 1, 1).to(x.dtype)
+            states = [s * keep for s in states]
+            out, states = self._run(x[:, begin:end], states)
+            outs.append(out)
+        out = torch.cat(outs, 1)
+        tensordict.set(self.out_keys[0], out.reshape(*batch, -1))
+        for key, state in zip(self.out_keys[1:], states):
+            full = state.new_zeros(n, steps, *self._state_shape)
+            full[:, -1] = state
+            tensordict.set(key, full.reshape(*batch, *self._state_shape))
+        return tensordict
+
+
+class LSTMModule(_RecurrentModule):
+    """An ``nn.LSTM`` reading and writing its ``(h, c)`` state in the TensorDict.
+
+    Default keys: in ``["embed", "recurrent_state_h", "recurrent_state_c", "is_init"]``, out
+    ``["embed", ("next", "recurrent_state_h"), ("next", "recurrent_state_c")]``. States have
+    shape ``[*batch, num_layers, hidden_size]``; missing states are zeros. See the module
+    docstring for stepwise vs. sequence mode.
+
+    >>> from tensordict import TensorDict
+    >>> lstm = LSTMModule(3, 8, in_key="obs", out_key="features")
+    >>> td = lstm(TensorDict({"obs": torch.randn(4, 3)}, [4]))
+    >>> td["features"].shape, td["next", "recurrent_state_c"].shape
+    (torch.Size([4, 8]), torch.Size([4, 1, 8]))
+    """
+
+    _rnn_class = nn.LSTM
+    _state_keys = ("recurrent_state_h", "recurrent_state_c")
+
+
+class GRUModule(_RecurrentModule):
+    """An ``nn.GRU`` reading and writing its hidden state in the TensorDict.
+
+    Default keys: in ``["embed", "recurrent_state", "is_init"]`` (pass ``in_keys`` to rename),
+    out ``["embed", ("next", "recurrent_state")]``. Same conventions as :class:`LSTMModule`.
+
+    >>> from tensordict import TensorDict
+    >>> gru = GRUModule(3, 8, in_key="obs", out_key="features").set_recurrent_mode(True)
+    >>> gru(TensorDict({"obs": torch.randn(2, 5, 3)}, [2, 5]))["features"].shape
+    torch.Size([2, 5, 8])
+    """
+
+    _rnn_class = nn.GRU
+    _state_keys = ("recurrent_state",)
