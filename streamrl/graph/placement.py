@@ -1,0 +1,300 @@
+"""Placements: where an operator's hooks run (event loop, worker thread, worker process).
+
+A placement is a small strategy object: ``host(op, name)`` returns a host that runs the
+operator's hooks, and the runner talks only to that host (``start``, ``call``, ``call_sync``,
+``aclose``). A Ray placement can be added later by implementing the same four methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+import warnings
+from typing import Any
+
+import anyio
+
+from .._warnings import StreamRLWarning
+from .operator import Operator, async_hooks
+
+__all__ = ["Inline", "Placement", "Thread", "resolve_placement"]
+
+
+class _End:
+    """Returned by a host when a hook raised ``StopIteration`` (end of stream)."""
+
+    def __repr__(self) -> str:
+        return "END"
+
+    def __reduce__(self) -> str:
+        return "END"  # unpickles to this module's singleton
+
+
+END = _End()
+NOARG = object()
+
+
+def call_hook(op: Operator, hook: str, arg: Any) -> Any:
+    """Run one hook synchronously; ``StopIteration`` becomes ``END``."""
+    try:
+        fn = getattr(op, hook)
+        return fn() if arg is NOARG else fn(arg)
+    except StopIteration:
+        return END
+
+
+class Host:
+    """Runs one operator's hooks for the runner. Subclasses override the methods below."""
+
+    placement = "inline"
+
+    def __init__(self, op: Operator, name: str):
+        self.op = op
+        self.name = name
+
+    async def start(self) -> None:
+        """Make the operator ready (start a thread or process)."""
+
+    async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
+        """Run ``hook`` and return ``(result or END, seconds spent in the hook)``."""
+        raise NotImplementedError
+
+    def call_sync(self, hook: str, arg: Any = NOARG) -> Any:
+        """Run ``hook`` from synchronous code (deterministic mode)."""
+        return call_hook(self.op, hook, arg)
+
+    async def aclose(self, *, fast: bool = False) -> None:
+        """Close the operator and release the host's resources; idempotent. ``fast`` is set on
+        cancellation and errors: do not wait long for a busy operator."""
+
+
+class _InlineHost(Host):
+    placement = "inline"
+
+    def __init__(self, op: Operator, name: str):
+        super().__init__(op, name)
+        self._async = set(async_hooks(op))
+        self._closed = False
+
+    async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
+        t0 = time.perf_counter()
+        if hook in self._async:
+            try:
+                fn = getattr(self.op, hook)
+                result = await (fn() if arg is NOARG else fn(arg))
+            except StopIteration:
+                result = END
+        else:
+            result = call_hook(self.op, hook, arg)
+        return result, time.perf_counter() - t0
+
+    async def aclose(self, *, fast: bool = False) -> None:
+        if not self._closed:
+            self._closed = True
+            self.op.close()
+
+
+def _resolve(fut: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
+async def run_in_own_thread(fn: Any, name: str) -> Any:
+    """Run a blocking ``fn()`` in a fresh thread that is joined before returning (so no thread
+    outlives the call), without blocking the event loop. Shielded from cancellation."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio
+        with anyio.CancelScope(shield=True):
+            return await anyio.to_thread.run_sync(fn)
+    fut = loop.create_future()
+
+    def target() -> None:
+        try:
+            r, e = fn(), None
+        except BaseException as exc:  # delivered to the awaiting task
+            r, e = None, exc
+        loop.call_soon_threadsafe(_resolve, fut, r, e)
+
+    t = threading.Thread(target=target, name=name, daemon=True)
+    t.start()
+    with anyio.CancelScope(shield=True):
+        try:
+            return await fut
+        finally:
+            t.join()
+
+
+class _ThreadHost(Host):
+    """A dedicated worker thread per operator, fed by a queue (cheaper than ``to_thread`` per
+    call, and the thread is joined when the operator closes)."""
+
+    placement = "thread"
+
+    def __init__(self, op: Operator, name: str, limiter: anyio.CapacityLimiter | None,
+                 close_timeout: float):
+        super().__init__(op, name)
+        if async_hooks(op):
+            raise TypeError(
+                f"operator {name!r} has async hooks {async_hooks(op)}; only placement='inline' "
+                "can await them"
+            )
+        self._limiter = limiter
+        self._close_timeout = close_timeout
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # another backend (trio): use anyio's thread pool instead
+            self._loop = None
+        if self._loop is not None:
+            self._thread = threading.Thread(
+                target=self._serve, name=f"streamrl-op-{self.name}", daemon=True
+            )
+            self._thread.start()
+
+    def _serve(self) -> None:
+        loop = self._loop
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            hook, arg, fut = job
+            t0 = time.perf_counter()
+            try:
+                r, e = (call_hook(self.op, hook, arg), time.perf_counter() - t0), None
+            except BaseException as exc:
+                r, e = None, exc
+            try:
+                loop.call_soon_threadsafe(_resolve, fut, r, e)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+    async def _submit(self, hook: str, arg: Any) -> tuple[Any, float]:
+        if self._thread is None:  # not asyncio: fall back to anyio's thread pool
+            t0 = time.perf_counter()
+            r = await anyio.to_thread.run_sync(call_hook, self.op, hook, arg)
+            return r, time.perf_counter() - t0
+        fut = self._loop.create_future()
+        self._jobs.put((hook, arg, fut))
+        return await fut
+
+    async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
+        if self._limiter is None:
+            return await self._submit(hook, arg)
+        async with self._limiter:
+            return await self._submit(hook, arg)
+
+    async def aclose(self, *, fast: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        thread = self._thread
+        if thread is None:
+            self.op.close()
+            return
+        fut = self._loop.create_future()
+        self._jobs.put(("close", NOARG, fut))
+        self._jobs.put(None)
+        timeout = 1.0 if fast else self._close_timeout
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(timeout):
+                try:
+                    await fut
+                except Exception:
+                    pass  # close() must not raise; a failing close is not the run's error
+        thread.join(0.01)
+        if thread.is_alive():
+            warnings.warn(
+                f"operator {self.name!r}: its worker thread is still busy after {timeout} s and "
+                "was abandoned (a hook that never returns?)",
+                StreamRLWarning,
+                stacklevel=2,
+            )
+
+
+class Placement:
+    """Where an operator runs. Subclass and implement :meth:`host` to add a placement."""
+
+    name = "placement"
+    #: chains of operators with this placement can be fused into one task
+    fusable = False
+
+    def host(self, op: Operator, name: str) -> Host:
+        """A host that runs ``op``'s hooks."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Inline(Placement):
+    """Run the hooks on the event loop: no hop cost, but a slow hook stalls every operator.
+
+    Examples:
+        >>> from streamrl.graph import Graph, Inline, Map
+        >>> g = Graph(); _ = g.add(Map(abs), placement=Inline())
+    """
+
+    name = "inline"
+    fusable = True
+
+    def host(self, op: Operator, name: str) -> Host:
+        return _InlineHost(op, name)
+
+
+class Thread(Placement):
+    """Run the hooks in a dedicated worker thread (torch kernels release the GIL).
+
+    ``limiter`` (an ``anyio.CapacityLimiter``, shareable between operators) bounds how many
+    thread-placed operators execute a hook at the same time. ``close_timeout`` is how long
+    closing waits for a busy hook before abandoning the thread.
+
+    Examples:
+        >>> import anyio
+        >>> from streamrl.graph import Thread
+        >>> Thread(limiter=anyio.CapacityLimiter(2))
+        Thread(limiter=2)
+    """
+
+    name = "thread"
+
+    def __init__(self, limiter: anyio.CapacityLimiter | None = None, close_timeout: float = 5.0):
+        if limiter is not None and not isinstance(limiter, anyio.CapacityLimiter):
+            raise TypeError(f"limiter must be an anyio.CapacityLimiter, found {type(limiter).__name__}")
+        self.limiter = limiter
+        self.close_timeout = close_timeout
+
+    def host(self, op: Operator, name: str) -> Host:
+        return _ThreadHost(op, name, self.limiter, self.close_timeout)
+
+    def __repr__(self) -> str:
+        lim = "" if self.limiter is None else f"limiter={self.limiter.total_tokens:g}"
+        return f"Thread({lim})"
+
+
+def resolve_placement(placement: str | Placement) -> Placement:
+    """Turn ``"inline"``, ``"thread"`` or ``"process"`` (or a Placement) into a Placement."""
+    if isinstance(placement, Placement):
+        return placement
+    if placement == "inline":
+        return Inline()
+    if placement == "thread":
+        return Thread()
+    if placement == "process":
+        from .process import Process
+
+        return Process()
+    raise ValueError(
+        f"placement must be 'inline', 'thread', 'process' or a Placement, found {placement!r}"
+    )

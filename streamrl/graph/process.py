@@ -1,0 +1,212 @@
+"""Process placement: the operator runs in a worker process; TensorDicts cross through shared
+memory slots, and only small handles go through the pipe."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import torch
+from tensordict import TensorDict
+
+from .._mp import RemoteError, Worker, shared_zeros_like
+from .operator import Many, Operator, async_hooks
+from .placement import END, NOARG, Host, Placement, call_hook, run_in_own_thread
+
+__all__ = ["Process"]
+
+
+class _Slot:
+    """A TensorDict sent through a shared buffer: ``key`` names the buffer; ``buf`` is set only
+    when the buffer is new (first message, or the structure changed)."""
+
+    __slots__ = ("buf", "key")
+
+    def __init__(self, key: Any, buf: TensorDict | None):
+        self.key = key
+        self.buf = buf
+
+    def __reduce__(self):
+        return (_Slot, (self.key, self.buf))
+
+
+def _signature(td: TensorDict) -> tuple | None:
+    leaves = []
+    for k, v in td.items(True, True):
+        if not isinstance(v, torch.Tensor) or v.device.type != "cpu":
+            return None
+        leaves.append((k, v.shape, v.dtype))
+    return (td.batch_size, tuple(leaves))
+
+
+class SlotCodec:
+    """Encodes the items of a hook's inputs/outputs for the pipe (TensorDicts into reusable
+    shared buffers) and decodes the other side's. One codec per direction per process end."""
+
+    def __init__(self) -> None:
+        self._out: dict[Any, tuple[tuple, TensorDict, list[torch.Tensor]]] = {}
+        self._in: dict[Any, TensorDict] = {}
+
+    def _encode_item(self, key: Any, item: Any) -> Any:
+        if type(item) is not TensorDict:
+            return item
+        sig = _signature(item)
+        if sig is None:
+            return item  # non-tensor leaves or device tensors: pickle as usual
+        entry = self._out.get(key)
+        if entry is not None and entry[0] == sig:
+            for src, dst in zip(item.values(True, True), entry[2]):
+                dst.copy_(src)
+            return _Slot(key, None)
+        buf = shared_zeros_like(item)
+        leaves = list(buf.values(True, True))
+        for src, dst in zip(item.values(True, True), leaves):
+            dst.copy_(src)
+        self._out[key] = (sig, buf, leaves)
+        return _Slot(key, buf)
+
+    def encode(self, values: dict[str, Any] | None) -> Any:
+        if not isinstance(values, dict):
+            return values
+        out = {}
+        for port, v in values.items():
+            if isinstance(v, Many):
+                out[port] = Many(self._encode_item((port, i), x) for i, x in enumerate(v.items))
+            else:
+                out[port] = self._encode_item(port, v)
+        return out
+
+    def _decode_item(self, item: Any) -> Any:
+        if type(item) is not _Slot:
+            return item
+        if item.buf is not None:
+            self._in[item.key] = item.buf
+        # A copy: the buffer is overwritten by the next message.
+        return self._in[item.key].clone()
+
+    def decode(self, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        out = {}
+        for port, v in values.items():
+            if isinstance(v, Many):
+                out[port] = Many(self._decode_item(x) for x in v.items)
+            else:
+                out[port] = self._decode_item(v)
+        return out
+
+
+class _Served:
+    """The object a worker process serves: the operator plus the child's slot codecs."""
+
+    def __init__(self, op: Operator):
+        self.op = op
+        self._rx = SlotCodec()
+        self._tx = SlotCodec()
+
+    def hook(self, name: str, arg: Any = NOARG) -> Any:
+        if name == "step":
+            arg = self._rx.decode(arg)
+        result = call_hook(self.op, name, arg)
+        if result is END:
+            return END
+        if name in ("open", "step", "finish"):
+            return self._tx.encode(result)
+        return result
+
+    def close(self) -> None:
+        self.op.close()
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    if isinstance(exc, RemoteError) and exc.__cause__ is not None:
+        original = exc.__cause__
+        original.__notes__ = [*getattr(original, "__notes__", []), str(exc)]
+        return original
+    return exc
+
+
+class _ProcessHost(Host):
+    placement = "process"
+
+    def __init__(self, op: Operator, name: str, start_method: str | None,
+                 num_threads: int | None):
+        super().__init__(op, name)
+        if async_hooks(op):
+            raise TypeError(
+                f"operator {name!r} has async hooks {async_hooks(op)}; only placement='inline' "
+                "can await them"
+            )
+        self._worker = Worker(
+            lambda: _Served(op), name=name, start_method=start_method, num_threads=num_threads
+        )
+        self._tx = SlotCodec()
+        self._rx = SlotCodec()
+        self._started = False
+        self._closed = False
+
+    async def start(self) -> None:
+        self._started = True
+        try:
+            await run_in_own_thread(self._worker.start, f"streamrl-start-{self.name}")
+        except RemoteError as exc:
+            raise _unwrap(exc) from None
+
+    async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
+        w = self._worker
+        t0 = time.perf_counter()
+        if hook == "step":
+            arg = self._tx.encode(arg)
+        w.send("hook", hook) if arg is NOARG else w.send("hook", hook, arg)
+        if not w.poll():
+            await anyio.wait_readable(w.connection.fileno())
+        try:
+            result = w.recv()
+        except RemoteError as exc:
+            raise _unwrap(exc) from None
+        return self._rx.decode(result), time.perf_counter() - t0
+
+    def call_sync(self, hook: str, arg: Any = NOARG) -> Any:
+        raise RuntimeError("a process host cannot run in deterministic mode")
+
+    async def aclose(self, *, fast: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._started:
+            timeout = 0.25 if fast else 2.0
+            await run_in_own_thread(
+                lambda: self._worker.close(timeout=timeout), f"streamrl-close-{self.name}"
+            )
+
+
+class Process(Placement):
+    """Run the operator in a worker process (for Python code that holds the GIL, e.g. envs).
+
+    The operator object is sent to the process (inherited with ``fork``, cloudpickled with
+    ``spawn``) before :meth:`~streamrl.graph.Operator.open` runs there, so it should create heavy
+    or unpicklable resources in ``open``. TensorDict messages cross through shared-memory
+    buffers allocated from the first message (and again if the structure changes); other
+    messages are pickled. The parent's operator object is not updated by the run.
+    In deterministic mode the operator runs inline instead.
+
+    Examples:
+        >>> from streamrl.graph import Process
+        >>> Process(start_method="spawn")
+        Process(start_method='spawn')
+    """
+
+    name = "process"
+
+    def __init__(self, start_method: str | None = None, num_threads: int | None = 1):
+        self.start_method = start_method
+        self.num_threads = num_threads
+
+    def host(self, op: Operator, name: str) -> Host:
+        return _ProcessHost(op, name, self.start_method, self.num_threads)
+
+    def __repr__(self) -> str:
+        return "Process()" if self.start_method is None else (
+            f"Process(start_method={self.start_method!r})"
+        )
