@@ -1,0 +1,374 @@
+"""Gymnasium environments: GymWrapper(env) and GymEnv(id, **kwargs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from streamrl.data.specs import (
+    Binary,
+    Bounded,
+    Categorical,
+    Composite,
+    MultiCategorical,
+    MultiOneHot,
+    OneHot,
+    TensorSpec,
+    Unbounded,
+    spec_from_gym_space,
+)
+from streamrl.data.specs._base import _torch_dtype
+from streamrl.envs.common import EnvBase
+
+__all__ = ["GymEnv", "GymWrapper"]
+
+_FLAGS = ("done", "terminated", "truncated")
+
+
+def _action_converter(spec: TensorSpec, space: Any) -> Any:
+    """A function mapping an action tensor (or a batch of them) to gymnasium actions."""
+    start = getattr(space, "start", None)
+    if isinstance(spec, Categorical):
+        off = int(start) if start is not None else 0
+        return lambda a: np.asarray(a).astype(np.int64) + off if a.ndim else int(a) + off
+    if isinstance(spec, OneHot):
+        off = int(start) if start is not None else 0
+        return lambda a: a.argmax(-1).numpy() + off if a.ndim > 1 else int(a.argmax(-1)) + off
+    if isinstance(spec, MultiOneHot):
+        off = np.asarray(start) if start is not None else 0
+        return lambda a: spec.to_categorical(a).numpy() + off
+    if isinstance(spec, MultiCategorical):
+        off = np.asarray(start) if start is not None else 0
+        return lambda a: a.numpy() + off
+    if isinstance(spec, Binary):
+        return lambda a: a.numpy().astype(space.dtype)
+    if isinstance(spec, Bounded | Unbounded):
+        dtype = space.dtype
+        return lambda a: a.numpy().astype(dtype, copy=False)
+    raise TypeError(f"unsupported gymnasium action space {space!r}")
+
+
+class GymWrapper(EnvBase):
+    """Wrap a gymnasium (>= 1.0) env.
+
+    Args:
+        env: a ``gymnasium.Env``.
+        categorical_action_encoding: Discrete/MultiDiscrete actions as indices
+            (:class:`Categorical`, the default) or as one-hot vectors (False).
+        from_pixels: add ``"pixels"`` (uint8 ``[H, W, 3]`` from ``env.render()``; the env
+            must use ``render_mode="rgb_array"``).
+        pixels_only: with ``from_pixels``, drop the state observation.
+        frame_skip: repeat each action this many times, summing the rewards and stopping
+            at the first terminated/truncated step.
+        info_keys: keys of gymnasium's ``info`` dict to add as observations (their spec is
+            read from the value at reset; a missing value reads as zeros).
+        device: the device of the output tensors (None: CPU, unset on TensorDicts).
+
+    Observations: a Box space gives ``"observation"``; a Dict space gives one entry per key;
+    a Tuple space gives ``"observation"`` holding keys ``"0"``, ``"1"``...
+    ``set_seed(s)`` seeds the next reset (``env.reset(seed=s)``) and the action space.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        categorical_action_encoding: bool = True,
+        from_pixels: bool = False,
+        pixels_only: bool = True,
+        frame_skip: int = 1,
+        info_keys: list[str] | tuple[str, ...] | None = None,
+        device: Any = None,
+    ) -> None:
+        import gymnasium as gym
+
+        if not isinstance(env, gym.Env):
+            raise TypeError(f"GymWrapper expects a gymnasium.Env, found {type(env).__name__}")
+        if not isinstance(frame_skip, int) or frame_skip < 1:
+            raise ValueError(f"frame_skip must be a positive int, found {frame_skip!r}")
+        if from_pixels and env.render_mode != "rgb_array":
+            raise ValueError(
+                f"from_pixels needs an env made with render_mode='rgb_array', found "
+                f"render_mode={env.render_mode!r}"
+            )
+        super().__init__(device=device, batch_size=())
+        self._env = env
+        self.frame_skip = frame_skip
+        self.from_pixels = from_pixels
+        self.pixels_only = pixels_only
+        self.info_keys = tuple(info_keys or ())
+        self.categorical_action_encoding = categorical_action_encoding
+        self._seed: int | None = None
+        self._build_specs()
+
+    # ---------------------------------------------------------------- specs
+    def _build_specs(self) -> None:
+        import gymnasium as gym
+
+        env = self._env
+        act = spec_from_gym_space(env.action_space, self.categorical_action_encoding)
+        if isinstance(act, Composite):
+            raise TypeError(
+                f"GymWrapper supports Box/Discrete/MultiDiscrete/MultiBinary action spaces, "
+                f"found {env.action_space!r}"
+            )
+        self.action_spec = act
+        self._to_gym = _action_converter(act, env.action_space)
+        obs = Composite(shape=())
+        space = env.observation_space
+        self._dict_obs = isinstance(space, gym.spaces.Dict)
+        if not (self.from_pixels and self.pixels_only):
+            ospec = spec_from_gym_space(space, True)
+            if self._dict_obs:
+                obs.update(ospec)  # type: ignore[arg-type]
+            else:
+                obs["observation"] = ospec
+        self._tuple_obs = isinstance(space, gym.spaces.Tuple)
+        self._obs_keys = list(obs.keys())
+        info = {}
+        if self.from_pixels or self.info_keys:
+            _, info = env.reset()
+        if self.from_pixels:
+            frame = np.asarray(env.render())
+            obs["pixels"] = Bounded(0, 255, frame.shape, dtype=torch.uint8)
+        for key in self.info_keys:
+            if key not in info:
+                raise KeyError(f"info key {key!r} not in the env's reset info {sorted(info)}")
+            val = np.asarray(info[key])
+            obs[key] = Unbounded(val.shape, dtype=_torch_dtype(val.dtype))
+        self.observation_spec = obs
+        self._obs_specs = {k: obs[k] for k in obs.keys()}
+        self._simple = (
+            self._obs_keys == ["observation"]
+            and not self._tuple_obs
+            and not self.from_pixels
+            and not self.info_keys
+            and self.frame_skip == 1
+        )
+
+    # -------------------------------------------------------------- helpers
+    def _obs_arrays(self, obs: Any, info: dict) -> dict[str, Any]:
+        """gymnasium observation (+ render, info) -> dict of numpy arrays by key."""
+        out: dict[str, Any] = {}
+        if not (self.from_pixels and self.pixels_only):
+            if self._dict_obs:
+                out.update(obs)
+            elif self._tuple_obs:
+                out["observation"] = {str(i): o for i, o in enumerate(obs)}
+            else:
+                out["observation"] = obs
+        if self.from_pixels:
+            out["pixels"] = self._env.render()
+        for key in self.info_keys:
+            spec = self._obs_specs[key]
+            out[key] = info.get(key, np.zeros(tuple(spec.shape)))
+        return out
+
+    def _to_tensors(self, arrays: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, val in arrays.items():
+            spec = self._obs_specs[key]
+            if isinstance(spec, Composite):
+                out[key] = spec.encode(val)
+            else:
+                out[key] = torch.as_tensor(np.array(val, dtype=None)).to(spec.dtype)
+        return out
+
+    def _gym_step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        """Step ``frame_skip`` times (stopping at done), summing rewards."""
+        env = self._env
+        reward = 0.0
+        for _ in range(self.frame_skip):
+            obs, r, term, trunc, info = env.step(action)
+            reward += float(r)
+            if term or trunc:
+                break
+        return obs, reward, bool(term), bool(trunc), info
+
+    def _gym_reset(self) -> tuple[Any, dict]:
+        seed, self._seed = self._seed, None
+        return self._env.reset(seed=seed)
+
+    # ----------------------------------------------------------- EnvBase hooks
+    def _set_seed(self, seed: int | None) -> None:
+        self._seed = seed
+        if seed is not None:
+            self._env.action_space.seed(seed)
+
+    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
+        obs, info = self._gym_reset()
+        src = self._to_tensors(self._obs_arrays(obs, info))
+        false = torch.zeros(1, dtype=torch.bool)
+        for key in _FLAGS:
+            src[key] = false.clone()
+        return TensorDict(src, batch_size=(), device=self.device)
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        action = self._to_gym(tensordict.get("action"))
+        obs, reward, term, trunc, info = self._gym_step(action)
+        src = self._to_tensors(self._obs_arrays(obs, info))
+        src["reward"] = torch.tensor([reward], dtype=self.reward_spec.dtype)
+        src["done"] = torch.tensor([term or trunc])
+        src["terminated"] = torch.tensor([term])
+        src["truncated"] = torch.tensor([trunc])
+        return TensorDict._new_unsafe(src, batch_size=torch.Size(()), device=self.device)
+
+    def _close(self) -> None:
+        self._env.close()
+
+    # ------------------------------------------------------ fast random rollout
+    def _rollout_fast(
+        self, tensordict: TensorDictBase, max_steps: int, break_when_any_done: bool
+    ) -> TensorDictBase | None:
+        # the fast path writes numpy rows into preallocated tensors and wraps them once;
+        # it only runs when the generic loop would produce exactly the same entries
+        root_keys = set(tensordict.keys())
+        if self._tuple_obs or self.device not in (None, torch.device("cpu")):
+            return None
+        if not root_keys <= {*self._obs_specs, *_FLAGS}:
+            return None
+        T = max_steps
+        actions = self.action_spec.rand((T,))
+        gym_actions = self._to_gym(actions)
+        keys = list(self._obs_specs)
+        nxt = {k: self._obs_specs[k].zero((T,)) for k in keys}
+        root = {k: self._obs_specs[k].zero((T,)) for k in keys}
+        nxt_np = {k: v.numpy() for k, v in nxt.items()}
+        root_np = {k: v.numpy() for k, v in root.items()}
+        for k in keys:
+            root[k][0] = tensordict.get(k)
+        reward = torch.zeros(T, 1, dtype=self.reward_spec.dtype)
+        term = torch.zeros(T, 1, dtype=torch.bool)
+        trunc = torch.zeros(T, 1, dtype=torch.bool)
+        rew_np, term_np, trunc_np = reward.numpy(), term.numpy(), trunc.numpy()
+        n = T
+        if self._simple:
+            n = self._loop_simple(
+                gym_actions,
+                nxt_np["observation"],
+                root_np["observation"],
+                rew_np,
+                term_np,
+                trunc_np,
+                break_when_any_done,
+            )
+        else:
+            n = self._loop_general(
+                gym_actions, keys, nxt_np, root_np, rew_np, term_np, trunc_np, break_when_any_done
+            )
+        flags0 = {k: tensordict.get(k) for k in _FLAGS}
+        root_flags = {}
+        for k in _FLAGS:
+            f = torch.zeros(n, 1, dtype=torch.bool)
+            f[0] = flags0[k]
+            root_flags[k] = f
+        next_td = {k: v[:n] for k, v in nxt.items()}
+        next_td["reward"] = reward[:n]
+        next_td["done"] = term[:n] | trunc[:n]
+        next_td["terminated"] = term[:n]
+        next_td["truncated"] = trunc[:n]
+        src = {k: v[:n] for k, v in root.items()}
+        src.update(root_flags)
+        src["action"] = actions[:n]
+        src["next"] = TensorDict._new_unsafe(next_td, batch_size=torch.Size([n]))
+        return TensorDict._new_unsafe(src, batch_size=torch.Size([n]))
+
+    def _loop_simple(self, actions, nxt, root, rew, term, trunc, stop) -> int:
+        step, reset = self._env.step, self._env.reset
+        T = len(nxt)
+        for t in range(T):
+            obs, r, te, tr, _ = step(actions[t])
+            nxt[t] = obs
+            rew[t] = r
+            if te or tr:
+                term[t] = te
+                trunc[t] = tr
+                if stop:
+                    return t + 1
+                obs, _ = reset()
+            if t + 1 < T:
+                root[t + 1] = obs
+        return T
+
+    def _loop_general(self, actions, keys, nxt, root, rew, term, trunc, stop) -> int:
+        T = len(rew)
+        for t in range(T):
+            obs, r, te, tr, info = self._gym_step(actions[t])
+            arrays = self._obs_arrays(obs, info)
+            for k in keys:
+                nxt[k][t] = arrays[k]
+            rew[t] = r
+            if te or tr:
+                term[t] = te
+                trunc[t] = tr
+                if stop:
+                    return t + 1
+                obs, info = self._gym_reset()
+                arrays = self._obs_arrays(obs, info)
+            if t + 1 < T:
+                for k in keys:
+                    root[k][t + 1] = arrays[k]
+        return T
+
+    def __repr__(self) -> str:
+        spec = getattr(self._env, "spec", None)
+        name = spec.id if spec is not None else type(self._env.unwrapped).__name__
+        return (
+            f"{type(self).__name__}(env={name}, batch_size={self.batch_size}, device={self.device})"
+        )
+
+
+class GymEnv(GymWrapper):
+    """A gymnasium env made from its registered id: ``GymEnv("CartPole-v1")``.
+
+    Keyword arguments of :class:`GymWrapper` configure the wrapper; all others go to
+    ``gymnasium.make``. ``from_pixels=True`` makes the env with ``render_mode="rgb_array"``.
+
+    >>> env = GymEnv("Pendulum-v1")
+    >>> env
+    GymEnv(env=Pendulum-v1, batch_size=torch.Size([]), device=None)
+    >>> env.rand_step(env.reset())["next", "observation"].shape
+    torch.Size([3])
+    >>> env.close()
+    """
+
+    def __init__(
+        self,
+        env_name: str,
+        categorical_action_encoding: bool = True,
+        from_pixels: bool = False,
+        pixels_only: bool = True,
+        frame_skip: int = 1,
+        info_keys: list[str] | tuple[str, ...] | None = None,
+        device: Any = None,
+        **make_kwargs: Any,
+    ) -> None:
+        import gymnasium as gym
+
+        if not isinstance(env_name, str):
+            raise TypeError(f"env_name must be a str, found {type(env_name).__name__}")
+        if from_pixels:
+            make_kwargs.setdefault("render_mode", "rgb_array")
+        try:
+            env = gym.make(env_name, **make_kwargs)
+        except gym.error.Error as err:
+            raise ValueError(f"cannot make gymnasium env {env_name!r}: {err}") from err
+        self.env_name = env_name
+        try:
+            super().__init__(
+                env,
+                categorical_action_encoding=categorical_action_encoding,
+                from_pixels=from_pixels,
+                pixels_only=pixels_only,
+                frame_skip=frame_skip,
+                info_keys=info_keys,
+                device=device,
+            )
+        except BaseException:
+            env.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"GymEnv(env={self.env_name}, batch_size={self.batch_size}, device={self.device})"

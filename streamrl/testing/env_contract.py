@@ -1,0 +1,178 @@
+"""The env contract: reset, step, specs, seeding, rollout and close, checked for any env.
+
+Use :func:`check_env_contract` directly, or inherit :class:`EnvContractTests` in a pytest
+class and define ``make_env``::
+
+    class TestMyEnv(EnvContractTests):
+        def make_env(self):
+            return GymEnv("Pendulum-v1")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from streamrl.envs.common import EnvClosedError
+from streamrl.envs.utils import check_env_specs
+
+__all__ = ["EnvContractTests", "check_env_contract"]
+
+_FLAGS = ("done", "terminated", "truncated")
+
+
+def _fail(msg: str) -> None:
+    raise AssertionError(msg)
+
+
+def check_reset(env: Any) -> TensorDictBase:
+    """reset() returns the observations and done flags (False) with the env's batch size."""
+    td = env.reset()
+    if td.batch_size != env.batch_size:
+        _fail(f"reset batch_size {td.batch_size} != env.batch_size {env.batch_size}")
+    for key in env.full_observation_spec.keys(True, True):
+        if not env.full_observation_spec[key].is_in(td.get(key)):
+            _fail(f"reset: {key!r} not in its spec")
+    for key in _FLAGS:
+        flag = td.get(key)
+        if flag.dtype != torch.bool or flag.shape != (*env.batch_size, 1):
+            _fail(f"reset: {key!r} has dtype {flag.dtype} shape {tuple(flag.shape)}")
+        if bool(flag.any()):
+            _fail(f"reset: {key!r} is set")
+    return td
+
+
+def check_step(env: Any) -> None:
+    """step() writes "next" with observations, reward and done = terminated | truncated."""
+    td = env.rand_step(env.reset())
+    nxt = td.get("next")
+    for key in env.full_observation_spec.keys(True, True):
+        if not env.full_observation_spec[key].is_in(nxt.get(key)):
+            _fail(f"step: next {key!r} not in its spec")
+    reward = nxt.get("reward")
+    if reward.shape != (*env.batch_size, 1):
+        _fail(f"step: reward shape {tuple(reward.shape)}, expected {(*env.batch_size, 1)}")
+    if not torch.equal(nxt.get("done"), nxt.get("terminated") | nxt.get("truncated")):
+        _fail("step: done != terminated | truncated")
+    if not env.action_spec.is_in(td.get(env.action_key)):
+        _fail("step: the action written by rand_action is not in the action spec")
+
+
+def check_bad_actions(env: Any) -> None:
+    """A wrong action dtype gives TypeError, a wrong shape gives ValueError."""
+    td = env.reset()
+    action = env.action_spec.rand()
+    wrong = torch.float64 if action.dtype != torch.float64 else torch.float32
+    td.set("action", action.to(wrong))
+    try:
+        env.step(td)
+    except TypeError:
+        pass
+    else:
+        _fail("step accepted an action of the wrong dtype")
+    td = env.reset()
+    bad = torch.zeros((*action.shape, 2), dtype=action.dtype)
+    try:
+        td.set("action", bad)
+    except RuntimeError:
+        return  # the TensorDict itself refuses a wrongly batched action
+    try:
+        env.step(td)
+    except ValueError:
+        pass
+    else:
+        _fail("step accepted an action of the wrong shape")
+
+
+def check_rollout(env: Any, steps: int = 5) -> None:
+    """rollout stacks steps after the batch dims; each next step starts from "next"."""
+    td = env.rollout(steps, break_when_any_done=False)
+    nb = len(env.batch_size)
+    if td.batch_size != (*env.batch_size, steps):
+        _fail(f"rollout batch_size {td.batch_size}, expected {(*env.batch_size, steps)}")
+    done = td.get(("next", "done")).squeeze(-1)
+    for key in env.full_observation_spec.keys(True, True):
+        root = td.get(key).movedim(nb, 0)
+        nxt = td.get(("next", key) if isinstance(key, str) else ("next", *key)).movedim(nb, 0)
+        keep = ~done.movedim(nb, 0)[:-1]
+        same = root[1:] == nxt[:-1]
+        same = same.reshape(*same.shape[: keep.ndim], -1).all(-1)
+        if not bool(same[keep].all()):
+            _fail(f"rollout: root {key!r} at t+1 differs from next {key!r} at t")
+
+
+def check_seeding(make_env: Callable[[], Any], steps: int = 5) -> None:
+    """Two envs seeded alike (and the same torch seed) give identical rollouts."""
+    outs = []
+    for _ in range(2):
+        with make_env() as env:
+            env.set_seed(0)
+            torch.manual_seed(0)
+            outs.append(env.rollout(steps, break_when_any_done=False))
+    if not bool((outs[0] == outs[1]).all()):
+        _fail("same seeds gave different rollouts")
+
+
+def check_close(env: Any) -> None:
+    """close() is idempotent; step/reset after close raise EnvClosedError."""
+    td = env.reset()
+    env.close()
+    env.close()
+    for call in (lambda: env.reset(), lambda: env.rand_step(td)):
+        try:
+            call()
+        except EnvClosedError:
+            continue
+        _fail("a closed env accepted a call")
+
+
+def check_env_contract(make_env: Callable[[], Any], steps: int = 5) -> None:
+    """Run every check of the contract on envs built by ``make_env``; raises
+    ``AssertionError`` (or the env's own error) naming the first broken rule."""
+    with make_env() as env:
+        check_reset(env)
+        check_step(env)
+        check_env_specs(env, seed=0, steps=steps)
+        check_rollout(env, steps)
+        check_bad_actions(env)
+    check_seeding(make_env, steps)
+    check_close(make_env())
+
+
+class EnvContractTests:
+    """A pytest mixin: inherit it in a ``Test*`` class and define ``make_env(self)``."""
+
+    steps = 5
+
+    def make_env(self) -> Any:
+        """Build a fresh env under test (override)."""
+        raise NotImplementedError
+
+    def test_reset(self) -> None:
+        with self.make_env() as env:
+            check_reset(env)
+
+    def test_step(self) -> None:
+        with self.make_env() as env:
+            check_step(env)
+
+    def test_specs(self) -> None:
+        with self.make_env() as env:
+            check_env_specs(env, seed=0, steps=self.steps)
+
+    def test_rollout(self) -> None:
+        with self.make_env() as env:
+            check_rollout(env, self.steps)
+
+    def test_bad_actions(self) -> None:
+        with self.make_env() as env:
+            check_bad_actions(env)
+
+    def test_seeding(self) -> None:
+        check_seeding(self.make_env, self.steps)
+
+    def test_close(self) -> None:
+        check_close(self.make_env())

@@ -1,0 +1,241 @@
+"""GymEnv / GymWrapper: layout, specs, seeding, frame_skip, pixels, errors, contract."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from tensordict import TensorDict
+
+from streamrl.data import Bounded, Categorical, OneHot
+from streamrl.envs import EnvClosedError, step_mdp
+from streamrl.envs.libs.gym import GymEnv, GymWrapper
+from streamrl.testing import EnvContractTests
+
+
+class TestPendulumContract(EnvContractTests):
+    def make_env(self):
+        return GymEnv("Pendulum-v1")
+
+
+class TestCartPoleContract(EnvContractTests):
+    def make_env(self):
+        return GymEnv("CartPole-v1")
+
+
+class TestCartPoleOneHotContract(EnvContractTests):
+    def make_env(self):
+        return GymEnv("CartPole-v1", categorical_action_encoding=False)
+
+
+class TestPixelsContract(EnvContractTests):
+    steps = 2
+
+    def make_env(self):
+        return GymEnv("Pendulum-v1", from_pixels=True, pixels_only=True)
+
+
+def test_layout_matches_seed():
+    env = GymEnv("Pendulum-v1")
+    assert repr(env) == "GymEnv(env=Pendulum-v1, batch_size=torch.Size([]), device=None)"
+    td = env.rand_step(env.reset())
+    assert set(td.keys()) == {"action", "done", "terminated", "truncated", "observation", "next"}
+    assert set(td["next"].keys()) == {"done", "observation", "reward", "terminated", "truncated"}
+    assert td["action"].shape == (1,) and td["observation"].shape == (3,)
+    assert td["next", "reward"].dtype == torch.float32 and td["next", "reward"].shape == (1,)
+    for k in ("done", "terminated", "truncated"):
+        assert td[k].dtype == torch.bool and td[k].shape == (1,)
+    assert td.device is None
+    assert isinstance(env.action_spec, Bounded)
+    assert env.action_spec.high.item() == 2.0
+    assert env.done_spec.keys() == ["done", "terminated", "truncated"]
+    env.close()
+
+
+def test_wrapper_of_made_env_matches_gymenv():
+    a = GymWrapper(gym.make("Pendulum-v1"))
+    b = GymEnv("Pendulum-v1")
+    assert repr(a) == "GymWrapper(env=Pendulum-v1, batch_size=torch.Size([]), device=None)"
+    a.set_seed(3)
+    b.set_seed(3)
+    torch.manual_seed(0)
+    ra = a.rollout(10)
+    torch.manual_seed(0)
+    rb = b.rollout(10)
+    assert (ra == rb).all()
+
+
+def test_values_match_raw_gymnasium():
+    env = GymEnv("CartPole-v1")
+    env.set_seed(1)
+    td = env.reset()
+    raw = gym.make("CartPole-v1")
+    obs, _ = raw.reset(seed=1)
+    np.testing.assert_array_equal(td["observation"].numpy(), obs)
+    for a in [0, 1, 1, 0, 1]:
+        td["action"] = torch.tensor(a)
+        td = env.step(td)
+        obs, r, term, _, _ = raw.step(a)
+        np.testing.assert_array_equal(td["next", "observation"].numpy(), obs)
+        assert td["next", "reward"].item() == r
+        assert td["next", "terminated"].item() == term
+        td = step_mdp(td)
+
+
+def test_terminated_vs_truncated():
+    env = GymEnv("CartPole-v1", max_episode_steps=5)
+    env.set_seed(0)
+    td = env.rollout(10, policy=lambda td: td.set("action", torch.tensor(0)))
+    # pushing left forever terminates (pole falls) or truncates at 5 steps
+    last = td[-1]["next"]
+    assert last["done"].item()
+    assert td.shape[0] <= 5
+    if td.shape[0] == 5 and not last["terminated"].item():
+        assert last["truncated"].item()
+    env2 = GymEnv("Pendulum-v1", max_episode_steps=3)
+    r = env2.rollout(10)
+    assert r.shape == (3,)
+    assert r["next", "truncated"][-1].item() and not r["next", "terminated"].any()
+
+
+def test_discrete_action_encodings():
+    cat = GymEnv("CartPole-v1")
+    assert isinstance(cat.action_spec, Categorical) and cat.action_spec.shape == ()
+    oh = GymEnv("CartPole-v1", categorical_action_encoding=False)
+    assert isinstance(oh.action_spec, OneHot) and oh.action_spec.shape == (2,)
+    cat.set_seed(0)
+    oh.set_seed(0)
+    tc, to = cat.reset(), oh.reset()
+    tc["action"] = torch.tensor(1)
+    to["action"] = torch.tensor([0, 1])
+    assert torch.equal(cat.step(tc)["next", "observation"], oh.step(to)["next", "observation"])
+
+
+def test_frame_skip_sums_rewards_and_stops_at_done():
+    env = GymEnv("Pendulum-v1", frame_skip=3)
+    raw = gym.make("Pendulum-v1")
+    env.set_seed(0)
+    env.reset()
+    raw.reset(seed=0)
+    td = env.reset()
+    raw.reset(seed=None)
+    env.set_seed(5)
+    td = env.reset()
+    raw.reset(seed=5)
+    td["action"] = torch.tensor([0.5])
+    td = env.step(td)
+    total = sum(raw.step(np.array([0.5], np.float32))[1] for _ in range(3))
+    assert td["next", "reward"].item() == pytest.approx(total, rel=1e-5)
+    short = GymEnv("Pendulum-v1", frame_skip=4, max_episode_steps=6)
+    r = short.rollout(10)
+    assert r.shape == (2,)  # 4 frames, then 2 frames before truncation
+    assert r["next", "truncated"][-1].item()
+
+
+def test_from_pixels_seed_layout():
+    env = GymEnv("Pendulum-v1", frame_skip=3, from_pixels=True, pixels_only=False)
+    td = env.reset()
+    assert set(td.keys()) == {"done", "observation", "pixels", "terminated", "truncated"}
+    assert td["pixels"].shape == (500, 500, 3) and td["pixels"].dtype == torch.uint8
+    assert td["pixels"].max() > 0
+    r = env.rollout(2)
+    assert r["next", "pixels"].shape == (2, 500, 500, 3)
+    env.close()
+    only = GymEnv("Pendulum-v1", from_pixels=True)
+    assert "observation" not in only.reset().keys()
+    only.close()
+
+
+def test_info_keys():
+    env = GymEnv("CliffWalking-v1", info_keys=["prob"])
+    td = env.rand_step(env.reset())
+    spec = env.observation_spec["prob"]  # read from the reset info (an int there)
+    assert td["next", "prob"].dtype == spec.dtype == td["prob"].dtype
+    assert td["next", "prob"].item() == 1
+    with pytest.raises(KeyError, match="nope"):
+        GymEnv("CartPole-v1", info_keys=["nope"])
+
+
+def test_other_registered_ids():
+    for name in ["MountainCar-v0", "Acrobot-v1", "MountainCarContinuous-v0", "FrozenLake-v1"]:
+        with GymEnv(name) as env:
+            r = env.rollout(4, break_when_any_done=False)
+            assert r.shape == (4,)
+            assert env.action_spec.is_in(r["action"][0])
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match="NoSuchEnv"):
+        GymEnv("NoSuchEnv-v0")
+    with pytest.raises(TypeError, match=r"gymnasium\.Env"):
+        GymWrapper("CartPole-v1")
+    with pytest.raises(ValueError, match="render_mode"):
+        GymWrapper(gym.make("Pendulum-v1"), from_pixels=True)
+    with pytest.raises(ValueError, match="frame_skip"):
+        GymEnv("Pendulum-v1", frame_skip=0)
+    env = GymEnv("Pendulum-v1")
+    td = env.reset()
+    td["action"] = torch.tensor([3.0])
+    with pytest.raises(ValueError, match="out of the action spec"):
+        env.step(td)
+    td["action"] = torch.tensor([1.0], dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"dtype torch\.float32"):
+        env.step(td)
+    td = env.reset()
+    td["action"] = torch.zeros(1, 2)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(td)
+    with pytest.raises(KeyError, match="action"):
+        env.step(env.reset())
+    with pytest.raises(ValueError, match="batch_size"):
+        env.step(TensorDict({"action": torch.zeros(2, 1)}, [2]))
+    cart = GymEnv("CartPole-v1")
+    td = cart.reset()
+    td["action"] = torch.tensor(2)
+    with pytest.raises(ValueError, match="out of the action spec"):
+        cart.step(td)
+    with pytest.raises(ValueError, match="max_steps"):
+        cart.rollout(0)
+    with pytest.raises(ValueError, match="tensordict"):
+        cart.rollout(3, auto_reset=False)
+
+
+def test_closed_env_errors_and_context_manager():
+    with GymEnv("CartPole-v1") as env:
+        td = env.reset()
+    assert env.is_closed
+    with pytest.raises(EnvClosedError, match="closed"):
+        env.rand_step(td)
+    with pytest.raises(EnvClosedError):
+        env.rollout(3)
+    with pytest.raises(EnvClosedError):
+        env.set_seed(0)
+
+
+def test_fast_and_generic_rollouts_agree():
+    env = GymEnv("CartPole-v1")
+    for stop in (True, False):
+        env.set_seed(0)
+        torch.manual_seed(0)
+        fast = env.rollout(60, break_when_any_done=stop)
+        actions = iter(fast["action"])
+        env.set_seed(0)
+        generic = env.rollout(
+            60,
+            policy=lambda td, it=actions: td.set("action", next(it)),
+            break_when_any_done=stop,
+        )
+        assert fast.shape == generic.shape
+        assert (fast == generic).all()
+        if not stop:
+            assert fast["next", "done"].any()  # crossed a reset
+
+
+def test_rollout_resets_done_env_and_next_root_is_reset_obs():
+    env = GymEnv("CartPole-v1")
+    env.set_seed(0)
+    r = env.rollout(100, break_when_any_done=False)
+    done = r["next", "done"].squeeze(-1)
+    t = int(done.nonzero()[0])
+    assert not torch.equal(r["observation"][t + 1], r["next", "observation"][t])
+    assert not r["done"][t + 1].item()
+    assert (r["observation"][t + 1].abs() <= 0.05).all()  # CartPole resets near zero
