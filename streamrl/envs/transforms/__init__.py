@@ -1,0 +1,52 @@
+"""Env transforms: TransformedEnv, Compose and the transforms themselves.
+
+A transform rewrites an env's outputs (and, for some, its inputs) and the specs that
+describe them; it also applies to plain TensorDicts such as replay-buffer samples.
+
+>>> from streamrl.envs.libs.gym import GymEnv
+>>> from streamrl.envs.transforms import Compose, ObservationNorm, StepCounter, TransformedEnv
+>>> env = TransformedEnv(GymEnv("Pendulum-v1"), Compose(StepCounter(), ObservationNorm(0.0, 2.0)))
+>>> env.reset()["step_count"]
+tensor([0])
+>>> env.close()
+"""
+
+from streamrl.envs.transforms.cat_frames import CatFrames
+from streamrl.envs.transforms.compose import Compose
+from streamrl.envs.transforms.counters import InitTracker, StepCounter
+from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
+from streamrl.envs.transforms.image import CenterCrop, GrayScale, Resize, ToTensorImage
+from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
+from streamrl.envs.transforms.noop_reset import NoopResetEnv
+from streamrl.envs.transforms.observation_norm import ObservationNorm
+from streamrl.envs.transforms.reward import RewardClipping, RewardScaling, RewardSum
+from streamrl.envs.transforms.shape import FlattenObservation, UnsqueezeTransform
+from streamrl.envs.transforms.transform import Transform
+from streamrl.envs.transforms.transformed_env import TransformedEnv
+from streamrl.envs.transforms.vecnorm import VecNorm
+
+__all__ = [
+    "CatFrames",
+    "CenterCrop",
+    "Compose",
+    "DTypeCastTransform",
+    "DoubleToFloat",
+    "ExcludeTransform",
+    "FlattenObservation",
+    "GrayScale",
+    "InitTracker",
+    "NoopResetEnv",
+    "ObservationNorm",
+    "RenameTransform",
+    "Resize",
+    "RewardClipping",
+    "RewardScaling",
+    "RewardSum",
+    "SelectTransform",
+    "StepCounter",
+    "ToTensorImage",
+    "Transform",
+    "TransformedEnv",
+    "UnsqueezeTransform",
+    "VecNorm",
+]

@@ -1,0 +1,177 @@
+"""Compose: a sequence of transforms applied in order.
+
+>>> import torch
+>>> from tensordict import TensorDict
+>>> from streamrl.envs.transforms import Compose, RewardClipping, RewardScaling
+>>> t = Compose(RewardScaling(loc=0.0, scale=10.0), RewardClipping(-1.0, 1.0))
+>>> t(TensorDict({"reward": torch.tensor([0.05, 0.5])}))["reward"]
+tensor([0.5000, 1.0000])
+"""
+
+from __future__ import annotations
+
+from textwrap import indent
+from typing import Any
+
+from tensordict import TensorDictBase
+from torch import nn
+
+from streamrl.envs.transforms.transform import Transform
+
+__all__ = ["Compose"]
+
+
+class Compose(Transform):
+    """Apply transforms in order on outputs, in reverse order on actions.
+
+    The first transform is the one nearest the base env: it sees the base env's outputs first
+    and writes the action the base env reads last. Index it like a list
+    (``compose[2]``, ``compose[1:]``); ``append`` and ``insert`` add transforms.
+    """
+
+    def __init__(self, *transforms: Transform, _attach: bool = True) -> None:
+        super().__init__()
+        for t in transforms:
+            _check_transform(t)
+        self.transforms = nn.ModuleList(transforms)
+        # A parent view (Transform.parent) reuses transforms without taking ownership.
+        self._attach = _attach
+        if _attach:
+            for t in transforms:
+                t.set_container(self)
+
+    # ------------------------------------------------------------------ list interface
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def __iter__(self):
+        return iter(self.transforms)
+
+    def __getitem__(self, index: int | slice) -> Transform:
+        if isinstance(index, slice):
+            return Compose(*self.transforms[index], _attach=False)
+        return self.transforms[index]
+
+    def append(self, transform: Transform) -> None:
+        """Add ``transform`` at the end (farthest from the base env)."""
+        _check_transform(transform)
+        if self._attach:
+            transform.set_container(self)
+        self.transforms.append(transform)
+        self._specs_changed()
+
+    def insert(self, index: int, transform: Transform) -> None:
+        """Insert ``transform`` at ``index`` (negative indices count from the end)."""
+        _check_transform(transform)
+        n = len(self.transforms)
+        if not -n - 1 < index <= n:
+            raise IndexError(f"insert index {index} out of range for a Compose of {n} transforms")
+        if self._attach:
+            transform.set_container(self)
+        items = list(self.transforms)
+        items.insert(index if index >= 0 else n + index + 1, transform)
+        self.transforms = nn.ModuleList(items)
+        self._specs_changed()
+
+    def _specs_changed(self) -> None:
+        env = self._container
+        if env is not None and hasattr(env, "_invalidate_specs"):
+            env._invalidate_specs()
+
+    def parent_env_and_prefix(self) -> tuple[Any, list[Transform]] | None:
+        """(base env, transforms applied before this Compose) for ``Transform.parent``."""
+        from streamrl.envs.transforms.transformed_env import TransformedEnv
+
+        container = self._container
+        if container is None:
+            return None
+        if isinstance(container, TransformedEnv):
+            return container.base_env, []
+        if isinstance(container, Compose):
+            outer = container.parent_env_and_prefix()
+            if outer is None:
+                return None
+            before = []
+            for t in container.transforms:
+                if t is self:
+                    break
+                before.append(t)
+            return outer[0], [*outer[1], *before]
+        return None
+
+    # ------------------------------------------------------------------ hooks
+    def _call(self, td: TensorDictBase) -> TensorDictBase:
+        for t in self.transforms:
+            td = t._call(td)
+        return td
+
+    def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
+        for t in self.transforms:
+            next_td = t._step(td, next_td)
+        return next_td
+
+    def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
+        for t in self.transforms:
+            td_reset = t._reset(td, td_reset)
+        return td_reset
+
+    def _inv_call(self, td: TensorDictBase) -> TensorDictBase:
+        for t in reversed(self.transforms):
+            td = t._inv_call(td)
+        return td
+
+    def transform_output_spec(self, output_spec: Any) -> Any:
+        """Each transform's output-spec change, nearest the base env first."""
+        for t in self.transforms:
+            output_spec = t.transform_output_spec(output_spec)
+        return output_spec
+
+    def transform_input_spec(self, input_spec: Any) -> Any:
+        """Each transform's input-spec change, nearest the base env first."""
+        for t in self.transforms:
+            input_spec = t.transform_input_spec(input_spec)
+        return input_spec
+
+    def transform_observation_spec(self, spec: Any) -> Any:
+        """The observation spec after every transform."""
+        for t in self.transforms:
+            spec = t.transform_observation_spec(spec)
+        return spec
+
+    def transform_reward_spec(self, spec: Any) -> Any:
+        """The reward spec after every transform."""
+        for t in self.transforms:
+            spec = t.transform_reward_spec(spec)
+        return spec
+
+    def transform_done_spec(self, spec: Any) -> Any:
+        """The done spec after every transform."""
+        for t in self.transforms:
+            spec = t.transform_done_spec(spec)
+        return spec
+
+    def transform_action_spec(self, spec: Any) -> Any:
+        """The action spec seen from outside every transform."""
+        for t in self.transforms:
+            spec = t.transform_action_spec(spec)
+        return spec
+
+    def transform_state_spec(self, spec: Any) -> Any:
+        """The state spec seen from outside every transform."""
+        for t in self.transforms:
+            spec = t.transform_state_spec(spec)
+        return spec
+
+    def reset_state(self) -> None:
+        """Forget every transform's per-episode state."""
+        for t in self.transforms:
+            t.reset_state()
+
+    def __repr__(self) -> str:
+        items = ",\n".join(indent(repr(t), 4 * " ") for t in self.transforms)
+        return f"{type(self).__name__}(\n{indent(items, 4 * ' ')})"
+
+
+def _check_transform(t: Any) -> None:
+    if not isinstance(t, Transform):
+        raise TypeError(f"Compose expects Transform instances, found {type(t).__name__}")

@@ -1,0 +1,193 @@
+"""Image transforms on pixel observations: ToTensorImage, Resize, GrayScale, CenterCrop.
+
+Images are ``[..., H, W, C]`` uint8 as envs render them; ToTensorImage makes them
+``[..., C, H, W]`` floats in ``[0, 1]``, the layout the other three expect. Leading dims
+(env batch, time) pass through. No torchvision: resizing uses
+:func:`torch.nn.functional.interpolate`.
+
+>>> import torch
+>>> from tensordict import TensorDict
+>>> from streamrl.envs.transforms import Compose, Resize, ToTensorImage
+>>> td = TensorDict({"pixels": torch.zeros(64, 48, 3, dtype=torch.uint8)})
+>>> Compose(ToTensorImage(), Resize(32, 32))(td)["pixels"].shape
+torch.Size([3, 32, 32])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from streamrl.envs.transforms._spec_utils import map_spec
+from streamrl.envs.transforms.transform import Transform, keys_repr
+
+__all__ = ["CenterCrop", "GrayScale", "Resize", "ToTensorImage"]
+
+_PIXELS = ["pixels"]
+# ITU-R 601-2 luma weights, the ones PIL and torchvision use.
+_LUMA = (0.2989, 0.587, 0.114)
+
+
+def _check_image(value: torch.Tensor, transform: Transform, layout: str) -> None:
+    if value.ndim < 3:
+        raise ValueError(
+            f"{type(transform).__name__} expects images shaped [..., {layout}], found shape "
+            f"{tuple(value.shape)}"
+        )
+
+
+def _size_arg(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, found {value!r}")
+    return value
+
+
+def _back_to(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Cast a float result back to an integer image dtype (rounded, clamped to its range)."""
+    if dtype.is_floating_point:
+        return value.to(dtype)
+    info = torch.iinfo(dtype)
+    return value.round().clamp(info.min, info.max).to(dtype)
+
+
+class ToTensorImage(Transform):
+    """``[..., H, W, C]`` images to ``[..., C, H, W]`` floats, divided by 255 when ``from_int``.
+
+    Args:
+        from_int: divide by 255; by default when the input has an integer dtype.
+        unsqueeze: add a leading dim to unbatched images (``[C, H, W]`` -> ``[1, C, H, W]``).
+        dtype: the output float dtype.
+        in_keys: image entries (default ``["pixels"]``).
+    """
+
+    def __init__(
+        self,
+        from_int: bool | None = None,
+        unsqueeze: bool = False,
+        dtype: torch.dtype = torch.float32,
+        in_keys: Any = None,
+        out_keys: Any = None,
+    ) -> None:
+        super().__init__(_PIXELS if in_keys is None else in_keys, out_keys)
+        if not dtype.is_floating_point:
+            raise TypeError(f"ToTensorImage outputs floats, found dtype {dtype}")
+        self.from_int = from_int
+        self.unsqueeze = unsqueeze
+        self.dtype = dtype
+
+    def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        _check_image(value, self, "H, W, C")
+        scale = self.from_int if self.from_int is not None else not value.is_floating_point()
+        out = value.movedim(-1, -3).to(self.dtype)
+        if scale:
+            out = out.div(255)
+        if self.unsqueeze and out.ndim == 3:
+            out = out.unsqueeze(0)
+        return out.contiguous()
+
+    def _transform_spec(self, spec: Any) -> Any:
+        return map_spec(spec, self._apply_transform)
+
+    def __repr__(self) -> str:
+        return f"ToTensorImage(keys={keys_repr(self.in_keys)})"
+
+
+class Resize(Transform):
+    """Resize ``[..., C, H, W]`` images to ``h x w`` (``h`` defaults to ``w``).
+
+    ``interpolation`` is a mode of :func:`torch.nn.functional.interpolate` (``"bilinear"``,
+    ``"nearest"``, ``"bicubic"``, ``"area"``...). Integer images come back rounded to their
+    dtype.
+    """
+
+    def __init__(
+        self,
+        w: int,
+        h: int | None = None,
+        interpolation: str = "bilinear",
+        in_keys: Any = None,
+        out_keys: Any = None,
+    ) -> None:
+        super().__init__(_PIXELS if in_keys is None else in_keys, out_keys)
+        self.w = _size_arg(w, "w")
+        self.h = _size_arg(w if h is None else h, "h")
+        modes = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+        if interpolation not in modes:
+            raise ValueError(f"interpolation must be one of {modes}, found {interpolation!r}")
+        self.interpolation = interpolation
+
+    def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        _check_image(value, self, "C, H, W")
+        *lead, c, h, w = value.shape
+        flat = value.reshape(-1, c, h, w)
+        x = flat if flat.is_floating_point() else flat.float()
+        kwargs = {"align_corners": False} if self.interpolation in ("bilinear", "bicubic") else {}
+        out = F.interpolate(x, size=(self.h, self.w), mode=self.interpolation, **kwargs)
+        return _back_to(out, value.dtype).reshape(*lead, c, self.h, self.w)
+
+    def _transform_spec(self, spec: Any) -> Any:
+        return map_spec(spec, self._apply_transform)
+
+    def __repr__(self) -> str:
+        return (
+            f"Resize(w={self.w}, h={self.h}, interpolation={self.interpolation!r}, "
+            f"keys={keys_repr(self.in_keys)})"
+        )
+
+
+class GrayScale(Transform):
+    """``[..., 3, H, W]`` RGB images to ``[..., 1, H, W]`` luma (ITU-R 601-2 weights)."""
+
+    def __init__(self, in_keys: Any = None, out_keys: Any = None) -> None:
+        super().__init__(_PIXELS if in_keys is None else in_keys, out_keys)
+
+    def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        _check_image(value, self, "3, H, W")
+        if value.shape[-3] != 3:
+            raise ValueError(
+                f"GrayScale expects 3 channels at dim -3, found shape {tuple(value.shape)}"
+            )
+        x = value if value.is_floating_point() else value.float()
+        weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).reshape(3, 1, 1)
+        out = (x * weights).sum(-3, keepdim=True)
+        return _back_to(out, value.dtype)
+
+    def _transform_spec(self, spec: Any) -> Any:
+        return map_spec(spec, self._apply_transform)
+
+    def __repr__(self) -> str:
+        return f"GrayScale(keys={keys_repr(self.in_keys)})"
+
+
+class CenterCrop(Transform):
+    """Crop the central ``h x w`` window of ``[..., H, W]`` images (``h`` defaults to ``w``)."""
+
+    def __init__(
+        self, w: int, h: int | None = None, in_keys: Any = None, out_keys: Any = None
+    ) -> None:
+        super().__init__(_PIXELS if in_keys is None else in_keys, out_keys)
+        self.w = _size_arg(w, "w")
+        self.h = _size_arg(w if h is None else h, "h")
+
+    def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        if value.ndim < 2:
+            raise ValueError(
+                f"CenterCrop expects images shaped [..., H, W], found shape {tuple(value.shape)}"
+            )
+        h, w = value.shape[-2:]
+        if self.h > h or self.w > w:
+            raise ValueError(
+                f"CenterCrop({self.w}, {self.h}) is larger than the image: shape "
+                f"{tuple(value.shape)} has H={h}, W={w}"
+            )
+        top = round((h - self.h) / 2)
+        left = round((w - self.w) / 2)
+        return value[..., top : top + self.h, left : left + self.w]
+
+    def _transform_spec(self, spec: Any) -> Any:
+        return map_spec(spec, self._apply_transform)
+
+    def __repr__(self) -> str:
+        return f"CenterCrop(w={self.w}, h={self.h}, keys={keys_repr(self.in_keys)})"

@@ -1,0 +1,156 @@
+"""Shape transforms: FlattenObservation and UnsqueezeTransform.
+
+Dims count from the end when negative and from the first non-batch dim when non-negative,
+so one transform works for any batch size (a single env, a batched env, a replay sample).
+
+>>> import torch
+>>> from tensordict import TensorDict
+>>> from streamrl.envs.transforms import FlattenObservation
+>>> td = TensorDict({"pixels": torch.zeros(4, 3, 8, 8)}, batch_size=[4])
+>>> FlattenObservation(-3, -1, in_keys=["pixels"])(td)["pixels"].shape
+torch.Size([4, 192])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from streamrl.envs.transforms._spec_utils import map_spec
+from streamrl.envs.transforms.transform import Transform, keys_repr
+
+__all__ = ["FlattenObservation", "UnsqueezeTransform"]
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, found {value!r}")
+    return value
+
+
+def _abs_dim(dim: int, ndim: int, batch_dims: int, name: str, extra: int = 0) -> int:
+    """Absolute dim of a tensor with ``ndim`` dims, ``batch_dims`` of them batch dims.
+
+    ``extra`` widens the valid range by one for unsqueeze (which may add a dim at the end).
+    """
+    feat = ndim - batch_dims
+    absolute = batch_dims + dim if dim >= 0 else ndim + extra + dim
+    if not batch_dims <= absolute < ndim + extra or feat + extra <= 0:
+        raise ValueError(
+            f"{name}={dim} is out of range for a value of shape with {feat} non-batch dims "
+            f"(total {ndim})"
+        )
+    return absolute
+
+
+class _BatchAware(Transform):
+    """A per-key map that needs to know how many leading dims are batch dims."""
+
+    def _map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _inv_map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _call(self, td: TensorDictBase) -> TensorDictBase:
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            td.set(out_key, self._map(self._get(td, in_key), td.batch_dims, in_key))
+        return td
+
+    def _inv_call(self, td: TensorDictBase) -> TensorDictBase:
+        for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
+            td.set(in_key, self._inv_map(self._get(td, out_key), td.batch_dims, out_key))
+        return td
+
+    def _map_composite(self, spec: Any, src: list, dst: list, fn: Any) -> Any:
+        nb = len(spec.shape)
+        return self._map_specs(spec, src, dst, lambda s: map_spec(s, lambda v: fn(v, nb, None)))
+
+    def transform_observation_spec(self, spec: Any) -> Any:
+        """Observation entries reshaped."""
+        return self._map_composite(spec, self.in_keys, self.out_keys, self._map)
+
+    def transform_reward_spec(self, spec: Any) -> Any:
+        """Reward entries reshaped."""
+        return self._map_composite(spec, self.in_keys, self.out_keys, self._map)
+
+    def transform_action_spec(self, spec: Any) -> Any:
+        """Action entries as users see them (the inverse of the action-path reshape)."""
+        return self._map_composite(spec, self.in_keys_inv, self.out_keys_inv, self._spec_inv)
+
+    def transform_state_spec(self, spec: Any) -> Any:
+        """State entries as users see them."""
+        return self._map_composite(spec, self.in_keys_inv, self.out_keys_inv, self._spec_inv)
+
+    def _spec_inv(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no action path")
+
+
+class FlattenObservation(_BatchAware):
+    """Flatten dims ``first_dim`` to ``last_dim`` (inclusive) of each ``in_keys`` entry."""
+
+    def __init__(
+        self, first_dim: int, last_dim: int, in_keys: Any = None, out_keys: Any = None
+    ) -> None:
+        super().__init__(["observation"] if in_keys is None else in_keys, out_keys)
+        self.first_dim = _int(first_dim, "first_dim")
+        self.last_dim = _int(last_dim, "last_dim")
+        if (first_dim < 0) == (last_dim < 0) and first_dim > last_dim:
+            raise ValueError(f"first_dim must be <= last_dim, found {first_dim} > {last_dim}")
+
+    def _map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+        first = _abs_dim(self.first_dim, value.ndim, batch_dims, "first_dim")
+        last = _abs_dim(self.last_dim, value.ndim, batch_dims, "last_dim")
+        if first > last:
+            raise ValueError(
+                f"FlattenObservation: entry {key!r} of shape {tuple(value.shape)}: first_dim "
+                f"{self.first_dim} comes after last_dim {self.last_dim}"
+            )
+        return value.flatten(first, last)
+
+    def __repr__(self) -> str:
+        return (
+            f"FlattenObservation(first_dim={self.first_dim}, last_dim={self.last_dim}, "
+            f"keys={keys_repr(self.in_keys)})"
+        )
+
+
+class UnsqueezeTransform(_BatchAware):
+    """Insert a dim of size 1 at ``dim`` in each ``in_keys`` entry.
+
+    ``in_keys_inv`` entries (actions) are squeezed at ``dim`` on their way to the base env, so
+    users write them with the extra dim.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        in_keys: Any = None,
+        out_keys: Any = None,
+        in_keys_inv: Any = None,
+        out_keys_inv: Any = None,
+    ) -> None:
+        super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
+        self.dim = _int(dim, "dim")
+
+    def _map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+        return value.unsqueeze(_abs_dim(self.dim, value.ndim, batch_dims, "dim", extra=1))
+
+    def _inv_map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+        d = _abs_dim(self.dim, value.ndim, batch_dims, "dim")
+        if value.shape[d] != 1:
+            raise ValueError(
+                f"UnsqueezeTransform: entry {key!r} of shape {tuple(value.shape)} should have "
+                f"size 1 at dim {self.dim}"
+            )
+        return value.squeeze(d)
+
+    _spec_inv = _map
+
+    def __repr__(self) -> str:
+        return (
+            f"UnsqueezeTransform(dim={self.dim}, in_keys={keys_repr(self.in_keys)}, "
+            f"in_keys_inv={keys_repr(self.in_keys_inv)})"
+        )

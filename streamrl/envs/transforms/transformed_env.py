@@ -1,0 +1,188 @@
+"""TransformedEnv: an env seen through a chain of transforms.
+
+>>> from streamrl.envs.libs.gym import GymEnv
+>>> from streamrl.envs.transforms import RewardSum, StepCounter, TransformedEnv
+>>> env = TransformedEnv(GymEnv("Pendulum-v1"), StepCounter(max_steps=5))
+>>> env = env.append_transform(RewardSum())
+>>> td = env.rollout(10)
+>>> td["next", "step_count"][-1].item(), td.shape
+(5, torch.Size([5]))
+>>> env.close()
+"""
+
+from __future__ import annotations
+
+from textwrap import indent
+from typing import Any
+
+from tensordict import TensorDictBase
+
+from streamrl.data.specs import Composite
+from streamrl.envs.common import EnvBase
+from streamrl.envs.transforms.compose import Compose
+from streamrl.envs.transforms.transform import Transform
+
+__all__ = ["TransformedEnv"]
+
+
+class TransformedEnv(EnvBase):
+    """Wrap ``env`` so that its outputs go through ``transform`` and its inputs through the
+    transform's inverse.
+
+    ``transform`` is a :class:`Transform` or a :class:`Compose` (a single transform is put in
+    a Compose, so ``env.transform[i]`` always works). The specs are the base env's specs
+    transformed (computed once, refreshed by ``append_transform``/``insert_transform``).
+    Closing a TransformedEnv closes the base env. Unknown attributes are looked up on the
+    base env.
+    """
+
+    def __init__(self, env: EnvBase, transform: Transform | None = None, *, _view: bool = False):
+        if not isinstance(env, EnvBase):
+            raise TypeError(f"TransformedEnv expects an EnvBase, found {type(env).__name__}")
+        if transform is None:
+            transform = Compose()
+        elif not isinstance(transform, Transform):
+            raise TypeError(f"transform must be a Transform, found {type(transform).__name__}")
+        elif not isinstance(transform, Compose):
+            transform = Compose(transform)
+        super().__init__(device=env.device, batch_size=env.batch_size)
+        self.base_env = env
+        self.transform = transform
+        self.check_actions = env.check_actions
+        # A parent view (Transform.parent) shares the base env and must not close it.
+        self._is_view = _view
+        self._output_spec: Composite | None = None
+        self._input_spec: Composite | None = None
+        transform.set_container(self)
+
+    # ------------------------------------------------------------------ transforms
+    def append_transform(self, transform: Transform) -> TransformedEnv:
+        """Add ``transform`` after the existing ones; returns the env."""
+        if not isinstance(transform, Transform):
+            raise TypeError(
+                f"append_transform expects a Transform, found {type(transform).__name__}"
+            )
+        self.transform.append(transform)
+        self._invalidate_specs()
+        return self
+
+    def insert_transform(self, index: int, transform: Transform) -> TransformedEnv:
+        """Insert ``transform`` at position ``index`` of the chain; returns the env."""
+        if not isinstance(transform, Transform):
+            raise TypeError(
+                f"insert_transform expects a Transform, found {type(transform).__name__}"
+            )
+        self.transform.insert(index, transform)
+        self._invalidate_specs()
+        return self
+
+    def _invalidate_specs(self) -> None:
+        self._output_spec = None
+        self._input_spec = None
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict:
+        """The transforms' state (statistics, parameters)."""
+        return self.transform.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> Any:
+        """Restore the transforms' state saved by :meth:`state_dict`."""
+        out = self.transform.load_state_dict(state_dict, strict=strict)
+        self._invalidate_specs()
+        return out
+
+    # ------------------------------------------------------------------ specs
+    def _outputs(self) -> Composite:
+        if self._output_spec is None:
+            self._output_spec = self.transform.transform_output_spec(
+                self.base_env.output_spec.clone()
+            )
+        return self._output_spec
+
+    def _inputs(self) -> Composite:
+        if self._input_spec is None:
+            self._input_spec = self.transform.transform_input_spec(self.base_env.input_spec.clone())
+        return self._input_spec
+
+    @property
+    def output_spec(self) -> Composite:
+        """The base env's output spec after the transforms."""
+        return self._outputs()
+
+    @property
+    def input_spec(self) -> Composite:
+        """The input spec users write against (the base env's, through the transforms)."""
+        return self._inputs()
+
+    @property
+    def full_observation_spec(self) -> Composite:
+        """Observation specs after the transforms."""
+        return self._outputs()["full_observation_spec"]
+
+    observation_spec = full_observation_spec
+
+    @property
+    def full_reward_spec(self) -> Composite:
+        """Reward specs after the transforms."""
+        return self._outputs()["full_reward_spec"]
+
+    @property
+    def full_done_spec(self) -> Composite:
+        """Done specs after the transforms."""
+        return self._outputs()["full_done_spec"]
+
+    @property
+    def full_action_spec(self) -> Composite:
+        """Action specs as users see them."""
+        return self._inputs()["full_action_spec"]
+
+    @property
+    def full_state_spec(self) -> Composite:
+        """State specs as users see them."""
+        return self._inputs()["full_state_spec"]
+
+    state_spec = full_state_spec
+
+    # ------------------------------------------------------------------ env hooks
+    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
+        td_reset = self.base_env.reset(tensordict, **kwargs)
+        return self.transform._reset(tensordict, td_reset)
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        self.base_env._check_open()
+        td_in = self.transform._inv_call(tensordict.clone(False))
+        next_td = self.base_env._step(td_in)
+        return self.transform._step(tensordict, next_td)
+
+    def _set_seed(self, seed: int | None) -> None:
+        self.base_env.set_seed(seed)
+
+    def _close(self) -> None:
+        if not self._is_view:
+            self.base_env.close()
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether this env or its base env is closed."""
+        return self._closed or self.base_env.is_closed
+
+    def _check_open(self) -> None:
+        super()._check_open()
+        self.base_env._check_open()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not found normally: forward to the base env (e.g.
+        # ParallelEnv.num_workers), but never during construction.
+        if name.startswith("__") or "base_env" not in self.__dict__:
+            raise AttributeError(name)
+        try:
+            return getattr(self.__dict__["base_env"], name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} (and its base env {type(self.base_env).__name__}) has "
+                f"no attribute {name!r}"
+            ) from None
+
+    def __repr__(self) -> str:
+        env = indent(f"env={self.base_env!r}", 4 * " ")
+        transform = indent(f"transform={self.transform!r}", 4 * " ")
+        return f"TransformedEnv(\n{env},\n{transform})"
