@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -90,6 +91,12 @@ class ConvNet(nn.Sequential):
         super().__init__(*layers)
         self.in_features = in_features
         self.squeeze_output = squeeze_output
+
+    def __getitem__(self, idx):
+        # nn.Sequential slices by calling the class with modules; ours takes other arguments
+        if isinstance(idx, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return super().__getitem__(idx)
 
     def forward(self, value: torch.Tensor) -> torch.Tensor:
         if value.ndim < 3:

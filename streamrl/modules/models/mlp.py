@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -104,6 +105,12 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
         self.in_features = in_features
         self.out_features = out_shape
+
+    def __getitem__(self, idx):
+        # nn.Sequential slices by calling the class with modules; ours takes other arguments
+        if isinstance(idx, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return super().__getitem__(idx)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if not inputs:
