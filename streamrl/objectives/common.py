@@ -280,6 +280,19 @@ class LossModule(nn.Module):
         raise NotImplementedError
 
 
+class _NetworkCaller:
+    """Calls one of a loss's networks with detached live parameters (for value estimators)."""
+
+    def __init__(self, loss: LossModule, name: str) -> None:
+        self.loss = loss
+        self.name = name
+
+    def __call__(self, td: TensorDictBase) -> TensorDictBase:
+        return self.loss.call_network(
+            self.name, td, self.loss.network_params(self.name, detach=True)
+        )
+
+
 def _parse_value_type(name: str) -> ValueEstimators:
     for member in ValueEstimators:
         if name in (member.name, member.value):

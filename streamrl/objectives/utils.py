@@ -44,14 +44,14 @@ def check_loss_function(loss_function: str) -> str:
 
 
 def total_loss(loss_td: TensorDictBase) -> Tensor:
-    """Sum of the ``loss_*`` entries of a loss module's output (the value to backpropagate).
+    """Sum of the ``loss`` / ``loss_*`` entries of a loss output (the value to backpropagate).
 
     >>> from tensordict import TensorDict
     >>> total_loss(TensorDict(loss_a=torch.tensor(1.0), loss_b=torch.tensor(2.0),
     ...                       entropy=torch.tensor(5.0)))
     tensor(3.)
     """
-    losses = [v for k, v in loss_td.items() if isinstance(k, str) and k.startswith("loss_")]
+    losses = [v for k, v in loss_td.items() if isinstance(k, str) and (k == "loss" or k.startswith("loss_"))]
     if not losses:
         raise ValueError(f"no 'loss_*' entries in {list(loss_td.keys())}")
     return torch.stack([loss.sum() for loss in losses]).sum()
@@ -76,3 +76,42 @@ def to_batch_shape(x: Tensor, batch_shape: torch.Size, name: str, owner: str) ->
         f"{owner}: {name!r} must have shape {tuple(batch_shape)} or {(*batch_shape, 1)}, "
         f"found {tuple(x.shape)}"
     )
+
+
+_ACTION_SPACES = (None, "one_hot", "categorical")
+
+
+def check_action_space(action_space: str | None) -> str | None:
+    """Validate an ``action_space`` argument (``None``, ``"one_hot"`` or ``"categorical"``)."""
+    if action_space not in _ACTION_SPACES:
+        raise ValueError(f"action_space must be one of {_ACTION_SPACES}, found {action_space!r}")
+    return action_space
+
+
+def action_to_index(action: Tensor, batch: torch.Size, n_actions: int,
+                    action_space: str | None, owner: str) -> Tensor:
+    """Discrete actions as indices ``[*batch]`` from one-hot or index layouts.
+
+    One-hot: shape ``batch + (n_actions,)``; indices: ``batch`` or ``batch + (1,)`` with an
+    integer dtype. ``action_space`` forces one reading when the shape is ambiguous.
+    """
+    space = action_space
+    if space is None:
+        if action.shape == (*batch, n_actions) and n_actions > 1:
+            space = "one_hot"
+        elif action.shape in (batch, (*batch, 1)) and not action.is_floating_point():
+            space = "categorical"
+        else:
+            raise ValueError(
+                f"{owner}: cannot read action of shape {tuple(action.shape)} and dtype "
+                f"{action.dtype} with {n_actions} actions; expected one-hot "
+                f"{(*batch, n_actions)} or integer indices {tuple(batch)}"
+            )
+    if space == "one_hot":
+        if action.shape != (*batch, n_actions):
+            raise ValueError(
+                f"{owner}: one-hot action must have shape {(*batch, n_actions)}, "
+                f"found {tuple(action.shape)}"
+            )
+        return action.argmax(-1)
+    return to_batch_shape(action, batch, "action", owner).long()

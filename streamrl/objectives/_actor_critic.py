@@ -1,0 +1,186 @@
+"""Shared machinery of the on-policy losses (PPO, A2C, REINFORCE): advantages, log-probs,
+entropy and the critic loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.utils import NestedKey
+from torch import Tensor, nn
+
+from streamrl.objectives.common import LossModule, _NetworkCaller
+from streamrl.objectives.utils import check_loss_function, distance_loss, sum_trailing
+from streamrl.objectives.value.common import ValueEstimators
+
+
+class OnPolicyLoss(LossModule):
+    """Base of the on-policy losses: an actor (probabilistic) and an optional critic.
+
+    If the input has no ``advantage``, the value estimator (GAE by default) computes
+    ``advantage`` and ``value_target`` with the critic (detached) and writes them, together
+    with ``state_value``, into the input. The behaviour policy's log-probability is read
+    from ``sample_log_prob``; when that key is absent the actor's own ``log_prob_key``
+    (tensordict's default is ``"<action>_log_prob"``) is tried. Per-dimension log-probs are
+    summed to the batch shape.
+    """
+
+    default_keys = {
+        "action": "action",
+        "sample_log_prob": "sample_log_prob",
+        "advantage": "advantage",
+        "value_target": "value_target",
+        "value": "state_value",
+        "reward": "reward",
+        "done": "done",
+        "terminated": "terminated",
+    }
+    default_value_estimator = ValueEstimators.GAE
+    _estimator_key_map = {
+        "reward": "reward",
+        "done": "done",
+        "terminated": "terminated",
+        "value": "value",
+        "advantage": "advantage",
+        "value_target": "value_target",
+    }
+
+    def __init__(
+        self,
+        actor_network: nn.Module,
+        critic_network: nn.Module | None,
+        *,
+        entropy_bonus: bool,
+        entropy_coef: float,
+        critic_coef: float,
+        loss_critic_type: str,
+        normalize_advantage: bool,
+    ) -> None:
+        super().__init__()
+        self.loss_critic_type = check_loss_function(loss_critic_type)
+        self.entropy_bonus = entropy_bonus
+        self.entropy_coef = float(entropy_coef)
+        self.critic_coef = float(critic_coef)
+        self.normalize_advantage = normalize_advantage
+        self.has_critic = critic_network is not None
+        self.register_network("actor_network", actor_network)
+        if critic_network is not None:
+            self.register_network("critic_network", critic_network)
+
+    def _estimator_value_network(self) -> Callable[[TensorDictBase], Any] | None:
+        return _NetworkCaller(self, "critic_network") if self.has_critic else None
+
+    def _estimator_value_key(self) -> NestedKey:
+        return self._keys["value"]
+
+    # ------------------------------------------------------------ advantage
+    def _fill_advantage(self, td: TensorDictBase) -> None:
+        if td.get(self._keys["advantage"], None) is not None:
+            return
+        if not self.has_critic:
+            # no critic: values are zero, the targets are plain (discounted) returns
+            work = td.copy()
+            reward = self._require_reward(td)
+            work.set(self._keys["value"], torch.zeros_like(reward))
+            work.set(self._next_key("value"), torch.zeros_like(reward))
+            self.value_estimator(work)
+            td.set(self._keys["advantage"], work.get(self._keys["advantage"]))
+            td.set(self._keys["value_target"], work.get(self._keys["value_target"]))
+            return
+        self._require_reward(td)
+        self.value_estimator(td)
+
+    def _require_reward(self, td: TensorDictBase) -> Tensor:
+        self._require(td, self._next_key("reward"), self._next_key("done"))
+        return td.get(self._next_key("reward"))
+
+    def advantage(self, td: TensorDictBase) -> Tensor:
+        """The advantage with the batch shape (computed if missing, normalised if asked)."""
+        self._fill_advantage(td)
+        adv = self._get(td, "advantage")
+        adv = self._batch_shaped(adv, td, "advantage")
+        if self.normalize_advantage and adv.numel() > 1:
+            adv = (adv - adv.mean()) / adv.std().clamp_min(1e-8)
+        return adv.detach()
+
+    def _batch_shaped(self, x: Tensor, td: TensorDictBase, name: str) -> Tensor:
+        batch = td.batch_size
+        if x.shape == batch:
+            return x
+        if x.shape == (*batch, 1):
+            return x.squeeze(-1)
+        raise ValueError(
+            f"{type(self).__name__}: {self._keys.get(name, name)!r} must have shape "
+            f"{tuple(batch)} or {(*batch, 1)}, found {tuple(x.shape)}"
+        )
+
+    # ------------------------------------------------------------ policy
+    def log_prob(self, td: TensorDictBase) -> tuple[torch.distributions.Distribution, Tensor]:
+        """The actor's distribution on ``td`` and the log-prob of the stored action."""
+        action = self._get(td, "action")
+        dist = self.network_dist("actor_network", td.copy())
+        lp = dist.log_prob(action)
+        if lp.shape[: td.batch_dims] != td.batch_size or lp.shape != action.shape[: lp.ndim]:
+            raise ValueError(
+                f"{type(self).__name__}: log_prob of action with shape {tuple(action.shape)} "
+                f"has shape {tuple(lp.shape)}; expected the batch shape {tuple(td.batch_size)} "
+                "followed by action dims (check the action's trailing dims)"
+            )
+        return dist, sum_trailing(lp, td.batch_dims)
+
+    def old_log_prob(self, td: TensorDictBase) -> Tensor:
+        """The behaviour policy's log-prob, summed to the batch shape."""
+        key = self._keys["sample_log_prob"]
+        value = td.get(key, None)
+        if value is None and key == self.default_keys["sample_log_prob"]:
+            fallback = getattr(self.network_template("actor_network"), "log_prob_key", None)
+            if fallback is not None:
+                value = td.get(fallback, None)
+        if value is None:
+            self._get(td, "sample_log_prob")  # raises the KeyError naming the loss
+        if value.shape[: td.batch_dims] != td.batch_size:
+            raise ValueError(
+                f"{type(self).__name__}: {key!r} must start with the batch shape "
+                f"{tuple(td.batch_size)}, found {tuple(value.shape)}"
+            )
+        return sum_trailing(value, td.batch_dims).detach()
+
+    def entropy(self, dist: torch.distributions.Distribution, batch_dims: int) -> Tensor:
+        """Exact entropy when the distribution has one, else a one-sample estimate."""
+        try:
+            ent = dist.entropy()
+        except NotImplementedError:
+            sample = dist.rsample() if dist.has_rsample else dist.sample()
+            ent = -dist.log_prob(sample)
+        return sum_trailing(ent, batch_dims)
+
+    def entropy_terms(self, dist: torch.distributions.Distribution, td: TensorDictBase
+                      ) -> dict[str, Tensor]:
+        """``loss_entropy`` (when ``entropy_bonus``) and the ``entropy`` diagnostic."""
+        ent = self.entropy(dist, td.batch_dims)
+        out = {"entropy": ent.detach().mean()}
+        if self.entropy_bonus:
+            out["loss_entropy"] = -self.entropy_coef * ent.mean()
+        return out
+
+    # ------------------------------------------------------------ critic
+    def critic_loss(self, td: TensorDictBase, clip_value: float | None = None) -> Tensor:
+        """``critic_coef * mean d(V(s), value_target)``, optionally with value clipping."""
+        target = self._get(td, "value_target").detach()
+        old_value = None
+        if clip_value is not None:
+            old_value = self._get(td, "value").detach()
+        out = self.call_network("critic_network", td.copy())
+        value = self._get(out, "value")
+        if value.shape != target.shape:
+            raise ValueError(
+                f"{type(self).__name__}: {self._keys['value']!r} has shape {tuple(value.shape)} "
+                f"but {self._keys['value_target']!r} has shape {tuple(target.shape)}"
+            )
+        loss = distance_loss(value, target, self.loss_critic_type)
+        if old_value is not None:
+            clipped = old_value + (value - old_value).clamp(-clip_value, clip_value)
+            loss = torch.maximum(loss, distance_loss(clipped, target, self.loss_critic_type))
+        return self.critic_coef * loss.mean()

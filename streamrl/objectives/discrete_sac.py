@@ -1,0 +1,162 @@
+"""SAC for discrete actions (Christodoulou 2019): expectations over actions, no sampling."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tensordict import TensorDictBase
+from torch import Tensor, nn
+
+from streamrl.objectives.common import LossModule, _output
+from streamrl.objectives.sac import EntropyCoefficient
+from streamrl.objectives.utils import (
+    action_to_index,
+    check_action_space,
+    check_loss_function,
+    distance_loss,
+)
+from streamrl.objectives.value.common import ValueEstimators
+
+__all__ = ["DiscreteSACLoss"]
+
+
+class DiscreteSACLoss(LossModule):
+    """Discrete soft actor-critic with ``num_qvalue_nets`` Q-networks run in one vmap call.
+
+    ``actor_network`` is probabilistic with a ``Categorical``/``OneHotCategorical``
+    distribution (its ``logits`` give ``log pi(.|s)``); ``qvalue_network`` writes
+    ``action_value`` (``[*batch, num_actions]``). With ``p = pi(.|s)``:
+
+    - ``loss_actor = mean sum_a p(a) (alpha * log p(a) - min_i Q_i(s, a))`` (critic frozen);
+    - ``loss_qvalue = sum_i mean d(Q_i(s, a), y)``, with
+      ``y = r + gamma * (1 - terminated) * sum_a' p'(a') (min_i Q'_i(s', a') - alpha log p'(a'))``;
+    - ``loss_alpha = -mean(log_alpha * (target_entropy - H(p)))``.
+
+    ``target_entropy="auto"`` is ``target_entropy_weight * log(num_actions)``.
+    """
+
+    default_keys = {
+        "action": "action",
+        "action_value": "action_value",
+        "priority": "td_error",
+        "reward": "reward",
+        "done": "done",
+        "terminated": "terminated",
+    }
+    default_value_estimator = ValueEstimators.TD0
+    _estimator_key_map = {"reward": "reward", "done": "done", "terminated": "terminated"}
+
+    def __init__(
+        self,
+        actor_network: nn.Module,
+        qvalue_network: nn.Module,
+        *,
+        num_actions: int,
+        num_qvalue_nets: int = 2,
+        loss_function: str = "l2",
+        alpha_init: float = 1.0,
+        min_alpha: float | None = None,
+        max_alpha: float | None = None,
+        fixed_alpha: bool = False,
+        target_entropy_weight: float = 0.98,
+        target_entropy: float | str = "auto",
+        delay_qvalue: bool = True,
+        action_space: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_actions, int) or num_actions < 2:
+            raise ValueError(f"num_actions must be an int >= 2, found {num_actions!r}")
+        self.num_actions = num_actions
+        self.loss_function = check_loss_function(loss_function)
+        self.action_space = check_action_space(action_space)
+        if target_entropy == "auto":
+            target_entropy = target_entropy_weight * math.log(num_actions)
+        if not isinstance(target_entropy, (int, float)):
+            raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
+        self.target_entropy = float(target_entropy)
+        self.delay_qvalue = delay_qvalue
+        self.register_network("actor_network", actor_network)
+        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
+                              create_target=delay_qvalue)
+        self.entropy_coef = EntropyCoefficient(
+            alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
+        )
+
+    def _log_probs(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
+        dist = self.network_dist("actor_network", td.copy(), params)
+        logits = getattr(dist, "logits", None)
+        if logits is None:
+            raise TypeError(
+                f"DiscreteSACLoss: the actor's distribution {type(dist).__name__} has no logits"
+            )
+        if logits.shape != (*td.batch_size, self.num_actions):
+            raise ValueError(
+                f"DiscreteSACLoss: the actor's logits must have shape "
+                f"{(*td.batch_size, self.num_actions)}, found {tuple(logits.shape)}"
+            )
+        return torch.log_softmax(logits, -1)
+
+    def _qvalues(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
+        out = self.vmap_network("qvalue_network", td.copy(), params)
+        values = self._get(out, "action_value")
+        expected = (values.shape[0], *td.batch_size, self.num_actions)
+        if values.shape != expected:
+            raise ValueError(
+                f"DiscreteSACLoss: {self._keys['action_value']!r} must have shape "
+                f"{expected[1:]} per network, found {tuple(values.shape[1:])}"
+            )
+        return values
+
+    def target_value(self, td: TensorDictBase, alpha: Tensor) -> Tensor:
+        """The soft value target for every transition of ``td`` (no gradient)."""
+        self._require(td, self._next_key("reward"), self._next_key("done"))
+        with torch.no_grad():
+            next_td = td.get("next")
+            log_p = self._log_probs(next_td, self.network_params("actor_network", detach=True))
+            next_q = self._qvalues(
+                next_td,
+                self.network_params("qvalue_network", target=self.delay_qvalue, detach=True),
+            ).min(0).values
+            next_value = (log_p.exp() * (next_q - alpha * log_p)).sum(-1, keepdim=True)
+            work = td.copy()
+            work.set(("next", "state_value"), next_value)
+            return self.value_estimator.value_estimate(work)
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Compute the actor, Q-value and temperature losses; writes ``td_error``."""
+        action = self._get(tensordict, "action")
+        batch = tensordict.batch_size
+        alpha = self.entropy_coef.alpha()
+        log_p = self._log_probs(tensordict, self.network_params("actor_network"))
+        probs = log_p.exp()
+        q_frozen = self._qvalues(
+            tensordict, self.network_params("qvalue_network", detach=True)
+        ).min(0).values
+        loss_actor = (probs * (alpha * log_p - q_frozen)).sum(-1).mean()
+        entropy = -(probs * log_p).sum(-1)
+
+        target = self.target_value(tensordict, alpha)
+        q_all = self._qvalues(tensordict, self.network_params("qvalue_network"))
+        index = action_to_index(action, batch, self.num_actions, self.action_space,
+                                "DiscreteSACLoss")
+        gather_index = index.unsqueeze(-1).expand(q_all.shape[0], *batch, 1)
+        pred = q_all.gather(-1, gather_index)
+        if pred.shape[1:] != target.shape:
+            raise ValueError(
+                f"DiscreteSACLoss: the reward must have shape {tuple(pred.shape[1:])}, "
+                f"found {tuple(target.shape)}"
+            )
+        per_net = distance_loss(pred, target.expand_as(pred), self.loss_function)
+        loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
+        td_error = (pred.detach() - target).abs().max(0).values.reshape(batch)
+        tensordict.set(self._keys["priority"], td_error)
+        loss_alpha = self.entropy_coef.loss(self.target_entropy - entropy)
+        return _output(
+            loss_actor=loss_actor,
+            loss_qvalue=loss_qvalue,
+            loss_alpha=loss_alpha,
+            alpha=alpha,
+            entropy=entropy.detach().mean(),
+            td_error=td_error,
+        )

@@ -1,0 +1,115 @@
+"""DQN loss (Mnih et al. 2015) with the double-DQN target (van Hasselt et al. 2016)."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+from torch import Tensor, nn
+
+from streamrl.objectives.common import LossModule, _output
+from streamrl.objectives.utils import (
+    action_to_index,
+    check_action_space,
+    check_loss_function,
+    distance_loss,
+)
+from streamrl.objectives.value.common import ValueEstimators
+
+__all__ = ["DQNLoss"]
+
+
+
+class DQNLoss(LossModule):
+    """DQN loss: ``loss = d(Q(s, a), r + gamma * (1 - terminated) * max_a' Q'(s', a'))``.
+
+    ``value_network`` maps the observation to ``action_value`` (one value per action,
+    shape ``[*batch, n_actions]``). With ``delay_value=True`` (default) the bootstrap uses
+    target parameters (update them with :class:`SoftUpdate`/:class:`HardUpdate`); with
+    ``double_dqn=True`` the live network picks ``a' = argmax Q(s', .)`` and the target network
+    values it. The action in the input is a one-hot vector (``[*batch, n_actions]``) or an
+    index (``[*batch]`` or ``[*batch, 1]``, integer dtype); ``action_space`` forces one
+    reading when the shape is ambiguous. ``td_error`` is written into the input.
+
+    Output: ``loss``, ``pred_value``, ``target_value``, ``td_error``.
+    """
+
+    default_keys = {
+        "action": "action",
+        "action_value": "action_value",
+        "priority": "td_error",
+        "reward": "reward",
+        "done": "done",
+        "terminated": "terminated",
+    }
+    default_value_estimator = ValueEstimators.TD0
+    _estimator_key_map = {"reward": "reward", "done": "done", "terminated": "terminated"}
+
+    def __init__(
+        self,
+        value_network: nn.Module,
+        *,
+        loss_function: str = "l2",
+        delay_value: bool = True,
+        double_dqn: bool = False,
+        action_space: str | None = None,
+    ) -> None:
+        super().__init__()
+        check_action_space(action_space)
+        if double_dqn and not delay_value:
+            raise ValueError("double_dqn=True needs delay_value=True (a separate target network)")
+        self.loss_function = check_loss_function(loss_function)
+        self.delay_value = delay_value
+        self.double_dqn = double_dqn
+        self.action_space = action_space
+        self.register_network("value_network", value_network, create_target=delay_value)
+
+    def _action_values(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
+        out = self.call_network("value_network", td.copy(), params)
+        values = self._get(out, "action_value")
+        if values.shape[: td.batch_dims] != td.batch_size or values.ndim != td.batch_dims + 1:
+            raise ValueError(
+                f"DQNLoss: {self._keys['action_value']!r} must have shape "
+                f"{(*td.batch_size, 'n_actions')}, found {tuple(values.shape)}"
+            )
+        return values
+
+    def target_value(self, td: TensorDictBase) -> Tensor:
+        """The bootstrapped target for every transition of ``td`` (no gradient)."""
+        self._require(td, self._next_key("reward"), self._next_key("done"))
+        with torch.no_grad():
+            next_td = td.get("next")
+            target_params = self.network_params(
+                "value_network", target=self.delay_value, detach=True
+            )
+            next_values = self._action_values(next_td, target_params)
+            if self.double_dqn:
+                live = self._action_values(
+                    next_td, self.network_params("value_network", detach=True)
+                )
+                best = live.argmax(-1, keepdim=True)
+                next_value = next_values.gather(-1, best)
+            else:
+                next_value = next_values.max(-1, keepdim=True).values
+            work = td.copy()
+            reward = work.get(self._next_key("reward"))
+            if reward.shape != next_value.shape:
+                raise ValueError(
+                    f"DQNLoss: reward must have shape {tuple(next_value.shape)} (batch + [1]), "
+                    f"found {tuple(reward.shape)}"
+                )
+            work.set(("next", "state_value"), next_value)
+            return self.value_estimator.value_estimate(work)
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Compute the DQN loss; writes ``td_error`` into ``tensordict``."""
+        action = self._get(tensordict, "action")
+        batch = tensordict.batch_size
+        values = self._action_values(tensordict, self.network_params("value_network"))
+        index = action_to_index(action, batch, values.shape[-1], self.action_space, "DQNLoss")
+        pred = values.gather(-1, index.unsqueeze(-1))
+        target = self.target_value(tensordict)
+        loss = distance_loss(pred, target, self.loss_function).mean()
+        pred_b, target_b = pred.detach().squeeze(-1), target.squeeze(-1)
+        td_error = (pred_b - target_b).abs()
+        tensordict.set(self._keys["priority"], td_error)
+        return _output(loss=loss, pred_value=pred_b, target_value=target_b, td_error=td_error)
