@@ -1,0 +1,392 @@
+"""ReplayBuffer: a storage, a sampler and a writer behind one lock."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from torch.utils.data import IterableDataset
+
+from streamrl.data.replay_buffers._prefetch import _Prefetcher
+from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
+from streamrl.data.replay_buffers.rate_limiters import RateLimiter
+from streamrl.data.replay_buffers.samplers import PrioritizedSampler, RandomSampler, Sampler
+from streamrl.data.replay_buffers.storages import ListStorage, Storage
+from streamrl.data.replay_buffers.writers import RoundRobinWriter, Writer
+
+__all__ = ["PrioritizedReplayBuffer", "ReplayBuffer"]
+
+_FORMAT = "streamrl.replay_buffer/1"
+
+
+def _default_collate(items):
+    """Stack a list of tensors or TensorDicts; leave other lists as they are."""
+    if isinstance(items, list) and items and isinstance(items[0], (torch.Tensor, TensorDictBase)):
+        return torch.stack(items)
+    return items
+
+
+class ReplayBuffer(IterableDataset):
+    """A replay buffer: ``storage`` (where), ``writer`` (which slots), ``sampler`` (what to read).
+
+    Defaults: a :class:`ListStorage` of 1000 items (any Python object), a
+    :class:`RandomSampler` and a :class:`RoundRobinWriter`. ``sample`` reads from the storage
+    and applies ``collate_fn`` (default: stack tensors/TensorDicts read from a list storage,
+    identity otherwise) and then ``transform``.
+
+    All reads and writes take one lock, so one thread may ``extend`` while others ``sample``
+    and ``update_priority``. With a ``rate_limiter``, ``extend`` and ``sample`` first acquire
+    permits (blocking up to ``rate_limit_timeout`` seconds, or awaiting in :meth:`aextend` /
+    :meth:`asample`).
+
+    The buffer is a torch ``IterableDataset``: ``DataLoader(rb, batch_size=None)`` and
+    ``iter(rb)`` yield ``sample()`` batches forever, or until the end of an epoch with an
+    epoch-based sampler (:class:`SamplerWithoutReplacement`). :meth:`as_dataset` bounds the
+    number of batches; :meth:`as_node` gives a resumable ``torchdata.nodes`` node.
+
+    Args:
+        storage: a :class:`Storage` (default ``ListStorage(1000)``).
+        sampler: a :class:`Sampler` (default :class:`RandomSampler`).
+        writer: a :class:`Writer` (default :class:`RoundRobinWriter`).
+        collate_fn: applied to what the storage returns.
+        batch_size: default batch size of :meth:`sample`.
+        transform: callable applied to each sampled batch.
+        prefetch: number of batches a background thread samples ahead (needs ``batch_size``).
+        rate_limiter: a :class:`RateLimiter` that ``extend``/``sample`` obey.
+        rate_limit_timeout: seconds ``extend``/``sample`` wait for the limiter (None: forever).
+
+    >>> rb = ReplayBuffer(collate_fn=lambda x: x)
+    >>> rb.add(1)
+    0
+    >>> rb.sample(1)
+    [1]
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: Storage | None = None,
+        sampler: Sampler | None = None,
+        writer: Writer | None = None,
+        collate_fn: Callable | None = None,
+        batch_size: int | None = None,
+        transform: Callable | None = None,
+        prefetch: int | None = None,
+        rate_limiter: RateLimiter | None = None,
+        rate_limit_timeout: float | None = None,
+    ) -> None:
+        self._storage = storage if storage is not None else ListStorage(1000)
+        for name, value, base in (
+            ("storage", self._storage, Storage),
+            ("sampler", sampler, Sampler),
+            ("writer", writer, Writer),
+            ("rate_limiter", rate_limiter, RateLimiter),
+        ):
+            if value is not None and not isinstance(value, base):
+                raise TypeError(f"{name} must be a {base.__name__}, found {type(value).__name__}")
+        self._sampler = sampler if sampler is not None else RandomSampler()
+        self._writer = writer if writer is not None else RoundRobinWriter()
+        self._writer.attach(self._storage)
+        if len(self._storage) and hasattr(self._sampler, "update_priority"):
+            # A storage reopened with data: its items enter the sampler with max priority.
+            self._sampler.on_write(torch.arange(len(self._storage)), 0, self._storage)
+        if collate_fn is None:
+            collate_fn = _default_collate if isinstance(self._storage, ListStorage) else None
+        self._collate_fn = collate_fn
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
+        ):
+            raise ValueError(f"batch_size must be a positive int or None, found {batch_size!r}")
+        self._batch_size = batch_size
+        self._transform = transform
+        if prefetch is not None:
+            if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+                raise ValueError(f"prefetch must be an int >= 1 or None, found {prefetch!r}")
+            if batch_size is None:
+                raise ValueError("prefetch needs a default batch_size")
+        self._prefetch = prefetch
+        self._prefetcher: _Prefetcher | None = None
+        self._rate_limiter = rate_limiter
+        self.rate_limit_timeout = rate_limit_timeout
+        self._lock = threading.RLock()
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def storage(self) -> Storage:
+        """The storage."""
+        return self._storage
+
+    @property
+    def sampler(self) -> Sampler:
+        """The sampler."""
+        return self._sampler
+
+    @property
+    def writer(self) -> Writer:
+        """The writer."""
+        return self._writer
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        """The rate limiter, if any."""
+        return self._rate_limiter
+
+    @property
+    def batch_size(self) -> int | None:
+        """Default batch size of :meth:`sample`."""
+        return self._batch_size
+
+    def __len__(self) -> int:
+        return len(self._storage)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(storage={self._storage!r}, sampler="
+            f"{type(self._sampler).__name__}, writer={type(self._writer).__name__}, "
+            f"batch_size={self._batch_size})"
+        )
+
+    # -- writing ----------------------------------------------------------------------------
+    def add(self, data) -> int:
+        """Write one item; return its slot."""
+        index = self.extend(self._storage.one(data))
+        return int(index[0]) if index.numel() else -1
+
+    def extend(self, data) -> torch.Tensor:
+        """Write a batch of items (validated first: a bad batch writes nothing); return slots."""
+        if self._rate_limiter is None:
+            return self._write(data, 0)
+        with self._lock:
+            batch = self._storage.prepare(data)
+        if batch.n:
+            self._rate_limiter.insert(batch.n, timeout=self.rate_limit_timeout)
+        return self._write(data, batch.n)
+
+    async def aextend(self, data) -> torch.Tensor:
+        """:meth:`extend` that awaits the rate limiter instead of blocking."""
+        with self._lock:
+            batch = self._storage.prepare(data)
+        if self._rate_limiter is not None and batch.n:
+            await self._rate_limiter.acquire_insert(batch.n)
+        return self._write(data, batch.n)
+
+    def _write(self, data, n: int) -> torch.Tensor:
+        try:
+            with self._lock:
+                # Validate again under the lock: another thread may have fixed the schema.
+                batch = self._storage.prepare(data)
+                if batch.n == 0:
+                    return torch.empty(0, dtype=torch.long)
+                storage = self._storage
+                plan = self._writer.plan(batch.n, len(storage), storage.max_size, batch.data)
+                storage.set(plan.index, batch, plan.source, plan.start, plan.new_len)
+                self._sampler.on_write(plan.index, plan.start, storage)
+                self._after_write(plan, batch)
+                return plan.index
+        except BaseException:
+            if self._rate_limiter is not None and n:
+                self._rate_limiter._undo("insert", n)
+            raise
+
+    def _after_write(self, plan, batch) -> None:
+        """Hook for subclasses (e.g. initial priorities from the data)."""
+
+    # -- reading ----------------------------------------------------------------------------
+    def _resolve_batch_size(self, batch_size) -> int:
+        batch_size = self._batch_size if batch_size is None else batch_size
+        if batch_size is None:
+            raise ValueError(
+                "no batch_size: pass sample(batch_size) or set ReplayBuffer(batch_size=)"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, found {batch_size!r}")
+        return batch_size
+
+    def sample(self, batch_size: int | None = None, return_info: bool = False):
+        """Sample a batch (``return_info=True``: ``(batch, info)`` with ``index`` etc.)."""
+        if self._prefetch is not None and (batch_size is None or batch_size == self._batch_size):
+            if self._prefetcher is None:
+                self._prefetcher = _Prefetcher(
+                    lambda: self._sample(self._batch_size), self._prefetch
+                )
+            try:
+                data, info = self._prefetcher.get()
+            except BaseException:
+                self._prefetcher.close()
+                self._prefetcher = None
+                raise
+        else:
+            data, info = self._sample(self._resolve_batch_size(batch_size))
+        return (data, info) if return_info else data
+
+    async def asample(self, batch_size: int | None = None, return_info: bool = False):
+        """:meth:`sample` that awaits the rate limiter instead of blocking."""
+        batch_size = self._resolve_batch_size(batch_size)
+        if self._rate_limiter is not None:
+            await self._rate_limiter.acquire_sample(batch_size)
+        data, info = self._sample(batch_size, limited=False)
+        return (data, info) if return_info else data
+
+    def _sample(self, batch_size: int, limited: bool = True):
+        if limited and self._rate_limiter is not None:
+            self._rate_limiter.sample(batch_size, timeout=self.rate_limit_timeout)
+        try:
+            with self._lock:
+                index, info = self._sampler.sample(self._storage, batch_size)
+                data = self._storage.get(index)
+        except BaseException:
+            if limited and self._rate_limiter is not None:
+                self._rate_limiter._undo("sample", batch_size)
+            raise
+        info["index"] = index
+        if self._collate_fn is not None:
+            data = self._collate_fn(data)
+        data = self._postprocess(data, info)
+        if self._transform is not None:
+            data = self._transform(data)
+        return data, info
+
+    def _postprocess(self, data, info):
+        """Hook for subclasses (e.g. writing ``index`` and ``_weight`` into TensorDicts)."""
+        return data
+
+    def __getitem__(self, index):
+        with self._lock:
+            data = self._storage.get(index)
+        if self._collate_fn is not None and not isinstance(index, int):
+            data = self._collate_fn(data)
+        return data
+
+    def __iter__(self):
+        from streamrl.data.replay_buffers.loaders import ReplayDataset
+
+        return iter(ReplayDataset(self))
+
+    # -- priorities -------------------------------------------------------------------------
+    def update_priority(self, index, priority) -> None:
+        """Set priorities (prioritized samplers only); see ``PrioritizedSampler.update_priority``."""
+        if not hasattr(self._sampler, "update_priority"):
+            raise TypeError(
+                f"{type(self._sampler).__name__} has no priorities; use a PrioritizedSampler"
+            )
+        with self._lock:
+            self._sampler.update_priority(index, priority, len(self._storage))
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def empty(self) -> None:
+        """Remove every item (storage, writer cursor, sampler state); the limiter is kept."""
+        self._stop_prefetch()
+        with self._lock:
+            self._storage.empty()
+            self._writer.empty()
+            self._sampler.empty()
+
+    def _stop_prefetch(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
+
+    def close(self) -> None:
+        """Stop the prefetch thread and close the storage; idempotent."""
+        self._stop_prefetch()
+        self._storage.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_lock"] = None
+        state["_prefetcher"] = None
+        return state
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    # -- loaders ----------------------------------------------------------------------------
+    def as_dataset(self, num_batches: int | None = None, batch_size: int | None = None):
+        """A torch ``IterableDataset`` of ``num_batches`` samples (see :class:`ReplayDataset`)."""
+        from streamrl.data.replay_buffers.loaders import ReplayDataset
+
+        return ReplayDataset(self, num_batches=num_batches, batch_size=batch_size)
+
+    def as_node(self, num_batches: int | None = None, batch_size: int | None = None):
+        """A resumable ``torchdata.nodes.BaseNode`` of samples (see :class:`ReplayNode`)."""
+        from streamrl.data.replay_buffers.loaders import ReplayNode
+
+        return ReplayNode(self, num_batches=num_batches, batch_size=batch_size)
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Storage, sampler (with priorities and RNG), writer cursor and limiter counters."""
+        with self._lock:
+            return {
+                "format": _FORMAT,
+                "storage": self._storage.state_dict(),
+                "sampler": self._sampler.state_dict(),
+                "writer": self._writer.state_dict(),
+                "rate_limiter": (
+                    self._rate_limiter.state_dict() if self._rate_limiter is not None else None
+                ),
+            }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into this (identically configured) buffer."""
+        if state.get("format") != _FORMAT:
+            raise ValueError(f"not a replay buffer state: format {state.get('format')!r}")
+        if (state["rate_limiter"] is None) != (self._rate_limiter is None):
+            raise ValueError("the state and this buffer disagree on having a rate limiter")
+        self._stop_prefetch()
+        with self._lock:
+            self._storage.load_state_dict(state["storage"])
+            self._sampler.load_state_dict(state["sampler"])
+            self._writer.load_state_dict(state["writer"])
+            if self._rate_limiter is not None:
+                self._rate_limiter.load_state_dict(state["rate_limiter"])
+
+    def dumps(self, path: str | os.PathLike) -> None:
+        """Save :meth:`state_dict` to one file, atomically, loadable without pickle."""
+        save_checkpoint(self.state_dict(), path)
+
+    def loads(self, path: str | os.PathLike) -> None:
+        """Load a file written by :meth:`dumps` (``torch.load(weights_only=True)``)."""
+        self.load_state_dict(load_checkpoint(path))
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """A :class:`ReplayBuffer` with a :class:`PrioritizedSampler` sized to the storage.
+
+    Args:
+        alpha: priority exponent.
+        beta: importance-sampling exponent.
+        eps: added to priorities.
+        storage, collate_fn, ...: as in :class:`ReplayBuffer` (no ``sampler``).
+
+    >>> rb = PrioritizedReplayBuffer(alpha=0.7, beta=1.1, collate_fn=lambda x: x)
+    >>> rb.add(1)
+    0
+    >>> rb.update_priority(0, 0.5)
+    """
+
+    def __init__(
+        self,
+        *,
+        alpha: float,
+        beta: float,
+        eps: float = 1e-8,
+        storage: Storage | None = None,
+        **kwargs,
+    ) -> None:
+        if "sampler" in kwargs:
+            raise TypeError("PrioritizedReplayBuffer builds its own sampler; use ReplayBuffer")
+        storage = storage if storage is not None else ListStorage(1000)
+        sampler = PrioritizedSampler(storage.max_size, alpha, beta, eps)
+        super().__init__(storage=storage, sampler=sampler, **kwargs)

@@ -1,0 +1,18 @@
+"""Samplers: which stored items a batch reads (uniform, epochs, prioritized, slices)."""
+
+from streamrl.data.replay_buffers.samplers.base import Sampler
+from streamrl.data.replay_buffers.samplers.prioritized import PrioritizedSampler
+from streamrl.data.replay_buffers.samplers.random_sampler import RandomSampler
+from streamrl.data.replay_buffers.samplers.slice_sampler import SliceSampler
+from streamrl.data.replay_buffers.samplers.sum_tree import MinTree, SumTree
+from streamrl.data.replay_buffers.samplers.without_replacement import SamplerWithoutReplacement
+
+__all__ = [
+    "MinTree",
+    "PrioritizedSampler",
+    "RandomSampler",
+    "Sampler",
+    "SamplerWithoutReplacement",
+    "SliceSampler",
+    "SumTree",
+]

@@ -1,0 +1,92 @@
+"""The sampler interface: pick storage indices to read, own the random state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["Sampler"]
+
+
+def _seeded_generator(seed: int | None) -> torch.Generator:
+    gen = torch.Generator()
+    if seed is None:
+        # Drawn from the global RNG so that ``torch.manual_seed`` makes buffers reproducible.
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    gen.manual_seed(seed)
+    return gen
+
+
+class Sampler:
+    """Base class of samplers.
+
+    A sampler implements :meth:`sample` and may react to writes (:meth:`on_write`) and to
+    :meth:`empty`. It owns a private ``torch.Generator`` so that its random stream is part of
+    its state (:meth:`sampling_state`), which is what loader checkpoints resume from.
+
+    Args:
+        seed: seed of the private generator; by default drawn from torch's global RNG.
+    """
+
+    def __init__(self, *, seed: int | None = None) -> None:
+        self._generator = _seeded_generator(seed)
+
+    # -- interface --------------------------------------------------------------------------
+    def sample(self, storage, batch_size: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Return ``(index, info)``: int64 storage indices and extra per-sample fields."""
+        raise NotImplementedError
+
+    def on_write(self, index: torch.Tensor, start: int | None, storage) -> None:
+        """Called (under the buffer lock) after ``index`` slots were written."""
+
+    def empty(self) -> None:
+        """Forget everything about the storage content."""
+
+    @property
+    def ran_out(self) -> bool:
+        """True when an epoch-based sampler finished its epoch with the last batch."""
+        return False
+
+    @property
+    def has_epochs(self) -> bool:
+        """Whether iteration should stop when :attr:`ran_out` turns true."""
+        return False
+
+    # -- random state -----------------------------------------------------------------------
+    def manual_seed(self, seed: int) -> None:
+        """Reseed the private generator."""
+        self._generator.manual_seed(int(seed))
+
+    def sampling_state(self) -> dict[str, Any]:
+        """The small state that fixes the next samples (RNG and epoch cursor), not the data."""
+        return {"generator": self._generator.get_state()}
+
+    def load_sampling_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`sampling_state` returned."""
+        self._generator.set_state(state["generator"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Full state (tensors and plain Python values only, loadable with weights_only)."""
+        return {"type": type(self).__name__, **self.sampling_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the sampler type must match."""
+        if state.get("type") != type(self).__name__:
+            raise ValueError(
+                f"sampler state is for {state.get('type')!r}, this sampler is {type(self).__name__!r}"
+            )
+        self.load_sampling_state(state)
+
+
+def _check_nonempty(storage) -> int:
+    n = len(storage)
+    if n == 0:
+        raise RuntimeError("cannot sample from an empty replay buffer: add or extend data first")
+    return n
+
+
+def _check_batch_size(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, found {batch_size!r}")
+    return batch_size

@@ -1,0 +1,176 @@
+"""Prioritized experience replay (Schaul et al., 2016) on vectorized sum and min trees."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size, _check_nonempty
+from streamrl.data.replay_buffers.samplers.sum_tree import MinTree, SumTree
+
+__all__ = ["PrioritizedSampler"]
+
+
+def _check_nonneg(name: str, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, found {value!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, found {value!r}")
+    return value
+
+
+def _as_numpy(x, dtype) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach()
+        if x.device.type != "cpu":
+            x = x.cpu()
+        return x.numpy().astype(dtype, copy=False)
+    return np.asarray(x, dtype=dtype)
+
+
+class PrioritizedSampler(Sampler):
+    """Sample index ``i`` with probability ``P(i) = p_i / sum_j p_j``, ``p_i = (priority_i + eps)^alpha``.
+
+    New items get the largest leaf value seen so far (1.0 at first), so they are sampled at
+    least once with high probability. Each sample carries its importance weight ``_weight``:
+    ``w_i = (N P(i))^-beta / max_j (N P(j))^-beta`` where the max runs over the whole buffer
+    (as in the paper and TorchRL), i.e. ``w_i = (p_i / p_min)^-beta`` with ``p_min`` read from
+    the min tree. Weights are thus at most 1, and equal 1 for the least likely item.
+
+    Priorities live in a :class:`SumTree` (sampling, ``O(b log N)``) and a :class:`MinTree`
+    (``p_min``), both float64 numpy, no compiled code.
+
+    Args:
+        max_capacity: number of slots (the storage's ``max_size``).
+        alpha: priority exponent (0: uniform).
+        beta: importance-sampling exponent (0: no correction); may be changed later.
+        eps: added to every priority so that none is exactly 0.
+        seed: seed of the private generator.
+    """
+
+    def __init__(
+        self,
+        max_capacity: int,
+        alpha: float,
+        beta: float,
+        eps: float = 1e-8,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(seed=seed)
+        if isinstance(max_capacity, bool) or not isinstance(max_capacity, int) or max_capacity <= 0:
+            raise ValueError(f"max_capacity must be a positive int, found {max_capacity!r}")
+        self._capacity = max_capacity
+        self.alpha = _check_nonneg("alpha", alpha)
+        self.beta = _check_nonneg("beta", beta)
+        self.eps = _check_nonneg("eps", eps)
+        self._sum_tree = SumTree(max_capacity)
+        self._min_tree = MinTree(max_capacity)
+        self._max_leaf = 1.0
+
+    @property
+    def max_capacity(self) -> int:
+        """Number of slots the trees cover."""
+        return self._capacity
+
+    def _leaf(self, priority: np.ndarray) -> np.ndarray:
+        return np.power(priority + self.eps, self.alpha)
+
+    def sample(self, storage, batch_size: int):
+        """Indices drawn with probability ``P(i)``; ``info["_weight"]`` holds float32 weights."""
+        n = _check_nonempty(storage)
+        batch_size = _check_batch_size(batch_size)
+        if n > self._capacity:
+            raise ValueError(
+                f"storage holds {n} items but the sampler covers {self._capacity} slots"
+            )
+        total = self._sum_tree.total()
+        if not total > 0:
+            raise RuntimeError("all priorities are zero: cannot sample (use eps > 0)")
+        u = torch.rand(batch_size, generator=self._generator, dtype=torch.float64).numpy()
+        index = self._sum_tree.find_prefix(u * total)
+        p = self._sum_tree.leaves[index]
+        weight = np.power(p / self._min_tree.min(), -self.beta)
+        return torch.from_numpy(index), {"_weight": torch.from_numpy(weight.astype(np.float32))}
+
+    def on_write(self, index, start, storage) -> None:
+        """Written slots get the largest leaf value seen so far."""
+        if start is not None:
+            stop = start + index.numel()
+            self._sum_tree.update_range(start, stop, self._max_leaf)
+            self._min_tree.update_range(start, stop, self._max_leaf)
+        else:
+            idx = index.numpy()
+            self._sum_tree.update(idx, self._max_leaf)
+            self._min_tree.update(idx, self._max_leaf)
+
+    def update_priority(self, index, priority, length: int | None = None) -> None:
+        """Set the priority of ``index`` (scalar or 1-D); ``priority`` broadcasts to it.
+
+        Raises ``IndexError`` for an index outside ``[0, max_capacity)`` and ``ValueError`` for
+        a negative or NaN priority. Indices of slots not yet written (``>= length``) are
+        ignored: such a slot gets the max priority when it is written.
+        """
+        idx = _as_numpy(index, np.int64).reshape(-1)
+        prio = _as_numpy(priority, np.float64).reshape(-1)
+        if prio.size == 1 and idx.size != 1:
+            prio = np.broadcast_to(prio, idx.shape)
+        if prio.shape != idx.shape:
+            raise ValueError(
+                f"priority must be a scalar or have one value per index: {idx.size} indices, "
+                f"found priority of shape {tuple(np.shape(priority))}"
+            )
+        if idx.size and (idx.min() < 0 or idx.max() >= self._capacity):
+            bad = int(idx[(idx < 0) | (idx >= self._capacity)][0])
+            raise IndexError(f"index {bad} out of range [0, {self._capacity})")
+        if np.isnan(prio).any():
+            raise ValueError("priority contains NaN")
+        if (prio < 0).any():
+            raise ValueError(f"priority must be >= 0, found {float(prio.min())}")
+        if length is not None and length < self._capacity:
+            keep = idx < length
+            idx, prio = idx[keep], prio[keep]
+        if idx.size == 0:
+            return
+        leaf = self._leaf(prio)
+        if not np.isfinite(leaf).all():
+            raise ValueError("priority ** alpha overflows to inf")
+        self._sum_tree.update(idx, leaf)
+        self._min_tree.update(idx, leaf)
+        self._max_leaf = max(self._max_leaf, float(leaf.max()))
+
+    def empty(self) -> None:
+        """Clear every priority (the max priority goes back to 1)."""
+        self._sum_tree.clear()
+        self._min_tree.clear()
+        self._max_leaf = 1.0
+
+    def state_dict(self):
+        """RNG state, hyper-parameters, leaf values and the running max."""
+        return {
+            **super().state_dict(),
+            "max_capacity": self._capacity,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "eps": self.eps,
+            "leaves": torch.from_numpy(np.array(self._sum_tree.leaves)),
+            "min_leaves": torch.from_numpy(np.array(self._min_tree.leaves)),
+            "max_leaf": self._max_leaf,
+        }
+
+    def load_state_dict(self, state) -> None:
+        """Restore :meth:`state_dict`; the capacity must match."""
+        if state.get("max_capacity") != self._capacity:
+            raise ValueError(
+                f"sampler state covers {state.get('max_capacity')} slots, this sampler "
+                f"{self._capacity}"
+            )
+        super().load_state_dict(state)
+        self.alpha, self.beta, self.eps = state["alpha"], state["beta"], state["eps"]
+        self._sum_tree.update_range(0, self._capacity, state["leaves"].numpy())
+        self._min_tree.update_range(0, self._capacity, state["min_leaves"].numpy())
+        self._max_leaf = float(state["max_leaf"])

@@ -1,0 +1,91 @@
+"""Epoch-based sampling: every written index once per epoch."""
+
+from __future__ import annotations
+
+import torch
+
+from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size, _check_nonempty
+
+__all__ = ["SamplerWithoutReplacement"]
+
+
+class SamplerWithoutReplacement(Sampler):
+    """Visit each index once per epoch, in a random (or sequential) order.
+
+    An epoch is a permutation of the indices written when it starts; items written during an
+    epoch join the next one. The last batch of an epoch is shorter unless ``drop_last``, in
+    which case the leftover indices are skipped. :attr:`ran_out` is true right after the batch
+    that ended an epoch, and iterating a buffer with this sampler stops there.
+
+    Args:
+        drop_last: skip the incomplete last batch of each epoch.
+        shuffle: random order (default) or ``0, 1, 2, ...``.
+        seed: seed of the private generator.
+    """
+
+    def __init__(self, *, drop_last: bool = False, shuffle: bool = True, seed: int | None = None):
+        super().__init__(seed=seed)
+        self.drop_last = bool(drop_last)
+        self.shuffle = bool(shuffle)
+        self._perm: torch.Tensor | None = None
+        self._pos = 0
+        self._ran_out = False
+
+    @property
+    def ran_out(self) -> bool:
+        """True after the batch that completed an epoch."""
+        return self._ran_out
+
+    @property
+    def has_epochs(self) -> bool:
+        """Iteration over a buffer stops at the end of each epoch."""
+        return True
+
+    def _left(self) -> int:
+        return 0 if self._perm is None else self._perm.numel() - self._pos
+
+    def _exhausted(self, batch_size: int) -> bool:
+        left = self._left()
+        return left == 0 or (self.drop_last and left < batch_size)
+
+    def sample(self, storage, batch_size: int):
+        """The next ``batch_size`` indices of the current epoch (a new one when exhausted)."""
+        n = _check_nonempty(storage)
+        batch_size = _check_batch_size(batch_size)
+        if self.drop_last and n < batch_size:
+            raise ValueError(
+                f"drop_last=True needs at least batch_size={batch_size} items, found {n}"
+            )
+        if self._exhausted(batch_size):
+            if self.shuffle:
+                self._perm = torch.randperm(n, generator=self._generator)
+            else:
+                self._perm = torch.arange(n)
+            self._pos = 0
+        index = self._perm[self._pos : self._pos + batch_size]
+        self._pos += index.numel()
+        self._ran_out = self._exhausted(batch_size)
+        return index, {}
+
+    def empty(self) -> None:
+        """Drop the current epoch."""
+        self._perm = None
+        self._pos = 0
+        self._ran_out = False
+
+    def sampling_state(self):
+        """RNG state plus the current epoch's permutation and position."""
+        return {
+            **super().sampling_state(),
+            "perm": self._perm.clone() if self._perm is not None else None,
+            "pos": self._pos,
+            "ran_out": self._ran_out,
+        }
+
+    def load_sampling_state(self, state) -> None:
+        """Restore :meth:`sampling_state`."""
+        super().load_sampling_state(state)
+        perm = state["perm"]
+        self._perm = perm.clone() if perm is not None else None
+        self._pos = int(state["pos"])
+        self._ran_out = bool(state["ran_out"])

@@ -1,0 +1,117 @@
+"""The storage interface: a fixed number of slots, written by index, read by index."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+
+__all__ = ["Batch", "Storage"]
+
+
+class Batch(NamedTuple):
+    """A validated batch: ``n`` items, the (normalized) data, its leaves in storage key order."""
+
+    n: int
+    data: Any
+    leaves: list[torch.Tensor] | None
+
+
+def _check_max_size(max_size) -> int:
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= 0:
+        raise ValueError(f"max_size must be a positive int, found {max_size!r}")
+    return max_size
+
+
+class Storage:
+    """Base class of storages.
+
+    A storage has ``max_size`` slots; ``len(storage)`` slots (``0 .. len - 1``) hold data.
+    Writers decide where to write; the buffer reads with :meth:`get`. ``head`` is the slot after the
+    last one written (where a circular writer goes on).
+    Writes go through :meth:`prepare` (validate, no side effects) then :meth:`set`.
+    """
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = _check_max_size(max_size)
+        self._len = 0
+        self._head = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def head(self) -> int:
+        """The slot after the most recent write (mod ``max_size``)."""
+        return self._head
+
+    # -- interface --------------------------------------------------------------------------
+    def one(self, item):
+        """Wrap a single item so that :meth:`count` gives 1."""
+        raise NotImplementedError
+
+    def prepare(self, data) -> Batch:
+        """Normalize and validate ``data``; raise ``ValueError``/``TypeError``; never writes."""
+        raise NotImplementedError
+
+    def set(
+        self,
+        index: torch.Tensor,
+        batch: Batch,
+        source: torch.Tensor | None,
+        start: int | None,
+        new_len: int,
+    ) -> None:
+        """Write items ``source`` (all when ``None``) of ``batch`` to slots ``index``.
+
+        ``start`` is given when ``index == (start + arange(n)) % max_size``.
+        """
+        raise NotImplementedError
+
+    def get(self, index):
+        """Read the items at ``index`` (int64 tensor, or int)."""
+        raise NotImplementedError
+
+    def empty(self) -> None:
+        """Forget the content (``len`` becomes 0)."""
+        self._len = 0
+        self._head = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Content and cursor, as tensors and plain Python values (weights_only-loadable)."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (files, maps); idempotent."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _advance(self, index: torch.Tensor, start: int | None, new_len: int) -> None:
+        self._len = new_len
+        if start is not None:
+            self._head = (start + index.numel()) % self.max_size
+        elif index.numel():
+            self._head = (int(index[-1]) + 1) % self.max_size
+
+    def _check_index(self, index) -> torch.Tensor:
+        if isinstance(index, int):
+            index = torch.tensor([index])
+        elif not isinstance(index, torch.Tensor):
+            index = torch.as_tensor(index)
+        if index.dtype == torch.bool or index.is_floating_point():
+            raise TypeError(f"index must be an integer tensor, found dtype {index.dtype}")
+        if index.numel():
+            lo, hi = int(index.min()), int(index.max())
+            if lo < 0 or hi >= self._len:
+                bad = lo if lo < 0 else hi
+                raise IndexError(f"index {bad} out of range [0, {self._len})")
+        return index

@@ -1,0 +1,96 @@
+"""A circular list of arbitrary Python objects."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+
+from streamrl.data.replay_buffers.checkpoint import from_safe, to_safe
+from streamrl.data.replay_buffers.storages.base import Batch, Storage
+
+__all__ = ["ListStorage"]
+
+
+class ListStorage(Storage):
+    """Store any Python objects in a list of ``max_size`` slots.
+
+    ``extend`` takes any iterable (a TensorDict or tensor is split along its first dim);
+    ``get`` returns a list, which the buffer's ``collate_fn`` turns into a batch. Checkpoints
+    only hold what can be saved without pickle (tensors, TensorDicts, numbers, strings,
+    ``None`` and lists/tuples/str-keyed dicts of them); other objects raise ``TypeError``.
+
+    >>> s = ListStorage(10)
+    """
+
+    def __init__(self, max_size: int = 1000) -> None:
+        super().__init__(max_size)
+        self._items: list = []
+
+    def one(self, item):
+        """``[item]``."""
+        return [item]
+
+    def prepare(self, data) -> Batch:
+        """Any objects fit; ``data`` must be a sequence (a TensorDict/tensor is unbound)."""
+        if isinstance(data, (TensorDictBase, torch.Tensor)):
+            if data.ndim == 0:
+                raise ValueError("extend expects a batch dim (use add() for one item)")
+            data = data.unbind(0)
+        elif isinstance(data, (str, bytes)) or not hasattr(data, "__len__"):
+            raise TypeError(
+                f"extend expects a sequence of items (list, tuple, TensorDict, tensor), "
+                f"found {type(data).__name__}"
+            )
+        data = list(data)
+        return Batch(len(data), data, None)
+
+    def set(self, index, batch, source, start, new_len) -> None:
+        """Write the items; the list grows up to ``max_size``."""
+        data = batch.data
+        if source is not None:
+            data = [data[i] for i in source.tolist()]
+        items = self._items
+        for i, item in zip(index.tolist(), data):
+            if i >= len(items):
+                items.extend([None] * (i + 1 - len(items)))
+            items[i] = item
+        self._advance(index, start, new_len)
+
+    def get(self, index):
+        """A list of the items at ``index``."""
+        index = self._check_index(index)
+        items = self._items
+        return [items[i] for i in index.tolist()]
+
+    def empty(self) -> None:
+        """Drop every item."""
+        super().empty()
+        self._items = []
+
+    def state_dict(self):
+        """Items converted to a pickle-free form; ``TypeError`` for unsupported objects."""
+        items = []
+        for i, item in enumerate(self._items[: self._len]):
+            try:
+                items.append(to_safe(item))
+            except TypeError as err:
+                raise TypeError(f"ListStorage item {i} cannot be checkpointed: {err}") from None
+        return {
+            "type": "ListStorage",
+            "max_size": self.max_size,
+            "len": self._len,
+            "head": self._head,
+            "items": items,
+        }
+
+    def load_state_dict(self, state) -> None:
+        """Restore :meth:`state_dict`."""
+        if state.get("type") != "ListStorage":
+            raise ValueError(f"storage state is for {state.get('type')!r}, expected 'ListStorage'")
+        if state["max_size"] != self.max_size:
+            raise ValueError(
+                f"storage state has max_size {state['max_size']}, this storage {self.max_size}"
+            )
+        self._items = [from_safe(x) for x in state["items"]]
+        self._len = int(state["len"])
+        self._head = int(state["head"])

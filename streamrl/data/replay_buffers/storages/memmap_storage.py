@@ -1,0 +1,210 @@
+"""Disk-backed tensor storage: one memory-mapped file per key, in a directory that persists."""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import shutil
+import tempfile
+import weakref
+
+import numpy as np
+import torch
+
+from streamrl.data.replay_buffers.storages.tensor_storage import LazyTensorStorage, _dtype_from_str
+
+__all__ = ["LazyMemmapStorage"]
+
+_SCHEMA = "schema.json"
+_CURSOR = "cursor.bin"
+
+
+class LazyMemmapStorage(LazyTensorStorage):
+    """A :class:`LazyTensorStorage` whose rows live in memory-mapped files under ``scratch_dir``.
+
+    The first write creates ``schema.json`` (keys, shapes, dtypes), one sparse file per key and
+    a small cursor file (length and write head, updated in place on every write). Opening a
+    directory that already holds a storage reopens it: ``LazyMemmapStorage(n, scratch_dir=d)``
+    after a previous process wrote to ``d`` holds the same rows. Without ``scratch_dir`` a
+    temporary directory is used and removed by :meth:`close` (or when the storage is garbage
+    collected).
+
+    Pages read or written stay in the page cache but are dropped from this process's mapping
+    (``madvise(MADV_DONTNEED)``) every ``release_bytes`` touched, so the resident set stays
+    small even when the files are far larger than memory.
+
+    Args:
+        max_size: number of rows.
+        scratch_dir: directory of the files (created if missing).
+        release_bytes: bytes touched between two releases of the mapped pages.
+
+    >>> import tempfile
+    >>> s = LazyMemmapStorage(1000, scratch_dir=tempfile.mkdtemp())
+    """
+
+    def __init__(
+        self,
+        max_size: int,
+        *,
+        scratch_dir: str | os.PathLike | None = None,
+        release_bytes: int = 256 << 20,
+    ) -> None:
+        self._cursor: np.ndarray | None = None
+        self._open_mode = "w+"
+        super().__init__(max_size)
+        self._maps: list[np.memmap] = []
+        self._row_bytes = 0
+        self._pending = 0
+        self.release_bytes = int(release_bytes)
+        self._finalizer = None
+        if scratch_dir is None:
+            self.scratch_dir = tempfile.mkdtemp(prefix="streamrl-memmap-")
+            self._finalizer = weakref.finalize(
+                self, shutil.rmtree, self.scratch_dir, ignore_errors=True
+            )
+        else:
+            self.scratch_dir = os.fspath(scratch_dir)
+            os.makedirs(self.scratch_dir, exist_ok=True)
+            if os.path.exists(os.path.join(self.scratch_dir, _SCHEMA)):
+                self._reopen()
+
+    # Length and head live in the cursor file once allocated, so they persist with the data.
+    @property
+    def _len(self) -> int:
+        return int(self._cursor[0]) if self._cursor is not None else self.__dict__["_len0"]
+
+    @_len.setter
+    def _len(self, value: int) -> None:
+        if self._cursor is not None:
+            self._cursor[0] = value
+        else:
+            self.__dict__["_len0"] = value
+
+    @property
+    def _head(self) -> int:
+        return int(self._cursor[1]) if self._cursor is not None else self.__dict__["_head0"]
+
+    @_head.setter
+    def _head(self, value: int) -> None:
+        if self._cursor is not None:
+            self._cursor[1] = value
+        else:
+            self.__dict__["_head0"] = value
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.scratch_dir, name)
+
+    def _map(self, name: str, shape, dtype: torch.dtype, mode: str) -> torch.Tensor:
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        nbytes = int(np.prod(shape)) * itemsize
+        if nbytes == 0:
+            raise ValueError(f"cannot memory-map an empty leaf of shape {tuple(shape)}")
+        mm = np.memmap(self._path(name), dtype=np.uint8, mode=mode, shape=(nbytes,))
+        self._maps.append(mm)
+        return torch.from_numpy(mm).view(dtype).view(shape)
+
+    def _new_leaf(self, index, key, shape, dtype):
+        self._row_bytes += int(np.prod(shape[1:])) * torch.empty((), dtype=dtype).element_size()
+        return self._map(f"leaf_{index:03d}.bin", shape, dtype, self._open_mode)
+
+    def _allocate(self, schema, is_td) -> None:
+        if self._cursor is None:
+            length, head = self._len, self._head
+            cursor = np.memmap(self._path(_CURSOR), dtype=np.int64, mode="w+", shape=(2,))
+            super()._allocate(schema, is_td)
+            self._cursor = cursor
+            self._len, self._head = length, head
+            meta = {
+                "max_size": self.max_size,
+                "is_td": is_td,
+                "keys": [list(k) for k in schema],
+                "shapes": [list(s) for s, _ in schema.values()],
+                "dtypes": [str(d) for _, d in schema.values()],
+            }
+            tmp = self._path(_SCHEMA + ".tmp")
+            with open(tmp, "w") as f:
+                json.dump(meta, f)
+            os.replace(tmp, self._path(_SCHEMA))
+        else:
+            super()._allocate(schema, is_td)
+
+    def _reopen(self) -> None:
+        with open(self._path(_SCHEMA)) as f:
+            meta = json.load(f)
+        if meta["max_size"] != self.max_size:
+            raise ValueError(
+                f"{self.scratch_dir!r} holds a storage of max_size {meta['max_size']}, "
+                f"found max_size={self.max_size}"
+            )
+        schema = {
+            tuple(k): (tuple(s), _dtype_from_str(d))
+            for k, s, d in zip(meta["keys"], meta["shapes"], meta["dtypes"])
+        }
+        self._cursor = np.memmap(self._path(_CURSOR), dtype=np.int64, mode="r+", shape=(2,))
+        # Reopen the existing files instead of creating new ones.
+        self._open_mode = "r+"
+        try:
+            LazyTensorStorage._allocate(self, schema, bool(meta["is_td"]))
+        finally:
+            self._open_mode = "w+"
+
+    def _touched(self, rows: int) -> None:
+        self._pending += rows * self._row_bytes
+        if self._pending >= self.release_bytes:
+            self.release_pages()
+
+    def release_pages(self) -> None:
+        """Drop the mapped pages from this process (they stay on disk and in the page cache)."""
+        self._pending = 0
+        for mm in self._maps:
+            mm._mmap.madvise(mmap.MADV_DONTNEED)
+
+    def flush(self) -> None:
+        """Write dirty pages to disk."""
+        for mm in self._maps:
+            mm.flush()
+        if self._cursor is not None:
+            self._cursor.flush()
+
+    def close(self) -> None:
+        """Flush, unmap; remove the directory if it was a temporary one. Idempotent."""
+        if self._maps:
+            self.flush()
+        self._maps = []
+        self._leaves = []
+        self._data = None
+        self._is_td = None
+        if self._cursor is not None:
+            length, head = self._len, self._head
+            self._cursor = None
+            self._len, self._head = length, head
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __getstate__(self):
+        # Worker processes reopen the files instead of copying the maps.
+        if self._cursor is not None:
+            self.flush()
+        return {
+            "max_size": self.max_size,
+            "scratch_dir": self.scratch_dir,
+            "release_bytes": self.release_bytes,
+            "_len0": self._len,
+            "_head0": self._head,
+        }
+
+    def __setstate__(self, state) -> None:
+        self.__init__(
+            state["max_size"],
+            scratch_dir=state["scratch_dir"],
+            release_bytes=state["release_bytes"],
+        )
+        if self._cursor is None:
+            self._len, self._head = state["_len0"], state["_head0"]
+
+    def __repr__(self) -> str:
+        return (
+            f"LazyMemmapStorage(max_size={self.max_size}, len={self._len}, "
+            f"scratch_dir={self.scratch_dir!r})"
+        )

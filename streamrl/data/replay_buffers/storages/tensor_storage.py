@@ -1,0 +1,264 @@
+"""Preallocated tensor storage, allocated from the first batch written."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from streamrl.data.replay_buffers.storages.base import Batch, Storage
+
+__all__ = ["LazyTensorStorage"]
+
+_COPY_CHUNK = 65536  # rows per copy when loading a checkpoint (bounds temporary memory)
+
+
+def _fmt_key(key) -> str:
+    return repr(key if not isinstance(key, tuple) or len(key) > 1 else key[0])
+
+
+def _dtype_from_str(name: str) -> torch.dtype:
+    dtype = getattr(torch, name.replace("torch.", ""), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"unknown dtype {name!r}")
+    return dtype
+
+
+class LazyTensorStorage(Storage):
+    """``max_size`` preallocated rows of a TensorDict (or of a tensor), on any device.
+
+    Nothing is allocated until the first write, which fixes the schema: the keys, and for
+    each key the per-item shape and dtype. Later batches must match it exactly, otherwise
+    ``extend`` raises ``ValueError`` naming the key, what was expected and what was found,
+    before anything is written. Batches with several batch dims (e.g. ``[envs, time]``) are
+    flattened row-major, so each env's steps stay contiguous.
+
+    Args:
+        max_size: number of rows.
+        device: where the rows live (default CPU).
+
+    >>> s = LazyTensorStorage(1000)
+    """
+
+    def __init__(self, max_size: int, *, device: str | torch.device | None = None) -> None:
+        super().__init__(max_size)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self._data: TensorDictBase | torch.Tensor | None = None
+        self._keys: list[tuple[str, ...]] | None = None  # None: tensor storage or unallocated
+        self._leaves: list[torch.Tensor] = []
+        self._is_td: bool | None = None
+        self._key_set: set = set()
+
+    # -- schema -----------------------------------------------------------------------------
+    @property
+    def allocated(self) -> bool:
+        """Whether the first write has fixed the schema."""
+        return self._is_td is not None
+
+    def schema(self) -> dict[tuple[str, ...], tuple[tuple[int, ...], torch.dtype]]:
+        """``{key: (item_shape, dtype)}`` (key ``()`` for a tensor storage); empty if unallocated."""
+        if not self.allocated:
+            return {}
+        keys = self._keys if self._is_td else [()]
+        return {k: (tuple(t.shape[1:]), t.dtype) for k, t in zip(keys, self._leaves)}
+
+    @staticmethod
+    def _flat_items(td: TensorDictBase) -> dict[tuple[str, ...], torch.Tensor]:
+        out = {}
+        for key, value in td.items(include_nested=True, leaves_only=True):
+            key = key if isinstance(key, tuple) else (key,)
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(
+                    f"tensor storages hold tensor leaves only; key {_fmt_key(key)} holds a "
+                    f"{type(value).__name__}"
+                )
+            out[key] = value
+        return out
+
+    # -- writing ----------------------------------------------------------------------------
+    def one(self, item):
+        """Add a leading dim of 1."""
+        if isinstance(item, (TensorDictBase, torch.Tensor)):
+            return item.unsqueeze(0)
+        raise TypeError(
+            f"{type(self).__name__} holds TensorDicts or tensors, found {type(item).__name__}"
+        )
+
+    def prepare(self, data) -> Batch:
+        """Flatten the batch dims and validate against the schema (nothing is written)."""
+        if isinstance(data, TensorDictBase):
+            if data.batch_dims == 0:
+                raise ValueError(
+                    "extend expects a TensorDict with a batch dim, found batch_size=[] "
+                    "(use add() for one item)"
+                )
+            if data.batch_dims > 1:
+                data = data.reshape(-1)
+            n = data.batch_size[0]
+            flat = self._flat_items(data)
+            if self._is_td is False:
+                raise TypeError("this storage holds tensors, found a TensorDict")
+            if not self.allocated:
+                return Batch(n, data, None)
+            missing = [k for k in self._keys if k not in flat]
+            extra = [k for k in flat if k not in self._key_set]
+            if missing or extra:
+                parts = []
+                if missing:
+                    parts.append("missing key(s) " + ", ".join(_fmt_key(k) for k in missing))
+                if extra:
+                    parts.append("unexpected key(s) " + ", ".join(_fmt_key(k) for k in extra))
+                raise ValueError("extend: batch does not match the storage: " + "; ".join(parts))
+            leaves = [flat[k] for k in self._keys]
+            for key, src, dst in zip(self._keys, leaves, self._leaves):
+                if src.shape[1:] != dst.shape[1:] or src.dtype != dst.dtype:
+                    raise ValueError(
+                        f"extend: key {_fmt_key(key)} expected item shape {tuple(dst.shape[1:])} "
+                        f"and dtype {dst.dtype}, found item shape {tuple(src.shape[1:])} and "
+                        f"dtype {src.dtype}"
+                    )
+            return Batch(n, data, leaves)
+        if isinstance(data, torch.Tensor):
+            if data.ndim == 0:
+                raise ValueError("extend expects a tensor with a batch dim, found a 0-d tensor")
+            if self._is_td:
+                raise TypeError("this storage holds TensorDicts, found a tensor")
+            if not self.allocated:
+                return Batch(data.shape[0], data, None)
+            dst = self._leaves[0]
+            if data.shape[1:] != dst.shape[1:] or data.dtype != dst.dtype:
+                raise ValueError(
+                    f"extend: expected item shape {tuple(dst.shape[1:])} and dtype {dst.dtype}, "
+                    f"found item shape {tuple(data.shape[1:])} and dtype {data.dtype}"
+                )
+            return Batch(data.shape[0], data, [data])
+        raise TypeError(
+            f"{type(self).__name__} holds TensorDicts or tensors, found {type(data).__name__}"
+        )
+
+    def _new_leaf(self, index: int, key, shape: tuple[int, ...], dtype: torch.dtype):
+        return torch.zeros(shape, dtype=dtype, device=self.device)
+
+    def _allocate(self, schema: dict, is_td: bool) -> None:
+        leaves = [
+            self._new_leaf(i, key, (self.max_size, *shape), dtype)
+            for i, (key, (shape, dtype)) in enumerate(schema.items())
+        ]
+        if is_td:
+            self._keys = list(schema)
+            self._key_set = set(self._keys)
+            td = TensorDict(batch_size=[self.max_size], device=self.device)
+            for key, leaf in zip(self._keys, leaves):
+                td.set(key, leaf)
+            self._data = td
+            # TensorDict.set may copy (device casts): read back the tensors it holds.
+            leaves = [td.get(k) for k in self._keys]
+        else:
+            self._data = leaves[0]
+        self._leaves = leaves
+        self._is_td = is_td
+
+    def _allocate_from(self, data) -> None:
+        if isinstance(data, TensorDictBase):
+            schema = {k: (tuple(v.shape[1:]), v.dtype) for k, v in self._flat_items(data).items()}
+            if not schema:
+                raise ValueError("cannot allocate a storage from a TensorDict without leaves")
+            self._allocate(schema, True)
+        else:
+            self._allocate({(): (tuple(data.shape[1:]), data.dtype)}, False)
+
+    def set(self, index, batch: Batch, source, start, new_len) -> None:
+        """Copy the rows in (two slice copies when ``start`` is given, else ``index_copy_``)."""
+        if not self.allocated:
+            self._allocate_from(batch.data)
+        leaves = batch.leaves
+        if leaves is None:
+            if self._is_td:
+                flat = self._flat_items(batch.data)
+                leaves = [flat[k] for k in self._keys]
+            else:
+                leaves = [batch.data]
+        if source is not None:
+            leaves = [s[source.to(s.device)] for s in leaves]
+        n = index.numel()
+        if start is not None:
+            first = min(n, self.max_size - start)
+            for dst, src in zip(self._leaves, leaves):
+                dst[start : start + first].copy_(src[:first])
+                if first < n:
+                    dst[: n - first].copy_(src[first:])
+        else:
+            dev_index = index.to(self.device)
+            for dst, src in zip(self._leaves, leaves):
+                dst.index_copy_(0, dev_index, src.to(dst.device))
+        self._touched(n)
+        self._advance(index, start, new_len)
+
+    # -- reading ----------------------------------------------------------------------------
+    def get(self, index):
+        """Rows at ``index`` as a TensorDict (or tensor) with batch size ``[len(index)]``."""
+        if isinstance(index, slice):
+            index = torch.arange(self._len)[index]
+        scalar = isinstance(index, int)
+        index = self._check_index(index)
+        out = self._data[index.to(self.device)]
+        self._touched(index.numel())
+        return out[0] if scalar else out
+
+    def column(self, key) -> torch.Tensor:
+        """The written rows of one key (a view)."""
+        if not self._is_td:
+            raise TypeError("column() needs a TensorDict storage")
+        key = key if isinstance(key, tuple) else (key,)
+        if key not in self._key_set:
+            raise KeyError(f"key {_fmt_key(key)} not in the storage; keys: {self._keys}")
+        return self._leaves[self._keys.index(key)][: self._len]
+
+    def _touched(self, rows: int) -> None:
+        """Hook for disk-backed storages to account for the pages a read or write touched."""
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self):
+        """Written rows per key plus cursor (tensors are views of the storage)."""
+        keys = self._keys if self._is_td else ([()] if self.allocated else [])
+        return {
+            "type": type(self).__name__,
+            "max_size": self.max_size,
+            "len": self._len,
+            "head": self._head,
+            "is_td": self._is_td,
+            "keys": [list(k) for k in keys],
+            "dtypes": [str(t.dtype) for t in self._leaves],
+            "shapes": [list(t.shape[1:]) for t in self._leaves],
+            "tensors": [t[: self._len] for t in self._leaves],
+        }
+
+    def load_state_dict(self, state) -> None:
+        """Restore :meth:`state_dict`, copying rows in chunks; the schema must match."""
+        if state.get("type") not in ("LazyTensorStorage", "LazyMemmapStorage"):
+            raise ValueError(f"storage state is for {state.get('type')!r}, not a tensor storage")
+        if state["max_size"] != self.max_size:
+            raise ValueError(
+                f"storage state has max_size {state['max_size']}, this storage {self.max_size}"
+            )
+        if state["is_td"] is not None:
+            schema = {
+                tuple(k): (tuple(s), _dtype_from_str(d))
+                for k, s, d in zip(state["keys"], state["shapes"], state["dtypes"])
+            }
+            if not self.allocated:
+                self._allocate(schema, bool(state["is_td"]))
+            elif self.schema() != schema or bool(state["is_td"]) != self._is_td:
+                raise ValueError(
+                    f"storage state schema {schema} differs from this storage's {self.schema()}"
+                )
+            length = int(state["len"])
+            for dst, src in zip(self._leaves, state["tensors"]):
+                for lo in range(0, length, _COPY_CHUNK):
+                    hi = min(length, lo + _COPY_CHUNK)
+                    dst[lo:hi].copy_(src[lo:hi])
+                    self._touched(hi - lo)
+        self._len = int(state["len"])
+        self._head = int(state["head"])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_size={self.max_size}, len={self._len}, device={self.device})"

@@ -1,0 +1,113 @@
+"""Replay buffers for TensorDicts: samples carry ``index`` (and ``_weight`` when prioritized)."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+
+from streamrl.data.replay_buffers.replay_buffer import ReplayBuffer
+from streamrl.data.replay_buffers.samplers import PrioritizedSampler
+from streamrl.data.replay_buffers.storages import ListStorage, Storage
+
+__all__ = ["TensorDictPrioritizedReplayBuffer", "TensorDictReplayBuffer"]
+
+
+class TensorDictReplayBuffer(ReplayBuffer):
+    """A :class:`ReplayBuffer` of TensorDicts; each sample gets an ``index`` entry (int64).
+
+    Sampler info with one value per sampled item (``_weight`` of a prioritized sampler) is
+    written into the sample too. :meth:`update_tensordict_priority` reads ``index`` and
+    ``priority_key`` back from a sample (a no-op without a prioritized sampler).
+
+    Args:
+        priority_key: key holding the new priorities (default ``"td_error"``).
+        storage, sampler, ...: as in :class:`ReplayBuffer`.
+
+    >>> from tensordict import TensorDict
+    >>> rb = TensorDictReplayBuffer(batch_size=2)
+    >>> _ = rb.extend(TensorDict({"a": torch.zeros(3, 1)}, batch_size=[3]))
+    >>> sorted(rb.sample().keys())
+    ['a', 'index']
+    """
+
+    def __init__(self, *, priority_key="td_error", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.priority_key = priority_key
+
+    def _postprocess(self, data, info):
+        if not isinstance(data, TensorDictBase):
+            return data
+        n = data.batch_size[0] if data.batch_dims else 0
+        for key, value in info.items():
+            if isinstance(value, torch.Tensor) and value.shape[:1] == (n,):
+                data.set(key, value.to(data.device) if data.device is not None else value)
+        return data
+
+    def _after_write(self, plan, batch) -> None:
+        # A batch that already carries priorities uses them instead of the max priority.
+        if not hasattr(self._sampler, "update_priority"):
+            return
+        data = batch.data
+        if isinstance(data, list):  # ListStorage: items are separate TensorDicts
+            return
+        if not isinstance(data, TensorDictBase):
+            return
+        priority = data.get(self.priority_key, None)
+        if priority is None:
+            return
+        priority = self._reduce_priority(priority, data.batch_size[0])
+        if plan.source is not None:
+            priority = priority[plan.source]
+        self._sampler.update_priority(plan.index, priority, len(self._storage))
+
+    @staticmethod
+    def _reduce_priority(priority: torch.Tensor, n: int) -> torch.Tensor:
+        priority = priority.detach()
+        if priority.ndim > 1:
+            priority = priority.reshape(n, -1).amax(dim=1)
+        return priority
+
+    def update_tensordict_priority(self, data: TensorDictBase) -> None:
+        """Update priorities from ``data["index"]`` and ``data[priority_key]`` (max over extra dims)."""
+        if not hasattr(self._sampler, "update_priority"):
+            return
+        index = data.get("index", None)
+        if index is None:
+            raise ValueError("update_tensordict_priority: the TensorDict has no 'index' entry")
+        priority = data.get(self.priority_key, None)
+        if priority is None:
+            raise ValueError(
+                f"update_tensordict_priority: the TensorDict has no {self.priority_key!r} entry"
+            )
+        n = index.numel()
+        self.update_priority(index.reshape(-1), self._reduce_priority(priority, n))
+
+
+class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer):
+    """A :class:`TensorDictReplayBuffer` with a :class:`PrioritizedSampler`.
+
+    Samples carry ``index`` (int64) and ``_weight`` (float32 importance weights).
+
+    Args:
+        alpha: priority exponent.
+        beta: importance-sampling exponent.
+        eps: added to priorities.
+        priority_key: key holding priorities (default ``"td_error"``).
+        storage, ...: as in :class:`ReplayBuffer` (no ``sampler``).
+    """
+
+    def __init__(
+        self,
+        *,
+        alpha: float,
+        beta: float,
+        eps: float = 1e-8,
+        priority_key="td_error",
+        storage: Storage | None = None,
+        **kwargs,
+    ) -> None:
+        if "sampler" in kwargs:
+            raise TypeError("TensorDictPrioritizedReplayBuffer builds its own sampler")
+        storage = storage if storage is not None else ListStorage(1000)
+        sampler = PrioritizedSampler(storage.max_size, alpha, beta, eps)
+        super().__init__(priority_key=priority_key, storage=storage, sampler=sampler, **kwargs)

@@ -1,0 +1,167 @@
+"""Writers decide which storage slots a batch goes to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDictBase
+
+__all__ = ["RoundRobinWriter", "TensorDictMaxValueWriter", "WritePlan", "Writer"]
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """Where a batch goes.
+
+    Attributes:
+        index: storage slots (int64), one per written item.
+        source: positions in the batch of the written items (``None``: all, in order).
+        start: set when ``index == (start + arange(len(index))) % max_size``.
+        new_len: storage length after the write.
+    """
+
+    index: torch.Tensor
+    source: torch.Tensor | None
+    start: int | None
+    new_len: int
+
+
+class Writer:
+    """Base class of writers: :meth:`plan` a write, keep a small state."""
+
+    def plan(self, n: int, length: int, max_size: int, data) -> WritePlan:
+        """Choose the slots for ``n`` items given the storage ``length`` and ``max_size``."""
+        raise NotImplementedError
+
+    def attach(self, storage) -> None:
+        """Continue after what ``storage`` already holds (e.g. a reopened memmap)."""
+
+    def empty(self) -> None:
+        """Forget the cursor."""
+
+    def state_dict(self) -> dict:
+        """Plain-value state."""
+        return {"type": type(self).__name__}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        if state.get("type") != type(self).__name__:
+            raise ValueError(
+                f"writer state is for {state.get('type')!r}, this writer is {type(self).__name__!r}"
+            )
+
+
+class RoundRobinWriter(Writer):
+    """Write circularly: fill slots in order, then overwrite the oldest.
+
+    When one batch holds more than ``max_size`` items only the last ``max_size`` are written
+    (the earlier ones would be overwritten by the same call anyway).
+    """
+
+    def __init__(self) -> None:
+        self._cursor = 0
+
+    def plan(self, n, length, max_size, data=None) -> WritePlan:
+        """Slots ``cursor, cursor + 1, ...`` modulo ``max_size``."""
+        source = None
+        if n > max_size:
+            source = torch.arange(n - max_size, n)
+            self._cursor = (self._cursor + n - max_size) % max_size
+            n = max_size
+        start = self._cursor
+        index = torch.arange(start, start + n)
+        if start + n > max_size:
+            index %= max_size
+        self._cursor = (start + n) % max_size
+        return WritePlan(index, source, start, min(max_size, max(length, start + n)))
+
+    def attach(self, storage) -> None:
+        """Resume at the storage's write head."""
+        self._cursor = storage.head if len(storage) else 0
+
+    def empty(self) -> None:
+        """Restart at slot 0."""
+        self._cursor = 0
+
+    def state_dict(self):
+        """``{"cursor": int}``."""
+        return {**super().state_dict(), "cursor": self._cursor}
+
+    def load_state_dict(self, state) -> None:
+        """Restore the cursor."""
+        super().load_state_dict(state)
+        self._cursor = int(state["cursor"])
+
+
+class TensorDictMaxValueWriter(Writer):
+    """Keep the ``max_size`` items with the largest rank seen so far.
+
+    The rank of an item is ``data[rank_key]`` reduced over its non-batch dims (``reduction``:
+    ``"sum"``, ``"max"``, ``"min"`` or ``"mean"``). While the storage has free slots, items are
+    appended; once full, a batch competes with the stored items and the best ``max_size`` of
+    both are kept (ties keep the stored item). Items that do not make it are not written.
+
+    Args:
+        rank_key: key of the rank (default ``("next", "reward")``).
+        reduction: how to reduce a multi-element rank to one number.
+    """
+
+    _REDUCTIONS = ("sum", "max", "min", "mean")
+
+    def __init__(self, rank_key=("next", "reward"), reduction: str = "sum") -> None:
+        if reduction not in self._REDUCTIONS:
+            raise ValueError(f"reduction must be one of {self._REDUCTIONS}, found {reduction!r}")
+        self.rank_key = rank_key
+        self.reduction = reduction
+        self._ranks: torch.Tensor | None = None
+
+    def _rank(self, data, n: int) -> torch.Tensor:
+        if not isinstance(data, TensorDictBase):
+            raise TypeError(
+                f"TensorDictMaxValueWriter needs TensorDict batches, found {type(data).__name__}"
+            )
+        value = data.get(self.rank_key, None)
+        if value is None:
+            raise ValueError(
+                f"rank key {self.rank_key!r} not found in the batch; keys: "
+                f"{list(data.keys(True, True))}"
+            )
+        value = value.reshape(n, -1).to(torch.float64).cpu()
+        op = {"sum": torch.sum, "mean": torch.mean, "max": torch.amax, "min": torch.amin}
+        return op[self.reduction](value, dim=1)
+
+    def plan(self, n, length, max_size, data) -> WritePlan:
+        """Append while there is room, then replace the lowest-ranked items."""
+        rank = self._rank(data, n)
+        if self._ranks is None or self._ranks.numel() != max_size:
+            self._ranks = torch.full((max_size,), -torch.inf, dtype=torch.float64)
+        free = max_size - length
+        if n <= free:
+            self._ranks[length : length + n] = rank
+            return WritePlan(torch.arange(length, length + n), None, length, length + n)
+        combined = torch.cat([self._ranks[:length], rank])
+        # Stable sort: on ties the stored (earlier) item wins.
+        order = torch.sort(combined, descending=True, stable=True).indices[:max_size]
+        kept_old = order[order < length]
+        source = order[order >= length] - length
+        evicted = torch.ones(length, dtype=torch.bool)
+        evicted[kept_old] = False
+        slots = torch.cat([torch.arange(length, max_size), evicted.nonzero().reshape(-1)])
+        index = slots[: source.numel()]
+        self._ranks[index] = rank[source]
+        return WritePlan(index, source, None, max_size)
+
+    def empty(self) -> None:
+        """Forget the ranks."""
+        self._ranks = None
+
+    def state_dict(self):
+        """Ranks of the stored items."""
+        return {**super().state_dict(), "ranks": self._ranks}
+
+    def load_state_dict(self, state) -> None:
+        """Restore the ranks."""
+        super().load_state_dict(state)
+        ranks = state["ranks"]
+        self._ranks = ranks.clone() if ranks is not None else None
