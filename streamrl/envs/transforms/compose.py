@@ -40,6 +40,12 @@ class Compose(Transform):
             for t in transforms:
                 t.set_container(self)
 
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if self._attach:
+            for t in self.transforms:
+                object.__setattr__(t, "_container", self)
+
     # ------------------------------------------------------------------ list interface
     def __len__(self) -> int:
         return len(self.transforms)
@@ -61,15 +67,15 @@ class Compose(Transform):
         self._specs_changed()
 
     def insert(self, index: int, transform: Transform) -> None:
-        """Insert ``transform`` at ``index`` (negative indices count from the end)."""
+        """Insert ``transform`` before position ``index``, as ``list.insert`` does."""
         _check_transform(transform)
         n = len(self.transforms)
-        if not -n - 1 < index <= n:
+        if not -n <= index <= n:
             raise IndexError(f"insert index {index} out of range for a Compose of {n} transforms")
         if self._attach:
             transform.set_container(self)
         items = list(self.transforms)
-        items.insert(index if index >= 0 else n + index + 1, transform)
+        items.insert(index, transform)  # list.insert semantics
         self.transforms = nn.ModuleList(items)
         self._specs_changed()
 

@@ -123,8 +123,22 @@ class Transform(nn.Module):
         return self._call(next_td)
 
     def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
-        """Transform the reset output ``td_reset``; ``td`` is the reset input (may be None)."""
-        return self._call(td_reset)
+        """Transform the reset output ``td_reset``; ``td`` is the reset input (may be None).
+
+        Entries that only a step produces (rewards) are absent after a reset: the observation
+        path runs on the ``in_keys`` that are present.
+        """
+        pairs = [(i, o) for i, o in zip(self.in_keys, self.out_keys) if i in td_reset.keys(True)]
+        if len(pairs) == len(self.in_keys):
+            return self._call(td_reset)
+        if not pairs:
+            return td_reset
+        in_keys, out_keys = self.in_keys, self.out_keys
+        self.in_keys, self.out_keys = [p[0] for p in pairs], [p[1] for p in pairs]
+        try:
+            return self._call(td_reset)
+        finally:
+            self.in_keys, self.out_keys = in_keys, out_keys
 
     def _inv_call(self, td: TensorDictBase) -> TensorDictBase:
         """Action path: rewrite the step input before the base env reads it."""
@@ -234,6 +248,15 @@ class Transform(nn.Module):
                 "a transform can be in one env or Compose at a time (use copy.deepcopy)"
             )
         object.__setattr__(self, "_container", container)
+
+    def __getstate__(self) -> dict:
+        # Copies and pickles leave the container behind (it would drag the whole env along);
+        # Compose and TransformedEnv re-attach their members when they are copied.
+        state = self.__dict__.copy()
+        state["_container"] = None
+        if "_parent_cache" in state:
+            state["_parent_cache"] = None
+        return state
 
     @property
     def parent(self) -> TransformedEnv | None:

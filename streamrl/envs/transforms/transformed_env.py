@@ -55,6 +55,10 @@ class TransformedEnv(EnvBase):
         self._input_spec: Composite | None = None
         transform.set_container(self)
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        object.__setattr__(self.transform, "_container", self)
+
     # ------------------------------------------------------------------ transforms
     def append_transform(self, transform: Transform) -> TransformedEnv:
         """Add ``transform`` after the existing ones; returns the env."""
