@@ -260,7 +260,7 @@ def test_seed_and_attribute_forwarding(counting_env):
     assert base.seed == 7
     assert env.max_count == 5  # looked up on the base env
     with pytest.raises(AttributeError, match="no_such_thing"):
-        env.no_such_thing
+        _ = env.no_such_thing
 
 
 def test_rejects_non_env_and_non_transform(counting_env):
