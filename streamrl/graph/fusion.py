@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 from .validation import topological_order
@@ -44,3 +45,9 @@ def fused_chains(graph: Graph, taps: tuple[tuple[str, str], ...] = (), enabled: 
             chain.append(nxt[chain[-1]])
         chains.append(chain)
     return chains
+
+
+def fused_edge_names(graph: Graph, chains: list[list[str]]) -> set[str]:
+    """Names of the edges inside the chains."""
+    pairs = {(a, b) for c in chains for a, b in itertools.pairwise(c)}
+    return {e.name for e in graph.edges if (e.src, e.dst) in pairs}

@@ -259,14 +259,16 @@ class Graph:
         return f"Graph({len(self.nodes)} operators, {len(self.edges)} edges)"
 
     # ------------------------------------------------------------------ validation
-    def validate(self, taps: tuple[tuple[str, str], ...] = ()) -> None:
+    def validate(self, taps: tuple[tuple[str, str], ...] = (), fuse: bool = True) -> None:
         """Check the graph; raise :class:`GraphValidationError` naming the problem.
 
-        ``taps`` are ``(operator, port)`` outputs consumed from outside (see :meth:`iterate`).
+        ``taps`` are ``(operator, port)`` outputs consumed from outside (see :meth:`iterate`);
+        ``fuse`` says whether the run fuses inline chains (a fused edge holds no items, which
+        matters for the capacity of a cycle).
         """
         from .validation import validate
 
-        validate(self, taps)
+        validate(self, taps, fuse)
 
     def edges_into(self) -> dict[tuple[str, str], list[Edge]]:
         """Edges by ``(dst, dst_port)``."""

@@ -18,8 +18,8 @@ class Source(Operator):
 
     An iterable is iterated (its ``StopIteration`` ends the stream); a callable is called once per
     step and ends the stream by raising ``StopIteration``. ``limit`` caps the number of items.
-    The state is the number of items emitted; loading it skips that many items of the iterable
-    when the source is opened.
+    Each run starts from the beginning of the iterable (iterate it again); the state is the
+    number of items emitted, and after ``load_state_dict`` the next run skips that many items.
 
     Examples:
         >>> from streamrl.graph import Source
@@ -40,9 +40,11 @@ class Source(Operator):
         self._items = items
         self.limit = limit
         self.count = 0
+        self._resume = 0
         self._it: Iterator[Any] | None = None
 
     def open(self) -> None:
+        self.count, self._resume = self._resume, 0
         if not callable(self._items):
             self._it = iter(self._items)
             for _ in range(self.count):  # resume after load_state_dict
@@ -62,6 +64,10 @@ class Source(Operator):
 
     def close(self) -> None:
         self._it = None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._resume = self.count
 
     def __repr__(self) -> str:
         return f"Source({getattr(self._items, '__name__', type(self._items).__name__)})"

@@ -38,7 +38,7 @@ class Runner:
         if watchdog_timeout is not None and watchdog_timeout <= 0:
             raise ValueError(f"watchdog_timeout must be > 0 or None, found {watchdog_timeout!r}")
         self.taps = taps or {}
-        graph.validate(tuple(self.taps))
+        graph.validate(tuple(self.taps), fuse)
         self.graph = graph
         self.watchdog_timeout = watchdog_timeout
         hosts = {name: n.placement.host(n.op, name) for name, n in graph.nodes.items()}
@@ -274,7 +274,7 @@ class Runner:
         if self._to_open == 0:
             primed = {e.name: self.ops[e.src].primed.get(e.src_port, 0) for e in self.graph.edges}
             for c in simple_cycles(list(self.graph.nodes), self.graph.edges):
-                check_cycle_capacity(c, primed, "emitted by open()")
+                check_cycle_capacity(c, primed, "emitted by open()", self.fused_edges)
             self._all_open.set()
         else:
             await self._all_open.wait()

@@ -62,21 +62,27 @@ def topological_order(graph: Graph) -> list[str]:
     return order
 
 
-def check_cycle_capacity(cycle: list[Edge], primed: dict[str, int], what: str) -> None:
-    """Raise if the items primed on a FIFO cycle exceed the sum of its capacities."""
+def check_cycle_capacity(cycle: list[Edge], primed: dict[str, int], what: str,
+                         fused: set[str] = frozenset()) -> None:
+    """Raise if the items primed on a FIFO cycle exceed the sum of its capacities (a fused edge
+    holds nothing: its items pass by a direct call)."""
     if any(e.kind != "fifo" for e in cycle):
         return  # a latest-value edge never blocks its writer
     total = sum(primed.get(e.name, 0) for e in cycle)
-    room = sum(e.capacity for e in cycle)
+    caps = [0 if e.name in fused else e.capacity for e in cycle]
+    room = sum(caps)
     if total > room:
-        edges = ", ".join(f"{e.name} (capacity {e.capacity})" for e in cycle)
+        edges = ", ".join(
+            f"{e.name} (capacity {c}{', fused' if e.name in fused else ''})"
+            for e, c in zip(cycle, caps)
+        )
         raise GraphValidationError(
             f"cycle {_cycle_text(cycle)} cannot make progress: {total} items {what} on it but "
             f"its edges hold only {room} ({edges}); raise a capacity on the cycle"
         )
 
 
-def validate(graph: Graph, taps: tuple[tuple[str, str], ...] = ()) -> None:
+def validate(graph: Graph, taps: tuple[tuple[str, str], ...] = (), fuse: bool = True) -> None:
     """Raise :class:`GraphValidationError` for an unconnected port, mixed edge kinds on one
     input port, a cycle without a feedback edge, a feedback edge closing no cycle, or a feedback
     cycle whose capacities cannot hold the items its operators prime."""
@@ -118,8 +124,9 @@ def validate(graph: Graph, taps: tuple[tuple[str, str], ...] = ()) -> None:
             raise GraphValidationError(
                 f"edge {e.name} is declared feedback=True but closes no cycle"
             )
-    primes = {
-        e.name: graph.nodes[e.src].op.primes for e in graph.edges
-    }
+    primes = {e.name: graph.nodes[e.src].op.primes for e in graph.edges}
+    from .fusion import fused_chains, fused_edge_names
+
+    fused = fused_edge_names(graph, fused_chains(graph, taps, fuse))
     for c in cycles:
-        check_cycle_capacity(c, primes, "primed (operators' `primes`)")
+        check_cycle_capacity(c, primes, "primed (operators' `primes`)", fused)
