@@ -1,0 +1,206 @@
+"""Error propagation, cancellation, leaks, and the deadlock watchdog."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import anyio
+import pytest
+import torch
+from tensordict import TensorDict
+
+from streamrl.graph import (
+    Collect,
+    DeadlockError,
+    Graph,
+    Map,
+    Operator,
+    OperatorError,
+    Sink,
+    Source,
+)
+
+from .helpers import Boom, Forever, LeakCheck, Slow
+
+PLACEMENTS = ["inline", "thread", "process"]
+
+
+def _endless_graph(boom_placement):
+    g = Graph()
+    src = g.add(Forever(), name="src")
+    slow = g.add(Slow(0.001), name="slow", placement="thread")
+    boom = g.add(Boom(at=20), name="boom", placement=boom_placement)
+    out = g.add(Collect(), name="out")
+    g.connect(src, slow).connect(slow, boom).connect(boom, out)
+    return g
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+async def test_error_propagates_naming_the_operator(placement):
+    leaks = LeakCheck()
+    g = _endless_graph(placement)
+    t0 = time.monotonic()
+    with pytest.raises(OperatorError) as info:
+        await g.run()
+    elapsed = time.monotonic() - t0
+    err = info.value
+    assert err.operator == "boom" and err.hook == "step"
+    assert "boom" in str(err) and "ValueError" in str(err)
+    assert isinstance(err.__cause__, ValueError)
+    assert "boom at item 20" in str(err.__cause__)
+    assert elapsed < 1.5, elapsed  # includes process start-up
+    leaks.assert_clean()
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+async def test_error_in_open_and_finish(placement):
+    class BadOpen(Operator):
+        def open(self):
+            raise KeyError("no env")
+
+        def step(self, inputs):
+            return None
+
+    class BadFinish(Operator):
+        outputs = ()
+
+        def step(self, inputs):
+            return None
+
+        def finish(self):
+            raise RuntimeError("flush failed")
+
+    g = Graph()
+    s, b = g.add(Source(range(3))), g.add(BadOpen(), name="bad", placement=placement)
+    g.connect(s, b).connect(b, g.add(Collect()))
+    with pytest.raises(OperatorError, match="'bad' raised in open") as info:
+        await g.run()
+    assert isinstance(info.value.__cause__, KeyError)
+
+    g = Graph()
+    s, b = g.add(Source(range(3))), g.add(BadFinish(), name="bad", placement=placement)
+    g.connect(s, b)
+    with pytest.raises(OperatorError, match="'bad' raised in finish"):
+        await g.run()
+
+
+def test_error_from_run_sync_and_iterate():
+    g = _endless_graph("thread")
+    with pytest.raises(OperatorError, match="'boom'"):
+        g.run_sync()
+    g = Graph()
+    src, boom = g.add(Source(range(100))), g.add(Boom(at=5), name="boom", placement="thread")
+    g.connect(src, boom)
+    got = []
+    with pytest.raises(OperatorError, match="'boom'"):
+        for x in g.iterate(boom):
+            got.append(x)
+    assert got == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+async def test_cancel_scope_stops_within_a_second(placement):
+    leaks = LeakCheck()
+    g = Graph()
+    src = g.add(Forever(), name="src")
+    m = g.add(Slow(0.002), name="m", placement=placement)
+    g.connect(src, m).connect(m, g.add(Sink(lambda x: None)))
+    with anyio.move_on_after(0.5) as scope:
+        await g.run()
+    assert scope.cancelled_caught
+    t0 = time.monotonic()
+    # the run returned; everything must already be gone (small grace for thread exit)
+    leaks.assert_clean(timeout=1.0)
+    assert time.monotonic() - t0 < 1.0
+    assert g.stats().operators["m"].batches_in > 10
+
+
+@pytest.mark.parametrize("placement", ["thread", "process"])
+async def test_cancel_while_a_hook_is_busy(placement):
+    g = Graph()
+    src = g.add(Forever(), name="src")
+    m = g.add(Slow(0.3), name="m", placement=placement)
+    g.connect(src, m).connect(m, g.add(Sink(lambda x: None)))
+    t0 = time.monotonic()
+    with anyio.move_on_after(0.1):
+        await g.run()
+    assert time.monotonic() - t0 < 1.1
+
+
+def test_keyboard_interrupt_in_run_sync_stops_the_graph():
+    leaks = LeakCheck()
+    g = Graph()
+    src = g.add(Forever(), name="src")
+    m = g.add(Slow(0.001), name="m", placement="thread")
+    g.connect(src, m).connect(m, g.add(Sink(lambda x: None)))
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        g.run_sync()
+    assert time.monotonic() - t0 < 1.3
+    timer.join()
+    leaks.assert_clean()
+
+
+async def test_nothing_left_after_a_clean_run_with_every_placement():
+    def make():
+        g = Graph()
+        src = g.add(Source(TensorDict({"x": torch.full((256, 4), float(i))}, [256])
+                           for i in range(20)))
+        a = g.add(Map(lambda td: td.apply(lambda t: t + 1)), name="a", placement="thread")
+        b = g.add(Map(lambda td: td.apply(lambda t: t * 2)), name="b", placement="process")
+        out = g.add(Collect())
+        g.connect(src, a).connect(a, b).connect(b, out)
+        return g, out
+
+    g, _ = make()
+    await g.run()  # first use starts process-wide helpers (e.g. torch's fd sharer thread)
+    leaks = LeakCheck()
+    g, out = make()
+    await g.run()
+    assert [td["x"][0, 0].item() for td in out.op.items] == [2 * (i + 1) for i in range(20)]
+    leaks.assert_clean()
+
+
+async def test_watchdog_names_the_blocked_edges():
+    class WaitForever(Operator):
+        inputs = ("a", "b")
+
+        def step(self, inputs):
+            return {"out": inputs}
+
+    # b never receives anything: its producer waits for z's output, which waits for b.
+    g = Graph()
+    src = g.add(Source(range(100)), name="src")
+    z = g.add(WaitForever(), name="z")
+    echo = g.add(Map(lambda x: x), name="echo")
+    g.connect(src, z["a"]).connect(z, echo).connect(echo, z["b"], feedback=True)
+    t0 = time.monotonic()
+    with pytest.raises(DeadlockError) as info:
+        await g.run(watchdog_timeout=0.3)
+    assert time.monotonic() - t0 < 2
+    msg = str(info.value)
+    assert "src waits to put on src.out->z.a (2/2)" in msg
+    assert "z waits to get from echo.out->z.b (0/2)" in msg
+    assert ("z", "get", "echo.out->z.b", 0, 2) in info.value.blocked
+
+
+async def test_watchdog_ignores_busy_operators():
+    g = Graph()
+    src = g.add(Source(range(3)), name="src")
+    m = g.add(Slow(0.4), name="m", placement="thread")
+    out = g.add(Collect())
+    g.connect(src, m).connect(m, out)
+    await g.run(watchdog_timeout=0.2)
+    assert out.op.items == [0, 1, 2]
+
+
+def test_bad_watchdog_timeout():
+    g = Graph()
+    g.connect(g.add(Source(range(3))), g.add(Collect()))
+    with pytest.raises(ValueError, match="watchdog_timeout"):
+        anyio.run(lambda: g.run(watchdog_timeout=0))
