@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from tensordict import TensorDictBase
 from tensordict.utils import unravel_key
 
@@ -58,5 +59,6 @@ def project_outputs(tensordict: TensorDictBase, specs: dict, owner: str) -> None
         if value is None:
             continue
         check_shape(key, value, spec, owner)
-        if not spec.is_in(value):
+        # under vmap a data-dependent is_in is not allowed; projecting an inside value is a no-op
+        if torch._C._functorch.is_batchedtensor(value) or not spec.is_in(value):
             tensordict.set(key, spec.project(value))

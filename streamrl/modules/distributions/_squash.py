@@ -16,13 +16,16 @@ def _eps(dtype: torch.dtype) -> float:
 class _SafeTanh(torch.autograd.Function):
     """tanh clamped away from +-1, with the analytic gradient ``1 - y**2``."""
 
+    generate_vmap_rule = True  # works under torch.vmap (ensembles, functional calls)
+
     @staticmethod
-    def forward(ctx, value):
-        out = value.tanh()
+    def forward(value):
         eps = _eps(value.dtype)
-        out = out.clamp(-1 + eps, 1 - eps)
-        ctx.save_for_backward(out)
-        return out
+        return value.tanh().clamp(-1 + eps, 1 - eps)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
 
     @staticmethod
     def backward(ctx, grad):
@@ -33,12 +36,18 @@ class _SafeTanh(torch.autograd.Function):
 class _SafeAtanh(torch.autograd.Function):
     """atanh of a value clamped inside ``(-1, 1)``, with gradient ``1 / (1 - x**2)``."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, value):
+    def forward(value):
         eps = _eps(value.dtype)
-        value = value.clamp(-1 + eps, 1 - eps)
-        ctx.save_for_backward(value)
-        return value.atanh()
+        return value.clamp(-1 + eps, 1 - eps).atanh()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        (value,) = inputs
+        eps = _eps(value.dtype)
+        ctx.save_for_backward(value.clamp(-1 + eps, 1 - eps))
 
     @staticmethod
     def backward(ctx, grad):

@@ -18,12 +18,17 @@ import copy
 import itertools
 
 import torch
+import torch.nn.functional as F
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import unravel_key
 from torch import nn
 
 __all__ = ["GRUModule", "LSTMModule"]
+
+
+def _is_batched(*tensors: torch.Tensor) -> bool:
+    return any(torch._C._functorch.is_batchedtensor(t) for t in tensors)
 
 
 def _keys(in_key, in_keys, default_in, out_key, out_keys, default_state):
@@ -139,10 +144,35 @@ class _RecurrentModule(TensorDictModuleBase):
 
     def _run(self, x: torch.Tensor, states: list[torch.Tensor]):
         # x: [N, T, F]; states: [N, L, H] -> rnn wants [L, N, H]
+        weights = [getattr(self.rnn, name) for name in self.rnn._flat_weights_names]
+        if _is_batched(x, *states, *weights):
+            # fused RNN kernels have no vmap batching rule: use the same math step by step
+            return self._run_unfused(x, states)
         hx = [s.transpose(0, 1).contiguous() for s in states]
         out, new = self.rnn(x, hx[0] if len(hx) == 1 else tuple(hx))
         new = [new] if isinstance(new, torch.Tensor) else list(new)
         return out, [s.transpose(0, 1) for s in new]
+
+    def _run_unfused(self, x: torch.Tensor, states: list[torch.Tensor]):
+        rnn = self.rnn
+        layer_states = [[s[:, k] for s in states] for k in range(rnn.num_layers)]
+        outs = []
+        for t in range(x.shape[1]):
+            inp = x[:, t]
+            for k in range(rnn.num_layers):
+                w_ih, w_hh = getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")
+                gates_i = inp @ w_ih.T
+                gates_h = layer_states[k][0] @ w_hh.T
+                if rnn.bias:
+                    gates_i = gates_i + getattr(rnn, f"bias_ih_l{k}")
+                    gates_h = gates_h + getattr(rnn, f"bias_hh_l{k}")
+                layer_states[k] = self._cell(gates_i, gates_h, layer_states[k])
+                inp = layer_states[k][0]
+                if k < rnn.num_layers - 1 and rnn.dropout and self.training:
+                    inp = F.dropout(inp, rnn.dropout)
+            outs.append(inp)
+        new = [torch.stack([ls[j] for ls in layer_states], 1) for j in range(len(states))]
+        return torch.stack(outs, 1), new
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         if self.recurrent_mode:
@@ -206,6 +236,12 @@ class LSTMModule(_RecurrentModule):
     _rnn_class = nn.LSTM
     _state_keys = ("recurrent_state_h", "recurrent_state_c")
 
+    @staticmethod
+    def _cell(gates_i, gates_h, state):
+        i, f, g, o = (gates_i + gates_h).chunk(4, -1)
+        c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+        return [torch.sigmoid(o) * torch.tanh(c), c]
+
 
 class GRUModule(_RecurrentModule):
     """An ``nn.GRU`` reading and writing its hidden state in the TensorDict.
@@ -221,3 +257,11 @@ class GRUModule(_RecurrentModule):
 
     _rnn_class = nn.GRU
     _state_keys = ("recurrent_state",)
+
+    @staticmethod
+    def _cell(gates_i, gates_h, state):
+        ir, iz, in_ = gates_i.chunk(3, -1)
+        hr, hz, hn = gates_h.chunk(3, -1)
+        r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+        n = torch.tanh(in_ + r * hn)
+        return [(1 - z) * n + z * state[0]]
