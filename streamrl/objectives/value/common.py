@@ -112,6 +112,13 @@ class ValueEstimatorBase(nn.Module):
         terminated = td.get(self._next_key("terminated"), None)
         if terminated is None:
             terminated = done  # no terminated flag: every end is terminal
+        for name, flag in (("done", done), ("terminated", terminated)):
+            if flag.shape != reward.shape:
+                raise ValueError(
+                    f"{type(self).__name__}: {self._next_key(name)!r} has shape "
+                    f"{tuple(flag.shape)} but {self._next_key('reward')!r} has shape "
+                    f"{tuple(reward.shape)}; they must be equal (no implicit broadcasting)"
+                )
         return reward, done, terminated
 
     def _run_network(self, td: TensorDictBase, key: NestedKey) -> Tensor:
