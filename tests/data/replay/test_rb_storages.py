@@ -1,0 +1,214 @@
+"""A contract suite every storage passes, plus memmap persistence and bad input."""
+
+import os
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from streamrl.data import (
+    LazyMemmapStorage,
+    LazyTensorStorage,
+    ListStorage,
+    ReplayBuffer,
+    TensorDictReplayBuffer,
+)
+
+
+def _batch(n, start=0):
+    x = torch.arange(start, start + n)
+    return TensorDict(
+        {
+            "observation": x[:, None].float().expand(n, 4).clone(),
+            "action": x % 2,
+            "next": {
+                "observation": x[:, None].float().expand(n, 4) + 1,
+                "reward": x[:, None].float(),
+                "done": (x % 5 == 4)[:, None],
+            },
+        },
+        [n],
+    )
+
+
+FACTORIES = {
+    "list": lambda cap, tmp: ListStorage(cap),
+    "tensor": lambda cap, tmp: LazyTensorStorage(cap),
+    "memmap": lambda cap, tmp: LazyMemmapStorage(cap, scratch_dir=tmp / "mm"),
+}
+
+
+@pytest.fixture(params=list(FACTORIES))
+def make_storage(request, tmp_path):
+    return lambda cap: FACTORIES[request.param](cap, tmp_path)
+
+
+class TestStorageContract:
+    def test_fill_wrap_and_read_back(self, make_storage):
+        rb = TensorDictReplayBuffer(storage=make_storage(10))
+        assert len(rb) == 0
+        idx = rb.extend(_batch(6))
+        assert idx.tolist() == list(range(6)) and len(rb) == 6
+        idx = rb.extend(_batch(7, start=6))
+        assert idx.tolist() == [6, 7, 8, 9, 0, 1, 2] and len(rb) == 10
+        got = rb[torch.arange(10)]
+        want = [10, 11, 12, 3, 4, 5, 6, 7, 8, 9]
+        assert got["action"].tolist() == [w % 2 for w in want]
+        assert got["next", "reward"].reshape(-1).tolist() == [float(w) for w in want]
+        assert rb.storage.head == 3
+
+    def test_batch_larger_than_capacity_keeps_the_last_items(self, make_storage):
+        rb = TensorDictReplayBuffer(storage=make_storage(4))
+        rb.extend(_batch(10))
+        got = rb[torch.arange(4)]["next", "reward"].reshape(-1).tolist()
+        assert sorted(got) == [6.0, 7.0, 8.0, 9.0]
+
+    def test_sample_only_written_rows(self, make_storage):
+        rb = TensorDictReplayBuffer(storage=make_storage(100), batch_size=64)
+        rb.extend(_batch(3))
+        for _ in range(10):
+            s = rb.sample()
+            assert s.batch_size == (64,)
+            assert set(s["next", "reward"].reshape(-1).tolist()) <= {0.0, 1.0, 2.0}
+            assert s["index"].max() < 3
+
+    def test_empty(self, make_storage):
+        rb = TensorDictReplayBuffer(storage=make_storage(8))
+        rb.extend(_batch(5))
+        rb.empty()
+        assert len(rb) == 0
+        with pytest.raises(RuntimeError, match="empty"):
+            rb.sample(1)
+        assert rb.extend(_batch(2)).tolist() == [0, 1]
+
+    def test_index_out_of_range(self, make_storage):
+        rb = TensorDictReplayBuffer(storage=make_storage(8))
+        rb.extend(_batch(3))
+        with pytest.raises(IndexError, match="index 3 out of range"):
+            rb.storage.get(torch.tensor([0, 3]))
+        with pytest.raises(IndexError):
+            rb.storage.get(-1)
+
+    def test_capacity_must_be_positive(self, make_storage):
+        for bad in (0, -3):
+            with pytest.raises(ValueError, match="max_size must be a positive int"):
+                make_storage(bad)
+
+    def test_state_dict_roundtrip(self, make_storage, tmp_path):
+        a = TensorDictReplayBuffer(storage=make_storage(8))
+        a.extend(_batch(11))
+        state = a.storage.state_dict()
+        b = LazyTensorStorage(8) if not isinstance(a.storage, ListStorage) else ListStorage(8)
+        b.load_state_dict(state)
+        assert len(b) == 8 and b.head == a.storage.head
+        x, y = a.storage.get(torch.arange(8)), b.get(torch.arange(8))
+        if isinstance(x, list):
+            x, y = torch.stack(x), torch.stack(y)
+        assert (x == y).all()
+
+
+class TestBadInput:
+    @pytest.mark.parametrize("kind", ["tensor", "memmap"])
+    def test_mismatch_raises_and_writes_nothing(self, kind, tmp_path):
+        rb = TensorDictReplayBuffer(storage=FACTORIES[kind](16, tmp_path))
+        rb.extend(_batch(4))
+        before = rb.storage.state_dict()
+        before = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in before.items()}
+        before_t = [t.clone() for t in rb.storage.state_dict()["tensors"]]
+
+        bad = _batch(3)
+        bad["observation"] = torch.zeros(3, 5)
+        with pytest.raises(
+            ValueError, match=r"'observation' expected item shape \(4,\).*found item shape \(5,\)"
+        ):
+            rb.extend(bad)
+        bad = _batch(3)
+        bad["action"] = bad["action"].float()
+        with pytest.raises(ValueError, match=r"'action'.*dtype torch.int64.*dtype torch.float32"):
+            rb.extend(bad)
+        bad = _batch(3)
+        del bad["next", "done"]
+        with pytest.raises(ValueError, match=r"missing key\(s\) \('next', 'done'\)"):
+            rb.extend(bad)
+        bad = _batch(3)
+        bad["extra"] = torch.zeros(3)
+        with pytest.raises(ValueError, match=r"unexpected key.*'extra'"):
+            rb.extend(bad)
+        with pytest.raises(TypeError, match="found list"):
+            rb.extend([1, 2])
+        with pytest.raises(ValueError, match="batch dim"):
+            rb.extend(_batch(1)[0])
+
+        assert len(rb) == 4 and rb.storage.head == before["head"]
+        after_t = rb.storage.state_dict()["tensors"]
+        assert all(torch.equal(x, y) for x, y in zip(before_t, after_t))
+        assert rb.extend(_batch(2)).tolist() == [4, 5]
+
+    def test_tensor_storage_of_tensors(self):
+        rb = ReplayBuffer(storage=LazyTensorStorage(5), batch_size=3)
+        rb.extend(torch.ones(2, 3))
+        with pytest.raises(
+            ValueError, match=r"expected item shape \(3,\).*found item shape \(4,\)"
+        ):
+            rb.extend(torch.ones(2, 4))
+        with pytest.raises(TypeError, match="holds tensors"):
+            rb.extend(_batch(2))
+        assert rb.sample().shape == (3, 3)
+        assert rb.add(torch.zeros(3)) == 2
+
+    def test_multi_dim_batches_are_flattened(self):
+        rb = TensorDictReplayBuffer(storage=LazyTensorStorage(20))
+        td = _batch(6).reshape(2, 3)
+        rb.extend(td)
+        assert len(rb) == 6
+        assert rb[torch.arange(6)]["action"].tolist() == [0, 1, 0, 1, 0, 1]
+
+
+class TestMemmap:
+    def test_reopen_holds_the_same_data(self, tmp_path):
+        d = tmp_path / "rb"
+        s = LazyMemmapStorage(50, scratch_dir=d)
+        rb = TensorDictReplayBuffer(storage=s)
+        rb.extend(_batch(30))
+        rb.extend(_batch(30, start=30))  # wraps: head at 10
+        ref = rb[torch.arange(50)]
+        s.close()
+        assert os.path.exists(d / "schema.json")
+
+        s2 = LazyMemmapStorage(50, scratch_dir=d)
+        assert len(s2) == 50 and s2.head == 10
+        rb2 = TensorDictReplayBuffer(storage=s2)
+        got = rb2[torch.arange(50)]
+        assert (got == ref).all()
+        # the writer continues at the head of the reopened storage
+        assert rb2.extend(_batch(2, start=100)).tolist() == [10, 11]
+        with pytest.raises(ValueError, match="max_size 50"):
+            LazyMemmapStorage(60, scratch_dir=d)
+        s2.close()
+
+    def test_temporary_dir_is_removed_on_close(self):
+        s = LazyMemmapStorage(10)
+        rb = ReplayBuffer(storage=s)
+        rb.extend(_batch(3))
+        d = s.scratch_dir
+        assert os.path.isdir(d)
+        rb.close()
+        rb.close()  # idempotent
+        assert not os.path.exists(d)
+
+    def test_pages_are_released(self, tmp_path):
+        s = LazyMemmapStorage(1000, scratch_dir=tmp_path / "m", release_bytes=1 << 16)
+        rb = ReplayBuffer(storage=s)
+        rb.extend(torch.ones(1000, 256, dtype=torch.uint8))
+        assert s._pending < (1 << 16)
+        assert rb.sample(10).sum() == 10 * 256
+
+    def test_pickle_reopens_files(self, tmp_path):
+        import pickle
+
+        s = LazyMemmapStorage(10, scratch_dir=tmp_path / "p")
+        rb = TensorDictReplayBuffer(storage=s)
+        rb.extend(_batch(4))
+        rb2 = pickle.loads(pickle.dumps(rb))
+        assert len(rb2) == 4
+        assert (rb2[torch.arange(4)] == rb[torch.arange(4)]).all()
