@@ -137,7 +137,7 @@ def test_reward_sum_after_scaling_and_partial_reset(counting_env):
 
 def test_reward_sum_errors(counting_env):
     with pytest.raises(KeyError, match="nope"):
-        TransformedEnv(counting_env(), RewardSum(in_keys=["nope"])).observation_spec
+        _ = TransformedEnv(counting_env(), RewardSum(in_keys=["nope"])).observation_spec
     with pytest.raises(NotImplementedError):
         RewardSum()(TensorDict({"reward": torch.ones(1)}))
     t = RewardSum(in_keys=["r1", ("agent", "reward")])
