@@ -65,7 +65,7 @@ class GraphNode(BaseNode):
 
     def close(self) -> None:
         """Stop the running graph, if any. Idempotent."""
-        it, self._it = self._it, None
+        it, self._it = getattr(self, "_it", None), None
         if it is not None:
             it.close()
 
