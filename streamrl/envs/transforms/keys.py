@@ -163,8 +163,9 @@ class SelectTransform(Transform):
         )
 
     def _call(self, td: TensorDictBase) -> TensorDictBase:
-        drop = [k for k in td.keys(True, True) if not self._keep(k)]
-        return td.exclude(*drop) if drop else td
+        leaves = list(td.keys(True, True))
+        kept = [k for k in leaves if self._keep(k)]
+        return td if len(kept) == len(leaves) else td.select(*kept)
 
     def transform_output_spec(self, output_spec: Any) -> Any:
         """Output specs restricted to the selected entries (plus rewards and dones)."""

@@ -16,7 +16,9 @@ def _first(x):
 
 
 def test_env_stacks_last_frames_with_same_padding(counting_env):
-    env = TransformedEnv(counting_env(max_count=100), CatFrames(N=3, dim=-1, in_keys=["observation"]))
+    env = TransformedEnv(
+        counting_env(max_count=100), CatFrames(N=3, dim=-1, in_keys=["observation"])
+    )
     td = env.reset()
     assert td["observation"].shape == (9,)
     assert _first(td["observation"]).tolist() == [0, 0, 0]

@@ -162,7 +162,9 @@ def test_reward_scaling_state_dict_and_spec():
     t = RewardScaling(1.0, 2.0)
     t2 = RewardScaling(0.0, 1.0)
     t2.load_state_dict(t.state_dict())
-    torch.testing.assert_close(t2(TensorDict({"reward": torch.ones(1)}))["reward"], torch.tensor([3.0]))
+    torch.testing.assert_close(
+        t2(TensorDict({"reward": torch.ones(1)}))["reward"], torch.tensor([3.0])
+    )
     spec = t._transform_spec(Bounded(-1.0, 1.0, shape=(1,)))
     assert spec.low.item() == -1.0 and spec.high.item() == 3.0
     assert isinstance(t._transform_spec(Unbounded((1,))), Unbounded)

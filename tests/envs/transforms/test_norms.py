@@ -22,9 +22,13 @@ from streamrl.envs.utils import check_env_specs
 def test_observation_norm_maps():
     x = torch.tensor([1.0, 2.0, 3.0])
     affine = ObservationNorm(loc=1.0, scale=2.0)
-    torch.testing.assert_close(affine(TensorDict({"observation": x.clone()}))["observation"], x * 2 + 1)
+    torch.testing.assert_close(
+        affine(TensorDict({"observation": x.clone()}))["observation"], x * 2 + 1
+    )
     std = ObservationNorm(loc=torch.tensor([1.0, 2.0, 3.0]), scale=2.0, standard_normal=True)
-    torch.testing.assert_close(std(TensorDict({"observation": x.clone()}))["observation"], torch.zeros(3))
+    torch.testing.assert_close(
+        std(TensorDict({"observation": x.clone()}))["observation"], torch.zeros(3)
+    )
     assert repr(affine) == "ObservationNorm(loc=1.0000, scale=2.0000, keys=['observation'])"
     assert "shape=torch.Size([3])" in repr(std)
 
