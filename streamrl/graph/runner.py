@@ -222,7 +222,6 @@ class Runner:
             while ended is None and not tail.outputs_gone():
                 if source:
                     r = await self._call(head, "step", {})
-                    head.batches_in += 1
                 else:
                     inputs = await self._gather(head)
                     if inputs is _EOS:
