@@ -111,6 +111,9 @@ class QValueModule(TensorDictModuleBase):
             action = F.one_hot(index, values.shape[-1]).to(dtype)
         else:
             action = index.to(dtype)
+            spec = self.action_spec
+            if spec is not None and len(spec.shape) and spec.shape[-1] == 1:
+                action = action.unsqueeze(-1)  # Categorical(n, shape=(1,)): keep the unit dim
         chosen = values.gather(-1, index.unsqueeze(-1))
         action_key, value_key, chosen_key = self.out_keys
         tensordict.set(action_key, action)

@@ -152,6 +152,11 @@ class TestQValue:
         assert td["action"].tolist() == [2, 2]
         assert td["chosen_action_value"].tolist() == [[2.0], [1.0]]
 
+    def test_categorical_unit_dim_spec(self):
+        td = TensorDict({"action_value": torch.tensor([[1.0, 3.0], [5.0, 0.0]])}, [2])
+        QValueModule(spec=Categorical(2, shape=(1,)))(td)
+        assert td["action"].tolist() == [[1], [0]]
+
     def test_actor(self):
         actor = QValueActor(nn.Linear(4, 2), spec=OneHot(2))
         td = actor(TensorDict({"observation": torch.randn(3, 4)}, [3]))
