@@ -15,6 +15,7 @@ from __future__ import annotations
 from textwrap import indent
 from typing import Any
 
+import torch
 from tensordict import TensorDictBase
 
 from streamrl.data.specs import Composite
@@ -58,6 +59,28 @@ class TransformedEnv(EnvBase):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         object.__setattr__(self.transform, "_container", self)
+
+    # The base env may learn its batch size late (a batched env builds its sub-envs on first
+    # use): always read it from there.
+    @property
+    def batch_size(self) -> torch.Size:
+        """The base env's batch size."""
+        base = self.__dict__.get("base_env")
+        return base.batch_size if base is not None else self.__dict__["_batch_size"]
+
+    @batch_size.setter
+    def batch_size(self, value: Any) -> None:
+        self.__dict__["_batch_size"] = torch.Size(value)
+
+    @property
+    def device(self) -> torch.device | None:
+        """The base env's device."""
+        base = self.__dict__.get("base_env")
+        return base.device if base is not None else self.__dict__["_device"]
+
+    @device.setter
+    def device(self, value: Any) -> None:
+        self.__dict__["_device"] = value
 
     # ------------------------------------------------------------------ transforms
     def append_transform(self, transform: Transform) -> TransformedEnv:
