@@ -6,7 +6,6 @@ Pendulum renders 500x500 frames, so these runs are kept short.
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from streamrl.envs import (
