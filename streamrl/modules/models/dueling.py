@@ -69,7 +69,7 @@ class DuelingMlpDQNet(nn.Module):
 class DuelingCnnDQNet(nn.Module):
     """A :class:`ConvNet` torso followed by a :class:`DuelingHead` (pixel inputs).
 
-    >>> net = DuelingCnnDQNet(out_features=3, cnn_kwargs={"num_cells": [8], "kernel_sizes": 4})
+    >>> net = DuelingCnnDQNet(3, {"num_cells": [8], "kernel_sizes": 4, "strides": 1}, [16])
     >>> net(torch.randn(2, 3, 16, 16)).shape
     torch.Size([2, 3])
     """
