@@ -266,3 +266,27 @@ def test_every_distribution_has_deterministic_values(name, kind):
     if kind is not ExplorationType.MEAN or name not in ("categorical", "one_hot", "masked"):
         # discrete means are averages, not actions; everything else must be a valid value
         assert torch.isfinite(dist.log_prob(first)).all(), f"{name} {kind} out of support"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_floats = st.floats(-1e3, 1e3, allow_nan=False, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(loc=_floats, log_scale=st.floats(-6, 4, width=32), unit=st.floats(0.0, 1.0, width=32),
+       low=st.floats(-5, 0, width=32), width=st.floats(0.125, 10, width=32))
+def test_tanh_normal_log_prob_always_finite(loc, log_scale, unit, low, width):
+    """Any value in [low, high] (bounds included) gets a finite log-prob and gradient."""
+    high = low + width
+    loc_t = torch.tensor([[loc]], requires_grad=True)
+    scale_t = torch.tensor([[math.exp(log_scale)]], requires_grad=True)
+    dist = TanhNormal(loc_t, scale_t, low=low, high=high)
+    value = torch.tensor([[low + unit * width]]).clamp(low, high)
+    lp = dist.log_prob(value)
+    assert torch.isfinite(lp).all()
+    lp.sum().backward()
+    assert torch.isfinite(loc_t.grad).all() and torch.isfinite(scale_t.grad).all()
+    sample, lp = dist.rsample_and_log_prob()
+    assert torch.isfinite(lp).all() and (sample >= low).all() and (sample <= high).all()
