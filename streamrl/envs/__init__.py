@@ -1,6 +1,38 @@
-"""streamrl.envs: the environment contract, gymnasium wrappers, transforms, batched envs."""
+"""streamrl.envs: the environment contract, gymnasium wrappers, transforms, batched envs.
 
+:class:`EnvBase` is the contract; :class:`~streamrl.envs.libs.gym.GymEnv` wraps gymnasium;
+:class:`SerialEnv` and :class:`ParallelEnv` batch N envs (in this process / in worker
+processes); transforms (:class:`TransformedEnv`, :class:`Compose`, ...) rewrite an env's
+inputs and outputs.
+"""
+
+from streamrl.envs import transforms as _transforms
+from streamrl.envs.batched import SerialEnv
 from streamrl.envs.common import EnvBase, EnvClosedError
-from streamrl.envs.utils import step_mdp
+from streamrl.envs.env_creator import EnvCreator
+from streamrl.envs.libs.gym import GymEnv, GymWrapper
+from streamrl.envs.parallel import ParallelEnv
+from streamrl.envs.transforms import *  # noqa: F403
+from streamrl.envs.utils import (
+    ExplorationType,
+    check_env_specs,
+    exploration_type,
+    set_exploration_type,
+    step_mdp,
+)
 
-__all__ = ["EnvBase", "EnvClosedError", "step_mdp"]
+__all__ = [
+    "EnvBase",
+    "EnvClosedError",
+    "EnvCreator",
+    "ExplorationType",
+    "GymEnv",
+    "GymWrapper",
+    "ParallelEnv",
+    "SerialEnv",
+    "check_env_specs",
+    "exploration_type",
+    "set_exploration_type",
+    "step_mdp",
+    *_transforms.__all__,
+]

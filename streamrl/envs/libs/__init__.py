@@ -1,3 +1,5 @@
-"""Wrappers around third-party environment libraries."""
+"""Wrappers around third-party environment libraries (gymnasium: :mod:`streamrl.envs.libs.gym`)."""
 
-__all__: list[str] = []
+from streamrl.envs.libs.gym import GymEnv, GymWrapper
+
+__all__ = ["GymEnv", "GymWrapper"]

@@ -21,6 +21,7 @@ from streamrl.data.specs import (
     spec_from_gym_space,
 )
 from streamrl.data.specs._base import _torch_dtype
+from streamrl.envs._fast import RolloutBuffers, row_views, run_env, supports_fast
 from streamrl.envs.common import EnvBase
 
 __all__ = ["GymEnv", "GymWrapper"]
@@ -218,99 +219,44 @@ class GymWrapper(EnvBase):
     def _close(self) -> None:
         self._env.close()
 
-    # ------------------------------------------------------ fast random rollout
+    # ------------------------------------------- array protocol (streamrl.envs._fast)
+    def _np_obs_keys(self) -> list[str] | None:
+        if self._tuple_obs or any(isinstance(s, Composite) for s in self._obs_specs.values()):
+            return None
+        return list(self._obs_specs)
+
+    def _np_reset(self) -> dict[str, Any]:
+        obs, info = self._gym_reset()
+        return self._obs_arrays(obs, info)
+
+    def _np_step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool]:
+        if self._simple:
+            obs, r, term, trunc, _ = self._env.step(action)
+            return {"observation": obs}, r, term, trunc
+        obs, r, term, trunc, info = self._gym_step(action)
+        return self._obs_arrays(obs, info), r, term, trunc
+
+    def _native_actions(self, actions: torch.Tensor) -> Any:
+        return self._to_gym(actions)
+
     def _rollout_fast(
         self, tensordict: TensorDictBase, max_steps: int, break_when_any_done: bool
     ) -> TensorDictBase | None:
-        # the fast path writes numpy rows into preallocated tensors and wraps them once;
-        # it only runs when the generic loop would produce exactly the same entries
-        root_keys = set(tensordict.keys())
-        if self._tuple_obs or self.device not in (None, torch.device("cpu")):
+        # numpy rows written into preallocated tensors, wrapped once; only taken when the
+        # generic loop would produce exactly the same entries
+        if not supports_fast(self) or self.device not in (None, torch.device("cpu")):
             return None
-        if not root_keys <= {*self._obs_specs, *_FLAGS}:
+        if not set(tensordict.keys()) <= {*self._obs_specs, *_FLAGS}:
             return None
-        T = max_steps
-        actions = self.action_spec.rand((T,))
-        gym_actions = self._to_gym(actions)
-        keys = list(self._obs_specs)
-        nxt = {k: self._obs_specs[k].zero((T,)) for k in keys}
-        root = {k: self._obs_specs[k].zero((T,)) for k in keys}
-        nxt_np = {k: v.numpy() for k, v in nxt.items()}
-        root_np = {k: v.numpy() for k, v in root.items()}
-        for k in keys:
-            root[k][0] = tensordict.get(k)
-        reward = torch.zeros(T, 1, dtype=self.reward_spec.dtype)
-        term = torch.zeros(T, 1, dtype=torch.bool)
-        trunc = torch.zeros(T, 1, dtype=torch.bool)
-        rew_np, term_np, trunc_np = reward.numpy(), term.numpy(), trunc.numpy()
-        n = T
-        if self._simple:
-            n = self._loop_simple(
-                gym_actions,
-                nxt_np["observation"],
-                root_np["observation"],
-                rew_np,
-                term_np,
-                trunc_np,
-                break_when_any_done,
-            )
-        else:
-            n = self._loop_general(
-                gym_actions, keys, nxt_np, root_np, rew_np, term_np, trunc_np, break_when_any_done
-            )
-        flags0 = {k: tensordict.get(k) for k in _FLAGS}
-        root_flags = {}
-        for k in _FLAGS:
-            f = torch.zeros(n, 1, dtype=torch.bool)
-            f[0] = flags0[k]
-            root_flags[k] = f
-        next_td = {k: v[:n] for k, v in nxt.items()}
-        next_td["reward"] = reward[:n]
-        next_td["done"] = term[:n] | trunc[:n]
-        next_td["terminated"] = term[:n]
-        next_td["truncated"] = trunc[:n]
-        src = {k: v[:n] for k, v in root.items()}
-        src.update(root_flags)
-        src["action"] = actions[:n]
-        src["next"] = TensorDict._new_unsafe(next_td, batch_size=torch.Size([n]))
-        return TensorDict._new_unsafe(src, batch_size=torch.Size([n]))
-
-    def _loop_simple(self, actions, nxt, root, rew, term, trunc, stop) -> int:
-        step, reset = self._env.step, self._env.reset
-        T = len(nxt)
-        for t in range(T):
-            obs, r, te, tr, _ = step(actions[t])
-            nxt[t] = obs
-            rew[t] = r
-            if te or tr:
-                term[t] = te
-                trunc[t] = tr
-                if stop:
-                    return t + 1
-                obs, _ = reset()
-            if t + 1 < T:
-                root[t + 1] = obs
-        return T
-
-    def _loop_general(self, actions, keys, nxt, root, rew, term, trunc, stop) -> int:
-        T = len(rew)
-        for t in range(T):
-            obs, r, te, tr, info = self._gym_step(actions[t])
-            arrays = self._obs_arrays(obs, info)
-            for k in keys:
-                nxt[k][t] = arrays[k]
-            rew[t] = r
-            if te or tr:
-                term[t] = te
-                trunc[t] = tr
-                if stop:
-                    return t + 1
-                obs, info = self._gym_reset()
-                arrays = self._obs_arrays(obs, info)
-            if t + 1 < T:
-                for k in keys:
-                    root[k][t + 1] = arrays[k]
-        return T
+        bufs = RolloutBuffers(self._obs_specs, self.reward_spec.dtype, (), max_steps)
+        actions = self.action_spec.rand((max_steps,))
+        for k in self._obs_specs:
+            bufs.root[k][0] = tensordict.get(k)
+        views = row_views(bufs.tensors(), None)
+        n, _, _ = run_env(
+            self, self._native_actions(actions), views, max_steps, break_when_any_done
+        )
+        return bufs.to_tensordict(n, actions, tensordict)
 
     def __repr__(self) -> str:
         spec = getattr(self._env, "spec", None)

@@ -1,0 +1,182 @@
+"""Random-action rollouts written straight into preallocated buffers (no per-step TensorDict).
+
+An env opts in by implementing the array protocol (GymWrapper does):
+
+- ``_np_obs_keys() -> list[str] | None``: flat observation keys, or None to opt out;
+- ``_np_reset() -> dict[str, array]``;
+- ``_np_step(native_action) -> (dict[str, array], reward, terminated, truncated)``;
+- ``_native_actions(actions) -> sequence``: converts a batch of action tensors (leading dim:
+  time) to what ``_np_step`` takes.
+
+Buffers are shaped ``[*batch, T, ...]`` so that each sub-env writes one contiguous block; the
+batched envs (serial or in worker processes) hand each sub-env its own row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+FLAGS = ("done", "terminated", "truncated")
+
+
+def supports_fast(env: Any) -> bool:
+    """Whether ``env`` implements the array protocol (and does not opt out)."""
+    # looked up on the class: wrappers that forward attributes (TransformedEnv) must not
+    # pass for the env they wrap
+    if getattr(type(env), "_np_obs_keys", None) is None:
+        return False
+    return env._np_obs_keys() is not None and not env.batch_size
+
+
+class RolloutBuffers:
+    """Preallocated ``[*batch, T, ...]`` tensors for one rollout, plus numpy views."""
+
+    def __init__(
+        self,
+        obs_specs: dict[str, Any],
+        reward_dtype: torch.dtype,
+        batch: tuple,
+        T: int,
+        share: bool = False,
+    ) -> None:
+        nb = len(batch)
+
+        def alloc(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+            t = torch.zeros(shape, dtype=dtype)
+            return t.share_memory_() if share else t
+
+        # specs carry the batch dims: insert T after them
+        self.next = {k: alloc((*batch, T, *s.shape[nb:]), s.dtype) for k, s in obs_specs.items()}
+        self.root = {k: alloc((*batch, T, *s.shape[nb:]), s.dtype) for k, s in obs_specs.items()}
+        self.reward = alloc((*batch, T, 1), reward_dtype)
+        self.terminated = alloc((*batch, T, 1), torch.bool)
+        self.truncated = alloc((*batch, T, 1), torch.bool)
+        self.batch = batch
+        self.T = T
+
+    def tensors(self) -> dict[str, Any]:
+        """Every buffer by name (to hand to a worker process)."""
+        return {
+            "next": self.next,
+            "root": self.root,
+            "reward": self.reward,
+            "terminated": self.terminated,
+            "truncated": self.truncated,
+        }
+
+    def to_tensordict(self, n: int, actions: torch.Tensor, first: TensorDictBase) -> TensorDictBase:
+        """Wrap the first ``n`` steps as a rollout TensorDict (batch ``(*batch, n)``);
+        ``first`` is the root tensordict the rollout started from (its done flags)."""
+        nb = len(self.batch)
+        full = n == self.T
+
+        def cut(t: torch.Tensor) -> torch.Tensor:
+            if full:
+                return t
+            return t[(slice(None),) * nb + (slice(0, n),)].clone()
+
+        bs = torch.Size((*self.batch, n))
+        term, trunc = cut(self.terminated), cut(self.truncated)
+        nxt = {k: cut(v) for k, v in self.next.items()}
+        nxt["reward"] = cut(self.reward)
+        nxt["done"] = term | trunc
+        nxt["terminated"] = term
+        nxt["truncated"] = trunc
+        src: dict[str, Any] = {k: cut(v) for k, v in self.root.items()}
+        for k in FLAGS:
+            flag = torch.zeros((*bs, 1), dtype=torch.bool)
+            flag.select(nb, 0).copy_(first.get(k))
+            src[k] = flag
+        src["action"] = actions if full else cut(actions)
+        src["next"] = TensorDict._new_unsafe(nxt, batch_size=bs)
+        return TensorDict._new_unsafe(src, batch_size=bs)
+
+
+def row_views(tensors: dict[str, Any], index: Any) -> dict[str, Any]:
+    """Numpy views of one sub-env's block (``index`` into the batch dims; None: all)."""
+
+    def view(t: torch.Tensor) -> Any:
+        return (t if index is None else t[index]).numpy()
+
+    return {
+        "next": {k: view(v) for k, v in tensors["next"].items()},
+        "root": {k: view(v) for k, v in tensors["root"].items()},
+        "reward": view(tensors["reward"]),
+        "terminated": view(tensors["terminated"]),
+        "truncated": view(tensors["truncated"]),
+    }
+
+
+def run_env(
+    env: Any, actions: Any, views: dict[str, Any], T: int, stop: bool
+) -> tuple[int, dict[str, Any], bool]:
+    """Step one env ``T`` times with ``actions`` (native), writing rows into ``views``.
+
+    Done episodes are reset and the next row's root holds the reset observation; with
+    ``stop`` the loop ends after the first done step. The root observation of row 0 is
+    written by the caller. Returns ``(steps written, current observation, whether the
+    last step ended in a reset)``.
+    """
+    step, reset = env._np_step, env._np_reset
+    keys = list(views["next"])
+    nxt, root = views["next"], views["root"]
+    rew, term, trunc = views["reward"], views["terminated"], views["truncated"]
+    obs: dict[str, Any] = {}
+    if len(keys) == 1:
+        (key,) = keys
+        nxt1, root1 = nxt[key], root[key]
+        for t in range(T):
+            obs, r, te, tr = step(actions[t])
+            nxt1[t] = obs[key]
+            rew[t] = r
+            if te or tr:
+                term[t] = te
+                trunc[t] = tr
+                if stop:
+                    return t + 1, obs, False
+                obs = reset()
+                if t + 1 == T:
+                    return T, obs, True
+            if t + 1 < T:
+                root1[t + 1] = obs[key]
+        return T, obs, False
+    for t in range(T):
+        obs, r, te, tr = step(actions[t])
+        for k in keys:
+            nxt[k][t] = obs[k]
+        rew[t] = r
+        if te or tr:
+            term[t] = te
+            trunc[t] = tr
+            if stop:
+                return t + 1, obs, False
+            obs = reset()
+            if t + 1 == T:
+                return T, obs, True
+        if t + 1 < T:
+            for k in keys:
+                root[k][t + 1] = obs[k]
+    return T, obs, False
+
+
+def run_envs_lockstep(envs: list, actions: list, views: list, T: int) -> int:
+    """Step several envs together until the first step where any is done (inclusive)."""
+    for t in range(T):
+        any_done = False
+        for env, act, v in zip(envs, actions, views, strict=True):
+            obs, r, te, tr = env._np_step(act[t])
+            for k, buf in v["next"].items():
+                buf[t] = obs[k]
+                if t + 1 < T:
+                    v["root"][k][t + 1] = obs[k]
+            v["reward"][t] = r
+            if te or tr:
+                v["terminated"][t] = te
+                v["truncated"][t] = tr
+                any_done = True
+        if any_done:
+            return t + 1
+    return T

@@ -1,0 +1,276 @@
+"""ParallelEnv: N envs, each in its own worker process, exchanging data through shared memory."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from streamrl._mp import RemoteError, Worker, WorkerDiedError
+from streamrl.envs._fast import FLAGS, RolloutBuffers, row_views, run_env, supports_fast
+from streamrl.envs.batched import _BatchedEnv, td_from_keys
+from streamrl.envs.common import EnvBase, EnvClosedError
+
+__all__ = ["ParallelEnv"]
+
+
+class _EnvServer:
+    """Runs in a worker process: one env, reading actions from and writing results to
+    shared buffers (row ``index``); only method names and small values cross the pipe."""
+
+    def __init__(self, create_env_fn: Callable[..., EnvBase], kwargs: dict) -> None:
+        self.env = create_env_fn(**kwargs)
+        if not isinstance(self.env, EnvBase):
+            raise TypeError(
+                f"create_env_fn must return an EnvBase, found {type(self.env).__name__}"
+            )
+        self.fast = supports_fast(self.env)
+
+    def meta(self) -> dict:
+        return _BatchedEnv._meta_of(self.env)
+
+    def setup(self, index: int, bufs: dict) -> None:
+        self.i = index
+        self.action = bufs["action"]
+        self.next = bufs["next"]
+        self.state = bufs["state"]
+        self.next_np = {k: v[index].numpy() for k, v in self.next.items()}
+        self.state_np = {k: v[index].numpy() for k, v in self.state.items()}
+        self.obs_keys = [k for k in self.state if k not in FLAGS]
+
+    def set_seed(self, seed: int | None) -> None:
+        self.env.set_seed(seed)
+
+    def reset(self) -> None:
+        i, st = self.i, self.state_np
+        if self.fast:
+            obs = self.env._np_reset()
+            for k in self.obs_keys:
+                st[k][...] = obs[k]
+        else:
+            out = self.env.reset()
+            for k in self.obs_keys:
+                self.state[k][i].copy_(out.get(k))
+        for k in FLAGS:
+            st[k][...] = False
+
+    def step(self) -> None:
+        nx, st = self.next_np, self.state_np
+        if self.fast:
+            native = self.env._native_actions(self.action[self.i])
+            obs, r, te, tr = self.env._np_step(native)
+            for k in self.obs_keys:
+                nx[k][...] = obs[k]
+                st[k][...] = obs[k]
+            nx["reward"][...] = r
+            nx["terminated"][...] = st["terminated"][...] = te
+            nx["truncated"][...] = st["truncated"][...] = tr
+            nx["done"][...] = st["done"][...] = te or tr
+            return
+        src = {k: v[self.i].clone() for k, v in self.state.items()}
+        src["action"] = self.action[self.i].clone()
+        td = TensorDict(batch_size=self.env.batch_size)
+        for k, v in src.items():
+            td.set(k, v)
+        out = self.env.step(td).get("next")
+        for k, buf in self.next.items():
+            buf[self.i].copy_(out.get(k))
+        for k, buf in self.state.items():
+            buf[self.i].copy_(out.get(k))
+
+    def rollout(self, tensors: dict, actions: torch.Tensor, T: int) -> None:
+        i = self.i
+        views = row_views(tensors, i)
+        _, obs, was_reset = run_env(self.env, self.env._native_actions(actions[i]), views, T, False)
+        st = self.state_np
+        for k in self.obs_keys:
+            st[k][...] = obs[k]
+        te = bool(views["terminated"][T - 1]) and not was_reset
+        tr = bool(views["truncated"][T - 1]) and not was_reset
+        st["terminated"][...] = te
+        st["truncated"][...] = tr
+        st["done"][...] = te or tr
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class ParallelEnv(_BatchedEnv):
+    """N envs, each stepped in its own worker process; batch size ``[N]``.
+
+    The workers write their results into shared-memory buffers of shape ``[N, ...]``; only
+    method names cross the pipes. A rollout with random actions and
+    ``break_when_any_done=False`` runs entirely inside the workers (each writes its own
+    ``[T, ...]`` block). Done sub-envs are reset as in :class:`SerialEnv`; given the same
+    seeds both produce identical rollouts.
+
+    A worker that dies raises :class:`~streamrl._mp.WorkerDiedError` (the env is then
+    closed); an exception inside a sub-env is re-raised as
+    :class:`~streamrl._mp.RemoteError`. ``close()`` stops every worker process.
+
+    Args:
+        num_workers: number of sub-envs (one process each).
+        create_env_fn: a callable building one env (or a list of N); lambdas are fine.
+        create_env_kwargs: keyword arguments for the callable(s).
+        mp_start_method: ``"fork"``, ``"spawn"`` or ``"forkserver"`` (default: fork on
+            Linux).
+        num_threads: torch threads in each worker.
+
+    >>> from streamrl.envs.libs.gym import GymEnv
+    >>> with ParallelEnv(2, lambda: GymEnv("Pendulum-v1")) as env:
+    ...     env.rollout(3)["next", "observation"].shape
+    torch.Size([2, 3, 3])
+    """
+
+    def __init__(
+        self,
+        num_workers: int,
+        create_env_fn: Callable[..., EnvBase] | Sequence[Callable[..., EnvBase]],
+        create_env_kwargs: dict | Sequence[dict] | None = None,
+        mp_start_method: str | None = None,
+        num_threads: int = 1,
+        device: Any = None,
+    ) -> None:
+        super().__init__(num_workers, create_env_fn, create_env_kwargs, device=device)
+        if mp_start_method not in (None, "fork", "spawn", "forkserver"):
+            raise ValueError(
+                f"mp_start_method must be fork, spawn or forkserver, found {mp_start_method!r}"
+            )
+        self.mp_start_method = mp_start_method
+        self.num_threads = num_threads
+        self._workers: list[Worker] = []
+
+    # -------------------------------------------------------------- workers
+    def _start(self) -> None:
+        try:
+            for i, (fn, kw) in enumerate(
+                zip(self.create_env_fn, self.create_env_kwargs, strict=True)
+            ):
+                w = Worker(
+                    functools.partial(_EnvServer, fn, kw),
+                    name=f"ParallelEnv-{i}",
+                    start_method=self.mp_start_method,
+                    num_threads=self.num_threads,
+                )
+                self._workers.append(w)
+                w.start()
+            metas = self._gather("meta")
+            if any(m["full_state_spec"].keys(True, True) for m in metas):
+                raise NotImplementedError("ParallelEnv does not support envs with a state_spec")
+            self._set_meta(metas)
+            self._fast = all(m["fast"] for m in metas)
+            n = self.num_workers
+            self._action_buf = self._full_action_spec["action"].zero().share_memory_()
+            self._next_bufs = {k: s.zero().share_memory_() for k, s in self._obs_specs.items()}
+            self._next_bufs["reward"] = self._full_reward_spec["reward"].zero().share_memory_()
+            for k in FLAGS:
+                self._next_bufs[k] = torch.zeros(n, 1, dtype=torch.bool).share_memory_()
+            for v in self._state.values():
+                v.share_memory_()
+            bufs = {"action": self._action_buf, "next": self._next_bufs, "state": self._state}
+            for i, w in enumerate(self._workers):
+                w.send("setup", i, bufs)
+            self._gather(None)
+        except BaseException:
+            self._stop_workers()
+            raise
+
+    def _gather(self, method: str | None, *args: Any, workers: Sequence[int] | None = None) -> list:
+        """Send ``method`` to the workers (None: only collect pending replies) and return
+        their replies; every reply is collected before the first error is raised."""
+        idx = range(self.num_workers) if workers is None else workers
+        if method is not None:
+            for i in idx:
+                try:
+                    self._workers[i].send(method, *args)
+                except WorkerDiedError:
+                    self._fail()
+                    raise
+        out, error = [], None
+        for i in idx:
+            try:
+                out.append(self._workers[i].recv())
+            except (WorkerDiedError, RemoteError) as exc:
+                error = error or exc
+                out.append(None)
+        if isinstance(error, WorkerDiedError):
+            self._fail()
+        if error is not None:
+            raise error
+        return out
+
+    def _fail(self) -> None:
+        # a dead worker leaves the batch inconsistent: stop everything, refuse further use
+        self._stop_workers()
+        self._closed = True
+
+    def _stop_workers(self) -> None:
+        for w in self._workers:
+            try:
+                w.close(timeout=1.0)
+            except Exception:
+                pass
+
+    @property
+    def worker_pids(self) -> list[int | None]:
+        """Process ids of the workers (empty before start)."""
+        return [w.pid for w in self._workers]
+
+    # ----------------------------------------------------------- EnvBase hooks
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EnvClosedError("ParallelEnv is closed (its workers are stopped)")
+
+    def _set_seed(self, seed: int | None) -> None:
+        for i in range(self.num_workers):
+            self._workers[i].send("set_seed", None if seed is None else seed + i)
+        self._gather(None)
+
+    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
+        self._ensure_started()
+        self._gather("reset", workers=self._reset_mask(tensordict))
+        return self._state_td()
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        self._action_buf.copy_(tensordict.get("action"))
+        if not self._fast:
+            # generic sub-envs read their root row (e.g. a step counter) from the state
+            for k, buf in self._state.items():
+                val = tensordict.get(k, None)
+                if val is not None:
+                    buf.copy_(val)
+        self._gather("step")
+        out = {k: v.clone() for k, v in self._next_bufs.items()}
+        return td_from_keys(out, self.batch_size)
+
+    def _rollout_fast(
+        self, tensordict: TensorDictBase, max_steps: int, break_when_any_done: bool
+    ) -> TensorDictBase | None:
+        # with break_when_any_done the sub-envs must stop together: use the lockstep loop
+        if break_when_any_done or not self._rollout_ok(tensordict):
+            return None
+        T = max_steps
+        bufs = RolloutBuffers(
+            self._obs_specs,
+            self._full_reward_spec["reward"].dtype,
+            (self.num_workers,),
+            T,
+            share=True,
+        )
+        actions = self._rollout_actions(T).share_memory_()
+        for k in self._obs_keys:
+            bufs.root[k][:, 0] = tensordict.get(k)
+        self._gather("rollout", bufs.tensors(), actions, T)
+        return bufs.to_tensordict(T, actions, tensordict)
+
+    def _close(self) -> None:
+        self._stop_workers()
+
+    def __repr__(self) -> str:
+        return (
+            f"ParallelEnv(num_workers={self.num_workers}, batch_size={self.batch_size}, "
+            f"device={self.device})"
+        )
