@@ -97,9 +97,13 @@ class EnsembleModule(TensorDictModuleBase):
         self.num_copies = num_copies
         self.expand_input = expand_input
         self.params = TensorDictParams(stack_params(module, num_copies))
-        # The template is only a structure: keep it out of the registered submodules so its
-        # own tensors are neither trained nor moved; the stacked params are swapped in per call.
-        self.__dict__["_template"] = module
+        # The template is only a structure (its tensors live on the meta device, so it holds
+        # no memory); it stays out of the registered submodules and the stacked params are
+        # swapped in at each call.
+        meta = TensorDict.from_module(module).detach().to("meta")
+        with meta.to_module(module):
+            template = copy.deepcopy(module)
+        self.__dict__["_template"] = template
 
     def _one(self, params: TensorDictBase, tensordict: TensorDictBase) -> TensorDictBase:
         with params.to_module(self._template):
@@ -124,7 +128,10 @@ class EnsembleModule(TensorDictModuleBase):
         if not -self.num_copies <= index < self.num_copies:
             raise IndexError(f"copy index {index} out of range for {self.num_copies} copies")
         clone = copy.deepcopy(self._template)
-        TensorDict.from_module(clone).data.copy_(self.params[index].data)
+        self.params[index].data.clone().to_module(clone)
+        for name, param in list(clone.named_parameters()):
+            owner = clone.get_submodule(name.rpartition(".")[0]) if "." in name else clone
+            setattr(owner, name.rpartition(".")[2], nn.Parameter(param.detach()))
         return clone
 
     def __repr__(self) -> str:
