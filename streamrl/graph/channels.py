@@ -7,19 +7,23 @@ are not thread-safe; operators in threads or processes talk to them through the 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import torch
-from tensordict import is_tensor_collection
+from tensordict import TensorDict, is_tensor_collection
 
 __all__ = ["FifoChannel", "LatestChannel", "RateLimitedChannel", "RateLimiter", "rows_of"]
 
 
 def rows_of(item: Any) -> int:
     """Rows in a message: the numel of a TensorDict's batch dims, a tensor's first dim, else 1."""
+    if type(item) is TensorDict:  # the hot path
+        bs = item.batch_size
+        return bs.numel() if bs else 1
     if is_tensor_collection(item):
         return item.batch_size.numel() if item.batch_dims else 1
     if isinstance(item, torch.Tensor):
@@ -28,22 +32,39 @@ def rows_of(item: Any) -> int:
 
 
 class Waker:
-    """A re-armable wake-up signal shared by one waiting task and the channels it watches."""
+    """A re-armable wake-up signal shared by one waiting task and the channels it watches.
 
-    __slots__ = ("_event",)
+    On asyncio it waits on a bare future (cheaper than an Event); elsewhere on an anyio Event.
+    """
+
+    __slots__ = ("_event", "_fut")
 
     def __init__(self) -> None:
         self._event: anyio.Event | None = None
+        self._fut: asyncio.Future | None = None
 
     def set(self) -> None:
-        if self._event is not None:
+        fut = self._fut
+        if fut is not None:
+            self._fut = None
+            if not fut.done():
+                fut.set_result(None)
+        elif self._event is not None:
             self._event.set()
             self._event = None
 
     async def wait(self) -> None:
-        if self._event is None:
-            self._event = anyio.Event()
-        await self._event.wait()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+            return
+        fut = self._fut
+        if fut is None or fut.done():  # done: a cancelled earlier wait
+            fut = self._fut = loop.create_future()
+        await fut
 
 
 @runtime_checkable

@@ -44,6 +44,9 @@ class OpRun:
         self.finished = False
         self.primed: dict[str, int] = {}
         self.waited = False
+        self.direct = False  # set by the runner: call hooks without a coroutine
+        self.single: Any = None  # set by the runner: the one plain FIFO input channel
+        self.single_port = ""
         # watchdog
         self.state = "new"
         self.since = 0.0
@@ -67,8 +70,13 @@ class OpRun:
 
     def outputs_gone(self) -> bool:
         """Every consumer of every output port stopped reading (nobody needs our items)."""
-        chans = [ch for chans in self.outputs.values() for ch in chans]
-        return bool(chans) and all(ch.recv_closed for ch in chans)
+        gone = False
+        for chans in self.outputs.values():
+            for ch in chans:
+                if not ch.recv_closed:
+                    return False
+                gone = True
+        return gone
 
     def ready_channel(self, chans: list[Any]) -> Any:
         n = len(chans)

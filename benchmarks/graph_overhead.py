@@ -1,0 +1,153 @@
+"""Overhead of the graph runtime: the cost of one hop per placement, and pipeline throughput.
+
+    flock /tmp/streamrl-heavy.lock python benchmarks/graph_overhead.py [--items N]
+
+A "hop" is what one extra identity operator costs per message: the time per message of
+``source -> K identity maps -> sink`` minus that of ``source -> sink``, divided by K. Timing runs
+from the first to the last message reaching the sink (start-up, e.g. forking a worker process,
+is excluded). Messages are a tiny int and a 256x4 float32 TensorDict (the same object re-sent,
+so the source costs nothing). Also reported: anyio memory-object-stream hops and a
+``to_thread.run_sync`` call, measured the same way on this machine, as references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import anyio
+import torch
+from tensordict import TensorDict
+
+from streamrl.graph import Graph, Map, Operator, Source
+
+
+class _Stamp(Operator):
+    """A sink that records when the first and the last message arrived."""
+
+    outputs = ()
+
+    def __init__(self):
+        self.n = 0
+        self.first = self.last = 0.0
+
+    def step(self, inputs):
+        t = time.perf_counter()
+        if self.n == 0:
+            self.first = t
+        self.last = t
+        self.n += 1
+
+
+def _identity(x):
+    return x
+
+
+def _run(make_item, n: int, k: int, placement: str, fuse: bool) -> float:
+    """Seconds per message through source -> k identity maps -> sink."""
+    item = make_item()
+    g = Graph()
+    prev = g.add(Source(lambda: item, limit=n), name="src")
+    for i in range(k):
+        m = g.add(Map(_identity), name=f"m{i}", placement=placement)
+        g.connect(prev, m)
+        prev = m
+    sink = _Stamp()
+    g.connect(prev, g.add(sink, name="sink"))
+    anyio.run(lambda: g.run(fuse=fuse, watchdog_timeout=None))
+    assert sink.n == n
+    return (sink.last - sink.first) / (n - 1)
+
+
+def hop_us(make_item, n: int, placement: str, fuse: bool, k: int, repeats: int = 3) -> float:
+    base = min(_run(make_item, n, 0, "inline", fuse) for _ in range(repeats))
+    with_k = min(_run(make_item, n, k, placement, fuse) for _ in range(repeats))
+    return max(with_k - base, 0.0) / k * 1e6
+
+
+def anyio_stream_hop_us(n: int) -> float:
+    async def main():
+        send, recv = anyio.create_memory_object_stream(2)
+
+        async def producer():
+            async with send:
+                for i in range(n):
+                    await send.send(i)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(producer)
+            t0 = time.perf_counter()
+            async with recv:
+                async for _ in recv:
+                    pass
+            return (time.perf_counter() - t0) / n * 1e6
+
+    return anyio.run(main)
+
+
+def to_thread_us(n: int) -> float:
+    async def main():
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await anyio.to_thread.run_sync(_identity, 1)
+        return (time.perf_counter() - t0) / n * 1e6
+
+    return anyio.run(main)
+
+
+def pipeline(make_item, n: int, placements: tuple[str, str, str]) -> tuple[float, float]:
+    """items/s and rows/s of source -> map -> map(+1) -> sink with the given placements for the
+    source-side map, the second map and the sink."""
+    item = make_item()
+    g = Graph()
+    src = g.add(Source(lambda: item, limit=n), name="src")
+    a = g.add(Map(lambda td: td * 2), name="scale", placement=placements[0])
+    b = g.add(Map(lambda td: td + 1), name="shift", placement=placements[1])
+
+    class StampSink(_Stamp):
+        pass
+
+    sink = StampSink()
+    g.connect(src, a).connect(a, b).connect(b, g.add(sink, name="sink", placement=placements[2]))
+    anyio.run(lambda: g.run(watchdog_timeout=None))
+    rate = (n - 1) / (sink.last - sink.first)
+    return rate, rate * item.batch_size[0]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--items", type=int, default=5000, help="messages per measurement")
+    args = p.parse_args()
+    n = args.items
+    torch.set_num_threads(1)
+    tiny = lambda: 0  # noqa: E731
+    td = lambda: TensorDict({"obs": torch.randn(256, 4)}, [256])  # noqa: E731
+
+    print(f"graph hop cost (us per message, {n} messages, min of 3; lower is better)")
+    print(f"{'placement':<14} {'tiny':>9} {'256x4 TD':>9}")
+    cases = [
+        ("inline", "inline", False, 4),
+        ("fused inline", "inline", True, 4),
+        ("thread", "thread", False, 2),
+        ("process", "process", False, 2),
+    ]
+    for label, placement, fuse, k in cases:
+        m = n if placement in ("inline",) else n // 2
+        t1 = hop_us(tiny, m, placement, fuse, k)
+        t2 = hop_us(td, m, placement, fuse, k)
+        print(f"{label:<14} {t1:>9.1f} {t2:>9.1f}")
+    print("targets: inline hop of a batched message <= 20 us; process hop of 256x4 TD <= 100 us")
+    print()
+    print("references on this machine:")
+    print(f"  anyio memory stream hop (buffer 2): {anyio_stream_hop_us(n):6.1f} us")
+    print(f"  anyio.to_thread.run_sync call:      {to_thread_us(n // 5):6.1f} us")
+    print()
+    print(f"3-stage pipeline (scale -> shift -> sink) of 256x4 TensorDicts, {n} messages")
+    for placements in [("inline", "inline", "inline"), ("thread", "thread", "inline"),
+                       ("thread", "process", "inline"), ("process", "process", "inline")]:
+        items, rows = pipeline(td, n if "process" not in placements else n // 2, placements)
+        print(f"  {'/'.join(placements):<24} {items:>9.0f} items/s {rows:>11.0f} rows/s")
+
+
+if __name__ == "__main__":
+    main()
