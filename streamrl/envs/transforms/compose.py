@@ -121,6 +121,9 @@ class Compose(Transform):
             td_reset = t._reset(td, td_reset)
         return td_reset
 
+    def _has_inverse(self) -> bool:
+        return any(t._has_inverse() for t in self.transforms)
+
     def _inv_call(self, td: TensorDictBase) -> TensorDictBase:
         for t in reversed(self.transforms):
             td = t._inv_call(td)

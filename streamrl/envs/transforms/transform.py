@@ -146,6 +146,10 @@ class Transform(nn.Module):
             td.set(in_key, self._inv_apply_transform(self._get(td, out_key)))
         return td
 
+    def _has_inverse(self) -> bool:
+        """Whether the action path does anything (lets envs skip copying the step input)."""
+        return bool(self.in_keys_inv)
+
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         """Apply the observation path to ``td`` in place and return it."""
         _check_td(td, self)

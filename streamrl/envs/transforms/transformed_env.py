@@ -176,7 +176,11 @@ class TransformedEnv(EnvBase):
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         self.base_env._check_open()
-        td_in = self.transform._inv_call(tensordict.clone(False))
+        self._inputs()  # automatic action-path keys (DoubleToFloat) are learnt from the specs
+        if self.transform._has_inverse():
+            td_in = self.transform._inv_call(tensordict.clone(False))
+        else:
+            td_in = tensordict
         next_td = self.base_env._step(td_in)
         return self.transform._step(tensordict, next_td)
 
