@@ -30,7 +30,7 @@ class DQNLoss(LossModule):
     index (``[*batch]`` or ``[*batch, 1]``, integer dtype); ``action_space`` forces one
     reading when the shape is ambiguous. ``td_error`` is written into the input.
 
-    Output: ``loss``, ``pred_value``, ``target_value``, ``td_error``.
+    Output: ``loss_value`` (TorchRL calls it ``loss``), ``pred_value``, ``target_value``, ``td_error``.
     """
 
     default_keys = {
@@ -112,4 +112,4 @@ class DQNLoss(LossModule):
         pred_b, target_b = pred.detach().squeeze(-1), target.squeeze(-1)
         td_error = (pred_b - target_b).abs()
         tensordict.set(self._keys["priority"], td_error)
-        return _output(loss=loss, pred_value=pred_b, target_value=target_b, td_error=td_error)
+        return _output(loss_value=loss, pred_value=pred_b, target_value=target_b, td_error=td_error)

@@ -44,14 +44,14 @@ def check_loss_function(loss_function: str) -> str:
 
 
 def total_loss(loss_td: TensorDictBase) -> Tensor:
-    """Sum of the ``loss`` / ``loss_*`` entries of a loss output (the value to backpropagate).
+    """Sum of the ``loss_*`` entries of a loss output (the value to backpropagate).
 
     >>> from tensordict import TensorDict
     >>> total_loss(TensorDict(loss_a=torch.tensor(1.0), loss_b=torch.tensor(2.0),
     ...                       entropy=torch.tensor(5.0)))
     tensor(3.)
     """
-    losses = [v for k, v in loss_td.items() if isinstance(k, str) and (k == "loss" or k.startswith("loss_"))]
+    losses = [v for k, v in loss_td.items() if isinstance(k, str) and k.startswith("loss_")]
     if not losses:
         raise ValueError(f"no 'loss_*' entries in {list(loss_td.keys())}")
     return torch.stack([loss.sum() for loss in losses]).sum()

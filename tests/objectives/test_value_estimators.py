@@ -297,3 +297,29 @@ def test_make_estimator():
         make_estimator(ValueEstimators.TD0, gamma=0.9, lmbda=0.5)
     with pytest.raises(ValueError, match="unknown"):
         make_estimator("TD2", gamma=0.9)
+
+
+def test_scan_is_differentiable():
+    g = torch.Generator().manual_seed(4)
+    a = torch.randn(2, 9, generator=g, requires_grad=True)
+    c = torch.rand(2, 9, generator=g)
+    reverse_linear_scan(a, c).sum().backward()
+    # d(sum z)/d a[t] = sum over k <= t of prod(c[k..t-1])
+    expected = torch.zeros(2, 9)
+    for b in range(2):
+        for t in range(9):
+            total, prod = 0.0, 1.0
+            for k in range(t, -1, -1):
+                if k < t:
+                    prod *= c[b, k].item()
+                total += prod
+            expected[b, t] = total
+    torch.testing.assert_close(a.grad, expected)
+
+
+def test_differentiable_estimator_sends_gradients_to_the_critic(batch):
+    critic = TensorDictModule(nn.Linear(3, 1), in_keys=["observation"], out_keys=["state_value"])
+    td = _td(batch, with_values=False)
+    GAE(gamma=0.9, lmbda=0.8, value_network=critic, differentiable=True)(td)
+    td["value_target"].sum().backward()
+    assert critic.module.weight.grad is not None

@@ -89,6 +89,8 @@ def reverse_linear_scan(a: Tensor, c: Tensor, dim: int = -1) -> Tensor:
         raise ValueError("reverse_linear_scan needs at least one dimension")
     a = a.movedim(dim, -1)
     c = c.movedim(dim, -1)
+    if (a.requires_grad or c.requires_grad) and torch.is_grad_enabled():
+        return _scan_autograd(a, c).movedim(-1, dim)
     steps = a.shape[-1]
     # Work on fresh contiguous buffers and swap them every round: each round reads the
     # previous round's values only, so no in-place aliasing.
@@ -108,6 +110,18 @@ def reverse_linear_scan(a: Tensor, c: Tensor, dim: int = -1) -> Tensor:
         a_cur, a_next = a_next, a_cur
         shift *= 2
     return a_cur.movedim(-1, dim)
+
+
+def _scan_autograd(a: Tensor, c: Tensor) -> Tensor:
+    """The same scan with out-of-place ops, so gradients flow (``out=`` does not record)."""
+    steps = a.shape[-1]
+    shift = 1
+    while shift < steps:
+        keep = steps - shift
+        a = torch.cat([a[..., :keep] + c[..., :keep] * a[..., shift:], a[..., keep:]], -1)
+        c = torch.cat([c[..., :keep] * c[..., shift:], torch.zeros_like(c[..., keep:])], -1)
+        shift *= 2
+    return a
 
 
 def td0_return_estimate(
