@@ -237,7 +237,7 @@ class ReplayBuffer(IterableDataset):
         try:
             with self._lock:
                 index, info = self._sampler.sample(self._storage, batch_size)
-                data = self._storage.get(index)
+                data = self._storage._read(index)
         except BaseException:
             if limited and self._rate_limiter is not None:
                 self._rate_limiter._undo("sample", batch_size)

@@ -42,7 +42,7 @@ class PrioritizedSampler(Sampler):
     the min tree. Weights are thus at most 1, and equal 1 for the least likely item.
 
     Priorities live in a :class:`SumTree` (sampling, ``O(b log N)``) and a :class:`MinTree`
-    (``p_min``), both float64 numpy, no compiled code.
+    (``p_min``), both float64 torch tensors, no compiled code.
 
     Args:
         max_capacity: number of slots (the storage's ``max_size``).
@@ -91,11 +91,11 @@ class PrioritizedSampler(Sampler):
         total = self._sum_tree.total()
         if not total > 0:
             raise RuntimeError("all priorities are zero: cannot sample (use eps > 0)")
-        u = torch.rand(batch_size, generator=self._generator, dtype=torch.float64).numpy()
-        index = self._sum_tree.find_prefix(u * total)
+        u = torch.rand(batch_size, generator=self._generator, dtype=torch.float64)
+        index = self._sum_tree.find_prefix(u.mul_(total))
         p = self._sum_tree.leaves[index]
-        weight = np.power(p / self._min_tree.min(), -self.beta)
-        return torch.from_numpy(index), {"_weight": torch.from_numpy(weight.astype(np.float32))}
+        weight = p.div_(self._min_tree.min()).pow_(-self.beta).to(torch.float32)
+        return index, {"_weight": weight}
 
     def on_write(self, index, start, storage) -> None:
         """Written slots get the largest leaf value seen so far."""
@@ -104,9 +104,8 @@ class PrioritizedSampler(Sampler):
             self._sum_tree.update_range(start, stop, self._max_leaf)
             self._min_tree.update_range(start, stop, self._max_leaf)
         else:
-            idx = index.numpy()
-            self._sum_tree.update(idx, self._max_leaf)
-            self._min_tree.update(idx, self._max_leaf)
+            self._sum_tree.update(index, self._max_leaf)
+            self._min_tree.update(index, self._max_leaf)
 
     def update_priority(self, index, priority, length: int | None = None) -> None:
         """Set the priority of ``index`` (scalar or 1-D); ``priority`` broadcasts to it.
@@ -139,8 +138,9 @@ class PrioritizedSampler(Sampler):
         leaf = self._leaf(prio)
         if not np.isfinite(leaf).all():
             raise ValueError("priority ** alpha overflows to inf")
-        self._sum_tree.update(idx, leaf)
-        self._min_tree.update(idx, leaf)
+        idx_t, leaf_t = torch.from_numpy(idx), torch.from_numpy(leaf)
+        self._sum_tree._update(idx_t, leaf_t)
+        self._min_tree._update(idx_t, leaf_t)
         self._max_leaf = max(self._max_leaf, float(leaf.max()))
 
     def empty(self) -> None:
@@ -157,8 +157,8 @@ class PrioritizedSampler(Sampler):
             "alpha": self.alpha,
             "beta": self.beta,
             "eps": self.eps,
-            "leaves": torch.from_numpy(np.array(self._sum_tree.leaves)),
-            "min_leaves": torch.from_numpy(np.array(self._min_tree.leaves)),
+            "leaves": self._sum_tree.leaves.clone(),
+            "min_leaves": self._min_tree.leaves.clone(),
             "max_leaf": self._max_leaf,
         }
 
@@ -171,6 +171,6 @@ class PrioritizedSampler(Sampler):
             )
         super().load_state_dict(state)
         self.alpha, self.beta, self.eps = state["alpha"], state["beta"], state["eps"]
-        self._sum_tree.update_range(0, self._capacity, state["leaves"].numpy())
-        self._min_tree.update_range(0, self._capacity, state["min_leaves"].numpy())
+        self._sum_tree.update_range(0, self._capacity, state["leaves"])
+        self._min_tree.update_range(0, self._capacity, state["min_leaves"])
         self._max_leaf = float(state["max_leaf"])

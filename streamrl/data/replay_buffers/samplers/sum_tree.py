@@ -1,27 +1,39 @@
-"""Vectorized sum and min trees over float64 leaves (numpy, no compiled extension).
+"""Vectorized sum and min trees over float64 leaves (pure torch, no compiled extension).
 
-The trees are ``K``-ary (``K = 32`` by default) rather than binary: a batch update or a batch
-prefix-sum search walks ``ceil(log_K N)`` levels (4 for a million leaves), each level one
-vectorized gather/reduce over ``batch x K`` values. That keeps the per-call numpy overhead low
-while the work stays ``O(batch * K * log_K N)``.
+The trees are ``K``-ary (``K = 32`` by default) and stop at the first level with at most
+``top_size`` nodes instead of going up to a single root. A batch update walks the levels below
+that top level; a batch prefix-sum search does one cumulative sum over the small top level and
+then descends through the levels below it (two levels for a million leaves), each level one
+vectorized gather/scan over ``batch x K`` values. The work is ``O(batch * K * log_K N)`` plus
+``O(top_size)``, in a handful of torch calls whatever the batch size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
+import torch
 
 __all__ = ["MinTree", "SumTree"]
 
 
+def _as_index(index) -> torch.Tensor:
+    if isinstance(index, torch.Tensor):
+        return index.reshape(-1).to(torch.long)
+    return torch.as_tensor(index, dtype=torch.long).reshape(-1)
+
+
+def _as_values(values, n: int) -> torch.Tensor:
+    values = torch.as_tensor(values, dtype=torch.float64)
+    return values.reshape(-1).expand(n) if values.numel() == 1 else values.reshape(-1)
+
+
 class _KaryTree:
-    """Levels of partial reductions; ``levels[0]`` holds the leaves, the last level the root."""
+    """Levels of partial reductions; ``levels[0]`` holds the leaves, ``levels[-1]`` the top."""
 
     _neutral: float = 0.0
-    _ufunc: np.ufunc = np.add
 
-    def __init__(self, capacity: int, branching: int = 32) -> None:
+    def __init__(self, capacity: int, branching: int = 32, top_size: int = 4096) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity <= 0:
             raise ValueError(f"capacity must be a positive int, found {capacity!r}")
         if branching < 2:
@@ -30,53 +42,58 @@ class _KaryTree:
         self._k = branching
         levels = []
         nodes = capacity
-        while True:
+        while nodes > top_size:
             padded = -(-nodes // branching) * branching
-            levels.append(np.full(padded, self._neutral, dtype=np.float64))
+            levels.append(torch.full((padded,), self._neutral, dtype=torch.float64))
             nodes = padded // branching
-            if nodes == 1:
-                break
-        levels.append(np.full(1, self._neutral, dtype=np.float64))
+        levels.append(torch.full((nodes,), self._neutral, dtype=torch.float64))
         self._levels = levels
+
+    @staticmethod
+    def _reduce(x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     # -- leaves -----------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._capacity
 
     def __getitem__(self, index):
-        leaves = self._levels[0][: self._capacity]
-        value = leaves[index]
-        return float(value) if np.ndim(value) == 0 else value.copy()
+        value = self._levels[0][: self._capacity][index]
+        return float(value) if value.ndim == 0 else value.clone()
 
     def __iter__(self) -> Iterator[float]:
-        leaves = self._levels[0]
-        for i in range(self._capacity):
-            yield float(leaves[i])
+        return iter(self._levels[0][: self._capacity].tolist())
 
     @property
-    def leaves(self) -> np.ndarray:
-        """A read-only view of the ``capacity`` leaf values."""
-        view = self._levels[0][: self._capacity]
-        view.flags.writeable = False
-        return view
+    def leaves(self) -> torch.Tensor:
+        """The ``capacity`` leaf values (a view: do not write to it)."""
+        return self._levels[0][: self._capacity]
 
-    def _check_index(self, index: np.ndarray) -> None:
-        if index.size and (index.min() < 0 or index.max() >= self._capacity):
-            bad = index[(index < 0) | (index >= self._capacity)][0]
-            raise IndexError(f"leaf index {int(bad)} out of range [0, {self._capacity})")
+    def _check_index(self, index: torch.Tensor) -> None:
+        if index.numel():
+            lo, hi = int(index.min()), int(index.max())
+            if lo < 0 or hi >= self._capacity:
+                raise IndexError(
+                    f"leaf index {lo if lo < 0 else hi} out of range [0, {self._capacity})"
+                )
 
     # -- updates ----------------------------------------------------------------------------
     def update(self, index, values) -> None:
         """Set ``leaves[index] = values`` (last write wins on duplicates) and refresh parents."""
-        index = np.asarray(index, dtype=np.int64).reshape(-1)
-        values = np.broadcast_to(np.asarray(values, dtype=np.float64), index.shape)
+        index = _as_index(index)
+        values = _as_values(values, index.numel())
         self._check_index(index)
-        levels, k, reduce = self._levels, self._k, self._ufunc.reduce
-        levels[0][index] = values
+        self._update(index, values)
+
+    def _update(self, index: torch.Tensor, values: torch.Tensor) -> None:
+        levels, k = self._levels, self._k
+        # index_put_ without accumulate: the last duplicate wins, as in numpy.
+        levels[0].index_put_((index,), values)
         for lvl in range(1, len(levels)):
             index = index // k
-            # Duplicate parents recompute the same value: no need for np.unique.
-            levels[lvl][index] = reduce(levels[lvl - 1].reshape(-1, k)[index], axis=1)
+            # Duplicate parents recompute the same value: no need for unique().
+            children = torch.index_select(levels[lvl - 1].view(-1, k), 0, index)
+            levels[lvl].index_put_((index,), self._reduce(children))
 
     def update_range(self, start: int, stop: int, values) -> None:
         """Set the contiguous leaves ``[start, stop)`` and refresh their ancestors in O(n)."""
@@ -84,25 +101,21 @@ class _KaryTree:
             raise IndexError(f"leaf range [{start}, {stop}) out of range [0, {self._capacity})")
         if start == stop:
             return
-        levels, k, reduce = self._levels, self._k, self._ufunc.reduce
-        levels[0][start:stop] = values
+        levels, k = self._levels, self._k
+        levels[0][start:stop] = torch.as_tensor(values, dtype=torch.float64)
         for lvl in range(1, len(levels)):
             start, stop = start // k, (stop - 1) // k + 1
-            child = levels[lvl - 1][start * k : stop * k].reshape(-1, k)
-            levels[lvl][start:stop] = reduce(child, axis=1)
+            child = levels[lvl - 1][start * k : stop * k].view(-1, k)
+            levels[lvl][start:stop] = self._reduce(child)
 
     def clear(self) -> None:
         """Reset every leaf to the neutral value."""
         for level in self._levels:
-            level.fill(self._neutral)
-
-    def root(self) -> float:
-        """The reduction over all leaves."""
-        return float(self._levels[-1][0])
+            level.fill_(self._neutral)
 
 
 class SumTree(_KaryTree):
-    """A sum tree: ``total()`` in O(1), batch updates and prefix-sum search in O(b log N).
+    """A sum tree: batch updates and batch prefix-sum search in O(b log N) torch calls.
 
     >>> t = SumTree(5)
     >>> t.update([0, 3], [1.0, 3.0])
@@ -111,38 +124,53 @@ class SumTree(_KaryTree):
     """
 
     _neutral = 0.0
-    _ufunc = np.add
+
+    @staticmethod
+    def _reduce(x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=1)
 
     def total(self) -> float:
         """The sum of all leaves."""
-        return self.root()
+        return float(self._levels[-1].sum())
 
-    def find_prefix(self, mass) -> np.ndarray:
+    def find_prefix(self, mass) -> torch.Tensor:
         """For each ``m`` in ``mass`` the smallest leaf ``i`` with ``sum(leaves[:i+1]) > m``.
 
         Leaves of value 0 are never returned (unless every leaf is 0); a mass at or past the
         total (floating-point round-off) returns the last positive leaf.
         """
-        mass = np.array(mass, dtype=np.float64).reshape(-1)
-        node = np.zeros(mass.shape, dtype=np.int64)
-        rows = np.arange(mass.size)
+        mass = torch.as_tensor(mass, dtype=torch.float64).reshape(-1)
         k = self._k
+        top = self._levels[-1]
+        csum = top.cumsum(0)
+        node = torch.searchsorted(csum, mass, right=True)
+        node = self._fix_overflow(node, top.unsqueeze(0).expand(node.numel(), -1))
+        mass = mass - (csum[node] - top[node])
         for lvl in range(len(self._levels) - 2, -1, -1):
-            children = self._levels[lvl].reshape(-1, k)[node]
-            csum = np.cumsum(children, axis=1)
-            j = (csum <= mass[:, None]).sum(axis=1)
-            over = j >= k
-            if over.any():
-                positive = children[over] > 0
-                last = k - 1 - np.argmax(positive[:, ::-1], axis=1)
-                j[over] = last
-            mass -= csum[rows, j] - children[rows, j]
+            children = torch.index_select(self._levels[lvl].view(-1, k), 0, node)
+            csum = children.cumsum(1)
+            j = torch.searchsorted(csum, mass.unsqueeze(1), right=True).squeeze(1)
+            j = self._fix_overflow(j, children)
+            j1 = j.unsqueeze(1)
+            mass = mass - (csum.gather(1, j1) - children.gather(1, j1)).squeeze(1)
             node = node * k + j
         return node
 
+    @staticmethod
+    def _fix_overflow(j: torch.Tensor, children: torch.Tensor) -> torch.Tensor:
+        """Map a position past the last child to the last child with a positive value."""
+        over = j >= children.shape[1]
+        if bool(over.any()):
+            positive = children[over] > 0
+            width = positive.shape[1]
+            last = width - 1 - positive.flip(1).to(torch.int8).argmax(1)
+            j = j.clone()
+            j[over] = last
+        return j
+
 
 class MinTree(_KaryTree):
-    """A min tree: ``min()`` in O(1) and batch updates in O(b log N); empty leaves are +inf.
+    """A min tree: ``min()`` and batch updates in O(b log N) torch calls; empty leaves are +inf.
 
     >>> t = MinTree(4)
     >>> t.update([1, 2], [0.5, 2.0])
@@ -151,8 +179,11 @@ class MinTree(_KaryTree):
     """
 
     _neutral = float("inf")
-    _ufunc = np.minimum
+
+    @staticmethod
+    def _reduce(x: torch.Tensor) -> torch.Tensor:
+        return x.amin(dim=1)
 
     def min(self) -> float:
         """The smallest leaf (``inf`` when no leaf was set)."""
-        return self.root()
+        return float(self._levels[-1].min())

@@ -69,8 +69,12 @@ class Storage:
         raise NotImplementedError
 
     def get(self, index):
-        """Read the items at ``index`` (int64 tensor, or int)."""
+        """Read the items at ``index`` (int64 tensor, or int); ``IndexError`` if out of range."""
         raise NotImplementedError
+
+    def _read(self, index: torch.Tensor):
+        """Like :meth:`get` for an index the caller guarantees is in range."""
+        return self.get(index)
 
     def empty(self) -> None:
         """Forget the content (``len`` becomes 0)."""

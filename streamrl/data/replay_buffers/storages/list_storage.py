@@ -58,7 +58,10 @@ class ListStorage(Storage):
 
     def get(self, index):
         """A list of the items at ``index``."""
-        index = self._check_index(index)
+        return self._read(self._check_index(index))
+
+    def _read(self, index):
+        """Items at ``index``, which the caller guarantees is in range."""
         items = self._items
         return [items[i] for i in index.tolist()]
 

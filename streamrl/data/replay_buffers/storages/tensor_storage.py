@@ -199,10 +199,23 @@ class LazyTensorStorage(Storage):
         if isinstance(index, slice):
             index = torch.arange(self._len)[index]
         scalar = isinstance(index, int)
-        index = self._check_index(index)
-        out = self._data[index.to(self.device)]
-        self._touched(index.numel())
+        out = self._read(self._check_index(index))
         return out[0] if scalar else out
+
+    def _read(self, index: torch.Tensor):
+        """Rows at ``index``, which the caller guarantees is in range (samplers do)."""
+        index = index.to(self.device)
+        rows = [torch.index_select(t, 0, index) for t in self._leaves]
+        self._touched(index.numel())
+        if not self._is_td:
+            return rows[0]
+        nested: dict = {}
+        for key, row in zip(self._keys, rows):
+            node = nested
+            for part in key[:-1]:
+                node = node.setdefault(part, {})
+            node[key[-1]] = row
+        return TensorDict(nested, batch_size=[index.numel()], device=self.device)
 
     def column(self, key) -> torch.Tensor:
         """The written rows of one key (a view)."""

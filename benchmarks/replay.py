@@ -1,0 +1,285 @@
+"""Replay-buffer benchmark: streamrl vs TorchRL (same run), plus a 200k Atari-frame RSS check.
+
+Usage (run under the shared lock):
+
+    flock /tmp/streamrl-heavy.lock python benchmarks/replay.py [--peers-python PY] [--skip-atari]
+
+TorchRL's figures come from a subprocess running ``PY`` (``--peers-python``, else
+``$STREAMRL_PEERS_PYTHON``, else ``/tmp/peers214/bin/python`` or ``/tmp/peers/bin/python`` if
+present). Its prioritized sampler needs the torch its extension was built for (2.14.1); rows
+it cannot run are reported as skipped. The same subprocess also runs TorchRL's C++ sum tree on
+a fixed set of priorities so that our numpy tree can be checked against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+
+CAP = 1_000_000
+
+PEER_SNIPPET = r"""
+import json, sys, time, tempfile, shutil, torch
+from tensordict import TensorDict
+torch.set_num_threads(1); torch.manual_seed(0)
+def batch(n, obs=4):
+    return TensorDict({"observation": torch.randn(n, obs), "action": torch.randint(2, (n,)),
+                       "next": {"observation": torch.randn(n, obs), "reward": torch.randn(n, 1),
+                                "done": torch.zeros(n, 1, dtype=torch.bool)}}, [n])
+def rate(name, fn, reps):
+    try:
+        fn(); t = time.perf_counter()
+        for _ in range(reps): fn()
+        print(json.dumps({"row": name, "us": (time.perf_counter() - t) / reps * 1e6}), flush=True)
+    except Exception as e:
+        print(json.dumps({"row": name, "error": f"{type(e).__name__}: {e}"[:200]}), flush=True)
+import torchrl
+from torchrl.data import ReplayBuffer, TensorDictPrioritizedReplayBuffer, LazyTensorStorage, LazyMemmapStorage
+print(json.dumps({"version": torchrl.__version__, "torch": torch.__version__}), flush=True)
+b = batch(1000); R = int(sys.argv[1])
+rb = ReplayBuffer(storage=LazyTensorStorage(CAP), batch_size=256)
+rate("tensor extend(1000)", lambda: rb.extend(b), 300 // R)
+rate("tensor sample(256)", lambda: rb.sample(), 2000 // R)
+d = tempfile.mkdtemp()
+mrb = ReplayBuffer(storage=LazyMemmapStorage(CAP, scratch_dir=d), batch_size=256)
+rate("memmap extend(1000)", lambda: mrb.extend(b), 300 // R)
+rate("memmap sample(256)", lambda: mrb.sample(), 2000 // R)
+shutil.rmtree(d, ignore_errors=True)
+try:
+    prb = TensorDictPrioritizedReplayBuffer(alpha=0.7, beta=0.5, storage=LazyTensorStorage(CAP), batch_size=256, priority_key="td_error")
+    rate("prioritized extend(1000)", lambda: prb.extend(b), 300 // R)
+    def samp_upd():
+        s = prb.sample(); s["td_error"] = torch.rand(256); prb.update_tensordict_priority(s)
+    rate("prioritized sample(256)+update", samp_upd, 2000 // R)
+except Exception as e:
+    print(json.dumps({"row": "prioritized", "error": f"{type(e).__name__}: {e}"[:200]}), flush=True)
+try:
+    from torchrl._torchrl import SumSegmentTreeFp64
+    import numpy as np
+    rng = np.random.default_rng(0)
+    n = 100_000
+    vals = rng.random(n) ** 3
+    tree = SumSegmentTreeFp64(n)
+    tree.update(torch.arange(n), torch.from_numpy(vals))
+    mass = rng.random(4096) * float(tree.query(0, n))
+    idx = tree.scan_lower_bound(torch.from_numpy(mass))
+    print(json.dumps({"tree": [int(i) for i in idx], "total": float(tree.query(0, n))}), flush=True)
+except Exception as e:
+    print(json.dumps({"row": "tree", "error": f"{type(e).__name__}: {e}"[:200]}), flush=True)
+""".replace("CAP", str(CAP))
+
+
+def batch(n, obs=4):
+    return TensorDict(
+        {
+            "observation": torch.randn(n, obs),
+            "action": torch.randint(2, (n,)),
+            "next": {
+                "observation": torch.randn(n, obs),
+                "reward": torch.randn(n, 1),
+                "done": torch.zeros(n, 1, dtype=torch.bool),
+            },
+        },
+        [n],
+    )
+
+
+def timeit(fn, reps: int) -> float:
+    fn()
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) / reps * 1e6
+
+
+def ours(reduce: int) -> dict[str, float]:
+    from streamrl.data import (
+        LazyMemmapStorage,
+        LazyTensorStorage,
+        ReplayBuffer,
+        TensorDictPrioritizedReplayBuffer,
+    )
+
+    b = batch(1000)
+    out = {}
+    rb = ReplayBuffer(storage=LazyTensorStorage(CAP), batch_size=256)
+    out["tensor extend(1000)"] = timeit(lambda: rb.extend(b), 300 // reduce)
+    out["tensor sample(256)"] = timeit(lambda: rb.sample(), 2000 // reduce)
+    d = tempfile.mkdtemp(prefix="streamrl-bench-")
+    try:
+        with LazyMemmapStorage(CAP, scratch_dir=d) as s:
+            mrb = ReplayBuffer(storage=s, batch_size=256)
+            out["memmap extend(1000)"] = timeit(lambda: mrb.extend(b), 300 // reduce)
+            out["memmap sample(256)"] = timeit(lambda: mrb.sample(), 2000 // reduce)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    prb = TensorDictPrioritizedReplayBuffer(
+        alpha=0.7, beta=0.5, storage=LazyTensorStorage(CAP), batch_size=256, priority_key="td_error"
+    )
+    out["prioritized extend(1000)"] = timeit(lambda: prb.extend(b), 300 // reduce)
+
+    def samp_upd():
+        s = prb.sample()
+        s["td_error"] = torch.rand(256)
+        prb.update_tensordict_priority(s)
+
+    out["prioritized sample(256)+update"] = timeit(samp_upd, 2000 // reduce)
+    return out
+
+
+def find_peers_python(arg: str | None) -> str | None:
+    for cand in (
+        arg,
+        os.environ.get("STREAMRL_PEERS_PYTHON"),
+        "/tmp/peers214/bin/python",
+        "/tmp/peers/bin/python",
+    ):
+        if cand and os.path.exists(cand):
+            return cand
+    return None
+
+
+def peers(python: str, reduce: int) -> tuple[dict, dict, list]:
+    proc = subprocess.run(
+        [python, "-c", PEER_SNIPPET, str(reduce)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    rows, meta, errors = {}, {}, []
+    for line in proc.stdout.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "us" in rec:
+            rows[rec["row"]] = rec["us"]
+        elif "error" in rec:
+            errors.append(f"{rec['row']}: {rec['error']}")
+        else:
+            meta.update(rec)
+    if proc.returncode != 0:
+        errors.append(f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+    return rows, meta, errors
+
+
+def tree_check(meta: dict) -> str:
+    from streamrl.data import SumTree
+
+    if "tree" not in meta:
+        return "skipped (TorchRL's C++ tree did not load)"
+    rng = np.random.default_rng(0)
+    n = 100_000
+    vals = rng.random(n) ** 3
+    tree = SumTree(n)
+    tree.update(np.arange(n), vals)
+    mass = rng.random(4096) * tree.total()
+    got = tree.find_prefix(mass).numpy()
+    want = np.asarray(meta["tree"])
+    same = int((got == want).sum())
+    return (
+        f"{same}/{len(want)} prefix searches identical; totals {tree.total():.6f} vs "
+        f"{meta['total']:.6f}"
+    )
+
+
+def rss_mb() -> tuple[float, float]:
+    cur = peak = 0.0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                cur = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+    return cur, peak
+
+
+def atari_rss(frames: int) -> str:
+    from streamrl.data import LazyMemmapStorage, ReplayBuffer
+
+    need = frames * 4 * 84 * 84 * 2  # pixels and next pixels
+    free = shutil.disk_usage("/tmp").free
+    if free < need + (5 << 30):
+        return f"skipped: {need / 2**30:.1f} GiB needed, {free / 2**30:.1f} GiB free in /tmp"
+    d = tempfile.mkdtemp(prefix="streamrl-atari-", dir="/tmp")
+    try:
+        chunk = 1000
+        td = TensorDict(
+            {
+                "pixels": torch.randint(0, 255, (chunk, 4, 84, 84), dtype=torch.uint8),
+                "action": torch.zeros(chunk, dtype=torch.int64),
+                "next": {
+                    "pixels": torch.randint(0, 255, (chunk, 4, 84, 84), dtype=torch.uint8),
+                    "reward": torch.zeros(chunk, 1),
+                    "done": torch.zeros(chunk, 1, dtype=torch.bool),
+                },
+            },
+            [chunk],
+        )
+        base, _ = rss_mb()
+        t = time.perf_counter()
+        with LazyMemmapStorage(frames, scratch_dir=d) as s:
+            rb = ReplayBuffer(storage=s, batch_size=256)
+            for _ in range(frames // chunk):
+                rb.extend(td)
+            fill_s = time.perf_counter() - t
+            _, peak_fill = rss_mb()
+            t = time.perf_counter()
+            for _ in range(200):
+                rb.sample()
+            samp_us = (time.perf_counter() - t) / 200 * 1e6
+            cur, peak = rss_mb()
+            disk = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+        return (
+            f"{frames} frames x2 (obs + next obs), {disk / 2**30:.2f} GiB on disk; fill "
+            f"{fill_s:.1f} s; sample(256) {samp_us:.0f} us; RSS before {base:.0f} MB, peak "
+            f"during fill {peak_fill:.0f} MB, peak overall {peak:.0f} MB, now {cur:.0f} MB"
+        )
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--peers-python", default=None)
+    p.add_argument("--skip-atari", action="store_true")
+    p.add_argument("--atari-frames", type=int, default=200_000)
+    p.add_argument("--quick", action="store_true", help="10x fewer repetitions")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    reduce = 10 if args.quick else 1
+
+    mine = ours(reduce)
+    py = find_peers_python(args.peers_python)
+    theirs, meta, errors = ({}, {}, ["no peers python found"]) if py is None else peers(py, reduce)
+
+    print(f"replay buffers, 1M capacity, CartPole-shaped transitions (torch {torch.__version__})")
+    if py:
+        print(f"TorchRL {meta.get('version', '?')} on torch {meta.get('torch', '?')} via {py}")
+    print(f"{'operation':34s} {'streamrl us':>12s} {'TorchRL us':>12s} {'ratio':>7s}")
+    for row, us in mine.items():
+        ref = theirs.get(row)
+        ref_s = f"{ref:12.1f}" if ref is not None else f"{'n/a':>12s}"
+        ratio = f"{us / ref:7.2f}" if ref else f"{'':>7s}"
+        print(f"{row:34s} {us:12.1f} {ref_s} {ratio}")
+    for err in errors:
+        print(f"  TorchRL skipped: {err}")
+    print("sum tree vs TorchRL's C++ SumSegmentTree:", tree_check(meta))
+    if not args.skip_atari:
+        print("LazyMemmapStorage Atari RSS:", atari_rss(args.atari_frames))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
