@@ -179,6 +179,12 @@ class TransformedEnv(EnvBase):
         self._inputs()  # automatic action-path keys (DoubleToFloat) are learnt from the specs
         if self.transform._has_inverse():
             td_in = self.transform._inv_call(tensordict.clone(False))
+            if self.base_env.check_actions:
+                # The action path rewrote the action: make sure the base env can take it, so
+                # a misconfigured transform fails here rather than deep inside the env.
+                action = td_in.get(self.base_env.action_key, None)
+                if action is not None:
+                    self.base_env._check_action(action)
         else:
             td_in = tensordict
         next_td = self.base_env._step(td_in)

@@ -278,3 +278,12 @@ def test_env_state_dict_round_trip(counting_env):
     env2.load_state_dict(sd)
     td = env2.reset()
     torch.testing.assert_close(td["observation"], torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_misconfigured_action_path_fails_at_the_base_env(counting_env):
+    # the base env takes float32; casting actions to float64 for it is a configuration error
+    env = TransformedEnv(counting_env(), DoubleToFloat(in_keys=[], in_keys_inv=["action"]))
+    td = env.reset()
+    td["action"] = torch.tensor([0.5])
+    with pytest.raises(TypeError, match="float32"):
+        env.step(td)
