@@ -132,18 +132,20 @@ def test_ppo_gradient_routing():
         assert reached and all(n.startswith(owner) for n in reached), (key, reached)
 
 
-def test_ppo_reads_tensordict_default_log_prob_key_per_dim():
+def test_ppo_reads_the_actors_log_prob_key_per_dim():
     torch.manual_seed(0)
     actor_net = nn.Sequential(nn.Linear(3, 4), NormalParamExtractor())
     actor = ProbabilisticTensorDictSequential(
         TensorDictModule(actor_net, in_keys=["observation"], out_keys=["loc", "scale"]),
         ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
-                                      distribution_class=Normal, return_log_prob=True),
+                                      distribution_class=Normal, log_prob_key="action_log_prob"),
     )
     td = TensorDict({"observation": torch.randn(4, 3)}, [4])
     with torch.no_grad():
         actor(td)
-    assert "action_log_prob" in td.keys()  # per-dim log-probs, tensordict's default key
+        # per-dimension log-probs under the actor's own key (no "sample_log_prob")
+        td["action_log_prob"] = _dist(actor_net, td["observation"]).log_prob(td["action"])
+    assert td["action_log_prob"].shape == (4, 2) and "sample_log_prob" not in td.keys()
     td["advantage"] = torch.ones(4, 1)
     out = ClipPPOLoss(actor, entropy_bonus=False)(td)
     # same policy: every ratio is 1 and the objective is -mean(A)
