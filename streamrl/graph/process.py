@@ -3,6 +3,7 @@ memory slots, and only small handles go through the pipe."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -145,6 +146,9 @@ class _ProcessHost(Host):
         self._rx = SlotCodec()
         self._started = False
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd = -1
+        self._fut: asyncio.Future | None = None
 
     async def start(self) -> None:
         self._started = True
@@ -152,17 +156,49 @@ class _ProcessHost(Host):
             await run_in_own_thread(self._worker.start, f"streamrl-start-{self.name}")
         except RemoteError as exc:
             raise _unwrap(exc) from None
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio: wait_readable per call instead
+            return
+        # A permanent reader: the reply is read as soon as it arrives, with no per-call
+        # registration (Connection.poll() builds a selector per call: too slow).
+        self._fd = self._worker.connection.fileno()
+        self._loop.add_reader(self._fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        fut = self._fut
+        if fut is None:  # EOF or a stray wake-up with nothing pending: stop watching
+            self._loop.remove_reader(self._fd)
+            self._fd = -1
+            return
+        self._fut = None
+        try:
+            result, error = self._worker.recv(), None
+        except BaseException as exc:
+            result, error = None, exc
+        if fut.done():  # the caller was cancelled; the reply is dropped
+            return
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
 
     async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
         w = self._worker
         t0 = time.perf_counter()
         if hook == "step":
             arg = self._tx.encode(arg)
-        w.send("hook", hook) if arg is NOARG else w.send("hook", hook, arg)
-        if not w.poll():
-            await anyio.wait_readable(w.connection.fileno())
+        if self._loop is not None and self._fd < 0:
+            raise RuntimeError(f"worker process of operator {self.name!r} is gone")
         try:
-            result = w.recv()
+            if self._loop is not None:
+                fut = self._fut = self._loop.create_future()
+                w.send("hook", hook) if arg is NOARG else w.send("hook", hook, arg)
+                result = await fut
+            else:
+                w.send("hook", hook) if arg is NOARG else w.send("hook", hook, arg)
+                await anyio.wait_readable(w.connection.fileno())
+                result = w.recv()
         except RemoteError as exc:
             raise _unwrap(exc) from None
         return self._rx.decode(result), time.perf_counter() - t0
@@ -174,6 +210,9 @@ class _ProcessHost(Host):
         if self._closed:
             return
         self._closed = True
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            self._fd = -1
         if self._started:
             timeout = 0.25 if fast else 2.0
             await run_in_own_thread(
