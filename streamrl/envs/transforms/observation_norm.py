@@ -120,12 +120,13 @@ class ObservationNorm(Transform):
     ) -> None:
         """Estimate ``loc`` and ``scale`` from ``num_iter`` random steps of the parent env.
 
-        Rollouts of the env up to this transform (``self.parent``) are concatenated along
-        ``cat_dim`` (default: ``reduce_dim`` when it is an int) until ``num_iter`` steps
-        are collected; the mean and standard deviation over ``reduce_dim`` give the stats,
-        which then normalize the entry to zero mean and unit variance. ``keep_dims`` keeps
-        reduced dims with size 1 (e.g. ``(-2, -1)`` gives per-channel stats ``[C, 1, 1]``
-        for images). For a batched env the time dim is ``len(batch_size)``.
+        The env up to this transform (``self.parent``) runs ``num_iter`` random steps
+        (episodes that end are reset and go on); the mean and standard deviation of the
+        entry over ``reduce_dim`` give the stats, which then map the entry to zero mean and
+        unit variance. The data is laid out ``[*batch_size, num_iter, *entry_shape]`` (for a
+        single env, dim 0 is time). ``keep_dims`` keeps reduced dims with size 1 (e.g.
+        ``(-2, -1)`` gives per-channel stats ``[C, 1, 1]`` for images). ``cat_dim`` is
+        accepted for compatibility: one rollout always holds all the steps.
         """
         if isinstance(num_iter, bool) or not isinstance(num_iter, int) or num_iter < 1:
             raise ValueError(f"num_iter must be a positive int, found {num_iter!r}")
@@ -135,23 +136,22 @@ class ObservationNorm(Transform):
             raise ValueError(f"several in_keys {self.in_keys}: say which one with key=")
         key = self.in_keys[0] if key is None else key
         reduce = _dims(reduce_dim, "reduce_dim")
-        if cat_dim is None:
-            if len(reduce) != 1:
-                raise ValueError("cat_dim is needed when reduce_dim has several dims")
-            cat_dim = reduce[0]
+        if cat_dim is not None and not isinstance(cat_dim, int):
+            raise TypeError(f"cat_dim must be an int or None, found {cat_dim!r}")
         parent = self.parent
         if parent is None:
             raise RuntimeError("init_stats needs the transform to be in a TransformedEnv")
-        chunks, collected = [], 0
-        while collected < num_iter:
-            rollout = parent.rollout(max_steps=num_iter - collected)
-            value = rollout.get(("next", key), None)
-            if value is None:
-                raise KeyError(f"ObservationNorm.init_stats: key {key!r} not in the env outputs")
-            chunks.append(value)
-            collected += value.shape[len(parent.batch_size)]
-        data = torch.cat(chunks, cat_dim).float()
+        rollout = parent.rollout(max_steps=num_iter, break_when_any_done=False)
+        data = rollout.get(("next", *((key,) if isinstance(key, str) else key)), None)
+        if data is None:
+            raise KeyError(f"ObservationNorm.init_stats: key {key!r} not in the env outputs")
+        data = data.float()
         ndim = data.ndim
+        for d in reduce:
+            if not -ndim <= d < ndim:
+                raise ValueError(
+                    f"reduce_dim {d} out of range for data of shape {tuple(data.shape)}"
+                )
         reduce_abs = sorted({d % ndim for d in reduce})
         loc = data.mean(reduce_abs, keepdim=True)
         std = data.std(reduce_abs, keepdim=True).clamp_min(self.eps)

@@ -215,3 +215,25 @@ def test_noop_reset_batched_partial_reset_is_refused(counting_env):
         env.reset(td)
     with pytest.raises(ValueError, match="noops"):
         NoopResetEnv(-1)
+
+
+# ---------------------------------------------------------------------------- outside an env
+def test_transform_on_replay_buffer_samples(counting_env):
+    from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
+
+    env = counting_env(pixels=True, hw=(4, 4), max_count=100)
+    data = env.rollout(6)
+    t = Compose(
+        ToTensorImage(in_keys=["pixels", ("next", "pixels")]),
+        FlattenObservation(-3, -1, in_keys=["pixels", ("next", "pixels")]),
+    )
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(10), batch_size=4, transform=t)
+    rb.extend(data)
+    sample = rb.sample()
+    assert sample["pixels"].shape == (4, 48) and sample["pixels"].dtype == torch.float32
+    # the red channel (first 16 values) holds the counter / 255; next is one step later
+    counters = sample["pixels"][:, 0] * 255
+    torch.testing.assert_close(sample["next", "pixels"][:, 0] * 255, counters + 1)
+    # the stored data is untouched: sampling again transforms raw frames again
+    assert rb.sample()["pixels"].shape == (4, 48)
+    assert data["pixels"].dtype == torch.uint8
