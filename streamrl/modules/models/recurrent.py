@@ -179,6 +179,11 @@ class _RecurrentModule(TensorDictModuleBase):
             return self._forward_sequence(tensordict)
         batch = tensordict.batch_size
         value, states, is_init = self._read(tensordict, batch)
+        for key, state in zip(self.in_keys[1:-1], states):
+            # a missing state (first step after reset) is written as the zeros used, so every
+            # step of a rollout carries the same keys and can be stacked
+            if key not in tensordict.keys(include_nested=True):
+                tensordict.set(key, state)
         n = batch.numel()
         keep = (~is_init).reshape(n, 1, 1).to(value.dtype)
         states = [s.reshape(n, *self._state_shape) * keep for s in states]
