@@ -16,7 +16,7 @@ parameters: copy 0 starts from the given module, the others are re-initialised.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -37,6 +37,38 @@ def _reset_copy(module: nn.Module) -> None:
         reset = getattr(sub, "reset_parameters", None)
         if callable(reset):
             reset()
+
+
+class _KeyView(Mapping):
+    """Read-only view of a loss's keys with attribute access (``keys.reward``)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, NestedKey]) -> None:
+        object.__setattr__(self, "_data", MappingProxyType(data))
+
+    def __getitem__(self, name: str) -> NestedKey:
+        return self._data[name]
+
+    def __getattr__(self, name: str) -> NestedKey:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(
+                f"no key named {name!r}; valid keys: {sorted(self._data)}"
+            ) from None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("tensor_keys is read-only; use loss.set_keys(...)")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"TensorKeys({dict(self._data)})"
 
 
 class LossModule(nn.Module):
@@ -72,9 +104,9 @@ class LossModule(nn.Module):
 
     # ------------------------------------------------------------------ keys
     @property
-    def tensor_keys(self) -> MappingProxyType:
-        """Read-only mapping of key names to the tensordict keys in use."""
-        return MappingProxyType(self._keys)
+    def tensor_keys(self) -> _KeyView:
+        """Read-only view of the keys in use: ``loss.tensor_keys.reward`` or ``["reward"]``."""
+        return _KeyView(self._keys)
 
     def set_keys(self, **keys: NestedKey) -> LossModule:
         """Rename input/output keys, e.g. ``set_keys(reward="r")``; returns ``self``."""
@@ -148,9 +180,8 @@ class LossModule(nn.Module):
             params = TensorDict.from_modules(*copies, as_module=True)
         # A parameter-less template: the live tensors are always swapped in at call time,
         # so the template neither duplicates parameters nor shows up in .parameters().
-        meta = TensorDict.from_module(module).detach().to("meta")
-        with meta.to_module(module):
-            template = copy.deepcopy(module)
+        # (copied, never swapped in place: the user's module may be running elsewhere)
+        template = copy.deepcopy(module).to("meta")
         self._templates[name] = template
         setattr(self, f"{name}_params", params)
         if create_target:

@@ -53,13 +53,23 @@ class TargetNetUpdater:
 class SoftUpdate(TargetNetUpdater):
     """Polyak averaging: ``target <- (1 - tau) * target + tau * live`` at every :meth:`step`.
 
-    Integer buffers (step counters and the like) are copied.
+    Give ``tau`` or, as TorchRL does, ``eps = 1 - tau`` (not both). Integer buffers (step
+    counters and the like) are copied.
 
     >>> # updater = SoftUpdate(loss, tau=0.005); ...; optim.step(); updater.step()
     """
 
-    def __init__(self, loss_module: LossModule, *, tau: float = 0.005) -> None:
+    def __init__(self, loss_module: LossModule, *, tau: float | None = None,
+                 eps: float | None = None) -> None:
         super().__init__(loss_module)
+        if tau is not None and eps is not None:
+            raise ValueError(f"give tau or eps (= 1 - tau), not both (found tau={tau}, eps={eps})")
+        if eps is not None:
+            if not isinstance(eps, (int, float)):
+                raise ValueError(f"eps must be a float in [0, 1), found {eps!r}")
+            tau = 1.0 - float(eps)
+        elif tau is None:
+            tau = 0.005
         if not isinstance(tau, (int, float)) or not 0.0 < float(tau) <= 1.0:
             raise ValueError(f"tau must be a float in (0, 1], found {tau!r}")
         self.tau = float(tau)

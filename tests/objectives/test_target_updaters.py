@@ -146,3 +146,20 @@ def test_loss_module_base_api():
         LossModule().register_network("x", lambda td: td)
     with pytest.raises(ValueError, match="num_copies"):
         LossModule().register_network("x", nn.Linear(2, 2), num_copies=0)
+
+
+def test_soft_update_eps_and_tensor_keys_view():
+    loss, _net = _dqn()
+    assert SoftUpdate(loss, eps=0.75).tau == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="not both"):
+        SoftUpdate(loss, tau=0.1, eps=0.9)
+    keys = loss.tensor_keys
+    assert keys.reward == keys["reward"] == "reward"
+    assert dict(keys)["priority"] == "td_error"
+    with pytest.raises(AttributeError, match="valid keys"):
+        _ = keys.nope
+    with pytest.raises(AttributeError, match="set_keys"):
+        keys.reward = "r"
+    loss.set_keys(reward="r")
+    assert loss.tensor_keys.reward == "r"
+    assert loss.value_estimator.tensor_keys["reward"] == "r"  # the estimator follows
