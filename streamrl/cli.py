@@ -11,12 +11,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a pipeline: 'demo' or a path to a pipeline file")
     run.add_argument("pipeline")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the pipeline")
     args = parser.parse_args(argv)
     if args.command == "run":
         if args.pipeline == "demo":
             from streamrl._demo import main as demo
 
-            return demo()
+            return demo(args.args)
         parser.error(f"unknown pipeline {args.pipeline!r}: expected 'demo'")
     return 0
 

@@ -1,0 +1,51 @@
+"""Trajectory bookkeeping shared by the collecting operators."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["TrajectoryIds"]
+
+
+class TrajectoryIds:
+    """Gives every running episode of a batch of envs a unique id.
+
+    ``step(done)`` returns the ids of the step just taken and starts a new trajectory for every
+    env whose ``done`` is set, so ids never repeat within a run (and across runs of one source,
+    when its state is restored).
+
+    >>> ids = TrajectoryIds(2)
+    >>> ids.step(torch.tensor([False, True])).tolist(), ids.step(torch.tensor([False, False])).tolist()
+    ([0, 1], [0, 2])
+    """
+
+    def __init__(self, num_envs: int, first_id: int = 0):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.current = torch.arange(first_id, first_id + num_envs)
+        self.next_id = first_id + num_envs
+
+    def step(self, done: torch.Tensor) -> torch.Tensor:
+        done = done.reshape(-1)
+        if done.shape != self.current.shape:
+            raise ValueError(
+                f"expected a done flag per env ({self.current.numel()}), found shape {tuple(done.shape)}"
+            )
+        ids = self.current.clone()
+        n = int(done.sum())
+        if n:
+            self.current[done] = torch.arange(self.next_id, self.next_id + n)
+            self.next_id += n
+        return ids
+
+    def state_dict(self) -> dict[str, torch.Tensor | int]:
+        return {"current": self.current.clone(), "next_id": self.next_id}
+
+    def load_state_dict(self, state: dict) -> None:
+        current = torch.as_tensor(state["current"])
+        if current.shape != self.current.shape:
+            raise ValueError(
+                f"expected ids for {self.current.numel()} envs, found {current.numel()}"
+            )
+        self.current = current.clone()
+        self.next_id = int(state["next_id"])

@@ -1,0 +1,66 @@
+"""Policy weights shared between a learner and collecting operators, with a version counter."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from tensordict import TensorDict
+from torch import nn
+
+__all__ = ["PolicyWeights"]
+
+
+class PolicyWeights:
+    """A copy of a policy whose parameters live in shared memory, and a shared version.
+
+    Operators that run in other processes hold :attr:`policy` (the shared copy): when the
+    learner calls :meth:`publish`, the new weights are copied in place and the version is
+    bumped, so every process sees them without any message. Collected batches carry the
+    version that produced them (``("collector", "policy_version")``).
+
+    >>> net = nn.Linear(3, 1)
+    >>> weights = PolicyWeights(net)
+    >>> with torch.no_grad():
+    ...     _ = net.weight.fill_(1.0)
+    >>> weights.publish(net)
+    1
+    >>> bool((weights.policy.weight == 1).all()), weights.version
+    (True, 1)
+    """
+
+    def __init__(self, policy: nn.Module):
+        if not isinstance(policy, nn.Module):
+            raise TypeError(f"policy must be a torch.nn.Module, found {type(policy).__name__}")
+        for name, p in policy.named_parameters():
+            if isinstance(p, nn.parameter.UninitializedParameter):
+                raise ValueError(
+                    f"policy parameter {name!r} is lazy and not initialised yet: run the policy "
+                    "once on an example input before sharing it"
+                )
+        self.policy = copy.deepcopy(policy).share_memory()
+        self._params = TensorDict.from_module(self.policy)
+        self._version = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def version(self) -> int:
+        """How many times weights were published."""
+        return int(self._version)
+
+    def publish(self, policy: nn.Module | TensorDict | None = None) -> int:
+        """Copy ``policy``'s parameters and buffers (a module or a TensorDict of them) into the
+        shared copy and bump the version; returns the new version. ``None`` only bumps it."""
+        if policy is not None:
+            src = policy if isinstance(policy, TensorDict) else TensorDict.from_module(policy)
+            src_keys = set(src.keys(True, True))
+            dst_keys = set(self._params.keys(True, True))
+            if src_keys != dst_keys:
+                raise ValueError(
+                    "published weights do not match the policy: missing "
+                    f"{sorted(map(str, dst_keys - src_keys))}, unexpected "
+                    f"{sorted(map(str, src_keys - dst_keys))}"
+                )
+            with torch.no_grad():
+                self._params.update_(src.detach())
+        self._version += 1
+        return int(self._version)

@@ -1,0 +1,175 @@
+"""Rollout: a source operator that steps an env with a policy and emits [envs x time] batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from streamrl._exploration import ExplorationType, set_exploration_type
+from streamrl.envs.common import EnvBase
+from streamrl.envs.utils import step_mdp
+from streamrl.graph import Operator
+from streamrl.ops._trajectories import TrajectoryIds
+from streamrl.ops.policy_weights import PolicyWeights
+
+__all__ = ["Rollout", "make_env"]
+
+
+def make_env(create_env: EnvBase | Callable[[], EnvBase]) -> EnvBase:
+    """``create_env`` itself if it is an env, else ``create_env()`` (checked to be an env)."""
+    env = create_env if isinstance(create_env, EnvBase) else create_env()
+    if not isinstance(env, EnvBase):
+        raise TypeError(
+            f"create_env must be an EnvBase or return one, found {type(env).__name__}"
+        )
+    return env
+
+
+class Rollout(Operator):
+    """Source: runs ``policy`` in an env and emits one ``[*env_batch, T]`` batch per step.
+
+    The whole inner loop (policy, env step, reset of done sub-envs) runs inside this one
+    operator, so a batch costs one message, whatever its length. Each batch carries
+    ``("collector", "traj_ids")`` and ``("collector", "policy_version")``.
+
+    Args:
+        create_env: an env, or a zero-argument callable that builds one (built in :meth:`open`,
+            so a process-placed rollout builds its env in its worker).
+        policy: a callable ``td -> td`` writing the action; ``None`` takes random actions.
+            A :class:`PolicyWeights` may be given instead: its shared copy is used and its
+            version stamped on each batch.
+            Actions are projected into the env's action spec before each step (clamped into
+            bounds, like SB3's collection; envs reject out-of-bounds actions), so the stored
+            action is the one the env executed. ``project_actions=False`` turns this off.
+        frames_per_batch: frames per emitted batch; ``T = frames_per_batch // num_envs``.
+        total_frames: stop after this many frames (``None`` or ``-1``: never stop).
+        max_frames_per_traj: truncate episodes longer than this (``None`` or ``-1``: no limit).
+        exploration_type: the exploration type the policy runs under.
+        seed: seeds the env (and torch, in the rollout's process) when set.
+        gated: wait for a token on a ``trigger`` input port before each batch (lockstep
+            collection, paced by a :class:`~streamrl.ops.Trigger`).
+        worker_index, num_workers: trajectory ids are ``local_id * num_workers + worker_index``,
+            so ids stay unique across the rollouts of one collector.
+    """
+
+    inputs = ()
+    outputs = ("out",)
+    state_keys = ("frames",)
+
+    def __init__(
+        self,
+        create_env: EnvBase | Callable[[], EnvBase],
+        policy: Callable[[TensorDictBase], TensorDictBase] | PolicyWeights | None = None,
+        *,
+        frames_per_batch: int,
+        total_frames: int | None = None,
+        max_frames_per_traj: int | None = None,
+        exploration_type: ExplorationType = ExplorationType.RANDOM,
+        seed: int | None = None,
+        gated: bool = False,
+        worker_index: int = 0,
+        num_workers: int = 1,
+        project_actions: bool = True,
+    ):
+        if not isinstance(frames_per_batch, int) or frames_per_batch < 1:
+            raise ValueError(f"frames_per_batch must be a positive int, got {frames_per_batch!r}")
+        if total_frames is not None and total_frames != -1 and total_frames < 1:
+            raise ValueError(f"total_frames must be positive or -1, got {total_frames!r}")
+        if max_frames_per_traj is not None and max_frames_per_traj != -1 and max_frames_per_traj < 1:
+            raise ValueError(
+                f"max_frames_per_traj must be positive or -1, got {max_frames_per_traj!r}"
+            )
+        if policy is not None and not callable(policy) and not isinstance(policy, PolicyWeights):
+            raise TypeError(f"policy must be callable, found {type(policy).__name__}")
+        self.create_env = create_env
+        self.weights = policy if isinstance(policy, PolicyWeights) else None
+        self.policy = self.weights.policy if self.weights is not None else policy
+        self.frames_per_batch = frames_per_batch
+        self.total_frames = None if total_frames in (None, -1) else total_frames
+        self.max_frames_per_traj = None if max_frames_per_traj in (None, -1) else max_frames_per_traj
+        self.exploration_type = exploration_type
+        self.seed = seed
+        if not 0 <= worker_index < num_workers:
+            raise ValueError(
+                f"worker_index must be in [0, num_workers={num_workers}), got {worker_index!r}"
+            )
+        self.worker_index, self.num_workers = worker_index, num_workers
+        self.project_actions = project_actions
+        if gated:
+            self.inputs = ("trigger",)
+        self.frames = 0
+        self.env: EnvBase | None = None
+        self.version = 0
+
+    # ------------------------------------------------------------------ hooks
+    def open(self) -> None:
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        self.env = make_env(self.create_env)
+        if self.seed is not None:
+            self.env.set_seed(self.seed)
+        self.num_envs = max(1, self.env.batch_size.numel())
+        self.steps_per_batch = max(1, self.frames_per_batch // self.num_envs)
+        self._td = self.env.reset()
+        self._traj = TrajectoryIds(self.num_envs)
+        self._traj_len = torch.zeros(self.num_envs, dtype=torch.int64)
+
+    def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        if self.total_frames is not None and self.frames >= self.total_frames:
+            raise StopIteration
+        env = self.env
+        if env is None:
+            raise RuntimeError("Rollout.step() called before open()")
+        version = self.weights.version if self.weights is not None else self.version
+        steps = []
+        td = self._td
+        with torch.no_grad(), set_exploration_type(self.exploration_type):
+            for _ in range(self.steps_per_batch):
+                if self.policy is None:
+                    td = env.rand_action(td)
+                else:
+                    td = self.policy(td)
+                    if self.project_actions:
+                        env.full_action_spec.project(td)
+                stepped = env.step(td)
+                done = stepped.get(("next", "done"))
+                if self.max_frames_per_traj is not None:
+                    done = self._truncate_long(stepped, done)
+                ids = self._traj.step(done) * self.num_workers + self.worker_index
+                stepped.set(("collector", "traj_ids"), ids.reshape(env.batch_size))
+                steps.append(stepped)
+                td = env.maybe_reset(step_mdp(stepped, exclude_action=True, exclude_reward=True))
+        self._td = td
+        batch = torch.stack(steps, len(env.batch_size))
+        batch.set(
+            ("collector", "policy_version"),
+            torch.full(batch.batch_size, version, dtype=torch.int64),
+        )
+        self.frames += batch.numel()
+        return {"out": batch}
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+    # ------------------------------------------------------------------ helpers
+    def _truncate_long(self, stepped: TensorDictBase, done: torch.Tensor) -> torch.Tensor:
+        self._traj_len += 1
+        over = (self._traj_len >= self.max_frames_per_traj).reshape(done.shape)
+        if bool(over.any()):
+            done = done | over
+            stepped.set(("next", "done"), done)
+            truncated = stepped.get(("next", "truncated"), None)
+            if truncated is not None:
+                stepped.set(("next", "truncated"), truncated | over)
+        self._traj_len[done.reshape(-1)] = 0
+        return done
+
+    def __repr__(self) -> str:
+        return (
+            f"Rollout(frames_per_batch={self.frames_per_batch}, total_frames={self.total_frames})"
+        )

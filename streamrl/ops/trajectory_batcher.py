@@ -1,0 +1,69 @@
+"""TrajectoryBatcher: stacks per-step transitions of a batch of envs into [envs x time] batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from streamrl.graph import Operator
+from streamrl.ops._trajectories import TrajectoryIds
+
+__all__ = ["TrajectoryBatcher"]
+
+
+class TrajectoryBatcher(Operator):
+    """Collects transitions (each with batch size ``[*envs]``) until a batch holds
+    ``frames_per_batch`` frames, then emits them stacked as ``[*envs, T]`` with
+    ``("collector", "traj_ids")`` (a new id each time an env's episode ends).
+
+    A partial batch left when the stream ends is emitted by :meth:`finish` (set
+    ``drop_last=True`` to drop it).
+    """
+
+    state_keys = ()
+
+    def __init__(self, frames_per_batch: int, *, drop_last: bool = False):
+        if not isinstance(frames_per_batch, int) or frames_per_batch < 1:
+            raise ValueError(f"frames_per_batch must be a positive int, got {frames_per_batch!r}")
+        self.frames_per_batch = frames_per_batch
+        self.drop_last = drop_last
+        self._steps: list[TensorDictBase] = []
+        self._traj: TrajectoryIds | None = None
+        self._env_batch: torch.Size | None = None
+
+    def step(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        td = inputs["in"]
+        if not isinstance(td, TensorDictBase):
+            raise TypeError(f"TrajectoryBatcher expects TensorDicts, found {type(td).__name__}")
+        if self._env_batch is None:
+            self._env_batch = td.batch_size
+            self._traj = TrajectoryIds(max(1, td.batch_size.numel()))
+        elif td.batch_size != self._env_batch:
+            raise ValueError(
+                f"TrajectoryBatcher expected transitions of batch size {tuple(self._env_batch)}, "
+                f"found {tuple(td.batch_size)}"
+            )
+        done = td.get(("next", "done"), None)
+        if done is None:
+            raise KeyError("TrajectoryBatcher needs ('next', 'done') in every transition")
+        td.set(("collector", "traj_ids"), self._traj.step(done).reshape(td.batch_size))
+        self._steps.append(td)
+        per_step = max(1, td.batch_size.numel())
+        if len(self._steps) * per_step >= self.frames_per_batch:
+            return {"out": self._flush()}
+        return None
+
+    def finish(self) -> dict[str, Any] | None:
+        if not self._steps or self.drop_last:
+            self._steps.clear()
+            return None
+        return {"out": self._flush()}
+
+    def _flush(self) -> TensorDictBase:
+        steps, self._steps = self._steps, []
+        return torch.stack(steps, len(self._env_batch))
+
+    def __repr__(self) -> str:
+        return f"TrajectoryBatcher(frames_per_batch={self.frames_per_batch})"
