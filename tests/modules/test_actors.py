@@ -221,3 +221,20 @@ def test_actor_critic_operator_and_wrapper():
     assert isinstance(wrapper.get_policy_operator(), Actor)
     assert isinstance(wrapper, TensorDictSequential)
     assert wrapper(td.clone())["state_value"].shape == (5, 1)
+
+
+def test_probabilistic_actor_with_action_mask():
+    from streamrl.modules import MaskedCategorical
+
+    torch.manual_seed(0)
+    net = TensorDictModule(nn.Linear(3, 4), in_keys=["observation"], out_keys=["logits"])
+    actor = ProbabilisticActor(net, in_keys={"logits": "logits", "mask": "action_mask"},
+                               distribution_class=MaskedCategorical, return_log_prob=True)
+    mask = torch.tensor([[True, False, False, True]] * 200)
+    td = actor(TensorDict({"observation": torch.randn(200, 3), "action_mask": mask}, [200]))
+    assert set(td["action"].unique().tolist()) <= {0, 3}
+    assert torch.isfinite(td["sample_log_prob"]).all()
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        greedy = actor(td.clone())["action"]
+    logits = td["logits"].masked_fill(~mask, float("-inf"))
+    assert torch.equal(greedy, logits.argmax(-1))
