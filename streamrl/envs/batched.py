@@ -134,6 +134,7 @@ class _BatchedEnv(EnvBase):
         ):
             spec = first[name]
             setattr(self, "_" + name, spec.expand(n, *spec.shape))
+        self.strict_action_bounds = first["strict_action_bounds"]
         self._obs_keys = self._full_observation_spec.keys(True, True)
         self._obs_specs = {k: self._full_observation_spec[k] for k in self._obs_keys}
         self._state = {k: s.zero() for k, s in self._obs_specs.items()}
@@ -150,6 +151,7 @@ class _BatchedEnv(EnvBase):
             "full_done_spec": env.full_done_spec,
             "full_state_spec": env.full_state_spec,
             "fast": supports_fast(env),
+            "strict_action_bounds": getattr(env, "strict_action_bounds", False),
         }
 
     # --------------------------------------------------------------- helpers

@@ -48,6 +48,9 @@ class EnvBase:
     - ``_step(tensordict) -> TensorDict``: the content of ``"next"`` (observations, reward,
       done, terminated, truncated). The action was already checked against the spec.
     - ``_set_seed(seed: int | None) -> None``.
+    - set ``self.strict_action_bounds = True`` to reject out-of-bounds continuous actions
+      (by default they reach the env, which decides: gymnasium's Pendulum clips them);
+      out-of-range discrete actions and non-finite values are always rejected.
     - optionally ``_close()`` (releases resources; called once) and
       ``_rollout_fast(tensordict, max_steps, break_when_any_done)`` (a random-action rollout
       that writes into preallocated buffers; return None to use the generic loop).
@@ -68,6 +71,10 @@ class EnvBase:
         self._closed = False
         # if True, step() checks the action's dtype, shape and bounds against action_spec
         self.check_actions = True
+        # out-of-bounds *continuous* actions pass to the env by default (the seed tutorial
+        # feeds an unbounded Linear actor to Pendulum, which clips); True rejects them too.
+        # Discrete out-of-range and non-finite continuous actions are always rejected.
+        self.strict_action_bounds = False
         self._full_observation_spec = Composite(shape=self.batch_size)
         self._full_action_spec = Composite(shape=self.batch_size)
         self._full_reward_spec = Composite(
@@ -300,6 +307,10 @@ class EnvBase:
             raise TypeError(f"action: expected dtype {spec.dtype}, found {action.dtype}")
         if action.shape != spec.shape:
             raise ValueError(f"action: expected shape {spec.shape}, found {action.shape}")
+        if spec.domain == "continuous" and not self.strict_action_bounds:
+            if not bool(torch.isfinite(action).all()):
+                raise ValueError(f"action holds non-finite values: {action}")
+            return
         if not spec._values_ok(action):
             raise ValueError(f"action out of the action spec's space {spec._space_str()}: {action}")
 

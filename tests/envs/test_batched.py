@@ -184,8 +184,9 @@ def test_transformed_sub_envs_in_workers():
 
 
 def test_bad_actions_on_batched_envs():
-    with ParallelEnv(2, lambda: GymEnv("Pendulum-v1")) as env:
+    with ParallelEnv(2, lambda: GymEnv("Pendulum-v1", strict_action_bounds=True)) as env:
         td = env.reset()
+        assert env.strict_action_bounds
         td["action"] = torch.tensor([[0.0], [5.0]])
         with pytest.raises(ValueError, match="out of the action spec"):
             env.step(td)
@@ -194,6 +195,11 @@ def test_bad_actions_on_batched_envs():
             env.step(td)
         with pytest.raises(ValueError, match="batch_size"):
             env.step(TensorDict({"action": torch.zeros(3, 1)}, [3]))
+    with SerialEnv(2, make_cartpole) as env:
+        td = env.reset()
+        td["action"] = torch.tensor([0, 2])
+        with pytest.raises(ValueError, match="out of the action spec"):
+            env.step(td)
 
 
 def test_construction_errors():

@@ -172,10 +172,15 @@ def test_bad_input_errors():
         GymWrapper(gym.make("Pendulum-v1"), from_pixels=True)
     with pytest.raises(ValueError, match="frame_skip"):
         GymEnv("Pendulum-v1", frame_skip=0)
-    env = GymEnv("Pendulum-v1")
-    td = env.reset()
+    strict = GymEnv("Pendulum-v1", strict_action_bounds=True)
+    td = strict.reset()
     td["action"] = torch.tensor([3.0])
     with pytest.raises(ValueError, match="out of the action spec"):
+        strict.step(td)
+    env = GymEnv("Pendulum-v1")
+    td = env.reset()
+    td["action"] = torch.tensor([float("nan")])
+    with pytest.raises(ValueError, match="non-finite"):
         env.step(td)
     td["action"] = torch.tensor([1.0], dtype=torch.float64)
     with pytest.raises(TypeError, match=r"dtype torch\.float32"):
@@ -239,3 +244,16 @@ def test_rollout_resets_done_env_and_next_root_is_reset_obs():
     assert not torch.equal(r["observation"][t + 1], r["next", "observation"][t])
     assert not r["done"][t + 1].item()
     assert (r["observation"][t + 1].abs() <= 0.05).all()  # CartPole resets near zero
+
+
+def test_out_of_bounds_continuous_action_reaches_env_by_default():
+    # the seed tutorial drives Pendulum with an unbounded Linear actor: gymnasium clips
+    env = GymEnv("Pendulum-v1")
+    env.set_seed(0)
+    td = env.reset()
+    td["action"] = torch.tensor([50.0])
+    big = env.step(td)["next"].clone()
+    env.set_seed(0)
+    td = env.reset()
+    td["action"] = torch.tensor([2.0])
+    assert torch.equal(env.step(td)["next", "observation"], big["observation"])

@@ -34,21 +34,21 @@ def _action_converter(spec: TensorSpec, space: Any) -> Any:
     start = getattr(space, "start", None)
     if isinstance(spec, Categorical):
         off = int(start) if start is not None else 0
-        return lambda a: np.asarray(a).astype(np.int64) + off if a.ndim else int(a) + off
+        return lambda a: a.detach().numpy().astype(np.int64) + off if a.ndim else int(a) + off
     if isinstance(spec, OneHot):
         off = int(start) if start is not None else 0
-        return lambda a: a.argmax(-1).numpy() + off if a.ndim > 1 else int(a.argmax(-1)) + off
+        return lambda a: a.argmax(-1).detach().numpy() + off if a.ndim > 1 else int(a.argmax(-1)) + off
     if isinstance(spec, MultiOneHot):
         off = np.asarray(start) if start is not None else 0
-        return lambda a: spec.to_categorical(a).numpy() + off
+        return lambda a: spec.to_categorical(a).detach().numpy() + off
     if isinstance(spec, MultiCategorical):
         off = np.asarray(start) if start is not None else 0
-        return lambda a: a.numpy() + off
+        return lambda a: a.detach().numpy() + off
     if isinstance(spec, Binary):
-        return lambda a: a.numpy().astype(space.dtype)
+        return lambda a: a.detach().numpy().astype(space.dtype)
     if isinstance(spec, Bounded | Unbounded):
         dtype = space.dtype
-        return lambda a: a.numpy().astype(dtype, copy=False)
+        return lambda a: a.detach().numpy().astype(dtype, copy=False)
     raise TypeError(f"unsupported gymnasium action space {space!r}")
 
 
@@ -67,6 +67,10 @@ class GymWrapper(EnvBase):
         info_keys: keys of gymnasium's ``info`` dict to add as observations (their spec is
             read from the value at reset; a missing value reads as zeros).
         device: the device of the output tensors (None: CPU, unset on TensorDicts).
+        strict_action_bounds: reject continuous actions outside the action space's bounds
+            with ``ValueError`` (by default they reach the gymnasium env, as in the seed
+            tutorial, where an unbounded actor drives Pendulum). Out-of-range discrete
+            actions are always rejected.
 
     Observations: a Box space gives ``"observation"``; a Dict space gives one entry per key;
     a Tuple space gives ``"observation"`` holding keys ``"0"``, ``"1"``...
@@ -82,6 +86,7 @@ class GymWrapper(EnvBase):
         frame_skip: int = 1,
         info_keys: list[str] | tuple[str, ...] | None = None,
         device: Any = None,
+        strict_action_bounds: bool = False,
     ) -> None:
         import gymnasium as gym
 
@@ -95,6 +100,7 @@ class GymWrapper(EnvBase):
                 f"render_mode={env.render_mode!r}"
             )
         super().__init__(device=device, batch_size=())
+        self.strict_action_bounds = strict_action_bounds
         self._env = env
         self.frame_skip = frame_skip
         self.from_pixels = from_pixels
@@ -289,6 +295,7 @@ class GymEnv(GymWrapper):
         frame_skip: int = 1,
         info_keys: list[str] | tuple[str, ...] | None = None,
         device: Any = None,
+        strict_action_bounds: bool = False,
         **make_kwargs: Any,
     ) -> None:
         import gymnasium as gym
@@ -311,6 +318,7 @@ class GymEnv(GymWrapper):
                 frame_skip=frame_skip,
                 info_keys=info_keys,
                 device=device,
+                strict_action_bounds=strict_action_bounds,
             )
         except BaseException:
             env.close()
