@@ -49,6 +49,7 @@ from streamrl.modules.models import (
 )
 from streamrl.modules.qvalue import QValueActor, QValueModule
 from streamrl.modules.safe import SafeModule
+from streamrl.modules.tanh_module import TanhModule
 
 if _os.getenv("COMPOSITE_LP_AGGREGATE") is None:
     _set_lp_aggregate(True).set()
@@ -82,6 +83,7 @@ __all__ = [
     "QValueModule",
     "SafeModule",
     "TanhDelta",
+    "TanhModule",
     "TanhNormal",
     "TruncatedNormal",
     "ValueOperator",

@@ -238,3 +238,24 @@ def test_probabilistic_actor_with_action_mask():
         greedy = actor(td.clone())["action"]
     logits = td["logits"].masked_fill(~mask, float("-inf"))
     assert torch.equal(greedy, logits.argmax(-1))
+
+
+def test_tanh_module_bounds_and_gradient():
+    from streamrl.modules import TanhModule
+
+    spec = Bounded(torch.tensor([0.0, -2.0]), torch.tensor([1.0, 2.0]))
+    actor = TensorDictSequential(Actor(nn.Linear(3, 2), out_keys=["raw"]),
+                                 TanhModule("raw", "action", spec=spec))
+    td = actor(TensorDict({"observation": torch.randn(64, 3) * 100}, [64]))
+    assert spec.is_in(td["action"])
+    td["action"].sum().backward()
+    assert torch.isfinite(actor.module[0].module.weight.grad).all()
+    raw = torch.tensor([[0.0, 0.0]])
+    out = TanhModule(["x"], spec=spec)(TensorDict({"x": raw}, [1]))["x"]
+    torch.testing.assert_close(out, torch.tensor([[0.5, 0.0]]))
+    with pytest.raises(ValueError, match="not both"):
+        TanhModule("x", spec=spec, low=0.0)
+    with pytest.raises(ValueError, match="low < high"):
+        TanhModule("x", low=1.0, high=0.0)
+    with pytest.raises(KeyError, match="'x'"):
+        TanhModule("x")(TensorDict({}, [1]))
