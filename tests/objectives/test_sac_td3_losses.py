@@ -251,3 +251,34 @@ def test_discrete_sac_checks():
     td["action"] = torch.zeros(5, dtype=torch.long)
     with pytest.raises(ValueError, match="logits"):
         loss(td)
+
+
+def test_discrete_sac_gradient_routing():
+    torch.manual_seed(0)
+    actor = ProbabilisticTensorDictSequential(
+        TensorDictModule(nn.Linear(3, 4), in_keys=["observation"], out_keys=["logits"]),
+        ProbabilisticTensorDictModule(in_keys=["logits"], out_keys=["action"],
+                                      distribution_class=Categorical),
+    )
+    qnet = TensorDictModule(nn.Linear(3, 4), in_keys=["observation"], out_keys=["action_value"])
+    loss = DiscreteSACLoss(actor, qnet, num_actions=4)
+    td = _data()
+    td["action"] = nn.functional.one_hot(torch.tensor([0, 1, 2, 3, 1]), 4)
+    out = loss(td)
+    assert all(n.startswith("actor") for n in _grad_targets(loss, "loss_actor", out))
+    assert all(n.startswith("qvalue") for n in _grad_targets(loss, "loss_qvalue", out))
+    assert _grad_targets(loss, "loss_alpha", out) == {"entropy_coef.log_alpha"}
+
+
+def test_missing_network_input_names_the_loss_and_key():
+    torch.manual_seed(0)
+    _, actor = _gaussian_actor()
+    td = _data()
+    del td["observation"]
+    with pytest.raises(KeyError, match=r"SACLoss.*observation"):
+        SACLoss(actor, _qnet())(td)
+    td = _data()
+    del td["next", "observation"]
+    det = TensorDictModule(nn.Linear(3, 2), in_keys=["observation"], out_keys=["action"])
+    with pytest.raises(KeyError, match=r"TD3Loss.*observation"):
+        TD3Loss(det, _qnet(), action_low=-1.0, action_high=1.0)(td)
