@@ -132,6 +132,8 @@ class UnsqueezeTransform(_BatchAware):
         in_keys_inv: Any = None,
         out_keys_inv: Any = None,
     ) -> None:
+        if in_keys is None and in_keys_inv is None:
+            raise ValueError("UnsqueezeTransform needs in_keys, in_keys_inv or both")
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
         self.dim = _int(dim, "dim")
 

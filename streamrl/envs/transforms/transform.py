@@ -6,8 +6,8 @@ calls the hooks at the right moments:
 
 - ``_apply_transform(tensor)``: the per-key map applied to each ``in_keys`` entry (observation
   path: reset outputs, step outputs, and ``transform(td)`` outside an env);
-- ``_inv_apply_transform(tensor)``: the per-key map applied to ``in_keys_inv`` entries before
-  the base env sees them (action path);
+- ``_inv_apply_transform(tensor)``: the action-path map, from each ``out_keys_inv`` entry
+  (as users write it) to its ``in_keys_inv`` entry (as the base env reads it);
 - ``_call(td)`` / ``_step(td, next_td)`` / ``_reset(td, td_reset)`` / ``_inv_call(td)``: override
   these instead when a transform needs more than a per-key map (counters, frame stacks);
 - ``transform_*_spec(spec)``: how the transform changes each spec it touches.
@@ -241,7 +241,7 @@ class Transform(nn.Module):
         return self._container
 
     def set_container(self, container: Any) -> None:
-        """Attach this transform to a Compose or TransformedEnv (one at a time)."""
+        """Attach this transform to a Compose or TransformedEnv (one at a time); None detaches."""
         if (
             self._container is not None
             and container is not None

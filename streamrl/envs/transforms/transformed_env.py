@@ -40,25 +40,39 @@ class TransformedEnv(EnvBase):
     def __init__(self, env: EnvBase, transform: Transform | None = None, *, _view: bool = False):
         if not isinstance(env, EnvBase):
             raise TypeError(f"TransformedEnv expects an EnvBase, found {type(env).__name__}")
+        super().__init__(device=env.device, batch_size=env.batch_size)
+        self.base_env = env
+        self.check_actions = env.check_actions
+        # A parent view (Transform.parent) shares the base env and must not close it.
+        self._is_view = _view
+        self._output_spec: Composite | None = None
+        self._input_spec: Composite | None = None
+        self._transform: Compose | None = None
+        self.transform = transform
+
+    @property
+    def transform(self) -> Compose:
+        """The transforms, as a Compose (assigning a Transform replaces them all)."""
+        return self._transform
+
+    @transform.setter
+    def transform(self, transform: Transform | None) -> None:
         if transform is None:
             transform = Compose()
         elif not isinstance(transform, Transform):
             raise TypeError(f"transform must be a Transform, found {type(transform).__name__}")
         elif not isinstance(transform, Compose):
             transform = Compose(transform)
-        super().__init__(device=env.device, batch_size=env.batch_size)
-        self.base_env = env
-        self.transform = transform
-        self.check_actions = env.check_actions
-        # A parent view (Transform.parent) shares the base env and must not close it.
-        self._is_view = _view
-        self._output_spec: Composite | None = None
-        self._input_spec: Composite | None = None
         transform.set_container(self)
+        old = self._transform
+        if old is not None and old is not transform:
+            old.set_container(None)
+        self._transform = transform
+        self._invalidate_specs()
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        object.__setattr__(self.transform, "_container", self)
+        object.__setattr__(self._transform, "_container", self)
 
     # The base env may learn its batch size late (a batched env builds its sub-envs on first
     # use): always read it from there.

@@ -109,6 +109,8 @@ def test_unsqueeze_forward_inverse_and_spec(counting_env):
     t = UnsqueezeTransform(0, in_keys=["x"])
     out = t(TensorDict({"x": torch.zeros(5, 2)}, batch_size=[5]))["x"]
     assert out.shape == (5, 1, 2)
+    with pytest.raises(ValueError, match="in_keys"):
+        UnsqueezeTransform(-1)
     with pytest.raises(ValueError, match="size 1"):
         UnsqueezeTransform(-1, in_keys_inv=["a"]).inv(TensorDict({"a": torch.zeros(2)}))
 

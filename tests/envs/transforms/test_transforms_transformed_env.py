@@ -287,3 +287,29 @@ def test_misconfigured_action_path_fails_at_the_base_env(counting_env):
     td["action"] = torch.tensor([0.5])
     with pytest.raises(TypeError, match="float32"):
         env.step(td)
+
+
+def test_transform_can_be_replaced(counting_env):
+    env = TransformedEnv(counting_env(), StepCounter())
+    old = env.transform
+    assert "step_count" in env.observation_spec.keys()
+    new = RewardScaling(0.0, 3.0)
+    env.transform = new
+    assert isinstance(env.transform, Compose) and env.transform[0] is new
+    assert "step_count" not in env.observation_spec.keys()
+    assert old.container is None
+    td = env.rand_step(env.reset())
+    torch.testing.assert_close(td["next", "reward"], torch.tensor([3.0]))
+    # the old Compose is free to go to another env
+    TransformedEnv(counting_env(), old)
+
+
+def test_pickle_round_trip_keeps_parent_links(counting_env):
+    import pickle
+
+    env = TransformedEnv(counting_env(), Compose(StepCounter(), RewardScaling(0.0, 2.0)))
+    clone = pickle.loads(pickle.dumps(env))
+    assert clone.transform.container is clone
+    assert clone.transform[1].parent.base_env is clone.base_env
+    td = clone.rand_step(clone.reset())
+    assert td["next", "step_count"].item() == 1
