@@ -21,6 +21,7 @@ from streamrl.modules.actor_critic import (
 )
 from streamrl.modules.actors import Actor, ProbabilisticActor, ValueOperator
 from streamrl.modules.distributions import (
+    AddStateIndependentNormalScale,
     Categorical,
     Delta,
     IndependentNormal,
@@ -60,6 +61,7 @@ __all__ = [
     "ActorCriticOperator",
     "ActorCriticWrapper",
     "ActorValueOperator",
+    "AddStateIndependentNormalScale",
     "AdditiveGaussianModule",
     "Categorical",
     "ConvNet",

@@ -290,3 +290,20 @@ def test_tanh_normal_log_prob_always_finite(loc, log_scale, unit, low, width):
     assert torch.isfinite(loc_t.grad).all() and torch.isfinite(scale_t.grad).all()
     sample, lp = dist.rsample_and_log_prob()
     assert torch.isfinite(lp).all() and (sample >= low).all() and (sample <= high).all()
+
+
+@pytest.mark.parametrize("mapping", ["exp", "softplus", "biased_softplus_1.0", "none"])
+def test_state_independent_scale(mapping):
+    from streamrl.modules import AddStateIndependentNormalScale
+
+    module = AddStateIndependentNormalScale((3,), scale_mapping=mapping, init_scale=0.7)
+    loc = torch.randn(5, 3, requires_grad=True)
+    out_loc, scale = module(loc)
+    assert out_loc is loc
+    torch.testing.assert_close(scale, torch.full((5, 3), 0.7))
+    IndependentNormal(out_loc, scale).log_prob(torch.zeros(5, 3)).sum().backward()
+    assert module.scale.grad is not None and module.scale.grad.shape == (3,)
+    with pytest.raises(ValueError, match=r"\(5, 2\).*\(3,\)"):
+        module(torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="init_scale"):
+        AddStateIndependentNormalScale(3, init_scale=0.0)

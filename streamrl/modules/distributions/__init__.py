@@ -14,6 +14,7 @@ from streamrl.modules.distributions.categorical import (
 from streamrl.modules.distributions.delta import Delta, TanhDelta
 from streamrl.modules.distributions.normal import IndependentNormal
 from streamrl.modules.distributions.param_extractor import (
+    AddStateIndependentNormalScale,
     NormalParamExtractor,
     biased_softplus,
     scale_mapping,
@@ -22,6 +23,7 @@ from streamrl.modules.distributions.tanh_normal import TanhNormal
 from streamrl.modules.distributions.truncated_normal import TruncatedNormal
 
 __all__ = [
+    "AddStateIndependentNormalScale",
     "Categorical",
     "Delta",
     "IndependentNormal",

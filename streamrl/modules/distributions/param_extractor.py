@@ -9,7 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NormalParamExtractor", "biased_softplus", "scale_mapping"]
+__all__ = [
+    "AddStateIndependentNormalScale",
+    "NormalParamExtractor",
+    "biased_softplus",
+    "scale_mapping",
+]
 
 
 class biased_softplus(nn.Module):
@@ -104,3 +109,61 @@ class NormalParamExtractor(nn.Module):
         else:
             raise TypeError(f"NormalParamExtractor takes 1 or 2 tensors, got {len(tensors)}")
         return loc, self.mapping(raw_scale).clamp_min(self.scale_lb)
+
+
+class AddStateIndependentNormalScale(nn.Module):
+    """Return ``(loc, scale)`` where ``scale`` is a learned parameter, not a function of the state.
+
+    The usual PPO parametrisation for continuous control: the network outputs ``loc`` only;
+    ``scale = max(mapping(p), scale_lb)`` with ``p`` a parameter of shape ``scale_shape``
+    initialised so that the initial scale is ``init_scale`` (``p = log(init_scale)`` for
+    ``"exp"``).
+
+    >>> module = AddStateIndependentNormalScale(2, scale_mapping="exp", init_scale=0.5)
+    >>> loc, scale = module(torch.zeros(4, 2))
+    >>> scale.shape, round(scale[0, 0].item(), 4)
+    (torch.Size([4, 2]), 0.5)
+    """
+
+    def __init__(
+        self,
+        scale_shape: int | tuple[int, ...],
+        scale_mapping: str = "exp",
+        scale_lb: float = 1e-4,
+        init_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        shape = (scale_shape,) if isinstance(scale_shape, int) else tuple(scale_shape)
+        if init_scale <= scale_lb:
+            raise ValueError(f"init_scale must exceed scale_lb, got {init_scale} <= {scale_lb}")
+        self.mapping = globals()["scale_mapping"](scale_mapping)
+        self.scale_lb = scale_lb
+        init = _inverse_mapping(self.mapping, scale_mapping, init_scale)
+        self.scale = nn.Parameter(torch.full(shape, init))
+
+    def forward(self, loc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.scale.ndim
+        if tuple(loc.shape[loc.ndim - n :]) != tuple(self.scale.shape):
+            raise ValueError(
+                f"loc of shape {tuple(loc.shape)} does not end with the scale's shape "
+                f"{tuple(self.scale.shape)}"
+            )
+        scale = self.mapping(self.scale).clamp_min(self.scale_lb)
+        return loc, scale.expand_as(loc)
+
+
+def _inv_softplus(value: float) -> float:
+    return value + math.log(-math.expm1(-value))
+
+
+def _inverse_mapping(mapping, name: str, value: float) -> float:
+    """The pre-activation that ``mapping`` sends to ``value``."""
+    if isinstance(mapping, biased_softplus):
+        return _inv_softplus(value - mapping.min_val) - mapping.shift
+    if name == "exp":
+        return math.log(value)
+    if name == "softplus":
+        return _inv_softplus(value)
+    if name in ("none", "relu", "abs"):
+        return value
+    raise ValueError(f"AddStateIndependentNormalScale does not support mapping {name!r}")
