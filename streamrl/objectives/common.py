@@ -16,6 +16,7 @@ parameters: copy 0 starts from the given module, the others are re-initialised.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -26,17 +27,22 @@ from tensordict.nn import TensorDictParams
 from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
+from streamrl._warnings import StreamRLWarning
 from streamrl.objectives.value.common import ValueEstimatorBase, ValueEstimators
 from streamrl.objectives.value.estimators import make_estimator
 
 __all__ = ["LossModule"]
 
 
-def _reset_copy(module: nn.Module) -> None:
+def _reset_copy(module: nn.Module) -> bool:
+    """Re-initialise ``module`` in place; False when nothing in it knows how."""
+    found = False
     for sub in module.modules():
         reset = getattr(sub, "reset_parameters", None)
         if callable(reset):
             reset()
+            found = True
+    return found
 
 
 class _KeyView(Mapping):
@@ -175,7 +181,13 @@ class LossModule(nn.Module):
             copies = [module]
             for _ in range(num_copies - 1):
                 clone = copy.deepcopy(module)
-                _reset_copy(clone)
+                if not _reset_copy(clone):
+                    warnings.warn(
+                        f"{type(self).__name__}: no submodule of {name} has reset_parameters, "
+                        f"so its {num_copies} copies start identical",
+                        StreamRLWarning,
+                        stacklevel=3,
+                    )
                 copies.append(clone)
             params = TensorDict.from_modules(*copies, as_module=True)
         # A parameter-less template: the live tensors are always swapped in at call time,

@@ -163,3 +163,18 @@ def test_soft_update_eps_and_tensor_keys_view():
     loss.set_keys(reward="r")
     assert loss.tensor_keys.reward == "r"
     assert loss.value_estimator.tensor_keys["reward"] == "r"  # the estimator follows
+
+
+def test_ensemble_of_modules_without_reset_warns():
+    from streamrl import StreamRLWarning
+
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(2))
+
+        def forward(self, x):
+            return x * self.w
+
+    with pytest.warns(StreamRLWarning, match="identical"):
+        LossModule().register_network("q", Fixed(), num_copies=2)
