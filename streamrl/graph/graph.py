@@ -325,6 +325,30 @@ class Graph:
         n, port = self._port(node, "output")
         return iterate(self, n.name, port, **kwargs)
 
+    def stream(self, node: Node | Port | str, *, capacity: int = 2, **kwargs: Any) -> Any:
+        """From async code: run the graph in the current event loop and read one output port.
+
+        An async context manager yielding an async iterator; leaving the block cancels the graph,
+        and an operator's error is raised from the iterator. Takes the keyword arguments of
+        :meth:`run`.
+
+        Examples:
+            >>> import anyio
+            >>> from streamrl.graph import Graph, Source, Map
+            >>> g = Graph()
+            >>> src, neg = g.add(Source(range(3))), g.add(Map(lambda x: -x))
+            >>> _ = g.connect(src, neg)
+            >>> async def main():
+            ...     async with g.stream(neg) as items:
+            ...         return [x async for x in items]
+            >>> anyio.run(main)
+            [0, -1, -2]
+        """
+        from .sync import stream
+
+        n, port = self._port(node, "output")
+        return stream(self, n.name, port, capacity=capacity, **kwargs)
+
     def as_node(self, node: Node | Port | str, **kwargs: Any) -> Any:
         """One output port as a ``torchdata.nodes.BaseNode`` (see :class:`GraphNode`)."""
         from .interop import GraphNode

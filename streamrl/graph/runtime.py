@@ -119,7 +119,8 @@ class OpRun:
     def close_channels(self) -> None:
         for chans in self.outputs.values():
             for ch in chans:
-                ch.close_send()
+                if not ch.tap:  # a tap closes when the whole run is over, errors included
+                    ch.close_send()
         for chans in (*self.inputs.values(), *self.latest.values()):
             for ch in chans:
                 ch.close_receive()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -14,6 +16,8 @@ from anyio.from_thread import start_blocking_portal
 from .channels import FifoChannel
 from .runner import Runner
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 if TYPE_CHECKING:
     from .graph import Graph
 
@@ -74,3 +78,47 @@ def _iterate(runner: Runner, tap: FifoChannel) -> Iterator[Any]:
         finally:
             if not fut.done():
                 fut.cancel()  # the caller stopped iterating: cancel the graph
+
+
+@asynccontextmanager
+async def stream(graph: Graph, name: str, port: str, *, capacity: int = 2,
+                 **kwargs: Any) -> AsyncIterator[AsyncIterator[Any]]:
+    """See :meth:`Graph.stream`."""
+    if kwargs.pop("deterministic", False):
+        raise ValueError("stream() runs the concurrent runner; deterministic=True is not supported")
+    tap = FifoChannel(capacity, name=f"{name}.{port}->(stream)")
+    runner = Runner(graph, taps={(name, port): tap}, **kwargs)
+    graph._last_run = runner
+    errors: list[BaseException] = []
+
+    async def run() -> None:
+        try:
+            await runner.run()
+        except Exception as exc:  # re-raised by the reader, not as an ExceptionGroup
+            errors.append(exc)
+
+    async def items() -> AsyncIterator[Any]:
+        while True:
+            try:
+                item = await tap.get()
+            except anyio.EndOfStream:
+                break
+            yield item
+        if errors:
+            raise errors.pop()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            try:
+                yield items()
+            finally:
+                tap.close_receive()
+                tg.cancel_scope.cancel()  # the reader is done: stop the graph
+    except BaseExceptionGroup as group:
+        # the body raised (e.g. the operator error re-raised by items()): raise it unwrapped
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from group.exceptions[0].__cause__
+        raise
+    if errors:
+        raise errors.pop()

@@ -276,3 +276,32 @@ def test_iterate_break_cancels_an_endless_graph():
             break
     assert got == [1, 2, 3, 4, 5]
     leaks.assert_clean()
+
+
+async def test_stream_from_async_code():
+    from streamrl.graph import OperatorError
+
+    from .helpers import Boom, Forever, LeakCheck
+
+    leaks = LeakCheck()
+    g = Graph()
+    src, m = g.add(Forever()), g.add(Map(lambda x: x * 2), placement="thread")
+    g.connect(src, m)
+    got = []
+    async with g.stream(m) as items:
+        async for x in items:
+            got.append(x)
+            if len(got) == 4:
+                break
+    assert got == [2, 4, 6, 8]
+    leaks.assert_clean()
+
+    g = Graph()
+    src, boom = g.add(Source(range(10))), g.add(Boom(at=3), name="boom", placement="process")
+    g.connect(src, boom)
+    got = []
+    with pytest.raises(OperatorError, match="'boom'"):
+        async with g.stream(boom) as items:
+            async for x in items:
+                got.append(x)
+    assert got == [0, 1]
