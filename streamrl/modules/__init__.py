@@ -47,6 +47,8 @@ from streamrl.modules.models import (
     DuelingMlpDQNet,
     GRUModule,
     LSTMModule,
+    NoisyLinear,
+    reset_noise,
 )
 from streamrl.modules.qvalue import QValueActor, QValueModule
 from streamrl.modules.safe import SafeModule
@@ -77,6 +79,7 @@ __all__ = [
     "LSTMModule",
     "MaskedCategorical",
     "MaskedOneHotCategorical",
+    "NoisyLinear",
     "NormalParamExtractor",
     "OneHotCategorical",
     "OrnsteinUhlenbeckProcessModule",
@@ -90,6 +93,7 @@ __all__ = [
     "TruncatedNormal",
     "ValueOperator",
     "exploration_type",
+    "reset_noise",
     "set_exploration_type",
     "stack_params",
 ]

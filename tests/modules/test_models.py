@@ -257,3 +257,27 @@ def test_recurrent_policy_in_env_rollout_matches_sequence_mode():
         seq = lstm.set_recurrent_mode()(rollout.unsqueeze(0).clone())
     torch.testing.assert_close(seq["feat"][0], rollout["feat"])
     env.close()
+
+
+def test_noisy_linear():
+    from streamrl.modules import NoisyLinear, reset_noise
+
+    torch.manual_seed(0)
+    net = MLP(in_features=4, out_features=2, num_cells=[8], layer_class=NoisyLinear)
+    assert isinstance(net[0], NoisyLinear) and isinstance(net[2], NoisyLinear)
+    x = torch.randn(5, 4)
+    a = net(x)
+    torch.testing.assert_close(net(x), a)  # same noise until reset
+    reset_noise(net)
+    assert not torch.allclose(net(x), a)
+    net.eval()
+    layer = net[0]
+    torch.testing.assert_close(layer(x), x @ layer.weight_mu.T + layer.bias_mu)
+    net.train()
+    loss = net(x).sum()
+    loss.backward()
+    assert layer.weight_sigma.grad is not None and layer.weight_mu.grad is not None
+    # noise is factorised: eps_w = f(eps_out) f(eps_in)^T has rank one
+    assert torch.linalg.matrix_rank(layer.weight_epsilon).item() == 1
+    with pytest.raises(ValueError, match="in_features"):
+        MLP(out_features=2, layer_class=NoisyLinear)

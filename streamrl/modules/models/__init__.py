@@ -3,6 +3,7 @@
 from streamrl.modules.models.convnet import ConvNet
 from streamrl.modules.models.dueling import DuelingCnnDQNet, DuelingHead, DuelingMlpDQNet
 from streamrl.modules.models.mlp import MLP
+from streamrl.modules.models.noisy import NoisyLinear, reset_noise
 from streamrl.modules.models.recurrent import GRUModule, LSTMModule
 from streamrl.modules.models.utils import SquashDims, Squeeze
 
@@ -14,6 +15,8 @@ __all__ = [
     "DuelingMlpDQNet",
     "GRUModule",
     "LSTMModule",
+    "NoisyLinear",
     "SquashDims",
     "Squeeze",
+    "reset_noise",
 ]

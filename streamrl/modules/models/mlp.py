@@ -52,6 +52,8 @@ class MLP(nn.Sequential):
         dropout: dropout probability after each hidden activation (``None``: no dropout).
         bias_last_layer: whether the output layer has a bias.
         activate_last_layer: apply the activation to the output too.
+        layer_class: the linear layer type (e.g. :class:`~streamrl.modules.NoisyLinear`); any
+            class other than ``nn.Linear`` needs ``in_features``.
 
     Several inputs are concatenated along their last dimension, so a value network can read
     ``(observation, action)``:
@@ -76,8 +78,11 @@ class MLP(nn.Sequential):
         dropout: float | None = None,
         bias_last_layer: bool = True,
         activate_last_layer: bool = False,
+        layer_class: type[nn.Module] = nn.Linear,
         device: torch.device | str | None = None,
     ) -> None:
+        if layer_class is not nn.Linear and in_features is None:
+            raise ValueError(f"layer_class={layer_class.__name__} needs in_features (no lazy size)")
         if out_features is None:
             raise ValueError("MLP needs out_features (an int or a shape)")
         out_shape = _as_shape(out_features)
@@ -94,7 +99,7 @@ class MLP(nn.Sequential):
             if prev is None:
                 layers.append(nn.LazyLinear(width, bias=bias, device=device))
             else:
-                layers.append(nn.Linear(prev, width, bias=bias, device=device))
+                layers.append(layer_class(prev, width, bias=bias, device=device))
             if not last and norm_class is not None:
                 layers.append(norm_class(width, **(norm_kwargs or {})))
             if not last or activate_last_layer:
