@@ -1,5 +1,7 @@
 """GAE on [64 envs x 1024 steps]: streamrl's scan vs a per-step loop vs TorchRL's GAE.
 
+A second table times TD(lambda) returns on the same data (streamrl vs TorchRL).
+
 Usage::
 
     flock /tmp/streamrl-heavy.lock python benchmarks/value_estimators.py \
@@ -25,28 +27,35 @@ import time
 
 import torch
 
-from streamrl.objectives.value.functional import generalized_advantage_estimate
+from streamrl.objectives.value.functional import (
+    generalized_advantage_estimate,
+    td_lambda_return_estimate,
+)
 
 _PEER_SCRIPT = r"""
 import json, statistics, sys, time
 import torch
 from torchrl.objectives.value.functional import (
-    generalized_advantage_estimate, vec_generalized_advantage_estimate)
+    generalized_advantage_estimate, td_lambda_return_estimate,
+    vec_generalized_advantage_estimate)
 path, repeats, threads, out_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 torch.set_num_threads(threads)
 d = torch.load(path)
 args = (d["gamma"], d["lmbda"], d["value"], d["next_value"], d["reward"], d["done"],
         d["terminated"])
+td_args = (d["gamma"], d["lmbda"], d["next_value"], d["reward"], d["done"], d["terminated"])
 result = {}
-for name, fn in [("torchrl_gae", generalized_advantage_estimate),
-                 ("torchrl_vec_gae", vec_generalized_advantage_estimate)]:
+for name, fn, fargs in [
+        ("torchrl_gae", lambda *a: generalized_advantage_estimate(*a)[0], args),
+        ("torchrl_vec_gae", lambda *a: vec_generalized_advantage_estimate(*a)[0], args),
+        ("torchrl_td_lambda", td_lambda_return_estimate, td_args)]:
     for _ in range(3):
-        adv, _ = fn(*args)
+        out = fn(*fargs)
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter(); adv, _ = fn(*args); times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter(); out = fn(*fargs); times.append(time.perf_counter() - t0)
     result[name] = {"median_s": statistics.median(times), "min_s": min(times)}
-    torch.save(adv, out_path + "." + name)
+    torch.save(out, out_path + "." + name)
 result["torchrl_version"] = __import__("torchrl").__version__
 print(json.dumps(result))
 """
@@ -104,9 +113,15 @@ def _run_peer(python, data, repeats, threads):
         if proc.returncode != 0:
             return None, f"peer interpreter failed: {proc.stderr.strip().splitlines()[-1:]}"
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        for name in ("torchrl_gae", "torchrl_vec_gae"):
-            result[name]["adv"] = torch.load(out_path + "." + name)
+        for name in ("torchrl_gae", "torchrl_vec_gae", "torchrl_td_lambda"):
+            result[name]["out"] = torch.load(out_path + "." + name)
         return result, None
+
+
+def _table(rows, base):
+    print(f"{'implementation':<58} {'median ms':>10} {'min ms':>9} {'vs streamrl':>12}")
+    for label, m, b in rows:
+        print(f"{label:<58} {m * 1e3:>10.3f} {b * 1e3:>9.3f} {m / base:>11.1f}x")
 
 
 def main(argv=None):
@@ -130,6 +145,11 @@ def main(argv=None):
                                        max(3, args.repeats // 3))
     rows.append(("per-step Python loop (reference)", med_ref, best_ref))
     err_ref = (adv - adv_ref).abs().max().item()
+    td_args = (data["gamma"], data["lmbda"], data["next_value"], data["reward"], data["done"],
+               data["terminated"])
+    td_rows = []
+    med_td, best_td, ret = _time(lambda: td_lambda_return_estimate(*td_args), args.repeats)
+    td_rows.append(("streamrl TD(lambda) (parallel scan)", med_td, best_td))
 
     notes = [f"max |streamrl - per-step loop| = {err_ref:.2e}"]
     torchrl_med = None
@@ -146,16 +166,21 @@ def main(argv=None):
                                  f"TorchRL {version} vec_generalized_advantage_estimate")]:
                 r = result[name]
                 rows.append((label, r["median_s"], r["min_s"]))
-                diff = (adv - r["adv"].to(adv.dtype)).abs().max().item()
-                notes.append(f"max |streamrl - {name}| = {diff:.2e}")
+                diff = (adv - r["out"].to(adv.dtype)).abs().max().item()
+                notes.append(f"max |streamrl GAE - {name}| = {diff:.2e}")
+            r = result["torchrl_td_lambda"]
+            td_rows.append((f"TorchRL {version} td_lambda_return_estimate", r["median_s"],
+                            r["min_s"]))
+            diff = (ret - r["out"].to(ret.dtype)).abs().max().item()
+            notes.append(f"max |streamrl TD(lambda) - torchrl_td_lambda| = {diff:.2e}")
             torchrl_med = result["torchrl_gae"]["median_s"]
 
     print(f"GAE on [{args.envs} envs x {args.steps} steps x 1], gamma=0.99, lmbda=0.95, "
           f"done p=0.01 (half of them terminations), torch {torch.__version__}, "
           f"{args.threads} thread(s)")
-    print(f"{'implementation':<58} {'median ms':>10} {'min ms':>9} {'vs streamrl':>12}")
-    for label, m, b in rows:
-        print(f"{label:<58} {m * 1e3:>10.3f} {b * 1e3:>9.3f} {m / med:>11.1f}x")
+    _table(rows, med)
+    print("TD(lambda) return on the same data")
+    _table(td_rows, med_td)
     for note in notes:
         print("note:", note)
     if torchrl_med is not None:
