@@ -158,23 +158,25 @@ class ReplayBuffer(IterableDataset):
 
     def extend(self, data) -> torch.Tensor:
         """Write a batch of items (validated first: a bad batch writes nothing); return slots."""
+        data, extra = self._pre_write(data)
         if self._rate_limiter is None:
-            return self._write(data, 0)
+            return self._write(data, 0, extra)
         with self._lock:
             batch = self._storage.prepare(data)
         if batch.n:
             self._rate_limiter.insert(batch.n, timeout=self.rate_limit_timeout)
-        return self._write(data, batch.n)
+        return self._write(data, batch.n, extra)
 
     async def aextend(self, data) -> torch.Tensor:
         """:meth:`extend` that awaits the rate limiter instead of blocking."""
+        data, extra = self._pre_write(data)
         with self._lock:
             batch = self._storage.prepare(data)
         if self._rate_limiter is not None and batch.n:
             await self._rate_limiter.acquire_insert(batch.n)
-        return self._write(data, batch.n)
+        return self._write(data, batch.n, extra)
 
-    def _write(self, data, n: int) -> torch.Tensor:
+    def _write(self, data, n: int, extra=None) -> torch.Tensor:
         try:
             with self._lock:
                 # Validate again under the lock: another thread may have fixed the schema.
@@ -185,14 +187,18 @@ class ReplayBuffer(IterableDataset):
                 plan = self._writer.plan(batch.n, len(storage), storage.max_size, batch.data)
                 storage.set(plan.index, batch, plan.source, plan.start, plan.new_len)
                 self._sampler.on_write(plan.index, plan.start, storage)
-                self._after_write(plan, batch)
+                self._after_write(plan, batch, extra)
                 return plan.index
         except BaseException:
             if self._rate_limiter is not None and n:
                 self._rate_limiter._undo("insert", n)
             raise
 
-    def _after_write(self, plan, batch) -> None:
+    def _pre_write(self, data):
+        """Hook for subclasses: ``(data to write, extra)``; ``extra`` goes to ``_after_write``."""
+        return data, None
+
+    def _after_write(self, plan, batch, extra) -> None:
         """Hook for subclasses (e.g. initial priorities from the data)."""
 
     # -- reading ----------------------------------------------------------------------------

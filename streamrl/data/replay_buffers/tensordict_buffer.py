@@ -17,7 +17,9 @@ class TensorDictReplayBuffer(ReplayBuffer):
 
     Sampler info with one value per sampled item (``_weight`` of a prioritized sampler) is
     written into the sample too. :meth:`update_tensordict_priority` reads ``index`` and
-    ``priority_key`` back from a sample (a no-op without a prioritized sampler).
+    ``priority_key`` back from a sample (a no-op without a prioritized sampler). The
+    ``priority_key`` entry of an extended batch is not stored: with a prioritized sampler it
+    sets the initial priorities of the new items (max over extra dims).
 
     Args:
         priority_key: key holding the new priorities (default ``"td_error"``).
@@ -43,19 +45,21 @@ class TensorDictReplayBuffer(ReplayBuffer):
                 data.set(key, value.to(data.device) if data.device is not None else value)
         return data
 
-    def _after_write(self, plan, batch) -> None:
-        # A batch that already carries priorities uses them instead of the max priority.
-        if not hasattr(self._sampler, "update_priority"):
-            return
-        data = batch.data
-        if isinstance(data, list):  # ListStorage: items are separate TensorDicts
-            return
-        if not isinstance(data, TensorDictBase):
-            return
-        priority = data.get(self.priority_key, None)
+    def _pre_write(self, data):
+        # Priorities go to the sampler, not into the storage: a batch may carry them or not.
+        priority = None
+        if isinstance(data, TensorDictBase) and data.batch_dims >= 1:
+            value = data.get(self.priority_key, None)
+            if value is not None:
+                data = data.exclude(self.priority_key)
+                if hasattr(self._sampler, "update_priority"):
+                    n = data.batch_size.numel()
+                    priority = self._reduce_priority(value.reshape(n, -1), n)
+        return data, priority
+
+    def _after_write(self, plan, batch, priority) -> None:
         if priority is None:
             return
-        priority = self._reduce_priority(priority, data.batch_size[0])
         if plan.source is not None:
             priority = priority[plan.source]
         self._sampler.update_priority(plan.index, priority, len(self._storage))

@@ -98,8 +98,8 @@ class TensorDictMaxValueWriter(Writer):
     """Keep the ``max_size`` items with the largest rank seen so far.
 
     The rank of an item is ``data[rank_key]`` reduced over its non-batch dims (``reduction``:
-    ``"sum"``, ``"max"``, ``"min"`` or ``"mean"``). While the storage has free slots, items are
-    appended; once full, a batch competes with the stored items and the best ``max_size`` of
+    ``"sum"``, ``"max"``, ``"min"`` or ``"mean"``). A batch that fits in the free slots is
+    appended; otherwise the batch competes with the stored items and the best ``max_size`` of
     both are kept (ties keep the stored item). Items that do not make it are not written.
 
     Args:

@@ -101,8 +101,11 @@ class PrioritizedSampler(Sampler):
         """Written slots get the largest leaf value seen so far."""
         if start is not None:
             stop = start + index.numel()
-            self._sum_tree.update_range(start, stop, self._max_leaf)
-            self._min_tree.update_range(start, stop, self._max_leaf)
+            cap = self._capacity
+            ranges = [(start, stop)] if stop <= cap else [(start, cap), (0, stop - cap)]
+            for lo, hi in ranges:  # a circular write may wrap once
+                self._sum_tree.update_range(lo, hi, self._max_leaf)
+                self._min_tree.update_range(lo, hi, self._max_leaf)
         else:
             self._sum_tree.update(index, self._max_leaf)
             self._min_tree.update(index, self._max_leaf)

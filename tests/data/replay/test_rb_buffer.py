@@ -1,0 +1,225 @@
+"""ReplayBuffer API: writers, transforms, prefetch, rate limiting, concurrency."""
+
+import threading
+import time
+
+import anyio
+import pytest
+import torch
+from tensordict import TensorDict
+
+from streamrl.data import (
+    LazyTensorStorage,
+    ListStorage,
+    MinSize,
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+    RoundRobinWriter,
+    SampleToInsertRatio,
+    TensorDictMaxValueWriter,
+    TensorDictPrioritizedReplayBuffer,
+    TensorDictReplayBuffer,
+)
+
+
+def _td(n, start=0):
+    x = torch.arange(start, start + n)
+    return TensorDict({"x": x, "next": {"reward": x[:, None].float()}}, [n])
+
+
+def test_round_robin_writer_plan():
+    w = RoundRobinWriter()
+    p = w.plan(3, 0, 5)
+    assert p.index.tolist() == [0, 1, 2] and p.start == 0 and p.new_len == 3
+    p = w.plan(4, 3, 5)
+    assert p.index.tolist() == [3, 4, 0, 1] and p.new_len == 5
+    p = w.plan(12, 5, 5)
+    assert p.source.tolist() == [7, 8, 9, 10, 11] and p.index.tolist() == [4, 0, 1, 2, 3]
+    w2 = RoundRobinWriter()
+    w2.load_state_dict(w.state_dict())
+    assert w2.plan(1, 5, 5).index.tolist() == [4]
+    with pytest.raises(ValueError, match="writer state"):
+        TensorDictMaxValueWriter().load_state_dict(w.state_dict())
+
+
+def test_max_value_writer_keeps_the_best():
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(4), writer=TensorDictMaxValueWriter())
+    rb.extend(_td(3, start=10))  # ranks 10, 11, 12
+    rb.extend(_td(3, start=0))  # one free slot: the best of the batch (2) takes it
+    assert sorted(rb[torch.arange(4)]["x"].tolist()) == [2, 10, 11, 12]
+    rb.extend(_td(3, start=20))  # 20, 21, 22 replace 2, 10, 11
+    assert sorted(rb[torch.arange(4)]["x"].tolist()) == [12, 20, 21, 22]
+    rb.extend(_td(1, start=12))  # tie with the stored 12: stored wins
+    assert sorted(rb[torch.arange(4)]["x"].tolist()) == [12, 20, 21, 22]
+    fresh = TensorDictReplayBuffer(
+        storage=LazyTensorStorage(4), writer=TensorDictMaxValueWriter(rank_key="score")
+    )
+    with pytest.raises(ValueError, match="rank key 'score' not found"):
+        fresh.extend(_td(2))
+    assert len(fresh) == 0
+    with pytest.raises(ValueError, match="reduction"):
+        TensorDictMaxValueWriter(reduction="median")
+
+
+def test_transform_getitem_iter_and_repr():
+    rb = ReplayBuffer(storage=LazyTensorStorage(10), batch_size=4, transform=lambda t: t * 2)
+    rb.extend(torch.arange(10))
+    s = rb.sample()
+    assert s.shape == (4,) and (s % 2 == 0).all()
+    assert rb[torch.tensor([1, 2])].tolist() == [1, 2]
+    assert rb[3].item() == 3
+    it = iter(rb)
+    assert all(next(it).shape == (4,) for _ in range(5))  # random sampler: endless
+    assert "LazyTensorStorage" in repr(rb)
+    data, info = rb.sample(3, return_info=True)
+    assert data.shape == (3,)
+    assert info["index"].shape == (3,)
+    with pytest.raises(TypeError, match="PrioritizedSampler"):
+        rb.update_priority(0, 1.0)
+    with pytest.raises(TypeError, match="storage must be a Storage"):
+        ReplayBuffer(storage=[1, 2])
+    with pytest.raises(ValueError, match="batch_size"):
+        ReplayBuffer(batch_size=0)
+    with pytest.raises(ValueError, match="prefetch needs"):
+        ReplayBuffer(prefetch=2)
+
+
+def test_list_storage_defaults():
+    rb = ReplayBuffer()
+    rb.extend([torch.zeros(2), torch.ones(2)])
+    assert rb.sample(5).shape == (5, 2)  # default collate stacks tensors
+    rb2 = ReplayBuffer()
+    rb2.extend(["a", "b"])
+    assert set(rb2.sample(4)) <= {"a", "b"}
+    with pytest.raises(TypeError, match="sequence"):
+        rb2.extend(5)
+    with pytest.raises(TypeError, match="sequence"):
+        rb2.extend("abc")
+    rb3 = PrioritizedReplayBuffer(alpha=1.0, beta=1.0, storage=ListStorage(3))
+    rb3.extend(["a", "b", "c", "d"])
+    assert len(rb3) == 3 and rb3.storage.get(torch.tensor([0]))[0] == "d"
+
+
+def test_td_prioritized_extend_with_priorities():
+    rb = TensorDictPrioritizedReplayBuffer(
+        alpha=1.0, beta=1.0, eps=0.0, storage=LazyTensorStorage(8)
+    )
+    td = _td(3)
+    td["td_error"] = torch.tensor([[1.0, 5.0], [2.0, 0.0], [3.0, 1.0]])
+    rb.extend(td)
+    assert list(rb.sampler._sum_tree)[:4] == [5.0, 2.0, 3.0, 0.0]
+    rb.extend(_td(1))  # no priorities: max seen so far
+    assert rb.sampler._sum_tree[3] == 5.0
+    s = rb.sample(4)
+    s["td_error"] = torch.full((4,), 0.5)
+    rb.update_tensordict_priority(s)
+    assert all(rb.sampler._sum_tree[i] == 0.5 for i in s["index"].tolist())
+    del s["td_error"]
+    with pytest.raises(ValueError, match="td_error"):
+        rb.update_tensordict_priority(s)
+    # non-prioritized buffers ignore priority updates
+    plain = TensorDictReplayBuffer(storage=LazyTensorStorage(4))
+    plain.extend(_td(2))
+    plain.update_tensordict_priority(plain.sample(2))
+
+
+def test_prefetch_thread_and_errors():
+    rb = ReplayBuffer(storage=LazyTensorStorage(100), batch_size=8, prefetch=3)
+    with pytest.raises(RuntimeError, match="empty"):
+        rb.sample()  # error from the thread is re-raised here
+    rb.extend(torch.arange(100))
+    for _ in range(20):
+        assert rb.sample().shape == (8,)
+    assert rb.sample(5).shape == (5,)  # other sizes bypass the prefetcher
+    thread = rb._prefetcher._thread
+    rb.close()
+    rb.close()
+    assert not thread.is_alive()
+
+
+def test_rate_limited_buffer_blocks_and_times_out():
+    rb = ReplayBuffer(
+        storage=LazyTensorStorage(100), rate_limiter=MinSize(5), rate_limit_timeout=0.05
+    )
+    rb.extend(torch.arange(3))
+    with pytest.raises(TimeoutError):
+        rb.sample(2)
+    assert rb.rate_limiter.samples == 0
+    rb.extend(torch.arange(2))
+    assert rb.sample(2).shape == (2,)
+    # a bad batch does not consume insert permits
+    with pytest.raises(ValueError):
+        rb.extend(torch.zeros(2, 3))
+    assert rb.rate_limiter.inserts == 5
+
+
+async def test_async_buffer_with_ratio_limiter():
+    lim = SampleToInsertRatio(1.0, 10, 64.0, max_sample_batch=16, max_insert_batch=10)
+    rb = ReplayBuffer(storage=LazyTensorStorage(1000), rate_limiter=lim)
+    got = []
+
+    async def produce():
+        for i in range(30):
+            await rb.aextend(torch.arange(i * 10, i * 10 + 10))
+
+    async def consume():
+        for _ in range(18):
+            got.append(await rb.asample(16))
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            tg.start_soon(produce)
+    assert len(got) == 18 and lim.inserts == 300 and lim.samples == 288
+
+
+def test_concurrent_extend_sample_update_stress():
+    cap = 2048
+    rb = TensorDictPrioritizedReplayBuffer(
+        alpha=0.6, beta=0.4, storage=LazyTensorStorage(cap), batch_size=64
+    )
+    rb.extend(_td(64))
+    stop = threading.Event()
+    errors = []
+
+    def writer():
+        i = 64
+        try:
+            while not stop.is_set():
+                rb.extend(_td(97, start=i))
+                i += 97
+        except BaseException as e:
+            errors.append(e)
+
+    def reader():
+        try:
+            while not stop.is_set():
+                s = rb.sample()
+                # every sampled row is a written one: x and reward agree, x was written
+                assert (s["x"].float() == s["next", "reward"].squeeze(-1)).all()
+                assert (s["index"] < len(rb)).all()
+                s["td_error"] = torch.rand(64)
+                rb.update_tensordict_priority(s)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=reader) for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not errors, errors
+    sampler = rb.sampler
+    leaves = sampler._sum_tree.leaves
+    n = len(rb)
+    assert (leaves[n:] == 0).all() and (leaves[:n] > 0).all()
+    assert sampler._sum_tree.total() == pytest.approx(float(leaves.sum()), rel=1e-9)
+    assert sampler._min_tree.min() == pytest.approx(float(leaves[:n].min()))
+    for lvl in range(1, len(sampler._sum_tree._levels)):
+        child = sampler._sum_tree._levels[lvl - 1].view(-1, 32).sum(1)
+        level = sampler._sum_tree._levels[lvl]
+        assert torch.allclose(level[: child.numel()], child)
