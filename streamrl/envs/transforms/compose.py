@@ -121,6 +121,10 @@ class Compose(Transform):
             td_reset = t._reset(td, td_reset)
         return td_reset
 
+    @property
+    def _per_step(self) -> bool:  # type: ignore[override]
+        return all(t._per_step for t in self.transforms)
+
     def _has_inverse(self) -> bool:
         return any(t._has_inverse() for t in self.transforms)
 

@@ -30,6 +30,8 @@ class DTypeCastTransform(Transform):
     ``in_keys_inv`` left out, every action/state of dtype ``dtype_in`` is cast too.
     """
 
+    _per_step = True
+
     def __init__(
         self,
         dtype_in: torch.dtype,

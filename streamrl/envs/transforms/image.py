@@ -62,6 +62,8 @@ class ToTensorImage(Transform):
         in_keys: image entries (default ``["pixels"]``).
     """
 
+    _per_step = True
+
     def __init__(
         self,
         from_int: bool | None = None,
@@ -102,6 +104,8 @@ class Resize(Transform):
     dtype.
     """
 
+    _per_step = True
+
     def __init__(
         self,
         w: int,
@@ -140,6 +144,8 @@ class Resize(Transform):
 class GrayScale(Transform):
     """``[..., 3, H, W]`` RGB images to ``[..., 1, H, W]`` luma (ITU-R 601-2 weights)."""
 
+    _per_step = True
+
     def __init__(self, in_keys: Any = None, out_keys: Any = None) -> None:
         super().__init__(_PIXELS if in_keys is None else in_keys, out_keys)
 
@@ -163,6 +169,8 @@ class GrayScale(Transform):
 
 class CenterCrop(Transform):
     """Crop the central ``h x w`` window of ``[..., H, W]`` images (``h`` defaults to ``w``)."""
+
+    _per_step = True
 
     def __init__(
         self, w: int, h: int | None = None, in_keys: Any = None, out_keys: Any = None

@@ -37,6 +37,8 @@ class RenameTransform(Transform):
     base env reads ``in_keys_inv``. With ``create_copy=True`` the old entries stay.
     """
 
+    _per_step = True
+
     def __init__(
         self,
         in_keys: Any,
@@ -111,10 +113,18 @@ class ExcludeTransform(Transform):
     ExcludeTransform(keys=['pixels', ('next', 'pixels')])
     """
 
+    _per_step = True
+
     def __init__(self, *excluded_keys: Any) -> None:
         keys = as_keys(list(excluded_keys), "excluded_keys")
         if not keys:
             raise ValueError("ExcludeTransform needs at least one key")
+        flags = [k for k in keys if k in _DONE_LEAVES]
+        if flags:
+            raise ValueError(
+                f"ExcludeTransform cannot remove the done flags {flags}: every env reports "
+                "done, terminated and truncated"
+            )
         super().__init__()
         self.excluded_keys = keys
 
@@ -142,6 +152,8 @@ class SelectTransform(Transform):
     Rewards and done flags are kept too unless ``keep_rewards`` / ``keep_dones`` is False,
     since an env cannot run without them. Missing keys are not an error.
     """
+
+    _per_step = True
 
     def __init__(self, *selected_keys: Any, keep_rewards: bool = True, keep_dones: bool = True):
         keys = as_keys(list(selected_keys), "selected_keys")

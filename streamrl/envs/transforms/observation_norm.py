@@ -43,6 +43,8 @@ class ObservationNorm(Transform):
     to inputs (e.g. actions a policy writes in normalized units).
     """
 
+    _per_step = True
+
     def __init__(
         self,
         loc: Any = None,

@@ -42,6 +42,8 @@ class RewardScaling(Transform):
         standard_normal: which of the two maps to apply.
     """
 
+    _per_step = True
+
     def __init__(
         self,
         loc: Any,
@@ -76,6 +78,8 @@ class RewardScaling(Transform):
 
 class RewardClipping(Transform):
     """Clamp the reward into ``[clamp_min, clamp_max]`` (either bound may be None)."""
+
+    _per_step = True
 
     def __init__(
         self,

@@ -91,6 +91,8 @@ class _BatchAware(Transform):
 class FlattenObservation(_BatchAware):
     """Flatten dims ``first_dim`` to ``last_dim`` (inclusive) of each ``in_keys`` entry."""
 
+    _per_step = True
+
     def __init__(
         self, first_dim: int, last_dim: int, in_keys: Any = None, out_keys: Any = None
     ) -> None:
@@ -123,6 +125,8 @@ class UnsqueezeTransform(_BatchAware):
     ``in_keys_inv`` entries (actions) are squeezed at ``dim`` on their way to the base env, so
     users write them with the extra dim.
     """
+
+    _per_step = True
 
     def __init__(
         self,

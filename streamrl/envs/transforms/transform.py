@@ -78,6 +78,10 @@ class Transform(nn.Module):
     action path.
     """
 
+    # True when the transform maps each step's data on its own (no state across steps, no
+    # env access): TransformedEnv may then run it once over a whole random rollout.
+    _per_step: bool = False
+
     def __init__(
         self,
         in_keys: Any = None,

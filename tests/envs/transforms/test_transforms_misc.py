@@ -156,6 +156,8 @@ def test_exclude_transform(counting_env):
     assert set(out.keys(True, True)) == {"a", ("n", "c")}
     with pytest.raises(ValueError, match="at least one"):
         ExcludeTransform()
+    with pytest.raises(ValueError, match="done flags"):
+        ExcludeTransform("truncated")
 
 
 def test_select_transform(counting_env):

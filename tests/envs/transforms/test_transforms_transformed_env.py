@@ -313,3 +313,53 @@ def test_pickle_round_trip_keeps_parent_links(counting_env):
     assert clone.transform[1].parent.base_env is clone.base_env
     td = clone.rand_step(clone.reset())
     assert td["next", "step_count"].item() == 1
+
+
+def _per_step_stack():
+    from streamrl.envs.transforms import (
+        CenterCrop,
+        ExcludeTransform,
+        FlattenObservation,
+        GrayScale,
+        RenameTransform,
+        Resize,
+        RewardClipping,
+    )
+
+    return Compose(
+        ToTensorImage(),
+        GrayScale(),
+        Resize(6, 6),
+        CenterCrop(4),
+        FlattenObservation(0, -1, in_keys=["pixels"]),
+        ObservationNorm(loc=1.0, scale=3.0, in_keys=["observation"]),
+        RewardScaling(0.5, 2.0),
+        RewardClipping(0.0, 7.0),
+        RenameTransform(["observation"], ["obs"], create_copy=True),
+        ExcludeTransform("observation"),
+    )
+
+
+@pytest.mark.parametrize("batch", [(), (2,)])
+@pytest.mark.parametrize("break_when_any_done", [True, False])
+def test_trajectory_rollout_matches_step_by_step(counting_env, batch, break_when_any_done):
+    env = TransformedEnv(
+        counting_env(batch_size=batch, max_count=3, pixels=True), _per_step_stack()
+    )
+    assert env._trajectory_ok()
+    fast = env.rollout(7, break_when_any_done=break_when_any_done)
+    slow = env.rollout(7, policy=env.rand_action, break_when_any_done=break_when_any_done)
+    assert fast.batch_size == slow.batch_size
+    assert set(fast.keys(True, True)) == set(slow.keys(True, True))
+    for key in fast.keys(True, True):
+        if key != "action":
+            torch.testing.assert_close(fast[key], slow[key], msg=lambda m, k=key: f"{k}: {m}")
+    assert env.action_spec.is_in(fast["action"].movedim(len(batch), 0))
+    check_env_specs(env)
+
+
+def test_stateful_or_inverse_transforms_use_the_step_loop(counting_env):
+    assert not TransformedEnv(counting_env(), StepCounter())._trajectory_ok()
+    inv = TransformedEnv(counting_env(double=True), DoubleToFloat())
+    assert not inv._trajectory_ok()  # float64 actions are cast back: there is an action path
+    assert TransformedEnv(counting_env(), RewardScaling(0.0, 1.0))._trajectory_ok()
