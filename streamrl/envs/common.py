@@ -82,6 +82,7 @@ class EnvBase:
         )
         self._full_done_spec = _done_spec(self.batch_size, device)
         self._full_state_spec = Composite(shape=self.batch_size)
+        self._action_cache: tuple | None = None
 
     # ------------------------------------------------------------------ specs
     @property
@@ -107,7 +108,7 @@ class EnvBase:
     @property
     def action_spec(self) -> TensorSpec:
         """The spec of ``tensordict["action"]``."""
-        return self.full_action_spec[self.action_key]
+        return self._action_info()[2]
 
     @action_spec.setter
     def action_spec(self, spec: TensorSpec) -> None:
@@ -184,12 +185,24 @@ class EnvBase:
     @property
     def action_key(self) -> Any:
         """The key of the action (the first action key)."""
-        return self.action_keys[0]
+        return self._action_info()[1][0]
 
     @property
     def action_keys(self) -> list:
         """The (nested) leaf keys of ``full_action_spec``."""
-        return self.full_action_spec.keys(True, True) or ["action"]
+        return list(self._action_info()[1])
+
+    def _action_info(self) -> tuple:
+        """``(full_action_spec, action keys, action spec)``, cached per spec object and
+        version: ``step`` reads them on every call."""
+        full = self.full_action_spec
+        cache = self._action_cache
+        if cache is None or cache[0] is not full or cache[3] != full._version:
+            keys = full.keys(True, True) or ["action"]
+            spec = full[keys[0]] if keys[0] in full else None
+            cache = (full, keys, spec, full._version)
+            self._action_cache = cache
+        return cache
 
     @property
     def reward_key(self) -> Any:
@@ -299,8 +312,9 @@ class EnvBase:
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
         raise NotImplementedError
 
-    def _check_action(self, action: Any) -> None:
-        spec = self.action_spec
+    def _check_action(self, action: Any, spec: TensorSpec | None = None) -> None:
+        if spec is None:
+            spec = self.action_spec
         if not isinstance(action, torch.Tensor):
             raise TypeError(f"action: expected a torch.Tensor, found {type(action).__name__}")
         if action.dtype != spec.dtype:
@@ -319,14 +333,15 @@ class EnvBase:
         self._check_open()
         self._check_batch(tensordict, "step")
         if self.check_actions:
-            for key in self.action_keys:
+            _, keys, spec, _ = self._action_info()
+            for key in keys:
                 action = tensordict.get(key, None)
                 if action is None:
                     raise KeyError(
-                        f"step: missing action key {key!r}; found keys {list(tensordict.keys())}"
+                        f"step: missing action key {key!r}; found keys "
+                        f"{list(tensordict.keys())}"
                     )
-                if key == self.action_key:
-                    self._check_action(action)
+            self._check_action(tensordict.get(keys[0]), spec)
         next_td = self._step(tensordict)
         tensordict.set("next", next_td)
         return tensordict
@@ -338,7 +353,11 @@ class EnvBase:
         """Write a random action (from ``action_spec``) into ``tensordict`` and return it."""
         if tensordict is None:
             tensordict = TensorDict(batch_size=self.batch_size, device=self.device)
-        tensordict.update(self.full_action_spec.rand())
+        full, keys, spec, _ = self._action_info()
+        if len(keys) == 1:
+            tensordict.set(keys[0], spec.rand())
+        else:
+            tensordict.update(full.rand())
         return tensordict
 
     def rand_step(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
@@ -351,7 +370,7 @@ class EnvBase:
         """Reset the (sub-)envs whose ``done`` is set in ``tensordict`` (a root tensordict,
         as returned by :func:`step_mdp`); returns it with their reset observations."""
         done = tensordict.get("done", None)
-        if done is None or not bool(done.any()):
+        if done is None or not (done.item() if done.numel() == 1 else bool(done.any())):
             return tensordict
         if not self.batch_size:
             fresh = self.reset()

@@ -47,6 +47,8 @@ class Composite:
         self.shape = _size(shape)
         self.device = None if device is None else torch.device(device)
         self._specs: dict[str, TensorSpec | Composite] = {}
+        # bumped on every key change made through this object (lets envs cache lookups)
+        self._version = 0
         for k, v in {**(spec or {}), **kwargs}.items():
             if v is not None:
                 self[k] = v
@@ -84,6 +86,7 @@ class Composite:
                 raise KeyError(f"key {k!r} holds a leaf spec, cannot nest {key!r} under it")
             node = sub
         node._specs[keys[-1]] = node._check_sub(keys[-1], spec)
+        self._version += 1
 
     set = __setitem__
 
@@ -123,6 +126,7 @@ class Composite:
         if not isinstance(parent, Composite) or keys[-1] not in parent._specs:
             raise KeyError(f"key {key!r} not in Composite")
         del parent._specs[keys[-1]]
+        self._version += 1
 
     def pop(self, key: Any, *default: Any) -> Any:
         """Remove and return the spec at ``key``."""

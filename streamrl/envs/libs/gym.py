@@ -147,6 +147,13 @@ class GymWrapper(EnvBase):
             obs[key] = Unbounded(val.shape, dtype=_torch_dtype(val.dtype))
         self.observation_spec = obs
         self._obs_specs = {k: obs[k] for k in obs.keys()}
+        self._reward_np_dtype = np.float32
+        first = self._obs_specs.get("observation")
+        self._obs_np_dtype = (
+            torch.empty(0, dtype=first.dtype).numpy().dtype
+            if isinstance(first, TensorSpec)
+            else None
+        )
         self._simple = (
             self._obs_keys == ["observation"]
             and not self._tuple_obs
@@ -214,12 +221,18 @@ class GymWrapper(EnvBase):
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = self._to_gym(tensordict.get("action"))
-        obs, reward, term, trunc, info = self._gym_step(action)
-        src = self._to_tensors(self._obs_arrays(obs, info))
-        src["reward"] = torch.tensor([reward], dtype=self.reward_spec.dtype)
-        src["done"] = torch.tensor([term or trunc])
-        src["terminated"] = torch.tensor([term])
-        src["truncated"] = torch.tensor([trunc])
+        if self._simple:
+            obs, reward, term, trunc, _ = self._env.step(action)
+            src = {"observation": torch.from_numpy(np.array(obs, dtype=self._obs_np_dtype))}
+        else:
+            obs, reward, term, trunc, info = self._gym_step(action)
+            src = self._to_tensors(self._obs_arrays(obs, info))
+        # one small array for the three flags: fewer tensor constructions per step
+        flags = torch.from_numpy(np.array([[term or trunc], [term], [trunc]], dtype=bool))
+        src["reward"] = torch.from_numpy(np.array([reward], dtype=self._reward_np_dtype))
+        src["done"] = flags[0]
+        src["terminated"] = flags[1]
+        src["truncated"] = flags[2]
         return TensorDict._new_unsafe(src, batch_size=torch.Size(()), device=self.device)
 
     def _close(self) -> None:
