@@ -161,3 +161,38 @@ class TestOrnsteinUhlenbeck:
         assert td["action"].tolist() == [[1.0], [-1.0]]  # projected into the spec
         with pytest.raises(ValueError, match=r"_ou_prev_noise.*\(2, 3\).*\(2, 1\)"):
             ou(TensorDict({"action": torch.zeros(2, 1), "_ou_prev_noise": torch.zeros(2, 3)}, [2]))
+
+
+def test_ou_noise_carries_over_in_env_loop():
+    """In a real env loop (step + step_mdp) the noise is a correlated process, restarted
+    where InitTracker marks a new episode."""
+    from streamrl.envs import TransformedEnv
+    from streamrl.envs.libs.gym import GymEnv
+    from streamrl.envs.transforms import InitTracker
+    from streamrl.envs.utils import step_mdp
+    from streamrl.modules import Actor
+
+    torch.manual_seed(0)
+    env = TransformedEnv(GymEnv("Pendulum-v1"), InitTracker())
+    env.set_seed(0)
+    ou = OrnsteinUhlenbeckProcessModule(env.action_spec, theta=0.0, sigma=1.0, dt=1.0,
+                                        eps_init=0.01, eps_end=0.01)
+    policy = TensorDictSequential(Actor(lambda obs: torch.zeros(1), in_keys=["observation"]), ou)
+    td = env.reset()
+    expected = torch.zeros(1)
+    for t in range(5):
+        torch.manual_seed(100 + t)
+        increment = torch.randn(1)
+        torch.manual_seed(100 + t)
+        policy(td)
+        # theta=0, sigma=1, dt=1: a random walk carried from step to step (restarted at reset)
+        expected = increment if t == 0 else expected + increment
+        torch.testing.assert_close(td["_ou_prev_noise"], expected)
+        env.step(td)
+        td = step_mdp(td)
+    td["is_init"] = torch.ones_like(td["is_init"])
+    torch.manual_seed(3)
+    policy(td)
+    torch.manual_seed(3)
+    torch.testing.assert_close(td["_ou_prev_noise"], torch.randn(1))
+    env.close()

@@ -30,7 +30,8 @@ class OrnsteinUhlenbeckProcessModule(TensorDictModuleBase):
     The noise state is data, not module state, so one module serves any number of envs:
     it reads ``noise_key`` (``"_ou_prev_noise"``) from the TensorDict, restarts it from
     zeros where ``is_init`` is True or where the key is missing, and writes the new state at
-    ``("next", noise_key)`` so that ``step_mdp`` carries it to the next step. Acts only under
+    ``noise_key`` and ``("next", noise_key)``, so that ``step_mdp`` carries it to the next
+    step. Acts only under
     ``ExplorationType.RANDOM`` or when no exploration type is set.
 
     >>> from tensordict import TensorDict
@@ -66,7 +67,7 @@ class OrnsteinUhlenbeckProcessModule(TensorDictModuleBase):
         self.is_init_key = unravel_key(is_init_key)
         self.noise_key = unravel_key(noise_key)
         self.in_keys = [self.action_key, self.noise_key, self.is_init_key]
-        self.out_keys = [self.action_key, ("next", *_as_tuple(self.noise_key))]
+        self.out_keys = [self.action_key, self.noise_key, ("next", *_as_tuple(self.noise_key))]
         self.theta, self.mu, self.sigma, self.dt, self.safe = theta, mu, sigma, dt, safe
         self._eps = Annealed(eps_init, eps_end, annealing_num_steps)
 
@@ -108,7 +109,10 @@ class OrnsteinUhlenbeckProcessModule(TensorDictModuleBase):
             check_shape(self.action_key, action, self.spec, "OrnsteinUhlenbeckProcessModule")
             action = self.spec.project(action)
         tensordict.set(self.action_key, action)
-        tensordict.set(self.out_keys[1], noise.detach())
+        # the new state goes to the root too: step_mdp keeps root entries, so the process
+        # carries over even where an env's step rewrites "next"
+        tensordict.set(self.noise_key, noise.detach())
+        tensordict.set(self.out_keys[2], noise.detach())
         return tensordict
 
 
