@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+from tensordict import TensorDict, TensorDictBase
 
-__all__ = ["TrajectoryIds"]
+__all__ = ["TrajectoryIds", "set_collector_entries"]
 
 
 class TrajectoryIds:
@@ -49,3 +50,15 @@ class TrajectoryIds:
             )
         self.current = current.clone()
         self.next_id = int(state["next_id"])
+
+
+def set_collector_entries(td: TensorDictBase, **entries: torch.Tensor) -> None:
+    """Write ``("collector", name)`` entries through a *new* ``collector`` sub-TensorDict.
+
+    ``step_mdp`` carries root entries to the next step by reference, so writing a leaf into a
+    shared ``collector`` sub-TensorDict would rewrite the previous step's values too.
+    """
+    old = td.get("collector", None)
+    fields = dict(old.items()) if old is not None else {}
+    fields.update(entries)
+    td.set("collector", TensorDict(fields, batch_size=td.batch_size))

@@ -10,6 +10,7 @@ from tensordict import TensorDictBase
 
 from streamrl._exploration import ExplorationType, set_exploration_type
 from streamrl.graph import Operator
+from streamrl.ops._trajectories import set_collector_entries
 from streamrl.ops.policy_weights import PolicyWeights
 
 __all__ = ["PolicyStage"]
@@ -58,9 +59,8 @@ class PolicyStage(Operator):
         if self.device is not None and src_device is not None:
             out = out.to(src_device)
         version = self.weights.version if self.weights is not None else 0
-        out.set(
-            ("collector", "policy_version"),
-            torch.full(out.batch_size, version, dtype=torch.int64),
+        set_collector_entries(
+            out, policy_version=torch.full(out.batch_size, version, dtype=torch.int64)
         )
         self.calls += 1
         return {"out": out}

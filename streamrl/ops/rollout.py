@@ -12,7 +12,7 @@ from streamrl._exploration import ExplorationType, set_exploration_type
 from streamrl.envs.common import EnvBase
 from streamrl.envs.utils import step_mdp
 from streamrl.graph import Operator
-from streamrl.ops._trajectories import TrajectoryIds
+from streamrl.ops._trajectories import TrajectoryIds, set_collector_entries
 from streamrl.ops.policy_weights import PolicyWeights
 
 __all__ = ["Rollout", "make_env"]
@@ -139,7 +139,7 @@ class Rollout(Operator):
                 if self.max_frames_per_traj is not None:
                     done = self._truncate_long(stepped, done)
                 ids = self._traj.step(done) * self.num_workers + self.worker_index
-                stepped.set(("collector", "traj_ids"), ids.reshape(env.batch_size))
+                set_collector_entries(stepped, traj_ids=ids.reshape(env.batch_size))
                 steps.append(stepped)
                 td = env.maybe_reset(step_mdp(stepped, exclude_action=True, exclude_reward=True))
         self._td = td

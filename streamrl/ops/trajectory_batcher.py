@@ -8,7 +8,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.graph import Operator
-from streamrl.ops._trajectories import TrajectoryIds
+from streamrl.ops._trajectories import TrajectoryIds, set_collector_entries
 
 __all__ = ["TrajectoryBatcher"]
 
@@ -48,7 +48,7 @@ class TrajectoryBatcher(Operator):
         done = td.get(("next", "done"), None)
         if done is None:
             raise KeyError("TrajectoryBatcher needs ('next', 'done') in every transition")
-        td.set(("collector", "traj_ids"), self._traj.step(done).reshape(td.batch_size))
+        set_collector_entries(td, traj_ids=self._traj.step(done).reshape(td.batch_size))
         self._steps.append(td)
         per_step = max(1, td.batch_size.numel())
         if len(self._steps) * per_step >= self.frames_per_batch:
