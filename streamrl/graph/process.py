@@ -32,13 +32,16 @@ class _Slot:
         return (_Slot, (self.key, self.buf))
 
 
-def _signature(td: TensorDict) -> tuple | None:
+def _leaves(td: TensorDict) -> tuple[tuple, list[torch.Tensor]] | None:
+    """The structure signature and the leaves of a TensorDict of CPU tensors, else None."""
+    sig = [td.batch_size]
     leaves = []
     for k, v in td.items(True, True):
-        if not isinstance(v, torch.Tensor) or v.device.type != "cpu":
+        if type(v) is not torch.Tensor or v.device.type != "cpu":
             return None
-        leaves.append((k, v.shape, v.dtype))
-    return (td.batch_size, tuple(leaves))
+        sig.append((k, v.shape, v.dtype))
+        leaves.append(v)
+    return tuple(sig), leaves
 
 
 class SlotCodec:
@@ -52,19 +55,20 @@ class SlotCodec:
     def _encode_item(self, key: Any, item: Any) -> Any:
         if type(item) is not TensorDict:
             return item
-        sig = _signature(item)
-        if sig is None:
+        found = _leaves(item)
+        if found is None:
             return item  # non-tensor leaves or device tensors: pickle as usual
+        sig, src = found
         entry = self._out.get(key)
         if entry is not None and entry[0] == sig:
-            for src, dst in zip(item.values(True, True), entry[2]):
-                dst.copy_(src)
+            for s, d in zip(src, entry[2]):
+                d.copy_(s)
             return _Slot(key, None)
         buf = shared_zeros_like(item)
-        leaves = list(buf.values(True, True))
-        for src, dst in zip(item.values(True, True), leaves):
-            dst.copy_(src)
-        self._out[key] = (sig, buf, leaves)
+        dst = list(buf.values(True, True))
+        for s, d in zip(src, dst):
+            d.copy_(s)
+        self._out[key] = (sig, buf, dst)
         return _Slot(key, buf)
 
     def encode(self, values: dict[str, Any] | None) -> Any:
