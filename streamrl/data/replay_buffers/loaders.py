@@ -4,10 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch.utils.data._utils.collate as _collate
+from tensordict import TensorDictBase
 from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.nodes import BaseNode
 
 __all__ = ["ReplayDataset", "ReplayNode"]
+
+
+def _install_tensordict_passthrough() -> None:
+    """Let ``DataLoader(..., batch_size=None)`` pass TensorDict batches through unchanged.
+
+    With ``batch_size=None`` a DataLoader converts each item with torch's ``default_convert``,
+    which treats a TensorDict as a mapping and fails (iterating a TensorDict walks its first
+    dim, not its keys). This wraps ``default_convert`` so that TensorDicts are returned as they
+    are; every other input goes to the original function. Installed once, on import.
+    """
+    original = _collate.default_convert
+    if getattr(original, "_streamrl_passthrough", False):
+        return
+
+    def default_convert(data):
+        if isinstance(data, TensorDictBase):
+            return data
+        return original(data)
+
+    default_convert.__doc__ = original.__doc__
+    default_convert._streamrl_passthrough = True
+    _collate.default_convert = default_convert
+
+
+_install_tensordict_passthrough()
 
 
 def _check_num_batches(num_batches):
