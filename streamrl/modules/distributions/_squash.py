@@ -70,12 +70,17 @@ def log_abs_det_tanh(pre_tanh: torch.Tensor) -> torch.Tensor:
 
 def as_bound(value, like: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
-        value = torch.as_tensor(value, dtype=like.dtype)
+        return torch.full((), float(value), dtype=like.dtype, device=like.device)
     return value.to(device=like.device, dtype=like.dtype)
 
 
+def _inspectable(t: torch.Tensor) -> bool:
+    # reading values of a CUDA tensor would sync the device; a vmapped one cannot be read
+    return t.device.type == "cpu" and not torch._C._functorch.is_batchedtensor(t)
+
+
 def check_bounds(low: torch.Tensor, high: torch.Tensor, owner: str) -> None:
-    if not torch.is_tensor(low) or torch._C._functorch.is_batchedtensor(low):
+    if not (_inspectable(low) and _inspectable(high)):
         return
     if (low >= high).any():
         raise ValueError(
@@ -83,7 +88,20 @@ def check_bounds(low: torch.Tensor, high: torch.Tensor, owner: str) -> None:
         )
 
 
-def is_unit_interval(low: torch.Tensor, high: torch.Tensor) -> bool:
-    if torch._C._functorch.is_batchedtensor(low) or torch._C._functorch.is_batchedtensor(high):
-        return False
-    return bool((low == -1).all() and (high == 1).all())
+def prepare_bounds(low, high, like: torch.Tensor, owner: str):
+    """``(low, high, unit)`` as tensors on ``like``'s device/dtype; ``unit`` is True for
+    ``[-1, 1]`` (the affine rescaling is then skipped). Checks ``low < high`` without
+    synchronising an accelerator."""
+    if not isinstance(low, torch.Tensor) and not isinstance(high, torch.Tensor):
+        if not float(low) < float(high):
+            raise ValueError(f"{owner} needs low < high, got low={low} high={high}")
+        unit = float(low) == -1.0 and float(high) == 1.0
+        return as_bound(low, like, "low"), as_bound(high, like, "high"), unit
+    low_t, high_t = as_bound(low, like, "low"), as_bound(high, like, "high")
+    check_bounds(low_t, high_t, owner)
+    unit = (
+        _inspectable(low_t)
+        and _inspectable(high_t)
+        and bool((low_t == -1).all() and (high_t == 1).all())
+    )
+    return low_t, high_t, unit

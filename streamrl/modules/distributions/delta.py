@@ -6,12 +6,7 @@ import torch
 from torch import distributions as D
 from torch.distributions import constraints
 
-from streamrl.modules.distributions._squash import (
-    as_bound,
-    check_bounds,
-    is_unit_interval,
-    safe_tanh,
-)
+from streamrl.modules.distributions._squash import prepare_bounds, safe_tanh
 
 __all__ = ["Delta", "TanhDelta"]
 
@@ -98,11 +93,10 @@ class TanhDelta(Delta):
         atol: float = 1e-6,
         rtol: float = 1e-6,
     ) -> None:
-        low, high = as_bound(low, param, "low"), as_bound(high, param, "high")
-        check_bounds(low, high, "TanhDelta")
+        low, high, unit = prepare_bounds(low, high, param, "TanhDelta")
         self.low, self.high = low, high
         value = safe_tanh(param)
-        if not is_unit_interval(low, high):
+        if not unit:
             value = low + (high - low) * (value + 1) / 2
         super().__init__(value, atol=atol, rtol=rtol, event_dims=event_dims)
 

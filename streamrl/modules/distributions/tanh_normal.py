@@ -11,10 +11,8 @@ from torch import distributions as D
 from torch.distributions import constraints
 
 from streamrl.modules.distributions._squash import (
-    as_bound,
-    check_bounds,
-    is_unit_interval,
     log_abs_det_tanh,
+    prepare_bounds,
     safe_atanh,
     safe_tanh,
 )
@@ -86,10 +84,7 @@ class TanhNormal(D.Distribution):
             loc = upscale * torch.tanh(loc / upscale)
         self.loc = loc
         self.scale = scale
-        self.low = as_bound(low, loc, "low")
-        self.high = as_bound(high, loc, "high")
-        check_bounds(self.low, self.high, "TanhNormal")
-        self._unit = is_unit_interval(self.low, self.high)
+        self.low, self.high, self._unit = prepare_bounds(low, high, loc, "TanhNormal")
         self.event_dims = event_dims
         self.base = D.Independent(D.Normal(loc, scale, validate_args=False), event_dims)
         super().__init__(

@@ -6,7 +6,7 @@ import torch
 from tensordict.nn.distributions import TruncatedNormal as _TDTruncatedNormal
 from torch import distributions as D
 
-from streamrl.modules.distributions._squash import as_bound, check_bounds
+from streamrl.modules.distributions._squash import prepare_bounds
 
 __all__ = ["TruncatedNormal"]
 
@@ -36,8 +36,7 @@ class TruncatedNormal(D.Independent):
                 f"event_dims must be in [0, {loc.ndim}] for loc of shape {tuple(loc.shape)}, "
                 f"got {event_dims}"
             )
-        low, high = as_bound(low, loc, "low"), as_bound(high, loc, "high")
-        check_bounds(low, high, "TruncatedNormal")
+        low, high, _ = prepare_bounds(low, high, loc, "TruncatedNormal")
         self.low, self.high = low, high
         super().__init__(_TDTruncatedNormal(loc, scale, low, high), event_dims)
 
