@@ -59,6 +59,8 @@ def project_outputs(tensordict: TensorDictBase, specs: dict, owner: str) -> None
         if value is None:
             continue
         check_shape(key, value, spec, owner)
-        # under vmap a data-dependent is_in is not allowed; projecting an inside value is a no-op
-        if torch._C._functorch.is_batchedtensor(value) or not spec.is_in(value):
+        # projecting a value already inside is a no-op, so skip the is_in test where it cannot
+        # run (vmap) or would synchronise an accelerator
+        cheap = value.device.type == "cpu" and not torch._C._functorch.is_batchedtensor(value)
+        if not cheap or not spec.is_in(value):
             tensordict.set(key, spec.project(value))

@@ -88,7 +88,8 @@ def _masked_logits(logits, probs, mask, owner: str) -> torch.Tensor:
             f"{owner} mask of shape {tuple(mask.shape)} does not broadcast to logits of shape "
             f"{tuple(logits.shape)}"
         ) from None
-    if not torch._C._functorch.is_batchedtensor(mask) and not mask.any(-1).all():
+    inspectable = mask.device.type == "cpu" and not torch._C._functorch.is_batchedtensor(mask)
+    if inspectable and not mask.any(-1).all():
         raise ValueError(f"{owner} got a row whose action mask allows no action")
     return logits.masked_fill(~mask, float("-inf"))
 

@@ -100,7 +100,7 @@ class EGreedyModule(TensorDictModuleBase):
                     f"{(*index_shape, n)}, got {tuple(mask.shape)}"
                 )
             weights = mask.to(torch.float).reshape(-1, n)
-            if not (weights.sum(-1) > 0).all():
+            if weights.device.type == "cpu" and not (weights.sum(-1) > 0).all():
                 raise ValueError(f"action mask {self.action_mask_key!r} allows no action in a row")
             index = torch.multinomial(weights, 1).reshape(index_shape)
         if isinstance(spec, OneHot):
