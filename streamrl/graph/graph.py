@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +145,7 @@ class Graph:
         self.nodes: dict[str, Node] = {}
         self.edges: list[Edge] = []
         self._last_run: Any = None
+        self._running = False
 
     # ------------------------------------------------------------------ building
     def add(self, op: Operator, name: str | None = None,
@@ -286,13 +287,17 @@ class Graph:
 
     # ------------------------------------------------------------------ execution
     async def run(self, *, deterministic: bool = False, fuse: bool = True,
-                  watchdog_timeout: float | None = 30.0, max_steps: int | None = None) -> None:
+                  watchdog_timeout: float | None = 30.0, max_steps: int | None = None,
+                  monitor: Callable[[GraphStats], Any] | None = None,
+                  monitor_interval: float = 1.0) -> None:
         """Run until every operator has finished (end of stream), in the current task group.
 
         Any operator's exception cancels the graph and is raised as an
         :class:`~streamrl.graph.OperatorError` naming the operator (the original exception is
         its ``__cause__``). ``watchdog_timeout`` raises a :class:`~streamrl.graph.DeadlockError`
         when every operator has been blocked on its edges that long (``None`` disables it).
+        ``monitor`` is called with :meth:`stats` every ``monitor_interval`` seconds while the
+        graph runs and once at the end (e.g. to drive a progress bar or log throughput).
         ``deterministic=True`` runs :meth:`run_deterministic` instead (in this task).
         """
         if deterministic:
@@ -300,7 +305,8 @@ class Graph:
             return
         from .runner import Runner
 
-        runner = Runner(self, fuse=fuse, watchdog_timeout=watchdog_timeout)
+        runner = Runner(self, fuse=fuse, watchdog_timeout=watchdog_timeout, monitor=monitor,
+                        monitor_interval=monitor_interval)
         self._last_run = runner
         await runner.run()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from typing import Any
 
 import anyio
@@ -12,6 +13,7 @@ import torch
 from tensordict import TensorDict
 
 from .._mp import RemoteError, Worker, shared_zeros_like
+from .._warnings import StreamRLWarning
 from .operator import Many, Operator, async_hooks
 from .placement import END, NOARG, Host, Placement, call_hook, run_in_own_thread
 
@@ -136,8 +138,9 @@ class _ProcessHost(Host):
     placement = "process"
 
     def __init__(self, op: Operator, name: str, start_method: str | None,
-                 num_threads: int | None):
+                 num_threads: int | None, sync_state: bool):
         super().__init__(op, name)
+        self._sync_state = sync_state
         if async_hooks(op):
             raise TypeError(
                 f"operator {name!r} has async hooks {async_hooks(op)}; only placement='inline' "
@@ -214,6 +217,19 @@ class _ProcessHost(Host):
         if self._closed:
             return
         self._closed = True
+        if self._sync_state and not fast and self._fd >= 0:
+            # bring the state back so graph.state_dict() sees what the run did
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
+                try:
+                    state, _ = await self.call("state_dict")
+                    self.op.load_state_dict(state)
+                except Exception as exc:
+                    warnings.warn(
+                        f"operator {self.name!r}: could not copy its state back from the worker "
+                        f"process ({type(exc).__name__}: {exc})",
+                        StreamRLWarning,
+                        stacklevel=2,
+                    )
         if self._fd >= 0:
             self._loop.remove_reader(self._fd)
             self._fd = -1
@@ -231,8 +247,10 @@ class Process(Placement):
     ``spawn``) before :meth:`~streamrl.graph.Operator.open` runs there, so it should create heavy
     or unpicklable resources in ``open``. TensorDict messages cross through shared-memory
     buffers allocated from the first message (and again if the structure changes); other
-    messages are pickled. The parent's operator object is not updated by the run.
-    In deterministic mode the operator runs inline instead.
+    messages are pickled. When the run ends normally the worker's ``state_dict()`` is loaded
+    into the parent's operator object (``sync_state=False`` skips this, e.g. for large states),
+    so :meth:`Graph.state_dict` reflects the run. In deterministic mode the operator runs
+    inline instead.
 
     Examples:
         >>> from streamrl.graph import Process
@@ -242,12 +260,14 @@ class Process(Placement):
 
     name = "process"
 
-    def __init__(self, start_method: str | None = None, num_threads: int | None = 1):
+    def __init__(self, start_method: str | None = None, num_threads: int | None = 1,
+                 sync_state: bool = True):
         self.start_method = start_method
         self.num_threads = num_threads
+        self.sync_state = sync_state
 
     def host(self, op: Operator, name: str) -> Host:
-        return _ProcessHost(op, name, self.start_method, self.num_threads)
+        return _ProcessHost(op, name, self.start_method, self.num_threads, self.sync_state)
 
     def __repr__(self) -> str:
         return "Process()" if self.start_method is None else (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,9 +35,16 @@ class Runner:
 
     def __init__(self, graph: Graph, *, fuse: bool = True,
                  watchdog_timeout: float | None = 30.0,
-                 taps: dict[tuple[str, str], FifoChannel] | None = None):
+                 taps: dict[tuple[str, str], FifoChannel] | None = None,
+                 monitor: Callable[[Any], Any] | None = None, monitor_interval: float = 1.0):
         if watchdog_timeout is not None and watchdog_timeout <= 0:
             raise ValueError(f"watchdog_timeout must be > 0 or None, found {watchdog_timeout!r}")
+        if monitor is not None and not callable(monitor):
+            raise TypeError(f"monitor must be callable, found {type(monitor).__name__}")
+        if not monitor_interval > 0:
+            raise ValueError(f"monitor_interval must be > 0, found {monitor_interval!r}")
+        self.monitor = monitor
+        self.monitor_interval = monitor_interval
         self.taps = taps or {}
         graph.validate(tuple(self.taps), fuse)
         self.graph = graph
@@ -63,7 +71,10 @@ class Runner:
     async def run(self) -> None:
         if self._used:
             raise RuntimeError("a Runner runs once; call graph.run() again for a new run")
+        if self.graph._running:
+            raise RuntimeError(f"graph {self.graph.name!r} is already running")
         self._used = True
+        self.graph._running = True
         self._to_open = len(self.chains)
         self._remaining = len(self.chains)
         self._all_open = anyio.Event()
@@ -76,8 +87,11 @@ class Runner:
                     tg.start_soon(self._drive, chain, name=f"streamrl:{chain[0].name}")
                 if self.watchdog_timeout is not None:
                     tg.start_soon(self._watchdog, name="streamrl:watchdog")
+                if self.monitor is not None:
+                    tg.start_soon(self._monitor, name="streamrl:monitor")
         finally:
             self.running = False
+            self.graph._running = False
             for tap in self.taps.values():
                 tap.close_send()
         if self.error is not None:
@@ -298,6 +312,19 @@ class Runner:
             self._all_open.set()
         else:
             await self._all_open.wait()
+
+    # ------------------------------------------------------------------ monitor
+    async def _monitor(self) -> None:
+        from .stats import GraphStats
+
+        while not self._done.is_set():
+            with anyio.move_on_after(self.monitor_interval):
+                await self._done.wait()
+            try:
+                self.monitor(GraphStats.collect(self))
+            except Exception as exc:
+                self.fail(OperatorError("(monitor)", "monitor", exc))
+                return
 
     # ------------------------------------------------------------------ watchdog
     async def _watchdog(self) -> None:

@@ -136,3 +136,45 @@ def test_graph_state_dict_round_trip():
     assert pp2.op.count == 5
     with pytest.raises(ValueError, match=r"expected states for operators \['inc', 'pp'\]"):
         g2.load_state_dict({"pp": {}})
+
+
+async def test_monitor_is_called_while_running_and_at_the_end():
+    from streamrl.graph import GraphStats
+
+    seen = []
+    g = _pipeline()
+    await g.run(monitor=seen.append, monitor_interval=0.03)
+    assert len(seen) >= 2 and all(isinstance(s, GraphStats) for s in seen)
+    assert seen[-1].operators["out"].items_in == 160  # the last call sees the final counts
+    assert seen[0].operators["slow"].batches_in < 10
+    with pytest.raises(ValueError, match="monitor_interval must be > 0"):
+        await g.run(monitor=print, monitor_interval=0)
+
+
+async def test_a_graph_runs_once_at_a_time():
+    import anyio
+
+    g = _pipeline()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(g.run)
+        await anyio.sleep(0.02)
+        with pytest.raises(RuntimeError, match="already running"):
+            await g.run()
+    await g.run()  # and again afterwards
+
+
+def test_process_operator_state_comes_back_after_the_run():
+    from streamrl.graph import Process
+
+    g = Graph()
+    src = g.add(Source(range(7)), name="src", placement="process")
+    out = g.add(Collect())
+    g.connect(src, out)
+    g.run_sync()
+    assert out.op.items == list(range(7))
+    assert g.state_dict()["src"] == {"count": 7}
+    g = Graph()
+    src = g.add(Source(range(7)), name="src", placement=Process(sync_state=False))
+    g.connect(src, g.add(Collect()))
+    g.run_sync()
+    assert g.state_dict()["src"] == {"count": 0}
