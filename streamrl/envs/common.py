@@ -401,6 +401,7 @@ class EnvBase:
         auto_reset: bool = True,
         break_when_any_done: bool = True,
         tensordict: TensorDictBase | None = None,
+        set_truncated: bool = False,
     ) -> TensorDictBase:
         """Run up to ``max_steps`` steps and return them stacked along a new dim after the
         batch dims (shape ``(*batch_size, T)``).
@@ -410,6 +411,8 @@ class EnvBase:
         done; otherwise done sub-envs are reset and the next step's root holds the reset
         observation (``step_and_maybe_reset``). ``auto_reset=False`` starts from
         ``tensordict`` (which must then be given) instead of a fresh reset.
+        ``set_truncated`` marks the last step truncated (and done) where it is not done,
+        so that value estimators do not bootstrap across the cut.
         """
         self._check_open()
         if not isinstance(max_steps, int) or max_steps < 1:
@@ -421,10 +424,28 @@ class EnvBase:
         else:
             self._check_batch(tensordict, "rollout")
             td = tensordict
+        out = None
         if policy is None and callback is None:
             out = self._rollout_fast(td, max_steps, break_when_any_done)
-            if out is not None:
-                return out
+        if out is None:
+            out = self._rollout_loop(td, max_steps, policy, callback, break_when_any_done)
+        if set_truncated:
+            last = out[(slice(None),) * len(self.batch_size) + (-1,)]
+            nxt = last.get("next")
+            cut = ~nxt.get("done")
+            nxt.set_("truncated", nxt.get("truncated") | cut)
+            nxt.set_("done", nxt.get("done") | cut)
+        return out
+
+    def _rollout_loop(
+        self,
+        td: TensorDictBase,
+        max_steps: int,
+        policy: Callable[[TensorDictBase], TensorDictBase] | None,
+        callback: Callable[[EnvBase, TensorDictBase], Any] | None,
+        break_when_any_done: bool,
+    ) -> TensorDictBase:
+        """The generic rollout: one ``step`` (and ``step_mdp``) per iteration."""
         steps = []
         for _ in range(max_steps):
             if policy is None:
@@ -451,6 +472,11 @@ class EnvBase:
     ) -> TensorDictBase | None:
         """Hook: a random-action rollout into preallocated buffers, or None (generic loop)."""
         return None
+
+    @property
+    def batch_locked(self) -> bool:
+        """Whether inputs must have exactly ``batch_size`` (always True here)."""
+        return True
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_size={self.batch_size}, device={self.device})"

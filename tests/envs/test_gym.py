@@ -257,3 +257,14 @@ def test_out_of_bounds_continuous_action_reaches_env_by_default():
     td = env.reset()
     td["action"] = torch.tensor([2.0])
     assert torch.equal(env.step(td)["next", "observation"], big["observation"])
+
+
+@pytest.mark.parametrize("policy", [None, "rand"])
+def test_set_truncated_marks_last_step(policy):
+    env = GymEnv("Pendulum-v1")
+    pol = env.rand_action if policy else None
+    r = env.rollout(5, policy=pol, set_truncated=True)
+    assert r["next", "truncated"].flatten().tolist() == [False] * 4 + [True]
+    assert r["next", "done"][-1].item() and not r["next", "terminated"].any()
+    plain = env.rollout(5, policy=pol)
+    assert not plain["next", "truncated"].any()
