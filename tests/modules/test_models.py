@@ -281,3 +281,16 @@ def test_noisy_linear():
     assert torch.linalg.matrix_rank(layer.weight_epsilon).item() == 1
     with pytest.raises(ValueError, match="in_features"):
         MLP(out_features=2, layer_class=NoisyLinear)
+
+
+def test_recurrent_sequence_mode_keeps_collected_next_states():
+    lstm = LSTMModule(2, 3, in_key="x", out_key="y").set_recurrent_mode()
+    collected = torch.randn(2, 4, 1, 3)
+    td = TensorDict({"x": torch.randn(2, 4, 2),
+                     "next": {"recurrent_state_h": collected.clone(),
+                              "recurrent_state_c": collected.clone()}}, [2, 4])
+    lstm(td)
+    torch.testing.assert_close(td["next", "recurrent_state_h"], collected)
+    fresh = lstm(TensorDict({"x": td["x"]}, [2, 4]))
+    assert (fresh["next", "recurrent_state_h"][:, :-1] == 0).all()
+    assert (fresh["next", "recurrent_state_h"][:, -1] != 0).any()

@@ -7,9 +7,12 @@ carries it to the next step.
 
 Sequence mode (``module.set_recurrent_mode(True)``): the last batch dim is time, ``[*B, T]``.
 The state is read at ``t = 0`` and reset wherever ``is_init`` is True inside the sequence, so
-the outputs equal a stepwise rollout over the same data. Only the state after the last step
-is exact under ``("next", recurrent_state_*)`` (index ``T - 1``); earlier steps are written
-as zeros, because the fused kernels do not return intermediate states.
+the outputs equal a stepwise rollout over the same data. The fused kernels do not return
+intermediate states, so ``("next", recurrent_state_*)`` entries already in the TensorDict
+(collected data: the exact per-step states) are left as they are; when missing they are
+written with the exact state after the last step at index ``T - 1`` and zeros before it.
+
+Under ``torch.vmap`` (ensembles, functional calls) the same math runs unfused, step by step.
 """
 
 from __future__ import annotations
@@ -217,6 +220,8 @@ class _RecurrentModule(TensorDictModuleBase):
         out = torch.cat(outs, 1)
         tensordict.set(self.out_keys[0], out.reshape(*batch, -1))
         for key, state in zip(self.out_keys[1:], states):
+            if key in tensordict.keys(include_nested=True):
+                continue  # collected data already holds the exact per-step states
             full = state.new_zeros(n, steps, *self._state_shape)
             full[:, -1] = state
             tensordict.set(key, full.reshape(*batch, *self._state_shape))
