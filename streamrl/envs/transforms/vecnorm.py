@@ -19,7 +19,7 @@ from tensordict import TensorDictBase
 
 from streamrl.data.specs import Unbounded
 from streamrl.envs.transforms.observation_norm import ObservationNorm
-from streamrl.envs.transforms.transform import Transform, keys_repr
+from streamrl.envs.transforms.transform import Transform, keys_repr, reset_mask
 
 __all__ = ["VecNorm"]
 
@@ -123,15 +123,34 @@ class VecNorm(Transform):
         )
 
     # ------------------------------------------------------------------ data
-    def _call(self, td: TensorDictBase) -> TensorDictBase:
+    def _call(self, td: TensorDictBase, rows: torch.Tensor | None = None) -> TensorDictBase:
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             value = self._get(td, in_key)
             if not self.frozen:
-                self._update(in_key, value, td.batch_dims)
+                if rows is None:
+                    self._update(in_key, value, td.batch_dims)
+                else:
+                    self._update(in_key, value[rows], 1)
             mean, std = self.mean_std(in_key)
             dtype = value.dtype if value.is_floating_point() else torch.float32
             td.set(out_key, ((value - mean) / std).to(dtype))
         return td
+
+    def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
+        # A partial reset returns every row, but only the reset rows are new data.
+        mask = reset_mask(td, td_reset)
+        if mask is None:
+            return super()._reset(td, td_reset)
+        present = [k for k in self.in_keys if k in td_reset.keys(True)]
+        if not present:
+            return td_reset
+        in_keys, out_keys = self.in_keys, self.out_keys
+        pairs = [(i, o) for i, o in zip(in_keys, out_keys) if i in present]
+        self.in_keys, self.out_keys = [p[0] for p in pairs], [p[1] for p in pairs]
+        try:
+            return self._call(td_reset, rows=mask.reshape(td_reset.batch_size).bool())
+        finally:
+            self.in_keys, self.out_keys = in_keys, out_keys
 
     def _transform_spec(self, spec: Any) -> Any:
         dtype = spec.dtype if spec.dtype.is_floating_point else torch.float32

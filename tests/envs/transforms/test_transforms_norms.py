@@ -180,3 +180,27 @@ def test_vecnorm_in_env_specs_and_shape_errors(counting_env):
         VecNorm(decay=0.0)
     with pytest.raises(RuntimeError, match="no statistics"):
         VecNorm().mean_std()
+
+
+def test_vecnorm_partial_reset_counts_only_reset_rows(counting_env):
+    env = TransformedEnv(counting_env(batch_size=(3,), max_count=100), VecNorm(decay=1.0))
+    td = env.reset()  # 3 rows of zeros
+    td = env.rand_step(td)["next"].clone()  # 3 rows of ones
+    t = env.transform[0]
+    assert t.observation_count.item() == 6
+    td["_reset"] = torch.tensor([[True], [False], [False]])
+    env.reset(td)  # one fresh row (zeros); the two others are not new data
+    assert t.observation_count.item() == 7
+    torch.testing.assert_close(t.observation_sum, torch.full((3,), 3.0, dtype=torch.float64))
+
+
+def test_nested_keys_in_specs():
+    from streamrl.data.specs import Composite
+
+    spec = Composite(agent=Composite(obs=Bounded(0.0, 1.0, shape=(3,))), shape=())
+    t = ObservationNorm(
+        loc=1.0, scale=2.0, in_keys=[("agent", "obs")], out_keys=[("agent", "obs2")]
+    )
+    out = t.transform_observation_spec(spec)
+    torch.testing.assert_close(out["agent", "obs2"].high, torch.full((3,), 3.0))
+    assert ("agent", "obs") in out.keys(True, True)
