@@ -363,3 +363,36 @@ def test_stateful_or_inverse_transforms_use_the_step_loop(counting_env):
     inv = TransformedEnv(counting_env(double=True), DoubleToFloat())
     assert not inv._trajectory_ok()  # float64 actions are cast back: there is an action path
     assert TransformedEnv(counting_env(), RewardScaling(0.0, 1.0))._trajectory_ok()
+
+
+def test_transformed_specs_sample_valid_data(counting_env):
+    from streamrl.envs.transforms import CatFrames, InitTracker, RewardSum, VecNorm
+
+    env = TransformedEnv(
+        counting_env(batch_size=(2,), pixels=True),
+        Compose(
+            InitTracker(),
+            StepCounter(5),
+            RewardSum(),
+            ToTensorImage(),
+            CatFrames(2, -3),
+            VecNorm(in_keys=["observation"]),
+        ),
+    )
+    expected = {
+        "observation": ((2, 3), torch.float32),
+        "pixels": ((2, 6, 8, 6), torch.float32),
+        "is_init": ((2, 1), torch.bool),
+        "step_count": ((2, 1), torch.int64),
+        "episode_reward": ((2, 1), torch.float32),
+    }
+    sample = env.full_observation_spec.rand()
+    assert {k: (tuple(v.shape), v.dtype) for k, v in sample.items()} == expected
+    for part in (env.full_observation_spec, env.full_done_spec, env.full_reward_spec):
+        assert part.is_in(part.rand())
+    # the outputs have exactly the layout the specs promise
+    td = env.reset()
+    assert {k: (tuple(td[k].shape), td[k].dtype) for k in expected} == expected
+    fake = env.fake_tensordict()
+    roll = env.rollout(3)
+    assert set(fake.keys(True, True)) == set(roll.keys(True, True))
