@@ -18,7 +18,8 @@ class OperatorError(GraphError):
     """An operator raised while the graph ran.
 
     The graph is cancelled and this error is raised to the caller of ``run``. ``operator`` is the
-    operator's name, ``hook`` the hook that raised (``open``, ``step``, ``finish`` or ``close``),
+    operator's name, ``hook`` the hook that raised (``open``, ``step``, ``finish`` or ``close``;
+    ``start`` when its placement could not start it, e.g. a worker process that died),
     and ``__cause__`` (also ``original``) is the exception the operator raised. For a
     process-placed operator the original is rebuilt in this process when it can be pickled,
     otherwise it is the :class:`streamrl._mp.RemoteError` carrying the remote traceback.

@@ -207,12 +207,13 @@ class _ThreadHost(Host):
         self._jobs.put(("close", NOARG, fut))
         self._jobs.put(None)
         timeout = 1.0 if fast else self._close_timeout
+        error = None
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(timeout):
                 try:
                     await fut
-                except Exception:
-                    pass  # close() must not raise; a failing close is not the run's error
+                except Exception as exc:
+                    error = exc
         thread.join(0.01)
         if thread.is_alive():
             warnings.warn(
@@ -221,6 +222,8 @@ class _ThreadHost(Host):
                 StreamRLWarning,
                 stacklevel=2,
             )
+        if error is not None:
+            raise error
 
 
 class Placement:

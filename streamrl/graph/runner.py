@@ -233,7 +233,12 @@ class Runner:
             opened = []
             for o in chain:
                 current = o
-                await o.host.start()
+                try:
+                    await o.host.start()
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except Exception as exc:
+                    raise _HookFailure(o.name, "start", exc) from None
             for o in chain:
                 current = o
                 out = await self._call(o, "open")
@@ -282,8 +287,8 @@ class Runner:
                 i = i + 1 if e is None else e
         except _HookFailure as f:
             self.fail(OperatorError(f.op, f.hook, f.exc))
-        except GraphError as exc:
-            self.fail(exc if current.name in str(exc) else OperatorError(current.name, "step", exc))
+        except GraphError as exc:  # validation at run time: the message names the culprit
+            self.fail(exc)
         except Exception as exc:
             self.fail(OperatorError(current.name, "step", exc))
         finally:

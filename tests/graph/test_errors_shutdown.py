@@ -204,3 +204,56 @@ def test_bad_watchdog_timeout():
     g.connect(g.add(Source(range(3))), g.add(Collect()))
     with pytest.raises(ValueError, match="watchdog_timeout"):
         anyio.run(lambda: g.run(watchdog_timeout=0))
+
+
+@pytest.mark.parametrize("placement", ["inline", "thread"])
+async def test_error_in_close_is_reported(placement):
+    class BadClose(Operator):
+        outputs = ()
+
+        def step(self, inputs):
+            return None
+
+        def close(self):
+            raise OSError("cannot close")
+
+    g = Graph()
+    g.connect(g.add(Source(range(3))), g.add(BadClose(), name="bad", placement=placement))
+    with pytest.raises(OperatorError, match="'bad' raised in close"):
+        await g.run()
+
+
+async def test_a_placement_that_cannot_start_is_reported():
+    from streamrl.graph import Placement
+    from streamrl.graph.placement import Host
+
+    class Broken(Placement):
+        name = "broken"
+
+        def host(self, op, name):
+            class H(Host):
+                placement = "broken"
+
+                async def start(self):
+                    raise ConnectionError("no cluster")
+
+            return H(op, name)
+
+    g = Graph()
+    m = g.add(Map(abs), name="m", placement=Broken())
+    g.connect(g.add(Source(range(3))), m).connect(m, g.add(Collect()))
+    with pytest.raises(OperatorError, match=r"'m' raised in start\(\): ConnectionError"):
+        await g.run()
+
+
+@pytest.mark.slow
+def test_spawned_worker_process_with_tensordicts():
+    from streamrl.graph import Process
+
+    g = Graph()
+    src = g.add(Source(TensorDict({"x": torch.full((8, 2), float(i))}, [8]) for i in range(4)))
+    m = g.add(Map(lambda td: td * 10), name="m", placement=Process(start_method="spawn"))
+    out = g.add(Collect())
+    g.connect(src, m).connect(m, out)
+    g.run_sync()
+    assert [td["x"][0, 0].item() for td in out.op.items] == [0.0, 10.0, 20.0, 30.0]
