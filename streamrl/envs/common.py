@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -322,7 +323,12 @@ class EnvBase:
         if action.shape != spec.shape:
             raise ValueError(f"action: expected shape {spec.shape}, found {action.shape}")
         if spec.domain == "continuous" and not self.strict_action_bounds:
-            if not bool(torch.isfinite(action).all()):
+            finite = (
+                math.isfinite(action.item())
+                if action.numel() == 1
+                else bool(torch.isfinite(action).all())
+            )
+            if not finite:
                 raise ValueError(f"action holds non-finite values: {action}")
             return
         if not spec._values_ok(action):

@@ -105,19 +105,30 @@ class Bounded(TensorSpec):
     def rand(self, shape: Any = None) -> torch.Tensor:
         """Uniform in the box (clamped normal along infinite bounds)."""
         full = (*_size(shape), *self.shape)
-        low, high = self.low.expand(full), self.high.expand(full)
+        low, high = self.low, self.high
         if self.dtype.is_floating_point:
-            finite = torch.isfinite(low) & torch.isfinite(high)
             u = torch.rand(full, device=self.device, dtype=self.dtype)
-            if bool(finite.all()):
-                return low + (high - low) * u
+            if self._finite():
+                return torch.addcmul(low, high - low, u)
+            low, high = low.expand(full), high.expand(full)
+            finite = torch.isfinite(low) & torch.isfinite(high)
             out = torch.randn(full, device=self.device, dtype=self.dtype)
             out = torch.where(finite, low + (high - low) * u, out)
             return torch.maximum(torch.minimum(out, high), low)
-        lo, hi = low.to(torch.float64), high.to(torch.float64)
+        lo, hi = low.expand(full).to(torch.float64), high.expand(full).to(torch.float64)
         u = torch.rand(full, device=self.device, dtype=torch.float64)
         val = torch.floor(lo + (hi - lo + 1) * u)
         return torch.minimum(val, hi).to(self.dtype)
+
+    def _finite(self) -> bool:
+        # cached per bounds object: rand() runs once per env step
+        key = (id(self.space.low), id(self.space.high))
+        cached = getattr(self, "_finite_cache", None)
+        if cached is None or cached[0] != key:
+            ok = bool(torch.isfinite(self.low).all() and torch.isfinite(self.high).all())
+            cached = (key, ok, self.space.low, self.space.high)  # refs keep the ids unique
+            self._finite_cache = cached
+        return cached[1]
 
     def zero(self, shape: Any = None) -> torch.Tensor:
         """Zeros, clamped into the box."""

@@ -83,6 +83,8 @@ class Categorical(_Discrete):
         return torch.randint(0, self.n, full, device=self.device, dtype=self.dtype)
 
     def _values_ok(self, val: torch.Tensor) -> bool:
+        if val.numel() == 1:  # one env, one action: a Python compare is ~10x cheaper
+            return 0 <= val.item() < self.n
         return bool(((val >= 0) & (val < self.n)).all())
 
     def project(self, val: torch.Tensor) -> torch.Tensor:
