@@ -208,7 +208,7 @@ def rss_mb() -> tuple[float, float]:
 def atari_rss(frames: int) -> str:
     from streamrl.data import LazyMemmapStorage, ReplayBuffer
 
-    need = frames * 4 * 84 * 84 * 2  # pixels and next pixels
+    need = frames * 4 * 84 * 84  # one 4x84x84 uint8 frame stack per transition
     free = shutil.disk_usage("/tmp").free
     if free < need + (5 << 30):
         return f"skipped: {need / 2**30:.1f} GiB needed, {free / 2**30:.1f} GiB free in /tmp"
@@ -220,7 +220,6 @@ def atari_rss(frames: int) -> str:
                 "pixels": torch.randint(0, 255, (chunk, 4, 84, 84), dtype=torch.uint8),
                 "action": torch.zeros(chunk, dtype=torch.int64),
                 "next": {
-                    "pixels": torch.randint(0, 255, (chunk, 4, 84, 84), dtype=torch.uint8),
                     "reward": torch.zeros(chunk, 1),
                     "done": torch.zeros(chunk, 1, dtype=torch.bool),
                 },
@@ -228,23 +227,28 @@ def atari_rss(frames: int) -> str:
             [chunk],
         )
         base, _ = rss_mb()
+        max_fill = max_sample = 0.0
         t = time.perf_counter()
         with LazyMemmapStorage(frames, scratch_dir=d) as s:
             rb = ReplayBuffer(storage=s, batch_size=256)
-            for _ in range(frames // chunk):
+            for i in range(frames // chunk):
                 rb.extend(td)
+                if i % 5 == 0:
+                    max_fill = max(max_fill, rss_mb()[0])
             fill_s = time.perf_counter() - t
-            _, peak_fill = rss_mb()
             t = time.perf_counter()
-            for _ in range(200):
+            for i in range(500):
                 rb.sample()
-            samp_us = (time.perf_counter() - t) / 200 * 1e6
-            cur, peak = rss_mb()
+                if i % 5 == 0:
+                    max_sample = max(max_sample, rss_mb()[0])
+            samp_us = (time.perf_counter() - t) / 500 * 1e6
             disk = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+        _, peak = rss_mb()
         return (
-            f"{frames} frames x2 (obs + next obs), {disk / 2**30:.2f} GiB on disk; fill "
-            f"{fill_s:.1f} s; sample(256) {samp_us:.0f} us; RSS before {base:.0f} MB, peak "
-            f"during fill {peak_fill:.0f} MB, peak overall {peak:.0f} MB, now {cur:.0f} MB"
+            f"{frames} frames of 4x84x84 uint8, {disk / 1e9:.2f} GB on disk; fill "
+            f"{fill_s:.1f} s, sample(256) {samp_us:.0f} us; RSS before {base:.0f} MB, max "
+            f"while filling {max_fill:.0f} MB, max while sampling {max_sample:.0f} MB, "
+            f"process peak (VmHWM) {peak:.0f} MB"
         )
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -256,10 +260,14 @@ def main(argv=None) -> None:
     p.add_argument("--skip-atari", action="store_true")
     p.add_argument("--atari-frames", type=int, default=200_000)
     p.add_argument("--quick", action="store_true", help="10x fewer repetitions")
+    p.add_argument("--atari-only", action="store_true", help="only the RSS check")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     reduce = 10 if args.quick else 1
+    if args.atari_only:
+        print("LazyMemmapStorage Atari RSS:", atari_rss(args.atari_frames))
+        return
 
     mine = ours(reduce)
     py = find_peers_python(args.peers_python)

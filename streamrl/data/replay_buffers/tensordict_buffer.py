@@ -15,8 +15,7 @@ __all__ = ["TensorDictPrioritizedReplayBuffer", "TensorDictReplayBuffer"]
 class TensorDictReplayBuffer(ReplayBuffer):
     """A :class:`ReplayBuffer` of TensorDicts; each sample gets an ``index`` entry (int64).
 
-    Sampler info with one value per sampled item (``_weight`` of a prioritized sampler) is
-    written into the sample too. :meth:`update_tensordict_priority` reads ``index`` and
+    A prioritized sampler's importance weights are written into the sample as ``_weight``. :meth:`update_tensordict_priority` reads ``index`` and
     ``priority_key`` back from a sample (a no-op without a prioritized sampler). The
     ``priority_key`` entry of an extended batch is not stored: with a prioritized sampler it
     sets the initial priorities of the new items (max over extra dims).
@@ -32,6 +31,8 @@ class TensorDictReplayBuffer(ReplayBuffer):
     ['a', 'index']
     """
 
+    _INFO_KEYS = ("index", "_weight")
+
     def __init__(self, *, priority_key="td_error", **kwargs) -> None:
         super().__init__(**kwargs)
         self.priority_key = priority_key
@@ -40,7 +41,8 @@ class TensorDictReplayBuffer(ReplayBuffer):
         if not isinstance(data, TensorDictBase):
             return data
         n = data.batch_size[0] if data.batch_dims else 0
-        for key, value in info.items():
+        for key in self._INFO_KEYS:
+            value = info.get(key)
             if isinstance(value, torch.Tensor) and value.shape[:1] == (n,):
                 data.set(key, value.to(data.device) if data.device is not None else value)
         return data

@@ -195,6 +195,10 @@ class TestMemmap:
         rb.close()
         rb.close()  # idempotent
         assert not os.path.exists(d)
+        with pytest.raises(RuntimeError, match="closed"):
+            rb.extend(_batch(1))
+        with pytest.raises(RuntimeError, match="closed"):
+            rb.sample(1)
 
     def test_pages_are_released(self, tmp_path):
         s = LazyMemmapStorage(1000, scratch_dir=tmp_path / "m", release_bytes=1 << 16)

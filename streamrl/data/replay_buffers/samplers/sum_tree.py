@@ -102,7 +102,10 @@ class _KaryTree:
         if start == stop:
             return
         levels, k = self._levels, self._k
-        levels[0][start:stop] = torch.as_tensor(values, dtype=torch.float64)
+        if isinstance(values, (int, float)):
+            levels[0][start:stop].fill_(values)
+        else:
+            levels[0][start:stop].copy_(torch.as_tensor(values, dtype=torch.float64))
         for lvl in range(1, len(levels)):
             start, stop = start // k, (stop - 1) // k + 1
             child = levels[lvl - 1][start * k : stop * k].view(-1, k)

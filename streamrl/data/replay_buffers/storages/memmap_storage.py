@@ -18,6 +18,7 @@ __all__ = ["LazyMemmapStorage"]
 
 _SCHEMA = "schema.json"
 _CURSOR = "cursor.bin"
+_FAULT_AROUND = 64 << 10  # Linux maps up to this much around a faulting page (fault_around_bytes)
 
 
 class LazyMemmapStorage(LazyTensorStorage):
@@ -48,16 +49,18 @@ class LazyMemmapStorage(LazyTensorStorage):
         max_size: int,
         *,
         scratch_dir: str | os.PathLike | None = None,
-        release_bytes: int = 256 << 20,
+        release_bytes: int = 128 << 20,
     ) -> None:
         self._cursor: np.ndarray | None = None
         self._open_mode = "w+"
         super().__init__(max_size)
         self._maps: list[np.memmap] = []
-        self._row_bytes = 0
+        self._row_bytes = 0  # bytes a random read of one row may map
+        self._total_bytes = 0  # size of all files
         self._pending = 0
         self.release_bytes = int(release_bytes)
         self._finalizer = None
+        self._closed = False
         if scratch_dir is None:
             self.scratch_dir = tempfile.mkdtemp(prefix="streamrl-memmap-")
             self._finalizer = weakref.finalize(
@@ -101,12 +104,21 @@ class LazyMemmapStorage(LazyTensorStorage):
         if nbytes == 0:
             raise ValueError(f"cannot memory-map an empty leaf of shape {tuple(shape)}")
         mm = np.memmap(self._path(name), dtype=np.uint8, mode=mode, shape=(nbytes,))
+        # Rows are read at random: no read-ahead, which would map (and read) neighbours too.
+        mm._mmap.madvise(mmap.MADV_RANDOM)
         self._maps.append(mm)
         return torch.from_numpy(mm).view(dtype).view(shape)
 
     def _new_leaf(self, index, key, shape, dtype):
-        self._row_bytes += int(np.prod(shape[1:])) * torch.empty((), dtype=dtype).element_size()
+        self._row_bytes += self._footprint(shape, dtype)
+        self._total_bytes += int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
         return self._map(f"leaf_{index:03d}.bin", shape, dtype, self._open_mode)
+
+    @staticmethod
+    def _footprint(shape, dtype) -> int:
+        """Bytes a read of one row may map: its pages plus the kernel's fault-around window."""
+        row = int(np.prod(shape[1:])) * torch.empty((), dtype=dtype).element_size()
+        return -(-row // mmap.PAGESIZE) * mmap.PAGESIZE + _FAULT_AROUND
 
     def _allocate(self, schema, is_td) -> None:
         if self._cursor is None:
@@ -149,8 +161,24 @@ class LazyMemmapStorage(LazyTensorStorage):
         finally:
             self._open_mode = "w+"
 
-    def _touched(self, rows: int) -> None:
-        self._pending += rows * self._row_bytes
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"LazyMemmapStorage at {self.scratch_dir!r} is closed")
+
+    def prepare(self, data):
+        """As :meth:`LazyTensorStorage.prepare`; ``RuntimeError`` once closed."""
+        self._check_open()
+        return super().prepare(data)
+
+    def _read(self, index):
+        self._check_open()
+        return super()._read(index)
+
+    def _touched(self, rows: int, contiguous: bool = False) -> None:
+        if self._total_bytes <= self.release_bytes:
+            return  # the whole storage fits in the budget: never worth releasing
+        per_row = self._total_bytes // self.max_size if contiguous else self._row_bytes
+        self._pending += rows * per_row
         if self._pending >= self.release_bytes:
             self.release_pages()
 
@@ -169,6 +197,7 @@ class LazyMemmapStorage(LazyTensorStorage):
 
     def close(self) -> None:
         """Flush, unmap; remove the directory if it was a temporary one. Idempotent."""
+        self._closed = True
         if self._maps:
             self.flush()
         self._maps = []

@@ -9,6 +9,10 @@ from streamrl.data.replay_buffers.storages.base import Batch, Storage
 
 __all__ = ["LazyTensorStorage"]
 
+# TensorDict's constructor validates every leaf; rows cut from the storage need no check. The
+# unchecked constructor is private API of tensordict, so fall back to the public one.
+_new_unsafe = getattr(TensorDict, "_new_unsafe", None)
+
 _COPY_CHUNK = 65536  # rows per copy when loading a checkpoint (bounds temporary memory)
 
 
@@ -190,7 +194,7 @@ class LazyTensorStorage(Storage):
             dev_index = index.to(self.device)
             for dst, src in zip(self._leaves, leaves):
                 dst.index_copy_(0, dev_index, src.to(dst.device))
-        self._touched(n)
+        self._touched(n, contiguous=start is not None)
         self._advance(index, start, new_len)
 
     # -- reading ----------------------------------------------------------------------------
@@ -215,7 +219,17 @@ class LazyTensorStorage(Storage):
             for part in key[:-1]:
                 node = node.setdefault(part, {})
             node[key[-1]] = row
-        return TensorDict(nested, batch_size=[index.numel()], device=self.device)
+        batch_size = torch.Size([index.numel()])
+        if _new_unsafe is None:
+            return TensorDict(nested, batch_size=batch_size, device=self.device)
+        return self._build(nested, batch_size)
+
+    def _build(self, nested: dict, batch_size: torch.Size):
+        # The rows were cut from validated storage tensors: skip TensorDict's checks.
+        for key, value in nested.items():
+            if isinstance(value, dict):
+                nested[key] = self._build(value, batch_size)
+        return _new_unsafe(nested, batch_size=batch_size, device=self.device)
 
     def column(self, key) -> torch.Tensor:
         """The written rows of one key (a view)."""
@@ -226,7 +240,7 @@ class LazyTensorStorage(Storage):
             raise KeyError(f"key {_fmt_key(key)} not in the storage; keys: {self._keys}")
         return self._leaves[self._keys.index(key)][: self._len]
 
-    def _touched(self, rows: int) -> None:
+    def _touched(self, rows: int, contiguous: bool = False) -> None:
         """Hook for disk-backed storages to account for the pages a read or write touched."""
 
     # -- state ------------------------------------------------------------------------------
@@ -269,7 +283,7 @@ class LazyTensorStorage(Storage):
                 for lo in range(0, length, _COPY_CHUNK):
                     hi = min(length, lo + _COPY_CHUNK)
                     dst[lo:hi].copy_(src[lo:hi])
-                    self._touched(hi - lo)
+                    self._touched(hi - lo, contiguous=True)
         self._len = int(state["len"])
         self._head = int(state["head"])
 
