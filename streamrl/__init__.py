@@ -11,7 +11,18 @@ Subpackages (import what you need; dependencies point down only):
 - :mod:`streamrl.collectors`: data collectors built as graph topologies
 """
 
+import os as _os
+
+from tensordict.nn import set_composite_lp_aggregate as _set_lp_aggregate
+
 from streamrl._warnings import StreamRLWarning
+
+# Probabilistic modules (tensordict's own included, as the seed tutorial uses them) write the
+# log-probability of a single sampled key at "sample_log_prob", the key streamrl's losses read.
+# Done once, when streamrl is first imported, so the key never depends on import order; the
+# COMPOSITE_LP_AGGREGATE environment variable still takes precedence.
+if _os.getenv("COMPOSITE_LP_AGGREGATE") is None:
+    _set_lp_aggregate(True).set()
 
 __version__ = "0.1.0.dev0"
 

@@ -3,15 +3,9 @@
 TensorDictModule, TensorDictSequential and the probabilistic modules come from
 ``tensordict.nn``; this package adds RL models and defaults on top of them.
 
-Importing this package makes tensordict's probabilistic modules write a single sampled key's
-log-probability at ``"sample_log_prob"`` (``tensordict.nn.set_composite_lp_aggregate(True)``),
-the key the seed tutorial and streamrl's losses use, unless the ``COMPOSITE_LP_AGGREGATE``
-environment variable chooses otherwise.
+Importing streamrl (any subpackage) makes tensordict's probabilistic modules write a single
+sampled key's log-probability at ``"sample_log_prob"`` (see :mod:`streamrl`).
 """
-
-import os as _os
-
-from tensordict.nn import set_composite_lp_aggregate as _set_lp_aggregate
 
 from streamrl._exploration import ExplorationType, exploration_type, set_exploration_type
 from streamrl.modules.actor_critic import (
@@ -53,9 +47,6 @@ from streamrl.modules.models import (
 from streamrl.modules.qvalue import QValueActor, QValueModule
 from streamrl.modules.safe import SafeModule
 from streamrl.modules.tanh_module import TanhModule
-
-if _os.getenv("COMPOSITE_LP_AGGREGATE") is None:
-    _set_lp_aggregate(True).set()
 
 __all__ = [
     "MLP",

@@ -27,7 +27,8 @@ class PolicyStage(Operator):
         policy: a callable writing the action, or a :class:`PolicyWeights`.
         device: move inputs to this device before the policy, and outputs back to the inputs'
             device after it (``None``: no move).
-        exploration_type: the exploration type the policy runs under.
+        exploration_type: the exploration type the policy runs under (set for this thread
+            only, so an evaluator in another thread is not affected).
     """
 
     def __init__(
@@ -52,7 +53,7 @@ class PolicyStage(Operator):
         src_device = td.device
         if self.device is not None:
             td = td.to(self.device)
-        with torch.no_grad(), set_exploration_type(self.exploration_type):
+        with torch.no_grad(), set_exploration_type(self.exploration_type, thread_local=True):
             out = self.policy(td)
         if out is None:
             out = td

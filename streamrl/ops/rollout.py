@@ -47,7 +47,8 @@ class Rollout(Operator):
         frames_per_batch: frames per emitted batch; ``T = frames_per_batch // num_envs``.
         total_frames: stop after this many frames (``None`` or ``-1``: never stop).
         max_frames_per_traj: truncate episodes longer than this (``None`` or ``-1``: no limit).
-        exploration_type: the exploration type the policy runs under.
+        exploration_type: the exploration type the policy runs under (set for this thread
+            only, so an evaluator in another thread is not affected).
         seed: seeds the env (and torch, in the rollout's process) when set.
         gated: wait for a token on a ``trigger`` input port before each batch (lockstep
             collection, paced by a :class:`~streamrl.ops.Trigger`).
@@ -126,7 +127,7 @@ class Rollout(Operator):
         version = self.weights.version if self.weights is not None else self.version
         steps = []
         td = self._td
-        with torch.no_grad(), set_exploration_type(self.exploration_type):
+        with torch.no_grad(), set_exploration_type(self.exploration_type, thread_local=True):
             for _ in range(self.steps_per_batch):
                 if self.policy is None:
                     td = env.rand_action(td)
