@@ -1,9 +1,28 @@
 """streamrl.graph: the dataflow runtime (operators, bounded edges, placements, runners).
 
-It knows nothing about RL. Build a :class:`Graph` of :class:`Operator` objects, connect their
-ports with bounded FIFO, latest-value or rate-limited edges, and run it with
-``await graph.run()``, ``graph.run_sync()``, ``for item in graph.iterate(node)``, or
-deterministically with ``graph.run_deterministic()``.
+It knows nothing about RL. A :class:`Graph` holds :class:`Operator` objects (sources, maps,
+batchers, sinks, or stages with several named ports) connected by edges:
+
+* **FIFO** edges with a capacity (the backpressure: a full edge makes its producer wait),
+* **latest-value** edges (``kind="latest"``: the writer never waits, the reader gets only the
+  newest value, e.g. weights),
+* **rate-limited** FIFO edges (``limiter=``: a :class:`RateLimiter` gates puts and gets).
+
+One output port may feed several edges (fan-out: every consumer gets every item, the same
+object, so consumers must not modify items in place); several edges may feed one input port
+(fan-in: merged). Cycles are declared with ``feedback=True`` and checked for progress.
+
+Each operator has a placement: :class:`Inline` (the event loop), :class:`Thread` (a dedicated
+worker thread) or :class:`Process` (a worker process; TensorDicts cross in shared memory).
+Chains of inline operators are fused into one task.
+
+Run a graph with ``await graph.run()``, ``graph.run_sync()``, ``for item in
+graph.iterate(node)``, ``async with graph.stream(node) as items``, or deterministically with
+``graph.run_deterministic()`` / ``graph.stepper()``. An operator's exception cancels the run and
+is raised as :class:`OperatorError` naming the operator, with the original exception as
+``__cause__``; a deadlock is raised as :class:`DeadlockError` naming the blocked edges.
+``graph.stats()``, ``graph.report()``, ``str(graph)`` and ``graph.to_mermaid()`` show what it
+does.
 
 >>> from streamrl.graph import Graph, Source, Batcher, Collect
 >>> g = Graph()

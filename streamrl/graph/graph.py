@@ -218,8 +218,9 @@ class Graph:
             feedback: declares the edge that closes a cycle.
             limiter: a :class:`RateLimiter` gating puts and gets of a FIFO edge.
 
-        Several connections from one output port fan out (each consumer gets every item);
-        several into one input port fan in (items are merged).
+        Several connections from one output port fan out (each consumer gets every item: the
+        same object, so consumers must not modify it in place); several into one input port fan
+        in (items are merged, round robin among the producers that have items).
         """
         s, sp = self._port(src, "output")
         d, dp = self._port(dst, "input")

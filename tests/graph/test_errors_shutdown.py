@@ -257,3 +257,21 @@ def test_spawned_worker_process_with_tensordicts():
     g.connect(src, m).connect(m, out)
     g.run_sync()
     assert [td["x"][0, 0].item() for td in out.op.items] == [0.0, 10.0, 20.0, 30.0]
+
+
+async def test_a_worker_process_that_dies_is_reported():
+    class Die(Operator):
+        def step(self, inputs):
+            if inputs["in"] == 2:
+                os._exit(3)
+            return {"out": inputs["in"]}
+
+    leaks = LeakCheck()
+    g = Graph()
+    d = g.add(Die(), name="die", placement="process")
+    g.connect(g.add(Source(range(10))), d).connect(d, g.add(Collect()))
+    with pytest.raises(OperatorError, match=r"'die' raised in step\(\): WorkerDiedError") as info:
+        with anyio.fail_after(5):
+            await g.run()
+    assert "exit code 3" in str(info.value)
+    leaks.assert_clean()
