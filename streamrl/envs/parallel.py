@@ -118,6 +118,9 @@ class ParallelEnv(_BatchedEnv):
         mp_start_method: ``"fork"``, ``"spawn"`` or ``"forkserver"`` (default: fork on
             Linux).
         num_threads: torch threads in each worker.
+        timeout: seconds to wait for a worker's reply before raising ``TimeoutError`` (and
+            closing the env); None waits as long as the worker lives. A worker that dies is
+            reported at once either way.
 
     >>> from streamrl.envs.libs.gym import GymEnv
     >>> with ParallelEnv(2, lambda: GymEnv("Pendulum-v1")) as env:
@@ -133,8 +136,12 @@ class ParallelEnv(_BatchedEnv):
         mp_start_method: str | None = None,
         num_threads: int = 1,
         device: Any = None,
+        timeout: float | None = None,
     ) -> None:
         super().__init__(num_workers, create_env_fn, create_env_kwargs, device=device)
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds or None, found {timeout!r}")
+        self.timeout = timeout
         if mp_start_method not in (None, "fork", "spawn", "forkserver"):
             raise ValueError(
                 f"mp_start_method must be fork, spawn or forkserver, found {mp_start_method!r}"
@@ -192,25 +199,26 @@ class ParallelEnv(_BatchedEnv):
         out, error = [], None
         for i in idx:
             try:
-                out.append(self._workers[i].recv())
-            except (WorkerDiedError, RemoteError) as exc:
+                out.append(self._workers[i].recv(timeout=self.timeout))
+            except (WorkerDiedError, RemoteError, TimeoutError) as exc:
                 error = error or exc
                 out.append(None)
-        if isinstance(error, WorkerDiedError):
+        if isinstance(error, WorkerDiedError | TimeoutError):
             self._fail()
         if error is not None:
             raise error
         return out
 
     def _fail(self) -> None:
-        # a dead worker leaves the batch inconsistent: stop everything, refuse further use
-        self._stop_workers()
+        # a dead or hung worker leaves the batch inconsistent: stop everything (quickly:
+        # the hung one is terminated), refuse further use
+        self._stop_workers(timeout=0.2)
         self._closed = True
 
-    def _stop_workers(self) -> None:
+    def _stop_workers(self, timeout: float = 1.0) -> None:
         for w in self._workers:
             try:
-                w.close(timeout=1.0)
+                w.close(timeout=timeout)
             except Exception:
                 pass
 

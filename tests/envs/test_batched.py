@@ -294,3 +294,25 @@ def test_other_start_methods(method):
             torch.manual_seed(0)
             outs.append(env.rollout(30, break_when_any_done=False))
     assert (outs[0] == outs[1]).all()
+
+
+class SlowEnv(CountingEnv):
+    def _step(self, td):
+        time.sleep(30)
+        return super()._step(td)
+
+
+@pytest.mark.timeout(30)
+def test_hung_worker_times_out():
+    env = ParallelEnv(2, SlowEnv, timeout=0.5)
+    td = env.reset()
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not reply"):
+        env.rand_step(td)
+    assert time.monotonic() - t0 < 5
+    assert env.is_closed
+    for pid in env.worker_pids:  # the hung worker was terminated too
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    with pytest.raises(ValueError, match="timeout"):
+        ParallelEnv(2, SlowEnv, timeout=0)
