@@ -149,6 +149,7 @@ class ParallelEnv(_BatchedEnv):
         self.mp_start_method = mp_start_method
         self.num_threads = num_threads
         self._workers: list[Worker] = []
+        self._pids: list[int | None] = []
 
     # -------------------------------------------------------------- workers
     def _start(self) -> None:
@@ -164,6 +165,7 @@ class ParallelEnv(_BatchedEnv):
                 )
                 self._workers.append(w)
                 w.start()
+                self._pids.append(w.pid)
             metas = self._gather("meta")
             if any(m["full_state_spec"].keys(True, True) for m in metas):
                 raise NotImplementedError("ParallelEnv does not support envs with a state_spec")
@@ -224,8 +226,8 @@ class ParallelEnv(_BatchedEnv):
 
     @property
     def worker_pids(self) -> list[int | None]:
-        """Process ids of the workers (empty before start)."""
-        return [w.pid for w in self._workers]
+        """Process ids of the workers (empty before start; kept after close)."""
+        return list(self._pids)
 
     # ----------------------------------------------------------- EnvBase hooks
     def _check_open(self) -> None:
