@@ -1,0 +1,463 @@
+"""PPO on CartPole-v1: ``streamrl run ppo_cartpole``.
+
+Clipped PPO with the rl-zoo hyper-parameters Stable-Baselines3 uses for CartPole-v1 (8 envs x
+32 steps per batch, 20 epochs of full-batch updates, GAE(0.98, 0.8), learning rate and clip
+range annealed linearly to 0 over the frame budget, separate 64x64 tanh actor and critic
+with orthogonal init, advantage normalisation, gradient norm clipped at 0.5).
+
+Data is collected by a :class:`~streamrl.collectors.SyncDataCollector` (a ``trigger ->
+rollout`` graph, in lockstep with the learner, so every batch comes from the current
+weights). Every ``eval_interval`` frames the policy plays ``eval_episodes`` deterministic
+episodes side by side (argmax actions); the run stops when their mean return reaches
+``target_return`` or the frame budget is spent. Batches are evaluated as soon as they are
+collected, before the learner trains on them, so "solved at N frames" means what it means
+for SB3's callbacks.
+
+A run directory (``runs/ppo_cartpole-<timestamp>/``) receives ``metrics.csv`` and
+``metrics.jsonl`` (one row per batch), ``config.json``, ``checkpoint.pt`` (policy, value
+network, optimizer, config, frames; written atomically after each evaluation and at the end,
+loadable with ``torch.load(weights_only=True)``) and ``learning_curve.png`` when matplotlib
+is installed.
+
+    $ streamrl run ppo_cartpole --frames 50000 --seed 1
+    $ streamrl graph ppo_cartpole
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict.nn import TensorDictModule
+from torch import nn
+
+from streamrl.collectors import SyncDataCollector
+from streamrl.envs import GymEnv, SerialEnv
+from streamrl.graph import Graph
+from streamrl.modules import MLP, Categorical, ProbabilisticActor, ValueOperator
+from streamrl.objectives import ClipPPOLoss
+from streamrl.train import (
+    MetricsLogger,
+    add_config_arguments,
+    config_from_args,
+    evaluate_episodes,
+    load_checkpoint,
+    make_run_dir,
+    plot_metrics,
+    save_checkpoint,
+)
+
+NAME = "ppo_cartpole"
+
+COLUMNS = [
+    "iteration", "frames", "wall_s", "train_s", "fps", "train_return", "train_episodes",
+    "eval_return", "loss_objective", "loss_critic", "entropy", "kl_approx", "clip_fraction",
+    "lr", "clip_epsilon",
+]
+
+
+@dataclass
+class PPOConfig:
+    """Hyper-parameters of the PPO CartPole pipeline (defaults: rl-zoo / SB3 for CartPole-v1).
+
+    ``frames`` is the frame budget and the horizon of the linear schedules (as SB3's
+    ``total_timesteps``); training stops earlier once the evaluation mean reaches
+    ``target_return`` (``None``: never).
+    """
+
+    env_name: str = "CartPole-v1"
+    num_envs: int = 8
+    steps_per_env: int = 32
+    minibatch_size: int = 256
+    epochs: int = 20
+    gamma: float = 0.98
+    gae_lambda: float = 0.8
+    lr: float = 1e-3
+    anneal_lr: bool = True
+    clip_epsilon: float = 0.2
+    anneal_clip: bool = True
+    entropy_coef: float = 0.0
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = True
+    hidden: int = 64
+    frames: int = 200_000
+    eval_interval: int = 8192
+    eval_episodes: int = 20
+    eval_seed: int = 10_000
+    target_return: float | None = 475.0
+    seed: int = 0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        positive = ("num_envs", "steps_per_env", "minibatch_size", "epochs", "hidden", "frames",
+                    "eval_interval", "eval_episodes", "threads")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"PPOConfig.{name} must be a positive int, found {value!r}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"PPOConfig.{name} must be in [0, 1], found {getattr(self, name)}")
+        if not 0.0 < self.clip_epsilon < 1.0:
+            raise ValueError(f"PPOConfig.clip_epsilon must be in (0, 1), found {self.clip_epsilon}")
+        if not self.lr > 0:
+            raise ValueError(f"PPOConfig.lr must be > 0, found {self.lr}")
+        if self.minibatch_size > self.frames_per_batch:
+            raise ValueError(
+                f"PPOConfig.minibatch_size ({self.minibatch_size}) must not exceed the batch, "
+                f"num_envs * steps_per_env = {self.frames_per_batch}"
+            )
+
+    @property
+    def frames_per_batch(self) -> int:
+        """Frames per collected batch: ``num_envs * steps_per_env``."""
+        return self.num_envs * self.steps_per_env
+
+
+@dataclass
+class PPOResult:
+    """What a run did: frames, times, the last evaluation and where the files are."""
+
+    frames: int
+    iterations: int
+    wall_s: float
+    train_s: float
+    eval_s: float
+    eval_return: float | None
+    solved_at: int | None
+    evaluations: list[tuple[int, float]]
+    run_dir: Path | None
+
+
+# ---------------------------------------------------------------------------------- building
+def make_env(config: PPOConfig, num_envs: int) -> SerialEnv:
+    """``num_envs`` copies of the config's gym env, stepped in this process."""
+    return SerialEnv(num_envs, functools.partial(GymEnv, config.env_name))
+
+
+def _orthogonal_(mlp: nn.Module, last_gain: float) -> None:
+    # SB3's init: orthogonal weights (gain sqrt(2) for hidden layers), zero biases; the policy
+    # head starts near uniform (gain 0.01), which matters for how fast CartPole is learned.
+    linears = [m for m in mlp.modules() if isinstance(m, nn.Linear)]
+    for i, layer in enumerate(linears):
+        nn.init.orthogonal_(layer.weight, gain=last_gain if i == len(linears) - 1 else math.sqrt(2))
+        nn.init.zeros_(layer.bias)
+
+
+def make_models(config: PPOConfig, env: Any) -> tuple[ProbabilisticActor, ValueOperator]:
+    """A categorical actor (``observation -> logits -> action, sample_log_prob``) and a value
+    network (``observation -> state_value``), separate 2-layer tanh MLPs."""
+    obs_dim = env.observation_spec["observation"].shape[-1]
+    action_spec = env.action_spec
+    n_actions = getattr(action_spec, "n", None)
+    if n_actions is None:
+        raise ValueError(
+            f"{NAME} needs a discrete action space, found {type(action_spec).__name__} for "
+            f"{config.env_name!r}"
+        )
+    hidden = [config.hidden, config.hidden]
+    policy_net = MLP(in_features=obs_dim, out_features=n_actions, num_cells=hidden,
+                     activation_class=nn.Tanh)
+    value_net = MLP(in_features=obs_dim, out_features=1, num_cells=hidden, activation_class=nn.Tanh)
+    _orthogonal_(policy_net, 0.01)
+    _orthogonal_(value_net, 1.0)
+    actor = ProbabilisticActor(
+        TensorDictModule(policy_net, in_keys=["observation"], out_keys=["logits"]),
+        in_keys=["logits"],
+        distribution_class=Categorical,
+        return_log_prob=True,
+        spec=action_spec,
+    )
+    critic = ValueOperator(value_net, in_keys=["observation"])
+    return actor, critic
+
+
+def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module) -> ClipPPOLoss:
+    """Clipped PPO loss with an MSE critic and a GAE value estimator."""
+    loss = ClipPPOLoss(
+        actor, critic,
+        clip_epsilon=config.clip_epsilon,
+        entropy_bonus=config.entropy_coef > 0,
+        entropy_coef=config.entropy_coef,
+        critic_coef=config.value_coef,
+        loss_critic_type="l2",
+        normalize_advantage=config.normalize_advantage,
+    )
+    loss.make_value_estimator(gamma=config.gamma, lmbda=config.gae_lambda)
+    return loss
+
+
+def make_collector(config: PPOConfig, actor: nn.Module) -> SyncDataCollector:
+    """The lockstep collector: ``num_envs x steps_per_env`` frames per batch."""
+    collector = SyncDataCollector(
+        functools.partial(make_env, config, config.num_envs),
+        actor,
+        frames_per_batch=config.frames_per_batch,
+        total_frames=config.frames,
+    )
+    collector.set_seed(config.seed)
+    return collector
+
+
+def build_graph(argv: list[str] | None = None) -> Graph:
+    """The collection graph this pipeline runs (for ``streamrl graph ppo_cartpole``)."""
+    config, _ = parse_args(argv)
+    probe = make_env(config, 1)
+    try:
+        actor, _ = make_models(config, probe)
+    finally:
+        probe.close()
+    collector = make_collector(config, actor)
+    try:
+        # the collector builds its topology lazily; building it does not start anything
+        graph, _, _ = collector._build()
+    finally:
+        collector.shutdown()
+    return graph
+
+
+# ---------------------------------------------------------------------------------- training
+class _EpisodeReturns:
+    """Returns of the training episodes that end inside each batch (carried across batches)."""
+
+    def __init__(self, num_envs: int):
+        self.running = torch.zeros(num_envs, dtype=torch.float64)
+
+    def update(self, batch: Any) -> list[float]:
+        reward = batch.get(("next", "reward")).reshape(self.running.shape[0], -1).double()
+        done = batch.get(("next", "done")).reshape(self.running.shape[0], -1)
+        finished: list[float] = []
+        for t in range(reward.shape[1]):
+            self.running += reward[:, t]
+            if bool(done[:, t].any()):
+                finished.extend(self.running[done[:, t]].tolist())
+                self.running[done[:, t]] = 0.0
+        return finished
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="frame", unit_scale=True, desc=NAME, disable=not enabled,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+def train(
+    config: PPOConfig,
+    *,
+    run_dir: Path | None = None,
+    progress: bool = False,
+    resume: str | Path | None = None,
+) -> PPOResult:
+    """Train PPO as configured; write metrics, config and checkpoints into ``run_dir``
+    (nothing is written when it is ``None``)."""
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    eval_env = make_env(config, config.eval_episodes)
+    actor, critic = make_models(config, eval_env)
+    loss = make_loss(config, actor, critic)
+    params = list(loss.parameters())
+    optim = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
+    frames = iteration = 0
+    if resume is not None:
+        state = load_checkpoint(resume)
+        actor.load_state_dict(state["policy"])
+        critic.load_state_dict(state["value"])
+        optim.load_state_dict(state["optimizer"])
+        frames, iteration = int(state["frames"]), int(state["iteration"])
+    remaining = config.frames - frames
+    if remaining <= 0:
+        eval_env.close()
+        raise ValueError(f"the checkpoint is at {frames} frames, already at the budget "
+                         f"frames={config.frames}; pass a larger --frames")
+    collector = make_collector(dataclasses.replace(config, frames=remaining), actor)
+    logger = None
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        logger = MetricsLogger(run_dir, COLUMNS)
+    episodes = _EpisodeReturns(config.num_envs)
+    evaluations: list[tuple[int, float]] = []
+    eval_s = 0.0
+    eval_return: float | None = None
+    solved_at: int | None = None
+    next_eval = (frames // config.eval_interval + 1) * config.eval_interval
+    bar = _progress(config.frames, progress)
+    bar.update(frames)
+    t0 = time.perf_counter()
+
+    def checkpoint() -> None:
+        if run_dir is not None:
+            save_checkpoint(run_dir / "checkpoint.pt", {
+                "pipeline": NAME,
+                "policy": actor.state_dict(),
+                "value": critic.state_dict(),
+                "optimizer": optim.state_dict(),
+                "config": dataclasses.asdict(config),
+                "frames": frames,
+                "iteration": iteration,
+                "eval_return": eval_return,
+            })
+
+    try:
+        for batch in collector:
+            frames += batch.numel()
+            iteration += 1
+            row: dict[str, Any] = {"iteration": iteration, "frames": frames}
+            if frames >= next_eval:
+                # evaluate the policy that collected this batch, before training on it
+                next_eval = (frames // config.eval_interval + 1) * config.eval_interval
+                te = time.perf_counter()
+                returns = evaluate_episodes(eval_env, actor, seed=config.eval_seed)
+                eval_s += time.perf_counter() - te
+                eval_return = float(returns.mean())
+                evaluations.append((frames, eval_return))
+                row["eval_return"] = eval_return
+                bar.set_postfix(eval=f"{eval_return:.1f}", refresh=False)
+                if config.target_return is not None and eval_return >= config.target_return:
+                    solved_at = frames
+            finished = episodes.update(batch)
+            row["train_episodes"] = len(finished)
+            if finished:
+                row["train_return"] = sum(finished) / len(finished)
+            if solved_at is None:
+                row.update(_update(config, loss, optim, params, batch, frames))
+            wall = time.perf_counter() - t0
+            row.update(wall_s=wall, train_s=wall - eval_s, fps=frames / max(wall, 1e-9))
+            if logger is not None:
+                logger.log(row)
+            bar.update(batch.numel())
+            if "eval_return" in row:
+                checkpoint()
+            if solved_at is not None:
+                break
+            collector.update_policy_weights_()
+        if solved_at is None:
+            # the budget is spent: evaluate the final weights (trained on the last batch too)
+            te = time.perf_counter()
+            eval_return = float(evaluate_episodes(eval_env, actor, seed=config.eval_seed).mean())
+            eval_s += time.perf_counter() - te
+            evaluations.append((frames, eval_return))
+            if config.target_return is not None and eval_return >= config.target_return:
+                solved_at = frames
+            if logger is not None:
+                wall = time.perf_counter() - t0
+                logger.log({"iteration": iteration, "frames": frames, "eval_return": eval_return,
+                            "wall_s": wall, "train_s": wall - eval_s})
+        checkpoint()
+    finally:
+        bar.close()
+        collector.shutdown()
+        eval_env.close()
+        if logger is not None:
+            logger.close()
+    wall = time.perf_counter() - t0
+    if run_dir is not None and evaluations:
+        from streamrl.train import read_metrics
+
+        plot_metrics(read_metrics(run_dir), run_dir / "learning_curve.png",
+                     y=("train_return", "eval_return"), title=f"PPO {config.env_name}")
+    return PPOResult(frames=frames, iterations=iteration, wall_s=wall, train_s=wall - eval_s,
+                     eval_s=eval_s, eval_return=eval_return, solved_at=solved_at,
+                     evaluations=evaluations, run_dir=run_dir)
+
+
+def _update(config: PPOConfig, loss: ClipPPOLoss, optim: torch.optim.Optimizer,
+            params: list[nn.Parameter], batch: Any, frames: int) -> dict[str, float]:
+    """Epochs of minibatch updates on one batch; returns the mean losses and the schedule."""
+    # SB3's linear schedules: progress_remaining = 1 - frames / budget, read after collection
+    remaining = max(0.0, 1.0 - frames / config.frames)
+    lr = config.lr * (remaining if config.anneal_lr else 1.0)
+    clip = config.clip_epsilon * (remaining if config.anneal_clip else 1.0)
+    for group in optim.param_groups:
+        group["lr"] = lr
+    loss.clip_epsilon = max(clip, 1e-8)  # a zero clip range would freeze the policy anyway
+    with torch.no_grad():
+        loss.value_estimator(batch)  # advantage and value_target, once per batch (as SB3)
+    flat = batch.reshape(-1)
+    n = flat.shape[0]
+    keys = ("loss_objective", "loss_critic", "entropy", "kl_approx", "clip_fraction")
+    sums = torch.zeros(len(keys))
+    steps = 0
+    for _ in range(config.epochs):
+        if config.minibatch_size >= n:
+            minibatches = [flat]  # one full-batch step: the order of its rows does not matter
+        else:
+            minibatches = [flat[idx] for idx in torch.randperm(n).split(config.minibatch_size)]
+        for mb in minibatches:
+            out = loss(mb)
+            total = out["loss_objective"] + out["loss_critic"]
+            if "loss_entropy" in out.keys():
+                total = total + out["loss_entropy"]
+            optim.zero_grad(set_to_none=True)
+            total.backward()
+            nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optim.step()
+            sums += torch.stack([out[k].detach() for k in keys])
+            steps += 1
+    means = (sums / steps).tolist()
+    return {**dict(zip(keys, means)), "lr": lr, "clip_epsilon": clip}
+
+
+# ---------------------------------------------------------------------------------- command line
+def parse_args(argv: list[str] | None) -> tuple[PPOConfig, argparse.Namespace]:
+    """The config and the run options from command-line flags."""
+    parser = argparse.ArgumentParser(
+        prog=f"streamrl run {NAME}", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--run-dir", default=None,
+                        help="where to write metrics and checkpoints (default: a fresh "
+                             "runs/ppo_cartpole-<timestamp>/)")
+    parser.add_argument("--runs-root", default="runs", help="parent of the default run dir")
+    parser.add_argument("--no-files", action="store_true",
+                        help="write no run directory (no metrics, no checkpoint)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                        help="continue from a checkpoint.pt of an earlier run")
+    add_config_arguments(parser, PPOConfig)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(PPOConfig, args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train and print a summary (exit status 0 whether or not the target was reached)."""
+    config, args = parse_args(argv)
+    run_dir = None
+    if not args.no_files:
+        run_dir = Path(args.run_dir) if args.run_dir else make_run_dir(NAME, args.runs_root)
+    result = train(config, run_dir=run_dir, progress=not args.no_progress, resume=args.resume)
+    evaluated = "not evaluated" if result.eval_return is None else f"{result.eval_return:.1f}"
+    if result.solved_at is not None:
+        status = f"solved: eval return {evaluated} >= {config.target_return:g}"
+    elif config.target_return is None:
+        status = f"done: eval return {evaluated}"
+    else:
+        status = f"not solved: eval return {evaluated} < {config.target_return:g}"
+    print(f"{NAME}: {status} after {result.frames:,} frames ({result.iterations} batches)")
+    print(f"  wall {result.wall_s:.2f} s: training {result.train_s:.2f} s "
+          f"({result.frames / max(result.train_s, 1e-9):,.0f} frames/s), "
+          f"evaluation {result.eval_s:.2f} s ({len(result.evaluations)} x "
+          f"{config.eval_episodes} episodes)")
+    if result.run_dir is not None:
+        print(f"  run dir: {result.run_dir} (metrics.csv, metrics.jsonl, checkpoint.pt)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

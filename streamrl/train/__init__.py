@@ -1,0 +1,26 @@
+"""streamrl.train: what training pipelines share beyond the graph.
+
+Checkpoints written atomically and read with ``weights_only=True``, metrics files (CSV and
+JSON lines, with an optional plot), run directories, batched evaluation episodes, and
+command-line flags from a config dataclass.
+
+>>> from streamrl.train import MetricsLogger, save_checkpoint, load_checkpoint
+"""
+
+from streamrl.train.checkpoint import load_checkpoint, save_checkpoint
+from streamrl.train.config import add_config_arguments, config_from_args
+from streamrl.train.evaluate import evaluate_episodes
+from streamrl.train.metrics import MetricsLogger, plot_metrics, read_metrics
+from streamrl.train.run_dir import make_run_dir
+
+__all__ = [
+    "MetricsLogger",
+    "add_config_arguments",
+    "config_from_args",
+    "evaluate_episodes",
+    "load_checkpoint",
+    "make_run_dir",
+    "plot_metrics",
+    "read_metrics",
+    "save_checkpoint",
+]

@@ -1,0 +1,90 @@
+"""Command-line flags for a config dataclass: one ``--flag`` per field."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+__all__ = ["add_config_arguments", "config_from_args"]
+
+C = TypeVar("C")
+
+_TYPES = {int: int, float: float, str: str}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _field_type(hint: Any) -> tuple[Any, bool]:
+    """(base type, optional) for ``int``, ``float``, ``str``, ``bool`` and ``X | None``."""
+    args = typing.get_args(hint)
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0], True
+    return hint, False
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, config_cls: type, *, skip: Sequence[str] = ()
+) -> argparse.ArgumentParser:
+    """Add one flag per field of the dataclass ``config_cls`` (``lr_start`` -> ``--lr-start``).
+
+    Fields typed ``int``, ``float``, ``str`` take a value (``X | None`` fields also accept
+    ``none``); ``bool`` fields get ``--flag`` / ``--no-flag``. The help text shows the
+    default. Fields named in ``skip`` get no flag.
+
+    >>> @dataclasses.dataclass
+    ... class Cfg:
+    ...     lr: float = 1e-3
+    ...     anneal: bool = True
+    >>> p = add_config_arguments(argparse.ArgumentParser(), Cfg)
+    >>> config_from_args(Cfg, p.parse_args(["--lr", "0.01", "--no-anneal"]))
+    Cfg(lr=0.01, anneal=False)
+    """
+    if not dataclasses.is_dataclass(config_cls) or not isinstance(config_cls, type):
+        raise TypeError(f"config_cls must be a dataclass type, found {config_cls!r}")
+    hints = typing.get_type_hints(config_cls)
+    group = parser.add_argument_group(f"{config_cls.__name__} (config)")
+    for field in dataclasses.fields(config_cls):
+        if field.name in skip or not field.init:
+            continue
+        base, optional = _field_type(hints[field.name])
+        default = field.default
+        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        required = default is dataclasses.MISSING
+        if base is bool:
+            group.add_argument(_flag(field.name), action=argparse.BooleanOptionalAction,
+                               default=None if required else default, required=required,
+                               help=f"(default: {default})")
+            continue
+        if base not in _TYPES:
+            raise TypeError(
+                f"{config_cls.__name__}.{field.name}: only int, float, str, bool and optional "
+                f"versions of them become flags, found {hints[field.name]!r}"
+            )
+        convert = _TYPES[base]
+
+        def parse(text: str, convert: Any = convert, optional: bool = optional) -> Any:
+            if optional and text.lower() == "none":
+                return None
+            return convert(text)
+
+        parse.__name__ = base.__name__  # argparse names the type in its error messages
+        group.add_argument(_flag(field.name), type=parse, default=None if required else default,
+                           required=required, metavar=base.__name__.upper(),
+                           help=f"(default: {default})")
+    return parser
+
+
+def config_from_args(config_cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:
+    """Build ``config_cls`` from the flags added by :func:`add_config_arguments`."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)
+              if f.init and hasattr(args, f.name)}
+    values.update(overrides)
+    return config_cls(**values)
