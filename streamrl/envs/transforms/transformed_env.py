@@ -251,11 +251,41 @@ class TransformedEnv(EnvBase):
         inputs = [*self.base_env.full_action_spec.keys(True, True)]
         inputs += self.base_env.full_state_spec.keys(True, True)
         inputs = [k for k in inputs if k in raw.keys(True)]
-        root = raw.exclude("next", *inputs)
-        root = self.transform._reset(None, root)
-        nxt = self.transform._step(root, raw.get("next"))
+        nxt = self.transform._step(raw, raw.get("next"))
+        root = self._transform_root(raw.exclude("next", *inputs), raw.get(("next", "done")), nxt)
         out = root.update(raw.select(*inputs)) if inputs else root
         out.set("next", nxt)
+        return out
+
+    def _transform_root(
+        self, root: TensorDictBase, done: torch.Tensor, nxt: TensorDictBase
+    ) -> TensorDictBase:
+        """The transformed root of a trajectory, reusing the transformed ``"next"`` data.
+
+        The root at step t is the output of step t-1 (``step_mdp``) unless step t-1 ended
+        an episode (then it is a reset output): only the first step and those reset rows
+        need transforming; the others are the previous step's transformed outputs.
+        """
+        tdim = root.batch_dims - 1
+        steps = root.batch_size[tdim]
+        fresh = torch.ones(root.batch_size, dtype=torch.bool, device=done.device)
+        ended = done.reshape(*root.batch_size, -1).any(-1)
+        fresh.narrow(tdim, 1, steps - 1).copy_(ended.narrow(tdim, 0, steps - 1))
+        if bool(fresh.all()):
+            return self.transform._reset(None, root)
+        mine = self.transform._reset(None, root[fresh])
+        out = root.empty()
+        for key in mine.keys(True, True):
+            shifted = nxt.get(key, None)
+            value = mine.get(key)
+            if shifted is None or shifted.dtype != value.dtype:
+                # an entry only resets produce: transform the whole root instead
+                return self.transform._reset(None, root)
+            full = torch.cat([shifted.narrow(tdim, 0, 1), shifted.narrow(tdim, 0, steps - 1)], tdim)
+            if full.shape[root.batch_dims :] != value.shape[1:]:
+                return self.transform._reset(None, root)
+            full[fresh] = value
+            out.set(key, full)
         return out
 
     def _set_seed(self, seed: int | None) -> None:
