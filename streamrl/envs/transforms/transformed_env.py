@@ -32,7 +32,8 @@ class TransformedEnv(EnvBase):
 
     ``transform`` is a :class:`Transform` or a :class:`Compose` (a single transform is put in
     a Compose, so ``env.transform[i]`` always works). The specs are the base env's specs
-    transformed (computed once, refreshed by ``append_transform``/``insert_transform``).
+    transformed (computed once, refreshed by ``append_transform``/``insert_transform``,
+    ``load_state_dict`` and ``ObservationNorm.init_stats``).
     Closing a TransformedEnv closes the base env. Unknown attributes are looked up on the
     base env.
     """
@@ -185,6 +186,9 @@ class TransformedEnv(EnvBase):
 
     # ------------------------------------------------------------------ env hooks
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
+        # Some transforms learn shapes from the specs (RewardSum's zeros at reset): make sure
+        # they have seen them.
+        self._outputs()
         td_reset = self.base_env.reset(tensordict, **kwargs)
         return self.transform._reset(tensordict, td_reset)
 

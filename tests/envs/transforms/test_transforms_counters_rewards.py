@@ -186,3 +186,16 @@ def test_reward_clipping_values_and_spec(counting_env):
         RewardClipping(2.0, 1.0)
     with pytest.raises(ValueError):
         RewardClipping()
+
+
+def test_reward_sum_zeros_follow_the_reward_spec(counting_env):
+    from streamrl.data.specs import Composite
+
+    base = counting_env()
+    base.full_reward_spec = Composite(
+        reward=Unbounded((2,), dtype=torch.float64), shape=base.batch_size
+    )
+    env = TransformedEnv(base, RewardSum())
+    # no spec was read before this reset: the transform still writes the reward's layout
+    out = env.reset()["episode_reward"]
+    assert out.shape == (2,) and out.dtype == torch.float64 and not out.any()
