@@ -44,9 +44,7 @@ SEED_ACTION_SPEC_BODY = """    shape=torch.Size([4, 1]),
 
 
 def _layout(td):
-    return {
-        key: (tuple(td.get(key).shape), td.get(key).dtype) for key in td.keys(True, True)
-    }
+    return {key: (tuple(td.get(key).shape), td.get(key).dtype) for key in td.keys(True, True)}
 
 
 def test_seed_transforms_section():
