@@ -30,10 +30,12 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey, unravel_key
 from torch import nn
 
+from streamrl.envs.transforms._spec_utils import map_spec
+
 if TYPE_CHECKING:
     from streamrl.envs.transforms.transformed_env import TransformedEnv
 
-__all__ = ["Transform"]
+__all__ = ["Transform", "map_spec"]
 
 RESET_KEY = "_reset"
 
@@ -76,6 +78,20 @@ class Transform(nn.Module):
     A transform applies to a TensorDict outside any env too: ``transform(td)`` runs the
     observation path on ``td`` (e.g. on a replay-buffer sample) and ``transform.inv(td)`` the
     action path.
+
+    A new per-key transform overrides ``_apply_transform`` (and ``_transform_spec`` when the
+    map changes shapes, dtypes or bounds; ``map_spec`` from this module derives it from the
+    map):
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> class Double(Transform):
+    ...     def _apply_transform(self, value):
+    ...         return value * 2
+    ...     def _transform_spec(self, spec):
+    ...         return map_spec(spec, self._apply_transform)
+    >>> Double(in_keys=["x"])(TensorDict({"x": torch.ones(1)}))["x"]
+    tensor([2.])
     """
 
     # True when the transform maps each step's data on its own (no state across steps, no
