@@ -44,13 +44,19 @@ class RolloutBuffers:
     ) -> None:
         nb = len(batch)
 
-        def alloc(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
-            t = torch.zeros(shape, dtype=dtype)
+        def alloc(shape: tuple, dtype: torch.dtype, fill: bool = True) -> torch.Tensor:
+            t = torch.zeros(shape, dtype=dtype) if fill else torch.empty(shape, dtype=dtype)
             return t.share_memory_() if share else t
 
-        # specs carry the batch dims: insert T after them
-        self.next = {k: alloc((*batch, T, *s.shape[nb:]), s.dtype) for k, s in obs_specs.items()}
-        self.root = {k: alloc((*batch, T, *s.shape[nb:]), s.dtype) for k, s in obs_specs.items()}
+        # specs carry the batch dims: insert T after them. Observation rows are all written
+        # before they are read (rows past a break are cut off), so they skip the zero fill,
+        # which matters for pixels.
+        self.next = {
+            k: alloc((*batch, T, *s.shape[nb:]), s.dtype, False) for k, s in obs_specs.items()
+        }
+        self.root = {
+            k: alloc((*batch, T, *s.shape[nb:]), s.dtype, False) for k, s in obs_specs.items()
+        }
         self.reward = alloc((*batch, T, 1), reward_dtype)
         self.terminated = alloc((*batch, T, 1), torch.bool)
         self.truncated = alloc((*batch, T, 1), torch.bool)

@@ -1,0 +1,74 @@
+"""The env contract suite itself: it passes a correct env and catches broken ones."""
+
+import numpy as np
+import pytest
+import torch
+from tensordict import TensorDict
+
+from streamrl.data import Categorical, Composite, Unbounded
+from streamrl.envs import EnvBase
+from streamrl.testing import check_env_contract
+
+
+class ToyEnv(EnvBase):
+    """Observation: a float position; action 0/1 moves it; done after 4 steps."""
+
+    def __init__(self, bug=None):
+        super().__init__()
+        self.bug = bug
+        self.observation_spec = Composite(observation=Unbounded((2,)))
+        self.action_spec = Categorical(2)
+        self.rng = np.random.default_rng()
+        self.pos = torch.zeros(2)
+        self.t = 0
+
+    def _set_seed(self, seed):
+        if self.bug != "ignores_seed":
+            self.rng = np.random.default_rng(seed)
+
+    def _reset(self, td):
+        self.t = 0
+        self.pos = torch.as_tensor(self.rng.normal(size=2), dtype=torch.float32)
+        out = TensorDict({"observation": self.pos.clone()}, [])
+        if self.bug == "reset_done":
+            out["done"] = torch.ones(1, dtype=torch.bool)
+        return out
+
+    def _step(self, td):
+        self.t += 1
+        self.pos = self.pos + (td["action"].float() * 2 - 1)
+        term = torch.tensor([self.t >= 4])
+        obs = self.pos.clone()
+        if self.bug == "obs_dtype":
+            obs = obs.double()
+        done = term.clone() if self.bug != "done_mismatch" else torch.ones(1, dtype=torch.bool)
+        reward = torch.ones(1) if self.bug != "reward_shape" else torch.ones(())
+        return TensorDict(
+            {
+                "observation": obs,
+                "reward": reward,
+                "done": done,
+                "terminated": term,
+                "truncated": torch.zeros(1, dtype=torch.bool),
+            },
+            [],
+        )
+
+
+def test_correct_env_passes():
+    check_env_contract(ToyEnv)
+
+
+@pytest.mark.parametrize(
+    ("bug", "error", "match"),
+    [
+        ("reset_done", AssertionError, "reset: 'done' is set"),
+        ("done_mismatch", AssertionError, "done != terminated"),
+        ("ignores_seed", AssertionError, "same seeds"),
+        ("obs_dtype", AssertionError, "not in its spec"),
+        ("reward_shape", AssertionError, "reward shape"),
+    ],
+)
+def test_broken_envs_are_caught(bug, error, match):
+    with pytest.raises(error, match=match):
+        check_env_contract(lambda: ToyEnv(bug))
