@@ -214,7 +214,11 @@ class _ThreadHost(Host):
                     await fut
                 except Exception as exc:
                     error = exc
-        thread.join(0.01)
+        with anyio.CancelScope(shield=True):  # the thread is exiting: let it, without blocking
+            for _ in range(1000):
+                if not thread.is_alive():
+                    break
+                await anyio.sleep(0.001)
         if thread.is_alive():
             warnings.warn(
                 f"operator {self.name!r}: its worker thread is still busy after {timeout} s and "
