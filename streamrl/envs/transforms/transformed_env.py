@@ -224,6 +224,7 @@ class TransformedEnv(EnvBase):
         base env's own rollout and transforms the whole trajectory at once, which gives the
         same data far faster.
         """
+        self._check_open()
         if (
             policy is None
             and callback is None
@@ -233,7 +234,6 @@ class TransformedEnv(EnvBase):
             and max_steps >= 1
             and self._trajectory_ok()
         ):
-            self._check_open()
             raw = self.base_env.rollout(max_steps, break_when_any_done=break_when_any_done)
             return self._transform_trajectory(raw)
         return super().rollout(

@@ -396,3 +396,10 @@ def test_transformed_specs_sample_valid_data(counting_env):
     fake = env.fake_tensordict()
     roll = env.rollout(3)
     assert set(fake.keys(True, True)) == set(roll.keys(True, True))
+
+
+def test_rollout_after_close_raises(counting_env):
+    env = TransformedEnv(counting_env(), RewardScaling(0.0, 1.0))
+    env.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        env.rollout(3)
