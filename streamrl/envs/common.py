@@ -344,8 +344,7 @@ class EnvBase:
                 action = tensordict.get(key, None)
                 if action is None:
                     raise KeyError(
-                        f"step: missing action key {key!r}; found keys "
-                        f"{list(tensordict.keys())}"
+                        f"step: missing action key {key!r}; found keys {list(tensordict.keys())}"
                     )
             self._check_action(tensordict.get(keys[0]), spec)
         next_td = self._step(tensordict)

@@ -37,7 +37,9 @@ def _action_converter(spec: TensorSpec, space: Any) -> Any:
         return lambda a: a.detach().numpy().astype(np.int64) + off if a.ndim else int(a) + off
     if isinstance(spec, OneHot):
         off = int(start) if start is not None else 0
-        return lambda a: a.argmax(-1).detach().numpy() + off if a.ndim > 1 else int(a.argmax(-1)) + off
+        return lambda a: (
+            a.argmax(-1).detach().numpy() + off if a.ndim > 1 else int(a.argmax(-1)) + off
+        )
     if isinstance(spec, MultiOneHot):
         off = np.asarray(start) if start is not None else 0
         return lambda a: spec.to_categorical(a).detach().numpy() + off
