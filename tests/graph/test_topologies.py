@@ -305,3 +305,74 @@ async def test_stream_from_async_code():
             async for x in items:
                 got.append(x)
     assert got == [0, 1]
+
+
+async def test_thread_capacity_limiter_bounds_concurrent_hooks():
+    import threading
+    import time
+
+    from streamrl.graph import Thread
+
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def work(x):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.005)
+        with lock:
+            active[0] -= 1
+        return x
+
+    def build(limiter):
+        g = Graph()
+        outs = []
+        for i in range(3):
+            src = g.add(Source(range(10)), name=f"s{i}")
+            m = g.add(Map(work), name=f"m{i}", placement=Thread(limiter=limiter))
+            out = g.add(Collect(), name=f"c{i}")
+            g.connect(src, m).connect(m, out)
+            outs.append(out)
+        return g, outs
+
+    g, outs = build(anyio.CapacityLimiter(1))
+    await g.run()
+    assert all(o.op.items == list(range(10)) for o in outs)
+    assert peak[0] == 1
+    peak[0] = 0
+    g, outs = build(None)
+    await g.run()
+    assert peak[0] > 1
+    with pytest.raises(TypeError, match="CapacityLimiter"):
+        Thread(limiter=2)
+
+
+async def test_many_items_and_nested_tensordicts_through_a_process():
+    class Unbatch(Operator):
+        def step(self, inputs):
+            td = inputs["in"]
+            return {"out": Many([td[:2], td[2:]])}
+
+    g = Graph()
+    src = g.add(Source(
+        TensorDict({"obs": torch.full((4, 3), float(i)), "next": {"r": torch.ones(4, 1) * i}}, [4])
+        for i in range(3)
+    ))
+    u = g.add(Unbatch(), placement="process")
+    out = g.add(Collect())
+    g.connect(src, u).connect(u, out)
+    await g.run()
+    items = out.op.items
+    assert len(items) == 6 and all(td.batch_size == torch.Size([2]) for td in items)
+    assert [td["next", "r"][0, 0].item() for td in items] == [0, 0, 1, 1, 2, 2]
+    # the structure may change between messages (new shared buffers are sent)
+    g = Graph()
+    src = g.add(Source([TensorDict({"a": torch.ones(2)}, [2]), TensorDict({"b": torch.zeros(5, 2)}, [5]),
+                        "not a tensordict", TensorDict({"a": torch.ones(2) * 3}, [2])]))
+    m = g.add(Map(lambda x: x), placement="process")
+    out = g.add(Collect())
+    g.connect(src, m).connect(m, out)
+    await g.run()
+    a, b, s, a2 = out.op.items
+    assert a["a"].tolist() == [1.0, 1.0] and b["b"].shape == (5, 2) and s == "not a tensordict"
+    assert a2["a"].tolist() == [3.0, 3.0]
