@@ -241,3 +241,53 @@ def test_transform_on_replay_buffer_samples(counting_env):
     # the stored data is untouched: sampling again transforms raw frames again
     assert rb.sample()["pixels"].shape == (4, 48)
     assert data["pixels"].dtype == torch.uint8
+
+
+# ---------------------------------------------------------------------------- reprs
+@pytest.mark.parametrize(
+    ("transform", "expected"),
+    [
+        (NoopResetEnv(3), "NoopResetEnv(noops=3, random=True)"),
+        (ToTensorImage(), "ToTensorImage(keys=['pixels'])"),
+        (
+            StepCounter(5),
+            "StepCounter(max_steps=5, step_count_key='step_count', truncated_key='truncated')",
+        ),
+        (
+            FlattenObservation(-2, -1, ["pixels"]),
+            "FlattenObservation(first_dim=-2, last_dim=-1, keys=['pixels'])",
+        ),
+        (
+            RenameTransform(["a"], [("b", "c")]),
+            "RenameTransform(in_keys=['a'], out_keys=[('b', 'c')])",
+        ),
+        (SelectTransform("a", "b"), "SelectTransform(keys=['a', 'b'])"),
+        (DoubleToFloat(), "DoubleToFloat(in_keys=all, in_keys_inv=[])"),
+    ],
+)
+def test_reprs(transform, expected):
+    assert repr(transform) == expected
+
+
+def test_every_transform_has_an_informative_repr():
+    from streamrl.envs import transforms as T
+
+    made = [
+        T.CatFrames(4, -3),
+        T.CenterCrop(8),
+        T.GrayScale(),
+        T.InitTracker(),
+        T.ObservationNorm(),
+        T.Resize(84),
+        T.RewardClipping(-1, 1),
+        T.RewardScaling(0.0, 2.0),
+        T.RewardSum(),
+        T.UnsqueezeTransform(-1, in_keys=["x"]),
+        T.VecNorm(),
+        T.DTypeCastTransform(torch.float32, torch.float16, in_keys=["x"]),
+        T.ExcludeTransform("x"),
+    ]
+    for t in made:
+        text = repr(t)
+        assert text.startswith(type(t).__name__ + "(") and text.endswith(")")
+    assert "N=4" in repr(made[0]) and "w=84" in repr(made[5]) and "episode_reward" in repr(made[8])
