@@ -315,8 +315,9 @@ def train(
             frames += batch.numel()
             iteration += 1
             row: dict[str, Any] = {"iteration": iteration, "frames": frames}
-            if frames >= next_eval:
-                # evaluate the policy that collected this batch, before training on it
+            if next_eval <= frames < config.frames:
+                # evaluate the policy that collected this batch, before training on it (the
+                # last batch is trained on and the final weights evaluated after the loop)
                 next_eval = (frames // config.eval_interval + 1) * config.eval_interval
                 te = time.perf_counter()
                 returns = evaluate_episodes(eval_env, actor, seed=config.eval_seed)

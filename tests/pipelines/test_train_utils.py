@@ -1,0 +1,218 @@
+"""streamrl.train: checkpoints, metrics files, run dirs, evaluation, config flags."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from streamrl.envs import GymEnv, SerialEnv
+from streamrl.train import (
+    MetricsLogger,
+    add_config_arguments,
+    config_from_args,
+    evaluate_episodes,
+    load_checkpoint,
+    make_run_dir,
+    plot_metrics,
+    read_metrics,
+    save_checkpoint,
+)
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def test_checkpoint_round_trip_loads_with_weights_only(tmp_path):
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    net(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    state = {"model": net.state_dict(), "optimizer": opt.state_dict(), "frames": 123,
+             "config": {"lr": 0.1, "name": "x", "target": None}, "history": [(1, 2.5)]}
+    path = save_checkpoint(tmp_path / "sub" / "ckpt.pt", state)
+    assert path == tmp_path / "sub" / "ckpt.pt"
+    raw = torch.load(path, weights_only=True)
+    assert raw["frames"] == 123 and raw["config"] == {"lr": 0.1, "name": "x", "target": None}
+    loaded = load_checkpoint(path)
+    fresh = torch.nn.Linear(3, 2)
+    fresh.load_state_dict(loaded["model"])
+    torch.testing.assert_close(fresh.weight, net.weight)
+    opt2 = torch.optim.Adam(fresh.parameters(), lr=0.1)
+    opt2.load_state_dict(loaded["optimizer"])
+    assert opt2.state_dict()["state"][0]["step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["ckpt.pt"]  # no temp file left
+
+
+def test_checkpoint_rejects_objects_that_need_pickle(tmp_path):
+    with pytest.raises(TypeError, match=r"state\['cfg'\]\['obj'\] has type object"):
+        save_checkpoint(tmp_path / "c.pt", {"cfg": {"obj": object()}})
+    with pytest.raises(TypeError, match="must be a mapping"):
+        save_checkpoint(tmp_path / "c.pt", [1, 2])
+    assert not list(tmp_path.iterdir())
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "c.pt", {"v": 1})
+
+    def broken(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"v": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="holds a list, expected a dict"):
+        load_checkpoint(tmp_path / "list.pt")
+
+
+# ------------------------------------------------------------------------------ metrics
+def test_metrics_logger_writes_csv_and_jsonl(tmp_path):
+    with MetricsLogger(tmp_path, columns=["frames", "loss", "eval"]) as log:
+        log.log({"frames": 256, "loss": torch.tensor(0.5)})
+        log.log({"frames": 512, "loss": 0.25, "eval": 20.0})
+        assert log.rows == 2
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["frames", "loss", "eval"]
+    assert rows[0] == {"frames": "256", "loss": "0.5", "eval": ""}
+    assert read_metrics(tmp_path) == [{"frames": 256, "loss": 0.5},
+                                      {"frames": 512, "loss": 0.25, "eval": 20.0}]
+    log.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        log.log({"frames": 1})
+
+
+def test_metrics_logger_bad_input(tmp_path):
+    with MetricsLogger(tmp_path) as log:
+        log.log({"a": 1})  # columns from the first row
+        with pytest.raises(ValueError, match=r"unknown metric columns \['b'\]"):
+            log.log({"a": 2, "b": 3})
+        with pytest.raises(ValueError, match="one value"):
+            log.log({"a": torch.zeros(2)})
+        with pytest.raises(TypeError, match="found list"):
+            log.log({"a": [1]})
+        with pytest.raises(TypeError, match="mapping"):
+            log.log([("a", 1)])
+    with pytest.raises(ValueError, match="unique"):
+        MetricsLogger(tmp_path / "x", columns=["a", "a"])
+    nan = float("nan")
+    with MetricsLogger(tmp_path / "n") as log:
+        log.log({"v": nan})
+    assert json.loads((tmp_path / "n" / "metrics.jsonl").read_text()) == {"v": "nan"}
+
+
+def test_plot_metrics(tmp_path):
+    rows = [{"frames": 1, "eval_return": 2.0}, {"frames": 2}]
+    out = plot_metrics(rows, tmp_path / "p.png")
+    if importlib.util.find_spec("matplotlib") is None:
+        assert out is None and not (tmp_path / "p.png").exists()
+    else:
+        assert out == tmp_path / "p.png" and out.stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------ run dirs
+def test_make_run_dir_is_fresh(tmp_path):
+    a = make_run_dir("exp", tmp_path)
+    b = make_run_dir("exp", tmp_path)
+    assert a != b and a.is_dir() and b.is_dir()
+    assert a.name.startswith("exp-") and a.parent == tmp_path
+    with pytest.raises(ValueError, match="run name"):
+        make_run_dir("../escape", tmp_path)
+
+
+# ------------------------------------------------------------------------------ evaluation
+def _always(action: int):
+    def policy(td):
+        td.set("action", torch.full(td.batch_size, action, dtype=torch.int64))
+        return td
+    return policy
+
+
+def test_evaluate_episodes_one_episode_per_env():
+    env = SerialEnv(5, lambda: GymEnv("CartPole-v1"))
+    try:
+        returns = evaluate_episodes(env, _always(0), seed=3)
+        assert returns.shape == (5,)
+        # pushing one way topples the pole within a few steps, each step is worth 1
+        assert ((returns >= 5) & (returns <= 15)).all()
+        assert torch.equal(returns, returns.round())
+        again = evaluate_episodes(env, _always(0), seed=3)
+        assert torch.equal(returns, again)  # re-seeded: the same start states
+    finally:
+        env.close()
+
+
+def test_evaluate_episodes_counts_only_the_first_episode():
+    env = SerialEnv(2, lambda: GymEnv("CartPole-v1"))
+    calls = []
+
+    def policy(td):  # env 0 topples fast, env 1 survives longer by alternating
+        calls.append(1)
+        a = torch.tensor([0, len(calls) % 2])
+        td.set("action", a)
+        return td
+
+    try:
+        returns = evaluate_episodes(env, policy, seed=0)
+        assert returns[0] < returns[1]
+        assert len(calls) == int(returns[1])  # stepped until the longest episode ended
+        with pytest.raises(RuntimeError, match="did not end within max_steps=3"):
+            evaluate_episodes(env, _always(0), seed=0, max_steps=3)
+        with pytest.raises(TypeError, match="policy must be callable"):
+            evaluate_episodes(env, None)
+        with pytest.raises(ValueError, match="max_steps"):
+            evaluate_episodes(env, _always(0), max_steps=0)
+        with pytest.raises(TypeError, match="EnvBase"):
+            evaluate_episodes("CartPole-v1", _always(0))
+    finally:
+        env.close()
+
+
+# ------------------------------------------------------------------------------ config flags
+@dataclasses.dataclass
+class _Cfg:
+    lr: float = 1e-3
+    steps: int = 8
+    name: str = "a"
+    anneal: bool = True
+    target: float | None = 475.0
+
+
+def test_config_flags():
+    parser = add_config_arguments(argparse.ArgumentParser(), _Cfg)
+    cfg = config_from_args(_Cfg, parser.parse_args([]))
+    assert cfg == _Cfg()
+    args = parser.parse_args(["--lr", "0.5", "--steps", "3", "--name", "b", "--no-anneal",
+                              "--target", "none"])
+    assert config_from_args(_Cfg, args) == _Cfg(0.5, 3, "b", False, None)
+    assert config_from_args(_Cfg, parser.parse_args(["--target", "10"])).target == 10.0
+    assert config_from_args(_Cfg, args, steps=7).steps == 7
+
+
+def test_config_flags_bad_values(capsys):
+    parser = add_config_arguments(argparse.ArgumentParser(prog="p"), _Cfg)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--steps", "1.5"])
+    assert "argument --steps: invalid int value: '1.5'" in capsys.readouterr().err
+    with pytest.raises(TypeError, match="dataclass"):
+        add_config_arguments(argparse.ArgumentParser(), dict)
+
+    @dataclasses.dataclass
+    class Bad:
+        items: list = dataclasses.field(default_factory=list)
+
+    with pytest.raises(TypeError, match=r"Bad.items: only int, float, str, bool"):
+        add_config_arguments(argparse.ArgumentParser(), Bad)
