@@ -13,6 +13,7 @@ so the source costs nothing). Also reported: anyio memory-object-stream hops and
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import anyio
@@ -123,6 +124,8 @@ def main() -> None:
     tiny = lambda: 0  # noqa: E731
     td = lambda: TensorDict({"obs": torch.randn(256, 4)}, [256])  # noqa: E731
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {os.cpu_count()} cores, load average {load:.2f} at start")
     print(f"graph hop cost (us per message, {n} messages, min of 3; lower is better)")
     print(f"{'placement':<14} {'tiny':>9} {'256x4 TD':>9}")
     cases = [
