@@ -229,6 +229,15 @@ class ParallelEnv(_BatchedEnv):
         """Process ids of the workers (empty before start; kept after close)."""
         return list(self._pids)
 
+    def __getstate__(self) -> dict:
+        # workers and pipes belong to this process: only an unstarted env can travel
+        if self._started and not self._closed:
+            raise TypeError(
+                "a started ParallelEnv cannot be pickled; pickle it before its first use, or "
+                "send its create_env_fn (e.g. an EnvCreator) instead"
+            )
+        return dict(self.__dict__)
+
     # ----------------------------------------------------------- EnvBase hooks
     def _check_open(self) -> None:
         if self._closed:

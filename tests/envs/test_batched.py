@@ -316,3 +316,19 @@ def test_hung_worker_times_out():
             os.kill(pid, 0)
     with pytest.raises(ValueError, match="timeout"):
         ParallelEnv(2, SlowEnv, timeout=0)
+
+
+def test_pickling_batched_envs():
+    make = EnvCreator(lambda: GymEnv("Pendulum-v1"))
+    serial = SerialEnv(2, make)
+    serial.reset()  # started: its GymEnvs travel with it
+    with pickle.loads(pickle.dumps(serial)) as copy:
+        assert copy.rollout(2).shape == (2, 2)
+    par = ParallelEnv(2, make)
+    with pickle.loads(pickle.dumps(par)) as copy:  # unstarted: starts its own workers
+        assert copy.rollout(2).shape == (2, 2)
+    par.reset()
+    with pytest.raises(TypeError, match="started ParallelEnv"):
+        pickle.dumps(par)
+    par.close()
+    serial.close()

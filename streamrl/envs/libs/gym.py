@@ -29,29 +29,44 @@ __all__ = ["GymEnv", "GymWrapper"]
 _FLAGS = ("done", "terminated", "truncated")
 
 
-def _action_converter(spec: TensorSpec, space: Any) -> Any:
-    """A function mapping an action tensor (or a batch of them) to gymnasium actions."""
-    start = getattr(space, "start", None)
-    if isinstance(spec, Categorical):
-        off = int(start) if start is not None else 0
-        return lambda a: a.detach().numpy().astype(np.int64) + off if a.ndim else int(a) + off
-    if isinstance(spec, OneHot):
-        off = int(start) if start is not None else 0
-        return lambda a: (
-            a.argmax(-1).detach().numpy() + off if a.ndim > 1 else int(a.argmax(-1)) + off
-        )
-    if isinstance(spec, MultiOneHot):
-        off = np.asarray(start) if start is not None else 0
-        return lambda a: spec.to_categorical(a).detach().numpy() + off
-    if isinstance(spec, MultiCategorical):
-        off = np.asarray(start) if start is not None else 0
-        return lambda a: a.detach().numpy() + off
-    if isinstance(spec, Binary):
-        return lambda a: a.detach().numpy().astype(space.dtype)
-    if isinstance(spec, Bounded | Unbounded):
-        dtype = space.dtype
-        return lambda a: a.detach().numpy().astype(dtype, copy=False)
-    raise TypeError(f"unsupported gymnasium action space {space!r}")
+class _ActionConverter:
+    """Maps an action tensor (or a batch of them, leading dims first) to gymnasium actions.
+    A class rather than a closure so that a GymWrapper pickles."""
+
+    def __init__(self, spec: TensorSpec, space: Any) -> None:
+        start = getattr(space, "start", None)
+        if isinstance(spec, Categorical | OneHot):
+            self.off: Any = int(start) if start is not None else 0
+        else:
+            self.off = np.asarray(start) if start is not None else 0
+        for kind, cls in (
+            ("categorical", Categorical),
+            ("one_hot", OneHot),
+            ("multi_one_hot", MultiOneHot),
+            ("multi_categorical", MultiCategorical),
+            ("binary", Binary),
+            ("box", Bounded | Unbounded),
+        ):
+            if isinstance(spec, cls):
+                self.kind = kind
+                break
+        else:
+            raise TypeError(f"unsupported gymnasium action space {space!r}")
+        self.spec = spec
+        self.dtype = space.dtype
+
+    def __call__(self, a: torch.Tensor) -> Any:
+        kind, off = self.kind, self.off
+        if kind == "categorical":
+            return int(a) + off if a.ndim == 0 else a.detach().numpy().astype(np.int64) + off
+        if kind == "one_hot":
+            idx = a.argmax(-1)
+            return int(idx) + off if idx.ndim == 0 else idx.detach().numpy() + off
+        if kind == "multi_one_hot":
+            return self.spec.to_categorical(a).detach().numpy() + off
+        if kind == "multi_categorical":
+            return a.detach().numpy() + off
+        return a.detach().numpy().astype(self.dtype, copy=False)
 
 
 class GymWrapper(EnvBase):
@@ -124,7 +139,7 @@ class GymWrapper(EnvBase):
                 f"found {env.action_space!r}"
             )
         self.action_spec = act
-        self._to_gym = _action_converter(act, env.action_space)
+        self._to_gym = _ActionConverter(act, env.action_space)
         obs = Composite(shape=())
         space = env.observation_space
         self._dict_obs = isinstance(space, gym.spaces.Dict)
