@@ -4,10 +4,11 @@ Usage (run under the shared lock):
 
     flock /tmp/streamrl-heavy.lock python benchmarks/replay.py [--peers-python PY] [--skip-atari]
 
-TorchRL's figures come from a subprocess running ``PY`` (``--peers-python``, else
-``$STREAMRL_PEERS_PYTHON``, else ``/tmp/peers214/bin/python`` or ``/tmp/peers/bin/python`` if
-present). Its prioritized sampler needs the torch its extension was built for (2.14.1); rows
-it cannot run are reported as skipped. The same subprocess also runs TorchRL's C++ sum tree on
+TorchRL's figures come from subprocesses running each ``PY`` (``--peers-python``, repeatable,
+else ``$STREAMRL_PEERS_PYTHON``, ``os.pathsep``-separated, else ``/tmp/peers/bin/python`` and
+``/tmp/peers214/bin/python`` where present), one column each. TorchRL's prioritized sampler
+needs the torch its extension was built for (2.14.1); rows it cannot run are reported as
+skipped. The same subprocess also runs TorchRL's C++ sum tree on
 a fixed set of priorities so that our numpy tree can be checked against it.
 """
 
@@ -137,16 +138,15 @@ def ours(reduce: int) -> dict[str, float]:
     return out
 
 
-def find_peers_python(arg: str | None) -> str | None:
-    for cand in (
-        arg,
-        os.environ.get("STREAMRL_PEERS_PYTHON"),
-        "/tmp/peers214/bin/python",
-        "/tmp/peers/bin/python",
-    ):
-        if cand and os.path.exists(cand):
-            return cand
-    return None
+def find_peers_pythons(args: list[str] | None) -> list[str]:
+    """Interpreters with TorchRL: the given ones, else $STREAMRL_PEERS_PYTHON, else defaults."""
+    if args:
+        cands = args
+    elif os.environ.get("STREAMRL_PEERS_PYTHON"):
+        cands = os.environ["STREAMRL_PEERS_PYTHON"].split(os.pathsep)
+    else:
+        cands = ["/tmp/peers/bin/python", "/tmp/peers214/bin/python"]
+    return [c for c in cands if c and os.path.exists(c)]
 
 
 def peers(python: str, reduce: int) -> tuple[dict, dict, list]:
@@ -185,7 +185,7 @@ def tree_check(meta: dict) -> str:
     tree = SumTree(n)
     tree.update(np.arange(n), vals)
     mass = rng.random(4096) * tree.total()
-    got = tree.find_prefix(mass).numpy()
+    got = tree.find_prefix(mass)
     want = np.asarray(meta["tree"])
     same = int((got == want).sum())
     return (
@@ -256,7 +256,7 @@ def atari_rss(frames: int) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--peers-python", default=None)
+    p.add_argument("--peers-python", action="append", help="python with TorchRL (repeatable)")
     p.add_argument("--skip-atari", action="store_true")
     p.add_argument("--atari-frames", type=int, default=200_000)
     p.add_argument("--quick", action="store_true", help="10x fewer repetitions")
@@ -270,21 +270,27 @@ def main(argv=None) -> None:
         return
 
     mine = ours(reduce)
-    py = find_peers_python(args.peers_python)
-    theirs, meta, errors = ({}, {}, ["no peers python found"]) if py is None else peers(py, reduce)
+    runs = [(py, *peers(py, reduce)) for py in find_peers_pythons(args.peers_python)]
 
     print(f"replay buffers, 1M capacity, CartPole-shaped transitions (torch {torch.__version__})")
-    if py:
-        print(f"TorchRL {meta.get('version', '?')} on torch {meta.get('torch', '?')} via {py}")
-    print(f"{'operation':34s} {'streamrl us':>12s} {'TorchRL us':>12s} {'ratio':>7s}")
+    header = f"{'operation':32s} {'streamrl us':>12s}"
+    for i, (py, _, meta, _) in enumerate(runs):
+        print(f"[{i + 1}] TorchRL {meta.get('version', '?')}, torch {meta.get('torch', '?')}: {py}")
+        header += f" {f'[{i + 1}] us':>10s} {'ratio':>6s}"
+    print(header)
     for row, us in mine.items():
-        ref = theirs.get(row)
-        ref_s = f"{ref:12.1f}" if ref is not None else f"{'n/a':>12s}"
-        ratio = f"{us / ref:7.2f}" if ref else f"{'':>7s}"
-        print(f"{row:34s} {us:12.1f} {ref_s} {ratio}")
-    for err in errors:
-        print(f"  TorchRL skipped: {err}")
-    print("sum tree vs TorchRL's C++ SumSegmentTree:", tree_check(meta))
+        line = f"{row:32s} {us:12.1f}"
+        for _, theirs, _, _ in runs:
+            ref = theirs.get(row)
+            line += f" {ref:10.1f} {us / ref:6.2f}" if ref else f" {'n/a':>10s} {'':>6s}"
+        print(line)
+    if not runs:
+        print("  TorchRL not found (give --peers-python or STREAMRL_PEERS_PYTHON)")
+    for i, (_, _, _, errors) in enumerate(runs):
+        for err in errors:
+            print(f"  [{i + 1}] skipped: {err}")
+    meta = next((m for _, _, m, _ in runs if "tree" in m), {})
+    print("sum tree vs TorchRL's C++ SumSegmentTreeFp64:", tree_check(meta))
     if not args.skip_atari:
         print("LazyMemmapStorage Atari RSS:", atari_rss(args.atari_frames))
 

@@ -190,6 +190,15 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._describe()})"
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_cond"]
+        return state
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
+        self._cond = threading.Condition()
+
 
 class MinSize(RateLimiter):
     """Block sampling until ``min_size`` items were inserted; inserts are never blocked.

@@ -57,6 +57,14 @@ class TensorDictReplayBuffer(ReplayBuffer):
                 if hasattr(self._sampler, "update_priority"):
                     n = data.batch_size.numel()
                     priority = self._reduce_priority(value.reshape(n, -1), n)
+                    # Check before anything is written (the sampler would only check after).
+                    if bool(torch.isnan(priority).any()):
+                        raise ValueError(f"extend: {self.priority_key!r} contains NaN")
+                    if bool((priority < 0).any()):
+                        raise ValueError(
+                            f"extend: {self.priority_key!r} must be >= 0, found "
+                            f"{float(priority.min())}"
+                        )
         return data, priority
 
     def _after_write(self, plan, batch, priority) -> None:

@@ -117,6 +117,15 @@ def test_td_prioritized_extend_with_priorities():
     del s["td_error"]
     with pytest.raises(ValueError, match="td_error"):
         rb.update_tensordict_priority(s)
+    # bad initial priorities are rejected before anything is written
+    bad = _td(2)
+    bad["td_error"] = torch.tensor([1.0, float("nan")])
+    with pytest.raises(ValueError, match="NaN"):
+        rb.extend(bad)
+    bad["td_error"] = torch.tensor([1.0, -2.0])
+    with pytest.raises(ValueError, match=">= 0"):
+        rb.extend(bad)
+    assert len(rb) == 4
     # non-prioritized buffers ignore priority updates
     plain = TensorDictReplayBuffer(storage=LazyTensorStorage(4))
     plain.extend(_td(2))
@@ -151,6 +160,12 @@ def test_rate_limited_buffer_blocks_and_times_out():
     with pytest.raises(ValueError):
         rb.extend(torch.zeros(2, 3))
     assert rb.rate_limiter.inserts == 5
+    # the buffer (limiter, lock included) survives pickling, e.g. to spawned workers
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(rb))
+    assert clone.rate_limiter.inserts == 5 and len(clone) == 5
+    assert clone.sample(2).shape == (2,)
 
 
 async def test_async_buffer_with_ratio_limiter():
@@ -214,12 +229,9 @@ def test_concurrent_extend_sample_update_stress():
         t.join(10)
     assert not errors, errors
     sampler = rb.sampler
-    leaves = sampler._sum_tree.leaves
+    leaves = torch.from_numpy(sampler._sum_tree.leaves)
     n = len(rb)
     assert (leaves[n:] == 0).all() and (leaves[:n] > 0).all()
     assert sampler._sum_tree.total() == pytest.approx(float(leaves.sum()), rel=1e-9)
     assert sampler._min_tree.min() == pytest.approx(float(leaves[:n].min()))
-    for lvl in range(1, len(sampler._sum_tree._levels)):
-        child = sampler._sum_tree._levels[lvl - 1].view(-1, 32).sum(1)
-        level = sampler._sum_tree._levels[lvl]
-        assert torch.allclose(level[: child.numel()], child)
+    assert sampler._sum_tree._verify() and sampler._min_tree._verify()

@@ -42,7 +42,7 @@ class PrioritizedSampler(Sampler):
     the min tree. Weights are thus at most 1, and equal 1 for the least likely item.
 
     Priorities live in a :class:`SumTree` (sampling, ``O(b log N)``) and a :class:`MinTree`
-    (``p_min``), both float64 torch tensors, no compiled code.
+    (``p_min``), both float64 numpy arrays, no compiled code.
 
     Args:
         max_capacity: number of slots (the storage's ``max_size``).
@@ -91,11 +91,11 @@ class PrioritizedSampler(Sampler):
         total = self._sum_tree.total()
         if not total > 0:
             raise RuntimeError("all priorities are zero: cannot sample (use eps > 0)")
-        u = torch.rand(batch_size, generator=self._generator, dtype=torch.float64)
-        index = self._sum_tree.find_prefix(u.mul_(total))
-        p = self._sum_tree.leaves[index]
-        weight = p.div_(self._min_tree.min()).pow_(-self.beta).to(torch.float32)
-        return index, {"_weight": weight}
+        u = torch.rand(batch_size, generator=self._generator, dtype=torch.float64).numpy()
+        index = self._sum_tree.find_prefix(u * total)
+        p = self._sum_tree.get(index)
+        weight = np.power(p / self._min_tree.min(), -self.beta).astype(np.float32)
+        return torch.from_numpy(index), {"_weight": torch.from_numpy(weight)}
 
     def on_write(self, index, start, storage) -> None:
         """Written slots get the largest leaf value seen so far."""
@@ -107,8 +107,9 @@ class PrioritizedSampler(Sampler):
                 self._sum_tree.update_range(lo, hi, self._max_leaf)
                 self._min_tree.update_range(lo, hi, self._max_leaf)
         else:
-            self._sum_tree.update(index, self._max_leaf)
-            self._min_tree.update(index, self._max_leaf)
+            idx = index.numpy()
+            self._sum_tree.update(idx, self._max_leaf)
+            self._min_tree.update(idx, self._max_leaf)
 
     def update_priority(self, index, priority, length: int | None = None) -> None:
         """Set the priority of ``index`` (scalar or 1-D); ``priority`` broadcasts to it.
@@ -141,9 +142,8 @@ class PrioritizedSampler(Sampler):
         leaf = self._leaf(prio)
         if not np.isfinite(leaf).all():
             raise ValueError("priority ** alpha overflows to inf")
-        idx_t, leaf_t = torch.from_numpy(idx), torch.from_numpy(leaf)
-        self._sum_tree._update(idx_t, leaf_t)
-        self._min_tree._update(idx_t, leaf_t)
+        self._sum_tree._update(idx, leaf)
+        self._min_tree._update(idx, leaf)
         self._max_leaf = max(self._max_leaf, float(leaf.max()))
 
     def empty(self) -> None:
@@ -160,8 +160,8 @@ class PrioritizedSampler(Sampler):
             "alpha": self.alpha,
             "beta": self.beta,
             "eps": self.eps,
-            "leaves": self._sum_tree.leaves.clone(),
-            "min_leaves": self._min_tree.leaves.clone(),
+            "leaves": torch.from_numpy(self._sum_tree.leaves),
+            "min_leaves": torch.from_numpy(self._min_tree.leaves),
             "max_leaf": self._max_leaf,
         }
 
@@ -174,6 +174,6 @@ class PrioritizedSampler(Sampler):
             )
         super().load_state_dict(state)
         self.alpha, self.beta, self.eps = state["alpha"], state["beta"], state["eps"]
-        self._sum_tree.update_range(0, self._capacity, state["leaves"])
-        self._min_tree.update_range(0, self._capacity, state["min_leaves"])
+        self._sum_tree.update_range(0, self._capacity, state["leaves"].numpy())
+        self._min_tree.update_range(0, self._capacity, state["min_leaves"].numpy())
         self._max_leaf = float(state["max_leaf"])

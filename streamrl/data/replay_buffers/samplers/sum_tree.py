@@ -1,99 +1,115 @@
-"""Vectorized sum and min trees over float64 leaves (pure torch, no compiled extension).
+"""Vectorized sum and min trees over float64 leaves (numpy, no compiled extension).
 
-The trees are ``K``-ary (``K = 32`` by default) and stop at the first level with at most
-``top_size`` nodes instead of going up to a single root. A batch update walks the levels below
-that top level; a batch prefix-sum search does one cumulative sum over the small top level and
-then descends through the levels below it (two levels for a million leaves), each level one
-vectorized gather/scan over ``batch x K`` values. The work is ``O(batch * K * log_K N)`` plus
-``O(top_size)``, in a handful of torch calls whatever the batch size.
+The trees are ``K``-ary (``K = 16`` by default) and stop at the first level with at most
+``top_size`` nodes instead of going up to a single root. Each level below the top is stored
+*column-major*: the ``K`` children of parent ``p`` form column ``p`` of a ``(K, n / K)`` array.
+Gathering the children of a batch of parents is then one ``take`` giving a ``(K, batch)``
+array, and reducing or scanning it runs ``K`` vector operations of length ``batch`` instead of
+``batch`` short ones, which is what makes numpy fast here.
+
+A batch update walks the levels below the top; a batch prefix-sum search does one cumulative
+sum over the small top level and then descends the levels below it (two for a million leaves).
+The work is ``O(batch * K * log_K N)`` plus ``O(top_size)``, in a fixed number of numpy calls
+whatever the batch size (one torch ``cumsum`` per level, which is faster than numpy's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 __all__ = ["MinTree", "SumTree"]
 
 
-def _as_index(index) -> torch.Tensor:
-    if isinstance(index, torch.Tensor):
-        return index.reshape(-1).to(torch.long)
-    return torch.as_tensor(index, dtype=torch.long).reshape(-1)
-
-
-def _as_values(values, n: int) -> torch.Tensor:
-    values = torch.as_tensor(values, dtype=torch.float64)
-    return values.reshape(-1).expand(n) if values.numel() == 1 else values.reshape(-1)
-
-
 class _KaryTree:
-    """Levels of partial reductions; ``levels[0]`` holds the leaves, ``levels[-1]`` the top."""
+    """``levels[0]`` holds the leaves, ``levels[-1]`` the top; see the module docstring."""
 
     _neutral: float = 0.0
+    _ufunc: np.ufunc = np.add
 
-    def __init__(self, capacity: int, branching: int = 32, top_size: int = 4096) -> None:
+    def __init__(self, capacity: int, branching: int = 16, top_size: int = 4096) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity <= 0:
             raise ValueError(f"capacity must be a positive int, found {capacity!r}")
         if branching < 2:
             raise ValueError(f"branching must be >= 2, found {branching!r}")
+        if top_size < 1:
+            raise ValueError(f"top_size must be >= 1, found {top_size!r}")
         self._capacity = capacity
         self._k = branching
-        levels = []
+        levels, cols = [], []
         nodes = capacity
         while nodes > top_size:
             padded = -(-nodes // branching) * branching
-            levels.append(torch.full((padded,), self._neutral, dtype=torch.float64))
+            levels.append(np.full(padded, self._neutral, dtype=np.float64))
+            cols.append(padded // branching)
             nodes = padded // branching
-        levels.append(torch.full((nodes,), self._neutral, dtype=torch.float64))
+        levels.append(np.full(nodes, self._neutral, dtype=np.float64))
         self._levels = levels
+        self._cols = cols  # columns of each non-top level's (K, cols) layout
 
-    @staticmethod
-    def _reduce(x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    # -- layout -----------------------------------------------------------------------------
+    def _pos(self, lvl: int, index: np.ndarray) -> np.ndarray:
+        """Storage position of natural node ``index`` of level ``lvl``."""
+        if lvl == len(self._levels) - 1:
+            return index
+        return (index % self._k) * self._cols[lvl] + index // self._k
+
+    def _grid(self, lvl: int) -> np.ndarray:
+        """Level ``lvl`` as a ``(K, cols)`` array: column ``p`` holds the children of ``p``."""
+        return self._levels[lvl].reshape(self._k, self._cols[lvl])
 
     # -- leaves -----------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._capacity
 
+    @property
+    def leaves(self) -> np.ndarray:
+        """A copy of the ``capacity`` leaf values, in index order."""
+        if len(self._levels) == 1:
+            return self._levels[0][: self._capacity].copy()
+        return self._grid(0).T.reshape(-1)[: self._capacity].copy()
+
+    def get(self, index) -> np.ndarray:
+        """Leaf values at ``index`` (int array)."""
+        index = np.asarray(index, dtype=np.int64)
+        return self._levels[0][self._pos(0, index)]
+
     def __getitem__(self, index):
-        value = self._levels[0][: self._capacity][index]
-        return float(value) if value.ndim == 0 else value.clone()
+        if isinstance(index, slice):
+            return self.leaves[index]
+        scalar = np.ndim(index) == 0
+        index = np.asarray(index, dtype=np.int64)
+        if scalar and not -self._capacity <= int(index) < self._capacity:
+            raise IndexError(f"leaf index {int(index)} out of range [0, {self._capacity})")
+        value = self.get(index % self._capacity)
+        return float(value) if scalar else value
 
     def __iter__(self) -> Iterator[float]:
-        return iter(self._levels[0][: self._capacity].tolist())
+        return iter(self.leaves.tolist())
 
-    @property
-    def leaves(self) -> torch.Tensor:
-        """The ``capacity`` leaf values (a view: do not write to it)."""
-        return self._levels[0][: self._capacity]
-
-    def _check_index(self, index: torch.Tensor) -> None:
-        if index.numel():
-            lo, hi = int(index.min()), int(index.max())
-            if lo < 0 or hi >= self._capacity:
-                raise IndexError(
-                    f"leaf index {lo if lo < 0 else hi} out of range [0, {self._capacity})"
-                )
+    def _check_index(self, index: np.ndarray) -> None:
+        if index.size and (index.min() < 0 or index.max() >= self._capacity):
+            bad = index[(index < 0) | (index >= self._capacity)][0]
+            raise IndexError(f"leaf index {int(bad)} out of range [0, {self._capacity})")
 
     # -- updates ----------------------------------------------------------------------------
     def update(self, index, values) -> None:
         """Set ``leaves[index] = values`` (last write wins on duplicates) and refresh parents."""
-        index = _as_index(index)
-        values = _as_values(values, index.numel())
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        values = np.broadcast_to(np.asarray(values, dtype=np.float64).reshape(-1), index.shape)
         self._check_index(index)
         self._update(index, values)
 
-    def _update(self, index: torch.Tensor, values: torch.Tensor) -> None:
-        levels, k = self._levels, self._k
-        # index_put_ without accumulate: the last duplicate wins, as in numpy.
-        levels[0].index_put_((index,), values)
+    def _update(self, index: np.ndarray, values: np.ndarray) -> None:
+        levels, k, reduce = self._levels, self._k, self._ufunc.reduce
+        levels[0][self._pos(0, index)] = values
         for lvl in range(1, len(levels)):
             index = index // k
             # Duplicate parents recompute the same value: no need for unique().
-            children = torch.index_select(levels[lvl - 1].view(-1, k), 0, index)
-            levels[lvl].index_put_((index,), self._reduce(children))
+            children = np.take(self._grid(lvl - 1), index, axis=1)
+            levels[lvl][self._pos(lvl, index)] = reduce(children, axis=0)
 
     def update_range(self, start: int, stop: int, values) -> None:
         """Set the contiguous leaves ``[start, stop)`` and refresh their ancestors in O(n)."""
@@ -101,24 +117,30 @@ class _KaryTree:
             raise IndexError(f"leaf range [{start}, {stop}) out of range [0, {self._capacity})")
         if start == stop:
             return
-        levels, k = self._levels, self._k
-        if isinstance(values, (int, float)):
-            levels[0][start:stop].fill_(values)
-        else:
-            levels[0][start:stop].copy_(torch.as_tensor(values, dtype=torch.float64))
+        levels, k, reduce = self._levels, self._k, self._ufunc.reduce
+        levels[0][self._pos(0, np.arange(start, stop))] = values
         for lvl in range(1, len(levels)):
             start, stop = start // k, (stop - 1) // k + 1
-            child = levels[lvl - 1][start * k : stop * k].view(-1, k)
-            levels[lvl][start:stop] = self._reduce(child)
+            children = self._grid(lvl - 1)[:, start:stop]
+            levels[lvl][self._pos(lvl, np.arange(start, stop))] = reduce(children, axis=0)
 
     def clear(self) -> None:
         """Reset every leaf to the neutral value."""
         for level in self._levels:
-            level.fill_(self._neutral)
+            level.fill(self._neutral)
+
+    def _verify(self) -> bool:
+        """Whether every inner node equals the reduction of its children (for tests)."""
+        for lvl in range(1, len(self._levels)):
+            want = self._ufunc.reduce(self._grid(lvl - 1), axis=0)
+            got = self._levels[lvl][self._pos(lvl, np.arange(want.size))]
+            if not np.allclose(got, want, rtol=1e-12, atol=0):
+                return False
+        return True
 
 
 class SumTree(_KaryTree):
-    """A sum tree: batch updates and batch prefix-sum search in O(b log N) torch calls.
+    """A sum tree: batch updates and batch prefix-sum search in O(b log N) numpy calls.
 
     >>> t = SumTree(5)
     >>> t.update([0, 3], [1.0, 3.0])
@@ -127,53 +149,44 @@ class SumTree(_KaryTree):
     """
 
     _neutral = 0.0
-
-    @staticmethod
-    def _reduce(x: torch.Tensor) -> torch.Tensor:
-        return x.sum(dim=1)
+    _ufunc = np.add
 
     def total(self) -> float:
         """The sum of all leaves."""
         return float(self._levels[-1].sum())
 
-    def find_prefix(self, mass) -> torch.Tensor:
+    def find_prefix(self, mass) -> np.ndarray:
         """For each ``m`` in ``mass`` the smallest leaf ``i`` with ``sum(leaves[:i+1]) > m``.
 
         Leaves of value 0 are never returned (unless every leaf is 0); a mass at or past the
         total (floating-point round-off) returns the last positive leaf.
         """
-        mass = torch.as_tensor(mass, dtype=torch.float64).reshape(-1)
-        k = self._k
+        mass = np.array(mass, dtype=np.float64).reshape(-1)
         top = self._levels[-1]
-        csum = top.cumsum(0)
-        node = torch.searchsorted(csum, mass, right=True)
-        node = self._fix_overflow(node, top.unsqueeze(0).expand(node.numel(), -1))
-        mass = mass - (csum[node] - top[node])
+        csum = np.cumsum(top)
+        node = np.searchsorted(csum, mass, side="right")
+        over = node >= top.size
+        if over.any():
+            node[over] = np.flatnonzero(top > 0)[-1] if (top > 0).any() else 0
+        mass -= csum[node] - top[node]
+        k = self._k
+        cols = np.arange(mass.size)
         for lvl in range(len(self._levels) - 2, -1, -1):
-            children = torch.index_select(self._levels[lvl].view(-1, k), 0, node)
-            csum = children.cumsum(1)
-            j = torch.searchsorted(csum, mass.unsqueeze(1), right=True).squeeze(1)
-            j = self._fix_overflow(j, children)
-            j1 = j.unsqueeze(1)
-            mass = mass - (csum.gather(1, j1) - children.gather(1, j1)).squeeze(1)
+            children = np.take(self._grid(lvl), node, axis=1)  # (k, b)
+            # torch's cumsum over the short axis is several times faster than numpy's.
+            csum = torch.from_numpy(children).cumsum(0).numpy()
+            j = (csum <= mass).sum(axis=0)
+            over = j >= k
+            if over.any():
+                positive = children[:, over] > 0
+                j[over] = k - 1 - np.argmax(positive[::-1], axis=0)
+            mass -= csum[j, cols] - children[j, cols]
             node = node * k + j
         return node
 
-    @staticmethod
-    def _fix_overflow(j: torch.Tensor, children: torch.Tensor) -> torch.Tensor:
-        """Map a position past the last child to the last child with a positive value."""
-        over = j >= children.shape[1]
-        if bool(over.any()):
-            positive = children[over] > 0
-            width = positive.shape[1]
-            last = width - 1 - positive.flip(1).to(torch.int8).argmax(1)
-            j = j.clone()
-            j[over] = last
-        return j
-
 
 class MinTree(_KaryTree):
-    """A min tree: ``min()`` and batch updates in O(b log N) torch calls; empty leaves are +inf.
+    """A min tree: ``min()`` and batch updates in O(b log N) numpy calls; empty leaves are +inf.
 
     >>> t = MinTree(4)
     >>> t.update([1, 2], [0.5, 2.0])
@@ -182,10 +195,7 @@ class MinTree(_KaryTree):
     """
 
     _neutral = float("inf")
-
-    @staticmethod
-    def _reduce(x: torch.Tensor) -> torch.Tensor:
-        return x.amin(dim=1)
+    _ufunc = np.minimum
 
     def min(self) -> float:
         """The smallest leaf (``inf`` when no leaf was set)."""
