@@ -268,3 +268,71 @@ def test_set_truncated_marks_last_step(policy):
     assert r["next", "done"][-1].item() and not r["next", "terminated"].any()
     plain = env.rollout(5, policy=pol)
     assert not plain["next", "truncated"].any()
+
+
+class SpacesEnv(gym.Env):
+    """A gymnasium env with Dict/Tuple observations and configurable action spaces; it
+    records the actions it receives."""
+
+    def __init__(self, action_space, obs="dict"):
+        self.action_space = action_space
+        box = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        if obs == "dict":
+            self.observation_space = gym.spaces.Dict(
+                pos=box, inner=gym.spaces.Dict(flag=gym.spaces.MultiBinary(2))
+            )
+        else:
+            self.observation_space = gym.spaces.Tuple([box, gym.spaces.Discrete(3)])
+        self.received = []
+
+    def _obs(self):
+        return self.observation_space.sample()
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.observation_space.seed(seed)
+        return self._obs(), {}
+
+    def step(self, action):
+        self.received.append(action)
+        return self._obs(), 1.0, False, len(self.received) >= 3, {}
+
+
+def test_dict_and_tuple_observations():
+    env = GymWrapper(SpacesEnv(gym.spaces.Discrete(2)))
+    td = env.rand_step(env.reset())
+    assert set(env.observation_spec.keys(True, True)) == {"pos", ("inner", "flag")}
+    assert td["next", "pos"].shape == (2,) and td["next", "inner", "flag"].dtype == torch.int8
+    r = env.rollout(5, break_when_any_done=False)
+    assert r["next", "inner", "flag"].shape == (5, 2)
+    tup = GymWrapper(SpacesEnv(gym.spaces.Discrete(2), obs="tuple"))
+    td = tup.rand_step(tup.reset())
+    assert td["next", "observation", "0"].shape == (2,)
+    assert td["next", "observation", "1"].shape == ()
+
+
+def test_action_space_offsets_and_multi_actions():
+    start = GymWrapper(SpacesEnv(gym.spaces.Discrete(3, start=5)))
+    td = start.reset()
+    td["action"] = torch.tensor(2)
+    start.step(td)
+    assert start._env.received == [7]
+    onehot = GymWrapper(
+        SpacesEnv(gym.spaces.Discrete(3, start=-1)), categorical_action_encoding=False
+    )
+    td = onehot.reset()
+    td["action"] = torch.tensor([0, 0, 1])
+    onehot.step(td)
+    assert onehot._env.received == [1]
+    multi = GymWrapper(SpacesEnv(gym.spaces.MultiDiscrete([2, 4])))
+    td = multi.reset()
+    td["action"] = torch.tensor([1, 3])
+    multi.step(td)
+    assert multi._env.received[0].tolist() == [1, 3]
+    td["action"] = torch.tensor([1, 4])
+    with pytest.raises(ValueError, match="out of the action spec"):
+        multi.step(td)
+    binary = GymWrapper(SpacesEnv(gym.spaces.MultiBinary(3)))
+    r = binary.rollout(3)
+    assert r["action"].dtype == torch.int8 and len(binary._env.received) == 3
+    assert binary.action_spec.is_in(r["action"])
