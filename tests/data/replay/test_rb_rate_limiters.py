@@ -169,3 +169,12 @@ def test_state_dict_roundtrip_and_mismatch():
         SampleToInsertRatio(2.0, 2, 4.0).load_state_dict(state)
     with pytest.raises(ValueError, match="does not match"):
         MinSize(2).load_state_dict(state)
+
+
+def test_limiters_fit_the_graph_rate_limited_edge_protocol():
+    graph = pytest.importorskip("streamrl.graph")
+    protocol = getattr(graph, "RateLimiter", None)
+    if protocol is None:
+        pytest.skip("streamrl.graph has no RateLimiter protocol")
+    assert isinstance(MinSize(1), protocol)
+    assert isinstance(SampleToInsertRatio(1.0, 1, 2.0), protocol)
