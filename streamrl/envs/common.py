@@ -478,6 +478,12 @@ class EnvBase:
         """Hook: a random-action rollout into preallocated buffers, or None (generic loop)."""
         return None
 
+    def append_transform(self, transform: Any) -> Any:
+        """Wrap this env in a ``TransformedEnv`` with ``transform`` (returns the new env)."""
+        from streamrl.envs.transforms import TransformedEnv
+
+        return TransformedEnv(self, transform)
+
     @property
     def batch_locked(self) -> bool:
         """Whether inputs must have exactly ``batch_size`` (always True here)."""
