@@ -45,9 +45,16 @@ def td_from_keys(src: dict, batch_size: torch.Size) -> TensorDict:
 class _BatchedEnv(EnvBase):
     """N copies of an env stepped as one env of batch size ``[N, *sub_batch]``.
 
-    Sub-env ``i`` is seeded with ``seed + i``. ``reset`` with a ``"_reset"`` mask resets only
-    the marked sub-envs and returns every row (the others keep their current observation).
-    The envs are built on first use (reading a spec, reset, step).
+    Sub-env ``i`` is seeded with ``seed + i``. The envs are built on first use (reading a
+    spec, reset, step).
+
+    Done sub-envs: ``step`` never resets anything (unlike gymnasium's vector envs, which
+    reset on the following step). ``step_and_maybe_reset`` (what ``rollout`` uses) resets the
+    sub-envs whose ``("next", "done")`` is set and returns, as the root of the next step,
+    their reset observation with done flags False; the step itself keeps the final
+    observation under ``"next"``. ``reset`` with a ``"_reset"`` mask of shape
+    ``(*batch_size, 1)`` resets only the marked sub-envs and returns every row (the others
+    keep their current observation and flags).
     """
 
     def __init__(
