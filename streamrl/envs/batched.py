@@ -202,6 +202,12 @@ class _BatchedEnv(EnvBase):
 class SerialEnv(_BatchedEnv):
     """N envs stepped one after the other in this process; batch size ``[N]``.
 
+    Sub-env ``i`` gets seed ``seed + i``. ``step`` never resets a done sub-env;
+    ``step_and_maybe_reset`` and ``rollout`` do, and the next step's root then holds the
+    reset observation (the final one stays under ``"next"``). ``reset`` with a ``"_reset"``
+    mask resets only the marked sub-envs. A random-action ``rollout`` writes straight into
+    preallocated buffers when every sub-env supports it (gymnasium envs do).
+
     Args:
         num_workers: number of sub-envs.
         create_env_fn: a callable building one env (or a list of N of them).
