@@ -7,10 +7,15 @@ import threading
 
 
 class _Prefetcher:
-    """Call ``fn()`` in a daemon thread and queue up to ``depth`` results (or its exception)."""
+    """Call ``fn(stop)`` in a daemon thread and queue up to ``depth`` results (or its exception).
 
-    def __init__(self, fn, depth: int) -> None:
+    ``stop`` is a ``threading.Event`` set by :meth:`close`; ``fn`` may watch it while it waits
+    and return early. ``on_close`` is called after it is set (e.g. to wake such a wait).
+    """
+
+    def __init__(self, fn, depth: int, on_close=None) -> None:
         self._fn = fn
+        self._on_close = on_close
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="streamrl-rb-prefetch", daemon=True)
@@ -19,9 +24,11 @@ class _Prefetcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                item = (True, self._fn())
+                item = (True, self._fn(self._stop))
             except BaseException as err:  # handed to the consumer, which re-raises it
                 item = (False, err)
+            if self._stop.is_set():
+                return
             while not self._stop.is_set():
                 try:
                     self._queue.put(item, timeout=0.05)
@@ -47,6 +54,8 @@ class _Prefetcher:
     def close(self) -> None:
         """Stop the thread and drop queued batches; idempotent."""
         self._stop.set()
+        if self._on_close is not None:
+            self._on_close()
         while True:
             try:
                 self._queue.get_nowait()

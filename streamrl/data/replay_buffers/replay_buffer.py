@@ -216,9 +216,7 @@ class ReplayBuffer(IterableDataset):
         """Sample a batch (``return_info=True``: ``(batch, info)`` with ``index`` etc.)."""
         if self._prefetch is not None and (batch_size is None or batch_size == self._batch_size):
             if self._prefetcher is None:
-                self._prefetcher = _Prefetcher(
-                    lambda: self._sample(self._batch_size), self._prefetch
-                )
+                self._start_prefetch()
             try:
                 data, info = self._prefetcher.get()
             except BaseException:
@@ -229,6 +227,14 @@ class ReplayBuffer(IterableDataset):
             data, info = self._sample(self._resolve_batch_size(batch_size))
         return (data, info) if return_info else data
 
+    def _start_prefetch(self) -> None:
+        limiter = self._rate_limiter
+        self._prefetcher = _Prefetcher(
+            lambda stop: self._sample(self._batch_size, stop=stop),
+            self._prefetch,
+            on_close=limiter.wake_all if limiter is not None else None,
+        )
+
     async def asample(self, batch_size: int | None = None, return_info: bool = False):
         """:meth:`sample` that awaits the rate limiter instead of blocking."""
         batch_size = self._resolve_batch_size(batch_size)
@@ -237,9 +243,12 @@ class ReplayBuffer(IterableDataset):
         data, info = self._sample(batch_size, limited=False)
         return (data, info) if return_info else data
 
-    def _sample(self, batch_size: int, limited: bool = True):
+    def _sample(self, batch_size: int, limited: bool = True, stop=None):
         if limited and self._rate_limiter is not None:
-            self._rate_limiter.sample(batch_size, timeout=self.rate_limit_timeout)
+            if stop is None:
+                self._rate_limiter.sample(batch_size, timeout=self.rate_limit_timeout)
+            elif not self._rate_limiter._wait("sample", batch_size, self.rate_limit_timeout, stop):
+                return None, {}  # the prefetcher is closing
         try:
             with self._lock:
                 index, info = self._sampler.sample(self._storage, batch_size)

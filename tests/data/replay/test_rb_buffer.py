@@ -146,6 +146,21 @@ def test_prefetch_thread_and_errors():
     assert not thread.is_alive()
 
 
+def test_prefetch_blocked_on_the_limiter_closes_promptly():
+    rb = ReplayBuffer(
+        storage=LazyTensorStorage(10), batch_size=2, prefetch=1, rate_limiter=MinSize(100)
+    )
+    rb.extend(torch.arange(5))
+    rb._start_prefetch()  # what sample() does first, without blocking this thread on it
+    thread = rb._prefetcher._thread
+    time.sleep(0.05)
+    assert thread.is_alive()  # blocked: MinSize(100) never allows sampling
+    t0 = time.monotonic()
+    rb.close()
+    assert time.monotonic() - t0 < 1.0 and not thread.is_alive()
+    assert rb.rate_limiter.samples == 0
+
+
 def test_rate_limited_buffer_blocks_and_times_out():
     rb = ReplayBuffer(
         storage=LazyTensorStorage(100), rate_limiter=MinSize(5), rate_limit_timeout=0.05
