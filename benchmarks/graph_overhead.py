@@ -20,7 +20,7 @@ import anyio
 import torch
 from tensordict import TensorDict
 
-from streamrl.graph import Graph, Map, Operator, Source
+from streamrl.graph import Graph, Map, Operator, Process, Source
 
 
 class _Stamp(Operator):
@@ -44,13 +44,14 @@ def _identity(x):
     return x
 
 
-def _run(make_item, n: int, k: int, placement: str, fuse: bool) -> float:
+def _run(make_item, n: int, k: int, placement, fuse: bool) -> float:
     """Seconds per message through source -> k identity maps -> sink."""
     item = make_item()
     g = Graph()
     prev = g.add(Source(lambda: item, limit=n), name="src")
     for i in range(k):
-        m = g.add(Map(_identity), name=f"m{i}", placement=placement)
+        m = g.add(Map(_identity), name=f"m{i}",
+                  placement=placement() if callable(placement) else placement)
         g.connect(prev, m)
         prev = m
     sink = _Stamp()
@@ -60,7 +61,7 @@ def _run(make_item, n: int, k: int, placement: str, fuse: bool) -> float:
     return (sink.last - sink.first) / (n - 1)
 
 
-def hop_us(make_item, n: int, placement: str, fuse: bool, k: int, repeats: int = 3) -> float:
+def hop_us(make_item, n: int, placement, fuse: bool, k: int, repeats: int = 3) -> float:
     base = min(_run(make_item, n, 0, "inline", fuse) for _ in range(repeats))
     with_k = min(_run(make_item, n, k, placement, fuse) for _ in range(repeats))
     return max(with_k - base, 0.0) / k * 1e6
@@ -96,7 +97,7 @@ def to_thread_us(n: int) -> float:
     return anyio.run(main)
 
 
-def pipeline(make_item, n: int, placements: tuple[str, str, str]) -> tuple[float, float]:
+def pipeline(make_item, n: int, placements: tuple) -> tuple[float, float]:
     """items/s and rows/s of source -> map -> map(+1) -> sink with the given placements for the
     source-side map, the second map and the sink."""
     item = make_item()
@@ -127,18 +128,19 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} cores, load average {load:.2f} at start")
     print(f"graph hop cost (us per message, {n} messages, min of 3; lower is better)")
-    print(f"{'placement':<14} {'tiny':>9} {'256x4 TD':>9}")
+    print(f"{'placement':<22} {'tiny':>9} {'256x4 TD':>9}")
     cases = [
         ("inline", "inline", False, 4),
         ("fused inline", "inline", True, 4),
         ("thread", "thread", False, 2),
         ("process", "process", False, 2),
+        ("process, 2 in flight", lambda: Process(max_in_flight=2), False, 2),
     ]
     for label, placement, fuse, k in cases:
-        m = n if placement in ("inline",) else n // 2
+        m = n if placement == "inline" else n // 2
         t1 = hop_us(tiny, m, placement, fuse, k)
         t2 = hop_us(td, m, placement, fuse, k)
-        print(f"{label:<14} {t1:>9.1f} {t2:>9.1f}")
+        print(f"{label:<22} {t1:>9.1f} {t2:>9.1f}")
     print("targets: inline hop of a batched message <= 20 us; process hop of 256x4 TD <= 100 us")
     print()
     print("references on this machine:")
@@ -146,10 +148,13 @@ def main() -> None:
     print(f"  anyio.to_thread.run_sync call:      {to_thread_us(n // 5):6.1f} us")
     print()
     print(f"3-stage pipeline (scale -> shift -> sink) of 256x4 TensorDicts, {n} messages")
+    piped = Process(max_in_flight=2)
     for placements in [("inline", "inline", "inline"), ("thread", "thread", "inline"),
-                       ("thread", "process", "inline"), ("process", "process", "inline")]:
-        items, rows = pipeline(td, n if "process" not in placements else n // 2, placements)
-        print(f"  {'/'.join(placements):<24} {items:>9.0f} items/s {rows:>11.0f} rows/s")
+                       ("thread", "process", "inline"), ("process", "process", "inline"),
+                       (piped, piped, "inline")]:
+        names = "/".join(p if isinstance(p, str) else "process(2 in flight)" for p in placements)
+        items, rows = pipeline(td, n if "process" not in names else n // 2, placements)
+        print(f"  {names:<44} {items:>9.0f} items/s {rows:>11.0f} rows/s")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
+from collections import deque
 from typing import Any
 
 import anyio
@@ -20,18 +21,10 @@ from .placement import END, NOARG, Host, Placement, call_hook, run_in_own_thread
 __all__ = ["Process"]
 
 
-class _Slot:
-    """A TensorDict sent through a shared buffer: ``key`` names the buffer; ``buf`` is set only
-    when the buffer is new (first message, or the structure changed)."""
-
-    __slots__ = ("buf", "key")
-
-    def __init__(self, key: Any, buf: TensorDict | None):
-        self.key = key
-        self.buf = buf
-
-    def __reduce__(self):
-        return (_Slot, (self.key, self.buf))
+# A TensorDict sent through a shared buffer is encoded as (_SLOT, key, buf): ``key`` names the
+# buffer, ``buf`` is set only when the buffer is new (first message, or the structure changed).
+# A plain tuple pickles faster than a small class.
+_SLOT = "__streamrl_shared_slot__"
 
 
 def _leaves(td: TensorDict) -> tuple[tuple, list[torch.Tensor]] | None:
@@ -65,32 +58,37 @@ class SlotCodec:
         if entry is not None and entry[0] == sig:
             for s, d in zip(src, entry[2]):
                 d.copy_(s)
-            return _Slot(key, None)
+            return (_SLOT, key, None)
         buf = shared_zeros_like(item)
         dst = list(buf.values(True, True))
         for s, d in zip(src, dst):
             d.copy_(s)
         self._out[key] = (sig, buf, dst)
-        return _Slot(key, buf)
+        return (_SLOT, key, buf)
 
-    def encode(self, values: dict[str, Any] | None) -> Any:
+    def encode(self, values: dict[str, Any] | None, slot: int = 0) -> Any:
+        """Encode a hook's dict; ``slot`` selects one of several buffer sets (one per message
+        in flight, so a buffer is rewritten only after the other side has read it)."""
         if not isinstance(values, dict):
             return values
         out = {}
         for port, v in values.items():
             if isinstance(v, Many):
-                out[port] = Many(self._encode_item((port, i), x) for i, x in enumerate(v.items))
+                out[port] = Many(
+                    self._encode_item((port, slot, i), x) for i, x in enumerate(v.items)
+                )
             else:
-                out[port] = self._encode_item(port, v)
+                out[port] = self._encode_item((port, slot), v)
         return out
 
     def _decode_item(self, item: Any) -> Any:
-        if type(item) is not _Slot:
+        if type(item) is not tuple or len(item) != 3 or item[0] != _SLOT:
             return item
-        if item.buf is not None:
-            self._in[item.key] = item.buf
-        # A copy: the buffer is overwritten by the next message.
-        return self._in[item.key].clone()
+        _, key, buf = item
+        if buf is not None:
+            self._in[key] = buf
+        # A copy: the buffer is overwritten by a later message.
+        return self._in[key].clone()
 
     def decode(self, values: Any) -> Any:
         if not isinstance(values, dict):
@@ -112,14 +110,14 @@ class _Served:
         self._rx = SlotCodec()
         self._tx = SlotCodec()
 
-    def hook(self, name: str, arg: Any = NOARG) -> Any:
+    def hook(self, name: str, arg: Any = NOARG, slot: int = 0) -> Any:
         if name == "step":
             arg = self._rx.decode(arg)
         result = call_hook(self.op, name, arg)
         if result is END:
             return END
         if name in ("open", "step", "finish"):
-            return self._tx.encode(result)
+            return self._tx.encode(result, slot)
         return result
 
     def close(self) -> None:
@@ -138,9 +136,11 @@ class _ProcessHost(Host):
     placement = "process"
 
     def __init__(self, op: Operator, name: str, start_method: str | None,
-                 num_threads: int | None, sync_state: bool):
+                 num_threads: int | None, sync_state: bool, max_in_flight: int):
         super().__init__(op, name)
         self._sync_state = sync_state
+        self.max_in_flight = max_in_flight
+        self._seq = 0
         if async_hooks(op):
             raise TypeError(
                 f"operator {name!r} has async hooks {async_hooks(op)}; only placement='inline' "
@@ -155,7 +155,7 @@ class _ProcessHost(Host):
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
-        self._fut: asyncio.Future | None = None
+        self._futs: deque[asyncio.Future] = deque()  # one per request sent, oldest first
 
     async def start(self) -> None:
         self._started = True
@@ -173,12 +173,11 @@ class _ProcessHost(Host):
         self._loop.add_reader(self._fd, self._on_readable)
 
     def _on_readable(self) -> None:
-        fut = self._fut
-        if fut is None:  # EOF or a stray wake-up with nothing pending: stop watching
+        if not self._futs:  # EOF or a stray wake-up with nothing pending: stop watching
             self._loop.remove_reader(self._fd)
             self._fd = -1
             return
-        self._fut = None
+        fut = self._futs.popleft()
         try:
             result, error = self._worker.recv(), None
         except BaseException as exc:
@@ -190,25 +189,46 @@ class _ProcessHost(Host):
         else:
             fut.set_result(result)
 
-    async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
-        w = self._worker
-        t0 = time.perf_counter()
-        if hook == "step":
-            arg = self._tx.encode(arg)
+    def submit(self, hook: str, arg: Any = NOARG) -> Any:
+        """Send a hook call without waiting; returns a handle for :meth:`collect`. Up to
+        ``max_in_flight`` calls may be outstanding (replies come back in order)."""
+        if len(self._futs) >= self.max_in_flight:
+            raise RuntimeError(f"operator {self.name!r}: more than {self.max_in_flight} calls "
+                               "in flight")
         if self._loop is not None and self._fd < 0:
             raise RuntimeError(f"worker process of operator {self.name!r} is gone")
+        slot = self._seq % self.max_in_flight
+        self._seq += 1
+        if hook == "step":
+            arg = self._tx.encode(arg, slot)
+        w = self._worker
+        fut = None
+        if self._loop is not None:
+            fut = self._loop.create_future()
+            self._futs.append(fut)
         try:
-            if self._loop is not None:
-                fut = self._fut = self._loop.create_future()
-                w.send("hook", hook) if arg is NOARG else w.send("hook", hook, arg)
+            w.send("hook", hook, slot=slot) if arg is NOARG else w.send("hook", hook, arg, slot)
+        except BaseException:
+            if fut is not None:
+                self._futs.remove(fut)
+            raise
+        return fut, time.perf_counter()
+
+    async def collect(self, handle: Any) -> tuple[Any, float]:
+        """Wait for the reply to a :meth:`submit`; returns ``(result or END, seconds)``."""
+        fut, t0 = handle
+        try:
+            if fut is not None:
                 result = await fut
-            else:
-                w.send("hook", hook) if arg is NOARG else w.send("hook", hook, arg)
-                await anyio.wait_readable(w.connection.fileno())
-                result = w.recv()
+            else:  # not asyncio
+                await anyio.wait_readable(self._worker.connection.fileno())
+                result = self._worker.recv()
         except RemoteError as exc:
             raise _unwrap(exc) from None
         return self._rx.decode(result), time.perf_counter() - t0
+
+    async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
+        return await self.collect(self.submit(hook, arg))
 
     def call_sync(self, hook: str, arg: Any = NOARG) -> Any:
         raise RuntimeError("a process host cannot run in deterministic mode")
@@ -252,6 +272,12 @@ class Process(Placement):
     so :meth:`Graph.state_dict` reflects the run. In deterministic mode the operator runs
     inline instead.
 
+    ``max_in_flight > 1`` pipelines: the next input is sent while the worker still computes the
+    previous one, hiding the pipe round trip (worth it when the operator is the bottleneck of a
+    stream). The operator still sees its inputs one at a time and in order, but it may receive
+    an input before its previous output has been delivered downstream, and after it ends the
+    stream (``StopIteration``) the inputs already sent are stepped and their outputs dropped.
+
     Examples:
         >>> from streamrl.graph import Process
         >>> Process(start_method="spawn")
@@ -261,13 +287,17 @@ class Process(Placement):
     name = "process"
 
     def __init__(self, start_method: str | None = None, num_threads: int | None = 1,
-                 sync_state: bool = True):
+                 sync_state: bool = True, max_in_flight: int = 1):
+        if not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be an int >= 1, found {max_in_flight!r}")
         self.start_method = start_method
         self.num_threads = num_threads
         self.sync_state = sync_state
+        self.max_in_flight = max_in_flight
 
     def host(self, op: Operator, name: str) -> Host:
-        return _ProcessHost(op, name, self.start_method, self.num_threads, self.sync_state)
+        return _ProcessHost(op, name, self.start_method, self.num_threads, self.sync_state,
+                            self.max_in_flight)
 
     def __repr__(self) -> str:
         return "Process()" if self.start_method is None else (

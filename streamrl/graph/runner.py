@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -258,6 +259,10 @@ class Runner:
                     break
             current = head
             source = not head.inputs and not head.latest
+            window = getattr(head.host, "max_in_flight", 1)
+            if ended is None and window > 1 and len(chain) == 1 and not any(
+                    c.kind == "limited" for chans in head.inputs.values() for c in chans):
+                ended = await self._pipelined(head, window)
             n = 0
             while ended is None and not tail.outputs_gone():
                 if source:
@@ -307,6 +312,45 @@ class Runner:
             self._remaining -= 1
             if self._remaining == 0:
                 self._done.set()
+
+    async def _pipelined(self, o: OpRun, window: int) -> int | None:
+        """Step ``o`` with up to ``window`` calls in flight (hosts with submit/collect).
+        Returns 0 when the stream ended, None when the consumers have gone."""
+        host = o.host
+        pending: deque[Any] = deque()
+        source = not o.inputs and not o.latest
+        eos = stopped = False
+        while True:
+            while not (eos or stopped) and len(pending) < window:
+                if source:
+                    inputs = {}
+                else:
+                    if pending and not o.inputs_ready() and not o.inputs_ended():
+                        break  # collect a result rather than wait for an input
+                    inputs = await self._gather(o)
+                    if inputs is _EOS:
+                        eos = True
+                        break
+                try:
+                    pending.append(host.submit("step", inputs))
+                except Exception as exc:
+                    raise _HookFailure(o.name, "step", exc) from None
+            if not pending:
+                return 0
+            try:
+                r, dt = await host.collect(pending.popleft())
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception as exc:
+                raise _HookFailure(o.name, "step", exc) from None
+            o.busy_s += dt
+            o.calls += 1
+            if r is END:
+                stopped = True  # results of calls already in flight are dropped
+            elif not stopped:
+                await self._push([o], 0, r)
+            if o.outputs_gone():
+                return None
 
     async def _arrive_open(self) -> None:
         self._to_open -= 1

@@ -68,6 +68,12 @@ class OpRun:
         ended = [all(ch.ended() for ch in chans) for chans in ports]
         return any(ended) if self.mode == "all" else all(ended)
 
+    def inputs_ready(self) -> bool:
+        """A step could start now without waiting for an item."""
+        if self.mode == "all":
+            return all(any(c.ready() for c in chans) for chans in self.inputs.values())
+        return any(c.ready() for chans in self.inputs.values() for c in chans)
+
     def outputs_gone(self) -> bool:
         """Every consumer of every output port stopped reading (nobody needs our items)."""
         gone = False

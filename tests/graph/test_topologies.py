@@ -376,3 +376,63 @@ async def test_many_items_and_nested_tensordicts_through_a_process():
     a, b, s, a2 = out.op.items
     assert a["a"].tolist() == [1.0, 1.0] and b["b"].shape == (5, 2) and s == "not a tensordict"
     assert a2["a"].tolist() == [3.0, 3.0]
+
+
+@pytest.mark.parametrize("window", [2, 3])
+async def test_pipelined_process_operator_keeps_order(window):
+    from streamrl.graph import Process
+
+    from .helpers import LeakCheck
+
+    leaks = LeakCheck()
+    g = Graph()
+    src = g.add(Source(TensorDict({"x": torch.full((16, 4), float(i))}, [16]) for i in range(50)))
+    m = g.add(Map(lambda td: td + 1), name="m", placement=Process(max_in_flight=window))
+    b = g.add(Batcher(7))
+    out = g.add(Collect())
+    g.connect(src, m).connect(m, b).connect(b, out)
+    await g.run()
+    values = [v for td in out.op.items for v in td["x"][::16, 0].tolist()]
+    assert values == [float(i + 1) for i in range(50)]
+    assert g.stats().operators["m"].calls == 50 + 2  # steps + open + finish
+    leaks.assert_clean()
+
+
+async def test_pipelined_process_source_and_stop_iteration():
+    from streamrl.graph import OperatorError, Process
+
+    from .helpers import Boom
+
+    g = Graph()
+    src = g.add(Source(range(20)), name="src", placement=Process(max_in_flight=2))
+    out = g.add(Collect())
+    g.connect(src, out)
+    await g.run()
+    assert out.op.items == list(range(20))
+    assert g.state_dict()["src"] == {"count": 20}
+
+    class StopAt(Operator):
+        def step(self, inputs):
+            if inputs["in"] == 5:
+                raise StopIteration
+            return {"out": inputs["in"]}
+
+        def finish(self):
+            return {"out": "flushed"}
+
+    g = Graph()
+    src = g.add(Source(range(20)))
+    s = g.add(StopAt(), placement=Process(max_in_flight=3))
+    out = g.add(Collect())
+    g.connect(src, s).connect(s, out)
+    await g.run()
+    assert out.op.items == [0, 1, 2, 3, 4, "flushed"]
+
+    g = Graph()
+    src = g.add(Source(range(20)))
+    boom = g.add(Boom(at=4), name="boom", placement=Process(max_in_flight=2))
+    g.connect(src, boom).connect(boom, g.add(Collect()))
+    with pytest.raises(OperatorError, match="'boom' raised in step"):
+        await g.run()
+    with pytest.raises(ValueError, match="max_in_flight"):
+        Process(max_in_flight=0)
