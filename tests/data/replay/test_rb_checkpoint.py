@@ -63,6 +63,13 @@ def test_roundtrip_restores_everything(kind, tmp_path):
     assert rb.extend(_td(5)).tolist() == rb2.extend(_td(5)).tolist()
 
 
+def test_checkpoint_holds_only_the_written_rows(tmp_path):
+    rb = ReplayBuffer(storage=LazyTensorStorage(100_000))
+    rb.extend(torch.zeros(10, 8))
+    rb.dumps(tmp_path / "small.pt")
+    assert os.path.getsize(tmp_path / "small.pt") < 100_000  # not 100k x 8 floats
+
+
 def test_sampler_without_replacement_epoch_is_restored(tmp_path):
     rb = ReplayBuffer(storage=LazyTensorStorage(20), sampler=SamplerWithoutReplacement())
     rb.extend(torch.arange(20))

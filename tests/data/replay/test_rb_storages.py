@@ -4,6 +4,8 @@ import os
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tensordict import TensorDict
 
 from streamrl.data import (
@@ -216,3 +218,33 @@ class TestMemmap:
         rb2 = pickle.loads(pickle.dumps(rb))
         assert len(rb2) == 4
         assert (rb2[torch.arange(4)] == rb[torch.arange(4)]).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cap=st.integers(1, 12),
+    sizes=st.lists(st.integers(0, 30), min_size=1, max_size=8),
+    kind=st.sampled_from(["list", "tensor"]),
+)
+def test_round_robin_matches_a_reference_model(cap, sizes, kind):
+    storage = ListStorage(cap) if kind == "list" else LazyTensorStorage(cap)
+    rb = ReplayBuffer(storage=storage)
+    slots = [None] * cap
+    cursor, counter = 0, 0
+    for n in sizes:
+        items = list(range(counter, counter + n))
+        counter += n
+        data = torch.tensor(items, dtype=torch.long) if kind == "tensor" else items
+        if kind == "tensor" and n == 0:
+            data = torch.zeros(0, dtype=torch.long)
+        rb.extend(data)
+        for item in items:  # reference: one item at a time
+            slots[cursor] = item
+            cursor = (cursor + 1) % cap
+        filled = [s for s in slots if s is not None]
+        assert len(rb) == len(filled)
+        if len(rb):
+            got = rb.storage.get(torch.arange(len(rb)))
+            got = got.tolist() if isinstance(got, torch.Tensor) else got
+            assert got == slots[: len(rb)]
+            assert rb.storage.head == cursor

@@ -245,7 +245,7 @@ class LazyTensorStorage(Storage):
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self):
-        """Written rows per key plus cursor (tensors are views of the storage)."""
+        """Written rows per key plus cursor (views of a full storage, copies otherwise)."""
         keys = self._keys if self._is_td else ([()] if self.allocated else [])
         return {
             "type": type(self).__name__,
@@ -256,8 +256,14 @@ class LazyTensorStorage(Storage):
             "keys": [list(k) for k in keys],
             "dtypes": [str(t.dtype) for t in self._leaves],
             "shapes": [list(t.shape[1:]) for t in self._leaves],
-            "tensors": [t[: self._len] for t in self._leaves],
+            "tensors": [self._rows_for_state(t) for t in self._leaves],
         }
+
+    def _rows_for_state(self, leaf: torch.Tensor) -> torch.Tensor:
+        # torch.save writes a view's whole underlying storage: copy the written rows when the
+        # storage is not full, so a checkpoint holds len rows, not max_size.
+        rows = leaf[: self._len]
+        return rows.clone() if self._len < self.max_size else rows
 
     def load_state_dict(self, state) -> None:
         """Restore :meth:`state_dict`, copying rows in chunks; the schema must match."""
