@@ -146,8 +146,11 @@ def run_env(
                 obs = reset()
                 if t + 1 == T:
                     return T, obs, True
-            if t + 1 < T:
                 root1[t + 1] = obs[key]
+            elif t + 1 < T:
+                # copy from our own contiguous row: cheaper than from the env's array
+                # (rendered frames are often transposed views)
+                root1[t + 1] = nxt1[t]
         return T, obs, False
     for t in range(T):
         obs, r, te, tr = step(actions[t])
@@ -162,9 +165,11 @@ def run_env(
             obs = reset()
             if t + 1 == T:
                 return T, obs, True
-        if t + 1 < T:
             for k in keys:
                 root[k][t + 1] = obs[k]
+        elif t + 1 < T:
+            for k in keys:
+                root[k][t + 1] = nxt[k][t]
     return T, obs, False
 
 
@@ -177,7 +182,7 @@ def run_envs_lockstep(envs: list, actions: list, views: list, T: int) -> int:
             for k, buf in v["next"].items():
                 buf[t] = obs[k]
                 if t + 1 < T:
-                    v["root"][k][t + 1] = obs[k]
+                    v["root"][k][t + 1] = buf[t]
             v["reward"][t] = r
             if te or tr:
                 v["terminated"][t] = te
