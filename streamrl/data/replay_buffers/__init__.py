@@ -2,6 +2,24 @@
 
 A buffer is a storage (where items live) x a writer (which slots a batch goes to) x a sampler
 (which items a batch reads), behind one lock, with an optional rate limiter.
+
+>>> import torch
+>>> from tensordict import TensorDict
+>>> rb = TensorDictPrioritizedReplayBuffer(
+...     alpha=0.7, beta=0.5, storage=LazyTensorStorage(1000), batch_size=4)
+>>> _ = rb.extend(TensorDict({"obs": torch.zeros(8, 3)}, batch_size=[8]))
+>>> batch = rb.sample()  # carries "index" and "_weight"
+>>> batch["td_error"] = torch.rand(4)
+>>> rb.update_tensordict_priority(batch)
+
+- Loaders: ``torch.utils.data.DataLoader(rb, batch_size=None)`` (endless, or one epoch with
+  :class:`SamplerWithoutReplacement`), ``rb.as_dataset(num_batches)``, and ``rb.as_node()``
+  for ``torchdata.nodes`` (``Loader`` checkpoints resume exactly).
+- Rate limiters: ``ReplayBuffer(..., rate_limiter=SampleToInsertRatio(...))`` makes
+  ``extend``/``sample`` block (``aextend``/``asample`` await); the same limiter objects gate
+  the graph's rate-limited edges (``acquire_insert`` / ``acquire_sample``).
+- Checkpoints: ``rb.dumps(path)`` / ``rb.loads(path)``: one file, written atomically, read
+  with ``torch.load(weights_only=True)``.
 """
 
 from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
