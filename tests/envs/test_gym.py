@@ -156,7 +156,8 @@ def test_info_keys():
 
 
 def test_other_registered_ids():
-    for name in ["MountainCar-v0", "Acrobot-v1", "MountainCarContinuous-v0", "FrozenLake-v1"]:
+    ids = ["MountainCar-v0", "Acrobot-v1", "MountainCarContinuous-v0", "FrozenLake-v1"]
+    for name in [*ids, "Blackjack-v1", "Taxi-v4", "CliffWalking-v1"]:
         with GymEnv(name) as env:
             r = env.rollout(4, break_when_any_done=False)
             assert r.shape == (4,)
