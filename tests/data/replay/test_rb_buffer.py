@@ -88,8 +88,12 @@ def test_list_storage_defaults():
     rb = ReplayBuffer()
     rb.extend([torch.zeros(2), torch.ones(2)])
     assert rb.sample(5).shape == (5, 2)  # default collate stacks tensors
+    assert torch.equal(rb[1], torch.ones(2))
+    assert rb[:].shape == (2, 2) and rb[1:].shape == (1, 2)
     rb2 = ReplayBuffer()
     rb2.extend(["a", "b"])
+    assert rb2[0] == "a" and rb2[1:] == ["b"]
+    assert rb2.storage.get(slice(0, 2)) == ["a", "b"]
     assert set(rb2.sample(4)) <= {"a", "b"}
     with pytest.raises(TypeError, match="sequence"):
         rb2.extend(5)

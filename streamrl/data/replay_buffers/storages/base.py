@@ -107,6 +107,8 @@ class Storage:
             self._head = (int(index[-1]) + 1) % self.max_size
 
     def _check_index(self, index) -> torch.Tensor:
+        if isinstance(index, slice):
+            return torch.arange(self._len)[index]
         if isinstance(index, int):
             index = torch.tensor([index])
         elif not isinstance(index, torch.Tensor):

@@ -57,8 +57,9 @@ class ListStorage(Storage):
         self._advance(index, start, new_len)
 
     def get(self, index):
-        """A list of the items at ``index``."""
-        return self._read(self._check_index(index))
+        """The item at an int ``index``, else a list of the items at ``index``."""
+        items = self._read(self._check_index(index))
+        return items[0] if isinstance(index, int) else items
 
     def _read(self, index):
         """Items at ``index``, which the caller guarantees is in range."""

@@ -200,8 +200,6 @@ class LazyTensorStorage(Storage):
     # -- reading ----------------------------------------------------------------------------
     def get(self, index):
         """Rows at ``index`` as a TensorDict (or tensor) with batch size ``[len(index)]``."""
-        if isinstance(index, slice):
-            index = torch.arange(self._len)[index]
         scalar = isinstance(index, int)
         out = self._read(self._check_index(index))
         return out[0] if scalar else out
