@@ -27,6 +27,12 @@ def _count(n) -> int:
     return n
 
 
+class _Ticket(threading.Event):
+    """A wait that can be called off (``set()``); ``granted`` is written under the lock."""
+
+    granted = False
+
+
 class RateLimiter:
     """Base class: subclasses define :meth:`can_insert` and :meth:`can_sample`.
 
@@ -91,13 +97,15 @@ class RateLimiter:
         with self._cond:
             return self._try("sample", n)
 
-    def _wait(self, kind: str, n: int, timeout: float | None, stop: threading.Event | None):
+    def _wait(self, kind: str, n: int, timeout: float | None, stop: _Ticket | None):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
                 if stop is not None and stop.is_set():
                     return False
                 if self._try(kind, n):
+                    if stop is not None:
+                        stop.granted = True  # under the lock: a canceller sees it
                     return True
                 if deadline is None:
                     self._cond.wait()
@@ -125,22 +133,18 @@ class RateLimiter:
         with self._cond:
             if self._try(kind, n):
                 return
-        stop = threading.Event()
-        granted = False
-
-        def wait() -> None:
-            nonlocal granted
-            granted = self._wait(kind, n, None, stop)
-
+        ticket = _Ticket()
         try:
-            await anyio.to_thread.run_sync(wait, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(
+                self._wait, kind, n, None, ticket, abandon_on_cancel=True
+            )
         except BaseException:
             # Cancelled (or failed) while waiting: stop the worker thread; if it was granted
             # the permit in the meantime, give it back.
             with self._cond:
-                stop.set()
+                ticket.set()
                 self._cond.notify_all()
-                was_granted = granted
+                was_granted = ticket.granted
             if was_granted:
                 self._undo(kind, n)
             raise

@@ -178,3 +178,43 @@ def test_limiters_fit_the_graph_rate_limited_edge_protocol():
         pytest.skip("streamrl.graph has no RateLimiter protocol")
     assert isinstance(MinSize(1), protocol)
     assert isinstance(SampleToInsertRatio(1.0, 1, 2.0), protocol)
+
+
+async def test_cancelled_waits_never_leak_permits():
+    import random
+
+    lim = SampleToInsertRatio(1.0, 1, 1.0)  # samples may never exceed inserts
+    stop = threading.Event()
+
+    def inserter():
+        while not stop.is_set():
+            try:
+                lim.insert(timeout=0.01)
+            except TimeoutError:
+                pass
+            time.sleep(0.0005)
+
+    th = threading.Thread(target=inserter)
+    th.start()
+    completed = 0
+    rng = random.Random(0)
+
+    async def taker():
+        nonlocal completed
+        with anyio.move_on_after(rng.random() * 0.003):
+            await lim.acquire_sample()
+            completed += 1
+
+    try:
+        with anyio.fail_after(20):
+            for _ in range(60):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(5):
+                        tg.start_soon(taker)
+    finally:
+        stop.set()
+        th.join(5)
+    await anyio.sleep(0.05)  # let abandoned worker threads notice their cancellation
+    assert completed > 0
+    assert lim.samples == completed
+    assert lim.samples <= lim.inserts
