@@ -248,3 +248,20 @@ def test_round_robin_matches_a_reference_model(cap, sizes, kind):
             got = got.tolist() if isinstance(got, torch.Tensor) else got
             assert got == slots[: len(rb)]
             assert rb.storage.head == cursor
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tensor_storage_on_cuda():
+    from streamrl.data import TensorDictPrioritizedReplayBuffer
+
+    rb = TensorDictPrioritizedReplayBuffer(
+        alpha=0.7, beta=0.5, storage=LazyTensorStorage(100, device="cuda"), batch_size=16
+    )
+    rb.extend(_batch(40))  # CPU batch, copied to the device
+    assert rb.storage.column("action").device.type == "cuda"
+    s = rb.sample()
+    assert s["observation"].device.type == "cuda" and s["index"].device.type == "cuda"
+    s["td_error"] = torch.rand(16, device="cuda")
+    rb.update_tensordict_priority(s)
+    got = rb.storage.get(torch.tensor([3]))
+    assert got["next", "reward"].item() == 3.0
