@@ -11,6 +11,8 @@ from streamrl.data.replay_buffers.storages import ListStorage, Storage
 
 __all__ = ["TensorDictPrioritizedReplayBuffer", "TensorDictReplayBuffer"]
 
+_REDUCTIONS = {"max": torch.amax, "min": torch.amin, "sum": torch.sum, "mean": torch.mean}
+
 
 class TensorDictReplayBuffer(ReplayBuffer):
     """A :class:`ReplayBuffer` of TensorDicts; each sample gets an ``index`` entry (int64).
@@ -22,6 +24,8 @@ class TensorDictReplayBuffer(ReplayBuffer):
 
     Args:
         priority_key: key holding the new priorities (default ``"td_error"``).
+        reduction: how a priority with extra dims is reduced per item: ``"max"`` (default),
+            ``"min"``, ``"sum"`` or ``"mean"``.
         storage, sampler, ...: as in :class:`ReplayBuffer`.
 
     >>> from tensordict import TensorDict
@@ -33,9 +37,12 @@ class TensorDictReplayBuffer(ReplayBuffer):
 
     _INFO_KEYS = ("index", "_weight")
 
-    def __init__(self, *, priority_key="td_error", **kwargs) -> None:
+    def __init__(self, *, priority_key="td_error", reduction: str = "max", **kwargs) -> None:
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {tuple(_REDUCTIONS)}, found {reduction!r}")
         super().__init__(**kwargs)
         self.priority_key = priority_key
+        self.reduction = reduction
 
     def _postprocess(self, data, info):
         if not isinstance(data, TensorDictBase):
@@ -74,15 +81,18 @@ class TensorDictReplayBuffer(ReplayBuffer):
             priority = priority[plan.source]
         self._sampler.update_priority(plan.index, priority, len(self._storage))
 
-    @staticmethod
-    def _reduce_priority(priority: torch.Tensor, n: int) -> torch.Tensor:
+    def _reduce_priority(self, priority: torch.Tensor, n: int) -> torch.Tensor:
         priority = priority.detach()
-        if priority.ndim > 1:
-            priority = priority.reshape(n, -1).amax(dim=1)
+        if priority.ndim > 1 or priority.numel() != n:
+            priority = _REDUCTIONS[self.reduction](priority.reshape(n, -1), dim=1)
         return priority
 
     def update_tensordict_priority(self, data: TensorDictBase) -> None:
-        """Update priorities from ``data["index"]`` and ``data[priority_key]`` (max over extra dims)."""
+        """Update priorities from ``data["index"]`` and ``data[priority_key]``.
+
+        A priority with extra dims (e.g. ``[batch, time]``) is reduced per item with
+        ``reduction`` (``"max"`` by default).
+        """
         if not hasattr(self._sampler, "update_priority"):
             return
         index = data.get("index", None)
@@ -107,7 +117,7 @@ class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer):
         beta: importance-sampling exponent.
         eps: added to priorities.
         priority_key: key holding priorities (default ``"td_error"``).
-        storage, ...: as in :class:`ReplayBuffer` (no ``sampler``).
+        storage, reduction, ...: as in :class:`TensorDictReplayBuffer` (no ``sampler``).
     """
 
     def __init__(

@@ -130,6 +130,20 @@ def test_td_prioritized_extend_with_priorities():
     with pytest.raises(ValueError, match=">= 0"):
         rb.extend(bad)
     assert len(rb) == 4
+    # extra dims are reduced per item (max by default, or as configured)
+    s = rb.sample(2)
+    s["td_error"] = torch.tensor([[1.0, 3.0], [2.0, 4.0]])
+    rb.update_tensordict_priority(s)
+    assert rb.sampler._sum_tree[int(s["index"][1])] == 4.0
+    mean_rb = TensorDictPrioritizedReplayBuffer(
+        alpha=1.0, beta=1.0, eps=0.0, storage=LazyTensorStorage(8), reduction="mean"
+    )
+    td = _td(2)
+    td["td_error"] = torch.tensor([[1.0, 3.0], [2.0, 4.0]])
+    mean_rb.extend(td)
+    assert list(mean_rb.sampler._sum_tree)[:2] == [2.0, 3.0]
+    with pytest.raises(ValueError, match="reduction"):
+        TensorDictReplayBuffer(reduction="median")
     # non-prioritized buffers ignore priority updates
     plain = TensorDictReplayBuffer(storage=LazyTensorStorage(4))
     plain.extend(_td(2))
