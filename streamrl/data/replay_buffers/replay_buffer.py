@@ -55,7 +55,10 @@ class ReplayBuffer(IterableDataset):
         collate_fn: applied to what the storage returns.
         batch_size: default batch size of :meth:`sample`.
         transform: callable applied to each sampled batch.
-        prefetch: number of batches a background thread samples ahead (needs ``batch_size``).
+        prefetch: number of batches a background thread samples ahead (needs ``batch_size``);
+            such batches may miss the latest writes, and the sampler's random state runs
+            ahead of what was consumed (use a torchdata ``Prefetcher`` over :meth:`as_node`
+            when exact resumption matters).
         rate_limiter: a :class:`RateLimiter` that ``extend``/``sample`` obey.
         rate_limit_timeout: seconds ``extend``/``sample`` wait for the limiter (None: forever).
 
