@@ -335,7 +335,11 @@ class EnvBase:
             raise ValueError(f"action out of the action spec's space {spec._space_str()}: {action}")
 
     def step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Apply ``tensordict["action"]``; writes ``tensordict["next"]`` and returns it."""
+        """Apply ``tensordict["action"]``; writes ``tensordict["next"]`` and returns it.
+
+        Entries already under ``"next"`` that the env does not produce (a recurrent
+        policy's next state, say) are kept.
+        """
         self._check_open()
         self._check_batch(tensordict, "step")
         if self.check_actions:
@@ -347,7 +351,14 @@ class EnvBase:
                         f"step: missing action key {key!r}; found keys {list(tensordict.keys())}"
                     )
             self._check_action(tensordict.get(keys[0]), spec)
+        preset = tensordict.get("next", None)
         next_td = self._step(tensordict)
+        if preset is not None and preset is not next_td:
+            # entries a policy wrote under "next" beforehand (e.g. a recurrent state) are
+            # kept unless the env writes the same key
+            for key in preset.keys(True, True):
+                if key not in next_td.keys(True, True):
+                    next_td.set(key, preset.get(key))
         tensordict.set("next", next_td)
         return tensordict
 

@@ -219,3 +219,32 @@ def test_gym_space_conversion():
     assert d.is_in(d.rand())
     with pytest.raises(TypeError, match="Text"):
         spec_from_gym_space(gym.spaces.Text(5))
+
+
+def test_categorical_and_onehot_masks():
+    torch.manual_seed(0)
+    cat = Categorical(4, mask=torch.tensor([True, False, True, False]))
+    vals = cat.rand((200,))
+    assert set(vals.tolist()) == {0, 2}
+    assert cat.is_in(torch.tensor(2)) and not cat.is_in(torch.tensor(1))
+    assert cat.project(torch.tensor([1, 3, 2])).tolist() == [0, 0, 2]
+    assert cat != Categorical(4)
+    batched = cat.expand(3)
+    assert batched.mask.shape == (3, 4) and batched[1] == cat
+    per_env = Categorical(
+        3, shape=(2,), mask=torch.tensor([[True, False, False], [False, True, True]])
+    )
+    draws = per_env.rand((100,))
+    assert (draws[:, 0] == 0).all() and (draws[:, 1] > 0).all()
+    cat.update_mask(None)
+    assert cat.is_in(torch.tensor(1))
+    oh = OneHot(3, mask=torch.tensor([False, True, True]))
+    assert not oh.is_in(torch.tensor([1, 0, 0])) and oh.is_in(torch.tensor([0, 0, 1]))
+    assert oh.project(torch.tensor([5.0, 1.0, 2.0])).tolist() == [0, 0, 1]
+    assert (oh.rand((50,))[:, 0] == 0).all()
+    with pytest.raises(ValueError, match="at least one"):
+        Categorical(2, mask=torch.tensor([False, False]))
+    with pytest.raises(TypeError, match="bool"):
+        Categorical(2, mask=torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match="broadcast"):
+        Categorical(2, mask=torch.tensor([True, False, True]))

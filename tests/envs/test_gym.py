@@ -337,3 +337,14 @@ def test_action_space_offsets_and_multi_actions():
     r = binary.rollout(3)
     assert r["action"].dtype == torch.int8 and len(binary._env.received) == 3
     assert binary.action_spec.is_in(r["action"])
+
+
+def test_step_keeps_entries_preset_under_next():
+    env = GymEnv("Pendulum-v1")
+    td = env.rand_action(env.reset())
+    td["next"] = TensorDict({"hidden": torch.ones(4), "observation": torch.zeros(3)}, [])
+    out = env.step(td)["next"]
+    assert torch.equal(out["hidden"], torch.ones(4))  # the policy's entry survives
+    assert not torch.equal(out["observation"], torch.zeros(3))  # the env's entry wins
+    r = env.rollout(3, policy=lambda td: env.rand_action(td).set(("next", "h"), torch.ones(1)))
+    assert r["next", "h"].shape == (3, 1)

@@ -62,44 +62,132 @@ class _Discrete(TensorSpec):
         return repr(self.space)  # type: ignore[attr-defined]
 
 
-class Categorical(_Discrete):
+class _Indexed(_Discrete):
+    """Shared by Categorical and OneHot: one choice among ``n`` per position, optionally
+    restricted by a bool ``mask`` of shape ``(*positions, n)`` (False forbids a choice)."""
+
+    n: int
+    mask: torch.Tensor | None
+
+    def _positions(self) -> torch.Size:
+        raise NotImplementedError
+
+    def update_mask(self, mask: torch.Tensor | None) -> None:
+        """Restrict the allowed choices (``None`` lifts the restriction); every position
+        must keep at least one allowed choice."""
+        if mask is None:
+            self.mask = None
+            return
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            found = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise TypeError(f"mask must be a bool tensor, found {found}")
+        want = (*self._positions(), self.n)
+        try:
+            mask = mask.to(self.device).expand(want).clone()
+        except RuntimeError:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to {want}"
+            ) from None
+        if not bool(mask.any(-1).all()):
+            raise ValueError("every position of the mask must allow at least one choice")
+        self.mask = mask
+
+    def _sample(self, lead: torch.Size) -> torch.Tensor:
+        full = (*lead, *self._positions())
+        if self.mask is None:
+            return torch.randint(0, self.n, full, device=self.device)
+        probs = self.mask.expand(*full, self.n).reshape(-1, self.n).float()
+        return torch.multinomial(probs, 1).reshape(full)
+
+    def _allowed(self, idx: torch.Tensor) -> bool:
+        if self.mask is None:
+            return True
+        mask = self.mask.expand(*idx.shape, self.n)
+        return bool(mask.gather(-1, idx.long().unsqueeze(-1)).all())
+
+    def _reshaped(self, shape: torch.Size, index: Any = None) -> TensorSpec:
+        out = self.clone()
+        out.shape = shape
+        if self.mask is not None:
+            positions = out._positions()
+            if index is None:
+                out.mask = self.mask.expand(*positions, self.n).clone()
+            elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze"):
+                out.mask = self.mask.reshape(*positions, self.n)
+            else:
+                out.mask = self.mask[index]
+        return out
+
+    def _space_eq(self, other: TensorSpec) -> bool:
+        mine, theirs = self.mask, getattr(other, "mask", None)
+        if (mine is None) != (theirs is None):
+            return False
+        same_mask = mine is None or torch.equal(mine, theirs)  # type: ignore[arg-type]
+        return same_mask and self.space == other.space  # type: ignore[attr-defined]
+
+
+class Categorical(_Indexed):
     """Integer values in ``[0, n)``; ``shape`` defaults to ``()`` (one scalar per step).
+
+    ``mask`` (bool, shape ``(*shape, n)``) forbids some values: ``rand`` never draws them
+    and ``is_in`` rejects them; see :meth:`update_mask`.
 
     >>> spec = Categorical(3)
     >>> spec.is_in(torch.tensor(2)), spec.is_in(torch.tensor(3))
     (True, False)
+    >>> spec.update_mask(torch.tensor([True, False, True]))
+    >>> spec.is_in(torch.tensor(1))
+    False
     """
 
     def __init__(
-        self, n: int, shape: Any = None, device: Any = None, dtype: Any = torch.int64
+        self,
+        n: int,
+        shape: Any = None,
+        device: Any = None,
+        dtype: Any = torch.int64,
+        mask: torch.Tensor | None = None,
     ) -> None:
         super().__init__(shape, device, dtype)
         self.n = _check_n(n)
         self.space = DiscreteBox(self.n)
+        self.mask = None
+        self.update_mask(mask)
+
+    def _positions(self) -> torch.Size:
+        return self.shape
 
     def rand(self, shape: Any = None) -> torch.Tensor:
-        """Uniform over ``[0, n)``."""
-        full = (*_size(shape), *self.shape)
-        return torch.randint(0, self.n, full, device=self.device, dtype=self.dtype)
+        """Uniform over the allowed values of ``[0, n)``."""
+        return self._sample(_size(shape)).to(self.dtype)
 
     def _values_ok(self, val: torch.Tensor) -> bool:
-        if val.numel() == 1:  # one env, one action: a Python compare is ~10x cheaper
+        if val.numel() == 1 and self.mask is None:  # one action: a Python compare is cheaper
             return 0 <= val.item() < self.n
-        return bool(((val >= 0) & (val < self.n)).all())
+        if not bool(((val >= 0) & (val < self.n)).all()):
+            return False
+        return self._allowed(val)
 
     def project(self, val: torch.Tensor) -> torch.Tensor:
-        """Round and clamp into ``[0, n)``."""
+        """Round and clamp into ``[0, n)``; masked-out values become the first allowed one."""
         if val.is_floating_point():
             val = val.round()
-        return val.clamp(0, self.n - 1).to(self.dtype)
+        val = val.clamp(0, self.n - 1).long()
+        if self.mask is not None:
+            mask = self.mask.expand(*val.shape, self.n)
+            ok = mask.gather(-1, val.unsqueeze(-1)).squeeze(-1)
+            val = torch.where(ok, val, mask.to(torch.int8).argmax(-1))
+        return val.to(self.dtype)
 
     def to_one_hot(self, val: torch.Tensor) -> torch.Tensor:
         """Encode indices as one-hot vectors (a new trailing dim of size ``n``)."""
         return torch.nn.functional.one_hot(val.long(), self.n).to(self.dtype)
 
 
-class OneHot(_Discrete):
+class OneHot(_Indexed):
     """One-hot vectors of length ``n``; ``shape`` defaults to ``(n,)``.
+
+    ``mask`` (bool, shape ``shape``) forbids some choices (see :meth:`update_mask`).
 
     >>> spec = OneHot(3)
     >>> spec.to_categorical(spec.project(torch.tensor([0.1, 2.0, -1.0])))
@@ -107,7 +195,12 @@ class OneHot(_Discrete):
     """
 
     def __init__(
-        self, n: int, shape: Any = None, device: Any = None, dtype: Any = torch.int64
+        self,
+        n: int,
+        shape: Any = None,
+        device: Any = None,
+        dtype: Any = torch.int64,
+        mask: torch.Tensor | None = None,
     ) -> None:
         n = _check_n(n)
         shape = _size((n,) if shape is None else shape)
@@ -116,19 +209,27 @@ class OneHot(_Discrete):
         super().__init__(shape, device, dtype)
         self.n = n
         self.space = DiscreteBox(n)
+        self.mask = None
+        self.update_mask(mask)
+
+    def _positions(self) -> torch.Size:
+        return self.shape[:-1]
 
     def rand(self, shape: Any = None) -> torch.Tensor:
-        """A uniformly chosen one-hot vector."""
-        full = (*_size(shape), *self.shape[:-1])
-        idx = torch.randint(0, self.n, full, device=self.device)
+        """A uniformly chosen (allowed) one-hot vector."""
+        idx = self._sample(_size(shape))
         return torch.nn.functional.one_hot(idx, self.n).to(self.dtype)
 
     def _values_ok(self, val: torch.Tensor) -> bool:
         binary = bool(((val == 0) | (val == 1)).all())
-        return binary and bool((val.sum(-1) == 1).all())
+        if not (binary and bool((val.sum(-1) == 1).all())):
+            return False
+        return self._allowed(val.argmax(-1))
 
     def project(self, val: torch.Tensor) -> torch.Tensor:
-        """The one-hot vector of the argmax."""
+        """The one-hot vector of the (allowed) argmax."""
+        if self.mask is not None:
+            val = val.float().masked_fill(~self.mask.expand(val.shape), float("-inf"))
         return torch.nn.functional.one_hot(val.argmax(-1), self.n).to(self.dtype)
 
     def to_categorical(self, val: torch.Tensor) -> torch.Tensor:
