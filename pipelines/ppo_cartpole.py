@@ -262,10 +262,21 @@ def train(
     resume: str | Path | None = None,
 ) -> PPOResult:
     """Train PPO as configured; write metrics, config and checkpoints into ``run_dir``
-    (nothing is written when it is ``None``)."""
+    (nothing is written when it is ``None``). Seeds torch's global generator with
+    ``config.seed``; torch's thread count is restored on return."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
     eval_env = make_env(config, config.eval_episodes)
+    try:
+        return _train(config, eval_env, run_dir, progress, resume)
+    finally:
+        eval_env.close()
+        torch.set_num_threads(threads)
+
+
+def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progress: bool,
+           resume: str | Path | None) -> PPOResult:
+    torch.manual_seed(config.seed)
     actor, critic = make_models(config, eval_env)
     loss = make_loss(config, actor, critic)
     params = list(loss.parameters())
@@ -281,7 +292,6 @@ def train(
         frames, iteration = int(state["frames"]), int(state["iteration"])
     remaining = config.frames - frames
     if remaining <= 0:
-        eval_env.close()
         raise ValueError(f"the checkpoint is at {frames} frames, already at the budget "
                          f"frames={config.frames}; pass a larger --frames")
     collector = make_collector(dataclasses.replace(config, frames=remaining), actor)
@@ -374,7 +384,6 @@ def train(
         batches.close()
         bar.close()
         collector.shutdown()
-        eval_env.close()
         if logger is not None:
             logger.close()
     wall = time.perf_counter() - t0

@@ -121,3 +121,30 @@ def test_learns_cartpole(tmp_path):
     assert result.solved_at is not None, result.evaluations
     assert result.solved_at <= 64 * 1024, result.evaluations
     assert result.eval_return >= 475
+
+
+def test_failure_mid_run_releases_everything(tmp_path, monkeypatch):
+    import threading
+
+    threads_before = threading.active_count()
+    torch_threads = torch.get_num_threads()
+    calls = []
+
+    def broken_update(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("learner blew up")
+        return {}
+
+    monkeypatch.setattr(ppo, "_update", broken_update)
+    with pytest.raises(RuntimeError, match="learner blew up"):
+        ppo.train(ppo.PPOConfig(**TINY, threads=2), run_dir=tmp_path)
+    assert torch.get_num_threads() == torch_threads
+    assert len(read_metrics(tmp_path)) == 1  # the first batch's row was written and flushed
+    for _ in range(50):  # the collector's event-loop thread winds down
+        if threading.active_count() <= threads_before:
+            break
+        import time
+
+        time.sleep(0.02)
+    assert threading.active_count() <= threads_before

@@ -1,0 +1,190 @@
+"""Benchmark: env steps and wall seconds for PPO to solve CartPole-v1, streamrl vs SB3.
+
+Solved = the mean return of 20 deterministic evaluation episodes >= 475, checked every 8,192
+env steps (evaluated when the batch that reaches the mark has been collected, before training
+on it, as an SB3 callback does). Both sides use the rl-zoo hyper-parameters, one torch
+thread, and a 200k-step horizon for the linear schedules. Each run is a fresh process;
+the seeds alternate between the two libraries so that they see the same machine load.
+
+streamrl runs ``pipelines/ppo_cartpole.py``; SB3 runs the shared anchor script
+(``anchor_sb3_ppo.py``, or an identical copy embedded here) with the Python of a venv that
+has stable-baselines3 (``--peers-python`` or ``$STREAMRL_PEERS_PYTHON``; skipped with a note
+when there is none).
+
+    flock /tmp/streamrl-heavy.lock python benchmarks/ppo_cartpole.py --seeds 0 1 2
+
+Wall time counts from the first collected step (environment and model construction
+excluded on both sides); "train" is wall minus the time spent evaluating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ANCHOR = Path("/work/shared/anchors/anchor_sb3_ppo.py")
+
+# The same procedure as the shared anchor, for machines without it.
+_SB3_SCRIPT = '''
+import sys, time
+import numpy as np, torch
+import gymnasium as gym
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.callbacks import BaseCallback
+
+torch.set_num_threads(1)
+seed = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+lin = lambda v: (lambda p: p * v)
+
+def evaluate(model, n=20):
+    env = gym.make("CartPole-v1"); rets = []
+    for i in range(n):
+        obs, _ = env.reset(seed=10_000 + i); done = False; R = 0
+        while not done:
+            a, _ = model.predict(obs, deterministic=True)
+            obs, r, term, trunc, _ = env.step(a); R += r; done = term or trunc
+        rets.append(R)
+    return float(np.mean(rets))
+
+class Stop(BaseCallback):
+    def __init__(self):
+        super().__init__(); self.last = 0; self.solved_at = None; self.eval_time = 0.0
+    def _on_step(self):
+        if self.num_timesteps - self.last >= 8192:
+            self.last = self.num_timesteps
+            te = time.perf_counter(); m = evaluate(self.model)
+            self.eval_time += time.perf_counter() - te
+            if m >= 475:
+                self.solved_at = self.num_timesteps; return False
+        return True
+
+env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
+            ent_coef=0.0, learning_rate=lin(0.001), clip_range=lin(0.2), seed=seed, verbose=0)
+cb = Stop()
+t0 = time.perf_counter(); model.learn(total_timesteps=200_000, callback=cb); dt = time.perf_counter() - t0
+print(f"SB3 PPO CartPole seed={seed} solved_at={cb.solved_at} wall={dt:.1f}s train_wall={dt-cb.eval_time:.1f}s")
+'''
+
+_STREAMRL_SCRIPT = '''
+import json, sys
+from pathlib import Path
+from streamrl.cli import load_pipeline
+ppo = load_pipeline(Path(sys.argv[1]))
+r = ppo.train(ppo.PPOConfig(seed=int(sys.argv[2]), frames=int(sys.argv[3])), run_dir=None)
+print(json.dumps({"solved_at": r.solved_at, "wall": r.wall_s, "train": r.train_s,
+                  "eval": r.eval_s, "collect": r.collect_s, "update": r.update_s,
+                  "frames": r.frames, "evals": r.evaluations}))
+'''
+
+_SB3_LINE = re.compile(
+    r"solved_at=(?P<solved>\w+) wall=(?P<wall>[\d.]+)s train_wall=(?P<train>[\d.]+)s")
+
+
+def peers_python(arg: str | None) -> str | None:
+    """The Python that has stable-baselines3, or None."""
+    candidates = [arg, os.environ.get("STREAMRL_PEERS_PYTHON"), "/tmp/peers/bin/python"]
+    for c in candidates:
+        if c and Path(c).exists():
+            probe = subprocess.run([c, "-c", "import stable_baselines3"], capture_output=True)
+            if probe.returncode == 0:
+                return c
+            if c == arg:
+                print(f"note: {c} cannot import stable_baselines3", file=sys.stderr)
+    return None
+
+
+def run_streamrl(seed: int, budget: int) -> dict:
+    """One streamrl run in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", _STREAMRL_SCRIPT, str(ROOT / "pipelines" / "ppo_cartpole.py"),
+         str(seed), str(budget)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"streamrl seed {seed} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_sb3(python: str, seed: int, script: Path) -> dict:
+    """One SB3 anchor run in a fresh process."""
+    out = subprocess.run([python, str(script), str(seed)], capture_output=True, text=True)
+    match = _SB3_LINE.search(out.stdout)
+    if out.returncode != 0 or match is None:
+        raise RuntimeError(f"SB3 seed {seed} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    solved = match["solved"]
+    return {"solved_at": None if solved == "None" else int(solved),
+            "wall": float(match["wall"]), "train": float(match["train"])}
+
+
+def _fmt(r: dict | None) -> str:
+    if r is None:
+        return f"{'-':>9} {'-':>7} {'-':>7}"
+    solved = f"{r['solved_at']:,}" if r["solved_at"] is not None else "unsolved"
+    return f"{solved:>9} {r['wall']:7.2f} {r['train']:7.2f}"
+
+
+def _summary(name: str, results: list[dict]) -> str:
+    solved = [r for r in results if r["solved_at"] is not None]
+    if not solved:
+        return f"{name}: solved 0/{len(results)}"
+    med = {k: statistics.median(r[k] for r in solved) for k in ("solved_at", "wall", "train")}
+    return (f"{name}: solved {len(solved)}/{len(results)}; median over solved runs: "
+            f"{med['solved_at']:,.0f} steps, wall {med['wall']:.2f} s, train {med['train']:.2f} s "
+            f"(min wall {min(r['wall'] for r in solved):.2f}, max "
+            f"{max(r['wall'] for r in solved):.2f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both libraries for each seed and print a table and medians."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--budget", type=int, default=200_000,
+                        help="frame budget and schedule horizon (SB3's total_timesteps)")
+    parser.add_argument("--peers-python", default=None,
+                        help="a Python with stable-baselines3 (default: $STREAMRL_PEERS_PYTHON "
+                             "or /tmp/peers/bin/python)")
+    parser.add_argument("--no-sb3", action="store_true", help="run streamrl only")
+    args = parser.parse_args(argv)
+    python = None if args.no_sb3 else peers_python(args.peers_python)
+    script = ANCHOR
+    if python is not None and not ANCHOR.is_file():
+        tmp = tempfile.NamedTemporaryFile("w", suffix="_sb3_ppo.py", delete=False)
+        tmp.write(_SB3_SCRIPT)
+        tmp.close()
+        script = Path(tmp.name)
+    if python is None and not args.no_sb3:
+        print("note: no Python with stable-baselines3 found; SB3 reference skipped "
+              "(pass --peers-python or set STREAMRL_PEERS_PYTHON)")
+    print("PPO CartPole-v1, solved = 20 deterministic episodes average >= 475, eval every "
+          "8,192 steps")
+    print(f"{'seed':>4} | {'streamrl':>9} {'wall s':>7} {'train s':>7} | "
+          f"{'SB3':>9} {'wall s':>7} {'train s':>7} | streamrl split (s)")
+    ours: list[dict] = []
+    theirs: list[dict] = []
+    for seed in args.seeds:
+        r = run_streamrl(seed, args.budget)
+        ours.append(r)
+        s = run_sb3(python, seed, script) if python is not None else None
+        if s is not None:
+            theirs.append(s)
+        split = f"collect {r['collect']:.2f}, update {r['update']:.2f}, eval {r['eval']:.2f}"
+        print(f"{seed:>4} | {_fmt(r)} | {_fmt(s)} | {split}", flush=True)
+    print(_summary("streamrl", ours))
+    if theirs:
+        print(_summary("SB3     ", theirs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
