@@ -346,5 +346,11 @@ def test_step_keeps_entries_preset_under_next():
     out = env.step(td)["next"]
     assert torch.equal(out["hidden"], torch.ones(4))  # the policy's entry survives
     assert not torch.equal(out["observation"], torch.zeros(3))  # the env's entry wins
-    r = env.rollout(3, policy=lambda td: env.rand_action(td).set(("next", "h"), torch.ones(1)))
-    assert r["next", "h"].shape == (3, 1)
+
+    def recurrent(td):  # reads its state at the root, writes the next one under "next"
+        h = td.get("h", torch.zeros(1))
+        return env.rand_action(td).set("h", h).set(("next", "h"), h + 1)
+
+    r = env.rollout(3, policy=recurrent)
+    assert r["next", "h"].flatten().tolist() == [1.0, 2.0, 3.0]
+    assert r["h"].flatten().tolist() == [0.0, 1.0, 2.0]
