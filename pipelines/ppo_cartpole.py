@@ -480,7 +480,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{result.collect_s:.2f} s, updating {result.update_s:.2f} s), evaluation "
           f"{result.eval_s:.2f} s ({len(result.evaluations)} x {config.eval_episodes} episodes)")
     if result.run_dir is not None:
-        print(f"  run dir: {result.run_dir} (metrics.csv, metrics.jsonl, checkpoint.pt)")
+        files = "metrics.csv, metrics.jsonl, checkpoint.pt"
+        if (result.run_dir / "learning_curve.png").exists():
+            files += ", learning_curve.png"
+        else:
+            files += "; no plot: matplotlib is not installed"
+        print(f"  run dir: {result.run_dir} ({files})")
     return 0
 
 

@@ -216,3 +216,12 @@ def test_config_flags_bad_values(capsys):
 
     with pytest.raises(TypeError, match=r"Bad.items: only int, float, str, bool"):
         add_config_arguments(argparse.ArgumentParser(), Bad)
+
+
+def test_evaluate_episodes_unbatched_env():
+    env = GymEnv("CartPole-v1")
+    try:
+        returns = evaluate_episodes(env, _always(1), seed=5)
+        assert returns.shape == (1,) and 5 <= returns.item() <= 15
+    finally:
+        env.close()
