@@ -228,12 +228,6 @@ def test_recurrent_bad_input():
         GRUModule(3, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EnvBase.step replaces tensordict['next'] and drops the ('next', recurrent_state_*) "
-    "entries the policy wrote; TorchRL keeps them (reported to the envs owner). Remove this "
-    "marker when step preserves them.",
-)
 def test_recurrent_policy_in_env_rollout_matches_sequence_mode():
     """A recurrent Q-policy rolled out in a gym env (auto-resets inside the rollout) gives
     the same features as sequence mode over the collected data."""
