@@ -144,6 +144,77 @@ def _summary(name: str, results: list[dict]) -> str:
             f"{max(r['wall'] for r in solved):.2f})")
 
 
+def micro(repeats: int = 500) -> None:
+    """Per-call costs behind the split: the library's actor and loss vs the same maths in
+    plain torch (same networks, same batch)."""
+    import time
+
+    import torch
+
+    from streamrl.cli import load_pipeline
+
+    ppo = load_pipeline(ROOT / "pipelines" / "ppo_cartpole.py")
+    torch.set_num_threads(1)
+    config = ppo.PPOConfig()
+    env = ppo.make_env(config, config.num_envs)
+    actor, critic = ppo.make_models(config, env)
+    loss = ppo.make_loss(config, actor, critic)
+    nets = [m for m in (*actor.modules(), *critic.modules()) if type(m).__name__ == "MLP"]
+    policy_net, value_net = nets
+    with torch.no_grad():
+        batch = env.rollout(config.steps_per_env, actor, break_when_any_done=False)
+        loss.value_estimator(batch)
+    flat = batch.reshape(-1)
+    td = env.reset()
+    obs8 = td["observation"]
+
+    def timed(fn) -> float:
+        for _ in range(20):
+            fn()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        return (time.perf_counter() - t0) / repeats * 1e6
+
+    def plain_actor():
+        logp = torch.log_softmax(policy_net(obs8), -1)
+        action = torch.multinomial(logp.exp(), 1)
+        return logp.gather(-1, action)
+
+    obs, act = flat["observation"], flat["action"]
+    old_lp, adv = flat["sample_log_prob"], flat["advantage"].squeeze(-1)
+    target = flat["value_target"]
+
+    def plain_loss():
+        logp = torch.log_softmax(policy_net(obs), -1).gather(-1, act.unsqueeze(-1)).squeeze(-1)
+        a = (adv - adv.mean()) / adv.std().clamp_min(1e-8)
+        w = (logp - old_lp).exp()
+        gain = torch.minimum(w * a, w.clamp(0.8, 1.2) * a)
+        return -gain.mean() + 0.5 * (value_net(obs) - target).pow(2).mean()
+
+    def lib_loss():
+        out = loss(flat)
+        return out["loss_objective"] + out["loss_critic"]
+
+    state = {"td": actor(env.reset())}
+
+    def env_step():  # one batched step (done sub-envs reset), the action kept fixed
+        _, nxt = env.step_and_maybe_reset(state["td"])
+        nxt.set("action", state["td"]["action"])
+        state["td"] = nxt
+
+    with torch.no_grad():
+        rows = [("actor call, 8 envs: ProbabilisticActor", timed(lambda: actor(td))),
+                ("actor call, 8 envs: plain torch", timed(plain_actor)),
+                ("env step + reset: SerialEnv(8)", timed(env_step))]
+    rows += [("loss fwd+bwd, 256 rows: ClipPPOLoss", timed(lambda: lib_loss().backward())),
+             ("loss fwd+bwd, 256 rows: plain torch", timed(lambda: plain_loss().backward()))]
+    env.close()
+    print(f"micro-benchmarks (one torch thread, {repeats} calls each):")
+    for name, us in rows:
+        print(f"  {name:<42} {us:8.1f} us")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both libraries for each seed and print a table and medians."""
     parser = argparse.ArgumentParser(description=__doc__,
@@ -155,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a Python with stable-baselines3 (default: $STREAMRL_PEERS_PYTHON "
                              "or /tmp/peers/bin/python)")
     parser.add_argument("--no-sb3", action="store_true", help="run streamrl only")
+    parser.add_argument("--micro", action="store_true",
+                        help="also time the actor and the loss against plain torch")
     args = parser.parse_args(argv)
     python = None if args.no_sb3 else peers_python(args.peers_python)
     script = ANCHOR
@@ -183,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     print(_summary("streamrl", ours))
     if theirs:
         print(_summary("SB3     ", theirs))
+    if args.micro:
+        micro()
     return 0
 
 
