@@ -180,21 +180,28 @@ class ParallelEnv(_BatchedEnv):
             for v in self._state.values():
                 v.share_memory_()
             bufs = {"action": self._action_buf, "next": self._next_bufs, "state": self._state}
-            for i, w in enumerate(self._workers):
-                w.send("setup", i, bufs)
-            self._gather(None)
+            self._gather("setup", per_worker=[(i, bufs) for i in range(n)])
         except BaseException:
             self._stop_workers()
+            self._workers, self._pids = [], []  # a later call may try again from scratch
             raise
 
-    def _gather(self, method: str | None, *args: Any, workers: Sequence[int] | None = None) -> list:
+    def _gather(
+        self,
+        method: str | None,
+        *args: Any,
+        workers: Sequence[int] | None = None,
+        per_worker: Sequence[tuple] | None = None,
+    ) -> list:
         """Send ``method`` to the workers (None: only collect pending replies) and return
-        their replies; every reply is collected before the first error is raised."""
+        their replies; every reply is collected before the first error is raised.
+        ``per_worker[i]`` replaces ``args`` for worker ``i``."""
         idx = range(self.num_workers) if workers is None else workers
         if method is not None:
             for i in idx:
                 try:
-                    self._workers[i].send(method, *args)
+                    call_args = args if per_worker is None else per_worker[i]
+                    self._workers[i].send(method, *call_args)
                 except WorkerDiedError:
                     self._fail()
                     raise
@@ -244,9 +251,8 @@ class ParallelEnv(_BatchedEnv):
             raise EnvClosedError("ParallelEnv is closed (its workers are stopped)")
 
     def _set_seed(self, seed: int | None) -> None:
-        for i in range(self.num_workers):
-            self._workers[i].send("set_seed", None if seed is None else seed + i)
-        self._gather(None)
+        seeds = [(None if seed is None else seed + i,) for i in range(self.num_workers)]
+        self._gather("set_seed", per_worker=seeds)
 
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
         self._ensure_started()

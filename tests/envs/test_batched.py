@@ -332,3 +332,33 @@ def test_pickling_batched_envs():
         pickle.dumps(par)
     par.close()
     serial.close()
+
+
+def test_failed_start_can_be_retried(tmp_path):
+    marker = tmp_path / "started-once"
+
+    def flaky():  # fails until the marker file exists (works across worker processes)
+        if not marker.exists():
+            marker.touch()
+            raise OSError("first start fails")
+        return GymEnv("CartPole-v1")
+
+    env = SerialEnv(2, flaky)
+    with pytest.raises(OSError, match="first start fails"):
+        env.reset()
+    assert env.reset().batch_size == (2,)
+    env.close()
+    marker.unlink()
+    par = ParallelEnv(2, flaky)
+    with pytest.raises(RemoteError, match="first start fails"):
+        par.reset()
+    assert par.worker_pids == []
+    assert par.reset().batch_size == (2,)
+    assert len(par.worker_pids) == 2
+    par.close()
+    par = ParallelEnv(2, lambda: CountingEnv(fail_at=1))
+    par.reset()
+    with pytest.raises(RemoteError):
+        par.rand_step(par.reset())
+    assert par.reset()["count"].shape == (2, 1)  # a sub-env error leaves the env usable
+    par.close()
