@@ -97,6 +97,15 @@ def _children() -> set[int]:
     return pids
 
 
+def _process_singletons() -> set[threading.Thread]:
+    """Threads the stdlib starts once per process and keeps: the fd sharer that sends shared
+    memory handles to other processes (started by the first TensorDict crossing to a worker)."""
+    from multiprocessing import resource_sharer
+
+    t = getattr(resource_sharer._resource_sharer, "_thread", None)
+    return {t} if t is not None else set()
+
+
 class LeakCheck:
     """Snapshot threads, child processes (via /proc) and /dev/shm; ``assert_clean`` compares."""
 
@@ -109,7 +118,10 @@ class LeakCheck:
     def assert_clean(self, timeout: float = 2.0):
         deadline = time.monotonic() + timeout
         while True:
-            threads = {t for t in threading.enumerate() if t.is_alive()} - self.threads
+            threads = (
+                {t for t in threading.enumerate() if t.is_alive()} - self.threads
+                - _process_singletons()
+            )
             children = _children() - self.children
             mp_children = set(multiprocessing.active_children()) - self.mp_children
             shm = _shm() - self.shm
