@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size, _check_nonempty
-from streamrl.data.replay_buffers.samplers.sum_tree import MinTree, SumTree
+from streamrl.data.replay_buffers.samplers.sum_tree import MinTree, SumTree, _update_trees
 
 __all__ = ["PrioritizedSampler"]
 
@@ -108,8 +108,7 @@ class PrioritizedSampler(Sampler):
                 self._min_tree.update_range(lo, hi, self._max_leaf)
         else:
             idx = index.numpy()
-            self._sum_tree.update(idx, self._max_leaf)
-            self._min_tree.update(idx, self._max_leaf)
+            _update_trees((self._sum_tree, self._min_tree), idx, np.full(idx.shape, self._max_leaf))
 
     def update_priority(self, index, priority, length: int | None = None) -> None:
         """Set the priority of ``index`` (scalar or 1-D); ``priority`` broadcasts to it.
@@ -127,14 +126,15 @@ class PrioritizedSampler(Sampler):
                 f"priority must be a scalar or have one value per index: {idx.size} indices, "
                 f"found priority of shape {tuple(np.shape(priority))}"
             )
-        if idx.size and (idx.min() < 0 or idx.max() >= self._capacity):
+        hi = int(idx.max()) if idx.size else -1
+        if idx.size and (idx.min() < 0 or hi >= self._capacity):
             bad = int(idx[(idx < 0) | (idx >= self._capacity)][0])
             raise IndexError(f"index {bad} out of range [0, {self._capacity})")
         if np.isnan(prio).any():
             raise ValueError("priority contains NaN")
         if (prio < 0).any():
             raise ValueError(f"priority must be >= 0, found {float(prio.min())}")
-        if length is not None and length < self._capacity:
+        if length is not None and hi >= length:
             keep = idx < length
             idx, prio = idx[keep], prio[keep]
         if idx.size == 0:
@@ -142,8 +142,7 @@ class PrioritizedSampler(Sampler):
         leaf = self._leaf(prio)
         if not np.isfinite(leaf).all():
             raise ValueError("priority ** alpha overflows to inf")
-        self._sum_tree._update(idx, leaf)
-        self._min_tree._update(idx, leaf)
+        _update_trees((self._sum_tree, self._min_tree), idx, leaf)
         self._max_leaf = max(self._max_leaf, float(leaf.max()))
 
     def empty(self) -> None:

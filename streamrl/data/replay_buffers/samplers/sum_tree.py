@@ -103,13 +103,7 @@ class _KaryTree:
         self._update(index, values)
 
     def _update(self, index: np.ndarray, values: np.ndarray) -> None:
-        levels, k, reduce = self._levels, self._k, self._ufunc.reduce
-        levels[0][self._pos(0, index)] = values
-        for lvl in range(1, len(levels)):
-            index = index // k
-            # Duplicate parents recompute the same value: no need for unique().
-            children = np.take(self._grid(lvl - 1), index, axis=1)
-            levels[lvl][self._pos(lvl, index)] = reduce(children, axis=0)
+        _update_trees((self,), index, values)
 
     def update_range(self, start: int, stop: int, values) -> None:
         """Set the contiguous leaves ``[start, stop)`` and refresh their ancestors in O(n)."""
@@ -200,3 +194,19 @@ class MinTree(_KaryTree):
     def min(self) -> float:
         """The smallest leaf (``inf`` when no leaf was set)."""
         return float(self._levels[-1].min())
+
+
+def _update_trees(trees, index: np.ndarray, values: np.ndarray) -> None:
+    """Set the same leaves of trees with one layout (e.g. a sum and a min tree) in one walk."""
+    first = trees[0]
+    k = first._k
+    pos = first._pos(0, index)
+    for tree in trees:
+        tree._levels[0][pos] = values
+    for lvl in range(1, len(first._levels)):
+        index = index // k
+        pos = first._pos(lvl, index)
+        for tree in trees:
+            # Duplicate parents recompute the same value: no need for unique().
+            children = np.take(tree._grid(lvl - 1), index, axis=1)
+            tree._levels[lvl][pos] = tree._ufunc.reduce(children, axis=0)
