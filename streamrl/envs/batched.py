@@ -45,7 +45,8 @@ def td_from_keys(src: dict, batch_size: torch.Size) -> TensorDict:
 class _BatchedEnv(EnvBase):
     """N copies of an env stepped as one env of batch size ``[N, *sub_batch]``.
 
-    Sub-env ``i`` is seeded with ``seed + i``. The envs are built on first use (reading a
+    Sub-env ``i`` is seeded with ``seed + i`` (``seed + i * M`` for sub-envs of batch size
+    ``M``). The envs are built on first use (reading a
     spec, reset, step).
 
     Done sub-envs: ``step`` never resets anything (unlike gymnasium's vector envs, which
@@ -91,6 +92,18 @@ class _BatchedEnv(EnvBase):
         self._fast = False
         self._state: dict = {}
 
+    @property
+    def batch_size(self) -> torch.Size:
+        """``[N, *sub_env_batch_size]`` (reading it builds the sub-envs, as reading a spec
+        does: the sub-envs' own batch size is only known then)."""
+        if not self.__dict__.get("_started", True) and not self._closed:
+            self._ensure_started()
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: Any) -> None:
+        self._batch_size = torch.Size(value)
+
     full_observation_spec = _lazy("full_observation_spec")
     observation_spec = full_observation_spec
     full_action_spec = _lazy("full_action_spec")
@@ -103,8 +116,12 @@ class _BatchedEnv(EnvBase):
     def _ensure_started(self) -> None:
         if not self._started:
             self._check_open()
-            self._start()
-            self._started = True
+            self._started = True  # first: _start itself reads batch_size and specs
+            try:
+                self._start()
+            except BaseException:
+                self._started = False
+                raise
 
     def start(self) -> None:
         """Build the sub-envs now (otherwise done on first use)."""
@@ -132,6 +149,8 @@ class _BatchedEnv(EnvBase):
                     )
         n = self.num_workers
         self.batch_size = torch.Size((n, *first["batch_size"]))
+        # seeds per sub-env: a batched sub-env takes one seed per env it holds
+        self._seed_stride = max(1, torch.Size(first["batch_size"]).numel())
         for name in (
             "full_observation_spec",
             "full_action_spec",
@@ -235,7 +254,7 @@ class SerialEnv(_BatchedEnv):
 
     def _set_seed(self, seed: int | None) -> None:
         for i, env in enumerate(self._envs):
-            env.set_seed(None if seed is None else seed + i)
+            env.set_seed(None if seed is None else seed + i * self._seed_stride)
 
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
         self._ensure_started()

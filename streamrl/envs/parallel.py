@@ -176,7 +176,8 @@ class ParallelEnv(_BatchedEnv):
             self._next_bufs = {k: s.zero().share_memory_() for k, s in self._obs_specs.items()}
             self._next_bufs["reward"] = self._full_reward_spec["reward"].zero().share_memory_()
             for k in FLAGS:
-                self._next_bufs[k] = torch.zeros(n, 1, dtype=torch.bool).share_memory_()
+                flag = torch.zeros((*self.batch_size, 1), dtype=torch.bool)
+                self._next_bufs[k] = flag.share_memory_()
             for v in self._state.values():
                 v.share_memory_()
             bufs = {"action": self._action_buf, "next": self._next_bufs, "state": self._state}
@@ -251,7 +252,8 @@ class ParallelEnv(_BatchedEnv):
             raise EnvClosedError("ParallelEnv is closed (its workers are stopped)")
 
     def _set_seed(self, seed: int | None) -> None:
-        seeds = [(None if seed is None else seed + i,) for i in range(self.num_workers)]
+        stride = self._seed_stride
+        seeds = [(None if seed is None else seed + i * stride,) for i in range(self.num_workers)]
         self._gather("set_seed", per_worker=seeds)
 
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:

@@ -362,3 +362,22 @@ def test_failed_start_can_be_retried(tmp_path):
         par.rand_step(par.reset())
     assert par.reset()["count"].shape == (2, 1)  # a sub-env error leaves the env usable
     par.close()
+
+
+@pytest.mark.parametrize("outer", [SerialEnv, ParallelEnv])
+def test_batched_sub_envs(outer):
+    def make():
+        return outer(2, lambda: SerialEnv(3, make_cartpole))
+
+    with make() as env:
+        assert env.batch_size == (2, 3) and env.action_spec.shape == (2, 3)
+        assert env.set_seed(10) == 16
+        td = env.reset()
+        r = env.rollout(20, break_when_any_done=False)
+        assert r.batch_size == (2, 3, 20)
+    # the six leaf envs got seeds 10..15: all initial observations differ
+    obs = td["observation"].reshape(6, 4)
+    assert len({tuple(o.tolist()) for o in obs}) == 6
+    with GymEnv("CartPole-v1") as single:
+        single.set_seed(14)  # outer 1, inner 1
+        assert torch.equal(single.reset()["observation"], td["observation"][1, 1])
