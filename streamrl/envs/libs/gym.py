@@ -57,11 +57,13 @@ class _ActionConverter:
 
     def __call__(self, a: torch.Tensor) -> Any:
         kind, off = self.kind, self.off
+        # batches of discrete actions become lists of Python ints: gymnasium's Discrete
+        # checks a Python int much faster than a numpy integer
         if kind == "categorical":
-            return int(a) + off if a.ndim == 0 else a.detach().numpy().astype(np.int64) + off
+            return int(a) + off if a.ndim == 0 else (a.detach() + off).tolist()
         if kind == "one_hot":
             idx = a.argmax(-1)
-            return int(idx) + off if idx.ndim == 0 else idx.detach().numpy() + off
+            return int(idx) + off if idx.ndim == 0 else (idx.detach() + off).tolist()
         if kind == "multi_one_hot":
             return self.spec.to_categorical(a).detach().numpy() + off
         if kind == "multi_categorical":
