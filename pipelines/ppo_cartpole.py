@@ -286,6 +286,9 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
     frames = iteration = 0
     if resume is not None:
         state = load_checkpoint(resume)
+        if state.get("pipeline") != NAME:
+            raise ValueError(f"{str(resume)!r} is not a {NAME} checkpoint (its pipeline: "
+                             f"{state.get('pipeline')!r})")
         actor.load_state_dict(state["policy"])
         critic.load_state_dict(state["value"])
         optim.load_state_dict(state["optimizer"])
@@ -311,8 +314,11 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
     bar.update(frames)
     t0 = time.perf_counter()
 
+    saved_at = [-1]
+
     def checkpoint() -> None:
-        if run_dir is not None:
+        if run_dir is not None and saved_at[0] != frames:
+            saved_at[0] = frames
             save_checkpoint(run_dir / "checkpoint.pt", {
                 "pipeline": NAME,
                 "policy": actor.state_dict(),

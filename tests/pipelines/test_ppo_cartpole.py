@@ -148,3 +148,11 @@ def test_failure_mid_run_releases_everything(tmp_path, monkeypatch):
 
         time.sleep(0.02)
     assert threading.active_count() <= threads_before
+
+
+def test_resume_rejects_a_foreign_checkpoint(tmp_path):
+    from streamrl.train import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "other.pt", {"pipeline": "dqn_cartpole", "frames": 0})
+    with pytest.raises(ValueError, match="is not a ppo_cartpole checkpoint"):
+        ppo.train(ppo.PPOConfig(**TINY), run_dir=None, resume=path)
