@@ -386,6 +386,9 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
                 logger.log({"iteration": iteration, "frames": frames, "eval_return": eval_return,
                             "wall_s": wall, "train_s": wall - eval_s})
         checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()  # keep what was learned: a run can be resumed from here
+        raise
     finally:
         batches.close()
         bar.close()
@@ -472,7 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = None
     if not args.no_files:
         run_dir = Path(args.run_dir) if args.run_dir else make_run_dir(NAME, args.runs_root)
-    result = train(config, run_dir=run_dir, progress=not args.no_progress, resume=args.resume)
+    try:
+        result = train(config, run_dir=run_dir, progress=not args.no_progress,
+                       resume=args.resume)
+    except KeyboardInterrupt:
+        where = f"; checkpoint: {run_dir / 'checkpoint.pt'}" if run_dir is not None else ""
+        print(f"{NAME}: interrupted{where}", file=sys.stderr)
+        return 130
     evaluated = "not evaluated" if result.eval_return is None else f"{result.eval_return:.1f}"
     if result.solved_at is not None:
         status = f"solved: eval return {evaluated} >= {config.target_return:g}"

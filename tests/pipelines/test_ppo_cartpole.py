@@ -156,3 +156,21 @@ def test_resume_rejects_a_foreign_checkpoint(tmp_path):
     path = save_checkpoint(tmp_path / "other.pt", {"pipeline": "dqn_cartpole", "frames": 0})
     with pytest.raises(ValueError, match="is not a ppo_cartpole checkpoint"):
         ppo.train(ppo.PPOConfig(**TINY), run_dir=None, resume=path)
+
+
+def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch, capsys):
+    real_update = ppo._update
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(ppo, "_update", interrupted)
+    code = ppo.main(["--frames", "1024", "--eval-episodes", "2", "--epochs", "1",
+                     "--no-progress", "--run-dir", str(tmp_path)])
+    assert code == 130
+    assert "interrupted; checkpoint:" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["frames"] == 768
