@@ -174,3 +174,15 @@ def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch, capsys):
     assert code == 130
     assert "interrupted; checkpoint:" in capsys.readouterr().err
     assert load_checkpoint(tmp_path / "checkpoint.pt")["frames"] == 768
+
+
+def test_progress_bar_shows_frames_and_eval(capsys):
+    ppo.train(ppo.PPOConfig(**TINY), run_dir=None, progress=True)
+    err = capsys.readouterr().err
+    assert "ppo_cartpole" in err and "frame" in err and "eval=" in err
+
+
+def test_build_graph_is_the_collection_topology():
+    g = ppo.build_graph(["--num-envs", "4", "--minibatch-size", "128"])
+    assert set(g.nodes) == {"trigger", "rollout"}
+    assert "frames_per_batch=128" in str(g)
