@@ -305,9 +305,12 @@ class EnvBase:
         if tensordict is not None:
             self._check_batch(tensordict, "reset")
         out = self._reset(tensordict, **kwargs)
+        if self.device is not None and out.device != self.device:
+            out = out.to(self.device)
         for key in DONE_KEYS:
             if key not in out.keys():
-                out.set(key, torch.zeros((*self.batch_size, 1), dtype=torch.bool))
+                flag = torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device)
+                out.set(key, flag)
         return out
 
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
@@ -353,6 +356,8 @@ class EnvBase:
             self._check_action(tensordict.get(keys[0]), spec)
         preset = tensordict.get("next", None)
         next_td = self._step(tensordict)
+        if self.device is not None and next_td.device != self.device:
+            next_td = next_td.to(self.device)
         if preset is not None and preset is not next_td:
             # entries a policy wrote under "next" beforehand (e.g. a recurrent state) are
             # kept unless the env writes the same key
@@ -443,6 +448,8 @@ class EnvBase:
         out = None
         if policy is None and callback is None:
             out = self._rollout_fast(td, max_steps, break_when_any_done)
+            if out is not None and self.device is not None and out.device != self.device:
+                out = out.to(self.device)
         if out is None:
             out = self._rollout_loop(td, max_steps, policy, callback, break_when_any_done)
         if set_truncated:

@@ -354,3 +354,14 @@ def test_step_keeps_entries_preset_under_next():
     r = env.rollout(3, policy=recurrent)
     assert r["next", "h"].flatten().tolist() == [1.0, 2.0, 3.0]
     assert r["h"].flatten().tolist() == [0.0, 1.0, 2.0]
+
+
+def test_explicit_device():
+    env = GymEnv("CartPole-v1", device="cpu")
+    assert env.device == torch.device("cpu")
+    td = env.reset()
+    assert td.device == torch.device("cpu")
+    assert env.rand_step(td)["next"].device == torch.device("cpu")
+    assert env.rollout(5, break_when_any_done=False).device == torch.device("cpu")
+    assert env.rollout(5, policy=env.rand_action).device == torch.device("cpu")
+    assert GymEnv("CartPole-v1").reset().device is None

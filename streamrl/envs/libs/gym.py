@@ -60,15 +60,15 @@ class _ActionConverter:
         # batches of discrete actions become lists of Python ints: gymnasium's Discrete
         # checks a Python int much faster than a numpy integer
         if kind == "categorical":
-            return int(a) + off if a.ndim == 0 else (a.detach() + off).tolist()
+            return int(a) + off if a.ndim == 0 else (a.detach().cpu() + off).tolist()
         if kind == "one_hot":
             idx = a.argmax(-1)
-            return int(idx) + off if idx.ndim == 0 else (idx.detach() + off).tolist()
+            return int(idx) + off if idx.ndim == 0 else (idx.detach().cpu() + off).tolist()
         if kind == "multi_one_hot":
-            return self.spec.to_categorical(a).detach().numpy() + off
+            return self.spec.to_categorical(a).detach().cpu().numpy() + off
         if kind == "multi_categorical":
-            return a.detach().numpy() + off
-        return a.detach().numpy().astype(self.dtype, copy=False)
+            return a.detach().cpu().numpy() + off
+        return a.detach().cpu().numpy().astype(self.dtype, copy=False)
 
 
 class GymWrapper(EnvBase):
