@@ -67,7 +67,9 @@ def test_checkpoint_restores_the_trained_policy(tmp_path):
         assert td["state_value"].shape == (3, 1)
     finally:
         env.close()
-    fresh = ppo.make_models(config, ppo.make_env(config, 1))[0]
+    probe = ppo.make_env(config, 1)
+    fresh = ppo.make_models(config, probe)[0]
+    probe.close()
     trained = dict(actor.named_parameters())
     assert any(not torch.equal(p, trained[n]) for n, p in fresh.named_parameters())
 
