@@ -304,12 +304,12 @@ class SlowEnv(CountingEnv):
 
 @pytest.mark.timeout(30)
 def test_hung_worker_times_out():
-    env = ParallelEnv(2, SlowEnv, timeout=0.5)
+    env = ParallelEnv(2, SlowEnv, timeout=2.0)
     td = env.reset()
     t0 = time.monotonic()
     with pytest.raises(TimeoutError, match="did not reply"):
         env.rand_step(td)
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 10
     assert env.is_closed
     for pid in env.worker_pids:  # the hung worker was terminated too
         with pytest.raises(ProcessLookupError):
