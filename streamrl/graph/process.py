@@ -4,6 +4,9 @@ memory slots, and only small handles go through the pipe."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import time
 import warnings
 from collections import deque
@@ -250,9 +253,14 @@ class _ProcessHost(Host):
                         StreamRLWarning,
                         stacklevel=2,
                     )
+        busy = bool(self._futs)  # a reply is still due: the worker is inside a hook
         if self._fd >= 0:
             self._loop.remove_reader(self._fd)
             self._fd = -1
+        if fast and busy and self._worker.is_alive():
+            # cancelled or failed while the worker computes: do not wait for the hook to end
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._worker.pid, signal.SIGKILL)
         if self._started:
             timeout = 0.25 if fast else 2.0
             await run_in_own_thread(
@@ -267,7 +275,8 @@ class Process(Placement):
     ``spawn``) before :meth:`~streamrl.graph.Operator.open` runs there, so it should create heavy
     or unpicklable resources in ``open``. TensorDict messages cross through shared-memory
     buffers allocated from the first message (and again if the structure changes); other
-    messages are pickled. When the run ends normally the worker's ``state_dict()`` is loaded
+    messages are pickled. A worker still inside a hook when the graph is cancelled or fails is
+    killed (its ``close()`` does not run). When the run ends normally the worker's ``state_dict()`` is loaded
     into the parent's operator object (``sync_state=False`` skips this, e.g. for large states),
     so :meth:`Graph.state_dict` reflects the run. In deterministic mode the operator runs
     inline instead.

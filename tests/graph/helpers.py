@@ -20,7 +20,8 @@ class Boom(Operator):
     def step(self, inputs):
         self.n += 1
         if self.n >= self.at:
-            raise ValueError(f"boom at item {self.n}")
+            # args[1]: when it raised (CLOCK_MONOTONIC is shared by all processes)
+            raise ValueError(f"boom at item {self.n}", time.monotonic())
         return {"out": inputs["in"]}
 
 

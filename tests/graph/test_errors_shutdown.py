@@ -42,16 +42,15 @@ def _endless_graph(boom_placement):
 async def test_error_propagates_naming_the_operator(placement):
     leaks = LeakCheck()
     g = _endless_graph(placement)
-    t0 = time.monotonic()
     with pytest.raises(OperatorError) as info:
         await g.run()
-    elapsed = time.monotonic() - t0
     err = info.value
+    elapsed = time.monotonic() - err.__cause__.args[1]
     assert err.operator == "boom" and err.hook == "step"
     assert "boom" in str(err) and "ValueError" in str(err)
     assert isinstance(err.__cause__, ValueError)
-    assert "boom at item 20" in str(err.__cause__)
-    assert elapsed < 1.5, elapsed  # includes process start-up
+    assert err.__cause__.args[0] == "boom at item 20"
+    assert elapsed < 1.0, elapsed  # from the raise to the caller, the graph shut down
     leaks.assert_clean()
 
 
@@ -122,10 +121,9 @@ async def test_cancel_while_a_hook_is_busy(placement):
     src = g.add(Forever(), name="src")
     m = g.add(Slow(0.3), name="m", placement=placement)
     g.connect(src, m).connect(m, g.add(Sink(lambda x: None)))
-    t0 = time.monotonic()
-    with anyio.move_on_after(0.1):
+    with anyio.move_on_after(0.1) as scope:
         await g.run()
-    assert time.monotonic() - t0 < 1.1
+    assert anyio.current_time() - scope.deadline < 1.0
 
 
 def test_keyboard_interrupt_in_run_sync_stops_the_graph():
@@ -272,4 +270,16 @@ async def test_a_worker_process_that_dies_is_reported():
         with anyio.fail_after(5):
             await g.run()
     assert "exit code 3" in str(info.value)
+    leaks.assert_clean()
+
+
+async def test_cancel_kills_a_worker_process_stuck_in_a_hook():
+    leaks = LeakCheck()
+    g = Graph()
+    src = g.add(Forever(), name="src")
+    m = g.add(Slow(30.0), name="m", placement="process")
+    g.connect(src, m).connect(m, g.add(Sink(lambda x: None)))
+    with anyio.move_on_after(0.3) as scope:
+        await g.run()
+    assert anyio.current_time() - scope.deadline < 1.0
     leaks.assert_clean()
