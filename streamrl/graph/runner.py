@@ -159,8 +159,9 @@ class Runner:
             for ch in o.outputs[port]:
                 if ch.recv_closed:
                     continue
-                if ch.kind == "fifo" and not ch.full():
-                    ch.put_nowait(item)
+                kind = ch.kind
+                if kind == "latest" or (kind == "fifo" and not ch.full()):
+                    ch.put_nowait(item)  # never waits
                     continue
                 d.state, d.waiting_on, d.since = "wait_out", [ch], time.perf_counter()
                 d.waited = True

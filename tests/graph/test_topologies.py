@@ -436,3 +436,18 @@ async def test_pipelined_process_source_and_stop_iteration():
         await g.run()
     with pytest.raises(ValueError, match="max_in_flight"):
         Process(max_in_flight=0)
+
+
+async def test_endless_inline_source_on_a_latest_edge_does_not_starve_the_loop():
+    from .helpers import Forever
+
+    g = Graph()
+    weights = g.add(Forever(), name="weights")
+    obs = g.add(Source(range(50)), name="obs")
+    pol, out = g.add(Policy()), g.add(Collect())
+    g.connect(obs, pol["obs"]).connect(weights, pol["weights"], kind="latest").connect(pol, out)
+    with anyio.fail_after(5):
+        await g.run()  # ends when obs ends: the endless weights source stops with it
+    assert [o for o, _ in out.op.items] == list(range(50))
+    ws = [w for _, w in out.op.items]
+    assert ws[-1] > ws[0]  # the policy saw newer weights as they came
