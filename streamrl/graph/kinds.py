@@ -82,6 +82,8 @@ class Map(Operator):
         {'out': 42}
     """
 
+    pipeline_safe = True
+
     def __init__(self, fn: Callable[[Any], Any]):
         if not callable(fn):
             raise TypeError(f"Map expects a callable, found {type(fn).__name__}")
@@ -117,6 +119,8 @@ class Batcher(Operator):
         >>> b.step({"in": 1}), b.step({"in": 2}), b.step({"in": 3}), b.finish()
         (None, {'out': [1, 2]}, None, {'out': [3]})
     """
+
+    pipeline_safe = True
 
     def __init__(
         self,
@@ -167,6 +171,8 @@ class Sink(Operator):
         [7]
     """
 
+    pipeline_safe = True
+
     outputs = ()
 
     def __init__(self, fn: Callable[[Any], Any]):
@@ -189,6 +195,8 @@ class Collect(Operator):
         >>> c = Collect(); c.step({"in": 1}); c.items
         [1]
     """
+
+    pipeline_safe = True
 
     outputs = ()
 

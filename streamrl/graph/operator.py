@@ -52,6 +52,9 @@ class Operator:
     * ``primes``: how many items :meth:`open` emits on each output port. Used to check, when the
       graph is built, that a feedback cycle's capacities can hold them.
     * ``state_keys``: attribute names saved by the default :meth:`state_dict`.
+    * ``pipeline_safe``: the operator never ends the stream itself (its ``step`` raises no
+      ``StopIteration``), so a process placement may send it its next input before the previous
+      output is delivered (see :class:`~streamrl.graph.Process`). Default False.
 
     Heavy or unpicklable resources (environments, files, CUDA tensors) belong in :meth:`open`,
     not ``__init__``: a process-placed operator is pickled to its worker before ``open`` runs.
@@ -78,6 +81,7 @@ class Operator:
     input_mode: str = "all"
     primes: int = 0
     state_keys: tuple[str, ...] = ()
+    pipeline_safe: bool = False
 
     def open(self) -> dict[str, Any] | None:
         """Called once before the first step; may emit initial items (priming a feedback cycle)."""

@@ -282,10 +282,12 @@ class Process(Placement):
     inline instead.
 
     ``max_in_flight > 1`` pipelines: the next input is sent while the worker still computes the
-    previous one, hiding the pipe round trip (worth it when the operator is the bottleneck of a
-    stream). The operator still sees its inputs one at a time and in order, but it may receive
-    an input before its previous output has been delivered downstream, and after it ends the
-    stream (``StopIteration``) the inputs already sent are stepped and their outputs dropped.
+    previous one, hiding the pipe round trip. The operator still sees its inputs one at a time
+    and in order, but it may receive an input before its previous output has been delivered
+    downstream, and after it ends the stream (``StopIteration``) or raises, the inputs already
+    sent are stepped and their outputs dropped. The default (``None``) pipelines two messages
+    for operators that declare ``pipeline_safe = True`` (Map, Batcher, Sink, Collect) and none
+    for the others.
 
     Examples:
         >>> from streamrl.graph import Process
@@ -296,17 +298,20 @@ class Process(Placement):
     name = "process"
 
     def __init__(self, start_method: str | None = None, num_threads: int | None = 1,
-                 sync_state: bool = True, max_in_flight: int = 1):
-        if not isinstance(max_in_flight, int) or max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be an int >= 1, found {max_in_flight!r}")
+                 sync_state: bool = True, max_in_flight: int | None = None):
+        if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
+            raise ValueError(f"max_in_flight must be an int >= 1 or None, found {max_in_flight!r}")
         self.start_method = start_method
         self.num_threads = num_threads
         self.sync_state = sync_state
         self.max_in_flight = max_in_flight
 
     def host(self, op: Operator, name: str) -> Host:
+        window = self.max_in_flight
+        if window is None:
+            window = 2 if getattr(op, "pipeline_safe", False) else 1
         return _ProcessHost(op, name, self.start_method, self.num_threads, self.sync_state,
-                            self.max_in_flight)
+                            window)
 
     def __repr__(self) -> str:
         return "Process()" if self.start_method is None else (
