@@ -283,3 +283,20 @@ async def test_cancel_kills_a_worker_process_stuck_in_a_hook():
         await g.run()
     assert anyio.current_time() - scope.deadline < 1.0
     leaks.assert_clean()
+
+
+def test_keyboard_interrupt_while_iterating_stops_the_graph():
+    leaks = LeakCheck()
+    g = Graph()
+    src = g.add(Forever())
+    m = g.add(Slow(0.001), placement="process")
+    g.connect(src, m)
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    n = 0
+    with pytest.raises(KeyboardInterrupt):
+        for _ in g.iterate(m):
+            n += 1
+    timer.join()
+    assert n > 0
+    leaks.assert_clean()
