@@ -27,6 +27,12 @@ class OperatorStats:
     state: str
 
     @property
+    def items_per_s(self) -> float:
+        """Rows consumed (or, for a source, emitted) per second of the operator's wall time."""
+        n = self.items_in or self.items_out
+        return n / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
     def busy_fraction(self) -> float:
         """Share of the operator's wall time spent inside its hooks."""
         return self.busy_s / self.wall_s if self.wall_s > 0 else 0.0
@@ -84,7 +90,10 @@ class GraphStats:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dicts (for logging or JSON)."""
         return {
-            "operators": {k: asdict(v) for k, v in self.operators.items()},
+            "operators": {
+                k: {**asdict(v), "items_per_s": v.items_per_s, "busy_fraction": v.busy_fraction}
+                for k, v in self.operators.items()
+            },
             "edges": {k: asdict(v) for k, v in self.edges.items()},
             "fused_edges": list(self.fused_edges),
             "bottleneck": self.bottleneck,
@@ -94,12 +103,12 @@ class GraphStats:
         """A text table of the operators and edges and the bottleneck."""
         lines = [
             f"{'operator':<20} {'placement':<9} {'batches in/out':>15} {'items in/out':>19} "
-            f"{'busy s':>8} {'busy %':>6} {'wait in s':>9} {'wait out s':>10}"
+            f"{'items/s':>10} {'busy s':>8} {'busy %':>6} {'wait in s':>9} {'wait out s':>10}"
         ]
         for s in self.operators.values():
             lines.append(
                 f"{s.name:<20} {s.placement:<9} {f'{s.batches_in}/{s.batches_out}':>15} "
-                f"{f'{s.items_in}/{s.items_out}':>19} {s.busy_s:>8.3f} "
+                f"{f'{s.items_in}/{s.items_out}':>19} {s.items_per_s:>10.0f} {s.busy_s:>8.3f} "
                 f"{100 * s.busy_fraction:>5.1f}% {s.blocked_in_s:>9.3f} {s.blocked_out_s:>10.3f}"
             )
         lines.append("")

@@ -49,6 +49,8 @@ def test_stats_count_items_batches_and_times():
     assert st.bottleneck == "slow"
     d = st.to_dict()
     assert d["bottleneck"] == "slow" and d["operators"]["slow"]["items_in"] == 160
+    assert 0 < slow.items_per_s == d["operators"]["slow"]["items_per_s"]
+    assert slow.items_per_s == pytest.approx(160 / slow.wall_s)
 
 
 def test_report_names_the_bottleneck():
