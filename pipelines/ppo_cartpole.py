@@ -221,8 +221,7 @@ def build_graph(argv: list[str] | None = None) -> Graph:
         probe.close()
     collector = make_collector(config, actor)
     try:
-        # the collector builds its topology lazily; building it does not start anything
-        graph, _, _ = collector._build()
+        graph = collector.graph()  # building the topology starts nothing
     finally:
         collector.shutdown()
     return graph

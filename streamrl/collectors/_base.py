@@ -105,6 +105,10 @@ class DataCollectorBase:
             stream.close()
             self._iterator = None
 
+    def graph(self) -> Graph:
+        """A new instance of the graph this collector runs (to print, draw or inspect)."""
+        return self._build()[0]
+
     # ------------------------------------------------------------------ control
     def set_seed(self, seed: int) -> int:
         """Seed the envs (worker ``i`` gets ``seed + i``) for the next iteration."""
