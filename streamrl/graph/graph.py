@@ -5,15 +5,22 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .channels import FifoChannel, LatestChannel, RateLimitedChannel, RateLimiter
+from .deterministic import Stepper
 from .errors import GraphValidationError
+from .interop import GraphNode
 from .operator import Operator, check_operator
 from .placement import Placement, resolve_placement
-
-if TYPE_CHECKING:
-    from .stats import GraphStats
+from .render import to_mermaid as _to_mermaid
+from .render import to_text as _to_text
+from .runner import Runner
+from .stats import GraphStats
+from .sync import iterate as _iterate
+from .sync import run_sync as _run_sync
+from .sync import stream as _stream
+from .validation import validate as _validate
 
 __all__ = ["Edge", "Graph", "Node", "Port"]
 
@@ -268,9 +275,7 @@ class Graph:
         ``fuse`` says whether the run fuses inline chains (a fused edge holds no items, which
         matters for the capacity of a cycle).
         """
-        from .validation import validate
-
-        validate(self, taps, fuse)
+        _validate(self, taps, fuse)
 
     def edges_into(self) -> dict[tuple[str, str], list[Edge]]:
         """Edges by ``(dst, dst_port)``."""
@@ -304,8 +309,6 @@ class Graph:
         if deterministic:
             self.run_deterministic(max_steps=max_steps)
             return
-        from .runner import Runner
-
         runner = Runner(self, fuse=fuse, watchdog_timeout=watchdog_timeout, monitor=monitor,
                         monitor_interval=monitor_interval)
         self._last_run = runner
@@ -317,9 +320,7 @@ class Graph:
         Ctrl-C (KeyboardInterrupt) cancels the graph and is re-raised once it has shut down.
         Takes the keyword arguments of :meth:`run`.
         """
-        from .sync import run_sync
-
-        run_sync(self, **kwargs)
+        _run_sync(self, **kwargs)
 
     def iterate(self, node: Node | Port | str, **kwargs: Any) -> Iterator[Any]:
         """Run the graph in a background thread and yield the items of one output port.
@@ -327,10 +328,8 @@ class Graph:
         The port may also be connected inside the graph (fan-out) or left unconnected. Leaving
         the loop early (``break``) cancels the graph. Takes the keyword arguments of :meth:`run`.
         """
-        from .sync import iterate
-
         n, port = self._port(node, "output")
-        return iterate(self, n.name, port, **kwargs)
+        return _iterate(self, n.name, port, **kwargs)
 
     def stream(self, node: Node | Port | str, *, capacity: int = 2, **kwargs: Any) -> Any:
         """From async code: run the graph in the current event loop and read one output port.
@@ -351,15 +350,11 @@ class Graph:
             >>> anyio.run(main)
             [0, -1, -2]
         """
-        from .sync import stream
-
         n, port = self._port(node, "output")
-        return stream(self, n.name, port, capacity=capacity, **kwargs)
+        return _stream(self, n.name, port, capacity=capacity, **kwargs)
 
     def as_node(self, node: Node | Port | str, **kwargs: Any) -> Any:
         """One output port as a ``torchdata.nodes.BaseNode`` (see :class:`GraphNode`)."""
-        from .interop import GraphNode
-
         n, port = self._port(node, "output")
         return GraphNode(self, f"{n.name}.{port}", **kwargs)
 
@@ -369,16 +364,12 @@ class Graph:
         Every operator runs inline (thread and process placements are ignored), so two runs of
         the same graph give the same result; for debugging. See :meth:`stepper`.
         """
-        from .deterministic import Stepper
-
         stepper = Stepper(self)
         self._last_run = stepper
         stepper.run(max_steps=max_steps)
 
     def stepper(self) -> Any:
         """A :class:`~streamrl.graph.Stepper` that executes the graph one hook call at a time."""
-        from .deterministic import Stepper
-
         stepper = Stepper(self)
         self._last_run = stepper
         return stepper
@@ -386,8 +377,6 @@ class Graph:
     # ------------------------------------------------------------------ observability
     def stats(self) -> GraphStats:
         """Metrics of the current or last run (per operator and per edge)."""
-        from .stats import GraphStats
-
         if self._last_run is None:
             raise RuntimeError("the graph has not run yet: no stats")
         return GraphStats.collect(self._last_run)
@@ -397,15 +386,11 @@ class Graph:
         return self.stats().report()
 
     def __str__(self) -> str:
-        from .render import to_text
-
-        return to_text(self)
+        return _to_text(self)
 
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart (fused groups as subgraphs, feedback edges dashed)."""
-        from .render import to_mermaid
-
-        return to_mermaid(self)
+        return _to_mermaid(self)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
