@@ -10,19 +10,30 @@ sources, built on :mod:`streamrl.graph` operators.
 * :class:`ReplaySink` / :class:`ReplaySource`: extend a buffer / sample from it.
 * :class:`PolicyWeights`: shared policy weights with a version counter.
 * :class:`Trigger`, :class:`StackBatches`: pace a graph from outside; zip N batches into one.
+* :class:`Learner`, :class:`WeightSync`, :class:`Evaluator`, :class:`MetricsSink`: the learner
+  side of off-policy graphs (train on sampled batches, publish weights, evaluate, log);
+  :func:`sample_budget` sizes a ReplaySource so the graph ends with its collection budget.
 """
 
 from streamrl.ops.env_source import EnvSource
+from streamrl.ops.evaluator import Evaluator
+from streamrl.ops.learner import Learner
+from streamrl.ops.metrics_sink import MetricsSink
 from streamrl.ops.policy_stage import PolicyStage
 from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.replay import ReplaySink, ReplaySource
 from streamrl.ops.rollout import Rollout, make_env
+from streamrl.ops.sample_budget import sample_budget
 from streamrl.ops.stack import StackBatches
 from streamrl.ops.trajectory_batcher import TrajectoryBatcher
 from streamrl.ops.trigger import Trigger
+from streamrl.ops.weight_sync import WeightSync
 
 __all__ = [
     "EnvSource",
+    "Evaluator",
+    "Learner",
+    "MetricsSink",
     "PolicyStage",
     "PolicyWeights",
     "ReplaySink",
@@ -31,5 +42,7 @@ __all__ = [
     "StackBatches",
     "TrajectoryBatcher",
     "Trigger",
+    "WeightSync",
     "make_env",
+    "sample_budget",
 ]

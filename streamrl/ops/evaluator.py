@@ -1,0 +1,124 @@
+"""Evaluator: deterministic evaluation episodes every N learner updates."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tensordict import TensorDictBase
+
+from streamrl._exploration import ExplorationType
+from streamrl.envs.common import EnvBase
+from streamrl.graph import Operator
+from streamrl.ops.policy_weights import PolicyWeights
+from streamrl.ops.rollout import make_env
+from streamrl.train.evaluate import evaluate_episodes
+
+__all__ = ["Evaluator"]
+
+
+class Evaluator(Operator):
+    """Plays one episode in every sub-env of an evaluation env each time the count ``key`` of
+    the incoming messages (default: the learner's ``updates``) crosses a multiple of
+    ``interval``, and emits ``{"eval_return": mean, "eval_return_std", "eval_episodes",
+    key: count, "policy_version", "eval_s"}``. When the stream ends the final weights are
+    evaluated too (unless that count was just evaluated), so a run always ends with a score.
+
+    Connect it with a latest-value edge (``kind="latest"``): it only needs the newest count,
+    and evaluating then never holds the learner back. Place it on a thread.
+
+    Args:
+        create_env: the evaluation env (a batched env plays several episodes side by side),
+            or a callable that builds it in :meth:`open`.
+        policy: a ``td -> td`` callable, or a :class:`PolicyWeights` (its published copy is
+            played and its version reported).
+        interval: evaluate every ``interval`` counts.
+        seed: re-seeds the env before each evaluation, so every evaluation starts from the
+            same states.
+        exploration_type: DETERMINISTIC by default (greedy / mean actions).
+    """
+
+    outputs = ("out",)
+    state_keys = ("evaluations", "next_at")
+
+    def __init__(
+        self,
+        create_env: EnvBase | Callable[[], EnvBase],
+        policy: Callable[[TensorDictBase], TensorDictBase] | PolicyWeights,
+        *,
+        interval: int,
+        seed: int | None = None,
+        key: str = "updates",
+        exploration_type: ExplorationType = ExplorationType.DETERMINISTIC,
+        max_steps: int = 100_000,
+    ):
+        if not isinstance(policy, PolicyWeights) and not callable(policy):
+            raise TypeError(f"policy must be callable or a PolicyWeights, found {type(policy).__name__}")
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
+            raise ValueError(f"interval must be a positive int, got {interval!r}")
+        self.create_env = create_env
+        self.weights = policy if isinstance(policy, PolicyWeights) else None
+        self.policy = policy.policy if isinstance(policy, PolicyWeights) else policy
+        self.interval = interval
+        self.seed = seed
+        self.key = key
+        self.exploration_type = exploration_type
+        self.max_steps = max_steps
+        self.next_at = interval
+        self.evaluations = 0
+        self.env: EnvBase | None = None
+        self._count: int | None = None
+        self._evaluated_at: int | None = None
+
+    def open(self) -> None:
+        self.env = make_env(self.create_env)
+        return None
+
+    def evaluate(self, count: int | None = None) -> dict[str, Any]:
+        """Run the episodes now; returns the result dict."""
+        if self.env is None:
+            raise RuntimeError("Evaluator.evaluate() called before open()")
+        t0 = time.perf_counter()
+        returns = evaluate_episodes(self.env, self.policy, exploration_type=self.exploration_type,
+                                    seed=self.seed, max_steps=self.max_steps)
+        self.evaluations += 1
+        self._evaluated_at = count
+        result: dict[str, Any] = {
+            "eval_return": float(returns.mean()),
+            "eval_return_std": float(returns.std()) if returns.numel() > 1 else 0.0,
+            "eval_episodes": int(returns.numel()),
+            "eval_s": time.perf_counter() - t0,
+        }
+        if count is not None:
+            result[self.key] = count
+        if self.weights is not None:
+            result["policy_version"] = self.weights.version
+        return result
+
+    def step(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        msg = inputs["in"]
+        if not isinstance(msg, dict) or self.key not in msg:
+            found = sorted(msg) if isinstance(msg, dict) else type(msg).__name__
+            raise TypeError(f"Evaluator expects dicts with {self.key!r}, found {found}")
+        self._count = int(msg[self.key])
+        if self._count < self.next_at:
+            return None
+        self.next_at = (self._count // self.interval + 1) * self.interval
+        return {"out": self.evaluate(self._count)}
+
+    def finish(self) -> dict[str, Any] | None:
+        if self.env is None or (self._evaluated_at is not None
+                                and self._evaluated_at == self._count):
+            return None
+        return {"out": self.evaluate(self._count)}
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+    def __repr__(self) -> str:
+        return f"Evaluator(interval={self.interval}, key={self.key!r})"
+
+

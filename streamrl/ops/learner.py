@@ -1,0 +1,182 @@
+"""Learner: the learning step as an operator (loss, backward, optimizer step, target update)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from torch import nn
+
+from streamrl.graph import Operator
+
+__all__ = ["Learner"]
+
+VERSION_KEY = ("collector", "policy_version")
+
+
+class Learner(Operator):
+    """Trains on every incoming batch and emits one metrics dict per batch.
+
+    For each batch (a TensorDict; leading dims are flattened), ``epochs`` passes are made over
+    it in consecutive minibatches of ``minibatch_size`` rows (``None``: the whole batch), and
+    each minibatch is one update: ``loss_module(mb)``, backward of the sum of its ``loss_*``
+    terms (or of ``loss_keys``), optional gradient-norm clipping, ``optimizer.step()`` and
+    ``target_updater.step()``. Sampling a large batch and splitting it here costs one message
+    for many updates.
+
+    The emitted dict holds ``updates`` (total so far), ``batches``, the mean of every scalar
+    output of the loss over the batch's updates (``loss_*``, ``alpha``, ...), ``grad_norm``
+    when clipping, and ``batch_policy_version`` (the mean ``("collector", "policy_version")``
+    of the batch, when present: a :class:`~streamrl.ops.WeightSync` turns it into staleness).
+
+    With ``priority_buffer`` (a prioritized buffer), the loss's ``td_error`` of each minibatch
+    is written back as the priorities of its ``index``.
+
+    Parameter writes (optimizer and target steps) happen under :attr:`lock`, so another thread
+    that copies the weights while holding it (``WeightSync(lock=learner.lock)``) never sees a
+    half-written step. Place the learner on a thread: its step is heavy torch work.
+
+    >>> from tensordict import TensorDict
+    >>> from streamrl.objectives.common import LossModule
+    >>> class MSE(LossModule):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.net = nn.Linear(2, 1)
+    ...     def forward(self, td):
+    ...         return TensorDict({"loss_mse": (self.net(td["x"]) - td["y"]).pow(2).mean()})
+    >>> loss = MSE()
+    >>> learner = Learner(loss, torch.optim.SGD(loss.parameters(), lr=0.1), minibatch_size=4)
+    >>> batch = TensorDict({"x": torch.randn(8, 2), "y": torch.randn(8, 1)}, [8])
+    >>> metrics = learner.step({"in": batch})["out"]
+    >>> metrics["updates"], metrics["batches"]
+    (2, 1)
+    """
+
+    state_keys = ("updates", "batches")
+
+    def __init__(
+        self,
+        loss_module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        minibatch_size: int | None = None,
+        epochs: int = 1,
+        target_updater: Any = None,
+        max_grad_norm: float | None = None,
+        loss_keys: Sequence[str] | None = None,
+        priority_buffer: Any = None,
+        priority_key: str = "td_error",
+    ):
+        if not isinstance(loss_module, nn.Module) or not callable(loss_module):
+            raise TypeError(f"loss_module must be an nn.Module, found {type(loss_module).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer must be a torch.optim.Optimizer, found {type(optimizer).__name__}"
+            )
+        if minibatch_size is not None and (
+            not isinstance(minibatch_size, int) or isinstance(minibatch_size, bool)
+            or minibatch_size < 1
+        ):
+            raise ValueError(f"minibatch_size must be a positive int or None, got {minibatch_size!r}")
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+        if target_updater is not None and not callable(getattr(target_updater, "step", None)):
+            raise TypeError(
+                f"target_updater must have a step() method, found {type(target_updater).__name__}"
+            )
+        if max_grad_norm is not None and not max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or None, got {max_grad_norm!r}")
+        if loss_keys is not None:
+            loss_keys = tuple(loss_keys)
+            if not loss_keys or not all(isinstance(k, str) for k in loss_keys):
+                raise ValueError(f"loss_keys must be a non-empty sequence of str, got {loss_keys!r}")
+        if priority_buffer is not None and not hasattr(priority_buffer, "update_priority"):
+            raise TypeError(
+                "priority_buffer must have update_priority(index, priority), found "
+                f"{type(priority_buffer).__name__}"
+            )
+        self.loss_module = loss_module
+        self.optimizer = optimizer
+        self.minibatch_size = minibatch_size
+        self.epochs = epochs
+        self.target_updater = target_updater
+        self.max_grad_norm = max_grad_norm
+        self.loss_keys = loss_keys
+        self.priority_buffer = priority_buffer
+        self.priority_key = priority_key
+        self.params = [p for g in optimizer.param_groups for p in g["params"]]
+        self.lock = threading.Lock()
+        self.updates = 0
+        self.batches = 0
+
+    def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        batch = inputs["in"]
+        if not isinstance(batch, TensorDictBase):
+            raise TypeError(f"Learner expects TensorDict batches, found {type(batch).__name__}")
+        if batch.batch_dims != 1:
+            batch = batch.reshape(-1)
+        n = batch.shape[0]
+        if n == 0:
+            raise ValueError("Learner received an empty batch (0 rows)")
+        size = n if self.minibatch_size is None else min(self.minibatch_size, n)
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        for _ in range(self.epochs):
+            for start in range(0, n, size):
+                out = self._update(batch[start:start + size])
+                for k, v in out.items():
+                    sums[k] = sums[k] + v if k in sums else v
+                count += 1
+        self.batches += 1
+        metrics: dict[str, Any] = {"updates": self.updates, "batches": self.batches}
+        metrics.update({k: float(v) / count for k, v in sums.items()})
+        version = batch.get(VERSION_KEY, None)
+        if version is not None:
+            metrics["batch_policy_version"] = float(version.double().mean())
+        return {"out": metrics}
+
+    def _update(self, mb: TensorDictBase) -> dict[str, torch.Tensor]:
+        out = self.loss_module(mb)
+        keys = self.loss_keys or [k for k in out.keys() if isinstance(k, str) and
+                                  k.startswith("loss")]
+        if not keys:
+            raise ValueError(
+                f"{type(self.loss_module).__name__} returned no 'loss*' entries (found "
+                f"{sorted(map(str, out.keys()))}); pass loss_keys="
+            )
+        missing = [k for k in keys if k not in out.keys()]
+        if missing:
+            raise KeyError(f"the loss output has no {missing}; it has {sorted(map(str, out.keys()))}")
+        total = sum(out.get(k) for k in keys)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        scalars = {k: v.detach() for k, v in out.items() if isinstance(k, str) and
+                   isinstance(v, torch.Tensor) and v.numel() == 1}
+        with self.lock:
+            if self.max_grad_norm is not None:
+                scalars["grad_norm"] = nn.utils.clip_grad_norm_(
+                    self.params, self.max_grad_norm, foreach=True
+                ).detach()
+            self.optimizer.step()
+            if self.target_updater is not None:
+                self.target_updater.step()
+        self.updates += 1
+        if self.priority_buffer is not None:
+            priority = mb.get(self.priority_key, None)
+            if priority is None:
+                priority = out.get(self.priority_key, None)
+            index = mb.get("index", None)
+            if priority is None or index is None:
+                raise KeyError(
+                    f"priority_buffer needs 'index' in the batch and {self.priority_key!r} from "
+                    "the loss (sample from a prioritized TensorDict buffer)"
+                )
+            self.priority_buffer.update_priority(index, priority.detach())
+        return scalars
+
+    def __repr__(self) -> str:
+        return (f"Learner({type(self.loss_module).__name__}, minibatch_size="
+                f"{self.minibatch_size}, epochs={self.epochs})")

@@ -1,0 +1,169 @@
+"""MetricsSink: merges collector, learner and evaluation streams into metric rows."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from streamrl.graph import Operator
+from streamrl.train.metrics import MetricsLogger
+
+__all__ = ["MetricsSink"]
+
+_PORTS = ("collector", "learner", "eval")
+
+
+class MetricsSink(Operator):
+    """Writes metric rows (``streamrl.train.MetricsLogger``) and drives a progress bar.
+
+    Input ports (``input_mode="any"``; ``inputs=`` picks a subset):
+
+    * ``collector``: the collected batches (fan them out from the rollout): counts ``frames``
+      and the returns of the training episodes that end in them (``train_return``, the mean
+      over the episodes finished since the previous row, and ``train_episodes``);
+    * ``learner``: dicts from a :class:`~streamrl.ops.Learner` (through a
+      :class:`~streamrl.ops.WeightSync`): losses, ``updates``, ``policy_version``,
+      ``staleness``; one row every ``log_every`` of them;
+    * ``eval``: dicts from an :class:`~streamrl.ops.Evaluator`: a row with ``eval_return``.
+
+    Every row also holds ``frames``, ``wall_s`` and ``fps``. Rows are kept in :attr:`rows`
+    and written to ``directory`` (``metrics.csv`` / ``metrics.jsonl``, opened in :meth:`open`)
+    when given; only keys in ``columns`` are written (the first row's keys when ``None``).
+    :attr:`evaluations` lists ``(frames, eval_return)``. The bar counts frames up to
+    ``total_frames`` and shows the last evaluation.
+    """
+
+    outputs = ()
+    input_mode = "any"
+    state_keys = ("frames",)
+
+    def __init__(
+        self,
+        directory: str | os.PathLike | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        inputs: Sequence[str] = _PORTS,
+        total_frames: int | None = None,
+        progress: bool = False,
+        desc: str | None = None,
+        log_every: int = 1,
+    ):
+        inputs = tuple(inputs)
+        if not inputs or any(p not in _PORTS for p in inputs) or len(set(inputs)) != len(inputs):
+            raise ValueError(f"inputs must be distinct names among {_PORTS}, got {inputs!r}")
+        if not isinstance(log_every, int) or isinstance(log_every, bool) or log_every < 1:
+            raise ValueError(f"log_every must be a positive int, got {log_every!r}")
+        if total_frames is not None and (not isinstance(total_frames, int) or total_frames < 1):
+            raise ValueError(f"total_frames must be a positive int or None, got {total_frames!r}")
+        self.inputs = inputs
+        self.directory = directory
+        self.columns = list(columns) if columns is not None else None
+        self.total_frames = total_frames
+        self.progress = progress
+        self.desc = desc
+        self.log_every = log_every
+        self.frames = 0
+        self.rows: list[dict[str, Any]] = []
+        self.evaluations: list[tuple[int, float]] = []
+        self.logger: MetricsLogger | None = None
+        self._bar: Any = None
+        self._running: torch.Tensor | None = None
+        self._finished: list[float] = []
+        self._learner_msgs = 0
+        self._t0 = time.perf_counter()
+
+    def open(self) -> None:
+        self._t0 = time.perf_counter()
+        if self.directory is not None:
+            self.logger = MetricsLogger(self.directory, self.columns)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.total_frames, unit="frame", unit_scale=True,
+                             desc=self.desc, dynamic_ncols=True, file=sys.stderr)
+        return None
+
+    def step(self, inputs: dict[str, Any]) -> None:
+        if "collector" in inputs:
+            self._collect(inputs["collector"])
+        if "learner" in inputs:
+            msg = self._check_dict(inputs["learner"], "learner")
+            self._learner_msgs += 1
+            if self._learner_msgs % self.log_every == 0:
+                self._write(msg)
+        if "eval" in inputs:
+            msg = self._check_dict(inputs["eval"], "eval")
+            if "eval_return" not in msg:
+                raise KeyError(f"MetricsSink: an eval message has no 'eval_return': {sorted(msg)}")
+            self.evaluations.append((self.frames, float(msg["eval_return"])))
+            if self._bar is not None:
+                self._bar.set_postfix(eval=f"{msg['eval_return']:.1f}", refresh=False)
+            self._write(msg)
+        return None
+
+    @staticmethod
+    def _check_dict(msg: Any, port: str) -> dict[str, Any]:
+        if not isinstance(msg, dict):
+            raise TypeError(f"MetricsSink: the {port!r} port takes dicts, found {type(msg).__name__}")
+        return msg
+
+    def _collect(self, batch: Any) -> None:
+        if not isinstance(batch, TensorDictBase):
+            raise TypeError(
+                f"MetricsSink: the 'collector' port takes TensorDict batches, found "
+                f"{type(batch).__name__}"
+            )
+        n = batch.numel()
+        self.frames += n
+        if self._bar is not None:
+            self._bar.update(n)
+        reward = batch.get(("next", "reward"), None)
+        done = batch.get(("next", "done"), None)
+        if reward is None or done is None:
+            return
+        # [*envs, T]: time is the last batch dim; every other dim is a sub-env
+        steps = batch.batch_size[-1] if batch.batch_dims else 1
+        reward = reward.reshape(-1, steps).double()
+        done = done.reshape(-1, steps)
+        if self._running is None or self._running.shape[0] != reward.shape[0]:
+            self._running = torch.zeros(reward.shape[0], dtype=torch.float64)
+        for t in range(steps):
+            self._running += reward[:, t]
+            d = done[:, t]
+            if bool(d.any()):
+                self._finished.extend(self._running[d].tolist())
+                self._running[d] = 0.0
+
+    def _write(self, msg: dict[str, Any]) -> None:
+        wall = time.perf_counter() - self._t0
+        row: dict[str, Any] = {"frames": self.frames, "wall_s": wall,
+                               "fps": self.frames / max(wall, 1e-9)}
+        if self._finished:
+            row["train_return"] = sum(self._finished) / len(self._finished)
+            row["train_episodes"] = len(self._finished)
+            self._finished = []
+        row.update(msg)
+        self.rows.append(row)
+        if self.logger is not None:
+            columns = self.logger.columns
+            self.logger.log(row if columns is None else {k: v for k, v in row.items()
+                                                         if k in columns})
+
+    def finish(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self.logger is not None:
+            self.logger.close()
+
+    def __repr__(self) -> str:
+        return f"MetricsSink(inputs={self.inputs}, rows={len(self.rows)})"
