@@ -31,7 +31,15 @@ from streamrl._warnings import StreamRLWarning
 from streamrl.objectives.value.common import ValueEstimatorBase, ValueEstimators
 from streamrl.objectives.value.estimators import make_estimator
 
-__all__ = ["LossModule"]
+__all__ = ["TD_KEYS", "LossModule"]
+
+#: the keys every loss with a TD target reads (and ``priority``, where it writes ``td_error``)
+TD_KEYS: dict[str, str] = {
+    "priority": "td_error",
+    "reward": "reward",
+    "done": "done",
+    "terminated": "terminated",
+}
 
 
 def _reset_copy(module: nn.Module) -> bool:

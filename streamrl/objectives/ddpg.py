@@ -7,7 +7,7 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torch import nn
 
-from streamrl.objectives.common import LossModule, _output
+from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.utils import check_loss_function, distance_loss, to_batch_shape
 from streamrl.objectives.value.common import ValueEstimators
 
@@ -38,10 +38,7 @@ class DDPGLoss(LossModule):
     default_keys = {
         "action": "action",
         "state_action_value": "state_action_value",
-        "priority": "td_error",
-        "reward": "reward",
-        "done": "done",
-        "terminated": "terminated",
+        **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
     _estimator_key_map = {

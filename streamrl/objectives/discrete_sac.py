@@ -8,7 +8,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 
-from streamrl.objectives.common import LossModule, _output
+from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.sac import EntropyCoefficient
 from streamrl.objectives.utils import (
     action_to_index,
@@ -39,13 +39,9 @@ class DiscreteSACLoss(LossModule):
     default_keys = {
         "action": "action",
         "action_value": "action_value",
-        "priority": "td_error",
-        "reward": "reward",
-        "done": "done",
-        "terminated": "terminated",
+        **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
-    _estimator_key_map = {"reward": "reward", "done": "done", "terminated": "terminated"}
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 
-from streamrl.objectives.common import LossModule, _output
+from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.utils import check_loss_function, distance_loss
 from streamrl.objectives.value.common import ValueEstimators
 
@@ -42,13 +42,9 @@ class TD3Loss(LossModule):
     default_keys = {
         "action": "action",
         "state_action_value": "state_action_value",
-        "priority": "td_error",
-        "reward": "reward",
-        "done": "done",
-        "terminated": "terminated",
+        **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
-    _estimator_key_map = {"reward": "reward", "done": "done", "terminated": "terminated"}
 
     def __init__(
         self,
