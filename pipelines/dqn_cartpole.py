@@ -1,0 +1,404 @@
+"""DQN on CartPole-v1: ``streamrl run dqn_cartpole``.
+
+Collection and learning run concurrently, as one graph:
+
+    rollout (process) --> replay sink (thread) ==[buffer + rate limiter]==> replay source
+        |                                                                     (thread)
+        +--> metrics sink <-- weight sync <-- learner (thread) <----------------+
+                   ^               |
+                   +-- evaluator <-+ (latest-value edge)
+
+The rollout plays an epsilon-greedy Q-policy from a :class:`~streamrl.ops.PolicyWeights`
+(shared memory: the learner's publications reach the worker process without messages) and
+stamps every batch with ``("collector", "policy_version")``. The buffer's
+:class:`~streamrl.data.SampleToInsertRatio` limiter holds sampling until ``learning_starts``
+frames are stored, then keeps ``gradient_steps`` updates per ``train_freq`` collected frames
+(SB3's ratio) within one batch of slack either way, so neither side runs away. The replay
+source is given the exact number of batches the limiter grants for the frame budget
+(:func:`~streamrl.ops.sample_budget`): when collection ends, the learner finishes its last
+updates, the final weights are published and evaluated, and the graph drains and ends.
+
+Hyper-parameters follow rl-zoo's CartPole-v1 DQN (lr 2.3e-3, batch 64, buffer 100k,
+learning_starts 1000, gamma 0.99, train_freq 256, gradient_steps 128, exploration over the
+first 16% of the budget to eps 0.04, 256x256 MLP, Huber loss, gradient norm clipped at 10).
+SB3 counts ``target_update_interval=10`` in env steps; with ``train_freq=256`` that copies the
+target once per training round, i.e. every 128 updates, which is this pipeline's
+``target_update_interval`` (counted in updates).
+
+A run directory (``runs/dqn_cartpole-<timestamp>/``) receives ``config.json``,
+``metrics.csv`` / ``metrics.jsonl`` (a row per learner message and per evaluation: losses,
+``policy_version``, ``staleness``, ``eval_return``), ``checkpoint.pt`` and
+``learning_curve.png``. The graph's report (busy/blocked time per operator, the bottleneck)
+is printed at the end.
+
+    $ streamrl run dqn_cartpole --frames 50000 --seed 1
+    $ streamrl graph dqn_cartpole
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict.nn import TensorDictSequential
+from torch import nn
+
+from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
+from streamrl.data.replay_buffers.rate_limiters import SampleToInsertRatio
+from streamrl.envs import GymEnv, SerialEnv
+from streamrl.graph import Graph, Map, Process
+from streamrl.modules import MLP, EGreedyModule, QValueActor
+from streamrl.objectives import DQNLoss, HardUpdate
+from streamrl.ops import (
+    Evaluator,
+    Learner,
+    MetricsSink,
+    PolicyWeights,
+    ReplaySink,
+    ReplaySource,
+    Rollout,
+    WeightSync,
+    sample_budget,
+)
+from streamrl.train import (
+    add_config_arguments,
+    config_from_args,
+    make_run_dir,
+    plot_metrics,
+    read_metrics,
+    save_checkpoint,
+)
+
+NAME = "dqn_cartpole"
+
+COLUMNS = [
+    "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
+    "eval_return", "eval_return_std", "loss_value", "grad_norm", "epsilon", "policy_version",
+    "batch_policy_version", "staleness", "eval_s",
+]
+
+
+@dataclass
+class DQNConfig:
+    """Hyper-parameters of the DQN CartPole pipeline (defaults: rl-zoo's CartPole-v1 DQN).
+
+    ``frames`` is the collection budget (and the horizon of the exploration schedule);
+    ``eval_interval`` is in collected frames (converted to learner updates through the
+    ``gradient_steps / train_freq`` ratio). ``rollout_placement`` is ``process`` or ``inline``.
+    """
+
+    env_name: str = "CartPole-v1"
+    frames: int = 50_000
+    lr: float = 2.3e-3
+    batch_size: int = 64
+    buffer_size: int = 100_000
+    learning_starts: int = 1000
+    gamma: float = 0.99
+    target_update_interval: int = 128
+    train_freq: int = 256
+    gradient_steps: int = 128
+    minibatches_per_sample: int = 16
+    exploration_fraction: float = 0.16
+    exploration_initial_eps: float = 1.0
+    exploration_final_eps: float = 0.04
+    hidden: int = 256
+    max_grad_norm: float = 10.0
+    eval_interval: int = 5000
+    eval_episodes: int = 10
+    eval_seed: int = 10_000
+    target_return: float = 475.0
+    seed: int = 0
+    threads: int = 1
+    rollout_placement: str = "process"
+
+    def __post_init__(self) -> None:
+        positive = ("frames", "batch_size", "buffer_size", "learning_starts",
+                    "target_update_interval", "train_freq", "gradient_steps",
+                    "minibatches_per_sample", "hidden", "eval_interval", "eval_episodes",
+                    "threads")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"DQNConfig.{name} must be a positive int, found {value!r}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"DQNConfig.gamma must be in [0, 1], found {self.gamma}")
+        if not self.lr > 0:
+            raise ValueError(f"DQNConfig.lr must be > 0, found {self.lr}")
+        if not 0.0 < self.exploration_fraction <= 1.0:
+            raise ValueError(
+                f"DQNConfig.exploration_fraction must be in (0, 1], found {self.exploration_fraction}"
+            )
+        for name in ("exploration_initial_eps", "exploration_final_eps"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"DQNConfig.{name} must be in [0, 1], found {getattr(self, name)}")
+        if self.rollout_placement not in ("process", "inline"):
+            raise ValueError(
+                f"DQNConfig.rollout_placement must be 'process' or 'inline', found "
+                f"{self.rollout_placement!r}"
+            )
+
+    @property
+    def samples_per_insert(self) -> float:
+        """Sampled rows per collected frame: ``gradient_steps * batch_size / train_freq``."""
+        return self.gradient_steps * self.batch_size / self.train_freq
+
+    @property
+    def sample_size(self) -> int:
+        """Rows per replay-source message (split into ``minibatches_per_sample`` updates)."""
+        return self.batch_size * self.minibatches_per_sample
+
+
+@dataclass
+class DQNResult:
+    """What a run did: frames, updates, evaluations, the graph report, where the files are."""
+
+    frames: int
+    updates: int
+    wall_s: float
+    eval_return: float | None
+    solved_at: int | None
+    evaluations: list[tuple[int, float]]
+    mean_staleness: float | None
+    report: str
+    run_dir: Path | None
+
+
+# ---------------------------------------------------------------------------------- building
+def make_env(config: DQNConfig) -> SerialEnv:
+    """One copy of the config's gym env (batch size ``[1]``, as ``EGreedyModule`` fails on
+    unbatched input)."""
+    return SerialEnv(1, functools.partial(GymEnv, config.env_name))
+
+
+def make_eval_env(config: DQNConfig) -> SerialEnv:
+    """``eval_episodes`` copies, played side by side."""
+    return SerialEnv(config.eval_episodes, functools.partial(GymEnv, config.env_name))
+
+
+def make_models(config: DQNConfig, env: Any) -> tuple[QValueActor, TensorDictSequential,
+                                                       EGreedyModule]:
+    """The Q-network actor, the exploration policy (actor + epsilon-greedy) and its
+    epsilon-greedy module."""
+    obs_dim = env.observation_spec["observation"].shape[-1]
+    n_actions = getattr(env.action_spec, "n", None)
+    if n_actions is None:
+        raise ValueError(f"{NAME} needs a discrete action space, found "
+                         f"{type(env.action_spec).__name__} for {config.env_name!r}")
+    net = MLP(in_features=obs_dim, out_features=n_actions, num_cells=[config.hidden] * 2,
+              activation_class=nn.ReLU)
+    actor = QValueActor(net, spec=env.action_spec)
+    explore = EGreedyModule(
+        env.action_spec, eps_init=config.exploration_initial_eps,
+        eps_end=config.exploration_final_eps,
+        annealing_num_steps=max(1, int(config.exploration_fraction * config.frames)),
+    )
+    return actor, TensorDictSequential(actor, explore), explore
+
+
+def make_buffer(config: DQNConfig) -> TensorDictReplayBuffer:
+    """A uniform buffer whose limiter keeps the SB3 sample-to-insert ratio."""
+    spi = config.samples_per_insert
+    limiter = SampleToInsertRatio(
+        spi, min_size_to_sample=config.learning_starts,
+        # slack: one sampled message plus one collected batch, the least that cannot deadlock
+        error_buffer=config.sample_size + config.train_freq * spi,
+        max_sample_batch=config.sample_size, max_insert_batch=config.train_freq,
+    )
+    # a generous timeout: the limiter never waits that long in a healthy run, and it turns a
+    # stuck run (e.g. a failed operator on the other side) into an error instead of a hang
+    return TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size),
+                                  rate_limiter=limiter, rate_limit_timeout=120.0)
+
+
+def collected_frames(config: DQNConfig) -> int:
+    """Frames the rollout collects: the budget rounded up to whole batches."""
+    return math.ceil(config.frames / config.train_freq) * config.train_freq
+
+
+@dataclass
+class _Parts:
+    graph: Graph
+    actor: QValueActor
+    loss: DQNLoss
+    optim: torch.optim.Optimizer
+    learner: Learner
+    metrics: MetricsSink
+    buffer: TensorDictReplayBuffer
+
+
+def _build(config: DQNConfig, run_dir: Path | None, progress: bool) -> _Parts:
+    torch.manual_seed(config.seed)
+    probe = GymEnv(config.env_name)  # unbatched: the specs of one env
+    try:
+        actor, policy, explore = make_models(config, probe)
+    finally:
+        probe.close()
+    loss = DQNLoss(actor, loss_function="smooth_l1", delay_value=True)
+    loss.make_value_estimator(gamma=config.gamma)
+    optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
+    buffer = make_buffer(config)
+    limiter = buffer.rate_limiter
+    weights = PolicyWeights(policy)
+    annealed = [0]
+
+    def anneal() -> None:
+        # epsilon follows the collected frames; it is a buffer of the policy, so it reaches
+        # the rollout with the weights
+        inserted = limiter.inserts
+        explore.step(inserted - annealed[0])
+        annealed[0] = inserted
+
+    learner = Learner(loss, optim, minibatch_size=config.batch_size,
+                      target_updater=HardUpdate(loss, period=config.target_update_interval),
+                      max_grad_norm=config.max_grad_norm)
+    num_batches = sample_budget(limiter, collected_frames(config), config.sample_size)
+    updates_per_frame = config.gradient_steps / config.train_freq
+    metrics = MetricsSink(run_dir, columns=COLUMNS, total_frames=collected_frames(config),
+                          progress=progress, desc=NAME)
+
+    g = Graph(NAME)
+    rollout = g.add(
+        Rollout(functools.partial(make_env, config), weights, frames_per_batch=config.train_freq,
+                total_frames=config.frames, seed=config.seed),
+        name="rollout",
+        placement=Process() if config.rollout_placement == "process" else "inline",
+    )
+    sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
+    source = g.add(ReplaySource(buffer, config.sample_size, num_batches=num_batches),
+                   name="replay_source", placement="thread")
+    learn = g.add(learner, name="learner", placement="thread")
+    sync = g.add(WeightSync(weights, policy, lock=learner.lock, before_publish=anneal),
+                 name="weight_sync")
+    epsilon = g.add(_with_epsilon(explore), name="epsilon")
+    evaluator = g.add(
+        Evaluator(functools.partial(make_eval_env, config), weights, seed=config.eval_seed,
+                  interval=max(1, round(config.eval_interval * updates_per_frame))),
+        name="evaluator", placement="thread",
+    )
+    sink_node = g.add(metrics, name="metrics")
+    g.connect(rollout, sink).connect(rollout, sink_node["collector"], capacity=4)
+    g.connect(source, learn).connect(learn, sync).connect(sync, epsilon)
+    g.connect(epsilon, sink_node["learner"], capacity=8)
+    g.connect(epsilon, evaluator, kind="latest").connect(evaluator, sink_node["eval"])
+    return _Parts(g, actor, loss, optim, learner, metrics, buffer)
+
+
+def _with_epsilon(explore: EGreedyModule) -> Map:
+    """Adds the exploration rate of the latest publication to each learner message."""
+    return Map(lambda msg: {**msg, "epsilon": float(explore.eps)})
+
+
+def build_graph(argv: list[str] | None = None) -> Graph:
+    """The graph this pipeline runs (for ``streamrl graph dqn_cartpole``); starts nothing."""
+    config, _ = parse_args(argv)
+    return _build(config, None, False).graph
+
+
+# ---------------------------------------------------------------------------------- training
+def train(config: DQNConfig, *, run_dir: Path | None = None, progress: bool = False) -> DQNResult:
+    """Train DQN as configured (one concurrent graph run); write metrics, config, checkpoint
+    and plot into ``run_dir`` (nothing when ``None``). Seeds torch's global generator;
+    torch's thread count is restored on return."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        if run_dir is not None:
+            run_dir = Path(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        parts = _build(config, run_dir, progress)
+        t0 = time.perf_counter()
+        try:
+            parts.graph.run_sync()
+        finally:
+            parts.buffer.close()
+            if run_dir is not None:
+                save_checkpoint(run_dir / "checkpoint.pt", {
+                    "pipeline": NAME,
+                    "policy": parts.actor.state_dict(),
+                    "target": parts.loss.state_dict(),
+                    "optimizer": parts.optim.state_dict(),
+                    "config": dataclasses.asdict(config),
+                    "frames": parts.metrics.frames,
+                    "updates": parts.learner.updates,
+                })
+        wall = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+    evaluations = parts.metrics.evaluations
+    solved_at = next((f for f, r in evaluations if r >= config.target_return), None)
+    staleness = [r["staleness"] for r in parts.metrics.rows if "staleness" in r]
+    if run_dir is not None and evaluations:
+        plot_metrics(read_metrics(run_dir), run_dir / "learning_curve.png",
+                     y=("train_return", "eval_return"), title=f"DQN {config.env_name}")
+    return DQNResult(
+        frames=parts.metrics.frames, updates=parts.learner.updates, wall_s=wall,
+        eval_return=evaluations[-1][1] if evaluations else None, solved_at=solved_at,
+        evaluations=evaluations,
+        mean_staleness=sum(staleness) / len(staleness) if staleness else None,
+        report=parts.graph.report(), run_dir=run_dir,
+    )
+
+
+# ---------------------------------------------------------------------------------- command line
+def parse_args(argv: list[str] | None) -> tuple[DQNConfig, argparse.Namespace]:
+    """The config and the run options from command-line flags."""
+    parser = argparse.ArgumentParser(
+        prog=f"streamrl run {NAME}", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--run-dir", default=None,
+                        help=f"where to write metrics and checkpoints (default: a fresh "
+                             f"runs/{NAME}-<timestamp>/)")
+    parser.add_argument("--runs-root", default="runs", help="parent of the default run dir")
+    parser.add_argument("--no-files", action="store_true", help="write no run directory")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(parser, DQNConfig)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(DQNConfig, args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train, print a summary and the graph's report; exit status 0 whether or not the target
+    was reached (130 on Ctrl-C)."""
+    config, args = parse_args(argv)
+    run_dir = None
+    if not args.no_files:
+        run_dir = Path(args.run_dir) if args.run_dir else make_run_dir(NAME, args.runs_root)
+    try:
+        result = train(config, run_dir=run_dir, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"{NAME}: interrupted", file=sys.stderr)
+        return 130
+    _print_summary(config, result)
+    return 0
+
+
+def _print_summary(config: Any, result: Any) -> None:
+    final = "not evaluated" if result.eval_return is None else f"{result.eval_return:.1f}"
+    solved = (f"reached {config.target_return:g} at {result.solved_at:,} frames"
+              if result.solved_at is not None else f"never reached {config.target_return:g}")
+    print(f"{NAME}: final eval return {final} ({solved}) after {result.frames:,} frames, "
+          f"{result.updates:,} updates, {result.wall_s:.1f} s")
+    if result.mean_staleness is not None:
+        print(f"  mean staleness {result.mean_staleness:.2f} policy versions")
+    print(result.report)
+    if result.run_dir is not None:
+        print(f"  run dir: {result.run_dir}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""SAC on Pendulum-v1: ``streamrl run sac_pendulum``.
+
+Collection and learning run concurrently, as one graph (the topology of ``dqn_cartpole``):
+
+    rollout (process) --> replay sink (thread) ==[buffer + rate limiter]==> replay source
+        |                                                                     (thread)
+        +--> metrics sink <-- weight sync <-- learner (thread) <----------------+
+                   ^               |
+                   +-- evaluator <-+ (latest-value edge)
+
+The rollout samples actions from the tanh-Gaussian actor published in a
+:class:`~streamrl.ops.PolicyWeights` and stamps each batch with its
+``("collector", "policy_version")``. The buffer's :class:`~streamrl.data.SampleToInsertRatio`
+limiter starts sampling after ``learning_starts`` frames and then keeps
+``updates_per_frame`` updates of ``batch_size`` per collected frame (SB3's ``train_freq=1,
+gradient_steps=1``), within one batch of slack. The replay source draws exactly the batches
+the limiter grants for the frame budget (:func:`~streamrl.ops.sample_budget`), so the run
+ends by itself: last updates, final publication, final evaluation.
+
+Hyper-parameters follow rl-zoo's Pendulum-v1 SAC (lr 1e-3, batch 256, gamma 0.99, tau 0.005,
+automatic entropy tuning with target entropy -1, two 256x256 Q-networks, a 256x256 actor,
+20k frames), except that the rollout sends its frames in batches of ``frames_per_batch``
+(one message per batch; the ratio limiter keeps the update rate per frame).
+
+A run directory (``runs/sac_pendulum-<timestamp>/``) receives ``config.json``,
+``metrics.csv`` / ``metrics.jsonl`` (losses, ``alpha``, ``entropy``, ``policy_version``,
+``staleness``, ``eval_return``), ``checkpoint.pt`` and ``learning_curve.png``. The graph's
+report (busy/blocked time per operator, the bottleneck) is printed at the end.
+
+    $ streamrl run sac_pendulum --frames 20000 --seed 1
+    $ streamrl graph sac_pendulum
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict.nn import TensorDictModule
+from torch import nn
+
+from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
+from streamrl.data.replay_buffers.rate_limiters import SampleToInsertRatio
+from streamrl.envs import GymEnv, SerialEnv
+from streamrl.graph import Graph, Process
+from streamrl.modules import (
+    MLP,
+    NormalParamExtractor,
+    ProbabilisticActor,
+    TanhNormal,
+    ValueOperator,
+)
+from streamrl.objectives import SACLoss, SoftUpdate
+from streamrl.ops import (
+    Evaluator,
+    Learner,
+    MetricsSink,
+    PolicyWeights,
+    ReplaySink,
+    ReplaySource,
+    Rollout,
+    WeightSync,
+    sample_budget,
+)
+from streamrl.train import (
+    add_config_arguments,
+    config_from_args,
+    make_run_dir,
+    plot_metrics,
+    read_metrics,
+    save_checkpoint,
+)
+
+NAME = "sac_pendulum"
+
+COLUMNS = [
+    "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
+    "eval_return", "eval_return_std", "loss_actor", "loss_qvalue", "loss_alpha", "alpha",
+    "entropy", "policy_version", "batch_policy_version", "staleness", "eval_s",
+]
+
+
+@dataclass
+class SACConfig:
+    """Hyper-parameters of the SAC Pendulum pipeline (defaults: rl-zoo's Pendulum-v1 SAC).
+
+    ``frames`` is the collection budget; ``eval_interval`` is in collected frames (converted
+    to learner updates through ``updates_per_frame``). ``rollout_placement`` is ``process``
+    or ``inline``.
+    """
+
+    env_name: str = "Pendulum-v1"
+    frames: int = 20_000
+    lr: float = 1e-3
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    learning_starts: int = 100
+    gamma: float = 0.99
+    tau: float = 0.005
+    alpha_init: float = 1.0
+    updates_per_frame: float = 1.0
+    frames_per_batch: int = 50
+    minibatches_per_sample: int = 10
+    hidden: int = 256
+    eval_interval: int = 2000
+    eval_episodes: int = 10
+    eval_seed: int = 10_000
+    target_return: float = -200.0
+    seed: int = 0
+    threads: int = 1
+    rollout_placement: str = "process"
+
+    def __post_init__(self) -> None:
+        positive = ("frames", "batch_size", "buffer_size", "learning_starts",
+                    "frames_per_batch", "minibatches_per_sample", "hidden", "eval_interval",
+                    "eval_episodes", "threads")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"SACConfig.{name} must be a positive int, found {value!r}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"SACConfig.gamma must be in [0, 1], found {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"SACConfig.tau must be in (0, 1], found {self.tau}")
+        for name in ("lr", "alpha_init", "updates_per_frame"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SACConfig.{name} must be > 0, found {getattr(self, name)}")
+        if self.rollout_placement not in ("process", "inline"):
+            raise ValueError(
+                f"SACConfig.rollout_placement must be 'process' or 'inline', found "
+                f"{self.rollout_placement!r}"
+            )
+
+    @property
+    def samples_per_insert(self) -> float:
+        """Sampled rows per collected frame: ``updates_per_frame * batch_size``."""
+        return self.updates_per_frame * self.batch_size
+
+    @property
+    def sample_size(self) -> int:
+        """Rows per replay-source message (split into ``minibatches_per_sample`` updates)."""
+        return self.batch_size * self.minibatches_per_sample
+
+
+@dataclass
+class SACResult:
+    """What a run did: frames, updates, evaluations, the graph report, where the files are."""
+
+    frames: int
+    updates: int
+    wall_s: float
+    eval_return: float | None
+    solved_at: int | None
+    evaluations: list[tuple[int, float]]
+    mean_staleness: float | None
+    report: str
+    run_dir: Path | None
+
+
+# ---------------------------------------------------------------------------------- building
+def make_env(config: SACConfig) -> GymEnv:
+    """One copy of the config's gym env."""
+    return GymEnv(config.env_name)
+
+
+def make_eval_env(config: SACConfig) -> SerialEnv:
+    """``eval_episodes`` copies, played side by side."""
+    return SerialEnv(config.eval_episodes, functools.partial(GymEnv, config.env_name))
+
+
+def make_models(config: SACConfig, env: Any) -> tuple[ProbabilisticActor, ValueOperator]:
+    """A tanh-Gaussian actor (``observation -> loc, scale -> action``) squashed into the
+    action bounds, and a Q-network (``observation, action -> state_action_value``)."""
+    obs_dim = env.observation_spec["observation"].shape[-1]
+    spec = env.action_spec
+    low, high = getattr(spec, "low", None), getattr(spec, "high", None)
+    if low is None or high is None:
+        raise ValueError(f"{NAME} needs a bounded continuous action space, found "
+                         f"{type(spec).__name__} for {config.env_name!r}")
+    act_dim = spec.shape[-1]
+    hidden = [config.hidden] * 2
+    net = nn.Sequential(
+        MLP(in_features=obs_dim, out_features=2 * act_dim, num_cells=hidden,
+            activation_class=nn.ReLU),
+        NormalParamExtractor(),
+    )
+    actor = ProbabilisticActor(
+        TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]),
+        in_keys=["loc", "scale"], distribution_class=TanhNormal,
+        distribution_kwargs={"low": low, "high": high}, spec=spec,
+    )
+    qnet = MLP(in_features=obs_dim + act_dim, out_features=1, num_cells=hidden,
+               activation_class=nn.ReLU)
+    qvalue = ValueOperator(qnet, in_keys=["observation", "action"])
+    return actor, qvalue
+
+
+def make_buffer(config: SACConfig) -> TensorDictReplayBuffer:
+    """A uniform buffer whose limiter keeps ``updates_per_frame`` updates per frame."""
+    spi = config.samples_per_insert
+    limiter = SampleToInsertRatio(
+        spi, min_size_to_sample=config.learning_starts,
+        # slack: one sampled message plus one collected batch, the least that cannot deadlock
+        error_buffer=config.sample_size + config.frames_per_batch * spi,
+        max_sample_batch=config.sample_size, max_insert_batch=config.frames_per_batch,
+    )
+    # the timeout turns a stuck run (a failed operator on the other side) into an error
+    return TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size),
+                                  rate_limiter=limiter, rate_limit_timeout=120.0)
+
+
+def collected_frames(config: SACConfig) -> int:
+    """Frames the rollout collects: the budget rounded up to whole batches."""
+    return math.ceil(config.frames / config.frames_per_batch) * config.frames_per_batch
+
+
+@dataclass
+class _Parts:
+    graph: Graph
+    actor: ProbabilisticActor
+    loss: SACLoss
+    optim: torch.optim.Optimizer
+    learner: Learner
+    metrics: MetricsSink
+    buffer: TensorDictReplayBuffer
+
+
+def _build(config: SACConfig, run_dir: Path | None, progress: bool) -> _Parts:
+    torch.manual_seed(config.seed)
+    probe = make_env(config)
+    try:
+        actor, qvalue = make_models(config, probe)
+        with torch.no_grad():  # materialise nothing lazy; checks the keys once
+            actor(probe.reset())
+    finally:
+        probe.close()
+    loss = SACLoss(actor, qvalue, alpha_init=config.alpha_init)
+    loss.make_value_estimator(gamma=config.gamma)
+    # one optimizer: the actor, critic and temperature losses touch disjoint parameters
+    optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
+    buffer = make_buffer(config)
+    weights = PolicyWeights(actor)
+    learner = Learner(loss, optim, minibatch_size=config.batch_size,
+                      target_updater=SoftUpdate(loss, tau=config.tau))
+    num_batches = sample_budget(buffer.rate_limiter, collected_frames(config), config.sample_size)
+    metrics = MetricsSink(run_dir, columns=COLUMNS, total_frames=collected_frames(config),
+                          progress=progress, desc=NAME)
+
+    g = Graph(NAME)
+    rollout = g.add(
+        Rollout(functools.partial(make_env, config), weights,
+                frames_per_batch=config.frames_per_batch, total_frames=config.frames,
+                seed=config.seed),
+        name="rollout",
+        placement=Process() if config.rollout_placement == "process" else "inline",
+    )
+    sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
+    source = g.add(ReplaySource(buffer, config.sample_size, num_batches=num_batches),
+                   name="replay_source", placement="thread")
+    learn = g.add(learner, name="learner", placement="thread")
+    sync = g.add(WeightSync(weights, actor, lock=learner.lock), name="weight_sync")
+    evaluator = g.add(
+        Evaluator(functools.partial(make_eval_env, config), weights, seed=config.eval_seed,
+                  interval=max(1, round(config.eval_interval * config.updates_per_frame))),
+        name="evaluator", placement="thread",
+    )
+    sink_node = g.add(metrics, name="metrics")
+    g.connect(rollout, sink).connect(rollout, sink_node["collector"], capacity=4)
+    g.connect(source, learn).connect(learn, sync).connect(sync, sink_node["learner"], capacity=8)
+    g.connect(sync, evaluator, kind="latest").connect(evaluator, sink_node["eval"])
+    return _Parts(g, actor, loss, optim, learner, metrics, buffer)
+
+
+def build_graph(argv: list[str] | None = None) -> Graph:
+    """The graph this pipeline runs (for ``streamrl graph sac_pendulum``); starts nothing."""
+    config, _ = parse_args(argv)
+    return _build(config, None, False).graph
+
+
+# ---------------------------------------------------------------------------------- training
+def train(config: SACConfig, *, run_dir: Path | None = None, progress: bool = False) -> SACResult:
+    """Train SAC as configured (one concurrent graph run); write metrics, config, checkpoint
+    and plot into ``run_dir`` (nothing when ``None``). Seeds torch's global generator;
+    torch's thread count is restored on return."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        if run_dir is not None:
+            run_dir = Path(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        parts = _build(config, run_dir, progress)
+        t0 = time.perf_counter()
+        try:
+            parts.graph.run_sync()
+        finally:
+            parts.buffer.close()
+            if run_dir is not None:
+                save_checkpoint(run_dir / "checkpoint.pt", {
+                    "pipeline": NAME,
+                    "policy": parts.actor.state_dict(),
+                    "loss": parts.loss.state_dict(),
+                    "optimizer": parts.optim.state_dict(),
+                    "config": dataclasses.asdict(config),
+                    "frames": parts.metrics.frames,
+                    "updates": parts.learner.updates,
+                })
+        wall = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+    evaluations = parts.metrics.evaluations
+    solved_at = next((f for f, r in evaluations if r >= config.target_return), None)
+    staleness = [r["staleness"] for r in parts.metrics.rows if "staleness" in r]
+    if run_dir is not None and evaluations:
+        plot_metrics(read_metrics(run_dir), run_dir / "learning_curve.png",
+                     y=("train_return", "eval_return"), title=f"SAC {config.env_name}")
+    return SACResult(
+        frames=parts.metrics.frames, updates=parts.learner.updates, wall_s=wall,
+        eval_return=evaluations[-1][1] if evaluations else None, solved_at=solved_at,
+        evaluations=evaluations,
+        mean_staleness=sum(staleness) / len(staleness) if staleness else None,
+        report=parts.graph.report(), run_dir=run_dir,
+    )
+
+
+# ---------------------------------------------------------------------------------- command line
+def parse_args(argv: list[str] | None) -> tuple[SACConfig, argparse.Namespace]:
+    """The config and the run options from command-line flags."""
+    parser = argparse.ArgumentParser(
+        prog=f"streamrl run {NAME}", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--run-dir", default=None,
+                        help=f"where to write metrics and checkpoints (default: a fresh "
+                             f"runs/{NAME}-<timestamp>/)")
+    parser.add_argument("--runs-root", default="runs", help="parent of the default run dir")
+    parser.add_argument("--no-files", action="store_true", help="write no run directory")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(parser, SACConfig)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(SACConfig, args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train, print a summary and the graph's report; exit status 0 whether or not the target
+    was reached (130 on Ctrl-C)."""
+    config, args = parse_args(argv)
+    run_dir = None
+    if not args.no_files:
+        run_dir = Path(args.run_dir) if args.run_dir else make_run_dir(NAME, args.runs_root)
+    try:
+        result = train(config, run_dir=run_dir, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"{NAME}: interrupted", file=sys.stderr)
+        return 130
+    _print_summary(config, result)
+    return 0
+
+
+def _print_summary(config: Any, result: Any) -> None:
+    final = "not evaluated" if result.eval_return is None else f"{result.eval_return:.1f}"
+    solved = (f"reached {config.target_return:g} at {result.solved_at:,} frames"
+              if result.solved_at is not None else f"never reached {config.target_return:g}")
+    print(f"{NAME}: final eval return {final} ({solved}) after {result.frames:,} frames, "
+          f"{result.updates:,} updates, {result.wall_s:.1f} s")
+    if result.mean_staleness is not None:
+        print(f"  mean staleness {result.mean_staleness:.2f} policy versions")
+    print(result.report)
+    if result.run_dir is not None:
+        print(f"  run dir: {result.run_dir}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

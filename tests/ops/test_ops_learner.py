@@ -1,0 +1,360 @@
+"""Learner, WeightSync, Evaluator, MetricsSink, sample_budget: behaviour and error paths."""
+
+from __future__ import annotations
+
+import csv
+import threading
+
+import pytest
+import torch
+from tensordict import TensorDict
+from torch import nn
+
+from streamrl.data.replay_buffers.rate_limiters import MinSize, SampleToInsertRatio
+from streamrl.envs import SerialEnv
+from streamrl.envs.libs.gym import GymEnv
+from streamrl.objectives.common import LossModule
+from streamrl.ops import Evaluator, Learner, MetricsSink, PolicyWeights, WeightSync, sample_budget
+
+
+class MSE(LossModule):
+    """A regression 'loss module': y = net(x)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(2, 1)
+
+    def forward(self, td):
+        err = self.net(td["x"]) - td["y"]
+        td.set("td_error", err.detach().abs().squeeze(-1))
+        return TensorDict({"loss_mse": err.pow(2).mean(), "scale": torch.tensor(2.0),
+                           "per_row": err.detach().squeeze(-1)})
+
+
+def regression_batch(n, *, version=None, shape=None):
+    x = torch.randn(n, 2)
+    y = x @ torch.tensor([[1.5], [-2.0]]) + 0.5
+    td = TensorDict({"x": x, "y": y}, [n])
+    if version is not None:
+        td.set(("collector", "policy_version"), torch.full((n,), version, dtype=torch.int64))
+    return td.reshape(*shape) if shape else td
+
+
+def make_learner(**kwargs):
+    torch.manual_seed(0)
+    loss = MSE()
+    return Learner(loss, torch.optim.SGD(loss.parameters(), lr=0.1), **kwargs), loss
+
+
+# ---------------------------------------------------------------------------------- Learner
+def test_learner_minibatches_epochs_and_metrics():
+    learner, _ = make_learner(minibatch_size=4, epochs=3)
+    out = learner.step({"in": regression_batch(10, version=7)})["out"]
+    # 10 rows in minibatches of 4: 3 updates per epoch (4, 4, 2), 3 epochs
+    assert out["updates"] == 9 and out["batches"] == 1
+    assert set(out) == {"updates", "batches", "loss_mse", "scale", "batch_policy_version"}
+    assert out["scale"] == pytest.approx(2.0) and out["batch_policy_version"] == 7.0
+    assert learner.state_dict() == {"updates": 9, "batches": 1}
+
+
+def test_learner_learns_and_flattens_env_time_batches():
+    learner, loss = make_learner(minibatch_size=32, epochs=4)
+    first = learner.step({"in": regression_batch(64, shape=(4, 16))})["out"]["loss_mse"]
+    for _ in range(20):
+        last = learner.step({"in": regression_batch(64, shape=(4, 16))})["out"]["loss_mse"]
+    assert last < 0.01 * first
+    assert torch.allclose(loss.net.weight, torch.tensor([[1.5, -2.0]]), atol=0.05)
+
+
+def test_learner_target_updater_grad_clipping_and_lock():
+    steps = []
+
+    class Updater:
+        def step(self):
+            steps.append(1)
+
+    learner, loss = make_learner(minibatch_size=8, target_updater=Updater(), max_grad_norm=1e-3)
+    seen_locked = []
+    original = learner.optimizer.step
+
+    def step(*a, **k):
+        seen_locked.append(learner.lock.locked())
+        total = torch.cat([p.grad.flatten() for p in loss.parameters()]).norm()
+        assert total <= 1e-3 * 1.001  # clipped before the step
+        return original(*a, **k)
+
+    learner.optimizer.step = step
+    out = learner.step({"in": regression_batch(16) * 100})["out"]
+    assert len(steps) == 2 and seen_locked == [True, True]
+    assert out["grad_norm"] > 1e-3  # the norm before clipping is reported
+
+
+def test_learner_writes_priorities_back():
+    calls = []
+
+    class Buffer:
+        def update_priority(self, index, priority):
+            calls.append((index.clone(), priority.clone()))
+
+    learner, _ = make_learner(minibatch_size=3, priority_buffer=Buffer())
+    batch = regression_batch(6)
+    batch.set("index", torch.arange(10, 16))
+    learner.step({"in": batch})
+    assert [c[0].tolist() for c in calls] == [[10, 11, 12], [13, 14, 15]]
+    assert all(c[1].shape == (3,) and (c[1] >= 0).all() for c in calls)
+    with pytest.raises(KeyError, match="index"):
+        learner.step({"in": regression_batch(6)})
+
+
+def test_learner_loss_keys_and_errors():
+    learner, _ = make_learner(loss_keys=["loss_mse"])
+    assert learner.step({"in": regression_batch(4)})["out"]["updates"] == 1
+    with pytest.raises(TypeError, match="TensorDict"):
+        learner.step({"in": [1, 2]})
+    with pytest.raises(ValueError, match="empty batch"):
+        learner.step({"in": regression_batch(4)[:0]})
+    bad, _ = make_learner(loss_keys=["loss_nope"])
+    with pytest.raises(KeyError, match="loss_nope"):
+        bad.step({"in": regression_batch(4)})
+
+    class NoLoss(MSE):
+        def forward(self, td):
+            return TensorDict({"value": self.net(td["x"]).mean()})
+
+    nl = NoLoss()
+    with pytest.raises(ValueError, match="no 'loss\\*' entries"):
+        Learner(nl, torch.optim.SGD(nl.parameters(), lr=0.1)).step({"in": regression_batch(4)})
+    loss = MSE()
+    opt = torch.optim.SGD(loss.parameters(), lr=0.1)
+    for kwargs, err, match in [
+        (dict(minibatch_size=0), ValueError, "minibatch_size"),
+        (dict(epochs=0), ValueError, "epochs"),
+        (dict(target_updater=object()), TypeError, "step"),
+        (dict(max_grad_norm=0.0), ValueError, "max_grad_norm"),
+        (dict(loss_keys=[]), ValueError, "loss_keys"),
+        (dict(priority_buffer=object()), TypeError, "update_priority"),
+    ]:
+        with pytest.raises(err, match=match):
+            Learner(loss, opt, **kwargs)
+    with pytest.raises(TypeError, match="Optimizer"):
+        Learner(loss, object())
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        Learner(lambda td: td, opt)
+
+
+# ---------------------------------------------------------------------------------- WeightSync
+def test_weight_sync_publishes_every_k_updates_with_staleness():
+    net = nn.Linear(2, 1)
+    weights = PolicyWeights(net)
+    hooks = []
+    sync = WeightSync(weights, net, every=10, before_publish=lambda: hooks.append(1))
+    with torch.no_grad():
+        net.weight.fill_(3.0)
+    out = sync.step({"in": {"updates": 4, "batch_policy_version": 0.0}})["out"]
+    assert weights.version == 0 and out["policy_version"] == 0 and out["staleness"] == 0.0
+    out = sync.step({"in": {"updates": 12, "batch_policy_version": 0.0, "loss": 1.0}})["out"]
+    assert weights.version == 1 and out == {"updates": 12, "batch_policy_version": 0.0,
+                                            "loss": 1.0, "staleness": 0.0, "policy_version": 1}
+    assert bool((weights.policy.weight == 3.0).all()) and hooks == [1]
+    # staleness: the learner's version when it trained minus the batch's version
+    out = sync.step({"in": {"updates": 15, "batch_policy_version": 0.5}})["out"]
+    assert out["staleness"] == 0.5 and weights.version == 1
+    with torch.no_grad():
+        net.weight.fill_(-1.0)
+    sync.finish()  # 3 pending updates: published at the end of the stream
+    assert weights.version == 2 and bool((weights.policy.weight == -1.0).all())
+    sync.finish()
+    assert weights.version == 2  # nothing pending
+
+
+def test_weight_sync_holds_the_lock_while_copying():
+    net = nn.Linear(2, 1)
+    weights = PolicyWeights(net)
+    lock = threading.Lock()
+    sync = WeightSync(weights, net, lock=lock)
+    lock.acquire()
+    t = threading.Thread(target=sync.step, args=({"in": {"updates": 1}},))
+    t.start()
+    t.join(0.2)
+    assert t.is_alive() and weights.version == 0  # waits for the learner's step
+    lock.release()
+    t.join(5)
+    assert weights.version == 1
+
+
+def test_weight_sync_errors():
+    net = nn.Linear(2, 1)
+    weights = PolicyWeights(net)
+    with pytest.raises(TypeError, match="PolicyWeights"):
+        WeightSync(net, net)
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        WeightSync(weights, lambda: 0)
+    with pytest.raises(ValueError, match="every"):
+        WeightSync(weights, net, every=0)
+    with pytest.raises(TypeError, match="lock"):
+        WeightSync(weights, net, lock=object())
+    with pytest.raises(TypeError, match="before_publish"):
+        WeightSync(weights, net, before_publish=3)
+    with pytest.raises(TypeError, match="'updates'"):
+        WeightSync(weights, net).step({"in": {"loss": 1.0}})
+
+
+# ---------------------------------------------------------------------------------- Evaluator
+def constant_policy(td):
+    td.set("action", torch.zeros(td.batch_size, dtype=torch.int64))
+    return td
+
+
+def eval_env():
+    return SerialEnv(3, lambda: GymEnv("CartPole-v1"))
+
+
+def test_evaluator_runs_on_interval_crossings_and_at_the_end():
+    ev = Evaluator(eval_env, constant_policy, interval=10, seed=0)
+    with ev:
+        ev.open()
+        assert ev.step({"in": {"updates": 5}}) is None
+        first = ev.step({"in": {"updates": 12}})["out"]
+        assert first["updates"] == 12 and first["eval_episodes"] == 3
+        # always pushing left ends CartPole within a few dozen steps
+        assert 5 <= first["eval_return"] <= 30 and first["eval_s"] > 0
+        assert ev.step({"in": {"updates": 19}}) is None
+        again = ev.step({"in": {"updates": 31}})["out"]  # crossed 20 (and 30): one evaluation
+        assert again["eval_return"] == first["eval_return"]  # same seed, same policy
+        assert ev.finish() is None  # the last count was just evaluated
+        ev.step({"in": {"updates": 33}})
+        final = ev.finish()["out"]
+        assert final["updates"] == 33 and ev.evaluations == 3
+    assert ev.env is None
+    ev.close()  # idempotent
+
+
+def test_evaluator_with_policy_weights_reports_the_version():
+    net = nn.Linear(4, 2)
+    from streamrl.modules import QValueActor
+
+    actor = QValueActor(net, spec=GymEnv("CartPole-v1").action_spec)
+    weights = PolicyWeights(actor)
+    weights.publish(actor)
+    ev = Evaluator(eval_env, weights, interval=1)
+    ev.open()
+    try:
+        out = ev.step({"in": {"updates": 1}})["out"]
+        assert out["policy_version"] == 1 and 8 <= out["eval_return"] <= 500
+    finally:
+        ev.close()
+
+
+def test_evaluator_errors():
+    with pytest.raises(ValueError, match="interval"):
+        Evaluator(eval_env, constant_policy, interval=0)
+    with pytest.raises(TypeError, match="policy"):
+        Evaluator(eval_env, 3, interval=1)
+    ev = Evaluator(eval_env, constant_policy, interval=1)
+    with pytest.raises(RuntimeError, match="before open"):
+        ev.evaluate()
+    with pytest.raises(TypeError, match="'updates'"):
+        ev.step({"in": {"frames": 1}})
+    assert ev.finish() is None  # never opened: nothing to evaluate
+
+
+# ---------------------------------------------------------------------------------- MetricsSink
+def collector_batch(rewards, dones):
+    r = torch.tensor(rewards, dtype=torch.float32)
+    d = torch.tensor(dones, dtype=torch.bool)
+    return TensorDict({"next": {"reward": r.unsqueeze(-1), "done": d.unsqueeze(-1)}},
+                      list(r.shape))
+
+
+def test_metrics_sink_counts_frames_episodes_and_writes_rows(tmp_path):
+    sink = MetricsSink(tmp_path, columns=["frames", "train_return", "train_episodes",
+                                          "updates", "loss", "eval_return"], log_every=2)
+    sink.open()
+    # 2 envs x 3 steps: env 0 finishes an episode of return 3 at t=1, env 1 one of 6 at t=2
+    sink.step({"collector": collector_batch([[1, 2, 5], [1, 2, 3]],
+                                            [[0, 1, 0], [0, 0, 1]])})
+    assert sink.frames == 6
+    sink.step({"learner": {"updates": 1, "loss": 0.5, "not_a_column": 1}})
+    assert sink.rows == []  # log_every=2
+    sink.step({"learner": {"updates": 2, "loss": 0.25}})
+    # env 0 carries 5 into its next episode
+    sink.step({"collector": collector_batch([[1, 0, 0], [4, 0, 0]], [[1, 0, 0], [1, 0, 0]])})
+    sink.step({"eval": {"eval_return": 42.0, "updates": 2}})
+    sink.close()
+    sink.close()
+    assert sink.frames == 12 and sink.evaluations == [(12, 42.0)]
+    first, second = sink.rows
+    assert first["train_return"] == 4.5 and first["train_episodes"] == 2
+    assert first["frames"] == 6 and first["updates"] == 2 and first["fps"] > 0
+    assert second["train_return"] == 5.0 and second["train_episodes"] == 2
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["frames"] for r in rows] == ["6", "12"]
+    assert rows[1]["eval_return"] == "42.0" and "not_a_column" not in rows[0]
+
+
+def test_metrics_sink_errors_and_port_subsets():
+    with pytest.raises(ValueError, match="inputs"):
+        MetricsSink(inputs=("collector", "bogus"))
+    with pytest.raises(ValueError, match="log_every"):
+        MetricsSink(log_every=0)
+    with pytest.raises(ValueError, match="total_frames"):
+        MetricsSink(total_frames=0)
+    sink = MetricsSink(inputs=("learner",))
+    assert sink.inputs == ("learner",)
+    with pytest.raises(TypeError, match="dicts"):
+        sink.step({"learner": [1]})
+    with pytest.raises(TypeError, match="TensorDict"):
+        sink.step({"collector": {"frames": 1}})
+    with pytest.raises(KeyError, match="eval_return"):
+        sink.step({"eval": {"updates": 1}})
+
+
+def test_metrics_sink_progress_bar_counts_frames():
+    sink = MetricsSink(total_frames=12, progress=True, desc="test")
+    sink.open()
+    try:
+        sink.step({"collector": collector_batch([[0.0, 1.0]], [[0, 0]])})
+        assert sink._bar.n == 2 and sink._bar.total == 12
+    finally:
+        sink.close()
+    assert sink._bar is None
+
+
+# ---------------------------------------------------------------------------------- sample_budget
+def test_sample_budget_matches_what_the_limiter_grants():
+    def limiter():
+        return SampleToInsertRatio(4.0, min_size_to_sample=20, error_buffer=(60, 140),
+                                   max_sample_batch=16, max_insert_batch=10)
+
+    budget = sample_budget(limiter(), 205, 16)
+    assert budget == (205 * 4 - 60) // 16
+    # drive a real limiter: insert in chunks, sample whenever allowed; count what it grants
+    lim, inserted, granted = limiter(), 0, 0
+    while inserted < 205:
+        n = min(10, 205 - inserted)
+        if lim.try_insert(n):
+            inserted += n
+        while lim.try_sample(16):
+            granted += 1
+    while lim.try_sample(16):
+        granted += 1
+    assert granted == budget
+    assert sample_budget(limiter(), 19, 16) == 0  # before min_size_to_sample
+    # counts from the current state
+    lim = limiter()
+    lim.try_insert(10)
+    lim.try_insert(10)
+    lim.try_sample(16)
+    assert sample_budget(lim, 205, 16) == budget - 1
+
+
+def test_sample_budget_errors():
+    with pytest.raises(ValueError, match="does not bound sampling"):
+        sample_budget(MinSize(5), 10, 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        sample_budget(MinSize(5), 10, 0)
+    with pytest.raises(ValueError, match="inserts"):
+        sample_budget(MinSize(5), -1, 2)
+    with pytest.raises(TypeError, match="can_sample"):
+        sample_budget(object(), 10, 2)
