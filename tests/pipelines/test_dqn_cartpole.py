@@ -1,0 +1,104 @@
+"""pipelines/dqn_cartpole.py: one concurrent graph that collects, learns, evaluates and logs."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from streamrl.cli import load_pipeline
+from streamrl.graph import Graph
+from streamrl.ops import sample_budget
+from streamrl.train import load_checkpoint, read_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+dqn = load_pipeline(ROOT / "pipelines" / "dqn_cartpole.py")
+
+TINY = dict(frames=1024, learning_starts=256, train_freq=128, gradient_steps=16, batch_size=32,
+            minibatches_per_sample=2, hidden=32, eval_interval=512, eval_episodes=2)
+
+
+def expected_updates(config):
+    limiter = dqn.make_buffer(config).rate_limiter
+    batches = sample_budget(limiter, dqn.collected_frames(config), config.sample_size)
+    return batches * config.minibatches_per_sample
+
+
+def test_tiny_inline_run_drains_and_writes_its_files(tmp_path):
+    config = dqn.DQNConfig(**TINY, rollout_placement="inline")
+    result = dqn.train(config, run_dir=tmp_path)
+    assert result.frames == 1024
+    # the replay source drew exactly what the limiter grants for the budget, then ended
+    assert result.updates == expected_updates(config) > 0
+    # SB3's ratio: gradient_steps per train_freq frames after learning_starts (+ the slack)
+    assert (1024 - 256) * 16 / 128 <= result.updates <= (1024 - 256) * 16 / 128 + 64
+    # evaluations every 512 frames' worth of updates (64 updates) and on the final weights
+    assert len(result.evaluations) >= 2
+    assert all(8 <= r <= 500 for _, r in result.evaluations)
+    assert result.evaluations[-1][0] == 1024 and result.eval_return == result.evaluations[-1][1]
+    assert "bottleneck" in result.report and "learner" in result.report
+
+    rows = read_metrics(tmp_path)
+    learner_rows = [r for r in rows if r.get("loss_value") is not None]
+    assert learner_rows[-1]["updates"] == result.updates
+    assert all(r["staleness"] >= 0 and r["policy_version"] >= 1 for r in learner_rows)
+    assert all(0.04 - 1e-6 <= r["epsilon"] <= 1.0 for r in learner_rows)
+    assert learner_rows[-1]["epsilon"] == pytest.approx(0.04)  # annealed over 16% of 1024
+    with open(tmp_path / "metrics.csv") as f:
+        assert list(csv.DictReader(f).fieldnames) == dqn.COLUMNS
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["pipeline"] == "dqn_cartpole" and state["frames"] == 1024
+    assert state["updates"] == result.updates
+    actor, _, _ = dqn.make_models(config, dqn.GymEnv("CartPole-v1"))
+    actor.load_state_dict(state["policy"])
+    assert (tmp_path / "config.json").exists() and (tmp_path / "learning_curve.png").exists()
+
+
+def test_process_rollout_reads_published_weights(tmp_path):
+    config = dqn.DQNConfig(**TINY)
+    result = dqn.train(config, run_dir=tmp_path)
+    assert result.frames == 1024 and result.updates == expected_updates(config)
+    rows = [r for r in read_metrics(tmp_path) if r.get("batch_policy_version") is not None]
+    # batches collected after the first publications carry newer versions: the worker process
+    # saw the learner's weights (and their version) through shared memory
+    assert max(r["batch_policy_version"] for r in rows) > 0
+    assert result.mean_staleness is not None and result.mean_staleness >= 0
+
+
+def test_main_prints_summary_and_report(tmp_path, capsys):
+    argv = ["--run-dir", str(tmp_path), "--no-progress", "--rollout-placement", "inline"]
+    for key, value in TINY.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    assert dqn.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "dqn_cartpole: final eval return" in out and "bottleneck:" in out
+    assert "staleness" in out and str(tmp_path) in out
+
+
+def test_build_graph_and_config_errors():
+    g = dqn.build_graph(["--frames", "2048"])
+    assert isinstance(g, Graph)
+    assert {"rollout", "replay_sink", "replay_source", "learner", "weight_sync", "evaluator",
+            "metrics"} <= set(g.nodes)
+    assert g["rollout"].placement.name == "process" and g["learner"].placement.name == "thread"
+    with pytest.raises(ValueError, match="batch_size"):
+        dqn.DQNConfig(batch_size=0)
+    with pytest.raises(ValueError, match="rollout_placement"):
+        dqn.DQNConfig(rollout_placement="ray")
+    with pytest.raises(ValueError, match="exploration_fraction"):
+        dqn.DQNConfig(exploration_fraction=0.0)
+    with pytest.raises(SystemExit):
+        dqn.parse_args(["--gamma", "2"])
+
+
+@pytest.mark.slow
+def test_dqn_solves_cartpole(tmp_path):
+    torch.manual_seed(0)
+    config = dataclasses.replace(dqn.DQNConfig(), frames=40_000, seed=0, eval_interval=4000)
+    result = dqn.train(config, run_dir=tmp_path)
+    print(result.report, result.evaluations)
+    assert result.solved_at is not None, result.evaluations
+    assert result.eval_return >= 400, result.evaluations
