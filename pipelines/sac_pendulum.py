@@ -85,7 +85,8 @@ NAME = "sac_pendulum"
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
     "eval_return", "eval_return_std", "loss_actor", "loss_qvalue", "loss_alpha", "alpha",
-    "entropy", "policy_version", "batch_policy_version", "staleness", "eval_s",
+    "entropy", "policy_version", "batch_policy_version", "staleness", "collector_version",
+    "eval_s",
 ]
 
 

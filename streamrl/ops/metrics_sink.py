@@ -26,7 +26,9 @@ class MetricsSink(Operator):
 
     * ``collector``: the collected batches (fan them out from the rollout): counts ``frames``
       and the returns of the training episodes that end in them (``train_return``, the mean
-      over the episodes finished since the previous row, and ``train_episodes``);
+      over the episodes finished since the previous row, and ``train_episodes``), and reads
+      the newest batch's ``("collector", "policy_version")`` (``collector_version``: with the
+      learner's ``policy_version`` it shows how far the acting policy lags);
     * ``learner``: dicts from a :class:`~streamrl.ops.Learner` (through a
       :class:`~streamrl.ops.WeightSync`): losses, ``updates``, ``policy_version``,
       ``staleness``; one row every ``log_every`` of them;
@@ -76,6 +78,7 @@ class MetricsSink(Operator):
         self._running: torch.Tensor | None = None
         self._finished: list[float] = []
         self._learner_msgs = 0
+        self._collector_version: int | None = None
         self._t0 = time.perf_counter()
 
     def open(self) -> None:
@@ -123,6 +126,9 @@ class MetricsSink(Operator):
         self.frames += n
         if self._bar is not None:
             self._bar.update(n)
+        version = batch.get(("collector", "policy_version"), None)
+        if version is not None and version.numel():
+            self._collector_version = int(version.max())
         reward = batch.get(("next", "reward"), None)
         done = batch.get(("next", "done"), None)
         if reward is None or done is None:
@@ -144,6 +150,8 @@ class MetricsSink(Operator):
         wall = time.perf_counter() - self._t0
         row: dict[str, Any] = {"frames": self.frames, "wall_s": wall,
                                "fps": self.frames / max(wall, 1e-9)}
+        if self._collector_version is not None:
+            row["collector_version"] = self._collector_version
         if self._finished:
             row["train_return"] = sum(self._finished) / len(self._finished)
             row["train_episodes"] = len(self._finished)

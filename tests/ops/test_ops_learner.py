@@ -271,8 +271,9 @@ def test_metrics_sink_counts_frames_episodes_and_writes_rows(tmp_path):
                                           "updates", "loss", "eval_return"], log_every=2)
     sink.open()
     # 2 envs x 3 steps: env 0 finishes an episode of return 3 at t=1, env 1 one of 6 at t=2
-    sink.step({"collector": collector_batch([[1, 2, 5], [1, 2, 3]],
-                                            [[0, 1, 0], [0, 0, 1]])})
+    first_batch = collector_batch([[1, 2, 5], [1, 2, 3]], [[0, 1, 0], [0, 0, 1]])
+    first_batch.set(("collector", "policy_version"), torch.tensor([[3, 3, 4], [3, 3, 4]]))
+    sink.step({"collector": first_batch})
     assert sink.frames == 6
     sink.step({"learner": {"updates": 1, "loss": 0.5, "not_a_column": 1}})
     assert sink.rows == []  # log_every=2
@@ -286,6 +287,7 @@ def test_metrics_sink_counts_frames_episodes_and_writes_rows(tmp_path):
     first, second = sink.rows
     assert first["train_return"] == 4.5 and first["train_episodes"] == 2
     assert first["frames"] == 6 and first["updates"] == 2 and first["fps"] > 0
+    assert first["collector_version"] == 4 == second["collector_version"]
     assert second["train_return"] == 5.0 and second["train_episodes"] == 2
     with open(tmp_path / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

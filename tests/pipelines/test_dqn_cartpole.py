@@ -65,6 +65,8 @@ def test_process_rollout_reads_published_weights(tmp_path):
     # batches collected after the first publications carry newer versions: the worker process
     # saw the learner's weights (and their version) through shared memory
     assert max(r["batch_policy_version"] for r in rows) > 0
+    collector = [r["collector_version"] for r in rows]
+    assert collector == sorted(collector) and collector[-1] > 0
     assert result.mean_staleness is not None and result.mean_staleness >= 0
 
 
