@@ -41,6 +41,7 @@ from .kinds import Batcher, Collect, Map, Sink, Source
 from .operator import Many, Operator
 from .placement import Inline, Placement, Thread
 from .process import Process
+from .ray import Ray  # imports Ray itself only when a Ray-placed operator starts
 from .stats import EdgeStats, GraphStats, OperatorStats
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "Process",
     "RateLimitedChannel",
     "RateLimiter",
+    "Ray",
     "Sink",
     "Source",
     "StepEvent",

@@ -1,0 +1,326 @@
+"""Ray placement: the operator runs on a Ray actor (this machine or another node of a cluster).
+
+Ray is imported only when a Ray-placed operator starts, so :mod:`streamrl.graph` works without
+it. The runner stays on the driver: each hook call is one actor method call, its arguments and
+result travel through Ray's object store, and the reply is awaited on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import numbers
+import threading
+import time
+import uuid
+import warnings
+from collections import deque
+from typing import Any
+
+import anyio
+
+from .._warnings import StreamRLWarning
+from .operator import Operator, async_hooks
+from .placement import NOARG, Host, Placement, call_hook, run_in_own_thread
+
+__all__ = ["Ray"]
+
+_INSTALL = "pip install 'streamrl[ray]'"
+# Options this placement sets itself; passing them in actor_options would break it.
+_RESERVED = ("name", "namespace", "max_concurrency", "num_cpus", "num_gpus", "resources")
+_init_lock = threading.Lock()
+_actor_class: Any = None
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError(
+            f"the Ray placement needs Ray, which is not installed: {_INSTALL} "
+            "(or pip install 'ray>=2.40')"
+        ) from exc
+    return ray
+
+
+class _Served:
+    """The actor's body: holds the operator and runs its hooks, one call at a time."""
+
+    def __init__(self, op: Operator):
+        self.op = op
+
+    def ready(self) -> bool:
+        return True
+
+    def hook(self, name: str, arg: Any = NOARG) -> Any:
+        return call_hook(self.op, name, arg)
+
+
+def _served_class(ray: Any) -> Any:
+    global _actor_class
+    if _actor_class is None:
+        _actor_class = ray.remote(_Served)
+    return _actor_class
+
+
+def _ensure_init(ray: Any, address: str | None, namespace: str | None) -> None:
+    with _init_lock:  # two Ray-placed operators starting at once must not both init
+        if not ray.is_initialized():
+            ray.init(address=address, namespace=namespace)
+
+
+def _unwrap(ray: Any, exc: BaseException) -> BaseException:
+    """The operator's own exception for a ``RayTaskError`` (Ray's remote traceback as a note),
+    else ``exc`` (e.g. ``ActorDiedError``)."""
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, BaseException):
+            if hasattr(cause, "add_note"):  # Python >= 3.11
+                # str(): Ray's remote traceback (the raised instance has no traceback_str)
+                cause.add_note(f"raised on a Ray actor: {exc}")
+            return cause
+    return exc
+
+
+class _RayHost(Host):
+    placement = "ray"
+
+    def __init__(self, op: Operator, name: str, placement: Ray, window: int):
+        super().__init__(op, name)
+        if async_hooks(op):
+            raise TypeError(
+                f"operator {name!r} has async hooks {async_hooks(op)}; only placement='inline' "
+                "can await them"
+            )
+        self._p = placement
+        self.max_in_flight = window
+        self._ray: Any = None
+        self._actor: Any = None
+        self._inflight: deque[Any] = deque()  # refs sent and not yet answered, oldest first
+        self._closed = False
+
+    def _options(self) -> dict[str, Any]:
+        p = self._p
+        opts: dict[str, Any] = dict(p.actor_options)
+        # unique, so that several graphs (or runs) can share a namespace; named for inspection
+        opts["name"] = f"streamrl:{self.name}:{uuid.uuid4().hex[:8]}"
+        opts["max_concurrency"] = 1  # hooks run one at a time, in the order they were sent
+        opts.setdefault("max_restarts", 0)  # a restarted actor would have lost the state
+        if p.num_cpus is not None:
+            opts["num_cpus"] = p.num_cpus
+        if p.num_gpus is not None:
+            opts["num_gpus"] = p.num_gpus
+        if p.resources:
+            opts["resources"] = dict(p.resources)
+        return opts
+
+    async def start(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                f"operator {self.name!r}: the Ray placement needs anyio's asyncio backend "
+                "(Ray's object refs are awaited with asyncio)"
+            ) from None
+        ray = self._ray = _import_ray()
+        if not ray.is_initialized():
+            await run_in_own_thread(
+                lambda: _ensure_init(ray, self._p.address, self._p.namespace),
+                f"streamrl-ray-init-{self.name}",
+            )
+        # .remote() pickles the operator (cloudpickle) and returns at once; the actor is
+        # scheduled and built in the background, and ready() answers once it is.
+        self._actor = _served_class(ray).options(**self._options()).remote(self.op)
+        ref = self._actor.ready.remote()
+        self._inflight.append(ref)
+        with anyio.move_on_after(self._p.start_timeout) as scope:
+            try:
+                await ref
+            except ray.exceptions.RayError as exc:
+                self._inflight.remove(ref)
+                raise _unwrap(ray, exc) from None
+        if scope.cancelled_caught:
+            raise TimeoutError(
+                f"the Ray actor of operator {self.name!r} was not running after "
+                f"{self._p.start_timeout:g} s; no node can hold {self._p.request()}?"
+            )
+        self._inflight.remove(ref)
+
+    def submit(self, hook: str, arg: Any = NOARG) -> Any:
+        """Send a hook call without waiting; returns a handle for :meth:`collect`. Up to
+        ``max_in_flight`` calls may be outstanding (the actor runs them in order)."""
+        if self._actor is None:
+            raise RuntimeError(f"the Ray actor of operator {self.name!r} is not running")
+        if len(self._inflight) >= self.max_in_flight:
+            raise RuntimeError(f"operator {self.name!r}: more than {self.max_in_flight} calls "
+                               "in flight")
+        method = self._actor.hook
+        ref = method.remote(hook) if arg is NOARG else method.remote(hook, arg)
+        self._inflight.append(ref)
+        return ref, time.perf_counter()
+
+    async def collect(self, handle: Any) -> tuple[Any, float]:
+        """Wait for the reply to a :meth:`submit`; returns ``(result or END, seconds)``."""
+        ref, t0 = handle
+        try:
+            result = await ref
+        except self._ray.exceptions.RayError as exc:
+            self._inflight.remove(ref)
+            raise _unwrap(self._ray, exc) from None
+        # not reached when cancelled: the call stays in flight and marks the actor busy
+        self._inflight.remove(ref)
+        return result, time.perf_counter() - t0
+
+    async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
+        return await self.collect(self.submit(hook, arg))
+
+    def call_sync(self, hook: str, arg: Any = NOARG) -> Any:
+        raise RuntimeError("a Ray host cannot run in deterministic mode")
+
+    async def aclose(self, *, fast: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._actor is None:  # never started: nothing runs remotely
+            return
+        error: BaseException | None = None
+        with anyio.CancelScope(shield=True):
+            if not self._inflight:  # idle: bring the state back, then close() on the actor
+                if self._p.sync_state and not fast:
+                    await self._copy_state_back()
+                with anyio.move_on_after(1.0 if fast else self._p.close_timeout):
+                    try:
+                        await self.call("close")
+                    except Exception as exc:
+                        error = exc
+            await self._kill(1.0 if fast else self._p.close_timeout)
+        if error is not None:
+            raise error
+
+    async def _copy_state_back(self) -> None:
+        with anyio.move_on_after(self._p.close_timeout) as scope:
+            try:
+                state, _ = await self.call("state_dict")
+                self.op.load_state_dict(state)
+                return
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {exc}"
+        if scope.cancelled_caught:
+            why = f"no answer within {self._p.close_timeout:g} s"
+        warnings.warn(
+            f"operator {self.name!r}: could not copy its state back from its Ray actor ({why})",
+            StreamRLWarning,
+            stacklevel=3,
+        )
+
+    async def _kill(self, wait: float) -> None:
+        """Kill the actor (a hook still running is interrupted) and wait, up to ``wait``
+        seconds, until Ray reports it dead: then its process is gone and its name released."""
+        ray, actor, pending = self._ray, self._actor, list(self._inflight)
+        self._actor = None
+        self._inflight.clear()
+        ray.kill(actor, no_restart=True)
+        with anyio.move_on_after(wait):
+            for ref in pending:
+                try:
+                    await ref
+                except Exception:  # ActorDiedError: the expected answer
+                    pass
+            while True:  # a probe sent before the kill lands is still answered
+                try:
+                    await actor.ready.remote()
+                except Exception:
+                    return
+                await anyio.sleep(0.005)
+
+
+class Ray(Placement):
+    """Run the operator on a Ray actor, on this machine or on any node of a Ray cluster.
+
+    The operator object is pickled (cloudpickle) to a new actor when the graph starts, so it
+    should create heavy or unpicklable resources in ``open``; each hook call is a method call on
+    the actor, with TensorDicts and other messages carried by Ray's object store. The actor
+    asks Ray for ``num_cpus``, ``num_gpus`` and custom ``resources`` (``None``: Ray's defaults);
+    ``actor_options`` are passed to ``ray.remote(...).options`` (e.g. ``runtime_env`` or a
+    ``scheduling_strategy``). An operator's exception is re-raised in the driver as the
+    original exception type (Ray's remote traceback added as a note), so the graph raises its
+    usual :class:`~streamrl.graph.OperatorError` naming the operator.
+
+    When the run ends normally the actor's ``state_dict()`` is loaded into the driver's operator
+    object (``sync_state=False`` skips this), ``close()`` runs on the actor, and the actor is
+    killed. When the graph is cancelled or fails, the actor is killed at once, even inside a
+    hook (its ``close()`` does not run then). ``max_in_flight`` pipelines calls as for
+    :class:`~streamrl.graph.Process` (default: two for ``pipeline_safe`` operators, else one).
+
+    If Ray is not initialized when the graph starts, ``ray.init(address=address,
+    namespace=namespace)`` is called (``address=None`` starts a local Ray, ``"auto"`` joins a
+    running cluster); otherwise the existing connection is used and they are ignored. Awaiting
+    Ray's object refs needs anyio's asyncio backend (the default, and what ``run_sync`` and
+    ``iterate`` use). In deterministic mode the operator runs inline instead. Requires
+    ``pip install 'streamrl[ray]'``.
+
+    Examples:
+        >>> from streamrl.graph import Ray
+        >>> Ray(num_cpus=1, resources={"env_host": 1})
+        Ray(num_cpus=1, resources={'env_host': 1})
+    """
+
+    name = "ray"
+
+    def __init__(self, num_cpus: float | None = None, num_gpus: float | None = None,
+                 resources: dict[str, float] | None = None, *, address: str | None = None,
+                 namespace: str | None = None, actor_options: dict[str, Any] | None = None,
+                 sync_state: bool = True, max_in_flight: int | None = None,
+                 start_timeout: float = 60.0, close_timeout: float = 5.0):
+        for label, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+            if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)
+                                  or v < 0):
+                raise ValueError(f"{label} must be a number >= 0 or None, found {v!r}")
+        if resources is not None:
+            if not isinstance(resources, dict):
+                raise TypeError(f"resources must be a dict of name -> amount, found "
+                                f"{type(resources).__name__}")
+            for k, v in resources.items():
+                if not isinstance(k, str) or not isinstance(v, numbers.Real) or v < 0:
+                    raise ValueError(f"resources must map names (str) to amounts >= 0, found "
+                                     f"{k!r}: {v!r}")
+        if actor_options is not None and not isinstance(actor_options, dict):
+            raise TypeError(f"actor_options must be a dict, found {type(actor_options).__name__}")
+        bad = sorted(set(actor_options or {}) & set(_RESERVED))
+        if bad:
+            raise ValueError(f"actor_options may not set {bad}: the placement sets the actor's "
+                             "name and concurrency, and has arguments for its resources")
+        if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
+            raise ValueError(f"max_in_flight must be an int >= 1 or None, found {max_in_flight!r}")
+        for label, v in (("start_timeout", start_timeout), ("close_timeout", close_timeout)):
+            if not isinstance(v, numbers.Real) or not v > 0:
+                raise ValueError(f"{label} must be a number > 0, found {v!r}")
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.resources = dict(resources or {})
+        self.address = address
+        self.namespace = namespace
+        self.actor_options = dict(actor_options or {})
+        self.sync_state = sync_state
+        self.max_in_flight = max_in_flight
+        self.start_timeout = start_timeout
+        self.close_timeout = close_timeout
+
+    def _parts(self) -> list[str]:
+        parts = [f"{k}={v!r}" for k, v in (("num_cpus", self.num_cpus),
+                                             ("num_gpus", self.num_gpus)) if v is not None]
+        if self.resources:
+            parts.append(f"resources={self.resources!r}")
+        return parts
+
+    def request(self) -> str:
+        """The resources the actor asks for, as text (for messages)."""
+        return ", ".join(self._parts()) or "Ray's default resources"
+
+    def host(self, op: Operator, name: str) -> Host:
+        window = self.max_in_flight
+        if window is None:
+            window = 2 if getattr(op, "pipeline_safe", False) else 1
+        return _RayHost(op, name, self, window)
+
+    def __repr__(self) -> str:
+        return f"Ray({', '.join(self._parts())})"
