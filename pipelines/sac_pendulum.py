@@ -163,6 +163,7 @@ class SACResult:
     solved_at: int | None
     evaluations: list[tuple[int, float]]
     mean_staleness: float | None
+    learner_busy: float
     report: str
     run_dir: Path | None
 
@@ -329,6 +330,7 @@ def train(config: SACConfig, *, run_dir: Path | None = None, progress: bool = Fa
         eval_return=evaluations[-1][1] if evaluations else None, solved_at=solved_at,
         evaluations=evaluations,
         mean_staleness=sum(staleness) / len(staleness) if staleness else None,
+        learner_busy=parts.graph.stats().operators["learner"].busy_fraction,
         report=parts.graph.report(), run_dir=run_dir,
     )
 
@@ -379,6 +381,10 @@ def _print_summary(config: Any, result: Any) -> None:
           f"{result.updates:,} updates, {result.wall_s:.1f} s")
     if result.mean_staleness is not None:
         print(f"  mean staleness {result.mean_staleness:.2f} policy versions")
+    # the replay operators block inside the buffer's rate limiter, which the graph counts as
+    # busy time: the learner's share says whether learning is what paces the run
+    print(f"  learner busy {100 * result.learner_busy:.0f}% of the run (replay sink/source "
+          "busy time includes waiting on the rate limiter)")
     print(result.report)
     if result.run_dir is not None:
         print(f"  run dir: {result.run_dir}")
