@@ -191,3 +191,80 @@ def run_envs_lockstep(envs: list, actions: list, views: list, T: int) -> int:
         if any_done:
             return t + 1
     return T
+
+
+# ------------------------------------------------------------- per-step collection (policy)
+# A collector that drives an env with a policy, one step at a time, can skip the per-step
+# TensorDicts too: ``env._collect_step(action, bufs, t)`` writes step ``t``'s results into
+# preallocated ``[*batch, T]`` buffers (and the next root observation, after resetting done
+# sub-envs, into column ``t + 1`` of the root buffers) and returns whether any sub-env was done.
+# Envs that support it return a :class:`CollectBuffers` from ``env._collect_buffers(T)``
+# (None: they do not).
+
+
+class CollectBuffers:
+    """Preallocated buffers of one collected batch: ``next`` observations, reward and flags
+    ``[*batch, T, ...]``; root observations ``[*batch, T + 1, ...]`` (column ``T`` is where
+    the batch ends: the first root observation of the next batch)."""
+
+    def __init__(self, obs_specs: dict[str, Any], reward_dtype: torch.dtype, batch: tuple, T: int):
+        nb = len(batch)
+        self.next = {
+            k: torch.empty((*batch, T, *s.shape[nb:]), dtype=s.dtype) for k, s in obs_specs.items()
+        }
+        self.root = {
+            k: torch.empty((*batch, T + 1, *s.shape[nb:]), dtype=s.dtype)
+            for k, s in obs_specs.items()
+        }
+        self.reward = torch.zeros((*batch, T, 1), dtype=reward_dtype)
+        self.terminated = torch.zeros((*batch, T, 1), dtype=torch.bool)
+        self.truncated = torch.zeros((*batch, T, 1), dtype=torch.bool)
+        self.batch = batch
+        self.T = T
+        # numpy views: one dict for an unbatched env, one per sub-env for a batched one
+        tensors = {
+            "next": self.next,
+            "root": self.root,
+            "reward": self.reward,
+            "terminated": self.terminated,
+            "truncated": self.truncated,
+        }
+        if nb == 0:
+            self.views: Any = row_views(tensors, None)
+        else:
+            self.views = [row_views(tensors, i) for i in range(batch[0])]
+
+    def column(self, t: int) -> tuple:
+        """The index of time step ``t`` (after the batch dims)."""
+        return (slice(None),) * len(self.batch) + (t,)
+
+    def next_tensordict(self) -> TensorDictBase:
+        """The ``"next"`` entries of the batch (observations, reward, done flags)."""
+        bs = torch.Size((*self.batch, self.T))
+        src: dict[str, Any] = dict(self.next)
+        src["reward"] = self.reward
+        src["done"] = self.terminated | self.truncated
+        src["terminated"] = self.terminated
+        src["truncated"] = self.truncated
+        return TensorDict._new_unsafe(src, batch_size=bs)
+
+
+def collect_row(env: Any, native_action: Any, v: dict[str, Any], t: int) -> bool:
+    """Step one unbatched array-protocol env with ``native_action``: write row ``t`` of its
+    numpy views ``v`` and row ``t + 1`` of its root observations (the reset observation when
+    the step ended the episode). Returns whether it was done."""
+    obs, r, te, tr = env._np_step(native_action)
+    nxt, root = v["next"], v["root"]
+    for k, buf in nxt.items():
+        buf[t] = obs[k]
+    v["reward"][t] = r
+    if te or tr:
+        v["terminated"][t] = te
+        v["truncated"][t] = tr
+        fresh = env._np_reset()
+        for k, buf in root.items():
+            buf[t + 1] = fresh[k]
+        return True
+    for k, buf in root.items():
+        buf[t + 1] = nxt[k][t]
+    return False

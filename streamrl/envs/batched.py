@@ -10,7 +10,9 @@ from tensordict import TensorDict, TensorDictBase
 
 from streamrl.envs._fast import (
     FLAGS,
+    CollectBuffers,
     RolloutBuffers,
+    collect_row,
     row_views,
     run_env,
     run_envs_lockstep,
@@ -212,6 +214,13 @@ class _BatchedEnv(EnvBase):
         self._state["truncated"][i] = tr
         self._state["done"][i] = te or tr
 
+    def _collect_buffers(self, T: int) -> CollectBuffers | None:
+        self._ensure_started()
+        if not self._fast or self.device not in (None, torch.device("cpu")):
+            return None
+        reward_dtype = self._full_reward_spec["reward"].dtype
+        return CollectBuffers(self._obs_specs, reward_dtype, (self.num_workers,), T)
+
     def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
         """Seed sub-env ``i`` with ``seed + i``; returns ``seed + num_workers``."""
         self._ensure_started()
@@ -331,6 +340,22 @@ class SerialEnv(_BatchedEnv):
                 _, obs, was_reset = run_env(env, act, view, T, False)
                 self._set_state_row(i, obs, bufs, n, was_reset)
         return bufs.to_tensordict(n, actions, tensordict)
+
+    def _collect_step(self, action: torch.Tensor, bufs: CollectBuffers, t: int) -> bool:
+        native = self._envs[0]._native_actions(action)
+        any_done = False
+        for i, (env, v) in enumerate(zip(self._envs, bufs.views, strict=True)):
+            if collect_row(env, native[i], v, t):
+                any_done = True
+        return any_done
+
+    def _collect_end(self, bufs: CollectBuffers) -> None:
+        # what step_and_maybe_reset leaves: the next root observations, flags all False
+        col = bufs.column(bufs.T)
+        for k in self._obs_keys:
+            self._state[k].copy_(bufs.root[k][col])
+        for k in FLAGS:
+            self._state[k].zero_()
 
     def _close(self) -> None:
         for env in getattr(self, "_envs", []):

@@ -496,6 +496,21 @@ class EnvBase:
         """Hook: a random-action rollout into preallocated buffers, or None (generic loop)."""
         return None
 
+    # ------------------------------------------- per-step collection (streamrl.envs._fast)
+    def _collect_buffers(self, T: int) -> Any:
+        """Hook: a :class:`~streamrl.envs._fast.CollectBuffers` for a ``T``-step batch
+        collected with ``_collect_step``, or None when this env does not support it."""
+        return None
+
+    def _collect_step(self, action: torch.Tensor, bufs: Any, t: int) -> bool:
+        """Hook: step with ``action`` writing step ``t`` into ``bufs``; done sub-envs are
+        reset (their reset observation goes to root column ``t + 1``). Returns whether any
+        sub-env was done."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _collect_step")
+
+    def _collect_end(self, bufs: Any) -> None:
+        """Hook: called after the last ``_collect_step`` of a batch (syncs internal state)."""
+
     def append_transform(self, transform: Any) -> Any:
         """Wrap this env in a ``TransformedEnv`` with ``transform`` (returns the new env)."""
         from streamrl.envs.transforms import TransformedEnv

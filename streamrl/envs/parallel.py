@@ -81,6 +81,24 @@ class _EnvServer:
         for k, buf in self.state.items():
             buf[self.i].copy_(out.get(k))
 
+    def collect_step(self) -> None:
+        """``step`` then, if done, reset: the state row holds the next root observation
+        (flags False), the next row the step's results. One round trip per step."""
+        nx, st = self.next_np, self.state_np
+        obs, r, te, tr = self.env._np_step(self.env._native_actions(self.action[self.i]))
+        for k in self.obs_keys:
+            nx[k][...] = obs[k]
+        nx["reward"][...] = r
+        nx["terminated"][...] = te
+        nx["truncated"][...] = tr
+        nx["done"][...] = te or tr
+        if te or tr:
+            obs = self.env._np_reset()
+        for k in self.obs_keys:
+            st[k][...] = obs[k]
+        for k in FLAGS:
+            st[k][...] = False
+
     def rollout(self, tensors: dict, actions: torch.Tensor, T: int) -> None:
         i = self.i
         views = row_views(tensors, i)
@@ -292,6 +310,18 @@ class ParallelEnv(_BatchedEnv):
             bufs.root[k][:, 0] = tensordict.get(k)
         self._gather("rollout", bufs.tensors(), actions, T)
         return bufs.to_tensordict(T, actions, tensordict)
+
+    def _collect_step(self, action: torch.Tensor, bufs: Any, t: int) -> bool:
+        self._action_buf.copy_(action)
+        self._gather("collect_step")
+        nx, st = self._next_bufs, self._state
+        for k in self._obs_keys:
+            bufs.next[k][:, t] = nx[k]
+            bufs.root[k][:, t + 1] = st[k]
+        bufs.reward[:, t] = nx["reward"]
+        bufs.terminated[:, t] = nx["terminated"]
+        bufs.truncated[:, t] = nx["truncated"]
+        return bool(nx["done"].any())
 
     def _close(self) -> None:
         self._stop_workers()

@@ -39,6 +39,29 @@ class TrajectoryIds:
             self.next_id += n
         return ids
 
+    def step_many(self, done: torch.Tensor) -> torch.Tensor:
+        """``step`` for ``T`` steps at once: ``done`` is ``[T, num_envs]``; returns the ids of
+        each step ``[T, num_envs]``, the same as ``T`` calls of :meth:`step` would."""
+        if done.ndim != 2 or done.shape[1] != self.current.numel():
+            raise ValueError(
+                f"expected done flags of shape [T, {self.current.numel()}], found "
+                f"{tuple(done.shape)}"
+            )
+        cur = self.current
+        n = int(done.sum())
+        if not n:
+            return cur.expand(done.shape).clone()
+        # new ids are handed out in (step, env) order, and every new id exceeds every
+        # current one: the id of (t, env) is the latest id started before t, else current
+        started = torch.cumsum(done.reshape(-1).to(torch.int64), 0).reshape(done.shape)
+        events = torch.where(done, started + (self.next_id - 1), -1)
+        latest = torch.cummax(events, 0).values
+        ids = cur.expand(done.shape).clone()
+        ids[1:] = torch.maximum(latest[:-1], cur)
+        self.current = torch.maximum(latest[-1], cur)
+        self.next_id += n
+        return ids
+
     def state_dict(self) -> dict[str, torch.Tensor | int]:
         return {"current": self.current.clone(), "next_id": self.next_id}
 

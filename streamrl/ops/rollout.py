@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 
 from streamrl._exploration import ExplorationType, set_exploration_type
 from streamrl.envs.common import EnvBase
@@ -16,6 +16,10 @@ from streamrl.ops._trajectories import TrajectoryIds, set_collector_entries
 from streamrl.ops.policy_weights import PolicyWeights
 
 __all__ = ["Rollout", "make_env"]
+
+FLAGS = ("done", "terminated", "truncated")
+# root entries step_mdp drops (exclude_action, exclude_reward) or the rollout rewrites
+_NOT_CARRIED = frozenset({"action", "reward", "next", "collector", *FLAGS})
 
 
 def make_env(create_env: EnvBase | Callable[[], EnvBase]) -> EnvBase:
@@ -59,6 +63,9 @@ class Rollout(Operator):
     inputs = ()
     outputs = ("out",)
     state_keys = ("frames",)
+    # envs with a per-step collection hook (gymnasium envs, SerialEnv/ParallelEnv of them)
+    # are stepped into preallocated buffers; False forces the generic per-step loop
+    use_fast_path = True
 
     def __init__(
         self,
@@ -125,32 +132,143 @@ class Rollout(Operator):
         if env is None:
             raise RuntimeError("Rollout.step() called before open()")
         version = self.weights.version if self.weights is not None else self.version
-        steps = []
-        td = self._td
+        env._check_open()
         with torch.no_grad(), set_exploration_type(self.exploration_type, thread_local=True):
-            for _ in range(self.steps_per_batch):
-                if self.policy is None:
-                    td = env.rand_action(td)
-                else:
-                    td = self.policy(td)
-                    if self.project_actions:
-                        env.full_action_spec.project(td)
-                stepped = env.step(td)
-                done = stepped.get(("next", "done"))
-                if self.max_frames_per_traj is not None:
-                    done = self._truncate_long(stepped, done)
-                ids = self._traj.step(done) * self.num_workers + self.worker_index
-                set_collector_entries(stepped, traj_ids=ids.reshape(env.batch_size))
-                steps.append(stepped)
-                td = env.maybe_reset(step_mdp(stepped, exclude_action=True, exclude_reward=True))
-        self._td = td
-        batch = torch.stack(steps, len(env.batch_size))
+            batch = None
+            if self.use_fast_path and self.max_frames_per_traj is None:
+                batch = self._collect_fast(env)
+            if batch is None:
+                batch = self._collect_generic(env, self._td, policied=False)
         batch.set(
             ("collector", "policy_version"),
             torch.full(batch.batch_size, version, dtype=torch.int64),
         )
         self.frames += batch.numel()
         return {"out": batch}
+
+    # ------------------------------------------------------------------ collection
+    def _act(self, env: EnvBase, td: TensorDictBase) -> TensorDictBase:
+        if self.policy is None:
+            return env.rand_action(td)
+        td = self.policy(td)
+        if self.project_actions:
+            env.full_action_spec.project(td)
+        return td
+
+    def _collect_generic(
+        self, env: EnvBase, td: TensorDictBase, policied: bool
+    ) -> TensorDictBase:
+        """One TensorDict per step, stacked (any env, any policy). ``policied``: the policy
+        already ran on ``td`` for the first step."""
+        steps = []
+        for t in range(self.steps_per_batch):
+            if t or not policied:
+                td = self._act(env, td)
+            stepped = env.step(td)
+            done = stepped.get(("next", "done"))
+            if self.max_frames_per_traj is not None:
+                done = self._truncate_long(stepped, done)
+            ids = self._traj.step(done) * self.num_workers + self.worker_index
+            set_collector_entries(stepped, traj_ids=ids.reshape(env.batch_size))
+            steps.append(stepped)
+            td = env.maybe_reset(step_mdp(stepped, exclude_action=True, exclude_reward=True))
+        self._td = td
+        return torch.stack(steps, len(env.batch_size))
+
+    def _collect_fast(self, env: EnvBase) -> TensorDictBase | None:
+        """The same batch as :meth:`_collect_generic`, written step by step into
+        preallocated buffers (envs with ``_collect_step``: gymnasium envs and batched envs of
+        them); None when the env or the root tensordict does not allow it."""
+        T = self.steps_per_batch
+        td = self._td
+        if "next" in td.keys():
+            return None
+        bufs = env._collect_buffers(T)
+        if bufs is None:
+            return None
+        batch_size = env.batch_size
+        nb = len(batch_size)
+        obs_keys = list(bufs.root)
+        cols = [bufs.column(t) for t in range(T + 1)]
+        for k in obs_keys:
+            bufs.root[k][cols[0]] = td.get(k)
+        flags0 = {k: td.get(k) for k in FLAGS}
+        false = torch.zeros((*batch_size, 1), dtype=torch.bool)
+        _, action_keys, action_spec, _ = env._action_info()
+        if list(action_keys) != ["action"]:
+            return None
+        check = env.check_actions
+        skip = {*obs_keys, *FLAGS, "collector"}
+        extra: dict = {}  # root entries the policy writes (action, logits...): [*batch, T]
+        for t in range(T):
+            col = cols[t]
+            before = {k: td.get(k) for k in obs_keys}
+            td = self._act(env, td)
+            if t == 0:
+                extra = self._extra_buffers(td, skip, batch_size, T)
+                if extra is None:  # e.g. the policy writes under "next": generic path
+                    return self._collect_generic(env, td, policied=True)
+            action = td.get("action", None)
+            if action is None:
+                raise KeyError(f"step: missing action key 'action'; found keys {list(td.keys())}")
+            if check:
+                env._check_action(action, action_spec)
+            for k, buf in extra.items():
+                buf[col] = td.get(k)
+            for k, old in before.items():
+                v = td.get(k)
+                if v is not old:  # the policy replaced an observation: record its value
+                    bufs.root[k][col] = v
+            env._collect_step(action, bufs, t)
+            # the next root: step_mdp (no action, reward or "next") + reset observations
+            src = {k: v for k, v in td.items() if k not in _NOT_CARRIED}
+            nxt = cols[t + 1]
+            for k in obs_keys:
+                obs = bufs.root[k][nxt]
+                src[k] = obs if t + 1 < T else obs.clone()
+            for k in FLAGS:
+                src[k] = false if t + 1 < T else false.clone()
+            td = TensorDict._new_unsafe(src, batch_size=batch_size)
+        self._td = td
+        env._collect_end(bufs)
+        return self._wrap_fast(bufs, extra, flags0, batch_size, nb, T)
+
+    @staticmethod
+    def _extra_buffers(
+        td: TensorDictBase, skip: set, batch_size: torch.Size, T: int
+    ) -> dict | None:
+        out = {}
+        for k in td.keys():
+            if k in skip:
+                continue
+            if k == "next":
+                return None
+            v = td.get(k)
+            if not isinstance(v, torch.Tensor) or v.shape[: len(batch_size)] != batch_size:
+                return None  # nested or non-tensor entries: the generic path handles them
+            nb = len(batch_size)
+            out[k] = torch.empty((*batch_size, T, *v.shape[nb:]), dtype=v.dtype, device=v.device)
+        return out
+
+    def _wrap_fast(
+        self, bufs: Any, extra: dict, flags0: dict, batch_size: torch.Size, nb: int, T: int
+    ) -> TensorDictBase:
+        bs = torch.Size((*batch_size, T))
+        upto = (slice(None),) * nb + (slice(0, T),)
+        src: dict = {k: v[upto].contiguous() for k, v in bufs.root.items()}
+        for k in FLAGS:
+            flag = torch.zeros((*bs, 1), dtype=torch.bool)
+            flag[bufs.column(0)] = flags0[k]
+            src[k] = flag
+        src.update(extra)
+        nxt = bufs.next_tensordict()
+        src["next"] = nxt
+        # trajectory ids of the whole batch at once, [T, envs] for TrajectoryIds
+        done = nxt.get("done").reshape(self.num_envs, T).transpose(0, 1)
+        ids = self._traj.step_many(done).transpose(0, 1).reshape(bs)
+        ids = ids * self.num_workers + self.worker_index
+        src["collector"] = TensorDict._new_unsafe({"traj_ids": ids}, batch_size=bs)
+        return TensorDict._new_unsafe(src, batch_size=bs)
 
     def close(self) -> None:
         if self.env is not None:

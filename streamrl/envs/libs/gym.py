@@ -21,7 +21,14 @@ from streamrl.data.specs import (
     spec_from_gym_space,
 )
 from streamrl.data.specs._base import _torch_dtype
-from streamrl.envs._fast import RolloutBuffers, row_views, run_env, supports_fast
+from streamrl.envs._fast import (
+    CollectBuffers,
+    RolloutBuffers,
+    collect_row,
+    row_views,
+    run_env,
+    supports_fast,
+)
 from streamrl.envs.common import EnvBase
 
 __all__ = ["GymEnv", "GymWrapper"]
@@ -295,6 +302,14 @@ class GymWrapper(EnvBase):
             self, self._native_actions(actions), views, max_steps, break_when_any_done
         )
         return bufs.to_tensordict(n, actions, tensordict)
+
+    def _collect_buffers(self, T: int) -> CollectBuffers | None:
+        if not supports_fast(self) or self.device not in (None, torch.device("cpu")):
+            return None
+        return CollectBuffers(self._obs_specs, self.reward_spec.dtype, (), T)
+
+    def _collect_step(self, action: torch.Tensor, bufs: CollectBuffers, t: int) -> bool:
+        return collect_row(self, self._to_gym(action), bufs.views, t)
 
     def __repr__(self) -> str:
         spec = getattr(self._env, "spec", None)

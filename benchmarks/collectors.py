@@ -1,0 +1,252 @@
+"""Collector throughput (frames/s), streamrl next to TorchRL from the same run.
+
+    flock /tmp/streamrl-heavy.lock python benchmarks/collectors.py [--frames 20000]
+        [--peers-python /tmp/peers/bin/python] [--no-peers] [--only sync-gym,...]
+
+Every row collects CartPole-v1 with the same small torch policy (``Linear(4, 2)`` then
+argmax, in a ``TensorDictModule``), 1000 frames per batch. The first batch (start-up of
+envs and worker processes) is not timed. Rows:
+
+- ``sync-gym``: SyncDataCollector(GymEnv) vs TorchRL Collector(GymEnv);
+- ``sync-serial``: SyncDataCollector(SerialEnv(8)) vs Collector(SerialEnv(8));
+- ``sync-parallel``: SyncDataCollector(ParallelEnv(2)) vs Collector(ParallelEnv(2));
+- ``multisync``: MultiSyncDataCollector(2 x GymEnv) vs MultiSyncCollector(2 x GymEnv);
+- ``multiasync``: MultiaSyncDataCollector(2 x GymEnv) vs MultiAsyncCollector(2 x GymEnv).
+
+TorchRL rows run in a subprocess with ``--peers-python`` (or ``$STREAMRL_PEERS_PYTHON``;
+default ``/tmp/peers/bin/python``) and are skipped with a note when it has no torchrl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+torch.set_num_threads(1)
+
+CARTPOLE = "CartPole-v1"
+FRAMES_PER_BATCH = 1000
+ROWS = ("sync-gym", "sync-serial", "sync-parallel", "multisync", "multiasync")
+
+
+class ArgmaxLinear(nn.Module):
+    """observation -> argmax(Linear(observation)): a small deterministic torch policy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.lin(obs).argmax(-1)
+
+
+def make_policy() -> nn.Module:
+    from tensordict.nn import TensorDictModule
+
+    return TensorDictModule(ArgmaxLinear(), in_keys=["observation"], out_keys=["action"])
+
+
+def time_collector(make: Callable[[], object], frames: int) -> float:
+    """frames/s over ``frames`` frames after a first (untimed) batch."""
+    collector = make(frames + FRAMES_PER_BATCH)
+    try:
+        it = iter(collector)
+        next(it)  # start-up
+        t0 = time.perf_counter()
+        n = 0
+        for batch in it:
+            n += batch.numel()
+        return n / (time.perf_counter() - t0)
+    finally:
+        collector.shutdown()
+
+
+def gym_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    return GymEnv(CARTPOLE)
+
+
+def serial_env():
+    from streamrl.envs import SerialEnv
+
+    return SerialEnv(8, gym_env)
+
+
+def parallel_env():
+    from streamrl.envs import ParallelEnv
+
+    return ParallelEnv(2, gym_env)
+
+
+def streamrl_makers() -> dict[str, tuple[str, Callable[[int], object]]]:
+    from streamrl.collectors import (
+        MultiaSyncDataCollector,
+        MultiSyncDataCollector,
+        SyncDataCollector,
+    )
+
+    def sync(env_fn):
+        return lambda total: SyncDataCollector(
+            env_fn, make_policy(), frames_per_batch=FRAMES_PER_BATCH, total_frames=total
+        )
+
+    def multi(cls):
+        return lambda total: cls(
+            [gym_env, gym_env],
+            make_policy(),
+            frames_per_batch=FRAMES_PER_BATCH,
+            total_frames=total,
+        )
+
+    return {
+        "sync-gym": ("streamrl SyncDataCollector(GymEnv)", sync(gym_env)),
+        "sync-serial": ("streamrl SyncDataCollector(SerialEnv(8))", sync(serial_env)),
+        "sync-parallel": ("streamrl SyncDataCollector(ParallelEnv(2))", sync(parallel_env)),
+        "multisync": (
+            "streamrl MultiSyncDataCollector(2 x GymEnv)",
+            multi(MultiSyncDataCollector),
+        ),
+        "multiasync": (
+            "streamrl MultiaSyncDataCollector(2 x GymEnv)",
+            multi(MultiaSyncDataCollector),
+        ),
+    }
+
+
+TORCHRL_SNIPPET = r"""
+import sys, time, torch
+from torch import nn
+torch.set_num_threads(1)
+frames, fpb, rows = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
+from tensordict.nn import TensorDictModule
+from torchrl.envs import GymEnv, SerialEnv, ParallelEnv
+from torchrl.collectors import Collector, MultiSyncCollector, MultiAsyncCollector
+
+class ArgmaxLinear(nn.Module):
+    def __init__(self):
+        super().__init__(); torch.manual_seed(0); self.lin = nn.Linear(4, 2)
+    def forward(self, obs):
+        return self.lin(obs).argmax(-1)
+
+def policy():
+    return TensorDictModule(ArgmaxLinear(), in_keys=["observation"], out_keys=["action"])
+
+def gym():
+    return GymEnv("CartPole-v1")
+
+def run(key, make):
+    c = make(frames + fpb)
+    try:
+        it = iter(c); next(it)
+        t0 = time.perf_counter(); n = 0
+        for b in it:
+            n += b.numel()
+        print(f"RESULT {key} {n / (time.perf_counter() - t0):.1f}", flush=True)
+    finally:
+        c.shutdown()
+
+makers = {
+    "sync-gym": lambda t: Collector(gym, policy(), frames_per_batch=fpb, total_frames=t),
+    "sync-serial": lambda t: Collector(lambda: SerialEnv(8, gym), policy(),
+                                       frames_per_batch=fpb, total_frames=t),
+    "sync-parallel": lambda t: Collector(lambda: ParallelEnv(2, gym), policy(),
+                                         frames_per_batch=fpb, total_frames=t),
+    "multisync": lambda t: MultiSyncCollector([gym, gym], policy(), frames_per_batch=fpb,
+                                              total_frames=t),
+    "multiasync": lambda t: MultiAsyncCollector([gym, gym], policy(), frames_per_batch=fpb,
+                                                total_frames=t),
+}
+if __name__ == "__main__":
+    for key in rows:
+        try:
+            run(key, makers[key])
+        except Exception as err:
+            print(f"SKIP {key} {type(err).__name__}: {err}", flush=True)
+"""
+
+
+def torchrl_figures(python: str, frames: int, rows: list[str]) -> tuple[dict, str | None]:
+    """TorchRL frames/s by row key, or a note saying why there are none."""
+    if not os.path.exists(python):
+        return {}, f"{python} not found"
+    check = subprocess.run([python, "-c", "import torchrl"], capture_output=True, text=True)
+    if check.returncode != 0:
+        return {}, f"{python} cannot import torchrl"
+    # a file, not ``-c``: TorchRL's multi-process collectors spawn workers that re-import
+    # the main module
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "torchrl_collectors.py")
+        with open(script, "w") as f:
+            f.write(TORCHRL_SNIPPET)
+        proc = subprocess.run(
+            [python, script, str(frames), str(FRAMES_PER_BATCH), ",".join(rows)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+    out: dict = {}
+    notes = []
+    for line in proc.stdout.splitlines():
+        parts = line.split(" ", 2)
+        if parts[0] == "RESULT":
+            out[parts[1]] = float(parts[2])
+        elif parts[0] == "SKIP":
+            notes.append(line)
+    if proc.returncode != 0:
+        notes.append(f"torchrl run failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return out, "; ".join(notes) or None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=20000, help="timed frames per row")
+    parser.add_argument(
+        "--torchrl-frames",
+        type=int,
+        default=None,
+        help="timed frames per TorchRL row (default: --frames)",
+    )
+    parser.add_argument(
+        "--peers-python",
+        default=os.environ.get("STREAMRL_PEERS_PYTHON", "/tmp/peers/bin/python"),
+    )
+    parser.add_argument("--no-peers", action="store_true", help="skip the TorchRL rows")
+    parser.add_argument("--only", default=",".join(ROWS), help=f"comma-separated of {ROWS}")
+    args = parser.parse_args()
+    rows = [r for r in args.only.split(",") if r]
+    for r in rows:
+        if r not in ROWS:
+            parser.error(f"unknown row {r!r}; expected some of {ROWS}")
+    print(f"CartPole-v1, Linear(4,2)+argmax policy, {FRAMES_PER_BATCH} frames/batch, "
+          f"{args.frames} timed frames per row", flush=True)
+    makers = streamrl_makers()
+    ours = {}
+    for key in rows:
+        name, make = makers[key]
+        ours[key] = time_collector(make, args.frames)
+        print(f"{name:48s} {ours[key]:10.0f} frames/s", flush=True)
+    if args.no_peers:
+        return
+    theirs, note = torchrl_figures(args.peers_python, args.torchrl_frames or args.frames, rows)
+    if note:
+        print(f"(torchrl: {note})")
+    print(f"\n{'row':16s} {'streamrl':>10s} {'torchrl':>10s} {'ratio':>8s}")
+    for key in rows:
+        if key in theirs:
+            ratio = ours[key] / theirs[key]
+            print(f"{key:16s} {ours[key]:10.0f} {theirs[key]:10.0f} {ratio:7.1f}x")
+        else:
+            print(f"{key:16s} {ours[key]:10.0f} {'n/a':>10s} {'':>8s}")
+
+
+if __name__ == "__main__":
+    main()
