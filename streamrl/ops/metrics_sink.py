@@ -163,9 +163,6 @@ class MetricsSink(Operator):
             self.logger.log(row if columns is None else {k: v for k, v in row.items()
                                                          if k in columns})
 
-    def finish(self) -> None:
-        return None
-
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
