@@ -52,8 +52,7 @@ import torch
 from tensordict.nn import TensorDictSequential
 from torch import nn
 
-from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
-from streamrl.data.replay_buffers.rate_limiters import SampleToInsertRatio
+from streamrl.data import LazyTensorStorage, SampleToInsertRatio, TensorDictReplayBuffer
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.graph import Graph, Map, Process
 from streamrl.modules import MLP, EGreedyModule, QValueActor

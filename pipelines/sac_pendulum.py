@@ -48,8 +48,7 @@ import torch
 from tensordict.nn import TensorDictModule
 from torch import nn
 
-from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
-from streamrl.data.replay_buffers.rate_limiters import SampleToInsertRatio
+from streamrl.data import LazyTensorStorage, SampleToInsertRatio, TensorDictReplayBuffer
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.graph import Graph, Process
 from streamrl.modules import (

@@ -10,7 +10,7 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
-from streamrl.data.replay_buffers.rate_limiters import MinSize, SampleToInsertRatio
+from streamrl.data import MinSize, SampleToInsertRatio
 from streamrl.envs import SerialEnv
 from streamrl.envs.libs.gym import GymEnv
 from streamrl.objectives.common import LossModule

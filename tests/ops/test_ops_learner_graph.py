@@ -10,8 +10,7 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
-from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
-from streamrl.data.replay_buffers.rate_limiters import SampleToInsertRatio
+from streamrl.data import LazyTensorStorage, SampleToInsertRatio, TensorDictReplayBuffer
 from streamrl.graph import Graph, OperatorError, Source
 from streamrl.objectives.common import LossModule
 from streamrl.ops import (
