@@ -234,6 +234,23 @@ class CollectBuffers:
         else:
             self.views = [row_views(tensors, i) for i in range(batch[0])]
 
+    def columns(self) -> dict[str, Any]:
+        """Per-step views (``unbind`` along time, made once): ``next[k][t]``, ``root[k][t]``,
+        ``reward[t]``, ``terminated[t]``, ``truncated[t]``; writing one is a cheap
+        ``copy_``."""
+        cols = self.__dict__.get("_columns")
+        if cols is None:
+            nb = len(self.batch)
+            cols = {
+                "next": {k: v.unbind(nb) for k, v in self.next.items()},
+                "root": {k: v.unbind(nb) for k, v in self.root.items()},
+                "reward": self.reward.unbind(nb),
+                "terminated": self.terminated.unbind(nb),
+                "truncated": self.truncated.unbind(nb),
+            }
+            self._columns = cols
+        return cols
+
     def column(self, t: int) -> tuple:
         """The index of time step ``t`` (after the batch dims)."""
         return (slice(None),) * len(self.batch) + (t,)

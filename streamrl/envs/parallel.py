@@ -315,12 +315,13 @@ class ParallelEnv(_BatchedEnv):
         self._action_buf.copy_(action)
         self._gather("collect_step")
         nx, st = self._next_bufs, self._state
+        cols = bufs.columns()
         for k in self._obs_keys:
-            bufs.next[k][:, t] = nx[k]
-            bufs.root[k][:, t + 1] = st[k]
-        bufs.reward[:, t] = nx["reward"]
-        bufs.terminated[:, t] = nx["terminated"]
-        bufs.truncated[:, t] = nx["truncated"]
+            cols["next"][k][t].copy_(nx[k])
+            cols["root"][k][t + 1].copy_(st[k])
+        cols["reward"][t].copy_(nx["reward"])
+        cols["terminated"][t].copy_(nx["terminated"])
+        cols["truncated"][t].copy_(nx["truncated"])
         return bool(nx["done"].any())
 
     def _close(self) -> None:

@@ -189,42 +189,63 @@ class Rollout(Operator):
         batch_size = env.batch_size
         nb = len(batch_size)
         obs_keys = list(bufs.root)
-        cols = [bufs.column(t) for t in range(T + 1)]
+        root_cols = bufs.columns()["root"]
         for k in obs_keys:
-            bufs.root[k][cols[0]] = td.get(k)
+            root_cols[k][0].copy_(td.get(k))
         flags0 = {k: td.get(k) for k in FLAGS}
         false = torch.zeros((*batch_size, 1), dtype=torch.bool)
         _, action_keys, action_spec, _ = env._action_info()
         if list(action_keys) != ["action"]:
             return None
         check = env.check_actions
+        # an in-range discrete action of the spec's dtype projects onto itself: skip both the
+        # projection and the (same) check then
+        discrete = action_spec is not None and action_spec.domain != "continuous"
+        project = self.project_actions and self.policy is not None
         skip = {*obs_keys, *FLAGS, "collector"}
         extra: dict = {}  # root entries the policy writes (action, logits...): [*batch, T]
+        extra_cols: dict = {}
         for t in range(T):
-            col = cols[t]
             before = {k: td.get(k) for k in obs_keys}
-            td = self._act(env, td)
+            if project:
+                td = self.policy(td)
+                action = td.get("action", None)
+                if not (
+                    discrete
+                    and action is not None
+                    and action.dtype == action_spec.dtype
+                    and action.shape == action_spec.shape
+                    and action_spec._values_ok(action)
+                ):
+                    env.full_action_spec.project(td)
+                    action = None
+            else:
+                td = self._act(env, td)
+                action = None
             if t == 0:
                 extra = self._extra_buffers(td, skip, batch_size, T)
                 if extra is None:  # e.g. the policy writes under "next": generic path
                     return self._collect_generic(env, td, policied=True)
-            action = td.get("action", None)
-            if action is None:
-                raise KeyError(f"step: missing action key 'action'; found keys {list(td.keys())}")
-            if check:
-                env._check_action(action, action_spec)
-            for k, buf in extra.items():
-                buf[col] = td.get(k)
+                extra_cols = {k: v.unbind(nb) for k, v in extra.items()}
+            if action is None:  # not checked above
+                action = td.get("action", None)
+                if action is None:
+                    raise KeyError(
+                        f"step: missing action key 'action'; found keys {list(td.keys())}"
+                    )
+                if check:
+                    env._check_action(action, action_spec)
+            for k, c in extra_cols.items():
+                c[t].copy_(td.get(k))
             for k, old in before.items():
                 v = td.get(k)
                 if v is not old:  # the policy replaced an observation: record its value
-                    bufs.root[k][col] = v
+                    root_cols[k][t].copy_(v)
             env._collect_step(action, bufs, t)
             # the next root: step_mdp (no action, reward or "next") + reset observations
             src = {k: v for k, v in td.items() if k not in _NOT_CARRIED}
-            nxt = cols[t + 1]
             for k in obs_keys:
-                obs = bufs.root[k][nxt]
+                obs = root_cols[k][t + 1]
                 src[k] = obs if t + 1 < T else obs.clone()
             for k in FLAGS:
                 src[k] = false if t + 1 < T else false.clone()
