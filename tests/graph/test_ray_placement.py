@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -129,6 +131,39 @@ def test_deterministic_mode_runs_inline_without_ray():
     g.run_deterministic()
     assert [int(td["pid"][0]) for td in out.op.items] == [os.getpid()] * 3
     assert [float(td["y"][0, 0]) for td in out.op.items] == [0.0, 10.0, 20.0]
+
+
+def test_tensordicts_are_packed_as_numpy_arrays_and_rebuilt_exactly():
+    from streamrl.graph.ray import _pack_item, _unpack_item
+
+    td = TensorDict({
+        "obs": torch.randn(3, 2),
+        "done": torch.tensor([True, False, True]),
+        "nested": {"step": torch.arange(3, dtype=torch.int32), "empty": {}},
+        "t": torch.randn(2, 3).t(),  # not contiguous
+    }, [3])
+    packed = pickle.loads(pickle.dumps(_pack_item(td)))
+    assert isinstance(packed, tuple) and all(
+        a is None or type(a).__module__ == "numpy" for a in packed[4])
+    packed[4][0].setflags(write=False)  # as when read from Ray's object store
+    back = _unpack_item(packed)
+    assert type(back) is TensorDict and back.batch_size == td.batch_size
+    assert set(back.keys(True, True)) == set(td.keys(True, True))
+    assert "empty" in back["nested"].keys() and back["nested", "empty"].batch_size == (3,)
+    for k in td.keys(True, True):
+        assert back[k].dtype == td[k].dtype and torch.equal(back[k], td[k]), k
+    back["obs"] += 1  # writable (a copy of the read-only array)
+    # what numpy cannot carry is left to pickle
+    for other in [
+        TensorDict({"x": torch.ones(2, dtype=torch.bfloat16)}, [2]),
+        TensorDict({"x": torch.ones(2, 3)}, [2], names=["b"]),
+        TensorDict({"x": torch.ones(2, 3), "n": TensorDict({"y": torch.ones(2, 3)}, [2, 3])},
+                   [2]),
+        TensorDict({"x": torch.ones(2, requires_grad=True)}, [2]),
+        "not a tensordict",
+    ]:
+        assert _pack_item(other) is other
+    assert _unpack_item(("other", 1, 2, 3, 4)) == ("other", 1, 2, 3, 4)
 
 
 # ---------------------------------------------------------------------------- running
@@ -305,8 +340,35 @@ class TestRayMapContract(OperatorContract):
         return Map(_double)
 
     def feeds(self):
-        return {"in": [TensorDict({"x": torch.arange(4.0)}, [4]) * i for i in range(5)]}
+        # int, bool, nested and bfloat16 (not packed) leaves, and a non-TensorDict item
+        return {"in": [TensorDict({"x": torch.arange(4.0), "n": {"i": torch.arange(4)},
+                                   "b": torch.ones(4, dtype=torch.bfloat16)}, [4]) * i
+                       for i in range(4)] + [torch.ones(2)]}
 
 
 def test_run_operator_with_a_ray_source(ray):
     assert run_operator(Source(range(5)), placement=Ray()) == {"out": [0, 1, 2, 3, 4]}
+
+
+_AUTO_INIT = """
+import ray
+from streamrl.graph import Graph, Map, Ray, Sink, Source
+out = []
+g = Graph()
+m = g.add(Map(abs), name="m", placement=Ray())
+g.connect(g.add(Source([1, -2, 3])), m).connect(m, g.add(Sink(out.append)))
+assert not ray.is_initialized()
+g.run_sync()  # starts a local Ray; its processes must outlive the run's event loop thread
+g.run_sync()
+print(out, ray.is_initialized(), ray.util.list_named_actors())
+"""
+
+
+@pytest.mark.slow
+def test_ray_is_started_when_not_initialized():
+    pytest.importorskip("ray")
+    env = {**os.environ, "RAY_ADDRESS": "local"}  # never join a cluster running elsewhere
+    proc = subprocess.run([sys.executable, "-c", _AUTO_INIT], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[1, 2, 3, 1, 2, 3] True []"
