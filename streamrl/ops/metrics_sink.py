@@ -88,8 +88,10 @@ class MetricsSink(Operator):
         if self.progress:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total_frames, unit="frame", unit_scale=True,
-                             desc=self.desc, dynamic_ncols=True, file=sys.stderr)
+            # a resumed run sets ``frames`` before opening: the bar starts there
+            self._bar = tqdm(total=self.total_frames, initial=self.frames, unit="frame",
+                             unit_scale=True, desc=self.desc, dynamic_ncols=True,
+                             file=sys.stderr)
         return None
 
     def step(self, inputs: dict[str, Any]) -> None:

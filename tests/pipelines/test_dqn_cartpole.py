@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from streamrl.cli import load_pipeline
 from streamrl.graph import Graph
@@ -50,9 +51,10 @@ def test_tiny_inline_run_drains_and_writes_its_files(tmp_path):
         assert list(csv.DictReader(f).fieldnames) == dqn.COLUMNS
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["pipeline"] == "dqn_cartpole" and state["frames"] == 1024
-    assert state["updates"] == result.updates
-    actor, _, _ = dqn.make_models(config, dqn.GymEnv("CartPole-v1"))
-    actor.load_state_dict(state["policy"])
+    assert state["updates"] == result.updates and len(state["buffer"]["storage"]) > 0
+    _, policy, explore = dqn.make_models(config, dqn.GymEnv("CartPole-v1"))
+    policy.load_state_dict(state["policy"])
+    assert float(explore.eps) == pytest.approx(0.04)
     assert (tmp_path / "config.json").exists() and (tmp_path / "learning_curve.png").exists()
 
 
@@ -67,6 +69,26 @@ def test_process_rollout_reads_published_weights(tmp_path):
     collector = [r["collector_version"] for r in rows]
     assert collector == sorted(collector) and collector[-1] > 0
     assert result.mean_staleness is not None and result.mean_staleness >= 0
+
+
+def test_resume_continues_the_budget(tmp_path):
+    first = dqn.DQNConfig(**TINY, rollout_placement="inline")
+    dqn.train(first, run_dir=tmp_path / "a")
+    longer = dataclasses.replace(first, frames=2048)
+    result = dqn.train(longer, run_dir=tmp_path / "b", resume=tmp_path / "a" / "checkpoint.pt")
+    assert result.frames == 2048
+    # the buffer and its limiter counters came back: together the two runs made exactly the
+    # updates that one 2048-frame run would make
+    assert result.updates == expected_updates(longer)
+    state = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert state["frames"] == 2048 and state["buffer"]["rate_limiter"]["inserts"] == 2048
+    rows = read_metrics(tmp_path / "b")
+    assert rows[0]["frames"] > 1024  # counted on from the checkpoint
+    with pytest.raises(ValueError, match="already at the budget"):
+        dqn.train(first, resume=tmp_path / "b" / "checkpoint.pt")
+    torch.save({"pipeline": "ppo_cartpole"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a dqn_cartpole checkpoint"):
+        dqn.train(first, resume=tmp_path / "other.pt")
 
 
 def test_main_prints_summary_and_report(tmp_path, capsys):
