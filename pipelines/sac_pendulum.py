@@ -73,6 +73,7 @@ from streamrl.ops import (
 from streamrl.train import (
     add_config_arguments,
     config_from_args,
+    load_checkpoint,
     make_run_dir,
     plot_metrics,
     read_metrics,
@@ -234,8 +235,23 @@ class _Parts:
     metrics: MetricsSink
     buffer: TensorDictReplayBuffer
 
+    def checkpoint(self, config: SACConfig) -> dict[str, Any]:
+        """Everything a resumed run needs, replay buffer and limiter counters included."""
+        return {
+            "pipeline": NAME,
+            "policy": self.actor.state_dict(),
+            "loss": self.loss.state_dict(),  # Q-networks, targets, temperature
+            "optimizer": self.optim.state_dict(),
+            "learner": self.learner.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "config": dataclasses.asdict(config),
+            "frames": self.buffer.rate_limiter.inserts,
+            "updates": self.learner.updates,
+        }
 
-def _build(config: SACConfig, run_dir: Path | None, progress: bool) -> _Parts:
+
+def _build(config: SACConfig, run_dir: Path | None, progress: bool,
+           state: dict[str, Any] | None = None) -> _Parts:
     torch.manual_seed(config.seed)
     probe = make_env(config)
     try:
@@ -249,18 +265,36 @@ def _build(config: SACConfig, run_dir: Path | None, progress: bool) -> _Parts:
     # one optimizer: the actor, critic and temperature losses touch disjoint parameters
     optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
     buffer = make_buffer(config)
-    weights = PolicyWeights(actor)
     learner = Learner(loss, optim, minibatch_size=config.batch_size,
                       target_updater=SoftUpdate(loss, tau=config.tau))
-    num_batches = sample_budget(buffer.rate_limiter, collected_frames(config), config.sample_size)
-    metrics = MetricsSink(run_dir, columns=COLUMNS, total_frames=collected_frames(config),
-                          progress=progress, desc=NAME)
+    done = 0
+    if state is not None:
+        actor.load_state_dict(state["policy"])
+        loss.load_state_dict(state["loss"])
+        optim.load_state_dict(state["optimizer"])
+        learner.load_state_dict(state["learner"])
+        buffer.load_state_dict(state["buffer"])
+        done = int(state["frames"])
+    remaining = config.frames - done
+    if remaining <= 0:
+        raise ValueError(f"the checkpoint is at {done} frames, already at the budget "
+                         f"frames={config.frames}; pass a larger --frames")
+    total = done + math.ceil(remaining / config.frames_per_batch) * config.frames_per_batch
+    weights = PolicyWeights(actor)
+    num_batches = sample_budget(buffer.rate_limiter, total, config.sample_size)
+    metrics = MetricsSink(run_dir, columns=COLUMNS, total_frames=total, progress=progress,
+                          desc=NAME)
+    metrics.frames = done
+    evaluator = Evaluator(functools.partial(make_eval_env, config), weights,
+                          seed=config.eval_seed,
+                          interval=max(1, round(config.eval_interval * config.updates_per_frame)))
+    evaluator.next_at = (learner.updates // evaluator.interval + 1) * evaluator.interval
 
     g = Graph(NAME)
     rollout = g.add(
         Rollout(functools.partial(make_env, config), weights,
-                frames_per_batch=config.frames_per_batch, total_frames=config.frames,
-                seed=config.seed),
+                frames_per_batch=config.frames_per_batch, total_frames=remaining,
+                seed=config.seed + done),
         name="rollout",
         placement=Process() if config.rollout_placement == "process" else "inline",
     )
@@ -269,15 +303,11 @@ def _build(config: SACConfig, run_dir: Path | None, progress: bool) -> _Parts:
                    name="replay_source", placement="thread")
     learn = g.add(learner, name="learner", placement="thread")
     sync = g.add(WeightSync(weights, actor, lock=learner.lock), name="weight_sync")
-    evaluator = g.add(
-        Evaluator(functools.partial(make_eval_env, config), weights, seed=config.eval_seed,
-                  interval=max(1, round(config.eval_interval * config.updates_per_frame))),
-        name="evaluator", placement="thread",
-    )
+    eval_node = g.add(evaluator, name="evaluator", placement="thread")
     sink_node = g.add(metrics, name="metrics")
     g.connect(rollout, sink).connect(rollout, sink_node["collector"], capacity=4)
     g.connect(source, learn).connect(learn, sync).connect(sync, sink_node["learner"], capacity=8)
-    g.connect(sync, evaluator, kind="latest").connect(evaluator, sink_node["eval"])
+    g.connect(sync, eval_node, kind="latest").connect(eval_node, sink_node["eval"])
     return _Parts(g, actor, loss, optim, learner, metrics, buffer)
 
 
@@ -288,10 +318,20 @@ def build_graph(argv: list[str] | None = None) -> Graph:
 
 
 # ---------------------------------------------------------------------------------- training
-def train(config: SACConfig, *, run_dir: Path | None = None, progress: bool = False) -> SACResult:
+def train(config: SACConfig, *, run_dir: Path | None = None, progress: bool = False,
+          resume: str | Path | None = None) -> SACResult:
     """Train SAC as configured (one concurrent graph run); write metrics, config, checkpoint
-    and plot into ``run_dir`` (nothing when ``None``). Seeds torch's global generator;
-    torch's thread count is restored on return."""
+    and plot into ``run_dir`` (nothing when ``None``). ``resume``: a ``checkpoint.pt`` to go
+    on from (networks, optimizer, replay buffer, limiter counters; the frame budget
+    ``config.frames`` counts the frames already collected). Seeds torch's global generator;
+    torch's thread count is restored on return. The checkpoint is also written when the run
+    fails or is interrupted (Ctrl-C)."""
+    state = None
+    if resume is not None:
+        state = load_checkpoint(resume)
+        if state.get("pipeline") != NAME:
+            raise ValueError(f"{str(resume)!r} is not a {NAME} checkpoint (its pipeline: "
+                             f"{state.get('pipeline')!r})")
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -299,22 +339,16 @@ def train(config: SACConfig, *, run_dir: Path | None = None, progress: bool = Fa
             run_dir = Path(run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-        parts = _build(config, run_dir, progress)
+        parts = _build(config, run_dir, progress, state)
         t0 = time.perf_counter()
         try:
             parts.graph.run_sync()
         finally:
-            parts.buffer.close()
-            if run_dir is not None:
-                save_checkpoint(run_dir / "checkpoint.pt", {
-                    "pipeline": NAME,
-                    "policy": parts.actor.state_dict(),
-                    "loss": parts.loss.state_dict(),
-                    "optimizer": parts.optim.state_dict(),
-                    "config": dataclasses.asdict(config),
-                    "frames": parts.metrics.frames,
-                    "updates": parts.learner.updates,
-                })
+            try:
+                if run_dir is not None:
+                    save_checkpoint(run_dir / "checkpoint.pt", parts.checkpoint(config))
+            finally:
+                parts.buffer.close()
         wall = time.perf_counter() - t0
     finally:
         torch.set_num_threads(threads)
@@ -347,6 +381,8 @@ def parse_args(argv: list[str] | None) -> tuple[SACConfig, argparse.Namespace]:
     parser.add_argument("--runs-root", default="runs", help="parent of the default run dir")
     parser.add_argument("--no-files", action="store_true", help="write no run directory")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                        help="continue from a checkpoint.pt of an earlier run")
     add_config_arguments(parser, SACConfig)
     args = parser.parse_args(argv)
     try:
@@ -364,9 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_files:
         run_dir = Path(args.run_dir) if args.run_dir else make_run_dir(NAME, args.runs_root)
     try:
-        result = train(config, run_dir=run_dir, progress=not args.no_progress)
+        result = train(config, run_dir=run_dir, progress=not args.no_progress,
+                       resume=args.resume)
     except KeyboardInterrupt:
-        print(f"{NAME}: interrupted", file=sys.stderr)
+        where = f"; checkpoint: {run_dir / 'checkpoint.pt'}" if run_dir is not None else ""
+        print(f"{NAME}: interrupted{where}", file=sys.stderr)
         return 130
     _print_summary(config, result)
     return 0

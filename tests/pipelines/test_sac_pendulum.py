@@ -56,6 +56,18 @@ def test_tiny_inline_run_drains_and_writes_its_files(tmp_path):
     assert (tmp_path / "learning_curve.png").exists()
 
 
+def test_resume_continues_the_budget(tmp_path):
+    first = sac.SACConfig(**TINY, rollout_placement="inline")
+    sac.train(first, run_dir=tmp_path / "a")
+    longer = dataclasses.replace(first, frames=1000)
+    result = sac.train(longer, run_dir=tmp_path / "b", resume=tmp_path / "a" / "checkpoint.pt")
+    assert result.frames == 1000 and result.updates == expected_updates(longer)
+    state = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert state["frames"] == 1000 and state["learner"]["updates"] == result.updates
+    with pytest.raises(ValueError, match="already at the budget"):
+        sac.train(first, resume=tmp_path / "b" / "checkpoint.pt")
+
+
 def test_process_rollout_reads_published_weights(tmp_path):
     config = sac.SACConfig(**TINY)
     result = sac.train(config, run_dir=tmp_path)
