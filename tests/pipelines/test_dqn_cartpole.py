@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import multiprocessing as mp
+import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -51,7 +55,7 @@ def test_tiny_inline_run_drains_and_writes_its_files(tmp_path):
         assert list(csv.DictReader(f).fieldnames) == dqn.COLUMNS
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["pipeline"] == "dqn_cartpole" and state["frames"] == 1024
-    assert state["updates"] == result.updates and len(state["buffer"]["storage"]) > 0
+    assert state["updates"] == result.updates and state["buffer"]["storage"]["len"] == 1024
     _, policy, explore = dqn.make_models(config, dqn.GymEnv("CartPole-v1"))
     policy.load_state_dict(state["policy"])
     assert float(explore.eps) == pytest.approx(0.04)
@@ -68,6 +72,7 @@ def test_process_rollout_reads_published_weights(tmp_path):
     assert max(r["batch_policy_version"] for r in rows) > 0
     collector = [r["collector_version"] for r in rows]
     assert collector == sorted(collector) and collector[-1] > 0
+    assert not mp.active_children()  # the rollout's worker process is gone
     assert result.mean_staleness is not None and result.mean_staleness >= 0
 
 
@@ -99,6 +104,30 @@ def test_main_prints_summary_and_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "dqn_cartpole: final eval return" in out and "bottleneck:" in out
     assert "staleness" in out and str(tmp_path) in out
+
+
+def test_progress_bar_shows_frames_and_eval(capsys):
+    dqn.train(dqn.DQNConfig(**TINY, rollout_placement="inline"), progress=True)
+    err = capsys.readouterr().err
+    assert "dqn_cartpole" in err and "frame" in err and "eval=" in err
+
+
+# threads blocked in the rate limiter when the graph is cancelled may be abandoned (warning)
+@pytest.mark.filterwarnings("ignore::streamrl.StreamRLWarning")
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path, capsys):
+    argv = ["--run-dir", str(tmp_path), "--no-progress", "--rollout-placement", "inline"]
+    for key, value in {**TINY, "frames": 1_000_000}.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        code = dqn.main(argv)
+    finally:
+        timer.cancel()
+    assert code == 130
+    assert "interrupted; checkpoint:" in capsys.readouterr().err
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert 0 < state["frames"] < 1_000_000 and state["frames"] == state["buffer"]["storage"]["len"]
 
 
 def test_build_graph_and_config_errors():
