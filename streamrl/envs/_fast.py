@@ -285,3 +285,124 @@ def collect_row(env: Any, native_action: Any, v: dict[str, Any], t: int) -> bool
     for k, buf in root.items():
         buf[t + 1] = nxt[k][t]
     return False
+
+
+# root entries step_mdp drops (exclude_action, exclude_reward) or collection rewrites
+_NOT_CARRIED = frozenset({"action", "reward", "next", "collector", *FLAGS})
+
+
+def collect_steps(
+    env: Any, td: TensorDictBase, T: int, policy: Any, project: bool
+) -> tuple[TensorDictBase, TensorDictBase] | TensorDictBase | None:
+    """``T`` steps of ``policy`` (None: random actions) in ``env`` from the root ``td``,
+    with done sub-envs reset (``step_and_maybe_reset``), written into preallocated
+    ``[*batch, T]`` buffers through ``env._collect_step``.
+
+    Returns ``(batch, next root)``: the batch holds exactly what stacking the per-step
+    tensordicts of the generic loop holds. ``project``: actions are projected into the action
+    spec before each step. Returns None (nothing done) when ``env`` or ``td`` does not allow
+    it, and the policy's output of the first step when that needs the generic loop (entries
+    under ``"next"``, nested or non-tensor entries): continue from it without calling the
+    policy again.
+    """
+    if "next" in td.keys():
+        return None
+    _, action_keys, action_spec, _ = env._action_info()
+    if list(action_keys) != ["action"]:
+        return None
+    bufs = env._collect_buffers(T)
+    if bufs is None:
+        return None
+    batch_size = env.batch_size
+    nb = len(batch_size)
+    obs_keys = list(bufs.root)
+    root_cols = bufs.columns()["root"]
+    for k in obs_keys:
+        root_cols[k][0].copy_(td.get(k))
+    flags0 = {k: td.get(k) for k in FLAGS}
+    false = torch.zeros((*batch_size, 1), dtype=torch.bool)
+    check = env.check_actions
+    # an in-range discrete action of the spec's dtype projects onto itself: skip both the
+    # projection and the (same) check then
+    discrete = action_spec is not None and action_spec.domain != "continuous"
+    project = project and policy is not None
+    skip = {*obs_keys, *FLAGS, "collector"}
+    extra: dict = {}  # root entries the policy writes (action, logits...): [*batch, T]
+    extra_cols: dict = {}
+    for t in range(T):
+        before = {k: td.get(k) for k in obs_keys}
+        action = None
+        if policy is None:
+            td = env.rand_action(td)
+        else:
+            td = policy(td)
+            if project:
+                action = td.get("action", None)
+                if not (
+                    discrete
+                    and action is not None
+                    and action.dtype == action_spec.dtype
+                    and action.shape == action_spec.shape
+                    and action_spec._values_ok(action)
+                ):
+                    env.full_action_spec.project(td)
+                    action = None
+        if t == 0:
+            extra = _extra_buffers(td, skip, batch_size, T)
+            if extra is None:
+                return td
+            extra_cols = {k: v.unbind(nb) for k, v in extra.items()}
+        if action is None:  # not checked above
+            action = td.get("action", None)
+            if action is None:
+                raise KeyError(f"step: missing action key 'action'; found keys {list(td.keys())}")
+            if check:
+                env._check_action(action, action_spec)
+        for k, c in extra_cols.items():
+            c[t].copy_(td.get(k))
+        for k, old in before.items():
+            v = td.get(k)
+            if v is not old:  # the policy replaced an observation: record its value
+                root_cols[k][t].copy_(v)
+        env._collect_step(action, bufs, t)
+        # the next root: step_mdp (no action, reward or "next") + reset observations
+        src = {k: v for k, v in td.items() if k not in _NOT_CARRIED}
+        for k in obs_keys:
+            obs = root_cols[k][t + 1]
+            src[k] = obs if t + 1 < T else obs.clone()
+        for k in FLAGS:
+            src[k] = false if t + 1 < T else false.clone()
+        td = TensorDict._new_unsafe(src, batch_size=batch_size)
+    env._collect_end(bufs)
+    return _wrap(bufs, extra, flags0, batch_size, T), td
+
+
+def _extra_buffers(td: TensorDictBase, skip: set, batch_size: torch.Size, T: int) -> dict | None:
+    nb = len(batch_size)
+    out = {}
+    for k in td.keys():
+        if k in skip:
+            continue
+        if k == "next":
+            return None
+        v = td.get(k)
+        if not isinstance(v, torch.Tensor) or v.shape[:nb] != batch_size:
+            return None  # nested or non-tensor entries: the generic loop handles them
+        out[k] = torch.empty((*batch_size, T, *v.shape[nb:]), dtype=v.dtype, device=v.device)
+    return out
+
+
+def _wrap(
+    bufs: CollectBuffers, extra: dict, flags0: dict, batch_size: torch.Size, T: int
+) -> TensorDictBase:
+    nb = len(batch_size)
+    bs = torch.Size((*batch_size, T))
+    upto = (slice(None),) * nb + (slice(0, T),)
+    src: dict = {k: v[upto].contiguous() for k, v in bufs.root.items()}
+    for k in FLAGS:
+        flag = torch.zeros((*bs, 1), dtype=torch.bool)
+        flag[bufs.column(0)] = flags0[k]
+        src[k] = flag
+    src.update(extra)
+    src["next"] = bufs.next_tensordict()
+    return TensorDict._new_unsafe(src, batch_size=bs)

@@ -10,6 +10,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from streamrl.data.specs import Categorical, Composite, TensorSpec, Unbounded
+from streamrl.envs._fast import collect_steps
 from streamrl.envs.utils import step_mdp
 
 __all__ = ["EnvBase", "EnvClosedError"]
@@ -468,10 +469,20 @@ class EnvBase:
         callback: Callable[[EnvBase, TensorDictBase], Any] | None,
         break_when_any_done: bool,
     ) -> TensorDictBase:
-        """The generic rollout: one ``step`` (and ``step_mdp``) per iteration."""
+        """The per-step rollout: one ``step`` (and ``step_mdp``) per iteration, or, where the
+        env supports it, the same steps written into preallocated buffers."""
+        policied = False
+        if not break_when_any_done and callback is None:
+            res = collect_steps(self, td, max_steps, policy, project=False)
+            if isinstance(res, tuple):
+                return res[0]
+            if res is not None:  # the policy's first output needs the generic loop
+                td, policied = res, True
         steps = []
-        for _ in range(max_steps):
-            if policy is None:
+        for t in range(max_steps):
+            if t == 0 and policied:
+                pass
+            elif policy is None:
                 td = self.rand_action(td)
             else:
                 td = policy(td)

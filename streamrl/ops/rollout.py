@@ -9,6 +9,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from streamrl._exploration import ExplorationType, set_exploration_type
+from streamrl.envs._fast import collect_steps
 from streamrl.envs.common import EnvBase
 from streamrl.envs.utils import step_mdp
 from streamrl.graph import Operator
@@ -16,10 +17,6 @@ from streamrl.ops._trajectories import TrajectoryIds, set_collector_entries
 from streamrl.ops.policy_weights import PolicyWeights
 
 __all__ = ["Rollout", "make_env"]
-
-FLAGS = ("done", "terminated", "truncated")
-# root entries step_mdp drops (exclude_action, exclude_reward) or the rollout rewrites
-_NOT_CARRIED = frozenset({"action", "reward", "next", "collector", *FLAGS})
 
 
 def make_env(create_env: EnvBase | Callable[[], EnvBase]) -> EnvBase:
@@ -180,116 +177,18 @@ class Rollout(Operator):
         preallocated buffers (envs with ``_collect_step``: gymnasium envs and batched envs of
         them); None when the env or the root tensordict does not allow it."""
         T = self.steps_per_batch
-        td = self._td
-        if "next" in td.keys():
+        res = collect_steps(env, self._td, T, self.policy, self.project_actions)
+        if res is None:
             return None
-        bufs = env._collect_buffers(T)
-        if bufs is None:
-            return None
-        batch_size = env.batch_size
-        nb = len(batch_size)
-        obs_keys = list(bufs.root)
-        root_cols = bufs.columns()["root"]
-        for k in obs_keys:
-            root_cols[k][0].copy_(td.get(k))
-        flags0 = {k: td.get(k) for k in FLAGS}
-        false = torch.zeros((*batch_size, 1), dtype=torch.bool)
-        _, action_keys, action_spec, _ = env._action_info()
-        if list(action_keys) != ["action"]:
-            return None
-        check = env.check_actions
-        # an in-range discrete action of the spec's dtype projects onto itself: skip both the
-        # projection and the (same) check then
-        discrete = action_spec is not None and action_spec.domain != "continuous"
-        project = self.project_actions and self.policy is not None
-        skip = {*obs_keys, *FLAGS, "collector"}
-        extra: dict = {}  # root entries the policy writes (action, logits...): [*batch, T]
-        extra_cols: dict = {}
-        for t in range(T):
-            before = {k: td.get(k) for k in obs_keys}
-            if project:
-                td = self.policy(td)
-                action = td.get("action", None)
-                if not (
-                    discrete
-                    and action is not None
-                    and action.dtype == action_spec.dtype
-                    and action.shape == action_spec.shape
-                    and action_spec._values_ok(action)
-                ):
-                    env.full_action_spec.project(td)
-                    action = None
-            else:
-                td = self._act(env, td)
-                action = None
-            if t == 0:
-                extra = self._extra_buffers(td, skip, batch_size, T)
-                if extra is None:  # e.g. the policy writes under "next": generic path
-                    return self._collect_generic(env, td, policied=True)
-                extra_cols = {k: v.unbind(nb) for k, v in extra.items()}
-            if action is None:  # not checked above
-                action = td.get("action", None)
-                if action is None:
-                    raise KeyError(
-                        f"step: missing action key 'action'; found keys {list(td.keys())}"
-                    )
-                if check:
-                    env._check_action(action, action_spec)
-            for k, c in extra_cols.items():
-                c[t].copy_(td.get(k))
-            for k, old in before.items():
-                v = td.get(k)
-                if v is not old:  # the policy replaced an observation: record its value
-                    root_cols[k][t].copy_(v)
-            env._collect_step(action, bufs, t)
-            # the next root: step_mdp (no action, reward or "next") + reset observations
-            src = {k: v for k, v in td.items() if k not in _NOT_CARRIED}
-            for k in obs_keys:
-                obs = root_cols[k][t + 1]
-                src[k] = obs if t + 1 < T else obs.clone()
-            for k in FLAGS:
-                src[k] = false if t + 1 < T else false.clone()
-            td = TensorDict._new_unsafe(src, batch_size=batch_size)
-        self._td = td
-        env._collect_end(bufs)
-        return self._wrap_fast(bufs, extra, flags0, batch_size, nb, T)
-
-    @staticmethod
-    def _extra_buffers(
-        td: TensorDictBase, skip: set, batch_size: torch.Size, T: int
-    ) -> dict | None:
-        out = {}
-        for k in td.keys():
-            if k in skip:
-                continue
-            if k == "next":
-                return None
-            v = td.get(k)
-            if not isinstance(v, torch.Tensor) or v.shape[: len(batch_size)] != batch_size:
-                return None  # nested or non-tensor entries: the generic path handles them
-            nb = len(batch_size)
-            out[k] = torch.empty((*batch_size, T, *v.shape[nb:]), dtype=v.dtype, device=v.device)
-        return out
-
-    def _wrap_fast(
-        self, bufs: Any, extra: dict, flags0: dict, batch_size: torch.Size, nb: int, T: int
-    ) -> TensorDictBase:
-        bs = torch.Size((*batch_size, T))
-        upto = (slice(None),) * nb + (slice(0, T),)
-        src: dict = {k: v[upto].contiguous() for k, v in bufs.root.items()}
-        for k in FLAGS:
-            flag = torch.zeros((*bs, 1), dtype=torch.bool)
-            flag[bufs.column(0)] = flags0[k]
-            src[k] = flag
-        src.update(extra)
-        nxt = bufs.next_tensordict()
-        src["next"] = nxt
+        if isinstance(res, TensorDictBase):  # the policy's output needs the generic loop
+            return self._collect_generic(env, res, policied=True)
+        batch, self._td = res
         # trajectory ids of the whole batch at once, [T, envs] for TrajectoryIds
-        done = nxt.get("done").reshape(self.num_envs, T).transpose(0, 1)
-        ids = self._traj.step_many(done).transpose(0, 1).reshape(bs)
+        done = batch.get(("next", "done")).reshape(self.num_envs, T).transpose(0, 1)
+        ids = self._traj.step_many(done).transpose(0, 1).reshape(batch.batch_size)
         ids = ids * self.num_workers + self.worker_index
-        src["collector"] = TensorDict._new_unsafe({"traj_ids": ids}, batch_size=bs)
-        return TensorDict._new_unsafe(src, batch_size=bs)
+        batch.set("collector", TensorDict._new_unsafe({"traj_ids": ids}, batch.batch_size))
+        return batch
 
     def close(self) -> None:
         if self.env is not None:
