@@ -34,8 +34,8 @@ from .helpers import Boom, Forever, PingPong, Slow
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray.init(address="local", num_cpus=2, resources={"env_host": 2}, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
     # this test package is not importable on Ray's workers: send its functions by value
     for module in (__name__, Boom.__module__):
         ray.cloudpickle.register_pickle_by_value(sys.modules[module])
@@ -189,11 +189,28 @@ def test_chain_with_ray_maps(ray):
     assert stats["m1"].calls >= 6 and stats["m2"].calls >= 6
 
 
+class _PlacedPingPong(PingPong):
+    """PingPong that records, in its state, the Ray resources its actor was given."""
+
+    state_keys = ("count", "resources")
+
+    def __init__(self, rounds):
+        super().__init__(rounds)
+        self.resources = {}
+
+    def open(self):
+        import ray
+
+        self.resources = dict(ray.get_runtime_context().get_assigned_resources())
+        return super().open()
+
+
 def test_env_like_source_on_ray_in_a_feedback_cycle(ray):
     """PingPong (an env: emits, then reacts to each reply) on an actor, its policy inline; a
     second, independent cycle runs alongside with ``sync_state=False``."""
     g = Graph()
-    env = g.add(PingPong(rounds=20), name="env", placement=Ray(num_cpus=1))
+    env = g.add(_PlacedPingPong(rounds=20), name="env",
+                placement=Ray(num_cpus=0.5, resources={"env_host": 1}))
     policy = g.add(Map(lambda x: x + 1), name="policy")
     g.connect(env["ping"], policy).connect(policy, env["pong"], feedback=True)
     env2 = g.add(PingPong(rounds=5), name="env2", placement=Ray(sync_state=False))
@@ -203,8 +220,10 @@ def test_env_like_source_on_ray_in_a_feedback_cycle(ray):
     g.run_sync()
     # the actor's state is copied back into the driver's operator after the run
     assert env.op.count == 20
-    assert g.state_dict()["env"] == {"count": 20}
+    assert g.state_dict()["env"] == {"count": 20, "resources": env.op.resources}
     assert env.op.seen == []  # not in state_keys: the actor's list stays on the actor
+    # the actor was given what the placement asked for
+    assert env.op.resources == {"CPU": 0.5, "env_host": 1.0}
     assert env2.op.count == 0  # sync_state=False: not copied back
 
 
@@ -291,16 +310,51 @@ def test_an_actor_that_cannot_be_placed_times_out_in_start(ray):
 
 
 # ---------------------------------------------------------------------------- shutdown
-async def test_cancel_kills_an_actor_stuck_in_a_hook(ray):
+class _Stuck(Operator):
+    """A sink whose step creates ``path`` (so the test knows it is inside) and hangs."""
+
+    outputs = ()
+
+    def __init__(self, path):
+        self.path = path
+
+    def step(self, inputs):
+        with open(self.path, "w"):
+            pass
+        time.sleep(30)
+
+
+async def test_cancel_kills_an_actor_stuck_in_a_hook(ray, tmp_path):
+    flag = tmp_path / "in_step"
     g = Graph()
-    src = g.add(Forever(), name="src")
-    m = g.add(Slow(30.0), name="m", placement=Ray())
-    g.connect(src, m).connect(m, g.add(Sink(lambda x: None)))
-    with anyio.move_on_after(1.0) as scope:
+    g.connect(g.add(Forever(), name="src"), g.add(_Stuck(str(flag)), name="m", placement=Ray()))
+    ticks = 0
+    cancelled_at = None
+
+    async def ticker():  # runs only if awaiting the actor leaves the event loop free
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    async def cancel_when_stuck(scope):
+        nonlocal cancelled_at, ticks
+        with anyio.fail_after(60):  # generous: the actor starts in seconds on a loaded machine
+            while not flag.exists():
+                await anyio.sleep(0.01)
+        ticks = 0
+        await anyio.sleep(0.5)  # the actor is inside step() all along
+        cancelled_at = time.monotonic()
+        scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        tg.start_soon(cancel_when_stuck, tg.cancel_scope)
         await g.run()
-    assert scope.cancelled_caught
-    assert anyio.current_time() - scope.deadline < 1.0  # the run ended within a second
-    assert _actors_gone(ray, timeout=0.5)  # and the actor had been killed by then
+    elapsed = time.monotonic() - cancelled_at
+    assert ticks >= 10, ticks  # the event loop ran while the actor was stuck
+    assert elapsed < 1.0, elapsed  # the run ended within a second of the cancel
+    assert _actors_gone(ray, timeout=0.0)  # and the actor had been killed by then
 
 
 def test_keyboard_interrupt_while_iterating_stops_the_graph(ray):
