@@ -388,6 +388,8 @@ def _extra_buffers(td: TensorDictBase, skip: set, batch_size: torch.Size, T: int
         v = td.get(k)
         if not isinstance(v, torch.Tensor) or v.shape[:nb] != batch_size:
             return None  # nested or non-tensor entries: the generic loop handles them
+        if v.requires_grad and torch.is_grad_enabled():
+            return None  # stacking keeps the autograd graph; buffers would not
         out[k] = torch.empty((*batch_size, T, *v.shape[nb:]), dtype=v.dtype, device=v.device)
     return out
 
