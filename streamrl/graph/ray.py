@@ -271,9 +271,27 @@ class _RayHost(Host):
             return
         error: BaseException | None = None
         with anyio.CancelScope(shield=True):
+            if not fast:  # answers still due (pipelined calls whose consumer has gone): wait
+                with anyio.move_on_after(self._p.close_timeout):
+                    while self._inflight:
+                        ref = self._inflight[0]
+                        try:
+                            await ref
+                        except Exception:  # its consumer has gone: the outcome is dropped
+                            pass
+                        self._inflight.popleft()
+                if self._inflight:
+                    warnings.warn(
+                        f"operator {self.name!r}: its Ray actor is still inside a hook after "
+                        f"{self._p.close_timeout:g} s; killed without copying its state back or "
+                        "running close()",
+                        StreamRLWarning,
+                        stacklevel=2,
+                    )
             if not self._inflight:  # idle: bring the state back, then close() on the actor
                 if self._p.sync_state and not fast:
                     await self._copy_state_back()
+            if not self._inflight:  # (a state_dict() that timed out is still running)
                 with anyio.move_on_after(1.0 if fast else self._p.close_timeout):
                     try:
                         await self.call("close")

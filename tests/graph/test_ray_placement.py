@@ -78,6 +78,10 @@ def _pipe(op, name, placement, items=(1,)):
     return g
 
 
+def _identity(x):
+    return x
+
+
 def _scale(td):
     # records where it ran: the pid of the actor's process
     return td.set("y", td["obs"] * 10).set("pid", torch.full((td.shape[0],), os.getpid()))
@@ -187,6 +191,47 @@ def test_chain_with_ray_maps(ray):
     stats = g.stats().operators
     assert stats["m1"].placement == stats["m2"].placement == "ray"
     assert stats["m1"].calls >= 6 and stats["m2"].calls >= 6
+
+
+class _Counter(Map):
+    """A pipelined (``pipeline_safe``) Map that counts its steps in its state."""
+
+    state_keys = ("n",)
+
+    def __init__(self):
+        super().__init__(_identity)
+        self.n = 0
+
+    def step(self, inputs):
+        self.n += 1
+        return super().step(inputs)
+
+
+class _Take(Operator):
+    """Ends the stream after ``k`` items."""
+
+    outputs = ()
+
+    def __init__(self, k):
+        self.k = k
+        self.items = []
+
+    def step(self, inputs):
+        self.items.append(inputs["in"])
+        if len(self.items) >= self.k:
+            raise StopIteration
+
+
+def test_a_consumer_that_stops_early_still_gets_state_back(ray):
+    """The consumer ends while a pipelined call is in flight: the answer is awaited, then the
+    state is copied back and close() runs as after any normal end."""
+    g = Graph()
+    count = g.add(_Counter(), name="count", placement=Ray(max_in_flight=2))
+    take = g.add(_Take(3), name="take")
+    g.connect(g.add(Source(range(100))), count).connect(count, take, capacity=1)
+    g.run_sync()
+    assert take.op.items == [0, 1, 2]
+    assert 3 <= count.op.n < 100, count.op.n
 
 
 class _PlacedPingPong(PingPong):
