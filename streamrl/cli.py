@@ -55,8 +55,9 @@ def resolve_pipeline(spec: str) -> Path | None:
     return None
 
 
-def load_pipeline(path: Path) -> ModuleType:
+def load_pipeline(path: str | Path) -> ModuleType:
     """Import a pipeline file as a module (its name: ``streamrl_pipeline_<stem>``)."""
+    path = Path(path)
     name = f"streamrl_pipeline_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

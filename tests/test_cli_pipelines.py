@@ -115,3 +115,12 @@ def test_graph_text_and_mermaid(capsys):
     assert main(["graph", "--mermaid", "demo"]) == 0
     assert "flowchart" in capsys.readouterr().out
     assert not mp.active_children()
+
+
+def test_load_pipeline_accepts_a_string_path():
+    from pathlib import Path
+
+    from streamrl.cli import load_pipeline
+
+    path = Path(__file__).resolve().parents[1] / "pipelines" / "ppo_cartpole.py"
+    assert callable(load_pipeline(str(path)).main)

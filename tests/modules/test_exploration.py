@@ -196,3 +196,14 @@ def test_ou_noise_carries_over_in_env_loop():
     torch.manual_seed(3)
     torch.testing.assert_close(td["_ou_prev_noise"], torch.randn(1))
     env.close()
+
+
+def test_egreedy_on_unbatched_input():
+    module = EGreedyModule(Categorical(2), eps_init=1.0, eps_end=1.0)
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(50):
+        td = module(TensorDict({"action": torch.tensor(0)}, []))
+        assert td["action"].shape == ()
+        seen.add(int(td["action"]))
+    assert seen == {0, 1}

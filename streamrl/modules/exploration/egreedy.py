@@ -124,6 +124,6 @@ class EGreedyModule(TensorDictModuleBase):
         batch = tensordict.batch_size
         explore = torch.rand(batch, device=action.device) < self.eps.to(action.device)
         random_action = self._random_action(action, mask)
-        explore = explore.reshape(*batch, *([1] * (action.ndim - len(batch))))
+        explore = explore.reshape((*batch, *([1] * (action.ndim - len(batch)))))
         tensordict.set(self.action_key, torch.where(explore, random_action, action))
         return tensordict
