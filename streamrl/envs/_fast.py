@@ -221,18 +221,38 @@ class CollectBuffers:
         self.truncated = torch.zeros((*batch, T, 1), dtype=torch.bool)
         self.batch = batch
         self.T = T
+        self.reused = False
+        self._make_views()
+
+    def _make_views(self) -> None:
         # numpy views: one dict for an unbatched env, one per sub-env for a batched one
-        tensors = {
+        tensors = self.tensors()
+        if not self.batch:
+            self.views: Any = row_views(tensors, None)
+        else:
+            self.views = [row_views(tensors, i) for i in range(self.batch[0])]
+        self.__dict__.pop("_columns", None)
+
+    def tensors(self) -> dict[str, Any]:
+        """Every buffer by name (to hand to a worker process)."""
+        return {
             "next": self.next,
             "root": self.root,
             "reward": self.reward,
             "terminated": self.terminated,
             "truncated": self.truncated,
         }
-        if nb == 0:
-            self.views: Any = row_views(tensors, None)
-        else:
-            self.views = [row_views(tensors, i) for i in range(batch[0])]
+
+    def share_memory_(self) -> CollectBuffers:
+        """Move the buffers into shared memory; from then on they are reused from batch to
+        batch, so the wrapped batches copy them (``reused``)."""
+        for t in (*self.next.values(), *self.root.values()):
+            t.share_memory_()
+        for t in (self.reward, self.terminated, self.truncated):
+            t.share_memory_()
+        self.reused = True
+        self._make_views()  # the storage moved
+        return self
 
     def columns(self) -> dict[str, Any]:
         """Per-step views (``unbind`` along time, made once): ``next[k][t]``, ``root[k][t]``,
@@ -258,11 +278,12 @@ class CollectBuffers:
     def next_tensordict(self) -> TensorDictBase:
         """The ``"next"`` entries of the batch (observations, reward, done flags)."""
         bs = torch.Size((*self.batch, self.T))
-        src: dict[str, Any] = dict(self.next)
-        src["reward"] = self.reward
+        own = (lambda t: t.clone()) if self.reused else (lambda t: t)
+        src: dict[str, Any] = {k: own(v) for k, v in self.next.items()}
+        src["reward"] = own(self.reward)
         src["done"] = self.terminated | self.truncated
-        src["terminated"] = self.terminated
-        src["truncated"] = self.truncated
+        src["terminated"] = own(self.terminated)
+        src["truncated"] = own(self.truncated)
         return TensorDict._new_unsafe(src, batch_size=bs)
 
 
@@ -400,7 +421,10 @@ def _wrap(
     nb = len(batch_size)
     bs = torch.Size((*batch_size, T))
     upto = (slice(None),) * nb + (slice(0, T),)
-    src: dict = {k: v[upto].contiguous() for k, v in bufs.root.items()}
+    # (a clone when the buffers are reused: contiguous() may return a view of them)
+    src: dict = {
+        k: v[upto].clone() if bufs.reused else v[upto].contiguous() for k, v in bufs.root.items()
+    }
     for k in FLAGS:
         flag = torch.zeros((*bs, 1), dtype=torch.bool)
         flag[bufs.column(0)] = flags0[k]

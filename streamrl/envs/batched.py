@@ -221,6 +221,15 @@ class _BatchedEnv(EnvBase):
         reward_dtype = self._full_reward_spec["reward"].dtype
         return CollectBuffers(self._obs_specs, reward_dtype, (self.num_workers,), T)
 
+    def _collect_end_state(self, bufs: CollectBuffers) -> None:
+        """After collecting into ``bufs``: what step_and_maybe_reset leaves in the state (the
+        next root observations, flags all False)."""
+        col = bufs.column(bufs.T)
+        for k in self._obs_keys:
+            self._state[k].copy_(bufs.root[k][col])
+        for k in FLAGS:
+            self._state[k].zero_()
+
     def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
         """Seed sub-env ``i`` with ``seed + i``; returns ``seed + num_workers``."""
         self._ensure_started()
@@ -350,12 +359,7 @@ class SerialEnv(_BatchedEnv):
         return any_done
 
     def _collect_end(self, bufs: CollectBuffers) -> None:
-        # what step_and_maybe_reset leaves: the next root observations, flags all False
-        col = bufs.column(bufs.T)
-        for k in self._obs_keys:
-            self._state[k].copy_(bufs.root[k][col])
-        for k in FLAGS:
-            self._state[k].zero_()
+        self._collect_end_state(bufs)
 
     def _close(self) -> None:
         for env in getattr(self, "_envs", []):

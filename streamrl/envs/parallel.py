@@ -12,7 +12,15 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from streamrl._mp import RemoteError, Worker, WorkerDiedError, default_start_method
-from streamrl.envs._fast import FLAGS, RolloutBuffers, row_views, run_env, supports_fast
+from streamrl.envs._fast import (
+    FLAGS,
+    CollectBuffers,
+    RolloutBuffers,
+    collect_row,
+    row_views,
+    run_env,
+    supports_fast,
+)
 from streamrl.envs.batched import _BatchedEnv, td_from_keys
 from streamrl.envs.common import EnvBase, EnvClosedError
 
@@ -24,7 +32,7 @@ __all__ = ["ParallelEnv"]
 # FAILED in the slot and its exception travels back through the pipe). A semaphore round trip
 # costs a few microseconds against tens for a pipe message (measured: 11 vs 40 us for two
 # workers on a 2-core machine), and nothing is pickled.
-_STEP, _COLLECT, _RESET, _STOP, _FAILED = 1, 2, 3, 4, -1
+_STEP, _COLLECT, _RESET, _STOP, _COLLECT_INTO, _FAILED = 1, 2, 3, 4, 5, -1
 
 
 class _EnvServer:
@@ -59,17 +67,22 @@ class _EnvServer:
         """Run commands from the per-step channel until ``_STOP`` (see ``_STEP``)."""
         req, rep = self.channel
         cmd, i = self.cmd, self.i
-        handlers = {_STEP: self.step, _COLLECT: self.collect_step, _RESET: self.reset}
+        handlers = {
+            _STEP: self.step,
+            _COLLECT: self.collect_step,
+            _RESET: self.reset,
+            _COLLECT_INTO: self.collect_into,
+        }
         while True:
             req.acquire()
-            code = int(cmd[i])
+            code = int(cmd[i, 0])
             if code == _STOP:
                 rep.release()
                 return
             try:
                 handlers[code]()
             except BaseException:
-                cmd[i] = _FAILED  # the exception is this call's reply, through the pipe
+                cmd[i, 0] = _FAILED  # the exception is this call's reply, through the pipe
                 rep.release()
                 raise
             rep.release()
@@ -131,6 +144,17 @@ class _EnvServer:
             st[k][...] = obs[k]
         for k in FLAGS:
             st[k][...] = False
+
+    def set_collect_buffers(self, tensors: dict) -> None:
+        """Shared ``[N, T]`` collection buffers that ``collect_into`` writes this env's row of."""
+        self.collect_views = row_views(tensors, self.i)
+
+    def collect_into(self) -> None:
+        """``collect_row`` at the step index in the command slot; writes done back there."""
+        i = self.i
+        t = int(self.cmd[i, 1])
+        native = self.env._native_actions(self.action[i])
+        self.cmd[i, 1] = collect_row(self.env, native, self.collect_views, t)
 
     def rollout(self, tensors: dict, actions: torch.Tensor, T: int) -> None:
         i = self.i
@@ -203,6 +227,7 @@ class ParallelEnv(_BatchedEnv):
         self._pids: list[int | None] = []
         self._channels: list | None = None
         self._serving: list[bool] = []
+        self._shared_collect: CollectBuffers | None = None
 
     # -------------------------------------------------------------- workers
     def _start(self) -> None:
@@ -241,7 +266,8 @@ class ParallelEnv(_BatchedEnv):
                 self._next_bufs[k] = flag.share_memory_()
             for v in self._state.values():
                 v.share_memory_()
-            self._cmd = torch.zeros(n, dtype=torch.int32).share_memory_()
+            # per worker: [command, argument/result] (collect_into: step index in, done out)
+            self._cmd = torch.zeros(n, 2, dtype=torch.int32).share_memory_()
             self._cmd_np = self._cmd.numpy()
             bufs = {
                 "action": self._action_buf,
@@ -272,7 +298,7 @@ class ParallelEnv(_BatchedEnv):
                     self._fail()
                     raise
                 self._serving[i] = True
-            cmd[i] = code
+            cmd[i, 0] = code
             self._channels[i][0].release()
         self._collect_replies(idx)
 
@@ -298,7 +324,7 @@ class ParallelEnv(_BatchedEnv):
                 raise RuntimeError(f"worker {w.name!r} left its command loop unexpectedly")
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"worker {w.name!r} did not reply within {self.timeout} s")
-        if self._cmd_np[i] == _FAILED:
+        if self._cmd_np[i, 0] == _FAILED:
             self._serving[i] = False
             w.recv()  # the command's exception (RemoteError)
 
@@ -308,7 +334,7 @@ class ParallelEnv(_BatchedEnv):
         if not idx:
             return
         for i in idx:
-            self._cmd_np[i] = _STOP
+            self._cmd_np[i, 0] = _STOP
             self._channels[i][0].release()
         self._collect_replies(idx)
         error = None
@@ -368,7 +394,7 @@ class ParallelEnv(_BatchedEnv):
         for i, on in enumerate(self._serving):
             if on:
                 self._serving[i] = False
-                self._cmd_np[i] = _STOP
+                self._cmd_np[i, 0] = _STOP
                 self._channels[i][0].release()
         for w in self._workers:
             try:
@@ -437,8 +463,29 @@ class ParallelEnv(_BatchedEnv):
         self._gather("rollout", bufs.tensors(), actions, T)
         return bufs.to_tensordict(T, actions, tensordict)
 
+    def _collect_buffers(self, T: int) -> CollectBuffers | None:
+        bufs = super()._collect_buffers(T)
+        if bufs is None or self._channels is None:
+            return bufs
+        # with the channel the workers write straight into shared buffers, kept from batch to
+        # batch (handed to the workers once per length T); batches are copied out of them
+        shared = self._shared_collect
+        if shared is None or shared.T != T:
+            shared = bufs.share_memory_()
+            self._gather("set_collect_buffers", per_worker=[(shared.tensors(),)] * self.num_workers)
+            self._shared_collect = shared
+        else:  # collect_row writes the flags of done steps only
+            shared.terminated.zero_()
+            shared.truncated.zero_()
+        return shared
+
     def _collect_step(self, action: torch.Tensor, bufs: Any, t: int) -> bool:
         self._action_buf.copy_(action)
+        if bufs is self._shared_collect:
+            cmd = self._cmd_np
+            cmd[:, 1] = t
+            self._command(_COLLECT_INTO, "collect_into")
+            return bool(cmd[:, 1].any())
         self._command(_COLLECT, "collect_step")
         nx, st = self._next_bufs, self._state
         cols = bufs.columns()
@@ -449,6 +496,10 @@ class ParallelEnv(_BatchedEnv):
         cols["terminated"][t].copy_(nx["terminated"])
         cols["truncated"][t].copy_(nx["truncated"])
         return bool(nx["done"].any())
+
+    def _collect_end(self, bufs: Any) -> None:
+        if bufs is self._shared_collect:  # the workers' state rows were not written
+            self._collect_end_state(bufs)
 
     def _close(self) -> None:
         self._stop_workers()
