@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import numbers
+import re
 import threading
 import time
 import uuid
@@ -160,8 +161,9 @@ def _unwrap(ray: Any, exc: BaseException) -> BaseException:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, BaseException):
             if hasattr(cause, "add_note"):  # Python >= 3.11
-                # str(): Ray's remote traceback (the raised instance has no traceback_str)
-                cause.add_note(f"raised on a Ray actor: {exc}")
+                # str(): Ray's remote traceback (the raised instance has no traceback_str),
+                # without its terminal colour codes
+                cause.add_note("raised on a Ray actor: " + re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))
             return cause
     return exc
 
@@ -346,9 +348,14 @@ class Ray(Placement):
     the actor, with TensorDicts and other messages carried by Ray's object store. The actor
     asks Ray for ``num_cpus``, ``num_gpus`` and custom ``resources`` (``None``: Ray's defaults);
     ``actor_options`` are passed to ``ray.remote(...).options`` (e.g. ``runtime_env`` or a
-    ``scheduling_strategy``). An operator's exception is re-raised in the driver as the
-    original exception type (Ray's remote traceback added as a note), so the graph raises its
-    usual :class:`~streamrl.graph.OperatorError` naming the operator.
+    ``scheduling_strategy``). Functions and classes the operator refers to must be importable
+    on the actor's node (or sent by value, ``ray.cloudpickle.register_pickle_by_value``). An
+    operator's exception is re-raised in the driver as the original exception (Ray's remote
+    traceback added as a note; a ``ray.exceptions.RayError`` with the details when it cannot
+    be pickled), so the graph raises its usual :class:`~streamrl.graph.OperatorError` naming
+    the operator. Each hook call costs a Ray round trip (about 1 ms on a 2-core machine, see
+    ``benchmarks/graph_ray.py``): send batches of many env rows per message. Starting an
+    actor takes seconds (a new Ray worker process imports torch to rebuild the operator).
 
     When the run ends normally the actor's ``state_dict()`` is loaded into the driver's operator
     object (``sync_state=False`` skips this), ``close()`` runs on the actor, and the actor is
