@@ -117,6 +117,16 @@ def test_missing_ray_names_the_extra(monkeypatch):
         _pipe(Map(abs), "m", Ray()).run_sync()
 
 
+def test_streamrl_graph_imports_without_ray():
+    code = ("import sys\n"
+            "import streamrl.graph as g\n"
+            "print(g.Ray(num_cpus=1), 'ray' in sys.modules)")  # Ray is imported lazily
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["Ray(num_cpus=1)", "False"]
+
+
 def test_async_hooks_are_refused():
     class AsyncStep(Operator):
         async def step(self, inputs):
