@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from streamrl.data.specs import Categorical
+
 FLAGS = ("done", "terminated", "truncated")
 
 
@@ -346,6 +348,7 @@ def collect_steps(
     # an in-range discrete action of the spec's dtype projects onto itself: skip both the
     # projection and the (same) check then
     discrete = action_spec is not None and action_spec.domain != "continuous"
+    values_ok = _values_check(action_spec) if discrete else None
     project = project and policy is not None
     skip = {*obs_keys, *FLAGS, "collector"}
     extra: dict = {}  # root entries the policy writes (action, logits...): [*batch, T]
@@ -364,7 +367,7 @@ def collect_steps(
                     and action is not None
                     and action.dtype == action_spec.dtype
                     and action.shape == action_spec.shape
-                    and action_spec._values_ok(action)
+                    and values_ok(action)
                 ):
                     env.full_action_spec.project(td)
                     action = None
@@ -432,3 +435,16 @@ def _wrap(
     src.update(extra)
     src["next"] = bufs.next_tensordict()
     return TensorDict._new_unsafe(src, batch_size=bs)
+
+
+def _values_check(spec: Any) -> Any:
+    """``spec._values_ok``, with a plain-Python version for a few unmasked categorical
+    actions (a handful of tensor ops cost more than the list)."""
+    if type(spec) is Categorical and spec.mask is None and spec.shape.numel() <= 64:
+        n = spec.n
+
+        def ok(action: torch.Tensor) -> bool:
+            return all(0 <= v < n for v in action.reshape(-1).tolist())
+
+        return ok
+    return spec._values_ok

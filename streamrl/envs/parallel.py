@@ -485,7 +485,7 @@ class ParallelEnv(_BatchedEnv):
             cmd = self._cmd_np
             cmd[:, 1] = t
             self._command(_COLLECT_INTO, "collect_into")
-            return bool(cmd[:, 1].any())
+            return any(cmd[:, 1].tolist())  # (cheaper than numpy's any for a few envs)
         self._command(_COLLECT, "collect_step")
         nx, st = self._next_bufs, self._state
         cols = bufs.columns()

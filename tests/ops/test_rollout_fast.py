@@ -170,3 +170,26 @@ def test_trajectory_ids_step_many_matches_step(seed):
     assert torch.equal(many.step_many(torch.zeros(3, 4, dtype=torch.bool)), one.current.expand(3, 4))
     with pytest.raises(ValueError, match=r"shape \[T, 4\]"):
         many.step_many(torch.zeros(3, dtype=torch.bool))
+
+
+def test_out_of_range_discrete_actions_are_projected_like_the_generic_path():
+    def wild(td):  # 5 and -3: clamped to 1 and 0 by the projection
+        td.set("action", torch.tensor([5, -3]))
+        return td
+
+    make = functools.partial(SerialEnv, 2, cartpole)
+    fast = collect(make, wild, True)
+    assert_same(fast, collect(make, wild, False))
+    assert fast[0].get("action")[:, 0].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("shape", [(), (2,), (2, 3)])
+def test_quick_categorical_check_agrees_with_the_spec(shape):
+    from streamrl.data.specs import Categorical
+    from streamrl.envs._fast import _values_check
+
+    spec = Categorical(3, shape=shape)
+    ok = _values_check(spec)
+    for value in (0, 2, 3, -1):
+        action = torch.full(shape, value, dtype=torch.int64)
+        assert ok(action) == spec._values_ok(action) == (0 <= value < 3)
