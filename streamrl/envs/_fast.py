@@ -30,7 +30,23 @@ def supports_fast(env: Any) -> bool:
     # pass for the env they wrap
     if getattr(type(env), "_np_obs_keys", None) is None:
         return False
+    if _overrides_stepping(type(env)):
+        return False
     return env._np_obs_keys() is not None and not env.batch_size
+
+
+_STEPPING = ("_step", "_reset", "step", "reset", "maybe_reset", "step_and_maybe_reset")
+
+
+def _overrides_stepping(cls: type) -> bool:
+    """Whether a subclass of the class implementing the array protocol redefines how it
+    steps or resets (then only the generic path runs that code)."""
+    for klass in cls.__mro__:
+        if "_np_step" in klass.__dict__:
+            return False
+        if any(name in klass.__dict__ for name in _STEPPING):
+            return True
+    return False
 
 
 class RolloutBuffers:

@@ -115,3 +115,18 @@ def test_rollout_with_grad_keeps_the_autograd_graph_like_the_step_loop():
         ref, _ = reference(env, 10, pol)
     assert out.get("logits").requires_grad and ref.get("logits").requires_grad
     assert torch.equal(out.get("logits").detach(), ref.get("logits").detach())
+
+
+def test_a_subclass_that_changes_step_keeps_its_step():
+    class Doubled(GymEnv):  # reward shaping in _step: the buffered paths must not skip it
+        def _step(self, td):
+            out = super()._step(td)
+            out.set("reward", out.get("reward") * 2)
+            return out
+
+    with Doubled("CartPole-v1") as env, torch.no_grad():
+        assert env._collect_buffers(4) is None
+        assert (env.rollout(5, env.rand_action, break_when_any_done=False)["next", "reward"] == 2).all()
+        assert (env.rollout(5, break_when_any_done=False)["next", "reward"] == 2).all()
+    with SerialEnv(2, lambda: Doubled("CartPole-v1")) as env:
+        assert (env.rollout(5, break_when_any_done=False)["next", "reward"] == 2).all()
