@@ -250,6 +250,7 @@ class CollectBuffers:
         else:
             self.views = [row_views(tensors, i) for i in range(self.batch[0])]
         self.__dict__.pop("_columns", None)
+        self.__dict__.pop("_root_columns", None)
 
     def tensors(self) -> dict[str, Any]:
         """Every buffer by name (to hand to a worker process)."""
@@ -288,6 +289,18 @@ class CollectBuffers:
             }
             self._columns = cols
         return cols
+
+    def root_columns(self) -> dict[str, Any]:
+        """``columns()["root"]`` alone (the rest is not needed where rows are written
+        through the numpy views)."""
+        cols = self.__dict__.get("_columns")
+        if cols is not None:
+            return cols["root"]
+        root = self.__dict__.get("_root_columns")
+        if root is None:
+            nb = len(self.batch)
+            root = self._root_columns = {k: v.unbind(nb) for k, v in self.root.items()}
+        return root
 
     def column(self, t: int) -> tuple:
         """The index of time step ``t`` (after the batch dims)."""
@@ -355,7 +368,7 @@ def collect_steps(
     batch_size = env.batch_size
     nb = len(batch_size)
     obs_keys = list(bufs.root)
-    root_cols = bufs.columns()["root"]
+    root_cols = bufs.root_columns()
     for k in obs_keys:
         root_cols[k][0].copy_(td.get(k))
     flags0 = {k: td.get(k) for k in FLAGS}
