@@ -13,7 +13,10 @@ object, so consumers must not modify items in place); several edges may feed one
 (fan-in: merged). Cycles are declared with ``feedback=True`` and checked for progress.
 
 Each operator has a placement: :class:`Inline` (the event loop), :class:`Thread` (a dedicated
-worker thread) or :class:`Process` (a worker process; TensorDicts cross in shared memory).
+worker thread), :class:`Process` (a worker process; TensorDicts cross in shared memory) or
+:class:`Ray` (a Ray actor, on this machine or another one of a Ray cluster; needs the ``ray``
+extra and anyio's asyncio backend). A string (``"inline"``, ``"thread"``, ``"process"``,
+``"ray"``) picks the placement with default options.
 Chains of inline operators are fused into one task.
 
 Run a graph with ``await graph.run()``, ``graph.run_sync()``, ``for item in

@@ -291,7 +291,8 @@ class Thread(Placement):
 
 
 def resolve_placement(placement: str | Placement) -> Placement:
-    """Turn ``"inline"``, ``"thread"`` or ``"process"`` (or a Placement) into a Placement."""
+    """Turn ``"inline"``, ``"thread"``, ``"process"`` or ``"ray"`` (or a Placement) into a
+    Placement."""
     if isinstance(placement, Placement):
         return placement
     if placement == "inline":
@@ -302,6 +303,11 @@ def resolve_placement(placement: str | Placement) -> Placement:
         from .process import Process
 
         return Process()
+    if placement == "ray":
+        from .ray import Ray
+
+        return Ray()
     raise ValueError(
-        f"placement must be 'inline', 'thread', 'process' or a Placement, found {placement!r}"
+        f"placement must be 'inline', 'thread', 'process', 'ray' or a Placement, found "
+        f"{placement!r}"
     )
