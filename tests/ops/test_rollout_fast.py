@@ -193,3 +193,28 @@ def test_quick_categorical_check_agrees_with_the_spec(shape):
     for value in (0, 2, 3, -1):
         action = torch.full(shape, value, dtype=torch.int64)
         assert ok(action) == spec._values_ok(action) == (0 <= value < 3)
+
+
+def test_probabilistic_actor_batches_match_the_generic_path():
+    # the PPO pipeline's actor: logits, sampled action and its log-probability
+    from streamrl.modules import MLP, Categorical, ProbabilisticActor
+
+    make = functools.partial(SerialEnv, 3, cartpole)
+    with make() as probe:
+        spec = probe.action_spec
+    torch.manual_seed(0)
+    actor = ProbabilisticActor(
+        TensorDictModule(MLP(in_features=4, out_features=2, num_cells=[8]),
+                         in_keys=["observation"], out_keys=["logits"]),
+        in_keys=["logits"],
+        distribution_class=Categorical,
+        return_log_prob=True,
+        spec=spec,
+    )
+    outs = []
+    for fast in (True, False):
+        torch.manual_seed(1)  # the same samples (Rollout seeds torch with its seed too)
+        outs.append(collect(make, actor, fast))
+    assert_same(*outs)
+    assert {"logits", "action"} <= set(outs[0][0].keys())
+    assert len(set(outs[0][0].keys())) > 8  # the log-probability entry came along
