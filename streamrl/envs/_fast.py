@@ -384,22 +384,19 @@ def collect_steps(
     extra_cols: dict = {}
     for t in range(T):
         before = {k: td.get(k) for k in obs_keys}
-        action = None
-        if policy is None:
-            td = env.rand_action(td)
-        else:
-            td = policy(td)
+        td = env.rand_action(td) if policy is None else policy(td)
+        # action: set once it is known to be valid (then neither projected nor checked)
+        action = td.get("action", None)
+        if not (
+            discrete
+            and action is not None
+            and action.dtype == action_spec.dtype
+            and action.shape == action_spec.shape
+            and values_ok(action)
+        ):
             if project:
-                action = td.get("action", None)
-                if not (
-                    discrete
-                    and action is not None
-                    and action.dtype == action_spec.dtype
-                    and action.shape == action_spec.shape
-                    and values_ok(action)
-                ):
-                    env.full_action_spec.project(td)
-                    action = None
+                env.full_action_spec.project(td)
+            action = None
         if t == 0:
             extra = _extra_buffers(td, skip, batch_size, T)
             if extra is None:
