@@ -148,3 +148,16 @@ def test_close_while_serving_is_quick_and_stops_the_workers():
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_spin_wait_does_not_change_results_and_is_validated():
+    outs = []
+    for spin in (0, 1e-3):
+        with ParallelEnv(2, cartpole, spin_wait=spin) as env:
+            assert env.spin_wait == spin
+            outs.append(script(env))
+    for x, y in zip(*outs, strict=True):
+        assert (x == y).all()
+    for bad in (-1, "fast", True):
+        with pytest.raises(ValueError, match="spin_wait"):
+            ParallelEnv(2, cartpole, spin_wait=bad)
