@@ -33,7 +33,10 @@ class Rollout(Operator):
     """Source: runs ``policy`` in an env and emits one ``[*env_batch, T]`` batch per step.
 
     The whole inner loop (policy, env step, reset of done sub-envs) runs inside this one
-    operator, so a batch costs one message, whatever its length. Each batch carries
+    operator, so a batch costs one message, whatever its length. With gymnasium envs and
+    ``SerialEnv``/``ParallelEnv`` of them, steps are written into preallocated ``[envs, T]``
+    buffers (``streamrl.envs._fast.collect_steps``: the same data as the per-step
+    TensorDict loop, which every other env uses). Each batch carries
     ``("collector", "traj_ids")`` and ``("collector", "policy_version")``.
 
     Args:
