@@ -112,8 +112,13 @@ class QValueModule(TensorDictModuleBase):
         else:
             action = index.to(dtype)
             spec = self.action_spec
-            if spec is not None and len(spec.shape) and spec.shape[-1] == 1:
-                action = action.unsqueeze(-1)  # Categorical(n, shape=(1,)): keep the unit dim
+            if spec is not None:
+                # a batched env's spec includes the batch dims: only what follows them is the
+                # action's own shape (Categorical(n, shape=(1,)) keeps its unit dim)
+                batch = tensordict.batch_size
+                own = spec.shape[len(batch):] if spec.shape[: len(batch)] == batch else spec.shape
+                if tuple(own) == (1,):
+                    action = action.unsqueeze(-1)
         chosen = values.gather(-1, index.unsqueeze(-1))
         action_key, value_key, chosen_key = self.out_keys
         tensordict.set(action_key, action)

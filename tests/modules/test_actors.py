@@ -259,3 +259,16 @@ def test_tanh_module_bounds_and_gradient():
         TanhModule("x", low=1.0, high=0.0)
     with pytest.raises(KeyError, match="'x'"):
         TanhModule("x")(TensorDict({}, [1]))
+
+
+def test_qvalue_actor_with_a_batched_env_spec():
+    from streamrl.envs import SerialEnv
+    from streamrl.envs.libs.gym import GymEnv
+
+    env = SerialEnv(1, lambda: GymEnv("CartPole-v1"))
+    actor = QValueActor(MLP(out_features=2, num_cells=[8]), in_keys=["observation"],
+                        spec=env.action_spec)
+    td = actor(env.reset())
+    assert td["action"].shape == env.action_spec.shape == (1,)
+    env.step(td)  # accepted by the env
+    env.close()
