@@ -40,10 +40,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import math
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +50,7 @@ import torch
 from tensordict.nn import TensorDictSequential
 from torch import nn
 
+from streamrl.cli import load_pipeline
 from streamrl.data import LazyTensorStorage, SampleToInsertRatio, TensorDictReplayBuffer
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.graph import Graph, Map, Process
@@ -67,15 +66,6 @@ from streamrl.ops import (
     Rollout,
     WeightSync,
     sample_budget,
-)
-from streamrl.train import (
-    add_config_arguments,
-    config_from_args,
-    load_checkpoint,
-    make_run_dir,
-    plot_metrics,
-    read_metrics,
-    save_checkpoint,
 )
 
 NAME = "dqn_cartpole"
@@ -337,6 +327,11 @@ def build_graph(argv: list[str] | None = None) -> Graph:
 
 
 # ---------------------------------------------------------------------------------- training
+# train/parse_args/main are shared with sac_pendulum; the driver is loaded by path (as streamrl
+# loads this file), so it works from ``streamrl run`` and from ``load_pipeline`` alike
+_offpolicy = load_pipeline(Path(__file__).with_name("_offpolicy.py"))
+
+
 def train(config: DQNConfig, *, run_dir: Path | None = None, progress: bool = False,
           resume: str | Path | None = None) -> DQNResult:
     """Train DQN as configured (one concurrent graph run); write metrics, config, checkpoint
@@ -345,105 +340,20 @@ def train(config: DQNConfig, *, run_dir: Path | None = None, progress: bool = Fa
     ``config.frames`` counts the frames already collected). Seeds torch's global generator;
     torch's thread count is restored on return. The checkpoint is also written when the run
     fails or is interrupted (Ctrl-C)."""
-    state = None
-    if resume is not None:
-        state = load_checkpoint(resume)
-        if state.get("pipeline") != NAME:
-            raise ValueError(f"{str(resume)!r} is not a {NAME} checkpoint (its pipeline: "
-                             f"{state.get('pipeline')!r})")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
-        if run_dir is not None:
-            run_dir = Path(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-        parts = _build(config, run_dir, progress, state)
-        t0 = time.perf_counter()
-        try:
-            parts.graph.run_sync()
-        finally:
-            try:
-                if run_dir is not None:
-                    save_checkpoint(run_dir / "checkpoint.pt", parts.checkpoint(config))
-            finally:
-                parts.buffer.close()
-        wall = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(threads)
-    evaluations = parts.metrics.evaluations
-    solved_at = next((f for f, r in evaluations if r >= config.target_return), None)
-    staleness = [r["staleness"] for r in parts.metrics.rows if "staleness" in r]
-    if run_dir is not None and evaluations:
-        plot_metrics(read_metrics(run_dir), run_dir / "learning_curve.png",
-                     y=("train_return", "eval_return"), title=f"DQN {config.env_name}")
-    return DQNResult(
-        frames=parts.metrics.frames, updates=parts.learner.updates, wall_s=wall,
-        eval_return=evaluations[-1][1] if evaluations else None, solved_at=solved_at,
-        evaluations=evaluations,
-        mean_staleness=sum(staleness) / len(staleness) if staleness else None,
-        learner_busy=parts.graph.stats().operators["learner"].busy_fraction,
-        report=parts.graph.report(), run_dir=run_dir,
-    )
+    return _offpolicy.train(NAME, "DQN", _build, DQNResult, config, run_dir=run_dir,
+                            progress=progress, resume=resume)
 
 
 # ---------------------------------------------------------------------------------- command line
 def parse_args(argv: list[str] | None) -> tuple[DQNConfig, argparse.Namespace]:
     """The config and the run options from command-line flags."""
-    parser = argparse.ArgumentParser(
-        prog=f"streamrl run {NAME}", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--run-dir", default=None,
-                        help=f"where to write metrics and checkpoints (default: a fresh "
-                             f"runs/{NAME}-<timestamp>/)")
-    parser.add_argument("--runs-root", default="runs", help="parent of the default run dir")
-    parser.add_argument("--no-files", action="store_true", help="write no run directory")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                        help="continue from a checkpoint.pt of an earlier run")
-    add_config_arguments(parser, DQNConfig)
-    args = parser.parse_args(argv)
-    try:
-        config = config_from_args(DQNConfig, args)
-    except ValueError as exc:
-        parser.error(str(exc))
-    return config, args
+    return _offpolicy.parse_args(NAME, __doc__, DQNConfig, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train, print a summary and the graph's report; exit status 0 whether or not the target
     was reached (130 on Ctrl-C)."""
-    config, args = parse_args(argv)
-    run_dir = None
-    if not args.no_files:
-        run_dir = Path(args.run_dir) if args.run_dir else make_run_dir(NAME, args.runs_root)
-    try:
-        result = train(config, run_dir=run_dir, progress=not args.no_progress,
-                       resume=args.resume)
-    except KeyboardInterrupt:
-        where = f"; checkpoint: {run_dir / 'checkpoint.pt'}" if run_dir is not None else ""
-        print(f"{NAME}: interrupted{where}", file=sys.stderr)
-        return 130
-    _print_summary(config, result)
-    return 0
-
-
-def _print_summary(config: Any, result: Any) -> None:
-    final = "not evaluated" if result.eval_return is None else f"{result.eval_return:.1f}"
-    solved = (f"reached {config.target_return:g} at {result.solved_at:,} frames"
-              if result.solved_at is not None else f"never reached {config.target_return:g}")
-    print(f"{NAME}: final eval return {final} ({solved}) after {result.frames:,} frames, "
-          f"{result.updates:,} updates, {result.wall_s:.1f} s")
-    if result.mean_staleness is not None:
-        print(f"  mean staleness {result.mean_staleness:.2f} policy versions")
-    # the replay operators block inside the buffer's rate limiter, which the graph counts as
-    # busy time: the learner's share says whether learning is what paces the run
-    print(f"  learner busy {100 * result.learner_busy:.0f}% of the run (replay sink/source "
-          "busy time includes waiting on the rate limiter)")
-    print(result.report)
-    if result.run_dir is not None:
-        print(f"  run dir: {result.run_dir}")
+    return _offpolicy.main(NAME, parse_args, train, argv)
 
 
 if __name__ == "__main__":
