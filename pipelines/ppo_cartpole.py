@@ -40,6 +40,7 @@ import torch
 from tensordict.nn import TensorDictModule
 from torch import nn
 
+from streamrl.cli import load_pipeline
 from streamrl.collectors import SyncDataCollector
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.graph import Graph
@@ -47,11 +48,8 @@ from streamrl.modules import MLP, Categorical, ProbabilisticActor, ValueOperator
 from streamrl.objectives import ClipPPOLoss
 from streamrl.train import (
     MetricsLogger,
-    add_config_arguments,
-    config_from_args,
     evaluate_episodes,
     load_checkpoint,
-    make_run_dir,
     plot_metrics,
     save_checkpoint,
 )
@@ -444,43 +442,23 @@ def _update(config: PPOConfig, loss: ClipPPOLoss, optim: torch.optim.Optimizer,
 
 
 # ---------------------------------------------------------------------------------- command line
+# parse_args/main are shared with the other pipelines; the driver is loaded by path (as streamrl
+# loads this file), so it works from ``streamrl run`` and from ``load_pipeline`` alike
+_driver = load_pipeline(Path(__file__).with_name("_driver.py"))
+
+
 def parse_args(argv: list[str] | None) -> tuple[PPOConfig, argparse.Namespace]:
     """The config and the run options from command-line flags."""
-    parser = argparse.ArgumentParser(
-        prog=f"streamrl run {NAME}", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--run-dir", default=None,
-                        help="where to write metrics and checkpoints (default: a fresh "
-                             "runs/ppo_cartpole-<timestamp>/)")
-    parser.add_argument("--runs-root", default="runs", help="parent of the default run dir")
-    parser.add_argument("--no-files", action="store_true",
-                        help="write no run directory (no metrics, no checkpoint)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                        help="continue from a checkpoint.pt of an earlier run")
-    add_config_arguments(parser, PPOConfig)
-    args = parser.parse_args(argv)
-    try:
-        config = config_from_args(PPOConfig, args)
-    except ValueError as exc:
-        parser.error(str(exc))
-    return config, args
+    return _driver.parse_args(NAME, __doc__, PPOConfig, argv,
+                              no_files_help="write no run directory (no metrics, no checkpoint)")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train and print a summary (exit status 0 whether or not the target was reached)."""
-    config, args = parse_args(argv)
-    run_dir = None
-    if not args.no_files:
-        run_dir = Path(args.run_dir) if args.run_dir else make_run_dir(NAME, args.runs_root)
-    try:
-        result = train(config, run_dir=run_dir, progress=not args.no_progress,
-                       resume=args.resume)
-    except KeyboardInterrupt:
-        where = f"; checkpoint: {run_dir / 'checkpoint.pt'}" if run_dir is not None else ""
-        print(f"{NAME}: interrupted{where}", file=sys.stderr)
-        return 130
+    return _driver.main(NAME, parse_args, train, argv, summary=_print_summary)
+
+
+def _print_summary(name: str, config: PPOConfig, result: PPOResult) -> None:
     evaluated = "not evaluated" if result.eval_return is None else f"{result.eval_return:.1f}"
     if result.solved_at is not None:
         status = f"solved: eval return {evaluated} >= {config.target_return:g}"
@@ -488,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         status = f"done: eval return {evaluated}"
     else:
         status = f"not solved: eval return {evaluated} < {config.target_return:g}"
-    print(f"{NAME}: {status} after {result.frames:,} frames ({result.iterations} batches)")
+    print(f"{name}: {status} after {result.frames:,} frames ({result.iterations} batches)")
     print(f"  wall {result.wall_s:.2f} s: training {result.train_s:.2f} s "
           f"({result.frames / max(result.train_s, 1e-9):,.0f} frames/s; collecting "
           f"{result.collect_s:.2f} s, updating {result.update_s:.2f} s), evaluation "
@@ -500,7 +478,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             files += "; no plot: matplotlib is not installed"
         print(f"  run dir: {result.run_dir} ({files})")
-    return 0
 
 
 if __name__ == "__main__":

@@ -310,7 +310,7 @@ def build_graph(argv: list[str] | None = None) -> Graph:
 # ---------------------------------------------------------------------------------- training
 # train/parse_args/main are shared with dqn_cartpole; the driver is loaded by path (as streamrl
 # loads this file), so it works from ``streamrl run`` and from ``load_pipeline`` alike
-_offpolicy = load_pipeline(Path(__file__).with_name("_offpolicy.py"))
+_driver = load_pipeline(Path(__file__).with_name("_driver.py"))
 
 
 def train(config: SACConfig, *, run_dir: Path | None = None, progress: bool = False,
@@ -321,20 +321,20 @@ def train(config: SACConfig, *, run_dir: Path | None = None, progress: bool = Fa
     ``config.frames`` counts the frames already collected). Seeds torch's global generator;
     torch's thread count is restored on return. The checkpoint is also written when the run
     fails or is interrupted (Ctrl-C)."""
-    return _offpolicy.train(NAME, "SAC", _build, SACResult, config, run_dir=run_dir,
-                            progress=progress, resume=resume)
+    return _driver.train_offpolicy(NAME, "SAC", _build, SACResult, config, run_dir=run_dir,
+                                    progress=progress, resume=resume)
 
 
 # ---------------------------------------------------------------------------------- command line
 def parse_args(argv: list[str] | None) -> tuple[SACConfig, argparse.Namespace]:
     """The config and the run options from command-line flags."""
-    return _offpolicy.parse_args(NAME, __doc__, SACConfig, argv)
+    return _driver.parse_args(NAME, __doc__, SACConfig, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train, print a summary and the graph's report; exit status 0 whether or not the target
     was reached (130 on Ctrl-C)."""
-    return _offpolicy.main(NAME, parse_args, train, argv)
+    return _driver.main(NAME, parse_args, train, argv)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
-"""The driver the off-policy pipelines share (``dqn_cartpole``, ``sac_pendulum``).
+"""The driver code the pipelines share: the off-policy ``train`` (``dqn_cartpole``,
+``sac_pendulum``) and the command line (``parse_args``, ``main``; also ``ppo_cartpole``).
 
 Not a pipeline (its name starts with ``_``, so ``streamrl run`` does not list it). A pipeline
 loads it by path, which works however the pipeline itself was imported (``streamrl run``,
 :func:`streamrl.cli.load_pipeline`)::
 
-    _offpolicy = load_pipeline(Path(__file__).with_name("_offpolicy.py"))
+    _driver = load_pipeline(Path(__file__).with_name("_driver.py"))
 
 Each function takes the per-pipeline pieces (name, config and result classes, the graph
 builder) as arguments; the pipeline keeps its public ``train``/``parse_args``/``main`` as
-thin wrappers. ``build(config, run_dir, progress, state)`` must return parts with
-``graph``, ``metrics``, ``learner``, ``buffer`` and ``checkpoint(config)``.
+thin wrappers. For :func:`train_offpolicy`, ``build(config, run_dir, progress, state)`` must
+return parts with ``graph``, ``metrics``, ``learner``, ``buffer`` and ``checkpoint(config)``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from streamrl.train import (
 )
 
 
-def train(name: str, algorithm: str, build: Callable[..., Any], result_cls: type, config: Any,
-          *, run_dir: Path | None, progress: bool, resume: str | Path | None) -> Any:
+def train_offpolicy(name: str, algorithm: str, build: Callable[..., Any], result_cls: type,
+                    config: Any, *, run_dir: Path | None, progress: bool,
+                    resume: str | Path | None) -> Any:
     """Run the graph ``build`` makes once; write config, checkpoint and plot into ``run_dir``
     (nothing when ``None``) and return a ``result_cls``. ``resume``: a checkpoint of pipeline
     ``name`` to go on from. Torch's thread count is restored on return; the checkpoint is also
@@ -85,7 +87,8 @@ def train(name: str, algorithm: str, build: Callable[..., Any], result_cls: type
 
 
 def parse_args(name: str, doc: str | None, config_cls: type,
-               argv: list[str] | None) -> tuple[Any, argparse.Namespace]:
+               argv: list[str] | None, *, no_files_help: str = "write no run directory",
+               ) -> tuple[Any, argparse.Namespace]:
     """A ``config_cls`` and the run options from command-line flags (``doc``: the help text)."""
     parser = argparse.ArgumentParser(
         prog=f"streamrl run {name}", description=doc,
@@ -95,7 +98,7 @@ def parse_args(name: str, doc: str | None, config_cls: type,
                         help=f"where to write metrics and checkpoints (default: a fresh "
                              f"runs/{name}-<timestamp>/)")
     parser.add_argument("--runs-root", default="runs", help="parent of the default run dir")
-    parser.add_argument("--no-files", action="store_true", help="write no run directory")
+    parser.add_argument("--no-files", action="store_true", help=no_files_help)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
                         help="continue from a checkpoint.pt of an earlier run")
@@ -109,9 +112,11 @@ def parse_args(name: str, doc: str | None, config_cls: type,
 
 
 def main(name: str, parse: Callable[..., tuple[Any, argparse.Namespace]],
-         train: Callable[..., Any], argv: list[str] | None) -> int:
-    """Parse ``argv`` with ``parse``, run ``train``, print a summary and the graph's report;
-    exit status 0 whether or not the target was reached (130 on Ctrl-C)."""
+         train: Callable[..., Any], argv: list[str] | None,
+         summary: Callable[[str, Any, Any], None] | None = None) -> int:
+    """Parse ``argv`` with ``parse``, run ``train`` and print ``summary(name, config, result)``
+    (default :func:`print_offpolicy_summary`); exit status 0 whether or not the target was
+    reached (130 on Ctrl-C)."""
     config, args = parse(argv)
     run_dir = None
     if not args.no_files:
@@ -123,12 +128,12 @@ def main(name: str, parse: Callable[..., tuple[Any, argparse.Namespace]],
         where = f"; checkpoint: {run_dir / 'checkpoint.pt'}" if run_dir is not None else ""
         print(f"{name}: interrupted{where}", file=sys.stderr)
         return 130
-    print_summary(name, config, result)
+    (summary or print_offpolicy_summary)(name, config, result)
     return 0
 
 
-def print_summary(name: str, config: Any, result: Any) -> None:
-    """The end-of-run lines ``main`` prints."""
+def print_offpolicy_summary(name: str, config: Any, result: Any) -> None:
+    """The end-of-run lines of an off-policy run: final evaluation, staleness, the report."""
     final = "not evaluated" if result.eval_return is None else f"{result.eval_return:.1f}"
     solved = (f"reached {config.target_return:g} at {result.solved_at:,} frames"
               if result.solved_at is not None else f"never reached {config.target_return:g}")
