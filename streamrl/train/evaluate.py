@@ -47,7 +47,8 @@ def evaluate_episodes(
     returns = torch.zeros(n, dtype=torch.float64)
     finished = torch.zeros(n, dtype=torch.bool)
     td = env.reset()
-    with torch.no_grad(), set_exploration_type(exploration_type):
+    # thread-local: evaluation often runs beside collection, in another thread of the process
+    with torch.no_grad(), set_exploration_type(exploration_type, thread_local=True):
         for _ in range(max_steps):
             stepped, td = env.step_and_maybe_reset(policy(td))
             reward = stepped.get(("next", "reward")).reshape(n, -1).sum(-1)
