@@ -94,6 +94,11 @@ def _masked_logits(logits, probs, mask, owner: str) -> torch.Tensor:
     return logits.masked_fill(~mask, float("-inf"))
 
 
+def _masked_entropy(logits: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    # masked actions have probability 0 and logit -inf: their 0 * -inf term counts as 0
+    return -(probs * logits.masked_fill(probs == 0, 0.0)).sum(-1)
+
+
 class MaskedCategorical(Categorical):
     """:class:`Categorical` where ``mask[..., i] == False`` forbids action ``i``.
 
@@ -115,8 +120,7 @@ class MaskedCategorical(Categorical):
         super().__init__(logits=_masked_logits(logits, probs, mask, "MaskedCategorical"))
 
     def entropy(self) -> torch.Tensor:
-        logp = self.logits.masked_fill(self.probs == 0, 0.0)
-        return -(self.probs * logp).sum(-1)
+        return _masked_entropy(self.logits, self.probs)
 
 
 class MaskedOneHotCategorical(OneHotCategorical):
@@ -137,5 +141,4 @@ class MaskedOneHotCategorical(OneHotCategorical):
         super().__init__(logits=_masked_logits(logits, probs, mask, "MaskedOneHotCategorical"))
 
     def entropy(self) -> torch.Tensor:
-        logp = self.logits.masked_fill(self.probs == 0, 0.0)
-        return -(self.probs * logp).sum(-1)
+        return _masked_entropy(self.logits, self.probs)
