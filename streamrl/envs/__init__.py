@@ -3,7 +3,8 @@
 :class:`EnvBase` is the contract; :class:`~streamrl.envs.libs.gym.GymEnv` wraps gymnasium;
 :class:`SerialEnv` and :class:`ParallelEnv` batch N envs (in this process / in worker
 processes); transforms (:class:`TransformedEnv`, :class:`Compose`, ...) rewrite an env's
-inputs and outputs.
+inputs and outputs. Every env steps through one protocol, :meth:`EnvBase.step_into` into
+:class:`StepBuffers`, which :func:`run_steps` (rollouts and collectors) drives.
 """
 
 from streamrl.envs import transforms as _transforms
@@ -12,6 +13,8 @@ from streamrl.envs.common import EnvBase, EnvClosedError
 from streamrl.envs.env_creator import EnvCreator
 from streamrl.envs.libs.gym import GymEnv, GymWrapper
 from streamrl.envs.parallel import ParallelEnv
+from streamrl.envs.step_buffers import StepBuffers
+from streamrl.envs.stepping import run_steps
 from streamrl.envs.transforms import *  # noqa: F403
 from streamrl.envs.utils import (
     ExplorationType,
@@ -30,8 +33,10 @@ __all__ = [
     "GymWrapper",
     "ParallelEnv",
     "SerialEnv",
+    "StepBuffers",
     "check_env_specs",
     "exploration_type",
+    "run_steps",
     "set_exploration_type",
     "step_mdp",
     *_transforms.__all__,

@@ -8,17 +8,8 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from streamrl.envs._fast import (
-    FLAGS,
-    CollectBuffers,
-    RolloutBuffers,
-    collect_row,
-    row_views,
-    run_env,
-    run_envs_lockstep,
-    supports_fast,
-)
 from streamrl.envs.common import EnvBase
+from streamrl.envs.step_buffers import FLAGS, StepBuffers, _td
 
 __all__ = ["SerialEnv"]
 
@@ -32,16 +23,6 @@ def _lazy(name: str) -> property:
         return base.fget(self)
 
     return property(fget, base.fset, doc=base.__doc__)
-
-
-def td_from_keys(src: dict, batch_size: torch.Size) -> TensorDict:
-    """A TensorDict from a dict whose keys may be nested tuples."""
-    if all(isinstance(k, str) for k in src):
-        return TensorDict._new_unsafe(src, batch_size=batch_size)
-    out = TensorDict(batch_size=batch_size)
-    for k, v in src.items():
-        out.set(k, v)
-    return out
 
 
 class _BatchedEnv(EnvBase):
@@ -91,8 +72,11 @@ class _BatchedEnv(EnvBase):
         self.create_env_fn = fns
         self.create_env_kwargs = kwargs
         self._started = False
-        self._fast = False
+        # the current root of every sub-env (what a partial reset leaves in the other rows);
+        # after step_into it is read lazily from the buffers: (buffers, column, stopped)
         self._state: dict = {}
+        self._pending: tuple | None = None
+        self._scratch: StepBuffers | None = None
 
     @property
     def batch_size(self) -> torch.Size:
@@ -178,7 +162,6 @@ class _BatchedEnv(EnvBase):
             "full_reward_spec": env.full_reward_spec,
             "full_done_spec": env.full_done_spec,
             "full_state_spec": env.full_state_spec,
-            "fast": supports_fast(env),
             "strict_action_bounds": getattr(env, "strict_action_bounds", False),
         }
 
@@ -193,42 +176,81 @@ class _BatchedEnv(EnvBase):
         return mask.nonzero().flatten().tolist()
 
     def _state_td(self) -> TensorDict:
-        return td_from_keys({k: v.clone() for k, v in self._state.items()}, self.batch_size)
+        self._sync_state()
+        return _td({k: v.clone() for k, v in self._state.items()}, self.batch_size)
 
-    def _rollout_ok(self, tensordict: TensorDictBase) -> bool:
-        if not self._fast or self.device not in (None, torch.device("cpu")):
-            return False
-        return set(tensordict.keys()) <= {*self._obs_keys, *FLAGS}
-
-    def _rollout_actions(self, max_steps: int) -> torch.Tensor:
-        """Random actions for a fast rollout, laid out ``[N, T, ...]``."""
-        return self.action_spec.rand((max_steps,)).transpose(0, 1).contiguous()
-
-    def _set_state_row(self, i: int, obs: dict, bufs: RolloutBuffers, n: int, reset: bool) -> None:
-        """After a fast rollout: sub-env ``i``'s current observation and done flags."""
+    def _sync_state(self) -> None:
+        """Bring ``_state`` up to date after ``step_into`` (done lazily: most steps are
+        followed by more steps, not by a partial reset)."""
+        if self._pending is None:
+            return
+        bufs, col, stopped = self._pending
+        self._pending = None
+        c = bufs.column(col)
         for k in self._obs_keys:
-            self._state[k][i] = torch.as_tensor(obs[k])
-        te = bool(bufs.terminated[i, n - 1]) and not reset
-        tr = bool(bufs.truncated[i, n - 1]) and not reset
-        self._state["terminated"][i] = te
-        self._state["truncated"][i] = tr
-        self._state["done"][i] = te or tr
+            self._state[k].copy_(bufs.root[k][c])
+        if stopped:  # stepped with break_when_any_done: nothing was reset
+            last = bufs.column(col - 1)
+            self._state["terminated"].copy_(bufs.terminated[last])
+            self._state["truncated"].copy_(bufs.truncated[last])
+            torch.logical_or(
+                self._state["terminated"], self._state["truncated"], out=self._state["done"]
+            )
+        else:
+            for k in FLAGS:
+                self._state[k].zero_()
 
-    def _collect_buffers(self, T: int) -> CollectBuffers | None:
+    def _step_into(
+        self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
+    ) -> int:
+        if self._pending is not None and self._pending[0] is not buffers:
+            self._sync_state()
+        n = self._step_rows(buffers, t, steps, break_when_any_done)
+        self._pending = (buffers, t + n, break_when_any_done)
+        return n
+
+    def _step_rows(
+        self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
+    ) -> int:
+        """Step every sub-env into its row of ``buffers`` (see ``step_into``)."""
+        raise NotImplementedError
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        # one step into 1-step buffers (kept), with nothing reset: the same path as
+        # collection, and no TensorDict per sub-env
+        bufs = self._scratch
+        if bufs is None:
+            bufs = self._scratch = self._new_scratch()
+        c0 = bufs.column(0)
+        for k in self._obs_keys:
+            # sub-envs stepped generically read their root row: the caller's value, unless
+            # it is not ours (a transform outside may keep another entry under the same key)
+            val, dst = tensordict.get(k, None), bufs.root[k][c0]
+            if val is None or val.shape != dst.shape:
+                self._sync_state()
+                val = self._state[k]
+            dst.copy_(val)
+        bufs.action[c0] = tensordict.get("action")
+        self._step_into(bufs, 0, 1, True)
+        out: dict = {k: v[c0].clone() for k, v in bufs.next.items()}
+        out["reward"] = bufs.reward[c0].clone()
+        out["terminated"] = bufs.terminated[c0].clone()
+        out["truncated"] = bufs.truncated[c0].clone()
+        out["done"] = out["terminated"] | out["truncated"]
+        return _td(out, self.batch_size)
+
+    def _new_scratch(self) -> StepBuffers:
+        bufs = self._flat_buffers(1)
+        if bufs is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} steps sub-envs whose entries fit flat buffers (one "
+                "'action' key, 'reward', done flags, tensor observations, no state spec)"
+            )
+        return bufs
+
+    def step_buffers(self, T: int) -> StepBuffers | None:
         self._ensure_started()
-        if not self._fast or self.device not in (None, torch.device("cpu")):
-            return None
-        reward_dtype = self._full_reward_spec["reward"].dtype
-        return CollectBuffers(self._obs_specs, reward_dtype, (self.num_workers,), T)
-
-    def _collect_end_state(self, bufs: CollectBuffers) -> None:
-        """After collecting into ``bufs``: what step_and_maybe_reset leaves in the state (the
-        next root observations, flags all False)."""
-        col = bufs.column(bufs.T)
-        for k in self._obs_keys:
-            self._state[k].copy_(bufs.root[k][col])
-        for k in FLAGS:
-            self._state[k].zero_()
+        return super().step_buffers(T)
 
     def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
         """Seed sub-env ``i`` with ``seed + i``; returns ``seed + num_workers``."""
@@ -268,7 +290,6 @@ class SerialEnv(_BatchedEnv):
             for e in self._envs:
                 e.close()
             raise
-        self._fast = all(m["fast"] for m in metas)
 
     def _set_seed(self, seed: int | None) -> None:
         for i, env in enumerate(self._envs):
@@ -276,90 +297,53 @@ class SerialEnv(_BatchedEnv):
 
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
         self._ensure_started()
+        self._sync_state()
         for i in self._reset_mask(tensordict):
-            env = self._envs[i]
-            if self._fast:
-                obs = env._np_reset()
-                for k in self._obs_keys:
-                    self._state[k][i] = torch.as_tensor(obs[k])
-            else:
-                out = env.reset()
-                for k in self._obs_keys:
-                    self._state[k][i] = out.get(k)
+            out = self._envs[i].reset()
+            for k in self._obs_keys:
+                self._state[k][i] = out.get(k)
             for k in FLAGS:
                 self._state[k][i] = False
         return self._state_td()
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        actions = tensordict.get("action")
-        n = self.num_workers
-        if self._fast:
-            native = self._envs[0]._native_actions(actions)
-            out = {k: s.zero() for k, s in self._obs_specs.items()}
-            views = {k: v.numpy() for k, v in out.items()}
-            reward = torch.zeros(n, 1, dtype=self._full_reward_spec["reward"].dtype)
-            term = torch.zeros(n, 1, dtype=torch.bool)
-            trunc = torch.zeros(n, 1, dtype=torch.bool)
-            rew_np, term_np, trunc_np = reward.numpy(), term.numpy(), trunc.numpy()
-            for i, env in enumerate(self._envs):
-                obs, r, te, tr = env._np_step(native[i])
-                for k, view in views.items():
-                    view[i] = obs[k]
-                rew_np[i] = r
-                term_np[i] = te
-                trunc_np[i] = tr
-            out["reward"] = reward
-            out["done"] = term | trunc
-            out["terminated"] = term
-            out["truncated"] = trunc
-        else:
-            # each sub-env sees its row of the root (observations, counters, flags...)
-            root = tensordict.exclude("next")
-            subs = [env.step(root[i]).get("next") for i, env in enumerate(self._envs)]
-            stacked = torch.stack(subs, 0)
-            out = {k: stacked.get(k) for k in stacked.keys(True, True)}
+        if self._flat_buffers_ok():
+            return super()._step(tensordict)
+        # sub-envs with a state spec: each sees its row of the root
+        self._sync_state()
+        root = tensordict.exclude("next")
+        subs = [env.step(root[i]).get("next") for i, env in enumerate(self._envs)]
+        stacked = torch.stack(subs, 0)
+        out = {k: stacked.get(k) for k in stacked.keys(True, True)}
         for k, v in self._state.items():
             v.copy_(out[k])
-        return td_from_keys(out, self.batch_size)
+        return _td(out, self.batch_size)
 
-    def _rollout_fast(
-        self, tensordict: TensorDictBase, max_steps: int, break_when_any_done: bool
-    ) -> TensorDictBase | None:
-        if not self._rollout_ok(tensordict):
-            return None
-        T = max_steps
-        bufs = RolloutBuffers(
-            self._obs_specs, self._full_reward_spec["reward"].dtype, (self.num_workers,), T
-        )
-        actions = self._rollout_actions(T)
-        for k in self._obs_keys:
-            bufs.root[k][:, 0] = tensordict.get(k)
-        tensors = bufs.tensors()
-        natives = [e._native_actions(actions[i]) for i, e in enumerate(self._envs)]
-        views = [row_views(tensors, i) for i in range(self.num_workers)]
-        if break_when_any_done:
-            n = run_envs_lockstep(self._envs, natives, views, T)
-            for i in range(self.num_workers):
-                self._set_state_row(
-                    i, {k: bufs.next[k][i, n - 1] for k in self._obs_keys}, bufs, n, reset=False
-                )
-        else:
-            n = T
-            for i, (env, act, view) in enumerate(zip(self._envs, natives, views, strict=True)):
-                _, obs, was_reset = run_env(env, act, view, T, False)
-                self._set_state_row(i, obs, bufs, n, was_reset)
-        return bufs.to_tensordict(n, actions, tensordict)
+    def _flat_buffers_ok(self) -> bool:
+        ok = self.__dict__.get("_flat_ok")
+        if ok is None:
+            ok = self._flat_ok = self._flat_buffers(1) is not None
+        return ok
 
-    def _collect_step(self, action: torch.Tensor, bufs: CollectBuffers, t: int) -> bool:
-        native = self._envs[0]._native_actions(action)
-        any_done = False
-        for i, (env, v) in enumerate(zip(self._envs, bufs.views, strict=True)):
-            if collect_row(env, native[i], v, t):
-                any_done = True
-        return any_done
-
-    def _collect_end(self, bufs: CollectBuffers) -> None:
-        self._collect_end_state(bufs)
+    def _step_rows(
+        self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
+    ) -> int:
+        rows = [buffers.row(i) for i in range(self.num_workers)]
+        envs = self._envs
+        if not break_when_any_done:
+            for env, row in zip(envs, rows, strict=True):
+                env._step_into(row, t, steps, False)
+            return steps
+        # in lockstep: every sub-env takes step i before any takes step i + 1
+        for k in range(steps):
+            i = t + k
+            done = False
+            for env, row in zip(envs, rows, strict=True):
+                env._step_into(row, i, 1, True)
+                done = done or _row_done(row, i)
+            if done:
+                return k + 1
+        return steps
 
     def _close(self) -> None:
         for env in getattr(self, "_envs", []):
@@ -370,3 +354,9 @@ class SerialEnv(_BatchedEnv):
             f"SerialEnv(num_workers={self.num_workers}, batch_size={self.batch_size}, "
             f"device={self.device})"
         )
+
+
+def _row_done(row: StepBuffers, i: int) -> bool:
+    c = row.column(i)
+    done = row.terminated[c] | row.truncated[c]
+    return done.item() if done.numel() == 1 else bool(done.any())

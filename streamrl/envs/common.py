@@ -10,7 +10,8 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from streamrl.data.specs import Categorical, Composite, TensorSpec, Unbounded
-from streamrl.envs._fast import collect_steps
+from streamrl.envs.step_buffers import StepBuffers
+from streamrl.envs.stepping import run_steps
 from streamrl.envs.utils import step_mdp
 
 __all__ = ["EnvBase", "EnvClosedError"]
@@ -53,9 +54,13 @@ class EnvBase:
     - set ``self.strict_action_bounds = True`` to reject out-of-bounds continuous actions
       (by default they reach the env, which decides: gymnasium's Pendulum clips them);
       out-of-range discrete actions and non-finite values are always rejected.
-    - optionally ``_close()`` (releases resources; called once) and
-      ``_rollout_fast(tensordict, max_steps, break_when_any_done)`` (a random-action rollout
-      that writes into preallocated buffers; return None to use the generic loop).
+    - optionally ``_close()`` (releases resources; called once) and ``_step_into`` (see
+      :meth:`step_into`: a backend that can write its arrays straight into the buffers).
+
+    Stepping protocol: :meth:`step_buffers` allocates :class:`StepBuffers` for ``T`` steps
+    and :meth:`step_into` steps into them at a time index, resetting done sub-envs;
+    :meth:`rollout`, the batched envs and the collectors step every env this way. The
+    default works for any env (built on :meth:`step` and :meth:`maybe_reset`).
 
     Wrappers (e.g. TransformedEnv) may override the ``full_*_spec`` properties: every other
     spec property is derived from them.
@@ -446,13 +451,12 @@ class EnvBase:
         else:
             self._check_batch(tensordict, "rollout")
             td = tensordict
-        out = None
-        if policy is None and callback is None:
-            out = self._rollout_fast(td, max_steps, break_when_any_done)
-            if out is not None and self.device is not None and out.device != self.device:
-                out = out.to(self.device)
-        if out is None:
-            out = self._rollout_loop(td, max_steps, policy, callback, break_when_any_done)
+        out, _ = run_steps(
+            self, td, max_steps, policy,
+            break_when_any_done=break_when_any_done, callback=callback,
+        )
+        if self.device is not None and out.device != self.device:
+            out = out.to(self.device)
         if set_truncated:
             last = out[(slice(None),) * len(self.batch_size) + (-1,)]
             nxt = last.get("next")
@@ -461,66 +465,87 @@ class EnvBase:
             nxt.set_("done", nxt.get("done") | cut)
         return out
 
-    def _rollout_loop(
-        self,
-        td: TensorDictBase,
-        max_steps: int,
-        policy: Callable[[TensorDictBase], TensorDictBase] | None,
-        callback: Callable[[EnvBase, TensorDictBase], Any] | None,
-        break_when_any_done: bool,
-    ) -> TensorDictBase:
-        """The per-step rollout: one ``step`` (and ``step_mdp``) per iteration, or, where the
-        env supports it, the same steps written into preallocated buffers."""
-        policied = False
-        if not break_when_any_done and callback is None:
-            res = collect_steps(self, td, max_steps, policy, project=False)
-            if isinstance(res, tuple):
-                return res[0]
-            if res is not None:  # the policy's first output needs the generic loop
-                td, policied = res, True
-        steps = []
-        for t in range(max_steps):
-            if t == 0 and policied:
-                pass
-            elif policy is None:
-                td = self.rand_action(td)
-            else:
-                td = policy(td)
-            if break_when_any_done:
-                td = self.step(td)
-                steps.append(td)
-                if callback is not None:
-                    callback(self, td)
-                if bool(td.get(("next", "done")).any()):
-                    break
-                td = step_mdp(td)
-            else:
-                stepped, td = self.step_and_maybe_reset(td)
-                steps.append(stepped)
-                if callback is not None:
-                    callback(self, stepped)
-        return torch.stack(steps, len(self.batch_size))
+    # ------------------------------------------------------- stepping protocol
+    def step_buffers(self, T: int) -> StepBuffers | None:
+        """:class:`StepBuffers` for ``T`` steps of this env, or None when its entries do not
+        fit flat buffers: several action keys, a reward or done entry other than
+        ``reward``/``done``/``terminated``/``truncated``, non-tensor observations, a state
+        spec, or a device other than the CPU (callers then step with :meth:`step`)."""
+        self._check_open()
+        if self.device not in (None, torch.device("cpu")):
+            return None
+        return self._flat_buffers(T)
 
-    def _rollout_fast(
-        self, tensordict: TensorDictBase, max_steps: int, break_when_any_done: bool
-    ) -> TensorDictBase | None:
-        """Hook: a random-action rollout into preallocated buffers, or None (generic loop)."""
-        return None
+    def _flat_buffers(self, T: int) -> StepBuffers | None:
+        """:meth:`step_buffers` whatever the device (batched envs step their sub-envs on the
+        CPU and move the outputs)."""
+        if self.full_state_spec.keys():
+            return None
+        _, action_keys, action_spec, _ = self._action_info()
+        if list(action_keys) != ["action"] or not isinstance(action_spec, TensorSpec):
+            return None
+        if self.full_reward_spec.keys(True, True) != ["reward"]:
+            return None
+        if sorted(self.full_done_spec.keys(True, True)) != sorted(DONE_KEYS):
+            return None
+        obs = self.full_observation_spec
+        specs = {k: obs[k] for k in obs.keys(True, True)}
+        if not all(isinstance(s, TensorSpec) and s.device in (None, torch.device("cpu"))
+                   for s in specs.values()):
+            return None
+        return StepBuffers(self.batch_size, T, specs, action_spec, self.reward_spec.dtype)
 
-    # ------------------------------------------- per-step collection (streamrl.envs._fast)
-    def _collect_buffers(self, T: int) -> Any:
-        """Hook: a :class:`~streamrl.envs._fast.CollectBuffers` for a ``T``-step batch
-        collected with ``_collect_step``, or None when this env does not support it."""
-        return None
+    def step_into(
+        self, buffers: StepBuffers, t: int, steps: int = 1, *, break_when_any_done: bool = False
+    ) -> int:
+        """Take ``steps`` steps with the actions ``buffers.action[..., t:t + steps]``, writing
+        each step ``i`` into column ``i`` of ``buffers`` and the observation it leads to into
+        root column ``i + 1``. The first step acts on root column ``t``, which the caller
+        fills (the observation the env is in).
 
-    def _collect_step(self, action: torch.Tensor, bufs: Any, t: int) -> bool:
-        """Hook: step with ``action`` writing step ``t`` into ``bufs``; done sub-envs are
-        reset (their reset observation goes to root column ``t + 1``). Returns whether any
-        sub-env was done."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement _collect_step")
+        Done sub-envs are reset (their reset observation goes to the root column after the
+        done step), except with ``break_when_any_done``, which stops after the first step
+        where any sub-env is done and resets nothing. Returns the number of steps written.
+        ``buffers`` come from this env's :meth:`step_buffers`; actions are not checked
+        against the spec (callers check what they did not draw from it).
 
-    def _collect_end(self, bufs: Any) -> None:
-        """Hook: called after the last ``_collect_step`` of a batch (syncs internal state)."""
+        >>> from streamrl.envs.libs.gym import GymEnv
+        >>> env = GymEnv("CartPole-v1")
+        >>> bufs = env.step_buffers(10)
+        >>> bufs.root["observation"][0] = env.reset()["observation"]
+        >>> bufs.action[:] = 1
+        >>> env.step_into(bufs, 0, 10, break_when_any_done=True) <= 10
+        True
+        >>> env.close()
+        """
+        self._check_open()
+        if not isinstance(buffers, StepBuffers):
+            raise TypeError(f"step_into expects StepBuffers, found {type(buffers).__name__}")
+        if buffers.batch_size != self.batch_size:
+            raise ValueError(
+                f"step_into: buffers for batch size {tuple(buffers.batch_size)}, the env has "
+                f"{tuple(self.batch_size)}"
+            )
+        if not (isinstance(steps, int) and steps >= 1 and 0 <= t and t + steps <= buffers.T):
+            raise ValueError(
+                f"step_into: steps {t}..{t + steps if isinstance(steps, int) else steps} do not "
+                f"fit buffers of T={buffers.T}"
+            )
+        return self._step_into(buffers, t, steps, break_when_any_done)
+
+    def _step_into(
+        self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
+    ) -> int:
+        """Hook of :meth:`step_into` (arguments checked). The default steps with
+        :meth:`step` and resets with :meth:`maybe_reset`, one TensorDict per step."""
+        for i in range(t, t + steps):
+            stepped = self.step(buffers.root_tensordict(i))
+            root = step_mdp(stepped, exclude_action=True, exclude_reward=True)
+            if not break_when_any_done:
+                root = self.maybe_reset(root)
+            if buffers.write_step(i, stepped.get("next"), root) and break_when_any_done:
+                return i - t + 1
+        return steps
 
     def append_transform(self, transform: Any) -> Any:
         """Wrap this env in a ``TransformedEnv`` with ``transform`` (returns the new env)."""

@@ -9,35 +9,31 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 
 from streamrl._mp import RemoteError, Worker, WorkerDiedError, default_start_method
-from streamrl.envs._fast import (
-    FLAGS,
-    CollectBuffers,
-    RolloutBuffers,
-    collect_row,
-    row_views,
-    run_env,
-    supports_fast,
-)
-from streamrl.envs.batched import _BatchedEnv, td_from_keys
+from streamrl.envs.batched import _BatchedEnv
 from streamrl.envs.common import EnvBase, EnvClosedError
+from streamrl.envs.step_buffers import FLAGS, StepBuffers
 
 __all__ = ["ParallelEnv"]
 
-# Commands of the per-step channel (a pair of semaphores per worker and one shared int32 slot):
-# the parent writes the command into the worker's slot and releases the worker's request
-# semaphore; the worker runs it and releases the reply semaphore (a failed command leaves
-# FAILED in the slot and its exception travels back through the pipe). A semaphore round trip
-# costs a few microseconds against tens for a pipe message (measured: 11 vs 40 us for two
-# workers on a 2-core machine), and nothing is pickled.
-_STEP, _COLLECT, _RESET, _STOP, _COLLECT_INTO, _FAILED = 1, 2, 3, 4, 5, -1
+# Commands of the per-step channel (a pair of semaphores per worker and a shared int32 row):
+# the parent writes the command and its arguments into the worker's row and releases the
+# worker's request semaphore; the worker runs it and releases the reply semaphore (a failed
+# command leaves FAILED in the row and its exception travels back through the pipe). A
+# semaphore round trip costs a few microseconds against tens for a pipe message (measured: 11
+# vs 40 us for two workers on a 2-core machine), and nothing is pickled.
+# Row layout: [command, t, steps, break_when_any_done, buffers slot]; a step_into's reply:
+# [_, steps written, whether the last step was done, _, _].
+_STEP_INTO, _RESET, _STOP, _FAILED = 1, 2, 3, -1
+# buffers registered with the workers: the 1-step buffers of step(), and collection buffers
+_SCRATCH, _COLLECT = 0, 1
 
 
 class _EnvServer:
-    """Runs in a worker process: one env, reading actions from and writing results to
-    shared buffers (row ``index``); only method names and small values cross the pipe."""
+    """Runs in a worker process: one env, stepping into its row of shared
+    :class:`StepBuffers`; only method names and small values cross the pipe."""
 
     def __init__(
         self, create_env_fn: Callable[..., EnvBase], kwargs: dict, channel: tuple | None = None
@@ -48,31 +44,25 @@ class _EnvServer:
             raise TypeError(
                 f"create_env_fn must return an EnvBase, found {type(self.env).__name__}"
             )
-        self.fast = supports_fast(self.env)
+        self.buffers: dict[int, StepBuffers] = {}
 
     def meta(self) -> dict:
         return _BatchedEnv._meta_of(self.env)
 
-    def setup(self, index: int, bufs: dict) -> None:
+    def setup(self, index: int, state: dict, cmd: torch.Tensor) -> None:
         self.i = index
-        self.action = bufs["action"]
-        self.next = bufs["next"]
-        self.state = bufs["state"]
-        self.next_np = {k: v[index].numpy() for k, v in self.next.items()}
-        self.state_np = {k: v[index].numpy() for k, v in self.state.items()}
-        self.obs_keys = [k for k in self.state if k not in FLAGS]
-        self.cmd = bufs["cmd"].numpy()
+        self.state = state
+        self.obs_keys = [k for k in state if k not in FLAGS]
+        self.cmd = cmd.numpy()
+
+    def set_buffers(self, slot: int, tensors: dict, batch_size: torch.Size) -> None:
+        """Shared buffers of the whole batch; this worker steps into row ``i`` of them."""
+        self.buffers[slot] = StepBuffers.from_tensors(tensors, batch_size, shared=True).row(self.i)
 
     def serve(self) -> None:
-        """Run commands from the per-step channel until ``_STOP`` (see ``_STEP``)."""
+        """Run commands from the per-step channel until ``_STOP`` (see ``_STEP_INTO``)."""
         req, rep = self.channel
         cmd, i = self.cmd, self.i
-        handlers = {
-            _STEP: self.step,
-            _COLLECT: self.collect_step,
-            _RESET: self.reset,
-            _COLLECT_INTO: self.collect_into,
-        }
         while True:
             req.acquire()
             code = int(cmd[i, 0])
@@ -80,7 +70,11 @@ class _EnvServer:
                 rep.release()
                 return
             try:
-                handlers[code]()
+                if code == _STEP_INTO:
+                    row = cmd[i]
+                    cmd[i, 1:3] = self.step_into(int(row[4]), int(row[1]), int(row[2]), bool(row[3]))
+                else:
+                    self.reset()
             except BaseException:
                 cmd[i, 0] = _FAILED  # the exception is this call's reply, through the pipe
                 rep.release()
@@ -91,83 +85,20 @@ class _EnvServer:
         self.env.set_seed(seed)
 
     def reset(self) -> None:
-        i, st = self.i, self.state_np
-        if self.fast:
-            obs = self.env._np_reset()
-            for k in self.obs_keys:
-                st[k][...] = obs[k]
-        else:
-            out = self.env.reset()
-            for k in self.obs_keys:
-                self.state[k][i].copy_(out.get(k))
+        out = self.env.reset()
+        i, st = self.i, self.state
+        for k in self.obs_keys:
+            st[k][i].copy_(out.get(k))
         for k in FLAGS:
-            st[k][...] = False
+            st[k][i] = False
 
-    def step(self) -> None:
-        nx, st = self.next_np, self.state_np
-        if self.fast:
-            native = self.env._native_actions(self.action[self.i])
-            obs, r, te, tr = self.env._np_step(native)
-            for k in self.obs_keys:
-                nx[k][...] = obs[k]
-                st[k][...] = obs[k]
-            nx["reward"][...] = r
-            nx["terminated"][...] = st["terminated"][...] = te
-            nx["truncated"][...] = st["truncated"][...] = tr
-            nx["done"][...] = st["done"][...] = te or tr
-            return
-        src = {k: v[self.i].clone() for k, v in self.state.items()}
-        src["action"] = self.action[self.i].clone()
-        td = TensorDict(batch_size=self.env.batch_size)
-        for k, v in src.items():
-            td.set(k, v)
-        out = self.env.step(td).get("next")
-        for k, buf in self.next.items():
-            buf[self.i].copy_(out.get(k))
-        for k, buf in self.state.items():
-            buf[self.i].copy_(out.get(k))
-
-    def collect_step(self) -> None:
-        """``step`` then, if done, reset: the state row holds the next root observation
-        (flags False), the next row the step's results. One round trip per step."""
-        nx, st = self.next_np, self.state_np
-        obs, r, te, tr = self.env._np_step(self.env._native_actions(self.action[self.i]))
-        for k in self.obs_keys:
-            nx[k][...] = obs[k]
-        nx["reward"][...] = r
-        nx["terminated"][...] = te
-        nx["truncated"][...] = tr
-        nx["done"][...] = te or tr
-        if te or tr:
-            obs = self.env._np_reset()
-        for k in self.obs_keys:
-            st[k][...] = obs[k]
-        for k in FLAGS:
-            st[k][...] = False
-
-    def set_collect_buffers(self, tensors: dict) -> None:
-        """Shared ``[N, T]`` collection buffers that ``collect_into`` writes this env's row of."""
-        self.collect_views = row_views(tensors, self.i)
-
-    def collect_into(self) -> None:
-        """``collect_row`` at the step index in the command slot; writes done back there."""
-        i = self.i
-        t = int(self.cmd[i, 1])
-        native = self.env._native_actions(self.action[i])
-        self.cmd[i, 1] = collect_row(self.env, native, self.collect_views, t)
-
-    def rollout(self, tensors: dict, actions: torch.Tensor, T: int) -> None:
-        i = self.i
-        views = row_views(tensors, i)
-        _, obs, was_reset = run_env(self.env, self.env._native_actions(actions[i]), views, T, False)
-        st = self.state_np
-        for k in self.obs_keys:
-            st[k][...] = obs[k]
-        te = bool(views["terminated"][T - 1]) and not was_reset
-        tr = bool(views["truncated"][T - 1]) and not was_reset
-        st["terminated"][...] = te
-        st["truncated"][...] = tr
-        st["done"][...] = te or tr
+    def step_into(self, slot: int, t: int, steps: int, break_when_any_done: bool) -> tuple:
+        """``env.step_into`` on this worker's row; returns (steps written, last step done)."""
+        bufs = self.buffers[slot]
+        n = self.env._step_into(bufs, t, steps, break_when_any_done)
+        c = bufs.column(t + n - 1)
+        done = bufs.terminated[c] | bufs.truncated[c]
+        return n, int(done.any())
 
     def close(self) -> None:
         self.env.close()
@@ -176,14 +107,15 @@ class _EnvServer:
 class ParallelEnv(_BatchedEnv):
     """N envs, each stepped in its own worker process; batch size ``[N]``.
 
-    The workers write their results into shared-memory buffers of shape ``[N, ...]``. With
-    the fork start method (Linux's default) each step, reset or collected step is one command
-    through a semaphore pair per worker (a few microseconds; nothing pickled); other calls,
-    and every call with spawn/forkserver, go through pipes as method names. A rollout with
-    random actions and ``break_when_any_done=False`` runs entirely inside the workers (each
-    writes its own ``[T, ...]`` block); a collector's or ``rollout(policy=...)``'s steps are
-    written by the workers straight into shared ``[N, T]`` batch buffers. Done sub-envs are reset as in :class:`SerialEnv`; given the same
-    seeds both produce identical rollouts.
+    Each worker steps its env into its row of shared-memory :class:`StepBuffers` (the
+    stepping protocol, :meth:`EnvBase.step_into`): ``step()`` through 1-step buffers, a
+    collector's or ``rollout()``'s steps straight into the shared ``[N, T]`` batch buffers.
+    With the fork start method (Linux's default) each step or reset is one command through a
+    semaphore pair per worker (a few microseconds; nothing pickled); other calls, and every
+    call with spawn/forkserver, go through pipes as method names. A rollout with random
+    actions and ``break_when_any_done=False`` is one command: each worker runs all its steps.
+    Done sub-envs are reset as in :class:`SerialEnv`; given the same seeds both produce
+    identical rollouts.
 
     A worker that dies raises :class:`~streamrl._mp.WorkerDiedError` (the env is then
     closed); an exception inside a sub-env is re-raised as
@@ -240,7 +172,7 @@ class ParallelEnv(_BatchedEnv):
         self._pids: list[int | None] = []
         self._channels: list | None = None
         self._serving: list[bool] = []
-        self._shared_collect: CollectBuffers | None = None
+        self._slots: dict[int, StepBuffers] = {}  # buffers registered with the workers
 
     # -------------------------------------------------------------- workers
     def _start(self) -> None:
@@ -269,26 +201,13 @@ class ParallelEnv(_BatchedEnv):
             if any(m["full_state_spec"].keys(True, True) for m in metas):
                 raise NotImplementedError("ParallelEnv does not support envs with a state_spec")
             self._set_meta(metas)
-            self._fast = all(m["fast"] for m in metas)
             n = self.num_workers
-            self._action_buf = self._full_action_spec["action"].zero().share_memory_()
-            self._next_bufs = {k: s.zero().share_memory_() for k, s in self._obs_specs.items()}
-            self._next_bufs["reward"] = self._full_reward_spec["reward"].zero().share_memory_()
-            for k in FLAGS:
-                flag = torch.zeros((*self.batch_size, 1), dtype=torch.bool)
-                self._next_bufs[k] = flag.share_memory_()
             for v in self._state.values():
                 v.share_memory_()
-            # per worker: [command, argument/result] (collect_into: step index in, done out)
-            self._cmd = torch.zeros(n, 2, dtype=torch.int32).share_memory_()
+            # per worker: [command, t, steps, break_when_any_done, slot] (see _STEP_INTO)
+            self._cmd = torch.zeros(n, 5, dtype=torch.int32).share_memory_()
             self._cmd_np = self._cmd.numpy()
-            bufs = {
-                "action": self._action_buf,
-                "next": self._next_bufs,
-                "state": self._state,
-                "cmd": self._cmd,
-            }
-            self._gather("setup", per_worker=[(i, bufs) for i in range(n)])
+            self._gather("setup", per_worker=[(i, self._state, self._cmd) for i in range(n)])
             self._channels, self._serving = channels, [False] * n
         except BaseException:
             self._stop_workers()
@@ -453,78 +372,60 @@ class ParallelEnv(_BatchedEnv):
 
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
         self._ensure_started()
+        self._sync_state()  # the rows not reset keep their current root
         self._command(_RESET, "reset", workers=self._reset_mask(tensordict))
         return self._state_td()
 
-    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        self._action_buf.copy_(tensordict.get("action"))
-        if not self._fast:
-            # generic sub-envs read their root row (e.g. a step counter) from the state
-            for k, buf in self._state.items():
-                val = tensordict.get(k, None)
-                if val is not None:
-                    buf.copy_(val)
-        self._command(_STEP, "step")
-        out = {k: v.clone() for k, v in self._next_bufs.items()}
-        return td_from_keys(out, self.batch_size)
+    def _new_scratch(self) -> StepBuffers:
+        return self._register(_SCRATCH, super()._new_scratch())
 
-    def _rollout_fast(
-        self, tensordict: TensorDictBase, max_steps: int, break_when_any_done: bool
-    ) -> TensorDictBase | None:
-        # with break_when_any_done the sub-envs must stop together: use the lockstep loop
-        if break_when_any_done or not self._rollout_ok(tensordict):
-            return None
-        T = max_steps
-        bufs = RolloutBuffers(
-            self._obs_specs,
-            self._full_reward_spec["reward"].dtype,
-            (self.num_workers,),
-            T,
-            share=True,
-        )
-        actions = self._rollout_actions(T).share_memory_()
-        for k in self._obs_keys:
-            bufs.root[k][:, 0] = tensordict.get(k)
-        self._gather("rollout", bufs.tensors(), actions, T)
-        return bufs.to_tensordict(T, actions, tensordict)
-
-    def _collect_buffers(self, T: int) -> CollectBuffers | None:
-        bufs = super()._collect_buffers(T)
-        if bufs is None or self._channels is None:
+    def step_buffers(self, T: int) -> StepBuffers | None:
+        """Shared-memory buffers the workers write into, kept from call to call (handed to
+        the workers again only when ``T`` changes): batches are copied out of them."""
+        self._ensure_started()
+        bufs = self._slots.get(_COLLECT)
+        if bufs is not None and bufs.T == T:
             return bufs
-        # with the channel the workers write straight into shared buffers, kept from batch to
-        # batch (handed to the workers once per length T); batches are copied out of them
-        shared = self._shared_collect
-        if shared is None or shared.T != T:
-            shared = bufs.share_memory_()
-            self._gather("set_collect_buffers", per_worker=[(shared.tensors(),)] * self.num_workers)
-            self._shared_collect = shared
-        else:  # collect_row writes the flags of done steps only
-            shared.terminated.zero_()
-            shared.truncated.zero_()
-        return shared
+        bufs = super().step_buffers(T)
+        return None if bufs is None else self._register(_COLLECT, bufs)
 
-    def _collect_step(self, action: torch.Tensor, bufs: Any, t: int) -> bool:
-        self._action_buf.copy_(action)
-        if bufs is self._shared_collect:
-            cmd = self._cmd_np
-            cmd[:, 1] = t
-            self._command(_COLLECT_INTO, "collect_into")
-            return any(cmd[:, 1].tolist())  # (cheaper than numpy's any for a few envs)
-        self._command(_COLLECT, "collect_step")
-        nx, st = self._next_bufs, self._state
-        cols = bufs.columns()
-        for k in self._obs_keys:
-            cols["next"][k][t].copy_(nx[k])
-            cols["root"][k][t + 1].copy_(st[k])
-        cols["reward"][t].copy_(nx["reward"])
-        cols["terminated"][t].copy_(nx["terminated"])
-        cols["truncated"][t].copy_(nx["truncated"])
-        return bool(nx["done"].any())
+    def _register(self, slot: int, bufs: StepBuffers) -> StepBuffers:
+        bufs.share_memory_()
+        args = (slot, bufs.tensors(), self.batch_size)
+        self._gather("set_buffers", per_worker=[args] * self.num_workers)
+        self._slots[slot] = bufs
+        return bufs
 
-    def _collect_end(self, bufs: Any) -> None:
-        if bufs is self._shared_collect:  # the workers' state rows were not written
-            self._collect_end_state(bufs)
+    def _step_rows(
+        self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
+    ) -> int:
+        slot = next((k for k, b in self._slots.items() if b is buffers), None)
+        if slot is None:
+            raise ValueError(
+                "ParallelEnv.step_into needs buffers from its own step_buffers() (the workers "
+                "write into shared memory); found other buffers"
+            )
+        if not break_when_any_done:
+            self._step_workers(slot, t, steps, False)
+            return steps
+        # in lockstep: every worker takes step i before any takes step i + 1
+        for k in range(steps):
+            if self._step_workers(slot, t + k, 1, True):
+                return k + 1
+        return steps
+
+    def _step_workers(self, slot: int, t: int, steps: int, brk: bool) -> bool:
+        """One step_into command to every worker; returns whether any last step was done."""
+        if self._channels is None:
+            replies = self._gather("step_into", slot, t, steps, brk)
+            return any(done for _, done in replies)
+        cmd = self._cmd_np
+        cmd[:, 1] = t
+        cmd[:, 2] = steps
+        cmd[:, 3] = brk
+        cmd[:, 4] = slot
+        self._command(_STEP_INTO, "step_into")
+        return any(cmd[:, 2].tolist())  # (cheaper than numpy's any for a few envs)
 
     def _close(self) -> None:
         self._stop_workers()

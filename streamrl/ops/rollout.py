@@ -6,12 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 
 from streamrl._exploration import ExplorationType, set_exploration_type
-from streamrl.envs._fast import collect_steps
-from streamrl.envs.common import EnvBase
-from streamrl.envs.utils import step_mdp
+from streamrl.envs import EnvBase, run_steps
 from streamrl.graph import Operator
 from streamrl.ops._trajectories import TrajectoryIds, set_collector_entries
 from streamrl.ops.policy_weights import PolicyWeights
@@ -33,10 +31,10 @@ class Rollout(Operator):
     """Source: runs ``policy`` in an env and emits one ``[*env_batch, T]`` batch per step.
 
     The whole inner loop (policy, env step, reset of done sub-envs) runs inside this one
-    operator, so a batch costs one message, whatever its length. With gymnasium envs and
-    ``SerialEnv``/``ParallelEnv`` of them, steps are written into preallocated ``[envs, T]``
-    buffers (``streamrl.envs._fast.collect_steps``: the same data as the per-step
-    TensorDict loop, which every other env uses). Each batch carries
+    operator, so a batch costs one message, whatever its length. Steps are written into
+    preallocated ``[envs, T]`` buffers through the env's stepping protocol
+    (:func:`streamrl.envs.run_steps`: the same data as the per-step TensorDict loop). Each
+    batch carries
     ``("collector", "traj_ids")`` and ``("collector", "policy_version")``.
 
     Args:
@@ -63,8 +61,7 @@ class Rollout(Operator):
     inputs = ()
     outputs = ("out",)
     state_keys = ("frames",)
-    # envs with a per-step collection hook (gymnasium envs, SerialEnv/ParallelEnv of them)
-    # are stepped into preallocated buffers; False forces the generic per-step loop
+    # False forces the plain per-step TensorDict loop (run_steps(buffered=False))
     use_fast_path = True
 
     def __init__(
@@ -132,13 +129,22 @@ class Rollout(Operator):
         if env is None:
             raise RuntimeError("Rollout.step() called before open()")
         version = self.weights.version if self.weights is not None else self.version
-        env._check_open()
+        T = self.steps_per_batch
+        truncate = self._truncate_long if self.max_frames_per_traj is not None else None
         with torch.no_grad(), set_exploration_type(self.exploration_type, thread_local=True):
-            batch = None
-            if self.use_fast_path and self.max_frames_per_traj is None:
-                batch = self._collect_fast(env)
-            if batch is None:
-                batch = self._collect_generic(env, self._td, policied=False)
+            batch, self._td = run_steps(
+                env,
+                self._td,
+                T,
+                self.policy,
+                project_actions=self.project_actions,
+                callback=truncate,
+                buffered=self.use_fast_path,
+            )
+        # trajectory ids of the whole batch at once, [T, envs] for TrajectoryIds
+        done = batch.get(("next", "done")).reshape(self.num_envs, T).transpose(0, 1)
+        ids = self._traj.step_many(done).transpose(0, 1).reshape(batch.batch_size)
+        set_collector_entries(batch, traj_ids=ids * self.num_workers + self.worker_index)
         batch.set(
             ("collector", "policy_version"),
             torch.full(batch.batch_size, version, dtype=torch.int64),
@@ -146,60 +152,16 @@ class Rollout(Operator):
         self.frames += batch.numel()
         return {"out": batch}
 
-    # ------------------------------------------------------------------ collection
-    def _act(self, env: EnvBase, td: TensorDictBase) -> TensorDictBase:
-        if self.policy is None:
-            return env.rand_action(td)
-        td = self.policy(td)
-        if self.project_actions:
-            env.full_action_spec.project(td)
-        return td
-
-    def _collect_generic(
-        self, env: EnvBase, td: TensorDictBase, policied: bool
-    ) -> TensorDictBase:
-        """One TensorDict per step, stacked (any env, any policy). ``policied``: the policy
-        already ran on ``td`` for the first step."""
-        steps = []
-        for t in range(self.steps_per_batch):
-            if t or not policied:
-                td = self._act(env, td)
-            stepped = env.step(td)
-            done = stepped.get(("next", "done"))
-            if self.max_frames_per_traj is not None:
-                done = self._truncate_long(stepped, done)
-            ids = self._traj.step(done) * self.num_workers + self.worker_index
-            set_collector_entries(stepped, traj_ids=ids.reshape(env.batch_size))
-            steps.append(stepped)
-            td = env.maybe_reset(step_mdp(stepped, exclude_action=True, exclude_reward=True))
-        self._td = td
-        return torch.stack(steps, len(env.batch_size))
-
-    def _collect_fast(self, env: EnvBase) -> TensorDictBase | None:
-        """The same batch as :meth:`_collect_generic`, written step by step into
-        preallocated buffers (envs with ``_collect_step``: gymnasium envs and batched envs of
-        them); None when the env or the root tensordict does not allow it."""
-        T = self.steps_per_batch
-        res = collect_steps(env, self._td, T, self.policy, self.project_actions)
-        if res is None:
-            return None
-        if isinstance(res, TensorDictBase):  # the policy's output needs the generic loop
-            return self._collect_generic(env, res, policied=True)
-        batch, self._td = res
-        # trajectory ids of the whole batch at once, [T, envs] for TrajectoryIds
-        done = batch.get(("next", "done")).reshape(self.num_envs, T).transpose(0, 1)
-        ids = self._traj.step_many(done).transpose(0, 1).reshape(batch.batch_size)
-        ids = ids * self.num_workers + self.worker_index
-        batch.set("collector", TensorDict._new_unsafe({"traj_ids": ids}, batch.batch_size))
-        return batch
-
     def close(self) -> None:
         if self.env is not None:
             self.env.close()
             self.env = None
 
     # ------------------------------------------------------------------ helpers
-    def _truncate_long(self, stepped: TensorDictBase, done: torch.Tensor) -> torch.Tensor:
+    def _truncate_long(self, env: EnvBase, stepped: TensorDictBase) -> None:
+        """Mark episodes that reach ``max_frames_per_traj`` truncated (and done), before the
+        step's reset."""
+        done = stepped.get(("next", "done"))
         self._traj_len += 1
         over = (self._traj_len >= self.max_frames_per_traj).reshape(done.shape)
         if bool(over.any()):
@@ -209,7 +171,6 @@ class Rollout(Operator):
             if truncated is not None:
                 stepped.set(("next", "truncated"), truncated | over)
         self._traj_len[done.reshape(-1)] = 0
-        return done
 
     def __repr__(self) -> str:
         return (

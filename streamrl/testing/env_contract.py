@@ -1,4 +1,5 @@
-"""The env contract: reset, step, specs, seeding, rollout and close, checked for any env.
+"""The env contract: reset, step, specs, seeding, rollout, the stepping protocol and close,
+checked for any env.
 
 Use :func:`check_env_contract` directly, or inherit :class:`EnvContractTests` in a pytest
 class and define ``make_env``::
@@ -17,6 +18,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.envs.common import EnvClosedError
+from streamrl.envs.stepping import run_steps
 from streamrl.envs.utils import check_env_specs
 
 __all__ = ["EnvContractTests", "check_env_contract"]
@@ -116,6 +118,78 @@ def check_seeding(make_env: Callable[[], Any], steps: int = 5) -> None:
         _fail("same seeds gave different rollouts")
 
 
+def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
+    """The stepping protocol (``step_into``, driven by :func:`~streamrl.envs.run_steps`)
+    writes exactly what the plain loop (``step``, ``step_mdp``, ``maybe_reset``) stacks: with
+    a policy step by step, and with random actions drawn up front and taken in one call;
+    with and without ``break_when_any_done``. ``steps`` should cover a few episode ends."""
+    for brk in (False, True):
+        runs = []
+        for buffered in (True, False):
+            with make_env() as env:
+                env.set_seed(0)
+                torch.manual_seed(0)
+                runs.append(
+                    run_steps(
+                        env, env.reset(), steps, env.rand_action,
+                        break_when_any_done=brk, buffered=buffered,
+                    )
+                )
+        _same(runs[0], runs[1], f"step by step (break_when_any_done={brk})")
+        # random actions drawn up front, taken in one step_into call
+        with make_env() as env:
+            torch.manual_seed(1)
+            actions = [env.action_spec.rand() for _ in range(steps)]
+            env.set_seed(0)
+            torch.manual_seed(2)
+            td = env.reset()
+            bufs = env.step_buffers(steps)
+            if bufs is None:  # this env steps with step() only
+                continue
+            nb = len(env.batch_size)
+            for k, v in bufs.root.items():
+                v[bufs.column(0)] = td.get(k)
+            bufs.action.copy_(torch.stack(actions, nb))
+            n = env.step_into(bufs, 0, steps, break_when_any_done=brk)
+            flags0 = {k: td.get(k) for k in _FLAGS}
+            in_one_call = bufs.to_tensordict(n, flags0)
+            last = {k: v[bufs.column(n)].clone() for k, v in bufs.root.items()}
+        with make_env() as env:
+            env.set_seed(0)
+            torch.manual_seed(2)
+            plain, root = run_steps(
+                env, env.reset(), n, _Replay(actions), break_when_any_done=brk, buffered=False
+            )
+        _same((in_one_call, root.select(*last)), (plain, root.select(*last)),
+              f"random actions in one step_into call (break_when_any_done={brk})")
+        for k, v in last.items():
+            if not torch.equal(v, root.get(k)):
+                _fail(f"stepping, one step_into call: the last root column's {k!r} differs "
+                      "from the plain loop's next root")
+
+
+class _Replay:
+    """A policy that takes the given actions, one per call."""
+
+    def __init__(self, actions: tuple) -> None:
+        self.actions = iter(actions)
+
+    def __call__(self, td: TensorDictBase) -> TensorDictBase:
+        return td.set("action", next(self.actions).clone())
+
+
+def _same(got: tuple, want: tuple, what: str) -> None:
+    for name, a, b in (("batch", got[0], want[0]), ("next root", got[1], want[1])):
+        ka, kb = set(a.keys(True, True)), set(b.keys(True, True))
+        if ka != kb:
+            _fail(f"stepping, {what}: {name} keys {sorted(map(str, ka ^ kb))} differ from the plain loop's")
+        if a.batch_size != b.batch_size:
+            _fail(f"stepping, {what}: {name} batch size {a.batch_size} != plain loop's {b.batch_size}")
+        for k in ka:
+            if not torch.equal(a.get(k), b.get(k)):
+                _fail(f"stepping, {what}: {name} entry {k!r} differs from the plain loop's")
+
+
 def check_close(env: Any) -> None:
     """close() is idempotent; step/reset after close raise EnvClosedError."""
     td = env.reset()
@@ -139,6 +213,7 @@ def check_env_contract(make_env: Callable[[], Any], steps: int = 5) -> None:
         check_rollout(env, steps)
         check_bad_actions(env)
     check_seeding(make_env, steps)
+    check_stepping(make_env)
     check_close(make_env())
 
 
@@ -146,6 +221,8 @@ class EnvContractTests:
     """A pytest mixin: inherit it in a ``Test*`` class and define ``make_env(self)``."""
 
     steps = 5
+    # steps of the stepping check: enough for a few episode ends
+    stepping_steps = 40
 
     def make_env(self) -> Any:
         """Build a fresh env under test (override)."""
@@ -173,6 +250,9 @@ class EnvContractTests:
 
     def test_seeding(self) -> None:
         check_seeding(self.make_env, self.steps)
+
+    def test_stepping_matches_the_plain_loop(self) -> None:
+        check_stepping(self.make_env, self.stepping_steps)
 
     def test_close(self) -> None:
         check_close(self.make_env())

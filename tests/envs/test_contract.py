@@ -7,7 +7,7 @@ from tensordict import TensorDict
 
 from streamrl.data import Categorical, Composite, Unbounded
 from streamrl.envs import EnvBase
-from streamrl.testing import check_env_contract
+from streamrl.testing import EnvContractTests, check_env_contract
 
 
 class ToyEnv(EnvBase):
@@ -53,6 +53,12 @@ class ToyEnv(EnvBase):
             },
             [],
         )
+
+
+class TestToyContract(EnvContractTests):
+    # a user's env: only _reset/_step/_set_seed and specs; the default stepping protocol
+    def make_env(self):
+        return ToyEnv()
 
 
 def test_correct_env_passes():

@@ -29,9 +29,21 @@ class TestCartPoleOneHotContract(EnvContractTests):
 
 class TestPixelsContract(EnvContractTests):
     steps = 2
+    stepping_steps = 6  # rendering 500x500 frames is slow; Pendulum never ends early anyway
 
     def make_env(self):
         return GymEnv("Pendulum-v1", from_pixels=True, pixels_only=True)
+
+
+class TestWrapperContract(EnvContractTests):
+    def make_env(self):
+        return GymWrapper(gym.make("MountainCar-v0", max_episode_steps=15))
+
+
+class TestTupleObservationContract(EnvContractTests):
+    # nested observations: the generic stepping path (no numpy fast path)
+    def make_env(self):
+        return GymEnv("Blackjack-v1")
 
 
 def test_layout_matches_seed():

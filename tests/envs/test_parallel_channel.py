@@ -13,8 +13,7 @@ from tensordict import TensorDict
 
 from streamrl._mp import RemoteError, WorkerDiedError
 from streamrl.data import Bounded, Composite, Unbounded
-from streamrl.envs import EnvBase, ParallelEnv, SerialEnv
-from streamrl.envs._fast import CollectBuffers
+from streamrl.envs import EnvBase, ParallelEnv, SerialEnv, StepBuffers
 from streamrl.envs.libs.gym import GymEnv
 
 
@@ -81,26 +80,31 @@ def test_channel_matches_serial_env_across_pipe_calls():
         assert (x == y).all()
 
 
-def test_collect_step_matches_step_and_maybe_reset():
+def test_step_into_matches_serial_env():
     with ParallelEnv(2, cartpole) as par, SerialEnv(2, cartpole) as ser:
+        bufs = {}
         for env in (par, ser):
             env.set_seed(1)
-            env.reset()
-        bufs = {env: env._collect_buffers(30) for env in (par, ser)}
-        assert all(isinstance(b, CollectBuffers) for b in bufs.values())
+            first = env.reset()
+            bufs[env] = env.step_buffers(30)
+            assert isinstance(bufs[env], StepBuffers)
+            bufs[env].root["observation"][:, 0] = first["observation"]
+        assert bufs[par].shared and not bufs[ser].shared
         for t in range(30):
             action = torch.tensor([1, int(t % 5 == 0)])  # falls over: resets
-            done = {env: env._collect_step(action, bufs[env], t) for env in (par, ser)}
-            assert done[par] == done[ser]
-        par._collect_end(bufs[par])
-        ser._collect_end(bufs[ser])
-        assert (bufs[par].next_tensordict() == bufs[ser].next_tensordict()).all()
-        for k in bufs[par].root:  # (column 0 is the caller's to fill)
-            assert torch.equal(bufs[par].root[k][:, 1:], bufs[ser].root[k][:, 1:])
-        assert (par.reset(TensorDict({"_reset": torch.zeros(2, 1, dtype=torch.bool)}, [2]))
-                == ser.reset(TensorDict({"_reset": torch.zeros(2, 1, dtype=torch.bool)}, [2]))
-                ).all()
+            for env in (par, ser):
+                bufs[env].action[:, t] = action
+                assert env.step_into(bufs[env], t) == 1
+        flags = {k: torch.zeros(2, 1, dtype=torch.bool) for k in ("done", "terminated", "truncated")}
+        assert (bufs[par].to_tensordict(30, flags) == bufs[ser].to_tensordict(30, flags)).all()
+        for k in bufs[par].root:
+            assert torch.equal(bufs[par].root[k], bufs[ser].root[k])
+        keep = TensorDict({"_reset": torch.zeros(2, 1, dtype=torch.bool)}, [2])
+        assert (par.reset(keep.clone()) == ser.reset(keep.clone())).all()
         assert int(bufs[par].terminated.sum()) > 0  # resets happened inside the batch
+        # the shared buffers are the workers': others are refused
+        with pytest.raises(ValueError, match="its own step_buffers"):
+            par.step_into(bufs[ser], 0)
 
 
 def test_error_in_a_command_is_reported_and_the_env_stays_usable():

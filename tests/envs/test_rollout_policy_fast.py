@@ -125,8 +125,10 @@ def test_a_subclass_that_changes_step_keeps_its_step():
             return out
 
     with Doubled("CartPole-v1") as env, torch.no_grad():
-        assert env._collect_buffers(4) is None
+        assert env.step_buffers(4) is not None  # buffered, through the generic step_into
         assert (env.rollout(5, env.rand_action, break_when_any_done=False)["next", "reward"] == 2).all()
         assert (env.rollout(5, break_when_any_done=False)["next", "reward"] == 2).all()
     with SerialEnv(2, lambda: Doubled("CartPole-v1")) as env:
         assert (env.rollout(5, break_when_any_done=False)["next", "reward"] == 2).all()
+        assert (env.rollout(5)["next", "reward"] == 2).all()
+        assert (env.rand_step(env.reset())["next", "reward"] == 2).all()

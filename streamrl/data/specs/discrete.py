@@ -162,8 +162,9 @@ class Categorical(_Indexed):
         return self._sample(_size(shape)).to(self.dtype)
 
     def _values_ok(self, val: torch.Tensor) -> bool:
-        if val.numel() == 1 and self.mask is None:  # one action: a Python compare is cheaper
-            return 0 <= val.item() < self.n
+        if val.numel() <= 64 and self.mask is None:  # a few actions: Python compares are cheaper
+            n = self.n
+            return all(0 <= v < n for v in val.reshape(-1).tolist())
         if not bool(((val >= 0) & (val < self.n)).all()):
             return False
         return self._allowed(val)

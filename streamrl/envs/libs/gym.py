@@ -21,19 +21,26 @@ from streamrl.data.specs import (
     spec_from_gym_space,
 )
 from streamrl.data.specs._base import _torch_dtype
-from streamrl.envs._fast import (
-    CollectBuffers,
-    RolloutBuffers,
-    collect_row,
-    row_views,
-    run_env,
-    supports_fast,
-)
 from streamrl.envs.common import EnvBase
+from streamrl.envs.step_buffers import StepBuffers
 
 __all__ = ["GymEnv", "GymWrapper"]
 
 _FLAGS = ("done", "terminated", "truncated")
+
+
+_STEPPING = ("_step", "_reset", "step", "reset", "maybe_reset", "step_and_maybe_reset")
+
+
+def _overrides_stepping(cls: type) -> bool:
+    """Whether a subclass of GymWrapper redefines how it steps or resets (then only the
+    generic stepping path runs that code)."""
+    for klass in cls.__mro__:
+        if klass is GymWrapper:
+            return False
+        if any(name in klass.__dict__ for name in _STEPPING):
+            return True
+    return False
 
 
 class _ActionConverter:
@@ -264,11 +271,55 @@ class GymWrapper(EnvBase):
     def _close(self) -> None:
         self._env.close()
 
-    # ------------------------------------------- array protocol (streamrl.envs._fast)
-    def _np_obs_keys(self) -> list[str] | None:
-        if self._tuple_obs or any(isinstance(s, Composite) for s in self._obs_specs.values()):
-            return None
-        return list(self._obs_specs)
+    # ------------------------------------------------------- stepping protocol
+    def _step_into(
+        self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
+    ) -> int:
+        # gymnasium's arrays written straight into the buffers' numpy views: no TensorDict
+        # per step. Nested observations (Tuple spaces) and subclasses that redefine how the
+        # env steps or resets take the generic path, so that their code runs.
+        if not self._arrays_ok():
+            return super()._step_into(buffers, t, steps, break_when_any_done)
+        v = buffers.numpy()
+        nxt, root = v["next"], v["root"]
+        rew, term, trunc = v["reward"], v["terminated"], v["truncated"]
+        keys = list(nxt)
+        to_gym = self._to_gym
+        actions = (to_gym(buffers.action[t]),) if steps == 1 else to_gym(
+            buffers.action[t : t + steps]
+        )
+        step, reset = self._np_step, self._np_reset
+        for k in range(steps):
+            i = t + k
+            obs, r, te, tr = step(actions[k])
+            for key in keys:
+                nxt[key][i] = obs[key]
+            rew[i] = r
+            term[i] = te
+            trunc[i] = tr
+            if te or tr:
+                if break_when_any_done:
+                    for key in keys:
+                        root[key][i + 1] = nxt[key][i]
+                    return k + 1
+                obs = reset()
+                for key in keys:
+                    root[key][i + 1] = obs[key]
+            else:
+                # copy from our own contiguous row: cheaper than from the env's array
+                # (rendered frames are often transposed views)
+                for key in keys:
+                    root[key][i + 1] = nxt[key][i]
+        return steps
+
+    def _arrays_ok(self) -> bool:
+        ok = self.__dict__.get("_arrays")
+        if ok is None:
+            flat = not self._tuple_obs and not any(
+                isinstance(s, Composite) for s in self._obs_specs.values()
+            )
+            ok = self._arrays = flat and not _overrides_stepping(type(self))
+        return ok
 
     def _np_reset(self) -> dict[str, Any]:
         obs, info = self._gym_reset()
@@ -280,36 +331,6 @@ class GymWrapper(EnvBase):
             return {"observation": obs}, r, term, trunc
         obs, r, term, trunc, info = self._gym_step(action)
         return self._obs_arrays(obs, info), r, term, trunc
-
-    def _native_actions(self, actions: torch.Tensor) -> Any:
-        return self._to_gym(actions)
-
-    def _rollout_fast(
-        self, tensordict: TensorDictBase, max_steps: int, break_when_any_done: bool
-    ) -> TensorDictBase | None:
-        # numpy rows written into preallocated tensors, wrapped once; only taken when the
-        # generic loop would produce exactly the same entries
-        if not supports_fast(self) or self.device not in (None, torch.device("cpu")):
-            return None
-        if not set(tensordict.keys()) <= {*self._obs_specs, *_FLAGS}:
-            return None
-        bufs = RolloutBuffers(self._obs_specs, self.reward_spec.dtype, (), max_steps)
-        actions = self.action_spec.rand((max_steps,))
-        for k in self._obs_specs:
-            bufs.root[k][0] = tensordict.get(k)
-        views = row_views(bufs.tensors(), None)
-        n, _, _ = run_env(
-            self, self._native_actions(actions), views, max_steps, break_when_any_done
-        )
-        return bufs.to_tensordict(n, actions, tensordict)
-
-    def _collect_buffers(self, T: int) -> CollectBuffers | None:
-        if not supports_fast(self) or self.device not in (None, torch.device("cpu")):
-            return None
-        return CollectBuffers(self._obs_specs, self.reward_spec.dtype, (), T)
-
-    def _collect_step(self, action: torch.Tensor, bufs: CollectBuffers, t: int) -> bool:
-        return collect_row(self, self._to_gym(action), bufs.views, t)
 
     def __repr__(self) -> str:
         spec = getattr(self._env, "spec", None)

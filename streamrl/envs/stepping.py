@@ -1,0 +1,264 @@
+"""The stepping loop shared by ``EnvBase.rollout`` and the ``Rollout`` operator.
+
+:func:`run_steps` runs ``T`` steps of an env with a policy (or random actions) and returns them
+as one ``[*batch, T]`` TensorDict. Every env steps through one protocol,
+:meth:`EnvBase.step_into <streamrl.envs.EnvBase.step_into>`, which writes steps into
+preallocated :class:`~streamrl.envs.StepBuffers`: a gymnasium env writes its arrays straight
+into them, a batched env hands each sub-env its row, a worker process writes into shared
+memory; any other env gets a default built on ``step()``/``reset()``. The result is exactly
+what stacking the per-step TensorDicts of the plain loop (``policy``, ``step``, ``step_mdp``,
+``maybe_reset``) holds; :func:`run_steps` takes that plain loop itself where buffers cannot
+hold the data (entries the policy writes under ``"next"``, nested or non-tensor policy
+outputs, several action keys, a per-step ``callback``).
+
+>>> from streamrl.envs.libs.gym import GymEnv
+>>> env = GymEnv("CartPole-v1")
+>>> batch, root = run_steps(env, env.reset(), 5)
+>>> batch.batch_size, batch["next", "reward"].shape, root.batch_size
+(torch.Size([5]), torch.Size([5, 1]), torch.Size([]))
+>>> env.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from streamrl.envs.step_buffers import FLAGS, _td
+from streamrl.envs.utils import step_mdp
+
+__all__ = ["run_steps"]
+
+# root entries step_mdp drops (exclude_action, exclude_reward) or collection rewrites
+_NOT_CARRIED = frozenset({"action", "reward", "next", "collector", *FLAGS})
+
+Policy = Callable[[TensorDictBase], TensorDictBase]
+
+
+def run_steps(
+    env: Any,
+    tensordict: TensorDictBase,
+    max_steps: int,
+    policy: Policy | None = None,
+    *,
+    break_when_any_done: bool = False,
+    project_actions: bool = False,
+    callback: Callable[[Any, TensorDictBase], Any] | None = None,
+    buffered: bool = True,
+) -> tuple[TensorDictBase, TensorDictBase]:
+    """Run up to ``max_steps`` steps of ``policy`` (None: random actions) in ``env`` from the
+    root ``tensordict``.
+
+    Returns ``(batch, root)``: ``batch`` holds the steps (``[*batch_size, n]``), ``root`` is
+    where the next step starts. Without ``break_when_any_done`` done sub-envs are reset and
+    the next root holds their reset observation (``step_and_maybe_reset``); with it the run
+    stops after the first step where any sub-env is done (``root`` is then that step's
+    ``step_mdp``, not reset).
+
+    ``project_actions``: the policy's actions are projected into the action spec before each
+    step. ``callback(env, stepped)`` is called after each step, before any reset (it may
+    change the step's done flags, e.g. to truncate long episodes: the reset follows them);
+    it needs the plain loop. ``buffered=False`` forces the plain loop (for comparisons).
+    """
+    if buffered and callback is None:
+        res = _run_buffered(env, tensordict, max_steps, policy, break_when_any_done, project_actions)
+        if isinstance(res, tuple):
+            return res
+        if res is not None:  # the policy's first output needs the plain loop: go on from it
+            return _run_plain(
+                env, res, max_steps, policy, break_when_any_done, project_actions, callback, True
+            )
+    return _run_plain(
+        env, tensordict, max_steps, policy, break_when_any_done, project_actions, callback, False
+    )
+
+
+# ------------------------------------------------------------------------------ plain loop
+def _act(env: Any, td: TensorDictBase, policy: Policy | None, project: bool) -> TensorDictBase:
+    if policy is None:
+        return env.rand_action(td)
+    td = policy(td)
+    if project:
+        env.full_action_spec.project(td)
+    return td
+
+
+def _run_plain(
+    env: Any,
+    td: TensorDictBase,
+    T: int,
+    policy: Policy | None,
+    break_when_any_done: bool,
+    project: bool,
+    callback: Callable[[Any, TensorDictBase], Any] | None,
+    acted: bool,
+) -> tuple[TensorDictBase, TensorDictBase]:
+    """One TensorDict per step, stacked. ``acted``: the policy already ran on ``td``."""
+    steps = []
+    for t in range(T):
+        if t or not acted:
+            td = _act(env, td, policy, project)
+        stepped = env.step(td)
+        if callback is not None:
+            callback(env, stepped)
+        steps.append(stepped)
+        root = step_mdp(stepped, exclude_action=True, exclude_reward=True)
+        if break_when_any_done:
+            td = root
+            if bool(stepped.get(("next", "done")).any()):
+                break
+        else:
+            td = env.maybe_reset(root)
+    return torch.stack(steps, len(env.batch_size)), td
+
+
+# ---------------------------------------------------------------------------- buffered loop
+def _run_buffered(
+    env: Any,
+    td: TensorDictBase,
+    T: int,
+    policy: Policy | None,
+    break_when_any_done: bool,
+    project: bool,
+) -> tuple[TensorDictBase, TensorDictBase] | TensorDictBase | None:
+    """The buffered loop: ``(batch, root)``; None when ``env`` or ``td`` does not fit
+    buffers (nothing done); the policy's first output when that does not fit (the caller
+    continues from it with the plain loop, without calling the policy again)."""
+    if "next" in td.keys():
+        return None
+    _, action_keys, action_spec, _ = env._action_info()
+    if list(action_keys) != ["action"]:
+        return None
+    bufs = env.step_buffers(T)
+    if bufs is None:
+        return None
+    batch_size = env.batch_size
+    obs_keys = list(bufs.root)
+    cols = bufs.columns()
+    root_cols, action_cols = cols["root"], cols["action"]
+    for k in obs_keys:
+        root_cols[k][0].copy_(td.get(k))
+    flags0 = {k: td.get(k) for k in FLAGS}
+    if policy is None:
+        # random actions are known up front: the env may run all the steps in one call
+        # (inside its worker processes, for ParallelEnv)
+        bufs.action.copy_(_rand_actions(action_spec, batch_size, T))
+        n = env.step_into(bufs, 0, T, break_when_any_done=break_when_any_done)
+        return bufs.to_tensordict(n, flags0), _last_root(env, bufs, n, break_when_any_done)
+    false = torch.zeros((*batch_size, 1), dtype=torch.bool)
+    check = env.check_actions
+    # an in-range discrete action of the spec's dtype projects onto itself: skip both the
+    # projection and the (same) check then
+    discrete = action_spec is not None and action_spec.domain != "continuous"
+    values_ok = action_spec._values_ok if discrete else None
+    skip = {*obs_keys, *FLAGS, "collector", "action"}
+    extra: dict = {}  # root entries the policy writes (logits...): [*batch, T]
+    extra_cols: dict = {}
+    n = T
+    for t in range(T):
+        before = {k: td.get(k) for k in obs_keys}
+        td = policy(td)
+        action = td.get("action", None)
+        if not (
+            discrete
+            and action is not None
+            and action.dtype == action_spec.dtype
+            and action.shape == action_spec.shape
+            and values_ok(action)
+        ):
+            if project:
+                env.full_action_spec.project(td)
+            action = None
+        if t == 0:
+            extra = _extra_buffers(td, skip, batch_size, T)
+            if extra is None or _needs_grad(td.get("action", None)):
+                return td
+            extra_cols = {k: v.unbind(len(batch_size)) for k, v in extra.items()}
+        if action is None:  # not checked above
+            action = td.get("action", None)
+            if action is None:
+                raise KeyError(f"step: missing action key 'action'; found keys {list(td.keys())}")
+            if check:
+                env._check_action(action, action_spec)
+        action_cols[t].copy_(action)
+        for k, c in extra_cols.items():
+            c[t].copy_(td.get(k))
+        for k, old in before.items():
+            v = td.get(k)
+            if v is not old:  # the policy replaced an observation: record its value
+                root_cols[k][t].copy_(v)
+        env.step_into(bufs, t, 1, break_when_any_done=break_when_any_done)
+        if break_when_any_done and _any_done(cols, t):
+            n = t + 1
+            td = _last_root(env, bufs, n, True, td)
+            break
+        # the next root: step_mdp (no action, reward or "next") + reset observations
+        src = {k: v for k, v in td.items() if k not in _NOT_CARRIED}
+        for k in obs_keys:
+            obs = root_cols[k][t + 1]
+            src[k] = obs if t + 1 < T else obs.clone()
+        for k in FLAGS:
+            src[k] = false if t + 1 < T else false.clone()
+        td = TensorDict._new_unsafe(src, batch_size=batch_size)
+    if extra and n < T:
+        upto = (slice(None),) * len(batch_size) + (slice(0, n),)
+        extra = {k: v[upto] for k, v in extra.items()}
+    return bufs.to_tensordict(n, flags0, extra), td
+
+
+def _last_root(
+    env: Any, bufs: Any, n: int, stopped: bool, td: TensorDictBase | None = None
+) -> TensorDictBase:
+    """Where the next step starts after ``n`` buffered steps: root column ``n`` (flags False)
+    or, where the run stopped on a done step, that step's ``step_mdp`` (its flags)."""
+    col = bufs.column(n)
+    src: dict = {}
+    if td is not None:
+        src = {k: v for k, v in td.items() if k not in _NOT_CARRIED}
+    for k, v in bufs.root.items():
+        src[k] = v[col].clone()
+    last = bufs.column(n - 1)
+    for k in ("terminated", "truncated"):
+        flag = getattr(bufs, k)[last].clone()
+        src[k] = flag if stopped else torch.zeros_like(flag)
+    src["done"] = src["terminated"] | src["truncated"]
+    return _td(src, env.batch_size)
+
+
+def _any_done(cols: dict, t: int) -> bool:
+    done = cols["terminated"][t] | cols["truncated"][t]
+    return done.item() if done.numel() == 1 else bool(done.any())
+
+
+def _rand_actions(spec: Any, batch_size: torch.Size, T: int) -> torch.Tensor:
+    """``T`` random actions laid out ``[*batch, T, ...]``."""
+    actions = spec.rand((T,))  # [T, *batch, ...]
+    nb = len(batch_size)
+    if nb:
+        actions = actions.movedim(0, nb).contiguous()
+    return actions
+
+
+def _extra_buffers(td: TensorDictBase, skip: set, batch_size: torch.Size, T: int) -> dict | None:
+    nb = len(batch_size)
+    out = {}
+    for k in td.keys():
+        if k in skip:
+            continue
+        if k == "next":
+            return None
+        v = td.get(k)
+        if not isinstance(v, torch.Tensor) or v.shape[:nb] != batch_size:
+            return None  # nested or non-tensor entries: the plain loop handles them
+        if _needs_grad(v):
+            return None
+        out[k] = torch.empty((*batch_size, T, *v.shape[nb:]), dtype=v.dtype, device=v.device)
+    return out
+
+
+def _needs_grad(v: Any) -> bool:
+    """Whether stacking ``v`` keeps an autograd graph (buffers would not)."""
+    return isinstance(v, torch.Tensor) and v.requires_grad and torch.is_grad_enabled()
