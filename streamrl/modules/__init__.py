@@ -7,7 +7,7 @@ Importing streamrl (any subpackage) makes tensordict's probabilistic modules wri
 sampled key's log-probability at ``"sample_log_prob"`` (see :mod:`streamrl`).
 """
 
-from streamrl._exploration import ExplorationType, exploration_type, set_exploration_type
+from streamrl.envs.utils import ExplorationType, exploration_type, set_exploration_type
 from streamrl.modules.actor_critic import (
     ActorCriticOperator,
     ActorCriticWrapper,

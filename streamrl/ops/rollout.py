@@ -8,10 +8,9 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from streamrl._exploration import ExplorationType, set_exploration_type
 from streamrl.envs._fast import collect_steps
 from streamrl.envs.common import EnvBase
-from streamrl.envs.utils import step_mdp
+from streamrl.envs.utils import ExplorationType, set_exploration_type, step_mdp
 from streamrl.graph import Operator
 from streamrl.ops._trajectories import TrajectoryIds, set_collector_entries
 from streamrl.ops.policy_weights import PolicyWeights

@@ -11,11 +11,11 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from streamrl._mp import RemoteError, WorkerDiedError
 from streamrl.data import Bounded, Composite, Unbounded
 from streamrl.envs import EnvBase, ParallelEnv, SerialEnv
 from streamrl.envs._fast import CollectBuffers
 from streamrl.envs.libs.gym import GymEnv
+from streamrl.errors import RemoteError, WorkerDiedError
 
 
 class FailingEnv(EnvBase):

@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["TensorSpec"]
-
 _NP_TO_TORCH = {
     np.dtype("float16"): torch.float16,
     np.dtype("float32"): torch.float32,
