@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md: which package of streamrl may import which.
+"""The layering of ARCHITECTURE.md: which package of streamrl may import which.
 
 Every module under ``streamrl/`` is parsed (not imported) and each import of ``streamrl.X`` is
 mapped to its layer. Dependencies point down only: data < envs < modules < objectives; the
@@ -133,7 +133,7 @@ def test_imports_follow_the_layers(path):
         if layer_of(mod) not in allowed
     ]
     assert not bad, (
-        f"layer {layer!r} may import only {sorted(allowed)} (see DESIGN.md):\n"
+        f"layer {layer!r} may import only {sorted(allowed)} (see ARCHITECTURE.md):\n"
         + "\n".join(bad)
     )
 
