@@ -139,7 +139,7 @@ def test_imports_follow_the_layers(path):
 
 
 def _env_private_methods() -> set[str]:
-    """Private methods defined by env classes, minus the hooks every env implements."""
+    """The private methods defined by env classes."""
     names = set()
     for path in (SRC / "envs").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -151,6 +151,14 @@ def _env_private_methods() -> set[str]:
 
 
 ENV_PRIVATE_METHODS = _env_private_methods()
+
+
+def _own(target: ast.expr) -> bool:
+    """``self.x()``, ``cls.x()``, ``super().x()``: a class calling its own (inherited) hooks."""
+    if isinstance(target, ast.Name):
+        return target.id in ("self", "cls")
+    return (isinstance(target, ast.Call) and isinstance(target.func, ast.Name)
+            and target.func.id == "super")
 
 
 @pytest.mark.parametrize("path", _params(KNOWN_PRIVATE_IMPORTS))
@@ -170,6 +178,6 @@ def test_no_private_names_across_packages(path):
             for node in ast.walk(tree)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
             and node.func.attr in ENV_PRIVATE_METHODS
-            and not (isinstance(node.func.value, ast.Name) and node.func.value.id in ("self", "cls"))
+            and not _own(node.func.value)
         ]
     assert not bad, "private names of another package (use its public names):\n" + "\n".join(bad)
