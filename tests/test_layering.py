@@ -20,7 +20,7 @@ import streamrl
 SRC = Path(streamrl.__file__).parent
 
 _RL = {"data", "envs", "modules", "objectives"}
-_ABOVE_OPS = _RL | {"graph", "ops"}
+_OPS_AND_BELOW = _RL | {"graph", "ops"}
 # layer -> the layers it may import besides "shared" (its own included)
 ALLOWED = {
     "shared": set(),
@@ -30,12 +30,12 @@ ALLOWED = {
     "objectives": _RL,
     "graph": {"graph"},
     "testing": _RL | {"testing"},  # the env contract suite checks envs, not graphs
-    "ops": _ABOVE_OPS,
-    "collectors": _ABOVE_OPS | {"collectors"},
-    "train": _ABOVE_OPS | {"collectors", "train"},
-    "record": _ABOVE_OPS | {"collectors", "train", "record"},
-    "trainers": _ABOVE_OPS | {"collectors", "train", "record", "trainers"},
-    "cli": _ABOVE_OPS | {"collectors", "train", "record", "trainers", "testing", "cli"},
+    "ops": _OPS_AND_BELOW,
+    "collectors": _OPS_AND_BELOW | {"collectors"},
+    "train": _OPS_AND_BELOW | {"collectors", "train"},
+    "record": _OPS_AND_BELOW | {"collectors", "train", "record"},
+    "trainers": _OPS_AND_BELOW | {"collectors", "train", "record", "trainers"},
+    "cli": _OPS_AND_BELOW | {"collectors", "train", "record", "trainers", "testing", "cli"},
 }
 # modules at the root of the package: internal machinery any layer may use, or the CLI
 ROOT_MODULES = {
