@@ -9,6 +9,9 @@ Subpackages (import what you need; dependencies point down only):
 - :mod:`streamrl.graph`: the dataflow runtime (knows nothing about RL)
 - :mod:`streamrl.ops`: RL operators for the graph
 - :mod:`streamrl.collectors`: data collectors built as graph topologies
+- :mod:`streamrl.train`: checkpoints, metrics, run directories, evaluation
+- :mod:`streamrl.testing`: reusable contract suites (any env)
+- :mod:`streamrl.errors`: errors raised across layers (worker processes)
 """
 
 import os as _os

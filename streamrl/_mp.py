@@ -37,47 +37,11 @@ import torch
 import torch.multiprocessing  # registers tensor reductions on ForkingPickler
 from tensordict import TensorDictBase
 
-__all__ = [
-    "RemoteError",
-    "Worker",
-    "WorkerDiedError",
-    "default_start_method",
-    "shared_zeros_like",
-    "wait_ready",
-]
+# the errors users catch are public, in streamrl.errors
+from streamrl.errors import RemoteError, WorkerDiedError
 
 _START_METHODS = ("fork", "spawn", "forkserver")
 _STOP = "__streamrl_stop__"
-
-
-class WorkerDiedError(RuntimeError):
-    """A worker process exited while the parent was waiting on it."""
-
-    def __init__(self, name: str, exitcode: int | None):
-        super().__init__(
-            f"worker process {name!r} died unexpectedly (exit code {exitcode}); "
-            "it may have crashed, run out of memory or been killed"
-        )
-        self.worker_name = name
-        self.exitcode = exitcode
-
-
-class RemoteError(RuntimeError):
-    """An exception raised inside a worker process, re-raised in the parent.
-
-    ``remote_type`` is the name of the original exception class; the original exception, when it
-    could be pickled, is this error's ``__cause__``.
-    """
-
-    def __init__(self, name: str, remote_type: str, message: str, remote_traceback: str):
-        super().__init__(
-            f"{remote_type}: {message} (raised in worker process {name!r})\n\n"
-            f"Remote traceback:\n{remote_traceback}"
-        )
-        self.worker_name = name
-        self.remote_type = remote_type
-        self.remote_message = message
-        self.remote_traceback = remote_traceback
 
 
 def default_start_method() -> str:

@@ -10,11 +10,9 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from streamrl._exploration import ExplorationType
+from streamrl.envs.utils import ExplorationType
 from streamrl.graph import Graph, Node
 from streamrl.ops import PolicyWeights, Trigger
-
-__all__ = ["DataCollectorBase", "check_env_fns", "shared_weights"]
 
 
 def _as_device(device: Any) -> torch.device | None:

@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 
-from streamrl._mp import RemoteError, Worker, WorkerDiedError, default_start_method
+from streamrl._mp import Worker, default_start_method
 from streamrl.envs.batched import _BatchedEnv
 from streamrl.envs.common import EnvBase, EnvClosedError
 from streamrl.envs.step_buffers import FLAGS, StepBuffers
+from streamrl.errors import RemoteError, WorkerDiedError
 
 __all__ = ["ParallelEnv"]
 
@@ -117,9 +118,9 @@ class ParallelEnv(_BatchedEnv):
     Done sub-envs are reset as in :class:`SerialEnv`; given the same seeds both produce
     identical rollouts.
 
-    A worker that dies raises :class:`~streamrl._mp.WorkerDiedError` (the env is then
+    A worker that dies raises :class:`~streamrl.errors.WorkerDiedError` (the env is then
     closed); an exception inside a sub-env is re-raised as
-    :class:`~streamrl._mp.RemoteError`. ``close()`` stops every worker process.
+    :class:`~streamrl.errors.RemoteError`. ``close()`` stops every worker process.
 
     Args:
         num_workers: number of sub-envs (one process each).

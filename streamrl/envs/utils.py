@@ -1,4 +1,15 @@
-"""Env utilities: ``step_mdp`` (move ``"next"`` to the root), spec checks, exploration type."""
+"""Env utilities: ``step_mdp`` (move ``"next"`` to the root), spec checks, exploration type.
+
+This module is the one home of the exploration type (which value a stochastic policy emits:
+a sample, the mode, the mean or a deterministic value), as in TorchRL. streamrl uses
+tensordict's interaction type directly, so ``set_exploration_type`` also steers tensordict's
+own ``ProbabilisticTensorDictModule`` (as the seed tutorial relies on); :mod:`streamrl.envs`
+and :mod:`streamrl.modules` re-export these names.
+
+>>> with set_exploration_type(ExplorationType.MODE):
+...     exploration_type() is ExplorationType.MODE
+True
+"""
 
 from __future__ import annotations
 
@@ -6,8 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from tensordict import TensorDict, TensorDictBase
-
-from streamrl._exploration import ExplorationType, exploration_type, set_exploration_type
+from tensordict.nn import InteractionType as ExplorationType
+from tensordict.nn import interaction_type as _interaction_type
+from tensordict.nn import set_interaction_type as set_exploration_type
 
 __all__ = [
     "ExplorationType",
@@ -18,6 +30,12 @@ __all__ = [
 ]
 
 _DONE = ("done", "terminated", "truncated")
+
+
+def exploration_type() -> ExplorationType | None:
+    """Return the exploration type currently set, or ``None`` when none is set (modules then
+    use their own default, RANDOM for probabilistic actors)."""
+    return _interaction_type()
 
 
 def _as_keys(keys: Any) -> tuple:

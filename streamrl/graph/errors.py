@@ -22,7 +22,7 @@ class OperatorError(GraphError):
     ``start`` when its placement could not start it, e.g. a worker process that died),
     and ``__cause__`` (also ``original``) is the exception the operator raised. For a
     process-placed operator the original is rebuilt in this process when it can be pickled,
-    otherwise it is the :class:`streamrl._mp.RemoteError` carrying the remote traceback.
+    otherwise it is the :class:`streamrl.errors.RemoteError` carrying the remote traceback.
     """
 
     def __init__(self, operator: str, hook: str, original: BaseException):

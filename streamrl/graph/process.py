@@ -16,8 +16,9 @@ import anyio
 import torch
 from tensordict import TensorDict
 
-from .._mp import RemoteError, Worker, shared_zeros_like
+from .._mp import Worker, shared_zeros_like
 from .._warnings import StreamRLWarning
+from ..errors import RemoteError
 from .operator import Many, Operator, async_hooks
 from .placement import END, NOARG, Host, Placement, call_hook, run_in_own_thread
 

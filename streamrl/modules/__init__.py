@@ -4,10 +4,12 @@ TensorDictModule, TensorDictSequential and the probabilistic modules come from
 ``tensordict.nn``; this package adds RL models and defaults on top of them.
 
 Importing streamrl (any subpackage) makes tensordict's probabilistic modules write a single
-sampled key's log-probability at ``"sample_log_prob"`` (see :mod:`streamrl`).
+sampled key's log-probability at ``"sample_log_prob"`` (see :mod:`streamrl`). The exploration
+type (``ExplorationType``, ``set_exploration_type``) is re-exported from its home,
+:mod:`streamrl.envs.utils`.
 """
 
-from streamrl._exploration import ExplorationType, exploration_type, set_exploration_type
+from streamrl.envs.utils import ExplorationType, exploration_type, set_exploration_type
 from streamrl.modules.actor_critic import (
     ActorCriticOperator,
     ActorCriticWrapper,

@@ -14,7 +14,7 @@ from tensordict.nn import (
 )
 from tensordict.utils import unravel_key
 
-from streamrl._exploration import ExplorationType
+from streamrl.envs.utils import ExplorationType
 from streamrl.modules._spec_utils import as_composite, project_outputs, spec_map
 from streamrl.modules.distributions import Delta
 from streamrl.modules.safe import SafeModule

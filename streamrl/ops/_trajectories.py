@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-__all__ = ["TrajectoryIds", "set_collector_entries"]
-
 
 class TrajectoryIds:
     """Gives every running episode of a batch of envs a unique id.

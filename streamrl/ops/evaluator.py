@@ -8,8 +8,8 @@ from typing import Any
 
 from tensordict import TensorDictBase
 
-from streamrl._exploration import ExplorationType
 from streamrl.envs.common import EnvBase
+from streamrl.envs.utils import ExplorationType
 from streamrl.graph import Operator
 from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.rollout import make_env

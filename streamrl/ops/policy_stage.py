@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 
-from streamrl._exploration import ExplorationType, set_exploration_type
+from streamrl.envs.utils import ExplorationType, set_exploration_type
 from streamrl.graph import Operator
 from streamrl.ops._trajectories import set_collector_entries
 from streamrl.ops.policy_weights import PolicyWeights

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 from tensordict import TensorDictBase
 
-from streamrl._exploration import ExplorationType, set_exploration_type
 from streamrl.envs.common import EnvBase
+from streamrl.envs.utils import ExplorationType, set_exploration_type
 
 __all__ = ["evaluate_episodes"]
 

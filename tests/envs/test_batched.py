@@ -9,7 +9,6 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from streamrl._mp import RemoteError, WorkerDiedError
 from streamrl.data import Bounded, Composite, Unbounded
 from streamrl.envs import (
     EnvBase,
@@ -22,6 +21,7 @@ from streamrl.envs import (
     step_mdp,
 )
 from streamrl.envs.libs.gym import GymEnv
+from streamrl.errors import RemoteError, WorkerDiedError
 from streamrl.testing import EnvContractTests
 
 

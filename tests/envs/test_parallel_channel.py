@@ -11,10 +11,10 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from streamrl._mp import RemoteError, WorkerDiedError
 from streamrl.data import Bounded, Composite, Unbounded
 from streamrl.envs import EnvBase, ParallelEnv, SerialEnv, StepBuffers
 from streamrl.envs.libs.gym import GymEnv
+from streamrl.errors import RemoteError, WorkerDiedError
 
 
 class FailingEnv(EnvBase):

@@ -10,14 +10,8 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from streamrl._mp import (
-    RemoteError,
-    Worker,
-    WorkerDiedError,
-    default_start_method,
-    shared_zeros_like,
-    wait_ready,
-)
+from streamrl._mp import Worker, default_start_method, shared_zeros_like, wait_ready
+from streamrl.errors import RemoteError, WorkerDiedError
 
 
 class Counter:

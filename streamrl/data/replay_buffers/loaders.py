@@ -30,7 +30,8 @@ def _install_tensordict_passthrough() -> None:
         return original(data)
 
     default_convert.__doc__ = original.__doc__
-    default_convert._streamrl_passthrough = True
+    # mypy does not model attributes set on a function
+    default_convert._streamrl_passthrough = True  # type: ignore[attr-defined]
     _collate.default_convert = default_convert
 
 

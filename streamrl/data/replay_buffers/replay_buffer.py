@@ -218,25 +218,31 @@ class ReplayBuffer(IterableDataset):
     def sample(self, batch_size: int | None = None, return_info: bool = False):
         """Sample a batch (``return_info=True``: ``(batch, info)`` with ``index`` etc.)."""
         if self._prefetch is not None and (batch_size is None or batch_size == self._batch_size):
-            if self._prefetcher is None:
-                self._start_prefetch()
+            prefetcher = self._prefetcher
+            if prefetcher is None:
+                prefetcher = self._start_prefetch()
             try:
-                data, info = self._prefetcher.get()
+                data, info = prefetcher.get()
             except BaseException:
-                self._prefetcher.close()
+                prefetcher.close()
                 self._prefetcher = None
                 raise
         else:
             data, info = self._sample(self._resolve_batch_size(batch_size))
         return (data, info) if return_info else data
 
-    def _start_prefetch(self) -> None:
-        limiter = self._rate_limiter
+    def _start_prefetch(self) -> _Prefetcher:
+        limiter, batch_size, depth = self._rate_limiter, self._batch_size, self._prefetch
+        if batch_size is None or depth is None:  # the constructor checks both
+            raise RuntimeError(
+                f"prefetching needs prefetch and batch_size, found {depth} and {batch_size}"
+            )
         self._prefetcher = _Prefetcher(
-            lambda stop: self._sample(self._batch_size, stop=stop),
-            self._prefetch,
+            lambda stop: self._sample(batch_size, stop=stop),
+            depth,
             on_close=limiter.wake_all if limiter is not None else None,
         )
+        return self._prefetcher
 
     async def asample(self, batch_size: int | None = None, return_info: bool = False):
         """:meth:`sample` that awaits the rate limiter instead of blocking."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from tensordict import TensorDictBase
 
@@ -11,7 +13,9 @@ from streamrl.data.replay_buffers.storages import ListStorage, Storage
 
 __all__ = ["TensorDictPrioritizedReplayBuffer", "TensorDictReplayBuffer"]
 
-_REDUCTIONS = {"max": torch.amax, "min": torch.amin, "sum": torch.sum, "mean": torch.mean}
+_REDUCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "max": torch.amax, "min": torch.amin, "sum": torch.sum, "mean": torch.mean
+}
 
 
 class TensorDictReplayBuffer(ReplayBuffer):
@@ -75,11 +79,13 @@ class TensorDictReplayBuffer(ReplayBuffer):
         return data, priority
 
     def _after_write(self, plan, batch, priority) -> None:
-        if priority is None:
+        sampler = self._sampler
+        # a priority comes from _pre_write only for a sampler that has update_priority
+        if priority is None or not hasattr(sampler, "update_priority"):
             return
         if plan.source is not None:
             priority = priority[plan.source]
-        self._sampler.update_priority(plan.index, priority, len(self._storage))
+        sampler.update_priority(plan.index, priority, len(self._storage))
 
     def _reduce_priority(self, priority: torch.Tensor, n: int) -> torch.Tensor:
         priority = priority.detach()

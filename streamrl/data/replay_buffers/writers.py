@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -128,7 +129,9 @@ class TensorDictMaxValueWriter(Writer):
                 f"{list(data.keys(True, True))}"
             )
         value = value.reshape(n, -1).to(torch.float64).cpu()
-        op = {"sum": torch.sum, "mean": torch.mean, "max": torch.amax, "min": torch.amin}
+        op: dict[str, Callable[..., torch.Tensor]] = {
+            "sum": torch.sum, "mean": torch.mean, "max": torch.amax, "min": torch.amin
+        }
         return op[self.reduction](value, dim=1)
 
     def plan(self, n, length, max_size, data) -> WritePlan:

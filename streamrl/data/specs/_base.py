@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
-
-__all__ = ["TensorSpec"]
 
 _NP_TO_TORCH = {
     np.dtype("float16"): torch.float16,
@@ -22,6 +20,8 @@ _NP_TO_TORCH = {
     np.dtype("uint8"): torch.uint8,
     np.dtype("bool"): torch.bool,
 }
+
+_SpecT = TypeVar("_SpecT", bound="TensorSpec")
 
 
 def _torch_dtype(dtype: Any) -> torch.dtype:
@@ -182,7 +182,7 @@ class TensorSpec:
         return self._reshaped(new, ("squeeze", dim))
 
     # ------------------------------------------------------------------ misc
-    def to(self, dest: Any) -> TensorSpec:
+    def to(self: _SpecT, dest: Any) -> _SpecT:
         """A copy on device ``dest`` (or cast to dtype ``dest``)."""
         out = self.clone()
         if isinstance(dest, torch.dtype):
@@ -192,11 +192,11 @@ class TensorSpec:
             _map_tensors(out, lambda t: t.to(out.device))
         return out
 
-    def cpu(self) -> TensorSpec:
+    def cpu(self: _SpecT) -> _SpecT:
         """A copy on the CPU."""
         return self.to("cpu")
 
-    def clone(self) -> TensorSpec:
+    def clone(self: _SpecT) -> _SpecT:
         """A deep copy."""
         return copy.deepcopy(self)
 

@@ -157,7 +157,7 @@ class Composite:
             is_comp = isinstance(v, Composite)
             if not (leaves_only and is_comp):
                 out.append((k, v))
-            if include_nested and is_comp:
+            if include_nested and isinstance(v, Composite):
                 out.extend(((k, *_key_tuple(kk)), vv) for kk, vv in v.items(True, leaves_only))
         return out
 

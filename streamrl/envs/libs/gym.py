@@ -20,7 +20,6 @@ from streamrl.data.specs import (
     Unbounded,
     spec_from_gym_space,
 )
-from streamrl.data.specs._base import _torch_dtype
 from streamrl.envs.common import EnvBase
 from streamrl.envs.step_buffers import StepBuffers
 
@@ -177,7 +176,7 @@ class GymWrapper(EnvBase):
             if key not in info:
                 raise KeyError(f"info key {key!r} not in the env's reset info {sorted(info)}")
             val = np.asarray(info[key])
-            obs[key] = Unbounded(val.shape, dtype=_torch_dtype(val.dtype))
+            obs[key] = Unbounded(val.shape, dtype=val.dtype)
         self.observation_spec = obs
         self._obs_specs = {k: obs[k] for k in obs.keys()}
         self._reward_np_dtype = np.float32

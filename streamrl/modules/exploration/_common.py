@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from tensordict.utils import unravel_key
 
-from streamrl._exploration import ExplorationType, exploration_type
 from streamrl.data.specs import Composite, TensorSpec
+from streamrl.envs.utils import ExplorationType, exploration_type
 
 
 def exploring() -> bool:

@@ -57,7 +57,9 @@ class SliceSampler(Sampler):
             raise ValueError("give traj_key or end_key, not both")
         self.traj_key = traj_key
         self.end_key = ("next", "done") if traj_key is None and end_key is None else end_key
-        self._cache = None
+        # ((slice_len, len), starts, lengths, counts, cumulative counts) of the segments
+        self._cache: tuple[tuple[int, int], torch.Tensor, torch.Tensor, torch.Tensor,
+                           torch.Tensor] | None = None
 
     def _split(self, batch_size: int) -> tuple[int, int]:
         div = self.num_slices if self.num_slices is not None else self.slice_len

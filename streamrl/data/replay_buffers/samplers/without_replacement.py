@@ -56,13 +56,15 @@ class SamplerWithoutReplacement(Sampler):
             raise ValueError(
                 f"drop_last=True needs at least batch_size={batch_size} items, found {n}"
             )
-        if self._exhausted(batch_size):
+        perm = self._perm
+        if perm is None or self._exhausted(batch_size):  # no epoch yet counts as exhausted
             if self.shuffle:
-                self._perm = torch.randperm(n, generator=self._generator)
+                perm = torch.randperm(n, generator=self._generator)
             else:
-                self._perm = torch.arange(n)
+                perm = torch.arange(n)
+            self._perm = perm
             self._pos = 0
-        index = self._perm[self._pos : self._pos + batch_size]
+        index = perm[self._pos : self._pos + batch_size]
         self._pos += index.numel()
         self._ran_out = self._exhausted(batch_size)
         return index, {}

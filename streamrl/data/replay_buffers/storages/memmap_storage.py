@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import weakref
+from typing import Literal
 
 import numpy as np
 import torch
@@ -19,6 +20,13 @@ __all__ = ["LazyMemmapStorage"]
 _SCHEMA = "schema.json"
 _CURSOR = "cursor.bin"
 _FAULT_AROUND = 64 << 10  # Linux maps up to this much around a faulting page (fault_around_bytes)
+
+_Mode = Literal["r+", "w+"]  # open existing files / create them
+
+
+def _madvise(mm: np.memmap, advice: int) -> None:
+    # numpy keeps the mmap.mmap object of a memmap in its (untyped) private attribute
+    mm._mmap.madvise(advice)  # type: ignore[attr-defined]
 
 
 class LazyMemmapStorage(LazyTensorStorage):
@@ -51,8 +59,8 @@ class LazyMemmapStorage(LazyTensorStorage):
         scratch_dir: str | os.PathLike | None = None,
         release_bytes: int = 128 << 20,
     ) -> None:
-        self._cursor: np.ndarray | None = None
-        self._open_mode = "w+"
+        self._cursor: np.memmap | None = None
+        self._open_mode: _Mode = "w+"
         super().__init__(max_size)
         self._maps: list[np.memmap] = []
         self._row_bytes = 0  # bytes a random read of one row may map
@@ -98,14 +106,14 @@ class LazyMemmapStorage(LazyTensorStorage):
     def _path(self, name: str) -> str:
         return os.path.join(self.scratch_dir, name)
 
-    def _map(self, name: str, shape, dtype: torch.dtype, mode: str) -> torch.Tensor:
+    def _map(self, name: str, shape, dtype: torch.dtype, mode: _Mode) -> torch.Tensor:
         itemsize = torch.empty((), dtype=dtype).element_size()
         nbytes = int(np.prod(shape)) * itemsize
         if nbytes == 0:
             raise ValueError(f"cannot memory-map an empty leaf of shape {tuple(shape)}")
         mm = np.memmap(self._path(name), dtype=np.uint8, mode=mode, shape=(nbytes,))
         # Rows are read at random: no read-ahead, which would map (and read) neighbours too.
-        mm._mmap.madvise(mmap.MADV_RANDOM)
+        _madvise(mm, mmap.MADV_RANDOM)
         self._maps.append(mm)
         return torch.from_numpy(mm).view(dtype).view(shape)
 
@@ -186,7 +194,7 @@ class LazyMemmapStorage(LazyTensorStorage):
         """Drop the mapped pages from this process (they stay on disk and in the page cache)."""
         self._pending = 0
         for mm in self._maps:
-            mm._mmap.madvise(mmap.MADV_DONTNEED)
+            _madvise(mm, mmap.MADV_DONTNEED)
 
     def flush(self) -> None:
         """Write dirty pages to disk."""
@@ -224,7 +232,8 @@ class LazyMemmapStorage(LazyTensorStorage):
         }
 
     def __setstate__(self, state) -> None:
-        self.__init__(
+        type(self).__init__(
+            self,
             state["max_size"],
             scratch_dir=state["scratch_dir"],
             release_bytes=state["release_bytes"],

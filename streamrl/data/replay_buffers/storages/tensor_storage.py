@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 
@@ -11,7 +13,7 @@ __all__ = ["LazyTensorStorage"]
 
 # TensorDict's constructor validates every leaf; rows cut from the storage need no check. The
 # unchecked constructor is private API of tensordict, so fall back to the public one.
-_new_unsafe = getattr(TensorDict, "_new_unsafe", None)
+_new_unsafe: Callable[..., TensorDictBase] = getattr(TensorDict, "_new_unsafe", TensorDict)
 
 _COPY_CHUNK = 65536  # rows per copy when loading a checkpoint (bounds temporary memory)
 
@@ -47,7 +49,7 @@ class LazyTensorStorage(Storage):
         super().__init__(max_size)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._data: TensorDictBase | torch.Tensor | None = None
-        self._keys: list[tuple[str, ...]] | None = None  # None: tensor storage or unallocated
+        self._keys: list[tuple[str, ...]] = []  # empty: tensor storage or unallocated
         self._leaves: list[torch.Tensor] = []
         self._is_td: bool | None = None
         self._key_set: set = set()
@@ -62,20 +64,20 @@ class LazyTensorStorage(Storage):
         """``{key: (item_shape, dtype)}`` (key ``()`` for a tensor storage); empty if unallocated."""
         if not self.allocated:
             return {}
-        keys = self._keys if self._is_td else [()]
+        keys: list[tuple[str, ...]] = self._keys if self._is_td else [()]
         return {k: (tuple(t.shape[1:]), t.dtype) for k, t in zip(keys, self._leaves)}
 
     @staticmethod
     def _flat_items(td: TensorDictBase) -> dict[tuple[str, ...], torch.Tensor]:
-        out = {}
+        out: dict[tuple[str, ...], torch.Tensor] = {}
         for key, value in td.items(include_nested=True, leaves_only=True):
-            key = key if isinstance(key, tuple) else (key,)
+            flat_key = key if isinstance(key, tuple) else (key,)
             if not isinstance(value, torch.Tensor):
                 raise TypeError(
-                    f"tensor storages hold tensor leaves only; key {_fmt_key(key)} holds a "
+                    f"tensor storages hold tensor leaves only; key {_fmt_key(flat_key)} holds a "
                     f"{type(value).__name__}"
                 )
-            out[key] = value
+            out[flat_key] = value
         return out
 
     # -- writing ----------------------------------------------------------------------------
@@ -217,10 +219,7 @@ class LazyTensorStorage(Storage):
             for part in key[:-1]:
                 node = node.setdefault(part, {})
             node[key[-1]] = row
-        batch_size = torch.Size([index.numel()])
-        if _new_unsafe is None:
-            return TensorDict(nested, batch_size=batch_size, device=self.device)
-        return self._build(nested, batch_size)
+        return self._build(nested, torch.Size([index.numel()]))
 
     def _build(self, nested: dict, batch_size: torch.Size):
         # The rows were cut from validated storage tensors: skip TensorDict's checks.
@@ -244,7 +243,7 @@ class LazyTensorStorage(Storage):
     # -- state ------------------------------------------------------------------------------
     def state_dict(self):
         """Written rows per key plus cursor (views of a full storage, copies otherwise)."""
-        keys = self._keys if self._is_td else ([()] if self.allocated else [])
+        keys: list[tuple[str, ...]] = self._keys if self._is_td else [()] if self.allocated else []
         return {
             "type": type(self).__name__,
             "max_size": self.max_size,
