@@ -218,24 +218,29 @@ class _BatchedEnv(EnvBase):
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         # one step into 1-step buffers (kept), with nothing reset: the same path as
         # collection, and no TensorDict per sub-env
+        if self._scratch is None:
+            bufs = self._new_scratch()
+            c0 = bufs.column(0)
+            # column 0 of every buffer, as views made once
+            self._scratch_views = (
+                {k: v[c0] for k, v in bufs.root.items()},
+                bufs.action[c0],
+                {k: v[c0] for k, v in (*bufs.next.items(), *_step_outputs(bufs))},
+            )
+            self._scratch = bufs
         bufs = self._scratch
-        if bufs is None:
-            bufs = self._scratch = self._new_scratch()
-        c0 = bufs.column(0)
-        for k in self._obs_keys:
+        root, action, outputs = self._scratch_views
+        for k, dst in root.items():
             # sub-envs stepped generically read their root row: the caller's value, unless
             # it is not ours (a transform outside may keep another entry under the same key)
-            val, dst = tensordict.get(k, None), bufs.root[k][c0]
+            val = tensordict.get(k, None)
             if val is None or val.shape != dst.shape:
                 self._sync_state()
                 val = self._state[k]
             dst.copy_(val)
-        bufs.action[c0] = tensordict.get("action")
+        action.copy_(tensordict.get("action"))
         self._step_into(bufs, 0, 1, True)
-        out: dict = {k: v[c0].clone() for k, v in bufs.next.items()}
-        out["reward"] = bufs.reward[c0].clone()
-        out["terminated"] = bufs.terminated[c0].clone()
-        out["truncated"] = bufs.truncated[c0].clone()
+        out: dict = {k: v.clone() for k, v in outputs.items()}
         out["done"] = out["terminated"] | out["truncated"]
         return _td(out, self.batch_size)
 
@@ -357,6 +362,9 @@ class SerialEnv(_BatchedEnv):
 
 
 def _row_done(row: StepBuffers, i: int) -> bool:
-    c = row.column(i)
-    done = row.terminated[c] | row.truncated[c]
-    return done.item() if done.numel() == 1 else bool(done.any())
+    v = row.numpy()
+    return bool(v["terminated"][..., i, :].any() or v["truncated"][..., i, :].any())
+
+
+def _step_outputs(bufs: StepBuffers) -> tuple:
+    return (("reward", bufs.reward), ("terminated", bufs.terminated), ("truncated", bufs.truncated))

@@ -97,9 +97,8 @@ class _EnvServer:
         """``env.step_into`` on this worker's row; returns (steps written, last step done)."""
         bufs = self.buffers[slot]
         n = self.env._step_into(bufs, t, steps, break_when_any_done)
-        c = bufs.column(t + n - 1)
-        done = bufs.terminated[c] | bufs.truncated[c]
-        return n, int(done.any())
+        v, i = bufs.numpy(), t + n - 1
+        return n, int(v["terminated"][..., i, :].any() or v["truncated"][..., i, :].any())
 
     def close(self) -> None:
         self.env.close()

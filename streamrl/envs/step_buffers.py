@@ -86,7 +86,7 @@ class StepBuffers:
         self.shared = shared
         self._rows: dict[int, StepBuffers] = {}
         self._numpy: dict[str, Any] | None = None
-        self._columns: dict[str, Any] | None = None
+        self._columns: dict[str, Any] | None = None  # by buffer name
 
     # ---------------------------------------------------------------- structure
     def tensors(self) -> dict[str, Any]:
@@ -157,21 +157,22 @@ class StepBuffers:
             }
         return self._numpy
 
-    def columns(self) -> dict[str, Any]:
-        """Per-step views (``unbind`` along time, made once): ``root[k][t]``,
-        ``next[k][t]``, ``action[t]``, ``reward[t]``, ...; writing one is a cheap ``copy_``."""
-        if self._columns is None:
+    def columns(self, name: str) -> Any:
+        """Per-step views of one buffer (``unbind`` along time, made once): ``columns("root")
+        [k][t]``, ``columns("action")[t]``...; writing one is a cheap ``copy_``."""
+        cols = self._columns
+        if cols is None:
+            cols = self._columns = {}
+        out = cols.get(name)
+        if out is None:
             nb = len(self.batch_size)
-            t = self.tensors()
-            self._columns = {
-                "action": t["action"].unbind(nb),
-                "root": {k: v.unbind(nb) for k, v in t["root"].items()},
-                "next": {k: v.unbind(nb) for k, v in t["next"].items()},
-                "reward": t["reward"].unbind(nb),
-                "terminated": t["terminated"].unbind(nb),
-                "truncated": t["truncated"].unbind(nb),
-            }
-        return self._columns
+            buf = self.tensors()[name]
+            if isinstance(buf, dict):
+                out = {k: v.unbind(nb) for k, v in buf.items()}
+            else:
+                out = buf.unbind(nb)
+            cols[name] = out
+        return out
 
     def column(self, t: int) -> tuple:
         """The index of time step ``t`` (after the batch dims)."""
@@ -193,14 +194,12 @@ class StepBuffers:
         """Write a generic step: ``next_td`` (the step's ``"next"`` entries) into column ``t``
         and ``root_td``'s observations (the next step's root) into root column ``t + 1``.
         Returns whether any sub-env was done."""
-        cols = self.columns()
-        for k, c in cols["next"].items():
+        for k, c in self.columns("next").items():
             c[t].copy_(next_td.get(k))
-        for k, c in cols["root"].items():
+        for k, c in self.columns("root").items():
             c[t + 1].copy_(root_td.get(k))
-        cols["reward"][t].copy_(next_td.get("reward"))
-        cols["terminated"][t].copy_(next_td.get("terminated"))
-        cols["truncated"][t].copy_(next_td.get("truncated"))
+        for k in ("reward", "terminated", "truncated"):
+            self.columns(k)[t].copy_(next_td.get(k))
         done = next_td.get("done")
         return done.item() if done.numel() == 1 else bool(done.any())
 

@@ -137,10 +137,9 @@ def _run_buffered(
         return None
     batch_size = env.batch_size
     obs_keys = list(bufs.root)
-    cols = bufs.columns()
-    root_cols, action_cols = cols["root"], cols["action"]
+    c0 = bufs.column(0)
     for k in obs_keys:
-        root_cols[k][0].copy_(td.get(k))
+        bufs.root[k][c0] = td.get(k)
     flags0 = {k: td.get(k) for k in FLAGS}
     if policy is None:
         # random actions are known up front: the env may run all the steps in one call
@@ -148,6 +147,7 @@ def _run_buffered(
         bufs.action.copy_(_rand_actions(action_spec, batch_size, T))
         n = env.step_into(bufs, 0, T, break_when_any_done=break_when_any_done)
         return bufs.to_tensordict(n, flags0), _last_root(env, bufs, n, break_when_any_done)
+    root_cols, action_cols = bufs.columns("root"), bufs.columns("action")
     false = torch.zeros((*batch_size, 1), dtype=torch.bool)
     check = env.check_actions
     # an in-range discrete action of the spec's dtype projects onto itself: skip both the
@@ -191,7 +191,7 @@ def _run_buffered(
             if v is not old:  # the policy replaced an observation: record its value
                 root_cols[k][t].copy_(v)
         env.step_into(bufs, t, 1, break_when_any_done=break_when_any_done)
-        if break_when_any_done and _any_done(cols, t):
+        if break_when_any_done and _any_done(bufs, t):
             n = t + 1
             td = _last_root(env, bufs, n, True, td)
             break
@@ -228,8 +228,8 @@ def _last_root(
     return _td(src, env.batch_size)
 
 
-def _any_done(cols: dict, t: int) -> bool:
-    done = cols["terminated"][t] | cols["truncated"][t]
+def _any_done(bufs: Any, t: int) -> bool:
+    done = bufs.columns("terminated")[t] | bufs.columns("truncated")[t]
     return done.item() if done.numel() == 1 else bool(done.any())
 
 

@@ -69,19 +69,24 @@ class _ActionConverter:
         self.dtype = space.dtype
 
     def __call__(self, a: torch.Tensor) -> Any:
+        return self.from_numpy(a.detach().cpu().numpy())
+
+    def from_numpy(self, a: np.ndarray) -> Any:
+        """The same from a numpy array (the stepping protocol reads actions this way: a
+        numpy index costs a fraction of a tensor index)."""
         kind, off = self.kind, self.off
         # batches of discrete actions become lists of Python ints: gymnasium's Discrete
         # checks a Python int much faster than a numpy integer
         if kind == "categorical":
-            return int(a) + off if a.ndim == 0 else (a.detach().cpu() + off).tolist()
+            return int(a) + off if a.ndim == 0 else (a + off).tolist()
         if kind == "one_hot":
             idx = a.argmax(-1)
-            return int(idx) + off if idx.ndim == 0 else (idx.detach().cpu() + off).tolist()
+            return int(idx) + off if idx.ndim == 0 else (idx + off).tolist()
         if kind == "multi_one_hot":
-            return self.spec.to_categorical(a).detach().cpu().numpy() + off
+            return self.spec.to_categorical(torch.from_numpy(a)).numpy() + off
         if kind == "multi_categorical":
-            return a.detach().cpu().numpy() + off
-        return a.detach().cpu().numpy().astype(self.dtype, copy=False)
+            return a + off
+        return a.astype(self.dtype, copy=False)
 
 
 class GymWrapper(EnvBase):
@@ -283,11 +288,12 @@ class GymWrapper(EnvBase):
         nxt, root = v["next"], v["root"]
         rew, term, trunc = v["reward"], v["terminated"], v["truncated"]
         keys = list(nxt)
-        to_gym = self._to_gym
-        actions = (to_gym(buffers.action[t]),) if steps == 1 else to_gym(
-            buffers.action[t : t + steps]
-        )
+        to_gym = self._to_gym.from_numpy
+        act = v["action"]
+        actions = (to_gym(act[t]),) if steps == 1 else to_gym(act[t : t + steps])
         step, reset = self._np_step, self._np_reset
+        if len(keys) == 1:
+            return self._step_one_key(v, keys[0], actions, t, steps, break_when_any_done)
         for k in range(steps):
             i = t + k
             obs, r, te, tr = step(actions[k])
@@ -309,6 +315,30 @@ class GymWrapper(EnvBase):
                 # (rendered frames are often transposed views)
                 for key in keys:
                     root[key][i + 1] = nxt[key][i]
+        return steps
+
+    def _step_one_key(
+        self, v: dict, key: str, actions: Any, t: int, steps: int, break_when_any_done: bool
+    ) -> int:
+        """``_step_into``'s loop for the common single-observation env, without the per-key
+        loops (a few hundred nanoseconds a step, on steps of a few microseconds)."""
+        nxt, root = v["next"][key], v["root"][key]
+        # [T, 1] -> [T] views: setting a scalar is cheaper than filling a row
+        rew, term, trunc = (v[k][:, 0] for k in ("reward", "terminated", "truncated"))
+        step, reset = self._np_step, self._np_reset
+        for k in range(steps):
+            i = t + k
+            obs, r, te, tr = step(actions[k])
+            nxt[i] = obs[key]
+            rew[i] = r
+            term[i] = te
+            trunc[i] = tr
+            if (te or tr) and not break_when_any_done:
+                root[i + 1] = reset()[key]
+            else:
+                root[i + 1] = nxt[i]
+                if te or tr:
+                    return k + 1
         return steps
 
     def _arrays_ok(self) -> bool:
