@@ -233,6 +233,12 @@ async def test_a_placement_that_cannot_start_is_reported():
                 async def start(self):
                     raise ConnectionError("no cluster")
 
+                async def call(self, hook, arg=None):
+                    raise AssertionError("never called: start() failed")
+
+                async def aclose(self, *, fast=False):
+                    self.op.close()
+
             return H(op, name)
 
     g = Graph()
