@@ -25,7 +25,7 @@ class StepEvent(NamedTuple):
     operator: str
     hook: str
     inputs: dict[str, Any] | None
-    outputs: dict[str, Any] | None
+    outputs: Any  # what the hook returned: None, a dict {port: item}, or END
 
 
 class Stepper:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -82,16 +82,19 @@ async def run_in_own_thread(fn: Callable[[], T], name: str) -> T:
     fut: asyncio.Future[T] = loop.create_future()
 
     def target() -> None:
+        result: Any = None
+        error: BaseException | None = None
         try:
-            r, e = fn(), None
+            result = fn()
         except BaseException as exc:  # delivered to the awaiting task
-            r, e = None, exc
-        loop.call_soon_threadsafe(resolve, fut, r, e)
+            error = exc
+        loop.call_soon_threadsafe(resolve, fut, result, error)
 
     t = threading.Thread(target=target, name=name, daemon=True)
     t.start()
     with anyio.CancelScope(shield=True):
         try:
-            return await fut
+            result = await fut
         finally:
             t.join()
+    return result

@@ -33,8 +33,8 @@ _SLOT = "__streamrl_shared_slot__"
 
 def _leaves(td: TensorDict) -> tuple[tuple, list[torch.Tensor]] | None:
     """The structure signature and the leaves of a TensorDict of CPU tensors, else None."""
-    sig = [td.batch_size]
-    leaves = []
+    sig: list[Any] = [td.batch_size]
+    leaves: list[torch.Tensor] = []
     for k, v in td.items(True, True):
         if type(v) is not torch.Tensor or v.device.type != "cpu":
             return None
@@ -48,7 +48,7 @@ class SlotCodec:
     shared buffers) and decodes the other side's. One codec per direction per process end."""
 
     def __init__(self) -> None:
-        self._out: dict[Any, tuple[tuple, TensorDict, list[torch.Tensor]]] = {}
+        self._out: dict[Any, tuple[tuple, Any, list[Any]]] = {}
         self._in: dict[Any, TensorDict] = {}
 
     def _encode_item(self, key: Any, item: Any) -> Any:
@@ -64,9 +64,9 @@ class SlotCodec:
                 d.copy_(s)
             return (_SLOT, key, None)
         buf = shared_zeros_like(item)
-        dst = list(buf.values(True, True))
-        for s, d in zip(src, dst):
-            d.copy_(s)
+        dst: list[Any] = list(buf.values(True, True))
+        for s, t in zip(src, dst):
+            t.copy_(s)
         self._out[key] = (sig, buf, dst)
         return (_SLOT, key, buf)
 
@@ -131,7 +131,8 @@ class _Served:
 def _unwrap(exc: BaseException) -> BaseException:
     if isinstance(exc, RemoteError) and exc.__cause__ is not None:
         original = exc.__cause__
-        original.__notes__ = [*getattr(original, "__notes__", []), str(exc)]
+        # what add_note() does, also on Python 3.10 (which has no add_note)
+        original.__notes__ = [*getattr(original, "__notes__", []), str(exc)]  # type: ignore[attr-defined]
         return original
     return exc
 

@@ -57,7 +57,8 @@ def _pack_item(item: Any) -> Any:
         return item
     import torch
 
-    keys, arrays = [], []
+    keys: list[Any] = []
+    arrays: list[Any] = []  # numpy arrays; None recreates an empty nested TensorDict
     for k, v in item.items(True, False):
         if type(v) is TensorDict:
             if v.batch_size != item.batch_size:
