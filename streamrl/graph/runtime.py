@@ -147,10 +147,17 @@ class OpRun:
         """The channels to take one step's inputs from (one per port: every port in 'all'
         mode, the ready ones in 'any' mode), ``END_OF_INPUT`` once the inputs have ended, or
         ``None`` when a step must wait for an item."""
-        if self.mode == "all":
-            if self.inputs_ended():
-                return END_OF_INPUT
-            if not self.inputs_ready():
+        if self.mode == "all":  # one pass: any ended port ends it, else any empty one waits
+            wait = False
+            for chans in self.inputs.values():
+                for c in chans:
+                    if c.ready():
+                        break
+                else:  # none ready: ended once every producer closed
+                    if all(c.send_closed for c in chans):
+                        return END_OF_INPUT
+                    wait = True
+            if wait:
                 return None
             return [(port, self.ready_channel(chans)) for port, chans in self.inputs.items()]
         chosen = []
