@@ -60,7 +60,11 @@ class Waker:
     async def wait(self) -> None:
         fut = self._fut
         if fut is None or fut.done():  # done: a cancelled earlier wait
-            fut = self._fut = running_loop("a graph channel").create_future()
+            try:  # running_loop() inlined: this is every hop's path
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = running_loop("a graph channel")  # raises, saying why
+            fut = self._fut = loop.create_future()
         await fut
 
 

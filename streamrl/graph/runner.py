@@ -356,21 +356,27 @@ class Runner:
     async def _gather(self, o: OpRun) -> Any:
         """Phase gather: the next input dict, waiting for items; END_OF_INPUT once the inputs
         have ended."""
-        ch = o.single
-        if ch is not None and ch._q:  # one plain FIFO input with an item waiting: the hot path
-            item = ch.take()
-            o.batches_in += 1
-            o.items_in += rows_of(item)
-            return {o.single_port: item}
+        single = o.single
+        waiting: list[_Channel]
         while True:
-            chosen = o.poll_inputs()
-            if chosen is END_OF_INPUT:
-                return chosen
-            if chosen is not None:
-                if o.rate_limited:  # each take waits for the rate limiter
-                    return o.with_latest({port: await c.take_async() for port, c in chosen})
-                return o.take(chosen)
-            waiting = [c for chans in o.inputs.values() for c in chans if not c.ready()]
+            if single is not None:  # one plain FIFO input: the hot path, poll_inputs inlined
+                if single._q:
+                    item = single.take()
+                    o.batches_in += 1
+                    o.items_in += rows_of(item)
+                    return {o.single_port: item}
+                if single.send_closed:
+                    return END_OF_INPUT
+                waiting = [single]
+            else:
+                chosen = o.poll_inputs()
+                if chosen is END_OF_INPUT:
+                    return chosen
+                if chosen is not None:
+                    if o.rate_limited:  # each take waits for the rate limiter
+                        return o.with_latest({port: await c.take_async() for port, c in chosen})
+                    return o.take(chosen)
+                waiting = [c for chans in o.inputs.values() for c in chans if not c.ready()]
             o.state, o.waiting_on, o.since = _WAIT_IN, waiting, time.perf_counter()
             o.waited = True
             await o.waker.wait()
