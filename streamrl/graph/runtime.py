@@ -60,8 +60,8 @@ class OpRun:
     __slots__ = (
         "batches_in", "batches_out", "blocked_in_s", "blocked_out_s", "busy_s", "calls",
         "direct", "finished", "host", "inputs", "items_in", "items_out", "latest", "mode",
-        "name", "node", "op", "outputs", "placement", "primed", "rate_limited", "rr", "since", "single",
-        "single_port", "state", "t_end", "t_start", "waited", "waiting_on", "waker",
+        "name", "node", "op", "outputs", "placement", "primed", "rate_limited", "rr", "since",
+        "single", "single_port", "state", "t_end", "t_start", "waited", "waiting_on", "waker",
     )
 
     def __init__(self, node: Node, host: Host, waker: Waker, inputs: Ports, latest: Ports,
