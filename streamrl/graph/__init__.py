@@ -21,7 +21,11 @@ Chains of inline operators are fused into one task.
 
 Run a graph with ``await graph.run()``, ``graph.run_sync()``, ``for item in
 graph.iterate(node)``, ``async with graph.stream(node) as items``, or deterministically with
-``graph.run_deterministic()`` / ``graph.stepper()``. An operator's exception cancels the run and
+``graph.run_deterministic()`` / ``graph.stepper()``. The executor is anyio on its **asyncio
+backend**, the only one supported (``anyio.run``'s default, and what ``run_sync``, ``iterate``
+and ``as_node`` use): awaiting ``graph.run()`` or ``graph.stream()`` under trio raises a
+``RuntimeError`` saying so before any operator starts. A new placement implements a
+:class:`Placement` whose ``host()`` returns a :class:`Host` (or a :class:`PipelinedHost`). An operator's exception cancels the run and
 is raised as :class:`OperatorError` naming the operator, with the original exception as
 ``__cause__``; a deadlock is raised as :class:`DeadlockError` naming the blocked edges.
 ``graph.stats()``, ``graph.report()``, ``str(graph)`` and ``graph.to_mermaid()`` show what it
@@ -42,7 +46,7 @@ from .graph import Edge, Graph, Node, Port
 from .interop import GraphNode, NodeSource
 from .kinds import Batcher, Collect, Map, Sink, Source
 from .operator import Many, Operator
-from .placement import Inline, Placement, Thread
+from .placement import Host, Inline, PipelinedHost, Placement, Thread
 from .process import Process
 from .ray import Ray  # imports Ray itself only when a Ray-placed operator starts
 from .stats import EdgeStats, GraphStats, OperatorStats
@@ -59,6 +63,7 @@ __all__ = [
     "GraphNode",
     "GraphStats",
     "GraphValidationError",
+    "Host",
     "Inline",
     "LatestChannel",
     "Many",
@@ -68,6 +73,7 @@ __all__ = [
     "Operator",
     "OperatorError",
     "OperatorStats",
+    "PipelinedHost",
     "Placement",
     "Port",
     "Process",

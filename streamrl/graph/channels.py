@@ -2,19 +2,23 @@
 
 A channel has exactly one producer and one consumer (fan-out gives each consumer its own
 channel; fan-in merges several channels on one input port). Channels live on one event loop and
-are not thread-safe; operators in threads or processes talk to them through the runtime.
+are not thread-safe; operators in threads or processes talk to them through the runtime. They
+wait on asyncio futures (see :mod:`streamrl.graph.eventloop`): use them under anyio's asyncio
+backend.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import torch
 from tensordict import TensorDict, is_tensor_collection
+
+from .eventloop import Waker
 
 __all__ = ["FifoChannel", "LatestChannel", "RateLimitedChannel", "RateLimiter", "rows_of"]
 
@@ -29,42 +33,6 @@ def rows_of(item: Any) -> int:
     if isinstance(item, torch.Tensor):
         return item.shape[0] if item.ndim else 1
     return 1
-
-
-class Waker:
-    """A re-armable wake-up signal shared by one waiting task and the channels it watches.
-
-    On asyncio it waits on a bare future (cheaper than an Event); elsewhere on an anyio Event.
-    """
-
-    __slots__ = ("_event", "_fut")
-
-    def __init__(self) -> None:
-        self._event: anyio.Event | None = None
-        self._fut: asyncio.Future | None = None
-
-    def set(self) -> None:
-        fut = self._fut
-        if fut is not None:
-            self._fut = None
-            if not fut.done():
-                fut.set_result(None)
-        elif self._event is not None:
-            self._event.set()
-            self._event = None
-
-    async def wait(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not asyncio
-            if self._event is None:
-                self._event = anyio.Event()
-            await self._event.wait()
-            return
-        fut = self._fut
-        if fut is None or fut.done():  # done: a cancelled earlier wait
-            fut = self._fut = loop.create_future()
-        await fut
 
 
 @runtime_checkable
@@ -82,13 +50,24 @@ class RateLimiter(Protocol):
         """Wait until ``n`` rows may be sampled, then record them."""
 
 
-class _Channel:
-    kind = "fifo"
+class _Channel(ABC):
+    """What every channel kind shares: end-of-stream and close flags, counters, wake-ups.
 
-    def __init__(self, name: str = "") -> None:
+    ``reader`` is the waker of the consumer's task, shared by all the channels it reads (a
+    put on any of them wakes it); ``feedback`` marks the edge that closes a cycle and ``tap``
+    an output read from outside the graph (``Graph.iterate``/``Graph.stream``).
+    """
+
+    kind = "fifo"
+    capacity: int | None
+
+    def __init__(self, name: str = "", *, reader: Waker | None = None, feedback: bool = False,
+                 tap: bool = False) -> None:
         self.name = name
-        self.reader = Waker()
+        self.reader = reader if reader is not None else Waker()
         self.writer = Waker()
+        self.feedback = feedback
+        self.tap = tap
         self.send_closed = False
         self.recv_closed = False
         self.puts = 0
@@ -119,8 +98,34 @@ class _Channel:
             self.get_wait_s += time.perf_counter() - t0
         return await self.take_async()
 
+    @property
+    @abstractmethod
+    def occupancy(self) -> int:
+        """Items queued now."""
+
+    @abstractmethod
+    def ready(self) -> bool:
+        """An item can be taken now."""
+
+    @abstractmethod
+    def full(self) -> bool:
+        """A put would wait now."""
+
+    @abstractmethod
+    def take(self) -> Any:
+        """Remove and return the next item (call only when :meth:`ready`)."""
+
     async def take_async(self) -> Any:
+        """:meth:`take`, after whatever the channel must wait for (a rate limiter)."""
         return self.take()
+
+    @abstractmethod
+    def put_nowait(self, item: Any) -> bool:
+        """Deliver without waiting; False if the consumer has gone."""
+
+    @abstractmethod
+    async def put(self, item: Any) -> bool:
+        """Deliver, waiting while the channel is full; False if the consumer has gone."""
 
     # -- writer side -------------------------------------------------------------------------
     def close_send(self) -> None:
@@ -143,10 +148,13 @@ class FifoChannel(_Channel):
         ([1, 2], True)
     """
 
-    def __init__(self, capacity: int = 2, name: str = "") -> None:
+    capacity: int
+
+    def __init__(self, capacity: int = 2, name: str = "", *, reader: Waker | None = None,
+                 feedback: bool = False, tap: bool = False) -> None:
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"FIFO capacity must be an int >= 1, found {capacity!r}")
-        super().__init__(name)
+        super().__init__(name, reader=reader, feedback=feedback, tap=tap)
         self.capacity = capacity
         self._q: deque[Any] = deque()
 
@@ -199,13 +207,14 @@ class RateLimitedChannel(FifoChannel):
 
     kind = "limited"
 
-    def __init__(self, limiter: RateLimiter, capacity: int = 2, name: str = "") -> None:
+    def __init__(self, limiter: RateLimiter, capacity: int = 2, name: str = "", *,
+                 reader: Waker | None = None, feedback: bool = False) -> None:
         if not isinstance(limiter, RateLimiter):
             raise TypeError(
                 "limiter must have async acquire_insert(n) and acquire_sample(n) methods, "
                 f"found {type(limiter).__name__}"
             )
-        super().__init__(capacity, name)
+        super().__init__(capacity, name, reader=reader, feedback=feedback)
         self.limiter = limiter
 
     async def put(self, item: Any) -> bool:
@@ -241,8 +250,9 @@ class LatestChannel(_Channel):
     kind = "latest"
     capacity = None
 
-    def __init__(self, name: str = "") -> None:
-        super().__init__(name)
+    def __init__(self, name: str = "", *, reader: Waker | None = None,
+                 feedback: bool = False) -> None:
+        super().__init__(name, reader=reader, feedback=feedback)
         self._value: Any = None
         self._version = 0
         self._seen = 0

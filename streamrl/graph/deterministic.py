@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import DeadlockError, GraphValidationError, OperatorError
-from .operator import Many, async_hooks
-from .placement import END, NOARG, Inline
-from .runtime import OpRun, build_run
-from .validation import check_cycle_capacity, simple_cycles, topological_order
+from .operator import async_hooks
+from .placement import END, NOARG, Host, Inline
+from .runtime import END_OF_INPUT, OpRun, OpState, build_run, check_primes
+from .validation import topological_order
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -24,7 +25,7 @@ class StepEvent(NamedTuple):
     operator: str
     hook: str
     inputs: dict[str, Any] | None
-    outputs: dict[str, Any] | None
+    outputs: Any  # what the hook returned: None, a dict {port: item}, or END
 
 
 class Stepper:
@@ -66,7 +67,7 @@ class Stepper:
                     f"edge {e.name} is rate-limited; rate limiters need the concurrent runner "
                     "(graph.run()), not deterministic mode"
                 )
-        hosts = {}
+        hosts: dict[str, Host] = {}
         for name, node in graph.nodes.items():
             if async_hooks(node.op):
                 raise TypeError(
@@ -75,7 +76,7 @@ class Stepper:
                 )
             hosts[name] = Inline().host(node.op, name)
         self.graph = graph
-        self.ops, self.channels = build_run(graph, hosts, {})
+        self.ops, self.channels = build_run(graph, hosts)
         self.order: list[OpRun] = [self.ops[n] for n in topological_order(graph)]
         self.fused_edges: set[str] = set()
         self._to_open = list(self.order)
@@ -84,7 +85,66 @@ class Stepper:
         self.steps = 0
 
     # ------------------------------------------------------------------ stepping
+    def step(self) -> StepEvent | None:
+        """Make one hook call and return what happened; ``None`` once every operator is done."""
+        if self._closed:
+            return None
+        self.steps += 1
+        if self._to_open:
+            return self._open(self._to_open.pop(0))
+        n = len(self.order)
+        for k in range(n):
+            o = self.order[(self._next + k) % n]
+            if o.state is OpState.DONE:
+                continue
+            if o.outputs_gone():  # nobody reads what it would emit
+                self._next = (self._next + k + 1) % n
+                self._end(o)
+                return StepEvent(o.name, "close", None, None)
+            if o.outputs_full():
+                continue
+            chosen = [] if o.is_source else o.poll_inputs()
+            if chosen is None:
+                continue
+            self._next = (self._next + k + 1) % n
+            if chosen is END_OF_INPUT:
+                return self._finish(o, "finish", None)
+            inputs = o.take(chosen) if chosen else {}
+            out = self._call(o, "step", inputs)
+            if out is END:  # ended by StopIteration: flush, then close
+                return self._finish(o, "step", inputs)
+            self._emit(o, out)
+            return StepEvent(o.name, "step", inputs, out)
+        if all(o.state is OpState.DONE for o in self.order):
+            self.close()
+            return None
+        self._deadlock()
+        return None
+
+    def _open(self, o: OpRun) -> StepEvent:
+        """Phases open and, after the last operator, prime."""
+        o.begin(time.perf_counter())
+        out = self._call(o, "open")
+        o.opened(out)
+        if not self._to_open:
+            check_primes(self.graph, self.ops, self.fused_edges)
+        if out is END:
+            self._end(o)
+            return StepEvent(o.name, "open", None, END)
+        self._emit(o, out)
+        return StepEvent(o.name, "open", None, out)
+
+    def _finish(self, o: OpRun, hook: str, inputs: dict[str, Any] | None) -> StepEvent:
+        """Phase finish, then end: the event of the call that ended the stream."""
+        out = self._call(o, "finish")
+        o.finished = True
+        if out is not END:
+            self._emit(o, out)
+        self._end(o)
+        return StepEvent(o.name, hook, inputs, END if hook == "step" else out)
+
     def _call(self, o: OpRun, hook: str, arg: Any = NOARG) -> Any:
+        """Phase step (or open, finish): one hook call, timed and counted."""
         t0 = time.perf_counter()
         try:
             r = o.host.call_sync(hook, arg)
@@ -95,7 +155,8 @@ class Stepper:
         o.calls += 1
         return r
 
-    def _deliver(self, o: OpRun, out: Any) -> None:
+    def _emit(self, o: OpRun, out: Any) -> None:
+        """Phase emit, without waiting: may exceed a capacity by one hook's worth of items."""
         try:
             pairs = o.split_outputs(out)
         except Exception as exc:
@@ -103,103 +164,17 @@ class Stepper:
             raise OperatorError(o.name, "step", exc) from exc
         for port, item in pairs:
             for ch in o.outputs[port]:
-                ch.put_nowait(item)  # may exceed capacity by one hook's worth of items
+                ch.put_nowait(item)
 
     def _end(self, o: OpRun) -> None:
-        o.state = "done"
-        o.t_end = time.perf_counter()
-        o.close_channels()
-        o.host.op.close()
-
-    def _can_step(self, o: OpRun) -> str | None:
-        if o.state == "done":
-            return None
-        if o.outputs_gone():
-            return "gone"
-        if any(ch.full() for chans in o.outputs.values() for ch in chans):
-            return None
-        if not o.inputs and not o.latest:
-            return "step"
-        if o.inputs_ended():
-            return "finish"
-        if o.mode == "all":
-            ok = all(o.ready_channel(chans) is not None for chans in o.inputs.values())
-        else:
-            ok = any(ch.ready() for chans in o.inputs.values() for ch in chans)
-        return "step" if ok else None
-
-    def step(self) -> StepEvent | None:
-        """Make one hook call and return what happened; ``None`` once every operator is done."""
-        if self._closed:
-            return None
-        self.steps += 1
-        if self._to_open:
-            o = self._to_open.pop(0)
-            o.t_start, o.state = time.perf_counter(), "busy"
-            out = self._call(o, "open")
-            if isinstance(out, dict):
-                o.primed = {p: len(v.items) if isinstance(v, Many) else 1 for p, v in out.items()}
-            if not self._to_open:
-                primed = {e.name: self.ops[e.src].primed.get(e.src_port, 0)
-                          for e in self.graph.edges}
-                for c in simple_cycles(list(self.graph.nodes), self.graph.edges):
-                    check_cycle_capacity(c, primed, "emitted by open()")
-            if out is END:
-                self._end(o)
-                return StepEvent(o.name, "open", None, END)
-            self._deliver(o, out)
-            return StepEvent(o.name, "open", None, out)
-        n = len(self.order)
-        for k in range(n):
-            o = self.order[(self._next + k) % n]
-            action = self._can_step(o)
-            if action is None:
-                continue
-            self._next = (self._next + k + 1) % n
-            if action == "gone":
-                self._end(o)
-                return StepEvent(o.name, "close", None, None)
-            if action == "finish":
-                out = self._call(o, "finish")
-                o.finished = True
-                if out is not END:
-                    self._deliver(o, out)
-                self._end(o)
-                return StepEvent(o.name, "finish", None, out)
-            inputs = self._take(o)
-            out = self._call(o, "step", inputs)
-            if out is END:
-                out = self._call(o, "finish")  # ended by StopIteration: flush, then close
-                o.finished = True
-                if out is not END:
-                    self._deliver(o, out)
-                self._end(o)
-                return StepEvent(o.name, "step", inputs, END)
-            self._deliver(o, out)
-            return StepEvent(o.name, "step", inputs, out)
-        if all(o.state == "done" for o in self.order):
-            self.close()
-            return None
-        self._deadlock()
-        return None
-
-    def _take(self, o: OpRun) -> dict[str, Any]:
-        inputs: dict[str, Any] = {}
-        for port, chans in o.inputs.items():
-            ch = o.ready_channel(chans)
-            if ch is not None:
-                inputs[port] = ch.take()
-        for port, chans in o.latest.items():
-            ch = o.ready_channel(chans)
-            if ch is not None:
-                inputs[port] = ch.take()
-        o.count_in(inputs)
-        return inputs
+        """Phase end and close."""
+        o.end(time.perf_counter())
+        o.op.close()
 
     def _deadlock(self) -> None:
         blocked = []
         for o in self.order:
-            if o.state == "done":
+            if o.state is OpState.DONE:
                 continue
             for chans in o.outputs.values():
                 for ch in chans:
@@ -227,7 +202,7 @@ class Stepper:
                 self.close()
         return n
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[StepEvent]:
         while (ev := self.step()) is not None:
             yield ev
 
@@ -238,8 +213,8 @@ class Stepper:
             return
         self._closed = True
         for o in self.order:
-            if o.state != "done" and o.state != "new":
-                o.state = "done"
+            if o.state is not OpState.DONE and o.state is not OpState.NEW:
+                o.state = OpState.DONE
                 o.t_end = time.perf_counter()
                 o.op.close()
 

@@ -10,6 +10,7 @@ from typing import Any
 from .channels import FifoChannel, LatestChannel, RateLimitedChannel, RateLimiter
 from .deterministic import Stepper
 from .errors import GraphValidationError
+from .eventloop import Waker
 from .interop import GraphNode
 from .operator import Operator, check_operator
 from .placement import Placement, resolve_placement
@@ -87,13 +88,16 @@ class Edge:
         """``"src.port->dst.port"``."""
         return f"{self.src}.{self.src_port}->{self.dst}.{self.dst_port}"
 
-    def make_channel(self) -> FifoChannel | LatestChannel:
-        """A fresh channel for one run."""
+    def make_channel(self, reader: Waker | None = None) -> FifoChannel | LatestChannel:
+        """A fresh channel for one run; ``reader`` is the consumer task's waker."""
         if self.kind == "latest":
-            return LatestChannel(self.name)
+            return LatestChannel(self.name, reader=reader, feedback=self.feedback)
+        if self.capacity is None:
+            raise GraphValidationError(f"FIFO edge {self.name} has no capacity")
         if self.limiter is not None:
-            return RateLimitedChannel(self.limiter, self.capacity, self.name)
-        return FifoChannel(self.capacity, self.name)
+            return RateLimitedChannel(self.limiter, self.capacity, self.name, reader=reader,
+                                      feedback=self.feedback)
+        return FifoChannel(self.capacity, self.name, reader=reader, feedback=self.feedback)
 
 
 def _default_name(op: Operator, taken: dict[str, Node]) -> str:
@@ -152,7 +156,6 @@ class Graph:
         self.nodes: dict[str, Node] = {}
         self.edges: list[Edge] = []
         self._last_run: Any = None
-        self._running = False
 
     # ------------------------------------------------------------------ building
     def add(self, op: Operator, name: str | None = None,
@@ -305,6 +308,9 @@ class Graph:
         ``monitor`` is called with :meth:`stats` every ``monitor_interval`` seconds while the
         graph runs and once at the end (e.g. to drive a progress bar or log throughput).
         ``deterministic=True`` runs :meth:`run_deterministic` instead (in this task).
+
+        Runs on anyio's asyncio backend (``anyio.run(fn)``, the default, or ``asyncio.run``),
+        the only one supported: under trio it raises a ``RuntimeError`` before anything starts.
         """
         if deterministic:
             self.run_deterministic(max_steps=max_steps)

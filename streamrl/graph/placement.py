@@ -1,8 +1,9 @@
 """Placements: where an operator's hooks run (event loop, worker thread, worker process).
 
-A placement is a small strategy object: ``host(op, name)`` returns a host that runs the
-operator's hooks, and the runner talks only to that host (``start``, ``call``, ``call_sync``,
-``aclose``). A Ray placement can be added later by implementing the same four methods.
+A placement is a small strategy object: ``host(op, name)`` returns a :class:`Host` that runs
+the operator's hooks, and the runners talk only to that host (``start``, ``call``,
+``call_sync``, ``aclose``; ``submit``/``collect`` for a :class:`PipelinedHost`). The inline and
+thread hosts live here; :mod:`.process` and :mod:`.ray` hold the two pipelined ones.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import queue
 import threading
 import time
 import warnings
+from abc import ABC, abstractmethod
 from typing import Any
 
 import anyio
 
 from .._warnings import StreamRLWarning
+from .eventloop import resolve, running_loop
 from .operator import Operator, async_hooks
 
-__all__ = ["Inline", "Placement", "Thread", "resolve_placement"]
+__all__ = ["Host", "Inline", "PipelinedHost", "Placement", "Thread", "resolve_placement"]
 
 
 class _End:
@@ -45,29 +48,67 @@ def call_hook(op: Operator, hook: str, arg: Any) -> Any:
         return END
 
 
-class Host:
-    """Runs one operator's hooks for the runner. Subclasses override the methods below."""
+class Host(ABC):
+    """Runs one operator's hooks for the runner: the interface every placement's host implements.
 
-    placement = "inline"
+    The concurrent runner calls :meth:`start` once, then :meth:`call` for each hook (``open``,
+    ``step``, ``finish``; hooks that raise ``StopIteration`` return ``END``), then
+    :meth:`aclose` once, also after errors and cancellation. Two attributes tell it more:
+    ``direct`` hosts run plain functions on the event loop, so the runner calls
+    :meth:`call_sync` without a coroutine; a :class:`PipelinedHost` accepts several calls in
+    flight. The deterministic stepper uses only :meth:`call_sync`.
+    """
+
+    #: the placement's name, as reported in stats
+    placement: str = "inline"
+    #: :meth:`call_sync` may run a hook on the event loop (cheap, and blocks the loop meanwhile)
+    direct: bool = False
 
     def __init__(self, op: Operator, name: str):
         self.op = op
         self.name = name
 
-    async def start(self) -> None:
-        """Make the operator ready (start a thread or process)."""
+    async def start(self) -> None:  # noqa: B027 (a host on the event loop needs no start)
+        """Make the operator ready (start a thread or process); nothing to do by default."""
 
+    @abstractmethod
     async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
         """Run ``hook`` and return ``(result or END, seconds spent in the hook)``."""
-        raise NotImplementedError
 
     def call_sync(self, hook: str, arg: Any = NOARG) -> Any:
-        """Run ``hook`` from synchronous code (deterministic mode)."""
+        """Run ``hook`` from synchronous code in this thread (the result or END)."""
         return call_hook(self.op, hook, arg)
 
+    @abstractmethod
     async def aclose(self, *, fast: bool = False) -> None:
         """Close the operator and release the host's resources; idempotent. ``fast`` is set on
         cancellation and errors: do not wait long for a busy operator."""
+
+
+class PipelinedHost(Host):
+    """A host that takes up to ``max_in_flight`` hook calls before answering the first (a worker
+    process or a Ray actor, where a round trip costs more than the hook): :meth:`submit` sends
+    a call, :meth:`collect` waits for its answer, in the order they were sent."""
+
+    #: calls the runner may keep outstanding; 1 makes :meth:`call` the only mode used
+    max_in_flight: int = 1
+
+    @abstractmethod
+    def submit(self, hook: str, arg: Any = NOARG) -> Any:
+        """Send a hook call without waiting; returns a handle for :meth:`collect`."""
+
+    @abstractmethod
+    async def collect(self, handle: Any) -> tuple[Any, float]:
+        """Wait for the answer to a :meth:`submit`; returns ``(result or END, seconds)``."""
+
+    async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
+        return await self.collect(self.submit(hook, arg))
+
+    def call_sync(self, hook: str, arg: Any = NOARG) -> Any:
+        raise RuntimeError(
+            f"operator {self.name!r} runs remotely ({self.placement}); deterministic mode runs "
+            "every operator inline"
+        )
 
 
 class _InlineHost(Host):
@@ -76,6 +117,7 @@ class _InlineHost(Host):
     def __init__(self, op: Operator, name: str):
         super().__init__(op, name)
         self._async = set(async_hooks(op))
+        self.direct = not self._async
         self._closed = False
 
     async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
@@ -94,41 +136,6 @@ class _InlineHost(Host):
         if not self._closed:
             self._closed = True
             self.op.close()
-
-
-def _resolve(fut: asyncio.Future, result: Any, error: BaseException | None) -> None:
-    if fut.done():
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(result)
-
-
-async def run_in_own_thread(fn: Any, name: str) -> Any:
-    """Run a blocking ``fn()`` in a fresh thread that is joined before returning (so no thread
-    outlives the call), without blocking the event loop. Shielded from cancellation."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio
-        with anyio.CancelScope(shield=True):
-            return await anyio.to_thread.run_sync(fn)
-    fut = loop.create_future()
-
-    def target() -> None:
-        try:
-            r, e = fn(), None
-        except BaseException as exc:  # delivered to the awaiting task
-            r, e = None, exc
-        loop.call_soon_threadsafe(_resolve, fut, r, e)
-
-    t = threading.Thread(target=target, name=name, daemon=True)
-    t.start()
-    with anyio.CancelScope(shield=True):
-        try:
-            return await fut
-        finally:
-            t.join()
 
 
 class _ThreadHost(Host):
@@ -153,18 +160,13 @@ class _ThreadHost(Host):
         self._closed = False
 
     async def start(self) -> None:
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:  # another backend (trio): use anyio's thread pool instead
-            self._loop = None
-        if self._loop is not None:
-            self._thread = threading.Thread(
-                target=self._serve, name=f"streamrl-op-{self.name}", daemon=True
-            )
-            self._thread.start()
+        self._loop = running_loop(f"operator {self.name!r} (placement='thread')")
+        self._thread = threading.Thread(
+            target=self._serve, args=(self._loop,), name=f"streamrl-op-{self.name}", daemon=True
+        )
+        self._thread.start()
 
-    def _serve(self) -> None:
-        loop = self._loop
+    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
@@ -176,15 +178,13 @@ class _ThreadHost(Host):
             except BaseException as exc:
                 r, e = None, exc
             try:
-                loop.call_soon_threadsafe(_resolve, fut, r, e)
+                loop.call_soon_threadsafe(resolve, fut, r, e)
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
 
     async def _submit(self, hook: str, arg: Any) -> tuple[Any, float]:
-        if self._thread is None:  # not asyncio: fall back to anyio's thread pool
-            t0 = time.perf_counter()
-            r = await anyio.to_thread.run_sync(call_hook, self.op, hook, arg)
-            return r, time.perf_counter() - t0
+        if self._loop is None:
+            raise RuntimeError(f"operator {self.name!r}: its worker thread has not started")
         fut = self._loop.create_future()
         self._jobs.put((hook, arg, fut))
         return await fut
@@ -199,11 +199,11 @@ class _ThreadHost(Host):
         if self._closed:
             return
         self._closed = True
-        thread = self._thread
-        if thread is None:
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:  # never started
             self.op.close()
             return
-        fut = self._loop.create_future()
+        fut = loop.create_future()
         self._jobs.put(("close", NOARG, fut))
         self._jobs.put(None)
         timeout = 1.0 if fast else self._close_timeout

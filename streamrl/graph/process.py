@@ -19,8 +19,9 @@ from tensordict import TensorDict
 from .._mp import Worker, shared_zeros_like
 from .._warnings import StreamRLWarning
 from ..errors import RemoteError
+from .eventloop import run_in_own_thread, running_loop
 from .operator import Many, Operator, async_hooks
-from .placement import END, NOARG, Host, Placement, call_hook, run_in_own_thread
+from .placement import END, NOARG, Host, PipelinedHost, Placement, call_hook
 
 __all__ = ["Process"]
 
@@ -33,8 +34,8 @@ _SLOT = "__streamrl_shared_slot__"
 
 def _leaves(td: TensorDict) -> tuple[tuple, list[torch.Tensor]] | None:
     """The structure signature and the leaves of a TensorDict of CPU tensors, else None."""
-    sig = [td.batch_size]
-    leaves = []
+    sig: list[Any] = [td.batch_size]
+    leaves: list[torch.Tensor] = []
     for k, v in td.items(True, True):
         if type(v) is not torch.Tensor or v.device.type != "cpu":
             return None
@@ -48,7 +49,7 @@ class SlotCodec:
     shared buffers) and decodes the other side's. One codec per direction per process end."""
 
     def __init__(self) -> None:
-        self._out: dict[Any, tuple[tuple, TensorDict, list[torch.Tensor]]] = {}
+        self._out: dict[Any, tuple[tuple, Any, list[Any]]] = {}
         self._in: dict[Any, TensorDict] = {}
 
     def _encode_item(self, key: Any, item: Any) -> Any:
@@ -64,9 +65,9 @@ class SlotCodec:
                 d.copy_(s)
             return (_SLOT, key, None)
         buf = shared_zeros_like(item)
-        dst = list(buf.values(True, True))
-        for s, d in zip(src, dst):
-            d.copy_(s)
+        dst: list[Any] = list(buf.values(True, True))
+        for s, t in zip(src, dst):
+            t.copy_(s)
         self._out[key] = (sig, buf, dst)
         return (_SLOT, key, buf)
 
@@ -131,12 +132,13 @@ class _Served:
 def _unwrap(exc: BaseException) -> BaseException:
     if isinstance(exc, RemoteError) and exc.__cause__ is not None:
         original = exc.__cause__
-        original.__notes__ = [*getattr(original, "__notes__", []), str(exc)]
+        # what add_note() does, also on Python 3.10 (which has no add_note)
+        original.__notes__ = [*getattr(original, "__notes__", []), str(exc)]  # type: ignore[attr-defined]
         return original
     return exc
 
 
-class _ProcessHost(Host):
+class _ProcessHost(PipelinedHost):
     placement = "process"
 
     def __init__(self, op: Operator, name: str, start_method: str | None,
@@ -162,23 +164,21 @@ class _ProcessHost(Host):
         self._futs: deque[asyncio.Future] = deque()  # one per request sent, oldest first
 
     async def start(self) -> None:
+        loop = running_loop(f"operator {self.name!r} (placement='process')")
         self._started = True
         try:
             await run_in_own_thread(self._worker.start, f"streamrl-start-{self.name}")
         except RemoteError as exc:
             raise _unwrap(exc) from None
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:  # not asyncio: wait_readable per call instead
-            return
         # A permanent reader: the reply is read as soon as it arrives, with no per-call
         # registration (Connection.poll() builds a selector per call: too slow).
+        self._loop = loop
         self._fd = self._worker.connection.fileno()
-        self._loop.add_reader(self._fd, self._on_readable)
+        loop.add_reader(self._fd, self._on_readable)
 
     def _on_readable(self) -> None:
         if not self._futs:  # EOF or a stray wake-up with nothing pending: stop watching
-            self._loop.remove_reader(self._fd)
+            self._reading_stops()
             self._fd = -1
             return
         fut = self._futs.popleft()
@@ -193,28 +193,30 @@ class _ProcessHost(Host):
         else:
             fut.set_result(result)
 
+    def _reading_stops(self) -> None:
+        if self._loop is not None and self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+        self._fd = -1
+
     def submit(self, hook: str, arg: Any = NOARG) -> Any:
         """Send a hook call without waiting; returns a handle for :meth:`collect`. Up to
         ``max_in_flight`` calls may be outstanding (replies come back in order)."""
         if len(self._futs) >= self.max_in_flight:
             raise RuntimeError(f"operator {self.name!r}: more than {self.max_in_flight} calls "
                                "in flight")
-        if self._loop is not None and self._fd < 0:
+        if self._loop is None or self._fd < 0:
             raise RuntimeError(f"worker process of operator {self.name!r} is gone")
         slot = self._seq % self.max_in_flight
         self._seq += 1
         if hook == "step":
             arg = self._tx.encode(arg, slot)
         w = self._worker
-        fut = None
-        if self._loop is not None:
-            fut = self._loop.create_future()
-            self._futs.append(fut)
+        fut = self._loop.create_future()
+        self._futs.append(fut)
         try:
             w.send("hook", hook, slot=slot) if arg is NOARG else w.send("hook", hook, arg, slot)
         except BaseException:
-            if fut is not None:
-                self._futs.remove(fut)
+            self._futs.remove(fut)
             raise
         return fut, time.perf_counter()
 
@@ -222,20 +224,10 @@ class _ProcessHost(Host):
         """Wait for the reply to a :meth:`submit`; returns ``(result or END, seconds)``."""
         fut, t0 = handle
         try:
-            if fut is not None:
-                result = await fut
-            else:  # not asyncio
-                await anyio.wait_readable(self._worker.connection.fileno())
-                result = self._worker.recv()
+            result = await fut
         except RemoteError as exc:
             raise _unwrap(exc) from None
         return self._rx.decode(result), time.perf_counter() - t0
-
-    async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
-        return await self.collect(self.submit(hook, arg))
-
-    def call_sync(self, hook: str, arg: Any = NOARG) -> Any:
-        raise RuntimeError("a process host cannot run in deterministic mode")
 
     async def aclose(self, *, fast: bool = False) -> None:
         if self._closed:
@@ -255,13 +247,12 @@ class _ProcessHost(Host):
                         stacklevel=2,
                     )
         busy = bool(self._futs)  # a reply is still due: the worker is inside a hook
-        if self._fd >= 0:
-            self._loop.remove_reader(self._fd)
-            self._fd = -1
-        if fast and busy and self._worker.is_alive():
+        self._reading_stops()
+        pid = self._worker.pid
+        if fast and busy and pid is not None and self._worker.is_alive():
             # cancelled or failed while the worker computes: do not wait for the hook to end
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self._worker.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
         if self._started:
             timeout = 0.25 if fast else 2.0
             await run_in_own_thread(

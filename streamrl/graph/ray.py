@@ -7,7 +7,6 @@ result travel through Ray's object store, and the reply is awaited on the event 
 
 from __future__ import annotations
 
-import asyncio
 import numbers
 import re
 import threading
@@ -20,8 +19,9 @@ from typing import Any
 import anyio
 
 from .._warnings import StreamRLWarning
+from .eventloop import run_in_own_thread, running_loop
 from .operator import Many, Operator, async_hooks
-from .placement import END, NOARG, Host, Placement, call_hook, run_in_own_thread
+from .placement import END, NOARG, Host, PipelinedHost, Placement, call_hook
 
 __all__ = ["Ray"]
 
@@ -57,7 +57,8 @@ def _pack_item(item: Any) -> Any:
         return item
     import torch
 
-    keys, arrays = [], []
+    keys: list[Any] = []
+    arrays: list[Any] = []  # numpy arrays; None recreates an empty nested TensorDict
     for k, v in item.items(True, False):
         if type(v) is TensorDict:
             if v.batch_size != item.batch_size:
@@ -168,7 +169,7 @@ def _unwrap(ray: Any, exc: BaseException) -> BaseException:
     return exc
 
 
-class _RayHost(Host):
+class _RayHost(PipelinedHost):
     placement = "ray"
 
     def __init__(self, op: Operator, name: str, placement: Ray, window: int):
@@ -201,13 +202,7 @@ class _RayHost(Host):
         return opts
 
     async def start(self) -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError(
-                f"operator {self.name!r}: the Ray placement needs anyio's asyncio backend "
-                "(Ray's object refs are awaited with asyncio)"
-            ) from None
+        running_loop(f"operator {self.name!r} (placement='ray')")  # refs are asyncio awaitables
         ray = self._ray = _import_ray()
         if not ray.is_initialized():
             await run_in_own_thread(
@@ -258,12 +253,6 @@ class _RayHost(Host):
         # not reached when cancelled: the call stays in flight and marks the actor busy
         self._inflight.remove(ref)
         return _map_items(_unpack_item, result), time.perf_counter() - t0
-
-    async def call(self, hook: str, arg: Any = NOARG) -> tuple[Any, float]:
-        return await self.collect(self.submit(hook, arg))
-
-    def call_sync(self, hook: str, arg: Any = NOARG) -> Any:
-        raise RuntimeError("a Ray host cannot run in deterministic mode")
 
     async def aclose(self, *, fast: bool = False) -> None:
         if self._closed:

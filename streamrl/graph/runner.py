@@ -1,9 +1,15 @@
-"""The concurrent runner: one anyio task per fused chain of operators, plus a watchdog."""
+"""The concurrent runner: one anyio task per fused chain of operators, plus a watchdog.
+
+Each chain's task goes through the phases of :mod:`.runtime` in order: start the hosts, open,
+prime (wait until every chain is open, then check the cycles), step until the inputs end or the
+consumers leave, finish, and close. Runs on anyio's asyncio backend only (see
+:mod:`.eventloop`).
+"""
 
 from __future__ import annotations
 
-import itertools
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -11,24 +17,38 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.lowlevel import checkpoint
 
-from .channels import FifoChannel, rows_of
+from .channels import FifoChannel, _Channel, rows_of
 from .errors import DeadlockError, GraphError, OperatorError
-from .fusion import fused_chains
-from .operator import Many, async_hooks
-from .placement import END, NOARG, call_hook
-from .runtime import OpRun, build_run
-from .validation import check_cycle_capacity, simple_cycles
+from .eventloop import running_loop
+from .fusion import fused_chains, fused_edge_names
+from .placement import END, NOARG, PipelinedHost, call_hook
+from .runtime import END_OF_INPUT, OpRun, OpState, build_run, check_primes
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-_EOS = object()
 _CHECKPOINT_EVERY = 16  # a source that never waits still yields to the loop this often
+# module constants: reading an Enum member off its class costs ~0.1 us, in the hot loop
+_BUSY, _WAIT_IN, _WAIT_OUT, _DONE = OpState.BUSY, OpState.WAIT_IN, OpState.WAIT_OUT, OpState.DONE
+# graphs with a run in progress (their operators belong to it)
+_running: weakref.WeakSet[Graph] = weakref.WeakSet()
 
 
 class _HookFailure(Exception):
     def __init__(self, op: str, hook: str, exc: BaseException):
         self.op, self.hook, self.exc = op, hook, exc
+
+
+class _Chain:
+    """The operators one task drives: the head gathers inputs, each next one is stepped by a
+    direct call with the previous one's items, the tail emits on channels."""
+
+    __slots__ = ("current", "head", "ops", "tail")
+
+    def __init__(self, ops: list[OpRun]):
+        self.ops = ops
+        self.head, self.tail = ops[0], ops[-1]
+        self.current = ops[0]  # the operator an unexpected error is attributed to
 
 
 class Runner:
@@ -51,33 +71,27 @@ class Runner:
         self.graph = graph
         self.watchdog_timeout = watchdog_timeout
         hosts = {name: n.placement.host(n.op, name) for name, n in graph.nodes.items()}
-        self.ops, self.channels = build_run(graph, hosts, self.taps)
-        self.chains = [[self.ops[n] for n in c]
-                       for c in fused_chains(graph, tuple(self.taps), fuse)]
-        self.fused_edges: set[str] = set()
-        for chain in self.chains:  # a fused edge has no channel: items pass by a direct call
-            for a, b in itertools.pairwise(chain):
-                for chans in a.outputs.values():
-                    for ch in chans:
-                        self.fused_edges.add(ch.name)
-                        self.channels.pop(ch.name, None)
-                a.outputs = {p: [] for p in a.outputs}
-                b.inputs = {}
+        names = fused_chains(graph, tuple(self.taps), fuse)
+        self.fused_edges = fused_edge_names(graph, names)
+        self.ops, self.channels = build_run(graph, hosts, self.fused_edges, self.taps)
+        self.chains = [_Chain([self.ops[n] for n in c]) for c in names]
         self.error: BaseException | None = None
         self.running = False
         self._used = False
         self._tg: Any = None
+        self._to_open = len(self.chains)
+        self._remaining = len(self.chains)
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
+        """Run every chain until all have ended; raise the first error."""
+        running_loop("graph.run()")  # fail here, before anything starts, under trio
         if self._used:
             raise RuntimeError("a Runner runs once; call graph.run() again for a new run")
-        if self.graph._running:
+        if self.graph in _running:
             raise RuntimeError(f"graph {self.graph.name!r} is already running")
         self._used = True
-        self.graph._running = True
-        self._to_open = len(self.chains)
-        self._remaining = len(self.chains)
+        _running.add(self.graph)
         self._all_open = anyio.Event()
         self._done = anyio.Event()
         self.running = True
@@ -85,14 +99,14 @@ class Runner:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 for chain in self.chains:
-                    tg.start_soon(self._drive, chain, name=f"streamrl:{chain[0].name}")
+                    tg.start_soon(self._drive, chain, name=f"streamrl:{chain.head.name}")
                 if self.watchdog_timeout is not None:
-                    tg.start_soon(self._watchdog, name="streamrl:watchdog")
+                    tg.start_soon(self._watchdog, self.watchdog_timeout, name="streamrl:watchdog")
                 if self.monitor is not None:
-                    tg.start_soon(self._monitor, name="streamrl:monitor")
+                    tg.start_soon(self._monitor, self.monitor, name="streamrl:monitor")
         finally:
             self.running = False
-            self.graph._running = False
+            _running.discard(self.graph)
             for tap in self.taps.values():
                 tap.close_send()
         if self.error is not None:
@@ -110,226 +124,119 @@ class Runner:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
-    # ------------------------------------------------------------------ hooks
-    async def _call(self, o: OpRun, hook: str, arg: Any = NOARG) -> Any:
-        if o.direct:  # a synchronous inline hook: no coroutine needed
-            t0 = time.perf_counter()
-            try:
-                result = call_hook(o.op, hook, arg)
-            except Exception as exc:
-                raise _HookFailure(o.name, hook, exc) from None
-            o.busy_s += time.perf_counter() - t0
-            o.calls += 1
-            return result
-        try:
-            result, dt = await o.host.call(hook, arg)
-        except anyio.get_cancelled_exc_class():
-            raise
-        except Exception as exc:
-            raise _HookFailure(o.name, hook, exc) from None
-        o.busy_s += dt
-        o.calls += 1
-        return result
-
-    async def _push(self, chain: list[OpRun], i: int, out: Any) -> int | None:
-        """Deliver the result of ``chain[i]``; returns the index of an operator that ended the
-        stream (StopIteration) while handling it, else None."""
-        o = chain[i]
-        pairs = o.split_outputs(out)
-        if not pairs:
-            return None
-        if i == len(chain) - 1:
-            await self._emit(chain[0], o, pairs)
-            return None
-        nxt = chain[i + 1]
-        port = nxt.op.inputs[0]
-        for _, item in pairs:
-            inputs = {port: item}
-            nxt.count_in(inputs)
-            r = await self._call(nxt, "step", inputs)
-            if r is END:
-                return i + 1
-            ended = await self._push(chain, i + 1, r)
-            if ended is not None:
-                return ended
-        return None
-
-    async def _emit(self, d: OpRun, o: OpRun, pairs: list[tuple[str, Any]]) -> None:
-        for port, item in pairs:
-            for ch in o.outputs[port]:
-                if ch.recv_closed:
-                    continue
-                kind = ch.kind
-                if kind == "latest" or (kind == "fifo" and not ch.full()):
-                    ch.put_nowait(item)  # never waits
-                    continue
-                d.state, d.waiting_on, d.since = "wait_out", [ch], time.perf_counter()
-                d.waited = True
-                await ch.put(item)
-                o.blocked_out_s += time.perf_counter() - d.since
-                d.state = "busy"
-
-    async def _gather(self, o: OpRun) -> Any:
-        """The next input dict, or _EOS when the inputs have ended."""
-        ch = o.single
-        if ch is not None and ch._q:  # one plain FIFO input with an item waiting: the hot path
-            item = ch.take()
-            o.batches_in += 1
-            o.items_in += rows_of(item)
-            return {o.single_port: item}
-        while True:
-            chosen = []
-            eos = False
-            if o.mode == "all":
-                for port, chans in o.inputs.items():
-                    ch = o.ready_channel(chans)
-                    if ch is None:
-                        eos = all(c.ended() for c in chans)
-                        chosen = None
-                        break
-                    chosen.append((port, ch))
-            else:
-                for port, chans in o.inputs.items():
-                    ch = o.ready_channel(chans)
-                    if ch is not None:
-                        chosen.append((port, ch))
-                if not chosen:
-                    chosen = None
-                    eos = o.inputs_ended()
-            if chosen:
-                inputs = {}
-                for port, ch in chosen:
-                    inputs[port] = ch.take() if ch.kind != "limited" else await ch.take_async()
-                for port, chans in o.latest.items():
-                    ch = o.ready_channel(chans)
-                    if ch is not None:
-                        inputs[port] = ch.take()
-                o.count_in(inputs)
-                return inputs
-            if eos:
-                return _EOS
-            waiting = [c for chans in o.inputs.values() for c in chans if not c.ready()]
-            o.state, o.waiting_on, o.since = "wait_in", waiting, time.perf_counter()
-            o.waited = True
-            await o.waker.wait()
-            dt = time.perf_counter() - o.since
-            o.blocked_in_s += dt
-            for c in waiting:
-                c.get_wait_s += dt
-            o.state = "busy"
-
-    async def _drive(self, chain: list[OpRun]) -> None:
-        head, tail = chain[0], chain[-1]
-        head.waited = False
-        for o in chain:
-            o.direct = o.placement == "inline" and not async_hooks(o.op)
-        if len(head.inputs) == 1 and not head.latest:
-            ((port, chans),) = head.inputs.items()
-            if len(chans) == 1 and chans[0].kind == "fifo":
-                head.single, head.single_port = chans[0], port
-        current = head
+    # ------------------------------------------------------------------ one chain's life
+    async def _drive(self, chain: _Chain) -> None:
+        """The task of one chain: its operators' phases, in order."""
+        chain.head.waited = False
         now = time.perf_counter()
-        for o in chain:
-            o.t_start, o.state = now, "busy"
+        for o in chain.ops:
+            o.begin(now)
         try:
-            opened = []
-            for o in chain:
-                current = o
-                try:
-                    await o.host.start()
-                except anyio.get_cancelled_exc_class():
-                    raise
-                except Exception as exc:
-                    raise _HookFailure(o.name, "start", exc) from None
-            for o in chain:
-                current = o
-                out = await self._call(o, "open")
-                if isinstance(out, dict):
-                    o.primed = {p: len(v.items) if isinstance(v, Many) else 1
-                                for p, v in out.items()}
-                opened.append(out)
-            await self._arrive_open()
-            ended = None
-            for i, out in enumerate(opened):
-                current = chain[i]
-                if out is END:
-                    ended = i
-                    break
-                ended = await self._push(chain, i, out)
-                if ended is not None:
-                    break
-            current = head
-            source = not head.inputs and not head.latest
-            window = getattr(head.host, "max_in_flight", 1)
-            if ended is None and window > 1 and len(chain) == 1 and not any(
-                    c.kind == "limited" for chans in head.inputs.values() for c in chans):
-                ended = await self._pipelined(head, window)
-            n = 0
-            while ended is None and not tail.outputs_gone():
-                if source:
-                    r = await self._call(head, "step", {})
-                else:
-                    inputs = await self._gather(head)
-                    if inputs is _EOS:
-                        ended = 0
-                        break
-                    r = await self._call(head, "step", inputs)
-                if r is END:
-                    ended = 0
-                    break
-                ended = await self._push(chain, 0, r)
-                if not head.waited:
-                    n += 1
-                    if n >= _CHECKPOINT_EVERY:
-                        n = 0
-                        await checkpoint()
-                head.waited = False
-            i = ended
-            while i is not None and i < len(chain):  # flush: finish() from the one that ended
-                current = chain[i]
-                out = await self._call(chain[i], "finish")
-                chain[i].finished = True
-                e = None if out is END else await self._push(chain, i, out)
-                i = i + 1 if e is None else e
+            await self._start(chain)
+            opened = await self._open(chain)
+            await self._prime()
+            ended = await self._emit_opened(chain, opened)
+            if ended is None:
+                ended = await self._steps(chain)
+            await self._finish(chain, ended)
         except _HookFailure as f:
             self.fail(OperatorError(f.op, f.hook, f.exc))
         except GraphError as exc:  # validation at run time: the message names the culprit
             self.fail(exc)
         except Exception as exc:
-            self.fail(OperatorError(current.name, "step", exc))
+            self.fail(OperatorError(chain.current.name, "step", exc))
         finally:
-            end = time.perf_counter()
-            for o in chain:
-                o.t_end, o.state = end, "done"
-                o.close_channels()
-            # cancelled or failed: do not wait long for busy hosts
-            fast = self.error is not None or anyio.current_effective_deadline() == float("-inf")
-            with anyio.CancelScope(shield=True):
-                for o in chain:
-                    try:
-                        await o.host.aclose(fast=fast)
-                    except Exception as exc:
-                        self.fail(OperatorError(o.name, "close", exc))
-            self._remaining -= 1
-            if self._remaining == 0:
-                self._done.set()
+            await self._close(chain)
 
-    async def _pipelined(self, o: OpRun, window: int) -> int | None:
-        """Step ``o`` with up to ``window`` calls in flight (hosts with submit/collect).
-        Returns 0 when the stream ended, None when the consumers have gone."""
-        host = o.host
+    async def _start(self, chain: _Chain) -> None:
+        """Phase start: each host makes its operator ready (a thread, a process, an actor)."""
+        for o in chain.ops:
+            chain.current = o
+            try:
+                await o.host.start()
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception as exc:
+                raise _HookFailure(o.name, "start", exc) from None
+
+    async def _open(self, chain: _Chain) -> list[Any]:
+        """Phase open: each operator's ``open()``; returns their results, to emit once primed."""
+        opened = []
+        for o in chain.ops:
+            chain.current = o
+            out = await self._call(o, "open")
+            o.opened(out)
+            opened.append(out)
+        return opened
+
+    async def _prime(self) -> None:
+        """Phase prime: wait until every chain is open; the last one checks that each feedback
+        cycle holds what ``open()`` emitted into it."""
+        self._to_open -= 1
+        if self._to_open == 0:
+            check_primes(self.graph, self.ops, self.fused_edges)
+            self._all_open.set()
+        else:
+            await self._all_open.wait()
+
+    async def _emit_opened(self, chain: _Chain, opened: list[Any]) -> int | None:
+        """Deliver what ``open()`` returned, down the chain; the index of an operator that
+        ended the stream meanwhile, else None."""
+        for i, out in enumerate(opened):
+            chain.current = chain.ops[i]
+            if out is END:
+                return i
+            ended = await self._push(chain.ops, i, out)
+            if ended is not None:
+                return ended
+        chain.current = chain.head
+        return None
+
+    async def _steps(self, chain: _Chain) -> int | None:
+        """Phases gather, step, emit, repeated: 0 once the head ends the stream (its inputs
+        ended, or it raised StopIteration), the index of a fused operator that ended it, or
+        None once every consumer of the tail has gone."""
+        ops, head, tail = chain.ops, chain.head, chain.tail
+        host = head.host
+        if (isinstance(host, PipelinedHost) and host.max_in_flight > 1 and len(ops) == 1
+                and not head.rate_limited):
+            return await self._pipelined(head, host, host.max_in_flight)
+        source = head.is_source
+        ended = None
+        n = 0
+        while ended is None and not tail.outputs_gone():
+            if source:
+                r = await self._call(head, "step", {})
+            else:
+                inputs = await self._gather(head)
+                if inputs is END_OF_INPUT:
+                    return 0
+                r = await self._call(head, "step", inputs)
+            if r is END:
+                return 0
+            ended = await self._push(ops, 0, r)
+            if not head.waited:
+                n += 1
+                if n >= _CHECKPOINT_EVERY:
+                    n = 0
+                    await checkpoint()
+            head.waited = False
+        return ended
+
+    async def _pipelined(self, o: OpRun, host: PipelinedHost, window: int) -> int | None:
+        """:meth:`_steps` for a host taking up to ``window`` calls in flight. Returns 0 when
+        the stream ended, None when the consumers have gone."""
         pending: deque[Any] = deque()
-        source = not o.inputs and not o.latest
+        source = o.is_source
         eos = stopped = False
         while True:
             while not (eos or stopped) and len(pending) < window:
-                if source:
-                    inputs = {}
-                else:
+                inputs: Any = {}
+                if not source:
                     if pending and not o.inputs_ready() and not o.inputs_ended():
                         break  # collect a result rather than wait for an input
                     inputs = await self._gather(o)
-                    if inputs is _EOS:
+                    if inputs is END_OF_INPUT:
                         eos = True
                         break
                 try:
@@ -353,32 +260,147 @@ class Runner:
             if o.outputs_gone():
                 return None
 
-    async def _arrive_open(self) -> None:
-        self._to_open -= 1
-        if self._to_open == 0:
-            primed = {e.name: self.ops[e.src].primed.get(e.src_port, 0) for e in self.graph.edges}
-            for c in simple_cycles(list(self.graph.nodes), self.graph.edges):
-                check_cycle_capacity(c, primed, "emitted by open()", self.fused_edges)
-            self._all_open.set()
-        else:
-            await self._all_open.wait()
+    async def _finish(self, chain: _Chain, ended: int | None) -> None:
+        """Phase finish: ``finish()`` from the operator that ended the stream to the tail, each
+        one's last items delivered down the chain (which may end it further down)."""
+        i = ended
+        ops = chain.ops
+        while i is not None and i < len(ops):
+            chain.current = ops[i]
+            out = await self._call(ops[i], "finish")
+            ops[i].finished = True
+            e = None if out is END else await self._push(ops, i, out)
+            i = i + 1 if e is None else e
+
+    async def _close(self, chain: _Chain) -> None:
+        """Phase end and close: channels closed, then the hosts (shielded, also when
+        cancelled)."""
+        end = time.perf_counter()
+        for o in chain.ops:
+            o.end(end)
+        # cancelled or failed: do not wait long for busy hosts
+        fast = self.error is not None or anyio.current_effective_deadline() == float("-inf")
+        with anyio.CancelScope(shield=True):
+            for o in chain.ops:
+                try:
+                    await o.host.aclose(fast=fast)
+                except Exception as exc:
+                    self.fail(OperatorError(o.name, "close", exc))
+        self._remaining -= 1
+        if self._remaining == 0:
+            self._done.set()
+
+    # ------------------------------------------------------------------ the phases' steps
+    async def _call(self, o: OpRun, hook: str, arg: Any = NOARG) -> Any:
+        """Phase step (or open, finish): one hook call, timed and counted."""
+        if o.direct:  # a synchronous inline hook: no coroutine needed
+            t0 = time.perf_counter()
+            try:
+                result = call_hook(o.op, hook, arg)
+            except Exception as exc:
+                raise _HookFailure(o.name, hook, exc) from None
+            o.busy_s += time.perf_counter() - t0
+            o.calls += 1
+            return result
+        try:
+            result, dt = await o.host.call(hook, arg)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            raise _HookFailure(o.name, hook, exc) from None
+        o.busy_s += dt
+        o.calls += 1
+        return result
+
+    async def _push(self, ops: list[OpRun], i: int, out: Any) -> int | None:
+        """Deliver the result of ``ops[i]``: step the next operator of the chain with each item,
+        or emit from the tail. Returns the index of an operator that ended the stream
+        (StopIteration) while handling it, else None."""
+        o = ops[i]
+        pairs = o.split_outputs(out)
+        if not pairs:
+            return None
+        if i == len(ops) - 1:
+            await self._emit(ops[0], o, pairs)
+            return None
+        nxt = ops[i + 1]
+        port = nxt.op.inputs[0]
+        for _, item in pairs:
+            nxt.batches_in += 1  # a fused operator has one input port and no latest ones
+            nxt.items_in += rows_of(item)
+            r = await self._call(nxt, "step", {port: item})
+            if r is END:
+                return i + 1
+            ended = await self._push(ops, i + 1, r)
+            if ended is not None:
+                return ended
+        return None
+
+    async def _emit(self, d: OpRun, o: OpRun, pairs: list[tuple[str, Any]]) -> None:
+        """Phase emit: put ``o``'s items on its channels; ``d``, the chain's head, waits while
+        one is full."""
+        for port, item in pairs:
+            for ch in o.outputs[port]:
+                if ch.recv_closed:
+                    continue
+                kind = ch.kind
+                if kind == "latest" or (kind == "fifo" and not ch.full()):
+                    ch.put_nowait(item)  # never waits
+                    continue
+                d.state, d.waiting_on, d.since = _WAIT_OUT, [ch], time.perf_counter()
+                d.waited = True
+                await ch.put(item)
+                o.blocked_out_s += time.perf_counter() - d.since
+                d.state = _BUSY
+
+    async def _gather(self, o: OpRun) -> Any:
+        """Phase gather: the next input dict, waiting for items; END_OF_INPUT once the inputs
+        have ended."""
+        single = o.single
+        waiting: list[_Channel]
+        while True:
+            if single is not None:  # one plain FIFO input: the hot path, poll_inputs inlined
+                if single._q:
+                    item = single.take()
+                    o.batches_in += 1
+                    o.items_in += rows_of(item)
+                    return {o.single_port: item}
+                if single.send_closed:
+                    return END_OF_INPUT
+                waiting = [single]
+            else:
+                chosen = o.poll_inputs()
+                if chosen is END_OF_INPUT:
+                    return chosen
+                if chosen is not None:
+                    if o.rate_limited:  # each take waits for the rate limiter
+                        return o.with_latest({port: await c.take_async() for port, c in chosen})
+                    return o.take(chosen)
+                waiting = [c for chans in o.inputs.values() for c in chans if not c.ready()]
+            o.state, o.waiting_on, o.since = _WAIT_IN, waiting, time.perf_counter()
+            o.waited = True
+            await o.waker.wait()
+            dt = time.perf_counter() - o.since
+            o.blocked_in_s += dt
+            for c in waiting:
+                c.get_wait_s += dt
+            o.state = _BUSY
 
     # ------------------------------------------------------------------ monitor
-    async def _monitor(self) -> None:
+    async def _monitor(self, monitor: Callable[[Any], Any]) -> None:
         from .stats import GraphStats
 
         while not self._done.is_set():
             with anyio.move_on_after(self.monitor_interval):
                 await self._done.wait()
             try:
-                self.monitor(GraphStats.collect(self))
+                monitor(GraphStats.collect(self))
             except Exception as exc:
                 self.fail(OperatorError("(monitor)", "monitor", exc))
                 return
 
     # ------------------------------------------------------------------ watchdog
-    async def _watchdog(self) -> None:
-        timeout = self.watchdog_timeout
+    async def _watchdog(self, timeout: float) -> None:
         period = min(0.25, timeout / 4)
         while True:
             with anyio.move_on_after(period):
@@ -386,17 +408,18 @@ class Runner:
             if self._done.is_set():
                 return
             now = time.perf_counter()
-            drivers = [c[0] for c in self.chains if c[0].state != "done"]
+            drivers = [c.head for c in self.chains if c.head.state is not _DONE]
             if not drivers or any(
-                d.state not in ("wait_in", "wait_out") or now - d.since < timeout for d in drivers
+                d.state not in (_WAIT_IN, _WAIT_OUT) or now - d.since < timeout for d in drivers
             ):
                 continue
             if any(ch.tap for d in drivers for ch in d.waiting_on):
                 continue  # waiting on the caller of iterate(), not on the graph
-            blocked = []
+            blocked: list[tuple[str, str, str, int, int | None]] = []
             for d in drivers:
-                direction = "put" if d.state == "wait_out" else "get"
-                for ch in d.waiting_on:
+                direction = "put" if d.state is _WAIT_OUT else "get"
+                waited_on: list[_Channel] = d.waiting_on
+                for ch in waited_on:
                     blocked.append((d.name, direction, ch.name, ch.occupancy, ch.capacity))
             lines = "; ".join(
                 f"{op} waits to {dirn} {'on' if dirn == 'put' else 'from'} {edge} "

@@ -11,7 +11,8 @@ __all__ = ["EdgeStats", "GraphStats", "OperatorStats"]
 @dataclass
 class OperatorStats:
     """Counters of one operator. ``items`` count rows (a TensorDict's batch numel), ``batches``
-    count messages; times are seconds."""
+    count messages; times are seconds; ``state`` is ``"new"``, ``"busy"``, ``"wait_in"``,
+    ``"wait_out"`` or ``"done"``."""
 
     name: str
     placement: str
@@ -68,7 +69,7 @@ class GraphStats:
         ops = {
             name: OperatorStats(
                 name, o.placement, o.calls, o.batches_in, o.items_in, o.batches_out,
-                o.items_out, o.busy_s, o.blocked_in_s, o.blocked_out_s, o.wall_s, o.state,
+                o.items_out, o.busy_s, o.blocked_in_s, o.blocked_out_s, o.wall_s, o.state.value,
             )
             for name, o in run.ops.items()
         }

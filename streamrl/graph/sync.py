@@ -59,7 +59,7 @@ def iterate(graph: Graph, name: str, port: str, *, capacity: int = 2,
     """Yield the items of ``name.port`` while the graph runs in a background event loop."""
     if kwargs.pop("deterministic", False):
         raise ValueError("iterate() runs the concurrent runner; deterministic=True is not supported")
-    tap = FifoChannel(capacity, name=f"{name}.{port}->(iterate)")
+    tap = FifoChannel(capacity, name=f"{name}.{port}->(iterate)", tap=True)
     runner = Runner(graph, taps={(name, port): tap}, **kwargs)
     graph._last_run = runner
     return _iterate(runner, tap)
@@ -86,7 +86,7 @@ async def stream(graph: Graph, name: str, port: str, *, capacity: int = 2,
     """See :meth:`Graph.stream`."""
     if kwargs.pop("deterministic", False):
         raise ValueError("stream() runs the concurrent runner; deterministic=True is not supported")
-    tap = FifoChannel(capacity, name=f"{name}.{port}->(stream)")
+    tap = FifoChannel(capacity, name=f"{name}.{port}->(stream)", tap=True)
     runner = Runner(graph, taps={(name, port): tap}, **kwargs)
     graph._last_run = runner
     errors: list[BaseException] = []

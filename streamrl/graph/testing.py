@@ -127,7 +127,8 @@ class OperatorContract:
             return
         op = self.make_operator()
         failing: Callable[[dict[str, Any]], Any] = _raiser
-        op.step = failing  # instance attribute: only this object fails
+        # an instance attribute: only this object fails
+        op.step = failing  # type: ignore[method-assign,assignment]
         try:
             run_operator(op, self.feeds(), deterministic=True)
         except OperatorError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from .errors import GraphValidationError
@@ -63,13 +64,13 @@ def topological_order(graph: Graph) -> list[str]:
 
 
 def check_cycle_capacity(cycle: list[Edge], primed: dict[str, int], what: str,
-                         fused: set[str] = frozenset()) -> None:
+                         fused: AbstractSet[str] = frozenset()) -> None:
     """Raise if the items primed on a FIFO cycle exceed the sum of its capacities (a fused edge
     holds nothing: its items pass by a direct call)."""
     if any(e.kind != "fifo" for e in cycle):
         return  # a latest-value edge never blocks its writer
     total = sum(primed.get(e.name, 0) for e in cycle)
-    caps = [0 if e.name in fused else e.capacity for e in cycle]
+    caps = [0 if e.name in fused or e.capacity is None else e.capacity for e in cycle]
     room = sum(caps)
     if total > room:
         edges = ", ".join(

@@ -108,3 +108,35 @@ def test_deterministic_error_and_deadlock():
     g.connect(src, stuck["a"]).connect(stuck, echo).connect(echo, stuck["b"], feedback=True)
     with pytest.raises(DeadlockError, match=r"src waits to put src\.out->stuck\.a \(2/2\)"):
         g.run_deterministic()
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_both_engines_count_the_same(fuse):
+    # one scheduling core: the same phases count the same calls, batches and items
+    class Zip(Operator):
+        inputs = ("a", "b")
+
+        def step(self, inputs):
+            return {"out": inputs["a"] + inputs["b"]}
+
+    def build():
+        g = Graph()
+        a, b = g.add(Source(range(5)), name="a"), g.add(Source(range(5)), name="b")
+        z, batch = g.add(Zip(), name="zip"), g.add(Batcher(2), name="batch")
+        g.connect(a, z["a"]).connect(b, z["b"]).connect(z, batch)
+        g.connect(batch, g.add(Map(len), name="len")).connect("len", g.add(Collect(), name="out"))
+        return g
+
+    def counts(g):
+        return {name: (s.calls, s.batches_in, s.items_in, s.batches_out, s.items_out, s.state)
+                for name, s in g.stats().operators.items()}
+
+    g = build()
+    g.run_deterministic()
+    expected = counts(g)
+    g = build()
+    g.run_sync(fuse=fuse)
+    assert counts(g) == expected
+    assert expected["zip"][:3] == (7, 5, 10)  # open, 5 steps, finish; 2 items a step
+    assert expected["a"][1] == 0  # a source takes no inputs
+    assert g["out"].op.items == [2, 2, 1]

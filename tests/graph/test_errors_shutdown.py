@@ -233,6 +233,12 @@ async def test_a_placement_that_cannot_start_is_reported():
                 async def start(self):
                     raise ConnectionError("no cluster")
 
+                async def call(self, hook, arg=None):
+                    raise AssertionError("never called: start() failed")
+
+                async def aclose(self, *, fast=False):
+                    self.op.close()
+
             return H(op, name)
 
     g = Graph()
@@ -240,6 +246,43 @@ async def test_a_placement_that_cannot_start_is_reported():
     g.connect(g.add(Source(range(3))), m).connect(m, g.add(Collect()))
     with pytest.raises(OperatorError, match=r"'m' raised in start\(\): ConnectionError"):
         await g.run()
+
+
+class _Opens(Operator):
+    """A source that records whether ``open()`` ran."""
+
+    inputs = ()
+
+    def __init__(self):
+        self.opened = False
+
+    def open(self):
+        self.opened = True
+
+    def step(self, inputs):
+        raise StopIteration
+
+
+def test_run_outside_asyncio_fails_before_anything_starts():
+    # a coroutine driven without an asyncio loop is what trio does to it: no asyncio loop runs
+    g = Graph()
+    src = g.add(_Opens(), name="src")
+    g.connect(src, g.add(Collect()))
+    coro = g.run()
+    with pytest.raises(RuntimeError, match=r"graph\.run\(\) needs anyio's asyncio backend.*"
+                                           r"trio is not supported"):
+        coro.send(None)
+    assert not src.op.opened
+
+
+def test_run_under_trio_fails_before_anything_starts():
+    pytest.importorskip("trio")
+    g = Graph()
+    src = g.add(_Opens(), name="src")
+    g.connect(src, g.add(Collect()))
+    with pytest.raises(RuntimeError, match="trio is not supported"):
+        anyio.run(g.run, backend="trio")
+    assert not src.op.opened
 
 
 @pytest.mark.slow

@@ -206,10 +206,10 @@ class TensorSpec:
     def __eq__(self, other: object) -> bool:
         return (
             type(self) is type(other)
-            and self.shape == other.shape  # type: ignore[attr-defined]
-            and self.dtype == other.dtype  # type: ignore[attr-defined]
-            and self.device == other.device  # type: ignore[attr-defined]
-            and self._space_eq(other)  # type: ignore[arg-type]
+            and self.shape == other.shape
+            and self.dtype == other.dtype
+            and self.device == other.device
+            and self._space_eq(other)
         )
 
     __hash__ = None  # type: ignore[assignment]

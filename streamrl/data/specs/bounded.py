@@ -164,7 +164,7 @@ class Bounded(TensorSpec):
         """A copy on device ``dest``, or with bounds cast to dtype ``dest``."""
         if isinstance(dest, torch.dtype):
             return Bounded(self.low.to(dest), self.high.to(dest), self.shape, self.device, dest)
-        return super().to(dest)  # type: ignore[return-value]
+        return super().to(dest)
 
     def _space_eq(self, other: TensorSpec) -> bool:
         return self.space == other.space  # type: ignore[attr-defined]

@@ -39,7 +39,7 @@ class Unbounded(TensorSpec):
     def _reshaped(self, shape: torch.Size, index: Any = None) -> Unbounded:
         out = self.clone()
         out.shape = shape
-        return out  # type: ignore[return-value]
+        return out
 
     def _space_str(self) -> str:
         return "None"
