@@ -344,7 +344,7 @@ def shared_zeros_like(td: TensorDictBase, *leading_dims: int) -> TensorDictBase:
         if not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"leading_dims must be positive ints, got {leading_dims!r}")
     out = td.apply(
-        lambda t: torch.zeros(*leading_dims, *t.shape, dtype=t.dtype, device="cpu"),
+        lambda t: torch.zeros((*leading_dims, *t.shape), dtype=t.dtype, device="cpu"),
         batch_size=[*leading_dims, *td.batch_size],
     )
     return out.share_memory_()

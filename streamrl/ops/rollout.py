@@ -60,7 +60,8 @@ class Rollout(Operator):
 
     inputs = ()
     outputs = ("out",)
-    state_keys = ("frames",)
+    # frames collected, and the trajectory-id counter (a restored rollout never repeats an id)
+    state_keys = ("frames", "traj_ids")
     # False forces the plain per-step TensorDict loop (run_steps(buffered=False))
     use_fast_path = True
 
@@ -106,6 +107,8 @@ class Rollout(Operator):
         if gated:
             self.inputs = ("trigger",)
         self.frames = 0
+        self.traj_ids: dict | None = None
+        self._traj: TrajectoryIds | None = None
         self.env: EnvBase | None = None
         self.version = 0
 
@@ -119,7 +122,9 @@ class Rollout(Operator):
         self.num_envs = max(1, self.env.batch_size.numel())
         self.steps_per_batch = max(1, self.frames_per_batch // self.num_envs)
         self._td = self.env.reset()
-        self._traj = TrajectoryIds(self.num_envs)
+        # the env starts new episodes: after a restore their ids follow the saved run's
+        first = 0 if self.traj_ids is None else int(self.traj_ids["next_id"])
+        self._traj = TrajectoryIds(self.num_envs, first_id=first)
         self._traj_len = torch.zeros(self.num_envs, dtype=torch.int64)
 
     def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +156,11 @@ class Rollout(Operator):
         )
         self.frames += batch.numel()
         return {"out": batch}
+
+    def state_dict(self) -> dict[str, Any]:
+        if self._traj is not None:
+            self.traj_ids = self._traj.state_dict()
+        return super().state_dict()
 
     def close(self) -> None:
         if self.env is not None:

@@ -180,10 +180,6 @@ class TestRolloutContract(OpsContract):
         resumed.load_state_dict(copy.deepcopy(done.state_dict()))
         assert run_operator(resumed, {}) == {"out": []}
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "Rollout.state_dict() holds only 'frames', not its TrajectoryIds counter: a restored "
-        "Rollout hands out trajectory ids from 0 again, repeating ids of the saved run"
-    ))
     def test_restored_rollout_never_repeats_a_trajectory_id(self):
         first = self.make_operator()
         before = torch.cat([b.get(("collector", "traj_ids")).reshape(-1)
@@ -255,11 +251,6 @@ class TestEnvSourceContract(OpsContract):
             run_operator(op, self.feeds(), placement=placement)
         assert len(make.made) == 1 and make.made[0].is_closed
 
-    @pytest.mark.xfail(strict=True, raises=OperatorError, reason=(
-        "a process placement cannot carry a TensorDict with a 0-dim leaf (an unbatched env's "
-        "action): streamrl._mp.shared_zeros_like calls torch.zeros(*leading_dims, *t.shape), "
-        "which is torch.zeros() for a scalar: TypeError, reported as raised in step()"
-    ))
     def test_unbatched_env_in_a_process(self):
         actions = [TensorDict({"action": torch.tensor(i % 2)}) for i in range(4)]
         expected = run_operator(EnvSource(cartpole, seed=0), {"action": actions})
@@ -294,10 +285,6 @@ class TestTrajectoryBatcherContract(OpsContract):
     def feeds(self) -> dict[str, list[Any]]:
         return {"in": list(collected().unbind(1))}
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "TrajectoryBatcher.state_keys is (): its TrajectoryIds counter is not saved, so a "
-        "restored batcher hands out trajectory ids from 0 again, repeating ids of the saved run"
-    ))
     def test_restored_batcher_never_repeats_a_trajectory_id(self):
         first = self.make_operator()
         before = torch.cat([b.get(("collector", "traj_ids")).reshape(-1)
