@@ -2,11 +2,13 @@
 
 Checkpoints written atomically and read with ``weights_only=True``, metrics files (CSV and
 JSON lines, with an optional plot), run directories, batched evaluation episodes, and
-command-line flags from a config dataclass.
+command-line flags from a config dataclass. :mod:`streamrl.train.driver` puts them together
+for pipeline files: their command line, and the run of an off-policy graph.
 
 >>> from streamrl.train import MetricsLogger, save_checkpoint, load_checkpoint
 """
 
+from streamrl.train import driver
 from streamrl.train.checkpoint import load_checkpoint, save_checkpoint
 from streamrl.train.config import add_config_arguments, config_from_args
 from streamrl.train.evaluate import evaluate_episodes
@@ -17,6 +19,7 @@ __all__ = [
     "MetricsLogger",
     "add_config_arguments",
     "config_from_args",
+    "driver",
     "evaluate_episodes",
     "load_checkpoint",
     "make_run_dir",
