@@ -37,7 +37,6 @@ is printed at the end.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 import sys
@@ -51,12 +50,10 @@ from torch import nn
 
 from streamrl.data import TensorDictReplayBuffer
 from streamrl.envs import GymEnv, SerialEnv
-from streamrl.graph import Graph
 from streamrl.modules import MLP, EGreedyModule, QValueActor
 from streamrl.objectives import DQNLoss, HardUpdate
 from streamrl.ops import Learner, OffPolicyGraph, build_offpolicy_graph, ratio_buffer
 from streamrl.train import driver
-from streamrl.train.driver import OffPolicyResult
 
 NAME = "dqn_cartpole"
 
@@ -214,36 +211,11 @@ def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
     )
 
 
-def build_graph(argv: list[str] | None = None) -> Graph:
-    """The graph this pipeline runs (for ``streamrl graph dqn_cartpole``); starts nothing."""
-    config, _ = parse_args(argv)
-    return _build(config, None, False).graph
-
-
-# ---------------------------------------------------------------------------------- training
-def train(config: DQNConfig, *, run_dir: Path | None = None, progress: bool = False,
-          resume: str | Path | None = None) -> OffPolicyResult:
-    """Train DQN as configured (one concurrent graph run); write metrics, config, checkpoint
-    and plot into ``run_dir`` (nothing when ``None``). ``resume``: a ``checkpoint.pt`` to go
-    on from (networks, optimizer, replay buffer, limiter counters; the frame budget
-    ``config.frames`` counts the frames already collected). Seeds torch's global generator;
-    torch's thread count is restored on return. The checkpoint is also written when the run
-    fails or is interrupted (Ctrl-C)."""
-    return driver.train_offpolicy(NAME, "DQN", _build, config, run_dir=run_dir,
-                                  progress=progress, resume=resume)
-
-
-# ---------------------------------------------------------------------------------- command line
-def parse_args(argv: list[str] | None) -> tuple[DQNConfig, argparse.Namespace]:
-    """The config and the run options from command-line flags."""
-    return driver.parse_args(NAME, __doc__, DQNConfig, argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Train, print a summary and the graph's report; exit status 0 whether or not the target
-    was reached (130 on Ctrl-C)."""
-    return driver.main(NAME, parse_args, train, argv)
-
+# ---------------------------------------------------------------------------------- entry points
+# train(config, run_dir=, progress=, resume=), parse_args(argv), main(argv), build_graph(argv)
+_pipeline = driver.OffPolicyPipeline(NAME, "DQN", DQNConfig, _build, __doc__)
+train, parse_args, main = _pipeline.train, _pipeline.parse_args, _pipeline.main
+build_graph = _pipeline.build_graph
 
 if __name__ == "__main__":
     sys.exit(main())

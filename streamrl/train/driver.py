@@ -1,9 +1,11 @@
 """The driver of pipeline files: what ``streamrl run NAME`` and ``python pipelines/NAME.py``
 do around a pipeline's graph.
 
-A pipeline file holds its config dataclass, its networks and one graph; its ``train``,
-``parse_args`` and ``main`` are one call each into this module:
+A pipeline file holds its config dataclass, its networks and one graph; this module gives
+it its entry points:
 
+* :class:`OffPolicyPipeline`: ``train``, ``parse_args``, ``main`` and ``build_graph`` of an
+  off-policy pipeline, from its name, config class and graph builder.
 * :func:`parse_args`: the run options (``--run-dir``, ``--runs-root``, ``--no-files``,
   ``--no-progress``, ``--resume``) and one flag per config field.
 * :func:`main`: parse, train into a fresh run directory, print a summary; exit status 0 (130
@@ -43,6 +45,7 @@ from streamrl.train.metrics import plot_metrics, read_metrics
 from streamrl.train.run_dir import make_run_dir
 
 __all__ = [
+    "OffPolicyPipeline",
     "OffPolicyResult",
     "load_resume",
     "main",
@@ -69,6 +72,60 @@ class OffPolicyResult:
     learner_busy: float
     report: str
     run_dir: Path | None
+
+
+class OffPolicyPipeline:
+    """The entry points of an off-policy pipeline file named ``name``, whose module docstring
+    ``doc`` is its help text: ``build(config, run_dir, progress, state)`` makes its
+    :class:`~streamrl.ops.OffPolicyGraph` from a ``config_cls`` (a dataclass with
+    ``env_name``, ``target_return`` and ``threads`` fields), and ``algorithm`` titles its
+    learning curve.
+
+    A pipeline file binds the methods to its module names, which ``streamrl run`` and
+    ``streamrl graph`` look for::
+
+        _pipeline = OffPolicyPipeline(NAME, "DQN", DQNConfig, _build, __doc__)
+        train, parse_args, main = _pipeline.train, _pipeline.parse_args, _pipeline.main
+        build_graph = _pipeline.build_graph
+    """
+
+    def __init__(self, name: str, algorithm: str, config_cls: type,
+                 build: Callable[..., Any], doc: str | None):
+        if not dataclasses.is_dataclass(config_cls):
+            raise TypeError(f"config_cls must be a dataclass, found {config_cls!r}")
+        if not callable(build):
+            raise TypeError(f"build must be callable, found {type(build).__name__}")
+        self.name, self.algorithm, self.config_cls = name, algorithm, config_cls
+        self.build, self.doc = build, doc
+
+    def train(self, config: Any, *, run_dir: Path | None = None, progress: bool = False,
+              resume: str | Path | None = None) -> OffPolicyResult:
+        """Train as configured (one concurrent graph run); write metrics, config, checkpoint
+        and plot into ``run_dir`` (nothing when ``None``). ``resume``: a ``checkpoint.pt``
+        to go on from (networks, optimizer, replay buffer, limiter counters; the frame
+        budget ``config.frames`` counts the frames already collected). Torch's thread count
+        is restored on return. The checkpoint is also written when the run fails or is
+        interrupted (Ctrl-C)."""
+        return train_offpolicy(self.name, self.algorithm, self.build, config, run_dir=run_dir,
+                               progress=progress, resume=resume)
+
+    def parse_args(self, argv: list[str] | None) -> tuple[Any, argparse.Namespace]:
+        """The config and the run options from command-line flags."""
+        return parse_args(self.name, self.doc, self.config_cls, argv)
+
+    def main(self, argv: list[str] | None = None) -> int:
+        """Train, print a summary and the graph's report; exit status 0 whether or not the
+        target was reached (130 on Ctrl-C)."""
+        return main(self.name, self.parse_args, self.train, argv)
+
+    def build_graph(self, argv: list[str] | None = None) -> Any:
+        """The graph the pipeline runs with the flags ``argv`` (for ``streamrl graph``);
+        starts nothing."""
+        config, _ = self.parse_args(argv)
+        return self.build(config, None, False, None).graph
+
+    def __repr__(self) -> str:
+        return f"OffPolicyPipeline({self.name!r}, {self.algorithm!r})"
 
 
 def load_resume(name: str, path: str | Path) -> dict[str, Any]:
