@@ -53,7 +53,7 @@ from streamrl.envs import GymEnv, SerialEnv
 from streamrl.modules import MLP, EGreedyModule, QValueActor
 from streamrl.objectives import DQNLoss, HardUpdate
 from streamrl.ops import Learner, OffPolicyGraph, build_offpolicy_graph, ratio_buffer
-from streamrl.train import driver
+from streamrl.train import check_field, check_positive_ints, driver
 
 NAME = "dqn_cartpole"
 
@@ -98,30 +98,18 @@ class DQNConfig:
     rollout_placement: str = "process"
 
     def __post_init__(self) -> None:
-        positive = ("frames", "batch_size", "buffer_size", "learning_starts",
-                    "target_update_interval", "train_freq", "gradient_steps",
-                    "minibatches_per_sample", "hidden", "eval_interval", "eval_episodes",
-                    "threads")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DQNConfig.{name} must be a positive int, found {value!r}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"DQNConfig.gamma must be in [0, 1], found {self.gamma}")
-        if not self.lr > 0:
-            raise ValueError(f"DQNConfig.lr must be > 0, found {self.lr}")
-        if not 0.0 < self.exploration_fraction <= 1.0:
-            raise ValueError(
-                f"DQNConfig.exploration_fraction must be in (0, 1], found {self.exploration_fraction}"
-            )
+        check_positive_ints(self, "frames", "batch_size", "buffer_size", "learning_starts",
+                            "target_update_interval", "train_freq", "gradient_steps",
+                            "minibatches_per_sample", "hidden", "eval_interval",
+                            "eval_episodes", "threads")
+        check_field(self, "gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]")
+        check_field(self, "lr", self.lr > 0, "> 0")
+        check_field(self, "exploration_fraction", 0.0 < self.exploration_fraction <= 1.0,
+                    "in (0, 1]")
         for name in ("exploration_initial_eps", "exploration_final_eps"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"DQNConfig.{name} must be in [0, 1], found {getattr(self, name)}")
-        if self.rollout_placement not in ("process", "inline"):
-            raise ValueError(
-                f"DQNConfig.rollout_placement must be 'process' or 'inline', found "
-                f"{self.rollout_placement!r}"
-            )
+            check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
+        check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
+                    "'process' or 'inline'")
 
     @property
     def samples_per_insert(self) -> float:

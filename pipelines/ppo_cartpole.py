@@ -45,7 +45,14 @@ from streamrl.graph import Graph
 from streamrl.modules import MLP, Categorical, ProbabilisticActor, ValueOperator
 from streamrl.objectives import ClipPPOLoss
 from streamrl.ops import Learner
-from streamrl.train import MetricsLogger, driver, evaluate_episodes, save_checkpoint
+from streamrl.train import (
+    MetricsLogger,
+    check_field,
+    check_positive_ints,
+    driver,
+    evaluate_episodes,
+    save_checkpoint,
+)
 
 NAME = "ppo_cartpole"
 
@@ -90,19 +97,12 @@ class PPOConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        positive = ("num_envs", "steps_per_env", "minibatch_size", "epochs", "hidden", "frames",
-                    "eval_interval", "eval_episodes", "threads")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"PPOConfig.{name} must be a positive int, found {value!r}")
+        check_positive_ints(self, "num_envs", "steps_per_env", "minibatch_size", "epochs",
+                            "hidden", "frames", "eval_interval", "eval_episodes", "threads")
         for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"PPOConfig.{name} must be in [0, 1], found {getattr(self, name)}")
-        if not 0.0 < self.clip_epsilon < 1.0:
-            raise ValueError(f"PPOConfig.clip_epsilon must be in (0, 1), found {self.clip_epsilon}")
-        if not self.lr > 0:
-            raise ValueError(f"PPOConfig.lr must be > 0, found {self.lr}")
+            check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
+        check_field(self, "clip_epsilon", 0.0 < self.clip_epsilon < 1.0, "in (0, 1)")
+        check_field(self, "lr", self.lr > 0, "> 0")
         if self.minibatch_size > self.frames_per_batch:
             raise ValueError(
                 f"PPOConfig.minibatch_size ({self.minibatch_size}) must not exceed the batch, "

@@ -55,7 +55,7 @@ from streamrl.modules import (
 )
 from streamrl.objectives import SACLoss, SoftUpdate
 from streamrl.ops import Learner, OffPolicyGraph, build_offpolicy_graph, ratio_buffer
-from streamrl.train import driver
+from streamrl.train import check_field, check_positive_ints, driver
 
 NAME = "sac_pendulum"
 
@@ -98,25 +98,15 @@ class SACConfig:
     rollout_placement: str = "process"
 
     def __post_init__(self) -> None:
-        positive = ("frames", "batch_size", "buffer_size", "learning_starts",
-                    "frames_per_batch", "minibatches_per_sample", "hidden", "eval_interval",
-                    "eval_episodes", "threads")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"SACConfig.{name} must be a positive int, found {value!r}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"SACConfig.gamma must be in [0, 1], found {self.gamma}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"SACConfig.tau must be in (0, 1], found {self.tau}")
+        check_positive_ints(self, "frames", "batch_size", "buffer_size", "learning_starts",
+                            "frames_per_batch", "minibatches_per_sample", "hidden",
+                            "eval_interval", "eval_episodes", "threads")
+        check_field(self, "gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]")
+        check_field(self, "tau", 0.0 < self.tau <= 1.0, "in (0, 1]")
         for name in ("lr", "alpha_init", "updates_per_frame"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"SACConfig.{name} must be > 0, found {getattr(self, name)}")
-        if self.rollout_placement not in ("process", "inline"):
-            raise ValueError(
-                f"SACConfig.rollout_placement must be 'process' or 'inline', found "
-                f"{self.rollout_placement!r}"
-            )
+            check_field(self, name, getattr(self, name) > 0, "> 0")
+        check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
+                    "'process' or 'inline'")
 
     @property
     def samples_per_insert(self) -> float:

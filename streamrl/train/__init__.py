@@ -10,7 +10,12 @@ for pipeline files: their command line, and the run of an off-policy graph.
 
 from streamrl.train import driver
 from streamrl.train.checkpoint import load_checkpoint, save_checkpoint
-from streamrl.train.config import add_config_arguments, config_from_args
+from streamrl.train.config import (
+    add_config_arguments,
+    check_field,
+    check_positive_ints,
+    config_from_args,
+)
 from streamrl.train.evaluate import evaluate_episodes
 from streamrl.train.metrics import MetricsLogger, plot_metrics, read_metrics
 from streamrl.train.run_dir import make_run_dir
@@ -18,6 +23,8 @@ from streamrl.train.run_dir import make_run_dir
 __all__ = [
     "MetricsLogger",
     "add_config_arguments",
+    "check_field",
+    "check_positive_ints",
     "config_from_args",
     "driver",
     "evaluate_episodes",
