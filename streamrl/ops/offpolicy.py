@@ -142,6 +142,11 @@ def build_offpolicy_graph(
     if rollout_placement not in ("process", "inline"):
         raise ValueError(f"rollout_placement must be 'process' or 'inline', found "
                          f"{rollout_placement!r}")
+    if not isinstance(learner, Learner):
+        raise TypeError(f"learner must be a Learner, found {type(learner).__name__}")
+    if getattr(buffer, "rate_limiter", None) is None:
+        raise ValueError(f"buffer must have a rate limiter that bounds sampling by inserts "
+                         f"(e.g. ratio_buffer(...)), found {type(buffer).__name__} without one")
     saved = dict(saved or {})
     if state is not None:
         for key, piece in (*saved.items(), ("learner", learner), ("buffer", buffer)):

@@ -9,7 +9,7 @@ import functools
 import pytest
 import torch
 
-from streamrl.data import SampleToInsertRatio
+from streamrl.data import LazyTensorStorage, SampleToInsertRatio, TensorDictReplayBuffer
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.modules import MLP, QValueActor
 from streamrl.objectives import DQNLoss
@@ -60,6 +60,15 @@ def build(frames=256, state=None, **kwargs):
                    rollout_placement="inline")
     options.update(kwargs)
     return build_offpolicy_graph("tiny", make_env, actor, learner, buffer, **options), steps
+
+
+REQUIRED = dict(frames=64, frames_per_batch=8, sample_size=8, make_eval_env=make_eval_env,
+                eval_interval=1, eval_seed=0, seed=0)
+
+
+def built_learner():
+    net = torch.nn.Linear(2, 1)
+    return Learner(net, torch.optim.SGD(net.parameters(), lr=0.1))
 
 
 def run(built: OffPolicyGraph) -> None:
@@ -126,6 +135,15 @@ def test_argument_errors():
         build(rollout_placement="ray")
     with pytest.raises(TypeError, match=r"exploration modules need step\(frames\), found object"):
         build(exploration=[object()])
+    with pytest.raises(ValueError, match=r"buffer must have a rate limiter .*, found "
+                                         r"TensorDictReplayBuffer without one"):
+        build_offpolicy_graph("x", make_env, torch.nn.Identity(), built_learner(),
+                              TensorDictReplayBuffer(storage=LazyTensorStorage(10)),
+                              **REQUIRED)
+    with pytest.raises(TypeError, match="learner must be a Learner, found function"):
+        build_offpolicy_graph("x", make_env, torch.nn.Identity(), lambda td: td,
+                              ratio_buffer(10, 1.0, learning_starts=1, sample_size=1,
+                                           frames_per_batch=1), **REQUIRED)
     built, _ = build(exploration=(), extra_metrics=None, rollout_placement="process")
     assert "tag" not in built.graph and built.graph["rollout"].placement.name == "process"
     assert built.graph["weight_sync"].op.before_publish is None
