@@ -37,8 +37,6 @@ is printed at the end.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import functools
 import math
 import sys
@@ -50,23 +48,12 @@ import torch
 from tensordict.nn import TensorDictSequential
 from torch import nn
 
-from streamrl.cli import load_pipeline
-from streamrl.data import LazyTensorStorage, SampleToInsertRatio, TensorDictReplayBuffer
+from streamrl.data import TensorDictReplayBuffer
 from streamrl.envs import GymEnv, SerialEnv
-from streamrl.graph import Graph, Map, Process
 from streamrl.modules import MLP, EGreedyModule, QValueActor
 from streamrl.objectives import DQNLoss, HardUpdate
-from streamrl.ops import (
-    Evaluator,
-    Learner,
-    MetricsSink,
-    PolicyWeights,
-    ReplaySink,
-    ReplaySource,
-    Rollout,
-    WeightSync,
-    sample_budget,
-)
+from streamrl.ops import Learner, OffPolicyGraph, build_offpolicy_graph, ratio_buffer
+from streamrl.train import check_field, check_positive_ints, driver
 
 NAME = "dqn_cartpole"
 
@@ -111,30 +98,18 @@ class DQNConfig:
     rollout_placement: str = "process"
 
     def __post_init__(self) -> None:
-        positive = ("frames", "batch_size", "buffer_size", "learning_starts",
-                    "target_update_interval", "train_freq", "gradient_steps",
-                    "minibatches_per_sample", "hidden", "eval_interval", "eval_episodes",
-                    "threads")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DQNConfig.{name} must be a positive int, found {value!r}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"DQNConfig.gamma must be in [0, 1], found {self.gamma}")
-        if not self.lr > 0:
-            raise ValueError(f"DQNConfig.lr must be > 0, found {self.lr}")
-        if not 0.0 < self.exploration_fraction <= 1.0:
-            raise ValueError(
-                f"DQNConfig.exploration_fraction must be in (0, 1], found {self.exploration_fraction}"
-            )
+        check_positive_ints(self, "frames", "batch_size", "buffer_size", "learning_starts",
+                            "target_update_interval", "train_freq", "gradient_steps",
+                            "minibatches_per_sample", "hidden", "eval_interval",
+                            "eval_episodes", "threads")
+        check_field(self, "gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]")
+        check_field(self, "lr", self.lr > 0, "> 0")
+        check_field(self, "exploration_fraction", 0.0 < self.exploration_fraction <= 1.0,
+                    "in (0, 1]")
         for name in ("exploration_initial_eps", "exploration_final_eps"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"DQNConfig.{name} must be in [0, 1], found {getattr(self, name)}")
-        if self.rollout_placement not in ("process", "inline"):
-            raise ValueError(
-                f"DQNConfig.rollout_placement must be 'process' or 'inline', found "
-                f"{self.rollout_placement!r}"
-            )
+            check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
+        check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
+                    "'process' or 'inline'")
 
     @property
     def samples_per_insert(self) -> float:
@@ -145,22 +120,6 @@ class DQNConfig:
     def sample_size(self) -> int:
         """Rows per replay-source message (split into ``minibatches_per_sample`` updates)."""
         return self.batch_size * self.minibatches_per_sample
-
-
-@dataclass
-class DQNResult:
-    """What a run did: frames, updates, evaluations, the graph report, where the files are."""
-
-    frames: int
-    updates: int
-    wall_s: float
-    eval_return: float | None
-    solved_at: int | None
-    evaluations: list[tuple[int, float]]
-    mean_staleness: float | None
-    learner_busy: float
-    report: str
-    run_dir: Path | None
 
 
 # ---------------------------------------------------------------------------------- building
@@ -197,17 +156,9 @@ def make_models(config: DQNConfig, env: Any) -> tuple[QValueActor, TensorDictSeq
 
 def make_buffer(config: DQNConfig) -> TensorDictReplayBuffer:
     """A uniform buffer whose limiter keeps the SB3 sample-to-insert ratio."""
-    spi = config.samples_per_insert
-    limiter = SampleToInsertRatio(
-        spi, min_size_to_sample=config.learning_starts,
-        # slack: one sampled message plus one collected batch, the least that cannot deadlock
-        error_buffer=config.sample_size + config.train_freq * spi,
-        max_sample_batch=config.sample_size, max_insert_batch=config.train_freq,
-    )
-    # a generous timeout: the limiter never waits that long in a healthy run, and it turns a
-    # stuck run (e.g. a failed operator on the other side) into an error instead of a hang
-    return TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size),
-                                  rate_limiter=limiter, rate_limit_timeout=120.0)
+    return ratio_buffer(config.buffer_size, config.samples_per_insert,
+                        learning_starts=config.learning_starts, sample_size=config.sample_size,
+                        frames_per_batch=config.train_freq)
 
 
 def collected_frames(config: DQNConfig) -> int:
@@ -215,35 +166,8 @@ def collected_frames(config: DQNConfig) -> int:
     return math.ceil(config.frames / config.train_freq) * config.train_freq
 
 
-@dataclass
-class _Parts:
-    graph: Graph
-    policy: TensorDictSequential
-    loss: DQNLoss
-    optim: torch.optim.Optimizer
-    learner: Learner
-    target: HardUpdate
-    metrics: MetricsSink
-    buffer: TensorDictReplayBuffer
-
-    def checkpoint(self, config: DQNConfig) -> dict[str, Any]:
-        """Everything a resumed run needs, replay buffer and limiter counters included."""
-        return {
-            "pipeline": NAME,
-            "policy": self.policy.state_dict(),  # the Q-network and the current epsilon
-            "loss": self.loss.state_dict(),  # with the target network
-            "optimizer": self.optim.state_dict(),
-            "target_updater": self.target.state_dict(),
-            "learner": self.learner.state_dict(),
-            "buffer": self.buffer.state_dict(),
-            "config": dataclasses.asdict(config),
-            "frames": self.buffer.rate_limiter.inserts,
-            "updates": self.learner.updates,
-        }
-
-
 def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
-           state: dict[str, Any] | None = None) -> _Parts:
+           state: dict[str, Any] | None = None) -> OffPolicyGraph:
     torch.manual_seed(config.seed)
     probe = GymEnv(config.env_name)  # unbatched: the specs of one env
     try:
@@ -253,108 +177,33 @@ def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
     loss = DQNLoss(actor, loss_function="smooth_l1", delay_value=True)
     loss.make_value_estimator(gamma=config.gamma)
     optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
-    buffer = make_buffer(config)
-    limiter = buffer.rate_limiter
     target = HardUpdate(loss, period=config.target_update_interval)
     learner = Learner(loss, optim, minibatch_size=config.batch_size, target_updater=target,
                       max_grad_norm=config.max_grad_norm)
-    done = 0
-    if state is not None:
-        policy.load_state_dict(state["policy"])
-        loss.load_state_dict(state["loss"])
-        optim.load_state_dict(state["optimizer"])
-        target.load_state_dict(state["target_updater"])
-        learner.load_state_dict(state["learner"])
-        buffer.load_state_dict(state["buffer"])
-        done = int(state["frames"])
-    remaining = config.frames - done
-    if remaining <= 0:
-        raise ValueError(f"the checkpoint is at {done} frames, already at the budget "
-                         f"frames={config.frames}; pass a larger --frames")
-    total = done + math.ceil(remaining / config.train_freq) * config.train_freq
-    weights = PolicyWeights(policy)
-    annealed = [limiter.inserts]
-
-    def anneal() -> None:
+    updates_per_frame = config.gradient_steps / config.train_freq
+    return build_offpolicy_graph(
+        NAME, functools.partial(make_env, config), policy, learner, make_buffer(config),
+        frames=config.frames, frames_per_batch=config.train_freq,
+        sample_size=config.sample_size, make_eval_env=functools.partial(make_eval_env, config),
+        eval_interval=max(1, round(config.eval_interval * updates_per_frame)),
+        eval_seed=config.eval_seed, seed=config.seed,
+        # the policy's state holds the Q-network and the current epsilon; the loss's, the
+        # target network
+        saved={"policy": policy, "loss": loss, "optimizer": optim, "target_updater": target},
+        state=state,
         # epsilon follows the collected frames; it is a buffer of the policy, so it reaches
         # the rollout with the weights
-        inserted = limiter.inserts
-        explore.step(inserted - annealed[0])
-        annealed[0] = inserted
-
-    num_batches = sample_budget(limiter, total, config.sample_size)
-    updates_per_frame = config.gradient_steps / config.train_freq
-    metrics = MetricsSink(run_dir, columns=COLUMNS, total_frames=total, progress=progress,
-                          desc=NAME)
-    metrics.frames = done
-    evaluator = Evaluator(functools.partial(make_eval_env, config), weights,
-                          seed=config.eval_seed,
-                          interval=max(1, round(config.eval_interval * updates_per_frame)))
-    evaluator.next_at = (learner.updates // evaluator.interval + 1) * evaluator.interval
-
-    g = Graph(NAME)
-    rollout = g.add(
-        Rollout(functools.partial(make_env, config), weights, frames_per_batch=config.train_freq,
-                total_frames=remaining, seed=config.seed + done),
-        name="rollout",
-        placement=Process() if config.rollout_placement == "process" else "inline",
+        exploration=[explore], extra_metrics={"epsilon": lambda: float(explore.eps)},
+        rollout_placement=config.rollout_placement, run_dir=run_dir, columns=COLUMNS,
+        progress=progress,
     )
-    sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
-    source = g.add(ReplaySource(buffer, config.sample_size, num_batches=num_batches),
-                   name="replay_source", placement="thread")
-    learn = g.add(learner, name="learner", placement="thread")
-    sync = g.add(WeightSync(weights, policy, lock=learner.lock, before_publish=anneal),
-                 name="weight_sync")
-    epsilon = g.add(_with_epsilon(explore), name="epsilon")
-    eval_node = g.add(evaluator, name="evaluator", placement="thread")
-    sink_node = g.add(metrics, name="metrics")
-    g.connect(rollout, sink).connect(rollout, sink_node["collector"], capacity=4)
-    g.connect(source, learn).connect(learn, sync).connect(sync, epsilon)
-    g.connect(epsilon, sink_node["learner"], capacity=8)
-    g.connect(epsilon, eval_node, kind="latest").connect(eval_node, sink_node["eval"])
-    return _Parts(g, policy, loss, optim, learner, target, metrics, buffer)
 
 
-def _with_epsilon(explore: EGreedyModule) -> Map:
-    """Adds the exploration rate of the latest publication to each learner message."""
-    return Map(lambda msg: {**msg, "epsilon": float(explore.eps)})
-
-
-def build_graph(argv: list[str] | None = None) -> Graph:
-    """The graph this pipeline runs (for ``streamrl graph dqn_cartpole``); starts nothing."""
-    config, _ = parse_args(argv)
-    return _build(config, None, False).graph
-
-
-# ---------------------------------------------------------------------------------- training
-# train/parse_args/main are shared with sac_pendulum; the driver is loaded by path (as streamrl
-# loads this file), so it works from ``streamrl run`` and from ``load_pipeline`` alike
-_driver = load_pipeline(Path(__file__).with_name("_driver.py"))
-
-
-def train(config: DQNConfig, *, run_dir: Path | None = None, progress: bool = False,
-          resume: str | Path | None = None) -> DQNResult:
-    """Train DQN as configured (one concurrent graph run); write metrics, config, checkpoint
-    and plot into ``run_dir`` (nothing when ``None``). ``resume``: a ``checkpoint.pt`` to go
-    on from (networks, optimizer, replay buffer, limiter counters; the frame budget
-    ``config.frames`` counts the frames already collected). Seeds torch's global generator;
-    torch's thread count is restored on return. The checkpoint is also written when the run
-    fails or is interrupted (Ctrl-C)."""
-    return _driver.train_offpolicy(NAME, "DQN", _build, DQNResult, config, run_dir=run_dir,
-                                    progress=progress, resume=resume)
-
-
-# ---------------------------------------------------------------------------------- command line
-def parse_args(argv: list[str] | None) -> tuple[DQNConfig, argparse.Namespace]:
-    """The config and the run options from command-line flags."""
-    return _driver.parse_args(NAME, __doc__, DQNConfig, argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Train, print a summary and the graph's report; exit status 0 whether or not the target
-    was reached (130 on Ctrl-C)."""
-    return _driver.main(NAME, parse_args, train, argv)
-
+# ---------------------------------------------------------------------------------- entry points
+# train(config, run_dir=, progress=, resume=), parse_args(argv), main(argv), build_graph(argv)
+_pipeline = driver.OffPolicyPipeline(NAME, "DQN", DQNConfig, _build, __doc__)
+train, parse_args, main = _pipeline.train, _pipeline.parse_args, _pipeline.main
+build_graph = _pipeline.build_graph
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import math
 import sys
 import time
@@ -40,17 +39,18 @@ import torch
 from tensordict.nn import TensorDictModule
 from torch import nn
 
-from streamrl.cli import load_pipeline
 from streamrl.collectors import SyncDataCollector
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.graph import Graph
 from streamrl.modules import MLP, Categorical, ProbabilisticActor, ValueOperator
 from streamrl.objectives import ClipPPOLoss
+from streamrl.ops import Learner
 from streamrl.train import (
     MetricsLogger,
+    check_field,
+    check_positive_ints,
+    driver,
     evaluate_episodes,
-    load_checkpoint,
-    plot_metrics,
     save_checkpoint,
 )
 
@@ -97,19 +97,12 @@ class PPOConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        positive = ("num_envs", "steps_per_env", "minibatch_size", "epochs", "hidden", "frames",
-                    "eval_interval", "eval_episodes", "threads")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"PPOConfig.{name} must be a positive int, found {value!r}")
+        check_positive_ints(self, "num_envs", "steps_per_env", "minibatch_size", "epochs",
+                            "hidden", "frames", "eval_interval", "eval_episodes", "threads")
         for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"PPOConfig.{name} must be in [0, 1], found {getattr(self, name)}")
-        if not 0.0 < self.clip_epsilon < 1.0:
-            raise ValueError(f"PPOConfig.clip_epsilon must be in (0, 1), found {self.clip_epsilon}")
-        if not self.lr > 0:
-            raise ValueError(f"PPOConfig.lr must be > 0, found {self.lr}")
+            check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
+        check_field(self, "clip_epsilon", 0.0 < self.clip_epsilon < 1.0, "in (0, 1)")
+        check_field(self, "lr", self.lr > 0, "> 0")
         if self.minibatch_size > self.frames_per_batch:
             raise ValueError(
                 f"PPOConfig.minibatch_size ({self.minibatch_size}) must not exceed the batch, "
@@ -197,6 +190,15 @@ def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module) -> ClipPPO
     return loss
 
 
+def make_learner(config: PPOConfig, loss: ClipPPOLoss,
+                 optim: torch.optim.Optimizer) -> Learner:
+    """``epochs`` passes over each batch in shuffled minibatches, the gradient norm clipped."""
+    # named, so that the terms are summed in this order whatever order the loss emits them in
+    keys = ["loss_objective", "loss_critic"] + (["loss_entropy"] if loss.entropy_bonus else [])
+    return Learner(loss, optim, minibatch_size=config.minibatch_size, epochs=config.epochs,
+                   shuffle=True, max_grad_norm=config.max_grad_norm, loss_keys=keys)
+
+
 def make_collector(config: PPOConfig, actor: nn.Module) -> SyncDataCollector:
     """The lockstep collector: ``num_envs x steps_per_env`` frames per batch."""
     collector = SyncDataCollector(
@@ -276,16 +278,13 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
     torch.manual_seed(config.seed)
     actor, critic = make_models(config, eval_env)
     loss = make_loss(config, actor, critic)
-    params = list(loss.parameters())
     # fused: one kernel for all parameters (a CPU Adam step on these small nets costs about
     # as much in per-tensor dispatch as in arithmetic)
-    optim = torch.optim.Adam(params, lr=config.lr, eps=1e-5, fused=True)
+    optim = torch.optim.Adam(loss.parameters(), lr=config.lr, eps=1e-5, fused=True)
+    learner = make_learner(config, loss, optim)
     frames = iteration = 0
     if resume is not None:
-        state = load_checkpoint(resume)
-        if state.get("pipeline") != NAME:
-            raise ValueError(f"{str(resume)!r} is not a {NAME} checkpoint (its pipeline: "
-                             f"{state.get('pipeline')!r})")
+        state = driver.load_resume(NAME, resume)
         actor.load_state_dict(state["policy"])
         critic.load_state_dict(state["value"])
         optim.load_state_dict(state["optimizer"])
@@ -298,8 +297,7 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
     logger = None
     if run_dir is not None:
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        driver.write_config(run_dir, config)
         logger = MetricsLogger(run_dir, COLUMNS)
     episodes = _EpisodeReturns(config.num_envs)
     evaluations: list[tuple[int, float]] = []
@@ -357,7 +355,7 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
                 row["train_return"] = sum(finished) / len(finished)
             if solved_at is None:
                 tu = time.perf_counter()
-                row.update(_update(config, loss, optim, params, batch, frames))
+                row.update(_update(config, loss, learner, batch, frames))
                 update_s += time.perf_counter() - tu
             wall = time.perf_counter() - t0
             row.update(wall_s=wall, train_s=wall - eval_s, collect_s=collect_s, update_s=update_s,
@@ -394,68 +392,42 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
             logger.close()
     wall = time.perf_counter() - t0
     if run_dir is not None and evaluations:
-        from streamrl.train import read_metrics
-
-        plot_metrics(read_metrics(run_dir), run_dir / "learning_curve.png",
-                     y=("train_return", "eval_return"), title=f"PPO {config.env_name}")
+        driver.plot_learning_curve(run_dir, f"PPO {config.env_name}")
     return PPOResult(frames=frames, iterations=iteration, wall_s=wall, train_s=wall - eval_s,
                      eval_s=eval_s, collect_s=collect_s, update_s=update_s,
                      eval_return=eval_return, solved_at=solved_at,
                      evaluations=evaluations, run_dir=run_dir)
 
 
-def _update(config: PPOConfig, loss: ClipPPOLoss, optim: torch.optim.Optimizer,
-            params: list[nn.Parameter], batch: Any, frames: int) -> dict[str, float]:
+_LOGGED = ("loss_objective", "loss_critic", "entropy", "kl_approx", "clip_fraction")
+
+
+def _update(config: PPOConfig, loss: ClipPPOLoss, learner: Learner, batch: Any,
+            frames: int) -> dict[str, float]:
     """Epochs of minibatch updates on one batch; returns the mean losses and the schedule."""
     # SB3's linear schedules: progress_remaining = 1 - frames / budget, read after collection
     remaining = max(0.0, 1.0 - frames / config.frames)
     lr = config.lr * (remaining if config.anneal_lr else 1.0)
     clip = config.clip_epsilon * (remaining if config.anneal_clip else 1.0)
-    for group in optim.param_groups:
+    for group in learner.optimizer.param_groups:
         group["lr"] = lr
     loss.clip_epsilon = max(clip, 1e-8)  # a zero clip range would freeze the policy anyway
     with torch.no_grad():
         loss.value_estimator(batch)  # advantage and value_target, once per batch (as SB3)
-    flat = batch.reshape(-1)
-    n = flat.shape[0]
-    keys = ("loss_objective", "loss_critic", "entropy", "kl_approx", "clip_fraction")
-    sums = torch.zeros(len(keys))
-    steps = 0
-    for _ in range(config.epochs):
-        if config.minibatch_size >= n:
-            minibatches = [flat]  # one full-batch step: the order of its rows does not matter
-        else:
-            minibatches = [flat[idx] for idx in torch.randperm(n).split(config.minibatch_size)]
-        for mb in minibatches:
-            out = loss(mb)
-            total = out["loss_objective"] + out["loss_critic"]
-            if "loss_entropy" in out.keys():
-                total = total + out["loss_entropy"]
-            optim.zero_grad(set_to_none=True)
-            total.backward()
-            nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)
-            optim.step()
-            sums += torch.stack([out[k].detach() for k in keys])
-            steps += 1
-    means = (sums / steps).tolist()
-    return {**dict(zip(keys, means)), "lr": lr, "clip_epsilon": clip}
+    metrics = learner.step({"in": batch})["out"]
+    return {**{k: metrics[k] for k in _LOGGED}, "lr": lr, "clip_epsilon": clip}
 
 
 # ---------------------------------------------------------------------------------- command line
-# parse_args/main are shared with the other pipelines; the driver is loaded by path (as streamrl
-# loads this file), so it works from ``streamrl run`` and from ``load_pipeline`` alike
-_driver = load_pipeline(Path(__file__).with_name("_driver.py"))
-
-
 def parse_args(argv: list[str] | None) -> tuple[PPOConfig, argparse.Namespace]:
     """The config and the run options from command-line flags."""
-    return _driver.parse_args(NAME, __doc__, PPOConfig, argv,
+    return driver.parse_args(NAME, __doc__, PPOConfig, argv,
                               no_files_help="write no run directory (no metrics, no checkpoint)")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train and print a summary (exit status 0 whether or not the target was reached)."""
-    return _driver.main(NAME, parse_args, train, argv, summary=_print_summary)
+    return driver.main(NAME, parse_args, train, argv, summary=_print_summary)
 
 
 def _print_summary(name: str, config: PPOConfig, result: PPOResult) -> None:

@@ -33,8 +33,6 @@ report (busy/blocked time per operator, the bottleneck) is printed at the end.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import functools
 import math
 import sys
@@ -46,10 +44,8 @@ import torch
 from tensordict.nn import TensorDictModule
 from torch import nn
 
-from streamrl.cli import load_pipeline
-from streamrl.data import LazyTensorStorage, SampleToInsertRatio, TensorDictReplayBuffer
+from streamrl.data import TensorDictReplayBuffer
 from streamrl.envs import GymEnv, SerialEnv
-from streamrl.graph import Graph, Process
 from streamrl.modules import (
     MLP,
     NormalParamExtractor,
@@ -58,17 +54,8 @@ from streamrl.modules import (
     ValueOperator,
 )
 from streamrl.objectives import SACLoss, SoftUpdate
-from streamrl.ops import (
-    Evaluator,
-    Learner,
-    MetricsSink,
-    PolicyWeights,
-    ReplaySink,
-    ReplaySource,
-    Rollout,
-    WeightSync,
-    sample_budget,
-)
+from streamrl.ops import Learner, OffPolicyGraph, build_offpolicy_graph, ratio_buffer
+from streamrl.train import check_field, check_positive_ints, driver
 
 NAME = "sac_pendulum"
 
@@ -111,25 +98,15 @@ class SACConfig:
     rollout_placement: str = "process"
 
     def __post_init__(self) -> None:
-        positive = ("frames", "batch_size", "buffer_size", "learning_starts",
-                    "frames_per_batch", "minibatches_per_sample", "hidden", "eval_interval",
-                    "eval_episodes", "threads")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"SACConfig.{name} must be a positive int, found {value!r}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"SACConfig.gamma must be in [0, 1], found {self.gamma}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"SACConfig.tau must be in (0, 1], found {self.tau}")
+        check_positive_ints(self, "frames", "batch_size", "buffer_size", "learning_starts",
+                            "frames_per_batch", "minibatches_per_sample", "hidden",
+                            "eval_interval", "eval_episodes", "threads")
+        check_field(self, "gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]")
+        check_field(self, "tau", 0.0 < self.tau <= 1.0, "in (0, 1]")
         for name in ("lr", "alpha_init", "updates_per_frame"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"SACConfig.{name} must be > 0, found {getattr(self, name)}")
-        if self.rollout_placement not in ("process", "inline"):
-            raise ValueError(
-                f"SACConfig.rollout_placement must be 'process' or 'inline', found "
-                f"{self.rollout_placement!r}"
-            )
+            check_field(self, name, getattr(self, name) > 0, "> 0")
+        check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
+                    "'process' or 'inline'")
 
     @property
     def samples_per_insert(self) -> float:
@@ -140,22 +117,6 @@ class SACConfig:
     def sample_size(self) -> int:
         """Rows per replay-source message (split into ``minibatches_per_sample`` updates)."""
         return self.batch_size * self.minibatches_per_sample
-
-
-@dataclass
-class SACResult:
-    """What a run did: frames, updates, evaluations, the graph report, where the files are."""
-
-    frames: int
-    updates: int
-    wall_s: float
-    eval_return: float | None
-    solved_at: int | None
-    evaluations: list[tuple[int, float]]
-    mean_staleness: float | None
-    learner_busy: float
-    report: str
-    run_dir: Path | None
 
 
 # ---------------------------------------------------------------------------------- building
@@ -198,16 +159,9 @@ def make_models(config: SACConfig, env: Any) -> tuple[ProbabilisticActor, ValueO
 
 def make_buffer(config: SACConfig) -> TensorDictReplayBuffer:
     """A uniform buffer whose limiter keeps ``updates_per_frame`` updates per frame."""
-    spi = config.samples_per_insert
-    limiter = SampleToInsertRatio(
-        spi, min_size_to_sample=config.learning_starts,
-        # slack: one sampled message plus one collected batch, the least that cannot deadlock
-        error_buffer=config.sample_size + config.frames_per_batch * spi,
-        max_sample_batch=config.sample_size, max_insert_batch=config.frames_per_batch,
-    )
-    # the timeout turns a stuck run (a failed operator on the other side) into an error
-    return TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size),
-                                  rate_limiter=limiter, rate_limit_timeout=120.0)
+    return ratio_buffer(config.buffer_size, config.samples_per_insert,
+                        learning_starts=config.learning_starts, sample_size=config.sample_size,
+                        frames_per_batch=config.frames_per_batch)
 
 
 def collected_frames(config: SACConfig) -> int:
@@ -215,33 +169,8 @@ def collected_frames(config: SACConfig) -> int:
     return math.ceil(config.frames / config.frames_per_batch) * config.frames_per_batch
 
 
-@dataclass
-class _Parts:
-    graph: Graph
-    actor: ProbabilisticActor
-    loss: SACLoss
-    optim: torch.optim.Optimizer
-    learner: Learner
-    metrics: MetricsSink
-    buffer: TensorDictReplayBuffer
-
-    def checkpoint(self, config: SACConfig) -> dict[str, Any]:
-        """Everything a resumed run needs, replay buffer and limiter counters included."""
-        return {
-            "pipeline": NAME,
-            "policy": self.actor.state_dict(),
-            "loss": self.loss.state_dict(),  # Q-networks, targets, temperature
-            "optimizer": self.optim.state_dict(),
-            "learner": self.learner.state_dict(),
-            "buffer": self.buffer.state_dict(),
-            "config": dataclasses.asdict(config),
-            "frames": self.buffer.rate_limiter.inserts,
-            "updates": self.learner.updates,
-        }
-
-
 def _build(config: SACConfig, run_dir: Path | None, progress: bool,
-           state: dict[str, Any] | None = None) -> _Parts:
+           state: dict[str, Any] | None = None) -> OffPolicyGraph:
     torch.manual_seed(config.seed)
     probe = make_env(config)
     try:
@@ -254,88 +183,26 @@ def _build(config: SACConfig, run_dir: Path | None, progress: bool,
     loss.make_value_estimator(gamma=config.gamma)
     # one optimizer: the actor, critic and temperature losses touch disjoint parameters
     optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
-    buffer = make_buffer(config)
     learner = Learner(loss, optim, minibatch_size=config.batch_size,
                       target_updater=SoftUpdate(loss, tau=config.tau))
-    done = 0
-    if state is not None:
-        actor.load_state_dict(state["policy"])
-        loss.load_state_dict(state["loss"])
-        optim.load_state_dict(state["optimizer"])
-        learner.load_state_dict(state["learner"])
-        buffer.load_state_dict(state["buffer"])
-        done = int(state["frames"])
-    remaining = config.frames - done
-    if remaining <= 0:
-        raise ValueError(f"the checkpoint is at {done} frames, already at the budget "
-                         f"frames={config.frames}; pass a larger --frames")
-    total = done + math.ceil(remaining / config.frames_per_batch) * config.frames_per_batch
-    weights = PolicyWeights(actor)
-    num_batches = sample_budget(buffer.rate_limiter, total, config.sample_size)
-    metrics = MetricsSink(run_dir, columns=COLUMNS, total_frames=total, progress=progress,
-                          desc=NAME)
-    metrics.frames = done
-    evaluator = Evaluator(functools.partial(make_eval_env, config), weights,
-                          seed=config.eval_seed,
-                          interval=max(1, round(config.eval_interval * config.updates_per_frame)))
-    evaluator.next_at = (learner.updates // evaluator.interval + 1) * evaluator.interval
-
-    g = Graph(NAME)
-    rollout = g.add(
-        Rollout(functools.partial(make_env, config), weights,
-                frames_per_batch=config.frames_per_batch, total_frames=remaining,
-                seed=config.seed + done),
-        name="rollout",
-        placement=Process() if config.rollout_placement == "process" else "inline",
+    return build_offpolicy_graph(
+        NAME, functools.partial(make_env, config), actor, learner, make_buffer(config),
+        frames=config.frames, frames_per_batch=config.frames_per_batch,
+        sample_size=config.sample_size, make_eval_env=functools.partial(make_eval_env, config),
+        eval_interval=max(1, round(config.eval_interval * config.updates_per_frame)),
+        eval_seed=config.eval_seed, seed=config.seed,
+        # the loss's state holds the Q-networks, their targets and the temperature
+        saved={"policy": actor, "loss": loss, "optimizer": optim}, state=state,
+        rollout_placement=config.rollout_placement, run_dir=run_dir, columns=COLUMNS,
+        progress=progress,
     )
-    sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
-    source = g.add(ReplaySource(buffer, config.sample_size, num_batches=num_batches),
-                   name="replay_source", placement="thread")
-    learn = g.add(learner, name="learner", placement="thread")
-    sync = g.add(WeightSync(weights, actor, lock=learner.lock), name="weight_sync")
-    eval_node = g.add(evaluator, name="evaluator", placement="thread")
-    sink_node = g.add(metrics, name="metrics")
-    g.connect(rollout, sink).connect(rollout, sink_node["collector"], capacity=4)
-    g.connect(source, learn).connect(learn, sync).connect(sync, sink_node["learner"], capacity=8)
-    g.connect(sync, eval_node, kind="latest").connect(eval_node, sink_node["eval"])
-    return _Parts(g, actor, loss, optim, learner, metrics, buffer)
 
 
-def build_graph(argv: list[str] | None = None) -> Graph:
-    """The graph this pipeline runs (for ``streamrl graph sac_pendulum``); starts nothing."""
-    config, _ = parse_args(argv)
-    return _build(config, None, False).graph
-
-
-# ---------------------------------------------------------------------------------- training
-# train/parse_args/main are shared with dqn_cartpole; the driver is loaded by path (as streamrl
-# loads this file), so it works from ``streamrl run`` and from ``load_pipeline`` alike
-_driver = load_pipeline(Path(__file__).with_name("_driver.py"))
-
-
-def train(config: SACConfig, *, run_dir: Path | None = None, progress: bool = False,
-          resume: str | Path | None = None) -> SACResult:
-    """Train SAC as configured (one concurrent graph run); write metrics, config, checkpoint
-    and plot into ``run_dir`` (nothing when ``None``). ``resume``: a ``checkpoint.pt`` to go
-    on from (networks, optimizer, replay buffer, limiter counters; the frame budget
-    ``config.frames`` counts the frames already collected). Seeds torch's global generator;
-    torch's thread count is restored on return. The checkpoint is also written when the run
-    fails or is interrupted (Ctrl-C)."""
-    return _driver.train_offpolicy(NAME, "SAC", _build, SACResult, config, run_dir=run_dir,
-                                    progress=progress, resume=resume)
-
-
-# ---------------------------------------------------------------------------------- command line
-def parse_args(argv: list[str] | None) -> tuple[SACConfig, argparse.Namespace]:
-    """The config and the run options from command-line flags."""
-    return _driver.parse_args(NAME, __doc__, SACConfig, argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Train, print a summary and the graph's report; exit status 0 whether or not the target
-    was reached (130 on Ctrl-C)."""
-    return _driver.main(NAME, parse_args, train, argv)
-
+# ---------------------------------------------------------------------------------- entry points
+# train(config, run_dir=, progress=, resume=), parse_args(argv), main(argv), build_graph(argv)
+_pipeline = driver.OffPolicyPipeline(NAME, "SAC", SACConfig, _build, __doc__)
+train, parse_args, main = _pipeline.train, _pipeline.parse_args, _pipeline.main
+build_graph = _pipeline.build_graph
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,12 +13,16 @@ sources, built on :mod:`streamrl.graph` operators.
 * :class:`Learner`, :class:`WeightSync`, :class:`Evaluator`, :class:`MetricsSink`: the learner
   side of off-policy graphs (train on sampled batches, publish weights, evaluate, log);
   :func:`sample_budget` sizes a ReplaySource so the graph ends with its collection budget.
+* :func:`build_offpolicy_graph`: all of these wired into the concurrent off-policy topology
+  (collect, store, sample, learn, publish, evaluate, log), with :func:`ratio_buffer` as its
+  replay buffer; it returns an :class:`OffPolicyGraph`.
 """
 
 from streamrl.ops.env_source import EnvSource
 from streamrl.ops.evaluator import Evaluator
 from streamrl.ops.learner import Learner
 from streamrl.ops.metrics_sink import MetricsSink
+from streamrl.ops.offpolicy import OffPolicyGraph, build_offpolicy_graph, ratio_buffer
 from streamrl.ops.policy_stage import PolicyStage
 from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.replay import ReplaySink, ReplaySource
@@ -34,6 +38,7 @@ __all__ = [
     "Evaluator",
     "Learner",
     "MetricsSink",
+    "OffPolicyGraph",
     "PolicyStage",
     "PolicyWeights",
     "ReplaySink",
@@ -43,6 +48,8 @@ __all__ = [
     "TrajectoryBatcher",
     "Trigger",
     "WeightSync",
+    "build_offpolicy_graph",
     "make_env",
+    "ratio_buffer",
     "sample_budget",
 ]

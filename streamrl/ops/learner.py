@@ -21,11 +21,16 @@ class Learner(Operator):
     """Trains on every incoming batch and emits one metrics dict per batch.
 
     For each batch (a TensorDict; leading dims are flattened), ``epochs`` passes are made over
-    it in consecutive minibatches of ``minibatch_size`` rows (``None``: the whole batch), and
-    each minibatch is one update: ``loss_module(mb)``, backward of the sum of its ``loss_*``
-    terms (or of ``loss_keys``), optional gradient-norm clipping, ``optimizer.step()`` and
-    ``target_updater.step()``. Sampling a large batch and splitting it here costs one message
-    for many updates.
+    it in minibatches of ``minibatch_size`` rows (``None``: the whole batch; the last one of a
+    pass holds the remainder), and each minibatch is one update: ``loss_module(mb)``, backward
+    of the sum of its ``loss_*`` terms (or of ``loss_keys``), optional gradient-norm clipping,
+    ``optimizer.step()`` and ``target_updater.step()``. Sampling a large batch and splitting it
+    here costs one message for many updates.
+
+    The minibatches of a pass are consecutive rows; with ``shuffle=True`` each pass first
+    draws a permutation of the rows from torch's global generator (``torch.randperm``), so
+    every row is seen once per epoch in a fresh order, as PPO's epochs want. A pass that is a
+    single minibatch draws nothing (its update does not depend on the order of its rows).
 
     The emitted dict holds ``updates`` (total so far), ``batches``, the mean of every scalar
     output of the loss over the batch's updates (``loss_*``, ``alpha``, ...), ``grad_norm``
@@ -64,6 +69,7 @@ class Learner(Operator):
         *,
         minibatch_size: int | None = None,
         epochs: int = 1,
+        shuffle: bool = False,
         target_updater: Any = None,
         max_grad_norm: float | None = None,
         loss_keys: Sequence[str] | None = None,
@@ -83,6 +89,8 @@ class Learner(Operator):
             raise ValueError(f"minibatch_size must be a positive int or None, got {minibatch_size!r}")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"shuffle must be a bool, got {type(shuffle).__name__}")
         if target_updater is not None and not callable(getattr(target_updater, "step", None)):
             raise TypeError(
                 f"target_updater must have a step() method, found {type(target_updater).__name__}"
@@ -102,6 +110,7 @@ class Learner(Operator):
         self.optimizer = optimizer
         self.minibatch_size = minibatch_size
         self.epochs = epochs
+        self.shuffle = shuffle
         self.target_updater = target_updater
         self.max_grad_norm = max_grad_norm
         self.loss_keys = loss_keys
@@ -122,21 +131,32 @@ class Learner(Operator):
         if n == 0:
             raise ValueError("Learner received an empty batch (0 rows)")
         size = n if self.minibatch_size is None else min(self.minibatch_size, n)
-        sums: dict[str, torch.Tensor] = {}
+        # the scalars are summed once per batch (one stack per key), not once per update
+        values: dict[str, list[torch.Tensor]] = {}
         count = 0
         for _ in range(self.epochs):
-            for start in range(0, n, size):
-                out = self._update(batch[start:start + size])
-                for k, v in out.items():
-                    sums[k] = sums[k] + v if k in sums else v
+            for mb in self._minibatches(batch, size):
+                for k, v in self._update(mb).items():
+                    values.setdefault(k, []).append(v)
                 count += 1
         self.batches += 1
         metrics: dict[str, Any] = {"updates": self.updates, "batches": self.batches}
-        metrics.update({k: float(v) / count for k, v in sums.items()})
+        metrics.update({k: float(torch.stack(v).sum()) / count for k, v in values.items()})
         version = batch.get(VERSION_KEY, None)
         if version is not None:
             metrics["batch_policy_version"] = float(version.double().mean())
         return {"out": metrics}
+
+    def _minibatches(self, batch: TensorDictBase, size: int) -> list[TensorDictBase]:
+        n = batch.shape[0]
+        if size >= n:
+            # a shallow copy keeps the loss's writes out of the batch, as a slice would, for a
+            # fifth of the cost of slicing every leaf
+            return [batch.copy()]
+        if self.shuffle:
+            # all minibatches of the pass are gathered before the first update, from one draw
+            return [batch[idx] for idx in torch.randperm(n).split(size)]
+        return [batch[start:start + size] for start in range(0, n, size)]
 
     def _update(self, mb: TensorDictBase) -> dict[str, torch.Tensor]:
         out = self.loss_module(mb)
@@ -178,5 +198,6 @@ class Learner(Operator):
         return scalars
 
     def __repr__(self) -> str:
+        shuffle = ", shuffle=True" if self.shuffle else ""
         return (f"Learner({type(self.loss_module).__name__}, minibatch_size="
-                f"{self.minibatch_size}, epochs={self.epochs})")
+                f"{self.minibatch_size}, epochs={self.epochs}{shuffle})")

@@ -2,13 +2,20 @@
 
 Checkpoints written atomically and read with ``weights_only=True``, metrics files (CSV and
 JSON lines, with an optional plot), run directories, batched evaluation episodes, and
-command-line flags from a config dataclass.
+command-line flags from a config dataclass. :mod:`streamrl.train.driver` puts them together
+for pipeline files: their command line, and the run of an off-policy graph.
 
 >>> from streamrl.train import MetricsLogger, save_checkpoint, load_checkpoint
 """
 
+from streamrl.train import driver
 from streamrl.train.checkpoint import load_checkpoint, save_checkpoint
-from streamrl.train.config import add_config_arguments, config_from_args
+from streamrl.train.config import (
+    add_config_arguments,
+    check_field,
+    check_positive_ints,
+    config_from_args,
+)
 from streamrl.train.evaluate import evaluate_episodes
 from streamrl.train.metrics import MetricsLogger, plot_metrics, read_metrics
 from streamrl.train.run_dir import make_run_dir
@@ -16,7 +23,10 @@ from streamrl.train.run_dir import make_run_dir
 __all__ = [
     "MetricsLogger",
     "add_config_arguments",
+    "check_field",
+    "check_positive_ints",
     "config_from_args",
+    "driver",
     "evaluate_episodes",
     "load_checkpoint",
     "make_run_dir",

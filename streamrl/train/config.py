@@ -1,4 +1,5 @@
-"""Command-line flags for a config dataclass: one ``--flag`` per field."""
+"""Command-line flags for a config dataclass (one ``--flag`` per field), and the checks its
+``__post_init__`` makes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-__all__ = ["add_config_arguments", "config_from_args"]
+__all__ = ["add_config_arguments", "check_field", "check_positive_ints", "config_from_args"]
 
 C = TypeVar("C")
 
@@ -88,3 +89,30 @@ def config_from_args(config_cls: type[C], args: argparse.Namespace, **overrides:
               if f.init and hasattr(args, f.name)}
     values.update(overrides)
     return config_cls(**values)
+
+
+def check_field(config: Any, name: str, ok: bool, expected: str) -> None:
+    """Raise ``ValueError('<Class>.<name> must be <expected>, found <value>')`` unless
+    ``ok`` (the check of field ``name`` of ``config``).
+
+    >>> @dataclasses.dataclass
+    ... class Cfg:
+    ...     gamma: float = 0.99
+    ...     def __post_init__(self):
+    ...         check_field(self, "gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]")
+    >>> Cfg(gamma=1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: Cfg.gamma must be in [0, 1], found 1.5
+    """
+    if not ok:
+        raise ValueError(f"{type(config).__name__}.{name} must be {expected}, found "
+                         f"{getattr(config, name)!r}")
+
+
+def check_positive_ints(config: Any, *names: str) -> None:
+    """:func:`check_field` for fields that must be positive ints (a bool is not one)."""
+    for name in names:
+        value = getattr(config, name)
+        check_field(config, name, isinstance(value, int) and not isinstance(value, bool)
+                    and value >= 1, "a positive int")

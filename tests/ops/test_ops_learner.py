@@ -57,6 +57,78 @@ def test_learner_minibatches_epochs_and_metrics():
     assert learner.state_dict() == {"updates": 9, "batches": 1}
 
 
+class RecordRows(LossModule):
+    """Records the ``i`` column of every minibatch it is called on."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+        self.seen = []
+
+    def forward(self, td):
+        self.seen.append(td["i"].tolist())
+        return TensorDict({"loss": (self.w - td["i"].float().mean()).pow(2)})
+
+
+def record_learner(**kwargs):
+    loss = RecordRows()
+    return Learner(loss, torch.optim.SGD(loss.parameters(), lr=0.1), **kwargs), loss
+
+
+def ids(n, shape=None):
+    td = TensorDict({"i": torch.arange(n)}, [n])
+    return td.reshape(*shape) if shape else td
+
+
+@pytest.mark.parametrize(("n", "size", "sizes"), [(10, 4, [4, 4, 2]), (12, 4, [4, 4, 4]),
+                                                  (5, 1, [1] * 5), (7, 7, [7]), (7, None, [7])])
+def test_learner_shuffle_sees_every_row_once_per_epoch(n, size, sizes):
+    torch.manual_seed(0)
+    learner, loss = record_learner(minibatch_size=size, epochs=3, shuffle=True)
+    out = learner.step({"in": ids(n)})["out"]
+    assert out["updates"] == 3 * len(sizes)
+    epochs = [loss.seen[k:k + len(sizes)] for k in range(0, len(loss.seen), len(sizes))]
+    assert len(epochs) == 3
+    for mbs in epochs:
+        assert [len(mb) for mb in mbs] == sizes
+        assert sorted(i for mb in mbs for i in mb) == list(range(n))
+    orders = [[i for mb in mbs for i in mb] for mbs in epochs]
+    if len(sizes) > 1:  # a fresh order every epoch
+        assert orders[0] != list(range(n)) and len(set(map(tuple, orders))) > 1
+    else:  # one minibatch per epoch: the rows in order, and nothing drawn from the generator
+        assert orders == [list(range(n))] * 3
+        state = torch.get_rng_state()
+        learner.step({"in": ids(n)})
+        assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_learner_shuffle_draws_one_permutation_per_epoch_from_the_global_generator():
+    learner, loss = record_learner(minibatch_size=3, epochs=2, shuffle=True)
+    torch.manual_seed(5)
+    learner.step({"in": ids(8, shape=(2, 4))})  # [envs, time]: flattened first
+    torch.manual_seed(5)
+    expected = [idx.tolist() for _ in range(2) for idx in torch.randperm(8).split(3)]
+    assert loss.seen == expected
+
+
+def test_learner_without_shuffle_takes_consecutive_rows():
+    learner, loss = record_learner(minibatch_size=4, epochs=2)
+    state = torch.get_rng_state()
+    learner.step({"in": ids(10)})
+    assert loss.seen == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] * 2
+    assert torch.equal(torch.get_rng_state(), state)
+    assert "shuffle" not in repr(learner)
+    assert "shuffle=True" in repr(record_learner(shuffle=True)[0])
+
+
+@pytest.mark.parametrize("size", [None, 16, 4])
+def test_learner_keeps_the_loss_writes_out_of_the_batch(size):
+    learner, _ = make_learner(minibatch_size=size, epochs=2, shuffle=True)
+    batch = regression_batch(16)
+    learner.step({"in": batch})  # MSE sets "td_error" on the minibatches it is given
+    assert "td_error" not in batch.keys()
+
+
 def test_learner_learns_and_flattens_env_time_batches():
     learner, loss = make_learner(minibatch_size=32, epochs=4)
     first = learner.step({"in": regression_batch(64, shape=(4, 16))})["out"]["loss_mse"]
@@ -129,6 +201,10 @@ def test_learner_loss_keys_and_errors():
     for kwargs, err, match in [
         (dict(minibatch_size=0), ValueError, "minibatch_size"),
         (dict(epochs=0), ValueError, "epochs"),
+        (dict(epochs=2.0), ValueError, "epochs must be a positive int"),
+        (dict(minibatch_size=True), ValueError, "minibatch_size"),
+        (dict(shuffle="yes"), TypeError, "shuffle must be a bool, got str"),
+        (dict(shuffle=1), TypeError, "shuffle must be a bool, got int"),
         (dict(target_updater=object()), TypeError, "step"),
         (dict(max_grad_norm=0.0), ValueError, "max_grad_norm"),
         (dict(loss_keys=[]), ValueError, "loss_keys"),

@@ -15,6 +15,8 @@ from streamrl.envs import GymEnv, SerialEnv
 from streamrl.train import (
     MetricsLogger,
     add_config_arguments,
+    check_field,
+    check_positive_ints,
     config_from_args,
     evaluate_episodes,
     load_checkpoint,
@@ -216,6 +218,17 @@ def test_config_flags_bad_values(capsys):
 
     with pytest.raises(TypeError, match=r"Bad.items: only int, float, str, bool"):
         add_config_arguments(argparse.ArgumentParser(), Bad)
+
+
+def test_config_checks_name_the_class_field_and_value():
+    check_positive_ints(_Cfg(), "steps")
+    for steps in (0, -3, True, 2.0, "8"):
+        with pytest.raises(ValueError) as info:
+            check_positive_ints(_Cfg(steps=steps), "steps")
+        assert str(info.value) == f"_Cfg.steps must be a positive int, found {steps!r}"
+    check_field(_Cfg(), "lr", True, "> 0")
+    with pytest.raises(ValueError, match=r"^_Cfg.name must be 'a' or 'b', found 'c'$"):
+        check_field(_Cfg(name="c"), "name", False, "'a' or 'b'")
 
 
 def test_evaluate_episodes_unbatched_env():

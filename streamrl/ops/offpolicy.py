@@ -1,0 +1,215 @@
+"""The off-policy graph: collection, replay, learning, weight sync, evaluation and metrics,
+running concurrently (the topology of DQN, SAC, TD3 ...)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from streamrl.data import LazyTensorStorage, SampleToInsertRatio, TensorDictReplayBuffer
+from streamrl.graph import Graph, Map, Process
+from streamrl.ops.evaluator import Evaluator
+from streamrl.ops.learner import Learner
+from streamrl.ops.metrics_sink import MetricsSink
+from streamrl.ops.policy_weights import PolicyWeights
+from streamrl.ops.replay import ReplaySink, ReplaySource
+from streamrl.ops.rollout import Rollout
+from streamrl.ops.sample_budget import sample_budget
+from streamrl.ops.weight_sync import WeightSync
+
+__all__ = ["OffPolicyGraph", "build_offpolicy_graph", "ratio_buffer"]
+
+
+def ratio_buffer(size: int, samples_per_insert: float, *, learning_starts: int,
+                 sample_size: int, frames_per_batch: int,
+                 timeout: float = 120.0) -> TensorDictReplayBuffer:
+    """A uniform replay buffer of ``size`` rows whose
+    :class:`~streamrl.data.SampleToInsertRatio` limiter holds sampling until
+    ``learning_starts`` frames are stored, then keeps ``samples_per_insert`` sampled rows per
+    collected frame, for a rollout that inserts ``frames_per_batch`` frames per message and a
+    replay source that samples ``sample_size`` rows per message.
+
+    The slack either way is one sampled message plus one collected batch, the least that
+    cannot deadlock. ``timeout`` (seconds) bounds a wait in the limiter: a healthy run never
+    waits that long, and a stuck one (a failed operator on the other side) gets an error
+    instead of a hang.
+
+    >>> rb = ratio_buffer(1000, 2.0, learning_starts=100, sample_size=64, frames_per_batch=32)
+    >>> rb.rate_limiter.can_sample(64)  # nothing collected yet
+    False
+    """
+    limiter = SampleToInsertRatio(
+        samples_per_insert, min_size_to_sample=learning_starts,
+        error_buffer=sample_size + frames_per_batch * samples_per_insert,
+        max_sample_batch=sample_size, max_insert_batch=frames_per_batch,
+    )
+    return TensorDictReplayBuffer(storage=LazyTensorStorage(size), rate_limiter=limiter,
+                                  rate_limit_timeout=timeout)
+
+
+@dataclass
+class OffPolicyGraph:
+    """What :func:`build_offpolicy_graph` made: the graph, and the pieces a driver reads
+    (``learner.updates``, ``metrics.evaluations``), closes (``buffer``) or saves
+    (:meth:`checkpoint`)."""
+
+    graph: Graph
+    learner: Learner
+    buffer: Any
+    metrics: MetricsSink
+    weights: PolicyWeights
+    saved: dict[str, Any]
+
+    def checkpoint(self, config: Any) -> dict[str, Any]:
+        """Everything a resumed run needs: ``pipeline`` (the graph's name), the state of each
+        ``saved`` piece, of the learner and of the buffer (its limiter counters included),
+        ``config`` (a dataclass, as a dict), ``frames`` collected and ``updates`` made."""
+        return {
+            "pipeline": self.graph.name,
+            **{key: piece.state_dict() for key, piece in self.saved.items()},
+            "learner": self.learner.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "config": dataclasses.asdict(config),
+            "frames": self.buffer.rate_limiter.inserts,
+            "updates": self.learner.updates,
+        }
+
+
+def build_offpolicy_graph(
+    name: str,
+    make_env: Callable[[], Any],
+    policy: nn.Module,
+    learner: Learner,
+    buffer: Any,
+    *,
+    frames: int,
+    frames_per_batch: int,
+    sample_size: int,
+    make_eval_env: Callable[[], Any],
+    eval_interval: int,
+    eval_seed: int | None,
+    seed: int,
+    saved: Mapping[str, Any] | None = None,
+    state: Mapping[str, Any] | None = None,
+    exploration: Sequence[Any] = (),
+    extra_metrics: Mapping[str, Callable[[], Any]] | None = None,
+    rollout_placement: str = "process",
+    run_dir: Path | None = None,
+    columns: Sequence[str] | None = None,
+    progress: bool = False,
+) -> OffPolicyGraph:
+    """The graph that collects, stores, samples, learns, publishes, evaluates and logs::
+
+        rollout --> replay_sink ==[buffer + rate limiter]==> replay_source --> learner
+           |                                                                     |
+           +--> metrics <------------------------- weight_sync [--> extras] <----+
+                   ^                                     | (latest-value edge)
+                   +------------- evaluator <------------+
+
+    ``make_env`` builds the rollout's env (in a worker process with ``rollout_placement=
+    "process"``, else on the event loop), which plays ``policy`` as published by the
+    ``weight_sync`` after each learner message through a :class:`PolicyWeights` (shared
+    memory) and sends ``frames_per_batch`` frames per message into ``buffer`` (a replay
+    buffer with a rate limiter, e.g. :func:`ratio_buffer`). The replay source draws
+    ``sample_size`` rows per message, exactly the number of messages the limiter grants for
+    the budget (:func:`sample_budget`), so the graph ends by itself: the rollout stops after
+    ``frames`` frames in all (rounded up to whole batches), the learner finishes its last
+    updates, and the final weights are published and evaluated.
+
+    Collection goes on from the frames the buffer's limiter has counted, and evaluation from
+    the learner's update count: with ``state`` (a checkpoint from
+    :meth:`OffPolicyGraph.checkpoint`), the ``saved`` pieces, the learner and the buffer are
+    restored first, so the run continues where the checkpoint ended (the rollout is seeded
+    with ``seed`` plus the frames collected). ``saved`` names the pipeline's own pieces with
+    ``state_dict``/``load_state_dict`` (networks, loss, optimizer, target updater).
+
+    The evaluator plays ``make_eval_env``'s envs with the published weights every
+    ``eval_interval`` learner updates (reset with ``eval_seed``). Before each publication,
+    every module in ``exploration`` is stepped by the frames collected since the previous
+    one (``module.step(frames)``, e.g. an ``EGreedyModule``'s epsilon schedule), and each of
+    ``extra_metrics`` (a name and a function of no arguments) is added to the learner's
+    metrics row. The metrics sink writes ``columns`` into ``run_dir`` (nothing when
+    ``None``) and shows a progress bar with ``progress``.
+
+    Raises ``ValueError`` when the restored buffer has already collected ``frames``.
+    """
+    if rollout_placement not in ("process", "inline"):
+        raise ValueError(f"rollout_placement must be 'process' or 'inline', found "
+                         f"{rollout_placement!r}")
+    if not isinstance(learner, Learner):
+        raise TypeError(f"learner must be a Learner, found {type(learner).__name__}")
+    if getattr(buffer, "rate_limiter", None) is None:
+        raise ValueError(f"buffer must have a rate limiter that bounds sampling by inserts "
+                         f"(e.g. ratio_buffer(...)), found {type(buffer).__name__} without one")
+    saved = dict(saved or {})
+    if state is not None:
+        for key, piece in (*saved.items(), ("learner", learner), ("buffer", buffer)):
+            piece.load_state_dict(state[key])
+    limiter = buffer.rate_limiter
+    done = int(limiter.inserts)
+    remaining = frames - done
+    if remaining <= 0:
+        raise ValueError(f"the checkpoint is at {done} frames, already at the budget "
+                         f"frames={frames}; pass a larger --frames")
+    total = done + math.ceil(remaining / frames_per_batch) * frames_per_batch
+    weights = PolicyWeights(policy)
+    metrics = MetricsSink(run_dir, columns=columns, total_frames=total, progress=progress,
+                          desc=name)
+    metrics.frames = done
+    evaluator = Evaluator(make_eval_env, weights, seed=eval_seed, interval=eval_interval)
+    evaluator.next_at = (learner.updates // eval_interval + 1) * eval_interval
+
+    g = Graph(name)
+    rollout = g.add(
+        Rollout(make_env, weights, frames_per_batch=frames_per_batch, total_frames=remaining,
+                seed=seed + done),
+        name="rollout", placement=Process() if rollout_placement == "process" else "inline",
+    )
+    sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
+    source = g.add(ReplaySource(buffer, sample_size,
+                                num_batches=sample_budget(limiter, total, sample_size)),
+                   name="replay_source", placement="thread")
+    learn = g.add(learner, name="learner", placement="thread")
+    sync = g.add(WeightSync(weights, policy, lock=learner.lock,
+                            before_publish=_stepper(exploration, limiter)),
+                 name="weight_sync")
+    published = sync
+    if extra_metrics:
+        extras = dict(extra_metrics)
+        published = g.add(Map(lambda msg: {**msg, **{k: f() for k, f in extras.items()}}),
+                          name="_".join(extras))
+    eval_node = g.add(evaluator, name="evaluator", placement="thread")
+    sink_node = g.add(metrics, name="metrics")
+    g.connect(rollout, sink).connect(rollout, sink_node["collector"], capacity=4)
+    g.connect(source, learn).connect(learn, sync)
+    if published is not sync:
+        g.connect(sync, published)
+    g.connect(published, sink_node["learner"], capacity=8)
+    g.connect(published, eval_node, kind="latest").connect(eval_node, sink_node["eval"])
+    return OffPolicyGraph(g, learner, buffer, metrics, weights, saved)
+
+
+def _stepper(modules: Sequence[Any], limiter: Any) -> Callable[[], None] | None:
+    """Steps each module by the frames the limiter counted since the last call (``None``
+    when there is nothing to step)."""
+    if not modules:
+        return None
+    for module in modules:
+        if not callable(getattr(module, "step", None)):
+            raise TypeError(f"exploration modules need step(frames), found "
+                            f"{type(module).__name__}")
+    stepped = [limiter.inserts]
+
+    def step() -> None:
+        inserted = limiter.inserts
+        for module in modules:
+            module.step(inserted - stepped[0])
+        stepped[0] = inserted
+
+    return step

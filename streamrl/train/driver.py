@@ -1,0 +1,262 @@
+"""The driver of pipeline files: what ``streamrl run NAME`` and ``python pipelines/NAME.py``
+do around a pipeline's graph.
+
+A pipeline file holds its config dataclass, its networks and one graph; this module gives
+it its entry points:
+
+* :class:`OffPolicyPipeline`: ``train``, ``parse_args``, ``main`` and ``build_graph`` of an
+  off-policy pipeline, from its name, config class and graph builder.
+* :func:`parse_args`: the run options (``--run-dir``, ``--runs-root``, ``--no-files``,
+  ``--no-progress``, ``--resume``) and one flag per config field.
+* :func:`main`: parse, train into a fresh run directory, print a summary; exit status 0 (130
+  on Ctrl-C, after the checkpoint is written).
+* :func:`train_offpolicy`: run an off-policy graph once (e.g. one that
+  :func:`streamrl.ops.build_offpolicy_graph` built), write ``config.json``, ``checkpoint.pt``
+  and ``learning_curve.png``, and return an :class:`OffPolicyResult`.
+* :func:`load_resume`, :func:`write_config`, :func:`plot_learning_curve`: the pieces of it
+  that a pipeline with its own loop (``ppo_cartpole``) uses too.
+
+>>> from dataclasses import dataclass
+>>> @dataclass
+... class Config:
+...     frames: int = 1000
+>>> config, args = parse_args("demo", "A demo pipeline.", Config, ["--frames", "64", "--no-files"])
+>>> config.frames, args.no_files, args.resume
+(64, True, None)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from streamrl.train.checkpoint import load_checkpoint, save_checkpoint
+from streamrl.train.config import add_config_arguments, config_from_args
+from streamrl.train.metrics import plot_metrics, read_metrics
+from streamrl.train.run_dir import make_run_dir
+
+__all__ = [
+    "OffPolicyPipeline",
+    "OffPolicyResult",
+    "load_resume",
+    "main",
+    "parse_args",
+    "plot_learning_curve",
+    "print_offpolicy_summary",
+    "train_offpolicy",
+    "write_config",
+]
+
+
+@dataclass
+class OffPolicyResult:
+    """What an off-policy run did: frames, updates, evaluations (``(frames, mean return)``),
+    staleness, the learner's busy share, the graph report, where the files are."""
+
+    frames: int
+    updates: int
+    wall_s: float
+    eval_return: float | None
+    solved_at: int | None
+    evaluations: list[tuple[int, float]]
+    mean_staleness: float | None
+    learner_busy: float
+    report: str
+    run_dir: Path | None
+
+
+class OffPolicyPipeline:
+    """The entry points of an off-policy pipeline file named ``name``, whose module docstring
+    ``doc`` is its help text: ``build(config, run_dir, progress, state)`` makes its
+    :class:`~streamrl.ops.OffPolicyGraph` from a ``config_cls`` (a dataclass with
+    ``env_name``, ``target_return`` and ``threads`` fields), and ``algorithm`` titles its
+    learning curve.
+
+    A pipeline file binds the methods to its module names, which ``streamrl run`` and
+    ``streamrl graph`` look for::
+
+        _pipeline = OffPolicyPipeline(NAME, "DQN", DQNConfig, _build, __doc__)
+        train, parse_args, main = _pipeline.train, _pipeline.parse_args, _pipeline.main
+        build_graph = _pipeline.build_graph
+    """
+
+    def __init__(self, name: str, algorithm: str, config_cls: type,
+                 build: Callable[..., Any], doc: str | None):
+        if not dataclasses.is_dataclass(config_cls):
+            raise TypeError(f"config_cls must be a dataclass, found {config_cls!r}")
+        if not callable(build):
+            raise TypeError(f"build must be callable, found {type(build).__name__}")
+        self.name, self.algorithm, self.config_cls = name, algorithm, config_cls
+        self.build, self.doc = build, doc
+
+    def train(self, config: Any, *, run_dir: Path | None = None, progress: bool = False,
+              resume: str | Path | None = None) -> OffPolicyResult:
+        """Train as configured (one concurrent graph run); write metrics, config, checkpoint
+        and plot into ``run_dir`` (nothing when ``None``). ``resume``: a ``checkpoint.pt``
+        to go on from (networks, optimizer, replay buffer, limiter counters; the frame
+        budget ``config.frames`` counts the frames already collected). Torch's thread count
+        is restored on return. The checkpoint is also written when the run fails or is
+        interrupted (Ctrl-C)."""
+        return train_offpolicy(self.name, self.algorithm, self.build, config, run_dir=run_dir,
+                               progress=progress, resume=resume)
+
+    def parse_args(self, argv: list[str] | None) -> tuple[Any, argparse.Namespace]:
+        """The config and the run options from command-line flags."""
+        return parse_args(self.name, self.doc, self.config_cls, argv)
+
+    def main(self, argv: list[str] | None = None) -> int:
+        """Train, print a summary and the graph's report; exit status 0 whether or not the
+        target was reached (130 on Ctrl-C)."""
+        return main(self.name, self.parse_args, self.train, argv)
+
+    def build_graph(self, argv: list[str] | None = None) -> Any:
+        """The graph the pipeline runs with the flags ``argv`` (for ``streamrl graph``);
+        starts nothing."""
+        config, _ = self.parse_args(argv)
+        return self.build(config, None, False, None).graph
+
+    def __repr__(self) -> str:
+        return f"OffPolicyPipeline({self.name!r}, {self.algorithm!r})"
+
+
+def load_resume(name: str, path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path``; ``ValueError`` unless pipeline ``name`` wrote it."""
+    state = load_checkpoint(path)
+    if state.get("pipeline") != name:
+        raise ValueError(f"{str(path)!r} is not a {name} checkpoint (its pipeline: "
+                         f"{state.get('pipeline')!r})")
+    return state
+
+
+def write_config(run_dir: Path, config: Any) -> None:
+    """Create ``run_dir`` (and its parents) and write the ``config`` dataclass into its
+    ``config.json``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+
+
+def plot_learning_curve(run_dir: Path, title: str) -> None:
+    """``run_dir/learning_curve.png``: training and evaluation returns against frames, from
+    the run's metrics (nothing without matplotlib)."""
+    plot_metrics(read_metrics(run_dir), run_dir / "learning_curve.png",
+                 y=("train_return", "eval_return"), title=title)
+
+
+def train_offpolicy(name: str, algorithm: str, build: Callable[..., Any], config: Any, *,
+                    run_dir: Path | None, progress: bool,
+                    resume: str | Path | None) -> OffPolicyResult:
+    """Run the graph ``build(config, run_dir, progress, state)`` makes once (an
+    :class:`~streamrl.ops.OffPolicyGraph`; ``state``: the checkpoint of pipeline ``name`` at
+    ``resume``, else ``None``) with ``config.threads`` torch threads; write ``config.json``,
+    ``checkpoint.pt`` and the learning curve (titled ``algorithm`` and ``config.env_name``)
+    into ``run_dir`` (nothing when ``None``). A run is solved at the first evaluation that
+    reaches ``config.target_return``. Torch's thread count is restored on return; the
+    checkpoint is also written when the run fails or is interrupted."""
+    state = None if resume is None else load_resume(name, resume)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        if run_dir is not None:
+            run_dir = Path(run_dir)
+            write_config(run_dir, config)
+        parts = build(config, run_dir, progress, state)
+        t0 = time.perf_counter()
+        try:
+            parts.graph.run_sync()
+        finally:
+            try:
+                if run_dir is not None:
+                    save_checkpoint(run_dir / "checkpoint.pt", parts.checkpoint(config))
+            finally:
+                parts.buffer.close()
+        wall = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+    evaluations = parts.metrics.evaluations
+    solved_at = next((f for f, r in evaluations if r >= config.target_return), None)
+    staleness = [r["staleness"] for r in parts.metrics.rows if "staleness" in r]
+    if run_dir is not None and evaluations:
+        plot_learning_curve(run_dir, f"{algorithm} {config.env_name}")
+    return OffPolicyResult(
+        frames=parts.metrics.frames, updates=parts.learner.updates, wall_s=wall,
+        eval_return=evaluations[-1][1] if evaluations else None, solved_at=solved_at,
+        evaluations=evaluations,
+        mean_staleness=sum(staleness) / len(staleness) if staleness else None,
+        learner_busy=parts.graph.stats().operators["learner"].busy_fraction,
+        report=parts.graph.report(), run_dir=run_dir,
+    )
+
+
+def parse_args(name: str, doc: str | None, config_cls: type, argv: list[str] | None, *,
+               no_files_help: str = "write no run directory",
+               ) -> tuple[Any, argparse.Namespace]:
+    """A ``config_cls`` and the run options from command-line flags (``doc``: the help
+    text; the program is ``streamrl run name``). Bad flags or config values exit with
+    argparse's status 2 and a usage line."""
+    parser = argparse.ArgumentParser(
+        prog=f"streamrl run {name}", description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--run-dir", default=None,
+                        help=f"where to write metrics and checkpoints (default: a fresh "
+                             f"runs/{name}-<timestamp>/)")
+    parser.add_argument("--runs-root", default="runs", help="parent of the default run dir")
+    parser.add_argument("--no-files", action="store_true", help=no_files_help)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                        help="continue from a checkpoint.pt of an earlier run")
+    add_config_arguments(parser, config_cls)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(config_cls, args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return config, args
+
+
+def main(name: str, parse: Callable[..., tuple[Any, argparse.Namespace]],
+         train: Callable[..., Any], argv: list[str] | None,
+         summary: Callable[[str, Any, Any], None] | None = None) -> int:
+    """Parse ``argv`` with ``parse``, run ``train(config, run_dir=, progress=, resume=)``
+    and print ``summary(name, config, result)`` (default :func:`print_offpolicy_summary`);
+    exit status 0 whether or not the target was reached (130 on Ctrl-C)."""
+    config, args = parse(argv)
+    run_dir = None
+    if not args.no_files:
+        run_dir = Path(args.run_dir) if args.run_dir else make_run_dir(name, args.runs_root)
+    try:
+        result = train(config, run_dir=run_dir, progress=not args.no_progress,
+                       resume=args.resume)
+    except KeyboardInterrupt:
+        where = f"; checkpoint: {run_dir / 'checkpoint.pt'}" if run_dir is not None else ""
+        print(f"{name}: interrupted{where}", file=sys.stderr)
+        return 130
+    (summary or print_offpolicy_summary)(name, config, result)
+    return 0
+
+
+def print_offpolicy_summary(name: str, config: Any, result: OffPolicyResult) -> None:
+    """The end-of-run lines of an off-policy run: final evaluation, staleness, the report."""
+    final = "not evaluated" if result.eval_return is None else f"{result.eval_return:.1f}"
+    solved = (f"reached {config.target_return:g} at {result.solved_at:,} frames"
+              if result.solved_at is not None else f"never reached {config.target_return:g}")
+    print(f"{name}: final eval return {final} ({solved}) after {result.frames:,} frames, "
+          f"{result.updates:,} updates, {result.wall_s:.1f} s")
+    if result.mean_staleness is not None:
+        print(f"  mean staleness {result.mean_staleness:.2f} policy versions")
+    # the replay operators block inside the buffer's rate limiter, which the graph counts as
+    # busy time: the learner's share says whether learning is what paces the run
+    print(f"  learner busy {100 * result.learner_busy:.0f}% of the run (replay sink/source "
+          "busy time includes waiting on the rate limiter)")
+    print(result.report)
+    if result.run_dir is not None:
+        print(f"  run dir: {result.run_dir}")
