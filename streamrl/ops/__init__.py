@@ -11,7 +11,8 @@ sources, built on :mod:`streamrl.graph` operators.
 * :class:`PolicyWeights`: shared policy weights with a version counter.
 * :class:`Trigger`, :class:`StackBatches`: pace a graph from outside; zip N batches into one.
 * :class:`Learner`, :class:`WeightSync`, :class:`Evaluator`, :class:`MetricsSink`: the learner
-  side of off-policy graphs (train on sampled batches, publish weights, evaluate, log);
+  side of off-policy graphs (train on sampled batches, publish weights, evaluate, log;
+  :func:`evaluate_episodes` and :class:`MetricsLogger` are what they use);
   :func:`sample_budget` sizes a ReplaySource so the graph ends with its collection budget.
 * :func:`build_offpolicy_graph`: all of these wired into the concurrent off-policy topology
   (collect, store, sample, learn, publish, evaluate, log), with :func:`ratio_buffer` as its
@@ -19,8 +20,9 @@ sources, built on :mod:`streamrl.graph` operators.
 """
 
 from streamrl.ops.env_source import EnvSource
-from streamrl.ops.evaluator import Evaluator
+from streamrl.ops.evaluator import Evaluator, evaluate_episodes
 from streamrl.ops.learner import Learner
+from streamrl.ops.metrics_logger import MetricsLogger, read_metrics
 from streamrl.ops.metrics_sink import MetricsSink
 from streamrl.ops.offpolicy import OffPolicyGraph, build_offpolicy_graph, ratio_buffer
 from streamrl.ops.policy_stage import PolicyStage
@@ -37,6 +39,7 @@ __all__ = [
     "EnvSource",
     "Evaluator",
     "Learner",
+    "MetricsLogger",
     "MetricsSink",
     "OffPolicyGraph",
     "PolicyStage",
@@ -49,7 +52,9 @@ __all__ = [
     "Trigger",
     "WeightSync",
     "build_offpolicy_graph",
+    "evaluate_episodes",
     "make_env",
     "ratio_buffer",
+    "read_metrics",
     "sample_budget",
 ]

@@ -12,7 +12,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.graph import Operator
-from streamrl.train.metrics import MetricsLogger
+from streamrl.ops.metrics_logger import MetricsLogger
 
 __all__ = ["MetricsSink"]
 

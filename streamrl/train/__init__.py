@@ -8,6 +8,7 @@ for pipeline files: their command line, and the run of an off-policy graph.
 >>> from streamrl.train import MetricsLogger, save_checkpoint, load_checkpoint
 """
 
+from streamrl.ops.evaluator import evaluate_episodes
 from streamrl.train import driver
 from streamrl.train.checkpoint import load_checkpoint, save_checkpoint
 from streamrl.train.config import (
@@ -16,7 +17,6 @@ from streamrl.train.config import (
     check_positive_ints,
     config_from_args,
 )
-from streamrl.train.evaluate import evaluate_episodes
 from streamrl.train.metrics import MetricsLogger, plot_metrics, read_metrics
 from streamrl.train.run_dir import make_run_dir
 
