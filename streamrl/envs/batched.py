@@ -14,6 +14,15 @@ from streamrl.envs.step_buffers import FLAGS, StepBuffers, _td
 __all__ = ["SerialEnv"]
 
 
+_SPECS = (
+    "full_observation_spec",
+    "full_action_spec",
+    "full_reward_spec",
+    "full_done_spec",
+    "full_state_spec",
+)
+
+
 def _lazy(name: str) -> property:
     """An EnvBase spec property that starts the batched env before reading."""
     base = getattr(EnvBase, name)
@@ -120,14 +129,7 @@ class _BatchedEnv(EnvBase):
         """Set batch size and specs from the sub-envs' metadata (all must agree)."""
         first = metas[0]
         for i, meta in enumerate(metas[1:], 1):
-            for name in (
-                "full_observation_spec",
-                "full_action_spec",
-                "full_reward_spec",
-                "full_done_spec",
-                "full_state_spec",
-                "batch_size",
-            ):
+            for name in (*_SPECS, "batch_size"):
                 if meta[name] != first[name]:
                     raise ValueError(
                         f"sub-env {i} has a different {name} than sub-env 0; batched envs "
@@ -137,13 +139,7 @@ class _BatchedEnv(EnvBase):
         self.batch_size = torch.Size((n, *first["batch_size"]))
         # seeds per sub-env: a batched sub-env takes one seed per env it holds
         self._seed_stride = max(1, torch.Size(first["batch_size"]).numel())
-        for name in (
-            "full_observation_spec",
-            "full_action_spec",
-            "full_reward_spec",
-            "full_done_spec",
-            "full_state_spec",
-        ):
+        for name in _SPECS:
             spec = first[name]
             setattr(self, "_" + name, spec.expand(n, *spec.shape))
         self.strict_action_bounds = first["strict_action_bounds"]
@@ -155,15 +151,10 @@ class _BatchedEnv(EnvBase):
 
     @staticmethod
     def _meta_of(env: EnvBase) -> dict:
-        return {
-            "batch_size": env.batch_size,
-            "full_observation_spec": env.full_observation_spec,
-            "full_action_spec": env.full_action_spec,
-            "full_reward_spec": env.full_reward_spec,
-            "full_done_spec": env.full_done_spec,
-            "full_state_spec": env.full_state_spec,
-            "strict_action_bounds": getattr(env, "strict_action_bounds", False),
-        }
+        meta = {name: getattr(env, name) for name in _SPECS}
+        meta["batch_size"] = env.batch_size
+        meta["strict_action_bounds"] = getattr(env, "strict_action_bounds", False)
+        return meta
 
     # --------------------------------------------------------------- helpers
     def _reset_mask(self, tensordict: TensorDictBase | None) -> list[int]:

@@ -241,6 +241,10 @@ class ParallelEnv(_BatchedEnv):
                 self._wait_reply(i)
             except (WorkerDiedError, RemoteError, TimeoutError) as exc:
                 error = error or exc
+        self._raise(error)
+
+    def _raise(self, error: BaseException | None) -> None:
+        """Raise the first error of a round of replies; a dead or hung worker closes the env."""
         if isinstance(error, WorkerDiedError | TimeoutError):
             self._fail()
         if error is not None:
@@ -288,10 +292,7 @@ class ParallelEnv(_BatchedEnv):
                 self._workers[i].recv(timeout=self.timeout)  # serve()'s own reply
             except (WorkerDiedError, RemoteError, TimeoutError) as exc:
                 error = error or exc
-        if isinstance(error, WorkerDiedError | TimeoutError):
-            self._fail()
-        if error is not None:
-            raise error
+        self._raise(error)
 
     def _gather(
         self,
@@ -321,10 +322,7 @@ class ParallelEnv(_BatchedEnv):
             except (WorkerDiedError, RemoteError, TimeoutError) as exc:
                 error = error or exc
                 out.append(None)
-        if isinstance(error, WorkerDiedError | TimeoutError):
-            self._fail()
-        if error is not None:
-            raise error
+        self._raise(error)
         return out
 
     def _fail(self) -> None:
