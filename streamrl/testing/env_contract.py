@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 
 from streamrl.envs.common import EnvClosedError
 from streamrl.envs.stepping import run_steps
@@ -135,7 +135,9 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
                         break_when_any_done=brk, buffered=buffered,
                     )
                 )
-        _same(runs[0], runs[1], f"step by step (break_when_any_done={brk})")
+        what = f"step by step (break_when_any_done={brk})"
+        _same(runs[0][0], runs[1][0], f"{what}: batch")
+        _same(runs[0][1], runs[1][1], f"{what}: next root")
         # random actions drawn up front, taken in one step_into call
         with make_env() as env:
             torch.manual_seed(1)
@@ -160,12 +162,9 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
             plain, root = run_steps(
                 env, env.reset(), n, _Replay(actions), break_when_any_done=brk, buffered=False
             )
-        _same((in_one_call, root.select(*last)), (plain, root.select(*last)),
-              f"random actions in one step_into call (break_when_any_done={brk})")
-        for k, v in last.items():
-            if not torch.equal(v, root.get(k)):
-                _fail(f"stepping, one step_into call: the last root column's {k!r} differs "
-                      "from the plain loop's next root")
+        what = f"random actions in one step_into call (break_when_any_done={brk})"
+        _same(in_one_call, plain, f"{what}: batch")
+        _same(TensorDict(last, batch_size=env.batch_size), root.select(*last), f"{what}: next root")
 
 
 class _Replay:
@@ -178,16 +177,15 @@ class _Replay:
         return td.set("action", next(self.actions).clone())
 
 
-def _same(got: tuple, want: tuple, what: str) -> None:
-    for name, a, b in (("batch", got[0], want[0]), ("next root", got[1], want[1])):
-        ka, kb = set(a.keys(True, True)), set(b.keys(True, True))
-        if ka != kb:
-            _fail(f"stepping, {what}: {name} keys {sorted(map(str, ka ^ kb))} differ from the plain loop's")
-        if a.batch_size != b.batch_size:
-            _fail(f"stepping, {what}: {name} batch size {a.batch_size} != plain loop's {b.batch_size}")
-        for k in ka:
-            if not torch.equal(a.get(k), b.get(k)):
-                _fail(f"stepping, {what}: {name} entry {k!r} differs from the plain loop's")
+def _same(got: TensorDictBase, want: TensorDictBase, what: str) -> None:
+    ka, kb = set(got.keys(True, True)), set(want.keys(True, True))
+    if ka != kb:
+        _fail(f"stepping, {what}: keys {sorted(map(str, ka ^ kb))} differ from the plain loop's")
+    if got.batch_size != want.batch_size:
+        _fail(f"stepping, {what}: batch size {got.batch_size} != plain loop's {want.batch_size}")
+    for k in sorted(ka, key=str):
+        if not torch.equal(got.get(k), want.get(k)):
+            _fail(f"stepping, {what}: entry {k!r} differs from the plain loop's")
 
 
 def check_close(env: Any) -> None:

@@ -61,6 +61,13 @@ class TestToyContract(EnvContractTests):
         return ToyEnv()
 
 
+def _buggy_step_into(self, buffers, t, steps, break_when_any_done):
+    # a fast path that forgets to scale the reward: the stepping check must catch it
+    n = EnvBase._step_into(self, buffers, t, steps, break_when_any_done)
+    buffers.reward[..., t : t + n, :] += 1
+    return n
+
+
 def test_correct_env_passes():
     check_env_contract(ToyEnv)
 
@@ -73,8 +80,11 @@ def test_correct_env_passes():
         ("ignores_seed", AssertionError, "same seeds"),
         ("obs_dtype", AssertionError, "not in its spec"),
         ("reward_shape", AssertionError, "reward shape"),
+        ("step_into_reward", AssertionError, r"stepping, .*'reward'\)? differs"),
     ],
 )
-def test_broken_envs_are_caught(bug, error, match):
+def test_broken_envs_are_caught(bug, error, match, monkeypatch):
+    if bug == "step_into_reward":
+        monkeypatch.setattr(ToyEnv, "_step_into", _buggy_step_into)
     with pytest.raises(error, match=match):
         check_env_contract(lambda: ToyEnv(bug))
