@@ -72,8 +72,8 @@ class _EnvServer:
                 return
             try:
                 if code == _STEP_INTO:
-                    row = cmd[i]
-                    cmd[i, 1:3] = self.step_into(int(row[4]), int(row[1]), int(row[2]), bool(row[3]))
+                    _, t, steps, brk, slot = cmd[i].tolist()
+                    cmd[i, 1:3] = self.step_into(slot, t, steps, bool(brk))
                 else:
                     self.reset()
             except BaseException:
@@ -98,7 +98,10 @@ class _EnvServer:
         bufs = self.buffers[slot]
         n = self.env._step_into(bufs, t, steps, break_when_any_done)
         v, i = bufs.numpy(), t + n - 1
-        return n, int(v["terminated"][..., i, :].any() or v["truncated"][..., i, :].any())
+        term, trunc = v["terminated"][..., i, :], v["truncated"][..., i, :]
+        if term.size == 1:  # (numpy's any costs more than the scalars)
+            return n, int(bool(term.item()) or bool(trunc.item()))
+        return n, int(term.any() or trunc.any())
 
     def close(self) -> None:
         self.env.close()
@@ -418,10 +421,7 @@ class ParallelEnv(_BatchedEnv):
             replies = self._gather("step_into", slot, t, steps, brk)
             return any(done for _, done in replies)
         cmd = self._cmd_np
-        cmd[:, 1] = t
-        cmd[:, 2] = steps
-        cmd[:, 3] = brk
-        cmd[:, 4] = slot
+        cmd[:, 1:] = (t, steps, brk, slot)
         self._command(_STEP_INTO, "step_into")
         return any(cmd[:, 2].tolist())  # (cheaper than numpy's any for a few envs)
 
