@@ -4,16 +4,33 @@
 * :class:`MultiSyncDataCollector`: ``Trigger -> N x Rollout (processes) -> StackBatches``.
 * :class:`MultiaSyncDataCollector`: ``N x Rollout (processes)`` fanned in, free-running.
 
-All iterate with ``for batch in collector`` from plain synchronous code.
+All iterate with ``for batch in collector`` from plain synchronous code. TorchRL 0.14's names
+for the same classes work too: :class:`Collector`, :class:`MultiSyncCollector`,
+:class:`MultiAsyncCollector`, :class:`BaseCollector`. :func:`utils.split_trajectories` cuts a
+batch into padded trajectories; :class:`RandomPolicy` acts at random.
 """
 
 from streamrl.collectors._base import DataCollectorBase
 from streamrl.collectors.multi import MultiaSyncDataCollector, MultiSyncDataCollector
 from streamrl.collectors.sync import SyncDataCollector
+from streamrl.collectors.utils import split_trajectories
+from streamrl.envs.utils import RandomPolicy
+
+# TorchRL 0.14's names (the seed's names above stay)
+Collector = SyncDataCollector
+MultiSyncCollector = MultiSyncDataCollector
+MultiAsyncCollector = MultiaSyncDataCollector
+BaseCollector = DataCollectorBase
 
 __all__ = [
+    "BaseCollector",
+    "Collector",
     "DataCollectorBase",
+    "MultiAsyncCollector",
+    "MultiSyncCollector",
     "MultiSyncDataCollector",
     "MultiaSyncDataCollector",
+    "RandomPolicy",
     "SyncDataCollector",
+    "split_trajectories",
 ]

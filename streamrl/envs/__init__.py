@@ -18,6 +18,7 @@ from streamrl.envs.stepping import run_steps
 from streamrl.envs.transforms import *  # noqa: F403
 from streamrl.envs.utils import (
     ExplorationType,
+    RandomPolicy,
     check_env_specs,
     exploration_type,
     set_exploration_type,
@@ -32,6 +33,7 @@ __all__ = [
     "GymEnv",
     "GymWrapper",
     "ParallelEnv",
+    "RandomPolicy",
     "SerialEnv",
     "StepBuffers",
     "check_env_specs",

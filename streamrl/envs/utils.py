@@ -21,8 +21,11 @@ from tensordict.nn import InteractionType as ExplorationType
 from tensordict.nn import interaction_type as _interaction_type
 from tensordict.nn import set_interaction_type as set_exploration_type
 
+from streamrl.data.specs import Composite, TensorSpec
+
 __all__ = [
     "ExplorationType",
+    "RandomPolicy",
     "check_env_specs",
     "exploration_type",
     "set_exploration_type",
@@ -132,3 +135,32 @@ def check_env_specs(env: Any, seed: int | None = 0, steps: int = 3) -> None:
             val = td.get(where)
             if not spec.is_in(val.movedim(len(env.batch_size), 0)):
                 raise ValueError(f"{where!r} holds values outside its spec")
+
+
+class RandomPolicy:
+    """A policy that writes a random action drawn from ``action_spec`` (TorchRL's
+    ``RandomPolicy``): ``policy(td)`` sets ``td[action_key]`` (a :class:`Composite` spec sets
+    all its entries) and returns ``td``.
+
+    >>> from streamrl.data import Categorical
+    >>> policy = RandomPolicy(Categorical(2))
+    >>> policy(TensorDict())["action"].shape
+    torch.Size([])
+    """
+
+    def __init__(self, action_spec: Any, action_key: Any = "action") -> None:
+        if not isinstance(action_spec, TensorSpec | Composite):
+            raise TypeError(
+                f"action_spec must be a TensorSpec or Composite, found {type(action_spec).__name__}"
+            )
+        self.action_spec = action_spec
+        self.action_key = action_key
+        self._composite = isinstance(action_spec, Composite)
+
+    def __call__(self, td: TensorDictBase) -> TensorDictBase:
+        if self._composite:
+            return td.update(self.action_spec.rand())
+        return td.set(self.action_key, self.action_spec.rand())
+
+    def __repr__(self) -> str:
+        return f"RandomPolicy(action_spec={self.action_spec!r}, action_key={self.action_key!r})"

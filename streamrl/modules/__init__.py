@@ -9,7 +9,12 @@ type (``ExplorationType``, ``set_exploration_type``) is re-exported from its hom
 :mod:`streamrl.envs.utils`.
 """
 
-from streamrl.envs.utils import ExplorationType, exploration_type, set_exploration_type
+from streamrl.envs.utils import (
+    ExplorationType,
+    RandomPolicy,
+    exploration_type,
+    set_exploration_type,
+)
 from streamrl.modules.actor_critic import (
     ActorCriticOperator,
     ActorCriticWrapper,
@@ -79,6 +84,7 @@ __all__ = [
     "ProbabilisticActor",
     "QValueActor",
     "QValueModule",
+    "RandomPolicy",
     "SafeModule",
     "TanhDelta",
     "TanhModule",
