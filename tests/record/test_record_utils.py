@@ -10,6 +10,7 @@ import torch
 
 from streamrl.record import (
     CSVLogger,
+    Logger,
     TensorboardLogger,
     VideoRecorder,
     WandbLogger,
@@ -82,3 +83,20 @@ def test_video_recorder_arguments():
     assert rec.in_keys == ["pixels"] and rec.skip == 1 and rec.make_grid is False
     rec._apply_transform(torch.zeros(2, 8, 8, 3, dtype=torch.uint8))  # a batch: two frames
     assert len(rec.obs) == 2 and rec.obs[0].shape == (3, 8, 8)
+
+
+def test_partial_logger_subclass(tmp_path):
+    # as in TorchRL, a custom logger may implement only what it uses
+    class ListLogger(Logger):
+        def _create_experiment(self):
+            return []
+
+        def log_scalar(self, name, value, step=None):
+            self.experiment.append((name, value, step))
+
+    with ListLogger("exp", log_dir=str(tmp_path)) as logger:
+        logger.log_metrics({"a": 1.0}, step=2)
+        assert logger.experiment == [("a", 1.0, 2)]
+        with pytest.raises(NotImplementedError, match="ListLogger does not implement log_video"):
+            logger.log_video("v", torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    assert repr(logger) == f"ListLogger(exp_name=exp, log_dir={tmp_path})"

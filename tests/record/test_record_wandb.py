@@ -30,11 +30,13 @@ def test_offline_run_files(offline):
     logger.log_scalar("train/loss", 0.5)
     logger.log_hparams({"lr": 0.1})
     logger.log_histogram("w", torch.arange(5.0), step=0)
+    logger.log_video("clip", torch.zeros(1, 3, 3, 8, 8, dtype=torch.uint8), step=0)
     run_dir = logger.experiment.dir
     logger.close()
     runs = list((save / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and str(runs[0]) in run_dir
     assert list(runs[0].glob("*.wandb"))
+    assert list(runs[0].glob("files/media/**/*.mp4"))
     assert not (offline / "wandb_default").exists()
 
 

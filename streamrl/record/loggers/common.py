@@ -13,7 +13,6 @@ context managers; ``close`` flushes and closes the writer and is idempotent.
 
 from __future__ import annotations
 
-import abc
 import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,13 +35,14 @@ def require(module: str, who: str, pip_name: str | None = None) -> Any:
         ) from err
 
 
-class Logger(abc.ABC):
+class Logger:
     """Base class of loggers: an experiment name, a log directory and the ``log_*`` methods.
 
     Subclasses implement ``_create_experiment`` (open the backend's writer, called once by
-    ``__init__``), ``log_scalar``, ``log_video``, ``log_hparams``, ``log_histogram`` and
-    ``__repr__``. Videos are uint8 tensors ``[T, C, H, W]`` or ``[N, T, C, H, W]``
-    (channels first, C in 1 or 3), as TorchRL's loggers take them.
+    ``__init__``) and the ``log_*`` methods they support: as in TorchRL, a subclass may leave
+    some out, and calling one of those raises NotImplementedError naming it. Videos are
+    uint8 tensors ``[T, C, H, W]`` or ``[N, T, C, H, W]`` (channels first, C in 1 or 3), as
+    TorchRL's loggers take them.
 
     Args:
         exp_name: the experiment's name.
@@ -57,29 +57,32 @@ class Logger(abc.ABC):
         self._closed = False
         self.experiment = self._create_experiment()
 
-    @abc.abstractmethod
+    def _missing(self, method: str) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} does not implement {method}")
+
     def _create_experiment(self) -> Any:
         """Open and return the backend's writer."""
+        raise self._missing("_create_experiment")
 
-    @abc.abstractmethod
     def log_scalar(self, name: str, value: float, step: int | None = None) -> None:
         """Log ``value`` under ``name`` at ``step``."""
+        raise self._missing("log_scalar")
 
-    @abc.abstractmethod
     def log_video(self, name: str, video: torch.Tensor, step: int | None = None,
                   **kwargs: Any) -> None:
         """Log a uint8 video ``[T, C, H, W]`` or ``[N, T, C, H, W]`` under ``name``."""
+        raise self._missing("log_video")
 
-    @abc.abstractmethod
     def log_hparams(self, cfg: Mapping[str, Any]) -> None:
         """Log the experiment's hyperparameters (a mapping of names to values)."""
+        raise self._missing("log_hparams")
 
-    @abc.abstractmethod
     def log_histogram(self, name: str, data: Sequence, **kwargs: Any) -> None:
         """Log a histogram of ``data`` under ``name``."""
+        raise self._missing("log_histogram")
 
-    @abc.abstractmethod
-    def __repr__(self) -> str: ...
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(exp_name={self.exp_name}, log_dir={self.log_dir})"
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> dict[str, Any]:
         """Log several scalars at ``step``; tensors become Python numbers (one-element

@@ -111,19 +111,21 @@ class WandbLogger(Logger):
     def log_video(self, name: str, video: torch.Tensor, step: int | None = None,
                   **kwargs: Any) -> None:
         """Log ``video`` (uint8 ``[T, C, H, W]`` or ``[N, T, C, H, W]``) as a ``wandb.Video``:
-        encoded to mp4 with imageio-ffmpeg in the run's directory (no moviepy needed).
+        encoded to mp4 with imageio-ffmpeg (no moviepy needed), then copied by wandb into the
+        run's media.
         ``fps`` defaults to ``video_fps``."""
         import wandb
 
         require_mp4("WandbLogger.log_video")
         fps = kwargs.pop("fps", self.video_fps)
         frames = as_video(video, "WandbLogger.log_video")
-        media = os.path.join(self.experiment.dir, "media", "streamrl_videos")
+        # encoded beside the run's files (wandb copies it into the run's media when logged)
+        media = os.path.join(os.path.dirname(self.experiment.dir), "tmp", "streamrl_videos")
         os.makedirs(media, exist_ok=True)
         count = sum(1 for f in os.listdir(media) if f.startswith(f"{name.replace('/', '_')}_"))
         path = os.path.join(media, f"{name.replace('/', '_')}_{count}.mp4")
         write_mp4(path, frames, fps=fps, **kwargs)
-        self._log(name, wandb.Video(path, format="mp4"), step)
+        self._log(name, wandb.Video(path), step)
 
     def log_hparams(self, cfg: Mapping[str, Any]) -> None:
         """Update the run's config with ``cfg``."""
