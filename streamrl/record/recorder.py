@@ -25,6 +25,7 @@ from tensordict import TensorDictBase
 
 from streamrl.data.specs import Unbounded
 from streamrl.envs.transforms import Transform
+from streamrl.envs.transforms.transform import as_keys
 from streamrl.record._video import make_grid
 from streamrl.record.loggers.common import Logger
 
@@ -267,7 +268,9 @@ class PixelRenderTransform(Transform):
                  preproc: Callable[[Any], Any] | None = None, as_non_tensor: bool | None = None,
                  render_method: str = "render", pass_tensordict: bool = False,
                  **kwargs: Any) -> None:
-        super().__init__(out_keys=["pixels"] if out_keys is None else out_keys)
+        super().__init__()
+        # no in_keys: the frame comes from the env, not from the data
+        self.out_keys = as_keys(["pixels"] if out_keys is None else out_keys, "out_keys")
         if len(self.out_keys) != 1:
             raise ValueError(
                 f"PixelRenderTransform writes one entry: expected one out_key, found {self.out_keys}"

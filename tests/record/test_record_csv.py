@@ -65,7 +65,7 @@ def test_mp4_video_decodes_back(tmp_path):
     logger.close()
     path = tmp_path / "run" / "videos" / "clip_0.mp4"
     with imageio.get_reader(path, format="FFMPEG") as reader:
-        frames = list(reader)
+        frames = list(reader.iter_data())
     assert len(frames) == 5
     assert frames[0].shape == (16, 22, 3)
     assert abs(int(frames[2][5, 5, 0]) - 200) < 20 and frames[2][5, 5, 1] < 30
