@@ -43,6 +43,8 @@ def test_offline_run_files(offline):
 def test_online_is_refused_and_log_dir_synonym(offline):
     with pytest.raises(ValueError, match="offline only"):
         WandbLogger(exp_name="run", offline=False, save_dir=offline)
+    with pytest.raises(ValueError, match="offline only"):
+        WandbLogger(exp_name="run", save_dir=offline, mode="online")
     with pytest.raises(ValueError, match="save_dir or log_dir"):
         WandbLogger(exp_name="run", save_dir=offline / "a", log_dir=offline / "b")
     logger = get_logger("wandb", str(offline / "gl"), "run",

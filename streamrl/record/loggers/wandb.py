@@ -52,7 +52,7 @@ class WandbLogger(Logger):
                  id: str | None = None, project: str | None = None, *, video_fps: int = 32,
                  log_env_packages: bool = True, **kwargs: Any) -> None:
         require("wandb", "WandbLogger")
-        if not offline:
+        if not offline or kwargs.pop("mode", "offline") not in ("offline", "dryrun"):
             raise ValueError(
                 "WandbLogger runs offline only (offline=True): streamrl never contacts a "
                 "server; upload the run afterwards with `wandb sync <run dir>`"
@@ -61,7 +61,6 @@ class WandbLogger(Logger):
         if save_dir is not None and log_dir is not None:
             raise ValueError("WandbLogger: give save_dir or log_dir, not both")
         save_dir = save_dir if save_dir is not None else log_dir
-        kwargs.pop("mode", None)
         self.offline = True
         self.save_dir = save_dir
         self.id = id
