@@ -30,10 +30,11 @@ ALLOWED = {
     "objectives": _RL,
     "graph": {"graph"},
     "testing": _RL | {"testing"},  # the env contract suite checks envs, not graphs
-    "ops": _OPS_AND_BELOW,
-    "collectors": _OPS_AND_BELOW | {"collectors"},
-    "train": _OPS_AND_BELOW | {"collectors", "train"},
-    "record": _OPS_AND_BELOW | {"collectors", "train", "record"},
+    # loggers and video recorders (env transforms): below ops, so operators can log
+    "record": _RL | {"record"},
+    "ops": _OPS_AND_BELOW | {"record"},
+    "collectors": _OPS_AND_BELOW | {"record", "collectors"},
+    "train": _OPS_AND_BELOW | {"record", "collectors", "train"},
     "trainers": _OPS_AND_BELOW | {"collectors", "train", "record", "trainers"},
     "cli": _OPS_AND_BELOW | {"collectors", "train", "record", "trainers", "testing", "cli"},
 }
