@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from streamrl.envs import SerialEnv
 from streamrl.envs.libs.gym import GymEnv
 from streamrl.envs.transforms import (
     Compose,
@@ -32,7 +33,7 @@ def test_pendulum_pixels_to_mp4(tmp_path):
     )
     env.append_transform(VideoRecorder(logger, tag="run", skip=1))
     env.rollout(6)  # the reset frame + 6 steps
-    env.transform[-1].dump()
+    env.transform.dump()  # TorchRL's spelling: the Compose dumps its recorders
     env.rollout(3)
     env.transform[-1].dump(step=100)
     env.close()
@@ -72,11 +73,7 @@ def test_env_without_pixels_fails_before_stepping(tmp_path):
 
 
 def test_pixel_render_transform(tmp_path):
-    class RenderPendulum(GymEnv):
-        def render(self):
-            return self._env.render()
-
-    env = TransformedEnv(RenderPendulum("Pendulum-v1", render_mode="rgb_array"),
+    env = TransformedEnv(GymEnv("Pendulum-v1", render_mode="rgb_array"),
                          PixelRenderTransform())
     env.append_transform(ToTensorImage())
     env.append_transform(Resize(8, 8))
@@ -86,7 +83,7 @@ def test_pixel_render_transform(tmp_path):
     env.transform[0].switch("off")
     assert not env.transform[0].enabled
     env.close()
-    plain = TransformedEnv(GymEnv("Pendulum-v1"))
+    plain = TransformedEnv(SerialEnv(1, lambda: GymEnv("Pendulum-v1")))
     with pytest.raises(ValueError, match="no callable 'render' method"):
         plain.append_transform(PixelRenderTransform())
     plain.close()

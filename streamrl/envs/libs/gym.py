@@ -275,6 +275,11 @@ class GymWrapper(EnvBase):
     def _close(self) -> None:
         self._env.close()
 
+    def render(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped gymnasium env's ``render()`` (an ``[H, W, 3]`` uint8 array with
+        ``render_mode="rgb_array"``)."""
+        return self._env.render(*args, **kwargs)
+
     # ------------------------------------------------------- stepping protocol
     def _step_into(
         self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool

@@ -46,6 +46,11 @@ class Compose(Transform):
             for t in self.transforms:
                 object.__setattr__(t, "_container", self)
 
+    def dump(self, **kwargs: Any) -> None:
+        """``dump`` every transform (e.g. write the videos of the recorders among them)."""
+        for t in self.transforms:
+            t.dump(**kwargs)
+
     # ------------------------------------------------------------------ list interface
     def __len__(self) -> int:
         return len(self.transforms)

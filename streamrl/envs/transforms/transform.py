@@ -170,6 +170,10 @@ class Transform(nn.Module):
         """Whether the action path does anything (lets envs skip copying the step input)."""
         return bool(self.in_keys_inv)
 
+    def dump(self, **kwargs: Any) -> None:
+        """Write out what the transform recorded (a video recorder's frames); most
+        transforms record nothing. ``env.transform.dump()`` reaches every transform."""
+
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         """Apply the observation path to ``td`` in place and return it."""
         _check_td(td, self)
