@@ -52,7 +52,14 @@ from streamrl.data import TensorDictReplayBuffer
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.modules import MLP, EGreedyModule, QValueActor
 from streamrl.objectives import DQNLoss, HardUpdate
-from streamrl.ops import Learner, OffPolicyGraph, build_offpolicy_graph, ratio_buffer
+from streamrl.ops import (
+    Learner,
+    OffPolicyGraph,
+    build_offpolicy_graph,
+    check_run_logger,
+    default_run_logger,
+    ratio_buffer,
+)
 from streamrl.train import check_field, check_positive_ints, driver
 
 NAME = "dqn_cartpole"
@@ -96,8 +103,12 @@ class DQNConfig:
     seed: int = 0
     threads: int = 1
     rollout_placement: str = "process"
+    # a streamrl.record logger beside metrics.csv/jsonl: tensorboard (when installed), csv,
+    # wandb (offline) or none
+    logger: str = default_run_logger()
 
     def __post_init__(self) -> None:
+        check_run_logger(self.logger)
         check_positive_ints(self, "frames", "batch_size", "buffer_size", "learning_starts",
                             "target_update_interval", "train_freq", "gradient_steps",
                             "minibatches_per_sample", "hidden", "eval_interval",
@@ -195,6 +206,7 @@ def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
         # the rollout with the weights
         exploration=[explore], extra_metrics={"epsilon": lambda: float(explore.eps)},
         rollout_placement=config.rollout_placement, run_dir=run_dir, columns=COLUMNS,
+        logger=config.logger,
         progress=progress,
     )
 

@@ -44,7 +44,7 @@ from streamrl.envs import GymEnv, SerialEnv
 from streamrl.graph import Graph
 from streamrl.modules import MLP, Categorical, ProbabilisticActor, ValueOperator
 from streamrl.objectives import ClipPPOLoss
-from streamrl.ops import Learner
+from streamrl.ops import Learner, check_run_logger, default_run_logger, run_logger
 from streamrl.train import (
     MetricsLogger,
     check_field,
@@ -95,8 +95,12 @@ class PPOConfig:
     target_return: float | None = 475.0
     seed: int = 0
     threads: int = 1
+    # a streamrl.record logger beside metrics.csv/jsonl: tensorboard (when installed), csv,
+    # wandb (offline) or none
+    logger: str = default_run_logger()
 
     def __post_init__(self) -> None:
+        check_run_logger(self.logger)
         check_positive_ints(self, "num_envs", "steps_per_env", "minibatch_size", "epochs",
                             "hidden", "frames", "eval_interval", "eval_episodes", "threads")
         for name in ("gamma", "gae_lambda"):
@@ -298,7 +302,8 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
     if run_dir is not None:
         run_dir = Path(run_dir)
         driver.write_config(run_dir, config)
-        logger = MetricsLogger(run_dir, COLUMNS)
+        extra = run_logger(config.logger, run_dir)
+        logger = MetricsLogger(run_dir, COLUMNS, loggers=[] if extra is None else [extra])
     episodes = _EpisodeReturns(config.num_envs)
     evaluations: list[tuple[int, float]] = []
     eval_s = collect_s = update_s = 0.0
@@ -445,6 +450,8 @@ def _print_summary(name: str, config: PPOConfig, result: PPOResult) -> None:
           f"{result.eval_s:.2f} s ({len(result.evaluations)} x {config.eval_episodes} episodes)")
     if result.run_dir is not None:
         files = "metrics.csv, metrics.jsonl, checkpoint.pt"
+        if (result.run_dir / config.logger).is_dir():
+            files += f", {config.logger}/"
         if (result.run_dir / "learning_curve.png").exists():
             files += ", learning_curve.png"
         else:

@@ -54,7 +54,14 @@ from streamrl.modules import (
     ValueOperator,
 )
 from streamrl.objectives import SACLoss, SoftUpdate
-from streamrl.ops import Learner, OffPolicyGraph, build_offpolicy_graph, ratio_buffer
+from streamrl.ops import (
+    Learner,
+    OffPolicyGraph,
+    build_offpolicy_graph,
+    check_run_logger,
+    default_run_logger,
+    ratio_buffer,
+)
 from streamrl.train import check_field, check_positive_ints, driver
 
 NAME = "sac_pendulum"
@@ -96,8 +103,12 @@ class SACConfig:
     seed: int = 0
     threads: int = 1
     rollout_placement: str = "process"
+    # a streamrl.record logger beside metrics.csv/jsonl: tensorboard (when installed), csv,
+    # wandb (offline) or none
+    logger: str = default_run_logger()
 
     def __post_init__(self) -> None:
+        check_run_logger(self.logger)
         check_positive_ints(self, "frames", "batch_size", "buffer_size", "learning_starts",
                             "frames_per_batch", "minibatches_per_sample", "hidden",
                             "eval_interval", "eval_episodes", "threads")
@@ -194,6 +205,7 @@ def _build(config: SACConfig, run_dir: Path | None, progress: bool,
         # the loss's state holds the Q-networks, their targets and the temperature
         saved={"policy": actor, "loss": loss, "optimizer": optim}, state=state,
         rollout_placement=config.rollout_placement, run_dir=run_dir, columns=COLUMNS,
+        logger=config.logger,
         progress=progress,
     )
 

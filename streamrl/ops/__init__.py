@@ -22,7 +22,13 @@ sources, built on :mod:`streamrl.graph` operators.
 from streamrl.ops.env_source import EnvSource
 from streamrl.ops.evaluator import Evaluator, evaluate_episodes
 from streamrl.ops.learner import Learner
-from streamrl.ops.metrics_logger import MetricsLogger, read_metrics
+from streamrl.ops.metrics_logger import (
+    MetricsLogger,
+    check_run_logger,
+    default_run_logger,
+    read_metrics,
+    run_logger,
+)
 from streamrl.ops.metrics_sink import MetricsSink
 from streamrl.ops.offpolicy import OffPolicyGraph, build_offpolicy_graph, ratio_buffer
 from streamrl.ops.policy_stage import PolicyStage
@@ -52,9 +58,12 @@ __all__ = [
     "Trigger",
     "WeightSync",
     "build_offpolicy_graph",
+    "check_run_logger",
+    "default_run_logger",
     "evaluate_episodes",
     "make_env",
     "ratio_buffer",
     "read_metrics",
+    "run_logger",
     "sample_budget",
 ]

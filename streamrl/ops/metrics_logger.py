@@ -6,6 +6,7 @@ Written by the :class:`~streamrl.ops.MetricsSink` operator; read back with :func
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
 import os
@@ -15,7 +16,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["MetricsLogger", "read_metrics"]
+__all__ = [
+    "RUN_LOGGERS",
+    "MetricsLogger",
+    "check_run_logger",
+    "default_run_logger",
+    "read_metrics",
+    "run_logger",
+]
 
 
 def _plain(value: Any) -> Any:
@@ -49,9 +57,23 @@ class MetricsLogger:
     ...     log.log({"frames": 512})
     >>> [row.get("loss") for row in read_metrics(log.jsonl_path)]
     [0.5, None]
+
+    ``loggers``: :mod:`streamrl.record` loggers (anything with ``log_scalar(name, value,
+    step)``) that also receive every numeric value of every row, at ``step=row["frames"]``
+    (closed with this one); see :func:`run_logger`.
     """
 
-    def __init__(self, directory: str | os.PathLike, columns: Sequence[str] | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        columns: Sequence[str] | None = None,
+        *,
+        loggers: Sequence[Any] = (),
+    ):
+        for lg in loggers:
+            if not callable(getattr(lg, "log_scalar", None)):
+                raise TypeError(f"loggers need a log_scalar method, found {type(lg).__name__}")
+        self.loggers = list(loggers)
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.directory / "metrics.csv"
@@ -89,6 +111,13 @@ class MetricsLogger:
         self._csv_file.flush()
         self._jsonl_file.flush()
         self.rows += 1
+        if self.loggers:
+            step = row.get("frames")
+            step = step if isinstance(step, int) else self.rows
+            for name, value in row.items():
+                if name != "frames" and isinstance(value, int | float) and not isinstance(value, bool):
+                    for lg in self.loggers:
+                        lg.log_scalar(name, value, step=step)
 
     def close(self) -> None:
         """Close both files (idempotent)."""
@@ -97,6 +126,10 @@ class MetricsLogger:
         self._closed = True
         self._csv_file.close()
         self._jsonl_file.close()
+        for lg in self.loggers:
+            close = getattr(lg, "close", None)
+            if callable(close):
+                close()
 
     def __enter__(self) -> MetricsLogger:
         return self
@@ -106,6 +139,48 @@ class MetricsLogger:
 
     def __repr__(self) -> str:
         return f"MetricsLogger({str(self.directory)!r}, rows={self.rows})"
+
+
+# a run's --logger choices: the record logger, and the package it needs
+RUN_LOGGERS = {"tensorboard": "tensorboard", "csv": None, "wandb": "wandb", "none": None}
+
+
+def check_run_logger(kind: str) -> None:
+    """Raise ``ValueError`` unless ``kind`` is one of :data:`RUN_LOGGERS` with its backend
+    installed (checked without importing it, before a run starts)."""
+    if kind not in RUN_LOGGERS:
+        raise ValueError(f"logger must be one of {sorted(RUN_LOGGERS)}, found {kind!r}")
+    package = RUN_LOGGERS[kind]
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise ValueError(
+            f"logger {kind!r} needs the {package!r} package, which is not installed: "
+            "pip install 'streamrl[record]' (or choose --logger csv or none)"
+        )
+
+
+def default_run_logger() -> str:
+    """``"tensorboard"`` when the tensorboard package is installed, else ``"none"``."""
+    return "tensorboard" if importlib.util.find_spec("tensorboard") is not None else "none"
+
+
+def run_logger(kind: str, directory: str | os.PathLike) -> Any:
+    """The :mod:`streamrl.record` logger a run writes beside its metrics files, in
+    ``<directory>/<kind>/`` (TensorBoard event files, per-metric CSV files or an offline
+    wandb run); None for ``"none"``."""
+    check_run_logger(kind)
+    if kind == "tensorboard":
+        from streamrl.record import TensorboardLogger
+
+        return TensorboardLogger(exp_name=kind, log_dir=str(directory))
+    if kind == "csv":
+        from streamrl.record import CSVLogger
+
+        return CSVLogger(exp_name=kind, log_dir=str(directory), video_format="pt")
+    if kind == "wandb":
+        from streamrl.record import WandbLogger
+
+        return WandbLogger(exp_name=kind, log_dir=str(directory), offline=True)
+    return None
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.graph import Operator
-from streamrl.ops.metrics_logger import MetricsLogger
+from streamrl.ops.metrics_logger import MetricsLogger, check_run_logger, run_logger
 
 __all__ = ["MetricsSink"]
 
@@ -36,7 +36,9 @@ class MetricsSink(Operator):
 
     Every row also holds ``frames``, ``wall_s`` and ``fps``. Rows are kept in :attr:`rows`
     and written to ``directory`` (``metrics.csv`` / ``metrics.jsonl``, opened in :meth:`open`)
-    when given; only keys in ``columns`` are written (the first row's keys when ``None``).
+    when given, and to a :mod:`streamrl.record` logger in ``directory/<logger>/`` (``logger``:
+    ``"tensorboard"``, ``"csv"``, ``"wandb"`` or ``"none"``, see
+    :func:`~streamrl.ops.metrics_logger.run_logger`); only keys in ``columns`` are written (the first row's keys when ``None``).
     :attr:`evaluations` lists ``(frames, eval_return)``. The bar counts frames up to
     ``total_frames`` and shows the last evaluation.
     """
@@ -55,6 +57,7 @@ class MetricsSink(Operator):
         progress: bool = False,
         desc: str | None = None,
         log_every: int = 1,
+        logger: str = "none",
     ):
         inputs = tuple(inputs)
         if not inputs or any(p not in _PORTS for p in inputs) or len(set(inputs)) != len(inputs):
@@ -63,6 +66,8 @@ class MetricsSink(Operator):
             raise ValueError(f"log_every must be a positive int, got {log_every!r}")
         if total_frames is not None and (not isinstance(total_frames, int) or total_frames < 1):
             raise ValueError(f"total_frames must be a positive int or None, got {total_frames!r}")
+        check_run_logger(logger)
+        self.logger_kind = logger
         self.inputs = inputs
         self.directory = directory
         self.columns = list(columns) if columns is not None else None
@@ -84,7 +89,10 @@ class MetricsSink(Operator):
     def open(self) -> None:
         self._t0 = time.perf_counter()
         if self.directory is not None:
-            self.logger = MetricsLogger(self.directory, self.columns)
+            extra = run_logger(self.logger_kind, self.directory)
+            self.logger = MetricsLogger(
+                self.directory, self.columns, loggers=[] if extra is None else [extra]
+            )
         if self.progress:
             from tqdm.auto import tqdm
 

@@ -103,6 +103,7 @@ def build_offpolicy_graph(
     run_dir: Path | None = None,
     columns: Sequence[str] | None = None,
     progress: bool = False,
+    logger: str = "none",
 ) -> OffPolicyGraph:
     """The graph that collects, stores, samples, learns, publishes, evaluates and logs::
 
@@ -135,7 +136,8 @@ def build_offpolicy_graph(
     one (``module.step(frames)``, e.g. an ``EGreedyModule``'s epsilon schedule), and each of
     ``extra_metrics`` (a name and a function of no arguments) is added to the learner's
     metrics row. The metrics sink writes ``columns`` into ``run_dir`` (nothing when
-    ``None``) and shows a progress bar with ``progress``.
+    ``None``), also through the ``logger`` of :class:`MetricsSink` (``"tensorboard"``,
+    ``"csv"``, ``"wandb"`` or ``"none"``), and shows a progress bar with ``progress``.
 
     Raises ``ValueError`` when the restored buffer has already collected ``frames``.
     """
@@ -160,7 +162,7 @@ def build_offpolicy_graph(
     total = done + math.ceil(remaining / frames_per_batch) * frames_per_batch
     weights = PolicyWeights(policy)
     metrics = MetricsSink(run_dir, columns=columns, total_frames=total, progress=progress,
-                          desc=name)
+                          desc=name, logger=logger)
     metrics.frames = done
     evaluator = Evaluator(make_eval_env, weights, seed=eval_seed, interval=eval_interval)
     evaluator.next_at = (learner.updates // eval_interval + 1) * eval_interval
