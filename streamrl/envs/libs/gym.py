@@ -290,58 +290,31 @@ class GymWrapper(EnvBase):
         if not self._arrays_ok():
             return super()._step_into(buffers, t, steps, break_when_any_done)
         v = buffers.numpy()
-        nxt, root = v["next"], v["root"]
-        rew, term, trunc = v["reward"], v["terminated"], v["truncated"]
-        keys = list(nxt)
+        # (key, next rows, root rows) once, not dict lookups per step and key
+        obs_bufs = [(key, v["next"][key], v["root"][key]) for key in v["next"]]
+        # [T, 1] -> [T] views: setting a scalar is cheaper than filling a row
+        rew, term, trunc = (v[k][:, 0] for k in ("reward", "terminated", "truncated"))
         to_gym = self._to_gym.from_numpy
         act = v["action"]
         actions = (to_gym(act[t]),) if steps == 1 else to_gym(act[t : t + steps])
         step, reset = self._np_step, self._np_reset
-        if len(keys) == 1:
-            return self._step_one_key(v, keys[0], actions, t, steps, break_when_any_done)
         for k in range(steps):
             i = t + k
             obs, r, te, tr = step(actions[k])
-            for key in keys:
-                nxt[key][i] = obs[key]
-            rew[i] = r
-            term[i] = te
-            trunc[i] = tr
-            if te or tr:
-                if break_when_any_done:
-                    for key in keys:
-                        root[key][i + 1] = nxt[key][i]
-                    return k + 1
-                obs = reset()
-                for key in keys:
-                    root[key][i + 1] = obs[key]
-            else:
-                # copy from our own contiguous row: cheaper than from the env's array
-                # (rendered frames are often transposed views)
-                for key in keys:
-                    root[key][i + 1] = nxt[key][i]
-        return steps
-
-    def _step_one_key(
-        self, v: dict, key: str, actions: Any, t: int, steps: int, break_when_any_done: bool
-    ) -> int:
-        """``_step_into``'s loop for the common single-observation env, without the per-key
-        loops (a few hundred nanoseconds a step, on steps of a few microseconds)."""
-        nxt, root = v["next"][key], v["root"][key]
-        # [T, 1] -> [T] views: setting a scalar is cheaper than filling a row
-        rew, term, trunc = (v[k][:, 0] for k in ("reward", "terminated", "truncated"))
-        step, reset = self._np_step, self._np_reset
-        for k in range(steps):
-            i = t + k
-            obs, r, te, tr = step(actions[k])
-            nxt[i] = obs[key]
+            for key, nxt, _ in obs_bufs:
+                nxt[i] = obs[key]
             rew[i] = r
             term[i] = te
             trunc[i] = tr
             if (te or tr) and not break_when_any_done:
-                root[i + 1] = reset()[key]
+                fresh = reset()
+                for key, _, root in obs_bufs:
+                    root[i + 1] = fresh[key]
             else:
-                root[i + 1] = nxt[i]
+                # copy from our own contiguous row: cheaper than from the env's array
+                # (rendered frames are often transposed views)
+                for _, nxt, root in obs_bufs:
+                    root[i + 1] = nxt[i]
                 if te or tr:
                     return k + 1
         return steps
