@@ -115,13 +115,17 @@ class StepBuffers:
         out._init(batch_size, out.reward.shape[len(batch_size)], shared)
         return out
 
+    def _map(self, fn: Any) -> dict[str, Any]:
+        """:meth:`tensors` with ``fn`` applied to every tensor (same layout)."""
+        return {
+            name: {k: fn(v) for k, v in buf.items()} if isinstance(buf, dict) else fn(buf)
+            for name, buf in self.tensors().items()
+        }
+
     def share_memory_(self) -> StepBuffers:
         """Move every buffer into shared memory (in place); from then on the buffers are
         reused from batch to batch, so :meth:`to_tensordict` copies them out."""
-        for t in (self.action, self.reward, self.terminated, self.truncated):
-            t.share_memory_()
-        for t in (*self.root.values(), *self.next.values()):
-            t.share_memory_()
+        self._map(lambda t: t.share_memory_())
         self._init(self.batch_size, self.T, shared=True)  # the storage moved: drop views
         return self
 
@@ -131,30 +135,14 @@ class StepBuffers:
         if row is None:
             if not self.batch_size:
                 raise ValueError("row() needs buffers with a batch dim; these are unbatched")
-            tensors = self.tensors()
-            sub = {
-                "action": self.action[i],
-                "root": {k: v[i] for k, v in tensors["root"].items()},
-                "next": {k: v[i] for k, v in tensors["next"].items()},
-                "reward": self.reward[i],
-                "terminated": self.terminated[i],
-                "truncated": self.truncated[i],
-            }
+            sub = self._map(lambda t: t[i])
             row = self._rows[i] = StepBuffers.from_tensors(sub, self.batch_size[1:], self.shared)
         return row
 
     def numpy(self) -> dict[str, Any]:
         """Numpy views of the buffers (same layout as :meth:`tensors`), made once."""
         if self._numpy is None:
-            t = self.tensors()
-            self._numpy = {
-                "action": t["action"].numpy(),
-                "root": {k: v.numpy() for k, v in t["root"].items()},
-                "next": {k: v.numpy() for k, v in t["next"].items()},
-                "reward": t["reward"].numpy(),
-                "terminated": t["terminated"].numpy(),
-                "truncated": t["truncated"].numpy(),
-            }
+            self._numpy = self._map(lambda t: t.numpy())
         return self._numpy
 
     def columns(self, name: str) -> Any:
