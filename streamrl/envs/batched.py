@@ -336,7 +336,7 @@ class SerialEnv(_BatchedEnv):
             done = False
             for env, row in zip(envs, rows, strict=True):
                 env._step_into(row, i, 1, True)
-                done = done or _row_done(row, i)
+                done = done or row.done_at(i)
             if done:
                 return k + 1
         return steps
@@ -350,11 +350,6 @@ class SerialEnv(_BatchedEnv):
             f"SerialEnv(num_workers={self.num_workers}, batch_size={self.batch_size}, "
             f"device={self.device})"
         )
-
-
-def _row_done(row: StepBuffers, i: int) -> bool:
-    v = row.numpy()
-    return bool(v["terminated"][..., i, :].any() or v["truncated"][..., i, :].any())
 
 
 def _step_outputs(bufs: StepBuffers) -> tuple:

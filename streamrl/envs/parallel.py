@@ -97,11 +97,7 @@ class _EnvServer:
         """``env.step_into`` on this worker's row; returns (steps written, last step done)."""
         bufs = self.buffers[slot]
         n = self.env._step_into(bufs, t, steps, break_when_any_done)
-        v, i = bufs.numpy(), t + n - 1
-        term, trunc = v["terminated"][..., i, :], v["truncated"][..., i, :]
-        if term.size == 1:  # (numpy's any costs more than the scalars)
-            return n, int(bool(term.item()) or bool(trunc.item()))
-        return n, int(term.any() or trunc.any())
+        return n, int(bufs.done_at(t + n - 1))
 
     def close(self) -> None:
         self.env.close()

@@ -167,6 +167,14 @@ class StepBuffers:
         return (slice(None),) * len(self.batch_size) + (t,)
 
     # ---------------------------------------------------------------- reading
+    def done_at(self, t: int) -> bool:
+        """Whether any (sub-)env's step ``t`` ended an episode."""
+        v = self.numpy()
+        term, trunc = v["terminated"][..., t, :], v["truncated"][..., t, :]
+        if term.size == 1:  # (numpy's any costs more than the scalars)
+            return bool(term.item()) or bool(trunc.item())
+        return bool(term.any() or trunc.any())
+
     def root_tensordict(self, t: int) -> TensorDictBase:
         """The root of step ``t`` as the generic loop has it: observations of column ``t``
         (copies), done flags False, the action of step ``t``."""

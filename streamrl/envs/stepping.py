@@ -191,7 +191,7 @@ def _run_buffered(
             if v is not old:  # the policy replaced an observation: record its value
                 root_cols[k][t].copy_(v)
         env.step_into(bufs, t, 1, break_when_any_done=break_when_any_done)
-        if break_when_any_done and _any_done(bufs, t):
+        if break_when_any_done and bufs.done_at(t):
             n = t + 1
             td = _last_root(env, bufs, n, True, td)
             break
@@ -226,11 +226,6 @@ def _last_root(
         src[k] = flag if stopped else torch.zeros_like(flag)
     src["done"] = src["terminated"] | src["truncated"]
     return _td(src, env.batch_size)
-
-
-def _any_done(bufs: Any, t: int) -> bool:
-    done = bufs.columns("terminated")[t] | bufs.columns("truncated")[t]
-    return done.item() if done.numel() == 1 else bool(done.any())
 
 
 def _rand_actions(spec: Any, batch_size: torch.Size, T: int) -> torch.Tensor:
