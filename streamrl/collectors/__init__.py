@@ -7,10 +7,12 @@
 All iterate with ``for batch in collector`` from plain synchronous code. TorchRL 0.14's names
 for the same classes work too: :class:`Collector`, :class:`MultiSyncCollector`,
 :class:`MultiAsyncCollector`, :class:`BaseCollector`. :func:`utils.split_trajectories` cuts a
-batch into padded trajectories; :class:`RandomPolicy` acts at random.
+batch into padded trajectories; :class:`RandomPolicy` acts at random;
+:class:`Evaluator` plays evaluation episodes, blocking or in the background.
 """
 
 from streamrl.collectors._base import DataCollectorBase
+from streamrl.collectors.evaluator import Evaluator
 from streamrl.collectors.multi import MultiaSyncDataCollector, MultiSyncDataCollector
 from streamrl.collectors.sync import SyncDataCollector
 from streamrl.collectors.utils import split_trajectories
@@ -26,6 +28,7 @@ __all__ = [
     "BaseCollector",
     "Collector",
     "DataCollectorBase",
+    "Evaluator",
     "MultiAsyncCollector",
     "MultiSyncCollector",
     "MultiSyncDataCollector",

@@ -12,7 +12,7 @@ sources, built on :mod:`streamrl.graph` operators.
 * :class:`Trigger`, :class:`StackBatches`: pace a graph from outside; zip N batches into one.
 * :class:`Learner`, :class:`WeightSync`, :class:`Evaluator`, :class:`MetricsSink`: the learner
   side of off-policy graphs (train on sampled batches, publish weights, evaluate, log;
-  :func:`evaluate_episodes` and :class:`MetricsLogger` are what they use);
+  :func:`evaluate_episodes` / :func:`play_episodes` and :class:`MetricsLogger` are what they use);
   :func:`sample_budget` sizes a ReplaySource so the graph ends with its collection budget.
 * :func:`build_offpolicy_graph`: all of these wired into the concurrent off-policy topology
   (collect, store, sample, learn, publish, evaluate, log), with :func:`ratio_buffer` as its
@@ -20,7 +20,7 @@ sources, built on :mod:`streamrl.graph` operators.
 """
 
 from streamrl.ops.env_source import EnvSource
-from streamrl.ops.evaluator import Evaluator, evaluate_episodes
+from streamrl.ops.evaluator import EpisodeStats, Evaluator, evaluate_episodes, play_episodes
 from streamrl.ops.learner import Learner
 from streamrl.ops.metrics_logger import (
     MetricsLogger,
@@ -43,6 +43,7 @@ from streamrl.ops.weight_sync import WeightSync
 
 __all__ = [
     "EnvSource",
+    "EpisodeStats",
     "Evaluator",
     "Learner",
     "MetricsLogger",
@@ -62,6 +63,7 @@ __all__ = [
     "default_run_logger",
     "evaluate_episodes",
     "make_env",
+    "play_episodes",
     "ratio_buffer",
     "read_metrics",
     "run_logger",

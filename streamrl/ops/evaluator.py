@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tensordict import TensorDictBase
@@ -15,7 +15,85 @@ from streamrl.graph import Operator
 from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.rollout import make_env
 
-__all__ = ["Evaluator", "evaluate_episodes"]
+__all__ = ["EpisodeStats", "Evaluator", "evaluate_episodes", "play_episodes"]
+
+
+class EpisodeStats(NamedTuple):
+    """What :func:`play_episodes` returns: one entry per episode, in sub-env order."""
+
+    returns: torch.Tensor  # float64 [n]
+    lengths: torch.Tensor  # int64 [n]
+
+
+def play_episodes(
+    env: EnvBase,
+    policy: Callable[[TensorDictBase], TensorDictBase],
+    *,
+    num_episodes: int | None = None,
+    exploration_type: ExplorationType = ExplorationType.DETERMINISTIC,
+    seed: int | None = None,
+    max_steps: int = 100_000,
+    truncate: bool = False,
+    reward_key: Any = ("next", "reward"),
+    done_key: Any = ("next", "done"),
+) -> EpisodeStats:
+    """Play ``num_episodes`` episodes (default: one per sub-env) and return their returns and
+    lengths.
+
+    Episodes run side by side, one per sub-env, in rounds: a round costs as many policy calls
+    as its longest episode, and every sub-env's first episode of a round counts, whatever its
+    length (no bias toward short episodes, which "first N to finish" would have). More
+    episodes than sub-envs take several rounds; the result keeps the first ``num_episodes``.
+    ``seed`` re-seeds the env once, before the first round (sub-env ``i`` gets ``seed + i``).
+    An episode still running after ``max_steps`` steps raises ``RuntimeError``, or with
+    ``truncate=True`` ends there (its return and length so far count).
+
+    >>> from streamrl.envs import GymEnv, SerialEnv
+    >>> env = SerialEnv(2, lambda: GymEnv("CartPole-v1"))
+    >>> stats = play_episodes(env, lambda td: env.rand_action(td), num_episodes=3, seed=0)
+    >>> stats.returns.shape, bool((stats.returns == stats.lengths).all())
+    (torch.Size([3]), True)
+    >>> env.close()
+    """
+    if not isinstance(env, EnvBase):
+        raise TypeError(f"env must be an EnvBase, found {type(env).__name__}")
+    if not callable(policy):
+        raise TypeError(f"policy must be callable, found {type(policy).__name__}")
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive int, found {max_steps!r}")
+    n = max(1, env.batch_size.numel())
+    wanted = n if num_episodes is None else num_episodes
+    if not isinstance(wanted, int) or isinstance(wanted, bool) or wanted < 1:
+        raise ValueError(f"num_episodes must be a positive int or None, found {num_episodes!r}")
+    if seed is not None:
+        env.set_seed(seed)
+    all_returns: list[torch.Tensor] = []
+    all_lengths: list[torch.Tensor] = []
+    td = env.reset()
+    # thread-local: evaluation often runs beside collection, in another thread of the process
+    with torch.no_grad(), set_exploration_type(exploration_type, thread_local=True):
+        while sum(r.numel() for r in all_returns) < wanted:
+            returns = torch.zeros(n, dtype=torch.float64)
+            lengths = torch.zeros(n, dtype=torch.int64)
+            finished = torch.zeros(n, dtype=torch.bool)
+            for _ in range(max_steps):
+                stepped, td = env.step_and_maybe_reset(policy(td))
+                reward = stepped.get(reward_key).reshape(n, -1).sum(-1)
+                returns += torch.where(finished, 0.0, reward.to(torch.float64))
+                lengths += (~finished).long()
+                finished |= stepped.get(done_key).reshape(n)
+                if bool(finished.all()):
+                    break
+            else:
+                if not truncate:
+                    raise RuntimeError(
+                        f"play_episodes: {int((~finished).sum())} of {n} episodes did not end "
+                        f"within max_steps={max_steps}"
+                    )
+                td = env.reset()  # the truncated episodes end here: start the next round fresh
+            all_returns.append(returns)
+            all_lengths.append(lengths)
+    return EpisodeStats(torch.cat(all_returns)[:wanted], torch.cat(all_lengths)[:wanted])
 
 
 def evaluate_episodes(
@@ -26,7 +104,8 @@ def evaluate_episodes(
     seed: int | None = None,
     max_steps: int = 100_000,
 ) -> torch.Tensor:
-    """Run one episode in every sub-env of ``env`` and return their returns (shape ``[N]``).
+    """Run one episode in every sub-env of ``env`` and return their returns (shape ``[N]``):
+    :func:`play_episodes`' returns.
 
     All episodes run side by side, so ``N`` episodes cost as many policy calls as the
     longest one, not their sum. ``seed`` re-seeds the env first (sub-env ``i`` gets
@@ -40,31 +119,8 @@ def evaluate_episodes(
     torch.Size([3])
     >>> env.close()
     """
-    if not isinstance(env, EnvBase):
-        raise TypeError(f"env must be an EnvBase, found {type(env).__name__}")
-    if not callable(policy):
-        raise TypeError(f"policy must be callable, found {type(policy).__name__}")
-    if not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive int, found {max_steps!r}")
-    if seed is not None:
-        env.set_seed(seed)
-    n = max(1, env.batch_size.numel())
-    returns = torch.zeros(n, dtype=torch.float64)
-    finished = torch.zeros(n, dtype=torch.bool)
-    td = env.reset()
-    # thread-local: evaluation often runs beside collection, in another thread of the process
-    with torch.no_grad(), set_exploration_type(exploration_type, thread_local=True):
-        for _ in range(max_steps):
-            stepped, td = env.step_and_maybe_reset(policy(td))
-            reward = stepped.get(("next", "reward")).reshape(n, -1).sum(-1)
-            returns += torch.where(finished, 0.0, reward.to(torch.float64))
-            finished |= stepped.get(("next", "done")).reshape(n)
-            if bool(finished.all()):
-                return returns
-    raise RuntimeError(
-        f"evaluate_episodes: {int((~finished).sum())} of {n} episodes did not end within "
-        f"max_steps={max_steps}"
-    )
+    return play_episodes(env, policy, exploration_type=exploration_type, seed=seed,
+                         max_steps=max_steps).returns
 
 
 class Evaluator(Operator):
