@@ -1,0 +1,55 @@
+"""TorchRL's ``torchrl.data.tensor_specs`` path: the specs of :mod:`streamrl.data.specs`,
+importable from where TorchRL users import them.
+
+>>> from streamrl.data.tensor_specs import Bounded, Composite
+"""
+
+from streamrl.data.specs import (
+    Binary,
+    BinaryDiscreteTensorSpec,
+    Bounded,
+    BoundedTensorSpec,
+    Categorical,
+    Composite,
+    CompositeSpec,
+    ContinuousBox,
+    DiscreteBox,
+    DiscreteTensorSpec,
+    MultiCategorical,
+    MultiDiscreteTensorSpec,
+    MultiOneHot,
+    MultiOneHotDiscreteTensorSpec,
+    OneHot,
+    OneHotDiscreteTensorSpec,
+    TensorSpec,
+    Unbounded,
+    UnboundedContinuous,
+    UnboundedContinuousTensorSpec,
+    UnboundedDiscrete,
+    UnboundedDiscreteTensorSpec,
+)
+
+__all__ = [
+    "Binary",
+    "BinaryDiscreteTensorSpec",
+    "Bounded",
+    "BoundedTensorSpec",
+    "Categorical",
+    "Composite",
+    "CompositeSpec",
+    "ContinuousBox",
+    "DiscreteBox",
+    "DiscreteTensorSpec",
+    "MultiCategorical",
+    "MultiDiscreteTensorSpec",
+    "MultiOneHot",
+    "MultiOneHotDiscreteTensorSpec",
+    "OneHot",
+    "OneHotDiscreteTensorSpec",
+    "TensorSpec",
+    "Unbounded",
+    "UnboundedContinuous",
+    "UnboundedContinuousTensorSpec",
+    "UnboundedDiscrete",
+    "UnboundedDiscreteTensorSpec",
+]

@@ -1,0 +1,42 @@
+"""TorchRL's ``torchrl.modules.tensordict_module`` path: the TensorDict modules of
+:mod:`streamrl.modules` (actors, value operators, Q-value actors, exploration modules,
+recurrent modules, safe modules), importable from where TorchRL users import them.
+
+>>> from streamrl.modules.tensordict_module import Actor, QValueActor, SafeModule
+"""
+
+from streamrl.envs.utils import RandomPolicy
+from streamrl.modules.actor_critic import (
+    ActorCriticOperator,
+    ActorCriticWrapper,
+    ActorValueOperator,
+)
+from streamrl.modules.actors import Actor, ProbabilisticActor, ValueOperator
+from streamrl.modules.exploration import (
+    AdditiveGaussianModule,
+    EGreedyModule,
+    OrnsteinUhlenbeckProcessModule,
+)
+from streamrl.modules.models import GRUModule, LSTMModule
+from streamrl.modules.qvalue import QValueActor, QValueModule
+from streamrl.modules.safe import SafeModule
+from streamrl.modules.tanh_module import TanhModule
+
+__all__ = [
+    "Actor",
+    "ActorCriticOperator",
+    "ActorCriticWrapper",
+    "ActorValueOperator",
+    "AdditiveGaussianModule",
+    "EGreedyModule",
+    "GRUModule",
+    "LSTMModule",
+    "OrnsteinUhlenbeckProcessModule",
+    "ProbabilisticActor",
+    "QValueActor",
+    "QValueModule",
+    "RandomPolicy",
+    "SafeModule",
+    "TanhModule",
+    "ValueOperator",
+]
