@@ -44,6 +44,7 @@ ROOT_MODULES = {
     "streamrl._mp": "shared",
     "streamrl._warnings": "shared",
     "streamrl.errors": "shared",
+    "streamrl.checkpoint": "train",  # whole-run checkpoints, over streamrl.train.checkpoint
     "streamrl._demo": "cli",
     "streamrl.cli": "cli",
 }

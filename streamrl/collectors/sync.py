@@ -66,6 +66,7 @@ class SyncDataCollector(DataCollectorBase):
         self.create_env_fn = create_env_fn
         self.policy_version = 0
         self._rollout: Rollout | None = None
+        self._loaded_rollout: dict | None = None
 
     def _build(self) -> tuple[Graph, Node, Trigger]:
         g = Graph("sync-collector")
@@ -80,10 +81,60 @@ class SyncDataCollector(DataCollectorBase):
             gated=True,
         )
         self._rollout.version = self.policy_version
+        if self._loaded_rollout is not None:
+            self._rollout.load_state_dict(self._loaded_rollout)
+            self._loaded_rollout = None
         t = g.add(trigger, name="trigger", placement="thread")
         r = g.add(self._rollout, name="rollout")
         g.connect(t, r)
         return g, r, trigger
+
+    def state_dict(self) -> dict[str, Any]:
+        """The collector's state between batches: ``frames`` (collected so far),
+        ``policy_version`` and ``rollout`` (its :meth:`~streamrl.ops.Rollout.state_dict`:
+        while iterating, the envs mid-episode, their carried observations and trajectory
+        ids). Plain data: it saves with :func:`streamrl.train.save_checkpoint`.
+
+        >>> from streamrl.envs.libs.gym import GymEnv
+        >>> collector = SyncDataCollector(lambda: GymEnv("CartPole-v1"), None,
+        ...                               frames_per_batch=10, total_frames=20)
+        >>> it = iter(collector); _ = next(it)
+        >>> sorted(collector.state_dict()), collector.state_dict()["frames"]
+        (['frames', 'policy_version', 'rollout'], 10)
+        >>> collector.shutdown()
+        """
+        if self._rollout is not None:
+            rollout = self._rollout.state_dict()
+        elif self._loaded_rollout is not None:
+            rollout = self._loaded_rollout
+        else:
+            rollout = {"frames": 0, "traj_ids": None, "env_state": None}
+        return {"frames": self.frames, "policy_version": self.policy_version,
+                "rollout": rollout}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` into the next iteration: its envs continue the saved
+        episodes (the seed given to :meth:`set_seed` is then not applied), trajectory ids
+        and policy versions go on from the saved ones. ``total_frames`` still counts the
+        frames of one pass. The keys are checked before anything changes; the envs' states
+        are checked when the iteration opens them, before any step."""
+        expected = {"frames", "policy_version", "rollout"}
+        if not isinstance(state, dict) or set(state) != expected:
+            found = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"SyncDataCollector.load_state_dict expected keys "
+                             f"{sorted(expected)}, found {found}")
+        rollout = state["rollout"]
+        keys = set(Rollout.state_keys)
+        if not isinstance(rollout, dict) or set(rollout) != keys:
+            found = sorted(rollout) if isinstance(rollout, dict) else type(rollout).__name__
+            raise ValueError(f"SyncDataCollector state['rollout']: expected keys "
+                             f"{sorted(keys)}, found {found}")
+        if self._iterator is not None:
+            raise RuntimeError("load_state_dict while iterating: load it before the loop "
+                               "(it is applied when the next iteration starts)")
+        self.frames = int(state["frames"])
+        self.policy_version = int(state["policy_version"])
+        self._loaded_rollout = rollout
 
     def update_policy_weights_(self, policy_weights: nn.Module | None = None) -> None:
         """The rollout uses the policy object itself, so new weights are already in use; this

@@ -248,6 +248,49 @@ class _BatchedEnv(EnvBase):
         self._ensure_started()
         return super().step_buffers(T)
 
+    # ------------------------------------------------------------- run state
+    def _capture_state(self) -> dict[str, Any]:
+        # the sub-envs' states and the current root of every row (what a partial reset
+        # leaves in the other rows)
+        self._ensure_started()
+        self._sync_state()
+        root = [[k if isinstance(k, str) else list(k), v.clone()] for k, v in self._state.items()]
+        return {"num_workers": self.num_workers, "envs": self._sub_states(), "root": root}
+
+    def _check_state(self, state: Any) -> None:
+        self._check_state_keys(state, {"num_workers", "envs", "root"})
+        if state["num_workers"] != self.num_workers or len(state["envs"]) != self.num_workers:
+            raise ValueError(f"the state is of {state['num_workers']} sub-envs, this "
+                             f"{type(self).__name__} has {self.num_workers}")
+        self._ensure_started()
+        root = {k if isinstance(k, str) else tuple(k): v for k, v in state["root"]}
+        if set(root) != set(self._state):
+            raise ValueError(f"the state's entries are {sorted(map(str, root))}, this env's "
+                             f"are {sorted(map(str, self._state))}")
+        for k, v in root.items():
+            mine = self._state[k]
+            if not isinstance(v, torch.Tensor) or v.shape != mine.shape or v.dtype != mine.dtype:
+                found = (f"{tuple(v.shape)} {v.dtype}" if isinstance(v, torch.Tensor)
+                         else type(v).__name__)
+                raise ValueError(f"state entry {k!r}: expected {tuple(mine.shape)} "
+                                 f"{mine.dtype}, found {found}")
+        self._check_sub_states(state["envs"])
+
+    def _restore_state(self, state: Any) -> None:
+        self._restore_sub_states(state["envs"])
+        self._pending = None
+        for k, v in state["root"]:
+            self._state[k if isinstance(k, str) else tuple(k)].copy_(v)
+
+    def _sub_states(self) -> list[dict]:
+        raise NotImplementedError
+
+    def _check_sub_states(self, states: list[dict]) -> None:
+        raise NotImplementedError
+
+    def _restore_sub_states(self, states: list[dict]) -> None:
+        raise NotImplementedError
+
     def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
         """Seed sub-env ``i`` with ``seed + i``; returns ``seed + num_workers``."""
         self._ensure_started()
@@ -340,6 +383,20 @@ class SerialEnv(_BatchedEnv):
             if done:
                 return k + 1
         return steps
+
+    def _sub_states(self) -> list[dict]:
+        return [env.capture_state() for env in self._envs]
+
+    def _check_sub_states(self, states: list[dict]) -> None:
+        for i, (env, state) in enumerate(zip(self._envs, states, strict=True)):
+            try:
+                env.check_state(state)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"sub-env {i}: {exc}") from None
+
+    def _restore_sub_states(self, states: list[dict]) -> None:
+        for env, state in zip(self._envs, states, strict=True):
+            env.restore_state(state)
 
     def _close(self) -> None:
         for env in getattr(self, "_envs", []):

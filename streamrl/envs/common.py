@@ -547,6 +547,78 @@ class EnvBase:
                 return i - t + 1
         return steps
 
+    # ------------------------------------------------------------- run state
+    def capture_state(self) -> dict[str, Any]:
+        """The env's running state as plain data (tensors, numbers, strings, dicts), so that
+        :meth:`restore_state` makes an env built the same way continue exactly from here:
+        the simulator's state mid-episode, random generators, counters, transforms'
+        statistics. Captured between steps (e.g. at a collector's batch boundary).
+
+        Unlike ``state_dict()`` (a transform's statistics, as TorchRL defines it) this is the
+        whole of what a resumed run needs. An env whose state cannot be captured raises
+        ``NotImplementedError`` naming it (a resume would not continue its episodes).
+
+        >>> from streamrl.envs.libs.gym import GymEnv
+        >>> env, twin = GymEnv("CartPole-v1"), GymEnv("CartPole-v1")
+        >>> _ = env.set_seed(0); td = env.reset()
+        >>> twin.restore_state(env.capture_state())
+        >>> a = env.rand_step(td); b = twin.step(a.exclude("next"))
+        >>> bool((a["next", "observation"] == b["next", "observation"]).all())
+        True
+        >>> env.close(); twin.close()
+        """
+        self._check_open()
+        return {"type": type(self).__name__, "state": self._capture_state()}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Put the env in the state :meth:`capture_state` returned (from this env or one
+        built the same way). The whole state is checked before anything is changed: a
+        state of another env class, env id, batch size or set of transforms raises
+        ``ValueError`` saying what was expected and what was found, and leaves the env as
+        it was."""
+        self._check_open()
+        self.check_state(state)
+        self._restore_state(state["state"])
+
+    def check_state(self, state: Any) -> None:
+        """Raise ``ValueError`` (``TypeError`` for a non-dict) unless :meth:`restore_state`
+        can restore ``state`` into this env; changes nothing."""
+        if not isinstance(state, dict):
+            raise TypeError(f"expected an env state (a dict), found {type(state).__name__}")
+        self._check_state_keys(state, {"type", "state"})
+        if state["type"] != type(self).__name__:
+            raise ValueError(f"the state is of a {state['type']}, this env is a "
+                             f"{type(self).__name__} ({self!r})")
+        self._check_state(state["state"])
+
+    def _check_state_keys(self, state: Any, expected: set[str]) -> None:
+        if not isinstance(state, dict) or set(state) != expected:
+            found = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{type(self).__name__} state: expected keys {sorted(expected)}, "
+                             f"found {found}")
+
+    def _capture_state(self) -> Any:
+        """Hook: the env's own state (see :meth:`capture_state`)."""
+        raise NotImplementedError(
+            f"the state of {self!r} cannot be captured: {type(self).__name__} does not "
+            "implement _capture_state/_check_state/_restore_state, so a resumed run could not "
+            "continue its episodes"
+        )
+
+    def _check_state(self, state: Any) -> None:
+        """Hook: raise ``ValueError`` unless ``state`` fits this env (change nothing)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement _check_state: its state cannot be "
+            "restored"
+        )
+
+    def _restore_state(self, state: Any) -> None:
+        """Hook: write a checked state into the env."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement _restore_state: its state cannot be "
+            "restored"
+        )
+
     def append_transform(self, transform: Any) -> Any:
         """Wrap this env in a ``TransformedEnv`` with ``transform`` (returns the new env)."""
         from streamrl.envs.transforms import TransformedEnv

@@ -99,6 +99,15 @@ class _EnvServer:
         n = self.env._step_into(bufs, t, steps, break_when_any_done)
         return n, int(bufs.done_at(t + n - 1))
 
+    def capture_state(self) -> dict:
+        return self.env.capture_state()
+
+    def check_state(self, state: dict) -> None:
+        self.env.check_state(state)
+
+    def restore_state(self, state: dict) -> None:
+        self.env.restore_state(state)
+
     def close(self) -> None:
         self.env.close()
 
@@ -420,6 +429,25 @@ class ParallelEnv(_BatchedEnv):
         cmd[:, 1:] = (t, steps, brk, slot)
         self._command(_STEP_INTO, "step_into")
         return any(cmd[:, 2].tolist())  # (cheaper than numpy's any for a few envs)
+
+    def _sub_states(self) -> list[dict]:
+        try:
+            return self._gather("capture_state")
+        except RemoteError as exc:
+            if exc.remote_type == "NotImplementedError":
+                raise NotImplementedError(f"{exc.worker_name}: {exc.remote_message}") from exc
+            raise
+
+    def _check_sub_states(self, states: list[dict]) -> None:
+        try:
+            self._gather("check_state", per_worker=[(s,) for s in states])
+        except RemoteError as exc:
+            if exc.remote_type in ("TypeError", "ValueError", "NotImplementedError"):
+                raise ValueError(f"{exc.worker_name}: {exc.remote_message}") from exc
+            raise
+
+    def _restore_sub_states(self, states: list[dict]) -> None:
+        self._gather("restore_state", per_worker=[(s,) for s in states])
 
     def _close(self) -> None:
         self._stop_workers()

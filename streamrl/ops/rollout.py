@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 
 from streamrl.envs import EnvBase, run_steps
 from streamrl.envs.utils import ExplorationType, set_exploration_type
@@ -60,8 +60,10 @@ class Rollout(Operator):
 
     inputs = ()
     outputs = ("out",)
-    # frames collected, and the trajectory-id counter (a restored rollout never repeats an id)
-    state_keys = ("frames", "traj_ids")
+    # frames collected, the trajectory-id counter (a restored rollout never repeats an id),
+    # and, once open, the env mid-episode: its state, the carried observation TensorDict and
+    # the episode lengths (None before the first open: a loaded one is applied at open)
+    state_keys = ("frames", "traj_ids", "env_state")
     # False forces the plain per-step TensorDict loop (run_steps(buffered=False))
     use_fast_path = True
 
@@ -108,24 +110,48 @@ class Rollout(Operator):
             self.inputs = ("trigger",)
         self.frames = 0
         self.traj_ids: dict | None = None
+        self.env_state: dict | None = None
         self._traj: TrajectoryIds | None = None
         self.env: EnvBase | None = None
         self.version = 0
 
     # ------------------------------------------------------------------ hooks
     def open(self) -> None:
-        if self.seed is not None:
+        # a restored env state supersedes the seed: the env continues where it was saved, and
+        # torch's generator is the run's to restore (re-seeding it here would replay it)
+        restored, self.env_state = self.env_state, None
+        if self.seed is not None and restored is None:
             torch.manual_seed(self.seed)
         self.env = make_env(self.create_env)
-        if self.seed is not None:
+        if self.seed is not None and restored is None:
             self.env.set_seed(self.seed)
         self.num_envs = max(1, self.env.batch_size.numel())
         self.steps_per_batch = max(1, self.frames_per_batch // self.num_envs)
+        if restored is not None:
+            self._open_restored(restored)
+            return
         self._td = self.env.reset()
         # the env starts new episodes: after a restore their ids follow the saved run's
         first = 0 if self.traj_ids is None else int(self.traj_ids["next_id"])
         self._traj = TrajectoryIds(self.num_envs, first_id=first)
         self._traj_len = torch.zeros(self.num_envs, dtype=torch.int64)
+
+    def _open_restored(self, state: dict[str, Any]) -> None:
+        """Continue the saved episodes: env state, carried TensorDict, ids and lengths."""
+        expected = {"env", "td", "traj_len"}
+        if not isinstance(state, dict) or set(state) != expected or self.traj_ids is None:
+            raise ValueError(f"Rollout env_state: expected keys {sorted(expected)} and saved "
+                             f"traj_ids, found {state!r:.200}")
+        traj_len = torch.as_tensor(state["traj_len"])
+        if traj_len.shape != (self.num_envs,):
+            raise ValueError(f"the saved rollout ran {traj_len.numel()} envs, this one runs "
+                             f"{self.num_envs}")
+        self._traj = TrajectoryIds(self.num_envs)
+        self._traj.load_state_dict(self.traj_ids)
+        self.env.restore_state(state["env"])
+        self._td = TensorDict(state["td"], batch_size=self.env.batch_size,
+                              device=self.env.device).clone()
+        self._traj_len = traj_len.clone()
 
     def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
         if self.total_frames is not None and self.frames >= self.total_frames:
@@ -158,9 +184,21 @@ class Rollout(Operator):
         return {"out": batch}
 
     def state_dict(self) -> dict[str, Any]:
+        """``frames``, ``traj_ids`` and, while open (between batches), ``env_state``: the
+        env's :meth:`~streamrl.envs.EnvBase.capture_state`, the carried observation
+        TensorDict (as a dict of tensors) and the episode lengths. Loaded into a rollout
+        before it opens, the rollout continues those episodes instead of resetting (its
+        ``seed`` is then not applied)."""
         if self._traj is not None:
             self.traj_ids = self._traj.state_dict()
-        return super().state_dict()
+        state = super().state_dict()
+        if self.env is not None:
+            state["env_state"] = {
+                "env": self.env.capture_state(),
+                "td": self._td.clone().to_dict(),
+                "traj_len": self._traj_len.clone(),
+            }
+        return state
 
     def close(self) -> None:
         if self.env is not None:

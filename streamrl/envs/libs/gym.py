@@ -21,6 +21,7 @@ from streamrl.data.specs import (
     spec_from_gym_space,
 )
 from streamrl.envs.common import EnvBase
+from streamrl.envs.libs import _gym_state
 from streamrl.envs.step_buffers import StepBuffers
 
 __all__ = ["GymEnv", "GymWrapper"]
@@ -338,6 +339,19 @@ class GymWrapper(EnvBase):
             return {"observation": obs}, r, term, trunc
         obs, r, term, trunc, info = self._gym_step(action)
         return self._obs_arrays(obs, info), r, term, trunc
+
+    # ------------------------------------------------------------ run state
+    def _capture_state(self) -> dict[str, Any]:
+        # classic-control envs and the standard wrappers (see _gym_state); others raise
+        return {"gym": _gym_state.capture(self._env), "pending_seed": self._seed}
+
+    def _check_state(self, state: Any) -> None:
+        self._check_state_keys(state, {"gym", "pending_seed"})
+        _gym_state.check(self._env, state["gym"])
+
+    def _restore_state(self, state: Any) -> None:
+        _gym_state.restore(self._env, state["gym"])
+        self._seed = state["pending_seed"]
 
     def __repr__(self) -> str:
         spec = getattr(self._env, "spec", None)

@@ -45,6 +45,9 @@ class CatFrames(Transform):
             (default ``("next", "done")``); the frame after it starts a new history.
     """
 
+    # the frame history is not in state_dict (TorchRL's keys): an env's capture_state refuses
+    keeps_state_outside_state_dict = True
+
     def __init__(
         self,
         N: int,

@@ -122,6 +122,51 @@ class TransformedEnv(EnvBase):
         self._output_spec = None
         self._input_spec = None
 
+    # ------------------------------------------------------------- run state
+    def _capture_state(self) -> dict[str, Any]:
+        # the transforms' statistics (their state_dict) and the base env's state; counters
+        # such as StepCounter's and RewardSum's travel in the carried TensorDict instead
+        for t in self.transform:
+            if getattr(t, "keeps_state_outside_state_dict", False):
+                raise NotImplementedError(
+                    f"the state of {self!r} cannot be captured: its transform "
+                    f"{type(t).__name__} keeps state outside its state_dict"
+                )
+        return {
+            "transforms": [type(t).__name__ for t in self.transform],
+            "stats": dict(self.transform.state_dict()),
+            "base_env": self.base_env.capture_state(),
+        }
+
+    def _check_state(self, state: Any) -> None:
+        self._check_state_keys(state, {"transforms", "stats", "base_env"})
+        mine = [type(t).__name__ for t in self.transform]
+        if list(state["transforms"]) != mine:
+            raise ValueError(f"the state is of an env with transforms {state['transforms']}, "
+                             f"this env has {mine}")
+        current = self.transform.state_dict()
+        # buffers still None (e.g. ObservationNorm before init_stats) may receive a value
+        unset = {f"{name}.{b}" if name else b
+                 for name, m in self.transform.named_modules()
+                 for b, v in m._buffers.items() if v is None}
+        saved = state["stats"]
+        if not set(current) <= set(saved) <= set(current) | unset:
+            raise ValueError(f"the transforms' statistics in the state are {sorted(saved)}, "
+                             f"this env's are {sorted(current)}")
+        for key, value in current.items():
+            other = saved[key]
+            if not isinstance(other, torch.Tensor) or other.shape != value.shape:
+                found = (tuple(other.shape) if isinstance(other, torch.Tensor)
+                         else type(other).__name__)
+                raise ValueError(f"transform statistic {key!r}: expected shape "
+                                 f"{tuple(value.shape)}, found {found}")
+        self.base_env.check_state(state["base_env"])
+
+    def _restore_state(self, state: Any) -> None:
+        self.transform.load_state_dict(state["stats"])
+        self._invalidate_specs()
+        self.base_env.restore_state(state["base_env"])
+
     def state_dict(self, *args: Any, **kwargs: Any) -> dict:
         """The transforms' state (statistics, parameters)."""
         return self.transform.state_dict(*args, **kwargs)
