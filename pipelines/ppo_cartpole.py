@@ -14,10 +14,17 @@ collected, before the learner trains on them, so "solved at N frames" means what
 for SB3's callbacks.
 
 A run directory (``runs/ppo_cartpole-<timestamp>/``) receives ``metrics.csv`` and
-``metrics.jsonl`` (one row per batch), ``config.json``, ``checkpoint.pt`` (policy, value
-network, optimizer, config, frames; written atomically after each evaluation and at the end,
-loadable with ``torch.load(weights_only=True)``) and ``learning_curve.png`` when matplotlib
-is installed.
+``metrics.jsonl`` (one row per batch), ``config.json``, ``checkpoint.pt`` and
+``learning_curve.png`` when matplotlib is installed. The checkpoint (a
+:class:`streamrl.checkpoint.Checkpoint`: written atomically, loadable with
+``torch.load(weights_only=True)``) holds the whole run at a batch boundary: policy, value
+network, optimizer, learner counters, the collector's envs mid-episode with their carried
+observations, the running training returns, the random generators, the progress and the
+config. It is written every ``checkpoint_interval`` frames (default: at each evaluation), at
+the end, and on Ctrl-C or an error (then the last batch boundary's). ``--resume`` continues
+exactly: a run stopped and resumed gives the same metrics rows (timings aside) and weights
+as one that ran through; a checkpoint of another pipeline or config is refused before any
+work.
 
     $ streamrl run ppo_cartpole --frames 50000 --seed 1
     $ streamrl graph ppo_cartpole
@@ -39,6 +46,7 @@ import torch
 from tensordict.nn import TensorDictModule
 from torch import nn
 
+from streamrl.checkpoint import Checkpoint, GlobalRNGState
 from streamrl.collectors import SyncDataCollector
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.graph import Graph
@@ -51,7 +59,6 @@ from streamrl.train import (
     check_positive_ints,
     driver,
     evaluate_episodes,
-    save_checkpoint,
 )
 
 NAME = "ppo_cartpole"
@@ -95,6 +102,8 @@ class PPOConfig:
     target_return: float | None = 475.0
     seed: int = 0
     threads: int = 1
+    # frames between checkpoints (None: at each evaluation); also written at the end
+    checkpoint_interval: int | None = None
     # a streamrl.record logger beside metrics.csv/jsonl: tensorboard (when installed), csv,
     # wandb (offline) or none
     logger: str = default_run_logger()
@@ -103,6 +112,8 @@ class PPOConfig:
         check_run_logger(self.logger)
         check_positive_ints(self, "num_envs", "steps_per_env", "minibatch_size", "epochs",
                             "hidden", "frames", "eval_interval", "eval_episodes", "threads")
+        if self.checkpoint_interval is not None:
+            check_positive_ints(self, "checkpoint_interval")
         for name in ("gamma", "gae_lambda"):
             check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
         check_field(self, "clip_epsilon", 0.0 < self.clip_epsilon < 1.0, "in (0, 1)")
@@ -238,6 +249,18 @@ class _EpisodeReturns:
     def __init__(self, num_envs: int):
         self.running = torch.zeros(num_envs, dtype=torch.float64)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"running": self.running.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.running = state["running"].to(torch.float64).clone()
+
+    def check_state_dict(self, state: Any) -> None:
+        running = state.get("running") if isinstance(state, dict) else None
+        if not isinstance(running, torch.Tensor) or running.shape != self.running.shape:
+            raise ValueError(f"expected {{'running': tensor of shape "
+                             f"{tuple(self.running.shape)}}}, found {state!r:.100}")
+
     def update(self, batch: Any) -> list[float]:
         reward = batch.get(("next", "reward")).reshape(self.running.shape[0], -1).double()
         done = batch.get(("next", "done")).reshape(self.running.shape[0], -1)
@@ -277,6 +300,39 @@ def train(
         torch.set_num_threads(threads)
 
 
+class _Progress:
+    """The run's counters as a checkpoint component: frames, batches, last evaluation."""
+
+    def __init__(self) -> None:
+        self.frames = self.iteration = 0
+        self.eval_return: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames, "iteration": self.iteration,
+                "eval_return": self.eval_return}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.frames, self.iteration = int(state["frames"]), int(state["iteration"])
+        self.eval_return = state["eval_return"]
+
+    def check_state_dict(self, state: Any) -> None:
+        keys = {"frames", "iteration", "eval_return"}
+        if not isinstance(state, dict) or set(state) != keys:
+            raise ValueError(f"expected keys {sorted(keys)}, found {state!r:.100}")
+
+
+# config fields that may change on resume: the budget (a longer run), evaluation and output
+_RESUMABLE = ("frames", "eval_interval", "eval_episodes", "eval_seed", "target_return",
+              "threads", "logger", "checkpoint_interval")
+
+
+def run_identity(config: PPOConfig) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed with ``config``: the pipeline and every
+    config field that shapes training (all but the budget, evaluation and output fields)."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUMABLE}
+    return {"pipeline": NAME, "config": fields}
+
+
 def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progress: bool,
            resume: str | Path | None) -> PPOResult:
     torch.manual_seed(config.seed)
@@ -286,49 +342,58 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
     # as much in per-tensor dispatch as in arithmetic)
     optim = torch.optim.Adam(loss.parameters(), lr=config.lr, eps=1e-5, fused=True)
     learner = make_learner(config, loss, optim)
-    frames = iteration = 0
-    if resume is not None:
-        state = driver.load_resume(NAME, resume)
-        actor.load_state_dict(state["policy"])
-        critic.load_state_dict(state["value"])
-        optim.load_state_dict(state["optimizer"])
-        frames, iteration = int(state["frames"]), int(state["iteration"])
-    remaining = config.frames - frames
-    if remaining <= 0:
-        raise ValueError(f"the checkpoint is at {frames} frames, already at the budget "
-                         f"frames={config.frames}; pass a larger --frames")
-    collector = make_collector(dataclasses.replace(config, frames=remaining), actor)
+    episodes = _EpisodeReturns(config.num_envs)
+    done = _Progress()
+    collector = make_collector(config, actor)
+    ckpt = Checkpoint(policy=actor, value=critic, optimizer=optim, learner=learner,
+                      collector=collector, episodes=episodes, progress=done,
+                      rng=GlobalRNGState(), match=run_identity(config))
+    try:
+        if resume is not None:
+            driver.load_resume(NAME, resume)  # another pipeline's file: a clear ValueError
+            ckpt.load(resume)  # everything checked first: a mismatch changes nothing
+        remaining = config.frames - done.frames
+        if remaining <= 0:
+            raise ValueError(f"the checkpoint is at {done.frames} frames, already at the budget "
+                             f"frames={config.frames}; pass a larger --frames")
+        collector.total_frames = remaining
+    except BaseException:
+        collector.shutdown()
+        raise
+    frames, iteration = done.frames, done.iteration
     logger = None
     if run_dir is not None:
         run_dir = Path(run_dir)
         driver.write_config(run_dir, config)
         extra = run_logger(config.logger, run_dir)
         logger = MetricsLogger(run_dir, COLUMNS, loggers=[] if extra is None else [extra])
-    episodes = _EpisodeReturns(config.num_envs)
     evaluations: list[tuple[int, float]] = []
     eval_s = collect_s = update_s = 0.0
-    eval_return: float | None = None
+    eval_return: float | None = done.eval_return
     solved_at: int | None = None
     next_eval = (frames // config.eval_interval + 1) * config.eval_interval
+    interval = config.checkpoint_interval
+    next_save = None if interval is None else (frames // interval + 1) * interval
     bar = _progress(config.frames, progress)
     bar.update(frames)
     t0 = time.perf_counter()
 
+    # the state of the last batch boundary, written by save() (a KeyboardInterrupt in the
+    # middle of a batch must not save half-updated weights beside the envs of the next batch)
+    boundary: list[dict[str, Any] | None] = [None]
     saved_at = [-1]
 
-    def checkpoint() -> None:
-        if run_dir is not None and saved_at[0] != frames:
-            saved_at[0] = frames
-            save_checkpoint(run_dir / "checkpoint.pt", {
-                "pipeline": NAME,
-                "policy": actor.state_dict(),
-                "value": critic.state_dict(),
-                "optimizer": optim.state_dict(),
-                "config": dataclasses.asdict(config),
-                "frames": frames,
-                "iteration": iteration,
-                "eval_return": eval_return,
-            })
+    def snapshot() -> None:
+        if run_dir is not None:
+            done.frames, done.iteration, done.eval_return = frames, iteration, eval_return
+            boundary[0] = ckpt.snapshot()
+
+    def save() -> None:
+        state = boundary[0]
+        if state is not None and saved_at[0] != state["progress"]["frames"]:
+            saved_at[0] = state["progress"]["frames"]
+            ckpt.save(run_dir / "checkpoint.pt", snapshot=state,
+                      metadata={"config": dataclasses.asdict(config)})
 
     batches = iter(collector)
     try:
@@ -341,6 +406,7 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
             frames += batch.numel()
             iteration += 1
             row: dict[str, Any] = {"iteration": iteration, "frames": frames}
+            due = False
             if next_eval <= frames < config.frames:
                 # evaluate the policy that collected this batch, before training on it (the
                 # last batch is trained on and the final weights evaluated after the loop)
@@ -354,6 +420,10 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
                 bar.set_postfix(eval=f"{eval_return:.1f}", refresh=False)
                 if config.target_return is not None and eval_return >= config.target_return:
                     solved_at = frames
+                due = interval is None
+            if next_save is not None and frames >= next_save:
+                next_save = (frames // interval + 1) * interval
+                due = True
             finished = episodes.update(batch)
             row["train_episodes"] = len(finished)
             if finished:
@@ -368,11 +438,13 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
             if logger is not None:
                 logger.log(row)
             bar.update(batch.numel())
-            if "eval_return" in row:
-                checkpoint()
             if solved_at is not None:
+                snapshot()
                 break
             collector.update_policy_weights_()
+            snapshot()  # a batch boundary: what a resumed run starts from
+            if due:
+                save()
         if solved_at is None:
             # the budget is spent: evaluate the final weights (trained on the last batch too)
             te = time.perf_counter()
@@ -385,9 +457,11 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
                 wall = time.perf_counter() - t0
                 logger.log({"iteration": iteration, "frames": frames, "eval_return": eval_return,
                             "wall_s": wall, "train_s": wall - eval_s})
-        checkpoint()
-    except KeyboardInterrupt:
-        checkpoint()  # keep what was learned: a run can be resumed from here
+            if boundary[0] is not None:
+                boundary[0]["progress"]["eval_return"] = eval_return
+        save()
+    except BaseException:
+        save()  # keep what was learned up to the last batch boundary: a run resumes from here
         raise
     finally:
         batches.close()

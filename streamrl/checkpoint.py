@@ -34,6 +34,7 @@ streamrl.checkpoint.CheckpointError: ... 'config' does not match this run: lr: e
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import re
@@ -262,12 +263,30 @@ class Checkpoint:
         return self
 
     # ------------------------------------------------------------------ save
+    def snapshot(self, components: Collection[str] | None = None) -> dict[str, Any]:
+        """The components' states now, copied (tensors cloned): kept in memory, e.g. at a
+        batch boundary, and written later with ``save(path, snapshot=...)`` (so that an
+        interruption in the middle of a batch saves the boundary, not a half-updated run)."""
+        return {name: copy.deepcopy(self._components[name].state_dict())
+                for name in self._select(components)}
+
     def save(self, path: str | os.PathLike, *, components: Collection[str] | None = None,
-             metadata: Mapping[str, Any] | None = None) -> Path:
+             metadata: Mapping[str, Any] | None = None,
+             snapshot: Mapping[str, Any] | None = None) -> Path:
         """Write the components (all, or those named in ``components``), the ``match``
-        values and JSON-like ``metadata`` to ``path`` atomically; returns the path. A
-        state that is not plain data raises ``TypeError`` before the file is touched."""
-        names = self._select(components)
+        values and JSON-like ``metadata`` to ``path`` atomically; returns the path. With
+        ``snapshot`` (from :meth:`snapshot`), its states are written instead of the
+        components' current ones. A state that is not plain data raises ``TypeError``
+        before the file is touched."""
+        if snapshot is not None:
+            unknown = sorted(set(snapshot) - set(self._components))
+            if unknown:
+                raise ValueError(f"the snapshot holds unknown components {unknown}")
+            if components is not None:
+                raise TypeError("pass components= or snapshot=, not both")
+            names = [n for n in self._components if n in snapshot]
+        else:
+            names = self._select(components)
         meta = dict(metadata or {})
         _check_json(meta, "metadata")
         state: dict[str, Any] = {
@@ -276,7 +295,8 @@ class Checkpoint:
             **self._match,
         }
         for name in names:
-            state[name] = self._components[name].state_dict()
+            state[name] = (snapshot[name] if snapshot is not None
+                           else self._components[name].state_dict())
         return save_checkpoint(path, state)
 
     def _select(self, components: Collection[str] | None) -> list[str]:

@@ -228,14 +228,20 @@ def main(name: str, parse: Callable[..., tuple[Any, argparse.Namespace]],
          summary: Callable[[str, Any, Any], None] | None = None) -> int:
     """Parse ``argv`` with ``parse``, run ``train(config, run_dir=, progress=, resume=)``
     and print ``summary(name, config, result)`` (default :func:`print_offpolicy_summary`);
-    exit status 0 whether or not the target was reached (130 on Ctrl-C)."""
+    exit status 0 whether or not the target was reached (130 on Ctrl-C, 2 when the
+    ``--resume`` checkpoint does not fit: a :class:`streamrl.checkpoint.CheckpointError`)."""
     config, args = parse(argv)
     run_dir = None
     if not args.no_files:
         run_dir = Path(args.run_dir) if args.run_dir else make_run_dir(name, args.runs_root)
+    from streamrl.checkpoint import CheckpointError  # (streamrl.checkpoint imports train)
+
     try:
         result = train(config, run_dir=run_dir, progress=not args.no_progress,
                        resume=args.resume)
+    except CheckpointError as exc:  # raised before any work: nothing to clean up
+        print(f"{name}: cannot resume: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         where = f"; checkpoint: {run_dir / 'checkpoint.pt'}" if run_dir is not None else ""
         print(f"{name}: interrupted{where}", file=sys.stderr)

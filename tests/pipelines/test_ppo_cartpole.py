@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from streamrl.checkpoint import CheckpointError
 from streamrl.cli import load_pipeline
 from streamrl.train import load_checkpoint, read_metrics
 
@@ -41,9 +42,12 @@ def test_tiny_run_writes_metrics_config_and_checkpoint(tmp_path):
     assert all(r["loss_critic"] > 0 for r in jsonl[:4])
 
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert state["frames"] == 1024 and state["iteration"] == 4
-    assert state["config"] == dataclasses.asdict(config)
-    assert state["eval_return"] == result.eval_return
+    assert state["progress"] == {"frames": 1024, "iteration": 4,
+                                 "eval_return": result.eval_return}
+    assert state["pipeline"] == "ppo_cartpole"
+    assert state["checkpoint"]["metadata"]["config"] == dataclasses.asdict(config)
+    assert state["config"] == ppo.run_identity(config)["config"]
+    assert {"policy", "value", "optimizer", "collector", "rng", "episodes"} <= set(state)
     assert (tmp_path / "config.json").is_file()
     assert not mp.active_children()
 
@@ -175,7 +179,64 @@ def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch, capsys):
                      "--no-progress", "--run-dir", str(tmp_path)])
     assert code == 130
     assert "interrupted; checkpoint:" in capsys.readouterr().err
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["frames"] == 768
+    # interrupted while training on the third batch: the checkpoint is the last batch
+    # boundary (two batches), not a half-updated third
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["progress"]["frames"] == 512
+
+
+_TIMING = {"wall_s", "train_s", "collect_s", "update_s", "fps"}
+
+
+def _rows(run_dir, up_to=None):
+    return [{k: v for k, v in row.items() if k not in _TIMING} for row in read_metrics(run_dir)
+            if up_to is None or row["frames"] <= up_to]
+
+
+def test_interrupted_and_resumed_run_is_bit_exact(tmp_path, monkeypatch):
+    config = ppo.PPOConfig(**{**TINY, "checkpoint_interval": 256})
+    ppo.train(config, run_dir=tmp_path / "through")
+    real_update, calls = ppo._update, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(ppo, "_update", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ppo.train(config, run_dir=tmp_path / "stopped")
+    monkeypatch.undo()
+    stopped = load_checkpoint(tmp_path / "stopped" / "checkpoint.pt")
+    assert stopped["progress"]["frames"] == 512
+    ppo.train(config, run_dir=tmp_path / "resumed",
+              resume=tmp_path / "stopped" / "checkpoint.pt")
+    through = _rows(tmp_path / "through")
+    assert len(through) == 5  # four batches and the final evaluation
+    assert _rows(tmp_path / "stopped", up_to=512) + _rows(tmp_path / "resumed") == through
+    final = [load_checkpoint(tmp_path / d / "checkpoint.pt") for d in ("through", "resumed")]
+    for net in ("policy", "value"):
+        for key, value in final[0][net].items():
+            assert torch.equal(value, final[1][net][key]), (net, key)
+    assert final[0]["progress"] == final[1]["progress"]
+
+
+def test_resume_of_another_config_fails_before_any_work(tmp_path, capsys):
+    first = tmp_path / "a"
+    ppo.train(ppo.PPOConfig(**{**TINY, "frames": 512}), run_dir=first)
+    second = tmp_path / "b"
+    with pytest.raises(CheckpointError, match=r"'config' does not match this run: lr: "
+                                              r"expected 0\.002, found 0\.001"):
+        ppo.train(ppo.PPOConfig(**{**TINY, "lr": 2e-3}), run_dir=second,
+                  resume=first / "checkpoint.pt")
+    assert not second.exists()  # nothing written
+    # the command line says so and exits with status 2
+    code = ppo.main(["--frames", "1024", "--hidden", "32", "--no-progress", "--run-dir",
+                     str(second), "--resume", str(first / "checkpoint.pt")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "hidden: expected 32, found 64" in err
+    assert not (second / "metrics.csv").exists()
 
 
 def test_progress_bar_shows_frames_and_eval(capsys):

@@ -1,0 +1,68 @@
+"""Rollout / SyncDataCollector state: a restored collector continues the saved episodes."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from streamrl.checkpoint import Checkpoint, GlobalRNGState
+from streamrl.collectors import SyncDataCollector
+from streamrl.envs import GymEnv, SerialEnv
+
+
+def _collector(seed=0):
+    c = SyncDataCollector(functools.partial(SerialEnv, 3, functools.partial(GymEnv, "CartPole-v1")),
+                          None, frames_per_batch=60, total_frames=-1)
+    c.set_seed(seed)
+    return c
+
+
+def test_restored_collector_continues_identically(tmp_path):
+    torch.manual_seed(0)
+    original = _collector()
+    it = iter(original)
+    for _ in range(2):
+        next(it)
+    original.update_policy_weights_()
+    path = Checkpoint(collector=original, rng=GlobalRNGState()).save(tmp_path / "c.pt")
+    expected = [next(it) for _ in range(3)]
+    original.shutdown()
+
+    resumed = _collector(seed=123)  # the saved envs supersede the seed
+    torch.manual_seed(99)
+    Checkpoint(collector=resumed, rng=GlobalRNGState()).load(path)
+    assert resumed.frames == 120 and resumed.policy_version == 1
+    it = iter(resumed)
+    got = [next(it) for _ in range(3)]
+    resumed.shutdown()
+    for a, b in zip(expected, got):
+        assert (a == b).all()  # observations, actions, rewards, traj ids, policy versions
+    assert int(got[0]["collector", "policy_version"][0, 0]) == 1
+
+
+def test_state_before_iterating_and_bad_states():
+    c = _collector()
+    state = c.state_dict()
+    assert state == {"frames": 0, "policy_version": 0,
+                     "rollout": {"frames": 0, "traj_ids": None, "env_state": None}}
+    with pytest.raises(ValueError, match="expected keys"):
+        c.load_state_dict({"frames": 0})
+    with pytest.raises(ValueError, match=r"state\['rollout'\]: expected keys"):
+        c.load_state_dict({**state, "rollout": {"frames": 0}})
+    c.shutdown()
+
+
+def test_state_of_another_env_fails_when_the_iteration_opens():
+    a = _collector()
+    it = iter(a)
+    next(it)
+    state = a.state_dict()
+    a.shutdown()
+    other = SyncDataCollector(functools.partial(SerialEnv, 2, functools.partial(GymEnv, "CartPole-v1")),
+                              None, frames_per_batch=60, total_frames=-1)
+    other.load_state_dict(state)
+    with pytest.raises(Exception, match="ran 3 envs, this one runs 2"):
+        next(iter(other))
+    other.shutdown()
