@@ -46,7 +46,7 @@ import torch
 from tensordict.nn import TensorDictModule
 from torch import nn
 
-from streamrl.checkpoint import Checkpoint, GlobalRNGState
+from streamrl.checkpoint import Checkpoint, CheckpointError, GlobalRNGState
 from streamrl.collectors import SyncDataCollector
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.graph import Graph
@@ -350,7 +350,10 @@ def _train(config: PPOConfig, eval_env: SerialEnv, run_dir: Path | None, progres
                       rng=GlobalRNGState(), match=run_identity(config))
     try:
         if resume is not None:
-            driver.load_resume(NAME, resume)  # another pipeline's file: a clear ValueError
+            try:
+                driver.load_resume(NAME, resume)  # another pipeline's file: said so first
+            except ValueError as exc:
+                raise CheckpointError(str(exc)) from None
             ckpt.load(resume)  # everything checked first: a mismatch changes nothing
         remaining = config.frames - done.frames
         if remaining <= 0:

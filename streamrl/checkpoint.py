@@ -62,9 +62,12 @@ _VERSION = 1
 _STRICTNESS = ("error", "warn", "ignore")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RuntimeError, ValueError):
     """A checkpoint cannot be saved or restored into this run; ``result`` is the
-    :class:`CheckpointLoadResult` of the failed load (``None`` for a save)."""
+    :class:`CheckpointLoadResult` of the failed load (``None`` for a save).
+
+    A ``RuntimeError`` as TorchRL's, and a ``ValueError``: a checkpoint of another run is a
+    bad argument, caught where bad arguments are."""
 
     def __init__(self, message: str, result: CheckpointLoadResult | None = None):
         super().__init__(message)

@@ -105,6 +105,10 @@ class SyncDataCollector(DataCollectorBase):
         """
         if self._rollout is not None:
             rollout = self._rollout.state_dict()
+            reason = (rollout["env_state"] or {}).get("uncapturable")
+            if reason is not None:
+                raise NotImplementedError(f"{type(self).__name__}: the state of its envs "
+                                          f"cannot be captured: {reason}")
         elif self._loaded_rollout is not None:
             rollout = self._loaded_rollout
         else:

@@ -111,6 +111,7 @@ class Rollout(Operator):
         self.frames = 0
         self.traj_ids: dict | None = None
         self.env_state: dict | None = None
+        self._finished = False
         self._traj: TrajectoryIds | None = None
         self.env: EnvBase | None = None
         self.version = 0
@@ -138,6 +139,11 @@ class Rollout(Operator):
 
     def _open_restored(self, state: dict[str, Any]) -> None:
         """Continue the saved episodes: env state, carried TensorDict, ids and lengths."""
+        if isinstance(state, dict) and "uncapturable" in state:
+            raise NotImplementedError(
+                f"the saved rollout cannot be resumed exactly: its env state could not be "
+                f"captured ({state['uncapturable']})"
+            )
         expected = {"env", "td", "traj_len"}
         if not isinstance(state, dict) or set(state) != expected or self.traj_ids is None:
             raise ValueError(f"Rollout env_state: expected keys {sorted(expected)} and saved "
@@ -155,6 +161,7 @@ class Rollout(Operator):
 
     def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
         if self.total_frames is not None and self.frames >= self.total_frames:
+            self._finished = True  # nothing left to continue: no env state to save
             raise StopIteration
         env = self.env
         if env is None:
@@ -191,17 +198,28 @@ class Rollout(Operator):
         ``seed`` is then not applied)."""
         if self._traj is not None:
             self.traj_ids = self._traj.state_dict()
-        state = super().state_dict()
         if self.env is not None:
-            state["env_state"] = {
-                "env": self.env.capture_state(),
-                "td": self._td.clone().to_dict(),
-                "traj_len": self._traj_len.clone(),
-            }
-        return state
+            self.env_state = self._capture_env(NotImplementedError)
+        if self._finished:
+            self.env_state = None
+        return super().state_dict()
+
+    def _capture_env(self, errors: type[BaseException] | tuple) -> dict[str, Any]:
+        # an env whose state cannot be captured is recorded as such: the collector's
+        # state_dict and a restoring open() raise with the reason (never a partial resume)
+        try:
+            env = self.env.capture_state()
+        except errors as exc:
+            return {"uncapturable": f"{type(exc).__name__}: {exc}"}
+        return {"env": env, "td": self._td.clone().to_dict(), "traj_len": self._traj_len.clone()}
 
     def close(self) -> None:
         if self.env is not None:
+            if not self._finished and self._traj is not None:
+                # the state after the run is the same wherever the rollout ran (a process
+                # placement copies it back before closing) and a later open continues it
+                self.traj_ids = self._traj.state_dict()
+                self.env_state = self._capture_env(Exception)
             self.env.close()
             self.env = None
 

@@ -66,3 +66,44 @@ def test_state_of_another_env_fails_when_the_iteration_opens():
     with pytest.raises(Exception, match="ran 3 envs, this one runs 2"):
         next(iter(other))
     other.shutdown()
+
+
+def test_envs_whose_state_cannot_be_captured_refuse_to_save():
+    c = SyncDataCollector(lambda: GymEnv("FrozenLake-v1"), None, frames_per_batch=10,
+                          total_frames=-1)
+    it = iter(c)
+    next(it)
+    with pytest.raises(NotImplementedError, match="'FrozenLake-v1' cannot be captured"):
+        c.state_dict()
+    c.shutdown()
+
+
+def test_a_rollout_closed_mid_stream_keeps_its_envs_state():
+    # the state after a run does not depend on where the rollout ran: it is captured at close
+    from streamrl.ops import Rollout
+
+    op = Rollout(functools.partial(GymEnv, "CartPole-v1"), None, frames_per_batch=8, seed=0)
+    op.open()
+    op.step({})
+    op.close()
+    state = op.state_dict()
+    assert state["frames"] == 8 and state["env_state"]["traj_len"].shape == (1,)
+    # a state whose env could not be captured cannot be resumed, and says why
+    broken = Rollout(functools.partial(GymEnv, "CartPole-v1"), None, frames_per_batch=8)
+    broken.load_state_dict({**state, "env_state": {"uncapturable": "NotImplementedError: x"}})
+    with pytest.raises(NotImplementedError, match="cannot be resumed exactly"):
+        broken.open()
+    broken.close()
+
+
+def test_a_finished_rollout_has_no_env_state():
+    from streamrl.ops import Rollout
+
+    op = Rollout(functools.partial(GymEnv, "CartPole-v1"), None, frames_per_batch=8,
+                 total_frames=8, seed=0)
+    op.open()
+    op.step({})
+    with pytest.raises(StopIteration):
+        op.step({})
+    op.close()
+    assert op.state_dict()["env_state"] is None

@@ -12,7 +12,7 @@ import torch
 
 from streamrl.checkpoint import CheckpointError
 from streamrl.cli import load_pipeline
-from streamrl.train import load_checkpoint, read_metrics
+from streamrl.train import load_checkpoint, read_metrics, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 ppo = load_pipeline(ROOT / "pipelines" / "ppo_cartpole.py")
@@ -237,6 +237,9 @@ def test_resume_of_another_config_fails_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot resume" in err and "hidden: expected 32, found 64" in err
     assert not (second / "metrics.csv").exists()
+    other = save_checkpoint(tmp_path / "other.pt", {"pipeline": "dqn_cartpole", "frames": 0})
+    assert ppo.main(["--no-progress", "--no-files", "--resume", str(other)]) == 2
+    assert "is not a ppo_cartpole checkpoint" in capsys.readouterr().err
 
 
 def test_progress_bar_shows_frames_and_eval(capsys):
