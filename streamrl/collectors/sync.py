@@ -122,6 +122,17 @@ class SyncDataCollector(DataCollectorBase):
         and policy versions go on from the saved ones. ``total_frames`` still counts the
         frames of one pass. The keys are checked before anything changes; the envs' states
         are checked when the iteration opens them, before any step."""
+        self.check_state_dict(state)
+        if self._iterator is not None:
+            raise RuntimeError("load_state_dict while iterating: load it before the loop "
+                               "(it is applied when the next iteration starts)")
+        self.frames = int(state["frames"])
+        self.policy_version = int(state["policy_version"])
+        self._loaded_rollout = state["rollout"]
+
+    def check_state_dict(self, state: Any) -> None:
+        """Raise ``ValueError`` unless ``state`` has the keys of :meth:`state_dict` (a
+        :class:`streamrl.checkpoint.Checkpoint` calls it before loading anything)."""
         expected = {"frames", "policy_version", "rollout"}
         if not isinstance(state, dict) or set(state) != expected:
             found = sorted(state) if isinstance(state, dict) else type(state).__name__
@@ -133,12 +144,6 @@ class SyncDataCollector(DataCollectorBase):
             found = sorted(rollout) if isinstance(rollout, dict) else type(rollout).__name__
             raise ValueError(f"SyncDataCollector state['rollout']: expected keys "
                              f"{sorted(keys)}, found {found}")
-        if self._iterator is not None:
-            raise RuntimeError("load_state_dict while iterating: load it before the loop "
-                               "(it is applied when the next iteration starts)")
-        self.frames = int(state["frames"])
-        self.policy_version = int(state["policy_version"])
-        self._loaded_rollout = rollout
 
     def update_policy_weights_(self, policy_weights: nn.Module | None = None) -> None:
         """The rollout uses the policy object itself, so new weights are already in use; this

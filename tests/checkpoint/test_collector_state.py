@@ -107,3 +107,22 @@ def test_a_finished_rollout_has_no_env_state():
         op.step({})
     op.close()
     assert op.state_dict()["env_state"] is None
+
+
+def test_a_bad_collector_state_is_found_before_anything_loads(tmp_path):
+    from streamrl.checkpoint import CheckpointError
+    from streamrl.train import load_checkpoint, save_checkpoint
+
+    c = _collector()
+    path = Checkpoint(collector=c, net=torch.nn.Linear(1, 1)).save(tmp_path / "c.pt")
+    c.shutdown()
+    state = load_checkpoint(path)
+    state["collector"] = {"frames": 0}
+    save_checkpoint(path, state)
+    net, fresh = torch.nn.Linear(1, 1), _collector()
+    before = net.weight.detach().clone()
+    with pytest.raises(CheckpointError, match=r"'collector': SyncDataCollector\.load_state_dict "
+                                              r"expected keys"):
+        Checkpoint(collector=fresh, net=net).load(path)
+    assert torch.equal(net.weight, before) and fresh.frames == 0
+    fresh.shutdown()
