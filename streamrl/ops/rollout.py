@@ -111,7 +111,7 @@ class Rollout(Operator):
         self.frames = 0
         self.traj_ids: dict | None = None
         self.env_state: dict | None = None
-        self._finished = False
+        self._finished = self._mid_batch = False
         self._traj: TrajectoryIds | None = None
         self.env: EnvBase | None = None
         self.version = 0
@@ -169,6 +169,7 @@ class Rollout(Operator):
         version = self.weights.version if self.weights is not None else self.version
         T = self.steps_per_batch
         truncate = self._truncate_long if self.max_frames_per_traj is not None else None
+        self._mid_batch = True  # until the batch is done: an error leaves no state to save
         with torch.no_grad(), set_exploration_type(self.exploration_type, thread_local=True):
             batch, self._td = run_steps(
                 env,
@@ -188,14 +189,19 @@ class Rollout(Operator):
             torch.full(batch.batch_size, version, dtype=torch.int64),
         )
         self.frames += batch.numel()
+        self._mid_batch = False
         return {"out": batch}
 
     def state_dict(self) -> dict[str, Any]:
         """``frames``, ``traj_ids`` and, while open (between batches), ``env_state``: the
         env's :meth:`~streamrl.envs.EnvBase.capture_state`, the carried observation
-        TensorDict (as a dict of tensors) and the episode lengths. Loaded into a rollout
-        before it opens, the rollout continues those episodes instead of resetting (its
-        ``seed`` is then not applied)."""
+        TensorDict (as a dict of tensors) and the episode lengths; also after ``close``
+        (captured then, so the state after a run is the same in every placement), and
+        ``None`` once the frame budget is spent. Loaded into a rollout before it opens (or
+        kept by one that is opened again), the rollout continues those episodes instead of
+        resetting (its ``seed`` is then not applied). An env whose state cannot be captured
+        is recorded with the reason (``{"uncapturable": ...}``): restoring it raises
+        ``NotImplementedError``."""
         if self._traj is not None:
             self.traj_ids = self._traj.state_dict()
         if self.env is not None:
@@ -215,7 +221,9 @@ class Rollout(Operator):
 
     def close(self) -> None:
         if self.env is not None:
-            if not self._finished and self._traj is not None:
+            if self._mid_batch:  # failed inside a batch: the env's state is not a boundary
+                self.env_state = {"uncapturable": "the rollout stopped inside a batch"}
+            elif not self._finished and self._traj is not None:
                 # the state after the run is the same wherever the rollout ran (a process
                 # placement copies it back before closing) and a later open continues it
                 self.traj_ids = self._traj.state_dict()

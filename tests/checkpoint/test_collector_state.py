@@ -126,3 +126,17 @@ def test_a_bad_collector_state_is_found_before_anything_loads(tmp_path):
         Checkpoint(collector=fresh, net=net).load(path)
     assert torch.equal(net.weight, before) and fresh.frames == 0
     fresh.shutdown()
+
+
+def test_a_rollout_that_failed_inside_a_batch_cannot_be_resumed():
+    from streamrl.ops import Rollout
+
+    def failing(td):
+        raise RuntimeError("policy broke")
+
+    op = Rollout(functools.partial(GymEnv, "CartPole-v1"), failing, frames_per_batch=8)
+    op.open()
+    with pytest.raises(RuntimeError, match="policy broke"):
+        op.step({})
+    op.close()
+    assert op.state_dict()["env_state"] == {"uncapturable": "the rollout stopped inside a batch"}
