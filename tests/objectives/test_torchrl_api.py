@@ -108,7 +108,7 @@ def test_explained_variance_is_one_for_a_perfect_critic():
     with torch.no_grad():
         critic(td)
     td["value_target"] = td["state_value"].clone()
-    td["advantage"] = torch.randn(td.shape + (1,))
+    td["advantage"] = torch.randn((*td.shape, 1))
     out = ClipPPOLoss(actor, critic)(td)
     torch.testing.assert_close(out["explained_variance"], torch.tensor(1.0))
     td["value_target"] = td["state_value"] + torch.randn_like(td["state_value"])
@@ -176,7 +176,7 @@ def test_dqn_same_loss_for_both_encodings():
 def test_dqn_rejects_action_spaces_it_cannot_read(space, match):
     with pytest.raises(ValueError, match=match):
         DQNLoss(_qnet(), action_space=space)
-    with pytest.raises(TypeError, match="nn.Module"):
+    with pytest.raises(TypeError, match=r"nn\.Module"):
         DQNLoss("net")
 
 
@@ -321,7 +321,7 @@ def test_hold_out_net_blocks_its_gradient_but_not_its_inputs():
     with pytest.raises(RuntimeError), ou.hold_out_net(net):
         raise RuntimeError("inside")
     assert all(p.requires_grad for p in net.parameters())  # restored on error
-    with pytest.raises(TypeError, match="nn.Module"), ou.hold_out_net("net"):
+    with pytest.raises(TypeError, match=r"nn\.Module"), ou.hold_out_net("net"):
         pass
 
 
