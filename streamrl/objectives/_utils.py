@@ -14,14 +14,6 @@ from torch.nn import functional as F
 
 from streamrl.data.specs import Categorical, OneHot, TensorSpec
 
-__all__ = [
-    "distance_loss",
-    "hold_out_net",
-    "hold_out_params",
-    "next_state_value",
-    "total_loss",
-]
-
 _DISTANCES = ("l1", "l2", "smooth_l1")
 
 
