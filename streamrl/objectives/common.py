@@ -133,7 +133,7 @@ class LossModule(nn.Module):
         self.value_type: ValueEstimators | type | None = None
         # lazy networks waiting for their first input: name -> (module, num_copies, target)
         self._lazy: dict[str, tuple[nn.Module, int | None, bool]] = {}
-        self.register_forward_pre_hook(_materialize_hook)
+        self._lazy_hook: Any = None
 
     # ------------------------------------------------------------------ keys
     @property
@@ -205,6 +205,8 @@ class LossModule(nn.Module):
         if _has_uninitialized(module):
             # copies and targets need shapes: wait for the first input (see the class doc)
             self._lazy[name] = (module, num_copies, create_target)
+            if self._lazy_hook is None:  # only lazy losses pay for a pre-forward hook
+                self._lazy_hook = self.register_forward_pre_hook(_materialize_hook)
             setattr(self, f"{name}_params", TensorDict.from_module(module, as_module=True))
             self._templates[name] = module
             if create_target and name not in self._target_names:
@@ -278,6 +280,9 @@ class LossModule(nn.Module):
                     "call; initialise its lazy layers before building the loss"
                 )
             self.register_network(name, module, num_copies=num_copies, create_target=create_target)
+        if not self._lazy and self._lazy_hook is not None:
+            self._lazy_hook.remove()
+            self._lazy_hook = None
 
     @property
     def target_network_names(self) -> tuple[str, ...]:

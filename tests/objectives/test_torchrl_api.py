@@ -409,3 +409,19 @@ class _LazyConcat(nn.Module):
 
     def forward(self, obs, action):
         return self.lin(torch.cat([obs, action], -1))
+
+
+def test_materialize_lazy_explicitly_and_bad_input():
+    actor, _ = _actor_critic()
+    qnet = TensorDictModule(_LazyConcat(), in_keys=["observation", "action"],
+                            out_keys=["state_action_value"])
+    loss = SACLoss(actor, qnet)
+    with pytest.raises(KeyError, match="lazy network qvalue_network"):
+        loss(TensorDict({"observation": torch.randn(2, 3)}, [2]))
+    loss.materialize_lazy(_continuous_batch())
+    optim = torch.optim.Adam(loss.parameters())  # every parameter initialised by now
+    assert all(not isinstance(p, nn.parameter.UninitializedParameter)
+               for group in optim.param_groups for p in group["params"])
+    assert not loss._forward_pre_hooks  # no per-call hook once nothing is lazy
+    total_loss(loss(_continuous_batch())).backward()
+    optim.step()
