@@ -72,7 +72,7 @@ def time_collector(make: Callable[[], object], frames: int) -> float:
 def gym_env():
     from streamrl.envs.libs.gym import GymEnv
 
-    return GymEnv(CARTPOLE)
+    return GymEnv(CARTPOLE, categorical_action_encoding=True)
 
 
 def serial_env():

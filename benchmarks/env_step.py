@@ -126,40 +126,40 @@ def streamrl_rows(frames: int) -> list:
         return env
 
     rows = [
-        ("streamrl GymEnv.rollout, random", lambda: keep(GymEnv(CARTPOLE)), False, frames),
+        ("streamrl GymEnv.rollout, random", lambda: keep(GymEnv(CARTPOLE, categorical_action_encoding=True)), False, frames),
         (
             "streamrl GymEnv.rollout, policy=rand_action (per step)",
-            lambda: keep(GymEnv(CARTPOLE)),
+            lambda: keep(GymEnv(CARTPOLE, categorical_action_encoding=True)),
             True,
             frames // 4,
         ),
         (
             "streamrl SerialEnv(8).rollout, random",
-            lambda: keep(SerialEnv(8, lambda: GymEnv(CARTPOLE))),
+            lambda: keep(SerialEnv(8, lambda: GymEnv(CARTPOLE, categorical_action_encoding=True))),
             False,
             frames,
         ),
         (
             "streamrl SerialEnv(8).rollout, policy=rand_action",
-            lambda: keep(SerialEnv(8, lambda: GymEnv(CARTPOLE))),
+            lambda: keep(SerialEnv(8, lambda: GymEnv(CARTPOLE, categorical_action_encoding=True))),
             True,
             frames // 4,
         ),
         (
             "streamrl ParallelEnv(2).rollout, random",
-            lambda: keep(ParallelEnv(2, lambda: GymEnv(CARTPOLE))),
+            lambda: keep(ParallelEnv(2, lambda: GymEnv(CARTPOLE, categorical_action_encoding=True))),
             False,
             frames,
         ),
         (
             "streamrl ParallelEnv(2).rollout, policy=rand_action (lockstep)",
-            lambda: keep(ParallelEnv(2, lambda: GymEnv(CARTPOLE))),
+            lambda: keep(ParallelEnv(2, lambda: GymEnv(CARTPOLE, categorical_action_encoding=True))),
             True,
             frames // 4,
         ),
         (
             PARALLEL_POLICY_ROW,
-            lambda: keep(ParallelEnv(2, lambda: GymEnv(CARTPOLE))),
+            lambda: keep(ParallelEnv(2, lambda: GymEnv(CARTPOLE, categorical_action_encoding=True))),
             torch_policy(),
             frames // 2,
         ),

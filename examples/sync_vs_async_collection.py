@@ -33,14 +33,14 @@ from streamrl.envs.libs.gym import GymEnv
 
 
 class Greedy(nn.Module):
-    """argmax over a linear layer: CartPole's action (an int64 index)."""
+    """argmax over a linear layer: CartPole's action (one-hot, gym's default encoding)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.linear = nn.Linear(4, 2)
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        return self.linear(observation).argmax(-1)
+        return nn.functional.one_hot(self.linear(observation).argmax(-1), 2)
 
 
 def main(argv: list[str] | None = None) -> None:

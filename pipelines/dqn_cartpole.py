@@ -66,7 +66,7 @@ NAME = "dqn_cartpole"
 
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
-    "eval_return", "eval_return_std", "loss_value", "grad_norm", "epsilon", "policy_version",
+    "eval_return", "eval_return_std", "loss", "grad_norm", "epsilon", "policy_version",
     "batch_policy_version", "staleness", "collector_version", "eval_s",
 ]
 

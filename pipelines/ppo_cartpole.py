@@ -48,9 +48,10 @@ from torch import nn
 
 from streamrl.checkpoint import Checkpoint, CheckpointError, GlobalRNGState
 from streamrl.collectors import SyncDataCollector
+from streamrl.data import OneHot
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.graph import Graph
-from streamrl.modules import MLP, Categorical, ProbabilisticActor, ValueOperator
+from streamrl.modules import MLP, Categorical, OneHotCategorical, ProbabilisticActor, ValueOperator
 from streamrl.objectives import ClipPPOLoss
 from streamrl.ops import Learner, check_run_logger, default_run_logger, run_logger
 from streamrl.train import (
@@ -163,10 +164,13 @@ def _orthogonal_(mlp: nn.Module, last_gain: float) -> None:
 
 
 def make_models(config: PPOConfig, env: Any) -> tuple[ProbabilisticActor, ValueOperator]:
-    """A categorical actor (``observation -> logits -> action, sample_log_prob``) and a value
-    network (``observation -> state_value``), separate 2-layer tanh MLPs."""
+    """A categorical actor (``observation -> logits -> action, sample_log_prob``; one-hot
+    actions for a ``OneHot`` action spec, the gym default) and a value network
+    (``observation -> state_value``), separate 2-layer tanh MLPs."""
     obs_dim = env.observation_spec["observation"].shape[-1]
     action_spec = env.action_spec
+    for _ in env.batch_size:  # the spec of one env: the actor runs on any number of rows
+        action_spec = action_spec[0]
     n_actions = getattr(action_spec, "n", None)
     if n_actions is None:
         raise ValueError(
@@ -182,9 +186,10 @@ def make_models(config: PPOConfig, env: Any) -> tuple[ProbabilisticActor, ValueO
     actor = ProbabilisticActor(
         TensorDictModule(policy_net, in_keys=["observation"], out_keys=["logits"]),
         in_keys=["logits"],
-        distribution_class=Categorical,
+        distribution_class=OneHotCategorical if isinstance(action_spec, OneHot) else Categorical,
         return_log_prob=True,
         spec=action_spec,
+        safe=True,  # one-hot samples are float; the env takes the spec's integer dtype
     )
     critic = ValueOperator(value_net, in_keys=["observation"])
     return actor, critic
@@ -196,8 +201,8 @@ def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module) -> ClipPPO
         actor, critic,
         clip_epsilon=config.clip_epsilon,
         entropy_bonus=config.entropy_coef > 0,
-        entropy_coef=config.entropy_coef,
-        critic_coef=config.value_coef,
+        entropy_coeff=config.entropy_coef,
+        critic_coeff=config.value_coef,
         loss_critic_type="l2",
         normalize_advantage=config.normalize_advantage,
     )

@@ -190,7 +190,7 @@ def _build(config: SACConfig, run_dir: Path | None, progress: bool,
             actor(probe.reset())
     finally:
         probe.close()
-    loss = SACLoss(actor, qvalue, alpha_init=config.alpha_init)
+    loss = SACLoss(actor, qvalue, alpha_init=config.alpha_init, loss_function="l2")
     loss.make_value_estimator(gamma=config.gamma)
     # one optimizer: the actor, critic and temperature losses touch disjoint parameters
     optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)

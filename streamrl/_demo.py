@@ -36,7 +36,8 @@ class SoftmaxPolicy(nn.Module):
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         logits = self.logits(td.get("observation"))
-        td.set("action", torch.distributions.Categorical(logits=logits).sample())
+        index = torch.distributions.Categorical(logits=logits).sample()
+        td.set("action", nn.functional.one_hot(index, 2))  # gym's default: one-hot actions
         return td
 
 

@@ -35,6 +35,8 @@ def _resolve_space(action_space: str | None, spec: Any, action_key) -> tuple[str
         )
     if action_space is None:
         action_space = inferred or "one_hot"
+    if action_space == "one-hot":  # TorchRL accepts both spellings
+        action_space = "one_hot"
     if action_space not in _SPACES:
         raise ValueError(f"action_space must be one of {_SPACES}, got {action_space!r}")
     if inferred is not None and inferred != action_space:
@@ -52,8 +54,8 @@ class QValueModule(TensorDictModuleBase):
     is False are never chosen.
 
     Args:
-        action_space: ``"one_hot"`` or ``"categorical"``; inferred from ``spec`` if given
-            (default ``"one_hot"``).
+        action_space: ``"one_hot"`` (or ``"one-hot"``) or ``"categorical"``; inferred from
+            ``spec`` if given (default ``"one_hot"``).
         spec: the action spec (``OneHot`` / ``Categorical``); the action takes its dtype.
         action_value_key, action_mask_key, out_keys: key names.
 

@@ -3,6 +3,13 @@
 >>> from streamrl.objectives import DDPGLoss, SoftUpdate, ValueEstimators
 """
 
+from streamrl.objectives._utils import (
+    distance_loss,
+    hold_out_net,
+    hold_out_params,
+    next_state_value,
+    total_loss,
+)
 from streamrl.objectives.a2c import A2CLoss
 from streamrl.objectives.common import LossModule
 from streamrl.objectives.ddpg import DDPGLoss
@@ -13,7 +20,6 @@ from streamrl.objectives.reinforce import ReinforceLoss
 from streamrl.objectives.sac import SACLoss
 from streamrl.objectives.target_updaters import HardUpdate, SoftUpdate, TargetNetUpdater
 from streamrl.objectives.td3 import TD3Loss
-from streamrl.objectives.utils import distance_loss, total_loss
 from streamrl.objectives.value import (
     GAE,
     TD0Estimator,
@@ -21,6 +27,7 @@ from streamrl.objectives.value import (
     TDLambdaEstimator,
     ValueEstimatorBase,
     ValueEstimators,
+    default_value_kwargs,
 )
 
 __all__ = [
@@ -43,6 +50,10 @@ __all__ = [
     "TargetNetUpdater",
     "ValueEstimatorBase",
     "ValueEstimators",
+    "default_value_kwargs",
     "distance_loss",
+    "hold_out_net",
+    "hold_out_params",
+    "next_state_value",
     "total_loss",
 ]

@@ -11,8 +11,8 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
+from streamrl.objectives._utils import check_loss_function, distance_loss, sum_trailing
 from streamrl.objectives.common import LossModule, _NetworkCaller
-from streamrl.objectives.utils import check_loss_function, distance_loss, sum_trailing
 from streamrl.objectives.value.common import ValueEstimators
 
 
@@ -53,21 +53,35 @@ class OnPolicyLoss(LossModule):
         critic_network: nn.Module | None,
         *,
         entropy_bonus: bool,
-        entropy_coef: float,
-        critic_coef: float,
+        entropy_coeff: float,
+        critic_coeff: float | None,
         loss_critic_type: str,
         normalize_advantage: bool,
     ) -> None:
         super().__init__()
         self.loss_critic_type = check_loss_function(loss_critic_type)
         self.entropy_bonus = entropy_bonus
-        self.entropy_coef = float(entropy_coef)
-        self.critic_coef = float(critic_coef)
+        self.entropy_coeff = float(entropy_coeff)
+        self.critic_coeff = None if critic_coeff is None else float(critic_coeff)
         self.normalize_advantage = normalize_advantage
         self.has_critic = critic_network is not None
         self.register_network("actor_network", actor_network)
         if critic_network is not None:
             self.register_network("critic_network", critic_network)
+
+    @property
+    def entropy_coef(self) -> float:
+        """The older spelling of :attr:`entropy_coeff`."""
+        return self.entropy_coeff
+
+    @property
+    def critic_coef(self) -> float | None:
+        """The older spelling of :attr:`critic_coeff`."""
+        return self.critic_coeff
+
+    @property
+    def _critic_loss_on(self) -> bool:
+        return self.has_critic and self.critic_coeff is not None
 
     def _estimator_value_network(self) -> Callable[[TensorDictBase], Any] | None:
         return _NetworkCaller(self, "critic_network") if self.has_critic else None
@@ -162,12 +176,14 @@ class OnPolicyLoss(LossModule):
         ent = self.entropy(dist, td.batch_dims)
         out = {"entropy": ent.detach().mean()}
         if self.entropy_bonus:
-            out["loss_entropy"] = -self.entropy_coef * ent.mean()
+            out["loss_entropy"] = -self.entropy_coeff * ent.mean()
         return out
 
     # ------------------------------------------------------------ critic
-    def critic_loss(self, td: TensorDictBase, clip_value: float | None = None) -> Tensor:
-        """``critic_coef * mean d(V(s), value_target)``, optionally with value clipping."""
+    def critic_loss(self, td: TensorDictBase, clip_value: float | None = None
+                    ) -> tuple[Tensor, Tensor]:
+        """``critic_coeff * mean d(V(s), value_target)`` (optionally with value clipping) and
+        the explained variance ``1 - Var(target - V) / Var(target)`` (detached)."""
         target = self._get(td, "value_target").detach()
         old_value = None
         if clip_value is not None:
@@ -183,4 +199,43 @@ class OnPolicyLoss(LossModule):
         if old_value is not None:
             clipped = old_value + (value - old_value).clamp(-clip_value, clip_value)
             loss = torch.maximum(loss, distance_loss(clipped, target, self.loss_critic_type))
-        return self.critic_coef * loss.mean()
+        coeff = 1.0 if self.critic_coeff is None else self.critic_coeff
+        with torch.no_grad():
+            explained = 1 - (target - value).var(unbiased=False) / target.var(
+                unbiased=False).clamp_min(1e-8)
+        return coeff * loss.mean(), explained
+
+
+def resolve_coeffs(owner: str, entropy_coeff: float | None, entropy_coef: float | None,
+                   critic_coeff: Any, critic_coef: Any) -> tuple[float, float | None]:
+    """TorchRL 0.14's ``entropy_coeff``/``critic_coeff`` and the older ``*_coef`` spellings.
+
+    Giving both spellings of one coefficient is an error; ``entropy_coeff=None`` means 0.01
+    and ``critic_coeff=None`` leaves the critic loss out.
+    """
+    if entropy_coef is not None:
+        if entropy_coeff is not None:
+            raise ValueError(
+                f"{owner}: give entropy_coeff or its older spelling entropy_coef, not both "
+                f"(found {entropy_coeff} and {entropy_coef})"
+            )
+        entropy_coeff = entropy_coef
+    if critic_coef is not None:
+        if critic_coeff is not _UNSET:
+            raise ValueError(
+                f"{owner}: give critic_coeff or its older spelling critic_coef, not both "
+                f"(found {critic_coeff} and {critic_coef})"
+            )
+        critic_coeff = critic_coef
+    if critic_coeff is _UNSET:
+        critic_coeff = 1.0
+    return (0.01 if entropy_coeff is None else float(entropy_coeff)), critic_coeff
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "1.0"
+
+
+#: marks "not given" for critic_coeff, whose None means "no critic loss"
+_UNSET: Any = _Unset()

@@ -28,7 +28,11 @@ from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
 from streamrl._warnings import StreamRLWarning
-from streamrl.objectives.value.common import ValueEstimatorBase, ValueEstimators
+from streamrl.objectives.value.common import (
+    ValueEstimatorBase,
+    ValueEstimators,
+    default_value_kwargs,
+)
 from streamrl.objectives.value.estimators import make_estimator
 
 __all__ = ["TD_KEYS", "LossModule"]
@@ -40,6 +44,11 @@ TD_KEYS: dict[str, str] = {
     "done": "done",
     "terminated": "terminated",
 }
+
+
+def _has_uninitialized(module: nn.Module) -> bool:
+    return any(isinstance(p, nn.parameter.UninitializedParameter)
+               for p in module.parameters())
 
 
 def _reset_copy(module: nn.Module) -> bool:
@@ -97,6 +106,12 @@ class LossModule(nn.Module):
     Keys are renamed with :meth:`set_keys` (for example ``loss.set_keys(reward="r")``); the
     value estimator follows. Missing input keys raise a ``KeyError`` that names the key and
     the loss.
+
+    Networks with lazy layers (``nn.LazyLinear``...) are accepted: the loss initialises them
+    on its first call, by running them on the input, and only then creates their target
+    and ensemble copies. A single network shares its parameters with the module given, so
+    an optimizer built before that call sees them initialised; for ensembles
+    (``num_qvalue_nets``) build the optimizer after the first call.
     """
 
     default_keys: ClassVar[dict[str, NestedKey]] = {}
@@ -115,6 +130,10 @@ class LossModule(nn.Module):
         self._templates: dict[str, nn.Module] = {}
         self._target_names: list[str] = []
         self._value_estimator: ValueEstimatorBase | None = None
+        self.value_type: ValueEstimators | type | None = None
+        # lazy networks waiting for their first input: name -> (module, num_copies, target)
+        self._lazy: dict[str, tuple[nn.Module, int | None, bool]] = {}
+        self._lazy_hook: Any = None
 
     # ------------------------------------------------------------------ keys
     @property
@@ -181,11 +200,22 @@ class LossModule(nn.Module):
         """
         if not isinstance(module, nn.Module):
             raise TypeError(f"{name} must be an nn.Module, found {type(module).__name__}")
+        if num_copies is not None and (not isinstance(num_copies, int) or num_copies < 1):
+            raise ValueError(f"num_copies must be a positive int, found {num_copies!r}")
+        if _has_uninitialized(module):
+            # copies and targets need shapes: wait for the first input (see the class doc)
+            self._lazy[name] = (module, num_copies, create_target)
+            if self._lazy_hook is None:  # only lazy losses pay for a pre-forward hook
+                self._lazy_hook = self.register_forward_pre_hook(_materialize_hook)
+            setattr(self, f"{name}_params", TensorDict.from_module(module, as_module=True))
+            self._templates[name] = module
+            if create_target and name not in self._target_names:
+                self._target_names.append(name)
+            return
+        self._lazy.pop(name, None)
         if num_copies is None:
             params = TensorDict.from_module(module, as_module=True)
         else:
-            if not isinstance(num_copies, int) or num_copies < 1:
-                raise ValueError(f"num_copies must be a positive int, found {num_copies!r}")
             copies = [module]
             for _ in range(num_copies - 1):
                 clone = copy.deepcopy(module)
@@ -209,6 +239,50 @@ class LossModule(nn.Module):
             setattr(self, f"target_{name}_params", target)
             if name not in self._target_names:
                 self._target_names.append(name)
+
+    def convert_to_functional(
+        self,
+        module: nn.Module,
+        module_name: str,
+        expand_dim: int | None = None,
+        create_target_params: bool = False,
+    ) -> None:
+        """TorchRL's name for :meth:`register_network`.
+
+        ``expand_dim`` is ``num_copies`` (copy 0 keeps the module's weights, the others are
+        re-initialised) and ``create_target_params`` is ``create_target``: the parameters
+        live at ``loss.<module_name>_params`` and the targets at
+        ``loss.target_<module_name>_params``.
+
+        >>> loss = LossModule()
+        >>> loss.convert_to_functional(nn.Linear(2, 2), "value_network", create_target_params=True)
+        >>> loss.target_value_network_params["weight"].shape
+        torch.Size([2, 2])
+        """
+        self.register_network(module_name, module, num_copies=expand_dim,
+                              create_target=create_target_params)
+
+    def materialize_lazy(self, tensordict: TensorDictBase) -> None:
+        """Initialise the lazy networks by running them on ``tensordict`` (done on the first
+        call; call it yourself to build an optimizer over every parameter before that)."""
+        for name, (module, num_copies, create_target) in list(self._lazy.items()):
+            with torch.no_grad():
+                try:
+                    module(tensordict.copy())
+                except KeyError as err:
+                    raise KeyError(
+                        f"{type(self).__name__}: could not run the lazy network {name} to "
+                        f"initialise it ({err.args[0]})"
+                    ) from err
+            if _has_uninitialized(module):
+                raise ValueError(
+                    f"{type(self).__name__}: {name} still has uninitialised parameters after a "
+                    "call; initialise its lazy layers before building the loss"
+                )
+            self.register_network(name, module, num_copies=num_copies, create_target=create_target)
+        if not self._lazy and self._lazy_hook is not None:
+            self._lazy_hook.remove()
+            self._lazy_hook = None
 
     @property
     def target_network_names(self) -> tuple[str, ...]:
@@ -291,29 +365,57 @@ class LossModule(nn.Module):
         return "state_value"
 
     def make_value_estimator(
-        self, value_type: ValueEstimators | str | None = None, **hyperparams: Any
+        self, value_type: ValueEstimators | str | type | ValueEstimatorBase | None = None,
+        **hyperparams: Any,
     ) -> LossModule:
-        """Build the value estimator (``gamma`` defaults to 0.99, ``lmbda`` to 0.95).
+        """Build the value estimator; returns ``self``.
 
-        >>> # loss.make_value_estimator(ValueEstimators.TDLambda, gamma=0.99, lmbda=0.9)
+        ``value_type`` is a :class:`ValueEstimators` member (or its name; default: the loss's
+        ``default_value_estimator``), with ``hyperparams`` completing
+        :func:`~streamrl.objectives.utils.default_value_kwargs`; or a
+        :class:`~streamrl.objectives.value.ValueEstimatorBase` subclass, built with
+        ``hyperparams`` (and the loss's value network unless one is given); or an estimator
+        instance, used as it is. In every case the loss's keys are applied to it.
+
+        >>> from streamrl.modules import QValueActor
+        >>> from streamrl.objectives import DQNLoss
+        >>> loss = DQNLoss(QValueActor(nn.Linear(4, 2), action_space="one_hot"))
+        >>> loss.make_value_estimator(ValueEstimators.TD0, gamma=0.9).value_estimator.gamma
+        0.9
         """
-        if value_type is None:
-            value_type = self.default_value_estimator
-        if value_type is None:
-            raise ValueError(f"{type(self).__name__} does not use a value estimator")
-        if isinstance(value_type, str):
-            value_type = _parse_value_type(value_type)
-        if value_type not in self.supported_value_estimators:
-            raise ValueError(
-                f"{type(self).__name__} supports value estimators "
-                f"{[v.name for v in self.supported_value_estimators]}, found {value_type!r}"
+        if isinstance(value_type, ValueEstimatorBase):
+            estimator = value_type
+            self.value_type = type(value_type)
+            if hyperparams:
+                raise ValueError(
+                    "make_value_estimator got an estimator instance and hyperparameters "
+                    f"{sorted(hyperparams)}; set them on the instance instead"
+                )
+        elif isinstance(value_type, type):
+            if not issubclass(value_type, ValueEstimatorBase):
+                raise TypeError(
+                    f"value_type must be a ValueEstimatorBase subclass, found {value_type.__name__}"
+                )
+            hyperparams.setdefault("value_network", self._estimator_value_network())
+            estimator = value_type(**hyperparams)
+            self.value_type = value_type
+        else:
+            if value_type is None:
+                value_type = self.default_value_estimator
+            if value_type is None:
+                raise ValueError(f"{type(self).__name__} does not use a value estimator")
+            if isinstance(value_type, str):
+                value_type = _parse_value_type(value_type)
+            if value_type not in self.supported_value_estimators:
+                raise ValueError(
+                    f"{type(self).__name__} supports value estimators "
+                    f"{[v.name for v in self.supported_value_estimators]}, found {value_type!r}"
+                )
+            hyperparams = {**default_value_kwargs(value_type), **hyperparams}
+            estimator = make_estimator(
+                value_type, value_network=self._estimator_value_network(), **hyperparams
             )
-        hyperparams.setdefault("gamma", 0.99)
-        if value_type in (ValueEstimators.TDLambda, ValueEstimators.GAE):
-            hyperparams.setdefault("lmbda", 0.95)
-        estimator = make_estimator(
-            value_type, value_network=self._estimator_value_network(), **hyperparams
-        )
+            self.value_type = value_type
         estimator.set_keys(value=self._estimator_value_key())
         self._value_estimator = estimator
         self._sync_estimator_keys()
@@ -329,6 +431,11 @@ class LossModule(nn.Module):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the losses; subclasses implement it."""
         raise NotImplementedError
+
+
+def _materialize_hook(loss: LossModule, args: tuple) -> None:
+    if loss._lazy and args and isinstance(args[0], TensorDictBase):
+        loss.materialize_lazy(args[0])
 
 
 class _NetworkCaller:

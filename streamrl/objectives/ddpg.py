@@ -7,8 +7,8 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torch import nn
 
+from streamrl.objectives._utils import check_loss_function, distance_loss, to_batch_shape
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.utils import check_loss_function, distance_loss, to_batch_shape
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DDPGLoss"]

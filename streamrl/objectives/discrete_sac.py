@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.sac import EntropyCoefficient
-from streamrl.objectives.utils import (
+from streamrl.data.specs import Categorical, OneHot
+from streamrl.objectives._utils import (
     action_to_index,
     check_action_space,
     check_loss_function,
     distance_loss,
 )
+from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.sac import EntropyCoefficient
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DiscreteSACLoss"]
@@ -34,6 +36,13 @@ class DiscreteSACLoss(LossModule):
     - ``loss_alpha = -mean(log_alpha * (target_entropy - H(p)))``.
 
     ``target_entropy="auto"`` is ``target_entropy_weight * log(num_actions)``.
+
+    ``action_space`` is the layout of the input's action: ``"one_hot"``/``"one-hot"``,
+    ``"categorical"``, or a ``OneHot``/``Categorical`` spec (which also gives
+    ``num_actions``); by default it is read from each action's shape and dtype.
+
+    Output: ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, and the detached diagnostics
+    ``alpha``, ``entropy`` and ``td_error``.
     """
 
     default_keys = {
@@ -48,9 +57,10 @@ class DiscreteSACLoss(LossModule):
         actor_network: nn.Module,
         qvalue_network: nn.Module,
         *,
-        num_actions: int,
+        action_space: Any = None,
+        num_actions: int | None = None,
         num_qvalue_nets: int = 2,
-        loss_function: str = "l2",
+        loss_function: str = "smooth_l1",
         alpha_init: float = 1.0,
         min_alpha: float | None = None,
         max_alpha: float | None = None,
@@ -58,14 +68,23 @@ class DiscreteSACLoss(LossModule):
         target_entropy_weight: float = 0.98,
         target_entropy: float | str = "auto",
         delay_qvalue: bool = True,
-        action_space: str | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(action_space, (OneHot, Categorical)):
+            if num_actions is not None and num_actions != action_space.n:
+                raise ValueError(
+                    f"DiscreteSACLoss: num_actions={num_actions} but the action_space spec has "
+                    f"{action_space.n} actions"
+                )
+            num_actions = int(action_space.n)
         if not isinstance(num_actions, int) or num_actions < 2:
-            raise ValueError(f"num_actions must be an int >= 2, found {num_actions!r}")
+            raise ValueError(
+                "DiscreteSACLoss needs num_actions (an int >= 2) or a OneHot/Categorical "
+                f"action_space spec, found num_actions={num_actions!r}"
+            )
         self.num_actions = num_actions
         self.loss_function = check_loss_function(loss_function)
-        self.action_space = check_action_space(action_space)
+        self.action_space = check_action_space(action_space, "DiscreteSACLoss")
         if target_entropy == "auto":
             target_entropy = target_entropy_weight * math.log(num_actions)
         if not isinstance(target_entropy, (int, float)):

@@ -2,35 +2,55 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModule, TensorDictModuleBase
 from torch import Tensor, nn
 
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.utils import (
+from streamrl.objectives._utils import (
+    action_space_of,
     action_to_index,
     check_action_space,
     check_loss_function,
     distance_loss,
 )
+from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DQNLoss"]
-
-
 
 class DQNLoss(LossModule):
     """DQN loss: ``loss = d(Q(s, a), r + gamma * (1 - terminated) * max_a' Q'(s', a'))``.
 
     ``value_network`` maps the observation to ``action_value`` (one value per action,
-    shape ``[*batch, n_actions]``). With ``delay_value=True`` (default) the bootstrap uses
+    shape ``[*batch, n_actions]``); a plain ``nn.Module`` (not a TensorDict module) is
+    wrapped to read ``observation`` and write ``action_value``. With ``delay_value=True`` (default) the bootstrap uses
     target parameters (update them with :class:`SoftUpdate`/:class:`HardUpdate`); with
     ``double_dqn=True`` the live network picks ``a' = argmax Q(s', .)`` and the target network
-    values it. The action in the input is a one-hot vector (``[*batch, n_actions]``) or an
-    index (``[*batch]`` or ``[*batch, 1]``, integer dtype); ``action_space`` forces one
-    reading when the shape is ambiguous. ``td_error`` is written into the input.
+    values it. ``td_error`` is written into the input.
 
-    Output: ``loss_value`` (TorchRL calls it ``loss``), ``pred_value``, ``target_value``, ``td_error``.
+    ``action_space`` says how the input's action is laid out: ``"one_hot"`` (or
+    ``"one-hot"``, or a ``OneHot`` spec) for ``[*batch, n_actions]`` vectors, ``"categorical"``
+    (or a ``Categorical`` spec) for indices ``[*batch]`` or ``[*batch, 1]``. When not given it
+    is taken from ``value_network`` when that is a :class:`~streamrl.modules.QValueActor`,
+    else read from each action's shape and dtype.
+
+    Output: ``loss`` (the value to backpropagate), and the detached diagnostics
+    ``pred_value``, ``target_value`` and ``td_error``.
+
+    >>> from tensordict import TensorDict
+    >>> from streamrl.modules import QValueActor
+    >>> loss = DQNLoss(QValueActor(nn.Linear(4, 2), action_space="one_hot"))
+    >>> loss.action_space
+    'one_hot'
+    >>> td = TensorDict({"observation": torch.randn(5, 4),
+    ...                  "action": torch.eye(2, dtype=torch.long)[torch.tensor([0, 1, 1, 0, 1])],
+    ...                  "next": {"observation": torch.randn(5, 4), "reward": torch.ones(5, 1),
+    ...                           "done": torch.zeros(5, 1, dtype=torch.bool)}}, [5])
+    >>> loss(td)["loss"].shape
+    torch.Size([])
     """
 
     default_keys = {
@@ -47,16 +67,32 @@ class DQNLoss(LossModule):
         loss_function: str = "l2",
         delay_value: bool = True,
         double_dqn: bool = False,
-        action_space: str | None = None,
+        action_space: Any = None,
     ) -> None:
         super().__init__()
-        check_action_space(action_space)
+        if not isinstance(value_network, nn.Module):
+            raise TypeError(
+                f"DQNLoss: value_network must be an nn.Module, found {type(value_network).__name__}"
+            )
+        action_space = check_action_space(action_space, "DQNLoss")
+        declared = action_space_of(value_network)
+        if action_space is None:
+            action_space = declared
+        elif declared is not None and declared != action_space:
+            raise ValueError(
+                f"DQNLoss: action_space={action_space!r} but the value network's QValueActor "
+                f"uses {declared!r}"
+            )
         if double_dqn and not delay_value:
             raise ValueError("double_dqn=True needs delay_value=True (a separate target network)")
         self.loss_function = check_loss_function(loss_function)
         self.delay_value = delay_value
         self.double_dqn = double_dqn
         self.action_space = action_space
+        if not isinstance(value_network, TensorDictModuleBase):
+            value_network = TensorDictModule(
+                value_network, in_keys=["observation"], out_keys=[self._keys["action_value"]]
+            )
         self.register_network("value_network", value_network, create_target=delay_value)
 
     def _action_values(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
@@ -108,4 +144,4 @@ class DQNLoss(LossModule):
         pred_b, target_b = pred.detach().squeeze(-1), target.squeeze(-1)
         td_error = (pred_b - target_b).abs()
         tensordict.set(self._keys["priority"], td_error)
-        return _output(loss_value=loss, pred_value=pred_b, target_value=target_b, td_error=td_error)
+        return _output(loss=loss, pred_value=pred_b, target_value=target_b, td_error=td_error)

@@ -7,9 +7,9 @@ from tensordict import TensorDictBase
 from torch import Tensor, nn
 from torch.distributions import kl_divergence
 
-from streamrl.objectives._actor_critic import OnPolicyLoss
+from streamrl.objectives._actor_critic import _UNSET, OnPolicyLoss, resolve_coeffs
+from streamrl.objectives._utils import sum_trailing
 from streamrl.objectives.common import _output
-from streamrl.objectives.utils import sum_trailing
 
 __all__ = ["ClipPPOLoss", "KLPENPPOLoss"]
 
@@ -21,17 +21,19 @@ class _PPOBase(OnPolicyLoss):
         critic_network: nn.Module | None,
         *,
         entropy_bonus: bool,
-        entropy_coef: float,
-        critic_coef: float,
+        entropy_coeff: float,
+        critic_coeff: float | None,
         loss_critic_type: str,
         normalize_advantage: bool,
         clip_value: float | None,
+        log_explained_variance: bool,
     ) -> None:
         super().__init__(
             actor_network, critic_network, entropy_bonus=entropy_bonus,
-            entropy_coef=entropy_coef, critic_coef=critic_coef,
+            entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
             loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
         )
+        self.log_explained_variance = log_explained_variance
         if clip_value is not None and not clip_value > 0:
             raise ValueError(f"clip_value must be > 0 or None, found {clip_value}")
         self.clip_value = clip_value
@@ -44,11 +46,15 @@ class _PPOBase(OnPolicyLoss):
     def _common(self, td: TensorDictBase, dist: torch.distributions.Distribution,
                 log_weight: Tensor) -> dict[str, Tensor]:
         out = self.entropy_terms(dist, td)
-        if self.has_critic:
-            out["loss_critic"] = self.critic_loss(td, self.clip_value)
+        if self._critic_loss_on:
+            out["loss_critic"], explained = self.critic_loss(td, self.clip_value)
+            if self.log_explained_variance:
+                out["explained_variance"] = explained
         with torch.no_grad():
             weight = log_weight.exp()
             out["ESS"] = weight.sum().pow(2) / weight.pow(2).sum() / weight.numel()
+            out["max_ratio"] = weight.max()
+            out["mean_ratio"] = weight.mean()
             # k3 estimator of KL(old || new): unbiased and non-negative
             out["kl_approx"] = (weight - 1 - log_weight).mean()
         return out
@@ -57,12 +63,17 @@ class _PPOBase(OnPolicyLoss):
 class ClipPPOLoss(_PPOBase):
     """Clipped PPO: ``loss_objective = -mean min(w * A, clip(w, 1 - eps, 1 + eps) * A)``.
 
-    ``w = exp(log pi(a|s) - sample_log_prob)``. Adds ``loss_entropy = -entropy_coef * H``
-    (``entropy_bonus``) and ``loss_critic = critic_coef * d(V(s), value_target)``, with value
-    clipping to ``state_value +- clip_value`` when ``clip_value`` is set (the input's
-    ``state_value`` is the old prediction). ``normalize_advantage`` standardises the
-    advantage over the batch. Diagnostics: ``entropy``, ``clip_fraction``, ``kl_approx``,
-    ``ESS``.
+    ``w = exp(log pi(a|s) - sample_log_prob)``. Adds ``loss_entropy = -entropy_coeff * H``
+    (``entropy_bonus``; ``entropy_coeff=None`` means 0.01) and
+    ``loss_critic = critic_coeff * d(V(s), value_target)`` (``critic_coeff=None`` leaves it
+    out), with value clipping to ``state_value +- clip_value`` when ``clip_value`` is set
+    (the input's ``state_value`` is the old prediction). ``normalize_advantage``
+    standardises the advantage over the batch. ``entropy_coef``/``critic_coef`` are the
+    older spellings (give one of each pair).
+
+    Diagnostics: ``entropy``, ``clip_fraction``, ``kl_approx``, ``ESS``, ``max_ratio`` and
+    ``mean_ratio`` (of ``w``), and ``explained_variance`` of the critic
+    (``log_explained_variance``).
     """
 
     def __init__(
@@ -72,17 +83,23 @@ class ClipPPOLoss(_PPOBase):
         *,
         clip_epsilon: float = 0.2,
         entropy_bonus: bool = True,
-        entropy_coef: float = 0.01,
-        critic_coef: float = 1.0,
+        entropy_coeff: float | None = None,
+        critic_coeff: float | None = _UNSET,
         loss_critic_type: str = "smooth_l1",
         normalize_advantage: bool = False,
         clip_value: float | None = None,
+        log_explained_variance: bool = True,
+        entropy_coef: float | None = None,
+        critic_coef: float | None = None,
     ) -> None:
+        entropy_coeff, critic_coeff = resolve_coeffs(
+            type(self).__name__, entropy_coeff, entropy_coef, critic_coeff, critic_coef
+        )
         super().__init__(
             actor_network, critic_network, entropy_bonus=entropy_bonus,
-            entropy_coef=entropy_coef, critic_coef=critic_coef,
+            entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
             loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
-            clip_value=clip_value,
+            clip_value=clip_value, log_explained_variance=log_explained_variance,
         )
         if not 0 < clip_epsilon < 1:
             raise ValueError(f"clip_epsilon must be in (0, 1), found {clip_epsilon}")
@@ -110,7 +127,8 @@ class KLPENPPOLoss(_PPOBase):
     when torch knows it for the pair; otherwise (or when the parameters are absent) it is
     estimated from the stored actions, ``mean(sample_log_prob - log pi(a|s))``. After each
     call ``beta`` is multiplied by ``increment`` when the KL exceeds ``1.5 * dtarg`` and by
-    ``decrement`` when it is below ``dtarg / 1.5``.
+    ``decrement`` when it is below ``dtarg / 1.5``. Coefficients and diagnostics as in
+    :class:`ClipPPOLoss`, plus ``kl`` and ``beta`` (the coefficient this call used).
     """
 
     def __init__(
@@ -123,17 +141,23 @@ class KLPENPPOLoss(_PPOBase):
         increment: float = 2.0,
         decrement: float = 0.5,
         entropy_bonus: bool = True,
-        entropy_coef: float = 0.01,
-        critic_coef: float = 1.0,
+        entropy_coeff: float | None = None,
+        critic_coeff: float | None = _UNSET,
         loss_critic_type: str = "smooth_l1",
         normalize_advantage: bool = False,
         clip_value: float | None = None,
+        log_explained_variance: bool = True,
+        entropy_coef: float | None = None,
+        critic_coef: float | None = None,
     ) -> None:
+        entropy_coeff, critic_coeff = resolve_coeffs(
+            type(self).__name__, entropy_coeff, entropy_coef, critic_coeff, critic_coef
+        )
         super().__init__(
             actor_network, critic_network, entropy_bonus=entropy_bonus,
-            entropy_coef=entropy_coef, critic_coef=critic_coef,
+            entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
             loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
-            clip_value=clip_value,
+            clip_value=clip_value, log_explained_variance=log_explained_variance,
         )
         if dtarg <= 0 or increment < 1 or not 0 < decrement <= 1:
             raise ValueError(

@@ -32,8 +32,8 @@ class ReinforceLoss(OnPolicyLoss):
         normalize_advantage: bool = False,
     ) -> None:
         super().__init__(
-            actor_network, critic_network, entropy_bonus=False, entropy_coef=0.0,
-            critic_coef=1.0, loss_critic_type=loss_critic_type,
+            actor_network, critic_network, entropy_bonus=False, entropy_coeff=0.0,
+            critic_coeff=1.0, loss_critic_type=loss_critic_type,
             normalize_advantage=normalize_advantage,
         )
 
@@ -43,5 +43,5 @@ class ReinforceLoss(OnPolicyLoss):
         _, log_prob = self.log_prob(tensordict)
         out = {"loss_actor": -(log_prob * advantage).mean()}
         if self.has_critic:
-            out["loss_value"] = self.critic_loss(tensordict)
+            out["loss_value"] = self.critic_loss(tensordict)[0]
         return _output(**out)

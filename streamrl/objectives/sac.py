@@ -8,8 +8,8 @@ import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 
+from streamrl.objectives._utils import check_loss_function, distance_loss, sum_trailing
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.utils import check_loss_function, distance_loss, sum_trailing
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["SACLoss"]
@@ -95,7 +95,7 @@ class SACLoss(LossModule):
         qvalue_network: nn.Module,
         *,
         num_qvalue_nets: int = 2,
-        loss_function: str = "l2",
+        loss_function: str = "smooth_l1",
         alpha_init: float = 1.0,
         min_alpha: float | None = None,
         max_alpha: float | None = None,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 
+from streamrl.data.specs import Bounded, Composite
+from streamrl.objectives._utils import check_loss_function, distance_loss
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.utils import check_loss_function, distance_loss
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["TD3Loss"]
@@ -19,6 +22,32 @@ def _bound(name: str, value: float | Tensor) -> Tensor:
     if isinstance(value, Tensor):
         return value.detach().clone().float()
     raise TypeError(f"{name} must be a float or a tensor, found {type(value).__name__}")
+
+
+def _resolve_bounds(action_spec: Any, bounds: Any, low: Any, high: Any) -> tuple[Any, Any]:
+    given = [name for name, v in (("action_spec", action_spec), ("bounds", bounds),
+                                  ("action_low/action_high", low if low is not None else high))
+             if v is not None]
+    if len(given) != 1:
+        raise ValueError(
+            "TD3Loss needs the action bounds from exactly one of action_spec, bounds or "
+            f"action_low/action_high; found {given or 'none'}"
+        )
+    if action_spec is not None:
+        if isinstance(action_spec, Composite):
+            action_spec = action_spec["action"]
+        if not isinstance(action_spec, Bounded):
+            raise TypeError(
+                f"TD3Loss: action_spec must be a Bounded spec, found {type(action_spec).__name__}"
+            )
+        return action_spec.low, action_spec.high
+    if bounds is not None:
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise ValueError(f"TD3Loss: bounds must be a (low, high) pair, found {bounds!r}")
+        return bounds[0], bounds[1]
+    if low is None or high is None:
+        raise ValueError("TD3Loss: give both action_low and action_high")
+    return low, high
 
 
 class TD3Loss(LossModule):
@@ -35,8 +64,15 @@ class TD3Loss(LossModule):
     e.g. ``if step % 2 == 0: (out["loss_actor"]).backward(); actor_optim.step()``. Keeping the
     schedule out of the loss keeps every call's output complete and the loss stateless.
 
-    ``action_low``/``action_high`` are floats or tensors of the action's shape. ``td_error``
-    (max over critics) is written into the input.
+    The action bounds come from ``action_spec`` (a bounded spec, or a ``Composite`` holding
+    one at ``"action"``), ``bounds=(low, high)``, or ``action_low``/``action_high`` (floats or
+    tensors of the action's shape): exactly one of the three. ``td_error`` (max over
+    critics) is written into the input.
+
+    Output: ``loss_actor``, ``loss_qvalue``, and the detached diagnostics ``pred_value``
+    (``[num_qvalue_nets, *batch]``), ``state_action_value_actor`` (the critics on the
+    policy's action, same shape), ``next_state_value`` and ``target_value`` (``batch``),
+    ``td_error``.
     """
 
     default_keys = {
@@ -51,12 +87,14 @@ class TD3Loss(LossModule):
         actor_network: nn.Module,
         qvalue_network: nn.Module,
         *,
-        action_low: float | Tensor,
-        action_high: float | Tensor,
+        action_spec: Any = None,
+        bounds: tuple[float | Tensor, float | Tensor] | None = None,
+        action_low: float | Tensor | None = None,
+        action_high: float | Tensor | None = None,
         num_qvalue_nets: int = 2,
         policy_noise: float = 0.2,
         noise_clip: float = 0.5,
-        loss_function: str = "l2",
+        loss_function: str = "smooth_l1",
         delay_actor: bool = True,
         delay_qvalue: bool = True,
     ) -> None:
@@ -70,6 +108,7 @@ class TD3Loss(LossModule):
         self.noise_clip = float(noise_clip)
         self.delay_actor = delay_actor
         self.delay_qvalue = delay_qvalue
+        action_low, action_high = _resolve_bounds(action_spec, bounds, action_low, action_high)
         low, high = _bound("action_low", action_low), _bound("action_high", action_high)
         if (low > high).any():
             raise ValueError(f"action_low must be <= action_high, found {low} and {high}")
@@ -101,6 +140,9 @@ class TD3Loss(LossModule):
 
     def target_value(self, td: TensorDictBase) -> Tensor:
         """The clipped double-Q target for every transition of ``td`` (no gradient)."""
+        return self._target_and_next_value(td)[0]
+
+    def _target_and_next_value(self, td: TensorDictBase) -> tuple[Tensor, Tensor]:
         self._require(td, self._next_key("reward"), self._next_key("done"))
         with torch.no_grad():
             next_td = td.get("next")
@@ -111,7 +153,7 @@ class TD3Loss(LossModule):
             ).min(0).values
             work = td.copy()
             work.set(("next", "state_value"), next_q)
-            return self.value_estimator.value_estimate(work)
+            return self.value_estimator.value_estimate(work), next_q
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor and critic losses; writes ``td_error`` into ``tensordict``."""
@@ -121,7 +163,7 @@ class TD3Loss(LossModule):
             tensordict, policy_action, self.network_params("qvalue_network", detach=True)
         )
         loss_actor = -q_actor[0].mean()
-        target = self.target_value(tensordict)
+        target, next_value = self._target_and_next_value(tensordict)
         pred = self._qvalues(tensordict, action, self.network_params("qvalue_network"))
         if pred.shape[1:] != target.shape:
             raise ValueError(
@@ -132,10 +174,14 @@ class TD3Loss(LossModule):
         loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
         td_error = (pred.detach() - target).abs().max(0).values.reshape(tensordict.batch_size)
         tensordict.set(self._keys["priority"], td_error)
+        batch = tensordict.batch_size
+        n = pred.shape[0]
         return _output(
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,
-            pred_value=pred.detach().mean(0).reshape(tensordict.batch_size),
-            target_value=target.reshape(tensordict.batch_size),
+            pred_value=pred.detach().reshape(n, *batch),
+            state_action_value_actor=q_actor.detach().reshape(n, *batch),
+            next_state_value=next_value.reshape(batch),
+            target_value=target.reshape(batch),
             td_error=td_error,
         )

@@ -11,7 +11,7 @@ from streamrl.envs import GymEnv, SerialEnv
 
 
 def cartpole():
-    return GymEnv("CartPole-v1")
+    return GymEnv("CartPole-v1", categorical_action_encoding=True)  # index actions
 
 
 def test_split_by_traj_ids_pads_and_masks():

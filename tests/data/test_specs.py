@@ -202,12 +202,14 @@ def test_gym_space_conversion():
     assert torch.equal(box.high, torch.full((2,), 2.0))
     inf = spec_from_gym_space(gym.spaces.Box(-np.inf, np.inf, (3,), np.float64))
     assert isinstance(inf, Unbounded) and inf.dtype == torch.float64
-    assert isinstance(spec_from_gym_space(gym.spaces.Discrete(4)), Categorical)
-    oh = spec_from_gym_space(gym.spaces.Discrete(4), categorical_action_encoding=False)
+    # one-hot by default (TorchRL's default), indices on request
+    oh = spec_from_gym_space(gym.spaces.Discrete(4))
     assert isinstance(oh, OneHot) and oh.shape == (4,)
-    md = spec_from_gym_space(gym.spaces.MultiDiscrete([2, 5]))
+    cat = spec_from_gym_space(gym.spaces.Discrete(4), categorical_action_encoding=True)
+    assert isinstance(cat, Categorical)
+    md = spec_from_gym_space(gym.spaces.MultiDiscrete([2, 5]), True)
     assert isinstance(md, MultiCategorical) and md.nvec.tolist() == [2, 5]
-    assert isinstance(spec_from_gym_space(gym.spaces.MultiDiscrete([2, 5]), False), MultiOneHot)
+    assert isinstance(spec_from_gym_space(gym.spaces.MultiDiscrete([2, 5])), MultiOneHot)
     mb = spec_from_gym_space(gym.spaces.MultiBinary(3))
     assert isinstance(mb, Binary) and mb.shape == (3,)
     d = spec_from_gym_space(

@@ -64,7 +64,7 @@ class CountingEnv(EnvBase):
 
 
 def make_cartpole():
-    return GymEnv("CartPole-v1")
+    return GymEnv("CartPole-v1", categorical_action_encoding=True)  # index actions
 
 
 class TestSerialContract(EnvContractTests):

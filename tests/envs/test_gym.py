@@ -76,15 +76,16 @@ def test_wrapper_of_made_env_matches_gymenv():
     assert (ra == rb).all()
 
 
-def test_values_match_raw_gymnasium():
-    env = GymEnv("CartPole-v1")
+@pytest.mark.parametrize("categorical", [False, True])
+def test_values_match_raw_gymnasium(categorical):
+    env = GymEnv("CartPole-v1", categorical_action_encoding=categorical)
     env.set_seed(1)
     td = env.reset()
     raw = gym.make("CartPole-v1")
     obs, _ = raw.reset(seed=1)
     np.testing.assert_array_equal(td["observation"].numpy(), obs)
     for a in [0, 1, 1, 0, 1]:
-        td["action"] = torch.tensor(a)
+        td["action"] = torch.tensor(a) if categorical else torch.eye(2, dtype=torch.long)[a]
         td = env.step(td)
         obs, r, term, _, _ = raw.step(a)
         np.testing.assert_array_equal(td["next", "observation"].numpy(), obs)
@@ -96,7 +97,7 @@ def test_values_match_raw_gymnasium():
 def test_terminated_vs_truncated():
     env = GymEnv("CartPole-v1", max_episode_steps=5)
     env.set_seed(0)
-    td = env.rollout(10, policy=lambda td: td.set("action", torch.tensor(0)))
+    td = env.rollout(10, policy=lambda td: td.set("action", torch.tensor([1, 0])))
     # pushing left forever terminates (pole falls) or truncates at 5 steps
     last = td[-1]["next"]
     assert last["done"].item()
@@ -110,10 +111,12 @@ def test_terminated_vs_truncated():
 
 
 def test_discrete_action_encodings():
-    cat = GymEnv("CartPole-v1")
-    assert isinstance(cat.action_spec, Categorical) and cat.action_spec.shape == ()
-    oh = GymEnv("CartPole-v1", categorical_action_encoding=False)
+    # one-hot by default, as in TorchRL
+    oh = GymEnv("CartPole-v1")
     assert isinstance(oh.action_spec, OneHot) and oh.action_spec.shape == (2,)
+    assert oh.rollout(3)["action"].sum(-1).eq(1).all()
+    cat = GymEnv("CartPole-v1", categorical_action_encoding=True)
+    assert isinstance(cat.action_spec, Categorical) and cat.action_spec.shape == ()
     cat.set_seed(0)
     oh.set_seed(0)
     tc, to = cat.reset(), oh.reset()
@@ -206,7 +209,7 @@ def test_bad_input_errors():
         env.step(env.reset())
     with pytest.raises(ValueError, match="batch_size"):
         env.step(TensorDict({"action": torch.zeros(2, 1)}, [2]))
-    cart = GymEnv("CartPole-v1")
+    cart = GymEnv("CartPole-v1", categorical_action_encoding=True)
     td = cart.reset()
     td["action"] = torch.tensor(2)
     with pytest.raises(ValueError, match="out of the action spec"):
@@ -325,19 +328,17 @@ def test_dict_and_tuple_observations():
 
 
 def test_action_space_offsets_and_multi_actions():
-    start = GymWrapper(SpacesEnv(gym.spaces.Discrete(3, start=5)))
+    start = GymWrapper(SpacesEnv(gym.spaces.Discrete(3, start=5)), categorical_action_encoding=True)
     td = start.reset()
     td["action"] = torch.tensor(2)
     start.step(td)
     assert start._env.received == [7]
-    onehot = GymWrapper(
-        SpacesEnv(gym.spaces.Discrete(3, start=-1)), categorical_action_encoding=False
-    )
+    onehot = GymWrapper(SpacesEnv(gym.spaces.Discrete(3, start=-1)))
     td = onehot.reset()
     td["action"] = torch.tensor([0, 0, 1])
     onehot.step(td)
     assert onehot._env.received == [1]
-    multi = GymWrapper(SpacesEnv(gym.spaces.MultiDiscrete([2, 4])))
+    multi = GymWrapper(SpacesEnv(gym.spaces.MultiDiscrete([2, 4])), categorical_action_encoding=True)
     td = multi.reset()
     td["action"] = torch.tensor([1, 3])
     multi.step(td)

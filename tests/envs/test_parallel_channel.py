@@ -47,7 +47,7 @@ class FailingEnv(EnvBase):
 
 
 def cartpole():
-    return GymEnv("CartPole-v1")
+    return GymEnv("CartPole-v1", categorical_action_encoding=True)  # index actions
 
 
 def script(env) -> list:

@@ -15,7 +15,7 @@ from streamrl.envs.libs.gym import GymEnv
 
 
 def cartpole():
-    return GymEnv("CartPole-v1")
+    return GymEnv("CartPole-v1", categorical_action_encoding=True)  # index actions
 
 
 class _Argmax(nn.Module):

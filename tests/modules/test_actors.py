@@ -261,14 +261,17 @@ def test_tanh_module_bounds_and_gradient():
         TanhModule("x")(TensorDict({}, [1]))
 
 
-def test_qvalue_actor_with_a_batched_env_spec():
+@pytest.mark.parametrize("categorical", [False, True])
+def test_qvalue_actor_with_a_batched_env_spec(categorical):
     from streamrl.envs import SerialEnv
     from streamrl.envs.libs.gym import GymEnv
 
-    env = SerialEnv(1, lambda: GymEnv("CartPole-v1"))
+    env = SerialEnv(1, lambda: GymEnv("CartPole-v1", categorical_action_encoding=categorical))
     actor = QValueActor(MLP(out_features=2, num_cells=[8]), in_keys=["observation"],
                         spec=env.action_spec)
+    assert actor.action_space == ("categorical" if categorical else "one_hot")
     td = actor(env.reset())
-    assert td["action"].shape == env.action_spec.shape == (1,)
+    assert td["action"].shape == env.action_spec.shape == ((1,) if categorical else (1, 2))
+    assert env.action_spec.is_in(td["action"])
     env.step(td)  # accepted by the env
     env.close()

@@ -201,7 +201,7 @@ def test_dqn_matches_hand_computation(one_hot, double):
             nv = q_next_target.max(-1, keepdim=True).values
         target = td["next", "reward"] + 0.9 * (~td["next", "terminated"]).float() * nv
         pred = q.gather(-1, idx.unsqueeze(-1))
-    torch.testing.assert_close(out["loss_value"], ((pred - target) ** 2).mean())
+    torch.testing.assert_close(out["loss"], ((pred - target) ** 2).mean())
     torch.testing.assert_close(out["target_value"], target.squeeze(-1))
     torch.testing.assert_close(td["td_error"], (pred - target).abs().squeeze(-1))
 
@@ -209,7 +209,7 @@ def test_dqn_matches_hand_computation(one_hot, double):
 def test_dqn_gradients_and_targets():
     loss, net = _dqn()
     td, _ = _discrete()
-    loss(td)["loss_value"].backward()
+    loss(td)["loss"].backward()
     assert net.weight.grad is not None
     for t in loss.target_value_network_params.values(True, True):
         assert t.grad is None and not t.requires_grad

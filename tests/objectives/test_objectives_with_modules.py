@@ -102,4 +102,4 @@ def test_sac_and_dqn_accept_streamrl_modules():
     with torch.no_grad():
         qactor(td)  # writes a one-hot (integer) action
     out = DQNLoss(qactor)(td)
-    assert torch.isfinite(out["loss_value"])
+    assert torch.isfinite(out["loss"])

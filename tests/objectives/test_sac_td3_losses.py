@@ -70,7 +70,7 @@ def _grad_targets(loss, out_key, out):
 def test_sac_matches_hand_computation():
     torch.manual_seed(0)
     actor_net, actor = _gaussian_actor()
-    loss = SACLoss(actor, _qnet(), alpha_init=0.5)
+    loss = SACLoss(actor, _qnet(), alpha_init=0.5, loss_function="l2")
     loss.make_value_estimator(gamma=0.9)
     with torch.no_grad():
         loss.target_qvalue_network_params["module", "l", "bias"].add_(torch.tensor([[1.0], [-2.0]]))
@@ -154,7 +154,8 @@ def test_td3_matches_hand_computation():
     torch.manual_seed(0)
     actor_net = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
     actor = TensorDictModule(actor_net, in_keys=["observation"], out_keys=["action"])
-    loss = TD3Loss(actor, _qnet(), action_low=-0.5, action_high=0.5, policy_noise=0.3,
+    loss = TD3Loss(actor, _qnet(), action_low=-0.5, action_high=0.5, loss_function="l2",
+                   policy_noise=0.3,
                    noise_clip=0.2)
     loss.make_value_estimator(gamma=0.8)
     with torch.no_grad():
@@ -206,7 +207,8 @@ def test_discrete_sac_matches_hand_computation():
                                       distribution_class=Categorical),
     )
     qnet = TensorDictModule(nn.Linear(3, 4), in_keys=["observation"], out_keys=["action_value"])
-    loss = DiscreteSACLoss(actor, qnet, num_actions=4, alpha_init=0.3)
+    loss = DiscreteSACLoss(actor, qnet, num_actions=4, alpha_init=0.3,
+                           loss_function="l2")
     loss.make_value_estimator(gamma=0.9)
     td = _data()
     td["action"] = torch.tensor([0, 1, 2, 3, 1])

@@ -55,7 +55,7 @@ pytestmark = pytest.mark.timeout(60)
 # Module-level functions and classes, so that a process placement can pickle them.
 
 def cartpole() -> GymEnv:
-    return GymEnv("CartPole-v1")
+    return GymEnv("CartPole-v1", categorical_action_encoding=True)  # index actions
 
 
 def two_cartpoles() -> SerialEnv:

@@ -38,7 +38,7 @@ class ConstantPolicy(nn.Module):
 
 
 def make_envs(n=3):
-    return SerialEnv(n, functools.partial(GymEnv, "CartPole-v1"))
+    return SerialEnv(n, functools.partial(GymEnv, "CartPole-v1", categorical_action_encoding=True))
 
 
 def build(total_frames, frames_per_batch, env_placement="inline", policy=None):

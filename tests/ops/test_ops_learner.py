@@ -282,7 +282,7 @@ def constant_policy(td):
 
 
 def eval_env():
-    return SerialEnv(3, lambda: GymEnv("CartPole-v1"))
+    return SerialEnv(3, lambda: GymEnv("CartPole-v1", categorical_action_encoding=True))
 
 
 def test_evaluator_runs_on_interval_crossings_and_at_the_end():
@@ -309,7 +309,7 @@ def test_evaluator_with_policy_weights_reports_the_version():
     net = nn.Linear(4, 2)
     from streamrl.modules import QValueActor
 
-    actor = QValueActor(net, spec=GymEnv("CartPole-v1").action_spec)
+    actor = QValueActor(net, spec=GymEnv("CartPole-v1", categorical_action_encoding=True).action_spec)
     weights = PolicyWeights(actor)
     weights.publish(actor)
     ev = Evaluator(eval_env, weights, interval=1)

@@ -17,7 +17,7 @@ from streamrl.ops._trajectories import TrajectoryIds
 
 
 def cartpole():
-    return GymEnv("CartPole-v1")
+    return GymEnv("CartPole-v1", categorical_action_encoding=True)  # index actions
 
 
 def pendulum():

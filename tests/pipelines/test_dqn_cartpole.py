@@ -46,7 +46,7 @@ def test_tiny_inline_run_drains_and_writes_its_files(tmp_path):
     assert "bottleneck" in result.report and "learner" in result.report
 
     rows = read_metrics(tmp_path)
-    learner_rows = [r for r in rows if r.get("loss_value") is not None]
+    learner_rows = [r for r in rows if r.get("loss") is not None]
     assert learner_rows[-1]["updates"] == result.updates
     assert all(r["staleness"] >= 0 and r["policy_version"] >= 1 for r in learner_rows)
     assert all(0.04 - 1e-6 <= r["epsilon"] <= 1.0 for r in learner_rows)

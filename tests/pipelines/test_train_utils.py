@@ -144,7 +144,7 @@ def _always(action: int):
 
 
 def test_evaluate_episodes_one_episode_per_env():
-    env = SerialEnv(5, lambda: GymEnv("CartPole-v1"))
+    env = SerialEnv(5, lambda: GymEnv("CartPole-v1", categorical_action_encoding=True))
     try:
         returns = evaluate_episodes(env, _always(0), seed=3)
         assert returns.shape == (5,)
@@ -158,7 +158,7 @@ def test_evaluate_episodes_one_episode_per_env():
 
 
 def test_evaluate_episodes_counts_only_the_first_episode():
-    env = SerialEnv(2, lambda: GymEnv("CartPole-v1"))
+    env = SerialEnv(2, lambda: GymEnv("CartPole-v1", categorical_action_encoding=True))
     calls = []
 
     def policy(td):  # env 0 topples fast, env 1 survives longer by alternating
@@ -232,7 +232,7 @@ def test_config_checks_name_the_class_field_and_value():
 
 
 def test_evaluate_episodes_unbatched_env():
-    env = GymEnv("CartPole-v1")
+    env = GymEnv("CartPole-v1", categorical_action_encoding=True)
     try:
         returns = evaluate_episodes(env, _always(1), seed=5)
         assert returns.shape == (1,) and 5 <= returns.item() <= 15

@@ -16,19 +16,21 @@ __all__ = ["spec_from_gym_space"]
 
 
 def spec_from_gym_space(
-    space: Any, categorical_action_encoding: bool = True, device: Any = None
+    space: Any, categorical_action_encoding: bool = False, device: Any = None
 ) -> TensorSpec | Composite:
     """Convert a gymnasium space to a spec.
 
     Box -> :class:`Bounded` (:class:`Unbounded` when every bound is infinite); Discrete ->
-    :class:`Categorical` (or :class:`OneHot` when ``categorical_action_encoding`` is False);
-    MultiDiscrete -> :class:`MultiCategorical` (or :class:`MultiOneHot`); MultiBinary ->
+    :class:`OneHot` (or :class:`Categorical` when ``categorical_action_encoding`` is True);
+    MultiDiscrete -> :class:`MultiOneHot` (or :class:`MultiCategorical`); MultiBinary ->
     :class:`Binary`; Dict -> :class:`Composite`; Tuple -> :class:`Composite` with keys
     ``"0"``, ``"1"``, ... A Discrete/MultiDiscrete ``start`` offset is not represented: the
     spec counts from 0 (:class:`~streamrl.envs.libs.gym.GymWrapper` adds the offset back).
 
     >>> import gymnasium as gym
-    >>> spec_from_gym_space(gym.spaces.Discrete(3))
+    >>> spec_from_gym_space(gym.spaces.Discrete(3)).shape
+    torch.Size([3])
+    >>> spec_from_gym_space(gym.spaces.Discrete(3), categorical_action_encoding=True)
     Categorical(
         shape=torch.Size([]),
         space=DiscreteBox(n=3),

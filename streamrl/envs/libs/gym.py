@@ -95,8 +95,9 @@ class GymWrapper(EnvBase):
 
     Args:
         env: a ``gymnasium.Env``.
-        categorical_action_encoding: Discrete/MultiDiscrete actions as indices
-            (:class:`Categorical`, the default) or as one-hot vectors (False).
+        categorical_action_encoding: Discrete/MultiDiscrete actions as one-hot vectors
+            (:class:`OneHot`, the default, as in TorchRL) or as indices (True,
+            :class:`Categorical`). Discrete observations are indices either way.
         from_pixels: add ``"pixels"`` (uint8 ``[H, W, 3]`` from ``env.render()``; the env
             must use ``render_mode="rgb_array"``).
         pixels_only: with ``from_pixels``, drop the state observation.
@@ -118,7 +119,7 @@ class GymWrapper(EnvBase):
     def __init__(
         self,
         env: Any,
-        categorical_action_encoding: bool = True,
+        categorical_action_encoding: bool = False,
         from_pixels: bool = False,
         pixels_only: bool = True,
         frame_skip: int = 1,
@@ -378,7 +379,7 @@ class GymEnv(GymWrapper):
     def __init__(
         self,
         env_name: str,
-        categorical_action_encoding: bool = True,
+        categorical_action_encoding: bool = False,
         from_pixels: bool = False,
         pixels_only: bool = True,
         frame_skip: int = 1,

@@ -1,6 +1,10 @@
 """Value estimators: TD(0), TD(1), TD(lambda), GAE, as functions and as tensordict modules."""
 
-from streamrl.objectives.value.common import ValueEstimatorBase, ValueEstimators
+from streamrl.objectives.value.common import (
+    ValueEstimatorBase,
+    ValueEstimators,
+    default_value_kwargs,
+)
 from streamrl.objectives.value.estimators import (
     GAE,
     TD0Estimator,
@@ -24,6 +28,7 @@ __all__ = [
     "TDLambdaEstimator",
     "ValueEstimatorBase",
     "ValueEstimators",
+    "default_value_kwargs",
     "generalized_advantage_estimate",
     "make_estimator",
     "reverse_linear_scan",

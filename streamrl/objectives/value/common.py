@@ -11,7 +11,7 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
-__all__ = ["ValueEstimatorBase", "ValueEstimators"]
+__all__ = ["ValueEstimatorBase", "ValueEstimators", "default_value_kwargs"]
 
 
 class ValueEstimators(enum.Enum):
@@ -21,6 +21,35 @@ class ValueEstimators(enum.Enum):
     TD1 = "TD(1)"
     TDLambda = "TD(lambda)"
     GAE = "GAE"
+
+
+def default_value_kwargs(value_type: ValueEstimators | str) -> dict[str, Any]:
+    """The hyperparameters ``make_value_estimator`` uses for ``value_type`` unless told.
+
+    ``gamma=0.99`` for all, ``lmbda=0.95`` for TD(lambda) and GAE, and ``differentiable=True``
+    (the value network is called with gradients enabled; the losses pass it detached
+    parameters, so no gradient reaches the critic through the targets).
+
+    >>> default_value_kwargs(ValueEstimators.TDLambda)
+    {'gamma': 0.99, 'lmbda': 0.95, 'differentiable': True}
+    """
+    if isinstance(value_type, str):
+        found = [v for v in ValueEstimators if value_type in (v.name, v.value)]
+        if not found:
+            raise ValueError(
+                f"unknown value estimator {value_type!r}; expected one of "
+                f"{[v.name for v in ValueEstimators]}"
+            )
+        value_type = found[0]
+    if not isinstance(value_type, ValueEstimators):
+        raise TypeError(
+            f"value_type must be a ValueEstimators member, found {type(value_type).__name__}"
+        )
+    kwargs: dict[str, Any] = {"gamma": 0.99}
+    if value_type in (ValueEstimators.TDLambda, ValueEstimators.GAE):
+        kwargs["lmbda"] = 0.95
+    kwargs["differentiable"] = True
+    return kwargs
 
 
 def _missing(key: NestedKey, owner: str, hint: str = "") -> KeyError:
