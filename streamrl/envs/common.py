@@ -322,13 +322,25 @@ class EnvBase:
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
         raise NotImplementedError
 
-    def _check_action(self, action: Any, spec: TensorSpec | None = None) -> None:
+    def _check_action(self, action: Any, spec: TensorSpec | None = None) -> torch.Tensor:
+        """Check ``action`` against ``spec`` and return it, cast to the spec's dtype when a
+        discrete action comes as a float tensor of whole numbers (what torch's one-hot and
+        categorical distributions sample); anything else of another dtype is refused."""
         if spec is None:
             spec = self.action_spec
         if not isinstance(action, torch.Tensor):
             raise TypeError(f"action: expected a torch.Tensor, found {type(action).__name__}")
         if action.dtype != spec.dtype:
-            raise TypeError(f"action: expected dtype {spec.dtype}, found {action.dtype}")
+            if not (action.is_floating_point() and spec.domain != "continuous"
+                    and not spec.dtype.is_floating_point):
+                raise TypeError(f"action: expected dtype {spec.dtype}, found {action.dtype}")
+            cast = action.to(spec.dtype)
+            if not torch.equal(cast.to(action.dtype), action):
+                raise TypeError(
+                    f"action: expected dtype {spec.dtype}, found {action.dtype} with values "
+                    "that are not whole numbers"
+                )
+            action = cast
         if action.shape != spec.shape:
             raise ValueError(f"action: expected shape {spec.shape}, found {action.shape}")
         if spec.domain == "continuous" and not self.strict_action_bounds:
@@ -339,9 +351,10 @@ class EnvBase:
             )
             if not finite:
                 raise ValueError(f"action holds non-finite values: {action}")
-            return
+            return action
         if not spec._values_ok(action):
             raise ValueError(f"action out of the action spec's space {spec._space_str()}: {action}")
+        return action
 
     def step(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Apply ``tensordict["action"]``; writes ``tensordict["next"]`` and returns it.
@@ -359,7 +372,10 @@ class EnvBase:
                     raise KeyError(
                         f"step: missing action key {key!r}; found keys {list(tensordict.keys())}"
                     )
-            self._check_action(tensordict.get(keys[0]), spec)
+            given = tensordict.get(keys[0])
+            action = self._check_action(given, spec)
+            if action is not given:  # a float one-hot/index action: the env runs its cast
+                tensordict.set(keys[0], action)
         preset = tensordict.get("next", None)
         next_td = self._step(tensordict)
         if self.device is not None and next_td.device != self.device:

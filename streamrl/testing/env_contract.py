@@ -64,11 +64,17 @@ def check_step(env: Any) -> None:
 
 
 def check_bad_actions(env: Any) -> None:
-    """A wrong action dtype gives TypeError, a wrong shape gives ValueError."""
+    """A wrong action dtype gives TypeError, a wrong shape gives ValueError.
+
+    (A discrete action given as whole-valued floats, what torch's distributions sample, is
+    accepted and cast; one with fractional values is the wrong dtype.)"""
     td = env.reset()
     action = env.action_spec.rand()
-    wrong = torch.float64 if action.dtype != torch.float64 else torch.float32
-    td.set("action", action.to(wrong))
+    if action.is_floating_point():
+        wrong = action.to(torch.float64 if action.dtype != torch.float64 else torch.float32)
+    else:
+        wrong = action.to(torch.float32) + 0.5
+    td.set("action", wrong)
     try:
         env.step(td)
     except TypeError:

@@ -247,7 +247,9 @@ class TransformedEnv(EnvBase):
                 # a misconfigured transform fails here rather than deep inside the env.
                 action = td_in.get(self.base_env.action_key, None)
                 if action is not None:
-                    self.base_env._check_action(action)
+                    checked = self.base_env._check_action(action)
+                    if checked is not action:
+                        td_in.set(self.base_env.action_key, checked)
         else:
             td_in = tensordict
         next_td = self.base_env._step(td_in)
