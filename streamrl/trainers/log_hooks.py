@@ -99,7 +99,7 @@ class CountFramesLog(TrainerHookBase):
 
     def __call__(self, batch: TensorDictBase) -> dict[str, Any]:
         mask = batch.get(MASK_KEY, None)
-        frames = int(mask.sum()) if mask is not None else batch.numel()
+        frames = int(mask.sum()) if mask is not None else batch.batch_size.numel()
         self.frame_count += frames * self.frame_skip
         return {"n_frames": self.frame_count, "log_pbar": self.log_pbar}
 

@@ -109,7 +109,7 @@ class ReplayBufferTrainer(TrainerHookBase):
             if any(padding):
                 batch = pad(batch, padding)
         self.replay_buffer.extend(batch)
-        self.write_count += batch.numel()
+        self.write_count += batch.batch_size.numel()
 
     def sample(self, batch: TensorDictBase | None = None) -> TensorDictBase:
         """A sample from the buffer (the collected ``batch`` is not used)."""

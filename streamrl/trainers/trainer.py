@@ -536,7 +536,7 @@ class Trainer:
 
     def _frames_in(self, batch: TensorDictBase) -> int:
         mask = batch.get(("collector", "mask"), None)
-        n = int(mask.sum()) if mask is not None else batch.numel()
+        n = int(mask.sum()) if mask is not None else batch.batch_size.numel()
         return n * self.frame_skip
 
     def __repr__(self) -> str:
