@@ -115,12 +115,14 @@ class LRSchedulerHook(TrainerHookBase):
     """
 
     def __init__(self, scheduler: Any, interval: str = "batch") -> None:
-        if not (callable(getattr(scheduler, "step", None))
-                and callable(getattr(scheduler, "state_dict", None))):
+        if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
             raise TypeError(
-                f"scheduler must be a torch LRScheduler (step() and state_dict()), found "
+                f"scheduler must be a torch.optim.lr_scheduler.LRScheduler, found "
                 f"{type(scheduler).__name__}"
             )
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            raise TypeError("ReduceLROnPlateau steps on a metric; LRSchedulerHook calls step() "
+                            "with none")
         if interval not in _INTERVALS:
             raise ValueError(f"interval must be one of {list(_INTERVALS)}, found {interval!r}")
         self.scheduler = scheduler

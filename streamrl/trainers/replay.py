@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase, pad
+from tensordict import TensorDictBase
 
 from streamrl.trainers._checks import check_name, check_trainer, positive_int
 from streamrl.trainers.hook_base import TrainerHookBase
@@ -26,13 +26,14 @@ class ReplayBufferTrainer(TrainerHookBase):
         replay_buffer: a :mod:`streamrl.data` replay buffer.
         batch_size: rows per sample (``None``: the buffer's own ``batch_size``).
         device: move samples to this device.
-        flatten_tensordicts: store the batch's valid steps as rows (``("collector", "mask")``
-            when present, else all of ``[*batch]`` flattened).
-        max_dims: without flattening, pad each batch dim up to this size (``-1``: leave the
-            dim as it is), so batches of varying shapes stack in the buffer.
+        flatten_tensordicts: store only the batch's valid steps (``("collector", "mask")``),
+            flattened; otherwise the batch is passed as it is (streamrl's storages flatten the
+            batch dims themselves, row-major).
         iterate: draw samples by iterating over the buffer instead of calling ``sample``.
 
-    :attr:`write_count` counts the rows written through the hook.
+    :attr:`write_count` counts the rows written through the hook. TorchRL's ``max_dims``
+    (padding batches to one shape) and ``memmap`` are not accepted: streamrl's storages store
+    rows, so padding would store fake steps.
 
     >>> from tensordict import TensorDict
     >>> from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
@@ -49,7 +50,6 @@ class ReplayBufferTrainer(TrainerHookBase):
         batch_size: int | None = None,
         device: Any = None,
         flatten_tensordicts: bool = False,
-        max_dims: Sequence[int] | None = None,
         iterate: bool = False,
     ) -> None:
         if not (callable(getattr(replay_buffer, "extend", None))
@@ -67,14 +67,6 @@ class ReplayBufferTrainer(TrainerHookBase):
         if not isinstance(flatten_tensordicts, bool) or not isinstance(iterate, bool):
             raise TypeError("flatten_tensordicts and iterate must be bools, found "
                             f"{flatten_tensordicts!r} and {iterate!r}")
-        if max_dims is not None:
-            if flatten_tensordicts:
-                raise ValueError("max_dims pads unflattened batches; it cannot be combined with "
-                                 "flatten_tensordicts=True")
-            max_dims = tuple(max_dims)
-            if not max_dims or not all(isinstance(d, int) and (d == -1 or d > 0)
-                                       for d in max_dims):
-                raise ValueError(f"max_dims must be positive ints or -1, found {max_dims!r}")
         if iterate and batch_size is not None and batch_size != replay_buffer.batch_size:
             raise ValueError(
                 f"iterate=True samples the buffer's own batch_size ({replay_buffer.batch_size}); "
@@ -84,7 +76,6 @@ class ReplayBufferTrainer(TrainerHookBase):
         self.batch_size = batch_size
         self.device = None if device is None else torch.device(device)
         self.flatten_tensordicts = flatten_tensordicts
-        self.max_dims = max_dims
         self.iterate = iterate
         self.write_count = 0
         self._iterator: Iterator[Any] | None = None
@@ -96,18 +87,6 @@ class ReplayBufferTrainer(TrainerHookBase):
         if self.flatten_tensordicts:
             mask = batch.get(MASK_KEY, None)
             batch = batch[mask] if mask is not None else batch.reshape(-1)
-        elif self.max_dims is not None:
-            if len(self.max_dims) != batch.batch_dims:
-                raise ValueError(f"max_dims has {len(self.max_dims)} dims, the batch "
-                                 f"{batch.batch_dims} (shape {tuple(batch.shape)})")
-            padding: list[int] = []
-            for size, max_size in zip(batch.shape, self.max_dims, strict=True):
-                if max_size != -1 and size > max_size:
-                    raise ValueError(f"batch shape {tuple(batch.shape)} exceeds max_dims "
-                                     f"{self.max_dims}")
-                padding += [0, 0 if max_size == -1 else max_size - size]
-            if any(padding):
-                batch = pad(batch, padding)
         self.replay_buffer.extend(batch)
         self.write_count += batch.batch_size.numel()
 
