@@ -351,3 +351,20 @@ def test_an_empty_batch_counts_no_frames(make_trainer):
     trainer.register_op("process_optim_batch", lambda batch: None)
     trainer.train()
     assert trainer.collected_frames == 0 and trainer.optim_count == 0
+
+
+def test_tensorboard_logger_receives_the_scalars(make_trainer, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from streamrl.record import TensorboardLogger
+
+    logger = TensorboardLogger(exp_name="run", log_dir=str(tmp_path))
+    trainer = make_trainer(n_batches=3, logger=logger, log_interval=8)
+    CountFramesLog().register(trainer)
+    trainer.train()
+    logger.close()
+    acc = EventAccumulator(str(tmp_path / "run"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("n_frames")] == [(8, 8), (16, 16), (24, 24)]
+    assert [e.value for e in acc.Scalars("optim_steps")] == [2, 4, 6]
