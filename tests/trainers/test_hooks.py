@@ -523,3 +523,27 @@ def test_clear_cuda_cache_every_interval(bare_trainer, monkeypatch, tmp_path):
     assert fresh.count == 5
     with pytest.raises(ValueError, match="interval"):
         ClearCudaCache(0)
+
+
+def test_update_weights_reaches_the_workers_of_a_multiprocess_collector():
+    from streamrl.collectors import MultiSyncCollector
+    from streamrl.modules import MLP, Actor, ValueOperator
+
+    actor = Actor(MLP(in_features=3, out_features=1, num_cells=[8]))
+    value = ValueOperator(MLP(in_features=4, out_features=1, num_cells=[8]),
+                          in_keys=["observation", "action"])
+    collector = MultiSyncCollector([lambda: GymEnv("Pendulum-v1")] * 2, actor,
+                                   frames_per_batch=40, total_frames=160)
+    loss = DDPGLoss(actor, value)
+    trainer = Trainer(collector=collector, total_frames=160, frame_skip=1,
+                      optim_steps_per_batch=2, loss_module=loss,
+                      optimizer=torch.optim.Adam(loss.parameters()), progress_bar=False)
+    ReplayBufferTrainer(TensorDictReplayBuffer(storage=LazyTensorStorage(1000)), batch_size=16,
+                        flatten_tensordicts=True).register(trainer)
+    UpdateWeights(collector).register(trainer)
+    versions = []
+    trainer.register_op("pre_steps_log", lambda batch: versions.append(
+        batch["collector", "policy_version"].float().mean().item()))
+    trainer.train()
+    # each batch was collected with the weights published after the previous one's updates
+    assert versions == [0.0, 1.0, 2.0, 3.0]
