@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 from tensordict import TensorDictBase
-from torch import nn
 
 from streamrl.train import load_checkpoint, save_checkpoint
 from streamrl.trainers._checks import check_name, positive_int
@@ -127,7 +126,7 @@ class Trainer:
     >>> class MSE(LossModule):
     ...     def __init__(self):
     ...         super().__init__()
-    ...         self.net = nn.Linear(2, 1)
+    ...         self.net = torch.nn.Linear(2, 1)
     ...     def forward(self, td):
     ...         return TensorDict({"loss_mse": self.net(td["x"]).pow(2).mean()})
     >>> batches = [TensorDict({"x": torch.randn(8, 2)}, [8]) for _ in range(3)]
@@ -465,7 +464,8 @@ class Trainer:
         self.optim_count = int(counters["optim_count"])
         self._last_log = {str(k): int(v) for k, v in counters["last_log"].items()}
         self._last_save = int(counters["last_save"])
-        if "loss_module" in state_dict and isinstance(self.loss_module, nn.Module):
+        if "loss_module" in state_dict and callable(getattr(self.loss_module, "load_state_dict",
+                                                            None)):
             self.loss_module.load_state_dict(state_dict["loss_module"])
         if "collector" in state_dict and callable(getattr(self.collector, "load_state_dict",
                                                           None)):
