@@ -106,7 +106,12 @@ class GradientStep:
         scalars = {k: v.detach() for k, v in losses.items() if isinstance(k, str) and
                    isinstance(v, torch.Tensor) and v.numel() == 1}
         with self.lock:
-            if self.max_grad_norm is not None:
+            if self.max_grad_norm == math.inf:
+                # measuring only: the norm without the clipping pass (a multiply by one)
+                scalars["grad_norm"] = nn.utils.get_total_norm(
+                    [p.grad for p in self.params if p.grad is not None], foreach=True
+                ).detach()
+            elif self.max_grad_norm is not None:
                 scalars["grad_norm"] = nn.utils.clip_grad_norm_(
                     self.params, self.max_grad_norm, foreach=True
                 ).detach()
