@@ -18,7 +18,7 @@ _PACKAGES = sorted(
 
 
 def test_subpackages_exist():
-    for name in ["graph", "data", "envs", "modules", "objectives", "ops", "collectors"]:
+    for name in ["graph", "data", "envs", "modules", "objectives", "ops", "collectors", "trainers"]:
         assert f"streamrl.{name}" in _PACKAGES
 
 

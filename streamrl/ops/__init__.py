@@ -10,6 +10,8 @@ sources, built on :mod:`streamrl.graph` operators.
 * :class:`ReplaySink` / :class:`ReplaySource`: extend a buffer / sample from it.
 * :class:`PolicyWeights`: shared policy weights with a version counter.
 * :class:`Trigger`, :class:`StackBatches`: pace a graph from outside; zip N batches into one.
+* :class:`GradientStep`: one optimizer update from a loss's output (the arithmetic
+  :class:`Learner` and :class:`streamrl.trainers.Trainer` share).
 * :class:`Learner`, :class:`WeightSync`, :class:`Evaluator`, :class:`MetricsSink`: the learner
   side of off-policy graphs (train on sampled batches, publish weights, evaluate, log;
   :func:`evaluate_episodes` / :func:`play_episodes` and :class:`MetricsLogger` are what they use);
@@ -21,6 +23,7 @@ sources, built on :mod:`streamrl.graph` operators.
 
 from streamrl.ops.env_source import EnvSource
 from streamrl.ops.evaluator import EpisodeStats, Evaluator, evaluate_episodes, play_episodes
+from streamrl.ops.gradient_step import GradientStep
 from streamrl.ops.learner import Learner
 from streamrl.ops.metrics_logger import (
     MetricsLogger,
@@ -45,6 +48,7 @@ __all__ = [
     "EnvSource",
     "EpisodeStats",
     "Evaluator",
+    "GradientStep",
     "Learner",
     "MetricsLogger",
     "MetricsSink",

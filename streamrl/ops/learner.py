@@ -11,6 +11,7 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from streamrl.graph import Operator
+from streamrl.ops.gradient_step import GradientStep
 
 __all__ = ["Learner"]
 
@@ -116,8 +117,12 @@ class Learner(Operator):
         self.loss_keys = loss_keys
         self.priority_buffer = priority_buffer
         self.priority_key = priority_key
-        self.params = [p for g in optimizer.param_groups for p in g["params"]]
         self.lock = threading.Lock()
+        # the per-update arithmetic, shared with streamrl.trainers.OptimizerHook
+        self._gradient_step = GradientStep(
+            optimizer, loss_keys=loss_keys, max_grad_norm=max_grad_norm, lock=self.lock
+        )
+        self.params = self._gradient_step.params
         self.updates = 0
         self.batches = 0
 
@@ -160,29 +165,8 @@ class Learner(Operator):
 
     def _update(self, mb: TensorDictBase) -> dict[str, torch.Tensor]:
         out = self.loss_module(mb)
-        keys = self.loss_keys or [k for k in out.keys() if isinstance(k, str) and
-                                  k.startswith("loss")]
-        if not keys:
-            raise ValueError(
-                f"{type(self.loss_module).__name__} returned no 'loss*' entries (found "
-                f"{sorted(map(str, out.keys()))}); pass loss_keys="
-            )
-        missing = [k for k in keys if k not in out.keys()]
-        if missing:
-            raise KeyError(f"the loss output has no {missing}; it has {sorted(map(str, out.keys()))}")
-        total = sum(out.get(k) for k in keys)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        scalars = {k: v.detach() for k, v in out.items() if isinstance(k, str) and
-                   isinstance(v, torch.Tensor) and v.numel() == 1}
-        with self.lock:
-            if self.max_grad_norm is not None:
-                scalars["grad_norm"] = nn.utils.clip_grad_norm_(
-                    self.params, self.max_grad_norm, foreach=True
-                ).detach()
-            self.optimizer.step()
-            if self.target_updater is not None:
-                self.target_updater.step()
+        after = self.target_updater.step if self.target_updater is not None else None
+        scalars = self._gradient_step(out, after_step=after)
         self.updates += 1
         if self.priority_buffer is not None:
             priority = mb.get(self.priority_key, None)

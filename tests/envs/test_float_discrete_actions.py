@@ -52,6 +52,6 @@ def test_float_index_actions_and_bad_floats():
     with pytest.raises(TypeError, match="not whole numbers"):
         env.step(td)
     td["action"] = torch.tensor(True)
-    with pytest.raises(TypeError, match="expected dtype torch.int64, found torch.bool"):
+    with pytest.raises(TypeError, match=r"expected dtype torch\.int64, found torch\.bool"):
         env.step(td)
     env.close()
