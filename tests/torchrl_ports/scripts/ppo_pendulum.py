@@ -21,8 +21,8 @@ from torchrl.objectives.value import GAE
 
 torch.manual_seed(0)
 frames_per_batch = 1000
-total_frames = 6000
-num_epochs = 4
+total_frames = 3000
+num_epochs = 3
 sub_batch_size = 64
 
 env = TransformedEnv(
