@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from tensordict import TensorDictBase
 from torch import nn
 
-from streamrl.collectors._base import DataCollectorBase
+from streamrl.collectors._base import DataCollectorBase, load_weights
+from streamrl.collectors._options import CollectorOptions
 from streamrl.envs.common import EnvBase
 from streamrl.graph import Graph, Node
-from streamrl.ops import Rollout, Trigger
+from streamrl.ops import Rollout, Trigger, make_env
 
 __all__ = ["SyncDataCollector"]
 
@@ -19,18 +21,44 @@ __all__ = ["SyncDataCollector"]
 class SyncDataCollector(DataCollectorBase):
     """Collects ``[*env_batch, T]`` batches in the calling process, one per iteration.
 
-    The topology is ``Trigger -> Rollout -> (iterator)``: a batch is collected only when the
-    loop asks for the next one, with the policy object itself (no copy), so an on-policy
-    learner always trains on data from its current weights.
+    The topology is ``Trigger -> Rollout -> postproc (-> CompleteTrajectories) (->
+    ReplaySink) -> (iterator)``: a batch is collected only when the loop asks for the next
+    one, with the policy object itself (no copy), so an on-policy learner always trains on
+    data from its current weights. The env is built when the collector is (TorchRL's
+    behaviour), so :meth:`set_seed` seeds it at once.
 
     Args:
-        create_env_fn: an env or a zero-argument callable that builds one.
+        create_env_fn: an env or a callable that builds one (called with
+            ``**create_env_kwargs``).
         policy: ``td -> td`` writing the action; ``None`` takes random actions.
+
+    Keyword Args (TorchRL 0.14's names and meanings; anything else raises ``TypeError``):
         frames_per_batch: frames per batch (``T = frames_per_batch // num_envs``).
-        total_frames: frames in one pass over the collector (``-1``: endless).
-        max_frames_per_traj: truncate longer episodes (``-1``: no limit).
-        device: move batches to this device.
+        total_frames: frames in one pass over the collector (``-1``: endless); the last
+            batch is whole, so a pass yields ``ceil(total_frames / frames_per_batch)`` batches.
+        device: fills whichever of ``storing_device``, ``env_device``, ``policy_device`` is
+            not given.
+        storing_device: move the yielded batches there.
+        env_device: the env's device (the env is not moved: a mismatch is an error).
+        policy_device: the policy runs there (a module is moved; its input is cast there and
+            its output back to the env's device).
+        create_env_kwargs: keyword arguments for ``create_env_fn``.
+        max_frames_per_traj: truncate longer episodes (``None`` or negative: no limit).
+        init_random_frames: the first ``ceil(n / frames_per_batch)`` batches take random
+            actions from the env's action spec (rounded up, with a warning, as TorchRL).
+        reset_at_each_iter: reset the env before every batch (new trajectory ids).
+        reset_when_done: only ``True`` (done sub-envs are reset as they step).
+        postproc: applied to every batch (after ``split_trajs``), e.g. a MultiStep.
+        split_trajs: yield ``[n_trajs, T_max]`` zero-padded batches with a
+            ``("collector", "mask")`` (:func:`~streamrl.collectors.split_trajectories`).
         exploration_type: the exploration type the policy runs under (RANDOM by default).
+        replay_buffer: the collector extends it with every batch and yields ``None``.
+        extend_buffer: only ``True`` (whole batches are written).
+        trajs_per_batch: yield batches of exactly this many complete trajectories (padded
+            ``[n, T_max]`` with the mask); with ``replay_buffer`` every completed trajectory
+            is written flat instead.
+        traj_format: ``"padded"`` (default) or ``"cat"`` (``[sum T_i]``), with
+            ``trajs_per_batch`` only.
 
     >>> from streamrl.envs.libs.gym import GymEnv
     >>> collector = SyncDataCollector(lambda: GymEnv("CartPole-v1"), None,
@@ -42,52 +70,81 @@ class SyncDataCollector(DataCollectorBase):
 
     def __init__(
         self,
-        create_env_fn: EnvBase | Callable[[], EnvBase],
+        create_env_fn: EnvBase | Callable[..., EnvBase],
         policy: Callable[[TensorDictBase], TensorDictBase] | None = None,
-        *,
-        frames_per_batch: int,
-        total_frames: int = -1,
-        max_frames_per_traj: int = -1,
-        device: Any = None,
         **kwargs: Any,
     ):
-        super().__init__(
-            policy,
-            frames_per_batch=frames_per_batch,
-            total_frames=total_frames,
-            max_frames_per_traj=max_frames_per_traj,
-            device=device,
-            **kwargs,
-        )
+        options = CollectorOptions.parse(type(self).__name__, self._multi, kwargs)
+        super().__init__(policy, options)
         if not isinstance(create_env_fn, EnvBase) and not callable(create_env_fn):
             raise TypeError(
                 f"create_env_fn must be an env or a callable, found {type(create_env_fn).__name__}"
             )
+        if not isinstance(options.create_env_kwargs, (dict, type(None))):
+            raise TypeError(
+                f"create_env_kwargs must be a dict, found {type(options.create_env_kwargs).__name__}"
+            )
+        (env_kwargs,) = options.env_kwargs(1)
+        if isinstance(create_env_fn, EnvBase) and env_kwargs:
+            raise ValueError("create_env_kwargs needs create_env_fn to be a callable, not an env")
         self.create_env_fn = create_env_fn
+        self.env = make_env(functools.partial(create_env_fn, **env_kwargs)
+                            if env_kwargs else create_env_fn)
         self.policy_version = 0
-        self._rollout: Rollout | None = None
 
-    def _build(self) -> tuple[Graph, Node, Trigger]:
-        g = Graph("sync-collector")
-        trigger = Trigger()
-        self._rollout = Rollout(
-            self.create_env_fn,
+    def _head(self, g: Graph, gated: bool, budget: int | None) -> tuple[Node, Trigger | None]:
+        rollout = Rollout(
+            self.env,
             self.policy,
             frames_per_batch=self.frames_per_batch,
+            total_frames=budget,
             max_frames_per_traj=self.max_frames_per_traj,
             exploration_type=self.exploration_type,
-            seed=self._seed,
-            gated=True,
+            gated=gated,
+            init_random_frames=self.options.random_batches() * self.frames_per_batch,
+            reset_at_each_iter=self.reset_at_each_iter,
+            env_device=self.env_device,
+            policy_device=self.policy_device,
         )
-        self._rollout.version = self.policy_version
-        t = g.add(trigger, name="trigger", placement="thread")
-        r = g.add(self._rollout, name="rollout")
-        g.connect(t, r)
-        return g, r, trigger
+        rollout.version = self.policy_version
+        self._rollouts = [rollout]
+        r = g.add(rollout, name="rollout")
+        if not gated:
+            return r, None
+        trigger = Trigger()
+        g.connect(g.add(trigger, name="trigger", placement="thread"), r)
+        return r, trigger
 
-    def update_policy_weights_(self, policy_weights: nn.Module | None = None) -> None:
-        """The rollout uses the policy object itself, so new weights are already in use; this
-        bumps the policy version stamped on the next batches."""
+    def set_seed(self, seed: int, static_seed: bool = False) -> int:
+        """Seed the env now; returns the next seed to give another env (the env's
+        ``set_seed`` result: ``seed + num_envs``), or ``seed`` itself with ``static_seed``."""
+        out = self.env.set_seed(seed, static_seed=static_seed)
+        return seed if static_seed else out
+
+    def reset(self) -> None:
+        """Reset the env before the next batch: new episodes, with new trajectory ids (a pass
+        not yet started resets the env anyway)."""
+        for rollout in self._rollouts:
+            rollout.request_reset()
+
+    def update_policy_weights_(self, policy_or_weights: nn.Module | TensorDictBase | dict | None = None,
+                               *, worker_ids: int | list[int] | None = None) -> None:
+        """The rollout uses the policy object itself: ``policy_or_weights`` (a module, a
+        TensorDict of parameters or a state dict), when given, is copied into it. Either way
+        the policy version stamped on the next batches is bumped. ``worker_ids``: ``0`` or
+        ``None`` (one worker)."""
+        self._resolve_targets(worker_ids)
+        if policy_or_weights is not None:
+            if not isinstance(self.policy, nn.Module):
+                raise TypeError(
+                    "update_policy_weights_ got weights but the policy is not a torch module "
+                    f"({type(self.policy).__name__})"
+                )
+            load_weights(self.policy, policy_or_weights)
         self.policy_version += 1
-        if self._rollout is not None:
-            self._rollout.version = self.policy_version
+        for rollout in self._rollouts:
+            rollout.version = self.policy_version
+
+    def _close_envs(self) -> None:
+        if not self.env.is_closed:
+            self.env.close()

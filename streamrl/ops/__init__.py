@@ -19,6 +19,7 @@ sources, built on :mod:`streamrl.graph` operators.
   replay buffer; it returns an :class:`OffPolicyGraph`.
 """
 
+from streamrl.ops.complete_trajectories import CompleteTrajectories
 from streamrl.ops.env_source import EnvSource
 from streamrl.ops.evaluator import Evaluator, evaluate_episodes
 from streamrl.ops.learner import Learner
@@ -42,6 +43,7 @@ from streamrl.ops.trigger import Trigger
 from streamrl.ops.weight_sync import WeightSync
 
 __all__ = [
+    "CompleteTrajectories",
     "EnvSource",
     "Evaluator",
     "Learner",
