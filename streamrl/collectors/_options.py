@@ -75,11 +75,12 @@ class CollectorOptions:
         if "frames_per_batch" not in kwargs:
             raise TypeError(f"{owner} needs the keyword argument frames_per_batch")
         opts = cls(**kwargs)
-        opts._check(owner)
+        opts.validate()
         return opts
 
     # ------------------------------------------------------------------ checks
-    def _check(self, owner: str) -> None:
+    def validate(self) -> None:
+        """Check every value (raises ValueError/TypeError naming the argument)."""
         fpb = self.frames_per_batch
         if isinstance(fpb, bool) or not isinstance(fpb, int) or fpb < 1:
             raise ValueError(f"frames_per_batch must be a positive int, got {fpb!r}")
@@ -118,6 +119,12 @@ class CollectorOptions:
         self._check_trajs()
         self.device = as_device(self.device, "device")
         self.storing_device = as_device(self.storing_device, "storing_device")
+        for name in ("env_device", "policy_device"):  # one device, or one per worker
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                setattr(self, name, [as_device(v, name) for v in value])
+            else:
+                setattr(self, name, as_device(value, name))
         ckw = self.create_env_kwargs
         if ckw is not None and not isinstance(ckw, (dict, list, tuple)):
             raise TypeError(f"create_env_kwargs must be a dict (or one per worker), found {ckw!r}")
