@@ -508,3 +508,28 @@ def test_shutdown_closes_the_env_unless_asked_not_to():
     c = SyncDataCollector(env, None, frames_per_batch=5, total_frames=5)
     c.shutdown()
     assert env.is_closed
+
+
+def test_torchrl_docstring_example_runs_unchanged():
+    from streamrl.collectors import Collector
+
+    env_maker = lambda: GymEnv("Pendulum-v1", device="cpu")  # noqa: E731
+    policy = TensorDictModule(nn.Linear(3, 1), in_keys=["observation"], out_keys=["action"])
+    collector = Collector(
+        create_env_fn=env_maker,
+        policy=policy,
+        total_frames=2000,
+        max_frames_per_traj=50,
+        frames_per_batch=200,
+        init_random_frames=-1,
+        reset_at_each_iter=False,
+        device="cpu",
+        storing_device="cpu",
+    )
+    for i, data in enumerate(collector):
+        if i == 2:
+            break
+    collector.shutdown()
+    assert data.batch_size == (200,) and data["collector", "traj_ids"].shape == (200,)
+    ids = data["collector", "traj_ids"]
+    assert int(torch.bincount(ids - ids.min()).max()) <= 50  # max_frames_per_traj
