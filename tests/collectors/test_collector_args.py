@@ -526,10 +526,13 @@ def test_torchrl_docstring_example_runs_unchanged():
         device="cpu",
         storing_device="cpu",
     )
+    seen = []
     for i, data in enumerate(collector):
+        seen.append(data)
         if i == 2:
             break
     collector.shutdown()
+    data = seen[-1]
     assert data.batch_size == (200,) and data["collector", "traj_ids"].shape == (200,)
     ids = data["collector", "traj_ids"]
     assert int(torch.bincount(ids - ids.min()).max()) <= 50  # max_frames_per_traj
