@@ -134,7 +134,11 @@ class DataCollectorBase:
 
     def graph(self) -> Graph:
         """A new instance of the graph this collector runs (to print, draw or inspect)."""
-        return self._build()[0]
+        running = self._rollouts
+        try:
+            return self._build()[0]
+        finally:
+            self._rollouts = running  # reset() keeps addressing the pass that runs
 
     # ------------------------------------------------------------------ iteration
     @property

@@ -95,7 +95,7 @@ class _MultiCollector(DataCollectorBase):
         worker ``i - 1``'s envs (``seed + envs before it``); returns the next free seed
         (``seed + all envs``), or ``seed`` itself with ``static_seed`` (every worker gets
         ``seed``). Counting the envs builds each distinct env constructor once, here."""
-        if not isinstance(seed, int):
+        if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, found {type(seed).__name__}")
         if static_seed:
             self._seeds = [seed] * self.num_workers

@@ -91,6 +91,7 @@ class SyncDataCollector(DataCollectorBase):
         self.env = make_env(functools.partial(create_env_fn, **env_kwargs)
                             if env_kwargs else create_env_fn)
         self.policy_version = 0
+        self._seed: int | None = None
 
     def _head(self, g: Graph, gated: bool, budget: int | None) -> tuple[Node, Trigger | None]:
         rollout = Rollout(
@@ -100,6 +101,7 @@ class SyncDataCollector(DataCollectorBase):
             total_frames=budget,
             max_frames_per_traj=self.max_frames_per_traj,
             exploration_type=self.exploration_type,
+            seed=self._seed,
             gated=gated,
             init_random_frames=self.options.random_batches() * self.frames_per_batch,
             reset_at_each_iter=self.reset_at_each_iter,
@@ -116,10 +118,13 @@ class SyncDataCollector(DataCollectorBase):
         return r, trigger
 
     def set_seed(self, seed: int, static_seed: bool = False) -> int:
-        """Seed the env now; returns the next seed to give another env (the env's
-        ``set_seed`` result: ``seed + num_envs``), or ``seed`` itself with ``static_seed``."""
-        out = self.env.set_seed(seed, static_seed=static_seed)
-        return seed if static_seed else out
+        """Seed the env (and torch, in this process) when the next pass starts; returns the
+        next seed to give another env (``seed + num_envs``, as the env's ``set_seed``), or
+        ``seed`` itself with ``static_seed``."""
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, found {type(seed).__name__}")
+        self._seed = seed
+        return seed if static_seed else seed + max(1, self.env.batch_size.numel())
 
     def reset(self) -> None:
         """Reset the env before the next batch: new episodes, with new trajectory ids (a pass
