@@ -14,8 +14,10 @@ envs and worker processes) is not timed. Rows:
 - ``multiasync``: MultiaSyncDataCollector(2 x GymEnv) vs MultiAsyncCollector(2 x GymEnv);
 - ``sync-split``: ``sync-gym`` with ``split_trajs=True`` (frames counted from the mask);
 - ``sync-rb``: ``sync-gym`` with ``replay_buffer=`` a ``LazyTensorStorage`` buffer (the
-  collector extends it and yields None: each None counts as one batch of frames);
-- ``multisync-rb``: ``multisync`` with ``replay_buffer=``.
+  collector extends it and yields None: each None counts as one batch of frames; TorchRL's
+  env uses integer actions here, as the argmax policy writes them and its buffer allocates
+  from the action spec);
+- ``multisync-rb``: ``multisync`` with ``replay_buffer=`` (TorchRL's buffer ``shared=True``).
 
 TorchRL rows run in a subprocess with ``--peers-python`` (or ``$STREAMRL_PEERS_PYTHON``;
 default ``/tmp/peers/bin/python``) and are skipped with a note when it has no torchrl.
@@ -174,6 +176,10 @@ def policy():
 def gym():
     return GymEnv("CartPole-v1")
 
+def gym_int():
+    # integer actions, as the argmax policy writes: TorchRL's buffers allocate from the spec
+    return GymEnv("CartPole-v1", categorical_action_encoding=True)
+
 def count(b):
     if b is None:
         return fpb
@@ -207,9 +213,9 @@ makers = {
                                                 total_frames=t),
     "sync-split": lambda t: Collector(gym, policy(), frames_per_batch=fpb, total_frames=t,
                                       split_trajs=True),
-    "sync-rb": lambda t: Collector(gym, policy(), frames_per_batch=fpb, total_frames=t,
+    "sync-rb": lambda t: Collector(gym_int, policy(), frames_per_batch=fpb, total_frames=t,
                                    replay_buffer=rb()),
-    "multisync-rb": lambda t: MultiSyncCollector([gym, gym], policy(), frames_per_batch=fpb,
+    "multisync-rb": lambda t: MultiSyncCollector([gym_int, gym_int], policy(), frames_per_batch=fpb,
                                                  total_frames=t, replay_buffer=rb(True)),
 }
 if __name__ == "__main__":

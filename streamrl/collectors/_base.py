@@ -88,8 +88,8 @@ class DataCollectorBase:
     # ------------------------------------------------------------------ to implement
     def _head(self, g: Graph, gated: bool, budget: int | None) -> tuple[Node, Trigger | None]:
         """Add the rollouts to ``g``; return the node whose output is one collected batch per
-        item and the trigger pacing them (None: free-running). ``budget``: frames each
-        rollout stops after (None: endless)."""
+        item and the trigger pacing them (None: free-running). ``budget``: the batches of
+        ``frames_per_batch`` the rollouts produce in all (None: endless)."""
         raise NotImplementedError
 
     def _close_envs(self) -> None:
@@ -100,10 +100,9 @@ class DataCollectorBase:
         g = Graph(type(self).__name__)
         self._rollouts = []
         trajs = self.trajs_per_batch is not None
-        # a frame budget on the rollouts themselves where the batches yielded cannot count it
-        budget = None
-        if self.total_frames != -1 and (trajs or not gated):
-            budget = math.ceil(self.total_frames / self.num_workers)
+        # the rollouts stop by themselves after the budget's batches, so that free-running
+        # ones write no extra batch into a replay buffer (and trajs_per_batch ends)
+        budget = None if self.total_frames == -1 else math.ceil(self.total_frames / self.frames_per_batch)
         head, trigger = self._head(g, gated, budget)
         tail = g.add(Map(_Tail(self._count, self.storing_device, self.split_trajs,
                                None if trajs else self.postproc)), name="postproc")

@@ -176,7 +176,8 @@ class MultiSyncDataCollector(_MultiCollector):
         t = g.add(trigger, name="trigger", placement="thread") if trigger is not None else None
         for i in range(self.num_workers):
             r = g.add(
-                self._rollout(i, per_worker_frames, random_frames, gated, budget),
+                self._rollout(i, per_worker_frames, random_frames, gated,
+                              None if budget is None else budget * per_worker_frames),
                 name=f"rollout{i}",
                 placement=self._placement(),
             )
@@ -202,8 +203,12 @@ class MultiaSyncDataCollector(_MultiCollector):
         random_frames = random_batches * self.frames_per_batch
         merge = g.add(Map(_identity), name="merge")
         for i in range(self.num_workers):
+            # the budget's batches, shared out (a worker with no share still makes one)
+            share = None if budget is None else max(
+                1, (budget // self.num_workers + (i < budget % self.num_workers))
+                * self.frames_per_batch)
             r = g.add(
-                self._rollout(i, self.frames_per_batch, random_frames, False, budget),
+                self._rollout(i, self.frames_per_batch, random_frames, False, share),
                 name=f"rollout{i}",
                 placement=self._placement(),
             )

@@ -98,7 +98,7 @@ class SyncDataCollector(DataCollectorBase):
             self.env,
             self.policy,
             frames_per_batch=self.frames_per_batch,
-            total_frames=budget,
+            total_frames=None if budget is None else budget * self.frames_per_batch,
             max_frames_per_traj=self.max_frames_per_traj,
             exploration_type=self.exploration_type,
             seed=self._seed,

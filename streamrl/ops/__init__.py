@@ -10,6 +10,8 @@ sources, built on :mod:`streamrl.graph` operators.
 * :class:`ReplaySink` / :class:`ReplaySource`: extend a buffer / sample from it.
 * :class:`PolicyWeights`: shared policy weights with a version counter.
 * :class:`Trigger`, :class:`StackBatches`: pace a graph from outside; zip N batches into one.
+* :class:`CompleteTrajectories`: regroup collected batches into whole episodes (the
+  collectors' ``trajs_per_batch``).
 * :class:`Learner`, :class:`WeightSync`, :class:`Evaluator`, :class:`MetricsSink`: the learner
   side of off-policy graphs (train on sampled batches, publish weights, evaluate, log;
   :func:`evaluate_episodes` and :class:`MetricsLogger` are what they use);

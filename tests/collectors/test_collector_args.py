@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing as mp
+import threading
 import time
 
 import pytest
@@ -270,21 +271,21 @@ def test_reset_request_reaches_sync_and_multi_workers():
 
 
 # ---------------------------------------------------------------------- replay buffers
-@pytest.mark.parametrize("multi", [False, True])
-def test_replay_buffer_is_extended_and_the_iterator_yields_none(multi):
+@pytest.mark.parametrize("cls", [SyncDataCollector, MultiSyncDataCollector, MultiaSyncDataCollector])
+def test_replay_buffer_is_extended_and_the_iterator_yields_none(cls):
     rb = ReplayBuffer(storage=LazyTensorStorage(1000))
-    if multi:
-        c = MultiSyncDataCollector([pendulum, pendulum], None, frames_per_batch=20,
-                                   total_frames=60, replay_buffer=rb)
-    else:
-        c = SyncDataCollector(pendulum, None, frames_per_batch=20, total_frames=60,
-                              replay_buffer=rb)
+    fn = pendulum if cls is SyncDataCollector else [pendulum, pendulum]
+    c = cls(fn, None, frames_per_batch=20, total_frames=60, replay_buffer=rb)
     sizes = []
     for item in c:
         assert item is None
         sizes.append(len(rb))  # written before the iterator yields
     c.shutdown()
-    assert sizes == [20, 40, 60]
+    if cls is MultiaSyncDataCollector:  # free-running workers may write ahead of the loop
+        assert sizes[-1] == 60 and all(s >= 20 * (i + 1) for i, s in enumerate(sizes))
+    else:
+        assert sizes == [20, 40, 60]
+    assert len(rb) == 60  # the rollouts stop at the budget: nothing written past it
     assert rb.sample(5).batch_size == (5,)
 
 
@@ -306,11 +307,22 @@ def test_start_fills_the_buffer_while_the_caller_samples():
         time.sleep(0.01)
     c.async_shutdown(timeout=10)
     assert len(rb) >= 400 and sampled > 0
-    assert not c.is_running()
+    assert not c.is_running() and _collector_threads() == []
     assert _no_children()
 
 
+def _collector_threads() -> list:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        left = [t for t in threading.enumerate() if t.name == "streamrl-collector"]
+        if not left:
+            break
+        time.sleep(0.05)
+    return left
+
+
 def test_async_shutdown_stops_an_endless_background_run():
+    threads_before = threading.active_count()
     rb = ReplayBuffer(storage=LazyTensorStorage(100_000))
     c = SyncDataCollector(pendulum, None, frames_per_batch=10, replay_buffer=rb)
     c.start()
@@ -322,6 +334,11 @@ def test_async_shutdown_stops_an_endless_background_run():
     n = len(rb)
     time.sleep(0.1)
     assert len(rb) == n  # nothing writes any more
+    assert _collector_threads() == []
+    deadline = time.monotonic() + 5  # the event loop's portal thread ends too
+    while threading.active_count() > threads_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= threads_before
     with pytest.raises(RuntimeError, match="shut down"):
         c.start()
 
