@@ -48,15 +48,18 @@ class DataCollectorBase:
     Subclasses build the collecting head in :meth:`_head` (rollouts, and how their batches
     are joined); the base appends the tail every collector shares::
 
-        head -> postproc Map (storing device, split_trajs, postproc)
+        head -> [postproc Map]          (storing_device, split_trajs, postproc; counts frames)
              -> [CompleteTrajectories]  (trajs_per_batch)
              -> [ReplaySink]            (replay_buffer: the iterator yields None)
+
+    (each stage only when its argument asks for it: a plain collector is just its head).
 
     A lockstep head is paced by a :class:`~streamrl.ops.Trigger` pulled once per batch, so
     nothing is collected before the loop asks for it.
     """
 
     _multi = False
+    _graph_name = "collector"
 
     def __init__(self, policy: Callable[[TensorDictBase], TensorDictBase] | None,
                  options: CollectorOptions, num_workers: int = 1):
@@ -79,6 +82,7 @@ class DataCollectorBase:
         self.storing_device, self.env_device, self.policy_device = options.devices()
         self.device = options.device
         self.frames = 0
+        self._counted = False
         self._rollouts: list[Rollout] = []
         self._iterator: Iterator[Any] | None = None
         self._background: BackgroundRun | None = None
@@ -97,18 +101,21 @@ class DataCollectorBase:
 
     # ------------------------------------------------------------------ the graph
     def _build(self, gated: bool = True) -> tuple[Graph, Node, Trigger | None]:
-        g = Graph(type(self).__name__)
+        g = Graph(self._graph_name)
         self._rollouts = []
         trajs = self.trajs_per_batch is not None
         # the rollouts stop by themselves after the budget's batches, so that free-running
         # ones write no extra batch into a replay buffer (and trajs_per_batch ends)
         budget = None if self.total_frames == -1 else math.ceil(self.total_frames / self.frames_per_batch)
         head, trigger = self._head(g, gated, budget)
-        tail = g.add(Map(_Tail(self._count, self.storing_device, self.split_trajs,
-                               None if trajs else self.postproc)), name="postproc")
-        g.connect(head, tail, capacity=1)
-        node = tail
+        node = head
         rb = self.replay_buffer
+        self._counted = self._needs_tail()
+        if self._counted:  # else the iterator counts the frames it yields
+            tail = g.add(Map(_Tail(self._count, self.storing_device, self.split_trajs,
+                                   None if trajs else self.postproc)), name="postproc")
+            g.connect(head, tail, capacity=1)
+            node = tail
         if trajs:
             asm = g.add(CompleteTrajectories(
                 self.trajs_per_batch if rb is None else None,
@@ -130,6 +137,10 @@ class DataCollectorBase:
 
     def _count(self, n: int) -> None:
         self.frames += n
+
+    def _needs_tail(self) -> bool:
+        return (self.storing_device is not None or self.split_trajs or self.postproc is not None
+                or self.trajs_per_batch is not None or self.replay_buffer is not None)
 
     def graph(self) -> Graph:
         """A new instance of the graph this collector runs (to print, draw or inspect)."""
@@ -195,6 +206,8 @@ class DataCollectorBase:
                 except StopIteration:
                     return
                 count += 1
+                if not self._counted:
+                    self.frames += item.numel()
                 yield None if rb is not None else item
                 if update and trigger is None:
                     self.update_policy_weights_()

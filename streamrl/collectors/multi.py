@@ -162,6 +162,7 @@ class MultiSyncDataCollector(_MultiCollector):
     The topology is ``Trigger -> N x Rollout (processes) -> StackBatches -> postproc
     (-> CompleteTrajectories) (-> ReplaySink) -> (iterator)``.
     """ + _ARGS_DOC
+    _graph_name = "multi-sync-collector"
 
     def _head(self, g: Graph, gated: bool, budget: int | None) -> tuple[Node, Trigger | None]:
         if self.frames_per_batch % self.num_workers:
@@ -197,6 +198,7 @@ class MultiaSyncDataCollector(_MultiCollector):
     The topology is ``N x Rollout (processes) -> merge -> postproc (-> CompleteTrajectories)
     (-> ReplaySink) -> (iterator)``.
     """ + _ARGS_DOC
+    _graph_name = "multi-async-collector"
 
     def _head(self, g: Graph, gated: bool, budget: int | None) -> tuple[Node, Trigger | None]:
         random_batches = math.ceil(self.options.random_batches() / self.num_workers)

@@ -68,6 +68,8 @@ class SyncDataCollector(DataCollectorBase):
     >>> collector.shutdown()
     """
 
+    _graph_name = "sync-collector"
+
     def __init__(
         self,
         create_env_fn: EnvBase | Callable[..., EnvBase],
