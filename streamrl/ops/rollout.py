@@ -220,6 +220,7 @@ class Rollout(Operator):
         self._td = env.reset()
         self._traj.step(torch.ones(self.num_envs, dtype=torch.bool))  # every env: a new id
         self._traj_len.zero_()
+
     def _truncate_long(self, env: EnvBase, stepped: TensorDictBase) -> None:
         """Mark episodes that reach ``max_frames_per_traj`` truncated (and done), before the
         step's reset."""
