@@ -553,3 +553,12 @@ def test_torchrl_docstring_example_runs_unchanged():
     assert data.batch_size == (200,) and data["collector", "traj_ids"].shape == (200,)
     ids = data["collector", "traj_ids"]
     assert int(torch.bincount(ids - ids.min()).max()) <= 50  # max_frames_per_traj
+
+
+def test_update_at_each_batch_async_publishes_after_each_batch():
+    c = MultiaSyncDataCollector([pendulum], constant_actor(0.0), frames_per_batch=5,
+                                total_frames=30, update_at_each_batch=True)
+    versions = [int(b["collector", "policy_version"].max()) for b in c]
+    c.shutdown()
+    assert versions[0] == 0 and versions[-1] >= 1  # published after each yielded batch
+    assert c.weights[0].version == len(versions)
