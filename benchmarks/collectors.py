@@ -11,7 +11,13 @@ envs and worker processes) is not timed. Rows:
 - ``sync-serial``: SyncDataCollector(SerialEnv(8)) vs Collector(SerialEnv(8));
 - ``sync-parallel``: SyncDataCollector(ParallelEnv(2)) vs Collector(ParallelEnv(2));
 - ``multisync``: MultiSyncDataCollector(2 x GymEnv) vs MultiSyncCollector(2 x GymEnv);
-- ``multiasync``: MultiaSyncDataCollector(2 x GymEnv) vs MultiAsyncCollector(2 x GymEnv).
+- ``multiasync``: MultiaSyncDataCollector(2 x GymEnv) vs MultiAsyncCollector(2 x GymEnv);
+- ``sync-split``: ``sync-gym`` with ``split_trajs=True`` (frames counted from the mask);
+- ``sync-rb``: ``sync-gym`` with ``replay_buffer=`` a ``LazyTensorStorage`` buffer (the
+  collector extends it and yields None: each None counts as one batch of frames; TorchRL's
+  env uses integer actions here, as the argmax policy writes them and its buffer allocates
+  from the action spec);
+- ``multisync-rb``: ``multisync`` with ``replay_buffer=`` (TorchRL's buffer ``shared=True``).
 
 TorchRL rows run in a subprocess with ``--peers-python`` (or ``$STREAMRL_PEERS_PYTHON``;
 default ``/tmp/peers/bin/python``) and are skipped with a note when it has no torchrl.
@@ -33,7 +39,9 @@ torch.set_num_threads(1)
 
 CARTPOLE = "CartPole-v1"
 FRAMES_PER_BATCH = 1000
-ROWS = ("sync-gym", "sync-serial", "sync-parallel", "multisync", "multiasync")
+ROWS = ("sync-gym", "sync-serial", "sync-parallel", "multisync", "multiasync", "sync-split",
+        "sync-rb", "multisync-rb")
+BUFFER_SIZE = 200_000
 
 
 class ArgmaxLinear(nn.Module):
@@ -54,6 +62,15 @@ def make_policy() -> nn.Module:
     return TensorDictModule(ArgmaxLinear(), in_keys=["observation"], out_keys=["action"])
 
 
+def count_frames(batch) -> int:
+    """Frames in a yielded batch: ``None`` (replay buffer) is one batch, a split batch counts
+    its mask."""
+    if batch is None:
+        return FRAMES_PER_BATCH
+    mask = batch.get(("collector", "mask"), None)
+    return int(mask.sum()) if mask is not None else batch.numel()
+
+
 def time_collector(make: Callable[[], object], frames: int) -> float:
     """frames/s over ``frames`` frames after a first (untimed) batch."""
     collector = make(frames + FRAMES_PER_BATCH)
@@ -63,7 +80,7 @@ def time_collector(make: Callable[[], object], frames: int) -> float:
         t0 = time.perf_counter()
         n = 0
         for batch in it:
-            n += batch.numel()
+            n += count_frames(batch)
         return n / (time.perf_counter() - t0)
     finally:
         collector.shutdown()
@@ -93,18 +110,24 @@ def streamrl_makers() -> dict[str, tuple[str, Callable[[int], object]]]:
         MultiSyncDataCollector,
         SyncDataCollector,
     )
+    from streamrl.data import LazyTensorStorage, ReplayBuffer
 
-    def sync(env_fn):
+    def buffer():
+        return {"replay_buffer": ReplayBuffer(storage=LazyTensorStorage(BUFFER_SIZE))}
+
+    def sync(env_fn, extra=dict):
         return lambda total: SyncDataCollector(
-            env_fn, make_policy(), frames_per_batch=FRAMES_PER_BATCH, total_frames=total
+            env_fn, make_policy(), frames_per_batch=FRAMES_PER_BATCH, total_frames=total,
+            **extra()
         )
 
-    def multi(cls):
+    def multi(cls, extra=dict):
         return lambda total: cls(
             [gym_env, gym_env],
             make_policy(),
             frames_per_batch=FRAMES_PER_BATCH,
             total_frames=total,
+            **extra(),
         )
 
     return {
@@ -119,6 +142,15 @@ def streamrl_makers() -> dict[str, tuple[str, Callable[[int], object]]]:
             "streamrl MultiaSyncDataCollector(2 x GymEnv)",
             multi(MultiaSyncDataCollector),
         ),
+        "sync-split": (
+            "streamrl SyncDataCollector(GymEnv, split_trajs)",
+            sync(gym_env, lambda: {"split_trajs": True}),
+        ),
+        "sync-rb": ("streamrl SyncDataCollector(GymEnv, replay_buffer)", sync(gym_env, buffer)),
+        "multisync-rb": (
+            "streamrl MultiSyncDataCollector(2 x GymEnv, replay_buffer)",
+            multi(MultiSyncDataCollector, buffer),
+        ),
     }
 
 
@@ -130,6 +162,7 @@ frames, fpb, rows = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
 from tensordict.nn import TensorDictModule
 from torchrl.envs import GymEnv, SerialEnv, ParallelEnv
 from torchrl.collectors import Collector, MultiSyncCollector, MultiAsyncCollector
+from torchrl.data import LazyTensorStorage, ReplayBuffer
 
 class ArgmaxLinear(nn.Module):
     def __init__(self):
@@ -143,13 +176,27 @@ def policy():
 def gym():
     return GymEnv("CartPole-v1")
 
+def gym_int():
+    # integer actions, as the argmax policy writes: TorchRL's buffers allocate from the spec
+    return GymEnv("CartPole-v1", categorical_action_encoding=True)
+
+def count(b):
+    if b is None:
+        return fpb
+    mask = b.get(("collector", "mask"), None)
+    return int(mask.sum()) if mask is not None else b.numel()
+
+def rb(shared=False):
+    # shared: TorchRL's multi-process collectors write from their workers
+    return ReplayBuffer(storage=LazyTensorStorage(200_000), shared=shared)
+
 def run(key, make):
     c = make(frames + fpb)
     try:
         it = iter(c); next(it)
         t0 = time.perf_counter(); n = 0
         for b in it:
-            n += b.numel()
+            n += count(b)
         print(f"RESULT {key} {n / (time.perf_counter() - t0):.1f}", flush=True)
     finally:
         c.shutdown()
@@ -164,6 +211,12 @@ makers = {
                                               total_frames=t),
     "multiasync": lambda t: MultiAsyncCollector([gym, gym], policy(), frames_per_batch=fpb,
                                                 total_frames=t),
+    "sync-split": lambda t: Collector(gym, policy(), frames_per_batch=fpb, total_frames=t,
+                                      split_trajs=True),
+    "sync-rb": lambda t: Collector(gym_int, policy(), frames_per_batch=fpb, total_frames=t,
+                                   replay_buffer=rb()),
+    "multisync-rb": lambda t: MultiSyncCollector([gym_int, gym_int], policy(), frames_per_batch=fpb,
+                                                 total_frames=t, replay_buffer=rb(True)),
 }
 if __name__ == "__main__":
     for key in rows:

@@ -2,7 +2,15 @@
 
 * :class:`SyncDataCollector`: ``Trigger -> Rollout``, lockstep, in this process.
 * :class:`MultiSyncDataCollector`: ``Trigger -> N x Rollout (processes) -> StackBatches``.
-* :class:`MultiaSyncDataCollector`: ``N x Rollout (processes)`` fanned in, free-running.
+* :class:`MultiaSyncDataCollector`: ``N x Rollout (processes)`` fanned in, free-running;
+  :class:`AsyncCollector` is the same with one worker process.
+
+Each ends with the same tail: a post-processing Map (``storing_device``, ``split_trajs``,
+``postproc``), then :class:`~streamrl.ops.CompleteTrajectories` (``trajs_per_batch``) and
+:class:`~streamrl.ops.ReplaySink` (``replay_buffer``: the iterator yields ``None``, and
+``start()`` runs the graph in a background thread). They take TorchRL 0.14's keyword
+arguments (see :class:`SyncDataCollector`); an argument they do not implement raises
+``TypeError`` naming it, before any env is built.
 
 All iterate with ``for batch in collector`` from plain synchronous code. TorchRL 0.14's names
 for the same classes work too: :class:`Collector`, :class:`MultiSyncCollector`,
@@ -13,7 +21,11 @@ batch into padded trajectories; :class:`RandomPolicy` acts at random;
 
 from streamrl.collectors._base import DataCollectorBase
 from streamrl.collectors.evaluator import Evaluator
-from streamrl.collectors.multi import MultiaSyncDataCollector, MultiSyncDataCollector
+from streamrl.collectors.multi import (
+    AsyncCollector,
+    MultiaSyncDataCollector,
+    MultiSyncDataCollector,
+)
 from streamrl.collectors.sync import SyncDataCollector
 from streamrl.collectors.utils import split_trajectories
 from streamrl.envs.utils import RandomPolicy
@@ -25,6 +37,7 @@ MultiAsyncCollector = MultiaSyncDataCollector
 BaseCollector = DataCollectorBase
 
 __all__ = [
+    "AsyncCollector",
     "BaseCollector",
     "Collector",
     "DataCollectorBase",

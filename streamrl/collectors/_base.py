@@ -1,4 +1,5 @@
-"""What every collector shares: the iterator over a running graph, weights, shutdown."""
+"""What every collector shares: the graph's tail (post-processing, trajectories, replay
+buffer), iteration, background collection, seeding, weights and shutdown."""
 
 from __future__ import annotations
 
@@ -7,115 +8,259 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
-from streamrl.envs.utils import ExplorationType
-from streamrl.graph import Graph, Node
-from streamrl.ops import PolicyWeights, Trigger
+from streamrl.collectors._background import BackgroundRun
+from streamrl.collectors._options import CollectorOptions
+from streamrl.collectors.utils import split_trajectories
+from streamrl.graph import Graph, Map, Node
+from streamrl.ops import CompleteTrajectories, PolicyWeights, ReplaySink, Rollout, Trigger
 
 
-def _as_device(device: Any) -> torch.device | None:
-    if device is None:
-        return None
-    if isinstance(device, (list, tuple)):
-        devices = {torch.device(d) for d in device}
-        if len(devices) != 1:
-            raise ValueError(
-                f"collected batches are stacked on one device; found several: {sorted(map(str, devices))}"
-            )
-        return devices.pop()
-    return torch.device(device)
+class _Tail:
+    """The Map after the rollouts: counts frames, moves the batch to the storing device,
+    splits it into trajectories and post-processes it (ints, the pending-trajectory counts of
+    :class:`~streamrl.ops.CompleteTrajectories`, pass through)."""
+
+    def __init__(self, count: Callable[[int], None] | None, device: torch.device | None,
+                 split: bool, postproc: Callable[[Any], Any] | None):
+        self.count, self.device, self.split, self.postproc = count, device, split, postproc
+        self.__name__ = "postproc"
+
+    def __call__(self, batch: Any) -> Any:
+        if isinstance(batch, int):
+            return batch
+        if self.count is not None:
+            self.count(batch.numel())
+        if self.device is not None:
+            batch = batch.to(self.device)
+        if self.split:
+            batch = split_trajectories(batch)
+        if self.postproc is not None:
+            batch = self.postproc(batch)
+        return batch
 
 
 class DataCollectorBase:
     """Iterates the batches a collecting graph produces (``for batch in collector``).
 
-    Subclasses build the graph in :meth:`_build` and return ``(graph, output node, trigger)``;
-    a trigger (lockstep collection) is pulled once per batch, so nothing is collected before
-    the loop asks for it.
+    Subclasses build the collecting head in :meth:`_head` (rollouts, and how their batches
+    are joined); the base appends the tail every collector shares::
+
+        head -> [postproc Map]          (storing_device, split_trajs, postproc; counts frames)
+             -> [CompleteTrajectories]  (trajs_per_batch)
+             -> [ReplaySink]            (replay_buffer: the iterator yields None)
+
+    (each stage only when its argument asks for it: a plain collector is just its head).
+
+    A lockstep head is paced by a :class:`~streamrl.ops.Trigger` pulled once per batch, so
+    nothing is collected before the loop asks for it.
     """
 
-    def __init__(
-        self,
-        policy: Callable[[TensorDictBase], TensorDictBase] | None,
-        *,
-        frames_per_batch: int,
-        total_frames: int = -1,
-        max_frames_per_traj: int = -1,
-        device: Any = None,
-        exploration_type: ExplorationType = ExplorationType.RANDOM,
-    ):
-        if not isinstance(frames_per_batch, int) or frames_per_batch < 1:
-            raise ValueError(f"frames_per_batch must be a positive int, got {frames_per_batch!r}")
-        if not isinstance(total_frames, int) or (total_frames < 1 and total_frames != -1):
-            raise ValueError(f"total_frames must be a positive int or -1, got {total_frames!r}")
+    _multi = False
+    _graph_name = "collector"
+
+    def __init__(self, policy: Callable[[TensorDictBase], TensorDictBase] | None,
+                 options: CollectorOptions, num_workers: int = 1):
         if policy is not None and not callable(policy):
             raise TypeError(f"policy must be callable or None, found {type(policy).__name__}")
         self.policy = policy
-        self.frames_per_batch = frames_per_batch
-        self.total_frames = total_frames
-        self.max_frames_per_traj = max_frames_per_traj
-        self.device = _as_device(device)
-        self.exploration_type = exploration_type
+        self.options = options
+        self.num_workers = num_workers
+        self.frames_per_batch = options.frames_per_batch
+        self.total_frames = options.total_frames
+        self.max_frames_per_traj = options.max_frames_per_traj
+        self.init_random_frames = options.init_random_frames
+        self.exploration_type = options.exploration_type
+        self.replay_buffer = options.replay_buffer
+        self.split_trajs = options.split_trajs
+        self.postproc = options.postproc
+        self.reset_at_each_iter = options.reset_at_each_iter
+        self.trajs_per_batch = options.trajs_per_batch
+        self.traj_format = options.traj_format
+        self.storing_device, self.env_device, self.policy_device = options.devices()
+        self.device = options.device
         self.frames = 0
-        self._seed: int | None = None
+        self._counted = False
+        self._rollouts: list[Rollout] = []
+        # a restored rollout state, applied by the next pass's graph (see state_dict)
+        self._loaded_rollout: dict | None = None
         self._iterator: Iterator[Any] | None = None
+        self._background: BackgroundRun | None = None
         self._graph: Graph | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ to implement
-    def _build(self) -> tuple[Graph, Node, Trigger | None]:
+    def _head(self, g: Graph, gated: bool, budget: int | None) -> tuple[Node, Trigger | None]:
+        """Add the rollouts to ``g``; return the node whose output is one collected batch per
+        item and the trigger pacing them (None: free-running). ``budget``: the batches of
+        ``frames_per_batch`` the rollouts produce in all (None: endless)."""
         raise NotImplementedError
+
+    def _close_envs(self) -> None:
+        """Close the envs the collector holds (``shutdown(close_env=True)``)."""
+
+    # ------------------------------------------------------------------ the graph
+    def _build(self, gated: bool = True) -> tuple[Graph, Node, Trigger | None]:
+        g = Graph(self._graph_name)
+        self._rollouts = []
+        trajs = self.trajs_per_batch is not None
+        # the rollouts stop by themselves after the budget's batches, so that free-running
+        # ones write no extra batch into a replay buffer (and trajs_per_batch ends)
+        budget = None if self.total_frames == -1 else math.ceil(self.total_frames / self.frames_per_batch)
+        head, trigger = self._head(g, gated, budget)
+        node = head
+        rb = self.replay_buffer
+        self._counted = self._needs_tail()
+        if self._counted:  # else the iterator counts the frames it yields
+            tail = g.add(Map(_Tail(self._count, self.storing_device, self.split_trajs,
+                                   None if trajs else self.postproc)), name="postproc")
+            g.connect(head, tail, capacity=1)
+            node = tail
+        if trajs:
+            asm = g.add(CompleteTrajectories(
+                self.trajs_per_batch if rb is None else None,
+                traj_format=self.traj_format or "padded",
+                num_workers=self.num_workers,
+                report_pending=trigger is not None and rb is None,
+            ), name="trajectories")
+            g.connect(node, asm, capacity=1)
+            node = asm
+            if self.postproc is not None and rb is None:
+                post = g.add(Map(_Tail(None, None, False, self.postproc)), name="traj_postproc")
+                g.connect(node, post, capacity=1)
+                node = post
+        if rb is not None:
+            sink = g.add(ReplaySink(rb, emit_counts=True), name="replay", placement="thread")
+            g.connect(node, sink, capacity=1)
+            node = sink
+        return g, node, trigger
+
+    def _count(self, n: int) -> None:
+        self.frames += n
+
+    def _needs_tail(self) -> bool:
+        return (self.storing_device is not None or self.split_trajs or self.postproc is not None
+                or self.trajs_per_batch is not None or self.replay_buffer is not None)
+
+    def graph(self) -> Graph:
+        """A new instance of the graph this collector runs (to print, draw or inspect)."""
+        running, loaded = self._rollouts, self._loaded_rollout
+        try:
+            return self._build()[0]
+        finally:
+            # reset() keeps addressing the pass that runs; a restored state waits for the
+            # next pass
+            self._rollouts, self._loaded_rollout = running, loaded
 
     # ------------------------------------------------------------------ iteration
     @property
     def num_batches(self) -> int | None:
-        """Batches one pass yields (``None``: endless, when ``total_frames == -1``)."""
-        if self.total_frames == -1:
+        """Batches one pass yields (``None``: not known ahead: ``total_frames == -1`` or
+        ``trajs_per_batch``)."""
+        if self.total_frames == -1 or self.trajs_per_batch is not None:
             return None
         return math.ceil(self.total_frames / self.frames_per_batch)
 
-    def __iter__(self) -> Iterator[TensorDictBase]:
+    def __len__(self) -> int:
+        n = self.num_batches
+        if n is None:
+            raise TypeError(
+                f"{type(self).__name__} has no length: total_frames=-1 (endless) or "
+                "trajs_per_batch (batch count not known ahead)"
+            )
+        return n
+
+    def __iter__(self) -> Iterator[TensorDictBase | None]:
+        return self.iterator()
+
+    def iterator(self) -> Iterator[TensorDictBase | None]:
+        """Iterates through the collector: one batch per step (``None`` with a replay buffer,
+        which the collector extends itself)."""
         if self._closed:
             raise RuntimeError(f"{type(self).__name__} is shut down")
-        graph, out, trigger = self._build()
+        if self._background is not None and self._background.is_running():
+            raise RuntimeError(
+                f"{type(self).__name__} is collecting in the background (start()); call "
+                "async_shutdown() before iterating"
+            )
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[TensorDictBase | None]:
+        graph, out, trigger = self._build(gated=True)
         self._graph = graph
         stream = graph.iterate(out, capacity=1, watchdog_timeout=None)
         self._iterator = stream
+        rb = self.replay_buffer
+        update = self.options.update_at_each_batch
         count = 0
         try:
             while self.num_batches is None or count < self.num_batches:
+                if update and trigger is not None:
+                    self.update_policy_weights_()
                 if trigger is not None:
                     trigger.pull()
                 try:
-                    batch = next(stream)
+                    item = next(stream)
+                    while rb is None and isinstance(item, int):  # trajectories still pending
+                        if trigger is not None:
+                            trigger.pull()
+                        item = next(stream)
                 except StopIteration:
                     return
-                if self.device is not None:
-                    batch = batch.to(self.device)
                 count += 1
-                self.frames += batch.numel()
-                yield batch
+                if not self._counted:
+                    self.frames += item.numel()
+                yield None if rb is not None else item
+                if update and trigger is None:
+                    self.update_policy_weights_()
         finally:
             if trigger is not None:
                 trigger.stop()
             stream.close()
             self._iterator = None
 
-    def graph(self) -> Graph:
-        """A new instance of the graph this collector runs (to print, draw or inspect)."""
-        return self._build()[0]
+    # ------------------------------------------------------------------ background
+    def start(self) -> None:
+        """Collect into the replay buffer in a background thread while the caller trains
+        (the rollouts run free: no trigger). Stops after ``total_frames`` or at
+        :meth:`async_shutdown`. Needs ``replay_buffer``."""
+        if self.replay_buffer is None:
+            raise RuntimeError(
+                "start() needs a replay_buffer: background collection writes into it"
+            )
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is shut down")
+        if self._background is not None and self._background.is_running():
+            raise RuntimeError(f"{type(self).__name__} is already collecting in the background")
+        if self._iterator is not None:
+            raise RuntimeError(f"{type(self).__name__} is being iterated; finish that loop first")
+        graph, out, _ = self._build(gated=False)
+        self._graph = graph
+        stream = graph.iterate(out, capacity=1, watchdog_timeout=None)
+        self._background = BackgroundRun(stream, self.num_batches)
+
+    def is_running(self) -> bool:
+        """Whether :meth:`start` collection is running."""
+        return self._background is not None and self._background.is_running()
+
+    def async_shutdown(self, timeout: float | None = None, close_env: bool = True) -> None:
+        """Stop :meth:`start` collection (after the batch in flight, waiting up to
+        ``timeout`` seconds) and shut the collector down."""
+        self.shutdown(timeout=timeout, close_env=close_env)
 
     # ------------------------------------------------------------------ control
-    def set_seed(self, seed: int) -> int:
-        """Seed the envs (worker ``i`` gets ``seed + i``) for the next iteration."""
-        self._seed = int(seed)
-        return self._seed
-
-    def update_policy_weights_(self, policy_weights: nn.Module | None = None) -> None:
-        """Make the collecting copies of the policy use the latest weights (and bump the
-        policy version stamped on batches)."""
+    def _resolve_targets(self, worker_ids: Any) -> list[int]:
+        if worker_ids is None:
+            return list(range(self.num_workers))
+        ids = [worker_ids] if isinstance(worker_ids, int) else list(worker_ids)
+        bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < self.num_workers]
+        if bad:
+            raise ValueError(
+                f"worker_ids must be ints in [0, {self.num_workers}), found {bad}"
+            )
+        return ids
 
     def stats(self) -> Any:
         """The collecting graph's metrics (see :meth:`streamrl.graph.Graph.stats`)."""
@@ -123,12 +268,23 @@ class DataCollectorBase:
             raise RuntimeError("the collector has not run yet")
         return self._graph.stats()
 
-    def shutdown(self) -> None:
-        """Stop collecting and release envs and worker processes. Idempotent."""
+    def shutdown(self, timeout: float | None = None, close_env: bool = True,
+                 raise_on_error: bool = True) -> None:
+        """Stop collecting (the loop, or :meth:`start`'s thread: waiting up to ``timeout``
+        seconds), release worker processes and, with ``close_env``, the envs. Idempotent. An
+        error of the background collection is raised here (unless ``raise_on_error=False``)."""
         self._closed = True
+        error = None
+        if self._background is not None:
+            self._background.stop(timeout)
+            error, self._background.error = self._background.error, None
         if self._iterator is not None:
             self._iterator.close()
             self._iterator = None
+        if close_env:
+            self._close_envs()
+        if error is not None and raise_on_error:
+            raise error
 
     def __enter__(self) -> DataCollectorBase:
         return self
@@ -143,9 +299,37 @@ class DataCollectorBase:
         )
 
 
-def shared_weights(policy: Any) -> PolicyWeights | None:
-    """Shared-memory weights for a module policy (``None`` for other callables)."""
-    return PolicyWeights(policy) if isinstance(policy, nn.Module) else None
+def load_weights(module: nn.Module, weights: Any) -> None:
+    """Copy ``weights`` (a module, a TensorDict of parameters or a state dict) into
+    ``module``'s parameters and buffers, in place."""
+    if isinstance(weights, dict) and not isinstance(weights, TensorDictBase):
+        module.load_state_dict(weights)
+        return
+    if isinstance(weights, nn.Module):
+        if weights is module:
+            return
+        weights = TensorDict.from_module(weights)
+    if not isinstance(weights, TensorDictBase):
+        raise TypeError(
+            "policy_or_weights must be a module, a TensorDict of parameters or a state dict, "
+            f"found {type(weights).__name__}"
+        )
+    dst = TensorDict.from_module(module)
+    src_keys, dst_keys = set(weights.keys(True, True)), set(dst.keys(True, True))
+    if src_keys != dst_keys:
+        raise ValueError(
+            "the weights do not match the policy: missing "
+            f"{sorted(map(str, dst_keys - src_keys))}, unexpected {sorted(map(str, src_keys - dst_keys))}"
+        )
+    with torch.no_grad():
+        dst.update_(weights.detach())
+
+
+def publish(weights: PolicyWeights, source: Any) -> None:
+    """Publish ``source`` (module, TensorDict or state dict) into shared ``weights``."""
+    if source is not None:
+        load_weights(weights.policy, source)
+    weights.publish(None)
 
 
 def check_env_fns(create_env_fn: Any) -> Sequence[Any]:

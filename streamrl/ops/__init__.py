@@ -12,6 +12,8 @@ sources, built on :mod:`streamrl.graph` operators.
 * :class:`Trigger`, :class:`StackBatches`: pace a graph from outside; zip N batches into one.
 * :class:`GradientStep`: one optimizer update from a loss's output (the arithmetic
   :class:`Learner` and :class:`streamrl.trainers.Trainer` share).
+* :class:`CompleteTrajectories`: regroup collected batches into whole episodes (the
+  collectors' ``trajs_per_batch``).
 * :class:`Learner`, :class:`WeightSync`, :class:`Evaluator`, :class:`MetricsSink`: the learner
   side of off-policy graphs (train on sampled batches, publish weights, evaluate, log;
   :func:`evaluate_episodes` / :func:`play_episodes` and :class:`MetricsLogger` are what they use);
@@ -21,6 +23,7 @@ sources, built on :mod:`streamrl.graph` operators.
   replay buffer; it returns an :class:`OffPolicyGraph`.
 """
 
+from streamrl.ops.complete_trajectories import CompleteTrajectories
 from streamrl.ops.env_source import EnvSource
 from streamrl.ops.evaluator import EpisodeStats, Evaluator, evaluate_episodes, play_episodes
 from streamrl.ops.gradient_step import GradientStep
@@ -45,6 +48,7 @@ from streamrl.ops.trigger import Trigger
 from streamrl.ops.weight_sync import WeightSync
 
 __all__ = [
+    "CompleteTrajectories",
     "EnvSource",
     "EpisodeStats",
     "Evaluator",

@@ -13,25 +13,34 @@ __all__ = ["ReplaySink", "ReplaySource"]
 
 class ReplaySink(Operator):
     """Writes every incoming batch into a replay buffer (``[envs, T]`` batches are flattened
-    to ``[envs * T]`` first, as buffers store transitions)."""
+    to ``[envs * T]`` first, as buffers store transitions; empty batches are skipped).
+
+    ``emit_counts=True`` gives the sink an ``out`` port that emits the number of rows each
+    batch wrote, once it is in the buffer (so a reader downstream knows the data is there).
+    """
 
     outputs = ()
     state_keys = ("written",)
 
-    def __init__(self, buffer: Any, *, flatten: bool = True):
+    def __init__(self, buffer: Any, *, flatten: bool = True, emit_counts: bool = False):
         if not hasattr(buffer, "extend"):
             raise TypeError(f"buffer must have extend(), found {type(buffer).__name__}")
         self.buffer = buffer
         self.flatten = flatten
+        self.emit_counts = emit_counts
+        if emit_counts:
+            self.outputs = ("out",)
         self.written = 0
 
-    def step(self, inputs: dict[str, Any]) -> None:
+    def step(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
         batch = inputs["in"]
         if self.flatten and isinstance(batch, TensorDictBase) and batch.batch_dims > 1:
             batch = batch.reshape(-1)
-        self.buffer.extend(batch)
-        self.written += len(batch)
-        return None
+        n = len(batch)
+        if n:
+            self.buffer.extend(batch)
+        self.written += n
+        return {"out": n} if self.emit_counts else None
 
     def __repr__(self) -> str:
         return f"ReplaySink({type(self.buffer).__name__})"

@@ -56,6 +56,16 @@ class Rollout(Operator):
             collection, paced by a :class:`~streamrl.ops.Trigger`).
         worker_index, num_workers: trajectory ids are ``local_id * num_workers + worker_index``,
             so ids stay unique across the rollouts of one collector.
+        init_random_frames: the first batches, while fewer than this many frames were
+            collected, take random actions from the env's action spec instead of the policy.
+        reset_at_each_iter: reset the env before every batch but the first (each reset starts
+            new trajectory ids). :meth:`request_reset` asks for one reset, from any process.
+        env_device, policy_device: where the env's data and the policy live; when they differ
+            the policy's input is cast to ``policy_device`` and its output back. The env is
+            not moved: an env on another device than ``env_device`` is an error.
+
+    An env given as an object is not closed with the operator (its owner closes it); one
+    built from a callable is.
     """
 
     inputs = ()
@@ -81,6 +91,10 @@ class Rollout(Operator):
         worker_index: int = 0,
         num_workers: int = 1,
         project_actions: bool = True,
+        init_random_frames: int = 0,
+        reset_at_each_iter: bool = False,
+        env_device: Any = None,
+        policy_device: Any = None,
     ):
         if not isinstance(frames_per_batch, int) or frames_per_batch < 1:
             raise ValueError(f"frames_per_batch must be a positive int, got {frames_per_batch!r}")
@@ -106,6 +120,16 @@ class Rollout(Operator):
             )
         self.worker_index, self.num_workers = worker_index, num_workers
         self.project_actions = project_actions
+        if not isinstance(init_random_frames, int) or init_random_frames < 0:
+            raise ValueError(f"init_random_frames must be an int >= 0, got {init_random_frames!r}")
+        self.init_random_frames = init_random_frames
+        self.reset_at_each_iter = bool(reset_at_each_iter)
+        self.env_device = None if env_device is None else torch.device(env_device)
+        self.policy_device = None if policy_device is None else torch.device(policy_device)
+        # bumped by request_reset (shared memory: works across the worker process boundary)
+        self._reset_requests = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._resets_done = 0
+        self._batches = 0
         if gated:
             self.inputs = ("trigger",)
         self.frames = 0
@@ -124,6 +148,18 @@ class Rollout(Operator):
         if self.seed is not None and restored is None:
             torch.manual_seed(self.seed)
         self.env = make_env(self.create_env)
+        env_device = self.env.device or torch.device("cpu")
+        if self.env_device is not None and self.env_device != env_device:
+            raise ValueError(
+                f"env_device is {self.env_device} but the env was built on {env_device}: build "
+                "the env on env_device (envs are not moved)"
+            )
+        self._acting = self.policy
+        moved = self.policy_device is not None and self.policy_device != env_device
+        if moved and self.policy is not None:
+            if isinstance(self.policy, torch.nn.Module) and self.weights is None:
+                self.policy.to(self.policy_device)
+            self._acting = _OnDevice(self.policy, self.policy_device, env_device)
         if self.seed is not None and restored is None:
             self.env.set_seed(self.seed)
         self.num_envs = max(1, self.env.batch_size.numel())
@@ -167,15 +203,21 @@ class Rollout(Operator):
         if env is None:
             raise RuntimeError("Rollout.step() called before open()")
         version = self.weights.version if self.weights is not None else self.version
+        requests = int(self._reset_requests)
+        if requests != self._resets_done or (self.reset_at_each_iter and self._batches):
+            self._restart(env)
+            self._resets_done = requests
+        self._batches += 1
         T = self.steps_per_batch
         truncate = self._truncate_long if self.max_frames_per_traj is not None else None
         self._mid_batch = True  # until the batch is done: an error leaves no state to save
+        policy = None if self.frames < self.init_random_frames else self._acting
         with torch.no_grad(), set_exploration_type(self.exploration_type, thread_local=True):
             batch, self._td = run_steps(
                 env,
                 self._td,
                 T,
-                self.policy,
+                policy,
                 project_actions=self.project_actions,
                 callback=truncate,
                 buffered=self.use_fast_path,
@@ -228,10 +270,21 @@ class Rollout(Operator):
                 # placement copies it back before closing) and a later open continues it
                 self.traj_ids = self._traj.state_dict()
                 self.env_state = self._capture_env(Exception)
-            self.env.close()
+            if self.env is not self.create_env:  # built here: closed here
+                self.env.close()
             self.env = None
 
+    def request_reset(self) -> None:
+        """Reset the env before the next batch (thread- and process-safe); the reset starts
+        new trajectories with new ids."""
+        self._reset_requests += 1
+
     # ------------------------------------------------------------------ helpers
+    def _restart(self, env: EnvBase) -> None:
+        self._td = env.reset()
+        self._traj.step(torch.ones(self.num_envs, dtype=torch.bool))  # every env: a new id
+        self._traj_len.zero_()
+
     def _truncate_long(self, env: EnvBase, stepped: TensorDictBase) -> None:
         """Mark episodes that reach ``max_frames_per_traj`` truncated (and done), before the
         step's reset."""
@@ -250,3 +303,15 @@ class Rollout(Operator):
         return (
             f"Rollout(frames_per_batch={self.frames_per_batch}, total_frames={self.total_frames})"
         )
+
+
+class _OnDevice:
+    """Runs ``policy`` on ``device``: the input is cast there, the output back to ``home``."""
+
+    def __init__(self, policy: Callable[[TensorDictBase], TensorDictBase],
+                 device: torch.device, home: torch.device):
+        self.policy, self.device, self.home = policy, device, home
+
+    def __call__(self, td: TensorDictBase) -> TensorDictBase:
+        out = self.policy(td.to(self.device))
+        return td.update(out.to(self.home))

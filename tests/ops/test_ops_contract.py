@@ -32,6 +32,7 @@ from streamrl.graph.testing import OperatorContract, run_operator
 from streamrl.modules import MLP, QValueActor
 from streamrl.objectives import DQNLoss, HardUpdate
 from streamrl.ops import (
+    CompleteTrajectories,
     EnvSource,
     Evaluator,
     Learner,
@@ -304,6 +305,14 @@ class TestStackBatchesContract(OpsContract):
 
     def feeds(self) -> dict[str, list[Any]]:
         return {"in0": chunks(), "in1": chunks()[::-1]}
+
+
+class TestCompleteTrajectoriesContract(OpsContract):
+    def make_operator(self) -> CompleteTrajectories:
+        return CompleteTrajectories(1, report_pending=True)
+
+    def feeds(self) -> dict[str, list[Any]]:
+        return {"in": chunks()}
 
 
 class TestReplaySinkContract(OpsContract):
