@@ -155,6 +155,7 @@ class Rollout(Operator):
                 "the env on env_device (envs are not moved)"
             )
         self._acting = self.policy
+        self._outputs: TensorDictBase | None = None
         moved = self.policy_device is not None and self.policy_device != env_device
         if moved and self.policy is not None:
             if isinstance(self.policy, torch.nn.Module) and self.weights is None:
@@ -211,8 +212,10 @@ class Rollout(Operator):
         T = self.steps_per_batch
         truncate = self._truncate_long if self.max_frames_per_traj is not None else None
         self._mid_batch = True  # until the batch is done: an error leaves no state to save
-        policy = None if self.frames < self.init_random_frames else self._acting
+        random = self.frames < self.init_random_frames
+        policy = None if random else self._acting
         with torch.no_grad(), set_exploration_type(self.exploration_type, thread_local=True):
+            template = self._policy_outputs() if random and self._acting is not None else None
             batch, self._td = run_steps(
                 env,
                 self._td,
@@ -222,6 +225,13 @@ class Rollout(Operator):
                 callback=truncate,
                 buffered=self.use_fast_path,
             )
+        if template is not None:
+            # random batches carry the policy's other outputs too (zeros, as in TorchRL), so
+            # that every batch has the same keys (a replay buffer's storage needs them)
+            nb = len(env.batch_size)
+            for key, value in template.items(True, True):
+                batch.set(key, torch.zeros((*batch.batch_size, *value.shape[nb:]),
+                                           dtype=value.dtype, device=value.device))
         # trajectory ids of the whole batch at once, [T, envs] for TrajectoryIds
         done = batch.get(("next", "done")).reshape(self.num_envs, T).transpose(0, 1)
         ids = self._traj.step_many(done).transpose(0, 1).reshape(batch.batch_size)
@@ -233,6 +243,19 @@ class Rollout(Operator):
         self.frames += batch.numel()
         self._mid_batch = False
         return {"out": batch}
+
+    def _policy_outputs(self) -> TensorDictBase:
+        """What the policy writes besides the action (learnt once, on a copy of the current
+        root TensorDict): the entries random batches fill with zeros."""
+        if self._outputs is None:
+            probe = self._td.clone()
+            given = set(probe.keys(True, True))
+            out = self._acting(probe)
+            keys = [k for k in out.keys(True, True)
+                    if k not in given and k != "action" and (k if isinstance(k, str) else k[0])
+                    not in ("next", "collector")]
+            self._outputs = out.select(*keys)
+        return self._outputs
 
     def state_dict(self) -> dict[str, Any]:
         """``frames``, ``traj_ids`` and, while open (between batches), ``env_state``: the

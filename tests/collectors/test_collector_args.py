@@ -24,6 +24,7 @@ from streamrl.data import LazyTensorStorage, ReplayBuffer
 from streamrl.envs import SerialEnv
 from streamrl.envs.libs.gym import GymEnv
 from streamrl.graph import OperatorError
+from streamrl.modules import QValueActor
 
 
 def pendulum():
@@ -163,6 +164,26 @@ def test_init_random_frames_discrete_actions_follow_the_spec():
     (batch,) = list(c)
     c.shutdown()
     assert spec.is_in(batch["action"][0])  # one-hot or integer: whatever the env declares
+
+
+def test_init_random_frames_batches_have_the_policy_keys():
+    """Random batches carry what the policy writes besides the action (zeros), so a replay
+    buffer's storage takes every batch."""
+    env = cartpole()
+    value = TensorDictModule(torch.nn.Linear(4, env.action_spec.shape[-1]),
+                             in_keys=["observation"], out_keys=["action_value"])
+    policy = QValueActor(value.module, in_keys=["observation"], spec=env.action_spec)
+    rb = ReplayBuffer(storage=LazyTensorStorage(100))
+    c = SyncDataCollector(env, policy, frames_per_batch=20, total_frames=40,
+                          init_random_frames=20)
+    first, second = list(c)
+    c.shutdown()
+    assert set(first.keys(True, True)) == set(second.keys(True, True))
+    assert first["action_value"].shape == second["action_value"].shape
+    assert not first["action_value"].any() and second["action_value"].any()
+    rb.extend(first.reshape(-1))
+    rb.extend(second.reshape(-1))
+    assert len(rb) == 40
 
 
 def test_init_random_frames_multi_sync():

@@ -43,3 +43,24 @@ def test_record_mp4(tmp_path):
         frames = list(reader.iter_data())
     assert expected == 41 and len(frames) == expected
     assert frames[0].ndim == 3 and frames[0].shape[-1] == 3
+
+
+def test_dqn_cartpole_collector_replay_tensorboard(tmp_path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    out = port("dqn_cartpole.py", tmp_path)
+    assert "frames: 6000" in out
+    runs = list((tmp_path / "logs" / "dqn_cartpole").glob("events.out.tfevents.*"))
+    assert len(runs) == 1
+    acc = event_accumulator.EventAccumulator(str(runs[0]))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"episode_length", "loss", "epsilon"} <= tags
+    # no update before init_random_frames: the first loss is logged after 1000 frames
+    assert min(e.step for e in acc.Scalars("loss")) >= 1000
+    eps = [e.value for e in acc.Scalars("epsilon")]
+    assert eps[0] > eps[-1] >= 0.05 - 1e-6  # annealed by the frames collected
+
+
+def test_ppo_pendulum_split_trajs_gae(tmp_path):
+    out = port("ppo_pendulum.py", tmp_path)
+    assert "batches: 3" in out and "eval steps: 200" in out
