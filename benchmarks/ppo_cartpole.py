@@ -184,7 +184,7 @@ def micro(repeats: int = 500) -> None:
     obs, act = flat["observation"], flat["action"]
     if act.ndim > 1:  # one-hot actions (gym's default encoding)
         act = act.argmax(-1)
-    old_lp, adv = flat["sample_log_prob"], flat["advantage"].squeeze(-1)
+    old_lp, adv = flat["action_log_prob"], flat["advantage"].squeeze(-1)
     target = flat["value_target"]
 
     def plain_loss():

@@ -164,7 +164,7 @@ def _orthogonal_(mlp: nn.Module, last_gain: float) -> None:
 
 
 def make_models(config: PPOConfig, env: Any) -> tuple[ProbabilisticActor, ValueOperator]:
-    """A categorical actor (``observation -> logits -> action, sample_log_prob``; one-hot
+    """A categorical actor (``observation -> logits -> action, action_log_prob``; one-hot
     actions for a ``OneHot`` action spec, the gym default) and a value network
     (``observation -> state_value``), separate 2-layer tanh MLPs."""
     obs_dim = env.observation_spec["observation"].shape[-1]

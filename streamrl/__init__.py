@@ -14,18 +14,12 @@ Subpackages (import what you need; dependencies point down only):
 - :mod:`streamrl.errors`: errors raised across layers (worker processes)
 """
 
-import os as _os
-
-from tensordict.nn import set_composite_lp_aggregate as _set_lp_aggregate
-
 from streamrl._warnings import StreamRLWarning
 
-# Probabilistic modules (tensordict's own included, as the seed tutorial uses them) write the
-# log-probability of a single sampled key at "sample_log_prob", the key streamrl's losses read.
-# Done once, when streamrl is first imported, so the key never depends on import order; the
-# COMPOSITE_LP_AGGREGATE environment variable still takes precedence.
-if _os.getenv("COMPOSITE_LP_AGGREGATE") is None:
-    _set_lp_aggregate(True).set()
+# Importing streamrl changes no global state of another library: tensordict's probabilistic
+# modules keep writing a sampled action's log-probability at "<action>_log_prob"
+# ("action_log_prob", as TorchRL 0.14 does); streamrl's losses read that key, or
+# "sample_log_prob" (the seed's key) when a batch has it.
 
 __version__ = "0.1.0.dev0"
 

@@ -3,8 +3,9 @@
 TensorDictModule, TensorDictSequential and the probabilistic modules come from
 ``tensordict.nn``; this package adds RL models and defaults on top of them.
 
-Importing streamrl (any subpackage) makes tensordict's probabilistic modules write a single
-sampled key's log-probability at ``"sample_log_prob"`` (see :mod:`streamrl`). The exploration
+Probabilistic actors write a sampled action's log-probability at ``"action_log_prob"``
+(tensordict's and TorchRL 0.14's key; the seed's ``"sample_log_prob"`` is read too by the
+losses). The exploration
 type (``ExplorationType``, ``set_exploration_type``) is re-exported from its home,
 :mod:`streamrl.envs.utils`.
 """

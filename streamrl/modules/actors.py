@@ -106,8 +106,8 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
             ``distribution_kwargs``.
         safe: project the action into ``spec``.
         distribution_class / distribution_kwargs: the distribution (default ``Delta``).
-        return_log_prob: also write the log-probability at ``log_prob_key``
-            (``"sample_log_prob"``).
+        return_log_prob: also write the log-probability at ``log_prob_key`` (default:
+            ``"<out_key>_log_prob"``, i.e. ``"action_log_prob"``, as in TorchRL 0.14).
         default_interaction_type: used when no exploration type is set: ``RANDOM`` (sample).
             Under ``set_exploration_type(MODE / MEAN / DETERMINISTIC)`` the action is the
             distribution's ``mode`` / ``mean`` / ``deterministic_sample``.
@@ -120,7 +120,7 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
     ...                        in_keys=["observation"], out_keys=["loc", "scale"])
     >>> actor = ProbabilisticActor(net, distribution_class=TanhNormal, return_log_prob=True)
     >>> td = actor(TensorDict({"observation": torch.randn(5, 3)}, [5]))
-    >>> td["action"].shape, td["sample_log_prob"].shape
+    >>> td["action"].shape, td["action_log_prob"].shape
     (torch.Size([5, 2]), torch.Size([5]))
     """
 
@@ -135,7 +135,7 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
         distribution_class: Any = Delta,
         distribution_kwargs: dict | None = None,
         return_log_prob: bool = False,
-        log_prob_key: Any = "sample_log_prob",
+        log_prob_key: Any = None,
         default_interaction_type: ExplorationType = ExplorationType.RANDOM,
         n_empirical_estimate: int = 1000,
     ) -> None:

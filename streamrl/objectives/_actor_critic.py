@@ -22,14 +22,14 @@ class OnPolicyLoss(LossModule):
     If the input has no ``advantage``, the value estimator (GAE by default) computes
     ``advantage`` and ``value_target`` with the critic (detached) and writes them, together
     with ``state_value``, into the input. The behaviour policy's log-probability is read
-    from ``sample_log_prob``; when that key is absent the actor's own ``log_prob_key``
-    (tensordict's default is ``"<action>_log_prob"``) is tried. Per-dimension log-probs are
-    summed to the batch shape.
+    from ``tensor_keys.sample_log_prob`` (``"action_log_prob"``, TorchRL 0.14's key); when a
+    batch lacks it, the actor's own ``log_prob_key`` and then ``"sample_log_prob"`` (the
+    seed's key) are tried. Per-dimension log-probs are summed to the batch shape.
     """
 
     default_keys = {
         "action": "action",
-        "sample_log_prob": "sample_log_prob",
+        "sample_log_prob": "action_log_prob",
         "advantage": "advantage",
         "value_target": "value_target",
         "value": "state_value",
@@ -149,9 +149,10 @@ class OnPolicyLoss(LossModule):
         key = self._keys["sample_log_prob"]
         value = td.get(key, None)
         if value is None and key == self.default_keys["sample_log_prob"]:
-            fallback = getattr(self.network_template("actor_network"), "log_prob_key", None)
-            if fallback is not None:
-                value = td.get(fallback, None)
+            actor_key = getattr(self.network_template("actor_network"), "log_prob_key", None)
+            for fallback in (actor_key, "sample_log_prob"):
+                if fallback is not None and value is None:
+                    value = td.get(fallback, None)
         if value is None:
             self._get(td, "sample_log_prob")  # raises the KeyError naming the loss
         if value.shape[: td.batch_dims] != td.batch_size:

@@ -63,7 +63,7 @@ class _PPOBase(OnPolicyLoss):
 class ClipPPOLoss(_PPOBase):
     """Clipped PPO: ``loss_objective = -mean min(w * A, clip(w, 1 - eps, 1 + eps) * A)``.
 
-    ``w = exp(log pi(a|s) - sample_log_prob)``. Adds ``loss_entropy = -entropy_coeff * H``
+    ``w = exp(log pi(a|s) - action_log_prob)``. Adds ``loss_entropy = -entropy_coeff * H``
     (``entropy_bonus``; ``entropy_coeff=None`` means 0.01) and
     ``loss_critic = critic_coeff * d(V(s), value_target)`` (``critic_coeff=None`` leaves it
     out), with value clipping to ``state_value +- clip_value`` when ``clip_value`` is set
@@ -125,7 +125,7 @@ class KLPENPPOLoss(_PPOBase):
     The old distribution is rebuilt from the distribution parameters stored in the input
     (e.g. ``loc``/``scale``, which the actor wrote during collection) and the KL is exact
     when torch knows it for the pair; otherwise (or when the parameters are absent) it is
-    estimated from the stored actions, ``mean(sample_log_prob - log pi(a|s))``. After each
+    estimated from the stored actions, ``mean(action_log_prob - log pi(a|s))``. After each
     call ``beta`` is multiplied by ``increment`` when the KL exceeds ``1.5 * dtarg`` and by
     ``decrement`` when it is below ``dtarg / 1.5``. Coefficients and diagnostics as in
     :class:`ClipPPOLoss`, plus ``kl`` and ``beta`` (the coefficient this call used).

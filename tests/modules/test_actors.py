@@ -97,10 +97,10 @@ class TestProbabilisticActor:
     def test_keys_and_log_prob(self):
         actor = ProbabilisticActor(_param_net(), distribution_class=IndependentNormal,
                                    return_log_prob=True)
-        assert actor.out_keys[-2:] == ["action", "sample_log_prob"]
+        assert actor.out_keys[-2:] == ["action", "action_log_prob"]
         td = actor(TensorDict({"observation": torch.randn(4, 3)}, [4]))
         dist = actor.get_dist(td)
-        torch.testing.assert_close(td["sample_log_prob"], dist.log_prob(td["action"]))
+        torch.testing.assert_close(td["action_log_prob"], dist.log_prob(td["action"]))
 
     def test_default_random_then_mode(self):
         actor = ProbabilisticActor(_param_net(), distribution_class=TanhNormal)
@@ -194,7 +194,7 @@ def test_actor_value_operator_shares_trunk():
     op = ActorValueOperator(_trunk(), policy, value)
     td = TensorDict({"observation": torch.randn(5, 3)}, [5])
     full = op(td.clone())
-    for key in ("hidden", "action", "sample_log_prob", "state_value"):
+    for key in ("hidden", "action", "action_log_prob", "state_value"):
         assert key in full.keys()
     policy_op, value_op = op.get_policy_operator(), op.get_value_operator()
     with set_exploration_type(ExplorationType.MODE):
@@ -233,7 +233,7 @@ def test_probabilistic_actor_with_action_mask():
     mask = torch.tensor([[True, False, False, True]] * 200)
     td = actor(TensorDict({"observation": torch.randn(200, 3), "action_mask": mask}, [200]))
     assert set(td["action"].unique().tolist()) <= {0, 3}
-    assert torch.isfinite(td["sample_log_prob"]).all()
+    assert torch.isfinite(td["action_log_prob"]).all()
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         greedy = actor(td.clone())["action"]
     logits = td["logits"].masked_fill(~mask, float("-inf"))

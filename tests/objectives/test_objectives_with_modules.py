@@ -73,7 +73,7 @@ def test_ppo_learns_a_bandit_with_tanh_normal():
         with torch.no_grad():
             batch = actor(TensorDict({"observation": torch.zeros(128, 1)}, [128]))
         batch = _bandit_batch(batch["action"], 128).update(
-            {"sample_log_prob": batch["sample_log_prob"], "loc": batch["loc"]})
+            {"action_log_prob": batch["action_log_prob"], "loc": batch["loc"]})
         batch = batch.unsqueeze(-1)  # [envs, time=1]
         for _ in range(4):
             optim.zero_grad()

@@ -194,14 +194,17 @@ def test_seed_probabilistic_modules(capsys):
     )
     td_module(td)
     print(td)
+    # The seed printed "sample_log_prob": tensordict's default in 2022. Today's tensordict
+    # (and TorchRL 0.14) write "action_log_prob", and importing streamrl does not change
+    # tensordict's global setting (docs/torchrl_differences.md, "The seed tutorial").
     assert _shapes(td) == {
         "action": (3, 2),
         "input": (3, 5),
         "loc": (3, 2),
-        "sample_log_prob": (3,),
+        "action_log_prob": (3,),
         "scale": (3, 2),
     }
-    assert td["sample_log_prob"].dtype == torch.float32
+    assert td["action_log_prob"].dtype == torch.float32
 
     # Sampling vs mode / mean
     from streamrl.envs.utils import ExplorationType, set_exploration_type

@@ -1,0 +1,35 @@
+"""Importing streamrl changes no global state of another library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+import warnings
+import torch
+from tensordict.nn import composite_lp_aggregate, interaction_type
+from tensordict.nn import ProbabilisticTensorDictModule
+from tensordict import TensorDict
+before = (composite_lp_aggregate(nowarn=True), interaction_type(), torch.get_default_dtype(),
+          torch.get_num_threads())
+import streamrl, streamrl.data, streamrl.envs, streamrl.modules, streamrl.objectives
+import streamrl.collectors, streamrl.ops, streamrl.train, streamrl.record, streamrl.trainers
+import streamrl.checkpoint
+after = (composite_lp_aggregate(nowarn=True), interaction_type(), torch.get_default_dtype(),
+         torch.get_num_threads())
+assert before == after, (before, after)
+m = ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
+                                  distribution_class=torch.distributions.Normal,
+                                  return_log_prob=True)
+td = m(TensorDict(loc=torch.zeros(3), scale=torch.ones(3), batch_size=[3]))
+assert "action_log_prob" in td.keys() and "sample_log_prob" not in td.keys(), list(td.keys())
+print("ok")
+"""
+
+
+def test_import_keeps_tensordict_and_torch_settings():
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"
