@@ -9,6 +9,8 @@ from tensordict import TensorDictBase
 
 from streamrl.data.replay_buffers.replay_buffer import ReplayBuffer
 from streamrl.data.replay_buffers.samplers import PrioritizedSampler
+from streamrl.data.replay_buffers.samplers.slice_sampler import SLICE_INFO_KEYS
+from streamrl.data.replay_buffers.storages.base import _One
 from streamrl.data.replay_buffers.storages import ListStorage, Storage
 
 __all__ = ["TensorDictPrioritizedReplayBuffer", "TensorDictReplayBuffer"]
@@ -21,7 +23,10 @@ _REDUCTIONS: dict[str, Callable[..., torch.Tensor]] = {
 class TensorDictReplayBuffer(ReplayBuffer):
     """A :class:`ReplayBuffer` of TensorDicts; each sample gets an ``index`` entry (int64).
 
-    A prioritized sampler's importance weights are written into the sample as ``_weight``. :meth:`update_tensordict_priority` reads ``index`` and
+    A prioritized sampler's importance weights are written into the sample as ``_weight`` (the
+    seed's key; ``sample(return_info=True)`` also returns them under TorchRL 0.14's
+    ``priority_weight``); a slice sampler's start/end flags (``is_init``,
+    ``("next", "truncated")``, ...) are OR-ed into the stored ones. :meth:`update_tensordict_priority` reads ``index`` and
     ``priority_key`` back from a sample (a no-op without a prioritized sampler). The
     ``priority_key`` entry of an extended batch is not stored: with a prioritized sampler it
     sets the initial priorities of the new items (max over extra dims).
@@ -39,8 +44,6 @@ class TensorDictReplayBuffer(ReplayBuffer):
     ['a', 'index']
     """
 
-    _INFO_KEYS = ("index", "_weight")
-
     def __init__(self, *, priority_key="td_error", reduction: str = "max", **kwargs) -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {tuple(_REDUCTIONS)}, found {reduction!r}")
@@ -52,31 +55,56 @@ class TensorDictReplayBuffer(ReplayBuffer):
         if not isinstance(data, TensorDictBase):
             return data
         n = data.batch_size[0] if data.batch_dims else 0
-        for key in self._INFO_KEYS:
-            value = info.get(key)
-            if isinstance(value, torch.Tensor) and value.shape[:1] == (n,):
-                data.set(key, value.to(data.device) if data.device is not None else value)
+        for key, value in info.items():
+            if key in SLICE_INFO_KEYS or not isinstance(value, torch.Tensor):
+                continue
+            if value.shape[:1] != (n,) or (
+                key not in ("index", "_weight") and value.dtype != torch.bool
+            ):
+                continue
+            if data.device is not None:
+                value = value.to(data.device)
+            if value.dtype == torch.bool:
+                # Flags (slice starts and ends) add to what the data says.
+                stored = data.get(key, None)
+                if stored is not None and stored.numel() == value.numel():
+                    value = stored | value.reshape(stored.shape)
+            data.set(key, value)
         return data
 
     def _pre_write(self, data):
         # Priorities go to the sampler, not into the storage: a batch may carry them or not.
         priority = None
+        if isinstance(data, _One) and isinstance(data.item, TensorDictBase):
+            # add(): one item; its priority (if any) is reduced over the item's dims.
+            value = data.item.get(self.priority_key, None)
+            if value is None:
+                return data, None
+            data = _One(data.item.exclude(self.priority_key))
+            if not hasattr(self._sampler, "update_priority"):
+                return data, None
+            return data, self._check_priority(self._reduce_priority(value.reshape(1, -1), 1))
         if isinstance(data, TensorDictBase) and data.batch_dims >= 1:
             value = data.get(self.priority_key, None)
             if value is not None:
                 data = data.exclude(self.priority_key)
                 if hasattr(self._sampler, "update_priority"):
-                    n = data.batch_size.numel()
-                    priority = self._reduce_priority(value.reshape(n, -1), n)
-                    # Check before anything is written (the sampler would only check after).
-                    if bool(torch.isnan(priority).any()):
-                        raise ValueError(f"extend: {self.priority_key!r} contains NaN")
-                    if bool((priority < 0).any()):
-                        raise ValueError(
-                            f"extend: {self.priority_key!r} must be >= 0, found "
-                            f"{float(priority.min())}"
-                        )
+                    k = len(getattr(self._storage, "item_batch", ()))
+                    n = data.batch_size[: data.batch_dims - k].numel()
+                    priority = self._check_priority(
+                        self._reduce_priority(value.reshape(n, -1), n)
+                    )
         return data, priority
+
+    def _check_priority(self, priority: torch.Tensor) -> torch.Tensor:
+        # Check before anything is written (the sampler would only check after).
+        if bool(torch.isnan(priority).any()):
+            raise ValueError(f"extend: {self.priority_key!r} contains NaN")
+        if bool((priority < 0).any()):
+            raise ValueError(
+                f"extend: {self.priority_key!r} must be >= 0, found {float(priority.min())}"
+            )
+        return priority
 
     def _after_write(self, plan, batch, priority) -> None:
         sampler = self._sampler

@@ -81,7 +81,7 @@ class PrioritizedSampler(Sampler):
         return np.power(priority + self.eps, self.alpha)
 
     def sample(self, storage, batch_size: int):
-        """Indices drawn with probability ``P(i)``; ``info["_weight"]`` holds float32 weights."""
+        """Indices drawn with ``P(i)``; ``info["_weight"]`` (= ``"priority_weight"``): weights."""
         n = _check_nonempty(storage)
         batch_size = _check_batch_size(batch_size)
         if n > self._capacity:
@@ -95,7 +95,9 @@ class PrioritizedSampler(Sampler):
         index = self._sum_tree.find_prefix(u * total)
         p = self._sum_tree.get(index)
         weight = np.power(p / self._min_tree.min(), -self.beta).astype(np.float32)
-        return torch.from_numpy(index), {"_weight": torch.from_numpy(weight)}
+        weight_t = torch.from_numpy(weight)
+        # "_weight" (the seed's key) and "priority_weight" (TorchRL 0.14's): the same tensor.
+        return torch.from_numpy(index), {"_weight": weight_t, "priority_weight": weight_t}
 
     def on_write(self, index, start, storage) -> None:
         """Written slots get the largest leaf value seen so far."""

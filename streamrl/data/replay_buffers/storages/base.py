@@ -9,6 +9,16 @@ import torch
 __all__ = ["Batch", "Storage"]
 
 
+class _One(NamedTuple):
+    """One item handed to :meth:`Storage.prepare` by ``ReplayBuffer.add``.
+
+    A TensorDict item keeps its own batch dims (a ``[10]`` TensorDict is one item of 10 steps),
+    where ``extend`` would split them into rows.
+    """
+
+    item: Any
+
+
 class Batch(NamedTuple):
     """A validated batch: ``n`` items, the (normalized) data, its leaves in storage key order."""
 

@@ -128,16 +128,17 @@ class LazyMemmapStorage(LazyTensorStorage):
         row = int(np.prod(shape[1:])) * torch.empty((), dtype=dtype).element_size()
         return -(-row // mmap.PAGESIZE) * mmap.PAGESIZE + _FAULT_AROUND
 
-    def _allocate(self, schema, is_td) -> None:
+    def _allocate(self, schema, is_td, item_batch=()) -> None:
         if self._cursor is None:
             length, head = self._len, self._head
             cursor = np.memmap(self._path(_CURSOR), dtype=np.int64, mode="w+", shape=(2,))
-            super()._allocate(schema, is_td)
+            super()._allocate(schema, is_td, item_batch)
             self._cursor = cursor
             self._len, self._head = length, head
             meta = {
                 "max_size": self.max_size,
                 "is_td": is_td,
+                "item_batch": list(item_batch),
                 "keys": [list(k) for k in schema],
                 "shapes": [list(s) for s, _ in schema.values()],
                 "dtypes": [str(d) for _, d in schema.values()],
@@ -147,7 +148,7 @@ class LazyMemmapStorage(LazyTensorStorage):
                 json.dump(meta, f)
             os.replace(tmp, self._path(_SCHEMA))
         else:
-            super()._allocate(schema, is_td)
+            super()._allocate(schema, is_td, item_batch)
 
     def _reopen(self) -> None:
         with open(self._path(_SCHEMA)) as f:
@@ -165,7 +166,9 @@ class LazyMemmapStorage(LazyTensorStorage):
         # Reopen the existing files instead of creating new ones.
         self._open_mode = "r+"
         try:
-            LazyTensorStorage._allocate(self, schema, bool(meta["is_td"]))
+            LazyTensorStorage._allocate(
+                self, schema, bool(meta["is_td"]), tuple(meta.get("item_batch", ()))
+            )
         finally:
             self._open_mode = "w+"
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from streamrl.data.replay_buffers.storages.base import Batch, Storage
+from streamrl.data.replay_buffers.storages.base import Batch, Storage, _One
 
 __all__ = ["LazyTensorStorage"]
 
@@ -38,6 +38,10 @@ class LazyTensorStorage(Storage):
     before anything is written. Batches with several batch dims (e.g. ``[envs, time]``) are
     flattened row-major, so each env's steps stay contiguous.
 
+    ``ReplayBuffer.add(td)`` stores ``td`` as ONE item, batch dims included: after
+    ``add(TensorDict(..., [10]))`` each row is a ``[10]`` trajectory (``item_batch == (10,)``),
+    reads return ``[n, 10]`` TensorDicts, and ``extend`` takes ``[..., 10]`` batches.
+
     Args:
         max_size: number of rows.
         device: where the rows live (default CPU).
@@ -53,6 +57,12 @@ class LazyTensorStorage(Storage):
         self._leaves: list[torch.Tensor] = []
         self._is_td: bool | None = None
         self._key_set: set = set()
+        self._item_batch: tuple[int, ...] = ()
+
+    @property
+    def item_batch(self) -> tuple[int, ...]:
+        """Batch dims of one stored TensorDict item (``()`` unless items were ``add``-ed whole)."""
+        return self._item_batch
 
     # -- schema -----------------------------------------------------------------------------
     @property
@@ -82,8 +92,10 @@ class LazyTensorStorage(Storage):
 
     # -- writing ----------------------------------------------------------------------------
     def one(self, item):
-        """Add a leading dim of 1."""
-        if isinstance(item, (TensorDictBase, torch.Tensor)):
+        """Wrap one item: a tensor gets a leading dim of 1, a TensorDict keeps its batch dims."""
+        if isinstance(item, TensorDictBase):
+            return _One(item)
+        if isinstance(item, torch.Tensor):
             return item.unsqueeze(0)
         raise TypeError(
             f"{type(self).__name__} holds TensorDicts or tensors, found {type(item).__name__}"
@@ -91,14 +103,35 @@ class LazyTensorStorage(Storage):
 
     def prepare(self, data) -> Batch:
         """Flatten the batch dims and validate against the schema (nothing is written)."""
+        item_batch: tuple[int, ...] | None = None
+        if isinstance(data, _One):
+            item_batch = tuple(data.item.batch_size)
+            data = data.item.unsqueeze(0)
         if isinstance(data, TensorDictBase):
             if data.batch_dims == 0:
                 raise ValueError(
                     "extend expects a TensorDict with a batch dim, found batch_size=[] "
                     "(use add() for one item)"
                 )
-            if data.batch_dims > 1:
-                data = data.reshape(-1)
+            expected = self._item_batch if self.allocated else ()
+            if item_batch is None:
+                k = len(expected)
+                if tuple(data.batch_size[data.batch_dims - k :]) != expected or (
+                    data.batch_dims <= k
+                ):
+                    raise ValueError(
+                        f"extend: this storage holds items of batch size {list(expected)}, "
+                        f"found a batch of batch size {list(data.batch_size)} (expected "
+                        f"{['n', *expected]})"
+                    )
+                item_batch = expected
+                if data.batch_dims > 1 + k:
+                    data = data.reshape(-1, *expected)
+            elif self.allocated and item_batch != expected:
+                raise ValueError(
+                    f"add: this storage holds items of batch size {list(expected)}, found an "
+                    f"item of batch size {list(item_batch)}"
+                )
             n = data.batch_size[0]
             flat = self._flat_items(data)
             if self._is_td is False:
@@ -144,7 +177,8 @@ class LazyTensorStorage(Storage):
     def _new_leaf(self, index: int, key, shape: tuple[int, ...], dtype: torch.dtype):
         return torch.zeros(shape, dtype=dtype, device=self.device)
 
-    def _allocate(self, schema: dict, is_td: bool) -> None:
+    def _allocate(self, schema: dict, is_td: bool, item_batch: tuple[int, ...] = ()) -> None:
+        self._item_batch = tuple(item_batch)
         leaves = [
             self._new_leaf(i, key, (self.max_size, *shape), dtype)
             for i, (key, (shape, dtype)) in enumerate(schema.items())
@@ -152,7 +186,7 @@ class LazyTensorStorage(Storage):
         if is_td:
             self._keys = list(schema)
             self._key_set = set(self._keys)
-            td = TensorDict(batch_size=[self.max_size], device=self.device)
+            td = TensorDict(batch_size=[self.max_size, *self._item_batch], device=self.device)
             for key, leaf in zip(self._keys, leaves):
                 td.set(key, leaf)
             self._data = td
@@ -168,7 +202,7 @@ class LazyTensorStorage(Storage):
             schema = {k: (tuple(v.shape[1:]), v.dtype) for k, v in self._flat_items(data).items()}
             if not schema:
                 raise ValueError("cannot allocate a storage from a TensorDict without leaves")
-            self._allocate(schema, True)
+            self._allocate(schema, True, tuple(data.batch_size[1:]))
         else:
             self._allocate({(): (tuple(data.shape[1:]), data.dtype)}, False)
 
@@ -219,7 +253,7 @@ class LazyTensorStorage(Storage):
             for part in key[:-1]:
                 node = node.setdefault(part, {})
             node[key[-1]] = row
-        return self._build(nested, torch.Size([index.numel()]))
+        return self._build(nested, torch.Size([index.numel(), *self._item_batch]))
 
     def _build(self, nested: dict, batch_size: torch.Size):
         # The rows were cut from validated storage tensors: skip TensorDict's checks.
@@ -250,6 +284,7 @@ class LazyTensorStorage(Storage):
             "len": self._len,
             "head": self._head,
             "is_td": self._is_td,
+            "item_batch": list(self._item_batch),
             "keys": [list(k) for k in keys],
             "dtypes": [str(t.dtype) for t in self._leaves],
             "shapes": [list(t.shape[1:]) for t in self._leaves],
@@ -275,9 +310,15 @@ class LazyTensorStorage(Storage):
                 tuple(k): (tuple(s), _dtype_from_str(d))
                 for k, s, d in zip(state["keys"], state["shapes"], state["dtypes"])
             }
+            # Files written before items kept their batch dims have no "item_batch": ().
+            item_batch = tuple(state.get("item_batch", ()))
             if not self.allocated:
-                self._allocate(schema, bool(state["is_td"]))
-            elif self.schema() != schema or bool(state["is_td"]) != self._is_td:
+                self._allocate(schema, bool(state["is_td"]), item_batch)
+            elif (
+                self.schema() != schema
+                or bool(state["is_td"]) != self._is_td
+                or item_batch != self._item_batch
+            ):
                 raise ValueError(
                     f"storage state schema {schema} differs from this storage's {self.schema()}"
                 )
