@@ -30,6 +30,30 @@ def _default_collate(items):
     return items
 
 
+def _check_callable(transform):
+    if not callable(transform):
+        raise TypeError(f"a transform must be callable, found {type(transform).__name__}")
+    return transform
+
+
+def _check_shareable(storage: Storage, sampler: Sampler) -> None:
+    if not hasattr(storage, "_share"):
+        raise TypeError(
+            f"shared=True needs a tensor storage (LazyMemmapStorage, or an allocated "
+            f"LazyTensorStorage / TensorStorage), found {type(storage).__name__}"
+        )
+    if hasattr(sampler, "update_priority"):
+        raise ValueError(
+            f"shared=True: {type(sampler).__name__} keeps priorities in this process, which "
+            "other processes' writes do not reach; use a sampler without priorities"
+        )
+    if getattr(sampler, "cache_values", False):
+        raise ValueError(
+            "shared=True: a sampler with cache_values=True would not see other processes' "
+            "writes; use cache_values=False"
+        )
+
+
 class ReplayBuffer(IterableDataset):
     """A replay buffer: ``storage`` (where), ``writer`` (which slots), ``sampler`` (what to read).
 
@@ -59,8 +83,21 @@ class ReplayBuffer(IterableDataset):
             such batches may miss the latest writes, and the sampler's random state runs
             ahead of what was consumed (use a torchdata ``Prefetcher`` over :meth:`as_node`
             when exact resumption matters).
+            ``0`` or ``None``: no prefetching.
         rate_limiter: a :class:`RateLimiter` that ``extend``/``sample`` obey.
         rate_limit_timeout: seconds ``extend``/``sample`` wait for the limiter (None: forever).
+        generator: a ``torch.Generator`` the sampler draws from (instead of its own), e.g. to
+            seed the buffer apart from the global seed.
+        shared: share the buffer across processes: pickled into a worker process (e.g. as a
+            ``multiprocessing.Process`` argument) it writes into the same storage, and the
+            other processes see the writes. Needs a :class:`LazyMemmapStorage` (allocated by
+            the first write in any process) or a tensor storage that is already allocated
+            (its rows move to shared memory), and a sampler that keeps no per-write state
+            (no priorities, no cached trajectory boundaries). One process should write.
+
+    Transforms: ``transform`` and those added with :meth:`append_transform` /
+    :meth:`insert_transform` run in order on each sampled batch; one added with
+    ``invert=True`` runs on the data written instead (and its ``inv``, if any, on samples).
 
     >>> rb = ReplayBuffer(collate_fn=lambda x: x)
     >>> rb.add(1)
@@ -81,6 +118,8 @@ class ReplayBuffer(IterableDataset):
         prefetch: int | None = None,
         rate_limiter: RateLimiter | None = None,
         rate_limit_timeout: float | None = None,
+        generator: torch.Generator | None = None,
+        shared: bool = False,
     ) -> None:
         self._storage = storage if storage is not None else ListStorage(1000)
         for name, value, base in (
@@ -92,6 +131,16 @@ class ReplayBuffer(IterableDataset):
             if value is not None and not isinstance(value, base):
                 raise TypeError(f"{name} must be a {base.__name__}, found {type(value).__name__}")
         self._sampler = sampler if sampler is not None else RandomSampler()
+        if generator is not None:
+            if not isinstance(generator, torch.Generator):
+                raise TypeError(
+                    f"generator must be a torch.Generator, found {type(generator).__name__}"
+                )
+            self._sampler._use_generator(generator)
+        if shared:
+            _check_shareable(self._storage, self._sampler)
+            self._storage._share()
+        self.shared = bool(shared)
         self._writer = writer if writer is not None else RoundRobinWriter()
         self._writer.attach(self._storage)
         if len(self._storage) and hasattr(self._sampler, "update_priority"):
@@ -105,10 +154,15 @@ class ReplayBuffer(IterableDataset):
         ):
             raise ValueError(f"batch_size must be a positive int or None, found {batch_size!r}")
         self._batch_size = batch_size
-        self._transform = transform
+        # (callable, invert): sample-time transforms run in order; inverted ones at write time.
+        self._transforms: list[tuple[Callable, bool]] = []
+        if transform is not None:
+            self._transforms.append((_check_callable(transform), False))
+        if prefetch == 0:
+            prefetch = None
         if prefetch is not None:
             if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-                raise ValueError(f"prefetch must be an int >= 1 or None, found {prefetch!r}")
+                raise ValueError(f"prefetch must be an int >= 0 or None, found {prefetch!r}")
             if batch_size is None:
                 raise ValueError("prefetch needs a default batch_size")
         self._prefetch = prefetch
@@ -153,14 +207,51 @@ class ReplayBuffer(IterableDataset):
             f"batch_size={self._batch_size})"
         )
 
+    # -- transforms -------------------------------------------------------------------------
+    @property
+    def transform(self) -> Callable | None:
+        """The sample-time transforms as one callable (``None`` when there are none)."""
+        return self._apply_sample_transforms if self._transforms else None
+
+    def append_transform(self, transform: Callable, *, invert: bool = False) -> ReplayBuffer:
+        """Add ``transform`` after the others (``invert=True``: run it on written data)."""
+        self._transforms.append((_check_callable(transform), bool(invert)))
+        return self
+
+    def insert_transform(
+        self, index: int, transform: Callable, *, invert: bool = False
+    ) -> ReplayBuffer:
+        """Insert ``transform`` at position ``index`` of the transforms."""
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"index must be an int, found {index!r}")
+        self._transforms.insert(index, (_check_callable(transform), bool(invert)))
+        return self
+
+    def _apply_sample_transforms(self, data):
+        for fn, inv in self._transforms:
+            if not inv:
+                data = fn(data)
+            elif hasattr(fn, "inv"):
+                data = fn.inv(data)
+        return data
+
+    def _apply_write_transforms(self, data):
+        for fn, inv in self._transforms:
+            if inv:
+                data = fn(data)
+        return data
+
     # -- writing ----------------------------------------------------------------------------
     def add(self, data) -> int:
-        """Write one item; return its slot."""
-        index = self.extend(self._storage.one(data))
+        """Write ONE item (a ``[10]`` TensorDict is one item of 10 steps); return its slot."""
+        index = self._extend(self._storage.one(self._apply_write_transforms(data)))
         return int(index[0]) if index.numel() else -1
 
     def extend(self, data) -> torch.Tensor:
         """Write a batch of items (validated first: a bad batch writes nothing); return slots."""
+        return self._extend(self._apply_write_transforms(data))
+
+    def _extend(self, data) -> torch.Tensor:
         data, extra = self._pre_write(data)
         if self._rate_limiter is None:
             return self._write(data, 0, extra)
@@ -172,7 +263,7 @@ class ReplayBuffer(IterableDataset):
 
     async def aextend(self, data) -> torch.Tensor:
         """:meth:`extend` that awaits the rate limiter instead of blocking."""
-        data, extra = self._pre_write(data)
+        data, extra = self._pre_write(self._apply_write_transforms(data))
         with self._lock:
             batch = self._storage.prepare(data)
         if self._rate_limiter is not None and batch.n:
@@ -270,8 +361,8 @@ class ReplayBuffer(IterableDataset):
         if self._collate_fn is not None:
             data = self._collate_fn(data)
         data = self._postprocess(data, info)
-        if self._transform is not None:
-            data = self._transform(data)
+        if self._transforms:
+            data = self._apply_sample_transforms(data)
         return data, info
 
     def _postprocess(self, data, info):

@@ -10,8 +10,8 @@ from tensordict import TensorDictBase
 from streamrl.data.replay_buffers.replay_buffer import ReplayBuffer
 from streamrl.data.replay_buffers.samplers import PrioritizedSampler
 from streamrl.data.replay_buffers.samplers.slice_sampler import SLICE_INFO_KEYS
-from streamrl.data.replay_buffers.storages.base import _One
 from streamrl.data.replay_buffers.storages import ListStorage, Storage
+from streamrl.data.replay_buffers.storages.base import _One
 
 __all__ = ["TensorDictPrioritizedReplayBuffer", "TensorDictReplayBuffer"]
 

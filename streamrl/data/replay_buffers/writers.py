@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import torch
 from tensordict import TensorDictBase
 
-__all__ = ["RoundRobinWriter", "TensorDictMaxValueWriter", "WritePlan", "Writer"]
+__all__ = [
+    "ImmutableDatasetWriter",
+    "RoundRobinWriter",
+    "TensorDictMaxValueWriter",
+    "TensorDictRoundRobinWriter",
+    "WritePlan",
+    "Writer",
+]
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,45 @@ class RoundRobinWriter(Writer):
         self._cursor = int(state["cursor"])
 
 
+class TensorDictRoundRobinWriter(RoundRobinWriter):
+    """TorchRL's round-robin writer for TensorDict buffers: a :class:`RoundRobinWriter`.
+
+    Every streamrl writer already handles TensorDict batches (a :class:`TensorDictReplayBuffer`
+    writes ``index`` into its samples), so this is the same writer under TorchRL's name.
+
+    >>> from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
+    >>> from tensordict import TensorDict
+    >>> rb = TensorDictReplayBuffer(storage=LazyTensorStorage(4),
+    ...                             writer=TensorDictRoundRobinWriter())
+    >>> rb.extend(TensorDict({"a": torch.arange(6)}, [6])).tolist()
+    [2, 3, 0, 1]
+    """
+
+
+class ImmutableDatasetWriter(Writer):
+    """A writer that refuses every write: for buffers over a fixed dataset.
+
+    The storage is filled beforehand (e.g. a :class:`LazyMemmapStorage` reopened from its
+    directory, or a :class:`TensorStorage` over existing tensors); ``add``/``extend`` raise
+    ``RuntimeError`` before anything is written.
+
+    >>> from streamrl.data import ReplayBuffer, TensorStorage
+    >>> rb = ReplayBuffer(storage=TensorStorage(torch.arange(5)), writer=ImmutableDatasetWriter())
+    >>> len(rb)
+    5
+    >>> rb.extend(torch.arange(2))
+    Traceback (most recent call last):
+    ...
+    RuntimeError: this replay buffer is immutable (ImmutableDatasetWriter): extend/add are not allowed
+    """
+
+    def plan(self, n, length, max_size, data=None) -> WritePlan:
+        """Always raises ``RuntimeError``."""
+        raise RuntimeError(
+            "this replay buffer is immutable (ImmutableDatasetWriter): extend/add are not allowed"
+        )
+
+
 class TensorDictMaxValueWriter(Writer):
     """Keep the ``max_size`` items with the largest rank seen so far.
 
@@ -104,13 +150,15 @@ class TensorDictMaxValueWriter(Writer):
     both are kept (ties keep the stored item). Items that do not make it are not written.
 
     Args:
-        rank_key: key of the rank (default ``("next", "reward")``).
+        rank_key: key of the rank (default, also for ``None``: ``("next", "reward")``).
         reduction: how to reduce a multi-element rank to one number.
     """
 
     _REDUCTIONS = ("sum", "max", "min", "mean")
 
-    def __init__(self, rank_key=("next", "reward"), reduction: str = "sum") -> None:
+    def __init__(self, rank_key=None, reduction: str = "sum") -> None:
+        if rank_key is None:
+            rank_key = ("next", "reward")
         if reduction not in self._REDUCTIONS:
             raise ValueError(f"reduction must be one of {self._REDUCTIONS}, found {reduction!r}")
         self.rank_key = rank_key

@@ -2,17 +2,23 @@
 
 from streamrl.data.replay_buffers.samplers.base import Sampler
 from streamrl.data.replay_buffers.samplers.prioritized import PrioritizedSampler
+from streamrl.data.replay_buffers.samplers.prioritized_slice import PrioritizedSliceSampler
 from streamrl.data.replay_buffers.samplers.random_sampler import RandomSampler
 from streamrl.data.replay_buffers.samplers.slice_sampler import SliceSampler
+from streamrl.data.replay_buffers.samplers.slice_without_replacement import (
+    SliceSamplerWithoutReplacement,
+)
 from streamrl.data.replay_buffers.samplers.sum_tree import MinTree, SumTree
 from streamrl.data.replay_buffers.samplers.without_replacement import SamplerWithoutReplacement
 
 __all__ = [
     "MinTree",
     "PrioritizedSampler",
+    "PrioritizedSliceSampler",
     "RandomSampler",
     "Sampler",
     "SamplerWithoutReplacement",
     "SliceSampler",
+    "SliceSamplerWithoutReplacement",
     "SumTree",
 ]

@@ -53,7 +53,27 @@ class Sampler:
         """Whether iteration should stop when :attr:`ran_out` turns true."""
         return False
 
+    def __getstate__(self):
+        # A torch.Generator does not survive multiprocessing's pickler (torch 2.13 fails to
+        # rebuild it in a spawned process): send its state instead.
+        state = self.__dict__.copy()
+        gen = state.pop("_generator")
+        state["_generator_state"] = (str(gen.device), gen.get_state().numpy().tobytes())
+        return state
+
+    def __setstate__(self, state) -> None:
+        state = dict(state)
+        device, gen_state = state.pop("_generator_state")
+        gen = torch.Generator(device=device)
+        gen.set_state(torch.frombuffer(bytearray(gen_state), dtype=torch.uint8))
+        self.__dict__.update(state)
+        self._generator = gen
+
     # -- random state -----------------------------------------------------------------------
+    def _use_generator(self, generator: torch.Generator) -> None:
+        """Draw from ``generator`` (e.g. ``ReplayBuffer(generator=...)``) instead of our own."""
+        self._generator = generator
+
     def manual_seed(self, seed: int) -> None:
         """Reseed the private generator."""
         self._generator.manual_seed(int(seed))

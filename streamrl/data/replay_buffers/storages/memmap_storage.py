@@ -83,7 +83,18 @@ class LazyMemmapStorage(LazyTensorStorage):
     # Length and head live in the cursor file once allocated, so they persist with the data.
     @property
     def _len(self) -> int:
+        if self._cursor is None and self.__dict__.get("_shared") and not self._closed:
+            self._adopt()
         return int(self._cursor[0]) if self._cursor is not None else self.__dict__["_len0"]
+
+    def _share(self) -> None:
+        """Other processes may allocate the files: look for them until they appear."""
+        self.__dict__["_shared"] = True
+
+    def _adopt(self) -> None:
+        # Another process sharing this directory made the first write: open its files.
+        if os.path.exists(os.path.join(self.scratch_dir, _SCHEMA)):
+            self._reopen()
 
     @_len.setter
     def _len(self, value: int) -> None:
@@ -232,6 +243,7 @@ class LazyMemmapStorage(LazyTensorStorage):
             "release_bytes": self.release_bytes,
             "_len0": self._len,
             "_head0": self._head,
+            "_shared": bool(self.__dict__.get("_shared")),
         }
 
     def __setstate__(self, state) -> None:
@@ -243,6 +255,8 @@ class LazyMemmapStorage(LazyTensorStorage):
         )
         if self._cursor is None:
             self._len, self._head = state["_len0"], state["_head0"]
+        if state.get("_shared"):
+            self._share()
 
     def __repr__(self) -> str:
         return (

@@ -9,7 +9,7 @@ from tensordict import TensorDict, TensorDictBase
 
 from streamrl.data.replay_buffers.storages.base import Batch, Storage, _One
 
-__all__ = ["LazyTensorStorage"]
+__all__ = ["LazyTensorStorage", "TensorStorage"]
 
 # TensorDict's constructor validates every leaf; rows cut from the storage need no check. The
 # unchecked constructor is private API of tensordict, so fall back to the public one.
@@ -63,6 +63,47 @@ class LazyTensorStorage(Storage):
     def item_batch(self) -> tuple[int, ...]:
         """Batch dims of one stored TensorDict item (``()`` unless items were ``add``-ed whole)."""
         return self._item_batch
+
+    # Length and head live in a shared tensor once the storage is shared across processes.
+    @property
+    def _len(self) -> int:
+        cursor = self.__dict__.get("_shm_cursor")
+        return int(cursor[0]) if cursor is not None else self.__dict__["_len0"]
+
+    @_len.setter
+    def _len(self, value: int) -> None:
+        cursor = self.__dict__.get("_shm_cursor")
+        if cursor is not None:
+            cursor[0] = value
+        else:
+            self.__dict__["_len0"] = value
+
+    @property
+    def _head(self) -> int:
+        cursor = self.__dict__.get("_shm_cursor")
+        return int(cursor[1]) if cursor is not None else self.__dict__["_head0"]
+
+    @_head.setter
+    def _head(self, value: int) -> None:
+        cursor = self.__dict__.get("_shm_cursor")
+        if cursor is not None:
+            cursor[1] = value
+        else:
+            self.__dict__["_head0"] = value
+
+    def _share(self) -> None:
+        """Move the rows and the cursor to shared memory (``ReplayBuffer(shared=True)``)."""
+        if not self.allocated:
+            raise ValueError(
+                f"shared=True needs an allocated {type(self).__name__} (extend it once first, "
+                "or use a LazyMemmapStorage, which other processes can allocate)"
+            )
+        if self.device.type != "cpu":
+            raise ValueError(f"shared=True needs a CPU storage, found device {self.device}")
+        for leaf in self._leaves:
+            leaf.share_memory_()
+        cursor = torch.tensor([self._len, self._head], dtype=torch.int64).share_memory_()
+        self.__dict__["_shm_cursor"] = cursor
 
     # -- schema -----------------------------------------------------------------------------
     @property
@@ -299,7 +340,7 @@ class LazyTensorStorage(Storage):
 
     def load_state_dict(self, state) -> None:
         """Restore :meth:`state_dict`, copying rows in chunks; the schema must match."""
-        if state.get("type") not in ("LazyTensorStorage", "LazyMemmapStorage"):
+        if state.get("type") not in ("LazyTensorStorage", "LazyMemmapStorage", "TensorStorage"):
             raise ValueError(f"storage state is for {state.get('type')!r}, not a tensor storage")
         if state["max_size"] != self.max_size:
             raise ValueError(
@@ -333,3 +374,70 @@ class LazyTensorStorage(Storage):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_size={self.max_size}, len={self._len}, device={self.device})"
+
+
+class TensorStorage(LazyTensorStorage):
+    """A tensor storage over existing data: a tensor or TensorDict whose first dim is the slots.
+
+    The storage starts full (``len(storage) == storage_data.shape[0]``) and uses the given
+    tensors in place (no copy, unless ``device`` differs): a buffer over a dataset that is
+    already in memory. Writes overwrite slots round-robin, as in any storage; pair it with an
+    :class:`ImmutableDatasetWriter` to forbid them. Extra batch dims of a TensorDict belong to
+    each item (``TensorStorage(TensorDict(..., [10, 11]))`` holds 10 items of batch ``[11]``).
+
+    Args:
+        storage: the data (a tensor or TensorDict with at least one dim).
+        max_size: the number of slots; must equal ``storage.shape[0]`` when given.
+        device: where the rows live (default CPU).
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> s = TensorStorage(TensorDict({"x": torch.randn(10, 11)}, [10, 11]))
+    >>> len(s), s.get(0).batch_size
+    (10, torch.Size([11]))
+    """
+
+    def __init__(
+        self,
+        storage: torch.Tensor | TensorDictBase,
+        max_size: int | None = None,
+        *,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not isinstance(storage, (torch.Tensor, TensorDictBase)):
+            raise TypeError(
+                f"TensorStorage wraps a tensor or a TensorDict, found {type(storage).__name__}"
+            )
+        if storage.ndim == 0 if isinstance(storage, torch.Tensor) else storage.batch_dims == 0:
+            raise ValueError("TensorStorage needs data with a leading dim (the slots)")
+        n = storage.shape[0]
+        if max_size is not None and max_size != n:
+            raise ValueError(
+                f"max_size must equal the first dim of the data ({n}), found {max_size!r}"
+            )
+        super().__init__(n, device=device)
+        data = storage.to(self.device)
+        if isinstance(data, TensorDictBase):
+            flat = self._flat_items(data)
+            if not flat:
+                raise ValueError("TensorStorage needs a TensorDict with at least one tensor")
+            self._keys = list(flat)
+            self._key_set = set(self._keys)
+            self._leaves = [flat[k] for k in self._keys]
+            self._item_batch = tuple(data.batch_size[1:])
+            self._data = data
+            self._is_td = True
+        else:
+            self._leaves = [data]
+            self._data = data
+            self._is_td = False
+        self._len = n
+        self._head = 0
+
+    def load_state_dict(self, state) -> None:
+        """Restore a tensor storage's :meth:`state_dict` into the wrapped data."""
+        super().load_state_dict({**state, "type": "LazyTensorStorage"})
+
+    def state_dict(self):
+        """As :meth:`LazyTensorStorage.state_dict`."""
+        return {**super().state_dict(), "type": "TensorStorage"}
