@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from tensordict import TensorDict
 
 from streamrl.data import (
+    CompressedListStorage,
     LazyMemmapStorage,
+    LazyStackStorage,
     LazyTensorStorage,
     ListStorage,
     ReplayBuffer,
@@ -36,13 +38,16 @@ def _batch(n, start=0):
 FACTORIES = {
     "list": lambda cap, tmp: ListStorage(cap),
     "tensor": lambda cap, tmp: LazyTensorStorage(cap),
-    "memmap": lambda cap, tmp: LazyMemmapStorage(cap, scratch_dir=tmp / "mm"),
+    "memmap": lambda cap, tmp: LazyMemmapStorage(cap, scratch_dir=tmp),
+    "lazy_stack": lambda cap, tmp: LazyStackStorage(cap),
+    "compressed": lambda cap, tmp: CompressedListStorage(cap),
 }
 
 
 @pytest.fixture(params=list(FACTORIES))
 def make_storage(request, tmp_path):
-    return lambda cap: FACTORIES[request.param](cap, tmp_path)
+    dirs = iter(range(100))
+    return lambda cap: FACTORIES[request.param](cap, tmp_path / f"mm{next(dirs)}")
 
 
 class TestStorageContract:
@@ -100,13 +105,43 @@ class TestStorageContract:
         a = TensorDictReplayBuffer(storage=make_storage(8))
         a.extend(_batch(11))
         state = a.storage.state_dict()
-        b = LazyTensorStorage(8) if not isinstance(a.storage, ListStorage) else ListStorage(8)
+        b = make_storage(8)
         b.load_state_dict(state)
         assert len(b) == 8 and b.head == a.storage.head
         x, y = a.storage.get(torch.arange(8)), b.get(torch.arange(8))
         if isinstance(x, list):
             x, y = torch.stack(x), torch.stack(y)
         assert (x == y).all()
+
+    def test_state_dict_of_another_storage_type_is_refused(self, make_storage):
+        a = make_storage(8)
+        TensorDictReplayBuffer(storage=a).extend(_batch(3))
+        other = ListStorage(8) if not isinstance(a, ListStorage) else LazyTensorStorage(8)
+        TensorDictReplayBuffer(storage=other).extend(_batch(3))
+        with pytest.raises(ValueError, match="storage state is for"):
+            a.load_state_dict(other.state_dict())
+
+    def test_add_stores_one_item(self, make_storage):
+        # Defect 1 (issue 12): add() of a [10] TensorDict wrote 10 rows and set len to 10.
+        rb = ReplayBuffer(storage=make_storage(5))
+        traj = _batch(10)
+        assert rb.add(traj) == 0 and len(rb) == 1
+        assert rb.add(_batch(10, start=10)) == 1 and len(rb) == 2
+        s = rb.sample(6)
+        assert s.batch_size == (6, 10)
+        assert s["next", "reward"].shape == (6, 10, 1)
+        first = rb[0]
+        assert first.batch_size == (10,)
+        assert first["next", "reward"].reshape(-1).tolist() == [float(i) for i in range(10)]
+
+    def test_lazy_allocation_and_write_head(self, make_storage):
+        s = make_storage(6)
+        assert len(s) == 0 and s.head == 0
+        rb = TensorDictReplayBuffer(storage=s)
+        rb.extend(_batch(4))
+        assert len(s) == 4 and s.head == 4
+        if hasattr(s, "allocated"):
+            assert s.allocated and s.schema()[("action",)] == ((), torch.int64)
 
 
 class TestBadInput:

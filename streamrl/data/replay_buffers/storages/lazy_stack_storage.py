@@ -16,8 +16,8 @@ class LazyStackStorage(ListStorage):
     """A :class:`ListStorage` of TensorDicts whose reads are ``LazyStackedTensorDict``s.
 
     Items may differ in shape (e.g. trajectories of different lengths): a read stacks them
-    lazily along ``stack_dim``, so heterogeneous entries show ``-1`` in their shape and can be
-    densified later (``densify``, nested tensors). ``add`` stores one TensorDict; ``extend``
+    lazily along ``stack_dim``; heterogeneous entries are read padded, nested or as a list
+    (``get(key, as_padded_tensor=True)``, ``as_nested_tensor``, ``as_list``). ``add`` stores one TensorDict; ``extend``
     takes a list of TensorDicts or a TensorDict split along its first dim.
 
     Args:
@@ -31,8 +31,8 @@ class LazyStackStorage(ListStorage):
     >>> rb = ReplayBuffer(storage=LazyStackStorage(100))
     >>> _ = rb.add(TensorDict(a=torch.zeros(10)))
     >>> _ = rb.add(TensorDict(a=torch.zeros(11)))
-    >>> rb[:]["a"].shape
-    torch.Size([2, -1])
+    >>> rb[:].get("a", as_padded_tensor=True).shape
+    torch.Size([2, 11])
     """
 
     def __init__(
