@@ -37,11 +37,8 @@ def _check_callable(transform):
 
 
 def _check_shareable(storage: Storage, sampler: Sampler) -> None:
-    if not hasattr(storage, "_share"):
-        raise TypeError(
-            f"shared=True needs a tensor storage (LazyMemmapStorage, or an allocated "
-            f"LazyTensorStorage / TensorStorage), found {type(storage).__name__}"
-        )
+    if type(storage)._share is Storage._share:
+        storage._share()  # raises: this storage cannot be shared
     if hasattr(sampler, "update_priority"):
         raise ValueError(
             f"shared=True: {type(sampler).__name__} keeps priorities in this process, which "

@@ -255,7 +255,7 @@ class TestPrioritizedSliceSampler:
         assert torch.allclose(w[:, 0], want, atol=1e-6)
 
     def test_tensordict_priority_update_and_state(self):
-        rb, sampler = self._make(lengths=(8, 8))
+        rb, _ = self._make(lengths=(8, 8))
         s = rb.sample()
         s["td_error"] = torch.rand(16)
         rb.update_tensordict_priority(s)

@@ -140,7 +140,7 @@ class SliceSampler(Sampler):
 
     def _breaks(self, storage, n: int) -> torch.Tensor:
         """``brk[i]``: a trajectory ends at step ``i`` (length ``n - 1``, the last is implied)."""
-        keys = getattr(storage, "_key_set", set())
+        keys: set = getattr(storage, "_key_set", set())
         traj_key = self.traj_key
         if traj_key is None and self.end_key is None and self.end_keys is None:
             traj_key = "episode" if ("episode",) in keys else None

@@ -99,6 +99,13 @@ class Storage:
         """Restore :meth:`state_dict`."""
         raise NotImplementedError
 
+    def _share(self) -> None:
+        """Make the content visible to other processes (``ReplayBuffer(shared=True)``)."""
+        raise TypeError(
+            f"shared=True needs a tensor storage (LazyMemmapStorage, or an allocated "
+            f"LazyTensorStorage / TensorStorage), found {type(self).__name__}"
+        )
+
     def close(self) -> None:
         """Release resources (files, maps); idempotent."""
 

@@ -87,15 +87,6 @@ class LazyMemmapStorage(LazyTensorStorage):
             self._adopt()
         return int(self._cursor[0]) if self._cursor is not None else self.__dict__["_len0"]
 
-    def _share(self) -> None:
-        """Other processes may allocate the files: look for them until they appear."""
-        self.__dict__["_shared"] = True
-
-    def _adopt(self) -> None:
-        # Another process sharing this directory made the first write: open its files.
-        if os.path.exists(os.path.join(self.scratch_dir, _SCHEMA)):
-            self._reopen()
-
     @_len.setter
     def _len(self, value: int) -> None:
         if self._cursor is not None:
@@ -113,6 +104,15 @@ class LazyMemmapStorage(LazyTensorStorage):
             self._cursor[1] = value
         else:
             self.__dict__["_head0"] = value
+
+    def _share(self) -> None:
+        """Other processes may allocate the files: look for them until they appear."""
+        self.__dict__["_shared"] = True
+
+    def _adopt(self) -> None:
+        # Another process sharing this directory made the first write: open its files.
+        if os.path.exists(os.path.join(self.scratch_dir, _SCHEMA)):
+            self._reopen()
 
     def _path(self, name: str) -> str:
         return os.path.join(self.scratch_dir, name)
