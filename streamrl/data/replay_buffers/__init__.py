@@ -23,6 +23,7 @@ A buffer is a storage (where items live) x a writer (which slots a batch goes to
 """
 
 from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
+from streamrl.data.replay_buffers.ensemble import ReplayBufferEnsemble
 from streamrl.data.replay_buffers.loaders import ReplayDataset, ReplayNode
 from streamrl.data.replay_buffers.rate_limiters import MinSize, RateLimiter, SampleToInsertRatio
 from streamrl.data.replay_buffers.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
@@ -74,6 +75,7 @@ __all__ = [
     "RandomSampler",
     "RateLimiter",
     "ReplayBuffer",
+    "ReplayBufferEnsemble",
     "ReplayDataset",
     "ReplayNode",
     "RoundRobinWriter",

@@ -251,3 +251,78 @@ class TestNewStorages:
         with pytest.raises(TypeError, match="uint8"):
             bad.extend(torch.zeros(2, 3))
         assert len(bad) == 0
+
+
+class TestEnsemble:
+    def _members(self):
+        from streamrl.data import ReplayBufferEnsemble  # noqa: F401
+
+        a = TensorDictReplayBuffer(storage=LazyTensorStorage(10), transform=lambda td: td.set(
+            "src", torch.zeros(td.batch_size)))
+        b = TensorDictReplayBuffer(storage=LazyTensorStorage(10), transform=lambda td: td.set(
+            "src", torch.ones(td.batch_size)))
+        a.extend(_td(5))
+        b.extend(_td(5, 100))
+        return a, b
+
+    def test_sample_from_all_and_transforms(self):
+        from streamrl.data import ReplayBufferEnsemble
+
+        a, b = self._members()
+        ens = ReplayBufferEnsemble(a, b, sample_from_all=True, batch_size=6,
+                                   transform=lambda td: td.set("twice", td["src"] * 2))
+        s, info = ens.sample(return_info=True)
+        assert s.batch_size == (2, 3)
+        assert s["src"][:, 0].tolist() == [0.0, 1.0] and s["twice"][:, 0].tolist() == [0.0, 2.0]
+        assert (s["x"][0] < 5).all() and (s["x"][1] >= 100).all()
+        assert info["buffer_ids"].tolist() == [0, 1] and len(info["infos"]) == 2
+        assert len(ens) == 2 and ens[1] is b
+
+    def test_p_and_sampleable(self):
+        from streamrl.data import ReplayBufferEnsemble
+
+        a, b = self._members()
+        ens = ReplayBufferEnsemble(a, b, p=[0.0, 1.0], num_buffer_sampled=3,
+                                   generator=torch.Generator().manual_seed(0))
+        assert (ens.sample(6)["src"] == 1).all()
+        empty = TensorDictReplayBuffer(storage=LazyTensorStorage(10))
+        ens2 = ReplayBufferEnsemble(empty, a, p="sampleable", num_buffer_sampled=4)
+        assert (ens2.sample(8)["src"] == 0).all()
+        state = ens.state_dict()
+        x = ens.sample(6)["x"]
+        ens.load_state_dict(state)
+        assert torch.equal(ens.sample(6)["x"], x)
+
+    def test_routed_writes(self):
+        from streamrl.data import ReplayBufferEnsemble
+
+        a = ReplayBuffer(storage=LazyTensorStorage(10))
+        b = ReplayBuffer(storage=LazyTensorStorage(10))
+        ens = ReplayBufferEnsemble(a, b, routing_key="member")
+        ens.extend(TensorDict({"member": torch.tensor([1, 0, 1]), "x": torch.arange(3)}, [3]))
+        assert len(a) == 1 and len(b) == 2 and b[torch.arange(2)]["x"].tolist() == [0, 2]
+        by_dim = ReplayBufferEnsemble(ReplayBuffer(storage=LazyTensorStorage(10)),
+                                      ReplayBuffer(storage=LazyTensorStorage(10)), routing_dim=0)
+        by_dim.extend(TensorDict({"x": torch.arange(6).reshape(2, 3)}, [2, 3]))
+        assert by_dim[1][torch.arange(3)]["x"].tolist() == [3, 4, 5]
+        with pytest.raises(ValueError, match="one entry per member"):
+            by_dim.extend(TensorDict({"x": torch.zeros(3, 2)}, [3, 2]))
+        with pytest.raises(ValueError, match=r"member ids must be in \[0, 2\)"):
+            ens.extend(TensorDict({"member": torch.tensor([2]), "x": torch.arange(1)}, [1]))
+
+    def test_bad_input(self):
+        from streamrl.data import ReplayBufferEnsemble
+
+        a, b = self._members()
+        with pytest.raises(ValueError, match="at least one"):
+            ReplayBufferEnsemble()
+        with pytest.raises(TypeError, match="member 1 must be a ReplayBuffer"):
+            ReplayBufferEnsemble(a, [1])
+        with pytest.raises(ValueError, match="do not pass p"):
+            ReplayBufferEnsemble(a, b, p=[1, 1], sample_from_all=True)
+        with pytest.raises(ValueError, match="2 non-negative weights"):
+            ReplayBufferEnsemble(a, b, p=[1.0])
+        with pytest.raises(ValueError, match="not a multiple"):
+            ReplayBufferEnsemble(a, b).sample(5)
+        with pytest.raises(RuntimeError, match="read-only"):
+            ReplayBufferEnsemble(a, b).extend(_td(2))
