@@ -171,8 +171,12 @@ class TestBadInput:
         bad["extra"] = torch.zeros(3)
         with pytest.raises(ValueError, match=r"unexpected key.*'extra'"):
             rb.extend(bad)
-        with pytest.raises(TypeError, match="found list"):
+        with pytest.raises(TypeError, match=r"pytrees of tensors, found leaves of type \['int'"):
             rb.extend([1, 2])
+        with pytest.raises(TypeError, match="holds TensorDicts or tensors, found pytrees"):
+            rb.extend([torch.zeros(3), torch.zeros(3)])
+        with pytest.raises(TypeError, match="holds TensorDicts or tensors, found str"):
+            rb.extend("abc")
         with pytest.raises(ValueError, match="batch dim"):
             rb.extend(_batch(1)[0])
 

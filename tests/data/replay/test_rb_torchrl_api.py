@@ -326,3 +326,51 @@ class TestEnsemble:
             ReplayBufferEnsemble(a, b).sample(5)
         with pytest.raises(RuntimeError, match="read-only"):
             ReplayBufferEnsemble(a, b).extend(_td(2))
+
+
+@pytest.mark.parametrize("kind", ["tensor", "memmap"])
+class TestTensorclassAndPytree:
+    def _storage(self, kind, tmp_path, name="a"):
+        if kind == "tensor":
+            return LazyTensorStorage(10)
+        return LazyMemmapStorage(10, scratch_dir=tmp_path / name)
+
+    def test_tensorclass_round_trip(self, kind, tmp_path):
+        from tensordict import tensorclass
+
+        @tensorclass
+        class Step:
+            obs: torch.Tensor
+            reward: torch.Tensor
+
+        rb = ReplayBuffer(storage=self._storage(kind, tmp_path), batch_size=4)
+        rb.extend(Step(obs=torch.arange(6.0).reshape(3, 2), reward=torch.arange(3.0),
+                       batch_size=[3]))
+        rb.add(Step(obs=torch.ones(2), reward=torch.tensor(9.0), batch_size=[]))
+        s = rb.sample()
+        assert isinstance(s, Step) and s.batch_size == (4,) and s.obs.shape == (4, 2)
+        assert rb[3].reward.item() == 9.0 and isinstance(rb[3], Step)
+        with pytest.raises(TypeError, match="holds Step tensorclasses, found pytrees"):
+            rb.extend({"obs": torch.zeros(2, 2)})
+
+    def test_pytree_round_trip_and_checkpoint(self, kind, tmp_path):
+        rb = ReplayBuffer(storage=self._storage(kind, tmp_path), batch_size=4)
+        rb.extend({"obs": torch.zeros(5, 3), "pair": (torch.arange(5), torch.ones(5, 1))})
+        rb.add({"obs": torch.ones(3), "pair": (torch.tensor(7), torch.ones(1))})
+        s = rb.sample()
+        assert set(s) == {"obs", "pair"} and isinstance(s["pair"], tuple)
+        assert s["obs"].shape == (4, 3) and s["pair"][1].shape == (4, 1)
+        assert rb[5]["pair"][0].item() == 7
+        fresh = ReplayBuffer(storage=LazyTensorStorage(10))
+        fresh.load_state_dict(rb.state_dict())
+        assert fresh[5]["pair"][0].item() == 7
+        if kind == "memmap":  # the structure reopens with the files
+            again = LazyMemmapStorage(10, scratch_dir=tmp_path / "a")
+            assert again.get(5)["pair"][0].item() == 7
+        with pytest.raises(ValueError, match="share their first dim"):
+            rb.extend({"obs": torch.zeros(2, 3), "pair": (torch.arange(3), torch.ones(2, 1))})
+        with pytest.raises(TypeError, match="pytrees of tensors"):
+            rb.extend({"obs": [1, 2]})
+        with pytest.raises(TypeError, match="holds pytrees, found TensorDicts"):
+            rb.extend(TensorDict({"obs": torch.zeros(2, 3)}, [2]))
+        assert len(rb) == 6

@@ -20,11 +20,16 @@ class _One(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """A validated batch: ``n`` items, the (normalized) data, its leaves in storage key order."""
+    """A validated batch: ``n`` items, the (normalized) data, its leaves in storage key order.
+
+    ``wrap`` says how the caller's data was turned into a TensorDict (tensorclass or pytree),
+    so that reads can turn rows back into the same kind of object.
+    """
 
     n: int
     data: Any
     leaves: list[torch.Tensor] | None
+    wrap: Any = None
 
 
 def _check_max_size(max_size) -> int:

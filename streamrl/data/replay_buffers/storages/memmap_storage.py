@@ -150,6 +150,7 @@ class LazyMemmapStorage(LazyTensorStorage):
                 "max_size": self.max_size,
                 "is_td": is_td,
                 "item_batch": list(item_batch),
+                "wrap": self._wrap_state(),
                 "keys": [list(k) for k in schema],
                 "shapes": [list(s) for s, _ in schema.values()],
                 "dtypes": [str(d) for _, d in schema.values()],
@@ -174,6 +175,7 @@ class LazyMemmapStorage(LazyTensorStorage):
             for k, s, d in zip(meta["keys"], meta["shapes"], meta["dtypes"])
         }
         self._cursor = np.memmap(self._path(_CURSOR), dtype=np.int64, mode="r+", shape=(2,))
+        self._load_wrap(meta.get("wrap"))
         # Reopen the existing files instead of creating new ones.
         self._open_mode = "r+"
         try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDict, TensorDictBase, is_tensorclass
+from torch.utils import _pytree as pytree
 
 from streamrl.data.replay_buffers.storages.base import Batch, Storage, _One
 
@@ -38,6 +39,10 @@ class LazyTensorStorage(Storage):
     before anything is written. Batches with several batch dims (e.g. ``[envs, time]``) are
     flattened row-major, so each env's steps stay contiguous.
 
+    Tensorclass instances and pytrees of tensors (dicts, lists, tuples, with a common leading
+    dim) are stored as TensorDicts and read back as the same class or structure; the first
+    write fixes which kind the storage holds.
+
     ``ReplayBuffer.add(td)`` stores ``td`` as ONE item, batch dims included: after
     ``add(TensorDict(..., [10]))`` each row is a ``[10]`` trajectory (``item_batch == (10,)``),
     reads return ``[n, 10]`` TensorDicts, and ``extend`` takes ``[..., 10]`` batches.
@@ -58,6 +63,7 @@ class LazyTensorStorage(Storage):
         self._is_td: bool | None = None
         self._key_set: set = set()
         self._item_batch: tuple[int, ...] = ()
+        self._wrap: tuple | None = None  # ("tensorclass", cls) or ("pytree", treespec)
 
     @property
     def item_batch(self) -> tuple[int, ...]:
@@ -132,9 +138,82 @@ class LazyTensorStorage(Storage):
         return out
 
     # -- writing ----------------------------------------------------------------------------
+    # -- tensorclasses and pytrees ------------------------------------------------------------
+    @staticmethod
+    def _is_tree(data) -> bool:
+        return isinstance(data, (dict, list, tuple)) and not isinstance(data, TensorDictBase)
+
+    def _as_td(self, data, one: bool):
+        """``(TensorDict or tensor, wrap)`` for a TensorDict, tensor, tensorclass or pytree."""
+        if is_tensorclass(data):
+            return data._tensordict, ("tensorclass", type(data))
+        if self._is_tree(data):
+            leaves, spec = pytree.tree_flatten(data)
+            bad = [type(x).__name__ for x in leaves if not isinstance(x, torch.Tensor)]
+            if bad or not leaves:
+                raise TypeError(
+                    f"{type(self).__name__} stores pytrees of tensors, found leaves of type "
+                    f"{bad or 'none'}"
+                )
+            if one:
+                batch: list[int] = []
+            else:
+                if any(x.ndim == 0 for x in leaves):
+                    raise ValueError("extend: every pytree leaf needs a batch dim (use add())")
+                sizes = {x.shape[0] for x in leaves}
+                if len(sizes) != 1:
+                    raise ValueError(
+                        f"extend: pytree leaves must share their first dim, found {sorted(sizes)}"
+                    )
+                batch = [leaves[0].shape[0]]
+            td = TensorDict({str(i): x for i, x in enumerate(leaves)}, batch_size=batch)
+            return td, ("pytree", spec)
+        return data, None
+
+    def _unwrap(self, out):
+        wrap = self._wrap
+        if wrap is None or not isinstance(out, TensorDictBase):
+            return out
+        if wrap[0] == "tensorclass":
+            return wrap[1]._from_tensordict(out)
+        return pytree.tree_unflatten([out.get(str(i)) for i in range(len(out.keys()))], wrap[1])
+
+    def _check_wrap(self, wrap) -> None:
+        if not self.allocated:
+            return
+        mine = self._wrap
+        if (mine is None) != (wrap is None) or (
+            mine is not None and wrap is not None and (mine[0] != wrap[0] or (
+                mine[0] == "tensorclass" and mine[1] is not wrap[1]))
+        ):
+            def name(w):
+                if w is None:
+                    return "TensorDicts or tensors"
+                return f"{w[1].__name__} tensorclasses" if w[0] == "tensorclass" else "pytrees"
+            raise TypeError(f"this storage holds {name(mine)}, found {name(wrap)}")
+
+    def _wrap_state(self):
+        wrap = self._wrap
+        if wrap is None:
+            return None
+        if wrap[0] == "pytree":
+            return ["pytree", pytree.treespec_dumps(wrap[1])]
+        return ["tensorclass", f"{wrap[1].__module__}.{wrap[1].__qualname__}"]
+
+    def _load_wrap(self, state) -> None:
+        # A pytree structure reloads from its JSON; a tensorclass is not imported by name
+        # (loading runs no code): an allocated storage keeps its class, a new one reads
+        # TensorDicts.
+        if state is None:
+            self._wrap = None
+        elif state[0] == "pytree":
+            self._wrap = ("pytree", pytree.treespec_loads(state[1]))
+        elif self._wrap is None or self._wrap[0] != "tensorclass":
+            self._wrap = None
+
     def one(self, item):
         """Wrap one item: a tensor gets a leading dim of 1, a TensorDict keeps its batch dims."""
-        if isinstance(item, TensorDictBase):
+        if isinstance(item, TensorDictBase) or is_tensorclass(item) or self._is_tree(item):
             return _One(item)
         if isinstance(item, torch.Tensor):
             return item.unsqueeze(0)
@@ -146,8 +225,16 @@ class LazyTensorStorage(Storage):
         """Flatten the batch dims and validate against the schema (nothing is written)."""
         item_batch: tuple[int, ...] | None = None
         if isinstance(data, _One):
-            item_batch = tuple(data.item.batch_size)
-            data = data.item.unsqueeze(0)
+            item, wrap = self._as_td(data.item, one=True)
+            item_batch = tuple(item.batch_size)
+            data = item.unsqueeze(0)
+        else:
+            data, wrap = self._as_td(data, one=False)
+        self._check_wrap(wrap)
+        batch = self._prepare(data, item_batch)
+        return batch._replace(wrap=wrap)
+
+    def _prepare(self, data, item_batch) -> Batch:
         if isinstance(data, TensorDictBase):
             if data.batch_dims == 0:
                 raise ValueError(
@@ -250,6 +337,7 @@ class LazyTensorStorage(Storage):
     def set(self, index, batch: Batch, source, start, new_len) -> None:
         """Copy the rows in (two slice copies when ``start`` is given, else ``index_copy_``)."""
         if not self.allocated:
+            self._wrap = batch.wrap
             self._allocate_from(batch.data)
         leaves = batch.leaves
         if leaves is None:
@@ -278,11 +366,14 @@ class LazyTensorStorage(Storage):
     def get(self, index):
         """Rows at ``index`` as a TensorDict (or tensor) with batch size ``[len(index)]``."""
         scalar = isinstance(index, int)
-        out = self._read(self._check_index(index))
-        return out[0] if scalar else out
+        out = self._read_rows(self._check_index(index))
+        return self._unwrap(out[0] if scalar else out)
 
     def _read(self, index: torch.Tensor):
         """Rows at ``index``, which the caller guarantees is in range (samplers do)."""
+        return self._unwrap(self._read_rows(index))
+
+    def _read_rows(self, index: torch.Tensor):
         index = index.to(self.device)
         rows = [torch.index_select(t, 0, index) for t in self._leaves]
         self._touched(index.numel())
@@ -326,6 +417,7 @@ class LazyTensorStorage(Storage):
             "head": self._head,
             "is_td": self._is_td,
             "item_batch": list(self._item_batch),
+            "wrap": self._wrap_state(),
             "keys": [list(k) for k in keys],
             "dtypes": [str(t.dtype) for t in self._leaves],
             "shapes": [list(t.shape[1:]) for t in self._leaves],
@@ -369,6 +461,7 @@ class LazyTensorStorage(Storage):
                     hi = min(length, lo + _COPY_CHUNK)
                     dst[lo:hi].copy_(src[lo:hi])
                     self._touched(hi - lo, contiguous=True)
+        self._load_wrap(state.get("wrap"))
         self._len = int(state["len"])
         self._head = int(state["head"])
 
