@@ -224,25 +224,29 @@ class LazyTensorStorage(Storage):
     def prepare(self, data) -> Batch:
         """Flatten the batch dims and validate against the schema (nothing is written)."""
         item_batch: tuple[int, ...] | None = None
+        wrap = None
         if isinstance(data, _One):
             item, wrap = self._as_td(data.item, one=True)
             item_batch = tuple(item.batch_size)
             data = item.unsqueeze(0)
-        else:
+        elif not isinstance(data, (TensorDictBase, torch.Tensor)):
             data, wrap = self._as_td(data, one=False)
-        self._check_wrap(wrap)
-        batch = self._prepare(data, item_batch)
-        return batch._replace(wrap=wrap)
+        if wrap is not None or self._wrap is not None:
+            self._check_wrap(wrap)
+        return self._prepare(data, item_batch, wrap)
 
-    def _prepare(self, data, item_batch) -> Batch:
+    def _prepare(self, data, item_batch, wrap) -> Batch:
         if isinstance(data, TensorDictBase):
             if data.batch_dims == 0:
                 raise ValueError(
                     "extend expects a TensorDict with a batch dim, found batch_size=[] "
                     "(use add() for one item)"
                 )
-            expected = self._item_batch if self.allocated else ()
-            if item_batch is None:
+            expected = self._item_batch
+            if item_batch is None and not expected:
+                if data.batch_dims > 1:
+                    data = data.reshape(-1)
+            elif item_batch is None:
                 k = len(expected)
                 if tuple(data.batch_size[data.batch_dims - k :]) != expected or (
                     data.batch_dims <= k
@@ -265,7 +269,7 @@ class LazyTensorStorage(Storage):
             if self._is_td is False:
                 raise TypeError("this storage holds tensors, found a TensorDict")
             if not self.allocated:
-                return Batch(n, data, None)
+                return Batch(n, data, None, wrap)
             missing = [k for k in self._keys if k not in flat]
             extra = [k for k in flat if k not in self._key_set]
             if missing or extra:
@@ -283,7 +287,7 @@ class LazyTensorStorage(Storage):
                         f"and dtype {dst.dtype}, found item shape {tuple(src.shape[1:])} and "
                         f"dtype {src.dtype}"
                     )
-            return Batch(n, data, leaves)
+            return Batch(n, data, leaves, wrap)
         if isinstance(data, torch.Tensor):
             if data.ndim == 0:
                 raise ValueError("extend expects a tensor with a batch dim, found a 0-d tensor")
