@@ -43,7 +43,9 @@ def test_seed_tensordict_prioritized():
     rb = TensorDictPrioritizedReplayBuffer(alpha=0.7, beta=1.1, priority_key="td_error")
     rb.extend(TensorDict({"a": torch.randn(2, 3)}, batch_size=[2]))
     sample = rb.sample(2).contiguous()
-    assert set(sample.keys()) == {"_weight", "a", "index"}
+    # the seed printed _weight, a, index; TorchRL 0.14 adds priority_weight (same tensor)
+    assert set(sample.keys()) == {"_weight", "a", "index", "priority_weight"}
+    assert torch.equal(sample["priority_weight"], sample["_weight"])
     assert sample.batch_size == torch.Size([2])
     assert sample["_weight"].shape == (2,) and sample["_weight"].dtype == torch.float32
     assert sample["index"].shape == (2,) and sample["index"].dtype == torch.int64

@@ -23,10 +23,10 @@ _REDUCTIONS: dict[str, Callable[..., torch.Tensor]] = {
 class TensorDictReplayBuffer(ReplayBuffer):
     """A :class:`ReplayBuffer` of TensorDicts; each sample gets an ``index`` entry (int64).
 
-    A prioritized sampler's importance weights are written into the sample as ``_weight`` (the
-    seed's key; ``sample(return_info=True)`` also returns them under TorchRL 0.14's
-    ``priority_weight``); a slice sampler's start/end flags (``is_init``,
-    ``("next", "truncated")``, ...) are OR-ed into the stored ones. :meth:`update_tensordict_priority` reads ``index`` and
+    A prioritized sampler's importance weights are written into the sample twice, as the
+    seed's ``_weight`` and as TorchRL 0.14's ``priority_weight`` (the same tensor); a slice
+    sampler's start/end flags (``is_init``, ``("next", "truncated")``, ...) are OR-ed into the
+    stored ones. :meth:`update_tensordict_priority` reads ``index`` and
     ``priority_key`` back from a sample (a no-op without a prioritized sampler). The
     ``priority_key`` entry of an extended batch is not stored: with a prioritized sampler it
     sets the initial priorities of the new items (max over extra dims).
@@ -59,7 +59,7 @@ class TensorDictReplayBuffer(ReplayBuffer):
             if key in SLICE_INFO_KEYS or not isinstance(value, torch.Tensor):
                 continue
             if value.shape[:1] != (n,) or (
-                key not in ("index", "_weight") and value.dtype != torch.bool
+                key not in ("index", "_weight", "priority_weight") and value.dtype != torch.bool
             ):
                 continue
             if data.device is not None:
@@ -144,7 +144,8 @@ class TensorDictReplayBuffer(ReplayBuffer):
 class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer):
     """A :class:`TensorDictReplayBuffer` with a :class:`PrioritizedSampler`.
 
-    Samples carry ``index`` (int64) and ``_weight`` (float32 importance weights).
+    Samples carry ``index`` (int64) and the float32 importance weights under ``_weight`` and
+    ``priority_weight``.
 
     Args:
         alpha: priority exponent.

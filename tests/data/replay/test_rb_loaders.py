@@ -41,7 +41,7 @@ def test_dataloader_over_the_buffer():
     loader = DataLoader(rb, batch_size=None)
     batches = [b for b, _ in zip(loader, range(5))]
     assert all(b.batch_size == (16,) for b in batches)
-    assert all(set(b.keys()) == {"x", "y", "index", "_weight"} for b in batches)
+    assert all(set(b.keys()) == {"x", "y", "index", "_weight", "priority_weight"} for b in batches)
     ds = rb.as_dataset(num_batches=3)
     assert len(ds) == 3 and len(list(DataLoader(ds, batch_size=None))) == 3
 

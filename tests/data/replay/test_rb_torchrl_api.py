@@ -122,7 +122,7 @@ class TestBufferArguments:
         s, info = rb.sample(return_info=True)
         assert torch.equal(info["priority_weight"], info["_weight"])
         assert torch.equal(s["_weight"], info["_weight"])
-        assert "priority_weight" not in s.keys()  # the seed's sample keys stay as printed
+        assert torch.equal(s["priority_weight"], s["_weight"])  # both spellings read
         prb = PrioritizedReplayBuffer(alpha=0.7, beta=0.5, storage=LazyTensorStorage(10))
         prb.extend(torch.arange(5))
         assert "priority_weight" in prb.sample(3, return_info=True)[1]
