@@ -111,3 +111,26 @@ def test_bad_batches():
     with pytest.raises(ValueError, match="shape"):
         ms(TensorDict({"next": {"reward": torch.zeros(3, 1),
                                 "done": torch.zeros(3, 2, dtype=torch.bool)}}, [3]))
+
+
+def test_as_a_collector_postproc():
+    from streamrl.collectors import SyncDataCollector
+    from streamrl.envs import StepCounter, TransformedEnv
+    from streamrl.envs.libs.gym import GymEnv
+
+    torch.manual_seed(0)
+    env = TransformedEnv(GymEnv("CartPole-v1"), StepCounter())
+    env.set_seed(0)
+    collector = SyncDataCollector(env, None, frames_per_batch=10, total_frames=10,
+                                  postproc=MultiStep(gamma=0.99, n_steps=4))
+    try:
+        batch = next(iter(collector))
+    finally:
+        collector.shutdown()
+    steps = batch["step_count"].reshape(-1)
+    nxt = batch["next", "step_count"].reshape(-1)
+    k = batch["steps_to_next_obs"].reshape(-1)
+    assert not batch["next", "done"].any()  # seeded: no episode ends in these 10 steps
+    # the next observation is k steps ahead: 4, and fewer at the end of the batch
+    assert k.tolist() == [4] * 7 + [3, 2, 1]
+    assert torch.equal(nxt - steps, k)
