@@ -14,6 +14,25 @@ from torch import nn
 __all__ = ["GradientStep"]
 
 
+def check_optimizer(optimizer: Any) -> None:
+    """Raise ``TypeError`` unless ``optimizer`` is a torch optimizer."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer must be a torch.optim.Optimizer, found {type(optimizer).__name__}"
+        )
+
+
+def loss_key_names(keys: Any, name: str) -> tuple[str, ...] | None:
+    """``keys`` (a str or a sequence of str, or None) as a tuple; ``name`` is the argument's
+    name in the error."""
+    if keys is None:
+        return None
+    keys = (keys,) if isinstance(keys, str) else tuple(keys)
+    if not keys or not all(isinstance(k, str) for k in keys):
+        raise ValueError(f"{name} must be a non-empty sequence of str or None, got {keys!r}")
+    return keys
+
+
 class GradientStep:
     """Turns the output of a loss module into one optimizer update.
 
@@ -54,16 +73,8 @@ class GradientStep:
         clip_value: float | None = None,
         lock: Any = None,
     ):
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(
-                f"optimizer must be a torch.optim.Optimizer, found {type(optimizer).__name__}"
-            )
-        if loss_keys is not None:
-            if isinstance(loss_keys, str):
-                loss_keys = [loss_keys]
-            loss_keys = tuple(loss_keys)
-            if not loss_keys or not all(isinstance(k, str) for k in loss_keys):
-                raise ValueError(f"loss_keys must be a non-empty sequence of str, got {loss_keys!r}")
+        check_optimizer(optimizer)
+        loss_keys = loss_key_names(loss_keys, "loss_keys")
         if max_grad_norm is not None and not max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0 or None, got {max_grad_norm!r}")
         if clip_value is not None and not (clip_value > 0 and math.isfinite(clip_value)):

@@ -11,7 +11,7 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from streamrl.graph import Operator
-from streamrl.ops.gradient_step import GradientStep
+from streamrl.ops.gradient_step import GradientStep, loss_key_names
 
 __all__ = ["Learner"]
 
@@ -98,10 +98,7 @@ class Learner(Operator):
             )
         if max_grad_norm is not None and not max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0 or None, got {max_grad_norm!r}")
-        if loss_keys is not None:
-            loss_keys = tuple(loss_keys)
-            if not loss_keys or not all(isinstance(k, str) for k in loss_keys):
-                raise ValueError(f"loss_keys must be a non-empty sequence of str, got {loss_keys!r}")
+        loss_keys = loss_key_names(loss_keys, "loss_keys")
         if priority_buffer is not None and not hasattr(priority_buffer, "update_priority"):
             raise TypeError(
                 "priority_buffer must have update_priority(index, priority), found "

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 
-from streamrl.ops import GradientStep
+from streamrl.ops.gradient_step import GradientStep, check_optimizer, loss_key_names
 from streamrl.trainers._checks import check_name, check_trainer
 from streamrl.trainers.hook_base import TrainerHookBase
 
@@ -42,19 +42,8 @@ class OptimizerHook(TrainerHookBase):
 
     def __init__(self, optimizer: torch.optim.Optimizer,
                  loss_components: Sequence[str] | None = None) -> None:
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(
-                f"optimizer must be a torch.optim.Optimizer, found {type(optimizer).__name__}"
-            )
-        if loss_components is not None:
-            if isinstance(loss_components, str):
-                loss_components = [loss_components]
-            loss_components = list(loss_components)
-            if not loss_components or not all(isinstance(k, str) for k in loss_components):
-                raise ValueError(
-                    f"loss_components must be a non-empty sequence of str or None, found "
-                    f"{loss_components!r}"
-                )
+        check_optimizer(optimizer)
+        loss_components = loss_key_names(loss_components, "loss_components")
         self.optimizer = optimizer
         self.loss_components = loss_components
         self._steps: dict[tuple[bool, float | None], GradientStep] = {}
