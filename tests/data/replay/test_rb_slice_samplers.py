@@ -103,12 +103,13 @@ class TestSliceSamplerArguments:
     def test_end_keys_or(self):
         data = _episodes([20])
         data["next", "truncated"][9] = True  # a second episode that only truncated marks
-        rb = TensorDictReplayBuffer(storage=LazyTensorStorage(20), batch_size=40,
+        rb = TensorDictReplayBuffer(storage=LazyTensorStorage(20), batch_size=640,
                                     sampler=SliceSampler(slice_len=10, end_keys=[
                                         ("next", "done"), ("next", "truncated"),
                                         ("next", "terminated")]))
         rb.extend(data)
-        starts = set(rb.sample()["step"].reshape(4, 10)[:, 0].tolist())
+        # 64 slices of two 10-step episodes: both starts appear (all from one: p = 2^-63)
+        starts = set(rb.sample()["step"].reshape(64, 10)[:, 0].tolist())
         assert starts == {0, 10}
         with pytest.raises(KeyError, match="none of the end keys"):
             SliceSampler(slice_len=2, end_keys=["nope"]).sample(rb.storage, 4)
