@@ -419,7 +419,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ logging
     def _log(self, log_pbar: bool = False, **kwargs: Any) -> None:
-        """Record values; send each to the logger at most every ``log_interval`` frames."""
+        """Record values; send each to the logger once more than ``log_interval`` frames were
+        collected since it was last sent (strictly more, as TorchRL's trainer does, so that a
+        ported script logs at the same steps)."""
         for key, value in kwargs.items():
             value = _scalar(value)
             self.last_logged[key] = value
@@ -427,7 +429,7 @@ class Trainer:
                 self._pbar_values[key] = value
             if self.logger is None or not isinstance(value, (int, float)):
                 continue
-            if self.collected_frames - self._last_log.get(key, 0) >= self.log_interval:
+            if self.collected_frames - self._last_log.get(key, 0) > self.log_interval:
                 self._last_log[key] = self.collected_frames
                 self.logger.log_scalar(key, value, step=self.collected_frames)
 

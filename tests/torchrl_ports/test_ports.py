@@ -64,3 +64,24 @@ def test_dqn_cartpole_collector_replay_tensorboard(tmp_path):
 def test_ppo_pendulum_split_trajs_gae(tmp_path):
     out = port("ppo_pendulum.py", tmp_path)
     assert "batches: 3" in out and "eval steps: 200" in out
+
+
+def test_ddpg_trainer_hooks(tmp_path):
+    import torch
+
+    out = port("ddpg_trainer.py", tmp_path)
+    assert "frames: 400" in out and "buffer: 400" in out
+    scalars = tmp_path / "logs" / "ddpg" / "scalars"
+    # the scalar files TorchRL 0.14.1 writes for this script, at the steps it writes them
+    # (a value is sent once more than log_interval=50 frames passed: every other batch)
+    assert sorted(p.stem for p in scalars.glob("*.csv")) == [
+        "grad_norm_0", "loss_actor", "loss_value", "n_frames", "optim_steps", "pred_value_max",
+        "r_evaluation", "r_training", "r_training_std", "target_value_max",
+        "total_r_evaluation"]
+    rows = [line.split(",") for line in (scalars / "n_frames.csv").read_text().split()]
+    assert [int(s) for s, _ in rows] == [100, 200, 300, 400]
+    optim = [float(v) for _, v in (r.split(",") for r in (scalars / "optim_steps.csv").read_text().split())]
+    assert optim == [16.0, 32.0, 48.0, 64.0]
+    assert [r.split(",")[0] for r in (scalars / "r_evaluation.csv").read_text().split()] == ["250"]
+    saved = torch.load(tmp_path / "trainer.pt", weights_only=True)
+    assert saved["state"]["collected_frames"] == 400

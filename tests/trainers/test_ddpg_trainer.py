@@ -65,7 +65,7 @@ def ddpg_script(log_dir, save_file):
         clip_norm=10.0,
         progress_bar=False,
         seed=0,
-        log_interval=FRAMES_PER_BATCH,
+        log_interval=1,  # every batch (a value is sent once more than 1 frame passed)
         save_trainer_interval=2 * FRAMES_PER_BATCH,
         save_trainer_file=save_file,
     )
