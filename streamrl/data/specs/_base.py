@@ -78,6 +78,8 @@ class TensorSpec:
     """
 
     domain: str = "continuous"
+    # trailing dims that are features of one value (a one-hot vector): not unbindable
+    _feature_dims: int = 0
 
     def __init__(self, shape: Any, device: Any, dtype: Any) -> None:
         self.shape = _size(shape)
@@ -180,6 +182,43 @@ class TensorSpec:
         m = torch.empty(self.shape, device="meta")
         new = (m.squeeze() if dim is None else m.squeeze(dim)).shape
         return self._reshaped(new, ("squeeze", dim))
+
+    def unbind(self, dim: int = 0) -> tuple[TensorSpec, ...]:
+        """The specs of the slices along batch dim ``dim`` (as ``tensor.unbind(dim)``).
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> [s.shape for s in Unbounded(shape=(2, 3)).unbind(0)]
+        [torch.Size([3]), torch.Size([3])]
+        """
+        batch = self.ndim - self._feature_dims
+        d = dim + self.ndim if dim < 0 else dim
+        if not 0 <= d < batch:
+            raise ValueError(
+                f"unbind dim must be one of the {batch} batch dims of shape {self.shape} "
+                f"(the last {self._feature_dims} are feature dims), found {dim}"
+            )
+        lead = (slice(None),) * d
+        return tuple(self[idx] for idx in ((*lead, i) for i in range(self.shape[d])))
+
+    def to_numpy(self, val: torch.Tensor, safe: bool | None = None) -> np.ndarray:
+        """``val`` as a numpy array (the inverse of :meth:`encode`); ``safe=True`` first
+        checks that ``val`` is in the spec.
+
+        >>> from streamrl.data.specs import Categorical
+        >>> Categorical(3).to_numpy(torch.tensor(2), safe=True)
+        array(2)
+        """
+        if safe:
+            self.check(val)
+        return val.detach().cpu().numpy()
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is torch.stack:
+            from streamrl.data.specs.stacked import stack_specs
+
+            return stack_specs(*args, **(kwargs or {}))
+        return NotImplemented
 
     # ------------------------------------------------------------------ misc
     def to(self: _SpecT, dest: Any) -> _SpecT:
