@@ -220,6 +220,37 @@ class TensorSpec:
             return stack_specs(*args, **(kwargs or {}))
         return NotImplemented
 
+    # --------------------------------------------------------- TorchRL spellings
+    def sample(self, shape: Any = None) -> Any:
+        """Same as :meth:`rand`."""
+        return self.rand(shape)
+
+    def zeros(self, shape: Any = None) -> Any:
+        """Same as :meth:`zero`."""
+        return self.zero(shape)
+
+    def ones(self, shape: Any = None) -> Any:
+        """Same as :meth:`one`."""
+        return self.one(shape)
+
+    def contains(self, item: Any) -> bool:
+        """Same as :meth:`is_in`."""
+        return self.is_in(item)
+
+    def ndimension(self) -> int:
+        """Same as :attr:`ndim`."""
+        return self.ndim
+
+    def type_check(self, value: torch.Tensor, key: Any = None) -> None:
+        """Raise ``TypeError`` when ``value``'s dtype is not the spec's (``key`` names it)."""
+        if value.dtype is not self.dtype:
+            where = "" if key is None else f" at key {key!r}"
+            raise TypeError(f"expected dtype {self.dtype}{where}, found {value.dtype}")
+
+    def cuda(self: _SpecT, device: Any = None) -> _SpecT:
+        """A copy on CUDA device ``device`` (the current one when None)."""
+        return self.to("cuda" if device is None else device)
+
     # ------------------------------------------------------------------ misc
     def to(self: _SpecT, dest: Any) -> _SpecT:
         """A copy on device ``dest`` (or cast to dtype ``dest``)."""

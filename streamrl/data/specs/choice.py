@@ -55,6 +55,11 @@ class Choice(TensorSpec):
         self.dtype = getattr(first, "dtype", None)  # type: ignore[assignment]
         self._fixed = not isinstance(first, TensorSpec)
 
+    @property
+    def num_choices(self) -> int:
+        """The number of choices."""
+        return len(self.choices)
+
     def _pick(self) -> Any:
         return self.choices[int(torch.randint(len(self.choices), ()))]
 

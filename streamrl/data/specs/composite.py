@@ -225,6 +225,63 @@ class Composite:
         """Number of batch dims."""
         return len(self.shape)
 
+    @property
+    def batch_size(self) -> torch.Size:
+        """Same as :attr:`shape` (the batch shape)."""
+        return self.shape
+
+    def ndimension(self) -> int:
+        """Same as :attr:`ndim`."""
+        return self.ndim
+
+    def sample(self, shape: Any = None) -> TensorDict:
+        """Same as :meth:`rand`."""
+        return self.rand(shape)
+
+    def zeros(self, shape: Any = None) -> TensorDict:
+        """Same as :meth:`zero`."""
+        return self.zero(shape)
+
+    def ones(self, shape: Any = None) -> TensorDict:
+        """Same as :meth:`one`."""
+        return self.one(shape)
+
+    def contains(self, item: Any) -> bool:
+        """Same as :meth:`is_in`."""
+        return self.is_in(item)
+
+    def cuda(self, device: Any = None) -> Composite:
+        """A copy on CUDA device ``device`` (the current one when None)."""
+        return self.to("cuda" if device is None else device)
+
+    def cardinality(self) -> int:
+        """The number of distinct values (the product over the leaves' cardinalities)."""
+        out = 1
+        for leaf in self.values(True, True):
+            out *= leaf.cardinality()
+        return out
+
+    def enumerate(self, use_mask: bool = False) -> TensorDict:
+        """Every value of the spec, stacked along a new leading dim (the product over the
+        leaves' values); every leaf must be enumerable (discrete).
+
+        >>> from streamrl.data.specs import Categorical
+        >>> Composite(a=Categorical(2), b=Categorical(3)).enumerate()["b"].tolist()
+        [0, 1, 2, 0, 1, 2]
+        """
+        items = self.items(True, True)
+        for k, leaf in items:
+            if not hasattr(leaf, "enumerate"):
+                raise TypeError(f"key {k!r}: {type(leaf).__name__} values cannot be enumerated")
+        enums = [leaf.enumerate(use_mask=use_mask) for _, leaf in items]
+        if not enums:
+            raise ValueError("cannot enumerate an empty Composite")
+        grids = torch.meshgrid(*[torch.arange(e.shape[0]) for e in enums], indexing="ij")
+        out = TensorDict({}, batch_size=(grids[0].numel(), *self.shape), device=self.device)
+        for (k, _), e, g in zip(items, enums, grids, strict=True):
+            out.set(k, e[g.reshape(-1)])
+        return out
+
     def _make(self, fn: str, shape: Any) -> TensorDict:
         lead = _size(shape)
         src = {k: getattr(v, fn)(lead) for k, v in self._specs.items() if v is not None}

@@ -118,6 +118,30 @@ class _Indexed(_Discrete):
     def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def cardinality(self) -> int:
+        """The number of choices ``n``."""
+        return self.n
+
+    def enumerate(self, use_mask: bool = False) -> torch.Tensor:
+        """Every choice, stacked along a new leading dim (each repeated over the positions);
+        with ``use_mask`` only the allowed ones (the mask must be the same at every position).
+
+        >>> Categorical(3, shape=(2,)).enumerate().tolist()
+        [[0, 0], [1, 1], [2, 2]]
+        """
+        idx = torch.arange(self.n, device=self.device)
+        if use_mask and self.mask is not None:
+            flat = self.mask.reshape(-1, self.n)
+            if not bool((flat == flat[:1]).all()):
+                raise ValueError("enumerate(use_mask=True) needs the same mask at every position")
+            idx = idx[flat[0]]
+        positions = self._positions()
+        idx = idx.reshape(-1, *([1] * len(positions))).expand(-1, *positions)
+        return self._encode_indices(idx)
+
     def index(self, index: torch.Tensor, tensor_to_index: torch.Tensor) -> torch.Tensor:
         """Pick ``tensor_to_index[..., i]`` where ``i`` is the choice encoded by ``index``
         (an index for :class:`Categorical`, a one-hot vector for :class:`OneHot`).
@@ -223,6 +247,9 @@ class Categorical(_Indexed):
     def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
         return val
 
+    def _encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        return idx.to(self.dtype)
+
     def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         """Encode indices as bool one-hot vectors (a new trailing dim of size ``n``)."""
         if safe:
@@ -296,6 +323,9 @@ class OneHot(_Indexed):
 
     def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
         return _argmax(val)
+
+    def _encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(idx, self.n).to(self.dtype)
 
     def to_categorical(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         """Indices of the ones (drops the trailing dim)."""
@@ -423,6 +453,22 @@ class MultiCategorical(_Discrete):
             self.check(val)
         return val
 
+    def cardinality(self) -> int:
+        """The number of distinct values (the product of ``nvec``)."""
+        return int(self.nvec.prod())
+
+    def enumerate(self, use_mask: bool = False) -> torch.Tensor:
+        """Every value (the product of the variables' ranges), along a new leading dim.
+
+        >>> MultiCategorical([2, 2]).enumerate().tolist()
+        [[0, 0], [0, 1], [1, 0], [1, 1]]
+        """
+        if self.ndim != 1:
+            raise ValueError(f"enumerate needs a 1-dim MultiCategorical, found shape {self.shape}")
+        ranges = [torch.arange(int(n), device=self.device) for n in self.nvec.tolist()]
+        grids = torch.meshgrid(*ranges, indexing="ij")
+        return torch.stack([g.reshape(-1) for g in grids], -1).to(self.dtype)
+
     def to_one_hot_spec(self) -> MultiOneHot:
         """The :class:`MultiOneHot` spec of the same variables."""
         nv = self._nvec_list()
@@ -493,6 +539,28 @@ class MultiOneHot(_Discrete):
         if safe:
             self.check(val)
         return val
+
+    def cardinality(self) -> int:
+        """The number of distinct values (the product of ``nvec``)."""
+        out = 1
+        for n in self.nvec:
+            out *= n
+        return out
+
+    def enumerate(self, use_mask: bool = False) -> torch.Tensor:
+        """Every value (one one-hot per variable, all combinations), along a new leading dim.
+
+        >>> MultiOneHot([2, 1]).enumerate().tolist()
+        [[1, 0, 1], [0, 1, 1]]
+        """
+        if self.ndim != 1:
+            raise ValueError(f"enumerate needs a 1-dim MultiOneHot, found shape {self.shape}")
+        cats = self.to_categorical_spec().enumerate()
+        parts = [
+            torch.nn.functional.one_hot(c, n)
+            for c, n in zip(cats.unbind(-1), self.nvec, strict=True)
+        ]
+        return torch.cat(parts, -1).to(self.dtype)
 
     def to_categorical_spec(self) -> MultiCategorical:
         """The :class:`MultiCategorical` spec of the same variables."""

@@ -91,6 +91,11 @@ class _Lazy:
         self.device = specs[0].device
 
     @property
+    def stack_dim(self) -> int:
+        """The dim along which the specs are stacked (same as ``dim``)."""
+        return self.dim
+
+    @property
     def ndim(self) -> int:
         """Number of dims of ``shape`` (the stack dim included)."""
         return len(self.shape)
