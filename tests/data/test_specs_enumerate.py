@@ -77,3 +77,68 @@ def test_alias_spellings():
     stacked = Stacked(spec, Bounded(0.0, 2.0, (2,)), dim=0)
     assert stacked.stack_dim == 0
     assert Choice([spec, Bounded(1.0, 2.0, (2,))]).num_choices == 2
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Bounded(torch.arange(6.0).reshape(2, 3), 10.0, (2, 3)),
+        lambda: Unbounded((2, 3)),
+        lambda: Categorical(3, shape=(2, 3), mask=torch.rand(2, 3, 3) > -1),
+        lambda: MultiCategorical(torch.tensor([[[2, 3, 4]] * 2] * 2)),
+        lambda: OneHot(3, shape=(2, 2, 3)),
+    ],
+)
+def test_reshape_flatten_unflatten(make):
+    spec = make()
+    flat = spec.flatten(0, 1) if spec.ndim == 3 else spec.reshape(-1)
+    assert flat.shape.numel() == spec.shape.numel()
+    assert spec.is_in(flat.rand().reshape(spec.shape))
+    back = flat.unflatten(0, (2, 2) if spec.ndim == 3 else (2, 3))
+    assert back == spec and spec.view(spec.shape) == spec
+
+
+def test_reshape_keeps_bounds_in_place():
+    spec = Bounded(torch.arange(6.0).reshape(2, 3), 10.0, (2, 3))
+    assert spec.reshape(3, 2).low.tolist() == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
+
+
+def test_reshape_errors():
+    with pytest.raises(ValueError, match="feature dim"):
+        OneHot(3, shape=(2, 3)).reshape(3, 2)
+    with pytest.raises(ValueError, match="cannot reshape"):
+        Unbounded((2, 3)).reshape(4)
+    with pytest.raises(ValueError, match="cannot unflatten"):
+        Unbounded((6,)).unflatten(0, (4, 2))
+
+
+def test_composite_reshape_and_squeeze_all():
+    spec = Composite(a=Unbounded((2, 3, 4)), b=None, shape=(2, 3))
+    flat = spec.reshape(6)
+    assert flat.shape == (6,) and flat["a"].shape == (6, 4) and flat["b"] is None
+    assert flat.view(2, 3) == spec
+    with pytest.raises(ValueError, match="cannot reshape"):
+        spec.reshape(5)
+    ones = Composite(a=Unbounded((1, 2, 1, 4)), shape=(1, 2, 1))
+    sq = ones.squeeze()
+    assert sq.shape == (2,) and sq["a"].shape == (2, 4)
+    assert spec.squeeze() == spec
+
+
+def test_composite_lock():
+    spec = Composite(a=Unbounded(), nested=Composite(b=Unbounded()))
+    assert not spec.is_locked
+    assert spec.lock_() is spec and spec.is_locked and spec["nested"].is_locked
+    with pytest.raises(RuntimeError, match="locked"):
+        spec["c"] = Unbounded()
+    with pytest.raises(RuntimeError, match="locked"):
+        spec["nested", "c"] = Unbounded()
+    with pytest.raises(RuntimeError, match="locked"):
+        del spec["a"]
+    spec.unlock_()
+    spec["c"] = Unbounded()
+    del spec["a"]
+    assert spec.keys() == ["nested", "c"]
+    spec.lock_(recurse=False)
+    spec["nested", "d"] = Unbounded()  # the nested one stays unlocked
+    assert ("nested", "d") in spec.keys(True)

@@ -183,6 +183,41 @@ class TensorSpec:
         new = (m.squeeze() if dim is None else m.squeeze(dim)).shape
         return self._reshaped(new, ("squeeze", dim))
 
+    def reshape(self, *shape: Any) -> TensorSpec:
+        """A copy with shape ``shape`` (as ``tensor.reshape``; one dim may be ``-1``); the
+        trailing feature dim of one-hot-like specs must stay as it is.
+
+        >>> from streamrl.data.specs import Bounded
+        >>> Bounded(0.0, 1.0, (2, 3)).reshape(-1).low.shape
+        torch.Size([6])
+        """
+        try:
+            new = torch.empty(self.shape, device="meta").reshape(_expand_shape(shape)).shape
+        except RuntimeError:
+            raise ValueError(f"cannot reshape spec of shape {self.shape} to {shape}") from None
+        fd = self._feature_dims
+        if fd and new[len(new) - fd :] != self.shape[self.ndim - fd :]:
+            raise ValueError(
+                f"reshape must keep the feature dim {tuple(self.shape[-fd:])} of "
+                f"{type(self).__name__}, found {tuple(new)}"
+            )
+        return self._reshaped(new, ("reshape", new))
+
+    view = reshape
+
+    def flatten(self, start_dim: int, end_dim: int) -> TensorSpec:
+        """A copy with dims ``start_dim..end_dim`` merged into one."""
+        new = torch.empty(self.shape, device="meta").flatten(start_dim, end_dim).shape
+        return self.reshape(new)
+
+    def unflatten(self, dim: int, sizes: Any) -> TensorSpec:
+        """A copy with dim ``dim`` split into ``sizes``."""
+        try:
+            new = torch.empty(self.shape, device="meta").unflatten(dim, sizes).shape
+        except RuntimeError as err:
+            raise ValueError(f"cannot unflatten dim {dim} of {self.shape}: {err}") from None
+        return self.reshape(new)
+
     def unbind(self, dim: int = 0) -> tuple[TensorSpec, ...]:
         """The specs of the slices along batch dim ``dim`` (as ``tensor.unbind(dim)``).
 

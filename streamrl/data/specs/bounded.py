@@ -149,9 +149,11 @@ class Bounded(TensorSpec):
     def _reshaped(self, shape: torch.Size, index: Any = None) -> Bounded:
         if index is None:
             low, high = self.low.expand(shape), self.high.expand(shape)
-        elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze"):
+        elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze", "reshape"):
             op, dim = index
-            if op == "unsqueeze":
+            if op == "reshape":
+                low, high = self.low.reshape(shape), self.high.reshape(shape)
+            elif op == "unsqueeze":
                 low, high = self.low.unsqueeze(dim), self.high.unsqueeze(dim)
             elif dim is None:
                 low, high = self.low.squeeze(), self.high.squeeze()

@@ -60,6 +60,7 @@ class Composite:
         self._specs: dict[str, TensorSpec | Composite | None] = {}
         # bumped on every key change made through this object (lets envs cache lookups)
         self._version = 0
+        self._locked = False
         for k, v in {**(spec or {}), **kwargs}.items():
             self[k] = v
 
@@ -94,15 +95,50 @@ class Composite:
         for k in keys[:-1]:
             sub = node._specs.get(k)
             if sub is None:
+                node._check_unlocked(key)
                 sub = Composite(shape=node.shape, device=node.device)
                 node._specs[k] = sub
             elif not isinstance(sub, Composite):
                 raise KeyError(f"key {k!r} holds a leaf spec, cannot nest {key!r} under it")
             node = sub
+        node._check_unlocked(key)  # only the Composite that changes must be unlocked
         node._specs[keys[-1]] = node._check_sub(keys[-1], spec)
         self._version += 1
 
     set = __setitem__
+
+    def _check_unlocked(self, key: Any) -> None:
+        if self._locked:
+            raise RuntimeError(f"cannot set or delete {key!r}: the Composite is locked")
+
+    def lock_(self, recurse: bool | None = None) -> Composite:
+        """Forbid setting or deleting keys (in nested Composites too, unless
+        ``recurse=False``); returns self.
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> spec = Composite(a=Unbounded()).lock_()
+        >>> spec.is_locked
+        True
+        """
+        self._set_lock(True, recurse is not False)
+        return self
+
+    def unlock_(self, recurse: bool | None = None) -> Composite:
+        """Allow setting and deleting keys again (nested too unless ``recurse=False``)."""
+        self._set_lock(False, recurse is not False)
+        return self
+
+    def _set_lock(self, value: bool, recurse: bool) -> None:
+        self._locked = value
+        if recurse:
+            for v in self._specs.values():
+                if isinstance(v, Composite):
+                    v._set_lock(value, True)
+
+    @property
+    def is_locked(self) -> bool:
+        """Whether keys can be set or deleted (see :meth:`lock_`)."""
+        return self._locked
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str) or (
@@ -139,6 +175,7 @@ class Composite:
         parent = self[keys[:-1]] if len(keys) > 1 else self
         if not isinstance(parent, Composite) or keys[-1] not in parent._specs:
             raise KeyError(f"key {key!r} not in Composite")
+        parent._check_unlocked(key)
         del parent._specs[keys[-1]]
         self._version += 1
 
@@ -368,8 +405,34 @@ class Composite:
             out._specs[k] = None if v is None else v.unsqueeze(dim)
         return out
 
-    def squeeze(self, dim: int) -> Composite:
-        """Remove the batch dim ``dim`` (of size 1) from every sub-spec."""
+    def reshape(self, *shape: Any) -> Composite:
+        """A copy with batch shape ``shape`` (as ``tensor.reshape``; feature dims kept).
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> Composite(a=Unbounded((2, 3, 4)), shape=(2, 3)).reshape(-1)["a"].shape
+        torch.Size([6, 4])
+        """
+        try:
+            new = torch.empty(self.shape, device="meta").reshape(_expand_shape(shape)).shape
+        except RuntimeError:
+            raise ValueError(f"cannot reshape Composite of shape {self.shape} to {shape}") from None
+        n = self.ndim
+        out = Composite(shape=new, device=self.device)
+        for k, v in self._specs.items():
+            out._specs[k] = None if v is None else v.reshape((*new, *v.shape[n:]))
+        return out
+
+    view = reshape
+
+    def squeeze(self, dim: int | None = None) -> Composite:
+        """Remove the batch dim ``dim`` (of size 1) from every sub-spec (every size-1 batch
+        dim when ``dim`` is None)."""
+        if dim is None:
+            out = self
+            for d in reversed(range(self.ndim)):
+                if self.shape[d] == 1:
+                    out = out.squeeze(d)
+            return out if out is not self else self.clone()
         if dim < 0:
             dim += self.ndim
         if not 0 <= dim < self.ndim or self.shape[dim] != 1:

@@ -176,7 +176,11 @@ class _Indexed(_Discrete):
             positions = out._positions()
             if index is None:
                 out.mask = self.mask.expand(*positions, self.n).clone()
-            elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze"):
+            elif (
+                isinstance(index, tuple)
+                and index
+                and index[0] in ("unsqueeze", "squeeze", "reshape")
+            ):
                 out.mask = self.mask.reshape(*positions, self.n)
             else:
                 out.mask = self.mask[index]
@@ -481,7 +485,7 @@ class MultiCategorical(_Discrete):
     def _reshaped(self, shape: torch.Size, index: Any = None) -> MultiCategorical:
         if index is None:
             nv = self.nvec.expand(shape)
-        elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze"):
+        elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze", "reshape"):
             nv = self.nvec.reshape(shape)
         else:
             nv = self.nvec[index]
