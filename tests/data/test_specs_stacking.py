@@ -233,3 +233,23 @@ def test_multicategorical_one_hot_needs_one_nvec():
     mc = MultiCategorical(torch.tensor([[2, 3], [3, 3]]))
     with pytest.raises(ValueError, match="same nvec"):
         mc.to_one_hot(torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_stacked_squeeze_unsqueeze():
+    spec = torch.stack([Unbounded((3,)), Unbounded((4,))], 0)
+    up = spec.unsqueeze(0)
+    assert up.shape == (1, 2, -1) and up.stack_dim == 1
+    assert up.squeeze(0) == spec
+    tail = spec.unsqueeze(-1)
+    assert tail.shape == (2, -1, 1) and tail.stack_dim == 0 and tail.squeeze(2) == spec
+    single = Stacked(Unbounded((3,)), dim=0)
+    assert single.squeeze(0) == Unbounded((3,))
+    with pytest.raises(ValueError, match="cannot squeeze"):
+        spec.squeeze(0)
+    with pytest.raises(ValueError, match="unsqueeze dim"):
+        spec.unsqueeze(5)
+    same = torch.stack([Bounded(0.0, 1.0, (2,)), Bounded(0.0, 2.0, (2,))])
+    same.assert_is_in(torch.full((2, 2), 0.5))
+    with pytest.raises(ValueError, match="not in Stacked"):
+        same.assert_is_in(torch.full((2, 2), 1.5))
+    assert same.cpu() == same

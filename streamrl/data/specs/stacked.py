@@ -191,6 +191,36 @@ class _Lazy:
         specs = [s.expand((*new[:n], *s.shape)) for s in self._specs]
         return type(self)(*specs, dim=self.dim + n)
 
+    def unsqueeze(self, dim: int) -> Any:
+        """A copy with a new size-1 dim at ``dim`` (the stack dim moves up if it is after)."""
+        d = dim + self.ndim + 1 if dim < 0 else dim
+        if not 0 <= d <= self.ndim:
+            raise ValueError(f"unsqueeze dim must be in [0, {self.ndim}], found {dim}")
+        if d <= self.dim:
+            return type(self)(*[s.unsqueeze(d) for s in self._specs], dim=self.dim + 1)
+        return type(self)(*[s.unsqueeze(d - 1) for s in self._specs], dim=self.dim)
+
+    def squeeze(self, dim: int) -> Any:
+        """A copy without the size-1 dim ``dim`` (the stack dim only if one spec is stacked:
+        that spec is returned)."""
+        d = dim + self.ndim if dim < 0 else dim
+        if not 0 <= d < self.ndim or self.shape[d] != 1:
+            raise ValueError(f"cannot squeeze dim {dim} of shape {self.shape}")
+        if d == self.dim:
+            return self._specs[0]
+        if d < self.dim:
+            return type(self)(*[s.squeeze(d) for s in self._specs], dim=self.dim - 1)
+        return type(self)(*[s.squeeze(d - 1) for s in self._specs], dim=self.dim)
+
+    def assert_is_in(self, val: Any) -> None:
+        """Raise ``ValueError`` when ``val`` is not in the stacked specs."""
+        if not self.is_in(val):
+            raise ValueError(f"value is not in {type(self).__name__} of shape {self.shape}")
+
+    def cpu(self) -> Any:
+        """A copy on the CPU."""
+        return self.to("cpu")
+
     def to(self, dest: Any) -> Any:
         """A copy with every stacked spec moved (or cast) to ``dest``."""
         return type(self)(*[s.to(dest) for s in self._specs], dim=self.dim)
