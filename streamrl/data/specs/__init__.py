@@ -2,11 +2,15 @@
 
 Leaf specs (:class:`Bounded`, :class:`Unbounded`, :class:`Categorical`, :class:`OneHot`,
 :class:`Binary`, :class:`MultiCategorical`, :class:`MultiOneHot`) describe one tensor;
-:class:`Composite` describes a TensorDict. The older ``*TensorSpec`` names are aliases.
+:class:`Composite` describes a TensorDict; :class:`NonTensor` a non-tensor entry and
+:class:`Choice` one of several specs. ``torch.stack`` of different specs gives a lazy
+:class:`Stacked` / :class:`StackedComposite`. The older ``*TensorSpec`` names are aliases.
 """
 
 from streamrl.data.specs._base import TensorSpec
-from streamrl.data.specs.bounded import Bounded, ContinuousBox
+from streamrl.data.specs.bounded import Bounded, BoundedContinuous, BoundedDiscrete, ContinuousBox
+from streamrl.data.specs.boxes import BinaryBox, Box, BoxList, CategoricalBox
+from streamrl.data.specs.choice import Choice
 from streamrl.data.specs.composite import Composite
 from streamrl.data.specs.discrete import (
     Binary,
@@ -28,14 +32,23 @@ from streamrl.data.specs.legacy import (
     UnboundedContinuousTensorSpec,
     UnboundedDiscreteTensorSpec,
 )
+from streamrl.data.specs.nontensor import NonTensor
+from streamrl.data.specs.stacked import Stacked, StackedComposite
 from streamrl.data.specs.unbounded import Unbounded, UnboundedContinuous, UnboundedDiscrete
 
 __all__ = [
     "Binary",
+    "BinaryBox",
     "BinaryDiscreteTensorSpec",
     "Bounded",
+    "BoundedContinuous",
+    "BoundedDiscrete",
     "BoundedTensorSpec",
+    "Box",
+    "BoxList",
     "Categorical",
+    "CategoricalBox",
+    "Choice",
     "Composite",
     "CompositeSpec",
     "ContinuousBox",
@@ -45,8 +58,11 @@ __all__ = [
     "MultiDiscreteTensorSpec",
     "MultiOneHot",
     "MultiOneHotDiscreteTensorSpec",
+    "NonTensor",
     "OneHot",
     "OneHotDiscreteTensorSpec",
+    "Stacked",
+    "StackedComposite",
     "TensorSpec",
     "Unbounded",
     "UnboundedContinuous",

@@ -78,6 +78,8 @@ class TensorSpec:
     """
 
     domain: str = "continuous"
+    # trailing dims that are features of one value (a one-hot vector): not unbindable
+    _feature_dims: int = 0
 
     def __init__(self, shape: Any, device: Any, dtype: Any) -> None:
         self.shape = _size(shape)
@@ -180,6 +182,109 @@ class TensorSpec:
         m = torch.empty(self.shape, device="meta")
         new = (m.squeeze() if dim is None else m.squeeze(dim)).shape
         return self._reshaped(new, ("squeeze", dim))
+
+    def reshape(self, *shape: Any) -> TensorSpec:
+        """A copy with shape ``shape`` (as ``tensor.reshape``; one dim may be ``-1``); the
+        trailing feature dim of one-hot-like specs must stay as it is.
+
+        >>> from streamrl.data.specs import Bounded
+        >>> Bounded(0.0, 1.0, (2, 3)).reshape(-1).low.shape
+        torch.Size([6])
+        """
+        try:
+            new = torch.empty(self.shape, device="meta").reshape(_expand_shape(shape)).shape
+        except RuntimeError:
+            raise ValueError(f"cannot reshape spec of shape {self.shape} to {shape}") from None
+        fd = self._feature_dims
+        if fd and new[len(new) - fd :] != self.shape[self.ndim - fd :]:
+            raise ValueError(
+                f"reshape must keep the feature dim {tuple(self.shape[-fd:])} of "
+                f"{type(self).__name__}, found {tuple(new)}"
+            )
+        return self._reshaped(new, ("reshape", new))
+
+    view = reshape
+
+    def flatten(self, start_dim: int, end_dim: int) -> TensorSpec:
+        """A copy with dims ``start_dim..end_dim`` merged into one."""
+        new = torch.empty(self.shape, device="meta").flatten(start_dim, end_dim).shape
+        return self.reshape(new)
+
+    def unflatten(self, dim: int, sizes: Any) -> TensorSpec:
+        """A copy with dim ``dim`` split into ``sizes``."""
+        try:
+            new = torch.empty(self.shape, device="meta").unflatten(dim, sizes).shape
+        except RuntimeError as err:
+            raise ValueError(f"cannot unflatten dim {dim} of {self.shape}: {err}") from None
+        return self.reshape(new)
+
+    def unbind(self, dim: int = 0) -> tuple[TensorSpec, ...]:
+        """The specs of the slices along batch dim ``dim`` (as ``tensor.unbind(dim)``).
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> [s.shape for s in Unbounded(shape=(2, 3)).unbind(0)]
+        [torch.Size([3]), torch.Size([3])]
+        """
+        batch = self.ndim - self._feature_dims
+        d = dim + self.ndim if dim < 0 else dim
+        if not 0 <= d < batch:
+            raise ValueError(
+                f"unbind dim must be one of the {batch} batch dims of shape {self.shape} "
+                f"(the last {self._feature_dims} are feature dims), found {dim}"
+            )
+        lead = (slice(None),) * d
+        return tuple(self[idx] for idx in ((*lead, i) for i in range(self.shape[d])))
+
+    def to_numpy(self, val: torch.Tensor, safe: bool | None = None) -> np.ndarray:
+        """``val`` as a numpy array (the inverse of :meth:`encode`); ``safe=True`` first
+        checks that ``val`` is in the spec.
+
+        >>> from streamrl.data.specs import Categorical
+        >>> Categorical(3).to_numpy(torch.tensor(2), safe=True)
+        array(2)
+        """
+        if safe:
+            self.check(val)
+        return val.detach().cpu().numpy()
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is torch.stack:
+            from streamrl.data.specs.stacked import stack_specs
+
+            return stack_specs(*args, **(kwargs or {}))
+        return NotImplemented
+
+    # --------------------------------------------------------- TorchRL spellings
+    def sample(self, shape: Any = None) -> Any:
+        """Same as :meth:`rand`."""
+        return self.rand(shape)
+
+    def zeros(self, shape: Any = None) -> Any:
+        """Same as :meth:`zero`."""
+        return self.zero(shape)
+
+    def ones(self, shape: Any = None) -> Any:
+        """Same as :meth:`one`."""
+        return self.one(shape)
+
+    def contains(self, item: Any) -> bool:
+        """Same as :meth:`is_in`."""
+        return self.is_in(item)
+
+    def ndimension(self) -> int:
+        """Same as :attr:`ndim`."""
+        return self.ndim
+
+    def type_check(self, value: torch.Tensor, key: Any = None) -> None:
+        """Raise ``TypeError`` when ``value``'s dtype is not the spec's (``key`` names it)."""
+        if value.dtype is not self.dtype:
+            where = "" if key is None else f" at key {key!r}"
+            raise TypeError(f"expected dtype {self.dtype}{where}, found {value.dtype}")
+
+    def cuda(self: _SpecT, device: Any = None) -> _SpecT:
+        """A copy on CUDA device ``device`` (the current one when None)."""
+        return self.to("cuda" if device is None else device)
 
     # ------------------------------------------------------------------ misc
     def to(self: _SpecT, dest: Any) -> _SpecT:

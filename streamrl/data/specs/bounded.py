@@ -8,11 +8,12 @@ import numpy as np
 import torch
 
 from streamrl.data.specs._base import TensorSpec, _device, _size, _tensor_repr, _torch_dtype
+from streamrl.data.specs.boxes import Box
 
-__all__ = ["Bounded", "ContinuousBox"]
+__all__ = ["Bounded", "BoundedContinuous", "BoundedDiscrete", "ContinuousBox"]
 
 
-class ContinuousBox:
+class ContinuousBox(Box):
     """The box ``[low, high]`` of a :class:`Bounded` spec (elementwise bounds)."""
 
     def __init__(self, low: torch.Tensor, high: torch.Tensor) -> None:
@@ -148,9 +149,11 @@ class Bounded(TensorSpec):
     def _reshaped(self, shape: torch.Size, index: Any = None) -> Bounded:
         if index is None:
             low, high = self.low.expand(shape), self.high.expand(shape)
-        elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze"):
+        elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze", "reshape"):
             op, dim = index
-            if op == "unsqueeze":
+            if op == "reshape":
+                low, high = self.low.reshape(shape), self.high.reshape(shape)
+            elif op == "unsqueeze":
                 low, high = self.low.unsqueeze(dim), self.high.unsqueeze(dim)
             elif dim is None:
                 low, high = self.low.squeeze(), self.high.squeeze()
@@ -158,12 +161,16 @@ class Bounded(TensorSpec):
                 low, high = self.low.squeeze(dim), self.high.squeeze(dim)
         else:
             low, high = self.low[index], self.high[index]
-        return Bounded(low, high, shape, self.device, self.dtype, self.domain)
+        return self._new(low, high, shape, self.device, self.dtype)
+
+    def _new(self, low: Any, high: Any, shape: Any, device: Any, dtype: Any) -> Bounded:
+        domain = self.domain if dtype == self.dtype else None  # a cast re-derives the domain
+        return Bounded(low, high, shape, device, dtype, domain)
 
     def to(self, dest: Any) -> Bounded:
         """A copy on device ``dest``, or with bounds cast to dtype ``dest``."""
         if isinstance(dest, torch.dtype):
-            return Bounded(self.low.to(dest), self.high.to(dest), self.shape, self.device, dest)
+            return self._new(self.low.to(dest), self.high.to(dest), self.shape, self.device, dest)
         return super().to(dest)
 
     def _space_eq(self, other: TensorSpec) -> bool:
@@ -171,3 +178,57 @@ class Bounded(TensorSpec):
 
     def _space_str(self) -> str:
         return repr(self.space)
+
+
+class BoundedContinuous(Bounded):
+    """A :class:`Bounded` spec with a float dtype (float32 by default), domain continuous.
+
+    >>> BoundedContinuous(0.0, 1.0, shape=(2,)).rand().dtype
+    torch.float32
+    """
+
+    def __init__(
+        self,
+        low: Any,
+        high: Any,
+        shape: Any = None,
+        device: Any = None,
+        dtype: Any = None,
+        domain: str = "continuous",
+    ) -> None:
+        if dtype is not None and not _torch_dtype(dtype).is_floating_point:
+            raise ValueError(f"BoundedContinuous needs a float dtype, found {dtype}")
+        super().__init__(low, high, shape, device, dtype, domain)
+
+    def _new(self, low: Any, high: Any, shape: Any, device: Any, dtype: Any) -> Bounded:
+        if not _torch_dtype(dtype).is_floating_point:
+            return Bounded(low, high, shape, device, dtype)
+        return BoundedContinuous(low, high, shape, device, dtype, self.domain)
+
+
+class BoundedDiscrete(Bounded):
+    """A :class:`Bounded` spec with an integer dtype (int64 by default), domain discrete.
+
+    >>> spec = BoundedDiscrete(0, 5, shape=(3,))
+    >>> spec.rand().dtype, spec.is_in(torch.tensor([0, 5, 2]))
+    (torch.int64, True)
+    """
+
+    def __init__(
+        self,
+        low: Any,
+        high: Any,
+        shape: Any = None,
+        device: Any = None,
+        dtype: Any = torch.int64,
+        domain: str = "discrete",
+    ) -> None:
+        dtype = torch.int64 if dtype is None else _torch_dtype(dtype)
+        if dtype.is_floating_point:
+            raise ValueError(f"BoundedDiscrete needs an integer dtype, found {dtype}")
+        super().__init__(low, high, shape, device, dtype, domain)
+
+    def _new(self, low: Any, high: Any, shape: Any, device: Any, dtype: Any) -> Bounded:
+        if _torch_dtype(dtype).is_floating_point:
+            return Bounded(low, high, shape, device, dtype)
+        return BoundedDiscrete(low, high, shape, device, dtype, self.domain)

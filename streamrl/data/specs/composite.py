@@ -21,12 +21,23 @@ def _key_tuple(key: Any) -> tuple[str, ...]:
     raise TypeError(f"expected a str or tuple-of-str key, found {key!r}")
 
 
+class _Keys(list):
+    """A list of keys where a one-element tuple ``("a",)`` matches the key ``"a"``."""
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, tuple) and len(key) == 1:
+            key = key[0]
+        return list.__contains__(self, key)
+
+
 class Composite:
     """A spec for a TensorDict: keys mapping to leaf specs or nested :class:`Composite`.
 
     ``shape`` is the batch shape; every sub-spec's shape starts with it. Keys may be nested
     tuples: ``spec["next", "observation"]``. Indexing with anything else indexes the batch
-    dims of every sub-spec.
+    dims of every sub-spec. A key given ``None`` (``Composite(a=..., b=None)``) is kept as
+    an empty entry: listed by ``keys()`` (not by ``leaves_only``), ``spec["b"] is None``,
+    and skipped when values are made or checked.
 
     >>> from streamrl.data.specs import Bounded, Unbounded
     >>> spec = Composite(observation=Unbounded(shape=(3,)), action=Bounded(-1.0, 1.0, (1,)))
@@ -46,18 +57,22 @@ class Composite:
     ) -> None:
         self.shape = _size(shape)
         self.device = None if device is None else torch.device(device)
-        self._specs: dict[str, TensorSpec | Composite] = {}
+        self._specs: dict[str, TensorSpec | Composite | None] = {}
         # bumped on every key change made through this object (lets envs cache lookups)
         self._version = 0
+        self._locked = False
         for k, v in {**(spec or {}), **kwargs}.items():
-            if v is not None:
-                self[k] = v
+            self[k] = v
 
     # -------------------------------------------------------------- mapping API
-    def _check_sub(self, key: str, spec: Any) -> TensorSpec | Composite:
+    def _check_sub(self, key: str, spec: Any) -> TensorSpec | Composite | None:
+        if spec is None:
+            return None
         if isinstance(spec, Mapping) and not isinstance(spec, Composite):
             spec = Composite(spec, shape=self.shape, device=self.device)
-        if not isinstance(spec, TensorSpec | Composite):
+        from streamrl.data.specs.stacked import _Lazy
+
+        if not isinstance(spec, TensorSpec | Composite | _Lazy):
             raise TypeError(
                 f"spec for key {key!r} must be a TensorSpec or Composite, found "
                 f"{type(spec).__name__}"
@@ -80,15 +95,50 @@ class Composite:
         for k in keys[:-1]:
             sub = node._specs.get(k)
             if sub is None:
+                node._check_unlocked(key)
                 sub = Composite(shape=node.shape, device=node.device)
                 node._specs[k] = sub
             elif not isinstance(sub, Composite):
                 raise KeyError(f"key {k!r} holds a leaf spec, cannot nest {key!r} under it")
             node = sub
+        node._check_unlocked(key)  # only the Composite that changes must be unlocked
         node._specs[keys[-1]] = node._check_sub(keys[-1], spec)
         self._version += 1
 
     set = __setitem__
+
+    def _check_unlocked(self, key: Any) -> None:
+        if self._locked:
+            raise RuntimeError(f"cannot set or delete {key!r}: the Composite is locked")
+
+    def lock_(self, recurse: bool | None = None) -> Composite:
+        """Forbid setting or deleting keys (in nested Composites too, unless
+        ``recurse=False``); returns self.
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> spec = Composite(a=Unbounded()).lock_()
+        >>> spec.is_locked
+        True
+        """
+        self._set_lock(True, recurse is not False)
+        return self
+
+    def unlock_(self, recurse: bool | None = None) -> Composite:
+        """Allow setting and deleting keys again (nested too unless ``recurse=False``)."""
+        self._set_lock(False, recurse is not False)
+        return self
+
+    def _set_lock(self, value: bool, recurse: bool) -> None:
+        self._locked = value
+        if recurse:
+            for v in self._specs.values():
+                if isinstance(v, Composite):
+                    v._set_lock(value, True)
+
+    @property
+    def is_locked(self) -> bool:
+        """Whether keys can be set or deleted (see :meth:`lock_`)."""
+        return self._locked
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str) or (
@@ -103,7 +153,7 @@ class Composite:
         new_shape = torch.empty(self.shape, device="meta")[key].shape
         out = Composite(shape=new_shape, device=self.device)
         for k, v in self._specs.items():
-            out._specs[k] = v[key]
+            out._specs[k] = None if v is None else v[key]
         return out
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -125,6 +175,7 @@ class Composite:
         parent = self[keys[:-1]] if len(keys) > 1 else self
         if not isinstance(parent, Composite) or keys[-1] not in parent._specs:
             raise KeyError(f"key {key!r} not in Composite")
+        parent._check_unlocked(key)
         del parent._specs[keys[-1]]
         self._version += 1
 
@@ -147,15 +198,22 @@ class Composite:
         return self
 
     def keys(self, include_nested: bool = False, leaves_only: bool = False) -> list:
-        """Keys, optionally with nested tuple keys and/or only the leaves."""
-        return [k for k, _ in self.items(include_nested, leaves_only)]
+        """Keys, optionally with nested tuple keys and/or only the leaves; ``("a",)`` is
+        found in them as ``"a"``.
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> spec = Composite(a=Composite(b=Unbounded()), c=None)
+        >>> spec.keys(True), spec.keys(True, True), ("c",) in spec.keys()
+        (['a', ('a', 'b'), 'c'], [('a', 'b')], True)
+        """
+        return _Keys(k for k, _ in self.items(include_nested, leaves_only))
 
     def items(self, include_nested: bool = False, leaves_only: bool = False) -> list:
         """``(key, spec)`` pairs, optionally nested (tuple keys) and/or leaves only."""
         out: list = []
         for k, v in self._specs.items():
             is_comp = isinstance(v, Composite)
-            if not (leaves_only and is_comp):
+            if not (leaves_only and (is_comp or v is None)):
                 out.append((k, v))
             if include_nested and isinstance(v, Composite):
                 out.extend(((k, *_key_tuple(kk)), vv) for kk, vv in v.items(True, leaves_only))
@@ -180,7 +238,8 @@ class Composite:
         out = Composite(shape=self.shape, device=self.device)
         for k in keys:
             if k in self:
-                out[k] = self[k].clone()
+                sub = self[k]
+                out[k] = None if sub is None else sub.clone()
             elif strict:
                 raise KeyError(f"key {k!r} not in Composite with keys {self.keys(True)}")
         return out
@@ -203,9 +262,66 @@ class Composite:
         """Number of batch dims."""
         return len(self.shape)
 
+    @property
+    def batch_size(self) -> torch.Size:
+        """Same as :attr:`shape` (the batch shape)."""
+        return self.shape
+
+    def ndimension(self) -> int:
+        """Same as :attr:`ndim`."""
+        return self.ndim
+
+    def sample(self, shape: Any = None) -> TensorDict:
+        """Same as :meth:`rand`."""
+        return self.rand(shape)
+
+    def zeros(self, shape: Any = None) -> TensorDict:
+        """Same as :meth:`zero`."""
+        return self.zero(shape)
+
+    def ones(self, shape: Any = None) -> TensorDict:
+        """Same as :meth:`one`."""
+        return self.one(shape)
+
+    def contains(self, item: Any) -> bool:
+        """Same as :meth:`is_in`."""
+        return self.is_in(item)
+
+    def cuda(self, device: Any = None) -> Composite:
+        """A copy on CUDA device ``device`` (the current one when None)."""
+        return self.to("cuda" if device is None else device)
+
+    def cardinality(self) -> int:
+        """The number of distinct values (the product over the leaves' cardinalities)."""
+        out = 1
+        for leaf in self.values(True, True):
+            out *= leaf.cardinality()
+        return out
+
+    def enumerate(self, use_mask: bool = False) -> TensorDict:
+        """Every value of the spec, stacked along a new leading dim (the product over the
+        leaves' values); every leaf must be enumerable (discrete).
+
+        >>> from streamrl.data.specs import Categorical
+        >>> Composite(a=Categorical(2), b=Categorical(3)).enumerate()["b"].tolist()
+        [0, 1, 2, 0, 1, 2]
+        """
+        items = self.items(True, True)
+        for k, leaf in items:
+            if not hasattr(leaf, "enumerate"):
+                raise TypeError(f"key {k!r}: {type(leaf).__name__} values cannot be enumerated")
+        enums = [leaf.enumerate(use_mask=use_mask) for _, leaf in items]
+        if not enums:
+            raise ValueError("cannot enumerate an empty Composite")
+        grids = torch.meshgrid(*[torch.arange(e.shape[0]) for e in enums], indexing="ij")
+        out = TensorDict({}, batch_size=(grids[0].numel(), *self.shape), device=self.device)
+        for (k, _), e, g in zip(items, enums, grids, strict=True):
+            out.set(k, e[g.reshape(-1)])
+        return out
+
     def _make(self, fn: str, shape: Any) -> TensorDict:
         lead = _size(shape)
-        src = {k: getattr(v, fn)(lead) for k, v in self._specs.items()}
+        src = {k: getattr(v, fn)(lead) for k, v in self._specs.items() if v is not None}
         return TensorDict(src, batch_size=(*lead, *self.shape), device=self.device)
 
     def rand(self, shape: Any = None) -> TensorDict:
@@ -225,6 +341,8 @@ class Composite:
         if not isinstance(val, TensorDictBase | Mapping):
             return False
         for k, spec in self._specs.items():
+            if spec is None:
+                continue
             sub = val.get(k, None)
             if sub is None or not spec.is_in(sub):
                 return False
@@ -233,6 +351,8 @@ class Composite:
     def check(self, val: Any, name: str = "tensordict") -> None:
         """Raise ``TypeError``/``ValueError``/``KeyError`` saying why ``val`` is not in."""
         for k, spec in self._specs.items():
+            if spec is None:
+                continue
             sub = val.get(k, None)
             if sub is None:
                 raise KeyError(f"{name}: missing key {k!r}")
@@ -243,6 +363,8 @@ class Composite:
     def project(self, val: TensorDictBase) -> TensorDictBase:
         """Project every spec'd entry of ``val`` into its spec (in place; returns ``val``)."""
         for k, spec in self._specs.items():
+            if spec is None:
+                continue
             sub = val.get(k, None)
             if sub is not None:
                 val.set(k, spec.project(sub))
@@ -250,19 +372,24 @@ class Composite:
 
     def encode(self, vals: Mapping[str, Any]) -> TensorDict:
         """Turn a (nested) dict of numbers/arrays into a TensorDict."""
-        src = {k: self._specs[k].encode(v) for k, v in vals.items()}
+        for k in vals:
+            if self._specs.get(k) is None:
+                raise KeyError(f"cannot encode key {k!r}: no spec for it in {self.keys()}")
+        src = {k: self._specs[k].encode(v) for k, v in vals.items()}  # type: ignore[union-attr]
         return TensorDict(src, batch_size=self.shape, device=self.device)
 
     # ---------------------------------------------------------- shape algebra
     def expand(self, *shape: Any) -> Composite:
-        """A copy with batch shape ``shape`` (must end with the current batch shape)."""
+        """A copy with batch shape ``shape`` (must end with the current batch shape; size-1
+        dims broadcast)."""
         new = _expand_shape(shape)
         n = self.ndim
-        if len(new) < n or (n and new[len(new) - n :] != self.shape):
+        tail = new[len(new) - n :] if n else torch.Size([])
+        if len(new) < n or any(h not in (w, 1) for h, w in zip(self.shape, tail, strict=True)):
             raise ValueError(f"cannot expand Composite of shape {self.shape} to {new}")
         out = Composite(shape=new, device=self.device)
         for k, v in self._specs.items():
-            out._specs[k] = v.expand((*new, *v.shape[n:]))
+            out._specs[k] = None if v is None else v.expand((*new, *v.shape[n:]))
         return out
 
     def unsqueeze(self, dim: int) -> Composite:
@@ -275,11 +402,37 @@ class Composite:
             shape=torch.empty(self.shape, device="meta").unsqueeze(dim).shape, device=self.device
         )
         for k, v in self._specs.items():
-            out._specs[k] = v.unsqueeze(dim)
+            out._specs[k] = None if v is None else v.unsqueeze(dim)
         return out
 
-    def squeeze(self, dim: int) -> Composite:
-        """Remove the batch dim ``dim`` (of size 1) from every sub-spec."""
+    def reshape(self, *shape: Any) -> Composite:
+        """A copy with batch shape ``shape`` (as ``tensor.reshape``; feature dims kept).
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> Composite(a=Unbounded((2, 3, 4)), shape=(2, 3)).reshape(-1)["a"].shape
+        torch.Size([6, 4])
+        """
+        try:
+            new = torch.empty(self.shape, device="meta").reshape(_expand_shape(shape)).shape
+        except RuntimeError:
+            raise ValueError(f"cannot reshape Composite of shape {self.shape} to {shape}") from None
+        n = self.ndim
+        out = Composite(shape=new, device=self.device)
+        for k, v in self._specs.items():
+            out._specs[k] = None if v is None else v.reshape((*new, *v.shape[n:]))
+        return out
+
+    view = reshape
+
+    def squeeze(self, dim: int | None = None) -> Composite:
+        """Remove the batch dim ``dim`` (of size 1) from every sub-spec (every size-1 batch
+        dim when ``dim`` is None)."""
+        if dim is None:
+            out = self
+            for d in reversed(range(self.ndim)):
+                if self.shape[d] == 1:
+                    out = out.squeeze(d)
+            return out if out is not self else self.clone()
         if dim < 0:
             dim += self.ndim
         if not 0 <= dim < self.ndim or self.shape[dim] != 1:
@@ -288,7 +441,7 @@ class Composite:
             shape=torch.empty(self.shape, device="meta").squeeze(dim).shape, device=self.device
         )
         for k, v in self._specs.items():
-            out._specs[k] = v.squeeze(dim)
+            out._specs[k] = None if v is None else v.squeeze(dim)
         return out
 
     def to(self, dest: Any) -> Composite:
@@ -298,7 +451,7 @@ class Composite:
         else:
             out = Composite(shape=self.shape, device=dest)
         for k, v in self._specs.items():
-            out._specs[k] = v.to(dest)
+            out._specs[k] = None if v is None else v.to(dest)
         return out
 
     def cpu(self) -> Composite:
@@ -309,8 +462,44 @@ class Composite:
         """A deep copy."""
         out = Composite(shape=self.shape, device=self.device)
         for k, v in self._specs.items():
-            out._specs[k] = v.clone()
+            out._specs[k] = None if v is None else v.clone()
         return out
+
+    def unbind(self, dim: int = 0) -> tuple[Composite, ...]:
+        """The Composites of the slices along batch dim ``dim``.
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> parts = Composite(a=Unbounded((2, 3)), shape=(2,)).unbind(0)
+        >>> len(parts), parts[0]["a"].shape
+        (2, torch.Size([3]))
+        """
+        d = dim + self.ndim if dim < 0 else dim
+        if not 0 <= d < self.ndim:
+            raise ValueError(f"unbind dim must be a batch dim of shape {self.shape}, found {dim}")
+        lead = (slice(None),) * d
+        return tuple(self[idx] for idx in ((*lead, i) for i in range(self.shape[d])))
+
+    def to_numpy(self, val: TensorDictBase, safe: bool | None = None) -> dict:
+        """A (nested) dict of numpy arrays for the spec'd entries of ``val``; ``safe=True``
+        first checks ``val`` against the spec."""
+        if safe:
+            self.check(val)
+        out: dict = {}
+        for k, spec in self._specs.items():
+            if spec is None:
+                continue
+            sub = val.get(k, None)
+            if sub is not None:
+                out[k] = spec.to_numpy(sub)
+        return out
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is torch.stack:
+            from streamrl.data.specs.stacked import stack_specs
+
+            return stack_specs(*args, **(kwargs or {}))
+        return NotImplemented
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Composite):
@@ -319,7 +508,10 @@ class Composite:
             return False
         if set(self._specs) != set(other._specs):
             return False
-        return all(v == other._specs[k] for k, v in self._specs.items())
+        return all(
+            (v is None and other._specs[k] is None) or (v is not None and v == other._specs[k])
+            for k, v in self._specs.items()
+        )
 
     __hash__ = None  # type: ignore[assignment]
 

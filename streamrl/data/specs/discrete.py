@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from streamrl.data.specs._base import TensorSpec, _device, _size
+from streamrl.data.specs.boxes import Box
 
 __all__ = [
     "Binary",
@@ -20,8 +21,12 @@ __all__ = [
 ]
 
 
-class DiscreteBox:
-    """The space of a discrete spec: ``n`` values per variable (``nvec`` for several)."""
+class DiscreteBox(Box):
+    """The space of a discrete spec: ``n`` values per variable (``nvec`` for several).
+
+    >>> DiscreteBox(3) == DiscreteBox(3)
+    True
+    """
 
     def __init__(self, n: Any) -> None:
         self.n = n
@@ -39,6 +44,11 @@ class DiscreteBox:
     def __repr__(self) -> str:
         n = self.n.tolist() if isinstance(self.n, torch.Tensor) else self.n
         return f"DiscreteBox(n={n})"
+
+
+def _argmax(val: torch.Tensor) -> torch.Tensor:
+    """``argmax`` over the last dim (bool one-hot values included)."""
+    return (val.to(torch.uint8) if val.dtype == torch.bool else val).argmax(-1)
 
 
 def _check_n(n: Any) -> int:
@@ -105,6 +115,60 @@ class _Indexed(_Discrete):
         mask = self.mask.expand(*idx.shape, self.n)
         return bool(mask.gather(-1, idx.long().unsqueeze(-1)).all())
 
+    def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def cardinality(self) -> int:
+        """The number of choices ``n``."""
+        return self.n
+
+    def enumerate(self, use_mask: bool = False) -> torch.Tensor:
+        """Every choice, stacked along a new leading dim (each repeated over the positions);
+        with ``use_mask`` only the allowed ones (the mask must be the same at every position).
+
+        >>> Categorical(3, shape=(2,)).enumerate().tolist()
+        [[0, 0], [1, 1], [2, 2]]
+        """
+        idx = torch.arange(self.n, device=self.device)
+        if use_mask and self.mask is not None:
+            flat = self.mask.reshape(-1, self.n)
+            if not bool((flat == flat[:1]).all()):
+                raise ValueError("enumerate(use_mask=True) needs the same mask at every position")
+            idx = idx[flat[0]]
+        positions = self._positions()
+        idx = idx.reshape(-1, *([1] * len(positions))).expand(-1, *positions)
+        return self._encode_indices(idx)
+
+    def index(self, index: torch.Tensor, tensor_to_index: torch.Tensor) -> torch.Tensor:
+        """Pick ``tensor_to_index[..., i]`` where ``i`` is the choice encoded by ``index``
+        (an index for :class:`Categorical`, a one-hot vector for :class:`OneHot`).
+
+        >>> OneHot(4).index(torch.tensor([0, 0, 1, 0]), torch.tensor([5, 6, 7, 8]))
+        tensor(7)
+        """
+        if not isinstance(index, torch.Tensor) or not isinstance(tensor_to_index, torch.Tensor):
+            raise TypeError(
+                f"index and tensor_to_index must be tensors, found {type(index).__name__} "
+                f"and {type(tensor_to_index).__name__}"
+            )
+        if tensor_to_index.ndim == 0 or tensor_to_index.shape[-1] != self.n:
+            raise ValueError(
+                f"tensor_to_index must have a last dim of size n={self.n}, found shape "
+                f"{tuple(tensor_to_index.shape)}"
+            )
+        idx = self._as_indices(index).long()
+        try:
+            idx = idx.expand(tensor_to_index.shape[:-1]) if idx.ndim == 0 else idx
+            return tensor_to_index.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
+        except RuntimeError:
+            raise ValueError(
+                f"indices of shape {tuple(idx.shape)} do not match tensor_to_index of shape "
+                f"{tuple(tensor_to_index.shape)} (expected {tuple(tensor_to_index.shape[:-1])})"
+            ) from None
+
     def _reshaped(self, shape: torch.Size, index: Any = None) -> TensorSpec:
         out = self.clone()
         out.shape = shape
@@ -112,7 +176,11 @@ class _Indexed(_Discrete):
             positions = out._positions()
             if index is None:
                 out.mask = self.mask.expand(*positions, self.n).clone()
-            elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze"):
+            elif (
+                isinstance(index, tuple)
+                and index
+                and index[0] in ("unsqueeze", "squeeze", "reshape")
+            ):
                 out.mask = self.mask.reshape(*positions, self.n)
             else:
                 out.mask = self.mask[index]
@@ -180,9 +248,31 @@ class Categorical(_Indexed):
             val = torch.where(ok, val, mask.to(torch.int8).argmax(-1))
         return val.to(self.dtype)
 
-    def to_one_hot(self, val: torch.Tensor) -> torch.Tensor:
-        """Encode indices as one-hot vectors (a new trailing dim of size ``n``)."""
-        return torch.nn.functional.one_hot(val.long(), self.n).to(self.dtype)
+    def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
+        return val
+
+    def _encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        return idx.to(self.dtype)
+
+    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
+        """Encode indices as bool one-hot vectors (a new trailing dim of size ``n``)."""
+        if safe:
+            self.check(val)
+        return torch.nn.functional.one_hot(val.long(), self.n).bool()
+
+    def to_categorical(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
+        """``val`` itself: values of a Categorical are already indices."""
+        if safe:
+            self.check(val)
+        return val
+
+    def to_one_hot_spec(self) -> OneHot:
+        """The :class:`OneHot` spec of the same choices (``shape`` gains a trailing ``n``)."""
+        return OneHot(self.n, (*self.shape, self.n), self.device, torch.bool, self.mask)
+
+    def to_categorical_spec(self) -> Categorical:
+        """This spec (a copy)."""
+        return self.clone()
 
 
 class OneHot(_Indexed):
@@ -194,6 +284,8 @@ class OneHot(_Indexed):
     >>> spec.to_categorical(spec.project(torch.tensor([0.1, 2.0, -1.0])))
     tensor(1)
     """
+
+    _feature_dims = 1  # the trailing dim holds one value's features
 
     def __init__(
         self,
@@ -225,25 +317,45 @@ class OneHot(_Indexed):
         binary = bool(((val == 0) | (val == 1)).all())
         if not (binary and bool((val.sum(-1) == 1).all())):
             return False
-        return self._allowed(val.argmax(-1))
+        return self._allowed(_argmax(val))
 
     def project(self, val: torch.Tensor) -> torch.Tensor:
         """The one-hot vector of the (allowed) argmax."""
         if self.mask is not None:
             val = val.float().masked_fill(~self.mask.expand(val.shape), float("-inf"))
-        return torch.nn.functional.one_hot(val.argmax(-1), self.n).to(self.dtype)
+        return torch.nn.functional.one_hot(_argmax(val), self.n).to(self.dtype)
 
-    def to_categorical(self, val: torch.Tensor) -> torch.Tensor:
+    def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
+        return _argmax(val)
+
+    def _encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(idx, self.n).to(self.dtype)
+
+    def to_categorical(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         """Indices of the ones (drops the trailing dim)."""
-        return val.argmax(-1)
+        if safe:
+            self.check(val)
+        return _argmax(val)
 
-    def to_one_hot(self, val: torch.Tensor) -> torch.Tensor:
-        """Encode indices as one-hot vectors."""
-        return torch.nn.functional.one_hot(val.long(), self.n).to(self.dtype)
+    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
+        """``val`` itself: values of a OneHot are already one-hot."""
+        if safe:
+            self.check(val)
+        return val
+
+    def to_categorical_spec(self) -> Categorical:
+        """The :class:`Categorical` spec of the same choices (drops the trailing dim)."""
+        return Categorical(self.n, self.shape[:-1], self.device, torch.int64, self.mask)
+
+    def to_one_hot_spec(self) -> OneHot:
+        """This spec (a copy)."""
+        return self.clone()
 
 
 class Binary(_Discrete):
     """Vectors of ``n`` zeros and ones (int8 by default); ``shape`` defaults to ``(n,)``."""
+
+    _feature_dims = 1  # the trailing dim holds one value's features
 
     def __init__(
         self, n: int | None = None, shape: Any = None, device: Any = None, dtype: Any = torch.int8
@@ -285,6 +397,8 @@ class MultiCategorical(_Discrete):
     torch.Size([2])
     """
 
+    _feature_dims = 1  # the trailing dim holds one value's features
+
     def __init__(
         self, nvec: Any, shape: Any = None, device: Any = None, dtype: Any = torch.int64
     ) -> None:
@@ -316,10 +430,62 @@ class MultiCategorical(_Discrete):
             val = val.round()
         return torch.minimum(val.clamp_min(0), self.nvec - 1).to(self.dtype)
 
+    def _nvec_list(self) -> list[int]:
+        nv = self.nvec.reshape(-1, self.nvec.shape[-1])
+        if not bool((nv == nv[:1]).all()):
+            raise ValueError("one-hot encoding needs the same nvec at every batch position")
+        return nv[0].tolist()
+
+    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
+        """Concatenated one-hot vectors, one per variable (as :class:`MultiOneHot` values).
+
+        >>> MultiCategorical([2, 3]).to_one_hot(torch.tensor([1, 2]))
+        tensor([False,  True, False, False,  True])
+        """
+        if safe:
+            self.check(val)
+        nv = self._nvec_list()
+        parts = [
+            torch.nn.functional.one_hot(v.long(), n)
+            for v, n in zip(val.unbind(-1), nv, strict=True)
+        ]
+        return torch.cat(parts, -1).bool()
+
+    def to_categorical(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
+        """``val`` itself: values of a MultiCategorical are already indices."""
+        if safe:
+            self.check(val)
+        return val
+
+    def cardinality(self) -> int:
+        """The number of distinct values (the product of ``nvec``)."""
+        return int(self.nvec.prod())
+
+    def enumerate(self, use_mask: bool = False) -> torch.Tensor:
+        """Every value (the product of the variables' ranges), along a new leading dim.
+
+        >>> MultiCategorical([2, 2]).enumerate().tolist()
+        [[0, 0], [0, 1], [1, 0], [1, 1]]
+        """
+        if self.ndim != 1:
+            raise ValueError(f"enumerate needs a 1-dim MultiCategorical, found shape {self.shape}")
+        ranges = [torch.arange(int(n), device=self.device) for n in self.nvec.tolist()]
+        grids = torch.meshgrid(*ranges, indexing="ij")
+        return torch.stack([g.reshape(-1) for g in grids], -1).to(self.dtype)
+
+    def to_one_hot_spec(self) -> MultiOneHot:
+        """The :class:`MultiOneHot` spec of the same variables."""
+        nv = self._nvec_list()
+        return MultiOneHot(nv, (*self.shape[:-1], sum(nv)), self.device, torch.bool)
+
+    def to_categorical_spec(self) -> MultiCategorical:
+        """This spec (a copy)."""
+        return self.clone()
+
     def _reshaped(self, shape: torch.Size, index: Any = None) -> MultiCategorical:
         if index is None:
             nv = self.nvec.expand(shape)
-        elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze"):
+        elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze", "reshape"):
             nv = self.nvec.reshape(shape)
         else:
             nv = self.nvec[index]
@@ -328,6 +494,8 @@ class MultiCategorical(_Discrete):
 
 class MultiOneHot(_Discrete):
     """Several one-hot variables concatenated along the last dim (length ``sum(nvec)``)."""
+
+    _feature_dims = 1  # the trailing dim holds one value's features
 
     def __init__(
         self, nvec: Sequence[int], shape: Any = None, device: Any = None, dtype: Any = torch.int64
@@ -359,11 +527,49 @@ class MultiOneHot(_Discrete):
     def project(self, val: torch.Tensor) -> torch.Tensor:
         """Per-variable one-hot of the argmax."""
         parts = [
-            torch.nn.functional.one_hot(p.argmax(-1), n)
+            torch.nn.functional.one_hot(_argmax(p), n)
             for p, n in zip(val.split(self.nvec, -1), self.nvec, strict=True)
         ]
         return torch.cat(parts, -1).to(self.dtype)
 
-    def to_categorical(self, val: torch.Tensor) -> torch.Tensor:
+    def to_categorical(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         """Indices per variable (trailing dim of size ``len(nvec)``)."""
-        return torch.stack([p.argmax(-1) for p in val.split(self.nvec, -1)], -1)
+        if safe:
+            self.check(val)
+        return torch.stack([_argmax(p) for p in val.split(self.nvec, -1)], -1)
+
+    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
+        """``val`` itself: values of a MultiOneHot are already one-hot."""
+        if safe:
+            self.check(val)
+        return val
+
+    def cardinality(self) -> int:
+        """The number of distinct values (the product of ``nvec``)."""
+        out = 1
+        for n in self.nvec:
+            out *= n
+        return out
+
+    def enumerate(self, use_mask: bool = False) -> torch.Tensor:
+        """Every value (one one-hot per variable, all combinations), along a new leading dim.
+
+        >>> MultiOneHot([2, 1]).enumerate().tolist()
+        [[1, 0, 1], [0, 1, 1]]
+        """
+        if self.ndim != 1:
+            raise ValueError(f"enumerate needs a 1-dim MultiOneHot, found shape {self.shape}")
+        cats = self.to_categorical_spec().enumerate()
+        parts = [
+            torch.nn.functional.one_hot(c, n)
+            for c, n in zip(cats.unbind(-1), self.nvec, strict=True)
+        ]
+        return torch.cat(parts, -1).to(self.dtype)
+
+    def to_categorical_spec(self) -> MultiCategorical:
+        """The :class:`MultiCategorical` spec of the same variables."""
+        return MultiCategorical(self.nvec, (*self.shape[:-1], len(self.nvec)), self.device)
+
+    def to_one_hot_spec(self) -> MultiOneHot:
+        """This spec (a copy)."""
+        return self.clone()
