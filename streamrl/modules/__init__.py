@@ -52,7 +52,12 @@ from streamrl.modules.models import (
     NoisyLinear,
     reset_noise,
 )
-from streamrl.modules.qvalue import QValueActor, QValueModule
+from streamrl.modules.qvalue import (
+    DistributionalQValueActor,
+    DistributionalQValueModule,
+    QValueActor,
+    QValueModule,
+)
 from streamrl.modules.safe import SafeModule
 from streamrl.modules.tanh_module import TanhModule
 
@@ -67,6 +72,8 @@ __all__ = [
     "Categorical",
     "ConvNet",
     "Delta",
+    "DistributionalQValueActor",
+    "DistributionalQValueModule",
     "DuelingCnnDQNet",
     "DuelingHead",
     "DuelingMlpDQNet",

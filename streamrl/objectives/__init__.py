@@ -14,6 +14,7 @@ from streamrl.objectives.a2c import A2CLoss
 from streamrl.objectives.common import LossModule
 from streamrl.objectives.ddpg import DDPGLoss
 from streamrl.objectives.discrete_sac import DiscreteSACLoss
+from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
 from streamrl.objectives.dqn import DQNLoss
 from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss
 from streamrl.objectives.reinforce import ReinforceLoss
@@ -37,6 +38,7 @@ __all__ = [
     "DDPGLoss",
     "DQNLoss",
     "DiscreteSACLoss",
+    "DistributionalDQNLoss",
     "HardUpdate",
     "KLPENPPOLoss",
     "LossModule",
