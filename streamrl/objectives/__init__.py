@@ -17,6 +17,7 @@ from streamrl.objectives.discrete_sac import DiscreteSACLoss
 from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
 from streamrl.objectives.dqn import DQNLoss
 from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss
+from streamrl.objectives.redq import REDQLoss
 from streamrl.objectives.reinforce import ReinforceLoss
 from streamrl.objectives.sac import SACLoss
 from streamrl.objectives.target_updaters import HardUpdate, SoftUpdate, TargetNetUpdater
@@ -42,6 +43,7 @@ __all__ = [
     "HardUpdate",
     "KLPENPPOLoss",
     "LossModule",
+    "REDQLoss",
     "ReinforceLoss",
     "SACLoss",
     "SoftUpdate",

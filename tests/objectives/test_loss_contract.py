@@ -33,6 +33,7 @@ from streamrl.objectives import (
     DQNLoss,
     KLPENPPOLoss,
     LossModule,
+    REDQLoss,
     ReinforceLoss,
     SACLoss,
     TD3Loss,
@@ -164,6 +165,12 @@ CASES: dict[str, Case] = {
     "SACLoss": Case(
         _seeded(lambda: SACLoss(_gaussian_actor(), _qnet())), _continuous,
         {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy", "td_error"},
+        {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
+         "loss_alpha": {"entropy_coef"}}),
+    "REDQLoss": Case(
+        _seeded(lambda: REDQLoss(_gaussian_actor(), _qnet(), num_qvalue_nets=4)), _continuous,
+        {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy",
+         "state_action_value_actor", "action_log_prob_actor", "next.state_value", "target_value"},
         {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
          "loss_alpha": {"entropy_coef"}}),
     "DiscreteSACLoss": Case(
