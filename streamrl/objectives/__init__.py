@@ -12,6 +12,7 @@ from streamrl.objectives._utils import (
 )
 from streamrl.objectives.a2c import A2CLoss
 from streamrl.objectives.common import LossModule
+from streamrl.objectives.crossq import CrossQLoss
 from streamrl.objectives.ddpg import DDPGLoss
 from streamrl.objectives.discrete_sac import DiscreteSACLoss
 from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
@@ -36,6 +37,7 @@ __all__ = [
     "GAE",
     "A2CLoss",
     "ClipPPOLoss",
+    "CrossQLoss",
     "DDPGLoss",
     "DQNLoss",
     "DiscreteSACLoss",

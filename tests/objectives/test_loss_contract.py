@@ -27,6 +27,7 @@ from streamrl.modules import DistributionalQValueActor, QValueActor
 from streamrl.objectives import (
     A2CLoss,
     ClipPPOLoss,
+    CrossQLoss,
     DDPGLoss,
     DiscreteSACLoss,
     DistributionalDQNLoss,
@@ -171,6 +172,11 @@ CASES: dict[str, Case] = {
         _seeded(lambda: REDQLoss(_gaussian_actor(), _qnet(), num_qvalue_nets=4)), _continuous,
         {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy",
          "state_action_value_actor", "action_log_prob_actor", "next.state_value", "target_value"},
+        {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
+         "loss_alpha": {"entropy_coef"}}),
+    "CrossQLoss": Case(
+        _seeded(lambda: CrossQLoss(_gaussian_actor(), _qnet())), _continuous,
+        {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy"},
         {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
          "loss_alpha": {"entropy_coef"}}),
     "DiscreteSACLoss": Case(
