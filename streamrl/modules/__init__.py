@@ -50,6 +50,8 @@ from streamrl.modules.models import (
     GRUModule,
     LSTMModule,
     NoisyLinear,
+    QMixer,
+    VDNMixer,
     reset_noise,
 )
 from streamrl.modules.qvalue import (
@@ -90,6 +92,7 @@ __all__ = [
     "OneHotCategorical",
     "OrnsteinUhlenbeckProcessModule",
     "ProbabilisticActor",
+    "QMixer",
     "QValueActor",
     "QValueModule",
     "RandomPolicy",
@@ -98,6 +101,7 @@ __all__ = [
     "TanhModule",
     "TanhNormal",
     "TruncatedNormal",
+    "VDNMixer",
     "ValueOperator",
     "exploration_type",
     "reset_noise",

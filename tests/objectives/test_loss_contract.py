@@ -23,7 +23,7 @@ from tensordict.nn import (
 from torch import nn
 from torch.distributions import Categorical, Normal
 
-from streamrl.modules import DistributionalQValueActor, QValueActor
+from streamrl.modules import DistributionalQValueActor, QMixer, QValueActor, VDNMixer
 from streamrl.objectives import (
     A2CLoss,
     ClipPPOLoss,
@@ -34,6 +34,7 @@ from streamrl.objectives import (
     DQNLoss,
     KLPENPPOLoss,
     LossModule,
+    QMixerLoss,
     REDQLoss,
     ReinforceLoss,
     SACLoss,
@@ -52,6 +53,7 @@ class Case:
     # loss term -> networks (``<name>_params`` or a submodule name) it must train; any other
     # parameter must get no gradient from that term
     routes: dict[str, set[str]] = field(default_factory=dict)
+    action_key: str | tuple[str, ...] = "action"
 
 
 class _Concat(nn.Module):
@@ -118,6 +120,23 @@ def _rollout():
     with torch.no_grad():
         td["action_log_prob"] = torch.randn(1, 6) - 2.0
     return td
+
+
+def _agents():
+    g = torch.Generator().manual_seed(13)
+    td = _discrete()
+    agents = {"observation": torch.randn(6, 2, OBS, generator=g),
+              "action": torch.randint(N_ACTIONS, (6, 2), generator=g)}
+    td["agents"] = TensorDict(agents, [6, 2])
+    td["next", "agents"] = TensorDict({"observation": torch.randn(6, 2, OBS, generator=g)}, [6, 2])
+    td["state"] = torch.randn(6, 5, generator=g)
+    td["next", "state"] = torch.randn(6, 5, generator=g)
+    return td.exclude("action")
+
+
+def _local_q():
+    return TensorDictModule(nn.Linear(OBS, N_ACTIONS), [("agents", "observation")],
+                            [("agents", "action_value")])
 
 
 def _seeded(build):
@@ -209,6 +228,13 @@ CASES: dict[str, Case] = {
     "ReinforceLoss-delay_value": Case(
         _on_policy(ReinforceLoss, delay_value=True), _rollout, {"loss_actor", "loss_value"},
         {"loss_actor": {"actor_network_params"}, "loss_value": {"critic_network_params"}}),
+    "QMixerLoss-VDN": Case(
+        _seeded(lambda: QMixerLoss(_local_q(), VDNMixer(2), action_space="categorical")),
+        _agents, {"loss"}, {"loss": {"local_value_network_params"}}, ("agents", "action")),
+    "QMixerLoss-QMIX": Case(
+        _seeded(lambda: QMixerLoss(_local_q(), QMixer((5,), 4, 2), action_space="categorical")),
+        _agents, {"loss"}, {"loss": {"local_value_network_params", "mixer_network_params"}},
+        ("agents", "action")),
 }
 
 NAMES = sorted(CASES)
@@ -278,7 +304,7 @@ def test_missing_action_raises_key_error(name):
     case = CASES[name]
     loss = case.build()
     with pytest.raises(KeyError, match="action"):
-        loss(case.data().exclude("action"))
+        loss(case.data().exclude(case.action_key))
 
 
 @pytest.mark.parametrize("name", NAMES)
