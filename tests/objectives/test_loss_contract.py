@@ -187,6 +187,11 @@ CASES: dict[str, Case] = {
         {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy", "td_error"},
         {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
          "loss_alpha": {"entropy_coef"}}),
+    "SACLoss-value_network": Case(
+        _seeded(lambda: SACLoss(_gaussian_actor(), _qnet(), _critic())), _continuous,
+        {"loss_actor", "loss_qvalue", "loss_value", "loss_alpha", "alpha", "entropy", "td_error"},
+        {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
+         "loss_value": {"value_network_params"}, "loss_alpha": {"entropy_coef"}}),
     "REDQLoss": Case(
         _seeded(lambda: REDQLoss(_gaussian_actor(), _qnet(), num_qvalue_nets=4)), _continuous,
         {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy",
