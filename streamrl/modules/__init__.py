@@ -50,9 +50,16 @@ from streamrl.modules.models import (
     GRUModule,
     LSTMModule,
     NoisyLinear,
+    QMixer,
+    VDNMixer,
     reset_noise,
 )
-from streamrl.modules.qvalue import QValueActor, QValueModule
+from streamrl.modules.qvalue import (
+    DistributionalQValueActor,
+    DistributionalQValueModule,
+    QValueActor,
+    QValueModule,
+)
 from streamrl.modules.safe import SafeModule
 from streamrl.modules.tanh_module import TanhModule
 
@@ -67,6 +74,8 @@ __all__ = [
     "Categorical",
     "ConvNet",
     "Delta",
+    "DistributionalQValueActor",
+    "DistributionalQValueModule",
     "DuelingCnnDQNet",
     "DuelingHead",
     "DuelingMlpDQNet",
@@ -83,6 +92,7 @@ __all__ = [
     "OneHotCategorical",
     "OrnsteinUhlenbeckProcessModule",
     "ProbabilisticActor",
+    "QMixer",
     "QValueActor",
     "QValueModule",
     "RandomPolicy",
@@ -91,6 +101,7 @@ __all__ = [
     "TanhModule",
     "TanhNormal",
     "TruncatedNormal",
+    "VDNMixer",
     "ValueOperator",
     "exploration_type",
     "reset_noise",

@@ -9,12 +9,18 @@ import torch.nn.functional as F
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequential
 from tensordict.utils import unravel_key
+from torch import nn
 
 from streamrl.data.specs import Categorical as CategoricalSpec
 from streamrl.data.specs import Composite, TensorSpec
 from streamrl.data.specs import OneHot as OneHotSpec
 
-__all__ = ["QValueActor", "QValueModule"]
+__all__ = [
+    "DistributionalQValueActor",
+    "DistributionalQValueModule",
+    "QValueActor",
+    "QValueModule",
+]
 
 _SPACES = ("one_hot", "categorical")
 
@@ -57,7 +63,8 @@ class QValueModule(TensorDictModuleBase):
         action_space: ``"one_hot"`` (or ``"one-hot"``) or ``"categorical"``; inferred from
             ``spec`` if given (default ``"one_hot"``).
         spec: the action spec (``OneHot`` / ``Categorical``); the action takes its dtype.
-        action_value_key, action_mask_key, out_keys: key names.
+        action_value_key, action_mask_key, out_keys: key names (``action_value_key=None``
+            means the default ``"action_value"``).
 
     >>> from tensordict import TensorDict
     >>> td = TensorDict({"action_value": torch.tensor([[1.0, 3.0, 2.0]])}, [1])
@@ -70,11 +77,13 @@ class QValueModule(TensorDictModuleBase):
         action_space: str | None = None,
         *,
         spec: Any = None,
-        action_value_key: Any = "action_value",
+        action_value_key: Any = None,
         action_mask_key: Any = None,
         out_keys: list | None = None,
     ) -> None:
         super().__init__()
+        if action_value_key is None:
+            action_value_key = "action_value"
         out_keys = ["action", action_value_key, "chosen_action_value"] if out_keys is None else out_keys
         if len(out_keys) != 3:
             raise ValueError(
@@ -137,7 +146,7 @@ class QValueActor(TensorDictSequential):
         module: network mapping ``in_keys`` to action values ``[*B, n]`` (or a TensorDict
             module writing ``action_value`` itself).
         in_keys: network inputs (default ``["observation"]``).
-        spec, action_space, action_mask_key: see :class:`QValueModule`.
+        spec, action_space, action_value_key, action_mask_key: see :class:`QValueModule`.
 
     >>> from tensordict import TensorDict
     >>> actor = QValueActor(torch.nn.Linear(4, 2), action_space="one_hot")
@@ -153,9 +162,11 @@ class QValueActor(TensorDictSequential):
         *,
         spec: Any = None,
         action_space: str | None = None,
-        action_value_key: Any = "action_value",
+        action_value_key: Any = None,
         action_mask_key: Any = None,
     ) -> None:
+        if action_value_key is None:
+            action_value_key = "action_value"
         if not isinstance(module, TensorDictModuleBase):
             module = TensorDictModule(
                 module,
@@ -172,3 +183,183 @@ class QValueActor(TensorDictSequential):
         )
         super().__init__(module, qvalue)
         self.action_space = qvalue.action_space
+
+
+def _check_support(support: Any, owner: str) -> torch.Tensor:
+    if not isinstance(support, torch.Tensor):
+        raise TypeError(f"{owner}: support must be a 1-D tensor, found {type(support).__name__}")
+    if support.ndim != 1 or support.numel() < 2:
+        raise ValueError(
+            f"{owner}: support must be a 1-D tensor of at least 2 atoms, found shape "
+            f"{tuple(support.shape)}"
+        )
+    support = support.to(torch.get_default_dtype()) if not support.is_floating_point() else support
+    if not bool((support[1:] > support[:-1]).all()):
+        raise ValueError(f"{owner}: support must be strictly increasing, found {support.tolist()}")
+    return support
+
+
+class DistributionalQValueModule(TensorDictModuleBase):
+    """Greedy action from a distribution of returns per action (C51, Bellemare et al. 2017).
+
+    Reads ``action_value``, log-probabilities of shape ``[*B, n_atoms, n_actions]`` (atoms on
+    dim ``-2``), takes each action's expected return ``sum_i exp(logp_i) * support_i`` and
+    writes the greedy ``action`` (one-hot ``[*B, n]`` or index ``[*B]``). ``action_value`` is
+    left as it is.
+
+    Args:
+        action_space: ``"one_hot"`` (or ``"one-hot"``) or ``"categorical"``; inferred from
+            ``spec`` if given (default ``"one_hot"``).
+        support: the return of each atom, 1-D, increasing (kept as buffer ``support``).
+        action_value_key: the log-probabilities (``None``: ``"action_value"``).
+        action_mask_key: boolean ``[*B, n_actions]``; masked actions are never chosen.
+        out_keys: ``[action, action_value]`` (default ``["action", action_value_key]``).
+        spec: the action spec (``OneHot`` / ``Categorical``).
+
+    >>> from tensordict import TensorDict
+    >>> logits = torch.full((3, 4), -100.0)
+    >>> logits[0, 0] = logits[1, 1] = logits[2, 2] = 0.0  # action 2 sits on the top atom
+    >>> module = DistributionalQValueModule("categorical", support=torch.tensor([-1.0, 0.0, 1.0]))
+    >>> module(TensorDict({"action_value": logits}, []))["action"]
+    tensor(2)
+    """
+
+    def __init__(
+        self,
+        action_space: str | None,
+        support: torch.Tensor,
+        action_value_key: Any = None,
+        action_mask_key: Any = None,
+        out_keys: list | None = None,
+        spec: Any = None,
+    ) -> None:
+        super().__init__()
+        support = _check_support(support, "DistributionalQValueModule")
+        if action_value_key is None:
+            action_value_key = "action_value"
+        out_keys = ["action", action_value_key] if out_keys is None else out_keys
+        if len(out_keys) != 2:
+            raise ValueError(f"out_keys must be [action, action_value], got {out_keys}")
+        self.out_keys = [unravel_key(k) for k in out_keys]
+        self.action_space, self.action_spec = _resolve_space(action_space, spec, self.out_keys[0])
+        self.action_value_key = unravel_key(action_value_key)
+        self.action_mask_key = None if action_mask_key is None else unravel_key(action_mask_key)
+        self.in_keys = [self.action_value_key] + (
+            [self.action_mask_key] if self.action_mask_key is not None else []
+        )
+        self.register_buffer("support", support)
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        logp = tensordict.get(self.action_value_key, None)
+        if logp is None:
+            raise KeyError(
+                f"DistributionalQValueModule needs {self.action_value_key!r}; the TensorDict has "
+                f"{sorted(map(str, tensordict.keys(True, True)))}"
+            )
+        n_atoms = self.support.numel()
+        if logp.ndim < 2 or logp.shape[-2] != n_atoms:
+            raise ValueError(
+                f"DistributionalQValueModule: {self.action_value_key!r} must have shape "
+                f"[*B, {n_atoms} atoms, n_actions], found {tuple(logp.shape)}"
+            )
+        support = self.support.to(logp.device, torch.promote_types(logp.dtype, torch.float32))
+        values = (logp.exp() * support.unsqueeze(-1)).sum(-2)
+        if self.action_mask_key is not None:
+            mask = tensordict.get(self.action_mask_key, None)
+            if mask is None:
+                raise KeyError(f"DistributionalQValueModule needs the mask {self.action_mask_key!r}")
+            if mask.shape != values.shape:
+                raise ValueError(
+                    f"action mask {self.action_mask_key!r} has shape {tuple(mask.shape)}, "
+                    f"expected {tuple(values.shape)}"
+                )
+            values = values.masked_fill(~mask.bool(), float("-inf"))
+        index = values.argmax(-1)
+        dtype = self.action_spec.dtype if self.action_spec is not None else torch.long
+        if self.action_space == "one_hot":
+            action = F.one_hot(index, values.shape[-1]).to(dtype)
+        else:
+            action = index.to(dtype)
+        action_key, value_key = self.out_keys
+        tensordict.set(action_key, action)
+        if value_key != self.action_value_key:
+            tensordict.set(value_key, logp)
+        return tensordict
+
+
+class _LogSoftmaxAtoms(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.log_softmax(-2)
+
+
+class DistributionalQValueActor(TensorDictSequential):
+    """A network writing atom logits ``[*B, n_atoms, n_actions]`` followed by a
+    :class:`DistributionalQValueModule`.
+
+    Args:
+        module: network mapping ``in_keys`` to ``action_value`` (or a TensorDict module
+            writing it).
+        support: the return of each atom (``actor.support``, read by
+            :class:`~streamrl.objectives.DistributionalDQNLoss`).
+        in_keys: network inputs (default ``["observation"]``; plain modules only).
+        spec, action_space, action_value_key, action_mask_key: see
+            :class:`DistributionalQValueModule`.
+        make_log_softmax: apply ``log_softmax`` over the atoms (dim ``-2``) to the
+            network's output (default ``True``); turn it off when the network already
+            outputs log-probabilities.
+
+    >>> from tensordict import TensorDict
+    >>> actor = DistributionalQValueActor(torch.nn.Sequential(torch.nn.Linear(4, 6),
+    ...     torch.nn.Unflatten(-1, (3, 2))), support=torch.arange(3.0), action_space="one_hot")
+    >>> td = actor(TensorDict({"observation": torch.randn(5, 4)}, [5]))
+    >>> td["action"].shape, td["action_value"].shape
+    (torch.Size([5, 2]), torch.Size([5, 3, 2]))
+    >>> bool(torch.allclose(td["action_value"].exp().sum(-2), torch.ones(5, 2)))
+    True
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        support: torch.Tensor,
+        in_keys: Any = None,
+        spec: Any = None,
+        action_space: str | None = None,
+        action_value_key: Any = None,
+        action_mask_key: Any = None,
+        make_log_softmax: bool = True,
+    ) -> None:
+        if action_value_key is None:
+            action_value_key = "action_value"
+        if not isinstance(module, TensorDictModuleBase):
+            module = TensorDictModule(
+                module,
+                in_keys=["observation"] if in_keys is None else in_keys,
+                out_keys=[action_value_key],
+            )
+        elif in_keys is not None:
+            raise ValueError("in_keys is only for a plain nn.Module; a TensorDict module has its own")
+        value_key = unravel_key(action_value_key)
+        if value_key not in [unravel_key(k) for k in module.out_keys]:
+            raise ValueError(
+                f"DistributionalQValueActor: the module writes {module.out_keys}, which does not "
+                f"include action_value_key={action_value_key!r}"
+            )
+        qvalue = DistributionalQValueModule(
+            action_space,
+            support=support,
+            action_value_key=action_value_key,
+            action_mask_key=action_mask_key,
+            spec=spec,
+        )
+        parts = [module]
+        if make_log_softmax:
+            parts.append(TensorDictModule(_LogSoftmaxAtoms(), [value_key], [value_key]))
+        super().__init__(*parts, qvalue)
+        self.action_space = qvalue.action_space
+        self.make_log_softmax = bool(make_log_softmax)
+
+    @property
+    def support(self) -> torch.Tensor:
+        """The return of each atom."""
+        return self[-1].support

@@ -12,10 +12,14 @@ from streamrl.objectives._utils import (
 )
 from streamrl.objectives.a2c import A2CLoss
 from streamrl.objectives.common import LossModule
+from streamrl.objectives.crossq import CrossQLoss
 from streamrl.objectives.ddpg import DDPGLoss
 from streamrl.objectives.discrete_sac import DiscreteSACLoss
+from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
 from streamrl.objectives.dqn import DQNLoss
 from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss
+from streamrl.objectives.qmixer import QMixerLoss
+from streamrl.objectives.redq import REDQLoss
 from streamrl.objectives.reinforce import ReinforceLoss
 from streamrl.objectives.sac import SACLoss
 from streamrl.objectives.target_updaters import HardUpdate, SoftUpdate, TargetNetUpdater
@@ -34,12 +38,16 @@ __all__ = [
     "GAE",
     "A2CLoss",
     "ClipPPOLoss",
+    "CrossQLoss",
     "DDPGLoss",
     "DQNLoss",
     "DiscreteSACLoss",
+    "DistributionalDQNLoss",
     "HardUpdate",
     "KLPENPPOLoss",
     "LossModule",
+    "QMixerLoss",
+    "REDQLoss",
     "ReinforceLoss",
     "SACLoss",
     "SoftUpdate",

@@ -12,7 +12,7 @@ from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
 from streamrl.objectives._utils import check_loss_function, distance_loss, sum_trailing
-from streamrl.objectives.common import LossModule, _NetworkCaller
+from streamrl.objectives.common import LossModule, _DistCaller, _NetworkCaller
 from streamrl.objectives.value.common import ValueEstimators
 
 
@@ -45,6 +45,8 @@ class OnPolicyLoss(LossModule):
         "value": "value",
         "advantage": "advantage",
         "value_target": "value_target",
+        "sample_log_prob": "sample_log_prob",
+        "action": "action",
     }
 
     def __init__(
@@ -85,6 +87,9 @@ class OnPolicyLoss(LossModule):
 
     def _estimator_value_network(self) -> Callable[[TensorDictBase], Any] | None:
         return _NetworkCaller(self, "critic_network") if self.has_critic else None
+
+    def _estimator_actor_network(self) -> Any:
+        return _DistCaller(self, "actor_network")
 
     def _estimator_value_key(self) -> NestedKey:
         return self._keys["value"]

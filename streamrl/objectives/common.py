@@ -156,8 +156,9 @@ class LossModule(nn.Module):
     def _sync_estimator_keys(self) -> None:
         if self._value_estimator is None:
             return
+        known = self._value_estimator.tensor_keys
         mapping = {est: self._keys[name] for name, est in self._estimator_key_map.items()
-                   if name in self._keys}
+                   if name in self._keys and est in known}
         self._value_estimator.set_keys(**mapping)
 
     def _require(self, td: TensorDictBase, *keys: NestedKey) -> None:
@@ -361,6 +362,10 @@ class LossModule(nn.Module):
         """The callable an estimator uses to fill missing state values (none by default)."""
         return None
 
+    def _estimator_actor_network(self) -> Any:
+        """The policy (with ``get_dist``) a V-trace estimator evaluates (none by default)."""
+        return None
+
     def _estimator_value_key(self) -> NestedKey:
         return "state_value"
 
@@ -412,6 +417,8 @@ class LossModule(nn.Module):
                     f"{[v.name for v in self.supported_value_estimators]}, found {value_type!r}"
                 )
             hyperparams = {**default_value_kwargs(value_type), **hyperparams}
+            if value_type is ValueEstimators.VTrace:
+                hyperparams.setdefault("actor_network", self._estimator_actor_network())
             estimator = make_estimator(
                 value_type, value_network=self._estimator_value_network(), **hyperparams
             )
@@ -447,6 +454,20 @@ class _NetworkCaller:
 
     def __call__(self, td: TensorDictBase) -> TensorDictBase:
         return self.loss.call_network(
+            self.name, td, self.loss.network_params(self.name, detach=True)
+        )
+
+
+class _DistCaller:
+    """Gives one of a loss's probabilistic networks, with detached live parameters, as a
+    ``get_dist`` (for the V-trace estimator)."""
+
+    def __init__(self, loss: LossModule, name: str) -> None:
+        self.loss = loss
+        self.name = name
+
+    def get_dist(self, td: TensorDictBase) -> torch.distributions.Distribution:
+        return self.loss.network_dist(
             self.name, td, self.loss.network_params(self.name, detach=True)
         )
 

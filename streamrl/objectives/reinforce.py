@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from tensordict import TensorDictBase
 from torch import nn
 
 from streamrl.objectives._actor_critic import OnPolicyLoss
-from streamrl.objectives.common import _output
+from streamrl.objectives.common import LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["ReinforceLoss"]
@@ -19,6 +22,23 @@ class ReinforceLoss(OnPolicyLoss):
     the critic's ``V(s)`` when a critic is given (then ``loss_value`` trains it). Without a
     critic, values are zero: ``A`` is the plain discounted return and truncated
     trajectories are not bootstrapped.
+
+    With ``delay_value=True`` (needs a critic) the loss keeps target parameters of the
+    critic (``loss.target_critic_network_params``, updated with
+    :class:`~streamrl.objectives.SoftUpdate`/:class:`~streamrl.objectives.HardUpdate`) and the
+    value estimator computes the advantage with them; ``loss_value`` still trains the live
+    critic.
+
+    >>> from tensordict.nn import TensorDictModule
+    >>> from streamrl.modules import ProbabilisticActor, TanhNormal, NormalParamExtractor
+    >>> actor = ProbabilisticActor(
+    ...     TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()),
+    ...                      ["observation"], ["loc", "scale"]),
+    ...     in_keys=["loc", "scale"], distribution_class=TanhNormal)
+    >>> critic = TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_value"])
+    >>> loss = ReinforceLoss(actor, critic, delay_value=True)
+    >>> loss.target_network_names
+    ('critic_network',)
     """
 
     default_value_estimator = ValueEstimators.TD1
@@ -28,14 +48,25 @@ class ReinforceLoss(OnPolicyLoss):
         actor_network: nn.Module,
         critic_network: nn.Module | None = None,
         *,
+        delay_value: bool = False,
         loss_critic_type: str = "smooth_l1",
         normalize_advantage: bool = False,
     ) -> None:
+        if delay_value and critic_network is None:
+            raise ValueError("ReinforceLoss: delay_value=True needs a critic_network, found None")
+        self.delay_value = bool(delay_value)
         super().__init__(
             actor_network, critic_network, entropy_bonus=False, entropy_coeff=0.0,
             critic_coeff=1.0, loss_critic_type=loss_critic_type,
             normalize_advantage=normalize_advantage,
         )
+        if self.delay_value:
+            self.register_network("critic_network", critic_network, create_target=True)
+
+    def _estimator_value_network(self) -> Callable[[TensorDictBase], Any] | None:
+        if self.delay_value:
+            return _TargetCaller(self, "critic_network")
+        return super()._estimator_value_network()
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute ``loss_actor`` (and ``loss_value`` with a critic)."""
@@ -45,3 +76,16 @@ class ReinforceLoss(OnPolicyLoss):
         if self.has_critic:
             out["loss_value"] = self.critic_loss(tensordict)[0]
         return _output(**out)
+
+
+class _TargetCaller:
+    """Calls one of a loss's networks with its target parameters (for the value estimator)."""
+
+    def __init__(self, loss: LossModule, name: str) -> None:
+        self.loss = loss
+        self.name = name
+
+    def __call__(self, td: TensorDictBase) -> TensorDictBase:
+        return self.loss.call_network(
+            self.name, td, self.loss.network_params(self.name, target=True)
+        )

@@ -80,11 +80,40 @@ class SACLoss(LossModule):
 
     ``target_entropy="auto"`` is minus the action dimension. ``td_error`` (max over the
     copies of ``|Q_i - y|``) is written into the input.
+
+    With a ``value_network`` (the first SAC, with a state-value function ``V`` writing
+    ``state_value``), the Q target bootstraps from ``V`` instead:
+    ``y = r + gamma * (1 - terminated) * V'(s')``, ``V'`` the target copy of ``V``
+    (``delay_value=True``, default) or ``V`` itself, and ``V`` is trained by
+    ``loss_value = mean d(V(s), min_i Q_i(s, a~) - alpha * log pi(a~|s))`` (``a~`` the actor's
+    fresh action, no gradient through that target).
+
+    >>> from tensordict import TensorDict
+    >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
+    >>> from streamrl.modules import ProbabilisticActor, TanhNormal
+    >>> actor = ProbabilisticActor(TensorDictModule(
+    ...     nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
+    ...     in_keys=["loc", "scale"], distribution_class=TanhNormal)
+    >>> class Q(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.lin = nn.Linear(5, 1)
+    ...     def forward(self, obs, act):
+    ...         return self.lin(torch.cat([obs, act], -1))
+    >>> qvalue = TensorDictModule(Q(), ["observation", "action"], ["state_action_value"])
+    >>> value = TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_value"])
+    >>> loss = SACLoss(actor, qvalue, value)
+    >>> td = TensorDict({"observation": torch.randn(2, 3), "action": torch.rand(2, 2) * 2 - 1,
+    ...     "next": {"observation": torch.randn(2, 3), "reward": torch.randn(2, 1),
+    ...              "done": torch.zeros(2, 1, dtype=torch.bool)}}, [2])
+    >>> sorted(k for k in loss(td).keys() if k.startswith("loss_"))
+    ['loss_actor', 'loss_alpha', 'loss_qvalue', 'loss_value']
     """
 
     default_keys = {
         "action": "action",
         "state_action_value": "state_action_value",
+        "value": "state_value",
         **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
@@ -93,6 +122,7 @@ class SACLoss(LossModule):
         self,
         actor_network: nn.Module,
         qvalue_network: nn.Module,
+        value_network: nn.Module | None = None,
         *,
         num_qvalue_nets: int = 2,
         loss_function: str = "smooth_l1",
@@ -102,8 +132,14 @@ class SACLoss(LossModule):
         fixed_alpha: bool = False,
         target_entropy: float | str = "auto",
         delay_qvalue: bool = True,
+        delay_value: bool = True,
     ) -> None:
         super().__init__()
+        if value_network is not None and not isinstance(value_network, nn.Module):
+            raise TypeError(
+                f"SACLoss: value_network must be an nn.Module or None, found "
+                f"{type(value_network).__name__}"
+            )
         self.loss_function = check_loss_function(loss_function)
         if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
             raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
@@ -113,6 +149,10 @@ class SACLoss(LossModule):
         self.register_network("actor_network", actor_network)
         self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
                               create_target=delay_qvalue)
+        self.has_value = value_network is not None
+        self.delay_value = bool(delay_value) and self.has_value
+        if value_network is not None:
+            self.register_network("value_network", value_network, create_target=self.delay_value)
         self.entropy_coef = EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
@@ -128,11 +168,27 @@ class SACLoss(LossModule):
         out = self.vmap_network("qvalue_network", work, params)
         return self._get(out, "state_action_value")
 
+    def _state_value(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
+        value = self._get(self.call_network("value_network", td.copy(), params), "value")
+        if value.shape != (*td.batch_size, 1):
+            raise ValueError(
+                f"SACLoss: {self._keys['value']!r} must have shape {(*td.batch_size, 1)}, found "
+                f"{tuple(value.shape)}"
+            )
+        return value
+
     def target_value(self, td: TensorDictBase, alpha: Tensor) -> Tensor:
         """The soft value target for every transition of ``td`` (no gradient)."""
         self._require(td, self._next_key("reward"), self._next_key("done"))
         with torch.no_grad():
             next_td = td.get("next")
+            if self.has_value:
+                params = self.network_params("value_network", target=self.delay_value,
+                                             detach=True)
+                next_value = self._state_value(next_td, params)
+                work = td.copy()
+                work.set(("next", "state_value"), next_value)
+                return self.value_estimator.value_estimate(work)
             dist = self.network_dist(
                 "actor_network", next_td.copy(), self.network_params("actor_network", detach=True)
             )
@@ -175,9 +231,15 @@ class SACLoss(LossModule):
         # temperature
         target_entropy = self._target_entropy(new_action, batch_dims)
         loss_alpha = self.entropy_coef.loss(log_prob + target_entropy)
+        extra = {}
+        if self.has_value:
+            v_target = (q_new_min - alpha * log_prob).detach().reshape(*tensordict.batch_size, 1)
+            v_pred = self._state_value(tensordict, self.network_params("value_network"))
+            extra["loss_value"] = distance_loss(v_pred, v_target, self.loss_function).mean()
         return _output(
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,
+            **extra,
             loss_alpha=loss_alpha,
             alpha=alpha,
             entropy=-log_prob.detach().mean(),

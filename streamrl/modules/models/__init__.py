@@ -2,6 +2,7 @@
 
 from streamrl.modules.models.convnet import ConvNet
 from streamrl.modules.models.dueling import DuelingCnnDQNet, DuelingHead, DuelingMlpDQNet
+from streamrl.modules.models.mixers import QMixer, VDNMixer
 from streamrl.modules.models.mlp import MLP
 from streamrl.modules.models.noisy import NoisyLinear, reset_noise
 from streamrl.modules.models.recurrent import GRUModule, LSTMModule
@@ -16,7 +17,9 @@ __all__ = [
     "GRUModule",
     "LSTMModule",
     "NoisyLinear",
+    "QMixer",
     "SquashDims",
     "Squeeze",
+    "VDNMixer",
     "reset_noise",
 ]

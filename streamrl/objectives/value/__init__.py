@@ -1,4 +1,4 @@
-"""Value estimators: TD(0), TD(1), TD(lambda), GAE, as functions and as tensordict modules."""
+"""Value estimators: TD(0), TD(1), TD(lambda), GAE, V-trace, as functions and as tensordict modules."""
 
 from streamrl.objectives.value.common import (
     ValueEstimatorBase,
@@ -19,13 +19,16 @@ from streamrl.objectives.value.functional import (
     td0_return_estimate,
     td1_return_estimate,
     td_lambda_return_estimate,
+    vtrace_advantage_estimate,
 )
+from streamrl.objectives.value.vtrace import VTrace
 
 __all__ = [
     "GAE",
     "TD0Estimator",
     "TD1Estimator",
     "TDLambdaEstimator",
+    "VTrace",
     "ValueEstimatorBase",
     "ValueEstimators",
     "default_value_kwargs",
@@ -36,4 +39,5 @@ __all__ = [
     "td0_return_estimate",
     "td1_return_estimate",
     "td_lambda_return_estimate",
+    "vtrace_advantage_estimate",
 ]

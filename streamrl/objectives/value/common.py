@@ -21,6 +21,7 @@ class ValueEstimators(enum.Enum):
     TD1 = "TD(1)"
     TDLambda = "TD(lambda)"
     GAE = "GAE"
+    VTrace = "V-trace"
 
 
 def default_value_kwargs(value_type: ValueEstimators | str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from streamrl.objectives.value import functional as F
 from streamrl.objectives.value.common import ValueEstimatorBase, ValueEstimators
+from streamrl.objectives.value.vtrace import VTrace
 
 __all__ = ["GAE", "TD0Estimator", "TD1Estimator", "TDLambdaEstimator", "make_estimator"]
 
@@ -169,6 +170,16 @@ def make_estimator(
         raise TypeError(
             f"value_type must be a ValueEstimators member, found {type(value_type).__name__}"
         )
+    if value_type is ValueEstimators.VTrace:
+        if lmbda is not None:
+            raise ValueError(f"VTrace takes no lmbda (found lmbda={lmbda})")
+        if kwargs.get("actor_network") is None:
+            raise ValueError(
+                "VTrace needs actor_network (the policy being trained); only losses with a "
+                "probabilistic actor (A2C, PPO, REINFORCE) can build it"
+            )
+        return VTrace(gamma=gamma, value_network=value_network, **kwargs)
+    kwargs.pop("actor_network", None)
     if value_type in (ValueEstimators.TD0, ValueEstimators.TD1):
         if lmbda is not None:
             raise ValueError(f"{value_type.name} takes no lmbda (found lmbda={lmbda})")

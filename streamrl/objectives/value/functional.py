@@ -30,6 +30,7 @@ __all__ = [
     "td0_return_estimate",
     "td1_return_estimate",
     "td_lambda_return_estimate",
+    "vtrace_advantage_estimate",
 ]
 
 
@@ -285,3 +286,59 @@ def _last_step_mask(shape: torch.Size, dim: int, device: torch.device) -> Tensor
     mask = torch.zeros(shape[dim], dtype=torch.bool, device=device)
     mask[-1] = True
     return mask.view(view).expand(shape)
+
+
+def vtrace_advantage_estimate(
+    gamma: float | Tensor,
+    log_pi: Tensor,
+    log_mu: Tensor,
+    state_value: Tensor,
+    next_state_value: Tensor,
+    reward: Tensor,
+    done: Tensor,
+    terminated: Tensor | None = None,
+    rho_thresh: float | Tensor = 1.0,
+    c_thresh: float | Tensor = 1.0,
+    time_dim: int = -2,
+) -> tuple[Tensor, Tensor]:
+    """V-trace targets (Espeholt et al. 2018); returns ``(advantage, value_target)``.
+
+    ``log_pi`` is the log-probability of each action under the policy being trained,
+    ``log_mu`` under the policy that collected it; ``rho = min(rho_thresh, pi/mu)`` and
+    ``c = min(c_thresh, pi/mu)``. With ``delta[t] = rho[t] * (r[t] + gamma * (1 - term[t]) *
+    V(s'[t]) - V(s[t]))``, ``v[t] - V(s[t]) = delta[t] + gamma * c[t] * (1 - done[t]) *
+    (v[t+1] - V(s[t+1]))`` (the ``value_target`` ``v``) and ``advantage[t] = rho[t] * (r[t] +
+    gamma * (1 - term[t]) * v'[t] - V(s[t]))``, ``v'[t]`` being ``v[t+1]`` inside a trajectory
+    and ``V(s'[t])`` where it ends or at the end of the time axis. On-policy
+    (``log_pi == log_mu``, thresholds >= 1) ``v`` is the TD(1) return.
+
+    >>> adv, target = vtrace_advantage_estimate(
+    ...     0.5, torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(3, 1),
+    ...     torch.ones(3, 1), torch.zeros(3, 1, dtype=torch.bool))
+    >>> target.squeeze(-1)
+    tensor([1.7500, 1.5000, 1.0000])
+    """
+    if terminated is None:
+        terminated = done
+    shape = _check_shapes({"reward": reward, "state_value": state_value,
+                           "next_state_value": next_state_value, "done": done,
+                           "terminated": terminated, "log_pi": log_pi, "log_mu": log_mu})
+    _check_coef("gamma", gamma, shape)
+    for name, thresh in (("rho_thresh", rho_thresh), ("c_thresh", c_thresh)):
+        if not isinstance(thresh, Tensor) and not float(thresh) > 0:
+            raise ValueError(f"{name} must be > 0, found {thresh}")
+    time_dim = _norm_dim(time_dim, len(shape))
+    ratio = (log_pi - log_mu).exp()
+    rho = ratio.clamp(max=rho_thresh) if not isinstance(rho_thresh, Tensor) else \
+        torch.minimum(ratio, rho_thresh)
+    c = ratio.clamp(max=c_thresh) if not isinstance(c_thresh, Tensor) else \
+        torch.minimum(ratio, c_thresh)
+    not_term = 1.0 - _as_float_mask(terminated, reward)
+    not_done = 1.0 - _as_float_mask(done, reward)
+    delta = rho * (reward + gamma * not_term * next_state_value - state_value)
+    correction = reverse_linear_scan(delta, gamma * c * not_done, time_dim)
+    target = state_value + correction
+    cut = done.bool() | _last_step_mask(shape, time_dim, reward.device)
+    next_target = torch.where(cut, next_state_value, _shift_back(target, time_dim))
+    advantage = rho * (reward + gamma * not_term * next_target - state_value)
+    return advantage, target

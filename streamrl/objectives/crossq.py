@@ -1,0 +1,164 @@
+"""CrossQ loss (Bhatt et al. 2024): SAC without target networks, the critic normalised over
+current and next transitions in one batch."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from tensordict import TensorDictBase
+from torch import Tensor, nn
+
+from streamrl.objectives._utils import check_loss_function, distance_loss
+from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.sac import EntropyCoefficient, sample_with_log_prob
+from streamrl.objectives.value.common import ValueEstimators
+
+__all__ = ["CrossQLoss"]
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+class CrossQLoss(LossModule):
+    """CrossQ: a SAC-style loss with no target networks.
+
+    The Q-network (typically with batch normalisation, e.g. ``nn.BatchNorm1d``) is copied
+    ``num_qvalue_nets`` times. The critic runs *once* on the concatenation of the current
+    pairs ``(s, a)`` and the next pairs ``(s', a' ~ pi(s'))``, so that its normalisation
+    statistics cover both; the next-state half, detached, gives the target:
+
+    - ``loss_qvalue = sum_i mean d(Q_i(s, a), y)``, ``y = r + gamma * (1 - terminated) *
+      (min_i Q_i(s', a') - alpha * log pi(a'|s'))``;
+    - ``loss_actor = mean(alpha * log pi(a~|s) - min_i Q_i(s, a~))``, the critic frozen and
+      in eval mode (running statistics, none updated);
+    - ``loss_alpha = -mean(log_alpha * (log pi(a~|s) + target_entropy))``.
+
+    ``target_entropy="auto"`` is minus the action dimension. ``td_error`` (max over copies of
+    ``|Q_i - y|``) is written into the input. Output: the three losses, ``alpha`` and
+    ``entropy``.
+
+    >>> from tensordict import TensorDict
+    >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
+    >>> from streamrl.modules import ProbabilisticActor, TanhNormal
+    >>> actor = ProbabilisticActor(TensorDictModule(
+    ...     nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
+    ...     in_keys=["loc", "scale"], distribution_class=TanhNormal)
+    >>> class Q(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(),
+    ...                                  nn.Linear(8, 1))
+    ...     def forward(self, obs, act):
+    ...         return self.net(torch.cat([obs, act], -1))
+    >>> loss = CrossQLoss(actor, TensorDictModule(Q(), ["observation", "action"],
+    ...                                           ["state_action_value"]))
+    >>> td = TensorDict({"observation": torch.randn(4, 3), "action": torch.rand(4, 2) * 2 - 1,
+    ...     "next": {"observation": torch.randn(4, 3), "reward": torch.randn(4, 1),
+    ...              "done": torch.zeros(4, 1, dtype=torch.bool)}}, [4])
+    >>> sorted(loss(td).keys())
+    ['alpha', 'entropy', 'loss_actor', 'loss_alpha', 'loss_qvalue']
+    """
+
+    default_keys = {
+        "action": "action",
+        "state_action_value": "state_action_value",
+        **TD_KEYS,
+    }
+    default_value_estimator = ValueEstimators.TD0
+    supported_value_estimators = (ValueEstimators.TD0,)
+
+    def __init__(
+        self,
+        actor_network: nn.Module,
+        qvalue_network: nn.Module,
+        *,
+        num_qvalue_nets: int = 2,
+        loss_function: str = "smooth_l1",
+        alpha_init: float = 1.0,
+        min_alpha: float | None = None,
+        max_alpha: float | None = None,
+        fixed_alpha: bool = False,
+        target_entropy: float | str = "auto",
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_qvalue_nets, int) or num_qvalue_nets < 1:
+            raise ValueError(f"num_qvalue_nets must be a positive int, found {num_qvalue_nets!r}")
+        if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
+            raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
+        self.loss_function = check_loss_function(loss_function)
+        self.num_qvalue_nets = num_qvalue_nets
+        self.target_entropy = target_entropy
+        self.register_network("actor_network", actor_network)
+        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets)
+        self.entropy_coef = EntropyCoefficient(
+            alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
+        )
+
+    def _qvalues(self, td: TensorDictBase, action: Tensor, params: TensorDictBase) -> Tensor:
+        work = td.copy()
+        work.set(self._keys["action"], action)
+        return self._get(self.vmap_network("qvalue_network", work, params), "state_action_value")
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Compute the Q-value, actor and temperature losses; writes ``td_error``."""
+        action = self._get(tensordict, "action")
+        self._require(tensordict, self._next_key("reward"), self._next_key("done"))
+        td = tensordict.reshape(-1)
+        action = action.reshape(td.shape[0], *action.shape[tensordict.batch_dims:])
+        n = td.shape[0]
+        alpha = self.entropy_coef.alpha()
+        next_td = td.get("next")
+        with torch.no_grad():
+            dist = self.network_dist("actor_network", next_td.copy(),
+                                     self.network_params("actor_network", detach=True))
+            next_action, next_log_prob = sample_with_log_prob(dist, 1)
+        # one critic pass over current and next pairs: shared normalisation statistics
+        in_keys = self.network_in_keys("qvalue_network")
+        keys = [k for k in in_keys if k != self._keys["action"]] or None
+        joint = torch.cat([td.select(*keys) if keys else td.exclude("next"),
+                           next_td.select(*keys) if keys else next_td], 0)
+        q_all = self._qvalues(joint, torch.cat([action, next_action], 0),
+                              self.network_params("qvalue_network"))
+        pred, q_next = q_all[:, :n], q_all[:, n:].detach()
+        with torch.no_grad():
+            next_value = q_next.min(0).values - alpha * next_log_prob.reshape(-1, 1)
+            work = td.copy()
+            work.set(("next", "state_value"), next_value)
+            target = self.value_estimator.value_estimate(work)
+        if pred.shape[1:] != target.shape:
+            raise ValueError(
+                f"CrossQLoss: {self._keys['state_action_value']!r} has shape "
+                f"{tuple(pred.shape[1:])} but the reward has shape {tuple(target.shape)}"
+            )
+        per_net = distance_loss(pred, target.expand_as(pred), self.loss_function)
+        loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
+        td_error = (pred.detach() - target).abs().max(0).values
+        tensordict.set(self._keys["priority"], td_error.reshape(tensordict.batch_size))
+        # actor: fresh action; the critic frozen, in eval mode
+        dist = self.network_dist("actor_network", td.copy())
+        new_action, log_prob = sample_with_log_prob(dist, 1)
+        with _eval_mode(self.network_template("qvalue_network")):
+            q_new = self._qvalues(td, new_action,
+                                  self.network_params("qvalue_network", detach=True))
+        loss_actor = (alpha * log_prob - q_new.min(0).values.reshape(log_prob.shape)).mean()
+        if self.target_entropy == "auto":
+            target_entropy = -float(new_action.shape[1:].numel())
+        else:
+            target_entropy = float(self.target_entropy)
+        loss_alpha = self.entropy_coef.loss(log_prob + target_entropy)
+        return _output(
+            loss_actor=loss_actor,
+            loss_qvalue=loss_qvalue,
+            loss_alpha=loss_alpha,
+            alpha=alpha,
+            entropy=-log_prob.detach().mean(),
+        )

@@ -1,0 +1,173 @@
+"""Distributional DQN loss (C51, Bellemare et al. 2017): cross-entropy to the projected
+Bellman target distribution."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from torch import Tensor, nn
+
+from streamrl.objectives._utils import action_space_of, action_to_index
+from streamrl.objectives.common import TD_KEYS, LossModule, _output
+
+__all__ = ["DistributionalDQNLoss", "project_distribution"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def project_distribution(probs: Tensor, support: Tensor, reward: Tensor, gamma: float,
+                         not_terminal: Tensor) -> Tensor:
+    """Project ``r + gamma * not_terminal * z`` (``z`` carrying ``probs``) back onto ``support``.
+
+    ``probs`` is ``[B, n_atoms]``, ``reward`` and ``not_terminal`` ``[B, 1]``. Each shifted
+    atom, clamped to ``[support[0], support[-1]]``, splits its mass between its two
+    neighbouring atoms in proportion to the distance (the C51 projection; the support must be
+    evenly spaced).
+
+    >>> z = torch.tensor([0.0, 1.0, 2.0])
+    >>> project_distribution(torch.tensor([[0.0, 1.0, 0.0]]), z, torch.tensor([[0.5]]), 1.0,
+    ...                      torch.ones(1, 1))
+    tensor([[0.0000, 0.5000, 0.5000]])
+    """
+    n_atoms = support.numel()
+    v_min, v_max = support[0], support[-1]
+    delta = (v_max - v_min) / (n_atoms - 1)
+    shifted = (reward + gamma * not_terminal * support).clamp(v_min, v_max)
+    pos = (shifted - v_min) / delta
+    low = pos.floor().clamp(0, n_atoms - 1)
+    w_up = pos - low
+    up = (low + 1).clamp(max=n_atoms - 1)
+    out = torch.zeros_like(probs)
+    out.scatter_add_(-1, low.long(), probs * (1 - w_up))
+    out.scatter_add_(-1, up.long(), probs * w_up)
+    return out
+
+
+class DistributionalDQNLoss(LossModule):
+    """C51 loss: ``-sum_i m_i log p_i(s, a)``, ``m`` the target distribution projected onto
+    the support.
+
+    ``value_network`` writes ``action_value``, log-probabilities ``[*B, n_atoms, n_actions]``
+    (a :class:`~streamrl.modules.DistributionalQValueActor`), and has a ``support``
+    attribute (the return of each atom, evenly spaced). The target distribution is that of
+    the greedy next action (highest expected return) under the target network (the live
+    one with ``delay_value=False``), shifted by ``reward + gamma * (1 - terminated) * z``
+    and projected onto the support (:func:`project_distribution`). ``terminated`` falls back
+    on ``done`` when absent. The per-sample cross-entropy is written into the input as
+    ``td_error`` (priority) and reduced with ``reduction``.
+
+    Args:
+        value_network: the distributional Q network.
+        gamma: discount factor (keyword, required).
+        delay_value: keep target parameters (update them with ``SoftUpdate``/``HardUpdate``).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (loss with the batch shape).
+
+    Output: ``loss``.
+
+    >>> from tensordict import TensorDict
+    >>> from streamrl.modules import DistributionalQValueActor
+    >>> actor = DistributionalQValueActor(nn.Sequential(nn.Linear(4, 10), nn.Unflatten(-1, (5, 2))),
+    ...     support=torch.linspace(-1, 1, 5), action_space="categorical")
+    >>> loss = DistributionalDQNLoss(actor, gamma=0.9)
+    >>> td = TensorDict({"observation": torch.randn(3, 4), "action": torch.tensor([0, 1, 1]),
+    ...                  "next": {"observation": torch.randn(3, 4), "reward": torch.ones(3, 1),
+    ...                           "done": torch.zeros(3, 1, dtype=torch.bool)}}, [3])
+    >>> out = loss(td)
+    >>> out["loss"].shape, td["td_error"].shape
+    (torch.Size([]), torch.Size([3]))
+    """
+
+    default_keys = {"action": "action", "action_value": "action_value", **TD_KEYS}
+    default_value_estimator = None
+
+    def __init__(
+        self,
+        value_network: nn.Module,
+        *,
+        gamma: float,
+        delay_value: bool = True,
+        reduction: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(value_network, TensorDictModuleBase):
+            raise TypeError(
+                "DistributionalDQNLoss: value_network must be a TensorDict module writing "
+                f"action_value (e.g. DistributionalQValueActor), found {type(value_network).__name__}"
+            )
+        support = getattr(value_network, "support", None)
+        if not isinstance(support, Tensor) or support.ndim != 1 or support.numel() < 2:
+            raise TypeError(
+                "DistributionalDQNLoss: value_network must have a 1-D `support` tensor of at "
+                f"least 2 atoms (a DistributionalQValueActor), found {support!r}"
+            )
+        gaps = support[1:] - support[:-1]
+        if not bool((gaps > 0).all()) or not torch.allclose(gaps, gaps[0].expand_as(gaps)):
+            raise ValueError(
+                f"DistributionalDQNLoss: support must be evenly spaced and increasing, found "
+                f"{support.tolist()}"
+            )
+        if not isinstance(gamma, (int, float)) or not 0.0 <= float(gamma) <= 1.0:
+            raise ValueError(f"DistributionalDQNLoss: gamma must be a float in [0, 1], found {gamma!r}")
+        reduction = "mean" if reduction is None else reduction
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {_REDUCTIONS}, found {reduction!r}")
+        self.gamma = float(gamma)
+        self.delay_value = bool(delay_value)
+        self.reduction = reduction
+        self.action_space = action_space_of(value_network)
+        self.register_buffer("support", support.detach().clone().float())
+        self.register_network("value_network", value_network, create_target=self.delay_value)
+
+    def _log_probs(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
+        out = self.call_network("value_network", td.copy(), params)
+        logp = self._get(out, "action_value")
+        n_atoms = self.support.numel()
+        if logp.ndim != td.batch_dims + 2 or logp.shape[td.batch_dims] != n_atoms:
+            raise ValueError(
+                f"DistributionalDQNLoss: {self._keys['action_value']!r} must have shape "
+                f"{(*td.batch_size, n_atoms, 'n_actions')}, found {tuple(logp.shape)}"
+            )
+        return logp
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Compute the C51 loss; writes ``td_error`` (per-sample cross-entropy) into the input."""
+        action = self._get(tensordict, "action")
+        self._require(tensordict, self._next_key("reward"), self._next_key("done"))
+        td = tensordict.reshape(-1) if tensordict.batch_dims != 1 else tensordict
+        action = td.get(self._keys["action"])
+        logp = self._log_probs(td, self.network_params("value_network"))
+        index = action_to_index(action, td.batch_size, logp.shape[-1], self.action_space,
+                                "DistributionalDQNLoss")
+        n_atoms = self.support.numel()
+        logp_a = logp.gather(-1, index.view(-1, 1, 1).expand(-1, n_atoms, 1)).squeeze(-1)
+        with torch.no_grad():
+            next_td = td.get("next")
+            params = self.network_params("value_network", target=self.delay_value, detach=True)
+            next_p = self._log_probs(next_td, params).exp()
+            support = self.support.to(next_p)
+            best = (next_p * support.unsqueeze(-1)).sum(-2).argmax(-1)
+            next_p_a = next_p.gather(-1, best.view(-1, 1, 1).expand(-1, n_atoms, 1)).squeeze(-1)
+            reward = td.get(self._next_key("reward"))
+            term = td.get(self._next_key("terminated"), None)
+            if term is None:
+                term = td.get(self._next_key("done"))
+            if reward.shape != (td.shape[0], 1) or term.shape != reward.shape:
+                raise ValueError(
+                    "DistributionalDQNLoss: reward and terminated must have shape batch + [1], "
+                    f"found {tuple(reward.shape)} and {tuple(term.shape)}"
+                )
+            target = project_distribution(next_p_a, support, reward.to(next_p),
+                                          self.gamma, (~term.bool()).to(next_p))
+        per_sample = -(target * logp_a).sum(-1)
+        tensordict.set(self._keys["priority"],
+                       per_sample.detach().reshape(tensordict.batch_size))
+        if self.reduction == "mean":
+            loss = per_sample.mean()
+        elif self.reduction == "sum":
+            loss = per_sample.sum()
+        else:
+            loss = per_sample.reshape(tensordict.batch_size)
+        if self.reduction == "none":
+            return TensorDict({"loss": loss}, batch_size=loss.shape)
+        return _output(loss=loss)

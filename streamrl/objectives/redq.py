@@ -1,0 +1,160 @@
+"""REDQ loss (Chen et al. 2021): SAC with a large Q ensemble and a random subset for targets."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor, nn
+
+from streamrl.objectives._utils import check_loss_function, distance_loss
+from streamrl.objectives.common import TD_KEYS, LossModule
+from streamrl.objectives.sac import EntropyCoefficient, sample_with_log_prob
+from streamrl.objectives.value.common import ValueEstimators
+
+__all__ = ["REDQLoss"]
+
+
+class REDQLoss(LossModule):
+    """Randomized Ensembled Double Q-learning: a SAC-style loss over ``num_qvalue_nets``
+    Q-functions.
+
+    The Q-network is copied ``num_qvalue_nets`` times (copy 0 keeps the given weights, the
+    others are re-initialised) and run in one :func:`torch.vmap` call. With ``alpha`` the
+    entropy coefficient (clamped to ``[min_alpha, max_alpha]``):
+
+    - ``loss_actor = mean(alpha * log pi(a~|s) - mean_i Q_i(s, a~))``, ``a~ ~ pi``, the mean
+      over *all* copies (critic parameters frozen);
+    - ``loss_qvalue = sum_i mean d(Q_i(s, a), y)``, ``y = r + gamma * (1 - terminated) *
+      (min_{i in M} Q'_i(s', a') - alpha * log pi(a'|s'))`` with ``M`` a fresh random subset
+      of ``sub_sample_len`` copies (drawn from the global torch RNG) and ``Q'`` the target
+      copies (``delay_qvalue=True``);
+    - ``loss_alpha = -mean(log_alpha * (log pi(a~|s) + target_entropy))``.
+
+    ``target_entropy="auto"`` is minus the action dimension. ``td_error`` (max over copies of
+    ``|Q_i - y|``) is written into the input. Output: the three losses and the detached
+    ``alpha``, ``entropy``, ``state_action_value_actor``, ``action_log_prob_actor``,
+    ``next.state_value`` and ``target_value`` (batch means).
+
+    >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
+    >>> from streamrl.modules import ProbabilisticActor, TanhNormal
+    >>> actor = ProbabilisticActor(TensorDictModule(
+    ...     nn.Sequential(nn.Linear(3, 8), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
+    ...     in_keys=["loc", "scale"], distribution_class=TanhNormal)
+    >>> class Q(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.lin = nn.Linear(7, 1)
+    ...     def forward(self, obs, act):
+    ...         return self.lin(torch.cat([obs, act], -1))
+    >>> qvalue = TensorDictModule(Q(), ["observation", "action"], ["state_action_value"])
+    >>> loss = REDQLoss(actor, qvalue, num_qvalue_nets=4)
+    >>> td = TensorDict({"observation": torch.randn(2, 3), "action": torch.rand(2, 4) * 2 - 1,
+    ...     "next": {"observation": torch.randn(2, 3), "reward": torch.randn(2, 1),
+    ...              "done": torch.zeros(2, 1, dtype=torch.bool)}}, [2])
+    >>> sorted(k for k in loss(td).keys() if k.startswith("loss_"))
+    ['loss_actor', 'loss_alpha', 'loss_qvalue']
+    """
+
+    default_keys = {
+        "action": "action",
+        "state_action_value": "state_action_value",
+        **TD_KEYS,
+    }
+    default_value_estimator = ValueEstimators.TD0
+
+    def __init__(
+        self,
+        actor_network: nn.Module,
+        qvalue_network: nn.Module,
+        *,
+        num_qvalue_nets: int = 10,
+        sub_sample_len: int = 2,
+        loss_function: str = "smooth_l1",
+        alpha_init: float = 1.0,
+        min_alpha: float | None = 0.1,
+        max_alpha: float | None = 10.0,
+        fixed_alpha: bool = False,
+        target_entropy: float | str = "auto",
+        delay_qvalue: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_qvalue_nets, int) or num_qvalue_nets < 1:
+            raise ValueError(f"num_qvalue_nets must be a positive int, found {num_qvalue_nets!r}")
+        if not isinstance(sub_sample_len, int) or not 1 <= sub_sample_len <= num_qvalue_nets:
+            raise ValueError(
+                f"sub_sample_len must be an int in [1, num_qvalue_nets={num_qvalue_nets}], "
+                f"found {sub_sample_len!r}"
+            )
+        if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
+            raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
+        self.loss_function = check_loss_function(loss_function)
+        self.num_qvalue_nets = num_qvalue_nets
+        self.sub_sample_len = sub_sample_len
+        self.target_entropy = target_entropy
+        self.delay_qvalue = bool(delay_qvalue)
+        self.register_network("actor_network", actor_network)
+        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
+                              create_target=self.delay_qvalue)
+        self.entropy_coef = EntropyCoefficient(
+            alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
+        )
+
+    def _qvalues(self, td: TensorDictBase, action: Tensor, params: TensorDictBase) -> Tensor:
+        work = td.copy()
+        work.set(self._keys["action"], action)
+        return self._get(self.vmap_network("qvalue_network", work, params), "state_action_value")
+
+    def target_value(self, td: TensorDictBase, alpha: Tensor) -> tuple[Tensor, Tensor]:
+        """The bootstrapped target and the next-state soft value (no gradient)."""
+        self._require(td, self._next_key("reward"), self._next_key("done"))
+        with torch.no_grad():
+            next_td = td.get("next")
+            dist = self.network_dist("actor_network", next_td.copy(),
+                                     self.network_params("actor_network", detach=True))
+            next_action, next_log_prob = sample_with_log_prob(dist, td.batch_dims)
+            params = self.network_params("qvalue_network", target=self.delay_qvalue, detach=True)
+            subset = torch.randperm(self.num_qvalue_nets)[: self.sub_sample_len]
+            next_q = self._qvalues(next_td, next_action, params[subset]).min(0).values
+            next_value = next_q - alpha * next_log_prob.reshape(next_q.shape)
+            work = td.copy()
+            work.set(("next", "state_value"), next_value)
+            return self.value_estimator.value_estimate(work), next_value
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Compute the actor, Q-value and temperature losses; writes ``td_error``."""
+        action = self._get(tensordict, "action")
+        batch_dims = tensordict.batch_dims
+        alpha = self.entropy_coef.alpha()
+        dist = self.network_dist("actor_network", tensordict.copy())
+        new_action, log_prob = sample_with_log_prob(dist, batch_dims)
+        q_new = self._qvalues(tensordict, new_action,
+                              self.network_params("qvalue_network", detach=True))
+        q_new_mean = q_new.mean(0).reshape(log_prob.shape)
+        loss_actor = (alpha * log_prob - q_new_mean).mean()
+        target, next_value = self.target_value(tensordict, alpha)
+        pred = self._qvalues(tensordict, action, self.network_params("qvalue_network"))
+        if pred.shape[1:] != target.shape:
+            raise ValueError(
+                f"REDQLoss: {self._keys['state_action_value']!r} has shape "
+                f"{tuple(pred.shape[1:])} but the reward has shape {tuple(target.shape)}"
+            )
+        per_net = distance_loss(pred, target.expand_as(pred), self.loss_function)
+        loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
+        td_error = (pred.detach() - target).abs().max(0).values.reshape(tensordict.batch_size)
+        tensordict.set(self._keys["priority"], td_error)
+        if self.target_entropy == "auto":
+            target_entropy = -float(new_action.shape[batch_dims:].numel())
+        else:
+            target_entropy = float(self.target_entropy)
+        loss_alpha = self.entropy_coef.loss(log_prob + target_entropy)
+        return TensorDict({
+            "loss_actor": loss_actor,
+            "loss_qvalue": loss_qvalue,
+            "loss_alpha": loss_alpha,
+            "alpha": alpha,
+            "entropy": -log_prob.detach().mean(),
+            "state_action_value_actor": q_new_mean.detach().mean(),
+            "action_log_prob_actor": log_prob.detach().mean(),
+            "next.state_value": next_value.mean(),
+            "target_value": target.mean(),
+        }, batch_size=[])

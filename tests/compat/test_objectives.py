@@ -1,0 +1,177 @@
+"""Compatibility with TorchRL 0.14's ``torchrl.objectives`` for the losses added in issue 12.
+
+Each class is imported from the path TorchRL documents it at, built with the constructor
+arguments TorchRL documents (names and defaults), and its main method is run once.
+Names TorchRL documents there that streamrl does not provide are listed in
+docs/torchrl_differences.md.
+"""
+
+import inspect
+
+import pytest
+import torch
+from tensordict import TensorDict
+from tensordict.nn import NormalParamExtractor, TensorDictModule
+from torch import nn
+
+from streamrl.modules import (
+    DistributionalQValueActor,
+    DistributionalQValueModule,
+    ProbabilisticActor,
+    QMixer,
+    QValueActor,
+    QValueModule,
+    TanhNormal,
+    VDNMixer,
+)
+from streamrl.objectives import (
+    CrossQLoss,
+    DistributionalDQNLoss,
+    DQNLoss,
+    QMixerLoss,
+    REDQLoss,
+    ReinforceLoss,
+    SACLoss,
+    ValueEstimators,
+)
+from streamrl.objectives.value import VTrace
+from streamrl.objectives.value.functional import vtrace_advantage_estimate
+
+N_OBS, N_ACT = 3, 4
+
+
+class _Q(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(N_OBS + N_ACT, 1)
+
+    def forward(self, obs, act):
+        return self.linear(torch.cat([obs, act], -1))
+
+
+def _actor():
+    module = TensorDictModule(nn.Sequential(nn.Linear(N_OBS, 2 * N_ACT), NormalParamExtractor()),
+                              in_keys=["observation"], out_keys=["loc", "scale"])
+    return ProbabilisticActor(module=module, in_keys=["loc", "scale"],
+                              distribution_class=TanhNormal, return_log_prob=True)
+
+
+def _qvalue():
+    return TensorDictModule(_Q(), in_keys=["observation", "action"],
+                            out_keys=["state_action_value"])
+
+
+def _continuous(batch=(2,)):
+    return TensorDict({
+        "observation": torch.randn(*batch, N_OBS), "action": torch.rand(*batch, N_ACT) * 2 - 1,
+        ("next", "done"): torch.zeros(*batch, 1, dtype=torch.bool),
+        ("next", "terminated"): torch.zeros(*batch, 1, dtype=torch.bool),
+        ("next", "reward"): torch.randn(*batch, 1),
+        ("next", "observation"): torch.randn(*batch, N_OBS),
+    }, batch)
+
+
+def _defaults(cls):
+    return {n: p.default for n, p in inspect.signature(cls).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def test_redq_documented_constructor():
+    d = _defaults(REDQLoss)
+    assert (d["num_qvalue_nets"], d["sub_sample_len"], d["loss_function"], d["alpha_init"],
+            d["min_alpha"], d["max_alpha"], d["fixed_alpha"], d["target_entropy"],
+            d["delay_qvalue"]) == (10, 2, "smooth_l1", 1.0, 0.1, 10.0, False, "auto", True)
+    out = REDQLoss(_actor(), _qvalue())(_continuous())
+    assert {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy",
+            "state_action_value_actor", "action_log_prob_actor", "next.state_value",
+            "target_value"} == set(out.keys())
+
+
+def test_crossq_documented_constructor():
+    d = _defaults(CrossQLoss)
+    assert (d["num_qvalue_nets"], d["loss_function"], d["alpha_init"], d["min_alpha"],
+            d["max_alpha"], d["fixed_alpha"], d["target_entropy"]) == (
+        2, "smooth_l1", 1.0, None, None, False, "auto")
+    out = CrossQLoss(_actor(), _qvalue())(_continuous())
+    assert set(out.keys()) == {"alpha", "entropy", "loss_actor", "loss_alpha", "loss_qvalue"}
+
+
+def test_sac_with_value_network():
+    value = TensorDictModule(nn.Linear(N_OBS, 1), ["observation"], ["state_value"])
+    loss = SACLoss(_actor(), _qvalue(), value_network=value, delay_value=True)
+    assert "loss_value" in loss(_continuous()).keys()
+    assert "value_network" in loss.target_network_names
+    assert _defaults(SACLoss)["value_network"] is None
+
+
+def test_distributional_dqn_documented_constructor():
+    nbins = 3
+    actor = DistributionalQValueActor(
+        module=nn.Sequential(nn.Linear(N_OBS, nbins * N_ACT), nn.Unflatten(-1, (nbins, N_ACT))),
+        support=torch.arange(nbins, dtype=torch.float), action_space="one-hot")
+    td = actor(TensorDict({"observation": torch.randn(5, N_OBS)}, [5]))
+    assert td["action"].shape == (5, N_ACT) and td["action_value"].shape == (5, nbins, N_ACT)
+    d = _defaults(DistributionalDQNLoss)
+    assert d["delay_value"] is True and d["reduction"] is None
+    loss = DistributionalDQNLoss(actor, gamma=0.99)
+    data = _continuous((5,))
+    data["action"] = td["action"]
+    assert set(loss(data).keys()) == {"loss"}
+    module = DistributionalQValueModule("categorical", support=torch.tensor([-1, 0.0, 1.0]),
+                                        action_value_key="my_action_value")
+    value = torch.full((3, 4), -100.0)
+    value[2, 2] = 0.0
+    assert module(TensorDict({"my_action_value": value.log_softmax(-2)}, []))["action"] == 2
+
+
+def test_qmixer_documented_constructor():
+    n_agents = 4
+    qnet = QValueActor(
+        TensorDictModule(nn.Linear(10, 3), in_keys=[("agents", "observation")],
+                         out_keys=[("agents", "action_value")]),
+        action_space="categorical", action_value_key=("agents", "action_value"))
+    qmixer = TensorDictModule(
+        module=QMixer(state_shape=(64, 64, 3), mixing_embed_dim=32, n_agents=n_agents,
+                      device="cpu"),
+        in_keys=[("agents", "chosen_action_value"), "state"], out_keys=["chosen_action_value"])
+    loss = QMixerLoss(qnet, qmixer, action_space="categorical")
+    agents = TensorDict({"observation": torch.zeros(32, n_agents, 10),
+                         "action": torch.zeros(32, n_agents, dtype=torch.long)}, [32, n_agents])
+    td = TensorDict({
+        "agents": agents, "state": torch.zeros(32, 64, 64, 3),
+        "next": TensorDict({
+            "agents": TensorDict({"observation": torch.zeros(32, n_agents, 10)},
+                                 [32, n_agents]),
+            "state": torch.zeros(32, 64, 64, 3), "reward": torch.zeros(32, 1),
+            "done": torch.zeros(32, 1, dtype=torch.bool),
+            "terminated": torch.zeros(32, 1, dtype=torch.bool)}, [32]),
+    }, [32])
+    assert set(loss(td).keys()) == {"loss"}
+    assert VDNMixer(n_agents=n_agents, device="cpu")(torch.ones(2, n_agents, 1)).tolist() == [
+        [4.0], [4.0]]
+    assert _defaults(QMixerLoss)["loss_function"] == "l2"
+
+
+def test_reinforce_delay_value_and_qvalue_keys():
+    critic = TensorDictModule(nn.Linear(N_OBS, 1), ["observation"], ["state_value"])
+    assert _defaults(ReinforceLoss)["delay_value"] is False
+    loss = ReinforceLoss(_actor(), critic, delay_value=True)
+    assert loss.target_network_names == ("critic_network",)
+    assert QValueModule(action_space="categorical", action_value_key=None).action_value_key == (
+        "action_value")
+    actor = QValueActor(nn.Linear(N_OBS, 2), action_value_key=None, action_space="one-hot")
+    assert DQNLoss(actor, action_space="one-hot").action_space == "one_hot"
+
+
+@pytest.mark.parametrize("rho_thresh,c_thresh", [(1.0, 1.0), (2.0, 0.5)])
+def test_vtrace(rho_thresh, c_thresh):
+    assert ValueEstimators.VTrace.name == "VTrace"
+    d = _defaults(VTrace)
+    assert (d["rho_thresh"], d["c_thresh"], d["average_adv"], d["differentiable"]) == (
+        1.0, 1.0, False, False)
+    T = 5
+    adv, target = vtrace_advantage_estimate(
+        0.9, torch.zeros(1, T, 1), torch.zeros(1, T, 1), torch.zeros(1, T, 1),
+        torch.zeros(1, T, 1), torch.ones(1, T, 1), torch.zeros(1, T, 1, dtype=torch.bool),
+        rho_thresh=rho_thresh, c_thresh=c_thresh)
+    assert adv.shape == target.shape == (1, T, 1)

@@ -1,0 +1,125 @@
+"""QMixerLoss with VDN and QMIX mixers against hand computations; the mixers; bad input."""
+
+import pytest
+import torch
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torch.nn import functional as F
+
+from streamrl.modules import QMixer, QValueActor, VDNMixer
+from streamrl.objectives import QMixerLoss
+
+N_AGENTS, OBS, N_ACT = 2, 3, 4
+
+
+def _local():
+    torch.manual_seed(0)
+    net = nn.Linear(OBS, N_ACT)
+    return net, TensorDictModule(net, [("agents", "observation")], [("agents", "action_value")])
+
+
+def _data(n=5):
+    g = torch.Generator().manual_seed(4)
+    term = torch.zeros(n, 1, dtype=torch.bool)
+    term[1] = True
+    return TensorDict({
+        "agents": TensorDict({"observation": torch.randn(n, N_AGENTS, OBS, generator=g),
+                              "action": torch.randint(N_ACT, (n, N_AGENTS), generator=g)},
+                             [n, N_AGENTS]),
+        "state": torch.randn(n, 6, generator=g),
+        "next": {"agents": TensorDict({"observation": torch.randn(n, N_AGENTS, OBS, generator=g)},
+                                      [n, N_AGENTS]),
+                 "state": torch.randn(n, 6, generator=g),
+                 "reward": torch.randn(n, 1, generator=g), "done": term.clone(),
+                 "terminated": term},
+    }, [n])
+
+
+def test_vdn_loss_by_hand():
+    net, local = _local()
+    loss = QMixerLoss(local, VDNMixer(N_AGENTS), action_space="categorical")
+    loss.make_value_estimator(gamma=0.9)
+    with torch.no_grad():
+        loss.target_local_value_network_params["module", "bias"].add_(1.0)
+    td = _data()
+    out = loss(td)
+    with torch.no_grad():
+        q = net(td["agents", "observation"]).gather(-1, td["agents", "action"].unsqueeze(-1))
+        pred = q.sum(-2)
+        next_q = (net(td["next", "agents", "observation"]) + 1.0).max(-1).values.sum(-1, True)
+        y = td["next", "reward"] + 0.9 * (~td["next", "terminated"]) * next_q
+    torch.testing.assert_close(out["loss"], F.mse_loss(pred, y))
+    torch.testing.assert_close(td["td_error"], (pred - y).abs().squeeze(-1))
+    out["loss"].backward()
+    assert net.weight.grad is not None and net.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss.target_local_value_network_params.values(True, True))
+
+
+def test_qmix_loss_by_hand_and_gradient_to_mixer():
+    net, local = _local()
+    mixer = QMixer(state_shape=(6,), mixing_embed_dim=5, n_agents=N_AGENTS)
+    loss = QMixerLoss(QValueActor(local, action_space="categorical",
+                                  action_value_key=("agents", "action_value")),
+                      mixer, delay_value=False,
+                      loss_function="l1")
+    loss.make_value_estimator(gamma=0.5)
+    td = _data()
+    out = loss(td)
+    with torch.no_grad():
+        q = net(td["agents", "observation"]).gather(-1, td["agents", "action"].unsqueeze(-1))
+        pred = mixer(q, td["state"])
+        next_q = net(td["next", "agents", "observation"]).max(-1, keepdim=True).values
+        y = td["next", "reward"] + 0.5 * (~td["next", "terminated"]) * mixer(
+            next_q, td["next", "state"])
+    torch.testing.assert_close(out["loss"], (pred - y).abs().mean())
+    out["loss"].backward()
+    assert mixer.hyper_w_1.weight.grad.abs().sum() > 0 and net.weight.grad.abs().sum() > 0
+
+
+def test_qmixer_formula_and_monotonicity():
+    torch.manual_seed(1)
+    mixer = QMixer(state_shape=(2, 3), mixing_embed_dim=4, n_agents=3)
+    q, s = torch.randn(7, 3, 1), torch.randn(7, 2, 3)
+    flat = s.reshape(7, 6)
+    w1 = mixer.hyper_w_1(flat).abs().view(7, 3, 4)
+    hidden = F.elu(q.transpose(-1, -2) @ w1 + mixer.hyper_b_1(flat).view(7, 1, 4))
+    y = hidden @ mixer.hyper_w_final(flat).abs().view(7, 4, 1) + mixer.V(flat).view(7, 1, 1)
+    torch.testing.assert_close(mixer(q, s), y.view(7, 1))
+    bumped = q.clone()
+    bumped[:, 1] += 0.5
+    assert (mixer(bumped, s) >= mixer(q, s)).all()  # monotonic in each agent's value
+    assert mixer(q.view(7, 1, 3, 1), s.view(7, 1, 2, 3)).shape == (7, 1, 1)
+
+
+def test_mixer_bad_input():
+    with pytest.raises(ValueError, match="n_agents"):
+        VDNMixer(0)
+    with pytest.raises(ValueError, match="n_agents"):
+        VDNMixer(3)(torch.zeros(2, 2, 1))
+    with pytest.raises(TypeError, match="state_shape"):
+        QMixer(state_shape=3, mixing_embed_dim=4, n_agents=2)
+    mixer = QMixer(state_shape=(3,), mixing_embed_dim=4, n_agents=2)
+    with pytest.raises(ValueError, match="state"):
+        mixer(torch.zeros(5, 2, 1), torch.zeros(5, 4))
+    with pytest.raises(ValueError, match="mixing_embed_dim"):
+        QMixer(state_shape=(3,), mixing_embed_dim=0, n_agents=2)
+
+
+def test_loss_bad_input():
+    _, local = _local()
+    with pytest.raises(TypeError, match="mixer_network"):
+        QMixerLoss(local, "sum")
+    with pytest.raises(ValueError, match="action_space"):
+        QMixerLoss(QValueActor(local, action_space="categorical"), VDNMixer(2),
+                   action_space="one_hot")
+    loss = QMixerLoss(local, VDNMixer(N_AGENTS), action_space="categorical")
+    with pytest.raises(KeyError, match="action"):
+        loss(_data().exclude(("agents", "action")))
+    bad = _data()
+    bad["next", "reward"] = torch.zeros(5, 2)
+    with pytest.raises(ValueError, match="reward"):
+        loss(bad)
+    wrong_agents = QMixerLoss(local, VDNMixer(3), action_space="categorical")
+    with pytest.raises(ValueError, match="n_agents"):
+        wrong_agents(_data())
