@@ -1,15 +1,28 @@
-"""Model building blocks: MLP, ConvNet, dueling heads, recurrent modules."""
+"""Model building blocks: MLP, ConvNet, DDPG and dueling networks, recurrent modules."""
 
-from streamrl.modules.models.convnet import ConvNet
+from streamrl.modules.models.convnet import Conv2dNet, Conv3dNet, ConvNet
+from streamrl.modules.models.ddpg import (
+    DdpgCnnActor,
+    DdpgCnnQNet,
+    DdpgMlpActor,
+    DdpgMlpQNet,
+    ddpg_init_last_layer,
+)
 from streamrl.modules.models.dueling import DuelingCnnDQNet, DuelingHead, DuelingMlpDQNet
 from streamrl.modules.models.mlp import MLP
 from streamrl.modules.models.noisy import NoisyLinear, reset_noise
 from streamrl.modules.models.recurrent import GRUModule, LSTMModule
-from streamrl.modules.models.utils import SquashDims, Squeeze
+from streamrl.modules.models.utils import SquashDims, Squeeze, Squeeze2dLayer, SqueezeLayer
 
 __all__ = [
     "MLP",
+    "Conv2dNet",
+    "Conv3dNet",
     "ConvNet",
+    "DdpgCnnActor",
+    "DdpgCnnQNet",
+    "DdpgMlpActor",
+    "DdpgMlpQNet",
     "DuelingCnnDQNet",
     "DuelingHead",
     "DuelingMlpDQNet",
@@ -18,5 +31,8 @@ __all__ = [
     "NoisyLinear",
     "SquashDims",
     "Squeeze",
+    "Squeeze2dLayer",
+    "SqueezeLayer",
+    "ddpg_init_last_layer",
     "reset_noise",
 ]

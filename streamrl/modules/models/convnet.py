@@ -10,7 +10,7 @@ from torch import nn
 
 from streamrl.modules.models.utils import SquashDims
 
-__all__ = ["Conv3dNet", "ConvNet"]
+__all__ = ["Conv2dNet", "Conv3dNet", "ConvNet"]
 
 
 def _per_layer(name: str, value: int | Sequence[int], n: int) -> list:
@@ -153,3 +153,4 @@ class Conv3dNet(ConvNet):
 
     _conv_classes = (nn.LazyConv3d, nn.Conv3d)
     _spatial_dims = 3
+Conv2dNet = ConvNet  # TorchRL 0.14 name for the same class
