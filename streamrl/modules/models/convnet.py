@@ -148,7 +148,7 @@ class Conv3dNet(ConvNet):
 
     >>> net = Conv3dNet(num_cells=[8, 8])
     >>> net(torch.randn(2, 3, 8, 16, 16)).shape
-    torch.Size([2, 2304])
+    torch.Size([2, 4608])
     """
 
     _conv_classes = (nn.LazyConv3d, nn.Conv3d)

@@ -118,7 +118,7 @@ class DuelingCnnDQNet(nn.Module):
             hidden layer of 512, ``ELU``).
         device: where to build the layers.
 
-    >>> net = DuelingCnnDQNet(3, cnn_kwargs={"num_cells": [8], "kernel_sizes": 4},
+    >>> net = DuelingCnnDQNet(3, cnn_kwargs={"num_cells": [8], "kernel_sizes": 4, "strides": 2},
     ...                       mlp_kwargs={"num_cells": [16]})
     >>> net(torch.randn(2, 3, 16, 16)).shape
     torch.Size([2, 3])
