@@ -59,8 +59,14 @@ from streamrl.modules.models import (
     SqueezeLayer,
     reset_noise,
 )
+from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
 from streamrl.modules.qvalue import QValueActor, QValueModule
 from streamrl.modules.safe import SafeModule
+from streamrl.modules.safe_probabilistic import (
+    SafeProbabilisticModule,
+    SafeProbabilisticTensorDictSequential,
+)
+from streamrl.modules.safe_sequence import SafeSequential
 from streamrl.modules.tanh_module import TanhModule
 
 __all__ = [
@@ -99,6 +105,9 @@ __all__ = [
     "QValueModule",
     "RandomPolicy",
     "SafeModule",
+    "SafeProbabilisticModule",
+    "SafeProbabilisticTensorDictSequential",
+    "SafeSequential",
     "Squeeze2dLayer",
     "SqueezeLayer",
     "TanhDelta",
@@ -107,7 +116,9 @@ __all__ = [
     "TruncatedNormal",
     "ValueOperator",
     "exploration_type",
+    "recurrent_mode",
     "reset_noise",
     "set_exploration_type",
+    "set_recurrent_mode",
     "stack_params",
 ]
