@@ -32,9 +32,6 @@ def _per_layer_kwargs(name: str, kwargs: dict | Sequence[dict] | None, n: int) -
 
 
 class ConvNet(nn.Sequential):
-    _conv_classes: tuple[type[nn.Module], type[nn.Module]] = (nn.LazyConv2d, nn.Conv2d)
-    _spatial_dims = 2
-
     """A stack of ``Conv2d`` layers with activations, then an aggregator, as an ``nn.Sequential``.
 
     Args:
@@ -59,6 +56,9 @@ class ConvNet(nn.Sequential):
     >>> cnn(torch.randn(2, 5, 3, 32, 32)).shape
     torch.Size([2, 5, 6400])
     """
+
+    _conv_classes: tuple[type[nn.Module], type[nn.Module]] = (nn.LazyConv2d, nn.Conv2d)
+    _spatial_dims = 2
 
     def __init__(
         self,
