@@ -43,6 +43,7 @@ from streamrl.modules.exploration import (
 )
 from streamrl.modules.models import (
     MLP,
+    BatchRenorm1d,
     Conv3dNet,
     ConvNet,
     DdpgCnnActor,
@@ -69,6 +70,8 @@ from streamrl.modules.safe_probabilistic import (
 )
 from streamrl.modules.safe_sequence import SafeSequential
 from streamrl.modules.tanh_module import TanhModule
+from streamrl.modules.vmap_module import VmapModule
+from streamrl.modules.world_model import WorldModelWrapper
 
 __all__ = [
     "MLP",
@@ -78,6 +81,7 @@ __all__ = [
     "ActorValueOperator",
     "AddStateIndependentNormalScale",
     "AdditiveGaussianModule",
+    "BatchRenorm1d",
     "Categorical",
     "Conv3dNet",
     "ConvNet",
@@ -117,6 +121,8 @@ __all__ = [
     "TanhNormal",
     "TruncatedNormal",
     "ValueOperator",
+    "VmapModule",
+    "WorldModelWrapper",
     "exploration_type",
     "recurrent_mode",
     "reset_noise",

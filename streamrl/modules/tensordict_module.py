@@ -27,6 +27,8 @@ from streamrl.modules.safe_probabilistic import (
 )
 from streamrl.modules.safe_sequence import SafeSequential
 from streamrl.modules.tanh_module import TanhModule
+from streamrl.modules.vmap_module import VmapModule
+from streamrl.modules.world_model import WorldModelWrapper
 
 __all__ = [
     "Actor",
@@ -48,6 +50,8 @@ __all__ = [
     "SafeSequential",
     "TanhModule",
     "ValueOperator",
+    "VmapModule",
+    "WorldModelWrapper",
     "recurrent_mode",
     "set_recurrent_mode",
 ]

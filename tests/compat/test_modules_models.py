@@ -12,12 +12,12 @@ from torch import nn
 
 PROVIDED = {
     "torchrl.modules": [
-        "MLP", "ConvNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet", "DdpgMlpActor",
+        "BatchRenorm1d", "MLP", "ConvNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet", "DdpgMlpActor",
         "DdpgMlpQNet", "DuelingCnnDQNet", "MultiAgentMLP", "NoisyLinear", "Squeeze2dLayer",
         "SqueezeLayer", "reset_noise",
     ],
     "torchrl.modules.models": [
-        "MLP", "ConvNet", "Conv2dNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet",
+        "BatchRenorm1d", "MLP", "ConvNet", "Conv2dNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet",
         "DdpgMlpActor", "DdpgMlpQNet", "DuelingCnnDQNet", "DuelingMlpDQNet", "MultiAgentMLP",
         "NoisyLinear", "Squeeze2dLayer", "SqueezeLayer", "reset_noise",
     ],
@@ -99,3 +99,11 @@ def test_squeeze_layers_and_multiagent_mlp():
                         share_params=False, device="cpu", depth=2, num_cells=32,
                         activation_class=nn.Tanh)
     assert net(torch.randn(8, 3, 4)).shape == (8, 3, 2)
+
+
+def test_batch_renorm_documented_arguments():
+    from streamrl.modules import BatchRenorm1d
+
+    norm = BatchRenorm1d(4, momentum=0.01, eps=1e-5, max_r=3.0, max_d=5.0, warmup_steps=10,
+                         smooth=False)
+    assert norm(torch.randn(8, 4)).shape == (8, 4)

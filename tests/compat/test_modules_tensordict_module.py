@@ -17,7 +17,7 @@ NAMES = [
     "OrnsteinUhlenbeckProcessModule", "ProbabilisticActor", "QValueActor", "QValueModule",
     "RandomPolicy", "SafeModule", "SafeProbabilisticModule",
     "SafeProbabilisticTensorDictSequential", "SafeSequential", "TanhModule", "ValueOperator",
-    "recurrent_mode", "set_recurrent_mode",
+    "VmapModule", "WorldModelWrapper", "recurrent_mode", "set_recurrent_mode",
 ]
 
 
@@ -71,3 +71,17 @@ def test_recurrent_modules_documented_arguments_and_mode():
         assert gru(td.clone())["next", "h"].shape == (2, 6, 1, 5)
     with set_recurrent_mode("sequential"):
         assert not lstm.recurrent_mode
+
+
+def test_vmap_module_and_world_model_documented_calls():
+    from streamrl.modules import VmapModule, WorldModelWrapper
+
+    lam = TensorDictModule(lambda x: x[0], in_keys=["x"], out_keys=["y"])
+    td = TensorDict({"x": torch.ones((10, 3, 2))}, batch_size=[10])
+    VmapModule(lam, 0)(td)
+    assert (td["x"][:, 0] == td["y"]).all()
+    world = WorldModelWrapper(
+        transition_model=TensorDictModule(nn.Linear(3, 3), ["s"], [("next", "s")]),
+        reward_model=TensorDictModule(nn.Linear(3, 1), [("next", "s")], [("next", "reward")]),
+    )
+    assert world(TensorDict({"s": torch.randn(2, 3)}, [2]))["next", "reward"].shape == (2, 1)

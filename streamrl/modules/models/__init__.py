@@ -1,5 +1,6 @@
 """Model building blocks: MLP, ConvNet, DDPG and dueling networks, recurrent modules."""
 
+from streamrl.modules.models.batchrenorm import BatchRenorm1d
 from streamrl.modules.models.convnet import Conv2dNet, Conv3dNet, ConvNet
 from streamrl.modules.models.ddpg import (
     DdpgCnnActor,
@@ -17,6 +18,7 @@ from streamrl.modules.models.utils import SquashDims, Squeeze, Squeeze2dLayer, S
 
 __all__ = [
     "MLP",
+    "BatchRenorm1d",
     "Conv2dNet",
     "Conv3dNet",
     "ConvNet",
