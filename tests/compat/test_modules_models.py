@@ -13,13 +13,13 @@ from torch import nn
 PROVIDED = {
     "torchrl.modules": [
         "BatchRenorm1d", "MLP", "ConvNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet", "DdpgMlpActor",
-        "DdpgMlpQNet", "DuelingCnnDQNet", "MultiAgentMLP", "NoisyLinear", "Squeeze2dLayer",
-        "SqueezeLayer", "reset_noise",
+        "DdpgMlpQNet", "DuelingCnnDQNet", "MultiAgentMLP", "NoisyLazyLinear", "NoisyLinear",
+        "Squeeze2dLayer", "SqueezeLayer", "reset_noise",
     ],
     "torchrl.modules.models": [
         "BatchRenorm1d", "MLP", "ConvNet", "Conv2dNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet",
         "DdpgMlpActor", "DdpgMlpQNet", "DuelingCnnDQNet", "DuelingMlpDQNet", "MultiAgentMLP",
-        "NoisyLinear", "Squeeze2dLayer", "SqueezeLayer", "reset_noise",
+        "NoisyLazyLinear", "NoisyLinear", "Squeeze2dLayer", "SqueezeLayer", "reset_noise",
     ],
     "torchrl.modules.models.models": [
         "MLP", "ConvNet", "Conv2dNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet",
@@ -107,3 +107,13 @@ def test_batch_renorm_documented_arguments():
     norm = BatchRenorm1d(4, momentum=0.01, eps=1e-5, max_r=3.0, max_d=5.0, warmup_steps=10,
                          smooth=False)
     assert norm(torch.randn(8, 4)).shape == (8, 4)
+
+
+def test_noisy_layers_documented_arguments():
+    from streamrl.modules import NoisyLazyLinear, NoisyLinear
+
+    layer = NoisyLinear(in_features=3, out_features=2, bias=True, device="cpu", dtype=None,
+                        std_init=0.5)
+    assert layer(torch.randn(4, 3)).shape == (4, 2)
+    lazy = NoisyLazyLinear(out_features=2, bias=True, device="cpu", dtype=None, std_init=0.5)
+    assert lazy(torch.randn(4, 5)).shape == (4, 2)

@@ -12,7 +12,7 @@ from streamrl.modules.models.ddpg import (
 from streamrl.modules.models.dueling import DuelingCnnDQNet, DuelingHead, DuelingMlpDQNet
 from streamrl.modules.models.mlp import MLP
 from streamrl.modules.models.multiagent import MultiAgentMLP
-from streamrl.modules.models.noisy import NoisyLinear, reset_noise
+from streamrl.modules.models.noisy import NoisyLazyLinear, NoisyLinear, reset_noise
 from streamrl.modules.models.recurrent import GRUModule, LSTMModule
 from streamrl.modules.models.utils import SquashDims, Squeeze, Squeeze2dLayer, SqueezeLayer
 
@@ -32,6 +32,7 @@ __all__ = [
     "GRUModule",
     "LSTMModule",
     "MultiAgentMLP",
+    "NoisyLazyLinear",
     "NoisyLinear",
     "SquashDims",
     "Squeeze",
