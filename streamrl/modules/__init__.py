@@ -44,6 +44,8 @@ from streamrl.modules.exploration import (
 from streamrl.modules.models import (
     MLP,
     BatchRenorm1d,
+    ConsistentDropout,
+    ConsistentDropoutModule,
     Conv3dNet,
     ConvNet,
     DdpgCnnActor,
@@ -84,6 +86,8 @@ __all__ = [
     "AdditiveGaussianModule",
     "BatchRenorm1d",
     "Categorical",
+    "ConsistentDropout",
+    "ConsistentDropoutModule",
     "Conv3dNet",
     "ConvNet",
     "DdpgCnnActor",

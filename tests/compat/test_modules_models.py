@@ -12,12 +12,12 @@ from torch import nn
 
 PROVIDED = {
     "torchrl.modules": [
-        "BatchRenorm1d", "MLP", "ConvNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet", "DdpgMlpActor",
+        "BatchRenorm1d", "ConsistentDropout", "ConsistentDropoutModule", "MLP", "ConvNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet", "DdpgMlpActor",
         "DdpgMlpQNet", "DuelingCnnDQNet", "MultiAgentMLP", "NoisyLazyLinear", "NoisyLinear",
         "Squeeze2dLayer", "SqueezeLayer", "reset_noise",
     ],
     "torchrl.modules.models": [
-        "BatchRenorm1d", "MLP", "ConvNet", "Conv2dNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet",
+        "BatchRenorm1d", "ConsistentDropout", "ConsistentDropoutModule", "MLP", "ConvNet", "Conv2dNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet",
         "DdpgMlpActor", "DdpgMlpQNet", "DuelingCnnDQNet", "DuelingMlpDQNet", "MultiAgentMLP",
         "NoisyLazyLinear", "NoisyLinear", "Squeeze2dLayer", "SqueezeLayer", "reset_noise",
     ],
@@ -117,3 +117,15 @@ def test_noisy_layers_documented_arguments():
     assert layer(torch.randn(4, 3)).shape == (4, 2)
     lazy = NoisyLazyLinear(out_features=2, bias=True, device="cpu", dtype=None, std_init=0.5)
     assert lazy(torch.randn(4, 5)).shape == (4, 2)
+
+
+def test_consistent_dropout_documented_arguments():
+    from tensordict import TensorDict
+
+    from streamrl.modules import ConsistentDropout, ConsistentDropoutModule
+
+    out, mask = ConsistentDropout(p=0.5)(torch.ones(3, 4))
+    assert out.shape == mask.shape == (3, 4)
+    module = ConsistentDropoutModule(p=0.1, in_keys=["x", "mask"], out_keys=None,
+                                     input_shape=(4,), input_dtype=torch.float32)
+    assert module(TensorDict({"x": torch.randn(3, 4)}, [3]))["mask"].shape == (3, 4)

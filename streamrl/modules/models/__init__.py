@@ -1,6 +1,7 @@
 """Model building blocks: MLP, ConvNet, DDPG and dueling networks, recurrent modules."""
 
 from streamrl.modules.models.batchrenorm import BatchRenorm1d
+from streamrl.modules.models.consistent_dropout import ConsistentDropout, ConsistentDropoutModule
 from streamrl.modules.models.convnet import Conv2dNet, Conv3dNet, ConvNet
 from streamrl.modules.models.ddpg import (
     DdpgCnnActor,
@@ -19,6 +20,8 @@ from streamrl.modules.models.utils import SquashDims, Squeeze, Squeeze2dLayer, S
 __all__ = [
     "MLP",
     "BatchRenorm1d",
+    "ConsistentDropout",
+    "ConsistentDropoutModule",
     "Conv2dNet",
     "Conv3dNet",
     "ConvNet",
