@@ -13,12 +13,13 @@ from torch import nn
 PROVIDED = {
     "torchrl.modules": [
         "BatchRenorm1d", "ConsistentDropout", "ConsistentDropoutModule", "MLP", "ConvNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet", "DdpgMlpActor",
-        "DdpgMlpQNet", "DuelingCnnDQNet", "MultiAgentMLP", "NoisyLazyLinear", "NoisyLinear",
+        "DdpgMlpQNet", "DuelingCnnDQNet", "MultiAgentConvNet", "MultiAgentMLP", "NoisyLazyLinear", "NoisyLinear",
         "Squeeze2dLayer", "SqueezeLayer", "reset_noise",
     ],
     "torchrl.modules.models": [
         "BatchRenorm1d", "ConsistentDropout", "ConsistentDropoutModule", "MLP", "ConvNet", "Conv2dNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet",
-        "DdpgMlpActor", "DdpgMlpQNet", "DuelingCnnDQNet", "DuelingMlpDQNet", "MultiAgentMLP",
+        "DdpgMlpActor", "DdpgMlpQNet", "DuelingCnnDQNet", "DuelingMlpDQNet", "MultiAgentConvNet",
+        "MultiAgentMLP",
         "NoisyLazyLinear", "NoisyLinear", "Squeeze2dLayer", "SqueezeLayer", "reset_noise",
     ],
     "torchrl.modules.models.models": [
@@ -26,7 +27,7 @@ PROVIDED = {
         "DdpgMlpActor", "DdpgMlpQNet", "DuelingCnnDQNet", "DuelingMlpDQNet", "NoisyLinear",
         "SquashDims", "Squeeze2dLayer", "SqueezeLayer", "ddpg_init_last_layer",
     ],
-    "torchrl.modules.models.multiagent": ["MultiAgentMLP"],
+    "torchrl.modules.models.multiagent": ["MultiAgentConvNet", "MultiAgentMLP"],
     "torchrl.modules.models.utils": ["SquashDims", "Squeeze2dLayer", "SqueezeLayer"],
 }
 
@@ -129,3 +130,12 @@ def test_consistent_dropout_documented_arguments():
     module = ConsistentDropoutModule(p=0.1, in_keys=["x", "mask"], out_keys=None,
                                      input_shape=(4,), input_dtype=torch.float32)
     assert module(TensorDict({"x": torch.randn(3, 4)}, [3]))["mask"].shape == (3, 4)
+
+
+def test_multiagent_convnet_documented_arguments():
+    from streamrl.modules import MultiAgentConvNet
+
+    net = MultiAgentConvNet(n_agents=3, centralized=True, share_params=False, in_features=2,
+                            device="cpu", num_cells=[4], kernel_sizes=3, strides=2, paddings=0,
+                            activation_class=nn.ELU, use_td_params=True)
+    assert net(torch.zeros(5, 3, 2, 8, 8)).shape == (5, 3, 36)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from streamrl.modules.models.multiagent import MultiAgentMLP
+from streamrl.modules.models.multiagent import MultiAgentConvNet, MultiAgentMLP
 
 
 def _net(centralized, share_params, n_in=4, **kwargs):
@@ -87,3 +87,28 @@ def test_bad_arguments_and_inputs():
         net(torch.randn(2, 4, 4))
     with pytest.raises(ValueError, match="features per agent"):
         net(torch.randn(2, 3, 5))
+
+
+@pytest.mark.parametrize("centralized", [True, False])
+@pytest.mark.parametrize("share_params", [True, False])
+def test_conv_net_shapes_and_layout(centralized, share_params):
+    net = MultiAgentConvNet(3, centralized, share_params, in_features=2, num_cells=[4],
+                            kernel_sizes=3)
+    assert net(torch.randn(5, 3, 2, 8, 8)).shape == (5, 3, 36)
+    assert net(torch.randn(2, 5, 3, 2, 8, 8)).shape == (2, 5, 3, 36)
+    weight = net.params["0", "weight"]
+    channels = 6 if centralized else 2
+    assert weight.shape == ((4, channels, 3, 3) if share_params else (3, 4, channels, 3, 3))
+
+
+def test_conv_net_agents_and_lazy_channels():
+    net = MultiAgentConvNet(2, centralized=False, share_params=False, num_cells=[4],
+                            kernel_sizes=3, strides=1)
+    x = torch.randn(1, 2, 3, 5, 5)
+    out = net(x)
+    assert net.n_agent_inputs == 3 and out.shape == (1, 2, 4 * 3 * 3)
+    y = x.clone()
+    y[:, 0] += 1.0
+    torch.testing.assert_close(net(y)[:, 1], out[:, 1])  # agent 1 does not see agent 0
+    with pytest.raises(ValueError, match="C, H, W"):
+        net(torch.randn(1, 3, 3, 5, 5))

@@ -12,7 +12,7 @@ from streamrl.modules.models.ddpg import (
 )
 from streamrl.modules.models.dueling import DuelingCnnDQNet, DuelingHead, DuelingMlpDQNet
 from streamrl.modules.models.mlp import MLP
-from streamrl.modules.models.multiagent import MultiAgentMLP
+from streamrl.modules.models.multiagent import MultiAgentConvNet, MultiAgentMLP
 from streamrl.modules.models.noisy import NoisyLazyLinear, NoisyLinear, reset_noise
 from streamrl.modules.models.recurrent import GRUModule, LSTMModule
 from streamrl.modules.models.utils import SquashDims, Squeeze, Squeeze2dLayer, SqueezeLayer
@@ -34,6 +34,7 @@ __all__ = [
     "DuelingMlpDQNet",
     "GRUModule",
     "LSTMModule",
+    "MultiAgentConvNet",
     "MultiAgentMLP",
     "NoisyLazyLinear",
     "NoisyLinear",

@@ -12,9 +12,10 @@ from tensordict.nn import TensorDictParams
 from torch import nn
 
 from streamrl.modules.ensemble import stack_params
+from streamrl.modules.models.convnet import ConvNet
 from streamrl.modules.models.mlp import MLP
 
-__all__ = ["MultiAgentMLP"]
+__all__ = ["MultiAgentConvNet", "MultiAgentMLP"]
 
 
 class MultiAgentMLP(nn.Module):
@@ -86,9 +87,13 @@ class MultiAgentMLP(nn.Module):
         if n_agent_inputs is not None:
             self._build(n_agent_inputs)
 
+    _feature_dims = 1  # dims per agent after the agent dim: [F]
+
+    def _make_net(self, in_features: int) -> nn.Module:
+        return MLP(in_features=in_features, out_features=self.n_agent_outputs, **self._mlp_kwargs)
+
     def _build(self, n_agent_inputs: int) -> None:
-        in_features = n_agent_inputs * (self.n_agents if self.centralized else 1)
-        net = MLP(in_features=in_features, out_features=self.n_agent_outputs, **self._mlp_kwargs)
+        net = self._make_net(n_agent_inputs * (self.n_agents if self.centralized else 1))
         if self.share_params:
             params = TensorDict.from_module(net).data.clone()
         else:
@@ -105,29 +110,89 @@ class MultiAgentMLP(nn.Module):
             return self._template(value)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        name, nd = type(self).__name__, self._feature_dims
         if not inputs:
-            raise TypeError("MultiAgentMLP expected at least one input tensor")
-        value = torch.cat(inputs, -1) if len(inputs) > 1 else inputs[0]
-        if value.ndim < 2 or value.shape[-2] != self.n_agents:
+            raise TypeError(f"{name} expected at least one input tensor")
+        value = torch.cat(inputs, -nd) if len(inputs) > 1 else inputs[0]
+        if value.ndim < nd + 1 or value.shape[-nd - 1] != self.n_agents:
             raise ValueError(
-                f"MultiAgentMLP expected inputs of shape [*B, n_agents={self.n_agents}, F], "
-                f"got {tuple(value.shape)}"
+                f"{name} expected inputs of shape [*B, n_agents={self.n_agents}, "
+                f"{'C, H, W' if nd == 3 else 'F'}], got {tuple(value.shape)}"
             )
         if self.params is None:
-            self._build(value.shape[-1])
-        if value.shape[-1] != self.n_agent_inputs:
+            self._build(value.shape[-nd])
+        if value.shape[-nd] != self.n_agent_inputs:
             raise ValueError(
-                f"MultiAgentMLP expected {self.n_agent_inputs} features per agent (last dim), "
+                f"{name} expected {self.n_agent_inputs} features per agent (dim {-nd}), "
                 f"got shape {tuple(value.shape)}"
             )
+        batch_dims = value.ndim - nd - 1  # agents go back at this position in the output
         if self.centralized:
-            flat = value.flatten(-2)
+            joint = value.flatten(batch_dims, batch_dims + 1)
             if self.share_params:
-                out = self._call(self.params, flat).unsqueeze(-2)
-                return out.expand(*out.shape[:-2], self.n_agents, out.shape[-1])
-            return torch.vmap(self._call, (0, None), -2, randomness="different")(
-                self.params, flat
+                out = self._call(self.params, joint).unsqueeze(batch_dims)
+                shape = list(out.shape)
+                shape[batch_dims] = self.n_agents
+                return out.expand(shape)
+            return torch.vmap(self._call, (0, None), batch_dims, randomness="different")(
+                self.params, joint
             )
         if self.share_params:
             return self._call(self.params, value)
-        return torch.vmap(self._call, (0, -2), -2, randomness="different")(self.params, value)
+        return torch.vmap(self._call, (0, batch_dims), batch_dims, randomness="different")(
+            self.params, value
+        )
+
+
+class MultiAgentConvNet(MultiAgentMLP):
+    """A :class:`ConvNet` for ``n_agents`` agents: inputs ``[*B, n_agents, C, H, W]``, outputs
+    ``[*B, n_agents, features]``.
+
+    Args:
+        n_agents: number of agents (the input's dim -4).
+        centralized: each agent reads all agents' images stacked on the channel dim
+            (``n_agents * C`` channels). Required.
+        share_params: one network for all agents instead of one each. Required.
+        in_features: input channels per agent; ``None`` learns it on the first call.
+        device: where to build the parameters.
+        num_cells, kernel_sizes (default 5), strides (default 2), paddings (default 0),
+            activation_class (default ``ELU``), **kwargs: :class:`ConvNet` arguments.
+        use_td_params: as for :class:`MultiAgentMLP` (``False`` is refused).
+
+    >>> net = MultiAgentConvNet(3, centralized=False, share_params=False, in_features=2,
+    ...                         num_cells=[4], kernel_sizes=3)
+    >>> net(torch.zeros(5, 3, 2, 8, 8)).shape
+    torch.Size([5, 3, 36])
+    """
+
+    _feature_dims = 3
+
+    def __init__(
+        self,
+        n_agents: int,
+        centralized: bool | None = None,
+        share_params: bool | None = None,
+        *,
+        in_features: int | None = None,
+        device: torch.device | str | None = None,
+        num_cells: Sequence[int] | None = None,
+        kernel_sizes: Sequence[int] | int = 5,
+        strides: Sequence[int] | int = 2,
+        paddings: Sequence[int] | int = 0,
+        activation_class: type[nn.Module] = nn.ELU,
+        use_td_params: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if "in_features" in kwargs:
+            raise ValueError("MultiAgentConvNet sets the ConvNet's in_features; do not pass it")
+        self._conv_kwargs = {"num_cells": num_cells, "kernel_sizes": kernel_sizes,
+                             "strides": strides, "paddings": paddings,
+                             "activation_class": activation_class, "device": device, **kwargs}
+        super().__init__(
+            in_features, 1, n_agents, centralized=centralized, share_params=share_params,
+            use_td_params=use_td_params,
+        )
+        self.n_agent_outputs = None  # set by the ConvNet's aggregator
+
+    def _make_net(self, in_features: int) -> nn.Module:
+        return ConvNet(in_features=in_features, **self._conv_kwargs)
