@@ -19,6 +19,7 @@ from streamrl.modules import (
     MaskedOneHotCategorical,
     NormalParamExtractor,
     OneHotCategorical,
+    ReparamGradientStrategy,
     TanhDelta,
     TanhNormal,
     TruncatedNormal,
@@ -338,3 +339,20 @@ class TestMaskedCategoricalTorchRLKeywords:
             MaskedCategorical(logits=torch.zeros(3), indices=torch.tensor([3]))
         with pytest.raises(TypeError, match="integer"):
             MaskedCategorical(logits=torch.zeros(3), indices=torch.tensor([0.0]))
+
+
+class TestOneHotRsample:
+    @pytest.mark.parametrize("method", list(ReparamGradientStrategy))
+    def test_one_hot_values_with_gradients(self, method):
+        logits = torch.randn(5, 4, requires_grad=True)
+        dist = OneHotCategorical(logits=logits, grad_method=method)
+        sample = dist.rsample((3,))
+        assert sample.shape == (3, 5, 4)
+        assert torch.equal(sample.sum(-1), torch.ones(3, 5))
+        assert set(sample.detach().unique().tolist()) <= {0.0, 1.0}
+        (sample * torch.randn(4)).sum().backward()
+        assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+    def test_bad_grad_method(self):
+        with pytest.raises(TypeError, match="ReparamGradientStrategy"):
+            OneHotCategorical(logits=torch.zeros(3), grad_method="pass")

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
 import torch.nn.functional as F
 from torch import distributions as D
 
-__all__ = ["Categorical", "MaskedCategorical", "MaskedOneHotCategorical", "OneHotCategorical"]
+__all__ = [
+    "Categorical",
+    "MaskedCategorical",
+    "MaskedOneHotCategorical",
+    "OneHotCategorical",
+    "ReparamGradientStrategy",
+]
+
+
+class ReparamGradientStrategy(Enum):
+    """How :meth:`OneHotCategorical.rsample` passes gradients through a discrete sample.
+
+    ``PassThrough``: the one-hot sample plus ``probs - probs.detach()`` (straight-through:
+    the gradient of the probabilities). ``RelaxedOneHot``: a Gumbel-softmax sample
+    (``torch.distributions.RelaxedOneHotCategorical``, temperature 1) rounded to one-hot in
+    the forward pass, its gradient in the backward pass.
+
+    >>> ReparamGradientStrategy.PassThrough.value
+    1
+    """
+
+    PassThrough = 1
+    RelaxedOneHot = 2
 
 
 def _check_one_of(logits, probs, owner: str) -> None:
@@ -46,13 +70,43 @@ class OneHotCategorical(D.OneHotCategorical):
 
     ``mean`` is the vector of probabilities.
 
+    ``rsample`` returns one-hot samples that carry gradients, per ``grad_method`` (a
+    :class:`ReparamGradientStrategy`, default ``PassThrough``).
+
     >>> OneHotCategorical(logits=torch.tensor([0.0, 3.0, 1.0])).mode
     tensor([0., 1., 0.])
+    >>> logits = torch.zeros(3, requires_grad=True)
+    >>> OneHotCategorical(logits=logits).rsample().sum().backward()
+    >>> logits.grad is not None
+    True
     """
 
-    def __init__(self, logits: torch.Tensor | None = None, probs: torch.Tensor | None = None):
+    has_rsample = True
+
+    def __init__(
+        self,
+        logits: torch.Tensor | None = None,
+        probs: torch.Tensor | None = None,
+        grad_method: ReparamGradientStrategy = ReparamGradientStrategy.PassThrough,
+    ):
         _check_one_of(logits, probs, "OneHotCategorical")
+        if not isinstance(grad_method, ReparamGradientStrategy):
+            raise TypeError(
+                f"grad_method must be a ReparamGradientStrategy, got {grad_method!r}"
+            )
+        self.grad_method = grad_method
         super().__init__(logits=logits, probs=probs, validate_args=False)
+
+    def rsample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
+        """A one-hot sample whose gradient flows to the logits (see ``grad_method``)."""
+        if self.grad_method is ReparamGradientStrategy.PassThrough:
+            hard = self.sample(torch.Size(sample_shape))
+            probs = self.probs.expand_as(hard)
+            return hard + (probs - probs.detach())  # exactly one-hot values
+        soft = D.RelaxedOneHotCategorical(torch.tensor(1.0, device=self.logits.device),
+                                          logits=self.logits).rsample(torch.Size(sample_shape))
+        hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+        return hard + (soft - soft.detach())
 
     @property
     def logits(self) -> torch.Tensor:
