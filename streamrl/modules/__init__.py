@@ -31,6 +31,7 @@ from streamrl.modules.distributions import (
     MaskedOneHotCategorical,
     NormalParamExtractor,
     OneHotCategorical,
+    ReparamGradientStrategy,
     TanhDelta,
     TanhNormal,
     TruncatedNormal,
@@ -43,17 +44,31 @@ from streamrl.modules.exploration import (
 )
 from streamrl.modules.models import (
     MLP,
+    BatchRenorm1d,
+    ConsistentDropout,
+    ConsistentDropoutModule,
+    Conv3dNet,
     ConvNet,
+    DdpgCnnActor,
+    DdpgCnnQNet,
+    DdpgMlpActor,
+    DdpgMlpQNet,
     DuelingCnnDQNet,
     DuelingHead,
     DuelingMlpDQNet,
     GRUModule,
     LSTMModule,
+    MultiAgentConvNet,
+    MultiAgentMLP,
+    NoisyLazyLinear,
     NoisyLinear,
     QMixer,
+    Squeeze2dLayer,
+    SqueezeLayer,
     VDNMixer,
     reset_noise,
 )
+from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
 from streamrl.modules.qvalue import (
     DistributionalQValueActor,
     DistributionalQValueModule,
@@ -61,7 +76,14 @@ from streamrl.modules.qvalue import (
     QValueModule,
 )
 from streamrl.modules.safe import SafeModule
+from streamrl.modules.safe_probabilistic import (
+    SafeProbabilisticModule,
+    SafeProbabilisticTensorDictSequential,
+)
+from streamrl.modules.safe_sequence import SafeSequential
 from streamrl.modules.tanh_module import TanhModule
+from streamrl.modules.vmap_module import VmapModule
+from streamrl.modules.world_model import WorldModelWrapper
 
 __all__ = [
     "MLP",
@@ -71,8 +93,16 @@ __all__ = [
     "ActorValueOperator",
     "AddStateIndependentNormalScale",
     "AdditiveGaussianModule",
+    "BatchRenorm1d",
     "Categorical",
+    "ConsistentDropout",
+    "ConsistentDropoutModule",
+    "Conv3dNet",
     "ConvNet",
+    "DdpgCnnActor",
+    "DdpgCnnQNet",
+    "DdpgMlpActor",
+    "DdpgMlpQNet",
     "Delta",
     "DistributionalQValueActor",
     "DistributionalQValueModule",
@@ -87,6 +117,9 @@ __all__ = [
     "LSTMModule",
     "MaskedCategorical",
     "MaskedOneHotCategorical",
+    "MultiAgentConvNet",
+    "MultiAgentMLP",
+    "NoisyLazyLinear",
     "NoisyLinear",
     "NormalParamExtractor",
     "OneHotCategorical",
@@ -96,15 +129,25 @@ __all__ = [
     "QValueActor",
     "QValueModule",
     "RandomPolicy",
+    "ReparamGradientStrategy",
     "SafeModule",
+    "SafeProbabilisticModule",
+    "SafeProbabilisticTensorDictSequential",
+    "SafeSequential",
+    "Squeeze2dLayer",
+    "SqueezeLayer",
     "TanhDelta",
     "TanhModule",
     "TanhNormal",
     "TruncatedNormal",
     "VDNMixer",
     "ValueOperator",
+    "VmapModule",
+    "WorldModelWrapper",
     "exploration_type",
+    "recurrent_mode",
     "reset_noise",
     "set_exploration_type",
+    "set_recurrent_mode",
     "stack_params",
 ]

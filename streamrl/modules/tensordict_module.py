@@ -1,6 +1,6 @@
 """TorchRL's ``torchrl.modules.tensordict_module`` path: the TensorDict modules of
 :mod:`streamrl.modules` (actors, value operators, Q-value actors, exploration modules,
-recurrent modules, safe modules), importable from where TorchRL users import them.
+recurrent modules and their mode, safe modules and sequences), importable from where TorchRL users import them.
 
 >>> from streamrl.modules.tensordict_module import Actor, QValueActor, SafeModule
 """
@@ -18,9 +18,17 @@ from streamrl.modules.exploration import (
     OrnsteinUhlenbeckProcessModule,
 )
 from streamrl.modules.models import GRUModule, LSTMModule
+from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
 from streamrl.modules.qvalue import QValueActor, QValueModule
 from streamrl.modules.safe import SafeModule
+from streamrl.modules.safe_probabilistic import (
+    SafeProbabilisticModule,
+    SafeProbabilisticTensorDictSequential,
+)
+from streamrl.modules.safe_sequence import SafeSequential
 from streamrl.modules.tanh_module import TanhModule
+from streamrl.modules.vmap_module import VmapModule
+from streamrl.modules.world_model import WorldModelWrapper
 
 __all__ = [
     "Actor",
@@ -37,6 +45,13 @@ __all__ = [
     "QValueModule",
     "RandomPolicy",
     "SafeModule",
+    "SafeProbabilisticModule",
+    "SafeProbabilisticTensorDictSequential",
+    "SafeSequential",
     "TanhModule",
     "ValueOperator",
+    "VmapModule",
+    "WorldModelWrapper",
+    "recurrent_mode",
+    "set_recurrent_mode",
 ]

@@ -19,6 +19,7 @@ from streamrl.modules import (
     MaskedOneHotCategorical,
     NormalParamExtractor,
     OneHotCategorical,
+    ReparamGradientStrategy,
     TanhDelta,
     TanhNormal,
     TruncatedNormal,
@@ -307,3 +308,51 @@ def test_state_independent_scale(mapping):
         module(torch.zeros(5, 2))
     with pytest.raises(ValueError, match="init_scale"):
         AddStateIndependentNormalScale(3, init_scale=0.0)
+
+
+class TestMaskedCategoricalTorchRLKeywords:
+    def test_indices_equal_the_dense_mask(self):
+        logits = torch.randn(2, 5)
+        indices = torch.tensor([[0, 3], [1, 4]])
+        mask = torch.zeros(2, 5, dtype=torch.bool).scatter(-1, indices, True)
+        for cls in (MaskedCategorical, MaskedOneHotCategorical):
+            by_index = cls(logits=logits, indices=indices)
+            by_mask = cls(logits=logits, mask=mask)
+            torch.testing.assert_close(by_index.probs, by_mask.probs)
+            assert torch.equal(by_index.mask, mask)
+        samples = MaskedCategorical(logits=logits, indices=indices).sample((50,))
+        assert set(samples[:, 0].tolist()) <= {0, 3} and set(samples[:, 1].tolist()) <= {1, 4}
+
+    def test_neg_inf_keeps_log_prob_finite(self):
+        mask = torch.tensor([True, False, True])
+        dist = MaskedCategorical(logits=torch.zeros(3, requires_grad=True), mask=mask,
+                                 neg_inf=-1e9)
+        lp = dist.log_prob(torch.tensor(1))
+        assert torch.isfinite(lp) and lp < -1e8
+        torch.testing.assert_close(dist.probs, torch.tensor([0.5, 0.0, 0.5]))
+
+    def test_bad_indices(self):
+        with pytest.raises(ValueError, match="not both"):
+            MaskedCategorical(logits=torch.zeros(3), mask=torch.ones(3, dtype=torch.bool),
+                              indices=torch.tensor([0]))
+        with pytest.raises(ValueError, match=r"\[0, 3\)"):
+            MaskedCategorical(logits=torch.zeros(3), indices=torch.tensor([3]))
+        with pytest.raises(TypeError, match="integer"):
+            MaskedCategorical(logits=torch.zeros(3), indices=torch.tensor([0.0]))
+
+
+class TestOneHotRsample:
+    @pytest.mark.parametrize("method", list(ReparamGradientStrategy))
+    def test_one_hot_values_with_gradients(self, method):
+        logits = torch.randn(5, 4, requires_grad=True)
+        dist = OneHotCategorical(logits=logits, grad_method=method)
+        sample = dist.rsample((3,))
+        assert sample.shape == (3, 5, 4)
+        assert torch.equal(sample.sum(-1), torch.ones(3, 5))
+        assert set(sample.detach().unique().tolist()) <= {0.0, 1.0}
+        (sample * torch.randn(4)).sum().backward()
+        assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+    def test_bad_grad_method(self):
+        with pytest.raises(TypeError, match="ReparamGradientStrategy"):
+            OneHotCategorical(logits=torch.zeros(3), grad_method="pass")

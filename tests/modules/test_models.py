@@ -131,7 +131,7 @@ def test_squash_dims_and_squeeze():
 
 class TestDueling:
     def test_head_decomposition(self):
-        head = DuelingHead(num_actions=5, num_cells=[8])
+        head = DuelingHead(5, mlp_kwargs={"num_cells": [8]})
         feats = torch.randn(7, 6)
         q = head(feats)
         # mean over actions of Q is exactly the value stream
@@ -141,10 +141,17 @@ class TestDueling:
 
     def test_nets(self):
         assert DuelingMlpDQNet(3)(torch.randn(4, 6)).shape == (4, 3)
-        net = DuelingCnnDQNet(2, {"num_cells": [4], "kernel_sizes": 3, "strides": 1}, [8])
+        assert DuelingMlpDQNet((3, 2))(torch.randn(4, 6)).shape == (4, 3, 2)
+        cnn = {"num_cells": [4], "kernel_sizes": 3, "strides": 1}
+        net = DuelingCnnDQNet(2, cnn_kwargs=cnn, mlp_kwargs={"num_cells": [8]})
         assert net(torch.randn(3, 1, 6, 6)).shape == (3, 2)
-        with pytest.raises(ValueError, match="num_actions"):
+        assert DuelingCnnDQNet(2, 2, cnn_kwargs=cnn)(torch.randn(3, 1, 6, 6)).shape == (3, 2)
+        with pytest.raises(ValueError, match="out_features"):
             DuelingHead(0)
+        with pytest.raises(ValueError, match="out_features_value"):
+            DuelingCnnDQNet(3, 2)
+        with pytest.raises(ValueError, match="out_features"):
+            DuelingHead(3, mlp_kwargs={"out_features": 4})
 
 
 def _rollout_stepwise(module, td):

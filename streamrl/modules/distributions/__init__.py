@@ -10,6 +10,7 @@ from streamrl.modules.distributions.categorical import (
     MaskedCategorical,
     MaskedOneHotCategorical,
     OneHotCategorical,
+    ReparamGradientStrategy,
 )
 from streamrl.modules.distributions.delta import Delta, TanhDelta
 from streamrl.modules.distributions.normal import IndependentNormal
@@ -31,6 +32,7 @@ __all__ = [
     "MaskedOneHotCategorical",
     "NormalParamExtractor",
     "OneHotCategorical",
+    "ReparamGradientStrategy",
     "TanhDelta",
     "TanhNormal",
     "TruncatedNormal",

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
 import torch.nn.functional as F
 from torch import distributions as D
 
-__all__ = ["Categorical", "MaskedCategorical", "MaskedOneHotCategorical", "OneHotCategorical"]
+__all__ = [
+    "Categorical",
+    "MaskedCategorical",
+    "MaskedOneHotCategorical",
+    "OneHotCategorical",
+    "ReparamGradientStrategy",
+]
+
+
+class ReparamGradientStrategy(Enum):
+    """How :meth:`OneHotCategorical.rsample` passes gradients through a discrete sample.
+
+    ``PassThrough``: the one-hot sample plus ``probs - probs.detach()`` (straight-through:
+    the gradient of the probabilities). ``RelaxedOneHot``: a Gumbel-softmax sample
+    (``torch.distributions.RelaxedOneHotCategorical``, temperature 1) rounded to one-hot in
+    the forward pass, its gradient in the backward pass.
+
+    >>> ReparamGradientStrategy.PassThrough.value
+    1
+    """
+
+    PassThrough = 1
+    RelaxedOneHot = 2
 
 
 def _check_one_of(logits, probs, owner: str) -> None:
@@ -46,13 +70,43 @@ class OneHotCategorical(D.OneHotCategorical):
 
     ``mean`` is the vector of probabilities.
 
+    ``rsample`` returns one-hot samples that carry gradients, per ``grad_method`` (a
+    :class:`ReparamGradientStrategy`, default ``PassThrough``).
+
     >>> OneHotCategorical(logits=torch.tensor([0.0, 3.0, 1.0])).mode
     tensor([0., 1., 0.])
+    >>> logits = torch.zeros(3, requires_grad=True)
+    >>> OneHotCategorical(logits=logits).rsample().sum().backward()
+    >>> logits.grad is not None
+    True
     """
 
-    def __init__(self, logits: torch.Tensor | None = None, probs: torch.Tensor | None = None):
+    has_rsample = True
+
+    def __init__(
+        self,
+        logits: torch.Tensor | None = None,
+        probs: torch.Tensor | None = None,
+        grad_method: ReparamGradientStrategy = ReparamGradientStrategy.PassThrough,
+    ):
         _check_one_of(logits, probs, "OneHotCategorical")
+        if not isinstance(grad_method, ReparamGradientStrategy):
+            raise TypeError(
+                f"grad_method must be a ReparamGradientStrategy, got {grad_method!r}"
+            )
+        self.grad_method = grad_method
         super().__init__(logits=logits, probs=probs, validate_args=False)
+
+    def rsample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
+        """A one-hot sample whose gradient flows to the logits (see ``grad_method``)."""
+        if self.grad_method is ReparamGradientStrategy.PassThrough:
+            hard = self.sample(torch.Size(sample_shape))
+            probs = self.probs.expand_as(hard)
+            return hard + (probs - probs.detach())  # exactly one-hot values
+        soft = D.RelaxedOneHotCategorical(torch.tensor(1.0, device=self.logits.device),
+                                          logits=self.logits).rsample(torch.Size(sample_shape))
+        hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+        return hard + (soft - soft.detach())
 
     @property
     def logits(self) -> torch.Tensor:
@@ -68,10 +122,28 @@ class OneHotCategorical(D.OneHotCategorical):
         return self.mode
 
 
-def _masked_logits(logits, probs, mask, owner: str) -> torch.Tensor:
+def _indices_to_mask(indices, mask, logits, owner: str):
+    if indices is None:
+        return mask
+    if mask is not None:
+        raise ValueError(f"{owner} takes mask or indices, not both")
+    if indices.dtype in (torch.bool, torch.float16, torch.float32, torch.float64):
+        raise TypeError(f"{owner} indices must be an integer tensor, got dtype {indices.dtype}")
+    n = logits.shape[-1]
+    if indices.numel() and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"{owner} indices must lie in [0, {n}), got {indices.tolist()}")
+    lead = torch.broadcast_shapes(logits.shape[:-1], indices.shape[:-1])
+    dense = torch.zeros(*lead, n, dtype=torch.bool, device=logits.device)
+    return dense.scatter(-1, indices.expand(*lead, indices.shape[-1]), True)
+
+
+def _masked_logits(
+    logits, probs, mask, owner: str, indices=None, neg_inf: float = float("-inf")
+) -> torch.Tensor:
     _check_one_of(logits, probs, owner)
     if logits is None:
         logits = torch.log(probs)
+    mask = _indices_to_mask(indices, mask, logits, owner)
     if mask is None:
         return logits
     if mask.dtype is not torch.bool:
@@ -91,7 +163,7 @@ def _masked_logits(logits, probs, mask, owner: str) -> torch.Tensor:
     inspectable = mask.device.type == "cpu" and not torch._C._functorch.is_batchedtensor(mask)
     if inspectable and not mask.any(-1).all():
         raise ValueError(f"{owner} got a row whose action mask allows no action")
-    return logits.masked_fill(~mask, float("-inf"))
+    return logits.masked_fill(~mask, neg_inf)
 
 
 def _masked_entropy(logits: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
@@ -105,9 +177,18 @@ class MaskedCategorical(Categorical):
     Forbidden actions are never sampled nor chosen by ``mode``; their ``log_prob`` is
     ``-inf``. Every row must allow at least one action.
 
+    Args:
+        logits / probs: the unmasked distribution (exactly one of them).
+        mask: bool tensor, ``False`` where an action is forbidden.
+        indices: (keyword) the allowed action indices instead of a mask, ``[*B, k]``.
+        neg_inf: (keyword) the logit given to forbidden actions (default ``-inf``; a large
+            negative number keeps gradients finite).
+
     >>> dist = MaskedCategorical(logits=torch.zeros(3), mask=torch.tensor([True, False, True]))
     >>> dist.log_prob(torch.tensor(1))
     tensor(-inf)
+    >>> MaskedCategorical(logits=torch.zeros(4), indices=torch.tensor([0, 2])).probs
+    tensor([0.5000, 0.0000, 0.5000, 0.0000])
     """
 
     def __init__(
@@ -115,9 +196,13 @@ class MaskedCategorical(Categorical):
         logits: torch.Tensor | None = None,
         probs: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        *,
+        indices: torch.Tensor | None = None,
+        neg_inf: float = float("-inf"),
     ) -> None:
-        self.mask = mask
-        super().__init__(logits=_masked_logits(logits, probs, mask, "MaskedCategorical"))
+        masked = _masked_logits(logits, probs, mask, "MaskedCategorical", indices, neg_inf)
+        self.mask = masked > neg_inf if indices is not None else mask
+        super().__init__(logits=masked)
 
     def entropy(self) -> torch.Tensor:
         return _masked_entropy(self.logits, self.probs)
@@ -136,9 +221,13 @@ class MaskedOneHotCategorical(OneHotCategorical):
         logits: torch.Tensor | None = None,
         probs: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        *,
+        indices: torch.Tensor | None = None,
+        neg_inf: float = float("-inf"),
     ) -> None:
-        self.mask = mask
-        super().__init__(logits=_masked_logits(logits, probs, mask, "MaskedOneHotCategorical"))
+        masked = _masked_logits(logits, probs, mask, "MaskedOneHotCategorical", indices, neg_inf)
+        self.mask = masked > neg_inf if indices is not None else mask
+        super().__init__(logits=masked)
 
     def entropy(self) -> torch.Tensor:
         return _masked_entropy(self.logits, self.probs)

@@ -1,25 +1,50 @@
-"""Model building blocks: MLP, ConvNet, dueling heads, recurrent modules."""
+"""Model building blocks: MLP, ConvNet, DDPG and dueling networks, recurrent modules."""
 
-from streamrl.modules.models.convnet import ConvNet
+from streamrl.modules.models.batchrenorm import BatchRenorm1d
+from streamrl.modules.models.consistent_dropout import ConsistentDropout, ConsistentDropoutModule
+from streamrl.modules.models.convnet import Conv2dNet, Conv3dNet, ConvNet
+from streamrl.modules.models.ddpg import (
+    DdpgCnnActor,
+    DdpgCnnQNet,
+    DdpgMlpActor,
+    DdpgMlpQNet,
+    ddpg_init_last_layer,
+)
 from streamrl.modules.models.dueling import DuelingCnnDQNet, DuelingHead, DuelingMlpDQNet
 from streamrl.modules.models.mixers import QMixer, VDNMixer
 from streamrl.modules.models.mlp import MLP
-from streamrl.modules.models.noisy import NoisyLinear, reset_noise
+from streamrl.modules.models.multiagent import MultiAgentConvNet, MultiAgentMLP
+from streamrl.modules.models.noisy import NoisyLazyLinear, NoisyLinear, reset_noise
 from streamrl.modules.models.recurrent import GRUModule, LSTMModule
-from streamrl.modules.models.utils import SquashDims, Squeeze
+from streamrl.modules.models.utils import SquashDims, Squeeze, Squeeze2dLayer, SqueezeLayer
 
 __all__ = [
     "MLP",
+    "BatchRenorm1d",
+    "ConsistentDropout",
+    "ConsistentDropoutModule",
+    "Conv2dNet",
+    "Conv3dNet",
     "ConvNet",
+    "DdpgCnnActor",
+    "DdpgCnnQNet",
+    "DdpgMlpActor",
+    "DdpgMlpQNet",
     "DuelingCnnDQNet",
     "DuelingHead",
     "DuelingMlpDQNet",
     "GRUModule",
     "LSTMModule",
+    "MultiAgentConvNet",
+    "MultiAgentMLP",
+    "NoisyLazyLinear",
     "NoisyLinear",
     "QMixer",
     "SquashDims",
     "Squeeze",
+    "Squeeze2dLayer",
+    "SqueezeLayer",
     "VDNMixer",
+    "ddpg_init_last_layer",
     "reset_noise",
 ]

@@ -37,6 +37,26 @@ def _layer_sizes(num_cells: int | Sequence[int] | None, depth: int | None) -> li
     return cells
 
 
+def _per_layer_kwargs(name: str, kwargs: dict | Sequence[dict] | None, n: int) -> list[dict]:
+    if kwargs is None or isinstance(kwargs, dict):
+        return [dict(kwargs or {}) for _ in range(n)]
+    kwargs = list(kwargs)
+    if len(kwargs) != n or not all(isinstance(k, dict) for k in kwargs):
+        raise ValueError(f"{name} must be a dict or a list of {n} dicts, got {kwargs!r}")
+    return kwargs
+
+
+class _SharedBias(nn.Module):
+    """One learnable scalar added to every output feature."""
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, device=device))
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:
+        return value + self.bias
+
+
 class MLP(nn.Sequential):
     """A stack of linear layers with activations, built as an ``nn.Sequential``.
 
@@ -46,14 +66,19 @@ class MLP(nn.Sequential):
         out_features: size of the output, an int or a shape (the output then gets that shape).
         depth: number of hidden layers when ``num_cells`` is an int (default 3).
         num_cells: hidden sizes, an int (repeated ``depth`` times) or a list. Default 32 x 3.
-        activation_class / activation_kwargs: activation after every hidden layer (``nn.Tanh``).
+        activation_class / activation_kwargs: activation after every hidden layer (``nn.Tanh``);
+            ``activation_kwargs`` may be one dict or a list with one dict per activation.
         norm_class / norm_kwargs: optional normalisation layer after each hidden linear layer;
             it is built with the layer width as first argument (e.g. ``nn.LayerNorm``).
+            ``norm_kwargs`` may be one dict or a list with one dict per hidden layer.
         dropout: dropout probability after each hidden activation (``None``: no dropout).
         bias_last_layer: whether the output layer has a bias.
-        activate_last_layer: apply the activation to the output too.
+        single_bias_last_layer: the output layer has one bias scalar shared by all its
+            output features (not with :class:`~streamrl.modules.NoisyLinear`).
         layer_class: the linear layer type (e.g. :class:`~streamrl.modules.NoisyLinear`); any
             class other than ``nn.Linear`` needs ``in_features``.
+        layer_kwargs: extra keyword arguments of every linear layer, one dict or a list with
+            one dict per layer (``depth + 1`` entries).
 
     Several inputs are concatenated along their last dimension, so a value network can read
     ``(observation, action)``:
@@ -72,13 +97,15 @@ class MLP(nn.Sequential):
         depth: int | None = None,
         num_cells: int | Sequence[int] | None = None,
         activation_class: type[nn.Module] = nn.Tanh,
-        activation_kwargs: dict | None = None,
+        activation_kwargs: dict | Sequence[dict] | None = None,
         norm_class: type[nn.Module] | None = None,
-        norm_kwargs: dict | None = None,
+        norm_kwargs: dict | Sequence[dict] | None = None,
         dropout: float | None = None,
         bias_last_layer: bool = True,
-        activate_last_layer: bool = False,
+        single_bias_last_layer: bool = False,
         layer_class: type[nn.Module] = nn.Linear,
+        layer_kwargs: dict | Sequence[dict] | None = None,
+        activate_last_layer: bool = False,
         device: torch.device | str | None = None,
     ) -> None:
         if layer_class is not nn.Linear and in_features is None:
@@ -88,22 +115,34 @@ class MLP(nn.Sequential):
         out_shape = _as_shape(out_features)
         if dropout is not None and not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if single_bias_last_layer and not bias_last_layer:
+            raise ValueError("single_bias_last_layer=True needs bias_last_layer=True")
+        if single_bias_last_layer and getattr(layer_class, "reset_noise", None) is not None:
+            raise ValueError(
+                f"single_bias_last_layer=True does not work with layer_class="
+                f"{layer_class.__name__} (a noisy layer owns its bias)"
+            )
         cells = _layer_sizes(num_cells, depth)
-        act_kwargs = activation_kwargs or {}
+        n_act = len(cells) + int(activate_last_layer)
+        act_kwargs = _per_layer_kwargs("activation_kwargs", activation_kwargs, n_act)
+        n_kwargs = _per_layer_kwargs("norm_kwargs", norm_kwargs, len(cells))
+        l_kwargs = _per_layer_kwargs("layer_kwargs", layer_kwargs, len(cells) + 1)
         layers: list[nn.Module] = []
         prev = in_features
         sizes = [*cells, math.prod(out_shape)]
         for i, width in enumerate(sizes):
             last = i == len(sizes) - 1
-            bias = bias_last_layer if last else True
+            bias = bias_last_layer and not single_bias_last_layer if last else True
             if prev is None:
-                layers.append(nn.LazyLinear(width, bias=bias, device=device))
+                layers.append(nn.LazyLinear(width, bias=bias, device=device, **l_kwargs[i]))
             else:
-                layers.append(layer_class(prev, width, bias=bias, device=device))
+                layers.append(layer_class(prev, width, bias=bias, device=device, **l_kwargs[i]))
+            if last and single_bias_last_layer:
+                layers.append(_SharedBias(device=device))
             if not last and norm_class is not None:
-                layers.append(norm_class(width, **(norm_kwargs or {})))
+                layers.append(norm_class(width, **n_kwargs[i]))
             if not last or activate_last_layer:
-                layers.append(activation_class(**act_kwargs))
+                layers.append(activation_class(**act_kwargs[i]))
             if not last and dropout:
                 layers.append(nn.Dropout(dropout))
             prev = width

@@ -7,8 +7,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
+from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
-__all__ = ["NoisyLinear", "reset_noise"]
+__all__ = ["NoisyLazyLinear", "NoisyLinear", "reset_noise"]
 
 
 def _scaled_noise(size: int, device, dtype) -> torch.Tensor:
@@ -33,9 +35,9 @@ class NoisyLinear(nn.Module):
         in_features: int,
         out_features: int,
         bias: bool = True,
-        std_init: float = 0.5,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        std_init: float = 0.5,
     ) -> None:
         super().__init__()
         if in_features < 1 or out_features < 1:
@@ -99,6 +101,57 @@ class NoisyLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias_mu is not None}, std_init={self.std_init}"
         )
+
+
+class NoisyLazyLinear(LazyModuleMixin, NoisyLinear):
+    """A :class:`NoisyLinear` that learns ``in_features`` from its first input.
+
+    Parameters and noise buffers are created (initialised, with fresh noise) on the first
+    call; after that it is a plain :class:`NoisyLinear`. Build the optimizer after that call.
+
+    >>> layer = NoisyLazyLinear(2)
+    >>> layer(torch.zeros(5, 7)).shape, layer.in_features
+    (torch.Size([5, 2]), 7)
+    >>> type(layer).__name__
+    'NoisyLinear'
+    """
+
+    cls_to_become = NoisyLinear
+
+    def __init__(
+        self,
+        out_features: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        std_init: float = 0.5,
+    ) -> None:
+        # build a 1-input layer, then swap its tensors for uninitialized ones
+        super().__init__(1, out_features, bias, device, dtype, std_init)
+        kw = {"device": device, "dtype": dtype}
+        self.in_features = 0
+        self.weight_mu = UninitializedParameter(**kw)
+        self.weight_sigma = UninitializedParameter(**kw)
+        self.weight_epsilon = UninitializedBuffer(**kw)
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params() and self.in_features != 0:
+            super().reset_parameters()
+
+    def reset_noise(self) -> None:
+        if not self.has_uninitialized_params() and self.in_features != 0:
+            super().reset_noise()
+
+    def initialize_parameters(self, value: torch.Tensor) -> None:
+        if self.has_uninitialized_params():
+            with torch.no_grad():
+                self.in_features = value.shape[-1]
+                shape = (self.out_features, self.in_features)
+                self.weight_mu.materialize(shape)
+                self.weight_sigma.materialize(shape)
+                self.weight_epsilon.materialize(shape)
+                self.reset_parameters()
+                self.reset_noise()
 
 
 def reset_noise(module: nn.Module) -> None:

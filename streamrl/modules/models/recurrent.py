@@ -5,7 +5,9 @@ the state at ``recurrent_state_*`` (zeros when the key is missing), resets it wh
 is True, and writes the new state under ``("next", recurrent_state_*)`` so that ``step_mdp``
 carries it to the next step.
 
-Sequence mode (``module.set_recurrent_mode(True)``): the last batch dim is time, ``[*B, T]``.
+Sequence mode (inside ``with set_recurrent_mode(True)``, or on the copy returned by
+``module.set_recurrent_mode(True)``, or with ``default_recurrent_mode=True``): the last batch
+dim is time, ``[*B, T]``.
 The state is read at ``t = 0`` and reset wherever ``is_init`` is True inside the sequence, so
 the outputs equal a stepwise rollout over the same data. The fused kernels do not return
 intermediate states, so ``("next", recurrent_state_*)`` entries already in the TensorDict
@@ -26,6 +28,8 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import unravel_key
 from torch import nn
+
+from streamrl.modules.models.recurrent_mode import recurrent_mode as _global_recurrent_mode
 
 __all__ = ["GRUModule", "LSTMModule"]
 
@@ -60,31 +64,61 @@ class _RecurrentModule(TensorDictModuleBase):
 
     def __init__(
         self,
-        input_size: int,
-        hidden_size: int,
+        input_size: int | None = None,
+        hidden_size: int | None = None,
         num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        python_based: bool = False,
         *,
         in_key: str | None = None,
         in_keys: list | None = None,
         out_key: str | None = None,
         out_keys: list | None = None,
-        bias: bool = True,
-        dropout: float = 0.0,
         device: torch.device | str | None = None,
+        rnn: nn.RNNBase | None = None,
+        default_recurrent_mode: bool | None = None,
     ) -> None:
         super().__init__()
-        for name, val in (("input_size", input_size), ("hidden_size", hidden_size),
-                          ("num_layers", num_layers)):
-            if not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be a positive int, got {val!r}")
+        name = type(self).__name__
+        if not batch_first:
+            raise ValueError(f"{name} needs batch_first=True (time is the last batch dim)")
+        if bidirectional:
+            raise ValueError(f"{name} does not support bidirectional=True (it runs online)")
+        if rnn is not None:
+            if input_size is not None or hidden_size is not None:
+                raise ValueError(f"{name}: pass either the sizes or a built rnn module, not both")
+            if not isinstance(rnn, self._rnn_class):
+                raise TypeError(f"{name} expected an {self._rnn_class.__name__}, got {rnn!r}")
+            if not rnn.batch_first or rnn.bidirectional or getattr(rnn, "proj_size", 0):
+                raise ValueError(
+                    f"{name} needs a batch_first, unidirectional rnn without projection, "
+                    f"got {rnn!r}"
+                )
+        else:
+            for arg, val in (("input_size", input_size), ("hidden_size", hidden_size),
+                             ("num_layers", num_layers)):
+                if not isinstance(val, int) or val < 1:
+                    raise ValueError(f"{arg} must be a positive int, got {val!r}")
+            rnn = self._rnn_class(
+                input_size, hidden_size, num_layers, bias=bias, dropout=dropout,
+                batch_first=True, device=device,
+            )
         self.in_keys, self.out_keys = _keys(
             in_key, in_keys, "embed", out_key, out_keys, list(self._state_keys)
         )
-        self.rnn = self._rnn_class(
-            input_size, hidden_size, num_layers, bias=bias, dropout=dropout,
-            batch_first=True, device=device,
-        )
-        self.recurrent_mode = False
+        self.rnn = rnn
+        self.python_based = bool(python_based)
+        self._recurrent_mode = bool(default_recurrent_mode)
+
+    @property
+    def recurrent_mode(self) -> bool:
+        """Whether the module runs over sequences now: the :func:`set_recurrent_mode`
+        context's mode if one is active, else the module's own default."""
+        mode = _global_recurrent_mode()
+        return self._recurrent_mode if mode is None else mode
 
     @property
     def _state_shape(self) -> tuple[int, int]:
@@ -93,7 +127,7 @@ class _RecurrentModule(TensorDictModuleBase):
     def set_recurrent_mode(self, mode: bool = True) -> _RecurrentModule:
         """Return a copy (sharing parameters) that runs over ``[*B, T]`` sequences if ``mode``."""
         out = copy.copy(self)
-        out.recurrent_mode = bool(mode)
+        out._recurrent_mode = bool(mode)
         return out
 
     def initial_state(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -148,7 +182,7 @@ class _RecurrentModule(TensorDictModuleBase):
     def _run(self, x: torch.Tensor, states: list[torch.Tensor]):
         # x: [N, T, F]; states: [N, L, H] -> rnn wants [L, N, H]
         weights = [getattr(self.rnn, name) for name in self.rnn._flat_weights_names]
-        if _is_batched(x, *states, *weights):
+        if self.python_based or _is_batched(x, *states, *weights):
             # fused RNN kernels have no vmap batching rule: use the same math step by step
             return self._run_unfused(x, states)
         hx = [s.transpose(0, 1).contiguous() for s in states]
@@ -236,6 +270,18 @@ class LSTMModule(_RecurrentModule):
     shape ``[*batch, num_layers, hidden_size]``; missing states are zeros. See the module
     docstring for stepwise vs. sequence mode.
 
+    Args:
+        input_size, hidden_size, num_layers, bias, dropout: as for ``nn.LSTM``.
+        batch_first: must be ``True``; proj_size: must be 0; bidirectional: must be ``False``
+            (TorchRL's arguments, kept so its calls work; other values are refused).
+        python_based: run the cell math step by step in Python instead of the fused kernel
+            (same results; needed e.g. for higher-order gradients).
+        in_key / in_keys, out_key / out_keys: the keys (see above).
+        device: where to build the LSTM.
+        lstm: an ``nn.LSTM`` (``batch_first=True``) to wrap instead of building one.
+        default_recurrent_mode: run over sequences when no :func:`set_recurrent_mode`
+            context says otherwise (default ``False``).
+
     >>> from tensordict import TensorDict
     >>> lstm = LSTMModule(3, 8, in_key="obs", out_key="features")
     >>> td = lstm(TensorDict({"obs": torch.randn(4, 3)}, [4]))
@@ -245,6 +291,39 @@ class LSTMModule(_RecurrentModule):
 
     _rnn_class = nn.LSTM
     _state_keys = ("recurrent_state_h", "recurrent_state_c")
+
+    def __init__(
+        self,
+        input_size: int | None = None,
+        hidden_size: int | None = None,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        proj_size: int = 0,
+        bidirectional: bool = False,
+        python_based: bool = False,
+        *,
+        in_key: str | None = None,
+        in_keys: list | None = None,
+        out_key: str | None = None,
+        out_keys: list | None = None,
+        device: torch.device | str | None = None,
+        lstm: nn.LSTM | None = None,
+        default_recurrent_mode: bool | None = None,
+    ) -> None:
+        if proj_size:
+            raise ValueError(f"LSTMModule does not support proj_size (got {proj_size})")
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            python_based, in_key=in_key, in_keys=in_keys, out_key=out_key, out_keys=out_keys,
+            device=device, rnn=lstm, default_recurrent_mode=default_recurrent_mode,
+        )
+
+    @property
+    def lstm(self) -> nn.LSTM:
+        """The wrapped ``nn.LSTM``."""
+        return self.rnn
 
     @staticmethod
     def _cell(gates_i, gates_h, state):
@@ -257,7 +336,8 @@ class GRUModule(_RecurrentModule):
     """An ``nn.GRU`` reading and writing its hidden state in the TensorDict.
 
     Default keys: in ``["embed", "recurrent_state", "is_init"]`` (pass ``in_keys`` to rename),
-    out ``["embed", ("next", "recurrent_state")]``. Same conventions as :class:`LSTMModule`.
+    out ``["embed", ("next", "recurrent_state")]``. Same conventions and arguments as
+    :class:`LSTMModule` (``gru=`` wraps a built ``nn.GRU``; no ``proj_size``).
 
     >>> from tensordict import TensorDict
     >>> gru = GRUModule(3, 8, in_key="obs", out_key="features").set_recurrent_mode(True)
@@ -267,6 +347,36 @@ class GRUModule(_RecurrentModule):
 
     _rnn_class = nn.GRU
     _state_keys = ("recurrent_state",)
+
+    def __init__(
+        self,
+        input_size: int | None = None,
+        hidden_size: int | None = None,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        python_based: bool = False,
+        *,
+        in_key: str | None = None,
+        in_keys: list | None = None,
+        out_key: str | None = None,
+        out_keys: list | None = None,
+        device: torch.device | str | None = None,
+        gru: nn.GRU | None = None,
+        default_recurrent_mode: bool | None = None,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            python_based, in_key=in_key, in_keys=in_keys, out_key=out_key, out_keys=out_keys,
+            device=device, rnn=gru, default_recurrent_mode=default_recurrent_mode,
+        )
+
+    @property
+    def gru(self) -> nn.GRU:
+        """The wrapped ``nn.GRU``."""
+        return self.rnn
 
     @staticmethod
     def _cell(gates_i, gates_h, state):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
-__all__ = ["SquashDims", "Squeeze"]
+__all__ = ["SquashDims", "Squeeze", "Squeeze2dLayer", "SqueezeLayer"]
 
 
 class SquashDims(nn.Module):
@@ -48,3 +50,49 @@ class Squeeze(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class SqueezeLayer(nn.Module):
+    """Remove the given singleton dimensions, one after the other, in order.
+
+    Unlike :class:`Squeeze`, a dimension that is not of size 1 is an error.
+
+    >>> SqueezeLayer((-1, -1))(torch.zeros(3, 4, 1, 1)).shape
+    torch.Size([3, 4])
+    >>> SqueezeLayer((-1, -2))(torch.zeros(3, 1, 1, 1)).shape  # -2 of the squeezed [3, 1, 1]
+    torch.Size([3, 1])
+    """
+
+    def __init__(self, dims: Sequence[int] = (-1,)) -> None:
+        super().__init__()
+        dims = tuple(dims)
+        if not dims or not all(isinstance(d, int) for d in dims):
+            raise ValueError(f"dims must be a non-empty sequence of ints, got {dims!r}")
+        self.dims = dims
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:
+        for dim in self.dims:
+            if value.ndim == 0 or not -value.ndim <= dim < value.ndim or value.shape[dim] != 1:
+                raise ValueError(
+                    f"{type(self).__name__} expected a singleton dim {dim} (dims={self.dims}), "
+                    f"got shape {tuple(value.shape)}"
+                )
+            value = value.squeeze(dim)
+        return value
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}"
+
+
+class Squeeze2dLayer(SqueezeLayer):
+    """Remove the two trailing singleton dims of a pooled ``[*B, C, 1, 1]`` feature map.
+
+    >>> Squeeze2dLayer()(torch.zeros(2, 64, 1, 1)).shape
+    torch.Size([2, 64])
+    """
+
+    def __init__(self) -> None:
+        super().__init__((-1, -1))
+
+    def extra_repr(self) -> str:
+        return ""

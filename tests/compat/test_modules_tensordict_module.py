@@ -1,0 +1,87 @@
+"""Compatibility with TorchRL 0.14's ``torchrl.modules.tensordict_module`` (and the same names
+under ``torchrl.modules``): the safe sequences, the recurrent modules and their mode. Every
+name listed here imports from the same path under ``streamrl`` and its documented constructor
+and main call work; the names not provided are listed in docs/torchrl_differences.md."""
+
+import importlib
+
+import pytest
+import torch
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
+from torch import nn
+
+NAMES = [
+    "Actor", "ActorCriticOperator", "ActorCriticWrapper", "ActorValueOperator",
+    "AdditiveGaussianModule", "EGreedyModule", "GRUModule", "LSTMModule",
+    "OrnsteinUhlenbeckProcessModule", "ProbabilisticActor", "QValueActor", "QValueModule",
+    "RandomPolicy", "SafeModule", "SafeProbabilisticModule",
+    "SafeProbabilisticTensorDictSequential", "SafeSequential", "TanhModule", "ValueOperator",
+    "VmapModule", "WorldModelWrapper", "recurrent_mode", "set_recurrent_mode",
+]
+
+
+@pytest.mark.parametrize("path", ["torchrl.modules", "torchrl.modules.tensordict_module"])
+def test_names_import_from_the_same_path(path):
+    module = importlib.import_module(path.replace("torchrl", "streamrl", 1))
+    top = importlib.import_module("streamrl.modules")
+    for name in NAMES:
+        obj = getattr(module, name)
+        assert obj.__doc__, f"{path}.{name} has no docstring"
+        assert obj is getattr(top, name)
+
+
+def test_safe_sequential_documented_call():
+    from streamrl.data.specs import Unbounded
+    from streamrl.modules import (
+        NormalParamExtractor,
+        SafeModule,
+        SafeProbabilisticModule,
+        SafeProbabilisticTensorDictSequential,
+        SafeSequential,
+        TanhNormal,
+    )
+
+    net1 = TensorDictModule(nn.Sequential(nn.Linear(4, 8), NormalParamExtractor()),
+                            in_keys=["input"], out_keys=["loc", "scale"])
+    prob = SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["hidden"],
+                                   spec=Unbounded(4), distribution_class=TanhNormal,
+                                   return_log_prob=True)
+    module1 = SafeProbabilisticTensorDictSequential(net1, prob, partial_tolerant=False)
+    module2 = SafeModule(nn.Linear(4, 8), in_keys=["hidden"], out_keys=["output"],
+                         spec=Unbounded(8))
+    seq = SafeSequential(module1, module2, partial_tolerant=False, inplace=None)
+    td = seq(TensorDict({"input": torch.randn(3, 4)}, [3]))
+    assert td["output"].shape == (3, 8) and td["hidden"].shape == (3, 4)
+    assert set(seq.spec.keys()) == {"hidden", "output"}
+
+
+def test_recurrent_modules_documented_arguments_and_mode():
+    from streamrl.modules import GRUModule, LSTMModule, recurrent_mode, set_recurrent_mode
+
+    lstm = LSTMModule(input_size=3, hidden_size=5, num_layers=1, bias=True, batch_first=True,
+                      dropout=0, proj_size=0, bidirectional=False, python_based=False,
+                      in_key="obs", out_key="out", device="cpu", default_recurrent_mode=None)
+    gru = GRUModule(3, 5, 1, True, True, 0, False, True, in_keys=["obs", "h", "is_init"],
+                    out_keys=["out", ("next", "h")])
+    td = TensorDict({"obs": torch.randn(2, 6, 3)}, [2, 6])
+    assert recurrent_mode() is None
+    with set_recurrent_mode(True):
+        assert lstm(td.clone())["out"].shape == (2, 6, 5)
+        assert gru(td.clone())["next", "h"].shape == (2, 6, 1, 5)
+    with set_recurrent_mode("sequential"):
+        assert not lstm.recurrent_mode
+
+
+def test_vmap_module_and_world_model_documented_calls():
+    from streamrl.modules import VmapModule, WorldModelWrapper
+
+    lam = TensorDictModule(lambda x: x[0], in_keys=["x"], out_keys=["y"])
+    td = TensorDict({"x": torch.ones((10, 3, 2))}, batch_size=[10])
+    VmapModule(lam, 0)(td)
+    assert (td["x"][:, 0] == td["y"]).all()
+    world = WorldModelWrapper(
+        transition_model=TensorDictModule(nn.Linear(3, 3), ["s"], [("next", "s")]),
+        reward_model=TensorDictModule(nn.Linear(3, 1), [("next", "s")], [("next", "reward")]),
+    )
+    assert world(TensorDict({"s": torch.randn(2, 3)}, [2]))["next", "reward"].shape == (2, 1)
