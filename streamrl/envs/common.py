@@ -448,10 +448,12 @@ class EnvBase:
         if tensordict is None:
             tensordict = TensorDict(batch_size=self.batch_size, device=self.device)
         full, keys, spec, _ = self._action_info()
+        extra = tensordict.batch_size[: len(tensordict.batch_size) - len(self.batch_size)]
         if len(keys) == 1:
-            tensordict.set(keys[0], spec.rand())
+            # an unlocked env given more leading dims draws one action per row
+            tensordict.set(keys[0], spec.rand(extra) if extra else spec.rand())
         else:
-            tensordict.update(full.rand())
+            tensordict.update(full.rand(extra) if extra else full.rand())
         return tensordict
 
     def rand_step(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
