@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torch import nn
 
 from streamrl.data.specs import Categorical, Composite, TensorSpec, Unbounded
 from streamrl.envs.step_buffers import StepBuffers
@@ -49,7 +50,7 @@ def _complete_done(td: TensorDictBase) -> None:
         td.set("done", term | trunc)
 
 
-class EnvBase:
+class EnvBase(nn.Module):
     """Base class of every environment.
 
     A step reads ``tensordict["action"]`` and writes ``tensordict["next"]`` with
@@ -86,6 +87,12 @@ class EnvBase:
     Wrappers (e.g. TransformedEnv) may override the ``full_*_spec`` properties: every other
     spec property is derived from them.
 
+    As in TorchRL an env is an ``nn.Module``: a custom env may hold parameters and buffers
+    (``self.register_buffer("g", torch.tensor(9.81))``, ``nn.Parameter`` attributes) and
+    sub-modules (a learnt model), which ``parameters()``, ``state_dict()`` and ``to()`` see.
+    Other attributes are plain Python attributes (no ``nn.Module`` bookkeeping when they
+    are set, so stepping costs what it did).
+
     >>> from streamrl.envs.libs.gym import GymEnv
     >>> with GymEnv("Pendulum-v1") as env:
     ...     td = env.rollout(3)
@@ -98,6 +105,7 @@ class EnvBase:
     ) -> None:
         if not isinstance(batch_locked, bool):
             raise TypeError(f"batch_locked must be a bool, found {type(batch_locked).__name__}")
+        nn.Module.__init__(self)
         self._batch_locked = batch_locked
         self.batch_size = torch.Size(batch_size or ())
         self.device = None if device is None else torch.device(device)
@@ -116,6 +124,30 @@ class EnvBase:
         self._full_done_spec = _done_spec(self.batch_size, device)
         self._full_state_spec = Composite(shape=self.batch_size)
         self._action_cache: tuple | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Parameters, tensors set over a registered buffer and sub-modules get nn.Module's
+        # bookkeeping; anything else is a plain attribute (nn.Module's __setattr__ costs ~1 us,
+        # and stepping sets attributes). Sub-modules are also kept in __dict__ so that plain
+        # lookups (and wrappers that read self.__dict__) find them.
+        d = self.__dict__
+        if isinstance(value, nn.Parameter) or (
+            "_buffers" in d and (name in d["_buffers"] or name in d["_parameters"])
+        ):
+            nn.Module.__setattr__(self, name, value)
+        elif isinstance(value, nn.Module) and "_modules" in d:
+            d["_modules"][name] = value
+            object.__setattr__(self, name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        modules = self.__dict__.get("_modules")
+        if modules is not None and name in modules and name in self.__dict__:
+            del modules[name]
+            object.__delattr__(self, name)
+        else:
+            nn.Module.__delattr__(self, name)
 
     # ------------------------------------------------------------------ specs
     @property

@@ -297,7 +297,7 @@ class GymWrapper(EnvBase):
         # construction or unpickling, nor for dunder names)
         env = self.__dict__.get("_env")
         if env is None or name.startswith("__"):
-            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+            return super().__getattr__(name)  # nn.Module's (buffers, parameters)
         try:
             return getattr(env, name)
         except AttributeError:
