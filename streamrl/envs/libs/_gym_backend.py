@@ -12,8 +12,6 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-__all__ = ["gym_backend", "set_gym_backend"]
-
 _SUPPORTED = "gymnasium"
 
 
