@@ -114,7 +114,7 @@ def test_custom_env_is_an_nn_module_with_buffers_and_parameters():
     del env.model
     assert "model.weight" not in env.state_dict()
     with pytest.raises(AttributeError):
-        env.model
+        _ = env.model
 
 
 # ---------------------------------------------------------------- batch_locked
@@ -141,7 +141,7 @@ def test_gym_wrapper_reads_missing_attributes_from_the_gymnasium_env():
     assert env.spec.id == "CartPole-v1"
     assert env.unwrapped.gravity == pytest.approx(9.8)
     with pytest.raises(AttributeError, match="no_such_attribute"):
-        env.no_such_attribute
+        _ = env.no_such_attribute
     wrapped = TransformedEnv(env, StepCounter())
     assert wrapped.spec.id == "CartPole-v1"  # TransformedEnv -> GymEnv -> gymnasium env
     assert pickle.loads(pickle.dumps(EnvCreator(lambda: GymEnv("CartPole-v1"))))().spec
