@@ -216,3 +216,29 @@ def test_env_creator_state_dict_reaches_the_envs_it_builds():
         make.load_state_dict({**new, key: torch.zeros(7, 7)})
     with pytest.raises(TypeError):
         EnvCreator(_norm_env, create_env_kwargs=[1])
+
+
+# ---------------------------------------------------------------- check_env_specs
+def test_check_env_specs_takes_torchrl_arguments():
+    with GymEnv("CartPole-v1") as env:
+        check_env_specs(env, seed=0, break_when_any_done="both")
+        check_env_specs(env, return_contiguous=True, check_dtype=False)
+        env.set_seed(1)
+        check_env_specs(env, tensordict=env.reset())
+        with pytest.raises(ValueError, match="return_contiguous"):
+            check_env_specs(env, return_contiguous=False)
+        with pytest.raises(ValueError, match="break_when_any_done"):
+            check_env_specs(env, break_when_any_done="sometimes")
+
+
+def test_check_env_specs_check_dtype_false_tolerates_a_dtype_mismatch():
+    class DoubleObs(DoneOnlyEnv):
+        def _step(self, td):
+            out = super()._step(td)
+            out["observation"] = out["observation"].double()
+            return out
+
+    env = DoubleObs()
+    with pytest.raises(TypeError, match="dtype"):
+        check_env_specs(env)
+    check_env_specs(env, check_dtype=False)
