@@ -106,6 +106,9 @@ class EnvBase(nn.Module):
         if not isinstance(batch_locked, bool):
             raise TypeError(f"batch_locked must be a bool, found {type(batch_locked).__name__}")
         nn.Module.__init__(self)
+        declared = type(self).__dict__.get("batch_locked", None)
+        if isinstance(declared, bool):  # TorchRL style: ``batch_locked = False`` on the class
+            batch_locked = declared
         self._batch_locked = batch_locked
         self.batch_size = torch.Size(batch_size or ())
         self.device = None if device is None else torch.device(device)
@@ -131,6 +134,8 @@ class EnvBase(nn.Module):
         # and stepping sets attributes). Sub-modules are also kept in __dict__ so that plain
         # lookups (and wrappers that read self.__dict__) find them.
         d = self.__dict__
+        if name == "batch_locked" and isinstance(value, bool):
+            d["_batch_locked"] = value  # (a class declaring it as a bool hides the setter)
         if isinstance(value, nn.Parameter) or (
             "_buffers" in d and (name in d["_buffers"] or name in d["_parameters"])
         ):

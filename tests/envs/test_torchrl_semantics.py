@@ -242,3 +242,20 @@ def test_check_env_specs_check_dtype_false_tolerates_a_dtype_mismatch():
     with pytest.raises(TypeError, match="dtype"):
         check_env_specs(env)
     check_env_specs(env, check_dtype=False)
+
+
+def test_batch_locked_declared_on_the_class_as_in_torchrl():
+    class Unlocked(DoneOnlyEnv):
+        batch_locked = False
+
+        def _reset(self, td, **kwargs):
+            batch = () if td is None else td.batch_size
+            return TensorDict({"observation": torch.zeros(*batch, 2)}, batch_size=batch)
+
+    env = Unlocked()
+    assert env.batch_locked is False
+    td = env.reset(TensorDict(batch_size=[3]))
+    assert td["observation"].shape == (3, 2) and td["done"].shape == (3, 1)
+    env.batch_locked = True
+    with pytest.raises(ValueError, match="batch_size"):
+        env.reset(TensorDict(batch_size=[3]))
