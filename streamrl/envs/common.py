@@ -640,7 +640,15 @@ class EnvBase(nn.Module):
         self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
     ) -> int:
         """Hook of :meth:`step_into` (arguments checked). The default steps with
-        :meth:`step` and resets with :meth:`maybe_reset`, one TensorDict per step."""
+        :meth:`step` and resets with :meth:`maybe_reset`, one TensorDict per step.
+        Without gradients: the buffers keep values only (a custom env with a learnt model
+        would otherwise fail to write outputs that require grad)."""
+        with torch.no_grad():
+            return self._step_into_loop(buffers, t, steps, break_when_any_done)
+
+    def _step_into_loop(
+        self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
+    ) -> int:
         for i in range(t, t + steps):
             stepped = self.step(buffers.root_tensordict(i))
             root = step_mdp(stepped, exclude_action=True, exclude_reward=True)

@@ -46,8 +46,7 @@ class DoneOnlyEnv(EnvBase):
         self.t = 0
         return TensorDict({"observation": torch.zeros(2)})
 
-    @torch.no_grad()
-    def _step(self, td):
+    def _step(self, td):  # outputs require grad (a learnt model)
         self.t += 1
         obs = self.model(td["action"]) * self.scale + self.bias
         done = torch.tensor([self.t >= self.horizon])
@@ -98,6 +97,7 @@ def test_terminated_and_truncated_are_filled_from_done():
     assert torch.equal(nxt["terminated"], nxt["done"])
     assert not nxt["truncated"].any()
     assert nxt["done"][-1].item()
+    assert not nxt["observation"].requires_grad  # buffered rollouts keep values only
     check_env_specs(env)
 
 
