@@ -10,8 +10,9 @@ inputs and outputs. Every env steps through one protocol, :meth:`EnvBase.step_in
 from streamrl.envs import transforms as _transforms
 from streamrl.envs.batched import SerialEnv
 from streamrl.envs.common import EnvBase, EnvClosedError
+from streamrl.envs.custom import PendulumEnv
 from streamrl.envs.env_creator import EnvCreator
-from streamrl.envs.libs.gym import GymEnv, GymWrapper
+from streamrl.envs.libs.gym import GymEnv, GymWrapper, gym_backend, set_gym_backend
 from streamrl.envs.parallel import ParallelEnv
 from streamrl.envs.step_buffers import StepBuffers
 from streamrl.envs.stepping import run_steps
@@ -33,13 +34,16 @@ __all__ = [
     "GymEnv",
     "GymWrapper",
     "ParallelEnv",
+    "PendulumEnv",
     "RandomPolicy",
     "SerialEnv",
     "StepBuffers",
     "check_env_specs",
     "exploration_type",
+    "gym_backend",
     "run_steps",
     "set_exploration_type",
+    "set_gym_backend",
     "step_mdp",
     *_transforms.__all__,
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torch import nn
 
 from streamrl.data.specs import Categorical, Composite, TensorSpec, Unbounded
 from streamrl.envs.step_buffers import StepBuffers
@@ -28,7 +29,28 @@ def _done_spec(batch_size: torch.Size, device: Any) -> Composite:
     return Composite({k: flag.clone() for k in DONE_KEYS}, shape=batch_size)
 
 
-class EnvBase:
+def _complete_done(td: TensorDictBase) -> None:
+    """Fill the done flags an env left out, as TorchRL does for custom envs: ``terminated``
+    from ``done``, ``done`` from ``terminated | truncated``, ``truncated`` as False."""
+    keys = td.keys()
+    has = [k in keys for k in DONE_KEYS]
+    if all(has):
+        return
+    done, term, trunc = (td.get(k) if h else None for k, h in zip(DONE_KEYS, has, strict=True))
+    ref = next((f for f in (done, term, trunc) if f is not None), None)
+    if ref is None:
+        ref = torch.zeros((*td.batch_size, 1), dtype=torch.bool, device=td.device)
+    if trunc is None:
+        trunc = torch.zeros_like(ref, dtype=torch.bool)
+        td.set("truncated", trunc)
+    if term is None:
+        term = done.clone() if done is not None else torch.zeros_like(ref, dtype=torch.bool)
+        td.set("terminated", term)
+    if done is None:
+        td.set("done", term | trunc)
+
+
+class EnvBase(nn.Module):
     """Base class of every environment.
 
     A step reads ``tensordict["action"]`` and writes ``tensordict["next"]`` with
@@ -65,6 +87,12 @@ class EnvBase:
     Wrappers (e.g. TransformedEnv) may override the ``full_*_spec`` properties: every other
     spec property is derived from them.
 
+    As in TorchRL an env is an ``nn.Module``: a custom env may hold parameters and buffers
+    (``self.register_buffer("g", torch.tensor(9.81))``, ``nn.Parameter`` attributes) and
+    sub-modules (a learnt model), which ``parameters()``, ``state_dict()`` and ``to()`` see.
+    Other attributes are plain Python attributes (no ``nn.Module`` bookkeeping when they
+    are set, so stepping costs what it did).
+
     >>> from streamrl.envs.libs.gym import GymEnv
     >>> with GymEnv("Pendulum-v1") as env:
     ...     td = env.rollout(3)
@@ -72,7 +100,16 @@ class EnvBase:
     torch.Size([3, 1])
     """
 
-    def __init__(self, *, device: Any = None, batch_size: Any = None) -> None:
+    def __init__(
+        self, *, device: Any = None, batch_size: Any = None, batch_locked: bool = True
+    ) -> None:
+        if not isinstance(batch_locked, bool):
+            raise TypeError(f"batch_locked must be a bool, found {type(batch_locked).__name__}")
+        nn.Module.__init__(self)
+        declared = type(self).__dict__.get("batch_locked", None)
+        if isinstance(declared, bool):  # TorchRL style: ``batch_locked = False`` on the class
+            batch_locked = declared
+        self._batch_locked = batch_locked
         self.batch_size = torch.Size(batch_size or ())
         self.device = None if device is None else torch.device(device)
         self._closed = False
@@ -90,6 +127,32 @@ class EnvBase:
         self._full_done_spec = _done_spec(self.batch_size, device)
         self._full_state_spec = Composite(shape=self.batch_size)
         self._action_cache: tuple | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Parameters, tensors set over a registered buffer and sub-modules get nn.Module's
+        # bookkeeping; anything else is a plain attribute (nn.Module's __setattr__ costs ~1 us,
+        # and stepping sets attributes). Sub-modules are also kept in __dict__ so that plain
+        # lookups (and wrappers that read self.__dict__) find them.
+        d = self.__dict__
+        if name == "batch_locked" and isinstance(value, bool):
+            d["_batch_locked"] = value  # (a class declaring it as a bool hides the setter)
+        if isinstance(value, nn.Parameter) or (
+            "_buffers" in d and (name in d["_buffers"] or name in d["_parameters"])
+        ):
+            nn.Module.__setattr__(self, name, value)
+        elif isinstance(value, nn.Module) and "_modules" in d:
+            d["_modules"][name] = value
+            object.__setattr__(self, name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        modules = self.__dict__.get("_modules")
+        if modules is not None and name in modules and name in self.__dict__:
+            del modules[name]
+            object.__delattr__(self, name)
+        else:
+            nn.Module.__delattr__(self, name)
 
     # ------------------------------------------------------------------ specs
     @property
@@ -295,7 +358,11 @@ class EnvBase:
     def _check_batch(self, tensordict: TensorDictBase, what: str) -> None:
         if not isinstance(tensordict, TensorDictBase):
             raise TypeError(f"{what} expects a TensorDict, found {type(tensordict).__name__}")
-        if tensordict.batch_size != self.batch_size:
+        if tensordict.batch_size != self.batch_size and (
+            self._batch_locked or tensordict.batch_size[len(tensordict.batch_size)
+                                                        - len(self.batch_size):]
+            != self.batch_size
+        ):
             raise ValueError(
                 f"{what}: expected a TensorDict with batch_size {self.batch_size}, found "
                 f"{tensordict.batch_size}"
@@ -304,20 +371,36 @@ class EnvBase:
     def reset(self, tensordict: TensorDictBase | None = None, **kwargs: Any) -> TensorDictBase:
         """Reset and return the first observations (done flags False).
 
-        A ``"_reset"`` bool entry of shape ``(*batch_size, 1)`` in ``tensordict`` resets only
-        the sub-envs it marks (batched envs).
+        As in TorchRL, a given ``tensordict`` is updated in place with the reset entries and
+        returned (its other entries are kept); without one a new TensorDict is returned. A
+        ``"_reset"`` bool entry of shape ``(*batch_size, 1)`` in ``tensordict`` resets only
+        the sub-envs it marks (batched envs); it is left in ``tensordict`` (transforms
+        wrapping this env read it after the base env's reset).
+
+        >>> from tensordict import TensorDict
+        >>> from streamrl.envs.libs.gym import GymEnv
+        >>> with GymEnv("CartPole-v1") as env:
+        ...     td = TensorDict({"extra": 1.0})
+        ...     out = env.reset(td)
+        >>> out is td, sorted(td.keys())
+        (True, ['done', 'extra', 'observation', 'terminated', 'truncated'])
         """
         self._check_open()
-        if tensordict is not None:
+        if tensordict is None:
+            out = self._reset(None, **kwargs)
+        else:
             self._check_batch(tensordict, "reset")
-        out = self._reset(tensordict, **kwargs)
+            # a shallow copy: a wrapped env's reset updates it, not ``tensordict``, so that
+            # entries a transform drops at reset do not reach ``tensordict``
+            out = self._reset(tensordict.clone(False), **kwargs)
         if self.device is not None and out.device != self.device:
             out = out.to(self.device)
-        for key in DONE_KEYS:
-            if key not in out.keys():
-                flag = torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device)
-                out.set(key, flag)
-        return out
+        _complete_done(out)
+        if tensordict is None:
+            return out
+        if "_reset" in out.keys():
+            out = out.exclude("_reset")
+        return tensordict.update(out)
 
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
         raise NotImplementedError
@@ -373,6 +456,8 @@ class EnvBase:
                         f"step: missing action key {key!r}; found keys {list(tensordict.keys())}"
                     )
             given = tensordict.get(keys[0])
+            if tensordict.batch_size != self.batch_size:  # an unlocked env, more leading dims
+                spec = spec.expand(*tensordict.batch_size, *spec.shape[len(self.batch_size):])
             action = self._check_action(given, spec)
             if action is not given:  # a float one-hot/index action: the env runs its cast
                 tensordict.set(keys[0], action)
@@ -380,6 +465,9 @@ class EnvBase:
         next_td = self._step(tensordict)
         if self.device is not None and next_td.device != self.device:
             next_td = next_td.to(self.device)
+        keys = next_td.keys()
+        if "truncated" not in keys or "terminated" not in keys or "done" not in keys:
+            _complete_done(next_td)
         if preset is not None and preset is not next_td:
             # entries a policy wrote under "next" beforehand (e.g. a recurrent state) are
             # kept unless the env writes the same key
@@ -397,10 +485,12 @@ class EnvBase:
         if tensordict is None:
             tensordict = TensorDict(batch_size=self.batch_size, device=self.device)
         full, keys, spec, _ = self._action_info()
+        extra = tensordict.batch_size[: len(tensordict.batch_size) - len(self.batch_size)]
         if len(keys) == 1:
-            tensordict.set(keys[0], spec.rand())
+            # an unlocked env given more leading dims draws one action per row
+            tensordict.set(keys[0], spec.rand(extra) if extra else spec.rand())
         else:
-            tensordict.update(full.rand())
+            tensordict.update(full.rand(extra) if extra else full.rand())
         return tensordict
 
     def rand_step(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
@@ -416,14 +506,11 @@ class EnvBase:
         if done is None or not (done.item() if done.numel() == 1 else bool(done.any())):
             return tensordict
         if not self.batch_size:
-            fresh = self.reset()
+            tensordict.update(self.reset())
         else:
             tensordict.set("_reset", done.reshape(*self.batch_size, 1).clone())
-            fresh = self.reset(tensordict)
+            self.reset(tensordict)  # updates tensordict in place
             tensordict.del_("_reset")
-            if "_reset" in fresh.keys():
-                fresh.del_("_reset")
-        tensordict.update(fresh)
         return tensordict
 
     def step_and_maybe_reset(
@@ -553,7 +640,15 @@ class EnvBase:
         self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
     ) -> int:
         """Hook of :meth:`step_into` (arguments checked). The default steps with
-        :meth:`step` and resets with :meth:`maybe_reset`, one TensorDict per step."""
+        :meth:`step` and resets with :meth:`maybe_reset`, one TensorDict per step.
+        Without gradients: the buffers keep values only (a custom env with a learnt model
+        would otherwise fail to write outputs that require grad)."""
+        with torch.no_grad():
+            return self._step_into_loop(buffers, t, steps, break_when_any_done)
+
+    def _step_into_loop(
+        self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
+    ) -> int:
         for i in range(t, t + steps):
             stepped = self.step(buffers.root_tensordict(i))
             root = step_mdp(stepped, exclude_action=True, exclude_reward=True)
@@ -643,8 +738,17 @@ class EnvBase:
 
     @property
     def batch_locked(self) -> bool:
-        """Whether inputs must have exactly ``batch_size`` (always True here)."""
-        return True
+        """Whether inputs must have exactly ``batch_size`` (the default). An env built with
+        ``batch_locked=False`` (a stateless env such as :class:`PendulumEnv`) also takes
+        TensorDicts with more leading dims, ``(*extra, *batch_size)``, in ``reset`` and
+        ``step``."""
+        return self._batch_locked
+
+    @batch_locked.setter
+    def batch_locked(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"batch_locked must be a bool, found {type(value).__name__}")
+        self._batch_locked = value
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_size={self.batch_size}, device={self.device})"

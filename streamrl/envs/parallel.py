@@ -145,12 +145,36 @@ class ParallelEnv(_BatchedEnv):
             briefly makes lockstep stepping markedly faster (measured on a 2-core VM with a
             policy: about 9k -> 15k frames/s for two workers) at the cost of that CPU time;
             0 never polls.
+        pin_memory: only False (TorchRL 0.14 raises ``ValueError`` for True, as here).
+        serial_for_single: with ``num_workers=1``, build a :class:`SerialEnv` (no worker
+            process) instead; the ParallelEnv-only arguments are then unused.
 
     >>> from streamrl.envs.libs.gym import GymEnv
+    >>> from streamrl.envs.batched import SerialEnv
+    >>> single = ParallelEnv(1, lambda: GymEnv("Pendulum-v1"), serial_for_single=True)
+    >>> isinstance(single, SerialEnv)
+    True
+    >>> single.close()
     >>> with ParallelEnv(2, lambda: GymEnv("Pendulum-v1")) as env:
     ...     env.rollout(3)["next", "observation"].shape
     torch.Size([2, 3, 3])
     """
+
+    def __new__(cls, *args: Any, serial_for_single: bool = False, **kwargs: Any) -> Any:
+        # serial_for_single: one worker is stepped in this process, as TorchRL documents
+        # (``isinstance(ParallelEnv(1, fn, serial_for_single=True), SerialEnv)``)
+        if not isinstance(serial_for_single, bool):
+            raise TypeError(
+                f"serial_for_single must be a bool, found {type(serial_for_single).__name__}"
+            )
+        num_workers = kwargs.get("num_workers", args[0] if args else None)
+        if serial_for_single and num_workers == 1:
+            from streamrl.envs.batched import SerialEnv
+
+            fn = kwargs.get("create_env_fn", args[1] if len(args) > 1 else None)
+            env_kwargs = kwargs.get("create_env_kwargs", args[2] if len(args) > 2 else None)
+            return SerialEnv(1, fn, env_kwargs, device=kwargs.get("device"))
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -162,8 +186,18 @@ class ParallelEnv(_BatchedEnv):
         device: Any = None,
         timeout: float | None = None,
         spin_wait: float = 2e-4,
+        *,
+        pin_memory: bool = False,
+        serial_for_single: bool = False,
     ) -> None:
+        if pin_memory is not False:
+            # as in TorchRL 0.14, where pin_memory for batched envs is deprecated
+            raise ValueError(
+                f"pin_memory is not supported by batched envs (TorchRL deprecated it), found "
+                f"pin_memory={pin_memory!r}; move the collected batches with .pin_memory()"
+            )
         super().__init__(num_workers, create_env_fn, create_env_kwargs, device=device)
+        self.serial_for_single = serial_for_single
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive seconds or None, found {timeout!r}")
         self.timeout = timeout

@@ -112,7 +112,8 @@ def _run_plain(
                 break
         else:
             td = env.maybe_reset(root)
-    return torch.stack(steps, len(env.batch_size)), td
+    # after the TensorDict's batch dims: an unlocked env may get more than its batch_size
+    return torch.stack(steps, steps[0].batch_dims), td
 
 
 # ---------------------------------------------------------------------------- buffered loop

@@ -103,15 +103,48 @@ def step_mdp(
     return TensorDict._new_unsafe(src, batch_size=tensordict.batch_size, device=tensordict.device)
 
 
-def check_env_specs(env: Any, seed: int | None = 0, steps: int = 3) -> None:
-    """Run a short rollout of ``env`` and check that every entry matches the env's specs.
+def check_env_specs(
+    env: Any,
+    return_contiguous: bool | None = None,
+    check_dtype: bool = True,
+    seed: int | None = None,
+    tensordict: TensorDictBase | None = None,
+    break_when_any_done: bool | str | None = None,
+    steps: int = 3,
+) -> None:
+    """Run a short rollout of ``env`` and check that every entry matches the env's specs
+    (TorchRL's arguments).
 
-    Raises ``KeyError`` for a missing or extra
-    key and ``TypeError``/``ValueError`` for a dtype, shape or value outside its spec.
+    ``seed`` seeds the env first; ``tensordict`` is the root to start from (no reset);
+    ``check_dtype=False`` skips the dtype comparison; ``break_when_any_done`` (None: False)
+    stops at the first done step, ``"both"`` checks both ways. ``return_contiguous`` may be
+    None or True only (streamrl's rollouts are always contiguous). Raises ``KeyError`` for a
+    missing or extra key and ``TypeError``/``ValueError`` for a dtype, shape or value outside
+    its spec.
+
+    >>> from streamrl.envs.libs.gym import GymEnv
+    >>> with GymEnv("CartPole-v1") as env:
+    ...     check_env_specs(env, seed=0, break_when_any_done="both")
     """
+    if return_contiguous is False:
+        raise ValueError("check_env_specs: return_contiguous=False (lazy stacks) is not "
+                         "supported; streamrl's rollouts are contiguous")
+    if break_when_any_done == "both":
+        for brk in (True, False):
+            check_env_specs(env, None, check_dtype, seed, tensordict, brk, steps)
+        return
+    if break_when_any_done not in (None, True, False):
+        raise ValueError(f"break_when_any_done must be a bool, None or 'both', found "
+                         f"{break_when_any_done!r}")
     if seed is not None:
         env.set_seed(seed)
-    td = env.rollout(steps, break_when_any_done=False)
+    from streamrl.envs.stepping import run_steps  # stepping imports this module
+
+    # the plain loop (no preallocated buffers, which would cast what the env returns): what
+    # the env itself produces is checked
+    root = env.reset() if tensordict is None else tensordict.clone()
+    td, _ = run_steps(env, root, steps, break_when_any_done=bool(break_when_any_done),
+                      buffered=False)
     batch = (*env.batch_size, td.shape[len(env.batch_size)])
     fake = env.fake_tensordict().unsqueeze(-1).expand(*batch)
     expected = set(fake.keys(True, True))
@@ -123,7 +156,7 @@ def check_env_specs(env: Any, seed: int | None = 0, steps: int = 3) -> None:
         )
     for key in expected:
         a, b = fake.get(key), td.get(key)
-        if a.dtype != b.dtype or a.shape != b.shape:
+        if (check_dtype and a.dtype != b.dtype) or a.shape != b.shape:
             raise TypeError(
                 f"{key!r}: spec says shape {tuple(a.shape)} dtype {a.dtype}, rollout has "
                 f"shape {tuple(b.shape)} dtype {b.dtype}"
@@ -133,6 +166,8 @@ def check_env_specs(env: Any, seed: int | None = 0, steps: int = 3) -> None:
         spec = obs[key]
         for where in (key, ("next", *((key,) if isinstance(key, str) else key))):
             val = td.get(where)
+            if not check_dtype:
+                val = val.to(spec.dtype)
             if not spec.is_in(val.movedim(len(env.batch_size), 0)):
                 raise ValueError(f"{where!r} holds values outside its spec")
 

@@ -22,9 +22,10 @@ from streamrl.data.specs import (
 )
 from streamrl.envs.common import EnvBase
 from streamrl.envs.libs import _gym_state
+from streamrl.envs.libs._gym_backend import gym_backend, set_gym_backend
 from streamrl.envs.step_buffers import StepBuffers
 
-__all__ = ["GymEnv", "GymWrapper"]
+__all__ = ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend"]
 
 _FLAGS = ("done", "terminated", "truncated")
 
@@ -90,6 +91,15 @@ class _ActionConverter:
         return a.astype(self.dtype, copy=False)
 
 
+class _AvailableEnvs:
+    """``GymEnv.available_envs``: a class-level attribute computed on access."""
+
+    def __get__(self, obj: Any, cls: type | None = None) -> list[str]:
+        import gymnasium as gym
+
+        return list(gym.registry.keys())
+
+
 class GymWrapper(EnvBase):
     """Wrap a gymnasium (>= 1.0) env.
 
@@ -114,7 +124,12 @@ class GymWrapper(EnvBase):
     Observations: a Box space gives ``"observation"``; a Dict space gives one entry per key;
     a Tuple space gives ``"observation"`` holding keys ``"0"``, ``"1"``...
     ``set_seed(s)`` seeds the next reset (``env.reset(seed=s)``) and the action space.
+    Attributes the wrapper does not have are read from the gymnasium env (``env.spec``,
+    ``env.unwrapped``...), as in TorchRL. ``GymWrapper.available_envs`` lists the
+    registered gymnasium ids.
     """
+
+    available_envs = _AvailableEnvs()
 
     def __init__(
         self,
@@ -276,6 +291,20 @@ class GymWrapper(EnvBase):
 
     def _close(self) -> None:
         self._env.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for attributes not found normally: the gymnasium env's (never during
+        # construction or unpickling, nor for dunder names)
+        env = self.__dict__.get("_env")
+        if env is None or name.startswith("__"):
+            return super().__getattr__(name)  # nn.Module's (buffers, parameters)
+        try:
+            return getattr(env, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} (and its gymnasium env {type(env).__name__}) has no "
+                f"attribute {name!r}"
+            ) from None
 
     def render(self, *args: Any, **kwargs: Any) -> Any:
         """The wrapped gymnasium env's ``render()`` (an ``[H, W, 3]`` uint8 array with

@@ -1,0 +1,128 @@
+"""Compatibility with TorchRL 0.14's env core (torchrl.envs, .common, .batched_envs,
+.env_creator, .utils, .libs.gym, .custom): every name listed here imports from the same
+path under ``streamrl`` and its documented constructor and main method work. Names of these
+modules that streamrl does not provide are listed in docs/torchrl_differences.md."""
+
+import importlib
+import pickle
+
+import pytest
+import torch
+
+PROVIDED = {
+    "torchrl.envs": [
+        "EnvBase", "EnvCreator", "GymEnv", "GymWrapper", "ParallelEnv", "PendulumEnv",
+        "SerialEnv", "check_env_specs", "exploration_type", "ExplorationType", "gym_backend",
+        "set_exploration_type", "set_gym_backend", "step_mdp",
+    ],
+    "torchrl.envs.common": ["EnvBase"],
+    "torchrl.envs.batched_envs": ["ParallelEnv", "SerialEnv"],
+    "torchrl.envs.env_creator": ["EnvCreator"],
+    "torchrl.envs.utils": [
+        "ExplorationType", "check_env_specs", "exploration_type", "set_exploration_type",
+        "step_mdp",
+    ],
+    "torchrl.envs.libs": ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend"],
+    "torchrl.envs.libs.gym": ["GymEnv", "GymWrapper"],
+    "torchrl.envs.custom": ["PendulumEnv"],
+    "torchrl.envs.custom.pendulum": ["PendulumEnv"],
+}
+
+
+@pytest.mark.parametrize("path", sorted(PROVIDED))
+def test_names_import_from_the_same_path(path):
+    module = importlib.import_module(path.replace("torchrl", "streamrl", 1))
+    for name in PROVIDED[path]:
+        obj = getattr(module, name)
+        assert obj.__doc__, f"{path}.{name} has no docstring"
+        # one object whichever path it is imported from
+        assert obj is getattr(importlib.import_module("streamrl.envs"), name)
+
+
+def test_gym_env_documented_arguments_and_rollout():
+    from streamrl.envs.libs.gym import GymEnv
+
+    with GymEnv("Pendulum-v1", categorical_action_encoding=False, frame_skip=2,
+                device="cpu") as env:
+        env.set_seed(0)
+        td = env.rollout(3)
+        assert td["next", "observation"].shape == (3, 3)
+        assert env.spec.id == "Pendulum-v1"  # gymnasium attribute
+    assert "Pendulum-v1" in GymEnv.available_envs
+
+
+def test_batched_envs_documented_arguments():
+    from streamrl.envs.batched_envs import ParallelEnv, SerialEnv
+    from streamrl.envs.libs.gym import GymEnv
+
+    def make():
+        return GymEnv("CartPole-v1")
+
+    with SerialEnv(2, make, create_env_kwargs={}) as env:
+        assert env.rollout(2).batch_size == (2, 2)
+    with ParallelEnv(2, make, create_env_kwargs=[{}, {}], pin_memory=False,
+                     serial_for_single=False, mp_start_method="fork") as env:
+        assert env.set_seed(0) == 2
+        assert env.rollout(2).batch_size == (2, 2)
+    single = ParallelEnv(1, make, serial_for_single=True)
+    assert isinstance(single, SerialEnv)
+    single.close()
+
+
+def test_env_creator_documented_api():
+    from streamrl.envs.env_creator import EnvCreator
+    from streamrl.envs.libs.gym import GymEnv
+
+    make = EnvCreator(GymEnv, create_env_kwargs={"env_name": "CartPole-v1"})
+    env = pickle.loads(pickle.dumps(make))()
+    assert env.batch_size == ()
+    env.close()
+    assert dict(make.state_dict()) == {}
+    make.load_state_dict({})
+
+
+def test_pendulum_env_documented_api():
+    from streamrl.envs.custom.pendulum import PendulumEnv
+
+    env = PendulumEnv(td_params=None, seed=0, device=None)
+    assert not env.batch_locked
+    params = env.gen_params(g=9.81, batch_size=[4])
+    assert params["params", "g"].shape == (4,)
+    td = env.reset(params)
+    assert set(td.keys()) >= {"th", "thdot", "params", "done", "terminated"}
+    roll = env.rollout(5, auto_reset=False, tensordict=td)
+    assert roll.batch_size == (4, 5)
+    assert (roll["next", "reward"] <= 0).all()
+
+
+def test_env_base_reset_updates_in_place_and_check_env_specs():
+    from tensordict import TensorDict
+
+    from streamrl.envs.common import EnvBase
+    from streamrl.envs.custom import PendulumEnv
+    from streamrl.envs.utils import check_env_specs, step_mdp
+
+    env = PendulumEnv(seed=0)
+    assert isinstance(env, EnvBase) and isinstance(env, torch.nn.Module)
+    td = TensorDict()
+    assert env.reset(td) is td
+    check_env_specs(env)
+    stepped = env.rand_step(td)
+    nxt = step_mdp(stepped)
+    assert "th" in nxt.keys() and "next" not in nxt.keys()
+
+
+def test_gym_backend_documented_api():
+    import gymnasium
+
+    from streamrl.envs.libs import gym_backend, set_gym_backend
+
+    with set_gym_backend("gymnasium"):
+        assert gym_backend() is gymnasium
+        assert gym_backend("wrappers") is gymnasium.wrappers
+
+    @set_gym_backend(gymnasium)
+    def read():
+        return gym_backend()
+
+    assert read() is gymnasium
