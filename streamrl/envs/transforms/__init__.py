@@ -12,22 +12,31 @@ tensor([0])
 """
 
 from streamrl.envs.transforms.cat_frames import CatFrames
+from streamrl.envs.transforms.cat_tensors import CatTensors
 from streamrl.envs.transforms.compose import Compose
 from streamrl.envs.transforms.counters import InitTracker, StepCounter
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
+from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
 from streamrl.envs.transforms.image import CenterCrop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
 from streamrl.envs.transforms.reward import RewardClipping, RewardScaling, RewardSum
-from streamrl.envs.transforms.shape import FlattenObservation, UnsqueezeTransform
+from streamrl.envs.transforms.shape import (
+    FlattenObservation,
+    PermuteTransform,
+    SqueezeTransform,
+    UnsqueezeTransform,
+)
 from streamrl.envs.transforms.transform import Transform
 from streamrl.envs.transforms.transformed_env import TransformedEnv
 from streamrl.envs.transforms.vecnorm import VecNorm
 
 __all__ = [
     "CatFrames",
+    "CatTensors",
     "CenterCrop",
+    "ClipTransform",
     "Compose",
     "DTypeCastTransform",
     "DoubleToFloat",
@@ -37,12 +46,15 @@ __all__ = [
     "InitTracker",
     "NoopResetEnv",
     "ObservationNorm",
+    "PermuteTransform",
     "RenameTransform",
     "Resize",
     "RewardClipping",
     "RewardScaling",
     "RewardSum",
     "SelectTransform",
+    "SignTransform",
+    "SqueezeTransform",
     "StepCounter",
     "ToTensorImage",
     "Transform",
