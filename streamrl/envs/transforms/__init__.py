@@ -21,6 +21,7 @@ from streamrl.envs.transforms.image import CenterCrop, GrayScale, Resize, ToTens
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
+from streamrl.envs.transforms.primer import TensorDictPrimer
 from streamrl.envs.transforms.reward import RewardClipping, RewardScaling, RewardSum
 from streamrl.envs.transforms.shape import (
     FlattenObservation,
@@ -56,6 +57,7 @@ __all__ = [
     "SignTransform",
     "SqueezeTransform",
     "StepCounter",
+    "TensorDictPrimer",
     "ToTensorImage",
     "Transform",
     "TransformedEnv",
