@@ -17,12 +17,18 @@ from streamrl.envs.transforms.compose import Compose
 from streamrl.envs.transforms.counters import InitTracker, StepCounter
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
 from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
-from streamrl.envs.transforms.image import CenterCrop, GrayScale, Resize, ToTensorImage
+from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
 from streamrl.envs.transforms.primer import TensorDictPrimer
 from streamrl.envs.transforms.reward import RewardClipping, RewardScaling, RewardSum
+from streamrl.envs.transforms.reward_maps import (
+    BinarizeReward,
+    LineariseRewards,
+    Reward2GoTransform,
+    TargetReturn,
+)
 from streamrl.envs.transforms.shape import (
     FlattenObservation,
     PermuteTransform,
@@ -34,22 +40,26 @@ from streamrl.envs.transforms.transformed_env import TransformedEnv
 from streamrl.envs.transforms.vecnorm import VecNorm
 
 __all__ = [
+    "BinarizeReward",
     "CatFrames",
     "CatTensors",
     "CenterCrop",
     "ClipTransform",
     "Compose",
+    "Crop",
     "DTypeCastTransform",
     "DoubleToFloat",
     "ExcludeTransform",
     "FlattenObservation",
     "GrayScale",
     "InitTracker",
+    "LineariseRewards",
     "NoopResetEnv",
     "ObservationNorm",
     "PermuteTransform",
     "RenameTransform",
     "Resize",
+    "Reward2GoTransform",
     "RewardClipping",
     "RewardScaling",
     "RewardSum",
@@ -57,6 +67,7 @@ __all__ = [
     "SignTransform",
     "SqueezeTransform",
     "StepCounter",
+    "TargetReturn",
     "TensorDictPrimer",
     "ToTensorImage",
     "Transform",
