@@ -17,6 +17,7 @@ from streamrl.envs.transforms.compose import Compose
 from streamrl.envs.transforms.counters import InitTracker, StepCounter
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
 from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
+from streamrl.envs.transforms.frame_skip import FrameSkipTransform
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
@@ -51,6 +52,7 @@ __all__ = [
     "DoubleToFloat",
     "ExcludeTransform",
     "FlattenObservation",
+    "FrameSkipTransform",
     "GrayScale",
     "InitTracker",
     "LineariseRewards",
