@@ -66,7 +66,7 @@ SIGNATURES = {
     "CatTensors": ["in_keys", "out_key", "dim", "del_keys", "unsqueeze_if_oor", "sort"],
     "TensorDictPrimer": [
         "primers", "random", "default_value", "reset_key", "expand_specs",
-        "single_default_value",
+        "single_default_value", "call_before_env_reset",
     ],
     "ClipTransform": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv", "low", "high"],
     "SignTransform": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey, unravel_key
 
 from streamrl.data.specs import Composite, TensorSpec
@@ -66,6 +66,9 @@ class TensorDictPrimer(Transform):
         single_default_value: ``default_value`` is one callable, called once per reset as
             ``default_value(reset=mask)`` (``mask`` None when every sub-env resets), returning
             a TensorDict holding every primer entry at the env's batch size.
+        call_before_env_reset: write the values into the reset input before the base env's
+            reset runs (so the base env can read them), then copy them to the reset output;
+            default False (written into the reset output after the base env's reset).
 
     The entries join the observation spec (written by reset and step) and the state spec
     (read back at the next step). At a step, the value in the step input is carried over to
@@ -90,6 +93,7 @@ class TensorDictPrimer(Transform):
         reset_key: NestedKey | None = None,
         expand_specs: bool | None = None,
         single_default_value: bool = False,
+        call_before_env_reset: bool = False,
         **kwargs: Any,
     ) -> None:
         if primers is not None and kwargs:
@@ -130,6 +134,7 @@ class TensorDictPrimer(Transform):
         self.single_default_value = bool(single_default_value)
         self.reset_key = RESET_KEY if reset_key is None else as_keys(reset_key, "reset_key")[0]
         self.expand_specs = expand_specs
+        self.call_before_env_reset = bool(call_before_env_reset)
 
     # ------------------------------------------------------------------ specs
     def _spec_for(self, key: NestedKey, batch: torch.Size) -> Any:
@@ -208,21 +213,40 @@ class TensorDictPrimer(Transform):
                 td.set(key, values[key])
         return td
 
-    def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
-        batch = td_reset.batch_size
+    def _fill(self, td: TensorDictBase | None, target: TensorDictBase) -> TensorDictBase:
+        """Write fresh values into ``target`` for the rows being reset (per ``td``'s mask)."""
+        batch = target.batch_size
         mask = None if td is None else td.get(self.reset_key, None)
         if mask is not None:
             mask = mask.reshape(batch) if mask.numel() == batch.numel() else mask
             if bool(mask.all()):
                 mask = None
-        values = self._values(batch, td_reset.device, mask)
+        values = self._values(batch, target.device, mask)
         for key, value in values.items():
             old = None if (mask is None or td is None) else td.get(key, None)
             if old is not None:
                 m = mask.reshape(*mask.shape, *([1] * (value.ndim - mask.ndim)))
                 value = torch.where(m, value, old.to(value.device))
-            td_reset.set(key, value)
-        return td_reset
+            target.set(key, value)
+        return target
+
+    def _reset_env_preprocess(self, td: TensorDictBase | None) -> TensorDictBase | None:
+        if not self.call_before_env_reset:
+            return td
+        parent = self.parent
+        if td is None:
+            if parent is None:
+                raise ValueError("call_before_env_reset needs the transform to be in an env")
+            td = TensorDict(batch_size=parent.batch_size, device=parent.device)
+        return self._fill(td, td)
+
+    def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
+        if self.call_before_env_reset and td is not None:
+            for key in self.primers:
+                if key not in td_reset.keys(True, True):
+                    td_reset.set(key, td.get(key))
+            return td_reset
+        return self._fill(td, td_reset)
 
     def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
         for key in self.primers:

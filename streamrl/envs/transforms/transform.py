@@ -160,6 +160,11 @@ class Transform(nn.Module):
         finally:
             self.in_keys, self.out_keys = in_keys, out_keys
 
+    def _reset_env_preprocess(self, td: TensorDictBase | None) -> TensorDictBase | None:
+        """Rewrite the reset input before the base env's reset runs (most transforms leave
+        it as it is; a TensorDictPrimer with ``call_before_env_reset`` fills it)."""
+        return td
+
     def _inv_call(self, td: TensorDictBase) -> TensorDictBase:
         """Action path: rewrite the step input before the base env reads it."""
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):

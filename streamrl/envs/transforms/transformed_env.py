@@ -234,6 +234,7 @@ class TransformedEnv(EnvBase):
         # Some transforms learn shapes from the specs (RewardSum's zeros at reset): make sure
         # they have seen them.
         self._outputs()
+        tensordict = self.transform._reset_env_preprocess(tensordict)
         td_reset = self.base_env.reset(tensordict, **kwargs)
         return self.transform._reset(tensordict, td_reset)
 

@@ -10,6 +10,7 @@ from transform_contract import TransformContractTests
 
 from streamrl.data.specs import Bounded, Categorical, Composite, Unbounded
 from streamrl.envs.transforms import Compose, StepCounter, TensorDictPrimer, TransformedEnv
+from streamrl.envs.utils import check_env_specs
 
 
 def test_primer_reset_step_and_specs(counting_env):
@@ -124,3 +125,33 @@ class TestPrimerContract(TransformContractTests):
 class TestRandomPrimerContract(TestPrimerContract):
     def make_transform(self):
         return TensorDictPrimer(h=Bounded(-1.0, 1.0, shape=(2,)), random=True)
+
+
+def test_primer_call_before_env_reset_base_env_sees_the_values(counting_env):
+    seen = []
+
+    class Reads(type(counting_env())):
+        def _reset(self, tensordict=None, **kwargs):
+            seen.append(None if tensordict is None else tensordict.get("goal", None))
+            return super()._reset(tensordict, **kwargs)
+
+    base = Reads(batch_size=(2,))
+    env = TransformedEnv(
+        base, TensorDictPrimer(goal=Unbounded([1]), default_value=4.0, call_before_env_reset=True)
+    )
+    try:
+        td = env.reset()
+        assert seen[-1].squeeze(-1).tolist() == [4.0, 4.0]
+        assert td["goal"].squeeze(-1).tolist() == [4.0, 4.0]
+        td["goal"] = torch.tensor([[1.0], [2.0]])
+        td["_reset"] = torch.tensor([[True], [False]])
+        out = env.reset(td)
+        assert out["goal"].squeeze(-1).tolist() == [4.0, 2.0]
+        check_env_specs(env)
+    finally:
+        env.close()
+
+
+class TestPrimerBeforeResetContract(TestPrimerContract):
+    def make_transform(self):
+        return TensorDictPrimer(h=Unbounded([2]), default_value=1.0, call_before_env_reset=True)
