@@ -50,7 +50,7 @@ NOT_PROVIDED = set(
 )
 
 NOT_YET = set(
-    "ActionDiscretizer ActionMask ActionScaling AutoResetEnv AutoResetTransform "
+    "ActionDiscretizer ActionScaling AutoResetEnv AutoResetTransform "
     "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
     "DecodeVideoTransform DeviceCastTransform DiscreteActionProjection EndOfLifeTransform "
     "ExpandAs FiniteTensorDictCheck FlattenAction Hash MeanActionSelector ModuleTransform "
@@ -63,6 +63,7 @@ NOT_YET = set(
 
 # TorchRL 0.14.1's constructor parameters (names in order; *args/**kwargs left out).
 SIGNATURES = {
+    "ActionMask": ["action_key", "mask_key"],
     "CatTensors": ["in_keys", "out_key", "dim", "del_keys", "unsqueeze_if_oor", "sort"],
     "TensorDictPrimer": [
         "primers", "random", "default_value", "reset_key", "expand_specs",
@@ -145,3 +146,9 @@ def test_constructor_and_forward(name):
 def test_reward2go_inverse():
     out = T.Reward2GoTransform(gamma=0.9).inv(_td())
     assert out["next", "reward"].tolist() == [[2.0]]
+
+
+def test_action_mask_outside_an_env_passes_data_through():
+    td = TensorDict({"action_mask": torch.ones(1, 3, dtype=torch.bool)}, [1])
+    t = T.ActionMask(action_key="action", mask_key="action_mask")
+    assert t(td) is td and "action_mask" in repr(t)

@@ -11,6 +11,7 @@ tensor([0])
 >>> env.close()
 """
 
+from streamrl.envs.transforms.action_mask import ActionMask
 from streamrl.envs.transforms.cat_frames import CatFrames
 from streamrl.envs.transforms.cat_tensors import CatTensors
 from streamrl.envs.transforms.compose import Compose
@@ -41,6 +42,7 @@ from streamrl.envs.transforms.transformed_env import TransformedEnv
 from streamrl.envs.transforms.vecnorm import VecNorm
 
 __all__ = [
+    "ActionMask",
     "BinarizeReward",
     "CatFrames",
     "CatTensors",

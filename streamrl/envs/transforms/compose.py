@@ -132,6 +132,10 @@ class Compose(Transform):
         return td
 
     @property
+    def _live_action_spec(self) -> bool:  # type: ignore[override]
+        return any(t._live_action_spec for t in self.transforms)
+
+    @property
     def _per_step(self) -> bool:  # type: ignore[override]
         return all(t._per_step for t in self.transforms)
 

@@ -97,6 +97,9 @@ class Transform(nn.Module):
     # True when the transform maps each step's data on its own (no state across steps, no
     # env access): TransformedEnv may then run it once over a whole random rollout.
     _per_step: bool = False
+    # True when the transform changes the action spec as the episode goes (an action mask):
+    # random actions must then be drawn step by step, never all up front.
+    _live_action_spec: bool = False
 
     def __init__(
         self,

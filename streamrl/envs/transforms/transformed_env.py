@@ -293,6 +293,13 @@ class TransformedEnv(EnvBase):
             tensordict=tensordict,
         )
 
+    def _flat_buffers(self, T: int) -> Any:
+        # An action spec that changes every step (ActionMask) rules out drawing the random
+        # actions of a buffered rollout up front.
+        if self.transform._live_action_spec:
+            return None
+        return super()._flat_buffers(T)
+
     def _trajectory_ok(self) -> bool:
         self._inputs()  # learn automatic action-path keys first
         return self.transform._per_step and not self.transform._has_inverse()
