@@ -57,7 +57,7 @@ NOT_YET = set(
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform RandomCropTensorDict "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
-    "TerminateTransform TimeMaxPool Timer TrajCounter UnaryTransform VecGymEnvTransform "
+    "TerminateTransform TimeMaxPool Timer UnaryTransform VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
 )
 
@@ -79,6 +79,8 @@ SIGNATURES = {
     "TargetReturn": ["target_return", "mode", "in_keys", "out_keys", "reset_key"],
     "LineariseRewards": ["in_keys", "out_keys", "weights"],
     "Reward2GoTransform": ["gamma", "in_keys", "out_keys", "done_key"],
+    # TorchRL's undocumented keyword `repeats` is not provided (differences doc)
+    "TrajCounter": ["out_key"],
 }  # fmt: skip
 
 

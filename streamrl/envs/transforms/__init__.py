@@ -37,6 +37,7 @@ from streamrl.envs.transforms.shape import (
     SqueezeTransform,
     UnsqueezeTransform,
 )
+from streamrl.envs.transforms.traj_counter import TrajCounter
 from streamrl.envs.transforms.transform import Transform
 from streamrl.envs.transforms.transformed_env import TransformedEnv
 from streamrl.envs.transforms.vecnorm import VecNorm
@@ -74,6 +75,7 @@ __all__ = [
     "TargetReturn",
     "TensorDictPrimer",
     "ToTensorImage",
+    "TrajCounter",
     "Transform",
     "TransformedEnv",
     "UnsqueezeTransform",
