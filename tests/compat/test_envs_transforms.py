@@ -52,7 +52,7 @@ NOT_PROVIDED = set(
 NOT_YET = set(
     "ActionDiscretizer ActionScaling AutoResetEnv AutoResetTransform "
     "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
-    "DecodeVideoTransform DeviceCastTransform DiscreteActionProjection EndOfLifeTransform "
+    "DecodeVideoTransform DeviceCastTransform EndOfLifeTransform "
     "ExpandAs FiniteTensorDictCheck FlattenAction Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform RandomCropTensorDict "
@@ -64,6 +64,9 @@ NOT_YET = set(
 # TorchRL 0.14.1's constructor parameters (names in order; *args/**kwargs left out).
 SIGNATURES = {
     "ActionMask": ["action_key", "mask_key"],
+    "DiscreteActionProjection": [
+        "num_actions_effective", "max_actions", "action_key", "include_forward",
+    ],
     "CatTensors": ["in_keys", "out_key", "dim", "del_keys", "unsqueeze_if_oor", "sort"],
     "TensorDictPrimer": [
         "primers", "random", "default_value", "reset_key", "expand_specs",
@@ -129,6 +132,8 @@ CASES = {
                          "pixels", torch.arange(24.0).reshape(1, 2, 3, 4).permute(0, 3, 1, 2)),
     "SqueezeTransform": (lambda: T.SqueezeTransform(-1, in_keys=["reward"]), "reward", [2.0]),
     "Crop": (lambda: T.Crop(1, 1, top=1, left=2), "pixels", [[[[6.0]], [[18.0]]]]),
+    "DiscreteActionProjection": (lambda: T.DiscreteActionProjection(3, 4, "pixels"),
+                                 "pixels", None),
     "FrameSkipTransform": (lambda: T.FrameSkipTransform(2), "reward", [[2.0]]),
     "BinarizeReward": (lambda: T.BinarizeReward(), "reward", [[1]]),
     "TargetReturn": (lambda: T.TargetReturn(5.0), "target_return", [[5.0]]),
@@ -141,6 +146,13 @@ CASES = {
 def test_constructor_and_forward(name):
     make, key, expected = CASES[name]
     t = make()
+    if name == "DiscreteActionProjection":  # forward pads env actions to max_actions
+        td = TensorDict({"pixels": torch.tensor([[0, 1, 0]])}, [1])
+        assert t(td)["pixels"].tolist() == [[0, 1, 0, 0]]
+        assert t.inv(TensorDict({"pixels": torch.tensor([[0, 0, 1, 0]])}, [1]))[key].tolist() == [
+            [0, 0, 1]
+        ]
+        return
     expected = expected.tolist() if isinstance(expected, torch.Tensor) else expected
     assert t(_td())[key].tolist() == expected
 

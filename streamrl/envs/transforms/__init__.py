@@ -12,6 +12,7 @@ tensor([0])
 """
 
 from streamrl.envs.transforms.action_mask import ActionMask
+from streamrl.envs.transforms.action_projection import DiscreteActionProjection
 from streamrl.envs.transforms.cat_frames import CatFrames
 from streamrl.envs.transforms.cat_tensors import CatTensors
 from streamrl.envs.transforms.compose import Compose
@@ -52,6 +53,7 @@ __all__ = [
     "Compose",
     "Crop",
     "DTypeCastTransform",
+    "DiscreteActionProjection",
     "DoubleToFloat",
     "ExcludeTransform",
     "FlattenObservation",
