@@ -25,6 +25,7 @@ from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, Sel
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
 from streamrl.envs.transforms.primer import TensorDictPrimer
+from streamrl.envs.transforms.random_crop import RandomCropTensorDict
 from streamrl.envs.transforms.reward import RewardClipping, RewardScaling, RewardSum
 from streamrl.envs.transforms.reward_maps import (
     BinarizeReward,
@@ -64,6 +65,7 @@ __all__ = [
     "NoopResetEnv",
     "ObservationNorm",
     "PermuteTransform",
+    "RandomCropTensorDict",
     "RenameTransform",
     "Resize",
     "Reward2GoTransform",
