@@ -55,7 +55,7 @@ NOT_YET = set(
     "DecodeVideoTransform DeviceCastTransform EndOfLifeTransform "
     "ExpandAs FiniteTensorDictCheck FlattenAction Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
-    "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform RandomCropTensorDict "
+    "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
     "TerminateTransform TimeMaxPool Timer UnaryTransform VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
@@ -82,6 +82,7 @@ SIGNATURES = {
     "TargetReturn": ["target_return", "mode", "in_keys", "out_keys", "reset_key"],
     "LineariseRewards": ["in_keys", "out_keys", "weights"],
     "Reward2GoTransform": ["gamma", "in_keys", "out_keys", "done_key"],
+    "RandomCropTensorDict": ["sub_seq_len", "sample_dim", "mask_key"],
     # TorchRL's undocumented keyword `repeats` is not provided (differences doc)
     "TrajCounter": ["out_key"],
 }  # fmt: skip
@@ -166,3 +167,9 @@ def test_action_mask_outside_an_env_passes_data_through():
     td = TensorDict({"action_mask": torch.ones(1, 3, dtype=torch.bool)}, [1])
     t = T.ActionMask(action_key="action", mask_key="action_mask")
     assert t(td) is td and "action_mask" in repr(t)
+
+
+def test_random_crop_tensordict():
+    td = TensorDict({"x": torch.arange(8).expand(2, 8)}, [2, 8])
+    out = T.RandomCropTensorDict(3, sample_dim=-1, mask_key=None)(td)
+    assert out.batch_size == (2, 3) and bool((out["x"].diff(dim=-1) == 1).all())
