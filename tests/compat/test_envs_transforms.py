@@ -57,7 +57,7 @@ NOT_YET = set(
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
-    "TerminateTransform TimeMaxPool Timer UnaryTransform VecGymEnvTransform "
+    "TerminateTransform Timer UnaryTransform VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
 )
 
@@ -83,6 +83,7 @@ SIGNATURES = {
     "LineariseRewards": ["in_keys", "out_keys", "weights"],
     "Reward2GoTransform": ["gamma", "in_keys", "out_keys", "done_key"],
     "RandomCropTensorDict": ["sub_seq_len", "sample_dim", "mask_key"],
+    "TimeMaxPool": ["in_keys", "out_keys", "T", "reset_key"],
     # TorchRL's undocumented keyword `repeats` is not provided (differences doc)
     "TrajCounter": ["out_key"],
 }  # fmt: skip
@@ -173,3 +174,15 @@ def test_random_crop_tensordict():
     td = TensorDict({"x": torch.arange(8).expand(2, 8)}, [2, 8])
     out = T.RandomCropTensorDict(3, sample_dim=-1, mask_key=None)(td)
     assert out.batch_size == (2, 3) and bool((out["x"].diff(dim=-1) == 1).all())
+
+
+def test_time_max_pool_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    env = T.TransformedEnv(GymEnv("Pendulum-v1"), T.TimeMaxPool(["observation"], ["m"], T=2))
+    try:
+        roll = env.rollout(3)
+        both = torch.stack([roll["next", "observation"][1:], roll["next", "observation"][:-1]])
+        assert torch.equal(roll["next", "m"][1:], both.max(0).values)
+    finally:
+        env.close()

@@ -39,6 +39,7 @@ from streamrl.envs.transforms.shape import (
     SqueezeTransform,
     UnsqueezeTransform,
 )
+from streamrl.envs.transforms.time_max_pool import TimeMaxPool
 from streamrl.envs.transforms.traj_counter import TrajCounter
 from streamrl.envs.transforms.transform import Transform
 from streamrl.envs.transforms.transformed_env import TransformedEnv
@@ -78,6 +79,7 @@ __all__ = [
     "StepCounter",
     "TargetReturn",
     "TensorDictPrimer",
+    "TimeMaxPool",
     "ToTensorImage",
     "TrajCounter",
     "Transform",
