@@ -53,7 +53,7 @@ NOT_YET = set(
     "ActionDiscretizer ActionScaling AutoResetEnv AutoResetTransform "
     "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
     "DecodeVideoTransform DeviceCastTransform EndOfLifeTransform "
-    "ExpandAs FiniteTensorDictCheck FlattenAction Hash MeanActionSelector ModuleTransform "
+    "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
@@ -83,6 +83,7 @@ SIGNATURES = {
     "LineariseRewards": ["in_keys", "out_keys", "weights"],
     "Reward2GoTransform": ["gamma", "in_keys", "out_keys", "done_key"],
     "RandomCropTensorDict": ["sub_seq_len", "sample_dim", "mask_key"],
+    "FiniteTensorDictCheck": [],
     "TimeMaxPool": ["in_keys", "out_keys", "T", "reset_key"],
     # TorchRL's undocumented keyword `repeats` is not provided (differences doc)
     "TrajCounter": ["out_key"],
@@ -186,3 +187,10 @@ def test_time_max_pool_in_env():
         assert torch.equal(roll["next", "m"][1:], both.max(0).values)
     finally:
         env.close()
+
+
+def test_finite_tensordict_check():
+    t = T.FiniteTensorDictCheck()
+    assert t(_td()) is not None
+    with pytest.raises(ValueError, match="reward"):
+        t(_td().set("reward", torch.tensor([[float("inf")]])))

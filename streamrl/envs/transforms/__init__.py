@@ -19,6 +19,7 @@ from streamrl.envs.transforms.compose import Compose
 from streamrl.envs.transforms.counters import InitTracker, StepCounter
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
 from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
+from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
@@ -58,6 +59,7 @@ __all__ = [
     "DiscreteActionProjection",
     "DoubleToFloat",
     "ExcludeTransform",
+    "FiniteTensorDictCheck",
     "FlattenObservation",
     "FrameSkipTransform",
     "GrayScale",
