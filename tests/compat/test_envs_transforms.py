@@ -75,7 +75,13 @@ SIGNATURES = {
     "ClipTransform": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv", "low", "high"],
     "SignTransform": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
     "PermuteTransform": ["dims", "in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
-    "SqueezeTransform": ["dim", "in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
+    # TorchRL's SqueezeTransform passes **kwargs (allow_positive_dim) to UnsqueezeTransform
+    "SqueezeTransform": [
+        "dim", "allow_positive_dim", "in_keys", "out_keys", "in_keys_inv", "out_keys_inv",
+    ],
+    "UnsqueezeTransform": [
+        "dim", "allow_positive_dim", "in_keys", "out_keys", "in_keys_inv", "out_keys_inv",
+    ],
     "Crop": ["w", "h", "top", "left", "in_keys", "out_keys"],
     "FrameSkipTransform": ["frame_skip"],
     "BinarizeReward": ["in_keys", "out_keys"],

@@ -125,6 +125,15 @@ class UnsqueezeTransform(_BatchAware):
 
     ``in_keys_inv`` entries (actions) are squeezed at ``dim`` on their way to the base env, so
     users write them with the extra dim.
+
+    Args:
+        dim: where the new dim goes; negative (counted from the end) unless
+            ``allow_positive_dim``, which lets a non-negative ``dim`` count from the first
+            non-batch dim.
+
+    Keyword Args:
+        allow_positive_dim: accept ``dim >= 0`` (default False).
+        in_keys, out_keys, in_keys_inv, out_keys_inv: as in :class:`Transform`.
     """
 
     _per_step = True
@@ -132,15 +141,24 @@ class UnsqueezeTransform(_BatchAware):
     def __init__(
         self,
         dim: int,
+        *,
+        allow_positive_dim: bool = False,
         in_keys: Any = None,
         out_keys: Any = None,
         in_keys_inv: Any = None,
         out_keys_inv: Any = None,
     ) -> None:
         if in_keys is None and in_keys_inv is None:
-            raise ValueError("UnsqueezeTransform needs in_keys, in_keys_inv or both")
+            raise ValueError(f"{type(self).__name__} needs in_keys, in_keys_inv or both")
+        dim = _int(dim, "dim")
+        if dim >= 0 and not allow_positive_dim:
+            raise ValueError(
+                f"dim must be negative (counted from the end), found {dim}; pass "
+                "allow_positive_dim=True to count from the first non-batch dim"
+            )
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        self.dim = _int(dim, "dim")
+        self.dim = dim
+        self.allow_positive_dim = bool(allow_positive_dim)
 
     def _map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
         return value.unsqueeze(_abs_dim(self.dim, value.ndim, batch_dims, "dim", extra=1))
@@ -168,8 +186,8 @@ class SqueezeTransform(_BatchAware):
     :class:`UnsqueezeTransform`).
 
     ``in_keys_inv`` entries (actions) get the dim back (unsqueezed at ``dim``) on their way to
-    the base env, so users write them without it. Negative dims count from the end,
-    non-negative ones from the first non-batch dim.
+    the base env, so users write them without it. Negative dims count from the end;
+    non-negative ones (with ``allow_positive_dim=True``) from the first non-batch dim.
 
     >>> import torch
     >>> from tensordict import TensorDict
@@ -184,6 +202,8 @@ class SqueezeTransform(_BatchAware):
     def __init__(
         self,
         dim: int,
+        *,
+        allow_positive_dim: bool = False,
         in_keys: Any = None,
         out_keys: Any = None,
         in_keys_inv: Any = None,
@@ -191,8 +211,15 @@ class SqueezeTransform(_BatchAware):
     ) -> None:
         if in_keys is None and in_keys_inv is None:
             raise ValueError("SqueezeTransform needs in_keys, in_keys_inv or both")
+        dim = _int(dim, "dim")
+        if dim >= 0 and not allow_positive_dim:
+            raise ValueError(
+                f"dim must be negative (counted from the end), found {dim}; pass "
+                "allow_positive_dim=True to count from the first non-batch dim"
+            )
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        self.dim = _int(dim, "dim")
+        self.dim = dim
+        self.allow_positive_dim = bool(allow_positive_dim)
 
     def _map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
         d = _abs_dim(self.dim, value.ndim, batch_dims, "dim")
