@@ -57,7 +57,7 @@ NOT_YET = set(
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
-    "TerminateTransform Timer UnaryTransform VecGymEnvTransform "
+    "TerminateTransform UnaryTransform VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
 )
 
@@ -90,6 +90,7 @@ SIGNATURES = {
     "Reward2GoTransform": ["gamma", "in_keys", "out_keys", "done_key"],
     "RandomCropTensorDict": ["sub_seq_len", "sample_dim", "mask_key"],
     "FiniteTensorDictCheck": [],
+    "Timer": ["out_keys", "time_key"],
     "TimeMaxPool": ["in_keys", "out_keys", "T", "reset_key"],
     # TorchRL's undocumented keyword `repeats` is not provided (differences doc)
     "TrajCounter": ["out_key"],
@@ -200,3 +201,14 @@ def test_finite_tensordict_check():
     assert t(_td()) is not None
     with pytest.raises(ValueError, match="reward"):
         t(_td().set("reward", torch.tensor([[float("inf")]])))
+
+
+def test_timer_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    env = T.TransformedEnv(GymEnv("Pendulum-v1"), T.Timer(time_key="time"))
+    try:
+        r = env.rollout(3)
+        assert bool((r["next", "time_step"] > 0).all()) and r["time_reset"][0] > 0
+    finally:
+        env.close()

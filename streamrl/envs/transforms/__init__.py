@@ -41,6 +41,7 @@ from streamrl.envs.transforms.shape import (
     UnsqueezeTransform,
 )
 from streamrl.envs.transforms.time_max_pool import TimeMaxPool
+from streamrl.envs.transforms.timer import Timer
 from streamrl.envs.transforms.traj_counter import TrajCounter
 from streamrl.envs.transforms.transform import Transform
 from streamrl.envs.transforms.transformed_env import TransformedEnv
@@ -82,6 +83,7 @@ __all__ = [
     "TargetReturn",
     "TensorDictPrimer",
     "TimeMaxPool",
+    "Timer",
     "ToTensorImage",
     "TrajCounter",
     "Transform",
