@@ -11,40 +11,81 @@ tensor([0])
 >>> env.close()
 """
 
+from streamrl.envs.transforms.action_mask import ActionMask
+from streamrl.envs.transforms.action_projection import DiscreteActionProjection
 from streamrl.envs.transforms.cat_frames import CatFrames
+from streamrl.envs.transforms.cat_tensors import CatTensors
 from streamrl.envs.transforms.compose import Compose
 from streamrl.envs.transforms.counters import InitTracker, StepCounter
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
-from streamrl.envs.transforms.image import CenterCrop, GrayScale, Resize, ToTensorImage
+from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
+from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
+from streamrl.envs.transforms.frame_skip import FrameSkipTransform
+from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
+from streamrl.envs.transforms.primer import TensorDictPrimer
+from streamrl.envs.transforms.random_crop import RandomCropTensorDict
 from streamrl.envs.transforms.reward import RewardClipping, RewardScaling, RewardSum
-from streamrl.envs.transforms.shape import FlattenObservation, UnsqueezeTransform
+from streamrl.envs.transforms.reward_maps import (
+    BinarizeReward,
+    LineariseRewards,
+    Reward2GoTransform,
+    TargetReturn,
+)
+from streamrl.envs.transforms.shape import (
+    FlattenObservation,
+    PermuteTransform,
+    SqueezeTransform,
+    UnsqueezeTransform,
+)
+from streamrl.envs.transforms.time_max_pool import TimeMaxPool
+from streamrl.envs.transforms.timer import Timer
+from streamrl.envs.transforms.traj_counter import TrajCounter
 from streamrl.envs.transforms.transform import Transform
 from streamrl.envs.transforms.transformed_env import TransformedEnv
 from streamrl.envs.transforms.vecnorm import VecNorm
 
 __all__ = [
+    "ActionMask",
+    "BinarizeReward",
     "CatFrames",
+    "CatTensors",
     "CenterCrop",
+    "ClipTransform",
     "Compose",
+    "Crop",
     "DTypeCastTransform",
+    "DiscreteActionProjection",
     "DoubleToFloat",
     "ExcludeTransform",
+    "FiniteTensorDictCheck",
     "FlattenObservation",
+    "FrameSkipTransform",
     "GrayScale",
     "InitTracker",
+    "LineariseRewards",
     "NoopResetEnv",
     "ObservationNorm",
+    "PermuteTransform",
+    "RandomCropTensorDict",
     "RenameTransform",
     "Resize",
+    "Reward2GoTransform",
     "RewardClipping",
     "RewardScaling",
     "RewardSum",
     "SelectTransform",
+    "SignTransform",
+    "SqueezeTransform",
     "StepCounter",
+    "TargetReturn",
+    "TensorDictPrimer",
+    "TimeMaxPool",
+    "Timer",
     "ToTensorImage",
+    "TrajCounter",
     "Transform",
     "TransformedEnv",
     "UnsqueezeTransform",

@@ -126,6 +126,15 @@ class Compose(Transform):
             td_reset = t._reset(td, td_reset)
         return td_reset
 
+    def _reset_env_preprocess(self, td: TensorDictBase | None) -> TensorDictBase | None:
+        for t in reversed(self.transforms):
+            td = t._reset_env_preprocess(td)
+        return td
+
+    @property
+    def _live_action_spec(self) -> bool:  # type: ignore[override]
+        return any(t._live_action_spec for t in self.transforms)
+
     @property
     def _per_step(self) -> bool:  # type: ignore[override]
         return all(t._per_step for t in self.transforms)

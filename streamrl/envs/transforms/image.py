@@ -1,4 +1,5 @@
-"""Image transforms on pixel observations: ToTensorImage, Resize, GrayScale, CenterCrop.
+"""Image transforms on pixel observations: ToTensorImage, Resize, GrayScale, CenterCrop,
+Crop.
 
 Images are ``[..., H, W, C]`` uint8 as envs render them; ToTensorImage makes them
 ``[..., C, H, W]`` floats in ``[0, 1]``, the layout the other three expect. Leading dims
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from streamrl.envs.transforms._spec_utils import map_spec
 from streamrl.envs.transforms.transform import Transform, keys_repr
 
-__all__ = ["CenterCrop", "GrayScale", "Resize", "ToTensorImage"]
+__all__ = ["CenterCrop", "Crop", "GrayScale", "Resize", "ToTensorImage"]
 
 _PIXELS = ["pixels"]
 # ITU-R 601-2 luma weights, the ones PIL and torchvision use.
@@ -203,3 +204,65 @@ class CenterCrop(Transform):
 
     def __repr__(self) -> str:
         return f"CenterCrop(w={self.w}, h={self.h}, keys={keys_repr(self.in_keys)})"
+
+
+class Crop(Transform):
+    """Crop the ``h x w`` window whose top-left corner is at (``top``, ``left``) from
+    ``[..., H, W]`` images.
+
+    Args:
+        w: the width of the crop.
+        h: its height (default ``w``: a square crop).
+        top, left: the first row and column kept (default 0, the top-left corner).
+        in_keys: the images (default ``["pixels"]``); out_keys default to in_keys.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> img = torch.arange(16.0).reshape(1, 4, 4)
+    >>> Crop(2, 3, top=1, left=2)(TensorDict({"pixels": img}))["pixels"]
+    tensor([[[ 6.,  7.],
+             [10., 11.],
+             [14., 15.]]])
+    """
+
+    _per_step = True
+
+    def __init__(
+        self,
+        w: int,
+        h: int | None = None,
+        top: int = 0,
+        left: int = 0,
+        in_keys: Any = None,
+        out_keys: Any = None,
+    ) -> None:
+        super().__init__(_PIXELS if in_keys is None else in_keys, out_keys)
+        self.w = _size_arg(w, "w")
+        self.h = _size_arg(w if h is None else h, "h")
+        for name, value in (("top", top), ("left", left)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, found {value!r}")
+        self.top = top
+        self.left = left
+
+    def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        if value.ndim < 2:
+            raise ValueError(
+                f"Crop expects images shaped [..., H, W], found shape {tuple(value.shape)}"
+            )
+        h, w = value.shape[-2:]
+        if self.top + self.h > h or self.left + self.w > w:
+            raise ValueError(
+                f"Crop(w={self.w}, h={self.h}, top={self.top}, left={self.left}) does not fit "
+                f"in the image: shape {tuple(value.shape)} has H={h}, W={w}"
+            )
+        return value[..., self.top : self.top + self.h, self.left : self.left + self.w]
+
+    def _transform_spec(self, spec: Any) -> Any:
+        return map_spec(spec, self._apply_transform)
+
+    def __repr__(self) -> str:
+        return (
+            f"Crop(w={self.w}, h={self.h}, top={self.top}, left={self.left}, "
+            f"keys={keys_repr(self.in_keys)})"
+        )

@@ -1,4 +1,5 @@
-"""Shape transforms: FlattenObservation and UnsqueezeTransform.
+"""Shape transforms: FlattenObservation, UnsqueezeTransform, SqueezeTransform and
+PermuteTransform.
 
 Dims count from the end when negative and from the first non-batch dim when non-negative,
 so one transform works for any batch size (a single env, a batched env, a replay sample).
@@ -21,7 +22,7 @@ from tensordict import TensorDictBase
 from streamrl.envs.transforms._spec_utils import map_spec
 from streamrl.envs.transforms.transform import Transform, keys_repr
 
-__all__ = ["FlattenObservation", "UnsqueezeTransform"]
+__all__ = ["FlattenObservation", "PermuteTransform", "SqueezeTransform", "UnsqueezeTransform"]
 
 
 def _int(value: Any, name: str) -> int:
@@ -124,6 +125,15 @@ class UnsqueezeTransform(_BatchAware):
 
     ``in_keys_inv`` entries (actions) are squeezed at ``dim`` on their way to the base env, so
     users write them with the extra dim.
+
+    Args:
+        dim: where the new dim goes; negative (counted from the end) unless
+            ``allow_positive_dim``, which lets a non-negative ``dim`` count from the first
+            non-batch dim.
+
+    Keyword Args:
+        allow_positive_dim: accept ``dim >= 0`` (default False).
+        in_keys, out_keys, in_keys_inv, out_keys_inv: as in :class:`Transform`.
     """
 
     _per_step = True
@@ -131,15 +141,24 @@ class UnsqueezeTransform(_BatchAware):
     def __init__(
         self,
         dim: int,
+        *,
+        allow_positive_dim: bool = False,
         in_keys: Any = None,
         out_keys: Any = None,
         in_keys_inv: Any = None,
         out_keys_inv: Any = None,
     ) -> None:
         if in_keys is None and in_keys_inv is None:
-            raise ValueError("UnsqueezeTransform needs in_keys, in_keys_inv or both")
+            raise ValueError(f"{type(self).__name__} needs in_keys, in_keys_inv or both")
+        dim = _int(dim, "dim")
+        if dim >= 0 and not allow_positive_dim:
+            raise ValueError(
+                f"dim must be negative (counted from the end), found {dim}; pass "
+                "allow_positive_dim=True to count from the first non-batch dim"
+            )
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        self.dim = _int(dim, "dim")
+        self.dim = dim
+        self.allow_positive_dim = bool(allow_positive_dim)
 
     def _map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
         return value.unsqueeze(_abs_dim(self.dim, value.ndim, batch_dims, "dim", extra=1))
@@ -158,5 +177,136 @@ class UnsqueezeTransform(_BatchAware):
     def __repr__(self) -> str:
         return (
             f"UnsqueezeTransform(dim={self.dim}, in_keys={keys_repr(self.in_keys)}, "
+            f"in_keys_inv={keys_repr(self.in_keys_inv)})"
+        )
+
+
+class SqueezeTransform(_BatchAware):
+    """Remove the dim of size 1 at ``dim`` from each ``in_keys`` entry (the mirror of
+    :class:`UnsqueezeTransform`).
+
+    ``in_keys_inv`` entries (actions) get the dim back (unsqueezed at ``dim``) on their way to
+    the base env, so users write them without it. Negative dims count from the end;
+    non-negative ones (with ``allow_positive_dim=True``) from the first non-batch dim.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> t = SqueezeTransform(-1, in_keys=["x"], in_keys_inv=["action"])
+    >>> td = TensorDict({"x": torch.zeros(4, 3, 1), "action": torch.zeros(4, 2)}, [4])
+    >>> t(td)["x"].shape, t.inv(td)["action"].shape
+    (torch.Size([4, 3]), torch.Size([4, 2, 1]))
+    """
+
+    _per_step = True
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        allow_positive_dim: bool = False,
+        in_keys: Any = None,
+        out_keys: Any = None,
+        in_keys_inv: Any = None,
+        out_keys_inv: Any = None,
+    ) -> None:
+        if in_keys is None and in_keys_inv is None:
+            raise ValueError("SqueezeTransform needs in_keys, in_keys_inv or both")
+        dim = _int(dim, "dim")
+        if dim >= 0 and not allow_positive_dim:
+            raise ValueError(
+                f"dim must be negative (counted from the end), found {dim}; pass "
+                "allow_positive_dim=True to count from the first non-batch dim"
+            )
+        super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
+        self.dim = dim
+        self.allow_positive_dim = bool(allow_positive_dim)
+
+    def _map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+        d = _abs_dim(self.dim, value.ndim, batch_dims, "dim")
+        if value.shape[d] != 1:
+            raise ValueError(
+                f"SqueezeTransform: entry {key!r} of shape {tuple(value.shape)} should have "
+                f"size 1 at dim {self.dim}"
+            )
+        return value.squeeze(d)
+
+    def _inv_map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+        return value.unsqueeze(_abs_dim(self.dim, value.ndim, batch_dims, "dim", extra=1))
+
+    _spec_inv = _map
+
+    def __repr__(self) -> str:
+        return (
+            f"SqueezeTransform(dim={self.dim}, in_keys={keys_repr(self.in_keys)}, "
+            f"in_keys_inv={keys_repr(self.in_keys_inv)})"
+        )
+
+
+class PermuteTransform(_BatchAware):
+    """Permute the trailing (feature) dims of each ``in_keys`` entry.
+
+    Args:
+        dims: the new order of the last ``len(dims)`` dims, a reordering of
+            ``[-len(dims), ..., -1]``; ``[-1, -3, -2]`` moves the last dim first (an
+            ``[H, W, C]`` image becomes ``[C, H, W]``).
+        in_keys, out_keys: observation-path entries (``out_keys`` defaults to ``in_keys``).
+        in_keys_inv, out_keys_inv: action-path entries; users write them permuted and the base
+            env reads them with the inverse permutation applied.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> td = TensorDict({"pixels": torch.zeros(2, 8, 6, 3)}, [2])
+    >>> PermuteTransform([-1, -3, -2], in_keys=["pixels"])(td)["pixels"].shape
+    torch.Size([2, 3, 8, 6])
+    """
+
+    _per_step = True
+
+    def __init__(
+        self,
+        dims: Any,
+        in_keys: Any = None,
+        out_keys: Any = None,
+        in_keys_inv: Any = None,
+        out_keys_inv: Any = None,
+    ) -> None:
+        if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
+            raise TypeError(f"dims must be a list of ints, found {dims!r}")
+        dims = [_int(d, "dims[i]") for d in dims]
+        n = len(dims)
+        if n == 0 or sorted(dims) != list(range(-n, 0)):
+            raise ValueError(
+                f"dims must be a reordering of {list(range(-n, 0))} (negative dims), found {dims}"
+            )
+        if in_keys is None and in_keys_inv is None:
+            raise ValueError("PermuteTransform needs in_keys, in_keys_inv or both")
+        super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
+        self.dims = dims
+        inverse = [0] * n
+        for i, d in enumerate(dims):
+            inverse[d + n] = i - n
+        self._inverse = inverse
+
+    def _permute(self, value: torch.Tensor, dims: list, batch_dims: int, key: Any) -> torch.Tensor:
+        n = len(dims)
+        if value.ndim - batch_dims < n:
+            raise ValueError(
+                f"PermuteTransform: entry {key!r} of shape {tuple(value.shape)} has fewer than "
+                f"{n} non-batch dims"
+            )
+        lead = list(range(value.ndim - n))
+        return value.permute(*lead, *[value.ndim + d for d in dims])
+
+    def _map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+        return self._permute(value, self.dims, batch_dims, key)
+
+    def _inv_map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+        return self._permute(value, self._inverse, batch_dims, key)
+
+    _spec_inv = _map
+
+    def __repr__(self) -> str:
+        return (
+            f"PermuteTransform(dims={self.dims}, in_keys={keys_repr(self.in_keys)}, "
             f"in_keys_inv={keys_repr(self.in_keys_inv)})"
         )

@@ -97,6 +97,9 @@ class Transform(nn.Module):
     # True when the transform maps each step's data on its own (no state across steps, no
     # env access): TransformedEnv may then run it once over a whole random rollout.
     _per_step: bool = False
+    # True when the transform changes the action spec as the episode goes (an action mask):
+    # random actions must then be drawn step by step, never all up front.
+    _live_action_spec: bool = False
 
     def __init__(
         self,
@@ -159,6 +162,11 @@ class Transform(nn.Module):
             return self._call(td_reset)
         finally:
             self.in_keys, self.out_keys = in_keys, out_keys
+
+    def _reset_env_preprocess(self, td: TensorDictBase | None) -> TensorDictBase | None:
+        """Rewrite the reset input before the base env's reset runs (most transforms leave
+        it as it is; a TensorDictPrimer with ``call_before_env_reset`` fills it)."""
+        return td
 
     def _inv_call(self, td: TensorDictBase) -> TensorDictBase:
         """Action path: rewrite the step input before the base env reads it."""

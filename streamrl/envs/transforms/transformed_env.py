@@ -234,6 +234,7 @@ class TransformedEnv(EnvBase):
         # Some transforms learn shapes from the specs (RewardSum's zeros at reset): make sure
         # they have seen them.
         self._outputs()
+        tensordict = self.transform._reset_env_preprocess(tensordict)
         td_reset = self.base_env.reset(tensordict, **kwargs)
         return self.transform._reset(tensordict, td_reset)
 
@@ -291,6 +292,13 @@ class TransformedEnv(EnvBase):
             break_when_any_done=break_when_any_done,
             tensordict=tensordict,
         )
+
+    def _flat_buffers(self, T: int) -> Any:
+        # An action spec that changes every step (ActionMask) rules out drawing the random
+        # actions of a buffered rollout up front.
+        if self.transform._live_action_spec:
+            return None
+        return super()._flat_buffers(T)
 
     def _trajectory_ok(self) -> bool:
         self._inputs()  # learn automatic action-path keys first

@@ -106,7 +106,9 @@ def test_unsqueeze_forward_inverse_and_spec(counting_env):
     env.step(td)
     assert base.last_action.shape == (1,)
     check_env_specs(env)
-    t = UnsqueezeTransform(0, in_keys=["x"])
+    with pytest.raises(ValueError, match="allow_positive_dim"):
+        UnsqueezeTransform(0, in_keys=["x"])
+    t = UnsqueezeTransform(0, allow_positive_dim=True, in_keys=["x"])
     out = t(TensorDict({"x": torch.zeros(5, 2)}, batch_size=[5]))["x"]
     assert out.shape == (5, 1, 2)
     with pytest.raises(ValueError, match="in_keys"):
