@@ -53,8 +53,12 @@ def test_traj_counter_shared_across_parallel_workers():
     try:
         roll = env.rollout(6, break_when_any_done=False)
         numbers = roll["next", "traj_count"].squeeze(-1)
-        # 2 workers x 3 trajectories each, numbered 0..5 without repeats
-        assert sorted(set(numbers.flatten().tolist())) == list(range(6))
+        # 2 workers x 3 trajectories each, numbered without repeats across workers (which
+        # worker draws which number, and a number drawn by a reset after the last step,
+        # depend on how the workers interleave)
+        first, second = (set(row.tolist()) for row in numbers)
+        assert len(first) == 3 and len(second) == 3 and not first & second
+        assert max(first | second) < 8
     finally:
         env.close()
 
