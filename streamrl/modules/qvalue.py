@@ -52,6 +52,39 @@ def _resolve_space(action_space: str | None, spec: Any, action_key) -> tuple[str
     return action_space, spec
 
 
+def _greedy(module: Any, tensordict: TensorDictBase,
+            values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The greedy action of ``values`` ``[*B, n]`` for a Q-value module (its action mask,
+    action space and spec): ``(index, action)``, the action one-hot or an index, in the
+    spec's dtype (shared by :class:`QValueModule` and :class:`DistributionalQValueModule`)."""
+    name = type(module).__name__
+    scores = values
+    if module.action_mask_key is not None:
+        mask = tensordict.get(module.action_mask_key, None)
+        if mask is None:
+            raise KeyError(f"{name} needs the action mask at {module.action_mask_key!r}")
+        if mask.shape != values.shape:
+            raise ValueError(
+                f"action mask {module.action_mask_key!r} has shape {tuple(mask.shape)}, "
+                f"action values have shape {tuple(values.shape)}"
+            )
+        scores = values.masked_fill(~mask.bool(), float("-inf"))
+    index = scores.argmax(-1)
+    spec = module.action_spec
+    dtype = spec.dtype if spec is not None else torch.long
+    if module.action_space == "one_hot":
+        return index, F.one_hot(index, values.shape[-1]).to(dtype)
+    action = index.to(dtype)
+    if spec is not None:
+        # a batched env's spec includes the batch dims: only what follows them is the
+        # action's own shape (Categorical(n, shape=(1,)) keeps its unit dim)
+        batch = tensordict.batch_size
+        own = spec.shape[len(batch):] if spec.shape[: len(batch)] == batch else spec.shape
+        if tuple(own) == (1,):
+            action = action.unsqueeze(-1)
+    return index, action
+
+
 class QValueModule(TensorDictModuleBase):
     """Pick the greedy action from ``action_value`` (shape ``[*B, n]``).
 
@@ -105,31 +138,7 @@ class QValueModule(TensorDictModuleBase):
                 f"QValueModule needs {self.action_value_key!r}; the TensorDict has "
                 f"{sorted(map(str, tensordict.keys(True, True)))}"
             )
-        scores = values
-        if self.action_mask_key is not None:
-            mask = tensordict.get(self.action_mask_key, None)
-            if mask is None:
-                raise KeyError(f"QValueModule needs the action mask at {self.action_mask_key!r}")
-            if mask.shape != values.shape:
-                raise ValueError(
-                    f"action mask {self.action_mask_key!r} has shape {tuple(mask.shape)}, "
-                    f"action values have shape {tuple(values.shape)}"
-                )
-            scores = values.masked_fill(~mask.bool(), float("-inf"))
-        index = scores.argmax(-1)
-        dtype = self.action_spec.dtype if self.action_spec is not None else torch.long
-        if self.action_space == "one_hot":
-            action = F.one_hot(index, values.shape[-1]).to(dtype)
-        else:
-            action = index.to(dtype)
-            spec = self.action_spec
-            if spec is not None:
-                # a batched env's spec includes the batch dims: only what follows them is the
-                # action's own shape (Categorical(n, shape=(1,)) keeps its unit dim)
-                batch = tensordict.batch_size
-                own = spec.shape[len(batch):] if spec.shape[: len(batch)] == batch else spec.shape
-                if tuple(own) == (1,):
-                    action = action.unsqueeze(-1)
+        index, action = _greedy(self, tensordict, values)
         chosen = values.gather(-1, index.unsqueeze(-1))
         action_key, value_key, chosen_key = self.out_keys
         tensordict.set(action_key, action)
@@ -264,22 +273,7 @@ class DistributionalQValueModule(TensorDictModuleBase):
             )
         support = self.support.to(logp.device, torch.promote_types(logp.dtype, torch.float32))
         values = (logp.exp() * support.unsqueeze(-1)).sum(-2)
-        if self.action_mask_key is not None:
-            mask = tensordict.get(self.action_mask_key, None)
-            if mask is None:
-                raise KeyError(f"DistributionalQValueModule needs the mask {self.action_mask_key!r}")
-            if mask.shape != values.shape:
-                raise ValueError(
-                    f"action mask {self.action_mask_key!r} has shape {tuple(mask.shape)}, "
-                    f"expected {tuple(values.shape)}"
-                )
-            values = values.masked_fill(~mask.bool(), float("-inf"))
-        index = values.argmax(-1)
-        dtype = self.action_spec.dtype if self.action_spec is not None else torch.long
-        if self.action_space == "one_hot":
-            action = F.one_hot(index, values.shape[-1]).to(dtype)
-        else:
-            action = index.to(dtype)
+        _, action = _greedy(self, tensordict, values)
         action_key, value_key = self.out_keys
         tensordict.set(action_key, action)
         if value_key != self.action_value_key:

@@ -9,6 +9,7 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import nn
 
+from streamrl.data import Categorical
 from streamrl.modules import DistributionalQValueActor, DistributionalQValueModule, QValueActor
 from streamrl.objectives import DistributionalDQNLoss, HardUpdate
 from streamrl.objectives.distributional_dqn import project_distribution
@@ -176,3 +177,14 @@ def test_qvalue_actor_action_value_key_none_is_default():
     td = actor(TensorDict({"observation": torch.randn(4, 2)}, [4]))
     assert td["action_value"].shape == (4, 3)
     assert actor.action_space == "one_hot"
+
+
+def test_distributional_module_keeps_a_categorical_unit_dim():
+    """Like QValueModule: a Categorical(n, shape=(1,)) spec gives [*B, 1] index actions."""
+    support = torch.linspace(-1.0, 1.0, 5)
+    module = DistributionalQValueModule("categorical", support, spec=Categorical(3, shape=(1,)))
+    logp = torch.log_softmax(torch.randn(4, 5, 3), -2)
+    out = module(TensorDict({"action_value": logp}, [4]))
+    assert out["action"].shape == (4, 1)
+    values = (logp.exp() * support.unsqueeze(-1)).sum(-2)
+    assert torch.equal(out["action"].squeeze(-1), values.argmax(-1))
