@@ -12,7 +12,12 @@ from torch import Tensor, nn
 
 from streamrl.objectives._utils import check_loss_function, distance_loss
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.sac import EntropyCoefficient, sample_with_log_prob
+from streamrl.objectives.sac import (
+    EntropyCoefficient,
+    check_target_entropy,
+    sample_with_log_prob,
+    target_entropy_for,
+)
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["CrossQLoss"]
@@ -92,8 +97,7 @@ class CrossQLoss(LossModule):
         super().__init__()
         if not isinstance(num_qvalue_nets, int) or num_qvalue_nets < 1:
             raise ValueError(f"num_qvalue_nets must be a positive int, found {num_qvalue_nets!r}")
-        if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
-            raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
+        check_target_entropy(target_entropy)
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
         self.target_entropy = target_entropy
@@ -150,10 +154,7 @@ class CrossQLoss(LossModule):
             q_new = self._qvalues(td, new_action,
                                   self.network_params("qvalue_network", detach=True))
         loss_actor = (alpha * log_prob - q_new.min(0).values.reshape(log_prob.shape)).mean()
-        if self.target_entropy == "auto":
-            target_entropy = -float(new_action.shape[1:].numel())
-        else:
-            target_entropy = float(self.target_entropy)
+        target_entropy = target_entropy_for(self.target_entropy, new_action, 1)
         loss_alpha = self.entropy_coef.loss(log_prob + target_entropy)
         return _output(
             loss_actor=loss_actor,

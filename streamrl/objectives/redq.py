@@ -8,7 +8,12 @@ from torch import Tensor, nn
 
 from streamrl.objectives._utils import check_loss_function, distance_loss
 from streamrl.objectives.common import TD_KEYS, LossModule
-from streamrl.objectives.sac import EntropyCoefficient, sample_with_log_prob
+from streamrl.objectives.sac import (
+    EntropyCoefficient,
+    check_target_entropy,
+    sample_with_log_prob,
+    target_entropy_for,
+)
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["REDQLoss"]
@@ -85,8 +90,7 @@ class REDQLoss(LossModule):
                 f"sub_sample_len must be an int in [1, num_qvalue_nets={num_qvalue_nets}], "
                 f"found {sub_sample_len!r}"
             )
-        if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
-            raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
+        check_target_entropy(target_entropy)
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
         self.sub_sample_len = sub_sample_len
@@ -142,10 +146,7 @@ class REDQLoss(LossModule):
         loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
         td_error = (pred.detach() - target).abs().max(0).values.reshape(tensordict.batch_size)
         tensordict.set(self._keys["priority"], td_error)
-        if self.target_entropy == "auto":
-            target_entropy = -float(new_action.shape[batch_dims:].numel())
-        else:
-            target_entropy = float(self.target_entropy)
+        target_entropy = target_entropy_for(self.target_entropy, new_action, batch_dims)
         loss_alpha = self.entropy_coef.loss(log_prob + target_entropy)
         return TensorDict({
             "loss_actor": loss_actor,

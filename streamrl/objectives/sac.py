@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase
@@ -30,6 +31,20 @@ def sample_with_log_prob(dist: torch.distributions.Distribution, batch_dims: int
         action = dist.rsample()
         log_prob = dist.log_prob(action)
     return action, sum_trailing(log_prob, batch_dims)
+
+
+def check_target_entropy(target_entropy: Any) -> None:
+    """Raise ``TypeError`` unless ``target_entropy`` is ``"auto"`` or a number."""
+    if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
+        raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
+
+
+def target_entropy_for(target_entropy: float | str, action: Tensor, batch_dims: int) -> float:
+    """``target_entropy`` as a number: ``"auto"`` is minus the size of one action (the dims of
+    ``action`` after its ``batch_dims`` batch dims)."""
+    if target_entropy == "auto":
+        return -float(action.shape[batch_dims:].numel())
+    return float(target_entropy)
 
 
 class EntropyCoefficient(nn.Module):
@@ -141,8 +156,7 @@ class SACLoss(LossModule):
                 f"{type(value_network).__name__}"
             )
         self.loss_function = check_loss_function(loss_function)
-        if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
-            raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
+        check_target_entropy(target_entropy)
         self.target_entropy = target_entropy
         self.delay_qvalue = delay_qvalue
         self.num_qvalue_nets = num_qvalue_nets
@@ -158,9 +172,7 @@ class SACLoss(LossModule):
         )
 
     def _target_entropy(self, action: Tensor, batch_dims: int) -> float:
-        if self.target_entropy == "auto":
-            return -float(action.shape[batch_dims:].numel())
-        return float(self.target_entropy)
+        return target_entropy_for(self.target_entropy, action, batch_dims)
 
     def _qvalues(self, td: TensorDictBase, action: Tensor, params: TensorDictBase) -> Tensor:
         work = td.copy()
