@@ -64,3 +64,24 @@ def project_outputs(tensordict: TensorDictBase, specs: dict, owner: str) -> None
         cheap = value.device.type == "cpu" and not torch._C._functorch.is_batchedtensor(value)
         if not cheap or not spec.is_in(value):
             tensordict.set(key, spec.project(value))
+
+
+def safe_specs(spec: Any, out_keys: list, safe: bool, owner: str) -> dict:
+    """The out-key -> spec map of a safe module; ``safe=True`` needs a spec."""
+    specs = spec_map(spec, out_keys, owner)
+    if safe and not specs:
+        raise ValueError(f"{owner}(safe=True) needs a spec to project into")
+    return specs
+
+
+def check_outputs(tensordict: Any, specs: dict, safe: bool, owner: str) -> None:
+    """A safe module's outputs: projected into their specs (``safe``), else shape-checked."""
+    if not specs or not isinstance(tensordict, TensorDictBase):
+        return
+    if safe:
+        project_outputs(tensordict, specs, owner)
+        return
+    for key, spec in specs.items():
+        value = tensordict.get(key, None)
+        if value is not None:
+            check_shape(key, value, spec, owner)

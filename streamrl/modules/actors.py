@@ -15,7 +15,7 @@ from tensordict.nn import (
 from tensordict.utils import unravel_key
 
 from streamrl.envs.utils import ExplorationType
-from streamrl.modules._spec_utils import as_composite, project_outputs, spec_map
+from streamrl.modules._spec_utils import as_composite, project_outputs, safe_specs
 from streamrl.modules.distributions import Delta
 from streamrl.modules.safe import SafeModule
 
@@ -150,9 +150,7 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
         if isinstance(out_keys, (str, tuple)):
             out_keys = [out_keys]
         out_keys = [unravel_key(k) for k in out_keys]
-        specs = spec_map(spec, out_keys, "ProbabilisticActor")
-        if safe and not specs:
-            raise ValueError("ProbabilisticActor(safe=True) needs a spec to project into")
+        specs = safe_specs(spec, out_keys, safe, "ProbabilisticActor")
         kwargs = dict(distribution_kwargs or {})
         if out_keys[0] in specs:
             kwargs = _fill_bounds(distribution_class, kwargs, specs[out_keys[0]])

@@ -7,7 +7,7 @@ from typing import Any
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
 
-from streamrl.modules._spec_utils import as_composite, check_shape, project_outputs, spec_map
+from streamrl.modules._spec_utils import as_composite, check_outputs, safe_specs
 
 __all__ = ["SafeModule"]
 
@@ -43,9 +43,7 @@ class SafeModule(TensorDictModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(module, in_keys=in_keys, out_keys=out_keys, **kwargs)
-        self._specs = spec_map(spec, self.out_keys, type(self).__name__)
-        if safe and not self._specs:
-            raise ValueError(f"{type(self).__name__}(safe=True) needs a spec to project into")
+        self._specs = safe_specs(spec, self.out_keys, safe, type(self).__name__)
         self.safe = safe
 
     @property
@@ -55,12 +53,5 @@ class SafeModule(TensorDictModule):
 
     def forward(self, tensordict: TensorDictBase, *args: Any, **kwargs: Any) -> TensorDictBase:
         out = super().forward(tensordict, *args, **kwargs)
-        if self._specs and isinstance(out, TensorDictBase):
-            if self.safe:
-                project_outputs(out, self._specs, type(self).__name__)
-            else:
-                for key, spec in self._specs.items():
-                    value = out.get(key, None)
-                    if value is not None:
-                        check_shape(key, value, spec, type(self).__name__)
+        check_outputs(out, self._specs, self.safe, type(self).__name__)
         return out

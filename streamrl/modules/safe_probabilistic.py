@@ -11,7 +11,7 @@ from tensordict.nn import (
     ProbabilisticTensorDictSequential,
 )
 
-from streamrl.modules._spec_utils import as_composite, check_shape, project_outputs, spec_map
+from streamrl.modules._spec_utils import as_composite, check_outputs, safe_specs
 from streamrl.modules.distributions import Delta
 from streamrl.modules.safe_sequence import merged_specs
 
@@ -79,9 +79,7 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
             num_samples=num_samples,
             generator=generator,
         )
-        self._specs = spec_map(spec, list(self.out_keys), type(self).__name__)
-        if safe and not self._specs:
-            raise ValueError(f"{type(self).__name__}(safe=True) needs a spec to project into")
+        self._specs = safe_specs(spec, list(self.out_keys), safe, type(self).__name__)
         self.safe = safe
 
     @property
@@ -91,14 +89,7 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
 
     def forward(self, tensordict: TensorDictBase, *args: Any, **kwargs: Any) -> TensorDictBase:
         out = super().forward(tensordict, *args, **kwargs)
-        if self._specs and isinstance(out, TensorDictBase):
-            if self.safe:
-                project_outputs(out, self._specs, type(self).__name__)
-            else:
-                for key, spec in self._specs.items():
-                    value = out.get(key, None)
-                    if value is not None:
-                        check_shape(key, value, spec, type(self).__name__)
+        check_outputs(out, self._specs, self.safe, type(self).__name__)
         return out
 
 
