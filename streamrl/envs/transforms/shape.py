@@ -167,7 +167,7 @@ class UnsqueezeTransform(_BatchAware):
         d = _abs_dim(self.dim, value.ndim, batch_dims, "dim")
         if value.shape[d] != 1:
             raise ValueError(
-                f"UnsqueezeTransform: entry {key!r} of shape {tuple(value.shape)} should have "
+                f"{type(self).__name__}: entry {key!r} of shape {tuple(value.shape)} should have "
                 f"size 1 at dim {self.dim}"
             )
         return value.squeeze(d)
@@ -176,12 +176,12 @@ class UnsqueezeTransform(_BatchAware):
 
     def __repr__(self) -> str:
         return (
-            f"UnsqueezeTransform(dim={self.dim}, in_keys={keys_repr(self.in_keys)}, "
+            f"{type(self).__name__}(dim={self.dim}, in_keys={keys_repr(self.in_keys)}, "
             f"in_keys_inv={keys_repr(self.in_keys_inv)})"
         )
 
 
-class SqueezeTransform(_BatchAware):
+class SqueezeTransform(UnsqueezeTransform):
     """Remove the dim of size 1 at ``dim`` from each ``in_keys`` entry (the mirror of
     :class:`UnsqueezeTransform`).
 
@@ -197,49 +197,11 @@ class SqueezeTransform(_BatchAware):
     (torch.Size([4, 3]), torch.Size([4, 2, 1]))
     """
 
-    _per_step = True
-
-    def __init__(
-        self,
-        dim: int,
-        *,
-        allow_positive_dim: bool = False,
-        in_keys: Any = None,
-        out_keys: Any = None,
-        in_keys_inv: Any = None,
-        out_keys_inv: Any = None,
-    ) -> None:
-        if in_keys is None and in_keys_inv is None:
-            raise ValueError("SqueezeTransform needs in_keys, in_keys_inv or both")
-        dim = _int(dim, "dim")
-        if dim >= 0 and not allow_positive_dim:
-            raise ValueError(
-                f"dim must be negative (counted from the end), found {dim}; pass "
-                "allow_positive_dim=True to count from the first non-batch dim"
-            )
-        super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
-        self.dim = dim
-        self.allow_positive_dim = bool(allow_positive_dim)
-
-    def _map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
-        d = _abs_dim(self.dim, value.ndim, batch_dims, "dim")
-        if value.shape[d] != 1:
-            raise ValueError(
-                f"SqueezeTransform: entry {key!r} of shape {tuple(value.shape)} should have "
-                f"size 1 at dim {self.dim}"
-            )
-        return value.squeeze(d)
-
-    def _inv_map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
-        return value.unsqueeze(_abs_dim(self.dim, value.ndim, batch_dims, "dim", extra=1))
-
-    _spec_inv = _map
-
-    def __repr__(self) -> str:
-        return (
-            f"SqueezeTransform(dim={self.dim}, in_keys={keys_repr(self.in_keys)}, "
-            f"in_keys_inv={keys_repr(self.in_keys_inv)})"
-        )
+    # the mirror of UnsqueezeTransform (as in TorchRL, a subclass of it): the same arguments
+    # and checks, its two maps swapped
+    _map = UnsqueezeTransform._inv_map
+    _inv_map = UnsqueezeTransform._map
+    _spec_inv = UnsqueezeTransform._inv_map
 
 
 class PermuteTransform(_BatchAware):
