@@ -103,6 +103,9 @@ class DQNConfig:
     seed: int = 0
     threads: int = 1
     rollout_placement: str = "process"
+    # collect each batch only after the updates the frames before it grant (SB3's order):
+    # learning no longer depends on thread timing, so a seed gives one result
+    lockstep: bool = False
     # a streamrl.record logger beside metrics.csv/jsonl: tensorboard (when installed), csv,
     # wandb (offline) or none
     logger: str = default_run_logger()
@@ -205,7 +208,8 @@ def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
         # epsilon follows the collected frames; it is a buffer of the policy, so it reaches
         # the rollout with the weights
         exploration=[explore], extra_metrics={"epsilon": lambda: float(explore.eps)},
-        rollout_placement=config.rollout_placement, run_dir=run_dir, columns=COLUMNS,
+        rollout_placement=config.rollout_placement, lockstep=config.lockstep,
+        run_dir=run_dir, columns=COLUMNS,
         logger=config.logger,
         progress=progress,
     )

@@ -103,6 +103,9 @@ class SACConfig:
     seed: int = 0
     threads: int = 1
     rollout_placement: str = "process"
+    # collect each batch only after the updates the frames before it grant (SB3's order):
+    # learning no longer depends on thread timing, so a seed gives one result
+    lockstep: bool = False
     # a streamrl.record logger beside metrics.csv/jsonl: tensorboard (when installed), csv,
     # wandb (offline) or none
     logger: str = default_run_logger()
@@ -204,7 +207,8 @@ def _build(config: SACConfig, run_dir: Path | None, progress: bool,
         eval_seed=config.eval_seed, seed=config.seed,
         # the loss's state holds the Q-networks, their targets and the temperature
         saved={"policy": actor, "loss": loss, "optimizer": optim}, state=state,
-        rollout_placement=config.rollout_placement, run_dir=run_dir, columns=COLUMNS,
+        rollout_placement=config.rollout_placement, lockstep=config.lockstep,
+        run_dir=run_dir, columns=COLUMNS,
         logger=config.logger,
         progress=progress,
     )

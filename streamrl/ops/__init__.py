@@ -10,6 +10,7 @@ sources, built on :mod:`streamrl.graph` operators.
 * :class:`ReplaySink` / :class:`ReplaySource`: extend a buffer / sample from it.
 * :class:`PolicyWeights`: shared policy weights with a version counter.
 * :class:`Trigger`, :class:`StackBatches`: pace a graph from outside; zip N batches into one.
+* :class:`Pacer`: gate a rollout on the learner's publications (lockstep off-policy graphs).
 * :class:`GradientStep`: one optimizer update from a loss's output (the arithmetic
   :class:`Learner` and :class:`streamrl.trainers.Trainer` share).
 * :class:`CompleteTrajectories`: regroup collected batches into whole episodes (the
@@ -37,6 +38,7 @@ from streamrl.ops.metrics_logger import (
 )
 from streamrl.ops.metrics_sink import MetricsSink
 from streamrl.ops.offpolicy import OffPolicyGraph, build_offpolicy_graph, ratio_buffer
+from streamrl.ops.pacer import Pacer
 from streamrl.ops.policy_stage import PolicyStage
 from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.replay import ReplaySink, ReplaySource
@@ -57,6 +59,7 @@ __all__ = [
     "MetricsLogger",
     "MetricsSink",
     "OffPolicyGraph",
+    "Pacer",
     "PolicyStage",
     "PolicyWeights",
     "ReplaySink",

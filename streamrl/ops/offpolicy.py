@@ -17,6 +17,7 @@ from streamrl.graph import Graph, Map, Process
 from streamrl.ops.evaluator import Evaluator
 from streamrl.ops.learner import Learner
 from streamrl.ops.metrics_sink import MetricsSink
+from streamrl.ops.pacer import Pacer
 from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.replay import ReplaySink, ReplaySource
 from streamrl.ops.rollout import Rollout
@@ -104,6 +105,7 @@ def build_offpolicy_graph(
     columns: Sequence[str] | None = None,
     progress: bool = False,
     logger: str = "none",
+    lockstep: bool = False,
 ) -> OffPolicyGraph:
     """The graph that collects, stores, samples, learns, publishes, evaluates and logs::
 
@@ -139,6 +141,14 @@ def build_offpolicy_graph(
     ``None``), also through the ``logger`` of :class:`MetricsSink` (``"tensorboard"``,
     ``"csv"``, ``"wandb"`` or ``"none"``), and shows a progress bar with ``progress``.
 
+    With ``lockstep=True`` a :class:`Pacer` fed by the publications gates the rollout (the
+    order of SB3's off-policy algorithms): each batch waits for the updates the limiter grants
+    for the frames before it, so it is collected with exactly those weights and every sample
+    is drawn from the same buffer contents run after run. Training then no longer depends on
+    thread timing (the evaluator still evaluates whichever publication is latest when it is
+    free, but the final evaluation is of the final weights); collection and learning overlap
+    only within the limiter's slack.
+
     Raises ``ValueError`` when the restored buffer has already collected ``frames``.
     """
     if rollout_placement not in ("process", "inline"):
@@ -170,7 +180,7 @@ def build_offpolicy_graph(
     g = Graph(name)
     rollout = g.add(
         Rollout(make_env, weights, frames_per_batch=frames_per_batch, total_frames=remaining,
-                seed=seed + done),
+                seed=seed + done, gated=lockstep),
         name="rollout", placement=Process() if rollout_placement == "process" else "inline",
     )
     sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
@@ -194,6 +204,12 @@ def build_offpolicy_graph(
         g.connect(sync, published)
     g.connect(published, sink_node["learner"], capacity=8)
     g.connect(published, eval_node, kind="latest").connect(eval_node, sink_node["eval"])
+    if lockstep:
+        batches = (total - done) // frames_per_batch
+        schedule = [sample_budget(limiter, done + b * frames_per_batch, sample_size)
+                    for b in range(batches)]
+        pacer = g.add(Pacer(schedule), name="pacer")
+        g.connect(published, pacer).connect(pacer, rollout["trigger"], capacity=batches)
     return OffPolicyGraph(g, learner, buffer, metrics, weights, saved)
 
 

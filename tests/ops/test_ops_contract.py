@@ -37,6 +37,7 @@ from streamrl.ops import (
     Evaluator,
     Learner,
     MetricsSink,
+    Pacer,
     PolicyStage,
     PolicyWeights,
     ReplaySink,
@@ -220,6 +221,30 @@ class TestTriggerContract(OpsContract):
         op = self.make_operator()
         assert len(run_operator(op, {}, placement="thread")["out"]) == 3
         assert op.state_dict() == {"emitted": 3}
+
+
+class TestPacerContract(OpsContract):
+    def make_operator(self) -> Pacer:
+        return Pacer([0, 0, 2, 2, 3])
+
+    def feeds(self) -> dict[str, list[Any]]:
+        return {"in": [{"version": v} for v in range(1, 5)]}
+
+    def test_releases_each_batch_once_its_publications_arrived(self):
+        op = self.make_operator()
+        assert run_operator(op, self.feeds())["out"] == [0, 1, 2, 3, 4]
+        assert op.state_dict() == {"seen": 4, "released": 5}
+        op = Pacer([1, 3])
+        assert op.open() is None
+        assert op.step({"in": {}})["out"].items == [0]
+        assert op.step({"in": {}}) is None
+        assert op.step({"in": {}})["out"].items == [1]
+        assert op.step({"in": {}}) is None  # everything released: later publications are spare
+
+    @pytest.mark.parametrize("schedule", [[0, 2, 1], [-1], [0.5], [True]])
+    def test_rejects_a_bad_schedule(self, schedule):
+        with pytest.raises(ValueError, match="schedule"):
+            Pacer(schedule)
 
 
 # ---------------------------------------------------------------- the feedback-cycle operators

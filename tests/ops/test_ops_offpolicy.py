@@ -129,6 +129,38 @@ def test_resume_continues_from_the_checkpoint():
         build(frames=256, state=state)
 
 
+def lockstep_run(placement):
+    built, steps = build(frames=320, lockstep=True, rollout_placement=placement)
+    assert "pacer" in built.graph.nodes
+    run(built)
+    return built, steps
+
+
+@pytest.mark.parametrize("placement", ["inline", "process"])
+def test_lockstep_collects_each_batch_with_the_updates_before_it(placement):
+    built, steps = lockstep_run(placement)
+    assert built.metrics.frames == 320 and built.learner.updates == expected_updates(320)
+    # batch b was played by exactly the publications the limiter grants for b batches
+    limiter = ratio_buffer(1000, 2.0, learning_starts=64, sample_size=SAMPLE,
+                           frames_per_batch=FRAMES_PER_BATCH).rate_limiter
+    stored = built.buffer[:320]
+    versions = stored.get(("collector", "policy_version")).reshape(-1, FRAMES_PER_BATCH)
+    assert versions.unique(dim=1).shape[1] == 1  # one version per batch
+    assert versions[:, 0].tolist() == [sample_budget(limiter, b * FRAMES_PER_BATCH, SAMPLE)
+                                       for b in range(10)]
+    # the exploration schedule moves by whole batches, at the same publications every run
+    assert steps.frames == [64, 0, 0] + [32, 0] * 8
+
+
+def test_lockstep_runs_repeat_exactly():
+    first, _ = lockstep_run("inline")
+    second, _ = lockstep_run("inline")
+    assert torch.equal(first.buffer[:320].get("action"), second.buffer[:320].get("action"))
+    for key, value in first.saved["policy"].state_dict().items():
+        assert torch.equal(value, second.saved["policy"].state_dict()[key]), key
+    assert first.metrics.evaluations[-1] == second.metrics.evaluations[-1]
+
+
 def test_argument_errors():
     with pytest.raises(ValueError, match="rollout_placement must be 'process' or 'inline', "
                                          "found 'ray'"):

@@ -148,15 +148,17 @@ def test_build_graph_and_config_errors():
 
 @pytest.mark.slow
 def test_dqn_solves_cartpole(tmp_path):
-    # rl-zoo's settings and budget. The run is concurrent, so thread timing makes it vary from
-    # run to run: measured here, an evaluation reaches 475 at 38k-42k frames, and evaluations
-    # swing (500, 241, 334, 500). So that CI does not fail on that variance, the test asserts
-    # that DQN clearly learned (an untrained greedy policy scores ~10, a random one ~22);
-    # reaching 475 is measured and reported, not asserted here.
+    # rl-zoo's settings and budget, in lockstep (each batch collected after the updates the
+    # frames before it grant): training is then the same run after run, whatever the thread
+    # timing, so its outcome can be asserted. Free-running, the same seed varied from run to
+    # run (best evaluation 155 to 500 over 13 evaluations). Measured here: the final weights
+    # score 500. Intermediate evaluations still evaluate whichever publication is latest when
+    # the evaluator is free, so only the final one is asserted.
     # (no TensorBoard logger: this measures learning, under the timing it was calibrated on)
     config = dataclasses.replace(dqn.DQNConfig(), frames=50_000, seed=0, eval_interval=4000,
-                                 logger="none")
+                                 logger="none", lockstep=True)
     result = dqn.train(config, run_dir=tmp_path)
     print(result.report, result.evaluations, "solved at", result.solved_at)
-    assert max(r for _, r in result.evaluations) >= 200, result.evaluations
+    assert result.evaluations[-1][0] == dqn.collected_frames(config)  # the final weights
+    assert result.evaluations[-1][1] >= config.target_return, result.evaluations
     assert result.updates == expected_updates(config)
