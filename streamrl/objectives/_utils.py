@@ -159,7 +159,8 @@ def action_to_index(action: Tensor, batch: torch.Size, n_actions: int,
                 f"{owner}: one-hot action must have shape {(*batch, n_actions)}, "
                 f"found {tuple(action.shape)}"
             )
-        return action.argmax(-1)
+        # bool one-hot vectors (OneHot's default dtype) have no argmax
+        return (action.to(torch.uint8) if action.dtype == torch.bool else action).argmax(-1)
     return to_batch_shape(action, batch, "action", owner).long()
 
 

@@ -111,7 +111,7 @@ def test_discrete_specs_values():
     assert not cat.is_in(torch.tensor(3)) and not cat.is_in(torch.tensor(-1))
     assert cat.project(torch.tensor(7)).item() == 2
     assert cat.to_one_hot(torch.tensor(1)).tolist() == [0, 1, 0]
-    oh = OneHot(3)
+    oh = OneHot(3, dtype=torch.int64)
     assert not oh.is_in(torch.tensor([1, 1, 0])) and oh.is_in(torch.tensor([0, 0, 1]))
     assert oh.project(torch.tensor([0.2, 3.0, 1.0])).tolist() == [0, 1, 0]
     assert oh.to_categorical(torch.tensor([0, 0, 1])).item() == 2
@@ -120,7 +120,7 @@ def test_discrete_specs_values():
     mc = MultiCategorical([2, 3])
     assert mc.is_in(torch.tensor([1, 2])) and not mc.is_in(torch.tensor([2, 0]))
     assert mc.project(torch.tensor([5, -1])).tolist() == [1, 0]
-    moh = MultiOneHot([2, 3])
+    moh = MultiOneHot([2, 3], dtype=torch.int64)
     assert moh.shape == (5,)
     assert moh.is_in(torch.tensor([0, 1, 0, 0, 1]))
     assert not moh.is_in(torch.tensor([1, 1, 0, 0, 1]))
@@ -182,7 +182,7 @@ def test_legacy_names_are_the_new_classes():
 def test_repr_matches_seed_layout():
     spec = Bounded(-2.0, 2.0, (1,)).expand(4, 1)
     assert repr(spec) == (
-        "Bounded(\n"
+        "BoundedContinuous(\n"
         "    shape=torch.Size([4, 1]),\n"
         "    space=ContinuousBox(\n"
         "        low=Tensor(shape=torch.Size([4, 1]), device=cpu, dtype=torch.float32, "
@@ -193,7 +193,7 @@ def test_repr_matches_seed_layout():
         "    dtype=torch.float32,\n"
         "    domain=continuous)"
     )
-    assert "obs: Unbounded(" in repr(Composite(obs=Unbounded((1,))))
+    assert "obs: UnboundedContinuous(" in repr(Composite(obs=Unbounded((1,))))
 
 
 def test_gym_space_conversion():
@@ -241,7 +241,8 @@ def test_categorical_and_onehot_masks():
     cat.update_mask(None)
     assert cat.is_in(torch.tensor(1))
     oh = OneHot(3, mask=torch.tensor([False, True, True]))
-    assert not oh.is_in(torch.tensor([1, 0, 0])) and oh.is_in(torch.tensor([0, 0, 1]))
+    assert not oh.is_in(torch.tensor([True, False, False]))
+    assert oh.is_in(torch.tensor([False, False, True]))
     assert oh.project(torch.tensor([5.0, 1.0, 2.0])).tolist() == [0, 0, 1]
     assert (oh.rand((50,))[:, 0] == 0).all()
     with pytest.raises(ValueError, match="at least one"):

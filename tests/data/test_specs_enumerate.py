@@ -38,7 +38,7 @@ def test_enumerate_with_mask():
     assert spec.enumerate().tolist() == [0, 1, 2, 3]
     assert spec.enumerate(use_mask=True).tolist() == [0, 2]
     oh = OneHot(3, mask=torch.tensor([False, True, True]))
-    assert oh.enumerate(use_mask=True).argmax(-1).tolist() == [1, 2]
+    assert oh.enumerate(use_mask=True).long().argmax(-1).tolist() == [1, 2]
     uneven = Categorical(2, shape=(2,), mask=torch.tensor([[True, False], [True, True]]))
     with pytest.raises(ValueError, match="same mask"):
         uneven.enumerate(use_mask=True)
@@ -55,7 +55,7 @@ def test_composite_enumerate_is_the_product():
     spec = Composite(a=Categorical(2), b=Composite(c=OneHot(3)))
     td = spec.enumerate()
     assert spec.cardinality() == 6 and td.batch_size == (6,)
-    pairs = {(int(a), int(c)) for a, c in zip(td["a"], td["b", "c"].argmax(-1), strict=True)}
+    pairs = {(int(a), int(c)) for a, c in zip(td["a"], td["b", "c"].long().argmax(-1), strict=True)}
     assert pairs == {(a, c) for a in range(2) for c in range(3)}
     with pytest.raises(TypeError, match="cannot be enumerated"):
         Composite(a=Categorical(2), x=Unbounded(())).enumerate()

@@ -76,7 +76,7 @@ class TestEGreedy:
         module = EGreedyModule(Composite(action=spec), eps_init=1.0, action_mask_key="mask")
         td = module(TensorDict({"action": greedy, "mask": mask}, [200]))
         assert spec.is_in(td["action"])
-        index = td["action"].argmax(-1) if isinstance(spec, OneHot) else td["action"]
+        index = td["action"].long().argmax(-1) if isinstance(spec, OneHot) else td["action"]
         assert mask.gather(-1, index.unsqueeze(-1)).all()
         assert (index[100:] == 3).all() and (index[:100] == 1).any()
 
@@ -104,7 +104,8 @@ class TestEGreedy:
         td = TensorDict({"observation": torch.randn(32, 4)}, [32])
         with set_exploration_type(ExplorationType.DETERMINISTIC):
             greedy = policy(td.clone())
-        torch.testing.assert_close(greedy["action"].argmax(-1), greedy["action_value"].argmax(-1))
+        torch.testing.assert_close(greedy["action"].long().argmax(-1),
+                                   greedy["action_value"].argmax(-1))
         explored = policy(td.clone())
         assert OneHot(3).is_in(explored["action"])
 

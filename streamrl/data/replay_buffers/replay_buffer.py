@@ -93,8 +93,10 @@ class ReplayBuffer(IterableDataset):
             (no priorities, no cached trajectory boundaries). One process should write.
 
     Transforms: ``transform`` and those added with :meth:`append_transform` /
-    :meth:`insert_transform` run in order on each sampled batch; one added with
-    ``invert=True`` runs on the data written instead (and its ``inv``, if any, on samples).
+    :meth:`insert_transform` run in order on each sampled batch, and their ``inv`` (when they
+    have one, e.g. an env transform with ``in_keys_inv``) on the data written, last first, as
+    in TorchRL; one added with ``invert=True`` swaps the two (its forward on writes, its
+    ``inv``, if any, on samples).
 
     >>> rb = ReplayBuffer(collate_fn=lambda x: x)
     >>> rb.add(1)
@@ -233,9 +235,13 @@ class ReplayBuffer(IterableDataset):
         return data
 
     def _apply_write_transforms(self, data):
-        for fn, inv in self._transforms:
+        # the inverse path, last transform first (TorchRL's Compose.inv): a transform's `inv`
+        # (an env transform's in_keys_inv; identity without them), an inverted one's forward
+        for fn, inv in reversed(self._transforms):
             if inv:
                 data = fn(data)
+            elif callable(getattr(fn, "inv", None)):
+                data = fn.inv(data)
         return data
 
     # -- writing ----------------------------------------------------------------------------

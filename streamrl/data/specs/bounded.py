@@ -56,7 +56,26 @@ class Bounded(TensorSpec):
     (True, False)
     >>> spec.project(torch.tensor([3.0]))
     tensor([2.])
+
+    As in TorchRL, ``Bounded(...)`` makes a :class:`BoundedContinuous` or a
+    :class:`BoundedDiscrete` (both are ``Bounded``) when the dtype or ``domain`` says which:
+
+    >>> type(Bounded(0, 5, shape=(2,), dtype=torch.int64)).__name__
+    'BoundedDiscrete'
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Bounded:
+        if cls is Bounded:
+            names = ("low", "high", "shape", "device", "dtype", "domain")
+            given = {**dict(zip(names, args, strict=False)), **kwargs}
+            dtype, domain = given.get("dtype"), given.get("domain")
+            # no dtype: the bounds' float dtype, else float32 (see __init__)
+            floating = dtype is None or _torch_dtype(dtype).is_floating_point
+            if domain in (None, "continuous") and floating:
+                cls = BoundedContinuous
+            elif domain in (None, "discrete") and not floating:
+                cls = BoundedDiscrete
+        return super().__new__(cls)
 
     def __init__(
         self,

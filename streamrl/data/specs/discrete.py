@@ -276,7 +276,8 @@ class Categorical(_Indexed):
 
 
 class OneHot(_Indexed):
-    """One-hot vectors of length ``n``; ``shape`` defaults to ``(n,)``.
+    """One-hot vectors of length ``n``; ``shape`` defaults to ``(n,)``, ``dtype`` to bool (as in
+    TorchRL; gym envs give int64 one-hot actions).
 
     ``mask`` (bool, shape ``shape``) forbids some choices (see :meth:`update_mask`).
 
@@ -292,7 +293,7 @@ class OneHot(_Indexed):
         n: int,
         shape: Any = None,
         device: Any = None,
-        dtype: Any = torch.int64,
+        dtype: Any = torch.bool,
         mask: torch.Tensor | None = None,
     ) -> None:
         n = _check_n(n)
@@ -493,12 +494,13 @@ class MultiCategorical(_Discrete):
 
 
 class MultiOneHot(_Discrete):
-    """Several one-hot variables concatenated along the last dim (length ``sum(nvec)``)."""
+    """Several one-hot variables concatenated along the last dim (length ``sum(nvec)``); the
+    dtype defaults to bool, as in TorchRL."""
 
     _feature_dims = 1  # the trailing dim holds one value's features
 
     def __init__(
-        self, nvec: Sequence[int], shape: Any = None, device: Any = None, dtype: Any = torch.int64
+        self, nvec: Sequence[int], shape: Any = None, device: Any = None, dtype: Any = torch.bool
     ) -> None:
         nv = [_check_n(int(n)) for n in nvec]
         if not nv:
@@ -554,7 +556,7 @@ class MultiOneHot(_Discrete):
     def enumerate(self, use_mask: bool = False) -> torch.Tensor:
         """Every value (one one-hot per variable, all combinations), along a new leading dim.
 
-        >>> MultiOneHot([2, 1]).enumerate().tolist()
+        >>> MultiOneHot([2, 1]).enumerate().long().tolist()
         [[1, 0, 1], [0, 1, 1]]
         """
         if self.ndim != 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from streamrl.data.specs._base import TensorSpec, _torch_dtype
 from streamrl.data.specs.bounded import Bounded
@@ -48,14 +49,14 @@ def spec_from_gym_space(
             return Unbounded(space.shape, device, dtype)
         return Bounded(low, high, space.shape, device, dtype)
     if isinstance(space, spaces.Discrete):
-        return (
-            Categorical(int(space.n), device=device) if enc else OneHot(int(space.n), device=device)
-        )
+        if enc:
+            return Categorical(int(space.n), device=device)
+        return OneHot(int(space.n), device=device, dtype=torch.int64)
     if isinstance(space, spaces.MultiDiscrete):
         nvec = np.asarray(space.nvec)
         if enc or nvec.ndim != 1:
             return MultiCategorical(nvec, device=device)
-        return MultiOneHot([int(n) for n in nvec], device=device)
+        return MultiOneHot([int(n) for n in nvec], device=device, dtype=torch.int64)
     if isinstance(space, spaces.MultiBinary):
         shape = (space.n,) if isinstance(space.n, int | np.integer) else tuple(space.n)
         return Binary(shape=shape, device=device)

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from streamrl.data.specs._base import TensorSpec, _size
+from streamrl.data.specs._base import TensorSpec, _size, _torch_dtype
 
 __all__ = ["Unbounded", "UnboundedContinuous", "UnboundedDiscrete"]
 
@@ -14,12 +14,26 @@ __all__ = ["Unbounded", "UnboundedContinuous", "UnboundedDiscrete"]
 class Unbounded(TensorSpec):
     """Any value of the given dtype (float32 by default); the domain follows the dtype.
 
+    ``shape`` defaults to ``(1,)``, as in TorchRL. ``Unbounded(...)`` makes an
+    :class:`UnboundedContinuous` for a float dtype and an :class:`UnboundedDiscrete` for any
+    other (both are ``Unbounded``).
+
     >>> Unbounded(shape=(3,)).rand().shape
     torch.Size([3])
+    >>> spec = Unbounded(dtype=torch.int64)
+    >>> type(spec).__name__, spec.shape
+    ('UnboundedDiscrete', torch.Size([1]))
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Unbounded:
+        if cls is Unbounded:
+            dtype = kwargs.get("dtype", args[2] if len(args) > 2 else torch.float32)
+            floating = dtype is None or _torch_dtype(dtype).is_floating_point
+            cls = UnboundedContinuous if floating else UnboundedDiscrete
+        return super().__new__(cls)
+
     def __init__(self, shape: Any = None, device: Any = None, dtype: Any = torch.float32) -> None:
-        super().__init__(shape, device, dtype)
+        super().__init__((1,) if shape is None else shape, device, dtype)
         self.domain = "continuous" if self.dtype.is_floating_point else "discrete"
 
     def rand(self, shape: Any = None) -> torch.Tensor:

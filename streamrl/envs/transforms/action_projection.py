@@ -78,7 +78,7 @@ class DiscreteActionProjection(Transform):
     def _inv_apply_transform(self, value: torch.Tensor) -> torch.Tensor:
         self._check_size(value, self.max_actions)
         m = self.num_actions_effective
-        idx = value.argmax(-1)
+        idx = (value.to(torch.uint8) if value.dtype == torch.bool else value).argmax(-1)
         out_of_range = idx >= m
         if bool(out_of_range.any()):
             random = torch.randint(m, idx.shape, device=idx.device)

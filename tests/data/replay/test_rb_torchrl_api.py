@@ -115,6 +115,42 @@ class TestBufferArguments:
         with pytest.raises(TypeError, match="callable"):
             rb.append_transform(3)
 
+    def test_writes_go_through_each_inverse_last_first(self):
+        calls = []
+
+        class Logged:
+            def __init__(self, name):
+                self.name = name
+
+            def __call__(self, x):
+                calls.append(("fwd", self.name))
+                return x
+
+            def inv(self, x):
+                calls.append(("inv", self.name))
+                return x + 1 if self.name == "ctor" else x * 3
+
+        rb = ReplayBuffer(storage=LazyTensorStorage(10), batch_size=4, transform=Logged("ctor"))
+        rb.append_transform(Logged("app"))
+        rb.append_transform(Logged("flip"), invert=True)
+        rb.extend(torch.ones(4))
+        # written: flip's forward, then app.inv (x3), then ctor.inv (+1)
+        assert calls == [("fwd", "flip"), ("inv", "app"), ("inv", "ctor")]
+        assert (rb.storage.get(torch.arange(4)) == 4).all()
+        calls.clear()
+        rb.sample()
+        assert calls == [("fwd", "ctor"), ("fwd", "app"), ("inv", "flip")]
+
+    def test_env_transform_inverse_keys_on_write(self):
+        # an env transform's in_keys_inv path runs when data is written, its forward on samples
+        from streamrl.envs.transforms import RenameTransform
+
+        rb = TensorDictReplayBuffer(storage=LazyTensorStorage(10), batch_size=4,
+                                    transform=RenameTransform(["a"], ["b"], ["c"], ["d"]))
+        rb.extend(_td(4).set("d", torch.zeros(4)))
+        stored = rb.storage.get(torch.arange(4))
+        assert "c" in stored.keys() and "d" not in stored.keys()
+
     def test_priority_weight_in_info(self):
         rb = TensorDictPrioritizedReplayBuffer(alpha=0.7, beta=0.5,
                                                storage=LazyTensorStorage(10), batch_size=4)

@@ -34,7 +34,7 @@ class NoRepeatEnv(EnvBase):
     def _step(self, tensordict):
         a = tensordict.get("action")
         if self.one_hot:
-            a = a.argmax(-1)
+            a = a.long().argmax(-1)
         if not bool(tensordict.get("action_mask").gather(-1, a.unsqueeze(-1)).all()):
             raise AssertionError("illegal action taken")
         mask = torch.ones(*self.batch_size, self.n, dtype=torch.bool)
@@ -57,7 +57,7 @@ def test_random_actions_respect_the_mask(batch_size, one_hot):
     torch.manual_seed(0)
     roll = env.rollout(20)  # NoRepeatEnv raises on an illegal action
     assert roll["next", "action_mask"].shape[-1] == 3
-    actions = roll["action"].argmax(-1) if one_hot else roll["action"]
+    actions = roll["action"].long().argmax(-1) if one_hot else roll["action"]
     assert not bool((actions[..., 1:] == actions[..., :-1]).any())
     check_env_specs(env)
     env.close()
