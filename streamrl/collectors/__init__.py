@@ -14,7 +14,8 @@ arguments (see :class:`SyncDataCollector`); an argument they do not implement ra
 
 All iterate with ``for batch in collector`` from plain synchronous code. TorchRL 0.14's names
 for the same classes work too: :class:`Collector`, :class:`MultiSyncCollector`,
-:class:`MultiAsyncCollector`, :class:`BaseCollector`. :func:`utils.split_trajectories` cuts a
+:class:`MultiAsyncCollector`, :class:`BaseCollector`, and :class:`MultiCollector` (the
+multi-process base: ``sync=True`` / ``sync=False`` picks the lockstep or free-running one). :func:`utils.split_trajectories` cuts a
 batch into padded trajectories; :class:`RandomPolicy` acts at random;
 :class:`Evaluator` plays evaluation episodes, blocking or in the background.
 """
@@ -24,6 +25,7 @@ from streamrl.collectors.evaluator import Evaluator
 from streamrl.collectors.multi import (
     AsyncCollector,
     MultiaSyncDataCollector,
+    MultiCollector,
     MultiSyncDataCollector,
 )
 from streamrl.collectors.sync import SyncDataCollector
@@ -43,6 +45,7 @@ __all__ = [
     "DataCollectorBase",
     "Evaluator",
     "MultiAsyncCollector",
+    "MultiCollector",
     "MultiSyncCollector",
     "MultiSyncDataCollector",
     "MultiaSyncDataCollector",

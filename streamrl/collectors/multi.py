@@ -16,7 +16,7 @@ from streamrl.envs.common import EnvBase
 from streamrl.graph import Graph, Map, Node, Process
 from streamrl.ops import PolicyWeights, Rollout, StackBatches, Trigger, make_env
 
-__all__ = ["AsyncCollector", "MultiSyncDataCollector", "MultiaSyncDataCollector"]
+__all__ = ["AsyncCollector", "MultiCollector", "MultiSyncDataCollector", "MultiaSyncDataCollector"]
 
 _ARGS_DOC = """
     Keyword Args: those of :class:`~streamrl.collectors.SyncDataCollector` (TorchRL 0.14's
@@ -33,13 +33,46 @@ _ARGS_DOC = """
 """
 
 
-class _MultiCollector(DataCollectorBase):
+class MultiCollector(DataCollectorBase):
+    """The multi-process collectors' common base, as TorchRL 0.14's ``MultiCollector``.
+
+    ``MultiCollector(create_env_fn, policy, sync=True, ...)`` makes a
+    :class:`MultiSyncDataCollector` (lockstep) and ``sync=False`` a
+    :class:`MultiaSyncDataCollector` (free-running); the other arguments are theirs. Without
+    ``sync`` it raises ``TypeError``: the base alone does not say how to collect. The
+    subclasses accept ``sync`` only with their own value.
+
+    >>> from streamrl.envs import GymEnv
+    >>> collector = MultiCollector([lambda: GymEnv("CartPole-v1")], None, sync=True,
+    ...                            frames_per_batch=8, total_frames=8)
+    >>> type(collector).__name__, isinstance(collector, MultiCollector)
+    ('MultiSyncDataCollector', True)
+    >>> collector.shutdown()
+    """
+
     _multi = True
+    _sync: bool | None = None
+
+    def __new__(cls, *args: Any, sync: bool | None = None, **kwargs: Any) -> MultiCollector:
+        if sync is not None and not isinstance(sync, bool):
+            raise TypeError(f"sync must be True, False or None, found {sync!r}")
+        if cls is MultiCollector:
+            if sync is None:
+                raise TypeError(
+                    "MultiCollector needs sync=True (MultiSyncDataCollector: lockstep) or "
+                    "sync=False (MultiaSyncDataCollector: free-running)"
+                )
+            cls = MultiSyncDataCollector if sync else MultiaSyncDataCollector
+        elif sync is not None and sync != cls._sync:
+            raise ValueError(f"{cls.__name__} collects with sync={cls._sync}, found sync={sync}")
+        return super().__new__(cls)
 
     def __init__(
         self,
         create_env_fn: Sequence[EnvBase | Callable[..., EnvBase]],
         policy: Callable[[TensorDictBase], TensorDictBase] | None = None,
+        *,
+        sync: bool | None = None,
         **kwargs: Any,
     ):
         options = CollectorOptions.parse(type(self).__name__, self._multi, kwargs)
@@ -154,7 +187,7 @@ class _MultiCollector(DataCollectorBase):
                 fn.close()
 
 
-class MultiSyncDataCollector(_MultiCollector):
+class MultiSyncDataCollector(MultiCollector):
     __doc__ = """One worker process per env constructor, collecting in lockstep.
 
     Each iteration every worker collects ``frames_per_batch // num_workers`` frames with the
@@ -163,6 +196,7 @@ class MultiSyncDataCollector(_MultiCollector):
     (-> CompleteTrajectories) (-> ReplaySink) -> (iterator)``.
     """ + _ARGS_DOC
     _graph_name = "multi-sync-collector"
+    _sync = True
 
     def _head(self, g: Graph, gated: bool, budget: int | None) -> tuple[Node, Trigger | None]:
         if self.frames_per_batch % self.num_workers:
@@ -188,7 +222,7 @@ class MultiSyncDataCollector(_MultiCollector):
         return stack, trigger
 
 
-class MultiaSyncDataCollector(_MultiCollector):
+class MultiaSyncDataCollector(MultiCollector):
     __doc__ = """One worker process per env constructor, collecting without waiting for the
     learner.
 
@@ -199,6 +233,7 @@ class MultiaSyncDataCollector(_MultiCollector):
     (-> ReplaySink) -> (iterator)``.
     """ + _ARGS_DOC
     _graph_name = "multi-async-collector"
+    _sync = False
 
     def _head(self, g: Graph, gated: bool, budget: int | None) -> tuple[Node, Trigger | None]:
         random_batches = math.ceil(self.options.random_batches() / self.num_workers)

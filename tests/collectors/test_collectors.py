@@ -12,7 +12,9 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 
 from streamrl.collectors import (
+    AsyncCollector,
     MultiaSyncDataCollector,
+    MultiCollector,
     MultiSyncDataCollector,
     SyncDataCollector,
 )
@@ -121,6 +123,30 @@ def test_multiasync_yields_per_worker_batches_with_versions():
     # it is, and it catches up
     assert versions[-1] >= 1
     assert all(v <= i for i, v in enumerate(versions))
+    assert _no_children()
+
+
+def test_multicollector_sync_picks_the_lockstep_or_free_running_collector():
+    for sync, cls in ((True, MultiSyncDataCollector), (False, MultiaSyncDataCollector)):
+        collector = MultiCollector([pendulum, pendulum], None, sync=sync, frames_per_batch=20,
+                                   total_frames=40)
+        try:
+            assert type(collector) is cls and isinstance(collector, MultiCollector)
+            sizes = [batch.batch_size for batch in collector]
+        finally:
+            collector.shutdown()
+        assert sizes == ([(2, 10)] * 2 if sync else [(20,)] * 2)  # async: whole batches per worker
+    assert issubclass(AsyncCollector, MultiCollector)
+    # the subclasses take sync only with their own value; the base needs it
+    collector = MultiSyncDataCollector([pendulum], None, sync=True, frames_per_batch=8,
+                                       total_frames=8)
+    collector.shutdown()
+    with pytest.raises(ValueError, match="sync=True, found sync=False"):
+        MultiSyncDataCollector([pendulum], None, sync=False, frames_per_batch=8)
+    with pytest.raises(TypeError, match="needs sync=True"):
+        MultiCollector([pendulum], None, frames_per_batch=8)
+    with pytest.raises(TypeError, match="sync must be"):
+        MultiCollector([pendulum], None, sync="yes", frames_per_batch=8)
     assert _no_children()
 
 
