@@ -7,7 +7,9 @@ updates through :class:`streamrl.ops.GradientStep`, the same arithmetic as
 
 * replay: :class:`ReplayBufferTrainer` (a :mod:`streamrl.data` replay buffer);
 * optimization: :class:`OptimizerHook`, :class:`LRSchedulerHook`,
-  :class:`TargetNetUpdaterHook`, :class:`ValueEstimatorHook`;
+  :class:`TargetNetUpdaterHook`, :class:`ValueEstimatorHook`; or, replacing the loss call and
+  the optimizer hooks, an :class:`OptimizationStepper` (:class:`DefaultOptimizationStepper`,
+  :class:`MixedPrecisionOptimizationStepper`: autocast and gradient accumulation);
 * batches: :class:`BatchSubSampler`, :class:`SelectKeys`, :class:`RewardNormalizer`,
   :func:`mask_batch`;
 * logging: :class:`LogScalar`, :class:`CountFramesLog`, :class:`LogValidationReward`,
@@ -30,6 +32,11 @@ from streamrl.trainers.hook_base import TrainerHookBase
 from streamrl.trainers.log_hooks import CountFramesLog, LogScalar, LogTiming, UTDRHook
 from streamrl.trainers.optim_hooks import LRSchedulerHook, OptimizerHook, TargetNetUpdaterHook
 from streamrl.trainers.replay import ReplayBufferTrainer
+from streamrl.trainers.steppers import (
+    DefaultOptimizationStepper,
+    MixedPrecisionOptimizationStepper,
+    OptimizationStepper,
+)
 from streamrl.trainers.trainer import Trainer
 from streamrl.trainers.validation import LogValidationReward
 from streamrl.trainers.weights import UpdateWeights
@@ -38,11 +45,14 @@ __all__ = [
     "BatchSubSampler",
     "ClearCudaCache",
     "CountFramesLog",
+    "DefaultOptimizationStepper",
     "EarlyStopping",
     "LRSchedulerHook",
     "LogScalar",
     "LogTiming",
     "LogValidationReward",
+    "MixedPrecisionOptimizationStepper",
+    "OptimizationStepper",
     "OptimizerHook",
     "ReplayBufferTrainer",
     "RewardNormalizer",

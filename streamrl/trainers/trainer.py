@@ -44,9 +44,9 @@ DESTINATIONS: dict[str, tuple[Any, ...]] = {
 }
 _RESERVED = ("state", "loss_module", "collector")
 # TorchRL 0.14 arguments this Trainer does not implement (remote learners, async collection,
-# the unified checkpoint objects, optimization steppers)
+# the unified checkpoint objects)
 _NOT_IMPLEMENTED = (
-    "optimization_stepper", "replay_buffer", "target_net_updater", "batch_size",
+    "replay_buffer", "target_net_updater", "batch_size",
     "learner_backend", "learner_backend_options", "learner_poll_interval", "checkpoint",
     "checkpoint_rotation", "checkpoint_metadata", "async_collection",
 )
@@ -104,7 +104,12 @@ class Trainer:
         frame_skip: env frames per collected frame.
         optim_steps_per_batch: optimization steps per collected batch and epoch.
         loss_module: ``TensorDict -> TensorDict`` of losses.
-        optimizer: if given, an :class:`OptimizerHook` over it is registered.
+        optimizer: if given, an :class:`OptimizerHook` over it is registered (with an
+            ``optimization_stepper``, only its state is saved, as module ``"optimizer"``).
+        optimization_stepper: an :class:`~streamrl.trainers.OptimizationStepper` whose
+            ``step(trainer, sub_batch)`` replaces ``loss_module`` -> ``process_loss`` ->
+            ``post_loss`` -> ``optimizer`` for each sub-batch (it calls
+            :meth:`compute_loss`); ``post_optim`` and the logging still run around it.
         logger: a :mod:`streamrl.record` logger (anything with ``log_scalar``).
         clip_grad_norm: clip the total norm (``True``) or each partial derivative (``False``)
             at ``clip_norm``.
@@ -119,7 +124,8 @@ class Trainer:
             optimization.
 
     TorchRL's ``learner_backend``, ``async_collection``, ``checkpoint`` and the other remote or
-    unified-checkpoint arguments are not implemented and raise ``TypeError``.
+    unified-checkpoint arguments are not implemented and raise ``TypeError``; ``replay_buffer``,
+    ``target_net_updater`` and ``batch_size`` belong to TorchRL's remote learner backend.
 
     >>> from tensordict import TensorDict
     >>> from streamrl.objectives import LossModule
@@ -149,6 +155,7 @@ class Trainer:
         optim_steps_per_batch: int,
         loss_module: Callable[[TensorDictBase], TensorDictBase],
         optimizer: torch.optim.Optimizer | None = None,
+        optimization_stepper: Any = None,
         logger: Any = None,
         clip_grad_norm: bool = True,
         clip_norm: float | None = None,
@@ -188,6 +195,12 @@ class Trainer:
                 f"optimizer must be a torch.optim.Optimizer or None, found "
                 f"{type(optimizer).__name__}"
             )
+        if optimization_stepper is not None and not callable(
+                getattr(optimization_stepper, "step", None)):
+            raise TypeError(
+                f"optimization_stepper must have step(trainer, sub_batch) (an "
+                f"OptimizationStepper), found {type(optimization_stepper).__name__}"
+            )
         if logger is not None and not callable(getattr(logger, "log_scalar", None)):
             raise TypeError(
                 f"logger must have log_scalar(name, value, step), found {type(logger).__name__}"
@@ -212,6 +225,7 @@ class Trainer:
         self.optim_steps_per_batch = optim_steps_per_batch
         self.loss_module = loss_module
         self.optimizer = optimizer
+        self.optimization_stepper = optimization_stepper
         self.logger = logger
         self.clip_grad_norm = clip_grad_norm
         self.clip_norm = clip_norm
@@ -239,7 +253,14 @@ class Trainer:
         self._shutdown_ran = False
         if seed is not None:
             self.set_seed()
-        if optimizer is not None:
+        if optimization_stepper is not None:
+            # the stepper replaces the loss call and the optimizer hooks; the optimizer's
+            # state is still saved under "optimizer"
+            if callable(getattr(optimization_stepper, "register", None)):
+                optimization_stepper.register(self)
+            if optimizer is not None:
+                self.register_module("optimizer", OptimizerHook(optimizer))
+        elif optimizer is not None:
             OptimizerHook(optimizer).register(self)
         if log_timings:
             from streamrl.trainers.log_hooks import LogTiming
@@ -302,9 +323,10 @@ class Trainer:
         then :meth:`shutdown` (also on error)."""
         if self._closed:
             raise RuntimeError("the trainer is shut down; build a new one")
-        if not self._ops["optimizer"]:
+        if not self._ops["optimizer"] and self.optimization_stepper is None:
             raise RuntimeError(
-                "no optimizer: pass Trainer(optimizer=...) or register an OptimizerHook"
+                "no optimizer: pass Trainer(optimizer=...), an optimization_stepper, or "
+                "register an OptimizerHook"
             )
         try:
             self._call_ops("setup")
@@ -352,17 +374,14 @@ class Trainer:
                 if sub is None:
                     continue
                 self.optim_count += 1
-                losses = self._timed("loss_module", self.loss_module, sub)
-                if not isinstance(losses, TensorDictBase):
-                    raise TypeError(f"loss_module must return a TensorDict, found "
-                                    f"{type(losses).__name__}")
-                losses = self._transform("process_loss", losses)
-                self._call_ops("post_loss", sub)
-                for i, (op, kwargs) in enumerate(self._ops["optimizer"]):
-                    out = self._timed(_op_name(op), op, losses, self.clip_grad_norm,
-                                      self.clip_norm, i, **kwargs)
-                    if out is not None:
-                        losses = out
+                if self.optimization_stepper is not None:
+                    losses = self._timed("optimization_stepper",
+                                         self.optimization_stepper.step, self, sub)
+                    if not isinstance(losses, TensorDictBase):
+                        raise TypeError(f"optimization_stepper.step must return a TensorDict, "
+                                        f"found {type(losses).__name__}")
+                else:
+                    losses = self._optimize(sub)
                 self._call_ops("post_optim")
                 self._log_ops("post_optim_log", sub)
                 for k, v in losses.items():
@@ -375,6 +394,32 @@ class Trainer:
         self._log_ops("post_optim_complete_log", self.optim_count, average)
         if self.auto_log_optim_steps and average is not None:
             self._log(optim_steps=self.optim_count, **average)
+
+    def compute_loss(self, sub_batch: TensorDictBase, method: str | None = None) -> Any:
+        """The loss module on ``sub_batch`` (or its method ``method``): what an
+        :class:`~streamrl.trainers.OptimizationStepper` calls."""
+        if method is None:
+            return self.loss_module(sub_batch)
+        fn = getattr(self.loss_module, method, None)
+        if not callable(fn):
+            raise AttributeError(f"the loss module {type(self.loss_module).__name__} has no "
+                                 f"method {method!r}")
+        return fn(sub_batch)
+
+    def _optimize(self, sub: TensorDictBase) -> TensorDictBase:
+        """The hook path of one step: loss, ``process_loss``, ``post_loss``, ``optimizer``."""
+        losses = self._timed("loss_module", self.loss_module, sub)
+        if not isinstance(losses, TensorDictBase):
+            raise TypeError(f"loss_module must return a TensorDict, found "
+                            f"{type(losses).__name__}")
+        losses = self._transform("process_loss", losses)
+        self._call_ops("post_loss", sub)
+        for i, (op, kwargs) in enumerate(self._ops["optimizer"]):
+            out = self._timed(_op_name(op), op, losses, self.clip_grad_norm,
+                              self.clip_norm, i, **kwargs)
+            if out is not None:
+                losses = out
+        return losses
 
     def request_stop(self, reason: str | None = None) -> None:
         """Stop training at the end of the current batch (``reason`` is kept in
