@@ -6,14 +6,21 @@ import inspect
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from tensordict import TensorDictBase
 
+from streamrl.checkpoint import Checkpoint, CheckpointRotation
 from streamrl.train import load_checkpoint, save_checkpoint
+from streamrl.trainers._checkpointing import (
+    TrainerState,
+    check_checkpoint_args,
+    manifest_metadata,
+    sync_components,
+)
 from streamrl.trainers._checks import check_name, positive_int
 from streamrl.trainers.optim_hooks import OptimizerHook
 
@@ -47,8 +54,7 @@ _RESERVED = ("state", "loss_module", "collector")
 # the unified checkpoint objects)
 _NOT_IMPLEMENTED = (
     "replay_buffer", "target_net_updater", "batch_size",
-    "learner_backend", "learner_backend_options", "learner_poll_interval", "checkpoint",
-    "checkpoint_rotation", "checkpoint_metadata", "async_collection",
+    "learner_backend", "learner_backend_options", "learner_poll_interval", "async_collection",
 )
 
 
@@ -122,10 +128,17 @@ class Trainer:
         log_timings: register a :class:`~streamrl.trainers.LogTiming` hook.
         auto_log_optim_steps: log ``optim_steps`` and the averaged losses after each batch's
             optimization.
+        checkpoint: a :class:`streamrl.checkpoint.Checkpoint`; the trainer adds its pieces
+            as components (``loss_module``, ``collector``, ``trainer_state``, ``optimizer``,
+            ``replay_buffer``, ``trainer_module.<name>``) unless already there, and
+            :meth:`save_trainer` / :meth:`load_from_file` go through it.
+        checkpoint_rotation: a :class:`streamrl.checkpoint.CheckpointRotation` for the
+            scheduled saves (needs ``checkpoint``; not with ``save_trainer_file``).
+        checkpoint_metadata: ``trainer -> mapping`` added to each rotated save's metadata.
 
-    TorchRL's ``learner_backend``, ``async_collection``, ``checkpoint`` and the other remote or
-    unified-checkpoint arguments are not implemented and raise ``TypeError``; ``replay_buffer``,
-    ``target_net_updater`` and ``batch_size`` belong to TorchRL's remote learner backend.
+    TorchRL's ``learner_backend`` (and the ``replay_buffer``, ``target_net_updater`` and
+    ``batch_size`` of its remote learners) and ``async_collection`` are not implemented and
+    raise ``TypeError``.
 
     >>> from tensordict import TensorDict
     >>> from streamrl.objectives import LossModule
@@ -167,6 +180,9 @@ class Trainer:
         num_epochs: int = 1,
         log_timings: bool = False,
         auto_log_optim_steps: bool = True,
+        checkpoint: Checkpoint | None = None,
+        checkpoint_rotation: CheckpointRotation | None = None,
+        checkpoint_metadata: Callable[[Trainer], Mapping[str, Any]] | None = None,
         **unsupported: Any,
     ) -> None:
         if unsupported:
@@ -219,6 +235,12 @@ class Trainer:
             raise TypeError(
                 f"save_trainer_file must be a path or None, found {type(save_trainer_file).__name__}"
             )
+        check_checkpoint_args(checkpoint, checkpoint_rotation, checkpoint_metadata,
+                              save_trainer_file)
+        self.checkpoint = checkpoint
+        self.checkpoint_rotation = checkpoint_rotation
+        self.checkpoint_metadata = checkpoint_metadata
+        self._checkpoint_state = TrainerState(self)
         self.collector = collector
         self.total_frames = total_frames
         self.frame_skip = frame_skip
@@ -266,6 +288,8 @@ class Trainer:
             from streamrl.trainers.log_hooks import LogTiming
 
             LogTiming().register(self)
+        if checkpoint is not None:
+            sync_components(self, checkpoint)
 
     # ------------------------------------------------------------------ registration
     def register_op(self, dest: str, op: Callable, **kwargs: Any) -> None:
@@ -311,6 +335,8 @@ class Trainer:
                 f"{type(module).__name__}"
             )
         self._modules[module_name] = module
+        if self.checkpoint is not None:
+            sync_components(self, self.checkpoint)
 
     @property
     def modules(self) -> dict[str, Any]:
@@ -521,21 +547,43 @@ class Trainer:
             module.load_state_dict(state_dict[name])
 
     def save_trainer(self, force_save: bool = False) -> None:
-        """Write :meth:`state_dict` to ``save_trainer_file`` (atomically) if
-        ``save_trainer_interval`` frames passed since the last save, or ``force_save``."""
-        if self.save_trainer_file is None:
+        """Save the trainer if ``save_trainer_interval`` frames passed since the last save, or
+        ``force_save``: with a ``checkpoint``, its components (the trainer's pieces added
+        to it) to ``checkpoint_rotation`` (step: the collected frames; metadata:
+        ``checkpoint_metadata(trainer)`` and the counters) or to ``save_trainer_file``;
+        without, :meth:`state_dict` to ``save_trainer_file``. Writes are atomic; nothing is
+        saved without a destination."""
+        if self.save_trainer_file is None and self.checkpoint_rotation is None:
             return
-        if force_save or self.collected_frames - self._last_save >= self.save_trainer_interval:
-            self._last_save = self.collected_frames
+        if not (force_save
+                or self.collected_frames - self._last_save >= self.save_trainer_interval):
+            return
+        self._last_save = self.collected_frames
+        if self.checkpoint is None:
             save_checkpoint(self.save_trainer_file, self.state_dict())
+            return
+        sync_components(self, self.checkpoint)
+        if self.checkpoint_rotation is not None:
+            self.checkpoint_rotation.save(self.checkpoint, step=self.collected_frames,
+                                          metadata=manifest_metadata(self))
+        else:
+            self.checkpoint.save(self.save_trainer_file)
 
     def load_from_file(self, file: str | os.PathLike, **kwargs: Any) -> Trainer:
-        """Load a file written by :meth:`save_trainer` (``torch.load(weights_only=True)``: no
-        pickled code runs) into this trainer; ``map_location`` is the only keyword."""
-        unknown = sorted(set(kwargs) - {"map_location"})
+        """Load a file written by :meth:`save_trainer` into this trainer (no pickled code
+        runs). Keywords: ``map_location``; with a ``checkpoint``, also ``strict`` and
+        ``components`` (see :meth:`streamrl.checkpoint.Checkpoint.load`)."""
+        allowed = {"map_location"} | ({"strict", "components"} if self.checkpoint else set())
+        unknown = sorted(set(kwargs) - allowed)
         if unknown:
-            raise TypeError(f"load_from_file takes only map_location; found {unknown}")
-        self.load_state_dict(load_checkpoint(file, kwargs.get("map_location", "cpu")))
+            raise TypeError(f"load_from_file takes only {sorted(allowed)}; found {unknown}")
+        if self.checkpoint is not None:
+            sync_components(self, self.checkpoint)
+            self.checkpoint.load(file, map_location=kwargs.get("map_location", "cpu"),
+                                 strict=kwargs.get("strict"),
+                                 components=kwargs.get("components"))
+        else:
+            self.load_state_dict(load_checkpoint(file, kwargs.get("map_location", "cpu")))
         return self
 
     # ------------------------------------------------------------------ internals
