@@ -54,8 +54,9 @@ _RESERVED = ("state", "loss_module", "collector")
 # the unified checkpoint objects)
 _NOT_IMPLEMENTED = (
     "replay_buffer", "target_net_updater", "batch_size",
-    "learner_backend", "learner_backend_options", "learner_poll_interval", "async_collection",
+    "learner_backend", "learner_backend_options", "learner_poll_interval",
 )
+_ASYNC_POLL_S = 0.005  # how often an async trainer looks for the first collected frames
 
 
 def _op_name(op: Callable) -> str:
@@ -128,6 +129,11 @@ class Trainer:
         log_timings: register a :class:`~streamrl.trainers.LogTiming` hook.
         auto_log_optim_steps: log ``optim_steps`` and the averaged losses after each batch's
             optimization.
+        async_collection: collect in the background (``collector.start()``: a collector
+            built with ``replay_buffer=``) while the trainer optimizes without waiting for
+            batches: each iteration's hooks get ``None`` as the batch (``batch_process`` is
+            skipped), the steps sample the buffer (register a :class:`ReplayBufferTrainer`
+            over the same buffer), and ``utd_ratio`` is logged.
         checkpoint: a :class:`streamrl.checkpoint.Checkpoint`; the trainer adds its pieces
             as components (``loss_module``, ``collector``, ``trainer_state``, ``optimizer``,
             ``replay_buffer``, ``trainer_module.<name>``) unless already there, and
@@ -137,8 +143,7 @@ class Trainer:
         checkpoint_metadata: ``trainer -> mapping`` added to each rotated save's metadata.
 
     TorchRL's ``learner_backend`` (and the ``replay_buffer``, ``target_net_updater`` and
-    ``batch_size`` of its remote learners) and ``async_collection`` are not implemented and
-    raise ``TypeError``.
+    ``batch_size`` of its remote learners) are not implemented and raise ``TypeError``.
 
     >>> from tensordict import TensorDict
     >>> from streamrl.objectives import LossModule
@@ -180,6 +185,7 @@ class Trainer:
         num_epochs: int = 1,
         log_timings: bool = False,
         auto_log_optim_steps: bool = True,
+        async_collection: bool = False,
         checkpoint: Checkpoint | None = None,
         checkpoint_rotation: CheckpointRotation | None = None,
         checkpoint_metadata: Callable[[Trainer], Mapping[str, Any]] | None = None,
@@ -223,7 +229,8 @@ class Trainer:
             )
         for name, flag in (("clip_grad_norm", clip_grad_norm), ("progress_bar", progress_bar),
                            ("log_timings", log_timings),
-                           ("auto_log_optim_steps", auto_log_optim_steps)):
+                           ("auto_log_optim_steps", auto_log_optim_steps),
+                           ("async_collection", async_collection)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, found {type(flag).__name__}")
         if clip_norm is not None and not (isinstance(clip_norm, (int, float))
@@ -258,6 +265,15 @@ class Trainer:
         self.save_trainer_file = save_trainer_file
         self.num_epochs = num_epochs
         self.auto_log_optim_steps = auto_log_optim_steps
+        if async_collection and not (callable(getattr(collector, "start", None))
+                                     and getattr(collector, "replay_buffer", None) is not None):
+            raise ValueError(
+                "async_collection=True needs a collector that fills a replay buffer in the "
+                "background: a streamrl collector built with replay_buffer=..., found "
+                f"{type(collector).__name__}"
+                + ("" if callable(getattr(collector, "start", None)) else " (no start())")
+            )
+        self.async_collection = async_collection
 
         self._ops: dict[str, list[tuple[Callable, dict[str, Any]]]] = {d: [] for d in DESTINATIONS}
         self._modules: dict[str, Any] = {}
@@ -362,15 +378,21 @@ class Trainer:
                 self._pbar = tqdm(total=self.total_frames, initial=self.collected_frames,
                                   unit="frame")
             init_random_frames = getattr(self.collector, "init_random_frames", None) or 0
-            for batch in self.collector:
+            batches = self._async_batches() if self.async_collection else self.collector
+            for batch in batches:
                 if self._stop_requested or self.collected_frames >= self.total_frames:
                     break
-                batch = self._transform("batch_process", batch)
-                frames = self._frames_in(batch)
+                if batch is None:  # async: the collector writes into the buffer itself
+                    frames = self.collector.frames * self.frame_skip - self.collected_frames
+                else:
+                    batch = self._transform("batch_process", batch)
+                    frames = self._frames_in(batch)
                 self.collected_frames += frames
                 self._log_ops("pre_steps_log", batch)
                 if self.collected_frames > init_random_frames:
                     self.optim_steps(batch)
+                    if self.async_collection:
+                        self._log_utd_ratio()
                 self._call_ops("post_steps")
                 self._log_ops("post_steps_log", batch)
                 if self._pbar is not None:
@@ -420,6 +442,32 @@ class Trainer:
         self._log_ops("post_optim_complete_log", self.optim_count, average)
         if self.auto_log_optim_steps and average is not None:
             self._log(optim_steps=self.optim_count, **average)
+
+    def _async_batches(self) -> Any:
+        """``async_collection``: start the collector's background collection, wait for its
+        first written frames, then yield ``None`` (optimize on the buffer) until ``total_frames``
+        are collected. A collection that ends early or fails ends the loop (its error is
+        raised by the collector's shutdown)."""
+        collector = self.collector
+        collector.start()
+        while len(collector.replay_buffer) == 0:
+            if not collector.is_running():
+                collector.shutdown()  # raises the collection's error, if any
+                return
+            time.sleep(_ASYNC_POLL_S)
+        while self.collected_frames < self.total_frames:
+            if not collector.is_running() and collector.frames * self.frame_skip <= \
+                    self.collected_frames:
+                collector.shutdown()
+                return
+            yield None
+
+    def _log_utd_ratio(self) -> None:
+        """``async_collection``: rows sampled per row collected, as TorchRL logs it."""
+        batch_size = getattr(self.collector.replay_buffer, "batch_size", None)
+        if batch_size and self.collected_frames:
+            self._log(utd_ratio=batch_size * self.optim_count * self.frame_skip
+                      / self.collected_frames)
 
     def compute_loss(self, sub_batch: TensorDictBase, method: str | None = None) -> Any:
         """The loss module on ``sub_batch`` (or its method ``method``): what an

@@ -113,8 +113,8 @@ def test_unknown_destination_and_bad_ops_fail_at_registration(make_trainer):
     ({"seed": 1.5}, TypeError, "seed"),
     ({"save_trainer_file": 3}, TypeError, "save_trainer_file"),
     ({"learner_backend": "ray"}, TypeError, r"TorchRL's \['learner_backend'\] are not implemented"),
-    ({"async_collection": True, "bogus": 1}, TypeError,
-     r"\['async_collection'\].*unexpected keyword arguments \['bogus'\]"),
+    ({"learner_backend": "ray", "bogus": 1}, TypeError,
+     r"\['learner_backend'\].*unexpected keyword arguments \['bogus'\]"),
 ])
 def test_bad_arguments_fail_at_construction(make_trainer, kwargs, error, match):
     with pytest.raises(error, match=match):

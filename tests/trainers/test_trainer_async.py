@@ -1,0 +1,104 @@
+"""Trainer(async_collection=True): the collector fills the buffer in the background while the
+trainer optimizes on samples; frames come from the collector, utd_ratio is logged."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import torch
+from conftest import ListCollector, RecordingLogger
+from tensordict import TensorDict
+
+from streamrl.collectors import SyncDataCollector
+from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
+from streamrl.envs import GymEnv, GymWrapper
+from streamrl.trainers import ReplayBufferTrainer, Trainer
+
+
+class RewardRegression(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(4, 1)
+
+    def forward(self, td):
+        err = self.net(td["observation"]) - td["next", "reward"]
+        return TensorDict({"loss_reward": err.pow(2).mean()})
+
+
+def cartpole():
+    return GymEnv("CartPole-v1")
+
+
+class FailingEnvError(RuntimeError):
+    pass
+
+
+class Breaking(gym.Wrapper):
+    """CartPole whose 21st step raises."""
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps > 20:
+            raise FailingEnvError("the env broke")
+        return self.env.step(action)
+
+
+def failing_env():
+    return GymWrapper(Breaking())
+
+
+def _trainer(collector, rb, **kwargs):
+    loss = RewardRegression()
+    trainer = Trainer(collector=collector, total_frames=160, frame_skip=1,
+                      optim_steps_per_batch=2, loss_module=loss, progress_bar=False,
+                      optimizer=torch.optim.SGD(loss.parameters(), lr=0.01),
+                      async_collection=True, log_interval=1, **kwargs)
+    ReplayBufferTrainer(rb, batch_size=8).register(trainer)
+    return trainer
+
+
+def test_async_trainer_optimizes_while_the_collector_fills_the_buffer():
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(1000), batch_size=8)
+    collector = SyncDataCollector(cartpole, None, frames_per_batch=16, total_frames=160,
+                                  replay_buffer=rb)
+    logger = RecordingLogger()
+    trainer = _trainer(collector, rb, logger=logger)
+    seen = []
+    trainer.register_op("pre_steps_log", lambda batch: seen.append(batch))
+    trainer.train()
+    assert trainer.collected_frames == 160 == len(rb)
+    assert trainer.optim_count > 0 and trainer.optim_count % 2 == 0
+    assert seen and all(batch is None for batch in seen)
+    assert trainer.modules["replay_buffer"].write_count == 0  # the collector wrote, not the hook
+    ratios = [v for name, v, _ in logger.rows if name == "utd_ratio"]
+    assert ratios and all(r > 0 for r in ratios)
+    assert not collector.is_running()
+
+
+def test_a_failing_collection_stops_the_trainer_with_its_error():
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(1000), batch_size=8)
+    collector = SyncDataCollector(failing_env, None, frames_per_batch=16, total_frames=160,
+                                  replay_buffer=rb)
+    trainer = _trainer(collector, rb)
+    with pytest.raises(Exception, match="the env broke"):
+        trainer.train()
+    assert not collector.is_running()
+
+
+def test_async_needs_a_collector_with_a_replay_buffer():
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(10), batch_size=8)
+    with pytest.raises(ValueError, match=r"replay_buffer=\.\.\..*ListCollector"):
+        _trainer(ListCollector([]), rb)
+    collector = SyncDataCollector(cartpole, None, frames_per_batch=16, total_frames=32)
+    try:
+        with pytest.raises(ValueError, match="needs a collector that fills a replay buffer"):
+            _trainer(collector, rb)
+    finally:
+        collector.shutdown()
+    with pytest.raises(TypeError, match="async_collection must be a bool"):
+        Trainer(collector=[], total_frames=8, frame_skip=1, optim_steps_per_batch=1,
+                loss_module=RewardRegression(), async_collection="yes")
