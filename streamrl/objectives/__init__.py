@@ -17,7 +17,7 @@ from streamrl.objectives.ddpg import DDPGLoss
 from streamrl.objectives.discrete_sac import DiscreteSACLoss
 from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
 from streamrl.objectives.dqn import DQNLoss
-from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss
+from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from streamrl.objectives.qmixer import QMixerLoss
 from streamrl.objectives.redq import REDQLoss
 from streamrl.objectives.reinforce import ReinforceLoss
@@ -46,6 +46,7 @@ __all__ = [
     "HardUpdate",
     "KLPENPPOLoss",
     "LossModule",
+    "PPOLoss",
     "QMixerLoss",
     "REDQLoss",
     "ReinforceLoss",

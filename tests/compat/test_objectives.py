@@ -28,6 +28,7 @@ from streamrl.objectives import (
     CrossQLoss,
     DistributionalDQNLoss,
     DQNLoss,
+    PPOLoss,
     QMixerLoss,
     REDQLoss,
     ReinforceLoss,
@@ -175,3 +176,19 @@ def test_vtrace(rho_thresh, c_thresh):
         torch.zeros(1, T, 1), torch.ones(1, T, 1), torch.zeros(1, T, 1, dtype=torch.bool),
         rho_thresh=rho_thresh, c_thresh=c_thresh)
     assert adv.shape == target.shape == (1, T, 1)
+
+
+def test_ppo_loss_documented_constructor():
+    d = _defaults(PPOLoss)
+    assert (d["entropy_bonus"], d["samples_mc_entropy"], d["entropy_coeff"],
+            d["log_explained_variance"], d["loss_critic_type"], d["normalize_advantage"],
+            d["separate_losses"], d["clip_value"]) == (
+        True, 1, None, True, "smooth_l1", False, False, None)
+    value = TensorDictModule(nn.Linear(N_OBS, 1), ["observation"], ["state_value"])
+    loss = PPOLoss(_actor(), value, samples_mc_entropy=2, separate_losses=True)
+    loss.make_value_estimator(ValueEstimators.GAE, gamma=0.9, lmbda=0.95)
+    data = _continuous(batch=(2, 3))
+    data["action_log_prob"] = torch.randn(2, 3)
+    out = loss(data)
+    assert {"entropy", "explained_variance", "kl_approx", "loss_critic", "loss_entropy",
+            "loss_objective"} <= set(out.keys())

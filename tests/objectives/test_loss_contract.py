@@ -34,6 +34,7 @@ from streamrl.objectives import (
     DQNLoss,
     KLPENPPOLoss,
     LossModule,
+    PPOLoss,
     QMixerLoss,
     REDQLoss,
     ReinforceLoss,
@@ -225,6 +226,12 @@ CASES: dict[str, Case] = {
         _on_policy(KLPENPPOLoss), _rollout,
         {"loss_objective", "loss_entropy", "loss_critic", "entropy", "kl", "kl_approx",
          "explained_variance", "ESS", "beta", "max_ratio", "mean_ratio"},
+        {"loss_objective": {"actor_network_params"}, "loss_entropy": {"actor_network_params"},
+         "loss_critic": {"critic_network_params"}}),
+    "PPOLoss": Case(
+        _on_policy(PPOLoss), _rollout,
+        {"loss_objective", "loss_entropy", "loss_critic", "entropy", "kl_approx", "ESS",
+         "explained_variance", "max_ratio", "mean_ratio"},
         {"loss_objective": {"actor_network_params"}, "loss_entropy": {"actor_network_params"},
          "loss_critic": {"critic_network_params"}}),
     "ReinforceLoss": Case(
