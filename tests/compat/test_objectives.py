@@ -192,3 +192,19 @@ def test_ppo_loss_documented_constructor():
     out = loss(data)
     assert {"entropy", "explained_variance", "kl_approx", "loss_critic", "loss_entropy",
             "loss_objective"} <= set(out.keys())
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("TD0Estimate", {}), ("TD1Estimate", {}), ("TDLambdaEstimate", {"lmbda": 0.95}),
+])
+def test_deprecated_estimate_names(name, kwargs):
+    import streamrl.objectives.value as value_module
+    from streamrl import StreamRLWarning
+
+    cls = getattr(value_module, name)
+    assert name in value_module.__all__ and cls.__doc__
+    value = TensorDictModule(nn.Linear(N_OBS, 1), ["observation"], ["state_value"])
+    with pytest.warns(StreamRLWarning):
+        estimator = cls(gamma=0.99, value_network=value, differentiable=False, **kwargs)
+    out = estimator(_continuous(batch=(2, 3)))
+    assert out["advantage"].shape == out["value_target"].shape == (2, 3, 1)
