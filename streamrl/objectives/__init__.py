@@ -17,6 +17,7 @@ from streamrl.objectives.ddpg import DDPGLoss
 from streamrl.objectives.discrete_sac import DiscreteSACLoss
 from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
 from streamrl.objectives.dqn import DQNLoss
+from streamrl.objectives.optim import KLAdaptiveLR, group_optimizers
 from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from streamrl.objectives.qmixer import QMixerLoss
 from streamrl.objectives.redq import REDQLoss
@@ -44,6 +45,7 @@ __all__ = [
     "DiscreteSACLoss",
     "DistributionalDQNLoss",
     "HardUpdate",
+    "KLAdaptiveLR",
     "KLPENPPOLoss",
     "LossModule",
     "PPOLoss",
@@ -61,6 +63,7 @@ __all__ = [
     "ValueEstimators",
     "default_value_kwargs",
     "distance_loss",
+    "group_optimizers",
     "hold_out_net",
     "hold_out_params",
     "next_state_value",

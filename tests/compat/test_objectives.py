@@ -208,3 +208,20 @@ def test_deprecated_estimate_names(name, kwargs):
         estimator = cls(gamma=0.99, value_network=value, differentiable=False, **kwargs)
     out = estimator(_continuous(batch=(2, 3)))
     assert out["advantage"].shape == out["value_target"].shape == (2, 3, 1)
+
+
+@pytest.mark.parametrize("path", ["streamrl.objectives", "streamrl.objectives.utils"])
+def test_group_optimizers_and_kl_adaptive_lr(path):
+    import importlib
+
+    module = importlib.import_module(path)
+    params = [nn.Parameter(torch.zeros(1))]
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    d = _defaults(module.KLAdaptiveLR)
+    assert (d["factor"], d["min_lr"], d["max_lr"]) == (1.5, 1e-5, 1e-2)
+    scheduler = module.KLAdaptiveLR(optimizer, target_kl=0.01, factor=2.0)
+    scheduler.step(kl=0.05)
+    assert optimizer.param_groups[0]["lr"] == 0.0005
+    other = torch.optim.Adam([nn.Parameter(torch.zeros(2))], lr=1e-2)
+    grouped = module.group_optimizers(optimizer, other)
+    assert isinstance(grouped, torch.optim.Adam) and len(grouped.param_groups) == 2
