@@ -43,6 +43,8 @@ from streamrl.modules.exploration import (
     OrnsteinUhlenbeckProcessModule,
 )
 from streamrl.modules.models import (
+    GRU,
+    LSTM,
     MLP,
     BatchRenorm1d,
     ConsistentDropout,
@@ -56,7 +58,9 @@ from streamrl.modules.models import (
     DuelingCnnDQNet,
     DuelingHead,
     DuelingMlpDQNet,
+    GRUCell,
     GRUModule,
+    LSTMCell,
     LSTMModule,
     MultiAgentConvNet,
     MultiAgentMLP,
@@ -86,6 +90,8 @@ from streamrl.modules.vmap_module import VmapModule
 from streamrl.modules.world_model import WorldModelWrapper
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "MLP",
     "Actor",
     "ActorCriticOperator",
@@ -112,8 +118,10 @@ __all__ = [
     "EGreedyModule",
     "EnsembleModule",
     "ExplorationType",
+    "GRUCell",
     "GRUModule",
     "IndependentNormal",
+    "LSTMCell",
     "LSTMModule",
     "MaskedCategorical",
     "MaskedOneHotCategorical",

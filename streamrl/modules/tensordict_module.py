@@ -17,7 +17,7 @@ from streamrl.modules.exploration import (
     EGreedyModule,
     OrnsteinUhlenbeckProcessModule,
 )
-from streamrl.modules.models import GRUModule, LSTMModule
+from streamrl.modules.models import GRU, LSTM, GRUCell, GRUModule, LSTMCell, LSTMModule
 from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
 from streamrl.modules.qvalue import QValueActor, QValueModule
 from streamrl.modules.safe import SafeModule
@@ -31,13 +31,17 @@ from streamrl.modules.vmap_module import VmapModule
 from streamrl.modules.world_model import WorldModelWrapper
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "Actor",
     "ActorCriticOperator",
     "ActorCriticWrapper",
     "ActorValueOperator",
     "AdditiveGaussianModule",
     "EGreedyModule",
+    "GRUCell",
     "GRUModule",
+    "LSTMCell",
     "LSTMModule",
     "OrnsteinUhlenbeckProcessModule",
     "ProbabilisticActor",

@@ -13,7 +13,8 @@ from torch import nn
 
 NAMES = [
     "Actor", "ActorCriticOperator", "ActorCriticWrapper", "ActorValueOperator",
-    "AdditiveGaussianModule", "EGreedyModule", "GRUModule", "LSTMModule",
+    "AdditiveGaussianModule", "EGreedyModule", "GRU", "GRUCell", "GRUModule", "LSTM",
+    "LSTMCell", "LSTMModule",
     "OrnsteinUhlenbeckProcessModule", "ProbabilisticActor", "QValueActor", "QValueModule",
     "RandomPolicy", "SafeModule", "SafeProbabilisticModule",
     "SafeProbabilisticTensorDictSequential", "SafeSequential", "TanhModule", "ValueOperator",
@@ -85,3 +86,24 @@ def test_vmap_module_and_world_model_documented_calls():
         reward_model=TensorDictModule(nn.Linear(3, 1), [("next", "s")], [("next", "reward")]),
     )
     assert world(TensorDict({"s": torch.randn(2, 3)}, [2]))["next", "reward"].shape == (2, 1)
+
+
+def test_python_based_rnn_documented_calls():
+    from streamrl.modules.tensordict_module import GRU, LSTM, GRUCell, LSTMCell
+
+    lstm = LSTM(input_size=10, hidden_size=20, num_layers=2, batch_first=True, bias=True,
+                dropout=0.0, bidirectional=False, proj_size=0, device="cpu", dtype=None)
+    x = torch.randn(2, 4, 10)
+    h0, c0 = torch.zeros(2, 2, 20), torch.zeros(2, 2, 20)
+    with torch.no_grad():
+        out, (h1, c1) = lstm(x, (h0, c0))
+    assert out.shape == (2, 4, 20) and h1.shape == c1.shape == (2, 2, 20)
+    batched = torch.vmap(lambda xi, h, c: lstm(xi, (h, c))[1])
+    h1, c1 = batched(torch.randn(4, 2, 4, 10), torch.zeros(4, 2, 2, 20), torch.zeros(4, 2, 2, 20))
+    assert h1.shape == (4, 2, 2, 20)
+    gru = GRU(input_size=10, hidden_size=20, num_layers=2, bias=True, batch_first=True)
+    assert gru(x, torch.zeros(2, 2, 20))[1].shape == (2, 2, 20)
+    h, c = LSTMCell(input_size=10, hidden_size=20, bias=True)(torch.randn(2, 10),
+                                                              (torch.zeros(2, 20),) * 2)
+    assert h.shape == c.shape == (2, 20)
+    assert GRUCell(input_size=10, hidden_size=20)(torch.randn(2, 10)).shape == (2, 20)
