@@ -22,6 +22,12 @@ from streamrl.modules.actor_critic import (
     ActorValueOperator,
 )
 from streamrl.modules.actors import Actor, ProbabilisticActor, ValueOperator
+from streamrl.modules.deprecated import (
+    AdditiveGaussianWrapper,
+    EGreedyWrapper,
+    NormalParamWrapper,
+    OrnsteinUhlenbeckProcessWrapper,
+)
 from streamrl.modules.distributions import (
     AddStateIndependentNormalScale,
     Categorical,
@@ -74,11 +80,13 @@ from streamrl.modules.models import (
 )
 from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
 from streamrl.modules.qvalue import (
+    DistributionalDQNnet,
     DistributionalQValueActor,
     DistributionalQValueModule,
     QValueActor,
     QValueModule,
 )
+from streamrl.modules.qvalue_hooks import DistributionalQValueHook, QValueHook
 from streamrl.modules.safe import SafeModule
 from streamrl.modules.safe_probabilistic import (
     SafeProbabilisticModule,
@@ -99,6 +107,7 @@ __all__ = [
     "ActorValueOperator",
     "AddStateIndependentNormalScale",
     "AdditiveGaussianModule",
+    "AdditiveGaussianWrapper",
     "BatchRenorm1d",
     "Categorical",
     "ConsistentDropout",
@@ -110,12 +119,15 @@ __all__ = [
     "DdpgMlpActor",
     "DdpgMlpQNet",
     "Delta",
+    "DistributionalDQNnet",
     "DistributionalQValueActor",
+    "DistributionalQValueHook",
     "DistributionalQValueModule",
     "DuelingCnnDQNet",
     "DuelingHead",
     "DuelingMlpDQNet",
     "EGreedyModule",
+    "EGreedyWrapper",
     "EnsembleModule",
     "ExplorationType",
     "GRUCell",
@@ -130,11 +142,14 @@ __all__ = [
     "NoisyLazyLinear",
     "NoisyLinear",
     "NormalParamExtractor",
+    "NormalParamWrapper",
     "OneHotCategorical",
     "OrnsteinUhlenbeckProcessModule",
+    "OrnsteinUhlenbeckProcessWrapper",
     "ProbabilisticActor",
     "QMixer",
     "QValueActor",
+    "QValueHook",
     "QValueModule",
     "RandomPolicy",
     "ReparamGradientStrategy",

@@ -12,6 +12,11 @@ from streamrl.modules.actor_critic import (
     ActorValueOperator,
 )
 from streamrl.modules.actors import Actor, ProbabilisticActor, ValueOperator
+from streamrl.modules.deprecated import (
+    AdditiveGaussianWrapper,
+    EGreedyWrapper,
+    OrnsteinUhlenbeckProcessWrapper,
+)
 from streamrl.modules.exploration import (
     AdditiveGaussianModule,
     EGreedyModule,
@@ -20,6 +25,7 @@ from streamrl.modules.exploration import (
 from streamrl.modules.models import GRU, LSTM, GRUCell, GRUModule, LSTMCell, LSTMModule
 from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
 from streamrl.modules.qvalue import QValueActor, QValueModule
+from streamrl.modules.qvalue_hooks import DistributionalQValueHook, QValueHook
 from streamrl.modules.safe import SafeModule
 from streamrl.modules.safe_probabilistic import (
     SafeProbabilisticModule,
@@ -38,14 +44,19 @@ __all__ = [
     "ActorCriticWrapper",
     "ActorValueOperator",
     "AdditiveGaussianModule",
+    "AdditiveGaussianWrapper",
+    "DistributionalQValueHook",
     "EGreedyModule",
+    "EGreedyWrapper",
     "GRUCell",
     "GRUModule",
     "LSTMCell",
     "LSTMModule",
     "OrnsteinUhlenbeckProcessModule",
+    "OrnsteinUhlenbeckProcessWrapper",
     "ProbabilisticActor",
     "QValueActor",
+    "QValueHook",
     "QValueModule",
     "RandomPolicy",
     "SafeModule",

@@ -3,11 +3,14 @@ distributions: the names import from the same path under ``streamrl`` and the do
 constructor keywords and main methods work. The rest of the path is listed in
 docs/torchrl_differences.md."""
 
+import pytest
 import torch
+from torch import nn
 
 from streamrl.modules.distributions import (
     MaskedCategorical,
     MaskedOneHotCategorical,
+    NormalParamWrapper,
     OneHotCategorical,
     ReparamGradientStrategy,
 )
@@ -34,3 +37,8 @@ def test_masked_categorical_documented_example():
     by_index = MaskedOneHotCategorical(logits=torch.zeros(4), indices=torch.tensor([1, 2]),
                                        neg_inf=float("-inf"))
     assert by_index.sample()[[0, 3]].sum() == 0
+
+
+def test_normal_param_wrapper_points_to_the_extractor():
+    with pytest.raises(RuntimeError, match="NormalParamExtractor"):
+        NormalParamWrapper(nn.Linear(3, 4), scale_mapping="biased_softplus_1.0", scale_lb=1e-4)

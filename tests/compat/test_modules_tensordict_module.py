@@ -13,7 +13,8 @@ from torch import nn
 
 NAMES = [
     "Actor", "ActorCriticOperator", "ActorCriticWrapper", "ActorValueOperator",
-    "AdditiveGaussianModule", "EGreedyModule", "GRU", "GRUCell", "GRUModule", "LSTM",
+    "AdditiveGaussianModule", "AdditiveGaussianWrapper", "DistributionalQValueHook",
+    "EGreedyModule", "EGreedyWrapper", "OrnsteinUhlenbeckProcessWrapper", "QValueHook", "GRU", "GRUCell", "GRUModule", "LSTM",
     "LSTMCell", "LSTMModule",
     "OrnsteinUhlenbeckProcessModule", "ProbabilisticActor", "QValueActor", "QValueModule",
     "RandomPolicy", "SafeModule", "SafeProbabilisticModule",
@@ -107,3 +108,42 @@ def test_python_based_rnn_documented_calls():
                                                               (torch.zeros(2, 20),) * 2)
     assert h.shape == c.shape == (2, 20)
     assert GRUCell(input_size=10, hidden_size=20)(torch.randn(2, 10)).shape == (2, 20)
+
+
+def test_qvalue_hooks_documented_examples():
+    from streamrl.modules import Actor, DistributionalDQNnet
+    from streamrl.modules.tensordict_module import DistributionalQValueHook, QValueHook
+
+    td = TensorDict({"observation": torch.randn(5, 4)}, [5])
+    module = nn.Linear(4, 4)
+    module.register_forward_hook(QValueHook("one_hot", action_value_key=None, out_keys=None))
+    td = Actor(module=module, out_keys=["action", "action_value"])(td)
+    assert td["action"].shape == (5, 4) and td["action"].dtype == torch.int64
+    nbins = 3
+
+    class CustomDistributionalQval(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, nbins * 4)
+
+        def forward(self, x):
+            return self.linear(x).view(-1, nbins, 4).log_softmax(-2)
+
+    dist_module = CustomDistributionalQval()
+    dist_module.register_forward_hook(
+        DistributionalQValueHook("one_hot", support=torch.arange(nbins)))
+    td = Actor(module=dist_module, out_keys=["action", "action_value"])(
+        TensorDict({"observation": torch.randn(5, 4)}, [5]))
+    assert td["action"].shape == (5, 4) and td["action_value"].shape == (5, nbins, 4)
+    net = DistributionalDQNnet(in_keys=None, out_keys=None)
+    out = net(TensorDict({"action_value": torch.randn(10, 5)}, batch_size=[10]))
+    assert out["action_value"].shape == (10, 5)
+
+
+@pytest.mark.parametrize("name", ["EGreedyWrapper", "AdditiveGaussianWrapper",
+                                  "OrnsteinUhlenbeckProcessWrapper"])
+def test_removed_exploration_wrappers_raise(name):
+    module = importlib.import_module("streamrl.modules.tensordict_module")
+    policy = TensorDictModule(nn.Linear(3, 2), ["obs"], ["action"])
+    with pytest.raises(RuntimeError, match="Module"):
+        getattr(module, name)(policy)

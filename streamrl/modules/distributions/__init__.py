@@ -5,6 +5,7 @@ tensordict's probabilistic modules read under ``ExplorationType.MODE``, ``MEAN``
 ``DETERMINISTIC``; ``RANDOM`` draws with ``rsample`` when available, else ``sample``.
 """
 
+from streamrl.modules.deprecated import NormalParamWrapper
 from streamrl.modules.distributions.categorical import (
     Categorical,
     MaskedCategorical,
@@ -31,6 +32,7 @@ __all__ = [
     "MaskedCategorical",
     "MaskedOneHotCategorical",
     "NormalParamExtractor",
+    "NormalParamWrapper",
     "OneHotCategorical",
     "ReparamGradientStrategy",
     "TanhDelta",
