@@ -117,7 +117,9 @@ def test_qvalue_hooks_documented_examples():
     td = TensorDict({"observation": torch.randn(5, 4)}, [5])
     module = nn.Linear(4, 4)
     module.register_forward_hook(QValueHook("one_hot", action_value_key=None, out_keys=None))
-    td = Actor(module=module, out_keys=["action", "action_value"])(td)
+    # TorchRL's docstring lists two out_keys; its hook returns three entries, which
+    # TensorDictModule refuses there too, so the third key is named here
+    td = Actor(module=module, out_keys=["action", "action_value", "chosen_action_value"])(td)
     assert td["action"].shape == (5, 4) and td["action"].dtype == torch.int64
     nbins = 3
 
