@@ -15,6 +15,7 @@ from streamrl.modules.distributions.categorical import (
 )
 from streamrl.modules.distributions.delta import Delta, TanhDelta
 from streamrl.modules.distributions.normal import IndependentNormal
+from streamrl.modules.distributions.ordinal import OneHotOrdinal, Ordinal
 from streamrl.modules.distributions.param_extractor import (
     AddStateIndependentNormalScale,
     NormalParamExtractor,
@@ -23,6 +24,7 @@ from streamrl.modules.distributions.param_extractor import (
 )
 from streamrl.modules.distributions.tanh_normal import TanhNormal
 from streamrl.modules.distributions.truncated_normal import TruncatedNormal
+from streamrl.modules.distributions.utils import has_analytic_entropy, has_analytic_kl
 
 __all__ = [
     "AddStateIndependentNormalScale",
@@ -34,10 +36,14 @@ __all__ = [
     "NormalParamExtractor",
     "NormalParamWrapper",
     "OneHotCategorical",
+    "OneHotOrdinal",
+    "Ordinal",
     "ReparamGradientStrategy",
     "TanhDelta",
     "TanhNormal",
     "TruncatedNormal",
     "biased_softplus",
+    "has_analytic_entropy",
+    "has_analytic_kl",
     "scale_mapping",
 ]
