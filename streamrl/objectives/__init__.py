@@ -25,6 +25,7 @@ from streamrl.objectives.reinforce import ReinforceLoss
 from streamrl.objectives.sac import SACLoss
 from streamrl.objectives.target_updaters import HardUpdate, SoftUpdate, TargetNetUpdater
 from streamrl.objectives.td3 import TD3Loss
+from streamrl.objectives.tqc import TQCLoss
 from streamrl.objectives.value import (
     GAE,
     TD0Estimator,
@@ -58,6 +59,7 @@ __all__ = [
     "TD1Estimator",
     "TD3Loss",
     "TDLambdaEstimator",
+    "TQCLoss",
     "TargetNetUpdater",
     "ValueEstimatorBase",
     "ValueEstimators",

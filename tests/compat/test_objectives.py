@@ -33,6 +33,7 @@ from streamrl.objectives import (
     REDQLoss,
     ReinforceLoss,
     SACLoss,
+    TQCLoss,
     ValueEstimators,
 )
 from streamrl.objectives.value import VTrace
@@ -225,3 +226,21 @@ def test_group_optimizers_and_kl_adaptive_lr(path):
     other = torch.optim.Adam([nn.Parameter(torch.zeros(2))], lr=1e-2)
     grouped = module.group_optimizers(optimizer, other)
     assert isinstance(grouped, torch.optim.Adam) and len(grouped.param_groups) == 2
+
+
+def test_tqc_documented_constructor():
+    from streamrl.modules import MLP, ValueOperator
+
+    d = _defaults(TQCLoss)
+    assert (d["num_qvalue_nets"], d["top_quantiles_to_drop_per_net"], d["alpha_init"],
+            d["min_alpha"], d["max_alpha"], d["fixed_alpha"], d["target_entropy"],
+            d["delay_qvalue"]) == (5, 2, 1.0, None, None, False, "auto", True)
+    critic = ValueOperator(MLP(in_features=N_OBS + N_ACT, out_features=8, num_cells=[]),
+                           in_keys=["observation", "action"])
+    loss = TQCLoss(_actor(), critic, num_qvalue_nets=2)
+    loss.make_value_estimator(gamma=0.99)
+    batch = _continuous(batch=(4,))
+    output = loss(batch)
+    assert output.get("loss_qvalue").shape == torch.Size([])
+    assert set(output.keys()) == {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy"}
+    assert batch["td_error"].shape == (4,)

@@ -40,6 +40,7 @@ from streamrl.objectives import (
     ReinforceLoss,
     SACLoss,
     TD3Loss,
+    TQCLoss,
     total_loss,
 )
 
@@ -58,9 +59,9 @@ class Case:
 
 
 class _Concat(nn.Module):
-    def __init__(self, n_in: int = OBS + ACT) -> None:
+    def __init__(self, n_in: int = OBS + ACT, n_out: int = 1) -> None:
         super().__init__()
-        self.lin = nn.Linear(n_in, 1)
+        self.lin = nn.Linear(n_in, n_out)
 
     def forward(self, obs, action):
         return self.lin(torch.cat([obs, action], -1))
@@ -201,6 +202,13 @@ CASES: dict[str, Case] = {
          "loss_alpha": {"entropy_coef"}}),
     "CrossQLoss": Case(
         _seeded(lambda: CrossQLoss(_gaussian_actor(), _qnet())), _continuous,
+        {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy"},
+        {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
+         "loss_alpha": {"entropy_coef"}}),
+    "TQCLoss": Case(
+        _seeded(lambda: TQCLoss(_gaussian_actor(), TensorDictModule(
+            _Concat(n_out=5), in_keys=["observation", "action"], out_keys=["state_action_value"]),
+            num_qvalue_nets=3, top_quantiles_to_drop_per_net=2)), _continuous,
         {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy"},
         {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
          "loss_alpha": {"entropy_coef"}}),
