@@ -96,6 +96,19 @@ from streamrl.modules.safe_probabilistic import (
 )
 from streamrl.modules.safe_sequence import SafeSequential
 from streamrl.modules.tanh_module import TanhModule
+from streamrl.modules.value_norm import (
+    PercentileValueNorm,
+    PopArtValueNorm,
+    RunningValueNorm,
+    ValueNorm,
+)
+from streamrl.modules.value_transforms import (
+    ComposeValueTransform,
+    IdentityValueTransform,
+    SignedHyperbolicValueTransform,
+    SymLogValueTransform,
+    ValueTransform,
+)
 from streamrl.modules.vmap_module import VmapModule
 from streamrl.modules.world_model import WorldModelWrapper
 
@@ -112,6 +125,7 @@ __all__ = [
     "AdditiveGaussianWrapper",
     "BatchRenorm1d",
     "Categorical",
+    "ComposeValueTransform",
     "ConsistentDropout",
     "ConsistentDropoutModule",
     "Conv3dNet",
@@ -134,6 +148,7 @@ __all__ = [
     "ExplorationType",
     "GRUCell",
     "GRUModule",
+    "IdentityValueTransform",
     "IndependentNormal",
     "LSTMCell",
     "LSTMModule",
@@ -150,6 +165,8 @@ __all__ = [
     "Ordinal",
     "OrnsteinUhlenbeckProcessModule",
     "OrnsteinUhlenbeckProcessWrapper",
+    "PercentileValueNorm",
+    "PopArtValueNorm",
     "ProbabilisticActor",
     "QMixer",
     "QValueActor",
@@ -157,18 +174,23 @@ __all__ = [
     "QValueModule",
     "RandomPolicy",
     "ReparamGradientStrategy",
+    "RunningValueNorm",
     "SafeModule",
     "SafeProbabilisticModule",
     "SafeProbabilisticTensorDictSequential",
     "SafeSequential",
+    "SignedHyperbolicValueTransform",
     "Squeeze2dLayer",
     "SqueezeLayer",
+    "SymLogValueTransform",
     "TanhDelta",
     "TanhModule",
     "TanhNormal",
     "TruncatedNormal",
     "VDNMixer",
+    "ValueNorm",
     "ValueOperator",
+    "ValueTransform",
     "VmapModule",
     "WorldModelWrapper",
     "exploration_type",
