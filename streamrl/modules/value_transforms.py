@@ -18,6 +18,7 @@ class ValueTransform(nn.Module):
     """Base of the value transforms: ``forward(value)`` maps raw values to the prediction
     space, :meth:`inverse` maps back; both element-wise.
 
+    >>> import torch
     >>> class Double(ValueTransform):
     ...     def forward(self, value): return value * 2
     ...     def inverse(self, value): return value / 2
@@ -37,6 +38,7 @@ class ValueTransform(nn.Module):
 class IdentityValueTransform(ValueTransform):
     """Values unchanged both ways.
 
+    >>> import torch
     >>> IdentityValueTransform().inverse(torch.tensor([-1.0, 2.0]))
     tensor([-1.,  2.])
     """
@@ -57,6 +59,7 @@ class SignedHyperbolicValueTransform(ValueTransform):
     Args:
         epsilon: the linear term, > 0 (default ``1e-3``), which keeps the inverse Lipschitz.
 
+    >>> import torch
     >>> transform = SignedHyperbolicValueTransform(epsilon=1e-3)
     >>> transform(torch.tensor([-100.0, 0.0, 100.0]))
     tensor([-9.1499,  0.0000,  9.1499])
@@ -90,6 +93,7 @@ class SignedHyperbolicValueTransform(ValueTransform):
 class SymLogValueTransform(ValueTransform):
     """``symlog(x) = sign(x) * log(1 + |x|)`` (DreamerV3), inverse ``sign(x) * (exp(|x|) - 1)``.
 
+    >>> import torch
     >>> transform = SymLogValueTransform()
     >>> transform.inverse(transform(torch.tensor([-100.0, 0.0, 100.0])))
     tensor([-100.0000,    0.0000,  100.0000])
@@ -107,6 +111,7 @@ class SymLogValueTransform(ValueTransform):
 class ComposeValueTransform(ValueTransform):
     """Apply ``transforms`` in order; :meth:`inverse` undoes them in reverse order.
 
+    >>> import torch
     >>> transform = ComposeValueTransform(SignedHyperbolicValueTransform(), SymLogValueTransform())
     >>> transform(torch.tensor([-100.0, 0.0, 100.0]))
     tensor([-2.3175,  0.0000,  2.3175])
