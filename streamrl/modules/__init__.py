@@ -22,6 +22,12 @@ from streamrl.modules.actor_critic import (
     ActorValueOperator,
 )
 from streamrl.modules.actors import Actor, ProbabilisticActor, ValueOperator
+from streamrl.modules.deprecated import (
+    AdditiveGaussianWrapper,
+    EGreedyWrapper,
+    NormalParamWrapper,
+    OrnsteinUhlenbeckProcessWrapper,
+)
 from streamrl.modules.distributions import (
     AddStateIndependentNormalScale,
     Categorical,
@@ -31,6 +37,8 @@ from streamrl.modules.distributions import (
     MaskedOneHotCategorical,
     NormalParamExtractor,
     OneHotCategorical,
+    OneHotOrdinal,
+    Ordinal,
     ReparamGradientStrategy,
     TanhDelta,
     TanhNormal,
@@ -43,6 +51,8 @@ from streamrl.modules.exploration import (
     OrnsteinUhlenbeckProcessModule,
 )
 from streamrl.modules.models import (
+    GRU,
+    LSTM,
     MLP,
     BatchRenorm1d,
     ConsistentDropout,
@@ -56,7 +66,9 @@ from streamrl.modules.models import (
     DuelingCnnDQNet,
     DuelingHead,
     DuelingMlpDQNet,
+    GRUCell,
     GRUModule,
+    LSTMCell,
     LSTMModule,
     MultiAgentConvNet,
     MultiAgentMLP,
@@ -70,11 +82,13 @@ from streamrl.modules.models import (
 )
 from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
 from streamrl.modules.qvalue import (
+    DistributionalDQNnet,
     DistributionalQValueActor,
     DistributionalQValueModule,
     QValueActor,
     QValueModule,
 )
+from streamrl.modules.qvalue_hooks import DistributionalQValueHook, QValueHook
 from streamrl.modules.safe import SafeModule
 from streamrl.modules.safe_probabilistic import (
     SafeProbabilisticModule,
@@ -82,10 +96,25 @@ from streamrl.modules.safe_probabilistic import (
 )
 from streamrl.modules.safe_sequence import SafeSequential
 from streamrl.modules.tanh_module import TanhModule
+from streamrl.modules.value_norm import (
+    PercentileValueNorm,
+    PopArtValueNorm,
+    RunningValueNorm,
+    ValueNorm,
+)
+from streamrl.modules.value_transforms import (
+    ComposeValueTransform,
+    IdentityValueTransform,
+    SignedHyperbolicValueTransform,
+    SymLogValueTransform,
+    ValueTransform,
+)
 from streamrl.modules.vmap_module import VmapModule
 from streamrl.modules.world_model import WorldModelWrapper
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "MLP",
     "Actor",
     "ActorCriticOperator",
@@ -93,8 +122,10 @@ __all__ = [
     "ActorValueOperator",
     "AddStateIndependentNormalScale",
     "AdditiveGaussianModule",
+    "AdditiveGaussianWrapper",
     "BatchRenorm1d",
     "Categorical",
+    "ComposeValueTransform",
     "ConsistentDropout",
     "ConsistentDropoutModule",
     "Conv3dNet",
@@ -104,16 +135,22 @@ __all__ = [
     "DdpgMlpActor",
     "DdpgMlpQNet",
     "Delta",
+    "DistributionalDQNnet",
     "DistributionalQValueActor",
+    "DistributionalQValueHook",
     "DistributionalQValueModule",
     "DuelingCnnDQNet",
     "DuelingHead",
     "DuelingMlpDQNet",
     "EGreedyModule",
+    "EGreedyWrapper",
     "EnsembleModule",
     "ExplorationType",
+    "GRUCell",
     "GRUModule",
+    "IdentityValueTransform",
     "IndependentNormal",
+    "LSTMCell",
     "LSTMModule",
     "MaskedCategorical",
     "MaskedOneHotCategorical",
@@ -122,26 +159,38 @@ __all__ = [
     "NoisyLazyLinear",
     "NoisyLinear",
     "NormalParamExtractor",
+    "NormalParamWrapper",
     "OneHotCategorical",
+    "OneHotOrdinal",
+    "Ordinal",
     "OrnsteinUhlenbeckProcessModule",
+    "OrnsteinUhlenbeckProcessWrapper",
+    "PercentileValueNorm",
+    "PopArtValueNorm",
     "ProbabilisticActor",
     "QMixer",
     "QValueActor",
+    "QValueHook",
     "QValueModule",
     "RandomPolicy",
     "ReparamGradientStrategy",
+    "RunningValueNorm",
     "SafeModule",
     "SafeProbabilisticModule",
     "SafeProbabilisticTensorDictSequential",
     "SafeSequential",
+    "SignedHyperbolicValueTransform",
     "Squeeze2dLayer",
     "SqueezeLayer",
+    "SymLogValueTransform",
     "TanhDelta",
     "TanhModule",
     "TanhNormal",
     "TruncatedNormal",
     "VDNMixer",
+    "ValueNorm",
     "ValueOperator",
+    "ValueTransform",
     "VmapModule",
     "WorldModelWrapper",
     "exploration_type",

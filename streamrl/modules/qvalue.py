@@ -16,6 +16,7 @@ from streamrl.data.specs import Composite, TensorSpec
 from streamrl.data.specs import OneHot as OneHotSpec
 
 __all__ = [
+    "DistributionalDQNnet",
     "DistributionalQValueActor",
     "DistributionalQValueModule",
     "QValueActor",
@@ -283,7 +284,52 @@ class DistributionalQValueModule(TensorDictModuleBase):
 
 class _LogSoftmaxAtoms(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim < 2:
+            raise ValueError(
+                f"distributional action values must have shape [*B, n_atoms, n_actions], "
+                f"found {tuple(x.shape)}"
+            )
         return x.log_softmax(-2)
+
+
+class DistributionalDQNnet(TensorDictModuleBase):
+    """The log-softmax over atoms between a network's atom logits and a
+    :class:`DistributionalQValueModule`: each ``in_keys`` entry ``[*B, n_atoms, n_actions]``
+    is normalised over dim ``-2`` and written at the matching ``out_keys`` entry.
+
+    Args:
+        in_keys: the logits (default ``["action_value"]``).
+        out_keys: where the log-probabilities go (default: ``in_keys``); same length.
+
+    >>> from tensordict import TensorDict
+    >>> td = DistributionalDQNnet()(TensorDict({"action_value": torch.randn(10, 5, 3)}, [10]))
+    >>> torch.allclose(td["action_value"].exp().sum(-2), torch.ones(10, 3))
+    True
+    """
+
+    def __init__(self, *, in_keys: list | None = None, out_keys: list | None = None) -> None:
+        super().__init__()
+        in_keys = ["action_value"] if in_keys is None else list(in_keys)
+        out_keys = list(in_keys) if out_keys is None else list(out_keys)
+        if not in_keys or len(in_keys) != len(out_keys):
+            raise ValueError(
+                "DistributionalDQNnet needs as many out_keys as in_keys (at least one), found "
+                f"in_keys={in_keys}, out_keys={out_keys}"
+            )
+        self.in_keys = [unravel_key(k) for k in in_keys]
+        self.out_keys = [unravel_key(k) for k in out_keys]
+        self._log_softmax = _LogSoftmaxAtoms()
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            logits = tensordict.get(in_key, None)
+            if logits is None:
+                raise KeyError(
+                    f"DistributionalDQNnet needs {in_key!r}; the TensorDict has "
+                    f"{sorted(map(str, tensordict.keys(True, True)))}"
+                )
+            tensordict.set(out_key, self._log_softmax(logits))
+        return tensordict
 
 
 class DistributionalQValueActor(TensorDictSequential):

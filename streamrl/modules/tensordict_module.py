@@ -12,14 +12,20 @@ from streamrl.modules.actor_critic import (
     ActorValueOperator,
 )
 from streamrl.modules.actors import Actor, ProbabilisticActor, ValueOperator
+from streamrl.modules.deprecated import (
+    AdditiveGaussianWrapper,
+    EGreedyWrapper,
+    OrnsteinUhlenbeckProcessWrapper,
+)
 from streamrl.modules.exploration import (
     AdditiveGaussianModule,
     EGreedyModule,
     OrnsteinUhlenbeckProcessModule,
 )
-from streamrl.modules.models import GRUModule, LSTMModule
+from streamrl.modules.models import GRU, LSTM, GRUCell, GRUModule, LSTMCell, LSTMModule
 from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
 from streamrl.modules.qvalue import QValueActor, QValueModule
+from streamrl.modules.qvalue_hooks import DistributionalQValueHook, QValueHook
 from streamrl.modules.safe import SafeModule
 from streamrl.modules.safe_probabilistic import (
     SafeProbabilisticModule,
@@ -31,17 +37,26 @@ from streamrl.modules.vmap_module import VmapModule
 from streamrl.modules.world_model import WorldModelWrapper
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "Actor",
     "ActorCriticOperator",
     "ActorCriticWrapper",
     "ActorValueOperator",
     "AdditiveGaussianModule",
+    "AdditiveGaussianWrapper",
+    "DistributionalQValueHook",
     "EGreedyModule",
+    "EGreedyWrapper",
+    "GRUCell",
     "GRUModule",
+    "LSTMCell",
     "LSTMModule",
     "OrnsteinUhlenbeckProcessModule",
+    "OrnsteinUhlenbeckProcessWrapper",
     "ProbabilisticActor",
     "QValueActor",
+    "QValueHook",
     "QValueModule",
     "RandomPolicy",
     "SafeModule",

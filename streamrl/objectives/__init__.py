@@ -17,13 +17,15 @@ from streamrl.objectives.ddpg import DDPGLoss
 from streamrl.objectives.discrete_sac import DiscreteSACLoss
 from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
 from streamrl.objectives.dqn import DQNLoss
-from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss
+from streamrl.objectives.optim import KLAdaptiveLR, group_optimizers
+from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from streamrl.objectives.qmixer import QMixerLoss
 from streamrl.objectives.redq import REDQLoss
 from streamrl.objectives.reinforce import ReinforceLoss
 from streamrl.objectives.sac import SACLoss
 from streamrl.objectives.target_updaters import HardUpdate, SoftUpdate, TargetNetUpdater
 from streamrl.objectives.td3 import TD3Loss
+from streamrl.objectives.tqc import TQCLoss
 from streamrl.objectives.value import (
     GAE,
     TD0Estimator,
@@ -44,8 +46,10 @@ __all__ = [
     "DiscreteSACLoss",
     "DistributionalDQNLoss",
     "HardUpdate",
+    "KLAdaptiveLR",
     "KLPENPPOLoss",
     "LossModule",
+    "PPOLoss",
     "QMixerLoss",
     "REDQLoss",
     "ReinforceLoss",
@@ -55,11 +59,13 @@ __all__ = [
     "TD1Estimator",
     "TD3Loss",
     "TDLambdaEstimator",
+    "TQCLoss",
     "TargetNetUpdater",
     "ValueEstimatorBase",
     "ValueEstimators",
     "default_value_kwargs",
     "distance_loss",
+    "group_optimizers",
     "hold_out_net",
     "hold_out_params",
     "next_state_value",

@@ -59,8 +59,17 @@ class OnPolicyLoss(LossModule):
         critic_coeff: float | None,
         loss_critic_type: str,
         normalize_advantage: bool,
+        samples_mc_entropy: int = 1,
+        separate_losses: bool = False,
     ) -> None:
         super().__init__()
+        if isinstance(samples_mc_entropy, bool) or not isinstance(samples_mc_entropy, int) \
+                or samples_mc_entropy < 1:
+            raise ValueError(
+                f"samples_mc_entropy must be a positive int, found {samples_mc_entropy!r}"
+            )
+        self.samples_mc_entropy = samples_mc_entropy
+        self.separate_losses = bool(separate_losses)
         self.loss_critic_type = check_loss_function(loss_critic_type)
         self.entropy_bonus = entropy_bonus
         self.entropy_coeff = float(entropy_coeff)
@@ -168,12 +177,14 @@ class OnPolicyLoss(LossModule):
         return sum_trailing(value, td.batch_dims).detach()
 
     def entropy(self, dist: torch.distributions.Distribution, batch_dims: int) -> Tensor:
-        """Exact entropy when the distribution has one, else a one-sample estimate."""
+        """Exact entropy when the distribution has one, else a Monte-Carlo estimate over
+        ``samples_mc_entropy`` samples."""
         try:
             ent = dist.entropy()
         except NotImplementedError:
-            sample = dist.rsample() if dist.has_rsample else dist.sample()
-            ent = -dist.log_prob(sample)
+            shape = torch.Size([self.samples_mc_entropy])
+            sample = dist.rsample(shape) if dist.has_rsample else dist.sample(shape)
+            ent = -dist.log_prob(sample).mean(0)
         return sum_trailing(ent, batch_dims)
 
     def entropy_terms(self, dist: torch.distributions.Distribution, td: TensorDictBase
@@ -186,6 +197,19 @@ class OnPolicyLoss(LossModule):
         return out
 
     # ------------------------------------------------------------ critic
+    def _critic_params(self) -> TensorDictBase | None:
+        """The critic's parameters; with ``separate_losses``, the ones it shares with the
+        actor are detached so that only the policy loss trains them."""
+        if not self.separate_losses:
+            return None
+        live = self.network_params("critic_network")
+        actor = {id(p) for p in self.network_params("actor_network").values(True, True)}
+        params = live.detach()
+        for key, value in live.items(True, True):
+            if id(value) not in actor:
+                params.set(key, value)
+        return params
+
     def critic_loss(self, td: TensorDictBase, clip_value: float | None = None
                     ) -> tuple[Tensor, Tensor]:
         """``critic_coeff * mean d(V(s), value_target)`` (optionally with value clipping) and
@@ -194,7 +218,7 @@ class OnPolicyLoss(LossModule):
         old_value = None
         if clip_value is not None:
             old_value = self._get(td, "value").detach()
-        out = self.call_network("critic_network", td.copy())
+        out = self.call_network("critic_network", td.copy(), self._critic_params())
         value = self._get(out, "value")
         if value.shape != target.shape:
             raise ValueError(

@@ -1,4 +1,5 @@
-"""PPO losses (Schulman et al. 2017): clipped objective and adaptive KL penalty."""
+"""PPO losses (Schulman et al. 2017): the base objective, the clipped objective and the
+adaptive KL penalty, one code path (:class:`PPOLoss`) with a replaceable policy term."""
 
 from __future__ import annotations
 
@@ -11,69 +12,54 @@ from streamrl.objectives._actor_critic import _UNSET, OnPolicyLoss, resolve_coef
 from streamrl.objectives._utils import sum_trailing
 from streamrl.objectives.common import _output
 
-__all__ = ["ClipPPOLoss", "KLPENPPOLoss"]
+__all__ = ["ClipPPOLoss", "KLPENPPOLoss", "PPOLoss"]
 
 
-class _PPOBase(OnPolicyLoss):
-    def __init__(
-        self,
-        actor_network: nn.Module,
-        critic_network: nn.Module | None,
-        *,
-        entropy_bonus: bool,
-        entropy_coeff: float,
-        critic_coeff: float | None,
-        loss_critic_type: str,
-        normalize_advantage: bool,
-        clip_value: float | None,
-        log_explained_variance: bool,
-    ) -> None:
-        super().__init__(
-            actor_network, critic_network, entropy_bonus=entropy_bonus,
-            entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
-            loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
-        )
-        self.log_explained_variance = log_explained_variance
-        if clip_value is not None and not clip_value > 0:
-            raise ValueError(f"clip_value must be > 0 or None, found {clip_value}")
-        self.clip_value = clip_value
+class PPOLoss(OnPolicyLoss):
+    """PPO's base objective, without a trust region: ``loss_objective = -mean(w * A)``.
 
-    def _ratio(self, td: TensorDictBase) -> tuple[torch.distributions.Distribution, Tensor, Tensor]:
-        dist, lp = self.log_prob(td)
-        log_weight = lp - self.old_log_prob(td)
-        return dist, lp, log_weight
+    ``w = exp(log pi(a|s) - action_log_prob)`` is the importance weight of the current
+    policy over the behaviour policy and ``A`` the advantage (read from the input, or
+    computed with the critic by the value estimator, GAE by default). Nothing keeps the
+    policy near the behaviour policy: use :class:`ClipPPOLoss` or :class:`KLPENPPOLoss`
+    (which share this class's code and arguments) unless you add your own constraint.
 
-    def _common(self, td: TensorDictBase, dist: torch.distributions.Distribution,
-                log_weight: Tensor) -> dict[str, Tensor]:
-        out = self.entropy_terms(dist, td)
-        if self._critic_loss_on:
-            out["loss_critic"], explained = self.critic_loss(td, self.clip_value)
-            if self.log_explained_variance:
-                out["explained_variance"] = explained
-        with torch.no_grad():
-            weight = log_weight.exp()
-            out["ESS"] = weight.sum().pow(2) / weight.pow(2).sum() / weight.numel()
-            out["max_ratio"] = weight.max()
-            out["mean_ratio"] = weight.mean()
-            # k3 estimator of KL(old || new): unbiased and non-negative
-            out["kl_approx"] = (weight - 1 - log_weight).mean()
-        return out
+    Args:
+        actor_network: probabilistic policy (``get_dist``) writing ``"action"``.
+        critic_network: value operator writing ``"state_value"`` (optional).
 
+    Keyword Args:
+        entropy_bonus: add ``loss_entropy = -entropy_coeff * H`` (default ``True``).
+        samples_mc_entropy: samples of the Monte-Carlo entropy estimate, used when the
+            distribution has no closed-form entropy (default 1).
+        entropy_coeff: entropy multiplier (``None``: 0.01).
+        log_explained_variance: output ``explained_variance`` of the critic (default ``True``).
+        critic_coeff: ``loss_critic`` multiplier (default 1.0; ``None`` leaves it out).
+        loss_critic_type: ``"l1"``, ``"l2"`` or ``"smooth_l1"`` (default).
+        normalize_advantage: standardise the advantage over the batch (default ``False``).
+        separate_losses: parameters the critic shares with the actor get no gradient from
+            ``loss_critic`` (default ``False``).
+        clip_value: clip the new value prediction to ``state_value +- clip_value`` (the
+            input's ``state_value`` is the old prediction) in the critic loss (default ``None``).
+        entropy_coef, critic_coef: the older spellings of the coefficients (give one of a pair).
 
-class ClipPPOLoss(_PPOBase):
-    """Clipped PPO: ``loss_objective = -mean min(w * A, clip(w, 1 - eps, 1 + eps) * A)``.
+    Output: ``loss_objective``, ``loss_entropy`` and ``entropy``, ``loss_critic`` and
+    ``explained_variance``, and the diagnostics ``kl_approx``, ``ESS``, ``max_ratio`` and
+    ``mean_ratio`` (of ``w``).
 
-    ``w = exp(log pi(a|s) - action_log_prob)``. Adds ``loss_entropy = -entropy_coeff * H``
-    (``entropy_bonus``; ``entropy_coeff=None`` means 0.01) and
-    ``loss_critic = critic_coeff * d(V(s), value_target)`` (``critic_coeff=None`` leaves it
-    out), with value clipping to ``state_value +- clip_value`` when ``clip_value`` is set
-    (the input's ``state_value`` is the old prediction). ``normalize_advantage``
-    standardises the advantage over the batch. ``entropy_coef``/``critic_coef`` are the
-    older spellings (give one of each pair).
-
-    Diagnostics: ``entropy``, ``clip_fraction``, ``kl_approx``, ``ESS``, ``max_ratio`` and
-    ``mean_ratio`` (of ``w``), and ``explained_variance`` of the critic
-    (``log_explained_variance``).
+    >>> from tensordict import TensorDict
+    >>> from tensordict.nn import TensorDictModule
+    >>> from streamrl.modules import NormalParamExtractor, ProbabilisticActor, TanhNormal
+    >>> net = TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()),
+    ...                        in_keys=["observation"], out_keys=["loc", "scale"])
+    >>> actor = ProbabilisticActor(net, in_keys=["loc", "scale"], distribution_class=TanhNormal)
+    >>> critic = TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_value"])
+    >>> data = TensorDict({"observation": torch.randn(4, 3), "action": torch.rand(4, 2) - 0.5,
+    ...                    "action_log_prob": torch.zeros(4), "advantage": torch.ones(4, 1),
+    ...                    "value_target": torch.zeros(4, 1)}, [4])
+    >>> out = PPOLoss(actor, critic)(data)
+    >>> sorted(k for k in out.keys() if k.startswith("loss"))
+    ['loss_critic', 'loss_entropy', 'loss_objective']
     """
 
     def __init__(
@@ -81,14 +67,15 @@ class ClipPPOLoss(_PPOBase):
         actor_network: nn.Module,
         critic_network: nn.Module | None = None,
         *,
-        clip_epsilon: float = 0.2,
         entropy_bonus: bool = True,
+        samples_mc_entropy: int = 1,
         entropy_coeff: float | None = None,
+        log_explained_variance: bool = True,
         critic_coeff: float | None = _UNSET,
         loss_critic_type: str = "smooth_l1",
         normalize_advantage: bool = False,
+        separate_losses: bool = False,
         clip_value: float | None = None,
-        log_explained_variance: bool = True,
         entropy_coef: float | None = None,
         critic_coef: float | None = None,
     ) -> None:
@@ -99,27 +86,102 @@ class ClipPPOLoss(_PPOBase):
             actor_network, critic_network, entropy_bonus=entropy_bonus,
             entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
             loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
-            clip_value=clip_value, log_explained_variance=log_explained_variance,
+            samples_mc_entropy=samples_mc_entropy, separate_losses=separate_losses,
         )
-        if not 0 < clip_epsilon < 1:
-            raise ValueError(f"clip_epsilon must be in (0, 1), found {clip_epsilon}")
-        self.clip_epsilon = float(clip_epsilon)
+        self.log_explained_variance = log_explained_variance
+        if isinstance(clip_value, bool) or (clip_value is not None and not clip_value > 0):
+            raise ValueError(f"clip_value must be a float > 0 or None, found {clip_value!r}")
+        self.clip_value = clip_value
+
+    def objective(self, tensordict: TensorDictBase, advantage: Tensor,
+                  dist: torch.distributions.Distribution, log_prob: Tensor,
+                  log_weight: Tensor) -> dict[str, Tensor]:
+        """The policy term: ``{"loss_objective": -mean(w * A)}`` here; the PPO variants
+        replace it with their constrained objective (and its diagnostics)."""
+        return {"loss_objective": -(log_weight.exp() * advantage).mean()}
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Compute the PPO losses (fills ``advantage``/``value_target`` if missing)."""
+        """Compute the losses (fills ``advantage``/``value_target`` if missing)."""
         advantage = self.advantage(tensordict)
-        dist, _, log_weight = self._ratio(tensordict)
-        weight = log_weight.exp()
-        clipped = weight.clamp(1.0 - self.clip_epsilon, 1.0 + self.clip_epsilon)
-        gain = torch.minimum(weight * advantage, clipped * advantage)
-        out = {"loss_objective": -gain.mean()}
-        out.update(self._common(tensordict, dist, log_weight))
+        dist, log_prob = self.log_prob(tensordict)
+        log_weight = log_prob - self.old_log_prob(tensordict)
+        out = self.objective(tensordict, advantage, dist, log_prob, log_weight)
+        out.update(self.entropy_terms(dist, tensordict))
+        if self._critic_loss_on:
+            out["loss_critic"], explained = self.critic_loss(tensordict, self.clip_value)
+            if self.log_explained_variance:
+                out["explained_variance"] = explained
         with torch.no_grad():
-            out["clip_fraction"] = ((weight - 1.0).abs() > self.clip_epsilon).float().mean()
+            weight = log_weight.exp()
+            out["ESS"] = weight.sum().pow(2) / weight.pow(2).sum() / weight.numel()
+            out["max_ratio"] = weight.max()
+            out["mean_ratio"] = weight.mean()
+            # k3 estimator of KL(old || new): unbiased and non-negative
+            out["kl_approx"] = (weight - 1 - log_weight).mean()
         return _output(**out)
 
 
-class KLPENPPOLoss(_PPOBase):
+class ClipPPOLoss(PPOLoss):
+    """Clipped PPO: ``loss_objective = -mean min(w * A, clip(w, 1 - eps, 1 + eps) * A)``.
+
+    :class:`PPOLoss` with the clipped policy term; the other arguments and outputs are
+    :class:`PPOLoss`'s, plus the ``clip_fraction`` diagnostic (share of ``|w - 1| > eps``).
+    ``clip_value=True`` clips the value prediction with ``clip_epsilon`` (``False`` as ``None``).
+
+    >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
+    >>> from streamrl.modules import ProbabilisticActor, TanhNormal
+    >>> net = TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()),
+    ...                        in_keys=["observation"], out_keys=["loc", "scale"])
+    >>> actor = ProbabilisticActor(net, in_keys=["loc", "scale"], distribution_class=TanhNormal)
+    >>> ClipPPOLoss(actor, clip_epsilon=0.1, clip_value=True).clip_value
+    0.1
+    """
+
+    def __init__(
+        self,
+        actor_network: nn.Module,
+        critic_network: nn.Module | None = None,
+        *,
+        clip_epsilon: float = 0.2,
+        entropy_bonus: bool = True,
+        samples_mc_entropy: int = 1,
+        entropy_coeff: float | None = None,
+        critic_coeff: float | None = _UNSET,
+        loss_critic_type: str = "smooth_l1",
+        normalize_advantage: bool = False,
+        separate_losses: bool = False,
+        clip_value: bool | float | None = None,
+        log_explained_variance: bool = True,
+        entropy_coef: float | None = None,
+        critic_coef: float | None = None,
+    ) -> None:
+        if isinstance(clip_epsilon, bool) or not 0 < clip_epsilon < 1:
+            raise ValueError(f"clip_epsilon must be in (0, 1), found {clip_epsilon!r}")
+        if isinstance(clip_value, bool):
+            clip_value = float(clip_epsilon) if clip_value else None
+        super().__init__(
+            actor_network, critic_network, entropy_bonus=entropy_bonus,
+            samples_mc_entropy=samples_mc_entropy, entropy_coeff=entropy_coeff,
+            log_explained_variance=log_explained_variance, critic_coeff=critic_coeff,
+            loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
+            separate_losses=separate_losses, clip_value=clip_value,
+            entropy_coef=entropy_coef, critic_coef=critic_coef,
+        )
+        self.clip_epsilon = float(clip_epsilon)
+
+    def objective(self, tensordict: TensorDictBase, advantage: Tensor,
+                  dist: torch.distributions.Distribution, log_prob: Tensor,
+                  log_weight: Tensor) -> dict[str, Tensor]:
+        """The clipped policy term and ``clip_fraction``."""
+        weight = log_weight.exp()
+        clipped = weight.clamp(1.0 - self.clip_epsilon, 1.0 + self.clip_epsilon)
+        gain = torch.minimum(weight * advantage, clipped * advantage)
+        with torch.no_grad():
+            fraction = ((weight - 1.0).abs() > self.clip_epsilon).float().mean()
+        return {"loss_objective": -gain.mean(), "clip_fraction": fraction}
+
+
+class KLPENPPOLoss(PPOLoss):
     """PPO with an adaptive KL penalty: ``-mean(w * A) + beta * KL(pi_old || pi)``.
 
     The old distribution is rebuilt from the distribution parameters stored in the input
@@ -127,8 +189,16 @@ class KLPENPPOLoss(_PPOBase):
     when torch knows it for the pair; otherwise (or when the parameters are absent) it is
     estimated from the stored actions, ``mean(action_log_prob - log pi(a|s))``. After each
     call ``beta`` is multiplied by ``increment`` when the KL exceeds ``1.5 * dtarg`` and by
-    ``decrement`` when it is below ``dtarg / 1.5``. Coefficients and diagnostics as in
-    :class:`ClipPPOLoss`, plus ``kl`` and ``beta`` (the coefficient this call used).
+    ``decrement`` when it is below ``dtarg / 1.5``. The other arguments and outputs are
+    :class:`PPOLoss`'s, plus ``kl`` and ``beta`` (the coefficient this call used).
+
+    >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
+    >>> from streamrl.modules import ProbabilisticActor, TanhNormal
+    >>> net = TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()),
+    ...                        in_keys=["observation"], out_keys=["loc", "scale"])
+    >>> actor = ProbabilisticActor(net, in_keys=["loc", "scale"], distribution_class=TanhNormal)
+    >>> KLPENPPOLoss(actor, beta=0.5).beta
+    tensor(0.5000)
     """
 
     def __init__(
@@ -141,29 +211,30 @@ class KLPENPPOLoss(_PPOBase):
         increment: float = 2.0,
         decrement: float = 0.5,
         entropy_bonus: bool = True,
+        samples_mc_entropy: int = 1,
         entropy_coeff: float | None = None,
         critic_coeff: float | None = _UNSET,
         loss_critic_type: str = "smooth_l1",
         normalize_advantage: bool = False,
+        separate_losses: bool = False,
         clip_value: float | None = None,
         log_explained_variance: bool = True,
         entropy_coef: float | None = None,
         critic_coef: float | None = None,
     ) -> None:
-        entropy_coeff, critic_coeff = resolve_coeffs(
-            type(self).__name__, entropy_coeff, entropy_coef, critic_coeff, critic_coef
-        )
-        super().__init__(
-            actor_network, critic_network, entropy_bonus=entropy_bonus,
-            entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
-            loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
-            clip_value=clip_value, log_explained_variance=log_explained_variance,
-        )
         if dtarg <= 0 or increment < 1 or not 0 < decrement <= 1:
             raise ValueError(
                 "expected dtarg > 0, increment >= 1 and 0 < decrement <= 1, found "
                 f"dtarg={dtarg}, increment={increment}, decrement={decrement}"
             )
+        super().__init__(
+            actor_network, critic_network, entropy_bonus=entropy_bonus,
+            samples_mc_entropy=samples_mc_entropy, entropy_coeff=entropy_coeff,
+            log_explained_variance=log_explained_variance, critic_coeff=critic_coeff,
+            loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
+            separate_losses=separate_losses, clip_value=clip_value,
+            entropy_coef=entropy_coef, critic_coef=critic_coef,
+        )
         self.dtarg = float(dtarg)
         self.increment = float(increment)
         self.decrement = float(decrement)
@@ -195,11 +266,11 @@ class KLPENPPOLoss(_PPOBase):
                 pass
         return self.old_log_prob(td) - log_prob
 
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Compute the KL-penalised PPO losses and adapt ``beta``."""
-        advantage = self.advantage(tensordict)
-        dist, lp, log_weight = self._ratio(tensordict)
-        kl = self.kl(tensordict, dist, lp).mean()
+    def objective(self, tensordict: TensorDictBase, advantage: Tensor,
+                  dist: torch.distributions.Distribution, log_prob: Tensor,
+                  log_weight: Tensor) -> dict[str, Tensor]:
+        """The KL-penalised policy term, ``kl`` and ``beta``; adapts ``beta`` afterwards."""
+        kl = self.kl(tensordict, dist, log_prob).mean()
         beta = self.beta.clone()
         loss_objective = -(log_weight.exp() * advantage).mean() + beta * kl
         with torch.no_grad():
@@ -207,6 +278,4 @@ class KLPENPPOLoss(_PPOBase):
                 self.beta.mul_(self.increment)
             elif kl < self.dtarg / 1.5:
                 self.beta.mul_(self.decrement)
-        out = {"loss_objective": loss_objective, "kl": kl.detach(), "beta": beta}
-        out.update(self._common(tensordict, dist, log_weight))
-        return _output(**out)
+        return {"loss_objective": loss_objective, "kl": kl.detach(), "beta": beta}

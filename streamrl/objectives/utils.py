@@ -12,16 +12,19 @@ from streamrl.objectives._utils import (
     next_state_value,
     total_loss,
 )
+from streamrl.objectives.optim import KLAdaptiveLR, group_optimizers
 from streamrl.objectives.target_updaters import HardUpdate, SoftUpdate, TargetNetUpdater
 from streamrl.objectives.value.common import ValueEstimators, default_value_kwargs
 
 __all__ = [
     "HardUpdate",
+    "KLAdaptiveLR",
     "SoftUpdate",
     "TargetNetUpdater",
     "ValueEstimators",
     "default_value_kwargs",
     "distance_loss",
+    "group_optimizers",
     "hold_out_net",
     "hold_out_params",
     "next_state_value",

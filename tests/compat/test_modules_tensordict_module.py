@@ -13,7 +13,9 @@ from torch import nn
 
 NAMES = [
     "Actor", "ActorCriticOperator", "ActorCriticWrapper", "ActorValueOperator",
-    "AdditiveGaussianModule", "EGreedyModule", "GRUModule", "LSTMModule",
+    "AdditiveGaussianModule", "AdditiveGaussianWrapper", "DistributionalQValueHook",
+    "EGreedyModule", "EGreedyWrapper", "OrnsteinUhlenbeckProcessWrapper", "QValueHook", "GRU", "GRUCell", "GRUModule", "LSTM",
+    "LSTMCell", "LSTMModule",
     "OrnsteinUhlenbeckProcessModule", "ProbabilisticActor", "QValueActor", "QValueModule",
     "RandomPolicy", "SafeModule", "SafeProbabilisticModule",
     "SafeProbabilisticTensorDictSequential", "SafeSequential", "TanhModule", "ValueOperator",
@@ -85,3 +87,65 @@ def test_vmap_module_and_world_model_documented_calls():
         reward_model=TensorDictModule(nn.Linear(3, 1), [("next", "s")], [("next", "reward")]),
     )
     assert world(TensorDict({"s": torch.randn(2, 3)}, [2]))["next", "reward"].shape == (2, 1)
+
+
+def test_python_based_rnn_documented_calls():
+    from streamrl.modules.tensordict_module import GRU, LSTM, GRUCell, LSTMCell
+
+    lstm = LSTM(input_size=10, hidden_size=20, num_layers=2, batch_first=True, bias=True,
+                dropout=0.0, bidirectional=False, proj_size=0, device="cpu", dtype=None)
+    x = torch.randn(2, 4, 10)
+    h0, c0 = torch.zeros(2, 2, 20), torch.zeros(2, 2, 20)
+    with torch.no_grad():
+        out, (h1, c1) = lstm(x, (h0, c0))
+    assert out.shape == (2, 4, 20) and h1.shape == c1.shape == (2, 2, 20)
+    batched = torch.vmap(lambda xi, h, c: lstm(xi, (h, c))[1])
+    h1, c1 = batched(torch.randn(4, 2, 4, 10), torch.zeros(4, 2, 2, 20), torch.zeros(4, 2, 2, 20))
+    assert h1.shape == (4, 2, 2, 20)
+    gru = GRU(input_size=10, hidden_size=20, num_layers=2, bias=True, batch_first=True)
+    assert gru(x, torch.zeros(2, 2, 20))[1].shape == (2, 2, 20)
+    h, c = LSTMCell(input_size=10, hidden_size=20, bias=True)(torch.randn(2, 10),
+                                                              (torch.zeros(2, 20),) * 2)
+    assert h.shape == c.shape == (2, 20)
+    assert GRUCell(input_size=10, hidden_size=20)(torch.randn(2, 10)).shape == (2, 20)
+
+
+def test_qvalue_hooks_documented_examples():
+    from streamrl.modules import Actor, DistributionalDQNnet
+    from streamrl.modules.tensordict_module import DistributionalQValueHook, QValueHook
+
+    td = TensorDict({"observation": torch.randn(5, 4)}, [5])
+    module = nn.Linear(4, 4)
+    module.register_forward_hook(QValueHook("one_hot", action_value_key=None, out_keys=None))
+    # TorchRL's docstring lists two out_keys; its hook returns three entries, which
+    # TensorDictModule refuses there too, so the third key is named here
+    td = Actor(module=module, out_keys=["action", "action_value", "chosen_action_value"])(td)
+    assert td["action"].shape == (5, 4) and td["action"].dtype == torch.int64
+    nbins = 3
+
+    class CustomDistributionalQval(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, nbins * 4)
+
+        def forward(self, x):
+            return self.linear(x).view(-1, nbins, 4).log_softmax(-2)
+
+    dist_module = CustomDistributionalQval()
+    dist_module.register_forward_hook(
+        DistributionalQValueHook("one_hot", support=torch.arange(nbins)))
+    td = Actor(module=dist_module, out_keys=["action", "action_value"])(
+        TensorDict({"observation": torch.randn(5, 4)}, [5]))
+    assert td["action"].shape == (5, 4) and td["action_value"].shape == (5, nbins, 4)
+    net = DistributionalDQNnet(in_keys=None, out_keys=None)
+    out = net(TensorDict({"action_value": torch.randn(10, 5)}, batch_size=[10]))
+    assert out["action_value"].shape == (10, 5)
+
+
+@pytest.mark.parametrize("name", ["EGreedyWrapper", "AdditiveGaussianWrapper",
+                                  "OrnsteinUhlenbeckProcessWrapper"])
+def test_removed_exploration_wrappers_raise(name):
+    module = importlib.import_module("streamrl.modules.tensordict_module")
+    policy = TensorDictModule(nn.Linear(3, 2), ["obs"], ["action"])
+    with pytest.raises(RuntimeError, match="Module"):
+        getattr(module, name)(policy)

@@ -28,10 +28,12 @@ from streamrl.objectives import (
     CrossQLoss,
     DistributionalDQNLoss,
     DQNLoss,
+    PPOLoss,
     QMixerLoss,
     REDQLoss,
     ReinforceLoss,
     SACLoss,
+    TQCLoss,
     ValueEstimators,
 )
 from streamrl.objectives.value import VTrace
@@ -175,3 +177,70 @@ def test_vtrace(rho_thresh, c_thresh):
         torch.zeros(1, T, 1), torch.ones(1, T, 1), torch.zeros(1, T, 1, dtype=torch.bool),
         rho_thresh=rho_thresh, c_thresh=c_thresh)
     assert adv.shape == target.shape == (1, T, 1)
+
+
+def test_ppo_loss_documented_constructor():
+    d = _defaults(PPOLoss)
+    assert (d["entropy_bonus"], d["samples_mc_entropy"], d["entropy_coeff"],
+            d["log_explained_variance"], d["loss_critic_type"], d["normalize_advantage"],
+            d["separate_losses"], d["clip_value"]) == (
+        True, 1, None, True, "smooth_l1", False, False, None)
+    value = TensorDictModule(nn.Linear(N_OBS, 1), ["observation"], ["state_value"])
+    loss = PPOLoss(_actor(), value, samples_mc_entropy=2, separate_losses=True)
+    loss.make_value_estimator(ValueEstimators.GAE, gamma=0.9, lmbda=0.95)
+    data = _continuous(batch=(2, 3))
+    data["action_log_prob"] = torch.randn(2, 3)
+    out = loss(data)
+    assert {"entropy", "explained_variance", "kl_approx", "loss_critic", "loss_entropy",
+            "loss_objective"} <= set(out.keys())
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("TD0Estimate", {}), ("TD1Estimate", {}), ("TDLambdaEstimate", {"lmbda": 0.95}),
+])
+def test_deprecated_estimate_names(name, kwargs):
+    import streamrl.objectives.value as value_module
+    from streamrl import StreamRLWarning
+
+    cls = getattr(value_module, name)
+    assert name in value_module.__all__ and cls.__doc__
+    value = TensorDictModule(nn.Linear(N_OBS, 1), ["observation"], ["state_value"])
+    with pytest.warns(StreamRLWarning):
+        estimator = cls(gamma=0.99, value_network=value, differentiable=False, **kwargs)
+    out = estimator(_continuous(batch=(2, 3)))
+    assert out["advantage"].shape == out["value_target"].shape == (2, 3, 1)
+
+
+@pytest.mark.parametrize("path", ["streamrl.objectives", "streamrl.objectives.utils"])
+def test_group_optimizers_and_kl_adaptive_lr(path):
+    import importlib
+
+    module = importlib.import_module(path)
+    params = [nn.Parameter(torch.zeros(1))]
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    d = _defaults(module.KLAdaptiveLR)
+    assert (d["factor"], d["min_lr"], d["max_lr"]) == (1.5, 1e-5, 1e-2)
+    scheduler = module.KLAdaptiveLR(optimizer, target_kl=0.01, factor=2.0)
+    scheduler.step(kl=0.05)
+    assert optimizer.param_groups[0]["lr"] == 0.0005
+    other = torch.optim.Adam([nn.Parameter(torch.zeros(2))], lr=1e-2)
+    grouped = module.group_optimizers(optimizer, other)
+    assert isinstance(grouped, torch.optim.Adam) and len(grouped.param_groups) == 2
+
+
+def test_tqc_documented_constructor():
+    from streamrl.modules import MLP, ValueOperator
+
+    d = _defaults(TQCLoss)
+    assert (d["num_qvalue_nets"], d["top_quantiles_to_drop_per_net"], d["alpha_init"],
+            d["min_alpha"], d["max_alpha"], d["fixed_alpha"], d["target_entropy"],
+            d["delay_qvalue"]) == (5, 2, 1.0, None, None, False, "auto", True)
+    critic = ValueOperator(MLP(in_features=N_OBS + N_ACT, out_features=8, num_cells=[]),
+                           in_keys=["observation", "action"])
+    loss = TQCLoss(_actor(), critic, num_qvalue_nets=2)
+    loss.make_value_estimator(gamma=0.99)
+    batch = _continuous(batch=(4,))
+    output = loss(batch)
+    assert output.get("loss_qvalue").shape == torch.Size([])
+    assert set(output.keys()) == {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy"}
+    assert batch["td_error"].shape == (4,)

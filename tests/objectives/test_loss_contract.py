@@ -34,11 +34,13 @@ from streamrl.objectives import (
     DQNLoss,
     KLPENPPOLoss,
     LossModule,
+    PPOLoss,
     QMixerLoss,
     REDQLoss,
     ReinforceLoss,
     SACLoss,
     TD3Loss,
+    TQCLoss,
     total_loss,
 )
 
@@ -57,9 +59,9 @@ class Case:
 
 
 class _Concat(nn.Module):
-    def __init__(self, n_in: int = OBS + ACT) -> None:
+    def __init__(self, n_in: int = OBS + ACT, n_out: int = 1) -> None:
         super().__init__()
-        self.lin = nn.Linear(n_in, 1)
+        self.lin = nn.Linear(n_in, n_out)
 
     def forward(self, obs, action):
         return self.lin(torch.cat([obs, action], -1))
@@ -203,6 +205,13 @@ CASES: dict[str, Case] = {
         {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy"},
         {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
          "loss_alpha": {"entropy_coef"}}),
+    "TQCLoss": Case(
+        _seeded(lambda: TQCLoss(_gaussian_actor(), TensorDictModule(
+            _Concat(n_out=5), in_keys=["observation", "action"], out_keys=["state_action_value"]),
+            num_qvalue_nets=3, top_quantiles_to_drop_per_net=2)), _continuous,
+        {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy"},
+        {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
+         "loss_alpha": {"entropy_coef"}}),
     "DiscreteSACLoss": Case(
         _seeded(lambda: DiscreteSACLoss(
             _categorical_actor(),
@@ -225,6 +234,12 @@ CASES: dict[str, Case] = {
         _on_policy(KLPENPPOLoss), _rollout,
         {"loss_objective", "loss_entropy", "loss_critic", "entropy", "kl", "kl_approx",
          "explained_variance", "ESS", "beta", "max_ratio", "mean_ratio"},
+        {"loss_objective": {"actor_network_params"}, "loss_entropy": {"actor_network_params"},
+         "loss_critic": {"critic_network_params"}}),
+    "PPOLoss": Case(
+        _on_policy(PPOLoss), _rollout,
+        {"loss_objective", "loss_entropy", "loss_critic", "entropy", "kl_approx", "ESS",
+         "explained_variance", "max_ratio", "mean_ratio"},
         {"loss_objective": {"actor_network_params"}, "loss_entropy": {"actor_network_params"},
          "loss_critic": {"critic_network_params"}}),
     "ReinforceLoss": Case(

@@ -5,6 +5,7 @@ tensordict's probabilistic modules read under ``ExplorationType.MODE``, ``MEAN``
 ``DETERMINISTIC``; ``RANDOM`` draws with ``rsample`` when available, else ``sample``.
 """
 
+from streamrl.modules.deprecated import NormalParamWrapper
 from streamrl.modules.distributions.categorical import (
     Categorical,
     MaskedCategorical,
@@ -14,6 +15,7 @@ from streamrl.modules.distributions.categorical import (
 )
 from streamrl.modules.distributions.delta import Delta, TanhDelta
 from streamrl.modules.distributions.normal import IndependentNormal
+from streamrl.modules.distributions.ordinal import OneHotOrdinal, Ordinal
 from streamrl.modules.distributions.param_extractor import (
     AddStateIndependentNormalScale,
     NormalParamExtractor,
@@ -22,6 +24,7 @@ from streamrl.modules.distributions.param_extractor import (
 )
 from streamrl.modules.distributions.tanh_normal import TanhNormal
 from streamrl.modules.distributions.truncated_normal import TruncatedNormal
+from streamrl.modules.distributions.utils import has_analytic_entropy, has_analytic_kl
 
 __all__ = [
     "AddStateIndependentNormalScale",
@@ -31,11 +34,16 @@ __all__ = [
     "MaskedCategorical",
     "MaskedOneHotCategorical",
     "NormalParamExtractor",
+    "NormalParamWrapper",
     "OneHotCategorical",
+    "OneHotOrdinal",
+    "Ordinal",
     "ReparamGradientStrategy",
     "TanhDelta",
     "TanhNormal",
     "TruncatedNormal",
     "biased_softplus",
+    "has_analytic_entropy",
+    "has_analytic_kl",
     "scale_mapping",
 ]

@@ -60,6 +60,9 @@ class TanhNormal(D.Distribution):
     (torch.Size([3, 2]), True)
     """
 
+    #: ``entropy`` raises: read by :func:`~streamrl.modules.distributions.has_analytic_entropy`
+    closed_form_entropy = False
+
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     has_rsample = True
 

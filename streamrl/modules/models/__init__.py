@@ -15,10 +15,13 @@ from streamrl.modules.models.mixers import QMixer, VDNMixer
 from streamrl.modules.models.mlp import MLP
 from streamrl.modules.models.multiagent import MultiAgentConvNet, MultiAgentMLP
 from streamrl.modules.models.noisy import NoisyLazyLinear, NoisyLinear, reset_noise
+from streamrl.modules.models.python_rnn import GRU, LSTM, GRUCell, LSTMCell
 from streamrl.modules.models.recurrent import GRUModule, LSTMModule
 from streamrl.modules.models.utils import SquashDims, Squeeze, Squeeze2dLayer, SqueezeLayer
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "MLP",
     "BatchRenorm1d",
     "ConsistentDropout",
@@ -33,7 +36,9 @@ __all__ = [
     "DuelingCnnDQNet",
     "DuelingHead",
     "DuelingMlpDQNet",
+    "GRUCell",
     "GRUModule",
+    "LSTMCell",
     "LSTMModule",
     "MultiAgentConvNet",
     "MultiAgentMLP",

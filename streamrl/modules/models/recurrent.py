@@ -23,12 +23,12 @@ import copy
 import itertools
 
 import torch
-import torch.nn.functional as F
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import unravel_key
 from torch import nn
 
+from streamrl.modules.models.python_rnn import GRU, LSTM, gru_step, lstm_step, run_layers
 from streamrl.modules.models.recurrent_mode import recurrent_mode as _global_recurrent_mode
 
 __all__ = ["GRUModule", "LSTMModule"]
@@ -60,6 +60,7 @@ def _keys(in_key, in_keys, default_in, out_key, out_keys, default_state):
 
 class _RecurrentModule(TensorDictModuleBase):
     _rnn_class: type[nn.RNNBase]
+    _python_class: type[nn.RNNBase]
     _state_keys: tuple[str, ...]
 
     def __init__(
@@ -102,7 +103,8 @@ class _RecurrentModule(TensorDictModuleBase):
                              ("num_layers", num_layers)):
                 if not isinstance(val, int) or val < 1:
                     raise ValueError(f"{arg} must be a positive int, got {val!r}")
-            rnn = self._rnn_class(
+            rnn_class = self._python_class if python_based else self._rnn_class
+            rnn = rnn_class(
                 input_size, hidden_size, num_layers, bias=bias, dropout=dropout,
                 batch_first=True, device=device,
             )
@@ -191,25 +193,9 @@ class _RecurrentModule(TensorDictModuleBase):
         return out, [s.transpose(0, 1) for s in new]
 
     def _run_unfused(self, x: torch.Tensor, states: list[torch.Tensor]):
-        rnn = self.rnn
-        layer_states = [[s[:, k] for s in states] for k in range(rnn.num_layers)]
-        outs = []
-        for t in range(x.shape[1]):
-            inp = x[:, t]
-            for k in range(rnn.num_layers):
-                w_ih, w_hh = getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")
-                gates_i = inp @ w_ih.T
-                gates_h = layer_states[k][0] @ w_hh.T
-                if rnn.bias:
-                    gates_i = gates_i + getattr(rnn, f"bias_ih_l{k}")
-                    gates_h = gates_h + getattr(rnn, f"bias_hh_l{k}")
-                layer_states[k] = self._cell(gates_i, gates_h, layer_states[k])
-                inp = layer_states[k][0]
-                if k < rnn.num_layers - 1 and rnn.dropout and self.training:
-                    inp = F.dropout(inp, rnn.dropout)
-            outs.append(inp)
-        new = [torch.stack([ls[j] for ls in layer_states], 1) for j in range(len(states))]
-        return torch.stack(outs, 1), new
+        # the step functions of the Python-based layers (streamrl.modules.LSTM / GRU)
+        out, new = run_layers(self.rnn, x, [s.transpose(0, 1) for s in states], self._step)
+        return out, [s.transpose(0, 1) for s in new]
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         if self.recurrent_mode:
@@ -274,8 +260,9 @@ class LSTMModule(_RecurrentModule):
         input_size, hidden_size, num_layers, bias, dropout: as for ``nn.LSTM``.
         batch_first: must be ``True``; proj_size: must be 0; bidirectional: must be ``False``
             (TorchRL's arguments, kept so its calls work; other values are refused).
-        python_based: run the cell math step by step in Python instead of the fused kernel
-            (same results; needed e.g. for higher-order gradients).
+        python_based: build a :class:`~streamrl.modules.LSTM` (the cell math step by step in
+            Python) instead of the fused ``nn.LSTM`` (same results; needed e.g. for
+            higher-order gradients).
         in_key / in_keys, out_key / out_keys: the keys (see above).
         device: where to build the LSTM.
         lstm: an ``nn.LSTM`` (``batch_first=True``) to wrap instead of building one.
@@ -290,6 +277,8 @@ class LSTMModule(_RecurrentModule):
     """
 
     _rnn_class = nn.LSTM
+    _python_class = LSTM
+    _step = staticmethod(lstm_step)
     _state_keys = ("recurrent_state_h", "recurrent_state_c")
 
     def __init__(
@@ -325,11 +314,6 @@ class LSTMModule(_RecurrentModule):
         """The wrapped ``nn.LSTM``."""
         return self.rnn
 
-    @staticmethod
-    def _cell(gates_i, gates_h, state):
-        i, f, g, o = (gates_i + gates_h).chunk(4, -1)
-        c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
-        return [torch.sigmoid(o) * torch.tanh(c), c]
 
 
 class GRUModule(_RecurrentModule):
@@ -346,6 +330,8 @@ class GRUModule(_RecurrentModule):
     """
 
     _rnn_class = nn.GRU
+    _python_class = GRU
+    _step = staticmethod(gru_step)
     _state_keys = ("recurrent_state",)
 
     def __init__(
@@ -378,10 +364,3 @@ class GRUModule(_RecurrentModule):
         """The wrapped ``nn.GRU``."""
         return self.rnn
 
-    @staticmethod
-    def _cell(gates_i, gates_h, state):
-        ir, iz, in_ = gates_i.chunk(3, -1)
-        hr, hz, hn = gates_h.chunk(3, -1)
-        r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
-        n = torch.tanh(in_ + r * hn)
-        return [(1 - z) * n + z * state[0]]

@@ -5,6 +5,7 @@ from streamrl.objectives.value.common import (
     ValueEstimators,
     default_value_kwargs,
 )
+from streamrl.objectives.value.deprecated import TD0Estimate, TD1Estimate, TDLambdaEstimate
 from streamrl.objectives.value.estimators import (
     GAE,
     TD0Estimator,
@@ -25,8 +26,11 @@ from streamrl.objectives.value.vtrace import VTrace
 
 __all__ = [
     "GAE",
+    "TD0Estimate",
     "TD0Estimator",
+    "TD1Estimate",
     "TD1Estimator",
+    "TDLambdaEstimate",
     "TDLambdaEstimator",
     "VTrace",
     "ValueEstimatorBase",
