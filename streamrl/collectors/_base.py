@@ -82,6 +82,7 @@ class DataCollectorBase:
         self.storing_device, self.env_device, self.policy_device = options.devices()
         self.device = options.device
         self.frames = 0
+        self._batches = 0  # yielded by the loop (start() counts its own)
         self._counted = False
         self._rollouts: list[Rollout] = []
         # a restored rollout state, applied by the next pass's graph (see state_dict)
@@ -210,6 +211,7 @@ class DataCollectorBase:
                 except StopIteration:
                     return
                 count += 1
+                self._batches += 1
                 if not self._counted:
                     self.frames += item.numel()
                 yield None if rb is not None else item
@@ -262,7 +264,30 @@ class DataCollectorBase:
             )
         return ids
 
-    def stats(self) -> Any:
+    def stats(self) -> dict[str, Any]:
+        """A cheap snapshot of the collector's progress (TorchRL 0.14's, e.g. for
+        :class:`~streamrl.record.LoggerMonitor`): ``frames``, ``batches``,
+        ``requested_frames_per_batch``, and ``total_frames`` / ``completed`` unless endless,
+        ``policy_version`` when the collector shares the policy's weights (the newest
+        version over the workers). :meth:`graph_stats` has the per-operator metrics."""
+        out: dict[str, Any] = {"frames": self.frames, "batches": self.batches,
+                               "requested_frames_per_batch": self.frames_per_batch}
+        if self.total_frames != -1:
+            out["total_frames"] = self.total_frames
+            out["completed"] = self.frames >= self.total_frames
+        weights = getattr(self, "weights", None)
+        if weights is not None:
+            shared = weights if isinstance(weights, list) else [weights]
+            out["policy_version"] = max(w.version for w in shared)
+        return out
+
+    @property
+    def batches(self) -> int:
+        """Batches delivered so far: yielded by the loop, or written by :meth:`start`."""
+        background = self._background.batches if self._background is not None else 0
+        return self._batches + background
+
+    def graph_stats(self) -> Any:
         """The collecting graph's metrics (see :meth:`streamrl.graph.Graph.stats`)."""
         if self._graph is None:
             raise RuntimeError("the collector has not run yet")

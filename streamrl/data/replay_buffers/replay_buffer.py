@@ -169,6 +169,7 @@ class ReplayBuffer(IterableDataset):
         self._rate_limiter = rate_limiter
         self.rate_limit_timeout = rate_limit_timeout
         self._lock = threading.RLock()
+        self._write_count = 0  # items written through add/extend, by this process
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -198,6 +199,38 @@ class ReplayBuffer(IterableDataset):
 
     def __len__(self) -> int:
         return len(self._storage)
+
+    @property
+    def write_count(self) -> int:
+        """Items written through :meth:`add` and :meth:`extend` so far (in this process)."""
+        return self._write_count
+
+    def stats(self) -> dict[str, Any]:
+        """A cheap snapshot of scalars (TorchRL 0.14's, e.g. for
+        :class:`~streamrl.record.LoggerMonitor`): ``size``, ``write_count``,
+        ``prefetch_queue_size``, ``initialized`` (the storage holds its layout), and
+        ``capacity`` / ``utilization`` (``size / capacity``) for a bounded storage. Reading it
+        changes nothing and allocates nothing.
+
+        >>> from streamrl.data import LazyTensorStorage
+        >>> rb = ReplayBuffer(storage=LazyTensorStorage(100))
+        >>> _ = rb.extend(torch.arange(10))
+        >>> rb.stats()
+        {'size': 10, 'write_count': 10, 'prefetch_queue_size': 0, 'initialized': True, 'capacity': 100, 'utilization': 0.1}
+        """
+        size = len(self._storage)
+        prefetcher = self._prefetcher
+        out: dict[str, Any] = {
+            "size": size,
+            "write_count": self._write_count,
+            "prefetch_queue_size": prefetcher._queue.qsize() if prefetcher is not None else 0,
+            "initialized": getattr(self._storage, "_data", True) is not None,
+        }
+        capacity = getattr(self._storage, "max_size", None)
+        if isinstance(capacity, int) and capacity > 0:
+            out["capacity"] = capacity
+            out["utilization"] = size / capacity
+        return out
 
     def __repr__(self) -> str:
         return (
@@ -283,6 +316,7 @@ class ReplayBuffer(IterableDataset):
                 storage = self._storage
                 plan = self._writer.plan(batch.n, len(storage), storage.max_size, batch.data)
                 storage.set(plan.index, batch, plan.source, plan.start, plan.new_len)
+                self._write_count += batch.n
                 self._sampler.on_write(plan.index, plan.start, storage)
                 self._after_write(plan, batch, extra)
                 return plan.index

@@ -8,13 +8,16 @@ built, before writing anything.
 
 from streamrl.record.loggers.common import Logger
 from streamrl.record.loggers.csv import CSVLogger
+from streamrl.record.loggers.monitoring import Every, LoggerMonitor
 from streamrl.record.loggers.tensorboard import TensorboardLogger
 from streamrl.record.loggers.utils import generate_exp_name, get_logger
 from streamrl.record.loggers.wandb import WandbLogger
 
 __all__ = [
     "CSVLogger",
+    "Every",
     "Logger",
+    "LoggerMonitor",
     "TensorboardLogger",
     "WandbLogger",
     "generate_exp_name",
