@@ -33,6 +33,7 @@ from streamrl.data.replay_buffers.samplers import (
     PrioritizedSliceSampler,
     RandomSampler,
     Sampler,
+    SamplerEnsemble,
     SamplerWithoutReplacement,
     SliceSampler,
     SliceSamplerWithoutReplacement,
@@ -45,6 +46,7 @@ from streamrl.data.replay_buffers.storages import (
     LazyTensorStorage,
     ListStorage,
     Storage,
+    StorageEnsemble,
     TensorStorage,
 )
 from streamrl.data.replay_buffers.tensordict_buffer import (
@@ -58,6 +60,7 @@ from streamrl.data.replay_buffers.writers import (
     TensorDictRoundRobinWriter,
     WritePlan,
     Writer,
+    WriterEnsemble,
 )
 
 __all__ = [
@@ -81,10 +84,12 @@ __all__ = [
     "RoundRobinWriter",
     "SampleToInsertRatio",
     "Sampler",
+    "SamplerEnsemble",
     "SamplerWithoutReplacement",
     "SliceSampler",
     "SliceSamplerWithoutReplacement",
     "Storage",
+    "StorageEnsemble",
     "SumTree",
     "TensorDictMaxValueWriter",
     "TensorDictPrioritizedReplayBuffer",
@@ -93,6 +98,7 @@ __all__ = [
     "TensorStorage",
     "WritePlan",
     "Writer",
+    "WriterEnsemble",
     "load_checkpoint",
     "save_checkpoint",
 ]

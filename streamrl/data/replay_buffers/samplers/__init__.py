@@ -1,6 +1,7 @@
 """Samplers: which stored items a batch reads (uniform, epochs, prioritized, slices)."""
 
 from streamrl.data.replay_buffers.samplers.base import Sampler
+from streamrl.data.replay_buffers.samplers.ensemble import SamplerEnsemble
 from streamrl.data.replay_buffers.samplers.prioritized import PrioritizedSampler
 from streamrl.data.replay_buffers.samplers.prioritized_slice import PrioritizedSliceSampler
 from streamrl.data.replay_buffers.samplers.random_sampler import RandomSampler
@@ -17,6 +18,7 @@ __all__ = [
     "PrioritizedSliceSampler",
     "RandomSampler",
     "Sampler",
+    "SamplerEnsemble",
     "SamplerWithoutReplacement",
     "SliceSampler",
     "SliceSamplerWithoutReplacement",

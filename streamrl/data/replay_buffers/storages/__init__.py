@@ -2,6 +2,7 @@
 
 from streamrl.data.replay_buffers.storages.base import Storage
 from streamrl.data.replay_buffers.storages.compressed_storage import CompressedListStorage
+from streamrl.data.replay_buffers.storages.ensemble import StorageEnsemble
 from streamrl.data.replay_buffers.storages.lazy_stack_storage import LazyStackStorage
 from streamrl.data.replay_buffers.storages.list_storage import ListStorage
 from streamrl.data.replay_buffers.storages.memmap_storage import LazyMemmapStorage
@@ -14,5 +15,6 @@ __all__ = [
     "LazyTensorStorage",
     "ListStorage",
     "Storage",
+    "StorageEnsemble",
     "TensorStorage",
 ]
