@@ -13,18 +13,39 @@ from tensordict import TensorDict
 import streamrl.data as data
 import streamrl.data.replay_buffers as rbs
 from streamrl.data.replay_buffers import (
+    DEFAULT_DONE_KEYS,
+    CompressedListStorage,
+    CompressedListStorageCheckpointer,
+    Flat2TED,
+    FlatStorageCheckpointer,
+    H5Combine,
+    H5Split,
+    H5StorageCheckpointer,
     LazyTensorStorage,
+    ListStorage,
+    ListStorageCheckpointer,
+    Nested2TED,
+    NestedStorageCheckpointer,
     RandomSampler,
     ReplayBuffer,
     ReplayBufferEnsemble,
     RoundRobinWriter,
     SamplerEnsemble,
+    StorageCheckpointerBase,
     StorageEnsemble,
+    TED2Flat,
+    TED2Nested,
+    TensorStorageCheckpointer,
     WriterEnsemble,
+    find_start_stop_traj,
 )
 
 SURFACE = [
     "SamplerEnsemble", "StorageEnsemble", "WriterEnsemble",
+    "StorageCheckpointerBase", "ListStorageCheckpointer", "TensorStorageCheckpointer",
+    "FlatStorageCheckpointer", "NestedStorageCheckpointer", "H5StorageCheckpointer",
+    "CompressedListStorageCheckpointer", "TED2Flat", "Flat2TED", "TED2Nested", "Nested2TED",
+    "H5Split", "H5Combine", "DEFAULT_DONE_KEYS", "find_start_stop_traj",
 ]  # fmt: skip
 
 
@@ -48,3 +69,60 @@ def test_ensembles():
     index, _ = samplers.sample(storages, 4)
     assert [bid for bid, _ in storages.get(index)] == index["buffer_ids"].tolist()
     assert isinstance(rb[0], ReplayBuffer)
+
+
+def _ted():
+    done = torch.tensor([False, True, False, False])[:, None]
+    obs = torch.tensor([0.0, 1.0, 10.0, 11.0])
+    return TensorDict(
+        {"obs": obs, "done": torch.zeros_like(done),
+         "next": {"obs": obs + 1, "done": done, "reward": torch.ones(4, 1)}},
+        [4],
+    )
+
+
+def test_layouts():
+    ted = _ted()
+    flat = TED2Flat(done_key=("next", "done"), shift_key="shift", is_full_key="is_full",
+                    done_keys=DEFAULT_DONE_KEYS, reward_keys=("reward",))(ted)
+    back = Flat2TED(done_key="done", shift_key="shift", is_full_key="is_full",
+                    done_keys=DEFAULT_DONE_KEYS, reward_keys=("reward",))(flat)
+    assert bool((back == ted).all())
+    nested = TED2Nested()(ted)
+    assert bool((Nested2TED()(H5Combine()(H5Split()(nested))) == ted).all())
+
+
+@pytest.mark.parametrize(
+    "make, ckpt, data",
+    [
+        (lambda: ListStorage(8), ListStorageCheckpointer, torch.zeros(4, 2)),
+        (lambda: CompressedListStorage(8), CompressedListStorageCheckpointer, torch.zeros(4, 2)),
+        (lambda: LazyTensorStorage(8), TensorStorageCheckpointer, None),
+        (lambda: LazyTensorStorage(8), FlatStorageCheckpointer, None),
+        (lambda: LazyTensorStorage(8), NestedStorageCheckpointer, None),
+    ],
+)
+def test_checkpointers(make, ckpt, data, tmp_path):
+    assert issubclass(ckpt, StorageCheckpointerBase)
+    storage = make()
+    storage.checkpointer = ckpt()
+    rb = ReplayBuffer(storage=storage)
+    rb.extend(_ted() if data is None else data)
+    rb.dumps(tmp_path)
+    fresh = make()
+    fresh.checkpointer = ckpt()
+    ReplayBuffer(storage=fresh).loads(tmp_path)
+    assert len(fresh) == 4
+
+
+def test_h5_checkpointer_arguments():
+    ckpt = H5StorageCheckpointer(checkpoint_file="checkpoint.h5", done_keys=None,
+                                 reward_keys=None, h5_kwargs=None)
+    assert ckpt.checkpoint_file == "checkpoint.h5"
+
+
+def test_find_start_stop_traj():
+    end = torch.tensor([False, True, False, True])
+    start, stop, lengths = find_start_stop_traj(end=end, at_capacity=False)
+    assert start[:, 0].tolist() == [0, 2] and stop[:, 0].tolist() == [1, 3]
+    assert lengths.tolist() == [2, 2]

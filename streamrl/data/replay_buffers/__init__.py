@@ -19,7 +19,9 @@ A buffer is a storage (where items live) x a writer (which slots a batch goes to
   ``extend``/``sample`` block (``aextend``/``asample`` await); the same limiter objects gate
   the graph's rate-limited edges (``acquire_insert`` / ``acquire_sample``).
 - Checkpoints: ``rb.dumps(path)`` / ``rb.loads(path)``: one file, written atomically, read
-  with ``torch.load(weights_only=True)``.
+  with ``torch.load(weights_only=True)``; or, with a storage checkpointer
+  (``storage.checkpointer = FlatStorageCheckpointer()``, or ``rb.register_save_hook(...)``),
+  a directory whose ``storage/`` the checkpointer writes (e.g. TED data in a compact layout).
 """
 
 from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
@@ -41,18 +43,34 @@ from streamrl.data.replay_buffers.samplers import (
 )
 from streamrl.data.replay_buffers.storages import (
     CompressedListStorage,
+    CompressedListStorageCheckpointer,
+    FlatStorageCheckpointer,
+    H5StorageCheckpointer,
     LazyMemmapStorage,
     LazyStackStorage,
     LazyTensorStorage,
     ListStorage,
+    ListStorageCheckpointer,
+    NestedStorageCheckpointer,
     Storage,
+    StorageCheckpointerBase,
     StorageEnsemble,
     TensorStorage,
+    TensorStorageCheckpointer,
+)
+from streamrl.data.replay_buffers.ted_layouts import (
+    Flat2TED,
+    H5Combine,
+    H5Split,
+    Nested2TED,
+    TED2Flat,
+    TED2Nested,
 )
 from streamrl.data.replay_buffers.tensordict_buffer import (
     TensorDictPrioritizedReplayBuffer,
     TensorDictReplayBuffer,
 )
+from streamrl.data.replay_buffers.trajectories import DEFAULT_DONE_KEYS, find_start_stop_traj
 from streamrl.data.replay_buffers.writers import (
     ImmutableDatasetWriter,
     RoundRobinWriter,
@@ -64,14 +82,24 @@ from streamrl.data.replay_buffers.writers import (
 )
 
 __all__ = [
+    "DEFAULT_DONE_KEYS",
     "CompressedListStorage",
+    "CompressedListStorageCheckpointer",
+    "Flat2TED",
+    "FlatStorageCheckpointer",
+    "H5Combine",
+    "H5Split",
+    "H5StorageCheckpointer",
     "ImmutableDatasetWriter",
     "LazyMemmapStorage",
     "LazyStackStorage",
     "LazyTensorStorage",
     "ListStorage",
+    "ListStorageCheckpointer",
     "MinSize",
     "MinTree",
+    "Nested2TED",
+    "NestedStorageCheckpointer",
     "PrioritizedReplayBuffer",
     "PrioritizedSampler",
     "PrioritizedSliceSampler",
@@ -89,16 +117,21 @@ __all__ = [
     "SliceSampler",
     "SliceSamplerWithoutReplacement",
     "Storage",
+    "StorageCheckpointerBase",
     "StorageEnsemble",
     "SumTree",
+    "TED2Flat",
+    "TED2Nested",
     "TensorDictMaxValueWriter",
     "TensorDictPrioritizedReplayBuffer",
     "TensorDictReplayBuffer",
     "TensorDictRoundRobinWriter",
     "TensorStorage",
+    "TensorStorageCheckpointer",
     "WritePlan",
     "Writer",
     "WriterEnsemble",
+    "find_start_stop_traj",
     "load_checkpoint",
     "save_checkpoint",
 ]

@@ -21,6 +21,8 @@ from streamrl.data.replay_buffers.writers import RoundRobinWriter, Writer
 __all__ = ["PrioritizedReplayBuffer", "ReplayBuffer"]
 
 _FORMAT = "streamrl.replay_buffer/1"
+_DIR_FORMAT = "streamrl.replay_buffer_dir/1"  # buffer.pt of a directory checkpoint
+_DIR_STATE = "buffer.pt"
 
 
 def _default_collate(items):
@@ -464,13 +466,54 @@ class ReplayBuffer(IterableDataset):
             if self._rate_limiter is not None:
                 self._rate_limiter.load_state_dict(state["rate_limiter"])
 
+    def _state_without_storage(self) -> dict[str, Any]:
+        state = self.state_dict()
+        state["storage"] = None
+        state["format"] = _DIR_FORMAT
+        return state
+
     def dumps(self, path: str | os.PathLike) -> None:
-        """Save :meth:`state_dict` to one file, atomically, loadable without pickle."""
-        save_checkpoint(self.state_dict(), path)
+        """Save the buffer (storage, sampler, writer, limiter) for :meth:`loads`.
+
+        With no checkpointer on the storage (the default), ``path`` is one file, written
+        atomically and read without pickle. Once ``storage.checkpointer`` is set (or a hook is
+        registered), ``path`` is a directory: ``storage/`` written by the checkpointer and
+        ``buffer.pt`` with the sampler, writer and limiter states.
+        """
+        if self._storage.checkpointer is None:
+            save_checkpoint(self.state_dict(), path)
+            return
+        with self._lock:
+            state = self._state_without_storage()
+            self._storage.dumps(os.path.join(os.fspath(path), "storage"))
+            save_checkpoint(state, os.path.join(os.fspath(path), _DIR_STATE))
 
     def loads(self, path: str | os.PathLike) -> None:
-        """Load a file written by :meth:`dumps` (``torch.load(weights_only=True)``)."""
-        self.load_state_dict(load_checkpoint(path))
+        """Load what :meth:`dumps` wrote: a file, or a directory (with the storage's checkpointer)."""
+        path = os.fspath(path)
+        if not os.path.isdir(path):
+            self.load_state_dict(load_checkpoint(path))
+            return
+        state = load_checkpoint(os.path.join(path, _DIR_STATE))
+        if state.get("format") != _DIR_FORMAT:
+            raise ValueError(f"not a replay buffer directory state: {state.get('format')!r}")
+        if (state["rate_limiter"] is None) != (self._rate_limiter is None):
+            raise ValueError("the state and this buffer disagree on having a rate limiter")
+        self._stop_prefetch()
+        with self._lock:
+            self._storage.loads(os.path.join(path, "storage"))
+            self._sampler.load_state_dict(state["sampler"])
+            self._writer.load_state_dict(state["writer"])
+            if self._rate_limiter is not None:
+                self._rate_limiter.load_state_dict(state["rate_limiter"])
+
+    def register_save_hook(self, hook: Callable) -> None:
+        """Run ``hook`` on the storage's data when it is saved (see ``Storage.checkpointer``)."""
+        self._storage.register_save_hook(hook)
+
+    def register_load_hook(self, hook: Callable) -> None:
+        """Run ``hook`` on the storage's data when it is loaded."""
+        self._storage.register_load_hook(hook)
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):

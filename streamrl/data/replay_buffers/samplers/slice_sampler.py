@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size, _check_nonempty
+from streamrl.data.replay_buffers.trajectories import find_start_stop_traj
 
 __all__ = ["SliceSampler"]
 
@@ -169,15 +170,13 @@ class SliceSampler(Sampler):
                 f"LazyMemmapStorage), found {type(storage).__name__}"
             )
         n = len(storage)
-        brk = self._breaks(storage, n)
+        end = torch.zeros(n, dtype=torch.bool)
+        end[:-1] = self._breaks(storage, n)
         head = storage.head
         if n == storage.max_size and 0 < head < n:
-            brk = brk.clone()
-            brk[head - 1] = True
-        cuts = brk.nonzero().reshape(-1) + 1
-        starts = torch.cat([torch.zeros(1, dtype=torch.long), cuts])
-        ends = torch.cat([cuts, torch.tensor([n])])
-        return starts, ends - starts
+            end[head - 1] = True  # older and newer data meet at the write head
+        starts, _, lengths = find_start_stop_traj(end=end, at_capacity=False)
+        return starts[:, 0], lengths
 
     def _overhang(self, slice_len: int) -> tuple[int, int]:
         sides = []
