@@ -442,35 +442,34 @@ class ReplayBuffer(IterableDataset):
     def state_dict(self) -> dict[str, Any]:
         """Storage, sampler (with priorities and RNG), writer cursor and limiter counters."""
         with self._lock:
-            return {
-                "format": _FORMAT,
-                "storage": self._storage.state_dict(),
-                "sampler": self._sampler.state_dict(),
-                "writer": self._writer.state_dict(),
-                "rate_limiter": (
-                    self._rate_limiter.state_dict() if self._rate_limiter is not None else None
-                ),
-            }
+            return {"format": _FORMAT, "storage": self._storage.state_dict(), **self._parts()}
+
+    def _parts(self) -> dict[str, Any]:
+        """The sampler, writer and limiter states."""
+        return {
+            "sampler": self._sampler.state_dict(),
+            "writer": self._writer.state_dict(),
+            "rate_limiter": (
+                self._rate_limiter.state_dict() if self._rate_limiter is not None else None
+            ),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` into this (identically configured) buffer."""
         if state.get("format") != _FORMAT:
             raise ValueError(f"not a replay buffer state: format {state.get('format')!r}")
+        self._load_parts(state, lambda: self._storage.load_state_dict(state["storage"]))
+
+    def _load_parts(self, state: dict[str, Any], load_storage: Callable[[], None]) -> None:
         if (state["rate_limiter"] is None) != (self._rate_limiter is None):
             raise ValueError("the state and this buffer disagree on having a rate limiter")
         self._stop_prefetch()
         with self._lock:
-            self._storage.load_state_dict(state["storage"])
+            load_storage()
             self._sampler.load_state_dict(state["sampler"])
             self._writer.load_state_dict(state["writer"])
             if self._rate_limiter is not None:
                 self._rate_limiter.load_state_dict(state["rate_limiter"])
-
-    def _state_without_storage(self) -> dict[str, Any]:
-        state = self.state_dict()
-        state["storage"] = None
-        state["format"] = _DIR_FORMAT
-        return state
 
     def dumps(self, path: str | os.PathLike) -> None:
         """Save the buffer (storage, sampler, writer, limiter) for :meth:`loads`.
@@ -484,7 +483,7 @@ class ReplayBuffer(IterableDataset):
             save_checkpoint(self.state_dict(), path)
             return
         with self._lock:
-            state = self._state_without_storage()
+            state = {"format": _DIR_FORMAT, **self._parts()}
             self._storage.dumps(os.path.join(os.fspath(path), "storage"))
             save_checkpoint(state, os.path.join(os.fspath(path), _DIR_STATE))
 
@@ -497,15 +496,7 @@ class ReplayBuffer(IterableDataset):
         state = load_checkpoint(os.path.join(path, _DIR_STATE))
         if state.get("format") != _DIR_FORMAT:
             raise ValueError(f"not a replay buffer directory state: {state.get('format')!r}")
-        if (state["rate_limiter"] is None) != (self._rate_limiter is None):
-            raise ValueError("the state and this buffer disagree on having a rate limiter")
-        self._stop_prefetch()
-        with self._lock:
-            self._storage.loads(os.path.join(path, "storage"))
-            self._sampler.load_state_dict(state["sampler"])
-            self._writer.load_state_dict(state["writer"])
-            if self._rate_limiter is not None:
-                self._rate_limiter.load_state_dict(state["rate_limiter"])
+        self._load_parts(state, lambda: self._storage.loads(os.path.join(path, "storage")))
 
     def register_save_hook(self, hook: Callable) -> None:
         """Run ``hook`` on the storage's data when it is saved (see ``Storage.checkpointer``)."""
