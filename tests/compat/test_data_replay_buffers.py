@@ -16,6 +16,7 @@ from streamrl.data.replay_buffers import (
     DEFAULT_DONE_KEYS,
     CompressedListStorage,
     CompressedListStorageCheckpointer,
+    ConsumingSampler,
     Flat2TED,
     FlatStorageCheckpointer,
     H5Combine,
@@ -33,6 +34,7 @@ from streamrl.data.replay_buffers import (
     SamplerEnsemble,
     StorageCheckpointerBase,
     StorageEnsemble,
+    StreamingSliceSampler,
     TED2Flat,
     TED2Nested,
     TensorStorageCheckpointer,
@@ -46,6 +48,7 @@ SURFACE = [
     "FlatStorageCheckpointer", "NestedStorageCheckpointer", "H5StorageCheckpointer",
     "CompressedListStorageCheckpointer", "TED2Flat", "Flat2TED", "TED2Nested", "Nested2TED",
     "H5Split", "H5Combine", "DEFAULT_DONE_KEYS", "find_start_stop_traj",
+    "ConsumingSampler", "StreamingSliceSampler",
 ]  # fmt: skip
 
 
@@ -126,3 +129,23 @@ def test_find_start_stop_traj():
     start, stop, lengths = find_start_stop_traj(end=end, at_capacity=False)
     assert start[:, 0].tolist() == [0, 2] and stop[:, 0].tolist() == [1, 3]
     assert lengths.tolist() == [2, 2]
+
+
+def test_consuming_sampler():
+    rb = ReplayBuffer(storage=ListStorage(10), sampler=ConsumingSampler(max_sample_count=1),
+                      batch_size=3)
+    rb.extend([torch.tensor(i) for i in range(4)])
+    assert len(rb.sample()) == 3 and len(rb) == 1
+
+
+def test_streaming_slice_sampler():
+    from streamrl.data.replay_buffers import TensorDictReplayBuffer
+
+    sampler = StreamingSliceSampler(
+        slice_len=3, end_key=None, end_keys=None, traj_key=None, cache_values=False,
+        truncated_key=("next", "truncated"), init_key="is_init", strict_length=True, span=False,
+    )
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(16), sampler=sampler, batch_size=6)
+    done = torch.zeros(6, 1, dtype=torch.bool)
+    rb.extend(TensorDict({"value": torch.arange(6), ("next", "done"): done}, [6]))
+    assert rb.sample()["value"].reshape(2, 3).tolist() == [[0, 1, 2], [3, 4, 5]]

@@ -30,6 +30,7 @@ from streamrl.data.replay_buffers.loaders import ReplayDataset, ReplayNode
 from streamrl.data.replay_buffers.rate_limiters import MinSize, RateLimiter, SampleToInsertRatio
 from streamrl.data.replay_buffers.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
 from streamrl.data.replay_buffers.samplers import (
+    ConsumingSampler,
     MinTree,
     PrioritizedSampler,
     PrioritizedSliceSampler,
@@ -39,6 +40,7 @@ from streamrl.data.replay_buffers.samplers import (
     SamplerWithoutReplacement,
     SliceSampler,
     SliceSamplerWithoutReplacement,
+    StreamingSliceSampler,
     SumTree,
 )
 from streamrl.data.replay_buffers.storages import (
@@ -85,6 +87,7 @@ __all__ = [
     "DEFAULT_DONE_KEYS",
     "CompressedListStorage",
     "CompressedListStorageCheckpointer",
+    "ConsumingSampler",
     "Flat2TED",
     "FlatStorageCheckpointer",
     "H5Combine",
@@ -119,6 +122,7 @@ __all__ = [
     "Storage",
     "StorageCheckpointerBase",
     "StorageEnsemble",
+    "StreamingSliceSampler",
     "SumTree",
     "TED2Flat",
     "TED2Nested",

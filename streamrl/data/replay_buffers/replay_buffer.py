@@ -16,7 +16,7 @@ from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkp
 from streamrl.data.replay_buffers.rate_limiters import RateLimiter
 from streamrl.data.replay_buffers.samplers import PrioritizedSampler, RandomSampler, Sampler
 from streamrl.data.replay_buffers.storages import ListStorage, Storage
-from streamrl.data.replay_buffers.writers import RoundRobinWriter, Writer
+from streamrl.data.replay_buffers.writers import RoundRobinWriter, WritePlan, Writer
 
 __all__ = ["PrioritizedReplayBuffer", "ReplayBuffer"]
 
@@ -45,6 +45,11 @@ def _check_shareable(storage: Storage, sampler: Sampler) -> None:
         raise ValueError(
             f"shared=True: {type(sampler).__name__} keeps priorities in this process, which "
             "other processes' writes do not reach; use a sampler without priorities"
+        )
+    if sampler.keeps_write_state:
+        raise ValueError(
+            f"shared=True: {type(sampler).__name__} keeps per-write state in this process, which "
+            "other processes' writes do not reach"
         )
     if getattr(sampler, "cache_values", False):
         raise ValueError(
@@ -197,7 +202,8 @@ class ReplayBuffer(IterableDataset):
         return self._batch_size
 
     def __len__(self) -> int:
-        return len(self._storage)
+        """Number of items that can be sampled (all stored ones, unless the sampler consumes)."""
+        return self._sampler.sampleable_count(self._storage)
 
     def __repr__(self) -> str:
         return (
@@ -277,7 +283,7 @@ class ReplayBuffer(IterableDataset):
                 if batch.n == 0:
                     return torch.empty(0, dtype=torch.long)
                 storage = self._storage
-                plan = self._writer.plan(batch.n, len(storage), storage.max_size, batch.data)
+                plan = self._plan(batch.n, storage, batch.data)
                 storage.set(plan.index, batch, plan.source, plan.start, plan.new_len)
                 self._sampler.on_write(plan.index, plan.start, storage)
                 self._after_write(plan, batch, extra)
@@ -286,6 +292,23 @@ class ReplayBuffer(IterableDataset):
             if self._rate_limiter is not None and n:
                 self._rate_limiter._undo("insert", n)
             raise
+
+    def _plan(self, n: int, storage: Storage, data) -> WritePlan:
+        """The writer's plan, after the slots the sampler frees (e.g. consumed items)."""
+        free = self._sampler.free_slots(n)
+        k = free.numel()
+        if k == 0:
+            return self._writer.plan(n, len(storage), storage.max_size, data)
+        if k == n:
+            return WritePlan(free, None, None, len(storage))
+        rest = self._writer.plan(n - k, len(storage), storage.max_size, data[k:])
+        rest_source = rest.source if rest.source is not None else torch.arange(n - k)
+        return WritePlan(
+            torch.cat([free, rest.index]),
+            torch.cat([torch.arange(k), rest_source + k]),
+            None,
+            rest.new_len,
+        )
 
     def _pre_write(self, data):
         """Hook for subclasses: ``(data to write, extra)``; ``extra`` goes to ``_after_write``."""
