@@ -38,8 +38,12 @@ from streamrl.data.replay_buffers import (
     TED2Flat,
     TED2Nested,
     TensorStorageCheckpointer,
+    Trajectory,
     WriterEnsemble,
+    filter_trajectories,
     find_start_stop_traj,
+    iter_trajectories,
+    prefill_replay_buffer,
 )
 
 SURFACE = [
@@ -49,6 +53,7 @@ SURFACE = [
     "CompressedListStorageCheckpointer", "TED2Flat", "Flat2TED", "TED2Nested", "Nested2TED",
     "H5Split", "H5Combine", "DEFAULT_DONE_KEYS", "find_start_stop_traj",
     "ConsumingSampler", "StreamingSliceSampler",
+    "Trajectory", "iter_trajectories", "filter_trajectories", "prefill_replay_buffer",
 ]  # fmt: skip
 
 
@@ -149,3 +154,21 @@ def test_streaming_slice_sampler():
     done = torch.zeros(6, 1, dtype=torch.bool)
     rb.extend(TensorDict({"value": torch.arange(6), ("next", "done"): done}, [6]))
     assert rb.sample()["value"].reshape(2, 3).tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_trajectory_utilities():
+    done = torch.tensor([False, True, False, True])[:, None]
+    data = TensorDict({"obs": torch.arange(4), ("next", "done"): done,
+                       ("next", "reward"): torch.ones(4)}, [4])
+    trajs = list(iter_trajectories(data, trajectory_key=None))
+    assert all(isinstance(t, Trajectory) for t in trajs) and [t.length for t in trajs] == [2, 2]
+    kept = filter_trajectories(data, lambda t: t.total_reward > 1, trajectory_key=None)
+    assert len(kept) == 2
+
+
+def test_prefill_replay_buffer():
+    dataset = ReplayBuffer(storage=LazyTensorStorage(500))
+    dataset.extend(TensorDict({"obs": torch.randn(500, 4)}, [500]))
+    online = ReplayBuffer(storage=LazyTensorStorage(10_000))
+    out = prefill_replay_buffer(online, dataset, n_samples=200, chunk_size=1000)
+    assert out is online and len(online) == 200

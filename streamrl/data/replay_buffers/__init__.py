@@ -27,6 +27,7 @@ A buffer is a storage (where items live) x a writer (which slots a batch goes to
 from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
 from streamrl.data.replay_buffers.ensemble import ReplayBufferEnsemble
 from streamrl.data.replay_buffers.loaders import ReplayDataset, ReplayNode
+from streamrl.data.replay_buffers.prefill import prefill_replay_buffer
 from streamrl.data.replay_buffers.rate_limiters import MinSize, RateLimiter, SampleToInsertRatio
 from streamrl.data.replay_buffers.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
 from streamrl.data.replay_buffers.samplers import (
@@ -72,7 +73,13 @@ from streamrl.data.replay_buffers.tensordict_buffer import (
     TensorDictPrioritizedReplayBuffer,
     TensorDictReplayBuffer,
 )
-from streamrl.data.replay_buffers.trajectories import DEFAULT_DONE_KEYS, find_start_stop_traj
+from streamrl.data.replay_buffers.trajectories import (
+    DEFAULT_DONE_KEYS,
+    Trajectory,
+    filter_trajectories,
+    find_start_stop_traj,
+    iter_trajectories,
+)
 from streamrl.data.replay_buffers.writers import (
     ImmutableDatasetWriter,
     RoundRobinWriter,
@@ -132,10 +139,14 @@ __all__ = [
     "TensorDictRoundRobinWriter",
     "TensorStorage",
     "TensorStorageCheckpointer",
+    "Trajectory",
     "WritePlan",
     "Writer",
     "WriterEnsemble",
+    "filter_trajectories",
     "find_start_stop_traj",
+    "iter_trajectories",
     "load_checkpoint",
+    "prefill_replay_buffer",
     "save_checkpoint",
 ]

@@ -1,10 +1,20 @@
-"""Trajectory boundaries in storage order: the one routine samplers, layouts and iterators use."""
+"""Trajectories in storage order: boundaries (the one routine samplers, layouts and iterators
+use), and iteration over the trajectories of a batch of transitions."""
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable, Iterator
 
-__all__ = ["DEFAULT_DONE_KEYS", "find_start_stop_traj"]
+import torch
+from tensordict import TensorDictBase
+
+__all__ = [
+    "DEFAULT_DONE_KEYS",
+    "Trajectory",
+    "filter_trajectories",
+    "find_start_stop_traj",
+    "iter_trajectories",
+]
 
 #: The end-of-step flags of a TorchRL-style transition (under ``"next"``).
 DEFAULT_DONE_KEYS = ("done", "truncated", "terminated")
@@ -118,3 +128,144 @@ def find_start_stop_traj(
         lengths.append(n)
     start, stop, length = torch.cat(starts), torch.cat(stops), torch.cat(lengths)
     return start.to(out_device), stop.to(out_device), length.to(out_device)
+
+
+_ID_KEYS = (("collector", "traj_ids"), "traj_ids", "episode")
+_NEXT_DONE_KEYS = tuple(("next", k) for k in DEFAULT_DONE_KEYS)
+
+
+class Trajectory:
+    """One trajectory of a batch of transitions: a view ``data`` of its ``length`` steps.
+
+    :meth:`get` looks a key up at the root first, then under ``"next"``.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> t = Trajectory(TensorDict({"obs": torch.zeros(3), ("next", "reward"): torch.ones(3)}, [3]))
+    >>> t.length, t.total_reward.item(), t.get("reward").tolist()
+    (3, 3.0, [1.0, 1.0, 1.0])
+    """
+
+    def __init__(self, data: TensorDictBase) -> None:
+        if not isinstance(data, TensorDictBase) or data.batch_dims != 1:
+            raise TypeError("a Trajectory wraps a TensorDict with one batch dim")
+        self.data = data
+
+    @property
+    def length(self) -> int:
+        """Number of steps."""
+        return int(self.data.batch_size[0])
+
+    @property
+    def total_reward(self) -> torch.Tensor:
+        """Sum of the ``reward`` entry (root or ``"next"``); ``KeyError`` without one."""
+        reward = self.get("reward")
+        if reward is None:
+            raise KeyError("the trajectory has no 'reward' entry (root or 'next')")
+        return reward.sum()
+
+    def get(self, key, default=None):
+        """``data[key]``, else ``data["next", key]``, else ``default``."""
+        value = self.data.get(key, None)
+        if value is None:
+            value = self.data.get(("next", *_key_tuple(key)), None)
+        return default if value is None else value
+
+    def keys(self, *args, **kwargs):
+        """The keys of :attr:`data` (same arguments as ``TensorDict.keys``)."""
+        return self.data.keys(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Trajectory(length={self.length})"
+
+
+def _key_tuple(key) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _trajectory_ends(data: TensorDictBase, trajectory_key) -> torch.Tensor:
+    n = data.batch_size[0]
+    keys = data.keys(include_nested=True, leaves_only=True)
+    id_keys = [trajectory_key] if trajectory_key is not None else list(_ID_KEYS)
+    for key in id_keys:
+        if key in keys:
+            ids = data.get(key).reshape(n, -1)
+            end = torch.ones(n, dtype=torch.bool, device=ids.device)
+            end[:-1] = (ids[1:] != ids[:-1]).any(-1)
+            return end
+    if trajectory_key is not None:
+        raise KeyError(f"trajectory key {trajectory_key!r} not in the data")
+    for group in (_NEXT_DONE_KEYS, DEFAULT_DONE_KEYS):
+        present = [k for k in group if k in keys]
+        if present:
+            end = torch.zeros(n, dtype=torch.bool)
+            for key in present:
+                end |= data.get(key).reshape(n, -1).bool().any(-1).cpu()
+            return end
+    raise KeyError(
+        f"cannot split the data into trajectories: no trajectory id entry ({_ID_KEYS}) and "
+        f"no end flags ({_NEXT_DONE_KEYS} or {DEFAULT_DONE_KEYS}); pass trajectory_key="
+    )
+
+
+def iter_trajectories(data: TensorDictBase, trajectory_key=None) -> Iterator[Trajectory]:
+    """Yield the trajectories of a flat batch of transitions, in order, as views.
+
+    Steps are grouped by ``trajectory_key`` when given, else by the first id entry found
+    among ``("collector", "traj_ids")``, ``"traj_ids"`` and ``"episode"`` (a new id starts a
+    trajectory), else by the end flags (``("next", "done" / "truncated" / "terminated")``,
+    else the same at the root). A trajectory's steps must be contiguous and in order; without
+    ids, a trajectory whose last step has no end flag merges with the next one.
+
+    Args:
+        data: a TensorDict with one batch dim.
+        trajectory_key: entry of per-step trajectory ids.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> done = torch.tensor([False, False, True, False, True])[:, None]
+    >>> data = TensorDict({"obs": torch.arange(5), ("next", "done"): done}, [5])
+    >>> [t.data["obs"].tolist() for t in iter_trajectories(data)]
+    [[0, 1, 2], [3, 4]]
+    """
+    if not isinstance(data, TensorDictBase):
+        raise TypeError(f"iter_trajectories takes a TensorDict, found {type(data).__name__}")
+    if data.batch_dims != 1:
+        raise ValueError(
+            f"iter_trajectories takes a batch of transitions with one batch dim, found batch "
+            f"size {list(data.batch_size)}"
+        )
+    if data.batch_size[0] == 0:
+        return
+    end = _trajectory_ends(data, trajectory_key)
+    start, stop, _ = find_start_stop_traj(end=end, at_capacity=False)
+    for first, last in zip(start[:, 0].tolist(), stop[:, 0].tolist()):
+        yield Trajectory(data[first : last + 1])
+
+
+def filter_trajectories(
+    data: TensorDictBase,
+    predicate: Callable[[Trajectory], bool] | None = None,
+    *,
+    trajectory_key=None,
+) -> list[Trajectory]:
+    """The trajectories of ``data`` (see :func:`iter_trajectories`) for which ``predicate`` holds.
+
+    Args:
+        data: a TensorDict with one batch dim.
+        predicate: a callable from :class:`Trajectory` to bool (default: keep all).
+        trajectory_key: entry of per-step trajectory ids.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> ids = torch.tensor([0, 0, 0, 1, 2, 2])
+    >>> data = TensorDict({"traj_ids": ids, ("next", "reward"): torch.ones(6)}, [6])
+    >>> [t.length for t in filter_trajectories(data, lambda t: t.total_reward >= 2)]
+    [3, 2]
+    """
+    if predicate is not None and not callable(predicate):
+        raise TypeError(f"predicate must be callable, found {type(predicate).__name__}")
+    trajectories = iter_trajectories(data, trajectory_key)
+    if predicate is None:
+        return list(trajectories)
+    return [t for t in trajectories if bool(predicate(t))]
