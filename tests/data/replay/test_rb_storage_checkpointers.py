@@ -183,6 +183,18 @@ class TestTensorCheckpointers:
             ckpt().loads(LazyTensorStorage(10), tmp_path / "s")
 
 
+def test_tensor_checkpointer_items_with_batch_dims(tmp_path):
+    storage = LazyTensorStorage(4)
+    rb = ReplayBuffer(storage=storage)
+    rb.add(TensorDict({"x": torch.arange(6.0).reshape(3, 2)}, [3]))
+    rb.add(TensorDict({"x": -torch.ones(3, 2)}, [3]))
+    TensorStorageCheckpointer().dumps(storage, tmp_path / "s")
+    fresh = LazyTensorStorage(4)
+    TensorStorageCheckpointer().loads(fresh, tmp_path / "s")
+    assert fresh.item_batch == (3,)
+    assert_close(_rows(fresh), _rows(storage))
+
+
 class TestListCheckpointers:
     @pytest.mark.parametrize("kind", ["list", "compressed"])
     def test_buffer_round_trip(self, kind, tmp_path):

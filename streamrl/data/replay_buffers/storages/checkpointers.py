@@ -264,12 +264,11 @@ class TensorStorageCheckpointer(StorageCheckpointerBase):
             data = self._read(path)
             for hook in self._load_hooks:
                 data = hook(data)
-            for key in meta["keys"]:
+            for key, shape in zip(meta["keys"], meta["shapes"]):
                 value = data.get(tuple(key) if key else _TENSOR_KEY, None)
                 if value is None:
                     raise KeyError(f"the checkpoint at {path!r} has no rows for key {key}")
-                tensors.append(value.reshape(meta["len"], *value.shape[data.batch_dims:])
-                               if key else value)
+                tensors.append(value.reshape(meta["len"], *shape))
         elif meta["is_td"] is not None:
             tensors = [
                 torch.empty((0, *shape), dtype=_dtype_from_str(dtype))
