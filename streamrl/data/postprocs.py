@@ -1,11 +1,12 @@
-"""Post-processing of collector batches: n-step returns (TorchRL's ``MultiStep``)."""
+"""Post-processing of collector batches: n-step returns (TorchRL's ``MultiStep``) and dense
+rewards-to-go (``DensifyReward``)."""
 
 from __future__ import annotations
 
 import torch
 from tensordict import TensorDictBase
 
-__all__ = ["MultiStep"]
+__all__ = ["DensifyReward", "MultiStep"]
 
 
 class MultiStep:
@@ -113,3 +114,86 @@ class MultiStep:
         out.set("gamma", torch.pow(self.gamma, k.to(torch.float32)).reshape(shape))
         out.set("nonterminal", ~term.reshape(lead, T)[rows, last].reshape(shape))
         return out
+
+
+class DensifyReward:
+    """Give every step the (discounted) sum of the rewards left in its trajectory.
+
+    For sparse rewards (non-zero only when a trajectory ends): along the last batch dim (time),
+    step ``t`` gets ``sum_j discount**j * r[t + j]`` over the steps up to the end of its
+    trajectory, which ends at a ``("next", done_key)`` flag or at the end of the batch. The
+    result is written, in place, to ``("next", reward_key_out)`` and the batch is returned.
+
+    Args:
+        reward_key: reward entry under ``"next"``.
+        done_key: done entry under ``"next"``.
+        reward_key_out: where the result goes under ``"next"`` (default: ``reward_key``).
+        discount: discount factor in ``[0, 1]``.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> td = TensorDict({"next": {"reward": torch.zeros(10, 1),
+    ...                           "done": torch.zeros(10, 1, dtype=torch.bool)}}, [10])
+    >>> td["next", "done"][[3, 7]] = True
+    >>> td["next", "reward"][3] = 3
+    >>> td["next", "reward"][7] = 7
+    >>> DensifyReward()(td)["next", "reward"].reshape(-1).tolist()
+    [3.0, 3.0, 3.0, 3.0, 7.0, 7.0, 7.0, 7.0, 0.0, 0.0]
+    """
+
+    def __init__(
+        self,
+        *,
+        reward_key="reward",
+        done_key="done",
+        reward_key_out=None,
+        discount: float = 1.0,
+    ) -> None:
+        if (
+            isinstance(discount, bool)
+            or not isinstance(discount, (int, float))
+            or not 0 <= discount <= 1
+        ):
+            raise ValueError(f"discount must be a number in [0, 1], found {discount!r}")
+        self.reward_key = reward_key
+        self.done_key = done_key
+        self.reward_key_out = reward_key if reward_key_out is None else reward_key_out
+        self.discount = float(discount)
+
+    def __repr__(self) -> str:
+        return (
+            f"DensifyReward(reward_key={self.reward_key!r}, done_key={self.done_key!r}, "
+            f"reward_key_out={self.reward_key_out!r}, discount={self.discount})"
+        )
+
+    @staticmethod
+    def _next(key) -> tuple:
+        return ("next", *(key if isinstance(key, tuple) else (key,)))
+
+    def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Write the rewards-to-go into ``tensordict`` and return it."""
+        if not isinstance(tensordict, TensorDictBase):
+            raise TypeError(
+                f"DensifyReward expects a TensorDict, found {type(tensordict).__name__}"
+            )
+        if tensordict.batch_dims == 0:
+            raise ValueError("DensifyReward expects a batch with a time dim, found batch_size=[]")
+        shape = tensordict.batch_size
+        reward = tensordict.get(self._next(self.reward_key), None)
+        done = tensordict.get(self._next(self.done_key), None)
+        for key, value in ((self.reward_key, reward), (self.done_key, done)):
+            if value is None:
+                raise KeyError(f"DensifyReward: the batch has no {self._next(key)!r} entry")
+        lead, steps = shape[:-1].numel(), shape[-1]
+        r = reward.reshape(lead, steps, -1)
+        ends = done.reshape(lead, steps, -1).bool().any(-1, keepdim=True)
+        ends[:, -1] = True
+        out = torch.empty_like(r)
+        later = torch.zeros_like(r[:, 0])
+        for t in range(steps - 1, -1, -1):
+            later = r[:, t] + self.discount * later * (~ends[:, t]).to(r.dtype)
+            out[:, t] = later
+        tensordict.set(self._next(self.reward_key_out), out.reshape(reward.shape))
+        return tensordict
+
+    forward = __call__

@@ -19,37 +19,66 @@ A buffer is a storage (where items live) x a writer (which slots a batch goes to
   ``extend``/``sample`` block (``aextend``/``asample`` await); the same limiter objects gate
   the graph's rate-limited edges (``acquire_insert`` / ``acquire_sample``).
 - Checkpoints: ``rb.dumps(path)`` / ``rb.loads(path)``: one file, written atomically, read
-  with ``torch.load(weights_only=True)``.
+  with ``torch.load(weights_only=True)``; or, with a storage checkpointer
+  (``storage.checkpointer = FlatStorageCheckpointer()``, or ``rb.register_save_hook(...)``),
+  a directory whose ``storage/`` the checkpointer writes (e.g. TED data in a compact layout).
 """
 
 from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
 from streamrl.data.replay_buffers.ensemble import ReplayBufferEnsemble
 from streamrl.data.replay_buffers.loaders import ReplayDataset, ReplayNode
+from streamrl.data.replay_buffers.prefill import prefill_replay_buffer
 from streamrl.data.replay_buffers.rate_limiters import MinSize, RateLimiter, SampleToInsertRatio
 from streamrl.data.replay_buffers.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
 from streamrl.data.replay_buffers.samplers import (
+    ConsumingSampler,
     MinTree,
     PrioritizedSampler,
     PrioritizedSliceSampler,
     RandomSampler,
     Sampler,
+    SamplerEnsemble,
     SamplerWithoutReplacement,
     SliceSampler,
     SliceSamplerWithoutReplacement,
+    StreamingSliceSampler,
     SumTree,
 )
 from streamrl.data.replay_buffers.storages import (
     CompressedListStorage,
+    CompressedListStorageCheckpointer,
+    FlatStorageCheckpointer,
+    H5StorageCheckpointer,
     LazyMemmapStorage,
     LazyStackStorage,
     LazyTensorStorage,
     ListStorage,
+    ListStorageCheckpointer,
+    NestedStorageCheckpointer,
     Storage,
+    StorageCheckpointerBase,
+    StorageEnsemble,
     TensorStorage,
+    TensorStorageCheckpointer,
+)
+from streamrl.data.replay_buffers.ted_layouts import (
+    Flat2TED,
+    H5Combine,
+    H5Split,
+    Nested2TED,
+    TED2Flat,
+    TED2Nested,
 )
 from streamrl.data.replay_buffers.tensordict_buffer import (
     TensorDictPrioritizedReplayBuffer,
     TensorDictReplayBuffer,
+)
+from streamrl.data.replay_buffers.trajectories import (
+    DEFAULT_DONE_KEYS,
+    Trajectory,
+    filter_trajectories,
+    find_start_stop_traj,
+    iter_trajectories,
 )
 from streamrl.data.replay_buffers.writers import (
     ImmutableDatasetWriter,
@@ -58,17 +87,29 @@ from streamrl.data.replay_buffers.writers import (
     TensorDictRoundRobinWriter,
     WritePlan,
     Writer,
+    WriterEnsemble,
 )
 
 __all__ = [
+    "DEFAULT_DONE_KEYS",
     "CompressedListStorage",
+    "CompressedListStorageCheckpointer",
+    "ConsumingSampler",
+    "Flat2TED",
+    "FlatStorageCheckpointer",
+    "H5Combine",
+    "H5Split",
+    "H5StorageCheckpointer",
     "ImmutableDatasetWriter",
     "LazyMemmapStorage",
     "LazyStackStorage",
     "LazyTensorStorage",
     "ListStorage",
+    "ListStorageCheckpointer",
     "MinSize",
     "MinTree",
+    "Nested2TED",
+    "NestedStorageCheckpointer",
     "PrioritizedReplayBuffer",
     "PrioritizedSampler",
     "PrioritizedSliceSampler",
@@ -81,18 +122,31 @@ __all__ = [
     "RoundRobinWriter",
     "SampleToInsertRatio",
     "Sampler",
+    "SamplerEnsemble",
     "SamplerWithoutReplacement",
     "SliceSampler",
     "SliceSamplerWithoutReplacement",
     "Storage",
+    "StorageCheckpointerBase",
+    "StorageEnsemble",
+    "StreamingSliceSampler",
     "SumTree",
+    "TED2Flat",
+    "TED2Nested",
     "TensorDictMaxValueWriter",
     "TensorDictPrioritizedReplayBuffer",
     "TensorDictReplayBuffer",
     "TensorDictRoundRobinWriter",
     "TensorStorage",
+    "TensorStorageCheckpointer",
+    "Trajectory",
     "WritePlan",
     "Writer",
+    "WriterEnsemble",
+    "filter_trajectories",
+    "find_start_stop_traj",
+    "iter_trajectories",
     "load_checkpoint",
+    "prefill_replay_buffer",
     "save_checkpoint",
 ]

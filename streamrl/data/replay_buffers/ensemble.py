@@ -9,6 +9,9 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.data.replay_buffers.replay_buffer import ReplayBuffer
+from streamrl.data.replay_buffers.samplers.ensemble import SamplerEnsemble
+from streamrl.data.replay_buffers.storages.ensemble import StorageEnsemble
+from streamrl.data.replay_buffers.writers import WriterEnsemble
 
 __all__ = ["ReplayBufferEnsemble"]
 
@@ -28,15 +31,26 @@ class ReplayBufferEnsemble:
     joins the parts, so TensorDict samples have batch size ``[num_buffer_sampled, part]``;
     ``transform`` then runs on the whole. ``info`` holds ``buffer_ids`` and the parts' infos.
 
+    The members' storages, samplers and writers are also reachable as one
+    :class:`StorageEnsemble` (:attr:`storage`), :class:`SamplerEnsemble` (:attr:`sampler`, which
+    holds ``p`` and the rest of the picking rule) and :class:`WriterEnsemble` (:attr:`writer`);
+    instead of buffers, the ensemble can be built from these three (``storages=``,
+    ``samplers=``, ``writers=``, with ``collate_fns=`` for the members' collates and the
+    :class:`StorageEnsemble` transforms as the members' transforms).
+
     Writing goes to the members (``ensemble[i].extend(...)``). With ``routing_key`` (a
     per-record member id) or ``routing_dim`` (a batch dim with one entry per member),
     :meth:`extend` routes a batch to the members.
 
     Args:
         *rbs: the replay buffers.
+        storages: a :class:`StorageEnsemble` (instead of ``rbs``).
+        samplers: a :class:`SamplerEnsemble` (instead of ``rbs``; it holds ``p`` and co.).
+        writers: a :class:`WriterEnsemble` (instead of ``rbs``).
         transform: applied to each joined batch.
         batch_size: default batch size of :meth:`sample`.
         collate_fn: joins the list of parts.
+        collate_fns: the members' collates (with ``storages=``; default per storage type).
         p: relative weights of the buffers, or ``"sampleable"``.
         sample_from_all: sample every buffer in each batch (not with ``p``).
         num_buffer_sampled: number of parts per batch.
@@ -59,9 +73,13 @@ class ReplayBufferEnsemble:
     def __init__(
         self,
         *rbs: ReplayBuffer,
+        storages: StorageEnsemble | None = None,
+        samplers: SamplerEnsemble | None = None,
+        writers: WriterEnsemble | None = None,
         transform: Callable | None = None,
         batch_size: int | None = None,
         collate_fn: Callable | None = None,
+        collate_fns: Sequence[Callable | None] | None = None,
         p: Sequence[float] | torch.Tensor | str | None = None,
         sample_from_all: bool = False,
         num_buffer_sampled: int | None = None,
@@ -69,41 +87,41 @@ class ReplayBufferEnsemble:
         routing_dim: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        if not rbs:
-            raise ValueError("ReplayBufferEnsemble needs at least one replay buffer")
-        for i, rb in enumerate(rbs):
-            if not isinstance(rb, ReplayBuffer):
-                raise TypeError(f"member {i} must be a ReplayBuffer, found {type(rb).__name__}")
-        self._rbs = tuple(rbs)
-        k = len(rbs)
-        if sample_from_all and p is not None:
-            raise ValueError("sample_from_all=True samples every buffer: do not pass p")
-        if isinstance(p, str):
-            if p != "sampleable":
-                raise ValueError(f"p must be weights or 'sampleable', found {p!r}")
-            self._p: torch.Tensor | str | None = p
-        elif p is not None:
-            weights = torch.as_tensor(p, dtype=torch.float64).reshape(-1)
-            if weights.numel() != k or bool((weights < 0).any()) or not weights.sum() > 0:
-                raise ValueError(
-                    f"p must hold {k} non-negative weights with a positive sum, found "
-                    f"{weights.tolist()}"
-                )
-            self._p = weights
-        else:
-            self._p = None
-        self.sample_from_all = bool(sample_from_all)
-        if num_buffer_sampled is not None and (
-            isinstance(num_buffer_sampled, bool)
-            or not isinstance(num_buffer_sampled, int)
-            or num_buffer_sampled <= 0
-        ):
-            raise ValueError(
-                f"num_buffer_sampled must be a positive int, found {num_buffer_sampled!r}"
+        if rbs:
+            self._rbs = self._check_members(rbs, storages, samplers, writers, collate_fns)
+            samplers = SamplerEnsemble(
+                *(rb.sampler for rb in rbs),
+                p=p,
+                sample_from_all=sample_from_all,
+                num_buffer_sampled=num_buffer_sampled,
+                generator=generator,
             )
-        self.num_buffer_sampled = k if sample_from_all or num_buffer_sampled is None else (
-            num_buffer_sampled
-        )
+            storages = StorageEnsemble(
+                *(rb.storage for rb in rbs), transforms=[rb.transform for rb in rbs]
+            )
+            writers = WriterEnsemble(*(rb.writer for rb in rbs))
+        else:
+            if storages is None and samplers is None and writers is None:
+                raise ValueError(
+                    "ReplayBufferEnsemble needs at least one replay buffer, or storages=, "
+                    "samplers= and writers="
+                )
+            if (
+                p is not None
+                or sample_from_all
+                or num_buffer_sampled is not None
+                or generator is not None
+            ):
+                raise ValueError(
+                    "with samplers=, pass p, sample_from_all, num_buffer_sampled and generator "
+                    "to the SamplerEnsemble"
+                )
+            self._rbs = self._build_members(storages, samplers, writers, collate_fns)
+            if samplers is None or storages is None or writers is None:  # checked above
+                raise TypeError("storages, samplers and writers are required together")
+        self._storages = storages
+        self._samplers = samplers
+        self._writers = writers
         if routing_key is not None and routing_dim is not None:
             raise ValueError("give routing_key or routing_dim, not both")
         self.routing_key = routing_key
@@ -111,10 +129,75 @@ class ReplayBufferEnsemble:
         self._batch_size = batch_size
         self._collate_fn = collate_fn if collate_fn is not None else _stack
         self._transform = transform
-        if generator is None:
-            generator = torch.Generator()
-            generator.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
-        self._generator = generator
+
+    @staticmethod
+    def _check_members(rbs, storages, samplers, writers, collate_fns) -> tuple[ReplayBuffer, ...]:
+        if storages is not None or samplers is not None or writers is not None:
+            raise ValueError("pass replay buffers or storages/samplers/writers, not both")
+        if collate_fns is not None:
+            raise ValueError("collate_fns is for storages/samplers/writers; buffers have theirs")
+        for i, rb in enumerate(rbs):
+            if not isinstance(rb, ReplayBuffer):
+                raise TypeError(f"member {i} must be a ReplayBuffer, found {type(rb).__name__}")
+        return tuple(rbs)
+
+    @staticmethod
+    def _build_members(storages, samplers, writers, collate_fns) -> tuple[ReplayBuffer, ...]:
+        for name, value, cls in (
+            ("storages", storages, StorageEnsemble),
+            ("samplers", samplers, SamplerEnsemble),
+            ("writers", writers, WriterEnsemble),
+        ):
+            if not isinstance(value, cls):
+                raise TypeError(
+                    f"without replay buffers, {name} must be a {cls.__name__}, found "
+                    f"{type(value).__name__}"
+                )
+        k = len(storages)
+        if len(samplers) != k or len(writers) != k:
+            raise ValueError(
+                f"storages, samplers and writers must have as many members, found {k}, "
+                f"{len(samplers)} and {len(writers)}"
+            )
+        if collate_fns is None:
+            collate_fns = [None] * k
+        elif len(collate_fns) != k:
+            raise ValueError(f"collate_fns must hold {k} entries, found {len(collate_fns)}")
+        return tuple(
+            ReplayBuffer(
+                storage=storages[i],
+                sampler=samplers[i],
+                writer=writers[i],
+                collate_fn=collate_fns[i],
+                transform=storages.transforms[i],
+            )
+            for i in range(k)
+        )
+
+    @property
+    def storage(self) -> StorageEnsemble:
+        """The members' storages."""
+        return self._storages
+
+    @property
+    def sampler(self) -> SamplerEnsemble:
+        """The members' samplers and the rule that picks them."""
+        return self._samplers
+
+    @property
+    def writer(self) -> WriterEnsemble:
+        """The members' writers."""
+        return self._writers
+
+    @property
+    def sample_from_all(self) -> bool:
+        """Whether every batch samples every member."""
+        return self._samplers.sample_from_all
+
+    @property
+    def num_buffer_sampled(self) -> int:
+        """Number of parts per batch."""
+        return self._samplers.num_buffer_sampled
 
     def __len__(self) -> int:
         """Number of member buffers."""
@@ -127,33 +210,11 @@ class ReplayBufferEnsemble:
     def __repr__(self) -> str:
         return f"ReplayBufferEnsemble({', '.join(repr(rb) for rb in self._rbs)})"
 
-    def _choose(self) -> torch.Tensor:
-        k = len(self._rbs)
-        if self.sample_from_all:
-            return torch.arange(k)
-        weights = self._p
-        if isinstance(weights, str):  # "sampleable": by length, empty members excluded
-            weights = torch.tensor([float(len(rb)) for rb in self._rbs], dtype=torch.float64)
-            if not weights.sum() > 0:
-                raise RuntimeError("cannot sample: every buffer of the ensemble is empty")
-        elif weights is None:
-            weights = torch.ones(k, dtype=torch.float64)
-        return torch.multinomial(
-            weights, self.num_buffer_sampled, replacement=True, generator=self._generator
-        )
-
     def sample(self, batch_size: int | None = None, return_info: bool = False):
         """A batch of equal parts from the chosen buffers (``(batch, info)`` if asked)."""
         batch_size = self._batch_size if batch_size is None else batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, found {batch_size!r}")
-        if batch_size % self.num_buffer_sampled:
-            raise ValueError(
-                f"batch_size {batch_size} is not a multiple of the {self.num_buffer_sampled} "
-                "buffers sampled per batch"
-            )
-        part = batch_size // self.num_buffer_sampled
-        ids = self._choose()
+        part = self._samplers.part_size(batch_size)
+        ids = self._samplers.choose([len(rb) for rb in self._rbs])
         parts, infos = [], []
         for i in ids.tolist():
             data, info = self._rbs[i].sample(part, return_info=True)
@@ -197,7 +258,7 @@ class ReplayBufferEnsemble:
         return {
             "format": "streamrl.replay_buffer_ensemble/1",
             "members": [rb.state_dict() for rb in self._rbs],
-            "generator": self._generator.get_state(),
+            "generator": self._samplers._generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -210,4 +271,4 @@ class ReplayBufferEnsemble:
             )
         for rb, member in zip(self._rbs, state["members"]):
             rb.load_state_dict(member)
-        self._generator.set_state(state["generator"])
+        self._samplers._generator.set_state(state["generator"])

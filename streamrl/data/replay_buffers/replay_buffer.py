@@ -16,11 +16,13 @@ from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkp
 from streamrl.data.replay_buffers.rate_limiters import RateLimiter
 from streamrl.data.replay_buffers.samplers import PrioritizedSampler, RandomSampler, Sampler
 from streamrl.data.replay_buffers.storages import ListStorage, Storage
-from streamrl.data.replay_buffers.writers import RoundRobinWriter, Writer
+from streamrl.data.replay_buffers.writers import RoundRobinWriter, WritePlan, Writer
 
 __all__ = ["PrioritizedReplayBuffer", "ReplayBuffer"]
 
 _FORMAT = "streamrl.replay_buffer/1"
+_DIR_FORMAT = "streamrl.replay_buffer_dir/1"  # buffer.pt of a directory checkpoint
+_DIR_STATE = "buffer.pt"
 
 
 def _default_collate(items):
@@ -43,6 +45,11 @@ def _check_shareable(storage: Storage, sampler: Sampler) -> None:
         raise ValueError(
             f"shared=True: {type(sampler).__name__} keeps priorities in this process, which "
             "other processes' writes do not reach; use a sampler without priorities"
+        )
+    if sampler.keeps_write_state:
+        raise ValueError(
+            f"shared=True: {type(sampler).__name__} keeps per-write state in this process, which "
+            "other processes' writes do not reach"
         )
     if getattr(sampler, "cache_values", False):
         raise ValueError(
@@ -198,7 +205,8 @@ class ReplayBuffer(IterableDataset):
         return self._batch_size
 
     def __len__(self) -> int:
-        return len(self._storage)
+        """Number of items that can be sampled (all stored ones, unless the sampler consumes)."""
+        return self._sampler.sampleable_count(self._storage)
 
     @property
     def write_count(self) -> int:
@@ -314,7 +322,7 @@ class ReplayBuffer(IterableDataset):
                 if batch.n == 0:
                     return torch.empty(0, dtype=torch.long)
                 storage = self._storage
-                plan = self._writer.plan(batch.n, len(storage), storage.max_size, batch.data)
+                plan = self._plan(batch.n, storage, batch.data)
                 storage.set(plan.index, batch, plan.source, plan.start, plan.new_len)
                 self._write_count += batch.n
                 self._sampler.on_write(plan.index, plan.start, storage)
@@ -324,6 +332,23 @@ class ReplayBuffer(IterableDataset):
             if self._rate_limiter is not None and n:
                 self._rate_limiter._undo("insert", n)
             raise
+
+    def _plan(self, n: int, storage: Storage, data) -> WritePlan:
+        """The writer's plan, after the slots the sampler frees (e.g. consumed items)."""
+        free = self._sampler.free_slots(n)
+        k = free.numel()
+        if k == 0:
+            return self._writer.plan(n, len(storage), storage.max_size, data)
+        if k == n:
+            return WritePlan(free, None, None, len(storage))
+        rest = self._writer.plan(n - k, len(storage), storage.max_size, data[k:])
+        rest_source = rest.source if rest.source is not None else torch.arange(n - k)
+        return WritePlan(
+            torch.cat([free, rest.index]),
+            torch.cat([torch.arange(k), rest_source + k]),
+            None,
+            rest.new_len,
+        )
 
     def _pre_write(self, data):
         """Hook for subclasses: ``(data to write, extra)``; ``extra`` goes to ``_after_write``."""
@@ -480,37 +505,69 @@ class ReplayBuffer(IterableDataset):
     def state_dict(self) -> dict[str, Any]:
         """Storage, sampler (with priorities and RNG), writer cursor and limiter counters."""
         with self._lock:
-            return {
-                "format": _FORMAT,
-                "storage": self._storage.state_dict(),
-                "sampler": self._sampler.state_dict(),
-                "writer": self._writer.state_dict(),
-                "rate_limiter": (
-                    self._rate_limiter.state_dict() if self._rate_limiter is not None else None
-                ),
-            }
+            return {"format": _FORMAT, "storage": self._storage.state_dict(), **self._parts()}
+
+    def _parts(self) -> dict[str, Any]:
+        """The sampler, writer and limiter states."""
+        return {
+            "sampler": self._sampler.state_dict(),
+            "writer": self._writer.state_dict(),
+            "rate_limiter": (
+                self._rate_limiter.state_dict() if self._rate_limiter is not None else None
+            ),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` into this (identically configured) buffer."""
         if state.get("format") != _FORMAT:
             raise ValueError(f"not a replay buffer state: format {state.get('format')!r}")
+        self._load_parts(state, lambda: self._storage.load_state_dict(state["storage"]))
+
+    def _load_parts(self, state: dict[str, Any], load_storage: Callable[[], None]) -> None:
         if (state["rate_limiter"] is None) != (self._rate_limiter is None):
             raise ValueError("the state and this buffer disagree on having a rate limiter")
         self._stop_prefetch()
         with self._lock:
-            self._storage.load_state_dict(state["storage"])
+            load_storage()
             self._sampler.load_state_dict(state["sampler"])
             self._writer.load_state_dict(state["writer"])
             if self._rate_limiter is not None:
                 self._rate_limiter.load_state_dict(state["rate_limiter"])
 
     def dumps(self, path: str | os.PathLike) -> None:
-        """Save :meth:`state_dict` to one file, atomically, loadable without pickle."""
-        save_checkpoint(self.state_dict(), path)
+        """Save the buffer (storage, sampler, writer, limiter) for :meth:`loads`.
+
+        With no checkpointer on the storage (the default), ``path`` is one file, written
+        atomically and read without pickle. Once ``storage.checkpointer`` is set (or a hook is
+        registered), ``path`` is a directory: ``storage/`` written by the checkpointer and
+        ``buffer.pt`` with the sampler, writer and limiter states.
+        """
+        if self._storage.checkpointer is None:
+            save_checkpoint(self.state_dict(), path)
+            return
+        with self._lock:
+            state = {"format": _DIR_FORMAT, **self._parts()}
+            self._storage.dumps(os.path.join(os.fspath(path), "storage"))
+            save_checkpoint(state, os.path.join(os.fspath(path), _DIR_STATE))
 
     def loads(self, path: str | os.PathLike) -> None:
-        """Load a file written by :meth:`dumps` (``torch.load(weights_only=True)``)."""
-        self.load_state_dict(load_checkpoint(path))
+        """Load what :meth:`dumps` wrote: a file, or a directory (with the storage's checkpointer)."""
+        path = os.fspath(path)
+        if not os.path.isdir(path):
+            self.load_state_dict(load_checkpoint(path))
+            return
+        state = load_checkpoint(os.path.join(path, _DIR_STATE))
+        if state.get("format") != _DIR_FORMAT:
+            raise ValueError(f"not a replay buffer directory state: {state.get('format')!r}")
+        self._load_parts(state, lambda: self._storage.loads(os.path.join(path, "storage")))
+
+    def register_save_hook(self, hook: Callable) -> None:
+        """Run ``hook`` on the storage's data when it is saved (see ``Storage.checkpointer``)."""
+        self._storage.register_save_hook(hook)
+
+    def register_load_hook(self, hook: Callable) -> None:
+        """Run ``hook`` on the storage's data when it is loaded."""
+        self._storage.register_load_hook(hook)
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from tensordict import TensorDictBase
 
+from streamrl.data.replay_buffers._ensemble_state import load_members_state, members_state
+
 __all__ = [
     "ImmutableDatasetWriter",
     "RoundRobinWriter",
@@ -15,6 +17,7 @@ __all__ = [
     "TensorDictRoundRobinWriter",
     "WritePlan",
     "Writer",
+    "WriterEnsemble",
 ]
 
 
@@ -216,3 +219,51 @@ class TensorDictMaxValueWriter(Writer):
         super().load_state_dict(state)
         ranks = state["ranks"]
         self._ranks = ranks.clone() if ranks is not None else None
+
+
+class WriterEnsemble:
+    """The writers of an ensemble. It does not write: its members do, each into its storage.
+
+    A :class:`ReplayBufferEnsemble` built from ``writers=`` pairs each member writer with the
+    member storage of the same position; routed writes (``routing_key``/``routing_dim``) go
+    through them.
+
+    Args:
+        *writers: one :class:`Writer` per member.
+
+    >>> w = WriterEnsemble(RoundRobinWriter(), RoundRobinWriter())
+    >>> len(w), type(w[1]).__name__
+    (2, 'RoundRobinWriter')
+    """
+
+    def __init__(self, *writers: Writer) -> None:
+        if not writers:
+            raise ValueError("WriterEnsemble needs at least one writer")
+        for i, writer in enumerate(writers):
+            if not isinstance(writer, Writer):
+                raise TypeError(f"member {i} must be a Writer, found {type(writer).__name__}")
+        self._writers = tuple(writers)
+
+    def __len__(self) -> int:
+        """Number of member writers."""
+        return len(self._writers)
+
+    def __getitem__(self, index: int) -> Writer:
+        """The ``index``-th member writer."""
+        return self._writers[index]
+
+    def __repr__(self) -> str:
+        return f"WriterEnsemble({', '.join(type(w).__name__ for w in self._writers)})"
+
+    def empty(self) -> None:
+        """Reset every member writer."""
+        for writer in self._writers:
+            writer.empty()
+
+    def state_dict(self) -> dict:
+        """The members' states."""
+        return members_state("WriterEnsemble", self._writers)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` into writers of the same types."""
+        load_members_state(state, "WriterEnsemble", self._writers)

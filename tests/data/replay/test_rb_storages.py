@@ -113,6 +113,20 @@ class TestStorageContract:
             x, y = torch.stack(x), torch.stack(y)
         assert (x == y).all()
 
+    def test_default_checkpointer_roundtrip(self, make_storage, tmp_path):
+        a = TensorDictReplayBuffer(storage=make_storage(8))
+        a.extend(_batch(11))
+        a.storage.dumps(tmp_path / "ckpt")
+        b = make_storage(8)
+        b.loads(tmp_path / "ckpt")
+        assert len(b) == 8 and b.head == a.storage.head
+        x, y = a.storage.get(torch.arange(8)), b.get(torch.arange(8))
+        if isinstance(x, list):
+            x, y = torch.stack(x), torch.stack(y)
+        assert (x == y).all()
+        with pytest.raises(ValueError, match="max_size"):
+            make_storage(9).loads(tmp_path / "ckpt")
+
     def test_state_dict_of_another_storage_type_is_refused(self, make_storage):
         a = make_storage(8)
         TensorDictReplayBuffer(storage=a).extend(_batch(3))

@@ -29,6 +29,9 @@ class Sampler:
         seed: seed of the private generator; by default drawn from torch's global RNG.
     """
 
+    #: whether the sampler keeps per-write state in this process (no ``shared=True`` buffers)
+    keeps_write_state = False
+
     def __init__(self, *, seed: int | None = None) -> None:
         self._generator = _seeded_generator(seed)
 
@@ -42,6 +45,14 @@ class Sampler:
 
     def empty(self) -> None:
         """Forget everything about the storage content."""
+
+    def sampleable_count(self, storage) -> int:
+        """How many stored items can still be sampled (``len(rb)``): all of them by default."""
+        return len(storage)
+
+    def free_slots(self, n: int) -> torch.Tensor:
+        """Up to ``n`` slots the next write should fill first (none by default)."""
+        return torch.empty(0, dtype=torch.long)
 
     @property
     def ran_out(self) -> bool:

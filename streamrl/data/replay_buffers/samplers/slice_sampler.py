@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size, _check_nonempty
+from streamrl.data.replay_buffers.trajectories import find_start_stop_traj
 
 __all__ = ["SliceSampler"]
 
@@ -138,26 +139,33 @@ class SliceSampler(Sampler):
             return self.num_slices, batch_size // self.num_slices
         return batch_size // self.slice_len, self.slice_len
 
-    def _breaks(self, storage, n: int) -> torch.Tensor:
-        """``brk[i]``: a trajectory ends at step ``i`` (length ``n - 1``, the last is implied)."""
+    def _boundary_keys(self, storage) -> tuple[str, list]:
+        """``("traj", [key])`` (trajectory ids) or ``("end", keys)`` (end flags present)."""
         keys: set = getattr(storage, "_key_set", set())
         traj_key = self.traj_key
         if traj_key is None and self.end_key is None and self.end_keys is None:
             traj_key = "episode" if ("episode",) in keys else None
         if traj_key is not None:
-            ids = storage.column(traj_key).reshape(n, -1).cpu()
-            return (ids[1:] != ids[:-1]).any(-1)
+            return "traj", [traj_key]
         end_keys = self.end_keys if self.end_keys is not None else [
             self.end_key if self.end_key is not None else ("next", "done")
         ]
         present = [k for k in end_keys if _as_key(k) in keys]
         if not present:
             raise KeyError(
-                f"SliceSampler: none of the end keys {end_keys} is in the storage; "
+                f"{type(self).__name__}: none of the end keys {end_keys} is in the storage; "
                 f"keys: {sorted(keys)}"
             )
+        return "end", present
+
+    def _breaks(self, storage, n: int) -> torch.Tensor:
+        """``brk[i]``: a trajectory ends at step ``i`` (length ``n - 1``, the last is implied)."""
+        kind, keys = self._boundary_keys(storage)
+        if kind == "traj":
+            ids = storage.column(keys[0]).reshape(n, -1).cpu()
+            return (ids[1:] != ids[:-1]).any(-1)
         done = torch.zeros(n, dtype=torch.bool)
-        for key in present:
+        for key in keys:
             done |= storage.column(key).reshape(n, -1).cpu().bool().any(-1)
         return done[:-1]
 
@@ -169,15 +177,13 @@ class SliceSampler(Sampler):
                 f"LazyMemmapStorage), found {type(storage).__name__}"
             )
         n = len(storage)
-        brk = self._breaks(storage, n)
+        end = torch.zeros(n, dtype=torch.bool)
+        end[:-1] = self._breaks(storage, n)
         head = storage.head
         if n == storage.max_size and 0 < head < n:
-            brk = brk.clone()
-            brk[head - 1] = True
-        cuts = brk.nonzero().reshape(-1) + 1
-        starts = torch.cat([torch.zeros(1, dtype=torch.long), cuts])
-        ends = torch.cat([cuts, torch.tensor([n])])
-        return starts, ends - starts
+            end[head - 1] = True  # older and newer data meet at the write head
+        starts, _, lengths = find_start_stop_traj(end=end, at_capacity=False)
+        return starts[:, 0], lengths
 
     def _overhang(self, slice_len: int) -> tuple[int, int]:
         sides = []
@@ -224,8 +230,12 @@ class SliceSampler(Sampler):
             begin = lens.cumsum(0) - lens
             pos = torch.arange(int(lens.sum())) - torch.repeat_interleave(begin, lens)
             index = torch.repeat_interleave(first, lens) + pos
+        return index, self._slice_info(first, lens)
+
+    def _slice_info(self, first: torch.Tensor, lens: torch.Tensor) -> dict[str, Any]:
+        """Slice starts and lengths, and the start/end flags of slices laid out one by one."""
         info: dict[str, Any] = {"slice_start": first, "slice_lengths": lens}
-        total = index.numel()
+        total = int(lens.sum())
         ends = lens.cumsum(0) - 1
         if self.init_key is not None:
             flag = torch.zeros(total, 1, dtype=torch.bool)
@@ -236,7 +246,7 @@ class SliceSampler(Sampler):
             flag[ends] = True
             info[self.truncated_key] = flag
             info[_sibling(self.truncated_key, "done")] = flag.clone()
-        return index, info
+        return info
 
     def sample(self, storage, batch_size: int):
         """Flat indices of ``num_slices`` windows; ``info`` holds the slice flags and starts."""

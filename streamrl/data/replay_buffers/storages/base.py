@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 
 import torch
@@ -103,6 +104,54 @@ class Storage:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
         raise NotImplementedError
+
+    # -- checkpointing ----------------------------------------------------------------------
+    @property
+    def checkpointer(self):
+        """How :meth:`dumps` writes this storage (a ``StorageCheckpointerBase``).
+
+        ``None`` (the default) until set or until a hook is registered: :meth:`dumps` then uses
+        the checkpointer of the storage's type, and ``ReplayBuffer.dumps`` writes one file.
+        """
+        return self.__dict__.get("_checkpointer")
+
+    @checkpointer.setter
+    def checkpointer(self, value) -> None:
+        from streamrl.data.replay_buffers.storages.checkpointers import StorageCheckpointerBase
+
+        if value is not None and not isinstance(value, StorageCheckpointerBase):
+            raise TypeError(
+                f"checkpointer must be a StorageCheckpointerBase or None, found "
+                f"{type(value).__name__}"
+            )
+        self.__dict__["_checkpointer"] = value
+
+    def _default_checkpointer(self):
+        raise TypeError(f"{type(self).__name__} has no default checkpointer: set one")
+
+    def _checkpointer_or_default(self):
+        checkpointer = self.checkpointer
+        return checkpointer if checkpointer is not None else self._default_checkpointer()
+
+    def register_save_hook(self, hook) -> None:
+        """Run ``hook`` on the data :meth:`dumps` writes (sets the default checkpointer)."""
+        checkpointer = self._checkpointer_or_default()
+        checkpointer.register_save_hook(hook)
+        self.checkpointer = checkpointer
+
+    def register_load_hook(self, hook) -> None:
+        """Run ``hook`` on the data :meth:`loads` reads (sets the default checkpointer)."""
+        checkpointer = self._checkpointer_or_default()
+        checkpointer.register_load_hook(hook)
+        self.checkpointer = checkpointer
+
+    def dumps(self, path: str | os.PathLike) -> None:
+        """Write this storage to the directory ``path`` with its checkpointer."""
+        self._checkpointer_or_default().dumps(self, path)
+
+    def loads(self, path: str | os.PathLike) -> None:
+        """Read the directory ``path`` (written by :meth:`dumps`) into this storage."""
+        self._checkpointer_or_default().loads(self, path)
 
     def _share(self) -> None:
         """Make the content visible to other processes (``ReplayBuffer(shared=True)``)."""

@@ -79,6 +79,13 @@ class CompressedListStorage(ListStorage):
         self.compression_level = compression_level
         self.device = torch.device(device)
 
+    def _default_checkpointer(self):
+        from streamrl.data.replay_buffers.storages.checkpointers import (
+            CompressedListStorageCheckpointer,
+        )
+
+        return CompressedListStorageCheckpointer()
+
     # An item is stored as (kind, batch_size, [(key, packed, shape, dtype), ...]).
     def _pack(self, item):
         if isinstance(item, torch.Tensor):

@@ -26,6 +26,11 @@ class ListStorage(Storage):
         super().__init__(max_size)
         self._items: list = []
 
+    def _default_checkpointer(self):
+        from streamrl.data.replay_buffers.storages.checkpointers import ListStorageCheckpointer
+
+        return ListStorageCheckpointer()
+
     def one(self, item):
         """``[item]``."""
         return [item]

@@ -65,6 +65,11 @@ class LazyTensorStorage(Storage):
         self._item_batch: tuple[int, ...] = ()
         self._wrap: tuple | None = None  # ("tensorclass", cls) or ("pytree", treespec)
 
+    def _default_checkpointer(self):
+        from streamrl.data.replay_buffers.storages.checkpointers import TensorStorageCheckpointer
+
+        return TensorStorageCheckpointer()
+
     @property
     def item_batch(self) -> tuple[int, ...]:
         """Batch dims of one stored TensorDict item (``()`` unless items were ``add``-ed whole)."""
