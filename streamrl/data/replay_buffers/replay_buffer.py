@@ -226,7 +226,7 @@ class ReplayBuffer(IterableDataset):
         >>> rb.stats()
         {'size': 10, 'write_count': 10, 'prefetch_queue_size': 0, 'initialized': True, 'capacity': 100, 'utilization': 0.1}
         """
-        size = len(self._storage)
+        size = len(self)
         prefetcher = self._prefetcher
         out: dict[str, Any] = {
             "size": size,
