@@ -52,7 +52,7 @@ NOT_PROVIDED = set(
 NOT_YET = set(
     "ActionDiscretizer ActionScaling AutoResetEnv AutoResetTransform "
     "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
-    "DecodeVideoTransform DeviceCastTransform EndOfLifeTransform "
+    "DecodeVideoTransform DeviceCastTransform "
     "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform "
@@ -94,6 +94,7 @@ SIGNATURES = {
     "TimeMaxPool": ["in_keys", "out_keys", "T", "reset_key"],
     # TorchRL's undocumented keyword `repeats` is not provided (differences doc)
     "TrajCounter": ["out_key"],
+    "EndOfLifeTransform": ["eol_key", "lives_key", "done_key", "eol_attribute"],
 }  # fmt: skip
 
 
@@ -210,5 +211,19 @@ def test_timer_in_env():
     try:
         r = env.rollout(3)
         assert bool((r["next", "time_step"] > 0).all()) and r["time_reset"][0] > 0
+    finally:
+        env.close()
+
+
+def test_end_of_life_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    base = GymEnv("CartPole-v1")
+    lives = iter([3, 2])
+    base.unwrapped.ale = type("Ale", (), {"lives": staticmethod(lambda: next(lives))})()
+    env = T.TransformedEnv(base, T.EndOfLifeTransform())
+    try:
+        td = env.step(env.rand_action(env.reset()))
+        assert td["next", "end-of-life"].tolist() == [True] and td["next", "lives"].item() == 2
     finally:
         env.close()

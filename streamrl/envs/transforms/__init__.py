@@ -19,6 +19,7 @@ from streamrl.envs.transforms.compose import Compose
 from streamrl.envs.transforms.counters import InitTracker, StepCounter
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
 from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
+from streamrl.envs.transforms.end_of_life import EndOfLifeTransform
 from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
@@ -59,6 +60,7 @@ __all__ = [
     "DTypeCastTransform",
     "DiscreteActionProjection",
     "DoubleToFloat",
+    "EndOfLifeTransform",
     "ExcludeTransform",
     "FiniteTensorDictCheck",
     "FlattenObservation",
