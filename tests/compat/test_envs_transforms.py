@@ -50,7 +50,7 @@ NOT_PROVIDED = set(
 )
 
 NOT_YET = set(
-    "ActionDiscretizer ActionScaling AutoResetEnv AutoResetTransform "
+    "ActionScaling AutoResetEnv AutoResetTransform "
     "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
     "DecodeVideoTransform DeviceCastTransform "
     "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
@@ -95,6 +95,7 @@ SIGNATURES = {
     # TorchRL's undocumented keyword `repeats` is not provided (differences doc)
     "TrajCounter": ["out_key"],
     "EndOfLifeTransform": ["eol_key", "lives_key", "done_key", "eol_attribute"],
+    "ActionDiscretizer": ["num_intervals", "action_key", "out_action_key", "sampling", "categorical"],
 }  # fmt: skip
 
 
@@ -225,5 +226,20 @@ def test_end_of_life_in_env():
     try:
         td = env.step(env.rand_action(env.reset()))
         assert td["next", "end-of-life"].tolist() == [True] and td["next", "lives"].item() == 2
+    finally:
+        env.close()
+
+
+def test_action_discretizer_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    t = T.ActionDiscretizer(
+        num_intervals=4, out_action_key="action_disc",
+        sampling=T.ActionDiscretizer.SamplingStrategy.MEDIAN, categorical=True,
+    )  # fmt: skip
+    env = T.TransformedEnv(GymEnv("Pendulum-v1"), t)
+    try:
+        td = env.reset().set("action_disc", torch.tensor([0]))
+        assert env.step(td)["action"].tolist() == [-1.5]
     finally:
         env.close()

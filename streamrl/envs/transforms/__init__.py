@@ -11,6 +11,7 @@ tensor([0])
 >>> env.close()
 """
 
+from streamrl.envs.transforms.action_discretizer import ActionDiscretizer
 from streamrl.envs.transforms.action_mask import ActionMask
 from streamrl.envs.transforms.action_projection import DiscreteActionProjection
 from streamrl.envs.transforms.cat_frames import CatFrames
@@ -49,6 +50,7 @@ from streamrl.envs.transforms.transformed_env import TransformedEnv
 from streamrl.envs.transforms.vecnorm import VecNorm
 
 __all__ = [
+    "ActionDiscretizer",
     "ActionMask",
     "BinarizeReward",
     "CatFrames",

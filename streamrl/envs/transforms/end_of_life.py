@@ -28,16 +28,9 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 
 from streamrl.data.specs import Unbounded
-from streamrl.envs.transforms.transform import Transform, as_keys
+from streamrl.envs.transforms.transform import Transform, one_key
 
 __all__ = ["EndOfLifeTransform"]
-
-
-def _one_key(key: Any, name: str) -> NestedKey:
-    keys = as_keys(key, name)
-    if len(keys) != 1:
-        raise ValueError(f"{name} must be one key, found {key!r}")
-    return keys[0]
 
 
 class EndOfLifeTransform(Transform):
@@ -71,9 +64,9 @@ class EndOfLifeTransform(Transform):
         done_key: NestedKey = "done",
         eol_attribute: str = "unwrapped.ale.lives",
     ) -> None:
-        self.eol_key = _one_key(eol_key, "eol_key")
-        self.lives_key = _one_key(lives_key, "lives_key")
-        self.done_key = _one_key(done_key, "done_key")
+        self.eol_key = one_key(eol_key, "eol_key")
+        self.lives_key = one_key(lives_key, "lives_key")
+        self.done_key = one_key(done_key, "done_key")
         if not isinstance(eol_attribute, str) or not eol_attribute:
             raise TypeError(f"eol_attribute must be a dotted attribute path, found {eol_attribute!r}")
         super().__init__()

@@ -59,6 +59,14 @@ def as_keys(keys: Any, name: str = "keys") -> list[NestedKey]:
     return out
 
 
+def one_key(key: Any, name: str) -> NestedKey:
+    """Normalize an argument that names exactly one key."""
+    keys = as_keys(key, name)
+    if len(keys) != 1:
+        raise ValueError(f"{name} must be one key, found {key!r}")
+    return keys[0]
+
+
 def keys_repr(keys: Sequence[NestedKey]) -> str:
     """Keys as the seed prints them: ``['pixels']``."""
     return repr(list(keys))
