@@ -51,7 +51,7 @@ NOT_PROVIDED = set(
 
 NOT_YET = set(
     "ActionScaling AutoResetEnv AutoResetTransform "
-    "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
+    "BurnInTransform ConditionalPolicySwitch ConditionalSkip "
     "DecodeVideoTransform DeviceCastTransform "
     "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
@@ -96,6 +96,7 @@ SIGNATURES = {
     "TrajCounter": ["out_key"],
     "EndOfLifeTransform": ["eol_key", "lives_key", "done_key", "eol_attribute"],
     "ActionDiscretizer": ["num_intervals", "action_key", "out_action_key", "sampling", "categorical"],
+    "BatchSizeTransform": ["batch_size", "reshape_fn", "reset_func", "env_kwarg"],
 }  # fmt: skip
 
 
@@ -241,5 +242,17 @@ def test_action_discretizer_in_env():
     try:
         td = env.reset().set("action_disc", torch.tensor([0]))
         assert env.step(td)["action"].tolist() == [-1.5]
+    finally:
+        env.close()
+
+
+def test_batch_size_transform_reshape_fn():
+    from streamrl.envs.libs.gym import GymEnv
+
+    t = T.BatchSizeTransform(batch_size=None, reshape_fn=lambda td: td.reshape(1, 1),
+                             reset_func=None, env_kwarg=False)
+    env = T.TransformedEnv(GymEnv("CartPole-v1"), t)
+    try:
+        assert env.rollout(4).batch_size == (1, 1, 4)
     finally:
         env.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from textwrap import indent
 from typing import Any
 
+import torch
 from tensordict import TensorDictBase
 from torch import nn
 
@@ -146,6 +147,12 @@ class Compose(Transform):
         for t in reversed(self.transforms):
             td = t._inv_call(td)
         return td
+
+    def transform_env_batch_size(self, batch_size: torch.Size) -> torch.Size:
+        """The batch size after every transform, nearest the base env first."""
+        for t in self.transforms:
+            batch_size = t.transform_env_batch_size(batch_size)
+        return batch_size
 
     def transform_output_spec(self, output_spec: Any) -> Any:
         """Each transform's output-spec change, nearest the base env first."""

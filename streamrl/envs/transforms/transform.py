@@ -208,6 +208,11 @@ class Transform(nn.Module):
         return value
 
     # ------------------------------------------------------------------ specs
+    def transform_env_batch_size(self, batch_size: torch.Size) -> torch.Size:
+        """The env's batch size after this transform (unchanged unless overridden:
+        :class:`~streamrl.envs.transforms.BatchSizeTransform`)."""
+        return batch_size
+
     def transform_output_spec(self, output_spec: Any) -> Any:
         """Transform an env's output spec (observation, reward and done specs) in place."""
         from streamrl.envs.transforms._spec_utils import OUTPUT_PARTS

@@ -76,12 +76,22 @@ class TransformedEnv(EnvBase):
         object.__setattr__(self._transform, "_container", self)
 
     # The base env may learn its batch size late (a batched env builds its sub-envs on first
-    # use): always read it from there.
+    # use): always read it from there, through the transforms (BatchSizeTransform).
     @property
     def batch_size(self) -> torch.Size:
-        """The base env's batch size."""
-        base = self.__dict__.get("base_env")
-        return base.batch_size if base is not None else self.__dict__["_batch_size"]
+        """The base env's batch size, as the transforms change it."""
+        d = self.__dict__
+        base = d.get("base_env")
+        if base is None:
+            return d["_batch_size"]
+        base_bs = base.batch_size
+        cached = d.get("_bs_cache")
+        if cached is not None and cached[0] == base_bs:
+            return cached[1]
+        transform = d.get("_transform")
+        out = base_bs if transform is None else transform.transform_env_batch_size(base_bs)
+        d["_bs_cache"] = (base_bs, out)
+        return out
 
     @batch_size.setter
     def batch_size(self, value: Any) -> None:
@@ -119,6 +129,7 @@ class TransformedEnv(EnvBase):
         return self
 
     def _invalidate_specs(self) -> None:
+        self.__dict__.pop("_bs_cache", None)
         self._output_spec = None
         self._input_spec = None
 
