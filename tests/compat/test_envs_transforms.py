@@ -50,7 +50,7 @@ NOT_PROVIDED = set(
 )
 
 NOT_YET = set(
-    "ActionScaling AutoResetEnv AutoResetTransform "
+    "ActionScaling AutoResetEnv "
     "BurnInTransform ConditionalPolicySwitch ConditionalSkip "
     "DecodeVideoTransform DeviceCastTransform "
     "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
@@ -97,6 +97,7 @@ SIGNATURES = {
     "EndOfLifeTransform": ["eol_key", "lives_key", "done_key", "eol_attribute"],
     "ActionDiscretizer": ["num_intervals", "action_key", "out_action_key", "sampling", "categorical"],
     "BatchSizeTransform": ["batch_size", "reshape_fn", "reset_func", "env_kwarg"],
+    "AutoResetTransform": ["replace", "fill_float", "fill_int", "fill_bool"],
 }  # fmt: skip
 
 
@@ -254,5 +255,32 @@ def test_batch_size_transform_reshape_fn():
     env = T.TransformedEnv(GymEnv("CartPole-v1"), t)
     try:
         assert env.rollout(4).batch_size == (1, 1, 4)
+    finally:
+        env.close()
+
+
+def test_auto_reset_transform_fills_done_steps():
+    from streamrl.envs.libs.gym import GymEnv
+
+    class AutoResettingGymEnv(GymEnv):
+        def _step(self, tensordict):
+            tensordict = super()._step(tensordict)
+            if tensordict["done"].any():
+                td_reset = super()._reset(None)
+                tensordict.update(td_reset.exclude("done", "terminated", "truncated"))
+            return tensordict
+
+        def _reset(self, tensordict=None, **kwargs):
+            if tensordict is not None and "_reset" in tensordict.keys():
+                return tensordict.copy()
+            return super()._reset(tensordict, **kwargs)
+
+    t = T.AutoResetTransform(replace=True, fill_float="nan", fill_int=-1, fill_bool=False)
+    env = T.TransformedEnv(AutoResettingGymEnv("CartPole-v1"), t)
+    try:
+        env.set_seed(0)
+        r = env.rollout(100, break_when_any_done=False)
+        done = r["next", "done"].squeeze(-1)
+        assert done.any() and r["next", "observation"][done].isnan().all()
     finally:
         env.close()

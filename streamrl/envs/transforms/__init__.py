@@ -14,6 +14,7 @@ tensor([0])
 from streamrl.envs.transforms.action_discretizer import ActionDiscretizer
 from streamrl.envs.transforms.action_mask import ActionMask
 from streamrl.envs.transforms.action_projection import DiscreteActionProjection
+from streamrl.envs.transforms.auto_reset import AutoResetTransform
 from streamrl.envs.transforms.batch_size import BatchSizeTransform
 from streamrl.envs.transforms.cat_frames import CatFrames
 from streamrl.envs.transforms.cat_tensors import CatTensors
@@ -53,6 +54,7 @@ from streamrl.envs.transforms.vecnorm import VecNorm
 __all__ = [
     "ActionDiscretizer",
     "ActionMask",
+    "AutoResetTransform",
     "BatchSizeTransform",
     "BinarizeReward",
     "CatFrames",
