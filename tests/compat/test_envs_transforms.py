@@ -52,10 +52,10 @@ NOT_PROVIDED = set(
 NOT_YET = set(
     "ActionScaling AutoResetEnv "
     "BurnInTransform ConditionalPolicySwitch ConditionalSkip "
-    "DecodeVideoTransform DeviceCastTransform "
+    "DecodeVideoTransform "
     "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
-    "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform "
+    "ObservationTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
     "TerminateTransform UnaryTransform VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
@@ -98,6 +98,8 @@ SIGNATURES = {
     "ActionDiscretizer": ["num_intervals", "action_key", "out_action_key", "sampling", "categorical"],
     "BatchSizeTransform": ["batch_size", "reshape_fn", "reset_func", "env_kwarg"],
     "AutoResetTransform": ["replace", "fill_float", "fill_int", "fill_bool"],
+    "DeviceCastTransform": ["device", "orig_device", "in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
+    "PinMemoryTransform": [],
 }  # fmt: skip
 
 
@@ -284,3 +286,20 @@ def test_auto_reset_transform_fills_done_steps():
         assert done.any() and r["next", "observation"][done].isnan().all()
     finally:
         env.close()
+
+
+def test_device_cast_transform():
+    td = TensorDict({"obs": torch.ones(1, dtype=torch.double)}, [], device="cpu")
+    t = T.DeviceCastTransform(device=torch.device("cpu:0"), orig_device=None, in_keys=None,
+                              out_keys=None, in_keys_inv=None, out_keys_inv=None)
+    assert t(td).device == torch.device("cpu:0")
+
+
+def test_pin_memory_transform():
+    t = T.PinMemoryTransform()
+    td = TensorDict({"obs": torch.zeros(2)}, [])
+    if torch.accelerator.is_available():
+        assert t(td)["obs"].is_pinned()
+    else:
+        with pytest.raises(RuntimeError, match="accelerator"):
+            t(td)

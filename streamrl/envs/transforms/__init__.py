@@ -20,6 +20,7 @@ from streamrl.envs.transforms.cat_frames import CatFrames
 from streamrl.envs.transforms.cat_tensors import CatTensors
 from streamrl.envs.transforms.compose import Compose
 from streamrl.envs.transforms.counters import InitTracker, StepCounter
+from streamrl.envs.transforms.device import DeviceCastTransform, PinMemoryTransform
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
 from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
 from streamrl.envs.transforms.end_of_life import EndOfLifeTransform
@@ -64,6 +65,7 @@ __all__ = [
     "Compose",
     "Crop",
     "DTypeCastTransform",
+    "DeviceCastTransform",
     "DiscreteActionProjection",
     "DoubleToFloat",
     "EndOfLifeTransform",
@@ -77,6 +79,7 @@ __all__ = [
     "NoopResetEnv",
     "ObservationNorm",
     "PermuteTransform",
+    "PinMemoryTransform",
     "RandomCropTensorDict",
     "RenameTransform",
     "Resize",

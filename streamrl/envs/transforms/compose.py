@@ -154,6 +154,12 @@ class Compose(Transform):
             batch_size = t.transform_env_batch_size(batch_size)
         return batch_size
 
+    def transform_env_device(self, device: Any) -> Any:
+        """The device after every transform, nearest the base env first."""
+        for t in self.transforms:
+            device = t.transform_env_device(device)
+        return device
+
     def transform_output_spec(self, output_spec: Any) -> Any:
         """Each transform's output-spec change, nearest the base env first."""
         for t in self.transforms:

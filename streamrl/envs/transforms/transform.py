@@ -213,6 +213,11 @@ class Transform(nn.Module):
         :class:`~streamrl.envs.transforms.BatchSizeTransform`)."""
         return batch_size
 
+    def transform_env_device(self, device: Any) -> Any:
+        """The env's device after this transform (unchanged unless overridden:
+        :class:`~streamrl.envs.transforms.DeviceCastTransform`)."""
+        return device
+
     def transform_output_spec(self, output_spec: Any) -> Any:
         """Transform an env's output spec (observation, reward and done specs) in place."""
         from streamrl.envs.transforms._spec_utils import OUTPUT_PARTS

@@ -99,9 +99,19 @@ class TransformedEnv(EnvBase):
 
     @property
     def device(self) -> torch.device | None:
-        """The base env's device."""
-        base = self.__dict__.get("base_env")
-        return base.device if base is not None else self.__dict__["_device"]
+        """The base env's device, as the transforms change it (DeviceCastTransform)."""
+        d = self.__dict__
+        base = d.get("base_env")
+        if base is None:
+            return d["_device"]
+        base_device = base.device
+        cached = d.get("_device_cache")
+        if cached is not None and cached[0] == base_device:
+            return cached[1]
+        transform = d.get("_transform")
+        out = base_device if transform is None else transform.transform_env_device(base_device)
+        d["_device_cache"] = (base_device, out)
+        return out
 
     @device.setter
     def device(self, value: Any) -> None:
@@ -130,6 +140,7 @@ class TransformedEnv(EnvBase):
 
     def _invalidate_specs(self) -> None:
         self.__dict__.pop("_bs_cache", None)
+        self.__dict__.pop("_device_cache", None)
         self._output_spec = None
         self._input_spec = None
 
