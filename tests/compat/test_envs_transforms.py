@@ -58,7 +58,7 @@ NOT_YET = set(
     "ObservationTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
     "TerminateTransform UnaryTransform VecGymEnvTransform "
-    "VecNormV2 gSDENoise".split()
+    "gSDENoise".split()
 )
 
 # TorchRL 0.14.1's constructor parameters (names in order; *args/**kwargs left out).
@@ -100,6 +100,7 @@ SIGNATURES = {
     "AutoResetTransform": ["replace", "fill_float", "fill_int", "fill_bool"],
     "DeviceCastTransform": ["device", "orig_device", "in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
     "PinMemoryTransform": [],
+    "VecNormV2": ["in_keys", "out_keys", "lock", "stateful", "decay", "eps", "shared_data", "reduce_batch_dims"],
 }  # fmt: skip
 
 
@@ -303,3 +304,18 @@ def test_pin_memory_transform():
     else:
         with pytest.raises(RuntimeError, match="accelerator"):
             t(td)
+
+
+def test_vecnorm_v2_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    t = T.VecNormV2(in_keys=["observation", "reward"], out_keys=["observation_norm", "reward_norm"],
+                    lock=None, stateful=True, decay=0.9999, eps=1e-4, shared_data=None,
+                    reduce_batch_dims=False)
+    env = T.TransformedEnv(GymEnv("Pendulum-v1"), t)
+    try:
+        r = env.rollout(10)
+        assert r["next", "reward_norm"].shape == (10, 1)
+        assert t.loc["reward"].shape == (1,) and t.scale["observation"].shape == (3,)
+    finally:
+        env.close()

@@ -51,6 +51,7 @@ from streamrl.envs.transforms.traj_counter import TrajCounter
 from streamrl.envs.transforms.transform import Transform
 from streamrl.envs.transforms.transformed_env import TransformedEnv
 from streamrl.envs.transforms.vecnorm import VecNorm
+from streamrl.envs.transforms.vecnorm_v2 import VecNormV2
 
 __all__ = [
     "ActionDiscretizer",
@@ -101,4 +102,5 @@ __all__ = [
     "TransformedEnv",
     "UnsqueezeTransform",
     "VecNorm",
+    "VecNormV2",
 ]
