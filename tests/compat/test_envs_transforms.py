@@ -54,7 +54,7 @@ NOT_YET = set(
     "BurnInTransform ConditionalPolicySwitch ConditionalSkip "
     "DecodeVideoTransform "
     "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
-    "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
+    "MultiAction NextObservationDelta NextStateReconstructor "
     "ObservationTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
     "TerminateTransform UnaryTransform VecGymEnvTransform "
@@ -101,6 +101,7 @@ SIGNATURES = {
     "DeviceCastTransform": ["device", "orig_device", "in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
     "PinMemoryTransform": [],
     "VecNormV2": ["in_keys", "out_keys", "lock", "stateful", "decay", "eps", "shared_data", "reduce_batch_dims"],
+    "MultiStepTransform": ["n_steps", "gamma", "reward_keys", "done_key", "done_keys", "mask_key"],
 }  # fmt: skip
 
 
@@ -321,3 +322,12 @@ def test_vecnorm_v2_in_env():
         assert t.loc["reward"].shape == (1,) and t.scale["observation"].shape == (3,)
     finally:
         env.close()
+
+
+def test_multi_step_transform_inv():
+    t = T.MultiStepTransform(n_steps=2, gamma=0.5, reward_keys=None, done_key=None,
+                             done_keys=None, mask_key=None)
+    r = torch.arange(4.0)[:, None]
+    td = TensorDict({"observation": r, "next": {"observation": r + 1, "reward": r,
+                     "done": torch.zeros(4, 1, dtype=torch.bool)}}, [4])
+    assert t.inv(td)["next", "reward"].flatten().tolist() == [0.5, 2.0]

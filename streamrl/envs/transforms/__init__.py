@@ -28,6 +28,7 @@ from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
+from streamrl.envs.transforms.multi_step import MultiStepTransform
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
 from streamrl.envs.transforms.primer import TensorDictPrimer
@@ -77,6 +78,7 @@ __all__ = [
     "GrayScale",
     "InitTracker",
     "LineariseRewards",
+    "MultiStepTransform",
     "NoopResetEnv",
     "ObservationNorm",
     "PermuteTransform",
