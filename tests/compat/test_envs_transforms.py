@@ -58,7 +58,7 @@ NOT_YET = set(
     "ObservationTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
     "TerminateTransform UnaryTransform VecGymEnvTransform "
-    "gSDENoise".split()
+    "".split()
 )
 
 # TorchRL 0.14.1's constructor parameters (names in order; *args/**kwargs left out).
@@ -102,6 +102,7 @@ SIGNATURES = {
     "PinMemoryTransform": [],
     "VecNormV2": ["in_keys", "out_keys", "lock", "stateful", "decay", "eps", "shared_data", "reduce_batch_dims"],
     "MultiStepTransform": ["n_steps", "gamma", "reward_keys", "done_key", "done_keys", "mask_key"],
+    "gSDENoise": ["state_dim", "action_dim", "shape"],
 }  # fmt: skip
 
 
@@ -331,3 +332,13 @@ def test_multi_step_transform_inv():
     td = TensorDict({"observation": r, "next": {"observation": r + 1, "reward": r,
                      "done": torch.zeros(4, 1, dtype=torch.bool)}}, [4])
     assert t.inv(td)["next", "reward"].flatten().tolist() == [0.5, 2.0]
+
+
+def test_gsde_noise_primes_eps():
+    from streamrl.envs.libs.gym import GymEnv
+
+    env = T.TransformedEnv(GymEnv("Pendulum-v1"), T.gSDENoise(state_dim=3, action_dim=1, shape=None))
+    try:
+        assert env.reset()["_eps_gSDE"].shape == (1, 3)
+    finally:
+        env.close()

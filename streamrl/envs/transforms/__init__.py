@@ -26,6 +26,7 @@ from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
 from streamrl.envs.transforms.end_of_life import EndOfLifeTransform
 from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
+from streamrl.envs.transforms.gsde import gSDENoise
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
 from streamrl.envs.transforms.multi_step import MultiStepTransform
@@ -105,4 +106,5 @@ __all__ = [
     "UnsqueezeTransform",
     "VecNorm",
     "VecNormV2",
+    "gSDENoise",
 ]
