@@ -51,7 +51,7 @@ NOT_PROVIDED = set(
 
 NOT_YET = set(
     "ActionScaling AutoResetEnv "
-    "BurnInTransform ConditionalPolicySwitch ConditionalSkip "
+    "BurnInTransform ConditionalPolicySwitch "
     "DecodeVideoTransform "
     "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
     "MultiAction NextObservationDelta NextStateReconstructor "
@@ -103,6 +103,7 @@ SIGNATURES = {
     "VecNormV2": ["in_keys", "out_keys", "lock", "stateful", "decay", "eps", "shared_data", "reduce_batch_dims"],
     "MultiStepTransform": ["n_steps", "gamma", "reward_keys", "done_key", "done_keys", "mask_key"],
     "gSDENoise": ["state_dim", "action_dim", "shape"],
+    "ConditionalSkip": ["cond"],
 }  # fmt: skip
 
 
@@ -340,5 +341,18 @@ def test_gsde_noise_primes_eps():
     env = T.TransformedEnv(GymEnv("Pendulum-v1"), T.gSDENoise(state_dim=3, action_dim=1, shape=None))
     try:
         assert env.reset()["_eps_gSDE"].shape == (1, 3)
+    finally:
+        env.close()
+
+
+def test_conditional_skip_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    base = T.TransformedEnv(GymEnv("Pendulum-v1"), T.StepCounter(step_count_key="inner_count"))
+    middle = T.TransformedEnv(base, T.ConditionalSkip(cond=lambda td: td["step_count"] % 2 == 1))
+    env = T.TransformedEnv(middle, T.StepCounter(step_count_key="step_count"))
+    try:
+        r = env.rollout(4)
+        assert r["inner_count"].flatten().tolist() == [0, 1, 1, 2]
     finally:
         env.close()

@@ -19,6 +19,7 @@ from streamrl.envs.transforms.batch_size import BatchSizeTransform
 from streamrl.envs.transforms.cat_frames import CatFrames
 from streamrl.envs.transforms.cat_tensors import CatTensors
 from streamrl.envs.transforms.compose import Compose
+from streamrl.envs.transforms.conditional_skip import ConditionalSkip
 from streamrl.envs.transforms.counters import InitTracker, StepCounter
 from streamrl.envs.transforms.device import DeviceCastTransform, PinMemoryTransform
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
@@ -66,6 +67,7 @@ __all__ = [
     "CenterCrop",
     "ClipTransform",
     "Compose",
+    "ConditionalSkip",
     "Crop",
     "DTypeCastTransform",
     "DeviceCastTransform",

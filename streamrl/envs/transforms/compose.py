@@ -143,6 +143,14 @@ class Compose(Transform):
     def _has_inverse(self) -> bool:
         return any(t._has_inverse() for t in self.transforms)
 
+    def _step_skip(self, td: TensorDictBase) -> torch.Tensor | None:
+        skip = None
+        for t in self.transforms:
+            mine = t._step_skip(td)
+            if mine is not None:
+                skip = mine if skip is None else skip | mine
+        return skip
+
     def _inv_call(self, td: TensorDictBase) -> TensorDictBase:
         for t in reversed(self.transforms):
             td = t._inv_call(td)

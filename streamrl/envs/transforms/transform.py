@@ -186,6 +186,11 @@ class Transform(nn.Module):
         """Whether the action path does anything (lets envs skip copying the step input)."""
         return bool(self.in_keys_inv)
 
+    def _step_skip(self, td: TensorDictBase) -> torch.Tensor | None:
+        """Rows of the step input ``td`` whose step is skipped (a bool tensor shaped like the
+        batch), or None for none (see :class:`~streamrl.envs.transforms.ConditionalSkip`)."""
+        return None
+
     def dump(self, **kwargs: Any) -> None:
         """Write out what the transform recorded (a video recorder's frames); most
         transforms record nothing. ``env.transform.dump()`` reaches every transform."""
