@@ -313,7 +313,7 @@ def test_vecnorm_v2_in_env():
     from streamrl.envs.libs.gym import GymEnv
 
     # (a reward out_key other than "reward" would reach the root in rollouts: step_mdp drops
-    # only "reward"; see the report of issue 12)
+    # only "reward")
     t = T.VecNormV2(in_keys=["observation", "reward"], out_keys=["observation_norm", "reward"],
                     lock=None, stateful=True, decay=0.9999, eps=1e-4, shared_data=None,
                     reduce_batch_dims=False)

@@ -77,21 +77,26 @@ class TransformedEnv(EnvBase):
 
     # The base env may learn its batch size late (a batched env builds its sub-envs on first
     # use): always read it from there, through the transforms (BatchSizeTransform).
-    @property
-    def batch_size(self) -> torch.Size:
-        """The base env's batch size, as the transforms change it."""
+    def _through_transforms(self, name: str, hook: str) -> Any:
+        """The base env's ``name`` (batch_size, device) as the transforms' ``hook`` changes
+        it, cached while the base env's value and the transforms stay the same."""
         d = self.__dict__
         base = d.get("base_env")
         if base is None:
-            return d["_batch_size"]
-        base_bs = base.batch_size
-        cached = d.get("_bs_cache")
-        if cached is not None and cached[0] == base_bs:
+            return d[f"_{name}"]
+        value = getattr(base, name)
+        cached = d.get(f"_{name}_cache")
+        if cached is not None and cached[0] == value:
             return cached[1]
         transform = d.get("_transform")
-        out = base_bs if transform is None else transform.transform_env_batch_size(base_bs)
-        d["_bs_cache"] = (base_bs, out)
+        out = value if transform is None else getattr(transform, hook)(value)
+        d[f"_{name}_cache"] = (value, out)
         return out
+
+    @property
+    def batch_size(self) -> torch.Size:
+        """The base env's batch size, as the transforms change it."""
+        return self._through_transforms("batch_size", "transform_env_batch_size")
 
     @batch_size.setter
     def batch_size(self, value: Any) -> None:
@@ -100,18 +105,7 @@ class TransformedEnv(EnvBase):
     @property
     def device(self) -> torch.device | None:
         """The base env's device, as the transforms change it (DeviceCastTransform)."""
-        d = self.__dict__
-        base = d.get("base_env")
-        if base is None:
-            return d["_device"]
-        base_device = base.device
-        cached = d.get("_device_cache")
-        if cached is not None and cached[0] == base_device:
-            return cached[1]
-        transform = d.get("_transform")
-        out = base_device if transform is None else transform.transform_env_device(base_device)
-        d["_device_cache"] = (base_device, out)
-        return out
+        return self._through_transforms("device", "transform_env_device")
 
     @device.setter
     def device(self, value: Any) -> None:
@@ -139,7 +133,7 @@ class TransformedEnv(EnvBase):
         return self
 
     def _invalidate_specs(self) -> None:
-        self.__dict__.pop("_bs_cache", None)
+        self.__dict__.pop("_batch_size_cache", None)
         self.__dict__.pop("_device_cache", None)
         self._output_spec = None
         self._input_spec = None

@@ -7,43 +7,14 @@ import pytest
 import torch
 from tensordict import TensorDict
 from transform_contract import TransformContractTests
+from transform_test_envs import StatelessEnv
 
-from streamrl.data.specs import Composite, Unbounded
-from streamrl.envs import EnvBase
 from streamrl.envs.transforms import BatchSizeTransform, StepCounter, TransformedEnv
 from streamrl.envs.utils import check_env_specs
 
 
 def _unsqueeze0(td):
     return td.unsqueeze(0)
-
-
-class StatelessEnv(EnvBase):
-    """Not batch-locked: returns as many rows as its input has; observation = action."""
-
-    batch_locked = False
-
-    def __init__(self):
-        super().__init__()
-        self.observation_spec = Composite(observation=Unbounded(1))
-        self.action_spec = Unbounded(1)
-        self.reward_spec = Unbounded(1)
-
-    def _reset(self, tensordict, **kwargs):
-        batch = tensordict.batch_size if tensordict is not None else torch.Size([])
-        out = self.observation_spec.zero(batch)
-        out.update(self.full_done_spec.zero(batch))
-        return out
-
-    def _step(self, tensordict):
-        batch = tensordict.batch_size
-        out = TensorDict({"observation": tensordict["action"].clone()}, batch)
-        out.update(self.full_done_spec.zero(batch))
-        out.set("reward", torch.ones(*batch, 1))
-        return out
-
-    def _set_seed(self, seed):
-        pass
 
 
 def test_reshape_a_batch_locked_env(counting_env):

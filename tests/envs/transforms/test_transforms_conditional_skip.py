@@ -7,10 +7,8 @@ import pytest
 import torch
 from tensordict import TensorDict
 from transform_contract import TransformContractTests
-from transform_test_envs import CountingEnv
+from transform_test_envs import CountingEnv, StatelessEnv
 
-from streamrl.data.specs import Composite, Unbounded
-from streamrl.envs import EnvBase
 from streamrl.envs.transforms import Compose, ConditionalSkip, StepCounter, TransformedEnv
 
 
@@ -56,34 +54,8 @@ def test_all_rows_skipped_does_not_call_the_env():
     assert r["next", "observation"][:, 0].tolist() == [0.0, 0.0, 0.0]
 
 
-class Stateless(EnvBase):
-    """Not batch-locked: observation = action; records the rows it is given."""
-
-    batch_locked = False
-
-    def __init__(self):
-        super().__init__()
-        self.observation_spec = Composite(observation=Unbounded(1))
-        self.action_spec = Unbounded(1)
-        self.seen = None
-
-    def _reset(self, tensordict, **kwargs):
-        batch = tensordict.batch_size if tensordict is not None else torch.Size([])
-        return TensorDict({"observation": torch.zeros(*batch, 1)}, batch)
-
-    def _step(self, tensordict):
-        self.seen = tensordict.batch_size
-        out = TensorDict({"observation": tensordict["action"].clone()}, tensordict.batch_size)
-        out.set("reward", torch.ones(*tensordict.batch_size, 1))
-        out.set("done", torch.zeros(*tensordict.batch_size, 1, dtype=torch.bool))
-        return out
-
-    def _set_seed(self, seed):
-        pass
-
-
 def test_stateless_env_steps_only_the_rows_that_move():
-    env = TransformedEnv(Stateless(), ConditionalSkip(cond=_positive_action))
+    env = TransformedEnv(StatelessEnv(), ConditionalSkip(cond=_positive_action))
     env.batch_locked = False
     td = env.reset(TensorDict(batch_size=[3]))
     td["action"] = torch.tensor([[0.9], [0.1], [0.7]])
