@@ -50,15 +50,15 @@ NOT_PROVIDED = set(
 )
 
 NOT_YET = set(
-    "ActionDiscretizer ActionScaling AutoResetEnv AutoResetTransform "
-    "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
-    "DecodeVideoTransform DeviceCastTransform EndOfLifeTransform "
+    "ActionScaling AutoResetEnv "
+    "BurnInTransform ConditionalPolicySwitch "
+    "DecodeVideoTransform "
     "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
-    "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
-    "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform "
+    "MultiAction NextObservationDelta NextStateReconstructor "
+    "ObservationTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
     "TerminateTransform UnaryTransform VecGymEnvTransform "
-    "VecNormV2 gSDENoise".split()
+    "".split()
 )
 
 # TorchRL 0.14.1's constructor parameters (names in order; *args/**kwargs left out).
@@ -94,6 +94,16 @@ SIGNATURES = {
     "TimeMaxPool": ["in_keys", "out_keys", "T", "reset_key"],
     # TorchRL's undocumented keyword `repeats` is not provided (differences doc)
     "TrajCounter": ["out_key"],
+    "EndOfLifeTransform": ["eol_key", "lives_key", "done_key", "eol_attribute"],
+    "ActionDiscretizer": ["num_intervals", "action_key", "out_action_key", "sampling", "categorical"],
+    "BatchSizeTransform": ["batch_size", "reshape_fn", "reset_func", "env_kwarg"],
+    "AutoResetTransform": ["replace", "fill_float", "fill_int", "fill_bool"],
+    "DeviceCastTransform": ["device", "orig_device", "in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
+    "PinMemoryTransform": [],
+    "VecNormV2": ["in_keys", "out_keys", "lock", "stateful", "decay", "eps", "shared_data", "reduce_batch_dims"],
+    "MultiStepTransform": ["n_steps", "gamma", "reward_keys", "done_key", "done_keys", "mask_key"],
+    "gSDENoise": ["state_dim", "action_dim", "shape"],
+    "ConditionalSkip": ["cond"],
 }  # fmt: skip
 
 
@@ -210,5 +220,139 @@ def test_timer_in_env():
     try:
         r = env.rollout(3)
         assert bool((r["next", "time_step"] > 0).all()) and r["time_reset"][0] > 0
+    finally:
+        env.close()
+
+
+def test_end_of_life_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    base = GymEnv("CartPole-v1")
+    lives = iter([3, 2])
+    base.unwrapped.ale = type("Ale", (), {"lives": staticmethod(lambda: next(lives))})()
+    env = T.TransformedEnv(base, T.EndOfLifeTransform())
+    try:
+        td = env.step(env.rand_action(env.reset()))
+        assert td["next", "end-of-life"].tolist() == [True] and td["next", "lives"].item() == 2
+    finally:
+        env.close()
+
+
+def test_action_discretizer_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    t = T.ActionDiscretizer(
+        num_intervals=4, out_action_key="action_disc",
+        sampling=T.ActionDiscretizer.SamplingStrategy.MEDIAN, categorical=True,
+    )  # fmt: skip
+    env = T.TransformedEnv(GymEnv("Pendulum-v1"), t)
+    try:
+        td = env.reset().set("action_disc", torch.tensor([0]))
+        assert env.step(td)["action"].tolist() == [-1.5]
+    finally:
+        env.close()
+
+
+def test_batch_size_transform_reshape_fn():
+    from streamrl.envs.libs.gym import GymEnv
+
+    t = T.BatchSizeTransform(batch_size=None, reshape_fn=lambda td: td.reshape(1, 1),
+                             reset_func=None, env_kwarg=False)
+    env = T.TransformedEnv(GymEnv("CartPole-v1"), t)
+    try:
+        assert env.rollout(4).batch_size == (1, 1, 4)
+    finally:
+        env.close()
+
+
+def test_auto_reset_transform_fills_done_steps():
+    from streamrl.envs.libs.gym import GymEnv
+
+    class AutoResettingGymEnv(GymEnv):
+        def _step(self, tensordict):
+            tensordict = super()._step(tensordict)
+            if tensordict["done"].any():
+                td_reset = super()._reset(None)
+                tensordict.update(td_reset.exclude("done", "terminated", "truncated"))
+            return tensordict
+
+        def _reset(self, tensordict=None, **kwargs):
+            if tensordict is not None and "_reset" in tensordict.keys():
+                return tensordict.copy()
+            return super()._reset(tensordict, **kwargs)
+
+    t = T.AutoResetTransform(replace=True, fill_float="nan", fill_int=-1, fill_bool=False)
+    env = T.TransformedEnv(AutoResettingGymEnv("CartPole-v1"), t)
+    try:
+        env.set_seed(0)
+        r = env.rollout(100, break_when_any_done=False)
+        done = r["next", "done"].squeeze(-1)
+        assert done.any() and r["next", "observation"][done].isnan().all()
+    finally:
+        env.close()
+
+
+def test_device_cast_transform():
+    td = TensorDict({"obs": torch.ones(1, dtype=torch.double)}, [], device="cpu")
+    t = T.DeviceCastTransform(device=torch.device("cpu:0"), orig_device=None, in_keys=None,
+                              out_keys=None, in_keys_inv=None, out_keys_inv=None)
+    assert t(td).device == torch.device("cpu:0")
+
+
+def test_pin_memory_transform():
+    t = T.PinMemoryTransform()
+    td = TensorDict({"obs": torch.zeros(2)}, [])
+    if torch.accelerator.is_available():
+        assert t(td)["obs"].is_pinned()
+    else:
+        with pytest.raises(RuntimeError, match="accelerator"):
+            t(td)
+
+
+def test_vecnorm_v2_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    # (a reward out_key other than "reward" would reach the root in rollouts: step_mdp drops
+    # only "reward")
+    t = T.VecNormV2(in_keys=["observation", "reward"], out_keys=["observation_norm", "reward"],
+                    lock=None, stateful=True, decay=0.9999, eps=1e-4, shared_data=None,
+                    reduce_batch_dims=False)
+    env = T.TransformedEnv(GymEnv("Pendulum-v1"), t)
+    try:
+        r = env.rollout(10)
+        assert r["next", "observation_norm"].shape == (10, 3)
+        assert t.loc["reward"].shape == (1,) and t.scale["observation"].shape == (3,)
+    finally:
+        env.close()
+
+
+def test_multi_step_transform_inv():
+    t = T.MultiStepTransform(n_steps=2, gamma=0.5, reward_keys=None, done_key=None,
+                             done_keys=None, mask_key=None)
+    r = torch.arange(4.0)[:, None]
+    td = TensorDict({"observation": r, "next": {"observation": r + 1, "reward": r,
+                     "done": torch.zeros(4, 1, dtype=torch.bool)}}, [4])
+    assert t.inv(td)["next", "reward"].flatten().tolist() == [0.5, 2.0]
+
+
+def test_gsde_noise_primes_eps():
+    from streamrl.envs.libs.gym import GymEnv
+
+    env = T.TransformedEnv(GymEnv("Pendulum-v1"), T.gSDENoise(state_dim=3, action_dim=1, shape=None))
+    try:
+        assert env.reset()["_eps_gSDE"].shape == (1, 3)
+    finally:
+        env.close()
+
+
+def test_conditional_skip_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    base = T.TransformedEnv(GymEnv("Pendulum-v1"), T.StepCounter(step_count_key="inner_count"))
+    middle = T.TransformedEnv(base, T.ConditionalSkip(cond=lambda td: td["step_count"] % 2 == 1))
+    env = T.TransformedEnv(middle, T.StepCounter(step_count_key="step_count"))
+    try:
+        r = env.rollout(4)
+        assert r["inner_count"].flatten().tolist() == [0, 1, 1, 2]
     finally:
         env.close()

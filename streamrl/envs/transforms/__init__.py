@@ -11,18 +11,26 @@ tensor([0])
 >>> env.close()
 """
 
+from streamrl.envs.transforms.action_discretizer import ActionDiscretizer
 from streamrl.envs.transforms.action_mask import ActionMask
 from streamrl.envs.transforms.action_projection import DiscreteActionProjection
+from streamrl.envs.transforms.auto_reset import AutoResetTransform
+from streamrl.envs.transforms.batch_size import BatchSizeTransform
 from streamrl.envs.transforms.cat_frames import CatFrames
 from streamrl.envs.transforms.cat_tensors import CatTensors
 from streamrl.envs.transforms.compose import Compose
+from streamrl.envs.transforms.conditional_skip import ConditionalSkip
 from streamrl.envs.transforms.counters import InitTracker, StepCounter
+from streamrl.envs.transforms.device import DeviceCastTransform, PinMemoryTransform
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
 from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
+from streamrl.envs.transforms.end_of_life import EndOfLifeTransform
 from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
+from streamrl.envs.transforms.gsde import gSDENoise
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
+from streamrl.envs.transforms.multi_step import MultiStepTransform
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
 from streamrl.envs.transforms.primer import TensorDictPrimer
@@ -46,19 +54,26 @@ from streamrl.envs.transforms.traj_counter import TrajCounter
 from streamrl.envs.transforms.transform import Transform
 from streamrl.envs.transforms.transformed_env import TransformedEnv
 from streamrl.envs.transforms.vecnorm import VecNorm
+from streamrl.envs.transforms.vecnorm_v2 import VecNormV2
 
 __all__ = [
+    "ActionDiscretizer",
     "ActionMask",
+    "AutoResetTransform",
+    "BatchSizeTransform",
     "BinarizeReward",
     "CatFrames",
     "CatTensors",
     "CenterCrop",
     "ClipTransform",
     "Compose",
+    "ConditionalSkip",
     "Crop",
     "DTypeCastTransform",
+    "DeviceCastTransform",
     "DiscreteActionProjection",
     "DoubleToFloat",
+    "EndOfLifeTransform",
     "ExcludeTransform",
     "FiniteTensorDictCheck",
     "FlattenObservation",
@@ -66,9 +81,11 @@ __all__ = [
     "GrayScale",
     "InitTracker",
     "LineariseRewards",
+    "MultiStepTransform",
     "NoopResetEnv",
     "ObservationNorm",
     "PermuteTransform",
+    "PinMemoryTransform",
     "RandomCropTensorDict",
     "RenameTransform",
     "Resize",
@@ -90,4 +107,6 @@ __all__ = [
     "TransformedEnv",
     "UnsqueezeTransform",
     "VecNorm",
+    "VecNormV2",
+    "gSDENoise",
 ]

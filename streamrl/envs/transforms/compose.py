@@ -13,6 +13,7 @@ from __future__ import annotations
 from textwrap import indent
 from typing import Any
 
+import torch
 from tensordict import TensorDictBase
 from torch import nn
 
@@ -142,10 +143,30 @@ class Compose(Transform):
     def _has_inverse(self) -> bool:
         return any(t._has_inverse() for t in self.transforms)
 
+    def _step_skip(self, td: TensorDictBase) -> torch.Tensor | None:
+        skip = None
+        for t in self.transforms:
+            mine = t._step_skip(td)
+            if mine is not None:
+                skip = mine if skip is None else skip | mine
+        return skip
+
     def _inv_call(self, td: TensorDictBase) -> TensorDictBase:
         for t in reversed(self.transforms):
             td = t._inv_call(td)
         return td
+
+    def transform_env_batch_size(self, batch_size: torch.Size) -> torch.Size:
+        """The batch size after every transform, nearest the base env first."""
+        for t in self.transforms:
+            batch_size = t.transform_env_batch_size(batch_size)
+        return batch_size
+
+    def transform_env_device(self, device: Any) -> Any:
+        """The device after every transform, nearest the base env first."""
+        for t in self.transforms:
+            device = t.transform_env_device(device)
+        return device
 
     def transform_output_spec(self, output_spec: Any) -> Any:
         """Each transform's output-spec change, nearest the base env first."""

@@ -11,8 +11,6 @@ tensor([0, 0, 1, 1, 2, 2])
 
 from __future__ import annotations
 
-import copy
-import multiprocessing as mp
 from typing import Any
 
 import torch
@@ -20,6 +18,12 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 
 from streamrl.data.specs import Unbounded
+from streamrl.envs.transforms._shared import (
+    deepcopy_sharing,
+    getstate_sharing,
+    new_lock,
+    setstate_sharing,
+)
 from streamrl.envs.transforms.transform import Transform, as_keys, reset_mask
 
 __all__ = ["TrajCounter"]
@@ -52,32 +56,18 @@ class TrajCounter(Transform):
         self.out_keys = keys
         self.out_key = keys[0]
         object.__setattr__(self, "_counter", torch.zeros((), dtype=torch.int64).share_memory_())
-        object.__setattr__(self, "_lock", mp.get_context().Lock())
+        object.__setattr__(self, "_lock", new_lock())
 
     def __deepcopy__(self, memo: dict) -> TrajCounter:
-        new = copy.copy(self)
         # nn.Module state is per copy; the counter and its lock are shared
-        new.__dict__ = {**self.__dict__}
-        for name in ("_parameters", "_buffers", "_modules"):
-            new.__dict__[name] = copy.deepcopy(self.__dict__[name], memo)
-        object.__setattr__(new, "_container", None)
-        return new
+        return deepcopy_sharing(self, memo)
 
     def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        # A process lock travels only while a worker process is being started (then the
-        # counter's shared memory travels too); a plain pickle gets a counter of its own.
-        if mp.context.get_spawning_popen() is None:
-            state["_lock"] = None
-            state["_counter"] = self._counter.clone()
-        return state
+        return getstate_sharing(super().__getstate__(), ("_counter",))
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        if self.__dict__.get("_lock") is None:
-            object.__setattr__(self, "_lock", mp.get_context().Lock())
-        if not self._counter.is_shared():
-            self._counter.share_memory_()
+        setstate_sharing(self, ("_counter",))
 
     def _take(self, n: int) -> torch.Tensor:
         with self._lock:

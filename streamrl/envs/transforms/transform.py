@@ -59,6 +59,14 @@ def as_keys(keys: Any, name: str = "keys") -> list[NestedKey]:
     return out
 
 
+def one_key(key: Any, name: str) -> NestedKey:
+    """Normalize an argument that names exactly one key."""
+    keys = as_keys(key, name)
+    if len(keys) != 1:
+        raise ValueError(f"{name} must be one key, found {key!r}")
+    return keys[0]
+
+
 def keys_repr(keys: Sequence[NestedKey]) -> str:
     """Keys as the seed prints them: ``['pixels']``."""
     return repr(list(keys))
@@ -178,6 +186,11 @@ class Transform(nn.Module):
         """Whether the action path does anything (lets envs skip copying the step input)."""
         return bool(self.in_keys_inv)
 
+    def _step_skip(self, td: TensorDictBase) -> torch.Tensor | None:
+        """Rows of the step input ``td`` whose step is skipped (a bool tensor shaped like the
+        batch), or None for none (see :class:`~streamrl.envs.transforms.ConditionalSkip`)."""
+        return None
+
     def dump(self, **kwargs: Any) -> None:
         """Write out what the transform recorded (a video recorder's frames); most
         transforms record nothing. ``env.transform.dump()`` reaches every transform."""
@@ -200,6 +213,16 @@ class Transform(nn.Module):
         return value
 
     # ------------------------------------------------------------------ specs
+    def transform_env_batch_size(self, batch_size: torch.Size) -> torch.Size:
+        """The env's batch size after this transform (unchanged unless overridden:
+        :class:`~streamrl.envs.transforms.BatchSizeTransform`)."""
+        return batch_size
+
+    def transform_env_device(self, device: Any) -> Any:
+        """The env's device after this transform (unchanged unless overridden:
+        :class:`~streamrl.envs.transforms.DeviceCastTransform`)."""
+        return device
+
     def transform_output_spec(self, output_spec: Any) -> Any:
         """Transform an env's output spec (observation, reward and done specs) in place."""
         from streamrl.envs.transforms._spec_utils import OUTPUT_PARTS

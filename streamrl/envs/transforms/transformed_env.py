@@ -19,7 +19,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.data.specs import Composite
-from streamrl.envs.common import EnvBase
+from streamrl.envs.common import EnvBase, _complete_done
 from streamrl.envs.transforms.compose import Compose
 from streamrl.envs.transforms.transform import Transform
 
@@ -76,12 +76,27 @@ class TransformedEnv(EnvBase):
         object.__setattr__(self._transform, "_container", self)
 
     # The base env may learn its batch size late (a batched env builds its sub-envs on first
-    # use): always read it from there.
+    # use): always read it from there, through the transforms (BatchSizeTransform).
+    def _through_transforms(self, name: str, hook: str) -> Any:
+        """The base env's ``name`` (batch_size, device) as the transforms' ``hook`` changes
+        it, cached while the base env's value and the transforms stay the same."""
+        d = self.__dict__
+        base = d.get("base_env")
+        if base is None:
+            return d[f"_{name}"]
+        value = getattr(base, name)
+        cached = d.get(f"_{name}_cache")
+        if cached is not None and cached[0] == value:
+            return cached[1]
+        transform = d.get("_transform")
+        out = value if transform is None else getattr(transform, hook)(value)
+        d[f"_{name}_cache"] = (value, out)
+        return out
+
     @property
     def batch_size(self) -> torch.Size:
-        """The base env's batch size."""
-        base = self.__dict__.get("base_env")
-        return base.batch_size if base is not None else self.__dict__["_batch_size"]
+        """The base env's batch size, as the transforms change it."""
+        return self._through_transforms("batch_size", "transform_env_batch_size")
 
     @batch_size.setter
     def batch_size(self, value: Any) -> None:
@@ -89,9 +104,8 @@ class TransformedEnv(EnvBase):
 
     @property
     def device(self) -> torch.device | None:
-        """The base env's device."""
-        base = self.__dict__.get("base_env")
-        return base.device if base is not None else self.__dict__["_device"]
+        """The base env's device, as the transforms change it (DeviceCastTransform)."""
+        return self._through_transforms("device", "transform_env_device")
 
     @device.setter
     def device(self, value: Any) -> None:
@@ -119,6 +133,8 @@ class TransformedEnv(EnvBase):
         return self
 
     def _invalidate_specs(self) -> None:
+        self.__dict__.pop("_batch_size_cache", None)
+        self.__dict__.pop("_device_cache", None)
         self._output_spec = None
         self._input_spec = None
 
@@ -241,6 +257,56 @@ class TransformedEnv(EnvBase):
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         self.base_env._check_open()
         self._inputs()  # automatic action-path keys (DoubleToFloat) are learnt from the specs
+        skip = self.transform._step_skip(tensordict)
+        if skip is None or not bool(skip.any()):
+            return self._step_all(tensordict)
+        return self._step_some(tensordict, skip)
+
+    def _skipped_output(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """The output of a skipped step: the state stays as it is, the reward is zero."""
+        out = tensordict.empty()
+        for spec in (self.full_observation_spec, self.full_done_spec):
+            for key in spec.keys(True, True):
+                value = tensordict.get(key, None)
+                if value is None:
+                    raise KeyError(
+                        f"a skipped step keeps the state as it is, but the step input has no "
+                        f"{key!r}; step from the output of reset() (or of a previous step)"
+                    )
+                out.set(key, value.clone())
+        rewards = self.full_reward_spec
+        # an env that is not batch-locked may be given more leading dims than its own
+        extra = tensordict.batch_size[: tensordict.batch_dims - len(self.batch_size)]
+        for key in rewards.keys(True, True):
+            out.set(key, rewards[key].zero(extra) if extra else rewards[key].zero())
+        return out
+
+    def _step_some(self, tensordict: TensorDictBase, skip: torch.Tensor) -> TensorDictBase:
+        """A step where the rows of ``skip`` keep their state (ConditionalSkip)."""
+        out = self._skipped_output(tensordict)
+        if bool(skip.all()):
+            return out
+        run = ~skip
+        if not self.base_env.batch_locked:
+            # a stateless env: only the rows that move go through it
+            part = self._step_all(tensordict[run])
+            _complete_done(part)
+            for key in out.keys(True, True):
+                out.get(key)[run] = part.get(key)
+            return out
+        # a stateful env steps its whole batch and is told which rows move
+        td = tensordict.clone(False)
+        td.set("_step", run.reshape(*run.shape, 1))
+        stepped = self._step_all(td)
+        _complete_done(stepped)
+        for key in out.keys(True, True):
+            value = stepped.get(key)
+            out.set(key, torch.where(
+                skip.reshape(*skip.shape, *([1] * (value.ndim - skip.ndim))), out.get(key), value
+            ))
+        return out
+
+    def _step_all(self, tensordict: TensorDictBase) -> TensorDictBase:
         if self.transform._has_inverse():
             td_in = self.transform._inv_call(tensordict.clone(False))
             if self.base_env.check_actions:

@@ -81,10 +81,19 @@ class VecNorm(Transform):
         p = _stat_prefix(key)
         return tuple(getattr(self, f"{p}_{s}") for s in _STATS)
 
-    def _update(self, key: Any, value: torch.Tensor, batch_dims: int) -> None:
-        feat = value.shape[batch_dims:]
-        flat = value.detach().reshape(-1, *feat).to(torch.float64)
+    def _samples(self, value: torch.Tensor, batch_dims: int) -> torch.Tensor:
+        """The rows an update adds: every batch element, as float64 ``[n, *feature]``."""
+        return value.detach().reshape(-1, *value.shape[batch_dims:]).to(torch.float64)
+
+    def _store(self, key: Any, total: torch.Tensor, ssq: torch.Tensor, count: torch.Tensor) -> None:
         p = _stat_prefix(key)
+        setattr(self, f"{p}_sum", total)
+        setattr(self, f"{p}_ssq", ssq)
+        setattr(self, f"{p}_count", count)
+
+    def _update(self, key: Any, value: torch.Tensor, batch_dims: int) -> None:
+        flat = self._samples(value, batch_dims)
+        feat = flat.shape[1:]
         total, ssq, count = self._stats(key)
         if total is None:
             total = torch.zeros(feat, dtype=torch.float64, device=value.device)
@@ -92,19 +101,22 @@ class VecNorm(Transform):
             count = torch.zeros((), dtype=torch.float64, device=value.device)
         elif total.shape != feat:
             raise ValueError(
-                f"VecNorm: entry {key!r} has non-batch shape {tuple(feat)}, but the statistics "
-                f"were gathered for shape {tuple(total.shape)}"
+                f"{type(self).__name__}: entry {key!r} has non-batch shape {tuple(feat)}, but "
+                f"the statistics were gathered for shape {tuple(total.shape)}"
             )
-        setattr(self, f"{p}_sum", self.decay * total + flat.sum(0))
-        setattr(self, f"{p}_ssq", self.decay * ssq + flat.pow(2).sum(0))
-        setattr(self, f"{p}_count", self.decay * count + flat.shape[0])
+        self._store(
+            key,
+            self.decay * total + flat.sum(0),
+            self.decay * ssq + flat.pow(2).sum(0),
+            self.decay * count + flat.shape[0],
+        )
 
     def mean_std(self, key: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The current mean and standard deviation of ``key`` (the first in_key by default)."""
         key = self.in_keys[0] if key is None else key
         total, ssq, count = self._stats(key)
         if total is None or float(count) == 0.0:
-            raise RuntimeError(f"VecNorm has no statistics for {key!r} yet")
+            raise RuntimeError(f"{type(self).__name__} has no statistics for {key!r} yet")
         mean = total / count
         var = (ssq / count - mean.pow(2)).clamp_min(self.eps)
         return mean, var.sqrt()

@@ -13,7 +13,8 @@ what its reset and step produce, so spec in = spec out through every ``transform
   sub-envs;
 - pickling/deepcopy (ParallelEnv ships transforms to workers) and ``repr``.
 
-``base_kwargs`` are passed to CountingEnv (e.g. ``{"pixels": True}``).
+``base_kwargs`` are passed to CountingEnv (e.g. ``{"pixels": True}``); ``base_env`` may name
+a subclass of it (an env with an extra attribute a transform reads).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class TransformContractTests:
     """Base class of per-transform contract tests (see the module docstring)."""
 
     base_kwargs: dict = {}
+    base_env: type = CountingEnv
     steps: int = 7  # > max_count so that every env is reset inside the rollout
 
     def make_transform(self):
@@ -39,7 +41,7 @@ class TransformContractTests:
 
     def _env(self, batch_size=()):
         kwargs = {"max_count": 3, **self.base_kwargs}
-        return TransformedEnv(CountingEnv(batch_size=batch_size, **kwargs), self.make_transform())
+        return TransformedEnv(self.base_env(batch_size=batch_size, **kwargs), self.make_transform())
 
     def _check(self, env):
         try:
@@ -56,7 +58,8 @@ class TransformContractTests:
 
     def test_outside_serial_env(self):
         kwargs = {"max_count": 3, **self.base_kwargs}
-        fns = [lambda m=m: CountingEnv(**{**kwargs, "max_count": m}) for m in (2, 3)]
+        cls = self.base_env
+        fns = [lambda m=m: cls(**{**kwargs, "max_count": m}) for m in (2, 3)]
         self._check(TransformedEnv(SerialEnv(2, fns), self.make_transform()))
 
     def test_inside_serial_env(self):

@@ -7,6 +7,9 @@ the step (so an episode of k steps returns ``k (k + 1) / 2``). A sub-env termina
 ``c`` reaches ``max_count``. The action is a Bounded float in [-1, 1] of shape ``(*batch, 1)``
 (float64 with ``double=True``); it is recorded in ``last_action``. Batched envs honour the
 ``"_reset"`` mask and return every row.
+
+``StatelessEnv``: not batch-locked (takes inputs of any batch size); observation = the
+action, reward 1; it records the batch size of the last step input in ``seen``.
 """
 
 from __future__ import annotations
@@ -79,3 +82,33 @@ class CountingEnv(EnvBase):
 
     def __repr__(self) -> str:
         return f"CountingEnv(batch_size={self.batch_size})"
+
+
+class StatelessEnv(EnvBase):
+    """See the module docstring."""
+
+    batch_locked = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_spec = Composite(observation=Unbounded(1))
+        self.action_spec = Unbounded(1)
+        self.reward_spec = Unbounded(1)
+        self.seen = None
+
+    def _reset(self, tensordict=None, **kwargs):
+        batch = tensordict.batch_size if tensordict is not None else torch.Size([])
+        out = self.observation_spec.zero(batch)
+        out.update(self.full_done_spec.zero(batch))
+        return out
+
+    def _step(self, tensordict):
+        batch = tensordict.batch_size
+        self.seen = batch
+        out = TensorDict({"observation": tensordict["action"].clone()}, batch)
+        out.update(self.full_done_spec.zero(batch))
+        out.set("reward", torch.ones(*batch, 1))
+        return out
+
+    def _set_seed(self, seed):
+        pass
