@@ -159,6 +159,8 @@ class ActionDiscretizer(Transform):
                 f"ActionDiscretizer: expected one-hot actions of last dim {sum(counts)} at "
                 f"{self.out_action_key!r}, found shape {tuple(action.shape)}"
             )
+        if action.dtype == torch.bool:  # OneHot's default dtype has no argmax
+            action = action.to(torch.uint8)
         return torch.stack([p.argmax(-1) for p in action.split(counts, -1)], -1)
 
     def _inv_call(self, td: TensorDictBase) -> TensorDictBase:

@@ -57,11 +57,12 @@ def test_per_dim_counts_and_one_hot(counting_env):
     assert _sent(env, torch.tensor([1, 2])).tolist() == pytest.approx([0.5, 25 / 3])
     env = TransformedEnv(_two_dim_env(counting_env), ActionDiscretizer([2, 3], categorical=False))
     assert isinstance(env.action_spec, MultiOneHot) and env.action_spec.shape == (5,)
-    assert _sent(env, torch.tensor([0, 1, 0, 0, 1])).tolist() == pytest.approx([0.5, 25 / 3])
+    one_hot = torch.tensor([0, 1, 0, 0, 1], dtype=torch.bool)  # the spec's dtype (bool)
+    assert _sent(env, one_hot).tolist() == pytest.approx([0.5, 25 / 3])
     check_env_specs(env)
     env = TransformedEnv(counting_env(batch_size=(2,)), ActionDiscretizer(3, categorical=False))
     assert isinstance(env.action_spec, OneHot) and env.action_spec.shape == (2, 3)
-    sent = _sent(env, torch.tensor([[1, 0, 0], [0, 0, 1]]))
+    sent = _sent(env, torch.tensor([[1, 0, 0], [0, 0, 1]], dtype=torch.bool))
     assert sent.reshape(-1).tolist() == pytest.approx([-2 / 3, 2 / 3])
 
 
