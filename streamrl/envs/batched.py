@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from streamrl.envs.batched_io import BatchedIO
 from streamrl.envs.common import EnvBase
 from streamrl.envs.step_buffers import FLAGS, StepBuffers, _td
 
@@ -143,11 +144,27 @@ class _BatchedEnv(EnvBase):
             spec = first[name]
             setattr(self, "_" + name, spec.expand(n, *spec.shape))
         self.strict_action_bounds = first["strict_action_bounds"]
-        self._obs_keys = self._full_observation_spec.keys(True, True)
+        self._obs_keys = list(self._full_observation_spec.keys(True, True))
         self._obs_specs = {k: self._full_observation_spec[k] for k in self._obs_keys}
         self._state = {k: s.zero() for k, s in self._obs_specs.items()}
         for k in FLAGS:
             self._state[k] = torch.zeros((*self.batch_size, 1), dtype=torch.bool)
+        # state entries that are no observation: the root keeps them too (what a reset
+        # returned or was given, what the last step was given)
+        state_spec = self._full_state_spec
+        for k in state_spec.keys(True, True):
+            if k not in self._state:
+                self._state[k] = state_spec[k].zero()
+        # sub-envs whose entries do not fit flat step buffers (a state spec, several action
+        # keys, nested entries) step through the rows of ``_io``; every sub-env resets there
+        self._general = self._flat_buffers(1) is None
+        outputs = {**self._obs_specs}
+        for spec in (self._full_reward_spec, self._full_done_spec):
+            outputs.update({k: spec[k] for k in spec.keys(True, True)})
+        self._io = BatchedIO(
+            self.batch_size, self._full_action_spec, self._full_state_spec, outputs,
+            self._state, self._general,
+        )
 
     @staticmethod
     def _meta_of(env: EnvBase) -> dict:
@@ -206,7 +223,35 @@ class _BatchedEnv(EnvBase):
         """Step every sub-env into its row of ``buffers`` (see ``step_into``)."""
         raise NotImplementedError
 
+    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
+        self._ensure_started()
+        self._sync_state()  # the rows not reset keep their current root
+        rows = self._reset_mask(tensordict)
+        # the state entries given reach the sub-envs being reset
+        self._io.set_inputs(tensordict, rows, action=False)
+        self._reset_rows(rows)
+        return self._state_td()
+
+    def _reset_rows(self, rows: list[int]) -> None:
+        """Reset the sub-envs ``rows`` through their rows of ``_io``."""
+        raise NotImplementedError
+
+    def _step_io(self) -> None:
+        """Step every sub-env through its rows of ``_io`` (the general path)."""
+        raise NotImplementedError
+
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        if self._general:
+            # the action and the given state entries reach the sub-envs; the entries of the
+            # output specs come back
+            self._sync_state()
+            self._io.set_inputs(tensordict)
+            self._step_io()
+            out = self._io.read_outputs()
+            self._io.carry_state()
+            for k in (*self._obs_keys, *FLAGS):
+                self._state[k].copy_(out.get(k))
+            return out
         # one step into 1-step buffers (kept), with nothing reset: the same path as
         # collection, and no TensorDict per sub-env
         if self._scratch is None:
@@ -237,11 +282,8 @@ class _BatchedEnv(EnvBase):
 
     def _new_scratch(self) -> StepBuffers:
         bufs = self._flat_buffers(1)
-        if bufs is None:
-            raise NotImplementedError(
-                f"{type(self).__name__} steps sub-envs whose entries fit flat buffers (one "
-                "'action' key, 'reward', done flags, tensor observations, no state spec)"
-            )
+        if bufs is None:  # (_step takes the general path for such envs)
+            raise RuntimeError(f"{type(self).__name__}: the sub-envs do not fit flat buffers")
         return bufs
 
     def step_buffers(self, T: int) -> StepBuffers | None:
@@ -334,35 +376,13 @@ class SerialEnv(_BatchedEnv):
         for i, env in enumerate(self._envs):
             env.set_seed(None if seed is None else seed + i * self._seed_stride)
 
-    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
-        self._ensure_started()
-        self._sync_state()
-        for i in self._reset_mask(tensordict):
-            out = self._envs[i].reset()
-            for k in self._obs_keys:
-                self._state[k][i] = out.get(k)
-            for k in FLAGS:
-                self._state[k][i] = False
-        return self._state_td()
+    def _reset_rows(self, rows: list[int]) -> None:
+        for i in rows:
+            self._io.row(i).reset(self._envs[i])
 
-    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        if self._flat_buffers_ok():
-            return super()._step(tensordict)
-        # sub-envs with a state spec: each sees its row of the root
-        self._sync_state()
-        root = tensordict.exclude("next")
-        subs = [env.step(root[i]).get("next") for i, env in enumerate(self._envs)]
-        stacked = torch.stack(subs, 0)
-        out = {k: stacked.get(k) for k in stacked.keys(True, True)}
-        for k, v in self._state.items():
-            v.copy_(out[k])
-        return _td(out, self.batch_size)
-
-    def _flat_buffers_ok(self) -> bool:
-        ok = self.__dict__.get("_flat_ok")
-        if ok is None:
-            ok = self._flat_ok = self._flat_buffers(1) is not None
-        return ok
+    def _step_io(self) -> None:
+        for i, env in enumerate(self._envs):
+            self._io.row(i).step(env)
 
     def _step_rows(
         self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool

@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
 
 from streamrl._mp import Worker, default_start_method
 from streamrl.envs.batched import _BatchedEnv
+from streamrl.envs.batched_io import BatchedIO
 from streamrl.envs.common import EnvBase, EnvClosedError
-from streamrl.envs.step_buffers import FLAGS, StepBuffers
+from streamrl.envs.step_buffers import StepBuffers
 from streamrl.errors import RemoteError, WorkerDiedError
 
 __all__ = ["ParallelEnv"]
@@ -26,8 +26,9 @@ __all__ = ["ParallelEnv"]
 # semaphore round trip costs a few microseconds against tens for a pipe message (measured: 11
 # vs 40 us for two workers on a 2-core machine), and nothing is pickled.
 # Row layout: [command, t, steps, break_when_any_done, buffers slot]; a step_into's reply:
-# [_, steps written, whether the last step was done, _, _].
-_STEP_INTO, _RESET, _STOP, _FAILED = 1, 2, 3, -1
+# [_, steps written, whether the last step was done, _, _]. _STEP_IO steps the env through its
+# rows of the shared BatchedIO (the general path: sub-envs with a state spec...).
+_STEP_INTO, _RESET, _STOP, _STEP_IO, _FAILED = 1, 2, 3, 4, -1
 # buffers registered with the workers: the 1-step buffers of step(), and collection buffers
 _SCRATCH, _COLLECT = 0, 1
 
@@ -50,10 +51,9 @@ class _EnvServer:
     def meta(self) -> dict:
         return _BatchedEnv._meta_of(self.env)
 
-    def setup(self, index: int, state: dict, cmd: torch.Tensor) -> None:
+    def setup(self, index: int, io: BatchedIO, cmd: torch.Tensor) -> None:
         self.i = index
-        self.state = state
-        self.obs_keys = [k for k in state if k not in FLAGS]
+        self.io = io.row(index)
         self.cmd = cmd.numpy()
 
     def set_buffers(self, slot: int, tensors: dict, batch_size: torch.Size) -> None:
@@ -74,6 +74,8 @@ class _EnvServer:
                 if code == _STEP_INTO:
                     _, t, steps, brk, slot = cmd[i].tolist()
                     cmd[i, 1:3] = self.step_into(slot, t, steps, bool(brk))
+                elif code == _STEP_IO:
+                    self.step_io()
                 else:
                     self.reset()
             except BaseException:
@@ -86,12 +88,10 @@ class _EnvServer:
         self.env.set_seed(seed)
 
     def reset(self) -> None:
-        out = self.env.reset()
-        i, st = self.i, self.state
-        for k in self.obs_keys:
-            st[k][i].copy_(out.get(k))
-        for k in FLAGS:
-            st[k][i] = False
+        self.io.reset(self.env)
+
+    def step_io(self) -> None:
+        self.io.step(self.env)
 
     def step_into(self, slot: int, t: int, steps: int, break_when_any_done: bool) -> tuple:
         """``env.step_into`` on this worker's row; returns (steps written, last step done)."""
@@ -240,16 +240,13 @@ class ParallelEnv(_BatchedEnv):
                 w.start()
                 self._pids.append(w.pid)
             metas = self._gather("meta")
-            if any(m["full_state_spec"].keys(True, True) for m in metas):
-                raise NotImplementedError("ParallelEnv does not support envs with a state_spec")
             self._set_meta(metas)
             n = self.num_workers
-            for v in self._state.values():
-                v.share_memory_()
+            self._io.share_memory_()  # (the root rows too: resets write them)
             # per worker: [command, t, steps, break_when_any_done, slot] (see _STEP_INTO)
             self._cmd = torch.zeros(n, 5, dtype=torch.int32).share_memory_()
             self._cmd_np = self._cmd.numpy()
-            self._gather("setup", per_worker=[(i, self._state, self._cmd) for i in range(n)])
+            self._gather("setup", per_worker=[(i, self._io, self._cmd) for i in range(n)])
             self._channels, self._serving = channels, [False] * n
         except BaseException:
             self._stop_workers()
@@ -410,11 +407,11 @@ class ParallelEnv(_BatchedEnv):
         seeds = [(None if seed is None else seed + i * stride,) for i in range(self.num_workers)]
         self._gather("set_seed", per_worker=seeds)
 
-    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
-        self._ensure_started()
-        self._sync_state()  # the rows not reset keep their current root
-        self._command(_RESET, "reset", workers=self._reset_mask(tensordict))
-        return self._state_td()
+    def _reset_rows(self, rows: list[int]) -> None:
+        self._command(_RESET, "reset", workers=rows)
+
+    def _step_io(self) -> None:
+        self._command(_STEP_IO, "step_io")
 
     def _new_scratch(self) -> StepBuffers:
         return self._register(_SCRATCH, super()._new_scratch())
