@@ -163,8 +163,9 @@ class _BatchedEnv(EnvBase):
             outputs.update({k: spec[k] for k in spec.keys(True, True)})
         self._io = BatchedIO(
             self.batch_size, self._full_action_spec, self._full_state_spec, outputs,
-            self._state, self._general,
+            self._state,
         )
+        self._meta = first
 
     @staticmethod
     def _meta_of(env: EnvBase) -> dict:
@@ -236,8 +237,9 @@ class _BatchedEnv(EnvBase):
         """Reset the sub-envs ``rows`` through their rows of ``_io``."""
         raise NotImplementedError
 
-    def _step_io(self) -> None:
-        """Step every sub-env through its rows of ``_io`` (the general path)."""
+    def _step_io(self, rows: list[int] | None = None) -> None:
+        """Step the sub-envs ``rows`` (None: all) through their rows of ``_io`` (the general
+        path)."""
         raise NotImplementedError
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -324,19 +326,40 @@ class _BatchedEnv(EnvBase):
         for k, v in state["root"]:
             self._state[k if isinstance(k, str) else tuple(k)].copy_(v)
 
-    def _sub_states(self) -> list[dict]:
+    # the sub-envs' own states and seeds, of the sub-envs ``rows`` (None: all)
+    def _sub_states(self, rows: list[int] | None = None) -> list[dict]:
         raise NotImplementedError
 
-    def _check_sub_states(self, states: list[dict]) -> None:
+    def _check_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
         raise NotImplementedError
 
-    def _restore_sub_states(self, states: list[dict]) -> None:
+    def _restore_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
+        raise NotImplementedError
+
+    def _seed_rows(self, rows: list[int], seeds: list[int | None]) -> None:
         raise NotImplementedError
 
     def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
         """Seed sub-env ``i`` with ``seed + i``; returns ``seed + num_workers``."""
         self._ensure_started()
         return super().set_seed(seed, static_seed)
+
+    def _set_seed(self, seed: int | None) -> None:
+        stride = self._seed_stride
+        seeds = [None if seed is None else seed + i * stride for i in range(self.num_workers)]
+        self._seed_rows(list(range(self.num_workers)), seeds)
+
+    # ----------------------------------------------------------------- views
+    def __getitem__(self, index: Any) -> _BatchedEnv:
+        """A batched env of the same class over the sub-envs ``index`` selects (an int, a
+        slice, a sequence or tensor of ints, or a boolean mask of the sub-envs): it steps,
+        resets and seeds those sub-envs of this env (not copies); closing it leaves them
+        open. See :mod:`streamrl.envs.batched_view`."""
+        from streamrl.envs.batched_view import make_view, select_rows
+
+        self._check_open()
+        self._ensure_started()
+        return make_view(self, select_rows(index, self.num_workers))
 
 
 class SerialEnv(_BatchedEnv):
@@ -372,17 +395,17 @@ class SerialEnv(_BatchedEnv):
                 e.close()
             raise
 
-    def _set_seed(self, seed: int | None) -> None:
-        for i, env in enumerate(self._envs):
-            env.set_seed(None if seed is None else seed + i * self._seed_stride)
+    def _seed_rows(self, rows: list[int], seeds: list[int | None]) -> None:
+        for i, seed in zip(rows, seeds, strict=True):
+            self._envs[i].set_seed(seed)
 
     def _reset_rows(self, rows: list[int]) -> None:
         for i in rows:
             self._io.row(i).reset(self._envs[i])
 
-    def _step_io(self) -> None:
-        for i, env in enumerate(self._envs):
-            self._io.row(i).step(env)
+    def _step_io(self, rows: list[int] | None = None) -> None:
+        for i in range(self.num_workers) if rows is None else rows:
+            self._io.row(i).step(self._envs[i])
 
     def _step_rows(
         self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
@@ -404,18 +427,21 @@ class SerialEnv(_BatchedEnv):
                 return k + 1
         return steps
 
-    def _sub_states(self) -> list[dict]:
-        return [env.capture_state() for env in self._envs]
+    def _pick(self, rows: list[int] | None) -> list[tuple[int, EnvBase]]:
+        return list(enumerate(self._envs)) if rows is None else [(i, self._envs[i]) for i in rows]
 
-    def _check_sub_states(self, states: list[dict]) -> None:
-        for i, (env, state) in enumerate(zip(self._envs, states, strict=True)):
+    def _sub_states(self, rows: list[int] | None = None) -> list[dict]:
+        return [env.capture_state() for _, env in self._pick(rows)]
+
+    def _check_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
+        for (i, env), state in zip(self._pick(rows), states, strict=True):
             try:
                 env.check_state(state)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"sub-env {i}: {exc}") from None
 
-    def _restore_sub_states(self, states: list[dict]) -> None:
-        for env, state in zip(self._envs, states, strict=True):
+    def _restore_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
+        for (_, env), state in zip(self._pick(rows), states, strict=True):
             env.restore_state(state)
 
     def _close(self) -> None:

@@ -19,7 +19,7 @@ observations and the state entries (the sub-env's, else the given ones, else zer
 >>> io = BatchedIO(
 ...     (2,), Composite(action=Bounded(-1.0, 1.0, (2, 1)), shape=(2,)),
 ...     Composite(h=Unbounded((2, 3)), shape=(2,)),
-...     {"observation": Unbounded((2, 3))}, root={}, general=True)
+...     {"observation": Unbounded((2, 3))}, root={})
 >>> sorted(map(str, io.inputs)), io.state_keys
 (['action', 'h'], ['h'])
 """
@@ -46,8 +46,6 @@ class BatchedIO:
         output_specs: the specs of the step outputs by (nested, as tuples) key.
         root: the batched env's current root (observations and done flags) by key; resets
             write their rows into it.
-        general: whether the sub-envs step through these rows (otherwise only resets do, and
-            no action or output rows are allocated).
     """
 
     def __init__(
@@ -57,17 +55,15 @@ class BatchedIO:
         state_spec: Any,
         output_specs: dict[Any, Any],
         root: dict[Any, torch.Tensor],
-        general: bool,
     ) -> None:
         self.batch_size = torch.Size(batch_size)
-        self.general = general
-        self.action_keys = list(action_spec.keys(True, True)) if general else []
+        self.action_keys = list(action_spec.keys(True, True))
         self.state_keys = list(state_spec.keys(True, True))
         self.inputs = {k: action_spec[k].zero() for k in self.action_keys}
         self.inputs.update({k: state_spec[k].zero() for k in self.state_keys})
         # which state entries the caller gave (the same for every row of one call)
         self.given = torch.zeros(len(self.state_keys), dtype=torch.bool)
-        self.outputs = {k: s.zero() for k, s in output_specs.items()} if general else {}
+        self.outputs = {k: s.zero() for k, s in output_specs.items()}
         self.root = root
         self.obs_keys = [k for k in root if k not in FLAGS]
         self._rows: dict[int, BatchedIO] = {}
@@ -107,6 +103,13 @@ class BatchedIO:
             dst.copy_(value)
         else:
             dst[rows] = value[rows].to(dst.dtype)
+
+    def take_inputs(self, src: BatchedIO, src_rows: list[int], rows: list[int]) -> None:
+        """Copy ``src``'s input rows ``src_rows`` into rows ``rows`` (a view's inputs into its
+        parent's), with the flags of the state entries given."""
+        for k, v in src.inputs.items():
+            self.inputs[k][rows] = v[src_rows]
+        self.given.copy_(src.given)
 
     def carry_state(self) -> None:
         """Copy the state entries given to a step that are no output into the root (where the
@@ -164,6 +167,5 @@ class BatchedIO:
 
     def __repr__(self) -> str:
         return (
-            f"BatchedIO(batch_size={tuple(self.batch_size)}, state_keys={self.state_keys}, "
-            f"general={self.general})"
+            f"BatchedIO(batch_size={tuple(self.batch_size)}, state_keys={self.state_keys})"
         )

@@ -402,16 +402,23 @@ class ParallelEnv(_BatchedEnv):
         if self._closed:
             raise EnvClosedError("ParallelEnv is closed (its workers are stopped)")
 
-    def _set_seed(self, seed: int | None) -> None:
-        stride = self._seed_stride
-        seeds = [(None if seed is None else seed + i * stride,) for i in range(self.num_workers)]
-        self._gather("set_seed", per_worker=seeds)
+    def _seed_rows(self, rows: list[int], seeds: list[int | None]) -> None:
+        self._gather("set_seed", workers=rows, per_worker=self._per_worker(rows, seeds))
+
+    def _per_worker(self, rows: list[int] | None, values: list) -> list[tuple]:
+        """``_gather``'s per-worker arguments (indexed by worker) of ``values`` for ``rows``."""
+        if rows is None:
+            return [(v,) for v in values]
+        out: list[tuple] = [()] * self.num_workers
+        for i, v in zip(rows, values, strict=True):
+            out[i] = (v,)
+        return out
 
     def _reset_rows(self, rows: list[int]) -> None:
         self._command(_RESET, "reset", workers=rows)
 
-    def _step_io(self) -> None:
-        self._command(_STEP_IO, "step_io")
+    def _step_io(self, rows: list[int] | None = None) -> None:
+        self._command(_STEP_IO, "step_io", workers=rows)
 
     def _new_scratch(self) -> StepBuffers:
         return self._register(_SCRATCH, super()._new_scratch())
@@ -461,24 +468,24 @@ class ParallelEnv(_BatchedEnv):
         self._command(_STEP_INTO, "step_into")
         return any(cmd[:, 2].tolist())  # (cheaper than numpy's any for a few envs)
 
-    def _sub_states(self) -> list[dict]:
+    def _sub_states(self, rows: list[int] | None = None) -> list[dict]:
         try:
-            return self._gather("capture_state")
+            return self._gather("capture_state", workers=rows)
         except RemoteError as exc:
             if exc.remote_type == "NotImplementedError":
                 raise NotImplementedError(f"{exc.worker_name}: {exc.remote_message}") from exc
             raise
 
-    def _check_sub_states(self, states: list[dict]) -> None:
+    def _check_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
         try:
-            self._gather("check_state", per_worker=[(s,) for s in states])
+            self._gather("check_state", workers=rows, per_worker=self._per_worker(rows, states))
         except RemoteError as exc:
             if exc.remote_type in ("TypeError", "ValueError", "NotImplementedError"):
                 raise ValueError(f"{exc.worker_name}: {exc.remote_message}") from exc
             raise
 
-    def _restore_sub_states(self, states: list[dict]) -> None:
-        self._gather("restore_state", per_worker=[(s,) for s in states])
+    def _restore_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
+        self._gather("restore_state", workers=rows, per_worker=self._per_worker(rows, states))
 
     def _close(self) -> None:
         self._stop_workers()

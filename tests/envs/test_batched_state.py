@@ -185,3 +185,14 @@ def test_closed_state_env_refuses_steps(cls):
     env.close()  # idempotent
     with pytest.raises(EnvClosedError):
         env.step(env.rand_action(td))
+
+
+def test_view_of_a_state_env_takes_the_state_to_its_sub_envs(cls):
+    with cls(3, make_primed) as env:
+        view = env[[2, 0]]
+        td = view.reset(TensorDict({"goal": torch.tensor([[3.0], [4.0]])}, [2]))
+        assert torch.equal(td["goal"], torch.tensor([[3.0], [4.0]]))
+        td["h"] = torch.ones(2, 2)
+        out = view.step(view.rand_action(td))
+        assert torch.equal(out["next", "observation"][:, 0], torch.tensor([4.0, 5.0]))
+        assert torch.equal(out["next", "h"], torch.ones(2, 2))
