@@ -57,7 +57,22 @@ class _BatchedEnv(EnvBase):
         create_env_fn: Callable[..., EnvBase] | Sequence[Callable[..., EnvBase]],
         create_env_kwargs: dict | Sequence[dict] | None = None,
         device: Any = None,
+        *,
+        pin_memory: bool = False,
+        allow_step_when_done: bool = False,
     ) -> None:
+        # both deprecated in TorchRL 0.14, which raises ValueError for True, as here
+        if pin_memory is not False:
+            raise ValueError(
+                f"pin_memory is not supported by batched envs (TorchRL deprecated it), found "
+                f"pin_memory={pin_memory!r}; move the collected batches with .pin_memory()"
+            )
+        if allow_step_when_done is not False:
+            raise ValueError(
+                "allow_step_when_done is not supported by batched envs (TorchRL deprecated "
+                f"it), found allow_step_when_done={allow_step_when_done!r}; step() never "
+                "checks done flags: a done sub-env steps on until it is reset"
+            )
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
             raise ValueError(f"num_workers must be a positive int, found {num_workers!r}")
         is_seq = isinstance(create_env_fn, Sequence) and not isinstance(create_env_fn, str)
@@ -375,6 +390,13 @@ class SerialEnv(_BatchedEnv):
         num_workers: number of sub-envs.
         create_env_fn: a callable building one env (or a list of N of them).
         create_env_kwargs: keyword arguments for the callable(s).
+        device: the device of the outputs (the sub-envs keep theirs).
+        pin_memory: only False (TorchRL 0.14 raises ``ValueError`` for True, as here).
+        allow_step_when_done: only False (as in TorchRL 0.14); ``step`` never checks done
+            flags either way.
+
+    ``env[index]`` is a SerialEnv over some of the sub-envs (see
+    :mod:`streamrl.envs.batched_view`).
 
     >>> from streamrl.envs.libs.gym import GymEnv
     >>> env = SerialEnv(2, lambda: GymEnv("Pendulum-v1"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import multiprocessing as mp
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,6 +32,23 @@ __all__ = ["ParallelEnv"]
 _STEP_INTO, _RESET, _STOP, _STEP_IO, _FAILED = 1, 2, 3, 4, -1
 # buffers registered with the workers: the 1-step buffers of step(), and collection buffers
 _SCRATCH, _COLLECT = 0, 1
+
+
+def _close_workers(
+    workers: list[Worker], channels: list | None, cmd: Any, serving: list[bool], timeout: float
+) -> None:
+    """Stop the workers (those in the channel's command loop first leave it, so that they
+    read the pipe's stop); each gets ``timeout`` seconds before it is terminated."""
+    for i, on in enumerate(serving):
+        if on:
+            serving[i] = False
+            cmd[i, 0] = _STOP
+            channels[i][0].release()
+    for w in workers:
+        try:
+            w.close(timeout=timeout)
+        except Exception:
+            pass
 
 
 class _EnvServer:
@@ -135,7 +153,8 @@ class ParallelEnv(_BatchedEnv):
         create_env_kwargs: keyword arguments for the callable(s).
         mp_start_method: ``"fork"``, ``"spawn"`` or ``"forkserver"`` (default: fork on
             Linux).
-        num_threads: torch threads in each worker.
+        num_threads: torch threads of this process, set when the workers start (None, the
+            default, leaves them as they are).
         timeout: seconds to wait for a worker's reply before raising ``TimeoutError`` (and
             closing the env); None waits as long as the worker lives. A worker that dies is
             reported at once either way.
@@ -146,8 +165,19 @@ class ParallelEnv(_BatchedEnv):
             policy: about 9k -> 15k frames/s for two workers) at the cost of that CPU time;
             0 never polls.
         pin_memory: only False (TorchRL 0.14 raises ``ValueError`` for True, as here).
+        allow_step_when_done: only False (as in TorchRL 0.14).
         serial_for_single: with ``num_workers=1``, build a :class:`SerialEnv` (no worker
             process) instead; the ParallelEnv-only arguments are then unused.
+        num_sub_threads: torch threads in each worker (default 1: several workers on few
+            cores would otherwise oversubscribe them).
+        daemon: whether the workers are daemon processes (default True: they die with this
+            process). False lets a sub-env start processes of its own (a daemon process
+            cannot); such workers are stopped at interpreter exit if the env is still open.
+        shutdown_timeout: seconds ``close()`` gives each worker to stop (its env's
+            ``close()`` included) before it is terminated, then killed.
+
+    ``env[index]`` is a ParallelEnv over some of the workers (see
+    :mod:`streamrl.envs.batched_view`).
 
     >>> from streamrl.envs.libs.gym import GymEnv
     >>> from streamrl.envs.batched import SerialEnv
@@ -173,7 +203,11 @@ class ParallelEnv(_BatchedEnv):
 
             fn = kwargs.get("create_env_fn", args[1] if len(args) > 1 else None)
             env_kwargs = kwargs.get("create_env_kwargs", args[2] if len(args) > 2 else None)
-            return SerialEnv(1, fn, env_kwargs, device=kwargs.get("device"))
+            return SerialEnv(
+                1, fn, env_kwargs, device=kwargs.get("device"),
+                pin_memory=kwargs.get("pin_memory", False),
+                allow_step_when_done=kwargs.get("allow_step_when_done", False),
+            )
         return super().__new__(cls)
 
     def __init__(
@@ -182,21 +216,34 @@ class ParallelEnv(_BatchedEnv):
         create_env_fn: Callable[..., EnvBase] | Sequence[Callable[..., EnvBase]],
         create_env_kwargs: dict | Sequence[dict] | None = None,
         mp_start_method: str | None = None,
-        num_threads: int = 1,
+        num_threads: int | None = None,
         device: Any = None,
         timeout: float | None = None,
         spin_wait: float = 2e-4,
         *,
         pin_memory: bool = False,
+        allow_step_when_done: bool = False,
         serial_for_single: bool = False,
+        num_sub_threads: int = 1,
+        daemon: bool = True,
+        shutdown_timeout: float = 10.0,
     ) -> None:
-        if pin_memory is not False:
-            # as in TorchRL 0.14, where pin_memory for batched envs is deprecated
+        super().__init__(
+            num_workers, create_env_fn, create_env_kwargs, device=device,
+            pin_memory=pin_memory, allow_step_when_done=allow_step_when_done,
+        )
+        for name, value in (("num_threads", num_threads), ("num_sub_threads", num_sub_threads)):
+            if value is None and name == "num_threads":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, found {value!r}")
+        if not isinstance(daemon, bool):
+            raise TypeError(f"daemon must be a bool, found {type(daemon).__name__}")
+        if (isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, int | float)
+                or shutdown_timeout < 0):
             raise ValueError(
-                f"pin_memory is not supported by batched envs (TorchRL deprecated it), found "
-                f"pin_memory={pin_memory!r}; move the collected batches with .pin_memory()"
+                f"shutdown_timeout must be non-negative seconds, found {shutdown_timeout!r}"
             )
-        super().__init__(num_workers, create_env_fn, create_env_kwargs, device=device)
         self.serial_for_single = serial_for_single
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive seconds or None, found {timeout!r}")
@@ -210,6 +257,9 @@ class ParallelEnv(_BatchedEnv):
             )
         self.mp_start_method = mp_start_method
         self.num_threads = num_threads
+        self.num_sub_threads = num_sub_threads
+        self.daemon = daemon
+        self.shutdown_timeout = float(shutdown_timeout)
         self._workers: list[Worker] = []
         self._pids: list[int | None] = []
         self._channels: list | None = None
@@ -226,6 +276,8 @@ class ParallelEnv(_BatchedEnv):
             if method == "fork"
             else None
         )
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
         try:
             for i, (fn, kw) in enumerate(
                 zip(self.create_env_fn, self.create_env_kwargs, strict=True)
@@ -234,7 +286,8 @@ class ParallelEnv(_BatchedEnv):
                     functools.partial(_EnvServer, fn, kw, channels and channels[i]),
                     name=f"ParallelEnv-{i}",
                     start_method=self.mp_start_method,
-                    num_threads=self.num_threads,
+                    num_threads=self.num_sub_threads,
+                    daemon=self.daemon,
                 )
                 self._workers.append(w)
                 w.start()
@@ -248,6 +301,13 @@ class ParallelEnv(_BatchedEnv):
             self._cmd_np = self._cmd.numpy()
             self._gather("setup", per_worker=[(i, self._io, self._cmd) for i in range(n)])
             self._channels, self._serving = channels, [False] * n
+            if not self.daemon:
+                # non-daemon workers would keep the interpreter waiting at exit (the
+                # multiprocessing exit hook joins them): stop them first
+                weakref.finalize(
+                    self, _close_workers, self._workers, channels, self._cmd_np, self._serving,
+                    self.shutdown_timeout,
+                )
         except BaseException:
             self._stop_workers()
             self._workers, self._pids = [], []  # a later call may try again from scratch
@@ -371,17 +431,9 @@ class ParallelEnv(_BatchedEnv):
         self._closed = True
 
     def _stop_workers(self, timeout: float = 1.0) -> None:
-        # workers in the channel's command loop: end it, so that they read the pipe's stop
-        for i, on in enumerate(self._serving):
-            if on:
-                self._serving[i] = False
-                self._cmd_np[i, 0] = _STOP
-                self._channels[i][0].release()
-        for w in self._workers:
-            try:
-                w.close(timeout=timeout)
-            except Exception:
-                pass
+        _close_workers(
+            self._workers, self._channels, self.__dict__.get("_cmd_np"), self._serving, timeout
+        )
 
     @property
     def worker_pids(self) -> list[int | None]:
@@ -488,7 +540,7 @@ class ParallelEnv(_BatchedEnv):
         self._gather("restore_state", workers=rows, per_worker=self._per_worker(rows, states))
 
     def _close(self) -> None:
-        self._stop_workers()
+        self._stop_workers(timeout=self.shutdown_timeout)
 
     def __repr__(self) -> str:
         return (
