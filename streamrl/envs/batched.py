@@ -356,6 +356,7 @@ class _BatchedEnv(EnvBase):
 
     def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
         """Seed sub-env ``i`` with ``seed + i``; returns ``seed + num_workers``."""
+        self._check_open_for(f"set_seed({seed!r})")
         self._ensure_started()
         return super().set_seed(seed, static_seed)
 
