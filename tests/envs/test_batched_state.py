@@ -196,3 +196,35 @@ def test_view_of_a_state_env_takes_the_state_to_its_sub_envs(cls):
         out = view.step(view.rand_action(td))
         assert torch.equal(out["next", "observation"][:, 0], torch.tensor([4.0, 5.0]))
         assert torch.equal(out["next", "h"], torch.ones(2, 2))
+
+
+class TwoActions(EnvBase):
+    """Two action keys (no flat step buffers either): the observation is ``[a, b]``."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_spec = Composite(observation=Unbounded((2,)))
+        self.full_action_spec = Composite(a=Bounded(-1.0, 1.0, (1,)), b=Bounded(-1.0, 1.0, (1,)))
+
+    def _set_seed(self, seed):
+        pass
+
+    def _reset(self, td):
+        return TensorDict({"observation": torch.zeros(2)}, [])
+
+    def _step(self, td):
+        done = torch.zeros(1, dtype=torch.bool)
+        return TensorDict(
+            {"observation": torch.cat([td["a"], td["b"]]), "reward": torch.zeros(1),
+             "done": done, "terminated": done.clone(), "truncated": done.clone()},
+            [],
+        )
+
+
+def test_several_action_keys_take_the_same_path(cls):
+    with cls(2, TwoActions) as env:
+        td = env.reset()
+        td["a"], td["b"] = torch.tensor([[0.5], [-0.5]]), torch.tensor([[0.25], [1.0]])
+        out = env.step(td)
+        assert torch.equal(out["next", "observation"], torch.tensor([[0.5, 0.25], [-0.5, 1.0]]))
+        assert env.rollout(3).batch_size == (2, 3)
