@@ -385,7 +385,9 @@ class SerialEnv(_BatchedEnv):
     ``step_and_maybe_reset`` and ``rollout`` do, and the next step's root then holds the
     reset observation (the final one stays under ``"next"``). ``reset`` with a ``"_reset"``
     mask resets only the marked sub-envs. A random-action ``rollout`` writes straight into
-    preallocated buffers when every sub-env supports it (gymnasium envs do).
+    preallocated buffers when every sub-env supports it (gymnasium envs do). Sub-envs with a
+    state spec get the state entries given to ``step``/``reset`` (see
+    :mod:`streamrl.envs.batched_io`).
 
     Args:
         num_workers: number of sub-envs.

@@ -199,3 +199,6 @@ class _ParallelEnvView(_View, ParallelEnv):
     def __init__(self, parent: _BatchedEnv, rows: list[int]) -> None:
         _View.__init__(self, parent, rows)
         self._pids = [parent._pids[i] for i in rows]  # (worker_pids)
+        for name in ("mp_start_method", "num_threads", "num_sub_threads", "timeout",
+                     "spin_wait", "daemon", "shutdown_timeout", "serial_for_single"):
+            setattr(self, name, getattr(parent, name))

@@ -141,7 +141,10 @@ class ParallelEnv(_BatchedEnv):
     call with spawn/forkserver, go through pipes as method names. A rollout with random
     actions and ``break_when_any_done=False`` is one command: each worker runs all its steps.
     Done sub-envs are reset as in :class:`SerialEnv`; given the same seeds both produce
-    identical rollouts.
+    identical rollouts. Sub-envs that do not fit flat step buffers (a state spec, e.g. a
+    ``TensorDictPrimer`` inside each; several action keys) step through shared-memory rows
+    of their inputs (the action, the state entries given) and outputs, one command per step
+    (:mod:`streamrl.envs.batched_io`).
 
     A worker that dies raises :class:`~streamrl.errors.WorkerDiedError` (the env is then
     closed); an exception inside a sub-env is re-raised as
