@@ -149,6 +149,8 @@ class Worker:
             :func:`default_start_method`.
         num_threads: torch intra-op threads in the child (1 avoids oversubscribing cores when
             several workers run); ``None`` leaves torch's default.
+        daemon: whether the child is a daemon process (it then dies with the parent, and
+            cannot start processes of its own).
     """
 
     def __init__(
@@ -158,6 +160,7 @@ class Worker:
         name: str,
         start_method: str | None = None,
         num_threads: int | None = 1,
+        daemon: bool = True,
     ):
         if not callable(factory):
             raise TypeError(f"factory must be a zero-argument callable, got {type(factory).__name__}")
@@ -167,6 +170,7 @@ class Worker:
         )
         self._factory = factory
         self._num_threads = num_threads
+        self._daemon = daemon
         self._process: mp.process.BaseProcess | None = None
         self._conn: mp_connection.Connection | None = None
         self._pending = 0
@@ -189,7 +193,7 @@ class Worker:
             target=_child_main,
             args=(child_conn, factory, payload, self._num_threads),
             name=f"streamrl:{self.name}",
-            daemon=True,
+            daemon=self._daemon,
         )
         process.start()
         # Without this the parent would keep the child's end open and never see EOF on a crash.

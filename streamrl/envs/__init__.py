@@ -22,6 +22,7 @@ from streamrl.envs.utils import (
     RandomPolicy,
     check_env_specs,
     exploration_type,
+    make_composite_from_td,
     set_exploration_type,
     step_mdp,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "check_env_specs",
     "exploration_type",
     "gym_backend",
+    "make_composite_from_td",
     "run_steps",
     "set_exploration_type",
     "set_gym_backend",

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from streamrl.envs.batched_io import BatchedIO
 from streamrl.envs.common import EnvBase
 from streamrl.envs.step_buffers import FLAGS, StepBuffers, _td
 
@@ -56,7 +57,22 @@ class _BatchedEnv(EnvBase):
         create_env_fn: Callable[..., EnvBase] | Sequence[Callable[..., EnvBase]],
         create_env_kwargs: dict | Sequence[dict] | None = None,
         device: Any = None,
+        *,
+        pin_memory: bool = False,
+        allow_step_when_done: bool = False,
     ) -> None:
+        # both deprecated in TorchRL 0.14, which raises ValueError for True, as here
+        if pin_memory is not False:
+            raise ValueError(
+                f"pin_memory is not supported by batched envs (TorchRL deprecated it), found "
+                f"pin_memory={pin_memory!r}; move the collected batches with .pin_memory()"
+            )
+        if allow_step_when_done is not False:
+            raise ValueError(
+                "allow_step_when_done is not supported by batched envs (TorchRL deprecated "
+                f"it), found allow_step_when_done={allow_step_when_done!r}; step() never "
+                "checks done flags: a done sub-env steps on until it is reset"
+            )
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
             raise ValueError(f"num_workers must be a positive int, found {num_workers!r}")
         is_seq = isinstance(create_env_fn, Sequence) and not isinstance(create_env_fn, str)
@@ -143,11 +159,28 @@ class _BatchedEnv(EnvBase):
             spec = first[name]
             setattr(self, "_" + name, spec.expand(n, *spec.shape))
         self.strict_action_bounds = first["strict_action_bounds"]
-        self._obs_keys = self._full_observation_spec.keys(True, True)
+        self._obs_keys = list(self._full_observation_spec.keys(True, True))
         self._obs_specs = {k: self._full_observation_spec[k] for k in self._obs_keys}
         self._state = {k: s.zero() for k, s in self._obs_specs.items()}
         for k in FLAGS:
             self._state[k] = torch.zeros((*self.batch_size, 1), dtype=torch.bool)
+        # state entries that are no observation: the root keeps them too (what a reset
+        # returned or was given, what the last step was given)
+        state_spec = self._full_state_spec
+        for k in state_spec.keys(True, True):
+            if k not in self._state:
+                self._state[k] = state_spec[k].zero()
+        # sub-envs whose entries do not fit flat step buffers (a state spec, several action
+        # keys, nested entries) step through the rows of ``_io``; every sub-env resets there
+        self._general = self._flat_buffers(1) is None
+        outputs = {**self._obs_specs}
+        for spec in (self._full_reward_spec, self._full_done_spec):
+            outputs.update({k: spec[k] for k in spec.keys(True, True)})
+        self._io = BatchedIO(
+            self.batch_size, self._full_action_spec, self._full_state_spec, outputs,
+            self._state,
+        )
+        self._meta = first
 
     @staticmethod
     def _meta_of(env: EnvBase) -> dict:
@@ -206,7 +239,36 @@ class _BatchedEnv(EnvBase):
         """Step every sub-env into its row of ``buffers`` (see ``step_into``)."""
         raise NotImplementedError
 
+    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
+        self._ensure_started()
+        self._sync_state()  # the rows not reset keep their current root
+        rows = self._reset_mask(tensordict)
+        # the state entries given reach the sub-envs being reset
+        self._io.set_inputs(tensordict, rows, action=False)
+        self._reset_rows(rows)
+        return self._state_td()
+
+    def _reset_rows(self, rows: list[int]) -> None:
+        """Reset the sub-envs ``rows`` through their rows of ``_io``."""
+        raise NotImplementedError
+
+    def _step_io(self, rows: list[int] | None = None) -> None:
+        """Step the sub-envs ``rows`` (None: all) through their rows of ``_io`` (the general
+        path)."""
+        raise NotImplementedError
+
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        if self._general:
+            # the action and the given state entries reach the sub-envs; the entries of the
+            # output specs come back
+            self._sync_state()
+            self._io.set_inputs(tensordict)
+            self._step_io()
+            out = self._io.read_outputs()
+            self._io.carry_state()
+            for k in (*self._obs_keys, *FLAGS):
+                self._state[k].copy_(out.get(k))
+            return out
         # one step into 1-step buffers (kept), with nothing reset: the same path as
         # collection, and no TensorDict per sub-env
         if self._scratch is None:
@@ -237,11 +299,8 @@ class _BatchedEnv(EnvBase):
 
     def _new_scratch(self) -> StepBuffers:
         bufs = self._flat_buffers(1)
-        if bufs is None:
-            raise NotImplementedError(
-                f"{type(self).__name__} steps sub-envs whose entries fit flat buffers (one "
-                "'action' key, 'reward', done flags, tensor observations, no state spec)"
-            )
+        if bufs is None:  # (_step takes the general path for such envs)
+            raise RuntimeError(f"{type(self).__name__}: the sub-envs do not fit flat buffers")
         return bufs
 
     def step_buffers(self, T: int) -> StepBuffers | None:
@@ -282,19 +341,41 @@ class _BatchedEnv(EnvBase):
         for k, v in state["root"]:
             self._state[k if isinstance(k, str) else tuple(k)].copy_(v)
 
-    def _sub_states(self) -> list[dict]:
+    # the sub-envs' own states and seeds, of the sub-envs ``rows`` (None: all)
+    def _sub_states(self, rows: list[int] | None = None) -> list[dict]:
         raise NotImplementedError
 
-    def _check_sub_states(self, states: list[dict]) -> None:
+    def _check_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
         raise NotImplementedError
 
-    def _restore_sub_states(self, states: list[dict]) -> None:
+    def _restore_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
+        raise NotImplementedError
+
+    def _seed_rows(self, rows: list[int], seeds: list[int | None]) -> None:
         raise NotImplementedError
 
     def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
         """Seed sub-env ``i`` with ``seed + i``; returns ``seed + num_workers``."""
+        self._check_open_for(f"set_seed({seed!r})")
         self._ensure_started()
         return super().set_seed(seed, static_seed)
+
+    def _set_seed(self, seed: int | None) -> None:
+        stride = self._seed_stride
+        seeds = [None if seed is None else seed + i * stride for i in range(self.num_workers)]
+        self._seed_rows(list(range(self.num_workers)), seeds)
+
+    # ----------------------------------------------------------------- views
+    def __getitem__(self, index: Any) -> _BatchedEnv:
+        """A batched env of the same class over the sub-envs ``index`` selects (an int, a
+        slice, a sequence or tensor of ints, or a boolean mask of the sub-envs): it steps,
+        resets and seeds those sub-envs of this env (not copies); closing it leaves them
+        open. See :mod:`streamrl.envs.batched_view`."""
+        from streamrl.envs.batched_view import make_view, select_rows
+
+        self._check_open()
+        self._ensure_started()
+        return make_view(self, select_rows(index, self.num_workers))
 
 
 class SerialEnv(_BatchedEnv):
@@ -304,12 +385,21 @@ class SerialEnv(_BatchedEnv):
     ``step_and_maybe_reset`` and ``rollout`` do, and the next step's root then holds the
     reset observation (the final one stays under ``"next"``). ``reset`` with a ``"_reset"``
     mask resets only the marked sub-envs. A random-action ``rollout`` writes straight into
-    preallocated buffers when every sub-env supports it (gymnasium envs do).
+    preallocated buffers when every sub-env supports it (gymnasium envs do). Sub-envs with a
+    state spec get the state entries given to ``step``/``reset`` (see
+    :mod:`streamrl.envs.batched_io`).
 
     Args:
         num_workers: number of sub-envs.
         create_env_fn: a callable building one env (or a list of N of them).
         create_env_kwargs: keyword arguments for the callable(s).
+        device: the device of the outputs (the sub-envs keep theirs).
+        pin_memory: only False (TorchRL 0.14 raises ``ValueError`` for True, as here).
+        allow_step_when_done: only False (as in TorchRL 0.14); ``step`` never checks done
+            flags either way.
+
+    ``env[index]`` is a SerialEnv over some of the sub-envs (see
+    :mod:`streamrl.envs.batched_view`).
 
     >>> from streamrl.envs.libs.gym import GymEnv
     >>> env = SerialEnv(2, lambda: GymEnv("Pendulum-v1"))
@@ -330,39 +420,17 @@ class SerialEnv(_BatchedEnv):
                 e.close()
             raise
 
-    def _set_seed(self, seed: int | None) -> None:
-        for i, env in enumerate(self._envs):
-            env.set_seed(None if seed is None else seed + i * self._seed_stride)
+    def _seed_rows(self, rows: list[int], seeds: list[int | None]) -> None:
+        for i, seed in zip(rows, seeds, strict=True):
+            self._envs[i].set_seed(seed)
 
-    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
-        self._ensure_started()
-        self._sync_state()
-        for i in self._reset_mask(tensordict):
-            out = self._envs[i].reset()
-            for k in self._obs_keys:
-                self._state[k][i] = out.get(k)
-            for k in FLAGS:
-                self._state[k][i] = False
-        return self._state_td()
+    def _reset_rows(self, rows: list[int]) -> None:
+        for i in rows:
+            self._io.row(i).reset(self._envs[i])
 
-    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        if self._flat_buffers_ok():
-            return super()._step(tensordict)
-        # sub-envs with a state spec: each sees its row of the root
-        self._sync_state()
-        root = tensordict.exclude("next")
-        subs = [env.step(root[i]).get("next") for i, env in enumerate(self._envs)]
-        stacked = torch.stack(subs, 0)
-        out = {k: stacked.get(k) for k in stacked.keys(True, True)}
-        for k, v in self._state.items():
-            v.copy_(out[k])
-        return _td(out, self.batch_size)
-
-    def _flat_buffers_ok(self) -> bool:
-        ok = self.__dict__.get("_flat_ok")
-        if ok is None:
-            ok = self._flat_ok = self._flat_buffers(1) is not None
-        return ok
+    def _step_io(self, rows: list[int] | None = None) -> None:
+        for i in range(self.num_workers) if rows is None else rows:
+            self._io.row(i).step(self._envs[i])
 
     def _step_rows(
         self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
@@ -384,18 +452,21 @@ class SerialEnv(_BatchedEnv):
                 return k + 1
         return steps
 
-    def _sub_states(self) -> list[dict]:
-        return [env.capture_state() for env in self._envs]
+    def _pick(self, rows: list[int] | None) -> list[tuple[int, EnvBase]]:
+        return list(enumerate(self._envs)) if rows is None else [(i, self._envs[i]) for i in rows]
 
-    def _check_sub_states(self, states: list[dict]) -> None:
-        for i, (env, state) in enumerate(zip(self._envs, states, strict=True)):
+    def _sub_states(self, rows: list[int] | None = None) -> list[dict]:
+        return [env.capture_state() for _, env in self._pick(rows)]
+
+    def _check_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
+        for (i, env), state in zip(self._pick(rows), states, strict=True):
             try:
                 env.check_state(state)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"sub-env {i}: {exc}") from None
 
-    def _restore_sub_states(self, states: list[dict]) -> None:
-        for env, state in zip(self._envs, states, strict=True):
+    def _restore_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
+        for (_, env), state in zip(self._pick(rows), states, strict=True):
             env.restore_state(state)
 
     def _close(self) -> None:

@@ -322,6 +322,15 @@ class EnvBase(nn.Module):
         if self._closed:
             raise EnvClosedError(f"{type(self).__name__} is closed; create a new environment")
 
+    def _check_open_for(self, call: str) -> None:
+        """:meth:`_check_open`, with the refused call named in the error."""
+        try:
+            self._check_open()
+        except EnvClosedError as exc:
+            raise EnvClosedError(
+                f"{call}: expected an open {type(self).__name__}, found a closed one ({exc})"
+            ) from None
+
     def close(self) -> None:
         """Release the environment's resources; later calls are no-ops."""
         if self._closed:
@@ -341,9 +350,10 @@ class EnvBase(nn.Module):
     def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
         """Seed the environment (its sub-envs get ``seed``, ``seed + 1``, ...).
 
-        Returns the next seed to give another environment, or None for ``seed=None``.
+        Returns the next seed to give another environment, or None for ``seed=None``. A
+        closed env raises :class:`EnvClosedError`.
         """
-        self._check_open()
+        self._check_open_for(f"set_seed({seed!r})")
         if seed is not None and not isinstance(seed, int):
             raise TypeError(f"seed must be an int or None, found {type(seed).__name__}")
         self._set_seed(seed)

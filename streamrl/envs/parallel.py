@@ -5,16 +5,17 @@ from __future__ import annotations
 import functools
 import multiprocessing as mp
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
 
 from streamrl._mp import Worker, default_start_method
 from streamrl.envs.batched import _BatchedEnv
+from streamrl.envs.batched_io import BatchedIO
 from streamrl.envs.common import EnvBase, EnvClosedError
-from streamrl.envs.step_buffers import FLAGS, StepBuffers
+from streamrl.envs.step_buffers import StepBuffers
 from streamrl.errors import RemoteError, WorkerDiedError
 
 __all__ = ["ParallelEnv"]
@@ -26,10 +27,28 @@ __all__ = ["ParallelEnv"]
 # semaphore round trip costs a few microseconds against tens for a pipe message (measured: 11
 # vs 40 us for two workers on a 2-core machine), and nothing is pickled.
 # Row layout: [command, t, steps, break_when_any_done, buffers slot]; a step_into's reply:
-# [_, steps written, whether the last step was done, _, _].
-_STEP_INTO, _RESET, _STOP, _FAILED = 1, 2, 3, -1
+# [_, steps written, whether the last step was done, _, _]. _STEP_IO steps the env through its
+# rows of the shared BatchedIO (the general path: sub-envs with a state spec...).
+_STEP_INTO, _RESET, _STOP, _STEP_IO, _FAILED = 1, 2, 3, 4, -1
 # buffers registered with the workers: the 1-step buffers of step(), and collection buffers
 _SCRATCH, _COLLECT = 0, 1
+
+
+def _close_workers(
+    workers: list[Worker], channels: list | None, cmd: Any, serving: list[bool], timeout: float
+) -> None:
+    """Stop the workers (those in the channel's command loop first leave it, so that they
+    read the pipe's stop); each gets ``timeout`` seconds before it is terminated."""
+    for i, on in enumerate(serving):
+        if on:
+            serving[i] = False
+            cmd[i, 0] = _STOP
+            channels[i][0].release()
+    for w in workers:
+        try:
+            w.close(timeout=timeout)
+        except Exception:
+            pass
 
 
 class _EnvServer:
@@ -50,10 +69,9 @@ class _EnvServer:
     def meta(self) -> dict:
         return _BatchedEnv._meta_of(self.env)
 
-    def setup(self, index: int, state: dict, cmd: torch.Tensor) -> None:
+    def setup(self, index: int, io: BatchedIO, cmd: torch.Tensor) -> None:
         self.i = index
-        self.state = state
-        self.obs_keys = [k for k in state if k not in FLAGS]
+        self.io = io.row(index)
         self.cmd = cmd.numpy()
 
     def set_buffers(self, slot: int, tensors: dict, batch_size: torch.Size) -> None:
@@ -74,6 +92,8 @@ class _EnvServer:
                 if code == _STEP_INTO:
                     _, t, steps, brk, slot = cmd[i].tolist()
                     cmd[i, 1:3] = self.step_into(slot, t, steps, bool(brk))
+                elif code == _STEP_IO:
+                    self.step_io()
                 else:
                     self.reset()
             except BaseException:
@@ -86,12 +106,10 @@ class _EnvServer:
         self.env.set_seed(seed)
 
     def reset(self) -> None:
-        out = self.env.reset()
-        i, st = self.i, self.state
-        for k in self.obs_keys:
-            st[k][i].copy_(out.get(k))
-        for k in FLAGS:
-            st[k][i] = False
+        self.io.reset(self.env)
+
+    def step_io(self) -> None:
+        self.io.step(self.env)
 
     def step_into(self, slot: int, t: int, steps: int, break_when_any_done: bool) -> tuple:
         """``env.step_into`` on this worker's row; returns (steps written, last step done)."""
@@ -123,7 +141,10 @@ class ParallelEnv(_BatchedEnv):
     call with spawn/forkserver, go through pipes as method names. A rollout with random
     actions and ``break_when_any_done=False`` is one command: each worker runs all its steps.
     Done sub-envs are reset as in :class:`SerialEnv`; given the same seeds both produce
-    identical rollouts.
+    identical rollouts. Sub-envs that do not fit flat step buffers (a state spec, e.g. a
+    ``TensorDictPrimer`` inside each; several action keys) step through shared-memory rows
+    of their inputs (the action, the state entries given) and outputs, one command per step
+    (:mod:`streamrl.envs.batched_io`).
 
     A worker that dies raises :class:`~streamrl.errors.WorkerDiedError` (the env is then
     closed); an exception inside a sub-env is re-raised as
@@ -135,7 +156,8 @@ class ParallelEnv(_BatchedEnv):
         create_env_kwargs: keyword arguments for the callable(s).
         mp_start_method: ``"fork"``, ``"spawn"`` or ``"forkserver"`` (default: fork on
             Linux).
-        num_threads: torch threads in each worker.
+        num_threads: torch threads of this process, set when the workers start (None, the
+            default, leaves them as they are).
         timeout: seconds to wait for a worker's reply before raising ``TimeoutError`` (and
             closing the env); None waits as long as the worker lives. A worker that dies is
             reported at once either way.
@@ -146,8 +168,19 @@ class ParallelEnv(_BatchedEnv):
             policy: about 9k -> 15k frames/s for two workers) at the cost of that CPU time;
             0 never polls.
         pin_memory: only False (TorchRL 0.14 raises ``ValueError`` for True, as here).
+        allow_step_when_done: only False (as in TorchRL 0.14).
         serial_for_single: with ``num_workers=1``, build a :class:`SerialEnv` (no worker
             process) instead; the ParallelEnv-only arguments are then unused.
+        num_sub_threads: torch threads in each worker (default 1: several workers on few
+            cores would otherwise oversubscribe them).
+        daemon: whether the workers are daemon processes (default True: they die with this
+            process). False lets a sub-env start processes of its own (a daemon process
+            cannot); such workers are stopped at interpreter exit if the env is still open.
+        shutdown_timeout: seconds ``close()`` gives each worker to stop (its env's
+            ``close()`` included) before it is terminated, then killed.
+
+    ``env[index]`` is a ParallelEnv over some of the workers (see
+    :mod:`streamrl.envs.batched_view`).
 
     >>> from streamrl.envs.libs.gym import GymEnv
     >>> from streamrl.envs.batched import SerialEnv
@@ -173,7 +206,11 @@ class ParallelEnv(_BatchedEnv):
 
             fn = kwargs.get("create_env_fn", args[1] if len(args) > 1 else None)
             env_kwargs = kwargs.get("create_env_kwargs", args[2] if len(args) > 2 else None)
-            return SerialEnv(1, fn, env_kwargs, device=kwargs.get("device"))
+            return SerialEnv(
+                1, fn, env_kwargs, device=kwargs.get("device"),
+                pin_memory=kwargs.get("pin_memory", False),
+                allow_step_when_done=kwargs.get("allow_step_when_done", False),
+            )
         return super().__new__(cls)
 
     def __init__(
@@ -182,21 +219,34 @@ class ParallelEnv(_BatchedEnv):
         create_env_fn: Callable[..., EnvBase] | Sequence[Callable[..., EnvBase]],
         create_env_kwargs: dict | Sequence[dict] | None = None,
         mp_start_method: str | None = None,
-        num_threads: int = 1,
+        num_threads: int | None = None,
         device: Any = None,
         timeout: float | None = None,
         spin_wait: float = 2e-4,
         *,
         pin_memory: bool = False,
+        allow_step_when_done: bool = False,
         serial_for_single: bool = False,
+        num_sub_threads: int = 1,
+        daemon: bool = True,
+        shutdown_timeout: float = 10.0,
     ) -> None:
-        if pin_memory is not False:
-            # as in TorchRL 0.14, where pin_memory for batched envs is deprecated
+        super().__init__(
+            num_workers, create_env_fn, create_env_kwargs, device=device,
+            pin_memory=pin_memory, allow_step_when_done=allow_step_when_done,
+        )
+        for name, value in (("num_threads", num_threads), ("num_sub_threads", num_sub_threads)):
+            if value is None and name == "num_threads":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, found {value!r}")
+        if not isinstance(daemon, bool):
+            raise TypeError(f"daemon must be a bool, found {type(daemon).__name__}")
+        if (isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, int | float)
+                or shutdown_timeout < 0):
             raise ValueError(
-                f"pin_memory is not supported by batched envs (TorchRL deprecated it), found "
-                f"pin_memory={pin_memory!r}; move the collected batches with .pin_memory()"
+                f"shutdown_timeout must be non-negative seconds, found {shutdown_timeout!r}"
             )
-        super().__init__(num_workers, create_env_fn, create_env_kwargs, device=device)
         self.serial_for_single = serial_for_single
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive seconds or None, found {timeout!r}")
@@ -210,6 +260,9 @@ class ParallelEnv(_BatchedEnv):
             )
         self.mp_start_method = mp_start_method
         self.num_threads = num_threads
+        self.num_sub_threads = num_sub_threads
+        self.daemon = daemon
+        self.shutdown_timeout = float(shutdown_timeout)
         self._workers: list[Worker] = []
         self._pids: list[int | None] = []
         self._channels: list | None = None
@@ -226,6 +279,8 @@ class ParallelEnv(_BatchedEnv):
             if method == "fork"
             else None
         )
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
         try:
             for i, (fn, kw) in enumerate(
                 zip(self.create_env_fn, self.create_env_kwargs, strict=True)
@@ -234,23 +289,28 @@ class ParallelEnv(_BatchedEnv):
                     functools.partial(_EnvServer, fn, kw, channels and channels[i]),
                     name=f"ParallelEnv-{i}",
                     start_method=self.mp_start_method,
-                    num_threads=self.num_threads,
+                    num_threads=self.num_sub_threads,
+                    daemon=self.daemon,
                 )
                 self._workers.append(w)
                 w.start()
                 self._pids.append(w.pid)
             metas = self._gather("meta")
-            if any(m["full_state_spec"].keys(True, True) for m in metas):
-                raise NotImplementedError("ParallelEnv does not support envs with a state_spec")
             self._set_meta(metas)
             n = self.num_workers
-            for v in self._state.values():
-                v.share_memory_()
+            self._io.share_memory_()  # (the root rows too: resets write them)
             # per worker: [command, t, steps, break_when_any_done, slot] (see _STEP_INTO)
             self._cmd = torch.zeros(n, 5, dtype=torch.int32).share_memory_()
             self._cmd_np = self._cmd.numpy()
-            self._gather("setup", per_worker=[(i, self._state, self._cmd) for i in range(n)])
+            self._gather("setup", per_worker=[(i, self._io, self._cmd) for i in range(n)])
             self._channels, self._serving = channels, [False] * n
+            if not self.daemon:
+                # non-daemon workers would keep the interpreter waiting at exit (the
+                # multiprocessing exit hook joins them): stop them first
+                weakref.finalize(
+                    self, _close_workers, self._workers, channels, self._cmd_np, self._serving,
+                    self.shutdown_timeout,
+                )
         except BaseException:
             self._stop_workers()
             self._workers, self._pids = [], []  # a later call may try again from scratch
@@ -374,17 +434,9 @@ class ParallelEnv(_BatchedEnv):
         self._closed = True
 
     def _stop_workers(self, timeout: float = 1.0) -> None:
-        # workers in the channel's command loop: end it, so that they read the pipe's stop
-        for i, on in enumerate(self._serving):
-            if on:
-                self._serving[i] = False
-                self._cmd_np[i, 0] = _STOP
-                self._channels[i][0].release()
-        for w in self._workers:
-            try:
-                w.close(timeout=timeout)
-            except Exception:
-                pass
+        _close_workers(
+            self._workers, self._channels, self.__dict__.get("_cmd_np"), self._serving, timeout
+        )
 
     @property
     def worker_pids(self) -> list[int | None]:
@@ -405,16 +457,23 @@ class ParallelEnv(_BatchedEnv):
         if self._closed:
             raise EnvClosedError("ParallelEnv is closed (its workers are stopped)")
 
-    def _set_seed(self, seed: int | None) -> None:
-        stride = self._seed_stride
-        seeds = [(None if seed is None else seed + i * stride,) for i in range(self.num_workers)]
-        self._gather("set_seed", per_worker=seeds)
+    def _seed_rows(self, rows: list[int], seeds: list[int | None]) -> None:
+        self._gather("set_seed", workers=rows, per_worker=self._per_worker(rows, seeds))
 
-    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
-        self._ensure_started()
-        self._sync_state()  # the rows not reset keep their current root
-        self._command(_RESET, "reset", workers=self._reset_mask(tensordict))
-        return self._state_td()
+    def _per_worker(self, rows: list[int] | None, values: list) -> list[tuple]:
+        """``_gather``'s per-worker arguments (indexed by worker) of ``values`` for ``rows``."""
+        if rows is None:
+            return [(v,) for v in values]
+        out: list[tuple] = [()] * self.num_workers
+        for i, v in zip(rows, values, strict=True):
+            out[i] = (v,)
+        return out
+
+    def _reset_rows(self, rows: list[int]) -> None:
+        self._command(_RESET, "reset", workers=rows)
+
+    def _step_io(self, rows: list[int] | None = None) -> None:
+        self._command(_STEP_IO, "step_io", workers=rows)
 
     def _new_scratch(self) -> StepBuffers:
         return self._register(_SCRATCH, super()._new_scratch())
@@ -464,27 +523,27 @@ class ParallelEnv(_BatchedEnv):
         self._command(_STEP_INTO, "step_into")
         return any(cmd[:, 2].tolist())  # (cheaper than numpy's any for a few envs)
 
-    def _sub_states(self) -> list[dict]:
+    def _sub_states(self, rows: list[int] | None = None) -> list[dict]:
         try:
-            return self._gather("capture_state")
+            return self._gather("capture_state", workers=rows)
         except RemoteError as exc:
             if exc.remote_type == "NotImplementedError":
                 raise NotImplementedError(f"{exc.worker_name}: {exc.remote_message}") from exc
             raise
 
-    def _check_sub_states(self, states: list[dict]) -> None:
+    def _check_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
         try:
-            self._gather("check_state", per_worker=[(s,) for s in states])
+            self._gather("check_state", workers=rows, per_worker=self._per_worker(rows, states))
         except RemoteError as exc:
             if exc.remote_type in ("TypeError", "ValueError", "NotImplementedError"):
                 raise ValueError(f"{exc.worker_name}: {exc.remote_message}") from exc
             raise
 
-    def _restore_sub_states(self, states: list[dict]) -> None:
-        self._gather("restore_state", per_worker=[(s,) for s in states])
+    def _restore_sub_states(self, states: list[dict], rows: list[int] | None = None) -> None:
+        self._gather("restore_state", workers=rows, per_worker=self._per_worker(rows, states))
 
     def _close(self) -> None:
-        self._stop_workers()
+        self._stop_workers(timeout=self.shutdown_timeout)
 
     def __repr__(self) -> str:
         return (

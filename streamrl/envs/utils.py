@@ -21,13 +21,14 @@ from tensordict.nn import InteractionType as ExplorationType
 from tensordict.nn import interaction_type as _interaction_type
 from tensordict.nn import set_interaction_type as set_exploration_type
 
-from streamrl.data.specs import Composite, TensorSpec
+from streamrl.data.specs import Composite, NonTensor, TensorSpec, Unbounded
 
 __all__ = [
     "ExplorationType",
     "RandomPolicy",
     "check_env_specs",
     "exploration_type",
+    "make_composite_from_td",
     "set_exploration_type",
     "step_mdp",
 ]
@@ -45,6 +46,61 @@ def _as_keys(keys: Any) -> tuple:
     if isinstance(keys, str | tuple):
         return (keys,)
     return tuple(keys)
+
+
+def make_composite_from_td(
+    data: TensorDictBase, *, unsqueeze_null_shapes: bool = True, dynamic_shape: bool = False
+) -> Composite:
+    """A :class:`Composite` spec of ``data``: an :class:`Unbounded` spec of each tensor's
+    shape, dtype and device (a :class:`NonTensor` spec of each non-tensor entry, with its
+    value as example), nested as ``data`` is, with ``data``'s batch size as shape.
+
+    Args:
+        data: the TensorDict to describe.
+        unsqueeze_null_shapes: a 0-d tensor gets the shape ``(1,)`` (default True).
+        dynamic_shape: the last dim of every tensor is ``-1`` (any size); each tensor needs
+            a dim past the batch dims.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> data = TensorDict({"obs": torch.zeros(3), "next": {"reward": torch.tensor(0.0)}}, [])
+    >>> spec = make_composite_from_td(data)
+    >>> spec["obs"].shape, spec["next", "reward"].shape, spec["obs"].dtype
+    (torch.Size([3]), torch.Size([1]), torch.float32)
+    >>> make_composite_from_td(data, dynamic_shape=True)["obs"].shape
+    torch.Size([-1])
+    """
+    if not isinstance(data, TensorDictBase):
+        raise TypeError(f"make_composite_from_td expects a TensorDict, found {type(data).__name__}")
+    nb = data.batch_dims
+
+    def leaf(key: str, value: Any) -> Any:
+        if isinstance(value, TensorDictBase) and not _is_non_tensor(value):
+            return Composite({k: leaf(k, v) for k, v in value.items()}, shape=value.batch_size,
+                             device=value.device)
+        if _is_non_tensor(value):
+            return NonTensor(shape=value.batch_size, device=value.device,
+                             example_data=value.tolist() if value.batch_size else value.data)
+        shape = list(value.shape)
+        if not shape and unsqueeze_null_shapes:
+            shape = [1]
+        if dynamic_shape:
+            if len(shape) <= nb:
+                raise ValueError(
+                    f"dynamic_shape: entry {key!r} of shape {tuple(shape)} has no dim past the "
+                    f"batch dims {tuple(data.batch_size)} to make dynamic"
+                )
+            shape[-1] = -1
+        return Unbounded(shape, device=value.device, dtype=value.dtype)
+
+    return Composite({k: leaf(k, v) for k, v in data.items()}, shape=data.batch_size,
+                     device=data.device)
+
+
+def _is_non_tensor(value: Any) -> bool:
+    from tensordict import NonTensorData, NonTensorStack
+
+    return isinstance(value, NonTensorData | NonTensorStack)
 
 
 def step_mdp(

@@ -13,14 +13,14 @@ PROVIDED = {
     "torchrl.envs": [
         "EnvBase", "EnvCreator", "GymEnv", "GymWrapper", "ParallelEnv", "PendulumEnv",
         "SerialEnv", "check_env_specs", "exploration_type", "ExplorationType", "gym_backend",
-        "set_exploration_type", "set_gym_backend", "step_mdp",
+        "make_composite_from_td", "set_exploration_type", "set_gym_backend", "step_mdp",
     ],
     "torchrl.envs.common": ["EnvBase"],
     "torchrl.envs.batched_envs": ["ParallelEnv", "SerialEnv"],
     "torchrl.envs.env_creator": ["EnvCreator"],
     "torchrl.envs.utils": [
-        "ExplorationType", "check_env_specs", "exploration_type", "set_exploration_type",
-        "step_mdp",
+        "ExplorationType", "check_env_specs", "exploration_type", "make_composite_from_td",
+        "set_exploration_type", "step_mdp",
     ],
     "torchrl.envs.libs": ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend"],
     "torchrl.envs.libs.gym": ["GymEnv", "GymWrapper"],
@@ -67,6 +67,47 @@ def test_batched_envs_documented_arguments():
     single = ParallelEnv(1, make, serial_for_single=True)
     assert isinstance(single, SerialEnv)
     single.close()
+
+
+def test_batched_envs_torchrl_014_keyword_arguments_and_indexing():
+    from streamrl.envs.batched_envs import ParallelEnv, SerialEnv
+    from streamrl.envs.libs.gym import GymEnv
+
+    def make():
+        return GymEnv("CartPole-v1")
+
+    with SerialEnv(3, make, pin_memory=False, allow_step_when_done=False) as env:
+        view = env[1:]
+        assert isinstance(view, SerialEnv) and view.rollout(2).batch_size == (2, 2)
+    with ParallelEnv(3, make, num_sub_threads=1, daemon=True, shutdown_timeout=5.0,
+                     allow_step_when_done=False) as env:
+        view = env[0]
+        assert isinstance(view, ParallelEnv) and view.rollout(2).batch_size == (1, 2)
+        view.close()
+        assert env.rollout(2).batch_size == (3, 2)
+    for cls in (SerialEnv, ParallelEnv):
+        with pytest.raises(ValueError, match="pin_memory"):
+            cls(2, make, pin_memory=True)
+
+
+def test_make_composite_from_td_documented_example():
+    from tensordict import TensorDict
+
+    from streamrl.data import Composite, Unbounded
+    from streamrl.envs.utils import make_composite_from_td
+
+    data = TensorDict({
+        "obs": torch.randn(3),
+        "action": torch.zeros(2, dtype=torch.int),
+        "next": {"obs": torch.randn(3), "reward": torch.randn(1)},
+    }, [])
+    spec = make_composite_from_td(data)
+    assert isinstance(spec, Composite) and isinstance(spec["next"], Composite)
+    assert isinstance(spec["action"], Unbounded) and spec["action"].dtype == torch.int32
+    assert (spec.zero() == data.zero_()).all()
+    assert make_composite_from_td(TensorDict({"x": torch.tensor(1.0)}, []))["x"].shape == (1,)
+    assert make_composite_from_td(TensorDict({"x": torch.tensor(1.0)}, []),
+                                  unsqueeze_null_shapes=False)["x"].shape == ()
 
 
 def test_env_creator_documented_api():

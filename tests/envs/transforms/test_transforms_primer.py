@@ -110,14 +110,6 @@ def test_primer_expand_specs_false_and_bad_input(counting_env):
 
 
 class TestPrimerContract(TransformContractTests):
-    @pytest.mark.xfail(
-        raises=NotImplementedError,
-        strict=True,
-        reason="ParallelEnv does not support sub-envs with a state_spec yet (envs core)",
-    )
-    def test_inside_parallel_env(self):
-        super().test_inside_parallel_env()
-
     def make_transform(self):
         return TensorDictPrimer(h=Unbounded([2]), c=Bounded(0, 4, shape=(1,), dtype=torch.int64))
 
