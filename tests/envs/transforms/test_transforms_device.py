@@ -95,15 +95,6 @@ class TestDeviceCastContract(TransformContractTests):
     def make_transform(self):
         return DeviceCastTransform("cpu:0")
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=NotImplementedError,
-        reason="ParallelEnv workers step into shared CPU memory: sub-envs must output on the "
-        "CPU; cast outside the ParallelEnv (test_outside_parallel_env)",
-    )
-    def test_inside_parallel_env(self):
-        super().test_inside_parallel_env()
-
     def test_outside_parallel_env(self):
         from transform_test_envs import CountingEnv
 

@@ -52,13 +52,5 @@ def test_bad_input():
 
 
 class TestgSDENoiseContract(TransformContractTests):
-    @pytest.mark.xfail(
-        raises=NotImplementedError,
-        strict=True,
-        reason="ParallelEnv does not support sub-envs with a state_spec yet (a primer's entry)",
-    )
-    def test_inside_parallel_env(self):
-        super().test_inside_parallel_env()
-
     def make_transform(self):
         return gSDENoise(state_dim=3, action_dim=1)
