@@ -8,16 +8,19 @@ from collections.abc import Iterator
 
 import torch
 from tensordict import TensorDictBase
-from torch import Tensor, nn
+from torch import nn
 
-from streamrl.objectives._utils import check_loss_function, distance_loss
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.sac import (
+from streamrl.objectives._sac_common import (
     EntropyCoefficient,
+    alpha_loss,
+    bootstrap,
     check_target_entropy,
-    sample_with_log_prob,
-    target_entropy_for,
+    ensemble_regression,
+    fresh_action,
+    qvalues_at,
 )
+from streamrl.objectives._utils import check_loss_function
+from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["CrossQLoss"]
@@ -107,11 +110,6 @@ class CrossQLoss(LossModule):
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
-    def _qvalues(self, td: TensorDictBase, action: Tensor, params: TensorDictBase) -> Tensor:
-        work = td.copy()
-        work.set(self._keys["action"], action)
-        return self._get(self.vmap_network("qvalue_network", work, params), "state_action_value")
-
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the Q-value, actor and temperature losses; writes ``td_error``."""
         action = self._get(tensordict, "action")
@@ -122,40 +120,26 @@ class CrossQLoss(LossModule):
         alpha = self.entropy_coef.alpha()
         next_td = td.get("next")
         with torch.no_grad():
-            dist = self.network_dist("actor_network", next_td.copy(),
-                                     self.network_params("actor_network", detach=True))
-            next_action, next_log_prob = sample_with_log_prob(dist, 1)
+            next_action, next_log_prob = fresh_action(self, next_td, 1, frozen=True)
         # one critic pass over current and next pairs: shared normalisation statistics
         in_keys = self.network_in_keys("qvalue_network")
         keys = [k for k in in_keys if k != self._keys["action"]] or None
         joint = torch.cat([td.select(*keys) if keys else td.exclude("next"),
                            next_td.select(*keys) if keys else next_td], 0)
-        q_all = self._qvalues(joint, torch.cat([action, next_action], 0),
-                              self.network_params("qvalue_network"))
+        q_all = qvalues_at(self, joint, torch.cat([action, next_action], 0),
+                           self.network_params("qvalue_network"))
         pred, q_next = q_all[:, :n], q_all[:, n:].detach()
         with torch.no_grad():
             next_value = q_next.min(0).values - alpha * next_log_prob.reshape(-1, 1)
-            work = td.copy()
-            work.set(("next", "state_value"), next_value)
-            target = self.value_estimator.value_estimate(work)
-        if pred.shape[1:] != target.shape:
-            raise ValueError(
-                f"CrossQLoss: {self._keys['state_action_value']!r} has shape "
-                f"{tuple(pred.shape[1:])} but the reward has shape {tuple(target.shape)}"
-            )
-        per_net = distance_loss(pred, target.expand_as(pred), self.loss_function)
-        loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
-        td_error = (pred.detach() - target).abs().max(0).values
-        tensordict.set(self._keys["priority"], td_error.reshape(tensordict.batch_size))
+        target = bootstrap(self, td, next_value)
+        loss_qvalue, _ = ensemble_regression(self, tensordict, pred, target)
         # actor: fresh action; the critic frozen, in eval mode
-        dist = self.network_dist("actor_network", td.copy())
-        new_action, log_prob = sample_with_log_prob(dist, 1)
+        new_action, log_prob = fresh_action(self, td, 1)
         with _eval_mode(self.network_template("qvalue_network")):
-            q_new = self._qvalues(td, new_action,
-                                  self.network_params("qvalue_network", detach=True))
+            q_new = qvalues_at(self, td, new_action,
+                               self.network_params("qvalue_network", detach=True))
         loss_actor = (alpha * log_prob - q_new.min(0).values.reshape(log_prob.shape)).mean()
-        target_entropy = target_entropy_for(self.target_entropy, new_action, 1)
-        loss_alpha = self.entropy_coef.loss(log_prob + target_entropy)
+        loss_alpha = alpha_loss(self, log_prob, new_action, 1)
         return _output(
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,

@@ -10,14 +10,9 @@ from tensordict import TensorDictBase
 from torch import Tensor, nn
 
 from streamrl.data.specs import Categorical, OneHot
-from streamrl.objectives._utils import (
-    action_to_index,
-    check_action_space,
-    check_loss_function,
-    distance_loss,
-)
+from streamrl.objectives._sac_common import EntropyCoefficient, bootstrap, ensemble_regression
+from streamrl.objectives._utils import action_to_index, check_action_space, check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.sac import EntropyCoefficient
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DiscreteSACLoss"]
@@ -134,9 +129,7 @@ class DiscreteSACLoss(LossModule):
                 self.network_params("qvalue_network", target=self.delay_qvalue, detach=True),
             ).min(0).values
             next_value = (log_p.exp() * (next_q - alpha * log_p)).sum(-1, keepdim=True)
-            work = td.copy()
-            work.set(("next", "state_value"), next_value)
-            return self.value_estimator.value_estimate(work)
+        return bootstrap(self, td, next_value)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor, Q-value and temperature losses; writes ``td_error``."""
@@ -157,15 +150,8 @@ class DiscreteSACLoss(LossModule):
                                 "DiscreteSACLoss")
         gather_index = index.unsqueeze(-1).expand(q_all.shape[0], *batch, 1)
         pred = q_all.gather(-1, gather_index)
-        if pred.shape[1:] != target.shape:
-            raise ValueError(
-                f"DiscreteSACLoss: the reward must have shape {tuple(pred.shape[1:])}, "
-                f"found {tuple(target.shape)}"
-            )
-        per_net = distance_loss(pred, target.expand_as(pred), self.loss_function)
-        loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
-        td_error = (pred.detach() - target).abs().max(0).values.reshape(batch)
-        tensordict.set(self._keys["priority"], td_error)
+        loss_qvalue, td_error = ensemble_regression(self, tensordict, pred, target,
+                                                    key="action_value")
         loss_alpha = self.entropy_coef.loss(self.target_entropy - entropy)
         return _output(
             loss_actor=loss_actor,

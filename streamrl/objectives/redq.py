@@ -6,14 +6,18 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
-from streamrl.objectives._utils import check_loss_function, distance_loss
-from streamrl.objectives.common import TD_KEYS, LossModule
-from streamrl.objectives.sac import (
+from streamrl.objectives._sac_common import (
     EntropyCoefficient,
+    alpha_loss,
+    bootstrap,
     check_target_entropy,
-    sample_with_log_prob,
-    target_entropy_for,
+    ensemble_regression,
+    fresh_action,
+    next_step,
+    qvalues_at,
 )
+from streamrl.objectives._utils import check_loss_function
+from streamrl.objectives.common import TD_KEYS, LossModule
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["REDQLoss"]
@@ -103,51 +107,29 @@ class REDQLoss(LossModule):
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
-    def _qvalues(self, td: TensorDictBase, action: Tensor, params: TensorDictBase) -> Tensor:
-        work = td.copy()
-        work.set(self._keys["action"], action)
-        return self._get(self.vmap_network("qvalue_network", work, params), "state_action_value")
-
     def target_value(self, td: TensorDictBase, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """The bootstrapped target and the next-state soft value (no gradient)."""
-        self._require(td, self._next_key("reward"), self._next_key("done"))
+        next_td, next_action, next_log_prob, params = next_step(self, td)
         with torch.no_grad():
-            next_td = td.get("next")
-            dist = self.network_dist("actor_network", next_td.copy(),
-                                     self.network_params("actor_network", detach=True))
-            next_action, next_log_prob = sample_with_log_prob(dist, td.batch_dims)
-            params = self.network_params("qvalue_network", target=self.delay_qvalue, detach=True)
             subset = torch.randperm(self.num_qvalue_nets)[: self.sub_sample_len]
-            next_q = self._qvalues(next_td, next_action, params[subset]).min(0).values
+            next_q = qvalues_at(self, next_td, next_action, params[subset]).min(0).values
             next_value = next_q - alpha * next_log_prob.reshape(next_q.shape)
-            work = td.copy()
-            work.set(("next", "state_value"), next_value)
-            return self.value_estimator.value_estimate(work), next_value
+        return bootstrap(self, td, next_value), next_value
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor, Q-value and temperature losses; writes ``td_error``."""
         action = self._get(tensordict, "action")
         batch_dims = tensordict.batch_dims
         alpha = self.entropy_coef.alpha()
-        dist = self.network_dist("actor_network", tensordict.copy())
-        new_action, log_prob = sample_with_log_prob(dist, batch_dims)
-        q_new = self._qvalues(tensordict, new_action,
-                              self.network_params("qvalue_network", detach=True))
+        new_action, log_prob = fresh_action(self, tensordict, batch_dims)
+        q_new = qvalues_at(self, tensordict, new_action,
+                           self.network_params("qvalue_network", detach=True))
         q_new_mean = q_new.mean(0).reshape(log_prob.shape)
         loss_actor = (alpha * log_prob - q_new_mean).mean()
         target, next_value = self.target_value(tensordict, alpha)
-        pred = self._qvalues(tensordict, action, self.network_params("qvalue_network"))
-        if pred.shape[1:] != target.shape:
-            raise ValueError(
-                f"REDQLoss: {self._keys['state_action_value']!r} has shape "
-                f"{tuple(pred.shape[1:])} but the reward has shape {tuple(target.shape)}"
-            )
-        per_net = distance_loss(pred, target.expand_as(pred), self.loss_function)
-        loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
-        td_error = (pred.detach() - target).abs().max(0).values.reshape(tensordict.batch_size)
-        tensordict.set(self._keys["priority"], td_error)
-        target_entropy = target_entropy_for(self.target_entropy, new_action, batch_dims)
-        loss_alpha = self.entropy_coef.loss(log_prob + target_entropy)
+        pred = qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
+        loss_qvalue, _ = ensemble_regression(self, tensordict, pred, target)
+        loss_alpha = alpha_loss(self, log_prob, new_action, batch_dims)
         return TensorDict({
             "loss_actor": loss_actor,
             "loss_qvalue": loss_qvalue,
