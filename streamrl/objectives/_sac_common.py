@@ -92,6 +92,16 @@ class EntropyCoefficient(nn.Module):
         return -(self.log_alpha * entropy_term.detach()).mean()
 
 
+def register_actor_critic(loss: LossModule, actor_network: nn.Module,
+                          qvalue_network: nn.Module, *, num_qvalue_nets: int,
+                          delay_qvalue: bool) -> None:
+    """Register ``loss``'s ``actor_network`` and its ensemble of ``num_qvalue_nets`` copies of
+    ``qvalue_network`` (with target copies when ``delay_qvalue``)."""
+    loss.register_network("actor_network", actor_network)
+    loss.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
+                          create_target=delay_qvalue)
+
+
 def fresh_action(loss: LossModule, td: TensorDictBase, batch_dims: int, *,
                  frozen: bool = False) -> tuple[Tensor, Tensor]:
     """``a ~ pi(.|s)`` from ``loss``'s ``actor_network`` on ``td`` (reparameterised) and
@@ -155,8 +165,14 @@ def ensemble_regression(loss: LossModule, tensordict: TensorDictBase, pred: Tens
     return loss_qvalue, td_error
 
 
-def alpha_loss(loss: LossModule, log_prob: Tensor, action: Tensor, batch_dims: int) -> Tensor:
-    """``loss.entropy_coef``'s temperature loss for a continuous policy:
-    ``-mean(log_alpha * (log_prob + target_entropy))``, ``"auto"`` resolved from ``action``."""
+def entropy_terms(loss: LossModule, log_prob: Tensor, action: Tensor, batch_dims: int,
+                  alpha: Tensor) -> dict[str, Tensor]:
+    """The temperature entries of a continuous soft loss's output: ``loss_alpha`` (from
+    ``loss.entropy_coef``: ``-mean(log_alpha * (log_prob + target_entropy))``, ``"auto"``
+    resolved from ``action``), ``alpha`` and ``entropy`` (``-mean(log_prob)``, detached)."""
     target_entropy = target_entropy_for(loss.target_entropy, action, batch_dims)
-    return loss.entropy_coef.loss(log_prob + target_entropy)
+    return {
+        "loss_alpha": loss.entropy_coef.loss(log_prob + target_entropy),
+        "alpha": alpha,
+        "entropy": -log_prob.detach().mean(),
+    }

@@ -12,12 +12,13 @@ from torch import nn
 
 from streamrl.objectives._sac_common import (
     EntropyCoefficient,
-    alpha_loss,
     bootstrap,
     check_target_entropy,
     ensemble_regression,
+    entropy_terms,
     fresh_action,
     qvalues_at,
+    register_actor_critic,
 )
 from streamrl.objectives._utils import check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
@@ -104,8 +105,8 @@ class CrossQLoss(LossModule):
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
         self.target_entropy = target_entropy
-        self.register_network("actor_network", actor_network)
-        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets)
+        register_actor_critic(self, actor_network, qvalue_network,
+                              num_qvalue_nets=num_qvalue_nets, delay_qvalue=False)
         self.entropy_coef = EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
@@ -139,11 +140,8 @@ class CrossQLoss(LossModule):
             q_new = qvalues_at(self, td, new_action,
                                self.network_params("qvalue_network", detach=True))
         loss_actor = (alpha * log_prob - q_new.min(0).values.reshape(log_prob.shape)).mean()
-        loss_alpha = alpha_loss(self, log_prob, new_action, 1)
         return _output(
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,
-            loss_alpha=loss_alpha,
-            alpha=alpha,
-            entropy=-log_prob.detach().mean(),
+            **entropy_terms(self, log_prob, new_action, 1, alpha),
         )

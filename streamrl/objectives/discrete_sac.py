@@ -10,7 +10,12 @@ from tensordict import TensorDictBase
 from torch import Tensor, nn
 
 from streamrl.data.specs import Categorical, OneHot
-from streamrl.objectives._sac_common import EntropyCoefficient, bootstrap, ensemble_regression
+from streamrl.objectives._sac_common import (
+    EntropyCoefficient,
+    bootstrap,
+    ensemble_regression,
+    register_actor_critic,
+)
 from streamrl.objectives._utils import action_to_index, check_action_space, check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
@@ -86,9 +91,8 @@ class DiscreteSACLoss(LossModule):
             raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
         self.target_entropy = float(target_entropy)
         self.delay_qvalue = delay_qvalue
-        self.register_network("actor_network", actor_network)
-        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
-                              create_target=delay_qvalue)
+        register_actor_critic(self, actor_network, qvalue_network,
+                              num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
         self.entropy_coef = EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )

@@ -8,13 +8,14 @@ from torch import Tensor, nn
 
 from streamrl.objectives._sac_common import (
     EntropyCoefficient,
-    alpha_loss,
     bootstrap,
     check_target_entropy,
     ensemble_regression,
+    entropy_terms,
     fresh_action,
     next_step,
     qvalues_at,
+    register_actor_critic,
 )
 from streamrl.objectives._utils import check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule
@@ -100,9 +101,8 @@ class REDQLoss(LossModule):
         self.sub_sample_len = sub_sample_len
         self.target_entropy = target_entropy
         self.delay_qvalue = bool(delay_qvalue)
-        self.register_network("actor_network", actor_network)
-        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
-                              create_target=self.delay_qvalue)
+        register_actor_critic(self, actor_network, qvalue_network,
+                              num_qvalue_nets=num_qvalue_nets, delay_qvalue=self.delay_qvalue)
         self.entropy_coef = EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
@@ -129,13 +129,10 @@ class REDQLoss(LossModule):
         target, next_value = self.target_value(tensordict, alpha)
         pred = qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
         loss_qvalue, _ = ensemble_regression(self, tensordict, pred, target)
-        loss_alpha = alpha_loss(self, log_prob, new_action, batch_dims)
         return TensorDict({
             "loss_actor": loss_actor,
             "loss_qvalue": loss_qvalue,
-            "loss_alpha": loss_alpha,
-            "alpha": alpha,
-            "entropy": -log_prob.detach().mean(),
+            **entropy_terms(self, log_prob, new_action, batch_dims, alpha),
             "state_action_value_actor": q_new_mean.detach().mean(),
             "action_log_prob_actor": log_prob.detach().mean(),
             "next.state_value": next_value.mean(),

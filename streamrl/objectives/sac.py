@@ -8,13 +8,14 @@ from torch import Tensor, nn
 
 from streamrl.objectives._sac_common import (
     EntropyCoefficient,
-    alpha_loss,
     bootstrap,
     check_target_entropy,
     ensemble_regression,
+    entropy_terms,
     fresh_action,
     next_step,
     qvalues_at,
+    register_actor_critic,
 )
 from streamrl.objectives._utils import check_loss_function, distance_loss
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
@@ -103,9 +104,8 @@ class SACLoss(LossModule):
         self.target_entropy = target_entropy
         self.delay_qvalue = delay_qvalue
         self.num_qvalue_nets = num_qvalue_nets
-        self.register_network("actor_network", actor_network)
-        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
-                              create_target=delay_qvalue)
+        register_actor_critic(self, actor_network, qvalue_network,
+                              num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
         self.has_value = value_network is not None
         self.delay_value = bool(delay_value) and self.has_value
         if value_network is not None:
@@ -152,7 +152,6 @@ class SACLoss(LossModule):
         target = self.target_value(tensordict, alpha)
         pred = qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
         loss_qvalue, td_error = ensemble_regression(self, tensordict, pred, target)
-        loss_alpha = alpha_loss(self, log_prob, new_action, batch_dims)
         extra = {}
         if self.has_value:
             v_target = (q_new_min - alpha * log_prob).detach().reshape(*tensordict.batch_size, 1)
@@ -162,8 +161,6 @@ class SACLoss(LossModule):
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,
             **extra,
-            loss_alpha=loss_alpha,
-            alpha=alpha,
-            entropy=-log_prob.detach().mean(),
+            **entropy_terms(self, log_prob, new_action, batch_dims, alpha),
             td_error=td_error,
         )

@@ -9,11 +9,12 @@ from torch import Tensor, nn
 
 from streamrl.objectives._sac_common import (
     EntropyCoefficient,
-    alpha_loss,
     check_target_entropy,
+    entropy_terms,
     fresh_action,
     next_step,
     qvalues_at,
+    register_actor_critic,
 )
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
@@ -122,9 +123,8 @@ class TQCLoss(LossModule):
         self.top_quantiles_to_drop_per_net = drop
         self.target_entropy = target_entropy
         self.delay_qvalue = delay_qvalue
-        self.register_network("actor_network", actor_network)
-        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
-                              create_target=delay_qvalue)
+        register_actor_critic(self, actor_network, qvalue_network,
+                              num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
         self.entropy_coef = EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
@@ -180,11 +180,8 @@ class TQCLoss(LossModule):
         loss_qvalue = quantile_huber_loss(pred, target.unsqueeze(0).expand(pred.shape[0], *target.shape))
         td_error = (pred.detach().mean(-1) - target.mean(-1)).abs().max(0).values
         tensordict.set(self._keys["priority"], td_error)
-        loss_alpha = alpha_loss(self, log_prob, new_action, batch_dims)
         return _output(
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,
-            loss_alpha=loss_alpha,
-            alpha=alpha,
-            entropy=-log_prob.detach().mean(),
+            **entropy_terms(self, log_prob, new_action, batch_dims, alpha),
         )
