@@ -55,21 +55,19 @@ class CrossQLoss(LossModule):
     ``|Q_i - y|``) is written into the input. Output: the three losses, ``alpha`` and
     ``entropy``.
 
+    A batch-normalised critic (the point of CrossQ) built with :class:`~streamrl.modules.MLP`:
+
     >>> from tensordict import TensorDict
     >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
-    >>> from streamrl.modules import ProbabilisticActor, TanhNormal
-    >>> actor = ProbabilisticActor(TensorDictModule(
-    ...     nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
-    ...     in_keys=["loc", "scale"], distribution_class=TanhNormal)
-    >>> class Q(nn.Module):
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(),
-    ...                                  nn.Linear(8, 1))
-    ...     def forward(self, obs, act):
-    ...         return self.net(torch.cat([obs, act], -1))
-    >>> loss = CrossQLoss(actor, TensorDictModule(Q(), ["observation", "action"],
-    ...                                           ["state_action_value"]))
+    >>> from streamrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+    >>> critic = ValueOperator(MLP(in_features=5, out_features=1, num_cells=[8],
+    ...                            norm_class=nn.BatchNorm1d, activation_class=nn.ReLU),
+    ...                        in_keys=["observation", "action"])
+    >>> loc_scale = TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()),
+    ...                              in_keys=["observation"], out_keys=["loc", "scale"])
+    >>> actor = ProbabilisticActor(loc_scale, in_keys=["loc", "scale"],
+    ...                            distribution_class=TanhNormal)
+    >>> loss = CrossQLoss(actor, critic)
     >>> td = TensorDict({"observation": torch.randn(4, 3), "action": torch.rand(4, 2) * 2 - 1,
     ...     "next": {"observation": torch.randn(4, 3), "reward": torch.randn(4, 1),
     ...              "done": torch.zeros(4, 1, dtype=torch.bool)}}, [4])

@@ -46,18 +46,13 @@ class REDQLoss(LossModule):
     ``next.state_value`` and ``target_value`` (batch means).
 
     >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
-    >>> from streamrl.modules import ProbabilisticActor, TanhNormal
+    >>> from streamrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
     >>> actor = ProbabilisticActor(TensorDictModule(
     ...     nn.Sequential(nn.Linear(3, 8), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
     ...     in_keys=["loc", "scale"], distribution_class=TanhNormal)
-    >>> class Q(nn.Module):
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.lin = nn.Linear(7, 1)
-    ...     def forward(self, obs, act):
-    ...         return self.lin(torch.cat([obs, act], -1))
-    >>> qvalue = TensorDictModule(Q(), ["observation", "action"], ["state_action_value"])
-    >>> loss = REDQLoss(actor, qvalue, num_qvalue_nets=4)
+    >>> critic = ValueOperator(MLP(in_features=7, out_features=1, num_cells=[]),
+    ...                        in_keys=["observation", "action"])
+    >>> loss = REDQLoss(actor, critic, num_qvalue_nets=4)
     >>> td = TensorDict({"observation": torch.randn(2, 3), "action": torch.rand(2, 4) * 2 - 1,
     ...     "next": {"observation": torch.randn(2, 3), "reward": torch.randn(2, 1),
     ...              "done": torch.zeros(2, 1, dtype=torch.bool)}}, [2])

@@ -49,18 +49,13 @@ class SACLoss(LossModule):
 
     >>> from tensordict import TensorDict
     >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
-    >>> from streamrl.modules import ProbabilisticActor, TanhNormal
+    >>> from streamrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
     >>> actor = ProbabilisticActor(TensorDictModule(
     ...     nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
     ...     in_keys=["loc", "scale"], distribution_class=TanhNormal)
-    >>> class Q(nn.Module):
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.lin = nn.Linear(5, 1)
-    ...     def forward(self, obs, act):
-    ...         return self.lin(torch.cat([obs, act], -1))
-    >>> qvalue = TensorDictModule(Q(), ["observation", "action"], ["state_action_value"])
-    >>> value = TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_value"])
+    >>> qvalue = ValueOperator(MLP(in_features=5, out_features=1, num_cells=[8]),
+    ...                        in_keys=["observation", "action"])
+    >>> value = ValueOperator(nn.Linear(3, 1), in_keys=["observation"])
     >>> loss = SACLoss(actor, qvalue, value)
     >>> td = TensorDict({"observation": torch.randn(2, 3), "action": torch.rand(2, 2) * 2 - 1,
     ...     "next": {"observation": torch.randn(2, 3), "reward": torch.randn(2, 1),
