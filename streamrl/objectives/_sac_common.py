@@ -117,7 +117,10 @@ def qvalues_at(loss: LossModule, td: TensorDictBase, action: Tensor,
     ``state_action_value`` entries stacked on a leading copy dim (``td`` is left untouched)."""
     work = td.copy()
     work.set(loss._keys["action"], action)
-    return loss._get(loss.vmap_network("qvalue_network", work, params), "state_action_value")
+    out = loss.vmap_network("qvalue_network", work, params)
+    key = loss._keys["state_action_value"]
+    loss._require(out, key)
+    return out.get(key)
 
 
 def next_step(loss: LossModule, td: TensorDictBase
