@@ -19,7 +19,8 @@ def sample_with_log_prob(dist: torch.distributions.Distribution, batch_dims: int
                          ) -> tuple[Tensor, Tensor]:
     """A reparameterised sample and its log-probability summed to the batch shape.
 
-    >>> action, log_prob = sample_with_log_prob(torch.distributions.Normal(torch.zeros(4, 2), 1.0), 1)
+    >>> normal = torch.distributions.Normal(torch.zeros(4, 2), 1.0)
+    >>> action, log_prob = sample_with_log_prob(normal, 1)
     >>> action.shape, log_prob.shape
     (torch.Size([4, 2]), torch.Size([4]))
     """

@@ -10,16 +10,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from streamrl.objectives._sac_common import (
-    EntropyCoefficient,
-    bootstrap,
-    check_target_entropy,
-    ensemble_regression,
-    entropy_terms,
-    fresh_action,
-    qvalues_at,
-    register_actor_critic,
-)
+from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
@@ -99,13 +90,13 @@ class CrossQLoss(LossModule):
         super().__init__()
         if not isinstance(num_qvalue_nets, int) or num_qvalue_nets < 1:
             raise ValueError(f"num_qvalue_nets must be a positive int, found {num_qvalue_nets!r}")
-        check_target_entropy(target_entropy)
+        shared.check_target_entropy(target_entropy)
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
         self.target_entropy = target_entropy
-        register_actor_critic(self, actor_network, qvalue_network,
-                              num_qvalue_nets=num_qvalue_nets, delay_qvalue=False)
-        self.entropy_coef = EntropyCoefficient(
+        shared.register_actor_critic(self, actor_network, qvalue_network,
+                                     num_qvalue_nets=num_qvalue_nets, delay_qvalue=False)
+        self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
@@ -119,27 +110,27 @@ class CrossQLoss(LossModule):
         alpha = self.entropy_coef.alpha()
         next_td = td.get("next")
         with torch.no_grad():
-            next_action, next_log_prob = fresh_action(self, next_td, 1, frozen=True)
+            next_action, next_log_prob = shared.fresh_action(self, next_td, 1, frozen=True)
         # one critic pass over current and next pairs: shared normalisation statistics
         in_keys = self.network_in_keys("qvalue_network")
         keys = [k for k in in_keys if k != self._keys["action"]] or None
         joint = torch.cat([td.select(*keys) if keys else td.exclude("next"),
                            next_td.select(*keys) if keys else next_td], 0)
-        q_all = qvalues_at(self, joint, torch.cat([action, next_action], 0),
-                           self.network_params("qvalue_network"))
+        q_all = shared.qvalues_at(self, joint, torch.cat([action, next_action], 0),
+                                  self.network_params("qvalue_network"))
         pred, q_next = q_all[:, :n], q_all[:, n:].detach()
         with torch.no_grad():
             next_value = q_next.min(0).values - alpha * next_log_prob.reshape(-1, 1)
-        target = bootstrap(self, td, next_value)
-        loss_qvalue, _ = ensemble_regression(self, tensordict, pred, target)
+        target = shared.bootstrap(self, td, next_value)
+        loss_qvalue, _ = shared.ensemble_regression(self, tensordict, pred, target)
         # actor: fresh action; the critic frozen, in eval mode
-        new_action, log_prob = fresh_action(self, td, 1)
+        new_action, log_prob = shared.fresh_action(self, td, 1)
         with _eval_mode(self.network_template("qvalue_network")):
-            q_new = qvalues_at(self, td, new_action,
-                               self.network_params("qvalue_network", detach=True))
+            q_new = shared.qvalues_at(self, td, new_action,
+                                      self.network_params("qvalue_network", detach=True))
         loss_actor = (alpha * log_prob - q_new.min(0).values.reshape(log_prob.shape)).mean()
         return _output(
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,
-            **entropy_terms(self, log_prob, new_action, 1, alpha),
+            **shared.entropy_terms(self, log_prob, new_action, 1, alpha),
         )

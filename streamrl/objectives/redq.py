@@ -6,17 +6,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
-from streamrl.objectives._sac_common import (
-    EntropyCoefficient,
-    bootstrap,
-    check_target_entropy,
-    ensemble_regression,
-    entropy_terms,
-    fresh_action,
-    next_step,
-    qvalues_at,
-    register_actor_critic,
-)
+from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule
 from streamrl.objectives.value.common import ValueEstimators
@@ -90,44 +80,45 @@ class REDQLoss(LossModule):
                 f"sub_sample_len must be an int in [1, num_qvalue_nets={num_qvalue_nets}], "
                 f"found {sub_sample_len!r}"
             )
-        check_target_entropy(target_entropy)
+        shared.check_target_entropy(target_entropy)
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
         self.sub_sample_len = sub_sample_len
         self.target_entropy = target_entropy
         self.delay_qvalue = bool(delay_qvalue)
-        register_actor_critic(self, actor_network, qvalue_network,
-                              num_qvalue_nets=num_qvalue_nets, delay_qvalue=self.delay_qvalue)
-        self.entropy_coef = EntropyCoefficient(
+        shared.register_actor_critic(self, actor_network, qvalue_network,
+                                     num_qvalue_nets=num_qvalue_nets,
+                                     delay_qvalue=self.delay_qvalue)
+        self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
     def target_value(self, td: TensorDictBase, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """The bootstrapped target and the next-state soft value (no gradient)."""
-        next_td, next_action, next_log_prob, params = next_step(self, td)
+        next_td, next_action, next_log_prob, params = shared.next_step(self, td)
         with torch.no_grad():
             subset = torch.randperm(self.num_qvalue_nets)[: self.sub_sample_len]
-            next_q = qvalues_at(self, next_td, next_action, params[subset]).min(0).values
+            next_q = shared.qvalues_at(self, next_td, next_action, params[subset]).min(0).values
             next_value = next_q - alpha * next_log_prob.reshape(next_q.shape)
-        return bootstrap(self, td, next_value), next_value
+        return shared.bootstrap(self, td, next_value), next_value
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor, Q-value and temperature losses; writes ``td_error``."""
         action = self._get(tensordict, "action")
         batch_dims = tensordict.batch_dims
         alpha = self.entropy_coef.alpha()
-        new_action, log_prob = fresh_action(self, tensordict, batch_dims)
-        q_new = qvalues_at(self, tensordict, new_action,
-                           self.network_params("qvalue_network", detach=True))
+        new_action, log_prob = shared.fresh_action(self, tensordict, batch_dims)
+        q_new = shared.qvalues_at(self, tensordict, new_action,
+                                  self.network_params("qvalue_network", detach=True))
         q_new_mean = q_new.mean(0).reshape(log_prob.shape)
         loss_actor = (alpha * log_prob - q_new_mean).mean()
         target, next_value = self.target_value(tensordict, alpha)
-        pred = qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
-        loss_qvalue, _ = ensemble_regression(self, tensordict, pred, target)
+        pred = shared.qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
+        loss_qvalue, _ = shared.ensemble_regression(self, tensordict, pred, target)
         return TensorDict({
             "loss_actor": loss_actor,
             "loss_qvalue": loss_qvalue,
-            **entropy_terms(self, log_prob, new_action, batch_dims, alpha),
+            **shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha),
             "state_action_value_actor": q_new_mean.detach().mean(),
             "action_log_prob_actor": log_prob.detach().mean(),
             "next.state_value": next_value.mean(),

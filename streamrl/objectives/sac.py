@@ -6,17 +6,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 
-from streamrl.objectives._sac_common import (
-    EntropyCoefficient,
-    bootstrap,
-    check_target_entropy,
-    ensemble_regression,
-    entropy_terms,
-    fresh_action,
-    next_step,
-    qvalues_at,
-    register_actor_critic,
-)
+from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import check_loss_function, distance_loss
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
@@ -95,17 +85,17 @@ class SACLoss(LossModule):
                 f"{type(value_network).__name__}"
             )
         self.loss_function = check_loss_function(loss_function)
-        check_target_entropy(target_entropy)
+        shared.check_target_entropy(target_entropy)
         self.target_entropy = target_entropy
         self.delay_qvalue = delay_qvalue
         self.num_qvalue_nets = num_qvalue_nets
-        register_actor_critic(self, actor_network, qvalue_network,
-                              num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
+        shared.register_actor_critic(self, actor_network, qvalue_network,
+                                     num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
         self.has_value = value_network is not None
         self.delay_value = bool(delay_value) and self.has_value
         if value_network is not None:
             self.register_network("value_network", value_network, create_target=self.delay_value)
-        self.entropy_coef = EntropyCoefficient(
+        self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
@@ -125,12 +115,12 @@ class SACLoss(LossModule):
             with torch.no_grad():
                 params = self.network_params("value_network", target=self.delay_value,
                                              detach=True)
-                return bootstrap(self, td, self._state_value(td.get("next"), params))
-        next_td, next_action, next_log_prob, params = next_step(self, td)
+                return shared.bootstrap(self, td, self._state_value(td.get("next"), params))
+        next_td, next_action, next_log_prob, params = shared.next_step(self, td)
         with torch.no_grad():
-            next_q = qvalues_at(self, next_td, next_action, params).min(0).values
+            next_q = shared.qvalues_at(self, next_td, next_action, params).min(0).values
             next_value = next_q - alpha * next_log_prob.reshape(next_q.shape)
-        return bootstrap(self, td, next_value)
+        return shared.bootstrap(self, td, next_value)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor, Q-value and temperature losses; writes ``td_error``."""
@@ -138,15 +128,15 @@ class SACLoss(LossModule):
         batch_dims = tensordict.batch_dims
         alpha = self.entropy_coef.alpha()
         # actor: fresh action, critic parameters detached
-        new_action, log_prob = fresh_action(self, tensordict, batch_dims)
-        q_new = qvalues_at(
+        new_action, log_prob = shared.fresh_action(self, tensordict, batch_dims)
+        q_new = shared.qvalues_at(
             self, tensordict, new_action, self.network_params("qvalue_network", detach=True)
         )
         q_new_min = q_new.min(0).values.reshape(log_prob.shape)
         loss_actor = (alpha * log_prob - q_new_min).mean()
         target = self.target_value(tensordict, alpha)
-        pred = qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
-        loss_qvalue, td_error = ensemble_regression(self, tensordict, pred, target)
+        pred = shared.qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
+        loss_qvalue, td_error = shared.ensemble_regression(self, tensordict, pred, target)
         extra = {}
         if self.has_value:
             v_target = (q_new_min - alpha * log_prob).detach().reshape(*tensordict.batch_size, 1)
@@ -156,6 +146,6 @@ class SACLoss(LossModule):
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,
             **extra,
-            **entropy_terms(self, log_prob, new_action, batch_dims, alpha),
+            **shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha),
             td_error=td_error,
         )

@@ -9,7 +9,7 @@ from tensordict import TensorDictBase
 from torch import Tensor, nn
 
 from streamrl.data.specs import Bounded, Composite
-from streamrl.objectives._sac_common import bootstrap, ensemble_regression, qvalues_at
+from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
@@ -143,23 +143,23 @@ class TD3Loss(LossModule):
         with torch.no_grad():
             next_td = td.get("next")
             next_action = self.smoothed_target_action(next_td)
-            next_q = qvalues_at(
+            next_q = shared.qvalues_at(
                 self, next_td, next_action,
                 self.network_params("qvalue_network", target=self.delay_qvalue, detach=True),
             ).min(0).values
-        return bootstrap(self, td, next_q), next_q
+        return shared.bootstrap(self, td, next_q), next_q
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor and critic losses; writes ``td_error`` into ``tensordict``."""
         action = self._get(tensordict, "action")
         policy_action = self._actor_action(tensordict, self.network_params("actor_network"))
-        q_actor = qvalues_at(
+        q_actor = shared.qvalues_at(
             self, tensordict, policy_action, self.network_params("qvalue_network", detach=True)
         )
         loss_actor = -q_actor[0].mean()
         target, next_value = self._target_and_next_value(tensordict)
-        pred = qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
-        loss_qvalue, td_error = ensemble_regression(self, tensordict, pred, target)
+        pred = shared.qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
+        loss_qvalue, td_error = shared.ensemble_regression(self, tensordict, pred, target)
         batch = tensordict.batch_size
         n = pred.shape[0]
         return _output(

@@ -7,15 +7,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
-from streamrl.objectives._sac_common import (
-    EntropyCoefficient,
-    check_target_entropy,
-    entropy_terms,
-    fresh_action,
-    next_step,
-    qvalues_at,
-    register_actor_critic,
-)
+from streamrl.objectives import _sac_common as shared
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
@@ -118,20 +110,20 @@ class TQCLoss(LossModule):
             raise ValueError(
                 f"top_quantiles_to_drop_per_net must be an int >= 0, found {drop!r}"
             )
-        check_target_entropy(target_entropy)
+        shared.check_target_entropy(target_entropy)
         self.num_qvalue_nets = num_qvalue_nets
         self.top_quantiles_to_drop_per_net = drop
         self.target_entropy = target_entropy
         self.delay_qvalue = delay_qvalue
-        register_actor_critic(self, actor_network, qvalue_network,
-                              num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
-        self.entropy_coef = EntropyCoefficient(
+        shared.register_actor_critic(self, actor_network, qvalue_network,
+                                     num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
+        self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
     def _atoms(self, td: TensorDictBase, action: Tensor, params: TensorDictBase) -> Tensor:
         """Every critic's atoms at ``(s, action)``: ``[num_qvalue_nets, *B, M]``."""
-        atoms = qvalues_at(self, td, action, params)
+        atoms = shared.qvalues_at(self, td, action, params)
         batch = tuple(td.batch_size)
         if atoms.ndim != len(batch) + 2 or tuple(atoms.shape[1:-1]) != batch:
             raise ValueError(
@@ -148,7 +140,7 @@ class TQCLoss(LossModule):
 
     def target_atoms(self, td: TensorDictBase, alpha: Tensor) -> Tensor:
         """The truncated target atoms ``y`` ``[*B, K]``, sorted (no gradient)."""
-        next_td, next_action, next_log_prob, params = next_step(self, td)
+        next_td, next_action, next_log_prob, params = shared.next_step(self, td)
         with torch.no_grad():
             atoms = self._atoms(next_td, next_action, params)
             n_nets, n_atoms = atoms.shape[0], atoms.shape[-1]
@@ -171,7 +163,7 @@ class TQCLoss(LossModule):
         action = self._get(tensordict, "action")
         batch_dims = tensordict.batch_dims
         alpha = self.entropy_coef.alpha()
-        new_action, log_prob = fresh_action(self, tensordict, batch_dims)
+        new_action, log_prob = shared.fresh_action(self, tensordict, batch_dims)
         q_new = self._atoms(tensordict, new_action,
                             self.network_params("qvalue_network", detach=True))
         loss_actor = (alpha * log_prob - q_new.mean(-1).mean(0).reshape(log_prob.shape)).mean()
@@ -183,5 +175,5 @@ class TQCLoss(LossModule):
         return _output(
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,
-            **entropy_terms(self, log_prob, new_action, batch_dims, alpha),
+            **shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha),
         )
