@@ -8,16 +8,11 @@ from collections.abc import Iterator
 
 import torch
 from tensordict import TensorDictBase
-from torch import Tensor, nn
+from torch import nn
 
-from streamrl.objectives._utils import check_loss_function, distance_loss
+from streamrl.objectives import _sac_common as shared
+from streamrl.objectives._utils import check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.sac import (
-    EntropyCoefficient,
-    check_target_entropy,
-    sample_with_log_prob,
-    target_entropy_for,
-)
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["CrossQLoss"]
@@ -51,21 +46,19 @@ class CrossQLoss(LossModule):
     ``|Q_i - y|``) is written into the input. Output: the three losses, ``alpha`` and
     ``entropy``.
 
+    A batch-normalised critic (the point of CrossQ) built with :class:`~streamrl.modules.MLP`:
+
     >>> from tensordict import TensorDict
     >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
-    >>> from streamrl.modules import ProbabilisticActor, TanhNormal
-    >>> actor = ProbabilisticActor(TensorDictModule(
-    ...     nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
-    ...     in_keys=["loc", "scale"], distribution_class=TanhNormal)
-    >>> class Q(nn.Module):
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(),
-    ...                                  nn.Linear(8, 1))
-    ...     def forward(self, obs, act):
-    ...         return self.net(torch.cat([obs, act], -1))
-    >>> loss = CrossQLoss(actor, TensorDictModule(Q(), ["observation", "action"],
-    ...                                           ["state_action_value"]))
+    >>> from streamrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+    >>> critic = ValueOperator(MLP(in_features=5, out_features=1, num_cells=[8],
+    ...                            norm_class=nn.BatchNorm1d, activation_class=nn.ReLU),
+    ...                        in_keys=["observation", "action"])
+    >>> loc_scale = TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()),
+    ...                              in_keys=["observation"], out_keys=["loc", "scale"])
+    >>> actor = ProbabilisticActor(loc_scale, in_keys=["loc", "scale"],
+    ...                            distribution_class=TanhNormal)
+    >>> loss = CrossQLoss(actor, critic)
     >>> td = TensorDict({"observation": torch.randn(4, 3), "action": torch.rand(4, 2) * 2 - 1,
     ...     "next": {"observation": torch.randn(4, 3), "reward": torch.randn(4, 1),
     ...              "done": torch.zeros(4, 1, dtype=torch.bool)}}, [4])
@@ -97,20 +90,15 @@ class CrossQLoss(LossModule):
         super().__init__()
         if not isinstance(num_qvalue_nets, int) or num_qvalue_nets < 1:
             raise ValueError(f"num_qvalue_nets must be a positive int, found {num_qvalue_nets!r}")
-        check_target_entropy(target_entropy)
+        shared.check_target_entropy(target_entropy)
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
         self.target_entropy = target_entropy
-        self.register_network("actor_network", actor_network)
-        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets)
-        self.entropy_coef = EntropyCoefficient(
+        shared.register_actor_critic(self, actor_network, qvalue_network,
+                                     num_qvalue_nets=num_qvalue_nets, delay_qvalue=False)
+        self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
-
-    def _qvalues(self, td: TensorDictBase, action: Tensor, params: TensorDictBase) -> Tensor:
-        work = td.copy()
-        work.set(self._keys["action"], action)
-        return self._get(self.vmap_network("qvalue_network", work, params), "state_action_value")
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the Q-value, actor and temperature losses; writes ``td_error``."""
@@ -122,44 +110,27 @@ class CrossQLoss(LossModule):
         alpha = self.entropy_coef.alpha()
         next_td = td.get("next")
         with torch.no_grad():
-            dist = self.network_dist("actor_network", next_td.copy(),
-                                     self.network_params("actor_network", detach=True))
-            next_action, next_log_prob = sample_with_log_prob(dist, 1)
+            next_action, next_log_prob = shared.fresh_action(self, next_td, 1, frozen=True)
         # one critic pass over current and next pairs: shared normalisation statistics
         in_keys = self.network_in_keys("qvalue_network")
         keys = [k for k in in_keys if k != self._keys["action"]] or None
         joint = torch.cat([td.select(*keys) if keys else td.exclude("next"),
                            next_td.select(*keys) if keys else next_td], 0)
-        q_all = self._qvalues(joint, torch.cat([action, next_action], 0),
-                              self.network_params("qvalue_network"))
+        q_all = shared.qvalues_at(self, joint, torch.cat([action, next_action], 0),
+                                  self.network_params("qvalue_network"))
         pred, q_next = q_all[:, :n], q_all[:, n:].detach()
         with torch.no_grad():
             next_value = q_next.min(0).values - alpha * next_log_prob.reshape(-1, 1)
-            work = td.copy()
-            work.set(("next", "state_value"), next_value)
-            target = self.value_estimator.value_estimate(work)
-        if pred.shape[1:] != target.shape:
-            raise ValueError(
-                f"CrossQLoss: {self._keys['state_action_value']!r} has shape "
-                f"{tuple(pred.shape[1:])} but the reward has shape {tuple(target.shape)}"
-            )
-        per_net = distance_loss(pred, target.expand_as(pred), self.loss_function)
-        loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
-        td_error = (pred.detach() - target).abs().max(0).values
-        tensordict.set(self._keys["priority"], td_error.reshape(tensordict.batch_size))
+        target = shared.bootstrap(self, td, next_value)
+        loss_qvalue, _ = shared.ensemble_regression(self, tensordict, pred, target)
         # actor: fresh action; the critic frozen, in eval mode
-        dist = self.network_dist("actor_network", td.copy())
-        new_action, log_prob = sample_with_log_prob(dist, 1)
+        new_action, log_prob = shared.fresh_action(self, td, 1)
         with _eval_mode(self.network_template("qvalue_network")):
-            q_new = self._qvalues(td, new_action,
-                                  self.network_params("qvalue_network", detach=True))
+            q_new = shared.qvalues_at(self, td, new_action,
+                                      self.network_params("qvalue_network", detach=True))
         loss_actor = (alpha * log_prob - q_new.min(0).values.reshape(log_prob.shape)).mean()
-        target_entropy = target_entropy_for(self.target_entropy, new_action, 1)
-        loss_alpha = self.entropy_coef.loss(log_prob + target_entropy)
         return _output(
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,
-            loss_alpha=loss_alpha,
-            alpha=alpha,
-            entropy=-log_prob.detach().mean(),
+            **shared.entropy_terms(self, log_prob, new_action, 1, alpha),
         )

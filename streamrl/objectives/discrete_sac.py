@@ -10,14 +10,9 @@ from tensordict import TensorDictBase
 from torch import Tensor, nn
 
 from streamrl.data.specs import Categorical, OneHot
-from streamrl.objectives._utils import (
-    action_to_index,
-    check_action_space,
-    check_loss_function,
-    distance_loss,
-)
+from streamrl.objectives import _sac_common as shared
+from streamrl.objectives._utils import action_to_index, check_action_space, check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.sac import EntropyCoefficient
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DiscreteSACLoss"]
@@ -91,10 +86,9 @@ class DiscreteSACLoss(LossModule):
             raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
         self.target_entropy = float(target_entropy)
         self.delay_qvalue = delay_qvalue
-        self.register_network("actor_network", actor_network)
-        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
-                              create_target=delay_qvalue)
-        self.entropy_coef = EntropyCoefficient(
+        shared.register_actor_critic(self, actor_network, qvalue_network,
+                                     num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
+        self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
@@ -134,9 +128,7 @@ class DiscreteSACLoss(LossModule):
                 self.network_params("qvalue_network", target=self.delay_qvalue, detach=True),
             ).min(0).values
             next_value = (log_p.exp() * (next_q - alpha * log_p)).sum(-1, keepdim=True)
-            work = td.copy()
-            work.set(("next", "state_value"), next_value)
-            return self.value_estimator.value_estimate(work)
+        return shared.bootstrap(self, td, next_value)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor, Q-value and temperature losses; writes ``td_error``."""
@@ -157,15 +149,8 @@ class DiscreteSACLoss(LossModule):
                                 "DiscreteSACLoss")
         gather_index = index.unsqueeze(-1).expand(q_all.shape[0], *batch, 1)
         pred = q_all.gather(-1, gather_index)
-        if pred.shape[1:] != target.shape:
-            raise ValueError(
-                f"DiscreteSACLoss: the reward must have shape {tuple(pred.shape[1:])}, "
-                f"found {tuple(target.shape)}"
-            )
-        per_net = distance_loss(pred, target.expand_as(pred), self.loss_function)
-        loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
-        td_error = (pred.detach() - target).abs().max(0).values.reshape(batch)
-        tensordict.set(self._keys["priority"], td_error)
+        loss_qvalue, td_error = shared.ensemble_regression(self, tensordict, pred, target,
+                                                           key="action_value")
         loss_alpha = self.entropy_coef.loss(self.target_entropy - entropy)
         return _output(
             loss_actor=loss_actor,

@@ -6,14 +6,9 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
-from streamrl.objectives._utils import check_loss_function, distance_loss
+from streamrl.objectives import _sac_common as shared
+from streamrl.objectives._utils import check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule
-from streamrl.objectives.sac import (
-    EntropyCoefficient,
-    check_target_entropy,
-    sample_with_log_prob,
-    target_entropy_for,
-)
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["REDQLoss"]
@@ -41,18 +36,13 @@ class REDQLoss(LossModule):
     ``next.state_value`` and ``target_value`` (batch means).
 
     >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
-    >>> from streamrl.modules import ProbabilisticActor, TanhNormal
+    >>> from streamrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
     >>> actor = ProbabilisticActor(TensorDictModule(
     ...     nn.Sequential(nn.Linear(3, 8), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
     ...     in_keys=["loc", "scale"], distribution_class=TanhNormal)
-    >>> class Q(nn.Module):
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.lin = nn.Linear(7, 1)
-    ...     def forward(self, obs, act):
-    ...         return self.lin(torch.cat([obs, act], -1))
-    >>> qvalue = TensorDictModule(Q(), ["observation", "action"], ["state_action_value"])
-    >>> loss = REDQLoss(actor, qvalue, num_qvalue_nets=4)
+    >>> critic = ValueOperator(MLP(in_features=7, out_features=1, num_cells=[]),
+    ...                        in_keys=["observation", "action"])
+    >>> loss = REDQLoss(actor, critic, num_qvalue_nets=4)
     >>> td = TensorDict({"observation": torch.randn(2, 3), "action": torch.rand(2, 4) * 2 - 1,
     ...     "next": {"observation": torch.randn(2, 3), "reward": torch.randn(2, 1),
     ...              "done": torch.zeros(2, 1, dtype=torch.bool)}}, [2])
@@ -90,70 +80,45 @@ class REDQLoss(LossModule):
                 f"sub_sample_len must be an int in [1, num_qvalue_nets={num_qvalue_nets}], "
                 f"found {sub_sample_len!r}"
             )
-        check_target_entropy(target_entropy)
+        shared.check_target_entropy(target_entropy)
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
         self.sub_sample_len = sub_sample_len
         self.target_entropy = target_entropy
         self.delay_qvalue = bool(delay_qvalue)
-        self.register_network("actor_network", actor_network)
-        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
-                              create_target=self.delay_qvalue)
-        self.entropy_coef = EntropyCoefficient(
+        shared.register_actor_critic(self, actor_network, qvalue_network,
+                                     num_qvalue_nets=num_qvalue_nets,
+                                     delay_qvalue=self.delay_qvalue)
+        self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
-    def _qvalues(self, td: TensorDictBase, action: Tensor, params: TensorDictBase) -> Tensor:
-        work = td.copy()
-        work.set(self._keys["action"], action)
-        return self._get(self.vmap_network("qvalue_network", work, params), "state_action_value")
-
     def target_value(self, td: TensorDictBase, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """The bootstrapped target and the next-state soft value (no gradient)."""
-        self._require(td, self._next_key("reward"), self._next_key("done"))
+        next_td, next_action, next_log_prob, params = shared.next_step(self, td)
         with torch.no_grad():
-            next_td = td.get("next")
-            dist = self.network_dist("actor_network", next_td.copy(),
-                                     self.network_params("actor_network", detach=True))
-            next_action, next_log_prob = sample_with_log_prob(dist, td.batch_dims)
-            params = self.network_params("qvalue_network", target=self.delay_qvalue, detach=True)
             subset = torch.randperm(self.num_qvalue_nets)[: self.sub_sample_len]
-            next_q = self._qvalues(next_td, next_action, params[subset]).min(0).values
+            next_q = shared.qvalues_at(self, next_td, next_action, params[subset]).min(0).values
             next_value = next_q - alpha * next_log_prob.reshape(next_q.shape)
-            work = td.copy()
-            work.set(("next", "state_value"), next_value)
-            return self.value_estimator.value_estimate(work), next_value
+        return shared.bootstrap(self, td, next_value), next_value
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor, Q-value and temperature losses; writes ``td_error``."""
         action = self._get(tensordict, "action")
         batch_dims = tensordict.batch_dims
         alpha = self.entropy_coef.alpha()
-        dist = self.network_dist("actor_network", tensordict.copy())
-        new_action, log_prob = sample_with_log_prob(dist, batch_dims)
-        q_new = self._qvalues(tensordict, new_action,
-                              self.network_params("qvalue_network", detach=True))
+        new_action, log_prob = shared.fresh_action(self, tensordict, batch_dims)
+        q_new = shared.qvalues_at(self, tensordict, new_action,
+                                  self.network_params("qvalue_network", detach=True))
         q_new_mean = q_new.mean(0).reshape(log_prob.shape)
         loss_actor = (alpha * log_prob - q_new_mean).mean()
         target, next_value = self.target_value(tensordict, alpha)
-        pred = self._qvalues(tensordict, action, self.network_params("qvalue_network"))
-        if pred.shape[1:] != target.shape:
-            raise ValueError(
-                f"REDQLoss: {self._keys['state_action_value']!r} has shape "
-                f"{tuple(pred.shape[1:])} but the reward has shape {tuple(target.shape)}"
-            )
-        per_net = distance_loss(pred, target.expand_as(pred), self.loss_function)
-        loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
-        td_error = (pred.detach() - target).abs().max(0).values.reshape(tensordict.batch_size)
-        tensordict.set(self._keys["priority"], td_error)
-        target_entropy = target_entropy_for(self.target_entropy, new_action, batch_dims)
-        loss_alpha = self.entropy_coef.loss(log_prob + target_entropy)
+        pred = shared.qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
+        loss_qvalue, _ = shared.ensemble_regression(self, tensordict, pred, target)
         return TensorDict({
             "loss_actor": loss_actor,
             "loss_qvalue": loss_qvalue,
-            "loss_alpha": loss_alpha,
-            "alpha": alpha,
-            "entropy": -log_prob.detach().mean(),
+            **shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha),
             "state_action_value_actor": q_new_mean.detach().mean(),
             "action_log_prob_actor": log_prob.detach().mean(),
             "next.state_value": next_value.mean(),

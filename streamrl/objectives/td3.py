@@ -9,7 +9,8 @@ from tensordict import TensorDictBase
 from torch import Tensor, nn
 
 from streamrl.data.specs import Bounded, Composite
-from streamrl.objectives._utils import check_loss_function, distance_loss
+from streamrl.objectives import _sac_common as shared
+from streamrl.objectives._utils import check_loss_function
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
@@ -118,11 +119,6 @@ class TD3Loss(LossModule):
         self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
                               create_target=delay_qvalue)
 
-    def _qvalues(self, td: TensorDictBase, action: Tensor, params: TensorDictBase) -> Tensor:
-        work = td.copy()
-        work.set(self._keys["action"], action)
-        return self._get(self.vmap_network("qvalue_network", work, params), "state_action_value")
-
     def _actor_action(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
         out = self.call_network("actor_network", td.copy(), params)
         return self._get(out, "action")
@@ -147,33 +143,23 @@ class TD3Loss(LossModule):
         with torch.no_grad():
             next_td = td.get("next")
             next_action = self.smoothed_target_action(next_td)
-            next_q = self._qvalues(
-                next_td, next_action,
+            next_q = shared.qvalues_at(
+                self, next_td, next_action,
                 self.network_params("qvalue_network", target=self.delay_qvalue, detach=True),
             ).min(0).values
-            work = td.copy()
-            work.set(("next", "state_value"), next_q)
-            return self.value_estimator.value_estimate(work), next_q
+        return shared.bootstrap(self, td, next_q), next_q
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor and critic losses; writes ``td_error`` into ``tensordict``."""
         action = self._get(tensordict, "action")
         policy_action = self._actor_action(tensordict, self.network_params("actor_network"))
-        q_actor = self._qvalues(
-            tensordict, policy_action, self.network_params("qvalue_network", detach=True)
+        q_actor = shared.qvalues_at(
+            self, tensordict, policy_action, self.network_params("qvalue_network", detach=True)
         )
         loss_actor = -q_actor[0].mean()
         target, next_value = self._target_and_next_value(tensordict)
-        pred = self._qvalues(tensordict, action, self.network_params("qvalue_network"))
-        if pred.shape[1:] != target.shape:
-            raise ValueError(
-                f"TD3Loss: {self._keys['state_action_value']!r} has shape "
-                f"{tuple(pred.shape[1:])} but the reward has shape {tuple(target.shape)}"
-            )
-        per_net = distance_loss(pred, target.expand_as(pred), self.loss_function)
-        loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
-        td_error = (pred.detach() - target).abs().max(0).values.reshape(tensordict.batch_size)
-        tensordict.set(self._keys["priority"], td_error)
+        pred = shared.qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
+        loss_qvalue, td_error = shared.ensemble_regression(self, tensordict, pred, target)
         batch = tensordict.batch_size
         n = pred.shape[0]
         return _output(

@@ -7,13 +7,8 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
+from streamrl.objectives import _sac_common as shared
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
-from streamrl.objectives.sac import (
-    EntropyCoefficient,
-    check_target_entropy,
-    sample_with_log_prob,
-    target_entropy_for,
-)
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["TQCLoss", "quantile_huber_loss"]
@@ -115,23 +110,20 @@ class TQCLoss(LossModule):
             raise ValueError(
                 f"top_quantiles_to_drop_per_net must be an int >= 0, found {drop!r}"
             )
-        check_target_entropy(target_entropy)
+        shared.check_target_entropy(target_entropy)
         self.num_qvalue_nets = num_qvalue_nets
         self.top_quantiles_to_drop_per_net = drop
         self.target_entropy = target_entropy
         self.delay_qvalue = delay_qvalue
-        self.register_network("actor_network", actor_network)
-        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
-                              create_target=delay_qvalue)
-        self.entropy_coef = EntropyCoefficient(
+        shared.register_actor_critic(self, actor_network, qvalue_network,
+                                     num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
+        self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
     def _atoms(self, td: TensorDictBase, action: Tensor, params: TensorDictBase) -> Tensor:
         """Every critic's atoms at ``(s, action)``: ``[num_qvalue_nets, *B, M]``."""
-        work = td.copy()
-        work.set(self._keys["action"], action)
-        atoms = self._get(self.vmap_network("qvalue_network", work, params), "state_action_value")
+        atoms = shared.qvalues_at(self, td, action, params)
         batch = tuple(td.batch_size)
         if atoms.ndim != len(batch) + 2 or tuple(atoms.shape[1:-1]) != batch:
             raise ValueError(
@@ -148,17 +140,9 @@ class TQCLoss(LossModule):
 
     def target_atoms(self, td: TensorDictBase, alpha: Tensor) -> Tensor:
         """The truncated target atoms ``y`` ``[*B, K]``, sorted (no gradient)."""
-        self._require(td, self._next_key("reward"), self._next_key("done"))
+        next_td, next_action, next_log_prob, params = shared.next_step(self, td)
         with torch.no_grad():
-            next_td = td.get("next")
-            dist = self.network_dist(
-                "actor_network", next_td.copy(), self.network_params("actor_network", detach=True)
-            )
-            next_action, next_log_prob = sample_with_log_prob(dist, td.batch_dims)
-            atoms = self._atoms(
-                next_td, next_action,
-                self.network_params("qvalue_network", target=self.delay_qvalue, detach=True),
-            )
+            atoms = self._atoms(next_td, next_action, params)
             n_nets, n_atoms = atoms.shape[0], atoms.shape[-1]
             pooled = atoms.movedim(0, -2).reshape(*td.batch_size, n_nets * n_atoms)
             keep = n_nets * (n_atoms - self.top_quantiles_to_drop_per_net)
@@ -179,8 +163,7 @@ class TQCLoss(LossModule):
         action = self._get(tensordict, "action")
         batch_dims = tensordict.batch_dims
         alpha = self.entropy_coef.alpha()
-        dist = self.network_dist("actor_network", tensordict.copy())
-        new_action, log_prob = sample_with_log_prob(dist, batch_dims)
+        new_action, log_prob = shared.fresh_action(self, tensordict, batch_dims)
         q_new = self._atoms(tensordict, new_action,
                             self.network_params("qvalue_network", detach=True))
         loss_actor = (alpha * log_prob - q_new.mean(-1).mean(0).reshape(log_prob.shape)).mean()
@@ -189,12 +172,8 @@ class TQCLoss(LossModule):
         loss_qvalue = quantile_huber_loss(pred, target.unsqueeze(0).expand(pred.shape[0], *target.shape))
         td_error = (pred.detach().mean(-1) - target.mean(-1)).abs().max(0).values
         tensordict.set(self._keys["priority"], td_error)
-        target_entropy = target_entropy_for(self.target_entropy, new_action, batch_dims)
-        loss_alpha = self.entropy_coef.loss(log_prob + target_entropy)
         return _output(
             loss_actor=loss_actor,
             loss_qvalue=loss_qvalue,
-            loss_alpha=loss_alpha,
-            alpha=alpha,
-            entropy=-log_prob.detach().mean(),
+            **shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha),
         )

@@ -3,13 +3,7 @@ networks, bad arguments."""
 
 import pytest
 import torch
-from tensordict import TensorDict
-from tensordict.nn import (
-    NormalParamExtractor,
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-)
+from _sac_fixtures import seeded_nets, transitions
 from torch import nn
 from torch.distributions import Normal
 from torch.nn import functional as F
@@ -28,31 +22,6 @@ class BNQ(nn.Module):
         return self.out(self.bn(self.lin(torch.cat([obs, action], -1))).relu())
 
 
-def _nets():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(3, 4), NormalParamExtractor())
-    actor = ProbabilisticTensorDictSequential(
-        TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]),
-        ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
-                                      distribution_class=Normal),
-    )
-    qvalue = TensorDictModule(BNQ(), in_keys=["observation", "action"],
-                              out_keys=["state_action_value"])
-    return net, actor, qvalue
-
-
-def _data(n=4):
-    g = torch.Generator().manual_seed(2)
-    term = torch.tensor([False, True, False, False]).view(n, 1)
-    return TensorDict({
-        "observation": torch.randn(n, 3, generator=g),
-        "action": torch.randn(n, 2, generator=g),
-        "next": {"observation": torch.randn(n, 3, generator=g),
-                 "reward": torch.randn(n, 1, generator=g), "done": term.clone(),
-                 "terminated": term},
-    }, [n])
-
-
 def _q(p, i, x, train, running=None):
     h = x @ p["module", "lin", "weight"][i].T + p["module", "lin", "bias"][i]
     mean, var = (None, None) if train else running
@@ -62,12 +31,12 @@ def _q(p, i, x, train, running=None):
 
 
 def test_matches_hand_computation():
-    net, actor, qvalue = _nets()
+    net, actor, qvalue = seeded_nets(BNQ)
     loss = CrossQLoss(actor, qvalue, num_qvalue_nets=2, alpha_init=0.5, loss_function="l2")
     loss.make_value_estimator(gamma=0.9)
     params = loss.qvalue_network_params
     before = params.clone()
-    td = _data()
+    td = transitions()
     torch.manual_seed(3)
     out = loss(td)
     torch.manual_seed(3)
@@ -101,10 +70,10 @@ def test_matches_hand_computation():
 
 
 def test_no_target_networks_and_gradient_to_next_half_blocked():
-    _, actor, qvalue = _nets()
+    _, actor, qvalue = seeded_nets(BNQ)
     loss = CrossQLoss(actor, qvalue)
     assert loss.target_network_names == ()
-    out = loss(_data())
+    out = loss(transitions())
     out["loss_qvalue"].backward()
     assert all(p.grad is not None for p in loss.qvalue_network_params.values(True, True)
                if p.requires_grad)
@@ -112,7 +81,7 @@ def test_no_target_networks_and_gradient_to_next_half_blocked():
 
 
 def test_bad_arguments():
-    _, actor, qvalue = _nets()
+    _, actor, qvalue = seeded_nets(BNQ)
     with pytest.raises(ValueError, match="num_qvalue_nets"):
         CrossQLoss(actor, qvalue, num_qvalue_nets=0)
     with pytest.raises(ValueError, match="loss_function"):

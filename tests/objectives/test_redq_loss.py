@@ -2,67 +2,21 @@
 
 import pytest
 import torch
-from tensordict import TensorDict
-from tensordict.nn import (
-    NormalParamExtractor,
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-)
-from torch import nn
+from _sac_fixtures import linear_q, seeded_nets, transitions
 from torch.distributions import Normal
 from torch.nn import functional as F
 
 from streamrl.objectives import REDQLoss
 
 
-class Concat(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(5, 1)
-
-    def forward(self, obs, action):
-        return self.lin(torch.cat([obs, action], -1))
-
-
-def _nets():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(3, 4), NormalParamExtractor())
-    actor = ProbabilisticTensorDictSequential(
-        TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]),
-        ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
-                                      distribution_class=Normal),
-    )
-    qvalue = TensorDictModule(Concat(), in_keys=["observation", "action"],
-                              out_keys=["state_action_value"])
-    return net, actor, qvalue
-
-
-def _data(n=4):
-    g = torch.Generator().manual_seed(2)
-    term = torch.tensor([False, True, False, False]).view(n, 1)
-    return TensorDict({
-        "observation": torch.randn(n, 3, generator=g),
-        "action": torch.randn(n, 2, generator=g),
-        "next": {"observation": torch.randn(n, 3, generator=g),
-                 "reward": torch.randn(n, 1, generator=g), "done": term.clone(),
-                 "terminated": term},
-    }, [n])
-
-
-def _q(params, i, obs, action):
-    w, b = params["module", "lin", "weight"][i], params["module", "lin", "bias"][i]
-    return torch.cat([obs, action], -1) @ w.T + b
-
-
 def test_matches_hand_computation():
-    net, actor, qvalue = _nets()
+    net, actor, qvalue = seeded_nets()
     loss = REDQLoss(actor, qvalue, num_qvalue_nets=3, sub_sample_len=3, alpha_init=0.5,
                     loss_function="l2")
     loss.make_value_estimator(gamma=0.9)
     with torch.no_grad():  # targets differ from the live copies
         loss.target_qvalue_network_params["module", "lin", "bias"].add_(0.3)
-    td = _data()
+    td = transitions()
     torch.manual_seed(5)
     out = loss(td)
     torch.manual_seed(5)
@@ -71,15 +25,16 @@ def test_matches_hand_computation():
         dist = Normal(*net(td["observation"]))
         a_new = dist.rsample()
         logp = dist.log_prob(a_new).sum(-1)
-        q_mean = torch.stack([_q(live, i, td["observation"], a_new) for i in range(3)]).mean(0)
+        q_mean = torch.stack([linear_q(live, i, td["observation"], a_new)
+                              for i in range(3)]).mean(0)
         actor_loss = (0.5 * logp - q_mean.squeeze(-1)).mean()
         next_dist = Normal(*net(td["next", "observation"]))
         a_next = next_dist.rsample()
         next_logp = next_dist.log_prob(a_next).sum(-1, keepdim=True)
-        next_q = torch.stack([_q(target_p, i, td["next", "observation"], a_next)
+        next_q = torch.stack([linear_q(target_p, i, td["next", "observation"], a_next)
                               for i in range(3)]).min(0).values
         y = td["next", "reward"] + 0.9 * (~td["next", "terminated"]) * (next_q - 0.5 * next_logp)
-        q_loss = sum(F.mse_loss(_q(live, i, td["observation"], td["action"]), y)
+        q_loss = sum(F.mse_loss(linear_q(live, i, td["observation"], td["action"]), y)
                      for i in range(3))
         alpha_loss = -(torch.tensor(0.5).log() * (logp - 2.0)).mean()
     torch.testing.assert_close(out["loss_actor"], actor_loss)
@@ -91,10 +46,10 @@ def test_matches_hand_computation():
 
 
 def test_target_uses_a_random_subset():
-    _, actor, qvalue = _nets()
+    _, actor, qvalue = seeded_nets()
     loss = REDQLoss(actor, qvalue, num_qvalue_nets=4, sub_sample_len=1, delay_qvalue=False)
     loss.make_value_estimator(gamma=0.9)
-    td = _data()
+    td = transitions()
     seen = set()
     for seed in range(12):
         torch.manual_seed(seed)
@@ -104,16 +59,16 @@ def test_target_uses_a_random_subset():
 
 
 def test_defaults_and_alpha_clamp():
-    _, actor, qvalue = _nets()
+    _, actor, qvalue = seeded_nets()
     loss = REDQLoss(actor, qvalue, alpha_init=100.0)
     assert loss.num_qvalue_nets == 10 and loss.sub_sample_len == 2
     assert loss.qvalue_network_params["module", "lin", "weight"].shape == (10, 1, 5)
-    out = loss(_data())
+    out = loss(transitions())
     torch.testing.assert_close(out["alpha"], torch.tensor(10.0))  # max_alpha=10 by default
 
 
 def test_bad_arguments():
-    _, actor, qvalue = _nets()
+    _, actor, qvalue = seeded_nets()
     with pytest.raises(ValueError, match="sub_sample_len"):
         REDQLoss(actor, qvalue, num_qvalue_nets=2, sub_sample_len=3)
     with pytest.raises(ValueError, match="sub_sample_len"):

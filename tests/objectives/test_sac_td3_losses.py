@@ -4,60 +4,18 @@ import math
 
 import pytest
 import torch
-from tensordict import TensorDict
-from tensordict.nn import (
-    NormalParamExtractor,
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-)
+from _sac_fixtures import categorical_actor, gaussian_actor, linear_q, qvalue, transitions
+from tensordict.nn import TensorDictModule
 from torch import nn
-from torch.distributions import Categorical, Normal
+from torch.distributions import Normal
 
 from streamrl.objectives import DiscreteSACLoss, SACLoss, TD3Loss
 
 
-class Concat(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.l = nn.Linear(5, 1)
-
-    def forward(self, obs, action):
-        return self.l(torch.cat([obs, action], -1))
-
-
-def _gaussian_actor():
-    net = nn.Sequential(nn.Linear(3, 4), NormalParamExtractor())
-    return net, ProbabilisticTensorDictSequential(
-        TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]),
-        ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
-                                      distribution_class=Normal),
-    )
-
-
-def _qnet():
-    return TensorDictModule(Concat(), in_keys=["observation", "action"],
-                            out_keys=["state_action_value"])
-
-
-def _data(n=5, action_dim=2):
-    g = torch.Generator().manual_seed(7)
-    done = torch.zeros(n, 1, dtype=torch.bool)
-    done[2] = True
-    term = done.clone()
-    done[3] = True  # truncation
-    return TensorDict({
-        "observation": torch.randn(n, 3, generator=g),
-        "action": torch.randn(n, action_dim, generator=g).clamp(-1, 1),
-        "next": {"observation": torch.randn(n, 3, generator=g),
-                 "reward": torch.randn(n, 1, generator=g), "done": done, "terminated": term},
-    }, [n])
-
-
-def _q(params, i, obs, action, target=False):
-    w = params["module", "l", "weight"][i]
-    b = params["module", "l", "bias"][i]
-    return torch.cat([obs, action], -1) @ w.T + b
+def _data():
+    """Five steps: terminated at 2, truncated at 3; actions in [-1, 1]."""
+    return transitions(5, seed=7, terminated=(False, False, True, False, False), truncated=[3],
+                       clamp_action=True)
 
 
 def _grad_targets(loss, out_key, out):
@@ -69,11 +27,12 @@ def _grad_targets(loss, out_key, out):
 
 def test_sac_matches_hand_computation():
     torch.manual_seed(0)
-    actor_net, actor = _gaussian_actor()
-    loss = SACLoss(actor, _qnet(), alpha_init=0.5, loss_function="l2")
+    actor_net, actor = gaussian_actor()
+    loss = SACLoss(actor, qvalue(), alpha_init=0.5, loss_function="l2")
     loss.make_value_estimator(gamma=0.9)
     with torch.no_grad():
-        loss.target_qvalue_network_params["module", "l", "bias"].add_(torch.tensor([[1.0], [-2.0]]))
+        loss.target_qvalue_network_params["module", "lin", "bias"].add_(
+            torch.tensor([[1.0], [-2.0]]))
     td = _data()
     torch.manual_seed(11)
     out = loss(td)
@@ -89,10 +48,10 @@ def test_sac_matches_hand_computation():
         d2 = Normal(*actor_net(obs2))
         a2 = d2.rsample()
         lp2 = d2.log_prob(a2).sum(-1, keepdim=True)
-        q_new = torch.minimum(_q(qp, 0, obs, a), _q(qp, 1, obs, a)).squeeze(-1)
-        next_v = torch.minimum(_q(tp, 0, obs2, a2), _q(tp, 1, obs2, a2)) - 0.5 * lp2
+        q_new = torch.minimum(linear_q(qp, 0, obs, a), linear_q(qp, 1, obs, a)).squeeze(-1)
+        next_v = torch.minimum(linear_q(tp, 0, obs2, a2), linear_q(tp, 1, obs2, a2)) - 0.5 * lp2
         y = td["next", "reward"] + 0.9 * (~td["next", "terminated"]).float() * next_v
-        preds = [_q(qp, i, obs, td["action"]) for i in range(2)]
+        preds = [linear_q(qp, i, obs, td["action"]) for i in range(2)]
     torch.testing.assert_close(out["loss_actor"], (0.5 * lp - q_new).mean())
     torch.testing.assert_close(out["loss_qvalue"], sum(((p - y) ** 2).mean() for p in preds))
     torch.testing.assert_close(out["loss_alpha"], -(math.log(0.5) * (lp - 2.0)).mean())
@@ -103,19 +62,19 @@ def test_sac_matches_hand_computation():
 
 def test_sac_ensemble_copies_and_gradient_routing():
     torch.manual_seed(0)
-    _, actor = _gaussian_actor()
-    qnet = _qnet()
+    _, actor = gaussian_actor()
+    qnet = qvalue()
     loss = SACLoss(actor, qnet, num_qvalue_nets=3)
-    w = loss.qvalue_network_params["module", "l", "weight"]
+    w = loss.qvalue_network_params["module", "lin", "weight"]
     assert w.shape == (3, 1, 5)
-    torch.testing.assert_close(w[0], qnet.module.l.weight)  # copy 0 keeps the given weights
+    torch.testing.assert_close(w[0], qnet.module.lin.weight)  # copy 0 keeps the given weights
     assert not torch.equal(w[1], w[2])  # the others are re-initialised
     out = loss(_data())
     actor_grads = _grad_targets(loss, "loss_actor", out)
     assert actor_grads and all(n.startswith("actor_network_params") for n in actor_grads)
     q_grads = _grad_targets(loss, "loss_qvalue", out)
-    assert q_grads == {"qvalue_network_params.module.l.weight",
-                       "qvalue_network_params.module.l.bias"}
+    assert q_grads == {"qvalue_network_params.module.lin.weight",
+                       "qvalue_network_params.module.lin.bias"}
     assert _grad_targets(loss, "loss_alpha", out) == {"entropy_coef.log_alpha"}
     for t in loss.target_qvalue_network_params.values(True, True):
         assert not t.requires_grad
@@ -124,19 +83,19 @@ def test_sac_ensemble_copies_and_gradient_routing():
 
 def test_sac_fixed_alpha_and_target_entropy():
     torch.manual_seed(0)
-    _, actor = _gaussian_actor()
-    loss = SACLoss(actor, _qnet(), fixed_alpha=True, alpha_init=0.2, target_entropy=-1.0)
+    _, actor = gaussian_actor()
+    loss = SACLoss(actor, qvalue(), fixed_alpha=True, alpha_init=0.2, target_entropy=-1.0)
     out = loss(_data())
     assert out["loss_alpha"].item() == 0.0 and not out["loss_alpha"].requires_grad
     assert "entropy_coef.log_alpha" not in dict(loss.named_parameters())
     with pytest.raises(ValueError, match="alpha_init"):
-        SACLoss(actor, _qnet(), alpha_init=0.0)
+        SACLoss(actor, qvalue(), alpha_init=0.0)
 
 
 def test_sac_missing_key_and_shape_errors():
     torch.manual_seed(0)
-    _, actor = _gaussian_actor()
-    loss = SACLoss(actor, _qnet())
+    _, actor = gaussian_actor()
+    loss = SACLoss(actor, qvalue())
     td = _data()
     del td["action"]
     with pytest.raises(KeyError, match=r"SACLoss.*action"):
@@ -154,7 +113,7 @@ def test_td3_matches_hand_computation():
     torch.manual_seed(0)
     actor_net = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
     actor = TensorDictModule(actor_net, in_keys=["observation"], out_keys=["action"])
-    loss = TD3Loss(actor, _qnet(), action_low=-0.5, action_high=0.5, loss_function="l2",
+    loss = TD3Loss(actor, qvalue(), action_low=-0.5, action_high=0.5, loss_function="l2",
                    policy_noise=0.3,
                    noise_clip=0.2)
     loss.make_value_estimator(gamma=0.8)
@@ -173,10 +132,10 @@ def test_td3_matches_hand_computation():
         a2 = torch.tanh(obs2 @ lin.weight.T + lin.bias + 1.0)
         noise = (torch.randn_like(a2) * 0.3).clamp(-0.2, 0.2)
         a2 = (a2 + noise).clamp(-0.5, 0.5)
-        nq = torch.minimum(_q(tp, 0, obs2, a2), _q(tp, 1, obs2, a2))
+        nq = torch.minimum(linear_q(tp, 0, obs2, a2), linear_q(tp, 1, obs2, a2))
         y = td["next", "reward"] + 0.8 * (~td["next", "terminated"]).float() * nq
-        preds = [_q(qp, i, obs, td["action"]) for i in range(2)]
-    torch.testing.assert_close(out["loss_actor"], -_q(qp, 0, obs, a_pi).mean())
+        preds = [linear_q(qp, i, obs, td["action"]) for i in range(2)]
+    torch.testing.assert_close(out["loss_actor"], -linear_q(qp, 0, obs, a_pi).mean())
     torch.testing.assert_close(out["loss_qvalue"], sum(((p - y) ** 2).mean() for p in preds))
     torch.testing.assert_close(out["target_value"], y.squeeze(-1))
 
@@ -184,15 +143,15 @@ def test_td3_matches_hand_computation():
 def test_td3_gradient_routing_and_bad_args():
     torch.manual_seed(0)
     actor = TensorDictModule(nn.Linear(3, 2), in_keys=["observation"], out_keys=["action"])
-    loss = TD3Loss(actor, _qnet(), action_low=-1.0, action_high=1.0)
+    loss = TD3Loss(actor, qvalue(), action_low=-1.0, action_high=1.0)
     out = loss(_data())
     assert _grad_targets(loss, "loss_actor", out) == {
         "actor_network_params.module.weight", "actor_network_params.module.bias"}
     assert all(n.startswith("qvalue") for n in _grad_targets(loss, "loss_qvalue", out))
     with pytest.raises(ValueError, match="action_low"):
-        TD3Loss(actor, _qnet(), action_low=1.0, action_high=-1.0)
+        TD3Loss(actor, qvalue(), action_low=1.0, action_high=-1.0)
     with pytest.raises(ValueError, match="policy_noise"):
-        TD3Loss(actor, _qnet(), action_low=-1.0, action_high=1.0, policy_noise=-0.1)
+        TD3Loss(actor, qvalue(), action_low=-1.0, action_high=1.0, policy_noise=-0.1)
 
 
 # ----------------------------------------------------------------------- discrete SAC
@@ -201,11 +160,7 @@ def test_td3_gradient_routing_and_bad_args():
 def test_discrete_sac_matches_hand_computation():
     torch.manual_seed(0)
     actor_net = nn.Linear(3, 4)
-    actor = ProbabilisticTensorDictSequential(
-        TensorDictModule(actor_net, in_keys=["observation"], out_keys=["logits"]),
-        ProbabilisticTensorDictModule(in_keys=["logits"], out_keys=["action"],
-                                      distribution_class=Categorical),
-    )
+    actor = categorical_actor(actor_net)
     qnet = TensorDictModule(nn.Linear(3, 4), in_keys=["observation"], out_keys=["action_value"])
     loss = DiscreteSACLoss(actor, qnet, num_actions=4, alpha_init=0.3,
                            loss_function="l2")
@@ -240,11 +195,7 @@ def test_discrete_sac_matches_hand_computation():
 
 
 def test_discrete_sac_checks():
-    actor = ProbabilisticTensorDictSequential(
-        TensorDictModule(nn.Linear(3, 4), in_keys=["observation"], out_keys=["logits"]),
-        ProbabilisticTensorDictModule(in_keys=["logits"], out_keys=["action"],
-                                      distribution_class=Categorical),
-    )
+    actor = categorical_actor(nn.Linear(3, 4))
     qnet = TensorDictModule(nn.Linear(3, 4), in_keys=["observation"], out_keys=["action_value"])
     with pytest.raises(ValueError, match="num_actions"):
         DiscreteSACLoss(actor, qnet, num_actions=1)
@@ -257,11 +208,7 @@ def test_discrete_sac_checks():
 
 def test_discrete_sac_gradient_routing():
     torch.manual_seed(0)
-    actor = ProbabilisticTensorDictSequential(
-        TensorDictModule(nn.Linear(3, 4), in_keys=["observation"], out_keys=["logits"]),
-        ProbabilisticTensorDictModule(in_keys=["logits"], out_keys=["action"],
-                                      distribution_class=Categorical),
-    )
+    actor = categorical_actor(nn.Linear(3, 4))
     qnet = TensorDictModule(nn.Linear(3, 4), in_keys=["observation"], out_keys=["action_value"])
     loss = DiscreteSACLoss(actor, qnet, num_actions=4)
     td = _data()
@@ -274,13 +221,13 @@ def test_discrete_sac_gradient_routing():
 
 def test_missing_network_input_names_the_loss_and_key():
     torch.manual_seed(0)
-    _, actor = _gaussian_actor()
+    _, actor = gaussian_actor()
     td = _data()
     del td["observation"]
     with pytest.raises(KeyError, match=r"SACLoss.*observation"):
-        SACLoss(actor, _qnet())(td)
+        SACLoss(actor, qvalue())(td)
     td = _data()
     del td["next", "observation"]
     det = TensorDictModule(nn.Linear(3, 2), in_keys=["observation"], out_keys=["action"])
     with pytest.raises(KeyError, match=r"TD3Loss.*observation"):
-        TD3Loss(det, _qnet(), action_low=-1.0, action_high=1.0)(td)
+        TD3Loss(det, qvalue(), action_low=-1.0, action_high=1.0)(td)

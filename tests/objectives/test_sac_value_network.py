@@ -2,13 +2,8 @@
 
 import pytest
 import torch
-from tensordict import TensorDict
-from tensordict.nn import (
-    NormalParamExtractor,
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-)
+from _sac_fixtures import linear_q, seeded_nets, transitions
+from tensordict.nn import TensorDictModule
 from torch import nn
 from torch.distributions import Normal
 from torch.nn import functional as F
@@ -16,44 +11,10 @@ from torch.nn import functional as F
 from streamrl.objectives import SACLoss
 
 
-class Concat(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(5, 1)
-
-    def forward(self, obs, action):
-        return self.lin(torch.cat([obs, action], -1))
-
-
 def _nets():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(3, 4), NormalParamExtractor())
-    actor = ProbabilisticTensorDictSequential(
-        TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]),
-        ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
-                                      distribution_class=Normal),
-    )
-    qvalue = TensorDictModule(Concat(), ["observation", "action"], ["state_action_value"])
+    net, actor, qvalue = seeded_nets()
     vnet = nn.Linear(3, 1)
-    value = TensorDictModule(vnet, ["observation"], ["state_value"])
-    return net, actor, qvalue, vnet, value
-
-
-def _data(n=4):
-    g = torch.Generator().manual_seed(2)
-    term = torch.tensor([False, True, False, False]).view(n, 1)
-    return TensorDict({
-        "observation": torch.randn(n, 3, generator=g),
-        "action": torch.randn(n, 2, generator=g),
-        "next": {"observation": torch.randn(n, 3, generator=g),
-                 "reward": torch.randn(n, 1, generator=g), "done": term.clone(),
-                 "terminated": term},
-    }, [n])
-
-
-def _q(p, i, obs, action):
-    return (torch.cat([obs, action], -1) @ p["module", "lin", "weight"][i].T
-            + p["module", "lin", "bias"][i])
+    return net, actor, qvalue, vnet, TensorDictModule(vnet, ["observation"], ["state_value"])
 
 
 def test_v1_matches_hand_computation():
@@ -62,7 +23,7 @@ def test_v1_matches_hand_computation():
     loss.make_value_estimator(gamma=0.9)
     with torch.no_grad():  # the target V drifts from the live one
         loss.target_value_network_params["module", "bias"].add_(1.0)
-    td = _data()
+    td = transitions()
     torch.manual_seed(1)
     out = loss(td)
     torch.manual_seed(1)
@@ -71,10 +32,12 @@ def test_v1_matches_hand_computation():
         dist = Normal(*net(td["observation"]))
         a_new = dist.rsample()
         logp = dist.log_prob(a_new).sum(-1, keepdim=True)
-        q_min = torch.stack([_q(qp, i, td["observation"], a_new) for i in range(2)]).min(0).values
+        q_min = torch.stack([linear_q(qp, i, td["observation"], a_new)
+                             for i in range(2)]).min(0).values
         y = td["next", "reward"] + 0.9 * (~td["next", "terminated"]) * (
             vnet(td["next", "observation"]) + 1.0)
-        q_loss = sum(F.mse_loss(_q(qp, i, td["observation"], td["action"]), y) for i in range(2))
+        q_loss = sum(F.mse_loss(linear_q(qp, i, td["observation"], td["action"]), y)
+                     for i in range(2))
         v_loss = F.mse_loss(vnet(td["observation"]), q_min - 0.5 * logp)
     torch.testing.assert_close(out["loss_qvalue"], q_loss)
     torch.testing.assert_close(out["loss_value"], v_loss)
@@ -89,21 +52,23 @@ def test_v1_without_delay_uses_live_value():
     loss = SACLoss(actor, qvalue, value_network=value, delay_value=False, loss_function="l2")
     loss.make_value_estimator(gamma=0.9)
     assert loss.target_network_names == ("qvalue_network",)
-    td = _data()
+    td = transitions()
     out = loss(td)
     with torch.no_grad():
-        y = td["next", "reward"] + 0.9 * (~td["next", "terminated"]) * vnet(td["next", "observation"])
-        q_loss = sum(F.mse_loss(_q(loss.qvalue_network_params, i, td["observation"], td["action"]), y)
+        next_v = vnet(td["next", "observation"])
+        y = td["next", "reward"] + 0.9 * (~td["next", "terminated"]) * next_v
+        qp = loss.qvalue_network_params
+        q_loss = sum(F.mse_loss(linear_q(qp, i, td["observation"], td["action"]), y)
                      for i in range(2))
     torch.testing.assert_close(out["loss_qvalue"], q_loss)
 
 
 def test_v2_has_no_value_loss_and_bad_value_network():
     _, actor, qvalue, _, _ = _nets()
-    assert "loss_value" not in SACLoss(actor, qvalue)(_data()).keys()
+    assert "loss_value" not in SACLoss(actor, qvalue)(transitions()).keys()
     with pytest.raises(TypeError, match="value_network"):
         SACLoss(actor, qvalue, value_network="V")
     _, actor, qvalue, _, _ = _nets()
     bad = TensorDictModule(nn.Linear(3, 2), ["observation"], ["state_value"])
     with pytest.raises(ValueError, match="state_value"):
-        SACLoss(actor, qvalue, bad)(_data())
+        SACLoss(actor, qvalue, bad)(transitions())

@@ -2,51 +2,24 @@
 
 import pytest
 import torch
-from tensordict import TensorDict
-from tensordict.nn import (
-    NormalParamExtractor,
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-)
+from _sac_fixtures import ConcatQ, gaussian_actor, qvalue, transitions
 from torch import nn
-from torch.distributions import Normal
 
 from streamrl.objectives import TQCLoss, ValueEstimators
 from streamrl.objectives.tqc import quantile_huber_loss
 
 
-class _Q(nn.Module):
-    def __init__(self, n_out: int) -> None:
-        super().__init__()
-        self.lin = nn.Linear(5, n_out)
-
-    def forward(self, obs, act):
-        return self.lin(torch.cat([obs, act], -1))
-
-
 def _actor():
-    return ProbabilisticTensorDictSequential(
-        TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()),
-                         in_keys=["observation"], out_keys=["loc", "scale"]),
-        ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
-                                      distribution_class=Normal),
-    )
+    return gaussian_actor()[1]
 
 
 def _critic(n_out=3):
-    return TensorDictModule(_Q(n_out), ["observation", "action"], ["state_action_value"])
+    return qvalue(ConcatQ(n_out))
 
 
 def _batch(n=2):
-    g = torch.Generator().manual_seed(0)
-    return TensorDict({
-        "observation": torch.randn(n, 3, generator=g), "action": torch.randn(n, 2, generator=g),
-        "next": {"observation": torch.randn(n, 3, generator=g),
-                 "reward": torch.tensor([[1.0], [2.0]])[:n],
-                 "done": torch.tensor([[False], [True]])[:n],
-                 "terminated": torch.tensor([[False], [True]])[:n]},
-    }, [n])
+    return transitions(n, seed=0, terminated=(False, True)[:n],
+                       reward=torch.tensor([[1.0], [2.0]])[:n])
 
 
 def _constant_atoms(loss, atoms):
@@ -120,8 +93,7 @@ def test_bad_critic_and_estimator():
         def forward(self, obs, act):
             return obs.sum(-1)
 
-    scalar = TQCLoss(_actor(), TensorDictModule(_Scalar(), ["observation", "action"],
-                                                ["state_action_value"]), num_qvalue_nets=1)
+    scalar = TQCLoss(_actor(), qvalue(_Scalar()), num_qvalue_nets=1)
     with pytest.raises(ValueError, match="n_quantiles"):
         scalar(_batch())
     with pytest.raises(ValueError, match="TD0"):

@@ -1,0 +1,182 @@
+"""Pieces shared by the SAC-family losses (SAC, discrete SAC, REDQ, CrossQ, TQC, TD3): the
+reparameterised action sample, the temperature, the critic ensemble, the bootstrapped target
+and the ensemble regression loss. One code path each; the losses compose them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from torch import Tensor, nn
+
+from streamrl.objectives._utils import distance_loss, sum_trailing
+from streamrl.objectives.common import LossModule
+
+
+def sample_with_log_prob(dist: torch.distributions.Distribution, batch_dims: int
+                         ) -> tuple[Tensor, Tensor]:
+    """A reparameterised sample and its log-probability summed to the batch shape.
+
+    >>> normal = torch.distributions.Normal(torch.zeros(4, 2), 1.0)
+    >>> action, log_prob = sample_with_log_prob(normal, 1)
+    >>> action.shape, log_prob.shape
+    (torch.Size([4, 2]), torch.Size([4]))
+    """
+    if not dist.has_rsample:
+        raise TypeError(
+            f"the actor's distribution {type(dist).__name__} has no rsample; SAC-style losses "
+            "need reparameterised samples (e.g. TanhNormal or Normal)"
+        )
+    joint = getattr(dist, "rsample_and_log_prob", None)
+    if callable(joint):  # exact log-prob for squashed distributions that saturate
+        action, log_prob = joint()
+    else:
+        action = dist.rsample()
+        log_prob = dist.log_prob(action)
+    return action, sum_trailing(log_prob, batch_dims)
+
+
+def check_target_entropy(target_entropy: Any) -> None:
+    """Raise ``TypeError`` unless ``target_entropy`` is ``"auto"`` or a number."""
+    if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
+        raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
+
+
+def target_entropy_for(target_entropy: float | str, action: Tensor, batch_dims: int) -> float:
+    """``target_entropy`` as a number: ``"auto"`` is minus the size of one action (the dims of
+    ``action`` after its ``batch_dims`` batch dims).
+
+    >>> target_entropy_for("auto", torch.zeros(8, 3), 1)
+    -3.0
+    """
+    if target_entropy == "auto":
+        return -float(action.shape[batch_dims:].numel())
+    return float(target_entropy)
+
+
+class EntropyCoefficient(nn.Module):
+    """The SAC temperature ``alpha``, learned through ``log_alpha`` unless fixed.
+
+    ``loss(entropy_term)`` is ``-log_alpha * entropy_term`` averaged, where ``entropy_term``
+    is ``(log_prob + target_entropy)`` (continuous) or ``(target - entropy)`` (discrete), so
+    alpha grows when the policy's entropy falls below the target.
+
+    >>> coef = EntropyCoefficient(0.5, fixed=False, min_alpha=None, max_alpha=None)
+    >>> coef.alpha()
+    tensor(0.5000)
+    """
+
+    def __init__(self, alpha_init: float, *, fixed: bool, min_alpha: float | None,
+                 max_alpha: float | None) -> None:
+        super().__init__()
+        if not alpha_init > 0:
+            raise ValueError(f"alpha_init must be > 0, found {alpha_init}")
+        log_alpha = torch.tensor(math.log(alpha_init))
+        if fixed:
+            self.register_buffer("log_alpha", log_alpha)
+        else:
+            self.log_alpha = nn.Parameter(log_alpha)
+        self.fixed = fixed
+        self.min_log = -math.inf if min_alpha is None else math.log(min_alpha)
+        self.max_log = math.inf if max_alpha is None else math.log(max_alpha)
+
+    def alpha(self) -> Tensor:
+        """The current coefficient, detached."""
+        return self.log_alpha.detach().clamp(self.min_log, self.max_log).exp()
+
+    def loss(self, entropy_term: Tensor) -> Tensor:
+        """The temperature loss (zero and gradient-free when alpha is fixed)."""
+        if self.fixed:
+            return torch.zeros((), device=entropy_term.device)
+        return -(self.log_alpha * entropy_term.detach()).mean()
+
+
+def register_actor_critic(loss: LossModule, actor_network: nn.Module,
+                          qvalue_network: nn.Module, *, num_qvalue_nets: int,
+                          delay_qvalue: bool) -> None:
+    """Register ``loss``'s ``actor_network`` and its ensemble of ``num_qvalue_nets`` copies of
+    ``qvalue_network`` (with target copies when ``delay_qvalue``)."""
+    loss.register_network("actor_network", actor_network)
+    loss.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
+                          create_target=delay_qvalue)
+
+
+def fresh_action(loss: LossModule, td: TensorDictBase, batch_dims: int, *,
+                 frozen: bool = False) -> tuple[Tensor, Tensor]:
+    """``a ~ pi(.|s)`` from ``loss``'s ``actor_network`` on ``td`` (reparameterised) and
+    ``log pi(a|s)`` summed to the batch shape; ``frozen=True`` detaches the actor's parameters
+    (the next-state action of a target)."""
+    params = loss.network_params("actor_network", detach=True) if frozen else None
+    return sample_with_log_prob(loss.network_dist("actor_network", td.copy(), params), batch_dims)
+
+
+def qvalues_at(loss: LossModule, td: TensorDictBase, action: Tensor,
+               params: TensorDictBase) -> Tensor:
+    """Every copy of ``loss``'s ``qvalue_network`` at ``(td, action)`` with ``params``: the
+    ``state_action_value`` entries stacked on a leading copy dim (``td`` is left untouched)."""
+    work = td.copy()
+    work.set(loss._keys["action"], action)
+    out = loss.vmap_network("qvalue_network", work, params)
+    key = loss._keys["state_action_value"]
+    loss._require(out, key)
+    return out.get(key)
+
+
+def next_step(loss: LossModule, td: TensorDictBase
+              ) -> tuple[TensorDictBase, Tensor, Tensor, TensorDictBase]:
+    """The common head of a soft target: checks that ``td`` has the next reward and done, then
+    returns the next-state tensordict, a fresh ``a' ~ pi(s')`` and ``log pi(a'|s')`` (no
+    gradient) and the critics' bootstrap parameters (the target copies when
+    ``loss.delay_qvalue``, detached)."""
+    loss._require(td, loss._next_key("reward"), loss._next_key("done"))
+    next_td = td.get("next")
+    with torch.no_grad():
+        next_action, next_log_prob = fresh_action(loss, next_td, td.batch_dims, frozen=True)
+    params = loss.network_params("qvalue_network", target=loss.delay_qvalue, detach=True)
+    return next_td, next_action, next_log_prob, params
+
+
+def bootstrap(loss: LossModule, td: TensorDictBase, next_value: Tensor) -> Tensor:
+    """``loss``'s value estimate for ``td`` with ``next_value`` as the next state's value
+    (written into a shallow copy; no gradient)."""
+    with torch.no_grad():
+        work = td.copy()
+        work.set(("next", "state_value"), next_value)
+        return loss.value_estimator.value_estimate(work)
+
+
+def ensemble_regression(loss: LossModule, tensordict: TensorDictBase, pred: Tensor,
+                        target: Tensor, *, key: str = "state_action_value"
+                        ) -> tuple[Tensor, Tensor]:
+    """The critic loss of an ensemble: ``pred`` ``[copies, *shape]`` regressed on ``target``
+    ``[*shape]`` with ``loss.loss_function``, averaged per copy and summed over copies.
+
+    Returns the loss and ``td_error`` (max over copies of ``|pred - target|``, batch-shaped),
+    which is also written into ``tensordict`` at the priority key. ``key`` names the
+    prediction's entry in the shape error.
+    """
+    if pred.shape[1:] != target.shape:
+        raise ValueError(
+            f"{type(loss).__name__}: {loss._keys[key]!r} has shape "
+            f"{tuple(pred.shape[1:])} but the reward has shape {tuple(target.shape)}"
+        )
+    per_net = distance_loss(pred, target.expand_as(pred), loss.loss_function)
+    loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
+    td_error = (pred.detach() - target).abs().max(0).values.reshape(tensordict.batch_size)
+    tensordict.set(loss._keys["priority"], td_error)
+    return loss_qvalue, td_error
+
+
+def entropy_terms(loss: LossModule, log_prob: Tensor, action: Tensor, batch_dims: int,
+                  alpha: Tensor) -> dict[str, Tensor]:
+    """The temperature entries of a continuous soft loss's output: ``loss_alpha`` (from
+    ``loss.entropy_coef``: ``-mean(log_alpha * (log_prob + target_entropy))``, ``"auto"``
+    resolved from ``action``), ``alpha`` and ``entropy`` (``-mean(log_prob)``, detached)."""
+    target_entropy = target_entropy_for(loss.target_entropy, action, batch_dims)
+    return {
+        "loss_alpha": loss.entropy_coef.loss(log_prob + target_entropy),
+        "alpha": alpha,
+        "entropy": -log_prob.detach().mean(),
+    }
