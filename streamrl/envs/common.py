@@ -127,6 +127,7 @@ class EnvBase(nn.Module):
         self._full_done_spec = _done_spec(self.batch_size, device)
         self._full_state_spec = Composite(shape=self.batch_size)
         self._action_cache: tuple | None = None
+        self._reward_cache: tuple | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Parameters, tensors set over a registered buffer and sub-modules get nn.Module's
@@ -281,8 +282,21 @@ class EnvBase(nn.Module):
 
     @property
     def reward_keys(self) -> list:
-        """The (nested) leaf keys of ``full_reward_spec``."""
-        return self.full_reward_spec.keys(True, True) or ["reward"]
+        """The (nested) leaf keys of ``full_reward_spec`` (cached per spec object and
+        version: every step's :func:`step_mdp` reads them)."""
+        full = self.full_reward_spec
+        cache = self._reward_cache
+        if cache is None or cache[0] is not full or cache[2] != full._version:
+            cache = (full, full.keys(True, True) or ["reward"], full._version)
+            self._reward_cache = cache
+        return list(cache[1])
+
+    def next_root(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """:func:`step_mdp` of a stepped TensorDict for this env: the root of the next step,
+        without the action and without every reward key of the env (a transform's extra
+        reward entry, e.g. a normalized reward, does not leak into the root)."""
+        return step_mdp(tensordict, exclude_action=True, exclude_reward=True,
+                        reward_keys=self.reward_keys, action_keys=self.action_keys)
 
     @property
     def done_keys(self) -> list:
@@ -529,8 +543,7 @@ class EnvBase(nn.Module):
         """Step, then return ``(tensordict_with_next, root_of_next_step)``: the second is
         ``step_mdp`` of the first, with done sub-envs reset (their reset observation)."""
         tensordict = self.step(tensordict)
-        root = step_mdp(tensordict, exclude_action=True, exclude_reward=True)
-        return tensordict, self.maybe_reset(root)
+        return tensordict, self.maybe_reset(self.next_root(tensordict))
 
     # ---------------------------------------------------------------- rollout
     def rollout(
@@ -661,7 +674,7 @@ class EnvBase(nn.Module):
     ) -> int:
         for i in range(t, t + steps):
             stepped = self.step(buffers.root_tensordict(i))
-            root = step_mdp(stepped, exclude_action=True, exclude_reward=True)
+            root = self.next_root(stepped)
             if not break_when_any_done:
                 root = self.maybe_reset(root)
             if buffers.write_step(i, stepped.get("next"), root) and break_when_any_done:

@@ -28,7 +28,6 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from streamrl.envs.step_buffers import FLAGS, _td
-from streamrl.envs.utils import step_mdp
 
 __all__ = ["run_steps"]
 
@@ -105,7 +104,7 @@ def _run_plain(
         if callback is not None:
             callback(env, stepped)
         steps.append(stepped)
-        root = step_mdp(stepped, exclude_action=True, exclude_reward=True)
+        root = env.next_root(stepped)
         if break_when_any_done:
             td = root
             if bool(stepped.get(("next", "done")).any()):

@@ -8,7 +8,6 @@ from typing import Any
 from tensordict import TensorDictBase
 
 from streamrl.envs.common import EnvBase
-from streamrl.envs.utils import step_mdp
 from streamrl.graph import Operator
 from streamrl.ops.rollout import make_env
 
@@ -84,7 +83,7 @@ class EnvSource(Operator):
         if self.total_frames is not None and self.frames >= self.total_frames:
             self._last = stepped
             raise StopIteration
-        root = env.maybe_reset(step_mdp(stepped, exclude_action=True, exclude_reward=True))
+        root = env.maybe_reset(env.next_root(stepped))
         return {"out": stepped, "obs": root}
 
     def finish(self) -> dict[str, Any] | None:
