@@ -24,7 +24,12 @@ from streamrl.modules.exploration import (
 )
 from streamrl.modules.models import GRU, LSTM, GRUCell, GRUModule, LSTMCell, LSTMModule
 from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
-from streamrl.modules.qvalue import QValueActor, QValueModule
+from streamrl.modules.qvalue import (
+    DistributionalQValueActor,
+    DistributionalQValueModule,
+    QValueActor,
+    QValueModule,
+)
 from streamrl.modules.qvalue_hooks import DistributionalQValueHook, QValueHook
 from streamrl.modules.safe import SafeModule
 from streamrl.modules.safe_probabilistic import (
@@ -45,7 +50,9 @@ __all__ = [
     "ActorValueOperator",
     "AdditiveGaussianModule",
     "AdditiveGaussianWrapper",
+    "DistributionalQValueActor",
     "DistributionalQValueHook",
+    "DistributionalQValueModule",
     "EGreedyModule",
     "EGreedyWrapper",
     "GRUCell",

@@ -5,6 +5,7 @@
 {'gamma': 0.99, 'differentiable': True}
 """
 
+from streamrl.envs.utils import step_mdp
 from streamrl.objectives._utils import (
     distance_loss,
     hold_out_net,
@@ -28,5 +29,6 @@ __all__ = [
     "hold_out_net",
     "hold_out_params",
     "next_state_value",
+    "step_mdp",
     "total_loss",
 ]

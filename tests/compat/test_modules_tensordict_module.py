@@ -20,6 +20,7 @@ NAMES = [
     "RandomPolicy", "SafeModule", "SafeProbabilisticModule",
     "SafeProbabilisticTensorDictSequential", "SafeSequential", "TanhModule", "ValueOperator",
     "VmapModule", "WorldModelWrapper", "recurrent_mode", "set_recurrent_mode",
+    "DistributionalQValueActor", "DistributionalQValueModule",
 ]
 
 

@@ -244,3 +244,15 @@ def test_tqc_documented_constructor():
     assert output.get("loss_qvalue").shape == torch.Size([])
     assert set(output.keys()) == {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy"}
     assert batch["td_error"].shape == (4,)
+
+
+def test_step_mdp_from_objectives_utils():
+    from tensordict import TensorDict
+
+    from streamrl.envs.utils import step_mdp
+    from streamrl.objectives.utils import step_mdp as from_objectives
+
+    assert from_objectives is step_mdp
+    td = TensorDict({"observation": torch.zeros(2), "action": torch.ones(1),
+                     "next": {"observation": torch.ones(2), "reward": torch.ones(1)}}, [])
+    assert sorted(from_objectives(td).keys()) == ["observation"]
