@@ -20,7 +20,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.envs.transforms._spec_utils import map_spec
-from streamrl.envs.transforms.transform import Transform, keys_repr
+from streamrl.envs.transforms.transform import ObservationTransform, Transform, keys_repr
 
 __all__ = ["FlattenObservation", "PermuteTransform", "SqueezeTransform", "UnsqueezeTransform"]
 
@@ -89,7 +89,7 @@ class _BatchAware(Transform):
         raise NotImplementedError(f"{type(self).__name__} has no action path")
 
 
-class FlattenObservation(_BatchAware):
+class FlattenObservation(_BatchAware, ObservationTransform):
     """Flatten dims ``first_dim`` to ``last_dim`` (inclusive) of each ``in_keys`` entry."""
 
     _per_step = True
