@@ -55,9 +55,9 @@ NOT_YET = set(
     "DecodeVideoTransform DeviceCastTransform EndOfLifeTransform "
     "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
-    "ObservationTransform PinMemoryTransform PolicyAgeFilter RNDTransform "
+    "PinMemoryTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
-    "TerminateTransform UnaryTransform VecGymEnvTransform "
+    "TerminateTransform VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
 )
 
@@ -94,6 +94,10 @@ SIGNATURES = {
     "TimeMaxPool": ["in_keys", "out_keys", "T", "reset_key"],
     # TorchRL's undocumented keyword `repeats` is not provided (differences doc)
     "TrajCounter": ["out_key"],
+    "ObservationTransform": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
+    "UnaryTransform": [
+        "in_keys", "out_keys", "in_keys_inv", "out_keys_inv", "fn", "inv_fn", "use_raw_nontensor",
+    ],
 }  # fmt: skip
 
 
@@ -149,6 +153,8 @@ CASES = {
     "TargetReturn": (lambda: T.TargetReturn(5.0), "target_return", [[5.0]]),
     "LineariseRewards": (lambda: T.LineariseRewards(["observation"], ["s"], weights=[1, 1, 1]),
                          "s", [[-0.5]]),
+    "UnaryTransform": (lambda: T.UnaryTransform(["observation"], ["o"], fn=torch.abs),
+                       "o", [[1.5, 2.0, 0.0]]),
 }  # fmt: skip
 
 

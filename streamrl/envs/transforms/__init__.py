@@ -43,8 +43,9 @@ from streamrl.envs.transforms.shape import (
 from streamrl.envs.transforms.time_max_pool import TimeMaxPool
 from streamrl.envs.transforms.timer import Timer
 from streamrl.envs.transforms.traj_counter import TrajCounter
-from streamrl.envs.transforms.transform import Transform
+from streamrl.envs.transforms.transform import ObservationTransform, Transform
 from streamrl.envs.transforms.transformed_env import TransformedEnv
+from streamrl.envs.transforms.unary import UnaryTransform
 from streamrl.envs.transforms.vecnorm import VecNorm
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "LineariseRewards",
     "NoopResetEnv",
     "ObservationNorm",
+    "ObservationTransform",
     "PermuteTransform",
     "RandomCropTensorDict",
     "RenameTransform",
@@ -88,6 +90,7 @@ __all__ = [
     "TrajCounter",
     "Transform",
     "TransformedEnv",
+    "UnaryTransform",
     "UnsqueezeTransform",
     "VecNorm",
 ]
