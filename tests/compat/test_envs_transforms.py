@@ -53,10 +53,10 @@ NOT_YET = set(
     "ActionDiscretizer ActionScaling AutoResetEnv AutoResetTransform "
     "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
     "DecodeVideoTransform DeviceCastTransform EndOfLifeTransform "
-    "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
+    "FlattenAction Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "PinMemoryTransform PolicyAgeFilter RNDTransform "
-    "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
+    "RandomTruncationTransform RunningMeanStd SuccessReward "
     "TerminateTransform VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
 )
@@ -98,6 +98,11 @@ SIGNATURES = {
     "UnaryTransform": [
         "in_keys", "out_keys", "in_keys_inv", "out_keys_inv", "fn", "inv_fn", "use_raw_nontensor",
     ],
+    "ExpandAs": ["in_key", "ref_key", "out_key"],
+    "Stack": [
+        "in_keys", "out_key", "in_key_inv", "out_keys_inv", "dim", "allow_positive_dim", "del_keys",
+    ],
+    "RemoveEmptySpecs": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
 }  # fmt: skip
 
 
@@ -155,6 +160,10 @@ CASES = {
                          "s", [[-0.5]]),
     "UnaryTransform": (lambda: T.UnaryTransform(["observation"], ["o"], fn=torch.abs),
                        "o", [[1.5, 2.0, 0.0]]),
+    "ExpandAs": (lambda: T.ExpandAs("reward", "observation", "r3"), "r3", [[2.0, 2.0, 2.0]]),
+    "Stack": (lambda: T.Stack(["observation", "observation"], "s", dim=-2, del_keys=False),
+              "s", [[[1.5, -2.0, 0.0], [1.5, -2.0, 0.0]]]),
+    "RemoveEmptySpecs": (lambda: T.RemoveEmptySpecs(), "reward", [[2.0]]),
 }  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from streamrl.envs.transforms.compose import Compose
 from streamrl.envs.transforms.counters import InitTracker, StepCounter
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
 from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
+from streamrl.envs.transforms.expand_as import ExpandAs
 from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
@@ -27,6 +28,7 @@ from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
 from streamrl.envs.transforms.primer import TensorDictPrimer
 from streamrl.envs.transforms.random_crop import RandomCropTensorDict
+from streamrl.envs.transforms.remove_empty_specs import RemoveEmptySpecs
 from streamrl.envs.transforms.reward import RewardClipping, RewardScaling, RewardSum
 from streamrl.envs.transforms.reward_maps import (
     BinarizeReward,
@@ -40,6 +42,7 @@ from streamrl.envs.transforms.shape import (
     SqueezeTransform,
     UnsqueezeTransform,
 )
+from streamrl.envs.transforms.stack import Stack
 from streamrl.envs.transforms.time_max_pool import TimeMaxPool
 from streamrl.envs.transforms.timer import Timer
 from streamrl.envs.transforms.traj_counter import TrajCounter
@@ -61,6 +64,7 @@ __all__ = [
     "DiscreteActionProjection",
     "DoubleToFloat",
     "ExcludeTransform",
+    "ExpandAs",
     "FiniteTensorDictCheck",
     "FlattenObservation",
     "FrameSkipTransform",
@@ -72,6 +76,7 @@ __all__ = [
     "ObservationTransform",
     "PermuteTransform",
     "RandomCropTensorDict",
+    "RemoveEmptySpecs",
     "RenameTransform",
     "Resize",
     "Reward2GoTransform",
@@ -81,6 +86,7 @@ __all__ = [
     "SelectTransform",
     "SignTransform",
     "SqueezeTransform",
+    "Stack",
     "StepCounter",
     "TargetReturn",
     "TensorDictPrimer",

@@ -83,9 +83,7 @@ class UnaryTransform(Transform):
             raise TypeError(f"inv_fn must be callable or None, found {type(inv_fn).__name__}")
         if out_keys is None:
             raise ValueError("UnaryTransform needs out_keys (one per in_keys entry)")
-        super().__init__(
-            as_keys(in_keys, "in_keys"), out_keys, in_keys_inv, out_keys_inv
-        )
+        super().__init__(as_keys(in_keys, "in_keys"), out_keys, in_keys_inv, out_keys_inv)
         self.fn = fn
         self.inv_fn = inv_fn
         self.use_raw_nontensor = bool(use_raw_nontensor)
