@@ -56,8 +56,8 @@ NOT_YET = set(
     "FlattenAction Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "PinMemoryTransform PolicyAgeFilter RNDTransform "
-    "RandomTruncationTransform RunningMeanStd SuccessReward "
-    "TerminateTransform VecGymEnvTransform "
+    "RandomTruncationTransform RunningMeanStd "
+    "VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
 )
 
@@ -103,6 +103,8 @@ SIGNATURES = {
         "in_keys", "out_key", "in_key_inv", "out_keys_inv", "dim", "allow_positive_dim", "del_keys",
     ],
     "RemoveEmptySpecs": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
+    "SuccessReward": ["success_key", "reward_key", "scale"],
+    "TerminateTransform": ["stop", "write_done"],
 }  # fmt: skip
 
 
@@ -164,6 +166,9 @@ CASES = {
     "Stack": (lambda: T.Stack(["observation", "observation"], "s", dim=-2, del_keys=False),
               "s", [[[1.5, -2.0, 0.0], [1.5, -2.0, 0.0]]]),
     "RemoveEmptySpecs": (lambda: T.RemoveEmptySpecs(), "reward", [[2.0]]),
+    "SuccessReward": (lambda: T.SuccessReward(("next", "done"), scale=3.0), "reward", [[3.0]]),
+    "TerminateTransform": (lambda: T.TerminateTransform(lambda td: td["reward"] > 1),
+                           ("next", "done"), [[True]]),
 }  # fmt: skip
 
 

@@ -43,6 +43,8 @@ from streamrl.envs.transforms.shape import (
     UnsqueezeTransform,
 )
 from streamrl.envs.transforms.stack import Stack
+from streamrl.envs.transforms.success_reward import SuccessReward
+from streamrl.envs.transforms.terminate import TerminateTransform
 from streamrl.envs.transforms.time_max_pool import TimeMaxPool
 from streamrl.envs.transforms.timer import Timer
 from streamrl.envs.transforms.traj_counter import TrajCounter
@@ -88,8 +90,10 @@ __all__ = [
     "SqueezeTransform",
     "Stack",
     "StepCounter",
+    "SuccessReward",
     "TargetReturn",
     "TensorDictPrimer",
+    "TerminateTransform",
     "TimeMaxPool",
     "Timer",
     "ToTensorImage",
