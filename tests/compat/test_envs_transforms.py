@@ -53,7 +53,7 @@ NOT_YET = set(
     "ActionDiscretizer ActionScaling AutoResetEnv AutoResetTransform "
     "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
     "DecodeVideoTransform DeviceCastTransform EndOfLifeTransform "
-    "FlattenAction Hash MeanActionSelector ModuleTransform "
+    "Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "PinMemoryTransform PolicyAgeFilter RNDTransform "
     "RandomTruncationTransform RunningMeanStd "
@@ -105,6 +105,10 @@ SIGNATURES = {
     "RemoveEmptySpecs": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
     "SuccessReward": ["success_key", "reward_key", "scale"],
     "TerminateTransform": ["stop", "write_done"],
+    "FlattenAction": [
+        "first_dim", "last_dim", "in_keys_inv", "out_keys_inv", "in_keys", "out_keys",
+        "allow_positive_dim", "action_shape",
+    ],
 }  # fmt: skip
 
 
@@ -169,6 +173,8 @@ CASES = {
     "SuccessReward": (lambda: T.SuccessReward(("next", "done"), scale=3.0), "reward", [[3.0]]),
     "TerminateTransform": (lambda: T.TerminateTransform(lambda td: td["reward"] > 1),
                            ("next", "done"), [[True]]),
+    "FlattenAction": (lambda: T.FlattenAction(-2, -1, in_keys_inv=["pixels"]), "pixels",
+                      torch.arange(24.0).reshape(1, 2, 12)),
 }  # fmt: skip
 
 

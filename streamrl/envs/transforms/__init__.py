@@ -21,6 +21,7 @@ from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
 from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
 from streamrl.envs.transforms.expand_as import ExpandAs
 from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
+from streamrl.envs.transforms.flatten_action import FlattenAction
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
@@ -68,6 +69,7 @@ __all__ = [
     "ExcludeTransform",
     "ExpandAs",
     "FiniteTensorDictCheck",
+    "FlattenAction",
     "FlattenObservation",
     "FrameSkipTransform",
     "GrayScale",
