@@ -56,7 +56,7 @@ NOT_YET = set(
     "Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "PinMemoryTransform PolicyAgeFilter RNDTransform "
-    "RandomTruncationTransform RunningMeanStd "
+    "RandomTruncationTransform "
     "VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
 )
@@ -109,6 +109,7 @@ SIGNATURES = {
         "first_dim", "last_dim", "in_keys_inv", "out_keys_inv", "in_keys", "out_keys",
         "allow_positive_dim", "action_shape",
     ],
+    "RunningMeanStd": ["shape", "epsilon"],
 }  # fmt: skip
 
 
@@ -238,3 +239,9 @@ def test_timer_in_env():
         assert bool((r["next", "time_step"] > 0).all()) and r["time_reset"][0] > 0
     finally:
         env.close()
+
+
+def test_running_mean_std():
+    rms = T.RunningMeanStd(shape=(3,), epsilon=1e-4)
+    rms.update(torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
+    assert rms.normalize(torch.tensor([2.0, 2.0, 2.0])).abs().max() < 1e-3

@@ -37,6 +37,7 @@ from streamrl.envs.transforms.reward_maps import (
     Reward2GoTransform,
     TargetReturn,
 )
+from streamrl.envs.transforms.running_mean_std import RunningMeanStd
 from streamrl.envs.transforms.shape import (
     FlattenObservation,
     PermuteTransform,
@@ -87,6 +88,7 @@ __all__ = [
     "RewardClipping",
     "RewardScaling",
     "RewardSum",
+    "RunningMeanStd",
     "SelectTransform",
     "SignTransform",
     "SqueezeTransform",
