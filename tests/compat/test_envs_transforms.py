@@ -56,7 +56,6 @@ NOT_YET = set(
     "Hash MeanActionSelector ModuleTransform "
     "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
     "PinMemoryTransform PolicyAgeFilter RNDTransform "
-    "RandomTruncationTransform "
     "VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
 )
@@ -110,6 +109,10 @@ SIGNATURES = {
         "allow_positive_dim", "action_shape",
     ],
     "RunningMeanStd": ["shape", "epsilon"],
+    "RandomTruncationTransform": [
+        "min_horizon", "max_horizon", "prob", "first_episode_prob", "step_count_key",
+        "truncated_key", "done_key",
+    ],
 }  # fmt: skip
 
 
@@ -245,3 +248,16 @@ def test_running_mean_std():
     rms = T.RunningMeanStd(shape=(3,), epsilon=0.0)
     rms.update(torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
     assert rms.normalize(torch.tensor([2.0, 2.0, 2.0])).abs().max() < 1e-3
+
+
+def test_random_truncation_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    env = T.TransformedEnv(
+        GymEnv("Pendulum-v1"),
+        T.Compose(T.StepCounter(), T.RandomTruncationTransform(2, 4, prob=0.5)),
+    )
+    try:
+        assert len(env.rollout(10)) <= 4
+    finally:
+        env.close()

@@ -29,6 +29,7 @@ from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
 from streamrl.envs.transforms.primer import TensorDictPrimer
 from streamrl.envs.transforms.random_crop import RandomCropTensorDict
+from streamrl.envs.transforms.random_truncation import RandomTruncationTransform
 from streamrl.envs.transforms.remove_empty_specs import RemoveEmptySpecs
 from streamrl.envs.transforms.reward import RewardClipping, RewardScaling, RewardSum
 from streamrl.envs.transforms.reward_maps import (
@@ -81,6 +82,7 @@ __all__ = [
     "ObservationTransform",
     "PermuteTransform",
     "RandomCropTensorDict",
+    "RandomTruncationTransform",
     "RemoveEmptySpecs",
     "RenameTransform",
     "Resize",
