@@ -27,7 +27,7 @@ TORCHRL_NAMES = (
     "ExcludeTransform ExpandAs FiniteTensorDictCheck FlattenAction FlattenObservation "
     "FrameSkipTransform GrayScale Hash HumanoidMacroAction InitTracker LineariseRewards "
     "MacroAction MacroPrimitive MacroPrimitiveTransform MeanActionSelector ModuleTransform "
-    "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor NoopResetEnv "
+    "MultiStepTransform NextObservationDelta NextStateReconstructor NoopResetEnv "
     "ObservationNorm ObservationTransform PermuteTransform PinMemoryTransform PolicyAgeFilter "
     "R3MTransform RNDTransform RandomCropTensorDict RandomTruncationTransform RayTransform "
     "RemoveEmptySpecs RenameTransform Resize Reward2GoTransform RewardClipping RewardScaling "
@@ -54,7 +54,7 @@ NOT_YET = set(
     "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
     "DecodeVideoTransform DeviceCastTransform EndOfLifeTransform "
     "Hash MeanActionSelector ModuleTransform "
-    "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor "
+    "MultiStepTransform NextObservationDelta NextStateReconstructor "
     "PinMemoryTransform PolicyAgeFilter RNDTransform "
     "VecGymEnvTransform "
     "VecNormV2 gSDENoise".split()
@@ -112,6 +112,10 @@ SIGNATURES = {
     "RandomTruncationTransform": [
         "min_horizon", "max_horizon", "prob", "first_episode_prob", "step_count_key",
         "truncated_key", "done_key",
+    ],
+    # chunk_size (last, keyword-only) is streamrl's (differences doc)
+    "MultiAction": [
+        "dim", "stack_rewards", "stack_observations", "action_key", "chunk_key", "chunk_size",
     ],
 }  # fmt: skip
 
@@ -259,5 +263,16 @@ def test_random_truncation_in_env():
     )
     try:
         assert len(env.rollout(10)) <= 4
+    finally:
+        env.close()
+
+
+def test_multi_action_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    env = T.TransformedEnv(GymEnv("Pendulum-v1"), T.MultiAction())
+    try:
+        td = env.step(env.reset().set("action", torch.zeros(3, 1)))
+        assert td["next", "reward"].shape == (3, 1)
     finally:
         env.close()

@@ -25,6 +25,7 @@ from streamrl.envs.transforms.flatten_action import FlattenAction
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
+from streamrl.envs.transforms.multi_action import MultiAction
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
 from streamrl.envs.transforms.primer import TensorDictPrimer
@@ -77,6 +78,7 @@ __all__ = [
     "GrayScale",
     "InitTracker",
     "LineariseRewards",
+    "MultiAction",
     "NoopResetEnv",
     "ObservationNorm",
     "ObservationTransform",
