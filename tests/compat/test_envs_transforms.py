@@ -51,7 +51,7 @@ NOT_PROVIDED = set(
 
 NOT_YET = set(
     "ActionDiscretizer ActionScaling AutoResetEnv AutoResetTransform "
-    "BatchSizeTransform BurnInTransform ConditionalPolicySwitch ConditionalSkip "
+    "BatchSizeTransform ConditionalPolicySwitch ConditionalSkip "
     "DecodeVideoTransform DeviceCastTransform EndOfLifeTransform "
     "Hash MeanActionSelector ModuleTransform "
     "MultiStepTransform NextObservationDelta NextStateReconstructor "
@@ -114,6 +114,7 @@ SIGNATURES = {
         "truncated_key", "done_key",
     ],
     # chunk_size (last, keyword-only) is streamrl's (differences doc)
+    "BurnInTransform": ["modules", "burn_in", "out_keys"],
     "MultiAction": [
         "dim", "stack_rewards", "stack_observations", "action_key", "chunk_key", "chunk_size",
     ],
@@ -276,3 +277,12 @@ def test_multi_action_in_env():
         assert td["next", "reward"].shape == (3, 1)
     finally:
         env.close()
+
+
+def test_burn_in_transform():
+    from tensordict.nn import TensorDictModule
+
+    m = TensorDictModule(torch.nn.Identity(), in_keys=["x"], out_keys=[("next", "h")])
+    td = TensorDict({"x": torch.arange(4.0).reshape(1, 4, 1)}, [1, 4])
+    out = T.BurnInTransform([m], burn_in=2)(td)
+    assert out.shape == (1, 2) and out["h"][0, 0].item() == 1.0

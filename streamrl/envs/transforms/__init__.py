@@ -13,6 +13,7 @@ tensor([0])
 
 from streamrl.envs.transforms.action_mask import ActionMask
 from streamrl.envs.transforms.action_projection import DiscreteActionProjection
+from streamrl.envs.transforms.burn_in import BurnInTransform
 from streamrl.envs.transforms.cat_frames import CatFrames
 from streamrl.envs.transforms.cat_tensors import CatTensors
 from streamrl.envs.transforms.compose import Compose
@@ -60,6 +61,7 @@ from streamrl.envs.transforms.vecnorm import VecNorm
 __all__ = [
     "ActionMask",
     "BinarizeReward",
+    "BurnInTransform",
     "CatFrames",
     "CatTensors",
     "CenterCrop",
