@@ -448,7 +448,11 @@ class EnvBase(nn.Module):
                     "that are not whole numbers"
                 )
             action = cast
-        if action.shape != spec.shape:
+        if action.shape != spec.shape and not (
+            # a -1 dim of the spec takes any size (MultiAction's chunks of any length)
+            len(action.shape) == len(spec.shape)
+            and all(e in (-1, f) for e, f in zip(spec.shape, action.shape))
+        ):
             raise ValueError(f"action: expected shape {spec.shape}, found {action.shape}")
         if spec.domain == "continuous" and not self.strict_action_bounds:
             finite = (

@@ -27,7 +27,7 @@ TORCHRL_NAMES = (
     "ExcludeTransform ExpandAs FiniteTensorDictCheck FlattenAction FlattenObservation "
     "FrameSkipTransform GrayScale Hash HumanoidMacroAction InitTracker LineariseRewards "
     "MacroAction MacroPrimitive MacroPrimitiveTransform MeanActionSelector ModuleTransform "
-    "MultiAction MultiStepTransform NextObservationDelta NextStateReconstructor NoopResetEnv "
+    "MultiStepTransform NextObservationDelta NextStateReconstructor NoopResetEnv "
     "ObservationNorm ObservationTransform PermuteTransform PinMemoryTransform PolicyAgeFilter "
     "R3MTransform RNDTransform RandomCropTensorDict RandomTruncationTransform RayTransform "
     "RemoveEmptySpecs RenameTransform Resize Reward2GoTransform RewardClipping RewardScaling "
@@ -50,15 +50,7 @@ NOT_PROVIDED = set(
 )
 
 NOT_YET = set(
-    "ActionScaling AutoResetEnv "
-    "BurnInTransform ConditionalPolicySwitch "
-    "DecodeVideoTransform "
-    "ExpandAs FlattenAction Hash MeanActionSelector ModuleTransform "
-    "MultiAction NextObservationDelta NextStateReconstructor "
-    "ObservationTransform PolicyAgeFilter RNDTransform "
-    "RandomTruncationTransform RemoveEmptySpecs RunningMeanStd Stack SuccessReward "
-    "TerminateTransform UnaryTransform VecGymEnvTransform "
-    "".split()
+    "ActionScaling AutoResetEnv ConditionalPolicySwitch DecodeVideoTransform Hash MeanActionSelector ModuleTransform NextObservationDelta NextStateReconstructor PolicyAgeFilter RNDTransform VecGymEnvTransform".split()
 )
 
 # TorchRL 0.14.1's constructor parameters (names in order; *args/**kwargs left out).
@@ -104,6 +96,31 @@ SIGNATURES = {
     "MultiStepTransform": ["n_steps", "gamma", "reward_keys", "done_key", "done_keys", "mask_key"],
     "gSDENoise": ["state_dim", "action_dim", "shape"],
     "ConditionalSkip": ["cond"],
+    "ObservationTransform": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
+    "UnaryTransform": [
+        "in_keys", "out_keys", "in_keys_inv", "out_keys_inv", "fn", "inv_fn", "use_raw_nontensor",
+    ],
+    "ExpandAs": ["in_key", "ref_key", "out_key"],
+    "Stack": [
+        "in_keys", "out_key", "in_key_inv", "out_keys_inv", "dim", "allow_positive_dim", "del_keys",
+    ],
+    "RemoveEmptySpecs": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
+    "SuccessReward": ["success_key", "reward_key", "scale"],
+    "TerminateTransform": ["stop", "write_done"],
+    "FlattenAction": [
+        "first_dim", "last_dim", "in_keys_inv", "out_keys_inv", "in_keys", "out_keys",
+        "allow_positive_dim", "action_shape",
+    ],
+    "RunningMeanStd": ["shape", "epsilon"],
+    "RandomTruncationTransform": [
+        "min_horizon", "max_horizon", "prob", "first_episode_prob", "step_count_key",
+        "truncated_key", "done_key",
+    ],
+    # chunk_size (last, keyword-only) is streamrl's (differences doc)
+    "BurnInTransform": ["modules", "burn_in", "out_keys"],
+    "MultiAction": [
+        "dim", "stack_rewards", "stack_observations", "action_key", "chunk_key", "chunk_size",
+    ],
 }  # fmt: skip
 
 
@@ -159,6 +176,17 @@ CASES = {
     "TargetReturn": (lambda: T.TargetReturn(5.0), "target_return", [[5.0]]),
     "LineariseRewards": (lambda: T.LineariseRewards(["observation"], ["s"], weights=[1, 1, 1]),
                          "s", [[-0.5]]),
+    "UnaryTransform": (lambda: T.UnaryTransform(["observation"], ["o"], fn=torch.abs),
+                       "o", [[1.5, 2.0, 0.0]]),
+    "ExpandAs": (lambda: T.ExpandAs("reward", "observation", "r3"), "r3", [[2.0, 2.0, 2.0]]),
+    "Stack": (lambda: T.Stack(["observation", "observation"], "s", dim=-2, del_keys=False),
+              "s", [[[1.5, -2.0, 0.0], [1.5, -2.0, 0.0]]]),
+    "RemoveEmptySpecs": (lambda: T.RemoveEmptySpecs(), "reward", [[2.0]]),
+    "SuccessReward": (lambda: T.SuccessReward(("next", "done"), scale=3.0), "reward", [[3.0]]),
+    "TerminateTransform": (lambda: T.TerminateTransform(lambda td: td["reward"] > 1),
+                           ("next", "done"), [[True]]),
+    "FlattenAction": (lambda: T.FlattenAction(-2, -1, in_keys_inv=["pixels"]), "pixels",
+                      torch.arange(24.0).reshape(1, 2, 12)),
 }  # fmt: skip
 
 
@@ -238,6 +266,25 @@ def test_end_of_life_in_env():
         env.close()
 
 
+def test_running_mean_std():
+    rms = T.RunningMeanStd(shape=(3,), epsilon=0.0)
+    rms.update(torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
+    assert rms.normalize(torch.tensor([2.0, 2.0, 2.0])).abs().max() < 1e-3
+
+
+def test_random_truncation_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    env = T.TransformedEnv(
+        GymEnv("Pendulum-v1"),
+        T.Compose(T.StepCounter(), T.RandomTruncationTransform(2, 4, prob=0.5)),
+    )
+    try:
+        assert len(env.rollout(10)) <= 4
+    finally:
+        env.close()
+
+
 def test_action_discretizer_in_env():
     from streamrl.envs.libs.gym import GymEnv
 
@@ -249,6 +296,17 @@ def test_action_discretizer_in_env():
     try:
         td = env.reset().set("action_disc", torch.tensor([0]))
         assert env.step(td)["action"].tolist() == [-1.5]
+    finally:
+        env.close()
+
+
+def test_multi_action_in_env():
+    from streamrl.envs.libs.gym import GymEnv
+
+    env = T.TransformedEnv(GymEnv("Pendulum-v1"), T.MultiAction())
+    try:
+        td = env.step(env.reset().set("action", torch.zeros(3, 1)))
+        assert td["next", "reward"].shape == (3, 1)
     finally:
         env.close()
 
@@ -312,15 +370,14 @@ def test_pin_memory_transform():
 def test_vecnorm_v2_in_env():
     from streamrl.envs.libs.gym import GymEnv
 
-    # (a reward out_key other than "reward" would reach the root in rollouts: step_mdp drops
-    # only "reward")
-    t = T.VecNormV2(in_keys=["observation", "reward"], out_keys=["observation_norm", "reward"],
+    t = T.VecNormV2(in_keys=["observation", "reward"], out_keys=["observation_norm", "reward_norm"],
                     lock=None, stateful=True, decay=0.9999, eps=1e-4, shared_data=None,
                     reduce_batch_dims=False)
     env = T.TransformedEnv(GymEnv("Pendulum-v1"), t)
     try:
         r = env.rollout(10)
         assert r["next", "observation_norm"].shape == (10, 3)
+        assert "reward_norm" in r["next"].keys() and "reward_norm" not in r.keys()
         assert t.loc["reward"].shape == (1,) and t.scale["observation"].shape == (3,)
     finally:
         env.close()
@@ -356,3 +413,12 @@ def test_conditional_skip_in_env():
         assert r["inner_count"].flatten().tolist() == [0, 1, 1, 2]
     finally:
         env.close()
+
+
+def test_burn_in_transform():
+    from tensordict.nn import TensorDictModule
+
+    m = TensorDictModule(torch.nn.Identity(), in_keys=["x"], out_keys=[("next", "h")])
+    td = TensorDict({"x": torch.arange(4.0).reshape(1, 4, 1)}, [1, 4])
+    out = T.BurnInTransform([m], burn_in=2)(td)
+    assert out.shape == (1, 2) and out["h"][0, 0].item() == 1.0

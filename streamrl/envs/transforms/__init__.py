@@ -16,6 +16,7 @@ from streamrl.envs.transforms.action_mask import ActionMask
 from streamrl.envs.transforms.action_projection import DiscreteActionProjection
 from streamrl.envs.transforms.auto_reset import AutoResetTransform
 from streamrl.envs.transforms.batch_size import BatchSizeTransform
+from streamrl.envs.transforms.burn_in import BurnInTransform
 from streamrl.envs.transforms.cat_frames import CatFrames
 from streamrl.envs.transforms.cat_tensors import CatTensors
 from streamrl.envs.transforms.compose import Compose
@@ -25,16 +26,21 @@ from streamrl.envs.transforms.device import DeviceCastTransform, PinMemoryTransf
 from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
 from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
 from streamrl.envs.transforms.end_of_life import EndOfLifeTransform
+from streamrl.envs.transforms.expand_as import ExpandAs
 from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
+from streamrl.envs.transforms.flatten_action import FlattenAction
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
 from streamrl.envs.transforms.gsde import gSDENoise
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
+from streamrl.envs.transforms.multi_action import MultiAction
 from streamrl.envs.transforms.multi_step import MultiStepTransform
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
 from streamrl.envs.transforms.primer import TensorDictPrimer
 from streamrl.envs.transforms.random_crop import RandomCropTensorDict
+from streamrl.envs.transforms.random_truncation import RandomTruncationTransform
+from streamrl.envs.transforms.remove_empty_specs import RemoveEmptySpecs
 from streamrl.envs.transforms.reward import RewardClipping, RewardScaling, RewardSum
 from streamrl.envs.transforms.reward_maps import (
     BinarizeReward,
@@ -42,17 +48,22 @@ from streamrl.envs.transforms.reward_maps import (
     Reward2GoTransform,
     TargetReturn,
 )
+from streamrl.envs.transforms.running_mean_std import RunningMeanStd
 from streamrl.envs.transforms.shape import (
     FlattenObservation,
     PermuteTransform,
     SqueezeTransform,
     UnsqueezeTransform,
 )
+from streamrl.envs.transforms.stack import Stack
+from streamrl.envs.transforms.success_reward import SuccessReward
+from streamrl.envs.transforms.terminate import TerminateTransform
 from streamrl.envs.transforms.time_max_pool import TimeMaxPool
 from streamrl.envs.transforms.timer import Timer
 from streamrl.envs.transforms.traj_counter import TrajCounter
-from streamrl.envs.transforms.transform import Transform
+from streamrl.envs.transforms.transform import ObservationTransform, Transform
 from streamrl.envs.transforms.transformed_env import TransformedEnv
+from streamrl.envs.transforms.unary import UnaryTransform
 from streamrl.envs.transforms.vecnorm import VecNorm
 from streamrl.envs.transforms.vecnorm_v2 import VecNormV2
 
@@ -62,6 +73,7 @@ __all__ = [
     "AutoResetTransform",
     "BatchSizeTransform",
     "BinarizeReward",
+    "BurnInTransform",
     "CatFrames",
     "CatTensors",
     "CenterCrop",
@@ -75,36 +87,47 @@ __all__ = [
     "DoubleToFloat",
     "EndOfLifeTransform",
     "ExcludeTransform",
+    "ExpandAs",
     "FiniteTensorDictCheck",
+    "FlattenAction",
     "FlattenObservation",
     "FrameSkipTransform",
     "GrayScale",
     "InitTracker",
     "LineariseRewards",
+    "MultiAction",
     "MultiStepTransform",
     "NoopResetEnv",
     "ObservationNorm",
+    "ObservationTransform",
     "PermuteTransform",
     "PinMemoryTransform",
     "RandomCropTensorDict",
+    "RandomTruncationTransform",
+    "RemoveEmptySpecs",
     "RenameTransform",
     "Resize",
     "Reward2GoTransform",
     "RewardClipping",
     "RewardScaling",
     "RewardSum",
+    "RunningMeanStd",
     "SelectTransform",
     "SignTransform",
     "SqueezeTransform",
+    "Stack",
     "StepCounter",
+    "SuccessReward",
     "TargetReturn",
     "TensorDictPrimer",
+    "TerminateTransform",
     "TimeMaxPool",
     "Timer",
     "ToTensorImage",
     "TrajCounter",
     "Transform",
     "TransformedEnv",
+    "UnaryTransform",
     "UnsqueezeTransform",
     "VecNorm",
     "VecNormV2",

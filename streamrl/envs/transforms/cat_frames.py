@@ -24,12 +24,17 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.envs.transforms._spec_utils import map_spec
-from streamrl.envs.transforms.transform import Transform, as_keys, keys_repr, reset_mask
+from streamrl.envs.transforms.transform import (
+    ObservationTransform,
+    as_keys,
+    keys_repr,
+    reset_mask,
+)
 
 __all__ = ["CatFrames"]
 
 
-class CatFrames(Transform):
+class CatFrames(ObservationTransform):
     """Concatenate the last ``N`` frames of each ``in_keys`` entry along ``dim`` (< 0).
 
     After a reset the history is padded: with copies of the first frame

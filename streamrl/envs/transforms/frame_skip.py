@@ -17,6 +17,25 @@ from streamrl.envs.transforms.transform import Transform
 __all__ = ["FrameSkipTransform"]
 
 
+def parent_input(transform: Transform, td: TensorDictBase) -> TensorDictBase:
+    """The step input ``td`` as ``transform``'s parent env reads it: the action path of the
+    transforms after ``transform`` (in its Compose) applied. Shared by the transforms that
+    step their parent env themselves (FrameSkipTransform, MultiAction)."""
+    from streamrl.envs.transforms.compose import Compose
+
+    container = transform.container
+    if not isinstance(container, Compose):
+        return td
+    transforms = list(container.transforms)
+    later = transforms[transforms.index(transform) + 1 :]
+    if not any(t._has_inverse() for t in later):
+        return td
+    td = td.clone(False)
+    for t in reversed(later):
+        td = t._inv_call(td)
+    return td
+
+
 class FrameSkipTransform(Transform):
     """Apply each action ``frame_skip`` times in the parent env (the base env wrapped in the
     transforms before this one) and sum the rewards; the observations and done flags are the
@@ -44,23 +63,6 @@ class FrameSkipTransform(Transform):
     def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
         return td_reset
 
-    def _parent_input(self, td: TensorDictBase) -> TensorDictBase:
-        """The step input as the parent env reads it: the action path of the transforms
-        after this one applied."""
-        from streamrl.envs.transforms.compose import Compose
-
-        container = self.container
-        if not isinstance(container, Compose):
-            return td
-        transforms = list(container.transforms)
-        later = transforms[transforms.index(self) + 1 :]
-        if not any(t._has_inverse() for t in later):
-            return td
-        td = td.clone(False)
-        for t in reversed(later):
-            td = t._inv_call(td)
-        return td
-
     def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
         if self.frame_skip == 1:
             return next_td
@@ -70,7 +72,7 @@ class FrameSkipTransform(Transform):
         reward_keys = list(parent.full_reward_spec.keys(True, True))
         done_keys = list(parent.full_done_spec.keys(True, True))
         totals = {k: next_td.get(k) for k in reward_keys}
-        td_in = self._parent_input(td)
+        td_in = parent_input(self, td)
         for _ in range(self.frame_skip - 1):
             if any(bool(next_td.get(k).any()) for k in done_keys if k in next_td.keys(True)):
                 break

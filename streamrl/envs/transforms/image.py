@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from streamrl.envs.transforms._spec_utils import map_spec
-from streamrl.envs.transforms.transform import Transform, keys_repr
+from streamrl.envs.transforms.transform import ObservationTransform, Transform, keys_repr
 
 __all__ = ["CenterCrop", "Crop", "GrayScale", "Resize", "ToTensorImage"]
 
@@ -53,7 +53,7 @@ def _back_to(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return value.round().clamp(info.min, info.max).to(dtype)
 
 
-class ToTensorImage(Transform):
+class ToTensorImage(ObservationTransform):
     """``[..., H, W, C]`` images to ``[..., C, H, W]`` floats, divided by 255 when ``from_int``.
 
     Args:
@@ -101,7 +101,7 @@ class ToTensorImage(Transform):
         return f"ToTensorImage(keys={keys_repr(self.in_keys)})"
 
 
-class Resize(Transform):
+class Resize(ObservationTransform):
     """Resize ``[..., C, H, W]`` images to ``h x w`` (``h`` defaults to ``w``).
 
     ``interpolation`` is a mode of :func:`torch.nn.functional.interpolate` (``"bilinear"``,
@@ -146,7 +146,7 @@ class Resize(Transform):
         )
 
 
-class GrayScale(Transform):
+class GrayScale(ObservationTransform):
     """``[..., 3, H, W]`` RGB images to ``[..., 1, H, W]`` luma (ITU-R 601-2 weights)."""
 
     _per_step = True
@@ -172,7 +172,7 @@ class GrayScale(Transform):
         return f"GrayScale(keys={keys_repr(self.in_keys)})"
 
 
-class CenterCrop(Transform):
+class CenterCrop(ObservationTransform):
     """Crop the central ``h x w`` window of ``[..., H, W]`` images (``h`` defaults to ``w``)."""
 
     _per_step = True
@@ -206,7 +206,7 @@ class CenterCrop(Transform):
         return f"CenterCrop(w={self.w}, h={self.h}, keys={keys_repr(self.in_keys)})"
 
 
-class Crop(Transform):
+class Crop(ObservationTransform):
     """Crop the ``h x w`` window whose top-left corner is at (``top``, ``left``) from
     ``[..., H, W]`` images.
 

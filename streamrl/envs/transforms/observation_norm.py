@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from streamrl.envs.transforms._spec_utils import map_spec
-from streamrl.envs.transforms.transform import Transform, keys_repr
+from streamrl.envs.transforms.transform import ObservationTransform, Transform, keys_repr
 
 __all__ = ["ObservationNorm"]
 
@@ -34,7 +34,7 @@ def _dims(dims: int | Sequence[int], name: str) -> tuple[int, ...]:
     return dims
 
 
-class ObservationNorm(Transform):
+class ObservationNorm(ObservationTransform):
     """``obs * scale + loc`` (default) or ``(obs - loc) / scale`` with ``standard_normal``.
 
     ``loc`` and ``scale`` are buffers (saved in ``state_dict``) broadcast against the

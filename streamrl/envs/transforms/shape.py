@@ -20,7 +20,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.envs.transforms._spec_utils import map_spec
-from streamrl.envs.transforms.transform import Transform, keys_repr
+from streamrl.envs.transforms.transform import ObservationTransform, Transform, keys_repr
 
 __all__ = ["FlattenObservation", "PermuteTransform", "SqueezeTransform", "UnsqueezeTransform"]
 
@@ -44,6 +44,32 @@ def _abs_dim(dim: int, ndim: int, batch_dims: int, name: str, extra: int = 0) ->
             f"(total {ndim})"
         )
     return absolute
+
+
+def _flatten_dims(first_dim: Any, last_dim: Any) -> tuple[int, int]:
+    """Checked ``(first_dim, last_dim)`` of a flatten (FlattenObservation, FlattenAction)."""
+    first_dim, last_dim = _int(first_dim, "first_dim"), _int(last_dim, "last_dim")
+    if (first_dim < 0) == (last_dim < 0) and first_dim > last_dim:
+        raise ValueError(f"first_dim must be <= last_dim, found {first_dim} > {last_dim}")
+    return first_dim, last_dim
+
+
+def _flatten_span(t: Any, ndim: int, batch_dims: int, key: Any) -> tuple[int, int]:
+    """The absolute ``(first, last)`` dims ``t.first_dim``/``t.last_dim`` name in a value."""
+    first = _abs_dim(t.first_dim, ndim, batch_dims, "first_dim")
+    last = _abs_dim(t.last_dim, ndim, batch_dims, "last_dim")
+    if first > last:
+        raise ValueError(
+            f"{type(t).__name__}: entry {key!r} with {ndim} dims: first_dim "
+            f"{t.first_dim} comes after last_dim {t.last_dim}"
+        )
+    return first, last
+
+
+def _flatten(t: Any, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
+    """``value`` with the dims ``t.first_dim`` to ``t.last_dim`` flattened into one."""
+    first, last = _flatten_span(t, value.ndim, batch_dims, key)
+    return value.flatten(first, last)
 
 
 class _BatchAware(Transform):
@@ -89,7 +115,7 @@ class _BatchAware(Transform):
         raise NotImplementedError(f"{type(self).__name__} has no action path")
 
 
-class FlattenObservation(_BatchAware):
+class FlattenObservation(_BatchAware, ObservationTransform):
     """Flatten dims ``first_dim`` to ``last_dim`` (inclusive) of each ``in_keys`` entry."""
 
     _per_step = True
@@ -98,20 +124,10 @@ class FlattenObservation(_BatchAware):
         self, first_dim: int, last_dim: int, in_keys: Any = None, out_keys: Any = None
     ) -> None:
         super().__init__(["observation"] if in_keys is None else in_keys, out_keys)
-        self.first_dim = _int(first_dim, "first_dim")
-        self.last_dim = _int(last_dim, "last_dim")
-        if (first_dim < 0) == (last_dim < 0) and first_dim > last_dim:
-            raise ValueError(f"first_dim must be <= last_dim, found {first_dim} > {last_dim}")
+        self.first_dim, self.last_dim = _flatten_dims(first_dim, last_dim)
 
     def _map(self, value: torch.Tensor, batch_dims: int, key: Any) -> torch.Tensor:
-        first = _abs_dim(self.first_dim, value.ndim, batch_dims, "first_dim")
-        last = _abs_dim(self.last_dim, value.ndim, batch_dims, "last_dim")
-        if first > last:
-            raise ValueError(
-                f"FlattenObservation: entry {key!r} of shape {tuple(value.shape)}: first_dim "
-                f"{self.first_dim} comes after last_dim {self.last_dim}"
-            )
-        return value.flatten(first, last)
+        return _flatten(self, value, batch_dims, key)
 
     def __repr__(self) -> str:
         return (

@@ -35,7 +35,7 @@ from streamrl.envs.transforms._spec_utils import map_spec
 if TYPE_CHECKING:
     from streamrl.envs.transforms.transformed_env import TransformedEnv
 
-__all__ = ["Transform", "map_spec"]
+__all__ = ["ObservationTransform", "Transform", "map_spec"]
 
 RESET_KEY = "_reset"
 
@@ -355,6 +355,27 @@ class Transform(nn.Module):
             f"{type(self).__name__}(in_keys={keys_repr(self.in_keys)}, "
             f"out_keys={keys_repr(self.out_keys)})"
         )
+
+
+class ObservationTransform(Transform):
+    """Base class of the transforms that rewrite observations (images, normalisation, stacks).
+
+    It adds nothing to :class:`Transform`: it marks a transform as acting on observations
+    (``isinstance(t, ObservationTransform)``), as TorchRL's base class of the same name does.
+    ``in_keys`` must be given (TorchRL defaults them to ``["observation", "pixels"]`` and
+    skips the missing ones; streamrl transforms raise on a missing key).
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> from streamrl.envs.transforms import ObservationNorm, ObservationTransform
+    >>> isinstance(ObservationNorm(0.0, 1.0), ObservationTransform)
+    True
+    >>> class Negate(ObservationTransform):
+    ...     def _apply_transform(self, value):
+    ...         return -value
+    >>> Negate(in_keys=["observation"])(TensorDict({"observation": torch.ones(2)}))["observation"]
+    tensor([-1., -1.])
+    """
 
 
 def _view(base_env: Any, transforms: list[Transform]) -> TransformedEnv:
