@@ -121,18 +121,3 @@ class TestActionDiscretizerContract(TransformContractTests):
 class TestActionDiscretizerOneHotStateContract(TransformContractTests):
     def make_transform(self):
         return ActionDiscretizer(3, out_action_key="bin", categorical=False, sampling=S.RANDOM)
-
-    _reason = (
-        "batched envs return a sub-env's state-only entries at reset but not after a step "
-        "(as TorchRL's), so the continuous action this transform writes into the step input "
-        "is in the first step of a rollout only and the steps cannot be stacked; put the "
-        "transform outside the batched env"
-    )
-
-    @pytest.mark.xfail(strict=True, raises=(KeyError, RuntimeError), reason=_reason)
-    def test_inside_serial_env(self):
-        super().test_inside_serial_env()
-
-    @pytest.mark.xfail(strict=True, raises=(KeyError, RuntimeError), reason=_reason)
-    def test_inside_parallel_env(self):
-        super().test_inside_parallel_env()
