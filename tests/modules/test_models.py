@@ -280,8 +280,32 @@ def test_noisy_linear():
     assert layer.weight_sigma.grad is not None and layer.weight_mu.grad is not None
     # noise is factorised: eps_w = f(eps_out) f(eps_in)^T has rank one
     assert torch.linalg.matrix_rank(layer.weight_epsilon).item() == 1
+    # without in_features the first layer is a NoisyLazyLinear (TorchRL's choice)
+    from streamrl.modules import NoisyLazyLinear
+
+    lazy = MLP(out_features=2, num_cells=[8], layer_class=NoisyLinear)
+    assert isinstance(lazy[0], NoisyLazyLinear) and lazy(torch.randn(5, 3)).shape == (5, 2)
+    assert lazy[0].in_features == 3
     with pytest.raises(ValueError, match="in_features"):
-        MLP(out_features=2, layer_class=NoisyLinear)
+        MLP(out_features=2, layer_class=nn.Bilinear)
+
+
+@pytest.mark.parametrize("norm_class, norm_kwargs", [
+    (nn.BatchNorm1d, {"num_features": 16}),  # TorchRL's way: the kwargs give the size
+    (nn.BatchNorm1d, {}),  # streamrl's shortcut: the layer width is passed
+    (nn.LazyBatchNorm1d, {}),
+    (nn.LayerNorm, {"normalized_shape": 16}),
+    (nn.LayerNorm, {"elementwise_affine": False}),
+])
+def test_mlp_norm_layers(norm_class, norm_kwargs):
+    net = MLP(in_features=3, out_features=2, num_cells=[16, 16], norm_class=norm_class,
+              norm_kwargs=norm_kwargs)
+    norms = [m for m in net if isinstance(m, norm_class)]
+    assert len(norms) == 2
+    assert net(torch.randn(4, 3)).shape == (4, 2)
+    for m in norms:
+        size = getattr(m, "num_features", None) or m.normalized_shape[0]
+        assert size == 16
 
 
 def test_recurrent_sequence_mode_keeps_collected_next_states():

@@ -16,6 +16,7 @@ from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkp
 from streamrl.data.replay_buffers.rate_limiters import RateLimiter
 from streamrl.data.replay_buffers.samplers import PrioritizedSampler, RandomSampler, Sampler
 from streamrl.data.replay_buffers.storages import ListStorage, Storage
+from streamrl.data.replay_buffers.storages.base import check_compilable
 from streamrl.data.replay_buffers.writers import RoundRobinWriter, WritePlan, Writer
 
 __all__ = ["PrioritizedReplayBuffer", "ReplayBuffer"]
@@ -98,6 +99,8 @@ class ReplayBuffer(IterableDataset):
             the first write in any process) or a tensor storage that is already allocated
             (its rows move to shared memory), and a sampler that keeps no per-write state
             (no priorities, no cached trajectory boundaries). One process should write.
+        compilable: TorchRL's flag; streamrl's buffers keep plain Python counters either way,
+            so it only promises the buffer is not shared (``shared=True`` is refused with it).
 
     Transforms: ``transform`` and those added with :meth:`append_transform` /
     :meth:`insert_transform` run in order on each sampled batch, and their ``inv`` (when they
@@ -126,7 +129,12 @@ class ReplayBuffer(IterableDataset):
         rate_limit_timeout: float | None = None,
         generator: torch.Generator | None = None,
         shared: bool = False,
+        compilable: bool = False,
     ) -> None:
+        self.compilable = check_compilable(compilable)
+        if compilable and shared:
+            raise ValueError("compilable=True and shared=True: a compilable buffer is not "
+                             "shared across processes (TorchRL's rule); pick one")
         self._storage = storage if storage is not None else ListStorage(1000)
         for name, value, base in (
             ("storage", self._storage, Storage),

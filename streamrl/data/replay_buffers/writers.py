@@ -9,6 +9,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.data.replay_buffers._ensemble_state import load_members_state, members_state
+from streamrl.data.replay_buffers.storages.base import check_compilable
 
 __all__ = [
     "ImmutableDatasetWriter",
@@ -39,11 +40,57 @@ class WritePlan:
 
 
 class Writer:
-    """Base class of writers: :meth:`plan` a write, keep a small state."""
+    """Base class of writers: :meth:`plan` a write, keep a small state.
+
+    A replay buffer asks its writer for a plan and writes itself. Used alone, as TorchRL's
+    writers are, a writer writes into the storage given to :meth:`register_storage` with
+    :meth:`add` (one item) and :meth:`extend` (a batch), returning the slots written.
+    ``compilable`` (TorchRL's flag) is stored: the state is plain Python values either way.
+
+    >>> from streamrl.data import LazyTensorStorage
+    >>> writer = RoundRobinWriter()
+    >>> storage = LazyTensorStorage(4)
+    >>> writer.register_storage(storage)
+    >>> writer.extend(torch.arange(3)).tolist(), writer.add(torch.tensor(7)), len(storage)
+    ([0, 1, 2], 3, 4)
+    >>> writer.extend(torch.arange(2)).tolist()  # round robin: the oldest slot first
+    [0, 1]
+    """
+
+    compilable = False
 
     def plan(self, n: int, length: int, max_size: int, data) -> WritePlan:
         """Choose the slots for ``n`` items given the storage ``length`` and ``max_size``."""
         raise NotImplementedError
+
+    def register_storage(self, storage) -> None:
+        """Write into ``storage`` from now on (:meth:`add`, :meth:`extend`), continuing after
+        what it holds."""
+        for method in ("prepare", "set", "one"):
+            if not callable(getattr(storage, method, None)):
+                raise TypeError(f"register_storage expects a streamrl storage, found "
+                                f"{type(storage).__name__}")
+        self._storage = storage
+        self.attach(storage)
+
+    def extend(self, data) -> torch.Tensor:
+        """Write a batch into the registered storage; returns the slots written."""
+        storage = getattr(self, "_storage", None)
+        if storage is None:
+            raise RuntimeError(f"{type(self).__name__} has no storage: call "
+                               "register_storage(storage) first (a replay buffer writes itself)")
+        batch = storage.prepare(data)
+        if batch.n == 0:
+            return torch.empty(0, dtype=torch.long)
+        plan = self.plan(batch.n, len(storage), storage.max_size, batch.data)
+        storage.set(plan.index, batch, plan.source, plan.start, plan.new_len)
+        return plan.index
+
+    def add(self, data) -> int:
+        """Write one item into the registered storage; returns its slot (-1: not written)."""
+        storage = getattr(self, "_storage", None)
+        index = self.extend(storage.one(data) if storage is not None else data)
+        return int(index[0]) if index.numel() else -1
 
     def attach(self, storage) -> None:
         """Continue after what ``storage`` already holds (e.g. a reopened memmap)."""
@@ -70,7 +117,8 @@ class RoundRobinWriter(Writer):
     (the earlier ones would be overwritten by the same call anyway).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, compilable: bool = False) -> None:
+        self.compilable = check_compilable(compilable)
         self._cursor = 0
 
     def plan(self, n, length, max_size, data=None) -> WritePlan:
@@ -137,6 +185,9 @@ class ImmutableDatasetWriter(Writer):
     RuntimeError: this replay buffer is immutable (ImmutableDatasetWriter): extend/add are not allowed
     """
 
+    def __init__(self, compilable: bool = False) -> None:
+        self.compilable = check_compilable(compilable)
+
     def plan(self, n, length, max_size, data=None) -> WritePlan:
         """Always raises ``RuntimeError``."""
         raise RuntimeError(
@@ -159,7 +210,8 @@ class TensorDictMaxValueWriter(Writer):
 
     _REDUCTIONS = ("sum", "max", "min", "mean")
 
-    def __init__(self, rank_key=None, reduction: str = "sum") -> None:
+    def __init__(self, rank_key=None, reduction: str = "sum", compilable: bool = False) -> None:
+        self.compilable = check_compilable(compilable)
         if rank_key is None:
             rank_key = ("next", "reward")
         if reduction not in self._REDUCTIONS:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from streamrl.modules.models._builders import norm_layer, per_layer_kwargs
 from streamrl.modules.models.utils import SquashDims
 
 __all__ = ["Conv2dNet", "Conv3dNet", "ConvNet"]
@@ -21,14 +22,6 @@ def _per_layer(name: str, value: int | Sequence[int], n: int) -> list:
         raise ValueError(f"{name} has {len(values)} entries but the network has {n} layers")
     return values
 
-
-def _per_layer_kwargs(name: str, kwargs: dict | Sequence[dict] | None, n: int) -> list[dict]:
-    if kwargs is None or isinstance(kwargs, dict):
-        return [dict(kwargs or {}) for _ in range(n)]
-    kwargs = list(kwargs)
-    if len(kwargs) != n or not all(isinstance(k, dict) for k in kwargs):
-        raise ValueError(f"{name} must be a dict or a list of {n} dicts, got {kwargs!r}")
-    return kwargs
 
 
 class ConvNet(nn.Sequential):
@@ -91,8 +84,8 @@ class ConvNet(nn.Sequential):
         kernels = _per_layer("kernel_sizes", kernel_sizes, n)
         stride_list = _per_layer("strides", strides, n)
         pads = _per_layer("paddings", paddings, n)
-        act_kwargs = _per_layer_kwargs("activation_kwargs", activation_kwargs, n)
-        n_kwargs = _per_layer_kwargs("norm_kwargs", norm_kwargs, n)
+        act_kwargs = per_layer_kwargs("activation_kwargs", activation_kwargs, n)
+        n_kwargs = per_layer_kwargs("norm_kwargs", norm_kwargs, n)
         lazy, conv = self._conv_classes
         layers: list[nn.Module] = []
         prev = in_features
@@ -103,7 +96,7 @@ class ConvNet(nn.Sequential):
             else:
                 layers.append(conv(prev, width, k, stride=s, padding=p, bias=bias, device=device))
             if norm_class is not None:
-                layers.append(norm_class(width, **n_kwargs[i]))
+                layers.append(norm_layer(norm_class, width, n_kwargs[i]))
             layers.append(activation_class(**act_kwargs[i]))
             prev = width
         if aggregator_class is SquashDims and aggregator_kwargs is None:

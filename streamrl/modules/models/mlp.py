@@ -9,6 +9,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from streamrl.modules.models._builders import norm_layer, per_layer_kwargs
+from streamrl.modules.models.noisy import NoisyLazyLinear, NoisyLinear
+
 __all__ = ["MLP"]
 
 
@@ -37,14 +40,6 @@ def _layer_sizes(num_cells: int | Sequence[int] | None, depth: int | None) -> li
     return cells
 
 
-def _per_layer_kwargs(name: str, kwargs: dict | Sequence[dict] | None, n: int) -> list[dict]:
-    if kwargs is None or isinstance(kwargs, dict):
-        return [dict(kwargs or {}) for _ in range(n)]
-    kwargs = list(kwargs)
-    if len(kwargs) != n or not all(isinstance(k, dict) for k in kwargs):
-        raise ValueError(f"{name} must be a dict or a list of {n} dicts, got {kwargs!r}")
-    return kwargs
-
 
 class _SharedBias(nn.Module):
     """One learnable scalar added to every output feature."""
@@ -69,14 +64,17 @@ class MLP(nn.Sequential):
         activation_class / activation_kwargs: activation after every hidden layer (``nn.Tanh``);
             ``activation_kwargs`` may be one dict or a list with one dict per activation.
         norm_class / norm_kwargs: optional normalisation layer after each hidden linear layer;
-            it is built with the layer width as first argument (e.g. ``nn.LayerNorm``).
+            built from ``norm_kwargs`` alone when they give its size (``num_features``,
+            ``normalized_shape``, ``num_channels``, as TorchRL expects) or the class is lazy,
+            else with the layer width as first argument (e.g. ``nn.LayerNorm``).
             ``norm_kwargs`` may be one dict or a list with one dict per hidden layer.
         dropout: dropout probability after each hidden activation (``None``: no dropout).
         bias_last_layer: whether the output layer has a bias.
         single_bias_last_layer: the output layer has one bias scalar shared by all its
             output features (not with :class:`~streamrl.modules.NoisyLinear`).
         layer_class: the linear layer type (e.g. :class:`~streamrl.modules.NoisyLinear`); any
-            class other than ``nn.Linear`` needs ``in_features``.
+            class other than ``nn.Linear`` and ``NoisyLinear`` (lazy first layer:
+            ``NoisyLazyLinear``) needs ``in_features``.
         layer_kwargs: extra keyword arguments of every linear layer, one dict or a list with
             one dict per layer (``depth + 1`` entries).
 
@@ -108,7 +106,7 @@ class MLP(nn.Sequential):
         activate_last_layer: bool = False,
         device: torch.device | str | None = None,
     ) -> None:
-        if layer_class is not nn.Linear and in_features is None:
+        if layer_class not in (nn.Linear, NoisyLinear) and in_features is None:
             raise ValueError(f"layer_class={layer_class.__name__} needs in_features (no lazy size)")
         if out_features is None:
             raise ValueError("MLP needs out_features (an int or a shape)")
@@ -124,23 +122,24 @@ class MLP(nn.Sequential):
             )
         cells = _layer_sizes(num_cells, depth)
         n_act = len(cells) + int(activate_last_layer)
-        act_kwargs = _per_layer_kwargs("activation_kwargs", activation_kwargs, n_act)
-        n_kwargs = _per_layer_kwargs("norm_kwargs", norm_kwargs, len(cells))
-        l_kwargs = _per_layer_kwargs("layer_kwargs", layer_kwargs, len(cells) + 1)
+        act_kwargs = per_layer_kwargs("activation_kwargs", activation_kwargs, n_act)
+        n_kwargs = per_layer_kwargs("norm_kwargs", norm_kwargs, len(cells))
+        l_kwargs = per_layer_kwargs("layer_kwargs", layer_kwargs, len(cells) + 1)
         layers: list[nn.Module] = []
         prev = in_features
         sizes = [*cells, math.prod(out_shape)]
         for i, width in enumerate(sizes):
             last = i == len(sizes) - 1
             bias = bias_last_layer and not single_bias_last_layer if last else True
-            if prev is None:
-                layers.append(nn.LazyLinear(width, bias=bias, device=device, **l_kwargs[i]))
+            if prev is None:  # a lazy first layer learns its input size on the first call
+                lazy = NoisyLazyLinear if layer_class is NoisyLinear else nn.LazyLinear
+                layers.append(lazy(width, bias=bias, device=device, **l_kwargs[i]))
             else:
                 layers.append(layer_class(prev, width, bias=bias, device=device, **l_kwargs[i]))
             if last and single_bias_last_layer:
                 layers.append(_SharedBias(device=device))
             if not last and norm_class is not None:
-                layers.append(norm_class(width, **n_kwargs[i]))
+                layers.append(norm_layer(norm_class, width, n_kwargs[i]))
             if not last or activate_last_layer:
                 layers.append(activation_class(**act_kwargs[i]))
             if not last and dropout:

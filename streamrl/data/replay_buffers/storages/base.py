@@ -39,6 +39,16 @@ def _check_max_size(max_size) -> int:
     return max_size
 
 
+def check_compilable(compilable: object) -> bool:
+    """TorchRL's ``compilable`` flag of storages, writers and buffers: streamrl keeps their
+    counters as plain Python ints either way (TorchRL's compilable layout); ``True`` also
+    promises the object is not shared across processes (``ReplayBuffer(shared=True)``
+    refuses it)."""
+    if not isinstance(compilable, bool):
+        raise TypeError(f"compilable must be a bool, found {type(compilable).__name__}")
+    return compilable
+
+
 class Storage:
     """Base class of storages.
 
@@ -48,8 +58,9 @@ class Storage:
     Writes go through :meth:`prepare` (validate, no side effects) then :meth:`set`.
     """
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, *, compilable: bool = False) -> None:
         self.max_size = _check_max_size(max_size)
+        self.compilable = check_compilable(compilable)
         self._len = 0
         self._head = 0
 

@@ -62,8 +62,9 @@ class CompressedListStorage(ListStorage):
         decompression_fn: Callable | None = None,
         compression_level: int = 3,
         device: str | torch.device = "cpu",
+        compilable: bool = False,
     ) -> None:
-        super().__init__(max_size)
+        super().__init__(max_size, compilable=compilable)
         if (compression_fn is None) != (decompression_fn is None):
             raise ValueError("give both compression_fn and decompression_fn, or neither")
         if compression_fn is None:

@@ -41,8 +41,9 @@ class LazyStackStorage(ListStorage):
         *,
         stack_dim: int = 0,
         device: str | torch.device | None = None,
+        compilable: bool = False,
     ) -> None:
-        super().__init__(_UNBOUNDED if max_size is None else max_size)
+        super().__init__(_UNBOUNDED if max_size is None else max_size, compilable=compilable)
         if isinstance(stack_dim, bool) or not isinstance(stack_dim, int):
             raise TypeError(f"stack_dim must be an int, found {stack_dim!r}")
         self.stack_dim = stack_dim

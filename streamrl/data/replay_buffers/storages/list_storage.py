@@ -22,8 +22,8 @@ class ListStorage(Storage):
     >>> s = ListStorage(10)
     """
 
-    def __init__(self, max_size: int = 1000) -> None:
-        super().__init__(max_size)
+    def __init__(self, max_size: int = 1000, *, compilable: bool = False) -> None:
+        super().__init__(max_size, compilable=compilable)
         self._items: list = []
 
     def _default_checkpointer(self):

@@ -58,10 +58,11 @@ class LazyMemmapStorage(LazyTensorStorage):
         *,
         scratch_dir: str | os.PathLike | None = None,
         release_bytes: int = 128 << 20,
+        compilable: bool = False,
     ) -> None:
         self._cursor: np.memmap | None = None
         self._open_mode: _Mode = "w+"
-        super().__init__(max_size)
+        super().__init__(max_size, compilable=compilable)
         self._maps: list[np.memmap] = []
         self._row_bytes = 0  # bytes a random read of one row may map
         self._total_bytes = 0  # size of all files

@@ -54,8 +54,9 @@ class LazyTensorStorage(Storage):
     >>> s = LazyTensorStorage(1000)
     """
 
-    def __init__(self, max_size: int, *, device: str | torch.device | None = None) -> None:
-        super().__init__(max_size)
+    def __init__(self, max_size: int, *, device: str | torch.device | None = None,
+                 compilable: bool = False) -> None:
+        super().__init__(max_size, compilable=compilable)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._data: TensorDictBase | torch.Tensor | None = None
         self._keys: list[tuple[str, ...]] = []  # empty: tensor storage or unallocated
@@ -505,6 +506,7 @@ class TensorStorage(LazyTensorStorage):
         max_size: int | None = None,
         *,
         device: str | torch.device = "cpu",
+        compilable: bool = False,
     ) -> None:
         if not isinstance(storage, (torch.Tensor, TensorDictBase)):
             raise TypeError(
@@ -517,7 +519,7 @@ class TensorStorage(LazyTensorStorage):
             raise ValueError(
                 f"max_size must equal the first dim of the data ({n}), found {max_size!r}"
             )
-        super().__init__(n, device=device)
+        super().__init__(n, device=device, compilable=compilable)
         data = storage.to(self.device)
         if isinstance(data, TensorDictBase):
             flat = self._flat_items(data)
