@@ -1,0 +1,15 @@
+"""TorchRL's ``torchrl.modules.tensordict_module.common`` path: the names of :mod:`streamrl.modules.tensordict_module` that TorchRL 0.14 defines there,
+importable from where TorchRL users import them.
+
+>>> from streamrl.modules.tensordict_module.common import SafeModule
+"""
+
+from streamrl.modules.tensordict_module import (
+    SafeModule,
+    VmapModule,
+)
+
+__all__ = [
+    "SafeModule",
+    "VmapModule",
+]
