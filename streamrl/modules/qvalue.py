@@ -53,6 +53,17 @@ def _resolve_space(action_space: str | None, spec: Any, action_key) -> tuple[str
     return action_space, spec
 
 
+def _check_var_nums_safe(var_nums: Any, safe: Any, owner: str) -> None:
+    """TorchRL's ``var_nums`` (the component sizes of ``"mult-one-hot"`` actions, which no
+    streamrl Q-value module takes: only ``None``) and ``safe`` (a greedy action is in the
+    spec by construction: nothing to project)."""
+    if var_nums is not None:
+        raise ValueError(f"{owner}: var_nums={var_nums!r} is for action_space='mult-one-hot', "
+                         "which streamrl does not support; use 'one_hot' or 'categorical'")
+    if not isinstance(safe, bool):
+        raise TypeError(f"{owner}: safe must be a bool, found {type(safe).__name__}")
+
+
 def _greedy(module: Any, tensordict: TensorDictBase,
             values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The greedy action of ``values`` ``[*B, n]`` for a Q-value module (its action mask,
@@ -114,8 +125,11 @@ class QValueModule(TensorDictModuleBase):
         action_value_key: Any = None,
         action_mask_key: Any = None,
         out_keys: list | None = None,
+        var_nums: int | None = None,
+        safe: bool = False,
     ) -> None:
         super().__init__()
+        _check_var_nums_safe(var_nums, safe, "QValueModule")
         if action_value_key is None:
             action_value_key = "action_value"
         out_keys = ["action", action_value_key, "chosen_action_value"] if out_keys is None else out_keys
@@ -171,10 +185,12 @@ class QValueActor(TensorDictSequential):
         in_keys: Any = None,
         *,
         spec: Any = None,
+        safe: bool = False,
         action_space: str | None = None,
         action_value_key: Any = None,
         action_mask_key: Any = None,
     ) -> None:
+        _check_var_nums_safe(None, safe, "QValueActor")
         if action_value_key is None:
             action_value_key = "action_value"
         if not isinstance(module, TensorDictModuleBase):
@@ -241,9 +257,12 @@ class DistributionalQValueModule(TensorDictModuleBase):
         action_value_key: Any = None,
         action_mask_key: Any = None,
         out_keys: list | None = None,
+        var_nums: int | None = None,
         spec: Any = None,
+        safe: bool = False,
     ) -> None:
         super().__init__()
+        _check_var_nums_safe(var_nums, safe, "DistributionalQValueModule")
         support = _check_support(support, "DistributionalQValueModule")
         if action_value_key is None:
             action_value_key = "action_value"
@@ -364,11 +383,14 @@ class DistributionalQValueActor(TensorDictSequential):
         support: torch.Tensor,
         in_keys: Any = None,
         spec: Any = None,
+        safe: bool = False,
+        var_nums: int | None = None,
         action_space: str | None = None,
         action_value_key: Any = None,
         action_mask_key: Any = None,
         make_log_softmax: bool = True,
     ) -> None:
+        _check_var_nums_safe(var_nums, safe, "DistributionalQValueActor")
         if action_value_key is None:
             action_value_key = "action_value"
         if not isinstance(module, TensorDictModuleBase):

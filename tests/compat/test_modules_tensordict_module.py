@@ -150,3 +150,28 @@ def test_removed_exploration_wrappers_raise(name):
     policy = TensorDictModule(nn.Linear(3, 2), ["obs"], ["action"])
     with pytest.raises(RuntimeError, match="Module"):
         getattr(module, name)(policy)
+
+
+def test_qvalue_modules_take_var_nums_none_and_safe():
+    from streamrl.modules import (
+        DistributionalQValueActor,
+        DistributionalQValueModule,
+        QValueActor,
+        QValueModule,
+    )
+
+    support = torch.tensor([-1.0, 0.0, 1.0])
+    QValueModule(action_space="categorical", var_nums=None, safe=True)
+    QValueActor(nn.Linear(3, 2), action_space="one_hot", safe=True)
+    DistributionalQValueModule("categorical", support, var_nums=None, safe=False)
+    net = nn.Sequential(nn.Linear(3, 6), nn.Unflatten(-1, (3, 2)))  # [*B, atoms, actions]
+    actor = DistributionalQValueActor(net, support, in_keys=["obs"], var_nums=None, safe=True,
+                                      action_space="one_hot")
+    td = actor(TensorDict({"obs": torch.randn(4, 3)}, [4]))
+    assert td["action"].shape == (4, 2)
+    with pytest.raises(ValueError, match="mult-one-hot"):
+        QValueModule(action_space="one_hot", var_nums=3)
+    with pytest.raises(ValueError, match="mult-one-hot"):
+        DistributionalQValueActor(nn.Linear(3, 6), support, var_nums=2, action_space="one_hot")
+    with pytest.raises(TypeError, match="safe must be a bool"):
+        QValueActor(nn.Linear(3, 2), action_space="one_hot", safe="yes")

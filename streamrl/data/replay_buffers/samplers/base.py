@@ -113,7 +113,8 @@ class Sampler:
 def _check_nonempty(storage) -> int:
     n = len(storage)
     if n == 0:
-        raise RuntimeError("cannot sample from an empty replay buffer: add or extend data first")
+        raise RuntimeError("Cannot sample from an empty storage: add or extend data to the "
+                           "replay buffer first")
     return n
 
 
