@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase, lazy_stack
 
-from streamrl.envs.utils import ExplorationType, set_exploration_type
+from streamrl.envs.utils import ExplorationType
 from streamrl.graph import Operator
 from streamrl.ops._trajectories import set_collector_entries
+from streamrl.ops.policy_stage import apply_policy
 from streamrl.ops.policy_weights import PolicyWeights
 
 __all__ = ["BatchedPolicyServer"]
@@ -174,15 +175,7 @@ class BatchedPolicyServer(Operator):
                 batch = lazy_stack(obs)
         else:
             batch = torch.cat([td.reshape(-1) for td in obs])
-        src_device = batch.device
-        if self.device is not None:
-            batch = batch.to(self.device)
-        with torch.no_grad(), set_exploration_type(self.exploration_type, thread_local=True):
-            out = self.policy(batch)
-        if out is None:
-            out = batch
-        if self.device is not None and src_device is not None:
-            out = out.to(src_device)
+        out = apply_policy(self.policy, batch, self.device, self.exploration_type)
         version = self.policy_version + (self.weights.version if self.weights is not None else 0)
         stamp = torch.full(out.batch_size, version, dtype=torch.int64)
         set_collector_entries(out, policy_version=stamp)

@@ -9,7 +9,6 @@ import time
 import pytest
 import torch
 from tensordict import TensorDict
-from tensordict.nn import TensorDictModule
 from torch import nn
 
 from streamrl.collectors import AsyncBatchedCollector
