@@ -88,7 +88,6 @@ class AsyncBatchedCollector(DataCollectorBase):
     >>> collector.shutdown()
     """
 
-    _multi = True
     _graph_name = "async-batched-collector"
 
     def __init__(
@@ -170,15 +169,15 @@ class AsyncBatchedCollector(DataCollectorBase):
         # checks the server's arguments now, before any env is built
         BatchedPolicyServer(policy, len(fns), **self._server_args)
         self._seeds: list[int | None] = [None] * self.num_workers
-        self.server: BatchedPolicyServer | None = None
+        self._server: BatchedPolicyServer | None = None
 
     # ------------------------------------------------------------------ the graph
     def _head(self, g: Graph, gated: bool, budget: int | None) -> tuple[Node, Trigger | None]:
         n = self.num_workers
         total = None if self.total_frames == -1 else self.total_frames
         policy = self.weights if self.weights is not None else self.policy
-        self.server = BatchedPolicyServer(policy, n, total_frames=total, **self._server_args)
-        server = g.add(self.server, name="server", placement="thread")
+        self._server = BatchedPolicyServer(policy, n, total_frames=total, **self._server_args)
+        server = g.add(self._server, name="server", placement="thread")
         batcher = g.add(TransitionBatcher(self.frames_per_batch, n, total_frames=total,
                                           per_env=self.yield_completed_trajectories),
                         name="batcher")

@@ -33,8 +33,8 @@ class BatchedPolicyServer(Operator):
     only runs when an observation arrives, so the hold ends at the first arrival that
     finds ``min_batch_size`` pending, the oldest pending one older than ``server_timeout``
     seconds, or every env waiting (an env that is waiting sends nothing more, so waiting
-    longer could only deadlock). Without ``server_timeout`` the hold waits for the first
-    two conditions only.
+    longer could only deadlock). Without ``server_timeout`` only the first and the last
+    condition end it.
 
     ``total_frames`` (optional) ends the stream once actions for that many frames were
     served: the env sources' action inputs end, so the whole cycle winds down.

@@ -171,6 +171,18 @@ def test_replay_buffer_is_filled_and_the_iterator_yields_none():
     assert set(buffer[:]["env_index"].tolist()) == {0, 1}
 
 
+def test_start_collects_into_the_buffer_in_the_background():
+    buffer = ReplayBuffer(storage=LazyTensorStorage(100))
+    collector = AsyncBatchedCollector(envs(2), policy=Echo(), frames_per_batch=16,
+                                      total_frames=48, replay_buffer=buffer)
+    collector.start()
+    deadline = time.monotonic() + 20
+    while collector.is_running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    collector.async_shutdown()
+    assert len(buffer) == 48 and collector.batches == 3
+
+
 def test_yield_completed_trajectories_gives_whole_episodes():
     collector = AsyncBatchedCollector(envs(3, episode_len=4), policy=Echo(), frames_per_batch=12,
                                       total_frames=60, yield_completed_trajectories=True,
