@@ -67,9 +67,9 @@ class TransitionBatcher(Operator):
                 raise TypeError(f"TransitionBatcher expects TensorDicts, found {type(td).__name__}")
             if self.total_frames is not None and self.frames >= self.total_frames:
                 continue  # past the budget
-            env = self._index[port]
-            self._stamp(env, td)
-            self._steps.append((env, td))
+            if td.get(("next", "done"), None) is None:
+                raise KeyError("TransitionBatcher needs ('next', 'done') in every transition")
+            self._steps.append((self._index[port], td))
             rows = max(1, td.batch_size.numel())
             self._frames += rows
             self.frames += rows
@@ -83,34 +83,56 @@ class TransitionBatcher(Operator):
         return {"out": self._flush()} if self._steps else None
 
     # ------------------------------------------------------------------ helpers
-    def _stamp(self, env: int, td: TensorDictBase) -> None:
-        done = td.get(("next", "done"), None)
-        if done is None:
-            raise KeyError("TransitionBatcher needs ('next', 'done') in every transition")
-        n = max(1, td.batch_size.numel())
-        ids = self._ids[env]
-        if ids is None:
-            ids = self._ids[env] = TrajectoryIds(n)
-        local = ids.step(done.reshape(n, -1).any(-1)).reshape(td.batch_size)
-        set_collector_entries(td, traj_ids=local * self.num_envs + env)
-        td.set("env_index", torch.full(td.batch_size, env, dtype=torch.int64))
-
     def _flush(self) -> Any:
         steps, self._steps, self._frames = self._steps, [], 0
         if self.total_frames is not None and self.frames > self.total_frames:
             steps = self._trim(steps, self.frames - self.total_frames)
+        # one stack per env, stamped at once (per-step stamping costs more than the step)
+        order = sorted({e for e, _ in steps})
+        pieces = [self._piece(e, [td for env, td in steps if env == e]) for e in order]
         if self.per_env:
-            return Many([
-                torch.stack([td for e, td in steps if e == env], -1)
-                for env in sorted({e for e, _ in steps})
-            ])
-        flat = torch.cat([td.reshape(-1) for _, td in steps])
+            return Many(pieces)
+        flat = torch.cat([p.reshape(-1) for p in pieces])
+        flat = flat[self._arrival_order(steps, order, pieces)]
         if flat.batch_size[0] > self.frames_per_batch:  # a batched env's step overshot
             carry = flat[self.frames_per_batch:]
             flat = flat[: self.frames_per_batch]
             self._steps = [(-1, carry)]
             self._frames = carry.batch_size[0]
         return flat
+
+    def _piece(self, env: int, tds: list[TensorDictBase]) -> TensorDictBase:
+        """``env``'s transitions stacked along a last (time) dim, stamped. ``env == -1``: rows
+        carried from the previous batch, already stamped."""
+        if env < 0:
+            return tds[0].unsqueeze(-1)
+        piece = torch.stack(tds, -1)  # [*env_batch, T]
+        t = piece.batch_size[-1]
+        done = piece.get(("next", "done")).reshape(-1, t, piece.get(("next", "done")).shape[-1])
+        done = done.any(-1).T  # [T, rows]
+        ids = self._ids[env]
+        if ids is None:
+            ids = self._ids[env] = TrajectoryIds(done.shape[1])
+        local = ids.step_many(done).T.reshape(piece.batch_size)
+        set_collector_entries(piece, traj_ids=local * self.num_envs + env)
+        piece.set("env_index", torch.full(piece.batch_size, env, dtype=torch.int64))
+        return piece
+
+    @staticmethod
+    def _arrival_order(steps: list[tuple[int, TensorDictBase]], order: list[int],
+                       pieces: list[TensorDictBase]) -> torch.Tensor:
+        """The permutation from the env-major rows of the concatenated pieces (env, then
+        sub-env, then time) back to arrival order."""
+        first, pos = {}, 0  # arrival position of each step's first row
+        for k, (_, td) in enumerate(steps):
+            first[k] = pos
+            pos += max(1, td.batch_size.numel())
+        positions = []
+        for e, piece in zip(order, pieces, strict=True):
+            starts = torch.tensor([first[k] for k, (env, _) in enumerate(steps) if env == e])
+            rows = piece.batch_size[:-1].numel()
+            positions.append((starts[None, :] + torch.arange(rows)[:, None]).reshape(-1))
+        return torch.argsort(torch.cat(positions))
 
     @staticmethod
     def _trim(steps: list[tuple[int, TensorDictBase]], excess: int) -> list[tuple[int, TensorDictBase]]:
