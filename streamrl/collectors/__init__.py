@@ -4,6 +4,8 @@
 * :class:`MultiSyncDataCollector`: ``Trigger -> N x Rollout (processes) -> StackBatches``.
 * :class:`MultiaSyncDataCollector`: ``N x Rollout (processes)`` fanned in, free-running;
   :class:`AsyncCollector` is the same with one worker process.
+* :class:`AsyncBatchedCollector`: ``N x EnvSource`` stepping independently, in a feedback
+  loop with one :class:`~streamrl.ops.BatchedPolicyServer` that batches whichever are ready.
 
 Each ends with the same tail: a post-processing Map (``storing_device``, ``split_trajs``,
 ``postproc``), then :class:`~streamrl.ops.CompleteTrajectories` (``trajs_per_batch``) and
@@ -21,6 +23,7 @@ batch into padded trajectories; :class:`RandomPolicy` acts at random;
 """
 
 from streamrl.collectors._base import DataCollectorBase
+from streamrl.collectors.async_batched import AsyncBatchedCollector
 from streamrl.collectors.evaluator import Evaluator
 from streamrl.collectors.multi import (
     AsyncCollector,
@@ -39,6 +42,7 @@ MultiAsyncCollector = MultiaSyncDataCollector
 BaseCollector = DataCollectorBase
 
 __all__ = [
+    "AsyncBatchedCollector",
     "AsyncCollector",
     "BaseCollector",
     "Collector",

@@ -24,6 +24,7 @@ sources, built on :mod:`streamrl.graph` operators.
   replay buffer; it returns an :class:`OffPolicyGraph`.
 """
 
+from streamrl.ops.batched_policy_server import BatchedPolicyServer
 from streamrl.ops.complete_trajectories import CompleteTrajectories
 from streamrl.ops.env_source import EnvSource
 from streamrl.ops.evaluator import EpisodeStats, Evaluator, evaluate_episodes, play_episodes
@@ -46,10 +47,12 @@ from streamrl.ops.rollout import Rollout, make_env
 from streamrl.ops.sample_budget import sample_budget
 from streamrl.ops.stack import StackBatches
 from streamrl.ops.trajectory_batcher import TrajectoryBatcher
+from streamrl.ops.transition_batcher import TransitionBatcher
 from streamrl.ops.trigger import Trigger
 from streamrl.ops.weight_sync import WeightSync
 
 __all__ = [
+    "BatchedPolicyServer",
     "CompleteTrajectories",
     "EnvSource",
     "EpisodeStats",
@@ -67,6 +70,7 @@ __all__ = [
     "Rollout",
     "StackBatches",
     "TrajectoryBatcher",
+    "TransitionBatcher",
     "Trigger",
     "WeightSync",
     "build_offpolicy_graph",

@@ -16,6 +16,23 @@ from streamrl.ops.policy_weights import PolicyWeights
 __all__ = ["PolicyStage"]
 
 
+def apply_policy(policy: Callable[[TensorDictBase], TensorDictBase | None], td: TensorDictBase,
+                 device: torch.device | None, exploration_type: ExplorationType) -> TensorDictBase:
+    """``policy(td)`` without gradients, under ``exploration_type`` (this thread only), on
+    ``device`` when given (the result comes back to ``td``'s device); a policy that returns
+    None wrote into ``td``."""
+    src_device = td.device
+    if device is not None:
+        td = td.to(device)
+    with torch.no_grad(), set_exploration_type(exploration_type, thread_local=True):
+        out = policy(td)
+    if out is None:
+        out = td
+    if device is not None and src_device is not None:
+        out = out.to(src_device)
+    return out
+
+
 class PolicyStage(Operator):
     """Runs ``policy`` (``td -> td``) on every batch, without gradients, under an exploration
     type, and stamps ``("collector", "policy_version")``.
@@ -50,15 +67,7 @@ class PolicyStage(Operator):
         td = inputs["in"]
         if not isinstance(td, TensorDictBase):
             raise TypeError(f"PolicyStage expects TensorDict batches, found {type(td).__name__}")
-        src_device = td.device
-        if self.device is not None:
-            td = td.to(self.device)
-        with torch.no_grad(), set_exploration_type(self.exploration_type, thread_local=True):
-            out = self.policy(td)
-        if out is None:
-            out = td
-        if self.device is not None and src_device is not None:
-            out = out.to(src_device)
+        out = apply_policy(self.policy, td, self.device, self.exploration_type)
         version = self.weights.version if self.weights is not None else 0
         set_collector_entries(
             out, policy_version=torch.full(out.batch_size, version, dtype=torch.int64)

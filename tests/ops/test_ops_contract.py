@@ -32,6 +32,7 @@ from streamrl.graph.testing import OperatorContract, run_operator
 from streamrl.modules import MLP, QValueActor
 from streamrl.objectives import DQNLoss, HardUpdate
 from streamrl.ops import (
+    BatchedPolicyServer,
     CompleteTrajectories,
     EnvSource,
     Evaluator,
@@ -45,6 +46,7 @@ from streamrl.ops import (
     Rollout,
     StackBatches,
     TrajectoryBatcher,
+    TransitionBatcher,
     Trigger,
     WeightSync,
 )
@@ -320,6 +322,24 @@ class TestTrajectoryBatcherContract(OpsContract):
         after = torch.cat([b.get(("collector", "traj_ids")).reshape(-1)
                            for b in run_operator(resumed, self.feeds())["out"]])
         assert not set(after.tolist()) & set(before.tolist())
+
+
+class TestBatchedPolicyServerContract(OpsContract):
+    # one env slot, so the arrival order (and the output) is the same in every placement
+    def make_operator(self) -> BatchedPolicyServer:
+        return BatchedPolicyServer(q_actor(), 1)
+
+    def feeds(self) -> dict[str, list[Any]]:
+        return {"obs_0": [td.select("observation") for td in collected().unbind(1)[:4]]}
+
+
+class TestTransitionBatcherContract(OpsContract):
+    # 24 steps of a 2-env batch from one env slot: three flat batches of 16 frames
+    def make_operator(self) -> TransitionBatcher:
+        return TransitionBatcher(16, 1)
+
+    def feeds(self) -> dict[str, list[Any]]:
+        return {"in_0": list(collected().unbind(1))}
 
 
 # ---------------------------------------------------------------- batching and replay
