@@ -156,59 +156,47 @@ class Compose(Transform):
             td = t._inv_call(td)
         return td
 
+    def _chain(self, hook: str, value: Any) -> Any:
+        """``value`` through every transform's ``hook``, nearest the base env first."""
+        for t in self.transforms:
+            value = getattr(t, hook)(value)
+        return value
+
     def transform_env_batch_size(self, batch_size: torch.Size) -> torch.Size:
         """The batch size after every transform, nearest the base env first."""
-        for t in self.transforms:
-            batch_size = t.transform_env_batch_size(batch_size)
-        return batch_size
+        return self._chain("transform_env_batch_size", batch_size)
 
     def transform_env_device(self, device: Any) -> Any:
         """The device after every transform, nearest the base env first."""
-        for t in self.transforms:
-            device = t.transform_env_device(device)
-        return device
+        return self._chain("transform_env_device", device)
 
     def transform_output_spec(self, output_spec: Any) -> Any:
         """Each transform's output-spec change, nearest the base env first."""
-        for t in self.transforms:
-            output_spec = t.transform_output_spec(output_spec)
-        return output_spec
+        return self._chain("transform_output_spec", output_spec)
 
     def transform_input_spec(self, input_spec: Any) -> Any:
         """Each transform's input-spec change, nearest the base env first."""
-        for t in self.transforms:
-            input_spec = t.transform_input_spec(input_spec)
-        return input_spec
+        return self._chain("transform_input_spec", input_spec)
 
     def transform_observation_spec(self, spec: Any) -> Any:
         """The observation spec after every transform."""
-        for t in self.transforms:
-            spec = t.transform_observation_spec(spec)
-        return spec
+        return self._chain("transform_observation_spec", spec)
 
     def transform_reward_spec(self, spec: Any) -> Any:
         """The reward spec after every transform."""
-        for t in self.transforms:
-            spec = t.transform_reward_spec(spec)
-        return spec
+        return self._chain("transform_reward_spec", spec)
 
     def transform_done_spec(self, spec: Any) -> Any:
         """The done spec after every transform."""
-        for t in self.transforms:
-            spec = t.transform_done_spec(spec)
-        return spec
+        return self._chain("transform_done_spec", spec)
 
     def transform_action_spec(self, spec: Any) -> Any:
         """The action spec seen from outside every transform."""
-        for t in self.transforms:
-            spec = t.transform_action_spec(spec)
-        return spec
+        return self._chain("transform_action_spec", spec)
 
     def transform_state_spec(self, spec: Any) -> Any:
         """The state spec seen from outside every transform."""
-        for t in self.transforms:
-            spec = t.transform_state_spec(spec)
-        return spec
+        return self._chain("transform_state_spec", spec)
 
     def reset_state(self) -> None:
         """Forget every transform's per-episode state."""
