@@ -101,6 +101,8 @@ class ReplayBuffer(IterableDataset):
             (no priorities, no cached trajectory boundaries). One process should write.
         compilable: TorchRL's flag; streamrl's buffers keep plain Python counters either way,
             so it only promises the buffer is not shared (``shared=True`` is refused with it).
+        delayed_init: TorchRL's choice of building the parts at the first use; streamrl's
+            are cheap to build and allocate their storage at the first write either way.
 
     Transforms: ``transform`` and those added with :meth:`append_transform` /
     :meth:`insert_transform` run in order on each sampled batch, and their ``inv`` (when they
@@ -130,8 +132,13 @@ class ReplayBuffer(IterableDataset):
         generator: torch.Generator | None = None,
         shared: bool = False,
         compilable: bool = False,
+        delayed_init: bool | None = None,
     ) -> None:
         self.compilable = check_compilable(compilable)
+        if delayed_init is not None and not isinstance(delayed_init, bool):
+            raise TypeError(f"delayed_init must be a bool or None, found "
+                            f"{type(delayed_init).__name__}")
+        self.delayed_init = bool(delayed_init)
         if compilable and shared:
             raise ValueError("compilable=True and shared=True: a compilable buffer is not "
                              "shared across processes (TorchRL's rule); pick one")

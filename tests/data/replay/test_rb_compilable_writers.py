@@ -88,3 +88,12 @@ def test_writer_resumes_after_what_the_storage_holds_and_errors():
     frozen.register_storage(LazyTensorStorage(2))
     with pytest.raises(RuntimeError, match="immutable"):
         frozen.extend(torch.arange(2))
+
+
+def test_delayed_init_is_taken_and_checked():
+    rb = ReplayBuffer(storage=LazyTensorStorage(10), delayed_init=True, batch_size=2)
+    assert rb.delayed_init and len(rb) == 0
+    rb.extend(torch.arange(3.0))
+    assert rb.sample().shape == (2,)
+    with pytest.raises(TypeError, match="delayed_init"):
+        ReplayBuffer(delayed_init="later")

@@ -64,6 +64,16 @@ class TestStorageContract:
         assert got["next", "reward"].reshape(-1).tolist() == [float(w) for w in want]
         assert rb.storage.head == 3
 
+    def test_indexing_and_iteration_read_the_slots(self, make_storage):
+        storage = make_storage(5)
+        rb = TensorDictReplayBuffer(storage=storage)
+        rb.extend(_batch(3))
+        assert storage[1]["next", "reward"].item() == 1.0  # storage[i] is get(i)
+        rewards = [float(item["next", "reward"].item()) for item in storage]
+        assert rewards == [0.0, 1.0, 2.0]  # iteration: the stored items, in slot order
+        with pytest.raises(IndexError):
+            storage[3]
+
     def test_batch_larger_than_capacity_keeps_the_last_items(self, make_storage):
         rb = TensorDictReplayBuffer(storage=make_storage(4))
         rb.extend(_batch(10))

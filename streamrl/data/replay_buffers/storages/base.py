@@ -99,6 +99,16 @@ class Storage:
         """Read the items at ``index`` (int64 tensor, or int); ``IndexError`` if out of range."""
         raise NotImplementedError
 
+    def __getitem__(self, index):
+        """``storage[index]`` is :meth:`get` (an int, a slice, or an index tensor), as in
+        TorchRL."""
+        return self.get(index)
+
+    def __iter__(self):
+        """The stored items, one at a time, in slot order."""
+        for i in range(len(self)):
+            yield self.get(i)
+
     def _read(self, index: torch.Tensor):
         """Like :meth:`get` for an index the caller guarantees is in range."""
         return self.get(index)
