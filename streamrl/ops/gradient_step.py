@@ -33,6 +33,13 @@ def loss_key_names(keys: Any, name: str) -> tuple[str, ...] | None:
     return keys
 
 
+def scalar_entries(losses: TensorDictBase) -> dict[str, torch.Tensor]:
+    """The detached one-element entries of a loss output (``loss_*``, ``alpha``, ...), by
+    name: what an update reports for logging."""
+    return {k: v.detach() for k, v in losses.items()
+            if isinstance(k, str) and isinstance(v, torch.Tensor) and v.numel() == 1}
+
+
 class GradientStep:
     """Turns the output of a loss module into one optimizer update.
 
@@ -114,8 +121,7 @@ class GradientStep:
         total = self.total_loss(losses)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        scalars = {k: v.detach() for k, v in losses.items() if isinstance(k, str) and
-                   isinstance(v, torch.Tensor) and v.numel() == 1}
+        scalars = scalar_entries(losses)
         with self.lock:
             if self.max_grad_norm == math.inf:
                 # measuring only: the norm without the clipping pass (a multiply by one)

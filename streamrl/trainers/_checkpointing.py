@@ -13,8 +13,9 @@ _OWN_NAMES = ("optimizer", "replay_buffer")
 
 
 class TrainerState:
-    """The loop's counters as a checkpoint component (``collected_frames``, ``optim_count``,
-    the last log and save points)."""
+    """The loop's counters (``collected_frames``, ``optim_count``, the last log and save
+    points): the ``"state"`` entry of ``Trainer.state_dict`` and, with a ``checkpoint``, its
+    ``trainer_state`` component."""
 
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer

@@ -11,7 +11,12 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
-from streamrl.ops.gradient_step import GradientStep, check_optimizer, loss_key_names
+from streamrl.ops.gradient_step import (
+    GradientStep,
+    check_optimizer,
+    loss_key_names,
+    scalar_entries,
+)
 from streamrl.trainers._checks import check_name, check_trainer
 from streamrl.trainers.optim_hooks import OptimizerHook
 
@@ -20,11 +25,6 @@ __all__ = [
     "MixedPrecisionOptimizationStepper",
     "OptimizationStepper",
 ]
-
-
-def _detached_scalars(losses: TensorDictBase) -> TensorDict:
-    return TensorDict({k: v.detach() for k, v in losses.items()
-                       if isinstance(k, str) and isinstance(v, torch.Tensor) and v.numel() == 1})
 
 
 class OptimizationStepper:
@@ -102,7 +102,8 @@ class DefaultOptimizationStepper(OptimizationStepper):
         if self._hook is None or self._hook.optimizer is not optimizer:
             self._hook = OptimizerHook(optimizer, self.loss_components)
         losses = trainer.compute_loss(sub_batch)
-        out = _detached_scalars(self._hook(losses, trainer.clip_grad_norm, trainer.clip_norm, 0))
+        stepped = self._hook(losses, trainer.clip_grad_norm, trainer.clip_norm, 0)
+        out = TensorDict(scalar_entries(stepped))
         if "grad_norm_0" in out.keys():
             out.rename_key_("grad_norm_0", "grad_norm")
         return out
@@ -179,7 +180,7 @@ class MixedPrecisionOptimizationStepper(OptimizationStepper):
             self.scaler.scale(total).backward()
         else:
             total.backward()
-        out = _detached_scalars(losses)
+        out = TensorDict(scalar_entries(losses))
         self.micro_steps += 1
         if self.micro_steps % self.gradient_accumulation_steps == 0:
             if self.scaler is not None:

@@ -14,6 +14,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.checkpoint import Checkpoint, CheckpointRotation
+from streamrl.ops.gradient_step import scalar_entries
 from streamrl.train import load_checkpoint, save_checkpoint
 from streamrl.trainers._checkpointing import (
     TrainerState,
@@ -50,8 +51,7 @@ DESTINATIONS: dict[str, tuple[Any, ...]] = {
     "shutdown": (),
 }
 _RESERVED = ("state", "loss_module", "collector")
-# TorchRL 0.14 arguments this Trainer does not implement (remote learners, async collection,
-# the unified checkpoint objects)
+# TorchRL 0.14 arguments this Trainer does not implement (the remote learner backend)
 _NOT_IMPLEMENTED = (
     "replay_buffer", "target_net_updater", "batch_size",
     "learner_backend", "learner_backend_options", "learner_poll_interval",
@@ -432,9 +432,8 @@ class Trainer:
                     losses = self._optimize(sub)
                 self._call_ops("post_optim")
                 self._log_ops("post_optim_log", sub)
-                for k, v in losses.items():
-                    if isinstance(k, str) and isinstance(v, torch.Tensor) and v.numel() == 1:
-                        sums[k] = sums.get(k, 0.0) + float(v.detach())
+                for k, v in scalar_entries(losses).items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
                 steps += 1
             self._log_ops("post_epoch_log", epoch_batch)
             self._call_ops("post_epoch")
@@ -556,14 +555,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """The loop's counters, the loss module's and the collector's states (when they have
         one) and every registered module's, by name."""
-        state: dict[str, Any] = {
-            "state": {
-                "collected_frames": self.collected_frames,
-                "optim_count": self.optim_count,
-                "last_log": dict(self._last_log),
-                "last_save": self._last_save,
-            },
-        }
+        state: dict[str, Any] = {"state": self._checkpoint_state.state_dict()}
         if callable(getattr(self.loss_module, "state_dict", None)):
             state["loss_module"] = self.loss_module.state_dict()
         if callable(getattr(self.collector, "state_dict", None)):
@@ -580,11 +572,7 @@ class Trainer:
         if missing:
             raise KeyError(f"the state has no entry for the registered modules {missing}; it "
                            f"has {sorted(state_dict)}")
-        counters = state_dict["state"]
-        self.collected_frames = int(counters["collected_frames"])
-        self.optim_count = int(counters["optim_count"])
-        self._last_log = {str(k): int(v) for k, v in counters["last_log"].items()}
-        self._last_save = int(counters["last_save"])
+        self._checkpoint_state.load_state_dict(state_dict["state"])
         if "loss_module" in state_dict and callable(getattr(self.loss_module, "load_state_dict",
                                                             None)):
             self.loss_module.load_state_dict(state_dict["loss_module"])

@@ -81,9 +81,7 @@ class _Watch:
 def _scalars(stats: Mapping[str, Any]) -> dict[str, float]:
     out = {}
     for key, value in stats.items():
-        if isinstance(value, bool):
-            out[str(key)] = float(value)
-        elif isinstance(value, (int, float)):
+        if isinstance(value, (bool, int, float)):
             out[str(key)] = float(value)
         elif hasattr(value, "numel") and value.numel() == 1:  # a one-element tensor
             out[str(key)] = float(value.item())
