@@ -282,21 +282,25 @@ class EnvBase(nn.Module):
 
     @property
     def reward_keys(self) -> list:
-        """The (nested) leaf keys of ``full_reward_spec`` (cached per spec object and
-        version: every step's :func:`step_mdp` reads them)."""
+        """The (nested) leaf keys of ``full_reward_spec``."""
+        return list(self._reward_info())
+
+    def _reward_info(self) -> list:
+        """The reward keys, cached per spec object and version (every step's
+        :meth:`next_root` reads them; callers must not modify the list)."""
         full = self.full_reward_spec
         cache = self._reward_cache
         if cache is None or cache[0] is not full or cache[2] != full._version:
             cache = (full, full.keys(True, True) or ["reward"], full._version)
             self._reward_cache = cache
-        return list(cache[1])
+        return cache[1]
 
     def next_root(self, tensordict: TensorDictBase) -> TensorDictBase:
         """:func:`step_mdp` of a stepped TensorDict for this env: the root of the next step,
         without the action and without every reward key of the env (a transform's extra
         reward entry, e.g. a normalized reward, does not leak into the root)."""
         return step_mdp(tensordict, exclude_action=True, exclude_reward=True,
-                        reward_keys=self.reward_keys, action_keys=self.action_keys)
+                        reward_keys=self._reward_info(), action_keys=self._action_info()[1])
 
     @property
     def done_keys(self) -> list:
