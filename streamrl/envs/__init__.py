@@ -23,8 +23,10 @@ from streamrl.envs.utils import (
     check_env_specs,
     exploration_type,
     make_composite_from_td,
+    make_tensordict,
     set_exploration_type,
     step_mdp,
+    terminated_or_truncated,
 )
 
 __all__ = [
@@ -43,9 +45,11 @@ __all__ = [
     "exploration_type",
     "gym_backend",
     "make_composite_from_td",
+    "make_tensordict",
     "run_steps",
     "set_exploration_type",
     "set_gym_backend",
     "step_mdp",
+    "terminated_or_truncated",
     *_transforms.__all__,
 ]

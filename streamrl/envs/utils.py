@@ -22,6 +22,7 @@ from tensordict.nn import interaction_type as _interaction_type
 from tensordict.nn import set_interaction_type as set_exploration_type
 
 from streamrl.data.specs import Composite, NonTensor, TensorSpec, Unbounded
+from streamrl.envs.done_signals import make_tensordict, terminated_or_truncated
 
 __all__ = [
     "ExplorationType",
@@ -29,8 +30,10 @@ __all__ = [
     "check_env_specs",
     "exploration_type",
     "make_composite_from_td",
+    "make_tensordict",
     "set_exploration_type",
     "step_mdp",
+    "terminated_or_truncated",
 ]
 
 _DONE = ("done", "terminated", "truncated")
