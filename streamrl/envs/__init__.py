@@ -12,6 +12,7 @@ from streamrl.envs.batched import SerialEnv
 from streamrl.envs.common import EnvBase, EnvClosedError
 from streamrl.envs.custom import PendulumEnv
 from streamrl.envs.env_creator import EnvCreator
+from streamrl.envs.gym_like import BaseInfoDictReader, default_info_dict_reader
 from streamrl.envs.libs.gym import GymEnv, GymWrapper, gym_backend, set_gym_backend
 from streamrl.envs.parallel import ParallelEnv
 from streamrl.envs.step_buffers import StepBuffers
@@ -30,6 +31,7 @@ from streamrl.envs.utils import (
 )
 
 __all__ = [
+    "BaseInfoDictReader",
     "EnvBase",
     "EnvClosedError",
     "EnvCreator",
@@ -42,6 +44,7 @@ __all__ = [
     "SerialEnv",
     "StepBuffers",
     "check_env_specs",
+    "default_info_dict_reader",
     "exploration_type",
     "gym_backend",
     "make_composite_from_td",

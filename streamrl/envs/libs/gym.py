@@ -21,6 +21,12 @@ from streamrl.data.specs import (
     spec_from_gym_space,
 )
 from streamrl.envs.common import EnvBase
+from streamrl.envs.gym_like import (
+    BaseInfoDictReader,
+    default_info_dict_reader,
+    is_numeric,
+    spec_of_value,
+)
 from streamrl.envs.libs import _gym_state
 from streamrl.envs.libs._gym_backend import gym_backend, set_gym_backend
 from streamrl.envs.step_buffers import StepBuffers
@@ -114,7 +120,8 @@ class GymWrapper(EnvBase):
         frame_skip: repeat each action this many times, summing the rewards and stopping
             at the first terminated/truncated step.
         info_keys: keys of gymnasium's ``info`` dict to add as observations (their spec is
-            read from the value at reset; a missing value reads as zeros).
+            read from the value at reset, or after one random step; a missing value reads as
+            zeros). TorchRL's spelling, :meth:`set_info_dict_reader`, works too.
         device: the device of the output tensors (None: CPU, unset on TensorDicts).
         strict_action_bounds: reject continuous actions outside the action space's bounds
             with ``ValueError`` (by default they reach the gymnasium env, as in the seed
@@ -160,6 +167,8 @@ class GymWrapper(EnvBase):
         self.from_pixels = from_pixels
         self.pixels_only = pixels_only
         self.info_keys = tuple(info_keys or ())
+        self._info_given: dict[str, TensorSpec] = {}  # info specs a reader was given
+        self._info_readers: list = []  # readers of the user's own (called at every step)
         self.categorical_action_encoding = categorical_action_encoding
         self._seed: int | None = None
         self._build_specs()
@@ -194,11 +203,27 @@ class GymWrapper(EnvBase):
         if self.from_pixels:
             frame = np.asarray(env.render())
             obs["pixels"] = Bounded(0, 255, frame.shape, dtype=torch.uint8)
+        if any(k not in info and k not in self._info_given for k in self.info_keys):
+            info = {**self._step_info(), **info}
         for key in self.info_keys:
+            if key in self._info_given:
+                obs[key] = self._info_given[key]
+                continue
             if key not in info:
-                raise KeyError(f"info key {key!r} not in the env's reset info {sorted(info)}")
-            val = np.asarray(info[key])
-            obs[key] = Unbounded(val.shape, dtype=val.dtype)
+                raise KeyError(
+                    f"info key {key!r} is neither in the env's reset info nor in its step "
+                    f"info: found {sorted(info)}"
+                )
+            if not is_numeric(info[key]):
+                raise TypeError(
+                    f"info key {key!r}: expected a number, bool or numeric array, found "
+                    f"{type(info[key]).__name__}"
+                )
+            obs[key] = spec_of_value(info[key])
+        for reader in self._info_readers:
+            spec = reader.info_spec
+            for key in spec.keys():
+                obs[key] = spec[key]
         self.observation_spec = obs
         self._obs_specs = {k: obs[k] for k in obs.keys()}
         self._reward_np_dtype = np.float32
@@ -213,8 +238,86 @@ class GymWrapper(EnvBase):
             and not self._tuple_obs
             and not self.from_pixels
             and not self.info_keys
+            and not self._info_readers
             and self.frame_skip == 1
         )
+        self.__dict__["_arrays"] = None  # whether the array fast path applies: asked again
+
+    def _step_info(self) -> dict:
+        """The info dict of one random step after a reset (to find keys only steps give)."""
+        self._env.reset()
+        return self._env.step(self._env.action_space.sample())[4]
+
+    # --------------------------------------------------------- info readers
+    def set_info_dict_reader(
+        self, info_dict_reader: Any = None, ignore_private: bool = True
+    ) -> GymWrapper:
+        """Copy entries of gymnasium's ``info`` dict into the TensorDicts (TorchRL's API).
+
+        ``info_dict_reader`` is a :class:`~streamrl.envs.gym_like.default_info_dict_reader`
+        (its keys become observations, as with ``info_keys=``), or a reader of your own (a
+        :class:`~streamrl.envs.gym_like.BaseInfoDictReader`: called at every step and reset
+        with ``(info, tensordict)``; its ``info_spec`` joins the observation spec). None reads
+        every numeric info key (skipping ``_private`` ones if ``ignore_private``), found by
+        a reset and one random step. Returns the env.
+
+        >>> env = GymEnv("CartPole-v1")
+        >>> reader = default_info_dict_reader(["seen"], spec=[Unbounded((), dtype=torch.bool)])
+        >>> env = env.set_info_dict_reader(reader)
+        >>> env.reset()["seen"]
+        tensor(False)
+        >>> env.close()
+        """
+        self._check_open_for("set_info_dict_reader()")
+        saved = (self.info_keys, dict(self._info_given), list(self._info_readers))
+        try:
+            self._add_info_reader(info_dict_reader, ignore_private)
+            self._build_specs()
+        except BaseException:
+            # a reader that cannot be registered leaves the env as it was
+            self.info_keys, self._info_given, self._info_readers = saved
+            self._build_specs()
+            raise
+        return self
+
+    def _add_info_reader(self, info_dict_reader: Any, ignore_private: bool) -> None:
+        reader = info_dict_reader
+        if reader is None:
+            reader = default_info_dict_reader(ignore_private=ignore_private)
+        if type(reader) is default_info_dict_reader:
+            keys = reader.keys
+            if keys is None:
+                _, info = self._env.reset()
+                keys = reader.keys_in({**self._step_info(), **info})
+            given = reader.info_spec
+            for key in keys:
+                if key in given.keys():
+                    self._info_given[key] = given[key]
+            self.info_keys = tuple(dict.fromkeys((*self.info_keys, *keys)))
+        elif isinstance(reader, BaseInfoDictReader) or callable(reader):
+            if not isinstance(getattr(reader, "info_spec", None), Composite):
+                raise TypeError(
+                    "an info_dict_reader of your own needs an `info_spec` (a Composite of the "
+                    f"entries it writes); {type(reader).__name__} has none"
+                )
+            if hasattr(reader, "reset"):
+                reader.reset()
+            self._info_readers.append(reader)
+        else:
+            raise TypeError(
+                "info_dict_reader must be a default_info_dict_reader, a BaseInfoDictReader or "
+                f"None, found {type(reader).__name__}"
+            )
+
+    def auto_register_info_dict(
+        self, ignore_private: bool = True, *, info_dict_reader: Any = None
+    ) -> GymWrapper:
+        """Register an info-dict reader so that :func:`check_env_specs` passes (TorchRL's API).
+
+        streamrl's readers write zeros for keys a reset's ``info`` lacks, so this is
+        :meth:`set_info_dict_reader` (every numeric info key when no reader is given).
+        """
+        return self.set_info_dict_reader(info_dict_reader, ignore_private=ignore_private)
 
     # -------------------------------------------------------------- helpers
     def _obs_arrays(self, obs: Any, info: dict) -> dict[str, Any]:
@@ -271,7 +374,10 @@ class GymWrapper(EnvBase):
         false = torch.zeros(1, dtype=torch.bool)
         for key in _FLAGS:
             src[key] = false.clone()
-        return TensorDict(src, batch_size=(), device=self.device)
+        td = TensorDict(src, batch_size=(), device=self.device)
+        for reader in self._info_readers:
+            reader(info, td)
+        return td
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = self._to_gym(tensordict.get("action"))
@@ -287,7 +393,11 @@ class GymWrapper(EnvBase):
         src["done"] = flags[0]
         src["terminated"] = flags[1]
         src["truncated"] = flags[2]
-        return TensorDict._new_unsafe(src, batch_size=torch.Size(()), device=self.device)
+        td = TensorDict._new_unsafe(src, batch_size=torch.Size(()), device=self.device)
+        if self._info_readers:
+            for reader in self._info_readers:
+                reader(info, td)
+        return td
 
     def _close(self) -> None:
         self._env.close()
@@ -353,7 +463,7 @@ class GymWrapper(EnvBase):
     def _arrays_ok(self) -> bool:
         ok = self.__dict__.get("_arrays")
         if ok is None:
-            flat = not self._tuple_obs and not any(
+            flat = not self._tuple_obs and not self._info_readers and not any(
                 isinstance(s, Composite) for s in self._obs_specs.values()
             )
             ok = self._arrays = flat and not _overrides_stepping(type(self))
