@@ -63,9 +63,21 @@ class DataCollectorBase:
 
     def __init__(self, policy: Callable[[TensorDictBase], TensorDictBase] | None,
                  options: CollectorOptions, num_workers: int = 1):
+        if options.policy_factory is not None:
+            if policy is not None:
+                raise TypeError(f"{type(self).__name__} takes policy or policy_factory, not both")
+            if self._multi:
+                raise TypeError(
+                    f"{type(self).__name__} does not take policy_factory: its workers share "
+                    "one policy's weights, so pass the policy itself"
+                )
+            policy = options.policy_factory()
         if policy is not None and not callable(policy):
             raise TypeError(f"policy must be callable or None, found {type(policy).__name__}")
         self.policy = policy
+        # TorchRL's flags: whether the rollouts run the policy compiled / in a CUDA graph
+        self.compiled_policy = options.compile_policy is not None
+        self.cudagraphed_policy = options.cudagraph_policy is not None
         self.options = options
         self.num_workers = num_workers
         self.frames_per_batch = options.frames_per_batch

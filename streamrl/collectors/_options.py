@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from streamrl._warnings import StreamRLWarning
+from streamrl.collectors._accelerate import PolicyAccelerator, as_kwargs
 from streamrl.envs.utils import ExplorationType
 
 # arguments only the multi-process collectors take
@@ -61,6 +62,9 @@ class CollectorOptions:
     traj_format: str | None = None
     update_at_each_batch: bool = False
     mp_start_method: str | None = None
+    compile_policy: Any = False
+    cudagraph_policy: Any = False
+    policy_factory: Callable[[], Any] | None = None
 
     @classmethod
     def parse(cls, owner: str, multi: bool, kwargs: dict[str, Any]) -> CollectorOptions:
@@ -125,6 +129,13 @@ class CollectorOptions:
                 setattr(self, name, [as_device(v, name) for v in value])
             else:
                 setattr(self, name, as_device(value, name))
+        self.compile_policy = as_kwargs(self.compile_policy, "compile_policy")
+        self.cudagraph_policy = as_kwargs(self.cudagraph_policy, "cudagraph_policy")
+        if self.policy_factory is not None and not callable(self.policy_factory):
+            raise TypeError(
+                f"policy_factory must be a callable returning the policy, found "
+                f"{type(self.policy_factory).__name__}"
+            )
         ckw = self.create_env_kwargs
         if ckw is not None and not isinstance(ckw, (dict, list, tuple)):
             raise TypeError(f"create_env_kwargs must be a dict (or one per worker), found {ckw!r}")
@@ -187,6 +198,12 @@ class CollectorOptions:
         env = self.env_device if self.env_device is not None else self.device
         policy = self.policy_device if self.policy_device is not None else self.device
         return storing, env, policy
+
+    def policy_wrapper(self) -> PolicyAccelerator | None:
+        """What wraps the policy where the rollout runs (None: the policy as it is)."""
+        if self.compile_policy is None and self.cudagraph_policy is None:
+            return None
+        return PolicyAccelerator(self.compile_policy, self.cudagraph_policy)
 
     def random_batches(self) -> int:
         """How many leading batches take random actions (init_random_frames rounded up)."""

@@ -30,6 +30,8 @@ _ARGS_DOC = """
     * ``update_at_each_batch``: call :meth:`update_policy_weights_` before each batch
       (lockstep) or after each one (asynchronous).
     * ``mp_start_method``: the workers' multiprocessing start method.
+    * ``compile_policy`` / ``cudagraph_policy``: each worker wraps its copy of the policy.
+    * no ``policy_factory``: the workers share one policy's weights (pass the policy).
 """
 
 
@@ -115,6 +117,7 @@ class MultiCollector(DataCollectorBase):
             init_random_frames=random_frames,
             reset_at_each_iter=self.reset_at_each_iter,
             env_device=self._env_devices[i],
+            policy_wrapper=self.options.policy_wrapper(),
         )
         self._rollouts.append(rollout)
         return rollout

@@ -59,6 +59,13 @@ class SyncDataCollector(DataCollectorBase):
             is written flat instead.
         traj_format: ``"padded"`` (default) or ``"cat"`` (``[sum T_i]``), with
             ``trajs_per_batch`` only.
+        compile_policy: ``True`` or a dict of :func:`~streamrl.compile_with_warmup` keyword
+            arguments (``warmup=``, ``mode=``...): the rollout runs the policy compiled.
+        cudagraph_policy: ``True`` or a dict of :class:`~tensordict.nn.CudaGraphModule`
+            keyword arguments (``warmup=``): the rollout runs the policy in a CUDA graph
+            (without CUDA, as it is).
+        policy_factory: a zero-argument callable returning the policy (instead of
+            ``policy``; called once, here).
 
     >>> from streamrl.envs.libs.gym import GymEnv
     >>> collector = SyncDataCollector(lambda: GymEnv("CartPole-v1"), None,
@@ -111,6 +118,7 @@ class SyncDataCollector(DataCollectorBase):
             reset_at_each_iter=self.reset_at_each_iter,
             env_device=self.env_device,
             policy_device=self.policy_device,
+            policy_wrapper=self.options.policy_wrapper(),
         )
         rollout.version = self.policy_version
         if self._loaded_rollout is not None:

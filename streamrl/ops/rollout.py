@@ -63,6 +63,8 @@ class Rollout(Operator):
         env_device, policy_device: where the env's data and the policy live; when they differ
             the policy's input is cast to ``policy_device`` and its output back. The env is
             not moved: an env on another device than ``env_device`` is an error.
+        policy_wrapper: applied to the policy when the operator opens, in the process that
+            runs it (e.g. the collectors' ``compile_policy``); the weights stay the policy's.
 
     An env given as an object is not closed with the operator (its owner closes it); one
     built from a callable is.
@@ -95,6 +97,7 @@ class Rollout(Operator):
         reset_at_each_iter: bool = False,
         env_device: Any = None,
         policy_device: Any = None,
+        policy_wrapper: Callable[[Callable], Callable] | None = None,
     ):
         if not isinstance(frames_per_batch, int) or frames_per_batch < 1:
             raise ValueError(f"frames_per_batch must be a positive int, got {frames_per_batch!r}")
@@ -109,6 +112,9 @@ class Rollout(Operator):
         self.create_env = create_env
         self.weights = policy if isinstance(policy, PolicyWeights) else None
         self.policy = self.weights.policy if self.weights is not None else policy
+        if policy_wrapper is not None and not callable(policy_wrapper):
+            raise TypeError(f"policy_wrapper must be callable, found {policy_wrapper!r}")
+        self.policy_wrapper = policy_wrapper
         self.frames_per_batch = frames_per_batch
         self.total_frames = None if total_frames in (None, -1) else total_frames
         self.max_frames_per_traj = None if max_frames_per_traj in (None, -1) else max_frames_per_traj
@@ -155,12 +161,15 @@ class Rollout(Operator):
                 "the env on env_device (envs are not moved)"
             )
         self._acting = self.policy
+        if self.policy is not None and self.policy_wrapper is not None:
+            # wrapped here, in the process that runs the rollout (compiled code stays here)
+            self._acting = self.policy_wrapper(self.policy)
         self._outputs: TensorDictBase | None = None
         moved = self.policy_device is not None and self.policy_device != env_device
         if moved and self.policy is not None:
             if isinstance(self.policy, torch.nn.Module) and self.weights is None:
                 self.policy.to(self.policy_device)
-            self._acting = _OnDevice(self.policy, self.policy_device, env_device)
+            self._acting = _OnDevice(self._acting, self.policy_device, env_device)
         if self.seed is not None and restored is None:
             self.env.set_seed(self.seed)
         self.num_envs = max(1, self.env.batch_size.numel())

@@ -67,8 +67,8 @@ def test_unknown_argument_is_named_before_any_env_is_built():
         return pendulum()
 
     for cls, fn in ((SyncDataCollector, factory), (MultiSyncDataCollector, [factory])):
-        with pytest.raises(TypeError, match=r"\['compile_policy'\].*accepts.*frames_per_batch"):
-            cls(fn, None, frames_per_batch=10, compile_policy=True)
+        with pytest.raises(TypeError, match=r"\['no_cuda_sync'\].*accepts.*frames_per_batch"):
+            cls(fn, None, frames_per_batch=10, no_cuda_sync=True)
     with pytest.raises(TypeError, match="update_at_each_batch"):  # multi collectors only
         SyncDataCollector(factory, None, frames_per_batch=10, update_at_each_batch=True)
     with pytest.raises(TypeError, match="frames_per_batch"):
