@@ -253,6 +253,46 @@ class EnvBase(nn.Module):
             shape=self.batch_size,
         )
 
+    # the specs of one sub-env: the batch dims indexed away (TorchRL's ``*_spec_unbatched``)
+    def _unbatched(self, spec: TensorSpec) -> TensorSpec:
+        ndim = len(self.batch_size)
+        return spec[(0,) * ndim] if ndim else spec.clone()
+
+    action_spec_unbatched = property(
+        lambda self: self._unbatched(self.action_spec),
+        doc="``action_spec`` of one sub-env (the batch dims removed).",
+    )
+    full_action_spec_unbatched = property(
+        lambda self: self._unbatched(self.full_action_spec),
+        doc="``full_action_spec`` of one sub-env (the batch dims removed).",
+    )
+    observation_spec_unbatched = property(
+        lambda self: self._unbatched(self.observation_spec),
+        doc="``observation_spec`` of one sub-env (the batch dims removed).",
+    )
+    full_observation_spec_unbatched = observation_spec_unbatched
+    reward_spec_unbatched = property(
+        lambda self: self._unbatched(self.reward_spec),
+        doc="``reward_spec`` of one sub-env (the batch dims removed).",
+    )
+    full_reward_spec_unbatched = property(
+        lambda self: self._unbatched(self.full_reward_spec),
+        doc="``full_reward_spec`` of one sub-env (the batch dims removed).",
+    )
+    done_spec_unbatched = property(
+        lambda self: self._unbatched(self.done_spec),
+        doc="``done_spec`` of one sub-env (the batch dims removed).",
+    )
+    full_done_spec_unbatched = property(
+        lambda self: self._unbatched(self.full_done_spec),
+        doc="``full_done_spec`` of one sub-env (the batch dims removed).",
+    )
+    state_spec_unbatched = property(
+        lambda self: self._unbatched(self.full_state_spec),
+        doc="``state_spec`` of one sub-env (the batch dims removed).",
+    )
+    full_state_spec_unbatched = state_spec_unbatched
+
     @property
     def action_key(self) -> Any:
         """The key of the action (the first action key)."""
