@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -11,6 +11,13 @@ from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 from streamrl.data.specs import Categorical, Composite, TensorSpec, Unbounded
+from streamrl.envs.rollout_options import (
+    CastToPolicyDevice,
+    ReplayActions,
+    finish_rollout,
+    make_compatible_policy,
+    policy_device,
+)
 from streamrl.envs.step_buffers import StepBuffers
 from streamrl.envs.stepping import run_steps
 from streamrl.envs.utils import step_mdp
@@ -603,6 +610,15 @@ class EnvBase(nn.Module):
         break_when_any_done: bool = True,
         tensordict: TensorDictBase | None = None,
         set_truncated: bool = False,
+        *,
+        actions: Iterable[Any] | None = None,
+        auto_cast_to_device: bool = False,
+        break_when_all_done: bool | None = None,
+        return_contiguous: bool = True,
+        out: TensorDictBase | None = None,
+        trust_policy: bool = False,
+        storing_device: Any = None,
+        set_state: bool | None = None,
     ) -> TensorDictBase:
         """Run up to ``max_steps`` steps and return them stacked along a new dim after the
         batch dims (shape ``(*batch_size, T)``).
@@ -614,10 +630,41 @@ class EnvBase(nn.Module):
         ``tensordict`` (which must then be given) instead of a fresh reset.
         ``set_truncated`` marks the last step truncated (and done) where it is not done,
         so that value estimators do not bootstrap across the cut.
+
+        TorchRL's keyword arguments: ``actions`` (pre-computed actions replayed in order
+        instead of a policy; ``max_steps`` is capped to their number),
+        ``auto_cast_to_device`` (the policy runs on the device of its parameters),
+        ``trust_policy`` (a callable whose arguments are observation keys is wrapped into a
+        TensorDict module unless this is True; see
+        :func:`~streamrl.envs.policy_compat.make_compatible_policy`),
+        ``return_contiguous=False`` (a lazy stack of the steps), ``out`` (a TensorDict of the
+        output's shape the steps are written into), ``storing_device`` (where the output
+        goes). ``break_when_all_done=True`` (TorchRL's partial steps) and ``set_state`` are
+        not supported: they raise ``ValueError``.
         """
         self._check_open()
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int, found {max_steps!r}")
+        if break_when_all_done:
+            raise ValueError(
+                "rollout(break_when_all_done=True) is not supported: streamrl steps every "
+                "sub-env at each step (done ones are reset, or the rollout stops with "
+                "break_when_any_done=True)"
+            )
+        if set_state:
+            raise ValueError("rollout(set_state=True) is not supported: reset the env to a "
+                             "state with env.restore_state(...), then auto_reset=False")
+        if actions is not None:
+            if policy is not None:
+                raise ValueError("rollout takes a policy or actions, not both")
+            policy = ReplayActions(actions, self.action_key)
+            max_steps = min(max_steps, len(policy))
+        else:
+            policy = make_compatible_policy(policy, self, trust_policy)
+        if auto_cast_to_device and policy is not None:
+            device = policy_device(policy)
+            if device is not None and device != (self.device or torch.device("cpu")):
+                policy = CastToPolicyDevice(policy, device)
         if auto_reset:
             td = self.reset(tensordict)
         elif tensordict is None:
@@ -625,19 +672,20 @@ class EnvBase(nn.Module):
         else:
             self._check_batch(tensordict, "rollout")
             td = tensordict
-        out, _ = run_steps(
+        result, _ = run_steps(
             self, td, max_steps, policy,
             break_when_any_done=break_when_any_done, callback=callback,
         )
-        if self.device is not None and out.device != self.device:
-            out = out.to(self.device)
+        if self.device is not None and result.device != self.device:
+            result = result.to(self.device)
         if set_truncated:
-            last = out[(slice(None),) * len(self.batch_size) + (-1,)]
+            last = result[(slice(None),) * len(self.batch_size) + (-1,)]
             nxt = last.get("next")
             cut = ~nxt.get("done")
             nxt.set_("truncated", nxt.get("truncated") | cut)
             nxt.set_("done", nxt.get("done") | cut)
-        return out
+        return finish_rollout(result, len(self.batch_size), return_contiguous, out,
+                              storing_device)
 
     # ------------------------------------------------------- stepping protocol
     def step_buffers(self, T: int) -> StepBuffers | None:

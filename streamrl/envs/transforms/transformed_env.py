@@ -330,8 +330,10 @@ class TransformedEnv(EnvBase):
         auto_reset: bool = True,
         break_when_any_done: bool = True,
         tensordict: TensorDictBase | None = None,
+        set_truncated: bool = False,
+        **kwargs: Any,
     ) -> TensorDictBase:
-        """:meth:`EnvBase.rollout` through the transforms.
+        """:meth:`EnvBase.rollout` through the transforms (same arguments).
 
         A random-action rollout (no policy, no callback, fresh reset) through transforms
         that map each step on its own (images, normalization, casts, renames...) runs the
@@ -344,6 +346,8 @@ class TransformedEnv(EnvBase):
             and callback is None
             and auto_reset
             and tensordict is None
+            and not set_truncated
+            and not kwargs
             and isinstance(max_steps, int)
             and max_steps >= 1
             and self._trajectory_ok()
@@ -357,6 +361,8 @@ class TransformedEnv(EnvBase):
             auto_reset=auto_reset,
             break_when_any_done=break_when_any_done,
             tensordict=tensordict,
+            set_truncated=set_truncated,
+            **kwargs,
         )
 
     def _flat_buffers(self, T: int) -> Any:
