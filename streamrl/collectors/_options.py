@@ -65,6 +65,7 @@ class CollectorOptions:
     compile_policy: Any = False
     cudagraph_policy: Any = False
     policy_factory: Callable[[], Any] | None = None
+    trust_policy: bool = False
 
     @classmethod
     def parse(cls, owner: str, multi: bool, kwargs: dict[str, Any]) -> CollectorOptions:
@@ -101,7 +102,8 @@ class CollectorOptions:
                 raise ValueError("max_frames_per_traj must be positive (or negative/None: no limit), got 0")
             self.max_frames_per_traj = None
         self._check_random_frames()
-        for flag in ("reset_at_each_iter", "reset_when_done", "extend_buffer", "update_at_each_batch"):
+        for flag in ("reset_at_each_iter", "reset_when_done", "extend_buffer",
+                     "update_at_each_batch", "trust_policy"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, found {getattr(self, flag)!r}")
         if not self.reset_when_done:

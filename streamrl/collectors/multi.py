@@ -118,6 +118,7 @@ class MultiCollector(DataCollectorBase):
             reset_at_each_iter=self.reset_at_each_iter,
             env_device=self._env_devices[i],
             policy_wrapper=self.options.policy_wrapper(),
+            trust_policy=self.options.trust_policy,
         )
         self._rollouts.append(rollout)
         return rollout

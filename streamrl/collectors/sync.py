@@ -66,6 +66,9 @@ class SyncDataCollector(DataCollectorBase):
             (without CUDA, as it is).
         policy_factory: a zero-argument callable returning the policy (instead of
             ``policy``; called once, here).
+        trust_policy: call the policy on the TensorDict as it is (by default a callable
+            whose arguments are observation keys, ``def policy(observation)``, is wrapped
+            into a TensorDict module, as ``env.rollout`` does).
 
     >>> from streamrl.envs.libs.gym import GymEnv
     >>> collector = SyncDataCollector(lambda: GymEnv("CartPole-v1"), None,
@@ -119,6 +122,7 @@ class SyncDataCollector(DataCollectorBase):
             env_device=self.env_device,
             policy_device=self.policy_device,
             policy_wrapper=self.options.policy_wrapper(),
+            trust_policy=self.options.trust_policy,
         )
         rollout.version = self.policy_version
         if self._loaded_rollout is not None:

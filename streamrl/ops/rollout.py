@@ -9,6 +9,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from streamrl.envs import EnvBase, run_steps
+from streamrl.envs.rollout_options import make_compatible_policy
 from streamrl.envs.utils import ExplorationType, set_exploration_type
 from streamrl.graph import Operator
 from streamrl.ops._trajectories import TrajectoryIds, set_collector_entries
@@ -65,6 +66,9 @@ class Rollout(Operator):
             not moved: an env on another device than ``env_device`` is an error.
         policy_wrapper: applied to the policy when the operator opens, in the process that
             runs it (e.g. the collectors' ``compile_policy``); the weights stay the policy's.
+        trust_policy: call the policy on the TensorDict as it is; by default a callable whose
+            arguments are observation keys is wrapped into a TensorDict module first
+            (:func:`~streamrl.envs.rollout_options.make_compatible_policy`).
 
     An env given as an object is not closed with the operator (its owner closes it); one
     built from a callable is.
@@ -98,6 +102,7 @@ class Rollout(Operator):
         env_device: Any = None,
         policy_device: Any = None,
         policy_wrapper: Callable[[Callable], Callable] | None = None,
+        trust_policy: bool = False,
     ):
         if not isinstance(frames_per_batch, int) or frames_per_batch < 1:
             raise ValueError(f"frames_per_batch must be a positive int, got {frames_per_batch!r}")
@@ -115,6 +120,7 @@ class Rollout(Operator):
         if policy_wrapper is not None and not callable(policy_wrapper):
             raise TypeError(f"policy_wrapper must be callable, found {policy_wrapper!r}")
         self.policy_wrapper = policy_wrapper
+        self.trust_policy = bool(trust_policy)
         self.frames_per_batch = frames_per_batch
         self.total_frames = None if total_frames in (None, -1) else total_frames
         self.max_frames_per_traj = None if max_frames_per_traj in (None, -1) else max_frames_per_traj
@@ -160,10 +166,11 @@ class Rollout(Operator):
                 f"env_device is {self.env_device} but the env was built on {env_device}: build "
                 "the env on env_device (envs are not moved)"
             )
-        self._acting = self.policy
+        # a callable reading observation keys by name is wrapped into a TensorDict module
+        self._acting = make_compatible_policy(self.policy, self.env, self.trust_policy)
         if self.policy is not None and self.policy_wrapper is not None:
             # wrapped here, in the process that runs the rollout (compiled code stays here)
-            self._acting = self.policy_wrapper(self.policy)
+            self._acting = self.policy_wrapper(self._acting)
         self._outputs: TensorDictBase | None = None
         moved = self.policy_device is not None and self.policy_device != env_device
         if moved and self.policy is not None:

@@ -111,3 +111,30 @@ def test_multi_collector_wraps_each_worker_copy():
         assert sum(b.numel() for b in c) == 16
     finally:
         c.shutdown()
+
+
+def test_a_policy_reading_observation_keys_is_wrapped_unless_trusted():
+    seen = []
+
+    def policy(observation):
+        seen.append(observation.shape)
+        return observation[..., :1].clamp(-2, 2)
+
+    c = SyncDataCollector(_env, policy, frames_per_batch=4, total_frames=4)
+    try:
+        batch = next(iter(c))
+        torch.testing.assert_close(batch["action"], batch["observation"][..., :1].clamp(-2, 2))
+        assert seen == [torch.Size([3])] * 4
+    finally:
+        c.shutdown()
+
+    def td_policy(observation):  # named like an obs key but reads the TensorDict: trusted
+        return observation.set("action", torch.zeros(1))
+
+    c = SyncDataCollector(_env, td_policy, frames_per_batch=4, total_frames=4, trust_policy=True)
+    try:
+        assert (next(iter(c))["action"] == 0).all()
+    finally:
+        c.shutdown()
+    with pytest.raises(TypeError, match="trust_policy must be a bool"):
+        SyncDataCollector(_env, td_policy, frames_per_batch=4, trust_policy="yes")
