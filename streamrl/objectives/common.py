@@ -35,7 +35,15 @@ from streamrl.objectives.value.common import (
 )
 from streamrl.objectives.value.estimators import make_estimator
 
-__all__ = ["TD_KEYS", "LossModule"]
+__all__ = ["BOOTSTRAP_ESTIMATORS", "TD_KEYS", "LossModule"]
+
+#: the estimators of the losses that bootstrap from a (target) critic on sampled transitions:
+#: no advantage over a policy's own values, so no GAE / MAGAE / V-trace (TorchRL's set)
+BOOTSTRAP_ESTIMATORS: tuple[ValueEstimators, ...] = (
+    ValueEstimators.TD0,
+    ValueEstimators.TD1,
+    ValueEstimators.TDLambda,
+)
 
 #: the keys every loss with a TD target reads (and ``priority``, where it writes ``td_error``)
 TD_KEYS: dict[str, str] = {
@@ -197,7 +205,8 @@ class LossModule(nn.Module):
 
         With ``num_copies``, the parameters of ``num_copies`` copies are stacked (leading
         dim) for :meth:`vmap_network`. With ``create_target``, a detached copy is kept as
-        ``self.target_<name>_params`` for the target updaters.
+        ``self.target_<name>_params`` for the target updaters; without it,
+        ``self.target_<name>_params`` is a detached view of the live parameters.
         """
         if not isinstance(module, nn.Module):
             raise TypeError(f"{name} must be an nn.Module, found {type(module).__name__}")
@@ -284,6 +293,18 @@ class LossModule(nn.Module):
         if not self._lazy and self._lazy_hook is not None:
             self._lazy_hook.remove()
             self._lazy_hook = None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            # a network registered without a target bootstraps from its live parameters:
+            # target_<name>_params is then a detached view of them (TorchRL's convention)
+            if name.startswith("target_") and name.endswith("_params"):
+                network = name[len("target_"):-len("_params")]
+                if network in self.__dict__.get("_templates", {}):
+                    return self.network_params(network, detach=True)
+            raise
 
     @property
     def target_network_names(self) -> tuple[str, ...]:
@@ -376,7 +397,8 @@ class LossModule(nn.Module):
         """Build the value estimator; returns ``self``.
 
         ``value_type`` is a :class:`ValueEstimators` member (or its name; default: the loss's
-        ``default_value_estimator``), with ``hyperparams`` completing
+        ``default_value_estimator``; one the loss does not support raises
+        ``NotImplementedError``, as in TorchRL), with ``hyperparams`` completing
         :func:`~streamrl.objectives.utils.default_value_kwargs`; or a
         :class:`~streamrl.objectives.value.ValueEstimatorBase` subclass, built with
         ``hyperparams`` (and the loss's value network unless one is given); or an estimator
@@ -408,17 +430,23 @@ class LossModule(nn.Module):
             if value_type is None:
                 value_type = self.default_value_estimator
             if value_type is None:
-                raise ValueError(f"{type(self).__name__} does not use a value estimator")
+                raise NotImplementedError(f"{type(self).__name__} does not use a value estimator")
             if isinstance(value_type, str):
                 value_type = _parse_value_type(value_type)
             if value_type not in self.supported_value_estimators:
-                raise ValueError(
+                raise NotImplementedError(
                     f"{type(self).__name__} supports value estimators "
                     f"{[v.name for v in self.supported_value_estimators]}, found {value_type!r}"
                 )
             hyperparams = {**default_value_kwargs(value_type), **hyperparams}
             if value_type is ValueEstimators.VTrace:
                 hyperparams.setdefault("actor_network", self._estimator_actor_network())
+                if hyperparams["actor_network"] is None:
+                    raise NotImplementedError(
+                        f"{type(self).__name__}: VTrace needs the policy being trained as "
+                        "actor_network, and this loss has no probabilistic actor; pass "
+                        "actor_network=... or use another estimator"
+                    )
             estimator = make_estimator(
                 value_type, value_network=self._estimator_value_network(), **hyperparams
             )

@@ -16,7 +16,7 @@ from streamrl.objectives._utils import (
     check_loss_function,
     distance_loss,
 )
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DQNLoss"]
@@ -59,6 +59,7 @@ class DQNLoss(LossModule):
         **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
+    supported_value_estimators = BOOTSTRAP_ESTIMATORS
 
     def __init__(
         self,

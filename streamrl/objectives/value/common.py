@@ -21,13 +21,14 @@ class ValueEstimators(enum.Enum):
     TD1 = "TD(1)"
     TDLambda = "TD(lambda)"
     GAE = "GAE"
+    MAGAE = "Multi-agent GAE"
     VTrace = "V-trace"
 
 
 def default_value_kwargs(value_type: ValueEstimators | str) -> dict[str, Any]:
     """The hyperparameters ``make_value_estimator`` uses for ``value_type`` unless told.
 
-    ``gamma=0.99`` for all, ``lmbda=0.95`` for TD(lambda) and GAE, and ``differentiable=True``
+    ``gamma=0.99`` for all, ``lmbda=0.95`` for TD(lambda), GAE and MAGAE, and ``differentiable=True``
     (the value network is called with gradients enabled; the losses pass it detached
     parameters, so no gradient reaches the critic through the targets).
 
@@ -47,7 +48,7 @@ def default_value_kwargs(value_type: ValueEstimators | str) -> dict[str, Any]:
             f"value_type must be a ValueEstimators member, found {type(value_type).__name__}"
         )
     kwargs: dict[str, Any] = {"gamma": 0.99}
-    if value_type in (ValueEstimators.TDLambda, ValueEstimators.GAE):
+    if value_type in (ValueEstimators.TDLambda, ValueEstimators.GAE, ValueEstimators.MAGAE):
         kwargs["lmbda"] = 0.95
     kwargs["differentiable"] = True
     return kwargs
