@@ -169,9 +169,19 @@ def test_qvalue_modules_take_var_nums_none_and_safe():
                                       action_space="one_hot")
     td = actor(TensorDict({"obs": torch.randn(4, 3)}, [4]))
     assert td["action"].shape == (4, 2)
-    with pytest.raises(ValueError, match="mult-one-hot"):
+    with pytest.raises(ValueError, match="only for action_space='mult_one_hot'"):
         QValueModule(action_space="one_hot", var_nums=3)
-    with pytest.raises(ValueError, match="mult-one-hot"):
+    with pytest.raises(ValueError, match="only for action_space='mult_one_hot'"):
         DistributionalQValueActor(nn.Linear(3, 6), support, var_nums=2, action_space="one_hot")
+    # "mult-one-hot": one greedy one-hot per component of sizes var_nums
+    module = QValueModule(action_space="mult-one-hot", var_nums=[2, 3])
+    td = module(TensorDict({"action_value": torch.tensor([[1.0, 2.0, 5.0, 3.0, 4.0]])}, [1]))
+    assert td["action"].tolist() == [[0, 1, 1, 0, 0]]
+    assert td["chosen_action_value"].tolist() == [[7.0]]
+    net = nn.Sequential(nn.Linear(3, 12), nn.Unflatten(-1, (3, 4)))
+    actor = DistributionalQValueActor(net, support, in_keys=["obs"], var_nums=[2, 2],
+                                      action_space="mult_one_hot")
+    td = actor(TensorDict({"obs": torch.randn(5, 3)}, [5]))
+    assert (td["action"].reshape(5, 2, 2).sum(-1) == 1).all()
     with pytest.raises(TypeError, match="safe must be a bool"):
         QValueActor(nn.Linear(3, 2), action_space="one_hot", safe="yes")
