@@ -67,10 +67,15 @@ def project_outputs(tensordict: TensorDictBase, specs: dict, owner: str) -> None
 
 
 def safe_specs(spec: Any, out_keys: list, safe: bool, owner: str) -> dict:
-    """The out-key -> spec map of a safe module; ``safe=True`` needs a spec."""
+    """The out-key -> spec map of a safe module; ``safe=True`` needs a spec (a
+    ``RuntimeError``, TorchRL's type for this configuration error)."""
     specs = spec_map(spec, out_keys, owner)
     if safe and not specs:
-        raise ValueError(f"{owner}(safe=True) needs a spec to project into")
+        raise RuntimeError(
+            f"{owner}(safe=True) without a spec is not a valid configuration as the tensor "
+            "specs are not specified: safe=True projects the outputs into the spec; pass "
+            "spec=... or safe=False"
+        )
     return specs
 
 

@@ -185,3 +185,43 @@ def test_qvalue_modules_take_var_nums_none_and_safe():
     assert (td["action"].reshape(5, 2, 2).sum(-1) == 1).all()
     with pytest.raises(TypeError, match="safe must be a bool"):
         QValueActor(nn.Linear(3, 2), action_space="one_hot", safe="yes")
+
+
+def test_tensordict_compatibility_helpers():
+    from streamrl.data import Bounded
+    from streamrl.modules import SafeModule
+    from streamrl.modules.tensordict_module.common import (
+        ensure_tensordict_compatible,
+        is_tensordict_compatible,
+    )
+
+    class Keyed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.in_keys, self.out_keys = ["x"], ["y"]
+
+        def forward(self, tensordict):
+            return tensordict
+
+    class TwoInputs(Keyed):
+        def forward(self, a, b):
+            return a
+
+    assert not is_tensordict_compatible(nn.Linear(2, 2))
+    assert is_tensordict_compatible(Keyed())
+    with pytest.raises(TypeError, match="takes 2 inputs"):
+        is_tensordict_compatible(TwoInputs())
+    module = SafeModule(nn.Linear(2, 2), in_keys=["x"], out_keys=["y"])
+    assert ensure_tensordict_compatible(module, in_keys=["x"]) is module
+    with pytest.raises(TypeError, match="differ"):
+        ensure_tensordict_compatible(module, out_keys=["z"])
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        ensure_tensordict_compatible(object())
+    with pytest.raises(TypeError, match="give in_keys and out_keys"):
+        ensure_tensordict_compatible(nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="takes 1 inputs but in_keys has 2"):
+        ensure_tensordict_compatible(nn.Linear(2, 2), in_keys=["a", "b"], out_keys=["y"])
+    safe = ensure_tensordict_compatible(nn.Linear(2, 2), in_keys=["x"], out_keys=["y"], safe=True,
+                                        spec=Bounded(-0.1, 0.1, (2,)))
+    td = safe(TensorDict({"x": torch.full((3, 2), 100.0)}, [3]))
+    assert isinstance(safe, SafeModule) and td["y"].abs().max() <= 0.1

@@ -59,7 +59,7 @@ class TestSafeModule:
         assert module.spec["action"] is spec["action"]
 
     def test_bad_specs(self):
-        with pytest.raises(ValueError, match="needs a spec"):
+        with pytest.raises(RuntimeError, match="specs are not specified"):
             SafeModule(nn.Linear(2, 2), in_keys=["a"], out_keys=["b"], safe=True)
         with pytest.raises(ValueError, match=r"\['other'\].*out_keys"):
             SafeModule(nn.Linear(2, 2), in_keys=["a"], out_keys=["b"],

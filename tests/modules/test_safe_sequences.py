@@ -88,7 +88,7 @@ class TestSafeProbabilisticModule:
         td = TensorDict({"loc": torch.zeros(4, 2), "scale": torch.ones(4, 2)}, [4])
         with pytest.raises(ValueError, match="spec's shape"):
             head(td)
-        with pytest.raises(ValueError, match="safe=True"):
+        with pytest.raises(RuntimeError, match="safe=True"):
             _head(safe=True)
         with pytest.raises(ValueError, match="out_keys"):
             _head(spec=Composite(other=Unbounded(2)))
