@@ -334,6 +334,18 @@ def test_mlp_norm_layers(norm_class, norm_kwargs):
         assert size == 16
 
 
+def test_mlp_activation_factory_may_return_a_plain_callable():
+    def shifted(shift):
+        return lambda x: x + shift
+
+    net = MLP(in_features=2, out_features=2, num_cells=[2, 2], activation_class=shifted,
+              activation_kwargs=[{"shift": 1.0}, {"shift": 2.0}], layer_kwargs={"bias": False})
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            nn.init.eye_(layer.weight)
+    assert net(torch.zeros(2)).tolist() == [3.0, 3.0]
+
+
 def test_mlp_layer_kwargs_bias_wins_over_the_default():
     def layer(*args, **kwargs):  # a factory, not a class
         return nn.Linear(*args, **kwargs)

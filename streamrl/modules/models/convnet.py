@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from streamrl.modules.models._builders import norm_layer, per_layer_kwargs
+from streamrl.modules.models._builders import as_layer, norm_layer, per_layer_kwargs
 from streamrl.modules.models.utils import SquashDims
 
 __all__ = ["Conv2dNet", "Conv3dNet", "ConvNet"]
@@ -116,7 +116,7 @@ class ConvNet(nn.Sequential):
                 layers.append(conv(prev, width, k, stride=s, padding=p, bias=bias, device=device))
             if norm_class is not None:
                 layers.append(norm_layer(norm_class, width, n_kwargs[i]))
-            layers.append(activation_class(**act_kwargs[i]))
+            layers.append(as_layer(activation_class(**act_kwargs[i])))
             prev = width
         if aggregator_class is SquashDims and aggregator_kwargs is None:
             aggregator_kwargs = {"ndims_in": self._spatial_dims + 1}

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from streamrl.modules.models._builders import norm_layer, per_layer_kwargs
+from streamrl.modules.models._builders import as_layer, norm_layer, per_layer_kwargs
 from streamrl.modules.models.noisy import NoisyLazyLinear, NoisyLinear
 
 __all__ = ["MLP"]
@@ -143,7 +143,7 @@ class MLP(nn.Sequential):
             if not last and norm_class is not None:
                 layers.append(norm_layer(norm_class, width, n_kwargs[i]))
             if not last or activate_last_layer:
-                layers.append(activation_class(**act_kwargs[i]))
+                layers.append(as_layer(activation_class(**act_kwargs[i])))
             if not last and dropout:
                 layers.append(nn.Dropout(dropout))
             prev = width
