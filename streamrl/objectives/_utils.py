@@ -79,6 +79,29 @@ def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
+def weighted_reduce(loss: Tensor, weight: Tensor | None, reduction: str) -> Tensor:
+    """:func:`reduce_loss` with per-sample importance weights (prioritized replay): the mean
+    becomes ``sum(w * loss) / sum(w)``, the sum ``sum(w * loss)``, ``"none"`` gives
+    ``w * loss``; ``weight=None`` is :func:`reduce_loss`.
+
+    >>> weighted_reduce(torch.tensor([1.0, 3.0]), torch.tensor([3.0, 1.0]), "mean")
+    tensor(1.5000)
+    """
+    if weight is None:
+        return reduce_loss(loss, reduction)
+    if weight.shape != loss.shape:
+        if weight.numel() != loss.numel():
+            raise ValueError(
+                f"priority weights of shape {tuple(weight.shape)} do not match the per-sample "
+                f"loss of shape {tuple(loss.shape)}"
+            )
+        weight = weight.reshape(loss.shape)
+    weight = weight.to(loss.dtype)
+    if reduction == "mean":
+        return (loss * weight).sum() / weight.sum()
+    return reduce_loss(loss * weight, reduction)
+
+
 def total_loss(loss_td: TensorDictBase) -> Tensor:
     """Sum of the ``loss`` and ``loss_*`` entries of a loss output (the value to backpropagate).
 

@@ -17,8 +17,8 @@ from streamrl.objectives._utils import (
     chosen_values,
     distance_loss,
     greedy_values,
-    reduce_loss,
     var_nums_of,
+    weighted_reduce,
 )
 from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
@@ -45,10 +45,14 @@ class DQNLoss(LossModule):
     else read from each action's shape and dtype.
 
     ``reduction`` (``"mean"``, default, ``"sum"`` or ``"none"``: a loss with the batch
-    shape) reduces the per-sample loss. Keys (:meth:`set_keys`): ``action``,
-    ``action_value``, ``priority`` (``"td_error"``), ``reward``, ``done``, ``terminated``,
-    and for the value estimator ``value`` (``"chosen_action_value"``: the bootstrap value is
-    written at ``("next", value)``), ``advantage`` and ``value_target``.
+    shape) reduces the per-sample loss, weighted by the prioritized-replay importance
+    weights ``priority_weight`` when ``use_prioritized_weights`` is True, or ``"auto"``
+    (default) and the input has them (the mean is then ``sum(w * l) / sum(w)``).
+
+    Keys (:meth:`set_keys`): ``action``, ``action_value``, ``priority`` (``"td_error"``),
+    ``priority_weight``, ``reward``, ``done``, ``terminated``, and for the value estimator
+    ``value`` (``"chosen_action_value"``: the bootstrap value is written at
+    ``("next", value)``), ``advantage`` and ``value_target``.
 
     Output: ``loss`` (the value to backpropagate), and the detached diagnostics
     ``pred_value``, ``target_value`` and ``td_error``. Called with keyword tensors instead
@@ -79,6 +83,7 @@ class DQNLoss(LossModule):
         "value": "chosen_action_value",
         "advantage": "advantage",
         "value_target": "value_target",
+        "priority_weight": "priority_weight",
         **TD_KEYS,
     }
     _estimator_key_map = {
@@ -100,12 +105,19 @@ class DQNLoss(LossModule):
         double_dqn: bool = False,
         action_space: Any = None,
         reduction: str | None = None,
+        use_prioritized_weights: str | bool = "auto",
     ) -> None:
         super().__init__()
         if not isinstance(value_network, nn.Module):
             raise TypeError(
                 f"DQNLoss: value_network must be an nn.Module, found {type(value_network).__name__}"
             )
+        if use_prioritized_weights not in ("auto", True, False):
+            raise ValueError(
+                "DQNLoss: use_prioritized_weights must be 'auto', True or False, found "
+                f"{use_prioritized_weights!r}"
+            )
+        self.use_prioritized_weights = use_prioritized_weights
         self.reduction = check_reduction(reduction, "DQNLoss")
         self.var_nums = var_nums_of(value_network, action_space)
         action_space = check_action_space(action_space, "DQNLoss", allow_mult=True)
@@ -198,8 +210,13 @@ class DQNLoss(LossModule):
         values = self._action_values(tensordict, self.network_params("value_network"))
         pred = chosen_values(values, action, batch, self.action_space, self.var_nums, "DQNLoss")
         target = self.target_value(tensordict)
-        loss = reduce_loss(distance_loss(pred, target, self.loss_function).squeeze(-1),
-                           self.reduction)
+        weight = None
+        if self.use_prioritized_weights is True:
+            weight = self._get(tensordict, "priority_weight")
+        elif self.use_prioritized_weights == "auto":
+            weight = tensordict.get(self._keys["priority_weight"], None)
+        loss = weighted_reduce(distance_loss(pred, target, self.loss_function).squeeze(-1),
+                               weight, self.reduction)
         pred_b, target_b = pred.detach().squeeze(-1), target.squeeze(-1)
         td_error = (pred_b - target_b).abs()
         tensordict.set(self._keys["priority"], td_error)

@@ -164,3 +164,21 @@ def test_distributional_estimator_and_n_step_discount():
     td["steps_to_next_obs"] = torch.tensor([3, 3])
     loss_n = DistributionalDQNLoss(actor, gamma=0.5 ** 3, delay_value=False)(_batch(action))
     torch.testing.assert_close(loss(td)["loss"], loss_n["loss"])
+
+
+def test_dqn_prioritized_weights():
+    torch.manual_seed(0)
+    actor = QValueActor(nn.Linear(2, 3), action_space="categorical")
+    td = _batch(torch.tensor([0, 2]))
+    plain = DQNLoss(actor, reduction="none", use_prioritized_weights=False)
+    per_sample = plain(td.clone())["loss"].detach()
+    td["priority_weight"] = torch.tensor([3.0, 1.0])
+    torch.testing.assert_close(plain(td.clone())["loss"].detach(), per_sample)  # ignored
+    auto = DQNLoss(actor)(td.clone())["loss"].detach()
+    torch.testing.assert_close(auto, (3.0 * per_sample[0] + per_sample[1]) / 4.0)
+    summed = DQNLoss(actor, reduction="sum", use_prioritized_weights=True)(td.clone())["loss"]
+    torch.testing.assert_close(summed.detach(), 3.0 * per_sample[0] + per_sample[1])
+    with pytest.raises(KeyError, match="priority_weight"):
+        DQNLoss(actor, use_prioritized_weights=True)(td.exclude("priority_weight"))
+    with pytest.raises(ValueError, match="use_prioritized_weights"):
+        DQNLoss(actor, use_prioritized_weights="yes")
