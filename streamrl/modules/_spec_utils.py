@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 from tensordict.utils import unravel_key
 
+from streamrl._warnings import StreamRLWarning
 from streamrl.data.specs import Composite, TensorSpec
 
 
 def spec_map(spec: Any, out_keys: list, owner: str) -> dict:
-    """``{out_key: leaf spec}``; a leaf spec belongs to the first out key."""
+    """``{out_key: leaf spec}``; a leaf spec belongs to the first out key; a Composite's
+    entry at ``"_"`` (an output that is not written) is dropped with a warning."""
     if spec is None:
         return {}
     if isinstance(spec, TensorSpec):
@@ -24,6 +27,11 @@ def spec_map(spec: Any, out_keys: list, owner: str) -> dict:
         unknown = []
         for key in spec.keys(include_nested=True, leaves_only=True):
             key = unravel_key(key)
+            if key == "_":  # the output at "_" is not written, so it has nothing to check
+                warnings.warn(
+                    f'{owner} got a spec with key "_": the "_" out key is not written, so '
+                    "its spec is ignored", StreamRLWarning, stacklevel=4)
+                continue
             if key in out_keys:
                 out[key] = spec[key]
             else:
