@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 from tensordict.utils import unravel_key
 
+from streamrl._warnings import StreamRLWarning
 from streamrl.data.specs import Composite, TensorSpec
 
 
 def spec_map(spec: Any, out_keys: list, owner: str) -> dict:
-    """``{out_key: leaf spec}``; a leaf spec belongs to the first out key."""
+    """``{out_key: leaf spec}``; a leaf spec belongs to the first out key; a Composite's
+    entry at ``"_"`` (an output that is not written) is dropped with a warning."""
     if spec is None:
         return {}
     if isinstance(spec, TensorSpec):
@@ -24,6 +27,11 @@ def spec_map(spec: Any, out_keys: list, owner: str) -> dict:
         unknown = []
         for key in spec.keys(include_nested=True, leaves_only=True):
             key = unravel_key(key)
+            if key == "_":  # the output at "_" is not written, so it has nothing to check
+                warnings.warn(
+                    f'{owner} got a spec with key "_": the "_" out key is not written, so '
+                    "its spec is ignored", StreamRLWarning, stacklevel=4)
+                continue
             if key in out_keys:
                 out[key] = spec[key]
             else:
@@ -67,10 +75,15 @@ def project_outputs(tensordict: TensorDictBase, specs: dict, owner: str) -> None
 
 
 def safe_specs(spec: Any, out_keys: list, safe: bool, owner: str) -> dict:
-    """The out-key -> spec map of a safe module; ``safe=True`` needs a spec."""
+    """The out-key -> spec map of a safe module; ``safe=True`` needs a spec (a
+    ``RuntimeError``, TorchRL's type for this configuration error)."""
     specs = spec_map(spec, out_keys, owner)
     if safe and not specs:
-        raise ValueError(f"{owner}(safe=True) needs a spec to project into")
+        raise RuntimeError(
+            f"{owner}(safe=True) without a spec is not a valid configuration as the tensor "
+            "specs are not specified: safe=True projects the outputs into the spec; pass "
+            "spec=... or safe=False"
+        )
     return specs
 
 

@@ -12,7 +12,7 @@ from tensordict.utils import unravel_key
 from torch import nn
 
 from streamrl.data.specs import Categorical as CategoricalSpec
-from streamrl.data.specs import Composite, TensorSpec
+from streamrl.data.specs import Composite, MultiOneHot, TensorSpec
 from streamrl.data.specs import OneHot as OneHotSpec
 
 __all__ = [
@@ -23,10 +23,15 @@ __all__ = [
     "QValueModule",
 ]
 
-_SPACES = ("one_hot", "categorical")
+_SPACES = ("one_hot", "categorical", "mult_one_hot")
+_SPELLINGS = {"one-hot": "one_hot", "mult-one-hot": "mult_one_hot"}  # TorchRL takes both
 
 
-def _resolve_space(action_space: str | None, spec: Any, action_key) -> tuple[str, Any]:
+def _resolve_space(action_space: str | None, spec: Any, action_key,
+                   var_nums: Any = None) -> tuple[str, Any, list[int] | None]:
+    """``(action_space, spec, var_nums)``: the space named or read from the spec, and for
+    ``"mult_one_hot"`` the size of each one-hot component (``var_nums`` or the spec's
+    ``nvec``)."""
     if isinstance(spec, Composite):
         spec = spec[action_key]
     if spec is not None and not isinstance(spec, TensorSpec):
@@ -36,38 +41,53 @@ def _resolve_space(action_space: str | None, spec: Any, action_key) -> tuple[str
         inferred = "one_hot"
     elif isinstance(spec, CategoricalSpec):
         inferred = "categorical"
+    elif isinstance(spec, MultiOneHot):
+        inferred = "mult_one_hot"
     elif spec is not None:
         raise ValueError(
-            f"Q-value actions need a OneHot or Categorical spec, got {type(spec).__name__}"
+            f"Q-value actions need a OneHot, Categorical or MultiOneHot spec, got "
+            f"{type(spec).__name__}"
         )
     if action_space is None:
         action_space = inferred or "one_hot"
-    if action_space == "one-hot":  # TorchRL accepts both spellings
-        action_space = "one_hot"
+    action_space = _SPELLINGS.get(action_space, action_space)
     if action_space not in _SPACES:
         raise ValueError(f"action_space must be one of {_SPACES}, got {action_space!r}")
     if inferred is not None and inferred != action_space:
         raise ValueError(
             f"action_space={action_space!r} does not match the {type(spec).__name__} spec"
         )
-    return action_space, spec
+    if action_space != "mult_one_hot":
+        if var_nums is not None:
+            raise ValueError(f"var_nums={var_nums!r} is only for action_space='mult_one_hot', "
+                             f"found action_space={action_space!r}")
+        return action_space, spec, None
+    if var_nums is None and isinstance(spec, MultiOneHot):
+        var_nums = spec.nvec
+    if var_nums is None:
+        raise ValueError("action_space='mult_one_hot' needs var_nums (the size of each one-hot "
+                         "component) or a MultiOneHot spec")
+    nums = [int(n) for n in (var_nums.tolist() if isinstance(var_nums, torch.Tensor)
+                             else var_nums)]
+    if not nums or min(nums) < 1:
+        raise ValueError(f"var_nums must be positive component sizes, found {var_nums!r}")
+    if isinstance(spec, MultiOneHot) and list(spec.nvec) != nums:
+        raise ValueError(f"var_nums={nums} does not match the spec's nvec={list(spec.nvec)}")
+    return action_space, spec, nums
 
 
-def _check_var_nums_safe(var_nums: Any, safe: Any, owner: str) -> None:
-    """TorchRL's ``var_nums`` (the component sizes of ``"mult-one-hot"`` actions, which no
-    streamrl Q-value module takes: only ``None``) and ``safe`` (a greedy action is in the
-    spec by construction: nothing to project)."""
-    if var_nums is not None:
-        raise ValueError(f"{owner}: var_nums={var_nums!r} is for action_space='mult-one-hot', "
-                         "which streamrl does not support; use 'one_hot' or 'categorical'")
+def _check_safe(safe: Any, owner: str) -> None:
+    """TorchRL's ``safe``: a greedy action is in the spec by construction (nothing to
+    project), so only its type is checked."""
     if not isinstance(safe, bool):
         raise TypeError(f"{owner}: safe must be a bool, found {type(safe).__name__}")
 
 
 def _greedy(module: Any, tensordict: TensorDictBase,
-            values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            values: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The greedy action of ``values`` ``[*B, n]`` for a Q-value module (its action mask,
-    action space and spec): ``(index, action)``, the action one-hot or an index, in the
+    action space and spec): ``(index, action)``, the action one-hot, an index or (for
+    ``"mult_one_hot"``, where ``index`` is ``None``) one one-hot per component, in the
     spec's dtype (shared by :class:`QValueModule` and :class:`DistributionalQValueModule`)."""
     name = type(module).__name__
     scores = values
@@ -81,9 +101,19 @@ def _greedy(module: Any, tensordict: TensorDictBase,
                 f"action values have shape {tuple(values.shape)}"
             )
         scores = values.masked_fill(~mask.bool(), float("-inf"))
-    index = scores.argmax(-1)
     spec = module.action_spec
     dtype = spec.dtype if spec is not None else torch.long
+    if module.action_space == "mult_one_hot":
+        if values.shape[-1] != sum(module.var_nums):
+            raise ValueError(
+                f"{name}: action values have {values.shape[-1]} entries on their last dim but "
+                f"var_nums={module.var_nums} sums to {sum(module.var_nums)}"
+            )
+        # one greedy choice per component: a multi-hot ``[*B, sum(var_nums)]`` mask
+        parts = [F.one_hot(part.argmax(-1), n)
+                 for part, n in zip(scores.split(module.var_nums, -1), module.var_nums)]
+        return None, torch.cat(parts, -1).to(dtype)
+    index = scores.argmax(-1)
     if module.action_space == "one_hot":
         return index, F.one_hot(index, values.shape[-1]).to(dtype)
     action = index.to(dtype)
@@ -102,12 +132,19 @@ class QValueModule(TensorDictModuleBase):
 
     Writes ``action`` (one-hot ``[*B, n]`` or index ``[*B]``), keeps ``action_value`` and
     writes ``chosen_action_value`` (``[*B, 1]``). With ``action_mask_key``, actions whose mask
-    is False are never chosen.
+    is False are never chosen. With ``action_space="mult_one_hot"`` the ``n`` values are
+    ``len(var_nums)`` components of sizes ``var_nums``: the action is one greedy one-hot per
+    component (concatenated) and ``chosen_action_value`` the sum of the chosen values.
 
     Args:
-        action_space: ``"one_hot"`` (or ``"one-hot"``) or ``"categorical"``; inferred from
-            ``spec`` if given (default ``"one_hot"``).
-        spec: the action spec (``OneHot`` / ``Categorical``); the action takes its dtype.
+        action_space: ``"one_hot"`` (or ``"one-hot"``), ``"categorical"`` or
+            ``"mult_one_hot"`` (or ``"mult-one-hot"``); inferred from ``spec`` if given
+            (default ``"one_hot"``).
+        spec: the action spec (``OneHot`` / ``Categorical`` / ``MultiOneHot``); the action
+            takes its dtype.
+        var_nums: the component sizes of ``"mult_one_hot"`` actions (default: the
+            ``MultiOneHot`` spec's ``nvec``); only for that space.
+        safe: accepted for TorchRL compatibility; a greedy action is always in the spec.
         action_value_key, action_mask_key, out_keys: key names (``action_value_key=None``
             means the default ``"action_value"``).
 
@@ -115,6 +152,9 @@ class QValueModule(TensorDictModuleBase):
     >>> td = TensorDict({"action_value": torch.tensor([[1.0, 3.0, 2.0]])}, [1])
     >>> QValueModule(action_space="categorical")(td)["action"]
     tensor([1])
+    >>> td = QValueModule("mult_one_hot", var_nums=[2, 1])(td)
+    >>> td["action"], td["chosen_action_value"]
+    (tensor([[0, 1, 1]]), tensor([[5.]]))
     """
 
     def __init__(
@@ -129,7 +169,7 @@ class QValueModule(TensorDictModuleBase):
         safe: bool = False,
     ) -> None:
         super().__init__()
-        _check_var_nums_safe(var_nums, safe, "QValueModule")
+        _check_safe(safe, "QValueModule")
         if action_value_key is None:
             action_value_key = "action_value"
         out_keys = ["action", action_value_key, "chosen_action_value"] if out_keys is None else out_keys
@@ -138,7 +178,8 @@ class QValueModule(TensorDictModuleBase):
                 f"out_keys must be [action, action_value, chosen_action_value], got {out_keys}"
             )
         self.out_keys = [unravel_key(k) for k in out_keys]
-        self.action_space, self.action_spec = _resolve_space(action_space, spec, self.out_keys[0])
+        self.action_space, self.action_spec, self.var_nums = _resolve_space(
+            action_space, spec, self.out_keys[0], var_nums)
         self.action_value_key = unravel_key(action_value_key)
         self.action_mask_key = None if action_mask_key is None else unravel_key(action_mask_key)
         in_keys = [self.action_value_key]
@@ -154,7 +195,10 @@ class QValueModule(TensorDictModuleBase):
                 f"{sorted(map(str, tensordict.keys(True, True)))}"
             )
         index, action = _greedy(self, tensordict, values)
-        chosen = values.gather(-1, index.unsqueeze(-1))
+        if index is None:  # mult_one_hot: the components' chosen values add up
+            chosen = (values * action.to(values.dtype)).sum(-1, keepdim=True)
+        else:
+            chosen = values.gather(-1, index.unsqueeze(-1))
         action_key, value_key, chosen_key = self.out_keys
         tensordict.set(action_key, action)
         if value_key != self.action_value_key:
@@ -170,7 +214,8 @@ class QValueActor(TensorDictSequential):
         module: network mapping ``in_keys`` to action values ``[*B, n]`` (or a TensorDict
             module writing ``action_value`` itself).
         in_keys: network inputs (default ``["observation"]``).
-        spec, action_space, action_value_key, action_mask_key: see :class:`QValueModule`.
+        spec, action_space, action_value_key, action_mask_key, safe: see
+            :class:`QValueModule` (a ``MultiOneHot`` spec gives ``"mult_one_hot"``).
 
     >>> from tensordict import TensorDict
     >>> actor = QValueActor(torch.nn.Linear(4, 2), action_space="one_hot")
@@ -190,7 +235,7 @@ class QValueActor(TensorDictSequential):
         action_value_key: Any = None,
         action_mask_key: Any = None,
     ) -> None:
-        _check_var_nums_safe(None, safe, "QValueActor")
+        _check_safe(safe, "QValueActor")
         if action_value_key is None:
             action_value_key = "action_value"
         if not isinstance(module, TensorDictModuleBase):
@@ -209,6 +254,7 @@ class QValueActor(TensorDictSequential):
         )
         super().__init__(module, qvalue)
         self.action_space = qvalue.action_space
+        self.var_nums = qvalue.var_nums
 
 
 def _check_support(support: Any, owner: str) -> torch.Tensor:
@@ -234,13 +280,17 @@ class DistributionalQValueModule(TensorDictModuleBase):
     left as it is.
 
     Args:
-        action_space: ``"one_hot"`` (or ``"one-hot"``) or ``"categorical"``; inferred from
-            ``spec`` if given (default ``"one_hot"``).
+        action_space: ``"one_hot"`` (or ``"one-hot"``), ``"categorical"`` or
+            ``"mult_one_hot"`` (one greedy one-hot per component of sizes ``var_nums``);
+            inferred from ``spec`` if given (default ``"one_hot"``).
         support: the return of each atom, 1-D, increasing (kept as buffer ``support``).
         action_value_key: the log-probabilities (``None``: ``"action_value"``).
         action_mask_key: boolean ``[*B, n_actions]``; masked actions are never chosen.
         out_keys: ``[action, action_value]`` (default ``["action", action_value_key]``).
-        spec: the action spec (``OneHot`` / ``Categorical``).
+        var_nums: the component sizes of ``"mult_one_hot"`` actions (default: the
+            ``MultiOneHot`` spec's ``nvec``).
+        spec: the action spec (``OneHot`` / ``Categorical`` / ``MultiOneHot``).
+        safe: accepted for TorchRL compatibility; a greedy action is always in the spec.
 
     >>> from tensordict import TensorDict
     >>> logits = torch.full((3, 4), -100.0)
@@ -262,7 +312,7 @@ class DistributionalQValueModule(TensorDictModuleBase):
         safe: bool = False,
     ) -> None:
         super().__init__()
-        _check_var_nums_safe(var_nums, safe, "DistributionalQValueModule")
+        _check_safe(safe, "DistributionalQValueModule")
         support = _check_support(support, "DistributionalQValueModule")
         if action_value_key is None:
             action_value_key = "action_value"
@@ -270,7 +320,8 @@ class DistributionalQValueModule(TensorDictModuleBase):
         if len(out_keys) != 2:
             raise ValueError(f"out_keys must be [action, action_value], got {out_keys}")
         self.out_keys = [unravel_key(k) for k in out_keys]
-        self.action_space, self.action_spec = _resolve_space(action_space, spec, self.out_keys[0])
+        self.action_space, self.action_spec, self.var_nums = _resolve_space(
+            action_space, spec, self.out_keys[0], var_nums)
         self.action_value_key = unravel_key(action_value_key)
         self.action_mask_key = None if action_mask_key is None else unravel_key(action_mask_key)
         self.in_keys = [self.action_value_key] + (
@@ -361,7 +412,7 @@ class DistributionalQValueActor(TensorDictSequential):
         support: the return of each atom (``actor.support``, read by
             :class:`~streamrl.objectives.DistributionalDQNLoss`).
         in_keys: network inputs (default ``["observation"]``; plain modules only).
-        spec, action_space, action_value_key, action_mask_key: see
+        spec, action_space, var_nums, action_value_key, action_mask_key, safe: see
             :class:`DistributionalQValueModule`.
         make_log_softmax: apply ``log_softmax`` over the atoms (dim ``-2``) to the
             network's output (default ``True``); turn it off when the network already
@@ -390,7 +441,7 @@ class DistributionalQValueActor(TensorDictSequential):
         action_mask_key: Any = None,
         make_log_softmax: bool = True,
     ) -> None:
-        _check_var_nums_safe(var_nums, safe, "DistributionalQValueActor")
+        _check_safe(safe, "DistributionalQValueActor")
         if action_value_key is None:
             action_value_key = "action_value"
         if not isinstance(module, TensorDictModuleBase):
@@ -413,12 +464,14 @@ class DistributionalQValueActor(TensorDictSequential):
             action_value_key=action_value_key,
             action_mask_key=action_mask_key,
             spec=spec,
+            var_nums=var_nums,
         )
         parts = [module]
         if make_log_softmax:
             parts.append(TensorDictModule(_LogSoftmaxAtoms(), [value_key], [value_key]))
         super().__init__(*parts, qvalue)
         self.action_space = qvalue.action_space
+        self.var_nums = qvalue.var_nums
         self.make_log_softmax = bool(make_log_softmax)
 
     @property

@@ -11,6 +11,7 @@ from streamrl.objectives._utils import (
     total_loss,
 )
 from streamrl.objectives.a2c import A2CLoss
+from streamrl.objectives.bc import BCLoss
 from streamrl.objectives.common import LossModule
 from streamrl.objectives.crossq import CrossQLoss
 from streamrl.objectives.ddpg import DDPGLoss
@@ -39,6 +40,7 @@ from streamrl.objectives.value import (
 __all__ = [
     "GAE",
     "A2CLoss",
+    "BCLoss",
     "ClipPPOLoss",
     "CrossQLoss",
     "DDPGLoss",

@@ -12,7 +12,7 @@ from tensordict.utils import NestedKey
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from streamrl.data.specs import Categorical, OneHot, TensorSpec
+from streamrl.data.specs import Categorical, MultiOneHot, OneHot, TensorSpec
 
 _DISTANCES = ("l1", "l2", "smooth_l1")
 
@@ -55,6 +55,53 @@ def check_loss_function(loss_function: str) -> str:
     return loss_function
 
 
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: str | None, owner: str) -> str:
+    """A loss's ``reduction``: ``None`` is ``"mean"``; anything but mean/sum/none raises."""
+    reduction = "mean" if reduction is None else reduction
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{owner}: reduction must be one of {_REDUCTIONS}, found {reduction!r}")
+    return reduction
+
+
+def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
+    """``loss`` reduced by ``"mean"``, ``"sum"`` or left as it is (``"none"``).
+
+    >>> reduce_loss(torch.tensor([1.0, 3.0]), "mean"), reduce_loss(torch.tensor([1.0, 3.0]), "sum")
+    (tensor(2.), tensor(4.))
+    """
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def weighted_reduce(loss: Tensor, weight: Tensor | None, reduction: str) -> Tensor:
+    """:func:`reduce_loss` with per-sample importance weights (prioritized replay): the mean
+    becomes ``sum(w * loss) / sum(w)``, the sum ``sum(w * loss)``, ``"none"`` gives
+    ``w * loss``; ``weight=None`` is :func:`reduce_loss`.
+
+    >>> weighted_reduce(torch.tensor([1.0, 3.0]), torch.tensor([3.0, 1.0]), "mean")
+    tensor(1.5000)
+    """
+    if weight is None:
+        return reduce_loss(loss, reduction)
+    if weight.shape != loss.shape:
+        if weight.numel() != loss.numel():
+            raise ValueError(
+                f"priority weights of shape {tuple(weight.shape)} do not match the per-sample "
+                f"loss of shape {tuple(loss.shape)}"
+            )
+        weight = weight.reshape(loss.shape)
+    weight = weight.to(loss.dtype)
+    if reduction == "mean":
+        return (loss * weight).sum() / weight.sum()
+    return reduce_loss(loss * weight, reduction)
+
+
 def total_loss(loss_td: TensorDictBase) -> Tensor:
     """Sum of the ``loss`` and ``loss_*`` entries of a loss output (the value to backpropagate).
 
@@ -92,14 +139,19 @@ def to_batch_shape(x: Tensor, batch_shape: torch.Size, name: str, owner: str) ->
 
 
 _ACTION_SPACES = {"one_hot": "one_hot", "one-hot": "one_hot", "categorical": "categorical"}
+#: one one-hot per component (a QValueActor's factored actions): DQN losses read it
+_MULT_SPACES = {"mult_one_hot": "mult_one_hot", "mult-one-hot": "mult_one_hot"}
 #: names TorchRL accepts for layouts no streamrl loss reads
-_UNSUPPORTED_SPACES = ("mult_one_hot", "multi_one_hot", "binary")
+_UNSUPPORTED_SPACES = ("multi_one_hot", "binary")
 
 
-def check_action_space(action_space: Any, owner: str = "the loss") -> str | None:
-    """Normalise an ``action_space``: ``None``, a name or a ``OneHot``/``Categorical`` spec.
+def check_action_space(action_space: Any, owner: str = "the loss",
+                       allow_mult: bool = False) -> str | None:
+    """Normalise an ``action_space``: ``None``, a name or a ``OneHot``/``Categorical`` spec
+    (and, with ``allow_mult``, ``"mult_one_hot"`` or a ``MultiOneHot`` spec).
 
-    Returns ``"one_hot"``, ``"categorical"`` or ``None`` (read the layout from each action).
+    Returns ``"one_hot"``, ``"categorical"``, ``"mult_one_hot"`` or ``None`` (read the layout
+    from each action).
     """
     if action_space is None:
         return None
@@ -108,13 +160,17 @@ def check_action_space(action_space: Any, owner: str = "the loss") -> str | None
             return "one_hot"
         if isinstance(action_space, Categorical):
             return "categorical"
+        if isinstance(action_space, MultiOneHot) and allow_mult:
+            return "mult_one_hot"
         raise ValueError(
-            f"{owner}: action_space must be a OneHot or Categorical spec, found "
-            f"{type(action_space).__name__}"
+            f"{owner}: action_space must be a OneHot or Categorical spec"
+            f"{' (or MultiOneHot)' if allow_mult else ''}, found {type(action_space).__name__}"
         )
     if isinstance(action_space, str) and action_space in _ACTION_SPACES:
         return _ACTION_SPACES[action_space]
-    if action_space in _UNSUPPORTED_SPACES:
+    if isinstance(action_space, str) and action_space in _MULT_SPACES and allow_mult:
+        return "mult_one_hot"
+    if action_space in _UNSUPPORTED_SPACES or action_space in _MULT_SPACES:
         raise ValueError(
             f"{owner}: action_space {action_space!r} is not supported; use 'one_hot' or "
             "'categorical' (one discrete action per step)"
@@ -131,7 +187,52 @@ def action_space_of(module: nn.Module) -> str | None:
         space = getattr(sub, "action_space", None)
         if isinstance(space, str) and space in _ACTION_SPACES:
             return _ACTION_SPACES[space]
+        if isinstance(space, str) and space in _MULT_SPACES:
+            return "mult_one_hot"
     return None
+
+
+def var_nums_of(module: nn.Module, action_space: Any = None) -> list[int] | None:
+    """The component sizes of ``"mult_one_hot"`` actions: a ``MultiOneHot`` ``action_space``
+    spec's ``nvec``, else the ``var_nums`` a Q-value module of ``module`` declares."""
+    if isinstance(action_space, MultiOneHot):
+        return list(action_space.nvec)
+    for sub in module.modules():
+        nums = getattr(sub, "var_nums", None)
+        if nums is not None:
+            return list(nums)
+    return None
+
+
+def chosen_values(values: Tensor, action: Tensor, batch: torch.Size, action_space: str | None,
+                  var_nums: list[int] | None, owner: str) -> Tensor:
+    """The value of the taken action, ``[*batch, 1]``, from per-action ``values``
+    ``[*batch, n]``: one entry for one-hot / index actions, the sum of the components'
+    entries for ``"mult_one_hot"`` actions (a factored Q-value)."""
+    if action_space == "mult_one_hot":
+        if action.shape != values.shape:
+            raise ValueError(
+                f"{owner}: mult_one_hot action must have shape {tuple(values.shape)} (one "
+                f"one-hot per component of sizes {var_nums}), found {tuple(action.shape)}"
+            )
+        return (values * action.to(values.dtype)).sum(-1, keepdim=True)
+    index = action_to_index(action, batch, values.shape[-1], action_space, owner)
+    return values.gather(-1, index.unsqueeze(-1))
+
+
+def greedy_values(values: Tensor, var_nums: list[int] | None,
+                  selector: Tensor | None = None) -> Tensor:
+    """``max_a values`` as ``[*batch, 1]``, the argmax taken on ``selector`` when given
+    (double DQN); for ``var_nums`` the sum over components of each component's greedy value.
+
+    >>> greedy_values(torch.tensor([[1.0, 4.0, 2.0]]), [2, 1])
+    tensor([[6.]])
+    """
+    sizes = [values.shape[-1]] if var_nums is None else var_nums
+    pick = values if selector is None else selector
+    parts = [v.gather(-1, p.argmax(-1, keepdim=True))
+             for v, p in zip(values.split(sizes, -1), pick.split(sizes, -1))]
+    return torch.stack(parts, 0).sum(0)
 
 
 def action_to_index(action: Tensor, batch: torch.Size, n_actions: int,

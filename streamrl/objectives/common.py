@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -31,11 +30,20 @@ from streamrl._warnings import StreamRLWarning
 from streamrl.objectives.value.common import (
     ValueEstimatorBase,
     ValueEstimators,
+    _KeyView,
     default_value_kwargs,
 )
 from streamrl.objectives.value.estimators import make_estimator
 
-__all__ = ["TD_KEYS", "LossModule"]
+__all__ = ["BOOTSTRAP_ESTIMATORS", "TD_KEYS", "LossModule"]
+
+#: the estimators of the losses that bootstrap from a (target) critic on sampled transitions:
+#: no advantage over a policy's own values, so no GAE / MAGAE / V-trace (TorchRL's set)
+BOOTSTRAP_ESTIMATORS: tuple[ValueEstimators, ...] = (
+    ValueEstimators.TD0,
+    ValueEstimators.TD1,
+    ValueEstimators.TDLambda,
+)
 
 #: the keys every loss with a TD target reads (and ``priority``, where it writes ``td_error``)
 TD_KEYS: dict[str, str] = {
@@ -60,38 +68,6 @@ def _reset_copy(module: nn.Module) -> bool:
             reset()
             found = True
     return found
-
-
-class _KeyView(Mapping):
-    """Read-only view of a loss's keys with attribute access (``keys.reward``)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: dict[str, NestedKey]) -> None:
-        object.__setattr__(self, "_data", MappingProxyType(data))
-
-    def __getitem__(self, name: str) -> NestedKey:
-        return self._data[name]
-
-    def __getattr__(self, name: str) -> NestedKey:
-        try:
-            return self._data[name]
-        except KeyError:
-            raise AttributeError(
-                f"no key named {name!r}; valid keys: {sorted(self._data)}"
-            ) from None
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("tensor_keys is read-only; use loss.set_keys(...)")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"TensorKeys({dict(self._data)})"
 
 
 class LossModule(nn.Module):
@@ -128,6 +104,7 @@ class LossModule(nn.Module):
         super().__init__()
         self._keys: dict[str, NestedKey] = dict(self.default_keys)
         self._templates: dict[str, nn.Module] = {}
+        self._num_copies: dict[str, int | None] = {}
         self._target_names: list[str] = []
         self._value_estimator: ValueEstimatorBase | None = None
         self.value_type: ValueEstimators | type | None = None
@@ -197,7 +174,8 @@ class LossModule(nn.Module):
 
         With ``num_copies``, the parameters of ``num_copies`` copies are stacked (leading
         dim) for :meth:`vmap_network`. With ``create_target``, a detached copy is kept as
-        ``self.target_<name>_params`` for the target updaters.
+        ``self.target_<name>_params`` for the target updaters; without it,
+        ``self.target_<name>_params`` is a detached view of the live parameters.
         """
         if not isinstance(module, nn.Module):
             raise TypeError(f"{name} must be an nn.Module, found {type(module).__name__}")
@@ -214,6 +192,7 @@ class LossModule(nn.Module):
                 self._target_names.append(name)
             return
         self._lazy.pop(name, None)
+        self._num_copies[name] = num_copies
         if num_copies is None:
             params = TensorDict.from_module(module, as_module=True)
         else:
@@ -284,6 +263,18 @@ class LossModule(nn.Module):
         if not self._lazy and self._lazy_hook is not None:
             self._lazy_hook.remove()
             self._lazy_hook = None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            # a network registered without a target bootstraps from its live parameters:
+            # target_<name>_params is then a detached view of them (TorchRL's convention)
+            if name.startswith("target_") and name.endswith("_params"):
+                network = name[len("target_"):-len("_params")]
+                if network in self.__dict__.get("_templates", {}):
+                    return self.network_params(network, detach=True)
+            raise
 
     @property
     def target_network_names(self) -> tuple[str, ...]:
@@ -357,6 +348,65 @@ class LossModule(nn.Module):
         """The keys network ``name`` reads (from its ``in_keys``, when it has them)."""
         return list(getattr(self._templates[name], "in_keys", []))
 
+    def reset_parameters_recursive(self) -> None:
+        """Re-initialise every network's parameters (each copy of an ensemble on its own)
+        with its submodules' ``reset_parameters``, and copy them into the targets.
+
+        >>> loss = LossModule()
+        >>> loss.register_network("net", nn.Linear(2, 2), create_target=True)
+        >>> _ = loss.net_params["weight"].data.fill_(100.0)
+        >>> loss.reset_parameters_recursive()
+        >>> bool((loss.net_params["weight"].abs() < 100).all())
+        True
+        >>> torch.equal(loss.net_params["weight"], loss.target_net_params["weight"])
+        True
+        """
+        if self._lazy:
+            raise RuntimeError(
+                f"{type(self).__name__}: networks {sorted(self._lazy)} are still lazy; call "
+                "the loss (or materialize_lazy) once before resetting their parameters"
+            )
+        for name, template in self._templates.items():
+            params = getattr(self, f"{name}_params")
+            copies = [params] if self._num_copies.get(name) is None else params.unbind(0)
+            with torch.no_grad():
+                for copy_params in copies:
+                    with copy_params.to_module(template, preserve_module_state=False):
+                        _reset_copy(template)
+                if name in self._target_names:
+                    getattr(self, f"target_{name}_params").update_(params.detach())
+
+    # ------------------------------------------------------- keyword inputs
+    def _kwarg_in_keys(self) -> list[NestedKey] | None:
+        """The input keys a keyword call maps (``None``: the loss takes a tensordict only)."""
+        return None
+
+    def _kwarg_batch_size(self, td: TensorDictBase) -> torch.Size:
+        """The batch size of a tensordict built from keyword inputs (default: none)."""
+        return torch.Size([])
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args or not kwargs or "tensordict" in kwargs:
+            return super().__call__(*args, **kwargs)
+        keys = self._kwarg_in_keys()
+        if keys is None:
+            raise TypeError(
+                f"{type(self).__name__} takes a tensordict, found keyword inputs {sorted(kwargs)}"
+            )
+        # TorchRL's convention: each input key, nested parts joined with "_", is a keyword
+        names = {"_".join(k) if isinstance(k, tuple) else k: k for k in keys}
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected keyword inputs {unknown}; it takes "
+                f"{sorted(names)}"
+            )
+        td = TensorDict({names[k]: v for k, v in kwargs.items()}, batch_size=[])
+        td.batch_size = self._kwarg_batch_size(td)
+        out = super().__call__(td)
+        values = tuple(out.get(key) for key in self.out_keys)
+        return values[0] if len(values) == 1 else values
+
     # ------------------------------------------------------- value estimator
     def _estimator_value_network(self) -> Callable[[TensorDictBase], Any] | None:
         """The callable an estimator uses to fill missing state values (none by default)."""
@@ -376,7 +426,8 @@ class LossModule(nn.Module):
         """Build the value estimator; returns ``self``.
 
         ``value_type`` is a :class:`ValueEstimators` member (or its name; default: the loss's
-        ``default_value_estimator``), with ``hyperparams`` completing
+        ``default_value_estimator``; one the loss does not support raises
+        ``NotImplementedError``, as in TorchRL), with ``hyperparams`` completing
         :func:`~streamrl.objectives.utils.default_value_kwargs`; or a
         :class:`~streamrl.objectives.value.ValueEstimatorBase` subclass, built with
         ``hyperparams`` (and the loss's value network unless one is given); or an estimator
@@ -408,17 +459,23 @@ class LossModule(nn.Module):
             if value_type is None:
                 value_type = self.default_value_estimator
             if value_type is None:
-                raise ValueError(f"{type(self).__name__} does not use a value estimator")
+                raise NotImplementedError(f"{type(self).__name__} does not use a value estimator")
             if isinstance(value_type, str):
                 value_type = _parse_value_type(value_type)
             if value_type not in self.supported_value_estimators:
-                raise ValueError(
+                raise NotImplementedError(
                     f"{type(self).__name__} supports value estimators "
                     f"{[v.name for v in self.supported_value_estimators]}, found {value_type!r}"
                 )
             hyperparams = {**default_value_kwargs(value_type), **hyperparams}
             if value_type is ValueEstimators.VTrace:
                 hyperparams.setdefault("actor_network", self._estimator_actor_network())
+                if hyperparams["actor_network"] is None:
+                    raise NotImplementedError(
+                        f"{type(self).__name__}: VTrace needs the policy being trained as "
+                        "actor_network, and this loss has no probabilistic actor; pass "
+                        "actor_network=... or use another estimator"
+                    )
             estimator = make_estimator(
                 value_type, value_network=self._estimator_value_network(), **hyperparams
             )

@@ -8,7 +8,7 @@ from tensordict.utils import NestedKey
 from torch import nn
 
 from streamrl.objectives._utils import check_loss_function, distance_loss, to_batch_shape
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DDPGLoss"]
@@ -41,6 +41,7 @@ class DDPGLoss(LossModule):
         **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
+    supported_value_estimators = BOOTSTRAP_ESTIMATORS
     _estimator_key_map = {
         "reward": "reward",
         "done": "done",

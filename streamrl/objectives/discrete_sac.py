@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from streamrl.data.specs import Categorical, OneHot
 from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import action_to_index, check_action_space, check_loss_function
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DiscreteSACLoss"]
@@ -46,6 +46,7 @@ class DiscreteSACLoss(LossModule):
         **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
+    supported_value_estimators = BOOTSTRAP_ESTIMATORS
 
     def __init__(
         self,

@@ -3,24 +3,31 @@ Bellman target distribution."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torch import Tensor, nn
 
-from streamrl.objectives._utils import action_space_of, action_to_index
+from streamrl.objectives._utils import (
+    action_space_of,
+    action_to_index,
+    check_reduction,
+    reduce_loss,
+    var_nums_of,
+)
 from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DistributionalDQNLoss", "project_distribution"]
 
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def project_distribution(probs: Tensor, support: Tensor, reward: Tensor, gamma: float,
-                         not_terminal: Tensor) -> Tensor:
+def project_distribution(probs: Tensor, support: Tensor, reward: Tensor,
+                         gamma: float | Tensor, not_terminal: Tensor) -> Tensor:
     """Project ``r + gamma * not_terminal * z`` (``z`` carrying ``probs``) back onto ``support``.
 
-    ``probs`` is ``[B, n_atoms]``, ``reward`` and ``not_terminal`` ``[B, 1]``. Each shifted
+    ``probs`` is ``[B, n_atoms]``, ``reward``, ``not_terminal`` (and ``gamma`` when a
+    tensor) ``[B, 1]``. Each shifted
     atom, clamped to ``[support[0], support[-1]]``, splits its mass between its two
     neighbouring atoms in proportion to the distance (the C51 projection; the support must be
     evenly spaced).
@@ -54,8 +61,19 @@ class DistributionalDQNLoss(LossModule):
     the greedy next action (highest expected return) under the target network (the live
     one with ``delay_value=False``), shifted by ``reward + gamma * (1 - terminated) * z``
     and projected onto the support (:func:`project_distribution`). ``terminated`` falls back
-    on ``done`` when absent. The per-sample cross-entropy is written into the input as
-    ``td_error`` (priority) and reduced with ``reduction``.
+    on ``done`` when absent; with ``steps_to_next_obs`` in the input (n-step transitions,
+    :class:`~streamrl.data.postprocs.MultiStep`) the discount is ``gamma ** steps``. The
+    per-sample cross-entropy is written into the input as ``td_error`` (priority) and
+    reduced with ``reduction``.
+
+    With ``"mult_one_hot"`` actions (a :class:`~streamrl.modules.DistributionalQValueActor`
+    with ``var_nums``) each component is a branch with its own return distribution: the
+    loss is the sum over components of their cross-entropies, each against the projected
+    distribution of that component's greedy next action.
+
+    The target is always the bootstrapped one-step (or n-step) distribution:
+    :meth:`make_value_estimator` takes ``ValueEstimators.TD0`` (and ``gamma=`` to change
+    the discount) and raises ``NotImplementedError`` for any other estimator.
 
     Args:
         value_network: the distributional Q network.
@@ -78,8 +96,10 @@ class DistributionalDQNLoss(LossModule):
     (torch.Size([]), torch.Size([3]))
     """
 
-    default_keys = {"action": "action", "action_value": "action_value", **TD_KEYS}
-    default_value_estimator = None
+    default_keys = {"action": "action", "action_value": "action_value",
+                    "steps_to_next_obs": "steps_to_next_obs", **TD_KEYS}
+    default_value_estimator = ValueEstimators.TD0
+    supported_value_estimators = (ValueEstimators.TD0,)
 
     def __init__(
         self,
@@ -109,13 +129,12 @@ class DistributionalDQNLoss(LossModule):
             )
         if not isinstance(gamma, (int, float)) or not 0.0 <= float(gamma) <= 1.0:
             raise ValueError(f"DistributionalDQNLoss: gamma must be a float in [0, 1], found {gamma!r}")
-        reduction = "mean" if reduction is None else reduction
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, found {reduction!r}")
+        reduction = check_reduction(reduction, "DistributionalDQNLoss")
         self.gamma = float(gamma)
         self.delay_value = bool(delay_value)
         self.reduction = reduction
         self.action_space = action_space_of(value_network)
+        self.var_nums = var_nums_of(value_network) if self.action_space == "mult_one_hot" else None
         self.register_buffer("support", support.detach().clone().float())
         self.register_network("value_network", value_network, create_target=self.delay_value)
 
@@ -130,6 +149,38 @@ class DistributionalDQNLoss(LossModule):
             )
         return logp
 
+    def make_value_estimator(self, value_type: Any = None, **hyperparams: Any
+                             ) -> DistributionalDQNLoss:
+        """Select the (only) target: ``ValueEstimators.TD0`` (or ``None``), the bootstrapped
+        distribution computed in :meth:`forward`; ``gamma=`` replaces the discount. Any
+        other estimator or hyperparameter raises ``NotImplementedError``. Returns ``self``."""
+        if isinstance(value_type, str):
+            value_type = ValueEstimators[value_type] if value_type in ValueEstimators.__members__ \
+                else ValueEstimators(value_type)
+        if value_type not in (None, ValueEstimators.TD0):
+            raise NotImplementedError(
+                f"DistributionalDQNLoss supports value estimators ['TD0'] (the projected "
+                f"one-step distribution), found {value_type!r}"
+            )
+        unknown = sorted(set(hyperparams) - {"gamma"})
+        if unknown:
+            raise NotImplementedError(
+                f"DistributionalDQNLoss: TD0 takes gamma only, found {unknown}"
+            )
+        if "gamma" in hyperparams:
+            gamma = hyperparams["gamma"]
+            if not isinstance(gamma, (int, float)) or not 0.0 <= float(gamma) <= 1.0:
+                raise ValueError(f"gamma must be a float in [0, 1], found {gamma!r}")
+            self.gamma = float(gamma)
+        self.value_type = ValueEstimators.TD0
+        return self
+
+    def _discount(self, td: TensorDictBase) -> float | Tensor:
+        steps = td.get(self._keys["steps_to_next_obs"], None)
+        if steps is None:
+            return self.gamma
+        return self.gamma ** steps.reshape(td.shape[0], 1).to(torch.get_default_dtype())
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the C51 loss; writes ``td_error`` (per-sample cross-entropy) into the input."""
         action = self._get(tensordict, "action")
@@ -137,17 +188,9 @@ class DistributionalDQNLoss(LossModule):
         td = tensordict.reshape(-1) if tensordict.batch_dims != 1 else tensordict
         action = td.get(self._keys["action"])
         logp = self._log_probs(td, self.network_params("value_network"))
-        index = action_to_index(action, td.batch_size, logp.shape[-1], self.action_space,
-                                "DistributionalDQNLoss")
-        n_atoms = self.support.numel()
-        logp_a = logp.gather(-1, index.view(-1, 1, 1).expand(-1, n_atoms, 1)).squeeze(-1)
         with torch.no_grad():
-            next_td = td.get("next")
             params = self.network_params("value_network", target=self.delay_value, detach=True)
-            next_p = self._log_probs(next_td, params).exp()
-            support = self.support.to(next_p)
-            best = (next_p * support.unsqueeze(-1)).sum(-2).argmax(-1)
-            next_p_a = next_p.gather(-1, best.view(-1, 1, 1).expand(-1, n_atoms, 1)).squeeze(-1)
+            next_p = self._log_probs(td.get("next"), params).exp()
             reward = td.get(self._next_key("reward"))
             term = td.get(self._next_key("terminated"), None)
             if term is None:
@@ -157,17 +200,40 @@ class DistributionalDQNLoss(LossModule):
                     "DistributionalDQNLoss: reward and terminated must have shape batch + [1], "
                     f"found {tuple(reward.shape)} and {tuple(term.shape)}"
                 )
-            target = project_distribution(next_p_a, support, reward.to(next_p),
-                                          self.gamma, (~term.bool()).to(next_p))
-        per_sample = -(target * logp_a).sum(-1)
+            gamma = self._discount(td)
+        if self.action_space == "mult_one_hot":
+            if action.shape != (td.shape[0], logp.shape[-1]):
+                raise ValueError(
+                    f"DistributionalDQNLoss: mult_one_hot action must have shape "
+                    f"{(td.shape[0], logp.shape[-1])}, found {tuple(action.shape)}"
+                )
+            branches = zip(logp.split(self.var_nums, -1), next_p.split(self.var_nums, -1),
+                           action.split(self.var_nums, -1))
+            per_sample = sum(
+                self._cross_entropy(lp, nxt, a.argmax(-1), reward, gamma, term)
+                for lp, nxt, a in branches
+            )
+        else:
+            index = action_to_index(action, td.batch_size, logp.shape[-1], self.action_space,
+                                    "DistributionalDQNLoss")
+            per_sample = self._cross_entropy(logp, next_p, index, reward, gamma, term)
         tensordict.set(self._keys["priority"],
                        per_sample.detach().reshape(tensordict.batch_size))
-        if self.reduction == "mean":
-            loss = per_sample.mean()
-        elif self.reduction == "sum":
-            loss = per_sample.sum()
-        else:
-            loss = per_sample.reshape(tensordict.batch_size)
+        loss = reduce_loss(per_sample, self.reduction)
         if self.reduction == "none":
+            loss = loss.reshape(tensordict.batch_size)
             return TensorDict({"loss": loss}, batch_size=loss.shape)
         return _output(loss=loss)
+
+    def _cross_entropy(self, logp: Tensor, next_p: Tensor, index: Tensor, reward: Tensor,
+                       gamma: float | Tensor, term: Tensor) -> Tensor:
+        """Per-sample ``-sum_i m_i log p_i(s, a)`` over actions ``[B, n_atoms, n]``."""
+        n_atoms = self.support.numel()
+        logp_a = logp.gather(-1, index.view(-1, 1, 1).expand(-1, n_atoms, 1)).squeeze(-1)
+        with torch.no_grad():
+            support = self.support.to(next_p)
+            best = (next_p * support.unsqueeze(-1)).sum(-2).argmax(-1)
+            next_p_a = next_p.gather(-1, best.view(-1, 1, 1).expand(-1, n_atoms, 1)).squeeze(-1)
+            target = project_distribution(next_p_a, support, reward.to(next_p),
+                                          gamma, (~term.bool()).to(next_p))
+        return -(target * logp_a).sum(-1)

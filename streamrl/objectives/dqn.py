@@ -11,12 +11,16 @@ from torch import Tensor, nn
 
 from streamrl.objectives._utils import (
     action_space_of,
-    action_to_index,
     check_action_space,
     check_loss_function,
+    check_reduction,
+    chosen_values,
     distance_loss,
+    greedy_values,
+    var_nums_of,
+    weighted_reduce,
 )
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DQNLoss"]
@@ -33,12 +37,28 @@ class DQNLoss(LossModule):
 
     ``action_space`` says how the input's action is laid out: ``"one_hot"`` (or
     ``"one-hot"``, or a ``OneHot`` spec) for ``[*batch, n_actions]`` vectors, ``"categorical"``
-    (or a ``Categorical`` spec) for indices ``[*batch]`` or ``[*batch, 1]``. When not given it
-    is taken from ``value_network`` when that is a :class:`~streamrl.modules.QValueActor`,
+    (or a ``Categorical`` spec) for indices ``[*batch]`` or ``[*batch, 1]``,
+    ``"mult_one_hot"`` (or a ``MultiOneHot`` spec) for one one-hot per component of a
+    :class:`~streamrl.modules.QValueActor` with ``var_nums``: ``Q(s, a)`` is then the sum of
+    the components' values and the bootstrap the sum of their maxima. When not given it is
+    taken from ``value_network`` when that is a :class:`~streamrl.modules.QValueActor`,
     else read from each action's shape and dtype.
 
+    ``reduction`` (``"mean"``, default, ``"sum"`` or ``"none"``: a loss with the batch
+    shape) reduces the per-sample loss, weighted by the prioritized-replay importance
+    weights ``priority_weight`` when ``use_prioritized_weights`` is True, or ``"auto"``
+    (default) and the input has them (the mean is then ``sum(w * l) / sum(w)``).
+
+    Keys (:meth:`set_keys`): ``action``, ``action_value``, ``priority`` (``"td_error"``),
+    ``priority_weight``, ``reward``, ``done``, ``terminated``, and for the value estimator
+    ``value`` (``"chosen_action_value"``: the bootstrap value is written at
+    ``("next", value)``), ``advantage`` and ``value_target``.
+
     Output: ``loss`` (the value to backpropagate), and the detached diagnostics
-    ``pred_value``, ``target_value`` and ``td_error``.
+    ``pred_value``, ``target_value`` and ``td_error``. Called with keyword tensors instead
+    of a tensordict (``observation=, next_observation=, action=, next_reward=, next_done=,
+    next_terminated=``: the input keys, nested parts joined with ``_``), the loss returns
+    the ``loss`` tensor only.
 
     >>> from tensordict import TensorDict
     >>> from streamrl.modules import QValueActor
@@ -51,14 +71,30 @@ class DQNLoss(LossModule):
     ...                           "done": torch.zeros(5, 1, dtype=torch.bool)}}, [5])
     >>> loss(td)["loss"].shape
     torch.Size([])
+    >>> loss(observation=td["observation"], action=td["action"],
+    ...      next_observation=td["next", "observation"], next_reward=td["next", "reward"],
+    ...      next_done=td["next", "done"]).shape
+    torch.Size([])
     """
 
     default_keys = {
         "action": "action",
         "action_value": "action_value",
+        "value": "chosen_action_value",
+        "advantage": "advantage",
+        "value_target": "value_target",
+        "priority_weight": "priority_weight",
         **TD_KEYS,
     }
+    _estimator_key_map = {
+        **LossModule._estimator_key_map,
+        "value": "value",
+        "advantage": "advantage",
+        "value_target": "value_target",
+    }
+    out_keys = ["loss"]
     default_value_estimator = ValueEstimators.TD0
+    supported_value_estimators = BOOTSTRAP_ESTIMATORS
 
     def __init__(
         self,
@@ -68,13 +104,23 @@ class DQNLoss(LossModule):
         delay_value: bool = True,
         double_dqn: bool = False,
         action_space: Any = None,
+        reduction: str | None = None,
+        use_prioritized_weights: str | bool = "auto",
     ) -> None:
         super().__init__()
         if not isinstance(value_network, nn.Module):
             raise TypeError(
                 f"DQNLoss: value_network must be an nn.Module, found {type(value_network).__name__}"
             )
-        action_space = check_action_space(action_space, "DQNLoss")
+        if use_prioritized_weights not in ("auto", True, False):
+            raise ValueError(
+                "DQNLoss: use_prioritized_weights must be 'auto', True or False, found "
+                f"{use_prioritized_weights!r}"
+            )
+        self.use_prioritized_weights = use_prioritized_weights
+        self.reduction = check_reduction(reduction, "DQNLoss")
+        self.var_nums = var_nums_of(value_network, action_space)
+        action_space = check_action_space(action_space, "DQNLoss", allow_mult=True)
         declared = action_space_of(value_network)
         if action_space is None:
             action_space = declared
@@ -82,6 +128,11 @@ class DQNLoss(LossModule):
             raise ValueError(
                 f"DQNLoss: action_space={action_space!r} but the value network's QValueActor "
                 f"uses {declared!r}"
+            )
+        if action_space == "mult_one_hot" and self.var_nums is None:
+            raise ValueError(
+                "DQNLoss: action_space='mult_one_hot' needs the component sizes: a MultiOneHot "
+                "action_space spec or a QValueActor built with var_nums / a MultiOneHot spec"
             )
         if double_dqn and not delay_value:
             raise ValueError("double_dqn=True needs delay_value=True (a separate target network)")
@@ -114,14 +165,12 @@ class DQNLoss(LossModule):
                 "value_network", target=self.delay_value, detach=True
             )
             next_values = self._action_values(next_td, target_params)
+            live = None
             if self.double_dqn:
                 live = self._action_values(
                     next_td, self.network_params("value_network", detach=True)
                 )
-                best = live.argmax(-1, keepdim=True)
-                next_value = next_values.gather(-1, best)
-            else:
-                next_value = next_values.max(-1, keepdim=True).values
+            next_value = greedy_values(next_values, self._components(), live)
             work = td.copy()
             reward = work.get(self._next_key("reward"))
             if reward.shape != next_value.shape:
@@ -129,18 +178,45 @@ class DQNLoss(LossModule):
                     f"DQNLoss: reward must have shape {tuple(next_value.shape)} (batch + [1]), "
                     f"found {tuple(reward.shape)}"
                 )
-            work.set(("next", "state_value"), next_value)
+            work.set(self._next_key("value"), next_value)
             return self.value_estimator.value_estimate(work)
+
+    def _components(self) -> list[int] | None:
+        return self.var_nums if self.action_space == "mult_one_hot" else None
+
+    def _estimator_value_key(self):
+        return self._keys["value"]
+
+    @property
+    def in_keys(self) -> list:
+        """The keys the loss reads: the network's inputs (now and under ``"next"``), the
+        action and the next reward and done flags."""
+        obs = self.network_in_keys("value_network")
+        nxt = [("next", *k) if isinstance(k, tuple) else ("next", k) for k in obs]
+        flags = [self._next_key(k) for k in ("reward", "done", "terminated")]
+        return [*obs, self._keys["action"], *nxt, *flags]
+
+    def _kwarg_in_keys(self) -> list:
+        return self.in_keys
+
+    def _kwarg_batch_size(self, td: TensorDictBase) -> torch.Size:
+        reward = td.get(self._next_key("reward"), None)
+        return torch.Size([]) if reward is None else reward.shape[:-1]
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the DQN loss; writes ``td_error`` into ``tensordict``."""
         action = self._get(tensordict, "action")
         batch = tensordict.batch_size
         values = self._action_values(tensordict, self.network_params("value_network"))
-        index = action_to_index(action, batch, values.shape[-1], self.action_space, "DQNLoss")
-        pred = values.gather(-1, index.unsqueeze(-1))
+        pred = chosen_values(values, action, batch, self.action_space, self.var_nums, "DQNLoss")
         target = self.target_value(tensordict)
-        loss = distance_loss(pred, target, self.loss_function).mean()
+        weight = None
+        if self.use_prioritized_weights is True:
+            weight = self._get(tensordict, "priority_weight")
+        elif self.use_prioritized_weights == "auto":
+            weight = tensordict.get(self._keys["priority_weight"], None)
+        loss = weighted_reduce(distance_loss(pred, target, self.loss_function).squeeze(-1),
+                               weight, self.reduction)
         pred_b, target_b = pred.detach().squeeze(-1), target.squeeze(-1)
         td_error = (pred_b - target_b).abs()
         tensordict.set(self._keys["priority"], td_error)

@@ -17,7 +17,7 @@ from streamrl.objectives._utils import (
     check_loss_function,
     distance_loss,
 )
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["QMixerLoss"]
@@ -38,7 +38,10 @@ class QMixerLoss(LossModule):
     other plain module (e.g. :class:`~streamrl.modules.VDNMixer`) ``local_value`` only. The
     target takes each agent's greedy next value and mixes it with the target parameters of
     both networks (``delay_value=True``). Reward, done and terminated are global (``[*B,
-    1]``). Output: ``loss``; ``td_error`` is written into the input.
+    1]``). The bootstrap goes through the value estimator (TD(0), TD(1) or TD(lambda), the
+    last two over the input's last batch dim as time), which reads the next global value at
+    ``("next", global_value)`` and shares the loss's ``advantage`` / ``value_target`` keys.
+    Output: ``loss``; ``td_error`` is written into the input.
 
     >>> from tensordict import TensorDict
     >>> from streamrl.modules import VDNMixer
@@ -60,10 +63,18 @@ class QMixerLoss(LossModule):
         "global_value": "chosen_action_value",
         "action": ("agents", "action"),
         "action_value": ("agents", "action_value"),
+        "advantage": "advantage",
+        "value_target": "value_target",
         **TD_KEYS,
     }
+    _estimator_key_map = {
+        **LossModule._estimator_key_map,
+        "global_value": "value",
+        "advantage": "advantage",
+        "value_target": "value_target",
+    }
     default_value_estimator = ValueEstimators.TD0
-    supported_value_estimators = (ValueEstimators.TD0,)
+    supported_value_estimators = BOOTSTRAP_ESTIMATORS
 
     def __init__(
         self,
@@ -124,6 +135,9 @@ class QMixerLoss(LossModule):
             )
         return value
 
+    def _estimator_value_key(self):
+        return self._keys["global_value"]
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the loss; writes ``td_error`` (``[*B]``) into ``tensordict``."""
         action = self._get(tensordict, "action")
@@ -147,7 +161,7 @@ class QMixerLoss(LossModule):
                     f"{tuple(next_global.shape)}, found {tuple(reward.shape)}"
                 )
             work = tensordict.copy()
-            work.set(("next", "state_value"), next_global)
+            work.set(self._next_key("global_value"), next_global)
             target = self.value_estimator.value_estimate(work)
         loss = distance_loss(pred, target, self.loss_function).mean()
         td_error = (pred.detach() - target).abs().squeeze(-1)

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import check_loss_function, distance_loss
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["SACLoss"]
@@ -61,6 +61,7 @@ class SACLoss(LossModule):
         **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
+    supported_value_estimators = BOOTSTRAP_ESTIMATORS
 
     def __init__(
         self,

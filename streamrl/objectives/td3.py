@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from streamrl.data.specs import Bounded, Composite
 from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import check_loss_function
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["TD3Loss"]
@@ -82,6 +82,7 @@ class TD3Loss(LossModule):
         **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
+    supported_value_estimators = BOOTSTRAP_ESTIMATORS
 
     def __init__(
         self,

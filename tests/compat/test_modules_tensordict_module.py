@@ -169,9 +169,59 @@ def test_qvalue_modules_take_var_nums_none_and_safe():
                                       action_space="one_hot")
     td = actor(TensorDict({"obs": torch.randn(4, 3)}, [4]))
     assert td["action"].shape == (4, 2)
-    with pytest.raises(ValueError, match="mult-one-hot"):
+    with pytest.raises(ValueError, match="only for action_space='mult_one_hot'"):
         QValueModule(action_space="one_hot", var_nums=3)
-    with pytest.raises(ValueError, match="mult-one-hot"):
+    with pytest.raises(ValueError, match="only for action_space='mult_one_hot'"):
         DistributionalQValueActor(nn.Linear(3, 6), support, var_nums=2, action_space="one_hot")
+    # "mult-one-hot": one greedy one-hot per component of sizes var_nums
+    module = QValueModule(action_space="mult-one-hot", var_nums=[2, 3])
+    td = module(TensorDict({"action_value": torch.tensor([[1.0, 2.0, 5.0, 3.0, 4.0]])}, [1]))
+    assert td["action"].tolist() == [[0, 1, 1, 0, 0]]
+    assert td["chosen_action_value"].tolist() == [[7.0]]
+    net = nn.Sequential(nn.Linear(3, 12), nn.Unflatten(-1, (3, 4)))
+    actor = DistributionalQValueActor(net, support, in_keys=["obs"], var_nums=[2, 2],
+                                      action_space="mult_one_hot")
+    td = actor(TensorDict({"obs": torch.randn(5, 3)}, [5]))
+    assert (td["action"].reshape(5, 2, 2).sum(-1) == 1).all()
     with pytest.raises(TypeError, match="safe must be a bool"):
         QValueActor(nn.Linear(3, 2), action_space="one_hot", safe="yes")
+
+
+def test_tensordict_compatibility_helpers():
+    from streamrl.data import Bounded
+    from streamrl.modules import SafeModule
+    from streamrl.modules.tensordict_module.common import (
+        ensure_tensordict_compatible,
+        is_tensordict_compatible,
+    )
+
+    class Keyed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.in_keys, self.out_keys = ["x"], ["y"]
+
+        def forward(self, tensordict):
+            return tensordict
+
+    class TwoInputs(Keyed):
+        def forward(self, a, b):
+            return a
+
+    assert not is_tensordict_compatible(nn.Linear(2, 2))
+    assert is_tensordict_compatible(Keyed())
+    with pytest.raises(TypeError, match="takes 2 inputs"):
+        is_tensordict_compatible(TwoInputs())
+    module = SafeModule(nn.Linear(2, 2), in_keys=["x"], out_keys=["y"])
+    assert ensure_tensordict_compatible(module, in_keys=["x"]) is module
+    with pytest.raises(TypeError, match="differ"):
+        ensure_tensordict_compatible(module, out_keys=["z"])
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        ensure_tensordict_compatible(object())
+    with pytest.raises(TypeError, match="give in_keys and out_keys"):
+        ensure_tensordict_compatible(nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="takes 1 inputs but in_keys has 2"):
+        ensure_tensordict_compatible(nn.Linear(2, 2), in_keys=["a", "b"], out_keys=["y"])
+    safe = ensure_tensordict_compatible(nn.Linear(2, 2), in_keys=["x"], out_keys=["y"], safe=True,
+                                        spec=Bounded(-0.1, 0.1, (2,)))
+    td = safe(TensorDict({"x": torch.full((3, 2), 100.0)}, [3]))
+    assert isinstance(safe, SafeModule) and td["y"].abs().max() <= 0.1

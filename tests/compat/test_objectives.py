@@ -25,6 +25,7 @@ from streamrl.modules import (
     VDNMixer,
 )
 from streamrl.objectives import (
+    BCLoss,
     CrossQLoss,
     DistributionalDQNLoss,
     DQNLoss,
@@ -37,6 +38,7 @@ from streamrl.objectives import (
     ValueEstimators,
 )
 from streamrl.objectives.value import VTrace
+from streamrl.objectives.value.advantages import MultiAgentGAE
 from streamrl.objectives.value.functional import vtrace_advantage_estimate
 
 N_OBS, N_ACT = 3, 4
@@ -256,3 +258,53 @@ def test_step_mdp_from_objectives_utils():
     td = TensorDict({"observation": torch.zeros(2), "action": torch.ones(1),
                      "next": {"observation": torch.ones(2), "reward": torch.ones(1)}}, [])
     assert sorted(from_objectives(td).keys()) == ["observation"]
+
+
+def test_bc_loss_documented_constructor():
+    from streamrl.objectives.bc import BCLoss as FromPath
+
+    assert FromPath is BCLoss
+    d = _defaults(BCLoss)
+    assert (d["loss_function"], d["reduction"]) == (None, None)
+    actor = TensorDictModule(nn.Linear(N_OBS, N_ACT), ["observation"], ["action"])
+    loss = BCLoss(actor, loss_function="l1", reduction="sum")
+    data = TensorDict({"observation": torch.randn(5, N_OBS), "action": torch.randn(5, N_ACT)}, [5])
+    assert loss(data)["loss_bc"].shape == ()
+    assert loss.in_keys == ["observation", "action"] and loss.out_keys == ["loss_bc"]
+    loss.set_keys(pad_mask="is_pad")
+    data["is_pad"] = torch.zeros(5, dtype=torch.bool)
+    loss(observation=data["observation"], action=data["action"], is_pad=data["is_pad"]).backward()
+    likelihood = BCLoss(_actor())
+    assert likelihood(TensorDict({"observation": torch.randn(5, N_OBS),
+                                  "action": torch.rand(5, N_ACT) * 2 - 1}, [5]))["loss_bc"].isfinite()
+
+
+def test_multiagent_gae_and_magae():
+    assert _defaults(MultiAgentGAE)["agent_dim"] == -2
+    value = TensorDictModule(nn.Linear(N_OBS, 1), ["observation"], ["state_value"])
+    est = MultiAgentGAE(gamma=0.9, lmbda=0.95, value_network=value)
+    td = TensorDict({"observation": torch.randn(4, 2, N_OBS),
+                     "next": {"observation": torch.randn(4, 2, N_OBS), "reward": torch.randn(4, 1),
+                              "done": torch.zeros(4, 1, dtype=torch.bool)}}, [4])
+    assert est(td)["advantage"].shape == (4, 2, 1)
+    ppo = PPOLoss(_actor(), TensorDictModule(nn.Linear(N_OBS, 1), ["observation"],
+                                             ["state_value"]))
+    ppo.make_value_estimator(ValueEstimators.MAGAE)
+    assert isinstance(ppo.value_estimator, MultiAgentGAE)
+
+
+def test_dqn_losses_documented_arguments():
+    d = _defaults(DQNLoss)
+    assert (d["loss_function"], d["delay_value"], d["double_dqn"], d["action_space"],
+            d["reduction"]) == ("l2", True, False, None, None)
+    loss = DQNLoss(QValueActor(nn.Linear(N_OBS, 4), action_space="categorical"), reduction="none")
+    td = TensorDict({"observation": torch.randn(3, N_OBS), "action": torch.tensor([0, 1, 3]),
+                     "next": {"observation": torch.randn(3, N_OBS), "reward": torch.randn(3, 1),
+                              "done": torch.zeros(3, 1, dtype=torch.bool)}}, [3])
+    assert loss(td)["loss"].shape == (3,)
+    for name in ("GAE", "MAGAE", "VTrace"):
+        with pytest.raises(NotImplementedError):
+            loss.make_value_estimator(getattr(ValueEstimators, name))
+    loss.reset_parameters_recursive()
+    assert loss.target_value_network_params is not None
+    assert _defaults(DistributionalDQNLoss)["reduction"] is None

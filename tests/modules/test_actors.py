@@ -8,7 +8,7 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 
-from streamrl.data.specs import Bounded, Categorical, Composite, OneHot, Unbounded
+from streamrl.data.specs import Bounded, Categorical, Composite, MultiOneHot, OneHot, Unbounded
 from streamrl.modules import (
     MLP,
     Actor,
@@ -59,7 +59,7 @@ class TestSafeModule:
         assert module.spec["action"] is spec["action"]
 
     def test_bad_specs(self):
-        with pytest.raises(ValueError, match="needs a spec"):
+        with pytest.raises(RuntimeError, match="specs are not specified"):
             SafeModule(nn.Linear(2, 2), in_keys=["a"], out_keys=["b"], safe=True)
         with pytest.raises(ValueError, match=r"\['other'\].*out_keys"):
             SafeModule(nn.Linear(2, 2), in_keys=["a"], out_keys=["b"],
@@ -165,12 +165,31 @@ class TestQValue:
         torch.testing.assert_close(td["chosen_action_value"],
                                    td["action_value"].max(-1, keepdim=True).values)
 
+    def test_mult_one_hot_from_spec_with_mask(self):
+        module = QValueModule(spec=MultiOneHot([2, 3]), action_mask_key="mask")
+        assert (module.action_space, module.var_nums) == ("mult_one_hot", [2, 3])
+        td = TensorDict({"action_value": torch.tensor([[1.0, 2.0, 9.0, 3.0, 4.0]]),
+                         "mask": torch.tensor([[True, True, False, True, True]])}, [1])
+        module(td)
+        assert td["action"].tolist() == [[False, True, False, False, True]]  # spec dtype bool
+        assert td["chosen_action_value"].tolist() == [[6.0]]  # 2 + 4
+        actor = QValueActor(nn.Linear(4, 5), spec=MultiOneHot([2, 3]))
+        out = actor(TensorDict({"observation": torch.randn(6, 4)}, [6]))
+        assert MultiOneHot([2, 3]).is_in(out["action"])
+        with pytest.raises(ValueError, match="sums to 5"):
+            module(TensorDict({"action_value": torch.zeros(1, 4),
+                               "mask": torch.ones(1, 4, dtype=torch.bool)}, [1]))
+        with pytest.raises(ValueError, match="needs var_nums"):
+            QValueModule(action_space="mult-one-hot")
+        with pytest.raises(ValueError, match="does not match the spec's nvec"):
+            QValueModule(spec=MultiOneHot([2, 3]), var_nums=[3, 2])
+
     def test_errors(self):
         with pytest.raises(ValueError, match="action_space"):
             QValueModule(action_space="binary")
         with pytest.raises(ValueError, match="does not match"):
             QValueModule(action_space="one_hot", spec=Categorical(3))
-        with pytest.raises(ValueError, match="OneHot or Categorical"):
+        with pytest.raises(ValueError, match="OneHot, Categorical or MultiOneHot"):
             QValueModule(spec=Bounded(-1.0, 1.0, shape=(2,)))
         module = QValueModule(action_mask_key="mask")
         td = TensorDict({"action_value": torch.zeros(2, 3), "mask": torch.ones(2, 4, dtype=bool)},

@@ -208,3 +208,21 @@ def test_egreedy_on_unbatched_input():
         assert td["action"].shape == ()
         seen.add(int(td["action"]))
     assert seen == {0, 1}
+
+
+def test_exploration_modules_keep_a_composite_spec():
+    from streamrl.data.specs import Bounded, Composite, OneHot
+    from streamrl.modules import (
+        AdditiveGaussianModule,
+        EGreedyModule,
+        OrnsteinUhlenbeckProcessModule,
+    )
+
+    leaf = Bounded(-1.0, 1.0, shape=(2,))
+    for cls in (AdditiveGaussianModule, OrnsteinUhlenbeckProcessModule):
+        module = cls(leaf)
+        assert module.spec == Composite(action=leaf) and module.action_spec == leaf
+    given = Composite(agents=Composite(action=leaf))
+    module = AdditiveGaussianModule(given, action_key=("agents", "action"))
+    assert module.spec == given and module.action_spec == leaf
+    assert EGreedyModule(OneHot(3)).spec == Composite(action=OneHot(3))

@@ -9,6 +9,7 @@ from torch import nn
 
 from streamrl.modules import (
     MLP,
+    Conv3dNet,
     ConvNet,
     DuelingCnnDQNet,
     DuelingHead,
@@ -112,13 +113,38 @@ class TestConvNet:
         assert squeezed(torch.randn(4, 1, 3, 3)).shape == (4, 2)
 
     def test_errors(self):
-        with pytest.raises(ValueError, match="kernel_sizes"):
+        with pytest.raises(ValueError, match="depth=1 and num_cells=2 length conflict"):
             ConvNet(num_cells=[4, 4], kernel_sizes=[3])
         cnn = ConvNet(in_features=3, num_cells=[4])
         with pytest.raises(ValueError, match="3 input channels"):
             cnn(torch.randn(2, 1, 8, 8))
-        with pytest.raises(ValueError, match=r"\[\*batch, C, H, W\]"):
+        with pytest.raises(ValueError, match=r"at least 3 dimensions \[\*batch, C, H, W\]"):
             cnn(torch.randn(8, 8))
+
+    @pytest.mark.parametrize("cls", [ConvNet, Conv3dNet])
+    def test_depth_from_the_list_arguments(self, cls):
+        def convs(net):
+            return [m for m in net if isinstance(m, (nn.Conv2d, nn.Conv3d))]
+
+        assert len(convs(cls(in_features=2))) == 3
+        assert [c.out_channels for c in convs(cls(in_features=2, depth=2))] == [32, 32]
+        net = cls(in_features=2, num_cells=8, strides=[1, 2])
+        assert [c.stride[0] for c in convs(net)] == [1, 2]
+        assert [c.out_channels for c in convs(net)] == [8, 8]
+        with pytest.raises(ValueError, match="Null depth"):
+            cls(in_features=2, num_cells=8, depth=0)
+        with pytest.raises(ValueError, match="depth=None requires one of"):
+            cls(in_features=2, num_cells=8)
+        with pytest.raises(ValueError, match="depth=2 and num_cells=1 length conflict"):
+            cls(in_features=2, num_cells=[8], kernel_sizes=[3, 3])
+        with pytest.raises(ValueError, match="depth=3 and paddings=2 length conflict"):
+            cls(in_features=2, num_cells=8, depth=3, paddings=[0, 1])
+
+    def test_conv3d_needs_four_dims(self):
+        net = Conv3dNet(in_features=3, num_cells=[4])
+        assert net(torch.randn(3, 5, 5, 5)).shape == (4 * 3 * 3 * 3,)
+        with pytest.raises(ValueError, match="at least 4 dimensions"):
+            net(torch.randn(3, 16, 16))
 
 
 def test_squash_dims_and_squeeze():
@@ -306,6 +332,28 @@ def test_mlp_norm_layers(norm_class, norm_kwargs):
     for m in norms:
         size = getattr(m, "num_features", None) or m.normalized_shape[0]
         assert size == 16
+
+
+def test_mlp_activation_factory_may_return_a_plain_callable():
+    def shifted(shift):
+        return lambda x: x + shift
+
+    net = MLP(in_features=2, out_features=2, num_cells=[2, 2], activation_class=shifted,
+              activation_kwargs=[{"shift": 1.0}, {"shift": 2.0}], layer_kwargs={"bias": False})
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            nn.init.eye_(layer.weight)
+    assert net(torch.zeros(2)).tolist() == [3.0, 3.0]
+
+
+def test_mlp_layer_kwargs_bias_wins_over_the_default():
+    def layer(*args, **kwargs):  # a factory, not a class
+        return nn.Linear(*args, **kwargs)
+
+    net = MLP(in_features=3, out_features=2, num_cells=[4], layer_class=layer,
+              layer_kwargs=[{"bias": False}, {"bias": True}], bias_last_layer=False)
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    assert [m.bias is None for m in linears] == [True, False]
 
 
 def test_recurrent_sequence_mode_keeps_collected_next_states():

@@ -88,7 +88,7 @@ class TestSafeProbabilisticModule:
         td = TensorDict({"loc": torch.zeros(4, 2), "scale": torch.ones(4, 2)}, [4])
         with pytest.raises(ValueError, match="spec's shape"):
             head(td)
-        with pytest.raises(ValueError, match="safe=True"):
+        with pytest.raises(RuntimeError, match="safe=True"):
             _head(safe=True)
         with pytest.raises(ValueError, match="out_keys"):
             _head(spec=Composite(other=Unbounded(2)))
@@ -107,3 +107,23 @@ class TestSafeProbabilisticModule:
             SafeProbabilisticTensorDictSequential(net)
         with pytest.raises(TypeError, match="nothing"):
             SafeProbabilisticTensorDictSequential()
+
+
+def test_spec_for_the_unwritten_underscore_key_warns_and_is_ignored():
+    from streamrl import StreamRLWarning
+    from streamrl.modules import SafeModule
+
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(5, 4), nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.a(x), self.b(x)
+
+    spec = Composite({"_": Unbounded((4,)), "out_2": Bounded(-0.1, 0.1, (3,))})
+    with pytest.warns(StreamRLWarning, match='got a spec with key "_"'):
+        module = SafeModule(TwoHeads(), in_keys=["input"], out_keys=["_", "out_2"], spec=spec,
+                            safe=True)
+    td = module(TensorDict({"input": torch.randn(2, 5) * 100}, [2]))
+    assert "_" not in td.keys() and td["out_2"].abs().max() <= 0.1

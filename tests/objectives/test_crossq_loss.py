@@ -88,5 +88,5 @@ def test_bad_arguments():
         CrossQLoss(actor, qvalue, loss_function="huber")
     with pytest.raises(TypeError, match="target_entropy"):
         CrossQLoss(actor, qvalue, target_entropy="max")
-    with pytest.raises(ValueError, match="TD0"):
+    with pytest.raises(NotImplementedError, match="TD0"):
         CrossQLoss(actor, qvalue).make_value_estimator("TDLambda")

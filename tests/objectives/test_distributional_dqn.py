@@ -107,7 +107,11 @@ def test_gradients_and_target_parameters():
 
 def test_no_delay_value_has_no_target():
     loss = DistributionalDQNLoss(_fixed_actor(), gamma=0.5, delay_value=False)
-    assert not hasattr(loss, "target_value_network_params")
+    assert "value_network" not in loss.target_network_names
+    # without a target copy, target_value_network_params is a detached view of the live ones
+    live, target = loss.value_network_params, loss.target_value_network_params
+    for key, value in live.items(True, True):
+        assert target[key].data_ptr() == value.data_ptr() and not target[key].requires_grad
     assert loss(_batch())["loss"].isfinite()
 
 

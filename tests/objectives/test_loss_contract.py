@@ -23,9 +23,11 @@ from tensordict.nn import (
 from torch import nn
 from torch.distributions import Categorical, Normal
 
+from streamrl.data import MultiOneHot
 from streamrl.modules import DistributionalQValueActor, QMixer, QValueActor, VDNMixer
 from streamrl.objectives import (
     A2CLoss,
+    BCLoss,
     ClipPPOLoss,
     CrossQLoss,
     DDPGLoss,
@@ -56,6 +58,7 @@ class Case:
     # parameter must get no gradient from that term
     routes: dict[str, set[str]] = field(default_factory=dict)
     action_key: str | tuple[str, ...] = "action"
+    reads_reward: bool = True  # behaviour cloning reads no reward
 
 
 class _Concat(nn.Module):
@@ -157,6 +160,12 @@ def _on_policy(cls, **kwargs):
 
 
 CASES: dict[str, Case] = {
+    "BCLoss": Case(
+        _seeded(lambda: BCLoss(TensorDictModule(nn.Linear(OBS, ACT), ["observation"], ["action"]))),
+        _continuous, {"loss_bc"}, {"loss_bc": {"actor_network_params"}}, reads_reward=False),
+    "BCLoss-likelihood": Case(
+        _seeded(lambda: BCLoss(_gaussian_actor())), _continuous, {"loss_bc"},
+        {"loss_bc": {"actor_network_params"}}, reads_reward=False),
     "DQNLoss": Case(
         _seeded(lambda: DQNLoss(QValueActor(nn.Linear(OBS, N_ACTIONS), action_space="categorical"))),
         _discrete, {"loss", "pred_value", "target_value", "td_error"},
@@ -167,6 +176,18 @@ CASES: dict[str, Case] = {
         lambda: _transitions(torch.eye(N_ACTIONS, dtype=torch.long)[torch.tensor([0, 1, 2, 3, 1, 0])]),
         {"loss", "pred_value", "target_value", "td_error"},
         {"loss": {"value_network_params"}}),
+    "DQNLoss-mult_one_hot": Case(
+        _seeded(lambda: DQNLoss(QValueActor(nn.Linear(OBS, N_ACTIONS), spec=MultiOneHot([2, 2])))),
+        lambda: _transitions(torch.tensor([[1, 0, 0, 1], [0, 1, 0, 1], [1, 0, 1, 0]] * 2)),
+        {"loss", "pred_value", "target_value", "td_error"},
+        {"loss": {"value_network_params"}}),
+    "DistributionalDQNLoss-mult_one_hot": Case(
+        _seeded(lambda: DistributionalDQNLoss(DistributionalQValueActor(
+            nn.Sequential(nn.Linear(OBS, 5 * N_ACTIONS), nn.Unflatten(-1, (5, N_ACTIONS))),
+            support=torch.linspace(-2, 2, 5), var_nums=[2, 2], action_space="mult_one_hot"),
+            gamma=0.9)),
+        lambda: _transitions(torch.tensor([[1, 0, 0, 1], [0, 1, 0, 1], [1, 0, 1, 0]] * 2)),
+        {"loss"}, {"loss": {"value_network_params"}}),
     "DistributionalDQNLoss": Case(
         _seeded(lambda: DistributionalDQNLoss(DistributionalQValueActor(
             nn.Sequential(nn.Linear(OBS, 5 * N_ACTIONS), nn.Unflatten(-1, (5, N_ACTIONS))),
@@ -327,7 +348,7 @@ def test_missing_action_raises_key_error(name):
         loss(case.data().exclude(case.action_key))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if CASES[n].reads_reward])
 def test_missing_reward_raises_key_error(name):
     case = CASES[name]
     loss = case.build()

@@ -123,3 +123,37 @@ def test_loss_bad_input():
     wrong_agents = QMixerLoss(local, VDNMixer(3), action_space="categorical")
     with pytest.raises(ValueError, match="n_agents"):
         wrong_agents(_data())
+
+
+@pytest.mark.parametrize("value_type", ["TD0", "TD1", "TDLambda"])
+def test_bootstrap_estimators_by_hand(value_type):
+    from streamrl.objectives import ValueEstimators
+
+    net = nn.Linear(4, 3)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.fill_(1.5)  # every action of every agent is worth 1.5: mixed (VDN) 3.0
+    local = TensorDictModule(net, [("agents", "observation")], [("agents", "action_value")])
+    loss = QMixerLoss(local, VDNMixer(n_agents=2), action_space="categorical", delay_value=False)
+    loss.set_keys(advantage="adv")
+    kwargs = {"gamma": 0.5} if value_type != "TDLambda" else {"gamma": 0.5, "lmbda": 0.5}
+    loss.make_value_estimator(getattr(ValueEstimators, value_type), **kwargs)
+    assert loss.value_estimator.tensor_keys.value == "chosen_action_value"
+    assert loss.value_estimator.tensor_keys.advantage == "adv"
+    done = torch.tensor([[False], [False], [True]])
+    td = TensorDict({
+        "agents": TensorDict({"observation": torch.randn(3, 2, 4),
+                              "action": torch.zeros(3, 2, dtype=torch.long)}, [3, 2]),
+        "next": {"agents": TensorDict({"observation": torch.randn(3, 2, 4)}, [3, 2]),
+                 "reward": torch.tensor([[1.0], [2.0], [4.0]]), "done": done,
+                 "terminated": done.clone()},
+    }, [3])
+    loss(td)
+    # pred is 3.0 everywhere; the bootstrap value of a non-terminal next step is 3.0
+    td0 = torch.tensor([1.0 + 0.5 * 3.0, 2.0 + 0.5 * 3.0, 4.0])
+    td1 = torch.tensor([1.0 + 0.5 * (2.0 + 0.5 * 4.0), 2.0 + 0.5 * 4.0, 4.0])
+    lam = torch.tensor([0.0, 2.0 + 0.5 * 4.0, 4.0])  # G(1) mixes 0.5 * TD0 + 0.5 * TD1
+    lam[1] = 0.5 * td0[1] + 0.5 * td1[1]
+    lam[0] = 1.0 + 0.5 * (0.5 * 3.0 + 0.5 * lam[1])
+    target = {"TD0": td0, "TD1": td1, "TDLambda": lam}[value_type]
+    torch.testing.assert_close(td["td_error"], (3.0 - target).abs())

@@ -55,7 +55,11 @@ def test_target_uses_a_random_subset():
         torch.manual_seed(seed)
         seen.add(round(float(loss(td.clone())["target_value"]), 5))
     assert len(seen) > 1  # different subsets give different targets
-    assert not hasattr(loss, "target_qvalue_network_params")
+    assert "qvalue_network" not in loss.target_network_names
+    # without a target copy, target_qvalue_network_params is a detached view of the live ones
+    live, target = loss.qvalue_network_params, loss.target_qvalue_network_params
+    for key, value in live.items(True, True):
+        assert target[key].data_ptr() == value.data_ptr() and not target[key].requires_grad
 
 
 def test_defaults_and_alpha_clamp():

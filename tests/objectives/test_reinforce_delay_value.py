@@ -73,7 +73,11 @@ def test_default_has_no_target_and_live_critic_is_used():
     actor, critic_net, critic = _nets()
     loss = ReinforceLoss(actor, critic)
     assert loss.delay_value is False
-    assert not hasattr(loss, "target_critic_network_params")
+    assert "critic_network" not in loss.target_network_names
+    # without a target copy, target_critic_network_params is a detached view of the live ones
+    live, target = loss.critic_network_params, loss.target_critic_network_params
+    for key, value in live.items(True, True):
+        assert target[key].data_ptr() == value.data_ptr() and not target[key].requires_grad
     loss.make_value_estimator(gamma=0.9)
     td = _rollout()
     loss(td)

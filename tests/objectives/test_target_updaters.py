@@ -138,7 +138,7 @@ def test_loss_module_base_api():
 
     d = TD0Only(TensorDictModule(nn.Linear(3, 1), ["observation"], ["action"]),
                 TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_action_value"]))
-    with pytest.raises(ValueError, match="supports"):
+    with pytest.raises(NotImplementedError, match="supports"):
         d.make_value_estimator(ValueEstimators.GAE)
     with pytest.raises(NotImplementedError):
         LossModule()(TensorDict({}, []))

@@ -13,7 +13,7 @@ from tensordict.nn import (
 from torch import nn
 from torch.distributions import Normal
 
-from streamrl.data import Bounded, Categorical, Composite, MultiOneHot, OneHot
+from streamrl.data import Bounded, Categorical, Composite, OneHot
 from streamrl.modules import QValueActor
 from streamrl.objectives import (
     A2CLoss,
@@ -170,8 +170,8 @@ def test_dqn_same_loss_for_both_encodings():
 
 
 @pytest.mark.parametrize("space, match", [
-    ("mult_one_hot", "not supported"), ("binary", "not supported"), ("box", "action_space"),
-    (MultiOneHot([2, 2]), "OneHot or Categorical"),
+    ("mult_one_hot", "needs the component sizes"), ("binary", "not supported"),
+    ("box", "action_space"), (Bounded(-1.0, 1.0, shape=(2,)), "OneHot or Categorical"),
 ])
 def test_dqn_rejects_action_spaces_it_cannot_read(space, match):
     with pytest.raises(ValueError, match=match):

@@ -96,5 +96,5 @@ def test_bad_critic_and_estimator():
     scalar = TQCLoss(_actor(), qvalue(_Scalar()), num_qvalue_nets=1)
     with pytest.raises(ValueError, match="n_quantiles"):
         scalar(_batch())
-    with pytest.raises(ValueError, match="TD0"):
+    with pytest.raises(NotImplementedError, match="TD0"):
         TQCLoss(_actor(), _critic()).make_value_estimator(ValueEstimators.TDLambda)

@@ -8,6 +8,7 @@ from torch import nn
 
 from streamrl.objectives.value import (
     GAE,
+    MultiAgentGAE,
     TD0Estimator,
     TD1Estimator,
     TDLambdaEstimator,
@@ -290,6 +291,7 @@ def test_estimator_needs_time_dim():
 def test_make_estimator():
     assert isinstance(make_estimator(ValueEstimators.GAE, gamma=0.9, lmbda=0.9), GAE)
     assert isinstance(make_estimator("TD0", gamma=0.9), TD0Estimator)
+    assert isinstance(make_estimator("MAGAE", gamma=0.9, lmbda=0.9), MultiAgentGAE)
     assert isinstance(make_estimator("TD(lambda)", gamma=0.9, lmbda=0.5), TDLambdaEstimator)
     with pytest.raises(ValueError, match="lmbda"):
         make_estimator(ValueEstimators.GAE, gamma=0.9)
@@ -323,3 +325,36 @@ def test_differentiable_estimator_sends_gradients_to_the_critic(batch):
     GAE(gamma=0.9, lmbda=0.8, value_network=critic, differentiable=True)(td)
     td["value_target"].sum().backward()
     assert critic.module.weight.grad is not None
+
+
+def test_multiagent_gae_broadcasts_team_signals_by_hand():
+    # 2 steps, 2 agents, gamma=0.5, lmbda=0.5; the episode ends (terminates) at step 1
+    values = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).unsqueeze(-1)
+    next_values = torch.tensor([[3.0, 4.0], [9.0, 9.0]]).unsqueeze(-1)
+    td = TensorDict({"state_value": values, "next": {
+        "reward": torch.tensor([[1.0], [2.0]]), "state_value": next_values,
+        "done": torch.tensor([[False], [True]])}}, [2])
+    MultiAgentGAE(gamma=0.5, lmbda=0.5)(td)
+    # step 1: delta = 2 - V(s1) (no bootstrap) = [-1, -2]
+    # step 0: delta = 1 + 0.5 * V(s1) - V(s0) = [1.5, 1.0]; A0 = delta + 0.25 * A1
+    expected = torch.tensor([[1.5 - 0.25, 1.0 - 0.5], [-1.0, -2.0]]).unsqueeze(-1)
+    torch.testing.assert_close(td["advantage"], expected)
+    torch.testing.assert_close(td["value_target"], expected + values)
+
+
+def test_multiagent_gae_per_agent_rewards_and_bad_shapes():
+    values = torch.zeros(3, 2, 1)
+    per_agent = TensorDict({"state_value": values, "next": {
+        "reward": torch.ones(3, 2, 1), "done": torch.zeros(3, 2, 1, dtype=torch.bool),
+        "state_value": values}}, [3])
+    team = per_agent.clone()
+    team["next", "reward"] = torch.ones(3, 1)
+    team["next", "done"] = torch.zeros(3, 1, dtype=torch.bool)
+    est = MultiAgentGAE(gamma=0.9, lmbda=0.9)
+    torch.testing.assert_close(est(per_agent)["advantage"], est(team)["advantage"])
+    bad = team.clone()
+    bad["next", "reward"] = torch.ones(3)
+    with pytest.raises(ValueError, match="without the agent dim"):
+        est(bad)
+    with pytest.raises(TypeError, match="agent_dim"):
+        MultiAgentGAE(gamma=0.9, lmbda=0.9, agent_dim=1.5)

@@ -143,5 +143,5 @@ def test_a2c_with_vtrace_and_dqn_refuses_it():
     assert net.weight.grad is not None
     dqn = DQNLoss(TensorDictModule(nn.Linear(3, 4), ["observation"], ["action_value"]),
                   action_space="categorical")
-    with pytest.raises(ValueError, match="actor_network"):
+    with pytest.raises(NotImplementedError, match="supports value estimators"):
         dqn.make_value_estimator(ValueEstimators.VTrace)

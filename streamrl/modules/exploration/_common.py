@@ -32,6 +32,14 @@ def leaf_spec(spec: Any, action_key: Any, owner: str, required: bool = True) -> 
     return spec
 
 
+def composite_spec(spec: Any, leaf: TensorSpec | None, action_key: Any) -> Composite | None:
+    """The spec an exploration module exposes as ``.spec`` (TorchRL's): the ``Composite`` it
+    was given, or the leaf spec under ``action_key``."""
+    if leaf is None or isinstance(spec, Composite):
+        return spec
+    return Composite({unravel_key(action_key): leaf}, shape=())
+
+
 def check_annealing(init: float, end: float, steps: int, owner: str) -> None:
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"{owner}: annealing_num_steps must be a positive int, got {steps!r}")

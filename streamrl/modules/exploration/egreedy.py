@@ -15,6 +15,7 @@ from streamrl.data.specs import Categorical as CategoricalSpec
 from streamrl.modules.exploration._common import (
     Annealed,
     check_annealing,
+    composite_spec,
     exploring,
     leaf_spec,
 )
@@ -34,6 +35,9 @@ class EGreedyModule(TensorDictModuleBase):
     Random actions follow the spec: one-hot vectors for ``OneHot``, indices for
     ``Categorical``, uniform values for ``Bounded``. With ``action_mask_key`` only allowed
     actions are drawn.
+
+    ``spec`` is kept as a ``Composite`` (the one given, or the action spec under
+    ``action_key``), as in TorchRL; ``action_spec`` is the action's own spec.
 
     >>> from tensordict import TensorDict
     >>> from streamrl.data.specs import Categorical
@@ -59,13 +63,14 @@ class EGreedyModule(TensorDictModuleBase):
         check_annealing(eps_init, eps_end, annealing_num_steps, "EGreedyModule")
         if eps_init > 1 or eps_end > 1:
             raise ValueError(f"eps must be in [0, 1], got eps_init={eps_init} eps_end={eps_end}")
-        self.spec = leaf_spec(spec, action_key, "EGreedyModule")
-        if not isinstance(self.spec, (OneHot, CategoricalSpec, Bounded)):
+        self.action_spec = leaf_spec(spec, action_key, "EGreedyModule")
+        self.spec = composite_spec(spec, self.action_spec, action_key)
+        if not isinstance(self.action_spec, (OneHot, CategoricalSpec, Bounded)):
             raise TypeError(
                 "EGreedyModule supports OneHot, Categorical and Bounded specs, got "
-                f"{type(self.spec).__name__}"
+                f"{type(self.action_spec).__name__}"
             )
-        if action_mask_key is not None and isinstance(self.spec, Bounded):
+        if action_mask_key is not None and isinstance(self.action_spec, Bounded):
             raise ValueError("action masks need a OneHot or Categorical spec")
         self.action_key = unravel_key(action_key)
         self.action_mask_key = None if action_mask_key is None else unravel_key(action_mask_key)
@@ -85,7 +90,7 @@ class EGreedyModule(TensorDictModuleBase):
         self._eps.step(frames)
 
     def _random_action(self, action: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        spec = self.spec
+        spec = self.action_spec
         if isinstance(spec, Bounded):
             low, high = spec.low.to(action.device), spec.high.to(action.device)
             return (low + (high - low) * torch.rand_like(action, dtype=low.dtype)).to(action.dtype)

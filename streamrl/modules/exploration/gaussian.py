@@ -13,6 +13,7 @@ from streamrl.modules._spec_utils import check_shape
 from streamrl.modules.exploration._common import (
     Annealed,
     check_annealing,
+    composite_spec,
     exploring,
     leaf_spec,
 )
@@ -26,6 +27,9 @@ class AdditiveGaussianModule(TensorDictModuleBase):
     ``sigma`` moves linearly from ``sigma_init`` to ``sigma_end`` over
     ``annealing_num_steps`` frames counted by :meth:`step`. Acts only under
     ``ExplorationType.RANDOM`` or when no exploration type is set.
+
+    ``spec`` is kept as a ``Composite`` (the one given, or the action spec under
+    ``action_key``), as in TorchRL; ``action_spec`` is the action's own spec.
 
     >>> from tensordict import TensorDict
     >>> from streamrl.data.specs import Bounded
@@ -49,7 +53,8 @@ class AdditiveGaussianModule(TensorDictModuleBase):
     ) -> None:
         super().__init__()
         check_annealing(sigma_init, sigma_end, annealing_num_steps, "AdditiveGaussianModule")
-        self.spec = leaf_spec(spec, action_key, "AdditiveGaussianModule", required=safe)
+        self.action_spec = leaf_spec(spec, action_key, "AdditiveGaussianModule", required=safe)
+        self.spec = composite_spec(spec, self.action_spec, action_key)
         self.action_key = unravel_key(action_key)
         self.in_keys = [self.action_key]
         self.out_keys = [self.action_key]
@@ -73,8 +78,8 @@ class AdditiveGaussianModule(TensorDictModuleBase):
             raise KeyError(f"AdditiveGaussianModule needs {self.action_key!r}")
         noise = torch.randn_like(action) * self.std + self.mean
         action = action + self.sigma.to(action.device) * noise
-        if self.safe and self.spec is not None:
-            check_shape(self.action_key, action, self.spec, "AdditiveGaussianModule")
-            action = self.spec.project(action)
+        if self.safe and self.action_spec is not None:
+            check_shape(self.action_key, action, self.action_spec, "AdditiveGaussianModule")
+            action = self.action_spec.project(action)
         tensordict.set(self.action_key, action)
         return tensordict

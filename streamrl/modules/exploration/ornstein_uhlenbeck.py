@@ -14,6 +14,7 @@ from streamrl.modules._spec_utils import check_shape
 from streamrl.modules.exploration._common import (
     Annealed,
     check_annealing,
+    composite_spec,
     exploring,
     leaf_spec,
 )
@@ -33,6 +34,9 @@ class OrnsteinUhlenbeckProcessModule(TensorDictModuleBase):
     ``noise_key`` and ``("next", noise_key)``, so that ``step_mdp`` carries it to the next
     step. Acts only under
     ``ExplorationType.RANDOM`` or when no exploration type is set.
+
+    ``spec`` is kept as a ``Composite`` (the one given, or the action spec under
+    ``action_key``), as in TorchRL; ``action_spec`` is the action's own spec.
 
     >>> from tensordict import TensorDict
     >>> from streamrl.data.specs import Bounded
@@ -62,7 +66,8 @@ class OrnsteinUhlenbeckProcessModule(TensorDictModuleBase):
         check_annealing(eps_init, eps_end, annealing_num_steps, "OrnsteinUhlenbeckProcessModule")
         if theta < 0 or sigma < 0 or dt <= 0:
             raise ValueError(f"need theta >= 0, sigma >= 0, dt > 0; got {theta}, {sigma}, {dt}")
-        self.spec = leaf_spec(spec, action_key, "OrnsteinUhlenbeckProcessModule", required=safe)
+        self.action_spec = leaf_spec(spec, action_key, "OrnsteinUhlenbeckProcessModule", required=safe)
+        self.spec = composite_spec(spec, self.action_spec, action_key)
         self.action_key = unravel_key(action_key)
         self.is_init_key = unravel_key(is_init_key)
         self.noise_key = unravel_key(noise_key)
@@ -105,9 +110,9 @@ class OrnsteinUhlenbeckProcessModule(TensorDictModuleBase):
             + self.sigma * math.sqrt(self.dt) * torch.randn_like(prev)
         )
         action = action + self.eps.to(action.device) * noise
-        if self.safe and self.spec is not None:
-            check_shape(self.action_key, action, self.spec, "OrnsteinUhlenbeckProcessModule")
-            action = self.spec.project(action)
+        if self.safe and self.action_spec is not None:
+            check_shape(self.action_key, action, self.action_spec, "OrnsteinUhlenbeckProcessModule")
+            action = self.action_spec.project(action)
         tensordict.set(self.action_key, action)
         # the new state goes to the root too: step_mdp keeps root entries, so the process
         # carries over even where an env's step rewrites "next"

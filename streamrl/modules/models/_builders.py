@@ -30,3 +30,27 @@ def norm_layer(norm_class: type[nn.Module], width: int, kwargs: dict) -> nn.Modu
             k in kwargs for k in _SIZE_ARGS):
         return norm_class(**kwargs)
     return norm_class(width, **kwargs)
+
+
+class _Call(nn.Module):
+    """A plain callable (e.g. ``lambda x: x + 1``) as a layer of a module stack."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, value):
+        return self.fn(value)
+
+    def extra_repr(self) -> str:
+        return getattr(self.fn, "__name__", repr(self.fn))
+
+
+def as_layer(obj) -> nn.Module:
+    """``obj`` when it is a module, else a module calling it (TorchRL lets
+    ``activation_class`` be any callable factory, such as one returning a lambda)."""
+    if isinstance(obj, nn.Module):
+        return obj
+    if not callable(obj):
+        raise TypeError(f"a layer must be an nn.Module or a callable, found {type(obj).__name__}")
+    return _Call(obj)

@@ -8,20 +8,42 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from streamrl.modules.models._builders import norm_layer, per_layer_kwargs
+from streamrl.modules.models._builders import as_layer, norm_layer, per_layer_kwargs
 from streamrl.modules.models.utils import SquashDims
 
 __all__ = ["Conv2dNet", "Conv3dNet", "ConvNet"]
 
 
-def _per_layer(name: str, value: int | Sequence[int], n: int) -> list:
-    if isinstance(value, int):
-        return [value] * n
-    values = list(value)
-    if len(values) != n:
-        raise ValueError(f"{name} has {len(values)} entries but the network has {n} layers")
-    return values
-
+def _layer_plan(name: str, depth: int | None, num_cells, per_layer: dict) -> tuple[list, dict]:
+    """The channel counts and the per-layer values (kernel sizes, strides, paddings), all with
+    one entry per layer. ``depth`` comes from the argument or, when ``None``, from whichever
+    of ``num_cells`` / ``per_layer`` is a list (all lists must agree)."""
+    if depth is not None and depth <= 0:
+        raise ValueError(f"Null depth is not permitted with {name}: got depth={depth}")
+    if num_cells is None:  # documented default: [32] * depth, or [32, 32, 32]
+        num_cells = [32] * (3 if depth is None else depth)
+    # the first list sets the depth, in TorchRL's order: kernel_sizes, strides, ..., num_cells
+    lists = {k: list(v) for k, v in {**per_layer, "num_cells": num_cells}.items()
+             if isinstance(v, (list, tuple))}
+    if depth is None:
+        if not lists:
+            raise ValueError(
+                f"{name}: depth=None requires one of the input args (kernel_sizes, strides, "
+                f"paddings, num_cells) to be a list or tuple, got num_cells={num_cells!r} and "
+                f"{per_layer}"
+            )
+        depth = len(next(iter(lists.values())))
+    lists.setdefault("num_cells", [num_cells] * depth)
+    for key, values in lists.items():
+        if len(values) != depth:
+            raise ValueError(
+                f"{name}: depth={depth} and {key}={len(values)} length conflict, consider "
+                f"matching or specifying a constant {key} argument together with a desired depth"
+            )
+    if depth == 0:
+        raise ValueError(f"Null depth is not permitted with {name}: num_cells is empty")
+    plan = {k: lists.get(k, [v] * depth) for k, v in per_layer.items()}
+    return lists["num_cells"], plan
 
 
 class ConvNet(nn.Sequential):
@@ -29,9 +51,13 @@ class ConvNet(nn.Sequential):
 
     Args:
         in_features: input channels; ``None`` (default) makes the first layer a ``LazyConv2d``.
-        depth: number of layers when ``num_cells`` is an int (default 3).
-        num_cells: output channels per layer, an int or a list (default ``[32, 32, 32]``).
-        kernel_sizes, strides, paddings: an int for all layers or one value per layer.
+        depth: number of layers. ``None`` takes it from whichever of ``num_cells``,
+            ``kernel_sizes``, ``strides``, ``paddings`` is a list (an error if none is);
+            every list must have ``depth`` entries.
+        num_cells: output channels per layer, an int (every layer) or a list; default
+            ``[32] * depth``, or ``[32, 32, 32]`` without ``depth``.
+        kernel_sizes, strides, paddings: an int for all layers or one value per layer (a
+            value may itself be a tuple, e.g. a rectangular kernel).
         activation_class / activation_kwargs: activation after every conv (``nn.ELU``);
             ``activation_kwargs`` may be one dict or a list with one dict per layer.
         norm_class / norm_kwargs: optional norm after each conv, built with the channel count
@@ -71,19 +97,12 @@ class ConvNet(nn.Sequential):
         squeeze_output: bool = False,
         device: torch.device | str | None = None,
     ) -> None:
-        if num_cells is None:
-            num_cells = [32] * (3 if depth is None else depth)
-        elif isinstance(num_cells, int):
-            num_cells = [num_cells] * (3 if depth is None else depth)
-        cells = list(num_cells)
-        if depth is not None and depth != len(cells):
-            raise ValueError(f"depth={depth} does not match num_cells={cells}")
-        if not cells:
-            raise ValueError("ConvNet needs at least one layer")
+        cells, plan = _layer_plan(
+            type(self).__name__, depth, num_cells,
+            {"kernel_sizes": kernel_sizes, "strides": strides, "paddings": paddings},
+        )
         n = len(cells)
-        kernels = _per_layer("kernel_sizes", kernel_sizes, n)
-        stride_list = _per_layer("strides", strides, n)
-        pads = _per_layer("paddings", paddings, n)
+        kernels, stride_list, pads = plan["kernel_sizes"], plan["strides"], plan["paddings"]
         act_kwargs = per_layer_kwargs("activation_kwargs", activation_kwargs, n)
         n_kwargs = per_layer_kwargs("norm_kwargs", norm_kwargs, n)
         lazy, conv = self._conv_classes
@@ -97,7 +116,7 @@ class ConvNet(nn.Sequential):
                 layers.append(conv(prev, width, k, stride=s, padding=p, bias=bias, device=device))
             if norm_class is not None:
                 layers.append(norm_layer(norm_class, width, n_kwargs[i]))
-            layers.append(activation_class(**act_kwargs[i]))
+            layers.append(as_layer(activation_class(**act_kwargs[i])))
             prev = width
         if aggregator_class is SquashDims and aggregator_kwargs is None:
             aggregator_kwargs = {"ndims_in": self._spatial_dims + 1}
@@ -118,7 +137,8 @@ class ConvNet(nn.Sequential):
         if value.ndim < nd:
             dims = "C, D, H, W" if nd == 4 else "C, H, W"
             raise ValueError(
-                f"{name} expected input of shape [*batch, {dims}], got {tuple(value.shape)}"
+                f"The input of {name} must have at least {nd} dimensions [*batch, {dims}], "
+                f"got shape {tuple(value.shape)}"
             )
         if self.in_features is not None and value.shape[-nd] != self.in_features:
             raise ValueError(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from streamrl.modules.models._builders import norm_layer, per_layer_kwargs
+from streamrl.modules.models._builders import as_layer, norm_layer, per_layer_kwargs
 from streamrl.modules.models.noisy import NoisyLazyLinear, NoisyLinear
 
 __all__ = ["MLP"]
@@ -133,15 +133,17 @@ class MLP(nn.Sequential):
             bias = bias_last_layer and not single_bias_last_layer if last else True
             if prev is None:  # a lazy first layer learns its input size on the first call
                 lazy = NoisyLazyLinear if layer_class is NoisyLinear else nn.LazyLinear
-                layers.append(lazy(width, bias=bias, device=device, **l_kwargs[i]))
+                layers.append(lazy(width, **{"bias": bias, "device": device, **l_kwargs[i]}))
             else:
-                layers.append(layer_class(prev, width, bias=bias, device=device, **l_kwargs[i]))
+                # a "bias" in layer_kwargs wins over the one bias_last_layer implies
+                kwargs = {"bias": bias, "device": device, **l_kwargs[i]}
+                layers.append(layer_class(prev, width, **kwargs))
             if last and single_bias_last_layer:
                 layers.append(_SharedBias(device=device))
             if not last and norm_class is not None:
                 layers.append(norm_layer(norm_class, width, n_kwargs[i]))
             if not last or activate_last_layer:
-                layers.append(activation_class(**act_kwargs[i]))
+                layers.append(as_layer(activation_class(**act_kwargs[i])))
             if not last and dropout:
                 layers.append(nn.Dropout(dropout))
             prev = width

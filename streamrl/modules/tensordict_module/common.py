@@ -4,6 +4,7 @@ importable from where TorchRL users import them.
 >>> from streamrl.modules.tensordict_module.common import SafeModule
 """
 
+from streamrl.modules._td_compat import ensure_tensordict_compatible, is_tensordict_compatible
 from streamrl.modules.tensordict_module import (
     SafeModule,
     VmapModule,
@@ -12,4 +13,6 @@ from streamrl.modules.tensordict_module import (
 __all__ = [
     "SafeModule",
     "VmapModule",
+    "ensure_tensordict_compatible",
+    "is_tensordict_compatible",
 ]

@@ -1,4 +1,4 @@
-"""Value estimators: TD(0), TD(1), TD(lambda), GAE, V-trace, as functions and as tensordict modules."""
+"""Value estimators: TD(0), TD(1), TD(lambda), GAE, multi-agent GAE, V-trace, as functions and as tensordict modules."""
 
 from streamrl.objectives.value.common import (
     ValueEstimatorBase,
@@ -8,6 +8,7 @@ from streamrl.objectives.value.common import (
 from streamrl.objectives.value.deprecated import TD0Estimate, TD1Estimate, TDLambdaEstimate
 from streamrl.objectives.value.estimators import (
     GAE,
+    MultiAgentGAE,
     TD0Estimator,
     TD1Estimator,
     TDLambdaEstimator,
@@ -26,6 +27,7 @@ from streamrl.objectives.value.vtrace import VTrace
 
 __all__ = [
     "GAE",
+    "MultiAgentGAE",
     "TD0Estimate",
     "TD0Estimator",
     "TD1Estimate",

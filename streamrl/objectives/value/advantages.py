@@ -6,6 +6,7 @@ importable from where TorchRL users import them.
 
 from streamrl.objectives.value import (
     GAE,
+    MultiAgentGAE,
     TD0Estimate,
     TD0Estimator,
     TD1Estimate,
@@ -18,6 +19,7 @@ from streamrl.objectives.value import (
 
 __all__ = [
     "GAE",
+    "MultiAgentGAE",
     "TD0Estimate",
     "TD0Estimator",
     "TD1Estimate",

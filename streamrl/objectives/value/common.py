@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -21,13 +22,14 @@ class ValueEstimators(enum.Enum):
     TD1 = "TD(1)"
     TDLambda = "TD(lambda)"
     GAE = "GAE"
+    MAGAE = "Multi-agent GAE"
     VTrace = "V-trace"
 
 
 def default_value_kwargs(value_type: ValueEstimators | str) -> dict[str, Any]:
     """The hyperparameters ``make_value_estimator`` uses for ``value_type`` unless told.
 
-    ``gamma=0.99`` for all, ``lmbda=0.95`` for TD(lambda) and GAE, and ``differentiable=True``
+    ``gamma=0.99`` for all, ``lmbda=0.95`` for TD(lambda), GAE and MAGAE, and ``differentiable=True``
     (the value network is called with gradients enabled; the losses pass it detached
     parameters, so no gradient reaches the critic through the targets).
 
@@ -47,10 +49,42 @@ def default_value_kwargs(value_type: ValueEstimators | str) -> dict[str, Any]:
             f"value_type must be a ValueEstimators member, found {type(value_type).__name__}"
         )
     kwargs: dict[str, Any] = {"gamma": 0.99}
-    if value_type in (ValueEstimators.TDLambda, ValueEstimators.GAE):
+    if value_type in (ValueEstimators.TDLambda, ValueEstimators.GAE, ValueEstimators.MAGAE):
         kwargs["lmbda"] = 0.95
     kwargs["differentiable"] = True
     return kwargs
+
+
+class _KeyView(Mapping):
+    """Read-only view of a loss's keys with attribute access (``keys.reward``)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, NestedKey]) -> None:
+        object.__setattr__(self, "_data", MappingProxyType(data))
+
+    def __getitem__(self, name: str) -> NestedKey:
+        return self._data[name]
+
+    def __getattr__(self, name: str) -> NestedKey:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(
+                f"no key named {name!r}; valid keys: {sorted(self._data)}"
+            ) from None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("tensor_keys is read-only; use loss.set_keys(...)")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"TensorKeys({dict(self._data)})"
 
 
 def _missing(key: NestedKey, owner: str, hint: str = "") -> KeyError:
@@ -109,9 +143,10 @@ class ValueEstimatorBase(nn.Module):
 
     # ----------------------------------------------------------------- keys
     @property
-    def tensor_keys(self) -> dict[str, NestedKey]:
-        """The keys in use (a copy; change them with :meth:`set_keys`)."""
-        return dict(self._keys)
+    def tensor_keys(self) -> _KeyView:
+        """Read-only view of the keys in use: ``est.tensor_keys.advantage`` or
+        ``["advantage"]`` (change them with :meth:`set_keys`)."""
+        return _KeyView(self._keys)
 
     def set_keys(self, **keys: NestedKey) -> ValueEstimatorBase:
         """Rename the tensordict keys this estimator reads and writes; returns ``self``."""

@@ -1,4 +1,4 @@
-"""Value estimator modules: TD(0), TD(1), TD(lambda) and GAE over tensordicts."""
+"""Value estimator modules: TD(0), TD(1), TD(lambda), GAE and multi-agent GAE over tensordicts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from streamrl.objectives.value import functional as F
 from streamrl.objectives.value.common import ValueEstimatorBase, ValueEstimators
 from streamrl.objectives.value.vtrace import VTrace
 
-__all__ = ["GAE", "TD0Estimator", "TD1Estimator", "TDLambdaEstimator", "make_estimator"]
+__all__ = ["GAE", "MultiAgentGAE", "TD0Estimator", "TD1Estimator", "TDLambdaEstimator", "make_estimator"]
 
 
 def _check_lmbda(lmbda: float | Tensor) -> float | Tensor:
@@ -143,6 +143,70 @@ class GAE(ValueEstimatorBase):
         return f"gamma={self.gamma}, lmbda={self.lmbda}, average_gae={self.average_gae}"
 
 
+class MultiAgentGAE(GAE):
+    """:class:`GAE` for values with an agent dimension and team-level signals.
+
+    The value network writes one value per agent (``[*B, T, n_agents, 1]``) while the
+    reward, ``done`` and ``terminated`` are shared by the team (``[*B, T, 1]``), the
+    cooperative multi-agent layout. The team signals are broadcast over the agents (a new
+    dim at ``agent_dim`` of the value) before the usual GAE recursion; signals that already
+    have the agent dim (e.g. per-agent rewards) are used as they are. ``advantage`` and
+    ``value_target`` have the shape of the value.
+
+    Args:
+        agent_dim: the agent dimension of the value tensor (default ``-2``, the layout of
+            :class:`~streamrl.modules.MultiAgentMLP`); negative dims count from the value's
+            last dim.
+        gamma, lmbda, value_network, differentiable, average_gae: as :class:`GAE`.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> td = TensorDict({"state_value": torch.zeros(3, 2, 1), "next": {
+    ...     "reward": torch.ones(3, 1), "done": torch.zeros(3, 1, dtype=torch.bool),
+    ...     "state_value": torch.zeros(3, 2, 1)}}, [3])
+    >>> MultiAgentGAE(gamma=0.5, lmbda=1.0)(td)["advantage"].squeeze(-1)
+    tensor([[1.7500, 1.7500],
+            [1.5000, 1.5000],
+            [1.0000, 1.0000]])
+    """
+
+    def __init__(self, *, agent_dim: int = -2, **kwargs: Any) -> None:
+        if not isinstance(agent_dim, int):
+            raise TypeError(f"agent_dim must be an int, found {type(agent_dim).__name__}")
+        super().__init__(**kwargs)
+        self.agent_dim = agent_dim
+
+    def _to_agents(self, signal: Tensor, value: Tensor, name: str) -> Tensor:
+        if signal.shape == value.shape:
+            return signal
+        dim = self.agent_dim % value.ndim
+        if signal.ndim + 1 != value.ndim:
+            raise ValueError(
+                f"MultiAgentGAE: {name} has shape {tuple(signal.shape)}; expected the value's "
+                f"shape {tuple(value.shape)} or that shape without the agent dim {dim}"
+            )
+        return signal.unsqueeze(dim).expand(value.shape)
+
+    def _compute(self, td: TensorDictBase) -> tuple[Tensor, Tensor]:
+        time_dim = self._time_dim(td)
+        reward = self._get(td, self._next_key("reward"))
+        done = self._get(td, self._next_key("done"))
+        terminated = td.get(self._next_key("terminated"), None)
+        if terminated is None:
+            terminated = done  # no terminated flag: every end is terminal
+        current, nxt = self.state_values(td)
+        reward, done, terminated = (
+            self._to_agents(x, current, name)
+            for x, name in ((reward, "reward"), (done, "done"), (terminated, "terminated"))
+        )
+        return F.generalized_advantage_estimate(
+            self.gamma, self.lmbda, current, nxt, reward, done, terminated, time_dim=time_dim
+        )
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, agent_dim={self.agent_dim}"
+
+
 def make_estimator(
     value_type: ValueEstimators | str,
     *,
@@ -153,7 +217,8 @@ def make_estimator(
 ) -> ValueEstimatorBase:
     """Build the estimator named by ``value_type`` (a :class:`ValueEstimators` or its value).
 
-    ``lmbda`` is required for ``TDLambda`` and ``GAE`` and rejected for ``TD0``/``TD1``.
+    ``lmbda`` is required for ``TDLambda``, ``GAE`` and ``MAGAE`` and rejected for
+    ``TD0``/``TD1``.
     """
     if isinstance(value_type, str):
         try:
@@ -187,5 +252,6 @@ def make_estimator(
         return cls(gamma=gamma, value_network=value_network, **kwargs)
     if lmbda is None:
         raise ValueError(f"{value_type.name} needs lmbda, e.g. lmbda=0.95")
-    cls = TDLambdaEstimator if value_type is ValueEstimators.TDLambda else GAE
+    cls = {ValueEstimators.TDLambda: TDLambdaEstimator, ValueEstimators.GAE: GAE,
+           ValueEstimators.MAGAE: MultiAgentGAE}[value_type]
     return cls(gamma=gamma, lmbda=lmbda, value_network=value_network, **kwargs)
