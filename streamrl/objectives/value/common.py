@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
@@ -104,6 +105,22 @@ class ValueEstimatorBase(nn.Module):
     Subclasses implement :meth:`value_estimate` (the value target).
     :meth:`forward` writes ``advantage`` and ``value_target`` into the input.
 
+    TorchRL's keyword arguments, shared by every estimator:
+
+    - ``skip_existing``: with a ``value_network``, values already in the tensordict are
+      recomputed (``None``/``False``, TorchRL's default: the network's current weights are
+      used, e.g. at every PPO epoch) or kept (``True``). Without a network they are read.
+    - ``advantage_key`` / ``value_target_key`` / ``value_key``: TorchRL's deprecated
+      spellings of :meth:`set_keys`.
+    - ``device``: where the estimator's tensor buffers (a tensor ``gamma``...) live.
+    - ``time_dim``: the batch dim that is time (default: the last one); :meth:`forward`
+      takes it too, for one call.
+    - ``shifted``: only ``False`` (two value-network calls, one on ``"next"``).
+
+    :meth:`forward` also takes ``params`` / ``target_params`` (TensorDicts of the value
+    network's parameters, as the losses pass them): the values of ``s`` are computed with
+    ``params`` and those of ``s'`` with ``target_params`` (default: ``params``).
+
     Keys (rename with :meth:`set_keys`): ``advantage``, ``value_target``, ``value``
     (``"state_value"``), and, read under ``"next"``, ``reward``, ``done``, ``terminated``.
     """
@@ -123,6 +140,13 @@ class ValueEstimatorBase(nn.Module):
         gamma: float | Tensor,
         value_network: Callable[[TensorDictBase], Any] | None = None,
         differentiable: bool = False,
+        skip_existing: bool | None = None,
+        advantage_key: NestedKey | None = None,
+        value_target_key: NestedKey | None = None,
+        value_key: NestedKey | None = None,
+        shifted: bool = False,
+        device: Any = None,
+        time_dim: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(gamma, Tensor):
@@ -140,6 +164,21 @@ class ValueEstimatorBase(nn.Module):
         self.value_network = value_network
         self.differentiable = differentiable
         self._keys: dict[str, NestedKey] = dict(self.default_keys)
+        if skip_existing not in (None, True, False):
+            raise TypeError(f"skip_existing must be a bool or None, found {skip_existing!r}")
+        self.skip_existing = bool(skip_existing)
+        if shifted:
+            raise ValueError(
+                f"{type(self).__name__}(shifted={shifted!r}) is not supported: the values of "
+                "s and s' come from two value-network calls (shifted=False)"
+            )
+        self.shifted = False
+        if time_dim is not None and (isinstance(time_dim, bool) or not isinstance(time_dim, int)):
+            raise TypeError(f"time_dim must be an int or None, found {time_dim!r}")
+        self.time_dim = time_dim
+        self.set_keys(advantage=advantage_key, value_target=value_target_key, value=value_key)
+        if device is not None:
+            self.to(device)
 
     # ----------------------------------------------------------------- keys
     @property
@@ -171,8 +210,12 @@ class ValueEstimatorBase(nn.Module):
         key = self._keys[name]
         return ("next", *key) if isinstance(key, tuple) else ("next", key)
 
+    average_rewards = False  # TD(0)/TD(1)/TD(lambda) take it: standardised rewards
+
     def _flags(self, td: TensorDictBase) -> tuple[Tensor, Tensor, Tensor]:
         reward = self._get(td, self._next_key("reward"))
+        if self.average_rewards:
+            reward = (reward - reward.mean()) / reward.std().clamp_min(1e-5)
         done = self._get(td, self._next_key("done"))
         terminated = td.get(self._next_key("terminated"), None)
         if terminated is None:
@@ -186,14 +229,17 @@ class ValueEstimatorBase(nn.Module):
                 )
         return reward, done, terminated
 
-    def _run_network(self, td: TensorDictBase, key: NestedKey) -> Tensor:
+    def _run_network(self, td: TensorDictBase, key: NestedKey,
+                     params: TensorDictBase | None = None) -> Tensor:
         if self.value_network is None:
             raise _missing(key, type(self).__name__, " (and no value_network was given)")
-        if self.differentiable:
-            self.value_network(td)
-        else:
-            with torch.no_grad():
+        with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
+            if params is None:
                 self.value_network(td)
+            else:
+                # (not through an ExitStack: to_module's exit returns a TensorDict)
+                with params.to_module(self.value_network):
+                    self.value_network(td)
         value = td.get(self._keys["value"], None)
         if value is None:
             raise KeyError(
@@ -201,22 +247,39 @@ class ValueEstimatorBase(nn.Module):
             )
         return value
 
-    def state_values(self, td: TensorDictBase, *, need_current: bool = True
+    def _read(self, td: TensorDictBase, key: NestedKey) -> Tensor | None:
+        """A value to use as it is: always without a network, with one only under
+        ``skip_existing`` (otherwise the network recomputes it)."""
+        if self.value_network is not None and not self.skip_existing:
+            return None
+        return td.get(key, None)
+
+    def state_values(self, td: TensorDictBase, *, need_current: bool = True,
+                     params: TensorDictBase | None = None,
+                     target_params: TensorDictBase | None = None,
                      ) -> tuple[Tensor | None, Tensor]:
-        """Return ``(V(s), V(s'))``, from the tensordict or computed with ``value_network``."""
+        """Return ``(V(s), V(s'))``, from the tensordict or computed with ``value_network``
+        (see ``skip_existing``; ``params`` / ``target_params`` for the two calls)."""
+        params = self._call_params.get("params") if params is None else params
+        if target_params is None:
+            target_params = self._call_params.get("target_params", params)
         value_key = self._keys["value"]
         next_key = self._next_key("value")
         current = None
         if need_current:
-            current = td.get(value_key, None)
+            current = self._read(td, value_key)
             if current is None:
-                current = self._run_network(td, value_key)
-        nxt = td.get(next_key, None)
+                current = self._run_network(td, value_key, params)
+        nxt = self._read(td, next_key)
         if nxt is None:
             if "next" not in td.keys():
                 raise _missing("next", type(self).__name__)
-            nxt = self._run_network(td.get("next"), next_key)
+            nxt = self._run_network(td.get("next"), next_key, target_params)
         return current, nxt
+
+    @property
+    def _call_params(self) -> dict[str, Any]:
+        return self.__dict__.get("_call_options", {})
 
     def _time_dim(self, td: TensorDictBase) -> int:
         if td.batch_dims == 0:
@@ -224,15 +287,40 @@ class ValueEstimatorBase(nn.Module):
                 f"{type(self).__name__} needs a tensordict with a time dimension (its last "
                 f"batch dimension), found batch_size={tuple(td.batch_size)}"
             )
-        return td.batch_dims - 1
+        time_dim = self._call_params.get("time_dim", self.time_dim)
+        if time_dim is None:
+            return td.batch_dims - 1
+        if not -td.batch_dims <= time_dim < td.batch_dims:
+            raise ValueError(
+                f"{type(self).__name__}: time_dim={time_dim} is not a batch dim of a "
+                f"tensordict with batch_size={tuple(td.batch_size)}"
+            )
+        return time_dim % td.batch_dims
+
+    @contextlib.contextmanager
+    def _calling(self, **options: Any) -> Iterator[None]:
+        """Per-call options (``params``, ``target_params``, ``time_dim``) for one forward."""
+        given = {k: v for k, v in options.items() if v is not None}
+        self.__dict__["_call_options"] = given
+        try:
+            yield
+        finally:
+            self.__dict__.pop("_call_options", None)
 
     # ------------------------------------------------------------------- API
     def value_estimate(self, td: TensorDictBase) -> Tensor:
         """Return the value target for every step of ``td`` (shape of the reward)."""
         raise NotImplementedError
 
+    def __call__(self, tensordict: TensorDictBase, *args: Any, params: TensorDictBase | None = None,
+                 target_params: TensorDictBase | None = None, time_dim: int | None = None,
+                 **kwargs: Any) -> Any:
+        with self._calling(params=params, target_params=target_params, time_dim=time_dim):
+            return super().__call__(tensordict, *args, **kwargs)
+
     def forward(self, td: TensorDictBase) -> TensorDictBase:
-        """Write ``advantage`` and ``value_target`` into ``td`` and return it."""
+        """Write ``advantage`` and ``value_target`` into ``td`` and return it (call the
+        module: ``est(td, params=..., target_params=..., time_dim=...)``)."""
         target = self.value_estimate(td)
         current, _ = self.state_values(td)
         if current.shape != target.shape:

@@ -15,6 +15,20 @@ from streamrl.objectives.value.vtrace import VTrace
 __all__ = ["GAE", "MultiAgentGAE", "TD0Estimator", "TD1Estimator", "TDLambdaEstimator", "make_estimator"]
 
 
+def _check_vectorized(vectorized: bool | None) -> bool:
+    """TorchRL's ``vectorized``: one implementation (a vectorized reverse scan) serves both
+    values, with the same results; anything but a bool or None is refused."""
+    if vectorized not in (None, True, False):
+        raise TypeError(f"vectorized must be a bool or None, found {vectorized!r}")
+    return True
+
+
+def _check_average_rewards(average_rewards: bool) -> bool:
+    if not isinstance(average_rewards, bool):
+        raise TypeError(f"average_rewards must be a bool, found {average_rewards!r}")
+    return average_rewards
+
+
 def _check_lmbda(lmbda: float | Tensor) -> float | Tensor:
     if isinstance(lmbda, Tensor):
         return lmbda
@@ -35,7 +49,23 @@ class TD0Estimator(ValueEstimatorBase):
     ...     "state_value": torch.ones(2, 1)}}, [2])
     >>> TD0Estimator(gamma=0.9)(td)["value_target"].squeeze(-1)
     tensor([1.9000, 1.0000])
+
+    ``average_rewards=True`` standardises the rewards (zero mean, unit std) first; the other
+    keyword arguments are :class:`ValueEstimatorBase`'s.
     """
+
+    def __init__(
+        self,
+        *,
+        gamma: float | Tensor,
+        value_network: Callable[[TensorDictBase], Any] | None = None,
+        differentiable: bool = False,
+        average_rewards: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable,
+                         **options)
+        self.average_rewards = _check_average_rewards(average_rewards)
 
     def value_estimate(self, td: TensorDictBase) -> Tensor:
         """Return the TD(0) target for every entry of ``td``."""
@@ -48,7 +78,10 @@ class TDLambdaEstimator(ValueEstimatorBase):
     """TD(lambda) return over the time dimension (the tensordict's last batch dim).
 
     Trajectory ends (``done``) cut the recursion; terminations stop bootstrapping,
-    truncations and the end of the time axis bootstrap from ``V(s')``.
+    truncations and the end of the time axis bootstrap from ``V(s')``. ``average_rewards``
+    standardises the rewards first; ``vectorized`` (a bool or None) is TorchRL's choice of
+    implementation: streamrl's vectorized scan serves both. Other keyword arguments are
+    :class:`ValueEstimatorBase`'s.
     """
 
     def __init__(
@@ -58,9 +91,15 @@ class TDLambdaEstimator(ValueEstimatorBase):
         lmbda: float | Tensor,
         value_network: Callable[[TensorDictBase], Any] | None = None,
         differentiable: bool = False,
+        average_rewards: bool = False,
+        vectorized: bool | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable)
+        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable,
+                         **options)
         self.lmbda = _check_lmbda(lmbda)
+        self.average_rewards = _check_average_rewards(average_rewards)
+        self.vectorized = _check_vectorized(vectorized)
 
     def value_estimate(self, td: TensorDictBase) -> Tensor:
         """Return the TD(lambda) return for every step of ``td``."""
@@ -84,9 +123,12 @@ class TD1Estimator(TDLambdaEstimator):
         gamma: float | Tensor,
         value_network: Callable[[TensorDictBase], Any] | None = None,
         differentiable: bool = False,
+        average_rewards: bool = False,
+        **options: Any,
     ) -> None:
         super().__init__(
-            gamma=gamma, lmbda=1.0, value_network=value_network, differentiable=differentiable
+            gamma=gamma, lmbda=1.0, value_network=value_network, differentiable=differentiable,
+            average_rewards=average_rewards, **options
         )
 
 
@@ -113,10 +155,14 @@ class GAE(ValueEstimatorBase):
         value_network: Callable[[TensorDictBase], Any] | None = None,
         differentiable: bool = False,
         average_gae: bool = False,
+        vectorized: bool | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable)
+        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable,
+                         **options)
         self.lmbda = _check_lmbda(lmbda)
         self.average_gae = average_gae
+        self.vectorized = _check_vectorized(vectorized)
 
     def _compute(self, td: TensorDictBase) -> tuple[Tensor, Tensor]:
         time_dim = self._time_dim(td)

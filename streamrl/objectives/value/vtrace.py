@@ -58,8 +58,10 @@ class VTrace(ValueEstimatorBase):
         c_thresh: float | Tensor = 1.0,
         average_adv: bool = False,
         differentiable: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable)
+        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable,
+                         **options)
         if actor_network is None or not callable(getattr(actor_network, "get_dist", None)):
             raise TypeError(
                 "VTrace: actor_network must have get_dist(td) (a probabilistic module), found "
