@@ -26,6 +26,7 @@ from tensordict.nn import TensorDictParams
 from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
+from streamrl._utils import rl_warnings
 from streamrl._warnings import StreamRLWarning
 from streamrl.objectives.value.common import (
     ValueEstimatorBase,
@@ -111,6 +112,9 @@ class LossModule(nn.Module):
         # lazy networks waiting for their first input: name -> (module, num_copies, target)
         self._lazy: dict[str, tuple[nn.Module, int | None, bool]] = {}
         self._lazy_hook: Any = None
+        # set by a TargetNetUpdater built on this loss (SoftUpdate, HardUpdate)
+        self._has_update_associated = False
+        self._warned_no_updater = False
 
     # ------------------------------------------------------------------ keys
     @property
@@ -385,7 +389,24 @@ class LossModule(nn.Module):
         """The batch size of a tensordict built from keyword inputs (default: none)."""
         return torch.Size([])
 
+    def _check_updater(self) -> None:
+        """TorchRL's reminder, once per loss: target parameters without a
+        :class:`~streamrl.objectives.SoftUpdate` / :class:`~streamrl.objectives.HardUpdate`
+        built on the loss never move unless updated by hand (``RL_WARNINGS=0`` silences it)."""
+        if self._target_names and not self._has_update_associated and not self._warned_no_updater:
+            self._warned_no_updater = True
+            if rl_warnings():
+                warnings.warn(
+                    f"No target network updater has been associated with this loss module "
+                    f"({type(self).__name__}), but target parameters have been found: they "
+                    "stay as they are unless updated by hand. Build a SoftUpdate or HardUpdate "
+                    "on the loss, or set RL_WARNINGS=0 to silence this warning.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._check_updater()
         if args or not kwargs or "tensordict" in kwargs:
             return super().__call__(*args, **kwargs)
         keys = self._kwarg_in_keys()

@@ -27,6 +27,7 @@ class TargetNetUpdater:
                 "delay_value/delay_actor/delay_qvalue=False?)"
             )
         self.loss_module = loss_module
+        loss_module._has_update_associated = True
 
     def _pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         targets, sources = [], []
