@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import torch
 from tensordict import TensorDictBase
+from torch import nn
 
 __all__ = ["DensifyReward", "MultiStep"]
 
 
-class MultiStep:
+class MultiStep(nn.Module):
     """Turn each transition of a collector batch into an n-step transition.
 
     For step ``t`` of a ``[..., time]`` batch, let ``k`` be ``n_steps``, or fewer when the
@@ -30,6 +31,7 @@ class MultiStep:
     terminal), the done flags move with the observation and only termination is terminal.
 
     Usable as a collector ``postproc``; it returns a new TensorDict (the input is not modified).
+    An ``nn.Module`` (as TorchRL's): ``.to(device)`` and friends work; it holds no tensors.
 
     Args:
         gamma: discount factor in ``[0, 1]``.
@@ -49,6 +51,7 @@ class MultiStep:
     """
 
     def __init__(self, gamma: float, n_steps: int) -> None:
+        super().__init__()
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma <= 1:
             raise ValueError(f"gamma must be a number in [0, 1], found {gamma!r}")
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
@@ -71,7 +74,7 @@ class MultiStep:
             )
         return value.reshape(shape).bool()
 
-    def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Return the n-step version of ``tensordict`` (batch dims ``[..., time]``)."""
         if not isinstance(tensordict, TensorDictBase):
             raise TypeError(f"MultiStep expects a TensorDict, found {type(tensordict).__name__}")
