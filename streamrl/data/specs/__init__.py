@@ -12,14 +12,7 @@ from streamrl.data.specs.bounded import Bounded, BoundedContinuous, BoundedDiscr
 from streamrl.data.specs.boxes import BinaryBox, Box, BoxList, CategoricalBox
 from streamrl.data.specs.choice import Choice
 from streamrl.data.specs.composite import Composite
-from streamrl.data.specs.discrete import (
-    Binary,
-    Categorical,
-    DiscreteBox,
-    MultiCategorical,
-    MultiOneHot,
-    OneHot,
-)
+from streamrl.data.specs.discrete import Binary, Categorical, DiscreteBox, OneHot
 from streamrl.data.specs.gym_spaces import spec_from_gym_space
 from streamrl.data.specs.legacy import (
     BinaryDiscreteTensorSpec,
@@ -32,6 +25,7 @@ from streamrl.data.specs.legacy import (
     UnboundedContinuousTensorSpec,
     UnboundedDiscreteTensorSpec,
 )
+from streamrl.data.specs.multi import MultiCategorical, MultiOneHot
 from streamrl.data.specs.nontensor import NonTensor
 from streamrl.data.specs.stacked import Stacked, StackedComposite
 from streamrl.data.specs.unbounded import Unbounded, UnboundedContinuous, UnboundedDiscrete

@@ -158,7 +158,7 @@ class Bounded(TensorSpec):
     def _values_ok(self, val: torch.Tensor) -> bool:
         return bool(((val >= self.low) & (val <= self.high)).all())
 
-    def project(self, val: torch.Tensor) -> torch.Tensor:
+    def _project(self, val: torch.Tensor) -> torch.Tensor:
         """Clamp into the box (rounding first for integer dtypes)."""
         if not self.dtype.is_floating_point and val.is_floating_point():
             val = val.round()

@@ -99,7 +99,7 @@ class Choice(TensorSpec):
 
     assert_is_in = check
 
-    def project(self, val: Any) -> Any:
+    def _project(self, val: Any) -> Any:
         """``val`` if a choice holds it, else the first choice's projection of it."""
         if self.is_in(val):
             return val

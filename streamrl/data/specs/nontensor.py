@@ -74,7 +74,7 @@ class NonTensor(TensorSpec):
 
     assert_is_in = check
 
-    def project(self, val: Any) -> Any:
+    def _project(self, val: Any) -> Any:
         """Non-tensor data has no nearest value: ``val`` is returned as it is."""
         return val
 
