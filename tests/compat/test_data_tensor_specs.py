@@ -172,7 +172,7 @@ def test_choice():
     assert {words.rand().data for _ in range(40)} == {"a", "b", "c"}
     assert words.is_in(NonTensorData("b")) and not words.is_in(NonTensorData("z"))
     assert words.zero().data == "a"
-    with pytest.raises(ValueError, match="same type and shape"):
+    with pytest.raises(TypeError, match="must be the same type"):
         Choice([Bounded(0.0, 1.0, (1,)), Unbounded((1,))])
     with pytest.raises(ValueError, match="at least one"):
         Choice([])

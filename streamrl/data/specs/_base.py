@@ -68,6 +68,62 @@ def _map_tensors(obj: Any, fn: Any) -> None:
             _map_tensors(val, fn)
 
 
+def _as_index_tensor(x: Any) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(list(x) if isinstance(x, range | tuple) else x))
+    if t.is_floating_point():
+        raise IndexError(f"index arrays must hold ints or bools, found {t.dtype}")
+    return t
+
+
+def norm_index(index: Any, shape: torch.Size) -> Any:
+    """``index`` for the batch ``shape`` checked as ``tensor[index]`` would check it (too
+    many indices, out-of-range ints or index arrays raise ``IndexError``) and normalised:
+    lists, ranges, arrays and tuples inside a tuple become index tensors.
+
+    >>> norm_index((0, [1, 2]), torch.Size([2, 3]))
+    (0, tensor([1, 2]))
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    items = tuple(
+        _as_index_tensor(x) if isinstance(x, list | range | tuple | np.ndarray) else x
+        for x in items
+    )
+    if sum(x is Ellipsis for x in items) > 1:
+        raise IndexError(f"an index can only have a single ellipsis (...), found {index!r}")
+
+    def width(x: Any) -> int:
+        if x is None or x is Ellipsis:
+            return 0
+        if isinstance(x, torch.Tensor) and x.dtype == torch.bool:
+            return max(x.ndim, 1)
+        return 1
+
+    used = sum(width(x) for x in items)
+    if used > len(shape):
+        raise IndexError(
+            f"too many indices for a spec of batch shape {tuple(shape)}: {used} were indexed"
+        )
+    dim = 0
+    for pos, x in enumerate(items):
+        if x is Ellipsis:
+            dim = len(shape) - sum(width(y) for y in items[pos + 1 :])
+            continue
+        if isinstance(x, bool) or x is None or isinstance(x, slice):
+            dim += 0 if x is None or isinstance(x, bool) else 1
+            continue
+        size = shape[dim]
+        if isinstance(x, int | np.integer):
+            if not -size <= x < size:
+                raise IndexError(f"index {x} is out of bounds for dim {dim} of size {size}")
+        elif isinstance(x, torch.Tensor) and x.dtype != torch.bool and x.numel():
+            if bool(((x < -size) | (x >= size)).any()):
+                raise IndexError(
+                    f"index {x.tolist()} is out of bounds for dim {dim} of size {size}"
+                )
+        dim += width(x)
+    return items if isinstance(index, tuple) or len(items) != 1 else items[0]
+
+
 def _torch_function(func: Any, args: Any, kwargs: Any) -> Any:
     """``torch.stack`` and ``torch.index_select`` of specs (shared by every spec class)."""
     kwargs = kwargs or {}
@@ -99,7 +155,7 @@ class TensorSpec:
     def __init__(self, shape: Any, device: Any, dtype: Any) -> None:
         self.shape = _size(shape)
         self.device = _device(device)
-        self.dtype = _torch_dtype(dtype)
+        self.dtype = torch.get_default_dtype() if dtype is None else _torch_dtype(dtype)
 
     # ------------------------------------------------------------------ sampling
     def rand(self, shape: Any = None) -> torch.Tensor:
@@ -266,6 +322,7 @@ class TensorSpec:
 
     def __getitem__(self, index: Any) -> TensorSpec:
         """Index the leading (batch) dims, as one would index a value of the spec."""
+        index = norm_index(index, self.shape[: self.ndim - self._feature_dims])
         new = torch.empty(self.shape, device="meta")[index].shape
         return self._reshaped(new, index)
 

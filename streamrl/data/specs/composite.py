@@ -8,7 +8,13 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from streamrl.data.specs._base import TensorSpec, _expand_shape, _size, _torch_function
+from streamrl.data.specs._base import (
+    TensorSpec,
+    _expand_shape,
+    _size,
+    _torch_function,
+    norm_index,
+)
 from streamrl.data.specs.composite_names import check_names, names_after_index
 
 __all__ = ["Composite"]
@@ -272,6 +278,7 @@ class Composite:
                     raise KeyError(f"key {key!r} not in Composite with keys {self.keys(True)}")
                 node = node._specs[k]
             return node
+        key = norm_index(key, self.shape)
         new_shape = torch.empty(self.shape, device="meta")[key].shape
         out = Composite(shape=new_shape, device=self.device)
         for k, v in self._specs.items():

@@ -50,6 +50,10 @@ class Unbounded(TensorSpec):
     def _values_ok(self, val: torch.Tensor) -> bool:
         return True
 
+    def cardinality(self) -> float:
+        """``inf``: an unbounded spec holds too many values to count."""
+        return float("inf")
+
     def _reshaped(self, shape: torch.Size, index: Any = None) -> Unbounded:
         out = self.clone()
         out.shape = shape
