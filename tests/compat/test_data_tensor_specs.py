@@ -176,7 +176,7 @@ def test_choice():
         Choice([Bounded(0.0, 1.0, (1,)), Unbounded((1,))])
     with pytest.raises(ValueError, match="at least one"):
         Choice([])
-    with pytest.raises(TypeError, match="TensorSpecs or NonTensorData"):
+    with pytest.raises(TypeError, match="TensorSpec, NonTensorData"):
         Choice([1, 2])
 
 

@@ -75,6 +75,22 @@ def _as_index_tensor(x: Any) -> torch.Tensor:
     return t
 
 
+def _negative_steps(items: tuple, shape: torch.Size) -> tuple:
+    """Slices with a negative step (which torch does not take) as index tensors."""
+    out = []
+    dim = 0
+    for pos, x in enumerate(items):
+        if x is Ellipsis:
+            rest = sum(1 for y in items[pos + 1 :] if y is not None)
+            dim = len(shape) - rest
+        elif isinstance(x, slice) and x.step is not None and x.step < 0 and dim < len(shape):
+            x = torch.arange(*x.indices(shape[dim]))
+        if x is not None and x is not Ellipsis:
+            dim += 1
+        out.append(x)
+    return tuple(out)
+
+
 def norm_index(index: Any, shape: torch.Size) -> Any:
     """``index`` for the batch ``shape`` checked as ``tensor[index]`` would check it (too
     many indices, out-of-range ints or index arrays raise ``IndexError``) and normalised:
@@ -88,6 +104,8 @@ def norm_index(index: Any, shape: torch.Size) -> Any:
         _as_index_tensor(x) if isinstance(x, list | range | tuple | np.ndarray) else x
         for x in items
     )
+    if any(isinstance(x, slice) and x.step is not None and x.step < 0 for x in items):
+        items = _negative_steps(items, shape)
     if sum(x is Ellipsis for x in items) > 1:
         raise IndexError(f"an index can only have a single ellipsis (...), found {index!r}")
 
@@ -173,7 +191,13 @@ class TensorSpec:
     # ---------------------------------------------------------------- membership
     def _shape_ok(self, val: torch.Tensor) -> bool:
         n = len(self.shape)
-        return val.ndim >= n and (n == 0 or val.shape[-n:] == self.shape)
+        if val.ndim < n or n == 0:
+            return val.ndim >= n
+        tail = val.shape[-n:]
+        # a -1 dim (a spec of a dynamic shape) takes any size
+        return tail == self.shape or all(
+            w in (h, -1) for h, w in zip(tail, self.shape, strict=True)
+        )
 
     def _values_ok(self, val: torch.Tensor) -> bool:
         return True

@@ -49,12 +49,23 @@ def _fit_to(key: Any, spec: Any, shape: torch.Size) -> Any:
     )
 
 
+def _flatten_key(key: tuple) -> tuple:
+    """``("a", ("b", ("c",)))`` as ``("a", "b", "c")``."""
+    out: list = []
+    for k in key:
+        out.extend(_flatten_key(k) if isinstance(k, tuple) else (k,))
+    return tuple(out)
+
+
 class _Keys(list):
-    """A list of keys where a one-element tuple ``("a",)`` matches the key ``"a"``."""
+    """A list of keys where a one-element tuple ``("a",)`` matches the key ``"a"`` and
+    nested tuples ``("a", ("b",))`` match ``("a", "b")``."""
 
     def __contains__(self, key: object) -> bool:
-        if isinstance(key, tuple) and len(key) == 1:
-            key = key[0]
+        if isinstance(key, tuple):
+            key = _flatten_key(key)
+            if len(key) == 1:
+                key = key[0]
         return list.__contains__(self, key)
 
 

@@ -361,6 +361,11 @@ class OneHot(_Indexed):
             self.check(val)
         return _argmax(val)
 
+    def to_numpy(self, val: torch.Tensor, safe: bool | None = None) -> np.ndarray:
+        """The indices of ``val`` as a numpy array (as gym's discrete spaces take them);
+        :meth:`encode` turns them back into one-hot values."""
+        return self.to_categorical(val, safe).detach().cpu().numpy()
+
     def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         """``val`` itself: values of a OneHot are already one-hot."""
         if safe:

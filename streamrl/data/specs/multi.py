@@ -323,6 +323,11 @@ class MultiOneHot(_Multi):
             self.check(val)
         return torch.stack([_argmax(p) for p in val.split(self.nvec, -1)], -1)
 
+    def to_numpy(self, val: torch.Tensor, safe: bool | None = None) -> np.ndarray:
+        """The indices of ``val`` as a numpy array (as gym's discrete spaces take them);
+        :meth:`encode` turns them back into one-hot values."""
+        return self.to_categorical(val, safe).detach().cpu().numpy()
+
     def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         """``val`` itself: values of a MultiOneHot are already one-hot."""
         if safe:

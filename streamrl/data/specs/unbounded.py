@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from streamrl.data.specs._base import TensorSpec, _size, _torch_dtype
+from streamrl.data.specs.bounded import ContinuousBox
 
 __all__ = ["Unbounded", "UnboundedContinuous", "UnboundedDiscrete"]
 
@@ -49,6 +50,24 @@ class Unbounded(TensorSpec):
 
     def _values_ok(self, val: torch.Tensor) -> bool:
         return True
+
+    @property
+    def space(self) -> ContinuousBox:
+        """The box of the dtype's whole range (``-inf..inf`` for floats).
+
+        >>> Unbounded((2,)).space.high
+        tensor([inf, inf])
+        """
+        if self.dtype.is_floating_point:
+            lo, hi = float("-inf"), float("inf")
+        elif self.dtype == torch.bool:
+            lo, hi = False, True
+        else:
+            info = torch.iinfo(self.dtype)
+            lo, hi = info.min, info.max
+        size = [1 if d == -1 else d for d in self.shape]  # dynamic dims broadcast
+        full = dict(size=size, device=self.device, dtype=self.dtype)
+        return ContinuousBox(torch.full(fill_value=lo, **full), torch.full(fill_value=hi, **full))
 
     def cardinality(self) -> float:
         """``inf``: an unbounded spec holds too many values to count."""
