@@ -478,7 +478,7 @@ class Composite:
     def _make(self, fn: str, shape: Any) -> TensorDict:
         lead = _size(shape)
         src = {k: getattr(v, fn)(lead) for k, v in self._specs.items() if v is not None}
-        return TensorDict(src, batch_size=(*lead, *self.shape), device=self.device)
+        return TensorDict(src, batch_size=(*lead, *self._shape), device=self.device)
 
     def rand(self, shape: Any = None) -> TensorDict:
         """A TensorDict of random values (extra leading dims ``shape``)."""
@@ -585,7 +585,9 @@ class Composite:
         keys = [keys] if isinstance(keys, str) else keys
         for k in keys:
             spec, sub = self[k], value.get(k, None)
-            if spec is not None and sub is not None:
+            if hasattr(spec, "keys") and sub is not None:  # a (stacked) Composite
+                spec.type_check(sub)
+            elif spec is not None and sub is not None:
                 spec.type_check(sub, k)
 
     def index_select(self, dim: int, index: torch.Tensor) -> Composite:

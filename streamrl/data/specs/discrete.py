@@ -131,7 +131,10 @@ class _Indexed(_Discrete):
         self.mask = mask
 
     def _sample(self, lead: torch.Size) -> torch.Tensor:
-        return _masked_sample(self.mask, self.n, (*lead, *self._positions()), self.device)
+        full = (*lead, *self._positions())
+        if self.mask is None:  # the per-step path: no extra call
+            return torch.randint(0, self.n, full, device=self.device)
+        return _masked_sample(self.mask, self.n, full, self.device)
 
     def _allowed(self, idx: torch.Tensor) -> bool:
         return _mask_allows(self.mask, idx)
