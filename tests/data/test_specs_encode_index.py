@@ -31,7 +31,7 @@ def test_project_keeps_values_in_the_spec_and_maps_others_in(spec):
 def test_encode_reshapes_equal_sizes_and_refuses_others():
     spec = Unbounded((2, 2))
     assert spec.encode([1, 2, 3, 4]).shape == (2, 2)
-    with pytest.raises(RuntimeError, match="Shape mismatch.*size 6"):
+    with pytest.raises(RuntimeError, match=r"Shape mismatch.*size 6"):
         spec.encode(np.zeros(6))
 
 

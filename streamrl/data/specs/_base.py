@@ -278,7 +278,7 @@ class TensorSpec:
         steps ``sample`` does not need are left out."""
         raw = self._to_tensor(sample)
         t = self._from_raw(raw)
-        steps = []
+        steps: list[Any] = []
         if not isinstance(sample, torch.Tensor):
             steps.append(self._to_tensor)
         if t is not raw:

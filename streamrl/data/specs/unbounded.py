@@ -66,8 +66,9 @@ class Unbounded(TensorSpec):
             info = torch.iinfo(self.dtype)
             lo, hi = info.min, info.max
         size = [1 if d == -1 else d for d in self.shape]  # dynamic dims broadcast
-        full = dict(size=size, device=self.device, dtype=self.dtype)
-        return ContinuousBox(torch.full(fill_value=lo, **full), torch.full(fill_value=hi, **full))
+        low = torch.full(size, lo, device=self.device, dtype=self.dtype)
+        high = torch.full(size, hi, device=self.device, dtype=self.dtype)
+        return ContinuousBox(low, high)
 
     def cardinality(self) -> float:
         """``inf``: an unbounded spec holds too many values to count."""
