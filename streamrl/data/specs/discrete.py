@@ -106,7 +106,12 @@ class _Discrete(TensorSpec):
         return out
 
     def _space_eq(self, other: TensorSpec) -> bool:
-        return self.space == other.space  # type: ignore[attr-defined]
+        # the mask (of the specs that take one) is part of the space
+        mine, theirs = getattr(self, "mask", None), getattr(other, "mask", None)
+        if (mine is None) != (theirs is None):
+            return False
+        same_mask = mine is None or torch.equal(mine, theirs)  # type: ignore[arg-type]
+        return same_mask and self.space == other.space  # type: ignore[attr-defined]
 
     def _space_str(self) -> str:
         return repr(self.space)  # type: ignore[attr-defined]
@@ -210,13 +215,6 @@ class _Indexed(_Discrete):
                 out.mask = self.mask[index]
         return out
 
-    def _space_eq(self, other: TensorSpec) -> bool:
-        mine, theirs = self.mask, getattr(other, "mask", None)
-        if (mine is None) != (theirs is None):
-            return False
-        same_mask = mine is None or torch.equal(mine, theirs)  # type: ignore[arg-type]
-        return same_mask and self.space == other.space  # type: ignore[attr-defined]
-
 
 class Categorical(_Indexed):
     """Integer values in ``[0, n)``; ``shape`` defaults to ``()`` (one scalar per step).
@@ -295,7 +293,22 @@ class Categorical(_Indexed):
         return self.clone()
 
 
-class OneHot(_Indexed):
+class _OneHotValues:
+    """Shared by OneHot and MultiOneHot, whose values are one-hot vectors."""
+
+    def to_numpy(self, val: torch.Tensor, safe: bool | None = None) -> np.ndarray:
+        """The indices of ``val`` as a numpy array (as gym's discrete spaces take them);
+        :meth:`encode` turns them back into one-hot values."""
+        return self.to_categorical(val, safe).detach().cpu().numpy()  # type: ignore[attr-defined]
+
+    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
+        """``val`` itself: values of this spec are already one-hot."""
+        if safe:
+            self.check(val)  # type: ignore[attr-defined]
+        return val
+
+
+class OneHot(_OneHotValues, _Indexed):
     """One-hot vectors of length ``n``; ``shape`` defaults to ``(n,)``, ``dtype`` to bool (as in
     TorchRL; gym envs give int64 one-hot actions).
 
@@ -363,17 +376,6 @@ class OneHot(_Indexed):
         if safe:
             self.check(val)
         return _argmax(val)
-
-    def to_numpy(self, val: torch.Tensor, safe: bool | None = None) -> np.ndarray:
-        """The indices of ``val`` as a numpy array (as gym's discrete spaces take them);
-        :meth:`encode` turns them back into one-hot values."""
-        return self.to_categorical(val, safe).detach().cpu().numpy()
-
-    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
-        """``val`` itself: values of a OneHot are already one-hot."""
-        if safe:
-            self.check(val)
-        return val
 
     def to_categorical_spec(self) -> Categorical:
         """The :class:`Categorical` spec of the same choices (drops the trailing dim)."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamrl.data.specs._base import TensorSpec, _device, _size
+from streamrl.data.specs._base import _device, _size
 from streamrl.data.specs.discrete import (
     DiscreteBox,
     _argmax,
@@ -20,6 +20,7 @@ from streamrl.data.specs.discrete import (
     _mask_allows,
     _masked_project,
     _masked_sample,
+    _OneHotValues,
 )
 
 __all__ = ["MultiCategorical", "MultiOneHot"]
@@ -79,13 +80,6 @@ class _Multi(_Discrete):
             if part is not None:
                 _check_allows_one(part, "variable of the mask")
         self.mask = mask
-
-    def _space_eq(self, other: TensorSpec) -> bool:
-        mine, theirs = self.mask, getattr(other, "mask", None)
-        if (mine is None) != (theirs is None):
-            return False
-        same_mask = mine is None or torch.equal(mine, theirs)  # type: ignore[arg-type]
-        return same_mask and self.space == other.space  # type: ignore[attr-defined]
 
     def _variables(self, full_lead: tuple) -> list[torch.Tensor]:
         """One index tensor per variable, sampled under the mask."""
@@ -246,7 +240,7 @@ class MultiCategorical(_Multi):
         return MultiCategorical(nv, shape, self.device, self.dtype, mask)
 
 
-class MultiOneHot(_Multi):
+class MultiOneHot(_OneHotValues, _Multi):
     """Several one-hot variables concatenated along the last dim (length ``sum(nvec)``); the
     dtype defaults to bool, as in TorchRL. ``mask`` (bool, shaped like the spec) forbids
     some choices.
@@ -322,17 +316,6 @@ class MultiOneHot(_Multi):
         if safe:
             self.check(val)
         return torch.stack([_argmax(p) for p in val.split(self.nvec, -1)], -1)
-
-    def to_numpy(self, val: torch.Tensor, safe: bool | None = None) -> np.ndarray:
-        """The indices of ``val`` as a numpy array (as gym's discrete spaces take them);
-        :meth:`encode` turns them back into one-hot values."""
-        return self.to_categorical(val, safe).detach().cpu().numpy()
-
-    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
-        """``val`` itself: values of a MultiOneHot are already one-hot."""
-        if safe:
-            self.check(val)
-        return val
 
     def enumerate(self, use_mask: bool = False) -> torch.Tensor:
         """Every value (one one-hot per variable, all combinations) along a new leading dim,
