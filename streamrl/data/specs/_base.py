@@ -64,7 +64,7 @@ def _map_tensors(obj: Any, fn: Any) -> None:
     for name, val in vars(obj).items():
         if isinstance(val, torch.Tensor):
             setattr(obj, name, fn(val))
-        elif name == "space" and hasattr(val, "__dict__"):
+        elif name in ("space", "_space") and hasattr(val, "__dict__"):
             _map_tensors(val, fn)
 
 

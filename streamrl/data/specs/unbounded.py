@@ -51,13 +51,18 @@ class Unbounded(TensorSpec):
     def _values_ok(self, val: torch.Tensor) -> bool:
         return True
 
+    _space: ContinuousBox | None = None  # a space assigned to the spec
+
     @property
     def space(self) -> ContinuousBox:
-        """The box of the dtype's whole range (``-inf..inf`` for floats).
+        """The box of the dtype's whole range (``-inf..inf`` for floats), unless a box was
+        assigned to ``space``.
 
         >>> Unbounded((2,)).space.high
         tensor([inf, inf])
         """
+        if self._space is not None:
+            return self._space
         if self.dtype.is_floating_point:
             lo, hi = float("-inf"), float("inf")
         elif self.dtype == torch.bool:
@@ -69,6 +74,10 @@ class Unbounded(TensorSpec):
         low = torch.full(size, lo, device=self.device, dtype=self.dtype)
         high = torch.full(size, hi, device=self.device, dtype=self.dtype)
         return ContinuousBox(low, high)
+
+    @space.setter
+    def space(self, value: ContinuousBox) -> None:
+        self._space = value
 
     def cardinality(self) -> float:
         """``inf``: an unbounded spec holds too many values to count."""
