@@ -142,7 +142,7 @@ class _Indexed(_Discrete):
         return _masked_sample(self.mask, self.n, full, self.device)
 
     def _allowed(self, idx: torch.Tensor) -> bool:
-        return _mask_allows(self.mask, idx)
+        return self.mask is None or _mask_allows(self.mask, idx)
 
     def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
