@@ -172,11 +172,11 @@ def test_choice():
     assert {words.rand().data for _ in range(40)} == {"a", "b", "c"}
     assert words.is_in(NonTensorData("b")) and not words.is_in(NonTensorData("z"))
     assert words.zero().data == "a"
-    with pytest.raises(ValueError, match="same type and shape"):
+    with pytest.raises(TypeError, match="must be the same type"):
         Choice([Bounded(0.0, 1.0, (1,)), Unbounded((1,))])
     with pytest.raises(ValueError, match="at least one"):
         Choice([])
-    with pytest.raises(TypeError, match="TensorSpecs or NonTensorData"):
+    with pytest.raises(TypeError, match="TensorSpec, NonTensorData"):
         Choice([1, 2])
 
 
@@ -202,3 +202,30 @@ def test_boxes():
 def test_tensor_spec_is_the_base():
     for spec in [Bounded(0.0, 1.0, (1,)), Unbounded(()), Categorical(2), NonTensor(), Binary(2)]:
         assert isinstance(spec, TensorSpec)
+
+
+def test_torchrl_014_spec_methods():
+    # memoize_encode / erase_memoize_cache, encode(ignore_device=), _project under project
+    spec = Bounded(low=0.0, high=1.0, shape=(2,))
+    spec.memoize_encode(mode=True)
+    assert spec.encode(np.array([0.5, 0.25]), ignore_device=True).tolist() == [0.5, 0.25]
+    spec.erase_memoize_cache()
+    assert spec._project(torch.tensor([2.0, -1.0])).tolist() == [1.0, 0.0]
+    # torch.index_select of a spec, cardinality of Binary / Choice
+    assert torch.index_select(Bounded(0, 1, (5, 4)), dim=0, index=torch.tensor([0, 2])).shape == (
+        2,
+        4,
+    )
+    assert Binary(n=3).cardinality() == 8
+    assert Choice([Categorical(10), Categorical(20)]).cardinality() == 30
+    # MultiCategorical / MultiOneHot mask= (one-hot layout)
+    mask = torch.tensor([True, False, True, True, True])
+    assert MultiCategorical(nvec=[2, 3], mask=mask).rand()[0].item() == 0
+    assert MultiOneHot(nvec=[2, 3], mask=mask).rand()[:2].tolist() == [True, False]
+    # Composite: names=, refine_names, clear_device_, type_check, locked, settable shape
+    comp = Composite({"obs": Unbounded((4, 3))}, shape=(4,), device="cpu", names=["batch"])
+    assert comp.names == ["batch"] and comp.refine_names("batch").names == ["batch"]
+    comp.type_check(comp.rand())
+    assert comp.clear_device_().device is None and not comp.locked
+    comp.shape = ()
+    assert comp.shape == ()

@@ -44,11 +44,15 @@ def test_enumerate_with_mask():
         uneven.enumerate(use_mask=True)
 
 
-def test_enumerate_bad_shapes():
-    with pytest.raises(ValueError, match="1-dim"):
-        MultiCategorical([2, 3], shape=(2, 2)).enumerate()
-    with pytest.raises(ValueError, match="1-dim"):
-        MultiOneHot([2], shape=(3, 2)).enumerate()
+def test_enumerate_batched_multi_specs_repeat_over_positions():
+    mc = MultiCategorical([2, 3], shape=(4, 2))
+    vals = mc.enumerate()
+    assert vals.shape == (6, 4, 2) and mc.cardinality() == 6
+    assert (vals == vals[:, :1]).all() and all(mc.is_in(v) for v in vals)
+    moh = MultiOneHot([2, 1], shape=(3, 3))
+    assert moh.enumerate().shape == (2, 3, 3) and moh.cardinality() == 2
+    with pytest.raises(ValueError, match="same nvec"):
+        MultiCategorical(torch.tensor([[2, 3], [3, 3]])).enumerate()
 
 
 def test_composite_enumerate_is_the_product():

@@ -12,14 +12,8 @@ from streamrl.data.specs.bounded import Bounded, BoundedContinuous, BoundedDiscr
 from streamrl.data.specs.boxes import BinaryBox, Box, BoxList, CategoricalBox
 from streamrl.data.specs.choice import Choice
 from streamrl.data.specs.composite import Composite
-from streamrl.data.specs.discrete import (
-    Binary,
-    Categorical,
-    DiscreteBox,
-    MultiCategorical,
-    MultiOneHot,
-    OneHot,
-)
+from streamrl.data.specs.consolidate import check_no_exclusive_keys, consolidate_spec
+from streamrl.data.specs.discrete import Binary, Categorical, DiscreteBox, OneHot
 from streamrl.data.specs.gym_spaces import spec_from_gym_space
 from streamrl.data.specs.legacy import (
     BinaryDiscreteTensorSpec,
@@ -32,6 +26,7 @@ from streamrl.data.specs.legacy import (
     UnboundedContinuousTensorSpec,
     UnboundedDiscreteTensorSpec,
 )
+from streamrl.data.specs.multi import MultiCategorical, MultiOneHot
 from streamrl.data.specs.nontensor import NonTensor
 from streamrl.data.specs.stacked import Stacked, StackedComposite
 from streamrl.data.specs.unbounded import Unbounded, UnboundedContinuous, UnboundedDiscrete
@@ -69,5 +64,7 @@ __all__ = [
     "UnboundedContinuousTensorSpec",
     "UnboundedDiscrete",
     "UnboundedDiscreteTensorSpec",
+    "check_no_exclusive_keys",
+    "consolidate_spec",
     "spec_from_gym_space",
 ]

@@ -150,6 +150,17 @@ class Bounded(TensorSpec):
             self._finite_cache = cached
         return cached[1]
 
+    def cardinality(self) -> int | float:
+        """The number of distinct values: ``inf`` for a float dtype, else the product of
+        ``high - low + 1`` over the elements.
+
+        >>> Bounded(0, 2, shape=(2,), dtype=torch.int64).cardinality()
+        9
+        """
+        if self.dtype.is_floating_point:
+            return float("inf")
+        return int((self.high.long() - self.low.long() + 1).prod())
+
     def zero(self, shape: Any = None) -> torch.Tensor:
         """Zeros, clamped into the box."""
         z = super().zero(shape)
@@ -158,7 +169,7 @@ class Bounded(TensorSpec):
     def _values_ok(self, val: torch.Tensor) -> bool:
         return bool(((val >= self.low) & (val <= self.high)).all())
 
-    def project(self, val: torch.Tensor) -> torch.Tensor:
+    def _project(self, val: torch.Tensor) -> torch.Tensor:
         """Clamp into the box (rounding first for integer dtypes)."""
         if not self.dtype.is_floating_point and val.is_floating_point():
             val = val.round()

@@ -11,6 +11,8 @@ from streamrl.data.specs._base import TensorSpec
 
 __all__ = ["Choice"]
 
+_CHOICE_TYPES = (TensorSpec, NonTensorData, NonTensorStack)
+
 
 class Choice(TensorSpec):
     """One of ``choices``: specs (``rand`` samples a randomly chosen one) or fixed
@@ -32,23 +34,37 @@ class Choice(TensorSpec):
     domain = "discrete"
 
     def __init__(self, choices: list) -> None:
+        if not isinstance(choices, list | tuple):
+            raise TypeError(f"choices must be a list, found {type(choices).__name__}")
         choices = list(choices)
         if not choices:
             raise ValueError("Choice needs at least one choice")
-        first = choices[0]
-        if not isinstance(first, TensorSpec | NonTensorData | NonTensorStack):
+        bad = [type(c).__name__ for c in choices if not isinstance(c, _CHOICE_TYPES)]
+        if bad:
             raise TypeError(
-                f"choices must be TensorSpecs or NonTensorData, found {type(first).__name__}"
+                f"each choice must be either a TensorSpec, NonTensorData, or NonTensorStack, "
+                f"found {bad}"
             )
+        first = choices[0]
         for c in choices[1:]:
-            if type(c) is not type(first) or c.shape != first.shape:
-                raise ValueError(
-                    "all choices must have the same type and shape, found "
-                    f"{type(first).__name__}{tuple(first.shape)} and "
-                    f"{type(c).__name__}{tuple(c.shape)}"
+            if type(c) is not type(first):
+                raise TypeError(
+                    f"all choices must be the same type, found {type(first).__name__} and "
+                    f"{type(c).__name__}"
                 )
-            if isinstance(c, TensorSpec) and (c.dtype, c.device) != (first.dtype, first.device):
-                raise ValueError("all choices must have the same dtype and device")
+            if c.shape != first.shape:
+                raise ValueError(
+                    f"all choices must have the same shape, found {tuple(first.shape)} and "
+                    f"{tuple(c.shape)}"
+                )
+            if isinstance(c, TensorSpec) and c.dtype != first.dtype:
+                raise ValueError(
+                    f"all choices must have the same dtype, found {first.dtype} and {c.dtype}"
+                )
+            if isinstance(c, TensorSpec) and c.device != first.device:
+                raise ValueError(
+                    f"all choices must have the same device, found {first.device} and {c.device}"
+                )
         self.choices = choices
         self.shape = first.shape
         self.device = first.device if first.device is not None else torch.device("cpu")
@@ -59,6 +75,18 @@ class Choice(TensorSpec):
     def num_choices(self) -> int:
         """The number of choices."""
         return len(self.choices)
+
+    def cardinality(self) -> int | float:
+        """The number of distinct values: the sum of the choices' cardinalities (a fixed
+        value counts one; ``inf`` when a choice is continuous).
+
+        >>> from streamrl.data.specs import Categorical
+        >>> Choice([Categorical(2), Categorical(3)]).cardinality()
+        5
+        """
+        if self._fixed:
+            return len(self.choices)
+        return sum(c.cardinality() for c in self.choices)
 
     def _pick(self) -> Any:
         return self.choices[int(torch.randint(len(self.choices), ()))]
@@ -99,7 +127,7 @@ class Choice(TensorSpec):
 
     assert_is_in = check
 
-    def project(self, val: Any) -> Any:
+    def _project(self, val: Any) -> Any:
         """``val`` if a choice holds it, else the first choice's projection of it."""
         if self.is_in(val):
             return val

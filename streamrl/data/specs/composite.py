@@ -8,9 +8,20 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from streamrl.data.specs._base import TensorSpec, _expand_shape, _size
+from streamrl.data.specs._base import (
+    TensorSpec,
+    _expand_shape,
+    _size,
+    _torch_function,
+    norm_index,
+)
+from streamrl.data.specs.composite_names import check_names, names_after_index
 
 __all__ = ["Composite"]
+
+
+# attribute names a Composite entry cannot take (``spec["shape"] = ...`` would be ambiguous)
+_FORBIDDEN_KEYS = frozenset({"shape", "device", "dtype", "space"})
 
 
 def _key_tuple(key: Any) -> tuple[str, ...]:
@@ -21,12 +32,40 @@ def _key_tuple(key: Any) -> tuple[str, ...]:
     raise TypeError(f"expected a str or tuple-of-str key, found {key!r}")
 
 
+def _fit_to(key: Any, spec: Any, shape: torch.Size) -> Any:
+    """``spec`` checked to start with the batch ``shape``; a nested Composite with fewer
+    batch dims (a prefix of ``shape``) is given ``shape`` (a copy: the caller's is kept)."""
+    n = len(shape)
+    if spec.shape[:n] == shape:
+        return spec
+    m = len(spec.shape)
+    if isinstance(spec, Composite) and m < n and shape[:m] == spec.shape:
+        spec = spec.clone()
+        spec.shape = shape
+        return spec
+    raise ValueError(
+        f"spec for key {key!r} has shape {spec.shape}, which does not start with the "
+        f"Composite's shape {shape}"
+    )
+
+
+def _flatten_key(key: tuple) -> tuple:
+    """``("a", ("b", ("c",)))`` as ``("a", "b", "c")``."""
+    out: list = []
+    for k in key:
+        out.extend(_flatten_key(k) if isinstance(k, tuple) else (k,))
+    return tuple(out)
+
+
 class _Keys(list):
-    """A list of keys where a one-element tuple ``("a",)`` matches the key ``"a"``."""
+    """A list of keys where a one-element tuple ``("a",)`` matches the key ``"a"`` and
+    nested tuples ``("a", ("b",))`` match ``("a", "b")``."""
 
     def __contains__(self, key: object) -> bool:
-        if isinstance(key, tuple) and len(key) == 1:
-            key = key[0]
+        if isinstance(key, tuple):
+            key = _flatten_key(key)
+            if len(key) == 1:
+                key = key[0]
         return list.__contains__(self, key)
 
 
@@ -44,25 +83,118 @@ class Composite:
     >>> td = spec.rand()
     >>> spec.is_in(td), sorted(td.keys())
     (True, ['action', 'observation'])
+
+    ``shape``, ``device`` and ``names`` (one name or None per batch dim) are keyword-only;
+    the keys ``"shape"``, ``"device"``, ``"dtype"`` and ``"space"`` cannot hold entries. A
+    nested Composite given with fewer batch dims than its parent takes the parent's
+    ``shape`` (its entries must fit it):
+
+    >>> spec = Composite(nested=Composite(x=Unbounded((2, 3))), shape=(2,), names=["env"])
+    >>> spec["nested"].shape, spec["nested"].names
+    (torch.Size([2]), ['env'])
     """
 
     domain = "composite"
+    _names: list | None = None
 
     def __init__(
         self,
         spec: Mapping[str, Any] | None = None,
+        /,
+        *,
         shape: Any = None,
         device: Any = None,
+        names: Any = None,
         **kwargs: Any,
     ) -> None:
-        self.shape = _size(shape)
+        self._shape = _size(shape)
         self.device = None if device is None else torch.device(device)
         self._specs: dict[str, TensorSpec | Composite | None] = {}
         # bumped on every key change made through this object (lets envs cache lookups)
         self._version = 0
         self._locked = False
+        self.names = names
         for k, v in {**(spec or {}), **kwargs}.items():
             self[k] = v
+
+    # ------------------------------------------------------------ batch shape
+    @property
+    def shape(self) -> torch.Size:
+        """The batch shape: every entry's shape starts with it. Setting it checks the
+        entries (nested Composites with fewer dims take the new shape).
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> spec = Composite(a=Unbounded((3, 2)))
+        >>> spec.shape = (3,)
+        >>> spec.shape
+        torch.Size([3])
+        """
+        return self._shape
+
+    @shape.setter
+    def shape(self, value: Any) -> None:
+        new = _size(value)
+        if new == self._shape:
+            return
+        for k, v in self._specs.items():
+            if v is not None:
+                self._specs[k] = _fit_to(k, v, new)
+        self._shape = new
+        if self._names is not None and len(self._names) != len(new):
+            self._names = None
+
+    @property
+    def names(self) -> list:
+        """One name (or None) per batch dim, as ``TensorDict.names``; nested Composites
+        share the leading names. Set to None to erase them."""
+        return list(self._names) if self._names is not None else [None] * self.ndim
+
+    @names.setter
+    def names(self, value: Any) -> None:
+        self._names = check_names(value, self.ndim)
+        if self._names is not None:
+            for v in self._specs.values():
+                if isinstance(v, Composite):
+                    v._inherit_names(self._names)
+
+    def _inherit_names(self, names: list) -> None:
+        mine = self.names
+        self.names = [*names, *mine[len(names) :]]
+
+    def _has_names(self) -> bool:
+        return self._names is not None and any(n is not None for n in self._names)
+
+    def _erase_names(self) -> None:
+        self._names = None
+
+    def refine_names(self, *names: Any) -> Composite:
+        """Name the batch dims (as ``TensorDict.refine_names``): ``...`` stands for the dims
+        not listed; a dim already named keeps its name. Returns self.
+
+        >>> Composite(shape=(2, 3)).refine_names("env", ...).names
+        ['env', None]
+        """
+        if names.count(Ellipsis) > 1:
+            raise ValueError("refine_names takes at most one ...")
+        if Ellipsis in names:
+            i = names.index(Ellipsis)
+            fill = [None] * (self.ndim - len(names) + 1)
+            names = (*names[:i], *fill, *names[i + 1 :])
+        new = check_names(list(names), self.ndim) or [None] * self.ndim
+        old = self.names
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            if a is not None and b is not None and a != b:
+                raise RuntimeError(
+                    f"cannot coerce Composite names {old} to {list(names)}: dim {i} is "
+                    f"already named {a!r}"
+                )
+        self.names = [a if a is not None else b for a, b in zip(old, new, strict=True)]
+        return self
+
+    def _with_names(self, out: Composite, names: list | None) -> Composite:
+        if names is not None and any(n is not None for n in names):
+            out.names = names
+        return out
 
     # -------------------------------------------------------------- mapping API
     def _check_sub(self, key: str, spec: Any) -> TensorSpec | Composite | None:
@@ -77,20 +209,22 @@ class Composite:
                 f"spec for key {key!r} must be a TensorSpec or Composite, found "
                 f"{type(spec).__name__}"
             )
-        n = len(self.shape)
-        if spec.shape[:n] != self.shape:
-            raise ValueError(
-                f"spec for key {key!r} has shape {spec.shape}, which does not start with the "
-                f"Composite's shape {self.shape}"
-            )
+        spec = _fit_to(key, spec, self.shape)
         if self.device is not None and spec.device != self.device:
             spec = spec.to(self.device)
+        if self._names is not None and isinstance(spec, Composite):
+            spec._inherit_names(self._names)
         return spec
 
     def __setitem__(self, key: Any, spec: Any) -> None:
         if not isinstance(key, str | tuple):
             raise TypeError(f"Composite keys must be str or tuples of str, found {key!r}")
         keys = _key_tuple(key)
+        if keys[-1] in _FORBIDDEN_KEYS:
+            raise AttributeError(
+                f"the key {keys[-1]!r} cannot be set: it names a Composite attribute "
+                f"(forbidden keys: {sorted(_FORBIDDEN_KEYS)})"
+            )
         node = self
         for k in keys[:-1]:
             sub = node._specs.get(k)
@@ -109,7 +243,10 @@ class Composite:
 
     def _check_unlocked(self, key: Any) -> None:
         if self._locked:
-            raise RuntimeError(f"cannot set or delete {key!r}: the Composite is locked")
+            raise RuntimeError(
+                f"Cannot modify a locked Composite. (setting or deleting {key!r}; "
+                f"unlock_() it first)"
+            )
 
     def lock_(self, recurse: bool | None = None) -> Composite:
         """Forbid setting or deleting keys (in nested Composites too, unless
@@ -140,6 +277,8 @@ class Composite:
         """Whether keys can be set or deleted (see :meth:`lock_`)."""
         return self._locked
 
+    locked = is_locked
+
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str) or (
             isinstance(key, tuple) and key and all(isinstance(k, str) for k in key)
@@ -150,10 +289,15 @@ class Composite:
                     raise KeyError(f"key {key!r} not in Composite with keys {self.keys(True)}")
                 node = node._specs[k]
             return node
+        key = norm_index(key, self.shape)
         new_shape = torch.empty(self.shape, device="meta")[key].shape
         out = Composite(shape=new_shape, device=self.device)
         for k, v in self._specs.items():
             out._specs[k] = None if v is None else v[key]
+        if self._has_names():
+            names = names_after_index(self.names, self.shape, key)
+            if names is not None and len(names) == len(new_shape):
+                self._with_names(out, names)
         return out
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -191,10 +335,22 @@ class Composite:
         return val
 
     def update(self, other: Mapping[str, Any] | Composite) -> Composite:
-        """Set every (top-level) key of ``other``; returns self."""
+        """Set every key of ``other``; a Composite entry of ``other`` whose key holds a
+        Composite here updates that one (nested keys are merged, not replaced). Returns self.
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> spec = Composite(a=Composite(b=Unbounded()))
+        >>> spec.update(Composite(a=Composite(c=None))).keys(True)
+        ['a', ('a', 'b'), ('a', 'c')]
+        """
         items = other.items() if isinstance(other, Composite) else dict(other).items()
         for k, v in items:
-            self[k] = v
+            mine = self._specs.get(k) if isinstance(k, str) else None
+            if isinstance(v, Composite) and isinstance(mine, Composite) and v is not mine:
+                mine.update(v)
+                self._version += 1
+            else:
+                self[k] = v
         return self
 
     def keys(self, include_nested: bool = False, leaves_only: bool = False) -> list:
@@ -322,7 +478,7 @@ class Composite:
     def _make(self, fn: str, shape: Any) -> TensorDict:
         lead = _size(shape)
         src = {k: getattr(v, fn)(lead) for k, v in self._specs.items() if v is not None}
-        return TensorDict(src, batch_size=(*lead, *self.shape), device=self.device)
+        return TensorDict(src, batch_size=(*lead, *self._shape), device=self.device)
 
     def rand(self, shape: Any = None) -> TensorDict:
         """A TensorDict of random values (extra leading dims ``shape``)."""
@@ -370,13 +526,83 @@ class Composite:
                 val.set(k, spec.project(sub))
         return val
 
-    def encode(self, vals: Mapping[str, Any]) -> TensorDict:
-        """Turn a (nested) dict of numbers/arrays into a TensorDict."""
+    def encode(self, vals: Mapping[str, Any], *, ignore_device: bool = False) -> TensorDict:
+        """Turn a (nested) dict of numbers/arrays into a TensorDict (each entry encoded by
+        its spec; ``ignore_device`` leaves the values where they are)."""
         for k in vals:
             if self._specs.get(k) is None:
-                raise KeyError(f"cannot encode key {k!r}: no spec for it in {self.keys()}")
-        src = {k: self._specs[k].encode(v) for k, v in vals.items()}  # type: ignore[union-attr]
-        return TensorDict(src, batch_size=self.shape, device=self.device)
+                raise KeyError(
+                    f"The Composite instance with keys {self.keys()} has no spec for key "
+                    f"{k!r}: cannot encode it"
+                )
+        src = {
+            k: self._specs[k].encode(v, ignore_device=ignore_device)  # type: ignore[union-attr]
+            for k, v in vals.items()
+        }
+        device = None if ignore_device else self.device
+        return TensorDict(src, batch_size=self.shape, device=device)
+
+    def memoize_encode(self, mode: bool = True) -> None:
+        """Turn on (off with ``mode=False``) the memoized :meth:`encode` of every entry
+        (see :meth:`TensorSpec.memoize_encode`)."""
+        for v in self.values(True, True):
+            v.memoize_encode(mode)
+
+    def erase_memoize_cache(self) -> None:
+        """Forget every entry's memoized encoders."""
+        for v in self.values(True, True):
+            v.erase_memoize_cache()
+
+    def _project(self, val: TensorDictBase) -> TensorDictBase:
+        return self.project(val)
+
+    def clear_device_(self) -> Composite:
+        """Erase the device of this Composite and of the nested ones (entries may then
+        live on different devices); returns self."""
+        self.device = None
+        for v in self._specs.values():
+            if v is not None:
+                v.clear_device_()
+        return self
+
+    def type_check(self, value: Any, selected_keys: Any = None) -> None:
+        """Raise ``TypeError`` when an entry's dtype is not its spec's: ``value`` is a
+        TensorDict (all entries, or those of ``selected_keys``) or, with ``selected_keys``
+        one key, that entry's tensor.
+
+        >>> from streamrl.data.specs import Unbounded
+        >>> spec = Composite(a=Unbounded())
+        >>> spec.type_check(spec.rand()); spec.type_check(torch.zeros(1), "a")
+        """
+        if isinstance(value, torch.Tensor):
+            if selected_keys is None:
+                raise ValueError("type_check of a tensor needs its key as selected_keys")
+            spec = self[selected_keys]
+            if spec is not None:
+                spec.type_check(value, selected_keys)
+            return
+        keys = self.keys() if selected_keys is None else selected_keys
+        keys = [keys] if isinstance(keys, str) else keys
+        for k in keys:
+            spec, sub = self[k], value.get(k, None)
+            if hasattr(spec, "keys") and sub is not None:  # a (stacked) Composite
+                spec.type_check(sub)
+            elif spec is not None and sub is not None:
+                spec.type_check(sub, k)
+
+    def index_select(self, dim: int, index: torch.Tensor) -> Composite:
+        """The Composite of ``torch.index_select(td, dim, index)`` (also reached through
+        ``torch.index_select(spec, dim, index)``): ``dim`` must be a batch dim."""
+        d = dim + self.ndim if dim < 0 else dim
+        if not 0 <= d < self.ndim:
+            raise IndexError(f"index_select dim {dim} is out of range for shape {self.shape}")
+        out = Composite(shape=self.shape, device=self.device)
+        for k, v in self._specs.items():
+            out._specs[k] = None if v is None else v.index_select(d, index)
+        out._shape = torch.Size(
+            [*self.shape[:d], len(torch.as_tensor(index).reshape(-1)), *self.shape[d + 1 :]]
+        )
+        return self._with_names(out, self._names)
 
     # ---------------------------------------------------------- shape algebra
     def expand(self, *shape: Any) -> Composite:
@@ -390,7 +616,7 @@ class Composite:
         out = Composite(shape=new, device=self.device)
         for k, v in self._specs.items():
             out._specs[k] = None if v is None else v.expand((*new, *v.shape[n:]))
-        return out
+        return self._with_names(out, [None] * (len(new) - n) + self.names)
 
     def unsqueeze(self, dim: int) -> Composite:
         """Add a batch dim of size 1 at ``dim`` (0 <= dim <= ndim) to every sub-spec."""
@@ -403,7 +629,9 @@ class Composite:
         )
         for k, v in self._specs.items():
             out._specs[k] = None if v is None else v.unsqueeze(dim)
-        return out
+        names = self.names
+        names.insert(dim, None)
+        return self._with_names(out, names)
 
     def reshape(self, *shape: Any) -> Composite:
         """A copy with batch shape ``shape`` (as ``tensor.reshape``; feature dims kept).
@@ -442,7 +670,9 @@ class Composite:
         )
         for k, v in self._specs.items():
             out._specs[k] = None if v is None else v.squeeze(dim)
-        return out
+        names = self.names
+        del names[dim]
+        return self._with_names(out, names)
 
     def to(self, dest: Any) -> Composite:
         """A copy on device ``dest`` (or with every leaf cast to dtype ``dest``)."""
@@ -452,7 +682,7 @@ class Composite:
             out = Composite(shape=self.shape, device=dest)
         for k, v in self._specs.items():
             out._specs[k] = None if v is None else v.to(dest)
-        return out
+        return self._with_names(out, self._names)
 
     def cpu(self) -> Composite:
         """A copy on the CPU."""
@@ -463,7 +693,7 @@ class Composite:
         out = Composite(shape=self.shape, device=self.device)
         for k, v in self._specs.items():
             out._specs[k] = None if v is None else v.clone()
-        return out
+        return self._with_names(out, self._names)
 
     def unbind(self, dim: int = 0) -> tuple[Composite, ...]:
         """The Composites of the slices along batch dim ``dim``.
@@ -495,11 +725,7 @@ class Composite:
 
     @classmethod
     def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        if func is torch.stack:
-            from streamrl.data.specs.stacked import stack_specs
-
-            return stack_specs(*args, **(kwargs or {}))
-        return NotImplemented
+        return _torch_function(func, args, kwargs)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Composite):

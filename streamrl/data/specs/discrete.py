@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from streamrl.data.specs._base import TensorSpec, _device, _size
+from streamrl.data.specs._base import TensorSpec, _size
 from streamrl.data.specs.boxes import Box
 
-__all__ = [
-    "Binary",
-    "Categorical",
-    "DiscreteBox",
-    "MultiCategorical",
-    "MultiOneHot",
-    "OneHot",
-]
+__all__ = ["Binary", "Categorical", "DiscreteBox", "OneHot"]
 
 
 class DiscreteBox(Box):
@@ -57,6 +49,54 @@ def _check_n(n: Any) -> int:
     return int(n)
 
 
+def _fit_mask(mask: Any, want: tuple, device: torch.device) -> torch.Tensor | None:
+    """``mask`` checked (a bool tensor broadcasting to ``want``) and expanded to ``want``."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        found = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise TypeError(f"mask must be a bool tensor, found {found}")
+    try:
+        mask = mask.to(device).expand(want).clone()
+    except RuntimeError:
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} does not broadcast to {want}"
+        ) from None
+    return mask
+
+
+def _check_allows_one(mask: torch.Tensor, what: str = "position of the mask") -> None:
+    if mask.numel() and not bool(mask.any(-1).all()):
+        raise ValueError(f"every {what} must allow at least one choice")
+
+
+def _masked_sample(mask: torch.Tensor | None, n: int, full: tuple, device: Any) -> torch.Tensor:
+    """Indices of shape ``full``, uniform over the choices ``mask[..., :n]`` allows."""
+    if mask is None:
+        return torch.randint(0, n, full, device=device)
+    probs = mask.expand(*full, n).reshape(-1, n).float()
+    if probs.shape[0] == 0:
+        return torch.zeros(full, dtype=torch.int64, device=device)
+    return torch.multinomial(probs, 1).reshape(full)
+
+
+def _mask_allows(mask: torch.Tensor | None, idx: torch.Tensor) -> bool:
+    """Whether ``mask`` allows every index of ``idx`` (indices must be in range)."""
+    if mask is None:
+        return True
+    mask = mask.expand(*idx.shape, mask.shape[-1])
+    return bool(mask.gather(-1, idx.long().unsqueeze(-1)).all())
+
+
+def _masked_project(mask: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+    """``idx`` with the indices ``mask`` forbids replaced by the first allowed one."""
+    if mask is None:
+        return idx
+    mask = mask.expand(*idx.shape, mask.shape[-1])
+    ok = mask.gather(-1, idx.long().unsqueeze(-1)).squeeze(-1)
+    return torch.where(ok, idx, mask.to(torch.int8).argmax(-1).to(idx.dtype))
+
+
 class _Discrete(TensorSpec):
     domain = "discrete"
 
@@ -66,7 +106,12 @@ class _Discrete(TensorSpec):
         return out
 
     def _space_eq(self, other: TensorSpec) -> bool:
-        return self.space == other.space  # type: ignore[attr-defined]
+        # the mask (of the specs that take one) is part of the space
+        mine, theirs = getattr(self, "mask", None), getattr(other, "mask", None)
+        if (mine is None) != (theirs is None):
+            return False
+        same_mask = mine is None or torch.equal(mine, theirs)  # type: ignore[arg-type]
+        return same_mask and self.space == other.space  # type: ignore[attr-defined]
 
     def _space_str(self) -> str:
         return repr(self.space)  # type: ignore[attr-defined]
@@ -85,35 +130,19 @@ class _Indexed(_Discrete):
     def update_mask(self, mask: torch.Tensor | None) -> None:
         """Restrict the allowed choices (``None`` lifts the restriction); every position
         must keep at least one allowed choice."""
-        if mask is None:
-            self.mask = None
-            return
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            found = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-            raise TypeError(f"mask must be a bool tensor, found {found}")
-        want = (*self._positions(), self.n)
-        try:
-            mask = mask.to(self.device).expand(want).clone()
-        except RuntimeError:
-            raise ValueError(
-                f"mask of shape {tuple(mask.shape)} does not broadcast to {want}"
-            ) from None
-        if not bool(mask.any(-1).all()):
-            raise ValueError("every position of the mask must allow at least one choice")
+        mask = _fit_mask(mask, (*self._positions(), self.n), self.device)
+        if mask is not None:
+            _check_allows_one(mask)
         self.mask = mask
 
     def _sample(self, lead: torch.Size) -> torch.Tensor:
         full = (*lead, *self._positions())
-        if self.mask is None:
+        if self.mask is None:  # the per-step path: no extra call
             return torch.randint(0, self.n, full, device=self.device)
-        probs = self.mask.expand(*full, self.n).reshape(-1, self.n).float()
-        return torch.multinomial(probs, 1).reshape(full)
+        return _masked_sample(self.mask, self.n, full, self.device)
 
     def _allowed(self, idx: torch.Tensor) -> bool:
-        if self.mask is None:
-            return True
-        mask = self.mask.expand(*idx.shape, self.n)
-        return bool(mask.gather(-1, idx.long().unsqueeze(-1)).all())
+        return self.mask is None or _mask_allows(self.mask, idx)
 
     def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -186,13 +215,6 @@ class _Indexed(_Discrete):
                 out.mask = self.mask[index]
         return out
 
-    def _space_eq(self, other: TensorSpec) -> bool:
-        mine, theirs = self.mask, getattr(other, "mask", None)
-        if (mine is None) != (theirs is None):
-            return False
-        same_mask = mine is None or torch.equal(mine, theirs)  # type: ignore[arg-type]
-        return same_mask and self.space == other.space  # type: ignore[attr-defined]
-
 
 class Categorical(_Indexed):
     """Integer values in ``[0, n)``; ``shape`` defaults to ``()`` (one scalar per step).
@@ -237,15 +259,11 @@ class Categorical(_Indexed):
             return False
         return self._allowed(val)
 
-    def project(self, val: torch.Tensor) -> torch.Tensor:
+    def _project(self, val: torch.Tensor) -> torch.Tensor:
         """Round and clamp into ``[0, n)``; masked-out values become the first allowed one."""
         if val.is_floating_point():
             val = val.round()
-        val = val.clamp(0, self.n - 1).long()
-        if self.mask is not None:
-            mask = self.mask.expand(*val.shape, self.n)
-            ok = mask.gather(-1, val.unsqueeze(-1)).squeeze(-1)
-            val = torch.where(ok, val, mask.to(torch.int8).argmax(-1))
+        val = _masked_project(self.mask, val.clamp(0, self.n - 1).long())
         return val.to(self.dtype)
 
     def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
@@ -275,7 +293,22 @@ class Categorical(_Indexed):
         return self.clone()
 
 
-class OneHot(_Indexed):
+class _OneHotValues:
+    """Shared by OneHot and MultiOneHot, whose values are one-hot vectors."""
+
+    def to_numpy(self, val: torch.Tensor, safe: bool | None = None) -> np.ndarray:
+        """The indices of ``val`` as a numpy array (as gym's discrete spaces take them);
+        :meth:`encode` turns them back into one-hot values."""
+        return self.to_categorical(val, safe).detach().cpu().numpy()  # type: ignore[attr-defined]
+
+    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
+        """``val`` itself: values of this spec are already one-hot."""
+        if safe:
+            self.check(val)  # type: ignore[attr-defined]
+        return val
+
+
+class OneHot(_OneHotValues, _Indexed):
     """One-hot vectors of length ``n``; ``shape`` defaults to ``(n,)``, ``dtype`` to bool (as in
     TorchRL; gym envs give int64 one-hot actions).
 
@@ -320,7 +353,7 @@ class OneHot(_Indexed):
             return False
         return self._allowed(_argmax(val))
 
-    def project(self, val: torch.Tensor) -> torch.Tensor:
+    def _project(self, val: torch.Tensor) -> torch.Tensor:
         """The one-hot vector of the (allowed) argmax."""
         if self.mask is not None:
             val = val.float().masked_fill(~self.mask.expand(val.shape), float("-inf"))
@@ -328,6 +361,12 @@ class OneHot(_Indexed):
 
     def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
         return _argmax(val)
+
+    def _from_raw(self, t: torch.Tensor) -> torch.Tensor:
+        # a value shaped like the spec is one-hot already; any other holds indices
+        if t.shape == self.shape:
+            return t
+        return torch.nn.functional.one_hot(t.long(), self.n)
 
     def _encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.one_hot(idx, self.n).to(self.dtype)
@@ -337,12 +376,6 @@ class OneHot(_Indexed):
         if safe:
             self.check(val)
         return _argmax(val)
-
-    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
-        """``val`` itself: values of a OneHot are already one-hot."""
-        if safe:
-            self.check(val)
-        return val
 
     def to_categorical_spec(self) -> Categorical:
         """The :class:`Categorical` spec of the same choices (drops the trailing dim)."""
@@ -379,199 +412,24 @@ class Binary(_Discrete):
     def _values_ok(self, val: torch.Tensor) -> bool:
         return bool(((val == 0) | (val == 1)).all())
 
-    def project(self, val: torch.Tensor) -> torch.Tensor:
+    def _project(self, val: torch.Tensor) -> torch.Tensor:
         """Threshold at 0.5."""
         return (val > 0.5).to(self.dtype)
 
-
-def _nvec(nvec: Any, device: torch.device) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(nvec) if not isinstance(nvec, torch.Tensor) else nvec)
-    if t.is_floating_point() or t.numel() == 0 or bool((t < 1).any()):
-        raise ValueError(f"nvec must hold positive ints, found {nvec!r}")
-    return t.to(device=device, dtype=torch.int64)
-
-
-class MultiCategorical(_Discrete):
-    """Several categorical variables: ``val[..., i]`` in ``[0, nvec[i])``.
-
-    >>> MultiCategorical([2, 3]).rand().shape
-    torch.Size([2])
-    """
-
-    _feature_dims = 1  # the trailing dim holds one value's features
-
-    def __init__(
-        self, nvec: Any, shape: Any = None, device: Any = None, dtype: Any = torch.int64
-    ) -> None:
-        dev = _device(device)
-        nv = _nvec(nvec, dev)
-        shape = _size(nv.shape if shape is None else shape)
-        try:
-            nv = nv.expand(shape).clone()
-        except RuntimeError:
-            raise ValueError(
-                f"nvec of shape {tuple(nv.shape)} does not fit {tuple(shape)}"
-            ) from None
-        super().__init__(shape, dev, dtype)
-        self.nvec = nv
-        self.space = DiscreteBox(nv)
-
-    def rand(self, shape: Any = None) -> torch.Tensor:
-        """Uniform per variable."""
-        full = (*_size(shape), *self.shape)
-        u = torch.rand(full, device=self.device, dtype=torch.float64)
-        return torch.floor(u * self.nvec).clamp_max(self.nvec - 1).to(self.dtype)
-
-    def _values_ok(self, val: torch.Tensor) -> bool:
-        return bool(((val >= 0) & (val < self.nvec)).all())
-
-    def project(self, val: torch.Tensor) -> torch.Tensor:
-        """Round and clamp each variable."""
-        if val.is_floating_point():
-            val = val.round()
-        return torch.minimum(val.clamp_min(0), self.nvec - 1).to(self.dtype)
-
-    def _nvec_list(self) -> list[int]:
-        nv = self.nvec.reshape(-1, self.nvec.shape[-1])
-        if not bool((nv == nv[:1]).all()):
-            raise ValueError("one-hot encoding needs the same nvec at every batch position")
-        return nv[0].tolist()
-
-    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
-        """Concatenated one-hot vectors, one per variable (as :class:`MultiOneHot` values).
-
-        >>> MultiCategorical([2, 3]).to_one_hot(torch.tensor([1, 2]))
-        tensor([False,  True, False, False,  True])
-        """
-        if safe:
-            self.check(val)
-        nv = self._nvec_list()
-        parts = [
-            torch.nn.functional.one_hot(v.long(), n)
-            for v, n in zip(val.unbind(-1), nv, strict=True)
-        ]
-        return torch.cat(parts, -1).bool()
-
-    def to_categorical(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
-        """``val`` itself: values of a MultiCategorical are already indices."""
-        if safe:
-            self.check(val)
-        return val
-
     def cardinality(self) -> int:
-        """The number of distinct values (the product of ``nvec``)."""
-        return int(self.nvec.prod())
+        """The number of distinct values, ``2 ** n``."""
+        return 2**self.n
 
     def enumerate(self, use_mask: bool = False) -> torch.Tensor:
-        """Every value (the product of the variables' ranges), along a new leading dim.
+        """Every value (all ``2 ** n`` bit vectors), stacked along a new leading dim (each
+        repeated over the batch dims).
 
-        >>> MultiCategorical([2, 2]).enumerate().tolist()
+        >>> Binary(2).enumerate().tolist()
         [[0, 0], [0, 1], [1, 0], [1, 1]]
         """
-        if self.ndim != 1:
-            raise ValueError(f"enumerate needs a 1-dim MultiCategorical, found shape {self.shape}")
-        ranges = [torch.arange(int(n), device=self.device) for n in self.nvec.tolist()]
-        grids = torch.meshgrid(*ranges, indexing="ij")
-        return torch.stack([g.reshape(-1) for g in grids], -1).to(self.dtype)
-
-    def to_one_hot_spec(self) -> MultiOneHot:
-        """The :class:`MultiOneHot` spec of the same variables."""
-        nv = self._nvec_list()
-        return MultiOneHot(nv, (*self.shape[:-1], sum(nv)), self.device, torch.bool)
-
-    def to_categorical_spec(self) -> MultiCategorical:
-        """This spec (a copy)."""
-        return self.clone()
-
-    def _reshaped(self, shape: torch.Size, index: Any = None) -> MultiCategorical:
-        if index is None:
-            nv = self.nvec.expand(shape)
-        elif isinstance(index, tuple) and index and index[0] in ("unsqueeze", "squeeze", "reshape"):
-            nv = self.nvec.reshape(shape)
-        else:
-            nv = self.nvec[index]
-        return MultiCategorical(nv, shape, self.device, self.dtype)
-
-
-class MultiOneHot(_Discrete):
-    """Several one-hot variables concatenated along the last dim (length ``sum(nvec)``); the
-    dtype defaults to bool, as in TorchRL."""
-
-    _feature_dims = 1  # the trailing dim holds one value's features
-
-    def __init__(
-        self, nvec: Sequence[int], shape: Any = None, device: Any = None, dtype: Any = torch.bool
-    ) -> None:
-        nv = [_check_n(int(n)) for n in nvec]
-        if not nv:
-            raise ValueError("nvec must not be empty")
-        shape = _size((sum(nv),) if shape is None else shape)
-        if len(shape) == 0 or shape[-1] != sum(nv):
-            raise ValueError(f"MultiOneHot shape must end with {sum(nv)}, found {tuple(shape)}")
-        super().__init__(shape, device, dtype)
-        self.nvec = nv
-        self.space = DiscreteBox(nv)
-
-    def rand(self, shape: Any = None) -> torch.Tensor:
-        """A uniformly chosen one-hot vector per variable."""
-        full = (*_size(shape), *self.shape[:-1])
-        parts = [
-            torch.nn.functional.one_hot(torch.randint(0, n, full, device=self.device), n)
-            for n in self.nvec
-        ]
-        return torch.cat(parts, -1).to(self.dtype)
-
-    def _values_ok(self, val: torch.Tensor) -> bool:
-        if not bool(((val == 0) | (val == 1)).all()):
-            return False
-        return all(bool((p.sum(-1) == 1).all()) for p in val.split(self.nvec, -1))
-
-    def project(self, val: torch.Tensor) -> torch.Tensor:
-        """Per-variable one-hot of the argmax."""
-        parts = [
-            torch.nn.functional.one_hot(_argmax(p), n)
-            for p, n in zip(val.split(self.nvec, -1), self.nvec, strict=True)
-        ]
-        return torch.cat(parts, -1).to(self.dtype)
-
-    def to_categorical(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
-        """Indices per variable (trailing dim of size ``len(nvec)``)."""
-        if safe:
-            self.check(val)
-        return torch.stack([_argmax(p) for p in val.split(self.nvec, -1)], -1)
-
-    def to_one_hot(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
-        """``val`` itself: values of a MultiOneHot are already one-hot."""
-        if safe:
-            self.check(val)
-        return val
-
-    def cardinality(self) -> int:
-        """The number of distinct values (the product of ``nvec``)."""
-        out = 1
-        for n in self.nvec:
-            out *= n
-        return out
-
-    def enumerate(self, use_mask: bool = False) -> torch.Tensor:
-        """Every value (one one-hot per variable, all combinations), along a new leading dim.
-
-        >>> MultiOneHot([2, 1]).enumerate().long().tolist()
-        [[1, 0, 1], [0, 1, 1]]
-        """
-        if self.ndim != 1:
-            raise ValueError(f"enumerate needs a 1-dim MultiOneHot, found shape {self.shape}")
-        cats = self.to_categorical_spec().enumerate()
-        parts = [
-            torch.nn.functional.one_hot(c, n)
-            for c, n in zip(cats.unbind(-1), self.nvec, strict=True)
-        ]
-        return torch.cat(parts, -1).to(self.dtype)
-
-    def to_categorical_spec(self) -> MultiCategorical:
-        """The :class:`MultiCategorical` spec of the same variables."""
-        return MultiCategorical(self.nvec, (*self.shape[:-1], len(self.nvec)), self.device)
-
-    def to_one_hot_spec(self) -> MultiOneHot:
-        """This spec (a copy)."""
-        return self.clone()
+        bits = torch.arange(2**self.n, device=self.device).unsqueeze(-1)
+        shifts = torch.arange(self.n - 1, -1, -1, device=self.device)
+        vals = (bits >> shifts) & 1
+        lead = self.shape[:-1]
+        vals = vals.reshape(-1, *([1] * len(lead)), self.n).expand(-1, *self.shape)
+        return vals.to(self.dtype)

@@ -10,7 +10,8 @@ import torch
 from streamrl.data.specs._base import TensorSpec, _torch_dtype
 from streamrl.data.specs.bounded import Bounded
 from streamrl.data.specs.composite import Composite
-from streamrl.data.specs.discrete import Binary, Categorical, MultiCategorical, MultiOneHot, OneHot
+from streamrl.data.specs.discrete import Binary, Categorical, OneHot
+from streamrl.data.specs.multi import MultiCategorical, MultiOneHot
 from streamrl.data.specs.unbounded import Unbounded
 
 __all__ = ["spec_from_gym_space"]

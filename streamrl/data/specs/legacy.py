@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from streamrl.data.specs.bounded import Bounded
 from streamrl.data.specs.composite import Composite
-from streamrl.data.specs.discrete import Binary, Categorical, MultiCategorical, MultiOneHot, OneHot
+from streamrl.data.specs.discrete import Binary, Categorical, OneHot
+from streamrl.data.specs.multi import MultiCategorical, MultiOneHot
 from streamrl.data.specs.unbounded import Unbounded, UnboundedDiscrete
 
 __all__ = [

@@ -74,15 +74,21 @@ class NonTensor(TensorSpec):
 
     assert_is_in = check
 
-    def project(self, val: Any) -> Any:
+    def _project(self, val: Any) -> Any:
         """Non-tensor data has no nearest value: ``val`` is returned as it is."""
         return val
 
-    def encode(self, val: Any) -> NonTensorData:  # type: ignore[override]
-        """Wrap ``val`` in ``NonTensorData`` of batch ``shape``."""
+    def encode(self, val: Any, *, ignore_device: bool = False) -> NonTensorData:  # type: ignore[override]
+        """Wrap ``val`` in ``NonTensorData`` of batch ``shape`` (on the spec's device
+        unless ``ignore_device``)."""
         if isinstance(val, NonTensorData | NonTensorStack):
             return val
-        return NonTensorData(data=val, batch_size=self.shape, device=self.device)
+        device = None if ignore_device else self.device
+        return NonTensorData(data=val, batch_size=self.shape, device=device)
+
+    def cardinality(self) -> int:
+        """Non-tensor values cannot be counted: raises ``RuntimeError``."""
+        raise RuntimeError("Cannot enumerate a NonTensor.")
 
     def to_numpy(self, val: Any, safe: bool | None = None) -> Any:
         """Non-tensor data has no array form: ``val`` is returned (checked if ``safe``)."""

@@ -30,6 +30,12 @@ def _stacked_shape(specs: Sequence[Any], dim: int) -> torch.Size:
     return torch.Size(shape)
 
 
+def _is_key(key: Any) -> bool:
+    return isinstance(key, str) or (
+        isinstance(key, tuple) and bool(key) and all(isinstance(k, str) for k in key)
+    )
+
+
 def _norm_dim(dim: int, ndim: int) -> int:
     d = dim + ndim + 1 if dim < 0 else dim
     if not 0 <= d <= ndim:
@@ -200,9 +206,15 @@ class _Lazy:
             return type(self)(*[s.unsqueeze(d) for s in self._specs], dim=self.dim + 1)
         return type(self)(*[s.unsqueeze(d - 1) for s in self._specs], dim=self.dim)
 
-    def squeeze(self, dim: int) -> Any:
+    def squeeze(self, dim: int | None = None) -> Any:
         """A copy without the size-1 dim ``dim`` (the stack dim only if one spec is stacked:
-        that spec is returned)."""
+        that spec is returned); every size-1 dim when ``dim`` is None."""
+        if dim is None:
+            out = self
+            for d in reversed(range(self.ndim)):
+                if self.shape[d] == 1:
+                    out = out.squeeze(d)
+            return out
         d = dim + self.ndim if dim < 0 else dim
         if not 0 <= d < self.ndim or self.shape[d] != 1:
             raise ValueError(f"cannot squeeze dim {dim} of shape {self.shape}")
@@ -334,3 +346,50 @@ class StackedComposite(_Lazy):
         ):
             return stack_specs([s[index] for s in self._specs], self.dim)
         return self._index_stack(index)
+
+    def __setitem__(self, key: Any, spec: Any) -> None:
+        """Set ``key`` in every stacked Composite to the matching slice of ``spec`` (whose
+        shape must have this stack's size at the stack dim)."""
+        if not _is_key(key):
+            raise RuntimeError(
+                f"key should be a Sequence<NestedKey> (a str or a tuple of str), found {key!r}"
+            )
+        n = len(self._specs)
+        if spec is None:
+            parts: Any = [None] * n
+        else:
+            if len(spec.shape) <= self.dim or spec.shape[self.dim] != n:
+                raise ValueError(
+                    f"spec for key {key!r} must have size {n} at the stack dim {self.dim}, "
+                    f"found shape {tuple(spec.shape)}"
+                )
+            parts = spec.unbind(self.dim)
+        for s, part in zip(self._specs, parts, strict=True):
+            s[key] = part
+
+    def __delitem__(self, key: Any) -> None:
+        """Delete ``key`` from every stacked Composite that holds it (``KeyError`` when none
+        does)."""
+        holders = [s for s in self._specs if key in s]
+        if not holders:
+            raise KeyError(f"key {key!r} is in none of the stacked Composites")
+        for s in holders:
+            del s[key]
+
+    def update(self, other: Any) -> StackedComposite:
+        """Set every key ``other`` has in all of its stacked specs (keys held by some of
+        them only are left out); returns self."""
+        for k in other.keys():
+            self[k] = other[k]
+        return self
+
+    def type_check(self, value: Any, selected_keys: Any = None) -> None:
+        """Raise ``TypeError`` when an entry's dtype is not its spec's (slice by slice)."""
+        if isinstance(value, torch.Tensor):
+            self[selected_keys].type_check(value, selected_keys)
+            return
+        parts = self._split(value)
+        if parts is None:
+            raise ValueError(f"expected {len(self._specs)} entries along dim {self.dim}")
+        for s, v in zip(self._specs, parts, strict=True):
+            s.type_check(v, selected_keys)

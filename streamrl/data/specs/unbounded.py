@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from streamrl.data.specs._base import TensorSpec, _size, _torch_dtype
+from streamrl.data.specs.bounded import ContinuousBox
 
 __all__ = ["Unbounded", "UnboundedContinuous", "UnboundedDiscrete"]
 
@@ -49,6 +50,38 @@ class Unbounded(TensorSpec):
 
     def _values_ok(self, val: torch.Tensor) -> bool:
         return True
+
+    _space: ContinuousBox | None = None  # a space assigned to the spec
+
+    @property
+    def space(self) -> ContinuousBox:
+        """The box of the dtype's whole range (``-inf..inf`` for floats), unless a box was
+        assigned to ``space``.
+
+        >>> Unbounded((2,)).space.high
+        tensor([inf, inf])
+        """
+        if self._space is not None:
+            return self._space
+        if self.dtype.is_floating_point:
+            lo, hi = float("-inf"), float("inf")
+        elif self.dtype == torch.bool:
+            lo, hi = False, True
+        else:
+            info = torch.iinfo(self.dtype)
+            lo, hi = info.min, info.max
+        size = [1 if d == -1 else d for d in self.shape]  # dynamic dims broadcast
+        low = torch.full(size, lo, device=self.device, dtype=self.dtype)
+        high = torch.full(size, hi, device=self.device, dtype=self.dtype)
+        return ContinuousBox(low, high)
+
+    @space.setter
+    def space(self, value: ContinuousBox) -> None:
+        self._space = value
+
+    def cardinality(self) -> float:
+        """``inf``: an unbounded spec holds too many values to count."""
+        return float("inf")
 
     def _reshaped(self, shape: torch.Size, index: Any = None) -> Unbounded:
         out = self.clone()
