@@ -85,3 +85,17 @@ def test_ddpg_trainer_hooks(tmp_path):
     assert [r.split(",")[0] for r in (scalars / "r_evaluation.csv").read_text().split()] == ["250"]
     saved = torch.load(tmp_path / "trainer.pt", weights_only=True)
     assert saved["state"]["collected_frames"] == 400
+
+
+def test_ppo_sota_style_script(tmp_path):
+    # laid out as TorchRL's sota-implementations PPO script (timeit, group_optimizers,
+    # compile_policy/cudagraph_policy off, GAE(device=, vectorized=), rollout(auto_cast_to_device))
+    out = port("ppo_sota_style.py", tmp_path)
+    assert "frames: 1024" in out and "batches: 4" in out
+    assert "updates: 32" in out and "eval steps: 200" in out
+    scalars = tmp_path / "logs" / "ppo" / "scalars"
+    # the files TorchRL 0.14.1 writes for this script
+    written = sorted(p.relative_to(scalars).as_posix() for p in scalars.rglob("*.csv"))
+    assert written == ["time/adv.csv", "time/collecting.csv", "time/training.csv",
+                       "time/update.csv", "train/loss_objective.csv", "train/lr.csv",
+                       "train/reward.csv"]
