@@ -123,7 +123,6 @@ def main():
 
     def update(batch, num_network_updates):
         optim.zero_grad(set_to_none=True)
-        alpha = torch.ones((), device="cpu")
         alpha = 1 - (num_network_updates / total_network_updates)
         for group in optim.param_groups:
             group["lr"] = LR * alpha
