@@ -122,7 +122,7 @@ class CrossQLoss(LossModule):
         with torch.no_grad():
             next_value = q_next.min(0).values - alpha * next_log_prob.reshape(-1, 1)
         target = shared.bootstrap(self, td, next_value)
-        loss_qvalue, _ = shared.ensemble_regression(self, tensordict, pred, target)
+        loss_qvalue = shared.ensemble_regression(self, tensordict, pred, target)[0].mean()
         # actor: fresh action; the critic frozen, in eval mode
         new_action, log_prob = shared.fresh_action(self, td, 1)
         with _eval_mode(self.network_template("qvalue_network")):

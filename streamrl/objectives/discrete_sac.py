@@ -155,7 +155,7 @@ class DiscreteSACLoss(LossModule):
         loss_alpha = self.entropy_coef.loss(self.target_entropy - entropy)
         return _output(
             loss_actor=loss_actor,
-            loss_qvalue=loss_qvalue,
+            loss_qvalue=loss_qvalue.mean(),
             loss_alpha=loss_alpha,
             alpha=alpha,
             entropy=entropy.detach().mean(),

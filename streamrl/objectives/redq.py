@@ -115,7 +115,7 @@ class REDQLoss(LossModule):
         loss_actor = (alpha * log_prob - q_new_mean).mean()
         target, next_value = self.target_value(tensordict, alpha)
         pred = shared.qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
-        loss_qvalue, _ = shared.ensemble_regression(self, tensordict, pred, target)
+        loss_qvalue = shared.ensemble_regression(self, tensordict, pred, target)[0].mean()
         return TensorDict({
             "loss_actor": loss_actor,
             "loss_qvalue": loss_qvalue,

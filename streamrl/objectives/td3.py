@@ -161,6 +161,7 @@ class TD3Loss(LossModule):
         target, next_value = self._target_and_next_value(tensordict)
         pred = shared.qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
         loss_qvalue, td_error = shared.ensemble_regression(self, tensordict, pred, target)
+        loss_qvalue = loss_qvalue.mean()
         batch = tensordict.batch_size
         n = pred.shape[0]
         return _output(
