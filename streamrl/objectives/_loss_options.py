@@ -90,25 +90,40 @@ def check_scalar_output_mode(mode: Any, reduction: str, owner: str) -> str | Non
             "batch-shaped output; pass scalar_output_mode='exclude' to silence this or "
             "'non_tensor' to keep them as non-tensor entries",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         return "exclude"
     return mode
 
 
-def check_loss_options(owner: str, reduction: str | None, use_prioritized_weights: Any,
-                       scalar_output_mode: Any = None) -> tuple[str, str | bool, str | None]:
-    """Validate the three output options together; returns them normalised."""
-    reduction = check_reduction(reduction, owner)
-    return (reduction, check_prioritized_weights(use_prioritized_weights, owner),
-            check_scalar_output_mode(scalar_output_mode, reduction, owner))
+_ABSENT: Any = object()
+
+
+def apply_options(loss: Any, *, gamma: Any = None, priority_key: Any = None,
+                  reduction: Any = None, use_prioritized_weights: Any = False,
+                  scalar_output_mode: Any = _ABSENT, **flags: Any) -> None:
+    """Validate a loss's shared constructor options and set them as attributes, before any
+    network is registered: ``gamma`` / ``priority_key`` are refused when given,
+    ``reduction``, ``use_prioritized_weights`` (``False`` for losses without the argument)
+    and ``scalar_output_mode`` (when the loss takes it) are checked, and each of ``flags``
+    (``delay_actor=``, ``separate_losses=``...) must be a bool."""
+    owner = type(loss).__name__
+    refuse_ctor_gamma(gamma, owner)
+    refuse_ctor_keys(owner, priority_key=priority_key)
+    loss.reduction = check_reduction(reduction, owner)
+    loss.use_prioritized_weights = check_prioritized_weights(use_prioritized_weights, owner)
+    if scalar_output_mode is not _ABSENT:
+        loss.scalar_output_mode = check_scalar_output_mode(scalar_output_mode, loss.reduction,
+                                                           owner)
+    for name, value in flags.items():
+        setattr(loss, name, check_flag(value, name, owner))
 
 
 def priority_weight(loss: Any, tensordict: TensorDictBase) -> Tensor | None:
     """The importance weights a loss applies to ``tensordict``'s per-sample losses: read at
     ``loss.tensor_keys.priority_weight`` when ``loss.use_prioritized_weights`` is True
     (missing: ``KeyError``) or ``"auto"`` (missing: no weights); ``None`` when False."""
-    mode = loss.use_prioritized_weights
+    mode = getattr(loss, "use_prioritized_weights", False)
     if mode is False:
         return None
     key = loss._keys["priority_weight"]

@@ -113,15 +113,13 @@ class SACLoss(LossModule):
         scalar_output_mode: str | None = None,
     ) -> None:
         super().__init__()
-        opts.refuse_ctor_gamma(gamma, "SACLoss")
-        opts.refuse_ctor_keys("SACLoss", priority_key=priority_key)
-        self.reduction, self.use_prioritized_weights, self.scalar_output_mode = \
-            opts.check_loss_options("SACLoss", reduction, use_prioritized_weights,
-                                    scalar_output_mode)
-        self.delay_actor = opts.check_flag(delay_actor, "delay_actor", "SACLoss")
-        self.separate_losses = opts.check_flag(separate_losses, "separate_losses", "SACLoss")
-        self.skip_done_states = opts.check_flag(skip_done_states, "skip_done_states", "SACLoss")
-        self.deactivate_vmap = opts.check_flag(deactivate_vmap, "deactivate_vmap", "SACLoss")
+        opts.apply_options(
+            self, gamma=gamma, priority_key=priority_key, reduction=reduction,
+            use_prioritized_weights=use_prioritized_weights,
+            scalar_output_mode=scalar_output_mode, delay_actor=delay_actor,
+            separate_losses=separate_losses, skip_done_states=skip_done_states,
+            deactivate_vmap=deactivate_vmap,
+        )
         if value_network is not None and not isinstance(value_network, nn.Module):
             raise TypeError(
                 f"SACLoss: value_network must be an nn.Module or None, found "

