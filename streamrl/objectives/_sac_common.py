@@ -207,17 +207,26 @@ def next_step(loss: LossModule, td: TensorDictBase
     loss._require(td, loss._next_key("reward"), loss._next_key("done"))
     next_td = td.get("next")
     with torch.no_grad():
-        alive = _alive(loss, td) if getattr(loss, "skip_done_states", False) else None
-        if alive is None or bool(alive.all()):
-            next_action, next_log_prob = fresh_action(loss, next_td, td.batch_dims,
-                                                      frozen=True)
-        else:
-            part_action, part_log_prob = fresh_action(loss, next_td[alive], 1, frozen=True)
-            next_action = part_action.new_zeros((*td.batch_size, *part_action.shape[1:]))
-            next_action[alive] = part_action
-            next_log_prob = part_log_prob.new_zeros(td.batch_size)
-            next_log_prob[alive] = part_log_prob
+        next_action, next_log_prob = on_next_states(
+            loss, td, lambda nxt: fresh_action(loss, nxt, nxt.batch_dims, frozen=True))
     return next_td, next_action, next_log_prob, critic_params(loss, target=True)
+
+
+def on_next_states(loss: LossModule, td: TensorDictBase, fn: Any) -> tuple[Tensor, ...]:
+    """``fn(td["next"])`` (a tuple of tensors starting with the batch dims), or with
+    ``loss.skip_done_states`` ``fn`` of the non-terminal next states only (gathered in one
+    batch dim), scattered back with zeros elsewhere."""
+    next_td = td.get("next")
+    alive = _alive(loss, td) if getattr(loss, "skip_done_states", False) else None
+    if alive is None or bool(alive.all()):
+        return fn(next_td)
+    parts = fn(next_td[alive])
+    full = []
+    for part in parts:
+        value = part.new_zeros((*td.batch_size, *part.shape[1:]))
+        value[alive] = part
+        full.append(value)
+    return tuple(full)
 
 
 def _alive(loss: LossModule, td: TensorDictBase) -> Tensor:

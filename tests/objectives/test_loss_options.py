@@ -74,6 +74,7 @@ LOSSES = {
     "sac": (_sac, False, {"gamma", "priority_key", "prioritized", "scalar", "vmap"}),
     "td3": (_td3, False, {"gamma", "priority_key", "prioritized", "vmap"}),
     "ddpg": (_ddpg, False, {"gamma", "prioritized"}),
+    "discrete_sac": (_discrete_sac, True, {"priority_key", "prioritized", "scalar", "vmap"}),
 }
 
 
