@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from torch import Tensor, nn
 
+from streamrl.data.specs import TensorSpec
+from streamrl.objectives import _loss_options as opts
 from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import check_loss_function
 from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule
@@ -69,11 +71,29 @@ class REDQLoss(LossModule):
         alpha_init: float = 1.0,
         min_alpha: float | None = 0.1,
         max_alpha: float | None = 10.0,
+        action_spec: TensorSpec | None = None,
         fixed_alpha: bool = False,
         target_entropy: float | str = "auto",
         delay_qvalue: bool = True,
+        gSDE: bool = False,
+        gamma: float | None = None,
+        priority_key: str | None = None,
+        separate_losses: bool = False,
+        reduction: str | None = None,
+        deactivate_vmap: bool = False,
+        scalar_output_mode: str | None = None,
     ) -> None:
         super().__init__()
+        if gSDE is not False:
+            raise ValueError(
+                "REDQLoss: gSDE=True (noise variables for a gSDE actor) is not supported: "
+                "streamrl has no gSDE actor module; leave gSDE=False"
+            )
+        opts.apply_options(
+            self, gamma=gamma, priority_key=priority_key, reduction=reduction,
+            scalar_output_mode=scalar_output_mode, separate_losses=separate_losses,
+            deactivate_vmap=deactivate_vmap,
+        )
         if not isinstance(num_qvalue_nets, int) or num_qvalue_nets < 1:
             raise ValueError(f"num_qvalue_nets must be a positive int, found {num_qvalue_nets!r}")
         if not isinstance(sub_sample_len, int) or not 1 <= sub_sample_len <= num_qvalue_nets:
@@ -81,11 +101,11 @@ class REDQLoss(LossModule):
                 f"sub_sample_len must be an int in [1, num_qvalue_nets={num_qvalue_nets}], "
                 f"found {sub_sample_len!r}"
             )
-        shared.check_target_entropy(target_entropy)
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
         self.sub_sample_len = sub_sample_len
-        self.target_entropy = target_entropy
+        self.target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
+                                                            actor_network)
         self.delay_qvalue = bool(delay_qvalue)
         shared.register_actor_critic(self, actor_network, qvalue_network,
                                      num_qvalue_nets=num_qvalue_nets,
@@ -110,18 +130,30 @@ class REDQLoss(LossModule):
         alpha = self.entropy_coef.alpha()
         new_action, log_prob = shared.fresh_action(self, tensordict, batch_dims)
         q_new = shared.qvalues_at(self, tensordict, new_action,
-                                  self.network_params("qvalue_network", detach=True))
+                                  shared.critic_params(self).detach())
         q_new_mean = q_new.mean(0).reshape(log_prob.shape)
-        loss_actor = (alpha * log_prob - q_new_mean).mean()
         target, next_value = self.target_value(tensordict, alpha)
-        pred = shared.qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
-        loss_qvalue = shared.ensemble_regression(self, tensordict, pred, target)[0].mean()
-        return TensorDict({
-            "loss_actor": loss_actor,
-            "loss_qvalue": loss_qvalue,
-            **shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha),
-            "state_action_value_actor": q_new_mean.detach().mean(),
-            "action_log_prob_actor": log_prob.detach().mean(),
-            "next.state_value": next_value.mean(),
-            "target_value": target.mean(),
-        }, batch_size=[])
+        pred = shared.qvalues_at(self, tensordict, action, shared.critic_params(self))
+        terms = shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha,
+                                     per_sample=True)
+        return opts.loss_output(self, tensordict, {
+            "loss_actor": alpha * log_prob - q_new_mean,
+            "loss_qvalue": shared.ensemble_regression(self, tensordict, pred, target)[0],
+            "loss_alpha": terms.pop("loss_alpha"),
+        }, self._diagnostics(tensordict.batch_size, {
+            "state_action_value_actor": q_new_mean.detach(),
+            "action_log_prob_actor": log_prob.detach(),
+            "next.state_value": next_value,
+            "target_value": target,
+        }), terms)
+
+    def _diagnostics(self, batch: torch.Size, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Batch means, or batch-shaped values under ``reduction="none"``."""
+        if self.reduction == "none":
+            return {k: v.reshape(batch) for k, v in values.items()}
+        return {k: v.mean() for k, v in values.items()}
+
+    @property
+    def log_alpha(self) -> Tensor:
+        """The log-temperature (a parameter unless ``fixed_alpha``)."""
+        return self.entropy_coef.log_alpha

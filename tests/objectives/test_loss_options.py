@@ -2,6 +2,7 @@
 reduction, prioritized-replay weights, scalar_output_mode, deactivate_vmap and the refused
 deprecated spellings, checked on every loss that takes them."""
 
+import _sac_fixtures
 import pytest
 import torch
 from _sac_fixtures import categorical_actor, gaussian_actor, qvalue, transitions
@@ -58,7 +59,8 @@ def _crossq(**kw):
 
 
 def _tqc(**kw):
-    return TQCLoss(gaussian_actor()[1], qvalue(), num_qvalue_nets=2, **kw)
+    critic = qvalue(_sac_fixtures.ConcatQ(n_out=5))  # 5 quantiles
+    return TQCLoss(gaussian_actor()[1], critic, num_qvalue_nets=2, **kw)
 
 
 def _data(discrete=False, n=5):
@@ -75,6 +77,9 @@ LOSSES = {
     "td3": (_td3, False, {"gamma", "priority_key", "prioritized", "vmap"}),
     "ddpg": (_ddpg, False, {"gamma", "prioritized"}),
     "discrete_sac": (_discrete_sac, True, {"priority_key", "prioritized", "scalar", "vmap"}),
+    "redq": (_redq, False, {"gamma", "priority_key", "scalar", "vmap"}),
+    "crossq": (_crossq, False, {"priority_key", "scalar", "vmap"}),
+    "tqc": (_tqc, False, {"prioritized", "scalar", "vmap"}),
 }
 
 

@@ -93,7 +93,7 @@ def test_separate_losses_keeps_the_critic_loss_off_shared_parameters():
 
 
 def test_without_separate_losses_the_critic_trains_its_own_copies():
-    encoder, loss = _shared_encoder_loss(False)
+    _, loss = _shared_encoder_loss(False)
     out = loss(_data())
     out["loss_qvalue"].backward()
     assert loss.qvalue_network_params["module", "encoder", "weight"].grad is not None
