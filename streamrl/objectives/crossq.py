@@ -44,9 +44,14 @@ class CrossQLoss(LossModule):
       in eval mode (running statistics, none updated);
     - ``loss_alpha = -mean(log_alpha * (log pi(a~|s) + target_entropy))``.
 
-    ``target_entropy="auto"`` is minus the action dimension. ``td_error`` (max over copies of
+    ``target_entropy="auto"`` is ``-prod(action_spec.shape)`` (the spec given, else the
+    actor's, else the first action's size). ``td_error`` (max over copies of
     ``|Q_i - y|``) is written into the input. Output: the three losses, ``alpha`` and
-    ``entropy``.
+    ``entropy``; :attr:`log_alpha` is the learned log-temperature.
+
+    TorchRL's shared options (see :class:`SACLoss`): ``action_spec``, ``separate_losses``,
+    ``reduction``, ``scalar_output_mode``, ``deactivate_vmap``; ``priority_key`` is refused
+    as in TorchRL 0.14.
 
     A batch-normalised critic (the point of CrossQ) built with :class:`~streamrl.modules.MLP`:
 

@@ -35,8 +35,15 @@ class REDQLoss(LossModule):
     ``target_entropy="auto"`` is minus the action dimension. ``td_error`` (max over copies of
     ``|Q_i - y|``) is written into the input. Output: the three losses and the detached
     ``alpha``, ``entropy``, ``state_action_value_actor``, ``action_log_prob_actor``,
-    ``next.state_value`` and ``target_value`` (batch means).
+    ``next.state_value`` and ``target_value`` (batch means; batch-shaped under
+    ``reduction="none"``). :attr:`log_alpha` is the learned log-temperature.
 
+    TorchRL's shared options (see :class:`SACLoss`): ``action_spec`` (for
+    ``target_entropy="auto"``), ``separate_losses``, ``reduction``, ``scalar_output_mode``,
+    ``deactivate_vmap``; ``gamma`` and ``priority_key`` are refused as in TorchRL 0.14, and
+    ``gSDE=True`` is refused (streamrl has no gSDE actor).
+
+    >>> from tensordict import TensorDict
     >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
     >>> from streamrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
     >>> actor = ProbabilisticActor(TensorDictModule(

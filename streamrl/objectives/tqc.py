@@ -62,6 +62,9 @@ class TQCLoss(LossModule):
         alpha_init, min_alpha, max_alpha, fixed_alpha, target_entropy: the temperature, as
             in :class:`~streamrl.objectives.SACLoss`.
         delay_qvalue: bootstrap from target critics (default ``True``).
+        action_spec, separate_losses, reduction, deactivate_vmap, skip_done_states,
+        use_prioritized_weights, scalar_output_mode: TorchRL's shared options, as in
+            :class:`~streamrl.objectives.SACLoss` (:attr:`log_alpha` too).
 
     >>> from tensordict import TensorDict
     >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
