@@ -187,3 +187,76 @@ def test_deactivate_vmap_gives_the_same_losses(name):
         torch.testing.assert_close(looped[key], vmapped[key])
     with pytest.raises(TypeError, match="deactivate_vmap must be True or False"):
         LOSSES[name][0](deactivate_vmap=1)
+
+
+SOFT = ["sac", "discrete_sac", "redq", "crossq", "tqc"]
+
+
+@pytest.mark.parametrize("name", SOFT)
+def test_log_alpha_is_the_temperature_parameter(name):
+    loss = LOSSES[name][0](alpha_init=0.5)
+    assert loss.log_alpha is loss.entropy_coef.log_alpha
+    assert any(p is loss.log_alpha for p in loss.parameters())
+    assert float(loss.log_alpha.detach()) == pytest.approx(-0.6931, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["redq", "crossq", "tqc"])
+def test_action_spec_sets_the_auto_target_entropy(name):
+    from streamrl.data import Bounded
+
+    loss = LOSSES[name][0](action_spec=Bounded(-1.0, 1.0, shape=(2,)))
+    assert loss.target_entropy == -2.0
+    with pytest.raises(TypeError, match="action_spec must be a TensorSpec"):
+        LOSSES[name][0](action_spec="box")
+
+
+def test_redq_gsde_is_refused():
+    with pytest.raises(ValueError, match="gSDE=True"):
+        _redq(gSDE=True)
+
+
+@pytest.mark.parametrize("name", ["discrete_sac", "tqc"])
+def test_skip_done_states_never_runs_the_actor_on_terminal_states(name):
+    build, discrete, _ = LOSSES[name]
+    data = _data(discrete)
+    data["next", "observation"][1] = float("nan")  # step 1 is terminal
+    torch.manual_seed(0)
+    with pytest.raises(ValueError):  # the actor's distribution refuses NaN parameters
+        build()(data.clone())
+    torch.manual_seed(0)
+    out = build(skip_done_states=True)(data.clone())
+    assert torch.isfinite(out["loss_actor"])
+    with pytest.raises(TypeError, match="skip_done_states must be True or False"):
+        build(skip_done_states="no")
+
+
+class _SharedEncoderQ(nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+        self.lin = nn.Linear(3 + 2, 1)
+
+    def forward(self, obs, action):
+        return self.lin(torch.cat([self.encoder(obs), action], -1))
+
+
+@pytest.mark.parametrize("cls", [TD3Loss, DDPGLoss])
+def test_separate_losses_keeps_the_critic_loss_off_shared_parameters(cls):
+    for separate in (True, False):
+        torch.manual_seed(0)
+        encoder = nn.Linear(3, 3)
+        actor = TensorDictModule(nn.Sequential(encoder, nn.Linear(3, 2), nn.Tanh()),
+                                 ["observation"], ["action"])
+        critic = TensorDictModule(_SharedEncoderQ(encoder), ["observation", "action"],
+                                  ["state_action_value"])
+        extra = {"bounds": (-1.0, 1.0)} if cls is TD3Loss else {}
+        loss = cls(actor, critic, separate_losses=separate, **extra)
+        out = loss(_data())
+        critic_key = "loss_qvalue" if cls is TD3Loss else "loss_value"
+        out[critic_key].backward()
+        if separate:
+            assert encoder.weight.grad is None
+        elif cls is DDPGLoss:  # one critic: it holds the encoder itself and trains it
+            assert encoder.weight.grad is not None
+    with pytest.raises(TypeError, match="separate_losses must be True or False"):
+        cls(actor, critic, separate_losses="yes", **extra)
