@@ -187,7 +187,7 @@ class SACLoss(LossModule):
                                                                      target)
         if self.has_value:
             v_target = (q_new_min - alpha * log_prob).detach().reshape(*tensordict.batch_size, 1)
-            v_pred = self._state_value(tensordict, self.network_params("value_network"))
+            v_pred = self._state_value(tensordict, opts.separate_params(self, "value_network"))
             losses["loss_value"] = distance_loss(v_pred, v_target,
                                                  self.loss_function).squeeze(-1)
         terms = shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha,

@@ -157,3 +157,21 @@ def test_log_alpha_is_the_temperature_parameter():
     assert not math.isclose(float(loss.log_alpha.detach()), math.log(0.5), rel_tol=1e-6)
     fixed = SACLoss(gaussian_actor()[1], qvalue(), fixed_alpha=True)
     assert not fixed.log_alpha.requires_grad
+
+
+def test_separate_losses_covers_the_state_value_network():
+    torch.manual_seed(0)
+    encoder = nn.Linear(3, 4)
+    actor = ProbabilisticTensorDictSequential(
+        TensorDictModule(nn.Sequential(encoder, nn.Linear(4, 4), NormalParamExtractor()),
+                         ["observation"], ["loc", "scale"]),
+        ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
+                                      distribution_class=Normal),
+    )
+    value = TensorDictModule(nn.Sequential(encoder, nn.Linear(4, 1)), ["observation"],
+                             ["state_value"])
+    for separate in (True, False):
+        encoder.weight.grad = None
+        loss = SACLoss(actor, qvalue(), value, separate_losses=separate)
+        loss(_data())["loss_value"].backward()
+        assert (encoder.weight.grad is None) == separate
