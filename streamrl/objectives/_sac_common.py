@@ -127,6 +127,24 @@ class EntropyCoefficient(nn.Module):
         return -(self.log_alpha * entropy_term.detach())
 
 
+class Temperature:
+    """Gives a soft loss TorchRL's temperature attributes, read from its ``entropy_coef``:
+    ``loss.log_alpha`` (the parameter to give the temperature's optimizer; a buffer when
+    ``fixed_alpha``) and ``loss.alpha`` (the current, clamped value, detached)."""
+
+    entropy_coef: EntropyCoefficient
+
+    @property
+    def log_alpha(self) -> Tensor:
+        """The log-temperature."""
+        return self.entropy_coef.log_alpha
+
+    @property
+    def alpha(self) -> Tensor:
+        """The temperature ``exp(log_alpha)`` clamped to ``[min_alpha, max_alpha]``, detached."""
+        return self.entropy_coef.alpha()
+
+
 def register_actor_critic(loss: LossModule, actor_network: nn.Module,
                           qvalue_network: nn.Module, *, num_qvalue_nets: int,
                           delay_qvalue: bool, delay_actor: bool = False) -> None:

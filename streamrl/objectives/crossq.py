@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import torch
 from tensordict import TensorDictBase
-from torch import Tensor, nn
+from torch import nn
 
 from streamrl.data.specs import TensorSpec
 from streamrl.objectives import _loss_options as opts
@@ -30,7 +30,7 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
         module.train(was_training)
 
 
-class CrossQLoss(LossModule):
+class CrossQLoss(shared.Temperature, LossModule):
     """CrossQ: a SAC-style loss with no target networks.
 
     The Q-network (typically with batch normalisation, e.g. ``nn.BatchNorm1d``) is copied
@@ -154,8 +154,3 @@ class CrossQLoss(LossModule):
             "loss_qvalue": loss_qvalue,
             "loss_alpha": terms.pop("loss_alpha").reshape(batch),
         }, scalars=terms)
-
-    @property
-    def log_alpha(self) -> Tensor:
-        """The log-temperature (a parameter unless ``fixed_alpha``)."""
-        return self.entropy_coef.log_alpha

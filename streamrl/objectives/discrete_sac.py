@@ -19,7 +19,7 @@ from streamrl.objectives.value.common import ValueEstimators
 __all__ = ["DiscreteSACLoss"]
 
 
-class DiscreteSACLoss(LossModule):
+class DiscreteSACLoss(shared.Temperature, LossModule):
     """Discrete soft actor-critic with ``num_qvalue_nets`` Q-networks run in one vmap call.
 
     ``actor_network`` is probabilistic with a ``Categorical``/``OneHotCategorical``
@@ -172,8 +172,3 @@ class DiscreteSACLoss(LossModule):
             "loss_qvalue": loss_qvalue,
             "loss_alpha": self.entropy_coef.per_sample_loss(self.target_entropy - entropy),
         }, {"td_error": td_error}, {"alpha": alpha, "entropy": entropy.detach().mean()})
-
-    @property
-    def log_alpha(self) -> Tensor:
-        """The log-temperature (a parameter unless ``fixed_alpha``)."""
-        return self.entropy_coef.log_alpha

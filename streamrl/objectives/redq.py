@@ -16,7 +16,7 @@ from streamrl.objectives.value.common import ValueEstimators
 __all__ = ["REDQLoss"]
 
 
-class REDQLoss(LossModule):
+class REDQLoss(shared.Temperature, LossModule):
     """Randomized Ensembled Double Q-learning: a SAC-style loss over ``num_qvalue_nets``
     Q-functions.
 
@@ -159,8 +159,3 @@ class REDQLoss(LossModule):
         if self.reduction == "none":
             return {k: v.reshape(batch) for k, v in values.items()}
         return {k: v.mean() for k, v in values.items()}
-
-    @property
-    def log_alpha(self) -> Tensor:
-        """The log-temperature (a parameter unless ``fixed_alpha``)."""
-        return self.entropy_coef.log_alpha

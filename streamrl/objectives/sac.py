@@ -17,7 +17,7 @@ from streamrl.objectives.value.common import ValueEstimators
 __all__ = ["SACLoss"]
 
 
-class SACLoss(LossModule):
+class SACLoss(shared.Temperature, LossModule):
     """Soft actor-critic loss, continuous actions, twin (or N) Q-functions.
 
     The Q-network is copied ``num_qvalue_nets`` times (copy 0 keeps the given weights, the
@@ -141,10 +141,6 @@ class SACLoss(LossModule):
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
-    @property
-    def log_alpha(self) -> Tensor:
-        """The log-temperature (a parameter unless ``fixed_alpha``)."""
-        return self.entropy_coef.log_alpha
 
     def _state_value(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
         value = self._get(self.call_network("value_network", td.copy(), params), "value")

@@ -34,7 +34,7 @@ def quantile_huber_loss(pred: Tensor, target: Tensor, reduce: bool = True) -> Te
     return (weight * huber).mean() if reduce else (weight * huber).mean((-2, -1))
 
 
-class TQCLoss(LossModule):
+class TQCLoss(shared.Temperature, LossModule):
     """Truncated Quantile Critics: ``num_qvalue_nets`` critics each predict ``M`` return
     quantiles (the critic's last output dim); the target pools every target critic's atoms
     at ``(s', a' ~ pi(s'))``, drops the ``top_quantiles_to_drop_per_net * num_qvalue_nets``
@@ -200,8 +200,3 @@ class TQCLoss(LossModule):
             "loss_qvalue": loss_qvalue,
             "loss_alpha": terms.pop("loss_alpha"),
         }, scalars=terms)
-
-    @property
-    def log_alpha(self) -> Tensor:
-        """The log-temperature (a parameter unless ``fixed_alpha``)."""
-        return self.entropy_coef.log_alpha

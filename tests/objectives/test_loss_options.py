@@ -260,3 +260,10 @@ def test_separate_losses_keeps_the_critic_loss_off_shared_parameters(cls):
             assert encoder.weight.grad is not None
     with pytest.raises(TypeError, match="separate_losses must be True or False"):
         cls(actor, critic, separate_losses="yes", **extra)
+
+
+@pytest.mark.parametrize("name", SOFT)
+def test_alpha_is_the_clamped_temperature(name):
+    loss = LOSSES[name][0](alpha_init=0.5, min_alpha=0.6, max_alpha=2.0)
+    assert float(loss.alpha) == pytest.approx(0.6)  # clamped to min_alpha
+    assert not loss.alpha.requires_grad
