@@ -175,3 +175,26 @@ def test_separate_losses_covers_the_state_value_network():
         loss = SACLoss(actor, qvalue(), value, separate_losses=separate)
         loss(_data())["loss_value"].backward()
         assert (encoder.weight.grad is None) == separate
+
+
+def test_prioritized_replay_weights_reach_the_loss():
+    from streamrl.data import LazyTensorStorage, TensorDictPrioritizedReplayBuffer
+
+    rb = TensorDictPrioritizedReplayBuffer(alpha=1.0, beta=1.0, storage=LazyTensorStorage(8),
+                                           batch_size=6, priority_key="td_error")
+    rb.extend(transitions(8, seed=9, terminated=(False,) * 8, clamp_action=True))
+    rb.update_priority(torch.arange(8), torch.arange(1.0, 9.0))  # unequal weights
+    torch.manual_seed(0)
+    batch = rb.sample()
+    weight = batch["priority_weight"]
+    assert not torch.allclose(weight, weight[0].expand_as(weight))
+    outs = {}
+    for mode in ("auto", False):
+        torch.manual_seed(0)
+        loss = SACLoss(gaussian_actor()[1], qvalue(), use_prioritized_weights=mode,
+                       reduction="none", scalar_output_mode="exclude")
+        torch.manual_seed(1)
+        outs[mode] = loss(batch.clone())
+    # "auto" picks up the sampler's weights: the per-sample losses are scaled by them
+    torch.testing.assert_close(outs["auto"]["loss_qvalue"],
+                               outs[False]["loss_qvalue"] * weight.reshape(-1))
