@@ -67,7 +67,8 @@ def check_flag(value: Any, name: str, owner: str) -> bool:
 def check_prioritized_weights(value: Any, owner: str) -> str | bool:
     """``use_prioritized_weights``: ``"auto"`` (use the weights when the batch has them),
     ``True`` (require them) or ``False`` (ignore them)."""
-    if value not in ("auto", True, False) or (value == "auto" and not isinstance(value, str)):
+    if value is not True and value is not False and not (isinstance(value, str)
+                                                         and value == "auto"):
         raise ValueError(
             f"{owner}: use_prioritized_weights must be 'auto', True or False, found {value!r}"
         )

@@ -174,8 +174,9 @@ def test_prioritized_weights_weight_every_loss(name):
 def test_prioritized_weights_required_or_bad(name):
     with pytest.raises(KeyError, match="priority_weight"):
         _run(name, use_prioritized_weights=True)
-    with pytest.raises(ValueError, match="use_prioritized_weights must be"):
-        LOSSES[name][0](use_prioritized_weights="yes")
+    for bad in ("yes", 1):
+        with pytest.raises(ValueError, match="use_prioritized_weights must be"):
+            LOSSES[name][0](use_prioritized_weights=bad)
 
 
 @pytest.mark.parametrize("name", _with("vmap"))
