@@ -11,6 +11,7 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
+from streamrl.objectives import _loss_options as opts
 from streamrl.objectives._utils import check_loss_function, distance_loss, sum_trailing
 from streamrl.objectives.common import LossModule, _DistCaller, _NetworkCaller
 from streamrl.objectives.value.common import ValueEstimators
@@ -61,8 +62,33 @@ class OnPolicyLoss(LossModule):
         normalize_advantage: bool,
         samples_mc_entropy: int = 1,
         separate_losses: bool = False,
+        reduction: str | None = None,
+        normalize_advantage_exclude_dims: tuple[int, ...] = (),
+        advantage_norm: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        opts.apply_options(self, reduction=reduction)
+        if not isinstance(normalize_advantage_exclude_dims, (tuple, list)) or not all(
+                isinstance(d, int) and not isinstance(d, bool)
+                for d in normalize_advantage_exclude_dims):
+            raise TypeError(
+                "normalize_advantage_exclude_dims must be a tuple of ints, found "
+                f"{normalize_advantage_exclude_dims!r}"
+            )
+        self.normalize_advantage_exclude_dims = tuple(normalize_advantage_exclude_dims)
+        if advantage_norm is not None:
+            if normalize_advantage:
+                raise ValueError(
+                    "normalize_advantage=True and advantage_norm are mutually exclusive: "
+                    "give one of them"
+                )
+            if not (callable(getattr(advantage_norm, "scale", None))
+                    and callable(getattr(advantage_norm, "update", None))):
+                raise TypeError(
+                    "advantage_norm must be a ValueNorm (with scale() and update()), found "
+                    f"{type(advantage_norm).__name__}"
+                )
+        self.advantage_norm = advantage_norm
         if isinstance(samples_mc_entropy, bool) or not isinstance(samples_mc_entropy, int) \
                 or samples_mc_entropy < 1:
             raise ValueError(
@@ -107,6 +133,13 @@ class OnPolicyLoss(LossModule):
     def _fill_advantage(self, td: TensorDictBase) -> None:
         if td.get(self._keys["advantage"], None) is not None:
             return
+        self._fresh_advantage(td)
+        if self.advantage_norm is not None and self.training:
+            # statistics follow the fresh value targets only: repeated passes over a
+            # rollout whose advantage is already stored do not skew them
+            self.advantage_norm.update(self._get(td, "value_target").detach())
+
+    def _fresh_advantage(self, td: TensorDictBase) -> None:
         if not self.has_critic:
             # no critic: values are zero, the targets are plain (discounted) returns
             work = td.copy()
@@ -125,12 +158,16 @@ class OnPolicyLoss(LossModule):
         return td.get(self._next_key("reward"))
 
     def advantage(self, td: TensorDictBase) -> Tensor:
-        """The advantage with the batch shape (computed if missing, normalised if asked)."""
+        """The advantage with the batch shape (computed if missing), standardised over the
+        batch dims not in ``normalize_advantage_exclude_dims`` when ``normalize_advantage``,
+        or divided by ``advantage_norm.scale()`` (not re-centred) when given."""
         self._fill_advantage(td)
         adv = self._get(td, "advantage")
+        if self.advantage_norm is not None:
+            adv = adv / self.advantage_norm.scale().to(adv)
         adv = self._batch_shaped(adv, td, "advantage")
         if self.normalize_advantage and adv.numel() > 1:
-            adv = (adv - adv.mean()) / adv.std().clamp_min(1e-8)
+            adv = _standardize(adv, self.normalize_advantage_exclude_dims)
         return adv.detach()
 
     def _batch_shaped(self, x: Tensor, td: TensorDictBase, name: str) -> Tensor:
@@ -193,7 +230,7 @@ class OnPolicyLoss(LossModule):
         ent = self.entropy(dist, td.batch_dims)
         out = {"entropy": ent.detach().mean()}
         if self.entropy_bonus:
-            out["loss_entropy"] = -self.entropy_coeff * ent.mean()
+            out["loss_entropy"] = -self.entropy_coeff * ent
         return out
 
     # ------------------------------------------------------------ critic
@@ -210,10 +247,11 @@ class OnPolicyLoss(LossModule):
                 params.set(key, value)
         return params
 
-    def critic_loss(self, td: TensorDictBase, clip_value: float | None = None
-                    ) -> tuple[Tensor, Tensor]:
-        """``critic_coeff * mean d(V(s), value_target)`` (optionally with value clipping) and
-        the explained variance ``1 - Var(target - V) / Var(target)`` (detached)."""
+    def critic_loss(self, td: TensorDictBase, clip_value: float | None = None, *,
+                    per_sample: bool = False) -> tuple[Tensor, Tensor]:
+        """``critic_coeff * mean d(V(s), value_target)`` (optionally with value clipping; one
+        value per sample with ``per_sample``) and the explained variance
+        ``1 - Var(target - V) / Var(target)`` (detached)."""
         target = self._get(td, "value_target").detach()
         old_value = None
         if clip_value is not None:
@@ -233,7 +271,62 @@ class OnPolicyLoss(LossModule):
         with torch.no_grad():
             explained = 1 - (target - value).var(unbiased=False) / target.var(
                 unbiased=False).clamp_min(1e-8)
+        if per_sample:
+            return coeff * loss.reshape(*td.batch_size, -1).mean(-1), explained
         return coeff * loss.mean(), explained
+
+    def output(self, td: TensorDictBase, out: dict[str, Tensor]) -> TensorDictBase:
+        """The loss output: the per-sample ``loss_*`` entries of ``out`` reduced with
+        ``reduction``, the other entries kept as diagnostics."""
+        losses = {k: v for k, v in out.items() if k.startswith("loss_")}
+        return opts.loss_output(self, td, losses,
+                                {k: v for k, v in out.items() if k not in losses})
+
+
+def _standardize(adv: Tensor, exclude_dims: tuple[int, ...]) -> Tensor:
+    """``adv`` standardised over every dim but ``exclude_dims`` (negative dims allowed)."""
+    exclude = set()
+    for dim in exclude_dims:
+        if not -adv.ndim <= dim < adv.ndim:
+            raise ValueError(
+                f"normalize_advantage_exclude_dims: dim {dim} is out of range for an advantage "
+                f"with batch shape {tuple(adv.shape)}"
+            )
+        exclude.add(dim % adv.ndim)
+    dims = tuple(d for d in range(adv.ndim) if d not in exclude)
+    if not dims:
+        return adv
+    mean = adv.mean(dims, keepdim=True)
+    std = adv.std(dims, keepdim=True) if adv.numel() > 1 else torch.ones_like(adv)
+    return (adv - mean) / std.clamp_min(1e-8)
+
+
+def resolve_networks(owner: str, actor_network: Any, critic_network: Any, actor: Any,
+                     critic: Any, *, gamma: Any = None, functional: Any = True,
+                     **deprecated_keys: Any) -> tuple[nn.Module, Any]:
+    """The on-policy constructors' TorchRL spellings: ``actor=`` / ``critic=`` are the older
+    names of the networks (giving both names of one is an error), ``actor_network`` is
+    required, ``gamma`` and the ``*_key`` arguments are refused as TorchRL 0.14 refuses them,
+    and ``functional=False`` is refused (streamrl's losses always call their networks with
+    parameters they hold)."""
+    if actor is not None:
+        if actor_network is not None:
+            raise TypeError(f"{owner}: give actor_network or its older name actor, not both")
+        actor_network = actor
+    if critic is not None:
+        if critic_network is not None:
+            raise TypeError(f"{owner}: give critic_network or its older name critic, not both")
+        critic_network = critic
+    if actor_network is None:
+        raise TypeError(f"{owner}: missing the actor_network argument")
+    opts.refuse_ctor_gamma(gamma, owner)
+    opts.refuse_ctor_keys(owner, **deprecated_keys)
+    if functional is not True:
+        raise ValueError(
+            f"{owner}: functional={functional!r} is not supported; streamrl's losses always "
+            "hold their networks' parameters (functional=True)"
+        )
+    return actor_network, critic_network
 
 
 def resolve_coeffs(owner: str, entropy_coeff: float | None, entropy_coef: float | None,

@@ -8,9 +8,10 @@ import math
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
+from streamrl.data.specs import Composite, TensorSpec
 from streamrl.objectives._utils import distance_loss, sum_trailing
 from streamrl.objectives.common import LossModule
 
@@ -42,6 +43,35 @@ def check_target_entropy(target_entropy: Any) -> None:
     """Raise ``TypeError`` unless ``target_entropy`` is ``"auto"`` or a number."""
     if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
         raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
+
+
+def resolve_target_entropy(target_entropy: float | str, action_spec: Any,
+                           actor: nn.Module, action_key: Any = "action") -> float | str:
+    """``target_entropy`` as a number when it can be known before any data: ``"auto"`` is
+    ``-prod(action_spec.shape)``, the spec given or else the actor's spec at ``action_key``;
+    ``"auto"`` stays (resolved from the first action) when there is neither.
+
+    >>> from streamrl.data import Bounded
+    >>> resolve_target_entropy("auto", Bounded(-1.0, 1.0, shape=(3,)), torch.nn.Identity())
+    -3.0
+    """
+    check_target_entropy(target_entropy)
+    if target_entropy != "auto":
+        return float(target_entropy)
+    spec = action_spec
+    if spec is not None and not isinstance(spec, TensorSpec):
+        raise TypeError(f"action_spec must be a TensorSpec or None, found {type(spec).__name__}")
+    if spec is None:
+        actor_spec = getattr(actor, "spec", None)
+        if isinstance(actor_spec, Composite) and action_key in actor_spec.keys(True, True):
+            spec = actor_spec[action_key]
+    if isinstance(spec, Composite):
+        if action_key not in spec.keys(True, True):
+            raise KeyError(f"action_spec is a Composite without the action key {action_key!r}")
+        spec = spec[action_key]
+    if spec is None:
+        return "auto"
+    return -float(spec.shape.numel())
 
 
 def target_entropy_for(target_entropy: float | str, action: Tensor, batch_dims: int) -> float:
@@ -88,19 +118,73 @@ class EntropyCoefficient(nn.Module):
 
     def loss(self, entropy_term: Tensor) -> Tensor:
         """The temperature loss (zero and gradient-free when alpha is fixed)."""
+        return self.per_sample_loss(entropy_term).mean()
+
+    def per_sample_loss(self, entropy_term: Tensor) -> Tensor:
+        """``-log_alpha * entropy_term`` for each sample (zeros when alpha is fixed)."""
         if self.fixed:
-            return torch.zeros((), device=entropy_term.device)
-        return -(self.log_alpha * entropy_term.detach()).mean()
+            return torch.zeros_like(entropy_term.detach())
+        return -(self.log_alpha * entropy_term.detach())
+
+
+class Temperature:
+    """Gives a soft loss TorchRL's temperature attributes, read from its ``entropy_coef``:
+    ``loss.log_alpha`` (the parameter to give the temperature's optimizer; a buffer when
+    ``fixed_alpha``) and ``loss.alpha`` (the current, clamped value, detached)."""
+
+    entropy_coef: EntropyCoefficient
+
+    @property
+    def log_alpha(self) -> Tensor:
+        """The log-temperature."""
+        return self.entropy_coef.log_alpha
+
+    @property
+    def alpha(self) -> Tensor:
+        """The temperature ``exp(log_alpha)`` clamped to ``[min_alpha, max_alpha]``, detached."""
+        return self.entropy_coef.alpha()
 
 
 def register_actor_critic(loss: LossModule, actor_network: nn.Module,
                           qvalue_network: nn.Module, *, num_qvalue_nets: int,
-                          delay_qvalue: bool) -> None:
-    """Register ``loss``'s ``actor_network`` and its ensemble of ``num_qvalue_nets`` copies of
-    ``qvalue_network`` (with target copies when ``delay_qvalue``)."""
-    loss.register_network("actor_network", actor_network)
+                          delay_qvalue: bool, delay_actor: bool = False) -> None:
+    """Register ``loss``'s ``actor_network`` (with a target copy when ``delay_actor``) and its
+    ensemble of ``num_qvalue_nets`` copies of ``qvalue_network`` (with target copies when
+    ``delay_qvalue``), and note which critic parameters are the actor's own tensors (for
+    ``separate_losses``: see :func:`critic_params`)."""
+    actor_ids = {id(p): k for k, p in
+                 TensorDict.from_module(actor_network).items(True, True)}
+    critic = TensorDict.from_module(qvalue_network)
+    loss._shared_with_actor = {k: actor_ids[id(p)] for k, p in critic.items(True, True)
+                               if id(p) in actor_ids}
+    loss.register_network("actor_network", actor_network, create_target=delay_actor)
     loss.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
                           create_target=delay_qvalue)
+
+
+def critic_params(loss: LossModule, *, target: bool = False) -> TensorDictBase:
+    """The critic ensemble's parameters: live (``target=False``) or the bootstrap ones (the
+    target copies when ``loss.delay_qvalue``, detached).
+
+    With ``loss.separate_losses``, the parameters the critic shares with the actor (an
+    encoder given to both) are the actor's own tensors, detached and repeated over the
+    copies, so the critic loss never trains them and every copy sees the actor's version;
+    without it, each copy holds (and trains) its own copy of them.
+    """
+    if target:
+        params = loss.network_params("qvalue_network", target=loss.delay_qvalue, detach=True)
+    else:
+        params = loss.network_params("qvalue_network")
+    shared = getattr(loss, "_shared_with_actor", {})
+    if not (getattr(loss, "separate_losses", False) and shared):
+        return params
+    actor = loss.network_params("actor_network", detach=True)
+    out = TensorDict({k: v for k, v in params.items(True, True)}, batch_size=params.batch_size)
+    copies = params.batch_size[0]
+    for critic_key, actor_key in shared.items():
+        value = actor.get(actor_key)
+        out.set(critic_key, value.unsqueeze(0).expand(copies, *value.shape))
+    return out
 
 
 def fresh_action(loss: LossModule, td: TensorDictBase, batch_dims: int, *,
@@ -108,7 +192,10 @@ def fresh_action(loss: LossModule, td: TensorDictBase, batch_dims: int, *,
     """``a ~ pi(.|s)`` from ``loss``'s ``actor_network`` on ``td`` (reparameterised) and
     ``log pi(a|s)`` summed to the batch shape; ``frozen=True`` detaches the actor's parameters
     (the next-state action of a target)."""
-    params = loss.network_params("actor_network", detach=True) if frozen else None
+    params = None
+    if frozen:
+        params = loss.network_params("actor_network", target=getattr(loss, "delay_actor", False),
+                                     detach=True)
     return sample_with_log_prob(loss.network_dist("actor_network", td.copy(), params), batch_dims)
 
 
@@ -128,14 +215,53 @@ def next_step(loss: LossModule, td: TensorDictBase
               ) -> tuple[TensorDictBase, Tensor, Tensor, TensorDictBase]:
     """The common head of a soft target: checks that ``td`` has the next reward and done, then
     returns the next-state tensordict, a fresh ``a' ~ pi(s')`` and ``log pi(a'|s')`` (no
-    gradient) and the critics' bootstrap parameters (the target copies when
-    ``loss.delay_qvalue``, detached)."""
+    gradient; from the target actor when ``loss.delay_actor``) and the critics' bootstrap
+    parameters (:func:`critic_params` with ``target=True``).
+
+    With ``loss.skip_done_states`` the actor runs on the non-terminal next states only (a
+    terminal state's value is masked out of the target anyway); the others get a zero
+    action and log-prob, so the target is unchanged.
+    """
     loss._require(td, loss._next_key("reward"), loss._next_key("done"))
     next_td = td.get("next")
     with torch.no_grad():
-        next_action, next_log_prob = fresh_action(loss, next_td, td.batch_dims, frozen=True)
-    params = loss.network_params("qvalue_network", target=loss.delay_qvalue, detach=True)
-    return next_td, next_action, next_log_prob, params
+        next_action, next_log_prob = on_next_states(
+            loss, td, lambda nxt: fresh_action(loss, nxt, nxt.batch_dims, frozen=True))
+    return next_td, next_action, next_log_prob, critic_params(loss, target=True)
+
+
+def on_next_states(loss: LossModule, td: TensorDictBase, fn: Any) -> tuple[Tensor, ...]:
+    """``fn(td["next"])`` (a tuple of tensors starting with the batch dims), or with
+    ``loss.skip_done_states`` ``fn`` of the non-terminal next states only (gathered in one
+    batch dim), scattered back with zeros elsewhere."""
+    next_td = td.get("next")
+    alive = _alive(loss, td) if getattr(loss, "skip_done_states", False) else None
+    if alive is None or bool(alive.all()):
+        return fn(next_td)
+    parts = fn(next_td[alive])
+    full = []
+    for part in parts:
+        value = part.new_zeros((*td.batch_size, *part.shape[1:]))
+        value[alive] = part
+        full.append(value)
+    return tuple(full)
+
+
+def _alive(loss: LossModule, td: TensorDictBase) -> Tensor:
+    """The non-terminal transitions of ``td`` (batch-shaped bool; ``done`` when the batch has
+    no ``terminated``): truncated ones still bootstrap, so they keep their next action."""
+    flag = td.get(loss._next_key("terminated"), None)
+    if flag is None:
+        flag = td.get(loss._next_key("done"))
+    flag = flag.bool()
+    if flag.shape == (*td.batch_size, 1):
+        flag = flag.squeeze(-1)
+    if flag.shape != td.batch_size:
+        raise ValueError(
+            f"{type(loss).__name__}(skip_done_states=True): the done flags must have the batch "
+            f"shape {tuple(td.batch_size)} (or a trailing 1), found {tuple(flag.shape)}"
+        )
+    return ~flag
 
 
 def bootstrap(loss: LossModule, td: TensorDictBase, next_value: Tensor) -> Tensor:
@@ -151,9 +277,10 @@ def ensemble_regression(loss: LossModule, tensordict: TensorDictBase, pred: Tens
                         target: Tensor, *, key: str = "state_action_value"
                         ) -> tuple[Tensor, Tensor]:
     """The critic loss of an ensemble: ``pred`` ``[copies, *shape]`` regressed on ``target``
-    ``[*shape]`` with ``loss.loss_function``, averaged per copy and summed over copies.
+    ``[*shape]`` with ``loss.loss_function``, summed over copies: one value per transition
+    (batch-shaped; its mean is the usual loss).
 
-    Returns the loss and ``td_error`` (max over copies of ``|pred - target|``, batch-shaped),
+    Returns the per-sample loss and ``td_error`` (max over copies of ``|pred - target|``, batch-shaped),
     which is also written into ``tensordict`` at the priority key. ``key`` names the
     prediction's entry in the shape error.
     """
@@ -163,20 +290,24 @@ def ensemble_regression(loss: LossModule, tensordict: TensorDictBase, pred: Tens
             f"{tuple(pred.shape[1:])} but the reward has shape {tuple(target.shape)}"
         )
     per_net = distance_loss(pred, target.expand_as(pred), loss.loss_function)
-    loss_qvalue = per_net.reshape(pred.shape[0], -1).mean(-1).sum()
+    loss_qvalue = per_net.sum(0).reshape(*tensordict.batch_size, -1).mean(-1)
     td_error = (pred.detach() - target).abs().max(0).values.reshape(tensordict.batch_size)
     tensordict.set(loss._keys["priority"], td_error)
     return loss_qvalue, td_error
 
 
 def entropy_terms(loss: LossModule, log_prob: Tensor, action: Tensor, batch_dims: int,
-                  alpha: Tensor) -> dict[str, Tensor]:
+                  alpha: Tensor, *, per_sample: bool = False) -> dict[str, Tensor]:
     """The temperature entries of a continuous soft loss's output: ``loss_alpha`` (from
-    ``loss.entropy_coef``: ``-mean(log_alpha * (log_prob + target_entropy))``, ``"auto"``
-    resolved from ``action``), ``alpha`` and ``entropy`` (``-mean(log_prob)``, detached)."""
+    ``loss.entropy_coef``: ``-mean(log_alpha * (log_prob + target_entropy))``, per sample
+    when ``per_sample``; ``"auto"`` resolved from ``action`` the first time and kept in
+    ``loss.target_entropy``), ``alpha`` and ``entropy`` (``-mean(log_prob)``, detached)."""
     target_entropy = target_entropy_for(loss.target_entropy, action, batch_dims)
+    loss.target_entropy = target_entropy
+    coef = loss.entropy_coef
     return {
-        "loss_alpha": loss.entropy_coef.loss(log_prob + target_entropy),
+        "loss_alpha": (coef.per_sample_loss if per_sample else coef.loss)(
+            log_prob + target_entropy),
         "alpha": alpha,
         "entropy": -log_prob.detach().mean(),
     }

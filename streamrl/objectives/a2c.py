@@ -5,8 +5,12 @@ from __future__ import annotations
 from tensordict import TensorDictBase
 from torch import nn
 
-from streamrl.objectives._actor_critic import _UNSET, OnPolicyLoss, resolve_coeffs
-from streamrl.objectives.common import _output
+from streamrl.objectives._actor_critic import (
+    _UNSET,
+    OnPolicyLoss,
+    resolve_coeffs,
+    resolve_networks,
+)
 
 __all__ = ["A2CLoss"]
 
@@ -22,21 +26,45 @@ class A2CLoss(OnPolicyLoss):
     ``entropy_coef``/``critic_coef`` are the older spellings (give one of each pair).
 
     Output: ``loss_objective``, ``loss_critic``, ``loss_entropy``, ``entropy``.
+
+    TorchRL's other options, as for :class:`PPOLoss`: ``samples_mc_entropy``,
+    ``separate_losses``, ``reduction``, ``clip_value`` (the critic's prediction clipped to
+    the input's ``state_value +- clip_value``), ``advantage_norm``, ``actor=`` / ``critic=``
+    (older names of the networks); ``gamma`` and ``advantage_key`` / ``value_target_key``
+    are refused as in TorchRL 0.14, ``functional=False`` is refused.
     """
 
     def __init__(
         self,
-        actor_network: nn.Module,
+        actor_network: nn.Module | None = None,
         critic_network: nn.Module | None = None,
         *,
         entropy_bonus: bool = True,
+        samples_mc_entropy: int = 1,
         entropy_coeff: float | None = None,
         critic_coeff: float | None = _UNSET,
         loss_critic_type: str = "smooth_l1",
         normalize_advantage: bool = False,
+        advantage_norm: nn.Module | None = None,
+        gamma: float | None = None,
+        separate_losses: bool = False,
+        advantage_key: str | None = None,
+        value_target_key: str | None = None,
+        functional: bool = True,
+        actor: nn.Module | None = None,
+        critic: nn.Module | None = None,
+        reduction: str | None = None,
+        clip_value: float | None = None,
         entropy_coef: float | None = None,
         critic_coef: float | None = None,
     ) -> None:
+        actor_network, critic_network = resolve_networks(
+            "A2CLoss", actor_network, critic_network, actor, critic, gamma=gamma,
+            functional=functional, advantage_key=advantage_key,
+            value_target_key=value_target_key,
+        )
+        if isinstance(clip_value, bool) or (clip_value is not None and not clip_value > 0):
+            raise ValueError(f"A2CLoss: clip_value must be a float > 0 or None, found {clip_value!r}")
         entropy_coeff, critic_coeff = resolve_coeffs(
             "A2CLoss", entropy_coeff, entropy_coef, critic_coeff, critic_coef
         )
@@ -44,14 +72,18 @@ class A2CLoss(OnPolicyLoss):
             actor_network, critic_network, entropy_bonus=entropy_bonus,
             entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
             loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
+            samples_mc_entropy=samples_mc_entropy, separate_losses=separate_losses,
+            reduction=reduction, advantage_norm=advantage_norm,
         )
+        self.clip_value = None if clip_value is None else float(clip_value)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the A2C losses (fills ``advantage``/``value_target`` if missing)."""
         advantage = self.advantage(tensordict)
         dist, log_prob = self.log_prob(tensordict)
-        out = {"loss_objective": -(log_prob * advantage).mean()}
+        out = {"loss_objective": -(log_prob * advantage)}
         out.update(self.entropy_terms(dist, tensordict))
         if self._critic_loss_on:
-            out["loss_critic"] = self.critic_loss(tensordict)[0]
-        return _output(**out)
+            out["loss_critic"] = self.critic_loss(tensordict, self.clip_value,
+                                                  per_sample=True)[0]
+        return self.output(tensordict, out)

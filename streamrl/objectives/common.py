@@ -92,6 +92,9 @@ class LossModule(nn.Module):
     """
 
     default_keys: ClassVar[dict[str, NestedKey]] = {}
+    #: run ensembles with a Python loop over the copies instead of :func:`torch.vmap`
+    #: (the losses' ``deactivate_vmap=True``: for networks vmap cannot trace)
+    deactivate_vmap: bool = False
     default_value_estimator: ClassVar[ValueEstimators | None] = None
     supported_value_estimators: ClassVar[tuple[ValueEstimators, ...]] = tuple(ValueEstimators)
     #: the keys of ``default_keys`` that the value estimator shares, as {loss name: estimator name}
@@ -338,6 +341,8 @@ class LossModule(nn.Module):
                 return template(data)
 
         try:
+            if self.deactivate_vmap:
+                return torch.stack([_one(td.copy(), p) for p in params.unbind(0)], 0)
             return torch.vmap(_one, (None, 0), randomness="different")(td, params)
         except KeyError as err:
             raise KeyError(

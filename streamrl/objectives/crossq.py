@@ -10,9 +10,11 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
+from streamrl.data.specs import TensorSpec
+from streamrl.objectives import _loss_options as opts
 from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import check_loss_function
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.common import TD_KEYS, LossModule
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["CrossQLoss"]
@@ -28,7 +30,7 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
         module.train(was_training)
 
 
-class CrossQLoss(LossModule):
+class CrossQLoss(shared.Temperature, LossModule):
     """CrossQ: a SAC-style loss with no target networks.
 
     The Q-network (typically with batch normalisation, e.g. ``nn.BatchNorm1d``) is copied
@@ -42,9 +44,14 @@ class CrossQLoss(LossModule):
       in eval mode (running statistics, none updated);
     - ``loss_alpha = -mean(log_alpha * (log pi(a~|s) + target_entropy))``.
 
-    ``target_entropy="auto"`` is minus the action dimension. ``td_error`` (max over copies of
+    ``target_entropy="auto"`` is ``-prod(action_spec.shape)`` (the spec given, else the
+    actor's, else the first action's size). ``td_error`` (max over copies of
     ``|Q_i - y|``) is written into the input. Output: the three losses, ``alpha`` and
-    ``entropy``.
+    ``entropy``; :attr:`log_alpha` is the learned log-temperature.
+
+    TorchRL's shared options (see :class:`SACLoss`): ``action_spec``, ``separate_losses``,
+    ``reduction``, ``scalar_output_mode``, ``deactivate_vmap``; ``priority_key`` is refused
+    as in TorchRL 0.14.
 
     A batch-normalised critic (the point of CrossQ) built with :class:`~streamrl.modules.MLP`:
 
@@ -84,16 +91,27 @@ class CrossQLoss(LossModule):
         alpha_init: float = 1.0,
         min_alpha: float | None = None,
         max_alpha: float | None = None,
+        action_spec: TensorSpec | None = None,
         fixed_alpha: bool = False,
         target_entropy: float | str = "auto",
+        priority_key: str | None = None,
+        separate_losses: bool = False,
+        reduction: str | None = None,
+        deactivate_vmap: bool = False,
+        scalar_output_mode: str | None = None,
     ) -> None:
         super().__init__()
+        opts.apply_options(
+            self, priority_key=priority_key, reduction=reduction,
+            scalar_output_mode=scalar_output_mode, separate_losses=separate_losses,
+            deactivate_vmap=deactivate_vmap,
+        )
         if not isinstance(num_qvalue_nets, int) or num_qvalue_nets < 1:
             raise ValueError(f"num_qvalue_nets must be a positive int, found {num_qvalue_nets!r}")
-        shared.check_target_entropy(target_entropy)
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
-        self.target_entropy = target_entropy
+        self.target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
+                                                            actor_network)
         shared.register_actor_critic(self, actor_network, qvalue_network,
                                      num_qvalue_nets=num_qvalue_nets, delay_qvalue=False)
         self.entropy_coef = shared.EntropyCoefficient(
@@ -117,20 +135,22 @@ class CrossQLoss(LossModule):
         joint = torch.cat([td.select(*keys) if keys else td.exclude("next"),
                            next_td.select(*keys) if keys else next_td], 0)
         q_all = shared.qvalues_at(self, joint, torch.cat([action, next_action], 0),
-                                  self.network_params("qvalue_network"))
+                                  shared.critic_params(self))
         pred, q_next = q_all[:, :n], q_all[:, n:].detach()
         with torch.no_grad():
             next_value = q_next.min(0).values - alpha * next_log_prob.reshape(-1, 1)
         target = shared.bootstrap(self, td, next_value)
-        loss_qvalue, _ = shared.ensemble_regression(self, tensordict, pred, target)
+        loss_qvalue = shared.ensemble_regression(self, tensordict, pred, target)[0]
         # actor: fresh action; the critic frozen, in eval mode
         new_action, log_prob = shared.fresh_action(self, td, 1)
         with _eval_mode(self.network_template("qvalue_network")):
             q_new = shared.qvalues_at(self, td, new_action,
-                                      self.network_params("qvalue_network", detach=True))
-        loss_actor = (alpha * log_prob - q_new.min(0).values.reshape(log_prob.shape)).mean()
-        return _output(
-            loss_actor=loss_actor,
-            loss_qvalue=loss_qvalue,
-            **shared.entropy_terms(self, log_prob, new_action, 1, alpha),
-        )
+                                      shared.critic_params(self).detach())
+        loss_actor = alpha * log_prob - q_new.min(0).values.reshape(log_prob.shape)
+        terms = shared.entropy_terms(self, log_prob, new_action, 1, alpha, per_sample=True)
+        batch = tensordict.batch_size
+        return opts.loss_output(self, tensordict, {
+            "loss_actor": loss_actor.reshape(batch),
+            "loss_qvalue": loss_qvalue,
+            "loss_alpha": terms.pop("loss_alpha").reshape(batch),
+        }, scalars=terms)

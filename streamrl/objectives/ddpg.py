@@ -7,8 +7,9 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torch import nn
 
+from streamrl.objectives import _loss_options as opts
 from streamrl.objectives._utils import check_loss_function, distance_loss, to_batch_shape
-from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
+from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DDPGLoss"]
@@ -30,6 +31,11 @@ class DDPGLoss(LossModule):
         loss_function: ``"l2"`` (default), ``"l1"`` or ``"smooth_l1"``.
         delay_actor: keep target actor parameters (default False).
         delay_value: keep target critic parameters (default True).
+        separate_losses: parameters the critic shares with the actor are trained by the
+            actor loss only (the value loss sees them detached).
+        reduction, use_prioritized_weights: as for :class:`SACLoss` (weights read at the
+            ``priority_weight`` key); ``gamma`` is refused as in TorchRL 0.14 (use
+            :meth:`make_value_estimator`).
 
     Output: ``loss_actor``, ``loss_value``, ``pred_value``, ``target_value``,
     ``pred_value_max``, ``target_value_max``, ``td_error``.
@@ -38,6 +44,7 @@ class DDPGLoss(LossModule):
     default_keys = {
         "action": "action",
         "state_action_value": "state_action_value",
+        "priority_weight": opts.PRIORITY_WEIGHT_KEY,
         **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
@@ -57,8 +64,15 @@ class DDPGLoss(LossModule):
         loss_function: str = "l2",
         delay_actor: bool = False,
         delay_value: bool = True,
+        gamma: float | None = None,
+        separate_losses: bool = False,
+        reduction: str | None = None,
+        use_prioritized_weights: str | bool = "auto",
     ) -> None:
         super().__init__()
+        opts.apply_options(self, gamma=gamma, reduction=reduction,
+                           use_prioritized_weights=use_prioritized_weights,
+                           separate_losses=separate_losses)
         self.loss_function = check_loss_function(loss_function)
         self.delay_actor = delay_actor
         self.delay_value = delay_value
@@ -74,10 +88,12 @@ class DDPGLoss(LossModule):
 
     def loss_actor(self, td: TensorDictBase) -> torch.Tensor:
         """``-Q(s, pi(s))`` averaged; gradients reach the actor only."""
-        work = td.copy()
-        work = self.call_network("actor_network", work)
+        return self._actor_per_sample(td).mean()
+
+    def _actor_per_sample(self, td: TensorDictBase) -> torch.Tensor:
+        work = self.call_network("actor_network", td.copy())
         q = self._q(work, self.network_params("value_network", detach=True))
-        return -q.mean()
+        return -to_batch_shape(q, td.batch_size, "state_action_value", "DDPGLoss")
 
     def target_value(self, td: TensorDictBase) -> torch.Tensor:
         """The value target for every transition of ``td`` (no gradient)."""
@@ -100,24 +116,26 @@ class DDPGLoss(LossModule):
         """Compute the DDPG losses; writes ``td_error`` into ``tensordict``."""
         self._require(tensordict, self._keys["action"])
         target = self.target_value(tensordict)
-        pred = self._q(tensordict.copy(), self.network_params("value_network"))
+        pred = self._q(tensordict.copy(), opts.separate_params(self, "value_network"))
         if pred.shape != target.shape:
             raise ValueError(
                 f"DDPGLoss: {self._keys['state_action_value']!r} has shape {tuple(pred.shape)} "
                 f"but the reward has shape {tuple(target.shape)}"
             )
-        loss_value = distance_loss(pred, target, self.loss_function).mean()
         batch = tensordict.batch_size
+        loss_value = to_batch_shape(distance_loss(pred, target, self.loss_function), batch,
+                                    "loss_value", "DDPGLoss")
         pred_b = to_batch_shape(pred.detach(), batch, "state_action_value", "DDPGLoss")
         target_b = to_batch_shape(target, batch, "target", "DDPGLoss")
         td_error = (pred_b - target_b).abs()
         tensordict.set(self._keys["priority"], td_error)
-        return _output(
-            loss_actor=self.loss_actor(tensordict),
-            loss_value=loss_value,
+        return opts.loss_output(self, tensordict, {
+            "loss_actor": self._actor_per_sample(tensordict),
+            "loss_value": loss_value,
+        }, dict(
             pred_value=pred_b,
             pred_value_max=pred_b.max(),
             target_value=target_b,
             target_value_max=target_b.max(),
             td_error=td_error,
-        )
+        ))

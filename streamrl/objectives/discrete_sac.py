@@ -10,15 +10,16 @@ from tensordict import TensorDictBase
 from torch import Tensor, nn
 
 from streamrl.data.specs import Categorical, OneHot
+from streamrl.objectives import _loss_options as opts
 from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import action_to_index, check_action_space, check_loss_function
-from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
+from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["DiscreteSACLoss"]
 
 
-class DiscreteSACLoss(LossModule):
+class DiscreteSACLoss(shared.Temperature, LossModule):
     """Discrete soft actor-critic with ``num_qvalue_nets`` Q-networks run in one vmap call.
 
     ``actor_network`` is probabilistic with a ``Categorical``/``OneHotCategorical``
@@ -37,12 +38,17 @@ class DiscreteSACLoss(LossModule):
     ``num_actions``); by default it is read from each action's shape and dtype.
 
     Output: ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, and the detached diagnostics
-    ``alpha``, ``entropy`` and ``td_error``.
+    ``alpha``, ``entropy`` and ``td_error``. :attr:`log_alpha` is the learned log-temperature.
+
+    TorchRL's shared options (see :class:`SACLoss`): ``separate_losses``, ``reduction``,
+    ``use_prioritized_weights`` (key ``priority_weight``), ``scalar_output_mode``,
+    ``skip_done_states``, ``deactivate_vmap``; ``priority_key`` is refused as in TorchRL 0.14.
     """
 
     default_keys = {
         "action": "action",
         "action_value": "action_value",
+        "priority_weight": opts.PRIORITY_WEIGHT_KEY,
         **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
@@ -64,8 +70,21 @@ class DiscreteSACLoss(LossModule):
         target_entropy_weight: float = 0.98,
         target_entropy: float | str = "auto",
         delay_qvalue: bool = True,
+        priority_key: str | None = None,
+        separate_losses: bool = False,
+        reduction: str | None = None,
+        skip_done_states: bool = False,
+        deactivate_vmap: bool = False,
+        use_prioritized_weights: str | bool = "auto",
+        scalar_output_mode: str | None = None,
     ) -> None:
         super().__init__()
+        opts.apply_options(
+            self, priority_key=priority_key, reduction=reduction,
+            use_prioritized_weights=use_prioritized_weights,
+            scalar_output_mode=scalar_output_mode, separate_losses=separate_losses,
+            skip_done_states=skip_done_states, deactivate_vmap=deactivate_vmap,
+        )
         if isinstance(action_space, (OneHot, Categorical)):
             if num_actions is not None and num_actions != action_space.n:
                 raise ValueError(
@@ -123,11 +142,9 @@ class DiscreteSACLoss(LossModule):
         self._require(td, self._next_key("reward"), self._next_key("done"))
         with torch.no_grad():
             next_td = td.get("next")
-            log_p = self._log_probs(next_td, self.network_params("actor_network", detach=True))
-            next_q = self._qvalues(
-                next_td,
-                self.network_params("qvalue_network", target=self.delay_qvalue, detach=True),
-            ).min(0).values
+            log_p, = shared.on_next_states(self, td, lambda nxt: (self._log_probs(
+                nxt, self.network_params("actor_network", detach=True)),))
+            next_q = self._qvalues(next_td, shared.critic_params(self, target=True)).min(0).values
             next_value = (log_p.exp() * (next_q - alpha * log_p)).sum(-1, keepdim=True)
         return shared.bootstrap(self, td, next_value)
 
@@ -138,26 +155,20 @@ class DiscreteSACLoss(LossModule):
         alpha = self.entropy_coef.alpha()
         log_p = self._log_probs(tensordict, self.network_params("actor_network"))
         probs = log_p.exp()
-        q_frozen = self._qvalues(
-            tensordict, self.network_params("qvalue_network", detach=True)
-        ).min(0).values
-        loss_actor = (probs * (alpha * log_p - q_frozen)).sum(-1).mean()
+        q_frozen = self._qvalues(tensordict, shared.critic_params(self).detach()).min(0).values
+        loss_actor = (probs * (alpha * log_p - q_frozen)).sum(-1)
         entropy = -(probs * log_p).sum(-1)
 
         target = self.target_value(tensordict, alpha)
-        q_all = self._qvalues(tensordict, self.network_params("qvalue_network"))
+        q_all = self._qvalues(tensordict, shared.critic_params(self))
         index = action_to_index(action, batch, self.num_actions, self.action_space,
                                 "DiscreteSACLoss")
         gather_index = index.unsqueeze(-1).expand(q_all.shape[0], *batch, 1)
         pred = q_all.gather(-1, gather_index)
         loss_qvalue, td_error = shared.ensemble_regression(self, tensordict, pred, target,
                                                            key="action_value")
-        loss_alpha = self.entropy_coef.loss(self.target_entropy - entropy)
-        return _output(
-            loss_actor=loss_actor,
-            loss_qvalue=loss_qvalue,
-            loss_alpha=loss_alpha,
-            alpha=alpha,
-            entropy=entropy.detach().mean(),
-            td_error=td_error,
-        )
+        return opts.loss_output(self, tensordict, {
+            "loss_actor": loss_actor,
+            "loss_qvalue": loss_qvalue,
+            "loss_alpha": self.entropy_coef.per_sample_loss(self.target_entropy - entropy),
+        }, {"td_error": td_error}, {"alpha": alpha, "entropy": entropy.detach().mean()})

@@ -3,14 +3,21 @@ adaptive KL penalty, one code path (:class:`PPOLoss`) with a replaceable policy 
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 from torch.distributions import kl_divergence
 
-from streamrl.objectives._actor_critic import _UNSET, OnPolicyLoss, resolve_coeffs
+from streamrl.objectives._actor_critic import (
+    _UNSET,
+    OnPolicyLoss,
+    resolve_coeffs,
+    resolve_networks,
+)
 from streamrl.objectives._utils import sum_trailing
-from streamrl.objectives.common import _output
 
 __all__ = ["ClipPPOLoss", "KLPENPPOLoss", "PPOLoss"]
 
@@ -64,7 +71,7 @@ class PPOLoss(OnPolicyLoss):
 
     def __init__(
         self,
-        actor_network: nn.Module,
+        actor_network: nn.Module | None = None,
         critic_network: nn.Module | None = None,
         *,
         entropy_bonus: bool = True,
@@ -74,20 +81,59 @@ class PPOLoss(OnPolicyLoss):
         critic_coeff: float | None = _UNSET,
         loss_critic_type: str = "smooth_l1",
         normalize_advantage: bool = False,
+        normalize_advantage_exclude_dims: tuple[int, ...] = (),
+        advantage_norm: nn.Module | None = None,
+        gamma: float | None = None,
         separate_losses: bool = False,
+        advantage_key: str | None = None,
+        value_target_key: str | None = None,
+        value_key: str | None = None,
+        functional: bool = True,
+        actor: nn.Module | None = None,
+        critic: nn.Module | None = None,
+        reduction: str | None = None,
         clip_value: float | None = None,
+        delay_actor: bool = False,
+        max_importance_ratio: float | None = None,
+        device: torch.device | str | None = None,
         entropy_coef: float | None = None,
         critic_coef: float | None = None,
     ) -> None:
+        owner = type(self).__name__
+        actor_network, critic_network = resolve_networks(
+            owner, actor_network, critic_network, actor, critic, gamma=gamma,
+            functional=functional, advantage_key=advantage_key,
+            value_target_key=value_target_key, value_key=value_key,
+        )
+        if delay_actor is not False:
+            raise ValueError(
+                f"{owner}: delay_actor=True (a proximal policy held as a target actor) is not "
+                "supported; leave delay_actor=False"
+            )
+        if device is not None:
+            raise ValueError(
+                f"{owner}: device={device!r} is not supported: the coefficients are Python "
+                "floats, and the networks stay where they are; leave device=None"
+            )
+        if max_importance_ratio is not None and (
+                isinstance(max_importance_ratio, bool) or not max_importance_ratio > 0):
+            raise ValueError(
+                f"{owner}: max_importance_ratio must be > 0 or None, found "
+                f"{max_importance_ratio!r}"
+            )
+        self_max = None if max_importance_ratio is None else float(max_importance_ratio)
         entropy_coeff, critic_coeff = resolve_coeffs(
-            type(self).__name__, entropy_coeff, entropy_coef, critic_coeff, critic_coef
+            owner, entropy_coeff, entropy_coef, critic_coeff, critic_coef
         )
         super().__init__(
             actor_network, critic_network, entropy_bonus=entropy_bonus,
             entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
             loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
             samples_mc_entropy=samples_mc_entropy, separate_losses=separate_losses,
+            reduction=reduction, normalize_advantage_exclude_dims=normalize_advantage_exclude_dims,
+            advantage_norm=advantage_norm,
         )
+        self.max_importance_ratio = self_max
         self.log_explained_variance = log_explained_variance
         if isinstance(clip_value, bool) or (clip_value is not None and not clip_value > 0):
             raise ValueError(f"clip_value must be a float > 0 or None, found {clip_value!r}")
@@ -96,19 +142,26 @@ class PPOLoss(OnPolicyLoss):
     def objective(self, tensordict: TensorDictBase, advantage: Tensor,
                   dist: torch.distributions.Distribution, log_prob: Tensor,
                   log_weight: Tensor) -> dict[str, Tensor]:
-        """The policy term: ``{"loss_objective": -mean(w * A)}`` here; the PPO variants
+        """The policy term, per sample: ``{"loss_objective": -w * A}`` here; the PPO variants
         replace it with their constrained objective (and its diagnostics)."""
-        return {"loss_objective": -(log_weight.exp() * advantage).mean()}
+        return {"loss_objective": -(log_weight.exp() * advantage)}
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the losses (fills ``advantage``/``value_target`` if missing)."""
         advantage = self.advantage(tensordict)
         dist, log_prob = self.log_prob(tensordict)
-        log_weight = log_prob - self.old_log_prob(tensordict)
+        old_log_prob = self.old_log_prob(tensordict)
+        if self.max_importance_ratio is not None:
+            # cap w at max_importance_ratio by lifting the (gradient-free) behaviour
+            # log-prob: capped samples keep a rescaled policy gradient
+            old_log_prob = torch.maximum(
+                old_log_prob, log_prob.detach() - math.log(self.max_importance_ratio))
+        log_weight = log_prob - old_log_prob
         out = self.objective(tensordict, advantage, dist, log_prob, log_weight)
         out.update(self.entropy_terms(dist, tensordict))
         if self._critic_loss_on:
-            out["loss_critic"], explained = self.critic_loss(tensordict, self.clip_value)
+            out["loss_critic"], explained = self.critic_loss(tensordict, self.clip_value,
+                                                             per_sample=True)
             if self.log_explained_variance:
                 out["explained_variance"] = explained
         with torch.no_grad():
@@ -118,7 +171,7 @@ class PPOLoss(OnPolicyLoss):
             out["mean_ratio"] = weight.mean()
             # k3 estimator of KL(old || new): unbiased and non-negative
             out["kl_approx"] = (weight - 1 - log_weight).mean()
-        return _output(**out)
+        return self.output(tensordict, out)
 
 
 class ClipPPOLoss(PPOLoss):
@@ -139,7 +192,7 @@ class ClipPPOLoss(PPOLoss):
 
     def __init__(
         self,
-        actor_network: nn.Module,
+        actor_network: nn.Module | None = None,
         critic_network: nn.Module | None = None,
         *,
         clip_epsilon: float = 0.2,
@@ -149,11 +202,19 @@ class ClipPPOLoss(PPOLoss):
         critic_coeff: float | None = _UNSET,
         loss_critic_type: str = "smooth_l1",
         normalize_advantage: bool = False,
+        normalize_advantage_exclude_dims: tuple[int, ...] = (),
+        advantage_norm: nn.Module | None = None,
+        gamma: float | None = None,
         separate_losses: bool = False,
+        reduction: str | None = None,
         clip_value: bool | float | None = None,
+        delay_actor: bool = False,
+        max_importance_ratio: float | None = None,
+        device: torch.device | str | None = None,
         log_explained_variance: bool = True,
         entropy_coef: float | None = None,
         critic_coef: float | None = None,
+        **deprecated: Any,
     ) -> None:
         if isinstance(clip_epsilon, bool) or not 0 < clip_epsilon < 1:
             raise ValueError(f"clip_epsilon must be in (0, 1), found {clip_epsilon!r}")
@@ -164,8 +225,11 @@ class ClipPPOLoss(PPOLoss):
             samples_mc_entropy=samples_mc_entropy, entropy_coeff=entropy_coeff,
             log_explained_variance=log_explained_variance, critic_coeff=critic_coeff,
             loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
-            separate_losses=separate_losses, clip_value=clip_value,
-            entropy_coef=entropy_coef, critic_coef=critic_coef,
+            normalize_advantage_exclude_dims=normalize_advantage_exclude_dims,
+            advantage_norm=advantage_norm, gamma=gamma, separate_losses=separate_losses,
+            reduction=reduction, clip_value=clip_value, delay_actor=delay_actor,
+            max_importance_ratio=max_importance_ratio, device=device,
+            entropy_coef=entropy_coef, critic_coef=critic_coef, **deprecated,
         )
         self.clip_epsilon = float(clip_epsilon)
 
@@ -178,7 +242,7 @@ class ClipPPOLoss(PPOLoss):
         gain = torch.minimum(weight * advantage, clipped * advantage)
         with torch.no_grad():
             fraction = ((weight - 1.0).abs() > self.clip_epsilon).float().mean()
-        return {"loss_objective": -gain.mean(), "clip_fraction": fraction}
+        return {"loss_objective": -gain, "clip_fraction": fraction}
 
 
 class KLPENPPOLoss(PPOLoss):
@@ -203,38 +267,54 @@ class KLPENPPOLoss(PPOLoss):
 
     def __init__(
         self,
-        actor_network: nn.Module,
+        actor_network: nn.Module | None = None,
         critic_network: nn.Module | None = None,
         *,
         dtarg: float = 0.01,
         beta: float = 1.0,
         increment: float = 2.0,
         decrement: float = 0.5,
+        samples_mc_kl: int = 1,
         entropy_bonus: bool = True,
         samples_mc_entropy: int = 1,
         entropy_coeff: float | None = None,
         critic_coeff: float | None = _UNSET,
         loss_critic_type: str = "smooth_l1",
         normalize_advantage: bool = False,
+        normalize_advantage_exclude_dims: tuple[int, ...] = (),
+        advantage_norm: nn.Module | None = None,
+        gamma: float | None = None,
         separate_losses: bool = False,
+        reduction: str | None = None,
         clip_value: float | None = None,
+        delay_actor: bool = False,
+        max_importance_ratio: float | None = None,
+        device: torch.device | str | None = None,
         log_explained_variance: bool = True,
         entropy_coef: float | None = None,
         critic_coef: float | None = None,
+        **deprecated: Any,
     ) -> None:
         if dtarg <= 0 or increment < 1 or not 0 < decrement <= 1:
             raise ValueError(
                 "expected dtarg > 0, increment >= 1 and 0 < decrement <= 1, found "
                 f"dtarg={dtarg}, increment={increment}, decrement={decrement}"
             )
+        if isinstance(samples_mc_kl, bool) or not isinstance(samples_mc_kl, int) \
+                or samples_mc_kl < 1:
+            raise ValueError(f"samples_mc_kl must be a positive int, found {samples_mc_kl!r}")
         super().__init__(
             actor_network, critic_network, entropy_bonus=entropy_bonus,
             samples_mc_entropy=samples_mc_entropy, entropy_coeff=entropy_coeff,
             log_explained_variance=log_explained_variance, critic_coeff=critic_coeff,
             loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
-            separate_losses=separate_losses, clip_value=clip_value,
-            entropy_coef=entropy_coef, critic_coef=critic_coef,
+            normalize_advantage_exclude_dims=normalize_advantage_exclude_dims,
+            advantage_norm=advantage_norm, gamma=gamma, separate_losses=separate_losses,
+            reduction=reduction, clip_value=clip_value, delay_actor=delay_actor,
+            max_importance_ratio=max_importance_ratio, device=device,
+            entropy_coef=entropy_coef, critic_coef=critic_coef, **deprecated,
         )
+        self.samples_mc_kl = samples_mc_kl
         self.dtarg = float(dtarg)
         self.increment = float(increment)
         self.decrement = float(decrement)
@@ -263,16 +343,20 @@ class KLPENPPOLoss(PPOLoss):
             try:
                 return sum_trailing(kl_divergence(old, dist), td.batch_dims)
             except NotImplementedError:
-                pass
+                # no closed form: Monte-Carlo over samples_mc_kl draws from the old policy
+                draws = old.sample((self.samples_mc_kl,))
+                gap = old.log_prob(draws) - dist.log_prob(draws)
+                return sum_trailing(gap.mean(0), td.batch_dims)
         return self.old_log_prob(td) - log_prob
 
     def objective(self, tensordict: TensorDictBase, advantage: Tensor,
                   dist: torch.distributions.Distribution, log_prob: Tensor,
                   log_weight: Tensor) -> dict[str, Tensor]:
         """The KL-penalised policy term, ``kl`` and ``beta``; adapts ``beta`` afterwards."""
-        kl = self.kl(tensordict, dist, log_prob).mean()
+        kl_each = self.kl(tensordict, dist, log_prob)
+        kl = kl_each.mean()
         beta = self.beta.clone()
-        loss_objective = -(log_weight.exp() * advantage).mean() + beta * kl
+        loss_objective = -(log_weight.exp() * advantage) + beta * kl_each
         with torch.no_grad():
             if kl > self.dtarg * 1.5:
                 self.beta.mul_(self.increment)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from torch import Tensor, nn
 
+from streamrl.data.specs import TensorSpec
+from streamrl.objectives import _loss_options as opts
 from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import check_loss_function
 from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule
@@ -14,7 +16,7 @@ from streamrl.objectives.value.common import ValueEstimators
 __all__ = ["REDQLoss"]
 
 
-class REDQLoss(LossModule):
+class REDQLoss(shared.Temperature, LossModule):
     """Randomized Ensembled Double Q-learning: a SAC-style loss over ``num_qvalue_nets``
     Q-functions.
 
@@ -33,8 +35,15 @@ class REDQLoss(LossModule):
     ``target_entropy="auto"`` is minus the action dimension. ``td_error`` (max over copies of
     ``|Q_i - y|``) is written into the input. Output: the three losses and the detached
     ``alpha``, ``entropy``, ``state_action_value_actor``, ``action_log_prob_actor``,
-    ``next.state_value`` and ``target_value`` (batch means).
+    ``next.state_value`` and ``target_value`` (batch means; batch-shaped under
+    ``reduction="none"``). :attr:`log_alpha` is the learned log-temperature.
 
+    TorchRL's shared options (see :class:`SACLoss`): ``action_spec`` (for
+    ``target_entropy="auto"``), ``separate_losses``, ``reduction``, ``scalar_output_mode``,
+    ``deactivate_vmap``; ``gamma`` and ``priority_key`` are refused as in TorchRL 0.14, and
+    ``gSDE=True`` is refused (streamrl has no gSDE actor).
+
+    >>> from tensordict import TensorDict
     >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
     >>> from streamrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
     >>> actor = ProbabilisticActor(TensorDictModule(
@@ -69,11 +78,29 @@ class REDQLoss(LossModule):
         alpha_init: float = 1.0,
         min_alpha: float | None = 0.1,
         max_alpha: float | None = 10.0,
+        action_spec: TensorSpec | None = None,
         fixed_alpha: bool = False,
         target_entropy: float | str = "auto",
         delay_qvalue: bool = True,
+        gSDE: bool = False,
+        gamma: float | None = None,
+        priority_key: str | None = None,
+        separate_losses: bool = False,
+        reduction: str | None = None,
+        deactivate_vmap: bool = False,
+        scalar_output_mode: str | None = None,
     ) -> None:
         super().__init__()
+        if gSDE is not False:
+            raise ValueError(
+                "REDQLoss: gSDE=True (noise variables for a gSDE actor) is not supported: "
+                "streamrl has no gSDE actor module; leave gSDE=False"
+            )
+        opts.apply_options(
+            self, gamma=gamma, priority_key=priority_key, reduction=reduction,
+            scalar_output_mode=scalar_output_mode, separate_losses=separate_losses,
+            deactivate_vmap=deactivate_vmap,
+        )
         if not isinstance(num_qvalue_nets, int) or num_qvalue_nets < 1:
             raise ValueError(f"num_qvalue_nets must be a positive int, found {num_qvalue_nets!r}")
         if not isinstance(sub_sample_len, int) or not 1 <= sub_sample_len <= num_qvalue_nets:
@@ -81,11 +108,11 @@ class REDQLoss(LossModule):
                 f"sub_sample_len must be an int in [1, num_qvalue_nets={num_qvalue_nets}], "
                 f"found {sub_sample_len!r}"
             )
-        shared.check_target_entropy(target_entropy)
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
         self.sub_sample_len = sub_sample_len
-        self.target_entropy = target_entropy
+        self.target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
+                                                            actor_network)
         self.delay_qvalue = bool(delay_qvalue)
         shared.register_actor_critic(self, actor_network, qvalue_network,
                                      num_qvalue_nets=num_qvalue_nets,
@@ -110,18 +137,25 @@ class REDQLoss(LossModule):
         alpha = self.entropy_coef.alpha()
         new_action, log_prob = shared.fresh_action(self, tensordict, batch_dims)
         q_new = shared.qvalues_at(self, tensordict, new_action,
-                                  self.network_params("qvalue_network", detach=True))
+                                  shared.critic_params(self).detach())
         q_new_mean = q_new.mean(0).reshape(log_prob.shape)
-        loss_actor = (alpha * log_prob - q_new_mean).mean()
         target, next_value = self.target_value(tensordict, alpha)
-        pred = shared.qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
-        loss_qvalue, _ = shared.ensemble_regression(self, tensordict, pred, target)
-        return TensorDict({
-            "loss_actor": loss_actor,
-            "loss_qvalue": loss_qvalue,
-            **shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha),
-            "state_action_value_actor": q_new_mean.detach().mean(),
-            "action_log_prob_actor": log_prob.detach().mean(),
-            "next.state_value": next_value.mean(),
-            "target_value": target.mean(),
-        }, batch_size=[])
+        pred = shared.qvalues_at(self, tensordict, action, shared.critic_params(self))
+        terms = shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha,
+                                     per_sample=True)
+        return opts.loss_output(self, tensordict, {
+            "loss_actor": alpha * log_prob - q_new_mean,
+            "loss_qvalue": shared.ensemble_regression(self, tensordict, pred, target)[0],
+            "loss_alpha": terms.pop("loss_alpha"),
+        }, self._diagnostics(tensordict.batch_size, {
+            "state_action_value_actor": q_new_mean.detach(),
+            "action_log_prob_actor": log_prob.detach(),
+            "next.state_value": next_value,
+            "target_value": target,
+        }), terms)
+
+    def _diagnostics(self, batch: torch.Size, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Batch means, or batch-shaped values under ``reduction="none"``."""
+        if self.reduction == "none":
+            return {k: v.reshape(batch) for k, v in values.items()}
+        return {k: v.mean() for k, v in values.items()}

@@ -9,7 +9,7 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from streamrl.objectives._actor_critic import OnPolicyLoss
-from streamrl.objectives.common import LossModule, _output
+from streamrl.objectives.common import LossModule
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["ReinforceLoss"]
@@ -72,10 +72,10 @@ class ReinforceLoss(OnPolicyLoss):
         """Compute ``loss_actor`` (and ``loss_value`` with a critic)."""
         advantage = self.advantage(tensordict)
         _, log_prob = self.log_prob(tensordict)
-        out = {"loss_actor": -(log_prob * advantage).mean()}
+        out = {"loss_actor": -(log_prob * advantage)}
         if self.has_critic:
-            out["loss_value"] = self.critic_loss(tensordict)[0]
-        return _output(**out)
+            out["loss_value"] = self.critic_loss(tensordict, per_sample=True)[0]
+        return self.output(tensordict, out)
 
 
 class _TargetCaller:

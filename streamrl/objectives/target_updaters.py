@@ -89,12 +89,30 @@ class SoftUpdate(TargetNetUpdater):
 
 
 class HardUpdate(TargetNetUpdater):
-    """Copy the live parameters into the targets every ``period`` calls to :meth:`step`."""
+    """Copy the live parameters into the targets every ``period`` calls to :meth:`step`.
 
-    def __init__(self, loss_module: LossModule, *, period: int = 1000) -> None:
+    ``value_network_update_interval`` (TorchRL's name, default 1000; an integral float such
+    as ``1e3`` is accepted) sets the period unless ``period`` is given.
+
+    >>> # updater = HardUpdate(loss, value_network_update_interval=100)
+    """
+
+    def __init__(self, loss_module: LossModule, *, period: int | None = None,
+                 value_network_update_interval: float = 1000) -> None:
         super().__init__(loss_module)
-        if not isinstance(period, int) or period < 1:
-            raise ValueError(f"period must be a positive int, found {period!r}")
+        if period is not None and value_network_update_interval != 1000:
+            raise ValueError(
+                "give period or its TorchRL name value_network_update_interval, not both "
+                f"(found {period} and {value_network_update_interval})"
+            )
+        if period is None:
+            period = value_network_update_interval
+            if isinstance(period, float) and period.is_integer():
+                period = int(period)
+        if isinstance(period, bool) or not isinstance(period, int) or period < 1:
+            raise ValueError(
+                f"period (value_network_update_interval) must be a positive int, found {period!r}"
+            )
         self.period = period
         self.counter = 0
 

@@ -9,9 +9,10 @@ from tensordict import TensorDictBase
 from torch import Tensor, nn
 
 from streamrl.data.specs import Bounded, Composite
+from streamrl.objectives import _loss_options as opts
 from streamrl.objectives import _sac_common as shared
 from streamrl.objectives._utils import check_loss_function
-from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
+from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["TD3Loss"]
@@ -70,6 +71,10 @@ class TD3Loss(LossModule):
     tensors of the action's shape): exactly one of the three. ``td_error`` (max over
     critics) is written into the input.
 
+    TorchRL's shared options (see :class:`SACLoss`): ``separate_losses``, ``reduction``,
+    ``use_prioritized_weights`` (key ``priority_weight``), ``deactivate_vmap``; ``gamma``
+    and ``priority_key`` are refused as in TorchRL 0.14.
+
     Output: ``loss_actor``, ``loss_qvalue``, and the detached diagnostics ``pred_value``
     (``[num_qvalue_nets, *batch]``), ``state_action_value_actor`` (the critics on the
     policy's action, same shape), ``next_state_value`` and ``target_value`` (``batch``),
@@ -79,6 +84,7 @@ class TD3Loss(LossModule):
     default_keys = {
         "action": "action",
         "state_action_value": "state_action_value",
+        "priority_weight": opts.PRIORITY_WEIGHT_KEY,
         **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
@@ -99,8 +105,19 @@ class TD3Loss(LossModule):
         loss_function: str = "smooth_l1",
         delay_actor: bool = True,
         delay_qvalue: bool = True,
+        gamma: float | None = None,
+        priority_key: str | None = None,
+        separate_losses: bool = False,
+        reduction: str | None = None,
+        deactivate_vmap: bool = False,
+        use_prioritized_weights: str | bool = "auto",
     ) -> None:
         super().__init__()
+        opts.apply_options(
+            self, gamma=gamma, priority_key=priority_key, reduction=reduction,
+            use_prioritized_weights=use_prioritized_weights, separate_losses=separate_losses,
+            deactivate_vmap=deactivate_vmap,
+        )
         self.loss_function = check_loss_function(loss_function)
         if policy_noise < 0 or noise_clip < 0:
             raise ValueError(
@@ -116,9 +133,9 @@ class TD3Loss(LossModule):
             raise ValueError(f"action_low must be <= action_high, found {low} and {high}")
         self.register_buffer("action_low", low)
         self.register_buffer("action_high", high)
-        self.register_network("actor_network", actor_network, create_target=delay_actor)
-        self.register_network("qvalue_network", qvalue_network, num_copies=num_qvalue_nets,
-                              create_target=delay_qvalue)
+        shared.register_actor_critic(self, actor_network, qvalue_network,
+                                     num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue,
+                                     delay_actor=delay_actor)
 
     def _actor_action(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
         out = self.call_network("actor_network", td.copy(), params)
@@ -145,8 +162,7 @@ class TD3Loss(LossModule):
             next_td = td.get("next")
             next_action = self.smoothed_target_action(next_td)
             next_q = shared.qvalues_at(
-                self, next_td, next_action,
-                self.network_params("qvalue_network", target=self.delay_qvalue, detach=True),
+                self, next_td, next_action, shared.critic_params(self, target=True)
             ).min(0).values
         return shared.bootstrap(self, td, next_q), next_q
 
@@ -155,20 +171,21 @@ class TD3Loss(LossModule):
         action = self._get(tensordict, "action")
         policy_action = self._actor_action(tensordict, self.network_params("actor_network"))
         q_actor = shared.qvalues_at(
-            self, tensordict, policy_action, self.network_params("qvalue_network", detach=True)
+            self, tensordict, policy_action, shared.critic_params(self).detach()
         )
-        loss_actor = -q_actor[0].mean()
-        target, next_value = self._target_and_next_value(tensordict)
-        pred = shared.qvalues_at(self, tensordict, action, self.network_params("qvalue_network"))
-        loss_qvalue, td_error = shared.ensemble_regression(self, tensordict, pred, target)
         batch = tensordict.batch_size
+        loss_actor = -q_actor[0].reshape(batch)
+        target, next_value = self._target_and_next_value(tensordict)
+        pred = shared.qvalues_at(self, tensordict, action, shared.critic_params(self))
+        loss_qvalue, td_error = shared.ensemble_regression(self, tensordict, pred, target)
         n = pred.shape[0]
-        return _output(
-            loss_actor=loss_actor,
-            loss_qvalue=loss_qvalue,
+        return opts.loss_output(self, tensordict, {
+            "loss_actor": loss_actor,
+            "loss_qvalue": loss_qvalue,
+        }, dict(
             pred_value=pred.detach().reshape(n, *batch),
             state_action_value_actor=q_actor.detach().reshape(n, *batch),
             next_state_value=next_value.reshape(batch),
             target_value=target.reshape(batch),
             td_error=td_error,
-        )
+        ))

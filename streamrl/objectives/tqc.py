@@ -7,17 +7,20 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
+from streamrl.data.specs import TensorSpec
+from streamrl.objectives import _loss_options as opts
 from streamrl.objectives import _sac_common as shared
-from streamrl.objectives.common import TD_KEYS, LossModule, _output
+from streamrl.objectives.common import TD_KEYS, LossModule
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["TQCLoss", "quantile_huber_loss"]
 
 
-def quantile_huber_loss(pred: Tensor, target: Tensor) -> Tensor:
+def quantile_huber_loss(pred: Tensor, target: Tensor, reduce: bool = True) -> Tensor:
     """The quantile Huber loss (``kappa = 1``) of the atoms ``pred`` ``[..., M]`` (quantile
     levels ``tau_m = (2m + 1) / 2M``) against the target samples ``target`` ``[..., K]``,
-    averaged over every pair: ``|tau_m - 1{y_k < z_m}| * huber(y_k - z_m)``.
+    averaged over every pair: ``|tau_m - 1{y_k < z_m}| * huber(y_k - z_m)`` (and over the
+    leading dims, unless ``reduce=False``: one value per leading index).
 
     >>> quantile_huber_loss(torch.tensor([0.0]), torch.tensor([2.0]))  # 0.5 * (2 - 0.5)
     tensor(0.7500)
@@ -28,10 +31,10 @@ def quantile_huber_loss(pred: Tensor, target: Tensor) -> Tensor:
     abs_delta = delta.abs()
     huber = torch.where(abs_delta <= 1.0, 0.5 * delta.pow(2), abs_delta - 0.5)
     weight = (tau.unsqueeze(-1) - (delta.detach() < 0).to(pred.dtype)).abs()
-    return (weight * huber).mean()
+    return (weight * huber).mean() if reduce else (weight * huber).mean((-2, -1))
 
 
-class TQCLoss(LossModule):
+class TQCLoss(shared.Temperature, LossModule):
     """Truncated Quantile Critics: ``num_qvalue_nets`` critics each predict ``M`` return
     quantiles (the critic's last output dim); the target pools every target critic's atoms
     at ``(s', a' ~ pi(s'))``, drops the ``top_quantiles_to_drop_per_net * num_qvalue_nets``
@@ -59,6 +62,9 @@ class TQCLoss(LossModule):
         alpha_init, min_alpha, max_alpha, fixed_alpha, target_entropy: the temperature, as
             in :class:`~streamrl.objectives.SACLoss`.
         delay_qvalue: bootstrap from target critics (default ``True``).
+        action_spec, separate_losses, reduction, deactivate_vmap, skip_done_states,
+        use_prioritized_weights, scalar_output_mode: TorchRL's shared options, as in
+            :class:`~streamrl.objectives.SACLoss` (:attr:`log_alpha` too).
 
     >>> from tensordict import TensorDict
     >>> from tensordict.nn import NormalParamExtractor, TensorDictModule
@@ -82,6 +88,7 @@ class TQCLoss(LossModule):
         "action": "action",
         "state_action_value": "state_action_value",
         "value": "state_value",
+        "priority_weight": opts.PRIORITY_WEIGHT_KEY,
         **TD_KEYS,
     }
     default_value_estimator = ValueEstimators.TD0
@@ -97,11 +104,23 @@ class TQCLoss(LossModule):
         alpha_init: float = 1.0,
         min_alpha: float | None = None,
         max_alpha: float | None = None,
+        action_spec: TensorSpec | None = None,
         fixed_alpha: bool = False,
         target_entropy: float | str = "auto",
         delay_qvalue: bool = True,
+        separate_losses: bool = False,
+        reduction: str | None = None,
+        deactivate_vmap: bool = False,
+        skip_done_states: bool = False,
+        use_prioritized_weights: str | bool = "auto",
+        scalar_output_mode: str | None = None,
     ) -> None:
         super().__init__()
+        opts.apply_options(
+            self, reduction=reduction, use_prioritized_weights=use_prioritized_weights,
+            scalar_output_mode=scalar_output_mode, separate_losses=separate_losses,
+            deactivate_vmap=deactivate_vmap, skip_done_states=skip_done_states,
+        )
         if isinstance(num_qvalue_nets, bool) or not isinstance(num_qvalue_nets, int) \
                 or num_qvalue_nets < 1:
             raise ValueError(f"num_qvalue_nets must be a positive int, found {num_qvalue_nets!r}")
@@ -110,10 +129,10 @@ class TQCLoss(LossModule):
             raise ValueError(
                 f"top_quantiles_to_drop_per_net must be an int >= 0, found {drop!r}"
             )
-        shared.check_target_entropy(target_entropy)
         self.num_qvalue_nets = num_qvalue_nets
         self.top_quantiles_to_drop_per_net = drop
-        self.target_entropy = target_entropy
+        self.target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
+                                                            actor_network)
         self.delay_qvalue = delay_qvalue
         shared.register_actor_critic(self, actor_network, qvalue_network,
                                      num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
@@ -165,15 +184,19 @@ class TQCLoss(LossModule):
         alpha = self.entropy_coef.alpha()
         new_action, log_prob = shared.fresh_action(self, tensordict, batch_dims)
         q_new = self._atoms(tensordict, new_action,
-                            self.network_params("qvalue_network", detach=True))
-        loss_actor = (alpha * log_prob - q_new.mean(-1).mean(0).reshape(log_prob.shape)).mean()
+                            shared.critic_params(self).detach())
+        loss_actor = alpha * log_prob - q_new.mean(-1).mean(0).reshape(log_prob.shape)
         target = self.target_atoms(tensordict, alpha)
-        pred = self._atoms(tensordict, action, self.network_params("qvalue_network"))
-        loss_qvalue = quantile_huber_loss(pred, target.unsqueeze(0).expand(pred.shape[0], *target.shape))
+        pred = self._atoms(tensordict, action, shared.critic_params(self))
+        loss_qvalue = quantile_huber_loss(
+            pred, target.unsqueeze(0).expand(pred.shape[0], *target.shape), reduce=False
+        ).mean(0)
         td_error = (pred.detach().mean(-1) - target.mean(-1)).abs().max(0).values
         tensordict.set(self._keys["priority"], td_error)
-        return _output(
-            loss_actor=loss_actor,
-            loss_qvalue=loss_qvalue,
-            **shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha),
-        )
+        terms = shared.entropy_terms(self, log_prob, new_action, batch_dims, alpha,
+                                     per_sample=True)
+        return opts.loss_output(self, tensordict, {
+            "loss_actor": loss_actor,
+            "loss_qvalue": loss_qvalue,
+            "loss_alpha": terms.pop("loss_alpha"),
+        }, scalars=terms)

@@ -308,3 +308,72 @@ def test_dqn_losses_documented_arguments():
     loss.reset_parameters_recursive()
     assert loss.target_value_network_params is not None
     assert _defaults(DistributionalDQNLoss)["reduction"] is None
+
+
+def test_sac_sota_style_construction():
+    """A TorchRL sota-style SACLoss: delay_actor / action_spec and the alpha optimizer built
+    from ``loss_module.log_alpha``."""
+    from streamrl.data import Bounded
+    from streamrl.objectives import SoftUpdate, group_optimizers
+
+    spec = Bounded(-1.0, 1.0, shape=(N_ACT,))
+    loss = SACLoss(actor_network=_actor(), qvalue_network=_qvalue(), num_qvalue_nets=2,
+                   loss_function="l2", delay_actor=False, delay_qvalue=True, alpha_init=1.0,
+                   action_spec=spec, separate_losses=False, reduction="mean",
+                   skip_done_states=False, deactivate_vmap=False,
+                   use_prioritized_weights="auto", scalar_output_mode=None)
+    loss.make_value_estimator(gamma=0.99)
+    assert float(loss.target_entropy) == -N_ACT
+    optim = group_optimizers(
+        torch.optim.Adam(list(loss.actor_network_params.flatten_keys().values())),
+        torch.optim.Adam(list(loss.qvalue_network_params.flatten_keys().values())),
+        torch.optim.Adam([loss.log_alpha]))
+    out = loss(_continuous())
+    (out["loss_actor"] + out["loss_qvalue"] + out["loss_alpha"]).backward()
+    optim.step()
+    SoftUpdate(loss, eps=0.995).step()
+
+
+def test_documented_option_defaults_of_the_off_policy_losses():
+    from streamrl.objectives import DDPGLoss, DiscreteSACLoss, HardUpdate, TD3Loss
+
+    expected = {"separate_losses": False, "reduction": None}
+    for cls in (SACLoss, DiscreteSACLoss, TD3Loss, DDPGLoss, REDQLoss, CrossQLoss, TQCLoss):
+        d = _defaults(cls)
+        assert {k: d[k] for k in expected} == expected, cls.__name__
+    for cls in (SACLoss, DiscreteSACLoss, TD3Loss, REDQLoss, CrossQLoss, TQCLoss):
+        assert _defaults(cls)["deactivate_vmap"] is False, cls.__name__
+    for cls in (SACLoss, DiscreteSACLoss, TD3Loss, DDPGLoss, TQCLoss):
+        assert _defaults(cls)["use_prioritized_weights"] == "auto", cls.__name__
+    assert _defaults(SACLoss)["delay_actor"] is False and _defaults(TD3Loss)["delay_actor"]
+    assert _defaults(HardUpdate)["value_network_update_interval"] == 1000
+    td3 = TD3Loss(_actor_det(), _qvalue(), action_spec=None, bounds=(-1.0, 1.0),
+                  deactivate_vmap=True, use_prioritized_weights=False)
+    assert set(td3(_continuous()).keys()) >= {"loss_actor", "loss_qvalue"}
+
+
+def _actor_det():
+    return TensorDictModule(nn.Sequential(nn.Linear(N_OBS, N_ACT), nn.Tanh()),
+                            in_keys=["observation"], out_keys=["action"])
+
+
+def test_on_policy_documented_options():
+    from streamrl.objectives import A2CLoss, ClipPPOLoss, KLPENPPOLoss
+
+    critic = TensorDictModule(nn.Linear(N_OBS, 1), ["observation"], ["state_value"])
+    data = TensorDict({"observation": torch.randn(3, N_OBS),
+                       "action": torch.rand(3, N_ACT) - 0.5,
+                       "action_log_prob": torch.zeros(3), "advantage": torch.randn(3, 1),
+                       "value_target": torch.randn(3, 1), "state_value": torch.zeros(3, 1)},
+                      [3])
+    for cls in (PPOLoss, ClipPPOLoss, KLPENPPOLoss):
+        d = _defaults(cls)
+        assert d["actor_network"] is None and d["normalize_advantage_exclude_dims"] == ()
+        loss = cls(actor=_actor(), critic=critic, normalize_advantage=True,
+                   normalize_advantage_exclude_dims=(), reduction="none",
+                   max_importance_ratio=10.0, functional=True)
+        assert loss(data.clone())["loss_objective"].shape == (3,)
+    assert _defaults(KLPENPPOLoss)["samples_mc_kl"] == 1
+    a2c = A2CLoss(actor=_actor(), critic=critic, samples_mc_entropy=2, separate_losses=True,
+                  reduction="sum", clip_value=0.5)
+    assert a2c(data.clone())["loss_critic"].shape == ()

@@ -215,6 +215,20 @@ CASES: dict[str, Case] = {
         {"loss_actor", "loss_qvalue", "loss_value", "loss_alpha", "alpha", "entropy", "td_error"},
         {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
          "loss_value": {"value_network_params"}, "loss_alpha": {"entropy_coef"}}),
+    "SACLoss-options": Case(
+        _seeded(lambda: SACLoss(_gaussian_actor(), _qnet(), delay_actor=True,
+                                skip_done_states=True, deactivate_vmap=True, reduction="sum",
+                                separate_losses=True)), _continuous,
+        {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy", "td_error"},
+        {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
+         "loss_alpha": {"entropy_coef"}}),
+    "TD3Loss-options": Case(
+        _seeded(lambda: TD3Loss(TensorDictModule(nn.Linear(OBS, ACT), ["observation"], ["action"]),
+                                _qnet(), action_low=-1.0, action_high=1.0, deactivate_vmap=True,
+                                separate_losses=True, reduction="sum")),
+        _continuous, {"loss_actor", "loss_qvalue", "pred_value", "state_action_value_actor",
+                      "next_state_value", "target_value", "td_error"},
+        {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"}}),
     "REDQLoss": Case(
         _seeded(lambda: REDQLoss(_gaussian_actor(), _qnet(), num_qvalue_nets=4)), _continuous,
         {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy",
@@ -255,6 +269,12 @@ CASES: dict[str, Case] = {
         _on_policy(KLPENPPOLoss), _rollout,
         {"loss_objective", "loss_entropy", "loss_critic", "entropy", "kl", "kl_approx",
          "explained_variance", "ESS", "beta", "max_ratio", "mean_ratio"},
+        {"loss_objective": {"actor_network_params"}, "loss_entropy": {"actor_network_params"},
+         "loss_critic": {"critic_network_params"}}),
+    "ClipPPOLoss-options": Case(
+        _on_policy(ClipPPOLoss, reduction="sum", max_importance_ratio=5.0), _rollout,
+        {"loss_objective", "loss_entropy", "loss_critic", "entropy", "clip_fraction", "kl_approx",
+         "ESS", "explained_variance", "max_ratio", "mean_ratio"},
         {"loss_objective": {"actor_network_params"}, "loss_entropy": {"actor_network_params"},
          "loss_critic": {"critic_network_params"}}),
     "PPOLoss": Case(

@@ -178,3 +178,21 @@ def test_ensemble_of_modules_without_reset_warns():
 
     with pytest.warns(StreamRLWarning, match="identical"):
         LossModule().register_network("q", Fixed(), num_copies=2)
+
+
+def test_hard_update_value_network_update_interval():
+    loss, net = _dqn()
+    updater = HardUpdate(loss, value_network_update_interval=2.0)  # TorchRL's name (a float)
+    assert updater.period == 2
+    before = loss.target_value_network_params["module", "0", "weight"].clone()
+    _perturb(net)
+    updater.step()
+    torch.testing.assert_close(loss.target_value_network_params["module", "0", "weight"], before)
+    updater.step()
+    torch.testing.assert_close(loss.target_value_network_params["module", "0", "weight"],
+                               net[0].weight.detach())
+    assert HardUpdate(loss).period == 1000
+    with pytest.raises(ValueError, match="not both"):
+        HardUpdate(loss, period=2, value_network_update_interval=2)
+    with pytest.raises(ValueError, match="value_network_update_interval"):
+        HardUpdate(loss, value_network_update_interval=2.5)
