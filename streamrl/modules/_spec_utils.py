@@ -15,7 +15,8 @@ from streamrl.data.specs import Composite, TensorSpec
 
 def spec_map(spec: Any, out_keys: list, owner: str) -> dict:
     """``{out_key: leaf spec}``; a leaf spec belongs to the first out key; a Composite's
-    entry at ``"_"`` (an output that is not written) is dropped with a warning."""
+    entries at ``"_"`` (an output that is not written) or at keys that are no out key are
+    dropped with a warning."""
     if spec is None:
         return {}
     if isinstance(spec, TensorSpec):
@@ -37,9 +38,10 @@ def spec_map(spec: Any, out_keys: list, owner: str) -> dict:
             else:
                 unknown.append(key)
         if unknown:
-            raise ValueError(
-                f"{owner}: spec keys {unknown} are not among the out_keys {out_keys}"
-            )
+            # TorchRL keeps such entries (they check nothing): warn, as a typo is likely
+            warnings.warn(
+                f"{owner}: spec keys {unknown} are not among the out_keys {out_keys}; those "
+                "entries are ignored", StreamRLWarning, stacklevel=4)
         return out
     raise TypeError(f"{owner}: spec must be a TensorSpec or Composite, got {type(spec).__name__}")
 

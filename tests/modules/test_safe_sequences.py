@@ -8,6 +8,7 @@ from tensordict import TensorDict
 from tensordict.nn import InteractionType, TensorDictModule, set_interaction_type
 from torch import nn
 
+from streamrl._warnings import StreamRLWarning
 from streamrl.data.specs import Bounded, Composite, Unbounded
 from streamrl.modules import (
     NormalParamExtractor,
@@ -90,7 +91,7 @@ class TestSafeProbabilisticModule:
             head(td)
         with pytest.raises(RuntimeError, match="safe=True"):
             _head(safe=True)
-        with pytest.raises(ValueError, match="out_keys"):
+        with pytest.warns(StreamRLWarning, match="out_keys.*ignored"):
             _head(spec=Composite(other=Unbounded(2)))
 
     def test_sequence(self):
