@@ -28,8 +28,15 @@ __all__ = [
     "reverse_linear_scan",
     "td0_advantage_estimate",
     "td0_return_estimate",
+    "td1_advantage_estimate",
     "td1_return_estimate",
+    "td_lambda_advantage_estimate",
     "td_lambda_return_estimate",
+    "vec_generalized_advantage_estimate",
+    "vec_td1_advantage_estimate",
+    "vec_td1_return_estimate",
+    "vec_td_lambda_advantage_estimate",
+    "vec_td_lambda_return_estimate",
     "vtrace_advantage_estimate",
 ]
 
@@ -159,13 +166,26 @@ def td0_advantage_estimate(
     state_value: Tensor,
     next_state_value: Tensor,
     reward: Tensor,
-    terminated: Tensor | None = None,
-    *,
     done: Tensor | None = None,
+    terminated: Tensor | None = None,
 ) -> Tensor:
-    """One-step TD error ``r + gamma * (1 - terminated) * V(s') - V(s)``."""
+    """One-step TD error ``r + gamma * (1 - terminated) * V(s') - V(s)`` (TorchRL's argument
+    order: ``done`` then ``terminated``, which defaults to ``done``)."""
     _check_shapes({"state_value": state_value, "reward": reward})
     return td0_return_estimate(gamma, next_state_value, reward, terminated, done=done) - state_value
+
+
+def _check_rolling_gamma(rolling_gamma: bool | None, gamma: float | Tensor) -> None:
+    """TorchRL's ``rolling_gamma``: ``None``/``True`` tie each step's gamma to that step (the
+    recursion ``G[t] = r[t] + gamma[t] * ...``, the only one implemented); ``False`` changes
+    nothing for a scalar gamma and is refused for a gamma that varies over time."""
+    if rolling_gamma not in (None, True, False):
+        raise TypeError(f"rolling_gamma must be a bool or None, found {rolling_gamma!r}")
+    if rolling_gamma is False and isinstance(gamma, Tensor) and gamma.numel() > 1:
+        raise NotImplementedError(
+            "rolling_gamma=False with a gamma that varies over time is not supported: "
+            "streamrl ties each step's gamma to that step (rolling_gamma=True)"
+        )
 
 
 def td_lambda_return_estimate(
@@ -175,6 +195,7 @@ def td_lambda_return_estimate(
     reward: Tensor,
     done: Tensor,
     terminated: Tensor | None = None,
+    rolling_gamma: bool | None = None,
     *,
     time_dim: int = -2,
 ) -> Tensor:
@@ -186,7 +207,9 @@ def td_lambda_return_estimate(
 
     Written as ``G = y + D`` with ``y`` the TD(0) target, ``D`` solves the linear recursion
     ``D[t] = gamma * lmbda * (1 - done[t]) * (y[t+1] - V(s'[t]) + D[t+1])``.
+    ``rolling_gamma``: see :func:`_check_rolling_gamma`.
     """
+    _check_rolling_gamma(rolling_gamma, gamma)
     if terminated is None:
         terminated = done
     shape = _check_shapes({"reward": reward, "next_state_value": next_state_value,
@@ -213,6 +236,7 @@ def td1_return_estimate(
     reward: Tensor,
     done: Tensor,
     terminated: Tensor | None = None,
+    rolling_gamma: bool | None = None,
     *,
     time_dim: int = -2,
 ) -> Tensor:
@@ -222,8 +246,97 @@ def td1_return_estimate(
     or the end of the time axis).
     """
     return td_lambda_return_estimate(
-        gamma, 1.0, next_state_value, reward, done, terminated, time_dim=time_dim
+        gamma, 1.0, next_state_value, reward, done, terminated, rolling_gamma, time_dim=time_dim
     )
+
+
+def td_lambda_advantage_estimate(
+    gamma: float | Tensor,
+    lmbda: float | Tensor,
+    state_value: Tensor,
+    next_state_value: Tensor,
+    reward: Tensor,
+    done: Tensor,
+    terminated: Tensor | None = None,
+    rolling_gamma: bool | None = None,
+    time_dim: int = -2,
+) -> Tensor:
+    """TD(lambda) advantage: :func:`td_lambda_return_estimate` minus ``V(s)``.
+
+    >>> ones = torch.ones(3, 1)
+    >>> td_lambda_advantage_estimate(0.5, 1.0, torch.zeros(3, 1), 0 * ones, ones,
+    ...                              torch.zeros(3, 1, dtype=torch.bool)).squeeze(-1)
+    tensor([1.7500, 1.5000, 1.0000])
+    """
+    _check_shapes({"state_value": state_value, "reward": reward})
+    return td_lambda_return_estimate(
+        gamma, lmbda, next_state_value, reward, done, terminated, rolling_gamma, time_dim=time_dim
+    ) - state_value
+
+
+def td1_advantage_estimate(
+    gamma: float | Tensor,
+    state_value: Tensor,
+    next_state_value: Tensor,
+    reward: Tensor,
+    done: Tensor,
+    terminated: Tensor | None = None,
+    rolling_gamma: bool | None = None,
+    time_dim: int = -2,
+) -> Tensor:
+    """TD(1) advantage: :func:`td1_return_estimate` minus ``V(s)``."""
+    return td_lambda_advantage_estimate(gamma, 1.0, state_value, next_state_value, reward, done,
+                                        terminated, rolling_gamma, time_dim)
+
+
+# TorchRL's vectorized variants: streamrl's estimates are vectorized (one reverse linear
+# scan over time), so each is the function above under TorchRL's name and signature.
+def vec_generalized_advantage_estimate(
+    gamma: float | Tensor, lmbda: float | Tensor, state_value: Tensor, next_state_value: Tensor,
+    reward: Tensor, done: Tensor, terminated: Tensor | None = None, *, time_dim: int = -2,
+) -> tuple[Tensor, Tensor]:
+    """:func:`generalized_advantage_estimate` (TorchRL's vectorized name)."""
+    return generalized_advantage_estimate(gamma, lmbda, state_value, next_state_value, reward,
+                                          done, terminated, time_dim=time_dim)
+
+
+def vec_td_lambda_return_estimate(
+    gamma: float | Tensor, lmbda: float | Tensor, next_state_value: Tensor, reward: Tensor,
+    done: Tensor, terminated: Tensor | None = None, rolling_gamma: bool | None = None, *,
+    time_dim: int = -2,
+) -> Tensor:
+    """:func:`td_lambda_return_estimate` (TorchRL's vectorized name)."""
+    return td_lambda_return_estimate(gamma, lmbda, next_state_value, reward, done, terminated,
+                                     rolling_gamma, time_dim=time_dim)
+
+
+def vec_td_lambda_advantage_estimate(
+    gamma: float | Tensor, lmbda: float | Tensor, state_value: Tensor, next_state_value: Tensor,
+    reward: Tensor, done: Tensor, terminated: Tensor | None = None,
+    rolling_gamma: bool | None = None, time_dim: int = -2,
+) -> Tensor:
+    """:func:`td_lambda_advantage_estimate` (TorchRL's vectorized name)."""
+    return td_lambda_advantage_estimate(gamma, lmbda, state_value, next_state_value, reward,
+                                        done, terminated, rolling_gamma, time_dim)
+
+
+def vec_td1_return_estimate(
+    gamma: float | Tensor, next_state_value: Tensor, reward: Tensor, done: Tensor,
+    terminated: Tensor | None = None, rolling_gamma: bool | None = None, time_dim: int = -2,
+) -> Tensor:
+    """:func:`td1_return_estimate` (TorchRL's vectorized name)."""
+    return td1_return_estimate(gamma, next_state_value, reward, done, terminated, rolling_gamma,
+                               time_dim=time_dim)
+
+
+def vec_td1_advantage_estimate(
+    gamma: float | Tensor, state_value: Tensor, next_state_value: Tensor, reward: Tensor,
+    done: Tensor, terminated: Tensor | None = None, rolling_gamma: bool | None = None,
+    time_dim: int = -2,
+) -> Tensor:
+    """:func:`td1_advantage_estimate` (TorchRL's vectorized name)."""
+    return td1_advantage_estimate(gamma, state_value, next_state_value, reward, done, terminated,
+                                  rolling_gamma, time_dim)
 
 
 def generalized_advantage_estimate(
