@@ -92,7 +92,8 @@ class _BatchedEnv(EnvBase):
             kwargs = [dict(k) for k in create_env_kwargs]
             if len(kwargs) != num_workers:
                 raise ValueError(f"expected {num_workers} create_env_kwargs, found {len(kwargs)}")
-        super().__init__(device=device, batch_size=(num_workers,))
+        # each sub-env checks its own resets (done right after a reset raises unless allowed)
+        super().__init__(device=device, batch_size=(num_workers,), allow_done_after_reset=True)
         self.num_workers = num_workers
         self.create_env_fn = fns
         self.create_env_kwargs = kwargs

@@ -30,6 +30,7 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey, unravel_key
 from torch import nn
 
+from streamrl.data.specs import TensorSpec
 from streamrl.envs.transforms._spec_utils import map_spec
 
 if TYPE_CHECKING:
@@ -281,6 +282,10 @@ class Transform(nn.Module):
         dst_keys: Sequence[NestedKey],
         fn: Callable[[Any], Any],
     ) -> Any:
+        # As in TorchRL, a leaf spec given instead of a Composite is the spec of the one
+        # entry the transform maps (``RewardScaling().transform_reward_spec(Unbounded(1))``).
+        if isinstance(composite, TensorSpec):
+            return fn(composite.clone())
         # A transform may name keys that live in another part of the spec (an observation
         # transform sees the reward spec too): only the keys present here are mapped.
         present = set(composite.keys(True, True))
