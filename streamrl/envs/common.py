@@ -25,12 +25,23 @@ class EnvClosedError(RuntimeError):
 
 def _complete_done(td: TensorDictBase) -> None:
     """Fill the done flags an env left out, as TorchRL does for custom envs: ``terminated``
-    from ``done``, ``done`` from ``terminated | truncated``, ``truncated`` as False."""
+    from ``done``, ``done`` from ``terminated | truncated``, ``truncated`` as False; the
+    given flags that lack their trailing dim get it."""
     keys = td.keys()
     has = [k in keys for k in DONE_KEYS]
     if all(has):
         return
     done, term, trunc = (td.get(k) if h else None for k, h in zip(DONE_KEYS, has, strict=True))
+    if any(f is not None and f.shape == td.batch_size for f in (done, term, trunc)):
+        # flags given without their trailing dim (``"done": False`` in a TensorDict of
+        # batch size []): shaped ``(*batch, 1)`` as the done spec says
+        done, term, trunc = (
+            None if f is None else f.unsqueeze(-1) if f.shape == td.batch_size else f
+            for f in (done, term, trunc)
+        )
+        for key, flag in zip(DONE_KEYS, (done, term, trunc), strict=True):
+            if flag is not None:
+                td.set(key, flag)
     ref = next((f for f in (done, term, trunc) if f is not None), None)
     if ref is None:
         ref = torch.zeros((*td.batch_size, 1), dtype=torch.bool, device=td.device)
@@ -523,7 +534,8 @@ class EnvBase(EnvSpecs, nn.Module):
     def step_buffers(self, T: int) -> StepBuffers | None:
         """:class:`StepBuffers` for ``T`` steps of this env, or None when its entries do not
         fit flat buffers: several action keys, a reward or done entry other than
-        ``reward``/``done``/``terminated``/``truncated``, non-tensor observations, a state
+        ``reward``/``done``/``terminated``/``truncated`` or not of shape ``(*batch_size, 1)``
+        (a multi-objective reward), non-tensor observations, a state
         spec, or a device other than the CPU (callers then step with :meth:`step`)."""
         self._check_open()
         if self.device not in (None, torch.device("cpu")):
@@ -538,9 +550,14 @@ class EnvBase(EnvSpecs, nn.Module):
         _, action_keys, action_spec, _ = self._action_info()
         if list(action_keys) != ["action"] or not isinstance(action_spec, TensorSpec):
             return None
-        if self.full_reward_spec.keys(True, True) != ["reward"]:
+        rewards, dones = self.full_reward_spec, self.full_done_spec
+        if rewards.keys(True, True) != ["reward"]:
             return None
-        if sorted(self.full_done_spec.keys(True, True)) != sorted(DONE_KEYS):
+        if sorted(dones.keys(True, True)) != sorted(DONE_KEYS):
+            return None
+        flag_shape = (*self.batch_size, 1)  # the buffers' reward and flag columns
+        if any(spec[k].shape != flag_shape for spec, keys in ((rewards, ["reward"]),
+               (dones, DONE_KEYS)) for k in keys):
             return None
         obs = self.full_observation_spec
         specs = {k: obs[k] for k in obs.keys(True, True)}

@@ -144,6 +144,13 @@ def step_mdp(
             root = tensordict.exclude(*excl_root)
             src.update(root.items())
         src.update(nxt.exclude(*excl_next).items() if excl_next else nxt.items())
+        # a nested reward or action whose sub-tensordict holds nothing else leaves no empty
+        # entry behind (reset outputs have none: stacking the steps would fail)
+        for key in excl_root:
+            if isinstance(key, tuple) and len(key) > 1:
+                sub = src.get(key[0])
+                if isinstance(sub, TensorDictBase) and sub.is_empty():
+                    del src[key[0]]
     else:
         src = {}
         if keep_other:

@@ -311,7 +311,13 @@ class Transform(nn.Module):
                 f"{type(self).__name__} already belongs to a {type(self._container).__name__}; "
                 "a transform can be in one env or Compose at a time (use copy.deepcopy)"
             )
+        if container is not None and _in_env(container):
+            self._check_env_use()
         object.__setattr__(self, "_container", container)
+
+    def _check_env_use(self) -> None:
+        """Hook: raise ``ValueError`` if this transform cannot run inside an env (called
+        before it is put in one, directly or through a Compose)."""
 
     def __getstate__(self) -> dict:
         # Copies and pickles leave the container behind (it would drag the whole env along);
@@ -402,6 +408,13 @@ def _check_td(td: Any, transform: Transform) -> None:
         raise TypeError(
             f"{type(transform).__name__} expects a TensorDict, found {type(td).__name__}"
         )
+
+
+def _in_env(container: Any) -> bool:
+    """Whether ``container`` (a Compose or a TransformedEnv) is, or is inside, an env."""
+    while isinstance(container, Transform):
+        container = container._container
+    return container is not None
 
 
 def reset_mask(td: TensorDictBase | None, td_reset: TensorDictBase) -> torch.Tensor | None:

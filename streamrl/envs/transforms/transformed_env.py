@@ -369,6 +369,7 @@ class TransformedEnv(EnvBase):
 
     def _trajectory_ok(self) -> bool:
         self._inputs()  # learn automatic action-path keys first
+        self._outputs()  # and the output specs, as a step-by-step rollout would
         return self.transform._per_step and not self.transform._has_inverse()
 
     def _transform_trajectory(self, raw: TensorDictBase) -> TensorDictBase:
