@@ -58,6 +58,27 @@ def complete_done_spec(spec: Composite) -> Composite:
     return spec
 
 
+def _unbatched(name: str, settable: bool = True) -> property:
+    """A ``<name>_unbatched`` property: ``name`` as one env of the batch sees it (the batch
+    dims indexed away); setting it expands the spec to the env's ``batch_size``."""
+
+    def fget(self: EnvSpecs) -> Any:
+        spec = getattr(self, name)
+        nb = len(self.batch_size)
+        return spec[(0,) * nb] if nb else spec
+
+    def fset(self: EnvSpecs, spec: Any) -> None:
+        if not hasattr(spec, "expand"):
+            raise TypeError(f"{name}_unbatched must be a spec, found {type(spec).__name__}")
+        size = self.batch_size
+        setattr(self, name, spec.expand(*size, *spec.shape) if size else spec)
+
+    doc = f"``{name}`` without the env's batch dims"
+    if not settable:
+        return property(fget, doc=doc + ".")
+    return property(fget, fset, doc=doc + " (a spec set here is expanded to them).")
+
+
 class EnvSpecs:
     """The spec properties of :class:`~streamrl.envs.EnvBase` (mixed into it).
 
@@ -98,9 +119,11 @@ class EnvSpecs:
         self._full_action_spec = self._composite(spec, "full_action_spec")
 
     @property
-    def action_spec(self) -> TensorSpec:
-        """The spec of ``tensordict["action"]`` (set a Composite for several actions)."""
-        return self._action_info()[2]
+    def action_spec(self) -> TensorSpec | Composite:
+        """The spec of ``tensordict["action"]``: the one action leaf, or, as in TorchRL,
+        ``full_action_spec`` when there are several (set a Composite for several)."""
+        full, keys, spec, _ = self._action_info()
+        return spec if len(keys) == 1 else full
 
     @action_spec.setter
     def action_spec(self, spec: TensorSpec | Composite) -> None:
@@ -116,9 +139,11 @@ class EnvSpecs:
         self._full_reward_spec = self._composite(spec, "full_reward_spec")
 
     @property
-    def reward_spec(self) -> TensorSpec:
-        """The spec of ``tensordict["next", "reward"]`` (set a Composite for several)."""
-        return self.full_reward_spec[self.reward_key]
+    def reward_spec(self) -> TensorSpec | Composite:
+        """The spec of ``tensordict["next", "reward"]``: the one reward leaf, or, as in
+        TorchRL, ``full_reward_spec`` when there are several (set a Composite for several)."""
+        full, keys = self._reward_info()[:2]
+        return full[keys[0]] if len(keys) == 1 else full
 
     @reward_spec.setter
     def reward_spec(self, spec: TensorSpec | Composite) -> None:
@@ -156,6 +181,7 @@ class EnvSpecs:
         if spec is None:  # as TorchRL: no state
             spec = Composite(shape=self.batch_size)
         self._full_state_spec = self._composite(spec, "state_spec")
+        self._reward_cache = None  # which rewards the next step's root keeps may change
 
     state_spec = full_state_spec
 
@@ -177,6 +203,20 @@ class EnvSpecs:
             full_done_spec=self.full_done_spec,
             shape=self.batch_size,
         )
+
+    # TorchRL's per-env views of the specs
+    full_observation_spec_unbatched = _unbatched("full_observation_spec")
+    observation_spec_unbatched = _unbatched("observation_spec")
+    full_action_spec_unbatched = _unbatched("full_action_spec")
+    action_spec_unbatched = _unbatched("action_spec")
+    full_reward_spec_unbatched = _unbatched("full_reward_spec")
+    reward_spec_unbatched = _unbatched("reward_spec")
+    full_done_spec_unbatched = _unbatched("full_done_spec")
+    done_spec_unbatched = _unbatched("done_spec")
+    full_state_spec_unbatched = _unbatched("full_state_spec")
+    state_spec_unbatched = _unbatched("state_spec")
+    input_spec_unbatched = _unbatched("input_spec", settable=False)
+    output_spec_unbatched = _unbatched("output_spec", settable=False)
 
     def _set_io_specs(self, output_spec: Composite | None, input_spec: Composite | None) -> None:
         """Set the specs found in TorchRL-style ``output_spec``/``input_spec`` Composites
@@ -229,17 +269,22 @@ class EnvSpecs:
     @property
     def reward_keys(self) -> list:
         """The (nested) leaf keys of ``full_reward_spec``."""
-        return list(self._reward_info())
+        return list(self._reward_info()[1])
 
-    def _reward_info(self) -> list:
-        """The reward keys, cached per spec object and version (every step's
-        :meth:`next_root` reads them; callers must not modify the list)."""
+    def _reward_info(self) -> tuple:
+        """``(full_reward_spec, reward keys, version, keys the next step's root drops)``,
+        cached per reward spec object and version (every step's :meth:`next_root` reads
+        them; callers must not modify the lists). The root keeps a reward that is also a
+        state entry (an input of the next step: ``RewardSum(reward_spec=True)``)."""
         full = self.full_reward_spec
         cache = self._reward_cache
         if cache is None or cache[0] is not full or cache[2] != full._version:
-            cache = (full, full.keys(True, True) or ["reward"], full._version)
+            keys = full.keys(True, True) or ["reward"]
+            state = self.full_state_spec.keys(True, True)
+            dropped = [k for k in keys if k not in state] if state else keys
+            cache = (full, keys, full._version, dropped)
             self._reward_cache = cache
-        return cache[1]
+        return cache
 
     @property
     def done_keys(self) -> list:

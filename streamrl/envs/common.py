@@ -211,9 +211,10 @@ class EnvBase(EnvSpecs, nn.Module):
     def next_root(self, tensordict: TensorDictBase) -> TensorDictBase:
         """:func:`step_mdp` of a stepped TensorDict for this env: the root of the next step,
         without the action and without every reward key of the env (a transform's extra
-        reward entry, e.g. a normalized reward, does not leak into the root)."""
+        reward entry, e.g. a normalized reward, does not leak into the root) except those
+        that are also state entries (inputs the next step reads)."""
         return step_mdp(tensordict, exclude_action=True, exclude_reward=True,
-                        reward_keys=self._reward_info(), action_keys=self._action_info()[1])
+                        reward_keys=self._reward_info()[3], action_keys=self._action_info()[1])
 
     def fake_tensordict(self) -> TensorDict:
         """A zero-filled TensorDict with the layout of one step (root and ``"next"``)."""

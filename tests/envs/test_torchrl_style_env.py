@@ -210,3 +210,30 @@ def test_is_closed_can_be_set():
         env.reset()
     with pytest.raises(TypeError, match="is_closed must be a bool"):
         env.is_closed = 0
+
+
+def test_unbatched_spec_views():
+    env = HalfDoneEnv()  # batch_size (2,)
+    assert env.observation_spec_unbatched["observation"].shape == (1,)
+    assert env.action_spec_unbatched.shape == (1,)
+    assert env.full_done_spec_unbatched["done"].shape == (1,)
+    assert env.output_spec_unbatched["full_reward_spec", "reward"].shape == (1,)
+    env.observation_spec_unbatched = Composite(observation=Unbounded((4,)))
+    assert env.observation_spec["observation"].shape == (2, 4)  # expanded to the batch
+    env.reward_spec_unbatched = Composite(a=Unbounded((1,)), b=Unbounded((1,)))
+    assert env.reward_keys == ["a", "b"] and env.full_reward_spec["b"].shape == (2, 1)
+    with pytest.raises(TypeError, match="must be a spec"):
+        env.action_spec_unbatched = 3
+    with pytest.raises(AttributeError):
+        env.input_spec_unbatched = Composite()
+    plain = SpecsFirstEnv()  # no batch dims: the specs themselves
+    assert plain.full_action_spec_unbatched is plain.full_action_spec
+
+
+def test_several_actions_or_rewards_make_the_spec_a_composite():
+    env = SpecsFirstEnv()
+    assert isinstance(env.action_spec, Unbounded) and isinstance(env.reward_spec, Unbounded)
+    env.full_action_spec = Composite(a=Unbounded((1,)), b=Unbounded((2,)))
+    assert env.action_spec is env.full_action_spec
+    env.reward_spec = Composite(r1=Unbounded((1,)), r2=Unbounded((1,)))
+    assert env.reward_spec is env.full_reward_spec

@@ -417,11 +417,14 @@ def _in_env(container: Any) -> bool:
     return container is not None
 
 
-def reset_mask(td: TensorDictBase | None, td_reset: TensorDictBase) -> torch.Tensor | None:
-    """The sub-envs being reset, shaped like the batch, or None when all of them are."""
+def reset_mask(
+    td: TensorDictBase | None, td_reset: TensorDictBase, key: NestedKey = RESET_KEY
+) -> torch.Tensor | None:
+    """The sub-envs being reset (the ``key`` entry of ``td``), shaped like the batch, or None
+    when all of them are."""
     if td is None:
         return None
-    mask = td.get(RESET_KEY, None)
+    mask = td.get(key, None)
     if mask is None:
         return None
     mask = (
