@@ -523,6 +523,8 @@ class EnvBase(EnvSpecs, nn.Module):
         )
         if self.device is not None and out.device != self.device:
             out = out.to(self.device)
+        # as in TorchRL, the stacked dim is named "time" (offline transforms find it by name)
+        out.names = [None] * (out.batch_dims - 1) + ["time"]
         if set_truncated:
             last = out[(slice(None),) * len(self.batch_size) + (-1,)]
             nxt = last.get("next")

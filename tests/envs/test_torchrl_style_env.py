@@ -237,3 +237,10 @@ def test_several_actions_or_rewards_make_the_spec_a_composite():
     assert env.action_spec is env.full_action_spec
     env.reward_spec = Composite(r1=Unbounded((1,)), r2=Unbounded((1,)))
     assert env.reward_spec is env.full_reward_spec
+
+
+def test_rollout_names_its_time_dim():
+    roll = HalfDoneEnv().rollout(2, break_when_any_done=False, policy=lambda td: td.set(
+        "action", torch.zeros(2, 1)))
+    assert roll.names == [None, "time"] and roll["next"].names == [None, "time"]
+    assert SpecsFirstEnv().rollout(2).names == ["time"]
