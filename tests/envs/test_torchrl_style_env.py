@@ -240,7 +240,6 @@ def test_several_actions_or_rewards_make_the_spec_a_composite():
 
 
 def test_rollout_names_its_time_dim():
-    roll = HalfDoneEnv().rollout(2, break_when_any_done=False, policy=lambda td: td.set(
-        "action", torch.zeros(2, 1)))
+    roll = ClassSpecEnv(batch_size=[2]).rollout(2)
     assert roll.names == [None, "time"] and roll["next"].names == [None, "time"]
     assert SpecsFirstEnv().rollout(2).names == ["time"]
