@@ -92,7 +92,8 @@ class _BatchedEnv(EnvBase):
             kwargs = [dict(k) for k in create_env_kwargs]
             if len(kwargs) != num_workers:
                 raise ValueError(f"expected {num_workers} create_env_kwargs, found {len(kwargs)}")
-        super().__init__(device=device, batch_size=(num_workers,))
+        # each sub-env checks its own resets (done right after a reset raises unless allowed)
+        super().__init__(device=device, batch_size=(num_workers,), allow_done_after_reset=True)
         self.num_workers = num_workers
         self.create_env_fn = fns
         self.create_env_kwargs = kwargs
@@ -164,6 +165,12 @@ class _BatchedEnv(EnvBase):
         self._state = {k: s.zero() for k, s in self._obs_specs.items()}
         for k in FLAGS:
             self._state[k] = torch.zeros((*self.batch_size, 1), dtype=torch.bool)
+        # every done flag, nested ones (per agent group) too
+        self._done_keys = [*FLAGS]
+        for k in self._full_done_spec.keys(True, True):
+            if k not in self._state:
+                self._state[k] = self._full_done_spec[k].zero()
+                self._done_keys.append(k)
         # state entries that are no observation: the root keeps them too (what a reset
         # returned or was given, what the last step was given)
         state_spec = self._full_state_spec
@@ -259,14 +266,20 @@ class _BatchedEnv(EnvBase):
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         if self._general:
-            # the action and the given state entries reach the sub-envs; the entries of the
-            # output specs come back
+            # the action, the given state entries and the root's observations (the
+            # caller's, as the flat path below; entries that a transform inside a sub-env
+            # carries from step to step, such as a step count) reach the sub-envs; the
+            # entries of the output specs come back
             self._sync_state()
+            for k in self._obs_keys:
+                val = tensordict.get(k, None)
+                if val is not None and val.shape == self._state[k].shape:
+                    self._state[k].copy_(val)
             self._io.set_inputs(tensordict)
             self._step_io()
             out = self._io.read_outputs()
             self._io.carry_state()
-            for k in (*self._obs_keys, *FLAGS):
+            for k in (*self._obs_keys, *self._done_keys):
                 self._state[k].copy_(out.get(k))
             return out
         # one step into 1-step buffers (kept), with nothing reset: the same path as

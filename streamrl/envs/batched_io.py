@@ -10,7 +10,8 @@ observations and state entries into its row of ``root`` (the batched env's curre
 shared memory, so a worker process steps through the same rows (:class:`ParallelEnv
 <streamrl.envs.ParallelEnv>`), with nothing pickled per step.
 
-The state entries are inputs: they reach the sub-envs. A step returns what the output specs
+The state entries are inputs: they reach the sub-envs, and so do the root's observations at a
+step (what a single env's step is given). A step returns what the output specs
 hold (a primer's entries are both, so they are carried from step to step); a reset returns the
 observations and the state entries (the sub-env's, else the given ones, else zeros).
 
@@ -66,6 +67,9 @@ class BatchedIO:
         self.outputs = {k: s.zero() for k, s in output_specs.items()}
         self.root = root
         self.obs_keys = [k for k in root if k not in FLAGS]
+        # the root entries a step passes on: observations (state entries only when given)
+        state = set(self.state_keys)
+        self.step_keys = [k for k in self.obs_keys if k not in state]
         self._rows: dict[int, BatchedIO] = {}
 
     def share_memory_(self) -> BatchedIO:
@@ -138,11 +142,15 @@ class BatchedIO:
         return row
 
     def _input_td(self, action: bool) -> TensorDictBase | None:
+        """The input of a reset (the given state entries) or of a step (``action``: also
+        the action and the root's observations, as a single env's step gets them)."""
         keys = list(self.action_keys) if action else []
         keys += [k for k, g in zip(self.state_keys, self.given.tolist(), strict=True) if g]
-        if not keys:
+        if not keys and not action:
             return None
-        return _td({k: self.inputs[k].clone() for k in keys}, self.batch_size)
+        src = {k: self.root[k].clone() for k in self.step_keys} if action else {}
+        src.update({k: self.inputs[k].clone() for k in keys})
+        return _td(src, self.batch_size)
 
     def reset(self, env: Any) -> None:
         """Reset ``env`` with the state entries given for it; write its root row."""

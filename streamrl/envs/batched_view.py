@@ -29,7 +29,7 @@ import torch
 from streamrl.envs.batched import SerialEnv, _BatchedEnv
 from streamrl.envs.common import EnvClosedError
 from streamrl.envs.parallel import ParallelEnv
-from streamrl.envs.step_buffers import FLAGS, StepBuffers
+from streamrl.envs.step_buffers import StepBuffers
 
 __all__ = ["make_view", "select_rows"]
 
@@ -154,11 +154,13 @@ class _View:
         mine = list(range(self.num_workers)) if rows is None else rows
         prows = self._map(mine)
         parent._sync_state()
+        for k in parent._obs_keys:  # the root's observations the sub-envs step from
+            parent._state[k][prows] = self._state[k][mine]
         parent._io.take_inputs(self._io, mine, prows)
         parent._step_io(prows)
         for k, v in self._io.outputs.items():
             v[mine] = parent._io.outputs[k][prows]
-        for k in (*parent._obs_keys, *FLAGS):  # the parent's root follows its sub-envs
+        for k in (*parent._obs_keys, *parent._done_keys):  # the parent's root follows
             parent._state[k][prows] = self._io.outputs[k][mine]
 
     def _seed_rows(self, rows: list[int], seeds: list[int | None]) -> None:

@@ -10,7 +10,8 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
-from streamrl.data.specs import Categorical, Composite, TensorSpec, Unbounded
+from streamrl.data.specs import Composite, TensorSpec
+from streamrl.envs._env_specs import DONE_KEYS, SPEC_ATTRS, EnvSpecs, default_specs
 from streamrl.envs.rollout_options import (
     CastToPolicyDevice,
     ReplayActions,
@@ -24,26 +25,30 @@ from streamrl.envs.utils import step_mdp
 
 __all__ = ["EnvBase", "EnvClosedError"]
 
-DONE_KEYS = ("done", "terminated", "truncated")
-
 
 class EnvClosedError(RuntimeError):
     """Raised when a closed environment is reset or stepped."""
 
 
-def _done_spec(batch_size: torch.Size, device: Any) -> Composite:
-    flag = Categorical(2, shape=(*batch_size, 1), device=device, dtype=torch.bool)
-    return Composite({k: flag.clone() for k in DONE_KEYS}, shape=batch_size)
-
-
 def _complete_done(td: TensorDictBase) -> None:
     """Fill the done flags an env left out, as TorchRL does for custom envs: ``terminated``
-    from ``done``, ``done`` from ``terminated | truncated``, ``truncated`` as False."""
+    from ``done``, ``done`` from ``terminated | truncated``, ``truncated`` as False; the
+    given flags that lack their trailing dim get it."""
     keys = td.keys()
     has = [k in keys for k in DONE_KEYS]
     if all(has):
         return
     done, term, trunc = (td.get(k) if h else None for k, h in zip(DONE_KEYS, has, strict=True))
+    if any(f is not None and f.shape == td.batch_size for f in (done, term, trunc)):
+        # flags given without their trailing dim (``"done": False`` in a TensorDict of
+        # batch size []): shaped ``(*batch, 1)`` as the done spec says
+        done, term, trunc = (
+            None if f is None else f.unsqueeze(-1) if f.shape == td.batch_size else f
+            for f in (done, term, trunc)
+        )
+        for key, flag in zip(DONE_KEYS, (done, term, trunc), strict=True):
+            if flag is not None:
+                td.set(key, flag)
     ref = next((f for f in (done, term, trunc) if f is not None), None)
     if ref is None:
         ref = torch.zeros((*td.batch_size, 1), dtype=torch.bool, device=td.device)
@@ -57,7 +62,7 @@ def _complete_done(td: TensorDictBase) -> None:
         td.set("done", term | trunc)
 
 
-class EnvBase(nn.Module):
+class EnvBase(EnvSpecs, nn.Module):
     """Base class of every environment.
 
     A step reads ``tensordict["action"]`` and writes ``tensordict["next"]`` with
@@ -107,17 +112,58 @@ class EnvBase(nn.Module):
     torch.Size([3, 1])
     """
 
+    def __new__(cls, *args: Any, _batch_locked: bool | None = None, **kwargs: Any) -> EnvBase:
+        # The constructor's arguments are for __init__. A subclass written the TorchRL way
+        # calls ``super().__new__(cls, *args, **kwargs)`` from its own ``__new__``, passing
+        # ``_batch_locked=False`` for an unlocked env, and may leave its specs on the class
+        # as ``cls._output_spec``/``cls._input_spec`` Composites: they are moved onto the
+        # new env (off the class, so that they do not leak into the next instance). The env
+        # gets its default state here, so that specs can also be set before __init__.
+        if _batch_locked is not None and not isinstance(_batch_locked, bool):
+            raise TypeError(
+                f"_batch_locked must be a bool, found {type(_batch_locked).__name__}"
+            )
+        env = super().__new__(cls)
+        d = env.__dict__
+        presets = [cls.__dict__.get(name) for name in ("_output_spec", "_input_spec")]
+        for name in ("_output_spec", "_input_spec"):
+            if name in cls.__dict__:
+                delattr(cls, name)
+        shape = next((p.shape for p in presets if isinstance(p, Composite)), torch.Size(()))
+        object.__setattr__(env, "batch_size", shape)
+        object.__setattr__(env, "device", None)
+        d["_batch_locked"] = True if _batch_locked is None else _batch_locked
+        d["_closed"] = False
+        d["_action_cache"] = d["_reward_cache"] = None
+        d.update(default_specs(shape, None))
+        d["_specs_before_init"] = tuple(d[name] for name in SPEC_ATTRS)
+        env._set_io_specs(*presets)
+        return env
+
     def __init__(
-        self, *, device: Any = None, batch_size: Any = None, batch_locked: bool = True
+        self,
+        *,
+        device: Any = None,
+        batch_size: Any = None,
+        batch_locked: bool | None = None,
+        allow_done_after_reset: bool = False,
     ) -> None:
-        if not isinstance(batch_locked, bool):
-            raise TypeError(f"batch_locked must be a bool, found {type(batch_locked).__name__}")
+        for name, flag in (("batch_locked", batch_locked),
+                           ("allow_done_after_reset", allow_done_after_reset)):
+            if flag is not None and not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, found {type(flag).__name__}")
         nn.Module.__init__(self)
+        d = self.__dict__
         declared = type(self).__dict__.get("batch_locked", None)
         if isinstance(declared, bool):  # TorchRL style: ``batch_locked = False`` on the class
             batch_locked = declared
-        self._batch_locked = batch_locked
-        self.batch_size = torch.Size(batch_size or ())
+        if batch_locked is not None:
+            self._batch_locked = batch_locked
+        # specs set before __init__ (from the class's _output_spec, or assigned first) stay
+        before = d.pop("_specs_before_init", None)
+        if batch_size is None:
+            batch_size = self.batch_size if before is not None else ()
+        self.batch_size = torch.Size(batch_size)
         self.device = None if device is None else torch.device(device)
         self._closed = False
         # if True, step() checks the action's dtype, shape and bounds against action_spec
@@ -126,15 +172,21 @@ class EnvBase(nn.Module):
         # feeds an unbounded Linear actor to Pendulum, which clips); True rejects them too.
         # Discrete out-of-range and non-finite continuous actions are always rejected.
         self.strict_action_bounds = False
-        self._full_observation_spec = Composite(shape=self.batch_size)
-        self._full_action_spec = Composite(shape=self.batch_size)
-        self._full_reward_spec = Composite(
-            reward=Unbounded((*self.batch_size, 1), device=device), shape=self.batch_size
-        )
-        self._full_done_spec = _done_spec(self.batch_size, device)
-        self._full_state_spec = Composite(shape=self.batch_size)
-        self._action_cache: tuple | None = None
-        self._reward_cache: tuple | None = None
+        # as TorchRL: a reset that leaves a sub-env it reset done raises, unless allowed
+        self.allow_done_after_reset = allow_done_after_reset
+        defaults = default_specs(self.batch_size, self.device)
+        for i, name in enumerate(SPEC_ATTRS):
+            current = d.get(name)
+            if before is None or current is None or current is before[i]:
+                d[name] = defaults[name]
+            elif current.shape != self.batch_size:
+                raise ValueError(
+                    f"{type(self).__name__}: {name[1:]} was set before __init__ with shape "
+                    f"{tuple(current.shape)}, but __init__ got batch_size "
+                    f"{tuple(self.batch_size)}"
+                )
+        self._action_cache = None
+        self._reward_cache = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Parameters, tensors set over a registered buffer and sub-modules get nn.Module's
@@ -163,207 +215,13 @@ class EnvBase(nn.Module):
             nn.Module.__delattr__(self, name)
 
     # ------------------------------------------------------------------ specs
-    @property
-    def full_observation_spec(self) -> Composite:
-        """Every observation entry (what ``reset`` returns and ``"next"`` holds)."""
-        return self._full_observation_spec
-
-    @full_observation_spec.setter
-    def full_observation_spec(self, spec: Composite) -> None:
-        self._full_observation_spec = self._composite(spec, "observation_spec")
-
-    observation_spec = full_observation_spec
-
-    @property
-    def full_action_spec(self) -> Composite:
-        """The action entries, as a Composite."""
-        return self._full_action_spec
-
-    @full_action_spec.setter
-    def full_action_spec(self, spec: Composite) -> None:
-        self._full_action_spec = self._composite(spec, "full_action_spec")
-
-    @property
-    def action_spec(self) -> TensorSpec:
-        """The spec of ``tensordict["action"]``."""
-        return self._action_info()[2]
-
-    @action_spec.setter
-    def action_spec(self, spec: TensorSpec) -> None:
-        self._full_action_spec = self._composite({"action": spec}, "action_spec")
-
-    @property
-    def full_reward_spec(self) -> Composite:
-        """The reward entries, as a Composite."""
-        return self._full_reward_spec
-
-    @full_reward_spec.setter
-    def full_reward_spec(self, spec: Composite) -> None:
-        self._full_reward_spec = self._composite(spec, "full_reward_spec")
-
-    @property
-    def reward_spec(self) -> TensorSpec:
-        """The spec of ``tensordict["next", "reward"]``."""
-        return self.full_reward_spec[self.reward_key]
-
-    @reward_spec.setter
-    def reward_spec(self, spec: TensorSpec) -> None:
-        self._full_reward_spec = self._composite({"reward": spec}, "reward_spec")
-
-    @property
-    def full_done_spec(self) -> Composite:
-        """``done``, ``terminated`` and ``truncated`` flags."""
-        return self._full_done_spec
-
-    @full_done_spec.setter
-    def full_done_spec(self, spec: Composite) -> None:
-        self._full_done_spec = self._composite(spec, "done_spec")
-
-    @property
-    def done_spec(self) -> Composite:
-        """The done flags (a Composite with ``done``, ``terminated``, ``truncated``)."""
-        return self.full_done_spec
-
-    @done_spec.setter
-    def done_spec(self, spec: Composite | TensorSpec) -> None:
-        if isinstance(spec, TensorSpec):
-            spec = Composite({k: spec.clone() for k in DONE_KEYS}, shape=self.batch_size)
-        self.full_done_spec = spec
-
-    @property
-    def full_state_spec(self) -> Composite:
-        """Inputs besides the action that ``step`` reads (empty for most envs)."""
-        return self._full_state_spec
-
-    @full_state_spec.setter
-    def full_state_spec(self, spec: Composite) -> None:
-        self._full_state_spec = self._composite(spec, "state_spec")
-
-    state_spec = full_state_spec
-
-    @property
-    def input_spec(self) -> Composite:
-        """``full_action_spec`` and ``full_state_spec`` together."""
-        return Composite(
-            full_action_spec=self.full_action_spec,
-            full_state_spec=self.full_state_spec,
-            shape=self.batch_size,
-        )
-
-    @property
-    def output_spec(self) -> Composite:
-        """``full_observation_spec``, ``full_reward_spec`` and ``full_done_spec`` together."""
-        return Composite(
-            full_observation_spec=self.full_observation_spec,
-            full_reward_spec=self.full_reward_spec,
-            full_done_spec=self.full_done_spec,
-            shape=self.batch_size,
-        )
-
-    # the specs of one sub-env: the batch dims indexed away (TorchRL's ``*_spec_unbatched``)
-    def _unbatched(self, spec: TensorSpec) -> TensorSpec:
-        ndim = len(self.batch_size)
-        return spec[(0,) * ndim] if ndim else spec.clone()
-
-    action_spec_unbatched = property(
-        lambda self: self._unbatched(self.action_spec),
-        doc="``action_spec`` of one sub-env (the batch dims removed).",
-    )
-    full_action_spec_unbatched = property(
-        lambda self: self._unbatched(self.full_action_spec),
-        doc="``full_action_spec`` of one sub-env (the batch dims removed).",
-    )
-    observation_spec_unbatched = property(
-        lambda self: self._unbatched(self.observation_spec),
-        doc="``observation_spec`` of one sub-env (the batch dims removed).",
-    )
-    full_observation_spec_unbatched = observation_spec_unbatched
-    reward_spec_unbatched = property(
-        lambda self: self._unbatched(self.reward_spec),
-        doc="``reward_spec`` of one sub-env (the batch dims removed).",
-    )
-    full_reward_spec_unbatched = property(
-        lambda self: self._unbatched(self.full_reward_spec),
-        doc="``full_reward_spec`` of one sub-env (the batch dims removed).",
-    )
-    done_spec_unbatched = property(
-        lambda self: self._unbatched(self.done_spec),
-        doc="``done_spec`` of one sub-env (the batch dims removed).",
-    )
-    full_done_spec_unbatched = property(
-        lambda self: self._unbatched(self.full_done_spec),
-        doc="``full_done_spec`` of one sub-env (the batch dims removed).",
-    )
-    state_spec_unbatched = property(
-        lambda self: self._unbatched(self.full_state_spec),
-        doc="``state_spec`` of one sub-env (the batch dims removed).",
-    )
-    full_state_spec_unbatched = state_spec_unbatched
-
-    @property
-    def action_key(self) -> Any:
-        """The key of the action (the first action key)."""
-        return self._action_info()[1][0]
-
-    @property
-    def action_keys(self) -> list:
-        """The (nested) leaf keys of ``full_action_spec``."""
-        return list(self._action_info()[1])
-
-    def _action_info(self) -> tuple:
-        """``(full_action_spec, action keys, action spec)``, cached per spec object and
-        version: ``step`` reads them on every call."""
-        full = self.full_action_spec
-        cache = self._action_cache
-        if cache is None or cache[0] is not full or cache[3] != full._version:
-            keys = full.keys(True, True) or ["action"]
-            spec = full[keys[0]] if keys[0] in full else None
-            cache = (full, keys, spec, full._version)
-            self._action_cache = cache
-        return cache
-
-    @property
-    def reward_key(self) -> Any:
-        """The key of the reward."""
-        return self.reward_keys[0]
-
-    @property
-    def reward_keys(self) -> list:
-        """The (nested) leaf keys of ``full_reward_spec``."""
-        return list(self._reward_info())
-
-    def _reward_info(self) -> list:
-        """The reward keys, cached per spec object and version (every step's
-        :meth:`next_root` reads them; callers must not modify the list)."""
-        full = self.full_reward_spec
-        cache = self._reward_cache
-        if cache is None or cache[0] is not full or cache[2] != full._version:
-            cache = (full, full.keys(True, True) or ["reward"], full._version)
-            self._reward_cache = cache
-        return cache[1]
-
     def next_root(self, tensordict: TensorDictBase) -> TensorDictBase:
         """:func:`step_mdp` of a stepped TensorDict for this env: the root of the next step,
         without the action and without every reward key of the env (a transform's extra
-        reward entry, e.g. a normalized reward, does not leak into the root)."""
+        reward entry, e.g. a normalized reward, does not leak into the root) except those
+        that are also state entries (inputs the next step reads)."""
         return step_mdp(tensordict, exclude_action=True, exclude_reward=True,
-                        reward_keys=self._reward_info(), action_keys=self._action_info()[1])
-
-    @property
-    def done_keys(self) -> list:
-        """The (nested) leaf keys of ``full_done_spec``."""
-        return self.full_done_spec.keys(True, True)
-
-    def _composite(self, spec: Any, what: str) -> Composite:
-        if isinstance(spec, dict):
-            spec = Composite(spec, shape=self.batch_size)
-        if not isinstance(spec, Composite):
-            raise TypeError(f"{what} must be a Composite, found {type(spec).__name__}")
-        if spec.shape != self.batch_size:
-            raise ValueError(
-                f"{what} must have shape batch_size={self.batch_size}, found {spec.shape}"
-            )
-        return spec
+                        reward_keys=self._reward_info()[3], action_keys=self._action_info()[1])
 
     def fake_tensordict(self) -> TensorDict:
         """A zero-filled TensorDict with the layout of one step (root and ``"next"``)."""
@@ -380,8 +238,15 @@ class EnvBase(nn.Module):
     # -------------------------------------------------------------- lifecycle
     @property
     def is_closed(self) -> bool:
-        """Whether ``close()`` was called."""
+        """Whether ``close()`` was called (TorchRL-style envs also set it, e.g.
+        ``self.is_closed = False`` in ``__init__``; setting it calls no hook)."""
         return self._closed
+
+    @is_closed.setter
+    def is_closed(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"is_closed must be a bool, found {type(value).__name__}")
+        self._closed = value
 
     def _check_open(self) -> None:
         if self._closed:
@@ -459,7 +324,17 @@ class EnvBase(nn.Module):
         ...     out = env.reset(td)
         >>> out is td, sorted(td.keys())
         (True, ['done', 'extra', 'observation', 'terminated', 'truncated'])
+
+        A reset that leaves ``done`` set in a sub-env it reset raises ``RuntimeError``
+        unless the env was built with ``allow_done_after_reset=True`` (as in TorchRL).
         """
+        return self._reset_checked(tensordict, kwargs, not self.allow_done_after_reset)
+
+    def _reset_checked(
+        self, tensordict: TensorDictBase | None, kwargs: dict, check_done: bool
+    ) -> TensorDictBase:
+        """:meth:`reset`; a TransformedEnv checks the done flags of its own output, after
+        the transforms (an :class:`AutoResetTransform` clears those of its base env)."""
         self._check_open()
         if tensordict is None:
             out = self._reset(None, **kwargs)
@@ -471,6 +346,8 @@ class EnvBase(nn.Module):
         if self.device is not None and out.device != self.device:
             out = out.to(self.device)
         _complete_done(out)
+        if check_done:
+            self._check_not_done(out, tensordict)
         if tensordict is None:
             return out
         if "_reset" in out.keys():
@@ -479,6 +356,21 @@ class EnvBase(nn.Module):
 
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
         raise NotImplementedError
+
+    def _check_not_done(self, out: TensorDictBase, given: TensorDictBase | None) -> None:
+        """Raise if a reset left ``done`` set in a sub-env it reset (those ``"_reset"``
+        marks in ``given``, else all): an episode cannot end before its first step."""
+        done = out.get("done")
+        mask = None if given is None else given.get("_reset", None)
+        if mask is not None:
+            done = done & mask
+        if done.item() if done.numel() == 1 else bool(done.any()):
+            raise RuntimeError(
+                f"{type(self).__name__}.reset: expected done=False in every reset sub-env, "
+                f"found done={done.flatten().tolist() if done.numel() <= 16 else 'True'}; "
+                "pass allow_done_after_reset=True to the env's __init__ if it may be done "
+                "right after a reset"
+            )
 
     def _check_action(self, action: Any, spec: TensorSpec | None = None) -> torch.Tensor:
         """Check ``action`` against ``spec`` and return it, cast to the spec's dtype when a
@@ -678,6 +570,8 @@ class EnvBase(nn.Module):
         )
         if self.device is not None and result.device != self.device:
             result = result.to(self.device)
+        # as in TorchRL, the stacked dim is named "time" (offline transforms find it by name)
+        result.names = [None] * (result.batch_dims - 1) + ["time"]
         if set_truncated:
             last = result[(slice(None),) * len(self.batch_size) + (-1,)]
             nxt = last.get("next")
@@ -691,7 +585,8 @@ class EnvBase(nn.Module):
     def step_buffers(self, T: int) -> StepBuffers | None:
         """:class:`StepBuffers` for ``T`` steps of this env, or None when its entries do not
         fit flat buffers: several action keys, a reward or done entry other than
-        ``reward``/``done``/``terminated``/``truncated``, non-tensor observations, a state
+        ``reward``/``done``/``terminated``/``truncated`` or not of shape ``(*batch_size, 1)``
+        (a multi-objective reward), non-tensor observations, a state
         spec, or a device other than the CPU (callers then step with :meth:`step`)."""
         self._check_open()
         if self.device not in (None, torch.device("cpu")):
@@ -706,9 +601,14 @@ class EnvBase(nn.Module):
         _, action_keys, action_spec, _ = self._action_info()
         if list(action_keys) != ["action"] or not isinstance(action_spec, TensorSpec):
             return None
-        if self.full_reward_spec.keys(True, True) != ["reward"]:
+        rewards, dones = self.full_reward_spec, self.full_done_spec
+        if rewards.keys(True, True) != ["reward"]:
             return None
-        if sorted(self.full_done_spec.keys(True, True)) != sorted(DONE_KEYS):
+        if sorted(dones.keys(True, True)) != sorted(DONE_KEYS):
+            return None
+        flag_shape = (*self.batch_size, 1)  # the buffers' reward and flag columns
+        if any(spec[k].shape != flag_shape for spec, keys in ((rewards, ["reward"]),
+               (dones, DONE_KEYS)) for k in keys):
             return None
         obs = self.full_observation_spec
         specs = {k: obs[k] for k in obs.keys(True, True)}

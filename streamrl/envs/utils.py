@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import InteractionType as ExplorationType
 from tensordict.nn import interaction_type as _interaction_type
@@ -146,7 +147,17 @@ def step_mdp(
         if keep_other:
             root = tensordict.exclude(*excl_root)
             src.update(root.items())
-        src.update(nxt.exclude(*excl_next).items() if excl_next else nxt.items())
+        src.update(
+            (k, v.copy() if isinstance(v, TensorDictBase) else v)
+            for k, v in (nxt.exclude(*excl_next) if excl_next else nxt).items()
+        )
+        # a nested reward or action whose sub-tensordict holds nothing else leaves no empty
+        # entry behind (reset outputs have none: stacking the steps would fail)
+        for key in excl_root:
+            if isinstance(key, tuple) and len(key) > 1:
+                sub = src.get(key[0])
+                if isinstance(sub, TensorDictBase) and sub.is_empty():
+                    del src[key[0]]
     else:
         src = {}
         if keep_other:
@@ -155,7 +166,10 @@ def step_mdp(
                     src[k] = v
         for k, v in nxt.items():
             if k not in excl_next:
-                src[k] = v
+                # a nested entry (an agent group) is a new sub-tensordict: a reset that
+                # updates the root in place must not write into the step's "next"
+                src[k] = v if type(v) is torch.Tensor or not isinstance(v, TensorDictBase) \
+                    else v.copy()
     if next_tensordict is not None:
         next_tensordict.update(src)
         return next_tensordict

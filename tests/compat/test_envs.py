@@ -170,3 +170,46 @@ def test_gym_backend_documented_api():
         return gym_backend()
 
     assert read() is gymnasium
+
+
+def test_env_base_custom_env_written_the_torchrl_way():
+    from tensordict import TensorDict
+
+    from streamrl.data import Bounded, Categorical, Composite, Unbounded
+    from streamrl.envs import EnvBase, check_env_specs
+
+    class MyEnv(EnvBase):
+        def __new__(cls, *args, **kwargs):
+            batch_size = kwargs.setdefault("batch_size", torch.Size([]))
+            cls._output_spec = Composite(
+                full_observation_spec=Composite(observation=Unbounded((*batch_size, 3)),
+                                                shape=batch_size),
+                full_reward_spec=Unbounded((*batch_size, 1)),
+                full_done_spec=Categorical(2, (*batch_size, 1), dtype=torch.bool),
+                shape=batch_size,
+            )
+            cls._input_spec = Composite(full_action_spec=Bounded(-1, 1, (*batch_size, 3)),
+                                        shape=batch_size)
+            return super().__new__(cls, *args, **kwargs)
+
+        def __init__(self, **kwargs):
+            super().__init__(device="cpu", allow_done_after_reset=False)
+            self.register_buffer("state", torch.zeros(*self.batch_size, 3))
+
+        def _reset(self, tensordict):
+            return TensorDict({"observation": self.state.zero_().clone()}, self.batch_size)
+
+        def _step(self, tensordict):
+            self.state += tensordict["action"]
+            return TensorDict({"observation": self.state.clone(),
+                               "reward": self.state.sum(-1, keepdim=True),
+                               "done": torch.zeros(*self.batch_size, 1, dtype=torch.bool)},
+                              self.batch_size)
+
+        def _set_seed(self, seed):
+            torch.manual_seed(seed)
+
+    env = MyEnv(batch_size=[2])
+    assert env.batch_size == (2,) and env.observation_spec_unbatched["observation"].shape == (3,)
+    check_env_specs(env)
+    assert env.rollout(3)["next", "observation"].shape == (2, 3, 3)

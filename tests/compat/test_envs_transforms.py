@@ -17,6 +17,7 @@ from tensordict import TensorDict
 
 import streamrl.envs.transforms as T
 from streamrl.data.specs import Unbounded
+from streamrl.envs.libs.gym import GymEnv
 
 TORCHRL_NAMES = (
     "ActionChunkTransform ActionDiscretizer ActionMask ActionScaling ActionTokenizerTransform "
@@ -77,6 +78,7 @@ SIGNATURES = {
     "Crop": ["w", "h", "top", "left", "in_keys", "out_keys"],
     "FrameSkipTransform": ["frame_skip"],
     "BinarizeReward": ["in_keys", "out_keys"],
+    "RewardSum": ["in_keys", "out_keys", "reset_keys", "reward_spec"],
     "TargetReturn": ["target_return", "mode", "in_keys", "out_keys", "reset_key"],
     "LineariseRewards": ["in_keys", "out_keys", "weights"],
     "Reward2GoTransform": ["gamma", "in_keys", "out_keys", "done_key"],
@@ -203,6 +205,31 @@ def test_constructor_and_forward(name):
         return
     expected = expected.tolist() if isinstance(expected, torch.Tensor) else expected
     assert t(_td())[key].tolist() == expected
+
+
+def test_reward_sum_documented_arguments():
+    env = T.TransformedEnv(GymEnv("CartPole-v1"), T.RewardSum(reset_keys=["_reset"], reward_spec=True))
+    assert "episode_reward" in env.reward_keys
+    assert env.rollout(3)["next", "episode_reward"].squeeze(-1).tolist() == [1.0, 2.0, 3.0]
+    env.close()
+    td = TensorDict({("next", "reward"): torch.ones(3, 1)}, [3], names=["time"])
+    out = T.RewardSum(in_keys=[("next", "reward")], out_keys=[("next", "episode_reward")])(td)
+    assert out["next", "episode_reward"].squeeze(-1).tolist() == [1.0, 2.0, 3.0]
+
+
+def test_compose_takes_a_list_and_transforms_keyword():
+    assert len(T.Compose([T.RewardScaling(1.0, 1.0), T.RewardClipping(-2.0, 2.0)])) == 2
+    assert len(T.Compose(transforms=[T.RewardScaling(1.0, 1.0)])) == 1
+
+
+def test_reward2go_refuses_envs_with_env_err():
+    with pytest.raises(ValueError, match=T.Reward2GoTransform.ENV_ERR):
+        T.TransformedEnv(GymEnv("CartPole-v1"), T.Reward2GoTransform(gamma=0.99))
+
+
+def test_reward_spec_transforms_take_a_leaf_spec():
+    spec = T.RewardScaling(loc=0.0, scale=2.0).transform_reward_spec(Unbounded(1))
+    assert spec.shape == (1,)
 
 
 def test_reward2go_inverse():

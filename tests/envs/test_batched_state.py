@@ -7,12 +7,15 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from streamrl.data import Bounded, Composite, Unbounded
+from streamrl.data import Bounded, Categorical, Composite, Unbounded
 from streamrl.envs import (
+    Compose,
     EnvBase,
     EnvClosedError,
     ParallelEnv,
+    RewardSum,
     SerialEnv,
+    StepCounter,
     TensorDictPrimer,
     TransformedEnv,
 )
@@ -228,3 +231,51 @@ def test_several_action_keys_take_the_same_path(cls):
         out = env.step(td)
         assert torch.equal(out["next", "observation"], torch.tensor([[0.5, 0.25], [-0.5, 1.0]]))
         assert env.rollout(3).batch_size == (2, 3)
+
+
+def make_counted():
+    return TransformedEnv(GoalEnv(limit=10), Compose(StepCounter(), RewardSum()))
+
+
+def test_observations_carried_by_sub_env_transforms_reach_the_sub_envs(cls):
+    # GoalEnv has a state spec (the general path): the step counts and episode returns that
+    # the sub-envs' transforms carry from step to step come from the root the caller gives
+    with cls(2, make_counted) as env:
+        for roll in (env.rollout(4), env.rollout(4, policy=env.rand_action)):
+            assert roll["next", "step_count"][0].squeeze(-1).tolist() == [1, 2, 3, 4]
+            assert roll["next", "episode_reward"][1].squeeze(-1).tolist() == [1, 2, 3, 4]
+        td = env.reset()
+        td["step_count"] = torch.tensor([[5], [0]])  # the caller's root is what they read
+        stepped = env.step(env.rand_action(td))
+        assert stepped["next", "step_count"].squeeze(-1).tolist() == [6, 1]
+        view = env[1:]
+        view_td = view.rand_step(TensorDict({"step_count": torch.tensor([[7]])}, [1])
+                                 .update(view.reset()).set("step_count", torch.tensor([[7]])))
+        assert view_td["next", "step_count"].tolist() == [[8]]
+
+
+class GroupDoneEnv(GoalEnv):
+    """GoalEnv with a nested done flag for a group of 2 agents."""
+
+    def __init__(self):
+        super().__init__(limit=2)
+        self.full_done_spec["agents", "done"] = Categorical(2, (2, 1), dtype=torch.bool)
+
+    def _reset(self, td):
+        return super()._reset(td).set(("agents", "done"), torch.zeros(2, 1, dtype=torch.bool))
+
+    def _step(self, td):
+        out = super()._step(td)
+        return out.set(("agents", "done"), out["done"].expand(2, 1).clone())
+
+
+def test_nested_done_flags_are_part_of_the_batched_root(cls):
+    with cls(2, GroupDoneEnv) as env:
+        assert ("agents", "done") in env.done_keys
+        td = env.reset()
+        assert td["agents", "done"].shape == (2, 2, 1) and not td["agents", "done"].any()
+        roll = env.rollout(3, break_when_any_done=False)
+        # (the reset after the done step does not write into the step's nested flags)
+        assert roll["next", "agents", "done"][0].squeeze(-1).tolist() == [
+            [False, False], [True, True], [False, False]
+        ]

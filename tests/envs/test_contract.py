@@ -14,7 +14,8 @@ class ToyEnv(EnvBase):
     """Observation: a float position; action 0/1 moves it; done after 4 steps."""
 
     def __init__(self, bug=None):
-        super().__init__()
+        # the contract must catch a done reset even where the env allows it
+        super().__init__(allow_done_after_reset=bug == "reset_done")
         self.bug = bug
         self.observation_spec = Composite(observation=Unbounded((2,)))
         self.action_spec = Categorical(2)

@@ -10,6 +10,7 @@ tensor([0.5000, 1.0000])
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from textwrap import indent
 from typing import Any
 
@@ -28,10 +29,36 @@ class Compose(Transform):
     The first transform is the one nearest the base env: it sees the base env's outputs first
     and writes the action the base env reads last. Index it like a list
     (``compose[2]``, ``compose[1:]``); ``append`` and ``insert`` add transforms.
+
+    As in TorchRL the transforms may also come as one list, positionally or as
+    ``transforms=``:
+
+    >>> from streamrl.envs.transforms import RewardClipping, RewardScaling
+    >>> len(Compose(transforms=[RewardScaling(0.0, 2.0), RewardClipping(-1.0, 1.0)]))
+    2
     """
 
-    def __init__(self, *transforms: Transform, _attach: bool = True) -> None:
+    def __init__(
+        self,
+        *trsfs: Transform | Sequence[Transform],
+        transforms: Sequence[Transform] | None = None,
+        _attach: bool = True,
+    ) -> None:
         super().__init__()
+        if len(trsfs) == 1 and isinstance(trsfs[0], (list, tuple)):
+            trsfs = tuple(trsfs[0])
+        if transforms is not None:
+            if trsfs:
+                raise TypeError(
+                    "Compose takes its transforms positionally or as transforms=, not both "
+                    f"(found {len(trsfs)} positional and transforms={transforms!r})"
+                )
+            if not isinstance(transforms, (list, tuple)):
+                raise TypeError(
+                    f"transforms must be a list of transforms, found {type(transforms).__name__}"
+                )
+            trsfs = tuple(transforms)
+        transforms = trsfs
         for t in transforms:
             _check_transform(t)
         self.transforms = nn.ModuleList(transforms)
@@ -84,6 +111,10 @@ class Compose(Transform):
         items.insert(index, transform)  # list.insert semantics
         self.transforms = nn.ModuleList(items)
         self._specs_changed()
+
+    def _check_env_use(self) -> None:
+        for t in self.transforms:
+            t._check_env_use()
 
     def _specs_changed(self) -> None:
         env = self._container

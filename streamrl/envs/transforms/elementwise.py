@@ -32,7 +32,10 @@ def _bound(x: Any, name: str) -> float | None:
         return None
     if isinstance(x, torch.Tensor):
         if x.numel() != 1:
-            raise ValueError(f"{name} must be a scalar, found a tensor of shape {tuple(x.shape)}")
+            raise TypeError(
+                f"low and high must be scalars or None, found {name} a tensor of shape "
+                f"{tuple(x.shape)}"
+            )
         x = x.item()
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         raise TypeError(f"{name} must be a number, found {type(x).__name__}")
@@ -79,9 +82,15 @@ class ClipTransform(Transform):
         self.low = _bound(low, "low")
         self.high = _bound(high, "high")
         if self.low is None and self.high is None:
-            raise ValueError("ClipTransform needs low, high or both; found neither")
-        if self.low is not None and self.high is not None and self.low > self.high:
-            raise ValueError(f"low must be <= high, found low={self.low} > high={self.high}")
+            raise TypeError(
+                "Either one or both of `high` and `low` must be provided to ClipTransform; "
+                "found neither"
+            )
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError(
+                f"`low` must be strictly lower than `high`, found low={self.low} and "
+                f"high={self.high}"
+            )
 
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
         return value.clamp(self.low, self.high)

@@ -5,8 +5,9 @@ return-to-go, written when trajectories enter a replay buffer).
 >>> import torch
 >>> from tensordict import TensorDict
 >>> from streamrl.envs.transforms import BinarizeReward, LineariseRewards
->>> BinarizeReward()(TensorDict({"reward": torch.tensor([[0.0], [-2.0]])}, [2]))["reward"]
+>>> BinarizeReward()(TensorDict({"reward": torch.tensor([[0.0], [-2.0], [0.5]])}, [3]))["reward"]
 tensor([[0],
+        [0],
         [1]], dtype=torch.int8)
 >>> t = LineariseRewards(["reward"], weights=[1.0, 0.5])
 >>> t(TensorDict({"reward": torch.tensor([2.0, 4.0])}))["reward"]
@@ -28,7 +29,8 @@ __all__ = ["BinarizeReward", "LineariseRewards", "Reward2GoTransform", "TargetRe
 
 
 class BinarizeReward(Transform):
-    """Map the reward to 1 where it is non-zero and 0 where it is zero (dtype ``torch.int8``).
+    """Map the reward to 1 where it is positive and 0 elsewhere (dtype ``torch.int8``), as
+    TorchRL does (its docstring says "non-null"; its code and tests map ``reward > 0``).
 
     Args:
         in_keys: the reward entries (default ``["reward"]``); out_keys default to in_keys.
@@ -42,7 +44,7 @@ class BinarizeReward(Transform):
         super().__init__(["reward"] if in_keys is None else in_keys, out_keys)
 
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
-        return (value != 0).to(torch.int8)
+        return (value > 0).to(torch.int8)
 
     def _transform_spec(self, spec: Any) -> Any:
         return Bounded(0, 1, shape=spec.shape, device=spec.device, dtype=torch.int8)
@@ -76,7 +78,10 @@ class LineariseRewards(Transform):
         if weights is not None:
             w = torch.as_tensor(weights, dtype=torch.float32)
             if w.ndim != 1 or w.numel() == 0:
-                raise ValueError(f"weights must be a non-empty 1-D sequence, found {weights!r}")
+                raise ValueError(
+                    "Expected weights to be a unidimensional tensor (one weight per "
+                    f"objective), found shape {tuple(w.shape)}"
+                )
             self.register_buffer("weights", w)
         else:
             self.weights = None
@@ -98,7 +103,12 @@ class LineariseRewards(Transform):
         return (value * self._w(value)).sum(-1, keepdim=True)
 
     def _transform_spec(self, spec: Any) -> Any:
-        dtype = spec.dtype if spec.dtype.is_floating_point else torch.float32
+        if spec.domain != "continuous":
+            raise NotImplementedError(
+                "Aggregation of rewards that take discrete values is not supported: "
+                f"found a {type(spec).__name__} reward spec (dtype {spec.dtype})"
+            )
+        dtype = spec.dtype
         shape = (*spec.shape[:-1], 1)
         if isinstance(spec, Bounded):
             low, high = spec.low.to(dtype), spec.high.to(dtype)
@@ -242,8 +252,11 @@ class Reward2GoTransform(Transform):
     ``r2g[t] = r[t] + gamma * r2g[t+1]``, restarting after each ``done``.
 
     It is an inverse transform: it runs when data is written to a replay buffer
-    (``ReplayBuffer(transform=...)`` calls ``inv``), where trajectories are complete; it
-    cannot be put in an env. The time dim is the data's last batch dim.
+    (``ReplayBuffer(transform=...)`` calls ``inv``) or on a collector's batches
+    (``postproc=t.inv``), where trajectories are complete. Putting it in an env raises
+    ``ValueError`` with :attr:`ENV_ERR`. As in TorchRL, the time dim of a reward entry is
+    its second-to-last dim (``[..., T, 1]``); the done flags have the reward's leading
+    shape ``[..., T]`` (with or without a trailing 1).
 
     Args:
         gamma: the discount (default 1.0).
@@ -258,6 +271,13 @@ class Reward2GoTransform(Transform):
     >>> Reward2GoTransform(gamma=0.5, out_keys=["r2g"]).inv(td)["r2g"].squeeze(-1)
     tensor([1.5000, 1.0000, 1.5000, 1.0000])
     """
+
+    #: The message of the ``ValueError`` raised when the transform is put in an env.
+    ENV_ERR = (
+        "Reward2GoTransform is only an inverse transform: it needs whole trajectories, "
+        "so it applies to data written to a replay buffer or to a collector's batches "
+        "with postproc=t.inv, not inside an env"
+    )
 
     def __init__(
         self,
@@ -274,12 +294,12 @@ class Reward2GoTransform(Transform):
         self.register_buffer("gamma", gamma_t)
         self.done_key = as_keys("done" if done_key is None else done_key, "done_key")[0]
 
+    def _check_env_use(self) -> None:
+        raise ValueError(self.ENV_ERR)
+
     def transform_output_spec(self, output_spec: Any) -> Any:
         """Raise: an env has no whole trajectories to compute rewards-to-go from."""
-        raise ValueError(
-            "Reward2GoTransform needs whole trajectories: use it on replay-buffer writes, "
-            "not in an env"
-        )
+        raise ValueError(self.ENV_ERR)
 
     def _has_inverse(self) -> bool:
         return True
@@ -288,30 +308,49 @@ class Reward2GoTransform(Transform):
         return td  # the observation path (samples read from a buffer) leaves data as it is
 
     def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
-        raise ValueError("Reward2GoTransform needs whole trajectories: it cannot run in an env")
+        raise ValueError(self.ENV_ERR)
 
     def _inv_call(self, td: TensorDictBase) -> TensorDictBase:
-        if td.batch_dims == 0:
-            raise ValueError("Reward2GoTransform needs data with a time dim (batch_dims >= 1)")
         done_key = unravel_key(("next", self.done_key))
         done = td.get(done_key, None)
         if done is None:
             done = td.get(self.done_key, None)
         if done is None:
-            raise KeyError(f"Reward2GoTransform: no {done_key!r} (nor {self.done_key!r}) entry")
-        t_dim = td.batch_dims - 1
+            raise KeyError(
+                f"Reward2GoTransform: Could not find the done flags {done_key!r} (nor "
+                f"{self.done_key!r}); the data has {sorted(map(str, td.keys(True, True)))}"
+            )
         for in_key, out_key in zip(self.in_keys, self.out_keys):
-            reward = self._get(td, in_key)
-            d = done.reshape(*done.shape[: td.batch_dims], *([1] * (reward.ndim - td.batch_dims)))
-            keep = (~d.bool()).to(reward.dtype)
-            gamma = self.gamma.to(device=reward.device, dtype=reward.dtype)
-            out = torch.empty_like(reward)
-            acc = torch.zeros_like(reward.select(t_dim, 0))
-            for t in range(reward.shape[t_dim] - 1, -1, -1):
-                acc = reward.select(t_dim, t) + gamma * acc * keep.select(t_dim, t)
-                out.select(t_dim, t).copy_(acc)
-            td.set(out_key, out)
+            reward = td.get(in_key, None)
+            if reward is None:
+                raise KeyError(
+                    f"Reward2GoTransform: Could not find the reward {in_key!r}; the data has "
+                    f"{sorted(map(str, td.keys(True, True)))}"
+                )
+            td.set(out_key, self._reward_to_go(reward, done, in_key))
         return td
+
+    def _reward_to_go(self, reward: torch.Tensor, done: torch.Tensor, key: Any) -> torch.Tensor:
+        if reward.ndim < 2:
+            raise ValueError(
+                f"Reward2GoTransform needs a time dim: expected the reward {key!r} of shape "
+                f"[..., T, F] (time, then features), found shape {tuple(reward.shape)}"
+            )
+        t_dim = reward.ndim - 2
+        lead = reward.shape[: t_dim + 1]
+        if done.numel() != lead.numel():
+            raise ValueError(
+                f"Reward2GoTransform: expected done flags of shape {tuple(lead)} (the reward "
+                f"{key!r}'s [..., T]), found shape {tuple(done.shape)}"
+            )
+        keep = (~done.reshape(*lead, 1).bool()).to(reward.dtype)
+        gamma = self.gamma.to(device=reward.device, dtype=reward.dtype)
+        out = torch.empty_like(reward)
+        acc = torch.zeros_like(reward.select(t_dim, 0))
+        for t in range(reward.shape[t_dim] - 1, -1, -1):
+            acc = reward.select(t_dim, t) + gamma * acc * keep.select(t_dim, t)
+            out.select(t_dim, t).copy_(acc)
+        return out
 
     def __repr__(self) -> str:
         return (

@@ -30,6 +30,7 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey, unravel_key
 from torch import nn
 
+from streamrl.data.specs import TensorSpec
 from streamrl.envs.transforms._spec_utils import map_spec
 
 if TYPE_CHECKING:
@@ -281,6 +282,10 @@ class Transform(nn.Module):
         dst_keys: Sequence[NestedKey],
         fn: Callable[[Any], Any],
     ) -> Any:
+        # As in TorchRL, a leaf spec given instead of a Composite is the spec of the one
+        # entry the transform maps (``RewardScaling().transform_reward_spec(Unbounded(1))``).
+        if isinstance(composite, TensorSpec):
+            return fn(composite.clone())
         # A transform may name keys that live in another part of the spec (an observation
         # transform sees the reward spec too): only the keys present here are mapped.
         present = set(composite.keys(True, True))
@@ -306,7 +311,13 @@ class Transform(nn.Module):
                 f"{type(self).__name__} already belongs to a {type(self._container).__name__}; "
                 "a transform can be in one env or Compose at a time (use copy.deepcopy)"
             )
+        if container is not None and _in_env(container):
+            self._check_env_use()
         object.__setattr__(self, "_container", container)
+
+    def _check_env_use(self) -> None:
+        """Hook: raise ``ValueError`` if this transform cannot run inside an env (called
+        before it is put in one, directly or through a Compose)."""
 
     def __getstate__(self) -> dict:
         # Copies and pickles leave the container behind (it would drag the whole env along);
@@ -399,11 +410,21 @@ def _check_td(td: Any, transform: Transform) -> None:
         )
 
 
-def reset_mask(td: TensorDictBase | None, td_reset: TensorDictBase) -> torch.Tensor | None:
-    """The sub-envs being reset, shaped like the batch, or None when all of them are."""
+def _in_env(container: Any) -> bool:
+    """Whether ``container`` (a Compose or a TransformedEnv) is, or is inside, an env."""
+    while isinstance(container, Transform):
+        container = container._container
+    return container is not None
+
+
+def reset_mask(
+    td: TensorDictBase | None, td_reset: TensorDictBase, key: NestedKey = RESET_KEY
+) -> torch.Tensor | None:
+    """The sub-envs being reset (the ``key`` entry of ``td``), shaped like the batch, or None
+    when all of them are."""
     if td is None:
         return None
-    mask = td.get(RESET_KEY, None)
+    mask = td.get(key, None)
     if mask is None:
         return None
     mask = (

@@ -41,7 +41,8 @@ class TransformedEnv(EnvBase):
     def __init__(self, env: EnvBase, transform: Transform | None = None, *, _view: bool = False):
         if not isinstance(env, EnvBase):
             raise TypeError(f"TransformedEnv expects an EnvBase, found {type(env).__name__}")
-        super().__init__(device=env.device, batch_size=env.batch_size)
+        super().__init__(device=env.device, batch_size=env.batch_size,
+                         allow_done_after_reset=getattr(env, "allow_done_after_reset", False))
         self.base_env = env
         self.check_actions = env.check_actions
         # A parent view (Transform.parent) shares the base env and must not close it.
@@ -251,7 +252,7 @@ class TransformedEnv(EnvBase):
         # they have seen them.
         self._outputs()
         tensordict = self.transform._reset_env_preprocess(tensordict)
-        td_reset = self.base_env.reset(tensordict, **kwargs)
+        td_reset = self.base_env._reset_checked(tensordict, kwargs, check_done=False)
         return self.transform._reset(tensordict, td_reset)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -374,6 +375,7 @@ class TransformedEnv(EnvBase):
 
     def _trajectory_ok(self) -> bool:
         self._inputs()  # learn automatic action-path keys first
+        self._outputs()  # and the output specs, as a step-by-step rollout would
         return self.transform._per_step and not self.transform._has_inverse()
 
     def _transform_trajectory(self, raw: TensorDictBase) -> TensorDictBase:

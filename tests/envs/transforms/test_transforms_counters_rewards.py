@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from tensordict import TensorDict
+from transform_contract import TransformContractTests
+from transform_test_envs import CountingEnv
 
 from streamrl.data.specs import Bounded, Unbounded
 from streamrl.envs.transforms import (
@@ -138,10 +140,72 @@ def test_reward_sum_after_scaling_and_partial_reset(counting_env):
 def test_reward_sum_errors(counting_env):
     with pytest.raises(KeyError, match="nope"):
         _ = TransformedEnv(counting_env(), RewardSum(in_keys=["nope"])).observation_spec
-    with pytest.raises(NotImplementedError):
-        RewardSum()(TensorDict({"reward": torch.ones(1)}))
+    with pytest.raises(ValueError, match="must be named 'time'"):
+        RewardSum()(TensorDict({"reward": torch.ones(2, 1)}, [2]))
     t = RewardSum(in_keys=["r1", ("agent", "reward")])
     assert t.out_keys == ["episode_r1", ("agent", "episode_reward")]
+    with pytest.raises(ValueError, match="same number of input and output keys"):
+        RewardSum(in_keys=["r1", "r2"], out_keys=["s1"])
+    with pytest.raises(ValueError, match="Could not match the env reset_keys"):
+        RewardSum(in_keys=["r1", "r2"], reset_keys=["_reset"])
+    with pytest.raises(TypeError, match="reward_spec must be a bool"):
+        RewardSum(reward_spec="yes")
+    # reset keys checked against the env's rewards once they are known
+    env = TransformedEnv(counting_env(), RewardSum(reset_keys=["_reset", "_reset"]))
+    with pytest.raises(ValueError, match="Could not match the env reset_keys"):
+        _ = env.observation_spec
+
+
+def test_reward_sum_outside_an_env_sums_along_time():
+    td = TensorDict({"next": {"reward": torch.tensor([[1.0], [2.0], [3.0]])}}, [3])
+    td.names = ["time"]
+    out = RewardSum(in_keys=[("next", "reward")], out_keys=[("next", "ret")])(td)
+    assert out["next", "ret"].squeeze(-1).tolist() == [1.0, 3.0, 6.0]
+    two = TensorDict({"reward": torch.ones(2, 3, 1)}, [2, 3], names=[None, "time"])
+    assert RewardSum()(two)["episode_reward"][1].squeeze(-1).tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(KeyError, match="nope"):
+        RewardSum(in_keys=["nope"])(two)
+
+
+def test_reward_sum_as_a_reward(counting_env):
+    env = TransformedEnv(counting_env(max_count=3), RewardSum(reward_spec=True))
+    assert env.reward_keys == ["reward", "episode_reward"]
+    assert "episode_reward" not in env.observation_spec.keys()
+    assert "episode_reward" in env.full_state_spec.keys()  # carried to the next step
+    check_env_specs(env)
+    roll = env.rollout(4, break_when_any_done=False)
+    assert roll["next", "episode_reward"].squeeze(-1).tolist() == [1.0, 3.0, 6.0, 1.0]
+
+
+class _TwoRewardEnv(CountingEnv):
+    """CountingEnv with a second reward, ``("bonus", "r")`` = 10 * count."""
+
+    def __init__(self, **kwargs):
+        from streamrl.data.specs import Composite
+
+        super().__init__(**kwargs)
+        b = self.batch_size
+        self.full_reward_spec = Composite(
+            reward=Unbounded((*b, 1)), bonus=Composite(r=Unbounded((*b, 1)), shape=b), shape=b
+        )
+
+    def _step(self, tensordict):
+        out = super()._step(tensordict)
+        out.set(("bonus", "r"), 10 * out["reward"])
+        return out
+
+
+def test_reward_sum_learns_every_reward_of_the_env_and_reset_keys():
+    t = RewardSum(reset_keys=["_reset", "_reset"])
+    env = TransformedEnv(_TwoRewardEnv(batch_size=(2,), max_count=2), t)
+    assert t.in_keys == ["reward"]  # learnt from the env's reward spec when it is read
+    _ = env.observation_spec
+    assert t.in_keys == ["reward", ("bonus", "r")]
+    assert t.out_keys == ["episode_reward", ("bonus", "episode_r")]
+    check_env_specs(env)
+    roll = env.rollout(3, break_when_any_done=False)
+    assert roll["next", "episode_reward"][0].squeeze(-1).tolist() == [1.0, 3.0, 1.0]
+    assert roll["next", "bonus", "episode_r"][1].squeeze(-1).tolist() == [10.0, 30.0, 10.0]
 
 
 # ---------------------------------------------------------------------------- scaling/clipping
@@ -199,3 +263,14 @@ def test_reward_sum_zeros_follow_the_reward_spec(counting_env):
     # no spec was read before this reset: the transform still writes the reward's layout
     out = env.reset()["episode_reward"]
     assert out.shape == (2,) and out.dtype == torch.float64 and not out.any()
+
+
+# ---------------------------------------------------------------------------- contract
+class TestRewardSumContract(TransformContractTests):
+    def make_transform(self):
+        return RewardSum()
+
+
+class TestRewardSumAsRewardContract(TransformContractTests):
+    def make_transform(self):
+        return RewardSum(reward_spec=True)

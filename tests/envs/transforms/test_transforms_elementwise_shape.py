@@ -54,13 +54,16 @@ def test_clip_action_path_and_one_sided(counting_env):
 
 
 def test_clip_bad_args():
-    with pytest.raises(ValueError, match="low, high or both"):
+    # TorchRL's error types and messages
+    with pytest.raises(TypeError, match="one or both of `high` and `low` must be provided"):
         ClipTransform(["x"])
-    with pytest.raises(ValueError, match="low must be <= high"):
+    with pytest.raises(ValueError, match="`low` must be strictly lower than `high`"):
         ClipTransform(["x"], low=1, high=0)
+    with pytest.raises(ValueError, match="strictly lower"):
+        ClipTransform(["x"], low=1, high=1)
     with pytest.raises(TypeError, match="low must be a number"):
         ClipTransform(["x"], low="0")
-    with pytest.raises(ValueError, match="scalar"):
+    with pytest.raises(TypeError, match="must be scalars or None, found low a tensor"):
         ClipTransform(["x"], low=torch.zeros(2))
 
 

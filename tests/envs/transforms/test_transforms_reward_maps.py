@@ -8,13 +8,15 @@ import torch
 from tensordict import TensorDict
 from transform_contract import TransformContractTests
 
-from streamrl.data.specs import Bounded, Unbounded
+from streamrl.data.specs import Bounded, Categorical, Composite, Unbounded
+from streamrl.envs import EnvBase, check_env_specs
 from streamrl.envs.transforms import (
     BinarizeReward,
     Compose,
     Crop,
     LineariseRewards,
     Reward2GoTransform,
+    RewardScaling,
     TargetReturn,
     ToTensorImage,
     TransformedEnv,
@@ -49,7 +51,10 @@ def test_binarize_reward(counting_env):
     r = env.rollout(3)["next", "reward"]
     assert r.dtype == torch.int8 and r.squeeze(-1).tolist() == [1, 1, 1]
     td = BinarizeReward(["r"], ["b"])(TensorDict({"r": torch.tensor([0.0, 3.0, -1.0])}))
-    assert td["b"].tolist() == [0, 1, 1] and td["r"].tolist() == [0.0, 3.0, -1.0]
+    # positive rewards map to 1, zero and negative ones to 0 (as TorchRL's BinarizeReward)
+    assert td["b"].tolist() == [0, 1, 0] and td["r"].tolist() == [0.0, 3.0, -1.0]
+    leaf = BinarizeReward().transform_reward_spec(Unbounded((2, 1)))  # a leaf spec, as TorchRL
+    assert isinstance(leaf, Bounded) and leaf.shape == (2, 1) and leaf.dtype == torch.int8
 
 
 # ---------------------------------------------------------------------------- Linearise
@@ -66,8 +71,43 @@ def test_linearise_rewards_values_and_specs():
         t(TensorDict({"reward": torch.zeros(3)}))
     with pytest.raises(ValueError, match="needs in_keys"):
         LineariseRewards(None)
-    with pytest.raises(ValueError, match="1-D"):
+    with pytest.raises(ValueError, match=r"unidimensional tensor .*found shape \(1, 1\)"):
         LineariseRewards(["r"], weights=[[1.0]])
+    with pytest.raises(NotImplementedError, match="discrete values is not supported"):
+        LineariseRewards(["reward"]).transform_reward_spec(Categorical(2))
+
+
+class _TwoObjectiveEnv(EnvBase):
+    """Rewards of shape [2] (not [1]) and done flags given as python bools."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_spec = Composite(observation=Unbounded((1,)))
+        self.action_spec = Unbounded((1,))
+        self.reward_spec = Unbounded((2,))
+
+    def _set_seed(self, seed):
+        pass
+
+    def _reset(self, tensordict):
+        return TensorDict({"observation": torch.zeros(1)})
+
+    def _step(self, tensordict):
+        return TensorDict({"observation": torch.zeros(1), "reward": torch.tensor([1.0, 2.0]),
+                           "done": False, "terminated": False})
+
+
+def test_linearise_rewards_of_a_multi_objective_env_into_a_nested_key():
+    env = TransformedEnv(_TwoObjectiveEnv(), Compose(
+        LineariseRewards(["reward"], [("agent", "r")], weights=[1.0, -1.0]),
+        RewardScaling(0.0, 2.0, in_keys=[("agent", "r")]),
+    ))
+    assert env.step_buffers(3) is None  # a [2] reward does not fit the flat buffers
+    check_env_specs(env)
+    roll = env.rollout(3)
+    assert roll["next", "agent", "r"].squeeze(-1).tolist() == [-2.0, -2.0, -2.0]
+    assert roll["next", "done"].shape == (3, 1)  # the python bools got their trailing dim
+    assert "agent" not in roll.keys()  # no empty sub-tensordict left at the root
 
 
 # ---------------------------------------------------------------------------- TargetReturn
@@ -117,14 +157,35 @@ def test_reward2go_batched_trajectories_and_buffer():
     assert same["next", "reward"].squeeze(-1)[0].tolist() == [1.0, 2.0, 3.0, 4.0]
 
 
+def test_reward2go_time_dim_is_the_rewards_second_to_last():
+    # a [2] TensorDict holding [2, 3, 1] rewards: time is the reward's dim -2, as in TorchRL
+    reward = torch.ones(2, 3, 1)
+    done = torch.tensor([[False, True, False], [False, False, False]])
+    td = TensorDict({"next": {"reward": reward, "done": done}}, [2])
+    out = Reward2GoTransform(out_keys=["r2g"]).inv(td)["r2g"].squeeze(-1)
+    assert out.tolist() == [[2.0, 1.0, 1.0], [3.0, 2.0, 1.0]]
+    with pytest.raises(ValueError, match=r"expected done flags of shape \(2, 3\)"):
+        Reward2GoTransform().inv(TensorDict({"next": {"reward": reward,
+                                                      "done": torch.zeros(2, 1)}}, [2]))
+
+
 def test_reward2go_refuses_envs_and_bad_input(counting_env):
-    env = TransformedEnv(counting_env(), Reward2GoTransform())
-    with pytest.raises(ValueError, match="not in an env"):
-        env.reset()
+    with pytest.raises(ValueError, match=Reward2GoTransform.ENV_ERR):
+        TransformedEnv(counting_env(), Reward2GoTransform())
+    env = TransformedEnv(counting_env())
+    with pytest.raises(ValueError, match=Reward2GoTransform.ENV_ERR):
+        env.append_transform(Compose(Reward2GoTransform()))  # through a Compose too
+    assert len(env.transform) == 0  # nothing was added
+    with pytest.raises(ValueError, match=Reward2GoTransform.ENV_ERR):
+        env.transform.insert(0, Reward2GoTransform())
+    with pytest.raises(KeyError, match="Could not find the reward"):
+        Reward2GoTransform().inv(TensorDict({"reward": torch.ones(2, 1),
+                                             "next": {"done": torch.ones(2, 1)}}, [2]))
     with pytest.raises(ValueError, match="gamma"):
         Reward2GoTransform(gamma=1.5)
     with pytest.raises(ValueError, match="time dim"):
-        Reward2GoTransform().inv(TensorDict({"next": {"reward": torch.ones(1)}}))
+        Reward2GoTransform().inv(TensorDict({"next": {"reward": torch.ones(1),
+                                                      "done": torch.zeros(1, dtype=bool)}}))
     with pytest.raises(KeyError, match="done"):
         Reward2GoTransform().inv(TensorDict({"next": {"reward": torch.ones(2, 1)}}, [2]))
 

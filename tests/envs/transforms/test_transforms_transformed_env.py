@@ -112,6 +112,18 @@ def test_compose_list_interface_and_repr():
     )
 
 
+def test_compose_takes_a_list_positionally_or_as_transforms():
+    a, b = AddOne(in_keys=["a"]), AddOne(in_keys=["b"])
+    assert list(Compose([a, b])) == [a, b]
+    c, d = AddOne(in_keys=["c"]), AddOne(in_keys=["d"])
+    comp = Compose(transforms=(c, d))
+    assert list(comp) == [c, d] and c.container is comp
+    with pytest.raises(TypeError, match="not both"):
+        Compose(AddOne(in_keys=["e"]), transforms=[AddOne(in_keys=["f"])])
+    with pytest.raises(TypeError, match="must be a list"):
+        Compose(transforms=AddOne(in_keys=["g"]))
+
+
 def test_transform_belongs_to_one_container():
     t = AddOne(in_keys=["a"])
     Compose(t)
