@@ -333,6 +333,7 @@ class ReplayBuffer(IterableDataset):
         try:
             with self._lock:
                 # Validate again under the lock: another thread may have fixed the schema.
+                self._writer._check_data(data)
                 batch = self._storage.prepare(data)
                 if batch.n == 0:
                     return torch.empty(0, dtype=torch.long)

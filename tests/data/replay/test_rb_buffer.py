@@ -58,7 +58,7 @@ def test_max_value_writer_keeps_the_best():
         fresh.extend(_td(2))
     assert len(fresh) == 0
     with pytest.raises(ValueError, match="reduction"):
-        TensorDictMaxValueWriter(reduction="median")
+        TensorDictMaxValueWriter(reduction="mode")
 
 
 def test_transform_getitem_iter_and_repr():
