@@ -174,6 +174,11 @@ class ReplayBuffer(IterableDataset):
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
         ):
             raise ValueError(f"batch_size must be a positive int or None, found {batch_size!r}")
+        if batch_size is None and getattr(self._sampler, "drop_last", False):
+            raise ValueError(
+                f"Samplers with drop_last=True must work with a predictable batch-size: "
+                f"{type(self._sampler).__name__}(drop_last=True) needs ReplayBuffer(batch_size=)"
+            )
         self._batch_size = batch_size
         # (callable, invert): sample-time transforms run in order; inverted ones at write time.
         self._transforms: list[tuple[Callable, bool]] = []

@@ -136,7 +136,8 @@ def test_without_replacement_visits_each_index_once_per_epoch(drop_last):
     assert rb2.sampler.ran_out
     assert rb2.sample(3).tolist() == [0, 1, 2]
     rb3 = ReplayBuffer(
-        storage=LazyTensorStorage(8), sampler=SamplerWithoutReplacement(drop_last=True)
+        storage=LazyTensorStorage(8), sampler=SamplerWithoutReplacement(drop_last=True),
+        batch_size=3,
     )
     rb3.extend(torch.arange(2))
     with pytest.raises(ValueError, match="drop_last"):

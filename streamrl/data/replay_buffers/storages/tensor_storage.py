@@ -484,7 +484,9 @@ class TensorStorage(LazyTensorStorage):
 
     The storage starts full (``len(storage) == storage_data.shape[0]``) and uses the given
     tensors in place (no copy, unless ``device`` differs): a buffer over a dataset that is
-    already in memory. Writes overwrite slots round-robin, as in any storage; pair it with an
+    already in memory. A TensorDict without tensors (``TensorDict(batch_size=[n])``) gives
+    ``n`` empty slots instead, whose first write fixes the keys, as in a
+    :class:`LazyTensorStorage`. Writes overwrite slots round-robin, as in any storage; pair it with an
     :class:`ImmutableDatasetWriter` to forbid them. Extra batch dims of a TensorDict belong to
     each item (``TensorStorage(TensorDict(..., [10, 11]))`` holds 10 items of batch ``[11]``).
 
@@ -524,7 +526,11 @@ class TensorStorage(LazyTensorStorage):
         if isinstance(data, TensorDictBase):
             flat = self._flat_items(data)
             if not flat:
-                raise ValueError("TensorStorage needs a TensorDict with at least one tensor")
+                # no tensors yet: n empty slots, whose first write fixes the keys
+                self._item_batch = tuple(data.batch_size[1:])
+                self._len = 0
+                self._head = 0
+                return
             self._keys = list(flat)
             self._key_set = set(self._keys)
             self._leaves = [flat[k] for k in self._keys]
