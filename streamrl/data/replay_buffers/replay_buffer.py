@@ -344,7 +344,7 @@ class ReplayBuffer(IterableDataset):
                     return torch.empty(0, dtype=torch.long)
                 storage = self._storage
                 plan = self._plan(batch.n, storage, batch.data)
-                storage.set(plan.index, batch, plan.source, plan.start, plan.new_len)
+                storage._put(plan.index, batch, plan.source, plan.start, plan.new_len)
                 self._write_count += batch.n
                 self._sampler.on_write(plan.index, plan.start, storage)
                 self._after_write(plan, batch, extra)

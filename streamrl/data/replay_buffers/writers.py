@@ -66,7 +66,7 @@ class Writer:
     def register_storage(self, storage) -> None:
         """Write into ``storage`` from now on (:meth:`add`, :meth:`extend`), continuing after
         what it holds."""
-        for method in ("prepare", "set", "one"):
+        for method in ("prepare", "_put", "one"):
             if not callable(getattr(storage, method, None)):
                 raise TypeError(f"register_storage expects a streamrl storage, found "
                                 f"{type(storage).__name__}")
@@ -84,7 +84,7 @@ class Writer:
         if batch.n == 0:
             return torch.empty(0, dtype=torch.long)
         plan = self.plan(batch.n, len(storage), storage.max_size, batch.data)
-        storage.set(plan.index, batch, plan.source, plan.start, plan.new_len)
+        storage._put(plan.index, batch, plan.source, plan.start, plan.new_len)
         return plan.index
 
     def add(self, data) -> int:

@@ -241,6 +241,19 @@ class LazyTensorStorage(Storage):
             self._check_wrap(wrap)
         return self._prepare(data, item_batch, wrap)
 
+    def _prepare_slots(self, data, n: int) -> Batch:
+        """``set``'s batch: a TensorDict (tensorclass, pytree) whose first dim is the ``n``
+        slots keeps its other batch dims as the items' own."""
+        td, wrap = (data, None) if isinstance(data, TensorDictBase) else (
+            self._as_td(data, one=False) if not isinstance(data, torch.Tensor) else (data, None))
+        if isinstance(td, TensorDictBase) and td.batch_dims > 1 and td.batch_size[0] == n and (
+            not self.allocated or td.batch_dims == 1 + len(self._item_batch)
+        ):
+            if wrap is not None or self._wrap is not None:
+                self._check_wrap(wrap)
+            return self._prepare(td, tuple(td.batch_size[1:]), wrap)
+        return self.prepare(data)
+
     def _prepare(self, data, item_batch, wrap) -> Batch:
         if isinstance(data, TensorDictBase):
             if data.batch_dims == 0:
@@ -344,7 +357,7 @@ class LazyTensorStorage(Storage):
         else:
             self._allocate({(): (tuple(data.shape[1:]), data.dtype)}, False)
 
-    def set(self, index, batch: Batch, source, start, new_len) -> None:
+    def _put(self, index, batch: Batch, source, start, new_len) -> None:
         """Copy the rows in (two slice copies when ``start`` is given, else ``index_copy_``)."""
         if not self.allocated:
             self._wrap = batch.wrap
