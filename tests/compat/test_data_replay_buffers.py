@@ -172,3 +172,25 @@ def test_prefill_replay_buffer():
     online = ReplayBuffer(storage=LazyTensorStorage(10_000))
     out = prefill_replay_buffer(online, dataset, n_samples=200, chunk_size=1000)
     assert out is online and len(online) == 200
+
+
+def test_storage_set_and_ndim():
+    from streamrl.data.replay_buffers import LazyMemmapStorage
+
+    storage = LazyTensorStorage(10)
+    storage.set(range(3), TensorDict({"x": torch.arange(3)}, [3]), set_cursor=True)
+    assert len(storage) == 3
+    rb = ReplayBuffer(storage=LazyMemmapStorage(100, ndim=2), batch_size=4)
+    rb.extend(TensorDict({"x": torch.ones(4, 3)}, [4, 3]))
+    assert len(rb) == 12 and rb.sample().shape == (4,)
+
+
+def test_max_value_writer_refuses_tensors():
+    from streamrl.data.replay_buffers import TensorDictMaxValueWriter
+
+    rb = ReplayBuffer(storage=LazyTensorStorage(5),
+                      writer=TensorDictMaxValueWriter(rank_key="r", reduction="median"))
+    with pytest.raises(RuntimeError, match="expects data to be a tensor collection"):
+        rb.extend(torch.zeros(3))
+    rb.extend(TensorDict({"r": torch.arange(3.0)}, [3]))
+    assert rb.writer._cursor == 3

@@ -80,3 +80,9 @@ def test_state_dict_round_trip_keeps_the_cursor():
     w2.load_state_dict(w.state_dict())
     assert w2._cursor == 2
     assert torch.equal(w2.state_dict()["ranks"], w.state_dict()["ranks"])
+
+
+def test_refuses_a_multi_dim_storage():
+    with pytest.raises(ValueError, match="more than one dimension"):
+        TensorDictReplayBuffer(storage=LazyTensorStorage(10, ndim=2),
+                               writer=TensorDictMaxValueWriter())

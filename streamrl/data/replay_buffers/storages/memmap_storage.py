@@ -47,6 +47,7 @@ class LazyMemmapStorage(LazyTensorStorage):
         max_size: number of rows.
         scratch_dir: directory of the files (created if missing).
         release_bytes: bytes touched between two releases of the mapped pages.
+        ndim: leading batch dims that are storage dims (see :class:`LazyTensorStorage`).
 
     >>> import tempfile
     >>> s = LazyMemmapStorage(1000, scratch_dir=tempfile.mkdtemp())
@@ -58,11 +59,12 @@ class LazyMemmapStorage(LazyTensorStorage):
         *,
         scratch_dir: str | os.PathLike | None = None,
         release_bytes: int = 128 << 20,
+        ndim: int = 1,
         compilable: bool = False,
     ) -> None:
         self._cursor: np.memmap | None = None
         self._open_mode: _Mode = "w+"
-        super().__init__(max_size, compilable=compilable)
+        super().__init__(max_size, ndim=ndim, compilable=compilable)
         self._maps: list[np.memmap] = []
         self._row_bytes = 0  # bytes a random read of one row may map
         self._total_bytes = 0  # size of all files
