@@ -187,9 +187,9 @@ class LazyTensorStorage(Storage):
                         f"extend: every pytree leaf needs {k} batch dim(s) (use add())")
                 sizes = {tuple(x.shape[:k]) for x in leaves}
                 if len(sizes) != 1:
+                    dims = "first dim" if k == 1 else f"first {k} dims"
                     raise ValueError(
-                        f"extend: pytree leaves must share their first {k} dim(s), found "
-                        f"{sorted(sizes)}"
+                        f"extend: pytree leaves must share their {dims}, found {sorted(sizes)}"
                     )
                 batch = list(leaves[0].shape[:k])
             td = TensorDict({str(i): x for i, x in enumerate(leaves)}, batch_size=batch)
