@@ -194,3 +194,23 @@ def test_max_value_writer_refuses_tensors():
         rb.extend(torch.zeros(3))
     rb.extend(TensorDict({"r": torch.arange(3.0)}, [3]))
     assert rb.writer._cursor == 3
+
+
+def test_schedulers():
+    from streamrl.data.replay_buffers import PrioritizedReplayBuffer
+    from streamrl.data.replay_buffers.scheduler import (
+        LambdaScheduler,
+        LinearScheduler,
+        SchedulerList,
+        StepScheduler,
+    )
+
+    rb = PrioritizedReplayBuffer(alpha=0.6, beta=0.7, storage=ListStorage(10))
+    scheduler = SchedulerList(schedulers=(
+        LinearScheduler(rb, param_name="alpha", final_value=0.0, num_steps=2),
+        StepScheduler(rb, param_name="beta", gamma=0.1, n_steps=1, mode="additive",
+                      min_value=None, max_value=1.0),
+        LambdaScheduler(rb.sampler, param_name="eps", lambda_fn=lambda n: 1.0),
+    ))
+    scheduler.step()
+    assert rb.sampler.alpha == pytest.approx(0.3) and rb.sampler.beta == pytest.approx(0.8)
