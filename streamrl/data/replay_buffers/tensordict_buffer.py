@@ -16,7 +16,8 @@ from streamrl.data.replay_buffers.storages.base import _One
 __all__ = ["TensorDictPrioritizedReplayBuffer", "TensorDictReplayBuffer"]
 
 _REDUCTIONS: dict[str, Callable[..., torch.Tensor]] = {
-    "max": torch.amax, "min": torch.amin, "sum": torch.sum, "mean": torch.mean
+    "max": torch.amax, "min": torch.amin, "sum": torch.sum, "mean": torch.mean,
+    "median": lambda x, dim: torch.median(x, dim=dim).values,
 }
 
 
@@ -34,7 +35,7 @@ class TensorDictReplayBuffer(ReplayBuffer):
     Args:
         priority_key: key holding the new priorities (default ``"td_error"``).
         reduction: how a priority with extra dims is reduced per item: ``"max"`` (default),
-            ``"min"``, ``"sum"`` or ``"mean"``.
+            ``"min"``, ``"sum"``, ``"mean"`` or ``"median"``.
         storage, sampler, ...: as in :class:`ReplayBuffer`.
 
     >>> from tensordict import TensorDict
