@@ -103,6 +103,8 @@ class ReplayBuffer(IterableDataset):
             so it only promises the buffer is not shared (``shared=True`` is refused with it).
         delayed_init: TorchRL's choice of building the parts at the first use; streamrl's
             are cheap to build and allocate their storage at the first write either way.
+        pin_memory: pin each sampled batch (a tensor or TensorDict) in page-locked memory,
+            for faster copies to a CUDA device (needs CUDA).
 
     Transforms: ``transform`` and those added with :meth:`append_transform` /
     :meth:`insert_transform` run in order on each sampled batch, and their ``inv`` (when they
@@ -133,6 +135,7 @@ class ReplayBuffer(IterableDataset):
         shared: bool = False,
         compilable: bool = False,
         delayed_init: bool | None = None,
+        pin_memory: bool = False,
     ) -> None:
         self.compilable = check_compilable(compilable)
         if delayed_init is not None and not isinstance(delayed_init, bool):
@@ -197,6 +200,9 @@ class ReplayBuffer(IterableDataset):
         self.rate_limit_timeout = rate_limit_timeout
         self._lock = threading.RLock()
         self._write_count = 0  # items written through add/extend, by this process
+        if not isinstance(pin_memory, bool):
+            raise TypeError(f"pin_memory must be a bool, found {type(pin_memory).__name__}")
+        self.pin_memory = pin_memory
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -443,6 +449,8 @@ class ReplayBuffer(IterableDataset):
         info["index"] = index
         if self._collate_fn is not None:
             data = self._collate_fn(data)
+        if self.pin_memory:
+            data = data.pin_memory()
         data = self._postprocess(data, info)
         if self._transforms:
             data = self._apply_sample_transforms(data)

@@ -143,7 +143,7 @@ def test_td_prioritized_extend_with_priorities():
     mean_rb.extend(td)
     assert list(mean_rb.sampler._sum_tree)[:2] == [2.0, 3.0]
     with pytest.raises(ValueError, match="reduction"):
-        TensorDictReplayBuffer(reduction="median")
+        TensorDictReplayBuffer(reduction="mode")
     # non-prioritized buffers ignore priority updates
     plain = TensorDictReplayBuffer(storage=LazyTensorStorage(4))
     plain.extend(_td(2))
