@@ -467,6 +467,19 @@ class ReplayBuffer(IterableDataset):
             data = self._collate_fn(data)
         return data
 
+    def __setitem__(self, index, data) -> None:
+        """Overwrite stored items in place: ``rb[3:5] = batch`` (the write transforms run).
+
+        ``index`` (an int, a slice or an index tensor) addresses items already stored; the
+        length, the writer's cursor and the sampler's state (e.g. priorities) are kept.
+        """
+        data = self._apply_write_transforms(data)
+        with self._lock:
+            storage = self._storage
+            slots = storage._check_index(index)
+            storage.set(int(slots[0]) if isinstance(index, int) else slots, data,
+                        set_cursor=False)
+
     def __iter__(self):
         from streamrl.data.replay_buffers.loaders import ReplayDataset
 

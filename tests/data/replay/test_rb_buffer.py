@@ -268,3 +268,21 @@ def test_concurrent_extend_sample_update_stress():
     assert sampler._sum_tree.total() == pytest.approx(float(leaves.sum()), rel=1e-9)
     assert sampler._min_tree.min() == pytest.approx(float(leaves[:n].min()))
     assert sampler._sum_tree._verify() and sampler._min_tree._verify()
+
+
+@pytest.mark.parametrize("storage", [LazyTensorStorage, ListStorage])
+def test_item_assignment_overwrites_in_place(storage):
+    rb = ReplayBuffer(storage=storage(10), collate_fn=torch.stack if storage is ListStorage
+                      else None)
+    rb.append_transform(lambda x: x * 10, invert=True)  # a write transform runs on it too
+    rb.extend(torch.arange(6))
+    rb[1:3] = torch.tensor([7, 8])
+    rb[torch.tensor([4])] = torch.tensor([9])
+    rb[5] = torch.tensor(1)
+    assert rb[torch.arange(6)].tolist() == [0, 70, 80, 30, 90, 10]
+    assert len(rb) == 6 and rb.storage.head == 6  # length and cursor are kept
+    assert rb.extend(torch.tensor([2])).tolist() == [6]
+    with pytest.raises(IndexError):
+        rb[7] = torch.tensor(0)  # only stored items can be overwritten
+    with pytest.raises(ValueError, match="slot"):
+        rb[0:2] = torch.tensor([1, 2, 3])
