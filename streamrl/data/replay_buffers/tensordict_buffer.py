@@ -27,7 +27,9 @@ class TensorDictReplayBuffer(ReplayBuffer):
     A prioritized sampler's importance weights are written into the sample twice, as the
     seed's ``_weight`` and as TorchRL 0.14's ``priority_weight`` (the same tensor); a slice
     sampler's start/end flags (``is_init``, ``("next", "truncated")``, ...) are OR-ed into the
-    stored ones. :meth:`update_tensordict_priority` reads ``index`` and
+    stored ones; for items with batch dims of their own (``add`` of a ``[T]`` TensorDict, a
+    list storage of ``[T]`` TensorDicts) these per-item values are spread over the item's dims.
+    :meth:`update_tensordict_priority` reads ``index`` and
     ``priority_key`` back from a sample (a no-op without a prioritized sampler). The
     ``priority_key`` entry of an extended batch is not stored: with a prioritized sampler it
     sets the initial priorities of the new items (max over extra dims).
@@ -65,6 +67,9 @@ class TensorDictReplayBuffer(ReplayBuffer):
                 continue
             if data.device is not None:
                 value = value.to(data.device)
+            extra = data.batch_dims - value.ndim
+            if extra > 0:  # items with batch dims of their own: one value per item, spread
+                value = value.reshape(n, *([1] * extra)).expand(data.batch_size)
             if value.dtype == torch.bool:
                 # Flags (slice starts and ends) add to what the data says.
                 stored = data.get(key, None)
@@ -138,8 +143,10 @@ class TensorDictReplayBuffer(ReplayBuffer):
             raise ValueError(
                 f"update_tensordict_priority: the TensorDict has no {self.priority_key!r} entry"
             )
+        if index.ndim > 1:  # items with batch dims: their index was spread over them
+            index = index.reshape(index.shape[0], -1)[:, 0]
         n = index.numel()
-        self.update_priority(index.reshape(-1), self._reduce_priority(priority, n))
+        self.update_priority(index, self._reduce_priority(priority, n))
 
 
 class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer):

@@ -286,3 +286,23 @@ def test_item_assignment_overwrites_in_place(storage):
         rb[7] = torch.tensor(0)  # only stored items can be overwritten
     with pytest.raises(ValueError, match="slot"):
         rb[0:2] = torch.tensor([1, 2, 3])
+
+
+@pytest.mark.parametrize("storage", [ListStorage, LazyTensorStorage])
+def test_items_with_batch_dims_get_spread_index_and_weights(storage):
+    from streamrl.data import TensorDictPrioritizedReplayBuffer
+
+    rb = TensorDictPrioritizedReplayBuffer(alpha=1.0, beta=1.0, eps=0.0, storage=storage(5),
+                                           batch_size=3, reduction="max")
+    for i in range(3):  # three [4]-step trajectories, one item each
+        rb.add(TensorDict({"obs": torch.full((4,), float(i))}, [4]))
+    s = rb.sample()
+    assert s.batch_size == (3, 4) and s["index"].shape == (3, 4)
+    assert (s["index"] == s["index"][:, :1]).all() and s["_weight"].shape == (3, 4)
+    assert (s["obs"] == s["index"].float()).all()
+    s.set("td_error", torch.arange(12.0).reshape(3, 4))
+    rb.update_tensordict_priority(s)
+    leaves = rb.sampler.state_dict()["leaves"]
+    for row in range(3):  # the max over each sampled item's steps
+        assert leaves[int(s["index"][row, 0])] == pytest.approx(4.0 * row + 3.0) or (
+            s["index"][:, 0] == s["index"][row, 0]).sum() > 1
