@@ -214,3 +214,15 @@ def test_schedulers():
     ))
     scheduler.step()
     assert rb.sampler.alpha == pytest.approx(0.3) and rb.sampler.beta == pytest.approx(0.8)
+
+
+def test_staleness_aware_sampler():
+    from streamrl.data.replay_buffers.samplers import StalenessAwareSampler
+
+    assert StalenessAwareSampler is data.StalenessAwareSampler is rbs.StalenessAwareSampler
+    sampler = StalenessAwareSampler(max_staleness=5, staleness_weight_fn=None,
+                                    version_key="policy_version")
+    rb = ReplayBuffer(storage=LazyTensorStorage(10), sampler=sampler, batch_size=4)
+    rb.extend(TensorDict({"policy_version": torch.zeros(3)}, [3]))
+    sampler.consumer_version = 2
+    assert rb.sample().shape == (4,)
