@@ -317,12 +317,18 @@ class ReplayBuffer(IterableDataset):
         index = self._extend(self._storage.one(self._apply_write_transforms(data)))
         return int(index[0]) if index.numel() else -1
 
-    def extend(self, data) -> torch.Tensor:
-        """Write a batch of items (validated first: a bad batch writes nothing); return slots."""
-        return self._extend(self._apply_write_transforms(data))
+    def extend(self, data, *, update_priority: bool | None = None) -> torch.Tensor:
+        """Write a batch of items (validated first: a bad batch writes nothing); return slots.
 
-    def _extend(self, data) -> torch.Tensor:
-        data, extra = self._pre_write(data)
+        ``update_priority`` (TorchRL's) has no effect here: a :class:`TensorDictReplayBuffer`
+        reads initial priorities from the batch unless it is ``False``.
+        """
+        if update_priority is not None and not isinstance(update_priority, bool):
+            raise TypeError(f"update_priority must be a bool or None, found {update_priority!r}")
+        return self._extend(self._apply_write_transforms(data), update_priority)
+
+    def _extend(self, data, update_priority: bool | None = None) -> torch.Tensor:
+        data, extra = self._pre_write(data, update_priority)
         if self._rate_limiter is None:
             return self._write(data, 0, extra)
         with self._lock:
@@ -377,7 +383,7 @@ class ReplayBuffer(IterableDataset):
             rest.new_len,
         )
 
-    def _pre_write(self, data):
+    def _pre_write(self, data, update_priority: bool | None = None):
         """Hook for subclasses: ``(data to write, extra)``; ``extra`` goes to ``_after_write``."""
         return data, None
 
@@ -432,7 +438,7 @@ class ReplayBuffer(IterableDataset):
         data, info = self._sample(batch_size, limited=False)
         return (data, info) if return_info else data
 
-    def _sample(self, batch_size: int, limited: bool = True, stop=None):
+    def _sample(self, batch_size: int, limited: bool = True, stop=None, include_info=True):
         if limited and self._rate_limiter is not None:
             if stop is None:
                 self._rate_limiter.sample(batch_size, timeout=self.rate_limit_timeout)
@@ -451,7 +457,8 @@ class ReplayBuffer(IterableDataset):
             data = self._collate_fn(data)
         if self.pin_memory:
             data = data.pin_memory()
-        data = self._postprocess(data, info)
+        if include_info:
+            data = self._postprocess(data, info)
         if self._transforms:
             data = self._apply_sample_transforms(data)
         return data, info

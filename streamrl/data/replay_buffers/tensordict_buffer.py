@@ -78,8 +78,21 @@ class TensorDictReplayBuffer(ReplayBuffer):
             data.set(key, value)
         return data
 
-    def _pre_write(self, data):
-        # Priorities go to the sampler, not into the storage: a batch may carry them or not.
+    def sample(self, batch_size: int | None = None, return_info: bool = False,
+               include_info: bool | None = None):
+        """:meth:`ReplayBuffer.sample`; the info (``index``, weights, slice flags) is written
+        into the TensorDict unless ``include_info=False`` (TorchRL's flag; ``None``: write it).
+        """
+        if include_info is None or include_info is True:
+            return super().sample(batch_size, return_info=return_info)
+        if include_info is not False:
+            raise TypeError(f"include_info must be a bool or None, found {include_info!r}")
+        data, info = self._sample(self._resolve_batch_size(batch_size), include_info=False)
+        return (data, info) if return_info else data
+
+    def _pre_write(self, data, update_priority: bool | None = None):
+        # Priorities go to the sampler, not into the storage: a batch may carry them or not;
+        # with update_priority=False they are dropped (new items get the max priority).
         priority = None
         if isinstance(data, _One) and isinstance(data.item, TensorDictBase):
             # add(): one item; its priority (if any) is reduced over the item's dims.
@@ -87,14 +100,14 @@ class TensorDictReplayBuffer(ReplayBuffer):
             if value is None:
                 return data, None
             data = _One(data.item.exclude(self.priority_key))
-            if not hasattr(self._sampler, "update_priority"):
+            if not hasattr(self._sampler, "update_priority") or update_priority is False:
                 return data, None
             return data, self._check_priority(self._reduce_priority(value.reshape(1, -1), 1))
         if isinstance(data, TensorDictBase) and data.batch_dims >= 1:
             value = data.get(self.priority_key, None)
             if value is not None:
                 data = data.exclude(self.priority_key)
-                if hasattr(self._sampler, "update_priority"):
+                if hasattr(self._sampler, "update_priority") and update_priority is not False:
                     k = len(getattr(self._storage, "item_batch", ()))
                     n = data.batch_size[: data.batch_dims - k].numel()
                     priority = self._check_priority(

@@ -306,3 +306,24 @@ def test_items_with_batch_dims_get_spread_index_and_weights(storage):
     for row in range(3):  # the max over each sampled item's steps
         assert leaves[int(s["index"][row, 0])] == pytest.approx(4.0 * row + 3.0) or (
             s["index"][:, 0] == s["index"][row, 0]).sum() > 1
+
+
+def test_extend_update_priority_and_sample_include_info():
+    from streamrl.data import TensorDictPrioritizedReplayBuffer
+
+    rb = TensorDictPrioritizedReplayBuffer(alpha=1.0, beta=1.0, eps=0.0,
+                                           storage=LazyTensorStorage(4), batch_size=2)
+    batch = TensorDict({"x": torch.zeros(2), "td_error": torch.tensor([3.0, 5.0])}, [2])
+    rb.extend(batch)  # the batch's priorities are used
+    rb.extend(batch.clone(), update_priority=False)  # not used: the max priority so far
+    assert rb.sampler.state_dict()["leaves"][:4].tolist() == [3.0, 5.0, 5.0, 5.0]
+    assert "td_error" not in rb.storage[:].keys()
+    with pytest.raises(TypeError, match="update_priority"):
+        rb.extend(batch, update_priority=1)
+    assert {"index", "_weight"} <= set(rb.sample(include_info=True).keys())
+    bare, info = rb.sample(include_info=False, return_info=True)
+    assert set(bare.keys()) == {"x"} and "index" in info
+    with pytest.raises(TypeError, match="include_info"):
+        rb.sample(include_info="yes")
+    plain = ReplayBuffer(storage=LazyTensorStorage(4))
+    assert plain.extend(torch.arange(2), update_priority=True).tolist() == [0, 1]
