@@ -295,3 +295,19 @@ def test_traj_key_with_end_key_uses_the_ids_where_the_storage_has_them():
                        sampler=SliceSampler(slice_len=4, traj_key="missing", end_key="end"))
     rb2.extend(data)  # no "missing" ids: the end flags make one trajectory of 4
     assert rb2.sample(4)["x"].tolist() == [0, 1, 2, 3]
+
+
+def test_prioritized_slice_sampler_takes_span():
+    from tensordict import TensorDict
+
+    from streamrl.data import LazyTensorStorage, PrioritizedSliceSampler, TensorDictReplayBuffer
+
+    sampler = PrioritizedSliceSampler(6, alpha=1.0, beta=1.0, slice_len=4, traj_key="ep",
+                                      strict_length=False, span=[False, True])
+    assert sampler.span == (False, True)  # a list is a (left, right) pair too
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(6), sampler=sampler, batch_size=4)
+    rb.extend(TensorDict({"ep": torch.zeros(6, dtype=torch.long), "x": torch.arange(6)}, [6]))
+    rb.update_priority(torch.arange(6), torch.zeros(6))
+    rb.update_priority(5, 1.0)  # only the last step may start: the window hangs over the end
+    s = rb.sample()
+    assert s["x"].tolist() == [5]

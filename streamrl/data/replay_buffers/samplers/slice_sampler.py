@@ -122,7 +122,7 @@ class SliceSampler(Sampler):
         self.truncated_key = truncated_key
         self.init_key = init_key
         self.strict_length = bool(strict_length)
-        left, right = span if isinstance(span, tuple) else (span, span)
+        left, right = span if isinstance(span, (tuple, list)) and len(span) == 2 else (span, span)
         self.span = (_span_side("left", left), _span_side("right", right))
         self._cache: tuple[Any, ...] | None = None
 
