@@ -172,3 +172,57 @@ def test_prefill_replay_buffer():
     online = ReplayBuffer(storage=LazyTensorStorage(10_000))
     out = prefill_replay_buffer(online, dataset, n_samples=200, chunk_size=1000)
     assert out is online and len(online) == 200
+
+
+def test_storage_set_and_ndim():
+    from streamrl.data.replay_buffers import LazyMemmapStorage
+
+    storage = LazyTensorStorage(10)
+    storage.set(range(3), TensorDict({"x": torch.arange(3)}, [3]), set_cursor=True)
+    assert len(storage) == 3
+    rb = ReplayBuffer(storage=LazyMemmapStorage(100, ndim=2), batch_size=4)
+    rb.extend(TensorDict({"x": torch.ones(4, 3)}, [4, 3]))
+    assert len(rb) == 12 and rb.sample().shape == (4,)
+
+
+def test_max_value_writer_refuses_tensors():
+    from streamrl.data.replay_buffers import TensorDictMaxValueWriter
+
+    rb = ReplayBuffer(storage=LazyTensorStorage(5),
+                      writer=TensorDictMaxValueWriter(rank_key="r", reduction="median"))
+    with pytest.raises(RuntimeError, match="expects data to be a tensor collection"):
+        rb.extend(torch.zeros(3))
+    rb.extend(TensorDict({"r": torch.arange(3.0)}, [3]))
+    assert rb.writer._cursor == 3
+
+
+def test_schedulers():
+    from streamrl.data.replay_buffers import PrioritizedReplayBuffer
+    from streamrl.data.replay_buffers.scheduler import (
+        LambdaScheduler,
+        LinearScheduler,
+        SchedulerList,
+        StepScheduler,
+    )
+
+    rb = PrioritizedReplayBuffer(alpha=0.6, beta=0.7, storage=ListStorage(10))
+    scheduler = SchedulerList(schedulers=(
+        LinearScheduler(rb, param_name="alpha", final_value=0.0, num_steps=2),
+        StepScheduler(rb, param_name="beta", gamma=0.1, n_steps=1, mode="additive",
+                      min_value=None, max_value=1.0),
+        LambdaScheduler(rb.sampler, param_name="eps", lambda_fn=lambda n: 1.0),
+    ))
+    scheduler.step()
+    assert rb.sampler.alpha == pytest.approx(0.3) and rb.sampler.beta == pytest.approx(0.8)
+
+
+def test_staleness_aware_sampler():
+    from streamrl.data.replay_buffers.samplers import StalenessAwareSampler
+
+    assert StalenessAwareSampler is data.StalenessAwareSampler is rbs.StalenessAwareSampler
+    sampler = StalenessAwareSampler(max_staleness=5, staleness_weight_fn=None,
+                                    version_key="policy_version")
+    rb = ReplayBuffer(storage=LazyTensorStorage(10), sampler=sampler, batch_size=4)
+    rb.extend(TensorDict({"policy_version": torch.zeros(3)}, [3]))
+    sampler.consumer_version = 2
+    assert rb.sample().shape == (4,)

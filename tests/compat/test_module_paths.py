@@ -22,6 +22,9 @@ PATHS = {
     "streamrl.data.replay_buffers.checkpointers": ("streamrl.data", ["TensorStorageCheckpointer"]),
     "streamrl.data.replay_buffers.replay_buffers": ("streamrl.data", ["ReplayBuffer",
                                                                       "TensorDictReplayBuffer"]),
+    "streamrl.data.replay_buffers.scheduler": ("streamrl.data", [
+        "LinearScheduler", "StepScheduler", "SchedulerList", "LambdaScheduler",
+        "ParameterScheduler"]),
     "streamrl.modules.models.exploration": ("streamrl.modules", ["NoisyLinear"]),
     "streamrl.objectives.value.advantages": ("streamrl.objectives.value", ["GAE", "TD0Estimator"]),
 }

@@ -41,6 +41,7 @@ from streamrl.data.replay_buffers.samplers import (
     SamplerWithoutReplacement,
     SliceSampler,
     SliceSamplerWithoutReplacement,
+    StalenessAwareSampler,
     StreamingSliceSampler,
     SumTree,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "SamplerWithoutReplacement",
     "SliceSampler",
     "SliceSamplerWithoutReplacement",
+    "StalenessAwareSampler",
     "Storage",
     "StorageCheckpointerBase",
     "StorageEnsemble",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 
 from streamrl.data.replay_buffers.replay_buffer import ReplayBuffer
 from streamrl.data.replay_buffers.samplers.ensemble import SamplerEnsemble
@@ -207,6 +207,14 @@ class ReplayBufferEnsemble:
         """The ``index``-th member buffer."""
         return self._rbs[index]
 
+    def __iter__(self):
+        """Endless :meth:`sample` batches of the default ``batch_size``, as a
+        :class:`ReplayBuffer` iterates (``ens[i]`` is the ``i``-th member)."""
+        if self._batch_size is None:
+            raise ValueError("iterating needs a default batch_size: ReplayBufferEnsemble(batch_size=)")
+        while True:
+            yield self.sample()
+
     def __repr__(self) -> str:
         return f"ReplayBufferEnsemble({', '.join(repr(rb) for rb in self._rbs)})"
 
@@ -221,11 +229,37 @@ class ReplayBufferEnsemble:
             parts.append(data)
             infos.append(info)
         data = self._collate_fn(parts)
+        if isinstance(data, TensorDictBase):
+            self._write_index(data, ids, [info["index"] for info in infos])
         if self._transform is not None:
             data = self._transform(data)
         if not return_info:
             return data
         return data, {"buffer_ids": ids, "infos": infos}
+
+    @staticmethod
+    def _write_index(data: TensorDictBase, ids: torch.Tensor, indices: list) -> None:
+        """``data["index"]``: ``buffer_ids`` and the members' ``index``, shaped as the batch
+        (``[parts, part]`` when stacked, ``[parts * part]`` when concatenated)."""
+        k = ids.numel()
+        part = indices[0].shape[0] if indices and isinstance(indices[0], torch.Tensor) else None
+        if part is None or any(
+            not isinstance(i, torch.Tensor) or i.shape != indices[0].shape for i in indices
+        ):
+            return
+        shape = tuple(data.batch_size)
+        index = torch.stack(indices)
+        buffer_ids = ids.reshape(k, 1).expand(k, part)
+        if index.ndim != 2 or (shape[:2] != (k, part) and shape[:1] != (k * part,)):
+            return
+        if shape[:2] != (k, part):
+            index, buffer_ids = index.reshape(-1), buffer_ids.reshape(-1)
+        data.pop("index", None)
+        data.set("index", TensorDict(
+            {"buffer_ids": buffer_ids.to(data.device) if data.device else buffer_ids,
+             "index": index.to(data.device) if data.device else index},
+            batch_size=buffer_ids.shape,
+        ))
 
     def extend(self, data) -> list[torch.Tensor]:
         """Route a batch to the members (needs ``routing_key`` or ``routing_dim``)."""

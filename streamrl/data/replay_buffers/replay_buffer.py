@@ -103,6 +103,8 @@ class ReplayBuffer(IterableDataset):
             so it only promises the buffer is not shared (``shared=True`` is refused with it).
         delayed_init: TorchRL's choice of building the parts at the first use; streamrl's
             are cheap to build and allocate their storage at the first write either way.
+        pin_memory: pin each sampled batch (a tensor or TensorDict) in page-locked memory,
+            for faster copies to a CUDA device (needs CUDA).
 
     Transforms: ``transform`` and those added with :meth:`append_transform` /
     :meth:`insert_transform` run in order on each sampled batch, and their ``inv`` (when they
@@ -133,6 +135,7 @@ class ReplayBuffer(IterableDataset):
         shared: bool = False,
         compilable: bool = False,
         delayed_init: bool | None = None,
+        pin_memory: bool = False,
     ) -> None:
         self.compilable = check_compilable(compilable)
         if delayed_init is not None and not isinstance(delayed_init, bool):
@@ -174,6 +177,11 @@ class ReplayBuffer(IterableDataset):
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
         ):
             raise ValueError(f"batch_size must be a positive int or None, found {batch_size!r}")
+        if batch_size is None and getattr(self._sampler, "drop_last", False):
+            raise ValueError(
+                f"Samplers with drop_last=True must work with a predictable batch-size: "
+                f"{type(self._sampler).__name__}(drop_last=True) needs ReplayBuffer(batch_size=)"
+            )
         self._batch_size = batch_size
         # (callable, invert): sample-time transforms run in order; inverted ones at write time.
         self._transforms: list[tuple[Callable, bool]] = []
@@ -192,6 +200,9 @@ class ReplayBuffer(IterableDataset):
         self.rate_limit_timeout = rate_limit_timeout
         self._lock = threading.RLock()
         self._write_count = 0  # items written through add/extend, by this process
+        if not isinstance(pin_memory, bool):
+            raise TypeError(f"pin_memory must be a bool, found {type(pin_memory).__name__}")
+        self.pin_memory = pin_memory
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -306,12 +317,18 @@ class ReplayBuffer(IterableDataset):
         index = self._extend(self._storage.one(self._apply_write_transforms(data)))
         return int(index[0]) if index.numel() else -1
 
-    def extend(self, data) -> torch.Tensor:
-        """Write a batch of items (validated first: a bad batch writes nothing); return slots."""
-        return self._extend(self._apply_write_transforms(data))
+    def extend(self, data, *, update_priority: bool | None = None) -> torch.Tensor:
+        """Write a batch of items (validated first: a bad batch writes nothing); return slots.
 
-    def _extend(self, data) -> torch.Tensor:
-        data, extra = self._pre_write(data)
+        ``update_priority`` (TorchRL's) has no effect here: a :class:`TensorDictReplayBuffer`
+        reads initial priorities from the batch unless it is ``False``.
+        """
+        if update_priority is not None and not isinstance(update_priority, bool):
+            raise TypeError(f"update_priority must be a bool or None, found {update_priority!r}")
+        return self._extend(self._apply_write_transforms(data), update_priority)
+
+    def _extend(self, data, update_priority: bool | None = None) -> torch.Tensor:
+        data, extra = self._pre_write(data, update_priority)
         if self._rate_limiter is None:
             return self._write(data, 0, extra)
         with self._lock:
@@ -333,12 +350,13 @@ class ReplayBuffer(IterableDataset):
         try:
             with self._lock:
                 # Validate again under the lock: another thread may have fixed the schema.
+                self._writer._check_data(data)
                 batch = self._storage.prepare(data)
                 if batch.n == 0:
                     return torch.empty(0, dtype=torch.long)
                 storage = self._storage
                 plan = self._plan(batch.n, storage, batch.data)
-                storage.set(plan.index, batch, plan.source, plan.start, plan.new_len)
+                storage._put(plan.index, batch, plan.source, plan.start, plan.new_len)
                 self._write_count += batch.n
                 self._sampler.on_write(plan.index, plan.start, storage)
                 self._after_write(plan, batch, extra)
@@ -365,7 +383,7 @@ class ReplayBuffer(IterableDataset):
             rest.new_len,
         )
 
-    def _pre_write(self, data):
+    def _pre_write(self, data, update_priority: bool | None = None):
         """Hook for subclasses: ``(data to write, extra)``; ``extra`` goes to ``_after_write``."""
         return data, None
 
@@ -420,7 +438,7 @@ class ReplayBuffer(IterableDataset):
         data, info = self._sample(batch_size, limited=False)
         return (data, info) if return_info else data
 
-    def _sample(self, batch_size: int, limited: bool = True, stop=None):
+    def _sample(self, batch_size: int, limited: bool = True, stop=None, include_info=True):
         if limited and self._rate_limiter is not None:
             if stop is None:
                 self._rate_limiter.sample(batch_size, timeout=self.rate_limit_timeout)
@@ -437,7 +455,10 @@ class ReplayBuffer(IterableDataset):
         info["index"] = index
         if self._collate_fn is not None:
             data = self._collate_fn(data)
-        data = self._postprocess(data, info)
+        if self.pin_memory:
+            data = data.pin_memory()
+        if include_info:
+            data = self._postprocess(data, info)
         if self._transforms:
             data = self._apply_sample_transforms(data)
         return data, info
@@ -452,6 +473,19 @@ class ReplayBuffer(IterableDataset):
         if self._collate_fn is not None and not isinstance(index, int):
             data = self._collate_fn(data)
         return data
+
+    def __setitem__(self, index, data) -> None:
+        """Overwrite stored items in place: ``rb[3:5] = batch`` (the write transforms run).
+
+        ``index`` (an int, a slice or an index tensor) addresses items already stored; the
+        length, the writer's cursor and the sampler's state (e.g. priorities) are kept.
+        """
+        data = self._apply_write_transforms(data)
+        with self._lock:
+            storage = self._storage
+            slots = storage._check_index(index)
+            storage.set(int(slots[0]) if isinstance(index, int) else slots, data,
+                        set_cursor=False)
 
     def __iter__(self):
         from streamrl.data.replay_buffers.loaders import ReplayDataset

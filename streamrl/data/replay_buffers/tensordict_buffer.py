@@ -16,7 +16,8 @@ from streamrl.data.replay_buffers.storages.base import _One
 __all__ = ["TensorDictPrioritizedReplayBuffer", "TensorDictReplayBuffer"]
 
 _REDUCTIONS: dict[str, Callable[..., torch.Tensor]] = {
-    "max": torch.amax, "min": torch.amin, "sum": torch.sum, "mean": torch.mean
+    "max": torch.amax, "min": torch.amin, "sum": torch.sum, "mean": torch.mean,
+    "median": lambda x, dim: torch.median(x, dim=dim).values,
 }
 
 
@@ -26,7 +27,9 @@ class TensorDictReplayBuffer(ReplayBuffer):
     A prioritized sampler's importance weights are written into the sample twice, as the
     seed's ``_weight`` and as TorchRL 0.14's ``priority_weight`` (the same tensor); a slice
     sampler's start/end flags (``is_init``, ``("next", "truncated")``, ...) are OR-ed into the
-    stored ones. :meth:`update_tensordict_priority` reads ``index`` and
+    stored ones; for items with batch dims of their own (``add`` of a ``[T]`` TensorDict, a
+    list storage of ``[T]`` TensorDicts) these per-item values are spread over the item's dims.
+    :meth:`update_tensordict_priority` reads ``index`` and
     ``priority_key`` back from a sample (a no-op without a prioritized sampler). The
     ``priority_key`` entry of an extended batch is not stored: with a prioritized sampler it
     sets the initial priorities of the new items (max over extra dims).
@@ -34,7 +37,7 @@ class TensorDictReplayBuffer(ReplayBuffer):
     Args:
         priority_key: key holding the new priorities (default ``"td_error"``).
         reduction: how a priority with extra dims is reduced per item: ``"max"`` (default),
-            ``"min"``, ``"sum"`` or ``"mean"``.
+            ``"min"``, ``"sum"``, ``"mean"`` or ``"median"``.
         storage, sampler, ...: as in :class:`ReplayBuffer`.
 
     >>> from tensordict import TensorDict
@@ -64,6 +67,9 @@ class TensorDictReplayBuffer(ReplayBuffer):
                 continue
             if data.device is not None:
                 value = value.to(data.device)
+            extra = data.batch_dims - value.ndim
+            if extra > 0:  # items with batch dims of their own: one value per item, spread
+                value = value.reshape(n, *([1] * extra)).expand(data.batch_size)
             if value.dtype == torch.bool:
                 # Flags (slice starts and ends) add to what the data says.
                 stored = data.get(key, None)
@@ -72,8 +78,21 @@ class TensorDictReplayBuffer(ReplayBuffer):
             data.set(key, value)
         return data
 
-    def _pre_write(self, data):
-        # Priorities go to the sampler, not into the storage: a batch may carry them or not.
+    def sample(self, batch_size: int | None = None, return_info: bool = False,
+               include_info: bool | None = None):
+        """:meth:`ReplayBuffer.sample`; the info (``index``, weights, slice flags) is written
+        into the TensorDict unless ``include_info=False`` (TorchRL's flag; ``None``: write it).
+        """
+        if include_info is None or include_info is True:
+            return super().sample(batch_size, return_info=return_info)
+        if include_info is not False:
+            raise TypeError(f"include_info must be a bool or None, found {include_info!r}")
+        data, info = self._sample(self._resolve_batch_size(batch_size), include_info=False)
+        return (data, info) if return_info else data
+
+    def _pre_write(self, data, update_priority: bool | None = None):
+        # Priorities go to the sampler, not into the storage: a batch may carry them or not;
+        # with update_priority=False they are dropped (new items get the max priority).
         priority = None
         if isinstance(data, _One) and isinstance(data.item, TensorDictBase):
             # add(): one item; its priority (if any) is reduced over the item's dims.
@@ -81,14 +100,14 @@ class TensorDictReplayBuffer(ReplayBuffer):
             if value is None:
                 return data, None
             data = _One(data.item.exclude(self.priority_key))
-            if not hasattr(self._sampler, "update_priority"):
+            if not hasattr(self._sampler, "update_priority") or update_priority is False:
                 return data, None
             return data, self._check_priority(self._reduce_priority(value.reshape(1, -1), 1))
         if isinstance(data, TensorDictBase) and data.batch_dims >= 1:
             value = data.get(self.priority_key, None)
             if value is not None:
                 data = data.exclude(self.priority_key)
-                if hasattr(self._sampler, "update_priority"):
+                if hasattr(self._sampler, "update_priority") and update_priority is not False:
                     k = len(getattr(self._storage, "item_batch", ()))
                     n = data.batch_size[: data.batch_dims - k].numel()
                     priority = self._check_priority(
@@ -137,8 +156,10 @@ class TensorDictReplayBuffer(ReplayBuffer):
             raise ValueError(
                 f"update_tensordict_priority: the TensorDict has no {self.priority_key!r} entry"
             )
+        if index.ndim > 1:  # items with batch dims: their index was spread over them
+            index = index.reshape(index.shape[0], -1)[:, 0]
         n = index.numel()
-        self.update_priority(index.reshape(-1), self._reduce_priority(priority, n))
+        self.update_priority(index, self._reduce_priority(priority, n))
 
 
 class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer):

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import is_tensor_collection
 
 from streamrl.data.replay_buffers._ensemble_state import load_members_state, members_state
-from streamrl.data.replay_buffers.storages.base import check_compilable
+from streamrl.data.replay_buffers.storages.base import _One, check_compilable
 
 __all__ = [
     "ImmutableDatasetWriter",
@@ -66,7 +66,7 @@ class Writer:
     def register_storage(self, storage) -> None:
         """Write into ``storage`` from now on (:meth:`add`, :meth:`extend`), continuing after
         what it holds."""
-        for method in ("prepare", "set", "one"):
+        for method in ("prepare", "_put", "one"):
             if not callable(getattr(storage, method, None)):
                 raise TypeError(f"register_storage expects a streamrl storage, found "
                                 f"{type(storage).__name__}")
@@ -79,11 +79,12 @@ class Writer:
         if storage is None:
             raise RuntimeError(f"{type(self).__name__} has no storage: call "
                                "register_storage(storage) first (a replay buffer writes itself)")
+        self._check_data(data)
         batch = storage.prepare(data)
         if batch.n == 0:
             return torch.empty(0, dtype=torch.long)
         plan = self.plan(batch.n, len(storage), storage.max_size, batch.data)
-        storage.set(plan.index, batch, plan.source, plan.start, plan.new_len)
+        storage._put(plan.index, batch, plan.source, plan.start, plan.new_len)
         return plan.index
 
     def add(self, data) -> int:
@@ -94,6 +95,10 @@ class Writer:
 
     def attach(self, storage) -> None:
         """Continue after what ``storage`` already holds (e.g. a reopened memmap)."""
+
+    def _check_data(self, data) -> None:
+        """Refuse, before anything is written, data this writer cannot rank or place (the
+        caller's data, before the storage turns pytrees into TensorDicts)."""
 
     def empty(self) -> None:
         """Forget the cursor."""
@@ -199,16 +204,29 @@ class TensorDictMaxValueWriter(Writer):
     """Keep the ``max_size`` items with the largest rank seen so far.
 
     The rank of an item is ``data[rank_key]`` reduced over its non-batch dims (``reduction``:
-    ``"sum"``, ``"max"``, ``"min"`` or ``"mean"``). A batch that fits in the free slots is
-    appended; otherwise the batch competes with the stored items and the best ``max_size`` of
-    both are kept (ties keep the stored item). Items that do not make it are not written.
+    ``"sum"``, ``"max"``, ``"min"``, ``"mean"`` or ``"median"``). A batch that fits in the
+    free slots is appended; otherwise the batch competes with the stored items and the best
+    ``max_size`` of both are kept (ties keep the stored item). Items that do not make it are
+    not written.
+
+    Only tensor collections (TensorDicts, tensorclasses) can be ranked: a tensor, a list or a
+    pytree raises ``RuntimeError`` before anything is written, and so does a storage with
+    ``ndim > 1`` (overlapping trajectories have no single rank).
 
     Args:
         rank_key: key of the rank (default, also for ``None``: ``("next", "reward")``).
         reduction: how to reduce a multi-element rank to one number.
+
+    >>> from tensordict import TensorDict
+    >>> from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
+    >>> rb = TensorDictReplayBuffer(storage=LazyTensorStorage(2),
+    ...                             writer=TensorDictMaxValueWriter(rank_key="r"))
+    >>> _ = rb.extend(TensorDict({"r": torch.tensor([3.0, 1.0, 2.0])}, [3]))
+    >>> sorted(rb.storage.column("r").tolist())
+    [2.0, 3.0]
     """
 
-    _REDUCTIONS = ("sum", "max", "min", "mean")
+    _REDUCTIONS = ("sum", "max", "min", "mean", "median")
 
     def __init__(self, rank_key=None, reduction: str = "sum", compilable: bool = False) -> None:
         self.compilable = check_compilable(compilable)
@@ -219,19 +237,54 @@ class TensorDictMaxValueWriter(Writer):
         self.rank_key = rank_key
         self.reduction = reduction
         self._ranks: torch.Tensor | None = None
+        # the slot the next item is appended to while the storage has room (0 once full)
+        self._cursor = 0
+
+    def _check_data(self, data) -> None:
+        item = data.item if isinstance(data, _One) else data
+        # a list storage's batch is a list of items: each must be a tensor collection
+        items = item if isinstance(item, (list, tuple)) else (item,)
+        for x in items:
+            if not is_tensor_collection(x):
+                raise RuntimeError(
+                    "TensorDictMaxValueWriter expects data to be a tensor collection (a "
+                    f"TensorDict or a tensorclass), found {type(x).__name__}"
+                )
+
+    def attach(self, storage) -> None:
+        """Refuse multi-dim storages; rank nothing already stored (it stays until outranked)."""
+        if getattr(storage, "ndim", 1) > 1:
+            raise ValueError(
+                "TensorDictMaxValueWriter is not compatible with storages with more than one "
+                f"dimension, found ndim={storage.ndim}"
+            )
+        self._cursor = len(storage) % storage.max_size
 
     def _rank(self, data, n: int) -> torch.Tensor:
-        if not isinstance(data, TensorDictBase):
-            raise TypeError(
-                f"TensorDictMaxValueWriter needs TensorDict batches, found {type(data).__name__}"
+        if isinstance(data, (list, tuple)):  # a list storage's items
+            self._check_data(data)
+            return torch.cat([self._reduce(self._rank_value(x).reshape(1, -1)) for x in data])
+        if not is_tensor_collection(data):
+            raise RuntimeError(
+                "TensorDictMaxValueWriter expects data to be a tensor collection, found "
+                f"{type(data).__name__}"
             )
+        return self._reduce(self._rank_value(data).reshape(n, -1))
+
+    def _rank_value(self, data) -> torch.Tensor:
         value = data.get(self.rank_key, None)
         if value is None:
             raise ValueError(
                 f"rank key {self.rank_key!r} not found in the batch; keys: "
                 f"{list(data.keys(True, True))}"
             )
-        value = value.reshape(n, -1).to(torch.float64).cpu()
+        return value
+
+    def _reduce(self, value: torch.Tensor) -> torch.Tensor:
+        """One rank per row of ``value`` (``[n, k]``)."""
+        value = value.to(torch.float64).cpu()
+        if self.reduction == "median":
+            return torch.median(value, dim=1).values
         op: dict[str, Callable[..., torch.Tensor]] = {
             "sum": torch.sum, "mean": torch.mean, "max": torch.amax, "min": torch.amin
         }
@@ -245,6 +298,7 @@ class TensorDictMaxValueWriter(Writer):
         free = max_size - length
         if n <= free:
             self._ranks[length : length + n] = rank
+            self._cursor = (length + n) % max_size
             return WritePlan(torch.arange(length, length + n), None, length, length + n)
         combined = torch.cat([self._ranks[:length], rank])
         # Stable sort: on ties the stored (earlier) item wins.
@@ -256,21 +310,24 @@ class TensorDictMaxValueWriter(Writer):
         slots = torch.cat([torch.arange(length, max_size), evicted.nonzero().reshape(-1)])
         index = slots[: source.numel()]
         self._ranks[index] = rank[source]
+        self._cursor = 0
         return WritePlan(index, source, None, max_size)
 
     def empty(self) -> None:
         """Forget the ranks."""
         self._ranks = None
+        self._cursor = 0
 
     def state_dict(self):
         """Ranks of the stored items."""
-        return {**super().state_dict(), "ranks": self._ranks}
+        return {**super().state_dict(), "ranks": self._ranks, "cursor": self._cursor}
 
     def load_state_dict(self, state) -> None:
         """Restore the ranks."""
         super().load_state_dict(state)
         ranks = state["ranks"]
         self._ranks = ranks.clone() if ranks is not None else None
+        self._cursor = int(state.get("cursor", 0))
 
 
 class WriterEnsemble:

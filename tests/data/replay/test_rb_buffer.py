@@ -58,7 +58,7 @@ def test_max_value_writer_keeps_the_best():
         fresh.extend(_td(2))
     assert len(fresh) == 0
     with pytest.raises(ValueError, match="reduction"):
-        TensorDictMaxValueWriter(reduction="median")
+        TensorDictMaxValueWriter(reduction="mode")
 
 
 def test_transform_getitem_iter_and_repr():
@@ -143,7 +143,7 @@ def test_td_prioritized_extend_with_priorities():
     mean_rb.extend(td)
     assert list(mean_rb.sampler._sum_tree)[:2] == [2.0, 3.0]
     with pytest.raises(ValueError, match="reduction"):
-        TensorDictReplayBuffer(reduction="median")
+        TensorDictReplayBuffer(reduction="mode")
     # non-prioritized buffers ignore priority updates
     plain = TensorDictReplayBuffer(storage=LazyTensorStorage(4))
     plain.extend(_td(2))
@@ -268,3 +268,62 @@ def test_concurrent_extend_sample_update_stress():
     assert sampler._sum_tree.total() == pytest.approx(float(leaves.sum()), rel=1e-9)
     assert sampler._min_tree.min() == pytest.approx(float(leaves[:n].min()))
     assert sampler._sum_tree._verify() and sampler._min_tree._verify()
+
+
+@pytest.mark.parametrize("storage", [LazyTensorStorage, ListStorage])
+def test_item_assignment_overwrites_in_place(storage):
+    rb = ReplayBuffer(storage=storage(10), collate_fn=torch.stack if storage is ListStorage
+                      else None)
+    rb.append_transform(lambda x: x * 10, invert=True)  # a write transform runs on it too
+    rb.extend(torch.arange(6))
+    rb[1:3] = torch.tensor([7, 8])
+    rb[torch.tensor([4])] = torch.tensor([9])
+    rb[5] = torch.tensor(1)
+    assert rb[torch.arange(6)].tolist() == [0, 70, 80, 30, 90, 10]
+    assert len(rb) == 6 and rb.storage.head == 6  # length and cursor are kept
+    assert rb.extend(torch.tensor([2])).tolist() == [6]
+    with pytest.raises(IndexError):
+        rb[7] = torch.tensor(0)  # only stored items can be overwritten
+    with pytest.raises(ValueError, match="slot"):
+        rb[0:2] = torch.tensor([1, 2, 3])
+
+
+@pytest.mark.parametrize("storage", [ListStorage, LazyTensorStorage])
+def test_items_with_batch_dims_get_spread_index_and_weights(storage):
+    from streamrl.data import TensorDictPrioritizedReplayBuffer
+
+    rb = TensorDictPrioritizedReplayBuffer(alpha=1.0, beta=1.0, eps=0.0, storage=storage(5),
+                                           batch_size=3, reduction="max")
+    for i in range(3):  # three [4]-step trajectories, one item each
+        rb.add(TensorDict({"obs": torch.full((4,), float(i))}, [4]))
+    s = rb.sample()
+    assert s.batch_size == (3, 4) and s["index"].shape == (3, 4)
+    assert (s["index"] == s["index"][:, :1]).all() and s["_weight"].shape == (3, 4)
+    assert (s["obs"] == s["index"].float()).all()
+    s.set("td_error", torch.arange(12.0).reshape(3, 4))
+    rb.update_tensordict_priority(s)
+    leaves = rb.sampler.state_dict()["leaves"]
+    for row in range(3):  # the max over each sampled item's steps
+        assert leaves[int(s["index"][row, 0])] == pytest.approx(4.0 * row + 3.0) or (
+            s["index"][:, 0] == s["index"][row, 0]).sum() > 1
+
+
+def test_extend_update_priority_and_sample_include_info():
+    from streamrl.data import TensorDictPrioritizedReplayBuffer
+
+    rb = TensorDictPrioritizedReplayBuffer(alpha=1.0, beta=1.0, eps=0.0,
+                                           storage=LazyTensorStorage(4), batch_size=2)
+    batch = TensorDict({"x": torch.zeros(2), "td_error": torch.tensor([3.0, 5.0])}, [2])
+    rb.extend(batch)  # the batch's priorities are used
+    rb.extend(batch.clone(), update_priority=False)  # not used: the max priority so far
+    assert rb.sampler.state_dict()["leaves"][:4].tolist() == [3.0, 5.0, 5.0, 5.0]
+    assert "td_error" not in rb.storage[:].keys()
+    with pytest.raises(TypeError, match="update_priority"):
+        rb.extend(batch, update_priority=1)
+    assert {"index", "_weight"} <= set(rb.sample(include_info=True).keys())
+    bare, info = rb.sample(include_info=False, return_info=True)
+    assert set(bare.keys()) == {"x"} and "index" in info
+    with pytest.raises(TypeError, match="include_info"):
+        rb.sample(include_info="yes")
+    plain = ReplayBuffer(storage=LazyTensorStorage(4))
+    assert plain.extend(torch.arange(2), update_priority=True).tolist() == [0, 1]

@@ -195,3 +195,42 @@ class TestReplayBufferEnsembleParts:
             ReplayBufferEnsemble(**parts, collate_fns=[None, None])
         with pytest.raises(ValueError, match="buffers have theirs"):
             ReplayBufferEnsemble(a, collate_fns=[None])
+
+
+class TestEnsembleTorchRL014:
+    def _members(self, make_storage):
+        rbs = []
+        for i in range(2):
+            rb = ReplayBuffer(storage=make_storage())
+            rb.extend(TensorDict({"x": torch.full((6,), float(i))}, [6]))
+            rbs.append(rb)
+        return rbs
+
+    def test_iterating_yields_samples_with_index(self):
+        ens = ReplayBufferEnsemble(*self._members(lambda: LazyTensorStorage(10)),
+                                   p=[0.0, 1.0], num_buffer_sampled=2, batch_size=4)
+        batch = next(iter(ens))
+        assert batch.shape == (2, 2)
+        assert batch["index", "buffer_ids"].tolist() == [[1, 1], [1, 1]]
+        assert bool((batch["index", "index"] < 6).all())
+        assert (batch["x"] == 1).all()
+
+    def test_iterating_needs_a_batch_size(self):
+        ens = ReplayBufferEnsemble(*self._members(lambda: LazyTensorStorage(10)))
+        with pytest.raises(ValueError, match="batch_size"):
+            next(iter(ens))
+
+    def test_empty_tensorstorage_members(self):
+        from streamrl.data import TensorStorage
+
+        ens = ReplayBufferEnsemble(
+            *self._members(lambda: TensorStorage(TensorDict(batch_size=[10]))),
+            sample_from_all=True,
+        )
+        assert len(ens[0]) == 6
+        assert ens.sample(4)["index", "buffer_ids"].tolist() == [[0, 0], [1, 1]]
+
+    def test_drop_last_needs_a_batch_size(self):
+        with pytest.raises(ValueError, match="predictable batch-size"):
+            ReplayBuffer(sampler=SamplerWithoutReplacement(drop_last=True))
+        ReplayBuffer(sampler=SamplerWithoutReplacement(drop_last=True), batch_size=2)

@@ -136,7 +136,8 @@ def test_without_replacement_visits_each_index_once_per_epoch(drop_last):
     assert rb2.sampler.ran_out
     assert rb2.sample(3).tolist() == [0, 1, 2]
     rb3 = ReplayBuffer(
-        storage=LazyTensorStorage(8), sampler=SamplerWithoutReplacement(drop_last=True)
+        storage=LazyTensorStorage(8), sampler=SamplerWithoutReplacement(drop_last=True),
+        batch_size=3,
     )
     rb3.extend(torch.arange(2))
     with pytest.raises(ValueError, match="drop_last"):
@@ -214,3 +215,29 @@ def test_random_sampler_uniform_and_seeded():
     rb.sampler.manual_seed(7)
     assert torch.equal(x, rb.sample(20))
     np.testing.assert_array_equal(x.numpy(), x.numpy())
+
+
+@pytest.mark.parametrize("reduction,expected", [("max", 3.0), ("min", 1.0), ("mean", 2.0),
+                                                ("median", 2.0), ("sum", 6.0)])
+def test_prioritized_sampler_reduces_several_priorities_per_index(reduction, expected):
+    from streamrl.data import PrioritizedSampler
+
+    s = PrioritizedSampler(4, alpha=1.0, beta=1.0, eps=0.0, reduction=reduction)
+    s.update_priority(torch.tensor([0, 1]), torch.tensor([[1.0, 3.0, 2.0], [0.5, 0.5, 0.5]]))
+    leaves = s.state_dict()["leaves"]
+    assert leaves[0].item() == pytest.approx(expected)
+    assert leaves[1].item() == pytest.approx({"sum": 1.5}.get(reduction, 0.5))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        PrioritizedSampler(4, alpha=1.0, beta=1.0, reduction="mode")
+
+
+def test_tensordict_buffer_median_reduction():
+    from tensordict import TensorDict
+
+    from streamrl.data import PrioritizedSampler, TensorDictReplayBuffer
+
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(4), reduction="median",
+                                sampler=PrioritizedSampler(4, alpha=1.0, beta=1.0, eps=0.0))
+    rb.extend(TensorDict({"x": torch.zeros(2, 3),
+                          "td_error": torch.tensor([[1.0, 5.0, 2.0], [3.0, 3.0, 9.0]])}, [2]))
+    assert rb.sampler.state_dict()["leaves"][:2].tolist() == [2.0, 3.0]

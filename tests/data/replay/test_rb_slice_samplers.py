@@ -170,7 +170,7 @@ class TestSliceSamplerArguments:
         assert plain._cache is None  # cache_values=False keeps nothing
 
     @pytest.mark.parametrize("kwargs, match", [
-        ({"slice_len": 2, "traj_key": "a", "end_key": "b"}, "at most one"),
+        ({"slice_len": 2, "end_keys": ["a"], "end_key": "b"}, "at most one"),
         ({"slice_len": 2, "end_keys": []}, "at least one"),
         ({"slice_len": 2, "span": -1}, "span left"),
         ({"slice_len": 2, "span": (True, 1.5)}, "span right"),
@@ -276,3 +276,38 @@ class TestPrioritizedSliceSampler:
         small = PrioritizedSliceSampler(4, 1.0, 1.0, slice_len=2, traj_key="episode")
         with pytest.raises(ValueError, match="covers 4 slots"):
             small.sample(rb.storage, 4)
+
+
+def test_traj_key_with_end_key_uses_the_ids_where_the_storage_has_them():
+    from tensordict import TensorDict
+
+    from streamrl.data import LazyTensorStorage, ReplayBuffer, SliceSampler
+
+    data = TensorDict({"ep": torch.tensor([0, 0, 1, 1]), "x": torch.arange(4),
+                       "end": torch.tensor([False, False, False, True])}, [4])
+    rb = ReplayBuffer(storage=LazyTensorStorage(4),
+                      sampler=SliceSampler(slice_len=2, traj_key="ep", end_key="end"))
+    rb.extend(data)
+    for _ in range(5):  # windows never cross the id change between steps 1 and 2
+        assert rb.sample(4)["x"].reshape(2, 2).tolist() in ([[0, 1], [2, 3]], [[2, 3], [0, 1]],
+                                                          [[0, 1], [0, 1]], [[2, 3], [2, 3]])
+    rb2 = ReplayBuffer(storage=LazyTensorStorage(4),
+                       sampler=SliceSampler(slice_len=4, traj_key="missing", end_key="end"))
+    rb2.extend(data)  # no "missing" ids: the end flags make one trajectory of 4
+    assert rb2.sample(4)["x"].tolist() == [0, 1, 2, 3]
+
+
+def test_prioritized_slice_sampler_takes_span():
+    from tensordict import TensorDict
+
+    from streamrl.data import LazyTensorStorage, PrioritizedSliceSampler, TensorDictReplayBuffer
+
+    sampler = PrioritizedSliceSampler(6, alpha=1.0, beta=1.0, slice_len=4, traj_key="ep",
+                                      strict_length=False, span=[False, True])
+    assert sampler.span == (False, True)  # a list is a (left, right) pair too
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(6), sampler=sampler, batch_size=4)
+    rb.extend(TensorDict({"ep": torch.zeros(6, dtype=torch.long), "x": torch.arange(6)}, [6]))
+    rb.update_priority(torch.arange(6), torch.zeros(6))
+    rb.update_priority(5, 1.0)  # only the last step may start: the window hangs over the end
+    s = rb.sample()
+    assert s["x"].tolist() == [5]

@@ -74,6 +74,29 @@ class TestStorageContract:
         with pytest.raises(IndexError):
             storage[3]
 
+    def test_set_writes_at_given_slots(self, make_storage):
+        storage = make_storage(6)
+        storage.set(range(3), _batch(3))  # TorchRL's storage.set(cursor, data)
+        assert len(storage) == 3 and storage.head == 3
+        storage.set(4, _batch(1, start=40)[0])  # an int cursor: one item
+        assert len(storage) == 5 and storage.head == 5
+        assert storage[4]["next", "reward"].item() == 40.0
+        storage.set(torch.tensor([0, 1]), _batch(2, start=10), set_cursor=False)
+        assert len(storage) == 5 and storage.head == 5  # set_cursor=False: cursor stays
+        assert storage[1]["next", "reward"].item() == 11.0
+        storage.set(slice(2, 4), _batch(2, start=20))
+        assert storage[3]["next", "reward"].item() == 21.0
+
+    def test_set_bad_input(self, make_storage):
+        storage = make_storage(4)
+        with pytest.raises(ValueError, match="3 slot"):
+            storage.set(range(3), _batch(2))
+        with pytest.raises(IndexError, match="out of the storage's slots"):
+            storage.set([4], _batch(1))
+        with pytest.raises(TypeError, match="integers"):
+            storage.set(torch.tensor([0.5]), _batch(1))
+        assert len(storage) == 0
+
     def test_batch_larger_than_capacity_keeps_the_last_items(self, make_storage):
         rb = TensorDictReplayBuffer(storage=make_storage(4))
         rb.extend(_batch(10))
@@ -328,3 +351,46 @@ def test_tensor_storage_on_cuda():
     rb.update_tensordict_priority(s)
     got = rb.storage.get(torch.tensor([3]))
     assert got["next", "reward"].item() == 3.0
+
+
+def test_set_keeps_the_items_batch_dims_of_a_multi_dim_batch():
+    storage = LazyTensorStorage(5)
+    storage.set(range(3), TensorDict({"x": torch.arange(12).reshape(3, 4)}, [3, 4]))
+    assert len(storage) == 3 and storage[0].batch_size == (4,)
+    assert storage[2]["x"].tolist() == [8, 9, 10, 11]
+
+
+@pytest.mark.parametrize("cls", [LazyTensorStorage, LazyMemmapStorage])
+def test_ndim_counts_elements_of_multi_dim_batches(cls, tmp_path):
+    storage = cls(100, ndim=2) if cls is LazyTensorStorage else cls(
+        100, ndim=2, scratch_dir=tmp_path / "mm")
+    rb = ReplayBuffer(storage=storage, batch_size=4)
+    data = TensorDict({"x": torch.arange(12).reshape(4, 3), "y": torch.ones(4, 3, 2)}, [4, 3])
+    rb.extend(data)
+    assert len(rb) == 12 and storage.shape == (33, 3)
+    assert rb.sample().shape == (4,)
+    assert storage[:]["x"].tolist() == list(range(12))  # rows one after another
+    rb.extend(data[:1])
+    assert len(rb) == 15
+
+
+def test_ndim_bad_input():
+    with pytest.raises(ValueError, match="ndim must be an int >= 1"):
+        LazyTensorStorage(10, ndim=0)
+    rb = ReplayBuffer(storage=LazyTensorStorage(100, ndim=2))
+    with pytest.raises(ValueError, match="at least 2 dims"):
+        rb.extend(TensorDict({"x": torch.zeros(3)}, [3]))
+    rb.extend(TensorDict({"x": torch.zeros(2, 5)}, [2, 5]))
+    with pytest.raises(ValueError, match=r"dims 1..1 are \[5\]"):
+        rb.extend(TensorDict({"x": torch.zeros(2, 4)}, [2, 4]))
+    with pytest.raises(ValueError, match="use extend"):
+        rb.add(TensorDict({"x": torch.zeros(5)}, [5]))
+    assert len(rb) == 10
+
+
+def test_ndim_pytree_batches():
+    rb = ReplayBuffer(storage=LazyTensorStorage(50, ndim=2), batch_size=5)
+    rb.extend({"a": torch.ones(4, 3, 2), "b": [torch.zeros(4, 3)]})
+    assert len(rb) == 12
+    s = rb.sample()
+    assert s["a"].shape == (5, 2) and s["b"][0].shape == (5,)

@@ -10,6 +10,7 @@ from streamrl.data.replay_buffers.samplers.slice_sampler import SliceSampler
 from streamrl.data.replay_buffers.samplers.slice_without_replacement import (
     SliceSamplerWithoutReplacement,
 )
+from streamrl.data.replay_buffers.samplers.staleness import StalenessAwareSampler
 from streamrl.data.replay_buffers.samplers.streaming_slice import StreamingSliceSampler
 from streamrl.data.replay_buffers.samplers.sum_tree import MinTree, SumTree
 from streamrl.data.replay_buffers.samplers.without_replacement import SamplerWithoutReplacement
@@ -25,6 +26,7 @@ __all__ = [
     "SamplerWithoutReplacement",
     "SliceSampler",
     "SliceSamplerWithoutReplacement",
+    "StalenessAwareSampler",
     "StreamingSliceSampler",
     "SumTree",
 ]

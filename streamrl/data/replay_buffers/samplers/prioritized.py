@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +51,19 @@ class PrioritizedSampler(Sampler):
         alpha: priority exponent (0: uniform).
         beta: importance-sampling exponent (0: no correction); may be changed later.
         eps: added to every priority so that none is exactly 0.
+        reduction: how :meth:`update_priority` reduces several priorities per index (e.g. a
+            ``[n, T]`` priority of stored trajectories): ``"max"`` (default), ``"min"``,
+            ``"sum"``, ``"mean"`` or ``"median"``.
         seed: seed of the private generator.
+
+    >>> s = PrioritizedSampler(4, alpha=1.0, beta=1.0, reduction="mean")
+    >>> s.update_priority(torch.tensor([0, 1]), torch.tensor([[1.0, 3.0], [2.0, 2.0]]), 2)
+    >>> s.state_dict()["leaves"][:2].tolist()  # (mean + eps) ** alpha
+    [2.00000001, 2.00000001]
     """
+
+    _REDUCTIONS: dict[str, Callable[..., Any]] = {"max": np.max, "min": np.min, "sum": np.sum, "mean": np.mean,
+                   "median": np.median}
 
     def __init__(
         self,
@@ -58,10 +71,16 @@ class PrioritizedSampler(Sampler):
         alpha: float,
         beta: float,
         eps: float = 1e-8,
+        reduction: str = "max",
         *,
         seed: int | None = None,
     ) -> None:
         super().__init__(seed=seed)
+        if reduction not in self._REDUCTIONS:
+            raise ValueError(
+                f"reduction must be one of {tuple(self._REDUCTIONS)}, found {reduction!r}"
+            )
+        self.reduction = reduction
         if isinstance(max_capacity, bool) or not isinstance(max_capacity, int) or max_capacity <= 0:
             raise ValueError(f"max_capacity must be a positive int, found {max_capacity!r}")
         self._capacity = max_capacity
@@ -113,14 +132,18 @@ class PrioritizedSampler(Sampler):
             _update_trees((self._sum_tree, self._min_tree), idx, np.full(idx.shape, self._max_leaf))
 
     def update_priority(self, index, priority, length: int | None = None) -> None:
-        """Set the priority of ``index`` (scalar or 1-D); ``priority`` broadcasts to it.
+        """Set the priority of ``index`` (scalar or 1-D); ``priority`` broadcasts to it, or
+        holds several values per index (``[n, ...]``), reduced with ``reduction``.
 
         Raises ``IndexError`` for an index outside ``[0, max_capacity)`` and ``ValueError`` for
         a negative or NaN priority. Indices of slots not yet written (``>= length``) are
         ignored: such a slot gets the max priority when it is written.
         """
         idx = _as_numpy(index, np.int64).reshape(-1)
-        prio = _as_numpy(priority, np.float64).reshape(-1)
+        prio = _as_numpy(priority, np.float64)
+        if prio.ndim > 1 and prio.shape[0] == idx.size and prio.size != idx.size:
+            prio = self._REDUCTIONS[self.reduction](prio.reshape(idx.size, -1), axis=1)
+        prio = prio.reshape(-1)
         if prio.size == 1 and idx.size != 1:
             prio = np.broadcast_to(prio, idx.shape)
         if prio.shape != idx.shape:

@@ -28,7 +28,7 @@ class PrioritizedSliceSampler(SliceSampler):
         max_capacity: number of slots (the storage's ``max_size``).
         alpha, beta, eps: as in :class:`PrioritizedSampler`.
         num_slices, slice_len, end_key, end_keys, traj_key, cache_values, truncated_key,
-        init_key, strict_length: as in :class:`SliceSampler`.
+        init_key, strict_length, span: as in :class:`SliceSampler`.
         seed: seed of the private generator.
 
     >>> from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
@@ -59,6 +59,7 @@ class PrioritizedSliceSampler(SliceSampler):
         truncated_key=("next", "truncated"),
         init_key="is_init",
         strict_length: bool = True,
+        span: bool | int | tuple[bool | int, bool | int] = False,
         seed: int | None = None,
     ) -> None:
         super().__init__(
@@ -71,6 +72,7 @@ class PrioritizedSliceSampler(SliceSampler):
             truncated_key=truncated_key,
             init_key=init_key,
             strict_length=strict_length,
+            span=span,
             seed=seed,
         )
         # The priorities: one PrioritizedSampler's trees, sharing this sampler's generator.

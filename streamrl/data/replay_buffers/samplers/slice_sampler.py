@@ -46,8 +46,9 @@ class SliceSampler(Sampler):
     """Sample ``num_slices`` windows of ``slice_len`` consecutive steps of one trajectory each.
 
     Give exactly one of ``num_slices`` or ``slice_len``; the batch size must be a multiple of
-    it. Trajectory boundaries come from ``traj_key`` (a new id starts a new trajectory),
-    else from ``end_key`` or ``end_keys`` (a true flag, OR-ed over the keys present, ends the
+    it. Trajectory boundaries come from ``traj_key`` (a new id starts a new trajectory; when
+    ``end_key``/``end_keys`` are given too, only if the storage holds it), else from
+    ``end_key`` or ``end_keys`` (a true flag, OR-ed over the keys present, ends the
     trajectory at that step); with none of them, an ``"episode"`` entry is used when the
     storage has one and ``("next", "done")`` otherwise. The write head of a full circular
     storage is also a boundary (older and newer data meet there), as is the end of the storage.
@@ -108,10 +109,8 @@ class SliceSampler(Sampler):
             )
         self.num_slices = _pos_int("num_slices", num_slices)
         self.slice_len = _pos_int("slice_len", slice_len)
-        given = [name for name, v in (("traj_key", traj_key), ("end_key", end_key),
-                                      ("end_keys", end_keys)) if v is not None]
-        if len(given) > 1:
-            raise ValueError(f"give at most one of traj_key, end_key, end_keys; found {given}")
+        if end_key is not None and end_keys is not None:
+            raise ValueError("give at most one of end_key and end_keys; found both")
         if end_keys is not None:
             end_keys = list(end_keys)
             if not end_keys:
@@ -123,7 +122,7 @@ class SliceSampler(Sampler):
         self.truncated_key = truncated_key
         self.init_key = init_key
         self.strict_length = bool(strict_length)
-        left, right = span if isinstance(span, tuple) else (span, span)
+        left, right = span if isinstance(span, (tuple, list)) and len(span) == 2 else (span, span)
         self.span = (_span_side("left", left), _span_side("right", right))
         self._cache: tuple[Any, ...] | None = None
 
@@ -145,7 +144,9 @@ class SliceSampler(Sampler):
         traj_key = self.traj_key
         if traj_key is None and self.end_key is None and self.end_keys is None:
             traj_key = "episode" if ("episode",) in keys else None
-        if traj_key is not None:
+        ends_given = self.end_key is not None or self.end_keys is not None
+        # with end keys too, trajectory ids are used where the storage has them (TorchRL)
+        if traj_key is not None and (not ends_given or _as_key(traj_key) in keys):
             return "traj", [traj_key]
         end_keys = self.end_keys if self.end_keys is not None else [
             self.end_key if self.end_key is not None else ("next", "done")

@@ -53,9 +53,10 @@ class Storage:
     """Base class of storages.
 
     A storage has ``max_size`` slots; ``len(storage)`` slots (``0 .. len - 1``) hold data.
-    Writers decide where to write; the buffer reads with :meth:`get`. ``head`` is the slot after the
+    Writers decide where to write; the buffer reads with :meth:`get`; :meth:`set` writes
+    at given slots directly (as TorchRL's storages do). ``head`` is the slot after the
     last one written (where a circular writer goes on).
-    Writes go through :meth:`prepare` (validate, no side effects) then :meth:`set`.
+    Writes go through :meth:`prepare` (validate, no side effects) then ``_put``.
     """
 
     def __init__(self, max_size: int, *, compilable: bool = False) -> None:
@@ -81,7 +82,57 @@ class Storage:
         """Normalize and validate ``data``; raise ``ValueError``/``TypeError``; never writes."""
         raise NotImplementedError
 
-    def set(
+    def set(self, cursor, data, *, set_cursor: bool = True) -> None:
+        """Write ``data`` at the slots ``cursor`` (TorchRL's storage-level write).
+
+        ``cursor`` is an int (``data`` is then one item), a sequence or tensor of ints, or a
+        slice of the ``max_size`` slots; ``data`` holds one item per slot. With
+        ``set_cursor=True`` the storage's length grows to cover the slots and the write head
+        moves after the last one; with ``False`` both stay (e.g. to fill the slots in
+        advance). A sampler or writer of a buffer over this storage does not see the write.
+        """
+        index = self._cursor_index(cursor)
+        if isinstance(cursor, int):
+            batch = self.prepare(self.one(data))
+        else:
+            batch = self._prepare_slots(data, index.numel())
+        if batch.n != index.numel():
+            raise ValueError(
+                f"set: {index.numel()} slot(s) given for a batch of {batch.n} item(s)"
+            )
+        if batch.n == 0:
+            return
+        length, head = self._len, self._head
+        new_len = max(length, int(index.max()) + 1) if set_cursor else length
+        self._put(index, batch, None, None, new_len)
+        if not set_cursor:
+            self._head = head
+
+    def _prepare_slots(self, data, n: int) -> Batch:
+        """:meth:`prepare` for :meth:`set` at ``n`` slots (a storage whose items may have batch
+        dims of their own reads ``data``'s first dim as the slots)."""
+        return self.prepare(data)
+
+    def _cursor_index(self, cursor) -> torch.Tensor:
+        if isinstance(cursor, slice):
+            return torch.arange(self.max_size)[cursor]
+        if isinstance(cursor, bool):
+            raise TypeError(f"cursor must be an int, ints or a slice, found {cursor!r}")
+        if isinstance(cursor, int):
+            cursor = [cursor]
+        elif isinstance(cursor, range):
+            cursor = list(cursor)
+        index = torch.as_tensor(cursor)
+        if index.dtype == torch.bool or index.is_floating_point():
+            raise TypeError(f"cursor must hold integers, found dtype {index.dtype}")
+        index = index.reshape(-1).to(torch.long).cpu()
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.max_size):
+            raise IndexError(
+                f"cursor {index.tolist()} out of the storage's slots [0, {self.max_size})"
+            )
+        return index
+
+    def _put(
         self,
         index: torch.Tensor,
         batch: Batch,

@@ -49,7 +49,7 @@ class ListStorage(Storage):
         data = list(data)
         return Batch(len(data), data, None)
 
-    def set(self, index, batch, source, start, new_len) -> None:
+    def _put(self, index, batch, source, start, new_len) -> None:
         """Write the items; the list grows up to ``max_size``."""
         data = batch.data
         if source is not None:

@@ -47,6 +47,12 @@ class LazyMemmapStorage(LazyTensorStorage):
         max_size: number of rows.
         scratch_dir: directory of the files (created if missing).
         release_bytes: bytes touched between two releases of the mapped pages.
+        ndim: leading batch dims that are storage dims (see :class:`LazyTensorStorage`).
+        auto_cleanup: remove the directory when the storage is closed, garbage collected or
+            the process exits (normally or by Ctrl+C). Default: ``True`` for the temporary
+            directory (no ``scratch_dir``), ``False`` for a ``scratch_dir`` (kept, to be
+            reopened). :meth:`cleanup` removes it at once either way.
+        device: where read batches are sent (default CPU); the files stay on the CPU.
 
     >>> import tempfile
     >>> s = LazyMemmapStorage(1000, scratch_dir=tempfile.mkdtemp())
@@ -58,11 +64,18 @@ class LazyMemmapStorage(LazyTensorStorage):
         *,
         scratch_dir: str | os.PathLike | None = None,
         release_bytes: int = 128 << 20,
+        ndim: int = 1,
         compilable: bool = False,
+        auto_cleanup: bool | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
+        if auto_cleanup is not None and not isinstance(auto_cleanup, bool):
+            raise TypeError(f"auto_cleanup must be a bool or None, found {auto_cleanup!r}")
         self._cursor: np.memmap | None = None
         self._open_mode: _Mode = "w+"
-        super().__init__(max_size, compilable=compilable)
+        super().__init__(max_size, ndim=ndim, compilable=compilable)
+        out = torch.device(device) if device is not None else None
+        self._out_device = out if out is not None and out.type != "cpu" else None
         self._maps: list[np.memmap] = []
         self._row_bytes = 0  # bytes a random read of one row may map
         self._total_bytes = 0  # size of all files
@@ -72,12 +85,16 @@ class LazyMemmapStorage(LazyTensorStorage):
         self._closed = False
         if scratch_dir is None:
             self.scratch_dir = tempfile.mkdtemp(prefix="streamrl-memmap-")
-            self._finalizer = weakref.finalize(
-                self, shutil.rmtree, self.scratch_dir, ignore_errors=True
-            )
         else:
             self.scratch_dir = os.fspath(scratch_dir)
             os.makedirs(self.scratch_dir, exist_ok=True)
+        self._auto_cleanup = scratch_dir is None if auto_cleanup is None else auto_cleanup
+        if self._auto_cleanup:
+            # runs at close(), at garbage collection or at exit (weakref.finalize's atexit)
+            self._finalizer = weakref.finalize(
+                self, shutil.rmtree, self.scratch_dir, ignore_errors=True
+            )
+        if scratch_dir is not None:
             if os.path.exists(os.path.join(self.scratch_dir, _SCHEMA)):
                 self._reopen()
 
@@ -221,7 +238,7 @@ class LazyMemmapStorage(LazyTensorStorage):
             self._cursor.flush()
 
     def close(self) -> None:
-        """Flush, unmap; remove the directory if it was a temporary one. Idempotent."""
+        """Flush, unmap; remove the directory with ``auto_cleanup``. Idempotent."""
         self._closed = True
         if self._maps:
             self.flush()
@@ -236,6 +253,23 @@ class LazyMemmapStorage(LazyTensorStorage):
         if self._finalizer is not None:
             self._finalizer()
 
+    def _read_rows(self, index: torch.Tensor):
+        out = super()._read_rows(index)
+        return out if self._out_device is None else out.to(self._out_device)
+
+    def cleanup(self) -> bool:
+        """Close the storage and remove its directory now; ``True`` if files were removed
+        (``False``: nothing was written, or the directory is already gone). Idempotent."""
+        self.close()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        path = self.scratch_dir
+        if not os.path.isdir(path):
+            return False
+        had_files = bool(os.listdir(path))
+        shutil.rmtree(path, ignore_errors=True)
+        return had_files
+
     def __getstate__(self):
         # Worker processes reopen the files instead of copying the maps.
         if self._cursor is not None:
@@ -244,6 +278,8 @@ class LazyMemmapStorage(LazyTensorStorage):
             "max_size": self.max_size,
             "scratch_dir": self.scratch_dir,
             "release_bytes": self.release_bytes,
+            "ndim": self.ndim,
+            "device": str(self._out_device) if self._out_device is not None else None,
             "_len0": self._len,
             "_head0": self._head,
             "_shared": bool(self.__dict__.get("_shared")),
@@ -255,6 +291,8 @@ class LazyMemmapStorage(LazyTensorStorage):
             state["max_size"],
             scratch_dir=state["scratch_dir"],
             release_bytes=state["release_bytes"],
+            ndim=state.get("ndim", 1),
+            device=state.get("device"),
         )
         if self._cursor is None:
             self._len, self._head = state["_len0"], state["_head0"]

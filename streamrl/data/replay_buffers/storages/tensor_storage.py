@@ -48,15 +48,32 @@ class LazyTensorStorage(Storage):
     reads return ``[n, 10]`` TensorDicts, and ``extend`` takes ``[..., 10]`` batches.
 
     Args:
-        max_size: number of rows.
+        max_size: number of rows (elements: with ``ndim > 1``, a ``[B, T]`` batch takes
+            ``B * T`` of them).
         device: where the rows live (default CPU).
+        ndim: how many leading batch dims are storage dims (TorchRL's ``ndim``). With
+            ``ndim=2`` each batch is ``[B, T, ...]`` with the ``T`` of the first write, its
+            elements counted by ``len`` and sampled one by one; they are stored row after
+            row (``shape`` is ``[max_size // T, T]``). ``add`` is refused (write rows with
+            ``extend``).
 
     >>> s = LazyTensorStorage(1000)
+    >>> from tensordict import TensorDict
+    >>> from streamrl.data import ReplayBuffer
+    >>> rb = ReplayBuffer(storage=LazyTensorStorage(100, ndim=2), batch_size=4)
+    >>> _ = rb.extend(TensorDict({"x": torch.ones(4, 3)}, [4, 3]))
+    >>> len(rb), rb.storage.shape, rb.sample().shape
+    (12, torch.Size([33, 3]), torch.Size([4]))
     """
 
     def __init__(self, max_size: int, *, device: str | torch.device | None = None,
-                 compilable: bool = False) -> None:
+                 ndim: int = 1, compilable: bool = False) -> None:
         super().__init__(max_size, compilable=compilable)
+        if isinstance(ndim, bool) or not isinstance(ndim, int) or ndim < 1:
+            raise ValueError(f"ndim must be an int >= 1, found {ndim!r}")
+        self.ndim = ndim
+        self._store_dims: tuple[int, ...] | None = None  # batch dims 1..ndim-1, fixed
+        self._pending_dims: tuple[int, ...] | None = None  # those of the batch last prepared
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._data: TensorDictBase | torch.Tensor | None = None
         self._keys: list[tuple[str, ...]] = []  # empty: tensor storage or unallocated
@@ -164,14 +181,17 @@ class LazyTensorStorage(Storage):
             if one:
                 batch: list[int] = []
             else:
-                if any(x.ndim == 0 for x in leaves):
-                    raise ValueError("extend: every pytree leaf needs a batch dim (use add())")
-                sizes = {x.shape[0] for x in leaves}
-                if len(sizes) != 1:
+                k = self.ndim
+                if any(x.ndim < k for x in leaves):
                     raise ValueError(
-                        f"extend: pytree leaves must share their first dim, found {sorted(sizes)}"
+                        f"extend: every pytree leaf needs {k} batch dim(s) (use add())")
+                sizes = {tuple(x.shape[:k]) for x in leaves}
+                if len(sizes) != 1:
+                    dims = "first dim" if k == 1 else f"first {k} dims"
+                    raise ValueError(
+                        f"extend: pytree leaves must share their {dims}, found {sorted(sizes)}"
                     )
-                batch = [leaves[0].shape[0]]
+                batch = list(leaves[0].shape[:k])
             td = TensorDict({str(i): x for i, x in enumerate(leaves)}, batch_size=batch)
             return td, ("pytree", spec)
         return data, None
@@ -219,6 +239,11 @@ class LazyTensorStorage(Storage):
 
     def one(self, item):
         """Wrap one item: a tensor gets a leading dim of 1, a TensorDict keeps its batch dims."""
+        if self.ndim > 1:
+            raise ValueError(
+                f"add() writes one item; a storage with ndim={self.ndim} takes batches of "
+                f"{self.ndim} storage dims: use extend()"
+            )
         if isinstance(item, TensorDictBase) or is_tensorclass(item) or self._is_tree(item):
             return _One(item)
         if isinstance(item, torch.Tensor):
@@ -237,9 +262,53 @@ class LazyTensorStorage(Storage):
             data = item.unsqueeze(0)
         elif not isinstance(data, (TensorDictBase, torch.Tensor)):
             data, wrap = self._as_td(data, one=False)
+        if self.ndim > 1:
+            self._check_store_dims(data)
         if wrap is not None or self._wrap is not None:
             self._check_wrap(wrap)
         return self._prepare(data, item_batch, wrap)
+
+    def _check_store_dims(self, data) -> None:
+        """With ``ndim > 1``: the batch's first ``ndim`` dims are storage dims, and dims
+        ``1 .. ndim - 1`` must be those of the first write."""
+        shape = tuple(data.batch_size if isinstance(data, TensorDictBase) else data.shape)
+        if len(shape) < self.ndim:
+            raise ValueError(
+                f"extend: a storage with ndim={self.ndim} takes batches of at least {self.ndim} "
+                f"dims, found batch size {list(shape)}"
+            )
+        dims = shape[1 : self.ndim]
+        if self._store_dims is not None and dims != self._store_dims:
+            raise ValueError(
+                f"extend: this storage's dims 1..{self.ndim - 1} are {list(self._store_dims)}, "
+                f"found a batch of size {list(shape)}"
+            )
+        self._pending_dims = dims
+
+    @property
+    def shape(self) -> torch.Size:
+        """The storage dims: ``[max_size]``, or with ``ndim > 1`` (once written)
+        ``[max_size // row, *row]`` where ``row`` are dims ``1 .. ndim - 1`` of the batches."""
+        dims = self._store_dims
+        if self.ndim == 1 or dims is None:
+            return torch.Size([self.max_size])
+        row = 1
+        for d in dims:
+            row *= d
+        return torch.Size([self.max_size // row, *dims])
+
+    def _prepare_slots(self, data, n: int) -> Batch:
+        """``set``'s batch: a TensorDict (tensorclass, pytree) whose first dim is the ``n``
+        slots keeps its other batch dims as the items' own."""
+        td, wrap = (data, None) if isinstance(data, TensorDictBase) else (
+            self._as_td(data, one=False) if not isinstance(data, torch.Tensor) else (data, None))
+        if isinstance(td, TensorDictBase) and td.batch_dims > 1 and td.batch_size[0] == n and (
+            not self.allocated or td.batch_dims == 1 + len(self._item_batch)
+        ):
+            if wrap is not None or self._wrap is not None:
+                self._check_wrap(wrap)
+            return self._prepare(td, tuple(td.batch_size[1:]), wrap)
+        return self.prepare(data)
 
     def _prepare(self, data, item_batch, wrap) -> Batch:
         if isinstance(data, TensorDictBase):
@@ -344,11 +413,13 @@ class LazyTensorStorage(Storage):
         else:
             self._allocate({(): (tuple(data.shape[1:]), data.dtype)}, False)
 
-    def set(self, index, batch: Batch, source, start, new_len) -> None:
+    def _put(self, index, batch: Batch, source, start, new_len) -> None:
         """Copy the rows in (two slice copies when ``start`` is given, else ``index_copy_``)."""
         if not self.allocated:
             self._wrap = batch.wrap
             self._allocate_from(batch.data)
+            if self.ndim > 1:
+                self._store_dims = self._pending_dims
         leaves = batch.leaves
         if leaves is None:
             if self._is_td:
@@ -484,7 +555,9 @@ class TensorStorage(LazyTensorStorage):
 
     The storage starts full (``len(storage) == storage_data.shape[0]``) and uses the given
     tensors in place (no copy, unless ``device`` differs): a buffer over a dataset that is
-    already in memory. Writes overwrite slots round-robin, as in any storage; pair it with an
+    already in memory. A TensorDict without tensors (``TensorDict(batch_size=[n])``) gives
+    ``n`` empty slots instead, whose first write fixes the keys, as in a
+    :class:`LazyTensorStorage`. Writes overwrite slots round-robin, as in any storage; pair it with an
     :class:`ImmutableDatasetWriter` to forbid them. Extra batch dims of a TensorDict belong to
     each item (``TensorStorage(TensorDict(..., [10, 11]))`` holds 10 items of batch ``[11]``).
 
@@ -524,7 +597,11 @@ class TensorStorage(LazyTensorStorage):
         if isinstance(data, TensorDictBase):
             flat = self._flat_items(data)
             if not flat:
-                raise ValueError("TensorStorage needs a TensorDict with at least one tensor")
+                # no tensors yet: n empty slots, whose first write fixes the keys
+                self._item_batch = tuple(data.batch_size[1:])
+                self._len = 0
+                self._head = 0
+                return
             self._keys = list(flat)
             self._key_set = set(self._keys)
             self._leaves = [flat[k] for k in self._keys]
