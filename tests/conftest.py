@@ -2,6 +2,9 @@
 
 import os
 
+import pytest
+import torch
+
 # TorchRL scripts (they import torchrl): run by tests/torchrl_ports/test_ports.py, never imported
 collect_ignore_glob = ["torchrl_ports/scripts/*"]
 
@@ -9,3 +12,13 @@ collect_ignore_glob = ["torchrl_ports/scripts/*"]
 # updater) are for users; the suite builds such losses on purpose. Tests of the reminders
 # turn them back on with monkeypatch.setenv("RL_WARNINGS", "1").
 os.environ.setdefault("RL_WARNINGS", "0")
+
+
+@pytest.fixture(autouse=True)
+def _restore_distribution_validation():
+    # torch.compile turns torch.distributions' argument validation off for the whole process
+    # (dynamo sets Distribution's default); tests that compile must not change what later
+    # tests see
+    before = torch.distributions.Distribution._validate_args
+    yield
+    torch.distributions.Distribution.set_default_validate_args(before)
