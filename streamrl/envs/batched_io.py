@@ -13,7 +13,9 @@ shared memory, so a worker process steps through the same rows (:class:`Parallel
 The state entries are inputs: they reach the sub-envs, and so do the root's observations at a
 step (what a single env's step is given). A step returns what the output specs
 hold (a primer's entries are both, so they are carried from step to step); a reset returns the
-observations and the state entries (the sub-env's, else the given ones, else zeros).
+observations and the state entries (the sub-env's, else the given ones, else zeros). The
+``("next", key)`` state entries the caller wrote before a step (a recurrent policy's next
+state) reach the sub-envs too, so a primer inside a sub-env carries the policy's value.
 
 >>> import torch
 >>> from streamrl.data.specs import Bounded, Composite, Unbounded
@@ -64,6 +66,10 @@ class BatchedIO:
         self.inputs.update({k: state_spec[k].zero() for k in self.state_keys})
         # which state entries the caller gave (the same for every row of one call)
         self.given = torch.zeros(len(self.state_keys), dtype=torch.bool)
+        # a step's ("next", state key) entries the caller wrote beforehand (a recurrent
+        # policy's next state), passed on so that a primer inside a sub-env carries them
+        self.next_inputs = {k: state_spec[k].zero() for k in self.state_keys}
+        self.next_given = torch.zeros(len(self.state_keys), dtype=torch.bool)
         self.outputs = {k: s.zero() for k, s in output_specs.items()}
         self.root = root
         self.obs_keys = [k for k in root if k not in FLAGS]
@@ -74,10 +80,11 @@ class BatchedIO:
 
     def share_memory_(self) -> BatchedIO:
         """Move every row into shared memory (in place), for worker processes."""
-        for d in (self.inputs, self.outputs, self.root):
+        for d in (self.inputs, self.next_inputs, self.outputs, self.root):
             for v in d.values():
                 v.share_memory_()
         self.given.share_memory_()
+        self.next_given.share_memory_()
         return self
 
     # ------------------------------------------------------------ batched side
@@ -94,9 +101,17 @@ class BatchedIO:
             given[j] = value is not None
             if value is not None:
                 self._copy(k, value, rows)
+        preset = tensordict.get("next", None) if action and tensordict is not None else None
+        for j, k in enumerate(self.state_keys):
+            value = None if preset is None else preset.get(k, None)
+            self.next_given[j] = value is not None
+            if value is not None:
+                self._copy(k, value, rows, self.next_inputs)
 
-    def _copy(self, key: Any, value: torch.Tensor, rows: list[int] | None) -> None:
-        dst = self.inputs[key]
+    def _copy(
+        self, key: Any, value: torch.Tensor, rows: list[int] | None, into: dict | None = None
+    ) -> None:
+        dst = (self.inputs if into is None else into)[key]
         if not isinstance(value, torch.Tensor) or value.shape != dst.shape:
             found = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(
@@ -113,7 +128,10 @@ class BatchedIO:
         parent's), with the flags of the state entries given."""
         for k, v in src.inputs.items():
             self.inputs[k][rows] = v[src_rows]
+        for k, v in src.next_inputs.items():
+            self.next_inputs[k][rows] = v[src_rows]
         self.given.copy_(src.given)
+        self.next_given.copy_(src.next_given)
 
     def carry_state(self) -> None:
         """Copy the state entries given to a step that are no output into the root (where the
@@ -135,6 +153,7 @@ class BatchedIO:
             row.__dict__.update(self.__dict__)
             row.batch_size = self.batch_size[1:]
             row.inputs = {k: v[i] for k, v in self.inputs.items()}
+            row.next_inputs = {k: v[i] for k, v in self.next_inputs.items()}
             row.outputs = {k: v[i] for k, v in self.outputs.items()}
             row.root = {k: v[i] for k, v in self.root.items()}
             row._rows = {}
@@ -150,6 +169,12 @@ class BatchedIO:
             return None
         src = {k: self.root[k].clone() for k in self.step_keys} if action else {}
         src.update({k: self.inputs[k].clone() for k in keys})
+        if action:
+            for k, g in zip(self.state_keys, self.next_given.tolist(), strict=True):
+                if g:
+                    src[("next", *(k if isinstance(k, tuple) else (k,)))] = (
+                        self.next_inputs[k].clone()
+                    )
         return _td(src, self.batch_size)
 
     def reset(self, env: Any) -> None:

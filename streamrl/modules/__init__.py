@@ -81,6 +81,7 @@ from streamrl.modules.models import (
     reset_noise,
 )
 from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
+from streamrl.modules.primers import get_primers_from_module
 from streamrl.modules.qvalue import (
     DistributionalDQNnet,
     DistributionalQValueActor,
@@ -194,6 +195,7 @@ __all__ = [
     "VmapModule",
     "WorldModelWrapper",
     "exploration_type",
+    "get_primers_from_module",
     "recurrent_mode",
     "reset_noise",
     "set_exploration_type",

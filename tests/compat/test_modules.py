@@ -57,3 +57,26 @@ def test_value_transform_documented_examples():
     torch.testing.assert_close(composed.inverse(composed(value)), value, atol=1e-3, rtol=1e-4)
     identity = modules.IdentityValueTransform()
     assert torch.equal(identity.inverse(identity(value)), value)
+
+
+def test_modules_utils_path_primers_and_mappings():
+    from streamrl.modules import GRUModule, get_primers_from_module
+    from streamrl.modules.utils import (
+        biased_softplus,
+        get_env_transforms_from_module,
+        inv_softplus,
+        mappings,
+    )
+    from streamrl.modules.utils import get_primers_from_module as from_utils
+
+    assert from_utils is get_primers_from_module
+    gru = GRUModule(input_size=10, hidden_size=10, num_layers=1,
+                    in_keys=["input", "recurrent_state", "is_init"],
+                    out_keys=["features", ("next", "recurrent_state")])
+    primer = get_primers_from_module(gru)
+    assert primer.primers["recurrent_state"].shape == (1, 10)
+    assert [type(t).__name__ for t in get_env_transforms_from_module(gru)] == [
+        "InitTracker", "TensorDictPrimer"]
+    assert torch.allclose(mappings("biased_softplus_2.0")(torch.zeros(1)), torch.tensor([2.0]))
+    assert torch.allclose(biased_softplus(2.0)(torch.zeros(1)), torch.tensor([2.0]))
+    assert abs(torch.nn.functional.softplus(torch.tensor(inv_softplus(2.0))).item() - 2.0) < 1e-6

@@ -71,9 +71,10 @@ class TensorDictPrimer(Transform):
             default False (written into the reset output after the base env's reset).
 
     The entries join the observation spec (written by reset and step) and the state spec
-    (read back at the next step). At a step, the value in the step input is carried over to
-    ``"next"`` unless the step output already holds one. Outside an env, ``forward`` writes
-    the entries that the data lacks.
+    (read back at the next step). At a step, unless the step output already holds the entry,
+    ``"next"`` gets the value the policy wrote at ``("next", key)`` in the step input (a
+    recurrent module's next state) or else the step input's current value. Outside an env,
+    ``forward`` writes the entries that the data lacks.
 
     >>> import torch
     >>> from tensordict import TensorDict
@@ -252,7 +253,11 @@ class TensorDictPrimer(Transform):
         for key in self.primers:
             if key in next_td.keys(True, True):
                 continue
-            value = td.get(key, None)
+            # the policy's next value (a recurrent module writes ("next", state)), else the
+            # current one carried over
+            value = td.get(("next", *_as_tuple(key)), None)
+            if value is None:
+                value = td.get(key, None)
             if value is None:
                 raise KeyError(
                     f"TensorDictPrimer: the step input has no {key!r} to carry over; step from "
@@ -264,6 +269,10 @@ class TensorDictPrimer(Transform):
     def __repr__(self) -> str:
         specs = {str(k): tuple(v.shape) for k, v in self.primers.items()}
         return f"TensorDictPrimer(primers={specs}, random={self.random})"
+
+
+def _as_tuple(key: NestedKey) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
 
 
 def _check_default(value: Any, name: Any) -> None:

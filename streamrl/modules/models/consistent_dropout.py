@@ -11,6 +11,9 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import unravel_key
 from torch import nn
 
+from streamrl.data.specs import Composite, Unbounded
+from streamrl.envs.transforms import TensorDictPrimer
+
 __all__ = ["ConsistentDropout", "ConsistentDropoutModule"]
 
 
@@ -119,6 +122,31 @@ class ConsistentDropoutModule(TensorDictModuleBase):
         self.dropout = ConsistentDropout(p)
         self.input_shape = None if input_shape is None else torch.Size(input_shape)
         self.input_dtype = input_dtype
+
+    def make_tensordict_primer(self) -> TensorDictPrimer:
+        """A :class:`~streamrl.envs.TensorDictPrimer` drawing a fresh mask at the mask key at
+        each reset, so a rollout acts with one mask per episode and the update replays it.
+
+        Needs ``input_shape`` (the shape of the masked entry, the env's batch dims included
+        for a batched env); ``input_dtype`` defaults to float32.
+
+        >>> m = ConsistentDropoutModule(0.5, in_keys=["x", "mask"], input_shape=(4,))
+        >>> m.make_tensordict_primer().primers["mask"].shape
+        torch.Size([4])
+        """
+        if self.input_shape is None:
+            raise ValueError(
+                "ConsistentDropoutModule.make_tensordict_primer needs the module's input_shape "
+                "(the shape of the masked entry), found None"
+            )
+        shape, dtype = self.input_shape, self.input_dtype or torch.float32
+        key = self.out_keys[1]
+
+        def draw() -> torch.Tensor:
+            return self.dropout.make_mask(shape=shape).to(dtype)
+
+        spec = Unbounded(shape=shape, dtype=dtype)
+        return TensorDictPrimer(Composite({key: spec}), default_value={key: draw}, expand_specs=True)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         value = tensordict.get(self.in_keys[0], None)

@@ -28,6 +28,8 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import unravel_key
 from torch import nn
 
+from streamrl.data.specs import Composite, Unbounded
+from streamrl.envs.transforms import TensorDictPrimer
 from streamrl.modules.models.python_rnn import GRU, LSTM, gru_step, lstm_step, run_layers
 from streamrl.modules.models.recurrent_mode import recurrent_mode as _global_recurrent_mode
 
@@ -141,6 +143,24 @@ class _RecurrentModule(TensorDictModuleBase):
                                      device=self.rnn.weight_hh_l0.device)
                 )
         return tensordict
+
+    def make_tensordict_primer(self) -> TensorDictPrimer:
+        """A :class:`~streamrl.envs.TensorDictPrimer` for the env: the state keys (the
+        ``in_keys`` between the input and ``is_init``), zero at reset, of shape
+        ``(num_layers, hidden_size)`` per env. Appended to the env, the states are part of its
+        specs, so batched envs and collectors allocate, carry and return them.
+
+        >>> gru = GRUModule(input_size=3, hidden_size=8, num_layers=2, in_key="obs",
+        ...                 out_key="features")
+        >>> gru.make_tensordict_primer().primers["recurrent_state"].shape
+        torch.Size([2, 8])
+        """
+        weight = self.rnn.weight_hh_l0
+        specs = {
+            key: Unbounded(shape=self._state_shape, dtype=weight.dtype, device=weight.device)
+            for key in self.in_keys[1:-1]
+        }
+        return TensorDictPrimer(Composite(specs), default_value=0.0, expand_specs=True)
 
     def _read(self, tensordict: TensorDictBase, batch: torch.Size):
         in_key, *state_keys, init_key = self.in_keys
