@@ -8,19 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from streamrl.envs.libs._mujoco_gl import ensure_gl_backend
+# (streamrl first: importing it picks MuJoCo's headless GL backend before dm_control loads)
+from streamrl.data import Bounded, Unbounded
+from streamrl.envs import ParallelEnv, SerialEnv
+from streamrl.envs.libs.dm_control import DMControlEnv, DMControlWrapper
+from streamrl.testing import EnvContractTests
 
-ensure_gl_backend()  # before dm_control is imported here (DMControlEnv does the same)
 pytest.importorskip("dm_control")
 
-from dm_control import suite  # noqa: E402
-from dm_control.rl import control  # noqa: E402
-from dm_control.suite import cartpole  # noqa: E402
-
-from streamrl.data import Bounded, Unbounded  # noqa: E402
-from streamrl.envs import ParallelEnv, SerialEnv  # noqa: E402
-from streamrl.envs.libs.dm_control import DMControlEnv, DMControlWrapper  # noqa: E402
-from streamrl.testing import EnvContractTests  # noqa: E402
+from dm_control import suite
+from dm_control.rl import control
+from dm_control.suite import cartpole
 
 
 def short_cartpole():
