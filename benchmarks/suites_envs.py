@@ -26,8 +26,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-import streamrl.envs.libs  # noqa: F401  (first: it picks MuJoCo's headless GL backend)
-
 torch.set_num_threads(1)
 
 

@@ -2,9 +2,9 @@
 
 MuJoCo (and dm_control, which wraps it) read ``MUJOCO_GL`` once, when they are first
 imported; unset, they try a windowing backend (GLFW) that cannot render without a display.
-:func:`ensure_gl_backend` (called when ``streamrl.envs.libs`` is imported) picks a headless
-backend beforehand where the user chose none: ``egl`` when libEGL is installed, else
-``osmesa``. :func:`render_error` turns a failed first
+:func:`ensure_gl_backend` (called when a MuJoCo-backed env is built, before MuJoCo is
+imported) picks a headless backend where the user chose none: ``egl`` when libEGL is
+installed, else ``osmesa``. Importing streamrl changes nothing. :func:`render_error` turns a failed first
 render into an error that says what to set.
 """
 

@@ -13,13 +13,14 @@ import torch
 
 from streamrl.data.specs import Bounded, Composite, TensorSpec, spec_from_dm_env
 from streamrl.envs.libs._array_env import ArrayEnv
-from streamrl.envs.libs._mujoco_gl import render_error
+from streamrl.envs.libs._mujoco_gl import ensure_gl_backend, render_error
 
 __all__ = ["DMControlEnv", "DMControlWrapper"]
 
 
 def _import_suite() -> Any:
-    """dm_control's suite (imported after ``streamrl.envs.libs`` chose a GL backend)."""
+    """dm_control's suite, imported with a headless GL backend where there is no display."""
+    ensure_gl_backend()
     from dm_control import suite
 
     return suite
@@ -41,8 +42,8 @@ class DMControlWrapper(ArrayEnv):
         env: the dm_control env.
         from_pixels: add ``"pixels"``, a uint8 ``[H, W, 3]`` frame rendered by
             ``env.physics.render`` after every step and reset. Without a display, MuJoCo
-            renders with ``MUJOCO_GL=egl`` or ``osmesa``: importing streamrl sets ``egl``
-            (or ``osmesa``) when ``MUJOCO_GL`` is unset and MuJoCo is not imported yet; a
+            renders with ``MUJOCO_GL=egl`` or ``osmesa``: building the env sets ``egl`` (or
+            ``osmesa``) when ``MUJOCO_GL`` is unset and MuJoCo is not imported yet; a
             backend that cannot render raises ``RuntimeError`` when the env is built.
         pixels_only: with ``from_pixels``, drop the state observations (default False: state
             and pixels, as TorchRL 0.14 does).

@@ -30,7 +30,7 @@ from streamrl.envs.gym_like import (
 from streamrl.envs.libs import _gym_state
 from streamrl.envs.libs._array_env import ArrayEnv
 from streamrl.envs.libs._gym_backend import gym_backend, set_gym_backend
-from streamrl.envs.libs._mujoco_gl import render_error
+from streamrl.envs.libs._mujoco_gl import ensure_gl_backend, render_error
 
 __all__ = ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend"]
 
@@ -488,6 +488,9 @@ class GymEnv(GymWrapper):
             raise TypeError(f"env_name must be a str, found {type(env_name).__name__}")
         if env_name not in gym.registry:
             _register_optional_envs()
+        spec = gym.registry.get(env_name)
+        if spec is not None and "mujoco" in str(spec.entry_point):
+            ensure_gl_backend()  # before gymnasium's MuJoCo env imports mujoco
         if from_pixels:
             make_kwargs.setdefault("render_mode", "rgb_array")
         try:
