@@ -26,8 +26,6 @@ from streamrl.data.specs import Composite
 from streamrl.envs.common import EnvBase
 from streamrl.envs.step_buffers import StepBuffers
 
-__all__ = ["ArrayEnv"]
-
 FLAGS = ("done", "terminated", "truncated")
 
 # the methods whose redefinition in a user's subclass must run: such a subclass steps through

@@ -14,8 +14,6 @@ import ctypes.util
 import os
 import sys
 
-__all__ = ["ensure_gl_backend", "render_error"]
-
 # the libraries each headless backend loads
 _HEADLESS = (("egl", "EGL"), ("osmesa", "OSMesa"))
 
