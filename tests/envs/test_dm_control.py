@@ -212,6 +212,7 @@ def test_available_envs_and_repr():
         ((3, "run"), {}, TypeError, "env_name must be a str"),
         (("cheetah", "run"), {"batch_size": (2,)}, ValueError, "batch_size must be empty"),
         (("cheetah", "run"), {"render_kwargs": 3}, TypeError, "render_kwargs must be a dict"),
+        (("cheetah", "run"), {"pixels": True}, TypeError, r"unexpected keyword arguments \['pixels'\]"),
     ],
 )
 def test_bad_arguments(args, kwargs, error, match):

@@ -6,6 +6,7 @@ module is: ``import streamrl`` does not need it.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -203,13 +204,20 @@ class DMControlWrapper(ArrayEnv):
         )
 
 
+# the keyword arguments DMControlEnv passes on to the wrapper
+_WRAPPER_ARGS = frozenset(inspect.signature(DMControlWrapper.__init__).parameters) - {
+    "self", "env"}
+
+
 class DMControlEnv(DMControlWrapper):
     """A dm_control suite env made from its domain and task names:
     ``DMControlEnv("cheetah", "run")`` (``dm_control.suite.load(env_name, task_name)``).
 
-    Keyword arguments of :class:`DMControlWrapper` configure the wrapper; ``task_kwargs``
-    (e.g. ``{"time_limit": 5}``, in seconds of simulated time), ``environment_kwargs`` and
-    ``visualize_reward`` go to ``suite.load``. ``DMControlEnv.available_envs`` lists the
+    ``task_kwargs`` (e.g. ``{"time_limit": 5}``, in seconds of simulated time),
+    ``environment_kwargs`` and ``visualize_reward`` go to ``suite.load``; the other keyword
+    arguments are :class:`DMControlWrapper`'s (``from_pixels``, ``pixels_only``,
+    ``frame_skip``, ``device``, ``batch_size``, ``allow_done_after_reset``,
+    ``render_kwargs``, ``camera_id``), as in TorchRL. ``DMControlEnv.available_envs`` lists the
     suite's ``(domain, [tasks])``.
 
     >>> env = DMControlEnv("cheetah", "run")
@@ -225,19 +233,21 @@ class DMControlEnv(DMControlWrapper):
         self,
         env_name: str,
         task_name: str,
-        from_pixels: bool = False,
-        pixels_only: bool = False,
-        frame_skip: int | None = None,
-        device: Any = None,
-        batch_size: Any = None,
-        allow_done_after_reset: bool = False,
-        render_kwargs: dict[str, Any] | None = None,
-        camera_id: int | str = 0,
-        **load_kwargs: Any,
+        task_kwargs: dict[str, Any] | None = None,
+        environment_kwargs: dict[str, Any] | None = None,
+        visualize_reward: bool = False,
+        **kwargs: Any,
     ) -> None:
         for name, value in (("env_name", env_name), ("task_name", task_name)):
             if not isinstance(value, str):
                 raise TypeError(f"{name} must be a str, found {type(value).__name__}")
+        unknown = sorted(set(kwargs) - _WRAPPER_ARGS)
+        if unknown:
+            raise TypeError(
+                f"DMControlEnv got unexpected keyword arguments {unknown}: expected those of "
+                f"DMControlWrapper {sorted(_WRAPPER_ARGS)} or task_kwargs, "
+                "environment_kwargs, visualize_reward"
+            )
         suite = _import_suite()
         tasks = suite.TASKS_BY_DOMAIN.get(env_name)
         if tasks is None or task_name not in tasks:
@@ -247,20 +257,12 @@ class DMControlEnv(DMControlWrapper):
                 f"dm_control has no {what} {task_name if tasks else env_name!r}: expected one "
                 f"of {known}"
             )
-        env = suite.load(env_name, task_name, **load_kwargs)
+        env = suite.load(env_name, task_name, task_kwargs=task_kwargs,
+                         environment_kwargs=environment_kwargs,
+                         visualize_reward=visualize_reward)
         self.env_name, self.task_name = env_name, task_name
         try:
-            super().__init__(
-                env,
-                from_pixels=from_pixels,
-                pixels_only=pixels_only,
-                frame_skip=frame_skip,
-                device=device,
-                batch_size=batch_size,
-                allow_done_after_reset=allow_done_after_reset,
-                render_kwargs=render_kwargs,
-                camera_id=camera_id,
-            )
+            super().__init__(env, **kwargs)
         except BaseException:
             env.close()
             raise
