@@ -460,7 +460,11 @@ class GymEnv(GymWrapper):
     """A gymnasium env made from its registered id: ``GymEnv("CartPole-v1")``.
 
     Keyword arguments of :class:`GymWrapper` configure the wrapper; all others go to
-    ``gymnasium.make``. ``from_pixels=True`` makes the env with ``render_mode="rgb_array"``.
+    ``gymnasium.make``. ``from_pixels=True`` makes the env with ``render_mode="rgb_array"``
+    (MuJoCo tasks render headless: ``MUJOCO_GL`` is set to ``egl``, else ``osmesa``, when it
+    is unset, there is no display and mujoco is not imported yet). ale-py's Atari ids
+    (``"ALE/Pong-v5"``, ``"PongNoFrameskip-v4"``...) work without
+    ``gymnasium.register_envs(ale_py)``; their frames are the ``"pixels"`` entry.
 
     >>> env = GymEnv("Pendulum-v1")
     >>> env
