@@ -6,19 +6,24 @@ import subprocess
 import sys
 
 SCRIPT = """
+import os
+import sys
 import warnings
 import torch
 from tensordict.nn import composite_lp_aggregate, interaction_type
 from tensordict.nn import ProbabilisticTensorDictModule
 from tensordict import TensorDict
 before = (composite_lp_aggregate(nowarn=True), interaction_type(), torch.get_default_dtype(),
-          torch.get_num_threads())
+          torch.get_num_threads(), os.environ.get("MUJOCO_GL"))
 import streamrl, streamrl.data, streamrl.envs, streamrl.modules, streamrl.objectives
 import streamrl.collectors, streamrl.ops, streamrl.train, streamrl.record, streamrl.trainers
 import streamrl.checkpoint
 after = (composite_lp_aggregate(nowarn=True), interaction_type(), torch.get_default_dtype(),
-         torch.get_num_threads())
+         torch.get_num_threads(), os.environ.get("MUJOCO_GL"))
 assert before == after, (before, after)
+# the simulators' libraries load when an env is built, not on import
+loaded = {"dm_control", "dm_env", "mujoco", "ale_py"} & set(sys.modules)
+assert not loaded, loaded
 m = ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
                                   distribution_class=torch.distributions.Normal,
                                   return_log_prob=True)

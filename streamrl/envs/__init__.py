@@ -1,6 +1,7 @@
 """streamrl.envs: the environment contract, gymnasium wrappers, transforms, batched envs.
 
-:class:`EnvBase` is the contract; :class:`~streamrl.envs.libs.gym.GymEnv` wraps gymnasium;
+:class:`EnvBase` is the contract; :class:`~streamrl.envs.libs.gym.GymEnv` wraps gymnasium,
+:class:`~streamrl.envs.libs.dm_control.DMControlEnv` the DeepMind Control suite;
 :class:`SerialEnv` and :class:`ParallelEnv` batch N envs (in this process / in worker
 processes); transforms (:class:`TransformedEnv`, :class:`Compose`, ...) rewrite an env's
 inputs and outputs. Every env steps through one protocol, :meth:`EnvBase.step_into` into
@@ -13,6 +14,7 @@ from streamrl.envs.common import EnvBase, EnvClosedError
 from streamrl.envs.custom import PendulumEnv
 from streamrl.envs.env_creator import EnvCreator
 from streamrl.envs.gym_like import BaseInfoDictReader, default_info_dict_reader
+from streamrl.envs.libs.dm_control import DMControlEnv, DMControlWrapper
 from streamrl.envs.libs.gym import GymEnv, GymWrapper, gym_backend, set_gym_backend
 from streamrl.envs.parallel import ParallelEnv
 from streamrl.envs.step_buffers import StepBuffers
@@ -32,6 +34,8 @@ from streamrl.envs.utils import (
 
 __all__ = [
     "BaseInfoDictReader",
+    "DMControlEnv",
+    "DMControlWrapper",
     "EnvBase",
     "EnvClosedError",
     "EnvCreator",

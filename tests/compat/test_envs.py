@@ -1,7 +1,8 @@
 """Compatibility with TorchRL 0.14's env core (torchrl.envs, .common, .batched_envs,
-.env_creator, .utils, .libs.gym, .custom): every name listed here imports from the same
-path under ``streamrl`` and its documented constructor and main method work. Names of these
-modules that streamrl does not provide are listed in docs/torchrl_differences.md."""
+.env_creator, .utils, .libs.gym, .libs.dm_control, .custom): every name listed here imports
+from the same path under ``streamrl`` and its documented constructor and main method work.
+Names of these modules that streamrl does not provide are listed in
+docs/torchrl_differences.md."""
 
 import importlib
 import pickle
@@ -15,7 +16,7 @@ PROVIDED = {
         "SerialEnv", "check_env_specs", "exploration_type", "ExplorationType", "gym_backend",
         "make_composite_from_td", "set_exploration_type", "set_gym_backend", "step_mdp",
         "make_tensordict", "terminated_or_truncated", "default_info_dict_reader",
-        "BaseInfoDictReader",
+        "BaseInfoDictReader", "DMControlEnv", "DMControlWrapper",
     ],
     "torchrl.envs.gym_like": ["default_info_dict_reader", "BaseInfoDictReader"],
     "torchrl.envs.common": ["EnvBase"],
@@ -25,8 +26,10 @@ PROVIDED = {
         "ExplorationType", "check_env_specs", "exploration_type", "make_composite_from_td",
         "set_exploration_type", "step_mdp", "make_tensordict", "terminated_or_truncated",
     ],
-    "torchrl.envs.libs": ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend"],
+    "torchrl.envs.libs": ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend",
+                          "DMControlEnv", "DMControlWrapper"],
     "torchrl.envs.libs.gym": ["GymEnv", "GymWrapper"],
+    "torchrl.envs.libs.dm_control": ["DMControlEnv", "DMControlWrapper"],
     "torchrl.envs.custom": ["PendulumEnv"],
     "torchrl.envs.custom.pendulum": ["PendulumEnv"],
 }
@@ -52,6 +55,30 @@ def test_gym_env_documented_arguments_and_rollout():
         assert td["next", "observation"].shape == (3, 3)
         assert env.spec.id == "Pendulum-v1"  # gymnasium attribute
     assert "Pendulum-v1" in GymEnv.available_envs
+
+
+def test_dm_control_documented_arguments_and_rollout():
+    pytest.importorskip("dm_control")
+    from dm_control import suite
+
+    from streamrl.envs import DMControlEnv
+    from streamrl.envs.libs.dm_control import DMControlWrapper
+
+    # TorchRL's docstring example (from_pixels, frame_skip), with smaller frames
+    with DMControlEnv(env_name="cheetah", task_name="run", from_pixels=True, frame_skip=4,
+                      device="cpu", render_kwargs={"height": 24, "width": 32}) as env:
+        td = env.rand_step(env.reset())
+        assert td["action"].shape == (6,) and td["action"].dtype == torch.float64
+        nxt = td["next"]
+        assert nxt["pixels"].shape == (24, 32, 3) and nxt["pixels"].dtype == torch.uint8
+        assert nxt["position"].shape == (8,) and nxt["velocity"].shape == (9,)
+        assert nxt["reward"].dtype == torch.float64
+        assert set(nxt.keys()) >= {"done", "terminated", "truncated"}
+    assert ("cheetah", ["run"]) in DMControlEnv.available_envs
+    with DMControlWrapper(suite.load("cartpole", "balance"), frame_skip=2,
+                          pixels_only=False, batch_size=()) as env:
+        env.set_seed(0)
+        assert env.rollout(3).batch_size == (3,)
 
 
 def test_batched_envs_documented_arguments():

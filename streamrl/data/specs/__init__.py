@@ -14,6 +14,7 @@ from streamrl.data.specs.choice import Choice
 from streamrl.data.specs.composite import Composite
 from streamrl.data.specs.consolidate import check_no_exclusive_keys, consolidate_spec
 from streamrl.data.specs.discrete import Binary, Categorical, DiscreteBox, OneHot
+from streamrl.data.specs.dm_env_specs import spec_from_dm_env
 from streamrl.data.specs.gym_spaces import spec_from_gym_space
 from streamrl.data.specs.legacy import (
     BinaryDiscreteTensorSpec,
@@ -66,5 +67,6 @@ __all__ = [
     "UnboundedDiscreteTensorSpec",
     "check_no_exclusive_keys",
     "consolidate_spec",
+    "spec_from_dm_env",
     "spec_from_gym_space",
 ]

@@ -1,5 +1,15 @@
-"""Wrappers around third-party environment libraries (gymnasium: :mod:`streamrl.envs.libs.gym`)."""
+"""Wrappers around third-party environment libraries: gymnasium
+(:mod:`streamrl.envs.libs.gym`) and DeepMind Control (:mod:`streamrl.envs.libs.dm_control`,
+which imports dm_control only when an env is built)."""
 
+from streamrl.envs.libs.dm_control import DMControlEnv, DMControlWrapper
 from streamrl.envs.libs.gym import GymEnv, GymWrapper, gym_backend, set_gym_backend
 
-__all__ = ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend"]
+__all__ = [
+    "DMControlEnv",
+    "DMControlWrapper",
+    "GymEnv",
+    "GymWrapper",
+    "gym_backend",
+    "set_gym_backend",
+]

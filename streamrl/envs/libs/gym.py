@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 
 from streamrl.data.specs import (
     Binary,
@@ -20,7 +21,6 @@ from streamrl.data.specs import (
     Unbounded,
     spec_from_gym_space,
 )
-from streamrl.envs.common import EnvBase
 from streamrl.envs.gym_like import (
     BaseInfoDictReader,
     default_info_dict_reader,
@@ -28,26 +28,42 @@ from streamrl.envs.gym_like import (
     spec_of_value,
 )
 from streamrl.envs.libs import _gym_state
+from streamrl.envs.libs._array_env import ArrayEnv
 from streamrl.envs.libs._gym_backend import gym_backend, set_gym_backend
-from streamrl.envs.step_buffers import StepBuffers
+from streamrl.envs.libs._mujoco_gl import ensure_gl_backend, render_error
 
 __all__ = ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend"]
 
-_FLAGS = ("done", "terminated", "truncated")
+_optional_registered = False
 
 
-_STEPPING = ("_step", "_reset", "step", "reset", "maybe_reset", "step_and_maybe_reset")
+def _register_optional_envs() -> None:
+    """Register the ids of the env packages gymnasium knows only once they are imported:
+    ale-py's Atari games (``ALE/Pong-v5``, ``PongNoFrameskip-v4``...), where it is
+    installed (what ``gymnasium.register_envs(ale_py)`` does; done once)."""
+    global _optional_registered
+    if _optional_registered:
+        return
+    _optional_registered = True
+    if importlib.util.find_spec("ale_py") is not None:
+        import ale_py
+        import gymnasium as gym
+
+        gym.register_envs(ale_py)
 
 
-def _overrides_stepping(cls: type) -> bool:
-    """Whether a subclass of GymWrapper redefines how it steps or resets (then only the
-    generic stepping path runs that code)."""
-    for klass in cls.__mro__:
-        if klass is GymWrapper:
-            return False
-        if any(name in klass.__dict__ for name in _STEPPING):
-            return True
-    return False
+def _is_frame_space(space: Any) -> bool:
+    """Whether an observation space is an RGB frame (Atari's, CarRacing's): a uint8 Box of
+    shape ``(H, W, 3)`` over 0..255. Such an observation is the env's pixels."""
+    import gymnasium as gym
+
+    return (
+        isinstance(space, gym.spaces.Box)
+        and space.dtype == np.uint8
+        and len(space.shape) == 3
+        and space.shape[-1] == 3
+        and bool((space.low == 0).all() and (space.high == 255).all())
+    )
 
 
 class _ActionConverter:
@@ -103,10 +119,11 @@ class _AvailableEnvs:
     def __get__(self, obj: Any, cls: type | None = None) -> list[str]:
         import gymnasium as gym
 
+        _register_optional_envs()
         return list(gym.registry.keys())
 
 
-class GymWrapper(EnvBase):
+class GymWrapper(ArrayEnv):
     """Wrap a gymnasium (>= 1.0) env.
 
     Args:
@@ -129,14 +146,18 @@ class GymWrapper(EnvBase):
             actions are always rejected.
 
     Observations: a Box space gives ``"observation"``; a Dict space gives one entry per key;
-    a Tuple space gives ``"observation"`` holding keys ``"0"``, ``"1"``...
+    a Tuple space gives ``"observation"`` holding keys ``"0"``, ``"1"``... An RGB frame
+    observation (a uint8 ``(H, W, 3)`` Box over 0..255, as Atari's) is the env's pixels:
+    it gives ``"pixels"``, as in TorchRL, and ``from_pixels`` reads it rather than
+    rendering (``from_pixels`` is then True whatever was passed).
     ``set_seed(s)`` seeds the next reset (``env.reset(seed=s)``) and the action space.
     Attributes the wrapper does not have are read from the gymnasium env (``env.spec``,
     ``env.unwrapped``...), as in TorchRL. ``GymWrapper.available_envs`` lists the
-    registered gymnasium ids.
+    registered gymnasium ids (with ale-py's Atari ids where it is installed).
     """
 
     available_envs = _AvailableEnvs()
+    _library_wrapper = True  # its stepping methods are the fast path's own
 
     def __init__(
         self,
@@ -155,7 +176,8 @@ class GymWrapper(EnvBase):
             raise TypeError(f"GymWrapper expects a gymnasium.Env, found {type(env).__name__}")
         if not isinstance(frame_skip, int) or frame_skip < 1:
             raise ValueError(f"frame_skip must be a positive int, found {frame_skip!r}")
-        if from_pixels and env.render_mode != "rgb_array":
+        frame_obs = _is_frame_space(env.observation_space)
+        if from_pixels and not frame_obs and env.render_mode != "rgb_array":
             raise ValueError(
                 f"from_pixels needs an env made with render_mode='rgb_array', found "
                 f"render_mode={env.render_mode!r}"
@@ -164,7 +186,11 @@ class GymWrapper(EnvBase):
         self.strict_action_bounds = strict_action_bounds
         self._env = env
         self.frame_skip = frame_skip
-        self.from_pixels = from_pixels
+        self._frame_obs = frame_obs
+        # the observation's key; an env whose observation is its frame needs no rendering
+        self._obs_key = "pixels" if frame_obs else "observation"
+        self._renders = from_pixels and not frame_obs
+        self.from_pixels = from_pixels or frame_obs
         self.pixels_only = pixels_only
         self.info_keys = tuple(info_keys or ())
         self._info_given: dict[str, TensorSpec] = {}  # info specs a reader was given
@@ -189,19 +215,22 @@ class GymWrapper(EnvBase):
         obs = Composite(shape=())
         space = env.observation_space
         self._dict_obs = isinstance(space, gym.spaces.Dict)
-        if not (self.from_pixels and self.pixels_only):
+        if not (self._renders and self.pixels_only):
             ospec = spec_from_gym_space(space, True)
             if self._dict_obs:
                 obs.update(ospec)  # type: ignore[arg-type]
             else:
-                obs["observation"] = ospec
+                obs[self._obs_key] = ospec
         self._tuple_obs = isinstance(space, gym.spaces.Tuple)
         self._obs_keys = list(obs.keys())
         info = {}
-        if self.from_pixels or self.info_keys:
+        if self._renders or self.info_keys:
             _, info = env.reset()
-        if self.from_pixels:
-            frame = np.asarray(env.render())
+        if self._renders:
+            try:
+                frame = np.asarray(env.render())
+            except Exception as err:
+                raise render_error(f"{type(self).__name__}(from_pixels=True)", err) from err
             obs["pixels"] = Bounded(0, 255, frame.shape, dtype=torch.uint8)
         if any(k not in info and k not in self._info_given for k in self.info_keys):
             info = {**self._step_info(), **info}
@@ -227,16 +256,16 @@ class GymWrapper(EnvBase):
         self.observation_spec = obs
         self._obs_specs = {k: obs[k] for k in obs.keys()}
         self._reward_np_dtype = np.float32
-        first = self._obs_specs.get("observation")
+        first = self._obs_specs.get(self._obs_key)
         self._obs_np_dtype = (
             torch.empty(0, dtype=first.dtype).numpy().dtype
             if isinstance(first, TensorSpec)
             else None
         )
         self._simple = (
-            self._obs_keys == ["observation"]
+            self._obs_keys == [self._obs_key]
             and not self._tuple_obs
-            and not self.from_pixels
+            and not self._renders
             and not self.info_keys
             and not self._info_readers
             and self.frame_skip == 1
@@ -323,28 +352,18 @@ class GymWrapper(EnvBase):
     def _obs_arrays(self, obs: Any, info: dict) -> dict[str, Any]:
         """gymnasium observation (+ render, info) -> dict of numpy arrays by key."""
         out: dict[str, Any] = {}
-        if not (self.from_pixels and self.pixels_only):
+        if not (self._renders and self.pixels_only):
             if self._dict_obs:
                 out.update(obs)
             elif self._tuple_obs:
                 out["observation"] = {str(i): o for i, o in enumerate(obs)}
             else:
-                out["observation"] = obs
-        if self.from_pixels:
+                out[self._obs_key] = obs
+        if self._renders:
             out["pixels"] = self._env.render()
         for key in self.info_keys:
             spec = self._obs_specs[key]
             out[key] = info.get(key, np.zeros(tuple(spec.shape)))
-        return out
-
-    def _to_tensors(self, arrays: dict[str, Any]) -> dict[str, Any]:
-        out = {}
-        for key, val in arrays.items():
-            spec = self._obs_specs[key]
-            if isinstance(spec, Composite):
-                out[key] = spec.encode(val)
-            else:
-                out[key] = torch.as_tensor(np.array(val, dtype=None)).to(spec.dtype)
         return out
 
     def _gym_step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
@@ -370,30 +389,21 @@ class GymWrapper(EnvBase):
 
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
         obs, info = self._gym_reset()
-        src = self._to_tensors(self._obs_arrays(obs, info))
-        false = torch.zeros(1, dtype=torch.bool)
-        for key in _FLAGS:
-            src[key] = false.clone()
-        td = TensorDict(src, batch_size=(), device=self.device)
+        td = self._reset_output(self._to_tensors(self._obs_arrays(obs, info)))
         for reader in self._info_readers:
             reader(info, td)
         return td
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        # gymnasium's info feeds the readers: this is ArrayEnv._step with the info kept
         action = self._to_gym(tensordict.get("action"))
         if self._simple:
             obs, reward, term, trunc, _ = self._env.step(action)
-            src = {"observation": torch.from_numpy(np.array(obs, dtype=self._obs_np_dtype))}
+            src = {self._obs_key: torch.from_numpy(np.array(obs, dtype=self._obs_np_dtype))}
         else:
             obs, reward, term, trunc, info = self._gym_step(action)
             src = self._to_tensors(self._obs_arrays(obs, info))
-        # one small array for the three flags: fewer tensor constructions per step
-        flags = torch.from_numpy(np.array([[term or trunc], [term], [trunc]], dtype=bool))
-        src["reward"] = torch.from_numpy(np.array([reward], dtype=self._reward_np_dtype))
-        src["done"] = flags[0]
-        src["terminated"] = flags[1]
-        src["truncated"] = flags[2]
-        td = TensorDict._new_unsafe(src, batch_size=torch.Size(()), device=self.device)
+        td = self._step_output(src, reward, term, trunc)
         if self._info_readers:
             for reader in self._info_readers:
                 reader(info, td)
@@ -402,72 +412,17 @@ class GymWrapper(EnvBase):
     def _close(self) -> None:
         self._env.close()
 
-    def __getattr__(self, name: str) -> Any:
-        # only called for attributes not found normally: the gymnasium env's (never during
-        # construction or unpickling, nor for dunder names)
-        env = self.__dict__.get("_env")
-        if env is None or name.startswith("__"):
-            return super().__getattr__(name)  # nn.Module's (buffers, parameters)
-        try:
-            return getattr(env, name)
-        except AttributeError:
-            raise AttributeError(
-                f"{type(self).__name__} (and its gymnasium env {type(env).__name__}) has no "
-                f"attribute {name!r}"
-            ) from None
-
     def render(self, *args: Any, **kwargs: Any) -> Any:
         """The wrapped gymnasium env's ``render()`` (an ``[H, W, 3]`` uint8 array with
         ``render_mode="rgb_array"``)."""
         return self._env.render(*args, **kwargs)
 
     # ------------------------------------------------------- stepping protocol
-    def _step_into(
-        self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
-    ) -> int:
-        # gymnasium's arrays written straight into the buffers' numpy views: no TensorDict
-        # per step. Nested observations (Tuple spaces) and subclasses that redefine how the
-        # env steps or resets take the generic path, so that their code runs.
-        if not self._arrays_ok():
-            return super()._step_into(buffers, t, steps, break_when_any_done)
-        v = buffers.numpy()
-        # (key, next rows, root rows) once, not dict lookups per step and key
-        obs_bufs = [(key, v["next"][key], v["root"][key]) for key in v["next"]]
-        # [T, 1] -> [T] views: setting a scalar is cheaper than filling a row
-        rew, term, trunc = (v[k][:, 0] for k in ("reward", "terminated", "truncated"))
-        to_gym = self._to_gym.from_numpy
-        act = v["action"]
-        actions = (to_gym(act[t]),) if steps == 1 else to_gym(act[t : t + steps])
-        step, reset = self._np_step, self._np_reset
-        for k in range(steps):
-            i = t + k
-            obs, r, te, tr = step(actions[k])
-            for key, nxt, _ in obs_bufs:
-                nxt[i] = obs[key]
-            rew[i] = r
-            term[i] = te
-            trunc[i] = tr
-            if (te or tr) and not break_when_any_done:
-                fresh = reset()
-                for key, _, root in obs_bufs:
-                    root[i + 1] = fresh[key]
-            else:
-                # copy from our own contiguous row: cheaper than from the env's array
-                # (rendered frames are often transposed views)
-                for _, nxt, root in obs_bufs:
-                    root[i + 1] = nxt[i]
-                if te or tr:
-                    return k + 1
-        return steps
+    def _actions_from_numpy(self, block: np.ndarray) -> Any:
+        return self._to_gym.from_numpy(block)
 
-    def _arrays_ok(self) -> bool:
-        ok = self.__dict__.get("_arrays")
-        if ok is None:
-            flat = not self._tuple_obs and not self._info_readers and not any(
-                isinstance(s, Composite) for s in self._obs_specs.values()
-            )
-            ok = self._arrays = flat and not _overrides_stepping(type(self))
-        return ok
+    def _arrays_supported(self) -> bool:
+        return not self._tuple_obs and not self._info_readers
 
     def _np_reset(self) -> dict[str, Any]:
         obs, info = self._gym_reset()
@@ -476,7 +431,7 @@ class GymWrapper(EnvBase):
     def _np_step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool]:
         if self._simple:
             obs, r, term, trunc, _ = self._env.step(action)
-            return {"observation": obs}, r, term, trunc
+            return {self._obs_key: obs}, r, term, trunc
         obs, r, term, trunc, info = self._gym_step(action)
         return self._obs_arrays(obs, info), r, term, trunc
 
@@ -505,7 +460,11 @@ class GymEnv(GymWrapper):
     """A gymnasium env made from its registered id: ``GymEnv("CartPole-v1")``.
 
     Keyword arguments of :class:`GymWrapper` configure the wrapper; all others go to
-    ``gymnasium.make``. ``from_pixels=True`` makes the env with ``render_mode="rgb_array"``.
+    ``gymnasium.make``. ``from_pixels=True`` makes the env with ``render_mode="rgb_array"``
+    (MuJoCo tasks render headless: ``MUJOCO_GL`` is set to ``egl``, else ``osmesa``, when it
+    is unset, there is no display and mujoco is not imported yet). ale-py's Atari ids
+    (``"ALE/Pong-v5"``, ``"PongNoFrameskip-v4"``...) work without
+    ``gymnasium.register_envs(ale_py)``; their frames are the ``"pixels"`` entry.
 
     >>> env = GymEnv("Pendulum-v1")
     >>> env
@@ -531,6 +490,11 @@ class GymEnv(GymWrapper):
 
         if not isinstance(env_name, str):
             raise TypeError(f"env_name must be a str, found {type(env_name).__name__}")
+        if env_name not in gym.registry:
+            _register_optional_envs()
+        spec = gym.registry.get(env_name)
+        if spec is not None and "mujoco" in str(spec.entry_point):
+            ensure_gl_backend()  # before gymnasium's MuJoCo env imports mujoco
         if from_pixels:
             make_kwargs.setdefault("render_mode", "rgb_array")
         try:
