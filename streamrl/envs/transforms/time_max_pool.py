@@ -69,7 +69,7 @@ class TimeMaxPool(Transform):
                 m = mask.reshape(1, *mask.shape, *([1] * (value.ndim - mask.ndim)))
                 fresh = torch.where(m, fresh, old)
             self._window[in_key] = fresh
-            td_reset.set(out_key, fresh.max(0).values)
+            td_reset.set(out_key, torch.amax(fresh, 0))
         return td_reset
 
     def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
@@ -83,7 +83,7 @@ class TimeMaxPool(Transform):
             else:
                 window = torch.cat([old[1:], value.unsqueeze(0)], 0)
             self._window[in_key] = window
-            next_td.set(out_key, window.max(0).values)
+            next_td.set(out_key, torch.amax(window, 0))
         return next_td
 
     def reset_state(self) -> None:
