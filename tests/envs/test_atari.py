@@ -191,3 +191,39 @@ def test_bad_arguments_fail_before_any_env_starts():
         atari_transforms(["FIRE", "NOOP"])
     with pytest.raises(ValueError, match="FIRE"):
         atari_transforms(["NOOP", "UP", "FIRE"])
+
+
+def test_replay_stores_each_frame_once_and_rebuilds_the_stacks():
+    from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
+    from streamrl.envs.transforms import CatFrames
+
+    env = make_atari_env("BreakoutNoFrameskip-v4", num_envs=2, seed=0, noop_max=3)
+    torch.manual_seed(0)
+    try:
+        data = env.rollout(40, break_when_any_done=False)  # [2, 40]
+    finally:
+        env.close()
+    stack = env.transform[0]
+    assert isinstance(stack, CatFrames)
+    keys = ["pixels", ("next", "pixels")]
+    cat = CatFrames(stack.N, stack.dim, in_keys=keys, padding="constant")
+    transform, sampler = cat.make_rb_transform_and_sampler(batch_size=16, traj_key="env")
+    rb = TensorDictReplayBuffer(
+        storage=LazyTensorStorage(100), sampler=sampler, transform=transform, batch_size=64
+    )
+    for i in range(2):
+        rows = data[i].clone()
+        for key in keys:  # the newest frame of each stack: 1 of 4 frames stored
+            rows.set(key, rows.get(key)[:, -1:].clone())
+        rows["env"] = torch.full((40,), i)
+        rb.extend(rows)
+    assert rb[0]["pixels"].shape == (1, 84, 84)
+    for _ in range(3):
+        sample = rb.sample()
+        assert sample.batch_size == (16,)
+        for row in sample:
+            i, t = divmod(int(row["index"]), 40)
+            assert torch.equal(row["pixels"], data[i, t]["pixels"])
+            assert torch.equal(row["next", "pixels"], data[i, t]["next", "pixels"])
+    with pytest.raises(ValueError, match="expected 16 windows"):
+        rb.sample(32)

@@ -145,39 +145,48 @@ class CatFrames(ObservationTransform):
             starts[..., 1:] = ended[..., :-1]
         return self._stack_in_time(td, starts)
 
-    def _stack_in_time(self, td: TensorDictBase, starts: torch.Tensor) -> TensorDictBase:
+    def _stack_in_time(
+        self, td: TensorDictBase, starts: torch.Tensor, at: torch.Tensor | None = None
+    ) -> TensorDictBase:
         """Stack ``in_keys`` along time (the last batch dim), each step's history starting
         at the last True of ``starts`` (shaped like the batch) up to it. A ``("next", *k)``
         key whose root ``k`` is in ``td`` is stacked as the env does: the root frames of the
-        last ``N - 1`` steps, then the step's next frame."""
+        last ``N - 1`` steps, then the step's next frame. With ``at`` (time positions, for a
+        1-D batch) only those steps are returned, stacked."""
         starts = starts.clone()
         starts[..., 0] = True
         steps = torch.arange(td.batch_size[-1], device=td.device)
         start_idx = torch.where(starts, steps, torch.zeros_like(steps)).cummax(-1).values
+        out = td
+        if at is not None:
+            steps, start_idx, out = at, start_idx[at], td[at]
         source = td.clone(False)  # the frames as given, whatever the out_keys overwrite
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             frames = self._get(source, in_key)
             self._check(in_key, frames)
             root_key = _root_of(in_key)
             root = None if root_key is None else source.get(root_key, None)
+            dims = td.batch_dims
             if root is None:
-                parts = [self._at(frames, steps - lag, start_idx, td) for lag in range(self.N - 1, -1, -1)]
+                lags, last = range(self.N - 1, -1, -1), []
             else:
-                parts = [self._at(root, steps - lag, start_idx, td) for lag in range(self.N - 2, -1, -1)]
-                parts.append(frames)
-            td.set(out_key, torch.cat(parts, dim=self.dim))
-        return td
+                lags, last = range(self.N - 2, -1, -1), [_take_time(frames, steps, dims)]
+                frames = root
+            parts = [self._at(frames, steps - lag, start_idx, dims) for lag in lags]
+            out.set(out_key, torch.cat(parts + last, dim=self.dim))
+        return out
 
     def _at(
-        self, frames: torch.Tensor, idx: torch.Tensor, start_idx: torch.Tensor, td: TensorDictBase
+        self, frames: torch.Tensor, idx: torch.Tensor, start_idx: torch.Tensor, batch_dims: int
     ) -> torch.Tensor:
         """``frames`` at time ``idx`` (per step), padded before each history's start."""
         src = torch.maximum(idx.expand_as(start_idx), start_idx)
-        gathered = _take_time(frames, src, td.batch_dims)
+        gathered = _take_time(frames, src, batch_dims)
         if self.padding == "constant":
             valid = idx >= start_idx
-            v = valid.reshape(*valid.shape, *([1] * (frames.ndim - valid.ndim)))
-            gathered = torch.where(v, gathered, torch.full_like(gathered, self.padding_value))
+            v = valid.reshape(*valid.shape, *([1] * (gathered.ndim - valid.ndim)))
+            if not bool(v.all()):
+                gathered = gathered.masked_fill(~v, self.padding_value)
         return gathered
 
     def make_rb_transform_and_sampler(
@@ -268,23 +277,27 @@ class _LastOfWindows(Transform):
                 f"{tuple(td.batch_size)} and keys {sorted(map(str, td.keys()))}"
             )
         starts = starts.reshape(td.batch_size).bool()
-        stacked = self.frames._stack_in_time(td.exclude(_WINDOW_START), starts)
         last = torch.ones_like(starts)
         last[:-1] = starts[1:]
-        found = int(last.sum())
-        if found != self.batch_size:
+        at = last.nonzero().squeeze(-1)
+        if at.numel() != self.batch_size:
             raise ValueError(
                 f"expected {self.batch_size} windows of up to {self.frames.N} steps (sample "
-                f"{self.batch_size * self.frames.N} items), found {found} in a sample of "
+                f"{self.batch_size * self.frames.N} items), found {at.numel()} in a sample of "
                 f"{td.batch_size[0]}"
             )
-        return stacked[last]
+        return self.frames._stack_in_time(td.exclude(_WINDOW_START), starts, at=at)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(frames={self.frames!r}, batch_size={self.batch_size})"
 
 
 def _take_time(frames: torch.Tensor, src: torch.Tensor, batch_dims: int) -> torch.Tensor:
-    """``frames[..., src[..., t], ...]`` along time (the last batch dim)."""
-    idx = src.reshape(*src.shape, *([1] * (frames.ndim - batch_dims)))
-    return torch.gather(frames, batch_dims - 1, idx.expand_as(frames))
+    """``frames[..., src[..., t], ...]`` along time (the last batch dim): rows copied whole
+    (an index per row, not per element). ``src`` is ``[*lead, T']`` (or ``[T']``)."""
+    t_dim = batch_dims - 1
+    feature = frames.shape[batch_dims:]
+    flat = frames.reshape(-1, frames.shape[t_dim], *feature)
+    index = src.expand(*frames.shape[:t_dim], src.shape[-1]).reshape(flat.shape[0], -1)
+    rows = torch.arange(flat.shape[0], device=frames.device).unsqueeze(-1)
+    return flat[rows, index].reshape(*frames.shape[:t_dim], index.shape[-1], *feature)

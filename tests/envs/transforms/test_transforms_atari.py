@@ -194,3 +194,37 @@ def test_resize_area_weights_pixels_by_the_area_they_cover():
     out = Resize(8, interpolation="area")._apply_transform(batched)
     assert out.shape == (2, 3, 1, 8, 8)
     assert torch.allclose(out.mean((-1, -2)), batched.mean((-1, -2)), atol=1e-5)  # mass kept
+
+
+# ---------------------------------------------------------------------------- CatFrames on stored frames
+def test_cat_frames_on_data_stacks_next_frames_as_the_env_does(counting_env):
+    from streamrl.envs.transforms import CatFrames
+
+    def cat(*keys):
+        return CatFrames(3, -1, in_keys=list(keys), padding="constant", padding_value=-1.0)
+
+    env = TransformedEnv(counting_env(max_count=3), cat("observation"))
+    rollout = env.rollout(5, break_when_any_done=False)  # an episode ends at step 2
+    single = rollout.clone()
+    for key in ("observation", ("next", "observation")):
+        single.set(key, single.get(key)[:, -3:])  # the newest frame (3 values)
+    rebuilt = cat("observation", ("next", "observation"))(single)
+    assert torch.equal(rebuilt["observation"], rollout["observation"])
+    assert torch.equal(rebuilt["next", "observation"], rollout["next", "observation"])
+    assert rebuilt["next", "observation"][3, ::3].tolist() == [-1.0, 0.0, 1.0]  # after the reset
+
+
+def test_make_rb_transform_and_sampler_arguments():
+    from streamrl.data import SliceSampler
+    from streamrl.envs.transforms import CatFrames
+
+    transform, sampler = CatFrames(4, -3).make_rb_transform_and_sampler(8, traj_key="episode")
+    assert isinstance(sampler, SliceSampler) and sampler.slice_len == 4
+    assert sampler.traj_key == "episode" and sampler.truncated_key is None
+    assert "batch_size=8" in repr(transform)
+    with pytest.raises(ValueError, match="batch_size"):
+        CatFrames(4, -3).make_rb_transform_and_sampler(0)
+    with pytest.raises(TypeError, match="init_key"):
+        CatFrames(4, -3).make_rb_transform_and_sampler(8, init_key="x")
+    with pytest.raises(ValueError, match="flat sample"):
+        transform(TensorDict({"pixels": torch.zeros(4, 1, 2, 2)}, [4]))
