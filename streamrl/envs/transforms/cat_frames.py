@@ -195,12 +195,16 @@ class CatFrames(ObservationTransform):
         """A replay-buffer transform and a :class:`~streamrl.data.SliceSampler` that rebuild
         the frame stacks at sampling time, so the buffer stores each frame once.
 
-        Store the single frames (the ``in_keys`` entries before this transform, e.g. the
-        env's output without ``CatFrames``, root and ``"next"``); give the buffer the sampler,
-        the transform and a batch size of ``batch_size * N``. The sampler draws windows of
+        Store the single frames (the ``in_keys`` entries before this transform, root and
+        ``"next"``; with the env's stacks, the newest frame of each); give a
+        :class:`~streamrl.data.TensorDictReplayBuffer` (which writes the windows' starts
+        into the sample) the sampler, the transform and a batch size of ``batch_size * N``. The sampler draws windows of
         ``N`` consecutive steps of one trajectory, ending anywhere in it (clipped at its
         start); the transform stacks each window and returns its last step: ``batch_size``
         transitions whose ``in_keys`` (root and ``"next"``) are the stacks the env made.
+        Windows end at the storage's trajectory boundaries (``traj_key`` / ``end_key``):
+        the first ``N - 1`` steps of a stored segment that continues an episode (e.g. each
+        collector batch of an env) get padded stacks.
 
         Args:
             batch_size: transitions per sample (the transform checks it).
@@ -273,7 +277,8 @@ class _LastOfWindows(Transform):
         if starts is None or td.batch_dims != 1:
             raise ValueError(
                 "the frame-stacking replay transform expects a flat sample from its "
-                f"SliceSampler (with {_WINDOW_START!r}); found batch_size "
+                f"SliceSampler with the window starts ({_WINDOW_START!r}), which a "
+                "TensorDictReplayBuffer writes into the sample; found batch_size "
                 f"{tuple(td.batch_size)} and keys {sorted(map(str, td.keys()))}"
             )
         starts = starts.reshape(td.batch_size).bool()

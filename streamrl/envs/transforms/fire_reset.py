@@ -12,6 +12,7 @@ torch.Size([210, 160, 3])
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from streamrl.envs.transforms.transform import Transform, reset_mask
 
 __all__ = ["FireResetEnv"]
 
-_MAX_RETRIES = 10
+RESET_RETRIES = 10
 
 
 def discrete_action(env: Any, index: int) -> torch.Tensor:
@@ -47,6 +48,32 @@ def discrete_action(env: Any, index: int) -> torch.Tensor:
         f"an action index needs a discrete action spec (OneHot or Categorical); "
         f"{env.action_key!r} is {type(spec).__name__}"
     )
+
+
+def act_after_reset(
+    env: Any, td_reset: TensorDictBase, plan: Callable[[], list], failure: str
+) -> TensorDictBase:
+    """Step ``env`` from its reset output ``td_reset`` with each action of ``plan()`` (None:
+    a random action) and return the last step's observations as a reset output. An episode
+    that ends on the way is reset and the plan drawn again, up to ``RESET_RETRIES`` times;
+    then ``RuntimeError(failure)``. Shared by FireResetEnv and NoopResetEnv."""
+    keys = list(td_reset.keys(True, True))
+    current = td_reset
+    for _ in range(RESET_RETRIES):
+        for action in plan():
+            td = current.clone(False)
+            if action is None:
+                stepped = env.rand_step(td)
+            else:
+                stepped = env.step(td.set(env.action_key, action))
+            nxt = stepped.get("next")
+            if bool(nxt.get("done").any()):
+                break
+            current = current.clone(False).update(nxt.select(*keys, strict=False))
+        else:
+            return current
+        current = env.reset()
+    raise RuntimeError(failure)
 
 
 class FireResetEnv(Transform):
@@ -92,20 +119,12 @@ class FireResetEnv(Transform):
                 "inside each sub-env instead"
             )
         moves = [discrete_action(parent, a) for a in self.actions]
-        keys = list(td_reset.keys(True, True))
-        current = td_reset
-        for _ in range(_MAX_RETRIES):
-            for action in moves:
-                nxt = parent.step(current.clone(False).set(parent.action_key, action))["next"]
-                if bool(nxt.get("done").any()):
-                    break
-                current = current.clone(False).update(nxt.select(*keys, strict=False))
-            else:
-                return current
-            current = parent.reset()
-        raise RuntimeError(
+        return act_after_reset(
+            parent,
+            td_reset,
+            lambda: moves,
             f"FireResetEnv: the episode ended during the actions {self.actions} after "
-            f"{_MAX_RETRIES} resets in a row"
+            f"{RESET_RETRIES} resets in a row",
         )
 
     def __repr__(self) -> str:

@@ -15,13 +15,12 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDictBase
 
-from streamrl.envs.transforms.fire_reset import discrete_action
+from streamrl.envs.transforms.fire_reset import RESET_RETRIES, act_after_reset, discrete_action
 from streamrl.envs.transforms.frame_skip import cached_parent
 from streamrl.envs.transforms.transform import Transform, reset_mask
 
 __all__ = ["NoopResetEnv"]
 
-_MAX_RETRIES = 10
 
 
 class NoopResetEnv(Transform):
@@ -78,26 +77,13 @@ class NoopResetEnv(Transform):
                 "NoopResetEnv cannot take no-ops in only some sub-envs of a batched env; "
                 "put it inside each sub-env instead"
             )
-        keys = list(td_reset.keys(True, True))
         action = None if self.noop_action is None else discrete_action(parent, self.noop_action)
-        current = td_reset
-        for _ in range(_MAX_RETRIES):
-            n = self._count()
-            for _ in range(n):
-                if action is None:
-                    stepped = parent.rand_step(current.clone(False))
-                else:
-                    stepped = parent.step(current.clone(False).set(parent.action_key, action))
-                nxt = stepped.get("next")
-                if bool(nxt.get("done").any()):
-                    break
-                current = current.clone(False).update(nxt.select(*keys, strict=False))
-            else:
-                return current
-            current = parent.reset()
-        raise RuntimeError(
-            f"NoopResetEnv: the episode ended during the no-ops {_MAX_RETRIES} times in a row; "
-            f"lower noops (now {self.noops})"
+        return act_after_reset(
+            parent,
+            td_reset,
+            lambda: [action] * self._count(),
+            f"NoopResetEnv: the episode ended during the no-ops {RESET_RETRIES} times in a row; "
+            f"lower noops (now {self.noops})",
         )
 
     def __repr__(self) -> str:
