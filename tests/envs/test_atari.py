@@ -152,7 +152,9 @@ def test_seeded_parallel_env_repeats_and_workers_draw_their_own_noops():
         )
         try:
             assert isinstance(env.base_env, ParallelEnv) and env.action_spec.shape == (2,)
-            return env.reset()["pixels"]
+            first = env.reset()["pixels"]
+            check_env_specs(env, steps=2)  # the preprocessing inside worker processes
+            return first
         finally:
             env.close()
 
