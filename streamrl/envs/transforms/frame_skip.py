@@ -105,7 +105,8 @@ class FrameSkipTransform(Transform):
         totals = {k: next_td.get(k) for k in reward_keys}
         td_in = parent_input(self, td)
         for _ in range(self.frame_skip - 1):
-            if any(bool(next_td.get(k).any()) for k in done_keys if k in next_td.keys(True)):
+            flags = (next_td.get(k, None) for k in done_keys)
+            if any(f is not None and bool(f.any()) for f in flags):
                 break
             # the next frame starts where the last one ended (its observations and state),
             # as a step from it would; the action stays
