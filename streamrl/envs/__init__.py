@@ -9,6 +9,7 @@ inputs and outputs. Every env steps through one protocol, :meth:`EnvBase.step_in
 """
 
 from streamrl.envs import transforms as _transforms
+from streamrl.envs.atari import atari_transforms, make_atari_env
 from streamrl.envs.batched import SerialEnv
 from streamrl.envs.common import EnvBase, EnvClosedError
 from streamrl.envs.custom import PendulumEnv
@@ -50,7 +51,9 @@ __all__ = [
     "check_env_specs",
     "default_info_dict_reader",
     "exploration_type",
+    "atari_transforms",
     "gym_backend",
+    "make_atari_env",
     "make_composite_from_td",
     "make_tensordict",
     "run_steps",

@@ -103,6 +103,10 @@ class _EnvServer:
             rep.release()
 
     def set_seed(self, seed: int | None) -> None:
+        # as TorchRL's workers do: what the sub-env's transforms draw from torch's RNG (the
+        # number of no-ops of NoopResetEnv) differs between workers and repeats with the seed
+        if seed is not None:
+            torch.manual_seed(seed)
         self.env.set_seed(seed)
 
     def reset(self) -> None:

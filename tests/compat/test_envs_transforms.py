@@ -449,3 +449,20 @@ def test_burn_in_transform():
     td = TensorDict({"x": torch.arange(4.0).reshape(1, 4, 1)}, [1, 4])
     out = T.BurnInTransform([m], burn_in=2)(td)
     assert out.shape == (1, 2) and out["h"][0, 0].item() == 1.0
+
+
+def test_cat_frames_make_rb_transform_and_sampler():
+    # TorchRL's documented use: stack at sampling time, store each frame once
+    from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
+
+    catframes = T.CatFrames(N=2, dim=-1, in_keys=["obs", ("next", "obs")])
+    transform, sampler = catframes.make_rb_transform_and_sampler(batch_size=4)
+    rb = TensorDictReplayBuffer(
+        storage=LazyTensorStorage(20), sampler=sampler, transform=transform, batch_size=8
+    )
+    obs = torch.arange(10.0).reshape(10, 1)
+    done = torch.zeros(10, 1, dtype=torch.bool)
+    rb.extend(TensorDict({"obs": obs, "next": {"obs": obs + 1, "done": done}}, [10]))
+    s = rb.sample()
+    assert s["obs"].shape == (4, 2) and s["next", "obs"].shape == (4, 2)
+    assert torch.equal(s["obs"][:, 1], s["next", "obs"][:, 0])

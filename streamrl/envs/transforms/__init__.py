@@ -28,6 +28,7 @@ from streamrl.envs.transforms.elementwise import ClipTransform, SignTransform
 from streamrl.envs.transforms.end_of_life import EndOfLifeTransform
 from streamrl.envs.transforms.expand_as import ExpandAs
 from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
+from streamrl.envs.transforms.fire_reset import FireResetEnv
 from streamrl.envs.transforms.flatten_action import FlattenAction
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
 from streamrl.envs.transforms.gsde import gSDENoise
@@ -89,6 +90,7 @@ __all__ = [
     "ExcludeTransform",
     "ExpandAs",
     "FiniteTensorDictCheck",
+    "FireResetEnv",
     "FlattenAction",
     "FlattenObservation",
     "FrameSkipTransform",

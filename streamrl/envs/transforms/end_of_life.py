@@ -28,6 +28,7 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 
 from streamrl.data.specs import Unbounded
+from streamrl.envs.transforms.frame_skip import cached_parent
 from streamrl.envs.transforms.transform import Transform, one_key
 
 __all__ = ["EndOfLifeTransform"]
@@ -77,7 +78,7 @@ class EndOfLifeTransform(Transform):
     def _base_env(self) -> Any:
         from streamrl.envs.transforms.transformed_env import TransformedEnv
 
-        env = self.parent
+        env = cached_parent(self)
         if env is None:
             raise ValueError(
                 "EndOfLifeTransform reads the lives count from its env: put it in a TransformedEnv"

@@ -10,11 +10,42 @@ tensor([2., 2., 2.])
 
 from __future__ import annotations
 
+from typing import Any
+
 from tensordict import TensorDictBase
 
 from streamrl.envs.transforms.transform import Transform
 
 __all__ = ["FrameSkipTransform"]
+
+
+def cached_parent(transform: Transform) -> Any:
+    """``transform.parent``, built once and reused while the env layout (base env and the
+    transforms before ``transform``) stays the same: building it computes specs, too slow
+    for every step. Shared by the transforms that step or reset their parent env."""
+    from streamrl.envs.transforms.compose import Compose
+    from streamrl.envs.transforms.transformed_env import TransformedEnv
+
+    container = transform.container
+    if isinstance(container, TransformedEnv):
+        key: tuple = (id(container), id(container.base_env))
+    elif isinstance(container, Compose):
+        outer = container.parent_env_and_prefix()
+        if outer is None:
+            return None
+        before = []
+        for t in container.transforms:
+            if t is transform:
+                break
+            before.append(id(t))
+        key = (id(outer[0]), *map(id, outer[1]), *before)
+    else:
+        return None
+    cache = transform.__dict__.get("_parent_cache")
+    if cache is None or cache[0] != key:
+        cache = (key, transform.parent)
+        transform.__dict__["_parent_cache"] = cache
+    return cache[1]
 
 
 def parent_input(transform: Transform, td: TensorDictBase) -> TensorDictBase:
@@ -66,7 +97,7 @@ class FrameSkipTransform(Transform):
     def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
         if self.frame_skip == 1:
             return next_td
-        parent = self.parent
+        parent = cached_parent(self)
         if parent is None:
             raise ValueError("FrameSkipTransform steps its parent env: put it in a TransformedEnv")
         reward_keys = list(parent.full_reward_spec.keys(True, True))
@@ -74,7 +105,8 @@ class FrameSkipTransform(Transform):
         totals = {k: next_td.get(k) for k in reward_keys}
         td_in = parent_input(self, td)
         for _ in range(self.frame_skip - 1):
-            if any(bool(next_td.get(k).any()) for k in done_keys if k in next_td.keys(True)):
+            flags = (next_td.get(k, None) for k in done_keys)
+            if any(f is not None and bool(f.any()) for f in flags):
                 break
             # the next frame starts where the last one ended (its observations and state),
             # as a step from it would; the action stays

@@ -16,6 +16,8 @@ torch.Size([3, 32, 32])
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -105,8 +107,17 @@ class Resize(ObservationTransform):
     """Resize ``[..., C, H, W]`` images to ``h x w`` (``h`` defaults to ``w``).
 
     ``interpolation`` is a mode of :func:`torch.nn.functional.interpolate` (``"bilinear"``,
-    ``"nearest"``, ``"bicubic"``, ``"area"``...). Integer images come back rounded to their
-    dtype.
+    ``"nearest"``, ``"nearest-exact"``, ``"bicubic"``) or ``"area"``: each output pixel is
+    the mean of the input pixels it covers, weighted by the part of each that it covers
+    (OpenCV's ``INTER_AREA`` when shrinking, computed in float32 in OpenCV's order, so a
+    uint8 Atari frame resized to 84x84 equals ``cv2.resize(frame, (84, 84),
+    interpolation=cv2.INTER_AREA)`` pixel for pixel, as SB3's and CleanRL's Atari
+    preprocessing make it). Integer images come back rounded (half to even) to their dtype.
+
+    >>> import torch
+    >>> img = torch.tensor([[[0, 10, 20, 30, 40]]], dtype=torch.uint8)  # [C=1, H=1, W=5]
+    >>> Resize(2, 1, interpolation="area")._apply_transform(img)  # 2.5 pixels per output
+    tensor([[[ 8, 32]]], dtype=torch.uint8)
     """
 
     _per_step = True
@@ -130,6 +141,10 @@ class Resize(ObservationTransform):
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
         _check_image(value, self, "C, H, W")
         *lead, c, h, w = value.shape
+        if self.interpolation == "area":
+            x = value if value.is_floating_point() else value.float()
+            out = _area_resize(_area_resize(x, w, self.w, -1), h, self.h, -2)
+            return _back_to(out, value.dtype)
         flat = value.reshape(-1, c, h, w)
         x = flat if flat.is_floating_point() else flat.float()
         kwargs = {"align_corners": False} if self.interpolation in ("bilinear", "bicubic") else {}
@@ -144,6 +159,52 @@ class Resize(ObservationTransform):
             f"Resize(w={self.w}, h={self.h}, interpolation={self.interpolation!r}, "
             f"keys={keys_repr(self.in_keys)})"
         )
+
+
+@lru_cache(maxsize=64)
+def _area_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source indices and weights ``[K, n_out]`` of area resampling along one axis.
+
+    Output pixel ``i`` covers ``[i * s, (i + 1) * s)`` of the input (``s = n_in / n_out``);
+    input pixel ``j`` weighs the length it shares with that span over the span's length.
+    Overlaps under 1e-3 (rounding noise) are dropped, as OpenCV drops them; unused taps
+    point at pixel 0 with weight 0.
+    """
+    scale = 1.0 / (n_out / n_in)  # OpenCV's scale (its float rounding included)
+    taps = []
+    for i in range(n_out):
+        lo, hi = i * scale, i * scale + scale
+        cell = min(scale, n_in - lo)
+        row = []
+        for j in range(max(0, math.floor(lo)), min(n_in, math.ceil(hi))):
+            overlap = min(hi, j + 1.0) - max(lo, float(j))
+            if overlap > 1e-3:
+                row.append((j, min(overlap, 1.0) / cell))
+        taps.append(row)
+    k = max(len(row) for row in taps)
+    index = torch.zeros(k, n_out, dtype=torch.long)
+    weight = torch.zeros(k, n_out, dtype=torch.float64)
+    for i, row in enumerate(taps):
+        for t, (j, wt) in enumerate(row):
+            index[t, i], weight[t, i] = j, wt
+    return index, weight
+
+
+def _area_resize(x: torch.Tensor, n_in: int, n_out: int, dim: int) -> torch.Tensor:
+    """Area-resample float ``x`` along ``dim`` (-1 or -2) from ``n_in`` to ``n_out`` pixels,
+    summing the taps one after the other in ``x``'s dtype (OpenCV's order and rounding)."""
+    if n_in == n_out:
+        return x
+    index, weight = _area_taps(n_in, n_out)
+    index = index.to(x.device)
+    weight = weight.to(device=x.device, dtype=x.dtype)
+    if dim == -2:
+        weight = weight.unsqueeze(-1)
+    out = None
+    for t in range(index.shape[0]):
+        term = x.index_select(dim, index[t]) * weight[t]
+        out = term if out is None else out + term
+    return out
 
 
 class GrayScale(ObservationTransform):
@@ -161,8 +222,11 @@ class GrayScale(ObservationTransform):
                 f"GrayScale expects 3 channels at dim -3, found shape {tuple(value.shape)}"
             )
         x = value if value.is_floating_point() else value.float()
-        weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).reshape(3, 1, 1)
-        out = (x * weights).sum(-3, keepdim=True)
+        weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device)
+        # channel by channel (3x faster than a reduction over a permuted image's dim -3)
+        out = x.narrow(-3, 0, 1) * weights[0]
+        out = out + x.narrow(-3, 1, 1) * weights[1]
+        out = out + x.narrow(-3, 2, 1) * weights[2]
         return _back_to(out, value.dtype)
 
     def _transform_spec(self, spec: Any) -> Any:

@@ -1,37 +1,64 @@
-"""NoopResetEnv: take a few random steps after each reset (Atari-style start diversity)."""
+"""NoopResetEnv: take a few random steps after each reset (Atari-style start diversity).
+
+>>> import gymnasium, ale_py
+>>> gymnasium.register_envs(ale_py)
+>>> from streamrl.envs.libs.gym import GymEnv
+>>> from streamrl.envs.transforms import NoopResetEnv, TransformedEnv
+>>> env = TransformedEnv(GymEnv("PongNoFrameskip-v4"), NoopResetEnv(30, noop_action=0))
+>>> env.reset()["observation"].shape  # after 1 to 30 frames of NOOP (ALE action 0)
+torch.Size([210, 160, 3])
+>>> env.close()
+"""
 
 from __future__ import annotations
 
 import torch
 from tensordict import TensorDictBase
 
+from streamrl.envs.transforms.fire_reset import RESET_RETRIES, act_after_reset, discrete_action
+from streamrl.envs.transforms.frame_skip import cached_parent
 from streamrl.envs.transforms.transform import Transform, reset_mask
 
 __all__ = ["NoopResetEnv"]
 
-_MAX_RETRIES = 10
 
 
 class NoopResetEnv(Transform):
-    """After a reset, step the env up to ``noops`` times with random actions.
+    """After a reset, step the env up to ``noops`` times with random actions (or with
+    ``noop_action``).
 
     With ``random=True`` the number of steps is drawn uniformly from ``[1, noops]`` at each
-    reset (``torch.randint``, so ``torch.manual_seed`` makes it repeatable); otherwise it is
-    always ``noops``. An episode that ends during the no-ops is reset and started over. The
-    reset output is the observation after the last no-op.
+    reset (``torch.randint``, so ``torch.manual_seed`` makes it repeatable; a ParallelEnv
+    worker's torch RNG is seeded by ``set_seed``); otherwise it is always ``noops``. An
+    episode that ends during the no-ops is reset and started over. The reset output is the
+    observation after the last no-op.
+
+    Args:
+        noops: the (largest) number of steps (default 30).
+        random: draw the number of steps at each reset (default True).
+        noop_action: keyword-only; None (default, TorchRL's behaviour) steps with random
+            actions; an int is the index of the action taken at every no-op in the env's
+            discrete (OneHot or Categorical) action spec: ``noop_action=0`` is ALE's NOOP, as
+            in the DQN paper and SB3's ``NoopResetEnv``.
 
     In a batched env the no-ops step every sub-env, so only full resets are supported: put
     the transform inside each sub-env (``ParallelEnv(n, lambda: TransformedEnv(env,
     NoopResetEnv()))``) when sub-envs reset one by one.
     """
 
-    def __init__(self, noops: int = 30, random: bool = True) -> None:
+    def __init__(self, noops: int = 30, random: bool = True, *, noop_action: int | None = None) -> None:
         if isinstance(noops, bool) or not isinstance(noops, int) or noops < 0:
             raise ValueError(f"noops must be a non-negative int, found {noops!r}")
+        if noop_action is not None and (
+            isinstance(noop_action, bool) or not isinstance(noop_action, int) or noop_action < 0
+        ):
+            raise ValueError(
+                f"noop_action must be None or an action index (an int >= 0), found {noop_action!r}"
+            )
         super().__init__()
         self.noops = noops
         self.random = random
-        self._parent_cache: tuple | None = None
+        self.noop_action = noop_action
 
     def _call(self, td: TensorDictBase) -> TensorDictBase:
         return td  # nothing to do on step outputs or on plain data
@@ -41,16 +68,8 @@ class NoopResetEnv(Transform):
             return self.noops
         return int(torch.randint(1, self.noops + 1, ()).item())
 
-    def _parent(self):
-        # Building the parent view computes specs: reuse it while the env layout is the same.
-        container = self.container
-        key = (id(container), tuple(id(t) for t in getattr(container, "transforms", ())))
-        if self._parent_cache is None or self._parent_cache[0] != key:
-            self._parent_cache = (key, self.parent)
-        return self._parent_cache[1]
-
     def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
-        parent = self._parent()
+        parent = cached_parent(self)
         if parent is None or self.noops == 0:
             return td_reset
         if reset_mask(td, td_reset) is not None:
@@ -58,23 +77,15 @@ class NoopResetEnv(Transform):
                 "NoopResetEnv cannot take no-ops in only some sub-envs of a batched env; "
                 "put it inside each sub-env instead"
             )
-        keys = list(td_reset.keys(True, True))
-        current = td_reset
-        for _ in range(_MAX_RETRIES):
-            n = self._count()
-            for _ in range(n):
-                stepped = parent.rand_step(current.clone(False))
-                nxt = stepped.get("next")
-                if bool(nxt.get("done").any()):
-                    break
-                current = current.clone(False).update(nxt.select(*keys, strict=False))
-            else:
-                return current
-            current = parent.reset()
-        raise RuntimeError(
-            f"NoopResetEnv: the episode ended during the no-ops {_MAX_RETRIES} times in a row; "
-            f"lower noops (now {self.noops})"
+        action = None if self.noop_action is None else discrete_action(parent, self.noop_action)
+        return act_after_reset(
+            parent,
+            td_reset,
+            lambda: [action] * self._count(),
+            f"NoopResetEnv: the episode ended during the no-ops {RESET_RETRIES} times in a row; "
+            f"lower noops (now {self.noops})",
         )
 
     def __repr__(self) -> str:
-        return f"NoopResetEnv(noops={self.noops}, random={self.random})"
+        extra = "" if self.noop_action is None else f", noop_action={self.noop_action}"
+        return f"NoopResetEnv(noops={self.noops}, random={self.random}{extra})"

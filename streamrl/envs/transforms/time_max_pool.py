@@ -51,6 +51,7 @@ class TimeMaxPool(Transform):
         self.reset_key = "_reset" if reset_key is None else as_keys(reset_key, "reset_key")[0]
         # per in_key: the last T values, [T, *batch, *feature]
         self._window: dict[Any, torch.Tensor] = {}
+        self._slot: dict[Any, int] = {}  # where the next value goes in each window
 
     def _call(self, td: TensorDictBase) -> TensorDictBase:
         raise ValueError("TimeMaxPool pools over an env's last steps: use it in a TransformedEnv")
@@ -69,7 +70,7 @@ class TimeMaxPool(Transform):
                 m = mask.reshape(1, *mask.shape, *([1] * (value.ndim - mask.ndim)))
                 fresh = torch.where(m, fresh, old)
             self._window[in_key] = fresh
-            td_reset.set(out_key, fresh.max(0).values)
+            td_reset.set(out_key, torch.amax(fresh, 0))
         return td_reset
 
     def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
@@ -77,18 +78,23 @@ class TimeMaxPool(Transform):
             value = next_td.get(in_key, None)
             if value is None:
                 continue
-            old = self._window.get(in_key)
-            if old is None or old.shape[1:] != value.shape:
+            window = self._window.get(in_key)
+            if window is None or window.shape[1:] != value.shape:
                 window = value.unsqueeze(0).expand(self.T, *value.shape).clone()
+                self._window[in_key] = window
             else:
-                window = torch.cat([old[1:], value.unsqueeze(0)], 0)
-            self._window[in_key] = window
-            next_td.set(out_key, window.max(0).values)
+                # a ring: the oldest value is overwritten in place (no copy of the window)
+                slot = self._slot.get(in_key, 0)
+                window[slot].copy_(value)
+                self._slot[in_key] = (slot + 1) % self.T
+            pooled = torch.maximum(window[0], window[1]) if self.T == 2 else torch.amax(window, 0)
+            next_td.set(out_key, pooled)
         return next_td
 
     def reset_state(self) -> None:
         """Forget the windows."""
         self._window.clear()
+        self._slot.clear()
 
     def __repr__(self) -> str:
         return f"TimeMaxPool(T={self.T}, in_keys={self.in_keys!r}, out_keys={self.out_keys!r})"
