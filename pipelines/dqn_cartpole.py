@@ -67,7 +67,7 @@ NAME = "dqn_cartpole"
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
     "eval_return", "eval_return_std", "loss", "grad_norm", "epsilon", "policy_version",
-    "batch_policy_version", "staleness", "collector_version", "eval_s",
+    "batch_policy_version", "staleness", "staleness_max", "collector_version", "eval_s",
 ]
 
 
@@ -103,6 +103,9 @@ class DQNConfig:
     seed: int = 0
     threads: int = 1
     rollout_placement: str = "process"
+    # the most policy versions a sampled row may lag the learner (None: no bound, plain
+    # uniform replay over the buffer); see streamrl.ops.min_policy_lag for the least allowed
+    max_policy_lag: int | None = None
     # collect each batch only after the updates the frames before it grant (SB3's order):
     # learning no longer depends on thread timing, so a seed gives one result
     lockstep: bool = False
@@ -172,7 +175,8 @@ def make_buffer(config: DQNConfig) -> TensorDictReplayBuffer:
     """A uniform buffer whose limiter keeps the SB3 sample-to-insert ratio."""
     return ratio_buffer(config.buffer_size, config.samples_per_insert,
                         learning_starts=config.learning_starts, sample_size=config.sample_size,
-                        frames_per_batch=config.train_freq)
+                        frames_per_batch=config.train_freq,
+                        max_policy_lag=config.max_policy_lag)
 
 
 def collected_frames(config: DQNConfig) -> int:

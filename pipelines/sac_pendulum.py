@@ -69,7 +69,7 @@ NAME = "sac_pendulum"
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
     "eval_return", "eval_return_std", "loss_actor", "loss_qvalue", "loss_alpha", "alpha",
-    "entropy", "policy_version", "batch_policy_version", "staleness", "collector_version",
+    "entropy", "policy_version", "batch_policy_version", "staleness", "staleness_max", "collector_version",
     "eval_s",
 ]
 
@@ -103,6 +103,9 @@ class SACConfig:
     seed: int = 0
     threads: int = 1
     rollout_placement: str = "process"
+    # the most policy versions a sampled row may lag the learner (None: no bound, plain
+    # uniform replay over the buffer); see streamrl.ops.min_policy_lag for the least allowed
+    max_policy_lag: int | None = None
     # collect each batch only after the updates the frames before it grant (SB3's order):
     # learning no longer depends on thread timing, so a seed gives one result
     lockstep: bool = False
@@ -175,7 +178,8 @@ def make_buffer(config: SACConfig) -> TensorDictReplayBuffer:
     """A uniform buffer whose limiter keeps ``updates_per_frame`` updates per frame."""
     return ratio_buffer(config.buffer_size, config.samples_per_insert,
                         learning_starts=config.learning_starts, sample_size=config.sample_size,
-                        frames_per_batch=config.frames_per_batch)
+                        frames_per_batch=config.frames_per_batch,
+                        max_policy_lag=config.max_policy_lag)
 
 
 def collected_frames(config: SACConfig) -> int:

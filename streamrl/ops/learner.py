@@ -36,7 +36,8 @@ class Learner(Operator):
     The emitted dict holds ``updates`` (total so far), ``batches``, the mean of every scalar
     output of the loss over the batch's updates (``loss_*``, ``alpha``, ...), ``grad_norm``
     when clipping, and ``batch_policy_version`` (the mean ``("collector", "policy_version")``
-    of the batch, when present: a :class:`~streamrl.ops.WeightSync` turns it into staleness).
+    of the batch, when present, and its minimum, ``batch_policy_version_min``: a
+    :class:`~streamrl.ops.WeightSync` turns them into staleness).
 
     With ``priority_buffer`` (a prioritized buffer), the loss's ``td_error`` of each minibatch
     is written back as the priorities of its ``index``.
@@ -147,6 +148,7 @@ class Learner(Operator):
         version = batch.get(VERSION_KEY, None)
         if version is not None:
             metrics["batch_policy_version"] = float(version.double().mean())
+            metrics["batch_policy_version_min"] = int(version.min())
         return {"out": metrics}
 
     def _minibatches(self, batch: TensorDictBase, size: int) -> list[TensorDictBase]:

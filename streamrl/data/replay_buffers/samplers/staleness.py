@@ -93,10 +93,8 @@ class StalenessAwareSampler(Sampler):
             ) from None
         return versions.reshape(versions.shape[0], -1)[:, 0].cpu()
 
-    def sample(self, storage, batch_size: int):
-        """Indices drawn by freshness; ``info["staleness"]``: their staleness."""
-        _check_nonempty(storage)
-        batch_size = _check_batch_size(batch_size)
+    def _weights(self, storage) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(staleness, weight)`` of every stored item (weight 0 beyond ``max_staleness``)."""
         staleness = (self._consumer_version - self._versions(storage).double()).clamp_min(0)
         weight = torch.as_tensor(self.staleness_weight_fn(staleness), dtype=torch.float64)
         if weight.shape != staleness.shape or bool((weight < 0).any()) or not bool(
@@ -105,13 +103,32 @@ class StalenessAwareSampler(Sampler):
             raise ValueError("staleness_weight_fn must return one finite weight >= 0 per item")
         if self.max_staleness >= 0:
             weight = torch.where(staleness <= self.max_staleness, weight, 0.0)
+        return staleness, weight
+
+    def can_sample(self, storage, batch_size: int) -> bool:
+        """Whether some stored item is fresh enough (within ``max_staleness`` of
+        :attr:`consumer_version`, with a weight > 0) to be drawn."""
+        if len(storage) == 0:
+            return False
+        return bool((self._weights(storage)[1] > 0).any())
+
+    def sample(self, storage, batch_size: int):
+        """Indices drawn by freshness; ``info["staleness"]``: their staleness."""
+        _check_nonempty(storage)
+        batch_size = _check_batch_size(batch_size)
+        staleness, weight = self._weights(storage)
         if not bool((weight > 0).any()):
             raise RuntimeError(
                 f"no item can be sampled: every item is staler than max_staleness="
                 f"{self.max_staleness} (consumer_version={self._consumer_version}) or has "
                 "weight 0"
             )
-        index = torch.multinomial(weight, batch_size, replacement=True, generator=self._generator)
+        # inverse-CDF draws: the law of multinomial(weight, replacement=True), at a fraction of
+        # its cost on large storages (one cumsum, one binary search per draw)
+        cdf = weight.cumsum(0)
+        u = torch.rand(batch_size, dtype=torch.float64, generator=self._generator) * cdf[-1]
+        last = int(torch.nonzero(weight).max())  # u == total (rounding) lands on a weighted item
+        index = torch.searchsorted(cdf, u, right=True).clamp_max_(last)
         return index, {"staleness": staleness[index].float()}
 
     def state_dict(self) -> dict[str, Any]:
