@@ -127,6 +127,9 @@ class DQNConfig:
             check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
         check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
                     "'process' or 'inline'")
+        lag = self.max_policy_lag
+        check_field(self, "max_policy_lag", lag is None or (
+            isinstance(lag, int) and not isinstance(lag, bool) and lag >= 0), "None or an int >= 0")
 
     @property
     def samples_per_insert(self) -> float:

@@ -41,6 +41,8 @@ NAME = "sac_mujoco"
 # the SAC networks, loss and graph of the sibling pipeline
 _sac = load_pipeline(Path(__file__).with_name("sac_pendulum.py"))
 COLUMNS, make_models = _sac.COLUMNS, _sac.make_models
+# build(config, run_dir, progress, state=None): the concurrent SAC graph, named sac_mujoco
+build = functools.partial(_sac.build, name=NAME)
 
 
 @dataclass
@@ -59,8 +61,7 @@ class SACMujocoConfig(_sac.SACConfig):
 
 # ---------------------------------------------------------------------------------- entry points
 # train(config, run_dir=, progress=, resume=), parse_args(argv), main(argv), build_graph(argv)
-_pipeline = driver.OffPolicyPipeline(NAME, "SAC", SACMujocoConfig,
-                                     functools.partial(_sac.build, name=NAME), __doc__)
+_pipeline = driver.OffPolicyPipeline(NAME, "SAC", SACMujocoConfig, build, __doc__)
 train, parse_args, main = _pipeline.train, _pipeline.parse_args, _pipeline.main
 build_graph = _pipeline.build_graph
 
