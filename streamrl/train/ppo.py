@@ -309,12 +309,16 @@ class PPOPipeline:
     ``checkpoint_interval`` frames or at each evaluation, at the end, and on Ctrl-C or an
     error) holds the whole run at a batch boundary: networks (their buffers too), optimizer,
     learner counters, the collector's envs mid-episode, running returns, the random
-    generators and the progress, so ``--resume`` continues exactly.
+    generators and the progress, so ``--resume`` continues exactly. With
+    ``resume_episodes=False`` (envs whose state cannot be captured, e.g. MuJoCo's), the envs
+    are not saved: a resumed run starts new episodes (seeded with ``seed`` plus the frames
+    done) and goes on with everything else restored.
     """
 
     def __init__(self, name: str, config_cls: type, make_models: Callable[..., Any],
                  doc: str | None, *,
-                 after_update: Callable[[Any, Any, Any], None] | None = None):
+                 after_update: Callable[[Any, Any, Any], None] | None = None,
+                 resume_episodes: bool = True):
         if not (isinstance(config_cls, type) and issubclass(config_cls, PPOConfig)):
             raise TypeError(f"config_cls must be a PPOConfig subclass, found {config_cls!r}")
         for arg, value in (("make_models", make_models), ("after_update", after_update)):
@@ -322,6 +326,7 @@ class PPOPipeline:
                 raise TypeError(f"{arg} must be callable, found {type(value).__name__}")
         self.name, self.config_cls, self.make_models = name, config_cls, make_models
         self.doc, self.after_update = doc, after_update
+        self.resume_episodes = bool(resume_episodes)
         #: the metrics columns of a run (``metrics.csv``)
         self.columns = list(_COLUMNS)
 
@@ -390,6 +395,8 @@ class PPOPipeline:
         collector = make_collector(config, actor)
         parts = dict(policy=actor, value=critic, optimizer=optim, learner=learner,
                      collector=collector, episodes=episodes, progress=done, rng=GlobalRNGState())
+        if not self.resume_episodes:  # the envs' state is not saved: nor are their episodes
+            del parts["collector"], parts["episodes"]
         scaler = None
         if config.normalize_reward:
             scaler = parts["reward_scaler"] = _ReturnScaler(config.num_envs, config.gamma,
@@ -402,6 +409,12 @@ class PPOPipeline:
                 except ValueError as exc:
                     raise CheckpointError(str(exc)) from None
                 ckpt.load(resume)  # everything checked first: a mismatch changes nothing
+                if not self.resume_episodes:
+                    # new episodes, from a seed of their own; the discounted returns restart
+                    collector.set_seed(config.seed + done.frames)
+                    collector.update_policy_weights_()
+                    if scaler is not None:
+                        scaler.returns.zero_()
             remaining = config.frames - done.frames
             if remaining <= 0:
                 raise ValueError(f"the checkpoint is at {done.frames} frames, already at the budget "
