@@ -27,9 +27,15 @@ target once per training round, i.e. every 128 updates, which is this pipeline's
 
 A run directory (``runs/dqn_cartpole-<timestamp>/``) receives ``config.json``,
 ``metrics.csv`` / ``metrics.jsonl`` (a row per learner message and per evaluation: losses,
-``policy_version``, ``staleness``, ``eval_return``), ``checkpoint.pt`` and
+``policy_version``, ``staleness``, ``staleness_max``, ``eval_return``), ``checkpoint.pt`` and
 ``learning_curve.png``. The graph's report (busy/blocked time per operator, the bottleneck)
 is printed at the end.
+
+Replay trains on old data: with the defaults the rows a learner message draws lag the
+learner by hundreds of published policy versions on average. ``--max-policy-lag L`` bounds
+it: only rows at most ``L`` versions behind are drawn (the least ``L`` that cannot stall the
+graph, :func:`~streamrl.ops.min_policy_lag`, is 8 with ``--lockstep`` and 65 without, for the
+defaults), which also shrinks the replay window to about ``32 L`` frames.
 
     $ streamrl run dqn_cartpole --frames 50000 --seed 1
     $ streamrl graph dqn_cartpole

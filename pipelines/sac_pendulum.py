@@ -24,7 +24,9 @@ automatic entropy tuning with target entropy -1, two 256x256 Q-networks, a 256x2
 
 A run directory (``runs/sac_pendulum-<timestamp>/``) receives ``config.json``,
 ``metrics.csv`` / ``metrics.jsonl`` (losses, ``alpha``, ``entropy``, ``policy_version``,
-``staleness``, ``eval_return``), ``checkpoint.pt`` and ``learning_curve.png``. The graph's
+``staleness``, ``staleness_max``, ``eval_return``), ``checkpoint.pt`` and
+``learning_curve.png``. ``--max-policy-lag L`` bounds how many policy versions behind the
+learner a sampled row may be (see ``streamrl.ops.min_policy_lag``). The graph's
 report (busy/blocked time per operator, the bottleneck) is printed at the end.
 
     $ streamrl run sac_pendulum --frames 20000 --seed 1
