@@ -136,6 +136,7 @@ def build(config: TD3Config, run_dir: Path | None, progress: bool,
     learner = Learner(loss, critic_optim, minibatch_size=config.batch_size,
                       loss_keys=["loss_qvalue"], actor_optimizer=actor_optim,
                       actor_loss_keys=["loss_actor"], policy_delay=config.policy_delay,
+                      skip_actor_loss=True,  # the critics' loss alone between actor updates
                       target_updater=SoftUpdate(loss, tau=config.tau))
     # the loss's state holds the actor, the critics and both targets
     return config.graph(NAME, policy, learner,

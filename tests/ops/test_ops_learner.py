@@ -265,6 +265,39 @@ def test_learner_delayed_actor_steps_every_policy_delay_updates():
     assert "policy_delay=3" in repr(learner)
 
 
+class TwoNetsWithValueLoss(TwoNets):
+    """TwoNets with TorchRL's value_loss(td) -> (loss, metadata); counts whole calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.whole_calls = 0
+
+    def forward(self, td):
+        self.whole_calls += 1
+        return super().forward(td)
+
+    def value_loss(self, td):
+        return (self.critic(td["x"]) - td["y"]).pow(2).mean(), {}
+
+
+def test_learner_skip_actor_loss_calls_value_loss_between_actor_updates():
+    torch.manual_seed(0)
+    loss = TwoNetsWithValueLoss()
+    learner = Learner(loss, torch.optim.SGD(loss.critic.parameters(), lr=0.1),
+                      loss_keys=["loss_critic"], minibatch_size=1,
+                      actor_optimizer=torch.optim.SGD(loss.actor.parameters(), lr=0.1),
+                      actor_loss_keys=["loss_actor"], policy_delay=2, skip_actor_loss=True)
+    out = learner.step({"in": regression_batch(6)})["out"]
+    assert loss.whole_calls == 3 and learner.updates == 6  # the 2nd, 4th and 6th
+    # loss_actor: its mean over the 3 updates that computed it, not diluted over all 6
+    assert out["loss_actor"] > 0 and set(out) >= {"loss_actor", "loss_critic"}
+    with pytest.raises(ValueError, match="skip_actor_loss needs one loss_keys term"):
+        Learner(TwoNets(), torch.optim.SGD(loss.critic.parameters(), lr=0.1),
+                loss_keys=["loss_critic"], actor_optimizer=torch.optim.SGD(
+                    loss.actor.parameters(), lr=0.1), actor_loss_keys=["loss_actor"],
+                skip_actor_loss=True)
+
+
 def test_learner_delay_of_one_matches_one_optimizer():
     learner, loss, target = delayed_learner(delay=1)
     torch.manual_seed(0)  # the initial weights of delayed_learner's
@@ -284,6 +317,8 @@ def test_learner_delayed_actor_errors():
     actor = torch.optim.SGD(loss.actor.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="need an actor_optimizer"):
         Learner(loss, critic, policy_delay=2)
+    with pytest.raises(ValueError, match="need an actor_optimizer"):
+        Learner(loss, critic, skip_actor_loss=True)
     with pytest.raises(ValueError, match="name the terms of each"):
         Learner(loss, critic, actor_optimizer=actor, actor_loss_keys=["loss_actor"])
     with pytest.raises(ValueError, match="must be disjoint"):
