@@ -27,9 +27,15 @@ target once per training round, i.e. every 128 updates, which is this pipeline's
 
 A run directory (``runs/dqn_cartpole-<timestamp>/``) receives ``config.json``,
 ``metrics.csv`` / ``metrics.jsonl`` (a row per learner message and per evaluation: losses,
-``policy_version``, ``staleness``, ``eval_return``), ``checkpoint.pt`` and
+``policy_version``, ``staleness``, ``staleness_max``, ``eval_return``), ``checkpoint.pt`` and
 ``learning_curve.png``. The graph's report (busy/blocked time per operator, the bottleneck)
 is printed at the end.
+
+Replay trains on old data: with the defaults the rows a learner message draws lag the
+learner by hundreds of published policy versions on average. ``--max-policy-lag L`` bounds
+it: only rows at most ``L`` versions behind are drawn (the least ``L`` that cannot stall the
+graph, :func:`~streamrl.ops.min_policy_lag`, is 8 with ``--lockstep`` and 65 without, for the
+defaults), which also shrinks the replay window to about ``32 L`` frames.
 
     $ streamrl run dqn_cartpole --frames 50000 --seed 1
     $ streamrl graph dqn_cartpole
@@ -67,7 +73,7 @@ NAME = "dqn_cartpole"
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
     "eval_return", "eval_return_std", "loss", "grad_norm", "epsilon", "policy_version",
-    "batch_policy_version", "staleness", "collector_version", "eval_s",
+    "batch_policy_version", "staleness", "staleness_max", "collector_version", "eval_s",
 ]
 
 
@@ -103,6 +109,9 @@ class DQNConfig:
     seed: int = 0
     threads: int = 1
     rollout_placement: str = "process"
+    # the most policy versions a sampled row may lag the learner (None: no bound, plain
+    # uniform replay over the buffer); see streamrl.ops.min_policy_lag for the least allowed
+    max_policy_lag: int | None = None
     # collect each batch only after the updates the frames before it grant (SB3's order):
     # learning no longer depends on thread timing, so a seed gives one result
     lockstep: bool = False
@@ -124,6 +133,9 @@ class DQNConfig:
             check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
         check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
                     "'process' or 'inline'")
+        lag = self.max_policy_lag
+        check_field(self, "max_policy_lag", lag is None or (
+            isinstance(lag, int) and not isinstance(lag, bool) and lag >= 0), "None or an int >= 0")
 
     @property
     def samples_per_insert(self) -> float:
@@ -172,7 +184,8 @@ def make_buffer(config: DQNConfig) -> TensorDictReplayBuffer:
     """A uniform buffer whose limiter keeps the SB3 sample-to-insert ratio."""
     return ratio_buffer(config.buffer_size, config.samples_per_insert,
                         learning_starts=config.learning_starts, sample_size=config.sample_size,
-                        frames_per_batch=config.train_freq)
+                        frames_per_batch=config.train_freq,
+                        max_policy_lag=config.max_policy_lag)
 
 
 def collected_frames(config: DQNConfig) -> int:

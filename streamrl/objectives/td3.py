@@ -166,26 +166,57 @@ class TD3Loss(LossModule):
             ).min(0).values
         return shared.bootstrap(self, td, next_q), next_q
 
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Compute the actor and critic losses; writes ``td_error`` into ``tensordict``."""
-        action = self._get(tensordict, "action")
+    def _actor_terms(self, tensordict: TensorDictBase) -> tuple[Tensor, Tensor]:
+        """The per-sample actor loss and the critics on the policy's action."""
         policy_action = self._actor_action(tensordict, self.network_params("actor_network"))
         q_actor = shared.qvalues_at(
             self, tensordict, policy_action, shared.critic_params(self).detach()
         )
+        return -q_actor[0].reshape(tensordict.batch_size), q_actor
+
+    def _value_terms(self, tensordict: TensorDictBase) -> tuple[Tensor, dict[str, Tensor]]:
+        """The per-sample critic loss and its diagnostics (writes ``td_error``)."""
+        action = self._get(tensordict, "action")
         batch = tensordict.batch_size
-        loss_actor = -q_actor[0].reshape(batch)
         target, next_value = self._target_and_next_value(tensordict)
         pred = shared.qvalues_at(self, tensordict, action, shared.critic_params(self))
         loss_qvalue, td_error = shared.ensemble_regression(self, tensordict, pred, target)
         n = pred.shape[0]
+        return loss_qvalue, dict(pred_value=pred.detach().reshape(n, *batch),
+                                 next_state_value=next_value.reshape(batch),
+                                 target_value=target.reshape(batch), td_error=td_error)
+
+    def actor_loss(self, tensordict: TensorDictBase) -> tuple[Tensor, dict[str, Tensor]]:
+        """The actor's loss alone (reduced as :meth:`forward`'s ``loss_actor``) and
+        ``{"state_action_value_actor": ...}``: for a caller that steps the actor only every
+        ``policy_update_delay`` updates."""
+        per_sample, q_actor = self._actor_terms(tensordict)
+        out = opts.loss_output(self, tensordict, {"loss_actor": per_sample})
+        n = q_actor.shape[0]
+        return out["loss_actor"], {
+            "state_action_value_actor": q_actor.detach().reshape(n, *tensordict.batch_size)}
+
+    def value_loss(self, tensordict: TensorDictBase) -> tuple[Tensor, dict[str, Tensor]]:
+        """The critics' loss alone (reduced as :meth:`forward`'s ``loss_qvalue``) and its
+        diagnostics (``pred_value``, ``next_state_value``, ``target_value``, ``td_error``);
+        writes ``td_error`` into ``tensordict``. Spares the actor's forward on the updates
+        that do not train it."""
+        per_sample, diagnostics = self._value_terms(tensordict)
+        out = opts.loss_output(self, tensordict, {"loss_qvalue": per_sample})
+        return out["loss_qvalue"], diagnostics
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Compute the actor and critic losses; writes ``td_error`` into ``tensordict``."""
+        loss_actor, q_actor = self._actor_terms(tensordict)
+        loss_qvalue, diagnostics = self._value_terms(tensordict)
+        n = q_actor.shape[0]
         return opts.loss_output(self, tensordict, {
             "loss_actor": loss_actor,
             "loss_qvalue": loss_qvalue,
         }, dict(
-            pred_value=pred.detach().reshape(n, *batch),
-            state_action_value_actor=q_actor.detach().reshape(n, *batch),
-            next_state_value=next_value.reshape(batch),
-            target_value=target.reshape(batch),
-            td_error=td_error,
+            pred_value=diagnostics["pred_value"],
+            state_action_value_actor=q_actor.detach().reshape(n, *tensordict.batch_size),
+            next_state_value=diagnostics["next_state_value"],
+            target_value=diagnostics["target_value"],
+            td_error=diagnostics["td_error"],
         ))

@@ -38,7 +38,12 @@ from streamrl.ops.metrics_logger import (
     run_logger,
 )
 from streamrl.ops.metrics_sink import MetricsSink
-from streamrl.ops.offpolicy import OffPolicyGraph, build_offpolicy_graph, ratio_buffer
+from streamrl.ops.offpolicy import (
+    OffPolicyGraph,
+    build_offpolicy_graph,
+    min_policy_lag,
+    ratio_buffer,
+)
 from streamrl.ops.pacer import Pacer
 from streamrl.ops.policy_stage import PolicyStage
 from streamrl.ops.policy_weights import PolicyWeights
@@ -78,6 +83,7 @@ __all__ = [
     "default_run_logger",
     "evaluate_episodes",
     "make_env",
+    "min_policy_lag",
     "play_episodes",
     "ratio_buffer",
     "read_metrics",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 from streamrl.graph import Operator
@@ -36,7 +36,18 @@ class Learner(Operator):
     The emitted dict holds ``updates`` (total so far), ``batches``, the mean of every scalar
     output of the loss over the batch's updates (``loss_*``, ``alpha``, ...), ``grad_norm``
     when clipping, and ``batch_policy_version`` (the mean ``("collector", "policy_version")``
-    of the batch, when present: a :class:`~streamrl.ops.WeightSync` turns it into staleness).
+    of the batch, when present, and its minimum, ``batch_policy_version_min``: a
+    :class:`~streamrl.ops.WeightSync` turns them into staleness).
+
+    **Delayed actor** (TD3): with ``actor_optimizer``, the loss's ``loss_keys`` terms train
+    ``optimizer``'s parameters at every update, and its ``actor_loss_keys`` terms train
+    ``actor_optimizer``'s only every ``policy_delay``-th update (the 2nd, 4th ... for a delay
+    of 2, as SB3 counts), followed by ``target_updater.step()``; other updates move no target.
+    The two optimizers must not share parameters (each term's backward then reaches only
+    its own). The actor's clipped gradient norm is reported as ``actor_grad_norm``.
+    ``skip_actor_loss=True`` spares the actor's forward on the other updates: they call the
+    loss module's ``value_loss(td) -> (loss, metadata)`` (TorchRL's actor-critic losses, e.g.
+    ``TD3Loss``) for the single ``loss_keys`` term instead of the whole loss.
 
     With ``priority_buffer`` (a prioritized buffer), the loss's ``td_error`` of each minibatch
     is written back as the priorities of its ``index``.
@@ -76,6 +87,10 @@ class Learner(Operator):
         loss_keys: Sequence[str] | None = None,
         priority_buffer: Any = None,
         priority_key: str = "td_error",
+        actor_optimizer: torch.optim.Optimizer | None = None,
+        actor_loss_keys: Sequence[str] | None = None,
+        policy_delay: int = 1,
+        skip_actor_loss: bool = False,
     ):
         if not isinstance(loss_module, nn.Module) or not callable(loss_module):
             raise TypeError(f"loss_module must be an nn.Module, found {type(loss_module).__name__}")
@@ -104,6 +119,34 @@ class Learner(Operator):
                 "priority_buffer must have update_priority(index, priority), found "
                 f"{type(priority_buffer).__name__}"
             )
+        actor_loss_keys = loss_key_names(actor_loss_keys, "actor_loss_keys")
+        if not isinstance(policy_delay, int) or isinstance(policy_delay, bool) or policy_delay < 1:
+            raise ValueError(f"policy_delay must be a positive int, got {policy_delay!r}")
+        if actor_optimizer is None:
+            if actor_loss_keys is not None or policy_delay != 1 or skip_actor_loss:
+                raise ValueError("actor_loss_keys, policy_delay and skip_actor_loss need an "
+                                 "actor_optimizer")
+        else:
+            if not isinstance(actor_optimizer, torch.optim.Optimizer):
+                raise TypeError(f"actor_optimizer must be a torch.optim.Optimizer, found "
+                                f"{type(actor_optimizer).__name__}")
+            if loss_keys is None or actor_loss_keys is None:
+                raise ValueError("with an actor_optimizer, name the terms of each: loss_keys "
+                                 "(the optimizer's) and actor_loss_keys")
+            if set(loss_keys) & set(actor_loss_keys):
+                raise ValueError(f"loss_keys {list(loss_keys)} and actor_loss_keys "
+                                 f"{list(actor_loss_keys)} must be disjoint")
+            if skip_actor_loss and (len(loss_keys) != 1 or not callable(
+                getattr(loss_module, "value_loss", None))):
+                raise ValueError(
+                    "skip_actor_loss needs one loss_keys term and a loss module with "
+                    f"value_loss(td) -> (loss, metadata), found {list(loss_keys)} and "
+                    f"{type(loss_module).__name__}")
+            shared = {id(p) for g in optimizer.param_groups for p in g["params"]} & {
+                id(p) for g in actor_optimizer.param_groups for p in g["params"]}
+            if shared:
+                raise ValueError(f"optimizer and actor_optimizer share {len(shared)} "
+                                 "parameters; each parameter must have one optimizer")
         self.loss_module = loss_module
         self.optimizer = optimizer
         self.minibatch_size = minibatch_size
@@ -120,6 +163,13 @@ class Learner(Operator):
             optimizer, loss_keys=loss_keys, max_grad_norm=max_grad_norm, lock=self.lock
         )
         self.params = self._gradient_step.params
+        self.actor_optimizer = actor_optimizer
+        self.policy_delay = policy_delay
+        self.skip_actor_loss = bool(skip_actor_loss)
+        self._actor_step = None if actor_optimizer is None else GradientStep(
+            actor_optimizer, loss_keys=actor_loss_keys, max_grad_norm=max_grad_norm,
+            lock=self.lock,
+        )
         self.updates = 0
         self.batches = 0
 
@@ -135,18 +185,18 @@ class Learner(Operator):
         size = n if self.minibatch_size is None else min(self.minibatch_size, n)
         # the scalars are summed once per batch (one stack per key), not once per update
         values: dict[str, list[torch.Tensor]] = {}
-        count = 0
         for _ in range(self.epochs):
             for mb in self._minibatches(batch, size):
                 for k, v in self._update(mb).items():
                     values.setdefault(k, []).append(v)
-                count += 1
         self.batches += 1
         metrics: dict[str, Any] = {"updates": self.updates, "batches": self.batches}
-        metrics.update({k: float(torch.stack(v).sum()) / count for k, v in values.items()})
+        # each scalar's mean over the updates that reported it (the actor's, with a delay)
+        metrics.update({k: float(torch.stack(v).sum()) / len(v) for k, v in values.items()})
         version = batch.get(VERSION_KEY, None)
         if version is not None:
             metrics["batch_policy_version"] = float(version.double().mean())
+            metrics["batch_policy_version_min"] = int(version.min())
         return {"out": metrics}
 
     def _minibatches(self, batch: TensorDictBase, size: int) -> list[TensorDictBase]:
@@ -161,9 +211,23 @@ class Learner(Operator):
         return [batch[start:start + size] for start in range(0, n, size)]
 
     def _update(self, mb: TensorDictBase) -> dict[str, torch.Tensor]:
-        out = self.loss_module(mb)
         after = self.target_updater.step if self.target_updater is not None else None
-        scalars = self._gradient_step(out, after_step=after)
+        # the actor (and the targets) every policy_delay-th update: the 2nd, 4th ... (SB3)
+        actor_turn = self._actor_step is not None and (self.updates + 1) % self.policy_delay == 0
+        if self.skip_actor_loss and not actor_turn:
+            value, _ = self.loss_module.value_loss(mb)
+            out = TensorDict({self.loss_keys[0]: value})
+        else:
+            out = self.loss_module(mb)
+        if self._actor_step is None:
+            scalars = self._gradient_step(out, after_step=after)
+        else:
+            scalars = self._gradient_step(out)
+            if actor_turn:
+                actor = self._actor_step(out, after_step=after)
+                if "grad_norm" in actor:
+                    actor["actor_grad_norm"] = actor.pop("grad_norm")
+                scalars.update(actor)
         self.updates += 1
         if self.priority_buffer is not None:
             priority = mb.get(self.priority_key, None)
@@ -180,5 +244,6 @@ class Learner(Operator):
 
     def __repr__(self) -> str:
         shuffle = ", shuffle=True" if self.shuffle else ""
+        delay = f", policy_delay={self.policy_delay}" if self._actor_step is not None else ""
         return (f"Learner({type(self.loss_module).__name__}, minibatch_size="
-                f"{self.minibatch_size}, epochs={self.epochs}{shuffle})")
+                f"{self.minibatch_size}, epochs={self.epochs}{shuffle}{delay})")

@@ -4,15 +4,22 @@ running concurrently (the topology of DQN, SAC, TD3 ...)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-from streamrl.data import LazyTensorStorage, SampleToInsertRatio, TensorDictReplayBuffer
+from streamrl.data import (
+    LazyTensorStorage,
+    SampleToInsertRatio,
+    StalenessAwareSampler,
+    TensorDictReplayBuffer,
+)
 from streamrl.graph import Graph, Map, Process
 from streamrl.ops.evaluator import Evaluator
 from streamrl.ops.learner import Learner
@@ -24,12 +31,18 @@ from streamrl.ops.rollout import Rollout
 from streamrl.ops.sample_budget import sample_budget
 from streamrl.ops.weight_sync import WeightSync
 
-__all__ = ["OffPolicyGraph", "build_offpolicy_graph", "ratio_buffer"]
+__all__ = ["OffPolicyGraph", "build_offpolicy_graph", "min_policy_lag", "ratio_buffer"]
+
+VERSION_KEY = ("collector", "policy_version")
+# FIFO capacities of the edges the policy-lag bound depends on (see min_policy_lag)
+_SINK_CAPACITY = 2
+_LEARNER_CAPACITY = 2
 
 
 def ratio_buffer(size: int, samples_per_insert: float, *, learning_starts: int,
                  sample_size: int, frames_per_batch: int,
-                 timeout: float = 120.0) -> TensorDictReplayBuffer:
+                 timeout: float = 120.0,
+                 max_policy_lag: int | None = None) -> TensorDictReplayBuffer:
     """A uniform replay buffer of ``size`` rows whose
     :class:`~streamrl.data.SampleToInsertRatio` limiter holds sampling until
     ``learning_starts`` frames are stored, then keeps ``samples_per_insert`` sampled rows per
@@ -41,17 +54,41 @@ def ratio_buffer(size: int, samples_per_insert: float, *, learning_starts: int,
     waits that long, and a stuck one (a failed operator on the other side) gets an error
     instead of a hang.
 
+    ``max_policy_lag`` (an int >= 0) bounds how many policy versions behind the learner a
+    sampled row may be: the buffer samples uniformly among the rows whose
+    ``("collector", "policy_version")`` is within that many versions of the learner's (a
+    :class:`~streamrl.data.StalenessAwareSampler` with ``max_staleness=max_policy_lag``;
+    :func:`build_offpolicy_graph` keeps its ``consumer_version`` at the learner's version).
+    Each draw then costs one comparison over the stored rows (about 2 ms for 1M rows).
+    ``None``: plain uniform replay.
+
     >>> rb = ratio_buffer(1000, 2.0, learning_starts=100, sample_size=64, frames_per_batch=32)
     >>> rb.rate_limiter.can_sample(64)  # nothing collected yet
     False
+    >>> ratio_buffer(1000, 2.0, learning_starts=100, sample_size=64, frames_per_batch=32,
+    ...              max_policy_lag=8).sampler.max_staleness
+    8
     """
+    sampler = None
+    if max_policy_lag is not None:
+        if isinstance(max_policy_lag, bool) or not isinstance(max_policy_lag, int) or (
+            max_policy_lag < 0
+        ):
+            raise ValueError(f"max_policy_lag must be an int >= 0 or None, got "
+                             f"{max_policy_lag!r}")
+        sampler = StalenessAwareSampler(max_staleness=max_policy_lag,
+                                        staleness_weight_fn=_uniform, version_key=VERSION_KEY)
     limiter = SampleToInsertRatio(
         samples_per_insert, min_size_to_sample=learning_starts,
         error_buffer=sample_size + frames_per_batch * samples_per_insert,
         max_sample_batch=sample_size, max_insert_batch=frames_per_batch,
     )
-    return TensorDictReplayBuffer(storage=LazyTensorStorage(size), rate_limiter=limiter,
-                                  rate_limit_timeout=timeout)
+    return TensorDictReplayBuffer(storage=LazyTensorStorage(size), sampler=sampler,
+                                  rate_limiter=limiter, rate_limit_timeout=timeout)
+
+
+def _uniform(staleness: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(staleness)
 
 
 @dataclass
@@ -70,7 +107,8 @@ class OffPolicyGraph:
     def checkpoint(self, config: Any) -> dict[str, Any]:
         """Everything a resumed run needs: ``pipeline`` (the graph's name), the state of each
         ``saved`` piece, of the learner and of the buffer (its limiter counters included),
-        ``config`` (a dataclass, as a dict), ``frames`` collected and ``updates`` made."""
+        ``config`` (a dataclass, as a dict), ``frames`` collected, ``updates`` made and the
+        ``policy_version`` published (a resumed run counts on from it)."""
         return {
             "pipeline": self.graph.name,
             **{key: piece.state_dict() for key, piece in self.saved.items()},
@@ -79,6 +117,7 @@ class OffPolicyGraph:
             "config": dataclasses.asdict(config),
             "frames": self.buffer.rate_limiter.inserts,
             "updates": self.learner.updates,
+            "policy_version": self.weights.version,
         }
 
 
@@ -149,6 +188,15 @@ def build_offpolicy_graph(
     free, but the final evaluation is of the final weights); collection and learning overlap
     only within the limiter's slack.
 
+    **Policy lag.** Every row carries the version that collected it, and the metrics report,
+    per learner message, ``staleness`` (the mean lag of its rows, in published versions) and
+    ``staleness_max`` (its oldest row's). A ``buffer`` whose sampler bounds the lag (from
+    ``ratio_buffer(..., max_policy_lag=L)``) makes the graph enforce it: each draw holds only
+    rows at most ``L`` versions behind the version the learner trains it with, and the
+    learner waits for fresh rows when there are none. ``L`` must be at least
+    :func:`min_policy_lag` for this graph (else ``ValueError``): below it, learner and
+    collector could wait on each other.
+
     Raises ``ValueError`` when the restored buffer has already collected ``frames``.
     """
     if rollout_placement not in ("process", "inline"):
@@ -170,7 +218,27 @@ def build_offpolicy_graph(
         raise ValueError(f"the checkpoint is at {done} frames, already at the budget "
                          f"frames={frames}; pass a larger --frames")
     total = done + math.ceil(remaining / frames_per_batch) * frames_per_batch
-    weights = PolicyWeights(policy)
+    batches = (total - done) // frames_per_batch
+    schedule = None
+    if lockstep:
+        schedule = [sample_budget(limiter, done + b * frames_per_batch, sample_size)
+                    for b in range(batches)]
+    lag = _lag_bound(buffer)
+    if lag is not None:
+        least = min_policy_lag(
+            limiter, frames_per_batch=frames_per_batch, sample_size=sample_size,
+            schedule=None if schedule is None else
+            [*schedule, sample_budget(limiter, total, sample_size)],
+        )
+        if lag < least:
+            raise ValueError(
+                f"max_policy_lag={lag} is below what this graph can keep without stalling "
+                f"({least} versions for {frames_per_batch} frames per batch, "
+                f"{sample_size} rows per sample{', lockstep' if lockstep else ''}); "
+                f"pass max_policy_lag >= {least}"
+            )
+    version = 0 if state is None else int(state.get("policy_version", 0))
+    weights = PolicyWeights(policy, version=version)
     metrics = MetricsSink(run_dir, columns=columns, total_frames=total, progress=progress,
                           desc=name, logger=logger)
     metrics.frames = done
@@ -185,7 +253,9 @@ def build_offpolicy_graph(
     )
     sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
     source = g.add(ReplaySource(buffer, sample_size,
-                                num_batches=sample_budget(limiter, total, sample_size)),
+                                num_batches=sample_budget(limiter, total, sample_size),
+                                first_version=None if lag is None else version,
+                                timeout=buffer.rate_limit_timeout),
                    name="replay_source", placement="thread")
     learn = g.add(learner, name="learner", placement="thread")
     sync = g.add(WeightSync(weights, policy, lock=learner.lock,
@@ -198,19 +268,69 @@ def build_offpolicy_graph(
                           name="_".join(extras))
     eval_node = g.add(evaluator, name="evaluator", placement="thread")
     sink_node = g.add(metrics, name="metrics")
-    g.connect(rollout, sink).connect(rollout, sink_node["collector"], capacity=4)
-    g.connect(source, learn).connect(learn, sync)
+    g.connect(rollout, sink, capacity=_SINK_CAPACITY)
+    g.connect(rollout, sink_node["collector"], capacity=4)
+    g.connect(source, learn, capacity=_LEARNER_CAPACITY)
+    g.connect(learn, sync, capacity=_LEARNER_CAPACITY)
     if published is not sync:
         g.connect(sync, published)
     g.connect(published, sink_node["learner"], capacity=8)
     g.connect(published, eval_node, kind="latest").connect(eval_node, sink_node["eval"])
-    if lockstep:
-        batches = (total - done) // frames_per_batch
-        schedule = [sample_budget(limiter, done + b * frames_per_batch, sample_size)
-                    for b in range(batches)]
+    if schedule is not None:
         pacer = g.add(Pacer(schedule), name="pacer")
         g.connect(published, pacer).connect(pacer, rollout["trigger"], capacity=batches)
     return OffPolicyGraph(g, learner, buffer, metrics, weights, saved)
+
+
+def _lag_bound(buffer: Any) -> int | None:
+    """The buffer's ``max_policy_lag`` (its StalenessAwareSampler's ``max_staleness``), or
+    ``None`` when sampling is not bounded by policy lag."""
+    sampler = getattr(buffer, "sampler", None)
+    if not isinstance(sampler, StalenessAwareSampler) or sampler.max_staleness < 0:
+        return None
+    key = sampler.version_key
+    if (key if isinstance(key, tuple) else (key,)) != VERSION_KEY:
+        raise ValueError(f"the buffer's StalenessAwareSampler reads {key!r}; the rollout "
+                         f"stamps versions at {VERSION_KEY!r}")
+    return sampler.max_staleness
+
+
+def min_policy_lag(limiter: Any, *, frames_per_batch: int, sample_size: int,
+                   schedule: Sequence[int] | None = None) -> int:
+    """The least ``max_policy_lag`` an off-policy graph keeps without stalling, for a
+    :class:`~streamrl.data.SampleToInsertRatio` ``limiter``, a rollout sending
+    ``frames_per_batch`` frames per batch and a replay source drawing ``sample_size`` rows
+    per learner message (one publication each).
+
+    Below it, the learner could wait for fresher data while the collector waits for the
+    learner (the limiter's ratio, or the lockstep pacer). ``schedule``: in lockstep, the
+    publications each batch waits for, followed by the number of messages the whole budget
+    grants; the bound is then exact: the most messages one batch's data must serve, less
+    one. Otherwise the collector runs free within the limiter's window, and the bound is a
+    worst case over thread timing: the messages that one batch plus those queued between
+    rollout and buffer grant, the limiter's error window, and the messages drawn but not yet
+    published.
+
+    >>> from streamrl.data import SampleToInsertRatio
+    >>> lim = SampleToInsertRatio(2.0, min_size_to_sample=100, error_buffer=128,
+    ...                           max_sample_batch=64, max_insert_batch=32)
+    >>> min_policy_lag(lim, frames_per_batch=32, sample_size=64, schedule=[0, 0, 4, 5, 6])
+    3
+    >>> min_policy_lag(lim, frames_per_batch=32, sample_size=64)
+    16
+    """
+    if schedule is not None:
+        steps = list(schedule)
+        return max([0, *(b - a - 1 for a, b in itertools.pairwise(steps))])
+    for name in ("samples_per_insert", "max_diff", "min_diff"):
+        if not hasattr(limiter, name):
+            raise TypeError(f"a policy-lag bound needs a SampleToInsertRatio limiter, found "
+                            f"{type(limiter).__name__}")
+    per_batch = frames_per_batch * limiter.samples_per_insert
+    window = limiter.max_diff - limiter.min_diff
+    queued = _SINK_CAPACITY + 3  # on the edge, in the sink, in the rollout's hands, the last
+    unpublished = 2 * _LEARNER_CAPACITY + 3  # on both edges, in source, learner and sync
+    return math.ceil((queued * per_batch + window) / sample_size) + unpublished
 
 
 def _stepper(modules: Sequence[Any], limiter: Any) -> Callable[[], None] | None:

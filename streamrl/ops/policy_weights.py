@@ -17,7 +17,8 @@ class PolicyWeights:
     Operators that run in other processes hold :attr:`policy` (the shared copy): when the
     learner calls :meth:`publish`, the new weights are copied in place and the version is
     bumped, so every process sees them without any message. Collected batches carry the
-    version that produced them (``("collector", "policy_version")``).
+    version that produced them (``("collector", "policy_version")``); the count starts at
+    ``version`` (a resumed run's).
 
     >>> net = nn.Linear(3, 1)
     >>> weights = PolicyWeights(net)
@@ -29,7 +30,7 @@ class PolicyWeights:
     (True, 1)
     """
 
-    def __init__(self, policy: nn.Module):
+    def __init__(self, policy: nn.Module, *, version: int = 0):
         if not isinstance(policy, nn.Module):
             raise TypeError(f"policy must be a torch.nn.Module, found {type(policy).__name__}")
         for name, p in policy.named_parameters():
@@ -40,7 +41,11 @@ class PolicyWeights:
                 )
         self.policy = copy.deepcopy(policy).share_memory()
         self._params = TensorDict.from_module(self.policy)
-        self._version = torch.zeros((), dtype=torch.int64).share_memory_()
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ValueError(f"version must be an int >= 0, got {version!r}")
+        # a resumed run starts from the version its checkpoint saved, so that the versions
+        # stamped on the restored replay data stay comparable
+        self._version = torch.full((), version, dtype=torch.int64).share_memory_()
 
     @property
     def version(self) -> int:

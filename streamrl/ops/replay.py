@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tensordict import TensorDictBase
@@ -49,29 +50,80 @@ class ReplaySink(Operator):
 class ReplaySource(Operator):
     """Samples ``batch_size`` items from a replay buffer per step, ``num_batches`` times
     (``None``: forever). A rate limiter on the buffer makes the sampling wait; place the source
-    on a thread so the wait does not block the event loop."""
+    on a thread so the wait does not block the event loop.
+
+    **Bounded policy lag.** With a buffer whose sampler is a
+    :class:`~streamrl.data.StalenessAwareSampler` and ``first_version`` set, each draw first
+    sets the sampler's ``consumer_version`` to ``first_version + sampled``: the policy version
+    the learner holds when it trains on that draw, in a graph whose
+    :class:`~streamrl.ops.WeightSync` publishes once per learner message (as
+    :func:`~streamrl.ops.build_offpolicy_graph`'s does). Items more than the sampler's
+    ``max_staleness`` versions older are never drawn; while no stored item is fresh enough,
+    the source waits for the collector's next insert (polling every ``poll`` seconds; after
+    ``timeout`` seconds, ``TimeoutError``, so a stalled collector is an error, not a hang).
+    """
 
     inputs = ()
     state_keys = ("sampled",)
 
-    def __init__(self, buffer: Any, batch_size: int, *, num_batches: int | None = None):
+    def __init__(self, buffer: Any, batch_size: int, *, num_batches: int | None = None,
+                 first_version: int | None = None, timeout: float | None = 120.0,
+                 poll: float = 0.001):
         if not hasattr(buffer, "sample"):
             raise TypeError(f"buffer must have sample(), found {type(buffer).__name__}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if num_batches is not None and (not isinstance(num_batches, int) or num_batches < 0):
             raise ValueError(f"num_batches must be an int >= 0 or None, got {num_batches!r}")
+        if first_version is not None:
+            if isinstance(first_version, bool) or not isinstance(first_version, int):
+                raise TypeError(f"first_version must be an int or None, got {first_version!r}")
+            sampler = getattr(buffer, "sampler", None)
+            if not hasattr(sampler, "consumer_version") or not callable(
+                getattr(buffer, "can_sample", None)
+            ):
+                raise TypeError(
+                    "first_version needs a buffer with can_sample() whose sampler has a "
+                    f"consumer_version (a StalenessAwareSampler), found "
+                    f"{type(buffer).__name__} with {type(sampler).__name__}"
+                )
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be > 0 or None, got {timeout!r}")
+        if not poll > 0:
+            raise ValueError(f"poll must be > 0, got {poll!r}")
         self.buffer = buffer
         self.batch_size = batch_size
         self.num_batches = num_batches
+        self.first_version = first_version
+        self.timeout = timeout
+        self.poll = poll
         self.sampled = 0
 
     def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
         if self.num_batches is not None and self.sampled >= self.num_batches:
             raise StopIteration
+        if self.first_version is not None:
+            self._wait_fresh(self.first_version + self.sampled)
         batch = self.buffer.sample(self.batch_size)
         self.sampled += 1
         return {"out": batch}
 
+    def _wait_fresh(self, version: int) -> None:
+        sampler = self.buffer.sampler
+        sampler.consumer_version = version
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        # inserts only add fresher items (a ring buffer overwrites the oldest): once a fresh
+        # item is seen, the draw below finds one
+        while not self.buffer.can_sample(self.batch_size):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"ReplaySource: no stored item within max_staleness="
+                    f"{sampler.max_staleness} of policy version {version} after "
+                    f"{self.timeout} s (is the collector running?)"
+                )
+            time.sleep(self.poll)
+
     def __repr__(self) -> str:
-        return f"ReplaySource(batch_size={self.batch_size}, num_batches={self.num_batches})"
+        lag = "" if self.first_version is None else ", bounded lag"
+        return (f"ReplaySource(batch_size={self.batch_size}, num_batches={self.num_batches}"
+                f"{lag})")

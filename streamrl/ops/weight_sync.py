@@ -22,7 +22,8 @@ class WeightSync(Operator):
     Its input is the metrics dict a :class:`~streamrl.ops.Learner` emits (``updates`` and,
     when the batch carried versions, ``batch_policy_version``). ``staleness`` is the version
     the learner held when it trained on the batch minus the batch's mean collection version:
-    how many publications behind the data was. Only this operator publishes, so the version
+    how many publications behind the data was; ``staleness_max`` (from the batch's
+    ``batch_policy_version_min``) is the lag of its oldest row. Only this operator publishes, so the version
     it reads before publishing is the learner's version for that batch.
 
     ``lock`` (e.g. ``learner.lock``) is held while copying, so the copy never mixes two
@@ -78,6 +79,8 @@ class WeightSync(Operator):
         out = dict(msg)
         if "batch_policy_version" in msg:
             out["staleness"] = self.weights.version - float(msg["batch_policy_version"])
+        if "batch_policy_version_min" in msg:
+            out["staleness_max"] = self.weights.version - int(msg["batch_policy_version_min"])
         if self._seen - self.published_at >= self.every:
             self.publish()
         out["policy_version"] = self.weights.version

@@ -2,7 +2,8 @@
 
 Checkpoints written atomically and read with ``weights_only=True``, metrics files (CSV and
 JSON lines, with an optional plot), run directories, batched evaluation episodes, and
-command-line flags from a config dataclass. :mod:`streamrl.train.driver` puts them together
+command-line flags from a config dataclass (:class:`OffPolicyConfig`: the fields, env,
+buffer and graph of an actor-critic off-policy pipeline). :mod:`streamrl.train.driver` puts them together
 for pipeline files: their command line, and the run of an off-policy graph.
 
 >>> from streamrl.train import MetricsLogger, save_checkpoint, load_checkpoint
@@ -18,10 +19,12 @@ from streamrl.train.config import (
     config_from_args,
 )
 from streamrl.train.metrics import MetricsLogger, plot_metrics, read_metrics
+from streamrl.train.offpolicy_config import OffPolicyConfig
 from streamrl.train.run_dir import make_run_dir
 
 __all__ = [
     "MetricsLogger",
+    "OffPolicyConfig",
     "add_config_arguments",
     "check_field",
     "check_positive_ints",

@@ -60,7 +60,8 @@ __all__ = [
 @dataclass
 class OffPolicyResult:
     """What an off-policy run did: frames, updates, evaluations (``(frames, mean return)``),
-    staleness, the learner's busy share, the graph report, where the files are."""
+    staleness (the mean over learner messages, and ``max_staleness``: the oldest row's lag
+    over the run), the learner's busy share, the graph report, where the files are."""
 
     frames: int
     updates: int
@@ -72,6 +73,7 @@ class OffPolicyResult:
     learner_busy: float
     report: str
     run_dir: Path | None
+    max_staleness: float | None = None
 
 
 class OffPolicyPipeline:
@@ -184,6 +186,7 @@ def train_offpolicy(name: str, algorithm: str, build: Callable[..., Any], config
     evaluations = parts.metrics.evaluations
     solved_at = next((f for f, r in evaluations if r >= config.target_return), None)
     staleness = [r["staleness"] for r in parts.metrics.rows if "staleness" in r]
+    oldest = [r["staleness_max"] for r in parts.metrics.rows if "staleness_max" in r]
     if run_dir is not None and evaluations:
         plot_learning_curve(run_dir, f"{algorithm} {config.env_name}")
     return OffPolicyResult(
@@ -193,6 +196,7 @@ def train_offpolicy(name: str, algorithm: str, build: Callable[..., Any], config
         mean_staleness=sum(staleness) / len(staleness) if staleness else None,
         learner_busy=parts.graph.stats().operators["learner"].busy_fraction,
         report=parts.graph.report(), run_dir=run_dir,
+        max_staleness=max(oldest) if oldest else None,
     )
 
 
@@ -258,7 +262,10 @@ def print_offpolicy_summary(name: str, config: Any, result: OffPolicyResult) -> 
     print(f"{name}: final eval return {final} ({solved}) after {result.frames:,} frames, "
           f"{result.updates:,} updates, {result.wall_s:.1f} s")
     if result.mean_staleness is not None:
-        print(f"  mean staleness {result.mean_staleness:.2f} policy versions")
+        oldest = "" if result.max_staleness is None else f", oldest row {result.max_staleness:g}"
+        bound = getattr(config, "max_policy_lag", None)
+        bound = "" if bound is None else f" (bound: max_policy_lag={bound})"
+        print(f"  mean staleness {result.mean_staleness:.2f} policy versions{oldest}{bound}")
     # the replay operators block inside the buffer's rate limiter, which the graph counts as
     # busy time: the learner's share says whether learning is what paces the run
     print(f"  learner busy {100 * result.learner_busy:.0f}% of the run (replay sink/source "

@@ -226,3 +226,7 @@ def test_staleness_aware_sampler():
     rb.extend(TensorDict({"policy_version": torch.zeros(3)}, [3]))
     sampler.consumer_version = 2
     assert rb.sample().shape == (4,)
+    # ReplayBuffer.can_sample(batch_size=None) and Sampler.can_sample(storage, batch_size)
+    assert rb.can_sample() and sampler.can_sample(rb.storage, 4)
+    sampler.consumer_version = 9  # every item is staler than max_staleness
+    assert not rb.can_sample(4) and not sampler.can_sample(rb.storage, 4)

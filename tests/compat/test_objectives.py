@@ -350,6 +350,10 @@ def test_documented_option_defaults_of_the_off_policy_losses():
     td3 = TD3Loss(_actor_det(), _qvalue(), action_spec=None, bounds=(-1.0, 1.0),
                   deactivate_vmap=True, use_prioritized_weights=False)
     assert set(td3(_continuous()).keys()) >= {"loss_actor", "loss_qvalue"}
+    # TorchRL's TD3Loss.actor_loss / value_loss(tensordict) -> (loss, metadata)
+    loss_actor, _ = td3.actor_loss(_continuous())
+    loss_value, metadata = td3.value_loss(_continuous())
+    assert loss_actor.shape == loss_value.shape == () and "td_error" in metadata
 
 
 def _actor_det():

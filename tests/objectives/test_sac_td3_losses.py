@@ -154,6 +154,28 @@ def test_td3_gradient_routing_and_bad_args():
         TD3Loss(actor, qvalue(), action_low=-1.0, action_high=1.0, policy_noise=-0.1)
 
 
+def test_td3_actor_and_value_loss_alone_match_forward():
+    torch.manual_seed(0)
+    actor = TensorDictModule(nn.Linear(3, 2), in_keys=["observation"], out_keys=["action"])
+    loss = TD3Loss(actor, qvalue(), action_low=-1.0, action_high=1.0, loss_function="l2")
+    td = _data()
+    torch.manual_seed(1)
+    out = loss(td.clone())
+    torch.manual_seed(1)  # the target smoothing noise is the only draw: the same one
+    value, meta = loss.value_loss(td)
+    torch.testing.assert_close(value, out["loss_qvalue"])
+    torch.testing.assert_close(meta["target_value"], out["target_value"])
+    torch.testing.assert_close(td["td_error"], out["td_error"])
+    actor_loss, actor_meta = loss.actor_loss(td)
+    torch.testing.assert_close(actor_loss, out["loss_actor"])
+    torch.testing.assert_close(actor_meta["state_action_value_actor"],
+                               out["state_action_value_actor"])
+    # the critic's loss alone reaches no actor parameter
+    grads = torch.autograd.grad(value, list(loss.actor_network_params.values(True, True)),
+                                allow_unused=True)
+    assert all(g is None for g in grads)
+
+
 # ----------------------------------------------------------------------- discrete SAC
 
 

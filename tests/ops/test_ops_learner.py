@@ -52,8 +52,10 @@ def test_learner_minibatches_epochs_and_metrics():
     out = learner.step({"in": regression_batch(10, version=7)})["out"]
     # 10 rows in minibatches of 4: 3 updates per epoch (4, 4, 2), 3 epochs
     assert out["updates"] == 9 and out["batches"] == 1
-    assert set(out) == {"updates", "batches", "loss_mse", "scale", "batch_policy_version"}
+    assert set(out) == {"updates", "batches", "loss_mse", "scale", "batch_policy_version",
+                        "batch_policy_version_min"}
     assert out["scale"] == pytest.approx(2.0) and out["batch_policy_version"] == 7.0
+    assert out["batch_policy_version_min"] == 7
     assert learner.state_dict() == {"updates": 9, "batches": 1}
 
 
@@ -219,6 +221,131 @@ def test_learner_loss_keys_and_errors():
 
 
 # ---------------------------------------------------------------------------------- WeightSync
+class TwoNets(LossModule):
+    """An 'actor' and a 'critic' regressed separately; counts the target updates."""
+
+    def __init__(self):
+        super().__init__()
+        self.actor, self.critic = nn.Linear(2, 1), nn.Linear(2, 1)
+
+    def forward(self, td):
+        return TensorDict({"loss_actor": (self.actor(td["x"]) - td["y"]).pow(2).mean(),
+                           "loss_critic": (self.critic(td["x"]) - td["y"]).pow(2).mean()})
+
+
+class CountSteps:
+    def __init__(self):
+        self.calls = 0
+
+    def step(self):
+        self.calls += 1
+
+
+def delayed_learner(delay=2, **kwargs):
+    torch.manual_seed(0)
+    loss = TwoNets()
+    target = CountSteps()
+    learner = Learner(loss, torch.optim.SGD(loss.critic.parameters(), lr=0.1),
+                      loss_keys=["loss_critic"], minibatch_size=1, target_updater=target,
+                      actor_optimizer=torch.optim.SGD(loss.actor.parameters(), lr=0.1),
+                      actor_loss_keys=["loss_actor"], policy_delay=delay, **kwargs)
+    return learner, loss, target
+
+
+def test_learner_delayed_actor_steps_every_policy_delay_updates():
+    learner, loss, target = delayed_learner(delay=3, max_grad_norm=100.0)
+    actor0 = loss.actor.weight.detach().clone()
+    critic0 = loss.critic.weight.detach().clone()
+    out = learner.step({"in": regression_batch(2)})["out"]  # updates 1 and 2: critic only
+    assert torch.equal(loss.actor.weight, actor0) and not torch.equal(loss.critic.weight, critic0)
+    assert target.calls == 0 and "actor_grad_norm" not in out and "grad_norm" in out
+    out = learner.step({"in": regression_batch(4)})["out"]  # updates 3 to 6: the 3rd and 6th
+    assert not torch.equal(loss.actor.weight, actor0)
+    assert target.calls == 2 and learner.updates == 6 and out["actor_grad_norm"] >= 0
+    assert "policy_delay=3" in repr(learner)
+
+
+class TwoNetsWithValueLoss(TwoNets):
+    """TwoNets with TorchRL's value_loss(td) -> (loss, metadata); counts whole calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.whole_calls = 0
+
+    def forward(self, td):
+        self.whole_calls += 1
+        return super().forward(td)
+
+    def value_loss(self, td):
+        return (self.critic(td["x"]) - td["y"]).pow(2).mean(), {}
+
+
+def test_learner_skip_actor_loss_calls_value_loss_between_actor_updates():
+    torch.manual_seed(0)
+    loss = TwoNetsWithValueLoss()
+    learner = Learner(loss, torch.optim.SGD(loss.critic.parameters(), lr=0.1),
+                      loss_keys=["loss_critic"], minibatch_size=1,
+                      actor_optimizer=torch.optim.SGD(loss.actor.parameters(), lr=0.1),
+                      actor_loss_keys=["loss_actor"], policy_delay=2, skip_actor_loss=True)
+    out = learner.step({"in": regression_batch(6)})["out"]
+    assert loss.whole_calls == 3 and learner.updates == 6  # the 2nd, 4th and 6th
+    # loss_actor: its mean over the 3 updates that computed it, not diluted over all 6
+    assert out["loss_actor"] > 0 and set(out) >= {"loss_actor", "loss_critic"}
+    with pytest.raises(ValueError, match="skip_actor_loss needs one loss_keys term"):
+        Learner(TwoNets(), torch.optim.SGD(loss.critic.parameters(), lr=0.1),
+                loss_keys=["loss_critic"], actor_optimizer=torch.optim.SGD(
+                    loss.actor.parameters(), lr=0.1), actor_loss_keys=["loss_actor"],
+                skip_actor_loss=True)
+
+
+def test_learner_delay_of_one_matches_one_optimizer():
+    learner, loss, target = delayed_learner(delay=1)
+    torch.manual_seed(0)  # the initial weights of delayed_learner's
+    ref = TwoNets()
+    both = Learner(ref, torch.optim.SGD(ref.parameters(), lr=0.1), minibatch_size=1)
+    batch = regression_batch(3)
+    learner.step({"in": batch})
+    both.step({"in": batch})
+    assert target.calls == 3
+    for a, b in zip(loss.parameters(), ref.parameters(), strict=True):
+        assert torch.allclose(a, b)
+
+
+def test_learner_delayed_actor_errors():
+    loss = TwoNets()
+    critic = torch.optim.SGD(loss.critic.parameters(), lr=0.1)
+    actor = torch.optim.SGD(loss.actor.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="need an actor_optimizer"):
+        Learner(loss, critic, policy_delay=2)
+    with pytest.raises(ValueError, match="need an actor_optimizer"):
+        Learner(loss, critic, skip_actor_loss=True)
+    with pytest.raises(ValueError, match="name the terms of each"):
+        Learner(loss, critic, actor_optimizer=actor, actor_loss_keys=["loss_actor"])
+    with pytest.raises(ValueError, match="must be disjoint"):
+        Learner(loss, critic, loss_keys=["loss_actor"], actor_optimizer=actor,
+                actor_loss_keys=["loss_actor"])
+    with pytest.raises(ValueError, match="share 2 parameters"):
+        Learner(loss, torch.optim.SGD(loss.parameters(), lr=0.1), loss_keys=["loss_critic"],
+                actor_optimizer=actor, actor_loss_keys=["loss_actor"])
+    with pytest.raises(ValueError, match="policy_delay must be a positive int"):
+        Learner(loss, critic, loss_keys=["loss_critic"], actor_optimizer=actor,
+                actor_loss_keys=["loss_actor"], policy_delay=0)
+    with pytest.raises(TypeError, match="actor_optimizer must be a torch"):
+        Learner(loss, critic, loss_keys=["loss_critic"], actor_optimizer=object(),
+                actor_loss_keys=["loss_actor"])
+
+
+def test_weight_sync_reports_the_oldest_rows_lag():
+    net = nn.Linear(2, 1)
+    weights = PolicyWeights(net, version=5)
+    sync = WeightSync(weights, net)
+    out = sync.step({"in": {"updates": 1, "batch_policy_version": 3.5,
+                            "batch_policy_version_min": 2}})["out"]
+    assert out["staleness"] == 1.5 and out["staleness_max"] == 3 and out["policy_version"] == 6
+    with pytest.raises(ValueError, match="version must be an int >= 0"):
+        PolicyWeights(net, version=-1)
+
+
 def test_weight_sync_publishes_every_k_updates_with_staleness():
     net = nn.Linear(2, 1)
     weights = PolicyWeights(net)

@@ -13,7 +13,14 @@ from streamrl.data import LazyTensorStorage, SampleToInsertRatio, TensorDictRepl
 from streamrl.envs import GymEnv, SerialEnv
 from streamrl.modules import MLP, QValueActor
 from streamrl.objectives import DQNLoss
-from streamrl.ops import Learner, OffPolicyGraph, build_offpolicy_graph, ratio_buffer, sample_budget
+from streamrl.ops import (
+    Learner,
+    OffPolicyGraph,
+    build_offpolicy_graph,
+    min_policy_lag,
+    ratio_buffer,
+    sample_budget,
+)
 
 FRAMES_PER_BATCH, SAMPLE, MINIBATCH = 32, 32, 16
 
@@ -41,7 +48,7 @@ def make_eval_env():
     return SerialEnv(2, functools.partial(GymEnv, "CartPole-v1"))
 
 
-def build(frames=256, state=None, **kwargs):
+def build(frames=256, state=None, max_policy_lag=None, **kwargs):
     torch.manual_seed(0)
     probe = GymEnv("CartPole-v1")
     actor = QValueActor(MLP(in_features=4, out_features=2, num_cells=[16]), spec=probe.action_spec)
@@ -51,7 +58,7 @@ def build(frames=256, state=None, **kwargs):
     optim = torch.optim.Adam(loss.parameters(), lr=1e-3)
     learner = Learner(loss, optim, minibatch_size=MINIBATCH)
     buffer = ratio_buffer(1000, 2.0, learning_starts=64, sample_size=SAMPLE,
-                          frames_per_batch=FRAMES_PER_BATCH)
+                          frames_per_batch=FRAMES_PER_BATCH, max_policy_lag=max_policy_lag)
     steps = FrameSteps()
     options = dict(frames=frames, frames_per_batch=FRAMES_PER_BATCH, sample_size=SAMPLE,
                    make_eval_env=make_eval_env, eval_interval=8, eval_seed=0, seed=0,
@@ -105,8 +112,9 @@ def test_small_run_collects_learns_publishes_and_evaluates(tmp_path):
 
     state = built.checkpoint(Config())
     assert list(state) == ["pipeline", "policy", "loss", "optimizer", "learner", "buffer",
-                           "config", "frames", "updates"]
+                           "config", "frames", "updates", "policy_version"]
     assert state["pipeline"] == "tiny" and state["config"] == {"frames": 256}
+    assert state["policy_version"] == built.weights.version > 0
     assert state["frames"] == 256 and state["updates"] == built.learner.updates
 
 
@@ -116,6 +124,8 @@ def test_resume_continues_from_the_checkpoint():
     state = first.checkpoint(Config())
     second, steps = build(frames=384, state=state)
     assert second.metrics.frames == 256 and second.learner.updates == state["updates"]
+    # versions count on: the restored rows' versions stay comparable with new ones
+    assert second.weights.version == state["policy_version"] > 0
     policy = second.saved["policy"]
     assert all(torch.equal(p, first.saved["policy"].state_dict()[k])
                for k, p in policy.state_dict().items())
@@ -193,3 +203,47 @@ def test_ratio_buffer_limiter_and_storage():
     assert rb.storage.max_size == 500
     with pytest.raises(ValueError, match="samples_per_insert"):
         ratio_buffer(500, 0.0, learning_starts=10, sample_size=64, frames_per_batch=8)
+
+
+def least_lag(**kwargs) -> int:
+    """The bound build_offpolicy_graph asks for (read from its refusal of a bound of 0)."""
+    with pytest.raises(ValueError, match="max_policy_lag=0 is below") as info:
+        build(max_policy_lag=0, **kwargs)
+    return int(str(info.value).rsplit(">= ", 1)[1])
+
+
+@pytest.mark.parametrize("lockstep", [True, False], ids=["lockstep", "async"])
+def test_policy_lag_bound_holds_on_every_batch(lockstep):
+    lag = least_lag(lockstep=lockstep)
+    if not lockstep:  # the worst case over thread timing is min_policy_lag's
+        limiter = ratio_buffer(1000, 2.0, learning_starts=64, sample_size=SAMPLE,
+                               frames_per_batch=FRAMES_PER_BATCH).rate_limiter
+        assert lag == min_policy_lag(limiter, frames_per_batch=FRAMES_PER_BATCH,
+                                     sample_size=SAMPLE)
+    built, _ = build(frames=640, max_policy_lag=lag, lockstep=lockstep)
+    run(built)
+    rows = [r for r in built.metrics.rows if "staleness_max" in r]
+    assert built.learner.updates == expected_updates(640)  # the bound stalls nothing
+    assert rows and all(0 <= r["staleness"] <= r["staleness_max"] <= lag for r in rows)
+    assert max(r["staleness_max"] for r in rows) > 0
+
+
+def test_policy_lag_bound_is_kept_across_a_resume():
+    lag = least_lag(lockstep=True)
+    first, _ = build(frames=320, max_policy_lag=lag, lockstep=True)
+    run(first)
+    state = first.checkpoint(Config())
+    second, _ = build(frames=640, state=state, max_policy_lag=lag, lockstep=True)
+    assert second.weights.version == state["policy_version"]
+    run(second)
+    rows = [r for r in second.metrics.rows if "staleness_max" in r]
+    assert rows and all(0 <= r["staleness_max"] <= lag for r in rows)
+
+
+def test_policy_lag_errors():
+    with pytest.raises(ValueError, match="max_policy_lag must be an int >= 0"):
+        ratio_buffer(100, 1.0, learning_starts=8, sample_size=8, frames_per_batch=8,
+                     max_policy_lag=-1)
+    with pytest.raises(TypeError, match="needs a SampleToInsertRatio"):
+        min_policy_lag(object(), frames_per_batch=8, sample_size=8)
+    assert min_policy_lag(None, frames_per_batch=8, sample_size=8, schedule=[0]) == 0

@@ -162,3 +162,21 @@ def test_dqn_solves_cartpole(tmp_path):
     assert result.evaluations[-1][0] == dqn.collected_frames(config)  # the final weights
     assert result.evaluations[-1][1] >= config.target_return, result.evaluations
     assert result.updates == expected_updates(config)
+
+
+def test_policy_lag_bound_holds_on_every_batch(tmp_path, capsys):
+    with pytest.raises(ValueError, match="pass max_policy_lag >= ") as info:
+        dqn.train(dqn.DQNConfig(**TINY, rollout_placement="inline", lockstep=True,
+                                max_policy_lag=0))
+    lag = int(str(info.value).rsplit(">= ", 1)[1])
+    config = dqn.DQNConfig(**TINY, rollout_placement="inline", lockstep=True,
+                           max_policy_lag=lag, logger="none")
+    result = dqn.train(config, run_dir=tmp_path)
+    assert result.updates == expected_updates(config)  # the bound stalls nothing
+    rows = [r for r in read_metrics(tmp_path) if r.get("loss") is not None]
+    assert rows and all(0 <= r["staleness"] <= r["staleness_max"] <= lag for r in rows)
+    assert result.max_staleness == max(r["staleness_max"] for r in rows) > 0
+    dqn.driver.print_offpolicy_summary("dqn_cartpole", config, result)
+    assert f"(bound: max_policy_lag={lag})" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="max_policy_lag must be None or an int >= 0"):
+        dqn.DQNConfig(max_policy_lag=-2)

@@ -56,7 +56,7 @@ def test_checkpoint_restores_the_trained_policy(tmp_path):
     config = ppo.PPOConfig(**TINY, seed=1)
     ppo.train(config, run_dir=tmp_path)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
-    env = ppo.make_env(config, 3)
+    env = config.make_env(3)
     try:
         actor, critic = ppo.make_models(config, env)
         actor.load_state_dict(state["policy"])
@@ -71,7 +71,7 @@ def test_checkpoint_restores_the_trained_policy(tmp_path):
         assert td["state_value"].shape == (3, 1)
     finally:
         env.close()
-    probe = ppo.make_env(config, 1)
+    probe = config.make_env(1)
     fresh = ppo.make_models(config, probe)[0]
     probe.close()
     trained = dict(actor.named_parameters())
@@ -142,7 +142,7 @@ def test_failure_mid_run_releases_everything(tmp_path, monkeypatch):
             raise RuntimeError("learner blew up")
         return {}
 
-    monkeypatch.setattr(ppo, "_update", broken_update)
+    monkeypatch.setattr(ppo._pipeline, "update", broken_update)
     with pytest.raises(RuntimeError, match="learner blew up"):
         ppo.train(ppo.PPOConfig(**TINY, threads=2), run_dir=tmp_path)
     assert torch.get_num_threads() == torch_threads
@@ -165,7 +165,7 @@ def test_resume_rejects_a_foreign_checkpoint(tmp_path):
 
 
 def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch, capsys):
-    real_update = ppo._update
+    real_update = ppo._pipeline.update
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -174,7 +174,7 @@ def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch, capsys):
             raise KeyboardInterrupt
         return real_update(*args, **kwargs)
 
-    monkeypatch.setattr(ppo, "_update", interrupted)
+    monkeypatch.setattr(ppo._pipeline, "update", interrupted)
     code = ppo.main(["--frames", "1024", "--eval-episodes", "2", "--epochs", "1",
                      "--no-progress", "--run-dir", str(tmp_path)])
     assert code == 130
@@ -195,7 +195,7 @@ def _rows(run_dir, up_to=None):
 def test_interrupted_and_resumed_run_is_bit_exact(tmp_path, monkeypatch):
     config = ppo.PPOConfig(**{**TINY, "checkpoint_interval": 256})
     ppo.train(config, run_dir=tmp_path / "through")
-    real_update, calls = ppo._update, []
+    real_update, calls = ppo._pipeline.update, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -203,7 +203,7 @@ def test_interrupted_and_resumed_run_is_bit_exact(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_update(*args, **kwargs)
 
-    monkeypatch.setattr(ppo, "_update", interrupted)
+    monkeypatch.setattr(ppo._pipeline, "update", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ppo.train(config, run_dir=tmp_path / "stopped")
     monkeypatch.undo()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamrl.cli import load_pipeline
+from streamrl.envs import GymEnv
 from streamrl.graph import Graph
 from streamrl.ops import sample_budget
 from streamrl.train import load_checkpoint, read_metrics
@@ -22,8 +23,8 @@ TINY = dict(frames=600, learning_starts=100, frames_per_batch=50, batch_size=32,
 
 
 def expected_updates(config):
-    limiter = sac.make_buffer(config).rate_limiter
-    batches = sample_budget(limiter, sac.collected_frames(config), config.sample_size)
+    limiter = config.make_buffer().rate_limiter
+    batches = sample_budget(limiter, config.collected_frames(), config.sample_size)
     return batches * config.minibatches_per_sample
 
 
@@ -51,7 +52,7 @@ def test_tiny_inline_run_drains_and_writes_its_files(tmp_path):
         assert list(csv.DictReader(f).fieldnames) == sac.COLUMNS
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["pipeline"] == "sac_pendulum" and state["updates"] == result.updates
-    actor, _ = sac.make_models(config, sac.GymEnv("Pendulum-v1"))
+    actor, _ = sac.make_models(config, GymEnv("Pendulum-v1"))
     actor.load_state_dict(state["policy"])
     assert (tmp_path / "learning_curve.png").exists()
 
@@ -90,7 +91,7 @@ def test_main_and_build_graph(tmp_path, capsys):
     with pytest.raises(ValueError, match="updates_per_frame"):
         sac.SACConfig(updates_per_frame=0)
     with pytest.raises(ValueError, match="bounded continuous"):
-        sac.make_models(sac.SACConfig(), sac.GymEnv("CartPole-v1"))
+        sac.make_models(sac.SACConfig(), GymEnv("CartPole-v1"))
 
 
 @pytest.mark.slow

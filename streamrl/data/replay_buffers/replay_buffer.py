@@ -234,6 +234,15 @@ class ReplayBuffer(IterableDataset):
         """Number of items that can be sampled (all stored ones, unless the sampler consumes)."""
         return self._sampler.sampleable_count(self._storage)
 
+    def can_sample(self, batch_size: int | None = None) -> bool:
+        """Whether the sampler can draw a batch of ``batch_size`` (default: the buffer's
+        ``batch_size``) from what is stored now, e.g. whether a
+        :class:`~streamrl.data.StalenessAwareSampler` finds a fresh enough item. The rate
+        limiter is not consulted (its own ``can_sample`` says whether it grants a sample)."""
+        batch_size = self._resolve_batch_size(batch_size)
+        with self._lock:
+            return bool(self._sampler.can_sample(self._storage, batch_size))
+
     @property
     def write_count(self) -> int:
         """Items written through :meth:`add` and :meth:`extend` so far (in this process)."""

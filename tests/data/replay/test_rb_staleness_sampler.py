@@ -70,3 +70,27 @@ def test_state_round_trip_and_bad_arguments():
     s.consumer_version = 2
     with pytest.raises(ValueError, match="finite weight >= 0"):
         rb.sample(2)
+
+
+def test_can_sample_says_whether_a_fresh_item_is_stored():
+    sampler = StalenessAwareSampler(max_staleness=2, version_key=("collector", "policy_version"))
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(10), sampler=sampler, batch_size=4)
+    assert not rb.can_sample()  # empty
+    rb.extend(TensorDict({("collector", "policy_version"): torch.tensor([0, 1, 1])}, [3]))
+    sampler.consumer_version = 3
+    assert rb.can_sample() and sampler.can_sample(rb.storage, 4)
+    sampler.consumer_version = 4  # every item is 3 or more versions old
+    assert not rb.can_sample(4)
+    rb.extend(TensorDict({("collector", "policy_version"): torch.tensor([4])}, [1]))
+    assert rb.can_sample(4)
+    assert set(rb.sample()[("collector", "policy_version")].tolist()) == {4}
+
+
+def test_draws_follow_the_weights():
+    sampler = StalenessAwareSampler(staleness_weight_fn=lambda s: (s == 0).double() * 3 + 1,
+                                    seed=0)
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(10), sampler=sampler)
+    rb.extend(TensorDict({"policy_version": torch.tensor([0.0, 1.0])}, [2]))
+    sampler.consumer_version = 1
+    fresh = float((rb.sample(4000)["policy_version"] == 1).double().mean())
+    assert 0.77 < fresh < 0.83  # weights 1 and 4: 80% of draws in expectation

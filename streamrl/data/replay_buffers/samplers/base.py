@@ -50,6 +50,11 @@ class Sampler:
         """How many stored items can still be sampled (``len(rb)``): all of them by default."""
         return len(storage)
 
+    def can_sample(self, storage, batch_size: int) -> bool:
+        """Whether :meth:`sample` can draw ``batch_size`` items from ``storage`` now (by
+        default: whether anything is stored; samplers that exclude items say more)."""
+        return len(storage) > 0
+
     def free_slots(self, n: int) -> torch.Tensor:
         """Up to ``n`` slots the next write should fill first (none by default)."""
         return torch.empty(0, dtype=torch.long)

@@ -1,0 +1,586 @@
+"""PPO pipelines: the config, the lockstep collect-then-learn loop, its checkpoint and its
+command line, shared by ``ppo_cartpole``, ``ppo_mujoco`` ... (a pipeline file brings its
+defaults and its networks, and binds :class:`PPOPipeline`'s entry points)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from streamrl.checkpoint import Checkpoint, CheckpointError, GlobalRNGState
+from streamrl.collectors import SyncDataCollector
+from streamrl.envs import EnvBase, GymEnv, SerialEnv
+from streamrl.envs.transforms import RunningMeanStd
+from streamrl.graph import Graph
+from streamrl.objectives import ClipPPOLoss
+from streamrl.ops import (
+    Learner,
+    check_run_logger,
+    default_run_logger,
+    evaluate_episodes,
+    run_logger,
+)
+from streamrl.train import driver
+from streamrl.train.config import check_field, check_positive_ints
+from streamrl.train.metrics import MetricsLogger
+
+__all__ = ["PPOConfig", "PPOPipeline", "PPOResult", "orthogonal_init_"]
+
+_COLUMNS = [
+    "iteration", "frames", "wall_s", "train_s", "collect_s", "update_s", "fps", "train_return",
+    "train_episodes", "eval_return", "loss_objective", "loss_critic", "entropy", "kl_approx",
+    "clip_fraction", "lr", "clip_epsilon",
+]
+
+
+@dataclass
+class PPOConfig:
+    """Hyper-parameters of a clipped-PPO pipeline on a gym env (defaults: Stable-Baselines3's
+    PPO defaults: one env x 2048 steps per batch, 10 epochs of minibatches of 64, lr 3e-4,
+    GAE(0.99, 0.95), clip range 0.2, value coefficient 0.5, gradient norm clipped at 0.5).
+    A pipeline subclasses it with its own defaults and networks.
+
+    ``frames`` is the frame budget and the horizon of the linear schedules (as SB3's
+    ``total_timesteps``; ``anneal_lr`` / ``anneal_clip`` turn them on); training stops
+    earlier once the evaluation mean reaches ``target_return`` (``None``: never).
+    ``normalize_reward`` divides the rewards the learner sees by the running standard
+    deviation of the discounted return and clips them at ``clip_reward`` (SB3's
+    ``VecNormalize(norm_reward=True)``; the logged returns stay the env's).
+
+    >>> PPOConfig(num_envs=2, steps_per_env=64, minibatch_size=32).frames_per_batch
+    128
+    """
+
+    env_name: str = "CartPole-v1"
+    num_envs: int = 1
+    steps_per_env: int = 2048
+    minibatch_size: int = 64
+    epochs: int = 10
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    lr: float = 3e-4
+    anneal_lr: bool = False
+    clip_epsilon: float = 0.2
+    anneal_clip: bool = False
+    entropy_coef: float = 0.0
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = True
+    hidden: int = 64
+    normalize_reward: bool = False
+    clip_reward: float = 10.0
+    frames: int = 1_000_000
+    eval_interval: int = 10_240
+    eval_episodes: int = 10
+    eval_seed: int = 10_000
+    target_return: float | None = None
+    seed: int = 0
+    threads: int = 1
+    # frames between checkpoints (None: at each evaluation); also written at the end
+    checkpoint_interval: int | None = None
+    # a streamrl.record logger beside metrics.csv/jsonl: tensorboard (when installed), csv,
+    # wandb (offline) or none
+    logger: str = default_run_logger()
+
+    def __post_init__(self) -> None:
+        check_run_logger(self.logger)
+        check_positive_ints(self, "num_envs", "steps_per_env", "minibatch_size", "epochs",
+                            "hidden", "frames", "eval_interval", "eval_episodes", "threads")
+        if self.checkpoint_interval is not None:
+            check_positive_ints(self, "checkpoint_interval")
+        for name in ("gamma", "gae_lambda"):
+            check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
+        check_field(self, "clip_epsilon", 0.0 < self.clip_epsilon < 1.0, "in (0, 1)")
+        check_field(self, "lr", self.lr > 0, "> 0")
+        check_field(self, "clip_reward", self.clip_reward > 0, "> 0")
+        if self.minibatch_size > self.frames_per_batch:
+            raise ValueError(
+                f"{type(self).__name__}.minibatch_size ({self.minibatch_size}) must not exceed the batch, "
+                f"num_envs * steps_per_env = {self.frames_per_batch}"
+            )
+
+    @property
+    def frames_per_batch(self) -> int:
+        """Frames per collected batch: ``num_envs * steps_per_env``."""
+        return self.num_envs * self.steps_per_env
+
+    def make_env(self, num_envs: int) -> EnvBase:
+        """``num_envs`` copies of the config's gym env, stepped in this process."""
+        return SerialEnv(num_envs, functools.partial(GymEnv, self.env_name))
+
+
+@dataclass
+class PPOResult:
+    """What a run did: frames, times, the last evaluation and where the files are."""
+
+    frames: int
+    iterations: int
+    wall_s: float
+    train_s: float
+    eval_s: float
+    collect_s: float
+    update_s: float
+    eval_return: float | None
+    solved_at: int | None
+    evaluations: list[tuple[int, float]]
+    run_dir: Path | None
+
+
+def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module) -> ClipPPOLoss:
+    """Clipped PPO loss with an MSE critic and a GAE value estimator."""
+    loss = ClipPPOLoss(
+        actor, critic,
+        clip_epsilon=config.clip_epsilon,
+        entropy_bonus=config.entropy_coef > 0,
+        entropy_coeff=config.entropy_coef,
+        critic_coeff=config.value_coef,
+        loss_critic_type="l2",
+        normalize_advantage=config.normalize_advantage,
+    )
+    loss.make_value_estimator(gamma=config.gamma, lmbda=config.gae_lambda)
+    return loss
+
+
+def make_learner(config: PPOConfig, loss: ClipPPOLoss,
+                 optim: torch.optim.Optimizer) -> Learner:
+    """``epochs`` passes over each batch in shuffled minibatches, the gradient norm clipped."""
+    # named, so that the terms are summed in this order whatever order the loss emits them in
+    keys = ["loss_objective", "loss_critic"] + (["loss_entropy"] if loss.entropy_bonus else [])
+    return Learner(loss, optim, minibatch_size=config.minibatch_size, epochs=config.epochs,
+                   shuffle=True, max_grad_norm=config.max_grad_norm, loss_keys=keys)
+
+
+def make_collector(config: PPOConfig, actor: nn.Module) -> SyncDataCollector:
+    """The lockstep collector: ``num_envs x steps_per_env`` frames per batch."""
+    collector = SyncDataCollector(
+        functools.partial(config.make_env, config.num_envs),
+        actor,
+        frames_per_batch=config.frames_per_batch,
+        total_frames=config.frames,
+    )
+    collector.set_seed(config.seed)
+    return collector
+
+
+def orthogonal_init_(mlp: nn.Module, last_gain: float) -> None:
+    """SB3's init of a PPO network, in place: orthogonal weights (gain ``sqrt(2)`` for the
+    hidden layers, ``last_gain`` for the output layer; 0.01 makes a policy head start near
+    uniform, which matters for how fast CartPole is learned), zero biases."""
+    linears = [m for m in mlp.modules() if isinstance(m, nn.Linear)]
+    for i, layer in enumerate(linears):
+        nn.init.orthogonal_(layer.weight, gain=last_gain if i == len(linears) - 1 else math.sqrt(2))
+        nn.init.zeros_(layer.bias)
+
+
+class _EpisodeReturns:
+    """Returns of the training episodes that end inside each batch (carried across batches)."""
+
+    def __init__(self, num_envs: int):
+        self.running = torch.zeros(num_envs, dtype=torch.float64)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"running": self.running.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.running = state["running"].to(torch.float64).clone()
+
+    def check_state_dict(self, state: Any) -> None:
+        running = state.get("running") if isinstance(state, dict) else None
+        if not isinstance(running, torch.Tensor) or running.shape != self.running.shape:
+            raise ValueError(f"expected {{'running': tensor of shape "
+                             f"{tuple(self.running.shape)}}}, found {state!r:.100}")
+
+    def update(self, batch: Any) -> list[float]:
+        reward = batch.get(("next", "reward")).reshape(self.running.shape[0], -1).double()
+        done = batch.get(("next", "done")).reshape(self.running.shape[0], -1)
+        finished: list[float] = []
+        for t in range(reward.shape[1]):
+            self.running += reward[:, t]
+            if bool(done[:, t].any()):
+                finished.extend(self.running[done[:, t]].tolist())
+                self.running[done[:, t]] = 0.0
+        return finished
+
+
+class _ReturnScaler:
+    """SB3's reward normalisation: rewards divided by the running standard deviation of the
+    discounted return (per env, reset at episode ends), then clipped; a checkpoint part."""
+
+    def __init__(self, num_envs: int, gamma: float, clip: float):
+        self.gamma, self.clip = gamma, clip
+        self.returns = torch.zeros(num_envs, dtype=torch.float64)
+        self.stats = RunningMeanStd(shape=())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"returns": self.returns.clone(), "stats": self.stats.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.returns = state["returns"].to(torch.float64).clone()
+        self.stats.load_state_dict(state["stats"])
+
+    def check_state_dict(self, state: Any) -> None:
+        returns = state.get("returns") if isinstance(state, dict) else None
+        if not isinstance(returns, torch.Tensor) or returns.shape != self.returns.shape:
+            raise ValueError(f"expected {{'returns': tensor of shape "
+                             f"{tuple(self.returns.shape)}, 'stats': ...}}, found "
+                             f"{state!r:.100}")
+
+    def scale(self, batch: Any) -> None:
+        """Fold the batch's discounted returns into the statistics, then scale its rewards
+        in place (the statistics of the whole batch scale each of its steps; SB3 updates
+        them step by step)."""
+        n = self.returns.shape[0]
+        reward = batch.get(("next", "reward"))
+        flat = reward.reshape(n, -1).double()
+        done = batch.get(("next", "done")).reshape(n, -1)
+        seen = torch.empty_like(flat)
+        for t in range(flat.shape[1]):
+            self.returns = self.returns * self.gamma + flat[:, t]
+            seen[:, t] = self.returns
+            self.returns[done[:, t]] = 0.0
+        self.stats.update(seen.reshape(-1))
+        std = float(torch.sqrt(self.stats.var + 1e-8))
+        batch.set(("next", "reward"), (reward / std).clamp(-self.clip, self.clip))
+
+
+def _progress(name: str, total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="frame", unit_scale=True, desc=name, disable=not enabled,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+class _Progress:
+    """The run's counters as a checkpoint component: frames, batches, last evaluation."""
+
+    def __init__(self) -> None:
+        self.frames = self.iteration = 0
+        self.eval_return: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames, "iteration": self.iteration,
+                "eval_return": self.eval_return}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.frames, self.iteration = int(state["frames"]), int(state["iteration"])
+        self.eval_return = state["eval_return"]
+
+    def check_state_dict(self, state: Any) -> None:
+        keys = {"frames", "iteration", "eval_return"}
+        if not isinstance(state, dict) or set(state) != keys:
+            raise ValueError(f"expected keys {sorted(keys)}, found {state!r:.100}")
+
+
+# config fields that may change on resume: the budget (a longer run), evaluation and output
+_RESUMABLE = ("frames", "eval_interval", "eval_episodes", "eval_seed", "target_return",
+              "threads", "logger", "checkpoint_interval")
+
+
+_LOGGED = ("loss_objective", "loss_critic", "entropy", "kl_approx", "clip_fraction")
+
+
+class PPOPipeline:
+    """The entry points of a PPO pipeline file named ``name`` (its module docstring ``doc`` is
+    its help text): ``train``, ``parse_args``, ``main``, ``build_graph`` and ``run_identity``,
+    for a ``config_cls`` (a :class:`PPOConfig` subclass) and ``make_models(config, env) ->
+    (actor, critic)``.
+
+    Data is collected by a :class:`~streamrl.collectors.SyncDataCollector` in lockstep with
+    the learner (every batch comes from the current weights); each batch gets GAE advantages
+    once, then ``epochs`` passes of shuffled minibatches (:meth:`update`). Every
+    ``eval_interval`` frames the policy plays ``eval_episodes`` deterministic episodes side by
+    side, before training on the batch. ``after_update(actor, critic, batch)``, when given,
+    runs after each batch's update (e.g. to fold the batch's observations into running
+    statistics the networks normalise with: they then change only between batches, so the
+    behaviour log-probs stay those of the networks being trained).
+
+    The checkpoint (a :class:`streamrl.checkpoint.Checkpoint`, written every
+    ``checkpoint_interval`` frames or at each evaluation, at the end, and on Ctrl-C or an
+    error) holds the whole run at a batch boundary: networks (their buffers too), optimizer,
+    learner counters, the collector's envs mid-episode, running returns, the random
+    generators and the progress, so ``--resume`` continues exactly. With
+    ``resume_episodes=False`` (envs whose state cannot be captured, e.g. MuJoCo's), the envs
+    are not saved: a resumed run starts new episodes (seeded with ``seed`` plus the frames
+    done) and goes on with everything else restored.
+    """
+
+    def __init__(self, name: str, config_cls: type, make_models: Callable[..., Any],
+                 doc: str | None, *,
+                 after_update: Callable[[Any, Any, Any], None] | None = None,
+                 resume_episodes: bool = True):
+        if not (isinstance(config_cls, type) and issubclass(config_cls, PPOConfig)):
+            raise TypeError(f"config_cls must be a PPOConfig subclass, found {config_cls!r}")
+        for arg, value in (("make_models", make_models), ("after_update", after_update)):
+            if value is not None and not callable(value):
+                raise TypeError(f"{arg} must be callable, found {type(value).__name__}")
+        self.name, self.config_cls, self.make_models = name, config_cls, make_models
+        self.doc, self.after_update = doc, after_update
+        self.resume_episodes = bool(resume_episodes)
+        #: the metrics columns of a run (``metrics.csv``)
+        self.columns = list(_COLUMNS)
+
+    def __repr__(self) -> str:
+        return f"PPOPipeline({self.name!r})"
+
+    def run_identity(self, config: PPOConfig) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed with ``config``: the pipeline and every
+        config field that shapes training (all but the budget, evaluation and output
+        fields)."""
+        fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUMABLE}
+        return {"pipeline": self.name, "config": fields}
+
+    def build_graph(self, argv: list[str] | None = None) -> Graph:
+        """The collection graph this pipeline runs (for ``streamrl graph``)."""
+        config, _ = self.parse_args(argv)
+        probe = config.make_env(1)
+        try:
+            actor, _ = self.make_models(config, probe)
+        finally:
+            probe.close()
+        collector = make_collector(config, actor)
+        try:
+            graph = collector.graph()  # building the topology starts nothing
+        finally:
+            collector.shutdown()
+        return graph
+
+    def parse_args(self, argv: list[str] | None) -> tuple[PPOConfig, argparse.Namespace]:
+        """The config and the run options from command-line flags."""
+        return driver.parse_args(self.name, self.doc, self.config_cls, argv,
+                                 no_files_help="write no run directory (no metrics, no "
+                                               "checkpoint)")
+
+    def main(self, argv: list[str] | None = None) -> int:
+        """Train and print a summary (exit status 0 whether or not the target was reached)."""
+        return driver.main(self.name, self.parse_args, self.train, argv,
+                           summary=_print_summary)
+
+    def train(self, config: PPOConfig, *, run_dir: Path | None = None, progress: bool = False,
+              resume: str | Path | None = None) -> PPOResult:
+        """Train PPO as configured; write metrics, config and checkpoints into ``run_dir``
+        (nothing is written when it is ``None``). Seeds torch's global generator with
+        ``config.seed``; torch's thread count is restored on return."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(config.threads)
+        eval_env = config.make_env(config.eval_episodes)
+        try:
+            return self._train(config, eval_env, run_dir, progress, resume)
+        finally:
+            eval_env.close()
+            torch.set_num_threads(threads)
+
+    def _train(self, config: PPOConfig, eval_env: EnvBase, run_dir: Path | None, progress: bool,
+               resume: str | Path | None) -> PPOResult:
+        name = self.name
+        torch.manual_seed(config.seed)
+        actor, critic = self.make_models(config, eval_env)
+        loss = make_loss(config, actor, critic)
+        # fused: one kernel for all parameters (a CPU Adam step on these small nets costs about
+        # as much in per-tensor dispatch as in arithmetic)
+        optim = torch.optim.Adam(loss.parameters(), lr=config.lr, eps=1e-5, fused=True)
+        learner = make_learner(config, loss, optim)
+        episodes = _EpisodeReturns(config.num_envs)
+        done = _Progress()
+        collector = make_collector(config, actor)
+        parts = dict(policy=actor, value=critic, optimizer=optim, learner=learner,
+                     collector=collector, episodes=episodes, progress=done, rng=GlobalRNGState())
+        if not self.resume_episodes:  # the envs' state is not saved: nor are their episodes
+            del parts["collector"], parts["episodes"]
+        scaler = None
+        if config.normalize_reward:
+            scaler = parts["reward_scaler"] = _ReturnScaler(config.num_envs, config.gamma,
+                                                            config.clip_reward)
+        ckpt = Checkpoint(**parts, match=self.run_identity(config))
+        try:
+            if resume is not None:
+                try:
+                    driver.load_resume(name, resume)  # another pipeline's file: said so first
+                except ValueError as exc:
+                    raise CheckpointError(str(exc)) from None
+                ckpt.load(resume)  # everything checked first: a mismatch changes nothing
+                if not self.resume_episodes:
+                    # new episodes, from a seed of their own; the discounted returns restart
+                    collector.set_seed(config.seed + done.frames)
+                    collector.update_policy_weights_()
+                    if scaler is not None:
+                        scaler.returns.zero_()
+            remaining = config.frames - done.frames
+            if remaining <= 0:
+                raise ValueError(f"the checkpoint is at {done.frames} frames, already at the budget "
+                                 f"frames={config.frames}; pass a larger --frames")
+            collector.total_frames = remaining
+        except BaseException:
+            collector.shutdown()
+            raise
+        frames, iteration = done.frames, done.iteration
+        logger = None
+        if run_dir is not None:
+            run_dir = Path(run_dir)
+            driver.write_config(run_dir, config)
+            extra = run_logger(config.logger, run_dir)
+            logger = MetricsLogger(run_dir, _COLUMNS, loggers=[] if extra is None else [extra])
+        evaluations: list[tuple[int, float]] = []
+        eval_s = collect_s = update_s = 0.0
+        eval_return: float | None = done.eval_return
+        solved_at: int | None = None
+        next_eval = (frames // config.eval_interval + 1) * config.eval_interval
+        interval = config.checkpoint_interval
+        next_save = None if interval is None else (frames // interval + 1) * interval
+        bar = _progress(name, config.frames, progress)
+        bar.update(frames)
+        t0 = time.perf_counter()
+
+        # the state of the last batch boundary, written by save() (a KeyboardInterrupt in the
+        # middle of a batch must not save half-updated weights beside the envs of the next batch)
+        boundary: list[dict[str, Any] | None] = [None]
+        saved_at = [-1]
+
+        def snapshot() -> None:
+            if run_dir is not None:
+                done.frames, done.iteration, done.eval_return = frames, iteration, eval_return
+                boundary[0] = ckpt.snapshot()
+
+        def save() -> None:
+            state = boundary[0]
+            if state is not None and saved_at[0] != state["progress"]["frames"]:
+                saved_at[0] = state["progress"]["frames"]
+                ckpt.save(run_dir / "checkpoint.pt", snapshot=state,
+                          metadata={"config": dataclasses.asdict(config)})
+
+        batches = iter(collector)
+        try:
+            while True:
+                tc = time.perf_counter()
+                batch = next(batches, None)
+                collect_s += time.perf_counter() - tc
+                if batch is None:
+                    break
+                frames += batch.numel()
+                iteration += 1
+                row: dict[str, Any] = {"iteration": iteration, "frames": frames}
+                due = False
+                if next_eval <= frames < config.frames:
+                    # evaluate the policy that collected this batch, before training on it (the
+                    # last batch is trained on and the final weights evaluated after the loop)
+                    next_eval = (frames // config.eval_interval + 1) * config.eval_interval
+                    te = time.perf_counter()
+                    returns = evaluate_episodes(eval_env, actor, seed=config.eval_seed)
+                    eval_s += time.perf_counter() - te
+                    eval_return = float(returns.mean())
+                    evaluations.append((frames, eval_return))
+                    row["eval_return"] = eval_return
+                    bar.set_postfix(eval=f"{eval_return:.1f}", refresh=False)
+                    if config.target_return is not None and eval_return >= config.target_return:
+                        solved_at = frames
+                    due = interval is None
+                if next_save is not None and frames >= next_save:
+                    next_save = (frames // interval + 1) * interval
+                    due = True
+                finished = episodes.update(batch)
+                row["train_episodes"] = len(finished)
+                if finished:
+                    row["train_return"] = sum(finished) / len(finished)
+                if solved_at is None:
+                    tu = time.perf_counter()
+                    if scaler is not None:
+                        scaler.scale(batch)  # after the returns above: those are the env's
+                    row.update(self.update(config, loss, learner, batch, frames))
+                    if self.after_update is not None:
+                        self.after_update(actor, critic, batch)
+                    update_s += time.perf_counter() - tu
+                wall = time.perf_counter() - t0
+                row.update(wall_s=wall, train_s=wall - eval_s, collect_s=collect_s, update_s=update_s,
+                           fps=frames / max(wall, 1e-9))
+                if logger is not None:
+                    logger.log(row)
+                bar.update(batch.numel())
+                if solved_at is not None:
+                    snapshot()
+                    break
+                collector.update_policy_weights_()
+                snapshot()  # a batch boundary: what a resumed run starts from
+                if due:
+                    save()
+            if solved_at is None:
+                # the budget is spent: evaluate the final weights (trained on the last batch too)
+                te = time.perf_counter()
+                eval_return = float(evaluate_episodes(eval_env, actor, seed=config.eval_seed).mean())
+                eval_s += time.perf_counter() - te
+                evaluations.append((frames, eval_return))
+                if config.target_return is not None and eval_return >= config.target_return:
+                    solved_at = frames
+                if logger is not None:
+                    wall = time.perf_counter() - t0
+                    logger.log({"iteration": iteration, "frames": frames, "eval_return": eval_return,
+                                "wall_s": wall, "train_s": wall - eval_s})
+                if boundary[0] is not None:
+                    boundary[0]["progress"]["eval_return"] = eval_return
+            save()
+        except BaseException:
+            save()  # keep what was learned up to the last batch boundary: a run resumes from here
+            raise
+        finally:
+            batches.close()
+            bar.close()
+            collector.shutdown()
+            if logger is not None:
+                logger.close()
+        wall = time.perf_counter() - t0
+        if run_dir is not None and evaluations:
+            driver.plot_learning_curve(run_dir, f"PPO {config.env_name}")
+        return PPOResult(frames=frames, iterations=iteration, wall_s=wall, train_s=wall - eval_s,
+                         eval_s=eval_s, collect_s=collect_s, update_s=update_s,
+                         eval_return=eval_return, solved_at=solved_at,
+                         evaluations=evaluations, run_dir=run_dir)
+
+    @staticmethod
+    def update(config: PPOConfig, loss: ClipPPOLoss, learner: Learner, batch: Any,
+               frames: int) -> dict[str, float]:
+        """Epochs of minibatch updates on one batch; returns the mean losses and the schedule."""
+        # SB3's linear schedules: progress_remaining = 1 - frames / budget, read after collection
+        remaining = max(0.0, 1.0 - frames / config.frames)
+        lr = config.lr * (remaining if config.anneal_lr else 1.0)
+        clip = config.clip_epsilon * (remaining if config.anneal_clip else 1.0)
+        for group in learner.optimizer.param_groups:
+            group["lr"] = lr
+        loss.clip_epsilon = max(clip, 1e-8)  # a zero clip range would freeze the policy anyway
+        with torch.no_grad():
+            loss.value_estimator(batch)  # advantage and value_target, once per batch (as SB3)
+        metrics = learner.step({"in": batch})["out"]
+        return {**{k: metrics[k] for k in _LOGGED}, "lr": lr, "clip_epsilon": clip}
+
+
+def _print_summary(name: str, config: PPOConfig, result: PPOResult) -> None:
+    evaluated = "not evaluated" if result.eval_return is None else f"{result.eval_return:.1f}"
+    if result.solved_at is not None:
+        status = f"solved: eval return {evaluated} >= {config.target_return:g}"
+    elif config.target_return is None:
+        status = f"done: eval return {evaluated}"
+    else:
+        status = f"not solved: eval return {evaluated} < {config.target_return:g}"
+    print(f"{name}: {status} after {result.frames:,} frames ({result.iterations} batches)")
+    print(f"  wall {result.wall_s:.2f} s: training {result.train_s:.2f} s "
+          f"({result.frames / max(result.train_s, 1e-9):,.0f} frames/s; collecting "
+          f"{result.collect_s:.2f} s, updating {result.update_s:.2f} s), evaluation "
+          f"{result.eval_s:.2f} s ({len(result.evaluations)} x {config.eval_episodes} episodes)")
+    if result.run_dir is not None:
+        files = "metrics.csv, metrics.jsonl, checkpoint.pt"
+        if (result.run_dir / config.logger).is_dir():
+            files += f", {config.logger}/"
+        if (result.run_dir / "learning_curve.png").exists():
+            files += ", learning_curve.png"
+        else:
+            files += "; no plot: matplotlib is not installed"
+        print(f"  run dir: {result.run_dir} ({files})")
+
