@@ -28,7 +28,6 @@ from streamrl.envs.transforms import (
     GrayScale,
     NoopResetEnv,
     PermuteTransform,
-    RenameTransform,
     Resize,
     RewardSum,
     SignTransform,
@@ -38,14 +37,6 @@ from streamrl.envs.transforms import (
 )
 
 __all__ = ["atari_transforms", "make_atari_env"]
-
-
-def _register_ale() -> None:
-    # gymnasium knows the ALE ids only once ale_py registered them
-    import ale_py
-    import gymnasium
-
-    gymnasium.register_envs(ale_py)
 
 
 def _check_int(value: Any, name: str, low: int) -> int:
@@ -135,16 +126,11 @@ def _make_one(
     options: dict[str, Any],
     categorical_action_encoding: bool,
 ) -> EnvBase:
-    _register_ale()
+    # GymEnv registers ale-py's ids and names the ALE frame "pixels", as TorchRL
     base = GymEnv(env_id, categorical_action_encoding=categorical_action_encoding, **gym_kwargs)
     try:
-        keys = list(base.observation_spec.keys())
         meanings = base.unwrapped.get_action_meanings()
-        chain = atari_transforms(meanings, **options)
-        if "pixels" not in keys:
-            # a GymEnv that names the ALE frame "observation": call it "pixels", as TorchRL
-            chain.insert(0, RenameTransform(["observation"], ["pixels"]))
-        return TransformedEnv(base, chain)
+        return TransformedEnv(base, atari_transforms(meanings, **options))
     except BaseException:
         base.close()
         raise
