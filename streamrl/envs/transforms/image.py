@@ -104,7 +104,10 @@ class ToTensorImage(ObservationTransform):
 
 
 class Resize(ObservationTransform):
-    """Resize ``[..., C, H, W]`` images to ``h x w`` (``h`` defaults to ``w``).
+    """Resize ``[..., C, H, W]`` images to ``[..., C, w, h]`` (``h`` defaults to ``w``).
+
+    As in TorchRL (which passes ``[w, h]`` to torchvision's ``size=(rows, columns)``), ``w``
+    is the number of output rows and ``h`` the number of columns.
 
     ``interpolation`` is a mode of :func:`torch.nn.functional.interpolate` (``"bilinear"``,
     ``"nearest"``, ``"nearest-exact"``, ``"bicubic"``) or ``"area"``: each output pixel is
@@ -116,7 +119,7 @@ class Resize(ObservationTransform):
 
     >>> import torch
     >>> img = torch.tensor([[[0, 10, 20, 30, 40]]], dtype=torch.uint8)  # [C=1, H=1, W=5]
-    >>> Resize(2, 1, interpolation="area")._apply_transform(img)  # 2.5 pixels per output
+    >>> Resize(1, 2, interpolation="area")._apply_transform(img)  # 2.5 pixels per output
     tensor([[[ 8, 32]]], dtype=torch.uint8)
     """
 
@@ -141,15 +144,16 @@ class Resize(ObservationTransform):
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
         _check_image(value, self, "C, H, W")
         *lead, c, h, w = value.shape
+        rows, cols = self.w, self.h  # TorchRL's order (see the class docstring)
         if self.interpolation == "area":
             x = value if value.is_floating_point() else value.float()
-            out = _area_resize(_area_resize(x, w, self.w, -1), h, self.h, -2)
+            out = _area_resize(_area_resize(x, w, cols, -1), h, rows, -2)
             return _back_to(out, value.dtype)
         flat = value.reshape(-1, c, h, w)
         x = flat if flat.is_floating_point() else flat.float()
         kwargs = {"align_corners": False} if self.interpolation in ("bilinear", "bicubic") else {}
-        out = F.interpolate(x, size=(self.h, self.w), mode=self.interpolation, **kwargs)
-        return _back_to(out, value.dtype).reshape(*lead, c, self.h, self.w)
+        out = F.interpolate(x, size=(rows, cols), mode=self.interpolation, **kwargs)
+        return _back_to(out, value.dtype).reshape(*lead, c, rows, cols)
 
     def _transform_spec(self, spec: Any) -> Any:
         return map_spec(spec, self._apply_transform)
@@ -237,7 +241,14 @@ class GrayScale(ObservationTransform):
 
 
 class CenterCrop(ObservationTransform):
-    """Crop the central ``h x w`` window of ``[..., H, W]`` images (``h`` defaults to ``w``)."""
+    """Crop the central window of ``[..., H, W]`` images: ``w`` rows by ``h`` columns (``h``
+    defaults to ``w``), TorchRL's order (torchvision's ``center_crop(img, [w, h])``). A
+    window larger than the image takes zeros around it, as torchvision pads.
+
+    >>> import torch
+    >>> CenterCrop(1, 4)._apply_transform(torch.ones(1, 3, 2))
+    tensor([[[0., 1., 1., 0.]]])
+    """
 
     _per_step = True
 
@@ -253,15 +264,15 @@ class CenterCrop(ObservationTransform):
             raise ValueError(
                 f"CenterCrop expects images shaped [..., H, W], found shape {tuple(value.shape)}"
             )
+        rows, cols = self.w, self.h  # TorchRL's order (see the class docstring)
         h, w = value.shape[-2:]
-        if self.h > h or self.w > w:
-            raise ValueError(
-                f"CenterCrop({self.w}, {self.h}) is larger than the image: shape "
-                f"{tuple(value.shape)} has H={h}, W={w}"
-            )
-        top = round((h - self.h) / 2)
-        left = round((w - self.w) / 2)
-        return value[..., top : top + self.h, left : left + self.w]
+        if rows > h or cols > w:
+            pad_r, pad_c = max(rows - h, 0), max(cols - w, 0)
+            value = F.pad(value, (pad_c // 2, (pad_c + 1) // 2, pad_r // 2, (pad_r + 1) // 2))
+            h, w = value.shape[-2:]
+        top = round((h - rows) / 2)
+        left = round((w - cols) / 2)
+        return value[..., top : top + rows, left : left + cols]
 
     def _transform_spec(self, spec: Any) -> Any:
         return map_spec(spec, self._apply_transform)
@@ -271,19 +282,21 @@ class CenterCrop(ObservationTransform):
 
 
 class Crop(ObservationTransform):
-    """Crop the ``h x w`` window whose top-left corner is at (``top``, ``left``) from
-    ``[..., H, W]`` images.
+    """Crop the window whose top-left corner is at (``top``, ``left``) from ``[..., H, W]``
+    images: ``w`` rows by ``h`` columns, TorchRL's order (torchvision's
+    ``crop(img, top, left, w, h)`` takes the height first). A window reaching past the
+    bottom or right edge takes zeros there, as torchvision pads.
 
     Args:
-        w: the width of the crop.
-        h: its height (default ``w``: a square crop).
+        w: the number of rows kept.
+        h: the number of columns (default ``w``: a square crop).
         top, left: the first row and column kept (default 0, the top-left corner).
         in_keys: the images (default ``["pixels"]``); out_keys default to in_keys.
 
     >>> import torch
     >>> from tensordict import TensorDict
     >>> img = torch.arange(16.0).reshape(1, 4, 4)
-    >>> Crop(2, 3, top=1, left=2)(TensorDict({"pixels": img}))["pixels"]
+    >>> Crop(3, 2, top=1, left=2)(TensorDict({"pixels": img}))["pixels"]
     tensor([[[ 6.,  7.],
              [10., 11.],
              [14., 15.]]])
@@ -315,12 +328,11 @@ class Crop(ObservationTransform):
                 f"Crop expects images shaped [..., H, W], found shape {tuple(value.shape)}"
             )
         h, w = value.shape[-2:]
-        if self.top + self.h > h or self.left + self.w > w:
-            raise ValueError(
-                f"Crop(w={self.w}, h={self.h}, top={self.top}, left={self.left}) does not fit "
-                f"in the image: shape {tuple(value.shape)} has H={h}, W={w}"
-            )
-        return value[..., self.top : self.top + self.h, self.left : self.left + self.w]
+        rows, cols = self.w, self.h  # TorchRL's order (see the class docstring)
+        bottom, right = self.top + rows - h, self.left + cols - w
+        if bottom > 0 or right > 0:
+            value = F.pad(value, (0, max(right, 0), 0, max(bottom, 0)))
+        return value[..., self.top : self.top + rows, self.left : self.left + cols]
 
     def _transform_spec(self, spec: Any) -> Any:
         return map_spec(spec, self._apply_transform)

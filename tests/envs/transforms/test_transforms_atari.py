@@ -180,15 +180,15 @@ def test_time_max_pool_before_frame_skip_pools_the_last_two_frames():
 # ---------------------------------------------------------------------------- Resize "area"
 def test_resize_area_weights_pixels_by_the_area_they_cover():
     img = torch.arange(10.0).reshape(1, 1, 10)  # [C, H, W]
-    out = Resize(4, 1, interpolation="area")._apply_transform(img)
+    out = Resize(1, 4, interpolation="area")._apply_transform(img)
     # 2.5 input pixels per output pixel: (0 + 1 + 2/2) / 2.5, (2/2 + 3 + 4) / 2.5, ...
     assert torch.allclose(out.flatten(), torch.tensor([0.8, 3.2, 5.8, 8.2]))
     # integer factors: plain block means (F.interpolate's "area"); uint8 rounds half to even
     x = torch.tensor([[[1, 2, 5, 6], [3, 4, 7, 8]]], dtype=torch.uint8)
-    assert Resize(2, 1, interpolation="area")._apply_transform(x).tolist() == [[[2, 6]]]
+    assert Resize(1, 2, interpolation="area")._apply_transform(x).tolist() == [[[2, 6]]]
     same = torch.rand(2, 3, 5, 7)
-    assert torch.equal(Resize(7, 5, interpolation="area")._apply_transform(same), same)
-    up = Resize(4, 1, interpolation="area")._apply_transform(torch.tensor([[[0.0, 8.0]]]))
+    assert torch.equal(Resize(5, 7, interpolation="area")._apply_transform(same), same)
+    up = Resize(1, 4, interpolation="area")._apply_transform(torch.tensor([[[0.0, 8.0]]]))
     assert up.flatten().tolist() == [0.0, 0.0, 8.0, 8.0]  # growing: each covers one pixel
     batched = torch.rand(2, 3, 1, 21, 16)
     out = Resize(8, interpolation="area")._apply_transform(batched)

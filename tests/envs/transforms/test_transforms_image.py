@@ -63,11 +63,12 @@ def test_resize_values():
     # nearest on an image made of 2x2 blocks halves it exactly
     small = torch.arange(6.0).reshape(1, 2, 3)
     big = small.repeat_interleave(2, -2).repeat_interleave(2, -1)  # [1, 4, 6]
-    out = Resize(3, 2, interpolation="nearest")(TensorDict({"pixels": big}))["pixels"]
+    # TorchRL's order: Resize(w, h) makes w rows and h columns
+    out = Resize(2, 3, interpolation="nearest")(TensorDict({"pixels": big}))["pixels"]
     torch.testing.assert_close(out, small)
     # bilinear agrees with interpolate, keeps leading dims and dtype
     x = torch.rand(2, 5, 3, 10, 12)
-    out = Resize(6, 4)(TensorDict({"pixels": x}, batch_size=[2, 5]))["pixels"]
+    out = Resize(4, 6)(TensorDict({"pixels": x}, batch_size=[2, 5]))["pixels"]
     assert out.shape == (2, 5, 3, 4, 6)
     ref = F.interpolate(x.reshape(10, 3, 10, 12), size=(4, 6), mode="bilinear")
     torch.testing.assert_close(out, ref.reshape(2, 5, 3, 4, 6))
@@ -109,10 +110,19 @@ def test_center_crop_values():
     x = torch.arange(36.0).reshape(1, 6, 6)
     out = CenterCrop(2)(TensorDict({"pixels": x}))["pixels"]
     torch.testing.assert_close(out, x[:, 2:4, 2:4])
-    out = CenterCrop(4, 2)(TensorDict({"pixels": x}))["pixels"]  # w=4, h=2
+    # TorchRL's order: CenterCrop(w, h) keeps w rows and h columns
+    out = CenterCrop(4, 2)(TensorDict({"pixels": x}))["pixels"]
+    torch.testing.assert_close(out, x[:, 1:5, 2:4])
+    out = CenterCrop(2, 4)(TensorDict({"pixels": x}))["pixels"]
     torch.testing.assert_close(out, x[:, 2:4, 1:5])
-    with pytest.raises(ValueError, match="larger than the image"):
-        CenterCrop(8)(TensorDict({"pixels": x}))
+    # larger than the image: zeros around it (torchvision's center_crop, as TorchRL)
+    out = CenterCrop(8, 7)(TensorDict({"pixels": x}))["pixels"]
+    assert out.shape == (1, 8, 7)
+    torch.testing.assert_close(out[:, 1:7, 0:6], x)
+    assert out.sum() == x.sum()
+    u8 = CenterCrop(3)(TensorDict({"pixels": torch.full((1, 2, 2), 9, dtype=torch.uint8)}))
+    assert u8["pixels"].dtype == torch.uint8 and u8["pixels"].tolist() == [
+        [[9, 9, 0], [9, 9, 0], [0, 0, 0]]]
 
 
 def test_image_pipeline_in_env_updates_specs(counting_env):

@@ -26,7 +26,8 @@ from streamrl.envs.transforms import (
 # ---------------------------------------------------------------------------- Crop
 def test_crop_window_spec_and_bad_args(counting_env):
     env = TransformedEnv(
-        counting_env(pixels=True, hw=(8, 6)), Compose(ToTensorImage(), Crop(4, 2, top=5, left=1))
+        # TorchRL's order: Crop(w, h) keeps w rows and h columns
+        counting_env(pixels=True, hw=(8, 6)), Compose(ToTensorImage(), Crop(2, 4, top=5, left=1))
     )
     assert env.observation_spec["pixels"].shape == (3, 2, 4)
     assert env.rand_step(env.reset())["next", "pixels"].shape == (3, 2, 4)
@@ -35,8 +36,9 @@ def test_crop_window_spec_and_bad_args(counting_env):
         [22.0, 23.0],
         [28.0, 29.0],
     ]
-    with pytest.raises(ValueError, match="does not fit"):
-        Crop(3, top=3)(TensorDict({"pixels": img}))
+    # past the bottom edge: zeros there (torchvision's crop, as TorchRL)
+    assert Crop(3, 1, top=3, left=0)(TensorDict({"pixels": img}))["pixels"].tolist() == [
+        [18.0], [24.0], [0.0]]
     with pytest.raises(ValueError, match="top must be"):
         Crop(2, top=-1)
     with pytest.raises(ValueError, match="w must be"):
