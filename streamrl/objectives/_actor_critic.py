@@ -26,6 +26,13 @@ class OnPolicyLoss(LossModule):
     from ``tensor_keys.sample_log_prob`` (``"action_log_prob"``, TorchRL 0.14's key); when a
     batch lacks it, the actor's own ``log_prob_key`` and then ``"sample_log_prob"`` (the
     seed's key) are tried. Per-dimension log-probs are summed to the batch shape.
+
+    The coefficients (``entropy_coeff``, ``critic_coeff``, and the subclasses' ``clip_value``
+    ...) are scalar buffers on ``device`` (default: the device of the networks' first
+    parameter); the networks are never moved. A number assigned to one
+    (``loss.entropy_coeff = 0.003``) updates it in place. With ``functional=False`` the
+    networks are held as plain submodules (``loss.actor_network``, ``loss.critic_network``)
+    and ``loss.actor_network_params`` / ``loss.critic_network_params`` are ``None``.
     """
 
     default_keys = {
@@ -65,6 +72,8 @@ class OnPolicyLoss(LossModule):
         reduction: str | None = None,
         normalize_advantage_exclude_dims: tuple[int, ...] = (),
         advantage_norm: nn.Module | None = None,
+        functional: bool = True,
+        device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         opts.apply_options(self, reduction=reduction)
@@ -98,21 +107,26 @@ class OnPolicyLoss(LossModule):
         self.separate_losses = bool(separate_losses)
         self.loss_critic_type = check_loss_function(loss_critic_type)
         self.entropy_bonus = entropy_bonus
-        self.entropy_coeff = float(entropy_coeff)
-        self.critic_coeff = None if critic_coeff is None else float(critic_coeff)
         self.normalize_advantage = normalize_advantage
         self.has_critic = critic_network is not None
-        self.register_network("actor_network", actor_network)
+        self.register_network("actor_network", actor_network, functional=functional)
         if critic_network is not None:
-            self.register_network("critic_network", critic_network)
+            self.register_network("critic_network", critic_network, functional=functional)
+        if device is None:
+            first = next(iter(self.parameters()), None)
+            device = torch.get_default_device() if first is None else first.device
+        #: where the coefficient buffers live (TorchRL's ``device=``)
+        self._coeff_device = torch.device(device)
+        self.register_coeff_buffer("entropy_coeff", entropy_coeff, device=device)
+        self.register_coeff_buffer("critic_coeff", critic_coeff, device=device)
 
     @property
-    def entropy_coef(self) -> float:
+    def entropy_coef(self) -> Tensor:
         """The older spelling of :attr:`entropy_coeff`."""
         return self.entropy_coeff
 
     @property
-    def critic_coef(self) -> float | None:
+    def critic_coef(self) -> Tensor | None:
         """The older spelling of :attr:`critic_coeff`."""
         return self.critic_coeff
 
@@ -307,8 +321,7 @@ def resolve_networks(owner: str, actor_network: Any, critic_network: Any, actor:
     """The on-policy constructors' TorchRL spellings: ``actor=`` / ``critic=`` are the older
     names of the networks (giving both names of one is an error), ``actor_network`` is
     required, ``gamma`` and the ``*_key`` arguments are refused as TorchRL 0.14 refuses them,
-    and ``functional=False`` is refused (streamrl's losses always call their networks with
-    parameters they hold)."""
+    and ``functional`` must be a bool."""
     if actor is not None:
         if actor_network is not None:
             raise TypeError(f"{owner}: give actor_network or its older name actor, not both")
@@ -321,16 +334,26 @@ def resolve_networks(owner: str, actor_network: Any, critic_network: Any, actor:
         raise TypeError(f"{owner}: missing the actor_network argument")
     opts.refuse_ctor_gamma(gamma, owner)
     opts.refuse_ctor_keys(owner, **deprecated_keys)
-    if functional is not True:
-        raise ValueError(
-            f"{owner}: functional={functional!r} is not supported; streamrl's losses always "
-            "hold their networks' parameters (functional=True)"
-        )
+    if not isinstance(functional, bool):
+        raise TypeError(f"{owner}: functional must be True or False, found {functional!r}")
     return actor_network, critic_network
 
 
+def check_coeff(owner: str, name: str, value: Any) -> Any:
+    """An optional coefficient (``clip_value``, ``max_importance_ratio``): ``None``, or a
+    number / one-element tensor > 0 (``True``/``False`` are refused as TorchRL refuses them)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, Tensor)) or (
+            isinstance(value, Tensor) and value.numel() != 1):
+        raise ValueError(f"{name} must be a float or a scalar tensor, got {value}.")
+    if not float(value) > 0:
+        raise ValueError(f"{owner}: {name} must be > 0 or None, found {float(value)}")
+    return value
+
+
 def resolve_coeffs(owner: str, entropy_coeff: float | None, entropy_coef: float | None,
-                   critic_coeff: Any, critic_coef: Any) -> tuple[float, float | None]:
+                   critic_coeff: Any, critic_coef: Any) -> tuple[Any, Any]:
     """TorchRL 0.14's ``entropy_coeff``/``critic_coeff`` and the older ``*_coef`` spellings.
 
     Giving both spellings of one coefficient is an error; ``entropy_coeff=None`` means 0.01
@@ -352,7 +375,7 @@ def resolve_coeffs(owner: str, entropy_coeff: float | None, entropy_coef: float 
         critic_coeff = critic_coef
     if critic_coeff is _UNSET:
         critic_coeff = 1.0
-    return (0.01 if entropy_coeff is None else float(entropy_coeff)), critic_coeff
+    return (0.01 if entropy_coeff is None else entropy_coeff), critic_coeff
 
 
 class _Unset:

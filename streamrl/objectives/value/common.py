@@ -13,6 +13,8 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
+from streamrl.objectives.value._accepted_keys import sync_key_declarations
+
 __all__ = ["ValueEstimatorBase", "ValueEstimators", "default_value_kwargs"]
 
 
@@ -133,6 +135,11 @@ class ValueEstimatorBase(nn.Module):
         "done": "done",
         "terminated": "terminated",
     }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # default_keys and TorchRL's _AcceptedKeys dataclass: either declares the keys
+        sync_key_declarations(cls)
 
     def __init__(
         self,
@@ -334,3 +341,6 @@ class ValueEstimatorBase(nn.Module):
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}"
+
+
+sync_key_declarations(ValueEstimatorBase)
