@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from streamrl.objectives import _loss_options as opts
 from streamrl.objectives._utils import check_loss_function, distance_loss, sum_trailing
 from streamrl.objectives.common import LossModule, _DistCaller, _NetworkCaller
+from streamrl.objectives.value import _composite as composite
 from streamrl.objectives.value.common import ValueEstimators
 
 
@@ -197,9 +198,23 @@ class OnPolicyLoss(LossModule):
 
     # ------------------------------------------------------------ policy
     def log_prob(self, td: TensorDictBase) -> tuple[torch.distributions.Distribution, Tensor]:
-        """The actor's distribution on ``td`` and the log-prob of the stored action."""
-        action = self._get(td, "action")
+        """The actor's distribution on ``td`` and the log-prob of the stored action.
+
+        For a composite (multi-head) distribution, the ``action`` key may name the action
+        TensorDict, one head's entry or a list of entries; the log-prob is the sum over the
+        heads. A stored action that requires grad is refused (``RuntimeError``): gradients
+        would flow into whatever produced the data.
+        """
         dist = self.network_dist("actor_network", td.copy())
+        if composite.is_composite(dist):
+            keys = self._keys["action"]
+            keys = list(keys) if isinstance(keys, list) else [keys]
+            self._require(td, *keys)
+            action = td.select(*keys)
+            _refuse_grad(action, keys)
+            return dist, composite.log_prob_of(dist, action, td.batch_dims)
+        action = self._get(td, "action")
+        _refuse_grad(action, self._keys["action"])
         lp = dist.log_prob(action)
         if lp.shape[: td.batch_dims] != td.batch_size or lp.shape != action.shape[: lp.ndim]:
             raise ValueError(
@@ -212,6 +227,9 @@ class OnPolicyLoss(LossModule):
     def old_log_prob(self, td: TensorDictBase) -> Tensor:
         """The behaviour policy's log-prob, summed to the batch shape."""
         key = self._keys["sample_log_prob"]
+        if isinstance(key, list):  # one entry per head of a composite action: their sum
+            self._require(td, *key)
+            return composite.joint(td.select(*key), td.batch_dims).detach()
         value = td.get(key, None)
         if value is None and key == self.default_keys["sample_log_prob"]:
             actor_key = getattr(self.network_template("actor_network"), "log_prob_key", None)
@@ -234,9 +252,9 @@ class OnPolicyLoss(LossModule):
             ent = dist.entropy()
         except NotImplementedError:
             shape = torch.Size([self.samples_mc_entropy])
-            sample = dist.rsample(shape) if dist.has_rsample else dist.sample(shape)
-            ent = -dist.log_prob(sample).mean(0)
-        return sum_trailing(ent, batch_dims)
+            sample = dist.rsample(shape) if composite.can_rsample(dist) else dist.sample(shape)
+            return -composite.joint(dist.log_prob(sample), batch_dims + 1).mean(0)
+        return composite.joint(ent, batch_dims)
 
     def entropy_terms(self, dist: torch.distributions.Distribution, td: TensorDictBase
                       ) -> dict[str, Tensor]:
@@ -313,6 +331,15 @@ def _standardize(adv: Tensor, exclude_dims: tuple[int, ...]) -> Tensor:
     mean = adv.mean(dims, keepdim=True)
     std = adv.std(dims, keepdim=True) if adv.numel() > 1 else torch.ones_like(adv)
     return (adv - mean) / std.clamp_min(1e-8)
+
+
+def _refuse_grad(action: Tensor | TensorDictBase, key: Any) -> None:
+    leaves = action.values(True, True) if isinstance(action, TensorDictBase) else [action]
+    if any(leaf.requires_grad for leaf in leaves):
+        raise RuntimeError(
+            f"the tensordict stored action at {key!r} requires grad: the losses take "
+            "collected data (detach it, e.g. collect under torch.no_grad())"
+        )
 
 
 def resolve_networks(owner: str, actor_network: Any, critic_network: Any, actor: Any,

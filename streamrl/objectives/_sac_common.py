@@ -12,9 +12,9 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
 from streamrl.data.specs import Composite, TensorSpec
-from streamrl.objectives import _composite as composite
 from streamrl.objectives._utils import distance_loss, sum_trailing
 from streamrl.objectives.common import LossModule
+from streamrl.objectives.value import _composite as composite
 
 
 def sample_with_log_prob(dist: torch.distributions.Distribution, batch_dims: int

@@ -623,6 +623,11 @@ class LossModule(nn.Module):
             self.make_value_estimator()
         return self._value_estimator
 
+    def reset(self) -> None:
+        """Return the state the loss adapts during training to its initial value (nothing by
+        default; :class:`~streamrl.objectives.KLPENPPOLoss` restores its ``beta``). The
+        networks' parameters are left alone (see :meth:`reset_parameters_recursive`)."""
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the losses; subclasses implement it."""
         raise NotImplementedError

@@ -17,7 +17,7 @@ from streamrl.objectives._actor_critic import (
     resolve_coeffs,
     resolve_networks,
 )
-from streamrl.objectives._utils import sum_trailing
+from streamrl.objectives.value import _composite as composite
 
 __all__ = ["ClipPPOLoss", "KLPENPPOLoss", "PPOLoss"]
 
@@ -329,6 +329,12 @@ class KLPENPPOLoss(PPOLoss):
         self.increment = float(increment)
         self.decrement = float(decrement)
         self.register_coeff_buffer("beta", beta, device=self._coeff_device)
+        self._beta_init = float(beta)
+
+    def reset(self) -> None:
+        """Restore ``beta`` to the value the loss was built with (in place)."""
+        with torch.no_grad():
+            self.beta.fill_(self._beta_init)
 
     def _old_dist(self, td: TensorDictBase) -> torch.distributions.Distribution | None:
         template = self.network_template("actor_network")
@@ -351,12 +357,14 @@ class KLPENPPOLoss(PPOLoss):
         old = self._old_dist(td)
         if old is not None:
             try:
-                return sum_trailing(kl_divergence(old, dist), td.batch_dims)
+                # (a composite distribution's KL is per head: their sum)
+                return composite.joint(kl_divergence(old, dist), td.batch_dims)
             except NotImplementedError:
                 # no closed form: Monte-Carlo over samples_mc_kl draws from the old policy
                 draws = old.sample((self.samples_mc_kl,))
-                gap = old.log_prob(draws) - dist.log_prob(draws)
-                return sum_trailing(gap.mean(0), td.batch_dims)
+                gap = composite.joint(old.log_prob(draws), td.batch_dims + 1) - composite.joint(
+                    dist.log_prob(draws), td.batch_dims + 1)
+                return gap.mean(0)
         return self.old_log_prob(td) - log_prob
 
     def objective(self, tensordict: TensorDictBase, advantage: Tensor,

@@ -18,7 +18,7 @@ from torch import nn
 from streamrl.data import Bounded, Composite
 from streamrl.modules import ProbabilisticActor, TanhNormal
 from streamrl.objectives import DiscreteSACLoss, REDQLoss, SACLoss
-from streamrl.objectives._composite import can_rsample, joint, log_prob_of
+from streamrl.objectives.value._composite import can_rsample, joint, log_prob_of
 
 
 class _Q(nn.Module):

@@ -124,7 +124,8 @@ class ValueEstimatorBase(nn.Module):
     ``params`` and those of ``s'`` with ``target_params`` (default: ``params``).
 
     Keys (rename with :meth:`set_keys`): ``advantage``, ``value_target``, ``value``
-    (``"state_value"``), and, read under ``"next"``, ``reward``, ``done``, ``terminated``.
+    (``"state_value"``), and, read under ``"next"``, ``reward``, ``done``, ``terminated``;
+    ``sample_log_prob`` (``"action_log_prob"``) is read only by :class:`VTrace`.
     """
 
     default_keys: dict[str, NestedKey] = {
@@ -134,6 +135,9 @@ class ValueEstimatorBase(nn.Module):
         "reward": "reward",
         "done": "done",
         "terminated": "terminated",
+        # the behaviour policy's log-prob: read by V-trace; every estimator takes the key so
+        # that one set_keys() call (or a loss's) fits whichever estimator is in use
+        "sample_log_prob": "action_log_prob",
     }
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -12,7 +12,11 @@ from tensordict import TensorDictBase
 from tensordict.nn import CompositeDistribution
 from torch import Tensor
 
-from streamrl.objectives._utils import sum_trailing
+
+def _sum_trailing(x: Tensor, batch_dims: int) -> Tensor:
+    if x.ndim < batch_dims:
+        raise ValueError(f"expected at least {batch_dims} dims, found shape {tuple(x.shape)}")
+    return x if x.ndim == batch_dims else x.sum(dim=tuple(range(batch_dims, x.ndim)))
 
 
 def is_composite(dist: torch.distributions.Distribution) -> bool:
@@ -30,11 +34,11 @@ def joint(value: Tensor | TensorDictBase, batch_dims: int) -> Tensor:
     tensor([3., 3., 3.])
     """
     if isinstance(value, TensorDictBase):
-        leaves = [sum_trailing(v, batch_dims) for v in value.values(True, True)]
+        leaves = [_sum_trailing(v, batch_dims) for v in value.values(True, True)]
         if not leaves:
             raise ValueError("a composite log-probability / entropy with no entries")
         return torch.stack(leaves, 0).sum(0)
-    return sum_trailing(value, batch_dims)
+    return _sum_trailing(value, batch_dims)
 
 
 def can_rsample(dist: torch.distributions.Distribution) -> bool:
@@ -56,4 +60,4 @@ def log_prob_of(dist: torch.distributions.Distribution, action: Tensor | TensorD
                 f"found {type(action).__name__}"
             )
         return joint(dist.log_prob(action), batch_dims)
-    return sum_trailing(dist.log_prob(action), batch_dims)
+    return _sum_trailing(dist.log_prob(action), batch_dims)
