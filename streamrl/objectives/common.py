@@ -330,6 +330,7 @@ class LossModule(nn.Module):
         module_name: str,
         expand_dim: int | None = None,
         create_target_params: bool = False,
+        compare_against: Any = None,
     ) -> None:
         """TorchRL's name for :meth:`register_network`.
 
@@ -338,13 +339,47 @@ class LossModule(nn.Module):
         live at ``loss.<module_name>_params`` and the targets at
         ``loss.target_<module_name>_params``.
 
+        ``compare_against`` (an iterable of tensors, e.g. another network's parameters):
+        the module's parameters found there are held as detached views of those tensors
+        (expanded over the copies with ``expand_dim``), not as parameters of their own, so
+        this network neither trains nor duplicates them and reads their current values.
+        (Converting the loss's dtype or device gives them storage of their own.)
+
         >>> loss = LossModule()
         >>> loss.convert_to_functional(nn.Linear(2, 2), "value_network", create_target_params=True)
         >>> loss.target_value_network_params["weight"].shape
         torch.Size([2, 2])
+        >>> trunk = nn.Linear(2, 2)
+        >>> loss.convert_to_functional(trunk, "actor_network")
+        >>> loss.convert_to_functional(nn.Sequential(trunk, nn.Linear(2, 1)), "critic",
+        ...                            expand_dim=2, compare_against=trunk.parameters())
+        >>> sorted(n for n, _ in loss.critic_params.named_parameters())
+        ['1.bias', '1.weight']
         """
         self.register_network(module_name, module, num_copies=expand_dim,
                               create_target=create_target_params)
+        if compare_against is not None:
+            self._hold_shared_as_views(module_name, module, compare_against)
+
+    def _hold_shared_as_views(self, name: str, module: nn.Module, others: Any) -> None:
+        if name in self._lazy:
+            raise ValueError(
+                f"{type(self).__name__}: compare_against needs {name}'s parameters initialised "
+                "(it has lazy layers); run it once before building the loss"
+            )
+        shared = {id(t) for t in others}
+        params = getattr(self, f"{name}_params")
+        held = TensorDict(batch_size=params.batch_size)
+        originals = TensorDict.from_module(module)
+        for key, value in params.items(True, True):
+            own = originals.get(key)
+            if id(own) in shared:
+                value = own.detach()
+                if self._num_copies.get(name) is not None:
+                    value = value.expand(self._num_copies[name], *value.shape)
+            held.set(key, value)
+        # parameters stay parameters, the detached views become buffers
+        setattr(self, f"{name}_params", TensorDictParams(held, no_convert=True))
 
     def materialize_lazy(self, tensordict: TensorDictBase) -> None:
         """Initialise the lazy networks by running them on ``tensordict`` (done on the first
