@@ -7,14 +7,8 @@ import dataclasses
 import pytest
 import torch
 from tensordict import TensorDict
-from tensordict.nn import (
-    NormalParamExtractor,
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-)
+from test_on_policy_options import _actor, _critic
 from torch import nn
-from torch.distributions import Normal
 
 from streamrl.objectives import (
     A2CLoss,
@@ -28,21 +22,6 @@ from streamrl.objectives import (
 from streamrl.objectives.value import GAE, TD0Estimator, VTrace
 
 ON_POLICY = [PPOLoss, ClipPPOLoss, KLPENPPOLoss, A2CLoss]
-
-
-def _actor(body=None):
-    body = body if body is not None else nn.Linear(3, 4)
-    return ProbabilisticTensorDictSequential(
-        TensorDictModule(nn.Sequential(body, NormalParamExtractor()), in_keys=["observation"],
-                         out_keys=["loc", "scale"]),
-        ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
-                                      distribution_class=Normal),
-    )
-
-
-def _critic(body=None):
-    return TensorDictModule(body if body is not None else nn.Linear(3, 1), ["observation"],
-                            ["state_value"])
 
 
 def _data(n=5):
