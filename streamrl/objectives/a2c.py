@@ -82,6 +82,11 @@ class A2CLoss(OnPolicyLoss):
         )
         self.register_coeff_buffer("clip_value", clip_value, device=self._coeff_device)
 
+    def _output_keys(self) -> list[str]:
+        critic = ["loss_critic"] if self._critic_loss_on else []
+        entropy = ["entropy"] + (["loss_entropy"] if self.entropy_bonus else [])
+        return ["loss_objective", *critic, *entropy]
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the A2C losses (fills ``advantage``/``value_target`` if missing)."""
         advantage = self.advantage(tensordict)

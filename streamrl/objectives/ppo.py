@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDictBase
+from tensordict.utils import NestedKey
 from torch import Tensor, nn
 from torch.distributions import kl_divergence
 
@@ -141,6 +142,15 @@ class PPOLoss(OnPolicyLoss):
         self.log_explained_variance = log_explained_variance
         self.register_coeff_buffer("clip_value", clip_value, device=self._coeff_device)
 
+    #: the diagnostics :meth:`objective` adds beside ``loss_objective``
+    _objective_keys: tuple[str, ...] = ()
+
+    def _output_keys(self) -> list[str]:
+        keys = ["loss_objective", *self._objective_keys, *self._entropy_and_critic_keys()]
+        if self._critic_loss_on and self.log_explained_variance:
+            keys.append("explained_variance")
+        return [*keys, "ESS", "max_ratio", "mean_ratio", "kl_approx"]
+
     def objective(self, tensordict: TensorDictBase, advantage: Tensor,
                   dist: torch.distributions.Distribution, log_prob: Tensor,
                   log_weight: Tensor) -> dict[str, Tensor]:
@@ -193,6 +203,7 @@ class ClipPPOLoss(PPOLoss):
     """
 
     _schedulable_buffers = frozenset({"clip_epsilon"})
+    _objective_keys = ("clip_fraction",)
 
     def __init__(
         self,
@@ -272,6 +283,19 @@ class KLPENPPOLoss(PPOLoss):
     """
 
     _schedulable_buffers = frozenset({"beta"})
+    _objective_keys = ("kl", "beta")
+
+    @property
+    def in_keys(self) -> list[NestedKey]:
+        """:class:`PPOLoss`'s inputs and the behaviour policy's distribution parameters
+        (the inputs of the actor's last, distribution-building module)."""
+        keys = super().in_keys
+        template = self.network_template("actor_network")
+        modules = getattr(template, "module", None)
+        head = modules[-1] if isinstance(modules, nn.ModuleList) and len(modules) else template
+        if head is not template:
+            keys += [k for k in getattr(head, "in_keys", []) if k not in keys]
+        return keys
 
     def __init__(
         self,

@@ -98,6 +98,9 @@ class ReinforceLoss(OnPolicyLoss):
             return _TargetCaller(self, "critic_network")
         return super()._estimator_value_network()
 
+    def _output_keys(self) -> list[str]:
+        return ["loss_actor"] + (["loss_value"] if self.has_critic else [])
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute ``loss_actor`` (and ``loss_value`` with a critic)."""
         advantage = self.advantage(tensordict)
