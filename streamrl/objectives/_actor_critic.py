@@ -120,6 +120,23 @@ class OnPolicyLoss(LossModule):
         self._coeff_device = torch.device(device)
         self.register_coeff_buffer("entropy_coeff", entropy_coeff, device=device)
         self.register_coeff_buffer("critic_coeff", critic_coeff, device=device)
+        self._keys_from_actor(actor_network)
+
+    def _keys_from_actor(self, actor: nn.Module) -> None:
+        """Read the action and behaviour log-prob where the actor writes them (its
+        ``dist_sample_keys`` / ``log_prob_keys``: one key, or one per head of a composite
+        distribution); actors without these attributes leave the defaults."""
+        try:
+            samples = list(actor.dist_sample_keys)
+            log_probs = list(actor.log_prob_keys)
+        except (AttributeError, RuntimeError, TypeError):
+            return
+        if not samples or len(samples) != len(log_probs):
+            return
+        if len(samples) == 1:
+            self.set_keys(action=samples[0], sample_log_prob=log_probs[0])
+        else:
+            self.set_keys(action=samples, sample_log_prob=log_probs)
 
     @property
     def entropy_coef(self) -> Tensor:

@@ -136,3 +136,15 @@ def test_reset_restores_the_adaptive_beta():
     loss.reset()
     assert loss.beta is buffer and loss.beta.item() == 0.5
     A2CLoss(plain, _critic()).reset()  # nothing adaptive: a no-op
+
+
+def test_keys_follow_where_the_actor_writes():
+    plain = TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()),
+                             ["observation"], ["loc", "scale"])
+    plain = ProbabilisticActor(plain, in_keys=["loc", "scale"], out_keys=["act"],
+                               distribution_class=TanhNormal, log_prob_key="act_lp")
+    loss = A2CLoss(plain, _critic())
+    assert (loss.tensor_keys.action, loss.tensor_keys.sample_log_prob) == ("act", "act_lp")
+    td = TensorDict({"observation": torch.randn(4, 3), "act": torch.rand(4, 2) - 0.5,
+                     "advantage": torch.ones(4, 1), "value_target": torch.zeros(4, 1)}, [4])
+    assert "loss_objective" in loss(td).keys()
