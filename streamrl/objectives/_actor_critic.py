@@ -329,44 +329,10 @@ class OnPolicyLoss(LossModule):
         ``reduction``, the other entries kept as diagnostics (only the entries chosen with
         :meth:`select_out_keys`, when called)."""
         losses = {k: v for k, v in out.items() if k.startswith("loss_")}
-        result = opts.loss_output(self, td, losses,
-                                  {k: v for k, v in out.items() if k not in losses})
-        if self._selected_out_keys is not None:
-            result = result.select(*self._selected_out_keys)
-        return result
+        return opts.loss_output(self, td, losses,
+                                {k: v for k, v in out.items() if k not in losses})
 
     # ------------------------------------------------------- keys in and out
-    _selected_out_keys: list[str] | None = None
-
-    def _output_keys(self) -> list[str]:
-        """Every entry :meth:`forward` writes, in a fixed order (subclasses list them)."""
-        raise NotImplementedError
-
-    @property
-    def out_keys(self) -> list[str]:
-        """The output's entries, in the order a keyword call returns them (see
-        :meth:`select_out_keys`)."""
-        if self._selected_out_keys is not None:
-            return list(self._selected_out_keys)
-        return self._output_keys()
-
-    def select_out_keys(self, *keys: str) -> OnPolicyLoss:
-        """Keep only ``keys`` in the output (and in what a keyword call returns); returns
-        ``self``. :meth:`reset_out_keys` restores every entry."""
-        known = self._output_keys()
-        unknown = [k for k in keys if k not in known]
-        if unknown:
-            raise ValueError(
-                f"{type(self).__name__} does not write {unknown}; its outputs are {known}"
-            )
-        self._selected_out_keys = list(keys)
-        return self
-
-    def reset_out_keys(self) -> OnPolicyLoss:
-        """Undo :meth:`select_out_keys`; returns ``self``."""
-        self._selected_out_keys = None
-        return self
-
     def _entropy_and_critic_keys(self) -> list[str]:
         keys = ["entropy"] + (["loss_entropy"] if self.entropy_bonus else [])
         return keys + (["loss_critic"] if self._critic_loss_on else [])
@@ -394,10 +360,6 @@ class OnPolicyLoss(LossModule):
 
     def _kwarg_in_keys(self) -> list[NestedKey]:
         return self.in_keys
-
-    def _kwarg_batch_size(self, td: TensorDictBase) -> torch.Size:
-        # the leading dims every input shares (the log-probs have exactly the batch shape)
-        return td.auto_batch_size_().batch_size
 
 
 def _standardize(adv: Tensor, exclude_dims: tuple[int, ...]) -> Tensor:

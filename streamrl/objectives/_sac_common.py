@@ -44,6 +44,37 @@ def sample_with_log_prob(dist: torch.distributions.Distribution, batch_dims: int
     return action, sum_trailing(log_prob, batch_dims)
 
 
+def soft_in_keys(loss: LossModule, *critics: str) -> list[Any]:
+    """The inputs of a soft actor-critic loss (its ``in_keys``, what a keyword call takes):
+    the stored action, the actor's inputs now and under ``"next"`` (the next action), the
+    critics' other inputs now and under ``"next"``, and the next reward / done / terminated."""
+    keys: list[Any] = []
+
+    def add(*found: Any) -> None:
+        keys.extend(k for k in found if k not in keys)
+
+    def nxt(key: Any) -> tuple:
+        return ("next", *key) if isinstance(key, tuple) else ("next", key)
+
+    action = loss._keys["action"]
+    add(action)
+    for name in ("actor_network", *critics):
+        inputs = [k for k in loss.network_in_keys(name) if k != action]
+        add(*inputs, *(nxt(k) for k in inputs))
+    add(*(loss._next_key(name) for name in ("reward", "done", "terminated")))
+    return keys
+
+
+def soft_output_keys(loss: LossModule, *extra_losses: str) -> list[str]:
+    """The entries a soft actor-critic loss returns from a keyword call, in order: the
+    actor, Q-value and temperature losses, ``alpha`` and ``entropy`` (unless
+    ``reduction="none"`` leaves the scalars out), then ``extra_losses``."""
+    scalars = ["alpha", "entropy"]
+    if loss.reduction == "none" and getattr(loss, "scalar_output_mode", None) == "exclude":
+        scalars = []
+    return ["loss_actor", "loss_qvalue", "loss_alpha", *scalars, *extra_losses]
+
+
 def check_target_entropy(target_entropy: Any) -> None:
     """Raise ``TypeError`` unless ``target_entropy`` is ``"auto"`` or a number."""
     if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):

@@ -531,8 +531,42 @@ class LossModule(nn.Module):
         return None
 
     def _kwarg_batch_size(self, td: TensorDictBase) -> torch.Size:
-        """The batch size of a tensordict built from keyword inputs (default: none)."""
-        return torch.Size([])
+        """The batch size of a tensordict built from keyword inputs: the leading dims every
+        input shares."""
+        return td.auto_batch_size_().batch_size
+
+    # ------------------------------------------------------------ out keys
+    _selected_out_keys: list[str] | None = None
+
+    def _output_keys(self) -> list[str]:
+        """The entries a keyword call returns, in order (the losses that take keyword
+        inputs list them; extra diagnostics such as ``td_error`` may be left out)."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its outputs")
+
+    @property
+    def out_keys(self) -> list[str]:
+        """The output entries a keyword call returns, in order (only those kept by
+        :meth:`select_out_keys`, when called)."""
+        if self._selected_out_keys is not None:
+            return list(self._selected_out_keys)
+        return self._output_keys()
+
+    def select_out_keys(self, *keys: str) -> LossModule:
+        """Keep only ``keys`` in the output (and in what a keyword call returns); returns
+        ``self``. :meth:`reset_out_keys` restores every entry."""
+        known = self._output_keys()
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} does not write {unknown}; its outputs are {known}"
+            )
+        self._selected_out_keys = list(keys)
+        return self
+
+    def reset_out_keys(self) -> LossModule:
+        """Undo :meth:`select_out_keys`; returns ``self``."""
+        self._selected_out_keys = None
+        return self
 
     def _check_updater(self) -> None:
         """TorchRL's reminder, once per loss: target parameters without a
@@ -553,7 +587,10 @@ class LossModule(nn.Module):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self._check_updater()
         if args or not kwargs or "tensordict" in kwargs:
-            return super().__call__(*args, **kwargs)
+            out = super().__call__(*args, **kwargs)
+            if self._selected_out_keys is not None and isinstance(out, TensorDictBase):
+                out = out.select(*self._selected_out_keys)
+            return out
         keys = self._kwarg_in_keys()
         if keys is None:
             raise TypeError(
@@ -570,7 +607,7 @@ class LossModule(nn.Module):
         td = TensorDict({names[k]: v for k, v in kwargs.items()}, batch_size=[])
         td.batch_size = self._kwarg_batch_size(td)
         out = super().__call__(td)
-        values = tuple(out.get(key) for key in self.out_keys)
+        values = tuple(out.get(key) for key in self.out_keys)  # (selected: all present)
         return values[0] if len(values) == 1 else values
 
     # ------------------------------------------------------- value estimator

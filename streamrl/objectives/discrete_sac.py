@@ -152,6 +152,17 @@ class DiscreteSACLoss(shared.Temperature, LossModule):
             next_value = (log_p.exp() * (next_q - alpha * log_p)).sum(-1, keepdim=True)
         return shared.bootstrap(self, td, next_value)
 
+    @property
+    def in_keys(self) -> list:
+        """The inputs a call reads (a keyword call takes them, nested parts joined by "_")."""
+        return shared.soft_in_keys(self, "qvalue_network")
+
+    def _kwarg_in_keys(self) -> list:
+        return self.in_keys
+
+    def _output_keys(self) -> list[str]:
+        return shared.soft_output_keys(self)
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor, Q-value and temperature losses; writes ``td_error``."""
         action = self._get(tensordict, "action")

@@ -166,6 +166,18 @@ class TD3Loss(LossModule):
             ).min(0).values
         return shared.bootstrap(self, td, next_q), next_q
 
+    @property
+    def in_keys(self) -> list:
+        """The inputs a call reads (a keyword call takes them, nested parts joined by "_")."""
+        return shared.soft_in_keys(self, "qvalue_network")
+
+    def _kwarg_in_keys(self) -> list:
+        return self.in_keys
+
+    def _output_keys(self) -> list[str]:
+        return ["loss_actor", "loss_qvalue", "pred_value", "state_action_value_actor",
+                "next_state_value", "target_value", "td_error"]
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor and critic losses; writes ``td_error`` into ``tensordict``."""
         action = self._get(tensordict, "action")
