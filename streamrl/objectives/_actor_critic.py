@@ -358,8 +358,6 @@ class OnPolicyLoss(LossModule):
         add(*(self._next_key(name) for name in ("reward", "done", "terminated")))
         return keys
 
-    def _kwarg_in_keys(self) -> list[NestedKey]:
-        return self.in_keys
 
 
 def _standardize(adv: Tensor, exclude_dims: tuple[int, ...]) -> Tensor:

@@ -65,6 +65,18 @@ def soft_in_keys(loss: LossModule, *critics: str) -> list[Any]:
     return keys
 
 
+def soft_in_keys_property(*critics: str) -> property:
+    """A loss's ``in_keys`` property (:func:`soft_in_keys` over ``critics``)."""
+
+    def in_keys(loss: LossModule) -> list[Any]:
+        extra = ["value_network"] if getattr(loss, "has_value", False) else []
+        return soft_in_keys(loss, *critics, *extra)
+
+    in_keys.__doc__ = ("The inputs a call reads (a keyword call takes them, nested parts "
+                       "joined by '_').")
+    return property(in_keys)
+
+
 def soft_output_keys(loss: LossModule, *extra_losses: str) -> list[str]:
     """The entries a soft actor-critic loss returns from a keyword call, in order: the
     actor, Q-value and temperature losses, ``alpha`` and ``entropy`` (unless

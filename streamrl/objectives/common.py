@@ -527,8 +527,9 @@ class LossModule(nn.Module):
 
     # ------------------------------------------------------- keyword inputs
     def _kwarg_in_keys(self) -> list[NestedKey] | None:
-        """The input keys a keyword call maps (``None``: the loss takes a tensordict only)."""
-        return None
+        """The input keys a keyword call maps: the loss's ``in_keys`` when it lists them
+        (``None``: the loss takes a tensordict only)."""
+        return getattr(self, "in_keys", None)
 
     def _kwarg_batch_size(self, td: TensorDictBase) -> torch.Size:
         """The batch size of a tensordict built from keyword inputs: the leading dims every

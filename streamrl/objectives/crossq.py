@@ -119,13 +119,7 @@ class CrossQLoss(shared.Temperature, LossModule):
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
 
-    @property
-    def in_keys(self) -> list:
-        """The inputs a call reads (a keyword call takes them, nested parts joined by "_")."""
-        return shared.soft_in_keys(self, "qvalue_network")
-
-    def _kwarg_in_keys(self) -> list:
-        return self.in_keys
+    in_keys = shared.soft_in_keys_property("qvalue_network")
 
     def _output_keys(self) -> list[str]:
         return shared.soft_output_keys(self)

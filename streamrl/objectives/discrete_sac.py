@@ -152,13 +152,7 @@ class DiscreteSACLoss(shared.Temperature, LossModule):
             next_value = (log_p.exp() * (next_q - alpha * log_p)).sum(-1, keepdim=True)
         return shared.bootstrap(self, td, next_value)
 
-    @property
-    def in_keys(self) -> list:
-        """The inputs a call reads (a keyword call takes them, nested parts joined by "_")."""
-        return shared.soft_in_keys(self, "qvalue_network")
-
-    def _kwarg_in_keys(self) -> list:
-        return self.in_keys
+    in_keys = shared.soft_in_keys_property("qvalue_network")
 
     def _output_keys(self) -> list[str]:
         return shared.soft_output_keys(self)

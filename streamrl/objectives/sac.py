@@ -166,14 +166,7 @@ class SACLoss(shared.Temperature, LossModule):
             next_value = next_q - alpha * next_log_prob.reshape(next_q.shape)
         return shared.bootstrap(self, td, next_value)
 
-    @property
-    def in_keys(self) -> list:
-        """The inputs a call reads (a keyword call takes them, nested parts joined by "_")."""
-        return shared.soft_in_keys(
-            self, "qvalue_network", *(["value_network"] if self.has_value else []))
-
-    def _kwarg_in_keys(self) -> list:
-        return self.in_keys
+    in_keys = shared.soft_in_keys_property("qvalue_network")
 
     def _output_keys(self) -> list[str]:
         return shared.soft_output_keys(self, *(["loss_value"] if self.has_value else []))

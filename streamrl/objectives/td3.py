@@ -166,13 +166,7 @@ class TD3Loss(LossModule):
             ).min(0).values
         return shared.bootstrap(self, td, next_q), next_q
 
-    @property
-    def in_keys(self) -> list:
-        """The inputs a call reads (a keyword call takes them, nested parts joined by "_")."""
-        return shared.soft_in_keys(self, "qvalue_network")
-
-    def _kwarg_in_keys(self) -> list:
-        return self.in_keys
+    in_keys = shared.soft_in_keys_property("qvalue_network")
 
     def _output_keys(self) -> list[str]:
         return ["loss_actor", "loss_qvalue", "pred_value", "state_action_value_actor",
