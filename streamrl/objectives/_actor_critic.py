@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from streamrl.objectives import _loss_options as opts
 from streamrl.objectives._utils import check_loss_function, distance_loss, sum_trailing
 from streamrl.objectives.common import LossModule, _DistCaller, _NetworkCaller
+from streamrl.objectives.value import _composite as composite
 from streamrl.objectives.value.common import ValueEstimators
 
 
@@ -26,6 +27,13 @@ class OnPolicyLoss(LossModule):
     from ``tensor_keys.sample_log_prob`` (``"action_log_prob"``, TorchRL 0.14's key); when a
     batch lacks it, the actor's own ``log_prob_key`` and then ``"sample_log_prob"`` (the
     seed's key) are tried. Per-dimension log-probs are summed to the batch shape.
+
+    The coefficients (``entropy_coeff``, ``critic_coeff``, and the subclasses' ``clip_value``
+    ...) are scalar buffers on ``device`` (default: the device of the networks' first
+    parameter); the networks are never moved. A number assigned to one
+    (``loss.entropy_coeff = 0.003``) updates it in place. With ``functional=False`` the
+    networks are held as plain submodules (``loss.actor_network``, ``loss.critic_network``)
+    and ``loss.actor_network_params`` / ``loss.critic_network_params`` are ``None``.
     """
 
     default_keys = {
@@ -65,6 +73,8 @@ class OnPolicyLoss(LossModule):
         reduction: str | None = None,
         normalize_advantage_exclude_dims: tuple[int, ...] = (),
         advantage_norm: nn.Module | None = None,
+        functional: bool = True,
+        device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         opts.apply_options(self, reduction=reduction)
@@ -98,21 +108,43 @@ class OnPolicyLoss(LossModule):
         self.separate_losses = bool(separate_losses)
         self.loss_critic_type = check_loss_function(loss_critic_type)
         self.entropy_bonus = entropy_bonus
-        self.entropy_coeff = float(entropy_coeff)
-        self.critic_coeff = None if critic_coeff is None else float(critic_coeff)
         self.normalize_advantage = normalize_advantage
         self.has_critic = critic_network is not None
-        self.register_network("actor_network", actor_network)
+        self.register_network("actor_network", actor_network, functional=functional)
         if critic_network is not None:
-            self.register_network("critic_network", critic_network)
+            self.register_network("critic_network", critic_network, functional=functional)
+        if device is None:
+            first = next(iter(self.parameters()), None)
+            device = torch.get_default_device() if first is None else first.device
+        #: where the coefficient buffers live (TorchRL's ``device=``)
+        self._coeff_device = torch.device(device)
+        self.register_coeff_buffer("entropy_coeff", entropy_coeff, device=device)
+        self.register_coeff_buffer("critic_coeff", critic_coeff, device=device)
+        self._keys_from_actor(actor_network)
+
+    def _keys_from_actor(self, actor: nn.Module) -> None:
+        """Read the action and behaviour log-prob where the actor writes them (its
+        ``dist_sample_keys`` / ``log_prob_keys``: one key, or one per head of a composite
+        distribution); actors without these attributes leave the defaults."""
+        try:
+            samples = list(actor.dist_sample_keys)
+            log_probs = list(actor.log_prob_keys)
+        except (AttributeError, RuntimeError, TypeError):
+            return
+        if not samples or len(samples) != len(log_probs):
+            return
+        if len(samples) == 1:
+            self.set_keys(action=samples[0], sample_log_prob=log_probs[0])
+        else:
+            self.set_keys(action=samples, sample_log_prob=log_probs)
 
     @property
-    def entropy_coef(self) -> float:
+    def entropy_coef(self) -> Tensor:
         """The older spelling of :attr:`entropy_coeff`."""
         return self.entropy_coeff
 
     @property
-    def critic_coef(self) -> float | None:
+    def critic_coef(self) -> Tensor | None:
         """The older spelling of :attr:`critic_coeff`."""
         return self.critic_coeff
 
@@ -183,9 +215,23 @@ class OnPolicyLoss(LossModule):
 
     # ------------------------------------------------------------ policy
     def log_prob(self, td: TensorDictBase) -> tuple[torch.distributions.Distribution, Tensor]:
-        """The actor's distribution on ``td`` and the log-prob of the stored action."""
-        action = self._get(td, "action")
+        """The actor's distribution on ``td`` and the log-prob of the stored action.
+
+        For a composite (multi-head) distribution, the ``action`` key may name the action
+        TensorDict, one head's entry or a list of entries; the log-prob is the sum over the
+        heads. A stored action that requires grad is refused (``RuntimeError``): gradients
+        would flow into whatever produced the data.
+        """
         dist = self.network_dist("actor_network", td.copy())
+        if composite.is_composite(dist):
+            keys = self._keys["action"]
+            keys = list(keys) if isinstance(keys, list) else [keys]
+            self._require(td, *keys)
+            action = td.select(*keys)
+            _refuse_grad(action, keys)
+            return dist, composite.log_prob_of(dist, action, td.batch_dims)
+        action = self._get(td, "action")
+        _refuse_grad(action, self._keys["action"])
         lp = dist.log_prob(action)
         if lp.shape[: td.batch_dims] != td.batch_size or lp.shape != action.shape[: lp.ndim]:
             raise ValueError(
@@ -198,6 +244,9 @@ class OnPolicyLoss(LossModule):
     def old_log_prob(self, td: TensorDictBase) -> Tensor:
         """The behaviour policy's log-prob, summed to the batch shape."""
         key = self._keys["sample_log_prob"]
+        if isinstance(key, list):  # one entry per head of a composite action: their sum
+            self._require(td, *key)
+            return composite.joint(td.select(*key), td.batch_dims).detach()
         value = td.get(key, None)
         if value is None and key == self.default_keys["sample_log_prob"]:
             actor_key = getattr(self.network_template("actor_network"), "log_prob_key", None)
@@ -220,9 +269,9 @@ class OnPolicyLoss(LossModule):
             ent = dist.entropy()
         except NotImplementedError:
             shape = torch.Size([self.samples_mc_entropy])
-            sample = dist.rsample(shape) if dist.has_rsample else dist.sample(shape)
-            ent = -dist.log_prob(sample).mean(0)
-        return sum_trailing(ent, batch_dims)
+            sample = dist.rsample(shape) if composite.can_rsample(dist) else dist.sample(shape)
+            return -composite.joint(dist.log_prob(sample), batch_dims + 1).mean(0)
+        return composite.joint(ent, batch_dims)
 
     def entropy_terms(self, dist: torch.distributions.Distribution, td: TensorDictBase
                       ) -> dict[str, Tensor]:
@@ -277,10 +326,38 @@ class OnPolicyLoss(LossModule):
 
     def output(self, td: TensorDictBase, out: dict[str, Tensor]) -> TensorDictBase:
         """The loss output: the per-sample ``loss_*`` entries of ``out`` reduced with
-        ``reduction``, the other entries kept as diagnostics."""
+        ``reduction``, the other entries kept as diagnostics (only the entries chosen with
+        :meth:`select_out_keys`, when called)."""
         losses = {k: v for k, v in out.items() if k.startswith("loss_")}
         return opts.loss_output(self, td, losses,
                                 {k: v for k, v in out.items() if k not in losses})
+
+    # ------------------------------------------------------- keys in and out
+    def _entropy_and_critic_keys(self) -> list[str]:
+        keys = ["entropy"] + (["loss_entropy"] if self.entropy_bonus else [])
+        return keys + (["loss_critic"] if self._critic_loss_on else [])
+
+    @property
+    def in_keys(self) -> list[NestedKey]:
+        """The input entries the loss reads: the stored action(s) and behaviour log-prob(s),
+        the actor's inputs, the critic's inputs (now and under ``"next"``) and the next
+        reward / done / terminated flags. A keyword call takes these (nested parts joined
+        with ``"_"``: ``loss(observation=..., next_reward=..., ...)``)."""
+        keys: list[NestedKey] = []
+
+        def add(*found: NestedKey) -> None:
+            keys.extend(k for k in found if k not in keys)
+
+        for name in ("action", "sample_log_prob"):
+            key = self._keys[name]
+            add(*(key if isinstance(key, list) else [key]))
+        add(*self.network_in_keys("actor_network"))
+        if self.has_critic:
+            for key in self.network_in_keys("critic_network"):
+                add(key, ("next", *key) if isinstance(key, tuple) else ("next", key))
+        add(*(self._next_key(name) for name in ("reward", "done", "terminated")))
+        return keys
+
 
 
 def _standardize(adv: Tensor, exclude_dims: tuple[int, ...]) -> Tensor:
@@ -301,14 +378,22 @@ def _standardize(adv: Tensor, exclude_dims: tuple[int, ...]) -> Tensor:
     return (adv - mean) / std.clamp_min(1e-8)
 
 
+def _refuse_grad(action: Tensor | TensorDictBase, key: Any) -> None:
+    leaves = action.values(True, True) if isinstance(action, TensorDictBase) else [action]
+    if any(leaf.requires_grad for leaf in leaves):
+        raise RuntimeError(
+            f"the tensordict stored action at {key!r} requires grad: the losses take "
+            "collected data (detach it, e.g. collect under torch.no_grad())"
+        )
+
+
 def resolve_networks(owner: str, actor_network: Any, critic_network: Any, actor: Any,
                      critic: Any, *, gamma: Any = None, functional: Any = True,
                      **deprecated_keys: Any) -> tuple[nn.Module, Any]:
     """The on-policy constructors' TorchRL spellings: ``actor=`` / ``critic=`` are the older
     names of the networks (giving both names of one is an error), ``actor_network`` is
     required, ``gamma`` and the ``*_key`` arguments are refused as TorchRL 0.14 refuses them,
-    and ``functional=False`` is refused (streamrl's losses always call their networks with
-    parameters they hold)."""
+    and ``functional`` must be a bool."""
     if actor is not None:
         if actor_network is not None:
             raise TypeError(f"{owner}: give actor_network or its older name actor, not both")
@@ -321,16 +406,26 @@ def resolve_networks(owner: str, actor_network: Any, critic_network: Any, actor:
         raise TypeError(f"{owner}: missing the actor_network argument")
     opts.refuse_ctor_gamma(gamma, owner)
     opts.refuse_ctor_keys(owner, **deprecated_keys)
-    if functional is not True:
-        raise ValueError(
-            f"{owner}: functional={functional!r} is not supported; streamrl's losses always "
-            "hold their networks' parameters (functional=True)"
-        )
+    if not isinstance(functional, bool):
+        raise TypeError(f"{owner}: functional must be True or False, found {functional!r}")
     return actor_network, critic_network
 
 
+def check_coeff(owner: str, name: str, value: Any) -> Any:
+    """An optional coefficient (``clip_value``, ``max_importance_ratio``): ``None``, or a
+    number / one-element tensor > 0 (``True``/``False`` are refused as TorchRL refuses them)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, Tensor)) or (
+            isinstance(value, Tensor) and value.numel() != 1):
+        raise ValueError(f"{name} must be a float or a scalar tensor, got {value}.")
+    if not float(value) > 0:
+        raise ValueError(f"{owner}: {name} must be > 0 or None, found {float(value)}")
+    return value
+
+
 def resolve_coeffs(owner: str, entropy_coeff: float | None, entropy_coef: float | None,
-                   critic_coeff: Any, critic_coef: Any) -> tuple[float, float | None]:
+                   critic_coeff: Any, critic_coef: Any) -> tuple[Any, Any]:
     """TorchRL 0.14's ``entropy_coeff``/``critic_coeff`` and the older ``*_coef`` spellings.
 
     Giving both spellings of one coefficient is an error; ``entropy_coeff=None`` means 0.01
@@ -352,7 +447,7 @@ def resolve_coeffs(owner: str, entropy_coeff: float | None, entropy_coef: float 
         critic_coeff = critic_coef
     if critic_coeff is _UNSET:
         critic_coeff = 1.0
-    return (0.01 if entropy_coeff is None else float(entropy_coeff)), critic_coeff
+    return (0.01 if entropy_coeff is None else entropy_coeff), critic_coeff
 
 
 class _Unset:

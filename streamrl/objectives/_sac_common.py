@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from streamrl.data.specs import Composite, TensorSpec
 from streamrl.objectives._utils import distance_loss, sum_trailing
 from streamrl.objectives.common import LossModule
+from streamrl.objectives.value import _composite as composite
 
 
 def sample_with_log_prob(dist: torch.distributions.Distribution, batch_dims: int
@@ -25,18 +26,65 @@ def sample_with_log_prob(dist: torch.distributions.Distribution, batch_dims: int
     >>> action.shape, log_prob.shape
     (torch.Size([4, 2]), torch.Size([4]))
     """
-    if not dist.has_rsample:
+    if not composite.can_rsample(dist):
         raise TypeError(
             f"the actor's distribution {type(dist).__name__} has no rsample; SAC-style losses "
             "need reparameterised samples (e.g. TanhNormal or Normal)"
         )
-    joint = getattr(dist, "rsample_and_log_prob", None)
-    if callable(joint):  # exact log-prob for squashed distributions that saturate
-        action, log_prob = joint()
+    if composite.is_composite(dist):
+        # one action per head (a TensorDict); the joint log-prob sums the heads'
+        action = dist.rsample()
+        return action, composite.log_prob_of(dist, action, batch_dims)
+    sample_and_log_prob = getattr(dist, "rsample_and_log_prob", None)
+    if callable(sample_and_log_prob):  # exact log-prob for squashed distributions that saturate
+        action, log_prob = sample_and_log_prob()
     else:
         action = dist.rsample()
         log_prob = dist.log_prob(action)
     return action, sum_trailing(log_prob, batch_dims)
+
+
+def soft_in_keys(loss: LossModule, *critics: str) -> list[Any]:
+    """The inputs of a soft actor-critic loss (its ``in_keys``, what a keyword call takes):
+    the stored action, the actor's inputs now and under ``"next"`` (the next action), the
+    critics' other inputs now and under ``"next"``, and the next reward / done / terminated."""
+    keys: list[Any] = []
+
+    def add(*found: Any) -> None:
+        keys.extend(k for k in found if k not in keys)
+
+    def nxt(key: Any) -> tuple:
+        return ("next", *key) if isinstance(key, tuple) else ("next", key)
+
+    action = loss._keys["action"]
+    add(action)
+    for name in ("actor_network", *critics):
+        inputs = [k for k in loss.network_in_keys(name) if k != action]
+        add(*inputs, *(nxt(k) for k in inputs))
+    add(*(loss._next_key(name) for name in ("reward", "done", "terminated")))
+    return keys
+
+
+def soft_in_keys_property(*critics: str) -> property:
+    """A loss's ``in_keys`` property (:func:`soft_in_keys` over ``critics``)."""
+
+    def in_keys(loss: LossModule) -> list[Any]:
+        extra = ["value_network"] if getattr(loss, "has_value", False) else []
+        return soft_in_keys(loss, *critics, *extra)
+
+    in_keys.__doc__ = ("The inputs a call reads (a keyword call takes them, nested parts "
+                       "joined by '_').")
+    return property(in_keys)
+
+
+def soft_output_keys(loss: LossModule, *extra_losses: str) -> list[str]:
+    """The entries a soft actor-critic loss returns from a keyword call, in order: the
+    actor, Q-value and temperature losses, ``alpha`` and ``entropy`` (unless
+    ``reduction="none"`` leaves the scalars out), then ``extra_losses``."""
+    scalars = ["alpha", "entropy"]
+    if loss.reduction == "none" and getattr(loss, "scalar_output_mode", None) == "exclude":
+        scalars = []
+    return ["loss_actor", "loss_qvalue", "loss_alpha", *scalars, *extra_losses]
 
 
 def check_target_entropy(target_entropy: Any) -> None:
@@ -54,23 +102,32 @@ def resolve_target_entropy(target_entropy: float | str, action_spec: Any,
     >>> from streamrl.data import Bounded
     >>> resolve_target_entropy("auto", Bounded(-1.0, 1.0, shape=(3,)), torch.nn.Identity())
     -3.0
+    >>> heads = Composite(action=Composite(a=Bounded(-1.0, 1.0, shape=(2,)),
+    ...                                    b=Bounded(-1.0, 1.0, shape=(1,))))
+    >>> resolve_target_entropy("auto", heads, torch.nn.Identity())
+    -3.0
     """
     check_target_entropy(target_entropy)
     if target_entropy != "auto":
         return float(target_entropy)
     spec = action_spec
-    if spec is not None and not isinstance(spec, TensorSpec):
-        raise TypeError(f"action_spec must be a TensorSpec or None, found {type(spec).__name__}")
+    if spec is not None and not isinstance(spec, (TensorSpec, Composite)):
+        raise TypeError(
+            f"action_spec must be a TensorSpec, a Composite or None, found {type(spec).__name__}"
+        )
     if spec is None:
         actor_spec = getattr(actor, "spec", None)
-        if isinstance(actor_spec, Composite) and action_key in actor_spec.keys(True, True):
+        if isinstance(actor_spec, Composite) and action_key in actor_spec.keys(True):
             spec = actor_spec[action_key]
-    if isinstance(spec, Composite):
-        if action_key not in spec.keys(True, True):
-            raise KeyError(f"action_spec is a Composite without the action key {action_key!r}")
+    if isinstance(spec, Composite) and action_key in spec.keys(True):
         spec = spec[action_key]
+    elif isinstance(spec, Composite):
+        raise KeyError(f"action_spec is a Composite without the action key {action_key!r}")
     if spec is None:
         return "auto"
+    if isinstance(spec, Composite):
+        # a composite action (one entry per head): the dims of all its leaves
+        return -float(sum(leaf.shape.numel() for leaf in spec.values(True, True)))
     return -float(spec.shape.numel())
 
 
@@ -84,6 +141,19 @@ def target_entropy_for(target_entropy: float | str, action: Tensor, batch_dims: 
     if target_entropy == "auto":
         return -float(action.shape[batch_dims:].numel())
     return float(target_entropy)
+
+
+def hold_target_entropy(loss: LossModule, target_entropy: float | str) -> None:
+    """Keep ``target_entropy`` as ``loss.target_entropy``: a number becomes a scalar buffer on
+    the device of the loss's first parameter (it follows ``loss.to()``, as TorchRL's does);
+    ``"auto"`` stays a string until the first action resolves it (:func:`entropy_terms`)."""
+    if isinstance(target_entropy, str):
+        loss._buffers.pop("target_entropy", None)
+        loss.__dict__["target_entropy"] = target_entropy
+        return
+    first = next(iter(loss.parameters()), None)
+    loss.register_coeff_buffer("target_entropy", float(target_entropy),
+                               device=None if first is None else first.device)
 
 
 class EntropyCoefficient(nn.Module):
@@ -302,8 +372,9 @@ def entropy_terms(loss: LossModule, log_prob: Tensor, action: Tensor, batch_dims
     ``loss.entropy_coef``: ``-mean(log_alpha * (log_prob + target_entropy))``, per sample
     when ``per_sample``; ``"auto"`` resolved from ``action`` the first time and kept in
     ``loss.target_entropy``), ``alpha`` and ``entropy`` (``-mean(log_prob)``, detached)."""
-    target_entropy = target_entropy_for(loss.target_entropy, action, batch_dims)
-    loss.target_entropy = target_entropy
+    if isinstance(loss.target_entropy, str):
+        hold_target_entropy(loss, target_entropy_for(loss.target_entropy, action, batch_dims))
+    target_entropy = loss.target_entropy
     coef = loss.entropy_coef
     return {
         "loss_alpha": (coef.per_sample_loss if per_sample else coef.loss)(

@@ -8,6 +8,7 @@ from torch import nn
 from streamrl.objectives._actor_critic import (
     _UNSET,
     OnPolicyLoss,
+    check_coeff,
     resolve_coeffs,
     resolve_networks,
 )
@@ -31,8 +32,13 @@ class A2CLoss(OnPolicyLoss):
     ``separate_losses``, ``reduction``, ``clip_value`` (the critic's prediction clipped to
     the input's ``state_value +- clip_value``), ``advantage_norm``, ``actor=`` / ``critic=``
     (older names of the networks); ``gamma`` and ``advantage_key`` / ``value_target_key``
-    are refused as in TorchRL 0.14, ``functional=False`` is refused.
+    are refused as in TorchRL 0.14. ``functional=False`` holds the networks as plain
+    submodules (``loss.actor_network``), as for :class:`PPOLoss`. The coefficients
+    (``entropy_coeff``, ``critic_coeff``, ``clip_value``) are scalar buffers on the
+    networks' device; a number assigned to one updates it in place.
     """
+
+    _schedulable_buffers = frozenset({"entropy_coeff", "critic_coeff", "clip_value"})
 
     def __init__(
         self,
@@ -63,8 +69,7 @@ class A2CLoss(OnPolicyLoss):
             functional=functional, advantage_key=advantage_key,
             value_target_key=value_target_key,
         )
-        if isinstance(clip_value, bool) or (clip_value is not None and not clip_value > 0):
-            raise ValueError(f"A2CLoss: clip_value must be a float > 0 or None, found {clip_value!r}")
+        clip_value = check_coeff("A2CLoss", "clip_value", clip_value)
         entropy_coeff, critic_coeff = resolve_coeffs(
             "A2CLoss", entropy_coeff, entropy_coef, critic_coeff, critic_coef
         )
@@ -73,9 +78,14 @@ class A2CLoss(OnPolicyLoss):
             entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
             loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
             samples_mc_entropy=samples_mc_entropy, separate_losses=separate_losses,
-            reduction=reduction, advantage_norm=advantage_norm,
+            reduction=reduction, advantage_norm=advantage_norm, functional=functional,
         )
-        self.clip_value = None if clip_value is None else float(clip_value)
+        self.register_coeff_buffer("clip_value", clip_value, device=self._coeff_device)
+
+    def _output_keys(self) -> list[str]:
+        critic = ["loss_critic"] if self._critic_loss_on else []
+        entropy = ["entropy"] + (["loss_entropy"] if self.entropy_bonus else [])
+        return ["loss_objective", *critic, *entropy]
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the A2C losses (fills ``advantage``/``value_target`` if missing)."""

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from streamrl._utils import rl_warnings
 from streamrl._warnings import StreamRLWarning
+from streamrl.objectives.value._accepted_keys import sync_key_declarations
 from streamrl.objectives.value.common import (
     ValueEstimatorBase,
     ValueEstimators,
@@ -103,11 +104,27 @@ class LossModule(nn.Module):
         "done": "done",
         "terminated": "terminated",
     }
+    #: the coefficient buffers (see :meth:`register_coeff_buffer`) a plain number may be
+    #: assigned to (``loss.entropy_coeff = 0.003``): the buffer is filled in place, keeping
+    #: its device and dtype. A subclass's set adds to its bases' (``_all_schedulable_buffers``).
+    _schedulable_buffers: ClassVar[frozenset[str]] = frozenset()
+    _all_schedulable_buffers: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # default_keys and TorchRL's _AcceptedKeys dataclass: either declares the keys
+        sync_key_declarations(cls)
+        merged: frozenset[str] = frozenset()
+        for klass in cls.__mro__:
+            merged |= frozenset(vars(klass).get("_schedulable_buffers", ()))
+        cls._all_schedulable_buffers = merged
 
     def __init__(self) -> None:
         super().__init__()
         self._keys: dict[str, NestedKey] = dict(self.default_keys)
         self._templates: dict[str, nn.Module] = {}
+        # networks registered with functional=False: held as plain submodules
+        self._stateful: set[str] = set()
         self._num_copies: dict[str, int | None] = {}
         self._target_names: list[str] = []
         self._value_estimator: ValueEstimatorBase | None = None
@@ -168,6 +185,58 @@ class LossModule(nn.Module):
             )
         return value
 
+    # ---------------------------------------------------------- coefficients
+    def register_coeff_buffer(self, name: str, value: float | int | Tensor | None, *,
+                              device: torch.device | str | None = None,
+                              dtype: torch.dtype | None = None) -> None:
+        """Hold the scalar coefficient ``value`` as buffer ``name`` (on ``device``; a Python
+        number becomes a tensor of ``dtype``, by default the default float dtype), so it
+        follows ``loss.to(...)`` and the state dict. ``None`` sets the attribute to ``None``.
+
+        >>> loss = LossModule()
+        >>> loss.register_coeff_buffer("entropy_coeff", 0.01)
+        >>> loss.entropy_coeff
+        tensor(0.0100)
+        >>> loss.register_coeff_buffer("clip_value", None)
+        >>> loss.clip_value is None
+        True
+        """
+        if value is None:
+            self._buffers.pop(name, None)
+            self.__dict__[name] = None
+            return
+        if isinstance(value, bool) or not isinstance(value, (float, int, Tensor)):
+            raise ValueError(f"{name} must be a float or a scalar tensor, got {value}.")
+        if isinstance(value, Tensor):
+            if value.numel() != 1:
+                raise ValueError(
+                    f"{name} must be a float or a scalar tensor, got a tensor of shape "
+                    f"{tuple(value.shape)}"
+                )
+            tensor = value.detach().clone().to(device=device, dtype=dtype)
+        else:
+            tensor = torch.tensor(float(value), device=device,
+                                  dtype=dtype or torch.get_default_dtype())
+        self.__dict__.pop(name, None)
+        self.register_buffer(name, tensor)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a number assigned to a schedulable coefficient updates the buffer in place
+        if (name in type(self)._all_schedulable_buffers and isinstance(value, (int, float))
+                and not isinstance(value, bool)):
+            buffer = self.__dict__.get("_buffers", {}).get(name)
+            if buffer is not None:
+                with torch.no_grad():
+                    buffer.fill_(value)
+                return
+        super().__setattr__(name, value)
+
+    @property
+    def functional(self) -> bool:
+        """``False`` when a network was registered with ``functional=False`` (held as a
+        plain submodule, ``loss.<name>_params`` is ``None``)."""
+        return not self._stateful
+
     # -------------------------------------------------------------- networks
     def register_network(
         self,
@@ -176,6 +245,7 @@ class LossModule(nn.Module):
         *,
         num_copies: int | None = None,
         create_target: bool = False,
+        functional: bool = True,
     ) -> None:
         """Hold ``module``'s parameters as ``self.<name>_params``.
 
@@ -183,11 +253,38 @@ class LossModule(nn.Module):
         dim) for :meth:`vmap_network`. With ``create_target``, a detached copy is kept as
         ``self.target_<name>_params`` for the target updaters; without it,
         ``self.target_<name>_params`` is a detached view of the live parameters.
+
+        With ``functional=False`` the module itself is held as the submodule
+        ``self.<name>`` and called as it is (its parameters show up under ``<name>.``);
+        ``self.<name>_params`` and ``self.target_<name>_params`` are ``None``, and
+        :meth:`network_params` reads the module's own parameters. Copies and targets need
+        parameters held apart from the module, so they require ``functional=True``.
+
+        >>> loss = LossModule()
+        >>> loss.register_network("critic", nn.Linear(2, 1), functional=False)
+        >>> loss.critic_params is None, sorted(n for n, _ in loss.named_parameters())
+        (True, ['critic.bias', 'critic.weight'])
         """
         if not isinstance(module, nn.Module):
             raise TypeError(f"{name} must be an nn.Module, found {type(module).__name__}")
         if num_copies is not None and (not isinstance(num_copies, int) or num_copies < 1):
             raise ValueError(f"num_copies must be a positive int, found {num_copies!r}")
+        if not isinstance(functional, bool):
+            raise TypeError(f"functional must be True or False, found {functional!r}")
+        if not functional:
+            if num_copies is not None or create_target:
+                raise ValueError(
+                    f"{type(self).__name__}: {name} with functional=False cannot have "
+                    f"copies (num_copies={num_copies}) or target parameters "
+                    f"(create_target={create_target}): both are parameters held apart from "
+                    "the module; use functional=True"
+                )
+            self._stateful.add(name)
+            self._templates[name] = module
+            setattr(self, name, module)
+            self.__dict__[f"{name}_params"] = None
+            self.__dict__[f"target_{name}_params"] = None
+            return
         if _has_uninitialized(module):
             # copies and targets need shapes: wait for the first input (see the class doc)
             self._lazy[name] = (module, num_copies, create_target)
@@ -233,6 +330,7 @@ class LossModule(nn.Module):
         module_name: str,
         expand_dim: int | None = None,
         create_target_params: bool = False,
+        compare_against: Any = None,
     ) -> None:
         """TorchRL's name for :meth:`register_network`.
 
@@ -241,13 +339,47 @@ class LossModule(nn.Module):
         live at ``loss.<module_name>_params`` and the targets at
         ``loss.target_<module_name>_params``.
 
+        ``compare_against`` (an iterable of tensors, e.g. another network's parameters):
+        the module's parameters found there are held as detached views of those tensors
+        (expanded over the copies with ``expand_dim``), not as parameters of their own, so
+        this network neither trains nor duplicates them and reads their current values.
+        (Converting the loss's dtype or device gives them storage of their own.)
+
         >>> loss = LossModule()
         >>> loss.convert_to_functional(nn.Linear(2, 2), "value_network", create_target_params=True)
         >>> loss.target_value_network_params["weight"].shape
         torch.Size([2, 2])
+        >>> trunk = nn.Linear(2, 2)
+        >>> loss.convert_to_functional(trunk, "actor_network")
+        >>> loss.convert_to_functional(nn.Sequential(trunk, nn.Linear(2, 1)), "critic",
+        ...                            expand_dim=2, compare_against=trunk.parameters())
+        >>> sorted(n for n, _ in loss.critic_params.named_parameters())
+        ['1.bias', '1.weight']
         """
         self.register_network(module_name, module, num_copies=expand_dim,
                               create_target=create_target_params)
+        if compare_against is not None:
+            self._hold_shared_as_views(module_name, module, compare_against)
+
+    def _hold_shared_as_views(self, name: str, module: nn.Module, others: Any) -> None:
+        if name in self._lazy:
+            raise ValueError(
+                f"{type(self).__name__}: compare_against needs {name}'s parameters initialised "
+                "(it has lazy layers); run it once before building the loss"
+            )
+        shared = {id(t) for t in others}
+        params = getattr(self, f"{name}_params")
+        held = TensorDict(batch_size=params.batch_size)
+        originals = TensorDict.from_module(module)
+        for key, value in params.items(True, True):
+            own = originals.get(key)
+            if id(own) in shared:
+                value = own.detach()
+                if self._num_copies.get(name) is not None:
+                    value = value.expand(self._num_copies[name], *value.shape)
+            held.set(key, value)
+        # parameters stay parameters, the detached views become buffers
+        setattr(self, f"{name}_params", TensorDictParams(held, no_convert=True))
 
     def materialize_lazy(self, tensordict: TensorDictBase) -> None:
         """Initialise the lazy networks by running them on ``tensordict`` (done on the first
@@ -293,7 +425,11 @@ class LossModule(nn.Module):
         """The parameters of network ``name`` (live, detached, or target)."""
         if target:
             return getattr(self, f"target_{name}_params")
-        params = getattr(self, f"{name}_params")
+        if name in self._stateful:
+            # the module's own parameters: swapping them in (to_module) changes nothing
+            params = TensorDict.from_module(self._templates[name])
+        else:
+            params = getattr(self, f"{name}_params")
         return params.detach() if detach else params
 
     def call_network(self, name: str, td: TensorDictBase,
@@ -301,6 +437,8 @@ class LossModule(nn.Module):
         """Run network ``name`` on ``td`` with ``params`` (default: the live parameters)."""
         template = self._templates[name]
         if params is None:
+            if name in self._stateful:
+                return _keyed(self, name, template, td)
             params = getattr(self, f"{name}_params")
         try:
             with params.to_module(template, preserve_module_state=False):
@@ -320,6 +458,8 @@ class LossModule(nn.Module):
                 f"(e.g. ProbabilisticTensorDictSequential), found {type(template).__name__}"
             )
         if params is None:
+            if name in self._stateful:
+                return _keyed(self, name, template.get_dist, td)
             params = getattr(self, f"{name}_params")
         try:
             with params.to_module(template, preserve_module_state=False):
@@ -376,7 +516,7 @@ class LossModule(nn.Module):
                 "the loss (or materialize_lazy) once before resetting their parameters"
             )
         for name, template in self._templates.items():
-            params = getattr(self, f"{name}_params")
+            params = self.network_params(name)
             copies = [params] if self._num_copies.get(name) is None else params.unbind(0)
             with torch.no_grad():
                 for copy_params in copies:
@@ -387,12 +527,47 @@ class LossModule(nn.Module):
 
     # ------------------------------------------------------- keyword inputs
     def _kwarg_in_keys(self) -> list[NestedKey] | None:
-        """The input keys a keyword call maps (``None``: the loss takes a tensordict only)."""
-        return None
+        """The input keys a keyword call maps: the loss's ``in_keys`` when it lists them
+        (``None``: the loss takes a tensordict only)."""
+        return getattr(self, "in_keys", None)
 
     def _kwarg_batch_size(self, td: TensorDictBase) -> torch.Size:
-        """The batch size of a tensordict built from keyword inputs (default: none)."""
-        return torch.Size([])
+        """The batch size of a tensordict built from keyword inputs: the leading dims every
+        input shares."""
+        return td.auto_batch_size_().batch_size
+
+    # ------------------------------------------------------------ out keys
+    _selected_out_keys: list[str] | None = None
+
+    def _output_keys(self) -> list[str]:
+        """The entries a keyword call returns, in order (the losses that take keyword
+        inputs list them; extra diagnostics such as ``td_error`` may be left out)."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its outputs")
+
+    @property
+    def out_keys(self) -> list[str]:
+        """The output entries a keyword call returns, in order (only those kept by
+        :meth:`select_out_keys`, when called)."""
+        if self._selected_out_keys is not None:
+            return list(self._selected_out_keys)
+        return self._output_keys()
+
+    def select_out_keys(self, *keys: str) -> LossModule:
+        """Keep only ``keys`` in the output (and in what a keyword call returns); returns
+        ``self``. :meth:`reset_out_keys` restores every entry."""
+        known = self._output_keys()
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} does not write {unknown}; its outputs are {known}"
+            )
+        self._selected_out_keys = list(keys)
+        return self
+
+    def reset_out_keys(self) -> LossModule:
+        """Undo :meth:`select_out_keys`; returns ``self``."""
+        self._selected_out_keys = None
+        return self
 
     def _check_updater(self) -> None:
         """TorchRL's reminder, once per loss: target parameters without a
@@ -413,7 +588,10 @@ class LossModule(nn.Module):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self._check_updater()
         if args or not kwargs or "tensordict" in kwargs:
-            return super().__call__(*args, **kwargs)
+            out = super().__call__(*args, **kwargs)
+            if self._selected_out_keys is not None and isinstance(out, TensorDictBase):
+                out = out.select(*self._selected_out_keys)
+            return out
         keys = self._kwarg_in_keys()
         if keys is None:
             raise TypeError(
@@ -430,7 +608,7 @@ class LossModule(nn.Module):
         td = TensorDict({names[k]: v for k, v in kwargs.items()}, batch_size=[])
         td.batch_size = self._kwarg_batch_size(td)
         out = super().__call__(td)
-        values = tuple(out.get(key) for key in self.out_keys)
+        values = tuple(out.get(key) for key in self.out_keys)  # (selected: all present)
         return values[0] if len(values) == 1 else values
 
     # ------------------------------------------------------- value estimator
@@ -518,9 +696,25 @@ class LossModule(nn.Module):
             self.make_value_estimator()
         return self._value_estimator
 
+    def reset(self) -> None:
+        """Return the state the loss adapts during training to its initial value (nothing by
+        default; :class:`~streamrl.objectives.KLPENPPOLoss` restores its ``beta``). The
+        networks' parameters are left alone (see :meth:`reset_parameters_recursive`)."""
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the losses; subclasses implement it."""
         raise NotImplementedError
+
+
+def _keyed(loss: LossModule, name: str, call: Callable[[TensorDictBase], Any],
+           td: TensorDictBase) -> Any:
+    """``call(td)``, a missing input key reported with the loss and network names."""
+    try:
+        return call(td)
+    except KeyError as err:
+        raise KeyError(
+            f"{type(loss).__name__}: {name} could not read its input ({err.args[0]})"
+        ) from err
 
 
 def _materialize_hook(loss: LossModule, args: tuple) -> None:

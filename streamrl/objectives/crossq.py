@@ -110,13 +110,19 @@ class CrossQLoss(shared.Temperature, LossModule):
             raise ValueError(f"num_qvalue_nets must be a positive int, found {num_qvalue_nets!r}")
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
-        self.target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
-                                                            actor_network)
+        target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
+                                                       actor_network)
         shared.register_actor_critic(self, actor_network, qvalue_network,
                                      num_qvalue_nets=num_qvalue_nets, delay_qvalue=False)
+        shared.hold_target_entropy(self, target_entropy)
         self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
+
+    in_keys = shared.soft_in_keys_property("qvalue_network")
+
+    def _output_keys(self) -> list[str]:
+        return shared.soft_output_keys(self)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the Q-value, actor and temperature losses; writes ``td_error``."""

@@ -53,6 +53,9 @@ class DiscreteSACLoss(shared.Temperature, LossModule):
     }
     default_value_estimator = ValueEstimators.TD0
     supported_value_estimators = BOOTSTRAP_ESTIMATORS
+    #: the next-state action comes from the live actor: no target actor is kept (the
+    #: attribute SAC's ``delay_actor=`` sets)
+    delay_actor = False
 
     def __init__(
         self,
@@ -104,10 +107,11 @@ class DiscreteSACLoss(shared.Temperature, LossModule):
             target_entropy = target_entropy_weight * math.log(num_actions)
         if not isinstance(target_entropy, (int, float)):
             raise TypeError(f"target_entropy must be 'auto' or a float, found {target_entropy!r}")
-        self.target_entropy = float(target_entropy)
+        target_entropy = float(target_entropy)
         self.delay_qvalue = delay_qvalue
         shared.register_actor_critic(self, actor_network, qvalue_network,
                                      num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
+        shared.hold_target_entropy(self, target_entropy)
         self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
@@ -147,6 +151,11 @@ class DiscreteSACLoss(shared.Temperature, LossModule):
             next_q = self._qvalues(next_td, shared.critic_params(self, target=True)).min(0).values
             next_value = (log_p.exp() * (next_q - alpha * log_p)).sum(-1, keepdim=True)
         return shared.bootstrap(self, td, next_value)
+
+    in_keys = shared.soft_in_keys_property("qvalue_network")
+
+    def _output_keys(self) -> list[str]:
+        return shared.soft_output_keys(self)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor, Q-value and temperature losses; writes ``td_error``."""

@@ -3,21 +3,22 @@ adaptive KL penalty, one code path (:class:`PPOLoss`) with a replaceable policy 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
+from tensordict.utils import NestedKey
 from torch import Tensor, nn
 from torch.distributions import kl_divergence
 
 from streamrl.objectives._actor_critic import (
     _UNSET,
     OnPolicyLoss,
+    check_coeff,
     resolve_coeffs,
     resolve_networks,
 )
-from streamrl.objectives._utils import sum_trailing
+from streamrl.objectives.value import _composite as composite
 
 __all__ = ["ClipPPOLoss", "KLPENPPOLoss", "PPOLoss"]
 
@@ -49,6 +50,16 @@ class PPOLoss(OnPolicyLoss):
         clip_value: clip the new value prediction to ``state_value +- clip_value`` (the
             input's ``state_value`` is the old prediction) in the critic loss (default ``None``).
         entropy_coef, critic_coef: the older spellings of the coefficients (give one of a pair).
+        functional: ``False`` holds the networks as plain submodules (``loss.actor_network``,
+            ``loss.critic_network``) called as they are, with ``loss.actor_network_params``
+            ``None``; ``True`` (default) holds their parameters (``loss.actor_network_params``,
+            shared with the modules given) and calls parameter-less copies.
+        device: where the coefficient buffers (``entropy_coeff``, ``critic_coeff``,
+            ``clip_value``, ``max_importance_ratio``...) live (default: the device of the
+            networks' first parameter); the networks themselves are not moved.
+
+    The coefficients are scalar tensor buffers; assigning a number to one
+    (``loss.entropy_coeff = 0.003``) updates it in place, e.g. from a schedule.
 
     Output: ``loss_objective``, ``loss_entropy`` and ``entropy``, ``loss_critic`` and
     ``explained_variance``, and the diagnostics ``kl_approx``, ``ESS``, ``max_ratio`` and
@@ -68,6 +79,9 @@ class PPOLoss(OnPolicyLoss):
     >>> sorted(k for k in out.keys() if k.startswith("loss"))
     ['loss_critic', 'loss_entropy', 'loss_objective']
     """
+
+    _schedulable_buffers = frozenset(
+        {"entropy_coeff", "critic_coeff", "clip_value", "max_importance_ratio"})
 
     def __init__(
         self,
@@ -110,18 +124,8 @@ class PPOLoss(OnPolicyLoss):
                 f"{owner}: delay_actor=True (a proximal policy held as a target actor) is not "
                 "supported; leave delay_actor=False"
             )
-        if device is not None:
-            raise ValueError(
-                f"{owner}: device={device!r} is not supported: the coefficients are Python "
-                "floats, and the networks stay where they are; leave device=None"
-            )
-        if max_importance_ratio is not None and (
-                isinstance(max_importance_ratio, bool) or not max_importance_ratio > 0):
-            raise ValueError(
-                f"{owner}: max_importance_ratio must be > 0 or None, found "
-                f"{max_importance_ratio!r}"
-            )
-        self_max = None if max_importance_ratio is None else float(max_importance_ratio)
+        max_importance_ratio = check_coeff(owner, "max_importance_ratio", max_importance_ratio)
+        clip_value = check_coeff(owner, "clip_value", clip_value)
         entropy_coeff, critic_coeff = resolve_coeffs(
             owner, entropy_coeff, entropy_coef, critic_coeff, critic_coef
         )
@@ -131,13 +135,21 @@ class PPOLoss(OnPolicyLoss):
             loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage,
             samples_mc_entropy=samples_mc_entropy, separate_losses=separate_losses,
             reduction=reduction, normalize_advantage_exclude_dims=normalize_advantage_exclude_dims,
-            advantage_norm=advantage_norm,
+            advantage_norm=advantage_norm, functional=functional, device=device,
         )
-        self.max_importance_ratio = self_max
+        self.register_coeff_buffer("max_importance_ratio", max_importance_ratio,
+                                   device=self._coeff_device)
         self.log_explained_variance = log_explained_variance
-        if isinstance(clip_value, bool) or (clip_value is not None and not clip_value > 0):
-            raise ValueError(f"clip_value must be a float > 0 or None, found {clip_value!r}")
-        self.clip_value = clip_value
+        self.register_coeff_buffer("clip_value", clip_value, device=self._coeff_device)
+
+    #: the diagnostics :meth:`objective` adds beside ``loss_objective``
+    _objective_keys: tuple[str, ...] = ()
+
+    def _output_keys(self) -> list[str]:
+        keys = ["loss_objective", *self._objective_keys, *self._entropy_and_critic_keys()]
+        if self._critic_loss_on and self.log_explained_variance:
+            keys.append("explained_variance")
+        return [*keys, "ESS", "max_ratio", "mean_ratio", "kl_approx"]
 
     def objective(self, tensordict: TensorDictBase, advantage: Tensor,
                   dist: torch.distributions.Distribution, log_prob: Tensor,
@@ -155,7 +167,7 @@ class PPOLoss(OnPolicyLoss):
             # cap w at max_importance_ratio by lifting the (gradient-free) behaviour
             # log-prob: capped samples keep a rescaled policy gradient
             old_log_prob = torch.maximum(
-                old_log_prob, log_prob.detach() - math.log(self.max_importance_ratio))
+                old_log_prob, log_prob.detach() - self.max_importance_ratio.log())
         log_weight = log_prob - old_log_prob
         out = self.objective(tensordict, advantage, dist, log_prob, log_weight)
         out.update(self.entropy_terms(dist, tensordict))
@@ -187,8 +199,11 @@ class ClipPPOLoss(PPOLoss):
     ...                        in_keys=["observation"], out_keys=["loc", "scale"])
     >>> actor = ProbabilisticActor(net, in_keys=["loc", "scale"], distribution_class=TanhNormal)
     >>> ClipPPOLoss(actor, clip_epsilon=0.1, clip_value=True).clip_value
-    0.1
+    tensor(0.1000)
     """
+
+    _schedulable_buffers = frozenset({"clip_epsilon"})
+    _objective_keys = ("clip_fraction",)
 
     def __init__(
         self,
@@ -214,12 +229,13 @@ class ClipPPOLoss(PPOLoss):
         log_explained_variance: bool = True,
         entropy_coef: float | None = None,
         critic_coef: float | None = None,
+        functional: bool = True,
         **deprecated: Any,
     ) -> None:
         if isinstance(clip_epsilon, bool) or not 0 < clip_epsilon < 1:
             raise ValueError(f"clip_epsilon must be in (0, 1), found {clip_epsilon!r}")
         if isinstance(clip_value, bool):
-            clip_value = float(clip_epsilon) if clip_value else None
+            clip_value = clip_epsilon if clip_value else None
         super().__init__(
             actor_network, critic_network, entropy_bonus=entropy_bonus,
             samples_mc_entropy=samples_mc_entropy, entropy_coeff=entropy_coeff,
@@ -229,9 +245,10 @@ class ClipPPOLoss(PPOLoss):
             advantage_norm=advantage_norm, gamma=gamma, separate_losses=separate_losses,
             reduction=reduction, clip_value=clip_value, delay_actor=delay_actor,
             max_importance_ratio=max_importance_ratio, device=device,
-            entropy_coef=entropy_coef, critic_coef=critic_coef, **deprecated,
+            entropy_coef=entropy_coef, critic_coef=critic_coef, functional=functional,
+            **deprecated,
         )
-        self.clip_epsilon = float(clip_epsilon)
+        self.register_coeff_buffer("clip_epsilon", clip_epsilon, device=self._coeff_device)
 
     def objective(self, tensordict: TensorDictBase, advantage: Tensor,
                   dist: torch.distributions.Distribution, log_prob: Tensor,
@@ -265,6 +282,21 @@ class KLPENPPOLoss(PPOLoss):
     tensor(0.5000)
     """
 
+    _schedulable_buffers = frozenset({"beta"})
+    _objective_keys = ("kl", "beta")
+
+    @property
+    def in_keys(self) -> list[NestedKey]:
+        """:class:`PPOLoss`'s inputs and the behaviour policy's distribution parameters
+        (the inputs of the actor's last, distribution-building module)."""
+        keys = super().in_keys
+        template = self.network_template("actor_network")
+        modules = getattr(template, "module", None)
+        head = modules[-1] if isinstance(modules, nn.ModuleList) and len(modules) else template
+        if head is not template:
+            keys += [k for k in getattr(head, "in_keys", []) if k not in keys]
+        return keys
+
     def __init__(
         self,
         actor_network: nn.Module | None = None,
@@ -293,6 +325,7 @@ class KLPENPPOLoss(PPOLoss):
         log_explained_variance: bool = True,
         entropy_coef: float | None = None,
         critic_coef: float | None = None,
+        functional: bool = True,
         **deprecated: Any,
     ) -> None:
         if dtarg <= 0 or increment < 1 or not 0 < decrement <= 1:
@@ -312,13 +345,20 @@ class KLPENPPOLoss(PPOLoss):
             advantage_norm=advantage_norm, gamma=gamma, separate_losses=separate_losses,
             reduction=reduction, clip_value=clip_value, delay_actor=delay_actor,
             max_importance_ratio=max_importance_ratio, device=device,
-            entropy_coef=entropy_coef, critic_coef=critic_coef, **deprecated,
+            entropy_coef=entropy_coef, critic_coef=critic_coef, functional=functional,
+            **deprecated,
         )
         self.samples_mc_kl = samples_mc_kl
         self.dtarg = float(dtarg)
         self.increment = float(increment)
         self.decrement = float(decrement)
-        self.register_buffer("beta", torch.tensor(float(beta)))
+        self.register_coeff_buffer("beta", beta, device=self._coeff_device)
+        self._beta_init = float(beta)
+
+    def reset(self) -> None:
+        """Restore ``beta`` to the value the loss was built with (in place)."""
+        with torch.no_grad():
+            self.beta.fill_(self._beta_init)
 
     def _old_dist(self, td: TensorDictBase) -> torch.distributions.Distribution | None:
         template = self.network_template("actor_network")
@@ -341,12 +381,14 @@ class KLPENPPOLoss(PPOLoss):
         old = self._old_dist(td)
         if old is not None:
             try:
-                return sum_trailing(kl_divergence(old, dist), td.batch_dims)
+                # (a composite distribution's KL is per head: their sum)
+                return composite.joint(kl_divergence(old, dist), td.batch_dims)
             except NotImplementedError:
                 # no closed form: Monte-Carlo over samples_mc_kl draws from the old policy
                 draws = old.sample((self.samples_mc_kl,))
-                gap = old.log_prob(draws) - dist.log_prob(draws)
-                return sum_trailing(gap.mean(0), td.batch_dims)
+                gap = composite.joint(old.log_prob(draws), td.batch_dims + 1) - composite.joint(
+                    dist.log_prob(draws), td.batch_dims + 1)
+                return gap.mean(0)
         return self.old_log_prob(td) - log_prob
 
     def objective(self, tensordict: TensorDictBase, advantage: Tensor,

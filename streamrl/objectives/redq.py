@@ -66,6 +66,9 @@ class REDQLoss(shared.Temperature, LossModule):
     }
     default_value_estimator = ValueEstimators.TD0
     supported_value_estimators = BOOTSTRAP_ESTIMATORS
+    #: the next-state action comes from the live actor: no target actor is kept (the
+    #: attribute SAC's ``delay_actor=`` sets)
+    delay_actor = False
 
     def __init__(
         self,
@@ -111,12 +114,13 @@ class REDQLoss(shared.Temperature, LossModule):
         self.loss_function = check_loss_function(loss_function)
         self.num_qvalue_nets = num_qvalue_nets
         self.sub_sample_len = sub_sample_len
-        self.target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
-                                                            actor_network)
+        target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
+                                                       actor_network)
         self.delay_qvalue = bool(delay_qvalue)
         shared.register_actor_critic(self, actor_network, qvalue_network,
                                      num_qvalue_nets=num_qvalue_nets,
                                      delay_qvalue=self.delay_qvalue)
+        shared.hold_target_entropy(self, target_entropy)
         self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )

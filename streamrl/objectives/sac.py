@@ -126,8 +126,8 @@ class SACLoss(shared.Temperature, LossModule):
                 f"{type(value_network).__name__}"
             )
         self.loss_function = check_loss_function(loss_function)
-        self.target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
-                                                            actor_network)
+        target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
+                                                       actor_network)
         self.delay_qvalue = delay_qvalue
         self.num_qvalue_nets = num_qvalue_nets
         shared.register_actor_critic(self, actor_network, qvalue_network,
@@ -137,6 +137,7 @@ class SACLoss(shared.Temperature, LossModule):
         self.delay_value = bool(delay_value) and self.has_value
         if value_network is not None:
             self.register_network("value_network", value_network, create_target=self.delay_value)
+        shared.hold_target_entropy(self, target_entropy)
         self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )
@@ -164,6 +165,11 @@ class SACLoss(shared.Temperature, LossModule):
             next_q = shared.qvalues_at(self, next_td, next_action, params).min(0).values
             next_value = next_q - alpha * next_log_prob.reshape(next_q.shape)
         return shared.bootstrap(self, td, next_value)
+
+    in_keys = shared.soft_in_keys_property("qvalue_network")
+
+    def _output_keys(self) -> list[str]:
+        return shared.soft_output_keys(self, *(["loss_value"] if self.has_value else []))
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor, Q-value and temperature losses; writes ``td_error``."""

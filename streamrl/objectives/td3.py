@@ -166,6 +166,12 @@ class TD3Loss(LossModule):
             ).min(0).values
         return shared.bootstrap(self, td, next_q), next_q
 
+    in_keys = shared.soft_in_keys_property("qvalue_network")
+
+    def _output_keys(self) -> list[str]:
+        return ["loss_actor", "loss_qvalue", "pred_value", "state_action_value_actor",
+                "next_state_value", "target_value", "td_error"]
+
     def _actor_terms(self, tensordict: TensorDictBase) -> tuple[Tensor, Tensor]:
         """The per-sample actor loss and the critics on the policy's action."""
         policy_action = self._actor_action(tensordict, self.network_params("actor_network"))

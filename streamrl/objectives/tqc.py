@@ -131,11 +131,12 @@ class TQCLoss(shared.Temperature, LossModule):
             )
         self.num_qvalue_nets = num_qvalue_nets
         self.top_quantiles_to_drop_per_net = drop
-        self.target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
-                                                            actor_network)
+        target_entropy = shared.resolve_target_entropy(target_entropy, action_spec,
+                                                       actor_network)
         self.delay_qvalue = delay_qvalue
         shared.register_actor_critic(self, actor_network, qvalue_network,
                                      num_qvalue_nets=num_qvalue_nets, delay_qvalue=delay_qvalue)
+        shared.hold_target_entropy(self, target_entropy)
         self.entropy_coef = shared.EntropyCoefficient(
             alpha_init, fixed=fixed_alpha, min_alpha=min_alpha, max_alpha=max_alpha
         )

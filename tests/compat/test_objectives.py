@@ -381,3 +381,32 @@ def test_on_policy_documented_options():
     a2c = A2CLoss(actor=_actor(), critic=critic, samples_mc_entropy=2, separate_losses=True,
                   reduction="sum", clip_value=0.5)
     assert a2c(data.clone())["loss_critic"].shape == ()
+
+
+def test_on_policy_functional_device_and_coeff_buffers():
+    from dataclasses import asdict
+
+    from streamrl.objectives import A2CLoss, ClipPPOLoss, LossModule
+    from streamrl.objectives.value import GAE
+
+    critic = TensorDictModule(nn.Linear(N_OBS, 1), ["observation"], ["state_value"])
+    assert _defaults(PPOLoss)["functional"] is True and _defaults(PPOLoss)["device"] is None
+    loss = ClipPPOLoss(_actor(), critic, functional=False, device=torch.device("cpu"))
+    assert loss.functional is False and loss.critic_network is critic
+    loss.entropy_coeff = 0.003
+    assert loss.entropy_coeff.item() == pytest.approx(0.003)
+    assert {"entropy_coeff", "clip_epsilon"} <= ClipPPOLoss._all_schedulable_buffers
+    data = _continuous(batch=(2, 3))
+    data["action_log_prob"] = torch.randn(2, 3)
+    assert "loss_objective" in loss(data).keys()
+    assert A2CLoss(_actor(), critic, functional=False).actor_network_params is None
+    d = _defaults(ReinforceLoss)
+    assert (d["separate_losses"], d["functional"], d["reduction"], d["clip_value"]) == (
+        False, True, None, None)
+    reinforce = ReinforceLoss(actor=_actor(), critic=critic, functional=False,
+                              reduction="mean", clip_value=0.5)
+    assert set(reinforce(_continuous(batch=(2, 3))).keys()) >= {"loss_actor", "loss_value"}
+    base = LossModule()
+    base.register_coeff_buffer("coeff", 0.5, device="cpu", dtype=torch.float32)
+    assert "coeff" in base.state_dict()
+    assert asdict(GAE._AcceptedKeys())["advantage"] == "advantage"

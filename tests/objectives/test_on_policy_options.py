@@ -77,8 +77,8 @@ def test_refused_spellings(name):
         cls(_actor(), _critic(), gamma=0.9)
     with pytest.raises(RuntimeError, match=r"set_keys\(advantage='adv'\)"):
         cls(_actor(), _critic(), advantage_key="adv")
-    with pytest.raises(ValueError, match="functional=False is not supported"):
-        cls(_actor(), _critic(), functional=False)
+    with pytest.raises(TypeError, match="functional must be True or False"):
+        cls(_actor(), _critic(), functional="no")
     with pytest.raises(TypeError, match="missing the actor_network"):
         cls(critic_network=_critic())
 
@@ -95,11 +95,9 @@ def test_actor_and_critic_are_the_older_names(name):
 
 
 @pytest.mark.parametrize("name", ["ppo", "clip", "klpen"])
-def test_ppo_delay_actor_and_device_are_refused(name):
+def test_ppo_delay_actor_is_refused(name):
     with pytest.raises(ValueError, match="delay_actor=True"):
         _build(name, delay_actor=True)
-    with pytest.raises(ValueError, match="device="):
-        _build(name, device="cpu")
 
 
 def test_normalize_advantage_exclude_dims_standardises_each_row():
@@ -203,7 +201,7 @@ def test_a2c_clip_value_matches_ppo_value_clipping():
     unclipped = _build("a2c", entropy_bonus=False)(td.clone())
     torch.testing.assert_close(a2c["loss_critic"], ppo["loss_critic"])
     assert not torch.allclose(a2c["loss_critic"], unclipped["loss_critic"])
-    with pytest.raises(ValueError, match="clip_value must be a float > 0"):
+    with pytest.raises(ValueError, match="clip_value must be > 0"):
         A2CLoss(_actor(), _critic(), clip_value=-1.0)
 
 

@@ -373,6 +373,35 @@ def test_convert_to_functional():
     assert not loss.target_qvalue_network_params["weight"].requires_grad
 
 
+def test_convert_to_functional_compare_against_holds_shared_views():
+    trunk = nn.Linear(2, 2)
+    loss = LossModule()
+    loss.convert_to_functional(nn.Sequential(trunk, nn.Linear(2, 2)), "actor_network")
+    critic = TensorDictModule(nn.Sequential(trunk, nn.Linear(2, 1)), ["x"], ["q"])
+    loss.convert_to_functional(critic, "qvalue_network", expand_dim=3,
+                               compare_against=list(trunk.parameters()))
+    shared = loss.qvalue_network_params["module", "0", "weight"]
+    assert shared.shape == (3, 2, 2) and not shared.requires_grad
+    assert not isinstance(shared, nn.Parameter)
+    # no duplicate: the actor's 4 tensors and the critic head's 2 (stacked) are trained
+    assert len([p for p in loss.parameters() if p.requires_grad]) == 6
+    with torch.no_grad():
+        trunk.weight.add_(1.0)  # the views follow the shared tensors
+    torch.testing.assert_close(loss.qvalue_network_params["module", "0", "weight"][1],
+                               trunk.weight)
+    out = loss.vmap_network("qvalue_network", TensorDict({"x": torch.ones(4, 2)}, [4]))
+    assert out["q"].shape == (3, 4, 1)
+    out["q"].sum().backward()
+    assert trunk.weight.grad is None  # the critic's loss does not train the shared trunk
+    assert loss.qvalue_network_params["module", "1", "weight"].grad is not None
+
+
+def test_convert_to_functional_compare_against_lazy_is_refused():
+    loss = LossModule()
+    with pytest.raises(ValueError, match="lazy layers"):
+        loss.convert_to_functional(nn.LazyLinear(2), "q", compare_against=[])
+
+
 def test_lazy_value_network_with_delayed_target():
     actor = QValueActor(nn.LazyLinear(4), spec=OneHot(4))
     loss = DQNLoss(actor, delay_value=True)

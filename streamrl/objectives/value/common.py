@@ -13,6 +13,8 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
+from streamrl.objectives.value._accepted_keys import sync_key_declarations
+
 __all__ = ["ValueEstimatorBase", "ValueEstimators", "default_value_kwargs"]
 
 
@@ -122,7 +124,8 @@ class ValueEstimatorBase(nn.Module):
     ``params`` and those of ``s'`` with ``target_params`` (default: ``params``).
 
     Keys (rename with :meth:`set_keys`): ``advantage``, ``value_target``, ``value``
-    (``"state_value"``), and, read under ``"next"``, ``reward``, ``done``, ``terminated``.
+    (``"state_value"``), and, read under ``"next"``, ``reward``, ``done``, ``terminated``;
+    ``sample_log_prob`` (``"action_log_prob"``) is read only by :class:`VTrace`.
     """
 
     default_keys: dict[str, NestedKey] = {
@@ -132,7 +135,15 @@ class ValueEstimatorBase(nn.Module):
         "reward": "reward",
         "done": "done",
         "terminated": "terminated",
+        # the behaviour policy's log-prob: read by V-trace; every estimator takes the key so
+        # that one set_keys() call (or a loss's) fits whichever estimator is in use
+        "sample_log_prob": "action_log_prob",
     }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # default_keys and TorchRL's _AcceptedKeys dataclass: either declares the keys
+        sync_key_declarations(cls)
 
     def __init__(
         self,
@@ -334,3 +345,6 @@ class ValueEstimatorBase(nn.Module):
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}"
+
+
+sync_key_declarations(ValueEstimatorBase)

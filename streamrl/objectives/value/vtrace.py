@@ -9,6 +9,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import Tensor
 
+from streamrl.objectives.value import _composite as composite
 from streamrl.objectives.value.common import ValueEstimatorBase
 from streamrl.objectives.value.functional import vtrace_advantage_estimate
 
@@ -77,10 +78,16 @@ class VTrace(ValueEstimatorBase):
         self.average_adv = bool(average_adv)
 
     def _log_probs(self, td: TensorDictBase, like: Tensor) -> tuple[Tensor, Tensor]:
-        action = self._get(td, self._keys["action"])
-        log_mu = self._get(td, self._keys["sample_log_prob"])
         with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
-            log_pi = self.actor_network.get_dist(td.copy()).log_prob(action)
+            dist = self.actor_network.get_dist(td.copy())
+            if composite.is_composite(dist):
+                # one action (and one stored log-prob) per head: the joint is their sum
+                log_pi = composite.log_prob_of(dist, self._entries(td, "action"), td.batch_dims)
+            else:
+                log_pi = dist.log_prob(self._get(td, self._keys["action"]))
+        log_mu = self._get(td, self._keys["sample_log_prob"]) if not isinstance(
+            self._keys["sample_log_prob"], list) else composite.joint(
+            self._entries(td, "sample_log_prob"), td.batch_dims)
         out = []
         for name, lp in (("log_pi", log_pi), ("log_mu", log_mu)):
             if lp.shape[: td.batch_dims] != td.batch_size:
@@ -92,6 +99,14 @@ class VTrace(ValueEstimatorBase):
                 lp = lp.sum(dim=tuple(range(td.batch_dims, lp.ndim)))
             out.append(lp.unsqueeze(-1).expand_as(like))
         return out[0], out[1].detach()
+
+    def _entries(self, td: TensorDictBase, name: str) -> TensorDictBase:
+        """The entries at key ``name`` (one key or a list of them), as a TensorDict."""
+        keys = self._keys[name]
+        keys = list(keys) if isinstance(keys, list) else [keys]
+        for key in keys:
+            self._get(td, key)
+        return td.select(*keys)
 
     def _compute(self, td: TensorDictBase) -> tuple[Tensor, Tensor]:
         time_dim = self._time_dim(td)
