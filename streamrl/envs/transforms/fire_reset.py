@@ -1,11 +1,9 @@
 """FireResetEnv: press FIRE after each reset, for the Atari games that wait for it.
 
->>> import gymnasium, ale_py
->>> gymnasium.register_envs(ale_py)
 >>> from streamrl.envs.libs.gym import GymEnv
 >>> from streamrl.envs.transforms import FireResetEnv, TransformedEnv
 >>> env = TransformedEnv(GymEnv("BreakoutNoFrameskip-v4"), FireResetEnv())
->>> env.reset()["observation"].shape  # the ball is in play: FIRE then action 2 were taken
+>>> env.reset()["pixels"].shape  # the ball is in play: FIRE then action 2 were taken
 torch.Size([210, 160, 3])
 >>> env.close()
 """

@@ -1,11 +1,9 @@
 """NoopResetEnv: take a few random steps after each reset (Atari-style start diversity).
 
->>> import gymnasium, ale_py
->>> gymnasium.register_envs(ale_py)
 >>> from streamrl.envs.libs.gym import GymEnv
 >>> from streamrl.envs.transforms import NoopResetEnv, TransformedEnv
 >>> env = TransformedEnv(GymEnv("PongNoFrameskip-v4"), NoopResetEnv(30, noop_action=0))
->>> env.reset()["observation"].shape  # after 1 to 30 frames of NOOP (ALE action 0)
+>>> env.reset()["pixels"].shape  # after 1 to 30 frames of NOOP (ALE action 0)
 torch.Size([210, 160, 3])
 >>> env.close()
 """
