@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDictBase
+from tensordict.utils import unravel_key
 
 from streamrl.envs.step_buffers import FLAGS, _td
 
@@ -172,9 +173,7 @@ class BatchedIO:
         if action:
             for k, g in zip(self.state_keys, self.next_given.tolist(), strict=True):
                 if g:
-                    src[("next", *(k if isinstance(k, tuple) else (k,)))] = (
-                        self.next_inputs[k].clone()
-                    )
+                    src[unravel_key(("next", k))] = self.next_inputs[k].clone()
         return _td(src, self.batch_size)
 
     def reset(self, env: Any) -> None:

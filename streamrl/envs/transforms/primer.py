@@ -255,7 +255,7 @@ class TensorDictPrimer(Transform):
                 continue
             # the policy's next value (a recurrent module writes ("next", state)), else the
             # current one carried over
-            value = td.get(("next", *_as_tuple(key)), None)
+            value = td.get(unravel_key(("next", key)), None)
             if value is None:
                 value = td.get(key, None)
             if value is None:
@@ -269,10 +269,6 @@ class TensorDictPrimer(Transform):
     def __repr__(self) -> str:
         specs = {str(k): tuple(v.shape) for k, v in self.primers.items()}
         return f"TensorDictPrimer(primers={specs}, random={self.random})"
-
-
-def _as_tuple(key: NestedKey) -> tuple:
-    return key if isinstance(key, tuple) else (key,)
 
 
 def _check_default(value: Any, name: Any) -> None:
