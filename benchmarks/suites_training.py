@@ -17,8 +17,9 @@ Learning rows: SAC HalfCheetah-v5 (rl-zoo: ``learning_starts`` 10k, SB3's SAC de
 PongNoFrameskip-v4 for 200k agent steps with CleanRL's Atari hyper-parameters (streamrl's
 ``pipelines/ppo_atari.py`` when the checkout has it, through its command line; SB3's ``PPO``
 with the same). Returns: the final evaluation (MuJoCo: 5 deterministic episodes; Pong: 4
-games with sampled actions; SB3 through ``evaluate_policy``, streamrl through the
-pipeline's evaluator). Each learning row runs torch on 1 thread.
+games with sampled actions; SB3 through ``EvalCallback`` / ``evaluate_policy``, streamrl
+through the pipeline's evaluator). Each learning row runs torch on 1 thread; wall-clock
+includes the evaluations on both sides (and streamrl's graph start-up).
 """
 
 from __future__ import annotations
@@ -204,7 +205,8 @@ def scaled(budget: int, scale: float, multiple: int = 1) -> int:
 
 def sac_learning(seed: int, scale: float) -> list[LearningFigure]:
     import gymnasium as gym
-    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.monitor import Monitor
 
     frames, starts = scaled(50_000, scale), scaled(10_000, scale)
     interval = scaled(10_000, scale)
@@ -218,11 +220,16 @@ def sac_learning(seed: int, scale: float) -> list[LearningFigure]:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     model = sb3_model("SAC", gym.make(CHEETAH), starts, seed)
-    model.learn(frames)
+    # evaluations on the pipeline's schedule (every ``interval`` steps, 5 deterministic
+    # episodes), inside the wall-clock as the pipeline's evaluator is
+    evaluation = EvalCallback(Monitor(gym.make(CHEETAH)), n_eval_episodes=5,
+                              eval_freq=interval, deterministic=True, verbose=0)
+    model.learn(frames, callback=evaluation)
     wall = time.perf_counter() - t0
-    mean, _ = evaluate_policy(model, gym.make(CHEETAH), n_eval_episodes=5, deterministic=True)
-    return [ours, LearningFigure("SAC " + CHEETAH, "SB3 2.9.2 SAC", seed, frames, float(mean),
-                                 wall, "eval at the end")]
+    last = frames // interval * interval  # one env: the callback runs every interval steps
+    return [ours, LearningFigure("SAC " + CHEETAH, "SB3 2.9.2 SAC", seed, frames,
+                                 float(evaluation.last_mean_reward) if last else None, wall,
+                                 f"eval at {last:,} frames" if last else "no evaluation")]
 
 
 def ppo_mujoco_learning(seed: int, scale: float) -> list[LearningFigure]:
@@ -247,11 +254,11 @@ def ppo_mujoco_learning(seed: int, scale: float) -> list[LearningFigure]:
                 ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, seed=seed, device="cpu",
                 policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64])))
     model.learn(frames)
-    wall = time.perf_counter() - t0
     evaluation = VecNormalize(DummyVecEnv([lambda: gym.make(CHEETAH)]), training=False,
                               norm_reward=False)
     evaluation.obs_rms = env.obs_rms
     mean, _ = evaluate_policy(model, evaluation, n_eval_episodes=5, deterministic=True)
+    wall = time.perf_counter() - t0
     return [ours, LearningFigure("PPO " + CHEETAH, "SB3 2.9.2 PPO", seed, frames, float(mean),
                                  wall)]
 
@@ -289,11 +296,11 @@ def pong_learning(seed: int, scale: float) -> list[LearningFigure]:
                 vf_coef=0.25, ent_coef=0.01, max_grad_norm=0.5, gamma=0.99, gae_lambda=0.95,
                 seed=seed, device="cpu")
     model.learn(steps)
-    wall = time.perf_counter() - t0
     env.close()
     evaluation = VecFrameStack(make_atari_env(PONG, n_envs=1, seed=10_000 + seed), 4)
     mean, _ = evaluate_policy(model, evaluation, n_eval_episodes=4, deterministic=False)
     evaluation.close()
+    wall = time.perf_counter() - t0
     return [ours, LearningFigure("PPO Pong", "SB3 2.9.2 PPO", seed, steps, float(mean), wall,
                                  "4 games, sampled actions")]
 
