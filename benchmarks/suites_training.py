@@ -236,6 +236,7 @@ def ppo_mujoco_learning(seed: int, scale: float) -> list[LearningFigure]:
     import gymnasium as gym
     from stable_baselines3 import PPO
     from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     module = load("ppo_mujoco")
@@ -254,8 +255,8 @@ def ppo_mujoco_learning(seed: int, scale: float) -> list[LearningFigure]:
                 ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, seed=seed, device="cpu",
                 policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64])))
     model.learn(frames)
-    evaluation = VecNormalize(DummyVecEnv([lambda: gym.make(CHEETAH)]), training=False,
-                              norm_reward=False)
+    evaluation = VecNormalize(DummyVecEnv([lambda: Monitor(gym.make(CHEETAH))]),
+                              training=False, norm_reward=False)
     evaluation.obs_rms = env.obs_rms
     mean, _ = evaluate_policy(model, evaluation, n_eval_episodes=5, deterministic=True)
     wall = time.perf_counter() - t0

@@ -90,3 +90,8 @@ def test_update_table_marks_missing_rows():
     ]).splitlines()
     assert table[1].split()[-1] == "1.00"
     assert table[2].endswith("not measured (RuntimeError: boom)")
+
+
+def test_peer_rows_without_the_peers_python_say_why(tmp_path):
+    missing = str(tmp_path / "python")
+    assert suites.peer_figures(missing, 10, 1) == ([], f"{missing} not found")
