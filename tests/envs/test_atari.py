@@ -26,6 +26,7 @@ from streamrl.envs import (
 )
 from streamrl.envs.libs._ale_frames import AtariFrames
 from streamrl.envs.utils import check_env_specs
+from streamrl.testing import EnvContractTests
 
 ale_py = pytest.importorskip("ale_py")
 
@@ -284,3 +285,13 @@ def test_replay_stores_each_frame_once_and_rebuilds_the_stacks():
             assert torch.equal(row["next", "pixels"], data[i, t]["next", "pixels"])
     with pytest.raises(ValueError, match="expected 16 windows"):
         rb.sample(32)
+
+
+class TestMakeAtariEnvContract(EnvContractTests):
+    stepping_steps = 20
+
+    def make_env(self):
+        # episodes of 42 emulator frames: the stepping check crosses time-limit ends, one of
+        # them inside a frame skip
+        return make_atari_env("BreakoutNoFrameskip-v4", num_envs=2, noop_max=3,
+                              env_kwargs={"max_episode_steps": 42})
