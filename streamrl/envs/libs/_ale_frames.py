@@ -24,8 +24,6 @@ import torch
 
 from streamrl.envs.transforms.fire_reset import RESET_RETRIES
 
-__all__ = ["AtariFrames"]
-
 
 def _opencv() -> Any:
     try:
