@@ -123,7 +123,9 @@ def frame_ratio_buffer(size: int, samples_per_insert: float, *, frame_stack: Cat
     :meth:`~streamrl.envs.transforms.CatFrames.make_rb_transform_and_sampler`. The windows
     end at rows drawn uniformly, or within ``max_policy_lag`` versions of the learner
     (:class:`~streamrl.data.WindowSampler` over a
-    :class:`~streamrl.data.StalenessAwareSampler`).
+    :class:`~streamrl.data.StalenessAwareSampler`). A trajectory's rows must follow each
+    other in the storage, as those of a one-env rollout do (the batches of several envs are
+    stored env after env: each batch would then restart the stacks with padding).
 
     Counts are in stored rows: a draw of ``sample_size * N`` rows (what a
     :class:`~streamrl.ops.ReplaySource` of this buffer asks for) gives ``sample_size``

@@ -10,7 +10,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from streamrl.cli import load_pipeline
+from streamrl.cli import load_pipeline, main
 from streamrl.envs import make_atari_env
 from streamrl.graph import Graph
 from streamrl.ops import sample_budget
@@ -68,7 +68,9 @@ def test_tiny_run_writes_its_run_dir_and_resumes(tmp_path):
     again = dqn.train(longer, run_dir=tmp_path / "b", resume=tmp_path / "a" / "checkpoint.pt")
     assert again.frames == 384 and again.updates == expected_updates(longer)
     state = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
-    assert state["frames"] == 384 and state["policy_version"] > result.updates // 2 // 2
+    # one publication per learner message, counted on from the checkpoint
+    assert state["frames"] == 384
+    assert state["policy_version"] == again.updates // config.minibatches_per_sample
     ids = _storage(state)[("collector", "traj_ids")]
     # the resumed run's new episodes never continue a stored trajectory id
     assert ids[256] > ids[255]
@@ -137,6 +139,9 @@ def test_graph_and_bad_flags(capsys):
     assert {"rollout", "replay_sink", "replay_source", "learner", "weight_sync", "evaluator",
             "metrics"} <= set(g.nodes)
     assert g["rollout"].placement.name == "process"
+    assert main(["graph", "dqn_atari", "--env-name", "BreakoutNoFrameskip-v4"]) == 0
+    out = capsys.readouterr().out
+    assert "Graph 'dqn_atari'" in out and "replay_source" in out
     config, _ = dqn.parse_args(["--env-name", "BreakoutNoFrameskip-v4"])
     assert config.env_name == "BreakoutNoFrameskip-v4" and config.target_period == 250
     for flags, message in [
