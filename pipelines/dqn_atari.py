@@ -28,7 +28,8 @@ steps, as SB3's ``n_timesteps`` does; each is 4 emulator frames (frame skip 4), 
 ``EndOfLifeTransform().register_keys(loss)``: SB3's ``EpisodicLifeEnv``), while the env
 plays on to the game's end: episodes, ``train_return`` (the unclipped score,
 ``"episode_reward"``) and the evaluation returns (an env without reward clipping, greedy
-actions) are whole games.
+actions) are whole games. As the env never resets on a lost life, a greedy Breakout agent
+that does not press FIRE waits until the game's limit (27,000 steps, or ``--eval-max-steps``).
 
 **Replay stores each frame once** (:func:`streamrl.ops.frame_ratio_buffer`): a row holds
 the newest 84x84 frame of the stack and of the next stack, and the stacks are rebuilt at
