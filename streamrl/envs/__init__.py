@@ -16,6 +16,7 @@ from streamrl.envs.custom import PendulumEnv
 from streamrl.envs.env_creator import EnvCreator
 from streamrl.envs.gym_like import BaseInfoDictReader, default_info_dict_reader
 from streamrl.envs.libs.dm_control import DMControlEnv, DMControlWrapper
+from streamrl.envs.libs.envpool import MultiThreadedEnv, MultiThreadedEnvWrapper
 from streamrl.envs.libs.gym import GymEnv, GymWrapper, gym_backend, set_gym_backend
 from streamrl.envs.parallel import ParallelEnv
 from streamrl.envs.step_buffers import StepBuffers
@@ -43,6 +44,8 @@ __all__ = [
     "ExplorationType",
     "GymEnv",
     "GymWrapper",
+    "MultiThreadedEnv",
+    "MultiThreadedEnvWrapper",
     "ParallelEnv",
     "PendulumEnv",
     "RandomPolicy",

@@ -1,5 +1,5 @@
-"""make_atari_env: the standard DQN/PPO Atari env (Mnih et al. 2015) in one call, built from
-transforms.
+"""make_atari_env: the standard DQN/PPO Atari env (Mnih et al. 2015) in one call, and
+atari_transforms: the same preprocessing as composable transforms.
 
 >>> from streamrl.envs import make_atari_env
 >>> env = make_atari_env("PongNoFrameskip-v4", num_envs=2, seed=0)
@@ -17,7 +17,8 @@ from typing import Any
 
 from streamrl.envs.batched import SerialEnv
 from streamrl.envs.common import EnvBase
-from streamrl.envs.libs.gym import GymEnv
+from streamrl.envs.libs._ale_frames import AtariFrames
+from streamrl.envs.libs.gym import GymWrapper, _register_optional_envs
 from streamrl.envs.parallel import ParallelEnv
 from streamrl.envs.transforms import (
     CatFrames,
@@ -94,19 +95,13 @@ def atari_transforms(
     _check_int(frame_skip, "frame_skip", 1)
     _check_int(noop_max, "noop_max", 0)
     _check_int(screen_size, "screen_size", 1)
+    fire = _check_meanings(action_meanings, noop_max)
     steps: list[Transform] = []
     if noop_max > 0:
-        if not action_meanings or action_meanings[0] != "NOOP":
-            raise ValueError(f"noop_max > 0 needs action 0 to be NOOP, found {action_meanings!r}")
         steps.append(NoopResetEnv(noop_max, random=True, noop_action=0))
     if frame_skip > 1:
         steps += [TimeMaxPool([in_key], T=2), FrameSkipTransform(frame_skip)]
-    if "FIRE" in action_meanings:
-        if list(action_meanings[1:2]) != ["FIRE"] or len(action_meanings) < 3:
-            raise ValueError(
-                f"FireResetEnv takes actions 1 (FIRE) and 2; found action meanings "
-                f"{action_meanings!r}"
-            )
+    if fire:
         steps.append(FireResetEnv((1, 2)))
     steps += [
         RewardSum(),
@@ -120,27 +115,65 @@ def atari_transforms(
     return Compose(*steps)
 
 
+def _check_meanings(action_meanings: Any, noop_max: int) -> bool:
+    """Whether the game takes FIRE after a reset; raises when the actions the preprocessing
+    steps with (0: NOOP; 1: FIRE and 2) are not those."""
+    if noop_max > 0 and (not action_meanings or action_meanings[0] != "NOOP"):
+        raise ValueError(f"noop_max > 0 needs action 0 to be NOOP, found {action_meanings!r}")
+    if "FIRE" not in action_meanings:
+        return False
+    if list(action_meanings[1:2]) != ["FIRE"] or len(action_meanings) < 3:
+        raise ValueError(
+            f"FireResetEnv takes actions 1 (FIRE) and 2; found action meanings "
+            f"{action_meanings!r}"
+        )
+    return True
+
+
+def _step_transforms(clip_reward: bool) -> list[Transform]:
+    """The per-step part of the preprocessing (the per-frame part is AtariFrames')."""
+    steps: list[Transform] = [RewardSum(), EndOfLifeTransform()]
+    if clip_reward:
+        steps.append(SignTransform(in_keys=["reward"]))
+    return steps
+
+
 def _make_one(
     env_id: str,
     gym_kwargs: dict[str, Any],
     options: dict[str, Any],
     categorical_action_encoding: bool,
+    with_step_transforms: bool,
 ) -> EnvBase:
-    # GymEnv registers ale-py's ids and names the ALE frame "pixels", as TorchRL
-    base = GymEnv(env_id, categorical_action_encoding=categorical_action_encoding, **gym_kwargs)
+    import gymnasium as gym
+
+    _register_optional_envs()
+    raw = gym.make(env_id, **gym_kwargs)
     try:
-        meanings = base.unwrapped.get_action_meanings()
-        return TransformedEnv(base, atari_transforms(meanings, **options))
+        fire = _check_meanings(raw.unwrapped.get_action_meanings(), options["noop_max"])
+        frames = AtariFrames(
+            raw,
+            noop_max=options["noop_max"],
+            frame_skip=options["frame_skip"],
+            screen_size=options["screen_size"],
+            fire=fire,
+        )
+        base = GymWrapper(frames, categorical_action_encoding=categorical_action_encoding)
     except BaseException:
-        base.close()
+        raw.close()
         raise
+    if not with_step_transforms:
+        return base
+    return TransformedEnv(base, Compose(*_step_transforms(options["clip_reward"])))
 
 
 class _AtariFactory:
     """Builds one preprocessed env (picklable: ParallelEnv sends it to its workers)."""
 
-    def __init__(self, env_id: str, gym_kwargs: dict, options: dict, categorical: bool) -> None:
-        self.args = (env_id, gym_kwargs, options, categorical)
+    def __init__(
+        self, env_id: str, gym_kwargs: dict, options: dict, categorical: bool, steps: bool
+    ) -> None:
+        self.args = (env_id, gym_kwargs, options, categorical, steps)
 
     def __call__(self) -> EnvBase:
         return _make_one(*self.args)
@@ -164,13 +197,18 @@ def make_atari_env(
     """A batch of ``num_envs`` Atari envs with the DQN/PPO preprocessing: ``"pixels"`` is
     ``[num_envs, frame_stack, screen_size, screen_size]`` uint8 (newest frame last).
 
-    Each sub-env is a :class:`GymEnv` of ``env_id`` stepping one frame at a time
+    Each sub-env is a gymnasium env of ``env_id`` stepping one frame at a time
     (``"<Game>NoFrameskip-v4"``: no sticky actions; ``"ALE/<Game>-v5"``, made with
     ``frameskip=1``: sticky actions with probability 0.25 unless
-    ``repeat_action_probability`` says otherwise) wrapped in :func:`atari_transforms`;
-    the batch (:class:`SerialEnv`, or :class:`ParallelEnv` with ``parallel=True``) is
-    wrapped in :class:`CatFrames` (``frame_stack`` frames, zero-padded after a reset, so
-    only single frames cross process boundaries).
+    ``repeat_action_probability`` says otherwise) whose frames go through the per-frame part
+    of :func:`atari_transforms` (no-ops, frame skip with max-pooling, FIRE reset, gray,
+    resize) fused into one numpy loop (``AtariFrames``: the transforms' TensorDict
+    machinery on every emulator frame would cost 4x the emulator; the tests check that the
+    frames are the transforms'), as a :class:`GymWrapper`. The batch (:class:`SerialEnv`,
+    or :class:`ParallelEnv` with ``parallel=True``) is wrapped in the per-step transforms
+    (:class:`RewardSum`, :class:`EndOfLifeTransform`, :class:`SignTransform`; inside each
+    worker with ``parallel=True``) and :class:`CatFrames` (``frame_stack`` frames,
+    zero-padded after a reset, so only single frames cross process boundaries).
 
     Entries: ``"pixels"``; ``"lives"`` and ``("next", "end-of-life")`` (a lost life or
     the game's end: pass it to the loss with
@@ -209,11 +247,13 @@ def make_atari_env(
     }
     # check the arguments here, before any process starts
     atari_transforms(["NOOP", "FIRE", "UP"], **options)
-    make = _AtariFactory(env_id, gym_kwargs, options, categorical_action_encoding)
+    # the per-step transforms run on the batch (once per step, not once per sub-env); in
+    # worker processes they run in each worker (EndOfLifeTransform reads the emulator)
+    make = _AtariFactory(env_id, gym_kwargs, options, categorical_action_encoding, parallel)
     batch = ParallelEnv(num_envs, make) if parallel else SerialEnv(num_envs, make)
-    env = TransformedEnv(
-        batch, CatFrames(frame_stack, dim=-3, in_keys=["pixels"], padding="constant")
-    )
+    steps = [] if parallel else _step_transforms(clip_reward)
+    stack = CatFrames(frame_stack, dim=-3, in_keys=["pixels"], padding="constant")
+    env = TransformedEnv(batch, Compose(*steps, stack))
     if seed is not None:
         env.set_seed(seed)
     return env

@@ -20,7 +20,8 @@ sources, built on :mod:`streamrl.graph` operators.
   :func:`evaluate_episodes` / :func:`play_episodes` and :class:`MetricsLogger` are what they use);
   :func:`sample_budget` sizes a ReplaySource so the graph ends with its collection budget.
 * :func:`build_offpolicy_graph`: all of these wired into the concurrent off-policy topology
-  (collect, store, sample, learn, publish, evaluate, log), with :func:`ratio_buffer` as its
+  (collect, store, sample, learn, publish, evaluate, log), with :func:`ratio_buffer` (or
+  :func:`frame_ratio_buffer`, which stores each frame of stacked observations once) as its
   replay buffer; it returns an :class:`OffPolicyGraph`.
 """
 
@@ -41,6 +42,7 @@ from streamrl.ops.metrics_sink import MetricsSink
 from streamrl.ops.offpolicy import (
     OffPolicyGraph,
     build_offpolicy_graph,
+    frame_ratio_buffer,
     min_policy_lag,
     ratio_buffer,
 )
@@ -82,6 +84,7 @@ __all__ = [
     "check_run_logger",
     "default_run_logger",
     "evaluate_episodes",
+    "frame_ratio_buffer",
     "make_env",
     "min_policy_lag",
     "play_episodes",

@@ -26,7 +26,10 @@ class MetricsSink(Operator):
 
     * ``collector``: the collected batches (fan them out from the rollout): counts ``frames``
       and the returns of the training episodes that end in them (``train_return``, the mean
-      over the episodes finished since the previous row, and ``train_episodes``), and reads
+      over the episodes finished since the previous row, and ``train_episodes``; with
+      ``return_key``, an episode's return is that entry at its done step, e.g. a
+      ``RewardSum``'s ``("next", "episode_reward")``, the unclipped score of an Atari env
+      whose rewards are clipped, instead of the sum of ``("next", "reward")``), and reads
       the newest batch's ``("collector", "policy_version")`` (``collector_version``: with the
       learner's ``policy_version`` it shows how far the acting policy lags);
     * ``learner``: dicts from a :class:`~streamrl.ops.Learner` (through a
@@ -58,6 +61,7 @@ class MetricsSink(Operator):
         desc: str | None = None,
         log_every: int = 1,
         logger: str = "none",
+        return_key: Any = None,
     ):
         inputs = tuple(inputs)
         if not inputs or any(p not in _PORTS for p in inputs) or len(set(inputs)) != len(inputs):
@@ -68,6 +72,7 @@ class MetricsSink(Operator):
             raise ValueError(f"total_frames must be a positive int or None, got {total_frames!r}")
         check_run_logger(logger)
         self.logger_kind = logger
+        self.return_key = return_key
         self.inputs = inputs
         self.directory = directory
         self.columns = list(columns) if columns is not None else None
@@ -145,6 +150,14 @@ class MetricsSink(Operator):
             return
         # [*envs, T]: time is the last batch dim; every other dim is a sub-env
         steps = batch.batch_size[-1] if batch.batch_dims else 1
+        if self.return_key is not None:
+            score = batch.get(self.return_key, None)
+            if score is None:
+                raise KeyError(f"MetricsSink: return_key {self.return_key!r} is not in the "
+                               f"collected batch")
+            ended = done.reshape(-1)
+            self._finished.extend(score.reshape(ended.shape[0], -1)[ended, 0].tolist())
+            return
         reward = reward.reshape(-1, steps).double()
         done = done.reshape(-1, steps)
         if self._running is None or self._running.shape[0] != reward.shape[0]:

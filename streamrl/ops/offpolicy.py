@@ -16,10 +16,13 @@ from torch import nn
 
 from streamrl.data import (
     LazyTensorStorage,
+    RandomSampler,
     SampleToInsertRatio,
     StalenessAwareSampler,
     TensorDictReplayBuffer,
+    WindowSampler,
 )
+from streamrl.envs.transforms import CatFrames
 from streamrl.graph import Graph, Map, Process
 from streamrl.ops.evaluator import Evaluator
 from streamrl.ops.learner import Learner
@@ -31,7 +34,13 @@ from streamrl.ops.rollout import Rollout
 from streamrl.ops.sample_budget import sample_budget
 from streamrl.ops.weight_sync import WeightSync
 
-__all__ = ["OffPolicyGraph", "build_offpolicy_graph", "min_policy_lag", "ratio_buffer"]
+__all__ = [
+    "OffPolicyGraph",
+    "build_offpolicy_graph",
+    "frame_ratio_buffer",
+    "min_policy_lag",
+    "ratio_buffer",
+]
 
 VERSION_KEY = ("collector", "policy_version")
 # FIFO capacities of the edges the policy-lag bound depends on (see min_policy_lag)
@@ -69,22 +78,104 @@ def ratio_buffer(size: int, samples_per_insert: float, *, learning_starts: int,
     ...              max_policy_lag=8).sampler.max_staleness
     8
     """
-    sampler = None
-    if max_policy_lag is not None:
-        if isinstance(max_policy_lag, bool) or not isinstance(max_policy_lag, int) or (
-            max_policy_lag < 0
-        ):
-            raise ValueError(f"max_policy_lag must be an int >= 0 or None, got "
-                             f"{max_policy_lag!r}")
-        sampler = StalenessAwareSampler(max_staleness=max_policy_lag,
-                                        staleness_weight_fn=_uniform, version_key=VERSION_KEY)
-    limiter = SampleToInsertRatio(
+    limiter = _ratio_limiter(samples_per_insert, learning_starts=learning_starts,
+                            sample_size=sample_size, frames_per_batch=frames_per_batch)
+    return TensorDictReplayBuffer(storage=LazyTensorStorage(size),
+                                  sampler=_lag_sampler(max_policy_lag),
+                                  rate_limiter=limiter, rate_limit_timeout=timeout)
+
+
+def _ratio_limiter(samples_per_insert: float, *, learning_starts: int, sample_size: int,
+                  frames_per_batch: int) -> SampleToInsertRatio:
+    """The limiter of :func:`ratio_buffer` (counts in stored rows)."""
+    return SampleToInsertRatio(
         samples_per_insert, min_size_to_sample=learning_starts,
         error_buffer=sample_size + frames_per_batch * samples_per_insert,
         max_sample_batch=sample_size, max_insert_batch=frames_per_batch,
     )
-    return TensorDictReplayBuffer(storage=LazyTensorStorage(size), sampler=sampler,
-                                  rate_limiter=limiter, rate_limit_timeout=timeout)
+
+
+def _lag_sampler(max_policy_lag: int | None) -> StalenessAwareSampler | None:
+    """The sampler of :func:`ratio_buffer`: uniform over the rows at most ``max_policy_lag``
+    versions behind the learner, ``None`` (plain uniform) without a bound."""
+    if max_policy_lag is None:
+        return None
+    if isinstance(max_policy_lag, bool) or not isinstance(max_policy_lag, int) or (
+        max_policy_lag < 0
+    ):
+        raise ValueError(f"max_policy_lag must be an int >= 0 or None, got {max_policy_lag!r}")
+    return StalenessAwareSampler(max_staleness=max_policy_lag, staleness_weight_fn=_uniform,
+                                 version_key=VERSION_KEY)
+
+
+def frame_ratio_buffer(size: int, samples_per_insert: float, *, frame_stack: CatFrames,
+                       learning_starts: int, sample_size: int, frames_per_batch: int,
+                       timeout: float = 120.0, max_policy_lag: int | None = None,
+                       traj_key: Any = ("collector", "traj_ids")) -> TensorDictReplayBuffer:
+    """:func:`ratio_buffer` for frame stacks (Atari): each frame is stored once.
+
+    The collected rows hold stacks of ``frame_stack.N`` frames along ``frame_stack.dim``
+    under ``frame_stack.in_keys`` (the root and ``"next"`` keys, e.g. ``["pixels", ("next",
+    "pixels")]``, as a :class:`~streamrl.envs.transforms.CatFrames` on the env makes them);
+    the buffer keeps the newest frame of each, and at sampling rebuilds the stacks from the
+    frames before it in the same trajectory (``traj_key``; zero padding at a trajectory's
+    start, as the env's CatFrames pads after a reset) with the replay transform of
+    :meth:`~streamrl.envs.transforms.CatFrames.make_rb_transform_and_sampler`. The windows
+    end at rows drawn uniformly, or within ``max_policy_lag`` versions of the learner
+    (:class:`~streamrl.data.WindowSampler` over a
+    :class:`~streamrl.data.StalenessAwareSampler`). A trajectory's rows must follow each
+    other in the storage, as those of a one-env rollout do (the batches of several envs are
+    stored env after env: each batch would then restart the stacks with padding).
+
+    Counts are in stored rows: a draw of ``sample_size * N`` rows (what a
+    :class:`~streamrl.ops.ReplaySource` of this buffer asks for) gives ``sample_size``
+    transitions, and ``samples_per_insert`` (sampled transitions per collected frame) is
+    kept as ``N * samples_per_insert`` rows per frame.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> from streamrl.envs.transforms import CatFrames
+    >>> stack = CatFrames(2, -1, in_keys=["obs", ("next", "obs")])
+    >>> rb = frame_ratio_buffer(100, 1.0, frame_stack=stack, learning_starts=4,
+    ...                         sample_size=3, frames_per_batch=4)
+    >>> f = torch.arange(5.0)[:, None]  # frames 0..4 of one trajectory, stacked by 2
+    >>> obs = torch.cat([torch.cat([f.new_zeros(1, 1), f[:-1]]), f], -1)  # [[0, 0], [0, 1] ...
+    >>> nxt = torch.cat([f, f + 1], -1)
+    >>> _ = rb.extend(TensorDict({"obs": obs[:4], "next": {"obs": nxt[:4]},
+    ...     "collector": {"traj_ids": torch.zeros(4, dtype=torch.long)}}, [4]))
+    >>> rb.storage[0]["obs"].tolist()  # one frame per row
+    [0.0]
+    >>> s = rb.sample(3 * 2)
+    >>> s.batch_size, bool((s["next", "obs"][:, 0] == s["obs"][:, 1]).all())
+    (torch.Size([3]), True)
+    """
+    if not isinstance(frame_stack, CatFrames):
+        raise TypeError(f"frame_stack must be a CatFrames, found {type(frame_stack).__name__}")
+    n = frame_stack.N
+    transform, windows = frame_stack.make_rb_transform_and_sampler(sample_size)
+    sampler = WindowSampler(_lag_sampler(max_policy_lag) or RandomSampler(), n,
+                            traj_key=traj_key, init_key=windows.init_key)
+    limiter = _ratio_limiter(n * samples_per_insert, learning_starts=learning_starts,
+                             sample_size=n * sample_size, frames_per_batch=frames_per_batch)
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size), sampler=sampler,
+                                transform=transform, rate_limiter=limiter,
+                                rate_limit_timeout=timeout)
+    rb.append_transform(_NewestFrame(frame_stack.in_keys, frame_stack.dim), invert=True)
+    return rb
+
+
+class _NewestFrame:
+    """Write transform of :func:`frame_ratio_buffer`: the newest frame of each stack."""
+
+    def __init__(self, keys: Sequence[Any], dim: int) -> None:
+        self.keys, self.dim = list(keys), dim
+
+    def __call__(self, data: Any) -> Any:
+        data = data.clone(False)  # the rollout's batch also goes to the metrics: no writes
+        for key in self.keys:
+            value = data.get(key)
+            data.set(key, value.narrow(self.dim, value.shape[self.dim] - 1, 1))
+        return data
 
 
 def _uniform(staleness: torch.Tensor) -> torch.Tensor:
@@ -145,6 +236,7 @@ def build_offpolicy_graph(
     progress: bool = False,
     logger: str = "none",
     lockstep: bool = False,
+    return_key: Any = None,
 ) -> OffPolicyGraph:
     """The graph that collects, stores, samples, learns, publishes, evaluates and logs::
 
@@ -178,7 +270,9 @@ def build_offpolicy_graph(
     ``extra_metrics`` (a name and a function of no arguments) is added to the learner's
     metrics row. The metrics sink writes ``columns`` into ``run_dir`` (nothing when
     ``None``), also through the ``logger`` of :class:`MetricsSink` (``"tensorboard"``,
-    ``"csv"``, ``"wandb"`` or ``"none"``), and shows a progress bar with ``progress``.
+    ``"csv"``, ``"wandb"`` or ``"none"``), and shows a progress bar with ``progress``;
+    ``train_return`` is read from ``return_key`` at each episode's end when given (see
+    :class:`MetricsSink`).
 
     With ``lockstep=True`` a :class:`Pacer` fed by the publications gates the rollout (the
     order of SB3's off-policy algorithms): each batch waits for the updates the limiter grants
@@ -240,15 +334,20 @@ def build_offpolicy_graph(
     version = 0 if state is None else int(state.get("policy_version", 0))
     weights = PolicyWeights(policy, version=version)
     metrics = MetricsSink(run_dir, columns=columns, total_frames=total, progress=progress,
-                          desc=name, logger=logger)
+                          desc=name, logger=logger, return_key=return_key)
     metrics.frames = done
     evaluator = Evaluator(make_eval_env, weights, seed=eval_seed, interval=eval_interval)
     evaluator.next_at = (learner.updates // eval_interval + 1) * eval_interval
 
     g = Graph(name)
+    collect = Rollout(make_env, weights, frames_per_batch=frames_per_batch,
+                      total_frames=remaining, seed=seed + done, gated=lockstep)
+    if state is not None:
+        # a resumed run starts new episodes: their ids follow the stored ones, so that no
+        # replay window joins a new episode to a stored trajectory
+        collect.traj_ids = {"next_id": _next_traj_id(buffer)}
     rollout = g.add(
-        Rollout(make_env, weights, frames_per_batch=frames_per_batch, total_frames=remaining,
-                seed=seed + done, gated=lockstep),
+        collect,
         name="rollout", placement=Process() if rollout_placement == "process" else "inline",
     )
     sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
@@ -282,10 +381,25 @@ def build_offpolicy_graph(
     return OffPolicyGraph(g, learner, buffer, metrics, weights, saved)
 
 
+def _next_traj_id(buffer: Any) -> int:
+    """One more than the largest ``("collector", "traj_ids")`` the buffer holds (0 when it
+    holds none)."""
+    storage = getattr(buffer, "storage", None)
+    if storage is None or not len(storage) or not callable(getattr(storage, "column", None)):
+        return 0
+    try:
+        ids = storage.column(("collector", "traj_ids"))
+    except (KeyError, TypeError):
+        return 0
+    return int(ids.max()) + 1
+
+
 def _lag_bound(buffer: Any) -> int | None:
     """The buffer's ``max_policy_lag`` (its StalenessAwareSampler's ``max_staleness``), or
     ``None`` when sampling is not bounded by policy lag."""
     sampler = getattr(buffer, "sampler", None)
+    if isinstance(sampler, WindowSampler):  # frame windows whose ends bound the lag
+        sampler = sampler.sampler
     if not isinstance(sampler, StalenessAwareSampler) or sampler.max_staleness < 0:
         return None
     key = sampler.version_key

@@ -15,8 +15,18 @@ import numpy as np
 import pytest
 import torch
 
-from streamrl.envs import ParallelEnv, SerialEnv, atari_transforms, make_atari_env
+from streamrl.envs import (
+    CatFrames,
+    GymEnv,
+    ParallelEnv,
+    SerialEnv,
+    TransformedEnv,
+    atari_transforms,
+    make_atari_env,
+)
+from streamrl.envs.libs._ale_frames import AtariFrames
 from streamrl.envs.utils import check_env_specs
+from streamrl.testing import EnvContractTests
 
 ale_py = pytest.importorskip("ale_py")
 
@@ -68,8 +78,23 @@ def _sb3_run(monkeypatch, env_id, num_envs, seed, actions):
     return out
 
 
-def _ours(env_id, num_envs, seed, actions, n_actions):
-    env = make_atari_env(env_id, num_envs=num_envs, seed=seed)
+def _transforms_env(env_id, num_envs, seed):
+    """The same preprocessing composed from transforms, as a TorchRL user writes it."""
+    def one():
+        kwargs = {"frameskip": 1} if env_id.endswith("-v5") else {}
+        base = GymEnv(env_id, **kwargs)
+        return TransformedEnv(base, atari_transforms(base.unwrapped.get_action_meanings()))
+
+    env = TransformedEnv(SerialEnv(num_envs, one), CatFrames(4, dim=-3, in_keys=["pixels"], padding="constant"))
+    env.set_seed(seed)
+    return env
+
+
+def _ours(env_id, num_envs, seed, actions, n_actions, build="make_atari_env"):
+    if build == "make_atari_env":
+        env = make_atari_env(env_id, num_envs=num_envs, seed=seed)
+    else:
+        env = _transforms_env(env_id, num_envs, seed)
     t = iter(range(len(actions)))
 
     def policy(td):
@@ -82,6 +107,7 @@ def _ours(env_id, num_envs, seed, actions, n_actions):
         env.close()
 
 
+@pytest.mark.parametrize("build", ["make_atari_env", "transforms"])
 @pytest.mark.parametrize(
     "env_id, steps",
     [
@@ -91,13 +117,14 @@ def _ours(env_id, num_envs, seed, actions, n_actions):
         ("ALE/Breakout-v5", 200),
     ],
 )
-def test_matches_sb3_frame_for_frame(monkeypatch, env_id, steps):
+def test_matches_sb3_frame_for_frame(monkeypatch, env_id, steps, build):
+    # make_atari_env's fused frame loop (AtariFrames) and the transforms it stands for both
     num_envs, seed = 2, 3  # Breakout: 4 actions
     actions = np.random.default_rng(0).integers(0, 4, size=(steps, num_envs))
     torch.manual_seed(seed)
     sb3 = _sb3_run(monkeypatch, env_id, num_envs, seed, actions)
     torch.manual_seed(seed)
-    ours = _ours(env_id, num_envs, seed, actions, 4)
+    ours = _ours(env_id, num_envs, seed, actions, 4, build)
 
     # SB3's frames are [env, 84, 84, stack] (channels last); ours [env, stack, 84, 84]
     sb3_obs = torch.from_numpy(np.stack(sb3["obs"])).permute(1, 0, 4, 2, 3)
@@ -168,12 +195,41 @@ def test_options_turn_steps_off():
         clip_reward=False, repeat_action_probability=0.0,
     )
     try:
-        names = [type(t).__name__ for t in env.base_env._envs[0].transform]
-        assert "NoopResetEnv" not in names and "FrameSkipTransform" not in names
-        assert "SignTransform" not in names and "FireResetEnv" in names
+        frames = env.base_env._envs[0]._env
+        assert isinstance(frames, AtariFrames)
+        assert (frames.frame_skip, frames.noop_max, frames.fire) == (1, 0, True)
+        names = [type(t).__name__ for t in env.transform]
+        assert "SignTransform" not in names and "RewardSum" in names
         assert env.reset()["pixels"].shape == (1, 1, 42, 42)
     finally:
         env.close()
+
+
+def test_frames_without_opencv_are_the_same():
+    # the torch fallback (GrayScale and Resize's own code) gives OpenCV's pixels
+    import gymnasium as gym
+
+    def frames(use_opencv):
+        env = AtariFrames(gym.make("BreakoutNoFrameskip-v4"), noop_max=5, frame_skip=4,
+                          screen_size=84, fire=True, use_opencv=use_opencv)
+        torch.manual_seed(0)
+        out = [env.reset(seed=1)[0]["pixels"]]
+        out += [env.step(a)[0]["pixels"] for a in [3, 3, 2, 2, 0, 1, 3, 3]]
+        env.close()
+        return np.stack(out)
+
+    pytest.importorskip("cv2")
+    a, b = frames(True), frames(False)
+    assert a.shape == (9, 1, 84, 84) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+
+
+def test_frames_reject_non_rgb_observations():
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match=r"RGB frames \[H, W, 3\].*found observation shape"):
+        AtariFrames(gym.make("BreakoutNoFrameskip-v4", obs_type="grayscale"), noop_max=0,
+                    frame_skip=4, screen_size=84, fire=False)
 
 
 def test_bad_arguments_fail_before_any_env_starts():
@@ -205,7 +261,7 @@ def test_replay_stores_each_frame_once_and_rebuilds_the_stacks():
         data = env.rollout(40, break_when_any_done=False)  # [2, 40]
     finally:
         env.close()
-    stack = env.transform[0]
+    stack = env.transform[-1]
     assert isinstance(stack, CatFrames)
     keys = ["pixels", ("next", "pixels")]
     cat = CatFrames(stack.N, stack.dim, in_keys=keys, padding="constant")
@@ -229,3 +285,13 @@ def test_replay_stores_each_frame_once_and_rebuilds_the_stacks():
             assert torch.equal(row["next", "pixels"], data[i, t]["next", "pixels"])
     with pytest.raises(ValueError, match="expected 16 windows"):
         rb.sample(32)
+
+
+class TestMakeAtariEnvContract(EnvContractTests):
+    stepping_steps = 20
+
+    def make_env(self):
+        # episodes of 42 emulator frames: the stepping check crosses time-limit ends, one of
+        # them inside a frame skip
+        return make_atari_env("BreakoutNoFrameskip-v4", num_envs=2, noop_max=3,
+                              env_kwargs={"max_episode_steps": 42})

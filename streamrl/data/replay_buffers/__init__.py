@@ -44,6 +44,7 @@ from streamrl.data.replay_buffers.samplers import (
     StalenessAwareSampler,
     StreamingSliceSampler,
     SumTree,
+    WindowSampler,
 )
 from streamrl.data.replay_buffers.storages import (
     CompressedListStorage,
@@ -142,6 +143,7 @@ __all__ = [
     "TensorStorage",
     "TensorStorageCheckpointer",
     "Trajectory",
+    "WindowSampler",
     "WritePlan",
     "Writer",
     "WriterEnsemble",

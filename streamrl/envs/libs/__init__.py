@@ -1,8 +1,10 @@
 """Wrappers around third-party environment libraries: gymnasium
 (:mod:`streamrl.envs.libs.gym`) and DeepMind Control (:mod:`streamrl.envs.libs.dm_control`,
-which imports dm_control only when an env is built)."""
+which imports dm_control only when an env is built) and EnvPool
+(:mod:`streamrl.envs.libs.envpool`, likewise)."""
 
 from streamrl.envs.libs.dm_control import DMControlEnv, DMControlWrapper
+from streamrl.envs.libs.envpool import MultiThreadedEnv, MultiThreadedEnvWrapper
 from streamrl.envs.libs.gym import GymEnv, GymWrapper, gym_backend, set_gym_backend
 
 __all__ = [
@@ -10,6 +12,8 @@ __all__ = [
     "DMControlWrapper",
     "GymEnv",
     "GymWrapper",
+    "MultiThreadedEnv",
+    "MultiThreadedEnvWrapper",
     "gym_backend",
     "set_gym_backend",
 ]

@@ -13,6 +13,7 @@ from streamrl.data.replay_buffers.samplers.slice_without_replacement import (
 from streamrl.data.replay_buffers.samplers.staleness import StalenessAwareSampler
 from streamrl.data.replay_buffers.samplers.streaming_slice import StreamingSliceSampler
 from streamrl.data.replay_buffers.samplers.sum_tree import MinTree, SumTree
+from streamrl.data.replay_buffers.samplers.window import WindowSampler
 from streamrl.data.replay_buffers.samplers.without_replacement import SamplerWithoutReplacement
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "StalenessAwareSampler",
     "StreamingSliceSampler",
     "SumTree",
+    "WindowSampler",
 ]
