@@ -70,7 +70,7 @@ class LaggedCollector:
         self.weights = PolicyWeights(policy)
         self.frames = 0
         self._seed: int | None = None
-        self._iterator: Iterator[Any] | None = None
+        self._iterator: Any = None  # the running graph's stream (a generator)
         self._closed = False
 
     @property
@@ -118,7 +118,7 @@ class LaggedCollector:
 
     def _iterate(self) -> Iterator[TensorDictBase]:
         graph, out, trigger = self._build()
-        stream = graph.iterate(out, capacity=1, watchdog_timeout=None)
+        stream: Any = graph.iterate(out, capacity=1, watchdog_timeout=None)
         self._iterator = stream
         n = self.num_batches
         asked = 1

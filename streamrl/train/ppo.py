@@ -521,12 +521,12 @@ class PPOPipeline:
 
         def save() -> None:
             state = boundary[0]
-            if state is not None and saved_at[0] != state["progress"]["frames"]:
+            if state is not None and run_dir is not None and saved_at[0] != state["progress"]["frames"]:
                 saved_at[0] = state["progress"]["frames"]
                 ckpt.save(run_dir / "checkpoint.pt", snapshot=state,
                           metadata={"config": dataclasses.asdict(config)})
 
-        batches = iter(collector)
+        batches: Any = iter(collector)
         try:
             while True:
                 tc = time.perf_counter()
@@ -554,7 +554,7 @@ class PPOPipeline:
                     if config.target_return is not None and eval_return >= config.target_return:
                         solved_at = frames
                     due = interval is None
-                if next_save is not None and frames >= next_save:
+                if interval is not None and next_save is not None and frames >= next_save:
                     next_save = (frames // interval + 1) * interval
                     due = True
                 finished = episodes.update(batch)
