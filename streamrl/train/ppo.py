@@ -165,8 +165,10 @@ class PPOResult:
     run_dir: Path | None
 
 
-def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module) -> ClipPPOLoss:
-    """Clipped PPO loss with an MSE critic and a GAE value estimator."""
+def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module,
+              **kwargs: Any) -> ClipPPOLoss:
+    """Clipped PPO loss with an MSE critic and a GAE value estimator (``kwargs``: more
+    :class:`~streamrl.objectives.ClipPPOLoss` arguments)."""
     loss = ClipPPOLoss(
         actor, critic,
         clip_epsilon=config.clip_epsilon,
@@ -176,6 +178,7 @@ def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module) -> ClipPPO
         loss_critic_type="l2",
         clip_value=config.clip_value,
         normalize_advantage=config.normalize_advantage,
+        **kwargs,
     )
     loss.make_value_estimator(gamma=config.gamma, lmbda=config.gae_lambda)
     return loss
@@ -354,7 +357,9 @@ class PPOPipeline:
     runs after each batch's update (e.g. to fold the batch's observations into running
     statistics the networks normalise with: they then change only between batches, so the
     behaviour log-probs stay those of the networks being trained). ``configure_loss(loss)``,
-    when given, adjusts the loss once built (e.g. its keys). ``return_key`` names the entry
+    when given, adjusts the loss once built (e.g. its keys); ``loss_kwargs`` are more
+    :class:`~streamrl.objectives.ClipPPOLoss` arguments (e.g. ``functional=False``: the
+    networks are called as they are, so modules they share stay one object). ``return_key`` names the entry
     under ``"next"`` the env keeps the episode's return in (e.g. Atari's unclipped
     ``"episode_reward"``): training returns are read there at episode ends instead of summed
     from the rewards. ``evaluate(config, env, actor) -> returns`` replaces the default
@@ -378,7 +383,8 @@ class PPOPipeline:
                  resume_episodes: bool = True,
                  configure_loss: Callable[[ClipPPOLoss], None] | None = None,
                  return_key: Any = None,
-                 evaluate: Callable[[Any, EnvBase, nn.Module], torch.Tensor] | None = None):
+                 evaluate: Callable[[Any, EnvBase, nn.Module], torch.Tensor] | None = None,
+                 loss_kwargs: dict[str, Any] | None = None):
         if not (isinstance(config_cls, type) and issubclass(config_cls, PPOConfig)):
             raise TypeError(f"config_cls must be a PPOConfig subclass, found {config_cls!r}")
         for arg, value in (("make_models", make_models), ("after_update", after_update),
@@ -389,6 +395,7 @@ class PPOPipeline:
         self.doc, self.after_update = doc, after_update
         self.resume_episodes = bool(resume_episodes)
         self.configure_loss, self.return_key = configure_loss, return_key
+        self.loss_kwargs = dict(loss_kwargs or {})
         self._evaluate = evaluate if evaluate is not None else _evaluate_deterministic
         #: the metrics columns of a run (``metrics.csv``)
         self.columns = list(_COLUMNS)
@@ -448,7 +455,7 @@ class PPOPipeline:
         name = self.name
         torch.manual_seed(config.seed)
         actor, critic = self.make_models(config, eval_env)
-        loss = make_loss(config, actor, critic)
+        loss = make_loss(config, actor, critic, **self.loss_kwargs)
         if self.configure_loss is not None:
             self.configure_loss(loss)
         # fused: one kernel for all parameters (a CPU Adam step on these small nets costs about

@@ -16,7 +16,7 @@ from tensordict import TensorDict
 from streamrl.cli import load_pipeline
 from streamrl.cli import main as cli_main
 from streamrl.train import load_checkpoint, read_metrics
-from streamrl.train.ppo import _EpisodeReturns
+from streamrl.train.ppo import _EpisodeReturns, make_loss
 
 ROOT = Path(__file__).resolve().parents[2]
 ppo = load_pipeline(ROOT / "pipelines" / "ppo_atari.py")
@@ -112,3 +112,35 @@ def test_graph_of_each_topology(capsys):
     assert cli_main(["graph", "ppo_atari", "--topology", "async", "--max-policy-lag", "2"]) == 0
     out = capsys.readouterr().out
     assert "Graph 'lagged-collector'" in out and "process" in out and "trigger" in out
+
+
+def test_loss_runs_the_shared_trunk_once_per_minibatch_with_the_same_gradients(monkeypatch):
+    config = ppo.PPOAtariConfig(**TINY)
+    env = config.make_env(2)
+    try:
+        torch.manual_seed(0)
+        actor, critic = ppo.make_models(config, env)
+        with torch.no_grad():
+            batch = env.rollout(8, actor, break_when_any_done=False)
+    finally:
+        env.close()
+    runs = []
+    forward = ppo.NatureCNN._forward
+    monkeypatch.setattr(ppo.NatureCNN, "_forward", lambda self, x: runs.append(1) or forward(self, x))
+    grads = []
+    for reuse in (True, False):
+        for m in actor.modules():
+            if isinstance(m, ppo.NatureCNN):
+                m.reuse = reuse
+        loss = make_loss(config, actor, critic, functional=False)
+        ppo.end_episodes_at_lost_lives(loss)
+        with torch.no_grad():
+            loss.value_estimator(batch)
+        runs.clear()
+        out = loss(batch)
+        assert len(runs) == (1 if reuse else 2)
+        loss.zero_grad()
+        (out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]).backward()
+        grads.append([p.grad.clone() for p in loss.parameters()])
+    for cached, plain in zip(*grads, strict=True):
+        torch.testing.assert_close(cached, plain)
