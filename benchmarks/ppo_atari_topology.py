@@ -6,7 +6,9 @@ behind), and prints for each the training frames/s (agent steps over wall time m
 evaluation; each agent step is 4 emulator frames), the time blocked waiting for a batch
 (``collect_s``) and spent updating (``update_s``), the mean policy lag, and the final train
 return: the mean game score of the last ``--last`` training games (``"episode_reward"``,
-unclipped). Then the ratio of the frames/s. Evaluation is one game cut at 100 agent steps, at
+unclipped), and the cores the run got (CPU seconds of the process and its workers per wall
+second) beside the machine's load average: on a shared machine the async worker only helps
+when a core is free. Then the ratio of the frames/s. Evaluation is one game cut at 100 agent steps, at
 the end only (it is not what is measured).
 
     flock /tmp/streamrl-heavy.lock python benchmarks/ppo_atari_topology.py
@@ -18,6 +20,8 @@ The issue's target (2-core machine): async >= 1.4x the sync frames/s at no worse
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,10 @@ def run(ppo: Any, topology: str, args: argparse.Namespace, run_dir: Path) -> dic
         topology=topology, max_policy_lag=args.max_policy_lag, eval_interval=10 * args.frames,
         eval_episodes=1, eval_max_steps=100, logger="none",
     )
+    load = os.getloadavg()[0]
+    cpu0 = _cpu_s()
     result = ppo.train(config, run_dir=run_dir)
+    cpu = _cpu_s() - cpu0
     rows = read_metrics(run_dir)
     games: list[tuple[int, float]] = []  # (count, mean) per batch that ended games
     for row in rows:
@@ -55,7 +62,17 @@ def run(ppo: Any, topology: str, args: argparse.Namespace, run_dir: Path) -> dic
         "lag": sum(lags) / max(len(lags), 1),
         "return": total / n if n else float("nan"),
         "games": float(sum(c for c, _ in games)),
+        # CPU seconds of this process and its (reaped) workers per wall second: the cores the
+        # run got (the machine's other load takes the rest)
+        "cores": cpu / result.wall_s,
+        "load": load,
     }
+
+
+def _cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -77,7 +94,8 @@ def main() -> None:
                   f"frames/s); train {r['train_s']:.1f} s: waiting for batches "
                   f"{r['collect_s']:.1f} s, updating {r['update_s']:.1f} s; mean policy lag "
                   f"{r['lag']:.2f}; train return {r['return']:.2f} (last {args.last} of "
-                  f"{r['games']:.0f} games)", flush=True)
+                  f"{r['games']:.0f} games); {r['cores']:.2f} cores used, load average "
+                  f"{r['load']:.1f} at the start", flush=True)
     print(f"async / sync frames/s: {out['async']['fps'] / out['sync']['fps']:.2f}x "
           f"({args.frames} agent steps, {args.env_name}, seed {args.seed}, "
           f"{args.threads} learner thread(s))")
