@@ -8,7 +8,8 @@ evaluation; each agent step is 4 emulator frames), the time blocked waiting for 
 return: the mean game score of the last ``--last`` training games (``"episode_reward"``,
 unclipped), and the cores the run got (CPU seconds of the process and its workers per wall
 second) beside the machine's load average: on a shared machine the async worker only helps
-when a core is free. Then the ratio of the frames/s. Evaluation is one game cut at 100 agent steps, at
+when a core is free. Then the ratio of the frames/s, and the most async can gain over the
+sync run's phases (collection fully hidden behind the update). Evaluation is one game cut at 100 agent steps, at
 the end only (it is not what is measured).
 
     flock /tmp/streamrl-heavy.lock python benchmarks/ppo_atari_topology.py
@@ -99,6 +100,10 @@ def main() -> None:
     print(f"async / sync frames/s: {out['async']['fps'] / out['sync']['fps']:.2f}x "
           f"({args.frames} agent steps, {args.env_name}, seed {args.seed}, "
           f"{args.threads} learner thread(s))")
+    # sync runs collection and update one after the other; async at best overlaps them fully
+    c, u = out["sync"]["collect_s"], out["sync"]["update_s"]
+    print(f"bound with a free core for the worker: (collect + update) / max(collect, update) "
+          f"of the sync run = {(c + u) / max(c, u):.2f}x")
 
 
 if __name__ == "__main__":
