@@ -55,7 +55,6 @@ def test_tiny_run_writes_its_run_dir_and_resumes(tmp_path, topology):
         ppo.train(longer, resume=tmp_path / "b" / "checkpoint.pt")
 
 
-@pytest.mark.slow
 def test_async_lag_stays_within_a_larger_bound(tmp_path):
     config = ppo.PPOAtariConfig(**{**TINY, "frames": 384}, topology="async", max_policy_lag=2)
     ppo.train(config, run_dir=tmp_path)
