@@ -29,7 +29,8 @@ agent steps (27k: 30 minutes of play at 60 Hz).
 collects the next batch in a worker process with the previous weights while the learner
 trains, at most ``--max-policy-lag`` versions behind (``policy_lag`` in the metrics); PPO's
 clipped ratio against the behaviour log-probs each batch carries is the off-policy
-correction, and GAE uses the current critic (:class:`streamrl.train.ppo.PPOPipeline`).
+correction, and GAE uses the current critic (:class:`streamrl.train.ppo.PPOPipeline`);
+``--value-estimator vtrace`` corrects the advantages and value targets too (V-trace).
 ``--resume`` continues from the last batch boundary with networks, optimizer, counters and
 random generators restored; the emulators' state is not saved, so a resumed run starts new
 games. Breakout by flag: ``--env-name BreakoutNoFrameskip-v4``.

@@ -24,7 +24,7 @@ from streamrl.collectors import SyncDataCollector
 from streamrl.envs import EnvBase, GymEnv, SerialEnv
 from streamrl.envs.transforms import RunningMeanStd
 from streamrl.graph import Graph
-from streamrl.objectives import ClipPPOLoss
+from streamrl.objectives import ClipPPOLoss, ValueEstimators
 from streamrl.ops import (
     Learner,
     check_run_logger,
@@ -48,6 +48,7 @@ _COLUMNS = [
 
 
 _TOPOLOGIES = ("sync", "async")
+_ESTIMATORS = ("gae", "vtrace")
 
 
 @dataclass
@@ -70,7 +71,10 @@ class PPOConfig:
     :class:`~streamrl.train.lagged_collector.LaggedCollector`). Off-policy correction in
     ``async``: the clipped ratio is taken against the behaviour log-probs the batch carries,
     and GAE is computed with the current critic. Each batch's ``policy_lag`` (learner version
-    minus the version that collected it) is a metrics column.
+    minus the version that collected it) is a metrics column. ``value_estimator="vtrace"``
+    replaces GAE by V-trace (Espeholt et al. 2018: truncated importance weights of the current
+    policy over the behaviour one, thresholds 1), which also corrects the value targets for
+    the lag.
 
     >>> PPOConfig(num_envs=2, steps_per_env=64, minibatch_size=32).frames_per_batch
     128
@@ -112,6 +116,8 @@ class PPOConfig:
     topology: str = "sync"
     # async only: how many policy versions behind the learner a batch may be collected
     max_policy_lag: int = 1
+    # advantages and value targets: "gae" (GAE(gamma, gae_lambda)) or "vtrace" (V-trace)
+    value_estimator: str = "gae"
 
     def __post_init__(self) -> None:
         check_run_logger(self.logger)
@@ -119,6 +125,9 @@ class PPOConfig:
             raise ValueError(f"{type(self).__name__}.topology must be one of {_TOPOLOGIES}, "
                              f"found {self.topology!r}")
         check_positive_ints(self, "max_policy_lag")
+        if self.value_estimator not in _ESTIMATORS:
+            raise ValueError(f"{type(self).__name__}.value_estimator must be one of "
+                             f"{_ESTIMATORS}, found {self.value_estimator!r}")
         check_positive_ints(self, "num_envs", "steps_per_env", "minibatch_size", "epochs",
                             "hidden", "frames", "eval_interval", "eval_episodes", "threads")
         if self.checkpoint_interval is not None:
@@ -167,8 +176,8 @@ class PPOResult:
 
 def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module,
               **kwargs: Any) -> ClipPPOLoss:
-    """Clipped PPO loss with an MSE critic and a GAE value estimator (``kwargs``: more
-    :class:`~streamrl.objectives.ClipPPOLoss` arguments)."""
+    """Clipped PPO loss with an MSE critic and a GAE (or V-trace) value estimator
+    (``kwargs``: more :class:`~streamrl.objectives.ClipPPOLoss` arguments)."""
     loss = ClipPPOLoss(
         actor, critic,
         clip_epsilon=config.clip_epsilon,
@@ -180,7 +189,10 @@ def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module,
         normalize_advantage=config.normalize_advantage,
         **kwargs,
     )
-    loss.make_value_estimator(gamma=config.gamma, lmbda=config.gae_lambda)
+    if config.value_estimator == "vtrace":
+        loss.make_value_estimator(ValueEstimators.VTrace, gamma=config.gamma)
+    else:
+        loss.make_value_estimator(gamma=config.gamma, lmbda=config.gae_lambda)
     return loss
 
 

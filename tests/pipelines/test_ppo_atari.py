@@ -55,11 +55,28 @@ def test_tiny_run_writes_its_run_dir_and_resumes(tmp_path, topology):
         ppo.train(longer, resume=tmp_path / "b" / "checkpoint.pt")
 
 
-def test_async_lag_stays_within_a_larger_bound(tmp_path):
-    config = ppo.PPOAtariConfig(**{**TINY, "frames": 384}, topology="async", max_policy_lag=2)
+def test_async_lag_stays_within_a_larger_bound_with_vtrace(tmp_path):
+    config = ppo.PPOAtariConfig(**{**TINY, "frames": 384}, topology="async", max_policy_lag=2,
+                                value_estimator="vtrace")
     ppo.train(config, run_dir=tmp_path)
-    lags = [r["policy_lag"] for r in read_metrics(tmp_path) if "policy_lag" in r]
+    rows = read_metrics(tmp_path)
+    lags = [r["policy_lag"] for r in rows if "policy_lag" in r]
     assert len(lags) == 6 and lags[0] == 0 and max(lags) <= 2
+    assert all(torch.isfinite(torch.tensor(r["loss_critic"])) for r in rows if "loss_critic" in r)
+
+
+def test_vtrace_estimator_ends_episodes_at_lost_lives():
+    config = ppo.PPOAtariConfig(**TINY, value_estimator="vtrace")
+    env = config.make_env(1)
+    try:
+        actor, critic = ppo.make_models(config, env)
+    finally:
+        env.close()
+    loss = make_loss(config, actor, critic, functional=False)
+    ppo.end_episodes_at_lost_lives(loss)
+    keys = loss.value_estimator.tensor_keys
+    assert type(loss.value_estimator).__name__ == "VTrace"
+    assert keys["done"] == keys["terminated"] == "end-of-life"
 
 
 def test_train_returns_are_game_scores_read_at_episode_ends():
@@ -97,6 +114,7 @@ def test_only_the_training_env_clips_rewards(monkeypatch):
 @pytest.mark.parametrize("flags, message", [
     (["--topology", "parallel"], "topology must be one of ('sync', 'async'), found 'parallel'"),
     (["--max-policy-lag", "0"], "max_policy_lag must be a positive int"),
+    (["--value-estimator", "td0"], "value_estimator must be one of ('gae', 'vtrace')"),
 ])
 def test_bad_flags_are_refused_with_the_field(flags, message, capsys):
     with pytest.raises(SystemExit):
