@@ -1,10 +1,12 @@
 """streamrl.train: what training pipelines share beyond the graph.
 
 Checkpoints written atomically and read with ``weights_only=True``, metrics files (CSV and
-JSON lines, with an optional plot), run directories, batched evaluation episodes, and
+JSON lines, with an optional plot), run directories, batched evaluation episodes,
 command-line flags from a config dataclass (:class:`OffPolicyConfig`: the fields, env,
-buffer and graph of an actor-critic off-policy pipeline). :mod:`streamrl.train.driver` puts them together
-for pipeline files: their command line, and the run of an off-policy graph.
+buffer and graph of an actor-critic off-policy pipeline), and :class:`LaggedCollector`
+(on-policy collection running ahead of the learner in a worker process, at a bounded policy
+lag). :mod:`streamrl.train.driver` puts them together for pipeline files: their command
+line, and the run of an off-policy graph.
 
 >>> from streamrl.train import MetricsLogger, save_checkpoint, load_checkpoint
 """
@@ -18,11 +20,13 @@ from streamrl.train.config import (
     check_positive_ints,
     config_from_args,
 )
+from streamrl.train.lagged_collector import LaggedCollector
 from streamrl.train.metrics import MetricsLogger, plot_metrics, read_metrics
 from streamrl.train.offpolicy_config import OffPolicyConfig
 from streamrl.train.run_dir import make_run_dir
 
 __all__ = [
+    "LaggedCollector",
     "MetricsLogger",
     "OffPolicyConfig",
     "add_config_arguments",

@@ -1,6 +1,7 @@
-"""PPO pipelines: the config, the lockstep collect-then-learn loop, its checkpoint and its
-command line, shared by ``ppo_cartpole``, ``ppo_mujoco`` ... (a pipeline file brings its
-defaults and its networks, and binds :class:`PPOPipeline`'s entry points)."""
+"""PPO pipelines: the config, the collect-then-learn loop (lockstep, or with collection
+running ahead in a worker process), its checkpoint and its command line, shared by
+``ppo_cartpole``, ``ppo_mujoco``, ``ppo_atari`` ... (a pipeline file brings its defaults and
+its networks, and binds :class:`PPOPipeline`'s entry points)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from streamrl.collectors import SyncDataCollector
 from streamrl.envs import EnvBase, GymEnv, SerialEnv
 from streamrl.envs.transforms import RunningMeanStd
 from streamrl.graph import Graph
-from streamrl.objectives import ClipPPOLoss
+from streamrl.objectives import ClipPPOLoss, ValueEstimators
 from streamrl.ops import (
     Learner,
     check_run_logger,
@@ -33,15 +34,21 @@ from streamrl.ops import (
 )
 from streamrl.train import driver
 from streamrl.train.config import check_field, check_positive_ints
+from streamrl.train.lagged_collector import LaggedCollector
 from streamrl.train.metrics import MetricsLogger
 
 __all__ = ["PPOConfig", "PPOPipeline", "PPOResult", "orthogonal_init_"]
 
 _COLUMNS = [
-    "iteration", "frames", "wall_s", "train_s", "collect_s", "update_s", "fps", "train_return",
+    "iteration", "frames", "wall_s", "train_s", "collect_s", "update_s", "fps", "policy_lag",
+    "train_return",
     "train_episodes", "eval_return", "loss_objective", "loss_critic", "entropy", "kl_approx",
     "clip_fraction", "lr", "clip_epsilon",
 ]
+
+
+_TOPOLOGIES = ("sync", "async")
+_ESTIMATORS = ("gae", "vtrace")
 
 
 @dataclass
@@ -57,6 +64,17 @@ class PPOConfig:
     ``normalize_reward`` divides the rewards the learner sees by the running standard
     deviation of the discounted return and clips them at ``clip_reward`` (SB3's
     ``VecNormalize(norm_reward=True)``; the logged returns stay the env's).
+
+    ``topology`` is ``"sync"`` (collect a batch, then learn on it: every batch comes from the
+    current weights) or ``"async"`` (a worker process collects the next batches with the
+    weights it has while the learner trains, at most ``max_policy_lag`` versions behind:
+    :class:`~streamrl.train.lagged_collector.LaggedCollector`). Off-policy correction in
+    ``async``: the clipped ratio is taken against the behaviour log-probs the batch carries,
+    and GAE is computed with the current critic. Each batch's ``policy_lag`` (learner version
+    minus the version that collected it) is a metrics column. ``value_estimator="vtrace"``
+    replaces GAE by V-trace (Espeholt et al. 2018: truncated importance weights of the current
+    policy over the behaviour one, thresholds 1), which also corrects the value targets for
+    the lag.
 
     >>> PPOConfig(num_envs=2, steps_per_env=64, minibatch_size=32).frames_per_batch
     128
@@ -75,6 +93,8 @@ class PPOConfig:
     anneal_clip: bool = False
     entropy_coef: float = 0.0
     value_coef: float = 0.5
+    # clip the value prediction to the collected one +- clip_epsilon (CleanRL's clip_vloss)
+    clip_value: bool = False
     max_grad_norm: float = 0.5
     normalize_advantage: bool = True
     hidden: int = 64
@@ -92,9 +112,22 @@ class PPOConfig:
     # a streamrl.record logger beside metrics.csv/jsonl: tensorboard (when installed), csv,
     # wandb (offline) or none
     logger: str = default_run_logger()
+    # "sync": lockstep collect-then-learn; "async": collection runs ahead in a worker process
+    topology: str = "sync"
+    # async only: how many policy versions behind the learner a batch may be collected
+    max_policy_lag: int = 1
+    # advantages and value targets: "gae" (GAE(gamma, gae_lambda)) or "vtrace" (V-trace)
+    value_estimator: str = "gae"
 
     def __post_init__(self) -> None:
         check_run_logger(self.logger)
+        if self.topology not in _TOPOLOGIES:
+            raise ValueError(f"{type(self).__name__}.topology must be one of {_TOPOLOGIES}, "
+                             f"found {self.topology!r}")
+        check_positive_ints(self, "max_policy_lag")
+        if self.value_estimator not in _ESTIMATORS:
+            raise ValueError(f"{type(self).__name__}.value_estimator must be one of "
+                             f"{_ESTIMATORS}, found {self.value_estimator!r}")
         check_positive_ints(self, "num_envs", "steps_per_env", "minibatch_size", "epochs",
                             "hidden", "frames", "eval_interval", "eval_episodes", "threads")
         if self.checkpoint_interval is not None:
@@ -119,6 +152,10 @@ class PPOConfig:
         """``num_envs`` copies of the config's gym env, stepped in this process."""
         return SerialEnv(num_envs, functools.partial(GymEnv, self.env_name))
 
+    def make_eval_env(self, num_envs: int) -> EnvBase:
+        """The evaluation env (default: :meth:`make_env`'s)."""
+        return self.make_env(num_envs)
+
 
 @dataclass
 class PPOResult:
@@ -137,8 +174,10 @@ class PPOResult:
     run_dir: Path | None
 
 
-def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module) -> ClipPPOLoss:
-    """Clipped PPO loss with an MSE critic and a GAE value estimator."""
+def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module,
+              **kwargs: Any) -> ClipPPOLoss:
+    """Clipped PPO loss with an MSE critic and a GAE (or V-trace) value estimator
+    (``kwargs``: more :class:`~streamrl.objectives.ClipPPOLoss` arguments)."""
     loss = ClipPPOLoss(
         actor, critic,
         clip_epsilon=config.clip_epsilon,
@@ -146,9 +185,14 @@ def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module) -> ClipPPO
         entropy_coeff=config.entropy_coef,
         critic_coeff=config.value_coef,
         loss_critic_type="l2",
+        clip_value=config.clip_value,
         normalize_advantage=config.normalize_advantage,
+        **kwargs,
     )
-    loss.make_value_estimator(gamma=config.gamma, lmbda=config.gae_lambda)
+    if config.value_estimator == "vtrace":
+        loss.make_value_estimator(ValueEstimators.VTrace, gamma=config.gamma)
+    else:
+        loss.make_value_estimator(gamma=config.gamma, lmbda=config.gae_lambda)
     return loss
 
 
@@ -161,8 +205,18 @@ def make_learner(config: PPOConfig, loss: ClipPPOLoss,
                    shuffle=True, max_grad_norm=config.max_grad_norm, loss_keys=keys)
 
 
-def make_collector(config: PPOConfig, actor: nn.Module) -> SyncDataCollector:
-    """The lockstep collector: ``num_envs x steps_per_env`` frames per batch."""
+def make_collector(config: PPOConfig, actor: nn.Module) -> SyncDataCollector | LaggedCollector:
+    """The topology's collector of ``num_envs x steps_per_env`` frames per batch: lockstep
+    (``sync``) or running ahead in a worker process (``async``)."""
+    collector: SyncDataCollector | LaggedCollector
+    if config.topology == "async":
+        collector = LaggedCollector(
+            functools.partial(config.make_env, config.num_envs), actor,
+            frames_per_batch=config.frames_per_batch, total_frames=config.frames,
+            max_policy_lag=config.max_policy_lag,
+        )
+        collector.set_seed(config.seed)
+        return collector
     collector = SyncDataCollector(
         functools.partial(config.make_env, config.num_envs),
         actor,
@@ -184,10 +238,13 @@ def orthogonal_init_(mlp: nn.Module, last_gain: float) -> None:
 
 
 class _EpisodeReturns:
-    """Returns of the training episodes that end inside each batch (carried across batches)."""
+    """Returns of the training episodes that end inside each batch (carried across batches),
+    summed from ``("next", "reward")``, or read at the episode's end from ``("next", key)``
+    when the env keeps its own return (e.g. Atari's unclipped ``"episode_reward"``)."""
 
-    def __init__(self, num_envs: int):
+    def __init__(self, num_envs: int, key: Any = None):
         self.running = torch.zeros(num_envs, dtype=torch.float64)
+        self.key = None if key is None else ("next", *((key,) if isinstance(key, str) else key))
 
     def state_dict(self) -> dict[str, Any]:
         return {"running": self.running.clone()}
@@ -202,8 +259,12 @@ class _EpisodeReturns:
                              f"{tuple(self.running.shape)}}}, found {state!r:.100}")
 
     def update(self, batch: Any) -> list[float]:
-        reward = batch.get(("next", "reward")).reshape(self.running.shape[0], -1).double()
         done = batch.get(("next", "done")).reshape(self.running.shape[0], -1)
+        if self.key is not None:
+            total = batch.get(self.key).reshape(done.shape).double()
+            # time-major: the order in which the episodes end, as below
+            return total.transpose(0, 1)[done.transpose(0, 1)].tolist()
+        reward = batch.get(("next", "reward")).reshape(self.running.shape[0], -1).double()
         finished: list[float] = []
         for t in range(reward.shape[1]):
             self.running += reward[:, t]
@@ -284,7 +345,7 @@ class _Progress:
 
 # config fields that may change on resume: the budget (a longer run), evaluation and output
 _RESUMABLE = ("frames", "eval_interval", "eval_episodes", "eval_seed", "target_return",
-              "threads", "logger", "checkpoint_interval")
+              "threads", "logger", "checkpoint_interval", "max_policy_lag")
 
 
 _LOGGED = ("loss_objective", "loss_critic", "entropy", "kl_approx", "clip_fraction")
@@ -297,13 +358,25 @@ class PPOPipeline:
     (actor, critic)``.
 
     Data is collected by a :class:`~streamrl.collectors.SyncDataCollector` in lockstep with
-    the learner (every batch comes from the current weights); each batch gets GAE advantages
-    once, then ``epochs`` passes of shuffled minibatches (:meth:`update`). Every
+    the learner (every batch comes from the current weights), or with ``topology="async"`` by
+    a :class:`~streamrl.train.lagged_collector.LaggedCollector` running ahead in a worker
+    process (each batch at most ``max_policy_lag`` versions old, its lag logged as
+    ``policy_lag``); each batch gets GAE advantages once, with the current critic, then
+    ``epochs`` passes of shuffled minibatches (:meth:`update`), the ratio taken against the
+    behaviour log-probs the batch carries. Every
     ``eval_interval`` frames the policy plays ``eval_episodes`` deterministic episodes side by
     side, before training on the batch. ``after_update(actor, critic, batch)``, when given,
     runs after each batch's update (e.g. to fold the batch's observations into running
     statistics the networks normalise with: they then change only between batches, so the
-    behaviour log-probs stay those of the networks being trained).
+    behaviour log-probs stay those of the networks being trained). ``configure_loss(loss)``,
+    when given, adjusts the loss once built (e.g. its keys); ``loss_kwargs`` are more
+    :class:`~streamrl.objectives.ClipPPOLoss` arguments (e.g. ``functional=False``: the
+    networks are called as they are, so modules they share stay one object). ``return_key`` names the entry
+    under ``"next"`` the env keeps the episode's return in (e.g. Atari's unclipped
+    ``"episode_reward"``): training returns are read there at episode ends instead of summed
+    from the rewards. ``evaluate(config, env, actor) -> returns`` replaces the default
+    evaluation (:func:`~streamrl.ops.evaluate_episodes`, deterministic actions) on the env of
+    ``config.make_eval_env``.
 
     The checkpoint (a :class:`streamrl.checkpoint.Checkpoint`, written every
     ``checkpoint_interval`` frames or at each evaluation, at the end, and on Ctrl-C or an
@@ -312,21 +385,30 @@ class PPOPipeline:
     generators and the progress, so ``--resume`` continues exactly. With
     ``resume_episodes=False`` (envs whose state cannot be captured, e.g. MuJoCo's), the envs
     are not saved: a resumed run starts new episodes (seeded with ``seed`` plus the frames
-    done) and goes on with everything else restored.
+    done) and goes on with everything else restored. The ``async`` topology resumes that way
+    too (its worker's envs run ahead of the checkpoint's batch boundary).
     """
 
     def __init__(self, name: str, config_cls: type, make_models: Callable[..., Any],
                  doc: str | None, *,
                  after_update: Callable[[Any, Any, Any], None] | None = None,
-                 resume_episodes: bool = True):
+                 resume_episodes: bool = True,
+                 configure_loss: Callable[[ClipPPOLoss], None] | None = None,
+                 return_key: Any = None,
+                 evaluate: Callable[[Any, EnvBase, nn.Module], torch.Tensor] | None = None,
+                 loss_kwargs: dict[str, Any] | None = None):
         if not (isinstance(config_cls, type) and issubclass(config_cls, PPOConfig)):
             raise TypeError(f"config_cls must be a PPOConfig subclass, found {config_cls!r}")
-        for arg, value in (("make_models", make_models), ("after_update", after_update)):
+        for arg, value in (("make_models", make_models), ("after_update", after_update),
+                           ("configure_loss", configure_loss), ("evaluate", evaluate)):
             if value is not None and not callable(value):
                 raise TypeError(f"{arg} must be callable, found {type(value).__name__}")
         self.name, self.config_cls, self.make_models = name, config_cls, make_models
         self.doc, self.after_update = doc, after_update
         self.resume_episodes = bool(resume_episodes)
+        self.configure_loss, self.return_key = configure_loss, return_key
+        self.loss_kwargs = dict(loss_kwargs or {})
+        self._evaluate = evaluate if evaluate is not None else _evaluate_deterministic
         #: the metrics columns of a run (``metrics.csv``)
         self.columns = list(_COLUMNS)
 
@@ -373,7 +455,7 @@ class PPOPipeline:
         ``config.seed``; torch's thread count is restored on return."""
         threads = torch.get_num_threads()
         torch.set_num_threads(config.threads)
-        eval_env = config.make_env(config.eval_episodes)
+        eval_env = config.make_eval_env(config.eval_episodes)
         try:
             return self._train(config, eval_env, run_dir, progress, resume)
         finally:
@@ -385,17 +467,22 @@ class PPOPipeline:
         name = self.name
         torch.manual_seed(config.seed)
         actor, critic = self.make_models(config, eval_env)
-        loss = make_loss(config, actor, critic)
+        loss = make_loss(config, actor, critic, **self.loss_kwargs)
+        if self.configure_loss is not None:
+            self.configure_loss(loss)
         # fused: one kernel for all parameters (a CPU Adam step on these small nets costs about
         # as much in per-tensor dispatch as in arithmetic)
         optim = torch.optim.Adam(loss.parameters(), lr=config.lr, eps=1e-5, fused=True)
         learner = make_learner(config, loss, optim)
-        episodes = _EpisodeReturns(config.num_envs)
+        episodes = _EpisodeReturns(config.num_envs, self.return_key)
         done = _Progress()
         collector = make_collector(config, actor)
         parts = dict(policy=actor, value=critic, optimizer=optim, learner=learner,
                      collector=collector, episodes=episodes, progress=done, rng=GlobalRNGState())
-        if not self.resume_episodes:  # the envs' state is not saved: nor are their episodes
+        # the envs' state is not saved (uncapturable, or in an async worker running ahead of
+        # the batch boundary): nor are their episodes
+        resume_episodes = self.resume_episodes and config.topology == "sync"
+        if not resume_episodes:
             del parts["collector"], parts["episodes"]
         scaler = None
         if config.normalize_reward:
@@ -409,7 +496,7 @@ class PPOPipeline:
                 except ValueError as exc:
                     raise CheckpointError(str(exc)) from None
                 ckpt.load(resume)  # everything checked first: a mismatch changes nothing
-                if not self.resume_episodes:
+                if not resume_episodes:
                     # new episodes, from a seed of their own; the discounted returns restart
                     collector.set_seed(config.seed + done.frames)
                     collector.update_policy_weights_()
@@ -453,12 +540,12 @@ class PPOPipeline:
 
         def save() -> None:
             state = boundary[0]
-            if state is not None and saved_at[0] != state["progress"]["frames"]:
+            if state is not None and run_dir is not None and saved_at[0] != state["progress"]["frames"]:
                 saved_at[0] = state["progress"]["frames"]
                 ckpt.save(run_dir / "checkpoint.pt", snapshot=state,
                           metadata={"config": dataclasses.asdict(config)})
 
-        batches = iter(collector)
+        batches: Any = iter(collector)
         try:
             while True:
                 tc = time.perf_counter()
@@ -468,14 +555,16 @@ class PPOPipeline:
                     break
                 frames += batch.numel()
                 iteration += 1
-                row: dict[str, Any] = {"iteration": iteration, "frames": frames}
+                # learner version minus the version that collected the batch (0 in lockstep)
+                lag = collector.policy_version - int(batch.get(("collector", "policy_version")).min())
+                row: dict[str, Any] = {"iteration": iteration, "frames": frames, "policy_lag": lag}
                 due = False
                 if next_eval <= frames < config.frames:
                     # evaluate the policy that collected this batch, before training on it (the
                     # last batch is trained on and the final weights evaluated after the loop)
                     next_eval = (frames // config.eval_interval + 1) * config.eval_interval
                     te = time.perf_counter()
-                    returns = evaluate_episodes(eval_env, actor, seed=config.eval_seed)
+                    returns = self._evaluate(config, eval_env, actor)
                     eval_s += time.perf_counter() - te
                     eval_return = float(returns.mean())
                     evaluations.append((frames, eval_return))
@@ -484,7 +573,7 @@ class PPOPipeline:
                     if config.target_return is not None and eval_return >= config.target_return:
                         solved_at = frames
                     due = interval is None
-                if next_save is not None and frames >= next_save:
+                if interval is not None and next_save is not None and frames >= next_save:
                     next_save = (frames // interval + 1) * interval
                     due = True
                 finished = episodes.update(batch)
@@ -515,7 +604,7 @@ class PPOPipeline:
             if solved_at is None:
                 # the budget is spent: evaluate the final weights (trained on the last batch too)
                 te = time.perf_counter()
-                eval_return = float(evaluate_episodes(eval_env, actor, seed=config.eval_seed).mean())
+                eval_return = float(self._evaluate(config, eval_env, actor).mean())
                 eval_s += time.perf_counter() - te
                 evaluations.append((frames, eval_return))
                 if config.target_return is not None and eval_return >= config.target_return:
@@ -559,6 +648,10 @@ class PPOPipeline:
             loss.value_estimator(batch)  # advantage and value_target, once per batch (as SB3)
         metrics = learner.step({"in": batch})["out"]
         return {**{k: metrics[k] for k in _LOGGED}, "lr": lr, "clip_epsilon": clip}
+
+
+def _evaluate_deterministic(config: PPOConfig, env: EnvBase, actor: nn.Module) -> torch.Tensor:
+    return evaluate_episodes(env, actor, seed=config.eval_seed)
 
 
 def _print_summary(name: str, config: PPOConfig, result: PPOResult) -> None:

@@ -252,3 +252,20 @@ def test_build_graph_is_the_collection_topology():
     g = ppo.build_graph(["--num-envs", "4", "--minibatch-size", "128"])
     assert set(g.nodes) == {"trigger", "rollout"}
     assert "frames_per_batch=128" in str(g)
+
+
+def test_async_topology_runs_with_a_bounded_lag_and_resumes(tmp_path):
+    config = ppo.PPOConfig(**TINY, topology="async")
+    result = ppo.train(config, run_dir=tmp_path / "a")
+    assert result.frames == 1024 and result.iterations == 4
+    lags = [r["policy_lag"] for r in read_metrics(tmp_path / "a") if "policy_lag" in r]
+    assert lags[0] == 0 and all(0 <= lag <= 1 for lag in lags) and len(lags) == 4
+    assert "collector" not in load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    longer = dataclasses.replace(config, frames=1536)
+    resumed = ppo.train(longer, run_dir=tmp_path / "b", resume=tmp_path / "a" / "checkpoint.pt")
+    assert resumed.frames == 1536 and resumed.iterations == 6
+    # the topology shapes the checkpoint (a lockstep one saves its envs): not switched on resume
+    with pytest.raises(CheckpointError, match="topology"):
+        ppo.train(dataclasses.replace(longer, topology="sync"),
+                  resume=tmp_path / "a" / "checkpoint.pt")
+    assert not mp.active_children()
