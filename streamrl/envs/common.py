@@ -432,6 +432,11 @@ class EnvBase(EnvSpecs, nn.Module):
             action = self._check_action(given, spec)
             if action is not given:  # a float one-hot/index action: the env runs its cast
                 tensordict.set(keys[0], action)
+        return self._step_checked(tensordict)
+
+    def _step_checked(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """:meth:`step` after its checks (the stepping protocol's generic path calls it:
+        its callers check the actions they did not draw from the spec)."""
         preset = tensordict.get("next", None)
         next_td = self._step(tensordict)
         if self.device is not None and next_td.device != self.device:
@@ -668,8 +673,10 @@ class EnvBase(EnvSpecs, nn.Module):
     def _step_into_loop(
         self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
     ) -> int:
+        # the actions are checked by step_into's callers: a subclass's own step() still runs
+        step = self._step_checked if type(self).step is EnvBase.step else self.step
         for i in range(t, t + steps):
-            stepped = self.step(buffers.root_tensordict(i))
+            stepped = step(buffers.root_tensordict(i))
             root = self.next_root(stepped)
             if not break_when_any_done:
                 root = self.maybe_reset(root)

@@ -18,6 +18,14 @@ class TestCartPoleContract(EnvContractTests):
         return MultiThreadedEnv(3, "CartPole-v1")
 
 
+# a pool is seeded when made (set_seed warns): each env of the suite is made with seed 0
+@pytest.mark.filterwarnings("ignore:MultiThreadedEnvWrapper.set_seed does nothing")
+class TestWrapperContract(EnvContractTests):
+    def make_env(self):
+        return MultiThreadedEnvWrapper(envpool.make("CartPole-v1", env_type="gymnasium",
+                                                    num_envs=2, seed=0))
+
+
 class TestPongContract(EnvContractTests):
     stepping_steps = 12
 
