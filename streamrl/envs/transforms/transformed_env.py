@@ -255,6 +255,56 @@ class TransformedEnv(EnvBase):
         td_reset = self.base_env._reset_checked(tensordict, kwargs, check_done=False)
         return self.transform._reset(tensordict, td_reset)
 
+    def _step_into(
+        self, buffers: Any, t: int, steps: int, break_when_any_done: bool
+    ) -> int:
+        # Transforms that only cast observation dtypes (DoubleToFloat over a MuJoCo env): the
+        # base env's array fast path writes its arrays into these buffers, whose dtypes are
+        # this env's, and the copy casts them (numpy rounds to nearest as torch's .to does).
+        if self._casts_only():
+            return self.base_env._step_into(buffers, t, steps, break_when_any_done)
+        return super()._step_into(buffers, t, steps, break_when_any_done)
+
+    def _casts_only(self) -> bool:
+        """Whether stepping through the transforms is the base env's array fast path with
+        observations cast: every transform a dtype cast with no action path, the base an
+        array env on its fast path, the same entries and shapes on both sides."""
+        from streamrl.envs.libs._array_env import ArrayEnv
+
+        if type(self) is not TransformedEnv:  # a subclass's own stepping must run
+            return False
+        base = self.base_env
+        if not (isinstance(base, ArrayEnv) and base._arrays_ok()):
+            return False
+        # decided once per spec build (the specs are rebuilt when the transforms change)
+        key = (id(self._outputs()), id(self._inputs()), id(base))
+        cached = self.__dict__.get("_casts_only_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, self._casts_only_check(base))
+            self.__dict__["_casts_only_cache"] = cached
+        return cached[1]
+
+    def _casts_only_check(self, base: EnvBase) -> bool:
+        from streamrl.envs.transforms.dtype import DoubleToFloat, DTypeCastTransform
+
+        transforms = getattr(self.transform, "transforms", [self.transform])
+        if not all(type(t) in (DTypeCastTransform, DoubleToFloat) for t in transforms) or self.transform._has_inverse():
+            return False
+        mine, theirs = self.output_spec, base.output_spec
+        for group in ("full_observation_spec", "full_reward_spec", "full_done_spec"):
+            a, b = mine[group], theirs[group]
+            keys = a.keys(True, True)
+            if sorted(map(str, keys)) != sorted(map(str, b.keys(True, True))):
+                return False
+            if any(a[k].shape != b[k].shape for k in keys):
+                return False
+        action, base_action = self.full_action_spec, base.full_action_spec
+        keys = action.keys(True, True)
+        return sorted(map(str, keys)) == sorted(map(str, base_action.keys(True, True))) and all(
+            action[k].dtype == base_action[k].dtype and action[k].shape == base_action[k].shape
+            for k in keys
+        )
+
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         self.base_env._check_open()
         self._inputs()  # automatic action-path keys (DoubleToFloat) are learnt from the specs
