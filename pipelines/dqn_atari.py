@@ -70,11 +70,10 @@ from streamrl.ops import (
     Learner,
     OffPolicyGraph,
     build_offpolicy_graph,
-    check_run_logger,
-    default_run_logger,
     frame_ratio_buffer,
 )
 from streamrl.train import check_field, check_positive_ints, driver
+from streamrl.train.dqn_config import DQNConfig
 
 NAME = "dqn_atari"
 PIXELS = ["pixels", ("next", "pixels")]
@@ -87,8 +86,9 @@ COLUMNS = [
 
 
 @dataclass
-class DQNAtariConfig:
-    """Hyper-parameters of the DQN Atari pipeline (defaults: rl-zoo's Atari DQN).
+class DQNAtariConfig(DQNConfig):
+    """Hyper-parameters of the DQN Atari pipeline (defaults: rl-zoo's Atari DQN): the fields of
+    :class:`streamrl.train.dqn_config.DQNConfig`, ``frame_stack`` and ``eval_max_steps``.
 
     Counts are agent steps (4 emulator frames each). ``target_update_interval`` is in agent
     steps, as SB3's (the target is copied every ``target_update_interval * gradient_steps /
@@ -103,68 +103,28 @@ class DQNAtariConfig:
     batch_size: int = 32
     buffer_size: int = 100_000
     learning_starts: int = 100_000
-    gamma: float = 0.99
     target_update_interval: int = 1000
     train_freq: int = 4
     gradient_steps: int = 1
-    minibatches_per_sample: int = 16
     exploration_fraction: float = 0.1
-    exploration_initial_eps: float = 1.0
     exploration_final_eps: float = 0.01
-    frame_stack: int = 4
-    max_grad_norm: float = 10.0
     eval_interval: int = 250_000
     eval_episodes: int = 5
-    eval_max_steps: int | None = None
-    eval_seed: int = 10_000
     target_return: float = 20.0
-    seed: int = 0
-    threads: int = 1
-    rollout_placement: str = "process"
-    # the most policy versions a sampled transition may lag the learner (None: no bound)
-    max_policy_lag: int | None = None
-    # collect each batch only after the updates the frames before it grant (SB3's order)
-    lockstep: bool = False
-    logger: str = default_run_logger()
+    frame_stack: int = 4
+    eval_max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        check_run_logger(self.logger)
+        super().__post_init__()
         name = self.env_name
         check_field(self, "env_name", isinstance(name, str) and (
             name.endswith("NoFrameskip-v4") or (name.startswith("ALE/") and name.endswith("-v5"))),
             "an Atari id stepping one frame at a time: '<Game>NoFrameskip-v4' or 'ALE/<Game>-v5'")
-        check_positive_ints(self, "frames", "batch_size", "buffer_size", "learning_starts",
-                            "target_update_interval", "train_freq", "gradient_steps",
-                            "minibatches_per_sample", "frame_stack", "eval_interval",
-                            "eval_episodes", "threads")
-        check_field(self, "gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]")
-        check_field(self, "lr", self.lr > 0, "> 0")
-        check_field(self, "max_grad_norm", self.max_grad_norm > 0, "> 0")
-        check_field(self, "exploration_fraction", 0.0 < self.exploration_fraction <= 1.0,
-                    "in (0, 1]")
-        for field in ("exploration_initial_eps", "exploration_final_eps"):
-            check_field(self, field, 0.0 <= getattr(self, field) <= 1.0, "in [0, 1]")
+        check_positive_ints(self, "frame_stack")
         steps = self.eval_max_steps
         check_field(self, "eval_max_steps", steps is None or (
             isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1),
             "None or an int >= 1")
-        check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
-                    "'process' or 'inline'")
-        lag = self.max_policy_lag
-        check_field(self, "max_policy_lag", lag is None or (
-            isinstance(lag, int) and not isinstance(lag, bool) and lag >= 0), "None or an int >= 0")
-
-    @property
-    def samples_per_insert(self) -> float:
-        """Sampled transitions per collected step: ``gradient_steps * batch_size /
-        train_freq``."""
-        return self.gradient_steps * self.batch_size / self.train_freq
-
-    @property
-    def sample_size(self) -> int:
-        """Transitions per replay-source message (split into ``minibatches_per_sample``
-        updates)."""
-        return self.batch_size * self.minibatches_per_sample
 
     @property
     def target_period(self) -> int:

@@ -62,11 +62,10 @@ from streamrl.ops import (
     Learner,
     OffPolicyGraph,
     build_offpolicy_graph,
-    check_run_logger,
-    default_run_logger,
     ratio_buffer,
 )
-from streamrl.train import check_field, check_positive_ints, driver
+from streamrl.train import check_positive_ints, driver
+from streamrl.train.dqn_config import DQNConfig as _DQNConfig
 
 NAME = "dqn_cartpole"
 
@@ -78,74 +77,21 @@ COLUMNS = [
 
 
 @dataclass
-class DQNConfig:
-    """Hyper-parameters of the DQN CartPole pipeline (defaults: rl-zoo's CartPole-v1 DQN).
+class DQNConfig(_DQNConfig):
+    """Hyper-parameters of the DQN CartPole pipeline (defaults: rl-zoo's CartPole-v1 DQN): the
+    fields of :class:`streamrl.train.dqn_config.DQNConfig` and ``hidden`` (the Q-network's
+    two hidden layers).
 
-    ``frames`` is the collection budget (and the horizon of the exploration schedule);
     ``eval_interval`` is in collected frames (converted to learner updates through the
-    ``gradient_steps / train_freq`` ratio). ``rollout_placement`` is ``process`` or ``inline``.
+    ``gradient_steps / train_freq`` ratio); ``target_update_interval`` counts learner
+    updates.
     """
 
-    env_name: str = "CartPole-v1"
-    frames: int = 50_000
-    lr: float = 2.3e-3
-    batch_size: int = 64
-    buffer_size: int = 100_000
-    learning_starts: int = 1000
-    gamma: float = 0.99
-    target_update_interval: int = 128
-    train_freq: int = 256
-    gradient_steps: int = 128
-    minibatches_per_sample: int = 16
-    exploration_fraction: float = 0.16
-    exploration_initial_eps: float = 1.0
-    exploration_final_eps: float = 0.04
     hidden: int = 256
-    max_grad_norm: float = 10.0
-    eval_interval: int = 5000
-    eval_episodes: int = 10
-    eval_seed: int = 10_000
-    target_return: float = 475.0
-    seed: int = 0
-    threads: int = 1
-    rollout_placement: str = "process"
-    # the most policy versions a sampled row may lag the learner (None: no bound, plain
-    # uniform replay over the buffer); see streamrl.ops.min_policy_lag for the least allowed
-    max_policy_lag: int | None = None
-    # collect each batch only after the updates the frames before it grant (SB3's order):
-    # learning no longer depends on thread timing, so a seed gives one result
-    lockstep: bool = False
-    # a streamrl.record logger beside metrics.csv/jsonl: tensorboard (when installed), csv,
-    # wandb (offline) or none
-    logger: str = default_run_logger()
 
     def __post_init__(self) -> None:
-        check_run_logger(self.logger)
-        check_positive_ints(self, "frames", "batch_size", "buffer_size", "learning_starts",
-                            "target_update_interval", "train_freq", "gradient_steps",
-                            "minibatches_per_sample", "hidden", "eval_interval",
-                            "eval_episodes", "threads")
-        check_field(self, "gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]")
-        check_field(self, "lr", self.lr > 0, "> 0")
-        check_field(self, "exploration_fraction", 0.0 < self.exploration_fraction <= 1.0,
-                    "in (0, 1]")
-        for name in ("exploration_initial_eps", "exploration_final_eps"):
-            check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
-        check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
-                    "'process' or 'inline'")
-        lag = self.max_policy_lag
-        check_field(self, "max_policy_lag", lag is None or (
-            isinstance(lag, int) and not isinstance(lag, bool) and lag >= 0), "None or an int >= 0")
-
-    @property
-    def samples_per_insert(self) -> float:
-        """Sampled rows per collected frame: ``gradient_steps * batch_size / train_freq``."""
-        return self.gradient_steps * self.batch_size / self.train_freq
-
-    @property
-    def sample_size(self) -> int:
-        """Rows per replay-source message (split into ``minibatches_per_sample`` updates)."""
-        return self.batch_size * self.minibatches_per_sample
+        super().__post_init__()
+        check_positive_ints(self, "hidden")
 
 
 # ---------------------------------------------------------------------------------- building

@@ -3,7 +3,8 @@
 Checkpoints written atomically and read with ``weights_only=True``, metrics files (CSV and
 JSON lines, with an optional plot), run directories, batched evaluation episodes,
 command-line flags from a config dataclass (:class:`OffPolicyConfig`: the fields, env,
-buffer and graph of an actor-critic off-policy pipeline), and :class:`LaggedCollector`
+buffer and graph of an actor-critic off-policy pipeline; :class:`DQNConfig`: the DQN
+pipelines' fields), and :class:`LaggedCollector`
 (on-policy collection running ahead of the learner in a worker process, at a bounded policy
 lag). :mod:`streamrl.train.driver` puts them together for pipeline files: their command
 line, and the run of an off-policy graph.
@@ -20,12 +21,14 @@ from streamrl.train.config import (
     check_positive_ints,
     config_from_args,
 )
+from streamrl.train.dqn_config import DQNConfig
 from streamrl.train.lagged_collector import LaggedCollector
 from streamrl.train.metrics import MetricsLogger, plot_metrics, read_metrics
 from streamrl.train.offpolicy_config import OffPolicyConfig
 from streamrl.train.run_dir import make_run_dir
 
 __all__ = [
+    "DQNConfig",
     "LaggedCollector",
     "MetricsLogger",
     "OffPolicyConfig",
