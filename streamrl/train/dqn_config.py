@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streamrl.ops import check_run_logger, default_run_logger
-from streamrl.train.config import check_field, check_positive_ints
+from streamrl.train.config import check_field, check_offpolicy_run_fields, check_positive_ints
 
 __all__ = ["DQNConfig"]
 
@@ -73,11 +73,7 @@ class DQNConfig:
                     "in (0, 1]")
         for name in ("exploration_initial_eps", "exploration_final_eps"):
             check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
-        check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
-                    "'process' or 'inline'")
-        lag = self.max_policy_lag
-        check_field(self, "max_policy_lag", lag is None or (
-            isinstance(lag, int) and not isinstance(lag, bool) and lag >= 0), "None or an int >= 0")
+        check_offpolicy_run_fields(self)
 
     @property
     def samples_per_insert(self) -> float:

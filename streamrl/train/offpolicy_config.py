@@ -20,7 +20,7 @@ from streamrl.ops import (
     default_run_logger,
     ratio_buffer,
 )
-from streamrl.train.config import check_field, check_positive_ints
+from streamrl.train.config import check_field, check_offpolicy_run_fields, check_positive_ints
 
 __all__ = ["OffPolicyConfig"]
 
@@ -84,11 +84,7 @@ class OffPolicyConfig:
         check_field(self, "tau", 0.0 < self.tau <= 1.0, "in (0, 1]")
         for name in ("lr", "updates_per_frame"):
             check_field(self, name, getattr(self, name) > 0, "> 0")
-        check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
-                    "'process' or 'inline'")
-        lag = self.max_policy_lag
-        check_field(self, "max_policy_lag", lag is None or (
-            isinstance(lag, int) and not isinstance(lag, bool) and lag >= 0), "None or an int >= 0")
+        check_offpolicy_run_fields(self)
 
     @property
     def samples_per_insert(self) -> float:
