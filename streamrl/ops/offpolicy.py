@@ -237,6 +237,7 @@ def build_offpolicy_graph(
     logger: str = "none",
     lockstep: bool = False,
     return_key: Any = None,
+    init_random_frames: int = 0,
 ) -> OffPolicyGraph:
     """The graph that collects, stores, samples, learns, publishes, evaluates and logs::
 
@@ -274,6 +275,10 @@ def build_offpolicy_graph(
     ``train_return`` is read from ``return_key`` at each episode's end when given (see
     :class:`MetricsSink`).
 
+    The first ``init_random_frames`` frames of the run (counted from its start, also across a
+    resume) take uniformly random actions from the env's action spec instead of the policy's
+    (SB3's off-policy algorithms do so until ``learning_starts``).
+
     With ``lockstep=True`` a :class:`Pacer` fed by the publications gates the rollout (the
     order of SB3's off-policy algorithms): each batch waits for the updates the limiter grants
     for the frames before it, so it is collected with exactly those weights and every sample
@@ -296,6 +301,10 @@ def build_offpolicy_graph(
     if rollout_placement not in ("process", "inline"):
         raise ValueError(f"rollout_placement must be 'process' or 'inline', found "
                          f"{rollout_placement!r}")
+    if isinstance(init_random_frames, bool) or not isinstance(init_random_frames, int) or (
+        init_random_frames < 0
+    ):
+        raise ValueError(f"init_random_frames must be an int >= 0, found {init_random_frames!r}")
     if not isinstance(learner, Learner):
         raise TypeError(f"learner must be a Learner, found {type(learner).__name__}")
     if getattr(buffer, "rate_limiter", None) is None:
@@ -341,7 +350,8 @@ def build_offpolicy_graph(
 
     g = Graph(name)
     collect = Rollout(make_env, weights, frames_per_batch=frames_per_batch,
-                      total_frames=remaining, seed=seed + done, gated=lockstep)
+                      total_frames=remaining, seed=seed + done, gated=lockstep,
+                      init_random_frames=max(0, init_random_frames - done))
     if state is not None:
         # a resumed run starts new episodes: their ids follow the stored ones, so that no
         # replay window joins a new episode to a stored trajectory

@@ -339,8 +339,11 @@ class Rollout(Operator):
         self._traj_len[done.reshape(-1)] = 0
 
     def __repr__(self) -> str:
+        random = (f", init_random_frames={self.init_random_frames}"
+                  if self.init_random_frames else "")
         return (
-            f"Rollout(frames_per_batch={self.frames_per_batch}, total_frames={self.total_frames})"
+            f"Rollout(frames_per_batch={self.frames_per_batch}, total_frames={self.total_frames}"
+            f"{random})"
         )
 
 

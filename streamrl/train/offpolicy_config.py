@@ -41,7 +41,9 @@ class OffPolicyConfig:
     :func:`~streamrl.ops.min_policy_lag` for the least allowed). ``lockstep``: collect each
     batch only after the updates the frames before it grant (SB3's order; a seed then gives
     one result). ``logger``: a :mod:`streamrl.record` logger beside ``metrics.csv``
-    (``tensorboard`` when installed, ``csv``, ``wandb`` or ``none``).
+    (``tensorboard`` when installed, ``csv``, ``wandb`` or ``none``). ``init_random_frames``:
+    the first frames take uniformly random actions (None: ``learning_starts`` of them, as
+    SB3's off-policy algorithms; 0: none).
 
     >>> config = OffPolicyConfig(env_name="Pendulum-v1", batch_size=64)
     >>> config.sample_size, config.samples_per_insert
@@ -74,6 +76,9 @@ class OffPolicyConfig:
     max_policy_lag: int | None = None
     lockstep: bool = False
     logger: str = default_run_logger()
+    # frames collected with uniformly random actions before the policy acts (None:
+    # learning_starts, as SB3's off-policy algorithms; 0: the policy from the first frame)
+    init_random_frames: int | None = None
 
     def __post_init__(self) -> None:
         check_run_logger(self.logger)
@@ -85,6 +90,9 @@ class OffPolicyConfig:
         for name in ("lr", "updates_per_frame"):
             check_field(self, name, getattr(self, name) > 0, "> 0")
         check_offpolicy_run_fields(self)
+        n = self.init_random_frames
+        check_field(self, "init_random_frames", n is None or (
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0), "None or an int >= 0")
 
     @property
     def samples_per_insert(self) -> float:
@@ -132,6 +140,8 @@ class OffPolicyConfig:
             eval_interval=max(1, round(self.eval_interval * self.updates_per_frame)),
             eval_seed=self.eval_seed, seed=self.seed, saved=saved, state=state,
             rollout_placement=self.rollout_placement, lockstep=self.lockstep,
+            init_random_frames=(self.learning_starts if self.init_random_frames is None
+                                else self.init_random_frames),
             run_dir=run_dir, columns=columns, logger=self.logger, progress=progress,
             **options,
         )

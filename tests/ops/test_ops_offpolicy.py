@@ -139,6 +139,22 @@ def test_resume_continues_from_the_checkpoint():
         build(frames=256, state=state)
 
 
+def test_init_random_frames_count_from_the_start_of_the_run():
+    first, _ = build(init_random_frames=64)
+    assert "init_random_frames=64" in str(first.graph)
+    run(first)
+    state = first.checkpoint(Config())
+    # a resumed run takes random actions only for what is left of them
+    second, _ = build(frames=384, state=state, init_random_frames=300)
+    assert "init_random_frames=44" in str(second.graph)
+    second.buffer.close()
+    third, _ = build(frames=384, state=state, init_random_frames=64)
+    assert "init_random_frames" not in str(third.graph)
+    third.buffer.close()
+    with pytest.raises(ValueError, match="init_random_frames must be an int >= 0, found -1"):
+        build(init_random_frames=-1)
+
+
 def lockstep_run(placement):
     built, steps = build(frames=320, lockstep=True, rollout_placement=placement)
     assert "pacer" in built.graph.nodes
