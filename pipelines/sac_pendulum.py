@@ -124,7 +124,10 @@ def build(config: SACConfig, run_dir: Path | None, progress: bool,
             actor(probe.reset())
     finally:
         probe.close()
-    loss = SACLoss(actor, qvalue, alpha_init=config.alpha_init, loss_function="l2")
+    # the two critics run in a Python loop: on CPU, with 256x256 networks and batch 256,
+    # 10.8 ms per update against 11.7-12.6 ms through torch.vmap (same math)
+    loss = SACLoss(actor, qvalue, alpha_init=config.alpha_init, loss_function="l2",
+                   deactivate_vmap=True)
     loss.make_value_estimator(gamma=config.gamma)
     # one optimizer: the actor, critic and temperature losses touch disjoint parameters
     optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
