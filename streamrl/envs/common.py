@@ -398,11 +398,9 @@ class EnvBase(EnvSpecs, nn.Module):
         ):
             raise ValueError(f"action: expected shape {spec.shape}, found {action.shape}")
         if spec.domain == "continuous" and not self.strict_action_bounds:
-            finite = (
-                math.isfinite(action.item())
-                if action.numel() == 1
-                else bool(torch.isfinite(action).all())
-            )
+            # one reduction and one sync: a sum of finite values is finite unless it overflows,
+            # and only then are the values checked one by one
+            finite = math.isfinite(action.sum().item()) or bool(torch.isfinite(action).all())
             if not finite:
                 raise ValueError(f"action holds non-finite values: {action}")
             return action

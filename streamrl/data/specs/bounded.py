@@ -173,8 +173,7 @@ class Bounded(TensorSpec):
         """Clamp into the box (rounding first for integer dtypes)."""
         if not self.dtype.is_floating_point and val.is_floating_point():
             val = val.round()
-        val = val.to(self.dtype)
-        return torch.maximum(torch.minimum(val, self.high), self.low)
+        return torch.clamp(val.to(self.dtype), self.low, self.high)
 
     def _reshaped(self, shape: torch.Size, index: Any = None) -> Bounded:
         if index is None:
