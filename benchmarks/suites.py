@@ -48,12 +48,18 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+
+# a row's setup (``setup() -> (run, close)``: ``run(n)`` takes at least ``n`` steps and returns
+# how many), its timing and the collector runner are the random-action rows' (suites_envs.py,
+# this folder; it needs only numpy and torch, so the peers' venv imports it too)
+from suites_envs import Row as Setup
+from suites_envs import batches, rate
 from torch import nn
 
 torch.set_num_threads(1)
@@ -182,38 +188,6 @@ class TinyCNN(nn.Module):
 # ---------------------------------------------------------------------------------- timing
 # A row's setup returns ``(run, close)``: ``run(n)`` takes at least ``n`` agent steps and
 # returns how many it took; the setup and a warm-up run are not timed.
-Setup = Callable[[], tuple[Callable[[int], int], Callable[[], None]]]
-
-
-def rate(setup: Setup, frames: int, repeats: int) -> float:
-    """The best of ``repeats`` timed runs of ``frames`` steps (the machine is shared: the
-    best is the least disturbed)."""
-    run, close = setup()
-    try:
-        run(min(frames, 1000))
-        best = 0.0
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            done = run(frames)
-            best = max(best, done / (time.perf_counter() - t0))
-        return best
-    finally:
-        close()
-
-
-def batches(collector: object) -> tuple[Callable[[int], int], Callable[[], None]]:
-    """``run``/``close`` over a collector's batches (their ``numel()`` counts the steps)."""
-    it = iter(collector)  # type: ignore[call-overload]
-
-    def run(frames: int) -> int:
-        done = 0
-        while done < frames:
-            done += next(it).numel()
-        return done
-
-    return run, collector.shutdown  # type: ignore[attr-defined]
-
-
 # ---------------------------------------------------------------------------------- raw loops
 def _gym() -> object:
     import ale_py
@@ -223,23 +197,28 @@ def _gym() -> object:
     return gym
 
 
-def raw_cheetah() -> tuple[Callable[[int], int], Callable[[], None]]:
-    gym = _gym()
-    env = gym.make(CHEETAH)  # type: ignore[attr-defined]
-    mlp = cheetah_mlp()
+def _policy_loop(env: Any, act: Callable[[Any], Any]) -> tuple[Callable[[int], int],
+                                                                Callable[[], None]]:
+    """The raw gymnasium loop: ``env.step(act(observation))``, resetting at episode ends."""
     obs = [env.reset(seed=0)[0]]
 
     @torch.no_grad()
     def run(frames: int) -> int:
         o = obs[0]
         for _ in range(frames):
-            o, _, term, trunc, _ = env.step(mlp(torch.as_tensor(o, dtype=torch.float32)).numpy())
+            o, _, term, trunc, _ = env.step(act(o))
             if term or trunc:
                 o, _ = env.reset()
         obs[0] = o
         return frames
 
     return run, env.close
+
+
+def raw_cheetah() -> tuple[Callable[[int], int], Callable[[], None]]:
+    mlp = cheetah_mlp()
+    return _policy_loop(_gym().make(CHEETAH),  # type: ignore[attr-defined]
+                        lambda o: mlp(torch.as_tensor(o, dtype=torch.float32)).numpy())
 
 
 def raw_pong() -> tuple[Callable[[int], int], Callable[[], None]]:
@@ -249,19 +228,7 @@ def raw_pong() -> tuple[Callable[[int], int], Callable[[], None]]:
     env = FrameStackObservation(AtariPreprocessing(gym.make(PONG), noop_max=30, frame_skip=4,  # type: ignore[attr-defined]
                                                    screen_size=84), 4)
     cnn = TinyCNN()
-    obs = [env.reset(seed=0)[0]]
-
-    @torch.no_grad()
-    def run(frames: int) -> int:
-        o = obs[0]
-        for _ in range(frames):
-            o, _, term, trunc, _ = env.step(int(cnn(torch.as_tensor(o))))
-            if term or trunc:
-                o, _ = env.reset()
-        obs[0] = o
-        return frames
-
-    return run, env.close
+    return _policy_loop(env, lambda o: int(cnn(torch.as_tensor(o))))
 
 
 # ---------------------------------------------------------------------------------- SB3

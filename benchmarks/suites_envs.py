@@ -104,20 +104,25 @@ def raw_dm_control() -> tuple[Callable[[int], int], Callable[[], None]]:
     return run, env.close
 
 
+def batches(collector: object) -> tuple[Callable[[int], int], Callable[[], None]]:
+    """``run``/``close`` over a collector's batches (their ``numel()`` counts the steps)."""
+    it = iter(collector)  # type: ignore[call-overload]
+
+    def run(frames: int) -> int:
+        done = 0
+        while done < frames:
+            done += next(it).numel()
+        return done
+
+    return run, collector.shutdown  # type: ignore[attr-defined]
+
+
 def collect(make_env: Callable[[], object]) -> Row:
     def setup() -> tuple[Callable[[int], int], Callable[[], None]]:
         from streamrl.collectors import SyncDataCollector
 
-        collector = SyncDataCollector(make_env, None, frames_per_batch=1000, total_frames=-1)
-        batches = iter(collector)
-
-        def run(frames: int) -> int:
-            done = 0
-            while done < frames:
-                done += next(batches).numel()
-            return done
-
-        return run, collector.shutdown
+        return batches(SyncDataCollector(make_env, None, frames_per_batch=1000,
+                                         total_frames=-1))
 
     return setup
 
