@@ -73,16 +73,11 @@ from streamrl.ops import (
     frame_ratio_buffer,
 )
 from streamrl.train import check_field, check_positive_ints, driver
-from streamrl.train.dqn_config import DQNConfig
+from streamrl.train.dqn_config import COLUMNS, DQNConfig
 
 NAME = "dqn_atari"
 PIXELS = ["pixels", ("next", "pixels")]
 
-COLUMNS = [
-    "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
-    "eval_return", "eval_return_std", "loss", "grad_norm", "epsilon", "policy_version",
-    "batch_policy_version", "staleness", "staleness_max", "collector_version", "eval_s",
-]
 
 
 @dataclass
@@ -172,11 +167,7 @@ def make_models(config: DQNAtariConfig, action_spec: Any) -> tuple[
     epsilon-greedy) and its epsilon-greedy module, for one env's one-hot ``action_spec``."""
     net = nature_cnn(config.frame_stack, action_spec.shape[-1])
     actor = QValueActor(net, in_keys=["pixels"], spec=action_spec)
-    explore = EGreedyModule(
-        action_spec, eps_init=config.exploration_initial_eps,
-        eps_end=config.exploration_final_eps,
-        annealing_num_steps=max(1, int(config.exploration_fraction * config.frames)),
-    )
+    explore = config.make_exploration(action_spec)
     return actor, TensorDictSequential(actor, explore), explore
 
 
@@ -205,14 +196,13 @@ def _build(config: DQNAtariConfig, run_dir: Path | None, progress: bool,
     target = HardUpdate(loss, period=config.target_period)
     learner = Learner(loss, optim, minibatch_size=config.batch_size, target_updater=target,
                       max_grad_norm=config.max_grad_norm)
-    updates_per_frame = config.gradient_steps / config.train_freq
     return build_offpolicy_graph(
         NAME, functools.partial(make_env, config), policy, learner, make_buffer(config),
         frames=config.frames, frames_per_batch=config.train_freq,
         # replay counts stored rows: frame_stack rows make one transition's stacks
         sample_size=config.sample_size * config.frame_stack,
         make_eval_env=functools.partial(make_eval_env, config),
-        eval_interval=max(1, round(config.eval_interval * updates_per_frame)),
+        eval_interval=config.eval_updates,
         eval_seed=config.eval_seed, seed=config.seed,
         saved={"policy": policy, "loss": loss, "optimizer": optim, "target_updater": target},
         state=state,

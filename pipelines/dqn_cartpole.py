@@ -65,15 +65,11 @@ from streamrl.ops import (
     ratio_buffer,
 )
 from streamrl.train import check_positive_ints, driver
+from streamrl.train.dqn_config import COLUMNS
 from streamrl.train.dqn_config import DQNConfig as _DQNConfig
 
 NAME = "dqn_cartpole"
 
-COLUMNS = [
-    "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
-    "eval_return", "eval_return_std", "loss", "grad_norm", "epsilon", "policy_version",
-    "batch_policy_version", "staleness", "staleness_max", "collector_version", "eval_s",
-]
 
 
 @dataclass
@@ -118,11 +114,7 @@ def make_models(config: DQNConfig, env: Any) -> tuple[QValueActor, TensorDictSeq
     net = MLP(in_features=obs_dim, out_features=n_actions, num_cells=[config.hidden] * 2,
               activation_class=nn.ReLU)
     actor = QValueActor(net, spec=env.action_spec)
-    explore = EGreedyModule(
-        env.action_spec, eps_init=config.exploration_initial_eps,
-        eps_end=config.exploration_final_eps,
-        annealing_num_steps=max(1, int(config.exploration_fraction * config.frames)),
-    )
+    explore = config.make_exploration(env.action_spec)
     return actor, TensorDictSequential(actor, explore), explore
 
 
@@ -153,12 +145,11 @@ def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
     target = HardUpdate(loss, period=config.target_update_interval)
     learner = Learner(loss, optim, minibatch_size=config.batch_size, target_updater=target,
                       max_grad_norm=config.max_grad_norm)
-    updates_per_frame = config.gradient_steps / config.train_freq
     return build_offpolicy_graph(
         NAME, functools.partial(make_env, config), policy, learner, make_buffer(config),
         frames=config.frames, frames_per_batch=config.train_freq,
         sample_size=config.sample_size, make_eval_env=functools.partial(make_eval_env, config),
-        eval_interval=max(1, round(config.eval_interval * updates_per_frame)),
+        eval_interval=config.eval_updates,
         eval_seed=config.eval_seed, seed=config.seed,
         # the policy's state holds the Q-network and the current epsilon; the loss's, the
         # target network

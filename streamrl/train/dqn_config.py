@@ -9,11 +9,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from streamrl.modules import EGreedyModule
 from streamrl.ops import check_run_logger, default_run_logger
 from streamrl.train.config import check_field, check_offpolicy_run_fields, check_positive_ints
 
 __all__ = ["DQNConfig"]
+
+#: the metrics columns of a DQN pipeline's run (``metrics.csv``)
+COLUMNS = [
+    "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
+    "eval_return", "eval_return_std", "loss", "grad_norm", "epsilon", "policy_version",
+    "batch_policy_version", "staleness", "staleness_max", "collector_version", "eval_s",
+]
 
 
 @dataclass
@@ -84,3 +93,18 @@ class DQNConfig:
     def sample_size(self) -> int:
         """Rows per replay-source message (split into ``minibatches_per_sample`` updates)."""
         return self.batch_size * self.minibatches_per_sample
+
+    @property
+    def eval_updates(self) -> int:
+        """``eval_interval`` (collected frames) in learner updates (``gradient_steps`` per
+        ``train_freq`` frames)."""
+        return max(1, round(self.eval_interval * self.gradient_steps / self.train_freq))
+
+    def make_exploration(self, action_spec: Any) -> EGreedyModule:
+        """The epsilon-greedy module: epsilon from ``exploration_initial_eps`` to
+        ``exploration_final_eps`` over the first ``exploration_fraction`` of ``frames``."""
+        return EGreedyModule(
+            action_spec, eps_init=self.exploration_initial_eps,
+            eps_end=self.exploration_final_eps,
+            annealing_num_steps=max(1, int(self.exploration_fraction * self.frames)),
+        )
