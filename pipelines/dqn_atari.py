@@ -79,7 +79,6 @@ NAME = "dqn_atari"
 PIXELS = ["pixels", ("next", "pixels")]
 
 
-
 @dataclass
 class DQNAtariConfig(DQNConfig):
     """Hyper-parameters of the DQN Atari pipeline (defaults: rl-zoo's Atari DQN): the fields of

@@ -71,7 +71,6 @@ from streamrl.train.dqn_config import DQNConfig as _DQNConfig
 NAME = "dqn_cartpole"
 
 
-
 @dataclass
 class DQNConfig(_DQNConfig):
     """Hyper-parameters of the DQN CartPole pipeline (defaults: rl-zoo's CartPole-v1 DQN): the
