@@ -58,8 +58,10 @@ def test_partial_reset_resets_only_the_marked_envs():
         for _ in range(3):
             td = env.rand_step(td)["next"]
         before = td["observation"].clone()
+        handed_out = td["observation"]
         td.set("_reset", torch.tensor([[False], [True], [False]]))
         out = env.reset(td)
+        assert torch.equal(handed_out, before)  # what a step returned is never written over
         assert torch.equal(out["observation"][[0, 2]], before[[0, 2]])
         assert not torch.equal(out["observation"][1], before[1])
         assert out["observation"][1].abs().max() <= 0.05  # CartPole's initial state range

@@ -130,8 +130,8 @@ class MultiThreadedEnvWrapper(EnvBase):
         return {k: observation[k] for k in self._obs_keys}
 
     def _output(self, extra: dict[str, torch.Tensor]) -> TensorDictBase:
-        src = {k: v.clone() for k, v in self._obs.items()}
-        src.update(extra)
+        # the cached observations are replaced, never written in place, once handed out
+        src = {**self._obs, **extra}
         return TensorDict._new_unsafe(src, batch_size=self.batch_size, device=self.device)
 
     # ----------------------------------------------------------- EnvBase hooks
@@ -146,10 +146,11 @@ class MultiThreadedEnvWrapper(EnvBase):
             return self._output({})
         observation, info = self._env.reset() if ids is None else self._env.reset(ids)
         order = np.asarray(info["env_id"]) if ids is None else ids
+        index = torch.from_numpy(np.asarray(order))
         for key, value in self._arrays(observation).items():
-            self._obs[key][torch.from_numpy(np.asarray(order))] = torch.as_tensor(
-                np.asarray(value), dtype=self._obs[key].dtype
-            )
+            fresh = self._obs[key].clone()  # the rows not reset keep their observation
+            fresh[index] = torch.as_tensor(np.asarray(value), dtype=fresh.dtype)
+            self._obs[key] = fresh
         return self._output({})
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -163,7 +164,8 @@ class MultiThreadedEnvWrapper(EnvBase):
             return a if inverse is None else a[inverse]
 
         for key, value in self._arrays(observation).items():
-            self._obs[key].copy_(torch.as_tensor(rows(value)))
+            # a copy: the pool may reuse its arrays at the next step
+            self._obs[key] = torch.tensor(rows(value), dtype=self._obs[key].dtype)
         n = self.num_workers
         term_t = torch.from_numpy(rows(term).astype(bool)).reshape(n, 1)
         trunc_t = torch.from_numpy(rows(trunc).astype(bool)).reshape(n, 1)
