@@ -166,10 +166,13 @@ def child(name: str, minutes: float, interval: float, run_dir: str, flags: list[
                 row["graph"] = repr(exc)
             row["frames"] = frames_logged(run_dir)
             print(_ROW + json.dumps(row), flush=True)
-            if elapsed >= minutes * 60:
-                os.kill(os.getpid(), signal.SIGINT)
+            if elapsed >= minutes * 60:  # Ctrl-C, delivered to the main thread
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
                 return
 
+    # a shell's background job starts with SIGINT ignored (and Python then keeps it so): the
+    # stop must not depend on how the soak was launched
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=sample, daemon=True, name="soak-sampler").start()
     try:
         status = module.main(["--run-dir", run_dir, *NEVER_SOLVED, *flags])
@@ -188,6 +191,15 @@ def soak(name: str, minutes: float, interval: float, workdir: Path, log) -> dict
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, cwd=workdir)
     rows, tail, seen = [], [], set()
+    stuck: list[bool] = []
+
+    def watchdog() -> None:  # the stop is part of what is measured: a run that ignores it
+        if _wait(proc, minutes * 60 + 300):  # is killed and reported
+            return
+        stuck.append(True)
+        proc.kill()
+
+    threading.Thread(target=watchdog, daemon=True).start()
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith(_ROW):
@@ -200,7 +212,17 @@ def soak(name: str, minutes: float, interval: float, workdir: Path, log) -> dict
     status = proc.wait()
     time.sleep(2.0)  # the workers' own exit after the parent's
     left = sorted(p for p in seen if os.path.exists(f"/proc/{p}") and _is_alive(p))
+    if stuck:
+        status = "killed: no stop 5 min after SIGINT"
     return {"name": name, "rows": rows, "exit": status, "workers_left": left, "tail": tail}
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> bool:
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _is_alive(pid: int) -> bool:
@@ -280,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'exit':>5} {'left':>8}")
     for r in results:
         print(summarize(r, args.warmup_minutes))
-    return 0 if all(not r["workers_left"] for r in results) else 1
+    clean = all(not r["workers_left"] and r["exit"] == 130 for r in results)
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":
