@@ -117,13 +117,8 @@ class ArrayEnv(EnvBase):
         # steps or resets take the generic path, so that their code runs.
         if not self._arrays_ok():
             return super()._step_into(buffers, t, steps, break_when_any_done)
-        v = buffers.numpy()
-        # (key, next rows, root rows) once, not dict lookups per step and key
-        obs_bufs = [(key, v["next"][key], v["root"][key]) for key in v["next"]]
-        # [T, 1] -> [T] views: setting a scalar is cheaper than filling a row
-        rew, term, trunc = (v[k][:, 0] for k in ("reward", "terminated", "truncated"))
+        obs_bufs, rew, term, trunc, act = buffers.memo(_VIEWS, lambda: _array_views(buffers))
         convert = self._actions_from_numpy
-        act = v["action"]
         actions = (convert(act[t]),) if steps == 1 else convert(act[t : t + steps])
         step, reset = self._np_step, self._np_reset
         for k in range(steps):
@@ -172,3 +167,17 @@ class ArrayEnv(EnvBase):
                 f"{type(self).__name__} (and its env {type(env).__name__}) has no "
                 f"attribute {name!r}"
             ) from None
+
+
+_VIEWS = "ArrayEnv.step_into views"
+
+
+def _array_views(buffers: StepBuffers) -> tuple:
+    """The numpy views :meth:`ArrayEnv._step_into` writes: ``(key, next rows, root rows)``
+    per observation (not dict lookups per step and key), then reward, terminated and
+    truncated as ``[T]`` views (setting a scalar is cheaper than filling a row), and the
+    actions."""
+    v = buffers.numpy()
+    obs_bufs = [(key, v["next"][key], v["root"][key]) for key in v["next"]]
+    rew, term, trunc = (v[k][:, 0] for k in ("reward", "terminated", "truncated"))
+    return obs_bufs, rew, term, trunc, v["action"]
