@@ -165,10 +165,12 @@ def test_a_policy_reading_its_own_carried_output_matches_the_td_loop(plan_runs):
 
 
 
-def test_breaking_on_done_matches_the_td_loop(plan_runs):
-    (batch, root), (ref, ref_root) = both_loops(cartpole, argmax_policy(), 500,
+@pytest.mark.parametrize("make_env", [cartpole, lambda: SerialEnv(3, cartpole)],
+                         ids=["gym", "serial"])
+def test_breaking_on_done_matches_the_td_loop(make_env, plan_runs):
+    (batch, root), (ref, ref_root) = both_loops(make_env, argmax_policy(), 500,
                                                 break_when_any_done=True)
-    assert batch.shape[0] < 500 and bool(batch["next", "done"][-1])
+    assert batch.shape[-1] < 500 and bool(batch["next", "done"][..., -1, :].any())
     assert_same(batch, ref)
     assert_same(root, ref_root)
     assert len(plan_runs) == 1
