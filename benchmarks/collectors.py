@@ -10,6 +10,8 @@ envs and worker processes) is not timed. Rows:
 - ``sync-gym``: SyncDataCollector(GymEnv) vs TorchRL Collector(GymEnv);
 - ``sync-serial``: SyncDataCollector(SerialEnv(8)) vs Collector(SerialEnv(8));
 - ``sync-parallel``: SyncDataCollector(ParallelEnv(2)) vs Collector(ParallelEnv(2));
+  ``sync-parallel4`` / ``sync-parallel8``: the same with 4 and 8 worker processes (on a
+  2-core machine: how lockstep collection degrades as workers outnumber cores);
 - ``multisync``: MultiSyncDataCollector(2 x GymEnv) vs MultiSyncCollector(2 x GymEnv);
 - ``multiasync``: MultiaSyncDataCollector(2 x GymEnv) vs MultiAsyncCollector(2 x GymEnv);
 - ``sync-split``: ``sync-gym`` with ``split_trajs=True`` (frames counted from the mask);
@@ -44,7 +46,7 @@ torch.set_num_threads(1)
 
 CARTPOLE = "CartPole-v1"
 FRAMES_PER_BATCH = 1000
-ROWS = ("sync-gym", "sync-serial", "sync-parallel", "multisync", "multiasync", "sync-split",
+ROWS = ("sync-gym", "sync-serial", "sync-parallel", "sync-parallel4", "sync-parallel8", "multisync", "multiasync", "sync-split",
         "sync-rb", "multisync-rb")
 BUFFER_SIZE = 200_000
 
@@ -145,10 +147,10 @@ def serial_env():
     return SerialEnv(8, gym_env)
 
 
-def parallel_env():
+def parallel_env(n: int = 2):
     from streamrl.envs import ParallelEnv
 
-    return ParallelEnv(2, gym_env)
+    return ParallelEnv(n, gym_env)
 
 
 def streamrl_makers() -> dict[str, tuple[str, Callable[[int], object]]]:
@@ -181,6 +183,10 @@ def streamrl_makers() -> dict[str, tuple[str, Callable[[int], object]]]:
         "sync-gym": ("streamrl SyncDataCollector(GymEnv)", sync(gym_env)),
         "sync-serial": ("streamrl SyncDataCollector(SerialEnv(8))", sync(serial_env)),
         "sync-parallel": ("streamrl SyncDataCollector(ParallelEnv(2))", sync(parallel_env)),
+        "sync-parallel4": ("streamrl SyncDataCollector(ParallelEnv(4))",
+                           sync(lambda: parallel_env(4))),
+        "sync-parallel8": ("streamrl SyncDataCollector(ParallelEnv(8))",
+                           sync(lambda: parallel_env(8))),
         "multisync": (
             "streamrl MultiSyncDataCollector(2 x GymEnv)",
             multi(MultiSyncDataCollector),
@@ -254,6 +260,10 @@ makers = {
                                        frames_per_batch=fpb, total_frames=t),
     "sync-parallel": lambda t: Collector(lambda: ParallelEnv(2, gym), policy(),
                                          frames_per_batch=fpb, total_frames=t),
+    "sync-parallel4": lambda t: Collector(lambda: ParallelEnv(4, gym), policy(),
+                                          frames_per_batch=fpb, total_frames=t),
+    "sync-parallel8": lambda t: Collector(lambda: ParallelEnv(8, gym), policy(),
+                                          frames_per_batch=fpb, total_frames=t),
     "multisync": lambda t: MultiSyncCollector([gym, gym], policy(), frames_per_batch=fpb,
                                               total_frames=t),
     "multiasync": lambda t: MultiAsyncCollector([gym, gym], policy(), frames_per_batch=fpb,
