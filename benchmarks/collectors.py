@@ -10,6 +10,8 @@ envs and worker processes) is not timed. Rows:
 - ``sync-gym``: SyncDataCollector(GymEnv) vs TorchRL Collector(GymEnv);
 - ``sync-serial``: SyncDataCollector(SerialEnv(8)) vs Collector(SerialEnv(8));
 - ``sync-parallel``: SyncDataCollector(ParallelEnv(2)) vs Collector(ParallelEnv(2));
+  ``sync-parallel4`` / ``sync-parallel8``: the same with 4 and 8 worker processes (on a
+  2-core machine: how lockstep collection degrades as workers outnumber cores);
 - ``multisync``: MultiSyncDataCollector(2 x GymEnv) vs MultiSyncCollector(2 x GymEnv);
 - ``multiasync``: MultiaSyncDataCollector(2 x GymEnv) vs MultiAsyncCollector(2 x GymEnv);
 - ``sync-split``: ``sync-gym`` with ``split_trajs=True`` (frames counted from the mask);
@@ -18,6 +20,11 @@ envs and worker processes) is not timed. Rows:
   env uses integer actions here, as the argmax policy writes them and its buffer allocates
   from the action spec);
 - ``multisync-rb``: ``multisync`` with ``replay_buffer=`` (TorchRL's buffer ``shared=True``).
+
+Beside each row with one, the hand-written limit from the same run: ``gym-loop`` (a
+``gymnasium`` loop calling the same ``Linear(4, 2)`` + argmax on each observation, for the
+single-env rows) and ``vector-loop`` (``gymnasium.vector.SyncVectorEnv(8)`` with the policy on
+the batch of 8, for ``sync-serial``); the share is the row's frames/s over its limit's.
 
 TorchRL rows run in a subprocess with ``--peers-python`` (or ``$STREAMRL_PEERS_PYTHON``;
 default ``/tmp/peers/bin/python``) and are skipped with a note when it has no torchrl.
@@ -39,7 +46,7 @@ torch.set_num_threads(1)
 
 CARTPOLE = "CartPole-v1"
 FRAMES_PER_BATCH = 1000
-ROWS = ("sync-gym", "sync-serial", "sync-parallel", "multisync", "multiasync", "sync-split",
+ROWS = ("sync-gym", "sync-serial", "sync-parallel", "sync-parallel4", "sync-parallel8", "multisync", "multiasync", "sync-split",
         "sync-rb", "multisync-rb")
 BUFFER_SIZE = 200_000
 
@@ -86,6 +93,48 @@ def time_collector(make: Callable[[], object], frames: int) -> float:
         collector.shutdown()
 
 
+def limit_gym_loop(frames: int) -> float:
+    """frames/s of a plain gymnasium loop calling the policy module on every observation."""
+    import gymnasium as gym
+
+    env, policy = gym.make(CARTPOLE), ArgmaxLinear()
+    obs, _ = env.reset(seed=0)
+    with torch.no_grad():
+        for _ in range(FRAMES_PER_BATCH):  # warm-up, as the collectors' first batch
+            obs, _, term, trunc, _ = env.step(policy(torch.as_tensor(obs)).item())
+            if term or trunc:
+                obs, _ = env.reset()
+        t0 = time.perf_counter()
+        for _ in range(frames):
+            obs, _, term, trunc, _ = env.step(policy(torch.as_tensor(obs)).item())
+            if term or trunc:
+                obs, _ = env.reset()
+    return frames / (time.perf_counter() - t0)
+
+
+def limit_vector_loop(frames: int, n: int = 8) -> float:
+    """frames/s of ``SyncVectorEnv(n)`` (same-step autoreset) with the policy on the batch."""
+    import gymnasium as gym
+
+    env = gym.vector.SyncVectorEnv([lambda: gym.make(CARTPOLE)] * n,
+                                   autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    policy = ArgmaxLinear()
+    obs, _ = env.reset(seed=0)
+    with torch.no_grad():
+        for _ in range(FRAMES_PER_BATCH // n):
+            obs, *_ = env.step(policy(torch.as_tensor(obs)).numpy())
+        t0 = time.perf_counter()
+        for _ in range(frames // n):
+            obs, *_ = env.step(policy(torch.as_tensor(obs)).numpy())
+    env.close()
+    return (frames // n) * n / (time.perf_counter() - t0)
+
+
+LIMITS = {"gym-loop": limit_gym_loop, "vector-loop": limit_vector_loop}
+ROW_LIMIT = {"sync-gym": "gym-loop", "sync-split": "gym-loop", "sync-rb": "gym-loop",
+             "sync-serial": "vector-loop"}
+
+
 def gym_env():
     from streamrl.envs.libs.gym import GymEnv
 
@@ -98,10 +147,10 @@ def serial_env():
     return SerialEnv(8, gym_env)
 
 
-def parallel_env():
+def parallel_env(n: int = 2):
     from streamrl.envs import ParallelEnv
 
-    return ParallelEnv(2, gym_env)
+    return ParallelEnv(n, gym_env)
 
 
 def streamrl_makers() -> dict[str, tuple[str, Callable[[int], object]]]:
@@ -134,6 +183,10 @@ def streamrl_makers() -> dict[str, tuple[str, Callable[[int], object]]]:
         "sync-gym": ("streamrl SyncDataCollector(GymEnv)", sync(gym_env)),
         "sync-serial": ("streamrl SyncDataCollector(SerialEnv(8))", sync(serial_env)),
         "sync-parallel": ("streamrl SyncDataCollector(ParallelEnv(2))", sync(parallel_env)),
+        "sync-parallel4": ("streamrl SyncDataCollector(ParallelEnv(4))",
+                           sync(lambda: parallel_env(4))),
+        "sync-parallel8": ("streamrl SyncDataCollector(ParallelEnv(8))",
+                           sync(lambda: parallel_env(8))),
         "multisync": (
             "streamrl MultiSyncDataCollector(2 x GymEnv)",
             multi(MultiSyncDataCollector),
@@ -207,6 +260,10 @@ makers = {
                                        frames_per_batch=fpb, total_frames=t),
     "sync-parallel": lambda t: Collector(lambda: ParallelEnv(2, gym), policy(),
                                          frames_per_batch=fpb, total_frames=t),
+    "sync-parallel4": lambda t: Collector(lambda: ParallelEnv(4, gym), policy(),
+                                          frames_per_batch=fpb, total_frames=t),
+    "sync-parallel8": lambda t: Collector(lambda: ParallelEnv(8, gym), policy(),
+                                          frames_per_batch=fpb, total_frames=t),
     "multisync": lambda t: MultiSyncCollector([gym, gym], policy(), frames_per_batch=fpb,
                                               total_frames=t),
     "multiasync": lambda t: MultiAsyncCollector([gym, gym], policy(), frames_per_batch=fpb,
@@ -281,24 +338,28 @@ def main() -> None:
             parser.error(f"unknown row {r!r}; expected some of {ROWS}")
     print(f"CartPole-v1, Linear(4,2)+argmax policy, {FRAMES_PER_BATCH} frames/batch, "
           f"{args.frames} timed frames per row", flush=True)
+    limits = {}
+    for key in sorted({ROW_LIMIT[r] for r in rows if r in ROW_LIMIT}):
+        limits[key] = LIMITS[key](args.frames)
+        print(f"{'limit: ' + key:48s} {limits[key]:10.0f} frames/s", flush=True)
     makers = streamrl_makers()
     ours = {}
     for key in rows:
         name, make = makers[key]
         ours[key] = time_collector(make, args.frames)
         print(f"{name:48s} {ours[key]:10.0f} frames/s", flush=True)
-    if args.no_peers:
-        return
-    theirs, note = torchrl_figures(args.peers_python, args.torchrl_frames or args.frames, rows)
+    theirs, note = ({}, None) if args.no_peers else torchrl_figures(
+        args.peers_python, args.torchrl_frames or args.frames, rows)
     if note:
         print(f"(torchrl: {note})")
-    print(f"\n{'row':16s} {'streamrl':>10s} {'torchrl':>10s} {'ratio':>8s}")
+    print(f"\n{'row':16s} {'streamrl':>10s} {'limit':>10s} {'share':>6s} {'torchrl':>10s} "
+          f"{'ratio':>8s}")
     for key in rows:
-        if key in theirs:
-            ratio = ours[key] / theirs[key]
-            print(f"{key:16s} {ours[key]:10.0f} {theirs[key]:10.0f} {ratio:7.1f}x")
-        else:
-            print(f"{key:16s} {ours[key]:10.0f} {'n/a':>10s} {'':>8s}")
+        limit = limits.get(ROW_LIMIT.get(key, ""))
+        lim = f"{limit:10.0f} {ours[key] / limit:6.2f}" if limit else f"{'-':>10s} {'':>6s}"
+        peer = (f"{theirs[key]:10.0f} {ours[key] / theirs[key]:7.1f}x" if key in theirs
+                else f"{'n/a':>10s} {'':>8s}")
+        print(f"{key:16s} {ours[key]:10.0f} {lim} {peer}")
 
 
 if __name__ == "__main__":

@@ -153,12 +153,14 @@ def micro(repeats: int = 500) -> None:
 
     from streamrl.cli import load_pipeline
 
+    from streamrl.train.ppo import make_loss
+
     ppo = load_pipeline(ROOT / "pipelines" / "ppo_cartpole.py")
     torch.set_num_threads(1)
     config = ppo.PPOConfig()
-    env = ppo.make_env(config, config.num_envs)
+    env = config.make_env(config.num_envs)
     actor, critic = ppo.make_models(config, env)
-    loss = ppo.make_loss(config, actor, critic)
+    loss = make_loss(config, actor, critic)
     nets = [m for m in (*actor.modules(), *critic.modules()) if type(m).__name__ == "MLP"]
     policy_net, value_net = nets
     with torch.no_grad():

@@ -121,13 +121,15 @@ def streamrl_updates(pipeline: str, steps: int, learning_starts: int,
 
 def sb3_model(algorithm: str, env: Any, learning_starts: int, seed: int, **extra: Any) -> Any:
     """SB3's SAC or TD3 with the pipelines' hyper-parameters (256x256, batch 256, lr 3e-4,
-    buffer 1M, one update per step; TD3 with Gaussian exploration noise 0.1)."""
+    buffer 1M, one update per step; TD3 with Gaussian exploration noise 0.1); ``extra``
+    overrides them."""
     from stable_baselines3 import SAC, TD3
     from stable_baselines3.common.noise import NormalActionNoise
 
     common = dict(learning_rate=3e-4, buffer_size=1_000_000, learning_starts=learning_starts,
                   batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1,
-                  policy_kwargs=dict(net_arch=[256, 256]), seed=seed, device="cpu", **extra)
+                  policy_kwargs=dict(net_arch=[256, 256]), seed=seed, device="cpu")
+    common.update(extra)
     if algorithm == "SAC":
         return SAC("MlpPolicy", env, **common)
     dim = env.action_space.shape[-1]
@@ -135,14 +137,16 @@ def sb3_model(algorithm: str, env: Any, learning_starts: int, seed: int, **extra
                policy_delay=2, target_policy_noise=0.2, target_noise_clip=0.5, **common)
 
 
-def sb3_updates(algorithm: str, steps: int, learning_starts: int) -> tuple[float, float]:
-    """(env steps/s, updates/s) of SB3 over ``steps`` steps after ``learning_starts``."""
+def sb3_updates(algorithm: str, steps: int, learning_starts: int, env_name: str = CHEETAH,
+                **extra: Any) -> tuple[float, float]:
+    """(env steps/s, updates/s) of SB3 on ``env_name`` over ``steps`` steps after
+    ``learning_starts`` (``extra``: :func:`sb3_model`'s overrides)."""
     import gymnasium as gym
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = sb3_model(algorithm, gym.make(CHEETAH), learning_starts, seed=0)
+        model = sb3_model(algorithm, gym.make(env_name), learning_starts, seed=0, **extra)
         model.learn(learning_starts)
         n0, t0 = model._n_updates, time.perf_counter()
         model.learn(steps, reset_num_timesteps=False)

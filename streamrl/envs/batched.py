@@ -448,6 +448,9 @@ class SerialEnv(_BatchedEnv):
     def _step_rows(
         self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
     ) -> int:
+        steppers = buffers.memo(("SerialEnv", id(self)), lambda: self._steppers(buffers))
+        if steppers:
+            return _step_steppers(steppers, t, steps, break_when_any_done)
         rows = [buffers.row(i) for i in range(self.num_workers)]
         envs = self._envs
         if not break_when_any_done:
@@ -464,6 +467,12 @@ class SerialEnv(_BatchedEnv):
             if done:
                 return k + 1
         return steps
+
+    def _steppers(self, buffers: StepBuffers) -> list | bool:
+        """Every sub-env's stepper into its row (see ``EnvBase._stepper``), or False when one
+        has none."""
+        steppers = [env._stepper(buffers.row(i)) for i, env in enumerate(self._envs)]
+        return False if any(s is None for s in steppers) else steppers
 
     def _pick(self, rows: list[int] | None) -> list[tuple[int, EnvBase]]:
         return list(enumerate(self._envs)) if rows is None else [(i, self._envs[i]) for i in rows]
@@ -495,3 +504,22 @@ class SerialEnv(_BatchedEnv):
 
 def _step_outputs(bufs: StepBuffers) -> tuple:
     return (("reward", bufs.reward), ("terminated", bufs.terminated), ("truncated", bufs.truncated))
+
+
+def _step_steppers(steppers: list, t: int, steps: int, break_when_any_done: bool) -> int:
+    """Steps ``t .. t + steps - 1`` of sub-envs that have steppers, in one loop."""
+    if not break_when_any_done:
+        for s in steppers:
+            step = s.step
+            for k, action in enumerate(s.actions(t, steps)):
+                step(t + k, action, True)
+        return steps
+    # in lockstep: every sub-env takes step i before any takes step i + 1
+    for k in range(steps):
+        i = t + k
+        done = False
+        for s in steppers:
+            done = s.step(i, s.actions(i, 1)[0], False) or done
+        if done:
+            return k + 1
+    return steps

@@ -668,6 +668,12 @@ class EnvBase(EnvSpecs, nn.Module):
         with torch.no_grad():
             return self._step_into_loop(buffers, t, steps, break_when_any_done)
 
+    def _stepper(self, buffers: StepBuffers) -> Any:
+        """An object whose ``actions(t, steps)`` converts the actions of ``buffers`` and whose
+        ``step(i, action, keep_going) -> done`` steps once into row ``i``, for a batched env
+        to step its sub-envs in one loop; ``None`` (the default): step with :meth:`step_into`."""
+        return None
+
     def _step_into_loop(
         self, buffers: StepBuffers, t: int, steps: int, break_when_any_done: bool
     ) -> int:

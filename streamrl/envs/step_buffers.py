@@ -87,6 +87,7 @@ class StepBuffers:
         self._rows: dict[int, StepBuffers] = {}
         self._numpy: dict[str, Any] | None = None
         self._columns: dict[str, Any] | None = None  # by buffer name
+        self._memo: dict[Any, Any] = {}
 
     # ---------------------------------------------------------------- structure
     def tensors(self) -> dict[str, Any]:
@@ -144,6 +145,14 @@ class StepBuffers:
         if self._numpy is None:
             self._numpy = self._map(lambda t: t.numpy())
         return self._numpy
+
+    def memo(self, key: Any, make: Any) -> Any:
+        """``make()``, made once per ``key`` for these buffers (views a stepping loop prepares
+        once instead of per step; dropped when the storage moves)."""
+        out = self._memo.get(key)
+        if out is None:
+            out = self._memo[key] = make()
+        return out
 
     def columns(self, name: str) -> Any:
         """Per-step views of one buffer (``unbind`` along time, made once): ``columns("root")

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from streamrl.envs._policy_plan import run_plan, tensor_plan
 from streamrl.envs.step_buffers import FLAGS, _td
 
 __all__ = ["run_steps"]
@@ -203,10 +204,89 @@ def _run_buffered(
         for k in FLAGS:
             src[k] = false if t + 1 < T else false.clone()
         td = TensorDict._new_unsafe(src, batch_size=batch_size)
+        if t == 0 and T > 1:
+            plan = _plan_for(policy, td, obs_keys, extra)
+            if plan is not None:  # the same calls on tensors, without TensorDicts
+                n, td = _run_plan_steps(env, bufs, td, plan, T, extra_cols, project,
+                                        break_when_any_done)
+                break
     if extra and n < T:
         upto = (slice(None),) * len(batch_size) + (slice(0, n),)
         extra = {k: v[upto] for k, v in extra.items()}
     return bufs.to_tensordict(n, flags0, extra), td
+
+
+def _plan_for(policy: Policy, td: TensorDictBase, obs_keys: list, extra: dict) -> Any:
+    """The policy's :func:`tensor_plan` when running it on the root's tensors writes exactly
+    what the TensorDict call wrote at the first step (``"action"`` and the ``extra`` keys, no
+    observation) and reads only observations, carried tensors and its own outputs."""
+    plan = tensor_plan(policy)
+    if plan is None:
+        return None
+    carried = [k for k in td.keys() if k not in _NOT_CARRIED]
+    if not all(isinstance(td.get(k), torch.Tensor) for k in carried):
+        return None
+    readable = {*obs_keys, *carried}
+    written: set = set()
+    for _, ins, outs in plan:
+        if not all(k in readable or k in written for k in ins):
+            return None
+        written.update(outs)
+    if written != {"action", *extra} or written.intersection(obs_keys):
+        return None
+    return plan
+
+
+def _run_plan_steps(
+    env: Any, bufs: Any, td: TensorDictBase, plan: Any, T: int, extra_cols: dict,
+    project: bool, break_when_any_done: bool,
+) -> tuple[int, TensorDictBase]:
+    """Steps ``1..T-1`` of :func:`_run_buffered` with the policy run as ``plan`` on a dict
+    of the root's tensors (the carried entries and the policy's outputs of the step before,
+    as ``step_mdp`` carries them, then the observation columns). Returns ``(n, root)``."""
+    _, _, action_spec, _ = env._action_info()
+    batch_size = env.batch_size
+    root_cols, action_cols = bufs.columns("root"), bufs.columns("action")
+    obs_keys = list(bufs.root)
+    carried = {k: v for k, v in td.items() if k not in _NOT_CARRIED and k not in bufs.root}
+    check = env.check_actions
+    discrete = action_spec is not None and action_spec.domain != "continuous"
+    spec_dtype, spec_shape = action_spec.dtype, action_spec.shape
+    values_ok = action_spec._values_ok if discrete else None
+    extra_items = list(extra_cols.items())
+    stepper, keep_going = env._stepper(bufs), not break_when_any_done
+    vals: dict = {}
+    for t in range(1, T):
+        vals = dict(carried)
+        for k in obs_keys:
+            vals[k] = root_cols[k][t]
+        run_plan(plan, vals)
+        action = vals["action"]
+        if not (discrete and action.dtype == spec_dtype and action.shape == spec_shape
+                and values_ok(action)):
+            if project:
+                action = vals["action"] = action_spec.project(action)
+            if check:
+                env._check_action(action, action_spec)
+        action_cols[t].copy_(action)
+        for k, c in extra_items:
+            v = vals[k]
+            c[t].copy_(v)
+            carried[k] = v
+        if stepper is None:
+            env.step_into(bufs, t, 1, break_when_any_done=break_when_any_done)
+            done = break_when_any_done and bufs.done_at(t)
+        else:  # what the env's step_into runs, without its per-call checks
+            done = stepper.step(t, stepper.actions(t, 1)[0], keep_going) and not keep_going
+        if done:
+            return t + 1, _last_root(env, bufs, t + 1, True, vals)
+    src = dict(carried)
+    for k in obs_keys:
+        src[k] = root_cols[k][T].clone()
+    false = torch.zeros((*batch_size, 1), dtype=torch.bool)
+    for k in FLAGS:
+        src[k] = false.clone()
+    return T, TensorDict._new_unsafe(src, batch_size=batch_size)
 
 
 def _last_root(

@@ -254,6 +254,8 @@ class Categorical(_Indexed):
     def _values_ok(self, val: torch.Tensor) -> bool:
         if val.numel() <= 64 and self.mask is None:  # a few actions: Python compares are cheaper
             n = self.n
+            if not val.ndim:
+                return 0 <= val.item() < n
             return all(0 <= v < n for v in val.reshape(-1).tolist())
         if not bool(((val >= 0) & (val < self.n)).all()):
             return False

@@ -117,35 +117,19 @@ class ArrayEnv(EnvBase):
         # steps or resets take the generic path, so that their code runs.
         if not self._arrays_ok():
             return super()._step_into(buffers, t, steps, break_when_any_done)
-        v = buffers.numpy()
-        # (key, next rows, root rows) once, not dict lookups per step and key
-        obs_bufs = [(key, v["next"][key], v["root"][key]) for key in v["next"]]
-        # [T, 1] -> [T] views: setting a scalar is cheaper than filling a row
-        rew, term, trunc = (v[k][:, 0] for k in ("reward", "terminated", "truncated"))
-        convert = self._actions_from_numpy
-        act = v["action"]
-        actions = (convert(act[t]),) if steps == 1 else convert(act[t : t + steps])
-        step, reset = self._np_step, self._np_reset
+        steps_ = buffers.memo((_STEPPER, id(self)), lambda: ArraySteps(self, buffers))
+        actions = steps_.actions(t, steps)
+        keep_going = not break_when_any_done
+        step = steps_.step
         for k in range(steps):
-            i = t + k
-            obs, r, te, tr = step(actions[k])
-            for key, nxt, _ in obs_bufs:
-                nxt[i] = obs[key]
-            rew[i] = r
-            term[i] = te
-            trunc[i] = tr
-            if (te or tr) and not break_when_any_done:
-                fresh = reset()
-                for key, _, root in obs_bufs:
-                    root[i + 1] = fresh[key]
-            else:
-                # copy from our own contiguous row: cheaper than from the env's array
-                # (rendered frames are often transposed views)
-                for _, nxt, root in obs_bufs:
-                    root[i + 1] = nxt[i]
-                if te or tr:
-                    return k + 1
+            if step(t + k, actions[k], keep_going) and not keep_going:
+                return k + 1
         return steps
+
+    def _stepper(self, buffers: StepBuffers) -> ArraySteps | None:
+        if not self._arrays_ok():
+            return None
+        return buffers.memo((_STEPPER, id(self)), lambda: ArraySteps(self, buffers))
 
     def _arrays_ok(self) -> bool:
         """Whether the fast path applies (asked once per spec build: a wrapper sets
@@ -172,3 +156,50 @@ class ArrayEnv(EnvBase):
                 f"{type(self).__name__} (and its env {type(env).__name__}) has no "
                 f"attribute {name!r}"
             ) from None
+
+
+_STEPPER = "ArrayEnv.step_into"
+
+
+class ArraySteps:
+    """One :class:`ArrayEnv`'s steps into one :class:`StepBuffers`: the numpy views made once
+    (``(key, next rows, root rows)`` per observation rather than dict lookups per step and key;
+    reward and flags as ``[T]`` views, as setting a scalar is cheaper than filling a row)."""
+
+    __slots__ = ("_act", "_convert", "_obs", "_reset", "_rew", "_step", "_term", "_trunc")
+
+    def __init__(self, env: ArrayEnv, buffers: StepBuffers):
+        v = buffers.numpy()
+        self._obs = [(key, v["next"][key], v["root"][key]) for key in v["next"]]
+        self._rew, self._term, self._trunc = (
+            v[k][:, 0] for k in ("reward", "terminated", "truncated")
+        )
+        self._act = v["action"]
+        self._convert, self._step, self._reset = env._actions_from_numpy, env._np_step, env._np_reset
+
+    def actions(self, t: int, steps: int) -> Any:
+        """The simulator's actions of steps ``t .. t + steps - 1`` (one conversion)."""
+        act = self._act
+        return (self._convert(act[t]),) if steps == 1 else self._convert(act[t : t + steps])
+
+    def step(self, i: int, action: Any, keep_going: bool) -> bool:
+        """Step ``i`` with the simulator's ``action``; whether the episode ended. The next
+        root row holds the reset observation when it ended and ``keep_going``, else this
+        step's."""
+        obs, r, te, tr = self._step(action)
+        obs_bufs = self._obs
+        for key, nxt, _ in obs_bufs:
+            nxt[i] = obs[key]
+        self._rew[i] = r
+        self._term[i] = te
+        self._trunc[i] = tr
+        if (te or tr) and keep_going:
+            fresh = self._reset()
+            for key, _, root in obs_bufs:
+                root[i + 1] = fresh[key]
+        else:
+            # copy from our own contiguous row: cheaper than from the env's array (rendered
+            # frames are often transposed views)
+            for _, nxt, root in obs_bufs:
+                root[i + 1] = nxt[i]
+        return bool(te or tr)

@@ -1,0 +1,150 @@
+"""Off-policy learners beside Stable-Baselines3 2.9.2, in one run.
+
+    flock /tmp/streamrl-heavy.lock python benchmarks/offpolicy.py [--parts sac,dqn]
+        [--seeds 0 1 2 3 4] [--sac-steps 3000] [--peers-python PATH]
+
+Part ``sac``: gradient updates per second of SAC on Pendulum-v1 with rl-zoo's hyper-parameters
+(256x256 actor and critics, batch 256, lr 1e-3, one update per env step, torch on 1 thread):
+``pipelines/sac_pendulum.py``'s graph in lockstep (SB3's order: each batch of frames collected
+after the updates the frames before it grant) and concurrent (its default), timed between its
+first and last learner messages; SB3's ``SAC`` learns ``learning_starts`` steps untimed, then
+``--sac-steps`` timed ones.
+
+Part ``dqn``: env steps and wall seconds until DQN solves CartPole-v1 (rl-zoo's
+hyper-parameters; solved = the mean of 20 deterministic evaluation episodes (seeds 10,000 ...)
+>= 475, checked every 5,000 steps, within 50k steps), for each seed: SB3 runs the shared
+anchor script (``../shared/anchors/anchor_sb3_dqn.py``) with the Python of a venv that has
+stable-baselines3 (``--peers-python``, ``$STREAMRL_PEERS_PYTHON``, ``/tmp/peers/bin/python``,
+else this one); streamrl runs ``pipelines/dqn_cartpole.py`` with the same evaluation, and its
+wall time to the solving evaluation is read from the run's metrics. Each run is a fresh
+process and the two libraries alternate, so both see the same machine load. The medians over
+solved runs are printed with every seed's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ppo_cartpole import peers_python  # noqa: E402
+
+ANCHOR_DQN = Path("/work/shared/anchors/anchor_sb3_dqn.py")
+PENDULUM = "Pendulum-v1"
+
+_STREAMRL_DQN = '''
+import json, sys
+from pathlib import Path
+from streamrl.cli import load_pipeline
+dqn = load_pipeline(Path(sys.argv[1]))
+run_dir = Path(sys.argv[3])
+config, _ = dqn.parse_args(["--seed", sys.argv[2], "--eval-episodes", "20",
+                            "--eval-interval", "5000", "--target-return", "475",
+                            "--frames", "50000", "--logger", "none", "--threads", "1"])
+dqn.train(config, run_dir=run_dir)
+rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
+evals = [r for r in rows if r.get("eval_return") is not None]
+solved = next((r for r in evals if r["eval_return"] >= 475), None)
+last = rows[-1]
+print(json.dumps({"solved_at": solved and solved["frames"],
+                  "wall": (solved or last)["wall_s"],
+                  "best": max((r["eval_return"] for r in evals), default=None)}))
+'''
+
+_SB3_LINE = re.compile(r"solved_at=(?P<solved>\w+) best=(?P<best>[-\d.]+) wall=(?P<wall>[\d.]+)s")
+
+
+# ------------------------------------------------------------------------------------ SAC
+def sac_rows(steps: int, learning_starts: int) -> list[tuple[str, float, float]]:
+    """(system, env steps/s, updates/s) for SB3 and both streamrl topologies."""
+    import suites_training as st
+
+    rows = []
+    sb3 = st.sb3_updates("SAC", steps, learning_starts, env_name=PENDULUM, learning_rate=1e-3)
+    rows.append(("SB3 2.9.2 SAC", *sb3))
+    for lockstep in (True, False):
+        mode = "lockstep" if lockstep else "concurrent"
+        figures = st.streamrl_updates("sac_pendulum", steps, learning_starts, lockstep)
+        rows.append((f"streamrl sac_pendulum ({mode})", *figures))
+    return rows
+
+
+# ------------------------------------------------------------------------------------ DQN
+def run_streamrl_dqn(seed: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            [sys.executable, "-c", _STREAMRL_DQN, str(ROOT / "pipelines" / "dqn_cartpole.py"),
+             str(seed), str(Path(tmp) / "run")],
+            capture_output=True, text=True, cwd=ROOT,
+        )
+    if out.returncode != 0:
+        raise RuntimeError(f"streamrl seed {seed} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_sb3_dqn(python: str, seed: int) -> dict:
+    out = subprocess.run([python, str(ANCHOR_DQN), str(seed)], capture_output=True, text=True)
+    match = _SB3_LINE.search(out.stdout)
+    if out.returncode != 0 or match is None:
+        raise RuntimeError(f"SB3 seed {seed} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    solved = match["solved"]
+    return {"solved_at": None if solved == "None" else int(solved), "wall": float(match["wall"]),
+            "best": float(match["best"])}
+
+
+def dqn_summary(name: str, results: list[dict]) -> str:
+    solved = [r for r in results if r["solved_at"] is not None]
+    if not solved:
+        return f"{name}: solved 0/{len(results)}"
+    frames = statistics.median(r["solved_at"] for r in solved)
+    wall = statistics.median(r["wall"] for r in solved)
+    return (f"{name}: solved {len(solved)}/{len(results)}; median over solved runs: "
+            f"{frames:,.0f} steps, wall {wall:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="sac,dqn", help="comma-separated: sac, dqn")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--sac-steps", type=int, default=3000, help="timed SAC steps")
+    parser.add_argument("--sac-learning-starts", type=int, default=1000)
+    parser.add_argument("--peers-python", default=None)
+    args = parser.parse_args(argv)
+    parts = [p for p in args.parts.split(",") if p]
+    unknown = sorted(set(parts) - {"sac", "dqn"})
+    if unknown:
+        parser.error(f"unknown parts {unknown}; expected sac and/or dqn")
+    if "sac" in parts:
+        print(f"SAC {PENDULUM}: {args.sac_steps} timed steps after {args.sac_learning_starts} "
+              "(learning_starts), 1 thread", flush=True)
+        rows = sac_rows(args.sac_steps, args.sac_learning_starts)
+        base = rows[0][2]
+        print(f"{'system':<36} {'env steps/s':>12} {'updates/s':>10} {'vs SB3':>7}")
+        for name, steps, updates in rows:
+            print(f"{name:<36} {steps:12.1f} {updates:10.1f} {updates / base:7.2f}")
+    if "dqn" in parts:
+        python = peers_python(args.peers_python) or sys.executable
+        print(f"\nDQN CartPole-v1 to 475 (SB3 with {python})", flush=True)
+        ours, theirs = [], []
+        print(f"{'seed':>4} {'streamrl steps':>14} {'wall s':>7} {'SB3 steps':>10} {'wall s':>7}")
+        for seed in args.seeds:
+            a, b = run_streamrl_dqn(seed), run_sb3_dqn(python, seed)
+            ours.append(a)
+            theirs.append(b)
+            print(f"{seed:>4} {a['solved_at'] or '-':>14} {a['wall']:7.1f} "
+                  f"{b['solved_at'] or '-':>10} {b['wall']:7.1f}", flush=True)
+        print(dqn_summary("streamrl dqn_cartpole", ours))
+        print(dqn_summary("SB3 2.9.2 DQN", theirs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""A policy of plain ``TensorDictModule``\\ s, run on a dict of tensors instead of a TensorDict.
+
+A collection loop calls its policy once per step. When the policy is a ``TensorDictModule``
+(or a ``TensorDictSequential`` of them) that only reads and writes tensors under string keys,
+what the call does is fixed: read the in-keys, call the wrapped module, write the out-keys.
+:func:`tensor_plan` writes that down once as ``(module, in_keys, out_keys)`` steps and
+:func:`run_plan` runs them on a plain dict, which skips the TensorDict machinery around each
+call (dispatch, key unravelling, ``set`` with its checks: about 10 us per step, as much as a
+CartPole step). Anything else (hooks, ``skip_existing``, keyword in-keys, another ``forward``,
+``inplace`` other than True, ``selected_out_keys``) gets ``None``: the caller keeps calling
+the policy on TensorDicts.
+
+>>> import torch
+>>> from tensordict.nn import TensorDictModule
+>>> policy = TensorDictModule(torch.nn.Linear(3, 2), in_keys=["observation"], out_keys=["action"])
+>>> plan = tensor_plan(policy)
+>>> [(ins, outs) for _, ins, outs in plan]
+[(('observation',), ('action',))]
+>>> vals = {"observation": torch.zeros(3)}
+>>> run_plan(plan, vals)["action"].shape
+torch.Size([2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import TensorDictModule, TensorDictSequential, skip_existing
+from torch import nn
+from torch.nn.modules import module as _nn_module
+
+__all__ = ["run_plan", "tensor_plan"]
+
+Plan = list[tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...]]]
+
+
+def tensor_plan(policy: Any) -> Plan | None:
+    """The steps of ``policy`` as ``(module, in_keys, out_keys)``, or ``None`` when its call
+    does more than read, call and write (see the module docstring)."""
+    if skip_existing() or _global_hooks():
+        return None
+    steps: Plan = []
+    return steps if _flatten(policy, steps) else None
+
+
+def run_plan(plan: Plan, vals: dict[str, Any]) -> dict[str, Any]:
+    """Run ``plan`` on ``vals`` (updated in place with every step's outputs, as the policy
+    would write them into a TensorDict) and return ``vals``."""
+    for fn, ins, outs in plan:
+        out = fn(*[vals[k] for k in ins])
+        if out is None:
+            out = ()
+        elif type(out) is not torch.Tensor and type(out) is not tuple and isinstance(
+            out, (dict, TensorDictBase)
+        ) and all(k in out for k in outs):
+            out = tuple(out[k] for k in outs)
+        if not isinstance(out, tuple):
+            out = (out,)
+        if len(out) != len(outs):  # TensorDictModule's own errors
+            if len(out) > len(outs):
+                raise RuntimeError(
+                    f"There are more tensors ({len(out)=}) than out_keys ({list(outs)=})."
+                )
+            raise RuntimeError("There are more out_keys than tensors.")
+        for k, v in zip(outs, out):
+            vals[k] = v if type(v) is torch.Tensor else TensorDict.from_any(v)
+    return vals
+
+
+def _global_hooks() -> bool:
+    return bool(_nn_module._global_forward_hooks or _nn_module._global_forward_pre_hooks)
+
+
+def _no_hooks(m: nn.Module) -> bool:
+    return not (m._forward_hooks or m._forward_pre_hooks)
+
+
+def _flatten(m: Any, steps: Plan) -> bool:
+    if not isinstance(m, nn.Module) or not _no_hooks(m):
+        return False
+    if isinstance(m, TensorDictSequential):
+        if (type(m).forward is not TensorDictSequential.forward
+                or getattr(m, "_select_before_return", False)
+                or getattr(m, "inplace", None) not in (None, True)  # both write in place
+                or getattr(m, "partial_tolerant", False)):
+            return False
+        return all(_flatten(sub, steps) for sub in m._module_iter())
+    if isinstance(m, TensorDictModule):
+        ins, outs = list(m.in_keys), list(m.out_keys)
+        if (type(m).forward is not TensorDictModule.forward
+                or m._kwargs is not None
+                or m.method is not None
+                or m.method_kwargs
+                or getattr(m, "inplace", True) is not True
+                or not all(type(k) is str for k in ins + outs)
+                or "_" in outs
+                or list(getattr(m, "out_keys_source", outs)) != outs):
+            return False
+        steps.append((m.module, tuple(ins), tuple(outs)))
+        return True
+    return False

@@ -1,0 +1,214 @@
+"""Policies of plain TensorDictModules run on tensors (``streamrl.envs._policy_plan``) inside the
+buffered stepping loop: the same calls, the same data as the TensorDict loop, and every policy
+whose call does more keeps the TensorDict call."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tensordict.nn import (
+    ProbabilisticTensorDictModule,
+    ProbabilisticTensorDictSequential,
+    TensorDictModule,
+    TensorDictSequential,
+    set_skip_existing,
+)
+from torch import nn
+
+from streamrl.envs import SerialEnv, stepping
+from streamrl.envs._policy_plan import run_plan, tensor_plan
+from streamrl.envs.libs.gym import GymEnv
+from streamrl.envs.stepping import run_steps
+
+
+def cartpole():
+    return GymEnv("CartPole-v1", categorical_action_encoding=True)
+
+
+class Scores(nn.Module):
+    def __init__(self, n_in: int = 4, n_out: int = 2):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(n_in, n_out)
+
+    def forward(self, obs):
+        return self.lin(obs)
+
+
+class Memory(nn.Module):
+    """Reads its own output of the step before (carried by step_mdp) and writes it again."""
+
+    def forward(self, scores, memory):
+        memory = 0.5 * memory + scores
+        return memory.argmax(-1), memory
+
+
+def argmax_policy():
+    return TensorDictSequential(
+        TensorDictModule(Scores(), in_keys=["observation"], out_keys=["scores"]),
+        TensorDictModule(lambda s: s.argmax(-1), in_keys=["scores"], out_keys=["action"]),
+    )
+
+
+def memory_policy():
+    return TensorDictSequential(
+        TensorDictModule(Scores(), in_keys=["observation"], out_keys=["scores"]),
+        TensorDictModule(Memory(), in_keys=["scores", "memory"], out_keys=["action", "memory"]),
+    )
+
+
+@pytest.fixture
+def plan_runs(monkeypatch):
+    """How many times the buffered loop switched to the plan."""
+    runs = []
+    real = stepping._run_plan_steps
+    monkeypatch.setattr(stepping, "_run_plan_steps", lambda *a: runs.append(1) or real(*a))
+    return runs
+
+
+def both_loops(make_env, policy, T, *, reset_extra=None, **kwargs):
+    """``run_steps`` buffered (plan) and plain (TensorDict per step) from the same seed."""
+    outs = []
+    for buffered in (True, False):
+        with make_env() as env, torch.no_grad():
+            env.set_seed(3)
+            root = env.reset()
+            if reset_extra is not None:
+                root.update(reset_extra(env))
+            outs.append(run_steps(env, root, T, policy, buffered=buffered, **kwargs))
+    return outs
+
+
+def assert_same(a, b):
+    assert set(a.keys(True, True)) == set(b.keys(True, True))
+    for key in a.keys(True, True):
+        x, y = a.get(key), b.get(key)
+        assert x.dtype == y.dtype and x.shape == y.shape, key
+        assert torch.equal(x, y), key
+
+
+# ------------------------------------------------------------------ what gets a plan
+def test_a_module_and_a_sequence_get_their_steps_in_order():
+    plan = tensor_plan(memory_policy())
+    assert [(ins, outs) for _, ins, outs in plan] == [
+        (("observation",), ("scores",)), (("scores", "memory"), ("action", "memory"))]
+
+
+@pytest.mark.parametrize("case", ["forward hook", "pre hook", "kwargs in_keys", "nested key",
+                                  "probabilistic", "not a module", "selected out keys"])
+def test_policies_whose_call_does_more_get_no_plan(case):
+    module = TensorDictModule(Scores(), in_keys=["observation"], out_keys=["action"])
+    if case == "forward hook":
+        module.register_forward_hook(lambda *a: None)
+        policy = module
+    elif case == "pre hook":
+        policy = TensorDictSequential(module)
+        policy.register_forward_pre_hook(lambda *a: None)
+    elif case == "kwargs in_keys":
+        policy = TensorDictModule(Scores(), in_keys={"observation": "obs"}, out_keys=["action"])
+    elif case == "nested key":
+        policy = TensorDictModule(Scores(), in_keys=[("agent", "obs")], out_keys=["action"])
+    elif case == "probabilistic":
+        policy = ProbabilisticTensorDictSequential(
+            TensorDictModule(Scores(), in_keys=["observation"], out_keys=["logits"]),
+            ProbabilisticTensorDictModule(in_keys=["logits"], out_keys=["action"],
+                                          distribution_class=torch.distributions.Categorical),
+        )
+    elif case == "not a module":
+        policy = lambda td: td  # noqa: E731
+    else:
+        policy = TensorDictSequential(module, selected_out_keys=["action"])
+    assert tensor_plan(policy) is None
+
+
+def test_skip_existing_mode_gets_no_plan():
+    with set_skip_existing(True):
+        assert tensor_plan(argmax_policy()) is None
+    assert tensor_plan(argmax_policy()) is not None
+
+
+def test_run_plan_writes_like_the_module():
+    plan = tensor_plan(TensorDictModule(lambda x: {"a": x + 1, "b": x * 2}, in_keys=["x"],
+                                        out_keys=["b", "a"]))
+    out = run_plan(plan, {"x": torch.ones(2)})
+    assert torch.equal(out["a"], torch.full((2,), 2.0)) and torch.equal(out["b"], out["a"])
+    plan = tensor_plan(TensorDictModule(lambda x: (x, x), in_keys=["x"], out_keys=["y"]))
+    with pytest.raises(RuntimeError, match="more tensors"):
+        run_plan(plan, {"x": torch.ones(2)})
+    plan = tensor_plan(TensorDictModule(lambda x: x, in_keys=["x"], out_keys=["y", "z"]))
+    with pytest.raises(RuntimeError, match="more out_keys than tensors"):
+        run_plan(plan, {"x": torch.ones(2)})
+
+
+# ------------------------------------------------------------------ same data as the TD loop
+@pytest.mark.parametrize("make_env", [cartpole, lambda: SerialEnv(3, cartpole)],
+                         ids=["gym", "serial"])
+def test_a_sequence_with_an_intermediate_key_matches_the_td_loop(make_env, plan_runs):
+    (batch, root), (ref, ref_root) = both_loops(make_env, argmax_policy(), 80)
+    assert "scores" in batch.keys()
+    assert_same(batch, ref)
+    assert_same(root, ref_root)
+    assert int(batch["next", "done"].sum()) > 0  # resets inside the run
+    assert len(plan_runs) == 1
+
+
+
+def test_a_policy_reading_its_own_carried_output_matches_the_td_loop(plan_runs):
+    def memory(env):
+        return {"memory": torch.zeros((*env.batch_size, 2))}
+
+    (batch, root), (ref, ref_root) = both_loops(cartpole, memory_policy(), 60, reset_extra=memory)
+    assert_same(batch, ref)
+    assert_same(root, ref_root)
+    assert not torch.equal(batch["memory"][1], batch["memory"][2])
+    assert len(plan_runs) == 1
+
+
+
+@pytest.mark.parametrize("make_env", [cartpole, lambda: SerialEnv(3, cartpole)],
+                         ids=["gym", "serial"])
+def test_breaking_on_done_matches_the_td_loop(make_env, plan_runs):
+    (batch, root), (ref, ref_root) = both_loops(make_env, argmax_policy(), 500,
+                                                break_when_any_done=True)
+    assert batch.shape[-1] < 500 and bool(batch["next", "done"][..., -1, :].any())
+    assert_same(batch, ref)
+    assert_same(root, ref_root)
+    assert len(plan_runs) == 1
+
+
+
+def test_projected_continuous_actions_match_the_td_loop(plan_runs):
+    def make():
+        return GymEnv("Pendulum-v1")
+
+    policy = TensorDictModule(lambda o: 10 * o[..., :1], in_keys=["observation"],
+                              out_keys=["action"])  # far out of [-2, 2]: clamped
+    (batch, root), (ref, ref_root) = both_loops(make, policy, 30, project_actions=True)
+    assert batch["action"].abs().max() == 2.0
+    assert_same(batch, ref)
+    assert_same(root, ref_root)
+    assert len(plan_runs) == 1
+
+
+
+def test_an_out_of_spec_action_after_the_first_step_is_refused():
+    calls = []
+
+    def act(obs):
+        calls.append(1)
+        return torch.tensor(7 if len(calls) == 4 else 0)
+
+    policy = TensorDictModule(act, in_keys=["observation"], out_keys=["action"])
+    with cartpole() as env, pytest.raises(ValueError, match="out of the action spec"):
+        run_steps(env, env.reset(), 10, policy)
+    assert len(calls) == 4
+
+
+def test_a_hooked_policy_keeps_its_hook_on_every_step(plan_runs):
+    calls = []
+    policy = argmax_policy()
+    policy.register_forward_hook(lambda *a: calls.append(1))
+    (batch, _), (ref, _) = both_loops(cartpole, policy, 20)
+    assert len(calls) == 40  # 20 steps in each loop
+    assert_same(batch, ref)
+    assert len(plan_runs) == 0
