@@ -1,0 +1,123 @@
+"""benchmarks/soak.py, offpolicy.py and collectors.py: their readings, summaries and command
+lines (nothing here is timed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))  # offpolicy imports its neighbours by name
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+soak = _load("soak")
+offpolicy = _load("offpolicy")
+collectors = _load("collectors")
+
+
+# ------------------------------------------------------------------------------- soak
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_tree_resources_counts_a_child_while_it_lives():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        seen = soak.tree_resources(os.getpid())
+        assert child.pid in seen["pids"] and seen["workers"] >= 1
+        assert seen["rss_mib"] > 0 and seen["threads"] >= 1 and seen["fds"] >= 3
+    finally:
+        child.kill()
+        child.wait()
+    assert child.pid not in soak.descendants(os.getpid())
+
+
+def test_frames_logged_reads_the_newest_metrics_row(tmp_path):
+    assert soak.frames_logged(str(tmp_path)) is None  # no file yet
+    rows = [{"frames": 256, "loss": 1.0}, {"frames": 512}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert soak.frames_logged(str(tmp_path)) == 512
+
+
+def _row(t, rss, threads=7, fds=9, workers=1):
+    return {"t_min": t, "rss_mib": rss, "threads": threads, "fds": fds, "workers": workers,
+            "shm": 2, "queued": 0, "frames": int(t * 1000)}
+
+
+def test_summary_measures_growth_after_the_warm_up_only():
+    rows = [_row(1, 100), _row(3, 300), _row(5, 310), _row(7, 320)]
+    line = soak.summarize({"name": "p", "rows": rows, "exit": 130, "workers_left": [],
+                           "tail": []}, warmup_min=3)
+    fields = line.split()
+    assert fields[:4] == ["p", "300", "320", "+5.00"]  # 20 MiB over 4 minutes
+    assert fields[-2:] == ["130", "none"]
+
+
+def test_summary_reports_leftover_workers_and_a_run_without_samples():
+    left = soak.summarize({"name": "p", "rows": [_row(1, 10, threads=5), _row(2, 10, threads=9)],
+                           "exit": 130, "workers_left": [11, 12], "tail": []}, warmup_min=0)
+    assert "5-9" in left.split() and left.split()[-1] == "2"
+    empty = soak.summarize({"name": "p", "rows": [], "exit": 1, "workers_left": [],
+                            "tail": ["Traceback", "ValueError: bad"]}, warmup_min=3)
+    assert "no samples (exit 1)" in empty and "ValueError: bad" in empty
+
+
+def test_soak_refuses_unknown_pipelines(capsys):
+    with pytest.raises(SystemExit) as info:
+        soak.main(["--pipelines", "ppo_cartpole,nope"])
+    assert info.value.code == 2
+    assert "unknown pipelines ['nope']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_soak_stops_a_pipeline_with_sigint_and_finds_no_worker_left(tmp_path):
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "soak.py"), "--pipelines", "dqn_cartpole",
+         "--minutes", "0.15", "--interval", "4", "--warmup-minutes", "0",
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=240,
+        # started with SIGINT ignored, as a shell's background job is
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    last = out.stdout.strip().splitlines()[-1].split()
+    assert last[0] == "dqn_cartpole" and last[-2:] == ["130", "none"]
+    assert (tmp_path / "dqn_cartpole" / "checkpoint.pt").exists()
+    assert time.perf_counter() - start < 200
+
+
+# --------------------------------------------------------------------------- offpolicy
+def test_dqn_summary_takes_medians_over_solved_runs():
+    runs = [{"solved_at": 40000, "wall": 50.0}, {"solved_at": None, "wall": 90.0},
+            {"solved_at": 20000, "wall": 30.0}, {"solved_at": 30000, "wall": 40.0}]
+    assert offpolicy.dqn_summary("x", runs) == (
+        "x: solved 3/4; median over solved runs: 30,000 steps, wall 40.0 s")
+    assert offpolicy.dqn_summary("x", runs[1:2]) == "x: solved 0/1"
+
+
+def test_offpolicy_refuses_unknown_parts(capsys):
+    with pytest.raises(SystemExit) as info:
+        offpolicy.main(["--parts", "sac,ppo"])
+    assert info.value.code == 2 and "unknown parts ['ppo']" in capsys.readouterr().err
+
+
+# -------------------------------------------------------------------------- collectors
+def test_every_limit_belongs_to_a_row_and_runs():
+    assert set(collectors.ROW_LIMIT) <= set(collectors.ROWS)
+    assert set(collectors.ROW_LIMIT.values()) <= set(collectors.LIMITS)
+    assert collectors.limit_gym_loop(200) > 0
+    assert collectors.limit_vector_loop(80, n=8) > 0
