@@ -258,6 +258,9 @@ class _ProcessHost(PipelinedHost):
             await run_in_own_thread(
                 lambda: self._worker.close(timeout=timeout), f"streamrl-close-{self.name}"
             )
+        # the shared buffers of both directions: a finished run (kept as graph._last_run for
+        # its stats) must not keep them mapped
+        self._tx, self._rx = SlotCodec(), SlotCodec()
 
 
 class Process(Placement):

@@ -94,6 +94,32 @@ def _shm_maps() -> frozenset[str]:
     return frozenset(out)
 
 
+def _process_singletons() -> tuple[set[int], set[int], set[int]]:
+    """(thread idents, pids, fds) of the standard library's per-process multiprocessing helpers,
+    started on first use and kept until exit."""
+    from multiprocessing import forkserver, resource_sharer, resource_tracker
+
+    threads: set[int] = set()
+    pids: set[int] = set()
+    fds: set[int] = set()
+    sharer = getattr(resource_sharer, "_resource_sharer", None)
+    thread = getattr(sharer, "_thread", None)
+    if thread is not None and thread.ident is not None:
+        threads.add(thread.ident)
+    sock = getattr(getattr(getattr(sharer, "_listener", None), "_listener", None), "_socket", None)
+    if sock is not None and sock.fileno() >= 0:
+        fds.add(sock.fileno())
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    server = getattr(forkserver, "_forkserver", None)
+    for pid in (getattr(tracker, "_pid", None), getattr(server, "_forkserver_pid", None)):
+        if pid is not None:
+            pids.add(pid)
+    for fd in (getattr(tracker, "_fd", None), getattr(server, "_forkserver_alive_fd", None)):
+        if fd is not None:
+            fds.add(fd)
+    return threads, pids, fds
+
+
 @dataclass(frozen=True)
 class Resources:
     """What this process holds at one moment (see :meth:`snapshot`).
@@ -129,14 +155,16 @@ class Resources:
 
     def new_since(self, before: Resources) -> dict[str, list[str]]:
         """What this snapshot holds that ``before`` did not, by kind (only kinds with
-        something new): ``threads``, ``children``, ``fds``, ``shm_maps``, ``shm_files``."""
+        something new): ``threads``, ``children``, ``fds``, ``shm_maps``, ``shm_files``.
+        The standard library's per-process multiprocessing helpers are left out."""
+        kept_threads, kept_pids, kept_fds = _process_singletons()
         new = {
             "threads": [f"{name} (ident {i})" for i, name in self.threads.items()
-                        if before.threads.get(i) != name],
+                        if before.threads.get(i) != name and i not in kept_threads],
             "children": [f"pid {p} (state {s})" for p, s in self.children.items()
-                         if p not in before.children],
+                         if p not in before.children and p not in kept_pids],
             "fds": [f"fd {fd} -> {t}" for fd, t in self.fds.items()
-                    if before.fds.get(fd) != t],
+                    if before.fds.get(fd) != t and fd not in kept_fds],
             "shm_maps": sorted(self.shm_maps - before.shm_maps),
             "shm_files": sorted(self.shm_files - before.shm_files),
         }

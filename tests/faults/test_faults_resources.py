@@ -74,9 +74,10 @@ def test_a_mapped_shared_tensor_counts_until_freed():
 
 
 def test_a_dev_shm_file_counts_until_unlinked():
-    from multiprocessing import resource_tracker, shared_memory
+    from multiprocessing import shared_memory
 
-    resource_tracker.ensure_running()  # a process (and pipe) kept for the process's life
+    # (the first segment starts multiprocessing's resource tracker: a process and a pipe kept
+    # for the life of this process, which the counts leave out)
     before = Resources.snapshot()
     seg = shared_memory.SharedMemory(create=True, size=64)
     try:
