@@ -288,18 +288,25 @@ class Worker:
         try:
             self.recv(timeout=timeout)
         except BaseException:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # the start's own error is the one to report
+                pass
             raise
         return self
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the child (calling the object's ``close()`` there, if any). Idempotent."""
+        """Stop the child (calling the object's ``close()`` there, if any). Idempotent.
+
+        The process is stopped in any case; if the object's ``close()`` raised, that error is
+        then raised here as a :class:`~streamrl.errors.RemoteError`."""
         if self._closed:
             return
         self._closed = True
         process, conn = self._process, self._conn
         if process is None or conn is None:
             return
+        reply = None
         try:
             if process.is_alive():
                 # Drain replies still pending so the stop reply is not mistaken for one of them.
@@ -308,7 +315,7 @@ class Worker:
                     self._pending -= 1
                 _send(conn, (_STOP, (), {}))
                 if conn.poll(timeout):
-                    conn.recv()
+                    reply = conn.recv()
         except (OSError, EOFError, BrokenPipeError):
             pass
         finally:
@@ -321,6 +328,8 @@ class Worker:
                 process.kill()
                 process.join()
             process.close()
+        if reply is not None:
+            self._unpack(*reply)
 
     def __enter__(self) -> Worker:
         if self._process is None:
@@ -366,6 +375,10 @@ class Worker:
         except (EOFError, OSError) as exc:
             raise self._died() from exc
         self._pending -= 1
+        return self._unpack(status, value)
+
+    def _unpack(self, status: str, value: Any) -> Any:
+        """A reply's value, or its remote exception raised as a RemoteError."""
         if status == "ok":
             return value
         remote_type, message, tb, original = value
@@ -402,6 +415,11 @@ class Worker:
         if self._conn is None:
             raise RuntimeError(f"worker {self.name!r} is not started: call start() first")
         return self._conn
+
+    def death(self) -> WorkerDiedError:
+        """The error describing this worker's end, with its exit code (waiting up to 1 s for
+        it), for a caller that saw the pipe end outside :meth:`recv`."""
+        return self._died()
 
     def _died(self) -> WorkerDiedError:
         process = self._process
