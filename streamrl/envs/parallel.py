@@ -379,6 +379,11 @@ class ParallelEnv(_BatchedEnv):
                 self._serving[i] = False
                 w.recv()  # raises RemoteError / WorkerDiedError
                 raise RuntimeError(f"worker {w.name!r} left its command loop unexpectedly")
+            # another worker that died fails the whole command now, not after this one's
+            # steps (a long step_into would otherwise hide it until the end)
+            dead = next((o for o in self._workers if o is not w and not o.is_alive()), None)
+            if dead is not None:
+                raise dead.death()
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"worker {w.name!r} did not reply within {self.timeout} s")
 
