@@ -49,9 +49,13 @@ for kind in sys.argv[1].split(","):
     elif kind == "process_operator":
         # the graph starts its worker from a thread that ends once the worker is up
         g = Graph()
+        got = []
         src = g.add(Source(lambda: time.sleep(0.01) or 1), name="src", placement=Process())
-        g.connect(src, g.add(Sink(lambda x: None)))
+        g.connect(src, g.add(Sink(got.append)))
         threading.Thread(target=g.run_sync, daemon=True).start()
+        deadline = time.monotonic() + 60
+        while not got and time.monotonic() < deadline:  # its worker is up and serving
+            time.sleep(0.05)
         keep.append(g)
     elif kind in ("multi_sync", "multi_async"):
         cls = MultiSyncDataCollector if kind == "multi_sync" else MultiaSyncDataCollector
