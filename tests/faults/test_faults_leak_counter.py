@@ -57,7 +57,7 @@ def test_an_open_fd_is_listed_with_its_target():
     before = Resources.snapshot()
     fd = os.open(__file__, os.O_RDONLY)
     try:
-        with pytest.raises(AssertionError, match=rf"fd {fd} -> .*test_faults_resources\.py"):
+        with pytest.raises(AssertionError, match=rf"fd {fd} -> .*test_faults_leak_counter\.py"):
             check_no_leaks(before, timeout=0.2)
     finally:
         os.close(fd)
