@@ -158,13 +158,15 @@ def _kill_one_worker_soon(pids: list[int], after: float) -> threading.Thread:
     return t
 
 
-def test_a_parallel_env_worker_killed_mid_step():
-    """fault: SIGKILL of a ParallelEnv worker while its env steps (each step sleeps 20 ms).
-    promise: WorkerDiedError naming the worker within 5 s; the env closes itself; nothing left.
+@pytest.mark.parametrize("start_method", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
+def test_a_parallel_env_worker_killed_mid_step(start_method):
+    """fault: SIGKILL of a ParallelEnv worker while its env steps (each step sleeps 20 ms), the
+    other worker still stepping (fork: semaphore channel; spawn: pipes). promise:
+    WorkerDiedError naming the worker within 5 s; the env closes itself; nothing left.
     check: type, name, timing, is_closed; resource counts."""
     before = Resources.snapshot()
     slow = functools.partial(make_env, None, 0.02)
-    env = ParallelEnv(2, [slow, slow])
+    env = ParallelEnv(2, [slow, slow], mp_start_method=start_method)
     env.reset()
     killer = _kill_one_worker_soon(env.worker_pids, 0.3)
     t0 = time.monotonic()
