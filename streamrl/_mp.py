@@ -24,8 +24,11 @@ import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
 import pickle
+import select
 import signal
 import sys
+import threading
+import time
 import traceback
 from collections import ChainMap
 from collections.abc import Callable, Iterable
@@ -99,10 +102,85 @@ def _pack_exception(exc: BaseException) -> tuple[str, str, str, bytes | None]:
     return type(exc).__qualname__, str(exc), tb, original
 
 
-def _child_main(conn, factory, payload: bytes | None, num_threads: int | None) -> None:
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_WATCH_PERIOD = 0.2  # seconds between parent checks where pidfds are missing
+
+
+def _parent_gone(parent_pid: int, original_ppid: int) -> bool:
+    if os.getppid() != original_ppid:  # reparented: our parent (or the forkserver) exited
+        return True
+    try:
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else (pid reused): gone for us
+        return True
+    return False
+
+
+def _wait_for_parent_exit(parent_pid: int, original_ppid: int, pidfd: int | None) -> None:
+    if pidfd is not None:
+        # a pidfd becomes readable when the process exits (no polling, no pid reuse)
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        while not poller.poll():
+            pass
+    else:
+        while not _parent_gone(parent_pid, original_ppid):
+            time.sleep(_WATCH_PERIOD)
+    os._exit(1)
+
+
+def _exit_with_parent(parent_pid: int, pdeathsig: bool) -> None:
+    """Make this worker exit when the process that started it dies, however it dies.
+
+    The pipe's EOF does not tell: with fork, processes forked later (other workers) inherit the
+    parent's end of it. So a daemon thread waits on a pidfd of the parent (or polls its pid) and
+    ends the process. Where the parent started the worker from its main thread, the kernel also
+    kills it (``PR_SET_PDEATHSIG``), which works even while this process holds the GIL in C
+    code; not otherwise, because the signal fires when the *thread* that forked exits, and
+    workers are often started from short-lived threads.
+    """
+    original_ppid = os.getppid()
+    if pdeathsig and sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    pidfd: int | None = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(parent_pid)
+        except ProcessLookupError:
+            os._exit(1)
+        except OSError:  # not allowed here (seccomp, old kernel): poll instead
+            pidfd = None
+    # the parent may have died before the pidfd (or the death signal) was set up
+    if _parent_gone(parent_pid, original_ppid):
+        os._exit(1)
+    threading.Thread(
+        target=_wait_for_parent_exit,
+        args=(parent_pid, original_ppid, pidfd),
+        name="streamrl-parent-watch",
+        daemon=True,
+    ).start()
+
+
+def _child_main(
+    conn, factory, payload: bytes | None, num_threads: int | None, parent_pid: int,
+    pdeathsig: bool,
+) -> None:
     # The parent owns shutdown: a Ctrl-C reaches the whole process group, and the child must not
     # die half-way through a step because of it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM must end the worker (multiprocessing's exit hook and Worker.close() terminate
+    # with it). A forked child inherits the parent's C-level handlers: SDL's (pygame, used by
+    # gym's rendering) only queues a quit event, which left workers alive and the parent
+    # waiting for them forever at exit.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _exit_with_parent(parent_pid, pdeathsig)
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
@@ -149,8 +227,12 @@ class Worker:
             :func:`default_start_method`.
         num_threads: torch intra-op threads in the child (1 avoids oversubscribing cores when
             several workers run); ``None`` leaves torch's default.
-        daemon: whether the child is a daemon process (it then dies with the parent, and
-            cannot start processes of its own).
+        daemon: whether the child is a daemon process (multiprocessing then terminates it
+            at the parent's normal exit, and it cannot start processes of its own).
+
+    Whatever ``daemon`` and the start method, the child exits when the process that started it
+    dies (also by SIGKILL), and on SIGTERM (even if the parent ignored or handled SIGTERM when
+    it forked: SDL, under pygame rendering, installs such a handler).
     """
 
     def __init__(
@@ -189,9 +271,12 @@ class Worker:
             factory, payload = self._factory, None
         else:
             factory, payload = None, _dumps_factory(self._factory)
+        # the kernel's parent-death signal is tied to the forking thread: safe from the main
+        # thread only (see _exit_with_parent)
+        pdeathsig = threading.current_thread() is threading.main_thread()
         process = ctx.Process(
             target=_child_main,
-            args=(child_conn, factory, payload, self._num_threads),
+            args=(child_conn, factory, payload, self._num_threads, os.getpid(), pdeathsig),
             name=f"streamrl:{self.name}",
             daemon=self._daemon,
         )
@@ -203,18 +288,25 @@ class Worker:
         try:
             self.recv(timeout=timeout)
         except BaseException:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # the start's own error is the one to report
+                pass
             raise
         return self
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the child (calling the object's ``close()`` there, if any). Idempotent."""
+        """Stop the child (calling the object's ``close()`` there, if any). Idempotent.
+
+        The process is stopped in any case; if the object's ``close()`` raised, that error is
+        then raised here as a :class:`~streamrl.errors.RemoteError`."""
         if self._closed:
             return
         self._closed = True
         process, conn = self._process, self._conn
         if process is None or conn is None:
             return
+        reply = None
         try:
             if process.is_alive():
                 # Drain replies still pending so the stop reply is not mistaken for one of them.
@@ -223,7 +315,7 @@ class Worker:
                     self._pending -= 1
                 _send(conn, (_STOP, (), {}))
                 if conn.poll(timeout):
-                    conn.recv()
+                    reply = conn.recv()
         except (OSError, EOFError, BrokenPipeError):
             pass
         finally:
@@ -236,6 +328,8 @@ class Worker:
                 process.kill()
                 process.join()
             process.close()
+        if reply is not None:
+            self._unpack(*reply)
 
     def __enter__(self) -> Worker:
         if self._process is None:
@@ -281,6 +375,10 @@ class Worker:
         except (EOFError, OSError) as exc:
             raise self._died() from exc
         self._pending -= 1
+        return self._unpack(status, value)
+
+    def _unpack(self, status: str, value: Any) -> Any:
+        """A reply's value, or its remote exception raised as a RemoteError."""
         if status == "ok":
             return value
         remote_type, message, tb, original = value
@@ -317,6 +415,11 @@ class Worker:
         if self._conn is None:
             raise RuntimeError(f"worker {self.name!r} is not started: call start() first")
         return self._conn
+
+    def death(self) -> WorkerDiedError:
+        """The error describing this worker's end, with its exit code (waiting up to 1 s for
+        it), for a caller that saw the pipe end outside :meth:`recv`."""
+        return self._died()
 
     def _died(self) -> WorkerDiedError:
         process = self._process

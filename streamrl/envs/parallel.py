@@ -379,8 +379,26 @@ class ParallelEnv(_BatchedEnv):
                 self._serving[i] = False
                 w.recv()  # raises RemoteError / WorkerDiedError
                 raise RuntimeError(f"worker {w.name!r} left its command loop unexpectedly")
+            self._check_others(w)
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"worker {w.name!r} did not reply within {self.timeout} s")
+
+    def _check_others(self, w: Worker) -> None:
+        """While waiting for ``w``: another worker that died fails the whole command now, not
+        after ``w``'s steps (a long step_into would otherwise hide it until the end)."""
+        dead = next((o for o in self._workers if o is not w and not o.is_alive()), None)
+        if dead is not None:
+            raise dead.death()
+
+    def _recv(self, i: int) -> Any:
+        """Worker ``i``'s reply through its pipe (see :meth:`_check_others`)."""
+        w = self._workers[i]
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while not w.poll(0.05):
+            self._check_others(w)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"worker {w.name!r} did not reply within {self.timeout} s")
+        return w.recv()
 
     def _stop_serving(self) -> None:
         """Return the workers from the channel's command loop to the pipe's."""
@@ -424,7 +442,7 @@ class ParallelEnv(_BatchedEnv):
         out, error = [], None
         for i in idx:
             try:
-                out.append(self._workers[i].recv(timeout=self.timeout))
+                out.append(self._recv(i))
             except (WorkerDiedError, RemoteError, TimeoutError) as exc:
                 error = error or exc
                 out.append(None)

@@ -19,7 +19,8 @@ class OperatorError(GraphError):
 
     The graph is cancelled and this error is raised to the caller of ``run``. ``operator`` is the
     operator's name, ``hook`` the hook that raised (``open``, ``step``, ``finish`` or ``close``;
-    ``start`` when its placement could not start it, e.g. a worker process that died),
+    ``start`` when its placement could not start it, e.g. a worker process that died; for a
+    worker process that died between hook calls, the hook it was waiting to run),
     and ``__cause__`` (also ``original``) is the exception the operator raised. For a
     process-placed operator the original is rebuilt in this process when it can be pickled,
     otherwise it is the :class:`streamrl.errors.RemoteError` carrying the remote traceback.

@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -78,6 +79,12 @@ class Host(ABC):
     def call_sync(self, hook: str, arg: Any = NOARG) -> Any:
         """Run ``hook`` from synchronous code in this thread (the result or END)."""
         return call_hook(self.op, hook, arg)
+
+    def watch(self, report: Callable[[str, BaseException], None]) -> None:  # noqa: B027
+        """Called by the runner once the host has started: a host that can fail outside any
+        hook call (a worker process that dies between calls) calls ``report(hook, error)``
+        on the event loop's thread, naming the hook it was waiting to run. Nothing to watch by
+        default."""
 
     @abstractmethod
     async def aclose(self, *, fast: bool = False) -> None:

@@ -10,6 +10,7 @@ import signal
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -162,6 +163,8 @@ class _ProcessHost(PipelinedHost):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
         self._futs: deque[asyncio.Future] = deque()  # one per request sent, oldest first
+        self._report: Callable[[str, BaseException], None] | None = None
+        self._next_hook = "open"  # what the worker waits to run: named if it dies meanwhile
 
     async def start(self) -> None:
         loop = running_loop(f"operator {self.name!r} (placement='process')")
@@ -176,10 +179,15 @@ class _ProcessHost(PipelinedHost):
         self._fd = self._worker.connection.fileno()
         loop.add_reader(self._fd, self._on_readable)
 
+    def watch(self, report: Callable[[str, BaseException], None]) -> None:
+        self._report = report
+
     def _on_readable(self) -> None:
-        if not self._futs:  # EOF or a stray wake-up with nothing pending: stop watching
+        if not self._futs:
+            # nothing pending, so no reply: the end of the pipe, the worker died between calls
             self._reading_stops()
-            self._fd = -1
+            if not self._closed and self._report is not None:
+                self._report(self._next_hook, self._worker.death())
             return
         fut = self._futs.popleft()
         try:
@@ -208,6 +216,7 @@ class _ProcessHost(PipelinedHost):
             raise RuntimeError(f"worker process of operator {self.name!r} is gone")
         slot = self._seq % self.max_in_flight
         self._seq += 1
+        self._next_hook = "close" if hook == "finish" else "step"
         if hook == "step":
             arg = self._tx.encode(arg, slot)
         w = self._worker
@@ -253,11 +262,18 @@ class _ProcessHost(PipelinedHost):
             # cancelled or failed while the worker computes: do not wait for the hook to end
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if self._started:
-            timeout = 0.25 if fast else 2.0
-            await run_in_own_thread(
-                lambda: self._worker.close(timeout=timeout), f"streamrl-close-{self.name}"
-            )
+        try:
+            if self._started:
+                timeout = 0.25 if fast else 2.0
+                await run_in_own_thread(
+                    lambda: self._worker.close(timeout=timeout), f"streamrl-close-{self.name}"
+                )
+        except RemoteError as exc:  # the operator's close() raised in the worker
+            raise _unwrap(exc) from None
+        finally:
+            # the shared buffers of both directions: a finished run (kept as graph._last_run
+            # for its stats) must not keep them mapped
+            self._tx, self._rx = SlotCodec(), SlotCodec()
 
 
 class Process(Placement):

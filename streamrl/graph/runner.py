@@ -8,6 +8,7 @@ consumers leave, finish, and close. Runs on anyio's asyncio backend only (see
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 from collections import deque
@@ -158,6 +159,11 @@ class Runner:
                 raise
             except Exception as exc:
                 raise _HookFailure(o.name, "start", exc) from None
+            o.host.watch(functools.partial(self._report, o.name))
+
+    def _report(self, name: str, hook: str, exc: BaseException) -> None:
+        """A host's failure outside any hook call (see :meth:`Host.watch`)."""
+        self.fail(OperatorError(name, hook, exc))
 
     async def _open(self, chain: _Chain) -> list[Any]:
         """Phase open: each operator's ``open()``; returns their results, to emit once primed."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import threading
 import time
 
 from streamrl.graph import Operator
+from streamrl.testing import Resources, check_no_leaks
 
 
 class Boom(Operator):
@@ -76,60 +74,12 @@ class PingPong(Operator):
         return {"ping": inputs["pong"] + 1}
 
 
-def _shm() -> set[str]:
-    try:
-        return set(os.listdir("/dev/shm"))
-    except FileNotFoundError:  # not Linux
-        return set()
-
-
-def _children() -> set[int]:
-    pids = set()
-    me = str(os.getpid())
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[1] == me and fields[0] != "Z":
-                pids.add(int(d))
-    return pids
-
-
-def _process_singletons() -> set[threading.Thread]:
-    """Threads the stdlib starts once per process and keeps: the fd sharer that sends shared
-    memory handles to other processes (started by the first TensorDict crossing to a worker)."""
-    from multiprocessing import resource_sharer
-
-    t = getattr(resource_sharer._resource_sharer, "_thread", None)
-    return {t} if t is not None else set()
-
-
 class LeakCheck:
-    """Snapshot threads, child processes (via /proc) and /dev/shm; ``assert_clean`` compares."""
+    """A snapshot of threads, child processes, fds and shared memory; ``assert_clean`` waits
+    until nothing new is left (see :func:`streamrl.testing.check_no_leaks`)."""
 
     def __init__(self):
-        self.threads = set(threading.enumerate())
-        self.children = _children()
-        self.mp_children = set(multiprocessing.active_children())
-        self.shm = _shm()
+        self.before = Resources.snapshot()
 
     def assert_clean(self, timeout: float = 2.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            threads = (
-                {t for t in threading.enumerate() if t.is_alive()} - self.threads
-                - _process_singletons()
-            )
-            children = _children() - self.children
-            mp_children = set(multiprocessing.active_children()) - self.mp_children
-            shm = _shm() - self.shm
-            if not (threads or children or mp_children or shm) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        assert not threads, f"threads left: {threads}"
-        assert not children, f"child processes left: {children}"
-        assert not mp_children, f"multiprocessing children left: {mp_children}"
-        assert not shm, f"/dev/shm entries left: {shm}"
+        check_no_leaks(self.before, timeout)
