@@ -12,6 +12,7 @@ from tensordict import TensorDictBase
 from torch.utils.data import IterableDataset
 
 from streamrl.data.replay_buffers._prefetch import _Prefetcher
+from streamrl.data.replay_buffers._state import Commit, commit_all, entry, prepare_part
 from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
 from streamrl.data.replay_buffers.rate_limiters import RateLimiter
 from streamrl.data.replay_buffers.samplers import PrioritizedSampler, RandomSampler, Sampler
@@ -57,6 +58,13 @@ def _check_shareable(storage: Storage, sampler: Sampler) -> None:
             "shared=True: a sampler with cache_values=True would not see other processes' "
             "writes; use cache_values=False"
         )
+
+
+def _check_format(state: Any, expected: str, what: str) -> None:
+    found = entry(state, "format", what) if isinstance(state, dict) else None
+    if found != expected:
+        raise ValueError(f"not {what}: expected format {expected!r}, found "
+                         f"{found!r} ({type(state).__name__})")
 
 
 class ReplayBuffer(IterableDataset):
@@ -576,21 +584,39 @@ class ReplayBuffer(IterableDataset):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` into this (identically configured) buffer."""
-        if state.get("format") != _FORMAT:
-            raise ValueError(f"not a replay buffer state: format {state.get('format')!r}")
-        self._load_parts(state, lambda: self._storage.load_state_dict(state["storage"]))
+        """Restore :meth:`state_dict` into this (identically configured) buffer.
 
-    def _load_parts(self, state: dict[str, Any], load_storage: Callable[[], None]) -> None:
-        if (state["rate_limiter"] is None) != (self._rate_limiter is None):
-            raise ValueError("the state and this buffer disagree on having a rate limiter")
+        All or nothing: every part (storage, sampler, writer, rate limiter) first checks its
+        state, and only when all of them fit are they loaded; otherwise ``ValueError`` says
+        which part and entry do not fit, and the buffer is left exactly as it was.
+        """
         self._stop_prefetch()
         with self._lock:
-            load_storage()
-            self._sampler.load_state_dict(state["sampler"])
-            self._writer.load_state_dict(state["writer"])
-            if self._rate_limiter is not None:
-                self._rate_limiter.load_state_dict(state["rate_limiter"])
+            self._prepare_load(state)()
+
+    def _prepare_load(self, state: dict[str, Any]) -> Commit:
+        """Check ``state`` against every part; return the commit that loads them all."""
+        _check_format(state, _FORMAT, "a replay buffer state")
+        storage = prepare_part(self._storage, entry(state, "storage", "buffer state"), "storage")
+        return self._prepare_parts(state, storage)
+
+    def _prepare_parts(self, state: dict[str, Any], storage: Commit) -> Commit:
+        """The storage's commit followed by the sampler's, writer's and limiter's."""
+        where = "buffer state"
+        limiter = entry(state, "rate_limiter", where)
+        if (limiter is None) != (self._rate_limiter is None):
+            raise ValueError(
+                f"{where}: the state {'has no' if limiter is None else 'has a'} rate limiter, "
+                f"this buffer {'has' if self._rate_limiter is not None else 'has none'}"
+            )
+        commits = [
+            storage,
+            prepare_part(self._sampler, entry(state, "sampler", where), "sampler"),
+            prepare_part(self._writer, entry(state, "writer", where), "writer"),
+        ]
+        if self._rate_limiter is not None:
+            commits.append(prepare_part(self._rate_limiter, limiter, "rate limiter"))
+        return commit_all(commits)
 
     def dumps(self, path: str | os.PathLike) -> None:
         """Save the buffer (storage, sampler, writer, limiter) for :meth:`loads`.
@@ -609,15 +635,21 @@ class ReplayBuffer(IterableDataset):
             save_checkpoint(state, os.path.join(os.fspath(path), _DIR_STATE))
 
     def loads(self, path: str | os.PathLike) -> None:
-        """Load what :meth:`dumps` wrote: a file, or a directory (with the storage's checkpointer)."""
+        """Load what :meth:`dumps` wrote: a file, or a directory (with the storage's
+        checkpointer). All or nothing, as :meth:`load_state_dict`: a file that cannot be read
+        (truncated, corrupted, not a checkpoint, or one that would need pickle to load) or
+        that does not fit this buffer raises ``ValueError``, runs no code from the file and
+        leaves the buffer as it was."""
         path = os.fspath(path)
         if not os.path.isdir(path):
             self.load_state_dict(load_checkpoint(path))
             return
         state = load_checkpoint(os.path.join(path, _DIR_STATE))
-        if state.get("format") != _DIR_FORMAT:
-            raise ValueError(f"not a replay buffer directory state: {state.get('format')!r}")
-        self._load_parts(state, lambda: self._storage.loads(os.path.join(path, "storage")))
+        _check_format(state, _DIR_FORMAT, f"a replay buffer directory state ({path!r})")
+        self._stop_prefetch()
+        with self._lock:
+            storage = self._storage._prepare_loads(os.path.join(path, "storage"))
+            self._prepare_parts(state, storage)()
 
     def register_save_hook(self, hook: Callable) -> None:
         """Run ``hook`` on the storage's data when it is saved (see ``Storage.checkpointer``)."""
