@@ -53,15 +53,15 @@ def check_rows(batch: TensorDictBase) -> torch.Tensor:
     return ids
 
 
-def make_sampler(kind: str):
+def make_sampler(kind: str, capacity: int = 64):
     if kind == "random":
         return RandomSampler(seed=0)
     if kind == "prioritized":
-        return PrioritizedSampler(64, alpha=0.7, beta=0.5, seed=0)
+        return PrioritizedSampler(capacity, alpha=0.7, beta=0.5, seed=0)
     if kind == "slice":
         return SliceSampler(slice_len=EPISODE, traj_key="episode", seed=0)
     if kind == "prioritized_slice":
-        return PrioritizedSliceSampler(64, alpha=0.7, beta=0.5, slice_len=EPISODE,
+        return PrioritizedSliceSampler(capacity, alpha=0.7, beta=0.5, slice_len=EPISODE,
                                        traj_key="episode", seed=0)
     raise ValueError(kind)
 
@@ -79,7 +79,7 @@ def make_storage(kind: str, tmp_path, size: int = 64):
 def make_buffer(sampler: str, storage: str, tmp_path, n: int = 20, size: int = 64):
     """A buffer holding ``n`` rows (ids 0..n-1); priorities set when prioritized."""
     rb = TensorDictReplayBuffer(
-        storage=make_storage(storage, tmp_path, size), sampler=make_sampler(sampler),
+        storage=make_storage(storage, tmp_path, size), sampler=make_sampler(sampler, size),
         batch_size=10,
     )
     if n:
