@@ -166,3 +166,63 @@ def test_dataloader_workers_sample_while_main_writes(tmp_path):
     assert late, "the workers never saw a row written after they started"
     stored = check_rows(rb[torch.arange(total)])
     assert sorted(stored.tolist()) == list(range(total))
+
+
+def _slow_put(storage, pause):
+    """Make ``storage``'s writes slow and visibly torn while they last: the ``obs`` rows
+    are overwritten first, the rest ``pause`` seconds later (a writer descheduled mid-row)."""
+    put = storage._put
+    obs = storage._keys.index(("obs",))
+
+    def slow(index, batch, source, start, new_len):
+        new = batch.data.get("obs") if source is None else batch.data.get("obs")[source]
+        storage._leaves[obs][index] = new
+        time.sleep(pause)
+        put(index, batch, source, start, new_len)
+
+    storage._put = slow
+
+
+@pytest.mark.parametrize("process_lock", [True, False])
+def test_dataloader_workers_never_read_a_row_being_overwritten(process_lock, tmp_path):
+    """Fault: a thread of the main process keeps overwriting rows of a full ``shared=True``
+    memory-mapped buffer with slow writes (``obs`` written, a 20 ms pause, then the rest of
+    each row) while 2 DataLoader workers sample it. Promise: a worker never returns a torn
+    row: the buffer's lock between processes makes readers wait for a write. Check: row
+    check on every batch; the same run without the process lock (``process_lock=False``,
+    the old behaviour) returns torn rows, so the check can fail."""
+    rb = ReplayBuffer(storage=LazyMemmapStorage(64, scratch_dir=tmp_path / "mm",
+                                                 auto_cleanup=True), shared=True, batch_size=64)
+    rb.extend(rows(torch.arange(64)))
+    if not process_lock:
+        rb._process_lock = None
+        rb._make_locks()
+    loader = DataLoader(rb.as_dataset(num_batches=8), batch_size=None, num_workers=2,
+                        prefetch_factor=1)
+    batches = iter(loader)  # the workers fork now, before the writer thread holds any lock
+    _slow_put(rb.storage, 0.02)
+    stop = threading.Event()
+
+    def write():
+        written = 64
+        while not stop.is_set():
+            rb.extend(rows(torch.arange(written, written + 16)))
+            written += 16
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    torn = 0
+    try:
+        for batch in batches:
+            try:
+                check_rows(batch)
+            except AssertionError:
+                torn += 1
+    finally:
+        stop.set()
+        writer.join(10)
+    if process_lock:
+        assert torn == 0
+    else:
+        assert torn > 0, "the slow writes were never seen torn: the test cannot fail"
