@@ -369,10 +369,18 @@ def test_loads_malicious_pickle_runs_nothing(storage, tmp_path):
     assert not marker.exists()
 
 
+def _flip_a_row_file(path):
+    files = sorted((path / "storage" / "data").rglob("*.memmap"))
+    raw = bytearray(files[0].read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    files[0].write_bytes(bytes(raw))
+
+
 def test_loads_directory_faults(tmp_path):
     """Fault: a directory checkpoint (storage checkpointer set) with its ``buffer.pt``
-    replaced by a malicious pickle, its metadata corrupted, its rows deleted, a pickled
-    non-tensor entry planted in the rows, or the state of another sampler. Promise:
+    replaced by a malicious pickle, its metadata corrupted, its rows deleted, one bit of its
+    memory-mapped rows flipped (caught by the CRC-32 the checkpointer records per file), a
+    pickled non-tensor entry planted in the rows, or the state of another sampler. Promise:
     ``ValueError`` (or ``FileNotFoundError`` for a missing file), no code run, the buffer
     unchanged. Check: marker absent; snapshot."""
     src = make_buffer("prioritized", "tensor", tmp_path / "src", n=30)
@@ -396,6 +404,7 @@ def test_loads_directory_faults(tmp_path):
             "[1]")), ValueError),
         (variant("rows", lambda p: shutil.rmtree(p / "storage" / "data")), ValueError),
         (variant("buffer", lambda p: os.remove(p / "buffer.pt")), FileNotFoundError),
+        (variant("flipped", _flip_a_row_file), ValueError),
     ]
     other = make_buffer("random", "tensor", tmp_path / "other", n=30)
     other_dir = _dumped(other, tmp_path / "o", directory=True)

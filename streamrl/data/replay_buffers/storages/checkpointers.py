@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -79,6 +80,42 @@ def _read_meta(path: str) -> dict[str, Any]:
         raise ValueError(f"the storage metadata {file!r} must hold a JSON object, found "
                          f"{type(meta).__name__}")
     return meta
+
+
+def _checksums(directory: str) -> dict[str, int]:
+    """``{relative path: CRC-32}`` of every file under ``directory``."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            file = os.path.join(root, name)
+            out[os.path.relpath(file, directory)] = _crc32(file)
+    return out
+
+
+def _crc32(file: str) -> int:
+    crc = 0
+    with open(file, "rb") as f:
+        while chunk := f.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _verify_checksums(path: str, recorded: Any, where: str) -> None:
+    """Check the files ``dumps`` recorded (checkpoints written before checksums: none)."""
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{where}: 'crc32' must map files to checksums, found {recorded!r}")
+    for rel, crc in recorded.items():
+        file = os.path.normpath(os.path.join(path, rel))
+        if not isinstance(rel, str) or os.path.isabs(rel) or not file.startswith(
+            os.path.normpath(path) + os.sep
+        ):
+            raise ValueError(f"{where}: 'crc32' names a file outside the checkpoint: {rel!r}")
+        if not os.path.isfile(file):
+            raise ValueError(f"{where}: the file {rel!r} is missing")
+        if _crc32(file) != crc:
+            raise ValueError(f"{where}: the file {rel!r} fails its CRC check (corrupted)")
 
 
 class StorageCheckpointerBase:
@@ -242,6 +279,8 @@ class TensorStorageCheckpointer(StorageCheckpointerBase):
         def build(tmp: str) -> None:
             if data is not None:
                 self._write(data, tmp)
+            # memory-mapped files carry no checksum: record one per file, checked by loads
+            meta["crc32"] = _checksums(tmp)
             with open(os.path.join(tmp, _META), "w") as f:
                 json.dump(meta, f)
 
@@ -276,6 +315,7 @@ class TensorStorageCheckpointer(StorageCheckpointerBase):
                 f"has {storage.max_size}"
             )
         length = int_entry(meta, "len", where, 0, storage.max_size)
+        _verify_checksums(path, meta.get("crc32"), where)
         is_td = entry(meta, "is_td", where)
         schema: dict = {}
         if is_td is not None:
