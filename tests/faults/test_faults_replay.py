@@ -36,6 +36,7 @@ from streamrl.data import (
     MinSize,
     PrioritizedReplayBuffer,
     ReplayBuffer,
+    ReplayBufferEnsemble,
     TensorDictPrioritizedReplayBuffer,
     TensorDictReplayBuffer,
     TensorStorageCheckpointer,
@@ -470,3 +471,23 @@ def test_prioritized_td_buffer_inf_priority_in_batch(tmp_path):
     data = rows(torch.arange(10, 15)).set(
         "td_error", torch.tensor([1.0, 1e200, 1.0, 1.0, 1.0], dtype=torch.float64))
     _fails_cleanly(rb, partial(rb.extend, data), "overflows", ValueError)
+
+
+def test_ensemble_load_is_all_or_nothing(tmp_path):
+    """Fault: a ``ReplayBufferEnsemble`` state whose second member does not fit (another
+    capacity). Promise: ``ValueError``; the first member is not loaded either, and the
+    ensemble's generator keeps its state. Check: snapshots of both members and the
+    generator state before and after."""
+    ens = ReplayBufferEnsemble(make_buffer("random", "tensor", tmp_path / "a"),
+                               make_buffer("random", "tensor", tmp_path / "b"),
+                               sample_from_all=True, batch_size=10)
+    other = ReplayBufferEnsemble(make_buffer("random", "tensor", tmp_path / "c", n=30),
+                                 make_buffer("random", "tensor", tmp_path / "d", n=30, size=32),
+                                 sample_from_all=True, batch_size=10)
+    before = [snapshot(rb) for rb in ens._rbs]
+    generator = ens._samplers._generator.get_state()
+    with pytest.raises(ValueError, match="max_size 32, this storage 64"):
+        ens.load_state_dict(other.state_dict())
+    for b, rb in zip(before, ens._rbs):
+        assert_same(b, snapshot(rb))
+    assert torch.equal(generator, ens._samplers._generator.get_state())
