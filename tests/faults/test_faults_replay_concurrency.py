@@ -140,7 +140,6 @@ def test_concurrent_load_state_dict_is_seen_whole(tmp_path):
     assert parities == {0, 1}
 
 
-@pytest.mark.slow
 def test_dataloader_workers_sample_while_main_writes(tmp_path):
     """Fault: 2 DataLoader worker processes sample a ``shared=True`` memory-mapped buffer
     while the main process keeps extending it. Promise: workers see the main process's
