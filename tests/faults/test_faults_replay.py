@@ -450,7 +450,7 @@ def test_good_load_after_failed_loads_restores_everything(tmp_path):
     assert torch.equal(src.sample()["id"], rb.sample()["id"])
 
 
-def test_list_storage_refuses_other_kinds_of_items(tmp_path):
+def test_load_damaged_list_items_changes_nothing(tmp_path):
     """Fault: a list-storage state whose items are damaged (a TensorDict entry with keys and
     values of different lengths). Promise: ``ValueError`` naming the items; unchanged."""
     rb = ReplayBuffer(storage=ListStorage(8))
