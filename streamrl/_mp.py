@@ -1,4 +1,5 @@
-"""Worker processes that serve one object, and shared-memory TensorDict buffers.
+"""Worker processes that serve one object, shared-memory TensorDict buffers, and a lock
+between processes.
 
 The low-level machinery under both :class:`streamrl.envs.ParallelEnv` and the graph's process
 placement. A :class:`Worker` builds an object in a child process from a zero-argument factory
@@ -18,7 +19,9 @@ free of tensors on hot paths.
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
+import fcntl
 import io
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
@@ -27,11 +30,13 @@ import pickle
 import select
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
+import weakref
 from collections import ChainMap
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
@@ -455,3 +460,97 @@ def shared_zeros_like(td: TensorDictBase, *leading_dims: int) -> TensorDictBase:
         batch_size=[*leading_dims, *td.batch_size],
     )
     return out.share_memory_()
+
+
+class ProcessLock:
+    """A readers-writer lock between processes: ``fcntl.flock`` on a small lock file.
+
+    :meth:`shared` (readers) and :meth:`exclusive` (the writer) are context managers. Each
+    process opens its own descriptor (a forked child too, which would otherwise share its
+    parent's lock), so the lock excludes processes; threads of one process must also hold a
+    lock of their own around it (a flock is owned by the descriptor, not the thread). The
+    lock pickles as its path, so a copy sent to a worker process locks the same file. The
+    file is created in the temporary directory and removed when the process that created the
+    lock drops it.
+
+    >>> lock = ProcessLock()
+    >>> with lock.exclusive():
+    ...     pass
+    >>> lock.close()
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self._finalizer = None
+        if path is None:
+            fd, path = tempfile.mkstemp(prefix="streamrl-", suffix=".lock")
+            os.close(fd)
+            self._finalizer = weakref.finalize(self, _remove_file, path)
+        self.path = path
+        self._fd: int | None = None
+        self._pid: int | None = None
+        self._depth = 0
+
+    def _fileno(self) -> int:
+        if self._pid != os.getpid() or self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+            self._depth = 0  # a forked child does not hold its parent's lock
+        return self._fd
+
+    def acquire(self, exclusive: bool) -> None:
+        """Take the lock (re-entrant: nested calls only count). Call it under a thread lock
+        of your own: the depth count and the descriptor are per process, not per thread."""
+        if self._depth == 0:
+            fcntl.flock(self._fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        self._depth += 1
+
+    def release(self) -> None:
+        """Undo one :meth:`acquire` (the outermost one unlocks)."""
+        self._depth -= 1
+        if self._depth == 0:
+            fcntl.flock(self._fileno(), fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _hold(self, mode: int) -> Iterator[None]:
+        fd = self._fileno()
+        fcntl.flock(fd, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def shared(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the lock with other readers."""
+        return self._hold(fcntl.LOCK_SH)
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the lock alone."""
+        return self._hold(fcntl.LOCK_EX)
+
+    def close(self) -> None:
+        """Close this process's descriptor (and remove the file if this process made it)."""
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._finalizer = None
+        self.path = state["path"]
+        self._fd = None
+        self._pid = None
+        self._depth = 0
+
+    def __repr__(self) -> str:
+        return f"ProcessLock({self.path!r})"
+
+
+def _remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

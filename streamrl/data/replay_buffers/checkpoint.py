@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from typing import Any
 
 import torch
@@ -41,11 +42,47 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (tensors memory-mapped, on CPU)."""
+    """Read a checkpoint with ``weights_only=True`` (tensors memory-mapped, on CPU).
+
+    ``FileNotFoundError`` when there is no file; ``ValueError`` when it cannot be read as a
+    checkpoint: truncated or corrupted (every record's CRC-32 is checked first), not written
+    by ``torch.save``, or holding objects that only pickle could rebuild (which are refused,
+    never executed).
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint file at {path!r}")
-    return torch.load(path, weights_only=True, mmap=True, map_location="cpu")
+    _check_archive(path)
+    try:
+        state = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"cannot read the checkpoint {path!r} (truncated, corrupted, or not a pickle-free "
+            f"torch.save file): {type(err).__name__}: {reason}"
+        ) from err
+    if not isinstance(state, dict):
+        raise ValueError(f"the checkpoint {path!r} holds a {type(state).__name__}, not a dict")
+    return state
+
+
+def _check_archive(path: str) -> None:
+    """``torch.save`` writes a zip archive with a CRC-32 per record: check them all, so that
+    a flipped bit in the tensor data (which ``torch.load`` does not notice) is refused."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except Exception as err:  # a damaged header may raise BadZipFile, EOFError,
+        # UnicodeDecodeError (names), NotImplementedError (compression method), ...
+        raise ValueError(
+            f"cannot read the checkpoint {path!r}: not a complete torch.save archive "
+            f"(truncated or corrupted): {err}"
+        ) from err
+    if bad is not None:
+        raise ValueError(
+            f"cannot read the checkpoint {path!r}: record {bad!r} fails its CRC check "
+            "(the file is corrupted)"
+        )
 
 
 def to_safe(obj):
@@ -87,6 +124,11 @@ def from_safe(obj):
     if isinstance(obj, dict):
         if _TD in obj:
             keys, values = obj[_TD]
+            if len(keys) != len(values) or not all(isinstance(v, torch.Tensor) for v in values):
+                raise ValueError(
+                    f"a saved TensorDict needs one tensor per key, found {len(keys)} key(s) "
+                    f"and {len(values)} value(s)"
+                )
             td = TensorDict(batch_size=obj["batch_size"])
             for key, value in zip(keys, values):
                 td.set(tuple(key), value.clone())

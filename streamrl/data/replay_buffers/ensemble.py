@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from streamrl.data.replay_buffers.replay_buffer import ReplayBuffer
+from streamrl.data.replay_buffers._state import commit_all, list_entry
+from streamrl.data.replay_buffers.replay_buffer import ReplayBuffer, _check_format
+from streamrl.data.replay_buffers.samplers.base import _prepare_generator_load
 from streamrl.data.replay_buffers.samplers.ensemble import SamplerEnsemble
 from streamrl.data.replay_buffers.storages.ensemble import StorageEnsemble
 from streamrl.data.replay_buffers.writers import WriterEnsemble
@@ -296,13 +298,17 @@ class ReplayBufferEnsemble:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` into an ensemble of identically configured members."""
-        if state.get("format") != "streamrl.replay_buffer_ensemble/1":
-            raise ValueError(f"not a replay buffer ensemble state: {state.get('format')!r}")
-        if len(state["members"]) != len(self._rbs):
+        """Restore :meth:`state_dict` into an ensemble of identically configured members
+        (all or nothing: a state that does not fit raises ``ValueError`` and changes nothing)."""
+        what = "a replay buffer ensemble state"
+        _check_format(state, "streamrl.replay_buffer_ensemble/1", what)
+        members = list_entry(state, "members", what)
+        if len(members) != len(self._rbs):
             raise ValueError(
-                f"the state has {len(state['members'])} members, this ensemble {len(self._rbs)}"
+                f"the state has {len(members)} members, this ensemble {len(self._rbs)}"
             )
-        for rb, member in zip(self._rbs, state["members"]):
-            rb.load_state_dict(member)
-        self._samplers._generator.set_state(state["generator"])
+        for rb in self._rbs:
+            rb._stop_prefetch()
+        commits = [rb._prepare_load(member) for rb, member in zip(self._rbs, members)]
+        commits.append(_prepare_generator_load(self._samplers._generator, state, what))
+        commit_all(commits)()

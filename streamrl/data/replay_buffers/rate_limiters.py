@@ -18,6 +18,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from streamrl.data.replay_buffers._state import Commit, check_dict, int_entry
+
 __all__ = ["MinSize", "RateLimiter", "SampleToInsertRatio"]
 
 
@@ -180,16 +182,29 @@ class RateLimiter:
             }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the counters; type and configuration must match."""
-        if state.get("type") != type(self).__name__ or state.get("config") != self._config():
+        """Restore the counters; type and configuration must match (``ValueError`` otherwise,
+        and nothing changes)."""
+        self._prepare_load(state)()
+
+    def _prepare_load(self, state: dict[str, Any]) -> Commit:
+        """Check :meth:`state_dict`'s output; return the commit (see ``_state``)."""
+        where = "rate limiter state"
+        if check_dict(state, where).get("type") != type(self).__name__ or (
+            state.get("config") != self._config()
+        ):
             raise ValueError(
                 f"rate limiter state {state.get('type')}{state.get('config')} does not match "
                 f"{type(self).__name__}{self._config()}"
             )
-        with self._cond:
-            self.inserts = int(state["inserts"])
-            self.samples = int(state["samples"])
-            self._cond.notify_all()
+        inserts = int_entry(state, "inserts", where)
+        samples = int_entry(state, "samples", where)
+
+        def commit() -> None:
+            with self._cond:
+                self.inserts, self.samples = inserts, samples
+                self._cond.notify_all()
+
+        return commit
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._describe()})"

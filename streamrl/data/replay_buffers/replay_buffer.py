@@ -11,7 +11,9 @@ import torch
 from tensordict import TensorDictBase
 from torch.utils.data import IterableDataset
 
+from streamrl._mp import ProcessLock
 from streamrl.data.replay_buffers._prefetch import _Prefetcher
+from streamrl.data.replay_buffers._state import Commit, commit_all, entry, prepare_part
 from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
 from streamrl.data.replay_buffers.rate_limiters import RateLimiter
 from streamrl.data.replay_buffers.samplers import PrioritizedSampler, RandomSampler, Sampler
@@ -59,6 +61,37 @@ def _check_shareable(storage: Storage, sampler: Sampler) -> None:
         )
 
 
+def _check_format(state: Any, expected: str, what: str) -> None:
+    found = entry(state, "format", what) if isinstance(state, dict) else None
+    if found != expected:
+        raise ValueError(f"not {what}: expected format {expected!r}, found "
+                         f"{found!r} ({type(state).__name__})")
+
+
+class _Guard:
+    """The buffer's thread lock, then (``shared=True``) the lock between processes: shared
+    for reads, exclusive for writes, so no process reads a row another one is writing."""
+
+    __slots__ = ("_exclusive", "_process", "_thread")
+
+    def __init__(self, thread: threading.RLock, process: ProcessLock, exclusive: bool) -> None:
+        self._thread, self._process, self._exclusive = thread, process, exclusive
+
+    def __enter__(self) -> None:
+        self._thread.acquire()
+        try:
+            self._process.acquire(self._exclusive)
+        except BaseException:
+            self._thread.release()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._process.release()
+        finally:
+            self._thread.release()
+
+
 class ReplayBuffer(IterableDataset):
     """A replay buffer: ``storage`` (where), ``writer`` (which slots), ``sampler`` (what to read).
 
@@ -67,8 +100,10 @@ class ReplayBuffer(IterableDataset):
     and applies ``collate_fn`` (default: stack tensors/TensorDicts read from a list storage,
     identity otherwise) and then ``transform``.
 
-    All reads and writes take one lock, so one thread may ``extend`` while others ``sample``
-    and ``update_priority``. With a ``rate_limiter``, ``extend`` and ``sample`` first acquire
+    All reads and writes take one lock, so threads may ``extend`` while others ``sample``
+    and ``update_priority``; a ``shared=True`` buffer adds a lock between processes (shared
+    for reads, exclusive for writes), so a worker process never reads a row while another
+    process overwrites it. With a ``rate_limiter``, ``extend`` and ``sample`` first acquire
     permits (blocking up to ``rate_limit_timeout`` seconds, or awaiting in :meth:`aextend` /
     :meth:`asample`).
 
@@ -198,7 +233,8 @@ class ReplayBuffer(IterableDataset):
         self._prefetcher: _Prefetcher | None = None
         self._rate_limiter = rate_limiter
         self.rate_limit_timeout = rate_limit_timeout
-        self._lock = threading.RLock()
+        self._process_lock = ProcessLock() if shared else None
+        self._make_locks()
         self._write_count = 0  # items written through add/extend, by this process
         if not isinstance(pin_memory, bool):
             raise TypeError(f"pin_memory must be a bool, found {type(pin_memory).__name__}")
@@ -240,7 +276,7 @@ class ReplayBuffer(IterableDataset):
         :class:`~streamrl.data.StalenessAwareSampler` finds a fresh enough item. The rate
         limiter is not consulted (its own ``can_sample`` says whether it grants a sample)."""
         batch_size = self._resolve_batch_size(batch_size)
-        with self._lock:
+        with self._read_lock:
             return bool(self._sampler.can_sample(self._storage, batch_size))
 
     @property
@@ -357,7 +393,7 @@ class ReplayBuffer(IterableDataset):
 
     def _write(self, data, n: int, extra=None) -> torch.Tensor:
         try:
-            with self._lock:
+            with self._write_lock:
                 # Validate again under the lock: another thread may have fixed the schema.
                 self._writer._check_data(data)
                 batch = self._storage.prepare(data)
@@ -454,7 +490,7 @@ class ReplayBuffer(IterableDataset):
             elif not self._rate_limiter._wait("sample", batch_size, self.rate_limit_timeout, stop):
                 return None, {}  # the prefetcher is closing
         try:
-            with self._lock:
+            with self._read_lock:
                 index, info = self._sampler.sample(self._storage, batch_size)
                 data = self._storage._read(index)
         except BaseException:
@@ -477,7 +513,7 @@ class ReplayBuffer(IterableDataset):
         return data
 
     def __getitem__(self, index):
-        with self._lock:
+        with self._read_lock:
             data = self._storage.get(index)
         if self._collate_fn is not None and not isinstance(index, int):
             data = self._collate_fn(data)
@@ -490,7 +526,7 @@ class ReplayBuffer(IterableDataset):
         length, the writer's cursor and the sampler's state (e.g. priorities) are kept.
         """
         data = self._apply_write_transforms(data)
-        with self._lock:
+        with self._write_lock:
             storage = self._storage
             slots = storage._check_index(index)
             storage.set(int(slots[0]) if isinstance(index, int) else slots, data,
@@ -515,7 +551,7 @@ class ReplayBuffer(IterableDataset):
     def empty(self) -> None:
         """Remove every item (storage, writer cursor, sampler state); the limiter is kept."""
         self._stop_prefetch()
-        with self._lock:
+        with self._write_lock:
             self._storage.empty()
             self._writer.empty()
             self._sampler.empty()
@@ -529,6 +565,8 @@ class ReplayBuffer(IterableDataset):
         """Stop the prefetch thread and close the storage; idempotent."""
         self._stop_prefetch()
         self._storage.close()
+        if self._process_lock is not None:
+            self._process_lock.close()
 
     def __enter__(self):
         return self
@@ -536,15 +574,25 @@ class ReplayBuffer(IterableDataset):
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _make_locks(self) -> None:
+        # _read_lock / _write_lock: the thread lock itself, or with the process lock too
+        self._lock = threading.RLock()
+        self._read_lock: Any = self._lock
+        self._write_lock: Any = self._lock
+        if self._process_lock is not None:
+            self._read_lock = _Guard(self._lock, self._process_lock, exclusive=False)
+            self._write_lock = _Guard(self._lock, self._process_lock, exclusive=True)
+
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_lock"] = None
-        state["_prefetcher"] = None
+        for name in ("_lock", "_read_lock", "_write_lock", "_prefetcher"):
+            state[name] = None
         return state
 
     def __setstate__(self, state) -> None:
         self.__dict__.update(state)
-        self._lock = threading.RLock()
+        self.__dict__.setdefault("_process_lock", None)
+        self._make_locks()
 
     # -- loaders ----------------------------------------------------------------------------
     def as_dataset(self, num_batches: int | None = None, batch_size: int | None = None):
@@ -562,7 +610,7 @@ class ReplayBuffer(IterableDataset):
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Storage, sampler (with priorities and RNG), writer cursor and limiter counters."""
-        with self._lock:
+        with self._read_lock:
             return {"format": _FORMAT, "storage": self._storage.state_dict(), **self._parts()}
 
     def _parts(self) -> dict[str, Any]:
@@ -576,21 +624,39 @@ class ReplayBuffer(IterableDataset):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` into this (identically configured) buffer."""
-        if state.get("format") != _FORMAT:
-            raise ValueError(f"not a replay buffer state: format {state.get('format')!r}")
-        self._load_parts(state, lambda: self._storage.load_state_dict(state["storage"]))
+        """Restore :meth:`state_dict` into this (identically configured) buffer.
 
-    def _load_parts(self, state: dict[str, Any], load_storage: Callable[[], None]) -> None:
-        if (state["rate_limiter"] is None) != (self._rate_limiter is None):
-            raise ValueError("the state and this buffer disagree on having a rate limiter")
+        All or nothing: every part (storage, sampler, writer, rate limiter) first checks its
+        state, and only when all of them fit are they loaded; otherwise ``ValueError`` says
+        which part and entry do not fit, and the buffer is left exactly as it was.
+        """
         self._stop_prefetch()
-        with self._lock:
-            load_storage()
-            self._sampler.load_state_dict(state["sampler"])
-            self._writer.load_state_dict(state["writer"])
-            if self._rate_limiter is not None:
-                self._rate_limiter.load_state_dict(state["rate_limiter"])
+        with self._write_lock:
+            self._prepare_load(state)()
+
+    def _prepare_load(self, state: dict[str, Any]) -> Commit:
+        """Check ``state`` against every part; return the commit that loads them all."""
+        _check_format(state, _FORMAT, "a replay buffer state")
+        storage = prepare_part(self._storage, entry(state, "storage", "buffer state"), "storage")
+        return self._prepare_parts(state, storage)
+
+    def _prepare_parts(self, state: dict[str, Any], storage: Commit) -> Commit:
+        """The storage's commit followed by the sampler's, writer's and limiter's."""
+        where = "buffer state"
+        limiter = entry(state, "rate_limiter", where)
+        if (limiter is None) != (self._rate_limiter is None):
+            raise ValueError(
+                f"{where}: the state {'has no' if limiter is None else 'has a'} rate limiter, "
+                f"this buffer {'has' if self._rate_limiter is not None else 'has none'}"
+            )
+        commits = [
+            storage,
+            prepare_part(self._sampler, entry(state, "sampler", where), "sampler"),
+            prepare_part(self._writer, entry(state, "writer", where), "writer"),
+        ]
+        if self._rate_limiter is not None:
+            commits.append(prepare_part(self._rate_limiter, limiter, "rate limiter"))
+        return commit_all(commits)
 
     def dumps(self, path: str | os.PathLike) -> None:
         """Save the buffer (storage, sampler, writer, limiter) for :meth:`loads`.
@@ -603,21 +669,27 @@ class ReplayBuffer(IterableDataset):
         if self._storage.checkpointer is None:
             save_checkpoint(self.state_dict(), path)
             return
-        with self._lock:
+        with self._read_lock:
             state = {"format": _DIR_FORMAT, **self._parts()}
             self._storage.dumps(os.path.join(os.fspath(path), "storage"))
             save_checkpoint(state, os.path.join(os.fspath(path), _DIR_STATE))
 
     def loads(self, path: str | os.PathLike) -> None:
-        """Load what :meth:`dumps` wrote: a file, or a directory (with the storage's checkpointer)."""
+        """Load what :meth:`dumps` wrote: a file, or a directory (with the storage's
+        checkpointer). All or nothing, as :meth:`load_state_dict`: a file that cannot be read
+        (truncated, corrupted, not a checkpoint, or one that would need pickle to load) or
+        that does not fit this buffer raises ``ValueError``, runs no code from the file and
+        leaves the buffer as it was."""
         path = os.fspath(path)
         if not os.path.isdir(path):
             self.load_state_dict(load_checkpoint(path))
             return
         state = load_checkpoint(os.path.join(path, _DIR_STATE))
-        if state.get("format") != _DIR_FORMAT:
-            raise ValueError(f"not a replay buffer directory state: {state.get('format')!r}")
-        self._load_parts(state, lambda: self._storage.loads(os.path.join(path, "storage")))
+        _check_format(state, _DIR_FORMAT, f"a replay buffer directory state ({path!r})")
+        self._stop_prefetch()
+        with self._write_lock:
+            storage = self._storage._prepare_loads(os.path.join(path, "storage"))
+            self._prepare_parts(state, storage)()
 
     def register_save_hook(self, hook: Callable) -> None:
         """Run ``hook`` on the storage's data when it is saved (see ``Storage.checkpointer``)."""

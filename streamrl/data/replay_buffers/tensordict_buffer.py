@@ -117,12 +117,14 @@ class TensorDictReplayBuffer(ReplayBuffer):
 
     def _check_priority(self, priority: torch.Tensor) -> torch.Tensor:
         # Check before anything is written (the sampler would only check after).
-        if bool(torch.isnan(priority).any()):
-            raise ValueError(f"extend: {self.priority_key!r} contains NaN")
-        if bool((priority < 0).any()):
-            raise ValueError(
-                f"extend: {self.priority_key!r} must be >= 0, found {float(priority.min())}"
-            )
+        check = getattr(self._sampler, "check_priority", None)
+        if check is not None:
+            try:
+                check(priority)
+            except ValueError as err:
+                raise ValueError(f"extend: {self.priority_key!r}: {err}") from None
+        elif bool(torch.isnan(priority).any()) or bool((priority < 0).any()):
+            raise ValueError(f"extend: {self.priority_key!r} must be >= 0 and not NaN")
         return priority
 
     def _after_write(self, plan, batch, priority) -> None:

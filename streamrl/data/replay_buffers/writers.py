@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 from tensordict import is_tensor_collection
 
-from streamrl.data.replay_buffers._ensemble_state import load_members_state, members_state
+from streamrl.data.replay_buffers._ensemble_state import members_state, prepare_members_state
+from streamrl.data.replay_buffers._state import Commit, check_tensor, check_type, entry, int_entry
 from streamrl.data.replay_buffers.storages.base import _One, check_compilable
 
 __all__ = [
@@ -108,11 +109,15 @@ class Writer:
         return {"type": type(self).__name__}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`."""
-        if state.get("type") != type(self).__name__:
-            raise ValueError(
-                f"writer state is for {state.get('type')!r}, this writer is {type(self).__name__!r}"
-            )
+        """Restore :meth:`state_dict`; a state that does not fit raises ``ValueError`` and
+        changes nothing."""
+        self._prepare_load(state)()
+
+    def _prepare_load(self, state: dict) -> Commit:
+        """Check :meth:`state_dict`'s output without changing the writer; return the commit
+        (see ``streamrl.data.replay_buffers._state``). Subclasses extend it."""
+        check_type(state, type(self).__name__, "writer")
+        return lambda: None
 
 
 class RoundRobinWriter(Writer):
@@ -143,6 +148,7 @@ class RoundRobinWriter(Writer):
     def attach(self, storage) -> None:
         """Resume at the storage's write head."""
         self._cursor = storage.head if len(storage) else 0
+        self._slots = storage.max_size  # bounds a loaded cursor
 
     def empty(self) -> None:
         """Restart at slot 0."""
@@ -152,10 +158,17 @@ class RoundRobinWriter(Writer):
         """``{"cursor": int}``."""
         return {**super().state_dict(), "cursor": self._cursor}
 
-    def load_state_dict(self, state) -> None:
-        """Restore the cursor."""
-        super().load_state_dict(state)
-        self._cursor = int(state["cursor"])
+    def _prepare_load(self, state) -> Commit:
+        base = super()._prepare_load(state)
+        slots = getattr(self, "_slots", None)
+        where = f"{type(self).__name__} state"
+        cursor = int_entry(state, "cursor", where, 0, slots - 1 if slots is not None else None)
+
+        def commit() -> None:
+            base()
+            self._cursor = cursor
+
+        return commit
 
 
 class TensorDictRoundRobinWriter(RoundRobinWriter):
@@ -322,12 +335,19 @@ class TensorDictMaxValueWriter(Writer):
         """Ranks of the stored items."""
         return {**super().state_dict(), "ranks": self._ranks, "cursor": self._cursor}
 
-    def load_state_dict(self, state) -> None:
-        """Restore the ranks."""
-        super().load_state_dict(state)
-        ranks = state["ranks"]
-        self._ranks = ranks.clone() if ranks is not None else None
-        self._cursor = int(state.get("cursor", 0))
+    def _prepare_load(self, state) -> Commit:
+        base = super()._prepare_load(state)
+        where = f"{type(self).__name__} state"
+        ranks = entry(state, "ranks", where)
+        if ranks is not None:
+            ranks = check_tensor(ranks, f"{where}: 'ranks'", ndim=1).clone()
+        cursor = int_entry(state, "cursor", where) if "cursor" in state else 0
+
+        def commit() -> None:
+            base()
+            self._ranks, self._cursor = ranks, cursor
+
+        return commit
 
 
 class WriterEnsemble:
@@ -374,5 +394,8 @@ class WriterEnsemble:
         return members_state("WriterEnsemble", self._writers)
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict` into writers of the same types."""
-        load_members_state(state, "WriterEnsemble", self._writers)
+        """Restore :meth:`state_dict` into writers of the same types (all or nothing)."""
+        self._prepare_load(state)()
+
+    def _prepare_load(self, state: dict) -> Commit:
+        return prepare_members_state(state, "WriterEnsemble", self._writers)

@@ -138,8 +138,9 @@ def test_loading_never_runs_pickled_code(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": "streamrl.replay_buffer/1", "payload": _Evil()}, path)
     rb = ReplayBuffer(storage=LazyTensorStorage(8))
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ValueError, match="cannot read the checkpoint") as info:
         rb.loads(path)
+    assert isinstance(info.value.__cause__, pickle.UnpicklingError)
     assert not _Evil.ran
 
 

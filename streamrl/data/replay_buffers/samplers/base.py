@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from streamrl.data.replay_buffers._state import Commit, check_type, tensor_entry
+
 __all__ = ["Sampler"]
 
 
@@ -99,20 +101,45 @@ class Sampler:
         return {"generator": self._generator.get_state()}
 
     def load_sampling_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`sampling_state` returned."""
-        self._generator.set_state(state["generator"])
+        """Restore what :meth:`sampling_state` returned (all or nothing)."""
+        self._prepare_sampling_load(state)()
+
+    def _prepare_sampling_load(self, state: dict[str, Any]) -> Commit:
+        """Check :meth:`sampling_state`'s output; return the commit (see ``_state``).
+        Subclasses with more sampling state extend it."""
+        return _prepare_generator_load(self._generator, state, f"{type(self).__name__} sampling state")
 
     def state_dict(self) -> dict[str, Any]:
         """Full state (tensors and plain Python values only, loadable with weights_only)."""
         return {"type": type(self).__name__, **self.sampling_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; the sampler type must match."""
-        if state.get("type") != type(self).__name__:
-            raise ValueError(
-                f"sampler state is for {state.get('type')!r}, this sampler is {type(self).__name__!r}"
-            )
-        self.load_sampling_state(state)
+        """Restore :meth:`state_dict`; the sampler type must match. A state that does not fit
+        raises ``ValueError`` and changes nothing."""
+        self._prepare_load(state)()
+
+    def _prepare_load(self, state: dict[str, Any]) -> Commit:
+        """Check :meth:`state_dict`'s output without changing the sampler; return the commit
+        (see ``streamrl.data.replay_buffers._state``). Subclasses extend it."""
+        check_type(state, type(self).__name__, "sampler")
+        return self._prepare_sampling_load(state)
+
+
+def _prepare_generator_load(generator: torch.Generator, state: Any, where: str) -> Commit:
+    """Check ``state["generator"]`` fits ``generator``; return the commit that sets it."""
+    gen_state = tensor_entry(state, "generator", where, dtype=torch.uint8)
+    expected = generator.get_state()
+    if gen_state.shape != expected.shape:
+        raise ValueError(
+            f"{where}: 'generator' must be a {generator.device} generator state of shape "
+            f"{tuple(expected.shape)}, found shape {tuple(gen_state.shape)}"
+        )
+    gen_state = gen_state.clone()
+
+    def commit() -> None:
+        generator.set_state(gen_state)
+
+    return commit
 
 
 def _check_nonempty(storage) -> int:

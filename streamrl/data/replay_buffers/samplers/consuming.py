@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from streamrl.data.replay_buffers._state import Commit, list_entry, tensor_entry
 from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size
 
 __all__ = ["ConsumingSampler"]
@@ -104,9 +105,18 @@ class ConsumingSampler(Sampler):
             "free": list(self._free),
         }
 
-    def load_sampling_state(self, state) -> None:
-        """Restore :meth:`sampling_state`."""
-        super().load_sampling_state(state)
-        self._counts = state["counts"].clone()
-        self._live = state["live"].clone()
-        self._free = [int(i) for i in state["free"]]
+    def _prepare_sampling_load(self, state) -> Commit:
+        base = super()._prepare_sampling_load(state)
+        where = f"{type(self).__name__} sampling state"
+        counts = tensor_entry(state, "counts", where, dtype=torch.long, ndim=1).clone()
+        live = tensor_entry(state, "live", where, dtype=torch.bool, shape=counts.shape).clone()
+        free = list_entry(state, "free", where)
+        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < counts.numel()
+               for i in free):
+            raise ValueError(f"{where}: 'free' must hold slots in [0, {counts.numel()})")
+
+        def commit() -> None:
+            base()
+            self._counts, self._live, self._free = counts, live, list(free)
+
+        return commit

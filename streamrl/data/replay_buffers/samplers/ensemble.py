@@ -8,8 +8,13 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
-from streamrl.data.replay_buffers._ensemble_state import load_members_state, members_state
-from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size
+from streamrl.data.replay_buffers._ensemble_state import members_state, prepare_members_state
+from streamrl.data.replay_buffers._state import Commit, commit_all
+from streamrl.data.replay_buffers.samplers.base import (
+    Sampler,
+    _check_batch_size,
+    _prepare_generator_load,
+)
 
 __all__ = ["SamplerEnsemble"]
 
@@ -170,6 +175,11 @@ class SamplerEnsemble:
         return {**members_state("SamplerEnsemble", self._samplers), "generator": self._generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` into an ensemble of the same member types."""
-        load_members_state(state, "SamplerEnsemble", self._samplers)
-        self._generator.set_state(state["generator"])
+        """Restore :meth:`state_dict` into an ensemble of the same member types (all or
+        nothing)."""
+        self._prepare_load(state)()
+
+    def _prepare_load(self, state: dict[str, Any]) -> Commit:
+        members = prepare_members_state(state, "SamplerEnsemble", self._samplers)
+        generator = _prepare_generator_load(self._generator, state, "SamplerEnsemble state")
+        return commit_all([members, generator])

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamrl.data.replay_buffers._state import Commit, entry, number_entry, tensor_entry
 from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size, _check_nonempty
 from streamrl.data.replay_buffers.samplers.sum_tree import MinTree, SumTree, _update_trees
 
@@ -32,6 +33,16 @@ def _as_numpy(x, dtype) -> np.ndarray:
             x = x.cpu()
         return x.numpy().astype(dtype, copy=False)
     return np.asarray(x, dtype=dtype)
+
+
+def _check_integer_index(index) -> None:
+    dtype = index.dtype if isinstance(index, torch.Tensor) else np.asarray(index).dtype
+    if isinstance(dtype, torch.dtype):
+        bad = dtype.is_floating_point or dtype.is_complex or dtype == torch.bool
+    else:
+        bad = dtype.kind not in "iu"
+    if bad:
+        raise TypeError(f"index must hold integers, found dtype {dtype}")
 
 
 class PrioritizedSampler(Sampler):
@@ -97,7 +108,8 @@ class PrioritizedSampler(Sampler):
         return self._capacity
 
     def _leaf(self, priority: np.ndarray) -> np.ndarray:
-        return np.power(priority + self.eps, self.alpha)
+        with np.errstate(over="ignore"):  # an overflow is refused by _checked_leaves
+            return np.power(priority + self.eps, self.alpha)
 
     def sample(self, storage, batch_size: int):
         """Indices drawn with ``P(i)``; ``info["_weight"]`` (= ``"priority_weight"``): weights."""
@@ -135,10 +147,13 @@ class PrioritizedSampler(Sampler):
         """Set the priority of ``index`` (scalar or 1-D); ``priority`` broadcasts to it, or
         holds several values per index (``[n, ...]``), reduced with ``reduction``.
 
-        Raises ``IndexError`` for an index outside ``[0, max_capacity)`` and ``ValueError`` for
-        a negative or NaN priority. Indices of slots not yet written (``>= length``) are
-        ignored: such a slot gets the max priority when it is written.
+        Raises ``TypeError`` for a non-integer index, ``IndexError`` for an index outside
+        ``[0, max_capacity)`` and ``ValueError`` for a NaN, negative or infinite priority (see
+        :meth:`check_priority`), before any priority changes. Indices of slots not yet
+        written (``>= length``) are ignored: such a slot gets the max priority when it is
+        written.
         """
+        _check_integer_index(index)
         idx = _as_numpy(index, np.int64).reshape(-1)
         prio = _as_numpy(priority, np.float64)
         if prio.ndim > 1 and prio.shape[0] == idx.size and prio.size != idx.size:
@@ -155,20 +170,32 @@ class PrioritizedSampler(Sampler):
         if idx.size and (idx.min() < 0 or hi >= self._capacity):
             bad = int(idx[(idx < 0) | (idx >= self._capacity)][0])
             raise IndexError(f"index {bad} out of range [0, {self._capacity})")
+        leaf = self._checked_leaves(prio)
+        if length is not None and hi >= length:
+            keep = idx < length
+            idx, leaf = idx[keep], leaf[keep]
+        if idx.size == 0:
+            return
+        _update_trees((self._sum_tree, self._min_tree), idx, leaf)
+        self._max_leaf = max(self._max_leaf, float(leaf.max()))
+
+    def check_priority(self, priority) -> None:
+        """Raise ``ValueError`` if ``priority`` holds NaN, a negative or an infinite value, or
+        one whose ``(priority + eps) ** alpha`` overflows (what :meth:`update_priority`
+        refuses), e.g. to refuse a batch before it is written."""
+        self._checked_leaves(_as_numpy(priority, np.float64).reshape(-1))
+
+    def _checked_leaves(self, prio: np.ndarray) -> np.ndarray:
         if np.isnan(prio).any():
             raise ValueError("priority contains NaN")
         if (prio < 0).any():
             raise ValueError(f"priority must be >= 0, found {float(prio.min())}")
-        if length is not None and hi >= length:
-            keep = idx < length
-            idx, prio = idx[keep], prio[keep]
-        if idx.size == 0:
-            return
+        if np.isinf(prio).any():
+            raise ValueError("priority must be finite, found inf")
         leaf = self._leaf(prio)
         if not np.isfinite(leaf).all():
-            raise ValueError("priority ** alpha overflows to inf")
-        _update_trees((self._sum_tree, self._min_tree), idx, leaf)
-        self._max_leaf = max(self._max_leaf, float(leaf.max()))
+            raise ValueError(f"priority ** alpha overflows to inf (alpha={self.alpha})")
+        return leaf
 
     def empty(self) -> None:
         """Clear every priority (the max priority goes back to 1)."""
@@ -189,15 +216,32 @@ class PrioritizedSampler(Sampler):
             "max_leaf": self._max_leaf,
         }
 
-    def load_state_dict(self, state) -> None:
-        """Restore :meth:`state_dict`; the capacity must match."""
-        if state.get("max_capacity") != self._capacity:
-            raise ValueError(
-                f"sampler state covers {state.get('max_capacity')} slots, this sampler "
-                f"{self._capacity}"
-            )
-        super().load_state_dict(state)
-        self.alpha, self.beta, self.eps = state["alpha"], state["beta"], state["eps"]
-        self._sum_tree.update_range(0, self._capacity, state["leaves"].numpy())
-        self._min_tree.update_range(0, self._capacity, state["min_leaves"].numpy())
-        self._max_leaf = float(state["max_leaf"])
+    def _prepare_load(self, state) -> Commit:
+        """Check :meth:`state_dict`'s output (the capacity must match; leaves finite and
+        >= 0); return the commit."""
+        base = super()._prepare_load(state)
+        where = f"{type(self).__name__} state"
+        cap = self._capacity
+        found = entry(state, "max_capacity", where)
+        if found != cap:
+            raise ValueError(f"{where}: the state covers {found!r} slots, this sampler {cap}")
+        alpha, beta, eps = (number_entry(state, k, where) for k in ("alpha", "beta", "eps"))
+        leaves = []
+        for key in ("leaves", "min_leaves"):
+            value = tensor_entry(state, key, where, shape=(cap,))
+            if not value.is_floating_point():
+                raise ValueError(f"{where}: {key!r} must be a float tensor, found {value.dtype}")
+            value = value.to(torch.float64).numpy().copy()
+            if key == "leaves" and not (np.isfinite(value).all() and (value >= 0).all()):
+                raise ValueError(f"{where}: 'leaves' must be finite and >= 0")
+            leaves.append(value)
+        max_leaf = number_entry(state, "max_leaf", where)
+
+        def commit() -> None:
+            base()
+            self.alpha, self.beta, self.eps = alpha, beta, eps
+            self._sum_tree.update_range(0, cap, leaves[0])
+            self._min_tree.update_range(0, cap, leaves[1])
+            self._max_leaf = max_leaf
+
+        return commit

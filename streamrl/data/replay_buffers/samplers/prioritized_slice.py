@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from streamrl.data.replay_buffers._state import Commit, entry
 from streamrl.data.replay_buffers.samplers.base import _check_batch_size, _check_nonempty
 from streamrl.data.replay_buffers.samplers.prioritized import PrioritizedSampler
 from streamrl.data.replay_buffers.samplers.slice_sampler import SliceSampler
@@ -151,6 +152,10 @@ class PrioritizedSliceSampler(SliceSampler):
         """Set per-step priorities (see :meth:`PrioritizedSampler.update_priority`)."""
         self._prio.update_priority(index, priority, length)
 
+    def check_priority(self, priority) -> None:
+        """See :meth:`PrioritizedSampler.check_priority`."""
+        self._prio.check_priority(priority)
+
     def empty(self) -> None:
         """Drop the cache and every priority."""
         super().empty()
@@ -160,8 +165,14 @@ class PrioritizedSliceSampler(SliceSampler):
         """RNG state and the priorities."""
         return {**super().state_dict(), "priorities": self._prio.state_dict()}
 
-    def load_state_dict(self, state) -> None:
-        """Restore :meth:`state_dict`; the capacity must match."""
-        super().load_state_dict(state)
-        self._prio.load_state_dict(state["priorities"])
-        self._prio._generator = self._generator
+    def _prepare_load(self, state) -> Commit:
+        """Check :meth:`state_dict`'s output (the capacity must match); return the commit."""
+        base = super()._prepare_load(state)
+        prio = self._prio._prepare_load(entry(state, "priorities", "PrioritizedSliceSampler state"))
+
+        def commit() -> None:
+            base()
+            prio()
+            self._prio._generator = self._generator
+
+        return commit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from streamrl.data.replay_buffers._state import Commit, check_tensor, entry, int_entry, list_entry
 from streamrl.data.replay_buffers.samplers.base import _check_batch_size, _check_nonempty
 from streamrl.data.replay_buffers.samplers.slice_sampler import SliceSampler
 
@@ -150,10 +151,23 @@ class SliceSamplerWithoutReplacement(SliceSampler):
             "ran_out": self._ran_out,
         }
 
-    def load_sampling_state(self, state) -> None:
-        """Restore :meth:`sampling_state`."""
-        super().load_sampling_state(state)
-        epoch = state["epoch"]
-        self._epoch = None if epoch is None else (int(epoch[0]), epoch[1].clone(), epoch[2].clone())
-        self._pos = int(state["pos"])
-        self._ran_out = bool(state["ran_out"])
+    def _prepare_sampling_load(self, state) -> Commit:
+        base = super()._prepare_sampling_load(state)
+        where = f"{type(self).__name__} sampling state"
+        epoch = entry(state, "epoch", where)
+        if epoch is not None:
+            epoch = list_entry(state, "epoch", where, 3)
+            first = int_entry({"epoch[0]": epoch[0]}, "epoch[0]", where)
+            starts = check_tensor(epoch[1], f"{where}: 'epoch[1]'").clone()
+            lens = check_tensor(epoch[2], f"{where}: 'epoch[2]'").clone()
+            epoch = (first, starts, lens)
+        pos = int_entry(state, "pos", where)
+        ran_out = entry(state, "ran_out", where)
+        if not isinstance(ran_out, bool):
+            raise ValueError(f"{where}: 'ran_out' must be a bool, found {ran_out!r}")
+
+        def commit() -> None:
+            base()
+            self._epoch, self._pos, self._ran_out = epoch, pos, ran_out
+
+        return commit

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from streamrl.data.replay_buffers._state import Commit, int_entry
 from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size, _check_nonempty
 
 __all__ = ["StalenessAwareSampler"]
@@ -145,8 +146,15 @@ class StalenessAwareSampler(Sampler):
         return {**super().state_dict(), "consumer_version": self._consumer_version,
                 "max_staleness": self.max_staleness}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        super().load_state_dict(state)
-        self.consumer_version = int(state["consumer_version"])
-        self.max_staleness = self._check_max_staleness(int(state["max_staleness"]))
+    def _prepare_load(self, state: dict[str, Any]) -> Commit:
+        base = super()._prepare_load(state)
+        where = f"{type(self).__name__} state"
+        version = int_entry(state, "consumer_version", where, lo=-(2**62))
+        max_staleness = int_entry(state, "max_staleness", where, lo=-1)
+
+        def commit() -> None:
+            base()
+            self.consumer_version = version
+            self.max_staleness = max_staleness
+
+        return commit

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from streamrl.data.replay_buffers._state import Commit, entry, list_entry, tensor_entry
 from streamrl.data.replay_buffers.samplers.base import _check_batch_size, _check_nonempty
 from streamrl.data.replay_buffers.samplers.slice_sampler import SliceSampler, _as_key
 
@@ -142,13 +143,23 @@ class StreamingSliceSampler(SliceSampler):
             "pending_id": self._pending_id,
         }
 
-    def load_sampling_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`sampling_state`."""
-        super().load_sampling_state(state)
-        self._stamps = state["stamps"].clone()
-        self._queue = deque(
-            (s.clone(), m.clone()) for s, m in zip(state["queue_slots"], state["queue_stamps"])
-        )
-        self._pending = [(int(s), int(m)) for s, m in state["pending"]]
-        pending_id = state["pending_id"]
-        self._pending_id = list(pending_id) if pending_id is not None else None
+    def _prepare_sampling_load(self, state: dict[str, Any]) -> Commit:
+        base = super()._prepare_sampling_load(state)
+        where = f"{type(self).__name__} sampling state"
+        stamps = tensor_entry(state, "stamps", where, dtype=torch.long, ndim=1).clone()
+        slots = tensor_entry(state, "queue_slots", where, dtype=torch.long, ndim=2)
+        marks = tensor_entry(state, "queue_stamps", where, dtype=torch.long, shape=slots.shape)
+        if slots.shape[1] != self.slice_len:
+            raise ValueError(f"{where}: queued windows of {slots.shape[1]} steps, this "
+                             f"sampler's slice_len is {self.slice_len}")
+        queue = deque((s.clone(), m.clone()) for s, m in zip(slots, marks))
+        pending = [(int(s), int(m)) for s, m in list_entry(state, "pending", where)]
+        pending_id = entry(state, "pending_id", where)
+        pending_id = list(pending_id) if pending_id is not None else None
+
+        def commit() -> None:
+            base()
+            self._stamps, self._queue = stamps, queue
+            self._pending, self._pending_id = pending, pending_id
+
+        return commit

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from streamrl.data.replay_buffers._state import Commit, check_type, entry
 from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size, _check_nonempty
 
 __all__ = ["WindowSampler"]
@@ -121,20 +122,16 @@ class WindowSampler(Sampler):
         """The inner sampler's :meth:`~Sampler.sampling_state`."""
         return self.sampler.sampling_state()
 
-    def load_sampling_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`sampling_state`."""
-        self.sampler.load_sampling_state(state)
+    def _prepare_sampling_load(self, state: dict[str, Any]) -> Commit:
+        return self.sampler._prepare_sampling_load(state)
 
     def state_dict(self) -> dict[str, Any]:
         """``type`` and the inner sampler's state."""
         return {"type": type(self).__name__, "sampler": self.sampler.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        if state.get("type") != type(self).__name__:
-            raise ValueError(f"sampler state is for {state.get('type')!r}, this sampler is "
-                             f"{type(self).__name__!r}")
-        self.sampler.load_state_dict(state["sampler"])
+    def _prepare_load(self, state: dict[str, Any]) -> Commit:
+        check_type(state, type(self).__name__, "sampler")
+        return self.sampler._prepare_load(entry(state, "sampler", "WindowSampler state"))
 
     def __repr__(self) -> str:
         return (f"WindowSampler({self.sampler!r}, window={self.window}, "

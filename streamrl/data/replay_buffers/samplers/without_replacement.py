@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from streamrl.data.replay_buffers._state import Commit, check_tensor, entry, int_entry
 from streamrl.data.replay_buffers.samplers.base import Sampler, _check_batch_size, _check_nonempty
 
 __all__ = ["SamplerWithoutReplacement"]
@@ -84,10 +85,19 @@ class SamplerWithoutReplacement(Sampler):
             "ran_out": self._ran_out,
         }
 
-    def load_sampling_state(self, state) -> None:
-        """Restore :meth:`sampling_state`."""
-        super().load_sampling_state(state)
-        perm = state["perm"]
-        self._perm = perm.clone() if perm is not None else None
-        self._pos = int(state["pos"])
-        self._ran_out = bool(state["ran_out"])
+    def _prepare_sampling_load(self, state) -> Commit:
+        base = super()._prepare_sampling_load(state)
+        where = f"{type(self).__name__} sampling state"
+        perm = entry(state, "perm", where)
+        if perm is not None:
+            perm = check_tensor(perm, f"{where}: 'perm'", dtype=torch.long, ndim=1).clone()
+        pos = int_entry(state, "pos", where, 0, perm.numel() if perm is not None else 0)
+        ran_out = entry(state, "ran_out", where)
+        if not isinstance(ran_out, bool):
+            raise ValueError(f"{where}: 'ran_out' must be a bool, found {ran_out!r}")
+
+        def commit() -> None:
+            base()
+            self._perm, self._pos, self._ran_out = perm, pos, ran_out
+
+        return commit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -174,7 +175,14 @@ class Storage:
         raise NotImplementedError
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore :meth:`state_dict`; a state that does not fit raises ``ValueError`` and
+        changes nothing."""
+        self._prepare_load(state)()
+
+    def _prepare_load(self, state: dict[str, Any]) -> Callable[[], None]:
+        """Check :meth:`state_dict`'s output and build what loading needs, without changing
+        the storage; return the commit that applies it (see
+        ``streamrl.data.replay_buffers._state``)."""
         raise NotImplementedError
 
     # -- checkpointing ----------------------------------------------------------------------
@@ -222,8 +230,13 @@ class Storage:
         self._checkpointer_or_default().dumps(self, path)
 
     def loads(self, path: str | os.PathLike) -> None:
-        """Read the directory ``path`` (written by :meth:`dumps`) into this storage."""
-        self._checkpointer_or_default().loads(self, path)
+        """Read the directory ``path`` (written by :meth:`dumps`) into this storage; a
+        checkpoint that does not fit raises ``ValueError`` and changes nothing."""
+        self._prepare_loads(path)()
+
+    def _prepare_loads(self, path: str | os.PathLike) -> Callable[[], None]:
+        """:meth:`loads` up to the commit (see :meth:`_prepare_load`)."""
+        return self._checkpointer_or_default()._prepare_loads(self, path)
 
     def _share(self) -> None:
         """Make the content visible to other processes (``ReplayBuffer(shared=True)``)."""

@@ -11,19 +11,22 @@ metadata), which save and load hooks may turn into another layout (:class:`TED2F
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from typing import Any, cast
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from streamrl.data.replay_buffers._state import entry, int_entry
 from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
 from streamrl.data.replay_buffers.storages.compressed_storage import CompressedListStorage
 from streamrl.data.replay_buffers.storages.list_storage import ListStorage
-from streamrl.data.replay_buffers.storages.tensor_storage import LazyTensorStorage, _dtype_from_str
+from streamrl.data.replay_buffers.storages.tensor_storage import LazyTensorStorage
 from streamrl.data.replay_buffers.ted_layouts import (
     Flat2TED,
     H5Combine,
@@ -68,8 +71,51 @@ def _read_meta(path: str) -> dict[str, Any]:
     file = os.path.join(path, _META)
     if not os.path.isfile(file):
         raise FileNotFoundError(f"no storage checkpoint at {path!r} (missing {_META})")
-    with open(file) as f:
-        return json.load(f)
+    try:
+        with open(file) as f:
+            meta = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"the storage metadata {file!r} is not valid JSON: {err}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"the storage metadata {file!r} must hold a JSON object, found "
+                         f"{type(meta).__name__}")
+    return meta
+
+
+def _checksums(directory: str) -> dict[str, int]:
+    """``{relative path: CRC-32}`` of every file under ``directory``."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            file = os.path.join(root, name)
+            out[os.path.relpath(file, directory)] = _crc32(file)
+    return out
+
+
+def _crc32(file: str) -> int:
+    crc = 0
+    with open(file, "rb") as f:
+        while chunk := f.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _verify_checksums(path: str, recorded: Any, where: str) -> None:
+    """Check the files ``dumps`` recorded (checkpoints written before checksums: none)."""
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{where}: 'crc32' must map files to checksums, found {recorded!r}")
+    for rel, crc in recorded.items():
+        file = os.path.normpath(os.path.join(path, rel))
+        if not isinstance(rel, str) or os.path.isabs(rel) or not file.startswith(
+            os.path.normpath(path) + os.sep
+        ):
+            raise ValueError(f"{where}: 'crc32' names a file outside the checkpoint: {rel!r}")
+        if not os.path.isfile(file):
+            raise ValueError(f"{where}: the file {rel!r} is missing")
+        if _crc32(file) != crc:
+            raise ValueError(f"{where}: the file {rel!r} fails its CRC check (corrupted)")
 
 
 class StorageCheckpointerBase:
@@ -112,7 +158,13 @@ class StorageCheckpointerBase:
         raise NotImplementedError
 
     def loads(self, storage, path: str | os.PathLike) -> None:
-        """Read the directory ``path`` into ``storage`` (same ``max_size``)."""
+        """Read the directory ``path`` into ``storage`` (same ``max_size``); a checkpoint
+        that does not fit raises ``ValueError`` and leaves ``storage`` as it was."""
+        self._prepare_loads(storage, path)()
+
+    def _prepare_loads(self, storage, path: str | os.PathLike) -> Callable[[], None]:
+        """Read and check the directory ``path``; return the commit that loads it into
+        ``storage`` (see ``Storage._prepare_load``)."""
         raise NotImplementedError
 
     def _check(self, storage, cls: type) -> None:
@@ -169,13 +221,12 @@ class ListStorageCheckpointer(StorageCheckpointerBase):
 
         _replace_dir(build, os.fspath(path))
 
-    def loads(self, storage, path) -> None:
-        """Read the items and cursor."""
+    def _prepare_loads(self, storage, path) -> Callable[[], None]:
         self._check(storage, self._storage_type)
         self._no_hooks()
         path = os.fspath(path)
         self._check_written_by(_read_meta(path), path)
-        storage.load_state_dict(load_checkpoint(os.path.join(path, "storage.pt")))
+        return storage._prepare_load(load_checkpoint(os.path.join(path, "storage.pt")))
 
 
 class CompressedListStorageCheckpointer(ListStorageCheckpointer):
@@ -228,6 +279,8 @@ class TensorStorageCheckpointer(StorageCheckpointerBase):
         def build(tmp: str) -> None:
             if data is not None:
                 self._write(data, tmp)
+            # memory-mapped files carry no checksum: record one per file, checked by loads
+            meta["crc32"] = _checksums(tmp)
             with open(os.path.join(tmp, _META), "w") as f:
                 json.dump(meta, f)
 
@@ -246,35 +299,46 @@ class TensorStorageCheckpointer(StorageCheckpointerBase):
         data.memmap(os.path.join(directory, _DATA))
 
     def _read(self, directory: str) -> TensorDictBase:
-        return TensorDict.load_memmap(os.path.join(directory, _DATA))
+        # allow_pickle=False: a non-tensor entry stored as a pickle is refused, not executed
+        return TensorDict.load_memmap(os.path.join(directory, _DATA), allow_pickle=False)
 
-    def loads(self, storage, path) -> None:
-        """Read the rows (through the load hooks) into ``storage``."""
+    def _prepare_loads(self, storage, path) -> Callable[[], None]:
+        """Read the rows (through the load hooks) and check them against ``storage``."""
         self._check(storage, LazyTensorStorage)
         path = os.fspath(path)
         meta = _read_meta(path)
         self._check_written_by(meta, path)
-        if meta["max_size"] != storage.max_size:
+        where = f"the storage checkpoint at {path!r}"
+        if entry(meta, "max_size", where) != storage.max_size:
             raise ValueError(
-                f"the checkpoint holds a storage of max_size {meta['max_size']}, this storage "
+                f"{where} holds a storage of max_size {meta['max_size']}, this storage "
                 f"has {storage.max_size}"
             )
+        length = int_entry(meta, "len", where, 0, storage.max_size)
+        _verify_checksums(path, meta.get("crc32"), where)
+        is_td = entry(meta, "is_td", where)
+        schema: dict = {}
+        if is_td is not None:
+            schema, _ = LazyTensorStorage._schema_from_state(meta, bool(is_td), where)
         tensors = []
-        if meta["len"]:
-            data = self._read(path)
-            for hook in self._load_hooks:
-                data = hook(data)
-            for key, shape in zip(meta["keys"], meta["shapes"]):
-                value = data.get(tuple(key) if key else _TENSOR_KEY, None)
+        if length:
+            try:
+                data = self._read(path)
+                for hook in self._load_hooks:
+                    data = hook(data)
+            except (OSError, RuntimeError, KeyError, TypeError) as err:
+                raise ValueError(f"{where}: unreadable rows ({type(err).__name__}: {err})") from err
+            for key, (shape, _) in schema.items():
+                value = data.get(key if key else _TENSOR_KEY, None)
                 if value is None:
-                    raise KeyError(f"the checkpoint at {path!r} has no rows for key {key}")
-                tensors.append(value.reshape(meta["len"], *shape))
-        elif meta["is_td"] is not None:
-            tensors = [
-                torch.empty((0, *shape), dtype=_dtype_from_str(dtype))
-                for shape, dtype in zip(meta["shapes"], meta["dtypes"])
-            ]
-        storage.load_state_dict({**meta, "type": "LazyTensorStorage", "tensors": tensors})
+                    raise ValueError(f"{where} has no rows for key {list(key)}")
+                if value.numel() != length * math.prod(shape):
+                    raise ValueError(f"{where}: key {list(key)} holds {value.numel()} values, "
+                                     f"expected {length} rows of shape {list(shape)}")
+                tensors.append(value.reshape(length, *shape))
+        else:
+            tensors = [torch.empty((0, *shape), dtype=dtype) for shape, dtype in schema.values()]
+        return storage._prepare_load({**meta, "type": "LazyTensorStorage", "tensors": tensors})
 
 
 class FlatStorageCheckpointer(TensorStorageCheckpointer):

@@ -148,12 +148,8 @@ class CompressedListStorage(ListStorage):
         """The compressed items (uint8 tensors and plain values)."""
         return {**super().state_dict(), "type": "CompressedListStorage"}
 
-    def load_state_dict(self, state) -> None:
-        """Restore :meth:`state_dict`."""
-        if state.get("type") != "CompressedListStorage":
-            raise ValueError(
-                f"storage state is for {state.get('type')!r}, expected 'CompressedListStorage'"
-            )
-        super().load_state_dict({**state, "type": "ListStorage"})
-        self._items = [(kind, list(bs), [(tuple(k), d, list(s), dt) for k, d, s, dt in leaves])
-                       for kind, bs, leaves in self._items]
+    _state_type = "CompressedListStorage"
+
+    def _items_from_state(self, items: list) -> list:
+        return [(kind, list(bs), [(tuple(k), d, list(s), dt) for k, d, s, dt in leaves])
+                for kind, bs, leaves in items]

@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 
 from tensordict import TensorDictBase
 
-from streamrl.data.replay_buffers._ensemble_state import load_members_state, members_state
+from streamrl.data.replay_buffers._ensemble_state import members_state, prepare_members_state
+from streamrl.data.replay_buffers._state import Commit
 from streamrl.data.replay_buffers.storages.base import Storage
 
 __all__ = ["StorageEnsemble"]
@@ -103,5 +104,8 @@ class StorageEnsemble:
         return members_state("StorageEnsemble", self._storages)
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict` into members of the same types."""
-        load_members_state(state, "StorageEnsemble", self._storages)
+        """Restore :meth:`state_dict` into members of the same types (all or nothing)."""
+        self._prepare_load(state)()
+
+    def _prepare_load(self, state: dict) -> Commit:
+        return prepare_members_state(state, "StorageEnsemble", self._storages)

@@ -82,10 +82,4 @@ class LazyStackStorage(ListStorage):
         """As :meth:`ListStorage.state_dict`."""
         return {**super().state_dict(), "type": "LazyStackStorage"}
 
-    def load_state_dict(self, state) -> None:
-        """Restore :meth:`state_dict`."""
-        if state.get("type") != "LazyStackStorage":
-            raise ValueError(
-                f"storage state is for {state.get('type')!r}, expected 'LazyStackStorage'"
-            )
-        super().load_state_dict({**state, "type": "ListStorage"})
+    _state_type = "LazyStackStorage"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDictBase
 
+from streamrl.data.replay_buffers._state import Commit, check_type, entry, int_entry, list_entry
 from streamrl.data.replay_buffers.checkpoint import from_safe, to_safe
 from streamrl.data.replay_buffers.storages.base import Batch, Storage
 
@@ -92,14 +93,27 @@ class ListStorage(Storage):
             "items": items,
         }
 
-    def load_state_dict(self, state) -> None:
-        """Restore :meth:`state_dict`."""
-        if state.get("type") != "ListStorage":
-            raise ValueError(f"storage state is for {state.get('type')!r}, expected 'ListStorage'")
-        if state["max_size"] != self.max_size:
-            raise ValueError(
-                f"storage state has max_size {state['max_size']}, this storage {self.max_size}"
-            )
-        self._items = [from_safe(x) for x in state["items"]]
-        self._len = int(state["len"])
-        self._head = int(state["head"])
+    _state_type = "ListStorage"  # the "type" of :meth:`state_dict`
+
+    def _prepare_load(self, state) -> Commit:
+        where = f"{type(self).__name__} state"
+        check_type(state, self._state_type, "storage")
+        found = entry(state, "max_size", where)
+        if found != self.max_size:
+            raise ValueError(f"{where}: max_size {found!r}, this storage {self.max_size}")
+        length = int_entry(state, "len", where, 0, self.max_size)
+        head = int_entry(state, "head", where, 0, self.max_size - 1)
+        raw = list_entry(state, "items", where, length)
+        try:
+            items = self._items_from_state([from_safe(x) for x in raw])
+        except (TypeError, KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"{where}: malformed 'items' ({type(err).__name__}: {err})") from err
+
+        def commit() -> None:
+            self._items, self._len, self._head = items, length, head
+
+        return commit
+
+    def _items_from_state(self, items: list) -> list:
+        """The stored items from those a state holds (after ``from_safe``)."""
+        return items

@@ -193,7 +193,7 @@ class LazyMemmapStorage(LazyTensorStorage):
             for k, s, d in zip(meta["keys"], meta["shapes"], meta["dtypes"])
         }
         self._cursor = np.memmap(self._path(_CURSOR), dtype=np.int64, mode="r+", shape=(2,))
-        self._load_wrap(meta.get("wrap"))
+        self._wrap = self._wrap_from_state(meta.get("wrap"))
         # Reopen the existing files instead of creating new ones.
         self._open_mode = "r+"
         try:
@@ -202,6 +202,14 @@ class LazyMemmapStorage(LazyTensorStorage):
             )
         finally:
             self._open_mode = "w+"
+
+    def _check_schema(self, schema: dict) -> None:
+        super()._check_schema(schema)
+        self._check_open()
+        for key, (shape, _) in schema.items():
+            if 0 in shape:
+                raise ValueError(f"LazyMemmapStorage state: key {list(key)} has empty items "
+                                 f"(shape {list(shape)}), which cannot be memory-mapped")
 
     def _check_open(self) -> None:
         if self._closed:

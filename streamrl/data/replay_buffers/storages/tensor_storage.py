@@ -8,6 +8,14 @@ import torch
 from tensordict import TensorDict, TensorDictBase, is_tensorclass
 from torch.utils import _pytree as pytree
 
+from streamrl.data.replay_buffers._state import (
+    Commit,
+    check_tensor,
+    check_type,
+    entry,
+    int_entry,
+    list_entry,
+)
 from streamrl.data.replay_buffers.storages.base import Batch, Storage, _One
 
 __all__ = ["LazyTensorStorage", "TensorStorage"]
@@ -226,16 +234,25 @@ class LazyTensorStorage(Storage):
             return ["pytree", pytree.treespec_dumps(wrap[1])]
         return ["tensorclass", f"{wrap[1].__module__}.{wrap[1].__qualname__}"]
 
-    def _load_wrap(self, state) -> None:
+    def _wrap_from_state(self, state) -> tuple | None:
         # A pytree structure reloads from its JSON; a tensorclass is not imported by name
         # (loading runs no code): an allocated storage keeps its class, a new one reads
         # TensorDicts.
         if state is None:
-            self._wrap = None
-        elif state[0] == "pytree":
-            self._wrap = ("pytree", pytree.treespec_loads(state[1]))
-        elif self._wrap is None or self._wrap[0] != "tensorclass":
-            self._wrap = None
+            return None
+        if not isinstance(state, list) or len(state) != 2 or not all(
+            isinstance(s, str) for s in state
+        ) or state[0] not in ("pytree", "tensorclass"):
+            raise ValueError(f"'wrap' must be None, ['pytree', spec] or ['tensorclass', name], "
+                             f"found {state!r}")
+        if state[0] == "pytree":
+            try:
+                return ("pytree", pytree.treespec_loads(state[1]))
+            except Exception as err:  # the JSON parser's errors vary with torch versions
+                raise ValueError(f"'wrap' holds an unreadable pytree spec: {err}") from None
+        if self._wrap is None or self._wrap[0] != "tensorclass":
+            return None
+        return self._wrap
 
     def one(self, item):
         """Wrap one item: a tensor gets a leading dim of 1, a TensorDict keeps its batch dims."""
@@ -511,40 +528,102 @@ class LazyTensorStorage(Storage):
         rows = leaf[: self._len]
         return rows.clone() if self._len < self.max_size else rows
 
-    def load_state_dict(self, state) -> None:
-        """Restore :meth:`state_dict`, copying rows in chunks; the schema must match."""
-        if state.get("type") not in ("LazyTensorStorage", "LazyMemmapStorage", "TensorStorage"):
-            raise ValueError(f"storage state is for {state.get('type')!r}, not a tensor storage")
-        if state["max_size"] != self.max_size:
+    def _prepare_load(self, state) -> Commit:
+        """Check :meth:`state_dict`'s output against this storage: type, ``max_size``, cursor,
+        schema (that of the storage once allocated) and the rows' shapes and dtypes."""
+        where = f"{type(self).__name__} state"
+        check_type(state, ("LazyTensorStorage", "LazyMemmapStorage", "TensorStorage"), "storage")
+        found = entry(state, "max_size", where)
+        if found != self.max_size:
+            raise ValueError(f"{where}: max_size {found!r}, this storage {self.max_size}")
+        length = int_entry(state, "len", where, 0, self.max_size)
+        head = int_entry(state, "head", where, 0, self.max_size - 1)
+        is_td = entry(state, "is_td", where)
+        try:
+            wrap = self._wrap_from_state(state.get("wrap"))
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        if is_td is None:
+            if length:
+                raise ValueError(f"{where}: no schema ('is_td' is None) but {length} rows")
+
+            def commit_empty() -> None:
+                self._wrap, self._len, self._head = wrap, length, head
+
+            return commit_empty
+        if not isinstance(is_td, bool):
+            raise ValueError(f"{where}: 'is_td' must be a bool or None, found {is_td!r}")
+        schema, item_batch = self._schema_from_state(state, is_td, where)
+        if self.allocated and (
+            self.schema() != schema or is_td != self._is_td or item_batch != self._item_batch
+        ):
             raise ValueError(
-                f"storage state has max_size {state['max_size']}, this storage {self.max_size}"
+                f"{where}: schema {schema} (items of batch size {list(item_batch)}) differs from "
+                f"this storage's {self.schema()} (items of batch size {list(self._item_batch)})"
             )
-        if state["is_td"] is not None:
-            schema = {
-                tuple(k): (tuple(s), _dtype_from_str(d))
-                for k, s, d in zip(state["keys"], state["shapes"], state["dtypes"])
-            }
-            # Files written before items kept their batch dims have no "item_batch": ().
-            item_batch = tuple(state.get("item_batch", ()))
+        if not self.allocated:
+            self._check_schema(schema)
+        tensors = list_entry(state, "tensors", where, len(schema))
+        for key, (shape, dtype), rows in zip(schema, schema.values(), tensors):
+            what = f"{where}: rows of key {_fmt_key(key)}" if key else f"{where}: rows"
+            check_tensor(rows, what, dtype=dtype)
+            if tuple(rows.shape[1:]) != shape or rows.shape[0] < length:
+                raise ValueError(f"{what} must have shape ({length}, *{shape}), found "
+                                 f"{tuple(rows.shape)}")
+
+        def commit() -> None:
+            self._wrap = wrap
             if not self.allocated:
-                self._allocate(schema, bool(state["is_td"]), item_batch)
-            elif (
-                self.schema() != schema
-                or bool(state["is_td"]) != self._is_td
-                or item_batch != self._item_batch
-            ):
-                raise ValueError(
-                    f"storage state schema {schema} differs from this storage's {self.schema()}"
-                )
-            length = int(state["len"])
-            for dst, src in zip(self._leaves, state["tensors"]):
+                self._allocate(schema, is_td, item_batch)
+            for dst, src in zip(self._leaves, tensors):
                 for lo in range(0, length, _COPY_CHUNK):
                     hi = min(length, lo + _COPY_CHUNK)
                     dst[lo:hi].copy_(src[lo:hi])
                     self._touched(hi - lo, contiguous=True)
-        self._load_wrap(state.get("wrap"))
-        self._len = int(state["len"])
-        self._head = int(state["head"])
+            self._len, self._head = length, head
+
+        return commit
+
+    @staticmethod
+    def _schema_from_state(state, is_td: bool, where: str):
+        """``(schema, item_batch)`` of a state, checked for well-formedness."""
+        keys = list_entry(state, "keys", where)
+        shapes = list_entry(state, "shapes", where, len(keys))
+        dtypes = list_entry(state, "dtypes", where, len(keys))
+        item_batch = state.get("item_batch", [])  # files from before items had batch dims: ()
+
+        def dims(value) -> bool:
+            return isinstance(value, list) and all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+            )
+
+        if not dims(item_batch):
+            raise ValueError(f"{where}: 'item_batch' must be a list of ints, found {item_batch!r}")
+        if not is_td and keys != [[]]:
+            raise ValueError(f"{where}: a tensor storage has one key [], found {keys!r}")
+        schema = {}
+        for key, shape, dtype in zip(keys, shapes, dtypes):
+            if not isinstance(key, list) or not all(isinstance(k, str) and k for k in key) or (
+                is_td and not key
+            ):
+                raise ValueError(f"{where}: a key must be a list of names, found {key!r}")
+            if not dims(shape) or tuple(shape[: len(item_batch)]) != tuple(item_batch):
+                raise ValueError(f"{where}: key {key} has shape {shape!r}, expected a list of "
+                                 f"ints starting with the item batch size {item_batch}")
+            if not isinstance(dtype, str):
+                raise ValueError(f"{where}: key {key} has dtype {dtype!r}, expected a str")
+            schema[tuple(key)] = (tuple(shape), _dtype_from_str(dtype))
+        if len(schema) != len(keys):
+            raise ValueError(f"{where}: repeated keys in {keys}")
+        for key in schema:
+            if any(key[:i] in schema for i in range(1, len(key))):
+                raise ValueError(f"{where}: key {list(key)} is nested under another leaf")
+        return schema, tuple(item_batch)
+
+    def _check_schema(self, schema: dict) -> None:
+        """Refuse a schema this storage cannot allocate (before anything is changed)."""
+        if not schema:
+            raise ValueError(f"{type(self).__name__} state: a schema without keys")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_size={self.max_size}, len={self._len}, device={self.device})"
@@ -614,10 +693,6 @@ class TensorStorage(LazyTensorStorage):
             self._is_td = False
         self._len = n
         self._head = 0
-
-    def load_state_dict(self, state) -> None:
-        """Restore a tensor storage's :meth:`state_dict` into the wrapped data."""
-        super().load_state_dict({**state, "type": "LazyTensorStorage"})
 
     def state_dict(self):
         """As :meth:`LazyTensorStorage.state_dict`."""
