@@ -53,9 +53,11 @@ def _writer(rb, w, done):
 
 def _sampler(rb, done, seen, prioritized):
     def sample():
-        while len(done) < WRITERS:
+        count = 0  # at least a few samples, however fast the writers finish
+        while len(done) < WRITERS or count < 5:
             if not len(rb):
                 continue
+            count += 1
             batch = rb.sample(10)
             seen.append(check_rows(batch))
             if prioritized:
