@@ -59,9 +59,10 @@ def ratio_buffer(size: int, samples_per_insert: float, *, learning_starts: int,
     replay source that samples ``sample_size`` rows per message.
 
     The slack either way is one sampled message plus one collected batch, the least that
-    cannot deadlock. ``timeout`` (seconds) bounds a wait in the limiter: a healthy run never
-    waits that long, and a stuck one (a failed operator on the other side) gets an error
-    instead of a hang.
+    cannot deadlock. ``timeout`` (seconds) bounds a wait in the limiter during which nothing
+    is inserted or sampled: a healthy run never waits that long (a slow collector filling
+    ``learning_starts`` keeps inserting), and a stuck one (a failed operator on the other
+    side) gets an error instead of a hang.
 
     ``max_policy_lag`` (an int >= 0) bounds how many policy versions behind the learner a
     sampled row may be: the buffer samples uniformly among the rows whose

@@ -41,7 +41,9 @@ class RateLimiter:
     Both blocking and async acquisition are offered:
 
     - ``insert(n, timeout=None)`` / ``sample(n, timeout=None)`` block the thread and raise
-      ``TimeoutError`` when ``timeout`` seconds pass;
+      ``TimeoutError`` when ``timeout`` seconds pass without any insert or sample being
+      recorded meanwhile (a slow writer that keeps inserting, e.g. towards a large
+      ``min_size_to_sample``, is not a stalled one);
     - ``await acquire_insert(n)`` / ``await acquire_sample(n)`` wait without blocking the event
       loop (the graph's rate-limited edge uses these); cancelling releases the wait and records
       nothing;
@@ -102,6 +104,7 @@ class RateLimiter:
     def _wait(self, kind: str, n: int, timeout: float | None, stop: _Ticket | None):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            seen = (self.inserts, self.samples)
             while True:
                 if stop is not None and stop.is_set():
                     return False
@@ -112,11 +115,15 @@ class RateLimiter:
                 if deadline is None:
                     self._cond.wait()
                 else:
+                    if (self.inserts, self.samples) != seen:  # progress: wait afresh
+                        seen = (self.inserts, self.samples)
+                        deadline = time.monotonic() + timeout
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise TimeoutError(
                             f"{type(self).__name__}: {kind} of {n} not allowed within "
-                            f"{timeout} s ({self._describe()})"
+                            f"{timeout} s, and nothing inserted or sampled meanwhile "
+                            f"({self._describe()})"
                         )
                     self._cond.wait(left)
 

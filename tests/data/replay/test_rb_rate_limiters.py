@@ -82,6 +82,31 @@ def test_smallest_accepted_window_never_deadlocks():
             assert lim.try_sample(1) or lim.try_insert(1)
 
 
+def test_the_timeout_counts_time_without_progress_not_the_whole_wait():
+    """A writer that keeps inserting, slower than the timeout in all, towards a large
+    min_size_to_sample (dqn_atari's learning_starts on a slow machine) is not a stall; a
+    writer that stops is."""
+    lim = SampleToInsertRatio(1.0, min_size_to_sample=8, error_buffer=8)
+    stop = threading.Event()
+
+    def writer():
+        for _ in range(8):
+            time.sleep(0.06)
+            lim.insert(1)
+        stop.wait()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    lim.sample(1, timeout=0.25)  # 8 x 0.06 s = ~0.5 s in all, 0.06 s between inserts
+    assert time.monotonic() - t0 >= 0.4 and lim.samples == 1
+    stop.set()
+    thread.join()
+    idle = SampleToInsertRatio(1.0, min_size_to_sample=8, error_buffer=8)
+    with pytest.raises(TimeoutError, match="nothing inserted or sampled meanwhile"):
+        idle.sample(1, timeout=0.1)  # no writer: no progress
+
+
 def test_blocking_timeout_and_wakeup_from_another_thread():
     lim = MinSize(2)
     t0 = time.monotonic()
