@@ -60,7 +60,8 @@ class ReplaySource(Operator):
     :func:`~streamrl.ops.build_offpolicy_graph`'s does). Items more than the sampler's
     ``max_staleness`` versions older are never drawn; while no stored item is fresh enough,
     the source waits for the collector's next insert (polling every ``poll`` seconds; after
-    ``timeout`` seconds, ``TimeoutError``, so a stalled collector is an error, not a hang).
+    ``timeout`` seconds without an insert, ``TimeoutError``, so a stalled collector is an
+    error, not a hang).
     """
 
     inputs = ()
@@ -112,15 +113,20 @@ class ReplaySource(Operator):
         sampler = self.buffer.sampler
         sampler.consumer_version = version
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        written = self.buffer.write_count
         # inserts only add fresher items (a ring buffer overwrites the oldest): once a fresh
         # item is seen, the draw below finds one
         while not self.buffer.can_sample(self.batch_size):
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"ReplaySource: no stored item within max_staleness="
-                    f"{sampler.max_staleness} of policy version {version} after "
-                    f"{self.timeout} s (is the collector running?)"
-                )
+            if deadline is not None:
+                if self.buffer.write_count != written:  # the collector is alive: wait afresh
+                    written = self.buffer.write_count
+                    deadline = time.monotonic() + self.timeout
+                elif time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"ReplaySource: no stored item within max_staleness="
+                        f"{sampler.max_staleness} of policy version {version} after "
+                        f"{self.timeout} s without an insert (is the collector running?)"
+                    )
             time.sleep(self.poll)
 
     def __repr__(self) -> str:
