@@ -49,6 +49,7 @@ __all__ = [
     "OffPolicyPipeline",
     "OffPolicyResult",
     "check_run_paths",
+    "checkpoint_frames",
     "load_resume",
     "main",
     "parse_args",
@@ -152,7 +153,7 @@ def load_resume(name: str, path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot resume from {shown}: it cannot be read "
                               f"({exc.strerror or exc})") from None
     except Exception as exc:  # torch's unpickler on a file of another kind, a truncated zip...
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        why = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]  # its first sentence
         why = why if len(why) <= 100 else why[:97] + "..."
         raise CheckpointError(f"cannot resume from {shown}: it is not a streamrl checkpoint "
                               f"({type(exc).__name__}: {why})") from None
@@ -254,6 +255,19 @@ def parse_args(name: str, doc: str | None, config_cls: type, argv: list[str] | N
     return config, args
 
 
+def checkpoint_frames(state: dict[str, Any]) -> int | None:
+    """The frames a pipeline's checkpoint had collected: its ``frames`` entry (an off-policy
+    pipeline's) or its manifest's ``metadata["frames"]`` (a
+    :class:`streamrl.checkpoint.Checkpoint`'s, e.g. a PPO pipeline's); ``None`` when it
+    says neither."""
+    frames = state.get("frames")
+    if frames is None:
+        manifest = state.get("checkpoint")
+        metadata = manifest.get("metadata") if isinstance(manifest, dict) else None
+        frames = metadata.get("frames") if isinstance(metadata, dict) else None
+    return frames if isinstance(frames, int) and not isinstance(frames, bool) else None
+
+
 def check_run_paths(name: str, args: argparse.Namespace, config: Any = None,
                     identity: Callable[[Any], dict[str, Any]] | None = None) -> Path | None:
     """Check a run's paths before any work starts and return its run directory (``None``
@@ -266,12 +280,17 @@ def check_run_paths(name: str, args: argparse.Namespace, config: Any = None,
     from streamrl.checkpoint import Checkpoint, CheckpointError  # (it imports train)
 
     if args.resume is not None:
-        load_resume(name, args.resume)
+        state = load_resume(name, args.resume)
         if identity is not None:  # loads nothing: compares the run's identity only
             try:
                 Checkpoint(match=identity(config)).load(args.resume)
             except CheckpointError as exc:
                 raise CheckpointError(f"cannot resume: {exc}") from None
+        done, budget = checkpoint_frames(state), getattr(config, "frames", None)
+        if done is not None and isinstance(budget, int) and done >= budget:
+            raise CheckpointError(f"cannot resume from {str(args.resume)!r}: it is at {done} "
+                                  f"frames, already at the budget --frames {budget}; pass a "
+                                  "larger --frames")
     if args.no_files:
         return None
     flag = "--run-dir" if args.run_dir else "--runs-root"

@@ -543,7 +543,8 @@ class PPOPipeline:
             if state is not None and run_dir is not None and saved_at[0] != state["progress"]["frames"]:
                 saved_at[0] = state["progress"]["frames"]
                 ckpt.save(run_dir / "checkpoint.pt", snapshot=state,
-                          metadata={"config": dataclasses.asdict(config)})
+                          metadata={"config": dataclasses.asdict(config),
+                                    "frames": state["progress"]["frames"]})
 
         batches: Any = iter(collector)
         try:
