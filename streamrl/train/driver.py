@@ -336,11 +336,12 @@ def main(name: str, parse: Callable[..., tuple[Any, argparse.Namespace]],
         print(f"{name}: interrupted{where}", file=sys.stderr)
         return 130
     except Exception as exc:
-        if _disk_error(exc) is None:  # not the disk: a bug, shown with its traceback
+        disk = _disk_error(exc)
+        if disk is None:  # not the disk: a bug, shown with its traceback
             raise
         last = run_dir / "checkpoint.pt" if run_dir is not None else None
         where = f"; last checkpoint: {last}" if last is not None and last.is_file() else ""
-        print(f"{prog}: error: {exc}{where}", file=sys.stderr)
+        print(f"{prog}: error: {disk}{where}", file=sys.stderr)
         return 1
     (summary or print_offpolicy_summary)(name, config, result)
     return 0

@@ -402,3 +402,31 @@ def test_full_disk_while_writing_the_metrics(tmp_path, monkeypatch, capsys, whic
     assert batch_frames(run_dir) == list(range(256, done + 513, 256))
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == len(read_metrics(run_dir)) + 1  # the CSV agrees with the JSON lines
+
+
+def test_full_disk_in_a_concurrent_run(tmp_path, monkeypatch, capsys):
+    """Fault: the disk fills up while dqn_cartpole's metrics operator writes a row (collection
+    and learning run concurrently, as one graph). Promise: the graph stops, the run's
+    checkpoint is written and loads, no temporary file is left, and the command exits
+    with status 1 and one error line naming the file and "No space left on device" (not
+    the operator error's traceback). Check: in-process ``streamrl run`` with the metrics
+    logger's ``open`` patched."""
+    run_dir = tmp_path / "run"
+
+    def opener(path, mode="r", *args, **kwargs):
+        f = open(path, mode, *args, **kwargs)
+        return _FullFile(f, 1500) if Path(path).name == "metrics.csv" and "w" in mode else f
+
+    monkeypatch.setattr(metrics_logger, "open", opener, raising=False)
+    code = main(["run", "dqn_cartpole", "--frames", "100000", "--learning-starts", "256",
+                 "--logger", "none", "--no-progress", "--rollout-placement", "inline",
+                 "--run-dir", str(run_dir)])
+    monkeypatch.undo()
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    (line,) = [ln for ln in err if "error:" in ln]
+    assert not any("Traceback" in ln for ln in err)
+    assert "No space left on device" in line and repr(str(run_dir / "metrics.csv")) in line
+    state = driver.load_resume("dqn_cartpole", run_dir / "checkpoint.pt")
+    assert 0 < driver.checkpoint_frames(state) < 100000
+    assert not list(run_dir.glob(".*.tmp"))
