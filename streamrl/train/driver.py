@@ -8,8 +8,11 @@ it its entry points:
   off-policy pipeline, from its name, config class and graph builder.
 * :func:`parse_args`: the run options (``--run-dir``, ``--runs-root``, ``--no-files``,
   ``--no-progress``, ``--resume``) and one flag per config field.
-* :func:`main`: parse, train into a fresh run directory, print a summary; exit status 0 (130
-  on Ctrl-C, after the checkpoint is written).
+* :func:`main`: parse, check the run's paths (:func:`check_run_paths`: a writable run
+  directory, a ``--resume`` checkpoint of this pipeline), train into the run directory,
+  print a summary; exit status 0 (2 with one ``error:`` line for a bad path, before any
+  work; 130 on Ctrl-C, after the checkpoint is written; 1 with one ``error:`` line when the
+  disk fails a write).
 * :func:`train_offpolicy`: run an off-policy graph once (e.g. one that
   :func:`streamrl.ops.build_offpolicy_graph` built), write ``config.json``, ``checkpoint.pt``
   and ``learning_curve.png``, and return an :class:`OffPolicyResult`.
