@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from streamrl.errors import name_file
+
 __all__ = [
     "RUN_LOGGERS",
     "MetricsLogger",
@@ -132,7 +134,7 @@ class MetricsLogger:
                 os.replace(tmp, path)
             except BaseException as exc:
                 tmp.unlink(missing_ok=True)
-                _name_file(exc, path)
+                name_file(exc, path)
                 raise
 
     def _write_csv(self, f: Any, rows: list[dict[str, Any]]) -> None:
@@ -160,13 +162,13 @@ class MetricsLogger:
             self._writer.writerow(row)
             self._csv_file.flush()
         except OSError as exc:
-            _name_file(exc, self.csv_path)
+            name_file(exc, self.csv_path)
             raise
         try:
             self._jsonl_file.write(json.dumps(row) + "\n")
             self._jsonl_file.flush()
         except OSError as exc:
-            _name_file(exc, self.jsonl_path)
+            name_file(exc, self.jsonl_path)
             raise
         self.rows += 1
         if self.loggers:
@@ -279,9 +281,3 @@ def _write_jsonl(f: Any, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         f.write(json.dumps(row) + "\n")
 
-
-def _name_file(exc: BaseException, path: Path) -> None:
-    """Put ``path`` into an ``OSError`` raised while writing it (a write on an open file says
-    only e.g. "No space left on device", not which file)."""
-    if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
-        exc.filename = str(path)

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from streamrl.errors import name_file
+
 __all__ = ["load_checkpoint", "remove_temporaries", "save_checkpoint"]
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device,
@@ -72,8 +74,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
-            exc.filename = str(path)  # "No space left on device: '<path>'", not a bare errno
+        name_file(exc, path)  # "No space left on device: '<path>'", not a bare errno
         raise
     return path
 

@@ -43,6 +43,7 @@ from typing import Any
 
 import torch
 
+from streamrl.errors import name_file
 from streamrl.train.checkpoint import load_checkpoint, remove_temporaries, save_checkpoint
 from streamrl.train.config import add_config_arguments, config_from_args
 from streamrl.train.metrics import plot_metrics, read_metrics
@@ -174,7 +175,12 @@ def write_config(run_dir: Path, config: Any) -> None:
     """Create ``run_dir`` (and its parents) and write the ``config`` dataclass into its
     ``config.json``."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    path = run_dir / "config.json"
+    try:
+        path.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    except OSError as exc:
+        name_file(exc, path)
+        raise
 
 
 def plot_learning_curve(run_dir: Path, title: str) -> None:
