@@ -32,6 +32,9 @@ from streamrl.cli import main
 from streamrl.ops import metrics_logger
 from streamrl.train import driver, load_checkpoint, read_metrics
 
+# the fork server forks; workers are found in /proc
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
 # ------------------------------------------------------------------------------ fork server
 _SERVER = r'''
 import io, json, os, signal, sys, time, traceback
@@ -106,8 +109,8 @@ for line in sys.stdin:
             time.sleep(0.005)
         started.discard(pid)
     print(json.dumps(reply), flush=True)
-for pid in started:
-    os.kill(pid, signal.SIGKILL)
+for pid in started:  # a run left behind by a failed test, with its workers
+    os.killpg(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
 '''
 
@@ -160,22 +163,22 @@ def children(pid):
     return found
 
 
-def gone(pids, timeout=5.0):
-    """Whether every pid in ``pids`` has exited (zombies count as exited) within ``timeout``."""
+def alive(pids, timeout):
+    """The pids among ``pids`` still running (zombies count as exited) after waiting up to
+    ``timeout`` seconds for them to exit."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = []
+    while True:
+        running = []
         for pid in pids:
             try:
                 state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
             except OSError:
                 continue
             if state != "Z":
-                alive.append(pid)
-        if not alive:
-            return True
+                running.append(pid)
+        if not running or time.monotonic() > deadline:
+            return running
         time.sleep(0.05)
-    return False
 
 
 def ckpt_frames(path):
@@ -291,7 +294,10 @@ def test_ctrl_c_stops_with_a_final_checkpoint(tmp_path, server, name):
     assert server.wait(pid) == 130, log.read_text()[-2000:]
     assert log.read_text().splitlines()[-1] == (
         f"{name}: interrupted; checkpoint: {run_dir / 'checkpoint.pt'}")
-    assert gone(workers), f"worker processes {workers} outlived their run"
+    left = alive(workers, timeout=5.0)
+    for worker in left:  # not left running after the test either
+        os.kill(worker, signal.SIGKILL)
+    assert not left, f"worker processes {left} outlived their run"
     state = driver.load_resume(name, run_dir / "checkpoint.pt")
     done = driver.checkpoint_frames(state)
     assert done is not None and done > 0
