@@ -108,12 +108,16 @@ def _bad_dirs(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a directory")
     cases = [
-        ("--run-dir", "/proc/streamrl-run", "is not writable: the directory cannot be created"),
-        ("--runs-root", "/proc/streamrl-runs", "is not writable: the directory cannot be created"),
         ("--run-dir", str(a_file), "is not a directory (it is a file)"),
         ("--run-dir", str(a_file / "run"), f"is not a directory: {str(a_file)!r} is a file"),
         ("--runs-root", str(a_file), "is not a directory (it is a file)"),
     ]
+    if Path("/proc/self").is_dir():  # Linux's procfs: no directory can be made in it
+        cases += [
+            ("--run-dir", "/proc/streamrl-run", "is not writable: the directory cannot be created"),
+            ("--runs-root", "/proc/streamrl-runs",
+             "is not writable: the directory cannot be created"),
+        ]
     probe = Path("/sys")  # read-only even for root on Linux
     if probe.is_dir() and _unwritable(probe):
         cases.append(("--run-dir", "/sys", "is not writable: a file cannot be created in it"))
