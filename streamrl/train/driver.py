@@ -137,11 +137,12 @@ class OffPolicyPipeline:
         return f"OffPolicyPipeline({self.name!r}, {self.algorithm!r})"
 
 
-def load_resume(name: str, path: str | Path) -> dict[str, Any]:
+def load_resume(name: str, path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     """The checkpoint at ``path``; a :class:`streamrl.checkpoint.CheckpointError` (a
     ``ValueError``) naming the path unless it is a readable checkpoint file that pipeline
     ``name`` wrote: it does not exist, is a directory, cannot be read, is not a streamrl
-    checkpoint (and why, briefly), or is another pipeline's."""
+    checkpoint (and why, briefly), or is another pipeline's. ``mmap=True``: its tensors are
+    mapped, not read (a cheap check of a large checkpoint, e.g. with a replay buffer)."""
     from streamrl.checkpoint import CheckpointError  # (streamrl.checkpoint imports train)
 
     shown = repr(str(path))
@@ -152,7 +153,12 @@ def load_resume(name: str, path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot resume from {shown}: it is a directory, expected a "
                               "checkpoint file (e.g. <run dir>/checkpoint.pt)")
     try:
-        state = load_checkpoint(path)
+        try:
+            state = load_checkpoint(path, mmap=mmap)
+        except Exception:
+            if not mmap:
+                raise
+            state = load_checkpoint(path)  # not a zip file: the plain load says why
     except OSError as exc:
         raise CheckpointError(f"cannot resume from {shown}: it cannot be read "
                               f"({exc.strerror or exc})") from None
@@ -289,7 +295,7 @@ def check_run_paths(name: str, args: argparse.Namespace, config: Any = None,
     from streamrl.checkpoint import Checkpoint, CheckpointError  # (it imports train)
 
     if args.resume is not None:
-        state = load_resume(name, args.resume)
+        state = load_resume(name, args.resume, mmap=True)  # read again, in full, by train
         if identity is not None:  # loads nothing: compares the run's identity only
             try:
                 Checkpoint(match=identity(config)).load(args.resume)
