@@ -227,17 +227,19 @@ def run_logger(kind: str, directory: str | os.PathLike, *, resume_at: int | None
     """The :mod:`streamrl.record` logger a run writes beside its metrics files, in
     ``<directory>/<kind>/`` (TensorBoard event files, per-metric CSV files or an offline
     wandb run); None for ``"none"``. ``resume_at``: a resumed run's checkpoint frame count;
-    TensorBoard then hides the events past it that the interrupted run wrote."""
+    the TensorBoard and CSV loggers then drop (hide) what the interrupted run wrote past it
+    (a wandb run is a new one)."""
     check_run_logger(kind)
+    purge_step = None if resume_at is None else resume_at + 1
     if kind == "tensorboard":
         from streamrl.record import TensorboardLogger
 
-        return TensorboardLogger(exp_name=kind, log_dir=str(directory),
-                                 purge_step=None if resume_at is None else resume_at + 1)
+        return TensorboardLogger(exp_name=kind, log_dir=str(directory), purge_step=purge_step)
     if kind == "csv":
         from streamrl.record import CSVLogger
 
-        return CSVLogger(exp_name=kind, log_dir=str(directory), video_format="pt")
+        return CSVLogger(exp_name=kind, log_dir=str(directory), video_format="pt",
+                         purge_step=purge_step)
     if kind == "wandb":
         from streamrl.record import WandbLogger
 

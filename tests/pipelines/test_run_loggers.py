@@ -130,3 +130,18 @@ def test_resume_into_the_run_dir_continues_its_history(tmp_path, pipeline, argv)
     events.Reload()
     logged = [(e.step, e.value) for e in events.Scalars("eval_return")]
     assert logged == [(s, pytest.approx(v)) for s, v in _csv_series(rows, "eval_return")]
+
+
+def test_resume_with_the_csv_logger_drops_its_stale_lines(tmp_path):
+    """``--logger csv``: the per-scalar files of a resumed run hold the history up to the
+    checkpoint, then the resumed run's values (as metrics.csv)."""
+    assert ppo.main([*_frames(PPO_TINY, 512), "--run-dir", str(tmp_path), "--logger", "csv"]) == 0
+    scalars = tmp_path / "csv" / "scalars" / "eval_return.csv"
+    with open(scalars, "a") as f:
+        f.write("768,12345.0\n")  # logged past the checkpoint by an interrupted run
+    assert ppo.main([*_frames(PPO_TINY, 1024), "--run-dir", str(tmp_path), "--logger", "csv",
+                     "--resume", str(tmp_path / "checkpoint.pt")]) == 0
+    lines = scalars.read_text().splitlines()
+    evals = _csv_series(read_metrics(tmp_path), "eval_return")
+    assert [int(line.split(",")[0]) for line in lines] == [s for s, _ in evals]
+    assert "12345" not in scalars.read_text()
