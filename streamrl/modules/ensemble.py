@@ -37,7 +37,7 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase, TensorDictParams
 from torch import nn
 
-from streamrl.modules._swap import params_in
+from streamrl._utils.swap import params_in
 
 __all__ = ["EnsembleModule", "stack_params"]
 

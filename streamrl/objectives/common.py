@@ -27,8 +27,8 @@ from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
 from streamrl._utils import rl_warnings
+from streamrl._utils.swap import params_in
 from streamrl._warnings import StreamRLWarning
-from streamrl.modules._swap import params_in
 from streamrl.objectives.value._accepted_keys import sync_key_declarations
 from streamrl.objectives.value.common import (
     ValueEstimatorBase,

@@ -11,8 +11,8 @@ import torch
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 
+from streamrl._utils.swap import params_in
 from streamrl.modules import ProbabilisticActor, ValueOperator
-from streamrl.modules._swap import params_in
 from streamrl.modules.distributions import Categorical
 from streamrl.objectives import ClipPPOLoss
 

@@ -11,7 +11,7 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictParams
 from torch import nn
 
-from streamrl.modules._swap import params_in
+from streamrl._utils.swap import params_in
 from streamrl.modules.ensemble import stack_params
 from streamrl.modules.models.convnet import ConvNet
 from streamrl.modules.models.mlp import MLP

@@ -13,7 +13,7 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
-from streamrl.modules._swap import params_in
+from streamrl._utils.swap import params_in
 from streamrl.objectives.value._accepted_keys import sync_key_declarations
 
 __all__ = ["ValueEstimatorBase", "ValueEstimators", "default_value_kwargs"]
