@@ -23,8 +23,9 @@ observations, the running training returns, the random generators, the progress 
 config. It is written every ``checkpoint_interval`` frames (default: at each evaluation), at
 the end, and on Ctrl-C or an error (then the last batch boundary's). ``--resume`` continues
 exactly: a run stopped and resumed gives the same metrics rows (timings aside) and weights
-as one that ran through; a checkpoint of another pipeline or config is refused before any
-work.
+as one that ran through, and resumed into its own ``--run-dir`` it continues that run's
+metrics files (the rows logged past the checkpoint dropped); a checkpoint of another
+pipeline or config is refused before any work.
 
     $ streamrl run ppo_cartpole --frames 50000 --seed 1
     $ streamrl graph ppo_cartpole

@@ -1,4 +1,5 @@
-"""Errors raised across layers: a worker process that died, an exception raised inside one.
+"""Errors raised across layers: a worker process that died, an exception raised inside one;
+and :func:`name_file`, which makes an ``OSError`` from writing an open file say which file.
 
 Both :class:`streamrl.envs.ParallelEnv` (sub-envs in worker processes) and the graph's
 :class:`~streamrl.graph.Process` placement run code in worker processes, so their errors live
@@ -14,7 +15,23 @@ subclasses :class:`~streamrl.graph.OperatorError`, :class:`~streamrl.graph.Deadl
 
 from __future__ import annotations
 
-__all__ = ["RemoteError", "WorkerDiedError"]
+import os
+from typing import Any
+
+__all__ = ["RemoteError", "WorkerDiedError", "name_file"]
+
+
+def name_file(exc: BaseException, path: str | os.PathLike[Any]) -> None:
+    """Put ``path`` into ``exc`` when it is an ``OSError`` that names no file: a write on an
+    open file fails with e.g. ``[Errno 28] No space left on device`` and no file name, and a
+    one-line report of it should say which file (then ``... device: '<path>'``).
+
+    >>> exc = OSError(28, "No space left on device")
+    >>> name_file(exc, "run/metrics.csv"); str(exc)
+    "[Errno 28] No space left on device: 'run/metrics.csv'"
+    """
+    if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
+        exc.filename = os.fspath(path)
 
 
 class WorkerDiedError(RuntimeError):

@@ -37,6 +37,8 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase, TensorDictParams
 from torch import nn
 
+from streamrl._utils.swap import params_in
+
 __all__ = ["EnsembleModule", "stack_params"]
 
 
@@ -101,12 +103,12 @@ class EnsembleModule(TensorDictModuleBase):
         # no memory); it stays out of the registered submodules and the stacked params are
         # swapped in at each call.
         meta = TensorDict.from_module(module).detach().to("meta")
-        with meta.to_module(module):
+        with params_in(meta, module):
             template = copy.deepcopy(module)
         self.__dict__["_template"] = template
 
     def _one(self, params: TensorDictBase, tensordict: TensorDictBase) -> TensorDictBase:
-        with params.to_module(self._template):
+        with params_in(params, self._template):
             return self._template(tensordict)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:

@@ -27,6 +27,7 @@ from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
 from streamrl._utils import rl_warnings
+from streamrl._utils.swap import params_in
 from streamrl._warnings import StreamRLWarning
 from streamrl.objectives.value._accepted_keys import sync_key_declarations
 from streamrl.objectives.value.common import (
@@ -441,7 +442,7 @@ class LossModule(nn.Module):
                 return _keyed(self, name, template, td)
             params = getattr(self, f"{name}_params")
         try:
-            with params.to_module(template, preserve_module_state=False):
+            with params_in(params, template, preserve_module_state=False):
                 return template(td)
         except KeyError as err:
             raise KeyError(
@@ -462,7 +463,7 @@ class LossModule(nn.Module):
                 return _keyed(self, name, template.get_dist, td)
             params = getattr(self, f"{name}_params")
         try:
-            with params.to_module(template, preserve_module_state=False):
+            with params_in(params, template, preserve_module_state=False):
                 return template.get_dist(td)
         except KeyError as err:
             raise KeyError(
@@ -477,7 +478,7 @@ class LossModule(nn.Module):
             params = getattr(self, f"{name}_params")
 
         def _one(data: TensorDictBase, p: TensorDictBase) -> TensorDictBase:
-            with p.to_module(template, preserve_module_state=False):
+            with params_in(p, template, preserve_module_state=False):
                 return template(data)
 
         try:
@@ -520,7 +521,7 @@ class LossModule(nn.Module):
             copies = [params] if self._num_copies.get(name) is None else params.unbind(0)
             with torch.no_grad():
                 for copy_params in copies:
-                    with copy_params.to_module(template, preserve_module_state=False):
+                    with params_in(copy_params, template, preserve_module_state=False):
                         _reset_copy(template)
                 if name in self._target_names:
                     getattr(self, f"target_{name}_params").update_(params.detach())

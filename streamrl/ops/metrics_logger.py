@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from streamrl.errors import name_file
+
 __all__ = [
     "RUN_LOGGERS",
     "MetricsLogger",
@@ -61,6 +63,23 @@ class MetricsLogger:
     ``loggers``: :mod:`streamrl.record` loggers (anything with ``log_scalar(name, value,
     step)``) that also receive every numeric value of every row, at ``step=row["frames"]``
     (closed with this one); see :func:`run_logger`.
+
+    ``resume_at``: the frame count of the checkpoint a resumed run starts from. The rows
+    already in the directory's files are kept up to it, those past it (logged by the
+    interrupted run after its last checkpoint, which the resumed run logs again) are dropped,
+    and new rows are appended: the files hold the run's whole history, with frames that
+    never go back. ``None`` (a new run): the files start empty.
+
+    >>> d = tempfile.mkdtemp()
+    >>> with MetricsLogger(d, columns=["frames"]) as log:
+    ...     for frames in (256, 512, 768):
+    ...         log.log({"frames": frames})
+    >>> with MetricsLogger(d, columns=["frames"], resume_at=512) as log:
+    ...     log.log({"frames": 768})
+    >>> [row["frames"] for row in read_metrics(d)]
+    [256, 512, 768]
+
+    A write that fails (e.g. a full disk) raises the ``OSError`` with the file's path in it.
     """
 
     def __init__(
@@ -69,6 +88,7 @@ class MetricsLogger:
         columns: Sequence[str] | None = None,
         *,
         loggers: Sequence[Any] = (),
+        resume_at: int | None = None,
     ):
         for lg in loggers:
             if not callable(getattr(lg, "log_scalar", None)):
@@ -84,12 +104,44 @@ class MetricsLogger:
                 raise ValueError(f"columns must be a non-empty list of str, found {columns!r}")
             if len(set(columns)) != len(columns):
                 raise ValueError(f"columns must be unique, found {columns!r}")
+        if resume_at is not None and (isinstance(resume_at, bool)
+                                      or not isinstance(resume_at, int) or resume_at < 0):
+            raise ValueError(f"resume_at must be an int >= 0 or None, found {resume_at!r}")
         self.columns: list[str] | None = columns
-        self._csv_file = open(self.csv_path, "w", newline="")
-        self._jsonl_file = open(self.jsonl_path, "w")
         self._writer: csv.DictWriter | None = None
+        kept = [] if resume_at is None else _history(self.jsonl_path, resume_at)
+        if kept:
+            if self.columns is None:
+                self.columns = list(dict.fromkeys(k for row in kept for k in row))
+            self._rewrite(kept)
+        self._csv_file = open(self.csv_path, "a" if kept else "w", newline="")
+        self._jsonl_file = open(self.jsonl_path, "a" if kept else "w")
+        if kept:
+            self._writer = csv.DictWriter(self._csv_file, fieldnames=self.columns)
         self.rows = 0
         self._closed = False
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        """Replace both files by ``rows`` (each written to a temporary file, then renamed
+        over the old one: an interruption leaves the old history, not a truncated one)."""
+        for path, write in ((self.csv_path, self._write_csv), (self.jsonl_path, _write_jsonl)):
+            tmp = path.with_name(f".{path.name}.tmp")
+            try:
+                with open(tmp, "w", newline="") as f:
+                    write(f, rows)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException as exc:
+                tmp.unlink(missing_ok=True)
+                name_file(exc, path)
+                raise
+
+    def _write_csv(self, f: Any, rows: list[dict[str, Any]]) -> None:
+        # the CSV has this run's columns (a value of another is kept in the JSON lines only)
+        writer = csv.DictWriter(f, fieldnames=self.columns or [], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
     def log(self, row: Mapping[str, Any]) -> None:
         """Append one row (values: numbers, strings, None or one-element tensors)."""
@@ -103,13 +155,21 @@ class MetricsLogger:
         extra = [k for k in row if k not in self.columns]
         if extra:
             raise ValueError(f"unknown metric columns {extra}; the columns are {self.columns}")
-        if self._writer is None:
-            self._writer = csv.DictWriter(self._csv_file, fieldnames=self.columns)
-            self._writer.writeheader()
-        self._writer.writerow(row)
-        self._jsonl_file.write(json.dumps(row) + "\n")
-        self._csv_file.flush()
-        self._jsonl_file.flush()
+        try:
+            if self._writer is None:
+                self._writer = csv.DictWriter(self._csv_file, fieldnames=self.columns)
+                self._writer.writeheader()
+            self._writer.writerow(row)
+            self._csv_file.flush()
+        except OSError as exc:
+            name_file(exc, self.csv_path)
+            raise
+        try:
+            self._jsonl_file.write(json.dumps(row) + "\n")
+            self._jsonl_file.flush()
+        except OSError as exc:
+            name_file(exc, self.jsonl_path)
+            raise
         self.rows += 1
         if self.loggers:
             step = row.get("frames")
@@ -163,19 +223,23 @@ def default_run_logger() -> str:
     return "tensorboard" if importlib.util.find_spec("tensorboard") is not None else "none"
 
 
-def run_logger(kind: str, directory: str | os.PathLike) -> Any:
+def run_logger(kind: str, directory: str | os.PathLike, *, resume_at: int | None = None) -> Any:
     """The :mod:`streamrl.record` logger a run writes beside its metrics files, in
     ``<directory>/<kind>/`` (TensorBoard event files, per-metric CSV files or an offline
-    wandb run); None for ``"none"``."""
+    wandb run); None for ``"none"``. ``resume_at``: a resumed run's checkpoint frame count;
+    the TensorBoard and CSV loggers then drop (hide) what the interrupted run wrote past it
+    (a wandb run is a new one)."""
     check_run_logger(kind)
+    purge_step = None if resume_at is None else resume_at + 1
     if kind == "tensorboard":
         from streamrl.record import TensorboardLogger
 
-        return TensorboardLogger(exp_name=kind, log_dir=str(directory))
+        return TensorboardLogger(exp_name=kind, log_dir=str(directory), purge_step=purge_step)
     if kind == "csv":
         from streamrl.record import CSVLogger
 
-        return CSVLogger(exp_name=kind, log_dir=str(directory), video_format="pt")
+        return CSVLogger(exp_name=kind, log_dir=str(directory), video_format="pt",
+                         purge_step=purge_step)
     if kind == "wandb":
         from streamrl.record import WandbLogger
 
@@ -184,9 +248,38 @@ def run_logger(kind: str, directory: str | os.PathLike) -> Any:
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of a ``metrics.jsonl`` file (or of the ``metrics.jsonl`` in a directory)."""
+    """The rows of a ``metrics.jsonl`` file (or of the ``metrics.jsonl`` in a directory). A
+    last line cut short (its process killed while writing it) is left out; a bad line
+    elsewhere raises ``ValueError`` naming the file and the line."""
     path = Path(path)
     if path.is_dir():
         path = path / "metrics.jsonl"
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().split("\n")
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                if number == len(lines):  # no newline after it: a row cut short
+                    break
+                raise ValueError(f"{str(path)!r} line {number} is not a JSON row: {exc}") from None
+    return rows
+
+
+def _history(path: Path, resume_at: int) -> list[dict[str, Any]]:
+    """The rows of the metrics file ``path`` (none when it does not exist) before the first
+    one past ``resume_at`` frames."""
+    if not path.is_file():
+        return []
+    rows = read_metrics(path)
+    past = next((i for i, row in enumerate(rows)
+                 if isinstance(row.get("frames"), int) and row["frames"] > resume_at), len(rows))
+    return rows[:past]
+
+
+def _write_jsonl(f: Any, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        f.write(json.dumps(row) + "\n")
+

@@ -42,6 +42,8 @@ class MetricsSink(Operator):
     when given, and to a :mod:`streamrl.record` logger in ``directory/<logger>/`` (``logger``:
     ``"tensorboard"``, ``"csv"``, ``"wandb"`` or ``"none"``, see
     :func:`~streamrl.ops.metrics_logger.run_logger`); only keys in ``columns`` are written (the first row's keys when ``None``).
+    ``resume_at``: a resumed run's checkpoint frame count: the history in ``directory`` is
+    kept up to it and appended to (see :class:`~streamrl.ops.metrics_logger.MetricsLogger`).
     :attr:`evaluations` lists ``(frames, eval_return)``. The bar counts frames up to
     ``total_frames`` and shows the last evaluation.
     """
@@ -62,6 +64,7 @@ class MetricsSink(Operator):
         log_every: int = 1,
         logger: str = "none",
         return_key: Any = None,
+        resume_at: int | None = None,
     ):
         inputs = tuple(inputs)
         if not inputs or any(p not in _PORTS for p in inputs) or len(set(inputs)) != len(inputs):
@@ -72,6 +75,7 @@ class MetricsSink(Operator):
             raise ValueError(f"total_frames must be a positive int or None, got {total_frames!r}")
         check_run_logger(logger)
         self.logger_kind = logger
+        self.resume_at = resume_at
         self.return_key = return_key
         self.inputs = inputs
         self.directory = directory
@@ -94,9 +98,10 @@ class MetricsSink(Operator):
     def open(self) -> None:
         self._t0 = time.perf_counter()
         if self.directory is not None:
-            extra = run_logger(self.logger_kind, self.directory)
+            extra = run_logger(self.logger_kind, self.directory, resume_at=self.resume_at)
             self.logger = MetricsLogger(
-                self.directory, self.columns, loggers=[] if extra is None else [extra]
+                self.directory, self.columns, loggers=[] if extra is None else [extra],
+                resume_at=self.resume_at,
             )
         if self.progress:
             from tqdm.auto import tqdm

@@ -344,7 +344,8 @@ def build_offpolicy_graph(
     version = 0 if state is None else int(state.get("policy_version", 0))
     weights = PolicyWeights(policy, version=version)
     metrics = MetricsSink(run_dir, columns=columns, total_frames=total, progress=progress,
-                          desc=name, logger=logger, return_key=return_key)
+                          desc=name, logger=logger, return_key=return_key,
+                          resume_at=None if state is None else done)
     metrics.frames = done
     evaluator = Evaluator(make_eval_env, weights, seed=eval_seed, interval=eval_interval)
     evaluator.next_at = (learner.updates // eval_interval + 1) * eval_interval

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import glob
 import os
 import tempfile
 from collections import OrderedDict
@@ -12,7 +13,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+from streamrl.errors import name_file
+
+__all__ = ["load_checkpoint", "remove_temporaries", "save_checkpoint"]
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device,
             torch.Size)
@@ -69,19 +72,41 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        name_file(exc, path)  # "No space left on device: '<path>'", not a bare errno
         raise
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+def remove_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`save_checkpoint` calls for ``path`` left
+    beside it when their process was killed mid-write (a failed write removes its own);
+    returns what was deleted. Call it only while no other process is saving to ``path``
+    (e.g. when a run starts in a directory a killed run wrote into).
+
+    >>> import tempfile
+    >>> remove_temporaries(f"{tempfile.mkdtemp()}/checkpoint.pt")
+    []
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", *,
+                    mmap: bool = False) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no
-    pickled code runs)."""
+    pickled code runs). ``mmap=True`` maps the tensors' bytes instead of reading them (for a
+    look at a large checkpoint's entries; ``torch.load``'s ``mmap``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {str(path)!r}")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     if not isinstance(state, dict):
         raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, expected a dict")
     return state

@@ -8,8 +8,11 @@ it its entry points:
   off-policy pipeline, from its name, config class and graph builder.
 * :func:`parse_args`: the run options (``--run-dir``, ``--runs-root``, ``--no-files``,
   ``--no-progress``, ``--resume``) and one flag per config field.
-* :func:`main`: parse, train into a fresh run directory, print a summary; exit status 0 (130
-  on Ctrl-C, after the checkpoint is written).
+* :func:`main`: parse, check the run's paths (:func:`check_run_paths`: a writable run
+  directory, a ``--resume`` checkpoint of this pipeline), train into the run directory,
+  print a summary; exit status 0 (2 with one ``error:`` line for a bad path, before any
+  work; 130 on Ctrl-C, after the checkpoint is written; 1 with one ``error:`` line when the
+  disk fails a write).
 * :func:`train_offpolicy`: run an off-policy graph once (e.g. one that
   :func:`streamrl.ops.build_offpolicy_graph` built), write ``config.json``, ``checkpoint.pt``
   and ``learning_curve.png``, and return an :class:`OffPolicyResult`.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import sys
 import time
@@ -39,14 +43,17 @@ from typing import Any
 
 import torch
 
-from streamrl.train.checkpoint import load_checkpoint, save_checkpoint
+from streamrl.errors import name_file
+from streamrl.train.checkpoint import load_checkpoint, remove_temporaries, save_checkpoint
 from streamrl.train.config import add_config_arguments, config_from_args
 from streamrl.train.metrics import plot_metrics, read_metrics
-from streamrl.train.run_dir import make_run_dir
+from streamrl.train.run_dir import make_run_dir, writable_dir
 
 __all__ = [
     "OffPolicyPipeline",
     "OffPolicyResult",
+    "check_run_paths",
+    "checkpoint_frames",
     "load_resume",
     "main",
     "parse_args",
@@ -130,12 +137,43 @@ class OffPolicyPipeline:
         return f"OffPolicyPipeline({self.name!r}, {self.algorithm!r})"
 
 
-def load_resume(name: str, path: str | Path) -> dict[str, Any]:
-    """The checkpoint at ``path``; ``ValueError`` unless pipeline ``name`` wrote it."""
-    state = load_checkpoint(path)
-    if state.get("pipeline") != name:
-        raise ValueError(f"{str(path)!r} is not a {name} checkpoint (its pipeline: "
-                         f"{state.get('pipeline')!r})")
+def load_resume(name: str, path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint at ``path``; a :class:`streamrl.checkpoint.CheckpointError` (a
+    ``ValueError``) naming the path unless it is a readable checkpoint file that pipeline
+    ``name`` wrote: it does not exist, is a directory, cannot be read, is not a streamrl
+    checkpoint (and why, briefly), or is another pipeline's. ``mmap=True``: its tensors are
+    mapped, not read (a cheap check of a large checkpoint, e.g. with a replay buffer)."""
+    from streamrl.checkpoint import CheckpointError  # (streamrl.checkpoint imports train)
+
+    shown = repr(str(path))
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"cannot resume from {shown}: it does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"cannot resume from {shown}: it is a directory, expected a "
+                              "checkpoint file (e.g. <run dir>/checkpoint.pt)")
+    try:
+        try:
+            state = load_checkpoint(path, mmap=mmap)
+        except Exception:
+            if not mmap:
+                raise
+            state = load_checkpoint(path)  # not a zip file: the plain load says why
+    except OSError as exc:
+        raise CheckpointError(f"cannot resume from {shown}: it cannot be read "
+                              f"({exc.strerror or exc})") from None
+    except Exception as exc:  # torch's unpickler on a file of another kind, a truncated zip...
+        why = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]  # its first sentence
+        why = why if len(why) <= 100 else why[:97] + "..."
+        raise CheckpointError(f"cannot resume from {shown}: it is not a streamrl checkpoint "
+                              f"({type(exc).__name__}: {why})") from None
+    if "pipeline" not in state:
+        raise CheckpointError(f"cannot resume from {shown}: it is not a streamrl pipeline "
+                              f"checkpoint (no 'pipeline' entry; its keys: "
+                              f"{sorted(map(str, state))[:8]})")
+    if state["pipeline"] != name:
+        raise CheckpointError(f"{shown} is not a {name} checkpoint (its pipeline: "
+                              f"{state['pipeline']!r})")
     return state
 
 
@@ -143,7 +181,12 @@ def write_config(run_dir: Path, config: Any) -> None:
     """Create ``run_dir`` (and its parents) and write the ``config`` dataclass into its
     ``config.json``."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    path = run_dir / "config.json"
+    try:
+        path.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    except OSError as exc:
+        name_file(exc, path)
+        raise
 
 
 def plot_learning_curve(run_dir: Path, title: str) -> None:
@@ -227,31 +270,112 @@ def parse_args(name: str, doc: str | None, config_cls: type, argv: list[str] | N
     return config, args
 
 
+def checkpoint_frames(state: dict[str, Any]) -> int | None:
+    """The frames a pipeline's checkpoint had collected: its ``frames`` entry (an off-policy
+    pipeline's) or its manifest's ``metadata["frames"]`` (a
+    :class:`streamrl.checkpoint.Checkpoint`'s, e.g. a PPO pipeline's); ``None`` when it
+    says neither."""
+    frames = state.get("frames")
+    if frames is None:
+        manifest = state.get("checkpoint")
+        metadata = manifest.get("metadata") if isinstance(manifest, dict) else None
+        frames = metadata.get("frames") if isinstance(metadata, dict) else None
+    return frames if isinstance(frames, int) and not isinstance(frames, bool) else None
+
+
+def check_run_paths(name: str, args: argparse.Namespace, config: Any = None,
+                    identity: Callable[[Any], dict[str, Any]] | None = None) -> Path | None:
+    """Check a run's paths before any work starts and return its run directory (``None``
+    with ``--no-files``): the ``--resume`` checkpoint is a checkpoint of pipeline ``name``
+    (:func:`load_resume`) whose ``identity(config)`` entries, when given, match (see
+    :class:`streamrl.checkpoint.Checkpoint`'s ``match``); the run directory (``--run-dir``,
+    else a fresh one under ``--runs-root``) is created and writable, and the temporary
+    files of a checkpoint write killed midway are removed from it. ``ValueError`` naming
+    the flag, the path and what is wrong with it otherwise."""
+    from streamrl.checkpoint import Checkpoint, CheckpointError  # (it imports train)
+
+    if args.resume is not None:
+        state = load_resume(name, args.resume, mmap=True)  # read again, in full, by train
+        if identity is not None:  # loads nothing: compares the run's identity only
+            try:
+                Checkpoint(match=identity(config)).load(args.resume)
+            except CheckpointError as exc:
+                raise CheckpointError(f"cannot resume: {exc}") from None
+        done, budget = checkpoint_frames(state), getattr(config, "frames", None)
+        if done is not None and isinstance(budget, int) and done >= budget:
+            raise CheckpointError(f"cannot resume from {str(args.resume)!r}: it is at {done} "
+                                  f"frames, already at the budget --frames {budget}; pass a "
+                                  "larger --frames")
+    if args.no_files:
+        return None
+    flag = "--run-dir" if args.run_dir else "--runs-root"
+    try:
+        run_dir = (writable_dir(args.run_dir) if args.run_dir
+                   else make_run_dir(name, args.runs_root))
+    except ValueError as exc:
+        raise ValueError(f"{flag} {exc}") from None
+    remove_temporaries(run_dir / "checkpoint.pt")
+    return run_dir
+
+
 def main(name: str, parse: Callable[..., tuple[Any, argparse.Namespace]],
          train: Callable[..., Any], argv: list[str] | None,
-         summary: Callable[[str, Any, Any], None] | None = None) -> int:
-    """Parse ``argv`` with ``parse``, run ``train(config, run_dir=, progress=, resume=)``
-    and print ``summary(name, config, result)`` (default :func:`print_offpolicy_summary`);
-    exit status 0 whether or not the target was reached (130 on Ctrl-C, 2 when the
-    ``--resume`` checkpoint does not fit: a :class:`streamrl.checkpoint.CheckpointError`)."""
+         summary: Callable[[str, Any, Any], None] | None = None, *,
+         identity: Callable[[Any], dict[str, Any]] | None = None) -> int:
+    """Parse ``argv`` with ``parse``, check the run's paths (:func:`check_run_paths`), run
+    ``train(config, run_dir=, progress=, resume=)`` and print ``summary(name, config,
+    result)`` (default :func:`print_offpolicy_summary`). Exit status: 0 whether or not the
+    target was reached; 2 with one ``error:`` line when a path is wrong (a run directory
+    that cannot be written, a ``--resume`` checkpoint that is missing, unreadable, not a
+    streamrl checkpoint, another pipeline's or, with ``identity``, another config's),
+    before any work; 130 on Ctrl-C, after the checkpoint is written; 1 with one
+    ``error:`` line naming the file when the disk fails a write during the run (full,
+    read-only), after the checkpoint of the last consistent state is kept."""
     config, args = parse(argv)
-    run_dir = None
-    if not args.no_files:
-        run_dir = Path(args.run_dir) if args.run_dir else make_run_dir(name, args.runs_root)
+    prog = f"streamrl run {name}"
+    try:
+        run_dir = check_run_paths(name, args, config, identity)
+    except ValueError as exc:  # CheckpointError included
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     from streamrl.checkpoint import CheckpointError  # (streamrl.checkpoint imports train)
 
     try:
         result = train(config, run_dir=run_dir, progress=not args.no_progress,
                        resume=args.resume)
     except CheckpointError as exc:  # raised before any work: nothing to clean up
-        print(f"{name}: cannot resume: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         where = f"; checkpoint: {run_dir / 'checkpoint.pt'}" if run_dir is not None else ""
         print(f"{name}: interrupted{where}", file=sys.stderr)
         return 130
+    except Exception as exc:
+        disk = _disk_error(exc)
+        if disk is None:  # not the disk: a bug, shown with its traceback
+            raise
+        last = run_dir / "checkpoint.pt" if run_dir is not None else None
+        where = f"; last checkpoint: {last}" if last is not None and last.is_file() else ""
+        print(f"{prog}: error: {disk}{where}", file=sys.stderr)
+        return 1
     (summary or print_offpolicy_summary)(name, config, result)
     return 0
+
+
+# what a file that cannot be written says when the fault is the disk's, not the program's
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
+
+
+def _disk_error(exc: BaseException | None) -> OSError | None:
+    """The ``OSError`` of a full (or read-only, or failing) disk naming its file that
+    ``exc`` is or was caused by (e.g. inside an operator's error), else ``None``."""
+    for _ in range(8):  # a cause chain, not a cycle
+        if exc is None:
+            return None
+        if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS and exc.filename is not None:
+            return exc
+        exc = exc.__cause__
+    return None
 
 
 def print_offpolicy_summary(name: str, config: Any, result: OffPolicyResult) -> None:

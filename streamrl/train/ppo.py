@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from streamrl.checkpoint import Checkpoint, CheckpointError, GlobalRNGState
+from streamrl.checkpoint import Checkpoint, GlobalRNGState
 from streamrl.collectors import SyncDataCollector
 from streamrl.envs import EnvBase, GymEnv, SerialEnv
 from streamrl.envs.transforms import RunningMeanStd
@@ -446,7 +446,7 @@ class PPOPipeline:
     def main(self, argv: list[str] | None = None) -> int:
         """Train and print a summary (exit status 0 whether or not the target was reached)."""
         return driver.main(self.name, self.parse_args, self.train, argv,
-                           summary=_print_summary)
+                           summary=_print_summary, identity=self.run_identity)
 
     def train(self, config: PPOConfig, *, run_dir: Path | None = None, progress: bool = False,
               resume: str | Path | None = None) -> PPOResult:
@@ -491,10 +491,7 @@ class PPOPipeline:
         ckpt = Checkpoint(**parts, match=self.run_identity(config))
         try:
             if resume is not None:
-                try:
-                    driver.load_resume(name, resume)  # another pipeline's file: said so first
-                except ValueError as exc:
-                    raise CheckpointError(str(exc)) from None
+                driver.load_resume(name, resume)  # another pipeline's file: said so first
                 ckpt.load(resume)  # everything checked first: a mismatch changes nothing
                 if not resume_episodes:
                     # new episodes, from a seed of their own; the discounted returns restart
@@ -515,8 +512,11 @@ class PPOPipeline:
         if run_dir is not None:
             run_dir = Path(run_dir)
             driver.write_config(run_dir, config)
-            extra = run_logger(config.logger, run_dir)
-            logger = MetricsLogger(run_dir, _COLUMNS, loggers=[] if extra is None else [extra])
+            # a resumed run's history goes on in the same files, from the checkpoint's frames
+            resume_at = None if resume is None else frames
+            extra = run_logger(config.logger, run_dir, resume_at=resume_at)
+            logger = MetricsLogger(run_dir, _COLUMNS, loggers=[] if extra is None else [extra],
+                                   resume_at=resume_at)
         evaluations: list[tuple[int, float]] = []
         eval_s = collect_s = update_s = 0.0
         eval_return: float | None = done.eval_return
@@ -543,7 +543,8 @@ class PPOPipeline:
             if state is not None and run_dir is not None and saved_at[0] != state["progress"]["frames"]:
                 saved_at[0] = state["progress"]["frames"]
                 ckpt.save(run_dir / "checkpoint.pt", snapshot=state,
-                          metadata={"config": dataclasses.asdict(config)})
+                          metadata={"config": dataclasses.asdict(config),
+                                    "frames": state["progress"]["frames"]})
 
         batches: Any = iter(collector)
         try:

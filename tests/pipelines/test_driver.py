@@ -128,3 +128,34 @@ def test_offpolicy_summary_lines(capsys):
         "REPORT",
         "  run dir: runs/x",
     ]
+
+
+def test_checkpoint_frames_of_both_formats(tmp_path):
+    from streamrl.checkpoint import Checkpoint
+
+    assert driver.checkpoint_frames({"pipeline": "demo", "frames": 512}) == 512
+    path = Checkpoint(match={"pipeline": "demo"}).save(tmp_path / "c.pt",
+                                                       metadata={"frames": 768})
+    assert driver.checkpoint_frames(driver.load_resume("demo", path)) == 768
+    assert driver.checkpoint_frames({"pipeline": "demo"}) is None
+    assert driver.checkpoint_frames({"frames": True}) is None
+
+
+def test_main_reports_a_full_disk_in_one_line(tmp_path, capsys):
+    import errno
+
+    def train(config, *, run_dir, **kwargs):
+        save_checkpoint(run_dir / "checkpoint.pt", {"pipeline": "demo", "frames": 1})
+        cause = OSError(errno.ENOSPC, "No space left on device", str(run_dir / "metrics.csv"))
+        raise RuntimeError("operator 'metrics' raised in step()") from cause
+
+    assert driver.main("demo", parse, train, ["--run-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        "streamrl run demo: error: [Errno 28] No space left on device: "
+        f"'{tmp_path / 'metrics.csv'}'; last checkpoint: {tmp_path / 'checkpoint.pt'}\n")
+
+    def bug(config, **kwargs):  # not the disk: the traceback stays
+        raise OSError(errno.EBADF, "Bad file descriptor", "x")
+
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        driver.main("demo", parse, bug, ["--no-files"])

@@ -72,6 +72,33 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
 
 
+def test_failed_save_names_the_checkpoint_file(tmp_path, monkeypatch):
+    import errno
+
+    def full(obj, f):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match=r"No space left on device: '.*c\.pt'"):
+        save_checkpoint(tmp_path / "c.pt", {"v": 2})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_remove_temporaries_of_a_killed_write(tmp_path):
+    from streamrl.train.checkpoint import remove_temporaries
+
+    path = save_checkpoint(tmp_path / "checkpoint.pt", {"v": 1})
+    torn = [tmp_path / ".checkpoint.pt.abc123.tmp", tmp_path / ".checkpoint.pt.x.tmp"]
+    for t in torn:
+        t.write_bytes(b"half")
+    other = tmp_path / ".other.pt.abc.tmp"  # another file's: kept
+    other.write_bytes(b"")
+    assert remove_temporaries(path) == sorted(torn)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.abc.tmp", "checkpoint.pt"]
+    assert remove_temporaries(tmp_path / "missing" / "checkpoint.pt") == []
+
+
 def test_load_checkpoint_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint file"):
         load_checkpoint(tmp_path / "missing.pt")
@@ -116,6 +143,66 @@ def test_metrics_logger_bad_input(tmp_path):
     assert json.loads((tmp_path / "n" / "metrics.jsonl").read_text()) == {"v": "nan"}
 
 
+def test_metrics_logger_resume_keeps_the_history_up_to_the_checkpoint(tmp_path):
+    with MetricsLogger(tmp_path, columns=["frames", "loss"]) as log:
+        for frames in (256, 512, 512, 768, 1024):
+            log.log({"frames": frames, "loss": frames / 1000})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"frames": 1280, "lo')  # a row cut short by a kill
+    assert [r["frames"] for r in read_metrics(tmp_path)] == [256, 512, 512, 768, 1024]
+    # resumed from a checkpoint at 512 frames: the rows past it go, new ones follow
+    with MetricsLogger(tmp_path, columns=["frames", "loss"], resume_at=512) as log:
+        log.log({"frames": 768, "loss": 7.0})
+    assert [(r["frames"], r["loss"]) for r in read_metrics(tmp_path)] == [
+        (256, 0.256), (512, 0.512), (512, 0.512), (768, 7.0)]
+    with open(tmp_path / "metrics.csv") as f:
+        assert [r["frames"] for r in csv.DictReader(f)] == ["256", "512", "512", "768"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "metrics.jsonl"]
+    # columns from the kept rows when not given; a fresh run (no resume_at) starts empty
+    with MetricsLogger(tmp_path, resume_at=256) as log:
+        assert log.columns == ["frames", "loss"]
+        log.log({"frames": 300})
+    assert [r["frames"] for r in read_metrics(tmp_path)] == [256, 300]
+    with MetricsLogger(tmp_path, columns=["frames"]) as log:
+        log.log({"frames": 1})
+    assert read_metrics(tmp_path) == [{"frames": 1}]
+    # resuming where there is no history yet is a fresh start
+    with MetricsLogger(tmp_path / "new", columns=["frames"], resume_at=512) as log:
+        log.log({"frames": 768})
+    assert read_metrics(tmp_path / "new") == [{"frames": 768}]
+    with pytest.raises(ValueError, match="resume_at must be an int >= 0 or None, found -1"):
+        MetricsLogger(tmp_path, resume_at=-1)
+
+
+def test_read_metrics_names_a_bad_line(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"frames": 1}\nnot json\n{"frames": 2}\n')
+    with pytest.raises(ValueError, match=r"metrics\.jsonl' line 2 is not a JSON row"):
+        read_metrics(tmp_path)
+
+
+def test_metrics_logger_write_errors_name_the_file(tmp_path, monkeypatch):
+    import errno
+
+    from streamrl.ops import metrics_logger
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    real_open = open
+    monkeypatch.setattr(metrics_logger, "open", lambda path, *a, **k: Full(real_open(path, *a, **k)),
+                        raising=False)
+    with MetricsLogger(tmp_path, columns=["frames"]) as log:
+        with pytest.raises(OSError, match=r"No space left on device: '.*metrics\.csv'"):
+            log.log({"frames": 1})
+
+
 def test_plot_metrics(tmp_path):
     rows = [{"frames": 1, "eval_return": 2.0}, {"frames": 2}]
     out = plot_metrics(rows, tmp_path / "p.png")
@@ -133,6 +220,23 @@ def test_make_run_dir_is_fresh(tmp_path):
     assert a.name.startswith("exp-") and a.parent == tmp_path
     with pytest.raises(ValueError, match="run name"):
         make_run_dir("../escape", tmp_path)
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    with pytest.raises(ValueError, match=r"'.*file' is not a directory \(it is a file\)"):
+        make_run_dir("exp", a_file)
+
+
+def test_writable_dir(tmp_path):
+    from streamrl.train.run_dir import writable_dir
+
+    assert writable_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert writable_dir(tmp_path) == tmp_path and list(tmp_path.iterdir()) == [tmp_path / "a"]
+    a_file = tmp_path / "f"
+    a_file.write_text("")
+    with pytest.raises(ValueError, match=r"'.*/f/run' is not a directory: '.*/f' is a file"):
+        writable_dir(a_file / "run")
+    with pytest.raises(ValueError, match="is not writable: the directory cannot be created"):
+        writable_dir("/proc/streamrl-test")
 
 
 # ------------------------------------------------------------------------------ evaluation

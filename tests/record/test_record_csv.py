@@ -22,6 +22,24 @@ def test_scalars_layout_and_values(tmp_path):
     assert (root / "scalars" / "train" / "lr.csv").read_text() == "7,0.001\n"
 
 
+def test_purge_step_drops_what_an_interrupted_run_wrote_past_it(tmp_path):
+    with CSVLogger(exp_name="run", log_dir=tmp_path) as logger:
+        for step in (256, 512, 768):
+            logger.log_scalar("reward", step / 256, step=step)
+            logger.log_scalar("train/lr", 0.1, step=step)
+    scalars = tmp_path / "run" / "scalars"
+    with open(scalars / "reward.csv", "a") as f:
+        f.write("1024,4")  # cut short by a kill
+    # resumed from a checkpoint at step 512
+    with CSVLogger(exp_name="run", log_dir=tmp_path, purge_step=513) as logger:
+        logger.log_scalar("reward", 9.0, step=768)
+    assert (scalars / "reward.csv").read_text() == "256,1.0\n512,2.0\n768,9.0\n"
+    assert (scalars / "train" / "lr.csv").read_text() == "256,0.1\n512,0.1\n"
+    assert not [p for p in scalars.rglob(".*")]  # no temporary file left
+    with pytest.raises(ValueError, match="purge_step must be an int >= 0 or None, found -1"):
+        CSVLogger(exp_name="run", log_dir=tmp_path, purge_step=-1)
+
+
 def test_default_log_dir_is_csv_logs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     CSVLogger("exp").close()

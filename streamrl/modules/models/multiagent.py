@@ -11,6 +11,7 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictParams
 from torch import nn
 
+from streamrl._utils.swap import params_in
 from streamrl.modules.ensemble import stack_params
 from streamrl.modules.models.convnet import ConvNet
 from streamrl.modules.models.mlp import MLP
@@ -100,13 +101,13 @@ class MultiAgentMLP(nn.Module):
             params = stack_params(net, self.n_agents)
         self.params = TensorDictParams(params)
         meta = TensorDict.from_module(net).detach().to("meta")
-        with meta.to_module(net):
+        with params_in(meta, net):
             template = copy.deepcopy(net)
         self.__dict__["_template"] = template  # a structure only: not a registered submodule
         self.n_agent_inputs = n_agent_inputs
 
     def _call(self, params: TensorDict, value: torch.Tensor) -> torch.Tensor:
-        with params.to_module(self._template):
+        with params_in(params, self._template):
             return self._template(value)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:

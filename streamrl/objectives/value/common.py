@@ -13,6 +13,7 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
+from streamrl._utils.swap import params_in
 from streamrl.objectives.value._accepted_keys import sync_key_declarations
 
 __all__ = ["ValueEstimatorBase", "ValueEstimators", "default_value_kwargs"]
@@ -249,7 +250,7 @@ class ValueEstimatorBase(nn.Module):
                 self.value_network(td)
             else:
                 # (not through an ExitStack: to_module's exit returns a TensorDict)
-                with params.to_module(self.value_network):
+                with params_in(params, self.value_network):
                     self.value_network(td)
         value = td.get(self._keys["value"], None)
         if value is None:

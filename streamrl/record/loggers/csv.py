@@ -33,6 +33,14 @@ __all__ = ["CSVExperiment", "CSVLogger"]
 _VIDEO_FORMATS = ("pt", "memmap", "mp4")
 
 
+def _step(line: str) -> float:
+    """The step of a ``step,value`` line (infinite when it has none)."""
+    try:
+        return int(line.split(",", 1)[0])
+    except ValueError:
+        return float("inf")
+
+
 class CSVExperiment:
     """The files of one CSV experiment under ``log_dir`` (``scalars/``, ``videos/``, ``texts/``).
 
@@ -41,7 +49,8 @@ class CSVExperiment:
     write) until ``close``.
     """
 
-    def __init__(self, log_dir: str, *, video_format: str = "pt", video_fps: int = 30) -> None:
+    def __init__(self, log_dir: str, *, video_format: str = "pt", video_fps: int = 30,
+                 purge_step: int | None = None) -> None:
         self.log_dir = log_dir
         self.video_format = video_format
         self.video_fps = video_fps
@@ -51,6 +60,27 @@ class CSVExperiment:
         self.files: dict[str, IO[str]] = {}
         for sub in ("scalars", "videos", "texts"):
             os.makedirs(os.path.join(log_dir, sub), exist_ok=True)
+        if purge_step is not None:
+            self._purge(purge_step)
+
+    def _purge(self, step: int) -> None:
+        """Drop the scalar lines at steps ``>= step`` that an earlier writer left (each file
+        rewritten to a temporary file, then renamed over the old one)."""
+        for root, _, names in os.walk(os.path.join(self.log_dir, "scalars")):
+            for name in names:
+                if not name.endswith(".csv"):
+                    continue
+                path = os.path.join(root, name)
+                with open(path) as f:
+                    lines = f.readlines()
+                # (a line cut short by a kill, or with no step, goes too)
+                kept = [ln for ln in lines if ln.endswith("\n") and _step(ln) < step]
+                if len(kept) == len(lines):
+                    continue
+                tmp = os.path.join(root, f".{name}.tmp")
+                with open(tmp, "w") as f:
+                    f.writelines(kept)
+                os.replace(tmp, path)
 
     def _open(self, path: str, mode: str) -> IO[str]:
         fd = self.files.get(path)
@@ -120,12 +150,20 @@ class CSVLogger(Logger):
             (a :class:`tensordict.MemoryMappedTensor` file) or ``"mp4"`` (H.264 through
             imageio-ffmpeg: ``pip install 'streamrl[record]'``, checked here).
         video_fps: the frame rate of mp4 videos.
+        purge_step: when a run goes on in the directory of an interrupted one (from its
+            checkpoint at step ``purge_step - 1``), the scalar lines the interrupted run
+            wrote at steps ``>= purge_step`` are dropped first (as TensorBoard's
+            ``purge_step``).
     """
 
     experiment: CSVExperiment
 
     def __init__(self, exp_name: str, log_dir: Any = None, video_format: str = "pt",
-                 video_fps: int = 30) -> None:
+                 video_fps: int = 30, *, purge_step: int | None = None) -> None:
+        if purge_step is not None and (isinstance(purge_step, bool)
+                                       or not isinstance(purge_step, int) or purge_step < 0):
+            raise ValueError(f"purge_step must be an int >= 0 or None, found {purge_step!r}")
+        self.purge_step = purge_step
         if video_format not in _VIDEO_FORMATS:
             raise ValueError(
                 f"video_format must be one of {list(_VIDEO_FORMATS)}, found {video_format!r}"
@@ -140,6 +178,7 @@ class CSVLogger(Logger):
         return CSVExperiment(
             os.path.join(str(self.log_dir), self.exp_name),
             video_format=self.video_format, video_fps=self.video_fps,
+            purge_step=self.purge_step,
         )
 
     def log_scalar(self, name: str, value: float, step: int | None = None) -> None:

@@ -25,21 +25,30 @@ class TensorboardLogger(Logger):
     Args:
         exp_name: the experiment's name (the run directory under ``log_dir``).
         log_dir: the TensorBoard root directory; defaults to ``tb_logs``.
+        purge_step: when a run goes on in the directory of an interrupted one (from its
+            checkpoint at step ``purge_step - 1``), the events the interrupted run wrote at
+            steps ``>= purge_step`` are hidden (``SummaryWriter``'s ``purge_step``).
 
     Videos are written as animated GIF images (what TensorBoard's video summaries are),
     encoded with Pillow rather than moviepy.
     """
 
-    def __init__(self, exp_name: str, log_dir: Any = "tb_logs") -> None:
+    def __init__(self, exp_name: str, log_dir: Any = "tb_logs", *,
+                 purge_step: int | None = None) -> None:
         # checked before the writer creates any directory
         require("tensorboard", "TensorboardLogger")
+        if purge_step is not None and (isinstance(purge_step, bool)
+                                       or not isinstance(purge_step, int) or purge_step < 0):
+            raise ValueError(f"purge_step must be an int >= 0 or None, found {purge_step!r}")
+        self.purge_step = purge_step
         super().__init__(exp_name=exp_name, log_dir=log_dir)
         self.log_dir = self.experiment.log_dir
 
     def _create_experiment(self) -> Any:
         from torch.utils.tensorboard import SummaryWriter
 
-        return SummaryWriter(log_dir=os.path.join(str(self.log_dir), self.exp_name))
+        return SummaryWriter(log_dir=os.path.join(str(self.log_dir), self.exp_name),
+                             purge_step=self.purge_step)
 
     def log_scalar(self, name: str, value: float, step: int | None = None) -> None:
         """Add a scalar summary ``name`` at ``step``."""
