@@ -49,6 +49,7 @@ from tensordict import TensorDictBase
 from streamrl.errors import RemoteError, WorkerDiedError
 
 _START_METHODS = ("fork", "spawn", "forkserver")
+_START_LOCK = threading.Lock()  # see Worker.start
 _STOP = "__streamrl_stop__"
 
 
@@ -271,7 +272,6 @@ class Worker:
         if self._process is not None:
             raise RuntimeError(f"worker {self.name!r} is already started")
         ctx = mp.get_context(self.start_method)
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
         if self.start_method == "fork":
             factory, payload = self._factory, None
         else:
@@ -279,15 +279,21 @@ class Worker:
         # the kernel's parent-death signal is tied to the forking thread: safe from the main
         # thread only (see _exit_with_parent)
         pdeathsig = threading.current_thread() is threading.main_thread()
-        process = ctx.Process(
-            target=_child_main,
-            args=(child_conn, factory, payload, self._num_threads, os.getpid(), pdeathsig),
-            name=f"streamrl:{self.name}",
-            daemon=self._daemon,
-        )
-        process.start()
-        # Without this the parent would keep the child's end open and never see EOF on a crash.
-        child_conn.close()
+        # One start at a time, from the pipe to closing the child's end here: a worker forked
+        # meanwhile by another thread would inherit that end, and the parent would never see
+        # EOF when this child dies (the hang of a killed collector worker, one run in ten).
+        with _START_LOCK:
+            parent_conn, child_conn = ctx.Pipe(duplex=True)
+            process = ctx.Process(
+                target=_child_main,
+                args=(child_conn, factory, payload, self._num_threads, os.getpid(), pdeathsig),
+                name=f"streamrl:{self.name}",
+                daemon=self._daemon,
+            )
+            process.start()
+            # Without this the parent would keep the child's end open and never see EOF on a
+            # crash.
+            child_conn.close()
         self._process, self._conn = process, parent_conn
         self._pending = 1
         try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import sys
+import threading
 import time
 
 import pytest
@@ -158,3 +161,31 @@ def test_default_start_method_env(monkeypatch):
     monkeypatch.setenv("STREAMRL_MP_START_METHOD", "nope")
     with pytest.raises(ValueError):
         default_start_method()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork start method")
+def test_a_worker_started_beside_another_does_not_hold_its_pipe():
+    """Two workers started at once from two threads (as a graph starts process operators):
+    when one is killed its pipe reports EOF at once, i.e. the other did not inherit the
+    child's end of that pipe while forking (it would hide the death until it exits too)."""
+    for round_ in range(8):
+        workers = [Worker(lambda: [1], name=f"w{i}", start_method="fork") for i in range(2)]
+        barrier = threading.Barrier(2)
+
+        def start(w, barrier=barrier):
+            barrier.wait()
+            w.start()
+
+        threads = [threading.Thread(target=start, args=(w,)) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        victim = workers[round_ % 2]  # the other one lives on
+        try:
+            os.kill(victim.pid, signal.SIGKILL)
+            assert wait_ready([victim], timeout=3.0) == [victim], (
+                f"{victim.name}: no EOF after its death")
+        finally:
+            for w in workers:
+                w.close()
