@@ -152,7 +152,6 @@ def micro(repeats: int = 500) -> None:
     import torch
 
     from streamrl.cli import load_pipeline
-
     from streamrl.train.ppo import make_loss
 
     ppo = load_pipeline(ROOT / "pipelines" / "ppo_cartpole.py")
