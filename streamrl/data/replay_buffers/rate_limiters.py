@@ -112,7 +112,7 @@ class RateLimiter:
                     if stop is not None:
                         stop.granted = True  # under the lock: a canceller sees it
                     return True
-                if deadline is None:
+                if deadline is None or timeout is None:
                     self._cond.wait()
                 else:
                     if (self.inserts, self.samples) != seen:  # progress: wait afresh
