@@ -32,8 +32,6 @@ from tensordict.nn import TensorDictModule, TensorDictSequential, skip_existing
 from torch import nn
 from torch.nn.modules import module as _nn_module
 
-__all__ = ["run_plan", "tensor_plan"]
-
 Plan = list[tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...]]]
 
 
