@@ -35,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from streamrl.testing import descendants, pid_alive
+
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ("ppo_cartpole", "dqn_cartpole", "sac_pendulum", "ppo_mujoco", "sac_mujoco",
              "td3_mujoco", "ppo_atari", "dqn_atari")
@@ -50,27 +52,6 @@ _ROW = "__soak__ "
 
 
 # ------------------------------------------------------------------ /proc readings
-def _children(pid: int) -> list[int]:
-    kids: list[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids.extend(int(k) for k in f.read().split())
-    except OSError:  # the process ended while we looked
-        pass
-    return kids
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (children, grandchildren ...)."""
-    out, todo = [], _children(pid)
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(_children(p))
-    return out
-
-
 def _status(pid: int) -> dict[str, int]:
     fields = {}
     try:
@@ -211,7 +192,7 @@ def soak(name: str, minutes: float, interval: float, workdir: Path, log) -> dict
             tail = [*tail, line.rstrip()][-15:]
     status = proc.wait()
     time.sleep(2.0)  # the workers' own exit after the parent's
-    left = sorted(p for p in seen if os.path.exists(f"/proc/{p}") and _is_alive(p))
+    left = sorted(p for p in seen if pid_alive(p))
     if stuck:
         status = "killed: no stop 5 min after SIGINT"
     return {"name": name, "rows": rows, "exit": status, "workers_left": left, "tail": tail}
@@ -222,14 +203,6 @@ def _wait(proc: subprocess.Popen, timeout: float) -> bool:
         proc.wait(timeout)
         return True
     except subprocess.TimeoutExpired:
-        return False
-
-
-def _is_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][0] != "Z"
-    except OSError:
         return False
 
 
