@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from streamrl.envs._policy_plan import run_plan, tensor_plan
+from streamrl._utils.tensor_plan import run_plan, tensor_plan
 from streamrl.envs.step_buffers import FLAGS, _td
 
 __all__ = ["run_steps"]

@@ -273,12 +273,8 @@ def qvalues_at(loss: LossModule, td: TensorDictBase, action: Tensor,
                params: TensorDictBase) -> Tensor:
     """Every copy of ``loss``'s ``qvalue_network`` at ``(td, action)`` with ``params``: the
     ``state_action_value`` entries stacked on a leading copy dim (``td`` is left untouched)."""
-    work = td.copy()
-    work.set(loss._keys["action"], action)
-    out = loss.vmap_network("qvalue_network", work, params)
-    key = loss._keys["state_action_value"]
-    loss._require(out, key)
-    return out.get(key)
+    return loss.ensemble_output("qvalue_network", td, loss._keys["state_action_value"], params,
+                                overrides={loss._keys["action"]: action})
 
 
 def next_step(loss: LossModule, td: TensorDictBase

@@ -28,7 +28,9 @@ from torch import Tensor, nn
 
 from streamrl._utils import rl_warnings
 from streamrl._utils.swap import params_in
+from streamrl._utils.tensor_plan import plans_allowed
 from streamrl._warnings import StreamRLWarning
+from streamrl.objectives._network_plan import NetworkPlan, build_plan, write_outputs
 from streamrl.objectives.value._accepted_keys import sync_key_declarations
 from streamrl.objectives.value.common import (
     ValueEstimatorBase,
@@ -136,6 +138,8 @@ class LossModule(nn.Module):
         # set by a TargetNetUpdater built on this loss (SoftUpdate, HardUpdate)
         self._has_update_associated = False
         self._warned_no_updater = False
+        # name -> its NetworkPlan (None: no plan), built on first call
+        self._plans: dict[str, NetworkPlan | None] = {}
 
     # ------------------------------------------------------------------ keys
     @property
@@ -268,6 +272,7 @@ class LossModule(nn.Module):
         """
         if not isinstance(module, nn.Module):
             raise TypeError(f"{name} must be an nn.Module, found {type(module).__name__}")
+        self._plans.pop(name, None)
         if num_copies is not None and (not isinstance(num_copies, int) or num_copies < 1):
             raise ValueError(f"num_copies must be a positive int, found {num_copies!r}")
         if not isinstance(functional, bool):
@@ -433,6 +438,34 @@ class LossModule(nn.Module):
             params = getattr(self, f"{name}_params")
         return params.detach() if detach else params
 
+    def _plan(self, name: str) -> NetworkPlan | None:
+        """Network ``name``'s :class:`NetworkPlan` (built once), or None when it has none or
+        plans cannot run now (global hooks, ``skip_existing``)."""
+        if name not in self._plans:
+            plan = None
+            if name not in self._stateful and name not in self._lazy:
+                keys = list(getattr(self, f"{name}_params").keys(True, True))
+                plan = build_plan(self._templates[name], keys)
+            self._plans[name] = plan
+        plan = self._plans[name]
+        return plan if plan is not None and plans_allowed() else None
+
+    def _plan_inputs(self, name: str, plan: NetworkPlan, td: TensorDictBase,
+                     overrides: dict[NestedKey, Tensor] | None = None) -> dict[str, Any]:
+        inputs = {}
+        for key in plan.in_keys:
+            if overrides is not None and key in overrides:
+                inputs[key] = overrides[key]
+                continue
+            value = td.get(key, None)
+            if value is None:
+                raise KeyError(
+                    f"{type(self).__name__}: {name} could not read its input (key {key!r} not "
+                    f"found in {type(td).__name__} with keys {sorted(td.keys())})"
+                )
+            inputs[key] = value
+        return inputs
+
     def call_network(self, name: str, td: TensorDictBase,
                      params: TensorDictBase | None = None) -> TensorDictBase:
         """Run network ``name`` on ``td`` with ``params`` (default: the live parameters)."""
@@ -441,6 +474,11 @@ class LossModule(nn.Module):
             if name in self._stateful:
                 return _keyed(self, name, template, td)
             params = getattr(self, f"{name}_params")
+        plan = self._plan(name)
+        if plan is not None and plan.dist is None:  # (a probabilistic one also samples)
+            vals = plan.run(_leaves(params, plan.keys), self._plan_inputs(name, plan, td))
+            write_outputs(td, plan, vals)
+            return td
         try:
             with params_in(params, template, preserve_module_state=False):
                 return template(td)
@@ -451,7 +489,8 @@ class LossModule(nn.Module):
 
     def network_dist(self, name: str, td: TensorDictBase,
                      params: TensorDictBase | None = None) -> torch.distributions.Distribution:
-        """The distribution of a probabilistic network ``name`` on ``td``."""
+        """The distribution of a probabilistic network ``name`` on ``td`` (the parameters
+        the network computes are written into ``td``, as ``get_dist`` does)."""
         template = self._templates[name]
         if not hasattr(template, "get_dist"):
             raise TypeError(
@@ -462,6 +501,11 @@ class LossModule(nn.Module):
             if name in self._stateful:
                 return _keyed(self, name, template.get_dist, td)
             params = getattr(self, f"{name}_params")
+        plan = self._plan(name)
+        if plan is not None and plan.dist is not None:
+            vals = plan.run(_leaves(params, plan.keys), self._plan_inputs(name, plan, td))
+            write_outputs(td, plan, vals)
+            return plan.dist_from(vals)
         try:
             with params_in(params, template, preserve_module_state=False):
                 return template.get_dist(td)
@@ -489,6 +533,36 @@ class LossModule(nn.Module):
             raise KeyError(
                 f"{type(self).__name__}: {name} could not read its input ({err.args[0]})"
             ) from err
+
+    def ensemble_output(self, name: str, td: TensorDictBase, key: NestedKey,
+                        params: TensorDictBase | None = None, *,
+                        overrides: dict[NestedKey, Tensor] | None = None) -> Tensor:
+        """Entry ``key`` of every copy of ensemble ``name`` run on ``td`` (with the entries
+        of ``overrides`` in place of ``td``'s), stacked on a leading copy dim; ``td`` is left
+        untouched.
+
+        A network with a plan (see :mod:`streamrl.objectives._network_plan`) runs its copies
+        one after the other on tensors, whatever ``deactivate_vmap`` says: on CPU that is
+        cheaper than :func:`torch.vmap` and gives the same values. Others go through
+        :meth:`vmap_network`.
+        """
+        if params is None:
+            params = getattr(self, f"{name}_params")
+        plan = self._plan(name)
+        if plan is not None and plan.dist is None and isinstance(key, str):
+            inputs = self._plan_inputs(name, plan, td, overrides)
+            leaves = _leaves(params, plan.keys)
+            copies = (list(zip(*(leaf.unbind(0) for leaf in leaves))) if leaves
+                      else [()] * params.batch_size[0])
+            outs = [plan.run(list(one), inputs).get(key) for one in copies]
+            if all(isinstance(out, Tensor) for out in outs):
+                return torch.stack(outs, 0)
+        work = td.copy()
+        for k, v in (overrides or {}).items():
+            work.set(k, v)
+        out = self.vmap_network(name, work, params)
+        self._require(out, key)
+        return out.get(key)
 
     def network_template(self, name: str) -> nn.Module:
         """The parameter-less module used to call network ``name``."""
@@ -705,6 +779,11 @@ class LossModule(nn.Module):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the losses; subclasses implement it."""
         raise NotImplementedError
+
+
+def _leaves(params: TensorDictBase, keys: list[Any]) -> list[Tensor]:
+    """``params``'s tensors under ``keys``, in that order."""
+    return [params.get(k) for k in keys]
 
 
 def _keyed(loss: LossModule, name: str, call: Callable[[TensorDictBase], Any],

@@ -1,4 +1,4 @@
-"""Policies of plain TensorDictModules run on tensors (``streamrl.envs._policy_plan``) inside the
+"""Policies of plain TensorDictModules run on tensors (``streamrl._utils.tensor_plan``) inside the
 buffered stepping loop: the same calls, the same data as the TensorDict loop, and every policy
 whose call does more keeps the TensorDict call."""
 
@@ -15,8 +15,8 @@ from tensordict.nn import (
 )
 from torch import nn
 
+from streamrl._utils.tensor_plan import run_plan, tensor_plan
 from streamrl.envs import SerialEnv, stepping
-from streamrl.envs._policy_plan import run_plan, tensor_plan
 from streamrl.envs.libs.gym import GymEnv
 from streamrl.envs.stepping import run_steps
 

@@ -38,7 +38,7 @@ Plan = list[tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...]]]
 def tensor_plan(policy: Any) -> Plan | None:
     """The steps of ``policy`` as ``(module, in_keys, out_keys)``, or ``None`` when its call
     does more than read, call and write (see the module docstring)."""
-    if skip_existing() or _global_hooks():
+    if not plans_allowed():
         return None
     steps: Plan = []
     return steps if _flatten(policy, steps) else None
@@ -66,6 +66,12 @@ def run_plan(plan: Plan, vals: dict[str, Any]) -> dict[str, Any]:
         for k, v in zip(outs, out):
             vals[k] = v if type(v) is torch.Tensor else TensorDict.from_any(v)
     return vals
+
+
+def plans_allowed() -> bool:
+    """Whether a plan may stand for the modules' call now: no global module hooks (they
+    would see every call) and no ``skip_existing`` (modules would skip outputs present)."""
+    return not (skip_existing() or _global_hooks())
 
 
 def _global_hooks() -> bool:

@@ -1,0 +1,147 @@
+"""A loss's network called on tensors: parameters put straight into their slots, the modules
+run on a dict.
+
+:class:`~streamrl.objectives.common.LossModule` calls a network functionally: its
+parameters (live, detached, target, or one copy of an ensemble) go into a parameter-less
+template for the length of the call. The general way, ``TensorDict.to_module`` around a
+TensorDict call, costs about 150 us per call in key handling and TensorDict dispatch; SAC
+makes six such calls per update. When the template is a plain ``TensorDictModule`` /
+``TensorDictSequential`` (what :func:`~streamrl._utils.tensor_plan.tensor_plan` accepts),
+optionally ending in a ``ProbabilisticTensorDictModule`` that builds the distribution, a
+:class:`NetworkPlan` does the same call directly:
+
+- the parameter leaves (in the order of the parameter TensorDict's leaves) are assigned to
+  the ``(submodule, name)`` slots they belong to, and the template's own (meta) tensors are
+  put back afterwards, whatever ends the call;
+- the modules run on a dict of the input tensors; the outputs are written into the
+  TensorDict as the module would write them.
+
+Anything else (hooks, lazy or stateful networks, a distribution module with nested keys or
+``return_composite``) has no plan and keeps the general path. The results are the same
+tensors (``tests/objectives/test_network_plan.py`` compares both paths on every loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import (
+    ProbabilisticTensorDictModule,
+    ProbabilisticTensorDictSequential,
+    TensorDictSequential,
+)
+from torch import Tensor, nn
+
+from streamrl._utils.tensor_plan import Plan, run_plan, tensor_plan
+
+Slot = tuple[nn.Module, str, bool]  # (submodule, attribute, is a parameter)
+
+
+class NetworkPlan:
+    """How to call one template on tensors (see the module docstring)."""
+
+    def __init__(self, keys: list[Any], slots: list[Slot], plan: Plan,
+                 dist: ProbabilisticTensorDictModule | None, in_keys: tuple[str, ...]) -> None:
+        #: the parameter TensorDict's keys, in the order of ``slots``
+        self.keys = keys
+        self.slots = slots
+        self.plan = plan
+        self.dist = dist
+        self.in_keys = in_keys
+
+    def run(self, leaves: list[Tensor], inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The plan's values (inputs and every output) with ``leaves`` as the parameters."""
+        if len(leaves) != len(self.slots):
+            raise RuntimeError(
+                f"a network with {len(self.slots)} parameter tensors was given {len(leaves)}"
+            )
+        saved = [_slot_get(slot) for slot in self.slots]
+        try:
+            for slot, value in zip(self.slots, leaves):
+                _slot_set(slot, value)
+            return run_plan(self.plan, dict(inputs))
+        finally:
+            for slot, value in zip(self.slots, saved):
+                _slot_set(slot, value)
+
+    def dist_from(self, vals: Mapping[str, Any]) -> torch.distributions.Distribution:
+        """The distribution of the plan's final probabilistic module, from ``vals``."""
+        assert self.dist is not None
+        module = self.dist
+        kwargs = {dk: vals.get(k) for dk, k in zip(module.dist_keys, module.in_keys)}
+        return module.distribution_class(**kwargs, **dict(module.distribution_kwargs))
+
+
+def build_plan(template: nn.Module, param_keys: Iterable[Any]) -> NetworkPlan | None:
+    """The plan of ``template`` whose parameters are given as leaves under ``param_keys``
+    (nested keys of the parameter TensorDict), or ``None`` when it has none."""
+    dist = None
+    body: Any = template
+    if isinstance(template, ProbabilisticTensorDictSequential):
+        last = template.module[-1]
+        if (template.return_composite or not isinstance(last, ProbabilisticTensorDictModule)
+                or type(last).get_dist is not ProbabilisticTensorDictModule.get_dist
+                or not all(type(k) is str for k in (*last.in_keys, *last.dist_keys))
+                or type(template).get_dist is not ProbabilisticTensorDictSequential.get_dist
+                or len(template.module) < 2):
+            return None
+        dist = last
+        body = TensorDictSequential(*template.module[:-1])
+    plan = tensor_plan(body)
+    if plan is None:
+        return None
+    keys = list(param_keys)
+    slots = _slots(template, keys)
+    if slots is None:
+        return None
+    in_keys: list[str] = []
+    written: set[str] = set()
+    for _, ins, outs in plan:
+        in_keys.extend(k for k in ins if k not in written and k not in in_keys)
+        written.update(outs)
+    if dist is not None:
+        in_keys.extend(k for k in dist.in_keys if k not in written and k not in in_keys)
+    return NetworkPlan(keys, slots, plan, dist, tuple(in_keys))
+
+
+def _slots(template: nn.Module, keys: Iterable[Any]) -> list[Slot] | None:
+    """The ``(submodule, name, is_param)`` slot of every key, or None when the keys are not
+    exactly the template's parameters and buffers."""
+    slots: list[Slot] = []
+    for key in keys:
+        path = (key,) if isinstance(key, str) else tuple(key)
+        module: nn.Module | None = template
+        for part in path[:-1]:
+            module = module._modules.get(part) if module is not None else None
+        if module is None:
+            return None
+        name = path[-1]
+        if name in module._parameters:
+            slots.append((module, name, True))
+        elif name in module._buffers:
+            slots.append((module, name, False))
+        else:
+            return None
+    expected = sum(1 for _ in template.named_parameters()) + sum(
+        1 for _ in template.named_buffers())
+    return slots if len(slots) == expected else None
+
+
+def _slot_get(slot: Slot) -> Any:
+    module, name, is_param = slot
+    return (module._parameters if is_param else module._buffers)[name]
+
+
+def _slot_set(slot: Slot, value: Any) -> None:
+    module, name, is_param = slot
+    (module._parameters if is_param else module._buffers)[name] = value
+
+
+def write_outputs(td: TensorDictBase, plan: NetworkPlan, vals: Mapping[str, Any]) -> None:
+    """Write the plan's outputs from ``vals`` into ``td`` (what the modules would write)."""
+    for _, _, outs in plan.plan:
+        for key in outs:
+            td.set(key, vals[key])
