@@ -28,9 +28,24 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from tensordict.nn import TensorDictModule, TensorDictSequential, skip_existing
+from tensordict.nn import (
+    InteractionType,
+    ProbabilisticTensorDictModule,
+    ProbabilisticTensorDictSequential,
+    TensorDictModule,
+    TensorDictSequential,
+    skip_existing,
+)
+from tensordict.nn.probabilistic import interaction_type
 from torch import nn
 from torch.nn.modules import module as _nn_module
+
+try:  # the draw-and-score helper of tensordict 0.15 (without it, no sampler is planned)
+    from tensordict.nn.probabilistic import (
+        _get_joint_sample_and_log_prob as _joint_sample_and_log_prob,
+    )
+except ImportError:  # pragma: no cover - another tensordict
+    _joint_sample_and_log_prob = None
 
 Plan = list[tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...]]]
 
@@ -82,9 +97,94 @@ def _no_hooks(m: nn.Module) -> bool:
     return not (m._forward_hooks or m._forward_pre_hooks)
 
 
+class SampleStep:
+    """A plan step standing for a ``ProbabilisticTensorDictModule``'s call: builds the
+    distribution from the parameters, draws the value as the module would under the current
+    interaction type (its own ``_dist_sample``; the joint ``rsample_and_log_prob`` /
+    ``sample_and_log_prob`` when it also scores the draw), and returns the value and, with
+    ``return_log_prob``, its log-probability."""
+
+    def __init__(self, module: ProbabilisticTensorDictModule) -> None:
+        self.module = module
+        self.dist_keys = tuple(k[-1] if isinstance(k, tuple) else k for k in module.dist_keys)
+
+    def dist(self, *params: Any) -> torch.distributions.Distribution:
+        """The module's distribution with ``params`` (in its ``in_keys`` order)."""
+        m = self.module
+        return m.distribution_class(**dict(zip(self.dist_keys, params)),
+                                    **dict(m.distribution_kwargs))
+
+    def __call__(self, *params: Any) -> Any:
+        m = self.module
+        dist = self.dist(*params)
+        kind = interaction_type()
+        joint = None
+        if m.return_log_prob and (kind or m.default_interaction_type) is InteractionType.RANDOM:
+            joint = _joint_sample_and_log_prob(dist)
+        log_prob = None
+        if joint is not None:
+            value, log_prob = joint(torch.Size(()))
+        else:
+            value = m._dist_sample(dist, interaction_type=kind)
+        if not m.return_log_prob:
+            return value
+        return value, dist.log_prob(value) if log_prob is None else log_prob
+
+
+def _sample_step(m: ProbabilisticTensorDictModule) -> tuple[SampleStep, tuple, tuple] | None:
+    """``m`` as a :class:`SampleStep` ``(step, in_keys, out_keys)``, or None when its call does
+    more than draw one value (a generator, ``num_samples``, several or nested keys, a
+    composite distribution, another ``forward``)."""
+    from tensordict.nn.distributions import CompositeDistribution
+
+    ins, outs = list(m.in_keys), list(m.dist_sample_keys)
+    if (type(m).forward is not ProbabilisticTensorDictModule.forward
+            or type(m).get_dist is not ProbabilisticTensorDictModule.get_dist
+            or _joint_sample_and_log_prob is None
+            or getattr(m, "_generator", None) is not None
+            or getattr(m, "_generator_key", None) is not None
+            or m.num_samples is not None
+            or len(outs) != 1
+            or not isinstance(m.distribution_class, type)
+            or issubclass(m.distribution_class, CompositeDistribution)
+            or not all(type(k) is str for k in ins + outs)
+            or "_" in outs):
+        return None
+    if m.return_log_prob:
+        if type(m.log_prob_key) is not str:
+            return None
+        outs.append(m.log_prob_key)
+    return SampleStep(m), tuple(ins), tuple(outs)
+
+
 def _flatten(m: Any, steps: Plan) -> bool:
     if not isinstance(m, nn.Module) or not _no_hooks(m):
         return False
+    if isinstance(m, ProbabilisticTensorDictSequential):
+        # its call: the modules before the last run (a probabilistic one among them samples
+        # under the sequence's interaction type: not planned), then the last draws the value
+        after = getattr(m, "_plan_steps_after", lambda: [])()  # a subclass's extra steps
+        if (getattr(type(m), "_plan_forward", type(m).forward)
+                is not ProbabilisticTensorDictSequential.forward
+                or after is None
+                or m.return_composite
+                or not m._requires_sample
+                or getattr(m, "_select_before_return", False)
+                or getattr(m, "inplace", None) not in (None, True)
+                or getattr(m, "partial_tolerant", False)):
+            return False
+        *body, last = list(m._module_iter())
+        if not isinstance(last, ProbabilisticTensorDictModule) or not _no_hooks(last):
+            return False
+        step = _sample_step(last)
+        if step is None or not all(
+                not isinstance(sub, (ProbabilisticTensorDictModule,
+                                     ProbabilisticTensorDictSequential))
+                and _flatten(sub, steps) for sub in body):
+            return False
+        steps.append(step)
+        steps.extend(after)
+        return True
     if isinstance(m, TensorDictSequential):
         if (type(m).forward is not TensorDictSequential.forward
                 or getattr(m, "_select_before_return", False)

@@ -68,12 +68,33 @@ def project_outputs(tensordict: TensorDictBase, specs: dict, owner: str) -> None
         value = tensordict.get(key, None)
         if value is None:
             continue
-        check_shape(key, value, spec, owner)
-        # projecting a value already inside is a no-op, so skip the is_in test where it cannot
-        # run (vmap) or would synchronise an accelerator
-        cheap = value.device.type == "cpu" and not torch._C._functorch.is_batchedtensor(value)
-        if not cheap or not spec.is_in(value):
-            tensordict.set(key, spec.project(value))
+        projected = project_value(key, value, spec, owner)
+        if projected is not value:
+            tensordict.set(key, projected)
+
+
+def project_value(key: Any, value: torch.Tensor, spec: Any, owner: str) -> torch.Tensor:
+    """``value`` (at ``key``) projected into ``spec``; ``value`` itself when it lies inside."""
+    check_shape(key, value, spec, owner)
+    # projecting a value already inside is a no-op, so skip the is_in test where it cannot
+    # run (vmap) or would synchronise an accelerator
+    cheap = value.device.type == "cpu" and not torch._C._functorch.is_batchedtensor(value)
+    if not cheap or not spec.is_in(value):
+        return spec.project(value)
+    return value
+
+
+class ProjectStep:
+    """A tensor-plan step (``streamrl._utils.tensor_plan``) projecting the values at
+    ``specs``' keys, as :func:`project_outputs` does in a TensorDict."""
+
+    def __init__(self, specs: dict, owner: str) -> None:
+        self.items = list(specs.items())
+        self.owner = owner
+
+    def __call__(self, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(project_value(key, value, spec, self.owner)
+                     for (key, spec), value in zip(self.items, values))
 
 
 def safe_specs(spec: Any, out_keys: list, safe: bool, owner: str) -> dict:

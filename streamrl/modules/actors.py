@@ -15,7 +15,7 @@ from tensordict.nn import (
 from tensordict.utils import unravel_key
 
 from streamrl.envs.utils import ExplorationType
-from streamrl.modules._spec_utils import as_composite, project_outputs, safe_specs
+from streamrl.modules._spec_utils import ProjectStep, as_composite, project_outputs, safe_specs
 from streamrl.modules.distributions import Delta
 from streamrl.modules.safe import SafeModule
 
@@ -123,6 +123,20 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
     >>> td["action"].shape, td["action_log_prob"].shape
     (torch.Size([5, 2]), torch.Size([5]))
     """
+
+    #: for tensor plans (``streamrl._utils.tensor_plan``): this ``forward`` is the base class's,
+    #: then :meth:`_plan_steps_after`
+    _plan_forward = ProbabilisticTensorDictSequential.forward
+
+    def _plan_steps_after(self) -> list | None:
+        """The steps a tensor plan runs after the base class's call: the projection into the
+        spec when ``safe`` (None when a spec'd key is not a plain string)."""
+        if not self.safe:
+            return []
+        if not all(type(k) is str for k in self._specs):
+            return None
+        keys = tuple(self._specs)
+        return [(ProjectStep(self._specs, type(self).__name__), keys, keys)]
 
     def __init__(
         self,

@@ -35,7 +35,7 @@ from tensordict.nn import (
 )
 from torch import Tensor, nn
 
-from streamrl._utils.tensor_plan import Plan, run_plan, tensor_plan
+from streamrl._utils.tensor_plan import Plan, SampleStep, run_plan, tensor_plan
 
 Slot = tuple[nn.Module, str, bool]  # (submodule, attribute, is a parameter)
 
@@ -44,7 +44,7 @@ class NetworkPlan:
     """How to call one template on tensors (see the module docstring)."""
 
     def __init__(self, keys: list[Any], slots: list[Slot], plan: Plan,
-                 dist: ProbabilisticTensorDictModule | None, in_keys: tuple[str, ...]) -> None:
+                 dist: SampleStep | None, in_keys: tuple[str, ...]) -> None:
         #: the parameter TensorDict's keys, in the order of ``slots``
         self.keys = keys
         self.slots = slots
@@ -70,9 +70,7 @@ class NetworkPlan:
     def dist_from(self, vals: Mapping[str, Any]) -> torch.distributions.Distribution:
         """The distribution of the plan's final probabilistic module, from ``vals``."""
         assert self.dist is not None
-        module = self.dist
-        kwargs = {dk: vals.get(k) for dk, k in zip(module.dist_keys, module.in_keys)}
-        return module.distribution_class(**kwargs, **dict(module.distribution_kwargs))
+        return self.dist.dist(*(vals.get(k) for k in self.dist.module.in_keys))
 
 
 def build_plan(template: nn.Module, param_keys: Iterable[Any]) -> NetworkPlan | None:
@@ -88,7 +86,7 @@ def build_plan(template: nn.Module, param_keys: Iterable[Any]) -> NetworkPlan | 
                 or type(template).get_dist is not ProbabilisticTensorDictSequential.get_dist
                 or len(template.module) < 2):
             return None
-        dist = last
+        dist = SampleStep(last)
         body = TensorDictSequential(*template.module[:-1])
     plan = tensor_plan(body)
     if plan is None:
@@ -103,7 +101,7 @@ def build_plan(template: nn.Module, param_keys: Iterable[Any]) -> NetworkPlan | 
         in_keys.extend(k for k in ins if k not in written and k not in in_keys)
         written.update(outs)
     if dist is not None:
-        in_keys.extend(k for k in dist.in_keys if k not in written and k not in in_keys)
+        in_keys.extend(k for k in dist.module.in_keys if k not in written and k not in in_keys)
     return NetworkPlan(keys, slots, plan, dist, tuple(in_keys))
 
 

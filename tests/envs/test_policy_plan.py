@@ -72,6 +72,7 @@ def both_loops(make_env, policy, T, *, reset_extra=None, **kwargs):
     for buffered in (True, False):
         with make_env() as env, torch.no_grad():
             env.set_seed(3)
+            torch.manual_seed(3)  # a sampling policy draws from torch's generator
             root = env.reset()
             if reset_extra is not None:
                 root.update(reset_extra(env))
@@ -95,7 +96,8 @@ def test_a_module_and_a_sequence_get_their_steps_in_order():
 
 
 @pytest.mark.parametrize("case", ["forward hook", "pre hook", "kwargs in_keys", "nested key",
-                                  "probabilistic", "not a module", "selected out keys"])
+                                  "sampler with num_samples", "sampler with a generator",
+                                  "composite", "not a module", "selected out keys"])
 def test_policies_whose_call_does_more_get_no_plan(case):
     module = TensorDictModule(Scores(), in_keys=["observation"], out_keys=["action"])
     if case == "forward hook":
@@ -108,11 +110,21 @@ def test_policies_whose_call_does_more_get_no_plan(case):
         policy = TensorDictModule(Scores(), in_keys={"observation": "obs"}, out_keys=["action"])
     elif case == "nested key":
         policy = TensorDictModule(Scores(), in_keys=[("agent", "obs")], out_keys=["action"])
-    elif case == "probabilistic":
+    elif case.startswith("sampler"):
+        extra = ({"num_samples": 3} if "num_samples" in case
+                 else {"generator": torch.Generator().manual_seed(0)})
+        policy = ProbabilisticTensorDictSequential(
+            TensorDictModule(Scores(), in_keys=["observation"], out_keys=["logits"]),
+            ProbabilisticTensorDictModule(in_keys=["logits"], out_keys=["action"],
+                                          distribution_class=torch.distributions.Categorical,
+                                          **extra),
+        )
+    elif case == "composite":
         policy = ProbabilisticTensorDictSequential(
             TensorDictModule(Scores(), in_keys=["observation"], out_keys=["logits"]),
             ProbabilisticTensorDictModule(in_keys=["logits"], out_keys=["action"],
                                           distribution_class=torch.distributions.Categorical),
+            return_composite=True,
         )
     elif case == "not a module":
         policy = lambda td: td  # noqa: E731
@@ -138,6 +150,81 @@ def test_run_plan_writes_like_the_module():
     plan = tensor_plan(TensorDictModule(lambda x: x, in_keys=["x"], out_keys=["y", "z"]))
     with pytest.raises(RuntimeError, match="more out_keys than tensors"):
         run_plan(plan, {"x": torch.ones(2)})
+
+
+def categorical_actor(**kwargs):
+    from streamrl.modules import OneHotCategorical, ProbabilisticActor
+
+    env = GymEnv("CartPole-v1")
+    spec = env.action_spec
+    env.close()
+    return ProbabilisticActor(
+        TensorDictModule(Scores(), in_keys=["observation"], out_keys=["logits"]),
+        in_keys=["logits"], distribution_class=OneHotCategorical, spec=spec, **kwargs)
+
+
+def tanh_actor(**kwargs):
+    from tensordict.nn import NormalParamExtractor
+
+    from streamrl.modules import ProbabilisticActor, TanhNormal
+
+    return ProbabilisticActor(
+        TensorDictModule(nn.Sequential(Scores(3, 2), NormalParamExtractor()),
+                         in_keys=["observation"], out_keys=["loc", "scale"]),
+        distribution_class=TanhNormal,
+        distribution_kwargs={"low": torch.tensor([-2.0]), "high": torch.tensor([2.0])},
+        **kwargs)
+
+
+@pytest.mark.parametrize("interaction", [None, "random", "mode", "deterministic", "mean"])
+@pytest.mark.parametrize("make, n_obs", [
+    (lambda: categorical_actor(return_log_prob=True, safe=True), 4),
+    (lambda: categorical_actor(return_log_prob=False), 4),
+    (lambda: tanh_actor(return_log_prob=True), 3),
+    (lambda: tanh_actor(return_log_prob=False), 3),
+], ids=["onehot-logprob-safe", "onehot", "tanh-logprob", "tanh"])
+def test_a_probabilistic_actor_plan_draws_what_its_call_draws(make, n_obs, interaction):
+    import contextlib
+
+    from tensordict import TensorDict
+    from tensordict.nn import InteractionType, set_interaction_type
+
+    actor = make()
+    plan = tensor_plan(actor)
+    assert plan is not None
+    if interaction == "mean" and n_obs == 4:
+        pytest.skip("a one-hot categorical has a mean that is not a sample")
+    obs = torch.randn(5, n_obs)
+    ctx = (contextlib.nullcontext() if interaction is None
+           else set_interaction_type(InteractionType(interaction)))
+    with torch.no_grad(), ctx:
+        torch.manual_seed(1)
+        ref = actor(TensorDict({"observation": obs}, [5]))
+        torch.manual_seed(1)
+        got = run_plan(plan, {"observation": obs})
+    assert set(got) == set(ref.keys())
+    for key in got:
+        assert got[key].dtype == ref[key].dtype and torch.equal(got[key], ref[key]), key
+
+
+def test_a_probabilistic_actor_rollout_matches_the_td_loop(plan_runs):
+    def make():
+        return SerialEnv(3, lambda: GymEnv("CartPole-v1"))
+
+    (batch, root), (ref, ref_root) = both_loops(
+        make, categorical_actor(return_log_prob=True, safe=True), 60)
+    assert {"logits", "action_log_prob"} <= set(batch.keys())
+    assert_same(batch, ref)
+    assert_same(root, ref_root)
+    assert len(plan_runs) == 1
+
+
+def test_a_safe_actor_projects_in_its_plan():
+    actor = categorical_actor(safe=True)
+    keys = [outs for _, _, outs in tensor_plan(actor)]
+    assert keys[-1] == ("action",)  # the projection step, after the draw
+    out = run_plan(tensor_plan(actor), {"observation": torch.randn(4)})
+    assert out["action"].dtype == actor.spec["action"].dtype  # one-hot floats -> the spec's
 
 
 # ------------------------------------------------------------------ same data as the TD loop
