@@ -15,6 +15,10 @@ when there is none).
 
 Wall time counts from the first collected step (environment and model construction
 excluded on both sides); "train" is wall minus the time spent evaluating.
+
+"limit" is the same algorithm written by hand in plain torch and gymnasium (``_PLAIN_SCRIPT``:
+``SyncVectorEnv(8)``, the same networks, epochs, minibatch and schedules), run for the frames
+streamrl ran on that seed: the cost of the work itself, with no library around it.
 """
 
 from __future__ import annotations
@@ -86,6 +90,79 @@ print(json.dumps({"solved_at": r.solved_at, "wall": r.wall_s, "train": r.train_s
                   "frames": r.frames, "evals": r.evaluations}))
 '''
 
+# The limit: the same algorithm written by hand in plain torch and gymnasium (CleanRL's shape):
+# SyncVectorEnv(8), the same 64x64 tanh actor and critic, 20 epochs of one 256-row minibatch,
+# GAE(0.98, 0.8), linear lr and clip schedules over the horizon, gradient norm 0.5, one torch
+# thread. It runs a given number of frames (no evaluation) and prints its collect and update
+# seconds: what the same work costs with no library around it.
+_PLAIN_SCRIPT = '''
+import sys, time, numpy as np, torch, gymnasium as gym
+from torch import nn
+torch.set_num_threads(1)
+seed, frames, horizon = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(seed)
+N, T, B, E, GAMMA, LAM = 8, 32, 256, 20, 0.98, 0.8
+envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(N)],
+                                autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+def mlp(out):
+    return nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(),
+                         nn.Linear(64, out))
+pi, vf = mlp(2), mlp(1)
+params = [*pi.parameters(), *vf.parameters()]
+opt = torch.optim.Adam(params, lr=1e-3)
+obs = torch.as_tensor(envs.reset(seed=seed)[0], dtype=torch.float32)
+bo, ba = torch.zeros(T, N, 4), torch.zeros(T, N, dtype=torch.long)
+blp, br, bd, bv, badv = (torch.zeros(T, N) for _ in range(5))
+done_frames, collect, update = 0, 0.0, 0.0
+while done_frames < frames:
+    left = 1 - done_frames / horizon
+    for g in opt.param_groups:
+        g["lr"] = 1e-3 * left
+    clip = 0.2 * left
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for t in range(T):
+            logp = torch.log_softmax(pi(obs), -1)
+            a = torch.multinomial(logp.exp(), 1).squeeze(-1)
+            bo[t], ba[t], bv[t] = obs, a, vf(obs).squeeze(-1)
+            blp[t] = logp.gather(-1, a[:, None]).squeeze(-1)
+            nxt, r, term, trunc, info = envs.step(a.numpy())
+            r = torch.as_tensor(r, dtype=torch.float32)
+            if trunc.any():  # a time limit bootstraps from the final observation
+                final = np.stack([info["final_obs"][i] if trunc[i] else nxt[i] for i in range(N)])
+                boot = vf(torch.as_tensor(final, dtype=torch.float32)).squeeze(-1)
+                r = r + GAMMA * boot * torch.as_tensor(trunc & ~term, dtype=torch.float32)
+            br[t], bd[t] = r, torch.as_tensor(term | trunc, dtype=torch.float32)
+            obs = torch.as_tensor(nxt, dtype=torch.float32)
+        last, nv = torch.zeros(N), vf(obs).squeeze(-1)
+        for t in reversed(range(T)):
+            after = nv if t == T - 1 else bv[t + 1]
+            last = br[t] + GAMMA * after * (1 - bd[t]) - bv[t] + GAMMA * LAM * (1 - bd[t]) * last
+            badv[t] = last
+    t1 = time.perf_counter()
+    O, A, LP = bo.reshape(-1, 4), ba.reshape(-1), blp.reshape(-1)
+    ADV, RET = badv.reshape(-1), (badv + bv).reshape(-1)
+    for _ in range(E):
+        idx = torch.randperm(T * N)
+        for start in range(0, T * N, B):
+            i = idx[start:start + B]
+            adv = (ADV[i] - ADV[i].mean()) / (ADV[i].std() + 1e-8)
+            lp = torch.log_softmax(pi(O[i]), -1).gather(-1, A[i][:, None]).squeeze(-1)
+            w = (lp - LP[i]).exp()
+            loss = -torch.min(w * adv, w.clamp(1 - clip, 1 + clip) * adv).mean()
+            loss = loss + 0.5 * (vf(O[i]).squeeze(-1) - RET[i]).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 0.5)
+            opt.step()
+    update += time.perf_counter() - t1
+    collect += t1 - t0
+    done_frames += T * N
+print(f"plain frames={done_frames} collect={collect:.3f} update={update:.3f}")
+'''
+
+_PLAIN_LINE = re.compile(r"collect=(?P<collect>[\d.]+) update=(?P<update>[\d.]+)")
+
 _SB3_LINE = re.compile(
     r"solved_at=(?P<solved>\w+) wall=(?P<wall>[\d.]+)s train_wall=(?P<train>[\d.]+)s")
 
@@ -124,6 +201,16 @@ def run_sb3(python: str, seed: int, script: Path) -> dict:
     solved = match["solved"]
     return {"solved_at": None if solved == "None" else int(solved),
             "wall": float(match["wall"]), "train": float(match["train"])}
+
+
+def run_plain(seed: int, frames: int, horizon: int) -> float:
+    """Train seconds (collect + update) of the hand-written loop for ``frames`` frames."""
+    out = subprocess.run([sys.executable, "-c", _PLAIN_SCRIPT, str(seed), str(frames),
+                          str(horizon)], capture_output=True, text=True)
+    match = _PLAIN_LINE.search(out.stdout)
+    if out.returncode != 0 or match is None:
+        raise RuntimeError(f"the hand-written loop failed:\n{out.stderr[-3000:]}")
+    return float(match["collect"]) + float(match["update"])
 
 
 def _fmt(r: dict | None) -> str:
@@ -245,20 +332,27 @@ def main(argv: list[str] | None = None) -> int:
     print("PPO CartPole-v1, solved = 20 deterministic episodes average >= 475, eval every "
           "8,192 steps")
     print(f"{'seed':>4} | {'streamrl':>9} {'wall s':>7} {'train s':>7} | "
-          f"{'SB3':>9} {'wall s':>7} {'train s':>7} | streamrl split (s)")
+          f"{'SB3':>9} {'wall s':>7} {'train s':>7} | {'limit s':>7} | streamrl split (s)")
     ours: list[dict] = []
     theirs: list[dict] = []
+    limits: list[tuple[float, float, float | None]] = []
     for seed in args.seeds:
         r = run_streamrl(seed, args.budget)
         ours.append(r)
         s = run_sb3(python, seed, script) if python is not None else None
         if s is not None:
             theirs.append(s)
+        limit = run_plain(seed, r["frames"], args.budget)
+        limits.append((limit, r["train"], s["train"] if s is not None else None))
         split = f"collect {r['collect']:.2f}, update {r['update']:.2f}, eval {r['eval']:.2f}"
-        print(f"{seed:>4} | {_fmt(r)} | {_fmt(s)} | {split}", flush=True)
+        print(f"{seed:>4} | {_fmt(r)} | {_fmt(s)} | {limit:7.2f} | {split}", flush=True)
     print(_summary("streamrl", ours))
     if theirs:
         print(_summary("SB3     ", theirs))
+    limit = statistics.median(lim for lim, _, _ in limits)
+    ratio = statistics.median(ours_s / lim for lim, ours_s, _ in limits)
+    print(f"limit   : the hand-written loop over each seed's streamrl frames: median train "
+          f"{limit:.2f} s; streamrl train / limit, median over seeds: {ratio:.2f}")
     if args.micro:
         micro()
     return 0

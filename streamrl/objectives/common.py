@@ -782,8 +782,10 @@ class LossModule(nn.Module):
 
 
 def _leaves(params: TensorDictBase, keys: list[Any]) -> list[Tensor]:
-    """``params``'s tensors under ``keys``, in that order."""
-    return [params.get(k) for k in keys]
+    """``params``'s tensors under ``keys``, in that order (a ``TensorDictParams`` is read
+    through the TensorDict it wraps: the same tensors, without its per-call wrapping)."""
+    td = getattr(params, "_param_td", params)
+    return [td.get(k) for k in keys]
 
 
 def _keyed(loss: LossModule, name: str, call: Callable[[TensorDictBase], Any],

@@ -106,6 +106,18 @@ class TestTanhNormal:
         with pytest.raises(ValueError, match="event_dims"):
             TanhNormal(torch.zeros(2), torch.ones(2), event_dims=3)
 
+    def test_bound_tensors_are_checked_again_after_an_in_place_change(self):
+        low, high = torch.tensor([-2.0]), torch.tensor([2.0])
+        first = TanhNormal(torch.zeros(3, 1), torch.ones(3, 1), low=low, high=high)
+        again = TanhNormal(torch.zeros(3, 1), torch.ones(3, 1), low=low, high=high)
+        assert not first._unit and again.low is first.low  # checked once, then reused
+        low.fill_(-1.0)
+        high.fill_(1.0)
+        assert TanhNormal(torch.zeros(3, 1), torch.ones(3, 1), low=low, high=high)._unit
+        low.fill_(5.0)
+        with pytest.raises(ValueError, match="low < high"):
+            TanhNormal(torch.zeros(3, 1), torch.ones(3, 1), low=low, high=high)
+
 
 def test_independent_normal_matches_torch():
     loc, scale = torch.randn(4, 3), torch.rand(4, 3) + 0.1
