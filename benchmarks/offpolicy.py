@@ -1,6 +1,6 @@
 """Off-policy learners beside Stable-Baselines3 2.9.2, in one run.
 
-    flock /tmp/streamrl-heavy.lock python benchmarks/offpolicy.py [--parts sac,dqn]
+    flock /tmp/streamrl-heavy.lock python benchmarks/offpolicy.py [--parts sac,compile,dqn]
         [--seeds 0 1 2 3 4] [--sac-steps 3000] [--peers-python PATH]
 
 Part ``sac``: gradient updates per second of SAC on Pendulum-v1 with rl-zoo's hyper-parameters
@@ -9,6 +9,11 @@ Part ``sac``: gradient updates per second of SAC on Pendulum-v1 with rl-zoo's hy
 after the updates the frames before it grant) and concurrent (its default), timed between its
 first and last learner messages; SB3's ``SAC`` learns ``learning_starts`` steps untimed, then
 ``--sac-steps`` timed ones.
+
+Part ``compile``: one SAC update of ``pipelines/sac_pendulum.py``'s loss (forward, backward,
+fused Adam, soft update; batch 256, 1 thread) in eager mode and with the loss's forward under
+:func:`torch.compile` (default inductor backend): milliseconds per update and the seconds the
+first compiled calls take. Eager stays the default where compiling does not pay.
 
 Part ``dqn``: env steps and wall seconds until DQN solves CartPole-v1 (rl-zoo's
 hyper-parameters; solved = the mean of 20 deterministic evaluation episodes (seeds 10,000 ...)
@@ -77,6 +82,62 @@ def sac_rows(steps: int, learning_starts: int) -> list[tuple[str, float, float]]
     return rows
 
 
+# ------------------------------------------------------------------------------------ compile
+def compile_rows(updates: int = 300) -> list[tuple[str, float, float]]:
+    """(mode, ms per SAC update, seconds of the first three updates) eager and compiled."""
+    return [(mode, *_time_sac_update(mode == "torch.compile", updates))
+            for mode in ("eager", "torch.compile")]
+
+
+def _time_sac_update(compiled: bool, updates: int) -> tuple[float, float]:
+    import time
+
+    import torch
+    from tensordict import TensorDict
+
+    from streamrl.cli import load_pipeline
+    from streamrl.objectives import SACLoss, SoftUpdate
+
+    sac = load_pipeline(ROOT / "pipelines" / "sac_pendulum.py")
+    torch.set_num_threads(1)
+    config = sac.SACConfig()
+    torch.manual_seed(0)
+    env = config.make_env()
+    actor, qvalue = sac.make_models(config, env)
+    with torch.no_grad():
+        actor(env.reset())
+    env.close()
+    loss = SACLoss(actor, qvalue, alpha_init=1.0, loss_function="l2", deactivate_vmap=True)
+    loss.make_value_estimator(gamma=config.gamma)
+    optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
+    soft = SoftUpdate(loss, tau=config.tau)
+    n = config.batch_size
+    batch = TensorDict({
+        "observation": torch.randn(n, 3), "action": torch.rand(n, 1) * 4 - 2,
+        "next": {"observation": torch.randn(n, 3), "reward": torch.randn(n, 1),
+                 "done": torch.zeros(n, 1, dtype=torch.bool),
+                 "terminated": torch.zeros(n, 1, dtype=torch.bool)}}, [n])
+    forward = torch.compile(loss) if compiled else loss
+
+    def update() -> None:
+        out = forward(batch)
+        optim.zero_grad(set_to_none=True)
+        (out["loss_actor"] + out["loss_qvalue"] + out["loss_alpha"]).backward()
+        optim.step()
+        soft.step()
+
+    t0 = time.perf_counter()
+    for _ in range(3):
+        update()
+    first = time.perf_counter() - t0
+    for _ in range(20):
+        update()
+    t0 = time.perf_counter()
+    for _ in range(updates):
+        update()
+    return (time.perf_counter() - t0) / updates * 1e3, first
+
+
 # ------------------------------------------------------------------------------------ DQN
 def run_streamrl_dqn(seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,16 +173,17 @@ def dqn_summary(name: str, results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="sac,dqn", help="comma-separated: sac, dqn")
+    parser.add_argument("--parts", default="sac,dqn",
+                        help="comma-separated: sac, compile, dqn")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--sac-steps", type=int, default=3000, help="timed SAC steps")
     parser.add_argument("--sac-learning-starts", type=int, default=1000)
     parser.add_argument("--peers-python", default=None)
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
-    unknown = sorted(set(parts) - {"sac", "dqn"})
+    unknown = sorted(set(parts) - {"sac", "compile", "dqn"})
     if unknown:
-        parser.error(f"unknown parts {unknown}; expected sac and/or dqn")
+        parser.error(f"unknown parts {unknown}; expected sac, compile and/or dqn")
     if "sac" in parts:
         print(f"SAC {PENDULUM}: {args.sac_steps} timed steps after {args.sac_learning_starts} "
               "(learning_starts), 1 thread", flush=True)
@@ -130,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'system':<36} {'env steps/s':>12} {'updates/s':>10} {'vs SB3':>7}")
         for name, steps, updates in rows:
             print(f"{name:<36} {steps:12.1f} {updates:10.1f} {updates / base:7.2f}")
+    if "compile" in parts:
+        print(f"\nSAC update ({PENDULUM} networks, batch 256, 1 thread), eager vs torch.compile",
+              flush=True)
+        print(f"{'mode':<16} {'ms/update':>10} {'first 3 updates s':>18}")
+        for mode, ms, first in compile_rows():
+            print(f"{mode:<16} {ms:10.2f} {first:18.1f}")
     if "dqn" in parts:
         python = peers_python(args.peers_python) or sys.executable
         print(f"\nDQN CartPole-v1 to 475 (SB3 with {python})", flush=True)

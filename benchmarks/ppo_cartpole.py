@@ -161,7 +161,8 @@ while done_frames < frames:
 print(f"plain frames={done_frames} collect={collect:.3f} update={update:.3f}")
 '''
 
-_PLAIN_LINE = re.compile(r"collect=(?P<collect>[\d.]+) update=(?P<update>[\d.]+)")
+_PLAIN_LINE = re.compile(
+    r"frames=(?P<frames>\d+) collect=(?P<collect>[\d.]+) update=(?P<update>[\d.]+)")
 
 _SB3_LINE = re.compile(
     r"solved_at=(?P<solved>\w+) wall=(?P<wall>[\d.]+)s train_wall=(?P<train>[\d.]+)s")
@@ -210,6 +211,8 @@ def run_plain(seed: int, frames: int, horizon: int) -> float:
     match = _PLAIN_LINE.search(out.stdout)
     if out.returncode != 0 or match is None:
         raise RuntimeError(f"the hand-written loop failed:\n{out.stderr[-3000:]}")
+    if int(match["frames"]) != -(-frames // 256) * 256:
+        raise RuntimeError(f"the hand-written loop ran {match['frames']} frames, not {frames}")
     return float(match["collect"]) + float(match["update"])
 
 

@@ -1,5 +1,5 @@
-"""benchmarks/soak.py, offpolicy.py and collectors.py: their readings, summaries and command
-lines (nothing here is timed)."""
+"""benchmarks/soak.py, offpolicy.py, collectors.py and ppo_cartpole.py: their readings,
+summaries and command lines (nothing here is timed)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def _load(name: str):
 soak = _load("soak")
 offpolicy = _load("offpolicy")
 collectors = _load("collectors")
+ppo_cartpole = _load("ppo_cartpole")
 
 
 # ------------------------------------------------------------------------------- soak
@@ -113,6 +114,18 @@ def test_offpolicy_refuses_unknown_parts(capsys):
     with pytest.raises(SystemExit) as info:
         offpolicy.main(["--parts", "sac,ppo"])
     assert info.value.code == 2 and "unknown parts ['ppo']" in capsys.readouterr().err
+
+
+def test_the_eager_sac_update_runs_and_reports_a_time():
+    ms, first = offpolicy._time_sac_update(False, 2)
+    assert ms > 0 and first > 0
+
+
+# -------------------------------------------------------------------------- ppo_cartpole
+def test_the_hand_written_ppo_limit_runs_the_frames_asked():
+    # 512 frames: two collections of 8 x 32, each followed by 20 epochs of one minibatch
+    seconds = ppo_cartpole.run_plain(0, 512, 200_000)
+    assert seconds > 0
 
 
 # -------------------------------------------------------------------------- collectors
