@@ -187,9 +187,14 @@ class _CommandWait:
                 before = clock()
                 give_way()  # (to the other worker, if the scheduler woke it on this CPU)
                 now = clock()
-                if (now - before > self.LONG_YIELD or now > end or where[0] == cpu
-                        or current_cpu() != cpu):
-                    break  # a busy process here, time is up, the parent came or we moved
+                if now - before > self.LONG_YIELD or now > end or where[0] == cpu:
+                    break  # a busy process here, time is up, or the parent came here
+                if current_cpu() != cpu:  # moved by the scheduler: go on where that is free
+                    where[me] = -1
+                    cpu = current_cpu()
+                    if cpu < 0 or cpu in where.tolist():
+                        break
+                    where[me] = cpu
             else:
                 self.penalty //= 2
                 return True

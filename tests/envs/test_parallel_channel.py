@@ -262,8 +262,8 @@ def test_a_poll_that_misses_makes_the_next_waits_sleep(one_cpu):
     assert not got and seen[1] == -1 and waiter.skip == 0
     got, _ = _wait_with_release(waiter, where, 0.1)  # missed again: twice as many
     assert not got and waiter.skip == 3
-    waiter.skip = 0
-    assert _wait_with_release(waiter, where, 0.001)[0]  # a hit halves the penalty
+    waiter.skip, waiter.spin = 0, 5.0
+    assert _wait_with_release(waiter, where, 0.01)[0]  # a hit halves the penalty
     assert waiter.penalty == 1
 
 
@@ -273,6 +273,9 @@ def test_a_worker_moves_off_the_parents_cpu_to_poll():
     if len(cpus) < 2:
         pytest.skip("needs two CPUs")
     before = os.sched_getaffinity(0)
+    # the parent, busy on the first CPU (an idle one would draw the poller back)
+    parent = mp.get_context("fork").Process(target=_spin, args=(cpus[0],), daemon=True)
+    parent.start()
     try:
         os.sched_setaffinity(0, {cpus[0]})
         where = _shared_where(cpus[0], -1)
@@ -283,6 +286,8 @@ def test_a_worker_moves_off_the_parents_cpu_to_poll():
         assert os.sched_getaffinity(0) == set(cpus[:2])  # the affinity given back
     finally:
         os.sched_setaffinity(0, before)
+        parent.kill()
+        parent.join()
 
 
 @needs_cpu
