@@ -441,6 +441,32 @@ class Worker:
         return WorkerDiedError(self.name, exitcode)
 
 
+def _cpu_getter() -> Callable[[], int]:
+    """glibc's ``sched_getcpu`` (a fraction of a microsecond: no system call where the
+    kernel publishes the CPU through rseq or the vDSO), or a function returning -1 where it
+    is missing."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            fn = ctypes.CDLL(None, use_errno=True).sched_getcpu
+        except (OSError, AttributeError):
+            pass
+        else:
+            fn.restype, fn.argtypes = ctypes.c_int, []
+            if fn() >= 0:
+                return fn
+    return lambda: -1
+
+
+_getcpu = _cpu_getter()
+
+
+def current_cpu() -> int:
+    """The CPU this thread runs on, or -1 where that cannot be asked."""
+    return _getcpu()
+
+
 def wait_ready(workers: Iterable[Worker], timeout: float | None = None) -> list[Worker]:
     """The workers among ``workers`` with a reply ready (or a dead pipe), waiting up to
     ``timeout`` seconds for at least one."""
