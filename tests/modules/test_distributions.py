@@ -78,11 +78,29 @@ class TestTanhNormal:
         assert torch.isfinite(far.log_prob(sample)).all()
 
     def test_gradient_through_safe_tanh(self):
+        from streamrl.modules.distributions._squash import safe_atanh, safe_tanh
+
         loc = torch.zeros(2, 2, requires_grad=True)
-        action = TanhNormal(loc, torch.ones(2, 2)).rsample()
-        assert type(action.grad_fn).__name__ == "_SafeTanhBackward"
-        action.sum().backward()
+        TanhNormal(loc, torch.ones(2, 2)).rsample().sum().backward()
         assert torch.isfinite(loc.grad).all() and (loc.grad > 0).all()
+        # the gradient is 1 - y**2 of the clamped output: saturated values keep a small one
+        x = torch.tensor([0.0, 0.5, -1.0, 30.0, -30.0, float("inf")], requires_grad=True)
+        y = safe_tanh(x)
+        assert (y.abs() < 1).all() and torch.equal(y.detach()[:3], torch.tanh(x.detach()[:3]))
+        y.sum().backward()
+        torch.testing.assert_close(x.grad[:5], 1 - y.detach()[:5].pow(2))
+        assert (x.grad[3:5] > 0).all() and x.grad[5] == 0
+        # atanh of a value clamped inside (-1, 1): gradient 1 / (1 - x**2) of the clamped x
+        u = torch.tensor([0.0, 0.5, 1.0, -1.0], requires_grad=True)
+        z = safe_atanh(u)
+        assert torch.isfinite(z).all()
+        z.sum().backward()
+        clamped = u.detach().clamp(-1 + 1e-6, 1 - 1e-6)
+        torch.testing.assert_close(u.grad, 1 / (1 - clamped.pow(2)), rtol=1e-3, atol=0)
+        # under vmap (an ensemble of actors) and without gradient
+        torch.testing.assert_close(torch.vmap(safe_tanh)(torch.ones(3, 2)), torch.tanh(torch.ones(3, 2)))
+        with torch.no_grad():
+            assert safe_tanh(x).grad_fn is None
 
     def test_point_values(self):
         loc = torch.tensor([[0.3, -2.0]], dtype=torch.float64)

@@ -13,54 +13,31 @@ def _eps(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).resolution
 
 
-class _SafeTanh(torch.autograd.Function):
-    """tanh clamped away from +-1, with the analytic gradient ``1 - y**2``."""
-
-    generate_vmap_rule = True  # works under torch.vmap (ensembles, functional calls)
-
-    @staticmethod
-    def forward(value):
-        eps = _eps(value.dtype)
-        return value.tanh().clamp(-1 + eps, 1 - eps)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return grad * (1 - out.pow(2))
-
-
-class _SafeAtanh(torch.autograd.Function):
-    """atanh of a value clamped inside ``(-1, 1)``, with gradient ``1 / (1 - x**2)``."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(value):
-        eps = _eps(value.dtype)
-        return value.clamp(-1 + eps, 1 - eps).atanh()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (value,) = inputs
-        eps = _eps(value.dtype)
-        ctx.save_for_backward(value.clamp(-1 + eps, 1 - eps))
-
-    @staticmethod
-    def backward(ctx, grad):
-        (value,) = ctx.saved_tensors
-        return grad / (1 - value.pow(2))
+def _with_slope(out: torch.Tensor, value: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    """``out`` (computed from ``value`` without gradient) whose gradient with respect to
+    ``value`` is ``slope``: ``out + (value - value.detach()) * slope``, the second term zero
+    (a non-finite ``value`` gives zero too, not NaN). Plain differentiable ops (they work
+    under vmap and torch.func): a ``torch.autograd.Function`` costs ~50 us a call binding its
+    signature, for tensors of a few hundred elements."""
+    if not torch.is_grad_enabled():
+        return out
+    return out + torch.nan_to_num(value - value.detach(), nan=0.0) * slope.detach()
 
 
 def safe_tanh(value: torch.Tensor) -> torch.Tensor:
-    return _SafeTanh.apply(value)
+    """tanh clamped away from +-1, with the analytic gradient ``1 - y**2`` of the clamped
+    output ``y`` (a saturated value keeps a small gradient instead of none)."""
+    eps = _eps(value.dtype)
+    out = value.detach().tanh().clamp(-1 + eps, 1 - eps)
+    return _with_slope(out, value, 1 - out.pow(2))
 
 
 def safe_atanh(value: torch.Tensor) -> torch.Tensor:
-    return _SafeAtanh.apply(value)
+    """atanh of ``value`` clamped inside ``(-1, 1)``, with gradient ``1 / (1 - x**2)`` of the
+    clamped ``x``."""
+    eps = _eps(value.dtype)
+    clamped = value.detach().clamp(-1 + eps, 1 - eps)
+    return _with_slope(clamped.atanh(), value, 1 / (1 - clamped.pow(2)))
 
 
 def log_abs_det_tanh(pre_tanh: torch.Tensor) -> torch.Tensor:
@@ -121,3 +98,22 @@ def prepare_bounds(low, high, like: torch.Tensor, owner: str):
 
 # prepare_bounds's checked bounds: key -> (low, high, result)
 _CHECKED: dict[tuple, tuple] = {}
+
+
+def half_range(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``((high - low) / 2, log((high - low) / 2))``, computed once per pair of bound tensors
+    (and their versions): a squashed distribution rescales with them at every call."""
+    key = (id(low), id(high), low._version, high._version)
+    hit = _HALVES.get(key)
+    if hit is not None and hit[0] is low and hit[1] is high:
+        return hit[2]
+    half = (high - low) / 2
+    result = (half, torch.log(half))
+    if _inspectable(low) and _inspectable(high) and not (low.requires_grad or high.requires_grad):
+        if len(_HALVES) >= 64:
+            _HALVES.clear()
+        _HALVES[key] = (low, high, result)
+    return result
+
+
+_HALVES: dict[tuple, tuple] = {}

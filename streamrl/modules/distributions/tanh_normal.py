@@ -13,6 +13,7 @@ from torch.distributions import constraints
 from streamrl.modules.distributions._squash import (
     log_abs_det_tanh,
     prepare_bounds,
+    half_range,
     safe_atanh,
     safe_tanh,
 )
@@ -99,12 +100,13 @@ class TanhNormal(D.Distribution):
         out = safe_tanh(pre_tanh)
         if self._unit:
             return out
-        return self.low + (self.high - self.low) * (out + 1) / 2
+        # (high - low) * (out + 1) / 2 == half * (out + 1) bit for bit (halving is exact)
+        return self.low + half_range(self.low, self.high)[0] * (out + 1)
 
     def _log_det(self, pre_tanh: torch.Tensor) -> torch.Tensor:
         log_det = log_abs_det_tanh(pre_tanh)
         if not self._unit:
-            log_det = log_det + torch.log((self.high - self.low) / 2).expand_as(log_det)
+            log_det = log_det + half_range(self.low, self.high)[1].expand_as(log_det)
         return self._sum_event(log_det)
 
     def _sum_event(self, value: torch.Tensor) -> torch.Tensor:
