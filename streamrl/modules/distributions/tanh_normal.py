@@ -11,9 +11,9 @@ from torch import distributions as D
 from torch.distributions import constraints
 
 from streamrl.modules.distributions._squash import (
+    half_range,
     log_abs_det_tanh,
     prepare_bounds,
-    half_range,
     safe_atanh,
     safe_tanh,
 )
