@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import multiprocessing as mp
 import os
@@ -396,7 +397,9 @@ class ParallelEnv(_BatchedEnv):
                 self._workers.append(w)
                 w.start()
                 self._pids.append(w.pid)
-            metas = self._gather("meta")
+            # the specs' tensors arrive in shared memory (pickled through the pipe): copies
+            # in this process's memory map nothing and outlive the workers
+            metas = copy.deepcopy(self._gather("meta"))
             self._set_meta(metas)
             n = self.num_workers
             self._io.share_memory_()  # (the root rows too: resets write them)
@@ -413,7 +416,7 @@ class ParallelEnv(_BatchedEnv):
             if not self.daemon:
                 # non-daemon workers would keep the interpreter waiting at exit (the
                 # multiprocessing exit hook joins them): stop them first
-                weakref.finalize(
+                self._finalizer = weakref.finalize(
                     self, _close_workers, self._workers, channels, self._cmd_np, self._serving,
                     self.shutdown_timeout,
                 )
@@ -683,6 +686,28 @@ class ParallelEnv(_BatchedEnv):
 
     def _close(self) -> None:
         self._stop_workers(timeout=self.shutdown_timeout)
+        self._release_shared()
+
+    def _release_shared(self) -> None:
+        """Drop this env's references to its shared memory (step buffers, IO rows, command
+        rows, semaphores) once the workers are stopped: a closed env that something still
+        refers to maps none of it. Batches handed out were copied out of the buffers, and
+        what a caller holds of ``step()``'s output stays the caller's."""
+        finalizer = self.__dict__.pop("_finalizer", None)
+        if finalizer is not None:
+            finalizer.detach()  # the workers are stopped: nothing left for exit to do
+        self._workers = []  # (each holds its channel through its target)
+        self._slots.clear()
+        self._pending = None  # (the buffers of the last rollout's resets still to come)
+        self._scratch = None
+        self.__dict__.pop("_scratch_views", None)
+        self._channels = None
+        # the carried entries (shared with the IO rows) keep their values in private memory
+        self._state = {k: v.clone() for k, v in self._state.items()}
+        for name in ("_cmd", "_cmd_np", "_where", "_where_np"):
+            self.__dict__.pop(name, None)
+        if self._started:  # (its IO rows were moved into shared memory at the start)
+            self._io = None
 
     def __repr__(self) -> str:
         return (

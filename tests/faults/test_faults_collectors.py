@@ -19,6 +19,7 @@ Promises:
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import signal
 import threading
@@ -33,6 +34,7 @@ from streamrl.collectors import (
     SyncDataCollector,
 )
 from streamrl.envs import ParallelEnv, SerialEnv
+from streamrl.envs.common import EnvClosedError
 from streamrl.envs.libs.gym import GymWrapper
 from streamrl.errors import RemoteError, WorkerDiedError
 from streamrl.graph import OperatorError
@@ -266,3 +268,27 @@ def test_close_twice_or_before_use_is_clean(cls):
     check_no_leaks(before, timeout=5.0, ignore=RUNNING_ONLY)
     del used, unused, env
     check_no_leaks(before, timeout=5.0)
+
+
+def _cartpole():
+    return GymWrapper(gym.make("CartPole-v1"))
+
+
+@pytest.mark.parametrize("daemon", [True, False])
+def test_a_closed_env_still_referenced_maps_no_shared_memory(daemon):
+    before = Resources.snapshot()
+    env = ParallelEnv(2, _cartpole, daemon=daemon)
+    batch = env.rollout(30, break_when_any_done=False)
+    env.rollout(10, lambda td: td.set("action", env.action_spec.rand()),
+                break_when_any_done=False)
+    stepped = env.rand_step(env.reset())
+    assert Resources.snapshot().new_since(before).get("shm_maps")  # buffers, rows, semaphores
+    env.close()
+    gc.collect()
+    assert not Resources.snapshot().new_since(before).get("shm_maps")
+    # what was handed out keeps its values; the env keeps its specs and refuses to step
+    assert batch["next", "observation"].shape == (2, 30, 4)
+    assert stepped["next", "observation"].shape == (2, 4)
+    assert env.observation_spec["observation"].shape == (2, 4)
+    with pytest.raises(EnvClosedError):
+        env.rollout(3)
