@@ -151,10 +151,7 @@ def _run_buffered(
     root_cols, action_cols = bufs.columns("root"), bufs.columns("action")
     false = torch.zeros((*batch_size, 1), dtype=torch.bool)
     check = env.check_actions
-    # an in-range discrete action of the spec's dtype projects onto itself: skip both the
-    # projection and the (same) check then
-    discrete = action_spec is not None and action_spec.domain != "continuous"
-    values_ok = action_spec._values_ok if discrete else None
+    fits = _fits_spec(action_spec)
     skip = {*obs_keys, *FLAGS, "collector", "action"}
     extra: dict = {}  # root entries the policy writes (logits...): [*batch, T]
     extra_cols: dict = {}
@@ -163,13 +160,7 @@ def _run_buffered(
         before = {k: td.get(k) for k in obs_keys}
         td = policy(td)
         action = td.get("action", None)
-        if not (
-            discrete
-            and action is not None
-            and action.dtype == action_spec.dtype
-            and action.shape == action_spec.shape
-            and values_ok(action)
-        ):
+        if action is None or not fits(action):
             if project:
                 env.full_action_spec.project(td)
             action = None
@@ -250,9 +241,7 @@ def _run_plan_steps(
     obs_keys = list(bufs.root)
     carried = {k: v for k, v in td.items() if k not in _NOT_CARRIED and k not in bufs.root}
     check = env.check_actions
-    discrete = action_spec is not None and action_spec.domain != "continuous"
-    spec_dtype, spec_shape = action_spec.dtype, action_spec.shape
-    values_ok = action_spec._values_ok if discrete else None
+    fits = _fits_spec(action_spec)
     extra_items = list(extra_cols.items())
     stepper, keep_going = env._stepper(bufs), not break_when_any_done
     vals: dict = {}
@@ -262,8 +251,7 @@ def _run_plan_steps(
             vals[k] = root_cols[k][t]
         run_plan(plan, vals)
         action = vals["action"]
-        if not (discrete and action.dtype == spec_dtype and action.shape == spec_shape
-                and values_ok(action)):
+        if not fits(action):
             if project:
                 action = vals["action"] = action_spec.project(action)
             if check:
@@ -287,6 +275,17 @@ def _run_plan_steps(
     for k in FLAGS:
         src[k] = false.clone()
     return T, TensorDict._new_unsafe(src, batch_size=batch_size)
+
+
+def _fits_spec(action_spec: Any) -> Any:
+    """``fits(action)``: whether ``action`` is an in-range discrete action of the spec's dtype
+    and shape, which projects onto itself (the loops then skip both the projection and the
+    same check). Never for continuous actions."""
+    if action_spec is None or action_spec.domain == "continuous":
+        return lambda action: False
+    dtype, shape, values_ok = action_spec.dtype, action_spec.shape, action_spec._values_ok
+    return lambda action: (action.dtype == dtype and action.shape == shape
+                           and values_ok(action))
 
 
 def _last_root(
