@@ -13,30 +13,77 @@ def _eps(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).resolution
 
 
+class _SafeTanh(torch.autograd.Function):
+    """tanh clamped away from +-1, with the analytic gradient ``1 - y**2`` (TorchRL's, and
+    its ``grad_fn`` name, which the tutorial prints). Written in the ``forward(ctx, ...)``
+    style: ``apply`` then skips the signature binding that costs the ``setup_context`` style
+    ~10 us a call; functorch transforms, which need that style, take the plain-ops path of
+    :func:`safe_tanh` instead."""
+
+    @staticmethod
+    def forward(ctx, value):
+        eps = _eps(value.dtype)
+        out = value.tanh().clamp(-1 + eps, 1 - eps)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * (1 - out.pow(2))
+
+
+class _SafeAtanh(torch.autograd.Function):
+    """atanh of a value clamped inside ``(-1, 1)``, with gradient ``1 / (1 - x**2)``."""
+
+    @staticmethod
+    def forward(ctx, value):
+        eps = _eps(value.dtype)
+        clamped = value.clamp(-1 + eps, 1 - eps)
+        ctx.save_for_backward(clamped)
+        return clamped.atanh()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (clamped,) = ctx.saved_tensors
+        return grad / (1 - clamped.pow(2))
+
+
 def _with_slope(out: torch.Tensor, value: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
     """``out`` (computed from ``value`` without gradient) whose gradient with respect to
     ``value`` is ``slope``: ``out + (value - value.detach()) * slope``, the second term zero
-    (a non-finite ``value`` gives zero too, not NaN). Plain differentiable ops (they work
-    under vmap and torch.func): a ``torch.autograd.Function`` costs ~50 us a call binding its
-    signature, for tensors of a few hundred elements."""
-    if not torch.is_grad_enabled():
-        return out
+    (a non-finite ``value`` gives zero too, not NaN). Plain differentiable ops, for functorch
+    transforms (vmap, torch.func.grad)."""
     return out + torch.nan_to_num(value - value.detach(), nan=0.0) * slope.detach()
+
+
+def _direct(value: torch.Tensor) -> bool:
+    """Whether the autograd Function may run on ``value``: gradients are on and ``value``
+    is not inside a functorch transform."""
+    return torch.is_grad_enabled() and not torch._C._functorch.is_functorch_wrapped_tensor(value)
 
 
 def safe_tanh(value: torch.Tensor) -> torch.Tensor:
     """tanh clamped away from +-1, with the analytic gradient ``1 - y**2`` of the clamped
     output ``y`` (a saturated value keeps a small gradient instead of none)."""
+    if _direct(value):
+        return _SafeTanh.apply(value)
     eps = _eps(value.dtype)
     out = value.detach().tanh().clamp(-1 + eps, 1 - eps)
+    if not torch.is_grad_enabled():
+        return out
     return _with_slope(out, value, 1 - out.pow(2))
 
 
 def safe_atanh(value: torch.Tensor) -> torch.Tensor:
     """atanh of ``value`` clamped inside ``(-1, 1)``, with gradient ``1 / (1 - x**2)`` of the
     clamped ``x``."""
+    if _direct(value):
+        return _SafeAtanh.apply(value)
     eps = _eps(value.dtype)
     clamped = value.detach().clamp(-1 + eps, 1 - eps)
+    if not torch.is_grad_enabled():
+        return clamped.atanh()
     return _with_slope(clamped.atanh(), value, 1 / (1 - clamped.pow(2)))
 
 
