@@ -157,6 +157,20 @@ def _sample_step(m: ProbabilisticTensorDictModule) -> tuple[SampleStep, tuple, t
     return SampleStep(m), tuple(ins), tuple(outs)
 
 
+def split_probabilistic(
+    m: ProbabilisticTensorDictSequential,
+) -> tuple[list[nn.Module], ProbabilisticTensorDictModule] | None:
+    """``(modules before the last, the last)`` of a probabilistic sequence whose last module
+    builds the distribution and none before it is probabilistic (one would sample under the
+    sequence's interaction type: not planned); None otherwise."""
+    *body, last = list(m._module_iter())
+    if not isinstance(last, ProbabilisticTensorDictModule) or any(
+            isinstance(sub, (ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential))
+            for sub in body):
+        return None
+    return body, last
+
+
 def _flatten(m: Any, steps: Plan) -> bool:
     if not isinstance(m, nn.Module) or not _no_hooks(m):
         return False
@@ -173,14 +187,12 @@ def _flatten(m: Any, steps: Plan) -> bool:
                 or getattr(m, "inplace", None) not in (None, True)
                 or getattr(m, "partial_tolerant", False)):
             return False
-        *body, last = list(m._module_iter())
-        if not isinstance(last, ProbabilisticTensorDictModule) or not _no_hooks(last):
+        split = split_probabilistic(m)
+        if split is None or not _no_hooks(split[1]):
             return False
+        body, last = split
         step = _sample_step(last)
-        if step is None or not all(
-                not isinstance(sub, (ProbabilisticTensorDictModule,
-                                     ProbabilisticTensorDictSequential))
-                and _flatten(sub, steps) for sub in body):
+        if step is None or not all(_flatten(sub, steps) for sub in body):
             return False
         steps.append(step)
         steps.extend(after)

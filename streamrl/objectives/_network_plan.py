@@ -35,7 +35,13 @@ from tensordict.nn import (
 )
 from torch import Tensor, nn
 
-from streamrl._utils.tensor_plan import Plan, SampleStep, run_plan, tensor_plan
+from streamrl._utils.tensor_plan import (
+    Plan,
+    SampleStep,
+    run_plan,
+    split_probabilistic,
+    tensor_plan,
+)
 
 Slot = tuple[nn.Module, str, bool]  # (submodule, attribute, is a parameter)
 
@@ -51,6 +57,40 @@ class NetworkPlan:
         self.plan = plan
         self.dist = dist
         self.in_keys = in_keys
+
+    def leaves(self, params: TensorDictBase) -> list[Tensor]:
+        """``params``'s tensors under :attr:`keys`, in that order (a ``TensorDictParams`` is
+        read through the TensorDict it wraps: the same tensors, without its per-call
+        wrapping)."""
+        td = getattr(params, "_param_td", params)
+        return [td.get(k) for k in self.keys]
+
+    def inputs(self, td: TensorDictBase, owner: str,
+               overrides: Mapping[Any, Tensor] | None = None) -> dict[str, Any]:
+        """The plan's inputs read from ``td`` (``overrides`` in place of its entries); a
+        missing one raises ``KeyError`` naming ``owner`` (the loss and network)."""
+        inputs = {}
+        for key in self.in_keys:
+            if overrides is not None and key in overrides:
+                inputs[key] = overrides[key]
+                continue
+            value = td.get(key, None)
+            if value is None:
+                raise KeyError(
+                    f"{owner} could not read its input (key {key!r} not found in "
+                    f"{type(td).__name__} with keys {sorted(td.keys())})"
+                )
+            inputs[key] = value
+        return inputs
+
+    def call(self, params: TensorDictBase, td: TensorDictBase, owner: str) -> dict[str, Any]:
+        """Run on ``td``'s inputs with ``params`` and write the outputs into ``td``, as the
+        modules would; returns every value (for :meth:`dist_from`)."""
+        vals = self.run(self.leaves(params), self.inputs(td, owner))
+        for _, _, outs in self.plan:
+            for key in outs:
+                td.set(key, vals[key])
+        return vals
 
     def run(self, leaves: list[Tensor], inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The plan's values (inputs and every output) with ``leaves`` as the parameters."""
@@ -79,15 +119,15 @@ def build_plan(template: nn.Module, param_keys: Iterable[Any]) -> NetworkPlan | 
     dist = None
     body: Any = template
     if isinstance(template, ProbabilisticTensorDictSequential):
-        last = template.module[-1]
-        if (template.return_composite or not isinstance(last, ProbabilisticTensorDictModule)
-                or type(last).get_dist is not ProbabilisticTensorDictModule.get_dist
-                or not all(type(k) is str for k in (*last.in_keys, *last.dist_keys))
+        # get_dist: the modules before the last run, then the last builds the distribution
+        split = split_probabilistic(template)
+        if (split is None or not split[0] or template.return_composite
                 or type(template).get_dist is not ProbabilisticTensorDictSequential.get_dist
-                or len(template.module) < 2):
+                or type(split[1]).get_dist is not ProbabilisticTensorDictModule.get_dist
+                or not all(type(k) is str for k in (*split[1].in_keys, *split[1].dist_keys))):
             return None
-        dist = SampleStep(last)
-        body = TensorDictSequential(*template.module[:-1])
+        dist = SampleStep(split[1])
+        body = TensorDictSequential(*split[0])
     plan = tensor_plan(body)
     if plan is None:
         return None
@@ -136,10 +176,3 @@ def _slot_get(slot: Slot) -> Any:
 def _slot_set(slot: Slot, value: Any) -> None:
     module, name, is_param = slot
     (module._parameters if is_param else module._buffers)[name] = value
-
-
-def write_outputs(td: TensorDictBase, plan: NetworkPlan, vals: Mapping[str, Any]) -> None:
-    """Write the plan's outputs from ``vals`` into ``td`` (what the modules would write)."""
-    for _, _, outs in plan.plan:
-        for key in outs:
-            td.set(key, vals[key])

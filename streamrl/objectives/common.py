@@ -30,7 +30,7 @@ from streamrl._utils import rl_warnings
 from streamrl._utils.swap import params_in
 from streamrl._utils.tensor_plan import plans_allowed
 from streamrl._warnings import StreamRLWarning
-from streamrl.objectives._network_plan import NetworkPlan, build_plan, write_outputs
+from streamrl.objectives._network_plan import NetworkPlan, build_plan
 from streamrl.objectives.value._accepted_keys import sync_key_declarations
 from streamrl.objectives.value.common import (
     ValueEstimatorBase,
@@ -450,22 +450,6 @@ class LossModule(nn.Module):
         plan = self._plans[name]
         return plan if plan is not None and plans_allowed() else None
 
-    def _plan_inputs(self, name: str, plan: NetworkPlan, td: TensorDictBase,
-                     overrides: dict[NestedKey, Tensor] | None = None) -> dict[str, Any]:
-        inputs = {}
-        for key in plan.in_keys:
-            if overrides is not None and key in overrides:
-                inputs[key] = overrides[key]
-                continue
-            value = td.get(key, None)
-            if value is None:
-                raise KeyError(
-                    f"{type(self).__name__}: {name} could not read its input (key {key!r} not "
-                    f"found in {type(td).__name__} with keys {sorted(td.keys())})"
-                )
-            inputs[key] = value
-        return inputs
-
     def call_network(self, name: str, td: TensorDictBase,
                      params: TensorDictBase | None = None) -> TensorDictBase:
         """Run network ``name`` on ``td`` with ``params`` (default: the live parameters)."""
@@ -476,8 +460,7 @@ class LossModule(nn.Module):
             params = getattr(self, f"{name}_params")
         plan = self._plan(name)
         if plan is not None and plan.dist is None:  # (a probabilistic one also samples)
-            vals = plan.run(_leaves(params, plan.keys), self._plan_inputs(name, plan, td))
-            write_outputs(td, plan, vals)
+            plan.call(params, td, f"{type(self).__name__}: {name}")
             return td
         try:
             with params_in(params, template, preserve_module_state=False):
@@ -503,9 +486,7 @@ class LossModule(nn.Module):
             params = getattr(self, f"{name}_params")
         plan = self._plan(name)
         if plan is not None and plan.dist is not None:
-            vals = plan.run(_leaves(params, plan.keys), self._plan_inputs(name, plan, td))
-            write_outputs(td, plan, vals)
-            return plan.dist_from(vals)
+            return plan.dist_from(plan.call(params, td, f"{type(self).__name__}: {name}"))
         try:
             with params_in(params, template, preserve_module_state=False):
                 return template.get_dist(td)
@@ -550,8 +531,8 @@ class LossModule(nn.Module):
             params = getattr(self, f"{name}_params")
         plan = self._plan(name)
         if plan is not None and plan.dist is None and isinstance(key, str):
-            inputs = self._plan_inputs(name, plan, td, overrides)
-            leaves = _leaves(params, plan.keys)
+            inputs = plan.inputs(td, f"{type(self).__name__}: {name}", overrides)
+            leaves = plan.leaves(params)
             copies = (list(zip(*(leaf.unbind(0) for leaf in leaves))) if leaves
                       else [()] * params.batch_size[0])
             outs = [plan.run(list(one), inputs).get(key) for one in copies]
@@ -779,13 +760,6 @@ class LossModule(nn.Module):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the losses; subclasses implement it."""
         raise NotImplementedError
-
-
-def _leaves(params: TensorDictBase, keys: list[Any]) -> list[Tensor]:
-    """``params``'s tensors under ``keys``, in that order (a ``TensorDictParams`` is read
-    through the TensorDict it wraps: the same tensors, without its per-call wrapping)."""
-    td = getattr(params, "_param_td", params)
-    return [td.get(k) for k in keys]
 
 
 def _keyed(loss: LossModule, name: str, call: Callable[[TensorDictBase], Any],

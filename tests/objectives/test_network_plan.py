@@ -181,3 +181,28 @@ def test_pipeline_style_networks_match_the_general_path(monkeypatch):
             torch.testing.assert_close(x.get(key), y.get(key), rtol=1e-5, atol=1e-6)
     for x, y in zip(a[2], b[2]):
         torch.testing.assert_close(x, y)
+
+
+def test_a_probabilistic_module_before_the_last_keeps_the_general_path():
+    """It would sample under the sequence's interaction type, which a plan does not set."""
+    from tensordict.nn import ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential
+    from torch.distributions import Categorical, Normal
+
+    mode = ProbabilisticTensorDictSequential(  # a nested sequence that draws a mode
+        TensorDictModule(nn.Linear(3, 2), ["observation"], ["logits"]),
+        ProbabilisticTensorDictModule(in_keys=["logits"], out_keys=["mode_index"],
+                                      distribution_class=Categorical),
+    )
+    actor = ProbabilisticTensorDictSequential(
+        mode,
+        TensorDictModule(lambda i: (i.float().unsqueeze(-1), torch.ones((*i.shape, 1))),
+                         ["mode_index"], ["loc", "scale"]),
+        ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
+                                      distribution_class=Normal),
+    )
+    loss = LossModule()
+    loss.register_network("actor_network", actor)
+    assert loss._plan("actor_network") is None
+    data = transitions()
+    loss.network_dist("actor_network", data).sample()
+    assert "mode_index" in data.keys()  # the nested sequence drew its mode
