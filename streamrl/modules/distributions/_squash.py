@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -121,14 +122,15 @@ def prepare_bounds(low, high, like: torch.Tensor, owner: str):
             raise ValueError(f"{owner} needs low < high, got low={low} high={high}")
         unit = float(low) == -1.0 and float(high) == 1.0
         return as_bound(low, like, "low"), as_bound(high, like, "high"), unit
-    key = None
     if isinstance(low, torch.Tensor) and isinstance(high, torch.Tensor):
         # an actor builds its distribution with the same bound tensors at every call: the
         # checks (values read back) run once per bound tensors, device, dtype and version
-        key = (id(low), id(high), low._version, high._version, like.device, like.dtype)
-        hit = _CHECKED.get(key)
-        if hit is not None and hit[0] is low and hit[1] is high:
-            return hit[2]
+        return _per_bounds(_CHECKED, low, high, (like.device, like.dtype),
+                           lambda: _checked_bounds(low, high, like, owner))
+    return _checked_bounds(low, high, like, owner)
+
+
+def _checked_bounds(low, high, like: torch.Tensor, owner: str):
     low_t, high_t = as_bound(low, like, "low"), as_bound(high, like, "high")
     check_bounds(low_t, high_t, owner)
     unit = (
@@ -136,31 +138,39 @@ def prepare_bounds(low, high, like: torch.Tensor, owner: str):
         and _inspectable(high_t)
         and bool((low_t == -1).all() and (high_t == 1).all())
     )
-    if key is not None and _inspectable(low_t) and _inspectable(high_t):
-        if len(_CHECKED) >= 64:
-            _CHECKED.clear()
-        _CHECKED[key] = (low, high, (low_t, high_t, unit))  # holds them: ids stay theirs
     return low_t, high_t, unit
-
-
-# prepare_bounds's checked bounds: key -> (low, high, result)
-_CHECKED: dict[tuple, tuple] = {}
 
 
 def half_range(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``((high - low) / 2, log((high - low) / 2))``, computed once per pair of bound tensors
     (and their versions): a squashed distribution rescales with them at every call."""
-    key = (id(low), id(high), low._version, high._version)
-    hit = _HALVES.get(key)
+
+    def compute() -> tuple[torch.Tensor, torch.Tensor]:
+        half = (high - low) / 2
+        return half, torch.log(half)
+
+    return _per_bounds(_HALVES, low, high, (), compute)
+
+
+# what _per_bounds keeps: key -> (low, high, result)
+_CHECKED: dict[tuple, tuple] = {}
+_HALVES: dict[tuple, tuple] = {}
+
+
+def _per_bounds(cache: dict, low: torch.Tensor, high: torch.Tensor, extra: tuple,
+                compute: Any) -> Any:
+    """``compute()``, kept in ``cache`` for these bound tensors (the same objects, at the
+    same versions) and ``extra``. Bounds that need gradients, or whose values cannot be read
+    without synchronising a device (or at all, under vmap), are not kept; the cache holds the
+    tensors themselves, so their ids stay theirs, and at most 64 entries."""
+    key = (id(low), id(high), low._version, high._version, *extra)
+    hit = cache.get(key)
     if hit is not None and hit[0] is low and hit[1] is high:
         return hit[2]
-    half = (high - low) / 2
-    result = (half, torch.log(half))
-    if _inspectable(low) and _inspectable(high) and not (low.requires_grad or high.requires_grad):
-        if len(_HALVES) >= 64:
-            _HALVES.clear()
-        _HALVES[key] = (low, high, result)
+    result = compute()
+    if (_inspectable(low) and _inspectable(high)
+            and not (low.requires_grad or high.requires_grad)):
+        if len(cache) >= 64:
+            cache.clear()
+        cache[key] = (low, high, result)
     return result
-
-
-_HALVES: dict[tuple, tuple] = {}
