@@ -96,7 +96,6 @@ def _time_sac_update(compiled: bool, updates: int) -> tuple[float, float]:
     from tensordict import TensorDict
 
     from streamrl.cli import load_pipeline
-    from streamrl.objectives import SACLoss, SoftUpdate
 
     sac = load_pipeline(ROOT / "pipelines" / "sac_pendulum.py")
     torch.set_num_threads(1)
@@ -107,10 +106,7 @@ def _time_sac_update(compiled: bool, updates: int) -> tuple[float, float]:
     with torch.no_grad():
         actor(env.reset())
     env.close()
-    loss = SACLoss(actor, qvalue, alpha_init=1.0, loss_function="l2", deactivate_vmap=True)
-    loss.make_value_estimator(gamma=config.gamma)
-    optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
-    soft = SoftUpdate(loss, tau=config.tau)
+    loss, optim, soft = sac.make_update(config, actor, qvalue)
     n = config.batch_size
     batch = TensorDict({
         "observation": torch.randn(n, 3), "action": torch.rand(n, 1) * 4 - 2,
