@@ -187,18 +187,8 @@ class _RayHost(PipelinedHost):
         self._closed = False
 
     def _options(self) -> dict[str, Any]:
-        p = self._p
-        opts: dict[str, Any] = dict(p.actor_options)
-        # unique, so that several graphs (or runs) can share a namespace; named for inspection
-        opts["name"] = f"streamrl:{self.name}:{uuid.uuid4().hex[:8]}"
+        opts = self._p.actor_options_for(f"streamrl:{self.name}:{uuid.uuid4().hex[:8]}")
         opts["max_concurrency"] = 1  # hooks run one at a time, in the order they were sent
-        opts.setdefault("max_restarts", 0)  # a restarted actor would have lost the state
-        if p.num_cpus is not None:
-            opts["num_cpus"] = p.num_cpus
-        if p.num_gpus is not None:
-            opts["num_gpus"] = p.num_gpus
-        if p.resources:
-            opts["resources"] = dict(p.resources)
         return opts
 
     async def start(self) -> None:
@@ -371,7 +361,7 @@ class Ray(Placement):
                  resources: dict[str, float] | None = None, *, address: str | None = None,
                  namespace: str | None = None, actor_options: dict[str, Any] | None = None,
                  sync_state: bool = True, max_in_flight: int | None = None,
-                 start_timeout: float = 60.0, close_timeout: float = 5.0):
+                 start_timeout: float = 60.0, close_timeout: float = 5.0, direct: bool = False):
         for label, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
             if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)
                                   or v < 0):
@@ -390,6 +380,8 @@ class Ray(Placement):
         if bad:
             raise ValueError(f"actor_options may not set {bad}: the placement sets the actor's "
                              "name and concurrency, and has arguments for its resources")
+        if not isinstance(direct, bool):
+            raise TypeError(f"direct must be a bool, found {type(direct).__name__}")
         if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
             raise ValueError(f"max_in_flight must be an int >= 1 or None, found {max_in_flight!r}")
         for label, v in (("start_timeout", start_timeout), ("close_timeout", close_timeout)):
@@ -405,17 +397,37 @@ class Ray(Placement):
         self.max_in_flight = max_in_flight
         self.start_timeout = start_timeout
         self.close_timeout = close_timeout
+        self.direct = direct
 
     def _parts(self) -> list[str]:
         parts = [f"{k}={v!r}" for k, v in (("num_cpus", self.num_cpus),
                                              ("num_gpus", self.num_gpus)) if v is not None]
         if self.resources:
             parts.append(f"resources={self.resources!r}")
+        if self.direct:
+            parts.append("direct=True")
         return parts
+
+    def actor_options_for(self, name: str) -> dict[str, Any]:
+        """The options of this placement's actor named ``name``: ``actor_options`` plus the
+        name (unique, so that several graphs or runs can share a namespace; named for
+        inspection), no restarts by Ray (a restarted actor would have lost the operator's
+        state) and the resources asked for."""
+        opts: dict[str, Any] = dict(self.actor_options)
+        opts["name"] = name
+        opts.setdefault("max_restarts", 0)
+        if self.num_cpus is not None:
+            opts["num_cpus"] = self.num_cpus
+        if self.num_gpus is not None:
+            opts["num_gpus"] = self.num_gpus
+        if self.resources:
+            opts["resources"] = dict(self.resources)
+        return opts
 
     def request(self) -> str:
         """The resources the actor asks for, as text (for messages)."""
-        return ", ".join(self._parts()) or "Ray's default resources"
+        return ", ".join(p for p in self._parts() if p != "direct=True") or (
+            "Ray's default resources")
 
     def host(self, op: Operator, name: str) -> Host:
         window = self.max_in_flight

@@ -35,6 +35,18 @@ _BUSY, _WAIT_IN, _WAIT_OUT, _DONE = OpState.BUSY, OpState.WAIT_IN, OpState.WAIT_
 _running: weakref.WeakSet[Graph] = weakref.WeakSet()
 
 
+def _split_for_ray(graph: Graph, taps: dict[tuple[str, str], FifoChannel]) -> Any:
+    """:func:`._ray_segments.split` when some operator is placed with ``Ray(direct=True)``."""
+    from .ray import Ray
+
+    if not any(isinstance(n.placement, Ray) and n.placement.direct
+               for n in graph.nodes.values()):
+        return None
+    from ._ray_segments import split
+
+    return split(graph, taps)
+
+
 class _HookFailure(Exception):
     def __init__(self, op: str, hook: str, exc: BaseException):
         self.op, self.hook, self.exc = op, hook, exc
@@ -69,6 +81,12 @@ class Runner:
         self.monitor_interval = monitor_interval
         self.taps = taps or {}
         graph.validate(tuple(self.taps), fuse)
+        self.user_graph = graph
+        #: the actors of operators placed with Ray(direct=True), when the graph has any
+        self.deployment: Any = None
+        split = _split_for_ray(graph, self.taps)
+        if split is not None:  # those operators run on their actors; the rest runs here
+            graph, self.taps, self.deployment = split
         self.graph = graph
         self.watchdog_timeout = watchdog_timeout
         hosts = {name: n.placement.host(n.op, name) for name, n in graph.nodes.items()}
@@ -89,10 +107,10 @@ class Runner:
         running_loop("graph.run()")  # fail here, before anything starts, under trio
         if self._used:
             raise RuntimeError("a Runner runs once; call graph.run() again for a new run")
-        if self.graph in _running:
+        if self.user_graph in _running:
             raise RuntimeError(f"graph {self.graph.name!r} is already running")
         self._used = True
-        _running.add(self.graph)
+        _running.add(self.user_graph)
         self._all_open = anyio.Event()
         self._done = anyio.Event()
         self.running = True
@@ -106,8 +124,10 @@ class Runner:
                 if self.monitor is not None:
                     tg.start_soon(self._monitor, self.monitor, name="streamrl:monitor")
         finally:
+            if self.deployment is not None:  # every chain has closed: the actors can go
+                self.deployment.kill()
             self.running = False
-            _running.discard(self.graph)
+            _running.discard(self.user_graph)
             for tap in self.taps.values():
                 tap.close_send()
         if self.error is not None:
@@ -141,7 +161,11 @@ class Runner:
                 ended = await self._steps(chain)
             await self._finish(chain, ended)
         except _HookFailure as f:
-            self.fail(OperatorError(f.op, f.hook, f.exc))
+            if isinstance(f.exc, OperatorError) and getattr(self.ops[f.op].op, "forwards_errors",
+                                                            False):
+                self.fail(f.exc)  # another operator's error, already named
+            else:
+                self.fail(OperatorError(f.op, f.hook, f.exc))
         except GraphError as exc:  # validation at run time: the message names the culprit
             self.fail(exc)
         except Exception as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 __all__ = ["EdgeStats", "GraphStats", "OperatorStats"]
@@ -80,6 +80,11 @@ class GraphStats:
             )
             for name, ch in run.channels.items()
         }
+        deployment = getattr(run, "deployment", None)
+        if deployment is not None:  # operators that ran on Ray actors, once they have ended
+            for seg, remote in deployment.stats.items():
+                ops[seg] = replace(remote.operators[seg], placement="ray")
+                edges.update((k, v) for k, v in remote.edges.items() if k not in edges)
         return cls(ops, edges, sorted(run.fused_edges))
 
     @property

@@ -1,0 +1,426 @@
+"""The ends of an edge whose two operators run in different processes of a Ray application:
+small inline operators with async hooks, added to each side's graph where the edge was.
+
+A FIFO edge into a Ray actor is **pushed**: the producer's :class:`Outbox` calls the consumer
+actor's ``push(edge, seq, item)``, and the call returns when the consumer's :class:`Inbox` has
+taken the item. A pending call is a credit: an outbox keeps at most ``capacity`` calls
+unanswered, so a producer runs at most ``capacity`` items ahead, as on a local edge (plus the
+one item each proxy holds). A FIFO edge into the driver is **pulled**: the driver's
+:class:`Pull` keeps up to ``capacity`` ``pull(edge, seq)`` calls outstanding, and the
+producer's :class:`Serve` answers each with its next item (the driver receives no calls).
+Items carry sequence numbers, since Ray may run an async actor's calls out of order.
+
+A latest-value edge sends each new value once (``set_latest``); a writer never waits, and a
+value superseded before it was sent is skipped. Into the driver it is pulled as "the first
+value newer than the one I have".
+
+The ends find their peers through a *site* (the driver's deployment, or the actor's
+:class:`Site`): ``await site.peer(edge)`` is the actor handle at the other end, and an actor's
+site holds the receiving state of its edges (:class:`InboxState`, :class:`ServeState`,
+:class:`LatestState`), fed by the actor's methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from .errors import GraphError
+from .operator import Operator
+from .placement import END
+from .ray import _pack_item, _unpack_item
+
+class _EndOfStream:
+    """The item that ends an edge's stream (sent after the producer's last item)."""
+
+    def __repr__(self) -> str:
+        return "EOS"
+
+    def __reduce__(self) -> str:
+        return "EOS"  # unpickles to this module's singleton
+
+
+EOS = _EndOfStream()
+
+
+class PeerLost(GraphError):
+    """The other end of a Ray edge failed or went away: a consequence, not the cause (the
+    deployment reports the operator that failed first)."""
+
+
+# ------------------------------------------------------------------------------------ receiving
+class InboxState:
+    """The receiving end of a pushed FIFO edge, on the consumer's event loop: a reorder buffer
+    of at most ``capacity`` items, each with the future that answers its ``push`` call."""
+
+    def __init__(self, edge: str):
+        self.edge = edge
+        self.items: dict[int, tuple[Any, asyncio.Future[bool]]] = {}
+        self.next = 0
+        self.closed = False
+        self.event = asyncio.Event()
+
+    async def put(self, seq: int, item: Any) -> bool:
+        """Queue item ``seq``; answer when it is taken (True) or the consumer left (False)."""
+        if self.closed:
+            return False
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.items[seq] = (item, fut)
+        self.event.set()
+        return await fut
+
+    async def take(self) -> Any:
+        """The next item in sequence order (``EOS`` after the last one)."""
+        while self.next not in self.items:
+            self.event.clear()
+            await self.event.wait()
+        item, fut = self.items.pop(self.next)
+        self.next += 1
+        if not fut.done():
+            fut.set_result(True)
+        return item
+
+    def close(self) -> None:
+        """The consumer stops reading: pending and future pushes answer False."""
+        self.closed = True
+        for _, fut in self.items.values():
+            if not fut.done():
+                fut.set_result(False)
+        self.items.clear()
+
+
+class ServeState:
+    """The producer's end of a pulled FIFO edge: item ``k`` answers pull ``k``."""
+
+    def __init__(self, edge: str):
+        self.edge = edge
+        self.items: dict[int, tuple[Any, asyncio.Future[bool] | None]] = {}
+        self.waiters: dict[int, asyncio.Future[Any]] = {}
+        self.next = 0
+        self.closed = False
+
+    async def offer(self, item: Any, *, wait: bool = True) -> bool:
+        """Hand ``item`` to the next pull; with ``wait``, return once it was pulled (True) or
+        the consumer left (False)."""
+        if self.closed:
+            return False
+        seq, self.next = self.next, self.next + 1
+        waiter = self.waiters.pop(seq, None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(item)
+            return True
+        taken = asyncio.get_running_loop().create_future() if wait else None
+        self.items[seq] = (item, taken)
+        return True if taken is None else await taken
+
+    async def pull(self, seq: int) -> Any:
+        """Item ``seq``, once offered (``EOS`` once the stream or the consumer ended)."""
+        if seq in self.items:
+            item, taken = self.items.pop(seq)
+            if taken is not None and not taken.done():
+                taken.set_result(True)
+            return item
+        if self.closed:
+            return EOS
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiters[seq] = fut
+        return await fut
+
+    def close(self) -> None:
+        self.closed = True
+        for _, taken in self.items.values():
+            if taken is not None and not taken.done():
+                taken.set_result(False)
+        for fut in self.waiters.values():
+            if not fut.done():
+                fut.set_result(EOS)
+        self.items.clear()
+        self.waiters.clear()
+
+
+class LatestState:
+    """The newest value of a latest-value edge and its version (0: none yet)."""
+
+    def __init__(self, edge: str):
+        self.edge = edge
+        self.version = 0
+        self.value: Any = None
+        self.event = asyncio.Event()
+        self.closed = False
+
+    def set(self, version: int, value: Any) -> None:
+        if version > self.version:
+            self.version, self.value = version, value
+            self.event.set()
+
+    async def newer(self, than: int) -> tuple[int, Any]:
+        """``(version, value)`` of the first value newer than ``than`` (``EOS`` at the end)."""
+        while self.version <= than and not self.closed:
+            self.event.clear()
+            await self.event.wait()
+        if self.version <= than:
+            return self.version, EOS
+        return self.version, self.value
+
+    def close(self) -> None:
+        self.closed = True
+        self.event.set()
+
+
+class Site:
+    """An actor's side of its edges: peers by edge name (set by ``wire``) and the receiving
+    state of each edge that ends here."""
+
+    def __init__(self) -> None:
+        self.peers: dict[str, Any] = {}
+        self.wired = asyncio.Event()
+        self.inboxes: dict[str, InboxState] = {}
+        self.serves: dict[str, ServeState] = {}
+        self.latest: dict[str, LatestState] = {}
+
+    async def peer(self, edge: str) -> Any:
+        await self.wired.wait()
+        return self.peers[edge]
+
+    async def lost(self, exc: BaseException) -> None:
+        """An edge end here lost its peer: the segment fails with ``exc`` (the driver's
+        coordinator then reports the cause rather than this consequence)."""
+        raise exc
+
+    def inbox(self, edge: str) -> InboxState:
+        if edge not in self.inboxes:
+            self.inboxes[edge] = InboxState(edge)
+        return self.inboxes[edge]
+
+    def serve(self, edge: str) -> ServeState:
+        if edge not in self.serves:
+            self.serves[edge] = ServeState(edge)
+        return self.serves[edge]
+
+    def latest_state(self, edge: str) -> LatestState:
+        if edge not in self.latest:
+            self.latest[edge] = LatestState(edge)
+        return self.latest[edge]
+
+    def close_edge(self, edge: str) -> None:
+        """The consumer of ``edge`` (on the driver) stopped reading."""
+        for table in (self.serves, self.latest):
+            if edge in table:
+                table[edge].close()
+
+
+# ------------------------------------------------------------------------------------ the proxies
+class _Proxy(Operator):
+    """What every end shares: the edge it stands for and the site that finds its peer."""
+
+    def __init__(self, edge: str, site: Any = None):
+        self.edge = edge
+        self.site = site  # set after unpickling on an actor
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["site"] = None  # a site belongs to one process
+        return state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.edge!r})"
+
+
+async def _settled(ref: Any, proxy: _Proxy) -> Any:
+    """The reply of a call on the peer of ``proxy``'s edge; a Ray error becomes
+    :class:`PeerLost`, handed to the site."""
+    import ray
+
+    try:
+        return await ref
+    except ray.exceptions.RayError as exc:
+        lost = PeerLost(f"the other end of edge {proxy.edge} failed or went away "
+                        f"({type(exc).__name__})")
+        lost.__cause__ = exc
+    await proxy.site.lost(lost)
+
+
+class Outbox(_Proxy):
+    """The producer's end of an edge into a Ray actor (a sink): pushes each item, at most
+    ``capacity`` unanswered (FIFO), or sends each new value (``latest``)."""
+
+    outputs = ()
+
+    def __init__(self, edge: str, capacity: int | None, site: Any = None):
+        super().__init__(edge, site)
+        self.capacity = capacity  # None: a latest-value edge
+        self._peer: Any = None
+        self._pending: deque[Any] = deque()
+        self._seq = 0
+        self._sender: asyncio.Task[None] | None = None
+        self._newest: tuple[int, Any] | None = None
+        self._wake: asyncio.Event | None = None
+        self._failure: BaseException | None = None
+
+    async def open(self) -> None:
+        self._peer = await self.site.peer(self.edge)
+        if self.capacity is None:
+            self._wake = asyncio.Event()
+            self._sender = asyncio.get_running_loop().create_task(self._send_latest())
+
+    async def step(self, inputs: dict[str, Any]) -> Any:
+        item = _pack_item(inputs["in"])
+        if self.capacity is None:
+            return self._set_latest(item)
+        while len(self._pending) >= self.capacity:
+            if not await _settled(self._pending.popleft(), self):
+                return END  # the consumer left: so do we
+        self._pending.append(self._peer.push.remote(self.edge, self._seq, item))
+        self._seq += 1
+        return None
+
+    def _set_latest(self, item: Any) -> Any:
+        if self._failure is not None:
+            raise self._failure
+        self._seq += 1
+        self._newest = (self._seq, item)
+        assert self._wake is not None
+        self._wake.set()
+        return None
+
+    async def _send_latest(self) -> None:
+        """Send the newest value, one call at a time (a value superseded meanwhile is skipped)."""
+        assert self._wake is not None
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                newest, self._newest = self._newest, None
+                if newest is not None:
+                    await _settled(self._peer.set_latest.remote(self.edge, *newest), self)
+        except PeerLost as exc:
+            self._failure = exc
+
+    async def finish(self) -> None:
+        if self.capacity is None:
+            await self._drain_latest()
+            await _settled(self._peer.set_latest.remote(self.edge, self._seq + 1, EOS),
+                           self)
+            return
+        while self._pending:
+            if not await _settled(self._pending.popleft(), self):
+                return
+        await _settled(self._peer.push.remote(self.edge, self._seq, EOS), self)
+
+    async def _drain_latest(self) -> None:
+        while self._newest is not None and self._failure is None:
+            await asyncio.sleep(0.001)
+        if self._failure is not None:
+            raise self._failure
+
+    def close(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+        self._pending.clear()
+
+
+class Inbox(_Proxy):
+    """The consumer's end of a pushed FIFO edge (a source on the consumer's actor)."""
+
+    inputs = ()
+    outputs = ("out",)
+
+    async def step(self, inputs: dict[str, Any]) -> Any:
+        item = await self.site.inbox(self.edge).take()
+        if item is EOS:
+            return END
+        return {"out": _unpack_item(item)}
+
+    def close(self) -> None:
+        if self.site is not None:
+            self.site.inbox(self.edge).close()
+
+
+class LatestIn(_Proxy):
+    """The consumer's end of a latest-value edge into an actor: emits each newer value."""
+
+    inputs = ()
+    outputs = ("out",)
+
+    def __init__(self, edge: str, site: Any = None):
+        super().__init__(edge, site)
+        self._version = 0
+
+    async def step(self, inputs: dict[str, Any]) -> Any:
+        self._version, value = await self.site.latest_state(self.edge).newer(self._version)
+        if value is EOS:
+            return END
+        return {"out": _unpack_item(value)}
+
+    def close(self) -> None:
+        if self.site is not None:
+            self.site.latest_state(self.edge).close()
+
+
+class Serve(_Proxy):
+    """The producer's end (on an actor) of an edge into the driver, which pulls."""
+
+    outputs = ()
+
+    def __init__(self, edge: str, latest: bool, site: Any = None):
+        super().__init__(edge, site)
+        self.latest = latest
+        self._version = 0
+
+    async def step(self, inputs: dict[str, Any]) -> Any:
+        item = _pack_item(inputs["in"])
+        if self.latest:
+            self._version += 1
+            self.site.latest_state(self.edge).set(self._version, item)
+            return None
+        return None if await self.site.serve(self.edge).offer(item) else END
+
+    async def finish(self) -> None:
+        if self.latest:
+            self.site.latest_state(self.edge).close()
+        else:
+            await self.site.serve(self.edge).offer(EOS, wait=False)
+
+
+class Pull(_Proxy):
+    """The driver's end of an edge from an actor (a source): keeps up to ``capacity`` pulls
+    outstanding (FIFO), or asks for the first value newer than its own (``capacity=None``)."""
+
+    inputs = ()
+    outputs = ("out",)
+
+    def __init__(self, edge: str, capacity: int | None, site: Any = None):
+        super().__init__(edge, site)
+        self.capacity = capacity
+        self._peer: Any = None
+        self._pending: deque[Any] = deque()
+        self._seq = 0
+        self._version = 0
+        self._ended = False
+
+    async def open(self) -> None:
+        self._peer = await self.site.peer(self.edge)
+
+    async def step(self, inputs: dict[str, Any]) -> Any:
+        if self.capacity is None:
+            self._version, value = await _settled(
+                self._peer.pull_latest.remote(self.edge, self._version), self)
+        else:
+            while len(self._pending) < self.capacity:
+                self._pending.append(self._peer.pull.remote(self.edge, self._seq))
+                self._seq += 1
+            value = await _settled(self._pending.popleft(), self)
+        if value is EOS:
+            self._ended = True
+            return END
+        return {"out": _unpack_item(value)}
+
+    def close(self) -> None:
+        self._pending.clear()
+        if not self._ended and self._peer is not None:  # stopped reading: let the producer go
+            try:
+                self._peer.close_edge.remote(self.edge)
+            except Exception:  # the actor is gone already
+                pass

@@ -1,0 +1,381 @@
+"""Direct Ray edges: operators placed with ``Ray(direct=True)`` run on their actors under their
+own runner, and data between two such operators goes from actor to actor.
+
+When the graph starts, :func:`split` cuts it in parts: each direct-Ray operator becomes a
+*segment*, a small graph of its own (the operator, run inline on the actor's event loop, plus
+the ends of its remote edges from :mod:`._ray_edges`, fused with it where the graph allows), and the rest stays on the driver with the driver's ends of those edges and
+one :class:`Coordinator`. The coordinator starts the segment actors, tells each where its
+peers are, runs them, and reports the first failure; the driver's runner sees only control
+calls and the data of edges with a driver end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .errors import GraphValidationError, OperatorError
+from .operator import Operator
+from .placement import END, Inline
+from .validation import simple_cycles
+
+if TYPE_CHECKING:
+    from .channels import FifoChannel
+    from .graph import Edge, Graph
+    from .ray import Ray
+
+_actor_class: Any = None
+_PEER_LOST_GRACE = 5.0  # seconds a failure caused by a lost peer waits for the cause
+
+
+def _direct(placement: Any) -> bool:
+    from .ray import Ray
+
+    return isinstance(placement, Ray) and placement.direct
+
+
+def _free_name(graph: Graph, base: str) -> str:
+    name, i = base, 2
+    while name in graph.nodes:
+        name, i = f"{base}_{i}", i + 1
+    return name
+
+
+def _clear_open_feedback(graph: Graph) -> None:
+    """A cycle cut by the split is no cycle in its part: its feedback flag goes."""
+    on_cycle = {id(e) for c in simple_cycles(list(graph.nodes), graph.edges) for e in c}
+    for e in graph.edges:
+        if e.feedback and id(e) not in on_cycle:
+            e.feedback = False
+
+
+class _Plan:
+    """The parts of a split graph and who talks to whom."""
+
+    def __init__(self, graph: Graph):
+        from .graph import Graph
+
+        self.graph = graph
+        self.segments = [name for name, n in graph.nodes.items() if _direct(n.placement)]
+        self.driver = Graph(graph.name)
+        self.parts: dict[str, Graph] = {s: Graph(f"{graph.name}:{s}") for s in self.segments}
+        #: per segment, ``{edge: peer segment}`` for its outboxes
+        self.wiring: dict[str, dict[str, str]] = {s: {} for s in self.segments}
+        #: ``{edge: segment}`` for the driver's ends
+        self.driver_peers: dict[str, str] = {}
+        self.n = 0
+
+    def part(self, name: str) -> Graph:
+        return self.parts.get(name, self.driver)
+
+    def add(self, graph: Graph, op: Operator, base: str) -> str:
+        from .placement import Inline
+
+        name = _free_name(graph, f"{base}{self.n}")
+        self.n += 1
+        graph.add(op, name, Inline())
+        return name
+
+    def cross(self, e: Edge) -> None:
+        """An edge whose ends are in different parts: an end in each."""
+        from ._ray_edges import Inbox, LatestIn, Outbox, Pull, Serve
+
+        if e.limiter is not None:
+            raise GraphValidationError(
+                f"edge {e.name} is rate-limited and joins operators in different processes of "
+                "a Ray application; a limiter works within one process (use a RayReplayBuffer "
+                "between actors)")
+        src, dst = self.part(e.src), self.part(e.dst)
+        latest = e.kind == "latest"
+        local = {"kind": e.kind, "capacity": 1} if not latest else {"kind": "latest"}
+        if e.dst in self.parts:  # pushed: the producer's outbox, the consumer's inbox
+            out = self.add(src, Outbox(e.name, None if latest else e.capacity), "ray_out_")
+            src.connect(src[e.src][e.src_port], src[out], **local)
+            inn = self.add(dst, LatestIn(e.name) if latest else Inbox(e.name), "ray_in_")
+            dst.connect(dst[inn], dst[e.dst][e.dst_port], **local)
+            if e.src in self.parts:
+                self.wiring[e.src][e.name] = e.dst
+            else:
+                self.driver_peers[e.name] = e.dst
+        else:  # into the driver: pulled
+            out = self.add(src, Serve(e.name, latest), "ray_out_")
+            src.connect(src[e.src][e.src_port], src[out], **local)
+            inn = self.add(dst, Pull(e.name, None if latest else e.capacity), "ray_in_")
+            dst.connect(dst[inn], dst[e.dst][e.dst_port], kind=e.kind,
+                        capacity=e.capacity or 2, feedback=e.feedback)
+            self.driver_peers[e.name] = e.src
+
+    def tap(self, name: str, port: str) -> str:
+        """An output of a segment read from outside the graph: pulled to the driver; returns
+        the name of the driver's end, whose ``out`` port is tapped instead."""
+        from ._ray_edges import Pull, Serve
+
+        edge = f"{name}.{port}->(tap)"
+        seg = self.parts[name]
+        out = self.add(seg, Serve(edge, False), "ray_out_")
+        seg.connect(seg[name][port], seg[out], capacity=1)
+        self.driver_peers[edge] = name
+        return self.add(self.driver, Pull(edge, 2), "ray_tap_")
+
+
+def split(graph: Graph, taps: dict[tuple[str, str], FifoChannel]
+          ) -> tuple[Graph, dict[tuple[str, str], FifoChannel], Deployment] | None:
+    """``(driver graph, its taps, deployment)`` for a graph with direct-Ray operators, else
+    None. The driver graph holds the other operators, the driver's ends of the remote edges
+    and the deployment's :class:`Coordinator`."""
+    from ._ray_edges import _Proxy
+
+    plan = _Plan(graph)
+    if not plan.segments:
+        return None
+    for name, n in graph.nodes.items():
+        if name in plan.parts:  # on the actor's loop: fused with its edges' ends, no hand-offs
+            plan.parts[name].add(n.op, name, Inline())
+        else:
+            plan.driver.add(n.op, name, n.placement)
+    for e in graph.edges:
+        src, dst = plan.part(e.src), plan.part(e.dst)
+        if src is dst:
+            src.connect(src[e.src][e.src_port], dst[e.dst][e.dst_port], kind=e.kind,
+                        capacity=e.capacity or 2, feedback=e.feedback, limiter=e.limiter)
+        else:
+            plan.cross(e)
+    new_taps = {}
+    for (name, port), tap in taps.items():
+        new_taps[(plan.tap(name, port), "out") if name in plan.parts else (name, port)] = tap
+    for part in (plan.driver, *plan.parts.values()):
+        _clear_open_feedback(part)
+    placements = {s: graph.nodes[s].placement for s in plan.segments}
+    deployment = Deployment(graph.name, plan.parts, placements, plan.wiring, plan.driver_peers,
+                            {s: graph.nodes[s].op for s in plan.segments})
+    for n in plan.driver.nodes.values():
+        if isinstance(n.op, _Proxy):
+            n.op.site = deployment
+    plan.driver.add(Coordinator(deployment), _free_name(plan.driver, "ray_deployment"))
+    return plan.driver, new_taps, deployment
+
+
+# ------------------------------------------------------------------------------------ the actor
+class SegmentActor:
+    """The body of a segment's actor: runs its graph and holds the receiving ends of its
+    edges (Ray calls ``push``/``pull``/``set_latest``/``pull_latest``/``close_edge`` on it)."""
+
+    def __init__(self, graph: Graph):
+        from ._ray_edges import Site, _Proxy
+
+        self.graph = graph
+        self.site = Site()
+        for n in graph.nodes.values():
+            if isinstance(n.op, _Proxy):
+                n.op.site = self.site
+
+    async def ready(self) -> tuple[str, str, int]:
+        import ray
+
+        return (ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address(),
+                os.getpid())
+
+    async def wire(self, peers: dict[str, Any]) -> None:
+        self.site.peers.update(peers)
+        self.site.wired.set()
+
+    async def run(self, sync_state: bool) -> tuple[Any, dict[str, Any]]:
+        from ._ray_edges import _Proxy
+        from .runner import Runner
+        from .stats import GraphStats
+
+        # blocking on a peer is normal here: the driver's coordinator watches the whole
+        runner = Runner(self.graph, watchdog_timeout=None)
+        await runner.run()
+        states = {name: n.op.state_dict() for name, n in self.graph.nodes.items()
+                  if sync_state and not isinstance(n.op, _Proxy)}
+        return GraphStats.collect(runner), states
+
+    async def push(self, edge: str, seq: int, item: Any) -> bool:
+        return await self.site.inbox(edge).put(seq, item)
+
+    async def pull(self, edge: str, seq: int) -> Any:
+        return await self.site.serve(edge).pull(seq)
+
+    async def set_latest(self, edge: str, version: int, value: Any) -> bool:
+        self.site.latest_state(edge).set(version, value)
+        return True
+
+    async def pull_latest(self, edge: str, after: int) -> tuple[int, Any]:
+        return await self.site.latest_state(edge).newer(after)
+
+    async def close_edge(self, edge: str) -> None:
+        self.site.close_edge(edge)
+
+
+def _segment_class(ray: Any) -> Any:
+    global _actor_class
+    if _actor_class is None:
+        _actor_class = ray.remote(SegmentActor)
+    return _actor_class
+
+
+# ------------------------------------------------------------------------------------ the driver
+class Deployment:
+    """The driver's side of a split graph: starts, wires, runs and kills the segment actors,
+    and is the site of the driver's edge ends."""
+
+    def __init__(self, graph_name: str, parts: dict[str, Graph], placements: dict[str, Ray],
+                 wiring: dict[str, dict[str, str]], driver_peers: dict[str, str],
+                 ops: dict[str, Operator]):
+        self.graph_name = graph_name
+        self.parts = parts
+        self.placements = placements
+        self.wiring = wiring
+        self.driver_peers = driver_peers
+        self.ops = ops  # the driver's operator objects, which receive the final states
+        self.actors: dict[str, Any] = {}
+        self.names: dict[str, str] = {}
+        self.nodes: dict[str, tuple[str, str, int]] = {}  # (node id, ip, pid) by segment
+        self.stats: dict[str, Any] = {}
+        self.started = asyncio.Event()
+        self.failed = asyncio.Event()
+        self._ray: Any = None
+
+    async def peer(self, edge: str) -> Any:
+        await self.started.wait()
+        return self.actors[self.driver_peers[edge]]
+
+    async def lost(self, exc: BaseException) -> None:
+        """A driver's edge end lost its peer: give the coordinator time to report the cause
+        (it cancels the graph), else raise ``exc``."""
+        with anyio.move_on_after(_PEER_LOST_GRACE):
+            await self.failed.wait()
+            await anyio.sleep(_PEER_LOST_GRACE)
+        raise exc
+
+    async def start(self) -> None:
+        from .eventloop import run_in_own_thread
+        from .ray import _ensure_init, _import_ray, _unwrap
+
+        ray = self._ray = _import_ray()
+        first = next(iter(self.placements.values()))
+        if not ray.is_initialized():
+            await run_in_own_thread(lambda: _ensure_init(ray, first.address, first.namespace),
+                                    "streamrl-ray-init")
+        run = uuid.uuid4().hex[:8]
+        cls = _segment_class(ray)
+        for seg, part in self.parts.items():  # all created before any is awaited
+            name = f"streamrl:{self.graph_name}:{seg}:{run}"
+            opts = self.placements[seg].actor_options_for(name)
+            self.names[seg] = name
+            self.actors[seg] = cls.options(**opts).remote(part)
+        for seg, actor in self.actors.items():
+            p = self.placements[seg]
+            try:
+                with anyio.move_on_after(p.start_timeout) as scope:
+                    self.nodes[seg] = await actor.ready.remote()
+            except ray.exceptions.RayError as exc:
+                raise OperatorError(seg, "start", _unwrap(ray, exc)) from None
+            if scope.cancelled_caught:
+                raise OperatorError(seg, "start", TimeoutError(
+                    f"the Ray actor of operator {seg!r} was not running after "
+                    f"{p.start_timeout:g} s; no node can hold {p.request()}?"))
+        for seg, actor in self.actors.items():
+            await actor.wire.remote({e: self.actors[s] for e, s in self.wiring[seg].items()})
+        self.started.set()
+
+    async def run(self) -> None:
+        """Run every segment to its end; raise the first failure (its cause, when a failure
+        was only a consequence of a lost peer), as an :class:`OperatorError`."""
+        from ._ray_edges import PeerLost
+
+        tasks = {asyncio.ensure_future(self._run_one(seg)): seg for seg in self.actors}
+        try:
+            pending = set(tasks)
+            first: OperatorError | None = None
+            deadline = None
+            while pending:
+                timeout = None if deadline is None else max(deadline - time.monotonic(), 0)
+                done, pending = await asyncio.wait(pending, timeout=timeout,
+                                                   return_when=asyncio.FIRST_EXCEPTION)
+                errors = [t.exception() for t in done if t.exception() is not None]
+                for exc in errors:
+                    assert isinstance(exc, OperatorError)
+                    if not _caused_by(exc, PeerLost):
+                        raise exc
+                    first = first or exc
+                if first is not None:
+                    if deadline is None:
+                        deadline = time.monotonic() + _PEER_LOST_GRACE
+                    elif time.monotonic() >= deadline:
+                        raise first
+            if first is not None:
+                raise first
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def _run_one(self, seg: str) -> None:
+        from .ray import _unwrap
+
+        ray = self._ray
+        p = self.placements[seg]
+        try:
+            stats, states = await self.actors[seg].run.remote(p.sync_state)
+        except ray.exceptions.RayTaskError as exc:
+            err = _unwrap(ray, exc)
+            self.failed.set()
+            raise err if isinstance(err, OperatorError) else OperatorError(seg, "step", err)
+        except ray.exceptions.RayError as exc:  # the actor died: name it and its node
+            self.failed.set()
+            node, ip, pid = self.nodes.get(seg, ("?", "?", -1))
+            raise OperatorError(seg, "step", RuntimeError(
+                f"the Ray actor {self.names[seg]} (pid {pid}) on node {node} ({ip}) "
+                f"died: {type(exc).__name__}: {exc}")) from None
+        self.stats[seg] = stats
+        if states:
+            self.ops[seg].load_state_dict(states[seg])
+
+    def kill(self) -> None:
+        """Kill every actor (idempotent); Ray frees their names once they are gone."""
+        ray, actors = self._ray, list(self.actors.values())
+        self.actors = {}
+        for actor in actors:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # already gone
+                pass
+
+
+def _caused_by(exc: BaseException, cls: type) -> bool:
+    while exc is not None:
+        if isinstance(exc, cls):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
+
+
+class Coordinator(Operator):
+    """The driver's operator of a split graph: its ``open`` starts the segment actors, its
+    ``step`` waits until they have all ended (or raises the first failure, naming the
+    operator). The runner kills them once the whole run is over (:meth:`Deployment.kill`):
+    until then the driver's edge ends may still talk to them."""
+
+    inputs = ()
+    outputs = ()
+    #: its failures are other operators' errors, raised as they are
+    forwards_errors = True
+
+    def __init__(self, deployment: Deployment):
+        self.deployment = deployment
+
+    async def open(self) -> None:
+        await self.deployment.start()
+
+    async def step(self, inputs: dict[str, Any]) -> Any:
+        await self.deployment.run()
+        return END
+
+    def __repr__(self) -> str:
+        return f"Coordinator({list(self.deployment.parts)})"

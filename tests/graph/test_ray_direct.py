@@ -1,0 +1,290 @@
+"""``Ray(direct=True)``: operators run under their own runner on their actors, and items move
+actor to actor (pushed with credits) or are pulled by the driver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from streamrl.graph import (
+    Collect,
+    Graph,
+    GraphValidationError,
+    Map,
+    Operator,
+    OperatorError,
+    Ray,
+    Sink,
+    Source,
+)
+
+from .helpers import Boom, PingPong
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    # the workers import streamrl from this checkout (it may not be the installed one)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    for module in (__name__, Boom.__module__):  # not importable on Ray's workers
+        ray.cloudpickle.register_pickle_by_value(sys.modules[module])
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray(ray_local):
+    """Ray, checked after the test: no actor of the test is left."""
+    yield ray_local
+    deadline = time.monotonic() + 5.0
+    while ray_local.util.list_named_actors():
+        assert time.monotonic() < deadline, ray_local.util.list_named_actors()
+        time.sleep(0.01)
+
+
+def _direct() -> Ray:
+    return Ray(num_cpus=0, direct=True)  # num_cpus=0: three actors fit on the test's 2 CPUs
+
+
+def _pid(x):
+    return (x, os.getpid())
+
+
+def _td(i: int) -> TensorDict:
+    return TensorDict({"obs": torch.full((4, 3), float(i)), "step": torch.arange(4) + i}, [4])
+
+
+def _double(td):
+    return td.set("obs", td["obs"] * 2)
+
+
+class _Stamped(Operator):
+    """Passes items through and records, in its state, the pid and when each was seen."""
+
+    state_keys = ("seen", "pids")
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.seen: list[tuple[int, float]] = []
+        self.pids: set[int] = set()
+
+    def step(self, inputs):
+        if self.delay:
+            time.sleep(self.delay)
+        self.seen.append((inputs["in"], time.monotonic()))
+        self.pids.add(os.getpid())
+        return {"out": inputs["in"]}
+
+
+class _StampedSource(Operator):
+    """Emits 0..n-1 and records when each left (CLOCK_MONOTONIC is shared by processes)."""
+
+    inputs = ()
+    state_keys = ("sent",)
+
+    def __init__(self, n: int):
+        self.n = n
+        self.sent: list[float] = []
+
+    def step(self, inputs):
+        if len(self.sent) >= self.n:
+            raise StopIteration
+        self.sent.append(time.monotonic())
+        return {"out": len(self.sent) - 1}
+
+
+def test_chain_across_two_actors_keeps_order_values_and_counts(ray):
+    g = Graph("chain")
+    src = g.add(Source(range(2000)), name="src")
+    a = g.add(_Stamped(), name="a", placement=_direct())
+    b = g.add(_Stamped(), name="b", placement=_direct())
+    out = g.add(Collect(), name="out")
+    g.connect(src, a, capacity=4).connect(a, b, capacity=4).connect(b, out, capacity=4)
+    g.run_sync()
+    assert out.op.items == list(range(2000))
+    # each ran in its own actor process, and its state came back to the driver's object
+    assert len(a.op.pids) == len(b.op.pids) == 1
+    assert len(a.op.pids | b.op.pids | {os.getpid()}) == 3
+    assert [x for x, _ in b.op.seen] == list(range(2000))
+    stats = g.stats()
+    assert stats.operators["a"].placement == stats.operators["b"].placement == "ray"
+    assert stats.operators["a"].items_in == stats.operators["b"].items_out == 2000
+    # the driver's runner holds no channel of the edge between the two actors
+    driver_edges = [e.name for e in g._last_run.graph.edges]
+    assert not any(("a." in e and "b." in e) for e in driver_edges), driver_edges
+    assert all(not e.startswith(("a.", "b.")) for e in driver_edges), driver_edges
+
+
+def test_tensordicts_arrive_exactly(ray):
+    g = Graph()
+    src = g.add(Source([_td(i) for i in range(5)]), name="src")
+    a = g.add(Map(_double), name="a", placement=_direct())
+    b = g.add(Map(_double), name="b", placement=_direct())
+    out = g.add(Collect(), name="out")
+    g.connect(src, a).connect(a, b).connect(b, out)
+    g.run_sync()
+    for i, td in enumerate(out.op.items):
+        assert td.batch_size == torch.Size([4])
+        assert torch.equal(td["obs"], torch.full((4, 3), 4.0 * i))
+        assert torch.equal(td["step"], torch.arange(4) + i)
+        td["obs"] += 1  # writable: not a read-only view of the object store
+
+
+def test_a_producer_runs_at_most_capacity_plus_the_ends_slack_ahead(ray):
+    """Source actor -> slow actor over a capacity-2 edge: items sent and not yet taken never
+    exceed the capacity plus the item each end holds and the one being sent (3)."""
+    g = Graph()
+    src = g.add(_StampedSource(40), name="src", placement=_direct())
+    slow = g.add(_Stamped(delay=0.02), name="slow", placement=_direct())
+    g.connect(src, slow, capacity=2).connect(slow, g.add(Sink(lambda x: None)))
+    g.run_sync()
+    sent, taken = src.op.sent, [t for _, t in slow.op.seen]
+    assert len(sent) == len(taken) == 40
+    ahead = max(sum(s <= t for s in sent) - i for i, t in enumerate(taken))
+    assert ahead <= 2 + 3, ahead
+    assert ahead >= 2  # the producer did run ahead: the bound is what held it
+
+
+def test_an_operator_error_on_an_actor_names_the_operator(ray):
+    g = Graph()
+    src = g.add(Source(range(100)), name="src")
+    boom = g.add(Boom(at=3), name="boom", placement=_direct())
+    g.connect(src, boom).connect(boom, g.add(Sink(lambda x: None)))
+    with pytest.raises(OperatorError) as info:
+        g.run_sync()
+    assert info.value.operator == "boom" and info.value.hook == "step"
+    assert isinstance(info.value.original, ValueError)
+    assert "boom at item 3" in str(info.value)
+
+
+class _Suicide(Operator):
+    """Kills its own process (SIGKILL) at the ``at``-th item."""
+
+    def __init__(self, at: int):
+        self.at, self.n = at, 0
+
+    def step(self, inputs):
+        self.n += 1
+        if self.n >= self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"out": inputs["in"]}
+
+
+def test_a_killed_actor_is_named_with_its_node(ray):
+    g = Graph()
+    src = g.add(Source(range(10_000)), name="src")
+    a = g.add(Map(_pid), name="a", placement=_direct())
+    dies = g.add(_Suicide(at=5), name="dies", placement=_direct())
+    g.connect(src, a).connect(a, dies).connect(dies, g.add(Sink(lambda x: None)))
+    t0 = time.monotonic()
+    with pytest.raises(OperatorError) as info:
+        g.run_sync()
+    assert time.monotonic() - t0 < 30  # includes the actors' start-up
+    assert info.value.operator == "dies", info.value
+    text = str(info.value)
+    assert "died" in text and "node" in text and "streamrl:" in text, text
+
+
+def test_a_latest_value_edge_into_an_actor_and_back(ray):
+    """Versions cross an actor through latest-value edges: each reader sees only increasing
+    values, and the last one always arrives."""
+
+    class Watch(Operator):
+        inputs = ("v",)
+        state_keys = ("values",)
+
+        def __init__(self):
+            self.values = []
+
+        def step(self, inputs):
+            self.values.append(inputs["v"])
+            return {"out": inputs["v"]}
+
+    g = Graph()
+    src = g.add(Source(range(200)), name="src")
+    watch = g.add(Watch(), name="watch", placement=_direct())
+    out = g.add(Collect(), name="out")
+    g.connect(src, watch["v"], kind="latest").connect(watch, out, kind="latest")
+    g.run_sync()
+    for values in (watch.op.values, out.op.items):
+        assert values and values == sorted(set(values)), values
+        assert values[-1] == 199
+
+
+def test_iterate_an_actor_output_and_stop_early(ray):
+    g = Graph()
+    src = g.add(Source(range(10**6)), name="src")
+    a = g.add(Map(lambda x: x + 1), name="a", placement=_direct())
+    g.connect(src, a)
+    got = []
+    for x in g.iterate(a):
+        got.append(x)
+        if len(got) == 20:
+            break
+    assert got == list(range(1, 21))
+
+
+def test_a_feedback_cycle_through_an_actor(ray):
+    g = Graph()
+    pp = g.add(PingPong(rounds=30), name="pp", placement=_direct())
+    inc = g.add(Map(lambda x: x + 1), name="inc")
+    g.connect(pp["ping"], inc).connect(inc, pp["pong"], feedback=True)
+    g.run_sync()
+    assert pp.op.count == 30  # the state came back
+
+
+def test_a_consumer_that_stops_early_ends_the_producers(ray):
+    class Take(Operator):
+        outputs = ()
+        state_keys = ("n",)
+
+        def __init__(self):
+            self.n = 0
+
+        def step(self, inputs):
+            self.n += 1
+            if self.n >= 5:
+                raise StopIteration
+
+    g = Graph()
+    src = g.add(Source(range(10**7)), name="src", placement=_direct())
+    take = g.add(Take(), name="take", placement=_direct())
+    g.connect(src, take)
+    t0 = time.monotonic()
+    g.run_sync()
+    assert take.op.n == 5
+    assert time.monotonic() - t0 < 30
+
+
+def test_a_rate_limited_edge_between_processes_is_refused(ray):
+    class Limiter:
+        async def acquire_insert(self, n):
+            pass
+
+        async def acquire_sample(self, n):
+            pass
+
+    g = Graph()
+    src = g.add(Source(range(3)), name="src")
+    a = g.add(Map(abs), name="a", placement=_direct())
+    g.connect(src, a, limiter=Limiter()).connect(a, g.add(Sink(lambda x: None)))
+    with pytest.raises(GraphValidationError, match="rate-limited.*RayReplayBuffer"):
+        g.run_sync()
+
+
+def test_direct_is_checked_and_shown():
+    with pytest.raises(TypeError, match="direct must be a bool"):
+        Ray(direct=1)
+    assert repr(Ray(num_cpus=1, direct=True)) == "Ray(num_cpus=1, direct=True)"
+    assert Ray(num_cpus=1, direct=True).request() == "num_cpus=1"
