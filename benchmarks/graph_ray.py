@@ -7,7 +7,10 @@ A "hop" is what one identity Map costs per message: the time per message of
 the last message reaching the sink (so actor start-up is excluded; it is reported apart).
 Messages: a tiny int, a 256x4 float32 TensorDict and a 1 MiB one (256x1024 float32), the
 same object re-sent. A Ray-placed Map pipelines two calls by default (it is ``pipeline_safe``);
-the "1 in flight" rows are the plain round trip driver -> actor -> driver. References measured
+the "1 in flight" rows are the plain round trip driver -> actor -> driver; "ray direct" runs
+the map under its own runner on the actor (the driver pushes each item and pulls each
+result). "Actor to actor" is what a second Ray-placed map adds to a chain of one: relayed
+through the driver (two calls) or pushed from actor to actor (one). References measured
 in the same run: thread and process placements, and a bare Ray actor method call awaited from
 asyncio. Needs ``pip install 'streamrl[ray]'``; starts a local Ray with 2 CPUs.
 """
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import os
 import time
+from pathlib import Path
 
 import anyio
 import torch
@@ -29,13 +33,13 @@ from tensordict import TensorDict
 from streamrl.graph import Graph, Map, Process, Ray, Source
 
 
-def _run(item, n: int, placement) -> tuple[float, float]:
+def _run(item, n: int, placement, maps: int = 1) -> tuple[float, float]:
     """(seconds per message, seconds from the start to the first message) through
-    source -> [map] -> sink; ``placement=None``: no map."""
+    source -> [map] x maps -> sink; ``placement=None``: no map."""
     g = Graph()
     prev = g.add(Source(lambda: item, limit=n), name="src")
-    if placement is not None:
-        m = g.add(Map(_identity), name="m", placement=placement())
+    for i in range(maps if placement is not None else 0):
+        m = g.add(Map(_identity), name=f"m{i}", placement=placement())
         g.connect(prev, m)
         prev = m
     sink = _Stamp()
@@ -53,6 +57,14 @@ def hop(item, n: int, placement, repeats: int) -> tuple[float, float]:
     runs = [_run(item, n, placement) for _ in range(repeats)]
     per = min(r[0] for r in runs)
     return max(per - base, 0.0) * 1e6, min(r[1] for r in runs)
+
+
+def actor_to_actor(item, n: int, placement, repeats: int) -> float:
+    """us per message that a second Ray-placed map adds to a chain of one: one hop from
+    actor to actor (through the driver unless the placement is direct)."""
+    one = min(_run(item, n, placement, 1)[0] for _ in range(repeats))
+    two = min(_run(item, n, placement, 2)[0] for _ in range(repeats))
+    return max(two - one, 0.0) * 1e6
 
 
 def bare_ray_call_us(ray, item, n: int) -> float:
@@ -89,8 +101,10 @@ def main() -> None:
     n = args.items
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
+    here = Path(__file__).resolve().parent  # the workers import this checkout and its helpers
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+             configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": f"{here.parent}:{here}"}})
     print(f"machine: {os.cpu_count()} cores, load average {load:.2f} at start; "
           f"ray {ray.__version__}, ray.init {time.perf_counter() - t0:.1f} s")
     items = {
@@ -104,6 +118,7 @@ def main() -> None:
         ("process (Map: 2 in flight)", lambda: "process"),
         ("ray, 1 in flight", lambda: Ray(max_in_flight=1)),
         ("ray (Map: 2 in flight)", lambda: Ray()),
+        ("ray direct", lambda: Ray(direct=True)),
     ]
     print(f"hop cost (us per message, {n} messages, min of {args.repeats}; lower is better)")
     print(f"{'placement':<28} " + " ".join(f"{k:>9}" for k in items) + f" {'start-up':>9}")
@@ -114,6 +129,13 @@ def main() -> None:
             cells.append(f"{us:>9.1f}")
             startup = max(startup, s)
         print(f"{label:<28} " + " ".join(cells) + f" {startup:>8.2f}s")
+    print()
+    print("actor to actor: what a second Ray-placed map adds to a chain of one (us per message)")
+    for label, placement in (("ray, driver-relayed", lambda: Ray(num_cpus=0)),
+                             ("ray direct", lambda: Ray(num_cpus=0, direct=True))):
+        cells = [f"{actor_to_actor(item, n, placement, args.repeats):>9.1f}"
+                 for item in items.values()]
+        print(f"{label:<28} " + " ".join(cells))
     print()
     print("reference: a bare Ray actor call returning its argument, awaited (us per call)")
     print("  " + "  ".join(f"{k}: {bare_ray_call_us(ray, v, n):.1f}" for k, v in items.items()))

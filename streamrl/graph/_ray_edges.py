@@ -31,6 +31,7 @@ from .operator import Operator
 from .placement import END
 from .ray import _pack_item, _unpack_item
 
+
 class _EndOfStream:
     """The item that ends an edge's stream (sent after the producer's last item)."""
 
@@ -259,13 +260,13 @@ class Outbox(_Proxy):
         self._wake: asyncio.Event | None = None
         self._failure: BaseException | None = None
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # type: ignore[override]
         self._peer = await self.site.peer(self.edge)
         if self.capacity is None:
             self._wake = asyncio.Event()
             self._sender = asyncio.get_running_loop().create_task(self._send_latest())
 
-    async def step(self, inputs: dict[str, Any]) -> Any:
+    async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
         item = _pack_item(inputs["in"])
         if self.capacity is None:
             return self._set_latest(item)
@@ -298,7 +299,7 @@ class Outbox(_Proxy):
         except PeerLost as exc:
             self._failure = exc
 
-    async def finish(self) -> None:
+    async def finish(self) -> None:  # type: ignore[override]
         if self.capacity is None:
             await self._drain_latest()
             await _settled(self._peer.set_latest.remote(self.edge, self._seq + 1, EOS),
@@ -327,7 +328,7 @@ class Inbox(_Proxy):
     inputs = ()
     outputs = ("out",)
 
-    async def step(self, inputs: dict[str, Any]) -> Any:
+    async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
         item = await self.site.inbox(self.edge).take()
         if item is EOS:
             return END
@@ -348,7 +349,7 @@ class LatestIn(_Proxy):
         super().__init__(edge, site)
         self._version = 0
 
-    async def step(self, inputs: dict[str, Any]) -> Any:
+    async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
         self._version, value = await self.site.latest_state(self.edge).newer(self._version)
         if value is EOS:
             return END
@@ -369,7 +370,7 @@ class Serve(_Proxy):
         self.latest = latest
         self._version = 0
 
-    async def step(self, inputs: dict[str, Any]) -> Any:
+    async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
         item = _pack_item(inputs["in"])
         if self.latest:
             self._version += 1
@@ -377,7 +378,7 @@ class Serve(_Proxy):
             return None
         return None if await self.site.serve(self.edge).offer(item) else END
 
-    async def finish(self) -> None:
+    async def finish(self) -> None:  # type: ignore[override]
         if self.latest:
             self.site.latest_state(self.edge).close()
         else:
@@ -400,10 +401,10 @@ class Pull(_Proxy):
         self._version = 0
         self._ended = False
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # type: ignore[override]
         self._peer = await self.site.peer(self.edge)
 
-    async def step(self, inputs: dict[str, Any]) -> Any:
+    async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
         if self.capacity is None:
             self._version, value = await _settled(
                 self._peer.pull_latest.remote(self.edge, self._version), self)

@@ -15,7 +15,7 @@ import asyncio
 import os
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -150,7 +150,7 @@ def split(graph: Graph, taps: dict[tuple[str, str], FifoChannel]
         new_taps[(plan.tap(name, port), "out") if name in plan.parts else (name, port)] = tap
     for part in (plan.driver, *plan.parts.values()):
         _clear_open_feedback(part)
-    placements = {s: graph.nodes[s].placement for s in plan.segments}
+    placements = {s: cast("Ray", graph.nodes[s].placement) for s in plan.segments}
     deployment = Deployment(graph.name, plan.parts, placements, plan.wiring, plan.driver_peers,
                             {s: graph.nodes[s].op for s in plan.segments})
     for n in plan.driver.nodes.values():
@@ -326,7 +326,8 @@ class Deployment:
         except ray.exceptions.RayTaskError as exc:
             err = _unwrap(ray, exc)
             self.failed.set()
-            raise err if isinstance(err, OperatorError) else OperatorError(seg, "step", err)
+            raise (err if isinstance(err, OperatorError)
+                   else OperatorError(seg, "step", err)) from None
         except ray.exceptions.RayError as exc:  # the actor died: name it and its node
             self.failed.set()
             node, ip, pid = self.nodes.get(seg, ("?", "?", -1))
@@ -370,10 +371,10 @@ class Coordinator(Operator):
     def __init__(self, deployment: Deployment):
         self.deployment = deployment
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # type: ignore[override]
         await self.deployment.start()
 
-    async def step(self, inputs: dict[str, Any]) -> Any:
+    async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
         await self.deployment.run()
         return END
 

@@ -342,6 +342,17 @@ class Ray(Placement):
     hook (its ``close()`` does not run then). ``max_in_flight`` pipelines calls as for
     :class:`~streamrl.graph.Process` (default: two for ``pipeline_safe`` operators, else one).
 
+    With ``direct=True`` the operator runs under its own runner on its actor instead, on the
+    actor's event loop, and its edges are served by the actors themselves: items between two
+    direct operators go actor to actor without passing through the driver; a FIFO edge into
+    an actor keeps its backpressure (at most ``capacity`` items sent and not yet taken, plus
+    the one each end holds; order kept), an edge into the driver is pulled by it, and a
+    latest-value edge sends each new value once. ``max_in_flight`` and ``close_timeout`` do
+    not apply; async hooks are allowed; ``sync_state`` brings the final state back as above;
+    the actors are killed when the whole run is over. A rate-limited edge cannot join two
+    processes (use a replay buffer served by an actor). An actor that dies is reported as an
+    :class:`~streamrl.graph.OperatorError` naming the operator, its actor, pid and node.
+
     If Ray is not initialized when the graph starts, ``ray.init(address=address,
     namespace=namespace)`` is called (``address=None`` starts a local Ray, ``"auto"`` joins a
     running cluster); otherwise the existing connection is used and they are ignored. Awaiting

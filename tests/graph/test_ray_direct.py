@@ -279,7 +279,7 @@ def test_a_rate_limited_edge_between_processes_is_refused(ray):
     src = g.add(Source(range(3)), name="src")
     a = g.add(Map(abs), name="a", placement=_direct())
     g.connect(src, a, limiter=Limiter()).connect(a, g.add(Sink(lambda x: None)))
-    with pytest.raises(GraphValidationError, match="rate-limited.*RayReplayBuffer"):
+    with pytest.raises(GraphValidationError, match=r"rate-limited.*RayReplayBuffer"):
         g.run_sync()
 
 
