@@ -54,6 +54,8 @@ class MultiCollector(DataCollectorBase):
 
     _multi = True
     _sync: bool | None = None
+    #: the workers read the policy's weights from shared memory (PolicyWeights)
+    _share_weights = True
 
     def __new__(cls, *args: Any, sync: bool | None = None, **kwargs: Any) -> MultiCollector:
         if sync is not None and not isinstance(sync, bool):
@@ -95,7 +97,7 @@ class MultiCollector(DataCollectorBase):
         # one shared copy per worker, so update_policy_weights_(worker_ids=...) can address one
         self.weights = (
             [PolicyWeights(policy) for _ in range(self.num_workers)]
-            if isinstance(policy, nn.Module) else None
+            if isinstance(policy, nn.Module) and self._share_weights else None
         )
         self._seeds: list[int | None] = [None] * self.num_workers
         self._env_counts: dict[int, int] = {}
@@ -105,7 +107,7 @@ class MultiCollector(DataCollectorBase):
                  budget: int | None) -> Rollout:
         rollout = Rollout(
             self.create_env_fn[i],
-            self.weights[i] if self.weights is not None else self.policy,
+            self._worker_policy(i),
             frames_per_batch=frames_per_batch,
             total_frames=budget,
             max_frames_per_traj=self.max_frames_per_traj,
@@ -119,11 +121,21 @@ class MultiCollector(DataCollectorBase):
             env_device=self._env_devices[i],
             policy_wrapper=self.options.policy_wrapper(),
             trust_policy=self.options.trust_policy,
+            **self._rollout_options(),
         )
         self._rollouts.append(rollout)
         return rollout
 
-    def _placement(self) -> Process:
+    def _worker_policy(self, i: int) -> Any:
+        """What worker ``i``'s rollout runs: its shared copy of the weights, or the policy."""
+        return self.weights[i] if self.weights is not None else self.policy
+
+    def _rollout_options(self) -> dict[str, Any]:
+        """More :class:`~streamrl.ops.Rollout` arguments (none here)."""
+        return {}
+
+    def _placement(self, i: int) -> Any:
+        """Where worker ``i``'s rollout runs."""
         return Process(start_method=self.mp_start_method)
 
     # ------------------------------------------------------------------ control
@@ -218,7 +230,7 @@ class MultiSyncDataCollector(MultiCollector):
                 self._rollout(i, per_worker_frames, random_frames, gated,
                               None if budget is None else budget * per_worker_frames),
                 name=f"rollout{i}",
-                placement=self._placement(),
+                placement=self._placement(i),
             )
             if t is not None:
                 g.connect(t, r)
@@ -251,7 +263,7 @@ class MultiaSyncDataCollector(MultiCollector):
             r = g.add(
                 self._rollout(i, self.frames_per_batch, random_frames, False, share),
                 name=f"rollout{i}",
-                placement=self._placement(),
+                placement=self._placement(i),
             )
             g.connect(r, merge, capacity=1)
         return merge, None

@@ -259,6 +259,7 @@ class Outbox(_Proxy):
         self._newest: tuple[int, Any] | None = None
         self._wake: asyncio.Event | None = None
         self._failure: BaseException | None = None
+        self._gone = False
 
     async def open(self) -> None:  # type: ignore[override]
         self._peer = await self.site.peer(self.edge)
@@ -280,6 +281,8 @@ class Outbox(_Proxy):
     def _set_latest(self, item: Any) -> Any:
         if self._failure is not None:
             raise self._failure
+        if self._gone:
+            return END  # the reader left: so do we
         self._seq += 1
         self._newest = (self._seq, item)
         assert self._wake is not None
@@ -295,13 +298,18 @@ class Outbox(_Proxy):
                 self._wake.clear()
                 newest, self._newest = self._newest, None
                 if newest is not None:
-                    await _settled(self._peer.set_latest.remote(self.edge, *newest), self)
+                    if not await _settled(self._peer.set_latest.remote(self.edge, *newest),
+                                          self):
+                        self._gone = True
+                        return
         except PeerLost as exc:
             self._failure = exc
 
     async def finish(self) -> None:  # type: ignore[override]
         if self.capacity is None:
             await self._drain_latest()
+            if self._gone:
+                return
             await _settled(self._peer.set_latest.remote(self.edge, self._seq + 1, EOS),
                            self)
             return
@@ -311,7 +319,7 @@ class Outbox(_Proxy):
         await _settled(self._peer.push.remote(self.edge, self._seq, EOS), self)
 
     async def _drain_latest(self) -> None:
-        while self._newest is not None and self._failure is None:
+        while self._newest is not None and self._failure is None and not self._gone:
             await asyncio.sleep(0.001)
         if self._failure is not None:
             raise self._failure

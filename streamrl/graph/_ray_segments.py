@@ -203,8 +203,10 @@ class SegmentActor:
         return await self.site.serve(edge).pull(seq)
 
     async def set_latest(self, edge: str, version: int, value: Any) -> bool:
-        self.site.latest_state(edge).set(version, value)
-        return True
+        """Store a newer value; False once the reader has gone."""
+        state = self.site.latest_state(edge)
+        state.set(version, value)
+        return not state.closed
 
     async def pull_latest(self, edge: str, after: int) -> tuple[int, Any]:
         return await self.site.latest_state(edge).newer(after)

@@ -109,7 +109,7 @@ class Stepper:
             self._next = (self._next + k + 1) % n
             if chosen is END_OF_INPUT:
                 return self._finish(o, "finish", None)
-            inputs = o.take(chosen) if chosen else {}
+            inputs = o.take(chosen) if chosen else o.source_inputs()
             out = self._call(o, "step", inputs)
             if out is END:  # ended by StopIteration: flush, then close
                 return self._finish(o, "step", inputs)

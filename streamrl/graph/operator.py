@@ -52,6 +52,10 @@ class Operator:
     * ``primes``: how many items :meth:`open` emits on each output port. Used to check, when the
       graph is built, that a feedback cycle's capacities can hold them.
     * ``state_keys``: attribute names saved by the default :meth:`state_dict`.
+    * ``latest_triggers``: an operator whose only inputs are latest-value ports is stepped
+      when a new value arrives (default True); with False it is stepped as a source instead,
+      and each step's inputs hold the latest-value ports that have a new value (e.g. a
+      rollout that loads new weights when they come, between the batches it collects).
     * ``pipeline_safe``: the operator never ends the stream itself (its ``step`` raises no
       ``StopIteration``), so a process placement may send it its next input before the previous
       output is delivered (see :class:`~streamrl.graph.Process`). Default False.
@@ -82,6 +86,7 @@ class Operator:
     primes: int = 0
     state_keys: tuple[str, ...] = ()
     pipeline_safe: bool = False
+    latest_triggers: bool = True
 
     def open(self) -> dict[str, Any] | None:
         """Called once before the first step; may emit initial items (priming a feedback cycle)."""

@@ -127,10 +127,12 @@ def _served_class(ray: Any) -> Any:
     return _actor_class
 
 
-def _ensure_init(ray: Any, address: str | None, namespace: str | None) -> None:
+def _ensure_init(ray: Any, address: str | None = None, namespace: str | None = None,
+                 **options: Any) -> None:
     """``ray.init`` in a thread that then stays alive (daemon) until the process exits: Ray
     ties the processes it starts to the life of the thread that started them (they get
-    ``PR_SET_PDEATHSIG``), and the event loop's thread may be short-lived (``run_sync``)."""
+    ``PR_SET_PDEATHSIG``), and the event loop's thread may be short-lived (``run_sync``).
+    ``options``: more ``ray.init`` arguments."""
     global _keeper
     with _init_lock:  # two Ray-placed operators starting at once must not both init
         if ray.is_initialized():
@@ -140,7 +142,7 @@ def _ensure_init(ray: Any, address: str | None, namespace: str | None) -> None:
 
         def keep() -> None:
             try:
-                ray.init(address=address, namespace=namespace)
+                ray.init(address=address, namespace=namespace, **options)
                 done.append(None)
             except BaseException as exc:
                 done.append(exc)

@@ -236,7 +236,7 @@ class Runner:
         n = 0
         while ended is None and not tail.outputs_gone():
             if source:
-                r = await self._call(head, "step", {})
+                r = await self._call(head, "step", head.source_inputs())
             else:
                 inputs = await self._gather(head)
                 if inputs is END_OF_INPUT:
@@ -261,7 +261,7 @@ class Runner:
         eos = stopped = False
         while True:
             while not (eos or stopped) and len(pending) < window:
-                inputs: Any = {}
+                inputs: Any = o.source_inputs() if source else {}
                 if not source:
                     if pending and not o.inputs_ready() and not o.inputs_ended():
                         break  # collect a result rather than wait for an input

@@ -115,8 +115,13 @@ class OpRun:
 
     @property
     def is_source(self) -> bool:
-        """No input ports: stepped with ``{}`` until it ends the stream."""
-        return not self.inputs and not self.latest
+        """No triggering input: stepped until it ends the stream, with ``{}`` or with the new
+        values of its latest-value ports (:meth:`source_inputs`)."""
+        return not self.inputs
+
+    def source_inputs(self) -> dict[str, Any]:
+        """A source's inputs for one step: the latest-value ports with a new value."""
+        return self.with_latest({}) if self.latest else {}
 
     # ------------------------------------------------------------------ phase: open
     def begin(self, now: float) -> None:
@@ -280,7 +285,7 @@ def build_run(graph: Graph, hosts: dict[str, Host], fused_edges: AbstractSet[str
     ops = {}
     for name, node in graph.nodes.items():
         ins, lat = inputs[name], latest[name]
-        if not ins and lat:  # only latest-value inputs: they trigger steps
+        if not ins and lat and node.op.latest_triggers:  # only latest inputs: they trigger
             ins, lat = lat, {}
         ops[name] = OpRun(node, hosts[name], wakers[name], ins, lat, outputs[name])
     return ops, channels

@@ -4,7 +4,8 @@ Where the layers meet: env sources, policy stages, batchers and replay-buffer si
 sources, built on :mod:`streamrl.graph` operators.
 
 * :class:`Rollout`: env + policy in one source operator, one ``[envs, T]`` batch per message
-  (the building block of the collectors, placeable in a worker process).
+  (the building block of the collectors, placeable in a worker process); a
+  :class:`WeightsSource` sends it weights where it shares no memory with the learner.
 * :class:`EnvSource` + :class:`PolicyStage` + :class:`TrajectoryBatcher`: the same work as a
   feedback cycle, for topologies where one policy stage serves several env sources.
 * :class:`ReplaySink` / :class:`ReplaySource`: extend a buffer / sample from it.
@@ -57,6 +58,7 @@ from streamrl.ops.trajectory_batcher import TrajectoryBatcher
 from streamrl.ops.transition_batcher import TransitionBatcher
 from streamrl.ops.trigger import Trigger
 from streamrl.ops.weight_sync import WeightSync
+from streamrl.ops.weights_source import WeightsSource
 
 __all__ = [
     "BatchedPolicyServer",
@@ -80,6 +82,7 @@ __all__ = [
     "TransitionBatcher",
     "Trigger",
     "WeightSync",
+    "WeightsSource",
     "build_offpolicy_graph",
     "check_run_logger",
     "default_run_logger",

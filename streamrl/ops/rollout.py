@@ -69,6 +69,12 @@ class Rollout(Operator):
         trust_policy: call the policy on the TensorDict as it is; by default a callable whose
             arguments are observation keys is wrapped into a TensorDict module first
             (:func:`~streamrl.envs.rollout_options.make_compatible_policy`).
+        weights_port: add a latest-value input port ``weights`` taking ``(version, params)``
+            (a :class:`~tensordict.TensorDict` of the policy's parameters and buffers, as
+            :class:`WeightsSource` emits): new weights are loaded into the rollout's own
+            ``policy`` (a module) before its next batch, and batches are stamped with their
+            version. For rollouts in another process than the learner with no shared memory
+            between them (a Ray actor on another node); the port does not trigger batches.
 
     An env given as an object is not closed with the operator (its owner closes it); one
     built from a callable is.
@@ -103,6 +109,7 @@ class Rollout(Operator):
         policy_device: Any = None,
         policy_wrapper: Callable[[Callable], Callable] | None = None,
         trust_policy: bool = False,
+        weights_port: bool = False,
     ):
         if not isinstance(frames_per_batch, int) or frames_per_batch < 1:
             raise ValueError(f"frames_per_batch must be a positive int, got {frames_per_batch!r}")
@@ -144,6 +151,12 @@ class Rollout(Operator):
         self._batches = 0
         if gated:
             self.inputs = ("trigger",)
+        if weights_port:
+            if not isinstance(self.policy, torch.nn.Module) or self.weights is not None:
+                raise TypeError("weights_port needs the policy as a torch module (its weights "
+                                f"are loaded into it), found {type(policy).__name__}")
+            self.inputs = (*self.inputs, "weights")
+            self.latest_triggers = False  # batches come as they are collected, not per version
         self.frames = 0
         self.traj_ids: dict | None = None
         self.env_state: dict | None = None
@@ -219,6 +232,8 @@ class Rollout(Operator):
         env = self.env
         if env is None:
             raise RuntimeError("Rollout.step() called before open()")
+        if "weights" in inputs:
+            self._load_weights(inputs["weights"])
         version = self.weights.version if self.weights is not None else self.version
         requests = int(self._reset_requests)
         if requests != self._resets_done or (self.reset_at_each_iter and self._batches):
@@ -259,6 +274,18 @@ class Rollout(Operator):
         self.frames += batch.numel()
         self._mid_batch = False
         return {"out": batch}
+
+    def _load_weights(self, message: Any) -> None:
+        """Load a ``(version, params)`` message of the ``weights`` port into the policy."""
+        if not (isinstance(message, tuple) and len(message) == 2 and isinstance(message[0], int)
+                and isinstance(message[1], TensorDictBase)):
+            raise TypeError(f"the weights port takes (version, TensorDict of parameters), "
+                            f"found {type(message).__name__}")
+        version, params = message
+        if version > self.version:
+            with torch.no_grad():
+                TensorDict.from_module(self.policy).update_(params)
+            self.version = version
 
     def _policy_outputs(self) -> TensorDictBase:
         """What the policy writes besides the action (learnt once, on a copy of the current

@@ -48,6 +48,7 @@ from streamrl.ops import (
     TrajectoryBatcher,
     TransitionBatcher,
     Trigger,
+    WeightsSource,
     WeightSync,
 )
 
@@ -508,3 +509,32 @@ def test_every_operator_has_a_contract_case():
     assert {Rollout, ReplaySink, Learner} <= operators  # the walk finds operators at all
     missing = sorted(cls.__qualname__ for cls in operators - covered)
     assert not missing, f"operators without a contract case in {__name__}: {missing}"
+
+
+class TestWeightsSourceContract(OpsContract):
+    def make_operator(self) -> WeightsSource:
+        net = q_actor()
+        source = WeightsSource(net)
+        source.publish()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(1.0)
+        source.publish(net)  # the newest of the two is emitted, then the stream ends
+        source.stop()
+        return source
+
+    def test_emits_the_newest_version_then_ends(self):
+        op = self.make_operator()
+        out = run_operator(op, {})["weights"]
+        assert [v for v, _ in out] == [2] and op.state_dict() == {"version": 2}
+        _, params = out[0]
+        assert all(torch.equal(params[k], v) for k, v in
+                   TensorDict.from_module(op.policy).items(True, True))
+
+    def test_publish_checks_the_keys_and_a_step_waits_briefly(self):
+        op = WeightsSource(q_actor())
+        with pytest.raises(ValueError, match="do not match"):
+            op.publish(torch.nn.Linear(2, 2))
+        assert op.step({}) is None  # nothing published: returns after its short wait
+        with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
+            WeightsSource(lambda td: td)

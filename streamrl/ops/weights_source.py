@@ -1,0 +1,99 @@
+"""WeightsSource: a policy's weights as messages, for rollouts that share no memory with the
+learner (Ray actors, other nodes)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import nn
+
+from streamrl.graph import Operator
+
+__all__ = ["WeightsSource"]
+
+_POLL_S = 0.1  # how often a waiting step returns, so the runner sees when its readers left
+
+
+class WeightsSource(Operator):
+    """A source emitting ``(version, params)`` on its latest-value output ``weights`` each time
+    :meth:`publish` is called (from any thread): a copy of the policy's parameters and buffers
+    as a TensorDict, and the count of publications. Connect it with ``kind="latest"`` to the
+    ``weights`` port of rollouts built with ``weights_port=True``: readers see only the newest
+    version. It ends once every reader has gone, or after :meth:`stop` (the newest version
+    is emitted first). A step waits up to 0.1 s for a publication: place it in a thread.
+
+    >>> source = WeightsSource(nn.Linear(2, 1))
+    >>> source.publish()
+    1
+    >>> version, params = source.step({})["weights"]
+    >>> version, sorted(params.keys())
+    (1, ['bias', 'weight'])
+    >>> source.stop()
+    >>> source.step({})
+    Traceback (most recent call last):
+    StopIteration
+    """
+
+    inputs = ()
+    outputs = ("weights",)
+    state_keys = ("version",)
+
+    def __init__(self, policy: nn.Module, *, version: int = 0):
+        if not isinstance(policy, nn.Module):
+            raise TypeError(f"policy must be a torch.nn.Module, found {type(policy).__name__}")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ValueError(f"version must be an int >= 0, found {version!r}")
+        self.policy = policy
+        self.version = version
+        self._keys = set(TensorDict.from_module(policy).keys(True, True))
+        self._newest: tuple[int, TensorDictBase] | None = None
+        self._stopped = False
+        self._changed = threading.Condition()
+
+    def publish(self, weights: nn.Module | TensorDictBase | None = None) -> int:
+        """Snapshot ``weights`` (a module or a TensorDict of its parameters and buffers;
+        default: the policy given at construction) as the next version; returns it."""
+        src = self.policy if weights is None else weights
+        params = src if isinstance(src, TensorDictBase) else TensorDict.from_module(src)
+        keys = set(params.keys(True, True))
+        if keys != self._keys:
+            raise ValueError(f"published weights do not match the policy: missing "
+                             f"{sorted(map(str, self._keys - keys))}, unexpected "
+                             f"{sorted(map(str, keys - self._keys))}")
+        with torch.no_grad():
+            snapshot = params.detach().clone().to("cpu")
+        with self._changed:
+            self.version += 1
+            self._newest = (self.version, snapshot)
+            self._changed.notify_all()
+            return self.version
+
+    def stop(self) -> None:
+        """End the stream once the newest version has been emitted."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+
+    def step(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        with self._changed:
+            if self._newest is None and not self._stopped:
+                self._changed.wait(_POLL_S)
+            newest, self._newest = self._newest, None
+            if newest is None and self._stopped:
+                raise StopIteration
+        return None if newest is None else {"weights": newest}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_changed"]  # a lock belongs to one process
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._changed = threading.Condition()
+
+    def __repr__(self) -> str:
+        return f"WeightsSource(version={self.version})"

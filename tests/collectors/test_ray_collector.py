@@ -1,0 +1,118 @@
+"""RayCollector (TorchRL 0.14's ``torchrl.collectors.distributed.RayCollector``): rollouts on
+Ray actors of a local Ray, weights sent from the driver."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensordict.nn import TensorDictModule
+from torch import nn
+
+from streamrl.collectors import MultiCollector
+from streamrl.collectors.distributed import RayCollector
+from streamrl.envs import GymEnv
+
+ROOT = Path(__file__).resolve().parents[2]
+_ENV = functools.partial(GymEnv, "Pendulum-v1")
+_REMOTE = {"num_cpus": 0, "memory": 0}  # two or three actors on the test's 2 CPUs
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray(ray_local):
+    yield ray_local
+    deadline = time.monotonic() + 5.0
+    while ray_local.util.list_named_actors():
+        assert time.monotonic() < deadline, ray_local.util.list_named_actors()
+        time.sleep(0.01)
+
+
+def _policy() -> TensorDictModule:
+    return TensorDictModule(nn.Linear(3, 1), in_keys=["observation"], out_keys=["action"])
+
+
+def test_async_collects_the_budget_from_two_actors(ray):
+    collector = RayCollector([_ENV, _ENV], _policy(), frames_per_batch=50, total_frames=400,
+                             remote_configs=_REMOTE)
+    assert isinstance(collector, RayCollector) and isinstance(collector, MultiCollector)
+    sizes, workers = [], set()
+    for batch in collector:
+        sizes.append(batch.numel())
+        workers |= set((batch["collector", "traj_ids"] % 2).tolist())
+    collector.shutdown()
+    assert sum(sizes) == 400 and set(sizes) == {50}
+    assert workers == {0, 1}  # both actors contributed
+
+
+def test_sync_stacks_the_collectors_batches(ray):
+    collector = RayCollector(_ENV, None, num_collectors=2, sync=True, frames_per_batch=40,
+                             total_frames=120, remote_configs=_REMOTE)
+    shapes = [batch.batch_size for batch in collector]
+    collector.shutdown()
+    assert shapes == [torch.Size([2, 20])] * 3
+
+
+def test_weights_reach_the_actors(ray):
+    policy = _policy()
+    collector = RayCollector(_ENV, policy, frames_per_batch=20, total_frames=2000,
+                             remote_configs=_REMOTE)
+    seen = []
+    for i, batch in enumerate(collector):
+        seen.append(batch)
+        if i == 0:
+            with torch.no_grad():
+                policy.module.weight.zero_()
+                policy.module.bias.fill_(0.5)
+            collector.update_policy_weights_()
+        if int(batch["collector", "policy_version"].max()) >= 1:
+            break
+    collector.shutdown()
+    last = seen[-1]
+    assert int(last["collector", "policy_version"].min()) == 1
+    assert torch.allclose(last["action"], torch.full_like(last["action"], 0.5))
+    assert collector.stats()["policy_version"] == 1
+
+
+def test_weights_given_as_a_state_dict_to_one_worker(ray):
+    policy = _policy()
+    collector = RayCollector([_ENV, _ENV], policy, frames_per_batch=20, total_frames=10_000,
+                             remote_configs=_REMOTE)
+    new = _policy()
+    with torch.no_grad():
+        new.module.weight.zero_()
+        new.module.bias.fill_(-1.0)
+    collector.update_policy_weights_(new.state_dict(), worker_ids=1)
+    got = {}
+    for batch in collector:
+        worker = int(batch["collector", "traj_ids"][0] % 2)
+        got[worker] = batch
+        if len(got) == 2 and int(got[1]["collector", "policy_version"][0]) == 1:
+            break
+    collector.shutdown()
+    assert torch.all(got[1]["action"] == -1.0)
+    assert int(got[0]["collector", "policy_version"].max()) == 0
+    assert not torch.all(got[0]["action"] == -1.0)
+
+
+def test_unsupported_arguments_are_refused():
+    with pytest.raises(ValueError, match="weight_sync_schemes"):
+        RayCollector(_ENV, None, frames_per_batch=10, weight_sync_schemes={"policy": 1})
+    with pytest.raises(TypeError, match="collector_class"):
+        RayCollector(_ENV, None, frames_per_batch=10, collector_class="MultiSyncDataCollector")
+    with pytest.raises(ValueError, match="num_collectors"):
+        RayCollector([_ENV, _ENV], None, frames_per_batch=10, num_collectors=3)
+    with pytest.raises(ValueError, match="num_workers_per_collector"):
+        RayCollector(_ENV, None, frames_per_batch=10, num_workers_per_collector=0)
