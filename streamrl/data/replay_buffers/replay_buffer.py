@@ -140,6 +140,9 @@ class ReplayBuffer(IterableDataset):
             are cheap to build and allocate their storage at the first write either way.
         pin_memory: pin each sampled batch (a tensor or TensorDict) in page-locked memory,
             for faster copies to a CUDA device (needs CUDA).
+        service_backend: ``"direct"`` (this process) or ``"ray"``: build a
+            :class:`~streamrl.data.RayReplayBuffer` serving this class instead (TorchRL's);
+            ``service_backend_options`` may hold its ``ray_init_config`` and ``remote_config``.
 
     Transforms: ``transform`` and those added with :meth:`append_transform` /
     :meth:`insert_transform` run in order on each sampled batch, and their ``inv`` (when they
@@ -153,6 +156,25 @@ class ReplayBuffer(IterableDataset):
     >>> rb.sample(1)
     [1]
     """
+
+    def __new__(cls, *args: Any, service_backend: str = "direct",
+                service_backend_options: dict[str, Any] | None = None, **kwargs: Any):
+        # TorchRL's spelling of a remote buffer: ReplayBuffer(..., service_backend="ray")
+        # builds a RayReplayBuffer serving this class
+        if service_backend == "direct":
+            return super().__new__(cls)
+        if service_backend != "ray":
+            raise ValueError(f"service_backend must be 'direct' or 'ray', found "
+                             f"{service_backend!r}")
+        from streamrl.data.replay_buffers.ray_buffer import RayReplayBuffer
+
+        options = dict(service_backend_options or {})
+        init, remote = options.pop("ray_init_config", None), options.pop("remote_config", None)
+        if options:
+            raise TypeError(f"service_backend_options takes 'ray_init_config' and "
+                            f"'remote_config', found {sorted(options)}")
+        return RayReplayBuffer(*args, replay_buffer_cls=cls, ray_init_config=init,
+                               remote_config=remote, **kwargs)
 
     def __init__(
         self,
@@ -171,7 +193,10 @@ class ReplayBuffer(IterableDataset):
         compilable: bool = False,
         delayed_init: bool | None = None,
         pin_memory: bool = False,
+        service_backend: str = "direct",
+        service_backend_options: dict[str, Any] | None = None,
     ) -> None:
+        del service_backend, service_backend_options  # read by __new__
         self.compilable = check_compilable(compilable)
         if delayed_init is not None and not isinstance(delayed_init, bool):
             raise TypeError(f"delayed_init must be a bool or None, found "
