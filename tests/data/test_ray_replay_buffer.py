@@ -230,6 +230,12 @@ def test_bad_input_gives_clear_errors(ray):
         RayReplayBuffer(transport="distributed")
     with pytest.raises(TypeError, match=r"storage must be a Storage or a callable .* found int"):
         RayReplayBuffer(storage=5)
+    with pytest.raises(ValueError, match="service_backend must be 'direct' or 'ray'"):
+        ReplayBuffer(service_backend="monarch")
+    with pytest.raises(ValueError, match="a direct ReplayBuffer takes transport 'auto' or "
+                                         "'direct', found 'ray'"):
+        ReplayBuffer(transport="ray")
+    assert type(ReplayBuffer(service_backend="direct", transport="direct")) is ReplayBuffer
     with pytest.raises(ValueError, match=r"remote_config may not set \['name'\]"):
         RayReplayBuffer(remote_config={"name": "mine"})
     with pytest.raises(ValueError, match="prefetch=40 needs max_concurrency >= 42"):

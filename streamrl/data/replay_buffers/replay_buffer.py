@@ -143,6 +143,8 @@ class ReplayBuffer(IterableDataset):
         service_backend: ``"direct"`` (this process) or ``"ray"``: build a
             :class:`~streamrl.data.RayReplayBuffer` serving this class instead (TorchRL's);
             ``service_backend_options`` may hold its ``ray_init_config`` and ``remote_config``.
+        transport, transport_options: ``"auto"`` / ``"direct"`` and no options for a direct
+            buffer (TorchRL's); with ``service_backend="ray"`` see ``RayReplayBuffer``.
 
     Transforms: ``transform`` and those added with :meth:`append_transform` /
     :meth:`insert_transform` run in order on each sampled batch, and their ``inv`` (when they
@@ -195,8 +197,16 @@ class ReplayBuffer(IterableDataset):
         pin_memory: bool = False,
         service_backend: str = "direct",
         service_backend_options: dict[str, Any] | None = None,
+        transport: str = "auto",
+        transport_options: dict[str, Any] | None = None,
     ) -> None:
         del service_backend, service_backend_options  # read by __new__
+        if transport not in ("auto", "direct"):
+            raise ValueError(f"a direct ReplayBuffer takes transport 'auto' or 'direct', found "
+                             f"{transport!r} (remote transports need service_backend='ray')")
+        if transport_options:
+            raise ValueError(f"transport_options are only used by a remote buffer, found "
+                             f"{transport_options!r}")
         self.compilable = check_compilable(compilable)
         if delayed_init is not None and not isinstance(delayed_init, bool):
             raise TypeError(f"delayed_init must be a bool or None, found "
