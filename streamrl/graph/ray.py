@@ -8,7 +8,6 @@ result travel through Ray's object store, and the reply is awaited on the event 
 from __future__ import annotations
 
 import numbers
-import re
 import threading
 import time
 import uuid
@@ -18,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from .._utils.ray_items import _pack_item, _unpack_item, _unwrap
 from .._warnings import StreamRLWarning
 from .eventloop import run_in_own_thread, running_loop
 from .operator import Many, Operator, async_hooks
@@ -42,56 +42,6 @@ def _import_ray() -> Any:
             "(or pip install 'ray>=2.40')"
         ) from exc
     return ray
-
-
-# A TensorDict of CPU tensors crosses as (_PACKED, batch_size, device, keys, numpy arrays):
-# Ray serializes numpy arrays much faster than torch tensors (a 256x4 float32 TensorDict:
-# ~1.0 ms per round trip instead of ~1.6 ms on a 2-core machine; see benchmarks/graph_ray.py).
-_PACKED = "__streamrl_ray_td__"
-
-
-def _pack_item(item: Any) -> Any:
-    from tensordict import TensorDict
-
-    if type(item) is not TensorDict or any(n is not None for n in item.names):
-        return item
-    import torch
-
-    keys: list[Any] = []
-    arrays: list[Any] = []  # numpy arrays; None recreates an empty nested TensorDict
-    for k, v in item.items(True, False):
-        if type(v) is TensorDict:
-            if v.batch_size != item.batch_size:
-                return item  # a nested batch size would be lost
-            if v.is_empty():  # no leaf would recreate it
-                keys.append(k)
-                arrays.append(None)
-            continue
-        if type(v) is not torch.Tensor or v.device.type != "cpu" or v.requires_grad:
-            return item  # non-tensor leaves, device tensors, graph leaves: pickle as usual
-        try:
-            arrays.append(v.numpy())
-        except (RuntimeError, TypeError):  # e.g. bfloat16 has no numpy dtype
-            return item
-        keys.append(k)
-    device = None if item.device is None else str(item.device)
-    return (_PACKED, tuple(item.batch_size), device, keys, arrays)
-
-
-def _unpack_item(item: Any) -> Any:
-    if type(item) is not tuple or len(item) != 5 or item[0] != _PACKED:
-        return item
-    import torch
-    from tensordict import TensorDict
-
-    _, batch_size, device, keys, arrays = item
-    td = TensorDict({}, batch_size=batch_size, device=device)
-    for k, a in zip(keys, arrays):
-        if a is None:
-            td.set(k, TensorDict({}, batch_size=batch_size, device=device))
-        else:  # arrays read from Ray's object store are read-only views: copy those
-            td.set(k, torch.from_numpy(a if a.flags.writeable else a.copy()))
-    return td
 
 
 def _map_items(fn: Any, values: Any) -> Any:
@@ -155,20 +105,6 @@ def _ensure_init(ray: Any, address: str | None = None, namespace: str | None = N
         ready.wait()
         if done[0] is not None:
             raise done[0]
-
-
-def _unwrap(ray: Any, exc: BaseException) -> BaseException:
-    """The operator's own exception for a ``RayTaskError`` (Ray's remote traceback as a note),
-    else ``exc`` (e.g. ``ActorDiedError``)."""
-    if isinstance(exc, ray.exceptions.RayTaskError):
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, BaseException):
-            if hasattr(cause, "add_note"):  # Python >= 3.11
-                # str(): Ray's remote traceback (the raised instance has no traceback_str),
-                # without its terminal colour codes
-                cause.add_note("raised on a Ray actor: " + re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))
-            return cause
-    return exc
 
 
 class _RayHost(PipelinedHost):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from tensordict import TensorDictBase
@@ -62,6 +63,15 @@ class ReplaySource(Operator):
     the source waits for the collector's next insert (polling every ``poll`` seconds; after
     ``timeout`` seconds without an insert, ``TimeoutError``, so a stalled collector is an
     error, not a hang).
+
+    **Remote buffers.** A :class:`~streamrl.data.RayReplayBuffer` (or its ``client()``) works
+    as any buffer: each step is one blocking ``sample`` call on the buffer's actor, and the
+    actor's rate limiter makes it wait. ``prefetch=k`` keeps ``k`` sample calls in flight
+    while the learner works on the current batch (the buffer's ``sample_async``), never more
+    than ``num_batches`` leaves to draw, so prefetching draws nothing beyond the budget. It needs a buffer with ``sample_async`` (a
+    local buffer prefetches with ``ReplayBuffer(prefetch=k)``) and cannot be combined with
+    ``first_version``, which decides each draw when it is made. Bounded policy lag
+    (``first_version``) reads the sampler directly, so it needs a local buffer.
     """
 
     inputs = ()
@@ -69,7 +79,7 @@ class ReplaySource(Operator):
 
     def __init__(self, buffer: Any, batch_size: int, *, num_batches: int | None = None,
                  first_version: int | None = None, timeout: float | None = 120.0,
-                 poll: float = 0.001):
+                 poll: float = 0.001, prefetch: int = 0):
         if not hasattr(buffer, "sample"):
             raise TypeError(f"buffer must have sample(), found {type(buffer).__name__}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -92,22 +102,52 @@ class ReplaySource(Operator):
             raise ValueError(f"timeout must be > 0 or None, got {timeout!r}")
         if not poll > 0:
             raise ValueError(f"poll must be > 0, got {poll!r}")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
+        if prefetch and not callable(getattr(buffer, "sample_async", None)):
+            raise TypeError(
+                f"prefetch={prefetch} needs a buffer with sample_async() (a RayReplayBuffer or "
+                f"its client), found {type(buffer).__name__}; a local buffer prefetches with "
+                "ReplayBuffer(prefetch=k)"
+            )
+        if prefetch and first_version is not None:
+            raise ValueError("prefetch and first_version cannot be combined: bounded lag "
+                             "decides each draw when it is made")
         self.buffer = buffer
         self.batch_size = batch_size
         self.num_batches = num_batches
         self.first_version = first_version
         self.timeout = timeout
         self.poll = poll
+        self.prefetch = prefetch
         self.sampled = 0
+        self._ahead: deque[Any] = deque()  # sample calls in flight (prefetch), oldest first
 
     def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
         if self.num_batches is not None and self.sampled >= self.num_batches:
             raise StopIteration
         if self.first_version is not None:
             self._wait_fresh(self.first_version + self.sampled)
-        batch = self.buffer.sample(self.batch_size)
+        if self.prefetch:
+            # this step's draw and `prefetch` more, within what the budget leaves
+            want = self.prefetch + 1
+            if self.num_batches is not None:
+                want = min(want, self.num_batches - self.sampled)
+            while len(self._ahead) < want:
+                self._ahead.append(self.buffer.sample_async(self.batch_size))
+            batch = self._ahead.popleft().result()
+        else:
+            batch = self.buffer.sample(self.batch_size)
         self.sampled += 1
         return {"out": batch}
+
+    def close(self) -> None:
+        self._ahead.clear()  # their batches are dropped (the calls finish on the buffer)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_ahead"] = deque()  # calls in flight stay with this copy
+        return state
 
     def _wait_fresh(self, version: int) -> None:
         sampler = self.buffer.sampler

@@ -3,7 +3,8 @@
 their documented constructor arguments, and their main methods exercised.
 
 Names left out on purpose: ``HERReplayBuffer``/``HindsightStrategy`` (multi-task),
-``RayReplayBuffer``/``RemoteTensorDictReplayBuffer`` (Ray), ``PromptGroupSampler`` (LLM).
+``RemoteTensorDictReplayBuffer`` (Ray; ``RayReplayBuffer`` is tested with a local Ray in
+``tests/data/test_ray_replay_buffer.py``), ``PromptGroupSampler`` (LLM).
 """
 
 import pytest

@@ -18,6 +18,9 @@ A buffer is a storage (where items live) x a writer (which slots a batch goes to
 - Rate limiters: ``ReplayBuffer(..., rate_limiter=SampleToInsertRatio(...))`` makes
   ``extend``/``sample`` block (``aextend``/``asample`` await); the same limiter objects gate
   the graph's rate-limited edges (``acquire_insert`` / ``acquire_sample``).
+- Remote: ``RayReplayBuffer(storage=partial(LazyTensorStorage, N), ...)`` (or
+  ``ReplayBuffer(..., service_backend="ray")``) serves the buffer from a Ray actor;
+  ``rb.client()`` hands picklable read/write handles to writer and learner actors.
 - Checkpoints: ``rb.dumps(path)`` / ``rb.loads(path)``: one file, written atomically, read
   with ``torch.load(weights_only=True)``; or, with a storage checkpointer
   (``storage.checkpointer = FlatStorageCheckpointer()``, or ``rb.register_save_hook(...)``),
@@ -29,6 +32,7 @@ from streamrl.data.replay_buffers.ensemble import ReplayBufferEnsemble
 from streamrl.data.replay_buffers.loaders import ReplayDataset, ReplayNode
 from streamrl.data.replay_buffers.prefill import prefill_replay_buffer
 from streamrl.data.replay_buffers.rate_limiters import MinSize, RateLimiter, SampleToInsertRatio
+from streamrl.data.replay_buffers.ray_buffer import RayReplayBuffer, ReplayActorDiedError
 from streamrl.data.replay_buffers.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
 from streamrl.data.replay_buffers.samplers import (
     ConsumingSampler,
@@ -117,6 +121,8 @@ __all__ = [
     "PrioritizedSliceSampler",
     "RandomSampler",
     "RateLimiter",
+    "RayReplayBuffer",
+    "ReplayActorDiedError",
     "ReplayBuffer",
     "ReplayBufferEnsemble",
     "ReplayDataset",

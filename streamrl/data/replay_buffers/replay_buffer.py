@@ -140,6 +140,11 @@ class ReplayBuffer(IterableDataset):
             are cheap to build and allocate their storage at the first write either way.
         pin_memory: pin each sampled batch (a tensor or TensorDict) in page-locked memory,
             for faster copies to a CUDA device (needs CUDA).
+        service_backend: ``"direct"`` (this process) or ``"ray"``: build a
+            :class:`~streamrl.data.RayReplayBuffer` serving this class instead (TorchRL's);
+            ``service_backend_options`` may hold its ``ray_init_config`` and ``remote_config``.
+        transport, transport_options: ``"auto"`` / ``"direct"`` and no options for a direct
+            buffer (TorchRL's); with ``service_backend="ray"`` see ``RayReplayBuffer``.
 
     Transforms: ``transform`` and those added with :meth:`append_transform` /
     :meth:`insert_transform` run in order on each sampled batch, and their ``inv`` (when they
@@ -153,6 +158,25 @@ class ReplayBuffer(IterableDataset):
     >>> rb.sample(1)
     [1]
     """
+
+    def __new__(cls, *args: Any, service_backend: str = "direct",
+                service_backend_options: dict[str, Any] | None = None, **kwargs: Any):
+        # TorchRL's spelling of a remote buffer: ReplayBuffer(..., service_backend="ray")
+        # builds a RayReplayBuffer serving this class
+        if service_backend == "direct":
+            return super().__new__(cls)
+        if service_backend != "ray":
+            raise ValueError(f"service_backend must be 'direct' or 'ray', found "
+                             f"{service_backend!r}")
+        from streamrl.data.replay_buffers.ray_buffer import RayReplayBuffer
+
+        options = dict(service_backend_options or {})
+        init, remote = options.pop("ray_init_config", None), options.pop("remote_config", None)
+        if options:
+            raise TypeError(f"service_backend_options takes 'ray_init_config' and "
+                            f"'remote_config', found {sorted(options)}")
+        return RayReplayBuffer(*args, replay_buffer_cls=cls, ray_init_config=init,
+                               remote_config=remote, **kwargs)
 
     def __init__(
         self,
@@ -171,7 +195,18 @@ class ReplayBuffer(IterableDataset):
         compilable: bool = False,
         delayed_init: bool | None = None,
         pin_memory: bool = False,
+        service_backend: str = "direct",
+        service_backend_options: dict[str, Any] | None = None,
+        transport: str = "auto",
+        transport_options: dict[str, Any] | None = None,
     ) -> None:
+        del service_backend, service_backend_options  # read by __new__
+        if transport not in ("auto", "direct"):
+            raise ValueError(f"a direct ReplayBuffer takes transport 'auto' or 'direct', found "
+                             f"{transport!r} (remote transports need service_backend='ray')")
+        if transport_options:
+            raise ValueError(f"transport_options are only used by a remote buffer, found "
+                             f"{transport_options!r}")
         self.compilable = check_compilable(compilable)
         if delayed_init is not None and not isinstance(delayed_init, bool):
             raise TypeError(f"delayed_init must be a bool or None, found "
