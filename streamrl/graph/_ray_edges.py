@@ -26,10 +26,10 @@ import asyncio
 from collections import deque
 from typing import Any
 
+from .._utils.ray_items import _pack_item, _unpack_item
 from .errors import GraphError
 from .operator import Operator
 from .placement import END
-from .ray import _pack_item, _unpack_item
 
 
 class _EndOfStream:

@@ -257,8 +257,9 @@ class Deployment:
         raise exc
 
     async def start(self) -> None:
+        from .._utils.ray_items import _unwrap
         from .eventloop import run_in_own_thread
-        from .ray import _ensure_init, _import_ray, _unwrap
+        from .ray import _ensure_init, _import_ray
 
         ray = self._ray = _import_ray()
         first = next(iter(self.placements.values()))
@@ -319,7 +320,7 @@ class Deployment:
                 t.cancel()
 
     async def _run_one(self, seg: str) -> None:
-        from .ray import _unwrap
+        from .._utils.ray_items import _unwrap
 
         ray = self._ray
         p = self.placements[seg]

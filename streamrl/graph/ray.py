@@ -8,7 +8,6 @@ result travel through Ray's object store, and the reply is awaited on the event 
 from __future__ import annotations
 
 import numbers
-import threading
 import time
 import uuid
 import warnings
@@ -17,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from .._utils.ray_init import ensure_init, import_ray
 from .._utils.ray_items import _pack_item, _unpack_item, _unwrap
 from .._warnings import StreamRLWarning
 from .eventloop import run_in_own_thread, running_loop
@@ -25,23 +25,13 @@ from .placement import END, NOARG, Host, PipelinedHost, Placement, call_hook
 
 __all__ = ["Ray"]
 
-_INSTALL = "pip install 'streamrl[ray]'"
 # Options this placement sets itself; passing them in actor_options would break it.
 _RESERVED = ("name", "namespace", "max_concurrency", "num_cpus", "num_gpus", "resources")
-_init_lock = threading.Lock()
 _actor_class: Any = None
-_keeper: threading.Thread | None = None
 
 
 def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError(
-            f"the Ray placement needs Ray, which is not installed: {_INSTALL} "
-            "(or pip install 'ray>=2.40')"
-        ) from exc
-    return ray
+    return import_ray("the Ray placement")
 
 
 def _map_items(fn: Any, values: Any) -> Any:
@@ -79,32 +69,8 @@ def _served_class(ray: Any) -> Any:
 
 def _ensure_init(ray: Any, address: str | None = None, namespace: str | None = None,
                  **options: Any) -> None:
-    """``ray.init`` in a thread that then stays alive (daemon) until the process exits: Ray
-    ties the processes it starts to the life of the thread that started them (they get
-    ``PR_SET_PDEATHSIG``), and the event loop's thread may be short-lived (``run_sync``).
-    ``options``: more ``ray.init`` arguments."""
-    global _keeper
-    with _init_lock:  # two Ray-placed operators starting at once must not both init
-        if ray.is_initialized():
-            return
-        done: list[BaseException | None] = []
-        ready = threading.Event()
-
-        def keep() -> None:
-            try:
-                ray.init(address=address, namespace=namespace, **options)
-                done.append(None)
-            except BaseException as exc:
-                done.append(exc)
-            ready.set()
-            if done[0] is None:
-                threading.Event().wait()  # never set: the thread lives as long as the process
-
-        _keeper = threading.Thread(target=keep, name="streamrl-ray-init", daemon=True)
-        _keeper.start()
-        ready.wait()
-        if done[0] is not None:
-            raise done[0]
+    """Start Ray (``address``, ``namespace`` and more ``ray.init`` options) unless it runs."""
+    ensure_init(ray, address=address, namespace=namespace, **options)
 
 
 class _RayHost(PipelinedHost):

@@ -184,13 +184,13 @@ class RayCollector(MultiCollector):
 
     @staticmethod
     def _init_ray(config: dict[str, Any] | None) -> None:
-        from streamrl.graph.ray import _ensure_init, _import_ray
+        from streamrl._utils.ray_init import ensure_init, import_ray
 
-        ray = _import_ray()
+        ray = import_ray("RayCollector")
         if config is not None and not isinstance(config, dict):
             raise TypeError(f"ray_init_config must be a dict, found {type(config).__name__}")
         if not ray.is_initialized():
-            _ensure_init(ray, **(config or {}))
+            ensure_init(ray, **(config or {}))
 
     # ------------------------------------------------------------------ the multi collector's hooks
     def _placement(self, i: int) -> Ray:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 
+from streamrl._utils.ray_init import ensure_init, import_ray
 from streamrl._utils.ray_items import _pack_item, _unpack_item, _unwrap
 from streamrl.data.replay_buffers.replay_buffer import ReplayBuffer
 from streamrl.data.replay_buffers.samplers import Sampler
@@ -31,19 +32,11 @@ _TRANSPORTS = ("auto", "ray")
 # actor would come back empty and serve samples as if nothing had been lost).
 _RESERVED = ("name", "max_concurrency", "max_restarts")
 _PARTS = (("storage", Storage), ("sampler", Sampler), ("writer", Writer))
-_init_lock = threading.Lock()
 _service_class: Any = None
 
 
 def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError(
-            "RayReplayBuffer needs Ray, which is not installed: pip install 'streamrl[ray]' "
-            "(or pip install 'ray>=2.40')"
-        ) from exc
-    return ray
+    return import_ray("RayReplayBuffer")
 
 
 def _default_remote_config() -> dict[str, Any]:
@@ -52,32 +45,6 @@ def _default_remote_config() -> dict[str, Any]:
     if torch.cuda.is_available():
         config["num_gpus"] = 0.2
     return config
-
-
-def _ensure_init(ray: Any, config: dict[str, Any]) -> None:
-    """``ray.init(**config)`` unless Ray is running, from a thread that stays alive until the
-    process exits: Ray ties the processes it starts to the thread that started them (they get
-    ``PR_SET_PDEATHSIG``), and the caller's thread may be short-lived."""
-    with _init_lock:
-        if ray.is_initialized():
-            return
-        done: list[BaseException | None] = []
-        ready = threading.Event()
-
-        def keep() -> None:
-            try:
-                ray.init(**config)
-                done.append(None)
-            except BaseException as exc:
-                done.append(exc)
-            ready.set()
-            if done[0] is None:
-                threading.Event().wait()  # never set: lives as long as the process
-
-        threading.Thread(target=keep, name="streamrl-ray-init", daemon=True).start()
-        ready.wait()
-        if done[0] is not None:
-            raise done[0]
 
 
 class ReplayActorDiedError(RuntimeError):
@@ -441,7 +408,7 @@ class RayReplayBuffer(_Client):
 
         ray = _import_ray()
         if not ray.is_initialized():
-            _ensure_init(ray, dict(ray_init_config or {}))
+            ensure_init(ray, **dict(ray_init_config or {}))
         options = _default_remote_config() if remote_config is None else dict(remote_config)
         options = {k: v for k, v in options.items() if v is not None}
         if "scheduling_strategy" not in options:  # the driver's node: dumps() writes there
