@@ -16,7 +16,7 @@ from typing import Any
 _PACKED = "__streamrl_ray_td__"
 
 
-def _pack_item(item: Any) -> Any:
+def pack_item(item: Any) -> Any:
     from tensordict import TensorDict
 
     if type(item) is not TensorDict or any(n is not None for n in item.names):
@@ -44,7 +44,7 @@ def _pack_item(item: Any) -> Any:
     return (_PACKED, tuple(item.batch_size), device, keys, arrays)
 
 
-def _unpack_item(item: Any) -> Any:
+def unpack_item(item: Any) -> Any:
     if type(item) is not tuple or len(item) != 5 or item[0] != _PACKED:
         return item
     import torch
@@ -60,7 +60,7 @@ def _unpack_item(item: Any) -> Any:
     return td
 
 
-def _unwrap(ray: Any, exc: BaseException) -> BaseException:
+def unwrap_error(ray: Any, exc: BaseException) -> BaseException:
     """The operator's own exception for a ``RayTaskError`` (Ray's remote traceback as a note),
     else ``exc`` (e.g. ``ActorDiedError``)."""
     if isinstance(exc, ray.exceptions.RayTaskError):

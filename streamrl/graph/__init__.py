@@ -41,7 +41,7 @@ does.
 
 from .channels import FifoChannel, LatestChannel, RateLimitedChannel, RateLimiter, rows_of
 from .deterministic import StepEvent, Stepper
-from .errors import DeadlockError, GraphError, GraphValidationError, OperatorError
+from .errors import DeadlockError, GraphError, GraphValidationError, OperatorError, PeerLostError
 from .graph import Edge, Graph, Node, Port
 from .interop import GraphNode, NodeSource
 from .kinds import Batcher, Collect, Map, Sink, Source
@@ -73,6 +73,7 @@ __all__ = [
     "Operator",
     "OperatorError",
     "OperatorStats",
+    "PeerLostError",
     "PipelinedHost",
     "Placement",
     "Port",

@@ -26,8 +26,8 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from .._utils.ray_items import _pack_item, _unpack_item
-from .errors import GraphError
+from .._utils.ray_items import pack_item, unpack_item
+from .errors import PeerLostError
 from .operator import Operator
 from .placement import END
 
@@ -43,11 +43,6 @@ class _EndOfStream:
 
 
 EOS = _EndOfStream()
-
-
-class PeerLost(GraphError):
-    """The other end of a Ray edge failed or went away: a consequence, not the cause (the
-    deployment reports the operator that failed first)."""
 
 
 # ------------------------------------------------------------------------------------ receiving
@@ -231,13 +226,13 @@ class _Proxy(Operator):
 
 async def _settled(ref: Any, proxy: _Proxy) -> Any:
     """The reply of a call on the peer of ``proxy``'s edge; a Ray error becomes
-    :class:`PeerLost`, handed to the site."""
+    :class:`~streamrl.graph.PeerLostError`, handed to the site."""
     import ray
 
     try:
         return await ref
     except ray.exceptions.RayError as exc:
-        lost = PeerLost(f"the other end of edge {proxy.edge} failed or went away "
+        lost = PeerLostError(f"the other end of edge {proxy.edge} failed or went away "
                         f"({type(exc).__name__})")
         lost.__cause__ = exc
     await proxy.site.lost(lost)
@@ -268,7 +263,7 @@ class Outbox(_Proxy):
             self._sender = asyncio.get_running_loop().create_task(self._send_latest())
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
-        item = _pack_item(inputs["in"])
+        item = pack_item(inputs["in"])
         if self.capacity is None:
             return self._set_latest(item)
         while len(self._pending) >= self.capacity:
@@ -302,7 +297,7 @@ class Outbox(_Proxy):
                                           self):
                         self._gone = True
                         return
-        except PeerLost as exc:
+        except PeerLostError as exc:
             self._failure = exc
 
     async def finish(self) -> None:  # type: ignore[override]
@@ -340,7 +335,7 @@ class Inbox(_Proxy):
         item = await self.site.inbox(self.edge).take()
         if item is EOS:
             return END
-        return {"out": _unpack_item(item)}
+        return {"out": unpack_item(item)}
 
     def close(self) -> None:
         if self.site is not None:
@@ -361,7 +356,7 @@ class LatestIn(_Proxy):
         self._version, value = await self.site.latest_state(self.edge).newer(self._version)
         if value is EOS:
             return END
-        return {"out": _unpack_item(value)}
+        return {"out": unpack_item(value)}
 
     def close(self) -> None:
         if self.site is not None:
@@ -379,7 +374,7 @@ class Serve(_Proxy):
         self._version = 0
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
-        item = _pack_item(inputs["in"])
+        item = pack_item(inputs["in"])
         if self.latest:
             self._version += 1
             self.site.latest_state(self.edge).set(self._version, item)
@@ -424,7 +419,7 @@ class Pull(_Proxy):
         if value is EOS:
             self._ended = True
             return END
-        return {"out": _unpack_item(value)}
+        return {"out": unpack_item(value)}
 
     def close(self) -> None:
         self._pending.clear()

@@ -257,7 +257,7 @@ class Deployment:
         raise exc
 
     async def start(self) -> None:
-        from .._utils.ray_items import _unwrap
+        from .._utils.ray_items import unwrap_error
         from .eventloop import run_in_own_thread
         from .ray import _ensure_init, _import_ray
 
@@ -279,7 +279,7 @@ class Deployment:
                 with anyio.move_on_after(p.start_timeout) as scope:
                     self.nodes[seg] = await actor.ready.remote()
             except ray.exceptions.RayError as exc:
-                raise OperatorError(seg, "start", _unwrap(ray, exc)) from None
+                raise OperatorError(seg, "start", unwrap_error(ray, exc)) from None
             if scope.cancelled_caught:
                 raise OperatorError(seg, "start", TimeoutError(
                     f"the Ray actor of operator {seg!r} was not running after "
@@ -291,7 +291,7 @@ class Deployment:
     async def run(self) -> None:
         """Run every segment to its end; raise the first failure (its cause, when a failure
         was only a consequence of a lost peer), as an :class:`OperatorError`."""
-        from ._ray_edges import PeerLost
+        from .errors import PeerLostError
 
         tasks = {asyncio.ensure_future(self._run_one(seg)): seg for seg in self.actors}
         try:
@@ -305,7 +305,7 @@ class Deployment:
                 errors = [t.exception() for t in done if t.exception() is not None]
                 for exc in errors:
                     assert isinstance(exc, OperatorError)
-                    if not _caused_by(exc, PeerLost):
+                    if not _caused_by(exc, PeerLostError):
                         raise exc
                     first = first or exc
                 if first is not None:
@@ -320,14 +320,14 @@ class Deployment:
                 t.cancel()
 
     async def _run_one(self, seg: str) -> None:
-        from .._utils.ray_items import _unwrap
+        from .._utils.ray_items import unwrap_error
 
         ray = self._ray
         p = self.placements[seg]
         try:
             stats, states = await self.actors[seg].run.remote(p.sync_state)
         except ray.exceptions.RayTaskError as exc:
-            err = _unwrap(ray, exc)
+            err = unwrap_error(ray, exc)
             self.failed.set()
             raise (err if isinstance(err, OperatorError)
                    else OperatorError(seg, "step", err)) from None

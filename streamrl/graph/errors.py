@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DeadlockError", "GraphError", "GraphValidationError", "OperatorError"]
+__all__ = ["DeadlockError", "GraphError", "GraphValidationError", "OperatorError", "PeerLostError"]
 
 
 class GraphError(Exception):
@@ -48,3 +48,9 @@ class DeadlockError(GraphError):
     def __init__(self, message: str, blocked: list[tuple[str, str, str, int, int | None]]):
         super().__init__(message)
         self.blocked = blocked
+
+
+class PeerLostError(GraphError):
+    """The other end of an edge between two processes of a Ray application failed or went
+    away (``Ray(direct=True)``). Usually a consequence: the run reports the operator that
+    failed first, and this error only when no cause shows up within a few seconds."""

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from .._utils.ray_init import ensure_init, import_ray
-from .._utils.ray_items import _pack_item, _unpack_item, _unwrap
+from .._utils.ray_items import pack_item, unpack_item, unwrap_error
 from .._warnings import StreamRLWarning
 from .eventloop import run_in_own_thread, running_loop
 from .operator import Many, Operator, async_hooks
@@ -53,10 +53,10 @@ class _Served:
 
     def hook(self, name: str, arg: Any = NOARG) -> Any:
         if name == "step":
-            arg = _map_items(_unpack_item, arg)
+            arg = _map_items(unpack_item, arg)
         result = call_hook(self.op, name, arg)
         if result is not END and name in ("open", "step", "finish"):
-            result = _map_items(_pack_item, result)
+            result = _map_items(pack_item, result)
         return result
 
 
@@ -113,7 +113,7 @@ class _RayHost(PipelinedHost):
                 await ref
             except ray.exceptions.RayError as exc:
                 self._inflight.remove(ref)
-                raise _unwrap(ray, exc) from None
+                raise unwrap_error(ray, exc) from None
         if scope.cancelled_caught:
             raise TimeoutError(
                 f"the Ray actor of operator {self.name!r} was not running after "
@@ -130,7 +130,7 @@ class _RayHost(PipelinedHost):
             raise RuntimeError(f"operator {self.name!r}: more than {self.max_in_flight} calls "
                                "in flight")
         if hook == "step":
-            arg = _map_items(_pack_item, arg)
+            arg = _map_items(pack_item, arg)
         method = self._actor.hook
         ref = method.remote(hook) if arg is NOARG else method.remote(hook, arg)
         self._inflight.append(ref)
@@ -143,10 +143,10 @@ class _RayHost(PipelinedHost):
             result = await ref
         except self._ray.exceptions.RayError as exc:
             self._inflight.remove(ref)
-            raise _unwrap(self._ray, exc) from None
+            raise unwrap_error(self._ray, exc) from None
         # not reached when cancelled: the call stays in flight and marks the actor busy
         self._inflight.remove(ref)
-        return _map_items(_unpack_item, result), time.perf_counter() - t0
+        return _map_items(unpack_item, result), time.perf_counter() - t0
 
     async def aclose(self, *, fast: bool = False) -> None:
         if self._closed:

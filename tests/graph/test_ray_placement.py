@@ -148,7 +148,7 @@ def test_deterministic_mode_runs_inline_without_ray():
 
 
 def test_tensordicts_are_packed_as_numpy_arrays_and_rebuilt_exactly():
-    from streamrl.graph.ray import _pack_item, _unpack_item
+    from streamrl.graph.ray import pack_item, unpack_item
 
     td = TensorDict({
         "obs": torch.randn(3, 2),
@@ -156,11 +156,11 @@ def test_tensordicts_are_packed_as_numpy_arrays_and_rebuilt_exactly():
         "nested": {"step": torch.arange(3, dtype=torch.int32), "empty": {}},
         "t": torch.randn(2, 3).t(),  # not contiguous
     }, [3])
-    packed = pickle.loads(pickle.dumps(_pack_item(td)))
+    packed = pickle.loads(pickle.dumps(pack_item(td)))
     assert isinstance(packed, tuple) and all(
         a is None or type(a).__module__ == "numpy" for a in packed[4])
     packed[4][0].setflags(write=False)  # as when read from Ray's object store
-    back = _unpack_item(packed)
+    back = unpack_item(packed)
     assert type(back) is TensorDict and back.batch_size == td.batch_size
     assert set(back.keys(True, True)) == set(td.keys(True, True))
     assert "empty" in back["nested"].keys() and back["nested", "empty"].batch_size == (3,)
@@ -176,8 +176,8 @@ def test_tensordicts_are_packed_as_numpy_arrays_and_rebuilt_exactly():
         TensorDict({"x": torch.ones(2, requires_grad=True)}, [2]),
         "not a tensordict",
     ]:
-        assert _pack_item(other) is other
-    assert _unpack_item(("other", 1, 2, 3, 4)) == ("other", 1, 2, 3, 4)
+        assert pack_item(other) is other
+    assert unpack_item(("other", 1, 2, 3, 4)) == ("other", 1, 2, 3, 4)
 
 
 # ---------------------------------------------------------------------------- running

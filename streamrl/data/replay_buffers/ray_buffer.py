@@ -19,7 +19,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl._utils.ray_init import ensure_init, import_ray
-from streamrl._utils.ray_items import _pack_item, _unpack_item, _unwrap
+from streamrl._utils.ray_items import pack_item, unpack_item, unwrap_error
 from streamrl.data.replay_buffers.replay_buffer import ReplayBuffer
 from streamrl.data.replay_buffers.samplers import Sampler
 from streamrl.data.replay_buffers.storages import Storage
@@ -99,11 +99,11 @@ class _Service:
         return ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address(), os.getpid()
 
     def call(self, name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
-        args = tuple(_unpack_item(a) for a in args)
+        args = tuple(unpack_item(a) for a in args)
         result = getattr(self.rb, name)(*args, **kwargs)
         if isinstance(result, tuple) and len(result) == 2 and name == "sample":
-            return _pack_item(result[0]), result[1]  # (batch, info)
-        return _pack_item(result)
+            return pack_item(result[0]), result[1]  # (batch, info)
+        return pack_item(result)
 
     def attr(self, name: str) -> Any:
         return getattr(self.rb, name)
@@ -140,7 +140,7 @@ class _Pending:
 
     def result(self) -> Any:
         """The sampled batch (re-raises the buffer's error)."""
-        return self._client._get(self._ref, "sample")
+        return self._client._resolve_call(self._ref, "sample")
 
 
 class _Client:
@@ -176,25 +176,25 @@ class _Client:
     def _submit(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if not self._has_gpu:
             args = tuple(_to_cpu(a) for a in args)
-        return self._actor.call.remote(name, tuple(_pack_item(a) for a in args), kwargs)
+        return self._actor.call.remote(name, tuple(pack_item(a) for a in args), kwargs)
 
-    def _get(self, ref: Any, call: str) -> Any:
+    def _resolve_call(self, ref: Any, call: str) -> Any:
         ray = _import_ray()
         try:
             result = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             raise ReplayActorDiedError(*self._where, call=f"{call}()") from exc
         except ray.exceptions.RayError as exc:
-            raise _unwrap(ray, exc) from None
+            raise unwrap_error(ray, exc) from None
         if type(result) is tuple and len(result) == 2 and call == "sample":
-            return _unpack_item(result[0]), result[1]
-        return _unpack_item(result)
+            return unpack_item(result[0]), result[1]
+        return unpack_item(result)
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        return self._get(self._submit(name, *args, **kwargs), name)
+        return self._resolve_call(self._submit(name, *args, **kwargs), name)
 
     def _attr(self, name: str) -> Any:
-        return self._get(self._actor.attr.remote(name), name)
+        return self._resolve_call(self._actor.attr.remote(name), name)
 
     # -- the buffer's API ---------------------------------------------------------------------
     def extend(self, data: Any, **kwargs: Any) -> torch.Tensor:
@@ -213,7 +213,7 @@ class _Client:
                 while len(self._ahead) < self._prefetch + 1:
                     self._ahead.append(self._submit("sample"))
                 ref = self._ahead.popleft()
-            return self._get(ref, "sample")
+            return self._resolve_call(ref, "sample")
         return self._call("sample", batch_size, return_info)
 
     def sample_async(self, batch_size: int | None = None) -> _Pending:
@@ -435,7 +435,7 @@ class RayReplayBuffer(_Client):
             except ray.exceptions.RayActorError as exc:
                 raise ReplayActorDiedError(name, "?", "?", "start") from exc
             except ray.exceptions.RayError as exc:
-                raise _unwrap(ray, exc) from None
+                raise unwrap_error(ray, exc) from None
         except BaseException:
             self._finalizer()  # kills it now
             self._actor = None
