@@ -134,6 +134,10 @@ class MultiCollector(DataCollectorBase):
         """More :class:`~streamrl.ops.Rollout` arguments (none here)."""
         return {}
 
+    def _connect_trigger(self, g: Graph, trigger: Node, rollout: Node, i: int) -> None:
+        """Connect the lockstep trigger to worker ``i``'s rollout."""
+        g.connect(trigger, rollout)
+
     def _placement(self, i: int) -> Any:
         """Where worker ``i``'s rollout runs."""
         return Process(start_method=self.mp_start_method)
@@ -233,7 +237,7 @@ class MultiSyncDataCollector(MultiCollector):
                 placement=self._placement(i),
             )
             if t is not None:
-                g.connect(t, r)
+                self._connect_trigger(g, t, r, i)
             g.connect(r, stack[f"in{i}"], capacity=1)
         return stack, trigger
 

@@ -69,12 +69,15 @@ class Rollout(Operator):
         trust_policy: call the policy on the TensorDict as it is; by default a callable whose
             arguments are observation keys is wrapped into a TensorDict module first
             (:func:`~streamrl.envs.rollout_options.make_compatible_policy`).
-        weights_port: add a latest-value input port ``weights`` taking ``(version, params)``
-            (a :class:`~tensordict.TensorDict` of the policy's parameters and buffers, as
-            :class:`WeightsSource` emits): new weights are loaded into the rollout's own
-            ``policy`` (a module) before its next batch, and batches are stamped with their
-            version. For rollouts in another process than the learner with no shared memory
-            between them (a Ray actor on another node); the port does not trigger batches.
+        weights_port: take weights as messages ``(version, params)`` (``params`` a
+            :class:`~tensordict.TensorDict` of the policy's parameters and buffers, as
+            :class:`WeightsSource` emits, or None for "unchanged"): new weights are loaded
+            into the rollout's own ``policy`` (a module) before the next batch, which is
+            stamped with their version. Free-running, they come on a latest-value input port
+            ``weights`` that does not trigger batches; ``gated``, on the trigger port itself
+            (each token is such a message), so a batch is always collected with the weights
+            sent with its token. For rollouts that share no memory with the learner (a Ray
+            actor on another node).
 
     An env given as an object is not closed with the operator (its owner closes it); one
     built from a callable is.
@@ -155,8 +158,10 @@ class Rollout(Operator):
             if not isinstance(self.policy, torch.nn.Module) or self.weights is not None:
                 raise TypeError("weights_port needs the policy as a torch module (its weights "
                                 f"are loaded into it), found {type(policy).__name__}")
-            self.inputs = (*self.inputs, "weights")
-            self.latest_triggers = False  # batches come as they are collected, not per version
+            if not gated:  # free-running: a latest-value port (gated: on the trigger port)
+                self.inputs = (*self.inputs, "weights")
+                self.latest_triggers = False  # batches come as collected, not per version
+        self.weights_port = bool(weights_port)
         self.frames = 0
         self.traj_ids: dict | None = None
         self.env_state: dict | None = None
@@ -232,8 +237,10 @@ class Rollout(Operator):
         env = self.env
         if env is None:
             raise RuntimeError("Rollout.step() called before open()")
-        if "weights" in inputs:
-            self._load_weights(inputs["weights"])
+        if self.weights_port:
+            message = inputs.get("weights", inputs.get("trigger"))
+            if message is not None:
+                self._load_weights(message)
         version = self.weights.version if self.weights is not None else self.version
         requests = int(self._reset_requests)
         if requests != self._resets_done or (self.reset_at_each_iter and self._batches):
@@ -278,11 +285,11 @@ class Rollout(Operator):
     def _load_weights(self, message: Any) -> None:
         """Load a ``(version, params)`` message of the ``weights`` port into the policy."""
         if not (isinstance(message, tuple) and len(message) == 2 and isinstance(message[0], int)
-                and isinstance(message[1], TensorDictBase)):
-            raise TypeError(f"the weights port takes (version, TensorDict of parameters), "
-                            f"found {type(message).__name__}")
+                and (message[1] is None or isinstance(message[1], TensorDictBase))):
+            raise TypeError(f"weights come as (version, TensorDict of parameters or None), "
+                            f"found {message!r:.100}")
         version, params = message
-        if version > self.version:
+        if version > self.version and params is not None:
             with torch.no_grad():
                 TensorDict.from_module(self.policy).update_(params)
             self.version = version

@@ -49,7 +49,8 @@ class WeightsSource(Operator):
         self.policy = policy
         self.version = version
         self._keys = set(TensorDict.from_module(policy).keys(True, True))
-        self._newest: tuple[int, TensorDictBase] | None = None
+        self._newest: tuple[int, TensorDictBase] | None = None  # not emitted yet
+        self._current: tuple[int, TensorDictBase] | None = None  # the newest published
         self._stopped = False
         self._changed = threading.Condition()
 
@@ -67,9 +68,14 @@ class WeightsSource(Operator):
             snapshot = params.detach().clone().to("cpu")
         with self._changed:
             self.version += 1
-            self._newest = (self.version, snapshot)
+            self._newest = self._current = (self.version, snapshot)
             self._changed.notify_all()
             return self.version
+
+    def current(self) -> tuple[int, TensorDictBase | None]:
+        """``(version, params)`` of the newest publication (``(version, None)`` before any)."""
+        with self._changed:
+            return self._current if self._current is not None else (self.version, None)
 
     def stop(self) -> None:
         """End the stream once the newest version has been emitted."""

@@ -118,13 +118,19 @@ class PPOConfig:
     max_policy_lag: int = 1
     # advantages and value targets: "gae" (GAE(gamma, gae_lambda)) or "vtrace" (V-trace)
     value_estimator: str = "gae"
+    # collect on Ray actors (sync topology): "local" starts a Ray here, "auto" joins the
+    # running cluster, "HOST:PORT" its head; None: no Ray
+    ray: str | None = None
+    # with ray: the env actors (RayCollector's collectors), num_envs shared out among them
+    env_actors: int = 1
 
     def __post_init__(self) -> None:
         check_run_logger(self.logger)
         if self.topology not in _TOPOLOGIES:
             raise ValueError(f"{type(self).__name__}.topology must be one of {_TOPOLOGIES}, "
                              f"found {self.topology!r}")
-        check_positive_ints(self, "max_policy_lag")
+        check_positive_ints(self, "max_policy_lag", "env_actors")
+        self._check_ray()
         if self.value_estimator not in _ESTIMATORS:
             raise ValueError(f"{type(self).__name__}.value_estimator must be one of "
                              f"{_ESTIMATORS}, found {self.value_estimator!r}")
@@ -142,6 +148,23 @@ class PPOConfig:
                 f"{type(self).__name__}.minibatch_size ({self.minibatch_size}) must not exceed the batch, "
                 f"num_envs * steps_per_env = {self.frames_per_batch}"
             )
+
+    def _check_ray(self) -> None:
+        if self.ray is None:
+            if self.env_actors != 1:
+                raise ValueError(f"{type(self).__name__}.env_actors ({self.env_actors}) needs "
+                                 "ray (an address, 'auto' or 'local')")
+            return
+        if not isinstance(self.ray, str) or not self.ray or self.ray.startswith("ray://"):
+            raise ValueError(f"{type(self).__name__}.ray must be 'local', 'auto' or a head's "
+                             f"HOST:PORT (Ray Client ray:// addresses relay every object "
+                             f"through one connection), found {self.ray!r}")
+        if self.topology != "sync":
+            raise ValueError(f"{type(self).__name__}.ray collects with topology='sync', found "
+                             f"topology={self.topology!r}")
+        if self.num_envs % self.env_actors:
+            raise ValueError(f"{type(self).__name__}.num_envs ({self.num_envs}) must divide "
+                             f"among env_actors ({self.env_actors})")
 
     @property
     def frames_per_batch(self) -> int:
@@ -205,10 +228,24 @@ def make_learner(config: PPOConfig, loss: ClipPPOLoss,
                    shuffle=True, max_grad_norm=config.max_grad_norm, loss_keys=keys)
 
 
-def make_collector(config: PPOConfig, actor: nn.Module) -> SyncDataCollector | LaggedCollector:
+def make_collector(config: PPOConfig, actor: nn.Module) -> Any:
     """The topology's collector of ``num_envs x steps_per_env`` frames per batch: lockstep
-    (``sync``) or running ahead in a worker process (``async``)."""
-    collector: SyncDataCollector | LaggedCollector
+    (``sync``), running ahead in a worker process (``async``), or lockstep on ``env_actors``
+    Ray actors (``ray``: a :class:`~streamrl.collectors.distributed.RayCollector`, weights
+    sent after each update)."""
+    collector: Any
+    if config.ray is not None:
+        from streamrl.collectors.distributed import RayCollector
+
+        collector = RayCollector(
+            functools.partial(config.make_env, config.num_envs // config.env_actors), actor,
+            num_collectors=config.env_actors, sync=True,
+            frames_per_batch=config.frames_per_batch, total_frames=config.frames,
+            remote_configs={"num_cpus": 1},
+            ray_init_config={"address": None if config.ray == "local" else config.ray},
+        )
+        collector.set_seed(config.seed)
+        return collector
     if config.topology == "async":
         collector = LaggedCollector(
             functools.partial(config.make_env, config.num_envs), actor,
@@ -345,7 +382,7 @@ class _Progress:
 
 # config fields that may change on resume: the budget (a longer run), evaluation and output
 _RESUMABLE = ("frames", "eval_interval", "eval_episodes", "eval_seed", "target_return",
-              "threads", "logger", "checkpoint_interval", "max_policy_lag")
+              "threads", "logger", "checkpoint_interval", "max_policy_lag", "ray", "env_actors")
 
 
 _LOGGED = ("loss_objective", "loss_critic", "entropy", "kl_approx", "clip_fraction")
@@ -481,7 +518,8 @@ class PPOPipeline:
                      collector=collector, episodes=episodes, progress=done, rng=GlobalRNGState())
         # the envs' state is not saved (uncapturable, or in an async worker running ahead of
         # the batch boundary): nor are their episodes
-        resume_episodes = self.resume_episodes and config.topology == "sync"
+        resume_episodes = (self.resume_episodes and config.topology == "sync"
+                           and config.ray is None)
         if not resume_episodes:
             del parts["collector"], parts["episodes"]
         scaler = None

@@ -538,3 +538,23 @@ class TestWeightsSourceContract(OpsContract):
         assert op.step({}) is None  # nothing published: returns after its short wait
         with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
             WeightsSource(lambda td: td)
+
+
+class TestWeightsTokenContract(OpsContract):
+    def make_operator(self):
+        from streamrl.collectors.distributed.ray import _WeightsToken
+
+        source = WeightsSource(q_actor())
+        source.publish()
+        return _WeightsToken(source)
+
+    def feeds(self) -> dict[str, list[Any]]:
+        return {"in": [0, 1, 2]}
+
+    def test_the_weights_go_with_the_first_token_of_a_version(self):
+        op = self.make_operator()
+        out = run_operator(op, self.feeds())["out"]
+        assert [v for v, _ in out] == [1, 1, 1]
+        assert out[0][1] is not None and out[1][1] is None and out[2][1] is None
+        op.source.publish()
+        assert op.step({"in": 3})["out"][0] == 2 and op.step({"in": 4})["out"][1] is None

@@ -19,7 +19,7 @@ from streamrl.collectors.multi import (
     MultiSyncDataCollector,
 )
 from streamrl.envs.common import EnvBase
-from streamrl.graph import Graph, Node, Ray
+from streamrl.graph import Graph, Node, Operator, Ray
 from streamrl.ops import Trigger, WeightsSource
 
 __all__ = ["RayCollector"]
@@ -55,7 +55,9 @@ class RayCollector(MultiCollector):
     batches go from the actors straight into the driver's graph, and weights go out to them
     from the driver: :meth:`update_policy_weights_` snapshots the policy's parameters once per
     call and each actor loads the newest version before its next batch (batches are stamped
-    with it in ``("collector", "policy_version")``). The topology is the multi-process
+    with it in ``("collector", "policy_version")``). In lockstep the weights travel with the
+    token that asks for the batch, so each batch is collected with exactly the weights sent
+    before it; free-running, they go on a latest-value edge. The topology is the multi-process
     collectors' (:class:`~streamrl.collectors.MultiSyncDataCollector`: ``Trigger -> N x Rollout
     -> StackBatches``; :class:`~streamrl.collectors.MultiaSyncDataCollector`: first ready
     first served) plus one :class:`~streamrl.ops.WeightsSource` per actor.
@@ -205,10 +207,20 @@ class RayCollector(MultiCollector):
 
     def _head(self, g: Graph, gated: bool, budget: int | None) -> tuple[Node, Trigger | None]:
         head, trigger = super()._head(g, gated, budget)  # type: ignore[misc]
-        for i, source in enumerate(self._sources or ()):
-            node = g.add(source, name=f"weights{i}", placement="thread")
-            g.connect(node, g[f"rollout{i}"]["weights"], kind="latest")
+        if trigger is None:  # free-running: the newest weights on a latest-value edge
+            for i, source in enumerate(self._sources or ()):
+                node = g.add(source, name=f"weights{i}", placement="thread")
+                g.connect(node, g[f"rollout{i}"]["weights"], kind="latest")
         return head, trigger
+
+    def _connect_trigger(self, g: Graph, trigger: Node, rollout: Node, i: int) -> None:
+        if self._sources is None:
+            g.connect(trigger, rollout)
+            return
+        # lockstep: each token carries the weights (once per version), so a batch is
+        # collected with exactly the weights published before it was asked for
+        token = g.add(_WeightsToken(self._sources[i]), name=f"weights{i}")
+        g.connect(trigger, token).connect(token, rollout)
 
     # ------------------------------------------------------------------ control
     def update_policy_weights_(self, policy_or_weights: nn.Module | TensorDictBase | dict | None = None,
@@ -243,11 +255,32 @@ class RayCollector(MultiCollector):
         return [deployment.actors[f"rollout{i}"] for i in range(self.num_workers)
                 if f"rollout{i}" in deployment.actors]
 
+    @property
+    def policy_version(self) -> int:
+        """The newest version sent to any actor (0 before the first send)."""
+        return max((s.version for s in self._sources or ()), default=0)
+
     def stats(self) -> dict[str, Any]:
         out = super().stats()
         if self._sources is not None:
-            out["policy_version"] = max(s.version for s in self._sources)
+            out["policy_version"] = self.policy_version
         return out
+
+
+class _WeightsToken(Operator):
+    """Turns a trigger token into ``(version, params)``: the newest published weights the
+    first time a version is sent, ``(version, None)`` after that."""
+
+    def __init__(self, source: WeightsSource):
+        self.source = source
+        self.sent = -1
+
+    def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        version, params = self.source.current()
+        if version == self.sent:
+            params = None
+        self.sent = version
+        return {"out": (version, params)}
 
 
 class _RaySyncCollector(RayCollector, MultiSyncDataCollector):
