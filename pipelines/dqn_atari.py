@@ -201,7 +201,7 @@ def _build(config: DQNAtariConfig, run_dir: Path | None, progress: bool,
         # replay counts stored rows: frame_stack rows make one transition's stacks
         sample_size=config.sample_size * config.frame_stack,
         make_eval_env=functools.partial(make_eval_env, config),
-        eval_interval=config.eval_updates,
+        eval_interval=config.eval_points(),
         eval_seed=config.eval_seed, seed=config.seed,
         saved={"policy": policy, "loss": loss, "optimizer": optim, "target_updater": target},
         state=state,

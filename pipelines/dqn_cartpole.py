@@ -77,8 +77,9 @@ class DQNConfig(_DQNConfig):
     fields of :class:`streamrl.train.dqn_config.DQNConfig` and ``hidden`` (the Q-network's
     two hidden layers).
 
-    ``eval_interval`` is in collected frames (converted to learner updates through the
-    ``gradient_steps / train_freq`` ratio); ``target_update_interval`` counts learner
+    ``eval_interval`` is in collected frames: every ``eval_interval`` frames, the weights
+    after the updates SB3 has made by then are evaluated (:meth:`eval_points`) and reported
+    at the frames this run collected for them; ``target_update_interval`` counts learner
     updates.
     """
 
@@ -148,7 +149,7 @@ def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
         NAME, functools.partial(make_env, config), policy, learner, make_buffer(config),
         frames=config.frames, frames_per_batch=config.train_freq,
         sample_size=config.sample_size, make_eval_env=functools.partial(make_eval_env, config),
-        eval_interval=config.eval_updates,
+        eval_interval=config.eval_points(),
         eval_seed=config.eval_seed, seed=config.seed,
         # the policy's state holds the Q-network and the current epsilon; the loss's, the
         # target network
