@@ -9,7 +9,7 @@ pooling, FIRE on reset, 84x84 gray frames, rewards clipped to their sign, 4 stac
         |                                                                     (thread)
         +--> metrics sink <-- weight sync <-- learner (thread) <----------------+
                    ^               |
-                   +-- evaluator <-+ (latest-value edge)
+                   +-- evaluator <-+ (weight snapshots at the evaluation points)
 
 Hyper-parameters follow rl-zoo's Atari DQN (``dqn.yml``, ``atari``): buffer 100k,
 lr 1e-4, batch 32, learning_starts 100k, target network copied every 1000 steps (250

@@ -6,7 +6,7 @@ Collection and learning run concurrently, as one graph:
         |                                                                     (thread)
         +--> metrics sink <-- weight sync <-- learner (thread) <----------------+
                    ^               |
-                   +-- evaluator <-+ (latest-value edge)
+                   +-- evaluator <-+ (weight snapshots at the evaluation points)
 
 The rollout plays an epsilon-greedy Q-policy from a :class:`~streamrl.ops.PolicyWeights`
 (shared memory: the learner's publications reach the worker process without messages) and

@@ -6,7 +6,7 @@ Collection and learning run concurrently, as one graph (the topology of ``dqn_ca
         |                                                                     (thread)
         +--> metrics sink <-- weight sync <-- learner (thread) <----------------+
                    ^               |
-                   +-- evaluator <-+ (latest-value edge)
+                   +-- evaluator <-+ (weight snapshots at the evaluation points)
 
 The rollout samples actions from the tanh-Gaussian actor published in a
 :class:`~streamrl.ops.PolicyWeights` and stamps each batch with its

@@ -6,7 +6,7 @@ Collection and learning run concurrently, as one graph (the topology of ``sac_mu
         |                                                                     (thread)
         +--> metrics sink <-- weight sync <-- learner (thread) <----------------+
                    ^               |
-                   +-- evaluator <-+ (latest-value edge)
+                   +-- evaluator <-+ (weight snapshots at the evaluation points)
 
 The rollout plays the published deterministic actor (a tanh-squashed MLP scaled into the
 action bounds) plus Gaussian exploration noise of ``exploration_noise`` times the half-range
