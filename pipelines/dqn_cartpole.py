@@ -118,6 +118,20 @@ def make_models(config: DQNConfig, env: Any) -> tuple[QValueActor, TensorDictSeq
     return actor, TensorDictSequential(actor, explore), explore
 
 
+def make_learner(config: DQNConfig, actor: QValueActor) -> tuple[
+        DQNLoss, torch.optim.Optimizer, HardUpdate, Learner]:
+    """The update: Huber TD(0) loss against a target network copied every
+    ``target_update_interval`` updates, fused Adam, gradient norm clipped at
+    ``max_grad_norm``; the loss, its optimizer, the target updater and the learner."""
+    loss = DQNLoss(actor, loss_function="smooth_l1", delay_value=True)
+    loss.make_value_estimator(gamma=config.gamma)
+    optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
+    target = HardUpdate(loss, period=config.target_update_interval)
+    learner = Learner(loss, optim, minibatch_size=config.batch_size, target_updater=target,
+                      max_grad_norm=config.max_grad_norm)
+    return loss, optim, target, learner
+
+
 def make_buffer(config: DQNConfig) -> TensorDictReplayBuffer:
     """A uniform buffer whose limiter keeps the SB3 sample-to-insert ratio."""
     return ratio_buffer(config.buffer_size, config.samples_per_insert,
@@ -139,12 +153,7 @@ def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
         actor, policy, explore = make_models(config, probe)
     finally:
         probe.close()
-    loss = DQNLoss(actor, loss_function="smooth_l1", delay_value=True)
-    loss.make_value_estimator(gamma=config.gamma)
-    optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
-    target = HardUpdate(loss, period=config.target_update_interval)
-    learner = Learner(loss, optim, minibatch_size=config.batch_size, target_updater=target,
-                      max_grad_norm=config.max_grad_norm)
+    loss, optim, target, learner = make_learner(config, actor)
     return build_offpolicy_graph(
         NAME, functools.partial(make_env, config), policy, learner, make_buffer(config),
         frames=config.frames, frames_per_batch=config.train_freq,
