@@ -64,7 +64,7 @@ rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
 evals = [r for r in rows if r.get("eval_return") is not None]
 solved = next((r for r in evals if r["eval_return"] >= 475), None)
 last = rows[-1]
-print(json.dumps({"solved_at": solved and solved["frames"],
+print(json.dumps({"solved_at": solved and solved.get("eval_frames", solved["frames"]),
                   "wall": (solved or last)["wall_s"],
                   "best": max((r["eval_return"] for r in evals), default=None)}))
 '''

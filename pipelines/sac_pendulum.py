@@ -59,7 +59,7 @@ NAME = "sac_pendulum"
 
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
-    "eval_return", "eval_return_std", "loss_actor", "loss_qvalue", "loss_alpha", "alpha",
+    "eval_return", "eval_return_std", "eval_frames", "loss_actor", "loss_qvalue", "loss_alpha", "alpha",
     "entropy", "policy_version", "batch_policy_version", "staleness", "staleness_max",
     "collector_version", "eval_s",
 ]

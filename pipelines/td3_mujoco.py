@@ -59,7 +59,7 @@ NAME = "td3_mujoco"
 
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
-    "eval_return", "eval_return_std", "loss_actor", "loss_qvalue", "policy_version",
+    "eval_return", "eval_return_std", "eval_frames", "loss_actor", "loss_qvalue", "policy_version",
     "batch_policy_version", "staleness", "staleness_max", "collector_version", "eval_s",
 ]
 

@@ -152,8 +152,8 @@ class Evaluator(Operator):
             same states.
         exploration_type: DETERMINISTIC by default (greedy / mean actions).
         frames: a function of the count giving the frames collected for those weights; when
-            given, each result also holds ``frames`` (a :class:`MetricsSink` then reports the
-            evaluation at those frames instead of at the frames counted when it arrives).
+            given, each result also holds ``eval_frames`` (a :class:`MetricsSink` then lists
+            the evaluation at those frames instead of at the frames counted when it arrives).
     """
 
     outputs = ("out",)
@@ -221,7 +221,7 @@ class Evaluator(Operator):
         if count is not None:
             result[self.key] = count
             if self.frames is not None:
-                result["frames"] = int(self.frames(count))
+                result["eval_frames"] = int(self.frames(count))
         if version is not None:
             result["policy_version"] = version
         elif self.weights is not None:

@@ -22,7 +22,7 @@ __all__ = ["DQNConfig"]
 #: the metrics columns of a DQN pipeline's run (``metrics.csv``)
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
-    "eval_return", "eval_return_std", "loss", "grad_norm", "epsilon", "policy_version",
+    "eval_return", "eval_return_std", "eval_frames", "loss", "grad_norm", "epsilon", "policy_version",
     "batch_policy_version", "staleness", "staleness_max", "collector_version", "eval_s",
 ]
 

@@ -90,7 +90,7 @@ def test_evaluator_plays_the_snapshot_not_the_weights_published_since():
         PLAYED.clear()
         out = ev.step({"in": {"updates": 7, "policy_version": 1, "weights": snap}})["out"]
         assert PLAYED and set(PLAYED) == {1.0}
-        assert out["policy_version"] == 1 and out["updates"] == 7 and out["frames"] == 700
+        assert out["policy_version"] == 1 and out["updates"] == 7 and out["eval_frames"] == 700
         assert float(weights.policy.side.detach()) == -1.0  # the shared copy was not touched
         # interval=None: a count without weights is not a point; the end evaluates it, with
         # the shared (final) weights
@@ -166,6 +166,10 @@ def test_dqn_cartpole_evaluates_snapshots_at_the_frames_collected_for_them(tmp_p
     assert [r["updates"] for r in rows] == [*points, result.updates]
     # each at the frames collected for its weights, not the frames counted when it ran
     assert [f for f, _ in result.evaluations] == [frames_for(p) for p in points] + [2048]
-    assert [r["frames"] for r in rows] == [f for f, _ in result.evaluations]
+    assert [r["eval_frames"] for r in rows] == [f for f, _ in result.evaluations]
+    # the rows' own frames stay the frames counted when they were written (monotone)
+    frames = [r["frames"] for r in map(json.loads, result.run_dir.joinpath(
+        "metrics.jsonl").read_text().splitlines())]
+    assert frames == sorted(frames)
     # each played the publication at its point (2 updates per message, one per publication)
     assert [r["policy_version"] for r in rows] == [r["updates"] // 2 for r in rows]
