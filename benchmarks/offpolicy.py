@@ -1,7 +1,8 @@
 """Off-policy learners beside Stable-Baselines3 2.9.2, in one run.
 
     flock /tmp/streamrl-heavy.lock python benchmarks/offpolicy.py [--parts sac,compile,dqn]
-        [--seeds 0 1 2 3 4] [--sac-steps 3000] [--peers-python PATH]
+        [--seeds 0 1 2 3 4] [--sac-steps 3000] [--peers-python PATH] [--lockstep]
+        [--dqn-systems streamrl,sb3]
 
 Part ``sac``: gradient updates per second of SAC on Pendulum-v1 with rl-zoo's hyper-parameters
 (256x256 actor and critics, batch 256, lr 1e-3, one update per env step, torch on 1 thread):
@@ -17,7 +18,10 @@ first compiled calls take. Eager stays the default where compiling does not pay.
 
 Part ``dqn``: env steps and wall seconds until DQN solves CartPole-v1 (rl-zoo's
 hyper-parameters; solved = the mean of 20 deterministic evaluation episodes (seeds 10,000 ...)
->= 475, checked every 5,000 steps, within 50k steps), for each seed: SB3 runs the shared
+>= 475, checked every 5,000 steps, within 50k steps; streamrl evaluates the weights after
+the updates SB3 has made at those steps, reported at the frames it collected for them), for
+each seed (``--lockstep``: streamrl in SB3's order of collection; ``--dqn-systems``: which of
+the two to run): SB3 runs the shared
 anchor script (``../shared/anchors/anchor_sb3_dqn.py``) with the Python of a venv that has
 stable-baselines3 (``--peers-python``, ``$STREAMRL_PEERS_PYTHON``, ``/tmp/peers/bin/python``,
 else this one); streamrl runs ``pipelines/dqn_cartpole.py`` with the same evaluation, and its
@@ -53,13 +57,14 @@ dqn = load_pipeline(Path(sys.argv[1]))
 run_dir = Path(sys.argv[3])
 config, _ = dqn.parse_args(["--seed", sys.argv[2], "--eval-episodes", "20",
                             "--eval-interval", "5000", "--target-return", "475",
-                            "--frames", "50000", "--logger", "none", "--threads", "1"])
+                            "--frames", "50000", "--logger", "none", "--threads", "1",
+                            *sys.argv[4:]])
 dqn.train(config, run_dir=run_dir)
 rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
 evals = [r for r in rows if r.get("eval_return") is not None]
 solved = next((r for r in evals if r["eval_return"] >= 475), None)
 last = rows[-1]
-print(json.dumps({"solved_at": solved and solved["frames"],
+print(json.dumps({"solved_at": solved and solved.get("eval_frames", solved["frames"]),
                   "wall": (solved or last)["wall_s"],
                   "best": max((r["eval_return"] for r in evals), default=None)}))
 '''
@@ -135,11 +140,11 @@ def _time_sac_update(compiled: bool, updates: int) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------------------------ DQN
-def run_streamrl_dqn(seed: int) -> dict:
+def run_streamrl_dqn(seed: int, lockstep: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             [sys.executable, "-c", _STREAMRL_DQN, str(ROOT / "pipelines" / "dqn_cartpole.py"),
-             str(seed), str(Path(tmp) / "run")],
+             str(seed), str(Path(tmp) / "run"), *(["--lockstep"] if lockstep else [])],
             capture_output=True, text=True, cwd=ROOT,
         )
     if out.returncode != 0:
@@ -175,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sac-steps", type=int, default=3000, help="timed SAC steps")
     parser.add_argument("--sac-learning-starts", type=int, default=1000)
     parser.add_argument("--peers-python", default=None)
+    parser.add_argument("--lockstep", action="store_true",
+                        help="dqn: run dqn_cartpole in lockstep (SB3's order of collection)")
+    parser.add_argument("--dqn-systems", default="streamrl,sb3",
+                        help="dqn: comma-separated systems to run: streamrl, sb3")
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(parts) - {"sac", "compile", "dqn"})
@@ -196,17 +205,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{mode:<16} {ms:10.2f} {first:18.1f}")
     if "dqn" in parts:
         python = peers_python(args.peers_python) or sys.executable
-        print(f"\nDQN CartPole-v1 to 475 (SB3 with {python})", flush=True)
+        systems = set(args.dqn_systems.split(","))
+        mode = " --lockstep" if args.lockstep else ""
+        print(f"\nDQN CartPole-v1 to 475 (streamrl{mode}; SB3 with {python})", flush=True)
         ours, theirs = [], []
+        none = {"solved_at": "n/a", "wall": float("nan")}
         print(f"{'seed':>4} {'streamrl steps':>14} {'wall s':>7} {'SB3 steps':>10} {'wall s':>7}")
         for seed in args.seeds:
-            a, b = run_streamrl_dqn(seed), run_sb3_dqn(python, seed)
-            ours.append(a)
-            theirs.append(b)
+            a = run_streamrl_dqn(seed, args.lockstep) if "streamrl" in systems else none
+            b = run_sb3_dqn(python, seed) if "sb3" in systems else none
+            ours += [a] if a is not none else []
+            theirs += [b] if b is not none else []
             print(f"{seed:>4} {a['solved_at'] or '-':>14} {a['wall']:7.1f} "
                   f"{b['solved_at'] or '-':>10} {b['wall']:7.1f}", flush=True)
-        print(dqn_summary("streamrl dqn_cartpole", ours))
-        print(dqn_summary("SB3 2.9.2 DQN", theirs))
+        if ours:
+            print(dqn_summary(f"streamrl dqn_cartpole{mode}", ours))
+        if theirs:
+            print(dqn_summary("SB3 2.9.2 DQN", theirs))
     return 0
 
 

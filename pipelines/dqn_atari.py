@@ -9,7 +9,7 @@ pooling, FIRE on reset, 84x84 gray frames, rewards clipped to their sign, 4 stac
         |                                                                     (thread)
         +--> metrics sink <-- weight sync <-- learner (thread) <----------------+
                    ^               |
-                   +-- evaluator <-+ (latest-value edge)
+                   +-- evaluator <-+ (weight snapshots at the evaluation points)
 
 Hyper-parameters follow rl-zoo's Atari DQN (``dqn.yml``, ``atari``): buffer 100k,
 lr 1e-4, batch 32, learning_starts 100k, target network copied every 1000 steps (250
@@ -201,7 +201,7 @@ def _build(config: DQNAtariConfig, run_dir: Path | None, progress: bool,
         # replay counts stored rows: frame_stack rows make one transition's stacks
         sample_size=config.sample_size * config.frame_stack,
         make_eval_env=functools.partial(make_eval_env, config),
-        eval_interval=config.eval_updates,
+        eval_interval=config.eval_points(),
         eval_seed=config.eval_seed, seed=config.seed,
         saved={"policy": policy, "loss": loss, "optimizer": optim, "target_updater": target},
         state=state,

@@ -6,7 +6,7 @@ Collection and learning run concurrently, as one graph:
         |                                                                     (thread)
         +--> metrics sink <-- weight sync <-- learner (thread) <----------------+
                    ^               |
-                   +-- evaluator <-+ (latest-value edge)
+                   +-- evaluator <-+ (weight snapshots at the evaluation points)
 
 The rollout plays an epsilon-greedy Q-policy from a :class:`~streamrl.ops.PolicyWeights`
 (shared memory: the learner's publications reach the worker process without messages) and
@@ -77,8 +77,9 @@ class DQNConfig(_DQNConfig):
     fields of :class:`streamrl.train.dqn_config.DQNConfig` and ``hidden`` (the Q-network's
     two hidden layers).
 
-    ``eval_interval`` is in collected frames (converted to learner updates through the
-    ``gradient_steps / train_freq`` ratio); ``target_update_interval`` counts learner
+    ``eval_interval`` is in collected frames: every ``eval_interval`` frames, the weights
+    after the updates SB3 has made by then are evaluated (:meth:`eval_points`) and reported
+    at the frames this run collected for them; ``target_update_interval`` counts learner
     updates.
     """
 
@@ -117,6 +118,20 @@ def make_models(config: DQNConfig, env: Any) -> tuple[QValueActor, TensorDictSeq
     return actor, TensorDictSequential(actor, explore), explore
 
 
+def make_learner(config: DQNConfig, actor: QValueActor) -> tuple[
+        DQNLoss, torch.optim.Optimizer, HardUpdate, Learner]:
+    """The update: Huber TD(0) loss against a target network copied every
+    ``target_update_interval`` updates, fused Adam, gradient norm clipped at
+    ``max_grad_norm``; the loss, its optimizer, the target updater and the learner."""
+    loss = DQNLoss(actor, loss_function="smooth_l1", delay_value=True)
+    loss.make_value_estimator(gamma=config.gamma)
+    optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
+    target = HardUpdate(loss, period=config.target_update_interval)
+    learner = Learner(loss, optim, minibatch_size=config.batch_size, target_updater=target,
+                      max_grad_norm=config.max_grad_norm)
+    return loss, optim, target, learner
+
+
 def make_buffer(config: DQNConfig) -> TensorDictReplayBuffer:
     """A uniform buffer whose limiter keeps the SB3 sample-to-insert ratio."""
     return ratio_buffer(config.buffer_size, config.samples_per_insert,
@@ -138,17 +153,12 @@ def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
         actor, policy, explore = make_models(config, probe)
     finally:
         probe.close()
-    loss = DQNLoss(actor, loss_function="smooth_l1", delay_value=True)
-    loss.make_value_estimator(gamma=config.gamma)
-    optim = torch.optim.Adam(loss.parameters(), lr=config.lr, fused=True)
-    target = HardUpdate(loss, period=config.target_update_interval)
-    learner = Learner(loss, optim, minibatch_size=config.batch_size, target_updater=target,
-                      max_grad_norm=config.max_grad_norm)
+    loss, optim, target, learner = make_learner(config, actor)
     return build_offpolicy_graph(
         NAME, functools.partial(make_env, config), policy, learner, make_buffer(config),
         frames=config.frames, frames_per_batch=config.train_freq,
         sample_size=config.sample_size, make_eval_env=functools.partial(make_eval_env, config),
-        eval_interval=config.eval_updates,
+        eval_interval=config.eval_points(),
         eval_seed=config.eval_seed, seed=config.seed,
         # the policy's state holds the Q-network and the current epsilon; the loss's, the
         # target network

@@ -6,7 +6,7 @@ Collection and learning run concurrently, as one graph (the topology of ``dqn_ca
         |                                                                     (thread)
         +--> metrics sink <-- weight sync <-- learner (thread) <----------------+
                    ^               |
-                   +-- evaluator <-+ (latest-value edge)
+                   +-- evaluator <-+ (weight snapshots at the evaluation points)
 
 The rollout samples actions from the tanh-Gaussian actor published in a
 :class:`~streamrl.ops.PolicyWeights` and stamps each batch with its
@@ -59,7 +59,7 @@ NAME = "sac_pendulum"
 
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
-    "eval_return", "eval_return_std", "loss_actor", "loss_qvalue", "loss_alpha", "alpha",
+    "eval_return", "eval_return_std", "eval_frames", "loss_actor", "loss_qvalue", "loss_alpha", "alpha",
     "entropy", "policy_version", "batch_policy_version", "staleness", "staleness_max",
     "collector_version", "eval_s",
 ]

@@ -6,7 +6,7 @@ Collection and learning run concurrently, as one graph (the topology of ``sac_mu
         |                                                                     (thread)
         +--> metrics sink <-- weight sync <-- learner (thread) <----------------+
                    ^               |
-                   +-- evaluator <-+ (latest-value edge)
+                   +-- evaluator <-+ (weight snapshots at the evaluation points)
 
 The rollout plays the published deterministic actor (a tanh-squashed MLP scaled into the
 action bounds) plus Gaussian exploration noise of ``exploration_noise`` times the half-range
@@ -59,7 +59,7 @@ NAME = "td3_mujoco"
 
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
-    "eval_return", "eval_return_std", "loss_actor", "loss_qvalue", "policy_version",
+    "eval_return", "eval_return_std", "eval_frames", "loss_actor", "loss_qvalue", "policy_version",
     "batch_policy_version", "staleness", "staleness_max", "collector_version", "eval_s",
 ]
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 
 from streamrl.envs.common import EnvBase
 from streamrl.envs.utils import ExplorationType, set_exploration_type
@@ -131,17 +132,28 @@ class Evaluator(Operator):
     evaluated too (unless that count was just evaluated), so a run always ends with a score.
 
     Connect it with a latest-value edge (``kind="latest"``): it only needs the newest count,
-    and evaluating then never holds the learner back. Place it on a thread.
+    and evaluating then never holds the learner back. Place it on a thread. The weights
+    played are then the shared ones *during* the evaluation: a learner that publishes
+    meanwhile changes them mid-episode.
+
+    **Snapshots.** A message carrying ``weights`` (a :class:`WeightSync`'s ``snapshot`` port,
+    on a FIFO edge) is always evaluated, with exactly those weights loaded into a private
+    copy of the policy, so that later publications do not change them; its
+    ``policy_version`` is reported. With ``interval=None`` only such messages (and the final
+    count) are evaluated.
 
     Args:
         create_env: the evaluation env (a batched env plays several episodes side by side),
             or a callable that builds it in :meth:`open`.
         policy: a ``td -> td`` callable, or a :class:`PolicyWeights` (its published copy is
             played and its version reported).
-        interval: evaluate every ``interval`` counts.
+        interval: evaluate every ``interval`` counts (``None``: only snapshots).
         seed: re-seeds the env before each evaluation, so every evaluation starts from the
             same states.
         exploration_type: DETERMINISTIC by default (greedy / mean actions).
+        frames: a function of the count giving the frames collected for those weights; when
+            given, each result also holds ``eval_frames`` (a :class:`MetricsSink` then lists
+            the evaluation at those frames instead of at the frames counted when it arrives).
     """
 
     outputs = ("out",)
@@ -152,16 +164,23 @@ class Evaluator(Operator):
         create_env: EnvBase | Callable[[], EnvBase],
         policy: Callable[[TensorDictBase], TensorDictBase] | PolicyWeights,
         *,
-        interval: int,
+        interval: int | None,
         seed: int | None = None,
         key: str = "updates",
         exploration_type: ExplorationType = ExplorationType.DETERMINISTIC,
         max_steps: int = 100_000,
+        frames: Callable[[int], int] | None = None,
     ):
         if not isinstance(policy, PolicyWeights) and not callable(policy):
             raise TypeError(f"policy must be callable or a PolicyWeights, found {type(policy).__name__}")
-        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
-            raise ValueError(f"interval must be a positive int, got {interval!r}")
+        if interval is not None and (
+            not isinstance(interval, int) or isinstance(interval, bool) or interval < 1
+        ):
+            raise ValueError(f"interval must be a positive int or None, got {interval!r}")
+        if frames is not None and not callable(frames):
+            raise TypeError(f"frames must be callable or None, found {type(frames).__name__}")
+        self.frames = frames
+        self._frozen: Any = None
         self.create_env = create_env
         self.weights = policy if isinstance(policy, PolicyWeights) else None
         self.policy = policy.policy if isinstance(policy, PolicyWeights) else policy
@@ -170,7 +189,7 @@ class Evaluator(Operator):
         self.key = key
         self.exploration_type = exploration_type
         self.max_steps = max_steps
-        self.next_at = interval
+        self.next_at = interval  # None: snapshots only
         self.evaluations = 0
         self.env: EnvBase | None = None
         self._count: int | None = None
@@ -180,12 +199,16 @@ class Evaluator(Operator):
         self.env = make_env(self.create_env)
         return None
 
-    def evaluate(self, count: int | None = None) -> dict[str, Any]:
-        """Run the episodes now; returns the result dict."""
+    def evaluate(self, count: int | None = None, weights: TensorDictBase | None = None,
+                 version: int | None = None) -> dict[str, Any]:
+        """Run the episodes now, with ``weights`` (parameters and buffers of the policy, as
+        :meth:`PolicyWeights.snapshot` gives them, reported as ``version``) when given, else
+        with the policy as it is; returns the result dict."""
         if self.env is None:
             raise RuntimeError("Evaluator.evaluate() called before open()")
         t0 = time.perf_counter()
-        returns = evaluate_episodes(self.env, self.policy, exploration_type=self.exploration_type,
+        policy = self.policy if weights is None else self._load(weights)
+        returns = evaluate_episodes(self.env, policy, exploration_type=self.exploration_type,
                                     seed=self.seed, max_steps=self.max_steps)
         self.evaluations += 1
         self._evaluated_at = count
@@ -197,9 +220,25 @@ class Evaluator(Operator):
         }
         if count is not None:
             result[self.key] = count
-        if self.weights is not None:
+            if self.frames is not None:
+                result["eval_frames"] = int(self.frames(count))
+        if version is not None:
+            result["policy_version"] = version
+        elif self.weights is not None:
             result["policy_version"] = self.weights.version
         return result
+
+    def _load(self, weights: TensorDictBase) -> Any:
+        """The private copy of the policy (made once) holding ``weights``."""
+        if not isinstance(self.policy, torch.nn.Module):
+            raise TypeError(f"evaluating snapshot weights needs an nn.Module policy, found "
+                            f"{type(self.policy).__name__}")
+        if self._frozen is None:
+            self._frozen = copy.deepcopy(self.policy)  # plain memory, not the shared copy
+        params = TensorDict.from_module(self._frozen)
+        with torch.no_grad():
+            params.update_(weights)
+        return self._frozen
 
     def step(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
         msg = inputs["in"]
@@ -207,7 +246,10 @@ class Evaluator(Operator):
             found = sorted(msg) if isinstance(msg, dict) else type(msg).__name__
             raise TypeError(f"Evaluator expects dicts with {self.key!r}, found {found}")
         self._count = int(msg[self.key])
-        if self._count < self.next_at:
+        weights = msg.get("weights")
+        if weights is not None:
+            return {"out": self.evaluate(self._count, weights, msg.get("policy_version"))}
+        if self.interval is None or self._count < self.next_at:
             return None
         self.next_at = (self._count // self.interval + 1) * self.interval
         return {"out": self.evaluate(self._count)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -198,6 +199,20 @@ class Learner(Operator):
             metrics["batch_policy_version"] = float(version.double().mean())
             metrics["batch_policy_version_min"] = int(version.min())
         return {"out": metrics}
+
+    def updates_per_batch(self, rows: int) -> int:
+        """The updates one batch of ``rows`` rows makes: ``epochs`` passes of
+        ``ceil(rows / minibatch_size)`` minibatches.
+
+        >>> loss = nn.Linear(1, 1)
+        >>> Learner(loss, torch.optim.SGD(loss.parameters(), lr=0.1), minibatch_size=64,
+        ...         epochs=2).updates_per_batch(1000)
+        32
+        """
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise ValueError(f"rows must be a positive int, found {rows!r}")
+        size = rows if self.minibatch_size is None else min(self.minibatch_size, rows)
+        return self.epochs * math.ceil(rows / size)
 
     def _minibatches(self, batch: TensorDictBase, size: int) -> list[TensorDictBase]:
         n = batch.shape[0]

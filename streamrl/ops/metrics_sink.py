@@ -35,7 +35,10 @@ class MetricsSink(Operator):
     * ``learner``: dicts from a :class:`~streamrl.ops.Learner` (through a
       :class:`~streamrl.ops.WeightSync`): losses, ``updates``, ``policy_version``,
       ``staleness``; one row every ``log_every`` of them;
-    * ``eval``: dicts from an :class:`~streamrl.ops.Evaluator`: a row with ``eval_return``.
+    * ``eval``: dicts from an :class:`~streamrl.ops.Evaluator`: a row with ``eval_return``
+      (:attr:`evaluations` lists it at the message's ``eval_frames`` when it has them: the
+      frames collected for the weights evaluated, which may lie behind the frames counted
+      when it arrives, which the row's ``frames`` keeps).
 
     Every row also holds ``frames``, ``wall_s`` and ``fps``. Rows are kept in :attr:`rows`
     and written to ``directory`` (``metrics.csv`` / ``metrics.jsonl``, opened in :meth:`open`)
@@ -124,7 +127,10 @@ class MetricsSink(Operator):
             msg = self._check_dict(inputs["eval"], "eval")
             if "eval_return" not in msg:
                 raise KeyError(f"MetricsSink: an eval message has no 'eval_return': {sorted(msg)}")
-            self.evaluations.append((self.frames, float(msg["eval_return"])))
+            # an evaluator that knows the frames collected for the weights it played says so
+            # (they may lie behind the frames counted by now; the row keeps both)
+            self.evaluations.append((int(msg.get("eval_frames", self.frames)),
+                                     float(msg["eval_return"])))
             if self._bar is not None:
                 self._bar.set_postfix(eval=f"{msg['eval_return']:.1f}", refresh=False)
             self._write(msg)

@@ -3,6 +3,8 @@ running concurrently (the topology of DQN, SAC, TD3 ...)."""
 
 from __future__ import annotations
 
+import bisect
+import copy
 import dataclasses
 import itertools
 import math
@@ -224,7 +226,7 @@ def build_offpolicy_graph(
     frames_per_batch: int,
     sample_size: int,
     make_eval_env: Callable[[], Any],
-    eval_interval: int,
+    eval_interval: int | Sequence[int],
     eval_seed: int | None,
     seed: int,
     saved: Mapping[str, Any] | None = None,
@@ -246,7 +248,7 @@ def build_offpolicy_graph(
            |                                                                     |
            +--> metrics <------------------------- weight_sync [--> extras] <----+
                    ^                                     | (latest-value edge)
-                   +------------- evaluator <------------+
+                   +------------- evaluator <------------+ (snapshots)
 
     ``make_env`` builds the rollout's env (in a worker process with ``rollout_placement=
     "process"``, else on the event loop), which plays ``policy`` as published by the
@@ -265,8 +267,16 @@ def build_offpolicy_graph(
     with ``seed`` plus the frames collected). ``saved`` names the pipeline's own pieces with
     ``state_dict``/``load_state_dict`` (networks, loss, optimizer, target updater).
 
-    The evaluator plays ``make_eval_env``'s envs with the published weights every
-    ``eval_interval`` learner updates (reset with ``eval_seed``). Before each publication,
+    The evaluator plays ``make_eval_env``'s envs (reset with ``eval_seed``) with the weights
+    of the first publication at or after every multiple of ``eval_interval`` learner updates
+    (or of each count in it, when it is a sequence), and with the final weights. Each is a
+    snapshot (:class:`WeightSync`'s ``snapshot`` port, on a FIFO edge): the learner goes on
+    while it is played, and an evaluation is of one set of weights, never of weights that
+    change mid-episode. Each is reported at the frames collected for those weights: the
+    fewest collected frames (in whole batches) for which the limiter grants that many
+    updates, whatever the rollout had collected by the time the evaluation ran. An
+    evaluation slower than the learner's progress to the next point holds the learner back
+    (at most two snapshots wait). Before each publication,
     every module in ``exploration`` is stepped by the frames collected since the previous
     one (``module.step(frames)``, e.g. an ``EGreedyModule``'s epsilon schedule), and each of
     ``extra_metrics`` (a name and a function of no arguments) is added to the learner's
@@ -284,8 +294,7 @@ def build_offpolicy_graph(
     order of SB3's off-policy algorithms): each batch waits for the updates the limiter grants
     for the frames before it, so it is collected with exactly those weights and every sample
     is drawn from the same buffer contents run after run. Training then no longer depends on
-    thread timing (the evaluator still evaluates whichever publication is latest when it is
-    free, but the final evaluation is of the final weights); collection and learning overlap
+    thread timing; collection and learning overlap
     only within the limiter's slack.
 
     **Policy lag.** Every row carries the version that collected it, and the metrics report,
@@ -347,8 +356,15 @@ def build_offpolicy_graph(
                           desc=name, logger=logger, return_key=return_key,
                           resume_at=None if state is None else done)
     metrics.frames = done
-    evaluator = Evaluator(make_eval_env, weights, seed=eval_seed, interval=eval_interval)
-    evaluator.next_at = (learner.updates // eval_interval + 1) * eval_interval
+    # a frame-stack buffer draws a window of rows per transition the learner gets
+    sampler = getattr(buffer, "sampler", None)
+    window = sampler.window if isinstance(sampler, WindowSampler) else 1
+    per_message = learner.updates_per_batch(max(1, sample_size // window))
+    frames_for = _FramesFor(limiter, done=done, batches=batches,
+                            frames_per_batch=frames_per_batch, sample_size=sample_size,
+                            updates=learner.updates, updates_per_message=per_message)
+    evaluator = Evaluator(make_eval_env, weights, seed=eval_seed, interval=None,
+                          frames=frames_for)
 
     g = Graph(name)
     collect = Rollout(make_env, weights, frames_per_batch=frames_per_batch,
@@ -370,7 +386,8 @@ def build_offpolicy_graph(
                    name="replay_source", placement="thread")
     learn = g.add(learner, name="learner", placement="thread")
     sync = g.add(WeightSync(weights, policy, lock=learner.lock,
-                            before_publish=_stepper(exploration, limiter)),
+                            before_publish=_stepper(exploration, limiter),
+                            snapshot_at=_EvalPoints(eval_interval, learner.updates)),
                  name="weight_sync")
     published = sync
     if extra_metrics:
@@ -384,13 +401,77 @@ def build_offpolicy_graph(
     g.connect(source, learn, capacity=_LEARNER_CAPACITY)
     g.connect(learn, sync, capacity=_LEARNER_CAPACITY)
     if published is not sync:
-        g.connect(sync, published)
-    g.connect(published, sink_node["learner"], capacity=8)
-    g.connect(published, eval_node, kind="latest").connect(eval_node, sink_node["eval"])
+        g.connect(sync["out"], published)
+    g.connect(published if published is not sync else sync["out"], sink_node["learner"],
+              capacity=8)
+    g.connect(sync["snapshot"], eval_node, capacity=2).connect(eval_node, sink_node["eval"])
     if schedule is not None:
         pacer = g.add(Pacer(schedule), name="pacer")
-        g.connect(published, pacer).connect(pacer, rollout["trigger"], capacity=batches)
+        g.connect(published if published is not sync else sync["out"], pacer).connect(pacer, rollout["trigger"], capacity=batches)
     return OffPolicyGraph(g, learner, buffer, metrics, weights, saved)
+
+
+class _EvalPoints:
+    """``snapshot_at`` of the graph's :class:`WeightSync`: true at the first count at or
+    after each evaluation point (every multiple of ``points`` when an int, else each count
+    in it) that lies beyond ``start`` (a resumed run's update count)."""
+
+    def __init__(self, points: int | Sequence[int], start: int) -> None:
+        if isinstance(points, int) and not isinstance(points, bool):
+            if points < 1:
+                raise ValueError(f"eval_interval must be a positive int, found {points!r}")
+            self.every: int | None = points
+            self.points: list[int] = []
+            self.next_at = (start // points + 1) * points
+        else:
+            counts = sorted(set(points))
+            if not all(isinstance(c, int) and not isinstance(c, bool) and c > 0
+                       for c in counts):
+                raise ValueError(f"eval_interval must be a positive int or a sequence of "
+                                 f"positive ints (update counts), found {points!r}")
+            self.every, self.points = None, counts
+            i = bisect.bisect_right(counts, start)
+            self.next_at = counts[i] if i < len(counts) else math.inf
+
+    def __call__(self, updates: int) -> bool:
+        if updates < self.next_at:
+            return False
+        if self.every is not None:
+            self.next_at = (updates // self.every + 1) * self.every
+        else:
+            i = bisect.bisect_right(self.points, updates)
+            self.next_at = self.points[i] if i < len(self.points) else math.inf
+        return True
+
+
+class _FramesFor:
+    """The frames collected for the weights of an update count: the fewest frames, in whole
+    batches of ``frames_per_batch`` after ``done``, whose inserts ``limiter`` (its counters
+    as they were when the graph was built) grants the messages that make those updates
+    (``updates`` were made before; each message makes ``updates_per_message``). Counts past
+    the budget's grant give the budget's frames."""
+
+    def __init__(self, limiter: Any, *, done: int, batches: int, frames_per_batch: int,
+                 sample_size: int, updates: int, updates_per_message: int) -> None:
+        self.limiter = copy.copy(limiter)  # plain counters: the run's inserts do not move it
+        self.done, self.batches, self.frames_per_batch = done, batches, frames_per_batch
+        self.sample_size, self.updates = sample_size, updates
+        self.per_message = updates_per_message
+
+    def _grant(self, batches: int) -> int:
+        inserts = self.done + batches * self.frames_per_batch
+        return sample_budget(self.limiter, inserts, self.sample_size)
+
+    def __call__(self, updates: int) -> int:
+        need = math.ceil(max(0, updates - self.updates) / self.per_message)
+        lo, hi = -1, self.batches  # grant(hi) >= need, or hi is the budget
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._grant(mid) >= need:
+                hi = mid
+            else:
+                lo = mid
+        return self.done + hi * self.frames_per_batch
 
 
 def _next_traj_id(buffer: Any) -> int:

@@ -69,3 +69,10 @@ class PolicyWeights:
                 self._params.update_(src.detach())
         self._version += 1
         return int(self._version)
+
+    def snapshot(self) -> TensorDict:
+        """A private copy of the shared parameters and buffers as they are now (a TensorDict
+        that later publications do not change; ``snapshot().to_module(copy_of_policy)``
+        loads it)."""
+        with torch.no_grad():
+            return self._params.detach().clone()

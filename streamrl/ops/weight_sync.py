@@ -30,6 +30,15 @@ class WeightSync(Operator):
     optimizer steps. ``before_publish`` is called just before each copy (e.g. to set an
     exploration schedule's buffers, which are published with the weights). The pending updates
     are published when the stream ends, so the final weights always reach ``weights``.
+
+    **Snapshots.** With ``snapshot_at`` (a function of the update count, asked after each
+    publication), the operator has a second output port, ``snapshot``: when
+    ``snapshot_at(updates)`` is true, the message is also sent there with ``weights``, a copy
+    of the weights just published (:meth:`PolicyWeights.snapshot`, taken before any later
+    publication), and when the stream ends the final weights are sent there too (unless their
+    count was just sent). A consumer slower than the learner (an
+    :class:`~streamrl.ops.Evaluator` on a FIFO edge) then plays exactly the weights of each
+    of those update counts, while the learner goes on.
     """
 
     state_keys = ("published_at",)
@@ -42,6 +51,7 @@ class WeightSync(Operator):
         every: int = 1,
         lock: Any = None,
         before_publish: Callable[[], Any] | None = None,
+        snapshot_at: Callable[[int], bool] | None = None,
     ):
         if not isinstance(weights, PolicyWeights):
             raise TypeError(f"weights must be a PolicyWeights, found {type(weights).__name__}")
@@ -53,6 +63,12 @@ class WeightSync(Operator):
             raise TypeError(f"lock must be a context manager (a Lock), found {type(lock).__name__}")
         if before_publish is not None and not callable(before_publish):
             raise TypeError(f"before_publish must be callable, found {type(before_publish).__name__}")
+        if snapshot_at is not None:
+            if not callable(snapshot_at):
+                raise TypeError(f"snapshot_at must be callable, found {type(snapshot_at).__name__}")
+            self.outputs = ("out", "snapshot")
+        self.snapshot_at = snapshot_at
+        self._snapshot_sent: int | None = None
         self.weights = weights
         self.module = module
         self.every = every
@@ -81,15 +97,26 @@ class WeightSync(Operator):
             out["staleness"] = self.weights.version - float(msg["batch_policy_version"])
         if "batch_policy_version_min" in msg:
             out["staleness_max"] = self.weights.version - int(msg["batch_policy_version_min"])
+        snap = False
         if self._seen - self.published_at >= self.every:
             self.publish()
+            snap = self.snapshot_at is not None and bool(self.snapshot_at(self._seen))
         out["policy_version"] = self.weights.version
+        if snap:
+            return {"out": out, "snapshot": self._snapshot(out)}
         return {"out": out}
 
-    def finish(self) -> None:
+    def _snapshot(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self._snapshot_sent = self._seen
+        return {**msg, "weights": self.weights.snapshot()}
+
+    def finish(self) -> dict[str, Any] | None:
         if self._seen > self.published_at:
             self.publish()
-        return None
+        if self.snapshot_at is None or self._snapshot_sent == self._seen:
+            return None
+        return {"snapshot": self._snapshot({"updates": self._seen,
+                                            "policy_version": self.weights.version})}
 
     def __repr__(self) -> str:
         return f"WeightSync(every={self.every}, version={self.weights.version})"

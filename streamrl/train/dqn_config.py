@@ -4,6 +4,8 @@
 >>> config = DQNConfig(batch_size=32, minibatches_per_sample=4, gradient_steps=1, train_freq=4)
 >>> config.sample_size, config.samples_per_insert
 (128, 8.0)
+>>> config.eval_points()[:2]  # SB3's updates at 5,000 and 10,000 frames
+[999, 2249]
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ __all__ = ["DQNConfig"]
 #: the metrics columns of a DQN pipeline's run (``metrics.csv``)
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
-    "eval_return", "eval_return_std", "loss", "grad_norm", "epsilon", "policy_version",
+    "eval_return", "eval_return_std", "eval_frames", "loss", "grad_norm", "epsilon", "policy_version",
     "batch_policy_version", "staleness", "staleness_max", "collector_version", "eval_s",
 ]
 
@@ -94,11 +96,23 @@ class DQNConfig:
         """Rows per replay-source message (split into ``minibatches_per_sample`` updates)."""
         return self.batch_size * self.minibatches_per_sample
 
-    @property
-    def eval_updates(self) -> int:
-        """``eval_interval`` (collected frames) in learner updates (``gradient_steps`` per
-        ``train_freq`` frames)."""
-        return max(1, round(self.eval_interval * self.gradient_steps / self.train_freq))
+    def eval_points(self) -> list[int]:
+        """The learner update counts at which the run evaluates: at every ``eval_interval``
+        frames up to the budget, the updates SB3's DQN has made when it evaluates there
+        (``gradient_steps`` after each ``train_freq`` collected frames once more than
+        ``learning_starts`` were collected; a round's updates follow the callbacks of its
+        last frame), so that both evaluate weights trained as much. Points before the first
+        update are skipped.
+
+        >>> DQNConfig().eval_points()[:3]  # 128 * (4999 // 256 - 1000 // 256) ...
+        [2048, 4608, 7040]
+        """
+        points = []
+        for frames in range(self.eval_interval, self.frames + 1, self.eval_interval):
+            rounds = (frames - 1) // self.train_freq - self.learning_starts // self.train_freq
+            if rounds > 0:
+                points.append(rounds * self.gradient_steps)
+        return points
 
     def make_exploration(self, action_spec: Any) -> EGreedyModule:
         """The epsilon-greedy module: epsilon from ``exploration_initial_eps`` to
