@@ -76,6 +76,12 @@ class PPOConfig:
     policy over the behaviour one, thresholds 1), which also corrects the value targets for
     the lag.
 
+    ``ray`` (``--ray local|auto|HOST:PORT``) collects on ``env_actors`` Ray actors (each
+    with ``num_envs / env_actors`` envs and 1 CPU, wherever the cluster has room), in
+    lockstep: the weights go out after each update with the token that asks for the next
+    batch (:class:`~streamrl.collectors.distributed.RayCollector`); the learner stays here.
+    See ``docs/ray_cluster.md``.
+
     >>> PPOConfig(num_envs=2, steps_per_env=64, minibatch_size=32).frames_per_batch
     128
     """

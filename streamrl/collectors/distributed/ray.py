@@ -12,6 +12,7 @@ from typing import Any
 from tensordict import TensorDictBase
 from torch import nn
 
+from streamrl._utils.ray_init import send_by_value
 from streamrl.collectors._base import load_weights
 from streamrl.collectors.multi import (
     MultiaSyncDataCollector,
@@ -140,7 +141,8 @@ class RayCollector(MultiCollector):
                 raise TypeError(f"{clash} given both as arguments and in collector_kwargs")
             kwargs = {**collector_kwargs, **kwargs}
         fns = self._env_fns(create_env_fn, num_collectors, num_workers_per_collector)
-        self._init_ray(ray_init_config)
+        ray = self._init_ray(ray_init_config)
+        send_by_value(ray, *fns, policy, policy_factory)
         configs = DEFAULT_REMOTE_CLASS_CONFIG if remote_configs is None else remote_configs
         if isinstance(configs, dict):
             configs = [configs] * len(fns)
@@ -185,7 +187,7 @@ class RayCollector(MultiCollector):
         return fns
 
     @staticmethod
-    def _init_ray(config: dict[str, Any] | None) -> None:
+    def _init_ray(config: dict[str, Any] | None) -> Any:
         from streamrl._utils.ray_init import ensure_init, import_ray
 
         ray = import_ray("RayCollector")
@@ -193,6 +195,7 @@ class RayCollector(MultiCollector):
             raise TypeError(f"ray_init_config must be a dict, found {type(config).__name__}")
         if not ray.is_initialized():
             ensure_init(ray, **(config or {}))
+        return ray
 
     # ------------------------------------------------------------------ the multi collector's hooks
     def _placement(self, i: int) -> Ray:
