@@ -70,6 +70,10 @@ def load_pipeline(path: str | Path) -> ModuleType:
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    # importable nowhere else: Ray actors receive it by value
+    from streamrl._utils.ray_init import mark_local_module
+
+    mark_local_module(module)
     return module
 
 

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 _init_lock = threading.Lock()
+_local_modules: list[Any] = []  # see mark_local_module
 
 
 def import_ray(what: str) -> Any:
@@ -48,26 +49,14 @@ def ensure_init(ray: Any, **init_kwargs: Any) -> None:
             raise done[0]
 
 
-def send_by_value(ray: Any, *objs: Any) -> None:
-    """Have Ray pickle by value the modules of ``objs`` (functions, partials, bound methods,
-    instances) that workers cannot import: a pipeline file loaded by ``streamrl run`` is a
-    module of this process only. Importable modules are left alone."""
-    import functools
-    import importlib.machinery
-    import sys
+def mark_local_module(module: Any) -> None:
+    """Record a module that other processes cannot import (a pipeline file ``streamrl run``
+    loaded by path): Ray actors get it by value (:func:`send_local_modules`)."""
+    if module not in _local_modules:
+        _local_modules.append(module)
 
-    for obj in objs:
-        while isinstance(obj, functools.partial):
-            obj = obj.func
-        owner = getattr(obj, "__self__", None)  # a bound method: its instance's class too
-        for thing in (obj, owner):
-            if thing is None:
-                continue
-            name = getattr(thing, "__module__", None) or type(thing).__module__
-            for mod in {name, type(thing).__module__}:
-                module = sys.modules.get(mod)
-                if module is None or mod == "__main__" or not getattr(module, "__file__", None):
-                    continue  # built-in modules have no file; __main__ is Ray's business
-                # a search of sys.path (find_spec would answer from sys.modules)
-                if importlib.machinery.PathFinder.find_spec(mod.partition(".")[0]) is None:
-                    ray.cloudpickle.register_pickle_by_value(module)
+
+def send_local_modules(ray: Any) -> None:
+    """Have Ray pickle the marked modules by value (call before creating actors)."""
+    for module in _local_modules:
+        ray.cloudpickle.register_pickle_by_value(module)

@@ -257,6 +257,7 @@ class Deployment:
         raise exc
 
     async def start(self) -> None:
+        from .._utils.ray_init import send_local_modules
         from .._utils.ray_items import unwrap_error
         from .eventloop import run_in_own_thread
         from .ray import _ensure_init, _import_ray
@@ -266,6 +267,7 @@ class Deployment:
         if not ray.is_initialized():
             await run_in_own_thread(lambda: _ensure_init(ray, first.address, first.namespace),
                                     "streamrl-ray-init")
+        send_local_modules(ray)  # pipeline files loaded by path: by value
         run = uuid.uuid4().hex[:8]
         cls = _segment_class(ray)
         for seg, part in self.parts.items():  # all created before any is awaited

@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from .._utils.ray_init import ensure_init, import_ray
+from .._utils.ray_init import ensure_init, import_ray, send_local_modules
 from .._utils.ray_items import pack_item, unpack_item, unwrap_error
 from .._warnings import StreamRLWarning
 from .eventloop import run_in_own_thread, running_loop
@@ -103,6 +103,7 @@ class _RayHost(PipelinedHost):
                 lambda: _ensure_init(ray, self._p.address, self._p.namespace),
                 f"streamrl-ray-init-{self.name}",
             )
+        send_local_modules(ray)  # pipeline files loaded by path: by value
         # .remote() pickles the operator (cloudpickle) and returns at once; the actor is
         # scheduled and built in the background, and ready() answers once it is.
         self._actor = _served_class(ray).options(**self._options()).remote(self.op)

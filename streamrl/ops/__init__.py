@@ -58,7 +58,7 @@ from streamrl.ops.trajectory_batcher import TrajectoryBatcher
 from streamrl.ops.transition_batcher import TransitionBatcher
 from streamrl.ops.trigger import Trigger
 from streamrl.ops.weight_sync import WeightSync
-from streamrl.ops.weights_source import WeightsSource
+from streamrl.ops.weights_source import WeightsSource, WeightsToken
 
 __all__ = [
     "BatchedPolicyServer",
@@ -83,6 +83,7 @@ __all__ = [
     "Trigger",
     "WeightSync",
     "WeightsSource",
+    "WeightsToken",
     "build_offpolicy_graph",
     "check_run_logger",
     "default_run_logger",

@@ -25,7 +25,7 @@ from streamrl.data import (
     WindowSampler,
 )
 from streamrl.envs.transforms import CatFrames
-from streamrl.graph import Graph, Map, Process
+from streamrl.graph import Graph, Map, Process, Ray
 from streamrl.ops.evaluator import Evaluator
 from streamrl.ops.learner import Learner
 from streamrl.ops.metrics_sink import MetricsSink
@@ -35,6 +35,7 @@ from streamrl.ops.replay import ReplaySink, ReplaySource
 from streamrl.ops.rollout import Rollout
 from streamrl.ops.sample_budget import sample_budget
 from streamrl.ops.weight_sync import WeightSync
+from streamrl.ops.weights_source import WeightsSource, WeightsToken
 
 __all__ = [
     "OffPolicyGraph",
@@ -308,8 +309,8 @@ def build_offpolicy_graph(
 
     Raises ``ValueError`` when the restored buffer has already collected ``frames``.
     """
-    if rollout_placement not in ("process", "inline"):
-        raise ValueError(f"rollout_placement must be 'process' or 'inline', found "
+    if rollout_placement not in _ROLLOUT_PLACEMENTS:
+        raise ValueError(f"rollout_placement must be one of {_ROLLOUT_PLACEMENTS}, found "
                          f"{rollout_placement!r}")
     if isinstance(init_random_frames, bool) or not isinstance(init_random_frames, int) or (
         init_random_frames < 0
@@ -367,17 +368,18 @@ def build_offpolicy_graph(
                           frames=frames_for)
 
     g = Graph(name)
-    collect = Rollout(make_env, weights, frames_per_batch=frames_per_batch,
+    remote = rollout_placement == "ray"  # no shared memory: the weights go as messages
+    collect = Rollout(make_env, copy.deepcopy(policy) if remote else weights,
+                      frames_per_batch=frames_per_batch,
                       total_frames=remaining, seed=seed + done, gated=lockstep,
-                      init_random_frames=max(0, init_random_frames - done))
+                      init_random_frames=max(0, init_random_frames - done),
+                      weights_port=remote)
+    collect.version = version
     if state is not None:
         # a resumed run starts new episodes: their ids follow the stored ones, so that no
         # replay window joins a new episode to a stored trajectory
         collect.traj_ids = {"next_id": _next_traj_id(buffer)}
-    rollout = g.add(
-        collect,
-        name="rollout", placement=Process() if rollout_placement == "process" else "inline",
-    )
+    rollout = g.add(collect, name="rollout", placement=_rollout_placement(rollout_placement))
     sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
     source = g.add(ReplaySource(buffer, sample_size,
                                 num_batches=sample_budget(limiter, total, sample_size),
@@ -407,8 +409,30 @@ def build_offpolicy_graph(
     g.connect(sync["snapshot"], eval_node, capacity=2).connect(eval_node, sink_node["eval"])
     if schedule is not None:
         pacer = g.add(Pacer(schedule), name="pacer")
-        g.connect(published if published is not sync else sync["out"], pacer).connect(pacer, rollout["trigger"], capacity=batches)
+        g.connect(published if published is not sync else sync["out"], pacer)
+        if remote:  # each token carries the weights it must be collected with
+            token = g.add(WeightsToken(weights), name="weights")
+            g.connect(pacer, token, capacity=batches).connect(token, rollout["trigger"])
+        else:
+            g.connect(pacer, rollout["trigger"], capacity=batches)
+    elif remote:  # free-running: the newest weights on a latest-value edge
+        follow = g.add(WeightsSource(weights), name="weights", placement="thread")
+        g.connect(follow, rollout["weights"], kind="latest")
     return OffPolicyGraph(g, learner, buffer, metrics, weights, saved)
+
+
+_ROLLOUT_PLACEMENTS = ("process", "inline", "ray")
+
+
+def _rollout_placement(name: str) -> Any:
+    """The rollout's placement: a worker process, the event loop, or a Ray actor (1 CPU,
+    items to and from it pushed and pulled directly; Ray is started with ``ray.init()``,
+    which joins the cluster ``RAY_ADDRESS`` names, if it is not running yet)."""
+    if name == "process":
+        return Process()
+    if name == "ray":
+        return Ray(num_cpus=1, direct=True)
+    return "inline"
 
 
 class _EvalPoints:

@@ -120,10 +120,11 @@ def check_positive_ints(config: Any, *names: str) -> None:
 
 def check_offpolicy_run_fields(config: Any) -> None:
     """The checks of the run fields the off-policy pipelines' configs share:
-    ``rollout_placement`` (``'process'`` or ``'inline'``) and ``max_policy_lag`` (None or an
-    int >= 0)."""
-    check_field(config, "rollout_placement", config.rollout_placement in ("process", "inline"),
-                "'process' or 'inline'")
+    ``rollout_placement`` (``'process'``, ``'inline'`` or ``'ray'``) and ``max_policy_lag``
+    (None or an int >= 0)."""
+    check_field(config, "rollout_placement",
+                config.rollout_placement in ("process", "inline", "ray"),
+                "'process', 'inline' or 'ray'")
     lag = config.max_policy_lag
     check_field(config, "max_policy_lag", lag is None or (
         isinstance(lag, int) and not isinstance(lag, bool) and lag >= 0), "None or an int >= 0")

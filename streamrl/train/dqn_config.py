@@ -35,7 +35,7 @@ class DQNConfig:
     goes from ``exploration_initial_eps`` to ``exploration_final_eps`` over its first
     ``exploration_fraction``); the learner takes ``gradient_steps`` minibatches of
     ``batch_size`` per ``train_freq`` collected frames, ``minibatches_per_sample`` of them per
-    replay message. ``rollout_placement`` is ``process`` or ``inline``. A subclass says in
+    replay message. ``rollout_placement`` is ``process``, ``inline`` or ``ray`` (a Ray actor; ``RAY_ADDRESS`` names the cluster). A subclass says in
     which unit its ``target_update_interval`` counts.
     """
 

@@ -36,7 +36,7 @@ class OffPolicyConfig:
     (converted to learner updates through ``updates_per_frame``). The rollout sends
     ``frames_per_batch`` frames per message and the replay source draws
     ``minibatches_per_sample`` minibatches per message. ``rollout_placement`` is
-    ``process`` or ``inline``. ``max_policy_lag``: the most policy versions a sampled row
+    ``process``, ``inline`` or ``ray`` (a Ray actor; ``RAY_ADDRESS`` names the cluster). ``max_policy_lag``: the most policy versions a sampled row
     may lag the learner (``None``: plain uniform replay; see
     :func:`~streamrl.ops.min_policy_lag` for the least allowed). ``lockstep``: collect each
     batch only after the updates the frames before it grant (SB3's order; a seed then gives

@@ -49,6 +49,7 @@ from streamrl.ops import (
     TransitionBatcher,
     Trigger,
     WeightsSource,
+    WeightsToken,
     WeightSync,
 )
 
@@ -541,12 +542,10 @@ class TestWeightsSourceContract(OpsContract):
 
 
 class TestWeightsTokenContract(OpsContract):
-    def make_operator(self):
-        from streamrl.collectors.distributed.ray import _WeightsToken
-
+    def make_operator(self) -> WeightsToken:
         source = WeightsSource(q_actor())
         source.publish()
-        return _WeightsToken(source)
+        return WeightsToken(source)
 
     def feeds(self) -> dict[str, list[Any]]:
         return {"in": [0, 1, 2]}
@@ -556,5 +555,41 @@ class TestWeightsTokenContract(OpsContract):
         out = run_operator(op, self.feeds())["out"]
         assert [v for v, _ in out] == [1, 1, 1]
         assert out[0][1] is not None and out[1][1] is None and out[2][1] is None
-        op.source.publish()
+        op.weights.publish()
         assert op.step({"in": 3})["out"][0] == 2 and op.step({"in": 4})["out"][1] is None
+
+    def test_from_policy_weights_a_copy_per_version(self):
+        net = q_actor()
+        weights = PolicyWeights(net)
+        op = WeightsToken(weights)
+        v0, p0 = op.step({"in": 0})["out"]
+        assert v0 == 0 and p0 is not None and op.step({"in": 1})["out"] == (0, None)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(1.0)
+        weights.publish(net)
+        v1, p1 = op.step({"in": 2})["out"]
+        first = next(iter(p0.keys(True, True)))
+        assert v1 == 1 and torch.equal(p1[first], p0[first] + 1.0)
+        with pytest.raises(TypeError, match="WeightsSource or PolicyWeights"):
+            WeightsToken(net)
+
+
+class TestWeightsSourceFollowingContract(OpsContract):
+    def make_operator(self) -> WeightsSource:
+        net = q_actor()
+        weights = PolicyWeights(net)
+        weights.publish(net)
+        source = WeightsSource(weights)
+        source.stop()
+        return source
+
+    def test_follows_the_shared_weights(self):
+        net = q_actor()
+        weights = PolicyWeights(net)
+        source = WeightsSource(weights)
+        assert source.step({}) is None  # nothing new yet
+        weights.publish(net)
+        weights.publish(net)
+        version, params = source.step({})["weights"]
+        assert version == 2 and source.version == 2 and source.current() == (2, params)

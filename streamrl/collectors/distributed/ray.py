@@ -12,7 +12,6 @@ from typing import Any
 from tensordict import TensorDictBase
 from torch import nn
 
-from streamrl._utils.ray_init import send_by_value
 from streamrl.collectors._base import load_weights
 from streamrl.collectors.multi import (
     MultiaSyncDataCollector,
@@ -20,8 +19,8 @@ from streamrl.collectors.multi import (
     MultiSyncDataCollector,
 )
 from streamrl.envs.common import EnvBase
-from streamrl.graph import Graph, Node, Operator, Ray
-from streamrl.ops import Trigger, WeightsSource
+from streamrl.graph import Graph, Node, Ray
+from streamrl.ops import Trigger, WeightsSource, WeightsToken
 
 __all__ = ["RayCollector"]
 
@@ -141,8 +140,7 @@ class RayCollector(MultiCollector):
                 raise TypeError(f"{clash} given both as arguments and in collector_kwargs")
             kwargs = {**collector_kwargs, **kwargs}
         fns = self._env_fns(create_env_fn, num_collectors, num_workers_per_collector)
-        ray = self._init_ray(ray_init_config)
-        send_by_value(ray, *fns, policy, policy_factory)
+        self._init_ray(ray_init_config)
         configs = DEFAULT_REMOTE_CLASS_CONFIG if remote_configs is None else remote_configs
         if isinstance(configs, dict):
             configs = [configs] * len(fns)
@@ -187,7 +185,7 @@ class RayCollector(MultiCollector):
         return fns
 
     @staticmethod
-    def _init_ray(config: dict[str, Any] | None) -> Any:
+    def _init_ray(config: dict[str, Any] | None) -> None:
         from streamrl._utils.ray_init import ensure_init, import_ray
 
         ray = import_ray("RayCollector")
@@ -195,7 +193,6 @@ class RayCollector(MultiCollector):
             raise TypeError(f"ray_init_config must be a dict, found {type(config).__name__}")
         if not ray.is_initialized():
             ensure_init(ray, **(config or {}))
-        return ray
 
     # ------------------------------------------------------------------ the multi collector's hooks
     def _placement(self, i: int) -> Ray:
@@ -222,7 +219,7 @@ class RayCollector(MultiCollector):
             return
         # lockstep: each token carries the weights (once per version), so a batch is
         # collected with exactly the weights published before it was asked for
-        token = g.add(_WeightsToken(self._sources[i]), name=f"weights{i}")
+        token = g.add(WeightsToken(self._sources[i]), name=f"weights{i}")
         g.connect(trigger, token).connect(token, rollout)
 
     # ------------------------------------------------------------------ control
@@ -268,22 +265,6 @@ class RayCollector(MultiCollector):
         if self._sources is not None:
             out["policy_version"] = self.policy_version
         return out
-
-
-class _WeightsToken(Operator):
-    """Turns a trigger token into ``(version, params)``: the newest published weights the
-    first time a version is sent, ``(version, None)`` after that."""
-
-    def __init__(self, source: WeightsSource):
-        self.source = source
-        self.sent = -1
-
-    def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        version, params = self.source.current()
-        if version == self.sent:
-            params = None
-        self.sent = version
-        return {"out": (version, params)}
 
 
 class _RaySyncCollector(RayCollector, MultiSyncDataCollector):

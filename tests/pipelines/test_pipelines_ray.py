@@ -1,4 +1,4 @@
-"""PPO with ``ray``: the env actors on the two worker nodes of a local three-node Ray cluster
+"""Pipelines on a local three-node Ray cluster (``ray.cluster_utils.Cluster``): PPO with its env
 (``ray.cluster_utils.Cluster``), the learner in this process on the head."""
 
 from __future__ import annotations
@@ -60,3 +60,27 @@ def test_ray_options_are_checked():
         ppo.PPOConfig(ray="auto", topology="async")
     with pytest.raises(ValueError, match="divide"):
         ppo.PPOConfig(ray="auto", num_envs=3, env_actors=2)
+
+
+dqn = load_pipeline(ROOT / "pipelines" / "dqn_cartpole.py")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lockstep", [False, True])
+def test_dqn_rollout_on_a_worker_node(cluster, lockstep, tmp_path):
+    """The off-policy graph with its rollout on a Ray actor: batches come into the driver's
+    replay sink, weights go out (a latest-value edge free-running; with each token in
+    lockstep), the run ends at its budget and leaves no actor."""
+    config = dqn.DQNConfig(frames=2048, learning_starts=256, train_freq=256, gradient_steps=32,
+                           minibatches_per_sample=4, eval_interval=1024, eval_episodes=2,
+                           rollout_placement="ray", lockstep=lockstep, logger="csv")
+    result = dqn.train(config, run_dir=tmp_path)
+    assert result.frames >= 2048 and result.updates > 0
+    with open(tmp_path / "metrics.csv") as f:
+        versions = [float(r["collector_version"]) for r in csv.DictReader(f)
+                    if r["collector_version"]]
+    assert max(versions) >= 1  # later batches were collected with published weights
+    deadline = time.monotonic() + 5.0
+    while cluster.util.list_named_actors():
+        assert time.monotonic() < deadline, cluster.util.list_named_actors()
+        time.sleep(0.05)
