@@ -255,6 +255,20 @@ class RayCollector(MultiCollector):
         return [deployment.actors[f"rollout{i}"] for i in range(self.num_workers)
                 if f"rollout{i}" in deployment.actors]
 
+    def shutdown(self, timeout: float | None = None, close_env: bool = True,
+                 raise_on_error: bool = True, shutdown_ray: bool = False) -> None:
+        """Stop collecting (the actors are gone once the run has ended, see
+        :meth:`~streamrl.collectors.DataCollectorBase.shutdown`); ``shutdown_ray`` also shuts
+        Ray down in this process (TorchRL's flag)."""
+        try:
+            super().shutdown(timeout=timeout, close_env=close_env,
+                             raise_on_error=raise_on_error)
+        finally:
+            if shutdown_ray:
+                import ray
+
+                ray.shutdown()
+
     @property
     def policy_version(self) -> int:
         """The newest version sent to any actor (0 before the first send)."""
