@@ -255,6 +255,7 @@ class Outbox(_Proxy):
         self._wake: asyncio.Event | None = None
         self._failure: BaseException | None = None
         self._gone = False
+        self._busy = False  # a set_latest call is unanswered
 
     async def open(self) -> None:  # type: ignore[override]
         self._peer = await self.site.peer(self.edge)
@@ -293,10 +294,12 @@ class Outbox(_Proxy):
                 self._wake.clear()
                 newest, self._newest = self._newest, None
                 if newest is not None:
+                    self._busy = True  # until answered: the end of stream must not overtake it
                     if not await _settled(self._peer.set_latest.remote(self.edge, *newest),
                                           self):
                         self._gone = True
                         return
+                    self._busy = False
         except PeerLostError as exc:
             self._failure = exc
 
@@ -314,7 +317,8 @@ class Outbox(_Proxy):
         await _settled(self._peer.push.remote(self.edge, self._seq, EOS), self)
 
     async def _drain_latest(self) -> None:
-        while self._newest is not None and self._failure is None and not self._gone:
+        while ((self._newest is not None or self._busy) and self._failure is None
+               and not self._gone):
             await asyncio.sleep(0.001)
         if self._failure is not None:
             raise self._failure

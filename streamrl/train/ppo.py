@@ -76,8 +76,8 @@ class PPOConfig:
     policy over the behaviour one, thresholds 1), which also corrects the value targets for
     the lag.
 
-    ``ray`` (``--ray local|auto|HOST:PORT``) collects on ``env_actors`` Ray actors (each
-    with ``num_envs / env_actors`` envs and 1 CPU, wherever the cluster has room), in
+    ``ray`` (``--ray local|auto|HOST:PORT``) collects on ``ray_actors`` Ray actors (each
+    with ``num_envs / ray_actors`` envs and 1 CPU, wherever the cluster has room), in
     lockstep: the weights go out after each update with the token that asks for the next
     batch (:class:`~streamrl.collectors.distributed.RayCollector`); the learner stays here.
     See ``docs/ray_cluster.md``.
@@ -128,14 +128,14 @@ class PPOConfig:
     # running cluster, "HOST:PORT" its head; None: no Ray
     ray: str | None = None
     # with ray: the env actors (RayCollector's collectors), num_envs shared out among them
-    env_actors: int = 1
+    ray_actors: int = 1
 
     def __post_init__(self) -> None:
         check_run_logger(self.logger)
         if self.topology not in _TOPOLOGIES:
             raise ValueError(f"{type(self).__name__}.topology must be one of {_TOPOLOGIES}, "
                              f"found {self.topology!r}")
-        check_positive_ints(self, "max_policy_lag", "env_actors")
+        check_positive_ints(self, "max_policy_lag", "ray_actors")
         self._check_ray()
         if self.value_estimator not in _ESTIMATORS:
             raise ValueError(f"{type(self).__name__}.value_estimator must be one of "
@@ -157,8 +157,8 @@ class PPOConfig:
 
     def _check_ray(self) -> None:
         if self.ray is None:
-            if self.env_actors != 1:
-                raise ValueError(f"{type(self).__name__}.env_actors ({self.env_actors}) needs "
+            if self.ray_actors != 1:
+                raise ValueError(f"{type(self).__name__}.ray_actors ({self.ray_actors}) needs "
                                  "ray (an address, 'auto' or 'local')")
             return
         if not isinstance(self.ray, str) or not self.ray or self.ray.startswith("ray://"):
@@ -168,9 +168,9 @@ class PPOConfig:
         if self.topology != "sync":
             raise ValueError(f"{type(self).__name__}.ray collects with topology='sync', found "
                              f"topology={self.topology!r}")
-        if self.num_envs % self.env_actors:
+        if self.num_envs % self.ray_actors:
             raise ValueError(f"{type(self).__name__}.num_envs ({self.num_envs}) must divide "
-                             f"among env_actors ({self.env_actors})")
+                             f"among ray_actors ({self.ray_actors})")
 
     @property
     def frames_per_batch(self) -> int:
@@ -236,7 +236,7 @@ def make_learner(config: PPOConfig, loss: ClipPPOLoss,
 
 def make_collector(config: PPOConfig, actor: nn.Module) -> Any:
     """The topology's collector of ``num_envs x steps_per_env`` frames per batch: lockstep
-    (``sync``), running ahead in a worker process (``async``), or lockstep on ``env_actors``
+    (``sync``), running ahead in a worker process (``async``), or lockstep on ``ray_actors``
     Ray actors (``ray``: a :class:`~streamrl.collectors.distributed.RayCollector`, weights
     sent after each update)."""
     collector: Any
@@ -244,8 +244,8 @@ def make_collector(config: PPOConfig, actor: nn.Module) -> Any:
         from streamrl.collectors.distributed import RayCollector
 
         collector = RayCollector(
-            functools.partial(config.make_env, config.num_envs // config.env_actors), actor,
-            num_collectors=config.env_actors, sync=True,
+            functools.partial(config.make_env, config.num_envs // config.ray_actors), actor,
+            num_collectors=config.ray_actors, sync=True,
             frames_per_batch=config.frames_per_batch, total_frames=config.frames,
             remote_configs={"num_cpus": 1},
             ray_init_config={"address": None if config.ray == "local" else config.ray},
@@ -388,7 +388,7 @@ class _Progress:
 
 # config fields that may change on resume: the budget (a longer run), evaluation and output
 _RESUMABLE = ("frames", "eval_interval", "eval_episodes", "eval_seed", "target_return",
-              "threads", "logger", "checkpoint_interval", "max_policy_lag", "ray", "env_actors")
+              "threads", "logger", "checkpoint_interval", "max_policy_lag", "ray", "ray_actors")
 
 
 _LOGGED = ("loss_objective", "loss_critic", "entropy", "kl_approx", "clip_fraction")

@@ -188,9 +188,9 @@ def test_lockstep_runs_repeat_exactly():
 
 
 def test_argument_errors():
-    with pytest.raises(ValueError, match="rollout_placement must be 'process' or 'inline', "
-                                         "found 'ray'"):
-        build(rollout_placement="ray")
+    with pytest.raises(ValueError, match=r"rollout_placement must be one of \('process', "
+                                         r"'inline', 'ray'\), found 'thread'"):
+        build(rollout_placement="thread")
     with pytest.raises(TypeError, match=r"exploration modules need step\(frames\), found object"):
         build(exploration=[object()])
     with pytest.raises(ValueError, match=r"buffer must have a rate limiter .*, found "

@@ -139,7 +139,7 @@ def test_build_graph_and_config_errors():
     with pytest.raises(ValueError, match="batch_size"):
         dqn.DQNConfig(batch_size=0)
     with pytest.raises(ValueError, match="rollout_placement"):
-        dqn.DQNConfig(rollout_placement="ray")
+        dqn.DQNConfig(rollout_placement="thread")
     with pytest.raises(ValueError, match="exploration_fraction"):
         dqn.DQNConfig(exploration_fraction=0.0)
     with pytest.raises(SystemExit):

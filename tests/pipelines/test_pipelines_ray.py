@@ -38,7 +38,7 @@ def cluster():
 def test_ppo_collects_on_two_worker_nodes_and_learns_in_order(cluster, tmp_path):
     config = ppo.PPOConfig(frames=1024, num_envs=2, steps_per_env=128, minibatch_size=64,
                            eval_interval=512, eval_episodes=2, epochs=1, ray="auto",
-                           env_actors=2, logger="csv")
+                           ray_actors=2, logger="csv")
     # two env actors of 1 CPU each, on nodes of 1 CPU each (the head has none): one per node
     result = ppo.train(config, run_dir=tmp_path)
     assert result.frames == 1024 and result.iterations == 4
@@ -52,14 +52,14 @@ def test_ppo_collects_on_two_worker_nodes_and_learns_in_order(cluster, tmp_path)
 
 
 def test_ray_options_are_checked():
-    with pytest.raises(ValueError, match="env_actors"):
-        ppo.PPOConfig(env_actors=2)
+    with pytest.raises(ValueError, match="ray_actors"):
+        ppo.PPOConfig(ray_actors=2)
     with pytest.raises(ValueError, match="ray://"):
         ppo.PPOConfig(ray="ray://head:10001")
     with pytest.raises(ValueError, match="topology='sync'"):
         ppo.PPOConfig(ray="auto", topology="async")
     with pytest.raises(ValueError, match="divide"):
-        ppo.PPOConfig(ray="auto", num_envs=3, env_actors=2)
+        ppo.PPOConfig(ray="auto", num_envs=3, ray_actors=2)
 
 
 dqn = load_pipeline(ROOT / "pipelines" / "dqn_cartpole.py")
