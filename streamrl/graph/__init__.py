@@ -48,7 +48,7 @@ from .kinds import Batcher, Collect, Map, Sink, Source
 from .operator import Many, Operator
 from .placement import Host, Inline, PipelinedHost, Placement, Thread
 from .process import Process
-from .ray import Ray  # imports Ray itself only when a Ray-placed operator starts
+from .ray import Ray, RayPlacementGroup  # imports Ray itself only when a Ray-placed operator starts
 from .stats import EdgeStats, GraphStats, OperatorStats
 
 __all__ = [
@@ -81,6 +81,7 @@ __all__ = [
     "RateLimitedChannel",
     "RateLimiter",
     "Ray",
+    "RayPlacementGroup",
     "Sink",
     "Source",
     "StepEvent",

@@ -243,6 +243,7 @@ class Deployment:
         self.started = asyncio.Event()
         self.failed = asyncio.Event()
         self._ray: Any = None
+        self.groups: Any = None  # the placement groups the graph made for the actors
 
     async def peer(self, edge: str) -> Any:
         await self.started.wait()
@@ -268,11 +269,28 @@ class Deployment:
             await run_in_own_thread(lambda: _ensure_init(ray, first.address, first.namespace),
                                     "streamrl-ray-init")
         send_local_modules(ray)  # pipeline files loaded by path: by value
+        from ._ray_groups import GroupHold
+
+        self.groups = GroupHold()
         run = uuid.uuid4().hex[:8]
         cls = _segment_class(ray)
+        groups = {}
+        for step in ("acquire", "ready"):  # placement groups the graph owns: all made, placed
+            for seg, p in self.placements.items():
+                try:
+                    if step == "acquire":
+                        groups[seg] = self.groups.acquire(ray, p.placement_group)
+                    else:
+                        await self.groups.ready(ray, p.placement_group, p.start_timeout)
+                except Exception as exc:
+                    raise OperatorError(seg, "start", exc) from exc
         for seg, part in self.parts.items():  # all created before any is awaited
             name = f"streamrl:{self.graph_name}:{seg}:{run}"
-            opts = self.placements[seg].actor_options_for(name)
+            p = self.placements[seg]
+            try:
+                opts = p.actor_options_for(name, groups[seg])
+            except Exception as exc:  # e.g. no alive node of that name
+                raise OperatorError(seg, "start", exc) from exc
             self.names[seg] = name
             self.actors[seg] = cls.options(**opts).remote(part)
         for seg, actor in self.actors.items():
@@ -281,7 +299,8 @@ class Deployment:
                 with anyio.move_on_after(p.start_timeout) as scope:
                     self.nodes[seg] = await actor.ready.remote()
             except ray.exceptions.RayError as exc:
-                raise OperatorError(seg, "start", unwrap_error(ray, exc)) from None
+                err = unwrap_error(ray, exc)
+                raise OperatorError(seg, "start", err) from err
             if scope.cancelled_caught:
                 raise OperatorError(seg, "start", TimeoutError(
                     f"the Ray actor of operator {seg!r} was not running after "
@@ -352,6 +371,8 @@ class Deployment:
                 ray.kill(actor, no_restart=True)
             except Exception:  # already gone
                 pass
+        if self.groups is not None:  # after the actors: they are in the groups
+            self.groups.release()
 
 
 def _caused_by(exc: BaseException, cls: type) -> bool:

@@ -7,7 +7,9 @@ result travel through Ray's object store, and the reply is awaited on the event 
 
 from __future__ import annotations
 
+import ipaddress
 import numbers
+import string
 import time
 import uuid
 import warnings
@@ -19,14 +21,17 @@ import anyio
 from .._utils.ray_init import ensure_init, import_ray, send_local_modules
 from .._utils.ray_items import pack_item, unpack_item, unwrap_error
 from .._warnings import StreamRLWarning
+from ._ray_groups import GroupHold, RayPlacementGroup, bundle_count, user_group
 from .eventloop import run_in_own_thread, running_loop
 from .operator import Many, Operator, async_hooks
 from .placement import END, NOARG, Host, PipelinedHost, Placement, call_hook
 
-__all__ = ["Ray"]
+__all__ = ["Ray", "RayPlacementGroup"]
 
 # Options this placement sets itself; passing them in actor_options would break it.
-_RESERVED = ("name", "namespace", "max_concurrency", "num_cpus", "num_gpus", "resources")
+_RESERVED = ("name", "namespace", "max_concurrency", "num_cpus", "num_gpus", "resources",
+             "memory")
+_NODE_ID_LEN = 56  # a Ray node id: 28 bytes, in hex
 _actor_class: Any = None
 
 
@@ -48,8 +53,14 @@ class _Served:
     def __init__(self, op: Operator):
         self.op = op
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> tuple[str, str, int]:
+        """Where the actor runs: ``(node id, node IP, pid)``."""
+        import os
+
+        import ray
+
+        return (ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address(),
+                os.getpid())
 
     def hook(self, name: str, arg: Any = NOARG) -> Any:
         if name == "step":
@@ -89,11 +100,21 @@ class _RayHost(PipelinedHost):
         self._actor: Any = None
         self._inflight: deque[Any] = deque()  # refs sent and not yet answered, oldest first
         self._closed = False
+        self._groups = GroupHold()
+        self.actor_name = ""
+        #: ``(node id, node IP, pid)`` of the actor, once it has answered ``ready()``
+        self.where: tuple[str, str, int] | None = None
 
-    def _options(self) -> dict[str, Any]:
-        opts = self._p.actor_options_for(f"streamrl:{self.name}:{uuid.uuid4().hex[:8]}")
-        opts["max_concurrency"] = 1  # hooks run one at a time, in the order they were sent
-        return opts
+    def _error(self, exc: BaseException) -> BaseException:
+        """The operator's exception for a failed call; a dead actor named with its node (once
+        known: recorded when it answered ``ready()``)."""
+        err = unwrap_error(self._ray, exc)
+        if (err is exc and isinstance(exc, self._ray.exceptions.RayActorError)
+                and self.where is not None):
+            node, ip, pid = self.where
+            err = RuntimeError(f"the Ray actor {self.actor_name} (pid {pid}) on node {node} "
+                               f"({ip}) died: {type(exc).__name__}: {exc}")
+        return err
 
     async def start(self) -> None:
         running_loop(f"operator {self.name!r} (placement='ray')")  # refs are asyncio awaitables
@@ -104,17 +125,22 @@ class _RayHost(PipelinedHost):
                 f"streamrl-ray-init-{self.name}",
             )
         send_local_modules(ray)  # pipeline files loaded by path: by value
+        group = self._groups.acquire(ray, self._p.placement_group)
+        await self._groups.ready(ray, self._p.placement_group, self._p.start_timeout)
+        self.actor_name = f"streamrl:{self.name}:{uuid.uuid4().hex[:8]}"
+        opts = self._p.actor_options_for(self.actor_name, group)
+        opts["max_concurrency"] = 1  # hooks run one at a time, in the order they were sent
         # .remote() pickles the operator (cloudpickle) and returns at once; the actor is
         # scheduled and built in the background, and ready() answers once it is.
-        self._actor = _served_class(ray).options(**self._options()).remote(self.op)
+        self._actor = _served_class(ray).options(**opts).remote(self.op)
         ref = self._actor.ready.remote()
         self._inflight.append(ref)
         with anyio.move_on_after(self._p.start_timeout) as scope:
             try:
-                await ref
+                self.where = await ref
             except ray.exceptions.RayError as exc:
                 self._inflight.remove(ref)
-                raise unwrap_error(ray, exc) from None
+                raise self._error(exc) from None
         if scope.cancelled_caught:
             raise TimeoutError(
                 f"the Ray actor of operator {self.name!r} was not running after "
@@ -144,7 +170,7 @@ class _RayHost(PipelinedHost):
             result = await ref
         except self._ray.exceptions.RayError as exc:
             self._inflight.remove(ref)
-            raise unwrap_error(self._ray, exc) from None
+            raise self._error(exc) from None
         # not reached when cancelled: the call stays in flight and marks the actor busy
         self._inflight.remove(ref)
         return _map_items(unpack_item, result), time.perf_counter() - t0
@@ -154,6 +180,7 @@ class _RayHost(PipelinedHost):
             return
         self._closed = True
         if self._actor is None:  # never started: nothing runs remotely
+            self._groups.release()
             return
         error: BaseException | None = None
         with anyio.CancelScope(shield=True):
@@ -183,7 +210,10 @@ class _RayHost(PipelinedHost):
                         await self.call("close")
                     except Exception as exc:
                         error = exc
-            await self._kill(1.0 if fast else self._p.close_timeout)
+            try:
+                await self._kill(1.0 if fast else self._p.close_timeout)
+            finally:  # the actor is gone: a group the graph made for it may go too
+                self._groups.release()
         if error is not None:
             raise error
 
@@ -230,16 +260,30 @@ class Ray(Placement):
     The operator object is pickled (cloudpickle) to a new actor when the graph starts, so it
     should create heavy or unpicklable resources in ``open``; each hook call is a method call on
     the actor, with TensorDicts and other messages carried by Ray's object store. The actor
-    asks Ray for ``num_cpus``, ``num_gpus`` and custom ``resources`` (``None``: Ray's defaults);
-    ``actor_options`` are passed to ``ray.remote(...).options`` (e.g. ``runtime_env`` or a
-    ``scheduling_strategy``). Functions and classes the operator refers to must be importable
+    asks Ray for ``num_cpus``, ``num_gpus``, custom ``resources`` and ``memory`` (bytes)
+    (``None``: Ray's defaults); ``actor_options`` are passed to ``ray.remote(...).options``
+    (e.g. ``runtime_env``). Functions and classes the operator refers to must be importable
     on the actor's node (or sent by value, ``ray.cloudpickle.register_pickle_by_value``). An
     operator's exception is re-raised in the driver as the original exception (Ray's remote
     traceback added as a note; a ``ray.exceptions.RayError`` with the details when it cannot
     be pickled), so the graph raises its usual :class:`~streamrl.graph.OperatorError` naming
-    the operator. Each hook call costs a Ray round trip (about 1 ms on a 2-core machine, see
+    the operator; an actor that dies is named with its node (id and IP) and pid. Each hook
+    call costs a Ray round trip (about 1 ms on a 2-core machine, see
     ``benchmarks/graph_ray.py``): send batches of many env rows per message. Starting an
     actor takes seconds (a new Ray worker process imports torch to rebuild the operator).
+
+    Where the actor runs (at most one of these, and not with
+    ``actor_options["scheduling_strategy"]``):
+
+    * ``node=``: a node id (hex), a node's IP or ``"driver"`` (the driver's node), resolved
+      among the alive nodes when the actor starts (an unknown one, or an IP that several
+      nodes share, raises naming the alive nodes); Ray's ``NodeAffinitySchedulingStrategy``,
+      ``soft=node_soft`` (``True``: another node when that one cannot hold the actor).
+    * ``placement_group=`` a Ray ``PlacementGroup`` the user created (used, never removed), or
+      a :class:`~streamrl.graph.RayPlacementGroup` that the graph creates when the first
+      operator naming it starts and removes after the run, whatever ended it; ``bundle=``
+      the bundle index (``None``: any bundle).
+    * ``spread=True``: Ray's ``"SPREAD"`` strategy (actors spread over the nodes).
 
     When the run ends normally the actor's ``state_dict()`` is loaded into the driver's operator
     object (``sync_state=False`` skips this), ``close()`` runs on the actor, and the actor is
@@ -266,19 +310,28 @@ class Ray(Placement):
     ``pip install 'streamrl[ray]'``.
 
     Examples:
-        >>> from streamrl.graph import Ray
+        >>> from streamrl.graph import Ray, RayPlacementGroup
         >>> Ray(num_cpus=1, resources={"env_host": 1})
         Ray(num_cpus=1, resources={'env_host': 1})
+        >>> Ray(num_cpus=0, memory=2 * 1024**3, node="driver")
+        Ray(num_cpus=0, memory=2147483648, node='driver')
+        >>> pg = RayPlacementGroup([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
+        >>> Ray(placement_group=pg, bundle=1, direct=True)  # doctest: +NORMALIZE_WHITESPACE
+        Ray(placement_group=RayPlacementGroup([{'CPU': 1}, {'CPU': 1}],
+            strategy='STRICT_SPREAD'), bundle=1, direct=True)
     """
 
     name = "ray"
 
     def __init__(self, num_cpus: float | None = None, num_gpus: float | None = None,
-                 resources: dict[str, float] | None = None, *, address: str | None = None,
+                 resources: dict[str, float] | None = None, *, memory: float | None = None,
+                 node: str | None = None, node_soft: bool = False,
+                 placement_group: Any = None, bundle: int | None = None, spread: bool = False,
+                 address: str | None = None,
                  namespace: str | None = None, actor_options: dict[str, Any] | None = None,
                  sync_state: bool = True, max_in_flight: int | None = None,
                  start_timeout: float = 60.0, close_timeout: float = 5.0, direct: bool = False):
-        for label, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+        for label, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory)):
             if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)
                                   or v < 0):
                 raise ValueError(f"{label} must be a number >= 0 or None, found {v!r}")
@@ -296,6 +349,7 @@ class Ray(Placement):
         if bad:
             raise ValueError(f"actor_options may not set {bad}: the placement sets the actor's "
                              "name and concurrency, and has arguments for its resources")
+        _check_where(node, node_soft, placement_group, bundle, spread, actor_options or {})
         if not isinstance(direct, bool):
             raise TypeError(f"direct must be a bool, found {type(direct).__name__}")
         if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
@@ -306,6 +360,12 @@ class Ray(Placement):
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.resources = dict(resources or {})
+        self.memory = memory
+        self.node = node.lower() if node is not None and _is_node_id(node) else node
+        self.node_soft = node_soft
+        self.placement_group = placement_group
+        self.bundle = bundle
+        self.spread = spread
         self.address = address
         self.namespace = namespace
         self.actor_options = dict(actor_options or {})
@@ -315,20 +375,41 @@ class Ray(Placement):
         self.close_timeout = close_timeout
         self.direct = direct
 
-    def _parts(self) -> list[str]:
+    def _request_parts(self) -> list[str]:
         parts = [f"{k}={v!r}" for k, v in (("num_cpus", self.num_cpus),
                                              ("num_gpus", self.num_gpus)) if v is not None]
         if self.resources:
             parts.append(f"resources={self.resources!r}")
+        if self.memory is not None:
+            parts.append(f"memory={self.memory!r}")
+        return parts
+
+    def _parts(self) -> list[str]:
+        parts = self._request_parts()
+        if self.node is not None:
+            parts.append(f"node={self.node!r}")
+            if self.node_soft:
+                parts.append("node_soft=True")
+        if self.placement_group is not None:
+            pg = self.placement_group
+            parts.append("placement_group=" + (repr(pg) if isinstance(pg, RayPlacementGroup)
+                                               else f"PlacementGroup({pg.id.hex()})"))
+            if self.bundle is not None:
+                parts.append(f"bundle={self.bundle!r}")
+        if self.spread:
+            parts.append("spread=True")
         if self.direct:
             parts.append("direct=True")
         return parts
 
-    def actor_options_for(self, name: str) -> dict[str, Any]:
+    def actor_options_for(self, name: str, placement_group: Any = None) -> dict[str, Any]:
         """The options of this placement's actor named ``name``: ``actor_options`` plus the
         name (unique, so that several graphs or runs can share a namespace; named for
         inspection), no restarts by Ray (a restarted actor would have lost the operator's
-        state) and the resources asked for."""
+        state), the resources asked for and where the actor goes. Called when the actor
+        starts: ``node`` is resolved then (Ray must be initialized), and a
+        :class:`RayPlacementGroup` must have been created (``placement_group``: the Ray
+        group made for it, see :class:`._ray_groups.GroupHold`)."""
         opts: dict[str, Any] = dict(self.actor_options)
         opts["name"] = name
         opts.setdefault("max_restarts", 0)
@@ -338,12 +419,35 @@ class Ray(Placement):
             opts["num_gpus"] = self.num_gpus
         if self.resources:
             opts["resources"] = dict(self.resources)
+        if self.memory is not None:
+            opts["memory"] = self.memory
+        if self.spread:
+            opts["scheduling_strategy"] = "SPREAD"
+        elif self.node is not None:
+            ray = _import_ray()
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+                _resolve_node(ray, self.node), soft=self.node_soft)
+        elif self.placement_group is not None:
+            pg = self.placement_group
+            if isinstance(pg, RayPlacementGroup):
+                if placement_group is None:
+                    raise RuntimeError(f"{pg!r} has no Ray placement group yet: it is created "
+                                       "when the actor starts (GroupHold.acquire)")
+                pg = placement_group
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                pg, placement_group_bundle_index=-1 if self.bundle is None else self.bundle)
         return opts
 
     def request(self) -> str:
         """The resources the actor asks for, as text (for messages)."""
-        return ", ".join(p for p in self._parts() if p != "direct=True") or (
-            "Ray's default resources")
+        where = (f" on node {self.node!r}" if self.node is not None else
+                 f" in bundle {self.bundle} of its placement group" if self.bundle is not None
+                 else "")
+        return (", ".join(self._request_parts()) or "Ray's default resources") + where
 
     def host(self, op: Operator, name: str) -> Host:
         window = self.max_in_flight
@@ -353,3 +457,65 @@ class Ray(Placement):
 
     def __repr__(self) -> str:
         return f"Ray({', '.join(self._parts())})"
+
+
+def _is_node_id(node: str) -> bool:
+    return len(node) == _NODE_ID_LEN and all(c in string.hexdigits for c in node)
+
+
+def _is_ip(node: str) -> bool:
+    try:
+        ipaddress.ip_address(node)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_where(node: Any, node_soft: Any, placement_group: Any, bundle: Any, spread: Any,
+                 actor_options: dict[str, Any]) -> None:
+    """Check the arguments that say where the actor runs (``Ray.__init__``)."""
+    if node is not None and (not isinstance(node, str) or not (
+            node == "driver" or _is_node_id(node) or _is_ip(node))):
+        raise ValueError(f"node must be a node id ({_NODE_ID_LEN} hex digits), a node's IP "
+                         f"address or 'driver', found {node!r}")
+    for label, flag in (("node_soft", node_soft), ("spread", spread)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{label} must be a bool, found {type(flag).__name__}")
+    if node_soft and node is None:
+        raise ValueError("node_soft=True needs node=, found node=None")
+    if placement_group is not None and not (isinstance(placement_group, RayPlacementGroup)
+                                            or user_group(placement_group)):
+        raise TypeError(f"placement_group must be a ray.util.placement_group.PlacementGroup or "
+                        f"a RayPlacementGroup, found {type(placement_group).__name__}")
+    if bundle is not None:
+        if placement_group is None:
+            raise ValueError(f"bundle={bundle!r} needs placement_group=, found None")
+        count = bundle_count(placement_group)
+        if (not isinstance(bundle, int) or isinstance(bundle, bool) or bundle < 0
+                or (count is not None and bundle >= count)):
+            limit = f"< {count}" if count is not None else "of the group"
+            raise ValueError(f"bundle must be an index >= 0 and {limit}, found {bundle!r}")
+    chosen = [label for label, on in (("node", node is not None),
+                                      ("placement_group", placement_group is not None),
+                                      ("spread", spread),
+                                      ("actor_options['scheduling_strategy']",
+                                       "scheduling_strategy" in actor_options)) if on]
+    if len(chosen) > 1:
+        raise ValueError(f"node, placement_group, spread and actor_options['scheduling_strategy'] "
+                         f"exclude each other, found {' and '.join(chosen)}")
+
+
+def _resolve_node(ray: Any, node: str) -> str:
+    """The id of the alive node that ``node`` (an id, an IP or ``"driver"``) names."""
+    if node == "driver":
+        return str(ray.get_runtime_context().get_node_id())
+    alive = [(n["NodeID"], n["NodeManagerAddress"]) for n in ray.nodes() if n.get("Alive")]
+    matches = [i for i, ip in alive if node in (i, ip)]
+    if len(matches) == 1:
+        return matches[0]
+    listing = ", ".join(f"{i} ({ip})" for i, ip in alive) or "none"
+    if not matches:
+        raise ValueError(f"node {node!r} is not an alive node of the Ray cluster; alive nodes: "
+                         f"{listing}")
+    raise ValueError(f"node {node!r} is the IP of {len(matches)} alive nodes; give one's id. "
+                     f"Alive nodes: {listing}")

@@ -38,12 +38,10 @@ def _remote_placement(config: dict[str, Any]) -> Ray:
     num_cpus, num_gpus = options.pop("num_cpus", None), options.pop("num_gpus", None)
     resources = options.pop("resources", None)
     memory = options.pop("memory", None)
-    if memory is not None:
-        if not isinstance(memory, numbers.Real) or memory < 0:
-            raise ValueError(f"remote_configs memory must be a number of bytes >= 0, found "
-                             f"{memory!r}")
-        options["memory"] = memory
-    return Ray(num_cpus, num_gpus, resources, actor_options=options, direct=True)
+    if memory is not None and (not isinstance(memory, numbers.Real) or memory < 0):
+        raise ValueError(f"remote_configs memory must be a number of bytes >= 0, found "
+                         f"{memory!r}")
+    return Ray(num_cpus, num_gpus, resources, memory=memory, actor_options=options, direct=True)
 
 
 class RayCollector(MultiCollector):
