@@ -4,8 +4,6 @@ Ray actors of a local Ray, weights sent from the driver."""
 from __future__ import annotations
 
 import functools
-import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,29 +13,22 @@ from torch import nn
 from streamrl.collectors import MultiCollector
 from streamrl.collectors.distributed import RayCollector
 from streamrl.envs import GymEnv
+from tests.ray_support import assert_no_actors, local_ray
 
-ROOT = Path(__file__).resolve().parents[2]
 _ENV = functools.partial(GymEnv, "Pendulum-v1")
 _REMOTE = {"num_cpus": 0, "memory": 0}  # two or three actors on the test's 2 CPUs
 
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    yield ray
-    ray.shutdown()
+    with local_ray() as ray:
+        yield ray
 
 
 @pytest.fixture
 def ray(ray_local):
     yield ray_local
-    deadline = time.monotonic() + 5.0
-    while ray_local.util.list_named_actors():
-        assert time.monotonic() < deadline, ray_local.util.list_named_actors()
-        time.sleep(0.01)
+    assert_no_actors(ray_local)
 
 
 def _policy() -> TensorDictModule:

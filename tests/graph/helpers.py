@@ -23,6 +23,22 @@ class Boom(Operator):
         return {"out": inputs["in"]}
 
 
+class DieAt(Operator):
+    """Passes items through and kills its own process (SIGKILL) at the ``at``-th item."""
+
+    def __init__(self, at: int):
+        self.at, self.n = at, 0
+
+    def step(self, inputs):
+        import os
+        import signal
+
+        self.n += 1
+        if self.n >= self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"out": inputs["in"]}
+
+
 class Slow(Operator):
     """Passes items through after sleeping ``delay`` seconds (releases the GIL)."""
 

@@ -4,12 +4,6 @@ each, told apart by custom resources and by their (loopback) IPs."""
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
-import time
-from pathlib import Path
-
 import pytest
 import torch
 from tensordict import TensorDict
@@ -25,39 +19,26 @@ from streamrl.graph import (
     Sink,
     Source,
 )
+from tests.ray_support import assert_no_actors, local_cluster
 
-ROOT = Path(__file__).resolve().parents[2]
-_STORE = 128 * 2**20  # per node: by default each node sizes its store from the whole machine
+from .helpers import DieAt
+
 _IPS = {1: "127.0.0.2", 2: "127.0.0.3"}  # the worker nodes' (loopback) addresses
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray = pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "resources": {"head": 1}, "object_store_memory": _STORE,
-        "include_dashboard": False})
-    for i in (1, 2):  # an IP of its own each, so that node= can name them by IP
-        c.add_node(num_cpus=1, resources={f"node{i}": 1}, object_store_memory=_STORE,
-                   node_ip_address=_IPS[i])
-    ray.init(address=c.address, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    c.wait_for_nodes()
-    yield ray
-    ray.shutdown()
-    c.shutdown()
+    # an IP of its own for each worker node, so that node= can name them by IP
+    with local_cluster(__name__, DieAt.__module__, head={"num_cpus": 1, "resources": {"head": 1}},
+                       workers=[{"num_cpus": 1, "resources": {f"node{i}": 1},
+                                 "node_ip_address": _IPS[i]} for i in (1, 2)]) as ray:
+        yield ray
 
 
 @pytest.fixture
 def ray(cluster):
     yield cluster
-    deadline = time.monotonic() + 5.0
-    while cluster.util.list_named_actors():
-        assert time.monotonic() < deadline, cluster.util.list_named_actors()
-        time.sleep(0.01)
+    assert_no_actors(cluster)
 
 
 def _on(node: str) -> Ray:
@@ -95,24 +76,13 @@ def test_a_chain_over_two_worker_nodes(ray):
     assert len({na, nb, driver_node}) == 3
 
 
-class _DieAt(Operator):
-    def __init__(self, at: int):
-        self.at, self.n = at, 0
-
-    def step(self, inputs):
-        self.n += 1
-        if self.n >= self.at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return {"out": inputs["in"]}
-
-
 def test_an_actor_killed_on_a_worker_node_is_named_with_that_node(ray):
     node_ids = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
     node2 = next(i for i, res in node_ids.items() if "node2" in res)
     g = Graph()
     src = g.add(Source(range(10**6)), name="src")
     a = g.add(_WhereAmI(), name="a", placement=_on("node1"))
-    dies = g.add(_DieAt(5), name="dies", placement=_on("node2"))
+    dies = g.add(DieAt(5), name="dies", placement=_on("node2"))
     g.connect(src, g.add(_Tensor(), name="td")).connect("td", a).connect(a, dies)
     g.connect(dies, g.add(Sink(lambda x: None)))
     with pytest.raises(OperatorError) as info:
@@ -125,7 +95,7 @@ def test_an_actor_killed_on_a_worker_node_is_named_with_that_node_relayed(ray):
     node2 = _node_ids(ray)["node2"]
     g = Graph()
     src = g.add(Source(range(10**6)), name="src")
-    dies = g.add(_DieAt(5), name="dies", placement=Ray(num_cpus=0, node=_IPS[2]))
+    dies = g.add(DieAt(5), name="dies", placement=Ray(num_cpus=0, node=_IPS[2]))
     g.connect(src, dies).connect(dies, g.add(Sink(lambda x: None)))
     with pytest.raises(OperatorError) as info:
         g.run_sync()

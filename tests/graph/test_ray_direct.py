@@ -4,10 +4,7 @@ actor to actor (pushed with credits) or are pulled by the driver."""
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,33 +21,22 @@ from streamrl.graph import (
     Sink,
     Source,
 )
+from tests.ray_support import assert_no_actors, local_ray
 
-from .helpers import Boom, PingPong
-
-ROOT = Path(__file__).resolve().parents[2]
+from .helpers import Boom, DieAt, PingPong
 
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
-    # the workers import streamrl from this checkout (it may not be the installed one)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    for module in (__name__, Boom.__module__):  # not importable on Ray's workers
-        ray.cloudpickle.register_pickle_by_value(sys.modules[module])
-    yield ray
-    ray.shutdown()
+    with local_ray(__name__, Boom.__module__) as ray:
+        yield ray
 
 
 @pytest.fixture
 def ray(ray_local):
     """Ray, checked after the test: no actor of the test is left."""
     yield ray_local
-    deadline = time.monotonic() + 5.0
-    while ray_local.util.list_named_actors():
-        assert time.monotonic() < deadline, ray_local.util.list_named_actors()
-        time.sleep(0.01)
+    assert_no_actors(ray_local)
 
 
 def _direct() -> Ray:
@@ -168,24 +154,11 @@ def test_an_operator_error_on_an_actor_names_the_operator(ray):
     assert "boom at item 3" in str(info.value)
 
 
-class _Suicide(Operator):
-    """Kills its own process (SIGKILL) at the ``at``-th item."""
-
-    def __init__(self, at: int):
-        self.at, self.n = at, 0
-
-    def step(self, inputs):
-        self.n += 1
-        if self.n >= self.at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return {"out": inputs["in"]}
-
-
 def test_a_killed_actor_is_named_with_its_node(ray):
     g = Graph()
     src = g.add(Source(range(10_000)), name="src")
     a = g.add(Map(_pid), name="a", placement=_direct())
-    dies = g.add(_Suicide(at=5), name="dies", placement=_direct())
+    dies = g.add(DieAt(at=5), name="dies", placement=_direct())
     g.connect(src, a).connect(a, dies).connect(dies, g.add(Sink(lambda x: None)))
     t0 = time.monotonic()
     with pytest.raises(OperatorError) as info:

@@ -4,34 +4,22 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import pytest
 
 from streamrl.cli import load_pipeline
+from tests.ray_support import assert_no_actors, local_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 ppo = load_pipeline(ROOT / "pipelines" / "ppo_cartpole.py")
-_STORE = 128 * 2**20
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray = pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
     # the head has no CPU for actors: each env actor (1 CPU) goes to a worker node
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "object_store_memory": _STORE, "include_dashboard": False})
-    for _ in range(2):
-        c.add_node(num_cpus=1, object_store_memory=_STORE)
-    ray.init(address=c.address, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    c.wait_for_nodes()
-    yield ray
-    ray.shutdown()
-    c.shutdown()
+    with local_cluster(head={"num_cpus": 0}, workers=[{"num_cpus": 1}] * 2) as ray:
+        yield ray
 
 
 @pytest.mark.slow
@@ -45,10 +33,7 @@ def test_ppo_collects_on_two_worker_nodes_and_learns_in_order(cluster, tmp_path)
     with open(tmp_path / "metrics.csv") as f:
         lags = [r["policy_lag"] for r in csv.DictReader(f) if r["policy_lag"]]
     assert lags == ["0"] * 4  # lockstep: each batch was collected with the newest weights
-    deadline = time.monotonic() + 5.0
-    while cluster.util.list_named_actors():
-        assert time.monotonic() < deadline, cluster.util.list_named_actors()
-        time.sleep(0.05)
+    assert_no_actors(cluster)
 
 
 def test_ray_options_are_checked():
@@ -80,7 +65,4 @@ def test_dqn_rollout_on_a_worker_node(cluster, lockstep, tmp_path):
         versions = [float(r["collector_version"]) for r in csv.DictReader(f)
                     if r["collector_version"]]
     assert max(versions) >= 1  # later batches were collected with published weights
-    deadline = time.monotonic() + 5.0
-    while cluster.util.list_named_actors():
-        assert time.monotonic() < deadline, cluster.util.list_named_actors()
-        time.sleep(0.05)
+    assert_no_actors(cluster)

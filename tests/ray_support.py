@@ -1,0 +1,68 @@
+"""Ray for the test modules that need it: a local Ray or a local multi-node cluster started
+once per module, and the check that a test left no actor of ours behind."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STORE = 128 * 2**20  # per node: by default each node sizes its store from the whole machine
+
+
+def _init(ray: Any, address: str, by_value: tuple[str, ...], **options: Any) -> None:
+    # the workers import streamrl from this checkout (it may not be the installed one)
+    ray.init(address=address, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}}, **options)
+    for module in by_value:  # test modules are not importable on Ray's workers
+        ray.cloudpickle.register_pickle_by_value(sys.modules[module])
+
+
+@contextmanager
+def local_ray(*by_value: str, num_cpus: int = 2, **options: Any) -> Iterator[Any]:
+    """A local Ray with ``num_cpus`` CPUs; the modules named in ``by_value`` are sent to the
+    workers by value. Shut down at the end."""
+    ray = pytest.importorskip("ray")
+    _init(ray, "local", by_value, num_cpus=num_cpus, include_dashboard=False, **options)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def local_cluster(*by_value: str, head: dict[str, Any],
+                  workers: list[dict[str, Any]]) -> Iterator[Any]:
+    """A ``ray.cluster_utils.Cluster`` on this machine: a head with the node arguments
+    ``head`` and one node per ``workers`` entry (each with a small object store), joined."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={
+        "object_store_memory": STORE, "include_dashboard": False, **head})
+    try:
+        for args in workers:
+            c.add_node(object_store_memory=STORE, **args)
+        _init(ray, c.address, by_value)
+        c.wait_for_nodes()
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+    finally:
+        c.shutdown()
+
+
+def assert_no_actors(ray: Any, timeout: float = 5.0) -> None:
+    """No named actor is left (killed actors drop their name within a moment; a leaked one
+    keeps it)."""
+    deadline = time.monotonic() + timeout
+    while ray.util.list_named_actors():
+        assert time.monotonic() < deadline, ray.util.list_named_actors()
+        time.sleep(0.01)
