@@ -1,6 +1,7 @@
 """What crosses a Ray call, for every layer that talks to Ray actors (the graph's Ray
 placement, the data layer's :class:`~streamrl.data.RayReplayBuffer`): TensorDicts packed as
-numpy arrays, and remote exceptions unwrapped into the original one.
+numpy arrays, remote exceptions unwrapped into the original one, and where an actor runs
+(so that its death can be reported with its node).
 
 Nothing here imports Ray: the callers pass the ``ray`` module they imported lazily.
 """
@@ -72,3 +73,21 @@ def unwrap_error(ray: Any, exc: BaseException) -> BaseException:
                 cause.add_note("raised on a Ray actor: " + re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))
             return cause
     return exc
+
+
+def actor_location() -> tuple[str, str, int]:
+    """Called on an actor: where it runs, ``(node id, node IP, pid)``."""
+    import os
+
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address(), os.getpid()
+
+
+def actor_died(name: str, where: tuple[str, str, int] | None, exc: BaseException
+               ) -> RuntimeError:
+    """The error for actor ``name`` found dead (``exc``: Ray's error), naming its pid and node
+    from ``where`` (:func:`actor_location`; ``None``: not known)."""
+    node, ip, pid = where if where is not None else ("?", "?", -1)
+    return RuntimeError(f"the Ray actor {name} (pid {pid}) on node {node} ({ip}) died: "
+                        f"{type(exc).__name__}: {exc}")

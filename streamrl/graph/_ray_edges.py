@@ -31,18 +31,9 @@ from .errors import PeerLostError
 from .operator import Operator
 from .placement import END
 
-
-class _EndOfStream:
-    """The item that ends an edge's stream (sent after the producer's last item)."""
-
-    def __repr__(self) -> str:
-        return "EOS"
-
-    def __reduce__(self) -> str:
-        return "EOS"  # unpickles to this module's singleton
-
-
-EOS = _EndOfStream()
+#: the item that ends an edge's stream, sent after the producer's last item: the runner's own
+#: end-of-stream marker, which pickles to the receiving process's singleton
+EOS = END
 
 
 # ------------------------------------------------------------------------------------ receiving

@@ -3,8 +3,9 @@ own runner, and data between two such operators goes from actor to actor.
 
 When the graph starts, :func:`split` cuts it in parts: each direct-Ray operator becomes a
 *segment*, a small graph of its own (the operator, run inline on the actor's event loop, plus
-the ends of its remote edges from :mod:`._ray_edges`, fused with it where the graph allows), and the rest stays on the driver with the driver's ends of those edges and
-one :class:`Coordinator`. The coordinator starts the segment actors, tells each where its
+the ends of its remote edges from :mod:`._ray_edges`, fused with it where the graph allows),
+and the rest stays on the driver with the driver's ends of those edges and one
+:class:`Coordinator`. The coordinator starts the segment actors, tells each where its
 peers are, runs them, and reports the first failure; the driver's runner sees only control
 calls and the data of edges with a driver end.
 """
@@ -12,7 +13,6 @@ calls and the data of edges with a driver end.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, cast
@@ -74,8 +74,6 @@ class _Plan:
         return self.parts.get(name, self.driver)
 
     def add(self, graph: Graph, op: Operator, base: str) -> str:
-        from .placement import Inline
-
         name = _free_name(graph, f"{base}{self.n}")
         self.n += 1
         graph.add(op, name, Inline())
@@ -175,10 +173,9 @@ class SegmentActor:
                 n.op.site = self.site
 
     async def ready(self) -> tuple[str, str, int]:
-        import ray
+        from .._utils.ray_items import actor_location
 
-        return (ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address(),
-                os.getpid())
+        return actor_location()
 
     async def wire(self, peers: dict[str, Any]) -> None:
         self.site.peers.update(peers)
@@ -260,6 +257,7 @@ class Deployment:
     async def start(self) -> None:
         from .._utils.ray_init import send_local_modules
         from .._utils.ray_items import unwrap_error
+        from ._ray_groups import GroupHold
         from .eventloop import run_in_own_thread
         from .ray import _ensure_init, _import_ray
 
@@ -269,8 +267,6 @@ class Deployment:
             await run_in_own_thread(lambda: _ensure_init(ray, first.address, first.namespace),
                                     "streamrl-ray-init")
         send_local_modules(ray)  # pipeline files loaded by path: by value
-        from ._ray_groups import GroupHold
-
         self.groups = GroupHold()
         run = uuid.uuid4().hex[:8]
         cls = _segment_class(ray)
@@ -302,9 +298,7 @@ class Deployment:
                 err = unwrap_error(ray, exc)
                 raise OperatorError(seg, "start", err) from err
             if scope.cancelled_caught:
-                raise OperatorError(seg, "start", TimeoutError(
-                    f"the Ray actor of operator {seg!r} was not running after "
-                    f"{p.start_timeout:g} s; no node can hold {p.request()}?"))
+                raise OperatorError(seg, "start", p.not_started(seg))
         for seg, actor in self.actors.items():
             await actor.wire.remote({e: self.actors[s] for e, s in self.wiring[seg].items()})
         self.started.set()
@@ -341,7 +335,7 @@ class Deployment:
                 t.cancel()
 
     async def _run_one(self, seg: str) -> None:
-        from .._utils.ray_items import unwrap_error
+        from .._utils.ray_items import actor_died, unwrap_error
 
         ray = self._ray
         p = self.placements[seg]
@@ -354,10 +348,8 @@ class Deployment:
                    else OperatorError(seg, "step", err)) from None
         except ray.exceptions.RayError as exc:  # the actor died: name it and its node
             self.failed.set()
-            node, ip, pid = self.nodes.get(seg, ("?", "?", -1))
-            raise OperatorError(seg, "step", RuntimeError(
-                f"the Ray actor {self.names[seg]} (pid {pid}) on node {node} ({ip}) "
-                f"died: {type(exc).__name__}: {exc}")) from None
+            raise OperatorError(seg, "step", actor_died(self.names[seg], self.nodes.get(seg),
+                                                        exc)) from None
         self.stats[seg] = stats
         if states:
             self.ops[seg].load_state_dict(states[seg])

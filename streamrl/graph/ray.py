@@ -19,7 +19,13 @@ from typing import Any
 import anyio
 
 from .._utils.ray_init import ensure_init, import_ray, send_local_modules
-from .._utils.ray_items import pack_item, unpack_item, unwrap_error
+from .._utils.ray_items import (
+    actor_died,
+    actor_location,
+    pack_item,
+    unpack_item,
+    unwrap_error,
+)
 from .._warnings import StreamRLWarning
 from ._ray_groups import GroupHold, RayPlacementGroup, bundle_count, user_group
 from .eventloop import run_in_own_thread, running_loop
@@ -55,12 +61,7 @@ class _Served:
 
     def ready(self) -> tuple[str, str, int]:
         """Where the actor runs: ``(node id, node IP, pid)``."""
-        import os
-
-        import ray
-
-        return (ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address(),
-                os.getpid())
+        return actor_location()
 
     def hook(self, name: str, arg: Any = NOARG) -> Any:
         if name == "step":
@@ -111,9 +112,7 @@ class _RayHost(PipelinedHost):
         err = unwrap_error(self._ray, exc)
         if (err is exc and isinstance(exc, self._ray.exceptions.RayActorError)
                 and self.where is not None):
-            node, ip, pid = self.where
-            err = RuntimeError(f"the Ray actor {self.actor_name} (pid {pid}) on node {node} "
-                               f"({ip}) died: {type(exc).__name__}: {exc}")
+            err = actor_died(self.actor_name, self.where, exc)
         return err
 
     async def start(self) -> None:
@@ -142,10 +141,7 @@ class _RayHost(PipelinedHost):
                 self._inflight.remove(ref)
                 raise self._error(exc) from None
         if scope.cancelled_caught:
-            raise TimeoutError(
-                f"the Ray actor of operator {self.name!r} was not running after "
-                f"{self._p.start_timeout:g} s; no node can hold {self._p.request()}?"
-            )
+            raise self._p.not_started(self.name)
         self._inflight.remove(ref)
 
     def submit(self, hook: str, arg: Any = NOARG) -> Any:
@@ -441,6 +437,11 @@ class Ray(Placement):
             opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                 pg, placement_group_bundle_index=-1 if self.bundle is None else self.bundle)
         return opts
+
+    def not_started(self, op: str) -> TimeoutError:
+        """The error for operator ``op``'s actor not running after ``start_timeout``."""
+        return TimeoutError(f"the Ray actor of operator {op!r} was not running after "
+                            f"{self.start_timeout:g} s; no node can hold {self.request()}?")
 
     def request(self) -> str:
         """The resources the actor asks for, as text (for messages)."""

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
-from tensordict import TensorDict
+from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 __all__ = ["PolicyWeights"]
+
+
+def _published_params(weights: nn.Module | TensorDictBase, keys: set[Any]) -> TensorDictBase:
+    """The parameters and buffers of ``weights`` (a module, or a TensorDict of them), checked
+    to have exactly the policy's ``keys`` (a ``ValueError`` naming the missing and unexpected
+    ones otherwise)."""
+    src = weights if isinstance(weights, TensorDictBase) else TensorDict.from_module(weights)
+    found = set(src.keys(True, True))
+    if found != keys:
+        raise ValueError(f"published weights do not match the policy: missing "
+                         f"{sorted(map(str, keys - found))}, unexpected "
+                         f"{sorted(map(str, found - keys))}")
+    return src
 
 
 class PolicyWeights:
@@ -56,15 +70,7 @@ class PolicyWeights:
         """Copy ``policy``'s parameters and buffers (a module or a TensorDict of them) into the
         shared copy and bump the version; returns the new version. ``None`` only bumps it."""
         if policy is not None:
-            src = policy if isinstance(policy, TensorDict) else TensorDict.from_module(policy)
-            src_keys = set(src.keys(True, True))
-            dst_keys = set(self._params.keys(True, True))
-            if src_keys != dst_keys:
-                raise ValueError(
-                    "published weights do not match the policy: missing "
-                    f"{sorted(map(str, dst_keys - src_keys))}, unexpected "
-                    f"{sorted(map(str, src_keys - dst_keys))}"
-                )
+            src = _published_params(policy, set(self._params.keys(True, True)))
             with torch.no_grad():
                 self._params.update_(src.detach())
         self._version += 1

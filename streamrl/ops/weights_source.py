@@ -11,7 +11,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 from streamrl.graph import Operator
-from streamrl.ops.policy_weights import PolicyWeights
+from streamrl.ops.policy_weights import PolicyWeights, _published_params
 
 __all__ = ["WeightsSource", "WeightsToken"]
 
@@ -64,13 +64,7 @@ class WeightsSource(Operator):
     def publish(self, weights: nn.Module | TensorDictBase | None = None) -> int:
         """Snapshot ``weights`` (a module or a TensorDict of its parameters and buffers;
         default: the policy given at construction) as the next version; returns it."""
-        src = self.policy if weights is None else weights
-        params = src if isinstance(src, TensorDictBase) else TensorDict.from_module(src)
-        keys = set(params.keys(True, True))
-        if keys != self._keys:
-            raise ValueError(f"published weights do not match the policy: missing "
-                             f"{sorted(map(str, self._keys - keys))}, unexpected "
-                             f"{sorted(map(str, keys - self._keys))}")
+        params = _published_params(self.policy if weights is None else weights, self._keys)
         with torch.no_grad():
             snapshot = params.detach().clone().to("cpu")
         with self._changed:
@@ -93,8 +87,7 @@ class WeightsSource(Operator):
     def step(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
         if self.follows is not None and self.follows.version > self.version:
             version = self.follows.version  # (one published meanwhile goes at the next step)
-            with torch.no_grad():
-                params = TensorDict.from_module(self.follows.policy).detach().clone()
+            params = self.follows.snapshot()
             with self._changed:
                 self.version = version
                 self._current, self._newest = (version, params), None
@@ -142,8 +135,7 @@ class WeightsToken(Operator):
             version = w.version
             params = None
             if version != self.sent:  # a copy: the shared one changes in place
-                with torch.no_grad():
-                    params = TensorDict.from_module(w.policy).detach().clone()
+                params = w.snapshot()
         if version == self.sent:
             params = None
         self.sent = version

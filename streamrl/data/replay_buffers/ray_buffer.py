@@ -19,7 +19,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl._utils.ray_init import ensure_init, import_ray
-from streamrl._utils.ray_items import pack_item, unpack_item, unwrap_error
+from streamrl._utils.ray_items import actor_location, pack_item, unpack_item, unwrap_error
 from streamrl.data.replay_buffers.replay_buffer import ReplayBuffer
 from streamrl.data.replay_buffers.samplers import Sampler
 from streamrl.data.replay_buffers.storages import Storage
@@ -79,9 +79,7 @@ class _Service:
         self.rb: Any = None
 
     def setup(self, cls: type, args: tuple, kwargs: dict[str, Any]) -> tuple[str, str, int]:
-        import os
 
-        import ray
 
         kwargs = dict(kwargs)
         for part, base in _PARTS:
@@ -96,7 +94,7 @@ class _Service:
         if factory is not None:
             kwargs["transform"] = factory()
         self.rb = cls(*args, **kwargs)
-        return ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address(), os.getpid()
+        return actor_location()
 
     def call(self, name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
         args = tuple(unpack_item(a) for a in args)
