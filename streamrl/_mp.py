@@ -137,6 +137,30 @@ def _wait_for_parent_exit(parent_pid: int, original_ppid: int, pidfd: int | None
     os._exit(1)
 
 
+def remove_orphan_shm(pid: int) -> list[str]:
+    """Remove the ``/dev/shm`` entries torch created in the dead process ``pid`` and did not
+    unlink; return their names.
+
+    Under torch's default ``file_descriptor`` sharing strategy a segment is unlinked right after
+    it is created, so an entry named ``torch_<pid>_*`` outlives its creator only when the
+    process was killed between the two (a worker killed while it moved a tensor into shared
+    memory). Call it once ``pid`` has been reaped; with the ``file_system`` strategy, whose
+    entries are meant to outlive their creator, it does nothing.
+    """
+    import torch.multiprocessing as tmp
+
+    if tmp.get_sharing_strategy() != "file_descriptor" or not os.path.isdir("/dev/shm"):
+        return []
+    prefix = f"torch_{pid}_"
+    removed = []
+    for name in os.listdir("/dev/shm"):
+        if name.startswith(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join("/dev/shm", name))
+                removed.append(name)
+    return removed
+
+
 def _exit_with_parent(parent_pid: int, pdeathsig: bool) -> None:
     """Make this worker exit when the process that started it dies, however it dies.
 
@@ -338,6 +362,8 @@ class Worker:
             if process.is_alive():
                 process.kill()
                 process.join()
+            if process.exitcode != 0 and process.pid is not None:
+                remove_orphan_shm(process.pid)
             process.close()
         if reply is not None:
             self._unpack(*reply)
