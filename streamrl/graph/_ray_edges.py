@@ -18,13 +18,21 @@ The ends find their peers through a *site* (the driver's deployment, or the acto
 :class:`Site`): ``await site.peer(edge)`` is the actor handle at the other end, and an actor's
 site holds the receiving state of its edges (:class:`InboxState`, :class:`ServeState`,
 :class:`LatestState`), fed by the actor's methods.
+
+An actor placed with ``on_failure="restart"`` is replaced when it dies; the driver's ends of
+its edges (the only ends it may have) then start over with the new actor: a pull end drops
+its outstanding pulls and numbers from 0 again, a latest-value end sends a value whose call
+failed again (the driver's site sends the new actor the last value taken, and the end of
+stream if it was taken, before it runs). Each item the actor serves carries its operators'
+state taken right after the item was made (a *snapshot*, attached by :class:`Snap`), which
+the new actor loads.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._utils.ray_items import pack_item, unpack_item
 from .errors import PeerLostError
@@ -34,6 +42,8 @@ from .placement import END
 #: the item that ends an edge's stream, sent after the producer's last item: the runner's own
 #: end-of-stream marker, which pickles to the receiving process's singleton
 EOS = END
+#: what :func:`_settled` returns when the peer died and another actor took its place
+RESTARTED = object()
 
 
 # ------------------------------------------------------------------------------------ receiving
@@ -135,16 +145,20 @@ class LatestState:
         self.version = 0
         self.value: Any = None
         self.event = asyncio.Event()
-        self.closed = False
+        self.closed = False  # the reader left, or (on a producer) the stream ended
+        self.ended = False  # the writer ended the stream: after the newest value, EOS
 
     def set(self, version: int, value: Any) -> None:
-        if version > self.version:
+        if value is EOS:  # it does not replace a value not read yet
+            self.ended = True
+            self.event.set()
+        elif version > self.version:
             self.version, self.value = version, value
             self.event.set()
 
     async def newer(self, than: int) -> tuple[int, Any]:
         """``(version, value)`` of the first value newer than ``than`` (``EOS`` at the end)."""
-        while self.version <= than and not self.closed:
+        while self.version <= than and not (self.closed or self.ended):
             self.event.clear()
             await self.event.wait()
         if self.version <= than:
@@ -166,15 +180,24 @@ class Site:
         self.inboxes: dict[str, InboxState] = {}
         self.serves: dict[str, ServeState] = {}
         self.latest: dict[str, LatestState] = {}
+        #: the states of the actor's operators, attached to each item served (restartable
+        #: segments only)
+        self.snapshot: Any = None
+        #: items the restartable operator made so far (across its actors; see :class:`Snap`)
+        self.made = 0
 
     async def peer(self, edge: str) -> Any:
         await self.wired.wait()
         return self.peers[edge]
 
-    async def lost(self, exc: BaseException) -> None:
+    async def lost(self, exc: BaseException, edge: str, handle: Any) -> None:
         """An edge end here lost its peer: the segment fails with ``exc`` (the driver's
-        coordinator then reports the cause rather than this consequence)."""
+        coordinator then reports the cause rather than this consequence). The peers of an
+        actor are never restarted (a restartable actor talks to the driver only)."""
         raise exc
+
+    def sent(self, edge: str, version: int, value: Any) -> None:
+        """Nothing to keep: see :meth:`lost`."""
 
     def inbox(self, edge: str) -> InboxState:
         if edge not in self.inboxes:
@@ -215,18 +238,20 @@ class _Proxy(Operator):
         return f"{type(self).__name__}({self.edge!r})"
 
 
-async def _settled(ref: Any, proxy: _Proxy) -> Any:
-    """The reply of a call on the peer of ``proxy``'s edge; a Ray error becomes
-    :class:`~streamrl.graph.PeerLostError`, handed to the site."""
+async def _settled(ref: Any, proxy: _Proxy, handle: Any) -> Any:
+    """The reply of a call on ``handle``, the peer of ``proxy``'s edge; a Ray error becomes
+    :class:`~streamrl.graph.PeerLostError`, handed to the site, which raises it, or returns
+    once another actor has taken the peer's place (then :data:`RESTARTED`)."""
     import ray
 
     try:
         return await ref
     except ray.exceptions.RayError as exc:
         lost = PeerLostError(f"the other end of edge {proxy.edge} failed or went away "
-                        f"({type(exc).__name__})")
+                             f"({type(exc).__name__})")
         lost.__cause__ = exc
-    await proxy.site.lost(lost)
+    await proxy.site.lost(lost, proxy.edge, handle)
+    return RESTARTED
 
 
 class Outbox(_Proxy):
@@ -259,7 +284,7 @@ class Outbox(_Proxy):
         if self.capacity is None:
             return self._set_latest(item)
         while len(self._pending) >= self.capacity:
-            if not await _settled(self._pending.popleft(), self):
+            if not await _settled(self._pending.popleft(), self, self._peer):
                 return END  # the consumer left: so do we
         self._pending.append(self._peer.push.remote(self.edge, self._seq, item))
         self._seq += 1
@@ -284,28 +309,37 @@ class Outbox(_Proxy):
                 await self._wake.wait()
                 self._wake.clear()
                 newest, self._newest = self._newest, None
-                if newest is not None:
-                    self._busy = True  # until answered: the end of stream must not overtake it
-                    if not await _settled(self._peer.set_latest.remote(self.edge, *newest),
-                                          self):
-                        self._gone = True
-                        return
-                    self._busy = False
+                if newest is None:
+                    continue
+                self._busy = True  # until answered: the end of stream must not overtake it
+                peer = await self.site.peer(self.edge)
+                taken = await _settled(peer.set_latest.remote(self.edge, *newest), self, peer)
+                if taken is RESTARTED:  # send it to the new reader (unless superseded)
+                    self._newest = self._newest or newest
+                    self._wake.set()
+                    continue
+                if not taken:
+                    self._gone = True
+                    return
+                self.site.sent(self.edge, *newest)  # for a reader that takes over
+                self._busy = False
         except PeerLostError as exc:
             self._failure = exc
 
     async def finish(self) -> None:  # type: ignore[override]
-        if self.capacity is None:
+        if self.capacity is None:  # the end of stream goes as the newest value
             await self._drain_latest()
             if self._gone:
                 return
-            await _settled(self._peer.set_latest.remote(self.edge, self._seq + 1, EOS),
-                           self)
+            assert self._wake is not None
+            self._newest = (self._seq + 1, EOS)
+            self._wake.set()
+            await self._drain_latest()
             return
         while self._pending:
-            if not await _settled(self._pending.popleft(), self):
+            if not await _settled(self._pending.popleft(), self, self._peer):
                 return
-        await _settled(self._peer.push.remote(self.edge, self._seq, EOS), self)
+        await _settled(self._peer.push.remote(self.edge, self._seq, EOS), self, self._peer)
 
     async def _drain_latest(self) -> None:
         while ((self._newest is not None or self._busy) and self._failure is None
@@ -358,8 +392,30 @@ class LatestIn(_Proxy):
             self.site.latest_state(self.edge).close()
 
 
+class Snapped(NamedTuple):
+    """An item of a restartable operator, its number and the snapshot taken right after it
+    was made."""
+
+    item: Any
+    made: int
+    snapshot: dict[str, Any]
+
+
+class Snap(_Proxy):
+    """Between a restartable operator's output port and the ends of its edges: numbers each
+    item and attaches the actor's snapshot to it. Its only input is that port, so it is
+    fused with the operator and runs right after the step that made the item, before the
+    next one. An actor that takes over numbers on from its snapshot: the driver's ends drop
+    the numbers they already have."""
+
+    def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        self.site.made += 1
+        return {"out": Snapped(inputs["in"], self.site.made, self.site.snapshot())}
+
+
 class Serve(_Proxy):
-    """The producer's end (on an actor) of an edge into the driver, which pulls."""
+    """The producer's end (on an actor) of an edge into the driver, which pulls. Each item
+    goes with its number and snapshot (0 and None unless :class:`Snap` attached them)."""
 
     outputs = ()
 
@@ -369,7 +425,10 @@ class Serve(_Proxy):
         self._version = 0
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
-        item = pack_item(inputs["in"])
+        x, made, snapshot = inputs["in"], 0, None
+        if type(x) is Snapped:
+            x, made, snapshot = x
+        item = (pack_item(x), made, snapshot)
         if self.latest:
             self._version += 1
             self.site.latest_state(self.edge).set(self._version, item)
@@ -385,7 +444,10 @@ class Serve(_Proxy):
 
 class Pull(_Proxy):
     """The driver's end of an edge from an actor (a source): keeps up to ``capacity`` pulls
-    outstanding (FIFO), or asks for the first value newer than its own (``capacity=None``)."""
+    outstanding (FIFO), or asks for the first value newer than its own (``capacity=None``).
+    An item numbered no higher than one received already is dropped (made again by an actor
+    that took over); the snapshot that comes with a FIFO item is handed to the site
+    (``record``)."""
 
     inputs = ()
     outputs = ("out",)
@@ -397,24 +459,48 @@ class Pull(_Proxy):
         self._pending: deque[Any] = deque()
         self._seq = 0
         self._version = 0
+        self._made = 0  # the highest item number received
         self._ended = False
 
     async def open(self) -> None:  # type: ignore[override]
         self._peer = await self.site.peer(self.edge)
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
-        if self.capacity is None:
-            self._version, value = await _settled(
-                self._peer.pull_latest.remote(self.edge, self._version), self)
-        else:
-            while len(self._pending) < self.capacity:
-                self._pending.append(self._peer.pull.remote(self.edge, self._seq))
-                self._seq += 1
-            value = await _settled(self._pending.popleft(), self)
-        if value is EOS:
-            self._ended = True
-            return END
-        return {"out": unpack_item(value)}
+        while True:
+            value = await self._next()
+            if value is EOS:
+                self._ended = True
+                return END
+            item, made, snapshot = value
+            if snapshot is None:
+                return {"out": unpack_item(item)}
+            if made > self._made:
+                self._made = made
+                if self.capacity is not None:
+                    self.site.record(self.edge, made, snapshot)
+                return {"out": unpack_item(item)}
+
+    async def _next(self) -> Any:
+        while True:
+            peer = self._peer
+            if self.capacity is None:
+                reply = await _settled(peer.pull_latest.remote(self.edge, self._version), self,
+                                       peer)
+                if reply is not RESTARTED:
+                    self._version, value = reply
+                    break
+            else:
+                while len(self._pending) < self.capacity:
+                    self._pending.append(peer.pull.remote(self.edge, self._seq))
+                    self._seq += 1
+                value = await _settled(self._pending.popleft(), self, peer)
+                if value is not RESTARTED:
+                    break
+            # another actor took the producer's place: its pulls are numbered from 0 again
+            self._pending.clear()
+            self._seq = self._version = 0
+            self._peer = await self.site.peer(self.edge)
+        return value
 
     def close(self) -> None:
         self._pending.clear()

@@ -69,6 +69,25 @@ class _Plan:
         #: ``{edge: segment}`` for the driver's ends
         self.driver_peers: dict[str, str] = {}
         self.n = 0
+        #: ``{segment: FIFO edges from it into the driver}``
+        self.pulled: dict[str, set[str]] = {}
+        self.restartable = {s for s in self.segments
+                            if cast("Ray", graph.nodes[s].placement).on_failure == "restart"}
+        self._snaps: dict[tuple[str, str], str] = {}
+
+    def out_port(self, name: str, port: str) -> Any:
+        """What an edge out of ``name``'s ``port`` starts from: the port, or for a
+        restartable segment the :class:`Snap` after it (one per port)."""
+        from ._ray_edges import Snap
+
+        part = self.part(name)
+        if name not in self.restartable:
+            return part[name][port]
+        if (name, port) not in self._snaps:
+            snap = self.add(part, Snap(f"{name}.{port}"), "ray_snap_")
+            part.connect(part[name][port], part[snap], capacity=1)
+            self._snaps[name, port] = snap
+        return part[self._snaps[name, port]]
 
     def part(self, name: str) -> Graph:
         return self.parts.get(name, self.driver)
@@ -102,8 +121,10 @@ class _Plan:
                 self.driver_peers[e.name] = e.dst
         else:  # into the driver: pulled
             out = self.add(src, Serve(e.name, latest), "ray_out_")
-            src.connect(src[e.src][e.src_port], src[out], **local)
+            src.connect(self.out_port(e.src, e.src_port), src[out], **local)
             inn = self.add(dst, Pull(e.name, None if latest else e.capacity), "ray_in_")
+            if not latest:
+                self.pulled.setdefault(e.src, set()).add(e.name)
             dst.connect(dst[inn], dst[e.dst][e.dst_port], kind=e.kind,
                         capacity=e.capacity or 2, feedback=e.feedback)
             self.driver_peers[e.name] = e.src
@@ -116,9 +137,39 @@ class _Plan:
         edge = f"{name}.{port}->(tap)"
         seg = self.parts[name]
         out = self.add(seg, Serve(edge, False), "ray_out_")
-        seg.connect(seg[name][port], seg[out], capacity=1)
+        seg.connect(self.out_port(name, port), seg[out], capacity=1)
         self.driver_peers[edge] = name
+        self.pulled.setdefault(name, set()).add(edge)
         return self.add(self.driver, Pull(edge, 2), "ray_tap_")
+
+
+def _check_restartable(graph: Graph, segments: list[str]) -> None:
+    """A segment placed with ``on_failure="restart"`` talks to the driver only, and its inputs
+    are latest-value edges: what it was sent and had not finished is then never lost twice
+    (see :class:`Deployment`). Raise a :class:`GraphValidationError` naming the edge else."""
+    for seg in segments:
+        if cast("Ray", graph.nodes[seg].placement).on_failure != "restart":
+            continue
+        for e in graph.edges:
+            if seg not in (e.src, e.dst):
+                continue
+            other = e.dst if e.src == seg else e.src
+            if other == seg:
+                raise GraphValidationError(
+                    f"{seg} is placed with on_failure='restart' and edge {e.name} loops back "
+                    "into it: a restartable operator may only exchange items with operators "
+                    "on the driver")
+            if other in segments:
+                raise GraphValidationError(
+                    f"{seg} is placed with on_failure='restart' and edge {e.name} joins it to "
+                    f"{other}, another direct Ray operator: a restartable operator may only "
+                    "exchange items with operators on the driver")
+            if e.dst == seg and e.kind != "latest":
+                raise GraphValidationError(
+                    f"{seg} is placed with on_failure='restart' and its input edge {e.name} is "
+                    f"a {e.kind!r} edge: a restartable operator takes latest-value inputs only "
+                    "(a FIFO item it took would be lost with it; e.g. run it free, without a "
+                    "trigger)")
 
 
 def split(graph: Graph, taps: dict[tuple[str, str], FifoChannel]
@@ -131,6 +182,7 @@ def split(graph: Graph, taps: dict[tuple[str, str], FifoChannel]
     plan = _Plan(graph)
     if not plan.segments:
         return None
+    _check_restartable(graph, plan.segments)
     for name, n in graph.nodes.items():
         if name in plan.parts:  # on the actor's loop: fused with its edges' ends, no hand-offs
             plan.parts[name].add(n.op, name, Inline())
@@ -150,7 +202,7 @@ def split(graph: Graph, taps: dict[tuple[str, str], FifoChannel]
         _clear_open_feedback(part)
     placements = {s: cast("Ray", graph.nodes[s].placement) for s in plan.segments}
     deployment = Deployment(graph.name, plan.parts, placements, plan.wiring, plan.driver_peers,
-                            {s: graph.nodes[s].op for s in plan.segments})
+                            {s: graph.nodes[s].op for s in plan.segments}, plan.pulled)
     for n in plan.driver.nodes.values():
         if isinstance(n.op, _Proxy):
             n.op.site = deployment
@@ -181,11 +233,24 @@ class SegmentActor:
         self.site.peers.update(peers)
         self.site.wired.set()
 
-    async def run(self, sync_state: bool) -> tuple[Any, dict[str, Any]]:
+    async def run(self, sync_state: bool, snapshots: bool = False,
+                  restore: tuple[int, dict[str, Any]] | None = None
+                  ) -> tuple[Any, dict[str, Any]]:
+        """Run the segment's graph; return its stats and (``sync_state``) its operators'
+        final states. ``snapshots``: number the items served and attach the operators'
+        states to each; ``restore``: ``(items made, states)`` of a snapshot to go on from
+        (taken by an actor that died)."""
         from ._ray_edges import _Proxy
         from .runner import Runner
         from .stats import GraphStats
 
+        ops = {name: n.op for name, n in self.graph.nodes.items() if not isinstance(n.op, _Proxy)}
+        if restore is not None:
+            self.site.made, states = restore
+            for name, state in states.items():
+                ops[name].load_state_dict(ops[name].restart_state(state))
+        if snapshots:
+            self.site.snapshot = lambda: {name: op.state_dict() for name, op in ops.items()}
         # blocking on a peer is normal here: the driver's coordinator watches the whole
         runner = Runner(self.graph, watchdog_timeout=None)
         await runner.run()
@@ -222,11 +287,20 @@ def _segment_class(ray: Any) -> Any:
 # ------------------------------------------------------------------------------------ the driver
 class Deployment:
     """The driver's side of a split graph: starts, wires, runs and kills the segment actors,
-    and is the site of the driver's edge ends."""
+    and is the site of the driver's edge ends.
+
+    A segment placed with ``Ray(on_failure="restart")`` whose actor dies (killed, its node
+    lost) is replaced, up to ``max_restarts`` times: a new actor (wherever the placement
+    fits) loads the newest snapshot of the segment's operators (the states taken right after
+    the last item the driver received from it; none: they start afresh), the driver's ends of
+    its edges start over with it (:mod:`._ray_edges`), and it runs again. Lost: the items the
+    dead actor had made and the driver had not received. An error raised by an operator is
+    not a death: it fails the graph as before.
+    """
 
     def __init__(self, graph_name: str, parts: dict[str, Graph], placements: dict[str, Ray],
                  wiring: dict[str, dict[str, str]], driver_peers: dict[str, str],
-                 ops: dict[str, Operator]):
+                 ops: dict[str, Operator], pulled: dict[str, set[str]] | None = None):
         self.graph_name = graph_name
         self.parts = parts
         self.placements = placements
@@ -241,22 +315,68 @@ class Deployment:
         self.failed = asyncio.Event()
         self._ray: Any = None
         self.groups: Any = None  # the placement groups the graph made for the actors
+        self._group_of: dict[str, Any] = {}
+        #: per FIFO edge from a restartable segment into the driver: the newest item number
+        #: and snapshot received; the restarts so far and the deaths, per segment
+        self.received: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.pulled = pulled or {}  # the FIFO edges from each segment into the driver
+        self.restarts: dict[str, int] = {s: 0 for s in parts}
+        self.deaths: dict[str, list[str]] = {s: [] for s in parts}
+        #: per latest-value edge from the driver: the newest value its reader took (and the
+        #: end of stream), sent again to a reader that takes over
+        self._taken: dict[str, list[tuple[int, Any]]] = {}
+        self._replaced = asyncio.Event()  # set (and renewed) at each restart
 
     async def peer(self, edge: str) -> Any:
         await self.started.wait()
         return self.actors[self.driver_peers[edge]]
 
-    async def lost(self, exc: BaseException) -> None:
-        """A driver's edge end lost its peer: give the coordinator time to report the cause
-        (it cancels the graph), else raise ``exc``."""
+    def _restartable(self, seg: str) -> bool:
+        p = self.placements[seg]
+        return p.on_failure == "restart" and self.restarts[seg] < p.max_restarts
+
+    async def lost(self, exc: BaseException, edge: str, handle: Any) -> None:
+        """A driver's edge end lost its peer ``handle``: return once another actor has taken
+        the peer's place; else give the coordinator time to report the cause (it cancels the
+        graph) and raise ``exc``."""
+        seg = self.driver_peers[edge]
+        if self.placements[seg].on_failure == "restart":
+            with anyio.move_on_after(self.placements[seg].start_timeout + _PEER_LOST_GRACE):
+                while self.actors.get(seg) is handle and not self.failed.is_set():
+                    await self._replaced.wait()
+            if seg in self.actors and self.actors[seg] is not handle:
+                return
         with anyio.move_on_after(_PEER_LOST_GRACE):
             await self.failed.wait()
             await anyio.sleep(_PEER_LOST_GRACE)
         raise exc
 
+    def sent(self, edge: str, version: int, value: Any) -> None:
+        """The reader of the latest-value edge ``edge`` took ``value``."""
+        from ._ray_edges import EOS
+
+        if value is EOS:
+            self._taken.setdefault(edge, []).append((version, value))
+        else:
+            self._taken[edge] = [(version, value)]
+
+    def record(self, edge: str, made: int, snapshot: dict[str, Any]) -> None:
+        """Item ``made`` of a segment, received on the FIFO edge ``edge`` with the states of
+        the segment's operators right after it was made."""
+        self.received[edge] = (made, snapshot)
+
+    def snapshot(self, seg: str) -> tuple[int, dict[str, Any]] | None:
+        """Where an actor that takes over ``seg`` goes on from: the oldest of the newest
+        snapshots received on its FIFO edges into the driver, so that no edge misses an item
+        (the edges ahead drop the numbers they have); None (start afresh) while one of them
+        has received nothing."""
+        got = [self.received.get(e) for e in self.pulled.get(seg, ())]
+        if not got or any(g is None for g in got):
+            return None
+        return min(cast("list[tuple[int, dict[str, Any]]]", got), key=lambda g: g[0])
+
     async def start(self) -> None:
         from .._utils.ray_init import send_local_modules
-        from .._utils.ray_items import unwrap_error
         from ._ray_groups import GroupHold
         from .eventloop import run_in_own_thread
         from .ray import _ensure_init, _import_ray
@@ -269,8 +389,7 @@ class Deployment:
         send_local_modules(ray)  # pipeline files loaded by path: by value
         self.groups = GroupHold()
         run = uuid.uuid4().hex[:8]
-        cls = _segment_class(ray)
-        groups = {}
+        groups = self._group_of
         for step in ("acquire", "ready"):  # placement groups the graph owns: all made, placed
             for seg, p in self.placements.items():
                 try:
@@ -280,28 +399,37 @@ class Deployment:
                         await self.groups.ready(ray, p.placement_group, p.start_timeout)
                 except Exception as exc:
                     raise OperatorError(seg, "start", exc) from exc
-        for seg, part in self.parts.items():  # all created before any is awaited
-            name = f"streamrl:{self.graph_name}:{seg}:{run}"
-            p = self.placements[seg]
-            try:
-                opts = p.actor_options_for(name, groups[seg])
-            except Exception as exc:  # e.g. no alive node of that name
-                raise OperatorError(seg, "start", exc) from exc
-            self.names[seg] = name
-            self.actors[seg] = cls.options(**opts).remote(part)
+        for seg in self.parts:  # all created before any is awaited
+            self.actors[seg] = self._create(seg, f"streamrl:{self.graph_name}:{seg}:{run}")
         for seg, actor in self.actors.items():
-            p = self.placements[seg]
-            try:
-                with anyio.move_on_after(p.start_timeout) as scope:
-                    self.nodes[seg] = await actor.ready.remote()
-            except ray.exceptions.RayError as exc:
-                err = unwrap_error(ray, exc)
-                raise OperatorError(seg, "start", err) from err
-            if scope.cancelled_caught:
-                raise OperatorError(seg, "start", p.not_started(seg))
+            self.nodes[seg] = await self._ready(seg, actor)
         for seg, actor in self.actors.items():
             await actor.wire.remote({e: self.actors[s] for e, s in self.wiring[seg].items()})
         self.started.set()
+
+    def _create(self, seg: str, name: str) -> Any:
+        """Start the actor of ``seg`` named ``name`` (not awaited)."""
+        try:
+            opts = self.placements[seg].actor_options_for(name, self._group_of[seg])
+        except Exception as exc:  # e.g. no alive node of that name
+            raise OperatorError(seg, "start", exc) from exc
+        self.names[seg] = name
+        return _segment_class(self._ray).options(**opts).remote(self.parts[seg])
+
+    async def _ready(self, seg: str, actor: Any) -> tuple[str, str, int]:
+        """Where ``actor`` runs, once it has started (an :class:`OperatorError` if it cannot)."""
+        from .._utils.ray_items import unwrap_error
+
+        p = self.placements[seg]
+        try:
+            with anyio.move_on_after(p.start_timeout) as scope:
+                node = await actor.ready.remote()
+        except self._ray.exceptions.RayError as exc:
+            err = unwrap_error(self._ray, exc)
+            raise OperatorError(seg, "start", err) from err
+        if scope.cancelled_caught:
+            raise OperatorError(seg, "start", p.not_started(seg))
+        return cast("tuple[str, str, int]", node)
 
     async def run(self) -> None:
         """Run every segment to its end; raise the first failure (its cause, when a failure
@@ -339,20 +467,54 @@ class Deployment:
 
         ray = self._ray
         p = self.placements[seg]
-        try:
-            stats, states = await self.actors[seg].run.remote(p.sync_state)
-        except ray.exceptions.RayTaskError as exc:
-            err = unwrap_error(ray, exc)
-            self.failed.set()
-            raise (err if isinstance(err, OperatorError)
-                   else OperatorError(seg, "step", err)) from None
-        except ray.exceptions.RayError as exc:  # the actor died: name it and its node
-            self.failed.set()
-            raise OperatorError(seg, "step", actor_died(self.names[seg], self.nodes.get(seg),
-                                                        exc)) from None
+        restartable = p.on_failure == "restart"
+        while True:
+            try:
+                stats, states = await self.actors[seg].run.remote(
+                    p.sync_state, restartable, self.snapshot(seg))
+                break
+            except ray.exceptions.RayTaskError as exc:
+                err = unwrap_error(ray, exc)
+                self.failed.set()
+                raise (err if isinstance(err, OperatorError)
+                       else OperatorError(seg, "step", err)) from None
+            except ray.exceptions.RayError as exc:  # the actor died: name it and its node
+                died = actor_died(self.names[seg], self.nodes.get(seg), exc)
+                if not self._restartable(seg):
+                    self.failed.set()
+                    if self.restarts[seg]:
+                        died = RuntimeError(f"{died} (after {self.restarts[seg]} restarts; "
+                                            f"earlier deaths: {'; '.join(self.deaths[seg])})")
+                    raise OperatorError(seg, "step", died) from None
+                self.deaths[seg].append(str(died))
+                await self._restart(seg)
         self.stats[seg] = stats
         if states:
             self.ops[seg].load_state_dict(states[seg])
+
+    async def _restart(self, seg: str) -> None:
+        """Replace the dead actor of ``seg`` (see the class doc)."""
+        self.restarts[seg] += 1
+        dead = self.actors[seg]
+        with_restarts = f"{self.names[seg].split(':restart')[0]}:restart{self.restarts[seg]}"
+        try:
+            self._ray.kill(dead, no_restart=True)
+        except Exception:  # gone already
+            pass
+        actor = self._create(seg, with_restarts)
+        self.actors[seg] = actor  # killed with the others should the start fail
+        try:
+            self.nodes[seg] = await self._ready(seg, actor)
+            await actor.wire.remote({})  # a restartable segment has no actor peers
+            for edge, s in self.driver_peers.items():  # what the dead actor had been given
+                for version, value in self._taken.get(edge, ()) if s == seg else ():
+                    await actor.set_latest.remote(edge, version, value)
+        except BaseException:
+            self.failed.set()
+            raise
+        finally:
+            self._replaced.set()  # the driver's ends retry (or see the failure)
+            self._replaced = asyncio.Event()
 
     def kill(self) -> None:
         """Kill every actor (idempotent); Ray frees their names once they are gone."""

@@ -124,6 +124,14 @@ class Operator:
         for k, v in state.items():
             setattr(self, k, v)
 
+    def restart_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The state to load into a fresh copy of this operator that takes over after the
+        process running it died (``Ray(on_failure="restart")``), from ``state``, the last
+        :meth:`state_dict` taken after one of its outputs was sent. By default ``state``
+        itself; an operator whose state cannot always be restored exactly returns what can be
+        (a rollout whose env state was not captured starts new episodes)."""
+        return state
+
     def __enter__(self) -> Operator:
         return self
 

@@ -36,7 +36,7 @@ __all__ = ["Ray", "RayPlacementGroup"]
 
 # Options this placement sets itself; passing them in actor_options would break it.
 _RESERVED = ("name", "namespace", "max_concurrency", "num_cpus", "num_gpus", "resources",
-             "memory")
+             "memory", "max_restarts", "max_task_retries")
 _NODE_ID_LEN = 56  # a Ray node id: 28 bytes, in hex
 _actor_class: Any = None
 
@@ -250,6 +250,26 @@ class _RayHost(PipelinedHost):
                 await anyio.sleep(0.005)
 
 
+def _check_failure_policy(on_failure: Any, max_restarts: Any, direct: bool) -> int:
+    """``max_restarts`` resolved (3 for ``"restart"`` when None, else 0), or a ValueError."""
+    if on_failure not in ("fail", "restart"):
+        raise ValueError(f"on_failure must be 'fail' or 'restart', found {on_failure!r}")
+    if on_failure == "fail":
+        if max_restarts not in (None, 0):
+            raise ValueError(f"max_restarts needs on_failure='restart', found max_restarts="
+                             f"{max_restarts!r} with on_failure='fail'")
+        return 0
+    if not direct:
+        raise ValueError("on_failure='restart' needs direct=True (the operator runs under its "
+                         "own runner on its actor, which can be started again)")
+    if max_restarts is None:
+        return 3
+    if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 1:
+        raise ValueError(f"max_restarts must be an int >= 1 with on_failure='restart', found "
+                         f"{max_restarts!r}")
+    return max_restarts
+
+
 class Ray(Placement):
     """Run the operator on a Ray actor, on this machine or on any node of a Ray cluster.
 
@@ -298,6 +318,17 @@ class Ray(Placement):
     processes (use a replay buffer served by an actor). An actor that dies is reported as an
     :class:`~streamrl.graph.OperatorError` naming the operator, its actor, pid and node.
 
+    ``on_failure="restart"`` (direct only) replaces an actor that dies, up to ``max_restarts``
+    times (default 3), instead: the new actor, wherever the placement fits, loads the
+    operator's state taken right after the last item the driver received from it (its
+    :meth:`~streamrl.graph.Operator.restart_state`), is given again the latest-value inputs
+    the dead one had, and runs on; only the items it had made and the driver had not yet
+    received are made again. Such an operator may exchange items with operators on the driver
+    only, and its inputs must be latest-value edges (an env source taking weights, a free-
+    running rollout), else the graph is refused when it starts. A death beyond
+    ``max_restarts`` fails the graph as above, listing the earlier deaths. An error raised by
+    the operator itself is not restarted.
+
     If Ray is not initialized when the graph starts, ``ray.init(address=address,
     namespace=namespace)`` is called (``address=None`` starts a local Ray, ``"auto"`` joins a
     running cluster); otherwise the existing connection is used and they are ignored. Awaiting
@@ -326,7 +357,8 @@ class Ray(Placement):
                  address: str | None = None,
                  namespace: str | None = None, actor_options: dict[str, Any] | None = None,
                  sync_state: bool = True, max_in_flight: int | None = None,
-                 start_timeout: float = 60.0, close_timeout: float = 5.0, direct: bool = False):
+                 start_timeout: float = 60.0, close_timeout: float = 5.0, direct: bool = False,
+                 on_failure: str = "fail", max_restarts: int | None = None):
         for label, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory)):
             if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)
                                   or v < 0):
@@ -344,10 +376,13 @@ class Ray(Placement):
         bad = sorted(set(actor_options or {}) & set(_RESERVED))
         if bad:
             raise ValueError(f"actor_options may not set {bad}: the placement sets the actor's "
-                             "name and concurrency, and has arguments for its resources")
+                             "name, concurrency and restarts (Ray's restarts would lose the "
+                             "operator's state: use on_failure='restart' with direct=True), "
+                             "and has arguments for its resources")
         _check_where(node, node_soft, placement_group, bundle, spread, actor_options or {})
         if not isinstance(direct, bool):
             raise TypeError(f"direct must be a bool, found {type(direct).__name__}")
+        max_restarts = _check_failure_policy(on_failure, max_restarts, direct)
         if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
             raise ValueError(f"max_in_flight must be an int >= 1 or None, found {max_in_flight!r}")
         for label, v in (("start_timeout", start_timeout), ("close_timeout", close_timeout)):
@@ -370,6 +405,8 @@ class Ray(Placement):
         self.start_timeout = start_timeout
         self.close_timeout = close_timeout
         self.direct = direct
+        self.on_failure = on_failure
+        self.max_restarts = max_restarts
 
     def _request_parts(self) -> list[str]:
         parts = [f"{k}={v!r}" for k, v in (("num_cpus", self.num_cpus),
@@ -396,6 +433,8 @@ class Ray(Placement):
             parts.append("spread=True")
         if self.direct:
             parts.append("direct=True")
+        if self.on_failure != "fail":
+            parts.append(f"on_failure={self.on_failure!r}, max_restarts={self.max_restarts!r}")
         return parts
 
     def actor_options_for(self, name: str, placement_group: Any = None) -> dict[str, Any]:
@@ -408,7 +447,7 @@ class Ray(Placement):
         group made for it, see :class:`._ray_groups.GroupHold`)."""
         opts: dict[str, Any] = dict(self.actor_options)
         opts["name"] = name
-        opts.setdefault("max_restarts", 0)
+        opts["max_restarts"] = 0  # streamrl restarts a direct operator itself (on_failure)
         if self.num_cpus is not None:
             opts["num_cpus"] = self.num_cpus
         if self.num_gpus is not None:

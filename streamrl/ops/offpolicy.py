@@ -379,7 +379,8 @@ def build_offpolicy_graph(
         # a resumed run starts new episodes: their ids follow the stored ones, so that no
         # replay window joins a new episode to a stored trajectory
         collect.traj_ids = {"next_id": _next_traj_id(buffer)}
-    rollout = g.add(collect, name="rollout", placement=_rollout_placement(rollout_placement))
+    rollout = g.add(collect, name="rollout",
+                    placement=_rollout_placement(rollout_placement, free=schedule is None))
     sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
     source = g.add(ReplaySource(buffer, sample_size,
                                 num_batches=sample_budget(limiter, total, sample_size),
@@ -424,13 +425,22 @@ def build_offpolicy_graph(
 _ROLLOUT_PLACEMENTS = ("process", "inline", "ray")
 
 
-def _rollout_placement(name: str) -> Any:
+#: how many times a free-running rollout on a Ray actor is replaced when its actor dies
+RAY_ROLLOUT_RESTARTS = 3
+
+
+def _rollout_placement(name: str, free: bool) -> Any:
     """The rollout's placement: a worker process, the event loop, or a Ray actor (1 CPU,
     items to and from it pushed and pulled directly; Ray is started with ``ray.init()``,
-    which joins the cluster ``RAY_ADDRESS`` names, if it is not running yet)."""
+    which joins the cluster ``RAY_ADDRESS`` names, if it is not running yet). A
+    free-running rollout on Ray is replaced when its actor dies (``RAY_ROLLOUT_RESTARTS``
+    times), continuing from its state after the last batch received."""
     if name == "process":
         return Process()
     if name == "ray":
+        if free:
+            return Ray(num_cpus=1, direct=True, on_failure="restart",
+                       max_restarts=RAY_ROLLOUT_RESTARTS)
         return Ray(num_cpus=1, direct=True)
     return "inline"
 

@@ -325,6 +325,15 @@ class Rollout(Operator):
             self.env_state = None
         return super().state_dict()
 
+    def restart_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``state`` for a rollout taking over from one whose process died: its episodes
+        continue when the env state was captured, else new ones start (ids and the frame
+        count continue either way)."""
+        env_state = state.get("env_state")
+        if isinstance(env_state, dict) and "uncapturable" in env_state:
+            return {**state, "env_state": None}
+        return state
+
     def _capture_env(self, errors: type[BaseException] | tuple) -> dict[str, Any]:
         # an env whose state cannot be captured is recorded as such: the collector's
         # state_dict and a restoring open() raise with the reason (never a partial resume)

@@ -4,6 +4,8 @@ Ray actors of a local Ray, weights sent from the driver."""
 from __future__ import annotations
 
 import functools
+import os
+import signal
 
 import pytest
 import torch
@@ -98,7 +100,50 @@ def test_weights_given_as_a_state_dict_to_one_worker(ray):
     assert not torch.all(got[0]["action"] == -1.0)
 
 
+def _kill_actor_of(ray, operator: str) -> str:
+    """SIGKILL the process of the actor running ``operator``; return the actor's name."""
+    (entry,) = [a for a in ray.util.list_named_actors(all_namespaces=True)
+                if f":{operator}:" in a["name"]]
+    actor = ray.get_actor(entry["name"], namespace=entry["namespace"])
+    _node, _ip, pid = ray.get(actor.ready.remote())
+    os.kill(pid, signal.SIGKILL)
+    return entry["name"]
+
+
+def test_a_killed_collector_actor_is_replaced_and_the_budget_is_met(ray):
+    """remote_configs max_restarts: a collector's actor SIGKILLed mid-run is replaced; its
+    rollout continues (frame budget, trajectory ids, the newest weights), the iterator never
+    sees the death."""
+    policy = _policy()
+    collector = RayCollector([_ENV, _ENV], policy, frames_per_batch=50, total_frames=1500,
+                             remote_configs={**_REMOTE, "max_restarts": 1})
+    with torch.no_grad():
+        policy.module.weight.zero_()
+        policy.module.bias.fill_(0.25)
+    collector.update_policy_weights_()
+    sizes, before, after, killed = [], [], [], None
+    for batch in collector:
+        sizes.append(batch.numel())
+        worker = int(batch["collector", "traj_ids"][0] % 2)
+        if worker == 0:
+            (after if killed else before).append(batch)
+        if killed is None and len(before) == 3:
+            killed = _kill_actor_of(ray, "rollout0")
+    collector.shutdown()
+    assert killed is not None and len(after) >= 2, (len(before), len(after))
+    assert sum(sizes) == 1500 and set(sizes) == {50}  # the whole budget, no batch twice
+    ids_before = set(before[-1]["collector", "traj_ids"].tolist())
+    ids_after = set(after[0]["collector", "traj_ids"].tolist())
+    assert min(ids_after) >= min(ids_before)  # ids continue (Pendulum's episode, too)
+    last = after[-1]
+    assert int(last["collector", "policy_version"].min()) == 1  # the weights were sent again
+    assert torch.allclose(last["action"], torch.full_like(last["action"], 0.25))
+
+
 def test_unsupported_arguments_are_refused():
+    with pytest.raises(ValueError, match="max_restarts must be an int >= 0"):
+        RayCollector(_ENV, None, total_frames=10, frames_per_batch=5,
+                     remote_configs={"max_restarts": -1})
     with pytest.raises(ValueError, match="weight_sync_schemes"):
         RayCollector(_ENV, None, frames_per_batch=10, weight_sync_schemes={"policy": 1})
     with pytest.raises(TypeError, match="collector_class"):

@@ -261,3 +261,17 @@ def test_direct_is_checked_and_shown():
         Ray(direct=1)
     assert repr(Ray(num_cpus=1, direct=True)) == "Ray(num_cpus=1, direct=True)"
     assert Ray(num_cpus=1, direct=True).request() == "num_cpus=1"
+
+
+def test_failure_policy_arguments_are_checked():
+    assert Ray(direct=True, on_failure="restart").max_restarts == 3
+    assert "on_failure='restart', max_restarts=2" in repr(Ray(direct=True, on_failure="restart", max_restarts=2))
+    assert Ray().max_restarts == 0
+    with pytest.raises(ValueError, match="on_failure must be 'fail' or 'restart'"):
+        Ray(direct=True, on_failure="retry")
+    with pytest.raises(ValueError, match="needs direct=True"):
+        Ray(on_failure="restart")
+    with pytest.raises(ValueError, match="max_restarts needs on_failure='restart'"):
+        Ray(direct=True, max_restarts=2)
+    with pytest.raises(ValueError, match="max_restarts must be an int >= 1"):
+        Ray(direct=True, on_failure="restart", max_restarts=0)

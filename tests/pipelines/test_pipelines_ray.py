@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -65,4 +69,64 @@ def test_dqn_rollout_on_a_worker_node(cluster, lockstep, tmp_path):
         versions = [float(r["collector_version"]) for r in csv.DictReader(f)
                     if r["collector_version"]]
     assert max(versions) >= 1  # later batches were collected with published weights
+    assert_no_actors(cluster)
+
+
+def _frames_logged(run_dir: Path) -> int:
+    try:
+        with open(run_dir / "metrics.csv") as f:
+            return max((int(float(r["frames"])) for r in csv.DictReader(f) if r["frames"]),
+                       default=0)
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+def _kill_rollout_midway(ray, run_dir: Path, at_frames: int, seen: list[str]
+                         ) -> threading.Thread:
+    """A thread that SIGKILLs the rollout's actor once the run has logged ``at_frames``
+    frames, then records the names of the rollout actors it sees until one replaces it."""
+
+    def rollouts() -> list[dict]:
+        return [a for a in ray.util.list_named_actors(all_namespaces=True)
+                if ":rollout:" in a["name"]]
+
+    def run() -> None:
+        deadline = time.monotonic() + 120
+        while _frames_logged(run_dir) < at_frames and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (entry,) = rollouts()
+        actor = ray.get_actor(entry["name"], namespace=entry["namespace"])
+        _node, _ip, pid = ray.get(actor.ready.remote())
+        os.kill(pid, signal.SIGKILL)
+        seen.append(entry["name"])
+        while time.monotonic() < deadline:
+            names = [a["name"] for a in rollouts() if a["name"] != entry["name"]]
+            if names:
+                seen.extend(names)
+                return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.slow
+def test_dqn_survives_its_rollout_actor_killed(cluster, tmp_path):
+    """The free-running rollout's actor is SIGKILLed mid-run: another actor takes over from
+    the rollout's state after the last batch received, with the newest weights, and the run
+    reaches its budget (the learner in this process never sees the death)."""
+    config = dqn.DQNConfig(frames=4096, learning_starts=256, train_freq=256, gradient_steps=32,
+                           minibatches_per_sample=4, eval_interval=2048, eval_episodes=2,
+                           rollout_placement="ray", logger="csv")
+    seen: list[str] = []
+    killer = _kill_rollout_midway(cluster, tmp_path, 1024, seen)
+    result = dqn.train(config, run_dir=tmp_path)
+    killer.join(timeout=30)
+    assert len(seen) == 2 and seen[1].endswith(":restart1"), seen
+    assert result.frames >= 4096 and result.updates > 0
+    with open(tmp_path / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["collector_version"]]
+    frames = [int(float(r["frames"])) for r in rows]
+    assert frames == sorted(frames) and frames[-1] >= 4096
     assert_no_actors(cluster)

@@ -41,7 +41,16 @@ def _remote_placement(config: dict[str, Any]) -> Ray:
     if memory is not None and (not isinstance(memory, numbers.Real) or memory < 0):
         raise ValueError(f"remote_configs memory must be a number of bytes >= 0, found "
                          f"{memory!r}")
-    return Ray(num_cpus, num_gpus, resources, memory=memory, actor_options=options, direct=True)
+    # Ray's own restarts would re-run the actor from the pickled rollout, unwired: streamrl
+    # restarts it instead, from the rollout's state after the last batch received
+    restarts = options.pop("max_restarts", 0)
+    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 0:
+        raise ValueError(f"remote_configs max_restarts must be an int >= 0 (streamrl restarts "
+                         f"a collector a bounded number of times), found {restarts!r}")
+    failure: dict[str, Any] = (
+        {"on_failure": "restart", "max_restarts": restarts} if restarts else {})
+    return Ray(num_cpus, num_gpus, resources, memory=memory, actor_options=options, direct=True,
+               **failure)
 
 
 class RayCollector(MultiCollector):
@@ -81,6 +90,11 @@ class RayCollector(MultiCollector):
         remote_configs: the actors' options (``num_cpus``, ``num_gpus``, ``memory``,
             ``resources``; other keys go to ``ray.remote(...).options``): one dict for all or
             one per collector; default ``DEFAULT_REMOTE_CLASS_CONFIG`` (1 CPU, 2 GiB).
+            ``max_restarts=N`` (free-running only) replaces a collector whose actor dies, up
+            to N times, and its rollout continues from its state after the last batch the
+            driver received (frame count, trajectory ids, and the env's episodes where the
+            env's state can be captured; else new episodes); a batch the dead actor had
+            made and not sent is made again. Ray's own restarts are not used.
         num_collectors: how many collectors (default: ``len(create_env_fn)`` for a list, else 1).
         update_after_each_batch: publish the policy's weights after each batch.
         replay_buffer: batches are written into it (the writer runs on the driver) and the
