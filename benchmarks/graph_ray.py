@@ -222,7 +222,9 @@ def main(argv: list[str] | None = None) -> None:
                 ray_collection.scaling_line(rows, env, counts) for env in envs))
         print()
     if overhead:
-        ray_collection.print_overhead(overhead, fpb, cores)
+        ours = results.get("streamrl ray", {})
+        ray_collection.print_overhead(overhead, fpb, cores, {
+            env: ours[(env, 1)]["driver_cpu_ms"] for env in envs if (env, 1) in ours})
 
 
 if __name__ == "__main__":

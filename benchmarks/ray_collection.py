@@ -172,7 +172,9 @@ torch.set_num_threads(1)
 env_name, fpb, frames, cpus = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 counts = [int(a) for a in sys.argv[5].split(",")]
 import ray
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+# "local": a new Ray even when another one runs on this machine
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+         configure_logging=False)
 from tensordict.nn import TensorDictModule
 from torchrl.collectors.distributed import RayCollector
 
@@ -286,8 +288,10 @@ def scaling_line(results: dict[tuple[str, int], dict[str, float]], env: str,
     return f"{env} relative to {counts[0]} actor(s): " + ", ".join(parts)
 
 
-def print_overhead(rows: dict[str, dict[str, float]], fpb: int, cores: int) -> None:
-    """The per-actor overhead and what it means for a cluster."""
+def print_overhead(rows: dict[str, dict[str, float]], fpb: int, cores: int,
+                   collector_cpu: dict[str, float] | None = None) -> None:
+    """The per-actor overhead and what it means for a cluster; ``collector_cpu``: the driver's
+    CPU ms per batch measured with RayCollector and 1 actor, by env, when there is one."""
     print(f"per-actor overhead (1 actor, {fpb} frames per batch; ms per batch): "
           f"N x Rollout on Ray(direct=True) -> driver sink, from the actors' operator stats")
     print(f"{'env':<9} {'env+policy':>10} {'actor outside':>13} {'driver CPU':>10} "
@@ -305,6 +309,10 @@ def print_overhead(rows: dict[str, dict[str, float]], fpb: int, cores: int) -> N
               f"N x {per_actor:,.0f} frames/s; the driver's {r['driver_cpu_ms']:.2f} ms CPU "
               f"per batch caps it at about {limit:,.0f} frames/s (N ~ "
               f"{limit / per_actor:.0f}) before any learning work")
+        if collector_cpu and env in collector_cpu:
+            cap = fpb / collector_cpu[env] * 1e3
+            print(f"    (through RayCollector the driver spends {collector_cpu[env]:.2f} ms CPU "
+                  f"per batch: about {cap:,.0f} frames/s, N ~ {cap / per_actor:.0f})")
 
 
 def run_ours(ray_up: bool, envs: list[str], counts: list[int], frames: dict[str, int],

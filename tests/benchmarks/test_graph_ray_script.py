@@ -60,6 +60,11 @@ def test_the_overhead_line_fills_in_the_formula(capsys):
     # 1000 frames / 10 ms per batch and actor; the driver's 0.5 ms caps at 2M frames/s
     assert "N x 1000 / (9.00 + 1.00 ms) = N x 100,000 frames/s" in out
     assert "about 2,000,000 frames/s (N ~ 20)" in out
+    ray_collection.print_overhead(
+        {"CartPole": {"step_ms": 9.0, "outside_ms": 1.0, "driver_cpu_ms": 0.5, "fps": 9e4}},
+        1000, 2, {"CartPole": 1.0})
+    assert "RayCollector the driver spends 1.00 ms CPU per batch: about 1,000,000 frames/s, N ~ 10"\
+        in capsys.readouterr().out
 
 
 def test_a_peers_python_that_is_missing_gives_a_note_instead_of_figures(tmp_path):
