@@ -1,6 +1,13 @@
-"""Cost of a Ray-placed operator: one hop per message, compared with the other placements.
+"""Streamrl on Ray, in one run: the cost of a hop, weight broadcast, collection frames/s.
 
     flock /tmp/streamrl-heavy.lock python benchmarks/graph_ray.py [--items N]
+        [--sections hops,broadcast,collection,overhead] [--versions 20] [--actors 1,2,4]
+        [--envs CartPole,Pong] [--peers-python /tmp/peers/bin/python] [--no-peers]
+
+Sections: ``hops`` (below), ``broadcast`` (``ray_broadcast.py``: a 1M-parameter policy to 4
+actors), ``collection`` and ``overhead`` (``ray_collection.py``: frames/s with 1, 2 and 4 env
+actors beside local processes and TorchRL's RayCollector, and the per-actor overhead that
+decides the scaling on a cluster). Ray is shut down before the local and TorchRL rows run.
 
 A "hop" is what one identity Map costs per message: the time per message of
 ``source -> map -> sink`` minus that of ``source -> sink`` (min over repeats), from the first to
@@ -24,9 +31,12 @@ import time
 from pathlib import Path
 
 import anyio
-import torch
 
-# the script's folder is on sys.path when it runs: share the sink and map of the hop benchmark
+# the script's folder is on sys.path when it runs: the hop benchmark's sink and map, and the
+# broadcast and collection sections
+import ray_broadcast
+import ray_collection
+import torch
 from graph_overhead import _identity, _Stamp
 from tensordict import TensorDict
 
@@ -90,23 +100,19 @@ def bare_ray_call_us(ray, item, n: int) -> float:
         ray.kill(actor)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--items", type=int, default=1000, help="messages per measurement")
-    p.add_argument("--repeats", type=int, default=2, help="runs per case (min is reported)")
-    args = p.parse_args()
-    import ray
+SECTIONS = ("hops", "broadcast", "collection", "overhead")
 
-    torch.set_num_threads(1)
-    n = args.items
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    t0 = time.perf_counter()
-    here = Path(__file__).resolve().parent  # the workers import this checkout and its helpers
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": f"{here.parent}:{here}"}})
-    print(f"machine: {os.cpu_count()} cores, load average {load:.2f} at start; "
-          f"ray {ray.__version__}, ray.init {time.perf_counter() - t0:.1f} s")
+
+def _csv(text: str, allowed: tuple[str, ...] | None, what: str,
+         parser: argparse.ArgumentParser) -> list[str]:
+    items = [x for x in text.split(",") if x]
+    bad = [x for x in items if allowed is not None and x not in allowed]
+    if bad or not items:
+        parser.error(f"{what}: expected some of {allowed}, found {text!r}")
+    return items
+
+
+def print_hops(ray, n: int, repeats: int) -> None:
     items = {
         "tiny": 0,
         "256x4 TD": TensorDict({"obs": torch.randn(256, 4)}, [256]),
@@ -120,26 +126,105 @@ def main() -> None:
         ("ray (Map: 2 in flight)", lambda: Ray()),
         ("ray direct", lambda: Ray(direct=True)),
     ]
-    print(f"hop cost (us per message, {n} messages, min of {args.repeats}; lower is better)")
+    print(f"hop cost (us per message, {n} messages, min of {repeats}; lower is better)")
     print(f"{'placement':<28} " + " ".join(f"{k:>9}" for k in items) + f" {'start-up':>9}")
     for label, placement in cases:
         cells, startup = [], 0.0
         for item in items.values():
-            us, s = hop(item, n, placement, args.repeats)
+            us, s = hop(item, n, placement, repeats)
             cells.append(f"{us:>9.1f}")
             startup = max(startup, s)
-        print(f"{label:<28} " + " ".join(cells) + f" {startup:>8.2f}s")
+        print(f"{label:<28} " + " ".join(cells) + f" {startup:>8.2f}s", flush=True)
     print()
     print("actor to actor: what a second Ray-placed map adds to a chain of one (us per message)")
     for label, placement in (("ray, driver-relayed", lambda: Ray(num_cpus=0)),
                              ("ray direct", lambda: Ray(num_cpus=0, direct=True))):
-        cells = [f"{actor_to_actor(item, n, placement, args.repeats):>9.1f}"
+        cells = [f"{actor_to_actor(item, n, placement, repeats):>9.1f}"
                  for item in items.values()]
         print(f"{label:<28} " + " ".join(cells))
     print()
     print("reference: a bare Ray actor call returning its argument, awaited (us per call)")
     print("  " + "  ".join(f"{k}: {bare_ray_call_us(ray, v, n):.1f}" for k, v in items.items()))
-    ray.shutdown()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sections", default=",".join(SECTIONS), help=f"some of {SECTIONS}")
+    p.add_argument("--items", type=int, default=1000, help="hops: messages per measurement")
+    p.add_argument("--repeats", type=int, default=2, help="hops: runs per case (min reported)")
+    p.add_argument("--readers", type=int, default=4, help="broadcast: reader actors")
+    p.add_argument("--versions", type=int, default=20, help="broadcast: timed versions")
+    p.add_argument("--actors", default="1,2,4", help="collection: env actor counts")
+    p.add_argument("--envs", default="CartPole,Pong", help="collection: some of CartPole,Pong")
+    p.add_argument("--frames-per-batch", type=int, default=1000)
+    p.add_argument("--cartpole-frames", type=int, default=200_000,
+                   help="collection: timed CartPole frames per row")
+    p.add_argument("--pong-frames", type=int, default=10_000,
+                   help="collection: timed Pong frames per row")
+    p.add_argument("--overhead-batches", type=int, default=20,
+                   help="overhead: batches per actor")
+    p.add_argument("--peers-python",
+                   default=os.environ.get("STREAMRL_PEERS_PYTHON", "/tmp/peers/bin/python"))
+    p.add_argument("--no-peers", action="store_true", help="skip the TorchRL rows")
+    p.add_argument("--no-local", action="store_true", help="skip the local process rows")
+    args = p.parse_args(argv)
+    sections = _csv(args.sections, SECTIONS, "--sections", p)
+    envs = _csv(args.envs, tuple(ray_collection.ENVS), "--envs", p)
+    try:
+        counts = [int(x) for x in _csv(args.actors, None, "--actors", p)]
+    except ValueError:
+        p.error(f"--actors: expected comma-separated ints, found {args.actors!r}")
+    if any(c < 1 for c in counts):
+        p.error(f"--actors: expected ints >= 1, found {counts}")
+    import ray
+
+    torch.set_num_threads(1)
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    t0 = time.perf_counter()
+    here = Path(__file__).resolve().parent  # the workers import this checkout and its helpers
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": f"{here.parent}:{here}"}})
+    print(f"machine: {cores} cores, load average {load:.2f} at start; "
+          f"ray {ray.__version__}, ray.init {time.perf_counter() - t0:.1f} s", flush=True)
+    fpb = args.frames_per_batch
+    frames = {"CartPole": args.cartpole_frames, "Pong": args.pong_frames}
+    results: dict = {}
+    overhead: dict = {}
+    try:
+        if "hops" in sections:
+            print_hops(ray, args.items, args.repeats)
+            print()
+        if "broadcast" in sections:
+            ray_broadcast.print_broadcast(ray, args.readers, args.versions)
+            print()
+        if "collection" in sections:
+            print("collecting (streamrl on Ray) ...", flush=True)
+            results.update(ray_collection.run_ours(True, envs, counts, frames, fpb))
+        if "overhead" in sections:
+            for env in envs:
+                overhead[env] = ray_collection.actor_overhead(env, 1, args.overhead_batches, fpb)
+    finally:
+        ray.shutdown()
+    if "collection" in sections:
+        if not args.no_local:
+            print("collecting (local processes, Ray shut down) ...", flush=True)
+            results.update(ray_collection.run_ours(False, envs, counts, frames, fpb))
+        if not args.no_peers:
+            print("collecting (TorchRL RayCollector, its own Ray) ...", flush=True)
+            results.update(ray_collection.run_torchrl(args.peers_python, envs, counts, frames,
+                                                      fpb))
+        print()
+        ray_collection.print_collection(results, envs, counts, fpb, frames)
+        for system, rows in results.items():
+            print(f"  scaling, {system}: " + "; ".join(
+                ray_collection.scaling_line(rows, env, counts) for env in envs))
+        print()
+    if overhead:
+        ours = results.get("streamrl ray", {})
+        ray_collection.print_overhead(overhead, fpb, cores, {
+            env: ours[(env, 1)]["driver_cpu_ms"] for env in envs if (env, 1) in ours})
 
 
 if __name__ == "__main__":
