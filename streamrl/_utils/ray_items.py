@@ -15,11 +15,16 @@ from typing import Any
 # Ray serializes numpy arrays much faster than torch tensors (a 256x4 float32 TensorDict:
 # ~1.0 ms per round trip instead of ~1.6 ms on a 2-core machine; see benchmarks/graph_ray.py).
 _PACKED = "__streamrl_ray_td__"
+# A tuple holding TensorDicts (e.g. a weights message ``(version, params)``) crosses as
+# (_PACKED_TUPLE, [its elements, packed]).
+_PACKED_TUPLE = "__streamrl_ray_tuple__"
 
 
 def pack_item(item: Any) -> Any:
     from tensordict import TensorDict
 
+    if type(item) is tuple and any(type(x) is TensorDict for x in item):
+        return (_PACKED_TUPLE, [pack_item(x) for x in item])
     if type(item) is not TensorDict or any(n is not None for n in item.names):
         return item
     import torch
@@ -45,7 +50,21 @@ def pack_item(item: Any) -> Any:
     return (_PACKED, tuple(item.batch_size), device, keys, arrays)
 
 
+def packed_nbytes(packed: Any) -> int:
+    """The bytes of the arrays in what :func:`pack_item` returned (0 for other items)."""
+    if type(packed) is not tuple or not packed or not isinstance(packed[0], str):
+        return 0
+    if packed[0] == _PACKED_TUPLE:
+        return sum(packed_nbytes(x) for x in packed[1])
+    if packed[0] == _PACKED and len(packed) == 5:
+        return sum(a.nbytes for a in packed[4] if a is not None)
+    return 0
+
+
 def unpack_item(item: Any) -> Any:
+    if type(item) is tuple and len(item) == 2 and type(item[0]) is str and (
+            item[0] == _PACKED_TUPLE):
+        return tuple(unpack_item(x) for x in item[1])
     if type(item) is not tuple or len(item) != 5 or item[0] != _PACKED:
         return item
     import torch

@@ -34,7 +34,7 @@ import asyncio
 from collections import deque
 from typing import Any, NamedTuple
 
-from .._utils.ray_items import pack_item, unpack_item
+from .._utils.ray_items import pack_item, packed_nbytes, unpack_item
 from .errors import PeerLostError
 from .operator import Operator
 from .placement import END
@@ -44,6 +44,9 @@ from .placement import END
 EOS = END
 #: what :func:`_settled` returns when the peer died and another actor took its place
 RESTARTED = object()
+#: a packed item at least this large goes into Ray's object store once for all the
+#: latest-value edges that send it (:class:`Put`), rather than once per call
+SHARE_BYTES = 100 * 1024
 
 
 # ------------------------------------------------------------------------------------ receiving
@@ -280,7 +283,8 @@ class Outbox(_Proxy):
             self._sender = asyncio.get_running_loop().create_task(self._send_latest())
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
-        item = pack_item(inputs["in"])
+        x = inputs["in"]
+        item = x.value if type(x) is Packed else pack_item(x)
         if self.capacity is None:
             return self._set_latest(item)
         while len(self._pending) >= self.capacity:
@@ -352,6 +356,27 @@ class Outbox(_Proxy):
         if self._sender is not None:
             self._sender.cancel()
         self._pending.clear()
+
+
+class Packed(NamedTuple):
+    """An item packed once for several edge ends: the packed value, or a reference to it in
+    Ray's object store (Ray passes an actor the value of a reference given as an argument)."""
+
+    value: Any
+
+
+class Put(_Proxy):
+    """Before the ends of several latest-value edges from one port (weights to N actors):
+    packs each item once and, when it is large (:data:`SHARE_BYTES`), puts it into Ray's
+    object store once, so that each end sends the same reference."""
+
+    def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        packed = pack_item(inputs["in"])
+        if packed_nbytes(packed) >= SHARE_BYTES:
+            import ray
+
+            packed = ray.put(packed)
+        return {"out": Packed(packed)}
 
 
 class Inbox(_Proxy):

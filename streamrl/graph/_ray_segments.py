@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -74,6 +75,25 @@ class _Plan:
         self.restartable = {s for s in self.segments
                             if cast("Ray", graph.nodes[s].placement).on_failure == "restart"}
         self._snaps: dict[tuple[str, str], str] = {}
+        #: ports whose items go to several actors on latest-value edges, and their Put
+        self.fanout = {p for p, n in Counter(
+            (e.src, e.src_port) for e in graph.edges
+            if e.kind == "latest" and e.dst in self.parts and e.src != e.dst).items() if n > 1}
+        self._puts: dict[tuple[str, str], str] = {}
+
+    def latest_port(self, name: str, port: str) -> Any:
+        """What a latest-value edge into an actor starts from: the port, or the :class:`Put`
+        after it when the port sends to several actors (one per port)."""
+        from ._ray_edges import Put
+
+        part = self.part(name)
+        if (name, port) not in self.fanout:
+            return part[name][port]
+        if (name, port) not in self._puts:
+            put = self.add(part, Put(f"{name}.{port}"), "ray_put_")
+            part.connect(part[name][port], part[put], kind="latest")
+            self._puts[name, port] = put
+        return part[self._puts[name, port]]
 
     def out_port(self, name: str, port: str) -> Any:
         """What an edge out of ``name``'s ``port`` starts from: the port, or for a
@@ -112,7 +132,8 @@ class _Plan:
         local = {"kind": e.kind, "capacity": 1} if not latest else {"kind": "latest"}
         if e.dst in self.parts:  # pushed: the producer's outbox, the consumer's inbox
             out = self.add(src, Outbox(e.name, None if latest else e.capacity), "ray_out_")
-            src.connect(src[e.src][e.src_port], src[out], **local)
+            start = self.latest_port(e.src, e.src_port) if latest else src[e.src][e.src_port]
+            src.connect(start, src[out], **local)
             inn = self.add(dst, LatestIn(e.name) if latest else Inbox(e.name), "ray_in_")
             dst.connect(dst[inn], dst[e.dst][e.dst_port], **local)
             if e.src in self.parts:

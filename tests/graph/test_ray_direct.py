@@ -195,6 +195,38 @@ def test_a_latest_value_edge_into_an_actor_and_back(ray):
         assert values[-1] == 199
 
 
+class _Sum(Operator):
+    """Records the sum of each TensorDict it gets on its latest-value input ``v``."""
+
+    inputs = ("v",)
+    state_keys = ("sums",)
+
+    def __init__(self):
+        self.sums = []
+
+    def step(self, inputs):
+        self.sums.append(float(inputs["v"]["x"].sum()))
+        return {"out": self.sums[-1]}
+
+
+def test_one_port_to_several_actors_on_latest_edges_is_put_once(ray):
+    """A large value sent to three actors goes through one Put (one object-store copy per
+    value, its reference sent three times); every reader sees increasing values and the
+    last one."""
+    values = [TensorDict({"x": torch.full((256, 128), float(i))}, []) for i in range(20)]
+    g = Graph()
+    src = g.add(Source(values), name="src")
+    readers = [g.add(_Sum(), name=f"r{i}", placement=_direct()) for i in range(3)]
+    for r in readers:
+        g.connect(src, r["v"], kind="latest").connect(r, g.add(Sink(lambda x: None)))
+    g.run_sync()
+    last = 256 * 128 * 19.0
+    for r in readers:
+        assert r.op.sums and r.op.sums == sorted(set(r.op.sums)) and r.op.sums[-1] == last
+    puts = [n for n in g._last_run.graph.nodes if n.startswith("ray_put_")]
+    assert len(puts) == 1, list(g._last_run.graph.nodes)
+
+
 def test_iterate_an_actor_output_and_stop_early(ray):
     g = Graph()
     src = g.add(Source(range(10**6)), name="src")
