@@ -167,7 +167,8 @@ def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
         # epsilon follows the collected frames; it is a buffer of the policy, so it reaches
         # the rollout with the weights
         exploration=[explore], extra_metrics={"epsilon": lambda: float(explore.eps)},
-        rollout_placement=config.rollout_placement, lockstep=config.lockstep,
+        rollout_placement=config.rollout_placement, ray_address=config.ray,
+        lockstep=config.lockstep,
         run_dir=run_dir, columns=COLUMNS,
         logger=config.logger,
         progress=progress,

@@ -235,6 +235,7 @@ def build_offpolicy_graph(
     exploration: Sequence[Any] = (),
     extra_metrics: Mapping[str, Callable[[], Any]] | None = None,
     rollout_placement: str = "process",
+    ray_address: str | None = None,
     run_dir: Path | None = None,
     columns: Sequence[str] | None = None,
     progress: bool = False,
@@ -252,7 +253,8 @@ def build_offpolicy_graph(
                    +------------- evaluator <------------+ (snapshots)
 
     ``make_env`` builds the rollout's env (in a worker process with ``rollout_placement=
-    "process"``, else on the event loop), which plays ``policy`` as published by the
+    "process"``, on a Ray actor with ``"ray"``: of the cluster ``ray_address`` names, or
+    ``RAY_ADDRESS``; else on the event loop), which plays ``policy`` as published by the
     ``weight_sync`` after each learner message through a :class:`PolicyWeights` (shared
     memory) and sends ``frames_per_batch`` frames per message into ``buffer`` (a replay
     buffer with a rate limiter, e.g. :func:`ratio_buffer`). The replay source draws
@@ -380,7 +382,8 @@ def build_offpolicy_graph(
         # replay window joins a new episode to a stored trajectory
         collect.traj_ids = {"next_id": _next_traj_id(buffer)}
     rollout = g.add(collect, name="rollout",
-                    placement=_rollout_placement(rollout_placement, free=schedule is None))
+                    placement=_rollout_placement(rollout_placement, free=schedule is None,
+                                                 address=ray_address))
     sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
     source = g.add(ReplaySource(buffer, sample_size,
                                 num_batches=sample_budget(limiter, total, sample_size),
@@ -429,19 +432,20 @@ _ROLLOUT_PLACEMENTS = ("process", "inline", "ray")
 RAY_ROLLOUT_RESTARTS = 3
 
 
-def _rollout_placement(name: str, free: bool) -> Any:
+def _rollout_placement(name: str, free: bool, address: str | None = None) -> Any:
     """The rollout's placement: a worker process, the event loop, or a Ray actor (1 CPU,
     items to and from it pushed and pulled directly; Ray is started with ``ray.init()``,
-    which joins the cluster ``RAY_ADDRESS`` names, if it is not running yet). A
+    which joins the cluster ``RAY_ADDRESS`` names, if it is not running yet, or with
+    ``address``: ``"local"``, ``"auto"``, ``HOST:PORT``). A
     free-running rollout on Ray is replaced when its actor dies (``RAY_ROLLOUT_RESTARTS``
     times), continuing from its state after the last batch received."""
     if name == "process":
         return Process()
     if name == "ray":
         if free:
-            return Ray(num_cpus=1, direct=True, on_failure="restart",
+            return Ray(num_cpus=1, direct=True, address=address, on_failure="restart",
                        max_restarts=RAY_ROLLOUT_RESTARTS)
-        return Ray(num_cpus=1, direct=True)
+        return Ray(num_cpus=1, direct=True, address=address)
     return "inline"
 
 

@@ -118,13 +118,32 @@ def check_positive_ints(config: Any, *names: str) -> None:
                     and value >= 1, "a positive int")
 
 
+def check_ray_address(config: Any) -> None:
+    """``config.ray`` is None or where to run on Ray: ``'local'`` (start one here),
+    ``'auto'`` (the running cluster) or a head's ``HOST:PORT``; Ray Client ``ray://``
+    addresses are refused (they relay every object through one connection)."""
+    ray = config.ray
+    if ray is not None and (not isinstance(ray, str) or not ray or ray.startswith("ray://")):
+        raise ValueError(f"{type(config).__name__}.ray must be 'local', 'auto' or a head's "
+                         f"HOST:PORT (Ray Client ray:// addresses relay every object "
+                         f"through one connection), found {ray!r}")
+
+
 def check_offpolicy_run_fields(config: Any) -> None:
     """The checks of the run fields the off-policy pipelines' configs share:
-    ``rollout_placement`` (``'process'``, ``'inline'`` or ``'ray'``) and ``max_policy_lag``
-    (None or an int >= 0)."""
+    ``rollout_placement`` (``'process'``, ``'inline'`` or ``'ray'``), ``ray`` (see
+    :func:`check_ray_address`; set, it puts the rollout on a Ray actor: ``rollout_placement``
+    becomes ``'ray'``, and ``'inline'`` is refused) and ``max_policy_lag`` (None or an int
+    >= 0)."""
     check_field(config, "rollout_placement",
                 config.rollout_placement in ("process", "inline", "ray"),
                 "'process', 'inline' or 'ray'")
+    check_ray_address(config)
+    if config.ray is not None:
+        if config.rollout_placement == "inline":
+            raise ValueError(f"{type(config).__name__}.ray ({config.ray!r}) puts the rollout on "
+                             "a Ray actor, found rollout_placement='inline'")
+        config.rollout_placement = "ray"
     lag = config.max_policy_lag
     check_field(config, "max_policy_lag", lag is None or (
         isinstance(lag, int) and not isinstance(lag, bool) and lag >= 0), "None or an int >= 0")

@@ -61,6 +61,10 @@ class DQNConfig:
     seed: int = 0
     threads: int = 1
     rollout_placement: str = "process"
+    # run the rollout on a Ray actor: "local" starts a Ray here, "auto" joins the running
+    # cluster, "HOST:PORT" its head (rollout_placement becomes "ray"); None: RAY_ADDRESS
+    # names the cluster when rollout_placement is "ray"
+    ray: str | None = None
     # the most policy versions a sampled row may lag the learner (None: no bound, plain
     # uniform replay over the buffer); see streamrl.ops.min_policy_lag for the least allowed
     max_policy_lag: int | None = None

@@ -73,6 +73,7 @@ class OffPolicyConfig:
     seed: int = 0
     threads: int = 1
     rollout_placement: str = "process"
+    ray: str | None = None  # as DQNConfig.ray
     max_policy_lag: int | None = None
     lockstep: bool = False
     logger: str = default_run_logger()
@@ -139,7 +140,8 @@ class OffPolicyConfig:
             sample_size=self.sample_size, make_eval_env=self.make_eval_env,
             eval_interval=max(1, round(self.eval_interval * self.updates_per_frame)),
             eval_seed=self.eval_seed, seed=self.seed, saved=saved, state=state,
-            rollout_placement=self.rollout_placement, lockstep=self.lockstep,
+            rollout_placement=self.rollout_placement, ray_address=self.ray,
+            lockstep=self.lockstep,
             init_random_frames=(self.learning_starts if self.init_random_frames is None
                                 else self.init_random_frames),
             run_dir=run_dir, columns=columns, logger=self.logger, progress=progress,

@@ -33,7 +33,7 @@ from streamrl.ops import (
     run_logger,
 )
 from streamrl.train import driver
-from streamrl.train.config import check_field, check_positive_ints
+from streamrl.train.config import check_field, check_positive_ints, check_ray_address
 from streamrl.train.lagged_collector import LaggedCollector
 from streamrl.train.metrics import MetricsLogger
 
@@ -161,10 +161,7 @@ class PPOConfig:
                 raise ValueError(f"{type(self).__name__}.ray_actors ({self.ray_actors}) needs "
                                  "ray (an address, 'auto' or 'local')")
             return
-        if not isinstance(self.ray, str) or not self.ray or self.ray.startswith("ray://"):
-            raise ValueError(f"{type(self).__name__}.ray must be 'local', 'auto' or a head's "
-                             f"HOST:PORT (Ray Client ray:// addresses relay every object "
-                             f"through one connection), found {self.ray!r}")
+        check_ray_address(self)
         if self.topology != "sync":
             raise ValueError(f"{type(self).__name__}.ray collects with topology='sync', found "
                              f"topology={self.topology!r}")

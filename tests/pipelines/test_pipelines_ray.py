@@ -118,7 +118,8 @@ def test_dqn_survives_its_rollout_actor_killed(cluster, tmp_path):
     reaches its budget (the learner in this process never sees the death)."""
     config = dqn.DQNConfig(frames=4096, learning_starts=256, train_freq=256, gradient_steps=32,
                            minibatches_per_sample=4, eval_interval=2048, eval_episodes=2,
-                           rollout_placement="ray", logger="csv")
+                           ray="auto", logger="csv")
+    assert config.rollout_placement == "ray"
     seen: list[str] = []
     killer = _kill_rollout_midway(cluster, tmp_path, 1024, seen)
     result = dqn.train(config, run_dir=tmp_path)
@@ -130,3 +131,18 @@ def test_dqn_survives_its_rollout_actor_killed(cluster, tmp_path):
     frames = [int(float(r["frames"])) for r in rows]
     assert frames == sorted(frames) and frames[-1] >= 4096
     assert_no_actors(cluster)
+
+
+def test_offpolicy_ray_flag_puts_the_rollout_on_ray():
+    """``--ray ADDRESS`` on an off-policy pipeline: the rollout goes to a Ray actor; a Ray
+    Client address or an inline rollout with it is refused with the flag named."""
+    from streamrl.train.driver import parse_args
+
+    config, _ = parse_args("dqn_cartpole", None, dqn.DQNConfig, ["--ray", "auto"])
+    assert config.ray == "auto" and config.rollout_placement == "ray"
+    sac = load_pipeline(ROOT / "pipelines" / "sac_pendulum.py")
+    assert sac.SACConfig(ray="local").rollout_placement == "ray"
+    with pytest.raises(ValueError, match="ray://"):
+        dqn.DQNConfig(ray="ray://head:10001")
+    with pytest.raises(ValueError, match="rollout_placement='inline'"):
+        dqn.DQNConfig(ray="auto", rollout_placement="inline")
