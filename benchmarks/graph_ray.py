@@ -43,17 +43,17 @@ from tensordict import TensorDict
 from streamrl.graph import Graph, Map, Process, Ray, Source
 
 
-def _run(item, n: int, placement, maps: int = 1) -> tuple[float, float]:
+def _run(item, n: int, placement, maps: int = 1, capacity: int = 2) -> tuple[float, float]:
     """(seconds per message, seconds from the start to the first message) through
-    source -> [map] x maps -> sink; ``placement=None``: no map."""
+    source -> [map] x maps -> sink over edges of ``capacity``; ``placement=None``: no map."""
     g = Graph()
     prev = g.add(Source(lambda: item, limit=n), name="src")
     for i in range(maps if placement is not None else 0):
         m = g.add(Map(_identity), name=f"m{i}", placement=placement())
-        g.connect(prev, m)
+        g.connect(prev, m, capacity=capacity)
         prev = m
     sink = _Stamp()
-    g.connect(prev, g.add(sink, name="sink"))
+    g.connect(prev, g.add(sink, name="sink"), capacity=capacity)
     t0 = time.perf_counter()
     anyio.run(lambda: g.run(watchdog_timeout=None))
     if sink.n != n:
@@ -69,11 +69,12 @@ def hop(item, n: int, placement, repeats: int) -> tuple[float, float]:
     return max(per - base, 0.0) * 1e6, min(r[1] for r in runs)
 
 
-def actor_to_actor(item, n: int, placement, repeats: int) -> float:
+def actor_to_actor(item, n: int, placement, repeats: int, capacity: int = 2) -> float:
     """us per message that a second Ray-placed map adds to a chain of one: one hop from
-    actor to actor (through the driver unless the placement is direct)."""
-    one = min(_run(item, n, placement, 1)[0] for _ in range(repeats))
-    two = min(_run(item, n, placement, 2)[0] for _ in range(repeats))
+    actor to actor (through the driver unless the placement is direct), edges of
+    ``capacity``."""
+    one = min(_run(item, n, placement, 1, capacity)[0] for _ in range(repeats))
+    two = min(_run(item, n, placement, 2, capacity)[0] for _ in range(repeats))
     return max(two - one, 0.0) * 1e6
 
 
@@ -136,12 +137,14 @@ def print_hops(ray, n: int, repeats: int) -> None:
             startup = max(startup, s)
         print(f"{label:<28} " + " ".join(cells) + f" {startup:>8.2f}s", flush=True)
     print()
-    print("actor to actor: what a second Ray-placed map adds to a chain of one (us per message)")
-    for label, placement in (("ray, driver-relayed", lambda: Ray(num_cpus=0)),
-                             ("ray direct", lambda: Ray(num_cpus=0, direct=True))):
-        cells = [f"{actor_to_actor(item, n, placement, repeats):>9.1f}"
-                 for item in items.values()]
-        print(f"{label:<28} " + " ".join(cells))
+    print("actor to actor: what a second Ray-placed map adds to a chain of one (us per message;"
+          " with capacity-8 edges a direct push call carries the items queued meanwhile)")
+    for capacity in (2, 8):
+        for label, placement in (("ray relayed", lambda: Ray(num_cpus=0)),
+                                 ("ray direct", lambda: Ray(num_cpus=0, direct=True))):
+            cells = [f"{actor_to_actor(item, n, placement, repeats, capacity):>9.1f}"
+                     for item in items.values()]
+            print(f"{label + f', capacity {capacity}':<28} " + " ".join(cells))
     print()
     print("reference: a bare Ray actor call returning its argument, awaited (us per call)")
     print("  " + "  ".join(f"{k}: {bare_ray_call_us(ray, v, n):.1f}" for k, v in items.items()))

@@ -2,10 +2,11 @@
 small inline operators with async hooks, added to each side's graph where the edge was.
 
 A FIFO edge into a Ray actor is **pushed**: the producer's :class:`Outbox` calls the consumer
-actor's ``push(edge, seq, item)``, and the call returns when the consumer's :class:`Inbox` has
-taken the item. A pending call is a credit: an outbox keeps at most ``capacity`` calls
-unanswered, so a producer runs at most ``capacity`` items ahead, as on a local edge (plus the
-one item each proxy holds). A FIFO edge into the driver is **pulled**: the driver's
+actor's ``push(edge, seq, items)``, and the call returns when the consumer's :class:`Inbox`
+has taken the last of the items. An outbox keeps at most ``capacity`` items sent and not
+taken (or waiting to be sent), so a producer runs at most ``capacity`` items ahead, as on a
+local edge (plus the one item each proxy holds); with two calls out, the items that come
+meanwhile go together in the next call. A FIFO edge into the driver is **pulled**: the driver's
 :class:`Pull` keeps up to ``capacity`` ``pull(edge, seq)`` calls outstanding, and the
 producer's :class:`Serve` answers each with its next item (the driver receives no calls).
 Items carry sequence numbers, since Ray may run an async actor's calls out of order.
@@ -52,21 +53,25 @@ SHARE_BYTES = 100 * 1024
 # ------------------------------------------------------------------------------------ receiving
 class InboxState:
     """The receiving end of a pushed FIFO edge, on the consumer's event loop: a reorder buffer
-    of at most ``capacity`` items, each with the future that answers its ``push`` call."""
+    of at most ``capacity`` items; the last item of each ``push`` call holds the future that
+    answers it."""
 
     def __init__(self, edge: str):
         self.edge = edge
-        self.items: dict[int, tuple[Any, asyncio.Future[bool]]] = {}
+        self.items: dict[int, tuple[Any, asyncio.Future[bool] | None]] = {}
         self.next = 0
         self.closed = False
         self.event = asyncio.Event()
 
-    async def put(self, seq: int, item: Any) -> bool:
-        """Queue item ``seq``; answer when it is taken (True) or the consumer left (False)."""
+    async def put(self, seq: int, items: list[Any]) -> bool:
+        """Queue ``items``, numbered from ``seq``; answer when the last is taken (True) or the
+        consumer left (False)."""
         if self.closed:
             return False
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.items[seq] = (item, fut)
+        last = seq + len(items) - 1
+        for i, item in enumerate(items, seq):
+            self.items[i] = (item, fut if i == last else None)
         self.event.set()
         return await fut
 
@@ -77,7 +82,7 @@ class InboxState:
             await self.event.wait()
         item, fut = self.items.pop(self.next)
         self.next += 1
-        if not fut.done():
+        if fut is not None and not fut.done():
             fut.set_result(True)
         return item
 
@@ -85,7 +90,7 @@ class InboxState:
         """The consumer stops reading: pending and future pushes answer False."""
         self.closed = True
         for _, fut in self.items.values():
-            if not fut.done():
+            if fut is not None and not fut.done():
                 fut.set_result(False)
         self.items.clear()
 
@@ -257,9 +262,86 @@ async def _settled(ref: Any, proxy: _Proxy, handle: Any) -> Any:
     return RESTARTED
 
 
+#: push calls an outbox keeps unanswered; the items that come meanwhile go in the next call
+PUSH_CALLS = 2
+
+
+class _Pushes:
+    """The FIFO side of an :class:`Outbox`: items are sent in ``push`` calls, at most
+    :data:`PUSH_CALLS` unanswered; items that come while that many are out wait and go
+    together in the next call (one call then carries several items, which is what makes a
+    fast producer's hop cheap). Items queued or sent and not yet taken: at most
+    ``capacity``. A call is answered when its last item is taken."""
+
+    def __init__(self, outbox: Outbox, capacity: int):
+        self.outbox, self.capacity = outbox, capacity
+        self.queue: list[Any] = []
+        self.calls: deque[tuple[Any, int]] = deque()
+        self.out = 0  # items in unanswered calls
+        self.seq = 0
+        self.changed = asyncio.Event()
+        self.failure: BaseException | None = None
+        self.gone = False  # the consumer left
+        self.task = asyncio.get_running_loop().create_task(self._settle())
+
+    def _send(self) -> None:
+        if self.queue and len(self.calls) < PUSH_CALLS:
+            items, self.queue = self.queue, []
+            o = self.outbox
+            self.calls.append((o._peer.push.remote(o.edge, self.seq, items), len(items)))
+            self.seq += len(items)
+            self.out += len(items)
+            self.changed.set()
+
+    async def _wait(self, done: Any) -> bool:
+        """Wait until ``done()``; False once the consumer has left."""
+        while not done() and not self.gone and self.failure is None:
+            self.changed.clear()
+            await self.changed.wait()
+        if self.failure is not None:
+            raise self.failure
+        return not self.gone
+
+    async def put(self, item: Any) -> bool:
+        """Queue ``item`` (sent at once if a call may go out); return once the items ahead
+        are within ``capacity``, False if the consumer has left."""
+        if self.gone or self.failure is not None:
+            return await self._wait(lambda: True)
+        self.queue.append(item)
+        self._send()
+        return await self._wait(lambda: len(self.queue) + self.out <= self.capacity)
+
+    async def finish(self) -> None:
+        """Send the end of the stream after the last items; return once all were taken."""
+        if await self.put(EOS):
+            await self._wait(lambda: not self.queue and not self.calls)
+
+    async def _settle(self) -> None:
+        try:
+            while True:
+                if not self.calls:
+                    self.changed.clear()
+                    await self.changed.wait()
+                    continue
+                ref, n = self.calls[0]
+                taken = await _settled(ref, self.outbox, self.outbox._peer)
+                self.calls.popleft()
+                self.out -= n
+                if taken is not True:  # the consumer left
+                    self.gone = True
+                    self.changed.set()
+                    return
+                self._send()
+                self.changed.set()
+        except PeerLostError as exc:
+            self.failure = exc
+            self.changed.set()
+
+
 class Outbox(_Proxy):
-    """The producer's end of an edge into a Ray actor (a sink): pushes each item, at most
-    ``capacity`` unanswered (FIFO), or sends each new value (``latest``)."""
+    """The producer's end of an edge into a Ray actor (a sink): pushes items, at most
+    ``capacity`` sent and not taken (FIFO, see :class:`_Pushes`), or sends each new value
+    (``latest``)."""
 
     outputs = ()
 
@@ -267,7 +349,7 @@ class Outbox(_Proxy):
         super().__init__(edge, site)
         self.capacity = capacity  # None: a latest-value edge
         self._peer: Any = None
-        self._pending: deque[Any] = deque()
+        self._pushes: _Pushes | None = None
         self._seq = 0
         self._sender: asyncio.Task[None] | None = None
         self._newest: tuple[int, Any] | None = None
@@ -281,18 +363,16 @@ class Outbox(_Proxy):
         if self.capacity is None:
             self._wake = asyncio.Event()
             self._sender = asyncio.get_running_loop().create_task(self._send_latest())
+        else:
+            self._pushes = _Pushes(self, self.capacity)
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
         x = inputs["in"]
         item = x.value if type(x) is Packed else pack_item(x)
         if self.capacity is None:
             return self._set_latest(item)
-        while len(self._pending) >= self.capacity:
-            if not await _settled(self._pending.popleft(), self, self._peer):
-                return END  # the consumer left: so do we
-        self._pending.append(self._peer.push.remote(self.edge, self._seq, item))
-        self._seq += 1
-        return None
+        assert self._pushes is not None
+        return None if await self._pushes.put(item) else END  # the consumer left: so do we
 
     def _set_latest(self, item: Any) -> Any:
         if self._failure is not None:
@@ -340,10 +420,8 @@ class Outbox(_Proxy):
             self._wake.set()
             await self._drain_latest()
             return
-        while self._pending:
-            if not await _settled(self._pending.popleft(), self, self._peer):
-                return
-        await _settled(self._peer.push.remote(self.edge, self._seq, EOS), self, self._peer)
+        assert self._pushes is not None
+        await self._pushes.finish()
 
     async def _drain_latest(self) -> None:
         while ((self._newest is not None or self._busy) and self._failure is None
@@ -355,7 +433,8 @@ class Outbox(_Proxy):
     def close(self) -> None:
         if self._sender is not None:
             self._sender.cancel()
-        self._pending.clear()
+        if self._pushes is not None:
+            self._pushes.task.cancel()
 
 
 class Packed(NamedTuple):

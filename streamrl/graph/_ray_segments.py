@@ -279,8 +279,8 @@ class SegmentActor:
                   if sync_state and not isinstance(n.op, _Proxy)}
         return GraphStats.collect(runner), states
 
-    async def push(self, edge: str, seq: int, item: Any) -> bool:
-        return await self.site.inbox(edge).put(seq, item)
+    async def push(self, edge: str, seq: int, items: list[Any]) -> bool:
+        return await self.site.inbox(edge).put(seq, items)
 
     async def pull(self, edge: str, seq: int) -> Any:
         return await self.site.serve(edge).pull(seq)

@@ -127,19 +127,22 @@ def test_tensordicts_arrive_exactly(ray):
         td["obs"] += 1  # writable: not a read-only view of the object store
 
 
-def test_a_producer_runs_at_most_capacity_plus_the_ends_slack_ahead(ray):
-    """Source actor -> slow actor over a capacity-2 edge: items sent and not yet taken never
-    exceed the capacity plus the item each end holds and the one being sent (3)."""
+@pytest.mark.parametrize("capacity", [2, 8])
+def test_a_producer_runs_at_most_capacity_plus_the_ends_slack_ahead(ray, capacity):
+    """Source actor -> slow actor: items sent (or queued to go in one call) and not yet taken
+    never exceed the capacity plus the item each end holds and the one being sent (3);
+    order is kept when calls carry several items (capacity 8)."""
     g = Graph()
     src = g.add(_StampedSource(40), name="src", placement=_direct())
     slow = g.add(_Stamped(delay=0.02), name="slow", placement=_direct())
-    g.connect(src, slow, capacity=2).connect(slow, g.add(Sink(lambda x: None)))
+    g.connect(src, slow, capacity=capacity).connect(slow, g.add(Sink(lambda x: None)))
     g.run_sync()
     sent, taken = src.op.sent, [t for _, t in slow.op.seen]
     assert len(sent) == len(taken) == 40
+    assert [x for x, _ in slow.op.seen] == list(range(40))
     ahead = max(sum(s <= t for s in sent) - i for i, t in enumerate(taken))
-    assert ahead <= 2 + 3, ahead
-    assert ahead >= 2  # the producer did run ahead: the bound is what held it
+    assert ahead <= capacity + 3, ahead
+    assert ahead >= capacity  # the producer did run ahead: the bound is what held it
 
 
 def test_an_operator_error_on_an_actor_names_the_operator(ray):

@@ -33,15 +33,19 @@ async def test_latest_state_keeps_the_newest_and_ignores_older_versions():
 
 
 @pytest.mark.asyncio
-async def test_inbox_state_takes_in_sequence_order_and_answers_when_taken():
+async def test_inbox_state_takes_in_sequence_order_and_answers_when_the_last_is_taken():
     inbox = InboxState("e")
-    second = asyncio.ensure_future(inbox.put(1, "y"))
-    first = asyncio.ensure_future(inbox.put(0, "x"))
+    second = asyncio.ensure_future(inbox.put(2, ["c", "d"]))  # arrives first
+    first = asyncio.ensure_future(inbox.put(0, ["a", "b"]))
     await asyncio.sleep(0)
-    assert await inbox.take() == "x" and await first is True
-    assert await inbox.take() == "y" and await second is True
-    late = asyncio.ensure_future(inbox.put(2, "z"))
+    assert await inbox.take() == "a"
+    await asyncio.sleep(0)
+    assert not first.done()  # answered when its last item is taken
+    assert await inbox.take() == "b" and await first is True
+    assert await inbox.take() == "c" and not second.done()
+    assert await inbox.take() == "d" and await second is True
+    late = asyncio.ensure_future(inbox.put(4, ["e"]))
     await asyncio.sleep(0)
     inbox.close()  # the consumer left: a pending push answers False
     assert await late is False
-    assert await inbox.put(3, "w") is False
+    assert await inbox.put(5, ["f"]) is False
