@@ -38,9 +38,10 @@ def local_ray(*by_value: str, num_cpus: int = 2, **options: Any) -> Iterator[Any
 
 @contextmanager
 def local_cluster(*by_value: str, head: dict[str, Any],
-                  workers: list[dict[str, Any]]) -> Iterator[Any]:
+                  workers: list[dict[str, Any]], with_cluster: bool = False) -> Iterator[Any]:
     """A ``ray.cluster_utils.Cluster`` on this machine: a head with the node arguments
-    ``head`` and one node per ``workers`` entry (each with a small object store), joined."""
+    ``head`` and one node per ``workers`` entry (each with a small object store), joined.
+    Yields ``ray``, or ``(ray, cluster)`` with ``with_cluster`` (to remove nodes)."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
@@ -52,7 +53,7 @@ def local_cluster(*by_value: str, head: dict[str, Any],
         _init(ray, c.address, by_value)
         c.wait_for_nodes()
         try:
-            yield ray
+            yield (ray, c) if with_cluster else ray
         finally:
             ray.shutdown()
     finally:
