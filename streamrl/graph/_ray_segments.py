@@ -312,11 +312,12 @@ class Deployment:
 
     A segment placed with ``Ray(on_failure="restart")`` whose actor dies (killed, its node
     lost) is replaced, up to ``max_restarts`` times: a new actor (wherever the placement
-    fits) loads the newest snapshot of the segment's operators (the states taken right after
-    the last item the driver received from it; none: they start afresh), the driver's ends of
-    its edges start over with it (:mod:`._ray_edges`), and it runs again. Lost: the items the
-    dead actor had made and the driver had not received. An error raised by an operator is
-    not a death: it fails the graph as before.
+    fits) loads a snapshot of the segment's operators (:meth:`snapshot`: the states taken
+    right after an item the driver received; none: they start afresh) and the latest-value
+    inputs the dead one had taken, the driver's ends of its edges start over with it
+    (:mod:`._ray_edges`), and it runs again. The items made after the snapshot are made
+    again; the ends that already have some of them drop those. An error raised by an
+    operator is not a death: it fails the graph as before.
     """
 
     def __init__(self, graph_name: str, parts: dict[str, Graph], placements: dict[str, Ray],
