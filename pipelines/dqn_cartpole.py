@@ -168,6 +168,7 @@ def _build(config: DQNConfig, run_dir: Path | None, progress: bool,
         # the rollout with the weights
         exploration=[explore], extra_metrics={"epsilon": lambda: float(explore.eps)},
         rollout_placement=config.rollout_placement, ray_address=config.ray,
+        rollouts=config.ray_actors,
         lockstep=config.lockstep,
         run_dir=run_dir, columns=COLUMNS,
         logger=config.logger,

@@ -243,6 +243,7 @@ def build_offpolicy_graph(
     lockstep: bool = False,
     return_key: Any = None,
     init_random_frames: int = 0,
+    rollouts: int = 1,
 ) -> OffPolicyGraph:
     """The graph that collects, stores, samples, learns, publishes, evaluates and logs::
 
@@ -309,6 +310,14 @@ def build_offpolicy_graph(
     :func:`min_policy_lag` for this graph (else ``ValueError``): below it, learner and
     collector could wait on each other.
 
+    **Several rollouts.** ``rollouts=N`` (free-running on Ray only: ``rollout_placement=
+    "ray"``, not ``lockstep``, no policy-lag bound) collects with N rollouts named
+    ``rollout0``... (one actor each, wherever the cluster has a CPU), all feeding the one
+    replay sink: the batches are shared out among them (whole batches; seeds and
+    ``init_random_frames`` too), their trajectory ids are interleaved
+    (``local id * N + index``), and each new weights version goes into Ray's object store
+    once for all of them.
+
     Raises ``ValueError`` when the restored buffer has already collected ``frames``.
     """
     if rollout_placement not in _ROLLOUT_PLACEMENTS:
@@ -318,6 +327,12 @@ def build_offpolicy_graph(
         init_random_frames < 0
     ):
         raise ValueError(f"init_random_frames must be an int >= 0, found {init_random_frames!r}")
+    if isinstance(rollouts, bool) or not isinstance(rollouts, int) or rollouts < 1:
+        raise ValueError(f"rollouts must be an int >= 1, found {rollouts!r}")
+    if rollouts > 1 and (rollout_placement != "ray" or lockstep):
+        raise ValueError(f"rollouts={rollouts} needs free-running rollouts on Ray "
+                         f"(rollout_placement='ray', lockstep=False), found rollout_placement="
+                         f"{rollout_placement!r}, lockstep={lockstep!r}")
     if not isinstance(learner, Learner):
         raise TypeError(f"learner must be a Learner, found {type(learner).__name__}")
     if getattr(buffer, "rate_limiter", None) is None:
@@ -340,6 +355,12 @@ def build_offpolicy_graph(
         schedule = [sample_budget(limiter, done + b * frames_per_batch, sample_size)
                     for b in range(batches)]
     lag = _lag_bound(buffer)
+    if rollouts > batches:
+        raise ValueError(f"rollouts={rollouts} is more than the {batches} batches of "
+                         f"{frames_per_batch} frames left to collect")
+    if lag is not None and rollouts > 1:
+        raise ValueError(f"a policy-lag bound (max_policy_lag={lag}) is kept for one rollout "
+                         f"only, found rollouts={rollouts}")
     if lag is not None:
         least = min_policy_lag(
             limiter, frames_per_batch=frames_per_batch, sample_size=sample_size,
@@ -371,19 +392,25 @@ def build_offpolicy_graph(
 
     g = Graph(name)
     remote = rollout_placement == "ray"  # no shared memory: the weights go as messages
-    collect = Rollout(make_env, copy.deepcopy(policy) if remote else weights,
-                      frames_per_batch=frames_per_batch,
-                      total_frames=remaining, seed=seed + done, gated=lockstep,
-                      init_random_frames=max(0, init_random_frames - done),
-                      weights_port=remote)
-    collect.version = version
-    if state is not None:
-        # a resumed run starts new episodes: their ids follow the stored ones, so that no
-        # replay window joins a new episode to a stored trajectory
-        collect.traj_ids = {"next_id": _next_traj_id(buffer)}
-    rollout = g.add(collect, name="rollout",
-                    placement=_rollout_placement(rollout_placement, free=schedule is None,
-                                                 address=ray_address))
+    random_frames = max(0, init_random_frames - done)
+    nodes = []
+    for i in range(rollouts):
+        collect = Rollout(make_env, copy.deepcopy(policy) if remote else weights,
+                          frames_per_batch=frames_per_batch,
+                          total_frames=_share(batches, rollouts, i) * frames_per_batch,
+                          seed=seed + done + i, gated=lockstep,
+                          init_random_frames=_share(random_frames, rollouts, i),
+                          weights_port=remote, worker_index=i, num_workers=rollouts)
+        collect.version = version
+        if state is not None:
+            # a resumed run starts new episodes: their ids follow the stored ones, so that no
+            # replay window joins a new episode to a stored trajectory
+            collect.traj_ids = {"next_id": _next_traj_id(buffer)}
+        nodes.append(g.add(collect, name="rollout" if rollouts == 1 else f"rollout{i}",
+                           placement=_rollout_placement(rollout_placement,
+                                                        free=schedule is None,
+                                                        address=ray_address)))
+    rollout = nodes[0]
     sink = g.add(ReplaySink(buffer), name="replay_sink", placement="thread")
     source = g.add(ReplaySource(buffer, sample_size,
                                 num_batches=sample_budget(limiter, total, sample_size),
@@ -402,8 +429,9 @@ def build_offpolicy_graph(
                           name="_".join(extras))
     eval_node = g.add(evaluator, name="evaluator", placement="thread")
     sink_node = g.add(metrics, name="metrics")
-    g.connect(rollout, sink, capacity=_SINK_CAPACITY)
-    g.connect(rollout, sink_node["collector"], capacity=4)
+    for node in nodes:
+        g.connect(node, sink, capacity=_SINK_CAPACITY)
+        g.connect(node, sink_node["collector"], capacity=4)
     g.connect(source, learn, capacity=_LEARNER_CAPACITY)
     g.connect(learn, sync, capacity=_LEARNER_CAPACITY)
     if published is not sync:
@@ -421,11 +449,17 @@ def build_offpolicy_graph(
             g.connect(pacer, rollout["trigger"], capacity=batches)
     elif remote:  # free-running: the newest weights on a latest-value edge
         follow = g.add(WeightsSource(weights), name="weights", placement="thread")
-        g.connect(follow, rollout["weights"], kind="latest")
+        for node in nodes:  # one object-store copy of each version for all of them
+            g.connect(follow, node["weights"], kind="latest")
     return OffPolicyGraph(g, learner, buffer, metrics, weights, saved)
 
 
 _ROLLOUT_PLACEMENTS = ("process", "inline", "ray")
+
+
+def _share(n: int, parts: int, i: int) -> int:
+    """Part ``i`` of ``n`` shared out among ``parts`` as evenly as whole numbers allow."""
+    return n // parts + (1 if i < n % parts else 0)
 
 
 #: how many times a free-running rollout on a Ray actor is replaced when its actor dies

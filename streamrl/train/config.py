@@ -133,8 +133,9 @@ def check_offpolicy_run_fields(config: Any) -> None:
     """The checks of the run fields the off-policy pipelines' configs share:
     ``rollout_placement`` (``'process'``, ``'inline'`` or ``'ray'``), ``ray`` (see
     :func:`check_ray_address`; set, it puts the rollout on a Ray actor: ``rollout_placement``
-    becomes ``'ray'``, and ``'inline'`` is refused) and ``max_policy_lag`` (None or an int
-    >= 0)."""
+    becomes ``'ray'``, and ``'inline'`` is refused), ``ray_actors`` (rollouts, each on its
+    own actor: more than one needs Ray and no lockstep) and ``max_policy_lag`` (None or an
+    int >= 0)."""
     check_field(config, "rollout_placement",
                 config.rollout_placement in ("process", "inline", "ray"),
                 "'process', 'inline' or 'ray'")
@@ -144,6 +145,12 @@ def check_offpolicy_run_fields(config: Any) -> None:
             raise ValueError(f"{type(config).__name__}.ray ({config.ray!r}) puts the rollout on "
                              "a Ray actor, found rollout_placement='inline'")
         config.rollout_placement = "ray"
+    check_positive_ints(config, "ray_actors")
+    if config.ray_actors > 1 and (config.rollout_placement != "ray" or config.lockstep):
+        raise ValueError(f"{type(config).__name__}.ray_actors ({config.ray_actors}) needs "
+                         "free-running rollouts on Ray (ray=ADDRESS or rollout_placement='ray', "
+                         f"lockstep=False), found rollout_placement={config.rollout_placement!r}, "
+                         f"lockstep={config.lockstep!r}")
     lag = config.max_policy_lag
     check_field(config, "max_policy_lag", lag is None or (
         isinstance(lag, int) and not isinstance(lag, bool) and lag >= 0), "None or an int >= 0")

@@ -65,6 +65,8 @@ class DQNConfig:
     # cluster, "HOST:PORT" its head (rollout_placement becomes "ray"); None: RAY_ADDRESS
     # names the cluster when rollout_placement is "ray"
     ray: str | None = None
+    # with ray: rollouts on their own actors, all feeding the one replay buffer
+    ray_actors: int = 1
     # the most policy versions a sampled row may lag the learner (None: no bound, plain
     # uniform replay over the buffer); see streamrl.ops.min_policy_lag for the least allowed
     max_policy_lag: int | None = None

@@ -74,6 +74,7 @@ class OffPolicyConfig:
     threads: int = 1
     rollout_placement: str = "process"
     ray: str | None = None  # as DQNConfig.ray
+    ray_actors: int = 1  # as DQNConfig.ray_actors
     max_policy_lag: int | None = None
     lockstep: bool = False
     logger: str = default_run_logger()
@@ -141,6 +142,7 @@ class OffPolicyConfig:
             eval_interval=max(1, round(self.eval_interval * self.updates_per_frame)),
             eval_seed=self.eval_seed, seed=self.seed, saved=saved, state=state,
             rollout_placement=self.rollout_placement, ray_address=self.ray,
+            rollouts=self.ray_actors,
             lockstep=self.lockstep,
             init_random_frames=(self.learning_starts if self.init_random_frames is None
                                 else self.init_random_frames),

@@ -146,3 +146,43 @@ def test_offpolicy_ray_flag_puts_the_rollout_on_ray():
         dqn.DQNConfig(ray="ray://head:10001")
     with pytest.raises(ValueError, match="rollout_placement='inline'"):
         dqn.DQNConfig(ray="auto", rollout_placement="inline")
+
+
+@pytest.mark.slow
+def test_dqn_collects_with_two_actors_on_the_two_worker_nodes(cluster, tmp_path):
+    """``--ray auto --ray-actors 2``: two rollouts, each on its own actor (one per worker
+    node: the head has no CPU), feed the replay buffer of the learner in this process; the
+    budget is met and nothing is left."""
+    config = dqn.DQNConfig(frames=2048, learning_starts=256, train_freq=256, gradient_steps=32,
+                           minibatches_per_sample=4, eval_interval=1024, eval_episodes=2,
+                           ray="auto", ray_actors=2, logger="csv")
+    nodes: set[str] = set()
+
+    def watch():  # the nodes the rollout actors run on
+        deadline = time.monotonic() + 60
+        while len(nodes) < 2 and time.monotonic() < deadline:
+            for a in cluster.util.list_named_actors(all_namespaces=True):
+                if ":rollout" in a["name"]:
+                    actor = cluster.get_actor(a["name"], namespace=a["namespace"])
+                    nodes.add(cluster.get(actor.ready.remote())[0])
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    result = dqn.train(config, run_dir=tmp_path)
+    watcher.join(timeout=10)
+    assert result.frames >= 2048 and result.updates > 0
+    assert len(nodes) == 2  # one actor per worker node
+    with open(tmp_path / "metrics.csv") as f:
+        frames = [int(float(r["frames"])) for r in csv.DictReader(f) if r["frames"]]
+    assert frames[-1] >= 2048
+    assert_no_actors(cluster)
+
+
+def test_offpolicy_ray_actors_are_checked():
+    with pytest.raises(ValueError, match="ray_actors"):
+        dqn.DQNConfig(ray_actors=2)
+    with pytest.raises(ValueError, match="lockstep=True"):
+        dqn.DQNConfig(ray="auto", ray_actors=2, lockstep=True)
+    with pytest.raises(ValueError, match="a positive int"):
+        dqn.DQNConfig(ray="auto", ray_actors=0)
