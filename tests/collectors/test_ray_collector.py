@@ -144,6 +144,9 @@ def test_unsupported_arguments_are_refused():
     with pytest.raises(ValueError, match="max_restarts must be an int >= 0"):
         RayCollector(_ENV, None, total_frames=10, frames_per_batch=5,
                      remote_configs={"max_restarts": -1})
+    with pytest.raises(ValueError, match="max_restarts needs sync=False"):
+        RayCollector(_ENV, None, total_frames=10, frames_per_batch=5, sync=True,
+                     remote_configs={"max_restarts": 1})
     with pytest.raises(ValueError, match="weight_sync_schemes"):
         RayCollector(_ENV, None, frames_per_batch=10, weight_sync_schemes={"policy": 1})
     with pytest.raises(TypeError, match="collector_class"):

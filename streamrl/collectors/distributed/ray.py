@@ -152,7 +152,6 @@ class RayCollector(MultiCollector):
                 raise TypeError(f"{clash} given both as arguments and in collector_kwargs")
             kwargs = {**collector_kwargs, **kwargs}
         fns = self._env_fns(create_env_fn, num_collectors, num_workers_per_collector)
-        self._init_ray(ray_init_config)
         configs = DEFAULT_REMOTE_CLASS_CONFIG if remote_configs is None else remote_configs
         if isinstance(configs, dict):
             configs = [configs] * len(fns)
@@ -161,6 +160,11 @@ class RayCollector(MultiCollector):
             raise ValueError(f"remote_configs: one dict for all collectors or one per "
                              f"collector ({len(fns)}), found {len(configs)}")
         self._placements = [_remote_placement(c) for c in configs]
+        if self._sync and any(p.on_failure == "restart" for p in self._placements):
+            raise ValueError("remote_configs max_restarts needs sync=False: in lockstep a "
+                             "collector that dies takes the batch its request asked for "
+                             "with it")
+        self._init_ray(ray_init_config)
         if policy_factory is not None:
             if policy is not None:
                 raise TypeError("RayCollector takes policy or policy_factory, not both")
