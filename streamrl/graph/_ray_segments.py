@@ -62,7 +62,11 @@ class _Plan:
         from .graph import Graph
 
         self.graph = graph
-        self.segments = [name for name, n in graph.nodes.items() if _direct(n.placement)]
+        #: the segment of each direct-Ray operator: its ``group``, else its own name
+        self.seg_of = {name: cast("Ray", n.placement).group or name
+                       for name, n in graph.nodes.items() if _direct(n.placement)}
+        self.segments = list(dict.fromkeys(self.seg_of.values()))
+        self.members = {s: [n for n, g in self.seg_of.items() if g == s] for s in self.segments}
         self.driver = Graph(graph.name)
         self.parts: dict[str, Graph] = {s: Graph(f"{graph.name}:{s}") for s in self.segments}
         #: per segment, ``{edge: peer segment}`` for its outboxes
@@ -72,13 +76,14 @@ class _Plan:
         self.n = 0
         #: ``{segment: FIFO edges from it into the driver}``
         self.pulled: dict[str, set[str]] = {}
-        self.restartable = {s for s in self.segments
-                            if cast("Ray", graph.nodes[s].placement).on_failure == "restart"}
+        self.restartable = {s for s in self.segments if cast(
+            "Ray", graph.nodes[self.members[s][0]].placement).on_failure == "restart"}
         self._snaps: dict[tuple[str, str], str] = {}
         #: ports whose items go to several actors on latest-value edges, and their Put
         self.fanout = {p for p, n in Counter(
             (e.src, e.src_port) for e in graph.edges
-            if e.kind == "latest" and e.dst in self.parts and e.src != e.dst).items() if n > 1}
+            if e.kind == "latest" and e.dst in self.seg_of
+            and self.part(e.src) is not self.part(e.dst)).items() if n > 1}
         self._puts: dict[tuple[str, str], str] = {}
 
     def latest_port(self, name: str, port: str) -> Any:
@@ -101,7 +106,7 @@ class _Plan:
         from ._ray_edges import Snap
 
         part = self.part(name)
-        if name not in self.restartable:
+        if self.seg_of.get(name) not in self.restartable:
             return part[name][port]
         if (name, port) not in self._snaps:
             snap = self.add(part, Snap(f"{name}.{port}"), "ray_snap_")
@@ -110,7 +115,9 @@ class _Plan:
         return part[self._snaps[name, port]]
 
     def part(self, name: str) -> Graph:
-        return self.parts.get(name, self.driver)
+        """The part that runs operator ``name``."""
+        seg = self.seg_of.get(name)
+        return self.driver if seg is None else self.parts[seg]
 
     def add(self, graph: Graph, op: Operator, base: str) -> str:
         name = _free_name(graph, f"{base}{self.n}")
@@ -130,25 +137,25 @@ class _Plan:
         src, dst = self.part(e.src), self.part(e.dst)
         latest = e.kind == "latest"
         local = {"kind": e.kind, "capacity": 1} if not latest else {"kind": "latest"}
-        if e.dst in self.parts:  # pushed: the producer's outbox, the consumer's inbox
+        if e.dst in self.seg_of:  # pushed: the producer's outbox, the consumer's inbox
             out = self.add(src, Outbox(e.name, None if latest else e.capacity), "ray_out_")
             start = self.latest_port(e.src, e.src_port) if latest else src[e.src][e.src_port]
             src.connect(start, src[out], **local)
             inn = self.add(dst, LatestIn(e.name) if latest else Inbox(e.name), "ray_in_")
             dst.connect(dst[inn], dst[e.dst][e.dst_port], **local)
-            if e.src in self.parts:
-                self.wiring[e.src][e.name] = e.dst
+            if e.src in self.seg_of:
+                self.wiring[self.seg_of[e.src]][e.name] = self.seg_of[e.dst]
             else:
-                self.driver_peers[e.name] = e.dst
+                self.driver_peers[e.name] = self.seg_of[e.dst]
         else:  # into the driver: pulled
             out = self.add(src, Serve(e.name, latest), "ray_out_")
             src.connect(self.out_port(e.src, e.src_port), src[out], **local)
             inn = self.add(dst, Pull(e.name, None if latest else e.capacity), "ray_in_")
             if not latest:
-                self.pulled.setdefault(e.src, set()).add(e.name)
+                self.pulled.setdefault(self.seg_of[e.src], set()).add(e.name)
             dst.connect(dst[inn], dst[e.dst][e.dst_port], kind=e.kind,
                         capacity=e.capacity or 2, feedback=e.feedback)
-            self.driver_peers[e.name] = e.src
+            self.driver_peers[e.name] = self.seg_of[e.src]
 
     def tap(self, name: str, port: str) -> str:
         """An output of a segment read from outside the graph: pulled to the driver; returns
@@ -156,20 +163,40 @@ class _Plan:
         from ._ray_edges import Pull, Serve
 
         edge = f"{name}.{port}->(tap)"
-        seg = self.parts[name]
-        out = self.add(seg, Serve(edge, False), "ray_out_")
-        seg.connect(self.out_port(name, port), seg[out], capacity=1)
-        self.driver_peers[edge] = name
-        self.pulled.setdefault(name, set()).add(edge)
+        part = self.part(name)
+        out = self.add(part, Serve(edge, False), "ray_out_")
+        part.connect(self.out_port(name, port), part[out], capacity=1)
+        self.driver_peers[edge] = self.seg_of[name]
+        self.pulled.setdefault(self.seg_of[name], set()).add(edge)
         return self.add(self.driver, Pull(edge, 2), "ray_tap_")
+
+
+def _check_groups(graph: Graph, plan: _Plan) -> None:
+    """The operators of a ``group`` have equal placements, and no other operator has the
+    group's name; a :class:`GraphValidationError` naming them else."""
+    for seg, members in plan.members.items():
+        if len(members) == 1 and members[0] == seg:
+            continue
+        if seg in graph.nodes and seg not in members:
+            raise GraphValidationError(
+                f"Ray group {seg!r} has the name of operator {seg!r}, which is not in it")
+        first = cast("Ray", graph.nodes[members[0]].placement)
+        for name in members[1:]:
+            other = cast("Ray", graph.nodes[name].placement)
+            if not first.same_actor(other):
+                raise GraphValidationError(
+                    f"operators {members[0]!r} and {name!r} share Ray group {seg!r} but their "
+                    f"placements differ: {first!r} and {other!r}")
 
 
 def _check_restartable(graph: Graph, segments: list[str]) -> None:
     """A segment placed with ``on_failure="restart"`` talks to the driver only, and its inputs
     are latest-value edges: what it was sent and had not finished is then never lost twice
-    (see :class:`Deployment`). Raise a :class:`GraphValidationError` naming the edge else."""
+    (see :class:`Deployment`). Raise a :class:`GraphValidationError` naming the edge else.
+    (A restartable operator is alone in its segment: ``Ray`` refuses ``group`` with it.)"""
     for seg in segments:
-        if cast("Ray", graph.nodes[seg].placement).on_failure != "restart":
+        if seg not in graph.nodes or (
+                cast("Ray", graph.nodes[seg].placement).on_failure != "restart"):
             continue
         for e in graph.edges:
             if seg not in (e.src, e.dst):
@@ -203,10 +230,11 @@ def split(graph: Graph, taps: dict[tuple[str, str], FifoChannel]
     plan = _Plan(graph)
     if not plan.segments:
         return None
-    _check_restartable(graph, plan.segments)
+    _check_groups(graph, plan)
+    _check_restartable(graph, list(plan.seg_of))
     for name, n in graph.nodes.items():
-        if name in plan.parts:  # on the actor's loop: fused with its edges' ends, no hand-offs
-            plan.parts[name].add(n.op, name, Inline())
+        if name in plan.seg_of:  # on the actor's loop: fused with its edges' ends, no hand-offs
+            plan.part(name).add(n.op, name, Inline())
         else:
             plan.driver.add(n.op, name, n.placement)
     for e in graph.edges:
@@ -218,12 +246,13 @@ def split(graph: Graph, taps: dict[tuple[str, str], FifoChannel]
             plan.cross(e)
     new_taps = {}
     for (name, port), tap in taps.items():
-        new_taps[(plan.tap(name, port), "out") if name in plan.parts else (name, port)] = tap
+        new_taps[(plan.tap(name, port), "out") if name in plan.seg_of else (name, port)] = tap
     for part in (plan.driver, *plan.parts.values()):
         _clear_open_feedback(part)
-    placements = {s: cast("Ray", graph.nodes[s].placement) for s in plan.segments}
+    placements = {s: cast("Ray", graph.nodes[m[0]].placement) for s, m in plan.members.items()}
     deployment = Deployment(graph.name, plan.parts, placements, plan.wiring, plan.driver_peers,
-                            {s: graph.nodes[s].op for s in plan.segments}, plan.pulled)
+                            {name: graph.nodes[name].op for name in plan.seg_of}, plan.pulled,
+                            plan.members)
     for n in plan.driver.nodes.values():
         if isinstance(n.op, _Proxy):
             n.op.site = deployment
@@ -322,13 +351,16 @@ class Deployment:
 
     def __init__(self, graph_name: str, parts: dict[str, Graph], placements: dict[str, Ray],
                  wiring: dict[str, dict[str, str]], driver_peers: dict[str, str],
-                 ops: dict[str, Operator], pulled: dict[str, set[str]] | None = None):
+                 ops: dict[str, Operator], pulled: dict[str, set[str]] | None = None,
+                 members: dict[str, list[str]] | None = None):
         self.graph_name = graph_name
         self.parts = parts
         self.placements = placements
         self.wiring = wiring
         self.driver_peers = driver_peers
         self.ops = ops  # the driver's operator objects, which receive the final states
+        #: the operators of each segment (one, or a ``group``'s)
+        self.members = members or {s: [s] for s in parts}
         self.actors: dict[str, Any] = {}
         self.names: dict[str, str] = {}
         self.nodes: dict[str, tuple[str, str, int]] = {}  # (node id, ip, pid) by segment
@@ -511,8 +543,8 @@ class Deployment:
                 self.deaths[seg].append(str(died))
                 await self._restart(seg)
         self.stats[seg] = stats
-        if states:
-            self.ops[seg].load_state_dict(states[seg])
+        for name, state in states.items():
+            self.ops[name].load_state_dict(state)
 
     async def _restart(self, seg: str) -> None:
         """Replace the dead actor of ``seg`` (see the class doc)."""

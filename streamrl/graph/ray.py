@@ -318,6 +318,11 @@ class Ray(Placement):
     processes (use a replay buffer served by an actor). An actor that dies is reported as an
     :class:`~streamrl.graph.OperatorError` naming the operator, its actor, pid and node.
 
+    ``group="name"`` (direct only) runs the operators placed with the same group on one actor,
+    under one runner: the edges between them are local channels (fused where the graph
+    allows), and their placements must otherwise be equal (else the graph is refused when it
+    starts); the group's name names the actor and its failures.
+
     ``on_failure="restart"`` (direct only) replaces an actor that dies, up to ``max_restarts``
     times (default 3), instead: the new actor, wherever the placement fits, loads the
     operator's state taken right after the last item the driver received from it (its
@@ -358,7 +363,8 @@ class Ray(Placement):
                  namespace: str | None = None, actor_options: dict[str, Any] | None = None,
                  sync_state: bool = True, max_in_flight: int | None = None,
                  start_timeout: float = 60.0, close_timeout: float = 5.0, direct: bool = False,
-                 on_failure: str = "fail", max_restarts: int | None = None):
+                 on_failure: str = "fail", max_restarts: int | None = None,
+                 group: str | None = None):
         for label, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory)):
             if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)
                                   or v < 0):
@@ -383,6 +389,15 @@ class Ray(Placement):
         if not isinstance(direct, bool):
             raise TypeError(f"direct must be a bool, found {type(direct).__name__}")
         max_restarts = _check_failure_policy(on_failure, max_restarts, direct)
+        if group is not None:
+            if not isinstance(group, str) or not group:
+                raise ValueError(f"group must be a non-empty str or None, found {group!r}")
+            if not direct:
+                raise ValueError("group= needs direct=True (the operators of a group run on "
+                                 "one actor under its runner)")
+            if on_failure == "restart":
+                raise ValueError("on_failure='restart' is for an operator alone on its actor, "
+                                 f"found group={group!r}")
         if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
             raise ValueError(f"max_in_flight must be an int >= 1 or None, found {max_in_flight!r}")
         for label, v in (("start_timeout", start_timeout), ("close_timeout", close_timeout)):
@@ -407,6 +422,7 @@ class Ray(Placement):
         self.direct = direct
         self.on_failure = on_failure
         self.max_restarts = max_restarts
+        self.group = group
 
     def _request_parts(self) -> list[str]:
         parts = [f"{k}={v!r}" for k, v in (("num_cpus", self.num_cpus),
@@ -435,7 +451,16 @@ class Ray(Placement):
             parts.append("direct=True")
         if self.on_failure != "fail":
             parts.append(f"on_failure={self.on_failure!r}, max_restarts={self.max_restarts!r}")
+        if self.group is not None:
+            parts.append(f"group={self.group!r}")
         return parts
+
+    def same_actor(self, other: Ray) -> bool:
+        """Whether ``other`` asks for the same actor as this placement (all but ``group``):
+        what the operators of one group must agree on."""
+        mine = {k: v for k, v in vars(self).items() if k != "group"}
+        theirs = {k: v for k, v in vars(other).items() if k != "group"}
+        return type(other) is type(self) and mine == theirs
 
     def actor_options_for(self, name: str, placement_group: Any = None) -> dict[str, Any]:
         """The options of this placement's actor named ``name``: ``actor_options`` plus the

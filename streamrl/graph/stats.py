@@ -83,7 +83,8 @@ class GraphStats:
         deployment = getattr(run, "deployment", None)
         if deployment is not None:  # operators that ran on Ray actors, once they have ended
             for seg, remote in deployment.stats.items():
-                ops[seg] = replace(remote.operators[seg], placement="ray")
+                for name in deployment.members[seg]:
+                    ops[name] = replace(remote.operators[name], placement="ray")
                 edges.update((k, v) for k, v in remote.edges.items() if k not in edges)
         return cls(ops, edges, sorted(run.fused_edges))
 

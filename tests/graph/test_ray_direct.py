@@ -310,3 +310,47 @@ def test_failure_policy_arguments_are_checked():
         Ray(direct=True, max_restarts=2)
     with pytest.raises(ValueError, match="max_restarts must be an int >= 1"):
         Ray(direct=True, on_failure="restart", max_restarts=0)
+
+
+def test_a_group_runs_on_one_actor_with_local_edges(ray):
+    """Two operators of one group: one actor process, items in order, their edge a local
+    channel of the actor (not in the driver's graph), both in the stats and their final
+    states back in the driver's objects."""
+    g = Graph()
+    src = g.add(Source(range(300)), name="src")
+    a = g.add(_Stamped(), name="a", placement=Ray(num_cpus=0, direct=True, group="pair"))
+    b = g.add(_Stamped(), name="b", placement=Ray(num_cpus=0, direct=True, group="pair"))
+    out = g.add(Collect(), name="out")
+    g.connect(src, a).connect(a, b).connect(b, out)
+    g.run_sync()
+    assert out.op.items == list(range(300))
+    assert a.op.pids == b.op.pids and len(a.op.pids) == 1 and os.getpid() not in a.op.pids
+    driver_edges = [e.name for e in g._last_run.graph.edges]
+    assert not any(e.startswith("a.") for e in driver_edges), driver_edges
+    stats = g.stats()
+    assert stats.operators["a"].placement == stats.operators["b"].placement == "ray"
+    assert stats.operators["b"].items_out == 300
+    assert list(g._last_run.deployment.parts) == ["pair"]  # one segment, one actor
+
+
+def test_group_arguments_are_checked(ray):
+    with pytest.raises(ValueError, match="group= needs direct=True"):
+        Ray(group="g")
+    with pytest.raises(ValueError, match="alone on its actor"):
+        Ray(direct=True, on_failure="restart", group="g")
+    with pytest.raises(ValueError, match="non-empty str"):
+        Ray(direct=True, group="")
+    assert "group='g'" in repr(Ray(direct=True, group="g"))
+    g = Graph()
+    s = g.add(Source(range(3)), name="s")
+    a = g.add(Map(_double), name="a", placement=Ray(num_cpus=0, direct=True, group="g"))
+    b = g.add(Map(_double), name="b", placement=Ray(num_cpus=1, direct=True, group="g"))
+    g.connect(s, a).connect(a, b).connect(b, g.add(Collect()))
+    with pytest.raises(GraphValidationError, match="share Ray group 'g' but their placements"):
+        g.run_sync()
+    g = Graph()
+    s = g.add(Source(range(3)), name="s")
+    a = g.add(Map(_double), name="a", placement=Ray(num_cpus=0, direct=True, group="s"))
+    g.connect(s, a).connect(a, g.add(Collect()))
+    with pytest.raises(GraphValidationError, match="group 's' has the name of operator 's'"):
+        g.run_sync()
