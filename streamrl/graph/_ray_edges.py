@@ -32,6 +32,7 @@ the new actor loads.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Any, NamedTuple
 
@@ -231,11 +232,25 @@ class Site:
 
 # ------------------------------------------------------------------------------------ the proxies
 class _Proxy(Operator):
-    """What every end shares: the edge it stands for and the site that finds its peer."""
+    """What every end shares: the edge it stands for and the site that finds its peer.
+
+    While an end waits on the other process (for an item, or for room), ``awaiting`` is
+    ``(direction, edge)`` and ``since`` when it started: the runner's watchdog counts it as
+    blocked on that edge rather than computing."""
+
+    awaiting: tuple[str, str] | None = None
+    since = 0.0
 
     def __init__(self, edge: str, site: Any = None):
         self.edge = edge
         self.site = site  # set after unpickling on an actor
+
+    async def _waiting(self, direction: str, awaitable: Any) -> Any:
+        self.awaiting, self.since = (direction, self.edge), time.perf_counter()
+        try:
+            return await awaitable
+        finally:
+            self.awaiting = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -372,7 +387,8 @@ class Outbox(_Proxy):
         if self.capacity is None:
             return self._set_latest(item)
         assert self._pushes is not None
-        return None if await self._pushes.put(item) else END  # the consumer left: so do we
+        room = await self._waiting("put", self._pushes.put(item))
+        return None if room else END  # the consumer left: so do we
 
     def _set_latest(self, item: Any) -> Any:
         if self._failure is not None:
@@ -421,7 +437,7 @@ class Outbox(_Proxy):
             await self._drain_latest()
             return
         assert self._pushes is not None
-        await self._pushes.finish()
+        await self._waiting("put", self._pushes.finish())
 
     async def _drain_latest(self) -> None:
         while ((self._newest is not None or self._busy) and self._failure is None
@@ -465,7 +481,7 @@ class Inbox(_Proxy):
     outputs = ("out",)
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
-        item = await self.site.inbox(self.edge).take()
+        item = await self._waiting("get", self.site.inbox(self.edge).take())
         if item is EOS:
             return END
         return {"out": unpack_item(item)}
@@ -486,7 +502,8 @@ class LatestIn(_Proxy):
         self._version = 0
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
-        self._version, value = await self.site.latest_state(self.edge).newer(self._version)
+        self._version, value = await self._waiting(
+            "get", self.site.latest_state(self.edge).newer(self._version))
         if value is EOS:
             return END
         return {"out": unpack_item(value)}
@@ -537,7 +554,8 @@ class Serve(_Proxy):
             self._version += 1
             self.site.latest_state(self.edge).set(self._version, item)
             return None
-        return None if await self.site.serve(self.edge).offer(item) else END
+        taken = await self._waiting("put", self.site.serve(self.edge).offer(item))
+        return None if taken else END
 
     async def finish(self) -> None:  # type: ignore[override]
         if self.latest:
@@ -571,7 +589,7 @@ class Pull(_Proxy):
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
         while True:
-            value = await self._next()
+            value = await self._waiting("get", self._next())
             if value is EOS:
                 self._ended = True
                 return END

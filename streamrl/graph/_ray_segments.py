@@ -270,6 +270,8 @@ class SegmentActor:
 
         self.graph = graph
         self.site = Site()
+        self.runner: Any = None
+        self.finished = False
         for n in graph.nodes.values():
             if isinstance(n.op, _Proxy):
                 n.op.site = self.site
@@ -302,11 +304,19 @@ class SegmentActor:
         if snapshots:
             self.site.snapshot = lambda: {name: op.state_dict() for name, op in ops.items()}
         # blocking on a peer is normal here: the driver's coordinator watches the whole
-        runner = Runner(self.graph, watchdog_timeout=None)
+        runner = self.runner = Runner(self.graph, watchdog_timeout=None)
         await runner.run()
+        self.finished = True
         states = {name: n.op.state_dict() for name, n in self.graph.nodes.items()
                   if sync_state and not isinstance(n.op, _Proxy)}
         return GraphStats.collect(runner), states
+
+    async def blocked(self) -> Any:
+        """For the driver's watchdog: :meth:`Runner.blocked` of this segment (ended: blocked
+        forever on nothing; not started: None)."""
+        if self.finished:
+            return float("inf"), []
+        return None if self.runner is None else self.runner.blocked()
 
     async def push(self, edge: str, seq: int, items: list[Any]) -> bool:
         return await self.site.inbox(edge).put(seq, items)
@@ -516,6 +526,16 @@ class Deployment:
             for t in tasks:
                 t.cancel()
 
+    async def blocked(self) -> list[tuple[float, list[Any]]] | None:
+        """:meth:`SegmentActor.blocked` of every actor (None if one computes, has not
+        started, or does not answer within 2 s)."""
+        try:
+            with anyio.fail_after(2.0):
+                found = [await a.blocked.remote() for a in list(self.actors.values())]
+        except Exception:
+            return None
+        return None if any(f is None for f in found) else found
+
     async def _run_one(self, seg: str) -> None:
         from .._utils.ray_items import actor_died, unwrap_error
 
@@ -601,6 +621,9 @@ class Coordinator(Operator):
     outputs = ()
     #: its failures are other operators' errors, raised as they are
     forwards_errors = True
+    #: while it waits for the actors (see :class:`._ray_edges._Proxy`)
+    awaiting: tuple[str, str] | None = None
+    since = 0.0
 
     def __init__(self, deployment: Deployment):
         self.deployment = deployment
@@ -609,7 +632,14 @@ class Coordinator(Operator):
         await self.deployment.start()
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
-        await self.deployment.run()
+        from .runner import _COORDINATOR_WAIT
+
+        # waiting for the actors: the watchdog asks them whether they are blocked too
+        self.awaiting, self.since = ("get", _COORDINATOR_WAIT), time.perf_counter()
+        try:
+            await self.deployment.run()
+        finally:
+            self.awaiting = None
         return END
 
     def __repr__(self) -> str:

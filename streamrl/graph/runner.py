@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 _CHECKPOINT_EVERY = 16  # a source that never waits still yields to the loop this often
 # module constants: reading an Enum member off its class costs ~0.1 us, in the hot loop
 _BUSY, _WAIT_IN, _WAIT_OUT, _DONE = OpState.BUSY, OpState.WAIT_IN, OpState.WAIT_OUT, OpState.DONE
+#: the "edge" a Ray deployment's coordinator waits on (its actors), left out of deadlock reports
+_COORDINATOR_WAIT = "(the Ray actors)"
 # graphs with a run in progress (their operators belong to it)
 _running: weakref.WeakSet[Graph] = weakref.WeakSet()
 
@@ -430,6 +432,37 @@ class Runner:
                 return
 
     # ------------------------------------------------------------------ watchdog
+    def blocked(self) -> tuple[float, list[tuple[str, str, str, int, int | None]]] | None:
+        """``(seconds, waits)`` when every running chain has been waiting for that long, on
+        its channels or, inside an edge end to another process, on that process (an operator
+        with an ``awaiting`` attribute set, see :mod:`._ray_edges`); None while one computes
+        or waits for the caller of ``iterate()``. Each wait is ``(operator, direction, edge,
+        occupancy, capacity)`` (occupancy -1 and capacity None across processes)."""
+        now = time.perf_counter()
+        oldest = now
+        waits: list[tuple[str, str, str, int, int | None]] = []
+        running = [c for c in self.chains if c.head.state is not _DONE]
+        if not running:
+            return None
+        for chain in running:
+            head = chain.head
+            if head.state in (_WAIT_IN, _WAIT_OUT):
+                if any(ch.tap for ch in head.waiting_on):
+                    return None  # waiting on the caller of iterate(), not on the graph
+                direction = "put" if head.state is _WAIT_OUT else "get"
+                waits += [(head.name, direction, ch.name, ch.occupancy, ch.capacity)
+                          for ch in head.waiting_on]
+                oldest = min(oldest, head.since)
+                continue
+            remote = [o for o in chain.ops if getattr(o.op, "awaiting", None) is not None]
+            if not remote:
+                return None  # computing
+            op: Any = remote[0].op
+            direction, edge = op.awaiting
+            waits.append((remote[0].name, direction, edge, -1, None))
+            oldest = min(oldest, op.since)
+        return now - oldest, waits
+
     async def _watchdog(self, timeout: float) -> None:
         period = min(0.25, timeout / 4)
         while True:
@@ -437,26 +470,23 @@ class Runner:
                 await self._done.wait()
             if self._done.is_set():
                 return
-            now = time.perf_counter()
-            drivers = [c.head for c in self.chains if c.head.state is not _DONE]
-            if not drivers or any(
-                d.state not in (_WAIT_IN, _WAIT_OUT) or now - d.since < timeout for d in drivers
-            ):
+            found = self.blocked()
+            if found is None or found[0] < timeout:
                 continue
-            if any(ch.tap for d in drivers for ch in d.waiting_on):
-                continue  # waiting on the caller of iterate(), not on the graph
-            blocked: list[tuple[str, str, str, int, int | None]] = []
-            for d in drivers:
-                direction = "put" if d.state is _WAIT_OUT else "get"
-                waited_on: list[_Channel] = d.waiting_on
-                for ch in waited_on:
-                    blocked.append((d.name, direction, ch.name, ch.occupancy, ch.capacity))
+            waits = found[1]
+            if self.deployment is not None:  # the actors must all be waiting too
+                remote = await self.deployment.blocked()
+                if remote is None or any(s < timeout for s, _ in remote):
+                    continue
+                waits = [w for w in waits if w[2] != _COORDINATOR_WAIT]
+                waits += [w for _, ws in remote for w in ws]
             lines = "; ".join(
                 f"{op} waits to {dirn} {'on' if dirn == 'put' else 'from'} {edge} "
-                f"({occ}/{cap if cap is not None else 'latest'})"
-                for op, dirn, edge, occ, cap in blocked
+                + ("(in another process)" if occ < 0 else
+                   f"({occ}/{cap if cap is not None else 'latest'})")
+                for op, dirn, edge, occ, cap in waits
             )
             self.fail(DeadlockError(
                 f"deadlock: every operator has been blocked on its edges for more than "
-                f"{timeout:g} s: {lines}", blocked))
+                f"{timeout:g} s: {lines}", waits))
             return

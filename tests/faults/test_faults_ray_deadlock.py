@@ -1,0 +1,72 @@
+"""Deadlocks across the processes of a Ray application (``Ray(direct=True)``).
+
+Promise: when every operator, on the driver and on every actor, has been blocked on its
+edges (local channels, or the ends of edges to other processes) for longer than the
+watchdog timeout, the run raises :class:`~streamrl.graph.DeadlockError` naming the blocked
+edges; an actor computing inside a hook for longer than that is not a deadlock.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from streamrl.graph import Collect, DeadlockError, Graph, Map, Operator, Ray, Source
+from tests.ray_support import assert_no_actors, local_ray
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    with local_ray(__name__) as ray:
+        yield ray
+
+
+@pytest.fixture
+def ray(ray_local):
+    yield ray_local
+    assert_no_actors(ray_local)
+
+
+def _direct() -> Ray:
+    return Ray(num_cpus=0, direct=True)
+
+
+class _WaitForBoth(Operator):
+    inputs = ("a", "b")
+
+    def step(self, inputs):
+        return {"out": inputs}
+
+
+def _slowly(x):
+    time.sleep(1.5)
+    return x
+
+
+def test_a_deadlock_across_actors_is_reported(ray):
+    """z waits for b, which waits for z's output, with z and the echo on two actors."""
+    g = Graph()
+    src = g.add(Source(range(100)), name="src")
+    z = g.add(_WaitForBoth(), name="z", placement=_direct())
+    echo = g.add(Map(lambda x: x), name="echo", placement=_direct())
+    g.connect(src, z["a"]).connect(z, echo).connect(echo, z["b"], feedback=True)
+    t0 = time.monotonic()
+    with pytest.raises(DeadlockError) as info:
+        g.run_sync(watchdog_timeout=1.0)
+    assert time.monotonic() - t0 < 30  # with the actors' start-up
+    msg = str(info.value)
+    assert "in another process" in msg and "src.out->z.a" in msg, msg
+    assert "waits to get from echo.out->z.b (in another process)" in msg, msg
+    assert "waits to get from z.out->echo.in (in another process)" in msg, msg
+    assert "(the Ray actors)" not in msg
+
+
+def test_an_actor_computing_is_not_a_deadlock(ray):
+    g = Graph()
+    src = g.add(Source(range(3)), name="src")
+    slow = g.add(Map(_slowly), name="slow", placement=_direct())
+    out = g.add(Collect(), name="out")
+    g.connect(src, slow).connect(slow, out)
+    g.run_sync(watchdog_timeout=0.5)
+    assert out.op.items == [0, 1, 2]
