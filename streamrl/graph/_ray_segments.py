@@ -311,6 +311,12 @@ class SegmentActor:
                   if sync_state and not isinstance(n.op, _Proxy)}
         return GraphStats.collect(runner), states
 
+    async def stats(self) -> Any:
+        """The segment's stats so far (None before it runs)."""
+        from .stats import GraphStats
+
+        return None if self.runner is None else GraphStats.collect(self.runner)
+
     async def blocked(self) -> Any:
         """For the driver's watchdog: :meth:`Runner.blocked` of this segment (ended: blocked
         forever on nothing; not started: None)."""
@@ -525,6 +531,21 @@ class Deployment:
         finally:
             for t in tasks:
                 t.cancel()
+
+    async def collect_stats(self, timeout: float = 1.0) -> None:
+        """The stats of the segments that did not end (the run was cancelled or failed), from
+        their actors that still answer within ``timeout`` seconds."""
+        missing = {s: a for s, a in self.actors.items() if s not in self.stats}
+        if not missing:
+            return
+        with anyio.move_on_after(timeout):
+            for seg, actor in missing.items():
+                try:
+                    stats = await actor.stats.remote()
+                except Exception:  # gone: its stats with it
+                    continue
+                if stats is not None:
+                    self.stats[seg] = stats
 
     async def blocked(self) -> list[tuple[float, list[Any]]] | None:
         """:meth:`SegmentActor.blocked` of every actor (None if one computes, has not

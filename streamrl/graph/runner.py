@@ -127,6 +127,8 @@ class Runner:
                     tg.start_soon(self._monitor, self.monitor, name="streamrl:monitor")
         finally:
             if self.deployment is not None:  # every chain has closed: the actors can go
+                with anyio.CancelScope(shield=True):  # stats of actors stopped early
+                    await self.deployment.collect_stats()
                 self.deployment.kill()
             self.running = False
             _running.discard(self.user_graph)

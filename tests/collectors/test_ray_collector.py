@@ -48,6 +48,9 @@ def test_async_collects_the_budget_from_two_actors(ray):
     collector.shutdown()
     assert sum(sizes) == 400 and set(sizes) == {50}
     assert workers == {0, 1}  # both actors contributed
+    stats = collector.graph_stats().operators  # the actors' stats came back
+    assert stats["rollout0"].placement == stats["rollout1"].placement == "ray"
+    assert stats["rollout0"].items_out + stats["rollout1"].items_out >= 400
 
 
 def test_sync_stacks_the_collectors_batches(ray):

@@ -241,6 +241,9 @@ def test_iterate_an_actor_output_and_stop_early(ray):
         if len(got) == 20:
             break
     assert got == list(range(1, 21))
+    # stopped early, the actor's stats still come back (asked for before it is killed)
+    stats = g.stats().operators["a"]
+    assert stats.placement == "ray" and stats.items_out >= 20
 
 
 def test_a_feedback_cycle_through_an_actor(ray):
