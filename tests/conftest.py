@@ -22,3 +22,23 @@ def _restore_distribution_validation():
     before = torch.distributions.Distribution._validate_args
     yield
     torch.distributions.Distribution.set_default_validate_args(before)
+
+
+@pytest.fixture(scope="module")
+def ray_local(request):
+    """A local Ray (2 CPUs) for the test module, shut down after it; the module, and the
+    modules its ``RAY_BY_VALUE`` names, are sent to Ray's workers by value."""
+    from tests.ray_support import local_ray
+
+    by_value = (request.module.__name__, *getattr(request.module, "RAY_BY_VALUE", ()))
+    with local_ray(*by_value) as ray:
+        yield ray
+
+
+@pytest.fixture
+def ray(ray_local):
+    """Ray, checked after the test: no actor of the test is left."""
+    from tests.ray_support import assert_no_actors
+
+    yield ray_local
+    assert_no_actors(ray_local)

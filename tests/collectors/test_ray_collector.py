@@ -15,22 +15,11 @@ from torch import nn
 from streamrl.collectors import MultiCollector
 from streamrl.collectors.distributed import RayCollector
 from streamrl.envs import GymEnv
-from tests.ray_support import assert_no_actors, local_ray
 
 _ENV = functools.partial(GymEnv, "Pendulum-v1")
 _REMOTE = {"num_cpus": 0, "memory": 0}  # two or three actors on the test's 2 CPUs
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    with local_ray() as ray:
-        yield ray
-
-
-@pytest.fixture
-def ray(ray_local):
-    yield ray_local
-    assert_no_actors(ray_local)
 
 
 def _policy() -> TensorDictModule:

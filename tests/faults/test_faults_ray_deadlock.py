@@ -13,19 +13,6 @@ import time
 import pytest
 
 from streamrl.graph import Collect, DeadlockError, Graph, Map, Operator, Ray, Source
-from tests.ray_support import assert_no_actors, local_ray
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    with local_ray(__name__) as ray:
-        yield ray
-
-
-@pytest.fixture
-def ray(ray_local):
-    yield ray_local
-    assert_no_actors(ray_local)
 
 
 def _direct() -> Ray:

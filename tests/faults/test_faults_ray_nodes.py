@@ -108,7 +108,8 @@ def test_a_lost_node_is_named(cluster):
 def test_a_restartable_operator_goes_on_on_another_node(cluster):
     ray, c = cluster
     g = Graph()
-    src = g.add(_Counted(120), name="src",
+    # 600 items of 10 ms: the node goes (item 30) long before the source could end
+    src = g.add(_Counted(600), name="src",
                 placement=Ray(num_cpus=1, resources={"env": 1}, direct=True,
                               on_failure="restart", max_restarts=1))
     out = g.add(Collect(), name="out")
@@ -117,7 +118,8 @@ def test_a_restartable_operator_goes_on_on_another_node(cluster):
     try:
         g.run_sync()
         assert remover.removed
-        assert [i for i, _, _ in out.op.items] == list(range(120))
+        assert [i for i, _, _ in out.op.items] == list(range(600))
+        assert g._last_run.deployment.restarts["src"] == 1
         nodes = [n for _, n, _ in out.op.items]
         assert nodes[0] == remover.removed[0][0] and nodes[-1] != nodes[0]
         assert_no_actors(ray)

@@ -34,19 +34,6 @@ from streamrl.graph import (
     Ray,
     Source,
 )
-from tests.ray_support import assert_no_actors, local_ray
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    with local_ray(__name__) as ray:
-        yield ray
-
-
-@pytest.fixture
-def ray(ray_local):
-    yield ray_local
-    assert_no_actors(ray_local)
 
 
 def _restartable(max_restarts: int = 2) -> Ray:

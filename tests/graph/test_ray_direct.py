@@ -21,22 +21,10 @@ from streamrl.graph import (
     Sink,
     Source,
 )
-from tests.ray_support import assert_no_actors, local_ray
 
 from .helpers import Boom, DieAt, PingPong
 
-
-@pytest.fixture(scope="module")
-def ray_local():
-    with local_ray(__name__, Boom.__module__) as ray:
-        yield ray
-
-
-@pytest.fixture
-def ray(ray_local):
-    """Ray, checked after the test: no actor of the test is left."""
-    yield ray_local
-    assert_no_actors(ray_local)
+RAY_BY_VALUE = (Boom.__module__,)  # the helpers, by value too
 
 
 def _direct() -> Ray:
