@@ -318,11 +318,12 @@ class SegmentActor:
         return None if self.runner is None else GraphStats.collect(self.runner)
 
     async def blocked(self) -> Any:
-        """For the driver's watchdog: :meth:`Runner.blocked` of this segment (ended: blocked
-        forever on nothing; not started: None)."""
-        if self.finished:
-            return float("inf"), []
-        return None if self.runner is None else self.runner.blocked()
+        """For the driver's watchdog: :meth:`Runner.blocked` of this segment (None before it
+        runs, and once it has ended: its last items may still be on their way to the driver,
+        which is then not blocked)."""
+        if self.finished or self.runner is None:
+            return None
+        return self.runner.blocked()
 
     async def push(self, edge: str, seq: int, items: list[Any]) -> bool:
         return await self.site.inbox(edge).put(seq, items)
