@@ -231,26 +231,29 @@ class Site:
 
 
 # ------------------------------------------------------------------------------------ the proxies
-class _Proxy(Operator):
-    """What every end shares: the edge it stands for and the site that finds its peer.
-
-    While an end waits on the other process (for an item, or for room), ``awaiting`` is
-    ``(direction, edge)`` and ``since`` when it started: the runner's watchdog counts it as
-    blocked on that edge rather than computing."""
+class Awaits:
+    """What the runner's watchdog reads of an operator that waits on another process inside
+    a hook: while it waits, ``awaiting`` is ``(direction, what)`` and ``since`` when it
+    started, and the operator counts as blocked on ``what`` rather than computing."""
 
     awaiting: tuple[str, str] | None = None
     since = 0.0
 
-    def __init__(self, edge: str, site: Any = None):
-        self.edge = edge
-        self.site = site  # set after unpickling on an actor
-
-    async def _waiting(self, direction: str, awaitable: Any) -> Any:
-        self.awaiting, self.since = (direction, self.edge), time.perf_counter()
+    async def _waiting(self, direction: str, on: str, awaitable: Any) -> Any:
+        self.awaiting, self.since = (direction, on), time.perf_counter()
         try:
             return await awaitable
         finally:
             self.awaiting = None
+
+
+class _Proxy(Awaits, Operator):
+    """What every end shares: the edge it stands for and the site that finds its peer; it
+    waits on the other process on its edge (:class:`Awaits`)."""
+
+    def __init__(self, edge: str, site: Any = None):
+        self.edge = edge
+        self.site = site  # set after unpickling on an actor
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -387,7 +390,7 @@ class Outbox(_Proxy):
         if self.capacity is None:
             return self._set_latest(item)
         assert self._pushes is not None
-        room = await self._waiting("put", self._pushes.put(item))
+        room = await self._waiting("put", self.edge, self._pushes.put(item))
         return None if room else END  # the consumer left: so do we
 
     def _set_latest(self, item: Any) -> Any:
@@ -437,7 +440,7 @@ class Outbox(_Proxy):
             await self._drain_latest()
             return
         assert self._pushes is not None
-        await self._waiting("put", self._pushes.finish())
+        await self._waiting("put", self.edge, self._pushes.finish())
 
     async def _drain_latest(self) -> None:
         while ((self._newest is not None or self._busy) and self._failure is None
@@ -481,7 +484,7 @@ class Inbox(_Proxy):
     outputs = ("out",)
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
-        item = await self._waiting("get", self.site.inbox(self.edge).take())
+        item = await self._waiting("get", self.edge, self.site.inbox(self.edge).take())
         if item is EOS:
             return END
         return {"out": unpack_item(item)}
@@ -502,8 +505,8 @@ class LatestIn(_Proxy):
         self._version = 0
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
-        self._version, value = await self._waiting(
-            "get", self.site.latest_state(self.edge).newer(self._version))
+        newer = self.site.latest_state(self.edge).newer(self._version)
+        self._version, value = await self._waiting("get", self.edge, newer)
         if value is EOS:
             return END
         return {"out": unpack_item(value)}
@@ -554,7 +557,7 @@ class Serve(_Proxy):
             self._version += 1
             self.site.latest_state(self.edge).set(self._version, item)
             return None
-        taken = await self._waiting("put", self.site.serve(self.edge).offer(item))
+        taken = await self._waiting("put", self.edge, self.site.serve(self.edge).offer(item))
         return None if taken else END
 
     async def finish(self) -> None:  # type: ignore[override]
@@ -589,18 +592,18 @@ class Pull(_Proxy):
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
         while True:
-            value = await self._waiting("get", self._next())
+            value = await self._waiting("get", self.edge, self._next())
             if value is EOS:
                 self._ended = True
                 return END
             item, made, snapshot = value
-            if snapshot is None:
-                return {"out": unpack_item(item)}
-            if made > self._made:
+            if snapshot is not None:
+                if made <= self._made:
+                    continue  # made again by an actor that took over: already received
                 self._made = made
                 if self.capacity is not None:
                     self.site.record(self.edge, made, snapshot)
-                return {"out": unpack_item(item)}
+            return {"out": unpack_item(item)}
 
     async def _next(self) -> Any:
         while True:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
+from ._ray_edges import Awaits
 from .errors import GraphValidationError, OperatorError
 from .operator import Operator
 from .placement import END, Inline
@@ -189,15 +190,13 @@ def _check_groups(graph: Graph, plan: _Plan) -> None:
                     f"placements differ: {first!r} and {other!r}")
 
 
-def _check_restartable(graph: Graph, segments: list[str]) -> None:
+def _check_restartable(graph: Graph, plan: _Plan) -> None:
     """A segment placed with ``on_failure="restart"`` talks to the driver only, and its inputs
     are latest-value edges: what it was sent and had not finished is then never lost twice
     (see :class:`Deployment`). Raise a :class:`GraphValidationError` naming the edge else.
-    (A restartable operator is alone in its segment: ``Ray`` refuses ``group`` with it.)"""
-    for seg in segments:
-        if seg not in graph.nodes or (
-                cast("Ray", graph.nodes[seg].placement).on_failure != "restart"):
-            continue
+    (A restartable operator is alone in its segment, named after it: ``Ray`` refuses
+    ``group`` with it.)"""
+    for seg in plan.restartable:
         for e in graph.edges:
             if seg not in (e.src, e.dst):
                 continue
@@ -207,7 +206,7 @@ def _check_restartable(graph: Graph, segments: list[str]) -> None:
                     f"{seg} is placed with on_failure='restart' and edge {e.name} loops back "
                     "into it: a restartable operator may only exchange items with operators "
                     "on the driver")
-            if other in segments:
+            if other in plan.seg_of:
                 raise GraphValidationError(
                     f"{seg} is placed with on_failure='restart' and edge {e.name} joins it to "
                     f"{other}, another direct Ray operator: a restartable operator may only "
@@ -231,7 +230,7 @@ def split(graph: Graph, taps: dict[tuple[str, str], FifoChannel]
     if not plan.segments:
         return None
     _check_groups(graph, plan)
-    _check_restartable(graph, list(plan.seg_of))
+    _check_restartable(graph, plan)
     for name, n in graph.nodes.items():
         if name in plan.seg_of:  # on the actor's loop: fused with its edges' ends, no hand-offs
             plan.part(name).add(n.op, name, Inline())
@@ -307,8 +306,7 @@ class SegmentActor:
         runner = self.runner = Runner(self.graph, watchdog_timeout=None)
         await runner.run()
         self.finished = True
-        states = {name: n.op.state_dict() for name, n in self.graph.nodes.items()
-                  if sync_state and not isinstance(n.op, _Proxy)}
+        states = {name: op.state_dict() for name, op in ops.items()} if sync_state else {}
         return GraphStats.collect(runner), states
 
     async def stats(self) -> Any:
@@ -397,6 +395,7 @@ class Deployment:
         #: end of stream), sent again to a reader that takes over
         self._taken: dict[str, list[tuple[int, Any]]] = {}
         self._replaced = asyncio.Event()  # set (and renewed) at each restart
+        self._run = uuid.uuid4().hex[:8]  # in the actors' names
 
     async def peer(self, edge: str) -> Any:
         await self.started.wait()
@@ -459,7 +458,6 @@ class Deployment:
                                     "streamrl-ray-init")
         send_local_modules(ray)  # pipeline files loaded by path: by value
         self.groups = GroupHold()
-        run = uuid.uuid4().hex[:8]
         groups = self._group_of
         for step in ("acquire", "ready"):  # placement groups the graph owns: all made, placed
             for seg, p in self.placements.items():
@@ -471,15 +469,19 @@ class Deployment:
                 except Exception as exc:
                     raise OperatorError(seg, "start", exc) from exc
         for seg in self.parts:  # all created before any is awaited
-            self.actors[seg] = self._create(seg, f"streamrl:{self.graph_name}:{seg}:{run}")
+            self.actors[seg] = self._create(seg)
         for seg, actor in self.actors.items():
             self.nodes[seg] = await self._ready(seg, actor)
         for seg, actor in self.actors.items():
             await actor.wire.remote({e: self.actors[s] for e, s in self.wiring[seg].items()})
         self.started.set()
 
-    def _create(self, seg: str, name: str) -> Any:
-        """Start the actor of ``seg`` named ``name`` (not awaited)."""
+    def _create(self, seg: str) -> Any:
+        """Start the actor of ``seg`` (not awaited), named after the graph, the segment, the
+        run and the restarts so far."""
+        name = f"streamrl:{self.graph_name}:{seg}:{self._run}"
+        if self.restarts[seg]:
+            name += f":restart{self.restarts[seg]}"
         try:
             opts = self.placements[seg].actor_options_for(name, self._group_of[seg])
         except Exception as exc:  # e.g. no alive node of that name
@@ -591,13 +593,11 @@ class Deployment:
     async def _restart(self, seg: str) -> None:
         """Replace the dead actor of ``seg`` (see the class doc)."""
         self.restarts[seg] += 1
-        dead = self.actors[seg]
-        with_restarts = f"{self.names[seg].split(':restart')[0]}:restart{self.restarts[seg]}"
         try:
-            self._ray.kill(dead, no_restart=True)
+            self._ray.kill(self.actors[seg], no_restart=True)
         except Exception:  # gone already
             pass
-        actor = self._create(seg, with_restarts)
+        actor = self._create(seg)
         self.actors[seg] = actor  # killed with the others should the start fail
         try:
             self.nodes[seg] = await self._ready(seg, actor)
@@ -633,7 +633,7 @@ def _caused_by(exc: BaseException, cls: type) -> bool:
     return False
 
 
-class Coordinator(Operator):
+class Coordinator(Awaits, Operator):
     """The driver's operator of a split graph: its ``open`` starts the segment actors, its
     ``step`` waits until they have all ended (or raises the first failure, naming the
     operator). The runner kills them once the whole run is over (:meth:`Deployment.kill`):
@@ -643,9 +643,6 @@ class Coordinator(Operator):
     outputs = ()
     #: its failures are other operators' errors, raised as they are
     forwards_errors = True
-    #: while it waits for the actors (see :class:`._ray_edges._Proxy`)
-    awaiting: tuple[str, str] | None = None
-    since = 0.0
 
     def __init__(self, deployment: Deployment):
         self.deployment = deployment
@@ -657,11 +654,7 @@ class Coordinator(Operator):
         from .runner import _COORDINATOR_WAIT
 
         # waiting for the actors: the watchdog asks them whether they are blocked too
-        self.awaiting, self.since = ("get", _COORDINATOR_WAIT), time.perf_counter()
-        try:
-            await self.deployment.run()
-        finally:
-            self.awaiting = None
+        await self._waiting("get", _COORDINATOR_WAIT, self.deployment.run())
         return END
 
     def __repr__(self) -> str:

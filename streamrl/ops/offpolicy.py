@@ -476,10 +476,9 @@ def _rollout_placement(name: str, free: bool, address: str | None = None) -> Any
     if name == "process":
         return Process()
     if name == "ray":
-        if free:
-            return Ray(num_cpus=1, direct=True, address=address, on_failure="restart",
-                       max_restarts=RAY_ROLLOUT_RESTARTS)
-        return Ray(num_cpus=1, direct=True, address=address)
+        restart: dict[str, Any] = (
+            {"on_failure": "restart", "max_restarts": RAY_ROLLOUT_RESTARTS} if free else {})
+        return Ray(num_cpus=1, direct=True, address=address, **restart)
     return "inline"
 
 
