@@ -3,6 +3,7 @@ once per module, and the check that a test left no actor of ours behind."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = 128 * 2**20  # per node: by default each node sizes its store from the whole machine
+_state_api = False  # whether the running cluster serves ray.util.state (local_cluster sets it)
 
 
 def _init(ray: Any, address: str, by_value: tuple[str, ...], **options: Any) -> None:
@@ -38,23 +40,30 @@ def local_ray(*by_value: str, num_cpus: int = 2, **options: Any) -> Iterator[Any
 
 @contextmanager
 def local_cluster(*by_value: str, head: dict[str, Any],
-                  workers: list[dict[str, Any]], with_cluster: bool = False) -> Iterator[Any]:
+                  workers: list[dict[str, Any]], with_cluster: bool = False,
+                  state_api: bool = False) -> Iterator[Any]:
     """A ``ray.cluster_utils.Cluster`` on this machine: a head with the node arguments
     ``head`` and one node per ``workers`` entry (each with a small object store), joined.
-    Yields ``ray``, or ``(ray, cluster)`` with ``with_cluster`` (to remove nodes)."""
+    Yields ``ray``, or ``(ray, cluster)`` with ``with_cluster`` (to remove nodes).
+    ``state_api`` starts the head's dashboard (about 2 s more), which serves
+    ``ray.util.state``: :func:`assert_no_actors` then checks every actor, placement group
+    and object of the cluster, not only the named actors."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
     c = Cluster(initialize_head=True, head_node_args={
-        "object_store_memory": STORE, "include_dashboard": False, **head})
+        "object_store_memory": STORE, "include_dashboard": state_api, **head})
     try:
         for args in workers:
             c.add_node(object_store_memory=STORE, **args)
         _init(ray, c.address, by_value)
         c.wait_for_nodes()
+        global _state_api
+        _state_api = state_api
         try:
             yield (ray, c) if with_cluster else ray
         finally:
+            _state_api = False
             ray.shutdown()
     finally:
         c.shutdown()
@@ -62,8 +71,23 @@ def local_cluster(*by_value: str, head: dict[str, Any],
 
 def assert_no_actors(ray: Any, timeout: float = 5.0) -> None:
     """No named actor is left (killed actors drop their name within a moment; a leaked one
-    keeps it)."""
+    keeps it). Where the cluster serves ``ray.util.state`` (``local_cluster(state_api=True)``),
+    also: no actor of any kind alive, pending or restarting, no placement group that is not
+    removed, and no object in any node's store."""
     deadline = time.monotonic() + timeout
-    while ray.util.list_named_actors():
-        assert time.monotonic() < deadline, ray.util.list_named_actors()
-        time.sleep(0.01)
+    while (left := _left(ray)):
+        assert time.monotonic() < deadline, f"left on the cluster after the test: {left}"
+        time.sleep(0.05)
+
+
+def _left(ray: Any) -> list[Any]:
+    left = list(ray.util.list_named_actors())
+    if not _state_api:
+        return left
+    from ray.util import state
+
+    gc.collect()  # references held in cycles (a cancelled task's frame) go with the cycle
+    left += [a for a in state.list_actors(limit=1000) if a.state != "DEAD"]
+    left += [g for g in state.list_placement_groups(limit=1000) if g.state != "REMOVED"]
+    return left + list(state.list_objects(limit=1000))
+

@@ -454,6 +454,7 @@ class Outbox(_Proxy):
             self._sender.cancel()
         if self._pushes is not None:
             self._pushes.task.cancel()
+        self._peer = None  # a handle kept would keep the actor's reference after the run
 
 
 class Packed(NamedTuple):
@@ -634,3 +635,4 @@ class Pull(_Proxy):
                 self._peer.close_edge.remote(self.edge)
             except Exception:  # the actor is gone already
                 pass
+        self._peer = None  # a handle kept would keep the actor's reference after the run

@@ -30,7 +30,7 @@ def cluster():
     # the head runs no actor; each worker node can hold one env actor
     with local_cluster(__name__, head={"num_cpus": 0, "_system_config": _HEALTH},
                        workers=[{"num_cpus": 1, "resources": {"env": 1}}] * 2,
-                       with_cluster=True) as (ray, c):
+                       with_cluster=True, state_api=True) as (ray, c):
         yield ray, c
 
 

@@ -31,7 +31,8 @@ def cluster():
     # an IP of its own for each worker node, so that node= can name them by IP
     with local_cluster(__name__, DieAt.__module__, head={"num_cpus": 1, "resources": {"head": 1}},
                        workers=[{"num_cpus": 1, "resources": {f"node{i}": 1},
-                                 "node_ip_address": _IPS[i]} for i in (1, 2)]) as ray:
+                                 "node_ip_address": _IPS[i]} for i in (1, 2)],
+                       state_api=True) as ray:
         yield ray
 
 

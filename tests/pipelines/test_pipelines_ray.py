@@ -22,7 +22,8 @@ ppo = load_pipeline(ROOT / "pipelines" / "ppo_cartpole.py")
 @pytest.fixture(scope="module")
 def cluster():
     # the head has no CPU for actors: each env actor (1 CPU) goes to a worker node
-    with local_cluster(head={"num_cpus": 0}, workers=[{"num_cpus": 1}] * 2) as ray:
+    with local_cluster(head={"num_cpus": 0}, workers=[{"num_cpus": 1}] * 2,
+                       state_api=True) as ray:
         yield ray
 
 
