@@ -13,6 +13,7 @@ calls and the data of edges with a driver end.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections import Counter
@@ -317,10 +318,13 @@ class SegmentActor:
 
     async def blocked(self) -> Any:
         """For the driver's watchdog: :meth:`Runner.blocked` of this segment (None before it
-        runs, and once it has ended: its last items may still be on their way to the driver,
-        which is then not blocked)."""
-        if self.finished or self.runner is None:
+        runs). Once it has ended: None while items it served are still to be pulled (on their
+        way to the driver, which is then not blocked), else blocked for good with no wait of
+        its own (it can unblock no one)."""
+        if self.runner is None:
             return None
+        if self.finished:
+            return None if any(s.items for s in self.site.serves.values()) else (math.inf, [])
         return self.runner.blocked()
 
     async def push(self, edge: str, seq: int, items: list[Any]) -> bool:

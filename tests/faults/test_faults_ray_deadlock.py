@@ -49,6 +49,26 @@ def test_a_deadlock_across_actors_is_reported(ray):
     assert "(the Ray actors)" not in msg
 
 
+@pytest.mark.timeout(90)
+def test_a_deadlock_after_an_actor_has_ended_is_reported(ray):
+    """As above, beside a third actor whose source ends at once: an ended actor whose items
+    the driver has all pulled cannot unblock anyone, so it does not hide the deadlock."""
+    g = Graph()
+    src = g.add(Source(range(100)), name="src")
+    z = g.add(_WaitForBoth(), name="z", placement=_direct())
+    echo = g.add(Map(lambda x: x), name="echo", placement=_direct())
+    g.connect(src, z["a"]).connect(z, echo).connect(echo, z["b"], feedback=True)
+    short = g.add(Source(range(3)), name="short", placement=_direct())
+    out = g.add(Collect(), name="out")
+    g.connect(short, out)
+    with pytest.raises(DeadlockError) as info:
+        g.run_sync(watchdog_timeout=1.0)
+    assert out.op.items == [0, 1, 2]
+    msg = str(info.value)
+    assert "waits to get from echo.out->z.b (in another process)" in msg, msg
+    assert "short" not in msg, msg
+
+
 def test_an_actor_computing_is_not_a_deadlock(ray):
     g = Graph()
     src = g.add(Source(range(3)), name="src")
