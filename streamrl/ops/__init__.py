@@ -24,6 +24,8 @@ sources, built on :mod:`streamrl.graph` operators.
   (collect, store, sample, learn, publish, evaluate, log), with :func:`ratio_buffer` (or
   :func:`frame_ratio_buffer`, which stores each frame of stacked observations once) as its
   replay buffer; it returns an :class:`OffPolicyGraph`.
+* :func:`build_offline_graph`: learn from a fixed dataset (a filled replay buffer), publish,
+  evaluate online and log; it returns an :class:`OfflineGraph`.
 """
 
 from streamrl.ops.batched_policy_server import BatchedPolicyServer
@@ -40,6 +42,7 @@ from streamrl.ops.metrics_logger import (
     run_logger,
 )
 from streamrl.ops.metrics_sink import MetricsSink
+from streamrl.ops.offline import OfflineGraph, build_offline_graph
 from streamrl.ops.offpolicy import (
     OffPolicyGraph,
     build_offpolicy_graph,
@@ -71,6 +74,7 @@ __all__ = [
     "MetricsLogger",
     "MetricsSink",
     "OffPolicyGraph",
+    "OfflineGraph",
     "Pacer",
     "PolicyStage",
     "PolicyWeights",
@@ -84,6 +88,7 @@ __all__ = [
     "WeightSync",
     "WeightsSource",
     "WeightsToken",
+    "build_offline_graph",
     "build_offpolicy_graph",
     "check_run_logger",
     "default_run_logger",

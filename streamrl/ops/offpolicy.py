@@ -3,7 +3,6 @@ running concurrently (the topology of DQN, SAC, TD3 ...)."""
 
 from __future__ import annotations
 
-import bisect
 import copy
 import dataclasses
 import itertools
@@ -26,6 +25,7 @@ from streamrl.data import (
 )
 from streamrl.envs.transforms import CatFrames
 from streamrl.graph import Graph, Map, Process, Ray
+from streamrl.ops._eval_points import EvalPoints
 from streamrl.ops.evaluator import Evaluator
 from streamrl.ops.learner import Learner
 from streamrl.ops.metrics_sink import MetricsSink
@@ -420,7 +420,7 @@ def build_offpolicy_graph(
     learn = g.add(learner, name="learner", placement="thread")
     sync = g.add(WeightSync(weights, policy, lock=learner.lock,
                             before_publish=_stepper(exploration, limiter),
-                            snapshot_at=_EvalPoints(eval_interval, learner.updates)),
+                            snapshot_at=EvalPoints(eval_interval, learner.updates)),
                  name="weight_sync")
     published = sync
     if extra_metrics:
@@ -480,39 +480,6 @@ def _rollout_placement(name: str, free: bool, address: str | None = None) -> Any
             {"on_failure": "restart", "max_restarts": RAY_ROLLOUT_RESTARTS} if free else {})
         return Ray(num_cpus=1, direct=True, address=address, **restart)
     return "inline"
-
-
-class _EvalPoints:
-    """``snapshot_at`` of the graph's :class:`WeightSync`: true at the first count at or
-    after each evaluation point (every multiple of ``points`` when an int, else each count
-    in it) that lies beyond ``start`` (a resumed run's update count)."""
-
-    def __init__(self, points: int | Sequence[int], start: int) -> None:
-        if isinstance(points, int) and not isinstance(points, bool):
-            if points < 1:
-                raise ValueError(f"eval_interval must be a positive int, found {points!r}")
-            self.every: int | None = points
-            self.points: list[int] = []
-            self.next_at = (start // points + 1) * points
-        else:
-            counts = sorted(set(points))
-            if not all(isinstance(c, int) and not isinstance(c, bool) and c > 0
-                       for c in counts):
-                raise ValueError(f"eval_interval must be a positive int or a sequence of "
-                                 f"positive ints (update counts), found {points!r}")
-            self.every, self.points = None, counts
-            i = bisect.bisect_right(counts, start)
-            self.next_at = counts[i] if i < len(counts) else math.inf
-
-    def __call__(self, updates: int) -> bool:
-        if updates < self.next_at:
-            return False
-        if self.every is not None:
-            self.next_at = (updates // self.every + 1) * self.every
-        else:
-            i = bisect.bisect_right(self.points, updates)
-            self.next_at = self.points[i] if i < len(self.points) else math.inf
-        return True
 
 
 class _FramesFor:

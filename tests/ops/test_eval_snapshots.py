@@ -11,7 +11,8 @@ from streamrl.cli import load_pipeline
 from streamrl.envs import SerialEnv
 from streamrl.envs.libs.gym import GymEnv
 from streamrl.ops import Evaluator, PolicyWeights, WeightSync, ratio_buffer, sample_budget
-from streamrl.ops.offpolicy import _EvalPoints, _FramesFor
+from streamrl.ops._eval_points import EvalPoints
+from streamrl.ops.offpolicy import _FramesFor
 from streamrl.train.dqn_config import DQNConfig
 
 PLAYED: list[float] = []  # the sign each policy call saw (module level: deepcopy keeps it)
@@ -38,7 +39,7 @@ def eval_env():
 def test_weight_sync_snapshots_at_its_points_and_at_the_end():
     net = nn.Linear(2, 1)
     weights = PolicyWeights(net)
-    sync = WeightSync(weights, net, snapshot_at=_EvalPoints(10, 0))
+    sync = WeightSync(weights, net, snapshot_at=EvalPoints(10, 0))
     assert sync.outputs == ("out", "snapshot")
     assert set(sync.step({"in": {"updates": 4}})) == {"out"}
     with torch.no_grad():
@@ -64,16 +65,16 @@ def test_weight_sync_snapshots_at_its_points_and_at_the_end():
 
 
 def test_eval_points_every_interval_or_listed_and_after_a_resume():
-    every = _EvalPoints(10, 0)
+    every = EvalPoints(10, 0)
     assert [u for u in (4, 8, 12, 16, 20, 44) if every(u)] == [12, 20, 44]
-    listed = _EvalPoints([25, 5, 30], 0)  # sorted; one publication may pass two points
+    listed = EvalPoints([25, 5, 30], 0)  # sorted; one publication may pass two points
     assert [u for u in (4, 8, 12, 28, 31, 40) if listed(u)] == [8, 28, 31]
-    resumed = _EvalPoints(10, 20)  # a run resumed at 20 updates: the next point is 30
+    resumed = EvalPoints(10, 20)  # a run resumed at 20 updates: the next point is 30
     assert [u for u in (24, 32) if resumed(u)] == [32]
     with pytest.raises(ValueError, match="eval_interval"):
-        _EvalPoints([0, 5], 0)
+        EvalPoints([0, 5], 0)
     with pytest.raises(ValueError, match="eval_interval"):
-        _EvalPoints(0, 0)
+        EvalPoints(0, 0)
 
 
 def test_evaluator_plays_the_snapshot_not_the_weights_published_since():
