@@ -8,7 +8,9 @@ Nothing here imports Ray: the callers pass the ``ray`` module they imported lazi
 
 from __future__ import annotations
 
+import contextlib
 import re
+import warnings
 from typing import Any
 
 # A TensorDict of CPU tensors crosses as (_PACKED, batch_size, device, keys, numpy arrays):
@@ -61,10 +63,13 @@ def packed_nbytes(packed: Any) -> int:
     return 0
 
 
-def unpack_item(item: Any) -> Any:
+def unpack_item(item: Any, *, copy: bool = True) -> Any:
+    """What :func:`pack_item` packed. Arrays read from Ray's object store are read-only views
+    of it: they are copied, unless ``copy=False``, where the tensors share the store's memory
+    (writing into them in place would change the stored object, and keeping them pins it)."""
     if type(item) is tuple and len(item) == 2 and type(item[0]) is str and (
             item[0] == _PACKED_TUPLE):
-        return tuple(unpack_item(x) for x in item[1])
+        return tuple(unpack_item(x, copy=copy) for x in item[1])
     if type(item) is not tuple or len(item) != 5 or item[0] != _PACKED:
         return item
     import torch
@@ -72,11 +77,14 @@ def unpack_item(item: Any) -> Any:
 
     _, batch_size, device, keys, arrays = item
     td = TensorDict({}, batch_size=batch_size, device=device)
-    for k, a in zip(keys, arrays):
-        if a is None:
-            td.set(k, TensorDict({}, batch_size=batch_size, device=device))
-        else:  # arrays read from Ray's object store are read-only views: copy those
-            td.set(k, torch.from_numpy(a if a.flags.writeable else a.copy()))
+    with warnings.catch_warnings() if not copy else contextlib.nullcontext():
+        if not copy:  # torch warns (once) that the view is not writable
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        for k, a in zip(keys, arrays):
+            if a is None:
+                td.set(k, TensorDict({}, batch_size=batch_size, device=device))
+            else:
+                td.set(k, torch.from_numpy(a if a.flags.writeable or not copy else a.copy()))
     return td
 
 

@@ -479,16 +479,21 @@ class Put(_Proxy):
 
 
 class Inbox(_Proxy):
-    """The consumer's end of a pushed FIFO edge (a source on the consumer's actor)."""
+    """The consumer's end of a pushed FIFO edge (a source on the consumer's actor); the
+    arrays of an item are copied out of Ray's object store unless ``copy=False``."""
 
     inputs = ()
     outputs = ("out",)
+
+    def __init__(self, edge: str, site: Any = None, *, copy: bool = True):
+        super().__init__(edge, site)
+        self.copy = copy
 
     async def step(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
         item = await self._waiting("get", self.edge, self.site.inbox(self.edge).take())
         if item is EOS:
             return END
-        return {"out": unpack_item(item)}
+        return {"out": unpack_item(item, copy=self.copy)}
 
     def close(self) -> None:
         if self.site is not None:
@@ -578,9 +583,11 @@ class Pull(_Proxy):
     inputs = ()
     outputs = ("out",)
 
-    def __init__(self, edge: str, capacity: int | None, site: Any = None):
+    def __init__(self, edge: str, capacity: int | None, site: Any = None, *,
+                 copy: bool = True):
         super().__init__(edge, site)
         self.capacity = capacity
+        self.copy = copy  # False: tensors read in place from Ray's object store
         self._peer: Any = None
         self._pending: deque[Any] = deque()
         self._seq = 0
@@ -604,7 +611,7 @@ class Pull(_Proxy):
                 self._made = made
                 if self.capacity is not None:
                     self.site.record(self.edge, made, snapshot)
-            return {"out": unpack_item(item)}
+            return {"out": unpack_item(item, copy=self.copy)}
 
     async def _next(self) -> Any:
         while True:

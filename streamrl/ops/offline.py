@@ -12,17 +12,14 @@ from typing import Any
 from torch import nn
 
 from streamrl.graph import Graph
-from streamrl.ops._eval_points import EvalPoints
+from streamrl.ops._learner_half import add_learner_half
 from streamrl.ops.evaluator import Evaluator
 from streamrl.ops.learner import Learner
 from streamrl.ops.metrics_sink import MetricsSink
 from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.replay import ReplaySource
-from streamrl.ops.weight_sync import WeightSync
 
 __all__ = ["OfflineGraph", "build_offline_graph"]
-
-_LEARNER_CAPACITY = 2
 
 
 @dataclass
@@ -140,13 +137,6 @@ def build_offline_graph(
     g = Graph(name)
     source = ReplaySource(dataset, sample_size, num_batches=messages, timeout=None)
     src = g.add(source, name="dataset_source", placement="thread")
-    learn = g.add(learner, name="learner", placement="thread")
-    sync = g.add(WeightSync(weights, policy, lock=learner.lock,
-                            snapshot_at=EvalPoints(eval_interval, done)), name="weight_sync")
-    eval_node = g.add(evaluator, name="evaluator", placement="thread")
-    sink = g.add(metrics, name="metrics")
-    g.connect(src, learn, capacity=_LEARNER_CAPACITY)
-    g.connect(learn, sync, capacity=_LEARNER_CAPACITY)
-    g.connect(sync["out"], sink["learner"], capacity=8)
-    g.connect(sync["snapshot"], eval_node, capacity=2).connect(eval_node, sink["eval"])
+    add_learner_half(g, src, learner, weights, policy, evaluator, metrics,
+                     eval_interval=eval_interval)
     return OfflineGraph(g, learner, dataset, source, metrics, weights, saved)

@@ -24,8 +24,8 @@ from streamrl.data import (
     WindowSampler,
 )
 from streamrl.envs.transforms import CatFrames
-from streamrl.graph import Graph, Map, Process, Ray
-from streamrl.ops._eval_points import EvalPoints
+from streamrl.graph import Graph, Process, Ray
+from streamrl.ops._learner_half import LEARNER_CAPACITY, add_learner_half
 from streamrl.ops.evaluator import Evaluator
 from streamrl.ops.learner import Learner
 from streamrl.ops.metrics_sink import MetricsSink
@@ -34,7 +34,6 @@ from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.replay import ReplaySink, ReplaySource
 from streamrl.ops.rollout import Rollout
 from streamrl.ops.sample_budget import sample_budget
-from streamrl.ops.weight_sync import WeightSync
 from streamrl.ops.weights_source import WeightsSource, WeightsToken
 
 __all__ = [
@@ -48,7 +47,6 @@ __all__ = [
 VERSION_KEY = ("collector", "policy_version")
 # FIFO capacities of the edges the policy-lag bound depends on (see min_policy_lag)
 _SINK_CAPACITY = 2
-_LEARNER_CAPACITY = 2
 
 
 def ratio_buffer(size: int, samples_per_insert: float, *, learning_starts: int,
@@ -417,31 +415,15 @@ def build_offpolicy_graph(
                                 first_version=None if lag is None else version,
                                 timeout=buffer.rate_limit_timeout),
                    name="replay_source", placement="thread")
-    learn = g.add(learner, name="learner", placement="thread")
-    sync = g.add(WeightSync(weights, policy, lock=learner.lock,
-                            before_publish=_stepper(exploration, limiter),
-                            snapshot_at=EvalPoints(eval_interval, learner.updates)),
-                 name="weight_sync")
-    published = sync
-    if extra_metrics:
-        extras = dict(extra_metrics)
-        published = g.add(Map(lambda msg: {**msg, **{k: f() for k, f in extras.items()}}),
-                          name="_".join(extras))
-    eval_node = g.add(evaluator, name="evaluator", placement="thread")
-    sink_node = g.add(metrics, name="metrics")
+    published, sink_node = add_learner_half(
+        g, source, learner, weights, policy, evaluator, metrics, eval_interval=eval_interval,
+        before_publish=_stepper(exploration, limiter), extra_metrics=extra_metrics)
     for node in nodes:
         g.connect(node, sink, capacity=_SINK_CAPACITY)
         g.connect(node, sink_node["collector"], capacity=4)
-    g.connect(source, learn, capacity=_LEARNER_CAPACITY)
-    g.connect(learn, sync, capacity=_LEARNER_CAPACITY)
-    if published is not sync:
-        g.connect(sync["out"], published)
-    g.connect(published if published is not sync else sync["out"], sink_node["learner"],
-              capacity=8)
-    g.connect(sync["snapshot"], eval_node, capacity=2).connect(eval_node, sink_node["eval"])
     if schedule is not None:
         pacer = g.add(Pacer(schedule), name="pacer")
-        g.connect(published if published is not sync else sync["out"], pacer)
+        g.connect(published, pacer)
         if remote:  # each token carries the weights it must be collected with
             token = g.add(WeightsToken(weights), name="weights")
             g.connect(pacer, token, capacity=batches).connect(token, rollout["trigger"])
@@ -472,13 +454,15 @@ def _rollout_placement(name: str, free: bool, address: str | None = None) -> Any
     which joins the cluster ``RAY_ADDRESS`` names, if it is not running yet, or with
     ``address``: ``"local"``, ``"auto"``, ``HOST:PORT``). A
     free-running rollout on Ray is replaced when its actor dies (``RAY_ROLLOUT_RESTARTS``
-    times), continuing from its state after the last batch received."""
+    times), continuing from its state after the last batch received. Its batches are read
+    on the driver in place in Ray's object store (``zero_copy``): the replay sink copies
+    their rows into the buffer's storage, and the metrics only read them."""
     if name == "process":
         return Process()
     if name == "ray":
         restart: dict[str, Any] = (
             {"on_failure": "restart", "max_restarts": RAY_ROLLOUT_RESTARTS} if free else {})
-        return Ray(num_cpus=1, direct=True, address=address, **restart)
+        return Ray(num_cpus=1, direct=True, address=address, zero_copy=True, **restart)
     return "inline"
 
 
@@ -574,7 +558,7 @@ def min_policy_lag(limiter: Any, *, frames_per_batch: int, sample_size: int,
     per_batch = frames_per_batch * limiter.samples_per_insert
     window = limiter.max_diff - limiter.min_diff
     queued = _SINK_CAPACITY + 3  # on the edge, in the sink, in the rollout's hands, the last
-    unpublished = 2 * _LEARNER_CAPACITY + 3  # on both edges, in source, learner and sync
+    unpublished = 2 * LEARNER_CAPACITY + 3  # on both edges, in source, learner and sync
     return math.ceil((queued * per_batch + window) / sample_size) + unpublished
 
 

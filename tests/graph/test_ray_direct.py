@@ -115,6 +115,52 @@ def test_tensordicts_arrive_exactly(ray):
         td["obs"] += 1  # writable: not a read-only view of the object store
 
 
+def _big(i: int) -> TensorDict:  # 1 MiB: it travels through Ray's object store
+    return TensorDict({"obs": torch.full((512, 512), float(i))}, [512])
+
+
+def _in_object_store(t: torch.Tensor) -> bool:
+    """Whether ``t``'s memory lies in this process's mapping of Ray's object store."""
+    for line in open("/proc/self/maps"):
+        span = line.split()[0]
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        if lo <= t.data_ptr() < hi:
+            return "plasma" in line
+    return False
+
+
+def _where(td):
+    return (float(td["obs"][0, 0]), _in_object_store(td["obs"]))
+
+
+@pytest.mark.parametrize("zero_copy", [False, True])
+def test_zero_copy_items_are_read_in_place(ray, zero_copy):
+    """The items of a ``zero_copy`` operator are read in the object store, on an actor and on
+    the driver; by default they are copied out."""
+    g = Graph()
+    src = g.add(Source([_big(i) for i in range(3)]), name="src")
+    a = g.add(Map(lambda x: x), name="a", placement=Ray(num_cpus=0, direct=True,
+                                                       zero_copy=zero_copy))
+    b = g.add(Map(_where), name="b", placement=_direct())
+    on_actor, on_driver = g.add(Collect(), name="on_actor"), g.add(Collect(), name="on_driver")
+    g.connect(src, a).connect(a, b).connect(b, on_actor).connect(a, on_driver)
+    g.run_sync()
+    assert on_actor.op.items == [(float(i), zero_copy) for i in range(3)]
+    for i, td in enumerate(on_driver.op.items):
+        assert torch.equal(td["obs"], torch.full((512, 512), float(i)))
+        assert _in_object_store(td["obs"]) is zero_copy
+
+
+def test_zero_copy_is_checked_and_shown():
+    with pytest.raises(ValueError, match="zero_copy=True needs direct=True"):
+        Ray(zero_copy=True)
+    with pytest.raises(TypeError, match="zero_copy must be a bool, found int"):
+        Ray(direct=True, zero_copy=1)
+    assert repr(Ray(direct=True, zero_copy=True)) == "Ray(direct=True, zero_copy=True)"
+    # the operators of a group may differ in it: it is about each one's items
+    assert Ray(direct=True, group="g").same_actor(Ray(direct=True, group="g", zero_copy=True))
+
+
 @pytest.mark.parametrize("capacity", [2, 8])
 def test_a_producer_runs_at_most_capacity_plus_the_ends_slack_ahead(ray, capacity):
     """Source actor -> slow actor: items sent (or queued to go in one call) and not yet taken
