@@ -4,10 +4,11 @@ Checkpoints written atomically and read with ``weights_only=True``, metrics file
 JSON lines, with an optional plot), run directories, batched evaluation episodes,
 command-line flags from a config dataclass (:class:`OffPolicyConfig`: the fields, env,
 buffer and graph of an actor-critic off-policy pipeline; :class:`DQNConfig`: the DQN
-pipelines' fields), and :class:`LaggedCollector`
+pipelines' fields; :class:`OfflineConfig`: an offline pipeline's dataset, env and graph), and
+:class:`LaggedCollector`
 (on-policy collection running ahead of the learner in a worker process, at a bounded policy
 lag). :mod:`streamrl.train.driver` puts them together for pipeline files: their command
-line, and the run of an off-policy graph.
+line, and the run of an off-policy graph; :class:`OfflinePipeline` the run of an offline one.
 
 >>> from streamrl.train import MetricsLogger, save_checkpoint, load_checkpoint
 """
@@ -24,6 +25,8 @@ from streamrl.train.config import (
 from streamrl.train.dqn_config import DQNConfig
 from streamrl.train.lagged_collector import LaggedCollector
 from streamrl.train.metrics import MetricsLogger, plot_metrics, read_metrics
+from streamrl.train.offline import OfflinePipeline, OfflineResult
+from streamrl.train.offline_config import OfflineConfig
 from streamrl.train.offpolicy_config import OffPolicyConfig
 from streamrl.train.run_dir import make_run_dir
 
@@ -32,6 +35,9 @@ __all__ = [
     "LaggedCollector",
     "MetricsLogger",
     "OffPolicyConfig",
+    "OfflineConfig",
+    "OfflinePipeline",
+    "OfflineResult",
     "add_config_arguments",
     "check_field",
     "check_positive_ints",
