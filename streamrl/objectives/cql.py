@@ -265,3 +265,13 @@ class CQLLoss(shared.Temperature, LossModule):
                                      per_sample=True)
         losses["loss_alpha"] = terms.pop("loss_alpha")
         return opts.loss_output(self, tensordict, losses, scalars=terms)
+
+
+def __getattr__(name: str) -> Any:
+    # TorchRL's path: torchrl.objectives.cql.DiscreteCQLLoss (here in its own file, which imports
+    # this one)
+    if name == "DiscreteCQLLoss":
+        from streamrl.objectives.discrete_cql import DiscreteCQLLoss
+
+        return DiscreteCQLLoss
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

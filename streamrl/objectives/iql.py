@@ -211,3 +211,13 @@ class IQLLoss(LossModule):
             self, tensordict, pred.unsqueeze(-1), target)
         return opts.loss_output(self, tensordict, losses,
                                 scalars={"entropy": -log_prob.detach().mean()})
+
+
+def __getattr__(name: str) -> Any:
+    # TorchRL's path: torchrl.objectives.iql.DiscreteIQLLoss (here in its own file, which imports
+    # this one)
+    if name == "DiscreteIQLLoss":
+        from streamrl.objectives.discrete_iql import DiscreteIQLLoss
+
+        return DiscreteIQLLoss
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
