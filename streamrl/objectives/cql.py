@@ -184,8 +184,8 @@ class CQLLoss(shared.Temperature, LossModule):
         ``s'`` (no gradient)."""
         n, batch = self.num_random, td.batch_size
         dims = like.shape[td.batch_dims:].numel()
-        # drawn per state then per sample, so that a seed gives the same actions whatever
-        # the layout of the computation
+        # drawn state-major ([*batch, R], TorchRL's order: a seed gives both the same
+        # actions), then the sample dim moved to the front
         uniform = like.new_empty((*batch, n, *like.shape[td.batch_dims:])).uniform_(-1.0, 1.0)
         uniform = uniform.movedim(td.batch_dims, 0)
         in_keys = self.network_in_keys("actor_network")

@@ -265,6 +265,13 @@ CASES: dict[str, Case] = {
         _continuous, {"loss_actor", "loss_qvalue", "loss_value", "entropy"},
         {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
          "loss_value": {"value_network_params"}}),
+    "IQLLoss-options": Case(
+        _seeded(lambda: IQLLoss(_gaussian_actor(), _qnet(), _critic(), num_qvalue_nets=3,
+                                separate_losses=True, deactivate_vmap=True, reduction="sum",
+                                loss_function="l2")),
+        _continuous, {"loss_actor", "loss_qvalue", "loss_value", "entropy"},
+        {"loss_actor": {"actor_network_params"}, "loss_qvalue": {"qvalue_network_params"},
+         "loss_value": {"value_network_params"}}),
     "DiscreteIQLLoss": Case(
         _seeded(lambda: DiscreteIQLLoss(
             _categorical_actor(),
