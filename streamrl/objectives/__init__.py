@@ -13,11 +13,15 @@ from streamrl.objectives._utils import (
 from streamrl.objectives.a2c import A2CLoss
 from streamrl.objectives.bc import BCLoss
 from streamrl.objectives.common import LossModule
+from streamrl.objectives.cql import CQLLoss
 from streamrl.objectives.crossq import CrossQLoss
 from streamrl.objectives.ddpg import DDPGLoss
+from streamrl.objectives.discrete_cql import DiscreteCQLLoss
+from streamrl.objectives.discrete_iql import DiscreteIQLLoss
 from streamrl.objectives.discrete_sac import DiscreteSACLoss
 from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
 from streamrl.objectives.dqn import DQNLoss
+from streamrl.objectives.iql import IQLLoss
 from streamrl.objectives.optim import KLAdaptiveLR, group_optimizers
 from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from streamrl.objectives.qmixer import QMixerLoss
@@ -26,6 +30,7 @@ from streamrl.objectives.reinforce import ReinforceLoss
 from streamrl.objectives.sac import SACLoss
 from streamrl.objectives.target_updaters import HardUpdate, SoftUpdate, TargetNetUpdater
 from streamrl.objectives.td3 import TD3Loss
+from streamrl.objectives.td3_bc import TD3BCLoss
 from streamrl.objectives.tqc import TQCLoss
 from streamrl.objectives.value import (
     GAE,
@@ -41,13 +46,17 @@ __all__ = [
     "GAE",
     "A2CLoss",
     "BCLoss",
+    "CQLLoss",
     "ClipPPOLoss",
     "CrossQLoss",
     "DDPGLoss",
     "DQNLoss",
+    "DiscreteCQLLoss",
+    "DiscreteIQLLoss",
     "DiscreteSACLoss",
     "DistributionalDQNLoss",
     "HardUpdate",
+    "IQLLoss",
     "KLAdaptiveLR",
     "KLPENPPOLoss",
     "LossModule",
@@ -59,6 +68,7 @@ __all__ = [
     "SoftUpdate",
     "TD0Estimator",
     "TD1Estimator",
+    "TD3BCLoss",
     "TD3Loss",
     "TDLambdaEstimator",
     "TQCLoss",

@@ -330,6 +330,39 @@ def _alive(loss: LossModule, td: TensorDictBase) -> Tensor:
     return ~flag
 
 
+def state_value(loss: LossModule, td: TensorDictBase, params: TensorDictBase | None) -> Tensor:
+    """``loss``'s ``value_network`` V(s) on ``td`` with ``params`` (``None``: the live ones):
+    its ``value`` entry, which must have the shape ``[*batch, 1]``."""
+    value = loss._get(loss.call_network("value_network", td.copy(), params), "value")
+    if value.shape != (*td.batch_size, 1):
+        raise ValueError(
+            f"{type(loss).__name__}: {loss._keys['value']!r} must have shape "
+            f"{(*td.batch_size, 1)}, found {tuple(value.shape)}"
+        )
+    return value
+
+
+def categorical_log_probs(loss: LossModule, td: TensorDictBase, params: TensorDictBase | None,
+                          num_actions: int | None = None) -> Tensor:
+    """``log pi(.|s)`` over the actions, ``[*batch, num_actions]``, from the logits of the
+    categorical distribution of ``loss``'s ``actor_network`` on ``td`` (``num_actions=None``:
+    any number of actions)."""
+    dist = loss.network_dist("actor_network", td.copy(), params)
+    logits = getattr(dist, "logits", None)
+    if logits is None:
+        raise TypeError(
+            f"{type(loss).__name__}: the actor's distribution {type(dist).__name__} has no "
+            "logits; expected a Categorical or OneHotCategorical"
+        )
+    n = logits.shape[-1] if num_actions is None else num_actions
+    if logits.shape != (*td.batch_size, n):
+        raise ValueError(
+            f"{type(loss).__name__}: the actor's logits must have shape "
+            f"{(*td.batch_size, n)}, found {tuple(logits.shape)}"
+        )
+    return torch.log_softmax(logits, -1)
+
+
 def bootstrap(loss: LossModule, td: TensorDictBase, next_value: Tensor) -> Tensor:
     """``loss``'s value estimate for ``td`` with ``next_value`` as the next state's value
     (written into a shallow copy; no gradient)."""

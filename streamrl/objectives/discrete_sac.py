@@ -117,18 +117,7 @@ class DiscreteSACLoss(shared.Temperature, LossModule):
         )
 
     def _log_probs(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
-        dist = self.network_dist("actor_network", td.copy(), params)
-        logits = getattr(dist, "logits", None)
-        if logits is None:
-            raise TypeError(
-                f"DiscreteSACLoss: the actor's distribution {type(dist).__name__} has no logits"
-            )
-        if logits.shape != (*td.batch_size, self.num_actions):
-            raise ValueError(
-                f"DiscreteSACLoss: the actor's logits must have shape "
-                f"{(*td.batch_size, self.num_actions)}, found {tuple(logits.shape)}"
-            )
-        return torch.log_softmax(logits, -1)
+        return shared.categorical_log_probs(self, td, params, self.num_actions)
 
     def _qvalues(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
         out = self.vmap_network("qvalue_network", td.copy(), params)

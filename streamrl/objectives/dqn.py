@@ -110,28 +110,29 @@ class DQNLoss(LossModule):
         super().__init__()
         if not isinstance(value_network, nn.Module):
             raise TypeError(
-                f"DQNLoss: value_network must be an nn.Module, found {type(value_network).__name__}"
+                f"{type(self).__name__}: value_network must be an nn.Module, found "
+                f"{type(value_network).__name__}"
             )
         if use_prioritized_weights not in ("auto", True, False):
             raise ValueError(
-                "DQNLoss: use_prioritized_weights must be 'auto', True or False, found "
+                f"{type(self).__name__}: use_prioritized_weights must be 'auto', True or False, found "
                 f"{use_prioritized_weights!r}"
             )
         self.use_prioritized_weights = use_prioritized_weights
-        self.reduction = check_reduction(reduction, "DQNLoss")
+        self.reduction = check_reduction(reduction, type(self).__name__)
         self.var_nums = var_nums_of(value_network, action_space)
-        action_space = check_action_space(action_space, "DQNLoss", allow_mult=True)
+        action_space = check_action_space(action_space, type(self).__name__, allow_mult=True)
         declared = action_space_of(value_network)
         if action_space is None:
             action_space = declared
         elif declared is not None and declared != action_space:
             raise ValueError(
-                f"DQNLoss: action_space={action_space!r} but the value network's QValueActor "
+                f"{type(self).__name__}: action_space={action_space!r} but the value network's QValueActor "
                 f"uses {declared!r}"
             )
         if action_space == "mult_one_hot" and self.var_nums is None:
             raise ValueError(
-                "DQNLoss: action_space='mult_one_hot' needs the component sizes: a MultiOneHot "
+                f"{type(self).__name__}: action_space='mult_one_hot' needs the component sizes: a MultiOneHot "
                 "action_space spec or a QValueActor built with var_nums / a MultiOneHot spec"
             )
         if double_dqn and not delay_value:
@@ -151,7 +152,7 @@ class DQNLoss(LossModule):
         values = self._get(out, "action_value")
         if values.shape[: td.batch_dims] != td.batch_size or values.ndim != td.batch_dims + 1:
             raise ValueError(
-                f"DQNLoss: {self._keys['action_value']!r} must have shape "
+                f"{type(self).__name__}: {self._keys['action_value']!r} must have shape "
                 f"{(*td.batch_size, 'n_actions')}, found {tuple(values.shape)}"
             )
         return values
@@ -175,7 +176,7 @@ class DQNLoss(LossModule):
             reward = work.get(self._next_key("reward"))
             if reward.shape != next_value.shape:
                 raise ValueError(
-                    f"DQNLoss: reward must have shape {tuple(next_value.shape)} (batch + [1]), "
+                    f"{type(self).__name__}: reward must have shape {tuple(next_value.shape)} (batch + [1]), "
                     f"found {tuple(reward.shape)}"
                 )
             work.set(self._next_key("value"), next_value)
@@ -203,6 +204,14 @@ class DQNLoss(LossModule):
         reward = td.get(self._next_key("reward"), None)
         return torch.Size([]) if reward is None else reward.shape[:-1]
 
+    def _priority_weight(self, tensordict: TensorDictBase) -> Tensor | None:
+        """The prioritized-replay weights the loss applies (``use_prioritized_weights``)."""
+        if self.use_prioritized_weights is True:
+            return self._get(tensordict, "priority_weight")
+        if self.use_prioritized_weights == "auto":
+            return tensordict.get(self._keys["priority_weight"], None)
+        return None
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the DQN loss; writes ``td_error`` into ``tensordict``."""
         action = self._get(tensordict, "action")
@@ -210,13 +219,8 @@ class DQNLoss(LossModule):
         values = self._action_values(tensordict, self.network_params("value_network"))
         pred = chosen_values(values, action, batch, self.action_space, self.var_nums, "DQNLoss")
         target = self.target_value(tensordict)
-        weight = None
-        if self.use_prioritized_weights is True:
-            weight = self._get(tensordict, "priority_weight")
-        elif self.use_prioritized_weights == "auto":
-            weight = tensordict.get(self._keys["priority_weight"], None)
         loss = weighted_reduce(distance_loss(pred, target, self.loss_function).squeeze(-1),
-                               weight, self.reduction)
+                               self._priority_weight(tensordict), self.reduction)
         pred_b, target_b = pred.detach().squeeze(-1), target.squeeze(-1)
         td_error = (pred_b - target_b).abs()
         tensordict.set(self._keys["priority"], td_error)

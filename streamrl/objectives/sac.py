@@ -143,14 +143,8 @@ class SACLoss(shared.Temperature, LossModule):
         )
 
 
-    def _state_value(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
-        value = self._get(self.call_network("value_network", td.copy(), params), "value")
-        if value.shape != (*td.batch_size, 1):
-            raise ValueError(
-                f"SACLoss: {self._keys['value']!r} must have shape {(*td.batch_size, 1)}, found "
-                f"{tuple(value.shape)}"
-            )
-        return value
+    def _state_value(self, td: TensorDictBase, params: TensorDictBase | None) -> Tensor:
+        return shared.state_value(self, td, params)
 
     def target_value(self, td: TensorDictBase, alpha: Tensor) -> Tensor:
         """The soft value target for every transition of ``td`` (no gradient)."""

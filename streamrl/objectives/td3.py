@@ -26,13 +26,14 @@ def _bound(name: str, value: float | Tensor) -> Tensor:
     raise TypeError(f"{name} must be a float or a tensor, found {type(value).__name__}")
 
 
-def _resolve_bounds(action_spec: Any, bounds: Any, low: Any, high: Any) -> tuple[Any, Any]:
+def _resolve_bounds(action_spec: Any, bounds: Any, low: Any, high: Any,
+                    owner: str = "TD3Loss") -> tuple[Any, Any]:
     given = [name for name, v in (("action_spec", action_spec), ("bounds", bounds),
                                   ("action_low/action_high", low if low is not None else high))
              if v is not None]
     if len(given) != 1:
         raise ValueError(
-            "TD3Loss needs the action bounds from exactly one of action_spec, bounds or "
+            f"{owner} needs the action bounds from exactly one of action_spec, bounds or "
             f"action_low/action_high; found {given or 'none'}"
         )
     if action_spec is not None:
@@ -40,15 +41,15 @@ def _resolve_bounds(action_spec: Any, bounds: Any, low: Any, high: Any) -> tuple
             action_spec = action_spec["action"]
         if not isinstance(action_spec, Bounded):
             raise TypeError(
-                f"TD3Loss: action_spec must be a Bounded spec, found {type(action_spec).__name__}"
+                f"{owner}: action_spec must be a Bounded spec, found {type(action_spec).__name__}"
             )
         return action_spec.low, action_spec.high
     if bounds is not None:
         if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-            raise ValueError(f"TD3Loss: bounds must be a (low, high) pair, found {bounds!r}")
+            raise ValueError(f"{owner}: bounds must be a (low, high) pair, found {bounds!r}")
         return bounds[0], bounds[1]
     if low is None or high is None:
-        raise ValueError("TD3Loss: give both action_low and action_high")
+        raise ValueError(f"{owner}: give both action_low and action_high")
     return low, high
 
 
@@ -127,7 +128,8 @@ class TD3Loss(LossModule):
         self.noise_clip = float(noise_clip)
         self.delay_actor = delay_actor
         self.delay_qvalue = delay_qvalue
-        action_low, action_high = _resolve_bounds(action_spec, bounds, action_low, action_high)
+        action_low, action_high = _resolve_bounds(action_spec, bounds, action_low, action_high,
+                                                   type(self).__name__)
         low, high = _bound("action_low", action_low), _bound("action_high", action_high)
         if (low > high).any():
             raise ValueError(f"action_low must be <= action_high, found {low} and {high}")
@@ -172,13 +174,23 @@ class TD3Loss(LossModule):
         return ["loss_actor", "loss_qvalue", "pred_value", "state_action_value_actor",
                 "next_state_value", "target_value", "td_error"]
 
-    def _actor_terms(self, tensordict: TensorDictBase) -> tuple[Tensor, Tensor]:
-        """The per-sample actor loss and the critics on the policy's action."""
+    def _actor_objective(self, tensordict: TensorDictBase, policy_action: Tensor,
+                         q_actor: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The per-sample actor loss from the policy's action and the critics' values of it
+        (``[copies, *batch]``), and the diagnostics it adds: ``-Q_0(s, pi(s))``."""
+        return -q_actor[0], {}
+
+    def _actor_terms(self, tensordict: TensorDictBase
+                     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """The per-sample actor loss, the critics on the policy's action and the actor
+        objective's diagnostics."""
         policy_action = self._actor_action(tensordict, self.network_params("actor_network"))
         q_actor = shared.qvalues_at(
             self, tensordict, policy_action, shared.critic_params(self).detach()
         )
-        return -q_actor[0].reshape(tensordict.batch_size), q_actor
+        q_actor = q_actor.reshape(q_actor.shape[0], *tensordict.batch_size)
+        loss, extra = self._actor_objective(tensordict, policy_action, q_actor)
+        return loss, q_actor, extra
 
     def _value_terms(self, tensordict: TensorDictBase) -> tuple[Tensor, dict[str, Tensor]]:
         """The per-sample critic loss and its diagnostics (writes ``td_error``)."""
@@ -196,11 +208,9 @@ class TD3Loss(LossModule):
         """The actor's loss alone (reduced as :meth:`forward`'s ``loss_actor``) and
         ``{"state_action_value_actor": ...}``: for a caller that steps the actor only every
         ``policy_update_delay`` updates."""
-        per_sample, q_actor = self._actor_terms(tensordict)
+        per_sample, q_actor, extra = self._actor_terms(tensordict)
         out = opts.loss_output(self, tensordict, {"loss_actor": per_sample})
-        n = q_actor.shape[0]
-        return out["loss_actor"], {
-            "state_action_value_actor": q_actor.detach().reshape(n, *tensordict.batch_size)}
+        return out["loss_actor"], {"state_action_value_actor": q_actor.detach(), **extra}
 
     def value_loss(self, tensordict: TensorDictBase) -> tuple[Tensor, dict[str, Tensor]]:
         """The critics' loss alone (reduced as :meth:`forward`'s ``loss_qvalue``) and its
@@ -213,15 +223,15 @@ class TD3Loss(LossModule):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor and critic losses; writes ``td_error`` into ``tensordict``."""
-        loss_actor, q_actor = self._actor_terms(tensordict)
+        loss_actor, q_actor, extra = self._actor_terms(tensordict)
         loss_qvalue, diagnostics = self._value_terms(tensordict)
-        n = q_actor.shape[0]
         return opts.loss_output(self, tensordict, {
             "loss_actor": loss_actor,
             "loss_qvalue": loss_qvalue,
         }, dict(
+            **extra,
             pred_value=diagnostics["pred_value"],
-            state_action_value_actor=q_actor.detach().reshape(n, *tensordict.batch_size),
+            state_action_value_actor=q_actor.detach(),
             next_state_value=diagnostics["next_state_value"],
             target_value=diagnostics["target_value"],
             td_error=diagnostics["td_error"],
