@@ -67,26 +67,21 @@ def make_actor(config: OfflineConfig, env: Any) -> TensorDictSequential:
     )
 
 
-def build(config: BCConfig, run_dir: Path | None,
+def build(config: BCConfig, dataset: Any, run_dir: Path | None,
           state: dict[str, Any] | None = None) -> OfflineGraph:
-    """The offline BC graph of ``config`` on its dataset, restored from ``state``."""
+    """The offline BC graph of ``config`` on ``dataset``, restored from ``state``."""
     torch.manual_seed(config.seed)
-    dataset = config.load_dataset()
+    probe = config.make_env()
     try:
-        probe = config.make_env()
-        try:
-            actor = make_actor(config, probe)
-        finally:
-            probe.close()
-        loss = BCLoss(actor)
-        optim = torch.optim.Adam(loss.parameters(), lr=config.lr)
-        learner = Learner(loss, optim, minibatch_size=config.batch_size)
-        return config.graph(NAME, dataset, actor, learner,
-                            saved={"loss": loss, "optimizer": optim}, state=state,
-                            run_dir=run_dir, columns=COLUMNS)
-    except BaseException:
-        dataset.close()
-        raise
+        actor = make_actor(config, probe)
+    finally:
+        probe.close()
+    loss = BCLoss(actor)
+    optim = torch.optim.Adam(loss.parameters(), lr=config.lr)
+    learner = Learner(loss, optim, minibatch_size=config.batch_size)
+    return config.graph(NAME, dataset, actor, learner,
+                        saved={"loss": loss, "optimizer": optim}, state=state,
+                        run_dir=run_dir, columns=COLUMNS)
 
 
 # ---------------------------------------------------------------------------------- entry points

@@ -31,7 +31,7 @@ NAME = "cql_offline"
 _sac = load_pipeline(Path(__file__).with_name("sac_pendulum.py"))
 
 COLUMNS = ["updates", "batches", "wall_s", "eval_return", "eval_return_std", "loss_actor",
-           "loss_qvalue", "loss_cql", "loss_alpha", "alpha", "entropy", "policy_version",
+           "loss_qvalue", "loss_cql", "loss_alpha", "loss_actor_bc", "alpha", "entropy", "policy_version",
            "eval_s"]
 
 
@@ -53,34 +53,32 @@ class CQLConfig(OfflineConfig):
         check_field(self, "temperature", self.temperature > 0, "> 0")
 
 
-def build(config: CQLConfig, run_dir: Path | None,
+def build(config: CQLConfig, dataset: Any, run_dir: Path | None,
           state: dict[str, Any] | None = None) -> OfflineGraph:
-    """The offline CQL graph of ``config`` on its dataset, restored from ``state``."""
+    """The offline CQL graph of ``config`` on ``dataset``, restored from ``state``."""
     torch.manual_seed(config.seed)
-    dataset = config.load_dataset()
+    probe = config.make_env()
     try:
-        probe = config.make_env()
-        try:
-            actor, qvalue = _sac.make_models(config, probe)
-            spec = probe.action_spec
-            with torch.no_grad():  # checks the keys once
-                actor(probe.reset())
-        finally:
-            probe.close()
-        loss = CQLLoss(actor, qvalue, action_spec=spec, loss_function="l2",
-                       min_q_weight=config.min_q_weight, num_random=config.num_random,
-                       temperature=config.temperature, with_lagrange=config.with_lagrange,
-                       lagrange_thresh=config.lagrange_thresh, deactivate_vmap=True)
-        loss.make_value_estimator(gamma=config.gamma)
-        optim = torch.optim.Adam(loss.parameters(), lr=config.lr)
-        learner = Learner(loss, optim, minibatch_size=config.batch_size,
-                          target_updater=SoftUpdate(loss, tau=config.tau))
-        return config.graph(NAME, dataset, actor, learner,
-                            saved={"loss": loss, "optimizer": optim}, state=state,
-                            run_dir=run_dir, columns=COLUMNS)
-    except BaseException:
-        dataset.close()
-        raise
+        actor, qvalue = _sac.make_models(config, probe)
+        spec = probe.action_spec
+        with torch.no_grad():  # checks the keys once
+            actor(probe.reset())
+    finally:
+        probe.close()
+    loss = CQLLoss(actor, qvalue, action_spec=spec, loss_function="l2",
+                   min_q_weight=config.min_q_weight, num_random=config.num_random,
+                   temperature=config.temperature, with_lagrange=config.with_lagrange,
+                   lagrange_thresh=config.lagrange_thresh, deactivate_vmap=True)
+    loss.make_value_estimator(gamma=config.gamma)
+    optim = torch.optim.Adam(loss.parameters(), lr=config.lr)
+    # loss_actor_bc (the behaviour-cloning warm-up objective) is reported, not trained
+    keys = ["loss_actor", "loss_qvalue", "loss_cql", "loss_alpha",
+            *(["loss_alpha_prime"] if config.with_lagrange else [])]
+    learner = Learner(loss, optim, minibatch_size=config.batch_size, loss_keys=keys,
+                      target_updater=SoftUpdate(loss, tau=config.tau))
+    return config.graph(NAME, dataset, actor, learner,
+                        saved={"loss": loss, "optimizer": optim}, state=state,
+                        run_dir=run_dir, columns=COLUMNS)
 
 
 # ---------------------------------------------------------------------------------- entry points

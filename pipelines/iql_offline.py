@@ -59,32 +59,27 @@ def make_value(config: OfflineConfig, env: Any) -> ValueOperator:
                          in_keys=["observation"])
 
 
-def build(config: IQLConfig, run_dir: Path | None,
+def build(config: IQLConfig, dataset: Any, run_dir: Path | None,
           state: dict[str, Any] | None = None) -> OfflineGraph:
-    """The offline IQL graph of ``config`` on its dataset, restored from ``state``."""
+    """The offline IQL graph of ``config`` on ``dataset``, restored from ``state``."""
     torch.manual_seed(config.seed)
-    dataset = config.load_dataset()
+    probe = config.make_env()
     try:
-        probe = config.make_env()
-        try:
-            actor, qvalue = _sac.make_models(config, probe)
-            value = make_value(config, probe)
-            with torch.no_grad():  # checks the keys once
-                actor(probe.reset())
-        finally:
-            probe.close()
-        loss = IQLLoss(actor, qvalue, value, temperature=config.temperature,
-                       expectile=config.expectile, loss_function="l2", deactivate_vmap=True)
-        loss.make_value_estimator(gamma=config.gamma)
-        optim = torch.optim.Adam(loss.parameters(), lr=config.lr)
-        learner = Learner(loss, optim, minibatch_size=config.batch_size,
-                          target_updater=SoftUpdate(loss, tau=config.tau))
-        return config.graph(NAME, dataset, actor, learner,
-                            saved={"loss": loss, "optimizer": optim}, state=state,
-                            run_dir=run_dir, columns=COLUMNS)
-    except BaseException:
-        dataset.close()
-        raise
+        actor, qvalue = _sac.make_models(config, probe)
+        value = make_value(config, probe)
+        with torch.no_grad():  # checks the keys once
+            actor(probe.reset())
+    finally:
+        probe.close()
+    loss = IQLLoss(actor, qvalue, value, temperature=config.temperature,
+                   expectile=config.expectile, loss_function="l2", deactivate_vmap=True)
+    loss.make_value_estimator(gamma=config.gamma)
+    optim = torch.optim.Adam(loss.parameters(), lr=config.lr)
+    learner = Learner(loss, optim, minibatch_size=config.batch_size,
+                      target_updater=SoftUpdate(loss, tau=config.tau))
+    return config.graph(NAME, dataset, actor, learner,
+                        saved={"loss": loss, "optimizer": optim}, state=state,
+                        run_dir=run_dir, columns=COLUMNS)
 
 
 # ---------------------------------------------------------------------------------- entry points

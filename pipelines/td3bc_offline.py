@@ -55,37 +55,32 @@ class TD3BCConfig(OfflineConfig):
             check_field(self, name, getattr(self, name) >= 0, ">= 0")
 
 
-def build(config: TD3BCConfig, run_dir: Path | None,
+def build(config: TD3BCConfig, dataset: Any, run_dir: Path | None,
           state: dict[str, Any] | None = None) -> OfflineGraph:
-    """The offline TD3+BC graph of ``config`` on its dataset, restored from ``state``."""
+    """The offline TD3+BC graph of ``config`` on ``dataset``, restored from ``state``."""
     torch.manual_seed(config.seed)
-    dataset = config.load_dataset()
+    probe = config.make_env()
     try:
-        probe = config.make_env()
-        try:
-            actor = _bc.make_actor(config, probe)
-            _, qvalue = _sac.make_models(config, probe)
-            spec = probe.action_spec
-        finally:
-            probe.close()
-        loss = TD3BCLoss(actor, qvalue, action_spec=spec, alpha=config.alpha,
-                         policy_noise=config.policy_noise, noise_clip=config.noise_clip,
-                         loss_function="l2", deactivate_vmap=True)
-        loss.make_value_estimator(gamma=config.gamma)
-        critics = [p for p in loss.qvalue_network_params.values(True, True) if p.requires_grad]
-        critic_optim = torch.optim.Adam(critics, lr=config.lr)
-        actor_optim = torch.optim.Adam(actor.parameters(), lr=config.lr)
-        learner = Learner(loss, critic_optim, minibatch_size=config.batch_size,
-                          loss_keys=["loss_qvalue"], actor_optimizer=actor_optim,
-                          actor_loss_keys=["loss_actor"], policy_delay=config.policy_delay,
-                          target_updater=SoftUpdate(loss, tau=config.tau))
-        return config.graph(NAME, dataset, actor, learner,
-                            saved={"loss": loss, "optimizer": critic_optim,
-                                   "actor_optimizer": actor_optim},
-                            state=state, run_dir=run_dir, columns=COLUMNS)
-    except BaseException:
-        dataset.close()
-        raise
+        actor = _bc.make_actor(config, probe)
+        _, qvalue = _sac.make_models(config, probe)
+        spec = probe.action_spec
+    finally:
+        probe.close()
+    loss = TD3BCLoss(actor, qvalue, action_spec=spec, alpha=config.alpha,
+                     policy_noise=config.policy_noise, noise_clip=config.noise_clip,
+                     loss_function="l2", deactivate_vmap=True)
+    loss.make_value_estimator(gamma=config.gamma)
+    critics = [p for p in loss.qvalue_network_params.values(True, True) if p.requires_grad]
+    critic_optim = torch.optim.Adam(critics, lr=config.lr)
+    actor_optim = torch.optim.Adam(actor.parameters(), lr=config.lr)
+    learner = Learner(loss, critic_optim, minibatch_size=config.batch_size,
+                      loss_keys=["loss_qvalue"], actor_optimizer=actor_optim,
+                      actor_loss_keys=["loss_actor"], policy_delay=config.policy_delay,
+                      target_updater=SoftUpdate(loss, tau=config.tau))
+    return config.graph(NAME, dataset, actor, learner,
+                        saved={"loss": loss, "optimizer": critic_optim,
+                               "actor_optimizer": actor_optim},
+                        state=state, run_dir=run_dir, columns=COLUMNS)
 
 
 # ---------------------------------------------------------------------------------- entry points

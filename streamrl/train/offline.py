@@ -38,8 +38,9 @@ class OfflineResult:
 
 class OfflinePipeline:
     """The entry points of an offline pipeline file named ``name`` (its module docstring
-    ``doc`` is the help text): ``build(config, run_dir, state)`` loads the config's dataset
-    and makes its :class:`~streamrl.ops.OfflineGraph`; ``config_cls`` is a dataclass
+    ``doc`` is the help text): ``build(config, dataset, run_dir, state)`` makes the
+    :class:`~streamrl.ops.OfflineGraph` that trains on ``dataset`` (the config's, loaded
+    and closed here); ``config_cls`` is a dataclass
     subclassing :class:`~streamrl.train.OfflineConfig`; ``algorithm`` titles the curve.
     Bound to the module's names as :class:`~streamrl.train.driver.OffPolicyPipeline`'s::
 
@@ -81,9 +82,11 @@ class OfflinePipeline:
         """The graph the pipeline runs with the flags ``argv`` (for ``streamrl graph``);
         loads the dataset, starts nothing."""
         config, _ = self.parse_args(argv)
-        parts = self.build(config, None, None)
-        parts.dataset.close()
-        return parts.graph
+        dataset = config.load_dataset()
+        try:
+            return self.build(config, dataset, None, None).graph
+        finally:
+            dataset.close()
 
     def __repr__(self) -> str:
         return f"OfflinePipeline({self.name!r}, {self.algorithm!r})"
@@ -91,7 +94,8 @@ class OfflinePipeline:
 
 def train_offline(name: str, algorithm: str, build: Callable[..., Any], config: Any, *,
                   run_dir: Path | None, resume: str | Path | None) -> OfflineResult:
-    """Run the graph ``build(config, run_dir, state)`` makes once (``state``: the
+    """Run the graph ``build(config, dataset, run_dir, state)`` makes once (``dataset``:
+    :meth:`~streamrl.train.OfflineConfig.load_dataset`'s, closed at the end; ``state``: the
     checkpoint of pipeline ``name`` at ``resume``, else ``None``) with ``config.threads``
     torch threads; write ``config.json``, ``checkpoint.pt`` (also when the run fails or is
     interrupted) and the learning curve into ``run_dir``. A
@@ -110,17 +114,18 @@ def train_offline(name: str, algorithm: str, build: Callable[..., Any], config: 
         if run_dir is not None:
             run_dir = Path(run_dir)
             driver.write_config(run_dir, config)
-        parts = build(config, run_dir, state)
-        t0 = time.perf_counter()
+        dataset = config.load_dataset()
         try:
-            parts.graph.run_sync()
-        finally:
+            parts = build(config, dataset, run_dir, state)
+            t0 = time.perf_counter()
             try:
+                parts.graph.run_sync()
+            finally:
                 if run_dir is not None:
                     save_checkpoint(run_dir / "checkpoint.pt", parts.checkpoint(config))
-            finally:
-                parts.dataset.close()
-        wall = time.perf_counter() - t0
+            wall = time.perf_counter() - t0
+        finally:
+            dataset.close()
     finally:
         torch.set_num_threads(threads)
     evaluations = parts.evaluations
