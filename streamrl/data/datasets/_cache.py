@@ -24,6 +24,11 @@ from streamrl.data.replay_buffers.storages import LazyMemmapStorage
 
 _METADATA = "metadata.json"
 _STORAGE = "storage"
+# A dataset is read-only: its mapped pages are clean and the kernel reclaims them under
+# pressure, so they are released (madvise) only past this many bytes touched. Releasing after
+# every few batches (LazyMemmapStorage's default, 128 MiB, sized for Atari frames) made a
+# sample(256) of a 1M-transition HalfCheetah-like dataset 6x slower (2.3 ms instead of 0.4).
+RELEASE_BYTES = 4 << 30
 
 
 def is_cached(path: Path) -> bool:
@@ -103,7 +108,8 @@ def open_cache(path: Path) -> tuple[LazyMemmapStorage, dict[str, Any]]:
     """Reopen the storage and metadata of a cache written by :func:`build_cache`."""
     metadata = read_metadata(path)
     total = int(metadata["total_steps"])
-    storage = LazyMemmapStorage(total, scratch_dir=path / _STORAGE, auto_cleanup=False)
+    storage = LazyMemmapStorage(total, scratch_dir=path / _STORAGE, auto_cleanup=False,
+                                release_bytes=RELEASE_BYTES)
     if len(storage) != total:
         storage.close()
         raise ValueError(f"the cache at {str(path)!r} is damaged: its metadata says {total} "
