@@ -233,7 +233,7 @@ def _episodes(rows: TensorDictBase, drop_incomplete: bool) -> list[TensorDictBas
     return out
 
 
-def _leaf(ep: TensorDictBase, key, where: str) -> torch.Tensor:
+def _leaf(ep: TensorDictBase, key, where: str) -> Any:
     try:
         return ep.get(key)
     except KeyError:
@@ -249,20 +249,36 @@ def _check_consecutive(ep: TensorDictBase, where: str) -> None:
                          f"end at step {step} of {ep.batch_size[0]} (traj ids mix episodes)")
     now = _leaf(ep, "observation", where)
     nxt = _leaf(ep, ("next", "observation"), where)
-    if now.shape[0] > 1 and not torch.equal(nxt[:-1], now[1:]):
-        step = int((nxt[:-1] != now[1:]).reshape(now.shape[0] - 1, -1).any(-1).nonzero()[0])
+    if now.shape[0] < 2:
+        return
+    pairs = ([(nxt.get(k), now.get(k)) for k in now.keys(True, True)]
+             if isinstance(now, TensorDictBase) else [(nxt, now)])
+    rows = torch.zeros(now.shape[0] - 1, dtype=torch.bool)
+    for a, b in pairs:
+        rows |= (a[:-1] != b[1:]).reshape(rows.shape[0], -1).any(-1)
+    if bool(rows.any()):
+        step = int(rows.nonzero()[0])
         raise ValueError(f"{where}: expected each step's ('next', 'observation') to be the "
                          f"following step's 'observation', found a difference after step "
                          f"{step} (rows are not consecutive steps of one episode)")
 
 
-def _fit(value: torch.Tensor, space: Any, where: str) -> np.ndarray:
+def _fit(value: Any, space: Any, where: str) -> Any:
     """``value`` as an array of ``space``'s shape and dtype (a one-hot action of a Discrete
-    space becomes its index); ``ValueError`` naming the field if it cannot."""
+    space becomes its index; a TensorDict for a Dict space becomes a dict of arrays);
+    ``ValueError`` naming the field if it cannot."""
     import gymnasium as gym
 
     if isinstance(space, gym.spaces.Dict):
-        raise ValueError(f"{where}: Dict spaces are not written yet (found {space})")
+        if not isinstance(value, TensorDictBase) or set(value.keys()) != set(space.spaces):
+            found = sorted(value.keys()) if isinstance(value, TensorDictBase) else "a tensor"
+            raise ValueError(f"{where}: expected the keys of the Dict space "
+                             f"{sorted(space.spaces)}, found {found}")
+        return {k: _fit(value.get(k), sub, f"{where[:-1]}/{k}'")
+                for k, sub in space.spaces.items()}
+    if isinstance(value, TensorDictBase):
+        raise ValueError(f"{where}: expected a tensor for space {space}, found a TensorDict "
+                         f"with keys {sorted(value.keys())}")
     rows = value.shape[0]
     if (isinstance(space, gym.spaces.Discrete) and value.ndim == 2
             and value.shape[1] == int(space.n)):

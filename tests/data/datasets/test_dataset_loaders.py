@@ -61,3 +61,15 @@ def test_plain_dataloader_yields_batches(minari_root):
     batches = list(DataLoader(data, batch_size=None))  # one epoch
     seen = torch.cat([b["index"] for b in batches])
     assert sorted(seen.tolist()) == list(range(16))
+
+
+def test_dataloader_workers_read_the_cache(tmp_path):
+    write_d4rl(tmp_path / "toy.hdf5", n=200)
+    data = D4RLExperienceReplay(tmp_path / "toy.hdf5", batch_size=8, root=tmp_path / "c")
+    loader = DataLoader(data.as_dataset(num_batches=3), batch_size=None, num_workers=2)
+    batches = list(loader)
+    assert len(batches) == 6  # each worker samples its own num_batches
+    for batch in batches:  # every worker reopened the same files
+        assert (batch.exclude("index") == data.storage.get(batch["index"])).all()
+    # the workers were reseeded differently: their first batches differ
+    assert not torch.equal(batches[0]["index"], batches[1]["index"])

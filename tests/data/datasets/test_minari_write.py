@@ -154,3 +154,29 @@ def test_bad_input_is_named(minari_root):
     with pytest.raises(ValueError, match="no terminal flags"):
         write_minari_dataset(tiny, "cartpole/y-v0", observation_space=gym.spaces.Box(-1, 1, (4,)),
                              action_space=gym.spaces.Discrete(2))
+
+
+def test_dict_observations_round_trip(minari_root):
+    obs_space = gym.spaces.Dict({"pos": gym.spaces.Box(-9, 9, (2,)),
+                                 "goal": gym.spaces.Box(-9, 9, (1,))})
+    n = 6
+    pos = torch.arange(n + 1, dtype=torch.float32)[:, None].repeat(1, 2)
+    goal = torch.ones(n + 1, 1)
+    td = TensorDict({
+        "observation": {"pos": pos[:-1], "goal": goal[:-1]},
+        "action": torch.tensor([0, 1, 2, 1, 0, 2]),
+        "next": {"observation": {"pos": pos[1:], "goal": goal[1:]},
+                 "reward": torch.ones(n, 1), "terminated": torch.arange(n)[:, None] == n - 1},
+    }, [n])
+    write_minari_dataset(td, "grid/dict-v0", observation_space=obs_space,
+                         action_space=gym.spaces.Discrete(3))
+    episode = next(iter(minari.load_dataset("grid/dict-v0").iterate_episodes()))
+    np.testing.assert_array_equal(episode.observations["pos"], pos.numpy())
+    back = MinariExperienceReplay("grid/dict-v0", batch_size=2).storage.get(torch.arange(n))
+    assert torch.equal(back["next", "observation", "pos"], pos[1:])
+    assert torch.equal(back["observation", "goal"], goal[:-1])
+    with pytest.raises(ValueError, match=r"field 'observation': expected the keys of the Dict "
+                       r"space \['goal', 'pos'\], found \['pos'\]"):
+        write_minari_dataset(td.exclude(("observation", "goal"), ("next", "observation", "goal")),
+                             "grid/dict-v1", observation_space=obs_space,
+                             action_space=gym.spaces.Discrete(3))
