@@ -99,7 +99,8 @@ class D4RLExperienceReplay(BaseDatasetExperienceReplay):
         is_file = source.is_file()
         self.dataset_id = source.stem if is_file else str(dataset_id)
         path = self.root / self.dataset_id
-        if is_file and download and (download == "force" or not _up_to_date(path, source)):
+        fresh = download == "force" or not _up_to_date(path, source, self.use_truncated_as_done)
+        if is_file and download and fresh:
             _convert(source, path, self.use_truncated_as_done)
         elif not _cache.is_cached(path):
             if is_file:
@@ -109,6 +110,12 @@ class D4RLExperienceReplay(BaseDatasetExperienceReplay):
                              f"a local HDF5 file in D4RL's layout or a cache at "
                              f"{str(path)!r}, found neither (streamrl does not download "
                              f"D4RL datasets)")
+        built = _cache.read_metadata(path).get("use_truncated_as_done")
+        if built is not None and built != self.use_truncated_as_done:
+            raise ValueError(f"the cache at {str(path)!r} was built with use_truncated_as_done="
+                             f"{built}, found use_truncated_as_done="
+                             f"{self.use_truncated_as_done} (pass the file with "
+                             f"download='force' to convert it again)")
         storage, metadata = _cache.open_cache(path)
         super().__init__(
             data_path=path, storage=storage, metadata=metadata, batch_size=batch_size,
@@ -141,11 +148,11 @@ def _stamp(source: Path) -> dict[str, Any]:
             "source_mtime_ns": stat.st_mtime_ns}
 
 
-def _up_to_date(path: Path, source: Path) -> bool:
-    if not _cache.is_cached(path):
-        return False
+def _up_to_date(path: Path, source: Path, truncated_as_done: bool) -> bool:
+    if not _cache.is_cached(path) or not source.is_file():
+        return _cache.is_cached(path)
     meta = _cache.read_metadata(path)
-    stamp = _stamp(source)
+    stamp = {**_stamp(source), "use_truncated_as_done": truncated_as_done}
     return all(meta.get(k) == v for k, v in stamp.items())
 
 
@@ -211,7 +218,7 @@ def _convert(source: Path, dest: Path, truncated_as_done: bool) -> None:
         has_next = "next_observations" in data
         total = n if has_next else n - 1
         meta = {"metadata": {k: _to_json(v[()]) for k, v in metadata.items()}, **_stamp(source),
-                "format": "d4rl-hdf5"}
+                "format": "d4rl-hdf5", "use_truncated_as_done": truncated_as_done}
         try:
             _cache.build_cache(dest, total, _chunks(data, total, has_next, truncated_as_done),
                                meta)

@@ -96,3 +96,19 @@ def test_sampling_reads_the_stored_rows(tmp_path, root):
     batch = data.sample()
     assert batch.batch_size == (6,)
     assert (batch.exclude("index") == data.storage.get(batch["index"])).all()
+
+
+def test_use_truncated_as_done(tmp_path, root):
+    path = tmp_path / "toy.hdf5"
+    write_d4rl(path, n=30, episode_len=10)
+    data = D4RLExperienceReplay(path, batch_size=4, root=root, use_truncated_as_done=False)
+    done = data.storage.get(torch.arange(29))["next", "done"].squeeze(-1)
+    assert done.nonzero().reshape(-1).tolist() == [9]  # the timeout at 19 is not done
+    data.close()
+    with pytest.raises(ValueError, match="built with use_truncated_as_done=False, found "
+                       "use_truncated_as_done=True"):
+        D4RLExperienceReplay("toy", batch_size=4, root=root)
+    # with the file, a different setting converts again
+    again = D4RLExperienceReplay(path, batch_size=4, root=root)
+    done = again.storage.get(torch.arange(29))["next", "done"].squeeze(-1)
+    assert done.nonzero().reshape(-1).tolist() == [9, 19]
