@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
+from streamrl.data import LazyTensorStorage, ReplayBuffer, prefill_replay_buffer
 from streamrl.data.datasets import (
     D4RLExperienceReplay,
     MinariExperienceReplay,
@@ -39,3 +41,13 @@ def test_register_and_errors(monkeypatch):
         register_dataset("bad", "module_only")
     with pytest.raises(ValueError, match="without ':'"):
         register_dataset("a:b", dict)
+
+
+def test_prefill_from_a_dataset_id(minari_root):
+    make_minari("pendulum/random-v0", pendulum_episodes(), env="Pendulum-v1")
+    online = ReplayBuffer(storage=LazyTensorStorage(100))
+    prefill_replay_buffer(online, "minari:pendulum/random-v0", n_samples=10, chunk_size=4)
+    assert len(online) == 10
+    data = MinariExperienceReplay("pendulum/random-v0", batch_size=2)
+    stored = data.storage.get(torch.arange(10))
+    assert torch.equal(online.storage.get(torch.arange(10))["observation"], stored["observation"])
