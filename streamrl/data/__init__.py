@@ -1,6 +1,6 @@
 """streamrl.data: specs, replay buffers (storage x sampler x writer), rate limiters, loaders,
 and collector post-processing (:class:`MultiStep`, :class:`DensifyReward`, from
-:mod:`streamrl.data.postprocs`).
+:mod:`streamrl.data.postprocs`), and offline datasets in :mod:`streamrl.data.datasets`.
 
 This namespace only re-exports: specs live in :mod:`streamrl.data.specs`, replay buffers and
 everything around them in :mod:`streamrl.data.replay_buffers`.

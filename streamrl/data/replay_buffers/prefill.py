@@ -11,7 +11,7 @@ __all__ = ["prefill_replay_buffer"]
 
 def prefill_replay_buffer(
     rb: ReplayBuffer,
-    dataset: ReplayBuffer,
+    dataset: ReplayBuffer | str,
     n_samples: int | None = None,
     chunk_size: int = 1000,
 ) -> ReplayBuffer:
@@ -22,9 +22,10 @@ def prefill_replay_buffer(
 
     Args:
         rb: the buffer to fill (returned, for chaining).
-        dataset: a replay buffer holding the data (streamrl has no dataset-name loaders).
+        dataset: a replay buffer holding the data, or a dataset id for
+            :func:`streamrl.data.datasets.load_dataset` (``"minari:ID"``, ``"d4rl:PATH"``).
         n_samples: copy only the first ``n_samples`` items (default: all).
-        chunk_size: items per ``extend``.
+        chunk_size: items per ``extend`` (and the batch size of a dataset loaded by id).
 
     >>> import torch
     >>> from tensordict import TensorDict
@@ -37,10 +38,15 @@ def prefill_replay_buffer(
     """
     if not isinstance(rb, ReplayBuffer):
         raise TypeError(f"rb must be a ReplayBuffer, found {type(rb).__name__}")
+    if isinstance(dataset, str):
+        # imported here: the datasets build on the replay buffers
+        from streamrl.data.datasets.registry import load_dataset
+
+        dataset = load_dataset(dataset, batch_size=chunk_size)
     if not isinstance(dataset, ReplayBuffer):
         raise TypeError(
-            f"dataset must be a ReplayBuffer (streamrl loads no dataset by name), found "
-            f"{type(dataset).__name__}"
+            f"dataset must be a ReplayBuffer or a dataset id ('minari:ID', 'd4rl:PATH'), "
+            f"found {type(dataset).__name__}"
         )
     if dataset is rb:
         raise ValueError("cannot prefill a replay buffer from itself")

@@ -147,8 +147,10 @@ class TestPrefill:
 
     def test_bad_input(self):
         rb = ReplayBuffer(storage=LazyTensorStorage(4))
-        with pytest.raises(TypeError, match="loads no dataset by name"):
-            prefill_replay_buffer(rb, "minari:door-human-v2")
+        with pytest.raises(ValueError, match="unknown dataset prefix 'nope'"):
+            prefill_replay_buffer(rb, "nope:door-human-v2")
+        with pytest.raises(TypeError, match="a ReplayBuffer or a dataset id"):
+            prefill_replay_buffer(rb, 3)
         with pytest.raises(TypeError, match="rb must be a ReplayBuffer"):
             prefill_replay_buffer([], rb)
         with pytest.raises(ValueError, match="from itself"):
