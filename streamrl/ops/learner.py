@@ -44,8 +44,10 @@ class Learner(Operator):
     ``optimizer``'s parameters at every update, and its ``actor_loss_keys`` terms train
     ``actor_optimizer``'s only every ``policy_delay``-th update (the 2nd, 4th ... for a delay
     of 2, as SB3 counts), followed by ``target_updater.step()``; other updates move no target.
-    The two optimizers must not share parameters (each term's backward then reaches only
-    its own). The actor's clipped gradient norm is reported as ``actor_grad_norm``.
+    On those updates both terms come from one forward, with the parameters as they were
+    before the update: the actor's step is made before the critics' (its terms read the
+    critics' parameters, which the critics' step changes in place). The two optimizers must
+    not share parameters (each term's backward then reaches only its own). The actor's clipped gradient norm is reported as ``actor_grad_norm``.
     ``skip_actor_loss=True`` spares the actor's forward on the other updates: they call the
     loss module's ``value_loss(td) -> (loss, metadata)`` (TorchRL's actor-critic losses, e.g.
     ``TD3Loss``) for the single ``loss_keys`` term instead of the whole loss.
@@ -237,12 +239,14 @@ class Learner(Operator):
         if self._actor_step is None:
             scalars = self._gradient_step(out, after_step=after)
         else:
-            scalars = self._gradient_step(out)
-            if actor_turn:
-                actor = self._actor_step(out, after_step=after)
-                if "grad_norm" in actor:
-                    actor["actor_grad_norm"] = actor.pop("grad_norm")
-                scalars.update(actor)
+            # the actor's backward goes first: its terms read the critics' parameters, which
+            # the critics' step changes in place (a backward after it would fail, or with a
+            # fused optimizer silently use the new values)
+            actor = self._actor_step(out) if actor_turn else {}
+            scalars = self._gradient_step(out, after_step=after if actor_turn else None)
+            if "grad_norm" in actor:
+                actor["actor_grad_norm"] = actor.pop("grad_norm")
+            scalars.update(actor)
         self.updates += 1
         if self.priority_buffer is not None:
             priority = mb.get(self.priority_key, None)

@@ -100,8 +100,7 @@ def build_offline_graph(
     pieces, the learner and the dataset's sampler are restored first, and the run makes the
     updates left up to ``updates``.
 
-    Raises ``ValueError`` for an empty dataset, a ``sample_size`` larger than it, or a
-    checkpoint already at ``updates``.
+    Raises ``ValueError`` for an empty dataset or a checkpoint already at ``updates``.
     """
     if not callable(getattr(dataset, "sample", None)) or not hasattr(dataset, "sampler"):
         raise TypeError(f"dataset must be a replay buffer (sample() and a sampler), found "
@@ -111,12 +110,8 @@ def build_offline_graph(
     for arg, value in (("updates", updates), ("sample_size", sample_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{arg} must be a positive int, found {value!r}")
-    rows = len(dataset)
-    if rows == 0:
+    if len(dataset) == 0:
         raise ValueError("dataset is empty: an offline run needs the rows to learn from")
-    if sample_size > rows:
-        raise ValueError(f"sample_size={sample_size} is more than the {rows} rows of the "
-                         f"dataset")
     saved = dict(saved or {})
     if state is not None:
         for key, piece in (*saved.items(), ("learner", learner)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,9 +75,20 @@ class OfflinePipeline:
 
     def main(self, argv: list[str] | None = None) -> int:
         """Train and print a summary and the graph's report (exit statuses as
-        :func:`streamrl.train.driver.main`)."""
-        return driver.main(self.name, self.parse_args, self.train, argv,
+        :func:`streamrl.train.driver.main`; also 2, with one ``error:`` line, before any
+        work when the dataset cannot be loaded or does not fit the env)."""
+        return driver.main(self.name, self._checked_args, self.train, argv,
                            summary=print_offline_summary)
+
+    def _checked_args(self, argv: list[str] | None) -> tuple[Any, argparse.Namespace]:
+        """:meth:`parse_args`, then the dataset opened once (its cache built) and checked
+        against the env: a bad one exits 2 naming what is wrong."""
+        config, args = self.parse_args(argv)
+        try:
+            config.load_dataset().close()
+        except (ValueError, OSError, ImportError) as exc:
+            raise SystemExit(_usage_error(self.name, f"--dataset {config.dataset}: {exc}")) from None
+        return config, args
 
     def build_graph(self, argv: list[str] | None = None) -> Any:
         """The graph the pipeline runs with the flags ``argv`` (for ``streamrl graph``);
@@ -90,6 +102,12 @@ class OfflinePipeline:
 
     def __repr__(self) -> str:
         return f"OfflinePipeline({self.name!r}, {self.algorithm!r})"
+
+
+def _usage_error(name: str, message: str) -> int:
+    """Print ``message`` as the command's ``error:`` line; the exit status (2)."""
+    print(f"streamrl run {name}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def train_offline(name: str, algorithm: str, build: Callable[..., Any], config: Any, *,

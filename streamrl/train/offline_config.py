@@ -82,7 +82,9 @@ class OfflineConfig:
         field that does not fit)."""
         from streamrl.data.datasets import load_dataset
 
-        options = {} if self.dataset_root is None else {"root": self.dataset_root}
+        options: dict[str, Any] = {"batch_size": self.sample_size}
+        if self.dataset_root is not None:
+            options["root"] = self.dataset_root
         dataset = load_dataset(self.dataset, **options)
         if self.env_name is None:
             self.env_name = dataset_env_name(dataset)

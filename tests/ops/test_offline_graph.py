@@ -122,9 +122,6 @@ def test_bad_input_is_named(expert_data):
         build_offline_graph("x", ReplayBuffer(storage=LazyTensorStorage(10)), actor, learner,
                             updates=5, sample_size=4, make_eval_env=env, eval_interval=5,
                             eval_seed=0)
-    with pytest.raises(ValueError, match="sample_size=4096 is more than the 2000 rows"):
-        build_offline_graph("x", _dataset(expert_data), actor, learner, updates=5,
-                            sample_size=4096, make_eval_env=env, eval_interval=5, eval_seed=0)
     with pytest.raises(TypeError, match=r"dataset must be a replay buffer.*list"):
         build_offline_graph("x", [], actor, learner, updates=5, sample_size=4,
                             make_eval_env=env, eval_interval=5, eval_seed=0)

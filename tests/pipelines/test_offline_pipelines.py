@@ -1,0 +1,125 @@
+"""The offline pipelines (bc_offline, td3bc_offline, iql_offline, cql_offline) on a small
+Pendulum dataset written here: they train their updates, evaluate at the points, write their
+files and log their losses; a resumed run makes the same updates; bad datasets and resumes
+end with an error line before any work."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from streamrl.cli import load_pipeline
+
+pytest.importorskip("minari")
+
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINES = {name: load_pipeline(ROOT / "pipelines" / f"{name}.py")
+             for name in ("bc_offline", "td3bc_offline", "iql_offline", "cql_offline")}
+LOSSES = {"bc_offline": ["loss_bc"], "td3bc_offline": ["loss_actor", "loss_qvalue", "lmbd"],
+          "iql_offline": ["loss_actor", "loss_qvalue", "loss_value"],
+          "cql_offline": ["loss_actor", "loss_qvalue", "loss_cql", "loss_alpha",
+                          "loss_actor_bc"]}
+DATASET = "minari:pendulum/random-v0"
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """A Minari dataset of 8 random Pendulum episodes (1,600 steps), in a root of its own."""
+    from streamrl.collectors import Collector
+    from streamrl.data.datasets import write_minari_dataset
+    from streamrl.envs import GymEnv
+
+    root = tmp_path_factory.mktemp("datasets")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MINARI_DATASETS_PATH", str(root / "minari"))
+    mp.setenv("STREAMRL_DATASETS_ROOT", str(root / "cache"))
+    torch.manual_seed(0)
+    collector = Collector(GymEnv("Pendulum-v1"), None, frames_per_batch=1600,
+                          total_frames=1600)
+    batch = next(iter(collector))
+    collector.shutdown()
+    write_minari_dataset(batch, "pendulum/random-v0", env="Pendulum-v1")
+    yield root
+    mp.undo()
+
+
+def _config(name, **overrides):
+    cls = next(v for k, v in vars(PIPELINES[name]).items()
+               if k.endswith("Config") and k != "OfflineConfig")
+    options = dict(dataset=DATASET, updates=40, batch_size=32, minibatches_per_sample=4,
+                   eval_interval=20, eval_episodes=2, hidden=16, logger="csv")
+    return cls(**{**options, **overrides})
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_a_pipeline_trains_evaluates_and_writes_its_files(datasets, name, tmp_path):
+    result = PIPELINES[name].train(_config(name), run_dir=tmp_path)
+    assert result.updates == 40
+    assert [u for u, _ in result.evaluations] == [20, 40]
+    assert all(r < 0 for _, r in result.evaluations)  # Pendulum's returns
+    for f in ("config.json", "checkpoint.pt", "metrics.csv"):
+        assert (tmp_path / f).is_file(), f
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    for key in LOSSES[name]:
+        values = [r[key] for r in rows if r.get(key)]
+        assert values and all(v not in ("nan", "inf") for v in values), (key, rows[:2])
+    assert [r["updates"] for r in rows if r.get("eval_return")] == ["20", "40"]
+
+
+def test_the_env_comes_from_the_dataset(datasets):
+    config = _config("bc_offline")
+    assert config.env_name is None
+    config.load_dataset().close()
+    assert config.env_name == "Pendulum-v1"
+
+
+def test_a_resumed_run_makes_the_same_updates(datasets, tmp_path):
+    p = PIPELINES["iql_offline"]
+    straight = tmp_path / "straight"
+    p.train(_config("iql_offline"), run_dir=straight)
+    first, second = tmp_path / "first", tmp_path / "second"
+    p.train(_config("iql_offline", updates=20), run_dir=first)
+    result = p.train(_config("iql_offline"), run_dir=second, resume=first / "checkpoint.pt")
+    assert result.updates == 40
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)["loss"]
+    b = torch.load(second / "checkpoint.pt", weights_only=True)["loss"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_command_line_errors_come_before_any_work(datasets, tmp_path, capsys):
+    main = PIPELINES["bc_offline"].main
+    with pytest.raises(SystemExit) as info:
+        main(["--dataset", "minari:pendulum/none-v0", "--no-files"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: --dataset minari:pendulum/none-v0" in err and "pendulum/none-v0" in err
+    with pytest.raises(SystemExit) as info:
+        main(["--dataset", DATASET, "--env-name", "MountainCarContinuous-v0", "--no-files"])
+    assert info.value.code == 2
+    assert "does not match the env" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert main(["--dataset", DATASET, "--updates", "10", "--eval-interval", "10",
+                 "--eval-episodes", "1", "--hidden", "8", "--run-dir", str(run),
+                 "--no-progress"]) == 0
+    assert "final eval return" in capsys.readouterr().out
+    code = main(["--dataset", DATASET, "--updates", "10", "--run-dir", str(tmp_path / "again"),
+                 "--resume", str(run / "checkpoint.pt")])
+    assert code == 2
+    assert "already at the budget --updates 10" in capsys.readouterr().err
+
+
+def test_config_fields_are_checked():
+    with pytest.raises(ValueError, match="dataset must be '<prefix>:<id>'"):
+        _config("bc_offline", dataset="pendulum")
+    with pytest.raises(ValueError, match="expectile must be in \\(0, 1\\)"):
+        _config("iql_offline", expectile=1.0)
+    with pytest.raises(ValueError, match="updates must be a positive int"):
+        _config("cql_offline", updates=0)
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        _config("td3bc_offline", alpha=-1.0)
