@@ -59,26 +59,32 @@ def make_value(config: OfflineConfig, env: Any) -> ValueOperator:
                          in_keys=["observation"])
 
 
-def build(config: IQLConfig, dataset: Any, run_dir: Path | None,
-          state: dict[str, Any] | None = None) -> OfflineGraph:
-    """The offline IQL graph of ``config`` on ``dataset``, restored from ``state``."""
-    torch.manual_seed(config.seed)
-    probe = config.make_env()
-    try:
-        actor, qvalue = _sac.make_models(config, probe)
-        value = make_value(config, probe)
-        with torch.no_grad():  # checks the keys once
-            actor(probe.reset())
-    finally:
-        probe.close()
+def make_learner(config: IQLConfig, env: Any) -> tuple[Any, Learner, dict[str, Any]]:
+    """The tanh-Gaussian actor, the IQL loss (two critics, a value network) and its
+    learner, and the pieces a checkpoint holds."""
+    actor, qvalue = _sac.make_models(config, env)
+    value = make_value(config, env)
+    with torch.no_grad():  # checks the keys once
+        actor(env.reset())
     loss = IQLLoss(actor, qvalue, value, temperature=config.temperature,
                    expectile=config.expectile, loss_function="l2", deactivate_vmap=True)
     loss.make_value_estimator(gamma=config.gamma)
     optim = torch.optim.Adam(loss.parameters(), lr=config.lr)
     learner = Learner(loss, optim, minibatch_size=config.batch_size,
                       target_updater=SoftUpdate(loss, tau=config.tau))
-    return config.graph(NAME, dataset, actor, learner,
-                        saved={"loss": loss, "optimizer": optim}, state=state,
+    return actor, learner, {"loss": loss, "optimizer": optim}
+
+
+def build(config: IQLConfig, dataset: Any, run_dir: Path | None,
+          state: dict[str, Any] | None = None) -> OfflineGraph:
+    """The offline IQL graph of ``config`` on ``dataset``, restored from ``state``."""
+    torch.manual_seed(config.seed)
+    probe = config.make_env()
+    try:
+        actor, learner, saved = make_learner(config, probe)
+    finally:
+        probe.close()
+    return config.graph(NAME, dataset, actor, learner, saved=saved, state=state,
                         run_dir=run_dir, columns=COLUMNS)
 
 

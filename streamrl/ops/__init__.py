@@ -49,6 +49,7 @@ from streamrl.ops.offpolicy import (
     frame_ratio_buffer,
     min_policy_lag,
     ratio_buffer,
+    ratio_limiter,
 )
 from streamrl.ops.pacer import Pacer
 from streamrl.ops.policy_stage import PolicyStage
@@ -98,6 +99,7 @@ __all__ = [
     "min_policy_lag",
     "play_episodes",
     "ratio_buffer",
+    "ratio_limiter",
     "read_metrics",
     "run_logger",
     "sample_budget",

@@ -42,6 +42,7 @@ __all__ = [
     "frame_ratio_buffer",
     "min_policy_lag",
     "ratio_buffer",
+    "ratio_limiter",
 ]
 
 VERSION_KEY = ("collector", "policy_version")
@@ -80,16 +81,18 @@ def ratio_buffer(size: int, samples_per_insert: float, *, learning_starts: int,
     ...              max_policy_lag=8).sampler.max_staleness
     8
     """
-    limiter = _ratio_limiter(samples_per_insert, learning_starts=learning_starts,
+    limiter = ratio_limiter(samples_per_insert, learning_starts=learning_starts,
                             sample_size=sample_size, frames_per_batch=frames_per_batch)
     return TensorDictReplayBuffer(storage=LazyTensorStorage(size),
                                   sampler=_lag_sampler(max_policy_lag),
                                   rate_limiter=limiter, rate_limit_timeout=timeout)
 
 
-def _ratio_limiter(samples_per_insert: float, *, learning_starts: int, sample_size: int,
+def ratio_limiter(samples_per_insert: float, *, learning_starts: int, sample_size: int,
                   frames_per_batch: int) -> SampleToInsertRatio:
-    """The limiter of :func:`ratio_buffer` (counts in stored rows)."""
+    """The limiter of :func:`ratio_buffer` (counts in stored rows): sampling held until
+    ``learning_starts`` rows are in, then ``samples_per_insert`` sampled rows per inserted
+    one, within one sampled message plus one collected batch of slack."""
     return SampleToInsertRatio(
         samples_per_insert, min_size_to_sample=learning_starts,
         error_buffer=sample_size + frames_per_batch * samples_per_insert,
@@ -157,7 +160,7 @@ def frame_ratio_buffer(size: int, samples_per_insert: float, *, frame_stack: Cat
     transform, windows = frame_stack.make_rb_transform_and_sampler(sample_size)
     sampler = WindowSampler(_lag_sampler(max_policy_lag) or RandomSampler(), n,
                             traj_key=traj_key, init_key=windows.init_key)
-    limiter = _ratio_limiter(n * samples_per_insert, learning_starts=learning_starts,
+    limiter = ratio_limiter(n * samples_per_insert, learning_starts=learning_starts,
                              sample_size=n * sample_size, frames_per_batch=frames_per_batch)
     rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size), sampler=sampler,
                                 transform=transform, rate_limiter=limiter,

@@ -27,6 +27,11 @@ from streamrl.train.lagged_collector import LaggedCollector
 from streamrl.train.metrics import MetricsLogger, plot_metrics, read_metrics
 from streamrl.train.offline import OfflinePipeline, OfflineResult
 from streamrl.train.offline_config import OfflineConfig
+from streamrl.train.offline_to_online import (
+    OfflineToOnlineConfig,
+    OfflineToOnlinePipeline,
+    OfflineToOnlineResult,
+)
 from streamrl.train.offpolicy_config import OffPolicyConfig
 from streamrl.train.run_dir import make_run_dir
 
@@ -38,6 +43,9 @@ __all__ = [
     "OfflineConfig",
     "OfflinePipeline",
     "OfflineResult",
+    "OfflineToOnlineConfig",
+    "OfflineToOnlinePipeline",
+    "OfflineToOnlineResult",
     "add_config_arguments",
     "check_field",
     "check_positive_ints",

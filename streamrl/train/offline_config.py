@@ -111,7 +111,7 @@ class OfflineConfig:
 
     def graph(self, name: str, dataset: Any, policy: nn.Module, learner: Learner, *,
               saved: Mapping[str, Any], state: Mapping[str, Any] | None,
-              run_dir: Path | None, columns: Sequence[str]) -> OfflineGraph:
+              run_dir: Path | None, columns: Sequence[str] | None) -> OfflineGraph:
         """The offline graph (:func:`~streamrl.ops.build_offline_graph`) named ``name`` that
         trains ``learner`` on ``dataset`` for ``updates`` updates and evaluates ``policy``
         every ``eval_interval`` of them."""

@@ -114,6 +114,46 @@ def test_command_line_errors_come_before_any_work(datasets, tmp_path, capsys):
     assert "already at the budget --updates 10" in capsys.readouterr().err
 
 
+O2O = load_pipeline(ROOT / "pipelines" / "iql_offline_to_online.py")
+
+
+def _o2o_config(**overrides):
+    options = dict(dataset=DATASET, updates=30, batch_size=32, minibatches_per_sample=2,
+                   eval_interval=30, eval_episodes=1, hidden=16, online_frames=300,
+                   frames_per_batch=50, learning_starts=100, online_eval_interval=150,
+                   anneal_frames=200, rollout_placement="inline", logger="csv")
+    return O2O.IQLOnlineConfig(**{**options, **overrides})
+
+
+def test_offline_to_online_pretrains_then_fine_tunes_on_the_mixed_replay(datasets, tmp_path):
+    result = O2O.train(_o2o_config(), run_dir=tmp_path)
+    assert result.pretrain_updates == 30 and [u for u, _ in result.pretrain_evaluations] == [30]
+    assert result.frames == 300 and result.updates > 30
+    assert [f for f, _ in result.evaluations][-1] == 300
+    assert (tmp_path / "pretrain" / "metrics.csv").is_file()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["phase"] == "online" and state["frames"] == 300
+    assert state["buffer"]["offline_fraction"] == 0.0  # annealed over the first 200 frames
+    with open(tmp_path / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("loss_value")]
+    assert rows and int(rows[0]["updates"]) > 30  # the online rows follow the pretraining's
+
+    # resumed from the online phase: no pretraining, collection goes on to the new budget
+    more = O2O.train(_o2o_config(online_frames=400), run_dir=tmp_path / "more",
+                     resume=tmp_path / "checkpoint.pt")
+    assert more.pretrain_evaluations == [] and more.frames == 400
+    assert more.updates > result.updates
+
+
+def test_offline_to_online_fields_are_checked():
+    with pytest.raises(ValueError, match=r"offline_fraction must be in \(0, 1\)"):
+        _o2o_config(offline_fraction=0.0)
+    with pytest.raises(ValueError, match="expectile must be in"):
+        _o2o_config(expectile=0.0)
+    with pytest.raises(ValueError, match="rollout_placement must be 'process' or 'inline'"):
+        _o2o_config(rollout_placement="ray")
+
+
 def test_config_fields_are_checked():
     with pytest.raises(ValueError, match="dataset must be '<prefix>:<id>'"):
         _config("bc_offline", dataset="pendulum")

@@ -18,6 +18,8 @@ A buffer is a storage (where items live) x a writer (which slots a batch goes to
 - Rate limiters: ``ReplayBuffer(..., rate_limiter=SampleToInsertRatio(...))`` makes
   ``extend``/``sample`` block (``aextend``/``asample`` await); the same limiter objects gate
   the graph's rate-limited edges (``acquire_insert`` / ``acquire_sample``).
+- Offline-to-online: :class:`OfflineToOnlineReplayBuffer` samples a fixed dataset and the
+  rows collected since in a set proportion.
 - Remote: ``RayReplayBuffer(storage=partial(LazyTensorStorage, N), ...)`` (or
   ``ReplayBuffer(..., service_backend="ray")``) serves the buffer from a Ray actor;
   ``rb.client()`` hands picklable read/write handles to writer and learner actors.
@@ -30,6 +32,7 @@ A buffer is a storage (where items live) x a writer (which slots a batch goes to
 from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
 from streamrl.data.replay_buffers.ensemble import ReplayBufferEnsemble
 from streamrl.data.replay_buffers.loaders import ReplayDataset, ReplayNode
+from streamrl.data.replay_buffers.offline_to_online import OfflineToOnlineReplayBuffer
 from streamrl.data.replay_buffers.prefill import prefill_replay_buffer
 from streamrl.data.replay_buffers.rate_limiters import MinSize, RateLimiter, SampleToInsertRatio
 from streamrl.data.replay_buffers.ray_buffer import RayReplayBuffer, ReplayActorDiedError
@@ -116,6 +119,7 @@ __all__ = [
     "MinTree",
     "Nested2TED",
     "NestedStorageCheckpointer",
+    "OfflineToOnlineReplayBuffer",
     "PrioritizedReplayBuffer",
     "PrioritizedSampler",
     "PrioritizedSliceSampler",
