@@ -211,3 +211,9 @@ def test_inference_wrapper_bad_arguments():
     td["action"] = torch.zeros(1, 4, 2)
     with pytest.raises(ValueError, match="same"):
         wrapper(td)
+
+
+@pytest.mark.parametrize("cls", [DTActor, OnlineDTActor])
+def test_device_argument_places_every_parameter(cls):
+    actor = cls(3, 2, SMALL, device="meta")
+    assert {p.device.type for p in actor.parameters()} == {"meta"}
