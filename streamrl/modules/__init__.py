@@ -44,6 +44,7 @@ from streamrl.modules.distributions import (
     TanhNormal,
     TruncatedNormal,
 )
+from streamrl.modules.dt_inference_wrapper import DecisionTransformerInferenceWrapper
 from streamrl.modules.ensemble import EnsembleModule, stack_params
 from streamrl.modules.exploration import (
     AdditiveGaussianModule,
@@ -63,6 +64,8 @@ from streamrl.modules.models import (
     DdpgCnnQNet,
     DdpgMlpActor,
     DdpgMlpQNet,
+    DecisionTransformer,
+    DTActor,
     DuelingCnnDQNet,
     DuelingHead,
     DuelingMlpDQNet,
@@ -74,6 +77,7 @@ from streamrl.modules.models import (
     MultiAgentMLP,
     NoisyLazyLinear,
     NoisyLinear,
+    OnlineDTActor,
     QMixer,
     Squeeze2dLayer,
     SqueezeLayer,
@@ -131,10 +135,13 @@ __all__ = [
     "ConsistentDropoutModule",
     "Conv3dNet",
     "ConvNet",
+    "DTActor",
     "DdpgCnnActor",
     "DdpgCnnQNet",
     "DdpgMlpActor",
     "DdpgMlpQNet",
+    "DecisionTransformer",
+    "DecisionTransformerInferenceWrapper",
     "Delta",
     "DistributionalDQNnet",
     "DistributionalQValueActor",
@@ -163,6 +170,7 @@ __all__ = [
     "NormalParamWrapper",
     "OneHotCategorical",
     "OneHotOrdinal",
+    "OnlineDTActor",
     "Ordinal",
     "OrnsteinUhlenbeckProcessModule",
     "OrnsteinUhlenbeckProcessWrapper",

@@ -16,6 +16,7 @@ from streamrl.objectives.common import LossModule
 from streamrl.objectives.cql import CQLLoss
 from streamrl.objectives.crossq import CrossQLoss
 from streamrl.objectives.ddpg import DDPGLoss
+from streamrl.objectives.decision_transformer import DTLoss, OnlineDTLoss
 from streamrl.objectives.discrete_cql import DiscreteCQLLoss
 from streamrl.objectives.discrete_iql import DiscreteIQLLoss
 from streamrl.objectives.discrete_sac import DiscreteSACLoss
@@ -51,6 +52,7 @@ __all__ = [
     "CrossQLoss",
     "DDPGLoss",
     "DQNLoss",
+    "DTLoss",
     "DiscreteCQLLoss",
     "DiscreteIQLLoss",
     "DiscreteSACLoss",
@@ -60,6 +62,7 @@ __all__ = [
     "KLAdaptiveLR",
     "KLPENPPOLoss",
     "LossModule",
+    "OnlineDTLoss",
     "PPOLoss",
     "QMixerLoss",
     "REDQLoss",

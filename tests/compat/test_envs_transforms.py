@@ -81,7 +81,8 @@ SIGNATURES = {
     "RewardSum": ["in_keys", "out_keys", "reset_keys", "reward_spec"],
     "TargetReturn": ["target_return", "mode", "in_keys", "out_keys", "reset_key"],
     "LineariseRewards": ["in_keys", "out_keys", "weights"],
-    "Reward2GoTransform": ["gamma", "in_keys", "out_keys", "done_key"],
+    # truncated_key (last, keyword-only) is streamrl's (differences doc)
+    "Reward2GoTransform": ["gamma", "in_keys", "out_keys", "done_key", "truncated_key"],
     "RandomCropTensorDict": ["sub_seq_len", "sample_dim", "mask_key"],
     "FiniteTensorDictCheck": [],
     "Timer": ["out_keys", "time_key"],

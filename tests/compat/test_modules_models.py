@@ -14,19 +14,23 @@ PROVIDED = {
     "torchrl.modules": [
         "BatchRenorm1d", "ConsistentDropout", "ConsistentDropoutModule", "MLP", "ConvNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet", "DdpgMlpActor",
         "DdpgMlpQNet", "DuelingCnnDQNet", "MultiAgentConvNet", "MultiAgentMLP", "NoisyLazyLinear", "NoisyLinear",
-        "Squeeze2dLayer", "SqueezeLayer", "reset_noise",
+        "Squeeze2dLayer", "SqueezeLayer", "reset_noise", "DecisionTransformer", "DTActor",
+        "OnlineDTActor",
     ],
     "torchrl.modules.models": [
         "BatchRenorm1d", "ConsistentDropout", "ConsistentDropoutModule", "MLP", "ConvNet", "Conv2dNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet",
         "DdpgMlpActor", "DdpgMlpQNet", "DuelingCnnDQNet", "DuelingMlpDQNet", "MultiAgentConvNet",
         "MultiAgentMLP",
         "NoisyLazyLinear", "NoisyLinear", "Squeeze2dLayer", "SqueezeLayer", "reset_noise",
+        "DecisionTransformer", "DTActor", "OnlineDTActor",
     ],
     "torchrl.modules.models.models": [
         "MLP", "ConvNet", "Conv2dNet", "Conv3dNet", "DdpgCnnActor", "DdpgCnnQNet",
         "DdpgMlpActor", "DdpgMlpQNet", "DuelingCnnDQNet", "DuelingMlpDQNet", "NoisyLinear",
-        "SquashDims", "Squeeze2dLayer", "SqueezeLayer", "ddpg_init_last_layer",
+        "SquashDims", "Squeeze2dLayer", "SqueezeLayer", "ddpg_init_last_layer", "DTActor",
+        "OnlineDTActor",
     ],
+    "torchrl.modules.models.decision_transformer": ["DecisionTransformer"],
     "torchrl.modules.models.multiagent": ["MultiAgentConvNet", "MultiAgentMLP"],
     "torchrl.modules.models.utils": ["SquashDims", "Squeeze2dLayer", "SqueezeLayer"],
 }
@@ -139,3 +143,24 @@ def test_multiagent_convnet_documented_arguments():
                             device="cpu", num_cells=[4], kernel_sizes=3, strides=2, paddings=0,
                             activation_class=nn.ELU, use_td_params=True)
     assert net(torch.zeros(5, 3, 2, 8, 8)).shape == (5, 3, 36)
+
+
+def test_decision_transformer_documented_usage():
+    import inspect
+
+    from streamrl.modules import DecisionTransformer, DTActor, OnlineDTActor
+
+    assert list(inspect.signature(DecisionTransformer).parameters) == [
+        "state_dim", "action_dim", "config", "device"]
+    for actor in (DTActor, OnlineDTActor):
+        assert list(inspect.signature(actor).parameters) == [
+            "state_dim", "action_dim", "transformer_config", "device"]
+    config = DecisionTransformer.default_config()
+    config.n_embd, config.n_inner = 32, 64
+    model = DecisionTransformer(state_dim=4, action_dim=2, config=config)
+    out = model(torch.randn(3, 2, 10, 4), torch.randn(3, 2, 10, 2), torch.randn(3, 2, 10, 1))
+    assert out.shape == (3, 2, 10, 32)
+    config = DecisionTransformer.DTConfig(n_embd=32, n_inner=64)
+    mu, std = OnlineDTActor(state_dim=4, action_dim=2, transformer_config=config)(
+        torch.randn(5, 10, 4), torch.randn(5, 10, 2), torch.randn(5, 10, 1))
+    assert mu.shape == std.shape == (5, 10, 2)

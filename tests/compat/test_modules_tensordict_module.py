@@ -21,6 +21,7 @@ NAMES = [
     "SafeProbabilisticTensorDictSequential", "SafeSequential", "TanhModule", "ValueOperator",
     "VmapModule", "WorldModelWrapper", "recurrent_mode", "set_recurrent_mode",
     "DistributionalQValueActor", "DistributionalQValueModule",
+    "DecisionTransformerInferenceWrapper",
 ]
 
 

@@ -37,6 +37,11 @@ DOCUMENTED = {
         alpha=2.5, loss_function="smooth_l1", delay_actor=True, delay_qvalue=True,
         priority_key=None, separate_losses=False, reduction=None, deactivate_vmap=False,
         use_prioritized_weights="auto"),
+    ("streamrl.objectives.decision_transformer", "DTLoss"): dict(
+        loss_function="l2", reduction=None, device=None),
+    ("streamrl.objectives.decision_transformer", "OnlineDTLoss"): dict(
+        alpha_init=1.0, min_alpha=None, max_alpha=None, fixed_alpha=False,
+        target_entropy="auto", samples_mc_entropy=1, reduction=None, scalar_output_mode=None),
 }
 
 

@@ -24,7 +24,16 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from streamrl.data import MultiOneHot
-from streamrl.modules import DistributionalQValueActor, QMixer, QValueActor, VDNMixer
+from streamrl.modules import (
+    DistributionalQValueActor,
+    DTActor,
+    OnlineDTActor,
+    ProbabilisticActor,
+    QMixer,
+    QValueActor,
+    TanhNormal,
+    VDNMixer,
+)
 from streamrl.objectives import (
     A2CLoss,
     BCLoss,
@@ -37,9 +46,11 @@ from streamrl.objectives import (
     DiscreteSACLoss,
     DistributionalDQNLoss,
     DQNLoss,
+    DTLoss,
     IQLLoss,
     KLPENPPOLoss,
     LossModule,
+    OnlineDTLoss,
     PPOLoss,
     QMixerLoss,
     REDQLoss,
@@ -149,6 +160,23 @@ def _local_q():
                             [("agents", "action_value")])
 
 
+_DT_KEYS = ["observation", "action", "return_to_go"]
+_DT_CFG = {"n_embd": 8, "n_layer": 1, "n_head": 2, "n_inner": 16}
+
+
+def _sequences():
+    # the batch dim of the transitions is the sequence's time dim: [T=6, F] entries
+    td = _continuous()
+    td["return_to_go"] = torch.linspace(1.0, 0.0, 6).unsqueeze(-1)
+    return td
+
+
+def _online_dt_actor():
+    return ProbabilisticActor(
+        TensorDictModule(OnlineDTActor(OBS, ACT, _DT_CFG), _DT_KEYS, ["loc", "scale"]),
+        in_keys=["loc", "scale"], out_keys=["action"], distribution_class=TanhNormal)
+
+
 def _seeded(build):
     def _make():
         torch.manual_seed(0)
@@ -171,6 +199,14 @@ CASES: dict[str, Case] = {
     "BCLoss-likelihood": Case(
         _seeded(lambda: BCLoss(_gaussian_actor())), _continuous, {"loss_bc"},
         {"loss_bc": {"actor_network_params"}}, reads_reward=False),
+    "DTLoss": Case(
+        _seeded(lambda: DTLoss(TensorDictModule(DTActor(OBS, ACT, _DT_CFG), _DT_KEYS, ["action"]))),
+        _sequences, {"loss"}, {"loss": {"actor_network_params"}}, reads_reward=False),
+    "OnlineDTLoss": Case(
+        _seeded(lambda: OnlineDTLoss(_online_dt_actor())), _sequences,
+        {"loss_log_likelihood", "loss_entropy", "loss_alpha", "alpha", "entropy"},
+        {"loss_log_likelihood": {"actor_network_params"}, "loss_entropy": {"actor_network_params"},
+         "loss_alpha": {"entropy_coef"}}, reads_reward=False),
     "DQNLoss": Case(
         _seeded(lambda: DQNLoss(QValueActor(nn.Linear(OBS, N_ACTIONS), action_space="categorical"))),
         _discrete, {"loss", "pred_value", "target_value", "td_error"},

@@ -264,6 +264,12 @@ class Reward2GoTransform(Transform):
         out_keys: where the rewards-to-go go (default: in place).
         done_key: the episode-end flag, read under ``"next"`` (default ``"done"``).
 
+    Keyword Args:
+        truncated_key: a second episode-end flag, read under ``"next"`` when present
+            (default ``"truncated"``; ``None``: only ``done_key``). Data where ``done``
+            already includes truncations (the usual case) is unchanged by it; data that
+            marks a cut trajectory only as truncated still restarts the sum there.
+
     >>> import torch
     >>> from tensordict import TensorDict
     >>> td = TensorDict({"next": {"reward": torch.ones(4, 1),
@@ -285,6 +291,8 @@ class Reward2GoTransform(Transform):
         in_keys: Any = None,
         out_keys: Any = None,
         done_key: NestedKey | None = "done",
+        *,
+        truncated_key: NestedKey | None = "truncated",
     ) -> None:
         in_keys = [("next", "reward")] if in_keys is None else in_keys
         super().__init__(in_keys, out_keys)
@@ -293,6 +301,9 @@ class Reward2GoTransform(Transform):
             raise ValueError(f"gamma must be a scalar in [0, 1], found {gamma!r}")
         self.register_buffer("gamma", gamma_t)
         self.done_key = as_keys("done" if done_key is None else done_key, "done_key")[0]
+        self.truncated_key = (
+            None if truncated_key is None else as_keys(truncated_key, "truncated_key")[0]
+        )
 
     def _check_env_use(self) -> None:
         raise ValueError(self.ENV_ERR)
@@ -320,6 +331,7 @@ class Reward2GoTransform(Transform):
                 f"Reward2GoTransform: Could not find the done flags {done_key!r} (nor "
                 f"{self.done_key!r}); the data has {sorted(map(str, td.keys(True, True)))}"
             )
+        done = self._with_truncations(td, done)
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             reward = td.get(in_key, None)
             if reward is None:
@@ -329,6 +341,20 @@ class Reward2GoTransform(Transform):
                 )
             td.set(out_key, self._reward_to_go(reward, done, in_key))
         return td
+
+    def _with_truncations(self, td: TensorDictBase, done: torch.Tensor) -> torch.Tensor:
+        if self.truncated_key is None:
+            return done
+        truncated = td.get(unravel_key(("next", self.truncated_key)), None)
+        if truncated is None:
+            return done
+        if truncated.numel() != done.numel():
+            raise ValueError(
+                f"Reward2GoTransform: expected the truncated flags {self.truncated_key!r} to "
+                f"have as many entries as the done flags (shape {tuple(done.shape)}), found "
+                f"shape {tuple(truncated.shape)}"
+            )
+        return done.bool() | truncated.reshape(done.shape).bool()
 
     def _reward_to_go(self, reward: torch.Tensor, done: torch.Tensor, key: Any) -> torch.Tensor:
         if reward.ndim < 2:
@@ -355,5 +381,6 @@ class Reward2GoTransform(Transform):
     def __repr__(self) -> str:
         return (
             f"Reward2GoTransform(gamma={self.gamma.item()}, in_keys={self.in_keys!r}, "
-            f"out_keys={self.out_keys!r}, done_key={self.done_key!r})"
+            f"out_keys={self.out_keys!r}, done_key={self.done_key!r}, "
+            f"truncated_key={self.truncated_key!r})"
         )

@@ -10,6 +10,8 @@ from streamrl.modules.models.ddpg import (
     DdpgMlpQNet,
     ddpg_init_last_layer,
 )
+from streamrl.modules.models.decision_transformer import DecisionTransformer
+from streamrl.modules.models.dt_actors import DTActor, OnlineDTActor
 from streamrl.modules.models.dueling import DuelingCnnDQNet, DuelingHead, DuelingMlpDQNet
 from streamrl.modules.models.mixers import QMixer, VDNMixer
 from streamrl.modules.models.mlp import MLP
@@ -29,10 +31,12 @@ __all__ = [
     "Conv2dNet",
     "Conv3dNet",
     "ConvNet",
+    "DTActor",
     "DdpgCnnActor",
     "DdpgCnnQNet",
     "DdpgMlpActor",
     "DdpgMlpQNet",
+    "DecisionTransformer",
     "DuelingCnnDQNet",
     "DuelingHead",
     "DuelingMlpDQNet",
@@ -44,6 +48,7 @@ __all__ = [
     "MultiAgentMLP",
     "NoisyLazyLinear",
     "NoisyLinear",
+    "OnlineDTActor",
     "QMixer",
     "SquashDims",
     "Squeeze",

@@ -12,6 +12,7 @@ from streamrl.modules.models.ddpg import (
     DdpgMlpQNet,
     ddpg_init_last_layer,
 )
+from streamrl.modules.models.dt_actors import DTActor, OnlineDTActor
 from streamrl.modules.models.dueling import DuelingCnnDQNet, DuelingMlpDQNet
 from streamrl.modules.models.mlp import MLP
 from streamrl.modules.models.noisy import NoisyLinear
@@ -22,6 +23,7 @@ __all__ = [
     "Conv2dNet",
     "Conv3dNet",
     "ConvNet",
+    "DTActor",
     "DdpgCnnActor",
     "DdpgCnnQNet",
     "DdpgMlpActor",
@@ -29,6 +31,7 @@ __all__ = [
     "DuelingCnnDQNet",
     "DuelingMlpDQNet",
     "NoisyLinear",
+    "OnlineDTActor",
     "SquashDims",
     "Squeeze2dLayer",
     "SqueezeLayer",

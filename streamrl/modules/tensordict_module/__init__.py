@@ -17,6 +17,7 @@ from streamrl.modules.deprecated import (
     EGreedyWrapper,
     OrnsteinUhlenbeckProcessWrapper,
 )
+from streamrl.modules.dt_inference_wrapper import DecisionTransformerInferenceWrapper
 from streamrl.modules.exploration import (
     AdditiveGaussianModule,
     EGreedyModule,
@@ -50,6 +51,7 @@ __all__ = [
     "ActorValueOperator",
     "AdditiveGaussianModule",
     "AdditiveGaussianWrapper",
+    "DecisionTransformerInferenceWrapper",
     "DistributionalQValueActor",
     "DistributionalQValueHook",
     "DistributionalQValueModule",
