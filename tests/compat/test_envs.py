@@ -58,9 +58,7 @@ def test_gym_env_documented_arguments_and_rollout():
 
 
 def test_dm_control_documented_arguments_and_rollout():
-    pytest.importorskip("dm_control")
-    from dm_control import suite
-
+    pytest.importorskip("dm_control")  # finds it without importing mujoco
     from streamrl.envs import DMControlEnv
     from streamrl.envs.libs.dm_control import DMControlWrapper
 
@@ -75,6 +73,9 @@ def test_dm_control_documented_arguments_and_rollout():
         assert nxt["reward"].dtype == torch.float64
         assert set(nxt.keys()) >= {"done", "terminated", "truncated"}
     assert ("cheetah", ["run"]) in DMControlEnv.available_envs
+    # imported only now: the env above chose MuJoCo's headless backend before its import
+    from dm_control import suite
+
     with DMControlWrapper(suite.load("cartpole", "balance"), frame_skip=2,
                           pixels_only=False, batch_size=()) as env:
         env.set_seed(0)
