@@ -3,8 +3,10 @@ held in an off-policy checkpoint (``streamrl dataset create``)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +91,26 @@ def _act(env: GymEnv, policy: nn.Module | str, noise: float) -> Callable:
     return act
 
 
+def _write(dest: Path, dataset_id: str, root: str | Path | None,
+           write: Callable[[Path | str | None], Any]) -> Any:
+    """``write(root)``; over an existing ``dest`` (``force``): written under a temporary
+    root beside it first, then swapped in, so a failed write leaves the old dataset."""
+    if not dest.exists():
+        return write(root)
+    base = Path(root) if root is not None else minari_datasets_root()
+    tmp_root = Path(tempfile.mkdtemp(prefix=".streamrl-force-", dir=base))
+    try:
+        write(tmp_root)
+        old = tmp_root / ".replaced"
+        os.replace(dest, old)
+        os.replace(tmp_root / dataset_id, dest)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    import minari
+
+    return minari.MinariDataset(dest / "data")
+
+
 def _max_steps(env_id: str) -> int:
     import gymnasium as gym
 
@@ -113,7 +135,8 @@ def record_dataset(env_id: str, policy: nn.Module | str, episodes: int, seed: in
     the torch RNG (random actions, sampling, noise) is seeded with ``seed`` and restored
     afterwards. The env's observations are written as the env gives them (float64 ones are
     cast to float32 for the policy only). ``description`` defaults to how the data was made.
-    ``force``: an existing dataset of that id is replaced once the episodes are played.
+    ``force``: an existing dataset of that id is replaced once the episodes are played
+    (the new one is written beside it and swapped in: a failure leaves the old one).
     """
     if exploration not in _EXPLORATION:
         raise ValueError(f"exploration: expected one of {sorted(_EXPLORATION)}, found "
@@ -155,12 +178,10 @@ def record_dataset(env_id: str, policy: nn.Module | str, episodes: int, seed: in
                        f"with seed {seed} + k (streamrl dataset create)")
     data = TensorDict.cat(rollouts, 0)
     seeds: list[int | None] = [seed + k for k in range(episodes)]
-    if force and dest.exists():
-        shutil.rmtree(dest)
-    dataset = write_minari_dataset(
-        data, dataset_id, env=env_id, seeds=seeds, root=root,
+    dataset = _write(dest, dataset_id, root, lambda where: write_minari_dataset(
+        data, dataset_id, env=env_id, seeds=seeds, root=where,
         algorithm_name=algorithm_name or ("random" if isinstance(policy, str) else None),
-        description=description, ref_min_score=ref_min_score, ref_max_score=ref_max_score)
+        description=description, ref_min_score=ref_min_score, ref_max_score=ref_max_score))
     return Recording(dataset, dest,
                      [float(r["next", "reward"].double().sum()) for r in rollouts],
                      [r.batch_size[0] for r in rollouts], seeds)
@@ -217,14 +238,12 @@ def dataset_from_replay(buffer_state: dict[str, Any], env_id: str, dataset_id: s
         description = (f"the replay buffer of {source} ({rows.batch_size[0]} rows, oldest "
                        f"first; partial first/last episodes left out) in {env_id} "
                        f"(streamrl dataset create --from-replay)")
-    if force and dest.exists():
-        shutil.rmtree(dest)
     keys = [k for k in ("observation", "action", ("next", "observation"), ("next", "reward"),
                         ("next", "terminated"), ("next", "truncated"), ("next", "done"),
                         ("collector", "traj_ids")) if k in rows.keys(True, True)]
-    dataset = write_minari_dataset(rows.select(*keys), dataset_id, env=env_id, root=root,
-                                   algorithm_name=algorithm_name, description=description,
-                                   ref_min_score=ref_min_score, ref_max_score=ref_max_score)
+    dataset = _write(dest, dataset_id, root, lambda where: write_minari_dataset(
+        rows.select(*keys), dataset_id, env=env_id, root=where, algorithm_name=algorithm_name,
+        description=description, ref_min_score=ref_min_score, ref_max_score=ref_max_score))
     returns, lengths = [], []
     for ep in dataset.iterate_episodes():
         returns.append(float(ep.rewards.sum()))
