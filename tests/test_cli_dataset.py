@@ -9,8 +9,8 @@ import pytest
 
 from streamrl.cli import main
 from streamrl.data.datasets import MinariExperienceReplay
-from tests.data.datasets.support import write_d4rl
-from tests.train.support import tiny_checkpoint
+from tests.data.datasets.dataset_support import write_d4rl
+from tests.train.recording_support import tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from streamrl.data.replay_buffers import LazyTensorStorage, TensorDictReplayBuff
 from streamrl.train import save_checkpoint
 from streamrl.train.checkpoint_policy import load_checkpoint_state, policy_from_checkpoint
 from streamrl.train.datasets import record_dataset, replay_rows
-from tests.train.support import tiny_checkpoint
+from tests.train.recording_support import tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)

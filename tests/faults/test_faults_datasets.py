@@ -12,7 +12,7 @@ import pytest
 
 from streamrl.data.datasets import D4RLExperienceReplay, MinariExperienceReplay
 from streamrl.envs.libs.gym import GymEnv
-from tests.data.datasets.support import (
+from tests.data.datasets.dataset_support import (
     make_minari,
     pendulum_episodes,
     use_private_roots,

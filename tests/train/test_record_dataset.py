@@ -20,7 +20,7 @@ from streamrl.train.checkpoint_policy import (
     policy_from_checkpoint,
 )
 from streamrl.train.datasets import dataset_from_replay, record_dataset, replay_rows
-from tests.train.support import tiny_checkpoint
+from tests.train.recording_support import tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)

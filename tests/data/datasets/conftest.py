@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.data.datasets.support import use_private_roots
+from tests.data.datasets.dataset_support import use_private_roots
 
 
 @pytest.fixture

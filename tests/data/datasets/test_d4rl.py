@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from streamrl.data.datasets import D4RLExperienceReplay
-from tests.data.datasets.support import write_d4rl
+from tests.data.datasets.dataset_support import write_d4rl
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from streamrl.data import SamplerWithoutReplacement
 from streamrl.data.datasets import D4RLExperienceReplay, MinariExperienceReplay
-from tests.data.datasets.support import make_minari, pendulum_episodes, write_d4rl
+from tests.data.datasets.dataset_support import make_minari, pendulum_episodes, write_d4rl
 
 
 def _minari(**kwargs):

@@ -12,7 +12,7 @@ import torch
 from streamrl.data import SamplerWithoutReplacement
 from streamrl.data.datasets import MinariExperienceReplay
 from streamrl.data.specs import Bounded
-from tests.data.datasets.support import make_minari, pendulum_episodes
+from tests.data.datasets.dataset_support import make_minari, pendulum_episodes
 
 
 @pytest.fixture

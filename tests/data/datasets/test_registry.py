@@ -13,7 +13,7 @@ from streamrl.data.datasets import (
     register_dataset,
 )
 from streamrl.data.datasets import registry as registry_module
-from tests.data.datasets.support import make_minari, pendulum_episodes, write_d4rl
+from tests.data.datasets.dataset_support import make_minari, pendulum_episodes, write_d4rl
 
 
 def test_builtin_prefixes(minari_root, tmp_path):

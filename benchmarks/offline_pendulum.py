@@ -1,0 +1,182 @@
+"""Offline RL on Pendulum-v1 datasets recorded here: the normalized return of BC, TD3+BC, IQL
+and CQL on random, medium, medium-replay and expert data, and offline-to-online IQL against
+SAC from scratch.
+
+Usage::
+
+    flock /tmp/streamrl-heavy.lock python benchmarks/offline_pendulum.py \\
+        --expert EXPERT/checkpoint.pt --medium MEDIUM/checkpoint.pt \\
+        [--updates 5000] [--seeds 0,1,2] [--algos bc,td3bc,iql,cql] [--episodes 50] \\
+        [--root DIR] [--o2o-frames 6000]
+
+``EXPERT`` and ``MEDIUM`` are run directories of ``sac_pendulum`` (e.g. ``streamrl run
+sac_pendulum --hidden 64 --frames 10000`` for the expert, a shorter run for the medium
+policy). The datasets are recorded once into ``--root`` with ``streamrl dataset create``
+(reused by later runs; ``--force`` records them again), ``--episodes`` episodes each:
+
+- ``pendulum/random-v0``: uniform random actions;
+- ``pendulum/medium-v0``: the medium checkpoint's policy, sampling its actions;
+- ``pendulum/medium-replay-v0``: the medium run's replay buffer (all it collected);
+- ``pendulum/expert-v0``: the expert checkpoint's policy, sampling its actions.
+
+The normalized score is ``100 * (R - R_random) / (R_expert - R_random)`` with ``R_random``
+and ``R_expert`` the mean episode returns of the random and expert datasets. Each algorithm
+trains ``--updates`` updates of batch 256 (networks of two 64-unit layers) per dataset and
+seed, and its final deterministic policy is evaluated on 10 episodes (reset seeds 10000+).
+
+With ``--o2o-frames F``: ``iql_offline_to_online`` (``--updates`` pretraining on the medium
+dataset, then F online frames, half of each batch from the dataset) against ``sac_pendulum``
+from scratch for F frames, same seeds: the online frames at which each first evaluates at
+90 or more normalized (evaluations every 500 frames).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from streamrl.cli import load_pipeline  # noqa: E402
+
+DATASETS = ("random", "medium", "medium-replay", "expert")
+ALGOS = {"bc": ("bc_offline", "BCConfig"), "td3bc": ("td3bc_offline", "TD3BCConfig"),
+         "iql": ("iql_offline", "IQLConfig"), "cql": ("cql_offline", "CQLConfig")}
+TARGET = 90.0  # normalized score that counts as reaching the expert
+
+
+def _streamrl(*args: str) -> str:
+    """Run ``streamrl ARGS`` (this interpreter) and return its standard output."""
+    cmd = [sys.executable, "-c", "import sys; from streamrl.cli import main; sys.exit(main())",
+           *args]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"streamrl {' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout
+
+
+def record(name: str, args: argparse.Namespace) -> dict:
+    """Record ``pendulum/<name>-v0`` unless it exists (or ``--force``); its info."""
+    dataset_id = f"pendulum/{name}-v0"
+    path = Path(os.environ["MINARI_DATASETS_PATH"]) / dataset_id
+    if args.force or not path.exists():
+        if name == "medium-replay":
+            how = ["--from-replay", str(args.medium)]
+        else:
+            policy = {"random": "random", "medium": str(args.medium),
+                      "expert": str(args.expert)}[name]
+            how = ["Pendulum-v1", "--policy", policy, "--episodes", str(args.episodes),
+                   "--seed", "0", "--exploration", "random"]
+        t0 = time.perf_counter()
+        _streamrl("dataset", "create", *how, "--id", dataset_id,
+                  *(["--force"] if args.force else []))
+        print(f"  recorded {dataset_id} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return json.loads(_streamrl("dataset", "info", f"minari:{dataset_id}", "--json"))
+
+
+def _mean_return(info: dict) -> float:
+    for key in ("return_mean", "mean_return"):
+        if key in info:
+            return float(info[key])
+    returns = info.get("returns") or info.get("return") or {}
+    return float(returns["mean"])
+
+
+def train_offline(algo: str, dataset: str, seed: int, updates: int) -> float:
+    """The final evaluation return of ``algo`` trained on ``dataset``."""
+    module, config_name = ALGOS[algo]
+    pipeline = load_pipeline(REPO / "pipelines" / f"{module}.py")
+    config = getattr(pipeline, config_name)(
+        dataset=f"minari:pendulum/{dataset}-v0", updates=updates, hidden=64,
+        eval_interval=updates, eval_episodes=10, seed=seed, logger="none")
+    return pipeline.train(config).eval_return
+
+
+def first_reaching(evaluations: list[tuple[int, float]], target: float) -> int | None:
+    return next((f for f, r in evaluations if r >= target), None)
+
+
+def offline_to_online(args: argparse.Namespace, seed: int, target: float) -> tuple:
+    """Online frames to reach ``target`` (a return): IQL offline-to-online, SAC from scratch."""
+    o2o = load_pipeline(REPO / "pipelines" / "iql_offline_to_online.py")
+    config = o2o.IQLOnlineConfig(
+        dataset="minari:pendulum/medium-v0", updates=args.updates, hidden=64,
+        eval_interval=args.updates, eval_episodes=10, seed=seed, logger="none",
+        online_frames=args.o2o_frames, frames_per_batch=50, learning_starts=100,
+        online_eval_interval=500, rollout_placement="inline")
+    mixed = o2o.train(config)
+    sac = load_pipeline(REPO / "pipelines" / "sac_pendulum.py")
+    scratch = sac.train(sac.SACConfig(frames=args.o2o_frames, hidden=64, eval_interval=500,
+                                      eval_episodes=10, seed=seed, logger="none",
+                                      rollout_placement="inline"))
+    return (first_reaching(mixed.evaluations, target), mixed.evaluations[0][1],
+            first_reaching(scratch.evaluations, target))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--expert", type=Path, required=True, help="sac_pendulum checkpoint.pt")
+    p.add_argument("--medium", type=Path, required=True, help="sac_pendulum checkpoint.pt")
+    p.add_argument("--updates", type=int, default=5000)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--algos", default=",".join(ALGOS))
+    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "streamrl-offline")
+    p.add_argument("--force", action="store_true", help="record the datasets again")
+    p.add_argument("--o2o-frames", type=int, default=0)
+    args = p.parse_args()
+    os.environ["MINARI_DATASETS_PATH"] = str(args.root / "minari")
+    os.environ["STREAMRL_DATASETS_ROOT"] = str(args.root / "cache")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    algos = args.algos.split(",")
+    datasets = args.datasets.split(",")
+
+    print(f"datasets in {args.root} ({args.episodes} episodes each):")
+    infos = {name: record(name, args) for name in DATASETS}
+    low, high = _mean_return(infos["random"]), _mean_return(infos["expert"])
+    for name, info in infos.items():
+        print(f"  {name:<14} {info.get('total_steps', info.get('steps', '?'))} steps, mean "
+              f"return {_mean_return(info):8.1f}")
+
+    def normalized(r: float) -> float:
+        return 100.0 * (r - low) / (high - low)
+
+    print(f"\nnormalized return after {args.updates} updates (mean +- std over seeds "
+          f"{args.seeds}; 0 = random {low:.1f}, 100 = expert {high:.1f}):")
+    print("| algorithm | " + " | ".join(datasets) + " |")
+    print("|---|" + "---|" * len(datasets))
+    for algo in algos:
+        cells = []
+        for name in datasets:
+            t0 = time.perf_counter()
+            scores = [normalized(train_offline(algo, name, s, args.updates)) for s in seeds]
+            sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
+            cells.append(f"{statistics.mean(scores):.1f} +- {sd:.1f}")
+            print(f"  ({algo} {name}: {[round(x, 1) for x in scores]}, "
+                  f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+        print(f"| {algo} | " + " | ".join(cells) + " |", flush=True)
+
+    if args.o2o_frames:
+        target = low + TARGET / 100.0 * (high - low)
+        print(f"\nonline frames to a return of {target:.1f} ({TARGET:g} normalized), "
+              f"{args.o2o_frames} frames at most:")
+        print("| seed | IQL offline-to-online (pretrained eval) | SAC from scratch |")
+        print("|---|---|---|")
+        for s in seeds:
+            mixed, pre, scratch = offline_to_online(args, s, target)
+            print(f"| {s} | {mixed if mixed is not None else 'not reached'} "
+                  f"({normalized(pre):.1f} normalized at its first online eval) | "
+                  f"{scratch if scratch is not None else 'not reached'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
