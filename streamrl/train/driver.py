@@ -52,6 +52,7 @@ from streamrl.train.run_dir import make_run_dir, writable_dir
 __all__ = [
     "OffPolicyPipeline",
     "OffPolicyResult",
+    "check_pipeline",
     "check_run_paths",
     "checkpoint_frames",
     "load_resume",
@@ -100,10 +101,7 @@ class OffPolicyPipeline:
 
     def __init__(self, name: str, algorithm: str, config_cls: type,
                  build: Callable[..., Any], doc: str | None):
-        if not dataclasses.is_dataclass(config_cls):
-            raise TypeError(f"config_cls must be a dataclass, found {config_cls!r}")
-        if not callable(build):
-            raise TypeError(f"build must be callable, found {type(build).__name__}")
+        check_pipeline(config_cls, build)
         self.name, self.algorithm, self.config_cls = name, algorithm, config_cls
         self.build, self.doc = build, doc
 
@@ -135,6 +133,15 @@ class OffPolicyPipeline:
 
     def __repr__(self) -> str:
         return f"OffPolicyPipeline({self.name!r}, {self.algorithm!r})"
+
+
+def check_pipeline(config_cls: type, build: Callable[..., Any]) -> None:
+    """What a pipeline's entry points are made of: a config dataclass and a callable that
+    builds its graph (``TypeError`` naming what was found otherwise)."""
+    if not dataclasses.is_dataclass(config_cls):
+        raise TypeError(f"config_cls must be a dataclass, found {config_cls!r}")
+    if not callable(build):
+        raise TypeError(f"build must be callable, found {type(build).__name__}")
 
 
 def load_resume(name: str, path: str | Path, *, mmap: bool = False) -> dict[str, Any]:

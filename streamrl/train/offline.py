@@ -4,7 +4,6 @@ result and summary; the command line is :mod:`streamrl.train.driver`'s."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -52,10 +51,7 @@ class OfflinePipeline:
 
     def __init__(self, name: str, algorithm: str, config_cls: type,
                  build: Callable[..., Any], doc: str | None):
-        if not dataclasses.is_dataclass(config_cls):
-            raise TypeError(f"config_cls must be a dataclass, found {config_cls!r}")
-        if not callable(build):
-            raise TypeError(f"build must be callable, found {type(build).__name__}")
+        driver.check_pipeline(config_cls, build)
         self.name, self.algorithm, self.config_cls = name, algorithm, config_cls
         self.build, self.doc = build, doc
 

@@ -34,6 +34,6 @@ def test_records_the_datasets_and_prints_both_tables(tmp_path):
     assert re.search(r"^\| iql \|", out, re.M)
     assert re.search(r"^\| 0 \| .* \| .* \|$", out, re.M), out  # the offline-to-online row
     # a second run reuses the recorded datasets
-    again = subprocess.run(cmd[:-4] + ["--root", str(tmp_path / "data")], capture_output=True,
+    again = subprocess.run([*cmd[:-4], "--root", str(tmp_path / "data")], capture_output=True,
                            text=True, timeout=600)
     assert again.returncode == 0 and "recorded" not in again.stdout
