@@ -78,14 +78,16 @@ class OfflineToOnlineResult:
 
 class _Anneal:
     """Lowers the mixed replay's offline fraction with the frames collected (stepped by the
-    off-policy graph before each publication, as exploration schedules are)."""
+    off-policy graph before each publication, as exploration schedules are): the frames its
+    limiter has counted, so a resumed run goes on where it was."""
 
     def __init__(self, buffer: OfflineToOnlineReplayBuffer, frames: int):
-        self.buffer, self.frames, self.seen = buffer, frames, 0
+        self.buffer, self.frames = buffer, frames
 
     def step(self, frames: int) -> None:
-        self.seen += frames
-        self.buffer.anneal(self.seen, self.frames)
+        limiter = self.buffer.rate_limiter
+        done = limiter.inserts if limiter is not None else self.buffer.write_count
+        self.buffer.anneal(int(done), self.frames)
 
 
 class OfflineToOnlinePipeline:
