@@ -9,16 +9,13 @@ import pytest
 
 from streamrl.cli import main
 from streamrl.data.datasets import MinariExperienceReplay
-from tests.data.datasets.dataset_support import write_d4rl
+from tests.data.datasets.dataset_support import use_private_roots, write_d4rl
 from tests.train.recording_support import tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)
 def roots(tmp_path, monkeypatch):
-    root = tmp_path / "minari"
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
-    monkeypatch.setenv("STREAMRL_DATASETS_ROOT", str(tmp_path / "cache"))
-    return root
+    return use_private_roots(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")

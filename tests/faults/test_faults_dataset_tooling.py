@@ -13,15 +13,13 @@ from streamrl.data.replay_buffers import LazyTensorStorage, TensorDictReplayBuff
 from streamrl.train import save_checkpoint
 from streamrl.train.checkpoint_policy import load_checkpoint_state, policy_from_checkpoint
 from streamrl.train.datasets import record_dataset, replay_rows
+from tests.data.datasets.dataset_support import use_private_roots
 from tests.train.recording_support import tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)
 def roots(tmp_path, monkeypatch):
-    root = tmp_path / "minari"
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
-    monkeypatch.setenv("STREAMRL_DATASETS_ROOT", str(tmp_path / "cache"))
-    return root
+    return use_private_roots(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +37,7 @@ def _usage_error(capsys, argv):
     return err
 
 
-def test_dataset_commands_refuse_bad_input(capsys, tmp_path, sac_checkpoint):
+def test_dataset_commands_refuse_bad_input(capsys, tmp_path, roots, sac_checkpoint):
     base = ["dataset", "create", "Pendulum-v1", "--policy", "random", "--episodes", "1"]
     assert "unknown env 'NoSuchEnv-v3'" in _usage_error(
         capsys, ["dataset", "create", "NoSuchEnv-v3", "--policy", "random", "--id", "x/y-v0"])
@@ -74,7 +72,7 @@ def test_dataset_commands_refuse_bad_input(capsys, tmp_path, sac_checkpoint):
     assert "expected an HDF5 file" in _usage_error(
         capsys, ["dataset", "info", f"d4rl:{tmp_path / 'junk.hdf5'}"])
     # nothing half-written
-    assert not any(p.name.startswith(".") for p in (tmp_path / "minari" / "xx").iterdir())
+    assert not any(p.name.startswith(".") for p in (roots / "xx").iterdir())
 
 
 def test_record_dataset_refuses_bad_input(roots):

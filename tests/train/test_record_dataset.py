@@ -20,15 +20,13 @@ from streamrl.train.checkpoint_policy import (
     policy_from_checkpoint,
 )
 from streamrl.train.datasets import dataset_from_replay, record_dataset, replay_rows
+from tests.data.datasets.dataset_support import use_private_roots
 from tests.train.recording_support import tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)
 def roots(tmp_path, monkeypatch):
-    root = tmp_path / "minari"
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
-    monkeypatch.setenv("STREAMRL_DATASETS_ROOT", str(tmp_path / "cache"))
-    return root
+    return use_private_roots(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")
