@@ -31,12 +31,13 @@ it its entry points:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ __all__ = [
     "parse_args",
     "plot_learning_curve",
     "print_offpolicy_summary",
+    "torch_threads",
     "train_offpolicy",
     "write_config",
 ]
@@ -133,6 +135,17 @@ class OffPolicyPipeline:
 
     def __repr__(self) -> str:
         return f"OffPolicyPipeline({self.name!r}, {self.algorithm!r})"
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``n`` for the block, restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def check_pipeline(config_cls: type, build: Callable[..., Any]) -> None:
@@ -214,9 +227,7 @@ def train_offpolicy(name: str, algorithm: str, build: Callable[..., Any], config
     reaches ``config.target_return``. Torch's thread count is restored on return; the
     checkpoint is also written when the run fails or is interrupted."""
     state = None if resume is None else load_resume(name, resume)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         if run_dir is not None:
             run_dir = Path(run_dir)
             write_config(run_dir, config)
@@ -231,8 +242,6 @@ def train_offpolicy(name: str, algorithm: str, build: Callable[..., Any], config
             finally:
                 parts.buffer.close()
         wall = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(threads)
     evaluations = parts.metrics.evaluations
     solved_at = next((f for f, r in evaluations if r >= config.target_return), None)
     staleness = [r["staleness"] for r in parts.metrics.rows if "staleness" in r]

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from streamrl.train import driver
 from streamrl.train.checkpoint import save_checkpoint
 from streamrl.train.metrics import plot_metrics, read_metrics
@@ -122,9 +120,7 @@ def train_offline(name: str, algorithm: str, build: Callable[..., Any], config: 
         raise CheckpointError(f"cannot resume from {str(resume)!r}: it is at "
                               f"{state['updates']} updates, already at the budget --updates "
                               f"{config.updates}; pass more --updates")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with driver.torch_threads(config.threads):
         if run_dir is not None:
             run_dir = Path(run_dir)
             driver.write_config(run_dir, config)
@@ -140,8 +136,6 @@ def train_offline(name: str, algorithm: str, build: Callable[..., Any], config: 
             wall = time.perf_counter() - t0
         finally:
             dataset.close()
-    finally:
-        torch.set_num_threads(threads)
     evaluations = parts.evaluations
     solved_at = next((u for u, r in evaluations if r >= config.target_return), None)
     if run_dir is not None and evaluations:

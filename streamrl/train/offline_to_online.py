@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from streamrl.data import OfflineToOnlineReplayBuffer
 from streamrl.ops import build_offpolicy_graph, ratio_limiter
 from streamrl.train import driver
@@ -140,15 +138,11 @@ class OfflineToOnlinePipeline:
               resume: str | Path | None = None) -> OfflineToOnlineResult:
         """Pretrain, then fine-tune online, as the class says."""
         state = None if resume is None else driver.load_resume(self.name, resume)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(config.threads)
-        try:
+        with driver.torch_threads(config.threads):
             if run_dir is not None:
                 run_dir = Path(run_dir)
                 driver.write_config(run_dir, config)
             return self._run(config, run_dir, progress, state)
-        finally:
-            torch.set_num_threads(threads)
 
     def _run(self, config: Any, run_dir: Path | None, progress: bool,
              state: dict[str, Any] | None) -> OfflineToOnlineResult:

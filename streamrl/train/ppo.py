@@ -493,14 +493,12 @@ class PPOPipeline:
         """Train PPO as configured; write metrics, config and checkpoints into ``run_dir``
         (nothing is written when it is ``None``). Seeds torch's global generator with
         ``config.seed``; torch's thread count is restored on return."""
-        threads = torch.get_num_threads()
-        torch.set_num_threads(config.threads)
-        eval_env = config.make_eval_env(config.eval_episodes)
-        try:
-            return self._train(config, eval_env, run_dir, progress, resume)
-        finally:
-            eval_env.close()
-            torch.set_num_threads(threads)
+        with driver.torch_threads(config.threads):
+            eval_env = config.make_eval_env(config.eval_episodes)
+            try:
+                return self._train(config, eval_env, run_dir, progress, resume)
+            finally:
+                eval_env.close()
 
     def _train(self, config: PPOConfig, eval_env: EnvBase, run_dir: Path | None, progress: bool,
                resume: str | Path | None) -> PPOResult:
