@@ -78,14 +78,18 @@ class OfflineConfig:
         return self.batch_size * self.minibatches_per_sample
 
     def load_dataset(self) -> Any:
-        """The dataset, checked against :meth:`make_env`'s env (``ValueError`` naming the
-        field that does not fit)."""
+        """The dataset, its float64 fields read as float32 as :meth:`make_env`'s env casts
+        its own, checked against that env (``ValueError`` naming the field that does not
+        fit)."""
         from streamrl.data.datasets import load_dataset
 
         options: dict[str, Any] = {"batch_size": self.sample_size}
         if self.dataset_root is not None:
             options["root"] = self.dataset_root
         dataset = load_dataset(self.dataset, **options)
+        cast = getattr(dataset, "cast_float64", None)  # (a registered dataset may lack it)
+        if cast is not None:
+            cast()
         if self.env_name is None:
             self.env_name = dataset_env_name(dataset)
         env = self.make_env()

@@ -77,6 +77,28 @@ def test_the_env_comes_from_the_dataset(datasets):
     assert config.env_name == "Pendulum-v1"
 
 
+def test_a_dataset_of_float64_observations_trains_float32_networks(datasets, tmp_path):
+    # MuJoCo envs give float64 observations, as minari stores them; the pipelines' env casts
+    # them to float32 (DoubleToFloat), and the dataset's rows are read the same way
+    pytest.importorskip("mujoco")
+    from streamrl.collectors import Collector
+    from streamrl.data.datasets import load_dataset, write_minari_dataset
+    from streamrl.envs import GymEnv
+
+    collector = Collector(GymEnv("InvertedPendulum-v5"), None, frames_per_batch=300,
+                          total_frames=300)
+    batch = next(iter(collector))
+    collector.shutdown()
+    assert batch["observation"].dtype == torch.float64
+    write_minari_dataset(batch, "invpend/random-v0", env="InvertedPendulum-v5")
+    raw = load_dataset("minari:invpend/random-v0", batch_size=8)
+    assert raw.sample()["observation"].dtype == torch.float64
+    raw.close()
+    config = _config("bc_offline", dataset="minari:invpend/random-v0", eval_episodes=1)
+    result = PIPELINES["bc_offline"].train(config, run_dir=tmp_path)
+    assert result.updates == 40 and len(result.evaluations) == 2
+
+
 def test_a_resumed_run_makes_the_same_updates(datasets, tmp_path):
     p = PIPELINES["iql_offline"]
     straight = tmp_path / "straight"

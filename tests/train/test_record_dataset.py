@@ -88,6 +88,30 @@ def test_the_seed_fixes_the_random_dataset():
     np.testing.assert_array_equal(*acts)
 
 
+class _ThreadsSeen(torch.nn.Module):
+    """A Pendulum actor (zero torque) that notes torch's thread count at each call."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def forward(self, td):
+        self.seen.add(torch.get_num_threads())
+        return td.set("action", torch.zeros(*td.batch_size, 1))
+
+
+def test_the_policy_plays_on_one_thread_and_the_count_is_restored():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        actor = _ThreadsSeen()
+        record_dataset("Pendulum-v1", actor, 1, 0, "pendulum/threads-v0")
+        assert actor.seen == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_minari_experience_replay_reads_the_recorded_rows():
     rec = record_dataset("Pendulum-v1", "random", 2, 0, "pendulum/random-v0")
     rb = MinariExperienceReplay("pendulum/random-v0", batch_size=32)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tensordict import TensorDictBase
 
 from streamrl.data.datasets import _cache
 from streamrl.data.replay_buffers.samplers import Sampler
@@ -52,6 +53,7 @@ class BaseDatasetExperienceReplay(TensorDictReplayBuffer):
     ) -> None:
         self._data_path = Path(data_path)
         self._memmap = storage
+        self._float64_cast = False
         self.metadata = metadata
         super().__init__(
             storage=storage,
@@ -79,15 +81,31 @@ class BaseDatasetExperienceReplay(TensorDictReplayBuffer):
         self.close()
         _cache.remove_cache(self._data_path)
 
+    def cast_float64(self) -> BaseDatasetExperienceReplay:
+        """Read the dataset's float64 fields as float32: sampled batches are cast (a
+        transform added after the others) and :meth:`check_env` compares the cast dtypes.
+        For a float32 network fed from an env whose float64 observations are cast too
+        (``DoubleToFloat``), e.g. a MuJoCo dataset written by ``minari``. Idempotent; the
+        cache keeps the stored dtypes.
+        """
+        if not self._float64_cast:
+            self._float64_cast = True
+            self.append_transform(_cast_float64)
+        return self
+
     def check_env(self, env: Any) -> None:
         """Raise ``ValueError`` if ``env``'s observations or actions do not fit the dataset.
 
         ``env`` is a gymnasium env (its ``observation_space``/``action_space`` are compared)
         or an env with ``observation_spec``/``action_spec`` (a streamrl env). Shapes and
         dtypes of ``observation`` (each entry of a dict observation) and ``action`` are
-        compared with the stored ones; the error names the field, the expected and the found.
+        compared with the stored ones (after :meth:`cast_float64`, float64 ones as float32);
+        the error names the field, the expected and the found.
         """
         stored = self._memmap.schema()
+        if self._float64_cast:
+            stored = {k: (shape, torch.float32 if dtype == torch.float64 else dtype)
+                      for k, (shape, dtype) in stored.items()}
         for key, (shape, dtype) in _env_fields(env).items():
             if key not in stored:
                 raise ValueError(f"dataset field {'/'.join(key)!r}: the env has it (shape "
@@ -98,6 +116,13 @@ class BaseDatasetExperienceReplay(TensorDictReplayBuffer):
                 raise ValueError(f"dataset field {'/'.join(key)!r} does not match the env: "
                                  f"expected shape {list(shape)} and {dtype} (the env's), "
                                  f"found shape {list(found_shape)} and {found_dtype}")
+
+
+def _cast_float64(data: TensorDictBase) -> TensorDictBase:
+    """``data`` with its float64 leaves cast to float32 (the others as they are)."""
+    cast = data.apply(lambda x: x.float() if x.dtype == torch.float64 else x)
+    assert cast is not None  # apply returns a TensorDict unless every leaf maps to None
+    return cast
 
 
 def _torch_dtype(dtype: Any) -> torch.dtype:

@@ -20,6 +20,8 @@ A buffer is a storage (where items live) x a writer (which slots a batch goes to
   the graph's rate-limited edges (``acquire_insert`` / ``acquire_sample``).
 - Offline-to-online: :class:`OfflineToOnlineReplayBuffer` samples a fixed dataset and the
   rows collected since in a set proportion.
+- Hindsight: :class:`HERReplayBuffer` relabels goal-conditioned rows with goals achieved
+  later in their episode (:class:`HindsightStrategy`).
 - Remote: ``RayReplayBuffer(storage=partial(LazyTensorStorage, N), ...)`` (or
   ``ReplayBuffer(..., service_backend="ray")``) serves the buffer from a Ray actor;
   ``rb.client()`` hands picklable read/write handles to writer and learner actors.
@@ -31,6 +33,7 @@ A buffer is a storage (where items live) x a writer (which slots a batch goes to
 
 from streamrl.data.replay_buffers.checkpoint import load_checkpoint, save_checkpoint
 from streamrl.data.replay_buffers.ensemble import ReplayBufferEnsemble
+from streamrl.data.replay_buffers.her import HERReplayBuffer, HindsightStrategy
 from streamrl.data.replay_buffers.loaders import ReplayDataset, ReplayNode
 from streamrl.data.replay_buffers.offline_to_online import OfflineToOnlineReplayBuffer
 from streamrl.data.replay_buffers.prefill import prefill_replay_buffer
@@ -109,6 +112,8 @@ __all__ = [
     "H5Combine",
     "H5Split",
     "H5StorageCheckpointer",
+    "HERReplayBuffer",
+    "HindsightStrategy",
     "ImmutableDatasetWriter",
     "LazyMemmapStorage",
     "LazyStackStorage",

@@ -56,12 +56,12 @@ def make_minari(dataset_id, episodes, **kwargs):
 
 
 def write_d4rl(path, n=50, obs_dim=3, act_dim=2, *, episode_len=10, next_obs=False,
-               drop=(), infos=True, seed=0):
+               drop=(), infos=True, seed=0, obs_dtype=np.float32):
     """An HDF5 file in D4RL's layout: episodes of ``episode_len`` steps, the first ending
     terminated, the others by timeout."""
     rng = np.random.default_rng(seed)
     fields = {
-        "observations": rng.standard_normal((n, obs_dim)).astype(np.float32),
+        "observations": rng.standard_normal((n, obs_dim)).astype(obs_dtype),
         "actions": rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
         "rewards": rng.standard_normal(n).astype(np.float32),
         "terminals": np.zeros(n, dtype=bool),

@@ -90,6 +90,24 @@ def test_check_env(tmp_path, root):
         data.check_env(gym.make("CartPole-v1"))
 
 
+def test_float64_fields_are_read_as_float32_after_cast_float64(tmp_path, root):
+    write_d4rl(tmp_path / "toy.hdf5", obs_dim=3, act_dim=1, obs_dtype=np.float64)
+    data = D4RLExperienceReplay(tmp_path / "toy.hdf5", batch_size=4, root=root)
+    with pytest.raises(ValueError, match=r"'observation' does not match the env: expected "
+                       r"shape \[3\] and torch.float32 .*found shape \[3\] and torch.float64"):
+        data.check_env(gym.make("Pendulum-v1"))
+    assert data.sample()["observation"].dtype == torch.float64
+    assert data.cast_float64() is data.cast_float64()  # idempotent: one cast
+    data.check_env(gym.make("Pendulum-v1"))  # no error
+    batch = data.sample()
+    assert batch["observation"].dtype == batch["next", "observation"].dtype == torch.float32
+    assert batch["next", "done"].dtype == torch.bool and batch["index"].dtype == torch.int64
+    stored = data.storage.get(batch["index"])
+    assert stored["observation"].dtype == torch.float64  # the cache keeps its dtypes
+    torch.testing.assert_close(batch["observation"], stored["observation"].float())
+    data.close()
+
+
 def test_sampling_reads_the_stored_rows(tmp_path, root):
     write_d4rl(tmp_path / "toy.hdf5", n=30)
     data = D4RLExperienceReplay(tmp_path / "toy.hdf5", batch_size=6, root=root)

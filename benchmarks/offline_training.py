@@ -1,36 +1,44 @@
-"""Offline RL on Pendulum-v1 datasets recorded here: the normalized return of BC, TD3+BC, IQL
-and CQL on random, medium, medium-replay and expert data, and offline-to-online IQL against
-SAC from scratch.
+"""Offline RL on datasets recorded here (Pendulum-v1 or HalfCheetah-v5): the normalized
+return of BC, TD3+BC, IQL and CQL on random, medium, medium-replay and expert data, and (on
+Pendulum) offline-to-online IQL against SAC from scratch.
 
 Usage::
 
-    flock /tmp/streamrl-heavy.lock python benchmarks/offline_pendulum.py \\
+    flock /tmp/streamrl-heavy.lock python benchmarks/offline_training.py \\
         --expert EXPERT/checkpoint.pt --medium MEDIUM/checkpoint.pt \\
-        [--updates 5000] [--seeds 0,1,2] [--algos bc,td3bc,iql,cql] [--episodes 50] \\
-        [--root DIR] [--o2o-frames 6000]
+        [--env Pendulum-v1] [--updates 5000] [--seeds 0,1,2] [--algos bc,td3bc,iql,cql] \\
+        [--episodes N] [--root DIR] [--o2o-frames 6000]
 
-``EXPERT`` and ``MEDIUM`` are run directories of ``sac_pendulum`` (e.g. ``streamrl run
-sac_pendulum --hidden 64 --frames 10000`` for the expert, a shorter run for the medium
-policy). The datasets are recorded once into ``--root`` with ``streamrl dataset create``
-(reused by later runs; ``--force`` records them again), ``--episodes`` episodes each:
+``EXPERT`` and ``MEDIUM`` are run directories of ``sac_pendulum`` or ``sac_mujoco`` (e.g.
+``streamrl run sac_pendulum --hidden 64 --frames 10000`` for the expert, a shorter run for
+the medium policy). The datasets are recorded once into ``--root`` with ``streamrl dataset
+create`` (reused by later runs; ``--force`` records them again), ``--episodes`` episodes
+each (the env's preset below by default), under the env's namespace (``pendulum/`` or
+``halfcheetah/``):
 
-- ``pendulum/random-v0``: uniform random actions;
-- ``pendulum/medium-v0``: the medium checkpoint's policy, sampling its actions;
-- ``pendulum/medium-replay-v0``: the medium run's replay buffer (all it collected);
-- ``pendulum/expert-v0``: the expert checkpoint's policy, sampling its actions.
+- ``random-v0``: uniform random actions;
+- ``medium-v0``: the medium checkpoint's policy, sampling its actions;
+- ``medium-replay-v0``: the medium run's replay buffer (all it collected);
+- ``expert-v0``: the expert checkpoint's policy, sampling its actions.
 
 The normalized score is ``100 * (R - R_random) / (R_expert - R_random)`` with ``R_random``
 and ``R_expert`` the mean episode returns of the random and expert datasets. Each algorithm
-trains ``--updates`` updates of batch 256 (networks of two 64-unit layers) per dataset and
-seed, and its final deterministic policy is evaluated on 10 episodes (reset seeds 10000+).
-Hyper-parameters are the pipelines' defaults except IQL's temperature (``--iql-temperature``,
-0.3: with Pendulum's reward scale TorchRL's MuJoCo value 3 puts almost all the weight on a
-few samples; measured with 3: 48.8 +- 15.6 on expert, 31.8 +- 5.6 on medium).
+trains ``--updates`` updates of batch 256 per dataset and seed, and its final deterministic
+policy is evaluated on 10 episodes (reset seeds 10000+). Hyper-parameters are the
+pipelines' defaults except the presets per env:
 
-With ``--o2o-frames F``: ``iql_offline_to_online`` (``--updates`` pretraining on the medium
-dataset, then F online frames, half of each batch from the dataset) against ``sac_pendulum``
-from scratch for F frames, same seeds: the online frames at which each first evaluates at
-90 or more normalized (evaluations every 500 frames).
+- Pendulum-v1: 50 episodes per dataset, networks of two 64-unit layers, IQL temperature 0.3
+  (with Pendulum's reward scale TorchRL's MuJoCo value 3 puts almost all the weight on a
+  few samples; measured with 3: 48.8 +- 15.6 on expert, 31.8 +- 5.6 on medium);
+- HalfCheetah-v5: 100 episodes (100k steps) per dataset, two 256-unit layers, IQL
+  temperature 3 (TorchRL's MuJoCo value).
+
+``--hidden`` and ``--iql-temperature`` override them.
+
+With ``--o2o-frames F`` (Pendulum only): ``iql_offline_to_online`` (``--updates``
+pretraining on the medium dataset, then F online frames, half of each batch from the
+dataset) against ``sac_pendulum`` from scratch for F frames, same seeds: the online frames
+at which each first evaluates at 90 or more normalized (evaluations every 500 frames).
 """
 
 from __future__ import annotations
@@ -54,6 +62,13 @@ DATASETS = ("random", "medium", "medium-replay", "expert")
 ALGOS = {"bc": ("bc_offline", "BCConfig"), "td3bc": ("td3bc_offline", "TD3BCConfig"),
          "iql": ("iql_offline", "IQLConfig"), "cql": ("cql_offline", "CQLConfig")}
 TARGET = 90.0  # normalized score that counts as reaching the expert
+# per env: dataset namespace, episodes per dataset, hidden units, IQL temperature
+PRESETS = {
+    "Pendulum-v1": {"namespace": "pendulum", "episodes": 50, "hidden": 64,
+                    "iql_temperature": 0.3},
+    "HalfCheetah-v5": {"namespace": "halfcheetah", "episodes": 100, "hidden": 256,
+                       "iql_temperature": 3.0},
+}
 
 
 def _streamrl(*args: str) -> str:
@@ -67,8 +82,8 @@ def _streamrl(*args: str) -> str:
 
 
 def record(name: str, args: argparse.Namespace) -> dict:
-    """Record ``pendulum/<name>-v0`` unless it exists (or ``--force``); its info."""
-    dataset_id = f"pendulum/{name}-v0"
+    """Record ``<namespace>/<name>-v0`` unless it exists (or ``--force``); its info."""
+    dataset_id = f"{args.namespace}/{name}-v0"
     path = Path(os.environ["MINARI_DATASETS_PATH"]) / dataset_id
     if args.force or not path.exists():
         if name == "medium-replay":
@@ -76,7 +91,7 @@ def record(name: str, args: argparse.Namespace) -> dict:
         else:
             policy = {"random": "random", "medium": str(args.medium),
                       "expert": str(args.expert)}[name]
-            how = ["Pendulum-v1", "--policy", policy, "--episodes", str(args.episodes),
+            how = [args.env, "--policy", policy, "--episodes", str(args.episodes),
                    "--seed", "0", "--exploration", "random"]
         t0 = time.perf_counter()
         _streamrl("dataset", "create", *how, "--id", dataset_id,
@@ -93,13 +108,14 @@ def _mean_return(info: dict) -> float:
     return float(returns["mean"])
 
 
-def train_offline(algo: str, dataset: str, seed: int, updates: int,
+def train_offline(algo: str, dataset: str, seed: int, args: argparse.Namespace,
                   options: dict) -> float:
     """The final evaluation return of ``algo`` trained on ``dataset``."""
     module, config_name = ALGOS[algo]
     pipeline = load_pipeline(REPO / "pipelines" / f"{module}.py")
+    updates = args.updates
     config = getattr(pipeline, config_name)(
-        dataset=f"minari:pendulum/{dataset}-v0", updates=updates, hidden=64,
+        dataset=f"minari:{args.namespace}/{dataset}-v0", updates=updates, hidden=args.hidden,
         eval_interval=updates, eval_episodes=10, seed=seed, logger="none",
         **options.get(algo, {}))
     return pipeline.train(config).eval_return
@@ -113,36 +129,49 @@ def offline_to_online(args: argparse.Namespace, seed: int, target: float) -> tup
     """Online frames to reach ``target`` (a return): IQL offline-to-online, SAC from scratch."""
     o2o = load_pipeline(REPO / "pipelines" / "iql_offline_to_online.py")
     config = o2o.IQLOnlineConfig(
-        dataset="minari:pendulum/medium-v0", updates=args.updates, hidden=64,
+        dataset="minari:pendulum/medium-v0", updates=args.updates, hidden=args.hidden,
         eval_interval=args.updates, eval_episodes=10, seed=seed, logger="none",
         online_frames=args.o2o_frames, frames_per_batch=50, learning_starts=100,
         online_eval_interval=500, rollout_placement="inline",
         temperature=args.iql_temperature)
     mixed = o2o.train(config)
     sac = load_pipeline(REPO / "pipelines" / "sac_pendulum.py")
-    scratch = sac.train(sac.SACConfig(frames=args.o2o_frames, hidden=64, eval_interval=500,
-                                      eval_episodes=10, seed=seed, logger="none",
-                                      rollout_placement="inline"))
+    scratch = sac.train(sac.SACConfig(frames=args.o2o_frames, hidden=args.hidden,
+                                      eval_interval=500, eval_episodes=10, seed=seed,
+                                      logger="none", rollout_placement="inline"))
     return (first_reaching(mixed.evaluations, target), mixed.evaluations[0][1],
             first_reaching(scratch.evaluations, target))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--expert", type=Path, required=True, help="sac_pendulum checkpoint.pt")
-    p.add_argument("--medium", type=Path, required=True, help="sac_pendulum checkpoint.pt")
+    p.add_argument("--expert", type=Path, required=True,
+                   help="sac_pendulum / sac_mujoco checkpoint.pt")
+    p.add_argument("--medium", type=Path, required=True,
+                   help="sac_pendulum / sac_mujoco checkpoint.pt")
+    p.add_argument("--env", default="Pendulum-v1", choices=sorted(PRESETS))
     p.add_argument("--updates", type=int, default=5000)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--algos", default=",".join(ALGOS))
     p.add_argument("--datasets", default=",".join(DATASETS))
-    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--episodes", type=int, help="episodes per dataset (the env's preset)")
+    p.add_argument("--hidden", type=int, help="units per hidden layer (the env's preset)")
     p.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "streamrl-offline")
     p.add_argument("--force", action="store_true", help="record the datasets again")
     p.add_argument("--o2o-frames", type=int, default=0)
-    p.add_argument("--iql-temperature", type=float, default=0.3,
-                   help="IQL's advantage temperature (0.3: Pendulum's rewards reach -16 per "
-                        "step, and TorchRL's MuJoCo value 3 saturates the weights)")
+    p.add_argument("--iql-temperature", type=float,
+                   help="IQL's advantage temperature (the env's preset: 0.3 on Pendulum, "
+                        "whose rewards reach -16 per step, where TorchRL's MuJoCo value 3 "
+                        "saturates the weights)")
     args = p.parse_args()
+    preset = PRESETS[args.env]
+    args.namespace = preset["namespace"]
+    for key in ("episodes", "hidden", "iql_temperature"):
+        if getattr(args, key) is None:
+            setattr(args, key, preset[key])
+    if args.o2o_frames and args.env != "Pendulum-v1":
+        p.error(f"--o2o-frames: the offline-to-online comparison runs on Pendulum-v1 only, "
+                f"found --env {args.env}")
     os.environ["MINARI_DATASETS_PATH"] = str(args.root / "minari")
     os.environ["STREAMRL_DATASETS_ROOT"] = str(args.root / "cache")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -150,7 +179,7 @@ def main() -> None:
     datasets = args.datasets.split(",")
     options = {"iql": {"temperature": args.iql_temperature}}
 
-    print(f"datasets in {args.root} ({args.episodes} episodes each):")
+    print(f"{args.env} datasets in {args.root} ({args.episodes} episodes each):")
     infos = {name: record(name, args) for name in DATASETS}
     low, high = _mean_return(infos["random"]), _mean_return(infos["expert"])
     for name, info in infos.items():
@@ -161,14 +190,15 @@ def main() -> None:
         return 100.0 * (r - low) / (high - low)
 
     print(f"\nnormalized return after {args.updates} updates (mean +- std over seeds "
-          f"{args.seeds}; 0 = random {low:.1f}, 100 = expert {high:.1f}):")
+          f"{args.seeds}; 0 = random {low:.1f}, 100 = expert {high:.1f}; hidden "
+          f"{args.hidden}, IQL temperature {args.iql_temperature:g}):")
     print("| algorithm | " + " | ".join(datasets) + " |")
     print("|---|" + "---|" * len(datasets))
     for algo in algos:
         cells = []
         for name in datasets:
             t0 = time.perf_counter()
-            scores = [normalized(train_offline(algo, name, s, args.updates, options))
+            scores = [normalized(train_offline(algo, name, s, args, options))
                       for s in seeds]
             sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
             cells.append(f"{statistics.mean(scores):.1f} +- {sd:.1f}")

@@ -1,0 +1,296 @@
+"""HERReplayBuffer: hindsight experience replay (Andrychowicz et al. 2017), goals relabelled at
+sample time."""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from tensordict import TensorDictBase
+
+from streamrl.data.replay_buffers.samplers import RandomSampler, Sampler
+from streamrl.data.replay_buffers.storages.base import _One
+from streamrl.data.replay_buffers.tensordict_buffer import TensorDictReplayBuffer
+from streamrl.data.replay_buffers.writers import RoundRobinWriter
+
+__all__ = ["HERReplayBuffer", "HindsightStrategy"]
+
+#: where streamrl's collectors write each row's trajectory id
+TRAJ_KEY = ("collector", "traj_ids")
+
+
+class HindsightStrategy(str, enum.Enum):
+    """Where :class:`HERReplayBuffer` takes a relabelled row's new goal from."""
+
+    #: a step of the same episode at or after the row's step
+    FUTURE = "future"
+    #: the last stored step of the row's episode
+    FINAL = "final"
+    #: any step of the row's episode
+    EPISODE = "episode"
+    #: any stored step
+    RANDOM = "random"
+
+
+def _key(key: Any) -> tuple[str, ...]:
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+class _Episodes(NamedTuple):
+    """The stored rows grouped by episode: ``order`` lists the slots episode by episode, each
+    episode's rows in the order they were written; ``rank[slot]`` is a slot's position in
+    ``order``; ``first`` / ``last`` give, per position, those of its episode's ends."""
+
+    order: torch.Tensor
+    rank: torch.Tensor
+    first: torch.Tensor
+    last: torch.Tensor
+
+
+class HERReplayBuffer(TensorDictReplayBuffer):
+    """A :class:`TensorDictReplayBuffer` for goal-conditioned transitions that relabels the
+    first ``int(her_ratio * n)`` rows of each sampled batch of ``n`` with a goal achieved in
+    hindsight, and recomputes their reward with ``reward_fn``. TorchRL 0.14's class, names,
+    arguments and defaults.
+
+    The new goal of a relabelled row comes from a step chosen by ``strategy``: one at or
+    after the row's own step in its episode (``"future"``), its episode's last stored step
+    (``"final"``), any step of its episode (``"episode"``), or any stored step
+    (``"random"``). The goal is what was achieved *after* that step,
+    ``("next", achieved_goal_key)`` (a row whose chosen step is its own has reached its new
+    goal, as in the HER paper), or the root ``achieved_goal_key`` where the rows have no
+    ``"next"`` one (TorchRL's choice). It is written at ``goal_key`` and, when the rows have
+    it, at ``("next", goal_key)``; then ``reward_fn(rows)`` (the relabelled rows, a
+    TensorDict) gives the rewards written at ``reward_key`` (shape ``[k]`` or ``[k, 1]``).
+    The other rows, and the stored data, are left as they are.
+
+    Episodes are the rows of one ``("collector", "traj_ids")`` when the rows carry it (every
+    streamrl collector writes it), so that the interleaved rows of a batched env are grouped
+    right; otherwise the rows are split after each one whose ``end_key`` or its
+    ``terminated`` sibling is set, in the order they were written (one env's steps written
+    in order, as TorchRL assumes). The oldest episode of a buffer that has wrapped has lost
+    its first steps and keeps the rest; an episode still running ends at its latest row.
+    The grouping is computed once after each write (one sort of the stored trajectory ids)
+    and each batch's lookups are tensor ops.
+
+    The storage must have one storage dim and the writer be a :class:`RoundRobinWriter` (the
+    write order is read from the ring). A written batch lacking the goal keys, or both the
+    trajectory ids and the end flags, is refused before anything is written (``KeyError``
+    naming the key).
+
+    Args:
+        reward_fn: the reward of a relabelled transition, from the relabelled rows.
+        her_ratio: the share of each batch that is relabelled, in ``[0, 1]``.
+        strategy: a :class:`HindsightStrategy` or its value.
+        goal_key, achieved_goal_key, reward_key, end_key: where the rows hold them.
+        sampler: draws the rows (default :class:`RandomSampler`).
+        **kwargs: :class:`TensorDictReplayBuffer`'s (``storage``, ``batch_size``, ...).
+
+    >>> from tensordict import TensorDict
+    >>> def reward_fn(td):  # 0 when the goal is reached, else -1
+    ...     hit = (td["next", "achieved_goal"] == td["desired_goal"]).all(-1, keepdim=True)
+    ...     return hit.float() - 1
+    >>> rb = HERReplayBuffer(reward_fn, her_ratio=1.0, strategy="final", batch_size=3)
+    >>> steps = torch.arange(3.0).unsqueeze(-1)  # one episode: achieved 1, 2, 3 after its steps
+    >>> _ = rb.extend(TensorDict({
+    ...     "desired_goal": torch.full((3, 1), 9.0), "achieved_goal": steps,
+    ...     "next": {"achieved_goal": steps + 1, "reward": -torch.ones(3, 1),
+    ...              "done": torch.tensor([[False], [False], [True]])}}, [3]))
+    >>> batch = rb.sample()
+    >>> batch["desired_goal"].squeeze(-1).tolist()  # the goal achieved at the episode's end
+    [3.0, 3.0, 3.0]
+    >>> sorted(zip(batch["index"].tolist(), batch["next", "reward"].squeeze(-1).tolist()))[-1]
+    (2, 0.0)
+    """
+
+    def __init__(
+        self,
+        reward_fn: Callable[[TensorDictBase], torch.Tensor],
+        *,
+        her_ratio: float = 0.8,
+        strategy: HindsightStrategy | str = "future",
+        goal_key: Any = "desired_goal",
+        achieved_goal_key: Any = "achieved_goal",
+        reward_key: Any = ("next", "reward"),
+        end_key: Any = ("next", "done"),
+        sampler: Sampler | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not callable(reward_fn):
+            raise TypeError(f"reward_fn must be callable, found {type(reward_fn).__name__}")
+        if (isinstance(her_ratio, bool) or not isinstance(her_ratio, (int, float))
+                or not 0.0 <= her_ratio <= 1.0):
+            raise ValueError(f"her_ratio must be a float in [0, 1], found {her_ratio!r}")
+        try:
+            self.strategy = HindsightStrategy(strategy)
+        except ValueError:
+            raise ValueError(f"strategy must be one of "
+                             f"{[s.value for s in HindsightStrategy]}, found {strategy!r}") from None
+        super().__init__(sampler=sampler if sampler is not None else RandomSampler(), **kwargs)
+        ndim = getattr(self._storage, "ndim", 1)
+        if ndim != 1:
+            raise ValueError(f"HERReplayBuffer needs a storage with one storage dim, found "
+                             f"ndim={ndim}")
+        if not isinstance(self._writer, RoundRobinWriter):
+            raise ValueError(f"HERReplayBuffer reads the write order from the ring: expected a "
+                             f"RoundRobinWriter, found {type(self._writer).__name__}")
+        self.reward_fn = reward_fn
+        self.her_ratio = float(her_ratio)
+        self.goal_key, self.achieved_goal_key = _key(goal_key), _key(achieved_goal_key)
+        self.reward_key, self.end_key = _key(reward_key), _key(end_key)
+        self._episodes: _Episodes | None = None
+        self._episodes_lock = threading.Lock()
+
+    # -- writing ----------------------------------------------------------------------------
+    def _pre_write(self, data, update_priority: bool | None = None):
+        data, extra = super()._pre_write(data, update_priority)
+        item = data.item if isinstance(data, _One) else data  # add() wraps its one item
+        if isinstance(item, TensorDictBase):
+            if isinstance(data, _One) and item.batch_dims:
+                raise ValueError(f"HERReplayBuffer stores one transition per row: add() takes "
+                                 f"a TensorDict of batch size [], found "
+                                 f"{list(item.batch_size)} (use extend())")
+            self._check_keys(set(item.keys(True, True)))
+        return data, extra
+
+    def _check_keys(self, keys: set) -> None:
+        flat = {_key(k) for k in keys}
+        found = sorted("/".join(k) for k in flat)
+        for key in (self.goal_key, self.reward_key):
+            if key not in flat:
+                raise KeyError(f"HERReplayBuffer: the rows need {'/'.join(key)!r}; found "
+                               f"{found}")
+        if self.achieved_goal_key not in flat and ("next", *self.achieved_goal_key) not in flat:
+            raise KeyError(f"HERReplayBuffer: the rows need {'/'.join(self.achieved_goal_key)!r} "
+                           f"or its 'next' entry; found {found}")
+        if TRAJ_KEY not in flat and self.end_key not in flat and self._terminated_key not in flat:
+            raise KeyError(f"HERReplayBuffer: the rows need {'/'.join(TRAJ_KEY)!r} (trajectory "
+                           f"ids) or {'/'.join(self.end_key)!r} (episode ends); found {found}")
+
+    @property
+    def _terminated_key(self) -> tuple[str, ...]:
+        return (*self.end_key[:-1], "terminated")
+
+    def _after_write(self, plan, batch, extra) -> None:
+        super()._after_write(plan, batch, extra)
+        self._episodes = None
+
+    def __setitem__(self, index, data) -> None:
+        super().__setitem__(index, data)
+        self._episodes = None
+
+    def empty(self) -> None:
+        super().empty()
+        self._episodes = None
+
+    def _prepare_load(self, state):
+        commit = super()._prepare_load(state)
+
+        def load() -> None:
+            commit()
+            self._episodes = None
+
+        return load
+
+    # -- episodes ---------------------------------------------------------------------------
+    def _column(self, key: tuple[str, ...]) -> torch.Tensor | None:
+        storage = self._storage
+        column = getattr(storage, "column", None)
+        if callable(column):
+            try:
+                return column(key).reshape(len(storage), -1)[:, 0]
+            except KeyError:
+                return None
+        rows = storage.get(torch.arange(len(storage)))  # a ListStorage: a list of rows
+        if isinstance(rows, TensorDictBase):
+            value = rows.get(key, None)
+        else:
+            values = [row.get(key, None) for row in rows]
+            value = None if any(v is None for v in values) else torch.stack(values)
+        return None if value is None else value.reshape(len(storage), -1)[:, 0]
+
+    def _group(self) -> _Episodes:
+        """The stored rows grouped by episode (cached until the next write)."""
+        with self._episodes_lock:
+            if self._episodes is not None:
+                return self._episodes
+            storage = self._storage
+            n = len(storage)
+            # the slots in write order: a full ring starts at its head
+            start = storage.head % storage.max_size if n == storage.max_size else 0
+            written = (torch.arange(n) + start) % max(n, 1)
+            traj = self._column(TRAJ_KEY)
+            if traj is not None:
+                ids = traj.to(torch.int64)[written]
+                # stable: each trajectory's rows stay in write order
+                order = written[torch.sort(ids, stable=True).indices]
+                episode = traj.to(torch.int64)[order]
+            else:
+                ends = [c for c in (self._column(self.end_key),
+                                    self._column(self._terminated_key)) if c is not None]
+                flag = ends[0].bool()
+                for more in ends[1:]:
+                    flag = flag | more.bool()
+                order = written
+                # an episode's id: the ends written before its rows
+                after_end = flag[order].to(torch.int64)
+                episode = torch.cumsum(after_end, 0) - after_end
+            _, counts = torch.unique_consecutive(episode, return_counts=True)
+            firsts = torch.cumsum(counts, 0) - counts
+            first = torch.repeat_interleave(firsts, counts)
+            last = first + torch.repeat_interleave(counts, counts) - 1
+            rank = torch.empty(n, dtype=torch.int64)  # the slots in use are 0 .. n - 1
+            rank[order] = torch.arange(n)
+            self._episodes = _Episodes(order, rank, first, last)
+            return self._episodes
+
+    def _goal_slots(self, slots: torch.Tensor) -> torch.Tensor:
+        """For each sampled slot, the slot whose achieved goal becomes its new goal."""
+        k = slots.numel()
+        if self.strategy is HindsightStrategy.RANDOM:
+            n = len(self._storage)
+            return self._group().order[torch.randint(n, (k,))]
+        episodes = self._group()
+        pos = episodes.rank[slots]
+        first, last = episodes.first[pos], episodes.last[pos]
+        if self.strategy is HindsightStrategy.FINAL:
+            chosen = last
+        else:
+            low = pos if self.strategy is HindsightStrategy.FUTURE else first
+            span = last - low + 1
+            chosen = low + (torch.rand(k) * span).to(torch.int64).clamp_max(span - 1)
+        return episodes.order[chosen]
+
+    # -- sampling ---------------------------------------------------------------------------
+    def _postprocess(self, data, info):
+        data = super()._postprocess(data, info)
+        if not isinstance(data, TensorDictBase) or not data.batch_dims:
+            return data
+        k = int(data.batch_size[0] * self.her_ratio)
+        if k == 0:
+            return data
+        slots = info["index"]
+        slots = (slots[0] if isinstance(slots, tuple) else torch.as_tensor(slots))[:k]
+        with self._read_lock:
+            sources = self._storage.get(self._goal_slots(slots))
+        if not isinstance(sources, TensorDictBase):  # a ListStorage's rows
+            sources = torch.stack(list(sources))
+        achieved = sources.get(("next", *self.achieved_goal_key), None)
+        if achieved is None:
+            achieved = sources.get(self.achieved_goal_key)
+        rows = data[:k]
+        goal = rows.get(self.goal_key)
+        rows.set(self.goal_key, achieved.to(goal.dtype).reshape(goal.shape))
+        if ("next", *self.goal_key) in rows.keys(True, True):
+            rows.set(("next", *self.goal_key), achieved.to(goal.dtype).reshape(goal.shape))
+        reward = rows.get(self.reward_key)
+        new = torch.as_tensor(self.reward_fn(rows))
+        if new.numel() != reward.numel():
+            raise ValueError(f"HERReplayBuffer: reward_fn returned shape {list(new.shape)} for "
+                             f"{k} relabelled rows; expected {list(reward.shape)} or [{k}]")
+        rows.set(self.reward_key, new.to(reward.dtype).reshape(reward.shape))
+        data[:k] = rows
+        return data
