@@ -1,0 +1,28 @@
+"""benchmarks/her_goals.py with a tiny budget: one row per HER ratio, a success rate per
+seed in [0, 1] (nothing is asserted about the rates)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gymnasium_robotics")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_prints_a_row_per_her_ratio(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "her_goals.py"), "--frames", "200",
+           "--seeds", "0,1", "--episodes", "2", "--hidden", "8", "--eval-interval", "200",
+           "--her-ratios", "0.5,0", "--root", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for ratio in ("0.5", "0"):
+        row = re.search(rf"^\| {ratio} \| (\S+) / (\S+) \| (\S+) \| \d+ \|$", done.stdout, re.M)
+        assert row, done.stdout
+        assert all(0.0 <= float(x) <= 1.0 for x in row.groups())
+    assert (tmp_path / "her0.5-seed1" / "checkpoint.pt").is_file()
