@@ -40,7 +40,13 @@ from torch import nn
 from streamrl.cli import load_pipeline
 from streamrl.data import HERReplayBuffer, HindsightStrategy, LazyTensorStorage
 from streamrl.envs import DoubleToFloat, EnvBase, GymEnv, TransformedEnv
-from streamrl.modules import MLP, NormalParamExtractor, ProbabilisticActor, TanhNormal, ValueOperator
+from streamrl.modules import (
+    MLP,
+    NormalParamExtractor,
+    ProbabilisticActor,
+    TanhNormal,
+    ValueOperator,
+)
 from streamrl.ops import OffPolicyGraph, ratio_limiter
 from streamrl.train import check_field, driver
 
