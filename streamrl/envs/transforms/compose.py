@@ -79,6 +79,10 @@ class Compose(Transform):
         for t in self.transforms:
             t.dump(**kwargs)
 
+    def _seed(self, seed: int | None) -> None:
+        for t in self.transforms:
+            t._seed(seed)
+
     # ------------------------------------------------------------------ list interface
     def __len__(self) -> int:
         return len(self.transforms)

@@ -192,6 +192,11 @@ class Transform(nn.Module):
         batch), or None for none (see :class:`~streamrl.envs.transforms.ConditionalSkip`)."""
         return None
 
+    def _seed(self, seed: int | None) -> None:
+        """Hook: the env holding this transform was seeded with ``seed`` (after its base
+        env). Transforms that draw random numbers of their own seed them here; most do
+        nothing."""
+
     def dump(self, **kwargs: Any) -> None:
         """Write out what the transform recorded (a video recorder's frames); most
         transforms record nothing. ``env.transform.dump()`` reaches every transform."""

@@ -1,0 +1,134 @@
+"""SampleTask: a transform that gives its env a task of a family at reset and writes the
+task into every step's TensorDict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from streamrl.data.specs import Composite, Unbounded
+from streamrl.envs.tasks.family import TaskFamily
+from streamrl.envs.transforms.transform import Transform
+
+__all__ = ["SampleTask"]
+
+_RESAMPLE = ("reset", "never")
+
+
+class SampleTask(Transform):
+    """Draw a task of ``family`` at reset, set it on the gymnasium env underneath, and write
+    ``("task", "id")`` (int64, ``[1]``) and ``("task", "params")`` (float32,
+    ``[family.num_params]``) into the reset's and every step's TensorDict; a family that
+    changes the objective (:meth:`TaskFamily.reward`) rewrites each step's reward.
+
+    Tasks come from ``tasks`` (a ``[k, num_params]`` table, e.g. held-out tasks: taken in
+    order, cycling; the id is the row) or are drawn from the family with the transform's
+    own generator (the id counts the tasks drawn: 0, 1, ...). ``resample="reset"`` gives a
+    new task at every reset, ``"never"`` keeps the first (a member of a multi-task batch).
+    The generator is seeded by ``seed`` and again whenever the env is (``env.set_seed(s)``
+    seeds it with ``s``), so a seeded env draws a reproducible stream of tasks, and the
+    members of a batched env (seeded ``s``, ``s + 1``, ...) draw different ones.
+
+    It belongs inside one unbatched env over a :class:`~streamrl.envs.GymEnv` (batch each
+    member: ``SerialEnv(n, lambda: TransformedEnv(GymEnv(...), SampleTask(...)))``).
+
+    >>> from streamrl.envs import GymEnv, TransformedEnv
+    >>> from streamrl.envs.tasks import PendulumFamily
+    >>> env = TransformedEnv(GymEnv("Pendulum-v1"), SampleTask(PendulumFamily(), seed=0))
+    >>> td = env.reset()
+    >>> td["task", "id"].tolist(), td["task", "params"].shape
+    ([0], torch.Size([2]))
+    >>> env.base_env._env.unwrapped.g == float(td["task", "params"][1])
+    True
+    """
+
+    def __init__(self, family: TaskFamily, *, tasks: Any = None, resample: str = "reset",
+                 seed: int | None = None, task_key: str = "task") -> None:
+        if not isinstance(family, TaskFamily):
+            raise TypeError(f"family must be a TaskFamily, found {type(family).__name__}")
+        if resample not in _RESAMPLE:
+            raise ValueError(f"resample must be one of {list(_RESAMPLE)}, found {resample!r}")
+        super().__init__()
+        self.family, self.resample, self.task_key = family, resample, task_key
+        if tasks is not None:
+            tasks = torch.as_tensor(tasks, dtype=torch.float32)
+            if tasks.ndim != 2 or tasks.shape[1] != family.num_params or not len(tasks):
+                raise ValueError(f"tasks must be a [k, {family.num_params}] table of "
+                                 f"{family.param_names}, found shape {list(tasks.shape)}")
+        self.tasks = tasks
+        self.generator = torch.Generator()
+        self._seed(seed)
+
+    # -- the task -----------------------------------------------------------------------
+    def _seed(self, seed: int | None) -> None:
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(seed)
+        self._drawn = 0  # tasks drawn since the seed
+        self.task_id: int | None = None
+        self.params: torch.Tensor | None = None
+
+    def _next_task(self) -> tuple[int, torch.Tensor]:
+        k = self._drawn
+        self._drawn += 1
+        if self.tasks is not None:
+            return k % len(self.tasks), self.tasks[k % len(self.tasks)]
+        return k, self.family.sample(1, self.generator)[0]
+
+    def _gym_env(self) -> Any:
+        env = self.parent
+        while env is not None and hasattr(env, "base_env"):
+            env = env.base_env
+        if env is None or not hasattr(env, "_env"):
+            raise TypeError(f"SampleTask sets tasks on a gymnasium env: expected a GymEnv "
+                            f"under it (batch each member: SerialEnv(n, lambda: "
+                            f"TransformedEnv(GymEnv(...), SampleTask(...)))), found "
+                            f"{type(env).__name__}")
+        return env._env
+
+    def _reset_env_preprocess(self, td: TensorDictBase | None) -> TensorDictBase | None:
+        if self.params is None or self.resample == "reset":
+            self.task_id, self.params = self._next_task()
+            self.family.apply(self._gym_env(), self.params)
+        return td
+
+    def _write(self, td: TensorDictBase) -> TensorDictBase:
+        if self.params is None:
+            raise RuntimeError("SampleTask: step before the first reset (no task yet)")
+        shape = td.batch_size
+        td.set((self.task_key, "id"), torch.full((*shape, 1), self.task_id, dtype=torch.int64))
+        td.set((self.task_key, "params"), self.params.expand(*shape, -1).clone())
+        return td
+
+    # -- the transform ------------------------------------------------------------------
+    def _call(self, td: TensorDictBase) -> TensorDictBase:
+        raise NotImplementedError("SampleTask sets an env's task: use it inside a TransformedEnv")
+
+    def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
+        return self._write(td_reset)
+
+    def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
+        self._write(next_td)
+        assert self.params is not None
+        reward = self.family.reward(next_td, self.params)
+        if reward is not None:
+            old = next_td.get("reward")
+            next_td.set("reward", reward.to(old.dtype).reshape(old.shape))
+        return next_td
+
+    def transform_observation_spec(self, spec: Any) -> Any:
+        """Add the task's id and parameters under ``task_key``."""
+        shape, device = spec.shape, getattr(spec, "device", None)
+        spec[self.task_key] = Composite(
+            id=Unbounded((*shape, 1), dtype=torch.int64, device=device),
+            params=Unbounded((*shape, self.family.num_params), dtype=torch.float32,
+                             device=device),
+            shape=shape)
+        return spec
+
+    def __repr__(self) -> str:
+        held = "" if self.tasks is None else f", tasks={len(self.tasks)}"
+        return f"SampleTask({self.family!r}, resample={self.resample!r}{held})"

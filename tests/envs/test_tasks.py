@@ -1,0 +1,173 @@
+"""Task families and SampleTask: seeded task streams repeat, the parameters reach the
+simulator, objective families rewrite the reward, held-out tables are taken in order, a
+batched env's members get their own tasks, and bad input is named."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from streamrl.envs import GymEnv, PendulumEnv, SerialEnv, TransformedEnv
+from streamrl.envs.tasks import (
+    CartPoleFamily,
+    HalfCheetahDirFamily,
+    HalfCheetahVelFamily,
+    PendulumFamily,
+    SampleTask,
+    TaskFamily,
+)
+from streamrl.envs.utils import check_env_specs
+from streamrl.testing import EnvContractTests
+
+
+def _pendulum(seed=None, **options):
+    return TransformedEnv(GymEnv("Pendulum-v1"), SampleTask(PendulumFamily(), seed=seed,
+                                                            **options))
+
+
+def _tasks(env, n):
+    out = []
+    for _ in range(n):
+        td = env.reset()
+        out.append((int(td["task", "id"]), td["task", "params"].tolist()))
+    return out
+
+
+class TestCartPoleFamilyContract(EnvContractTests):
+    def make_env(self):
+        return TransformedEnv(GymEnv("CartPole-v1"), SampleTask(CartPoleFamily(), seed=0))
+
+
+class TestBatchedPendulumFamilyContract(EnvContractTests):
+    def make_env(self):
+        return SerialEnv(2, lambda: _pendulum(resample="reset"))
+
+
+def test_a_seeded_env_draws_the_same_task_stream():
+    a, b, c = _pendulum(), _pendulum(), _pendulum()
+    a.set_seed(3)
+    b.set_seed(3)
+    c.set_seed(4)
+    first, again, other = _tasks(a, 4), _tasks(b, 4), _tasks(c, 4)
+    assert first == again and first != other
+    assert [i for i, _ in first] == [0, 1, 2, 3]  # ids count the tasks drawn
+    assert len({tuple(p) for _, p in first}) == 4
+    a.set_seed(3)  # seeding again starts the stream again
+    assert _tasks(a, 2) == first[:2]
+
+
+def test_the_parameters_reach_the_simulator_and_change_the_dynamics():
+    env = TransformedEnv(GymEnv("CartPole-v1"), SampleTask(CartPoleFamily(), seed=0))
+    td = env.reset()
+    length, masspole = td["task", "params"].tolist()
+    cartpole = env.base_env._env.unwrapped
+    assert cartpole.length == pytest.approx(length) and cartpole.masspole == pytest.approx(masspole)
+    assert cartpole.total_mass == pytest.approx(masspole + cartpole.masscart)
+    assert cartpole.polemass_length == pytest.approx(masspole * length)
+
+    heavy = PendulumFamily(m=(1.0, 1.0), g=(15.0, 15.0))
+    light = PendulumFamily(m=(1.0, 1.0), g=(5.0, 5.0))
+    outs = []
+    for family in (heavy, light):
+        env = TransformedEnv(GymEnv("Pendulum-v1"), SampleTask(family, seed=0))
+        env.set_seed(0)
+        td = env.reset()
+        assert env.base_env._env.unwrapped.g == family.ranges["g"][0]
+        outs.append(env.step(td.set("action", torch.zeros(1)))["next", "observation"])
+    assert not torch.allclose(outs[0], outs[1])  # same start, same torque: gravity differs
+
+
+def test_every_step_carries_the_task_and_specs_hold():
+    env = _pendulum(seed=1)
+    check_env_specs(env, seed=0)
+    rollout = env.rollout(5)
+    assert rollout["task", "id"].shape == (5, 1) and rollout["next", "task", "params"].shape == (5, 2)
+    assert (rollout["task", "params"] == rollout["task", "params"][0]).all()
+
+
+def test_held_out_tasks_are_taken_in_order_and_never_keeps_the_first():
+    table = torch.tensor([[1.0, 9.0], [2.0, 11.0]])
+    env = _pendulum(tasks=table)
+    assert _tasks(env, 3) == [(0, [1.0, 9.0]), (1, [2.0, 11.0]), (0, [1.0, 9.0])]
+    fixed = _pendulum(seed=0, resample="never")
+    first = _tasks(fixed, 3)
+    assert first[0] == first[1] == first[2]
+
+
+def test_a_batched_env_gives_each_member_its_own_task():
+    env = SerialEnv(3, lambda: _pendulum())
+    env.set_seed(7)
+    td = env.reset()
+    params = td["task", "params"]
+    assert params.shape == (3, 2) and len({tuple(p) for p in params.tolist()}) == 3
+    again = SerialEnv(3, lambda: _pendulum())
+    again.set_seed(7)
+    assert (again.reset()["task", "params"] == params).all()
+    rollout = env.rollout(4, break_when_any_done=False)
+    assert rollout["next", "task", "params"].shape == (3, 4, 2)
+    env.close()
+    again.close()
+
+
+def test_halfcheetah_families_rewrite_the_reward():
+    pytest.importorskip("mujoco")
+    vel = HalfCheetahVelFamily(velocity=(1.5, 1.5))
+    env = TransformedEnv(GymEnv("HalfCheetah-v5", info_keys=list(vel.info_keys)),
+                         SampleTask(vel, seed=0))
+    out = env.rand_step(env.reset())["next"]
+    expected = -(out["x_velocity"].float() - 1.5).abs() + out["reward_ctrl"]
+    assert out["reward"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+    backwards = HalfCheetahDirFamily()
+    signs = backwards.sample(200, torch.Generator().manual_seed(0))
+    assert set(signs.flatten().tolist()) == {-1.0, 1.0}
+    env = TransformedEnv(GymEnv("HalfCheetah-v5", info_keys=list(backwards.info_keys)),
+                         SampleTask(backwards, tasks=[[-1.0]]))
+    out = env.rand_step(env.reset())["next"]
+    assert out["reward"].item() == pytest.approx(
+        (-out["x_velocity"].float() + out["reward_ctrl"]).item(), rel=1e-5)
+
+    plain = TransformedEnv(GymEnv("HalfCheetah-v5"), SampleTask(HalfCheetahVelFamily(), seed=0))
+    with pytest.raises(KeyError, match=r"reads 'x_velocity' from the step's info: build the env "
+                                       r"with GymEnv\('HalfCheetah-v5', info_keys="):
+        plain.rand_step(plain.reset())
+
+
+def test_bad_input_is_named():
+    with pytest.raises(TypeError, match="family must be a TaskFamily, found str"):
+        SampleTask("pendulum")
+    with pytest.raises(ValueError, match=r"resample must be one of \['reset', 'never'\], "
+                                         r"found 'step'"):
+        SampleTask(PendulumFamily(), resample="step")
+    with pytest.raises(ValueError, match=r"tasks must be a \[k, 2\] table of \('m', 'g'\), "
+                                         r"found shape \[3\]"):
+        SampleTask(PendulumFamily(), tasks=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"PendulumFamily: g needs low <= high, found \(5, 1\)"):
+        PendulumFamily(g=(5.0, 1.0))
+    with pytest.raises(ValueError, match="m must be a \\(low, high\\) pair of numbers"):
+        PendulumFamily(m="heavy")
+    with pytest.raises(ValueError, match=r"a task is 2 parameters \('m', 'g'\), found shape \[3\]"):
+        PendulumFamily().check(torch.zeros(3))
+    with pytest.raises(TypeError, match=r"expected a GymEnv under it .*found PendulumEnv"):
+        TransformedEnv(PendulumEnv(), SampleTask(PendulumFamily())).reset()
+    batched = TransformedEnv(SerialEnv(2, lambda: GymEnv("Pendulum-v1")),
+                             SampleTask(PendulumFamily()))
+    with pytest.raises(TypeError, match=r"batch each member: SerialEnv\(n, lambda: .*found "
+                                        r"SerialEnv"):
+        batched.reset()
+    batched.close()
+
+
+def test_a_family_of_ones_own():
+    class Longer(TaskFamily):
+        env_name = "CartPole-v1"
+
+        def apply(self, env, params):
+            env.unwrapped.length = float(params[0])
+
+    env = TransformedEnv(GymEnv("CartPole-v1"), SampleTask(Longer({"length": (2.0, 3.0)}),
+                                                           seed=0))
+    td = env.reset()
+    assert 2.0 <= env.base_env._env.unwrapped.length <= 3.0
+    assert repr(env.transform[0]) == "SampleTask(Longer(length=(2, 3)), resample='reset')"
+    assert td["task", "params"].item() == pytest.approx(env.base_env._env.unwrapped.length)
