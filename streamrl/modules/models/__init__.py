@@ -19,6 +19,7 @@ from streamrl.modules.models.multiagent import MultiAgentConvNet, MultiAgentMLP
 from streamrl.modules.models.noisy import NoisyLazyLinear, NoisyLinear, reset_noise
 from streamrl.modules.models.python_rnn import GRU, LSTM, GRUCell, LSTMCell
 from streamrl.modules.models.recurrent import GRUModule, LSTMModule
+from streamrl.modules.models.task import MultiHead, TaskEmbedding
 from streamrl.modules.models.utils import SquashDims, Squeeze, Squeeze2dLayer, SqueezeLayer
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "LSTMModule",
     "MultiAgentConvNet",
     "MultiAgentMLP",
+    "MultiHead",
     "NoisyLazyLinear",
     "NoisyLinear",
     "OnlineDTActor",
@@ -54,6 +56,7 @@ __all__ = [
     "Squeeze",
     "Squeeze2dLayer",
     "SqueezeLayer",
+    "TaskEmbedding",
     "VDNMixer",
     "ddpg_init_last_layer",
     "reset_noise",
