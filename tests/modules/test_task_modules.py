@@ -77,7 +77,7 @@ def test_bad_input_is_named():
     heads = MultiHead(2, 3, 1)
     with pytest.raises(IndexError, match=r"task ids must be in \[0, 2\), found 0 .. 2"):
         heads(torch.zeros(2, 3), torch.tensor([0, 2]))
-    with pytest.raises(TypeError, match="task ids must be integers, found torch.float32"):
+    with pytest.raises(TypeError, match=r"task ids must be integers, found torch\.float32"):
         heads(torch.zeros(2, 3), torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match=r"expected x \[\*batch, 3\] and task ids \[\*batch\] "
                                          r"or \[\*batch, 1\], found x \[2, 4\] and ids \[2\]"):
