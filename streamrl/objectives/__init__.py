@@ -23,6 +23,7 @@ from streamrl.objectives.discrete_sac import DiscreteSACLoss
 from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
 from streamrl.objectives.dqn import DQNLoss
 from streamrl.objectives.iql import IQLLoss
+from streamrl.objectives.maml import maml_adapt, maml_adapt_tasks
 from streamrl.objectives.optim import KLAdaptiveLR, group_optimizers
 from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from streamrl.objectives.qmixer import QMixerLoss
@@ -83,6 +84,8 @@ __all__ = [
     "group_optimizers",
     "hold_out_net",
     "hold_out_params",
+    "maml_adapt",
+    "maml_adapt_tasks",
     "next_state_value",
     "total_loss",
 ]
