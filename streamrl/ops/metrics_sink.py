@@ -31,7 +31,9 @@ class MetricsSink(Operator):
       ``RewardSum``'s ``("next", "episode_reward")``, the unclipped score of an Atari env
       whose rewards are clipped, instead of the sum of ``("next", "reward")``), and reads
       the newest batch's ``("collector", "policy_version")`` (``collector_version``: with the
-      learner's ``policy_version`` it shows how far the acting policy lags);
+      learner's ``policy_version`` it shows how far the acting policy lags); when the batches
+      carry a ``("task", "id")`` (:class:`~streamrl.envs.tasks.SampleTask`), each row also
+      has ``train_return/task_<id>`` per task among the episodes it counts;
     * ``learner``: dicts from a :class:`~streamrl.ops.Learner` (through a
       :class:`~streamrl.ops.WeightSync`): losses, ``updates``, ``policy_version``,
       ``staleness``; one row every ``log_every`` of them;
@@ -94,6 +96,8 @@ class MetricsSink(Operator):
         self._bar: Any = None
         self._running: torch.Tensor | None = None
         self._finished: list[float] = []
+        # the ("task", "id") of each finished episode, when the batches carry one
+        self._finished_tasks: list[int] = []
         self._learner_msgs = 0
         self._collector_version: int | None = None
         self._t0 = time.perf_counter()
@@ -161,6 +165,7 @@ class MetricsSink(Operator):
             return
         # [*envs, T]: time is the last batch dim; every other dim is a sub-env
         steps = batch.batch_size[-1] if batch.batch_dims else 1
+        task = batch.get(("task", "id"), None)
         if self.return_key is not None:
             score = batch.get(self.return_key, None)
             if score is None:
@@ -168,9 +173,12 @@ class MetricsSink(Operator):
                                f"collected batch")
             ended = done.reshape(-1)
             self._finished.extend(score.reshape(ended.shape[0], -1)[ended, 0].tolist())
+            if task is not None:
+                self._finished_tasks.extend(task.reshape(ended.shape[0], -1)[ended, 0].tolist())
             return
         reward = reward.reshape(-1, steps).double()
         done = done.reshape(-1, steps)
+        tasks = None if task is None else task.reshape(reward.shape[0], steps, -1)[..., 0]
         if self._running is None or self._running.shape[0] != reward.shape[0]:
             self._running = torch.zeros(reward.shape[0], dtype=torch.float64)
         for t in range(steps):
@@ -178,6 +186,8 @@ class MetricsSink(Operator):
             d = done[:, t]
             if bool(d.any()):
                 self._finished.extend(self._running[d].tolist())
+                if tasks is not None:
+                    self._finished_tasks.extend(tasks[d, t].tolist())
                 self._running[d] = 0.0
 
     def _write(self, msg: dict[str, Any]) -> None:
@@ -189,7 +199,13 @@ class MetricsSink(Operator):
         if self._finished:
             row["train_return"] = sum(self._finished) / len(self._finished)
             row["train_episodes"] = len(self._finished)
-            self._finished = []
+            if len(self._finished_tasks) == len(self._finished):
+                per_task: dict[int, list[float]] = {}
+                for task, ret in zip(self._finished_tasks, self._finished):
+                    per_task.setdefault(int(task), []).append(ret)
+                for task, returns in sorted(per_task.items()):
+                    row[f"train_return/task_{task}"] = sum(returns) / len(returns)
+            self._finished, self._finished_tasks = [], []
         row.update(msg)
         self.rows.append(row)
         if self.logger is not None:

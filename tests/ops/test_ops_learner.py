@@ -498,6 +498,28 @@ def test_metrics_sink_counts_frames_episodes_and_writes_rows(tmp_path):
     assert rows[1]["eval_return"] == "42.0" and "not_a_column" not in rows[0]
 
 
+def test_metrics_sink_reports_the_return_per_task():
+    sink = MetricsSink(columns=None)
+    # 3 envs x 2 steps, tasks 0, 2, 0: returns 3 (task 0) and 7 (task 2) end at t=1, then
+    # 4 (task 0) at t=0 of the next batch
+    batch = collector_batch([[1, 2], [3, 4], [5, 0]], [[0, 1], [0, 1], [0, 0]])
+    batch.set(("task", "id"), torch.tensor([[[0], [0]], [[2], [2]], [[0], [0]]]))
+    sink.step({"collector": batch})
+    sink.step({"learner": {"updates": 1}})
+    more = collector_batch([[9], [9], [-1]], [[0], [0], [1]])
+    more.set(("task", "id"), torch.tensor([[[0]], [[2]], [[0]]]))
+    sink.step({"collector": more})
+    sink.step({"learner": {"updates": 2}})
+    first, second = sink.rows
+    assert first["train_return"] == 5.0 and first["train_episodes"] == 2
+    assert first["train_return/task_0"] == 3.0 and first["train_return/task_2"] == 7.0
+    assert second["train_return/task_0"] == 4.0 and "train_return/task_2" not in second
+    plain = MetricsSink(columns=None)
+    plain.step({"collector": collector_batch([[1, 2]], [[0, 1]])})
+    plain.step({"learner": {"updates": 1}})
+    assert not any(k.startswith("train_return/") for k in plain.rows[0])
+
+
 def test_metrics_sink_errors_and_port_subsets():
     with pytest.raises(ValueError, match="inputs"):
         MetricsSink(inputs=("collector", "bogus"))
