@@ -19,11 +19,16 @@ from streamrl.ops.rollout import make_env
 __all__ = ["EpisodeStats", "Evaluator", "evaluate_episodes", "play_episodes"]
 
 
+_TASK_KEY = ("task", "id")
+
+
 class EpisodeStats(NamedTuple):
     """What :func:`play_episodes` returns: one entry per episode, in sub-env order."""
 
     returns: torch.Tensor  # float64 [n]
     lengths: torch.Tensor  # int64 [n]
+    #: each episode's ("task", "id") when the env writes one (SampleTask), else None
+    tasks: torch.Tensor | None = None
 
 
 def play_episodes(
@@ -70,6 +75,7 @@ def play_episodes(
         env.set_seed(seed)
     all_returns: list[torch.Tensor] = []
     all_lengths: list[torch.Tensor] = []
+    all_tasks: list[torch.Tensor] = []
     td = env.reset()
     # thread-local: evaluation often runs beside collection, in another thread of the process
     with torch.no_grad(), set_exploration_type(exploration_type, thread_local=True):
@@ -77,6 +83,9 @@ def play_episodes(
             returns = torch.zeros(n, dtype=torch.float64)
             lengths = torch.zeros(n, dtype=torch.int64)
             finished = torch.zeros(n, dtype=torch.bool)
+            task = td.get(_TASK_KEY, None)  # the round's episodes play these tasks
+            if task is not None:
+                all_tasks.append(task.reshape(n, -1)[:, 0].clone())
             for _ in range(max_steps):
                 stepped, td = env.step_and_maybe_reset(policy(td))
                 reward = stepped.get(reward_key).reshape(n, -1).sum(-1)
@@ -94,7 +103,9 @@ def play_episodes(
                 td = env.reset()  # the truncated episodes end here: start the next round fresh
             all_returns.append(returns)
             all_lengths.append(lengths)
-    return EpisodeStats(torch.cat(all_returns)[:wanted], torch.cat(all_lengths)[:wanted])
+    tasks = torch.cat(all_tasks)[:wanted] if len(all_tasks) == len(all_returns) else None
+    return EpisodeStats(torch.cat(all_returns)[:wanted], torch.cat(all_lengths)[:wanted],
+                        tasks)
 
 
 def evaluate_episodes(
@@ -208,8 +219,9 @@ class Evaluator(Operator):
             raise RuntimeError("Evaluator.evaluate() called before open()")
         t0 = time.perf_counter()
         policy = self.policy if weights is None else self._load(weights)
-        returns = evaluate_episodes(self.env, policy, exploration_type=self.exploration_type,
-                                    seed=self.seed, max_steps=self.max_steps)
+        stats = play_episodes(self.env, policy, exploration_type=self.exploration_type,
+                              seed=self.seed, max_steps=self.max_steps)
+        returns = stats.returns
         self.evaluations += 1
         self._evaluated_at = count
         result: dict[str, Any] = {
@@ -218,6 +230,9 @@ class Evaluator(Operator):
             "eval_episodes": int(returns.numel()),
             "eval_s": time.perf_counter() - t0,
         }
+        if stats.tasks is not None:  # a multi-task env: the mean return per task too
+            for task in sorted(set(stats.tasks.tolist())):
+                result[f"eval_return/task_{task}"] = float(returns[stats.tasks == task].mean())
         if count is not None:
             result[self.key] = count
             if self.frames is not None:

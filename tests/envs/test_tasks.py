@@ -89,6 +89,9 @@ def test_held_out_tasks_are_taken_in_order_and_never_keeps_the_first():
     table = torch.tensor([[1.0, 9.0], [2.0, 11.0]])
     env = _pendulum(tasks=table)
     assert _tasks(env, 3) == [(0, [1.0, 9.0]), (1, [2.0, 11.0]), (0, [1.0, 9.0])]
+    assert _tasks(_pendulum(tasks=table, first=1), 2) == [(1, [2.0, 11.0]), (0, [1.0, 9.0])]
+    member = _pendulum(tasks=table, first=1, resample="never")
+    assert _tasks(member, 2) == [(1, [2.0, 11.0])] * 2
     fixed = _pendulum(seed=0, resample="never")
     first = _tasks(fixed, 3)
     assert first[0] == first[1] == first[2]
@@ -142,6 +145,10 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"tasks must be a \[k, 2\] table of \('m', 'g'\), "
                                          r"found shape \[3\]"):
         SampleTask(PendulumFamily(), tasks=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"first must be a row of tasks \(0 .. 0\), found 1"):
+        SampleTask(PendulumFamily(), tasks=[[1.0, 2.0]], first=1)
+    with pytest.raises(ValueError, match="without tasks it must be 0, found 2"):
+        SampleTask(PendulumFamily(), first=2)
     with pytest.raises(ValueError, match=r"PendulumFamily: g needs low <= high, found \(5, 1\)"):
         PendulumFamily(g=(5.0, 1.0))
     with pytest.raises(ValueError, match="m must be a \\(low, high\\) pair of numbers"):

@@ -24,7 +24,8 @@ class SampleTask(Transform):
     changes the objective (:meth:`TaskFamily.reward`) rewrites each step's reward.
 
     Tasks come from ``tasks`` (a ``[k, num_params]`` table, e.g. held-out tasks: taken in
-    order, cycling; the id is the row) or are drawn from the family with the transform's
+    order from row ``first``, cycling; the id is the row; a member of a multi-task batch
+    keeps row ``first`` with ``resample="never"``) or are drawn from the family with the transform's
     own generator (the id counts the tasks drawn: 0, 1, ...). ``resample="reset"`` gives a
     new task at every reset, ``"never"`` keeps the first (a member of a multi-task batch).
     The generator is seeded by ``seed`` and again whenever the env is (``env.set_seed(s)``
@@ -45,7 +46,7 @@ class SampleTask(Transform):
     """
 
     def __init__(self, family: TaskFamily, *, tasks: Any = None, resample: str = "reset",
-                 seed: int | None = None, task_key: str = "task") -> None:
+                 seed: int | None = None, first: int = 0, task_key: str = "task") -> None:
         if not isinstance(family, TaskFamily):
             raise TypeError(f"family must be a TaskFamily, found {type(family).__name__}")
         if resample not in _RESAMPLE:
@@ -57,7 +58,13 @@ class SampleTask(Transform):
             if tasks.ndim != 2 or tasks.shape[1] != family.num_params or not len(tasks):
                 raise ValueError(f"tasks must be a [k, {family.num_params}] table of "
                                  f"{family.param_names}, found shape {list(tasks.shape)}")
-        self.tasks = tasks
+        if isinstance(first, bool) or not isinstance(first, int) or first < 0 or (
+                tasks is not None and first >= len(tasks)) or (tasks is None and first):
+            raise ValueError(f"first must be a row of tasks (0 .. {len(tasks) - 1}), found "
+                             f"{first!r}" if tasks is not None else
+                             f"first picks a row of tasks: without tasks it must be 0, found "
+                             f"{first!r}")
+        self.tasks, self.first = tasks, first
         self.generator = torch.Generator()
         self._seed(seed)
 
@@ -75,7 +82,8 @@ class SampleTask(Transform):
         k = self._drawn
         self._drawn += 1
         if self.tasks is not None:
-            return k % len(self.tasks), self.tasks[k % len(self.tasks)]
+            row = (self.first + k) % len(self.tasks)
+            return row, self.tasks[row]
         return k, self.family.sample(1, self.generator)[0]
 
     def _gym_env(self) -> Any:
