@@ -27,6 +27,7 @@ extra installs it). The run directory is ``sac_pendulum``'s: ``config.json``, me
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tensordict.nn import TensorDictModule, TensorDictSequential
+from tensordict.nn import TensorDictModule
 from torch import nn
 
 from streamrl.cli import load_pipeline
@@ -42,12 +43,10 @@ from streamrl.data import HERReplayBuffer, HindsightStrategy, LazyTensorStorage
 from streamrl.envs import DoubleToFloat, EnvBase, GymEnv, TransformedEnv
 from streamrl.modules import (
     MLP,
-    NormalParamExtractor,
     ProbabilisticActor,
-    TanhNormal,
     ValueOperator,
 )
-from streamrl.ops import OffPolicyGraph, ratio_limiter
+from streamrl.ops import ratio_limiter
 from streamrl.train import check_field, driver
 
 NAME = "sac_her"
@@ -147,35 +146,17 @@ def make_models(config: SACHERConfig, env: Any) -> tuple[ProbabilisticActor, Val
     width = sum(obs[key].shape[-1] for key in INPUTS)
     act_dim = spec.shape[-1]
     hidden = [config.hidden] * 2
-    mlp = MLP(in_features=width, out_features=2 * act_dim, num_cells=hidden,
-              activation_class=nn.ReLU)  # concatenates its inputs
-    net = TensorDictSequential(
-        TensorDictModule(mlp, in_keys=INPUTS, out_keys=["params"]),
-        TensorDictModule(NormalParamExtractor(), in_keys=["params"], out_keys=["loc", "scale"]))
-    actor = ProbabilisticActor(
-        net, in_keys=["loc", "scale"], distribution_class=TanhNormal,
-        distribution_kwargs={"low": low, "high": high}, spec=spec)
+    actor = _sac.tanh_actor(TensorDictModule(
+        MLP(in_features=width, out_features=2 * act_dim, num_cells=hidden,
+            activation_class=nn.ReLU), in_keys=INPUTS, out_keys=["params"]), spec)
     qnet = MLP(in_features=width + act_dim, out_features=1, num_cells=hidden,
                activation_class=nn.ReLU)
     return actor, ValueOperator(qnet, in_keys=[*INPUTS, "action"])
 
 
-def build(config: SACHERConfig, run_dir: Path | None, progress: bool,
-          state: dict[str, Any] | None = None) -> OffPolicyGraph:
-    """The concurrent SAC+HER graph of ``config``, restored from ``state`` when given."""
-    torch.manual_seed(config.seed)
-    probe = config.make_env()
-    try:
-        actor, qvalue = make_models(config, probe)
-        with torch.no_grad():  # checks the keys once
-            actor(probe.reset())
-    finally:
-        probe.close()
-    loss, optim, soft = _sac.make_update(config, actor, qvalue)
-    learner = _sac.Learner(loss, optim, minibatch_size=config.batch_size, target_updater=soft)
-    return config.graph(NAME, actor, learner, saved={"policy": actor, "loss": loss,
-                                                     "optimizer": optim},
-                        state=state, run_dir=run_dir, progress=progress, columns=COLUMNS)
+# build(config, run_dir, progress, state=None): sac_pendulum's concurrent SAC graph with
+# these networks and config.make_buffer()'s hindsight buffer
+build = functools.partial(_sac.build, name=NAME, models=make_models)
 
 
 # ---------------------------------------------------------------------------------- entry points

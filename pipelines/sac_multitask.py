@@ -19,6 +19,7 @@ single-task baseline, with the same networks, for the same frames.
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,8 @@ from streamrl.envs.tasks import (
 )
 from streamrl.modules import (
     MLP,
-    NormalParamExtractor,
-    ProbabilisticActor,
-    TanhNormal,
     TaskEmbedding,
 )
-from streamrl.ops import Learner, OffPolicyGraph
 from streamrl.train import check_field, check_positive_ints, driver
 
 NAME = "sac_multitask"
@@ -133,17 +130,14 @@ def make_models(config: SACMultiTaskConfig, env: Any) -> tuple[Any, Any]:
         return TensorDictModule(TaskEmbedding(config.num_tasks, config.embedding),
                                 in_keys=[("task", "id")], out_keys=["task_embedding"])
 
-    actor = ProbabilisticActor(
+    actor = _sac.tanh_actor(
         TensorDictSequential(
             embed(),
             TensorDictModule(MLP(in_features=obs_dim + config.embedding,
                                  out_features=2 * act_dim, num_cells=hidden,
                                  activation_class=nn.ReLU),
-                             in_keys=["observation", "task_embedding"], out_keys=["params"]),
-            TensorDictModule(NormalParamExtractor(), in_keys=["params"],
-                             out_keys=["loc", "scale"])),
-        in_keys=["loc", "scale"], distribution_class=TanhNormal,
-        distribution_kwargs={"low": spec.low[0], "high": spec.high[0]}, spec=spec[0])
+                             in_keys=["observation", "task_embedding"], out_keys=["params"])),
+        spec[0])
     qvalue = TensorDictSequential(
         embed(),
         TensorDictModule(MLP(in_features=obs_dim + config.embedding + act_dim, out_features=1,
@@ -153,22 +147,9 @@ def make_models(config: SACMultiTaskConfig, env: Any) -> tuple[Any, Any]:
     return actor, qvalue
 
 
-def build(config: SACMultiTaskConfig, run_dir: Path | None, progress: bool,
-          state: dict[str, Any] | None = None) -> OffPolicyGraph:
-    """The concurrent multi-task SAC graph of ``config``, restored from ``state``."""
-    torch.manual_seed(config.seed)
-    probe = config.make_env()
-    try:
-        actor, qvalue = make_models(config, probe)
-        with torch.no_grad():  # checks the keys once
-            actor(probe.reset())
-    finally:
-        probe.close()
-    loss, optim, soft = _sac.make_update(config, actor, qvalue)
-    learner = Learner(loss, optim, minibatch_size=config.batch_size, target_updater=soft)
-    return config.graph(NAME, actor, learner, saved={"policy": actor, "loss": loss,
-                                                     "optimizer": optim},
-                        state=state, run_dir=run_dir, progress=progress, columns=COLUMNS)
+# build(config, run_dir, progress, state=None): sac_pendulum's concurrent SAC graph with
+# these networks on config.make_env()'s batch of tasks
+build = functools.partial(_sac.build, name=NAME, models=make_models, columns=COLUMNS)
 
 
 # ---------------------------------------------------------------------------------- entry points

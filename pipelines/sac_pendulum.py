@@ -36,12 +36,13 @@ report (busy/blocked time per operator, the bottleneck) is printed at the end.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tensordict.nn import TensorDictModule
+from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 
 from streamrl.modules import (
@@ -126,14 +127,32 @@ def make_update(config: SACConfig, actor: ProbabilisticActor, qvalue: ValueOpera
     return loss, optim, SoftUpdate(loss, tau=config.tau)
 
 
+def tanh_actor(params: Any, spec: Any) -> ProbabilisticActor:
+    """A tanh-Gaussian actor squashed into ``spec``'s bounds, on ``params``: a TensorDict
+    module writing ``"params"``, the location and the scale's pre-activation side by side
+    (e.g. ``TensorDictModule(MLP(...), in_keys=[...], out_keys=["params"])``; an ``MLP``
+    concatenates its inputs)."""
+    return ProbabilisticActor(
+        TensorDictSequential(
+            params,
+            TensorDictModule(NormalParamExtractor(), in_keys=["params"],
+                             out_keys=["loc", "scale"])),
+        in_keys=["loc", "scale"], distribution_class=TanhNormal,
+        distribution_kwargs={"low": spec.low, "high": spec.high}, spec=spec)
+
+
 def build(config: SACConfig, run_dir: Path | None, progress: bool,
-          state: dict[str, Any] | None = None, *, name: str = NAME) -> OffPolicyGraph:
-    """The concurrent SAC graph of ``config`` (named ``name``: ``sac_mujoco`` builds its
-    graph here too), restored from ``state`` (a checkpoint) when given."""
+          state: dict[str, Any] | None = None, *, name: str = NAME,
+          models: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+          columns: list[str] | None = None) -> OffPolicyGraph:
+    """The concurrent SAC graph of ``config`` (named ``name``, with the actor and critic of
+    ``models(config, env)``, default :func:`make_models`, and the metrics ``columns``,
+    default :data:`COLUMNS`: ``sac_mujoco``, ``sac_her`` and ``sac_multitask`` build their
+    graphs here too), restored from ``state`` (a checkpoint) when given."""
     torch.manual_seed(config.seed)
     probe = config.make_env()
     try:
-        actor, qvalue = make_models(config, probe)
+        actor, qvalue = (models or make_models)(config, probe)
         with torch.no_grad():  # materialise nothing lazy; checks the keys once
             actor(probe.reset())
     finally:
@@ -143,7 +162,8 @@ def build(config: SACConfig, run_dir: Path | None, progress: bool,
     # the loss's state holds the Q-networks, their targets and the temperature
     return config.graph(name, actor, learner, saved={"policy": actor, "loss": loss,
                                                      "optimizer": optim},
-                        state=state, run_dir=run_dir, progress=progress, columns=COLUMNS)
+                        state=state, run_dir=run_dir, progress=progress,
+                        columns=columns or COLUMNS)
 
 
 # ---------------------------------------------------------------------------------- entry points
