@@ -66,10 +66,10 @@ class SampleTask(Transform):
                              f"{first!r}")
         self.tasks, self.first = tasks, first
         self.generator = torch.Generator()
-        self._seed(seed)
+        self._env_seeded(seed)
 
     # -- the task -----------------------------------------------------------------------
-    def _seed(self, seed: int | None) -> None:
+    def _env_seeded(self, seed: int | None) -> None:
         if seed is None:
             self.generator.seed()
         else:

@@ -79,9 +79,9 @@ class Compose(Transform):
         for t in self.transforms:
             t.dump(**kwargs)
 
-    def _seed(self, seed: int | None) -> None:
+    def _env_seeded(self, seed: int | None) -> None:
         for t in self.transforms:
-            t._seed(seed)
+            t._env_seeded(seed)
 
     # ------------------------------------------------------------------ list interface
     def __len__(self) -> int:

@@ -192,7 +192,7 @@ class Transform(nn.Module):
         batch), or None for none (see :class:`~streamrl.envs.transforms.ConditionalSkip`)."""
         return None
 
-    def _seed(self, seed: int | None) -> None:
+    def _env_seeded(self, seed: int | None) -> None:
         """Hook: the env holding this transform was seeded with ``seed`` (after its base
         env). Transforms that draw random numbers of their own seed them here; most do
         nothing."""

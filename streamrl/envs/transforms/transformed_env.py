@@ -473,7 +473,7 @@ class TransformedEnv(EnvBase):
 
     def _set_seed(self, seed: int | None) -> None:
         self.base_env.set_seed(seed)
-        self.transform._seed(seed)
+        self.transform._env_seeded(seed)
 
     def _close(self) -> None:
         if not self._is_view:
