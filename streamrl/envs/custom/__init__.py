@@ -1,7 +1,8 @@
 """Environments written in pure torch (no simulator library): :class:`PendulumEnv`,
-:class:`BitFlippingEnv`."""
+:class:`BitFlippingEnv`, :class:`PointNavigationEnv`."""
 
 from streamrl.envs.custom.bit_flipping import BitFlippingEnv
 from streamrl.envs.custom.pendulum import PendulumEnv
+from streamrl.envs.custom.point_navigation import PointNavigationEnv
 
-__all__ = ["BitFlippingEnv", "PendulumEnv"]
+__all__ = ["BitFlippingEnv", "PendulumEnv", "PointNavigationEnv"]

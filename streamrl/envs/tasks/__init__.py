@@ -7,6 +7,7 @@ from streamrl.envs.tasks.family import (
     CartPoleFamily,
     HalfCheetahDirFamily,
     HalfCheetahVelFamily,
+    NavigationFamily,
     PendulumFamily,
     TaskFamily,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "CartPoleFamily",
     "HalfCheetahDirFamily",
     "HalfCheetahVelFamily",
+    "NavigationFamily",
     "PendulumFamily",
     "SampleTask",
     "TaskFamily",

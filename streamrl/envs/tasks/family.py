@@ -14,6 +14,7 @@ __all__ = [
     "CartPoleFamily",
     "HalfCheetahDirFamily",
     "HalfCheetahVelFamily",
+    "NavigationFamily",
     "PendulumFamily",
     "TaskFamily",
 ]
@@ -35,10 +36,13 @@ class TaskFamily:
     (torch.Size([3, 2]), True)
     """
 
-    #: the gym id whose tasks these are
+    #: the gym id whose tasks these are ("" for a streamrl env)
     env_name: str = ""
     #: info entries the step's reward needs (see :meth:`reward`)
     info_keys: tuple[str, ...] = ()
+    #: what :meth:`apply` sets the task on: "gym" (the gymnasium env under a ``GymEnv``) or
+    #: "env" (the streamrl env itself, e.g. a pure-torch env)
+    target: str = "gym"
 
     def __init__(self, ranges: Mapping[str, tuple[float, float]]) -> None:
         checked: dict[str, tuple[float, float]] = {}
@@ -81,7 +85,8 @@ class TaskFamily:
         return params
 
     def apply(self, env: Any, params: torch.Tensor) -> None:
-        """Set task ``params`` on ``env`` (a gymnasium env): nothing by default."""
+        """Set task ``params`` on ``env`` (a gymnasium env, or the streamrl env itself when
+        :attr:`target` is ``"env"``): nothing by default."""
 
     def reward(self, next_td: TensorDictBase, params: torch.Tensor) -> torch.Tensor | None:
         """The step's reward under task ``params`` (``None``: the env's own)."""
@@ -168,3 +173,19 @@ class HalfCheetahDirFamily(TaskFamily):
         speed = _info(next_td, "x_velocity", self)
         ctrl = _info(next_td, "reward_ctrl", self)
         return (params[0] * speed + ctrl).reshape(-1)
+
+
+class NavigationFamily(TaskFamily):
+    """The goal of a :class:`~streamrl.envs.custom.PointNavigationEnv` per task, each
+    coordinate drawn from ``goal`` (the MAML paper's ``[-0.5, 0.5]`` square)."""
+
+    target = "env"
+
+    def __init__(self, goal: tuple[float, float] = (-0.5, 0.5)) -> None:
+        super().__init__({"goal_x": goal, "goal_y": goal})
+
+    def apply(self, env: Any, params: torch.Tensor) -> None:
+        if not hasattr(env, "goal"):
+            raise TypeError(f"NavigationFamily sets the goal of a PointNavigationEnv, found "
+                            f"{type(env).__name__}")
+        env.goal = params

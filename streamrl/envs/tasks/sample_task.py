@@ -33,7 +33,9 @@ class SampleTask(Transform):
     members of a batched env (seeded ``s``, ``s + 1``, ...) draw different ones.
 
     It belongs inside one unbatched env over a :class:`~streamrl.envs.GymEnv` (batch each
-    member: ``SerialEnv(n, lambda: TransformedEnv(GymEnv(...), SampleTask(...)))``).
+    member: ``SerialEnv(n, lambda: TransformedEnv(GymEnv(...), SampleTask(...)))``), or over
+    the streamrl env a family with ``target = "env"`` sets directly (e.g.
+    :class:`~streamrl.envs.tasks.NavigationFamily` on a ``PointNavigationEnv``).
 
     >>> from streamrl.envs import GymEnv, TransformedEnv
     >>> from streamrl.envs.tasks import PendulumFamily
@@ -86,10 +88,14 @@ class SampleTask(Transform):
             return row, self.tasks[row]
         return k, self.family.sample(1, self.generator)[0]
 
-    def _gym_env(self) -> Any:
+    def _target(self) -> Any:
+        """What the family's ``apply`` acts on: the gymnasium env under a ``GymEnv``, or the
+        base env itself for a family whose ``target`` is ``"env"``."""
         env = self.parent
         while env is not None and hasattr(env, "base_env"):
             env = env.base_env
+        if self.family.target == "env" and env is not None:
+            return env
         if env is None or not hasattr(env, "_env"):
             raise TypeError(f"SampleTask sets tasks on a gymnasium env: expected a GymEnv "
                             f"under it (batch each member: SerialEnv(n, lambda: "
@@ -100,7 +106,7 @@ class SampleTask(Transform):
     def _reset_env_preprocess(self, td: TensorDictBase | None) -> TensorDictBase | None:
         if self.params is None or self.resample == "reset":
             self.task_id, self.params = self._next_task()
-            self.family.apply(self._gym_env(), self.params)
+            self.family.apply(self._target(), self.params)
         return td
 
     def _write(self, td: TensorDictBase) -> TensorDictBase:
