@@ -39,6 +39,7 @@ from streamrl.envs.transforms.multi_step import MultiStepTransform
 from streamrl.envs.transforms.noop_reset import NoopResetEnv
 from streamrl.envs.transforms.observation_norm import ObservationNorm
 from streamrl.envs.transforms.pad import PadObservation
+from streamrl.envs.transforms.previous_step import PreviousStepInputs
 from streamrl.envs.transforms.primer import TensorDictPrimer
 from streamrl.envs.transforms.random_crop import RandomCropTensorDict
 from streamrl.envs.transforms.random_truncation import RandomTruncationTransform
@@ -106,6 +107,7 @@ __all__ = [
     "PadObservation",
     "PermuteTransform",
     "PinMemoryTransform",
+    "PreviousStepInputs",
     "RandomCropTensorDict",
     "RandomTruncationTransform",
     "RemoveEmptySpecs",
