@@ -97,6 +97,40 @@ def test_held_out_tasks_are_taken_in_order_and_never_keeps_the_first():
     assert first[0] == first[1] == first[2]
 
 
+def test_trials_keep_a_task_for_several_episodes_and_flag_the_new_ones():
+    env = _pendulum(seed=0, resample="trial", episodes_per_trial=3)
+    seen = []
+    for _ in range(7):
+        td = env.reset()
+        seen.append((int(td["task", "id"]), bool(td["task", "new"])))
+    assert seen == [(0, True), (0, False), (0, False), (1, True), (1, False), (1, False),
+                    (2, True)]
+    rollout = env.rollout(3)
+    assert not rollout["next", "task", "new"].any()  # steps never start a task
+    plain = _pendulum(seed=0)
+    assert all(bool(plain.reset()["task", "new"]) for _ in range(3))  # every reset does
+    with pytest.raises(ValueError, match="episodes_per_trial must be an int >= 1, found 0"):
+        SampleTask(PendulumFamily(), resample="trial", episodes_per_trial=0)
+
+
+def test_a_recurrent_module_keeps_its_state_across_the_episodes_of_a_trial():
+    from streamrl.modules import GRUModule
+
+    env = _pendulum(seed=0, resample="trial", episodes_per_trial=2)
+    gru = GRUModule(input_size=3, hidden_size=4, in_keys=["observation", "recurrent_state",
+                                                         ("task", "new")],
+                    out_keys=["features", ("next", "recurrent_state")])
+    first = env.reset()
+    state = torch.ones(1, 4)
+    carried = gru(first.clone().set("recurrent_state", state))  # a new task: state reset
+    again = env.reset()  # the same trial: state kept
+    kept = gru(again.clone().set("recurrent_state", state))
+    fresh = gru(again.clone().set("recurrent_state", torch.zeros(1, 4)))
+    assert not torch.allclose(kept["features"], fresh["features"])
+    zero = gru(first.clone().set("recurrent_state", torch.zeros(1, 4)))
+    torch.testing.assert_close(carried["features"], zero["features"])
+
+
 def test_a_batched_env_gives_each_member_its_own_task():
     env = SerialEnv(3, lambda: _pendulum())
     env.set_seed(7)
@@ -139,8 +173,8 @@ def test_halfcheetah_families_rewrite_the_reward():
 def test_bad_input_is_named():
     with pytest.raises(TypeError, match="family must be a TaskFamily, found str"):
         SampleTask("pendulum")
-    with pytest.raises(ValueError, match=r"resample must be one of \['reset', 'never'\], "
-                                         r"found 'step'"):
+    with pytest.raises(ValueError, match=r"resample must be one of \['reset', 'trial', "
+                                         r"'never'\], found 'step'"):
         SampleTask(PendulumFamily(), resample="step")
     with pytest.raises(ValueError, match=r"tasks must be a \[k, 2\] table of \('m', 'g'\), "
                                          r"found shape \[3\]"):

@@ -8,26 +8,32 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 
-from streamrl.data.specs import Composite, Unbounded
+from streamrl.data.specs import Categorical, Composite, Unbounded
 from streamrl.envs.tasks.family import TaskFamily
 from streamrl.envs.transforms.transform import Transform
 
 __all__ = ["SampleTask"]
 
-_RESAMPLE = ("reset", "never")
+_RESAMPLE = ("reset", "trial", "never")
 
 
 class SampleTask(Transform):
     """Draw a task of ``family`` at reset, set it on the gymnasium env underneath, and write
-    ``("task", "id")`` (int64, ``[1]``) and ``("task", "params")`` (float32,
-    ``[family.num_params]``) into the reset's and every step's TensorDict; a family that
+    ``("task", "id")`` (int64, ``[1]``), ``("task", "params")`` (float32,
+    ``[family.num_params]``) and ``("task", "new")`` into the reset's and every step's
+    TensorDict; a family that
     changes the objective (:meth:`TaskFamily.reward`) rewrites each step's reward.
 
     Tasks come from ``tasks`` (a ``[k, num_params]`` table, e.g. held-out tasks: taken in
     order from row ``first``, cycling; the id is the row; a member of a multi-task batch
     keeps row ``first`` with ``resample="never"``) or are drawn from the family with the transform's
     own generator (the id counts the tasks drawn: 0, 1, ...). ``resample="reset"`` gives a
-    new task at every reset, ``"never"`` keeps the first (a member of a multi-task batch).
+    new task at every reset, ``"trial"`` one every ``episodes_per_trial`` resets (RL^2's
+    trials: a recurrent policy keeps its state across the episodes of one task), ``"never"``
+    keeps the first (a member of a multi-task batch). ``("task", "new")`` (bool, ``[1]``) is
+    True in the data of a reset that started a task and False elsewhere: the reset key of a
+    recurrent module that must forget only between tasks (``GRUModule(..., in_keys=[...,
+    ("task", "new")])``).
     The generator is seeded by ``seed`` and again whenever the env is (``env.set_seed(s)``
     seeds it with ``s``), so a seeded env draws a reproducible stream of tasks, and the
     members of a batched env (seeded ``s``, ``s + 1``, ...) draw different ones.
@@ -48,13 +54,19 @@ class SampleTask(Transform):
     """
 
     def __init__(self, family: TaskFamily, *, tasks: Any = None, resample: str = "reset",
-                 seed: int | None = None, first: int = 0, task_key: str = "task") -> None:
+                 seed: int | None = None, first: int = 0, episodes_per_trial: int = 1,
+                 task_key: str = "task") -> None:
         if not isinstance(family, TaskFamily):
             raise TypeError(f"family must be a TaskFamily, found {type(family).__name__}")
         if resample not in _RESAMPLE:
             raise ValueError(f"resample must be one of {list(_RESAMPLE)}, found {resample!r}")
         super().__init__()
+        if isinstance(episodes_per_trial, bool) or not isinstance(episodes_per_trial, int) or (
+                episodes_per_trial < 1):
+            raise ValueError(f"episodes_per_trial must be an int >= 1, found "
+                             f"{episodes_per_trial!r}")
         self.family, self.resample, self.task_key = family, resample, task_key
+        self.episodes_per_trial = episodes_per_trial
         if tasks is not None:
             tasks = torch.as_tensor(tasks, dtype=torch.float32)
             if tasks.ndim != 2 or tasks.shape[1] != family.num_params or not len(tasks):
@@ -77,6 +89,8 @@ class SampleTask(Transform):
         else:
             self.generator.manual_seed(seed)
         self._drawn = 0  # tasks drawn since the seed
+        self._episodes = 0  # resets since the task was drawn
+        self._new = False  # whether the last reset drew a task
         self.task_id: int | None = None
         self.params: torch.Tensor | None = None
 
@@ -104,17 +118,23 @@ class SampleTask(Transform):
         return env._env
 
     def _reset_env_preprocess(self, td: TensorDictBase | None) -> TensorDictBase | None:
-        if self.params is None or self.resample == "reset":
+        new = self.params is None or self.resample == "reset" or (
+            self.resample == "trial" and self._episodes >= self.episodes_per_trial)
+        if new:
             self.task_id, self.params = self._next_task()
             self.family.apply(self._target(), self.params)
+            self._episodes = 0
+        self._episodes += 1
+        self._new = new
         return td
 
-    def _write(self, td: TensorDictBase) -> TensorDictBase:
+    def _write(self, td: TensorDictBase, new: bool = False) -> TensorDictBase:
         if self.params is None:
             raise RuntimeError("SampleTask: step before the first reset (no task yet)")
         shape = td.batch_size
         td.set((self.task_key, "id"), torch.full((*shape, 1), self.task_id, dtype=torch.int64))
         td.set((self.task_key, "params"), self.params.expand(*shape, -1).clone())
+        td.set((self.task_key, "new"), torch.full((*shape, 1), new, dtype=torch.bool))
         return td
 
     # -- the transform ------------------------------------------------------------------
@@ -122,7 +142,7 @@ class SampleTask(Transform):
         raise NotImplementedError("SampleTask sets an env's task: use it inside a TransformedEnv")
 
     def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
-        return self._write(td_reset)
+        return self._write(td_reset, new=self._new)
 
     def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
         self._write(next_td)
@@ -134,12 +154,13 @@ class SampleTask(Transform):
         return next_td
 
     def transform_observation_spec(self, spec: Any) -> Any:
-        """Add the task's id and parameters under ``task_key``."""
+        """Add the task's id, parameters and new-task flag under ``task_key``."""
         shape, device = spec.shape, getattr(spec, "device", None)
         spec[self.task_key] = Composite(
             id=Unbounded((*shape, 1), dtype=torch.int64, device=device),
             params=Unbounded((*shape, self.family.num_params), dtype=torch.float32,
                              device=device),
+            new=Categorical(2, (*shape, 1), dtype=torch.bool, device=device),
             shape=shape)
         return spec
 
