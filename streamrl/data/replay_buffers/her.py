@@ -265,8 +265,8 @@ class HERReplayBuffer(TensorDictReplayBuffer):
         return episodes.order[chosen]
 
     # -- sampling ---------------------------------------------------------------------------
-    def _postprocess(self, data, info):
-        data = super()._postprocess(data, info)
+    def _rewrite_sample(self, data, info):
+        data = super()._rewrite_sample(data, info)
         if not isinstance(data, TensorDictBase) or not data.batch_dims:
             return data
         k = int(data.batch_size[0] * self.her_ratio)

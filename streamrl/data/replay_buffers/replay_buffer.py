@@ -537,11 +537,17 @@ class ReplayBuffer(IterableDataset):
             data = self._collate_fn(data)
         if self.pin_memory:
             data = data.pin_memory()
+        data = self._rewrite_sample(data, info)
         if include_info:
             data = self._postprocess(data, info)
         if self._transforms:
             data = self._apply_sample_transforms(data)
         return data, info
+
+    def _rewrite_sample(self, data, info):
+        """Hook for subclasses: rewrite a sampled batch (``info["index"]``: its slots) before
+        the info is written and the sample transforms run (e.g. hindsight relabelling)."""
+        return data
 
     def _postprocess(self, data, info):
         """Hook for subclasses (e.g. writing ``index`` and ``_weight`` into TensorDicts)."""

@@ -149,6 +149,21 @@ def test_only_the_first_her_ratio_rows_change_and_the_storage_never():
     assert (rb.storage.get(torch.arange(len(rb))) == before).all()
 
 
+def test_relabelling_happens_without_the_info_and_before_the_transforms():
+    torch.manual_seed(0)
+    seen = []
+
+    def transform(td):
+        seen.append(td["desired_goal"].clone())
+        return td
+
+    rb = _buffer("final", transform=transform)
+    rb.extend(_steps(0, 0, 3, last=True))
+    plain = rb.sample(include_info=False)
+    assert "index" not in plain.keys() and (plain["desired_goal"][:, 1] == 3).all()
+    assert (seen[-1][:, 1] == 3).all()  # the transform saw the relabelled goals
+
+
 def test_new_rows_are_goal_sources_after_a_write():
     torch.manual_seed(0)
     rb = _buffer("final")
