@@ -28,6 +28,7 @@ extra installs it). The run directory is ``sac_pendulum``'s: ``config.json``, me
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from torch import nn
 from streamrl.cli import load_pipeline
 from streamrl.data import HERReplayBuffer, HindsightStrategy, LazyTensorStorage
 from streamrl.envs import DoubleToFloat, EnvBase, GymEnv, TransformedEnv
+from streamrl.envs.libs.gym import register_optional_envs
 from streamrl.modules import (
     MLP,
     ProbabilisticActor,
@@ -60,18 +62,18 @@ INPUTS = ["observation", "desired_goal"]
 
 
 def gym_goal_env(env_name: str) -> Any:
-    """One gymnasium env of ``env_name`` (gymnasium-robotics' ids registered when needed):
-    its ``compute_reward`` labels relabelled transitions."""
+    """One gymnasium env of ``env_name`` (gymnasium-robotics' ids registered when needed,
+    MuJoCo's headless GL chosen first): its ``compute_reward`` labels relabelled
+    transitions."""
     import gymnasium as gym
 
     if env_name not in gym.registry:
-        try:
-            import gymnasium_robotics
-        except ImportError:
-            raise ValueError(f"env {env_name!r} is not registered, and gymnasium-robotics "
-                             f"(which registers the goal envs) is not installed: "
-                             f"pip install 'streamrl[goals]'") from None
-        gym.register_envs(gymnasium_robotics)
+        register_optional_envs(env_name)
+    if env_name not in gym.registry:
+        raise ValueError(f"env {env_name!r} is not registered"
+                         + ("" if importlib.util.find_spec("gymnasium_robotics") else
+                            ", and gymnasium-robotics (which registers the goal envs) is not "
+                            "installed: pip install 'streamrl[goals]'"))
     return gym.make(env_name)
 
 
@@ -115,8 +117,7 @@ class SACHERConfig(_sac.SACConfig):
 
     def make_env(self) -> EnvBase:
         """One goal env, float64 entries cast to float32."""
-        gym_goal_env(self.env_name).close()  # registers gymnasium-robotics' ids if needed
-        return TransformedEnv(GymEnv(self.env_name), DoubleToFloat())
+        return TransformedEnv(GymEnv(self.env_name), DoubleToFloat())  # (registers the id)
 
     def make_buffer(self) -> HERReplayBuffer:
         """A hindsight buffer of ``buffer_size`` rows with ``sac_pendulum``'s limiter."""

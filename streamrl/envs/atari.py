@@ -18,7 +18,7 @@ from typing import Any
 from streamrl.envs.batched import SerialEnv
 from streamrl.envs.common import EnvBase
 from streamrl.envs.libs._ale_frames import AtariFrames
-from streamrl.envs.libs.gym import GymWrapper, _register_optional_envs
+from streamrl.envs.libs.gym import GymWrapper, register_optional_envs
 from streamrl.envs.parallel import ParallelEnv
 from streamrl.envs.transforms import (
     CatFrames,
@@ -147,7 +147,7 @@ def _make_one(
 ) -> EnvBase:
     import gymnasium as gym
 
-    _register_optional_envs()
+    register_optional_envs(env_id)
     raw = gym.make(env_id, **gym_kwargs)
     try:
         fire = _check_meanings(raw.unwrapped.get_action_meanings(), options["noop_max"])

@@ -3,6 +3,7 @@ seed in [0, 1] (nothing is asserted about the rates)."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("gymnasium_robotics")
+# not imported here: gymnasium-robotics imports MuJoCo, which must not be imported before
+# streamrl chooses its headless GL backend (a later render in this process would fail)
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("gymnasium_robotics") is None,
+                                reason="needs gymnasium-robotics (the goals extra)")
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -5,6 +5,10 @@ and a non-goal env or a bad field is refused before any work."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +18,10 @@ from streamrl.cli import load_pipeline
 from streamrl.data import HERReplayBuffer
 from streamrl.train import load_checkpoint
 
-pytest.importorskip("gymnasium_robotics")
+# not imported here: gymnasium-robotics imports MuJoCo, which must not be imported before
+# streamrl chooses its headless GL backend (a later render in this process would fail)
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("gymnasium_robotics") is None,
+                                reason="needs gymnasium-robotics (the goals extra)")
 
 ROOT = Path(__file__).resolve().parents[2]
 HER = load_pipeline(ROOT / "pipelines" / "sac_her.py")
@@ -84,3 +91,19 @@ def test_the_command_line_names_a_bad_strategy(capsys):
         HER.main(["--her-strategy", "later", "--no-files"])
     assert exit_.value.code == 2
     assert "her_strategy must be one of" in capsys.readouterr().err
+
+
+def test_goal_envs_register_after_the_headless_gl_backend_is_chosen():
+    # a fresh process: GymEnv registers gymnasium-robotics' ids on first use, choosing
+    # MuJoCo's headless GL before MuJoCo is imported, so a MuJoCo env renders afterwards
+    code = ("import sys, sys; from streamrl.envs import GymEnv\n"
+            "GymEnv('PointMaze_UMaze-v3').close()\n"
+            "assert 'mujoco' in sys.modules\n"
+            "env = GymEnv('InvertedPendulum-v5', from_pixels=True, pixels_only=False)\n"
+            "print(tuple(env.reset()['pixels'].shape))\n"
+            "env.close()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith(", 3)")

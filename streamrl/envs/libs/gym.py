@@ -32,24 +32,36 @@ from streamrl.envs.libs._array_env import ArrayEnv
 from streamrl.envs.libs._gym_backend import gym_backend, set_gym_backend
 from streamrl.envs.libs._mujoco_gl import ensure_gl_backend, render_error
 
-__all__ = ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend"]
+__all__ = ["GymEnv", "GymWrapper", "gym_backend", "register_optional_envs", "set_gym_backend"]
 
-_optional_registered = False
+_optional_registered: set[str] = set()  # the packages registered
 
 
-def _register_optional_envs() -> None:
-    """Register the ids of the env packages gymnasium knows only once they are imported:
-    ale-py's Atari games (``ALE/Pong-v5``, ``PongNoFrameskip-v4``...), where it is
-    installed (what ``gymnasium.register_envs(ale_py)`` does; done once)."""
-    global _optional_registered
-    if _optional_registered:
+def register_optional_envs(env_name: str | None = None) -> None:
+    """Register the ids of the env packages gymnasium knows only once they are imported,
+    where they are installed: ale-py's Atari games (``ALE/Pong-v5``,
+    ``PongNoFrameskip-v4``...), and, when ``env_name`` is still unknown after that (or
+    is None: every package), gymnasium-robotics' goal envs (``PointMaze_UMaze-v3``,
+    ``FetchReach-v4``...), after choosing MuJoCo's headless GL backend (gymnasium-robotics
+    imports MuJoCo, which reads ``MUJOCO_GL`` once). What ``gymnasium.register_envs(...)``
+    does; each package once. :class:`GymEnv` calls it for an id gymnasium does not know."""
+    import gymnasium as gym
+
+    if "ale_py" not in _optional_registered:
+        _optional_registered.add("ale_py")
+        if importlib.util.find_spec("ale_py") is not None:
+            import ale_py
+
+            gym.register_envs(ale_py)
+    if env_name is not None and env_name in gym.registry:
         return
-    _optional_registered = True
-    if importlib.util.find_spec("ale_py") is not None:
-        import ale_py
-        import gymnasium as gym
+    if "gymnasium_robotics" not in _optional_registered:
+        _optional_registered.add("gymnasium_robotics")
+        if importlib.util.find_spec("gymnasium_robotics") is not None:
+            ensure_gl_backend()
+            import gymnasium_robotics
 
-        gym.register_envs(ale_py)
+            gym.register_envs(gymnasium_robotics)
 
 
 def _is_frame_space(space: Any) -> bool:
@@ -119,7 +131,7 @@ class _AvailableEnvs:
     def __get__(self, obj: Any, cls: type | None = None) -> list[str]:
         import gymnasium as gym
 
-        _register_optional_envs()
+        register_optional_envs()
         return list(gym.registry.keys())
 
 
@@ -491,7 +503,7 @@ class GymEnv(GymWrapper):
         if not isinstance(env_name, str):
             raise TypeError(f"env_name must be a str, found {type(env_name).__name__}")
         if env_name not in gym.registry:
-            _register_optional_envs()
+            register_optional_envs(env_name)
         spec = gym.registry.get(env_name)
         if spec is not None and "mujoco" in str(spec.entry_point):
             ensure_gl_backend()  # before gymnasium's MuJoCo env imports mujoco
