@@ -96,7 +96,7 @@ def test_the_command_line_names_a_bad_strategy(capsys):
 def test_goal_envs_register_after_the_headless_gl_backend_is_chosen():
     # a fresh process: GymEnv registers gymnasium-robotics' ids on first use, choosing
     # MuJoCo's headless GL before MuJoCo is imported, so a MuJoCo env renders afterwards
-    code = ("import sys, sys; from streamrl.envs import GymEnv\n"
+    code = ("import sys; from streamrl.envs import GymEnv\n"
             "GymEnv('PointMaze_UMaze-v3').close()\n"
             "assert 'mujoco' in sys.modules\n"
             "env = GymEnv('InvertedPendulum-v5', from_pixels=True, pixels_only=False)\n"
