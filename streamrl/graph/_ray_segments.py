@@ -564,13 +564,18 @@ class Deployment:
 
     async def blocked(self) -> list[tuple[float, list[Any]]] | None:
         """:meth:`SegmentActor.blocked` of every actor (None if one computes, has not
-        started, or does not answer within 2 s)."""
+        started, or does not answer within 2 s). An actor that says it has ended counts only
+        once its run's result has reached the driver: until then the end of its streams may
+        still be on its way (a slow hop under load is not a deadlock)."""
         try:
             with anyio.fail_after(2.0):
-                found = [await a.blocked.remote() for a in list(self.actors.values())]
+                found = {seg: await a.blocked.remote() for seg, a in list(self.actors.items())}
         except Exception:
             return None
-        return None if any(f is None for f in found) else found
+        if any(f is None or (f[0] == math.inf and seg not in self.stats)
+               for seg, f in found.items()):
+            return None
+        return list(found.values())
 
     async def _run_one(self, seg: str) -> None:
         from .._utils.ray_items import actor_died, unwrap_error

@@ -8,7 +8,9 @@ edges; an actor computing inside a hook for longer than that is not a deadlock.
 
 from __future__ import annotations
 
+import math
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -77,3 +79,29 @@ def test_an_actor_computing_is_not_a_deadlock(ray):
     g.connect(src, slow).connect(slow, out)
     g.run_sync(watchdog_timeout=0.5)
     assert out.op.items == [0, 1, 2]
+
+
+class _Says:
+    """A stand-in actor handle whose ``blocked.remote()`` answers ``value``."""
+
+    def __init__(self, value):
+        async def answer():
+            return value
+
+        self.blocked = SimpleNamespace(remote=answer)
+
+
+async def test_an_ended_actor_counts_as_blocked_only_once_its_run_has_returned():
+    """The race the watchdog must not lose under load: a segment has ended and the driver
+    has pulled its last item, but its run's result (and with it the end of its streams) has
+    not reached the driver yet: not a deadlock until it has."""
+    from streamrl.graph._ray_segments import Deployment
+
+    waiting = (0.9, ["out.in"])
+    driver = SimpleNamespace(actors={"slow": _Says((math.inf, [])), "other": _Says(waiting)},
+                             stats={})
+    assert await Deployment.blocked(driver) is None
+    driver.stats["slow"] = {}
+    assert await Deployment.blocked(driver) == [(math.inf, []), waiting]
+    driver.actors["other"] = _Says(None)  # one computing: nobody is deadlocked
+    assert await Deployment.blocked(driver) is None
