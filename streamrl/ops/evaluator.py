@@ -13,6 +13,7 @@ from tensordict import TensorDict, TensorDictBase
 from streamrl.envs.common import EnvBase
 from streamrl.envs.utils import ExplorationType, set_exploration_type
 from streamrl.graph import Operator
+from streamrl.ops._per_task import per_task_means
 from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.rollout import make_env
 
@@ -231,8 +232,7 @@ class Evaluator(Operator):
             "eval_s": time.perf_counter() - t0,
         }
         if stats.tasks is not None:  # a multi-task env: the mean return per task too
-            for task in sorted(set(stats.tasks.tolist())):
-                result[f"eval_return/task_{task}"] = float(returns[stats.tasks == task].mean())
+            result.update(per_task_means("eval_return", returns, stats.tasks))
         if count is not None:
             result[self.key] = count
             if self.frames is not None:

@@ -12,6 +12,7 @@ import torch
 from tensordict import TensorDictBase
 
 from streamrl.graph import Operator
+from streamrl.ops._per_task import per_task_means
 from streamrl.ops.metrics_logger import MetricsLogger, check_run_logger, run_logger
 
 __all__ = ["MetricsSink"]
@@ -200,11 +201,7 @@ class MetricsSink(Operator):
             row["train_return"] = sum(self._finished) / len(self._finished)
             row["train_episodes"] = len(self._finished)
             if len(self._finished_tasks) == len(self._finished):
-                per_task: dict[int, list[float]] = {}
-                for task, ret in zip(self._finished_tasks, self._finished):
-                    per_task.setdefault(int(task), []).append(ret)
-                for task, returns in sorted(per_task.items()):
-                    row[f"train_return/task_{task}"] = sum(returns) / len(returns)
+                row.update(per_task_means("train_return", self._finished, self._finished_tasks))
             self._finished, self._finished_tasks = [], []
         row.update(msg)
         self.rows.append(row)

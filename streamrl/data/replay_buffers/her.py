@@ -225,10 +225,9 @@ class HERReplayBuffer(TensorDictReplayBuffer):
             written = (torch.arange(n) + start) % max(n, 1)
             traj = self._column(TRAJ_KEY)
             if traj is not None:
-                ids = traj.to(torch.int64)[written]
                 # stable: each trajectory's rows stay in write order
-                order = written[torch.sort(ids, stable=True).indices]
-                episode = traj.to(torch.int64)[order]
+                episode, within = torch.sort(traj.to(torch.int64)[written], stable=True)
+                order = written[within]
             else:
                 ends = [c for c in (self._column(self.end_key),
                                     self._column(self._terminated_key)) if c is not None]
@@ -251,9 +250,8 @@ class HERReplayBuffer(TensorDictReplayBuffer):
     def _goal_slots(self, slots: torch.Tensor) -> torch.Tensor:
         """For each sampled slot, the slot whose achieved goal becomes its new goal."""
         k = slots.numel()
-        if self.strategy is HindsightStrategy.RANDOM:
-            n = len(self._storage)
-            return self._group().order[torch.randint(n, (k,))]
+        if self.strategy is HindsightStrategy.RANDOM:  # any stored row: slots 0 .. n - 1
+            return torch.randint(len(self._storage), (k,))
         episodes = self._group()
         pos = episodes.rank[slots]
         first, last = episodes.first[pos], episodes.last[pos]
