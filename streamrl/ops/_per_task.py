@@ -6,9 +6,6 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["per_task_means"]
-
-
 def per_task_means(prefix: str, returns: torch.Tensor | Sequence[float],
                    tasks: torch.Tensor | Sequence[int]) -> dict[str, float]:
     """``{"<prefix>/task_<k>": mean return}`` for each task id ``k`` among ``tasks`` (one
