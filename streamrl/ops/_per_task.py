@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+
 def per_task_means(prefix: str, returns: torch.Tensor | Sequence[float],
                    tasks: torch.Tensor | Sequence[int]) -> dict[str, float]:
     """``{"<prefix>/task_<k>": mean return}`` for each task id ``k`` among ``tasks`` (one
