@@ -48,9 +48,15 @@ class PreviousStepInputs(Transform):
         raise NotImplementedError("PreviousStepInputs reads env steps: use it inside a "
                                   "TransformedEnv")
 
-    def _zeros(self, td_reset: TensorDictBase) -> dict[Any, torch.Tensor]:
+    def _action_shape(self) -> tuple[int, ...]:
+        """One action's shape (the env's action spec without its batch dims)."""
         parent = self.parent
-        action_shape = parent.action_spec.shape[len(parent.batch_size):] if parent else (1,)
+        if parent is None:
+            return (1,)
+        return tuple(parent.action_spec.shape[len(parent.batch_size):])
+
+    def _zeros(self, td_reset: TensorDictBase) -> dict[Any, torch.Tensor]:
+        action_shape = self._action_shape()
         batch = td_reset.batch_size
         return {self.prev_keys[0]: torch.zeros((*batch, *action_shape)),
                 self.prev_keys[1]: torch.zeros((*batch, 1)),
@@ -76,9 +82,8 @@ class PreviousStepInputs(Transform):
 
     def transform_observation_spec(self, spec: Any) -> Any:
         """Add the three entries (float32, unbounded)."""
-        parent = self.parent
         shape = spec.shape
-        action_shape = parent.action_spec.shape[len(shape):] if parent else (1,)
+        action_shape = self._action_shape()
         device = getattr(spec, "device", None)
         for key, tail in zip(self.prev_keys, (action_shape, (1,), (1,))):
             spec[key] = Unbounded((*shape, *tail), dtype=torch.float32, device=device)
