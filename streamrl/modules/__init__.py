@@ -83,6 +83,7 @@ from streamrl.modules.models import (
     Squeeze2dLayer,
     SqueezeLayer,
     TaskEmbedding,
+    TaskwiseModule,
     VDNMixer,
     reset_noise,
 )
@@ -199,6 +200,7 @@ __all__ = [
     "TanhModule",
     "TanhNormal",
     "TaskEmbedding",
+    "TaskwiseModule",
     "TruncatedNormal",
     "VDNMixer",
     "ValueNorm",

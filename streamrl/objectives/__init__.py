@@ -23,7 +23,7 @@ from streamrl.objectives.discrete_sac import DiscreteSACLoss
 from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
 from streamrl.objectives.dqn import DQNLoss
 from streamrl.objectives.iql import IQLLoss
-from streamrl.objectives.maml import maml_adapt, maml_adapt_tasks
+from streamrl.objectives.maml import maml_adapt, maml_adapt_tasks, maml_task_losses
 from streamrl.objectives.optim import KLAdaptiveLR, group_optimizers
 from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from streamrl.objectives.qmixer import QMixerLoss
@@ -86,6 +86,7 @@ __all__ = [
     "hold_out_params",
     "maml_adapt",
     "maml_adapt_tasks",
+    "maml_task_losses",
     "next_state_value",
     "total_loss",
 ]

@@ -11,7 +11,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
-__all__ = ["maml_adapt", "maml_adapt_tasks"]
+__all__ = ["maml_adapt", "maml_adapt_tasks", "maml_task_losses"]
 
 #: ``loss_fn(module, data) -> scalar``: the module runs with the parameters being adapted
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
@@ -49,8 +49,8 @@ def _flat(params: TensorDictBase) -> dict[str, torch.Tensor]:
             for k, v in params.items(True, True)}
 
 
-def _nested(flat: dict[str, torch.Tensor]) -> TensorDictBase:
-    out = TensorDict({}, [])
+def _nested(flat: dict[str, torch.Tensor], batch_size: Any = ()) -> TensorDictBase:
+    out = TensorDict({}, batch_size)
     for name, value in flat.items():
         out.set(tuple(name.split(".")[1:]), value)
     return out
@@ -106,10 +106,14 @@ def maml_adapt_tasks(module: nn.Module, params: TensorDictBase, loss_fn: LossFn,
                      first_order: bool = False) -> TensorDictBase:
     """:func:`maml_adapt` for a batch of tasks at once: ``tasks_data`` has a leading task dim
     (a tensor, a tuple of tensors or a TensorDict), and so do the returned parameters
-    (``[tasks, *shape]``). The tasks run under ``torch.func.vmap``: one call evaluates the
-    loss and its gradient for every task (``loss_fn`` sees one task's data, without the task
-    dim, and must be vmap-able: no data-dependent Python control flow, no in-place updates
-    of captured tensors). Equal to looping :func:`maml_adapt` over the tasks.
+    (``[tasks, *shape]``, batch size ``[tasks]``). ``params`` is shared by the tasks (batch
+    size ``[]``, e.g. ``TensorDict.from_module(module)``) or already one set per task (batch
+    size ``[tasks]``, e.g. the result of an earlier call: adaptation in several calls, each
+    on fresh data, is a chain of these). The tasks run under ``torch.func.vmap``: one call
+    evaluates the loss and its gradient for every task (``loss_fn`` sees one task's data,
+    without the task dim, and must be vmap-able: no data-dependent Python control flow, no
+    in-place updates of captured tensors). Equal to looping :func:`maml_adapt` over the
+    tasks.
 
     >>> net = nn.Linear(2, 1)
     >>> params = TensorDict.from_module(net)
@@ -129,18 +133,51 @@ def maml_adapt_tasks(module: nn.Module, params: TensorDictBase, loss_fn: LossFn,
     trainable = {n for n, v in flat.items() if v.requires_grad}
     if steps and not trainable:
         raise ValueError("maml_adapt_tasks: no entry of params requires grad")
-    per_task = False  # whether flat has the task dim yet
+    count = _task_count(tasks_data)
+    per_task = params.batch_dims > 0  # whether flat has the task dim yet
+    if per_task and params.batch_size[:1] != (count,):
+        raise ValueError(f"maml_adapt_tasks: params must be shared (batch size []) or one set "
+                         f"per task ([{count}]), found batch size {list(params.batch_size)}")
     for _ in range(steps):
         grads = torch.func.vmap(grad_fn, in_dims=(0 if per_task else None, 0))(flat, tasks_data)
-        count = _task_count(tasks_data)
         flat = {n: (v - lr * (grads[n].detach() if first_order else grads[n])
                     if n in trainable else (v if per_task else v.expand(count, *v.shape)))
                 for n, v in flat.items()}
         per_task = True
     if not per_task:  # no step: the initial parameters for every task
-        count = _task_count(tasks_data)
         flat = {n: v.expand(count, *v.shape) for n, v in flat.items()}
-    return _nested(flat)
+    return _nested(flat, [count])
+
+
+def maml_task_losses(module: nn.Module, tasks_params: TensorDictBase, loss_fn: LossFn,
+                     tasks_data: Any) -> torch.Tensor:
+    """``loss_fn(module, data_k)`` with task ``k``'s parameters, for every task at once
+    (``torch.func.vmap``): ``[tasks]``. ``tasks_data`` has the leading task dim, and so do
+    ``tasks_params`` (as :func:`maml_adapt_tasks` returns them) unless they are shared (batch
+    size ``[]``, e.g. ``TensorDict.from_module(module)``: the plain multi-task loss). MAML's
+    outer loss is the mean of these on each task's post-adaptation data: it back-propagates
+    through the adapted parameters into the initial ones.
+
+    >>> net = nn.Linear(2, 1)
+    >>> mse = lambda m, d: ((m(d[0]) - d[1]) ** 2).mean()
+    >>> x, y = torch.randn(3, 8, 2), torch.randn(3, 8, 1)  # 3 tasks
+    >>> adapted = maml_adapt_tasks(net, TensorDict.from_module(net), mse, (x, y))
+    >>> maml_task_losses(net, adapted, mse, (x, y)).shape
+    torch.Size([3])
+    """
+    if not isinstance(tasks_params, TensorDictBase):
+        raise TypeError(f"tasks_params must be a TensorDict, found {type(tasks_params).__name__}")
+    shared = tasks_params.batch_dims == 0
+    if not shared and tasks_params.batch_size[:1] != (_task_count(tasks_data),):
+        raise ValueError(f"tasks_data must have one entry per task: {tasks_params.batch_size[0]}"
+                         f" tasks of parameters, found {_task_count(tasks_data)} of data")
+    call = _LossCall(module, loss_fn)
+
+    def task_loss(flat: dict[str, torch.Tensor], data: Any) -> torch.Tensor:
+        return torch.func.functional_call(call, flat, (data,), strict=False)
+
+    return torch.func.vmap(task_loss, in_dims=(None if shared else 0, 0))(
+        _flat(tasks_params), tasks_data)
 
 
 def _task_count(data: Any) -> int:

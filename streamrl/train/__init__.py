@@ -33,6 +33,7 @@ from streamrl.train.offline_to_online import (
     OfflineToOnlineResult,
 )
 from streamrl.train.offpolicy_config import OffPolicyConfig
+from streamrl.train.progress import RunProgress
 from streamrl.train.run_dir import make_run_dir
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "OfflineToOnlineConfig",
     "OfflineToOnlinePipeline",
     "OfflineToOnlineResult",
+    "RunProgress",
     "add_config_arguments",
     "check_field",
     "check_positive_ints",

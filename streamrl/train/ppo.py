@@ -36,6 +36,7 @@ from streamrl.train import driver
 from streamrl.train.config import check_field, check_positive_ints, check_ray_address
 from streamrl.train.lagged_collector import LaggedCollector
 from streamrl.train.metrics import MetricsLogger
+from streamrl.train.progress import RunProgress
 
 __all__ = ["PPOConfig", "PPOPipeline", "PPOResult", "orthogonal_init_"]
 
@@ -362,27 +363,6 @@ def _progress(name: str, total: int, enabled: bool) -> Any:
                 dynamic_ncols=True, file=sys.stderr)
 
 
-class _Progress:
-    """The run's counters as a checkpoint component: frames, batches, last evaluation."""
-
-    def __init__(self) -> None:
-        self.frames = self.iteration = 0
-        self.eval_return: float | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"frames": self.frames, "iteration": self.iteration,
-                "eval_return": self.eval_return}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.frames, self.iteration = int(state["frames"]), int(state["iteration"])
-        self.eval_return = state["eval_return"]
-
-    def check_state_dict(self, state: Any) -> None:
-        keys = {"frames", "iteration", "eval_return"}
-        if not isinstance(state, dict) or set(state) != keys:
-            raise ValueError(f"expected keys {sorted(keys)}, found {state!r:.100}")
-
-
 # config fields that may change on resume: the budget (a longer run), evaluation and output
 _RESUMABLE = ("frames", "eval_interval", "eval_episodes", "eval_seed", "target_return",
               "threads", "logger", "checkpoint_interval", "max_policy_lag", "ray", "ray_actors")
@@ -513,7 +493,7 @@ class PPOPipeline:
         optim = torch.optim.Adam(loss.parameters(), lr=config.lr, eps=1e-5, fused=True)
         learner = make_learner(config, loss, optim)
         episodes = _EpisodeReturns(config.num_envs, self.return_key)
-        done = _Progress()
+        done = RunProgress()
         collector = make_collector(config, actor)
         parts = dict(policy=actor, value=critic, optimizer=optim, learner=learner,
                      collector=collector, episodes=episodes, progress=done, rng=GlobalRNGState())

@@ -70,7 +70,26 @@ def test_bad_input_is_named():
         PointNavigationEnv(max_steps=0)
     with pytest.raises(ValueError, match="max_action must be > 0"):
         PointNavigationEnv(max_action=0.0)
+    with pytest.raises(ValueError, match=r"tolerance >= 0 or None, found 0.1 and -1"):
+        PointNavigationEnv(tolerance=-1)
     from streamrl.envs import GymEnv
     wrong = TransformedEnv(GymEnv("Pendulum-v1"), SampleTask(NavigationFamily()))
     with pytest.raises(TypeError, match="sets the goal of a PointNavigationEnv, found GymEnv"):
         wrong.reset()
+
+
+def test_without_a_tolerance_every_episode_lasts_the_horizon():
+    env = PointNavigationEnv(goal=[0.1, 0.0], max_steps=4, tolerance=None)
+    rollout = env.rollout(4, _act([0.1, 0.0]))  # on the goal after the first step
+    assert rollout["next", "reward"][0].item() == 0.0
+    assert not rollout["next", "terminated"].any() and rollout["next", "truncated"][-1].item()
+
+
+def test_sampled_actions_are_stored_as_sampled():
+    from streamrl.collectors import SyncDataCollector
+    env = PointNavigationEnv(batch_size=[2], max_steps=3)
+    collector = SyncDataCollector(env, _act([0.5, -0.3]), frames_per_batch=6, total_frames=6)
+    batch = next(iter(collector))
+    collector.shutdown()
+    assert batch["action"][0, 0].tolist() == pytest.approx([0.5, -0.3])  # not clamped
+    assert batch["next", "observation"][0, 0].tolist() == pytest.approx([0.1, -0.1])  # moved 0.1

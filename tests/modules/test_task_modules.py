@@ -1,5 +1,6 @@
-"""TaskEmbedding and MultiHead: each row gets its own task's embedding or head (checked
-against per-row references), gradients reach only the heads used, ids are checked."""
+"""TaskEmbedding, MultiHead and TaskwiseModule: each row gets its own task's embedding, head
+or parameters (checked against per-row references), gradients reach only the heads used, ids
+and task parameters are checked."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule, TensorDictSequential
 
-from streamrl.modules import MLP, MultiHead, TaskEmbedding
+from streamrl.modules import MLP, MultiHead, TaskEmbedding, TaskwiseModule
 
 
 def test_the_embedding_is_a_row_per_task_for_both_id_shapes():
@@ -84,3 +85,62 @@ def test_bad_input_is_named():
         heads(torch.zeros(2, 4), torch.tensor([0, 1]))
     with pytest.raises(IndexError, match=r"TaskEmbedding: task ids must be in \[0, 2\)"):
         TaskEmbedding(2, 3)(torch.tensor([[-1]]))
+
+
+def _gaussian_net():
+    torch.manual_seed(0)
+    from streamrl.modules import AddStateIndependentNormalScale
+    return torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2),
+                               AddStateIndependentNormalScale(2))
+
+
+def test_taskwise_rows_run_with_their_tasks_parameters():
+    net = _gaussian_net()
+    taskwise = TaskwiseModule(net)
+    x = torch.randn(6, 2)
+    torch.testing.assert_close(taskwise(x), net(x))  # no task parameters: the module
+    params = TensorDict.from_module(net).expand(3).clone()
+    params.apply_(lambda t: t + torch.randn_like(t))
+    taskwise.task_params = params
+    loc, scale = taskwise(x)
+    for k in range(3):  # rows 2k, 2k+1 are task k's
+        with params[k].to_module(net):
+            ref_loc, ref_scale = net(x[2 * k:2 * k + 2])
+        torch.testing.assert_close(loc[2 * k:2 * k + 2], ref_loc)
+        torch.testing.assert_close(scale[2 * k:2 * k + 2], ref_scale)
+    assert all(p.grad is None for p in net.parameters())
+    taskwise.task_params = None
+    torch.testing.assert_close(taskwise(x)[0], net(x)[0])
+
+
+def test_taskwise_acts_in_a_probabilistic_actor():
+    from streamrl.modules import IndependentNormal, ProbabilisticActor
+    net = _gaussian_net()
+    taskwise = TaskwiseModule(net)
+    actor = ProbabilisticActor(TensorDictModule(taskwise, ["observation"], ["loc", "scale"]),
+                               in_keys=["loc", "scale"], distribution_class=IndependentNormal)
+    params = TensorDict.from_module(net).expand(2).clone()
+    params["2", "bias"][1] = 50.0
+    taskwise.task_params = params
+    td = actor(TensorDict({"observation": torch.zeros(4, 2)}, [4]))
+    torch.testing.assert_close(td["loc"][2:] - td["loc"][:2], params["2", "bias"][1]
+                               - params["2", "bias"][0] + torch.zeros(2, 2))
+    assert td["action"].shape == (4, 2)
+
+
+def test_taskwise_bad_input_is_named():
+    net = _gaussian_net()
+    taskwise = TaskwiseModule(net)
+    with pytest.raises(TypeError, match=r"TaskwiseModule wraps an nn.Module, found str"):
+        TaskwiseModule("net")
+    with pytest.raises(ValueError, match=r"leading task dim or None, found batch size \[\]"):
+        taskwise.task_params = TensorDict.from_module(net)
+    with pytest.raises(KeyError, match=r"'head.weight' is not a parameter of Sequential"):
+        taskwise.task_params = TensorDict({"head": {"weight": torch.zeros(2, 2, 8)}}, [2])
+    with pytest.raises(ValueError, match=r"'0.weight' must be \[tasks, \*\[8, 2\]\], found "
+                                         r"\[2, 2, 2\]"):
+        taskwise.task_params = TensorDict({"0": {"weight": torch.zeros(2, 2, 2)}}, [2])
+    taskwise.task_params = TensorDict.from_module(net).expand(4).clone()
+    with pytest.raises(ValueError, match=r"split into 4 equal task groups, found shapes "
+                                         r"\[\[6, 2\]\]"):
+        taskwise(torch.zeros(6, 2))

@@ -1,4 +1,4 @@
-"""maml_adapt / maml_adapt_tasks: the adapted parameters and the outer gradient through them
+"""maml_adapt / maml_adapt_tasks / maml_task_losses: the adapted parameters and the outer gradient through them
 equal a hand-written two-step reference (second and first order), the vmapped task batch
 equals a loop over tasks, the module is left alone, and bad input is named."""
 
@@ -9,7 +9,7 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
-from streamrl.objectives.maml import maml_adapt, maml_adapt_tasks
+from streamrl.objectives.maml import maml_adapt, maml_adapt_tasks, maml_task_losses
 
 
 def _net():
@@ -129,3 +129,54 @@ def test_bad_input_is_named():
     frozen = params.clone().apply(lambda t: t.detach())
     with pytest.raises(ValueError, match="no entry of params requires grad"):
         maml_adapt(net, frozen, _mse, _data(1))
+
+
+def test_task_losses_equal_each_tasks_loss_with_its_parameters():
+    net = _net()
+    params = TensorDict.from_module(net).clone().apply(lambda t: t.detach().requires_grad_())
+    support, query = _data(5, tasks=3), _data(6, tasks=3)
+    adapted = maml_adapt_tasks(net, params, _mse, support, steps=1, lr=0.2)
+    losses = maml_task_losses(net, adapted, _mse, query)
+    assert losses.shape == (3,)
+    for k in range(3):
+        with adapted[k].to_module(net):
+            torch.testing.assert_close(losses[k], _mse(net, (query[0][k], query[1][k])))
+    # the outer gradient reaches the initial parameters through the adapted ones
+    (grad,) = torch.autograd.grad(losses.mean(), [params["0", "weight"]])
+    assert grad.abs().sum() > 0
+
+
+def test_task_losses_refuse_mismatched_tasks():
+    net = _net()
+    params = TensorDict.from_module(net).clone().apply(lambda t: t.detach().requires_grad_())
+    adapted = maml_adapt_tasks(net, params, _mse, _data(5, tasks=3), steps=1, lr=0.2)
+    with pytest.raises(ValueError, match="one entry per task: 3 tasks of parameters, found 2"):
+        maml_task_losses(net, adapted, _mse, _data(6, tasks=2))
+    with pytest.raises(TypeError, match="tasks_params must be a TensorDict, found dict"):
+        maml_task_losses(net, dict(net.named_parameters()), _mse, _data(6, tasks=2))
+
+
+def test_shared_parameters_give_the_plain_multi_task_losses():
+    net = _net()
+    query = _data(6, tasks=2)
+    losses = maml_task_losses(net, TensorDict.from_module(net), _mse, query)
+    for k in range(2):
+        torch.testing.assert_close(losses[k], _mse(net, (query[0][k], query[1][k])))
+
+
+def test_adaptation_chains_from_per_task_parameters():
+    net = _net()
+    params = TensorDict.from_module(net).clone().apply(lambda t: t.detach().requires_grad_())
+    support, query = _data(7, tasks=3), _data(8, tasks=3)
+    once = maml_adapt_tasks(net, params, _mse, support, steps=1, lr=0.2)
+    assert once.batch_size == (3,)
+    chained = maml_adapt_tasks(net, once, _mse, support, steps=1, lr=0.2)
+    twice = maml_adapt_tasks(net, params, _mse, support, steps=2, lr=0.2)
+    for key, value in twice.items(True, True):
+        torch.testing.assert_close(chained.get(key), value)
+    grads = [torch.autograd.grad(maml_task_losses(net, p, _mse, query).sum(),
+                                 [params["0", "weight"]])[0] for p in (chained, twice)]
+    torch.testing.assert_close(grads[0], grads[1])
+    with pytest.raises(ValueError, match=r"shared \(batch size \[\]\) or one set per task "
+                                         r"\(\[2\]\), found batch size \[3\]"):
+        maml_adapt_tasks(net, once, _mse, _data(9, tasks=2))

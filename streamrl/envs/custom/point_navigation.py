@@ -18,7 +18,11 @@ class PointNavigationEnv(EnvBase):
     ``[-max_action, max_action]`` per coordinate) towards a goal it does not observe (Finn
     et al. 2017, section 5.2): it starts at the origin, the reward is the negative squared
     distance to the goal after the step, and an episode ends ``terminated`` within
-    ``tolerance`` of the goal or ``truncated`` after ``max_steps`` steps. The goal is the
+    ``tolerance`` of the goal (``None``: never, every episode lasts ``max_steps``) or
+    ``truncated`` after ``max_steps`` steps. The action spec is unbounded: any displacement
+    is a valid action and the env clips it (as the paper's env does), so a Gaussian policy's
+    sampled actions are stored as sampled and their log-probabilities stay exact (a spec
+    with bounds would have the collectors clamp the stored actions). The goal is the
     task: :attr:`goal` (``[2]``, or ``[*batch_size, 2]`` for one goal per row), set directly
     or by :class:`~streamrl.envs.tasks.SampleTask` with a
     :class:`~streamrl.envs.tasks.NavigationFamily`. ``step`` counts the episode's steps.
@@ -30,12 +34,12 @@ class PointNavigationEnv(EnvBase):
     """
 
     def __init__(self, *, goal: Any = (0.0, 0.0), max_steps: int = 100,
-                 max_action: float = 0.1, tolerance: float = 0.01, batch_size: Any = (),
+                 max_action: float = 0.1, tolerance: float | None = 0.01, batch_size: Any = (),
                  device: Any = None) -> None:
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be an int >= 1, found {max_steps!r}")
-        if not max_action > 0 or not tolerance >= 0:
-            raise ValueError(f"max_action must be > 0 and tolerance >= 0, found {max_action!r} "
+        if not max_action > 0 or not (tolerance is None or tolerance >= 0):
+            raise ValueError(f"max_action must be > 0 and tolerance >= 0 or None, found {max_action!r} "
                              f"and {tolerance!r}")
         super().__init__(device=device, batch_size=torch.Size(batch_size))
         self.max_steps, self.max_action, self.tolerance = max_steps, float(max_action), tolerance
@@ -45,8 +49,7 @@ class PointNavigationEnv(EnvBase):
             observation=Unbounded((*shape, 2), dtype=torch.float32, device=self.device),
             step=Bounded(0, max_steps, (*shape, 1), dtype=torch.int64, device=self.device),
             shape=shape)
-        self.action_spec = Bounded(-self.max_action, self.max_action, (*shape, 2),
-                                   dtype=torch.float32, device=self.device)
+        self.action_spec = Unbounded((*shape, 2), dtype=torch.float32, device=self.device)
         self.reward_spec = Unbounded((*shape, 1), dtype=torch.float32, device=self.device)
 
     @property
@@ -81,7 +84,8 @@ class PointNavigationEnv(EnvBase):
         position = tensordict["observation"] + move
         distance2 = ((position - self.goal) ** 2).sum(-1, keepdim=True)
         step = tensordict["step"] + 1
-        terminated = distance2 <= self.tolerance ** 2
+        terminated = (distance2 <= self.tolerance ** 2 if self.tolerance is not None
+                      else torch.zeros_like(distance2, dtype=torch.bool))
         truncated = (step >= self.max_steps) & ~terminated
         return TensorDict({"observation": position, "step": step, "reward": -distance2,
                            "terminated": terminated, "truncated": truncated,

@@ -19,7 +19,7 @@ from streamrl.modules.models.multiagent import MultiAgentConvNet, MultiAgentMLP
 from streamrl.modules.models.noisy import NoisyLazyLinear, NoisyLinear, reset_noise
 from streamrl.modules.models.python_rnn import GRU, LSTM, GRUCell, LSTMCell
 from streamrl.modules.models.recurrent import GRUModule, LSTMModule
-from streamrl.modules.models.task import MultiHead, TaskEmbedding
+from streamrl.modules.models.task import MultiHead, TaskEmbedding, TaskwiseModule
 from streamrl.modules.models.utils import SquashDims, Squeeze, Squeeze2dLayer, SqueezeLayer
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "Squeeze2dLayer",
     "SqueezeLayer",
     "TaskEmbedding",
+    "TaskwiseModule",
     "VDNMixer",
     "ddpg_init_last_layer",
     "reset_noise",

@@ -1,14 +1,17 @@
-"""Task-conditioned layers for multi-task policies: a learned embedding of the task id, and
-one linear head per task chosen row by row."""
+"""Task-conditioned layers: a learned embedding of the task id, one linear head per task
+chosen row by row (multi-task policies), and a module run with other parameters per task
+(meta-RL's adapted policies)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+from tensordict import TensorDictBase
 from torch import nn
 
-__all__ = ["MultiHead", "TaskEmbedding"]
+__all__ = ["MultiHead", "TaskEmbedding", "TaskwiseModule"]
 
 
 def _positive(owner: str, name: str, value: object) -> int:
@@ -100,3 +103,80 @@ class MultiHead(nn.Module):
     def extra_repr(self) -> str:
         return (f"num_tasks={self.num_tasks}, in_features={self.in_features}, "
                 f"out_features={self.out_features}")
+
+
+class TaskwiseModule(nn.Module):
+    """``module`` run with parameters of its own for each task: MAML's adapted policies
+    acting side by side in one batched env.
+
+    With :attr:`task_params` ``None`` (the default) it is ``module``. Set to a TensorDict of
+    ``module``'s parameters with a leading task dim ``[tasks, ...]`` (as
+    :func:`~streamrl.objectives.maml_adapt_tasks` returns them), the rows of each input are
+    split into ``tasks`` equal consecutive groups (rows ``k * n / tasks`` to ``(k + 1) * n /
+    tasks - 1`` are task ``k``'s: a batched env of one task per block of rows) and each group
+    runs through ``module`` with its task's parameters, all at once under
+    ``torch.func.vmap``. Entries missing from :attr:`task_params` are ``module``'s own.
+    ``module``'s parameters are untouched; :attr:`task_params` is not a parameter or a buffer
+    (not trained, not in the state dict).
+
+    >>> from tensordict import TensorDict
+    >>> net = nn.Linear(2, 1)
+    >>> taskwise = TaskwiseModule(net)
+    >>> params = TensorDict.from_module(net).expand(2).clone()
+    >>> params["bias"] = torch.tensor([[0.0], [100.0]])  # task 1's bias
+    >>> taskwise.task_params = params
+    >>> out = taskwise(torch.zeros(4, 2))  # rows 0-1: task 0, rows 2-3: task 1
+    >>> out.flatten().tolist()
+    [0.0, 0.0, 100.0, 100.0]
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"TaskwiseModule wraps an nn.Module, found {type(module).__name__}")
+        self.module = module
+        self._task_params: TensorDictBase | None = None
+
+    @property
+    def task_params(self) -> TensorDictBase | None:
+        """The parameters of each task, ``[tasks, ...]``, or ``None`` (``module``'s own)."""
+        return self._task_params
+
+    @task_params.setter
+    def task_params(self, params: TensorDictBase | None) -> None:
+        if params is not None:
+            if not isinstance(params, TensorDictBase) or params.batch_dims < 1:
+                found = (f"batch size {list(params.batch_size)}"
+                         if isinstance(params, TensorDictBase) else type(params).__name__)
+                raise ValueError(f"TaskwiseModule.task_params must be a TensorDict with a "
+                                 f"leading task dim or None, found {found}")
+            own = dict(self.module.named_parameters())
+            for key, value in params.items(True, True):
+                name = ".".join(key) if isinstance(key, tuple) else key
+                if name not in own:
+                    raise KeyError(f"TaskwiseModule.task_params: {name!r} is not a parameter "
+                                   f"of {type(self.module).__name__} ({sorted(own)})")
+                if value.shape[1:] != own[name].shape:
+                    raise ValueError(f"TaskwiseModule.task_params: {name!r} must be "
+                                     f"[tasks, *{list(own[name].shape)}], found "
+                                     f"{list(value.shape)}")
+        self._task_params = params
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        params = self._task_params
+        if params is None:
+            return self.module(*inputs)
+        tasks = params.batch_size[0]
+        rows = inputs[0].shape[0] if inputs and inputs[0].ndim else 0
+        if rows == 0 or rows % tasks or any(x.shape[:1] != (rows,) for x in inputs):
+            raise ValueError(f"TaskwiseModule: the inputs' rows must split into {tasks} equal "
+                             f"task groups, found shapes {[list(x.shape) for x in inputs]}")
+        flat = {".".join(k) if isinstance(k, tuple) else k: v
+                for k, v in params.items(True, True)}
+
+        def run(task_params: dict[str, torch.Tensor], *xs: torch.Tensor) -> Any:
+            return torch.func.functional_call(self.module, task_params, xs, strict=False)
+
+        grouped = [x.reshape(tasks, rows // tasks, *x.shape[1:]) for x in inputs]
+        out = torch.func.vmap(run, randomness="different")(flat, *grouped)
+        return torch.utils._pytree.tree_map(lambda y: y.reshape(rows, *y.shape[2:]), out)
