@@ -4,17 +4,17 @@ sample time."""
 from __future__ import annotations
 
 import enum
-import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 
+from streamrl.data.replay_buffers._episode_index import EpisodeIndex
 from streamrl.data.replay_buffers.samplers import RandomSampler, Sampler
 from streamrl.data.replay_buffers.storages.base import _One
 from streamrl.data.replay_buffers.tensordict_buffer import TensorDictReplayBuffer
-from streamrl.data.replay_buffers.writers import RoundRobinWriter
+from streamrl.data.replay_buffers.writers import RoundRobinWriter, TensorDictRoundRobinWriter
 
 __all__ = ["HERReplayBuffer", "HindsightStrategy"]
 
@@ -37,17 +37,6 @@ class HindsightStrategy(str, enum.Enum):
 
 def _key(key: Any) -> tuple[str, ...]:
     return (key,) if isinstance(key, str) else tuple(key)
-
-
-class _Episodes(NamedTuple):
-    """The stored rows grouped by episode: ``order`` lists the slots episode by episode, each
-    episode's rows in the order they were written; ``rank[slot]`` is a slot's position in
-    ``order``; ``first`` / ``last`` give, per position, those of its episode's ends."""
-
-    order: torch.Tensor
-    rank: torch.Tensor
-    first: torch.Tensor
-    last: torch.Tensor
 
 
 class HERReplayBuffer(TensorDictReplayBuffer):
@@ -73,8 +62,18 @@ class HERReplayBuffer(TensorDictReplayBuffer):
     ``terminated`` sibling is set, in the order they were written (one env's steps written
     in order, as TorchRL assumes). The oldest episode of a buffer that has wrapped has lost
     its first steps and keeps the rest; an episode still running ends at its latest row.
-    The grouping is computed once after each write (one sort of the stored trajectory ids)
-    and each batch's lookups are tensor ops.
+
+    The grouping is kept up to date write by write: a write through :meth:`extend`,
+    :meth:`add` or :meth:`aextend` that goes on where the ring's cursor stands costs, on
+    average, tensor ops over its rows and the episodes it touches, whatever the buffer's size
+    (see :class:`~streamrl.data.replay_buffers._episode_index.EpisodeIndex`); each batch's
+    lookups are tensor ops. Any other change of the stored rows is followed by a grouping of
+    all of them (a sort of their trajectory ids) at the next sample: ``rb[index] = rows``,
+    which overwrites rows in place out of the write order; a write that does not start at the
+    cursor (slots freed by a consuming sampler); any write when the writer is a subclass of
+    :class:`RoundRobinWriter` other than :class:`TensorDictRoundRobinWriter` (its slots may
+    not follow the ring); a batch without the trajectory ids the stored rows have (or with
+    them where the stored rows have none); and a loaded state.
 
     The storage must have one storage dim and the writer be a :class:`RoundRobinWriter` (the
     write order is read from the ring). A written batch lacking the goal keys, or both the
@@ -142,8 +141,8 @@ class HERReplayBuffer(TensorDictReplayBuffer):
         self.her_ratio = float(her_ratio)
         self.goal_key, self.achieved_goal_key = _key(goal_key), _key(achieved_goal_key)
         self.reward_key, self.end_key = _key(reward_key), _key(end_key)
-        self._episodes: _Episodes | None = None
-        self._episodes_lock = threading.Lock()
+        # None: group all stored rows at the next sample; read and written under self._lock
+        self._episodes: EpisodeIndex | None = None
 
     # -- writing ----------------------------------------------------------------------------
     def _pre_write(self, data, update_priority: bool | None = None):
@@ -177,7 +176,25 @@ class HERReplayBuffer(TensorDictReplayBuffer):
 
     def _after_write(self, plan, batch, extra) -> None:
         super()._after_write(plan, batch, extra)
-        self._episodes = None
+        episodes = self._episodes
+        if episodes is None:
+            return
+        if not self._follows_ring(episodes, plan):
+            self._episodes = None
+            return
+        slots = plan.index
+        rows = self._episode_keys(slots)
+        if rows is None or rows[0] != episodes.by_traj:
+            self._episodes = None
+            return
+        episodes.write(slots, rows[1])
+
+    def _follows_ring(self, episodes: EpisodeIndex, plan) -> bool:
+        """Whether a write went on at the ring's cursor, as :meth:`EpisodeIndex.write` needs."""
+        n = plan.index.numel()
+        return (type(self._writer) in (RoundRobinWriter, TensorDictRoundRobinWriter)
+                and plan.start == episodes.next
+                and plan.new_len == min(episodes.max_size, episodes.length + n))
 
     def __setitem__(self, index, data) -> None:
         super().__setitem__(index, data)
@@ -187,8 +204,9 @@ class HERReplayBuffer(TensorDictReplayBuffer):
         super().empty()
         self._episodes = None
 
-    def _prepare_load(self, state):
-        commit = super()._prepare_load(state)
+    def _prepare_parts(self, state, storage):
+        # both load_state_dict and loads (with a checkpointer) load through here
+        commit = super()._prepare_parts(state, storage)
 
         def load() -> None:
             commit()
@@ -197,71 +215,70 @@ class HERReplayBuffer(TensorDictReplayBuffer):
         return load
 
     # -- episodes ---------------------------------------------------------------------------
-    def _column(self, key: tuple[str, ...]) -> torch.Tensor | None:
+    def _values(self, key: tuple[str, ...], slots: torch.Tensor) -> torch.Tensor | None:
+        """The stored ``key`` of the rows at ``slots`` (``None`` where a row lacks it)."""
         storage = self._storage
         column = getattr(storage, "column", None)
         if callable(column):
             try:
-                return column(key).reshape(len(storage), -1)[:, 0]
+                return column(key)[slots]
             except KeyError:
                 return None
-        rows = storage.get(torch.arange(len(storage)))  # a ListStorage: a list of rows
+        rows = storage.get(slots)  # a ListStorage: a list of rows
         if isinstance(rows, TensorDictBase):
-            value = rows.get(key, None)
-        else:
-            values = [row.get(key, None) for row in rows]
-            value = None if any(v is None for v in values) else torch.stack(values)
-        return None if value is None else value.reshape(len(storage), -1)[:, 0]
+            return rows.get(key, None)
+        values = [row.get(key, None) for row in rows]
+        return None if any(v is None for v in values) else torch.stack(values)
 
-    def _group(self) -> _Episodes:
-        """The stored rows grouped by episode (cached until the next write)."""
-        with self._episodes_lock:
-            if self._episodes is not None:
-                return self._episodes
-            storage = self._storage
-            n = len(storage)
-            # the slots in write order: a full ring starts at its head
-            start = storage.head % storage.max_size if n == storage.max_size else 0
-            written = (torch.arange(n) + start) % max(n, 1)
-            traj = self._column(TRAJ_KEY)
-            if traj is not None:
-                # stable: each trajectory's rows stay in write order
-                episode, within = torch.sort(traj.to(torch.int64)[written], stable=True)
-                order = written[within]
-            else:
-                ends = [c for c in (self._column(self.end_key),
-                                    self._column(self._terminated_key)) if c is not None]
-                flag = ends[0].bool()
-                for more in ends[1:]:
-                    flag = flag | more.bool()
-                order = written
-                # an episode's id: the ends written before its rows
-                after_end = flag[order].to(torch.int64)
-                episode = torch.cumsum(after_end, 0) - after_end
-            _, counts = torch.unique_consecutive(episode, return_counts=True)
-            firsts = torch.cumsum(counts, 0) - counts
-            first = torch.repeat_interleave(firsts, counts)
-            last = first + torch.repeat_interleave(counts, counts) - 1
-            rank = torch.empty(n, dtype=torch.int64)  # the slots in use are 0 .. n - 1
-            rank[order] = torch.arange(n)
-            self._episodes = _Episodes(order, rank, first, last)
-            return self._episodes
+    def _episode_keys(self, slots: torch.Tensor) -> tuple[bool, torch.Tensor] | None:
+        """``(True, trajectory ids)`` of the rows at ``slots`` when they all have them, else
+        ``(False, end flags)``; ``None`` when they have neither."""
+        n = slots.numel()
+        traj = self._values(TRAJ_KEY, slots)
+        if traj is not None:
+            return True, traj.reshape(n, -1)[:, 0].to(torch.int64)
+        ends = [c for c in (self._values(self.end_key, slots),
+                            self._values(self._terminated_key, slots)) if c is not None]
+        if not ends:
+            return None
+        flag = ends[0].reshape(n, -1)[:, 0].bool()
+        for more in ends[1:]:
+            flag = flag | more.reshape(n, -1)[:, 0].bool()
+        return False, flag
+
+    def _grouped(self) -> EpisodeIndex:
+        """The episode index, built from all the stored rows when no write kept it."""
+        storage = self._storage
+        episodes = self._episodes
+        n, full = len(storage), len(storage) == storage.max_size
+        # a cheap check that no write went past _after_write (e.g. storage.set())
+        if (episodes is not None and episodes.length == n
+                and (not full or episodes.next == storage.head)):
+            return episodes
+        # the slots in write order: a full ring starts at its head
+        start = storage.head % storage.max_size if full else 0
+        written = (torch.arange(n) + start) % max(n, 1)
+        rows = self._episode_keys(written) if n else None
+        episodes = EpisodeIndex(storage.max_size, by_traj=rows is not None and rows[0])
+        if rows is not None:
+            episodes.write(written, rows[1])
+        self._episodes = episodes
+        return episodes
 
     def _goal_slots(self, slots: torch.Tensor) -> torch.Tensor:
         """For each sampled slot, the slot whose achieved goal becomes its new goal."""
         k = slots.numel()
         if self.strategy is HindsightStrategy.RANDOM:  # any stored row: slots 0 .. n - 1
             return torch.randint(len(self._storage), (k,))
-        episodes = self._group()
-        pos = episodes.rank[slots]
-        first, last = episodes.first[pos], episodes.last[pos]
+        episodes = self._grouped()
+        pos, first, last = episodes.locate(slots)
         if self.strategy is HindsightStrategy.FINAL:
             chosen = last
         else:
             low = pos if self.strategy is HindsightStrategy.FUTURE else first
             span = last - low + 1
             chosen = low + (torch.rand(k) * span).to(torch.int64).clamp_max(span - 1)
-        return episodes.order[chosen]
+        return episodes.slots_at(chosen)
 
     # -- sampling ---------------------------------------------------------------------------
     def _rewrite_sample(self, data, info):
@@ -274,12 +291,10 @@ class HERReplayBuffer(TensorDictReplayBuffer):
         slots = info["index"]
         slots = (slots[0] if isinstance(slots, tuple) else torch.as_tensor(slots))[:k]
         with self._read_lock:
-            sources = self._storage.get(self._goal_slots(slots))
-        if not isinstance(sources, TensorDictBase):  # a ListStorage's rows
-            sources = torch.stack(list(sources))
-        achieved = sources.get(("next", *self.achieved_goal_key), None)
-        if achieved is None:
-            achieved = sources.get(self.achieved_goal_key)
+            sources = self._goal_slots(slots)
+            achieved = self._values(("next", *self.achieved_goal_key), sources)
+            if achieved is None:
+                achieved = self._values(self.achieved_goal_key, sources)
         rows = data[:k]
         goal = rows.get(self.goal_key)
         rows.set(self.goal_key, achieved.to(goal.dtype).reshape(goal.shape))

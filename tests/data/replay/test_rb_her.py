@@ -5,6 +5,8 @@ anything is written."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from tensordict import TensorDict
@@ -14,6 +16,7 @@ from streamrl.data import (
     HindsightStrategy,
     LazyTensorStorage,
     ListStorage,
+    RoundRobinWriter,
     TensorDictMaxValueWriter,
 )
 from streamrl.envs import BitFlippingEnv
@@ -266,3 +269,145 @@ def test_a_reward_fn_of_the_wrong_shape_is_named():
     with pytest.raises(ValueError, match=r"reward_fn returned shape \[3\] for 8 relabelled "
                                          r"rows; expected \[8, 1\] or \[8\]"):
         rb.sample()
+
+
+# -- the episode index, write by write -------------------------------------------------------
+def _rows(seqs: list[int], keys: list[int], by_traj: bool) -> TensorDict:
+    """Rows whose achieved goals name them (their write number ``seq``); ``keys`` are their
+    trajectory ids (``by_traj``) or end flags."""
+    n = len(seqs)
+    seq = torch.tensor(seqs, dtype=torch.float32).unsqueeze(-1)
+    flags = torch.tensor(keys, dtype=torch.bool).unsqueeze(-1)
+    td = TensorDict({"desired_goal": -torch.ones(n, 1), "achieved_goal": seq,
+                     "next": {"achieved_goal": seq, "reward": -torch.ones(n, 1)}}, [n])
+    if by_traj:
+        td["collector", "traj_ids"] = torch.tensor(keys)
+    else:
+        td["next", "done"] = flags
+    return td
+
+
+def _reference(keys: list[int], max_size: int, by_traj: bool) -> dict[int, tuple]:
+    """From the write history alone: each stored slot's episode as (first slot, last slot,
+    previous slot, next slot), -1 where there is none."""
+    stored = list(range(len(keys)))[-max_size:]  # write numbers; row i is at slot i % max_size
+    episodes: dict[Any, list[int]] = {}
+    count = 0
+    for i in stored:
+        episodes.setdefault(keys[i] if by_traj else count, []).append(i % max_size)
+        count += 0 if by_traj else int(keys[i])
+    out = {}
+    for slots in episodes.values():
+        for j, slot in enumerate(slots):
+            out[slot] = (slots[0], slots[-1], slots[j - 1] if j else -1,
+                         slots[j + 1] if j + 1 < len(slots) else -1)
+    return out
+
+
+def _indexed(rb) -> dict[int, tuple]:
+    """The same from the buffer's episode index."""
+    index = rb._grouped()
+    n = len(rb.storage)
+    pos, first, last = index.locate(torch.arange(n))
+    top = index.arena.numel() - 1
+    before = torch.where(pos > first, index.slots_at((pos - 1).clamp_min(0)), -1)
+    after = torch.where(pos < last, index.slots_at((pos + 1).clamp_max(top)), -1)
+    rows = torch.stack([index.slots_at(first), index.slots_at(last), before, after], -1)
+    return {slot: tuple(row) for slot, row in enumerate(rows.tolist())}
+
+
+def _write_history(gen: torch.Generator, by_traj: bool, envs: int, steps: int):
+    """Batches of a random size, as ``envs`` envs whose episodes end at random times write
+    them: keys are trajectory ids (rows of the envs interleaved) or end flags (one env)."""
+    traj = list(range(envs))
+    for _ in range(steps):
+        n = int(torch.randint(1, 14, (), generator=gen))
+        if n == 13:
+            n = 45  # more than the ring holds: only the last rows are written
+        keys = []
+        for _ in range(n):
+            env = int(torch.randint(envs, (), generator=gen))
+            ends = bool(torch.rand((), generator=gen) < 0.15)
+            keys.append(traj[env] if by_traj else int(ends))
+            if ends and by_traj:
+                traj[env] = max(traj) + 1
+        yield keys
+
+
+@pytest.mark.parametrize("by_traj", [True, False], ids=["traj_ids", "end_flags"])
+@pytest.mark.parametrize("storage", [LazyTensorStorage, ListStorage])
+def test_the_index_kept_write_by_write_matches_one_built_from_the_history(by_traj, storage):
+    gen = torch.Generator().manual_seed(0)
+    max_size = 30
+    rb = HERReplayBuffer(_reward_of, her_ratio=1.0, strategy="final", batch_size=16,
+                         storage=storage(max_size))
+    keys: list[int] = []
+    packed = False
+    for batch in _write_history(gen, by_traj, envs=3, steps=150):
+        seqs = list(range(len(keys), len(keys) + len(batch)))
+        keys += batch
+        index = rb._episodes
+        if len(batch) == 1:
+            rb.add(_rows(seqs, batch, by_traj)[0])
+        else:
+            rb.extend(_rows(seqs, batch, by_traj))
+        if index is not None and len(batch) <= max_size:  # in order: the index was kept
+            assert rb._episodes is index
+            packed |= index._top < getattr(index, "_seen_top", 0)
+            index._seen_top = index._top
+        assert _indexed(rb) == _reference(keys, max_size, by_traj)
+        # and each relabelled goal is the last stored step of the row's episode
+        batch_ = rb.sample()
+        last = {slot: ref[1] for slot, ref in _reference(keys, max_size, by_traj).items()}
+        stored_seq = {i % max_size: i for i in range(len(keys))[-max_size:]}
+        expected = [stored_seq[last[int(s)]] for s in batch_["index"]]
+        assert batch_["desired_goal"].squeeze(-1).tolist() == expected
+    assert packed  # the arena ran full and was packed again on the way
+
+
+def test_an_index_rebuilt_from_scratch_agrees_with_the_kept_one():
+    gen = torch.Generator().manual_seed(1)
+    rb = _buffer("final", size=40)
+    for batch in _write_history(gen, True, envs=4, steps=60):
+        rb.extend(_rows(list(range(len(batch))), batch, True))
+        kept = _indexed(rb)
+        rb._episodes = None
+        assert _indexed(rb) == kept
+
+
+class _OwnRoundRobinWriter(RoundRobinWriter):
+    """A round-robin writer of one's own: its slots may not follow the ring."""
+
+
+@pytest.mark.parametrize("how", ["setitem", "load_state_dict", "own_writer"])
+def test_writes_the_index_cannot_follow_rebuild_it_from_the_stored_rows(how):
+    gen = torch.Generator().manual_seed(2)
+    max_size = 20
+    writer = _OwnRoundRobinWriter() if how == "own_writer" else None
+    rb = HERReplayBuffer(_reward_of, strategy="final", storage=LazyTensorStorage(max_size),
+                         writer=writer, batch_size=8)
+    keys: list[int] = []
+    for batch in _write_history(gen, True, envs=3, steps=12):
+        rb.extend(_rows(list(range(len(keys), len(keys) + len(batch))), batch, True))
+        keys += batch
+        rb.sample()
+        if how == "own_writer":
+            rb.extend(_rows([len(keys)], [keys[-1]], True))
+            keys.append(keys[-1])
+            assert rb._episodes is None
+    if how == "setitem":  # slot 5's row moves to the trajectory of slot 6's
+        seq = max(i for i in range(len(keys)) if i % max_size == 5)
+        moved = keys[max(i for i in range(len(keys)) if i % max_size == 6)]
+        assert keys[seq] != moved
+        keys[seq] = moved
+        rb[5] = _rows([seq], [keys[seq]], True)[0]
+        assert rb._episodes is None
+    elif how == "load_state_dict":
+        other = HERReplayBuffer(_reward_of, strategy="final",
+                                storage=LazyTensorStorage(max_size), batch_size=8)
+        # as many rows, other episodes: an index of the same length and cursor to drop
+        other.extend(_rows(list(range(len(keys))), [i // 2 for i in range(len(keys))], True))
+        other.sample()
+        other.load_state_dict(rb.state_dict())
+        rb = other
+    assert _indexed(rb) == _reference(keys, max_size, True)
