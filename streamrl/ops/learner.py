@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 from streamrl.graph import Operator
+from streamrl.modules.models.recurrent_mode import set_recurrent_mode
 from streamrl.ops.gradient_step import GradientStep, loss_key_names
 
 __all__ = ["Learner"]
@@ -33,6 +35,17 @@ class Learner(Operator):
     draws a permutation of the rows from torch's global generator (``torch.randperm``), so
     every row is seen once per epoch in a fresh order, as PPO's epochs want. A pass that is a
     single minibatch draws nothing (its update does not depend on the order of its rows).
+
+    **Sequences** (recurrent policies): with ``sequence_length=L`` the batch's last batch dim
+    is time (``[*B, T]``, ``T`` a multiple of ``L``, e.g. a collector's ``[num_envs, T]``):
+    each row is cut into ``T / L`` sequences of ``L`` consecutive steps, and the minibatches
+    are drawn from whole sequences, the same way (``minibatch_size`` counts steps, a multiple
+    of ``L``; ``shuffle`` permutes sequences), so the loss gets ``[minibatch_size / L, L]``
+    TensorDicts. Each update runs under
+    :class:`~streamrl.modules.tensordict_module.set_recurrent_mode` ``(True)``: a recurrent
+    module runs over each sequence from the state stored at its first step (the collector's)
+    and resets it wherever its ``is_init`` key is set inside. (TorchRL users draw such
+    minibatches from a buffer with a ``SliceSampler``.)
 
     The emitted dict holds ``updates`` (total so far), ``batches``, the mean of every scalar
     output of the loss over the batch's updates (``loss_*``, ``alpha``, ...), ``grad_norm``
@@ -94,6 +107,7 @@ class Learner(Operator):
         actor_loss_keys: Sequence[str] | None = None,
         policy_delay: int = 1,
         skip_actor_loss: bool = False,
+        sequence_length: int | None = None,
     ):
         if not isinstance(loss_module, nn.Module) or not callable(loss_module):
             raise TypeError(f"loss_module must be an nn.Module, found {type(loss_module).__name__}")
@@ -106,6 +120,17 @@ class Learner(Operator):
             or minibatch_size < 1
         ):
             raise ValueError(f"minibatch_size must be a positive int or None, got {minibatch_size!r}")
+        if sequence_length is not None and (
+            not isinstance(sequence_length, int) or isinstance(sequence_length, bool)
+            or sequence_length < 1
+        ):
+            raise ValueError(f"sequence_length must be a positive int or None, got "
+                             f"{sequence_length!r}")
+        if sequence_length is not None and minibatch_size is not None and (
+                minibatch_size % sequence_length):
+            raise ValueError(f"minibatch_size ({minibatch_size}) must be a multiple of "
+                             f"sequence_length ({sequence_length}): minibatches are whole "
+                             "sequences")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"epochs must be a positive int, got {epochs!r}")
         if not isinstance(shuffle, bool):
@@ -153,6 +178,7 @@ class Learner(Operator):
         self.loss_module = loss_module
         self.optimizer = optimizer
         self.minibatch_size = minibatch_size
+        self.sequence_length = sequence_length
         self.epochs = epochs
         self.shuffle = shuffle
         self.target_updater = target_updater
@@ -180,18 +206,30 @@ class Learner(Operator):
         batch = inputs["in"]
         if not isinstance(batch, TensorDictBase):
             raise TypeError(f"Learner expects TensorDict batches, found {type(batch).__name__}")
-        if batch.batch_dims != 1:
-            batch = batch.reshape(-1)
-        n = batch.shape[0]
-        if n == 0:
+        if batch.batch_size.numel() == 0:
             raise ValueError("Learner received an empty batch (0 rows)")
-        size = n if self.minibatch_size is None else min(self.minibatch_size, n)
+        length = self.sequence_length
+        if length is None:
+            if batch.batch_dims != 1:
+                batch = batch.reshape(-1)
+        else:
+            steps = batch.batch_size[-1] if batch.batch_dims else 0
+            if steps % length:
+                raise ValueError(
+                    f"Learner(sequence_length={length}) needs batches whose last dim (time) "
+                    f"is a multiple of {length}, found batch_size {list(batch.batch_size)}")
+            batch = batch.reshape(-1, length)  # each row cut into consecutive sequences
+        # minibatches are drawn along dim 0: steps, or whole sequences
+        n = batch.shape[0]
+        per = 1 if length is None else length
+        size = n if self.minibatch_size is None else min(self.minibatch_size // per, n)
         # the scalars are summed once per batch (one stack per key), not once per update
         values: dict[str, list[torch.Tensor]] = {}
-        for _ in range(self.epochs):
-            for mb in self._minibatches(batch, size):
-                for k, v in self._update(mb).items():
-                    values.setdefault(k, []).append(v)
+        with set_recurrent_mode(True) if length is not None else contextlib.nullcontext():
+            for _ in range(self.epochs):
+                for mb in self._minibatches(batch, size):
+                    for k, v in self._update(mb).items():
+                        values.setdefault(k, []).append(v)
         self.batches += 1
         metrics: dict[str, Any] = {"updates": self.updates, "batches": self.batches}
         # each scalar's mean over the updates that reported it (the actor's, with a delay)
@@ -263,6 +301,8 @@ class Learner(Operator):
 
     def __repr__(self) -> str:
         shuffle = ", shuffle=True" if self.shuffle else ""
+        if self.sequence_length is not None:
+            shuffle += f", sequence_length={self.sequence_length}"
         delay = f", policy_delay={self.policy_delay}" if self._actor_step is not None else ""
         return (f"Learner({type(self.loss_module).__name__}, minibatch_size="
                 f"{self.minibatch_size}, epochs={self.epochs}{shuffle}{delay})")

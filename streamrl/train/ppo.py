@@ -6,6 +6,7 @@ its networks, and binds :class:`PPOPipeline`'s entry points)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import math
@@ -24,6 +25,7 @@ from streamrl.collectors import SyncDataCollector
 from streamrl.envs import EnvBase, GymEnv, SerialEnv
 from streamrl.envs.transforms import RunningMeanStd
 from streamrl.graph import Graph
+from streamrl.modules import GRUModule, LSTMModule, set_recurrent_mode
 from streamrl.objectives import ClipPPOLoss, ValueEstimators
 from streamrl.ops import (
     Learner,
@@ -38,7 +40,7 @@ from streamrl.train.lagged_collector import LaggedCollector
 from streamrl.train.metrics import MetricsLogger
 from streamrl.train.progress import RunProgress
 
-__all__ = ["PPOConfig", "PPOPipeline", "PPOResult", "orthogonal_init_"]
+__all__ = ["PPOConfig", "PPOPipeline", "PPOResult", "check_recurrence", "orthogonal_init_"]
 
 _COLUMNS = [
     "iteration", "frames", "wall_s", "train_s", "collect_s", "update_s", "fps", "policy_lag",
@@ -76,6 +78,15 @@ class PPOConfig:
     replaces GAE by V-trace (Espeholt et al. 2018: truncated importance weights of the current
     policy over the behaviour one, thresholds 1), which also corrects the value targets for
     the lag.
+
+    ``sequence_length`` trains a recurrent policy (a ``GRUModule`` or ``LSTMModule`` in the
+    actor, its state in the env's specs by its primer): the learner's minibatches are whole
+    sequences of ``sequence_length`` steps cut from each env's row of the batch
+    (``steps_per_env`` and ``minibatch_size`` multiples of it;
+    :class:`~streamrl.ops.Learner`'s ``sequence_length``), each run in recurrent mode from the
+    state stored at its first step, and GAE's values are computed over whole rows in one
+    call (``shifted=True``: a recurrent critic's state runs through the row). ``None``:
+    single steps, shuffled.
 
     ``ray`` (``--ray local|auto|HOST:PORT``) collects on ``ray_actors`` Ray actors (each
     with ``num_envs / ray_actors`` envs and 1 CPU, wherever the cluster has room), in
@@ -130,6 +141,8 @@ class PPOConfig:
     ray: str | None = None
     # with ray: the env actors (RayCollector's collectors), num_envs shared out among them
     ray_actors: int = 1
+    # recurrent policies: minibatches of whole sequences of this many steps (None: steps)
+    sequence_length: int | None = None
 
     def __post_init__(self) -> None:
         check_run_logger(self.logger)
@@ -150,11 +163,27 @@ class PPOConfig:
         check_field(self, "clip_epsilon", 0.0 < self.clip_epsilon < 1.0, "in (0, 1)")
         check_field(self, "lr", self.lr > 0, "> 0")
         check_field(self, "clip_reward", self.clip_reward > 0, "> 0")
+        self._check_sequences()
         if self.minibatch_size > self.frames_per_batch:
             raise ValueError(
                 f"{type(self).__name__}.minibatch_size ({self.minibatch_size}) must not exceed the batch, "
                 f"num_envs * steps_per_env = {self.frames_per_batch}"
             )
+
+    def _check_sequences(self) -> None:
+        length = self.sequence_length
+        if length is None:
+            return
+        check_positive_ints(self, "sequence_length")
+        name = type(self).__name__
+        for field in ("steps_per_env", "minibatch_size"):
+            if getattr(self, field) % length:
+                raise ValueError(f"{name}.{field} must be a multiple of sequence_length "
+                                 f"({length}): the learner trains on whole sequences, found "
+                                 f"{field}={getattr(self, field)}")
+        if self.value_estimator != "gae":
+            raise ValueError(f"{name}.sequence_length (a recurrent policy) takes "
+                             f"value_estimator='gae', found {self.value_estimator!r}")
 
     def _check_ray(self) -> None:
         if self.ray is None:
@@ -219,7 +248,9 @@ def make_loss(config: PPOConfig, actor: nn.Module, critic: nn.Module,
     if config.value_estimator == "vtrace":
         loss.make_value_estimator(ValueEstimators.VTrace, gamma=config.gamma)
     else:
-        loss.make_value_estimator(gamma=config.gamma, lmbda=config.gae_lambda)
+        # a recurrent critic's values come from one call over each row (see PPOConfig)
+        loss.make_value_estimator(gamma=config.gamma, lmbda=config.gae_lambda,
+                                  shifted=config.sequence_length is not None)
     return loss
 
 
@@ -229,7 +260,23 @@ def make_learner(config: PPOConfig, loss: ClipPPOLoss,
     # named, so that the terms are summed in this order whatever order the loss emits them in
     keys = ["loss_objective", "loss_critic"] + (["loss_entropy"] if loss.entropy_bonus else [])
     return Learner(loss, optim, minibatch_size=config.minibatch_size, epochs=config.epochs,
-                   shuffle=True, max_grad_norm=config.max_grad_norm, loss_keys=keys)
+                   shuffle=True, max_grad_norm=config.max_grad_norm, loss_keys=keys,
+                   sequence_length=config.sequence_length)
+
+
+def check_recurrence(config: PPOConfig, actor: nn.Module) -> None:
+    """A recurrent actor needs ``config.sequence_length``, and ``sequence_length`` a
+    recurrent actor (``ValueError`` naming what was found otherwise)."""
+    recurrent = [type(m).__name__ for m in actor.modules()
+                 if isinstance(m, (GRUModule, LSTMModule))]
+    name = type(config).__name__
+    if config.sequence_length is not None and not recurrent:
+        raise ValueError(f"{name}.sequence_length={config.sequence_length} trains a recurrent "
+                         f"actor: expected a GRUModule or LSTMModule in it, found "
+                         f"{type(actor).__name__} with none")
+    if config.sequence_length is None and recurrent:
+        raise ValueError(f"the actor holds a {recurrent[0]}: set {name}.sequence_length (the "
+                         "learner then trains on whole sequences), found None")
 
 
 def make_collector(config: PPOConfig, actor: nn.Module) -> Any:
@@ -396,7 +443,10 @@ class PPOPipeline:
     ``"episode_reward"``): training returns are read there at episode ends instead of summed
     from the rewards. ``evaluate(config, env, actor) -> returns`` replaces the default
     evaluation (:func:`~streamrl.ops.evaluate_episodes`, deterministic actions) on the env of
-    ``config.make_eval_env``.
+    ``config.make_eval_env``; it may return a dict instead: ``eval_return`` and the columns
+    named by ``eval_columns`` (e.g. RL^2's returns of a trial's first and last episodes),
+    all logged in the evaluation's metrics row. A recurrent actor needs
+    ``config.sequence_length`` (see :class:`PPOConfig`).
 
     The checkpoint (a :class:`streamrl.checkpoint.Checkpoint`, written every
     ``checkpoint_interval`` frames or at each evaluation, at the end, and on Ctrl-C or an
@@ -415,8 +465,9 @@ class PPOPipeline:
                  resume_episodes: bool = True,
                  configure_loss: Callable[[ClipPPOLoss], None] | None = None,
                  return_key: Any = None,
-                 evaluate: Callable[[Any, EnvBase, nn.Module], torch.Tensor] | None = None,
-                 loss_kwargs: dict[str, Any] | None = None):
+                 evaluate: Callable[[Any, EnvBase, nn.Module], Any] | None = None,
+                 loss_kwargs: dict[str, Any] | None = None,
+                 eval_columns: tuple[str, ...] = ()):
         if not (isinstance(config_cls, type) and issubclass(config_cls, PPOConfig)):
             raise TypeError(f"config_cls must be a PPOConfig subclass, found {config_cls!r}")
         for arg, value in (("make_models", make_models), ("after_update", after_update),
@@ -430,7 +481,8 @@ class PPOPipeline:
         self.loss_kwargs = dict(loss_kwargs or {})
         self._evaluate = evaluate if evaluate is not None else _evaluate_deterministic
         #: the metrics columns of a run (``metrics.csv``)
-        self.columns = list(_COLUMNS)
+        self.columns = list(_COLUMNS) + [c for c in eval_columns if c not in _COLUMNS]
+        self.eval_columns = tuple(eval_columns)
 
     def __repr__(self) -> str:
         return f"PPOPipeline({self.name!r})"
@@ -485,6 +537,7 @@ class PPOPipeline:
         name = self.name
         torch.manual_seed(config.seed)
         actor, critic = self.make_models(config, eval_env)
+        check_recurrence(config, actor)
         loss = make_loss(config, actor, critic, **self.loss_kwargs)
         if self.configure_loss is not None:
             self.configure_loss(loss)
@@ -534,7 +587,7 @@ class PPOPipeline:
             # a resumed run's history goes on in the same files, from the checkpoint's frames
             resume_at = None if resume is None else frames
             extra = run_logger(config.logger, run_dir, resume_at=resume_at)
-            logger = MetricsLogger(run_dir, _COLUMNS, loggers=[] if extra is None else [extra],
+            logger = MetricsLogger(run_dir, self.columns, loggers=[] if extra is None else [extra],
                                    resume_at=resume_at)
         evaluations: list[tuple[int, float]] = []
         eval_s = collect_s = update_s = 0.0
@@ -584,9 +637,9 @@ class PPOPipeline:
                     # last batch is trained on and the final weights evaluated after the loop)
                     next_eval = (frames // config.eval_interval + 1) * config.eval_interval
                     te = time.perf_counter()
-                    returns = self._evaluate(config, eval_env, actor)
+                    eval_return, extra = self._evaluation(config, eval_env, actor)
                     eval_s += time.perf_counter() - te
-                    eval_return = float(returns.mean())
+                    row.update(extra)
                     evaluations.append((frames, eval_return))
                     row["eval_return"] = eval_return
                     bar.set_postfix(eval=f"{eval_return:.1f}", refresh=False)
@@ -624,7 +677,7 @@ class PPOPipeline:
             if solved_at is None:
                 # the budget is spent: evaluate the final weights (trained on the last batch too)
                 te = time.perf_counter()
-                eval_return = float(self._evaluate(config, eval_env, actor).mean())
+                eval_return, extra = self._evaluation(config, eval_env, actor)
                 eval_s += time.perf_counter() - te
                 evaluations.append((frames, eval_return))
                 if config.target_return is not None and eval_return >= config.target_return:
@@ -632,7 +685,7 @@ class PPOPipeline:
                 if logger is not None:
                     wall = time.perf_counter() - t0
                     logger.log({"iteration": iteration, "frames": frames, "eval_return": eval_return,
-                                "wall_s": wall, "train_s": wall - eval_s})
+                                "wall_s": wall, "train_s": wall - eval_s, **extra})
                 if boundary[0] is not None:
                     boundary[0]["progress"]["eval_return"] = eval_return
             save()
@@ -653,6 +706,20 @@ class PPOPipeline:
                          eval_return=eval_return, solved_at=solved_at,
                          evaluations=evaluations, run_dir=run_dir)
 
+    def _evaluation(self, config: PPOConfig, env: EnvBase,
+                    actor: nn.Module) -> tuple[float, dict[str, float]]:
+        """``evaluate``'s mean return and its extra columns."""
+        result = self._evaluate(config, env, actor)
+        if not isinstance(result, dict):
+            return float(result.mean()), {}
+        extra = {k: float(v) for k, v in result.items() if k != "eval_return"}
+        unknown = sorted(set(extra) - set(self.eval_columns))
+        if "eval_return" not in result or unknown:
+            raise ValueError(f"{self.name}: evaluate returned {sorted(result)}; expected "
+                             f"'eval_return' and columns of eval_columns "
+                             f"{list(self.eval_columns)}")
+        return float(result["eval_return"]), extra
+
     @staticmethod
     def update(config: PPOConfig, loss: ClipPPOLoss, learner: Learner, batch: Any,
                frames: int) -> dict[str, float]:
@@ -664,7 +731,8 @@ class PPOPipeline:
         for group in learner.optimizer.param_groups:
             group["lr"] = lr
         loss.clip_epsilon = max(clip, 1e-8)  # a zero clip range would freeze the policy anyway
-        with torch.no_grad():
+        recurrent = config.sequence_length is not None
+        with torch.no_grad(), set_recurrent_mode(True) if recurrent else contextlib.nullcontext():
             loss.value_estimator(batch)  # advantage and value_target, once per batch (as SB3)
         metrics = learner.step({"in": batch})["out"]
         return {**{k: metrics[k] for k in _LOGGED}, "lr": lr, "clip_epsilon": clip}

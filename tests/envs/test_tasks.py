@@ -113,6 +113,34 @@ def test_trials_keep_a_task_for_several_episodes_and_flag_the_new_ones():
         SampleTask(PendulumFamily(), resample="trial", episodes_per_trial=0)
 
 
+def test_the_step_that_ends_a_trial_is_flagged():
+    from streamrl.envs import PointNavigationEnv
+    from streamrl.envs.tasks import NavigationFamily
+
+    def member():
+        return TransformedEnv(PointNavigationEnv(max_steps=3),
+                              SampleTask(NavigationFamily(), resample="trial",
+                                         episodes_per_trial=2, seed=0))
+
+    env = SerialEnv(2, member)
+    env.set_seed(0)
+    rollout = env.rollout(12, break_when_any_done=False)
+    end = rollout["next", "task", "end"].squeeze(-1)
+    done = rollout["next", "done"].squeeze(-1)
+    # episodes of 3 steps, trials of 2 episodes: the trial ends at steps 5 and 11
+    assert done[:, [2, 5, 8, 11]].all() and done.sum() == 8
+    assert end.nonzero()[:, 1].tolist() == [5, 11, 5, 11]
+    new = rollout["task", "new"].squeeze(-1)
+    assert new[:, 1:].eq(end[:, :-1]).all()  # the reset after a trial's end starts a task
+    assert not rollout["task", "end"].any()  # a reset never ends one
+    every = SerialEnv(1, lambda: TransformedEnv(PointNavigationEnv(max_steps=3),
+                                                SampleTask(NavigationFamily(), seed=0)))
+    assert every.rollout(6, break_when_any_done=False)["next", "task", "end"].squeeze().tolist() \
+        == [False, False, True] * 2
+    env.close()
+    every.close()
+
+
 def test_a_recurrent_module_keeps_its_state_across_the_episodes_of_a_trial():
     from streamrl.modules import GRUModule
 

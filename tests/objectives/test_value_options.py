@@ -104,9 +104,59 @@ def test_average_rewards_standardises_the_rewards():
         TD0Estimator(gamma=0.9, average_rewards=1)
 
 
+def _stream(B=2, T=6):
+    """Rows of one continuing stream: each step's next observation is the following step's
+    observation, except after a done (a reset); row 0 is truncated at step 2 (not
+    terminated), row 1 terminated at step 3."""
+    torch.manual_seed(0)
+    obs = torch.randn(B, T + 1, 2)
+    nxt = obs[:, 1:].clone()
+    done = torch.zeros(B, T, 1, dtype=torch.bool)
+    terminated = done.clone()
+    done[0, 2] = True
+    done[1, 3] = terminated[1, 3] = True
+    nxt[0, 2] = torch.tensor([9.0, -9.0])  # the truncated episode's last state, not the reset
+    nxt[1, 3] = torch.tensor([7.0, 7.0])
+    return TensorDict({"obs": obs[:, :T], "next": {
+        "obs": nxt, "reward": torch.randn(B, T, 1), "done": done,
+        "terminated": terminated}}, [B, T])
+
+
+def test_shifted_makes_one_call_and_equals_two_calls_for_a_markov_critic():
+    torch.manual_seed(1)
+    critic = TensorDictModule(nn.Linear(2, 1), ["obs"], ["state_value"])
+    calls = []
+    critic.register_forward_pre_hook(lambda m, args: calls.append(tuple(args[0].batch_size)))
+    two = GAE(gamma=0.9, lmbda=0.8, value_network=critic)(_stream())
+    calls.clear()
+    one = GAE(gamma=0.9, lmbda=0.8, value_network=critic, shifted=True)(_stream())
+    # one call over [2, 6 + 1] steps, one for the truncation inside row 0
+    assert calls == [(2, 7), (1, 1)]
+    for key in ("advantage", "value_target", "state_value"):
+        torch.testing.assert_close(one[key], two[key])
+    used = ~one["next", "terminated"]  # a terminal state's value is not used (nor computed)
+    torch.testing.assert_close(one["next", "state_value"][used], two["next", "state_value"][used])
+    with pytest.raises(ValueError, match="one set of parameters: found distinct target_params"):
+        GAE(gamma=0.9, lmbda=0.8, value_network=critic, shifted=True)(
+            _stream(), target_params=TensorDict.from_module(critic).clone())
+    with pytest.raises(TypeError, match="shifted must be a bool, found str"):
+        GAE(gamma=0.9, lmbda=0.8, shifted="yes")
+
+
+def test_shifted_values_after_an_unseen_done_are_the_following_step_s():
+    critic = TensorDictModule(nn.Linear(2, 1), ["obs"], ["state_value"])
+    td = _stream()
+    td.set(("next", "trial_end"), torch.zeros(2, 6, 1, dtype=torch.bool))
+    est = GAE(gamma=0.9, lmbda=0.8, value_network=critic, shifted=True)
+    est.set_keys(done="trial_end", terminated="trial_end")
+    est(td)
+    with torch.no_grad():
+        following = critic(td.select("obs").clone())["state_value"]
+    # an episode end the estimator does not see: the value of the next input (the reset)
+    torch.testing.assert_close(td["next", "state_value"][:, :-1], following[:, 1:])
+
+
 def test_shifted_device_and_vectorized():
-    with pytest.raises(ValueError, match="shifted=True"):
-        GAE(gamma=0.9, lmbda=0.9, shifted=True)
     est = GAE(gamma=torch.tensor(0.9), lmbda=0.9, device="cpu", vectorized=False)
     assert est.gamma.device == torch.device("cpu") and est.vectorized is True
     with pytest.raises(TypeError, match="vectorized must be a bool"):

@@ -20,8 +20,8 @@ _RESAMPLE = ("reset", "trial", "never")
 class SampleTask(Transform):
     """Draw a task of ``family`` at reset, set it on the gymnasium env underneath, and write
     ``("task", "id")`` (int64, ``[1]``), ``("task", "params")`` (float32,
-    ``[family.num_params]``) and ``("task", "new")`` into the reset's and every step's
-    TensorDict; a family that
+    ``[family.num_params]``), ``("task", "new")`` and ``("task", "end")`` into the reset's and
+    every step's TensorDict; a family that
     changes the objective (:meth:`TaskFamily.reward`) rewrites each step's reward.
 
     Tasks come from ``tasks`` (a ``[k, num_params]`` table, e.g. held-out tasks: taken in
@@ -33,7 +33,12 @@ class SampleTask(Transform):
     keeps the first (a member of a multi-task batch). ``("task", "new")`` (bool, ``[1]``) is
     True in the data of a reset that started a task and False elsewhere: the reset key of a
     recurrent module that must forget only between tasks (``GRUModule(..., in_keys=[...,
-    ("task", "new")])``).
+    ("task", "new")])``). ``("task", "end")`` (bool, ``[1]``) is True on the step that ends the
+    task's last episode (the next reset draws a new task: every episode end with
+    ``"reset"``, every ``episodes_per_trial``-th with ``"trial"``, never with ``"never"``)
+    and False elsewhere: RL^2's trial end, the ``done`` of a value estimator that must not
+    cut the return at the episode ends inside a trial (the env's done flag as the env under
+    this transform reports it).
     The generator is seeded by ``seed`` and again whenever the env is (``env.set_seed(s)``
     seeds it with ``s``), so a seeded env draws a reproducible stream of tasks, and the
     members of a batched env (seeded ``s``, ``s + 1``, ...) draw different ones.
@@ -128,13 +133,24 @@ class SampleTask(Transform):
         self._new = new
         return td
 
-    def _write(self, td: TensorDictBase, new: bool = False) -> TensorDictBase:
+    def _ends_task(self, done: torch.Tensor) -> torch.Tensor:
+        """Whether a step whose done flag is ``done`` ends the task (see the class doc)."""
+        if self.resample == "reset" or (self.resample == "trial"
+                                        and self._episodes >= self.episodes_per_trial):
+            return done.bool()
+        return torch.zeros_like(done, dtype=torch.bool)
+
+    def _write(self, td: TensorDictBase, new: bool = False,
+               end: torch.Tensor | None = None) -> TensorDictBase:
         if self.params is None:
             raise RuntimeError("SampleTask: step before the first reset (no task yet)")
         shape = td.batch_size
         td.set((self.task_key, "id"), torch.full((*shape, 1), self.task_id, dtype=torch.int64))
         td.set((self.task_key, "params"), self.params.expand(*shape, -1).clone())
         td.set((self.task_key, "new"), torch.full((*shape, 1), new, dtype=torch.bool))
+        if end is None:
+            end = torch.zeros((*shape, 1), dtype=torch.bool)
+        td.set((self.task_key, "end"), end.reshape(*shape, 1))
         return td
 
     # -- the transform ------------------------------------------------------------------
@@ -145,7 +161,7 @@ class SampleTask(Transform):
         return self._write(td_reset, new=self._new)
 
     def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
-        self._write(next_td)
+        self._write(next_td, end=self._ends_task(next_td.get("done")))
         assert self.params is not None
         reward = self.family.reward(next_td, self.params)
         if reward is not None:
@@ -154,13 +170,14 @@ class SampleTask(Transform):
         return next_td
 
     def transform_observation_spec(self, spec: Any) -> Any:
-        """Add the task's id, parameters and new-task flag under ``task_key``."""
+        """Add the task's id, parameters and new-task and task-end flags under ``task_key``."""
         shape, device = spec.shape, getattr(spec, "device", None)
         spec[self.task_key] = Composite(
             id=Unbounded((*shape, 1), dtype=torch.int64, device=device),
             params=Unbounded((*shape, self.family.num_params), dtype=torch.float32,
                              device=device),
             new=Categorical(2, (*shape, 1), dtype=torch.bool, device=device),
+            end=Categorical(2, (*shape, 1), dtype=torch.bool, device=device),
             shape=shape)
         return spec
 

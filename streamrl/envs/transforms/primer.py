@@ -69,6 +69,10 @@ class TensorDictPrimer(Transform):
         call_before_env_reset: write the values into the reset input before the base env's
             reset runs (so the base env can read them), then copy them to the reset output;
             default False (written into the reset output after the base env's reset).
+        keep_at_reset: a reset keeps the values its input carries (every row, reset or not);
+            only a reset without them (the first) writes fresh ones. For a state whose reader
+            resets it itself: an RL^2 policy's hidden state, kept across the episodes of a
+            trial and reset by the recurrent module's ``is_init`` key (a new task).
 
     The entries join the observation spec (written by reset and step) and the state spec
     (read back at the next step). At a step, unless the step output already holds the entry,
@@ -95,6 +99,7 @@ class TensorDictPrimer(Transform):
         expand_specs: bool | None = None,
         single_default_value: bool = False,
         call_before_env_reset: bool = False,
+        keep_at_reset: bool = False,
         **kwargs: Any,
     ) -> None:
         if primers is not None and kwargs:
@@ -136,6 +141,12 @@ class TensorDictPrimer(Transform):
         self.reset_key = RESET_KEY if reset_key is None else as_keys(reset_key, "reset_key")[0]
         self.expand_specs = expand_specs
         self.call_before_env_reset = bool(call_before_env_reset)
+        if not isinstance(keep_at_reset, bool):
+            raise TypeError(f"keep_at_reset must be a bool, found {type(keep_at_reset).__name__}")
+        if keep_at_reset and (random or call_before_env_reset):
+            raise ValueError("keep_at_reset keeps the carried values: it takes neither "
+                             "random=True nor call_before_env_reset=True")
+        self.keep_at_reset = keep_at_reset
 
     # ------------------------------------------------------------------ specs
     def _spec_for(self, key: NestedKey, batch: torch.Size) -> Any:
@@ -242,6 +253,11 @@ class TensorDictPrimer(Transform):
         return self._fill(td, td)
 
     def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
+        if self.keep_at_reset and td is not None and all(
+                key in td.keys(True, True) for key in self.primers):
+            for key in self.primers:
+                td_reset.set(key, td.get(key))
+            return td_reset
         if self.call_before_env_reset and td is not None:
             for key in self.primers:
                 if key not in td_reset.keys(True, True):

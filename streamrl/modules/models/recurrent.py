@@ -144,11 +144,14 @@ class _RecurrentModule(TensorDictModuleBase):
                 )
         return tensordict
 
-    def make_tensordict_primer(self) -> TensorDictPrimer:
+    def make_tensordict_primer(self, keep_at_reset: bool = False) -> TensorDictPrimer:
         """A :class:`~streamrl.envs.TensorDictPrimer` for the env: the state keys (the
         ``in_keys`` between the input and ``is_init``), zero at reset, of shape
         ``(num_layers, hidden_size)`` per env. Appended to the env, the states are part of its
         specs, so batched envs and collectors allocate, carry and return them.
+        ``keep_at_reset=True``: a reset keeps the carried state (zero only at the first), so
+        that only ``is_init`` resets it (RL^2: ``("task", "new")``, a new task, not each
+        episode's reset).
 
         >>> gru = GRUModule(input_size=3, hidden_size=8, num_layers=2, in_key="obs",
         ...                 out_key="features")
@@ -160,7 +163,8 @@ class _RecurrentModule(TensorDictModuleBase):
             key: Unbounded(shape=self._state_shape, dtype=weight.dtype, device=weight.device)
             for key in self.in_keys[1:-1]
         }
-        return TensorDictPrimer(Composite(specs), default_value=0.0, expand_specs=True)
+        return TensorDictPrimer(Composite(specs), default_value=0.0, expand_specs=True,
+                                keep_at_reset=keep_at_reset)
 
     def _read(self, tensordict: TensorDictBase, batch: torch.Size):
         in_key, *state_keys, init_key = self.in_keys

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDictBase
-from tensordict.utils import NestedKey
+from tensordict.utils import NestedKey, unravel_key
 from torch import Tensor, nn
 
 from streamrl._utils.swap import params_in
@@ -118,7 +118,18 @@ class ValueEstimatorBase(nn.Module):
     - ``device``: where the estimator's tensor buffers (a tensor ``gamma``...) live.
     - ``time_dim``: the batch dim that is time (default: the last one); :meth:`forward`
       takes it too, for one call.
-    - ``shifted``: only ``False`` (two value-network calls, one on ``"next"``).
+    - ``shifted``: ``False`` (default: two value-network calls, one on ``"next"``) or
+      ``True``: one call over the steps followed by the last step's ``"next"`` (time the
+      last batch dim), ``V(s')`` then the value of the row's following step, except where
+      ``done`` is set but not ``terminated`` (a truncation: the true next state is in
+      ``"next"``) and at the row's last step, which are computed from ``"next"`` (a
+      terminated step's ``V(s')``, unused, is the following step's). Besides
+      saving a call, this is what a recurrent critic needs: its state runs through the
+      row, and the value after a ``done`` the estimator does not see (an RL^2 episode end
+      inside a trial, whose ``done`` key is the trial's end) is that of the next input the
+      policy gets (the reset observation), with the state carried on. One set of
+      parameters serves both (a distinct ``target_params`` raises). TorchRL's flag of the
+      same name also makes one call; it inserts the ``"next"`` state after every ``done``.
 
     :meth:`forward` also takes ``params`` / ``target_params`` (TensorDicts of the value
     network's parameters, as the losses pass them): the values of ``s`` are computed with
@@ -179,12 +190,9 @@ class ValueEstimatorBase(nn.Module):
         if skip_existing not in (None, True, False):
             raise TypeError(f"skip_existing must be a bool or None, found {skip_existing!r}")
         self.skip_existing = bool(skip_existing)
-        if shifted:
-            raise ValueError(
-                f"{type(self).__name__}(shifted={shifted!r}) is not supported: the values of "
-                "s and s' come from two value-network calls (shifted=False)"
-            )
-        self.shifted = False
+        if not isinstance(shifted, bool):
+            raise TypeError(f"shifted must be a bool, found {type(shifted).__name__}")
+        self.shifted = shifted
         if time_dim is not None and (isinstance(time_dim, bool) or not isinstance(time_dim, int)):
             raise TypeError(f"time_dim must be an int or None, found {time_dim!r}")
         self.time_dim = time_dim
@@ -277,6 +285,8 @@ class ValueEstimatorBase(nn.Module):
             target_params = self._call_params.get("target_params", params)
         value_key = self._keys["value"]
         next_key = self._next_key("value")
+        if self.shifted:
+            return self._shifted_values(td, params, target_params)
         current = None
         if need_current:
             current = self._read(td, value_key)
@@ -287,6 +297,49 @@ class ValueEstimatorBase(nn.Module):
             if "next" not in td.keys():
                 raise _missing("next", type(self).__name__)
             nxt = self._run_network(td.get("next"), next_key, target_params)
+        return current, nxt
+
+    def _shifted_values(self, td: TensorDictBase, params: TensorDictBase | None,
+                        target_params: TensorDictBase | None) -> tuple[Tensor, Tensor]:
+        """``shifted=True``'s ``(V(s), V(s'))``: see the class doc."""
+        value_key, next_key = self._keys["value"], self._next_key("value")
+        current, nxt = self._read(td, value_key), self._read(td, next_key)
+        if current is not None and nxt is not None:
+            return current, nxt
+        if target_params is not params:
+            raise ValueError(f"{type(self).__name__}(shifted=True) computes V(s) and V(s') in "
+                             "one call with one set of parameters: found distinct "
+                             "target_params")
+        time_dim = self._time_dim(td)
+        if time_dim != td.batch_dims - 1:
+            raise ValueError(f"{type(self).__name__}(shifted=True) needs time as the last "
+                             f"batch dim, found time_dim={time_dim} for batch_size="
+                             f"{tuple(td.batch_size)}")
+        if "next" not in td.keys():
+            raise _missing("next", type(self).__name__)
+        following = td.get("next")
+        steps = td.batch_size[-1]
+        last = following[..., steps - 1:]
+        # the entries the network reads (all those both sides hold, without its in_keys)
+        shared = {unravel_key(k) for k in last.keys(True, True)} & {
+            unravel_key(k) for k in td.exclude("next").keys(True, True)}
+        keys = getattr(self.value_network, "in_keys", None)
+        if keys is not None:
+            shared &= {unravel_key(k) for k in keys}
+        selected = sorted(shared, key=str)
+        joined = torch.cat([td.select(*selected), last.select(*selected)], dim=-1)
+        values = self._run_network(joined, value_key, params)
+        time = td.batch_dims - 1
+        current, nxt = values.narrow(time, 0, steps), values.narrow(time, 1, steps).clone()
+        _, done, terminated = self._flags(td)
+        cut = (done & ~terminated).reshape(td.batch_size).clone()
+        cut[..., -1] = False  # computed from "next" already
+        if bool(cut.any()):
+            # a truncation inside the row: the true next state is in "next", not the row
+            bootstrap = self._run_network(following[cut].unsqueeze(-1), value_key, params)
+            nxt[cut] = bootstrap.reshape(-1, *nxt.shape[td.batch_dims:])
+        td.set(value_key, current)
+        td.set(next_key, nxt)
         return current, nxt
 
     @property

@@ -45,6 +45,20 @@ def test_primer_partial_reset_keeps_other_rows(counting_env):
     assert out["h"][:, 0].tolist() == [0.0, 5.0, 5.0]
 
 
+def test_primer_keep_at_reset_keeps_the_carried_values(counting_env):
+    env = TransformedEnv(counting_env(batch_size=(3,), max_count=2),
+                         TensorDictPrimer({"h": Unbounded([2])}, keep_at_reset=True))
+    td = env.reset()
+    assert td["h"].tolist() == [[0.0, 0.0]] * 3  # the first reset: nothing carried
+    td["h"] = torch.full((3, 2), 5.0)
+    td["_reset"] = torch.tensor([[True], [False], [False]])
+    assert env.reset(td)["h"][:, 0].tolist() == [5.0, 5.0, 5.0]  # the reset row too
+    with pytest.raises(ValueError, match="keep_at_reset keeps the carried values"):
+        TensorDictPrimer({"h": Unbounded([2])}, keep_at_reset=True, random=True)
+    with pytest.raises(TypeError, match="keep_at_reset must be a bool, found int"):
+        TensorDictPrimer({"h": Unbounded([2])}, keep_at_reset=1)
+
+
 def test_primer_random_callables_and_dicts():
     spec = Bounded(-1.0, 1.0, shape=(4,))
     torch.manual_seed(0)
