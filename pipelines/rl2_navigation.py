@@ -147,9 +147,14 @@ def held_out_tasks(n: int, seed: int) -> torch.Tensor:
     return NavigationFamily().sample(n, torch.Generator().manual_seed(seed))
 
 
+#: the env's largest move per coordinate: the tanh-Gaussian's bounds (the env's action spec
+#: is unbounded, as it clips any action itself)
+MAX_ACTION = 0.1
+
+
 def _member(max_steps: int, episodes_per_trial: int, tasks: Any, first: int) -> EnvBase:
     return TransformedEnv(
-        PointNavigationEnv(max_steps=max_steps),
+        PointNavigationEnv(max_steps=max_steps, max_action=MAX_ACTION),
         SampleTask(NavigationFamily(), tasks=tasks, first=first, resample="trial",
                    episodes_per_trial=episodes_per_trial))
 
@@ -192,7 +197,7 @@ def make_models(config: RL2Config, env: Any) -> tuple[ProbabilisticActor, Tensor
     actor = ProbabilisticActor(
         TensorDictSequential(inputs, gru, policy_head), in_keys=["loc", "scale"],
         distribution_class=TanhNormal,
-        distribution_kwargs={"low": spec.low, "high": spec.high}, return_log_prob=True,
+        distribution_kwargs={"low": -MAX_ACTION, "high": MAX_ACTION}, return_log_prob=True,
         spec=spec)
     critic = TensorDictSequential(
         inputs, gru, TensorDictModule(value_mlp, in_keys=["features"], out_keys=["state_value"]))
