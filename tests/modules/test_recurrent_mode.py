@@ -110,3 +110,28 @@ class TestTorchRLArguments:
             LSTMModule(lstm=nn.GRU(3, 4, batch_first=True))
         with pytest.raises(ValueError, match="input_size"):
             GRUModule(hidden_size=4)
+
+
+def test_the_mode_is_the_calling_threads():
+    import threading
+
+    from streamrl.modules.models.recurrent_mode import recurrent_mode, set_recurrent_mode
+
+    inside, seen = threading.Event(), []
+    release = threading.Event()
+
+    def learner() -> None:
+        with set_recurrent_mode(True):
+            inside.set()
+            release.wait(5)
+            seen.append(recurrent_mode())
+
+    thread = threading.Thread(target=learner)
+    thread.start()
+    assert inside.wait(5)
+    assert recurrent_mode() is None  # this thread (a rollout) keeps its own
+    with set_recurrent_mode(False):
+        release.set()
+        thread.join(5)
+        assert recurrent_mode() is False  # the other thread's exit popped its own stack
+    assert seen == [True] and recurrent_mode() is None

@@ -1,17 +1,27 @@
-"""The process-wide recurrent mode of :class:`LSTMModule` and :class:`GRUModule`."""
+"""The recurrent mode of :class:`LSTMModule` and :class:`GRUModule`, per thread."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Literal
 
 __all__ = ["recurrent_mode", "set_recurrent_mode"]
 
-_MODE: list[bool | None] = [None]
+class _Modes(threading.local):
+    """Each thread's stack of modes: a learner on one thread training in recurrent mode
+    leaves a rollout stepping on another in its own."""
+
+    def __init__(self) -> None:
+        self.stack: list[bool | None] = [None]
+
+
+_MODES = _Modes()
 
 
 def recurrent_mode() -> bool | None:
-    """The recurrent mode set by the innermost :class:`set_recurrent_mode`, or ``None``.
+    """The recurrent mode set by this thread's innermost :class:`set_recurrent_mode`, or
+    ``None``.
 
     ``None`` (outside any context) means each module uses its own default.
 
@@ -21,7 +31,7 @@ def recurrent_mode() -> bool | None:
     ...     recurrent_mode()
     True
     """
-    return _MODE[-1]
+    return _MODES.stack[-1]
 
 
 class set_recurrent_mode(contextlib.ContextDecorator):  # TorchRL's name, a lower-case class
@@ -31,7 +41,8 @@ class set_recurrent_mode(contextlib.ContextDecorator):  # TorchRL's name, a lowe
     (losses, advantage estimation over ``[B, T]`` batches). ``False`` / ``"sequential"``: each
     element is one step whose state is fed back through the TensorDict (collection).
     ``None`` restores each module's own default. Contexts nest; leaving one restores the
-    outer mode.
+    outer mode. The mode is the calling thread's: other threads (a rollout stepping while a
+    learner trains) keep theirs.
 
     >>> import torch
     >>> from tensordict import TensorDict
@@ -55,8 +66,8 @@ class set_recurrent_mode(contextlib.ContextDecorator):  # TorchRL's name, a lowe
         self.mode = mode
 
     def __enter__(self) -> set_recurrent_mode:
-        _MODE.append(self.mode)
+        _MODES.stack.append(self.mode)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _MODE.pop()
+        _MODES.stack.pop()

@@ -379,8 +379,8 @@ class _OwnRoundRobinWriter(RoundRobinWriter):
     """A round-robin writer of one's own: its slots may not follow the ring."""
 
 
-@pytest.mark.parametrize("how", ["setitem", "load_state_dict", "own_writer"])
-def test_writes_the_index_cannot_follow_rebuild_it_from_the_stored_rows(how):
+@pytest.mark.parametrize("how", ["setitem", "load_state_dict", "loads", "own_writer"])
+def test_writes_the_index_cannot_follow_rebuild_it_from_the_stored_rows(how, tmp_path):
     gen = torch.Generator().manual_seed(2)
     max_size = 20
     writer = _OwnRoundRobinWriter() if how == "own_writer" else None
@@ -402,12 +402,16 @@ def test_writes_the_index_cannot_follow_rebuild_it_from_the_stored_rows(how):
         keys[seq] = moved
         rb[5] = _rows([seq], [keys[seq]], True)[0]
         assert rb._episodes is None
-    elif how == "load_state_dict":
+    elif how in ("load_state_dict", "loads"):
         other = HERReplayBuffer(_reward_of, strategy="final",
                                 storage=LazyTensorStorage(max_size), batch_size=8)
         # as many rows, other episodes: an index of the same length and cursor to drop
         other.extend(_rows(list(range(len(keys))), [i // 2 for i in range(len(keys))], True))
         other.sample()
-        other.load_state_dict(rb.state_dict())
+        if how == "loads":  # a directory checkpoint
+            rb.dumps(tmp_path / "rb")
+            other.loads(tmp_path / "rb")
+        else:
+            other.load_state_dict(rb.state_dict())
         rb = other
     assert _indexed(rb) == _reference(keys, max_size, True)
