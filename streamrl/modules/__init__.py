@@ -51,6 +51,7 @@ from streamrl.modules.exploration import (
     EGreedyModule,
     OrnsteinUhlenbeckProcessModule,
 )
+from streamrl.modules.hierarchy import HeldDecision
 from streamrl.modules.models import (
     GRU,
     LSTM,
@@ -159,6 +160,7 @@ __all__ = [
     "ExplorationType",
     "GRUCell",
     "GRUModule",
+    "HeldDecision",
     "IdentityValueTransform",
     "IndependentNormal",
     "LSTMCell",
