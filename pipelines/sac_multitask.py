@@ -3,7 +3,9 @@
 The concurrent SAC graph of ``sac_pendulum`` on a batched env whose members play different
 tasks of one family (``--family pendulum``: Pendulum-v1 with its mass and gravity drawn per
 task; ``halfcheetah-vel`` / ``halfcheetah-dir``: HalfCheetah-v5 running at a target velocity
-or in a direction): ``--num-tasks`` tasks drawn once with ``--task-seed``, one member per
+or in a direction; ``metaworld-mt1``: Meta-World's reach-v3 goals; ``metaworld-mt10``: MT10's
+classes, one goal each with ``--num-tasks 10``; both where the optional metaworld package is
+installed): ``--num-tasks`` tasks drawn once with ``--task-seed``, one member per
 task (:class:`~streamrl.envs.tasks.SampleTask`, the task's ``("task", "id")`` and parameters
 in every step). The actor and the critics read a learned embedding of the task id
 (:class:`~streamrl.modules.TaskEmbedding`) beside the observation, so one network serves
@@ -30,10 +32,19 @@ from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 
 from streamrl.cli import load_pipeline
-from streamrl.envs import Compose, DoubleToFloat, EnvBase, GymEnv, SerialEnv, TransformedEnv
+from streamrl.envs import (
+    Compose,
+    DoubleToFloat,
+    EnvBase,
+    GymEnv,
+    PadObservation,
+    SerialEnv,
+    TransformedEnv,
+)
 from streamrl.envs.tasks import (
     HalfCheetahDirFamily,
     HalfCheetahVelFamily,
+    MetaWorldFamily,
     PendulumFamily,
     SampleTask,
     TaskFamily,
@@ -48,10 +59,13 @@ NAME = "sac_multitask"
 
 _sac = load_pipeline(Path(__file__).with_name("sac_pendulum.py"))
 
-FAMILIES: dict[str, type[TaskFamily]] = {
+FAMILIES: dict[str, Any] = {
     "pendulum": PendulumFamily,
     "halfcheetah-vel": HalfCheetahVelFamily,
     "halfcheetah-dir": HalfCheetahDirFamily,
+    # built once: a Meta-World benchmark resets each class's env 50 times to list its goals
+    "metaworld-mt1": functools.cache(lambda: MetaWorldFamily("MT1", "reach-v3")),
+    "metaworld-mt10": functools.cache(lambda: MetaWorldFamily("MT10")),
 }
 
 #: columns per task, for up to this many tasks
@@ -98,11 +112,15 @@ class SACMultiTaskConfig(_sac.SACConfig):
                                          torch.Generator().manual_seed(self.task_seed))
 
     def _member(self, row: int) -> EnvBase:
-        family = self.make_family()
+        family, table = self.make_family(), self.task_table()
+        sampler = SampleTask(family, tasks=table, first=row, resample="never")
+        if isinstance(family, MetaWorldFamily):
+            # the env of the task's class; PadObservation: one spec over the classes' bounds
+            return TransformedEnv(family.make_env(task=int(table[row, 0])),
+                                  Compose(DoubleToFloat(), PadObservation(39), sampler))
         return TransformedEnv(
             GymEnv(family.env_name, info_keys=list(family.info_keys) or None),
-            Compose(DoubleToFloat(), SampleTask(family, tasks=self.task_table(), first=row,
-                                                resample="never")))
+            Compose(DoubleToFloat(), sampler))
 
     def _rows(self, n: int) -> list[int]:
         return [self.task if self.task is not None else k % self.num_tasks for k in range(n)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,8 @@ def test_the_networks_read_the_task():
 
 def test_bad_fields_are_named():
     with pytest.raises(ValueError, match=r"family must be one of \['halfcheetah-dir', "
-                                         r"'halfcheetah-vel', 'pendulum'\], found 'cartpole'"):
+                                         r"'halfcheetah-vel', 'metaworld-mt1', 'metaworld-mt10', "
+                                         r"'pendulum'\], found 'cartpole'"):
         MT.SACMultiTaskConfig(family="cartpole")
     with pytest.raises(ValueError, match=r"task must be None or a task in 0 .. 3, found 4"):
         MT.SACMultiTaskConfig(task=4)
@@ -77,3 +79,21 @@ def test_bad_fields_are_named():
         MT.SACMultiTaskConfig(env_name="CartPole-v1")
     with pytest.raises(ValueError, match="num_tasks must be at most 16, found 17"):
         MT.SACMultiTaskConfig(num_tasks=17)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("metaworld") is None,
+                    reason="needs the optional metaworld package")
+def test_metaworld_mt10_plays_one_class_per_member(tmp_path):
+    config = MT.SACMultiTaskConfig(**{**TINY, "family": "metaworld-mt10", "num_tasks": 10,
+                                      "frames": 400, "eval_interval": 400, "eval_episodes": 2})
+    assert config.env_name == "MT10"
+    family = config.make_family()
+    with config.make_env() as env:
+        td = env.reset()
+        assert td["task", "id"].squeeze(-1).tolist() == list(range(10))
+        classes = [family.class_of(row) for row in td["task", "params"]]
+        assert classes == list(family.classes)  # one member per class, in MT10's order
+        assert [type(e.base_env._env.unwrapped) for e in env._envs] == [
+            family.classes[name] for name in classes]
+    result = MT.train(config, run_dir=tmp_path)
+    assert result.frames == 400 and result.updates > 0
