@@ -57,6 +57,7 @@ from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.replay import ReplaySink, ReplaySource
 from streamrl.ops.rollout import Rollout, make_env
 from streamrl.ops.sample_budget import sample_budget
+from streamrl.ops.segment_batcher import SegmentBatcher
 from streamrl.ops.stack import StackBatches
 from streamrl.ops.trajectory_batcher import TrajectoryBatcher
 from streamrl.ops.transition_batcher import TransitionBatcher
@@ -82,6 +83,7 @@ __all__ = [
     "ReplaySink",
     "ReplaySource",
     "Rollout",
+    "SegmentBatcher",
     "StackBatches",
     "TrajectoryBatcher",
     "TransitionBatcher",
