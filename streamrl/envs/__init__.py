@@ -12,7 +12,7 @@ from streamrl.envs import transforms as _transforms
 from streamrl.envs.atari import atari_transforms, make_atari_env
 from streamrl.envs.batched import SerialEnv
 from streamrl.envs.common import EnvBase, EnvClosedError
-from streamrl.envs.custom import BitFlippingEnv, PendulumEnv, PointNavigationEnv
+from streamrl.envs.custom import BitFlippingEnv, FourRoomsEnv, PendulumEnv, PointNavigationEnv
 from streamrl.envs.env_creator import EnvCreator
 from streamrl.envs.gym_like import BaseInfoDictReader, default_info_dict_reader
 from streamrl.envs.libs.dm_control import DMControlEnv, DMControlWrapper
@@ -42,6 +42,7 @@ __all__ = [
     "EnvClosedError",
     "EnvCreator",
     "ExplorationType",
+    "FourRoomsEnv",
     "GymEnv",
     "GymWrapper",
     "MultiThreadedEnv",
