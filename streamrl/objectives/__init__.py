@@ -25,6 +25,7 @@ from streamrl.objectives.dqn import DQNLoss
 from streamrl.objectives.iql import IQLLoss
 from streamrl.objectives.maml import maml_adapt, maml_adapt_tasks, maml_task_losses
 from streamrl.objectives.optim import KLAdaptiveLR, group_optimizers
+from streamrl.objectives.option_critic import OptionCriticLoss
 from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from streamrl.objectives.qmixer import QMixerLoss
 from streamrl.objectives.redq import REDQLoss
@@ -64,6 +65,7 @@ __all__ = [
     "KLPENPPOLoss",
     "LossModule",
     "OnlineDTLoss",
+    "OptionCriticLoss",
     "PPOLoss",
     "QMixerLoss",
     "REDQLoss",
