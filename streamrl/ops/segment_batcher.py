@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase, pad
+from tensordict import TensorDict, TensorDictBase, pad
 
 from streamrl.graph import Operator
 
@@ -40,9 +40,10 @@ class SegmentBatcher(Operator):
     step is not a decision (the first steps after a restart mid-segment) or whose trajectory
     changes without a done step (the env was reset under it) is dropped. Rows are followed by
     position in the batch and by ``("collector", "traj_ids")``. Emits nothing for a batch
-    that finished no segment. ``emitted`` counts the transitions emitted (its state).
+    that finished no segment. Its state (:meth:`state_dict`): ``emitted``, the transitions
+    emitted, and ``open``, the steps of the unfinished segments, so a restored graph finishes
+    them.
 
-    >>> from tensordict import TensorDict
     >>> def batch(new, reward, done):
     ...     n = len(new)
     ...     return TensorDict({
@@ -65,7 +66,7 @@ class SegmentBatcher(Operator):
     [12.0, 6.0]
     """
 
-    state_keys = ("emitted",)
+    state_keys = ("emitted", "open")
 
     def __init__(self, *, gamma: float = 1.0, reward_key: Any = ("next", "reward"),
                  action_key: Any = "action", keep_steps: tuple[Any, ...] = (),
@@ -103,6 +104,19 @@ class SegmentBatcher(Operator):
             return None
         self.emitted += len(finished)
         return {"out": torch.stack(finished)}
+
+    def state_dict(self) -> dict[str, Any]:
+        open_rows = {str(r): {"traj_id": tid, "steps": torch.cat(pieces).to_dict(),
+                              "length": sum(len(p) for p in pieces)}
+                     for r, (tid, pieces) in self._open.items()}
+        return {"emitted": self.emitted, "open": open_rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        Operator.load_state_dict(self, state)  # checks the keys, sets emitted and open
+        rows = self.__dict__.pop("open")
+        self._open = {int(r): (int(row["traj_id"]),
+                               [TensorDict(row["steps"], batch_size=[int(row["length"])])])
+                      for r, row in rows.items()}
 
     def _split_row(self, r: int, row: TensorDictBase, new: torch.Tensor, done: torch.Tensor,
                    ids: torch.Tensor, finished: list[TensorDictBase]) -> None:

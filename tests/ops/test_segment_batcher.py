@@ -132,7 +132,7 @@ def test_pieces_without_a_decision_at_their_start_are_dropped():
     # the env was reset under the running segment (a new trajectory, no done step)
     out = op.step({"in": _rows([True, False], [False, True], [1, 1])})
     assert len(out["out"]) == 1 and out["out"]["hrl", "length"].item() == 2
-    assert op.emitted == 1 and op.state_dict() == {"emitted": 1}
+    assert op.emitted == 1 and op.state_dict() == {"emitted": 1, "open": {}}
 
 
 def test_bad_input_is_named():
@@ -145,3 +145,22 @@ def test_bad_input_is_named():
         op.step({"in": _rows([True], [False], [0]).exclude(("hrl", "new"))})
     with pytest.raises(TypeError, match=r"expects \[\*envs, T\] TensorDicts, found Tensor"):
         op.step({"in": torch.zeros(3)})
+
+
+def test_a_restored_batcher_finishes_the_open_segments():
+    batches = _collect(4, 6)
+    straight = SegmentBatcher()
+    outs = [straight.step({"in": b}) for b in batches]
+    first = SegmentBatcher()
+    for b in batches[:3]:
+        first.step({"in": b})
+    state = first.state_dict()
+    assert state["open"]  # segments still running at the cut
+    restored = SegmentBatcher()
+    restored.load_state_dict(state)
+    for b, expected in zip(batches[3:], outs[3:]):
+        got = restored.step({"in": b})
+        assert (got is None) == (expected is None)
+        if got is not None:
+            torch.testing.assert_close(got["out"], expected["out"])
+    assert restored.emitted == straight.emitted
