@@ -31,6 +31,7 @@ from streamrl.envs.transforms.finite_check import FiniteTensorDictCheck
 from streamrl.envs.transforms.fire_reset import FireResetEnv
 from streamrl.envs.transforms.flatten_action import FlattenAction
 from streamrl.envs.transforms.frame_skip import FrameSkipTransform
+from streamrl.envs.transforms.goal_reward import GoalReachingReward
 from streamrl.envs.transforms.gsde import gSDENoise
 from streamrl.envs.transforms.image import CenterCrop, Crop, GrayScale, Resize, ToTensorImage
 from streamrl.envs.transforms.keys import ExcludeTransform, RenameTransform, SelectTransform
@@ -96,6 +97,7 @@ __all__ = [
     "FlattenAction",
     "FlattenObservation",
     "FrameSkipTransform",
+    "GoalReachingReward",
     "GrayScale",
     "InitTracker",
     "LineariseRewards",
