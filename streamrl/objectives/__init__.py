@@ -22,6 +22,7 @@ from streamrl.objectives.discrete_iql import DiscreteIQLLoss
 from streamrl.objectives.discrete_sac import DiscreteSACLoss
 from streamrl.objectives.distributional_dqn import DistributionalDQNLoss
 from streamrl.objectives.dqn import DQNLoss
+from streamrl.objectives.hiro import hiro_relabel
 from streamrl.objectives.iql import IQLLoss
 from streamrl.objectives.maml import maml_adapt, maml_adapt_tasks, maml_task_losses
 from streamrl.objectives.optim import KLAdaptiveLR, group_optimizers
@@ -84,6 +85,7 @@ __all__ = [
     "default_value_kwargs",
     "distance_loss",
     "group_optimizers",
+    "hiro_relabel",
     "hold_out_net",
     "hold_out_params",
     "maml_adapt",
