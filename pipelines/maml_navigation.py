@@ -146,8 +146,7 @@ _RESUMABLE = ("iterations", "eval_interval", "eval_tasks", "eval_steps", "eval_s
 
 def run_identity(config: MAMLConfig) -> dict[str, Any]:
     """What a checkpoint must match to be resumed with ``config``."""
-    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUMABLE}
-    return {"pipeline": NAME, "config": fields}
+    return driver.run_identity(NAME, config, _RESUMABLE)
 
 
 # ------------------------------------------------------------------------------------ the policy

@@ -121,8 +121,7 @@ _RESUMABLE = ("frames", "eval_interval", "eval_episodes", "eval_seed", "threads"
 
 def run_identity(config: OptionCriticConfig) -> dict[str, Any]:
     """What a checkpoint must match to be resumed with ``config``."""
-    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUMABLE}
-    return {"pipeline": NAME, "config": fields}
+    return driver.run_identity(NAME, config, _RESUMABLE)
 
 
 # ---------------------------------------------------------------------------------- networks

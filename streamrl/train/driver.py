@@ -37,7 +37,7 @@ import errno
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,23 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def run_identity(name: str, config: Any, resumable: Collection[str]) -> dict[str, Any]:
+    """What a checkpoint of pipeline ``name`` must match to be resumed with ``config`` (a
+    dataclass): the pipeline and every field but the ``resumable`` ones (those a resumed
+    run may change: the budget, evaluation and output), as
+    :class:`streamrl.checkpoint.Checkpoint`'s ``match``.
+
+    >>> @dataclasses.dataclass
+    ... class Cfg:
+    ...     lr: float = 0.1
+    ...     frames: int = 10
+    >>> run_identity("demo", Cfg(), ("frames",))
+    {'pipeline': 'demo', 'config': {'lr': 0.1}}
+    """
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in resumable}
+    return {"pipeline": name, "config": fields}
 
 
 def check_pipeline(config_cls: type, build: Callable[..., Any]) -> None:

@@ -491,8 +491,7 @@ class PPOPipeline:
         """What a checkpoint must match to be resumed with ``config``: the pipeline and every
         config field that shapes training (all but the budget, evaluation and output
         fields)."""
-        fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUMABLE}
-        return {"pipeline": self.name, "config": fields}
+        return driver.run_identity(self.name, config, _RESUMABLE)
 
     def build_graph(self, argv: list[str] | None = None) -> Graph:
         """The collection graph this pipeline runs (for ``streamrl graph``)."""
