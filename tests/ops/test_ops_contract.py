@@ -44,6 +44,7 @@ from streamrl.ops import (
     ReplaySink,
     ReplaySource,
     Rollout,
+    SegmentBatcher,
     StackBatches,
     TrajectoryBatcher,
     TransitionBatcher,
@@ -360,6 +361,28 @@ class TestCompleteTrajectoriesContract(OpsContract):
 
     def feeds(self) -> dict[str, list[Any]]:
         return {"in": chunks()}
+
+
+def held_chunks() -> list[TensorDictBase]:
+    """``chunks()`` as a policy holding a decision for 3 steps would have stored them: a new
+    decision every 3 steps and at each episode's first step."""
+    data = collected()
+    steps = data.batch_size[-1]
+    done = data.get(("next", "done")).squeeze(-1)
+    new = (torch.arange(steps) % 3 == 0).expand_as(done).clone()
+    new[:, 1:] |= done[:, :-1]
+    data.set(("hrl", "new"), new.unsqueeze(-1))
+    data.set(("hrl", "decision"), torch.arange(steps, dtype=torch.float32).expand(
+        *done.shape).unsqueeze(-1).clone())
+    return list(data.split(8, dim=1))
+
+
+class TestSegmentBatcherContract(OpsContract):
+    def make_operator(self) -> SegmentBatcher:
+        return SegmentBatcher(gamma=0.9)
+
+    def feeds(self) -> dict[str, list[Any]]:
+        return {"in": held_chunks()}
 
 
 class TestReplaySinkContract(OpsContract):
