@@ -12,8 +12,10 @@ a goal it does not observe, reward minus the squared distance; ``max_steps`` ste
 episode, 20 here against the paper's 100, which is plenty to reach any goal of the
 ``[-0.5, 0.5]`` square with moves of 0.1), its goal drawn per trial by
 :class:`~streamrl.envs.tasks.SampleTask` with a
-:class:`~streamrl.envs.tasks.NavigationFamily` (``resample="trial"``), ``num_envs`` of them
-in a ``SerialEnv`` (each its own task stream, seeded ``seed``, ``seed + 1`` ...).
+:class:`~streamrl.envs.tasks.NavigationFamily` (``resample="trial"``), one env of
+``num_envs`` rows (``PointNavigationEnv(batch_size=[num_envs])``, a task per row: each row
+its own task stream, seeded ``seed``, ``seed + 1`` ..., as the members of a ``SerialEnv``
+would be, at a fraction of the cost).
 
 The policy: the observation and the previous action, reward and done go through one
 :class:`~streamrl.modules.GRUModule` whose reset key (``is_init``) is ``("task", "new")``,
@@ -60,7 +62,6 @@ continues with the networks, optimizer, counters and generators restored and new
 
 from __future__ import annotations
 
-import functools
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,7 @@ from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 
 from streamrl.data.specs import Unbounded
-from streamrl.envs import Compose, EnvBase, PointNavigationEnv, SerialEnv, TransformedEnv
+from streamrl.envs import Compose, EnvBase, PointNavigationEnv, TransformedEnv
 from streamrl.envs.tasks import NavigationFamily, SampleTask
 from streamrl.envs.transforms import PreviousStepInputs, TensorDictPrimer
 from streamrl.envs.utils import ExplorationType, set_exploration_type
@@ -128,18 +129,17 @@ class RL2Config(PPOConfig):
         check_field(self, "episodes_per_trial", self.episodes_per_trial >= 1, ">= 1")
 
     def make_env(self, num_envs: int) -> EnvBase:
-        """``num_envs`` navigation envs, each drawing a task per trial from its own stream,
-        with the previous step's inputs and the GRU's state (kept at resets)."""
-        member = functools.partial(_member, self.max_steps, self.episodes_per_trial, None, 0)
-        return _with_inputs(SerialEnv(num_envs, member), self.hidden)
+        """One navigation env of ``num_envs`` rows, each drawing a task per trial from its
+        own stream, with the previous step's inputs and the GRU's state (kept at resets)."""
+        return _with_inputs(_navigation(num_envs, self.max_steps, self.episodes_per_trial),
+                            self.hidden)
 
     def make_eval_env(self, num_envs: int) -> EnvBase:
-        """``num_envs`` envs, member ``i`` on held-out task ``i`` (a table drawn with
+        """``num_envs`` rows, row ``i`` on held-out task ``i`` (a table drawn with
         ``eval_seed``), one trial each after ``set_seed``."""
         tasks = held_out_tasks(num_envs, self.eval_seed)
-        members = [functools.partial(_member, self.max_steps, self.episodes_per_trial, tasks, i)
-                   for i in range(num_envs)]
-        return _with_inputs(SerialEnv(num_envs, members), self.hidden)
+        return _with_inputs(_navigation(num_envs, self.max_steps, self.episodes_per_trial, tasks),
+                            self.hidden)
 
 
 def held_out_tasks(n: int, seed: int) -> torch.Tensor:
@@ -152,10 +152,13 @@ def held_out_tasks(n: int, seed: int) -> torch.Tensor:
 MAX_ACTION = 0.1
 
 
-def _member(max_steps: int, episodes_per_trial: int, tasks: Any, first: int) -> EnvBase:
+def _navigation(num_envs: int, max_steps: int, episodes_per_trial: int,
+                tasks: Any = None) -> EnvBase:
+    # one natively batched env, a task per row: row i draws the stream a SerialEnv's member
+    # i would (seeded seed + i) and starts at table row i, at a fraction of the cost
     return TransformedEnv(
-        PointNavigationEnv(max_steps=max_steps, max_action=MAX_ACTION),
-        SampleTask(NavigationFamily(), tasks=tasks, first=first, resample="trial",
+        PointNavigationEnv(batch_size=[num_envs], max_steps=max_steps, max_action=MAX_ACTION),
+        SampleTask(NavigationFamily(), tasks=tasks, resample="trial",
                    episodes_per_trial=episodes_per_trial))
 
 
