@@ -56,8 +56,8 @@ receives ``config.json``, ``metrics.csv`` / ``metrics.jsonl``, the run logger's 
 continues with the networks, optimizer, counters and generators restored and new trials
 (the envs' task streams are reseeded with ``seed`` plus the frames done).
 
-    $ streamrl run rl2_navigation --frames 200000 --seed 1
-    $ python benchmarks/rl2_navigation.py --frames 200000 --seeds 0,1,2
+    $ streamrl run rl2_navigation --seed 1
+    $ python benchmarks/rl2_navigation.py --frames 2457600 --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -103,19 +103,26 @@ class RL2Config(PPOConfig):
     :class:`streamrl.train.ppo.PPOConfig`'s (``hidden`` is the GRU's size), plus the
     episode horizon ``max_steps`` and the trial's ``episodes_per_trial``.
     ``sequence_length`` defaults to ``steps_per_env`` (whole rows); ``eval_episodes`` is the
-    number of held-out tasks, one trial each."""
+    number of held-out tasks, one trial each.
+
+    The defaults: 64 rows of 120 steps a batch (7,680 frames; minibatches of 16 whole rows)
+    and ``lr=2e-3``, 320 batches (about 6 minutes on one thread). Measured on seed 0 with
+    2.46M frames, held-out return of a trial's first episode -> its last: 64 rows at
+    ``lr=1e-3`` -1.70 -> -0.75, at ``lr=2e-3`` -1.08 -> -0.25 (adapting clearly from ~900k
+    frames on); the former defaults (16 rows, ``lr=1e-3``) gave -3.22 -> -2.79 over 3 seeds
+    at 400k frames."""
 
     env_name: str = "PointNavigation"
-    num_envs: int = 16
+    num_envs: int = 64
     steps_per_env: int = 120
-    minibatch_size: int = 480
+    minibatch_size: int = 1920
     epochs: int = 4
     gamma: float = 0.99
     gae_lambda: float = 0.95
-    lr: float = 1e-3
+    lr: float = 2e-3
     entropy_coef: float = 0.0
     hidden: int = 64
-    frames: int = 200_000
+    frames: int = 2_457_600
     eval_interval: int = 19_200
     eval_episodes: int = 32
     max_steps: int = 20
