@@ -2,7 +2,7 @@
 (before adaptation) against its last (after), for the trained agent and for the untrained
 initial policy of the same seed, per seed and in the mean.
 
-    $ python benchmarks/rl2_navigation.py --frames 300000 --seeds 0,1,2
+    $ python benchmarks/rl2_navigation.py --frames 2457600 --seeds 0,1,2
 
 Each seed trains ``pipelines/rl2_navigation.py`` with its defaults (a run directory under
 ``--out``, default a temporary one) and reads the final evaluation from its metrics: one
@@ -55,7 +55,7 @@ def trained(config, run_dir: Path) -> tuple[dict[str, float], float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=300_000)
+    parser.add_argument("--frames", type=int, default=2_457_600)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", type=Path, default=None, help="where the run dirs go")
     args = parser.parse_args(argv)

@@ -84,9 +84,13 @@ class TaskFamily:
                              f"{self.param_names}, found shape {list(params.shape)}")
         return params
 
-    def apply(self, env: Any, params: torch.Tensor) -> None:
+    def apply(self, env: Any, params: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         """Set task ``params`` on ``env`` (a gymnasium env, or the streamrl env itself when
-        :attr:`target` is ``"env"``): nothing by default."""
+        :attr:`target` is ``"env"``): nothing by default. A family with ``target = "env"``
+        also sets tasks on the rows of a batched env: ``rows`` (int64 flat row indices)
+        get ``params`` ``[len(rows), num_params]``, the other rows keep theirs (what
+        :class:`~streamrl.envs.tasks.SampleTask` calls on a batched env); gym families are
+        only called with ``rows=None``."""
 
     def reward(self, next_td: TensorDictBase, params: torch.Tensor) -> torch.Tensor | None:
         """The step's reward under task ``params`` (``None``: the env's own)."""
@@ -184,8 +188,15 @@ class NavigationFamily(TaskFamily):
     def __init__(self, goal: tuple[float, float] = (-0.5, 0.5)) -> None:
         super().__init__({"goal_x": goal, "goal_y": goal})
 
-    def apply(self, env: Any, params: torch.Tensor) -> None:
+    def apply(self, env: Any, params: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """``env.goal = params`` (one goal, or one per row), or with ``rows`` the goals of
+        those rows of a batched env (flat indices; the others kept)."""
         if not hasattr(env, "goal"):
             raise TypeError(f"NavigationFamily sets the goal of a PointNavigationEnv, found "
                             f"{type(env).__name__}")
-        env.goal = params
+        if rows is None:
+            env.goal = params
+            return
+        goal = env.goal.expand(*env.batch_size, 2).clone()
+        goal.view(-1, 2)[rows] = torch.as_tensor(params, dtype=goal.dtype).reshape(-1, 2)
+        env.goal = goal

@@ -56,6 +56,27 @@ class SampleTask(Transform):
     ([0], torch.Size([2]))
     >>> env.base_env._env.unwrapped.g == float(td["task", "params"][1])
     True
+
+    **A natively batched env** (``batch_size=[N]``, a family with ``target = "env"``, e.g.
+    ``PointNavigationEnv(batch_size=[N])``): every row has a task of its own, and row ``i``
+    behaves exactly as the ``i``-th member of a ``SerialEnv`` of unbatched envs would: it
+    draws the task stream of a generator seeded ``seed + i`` (``env.set_seed(s)``: ``s +
+    i``), or takes the table's rows in order from row ``(first + i) % k`` (so ``first=0``
+    puts held-out task ``i`` on row ``i``); its ids, trial counter and flags are its own. A
+    partial reset (a ``"_reset"`` mask) moves only the rows it resets on; the family's
+    ``apply(env, params, rows=rows)`` sets the new tasks of those rows only (``rows``: their
+    flat indices, ``params``: ``[len(rows), num_params]``), and :meth:`TaskFamily.reward`
+    gets the per-row parameters ``[*batch_size, num_params]``. A batched env with a family
+    that sets tasks on a gymnasium env is refused (batch its members instead).
+
+    >>> from streamrl.envs import PointNavigationEnv
+    >>> from streamrl.envs.tasks import NavigationFamily
+    >>> table = torch.tensor([[0.1, 0.2], [0.3, 0.4]])
+    >>> nav = TransformedEnv(PointNavigationEnv(batch_size=[3]),
+    ...                      SampleTask(NavigationFamily(), tasks=table))
+    >>> td = nav.reset()
+    >>> td["task", "id"].flatten().tolist(), torch.equal(nav.base_env.goal, table[[0, 1, 0]])
+    ([0, 1, 0], True)
     """
 
     def __init__(self, family: TaskFamily, *, tasks: Any = None, resample: str = "reset",
@@ -93,6 +114,8 @@ class SampleTask(Transform):
             self.generator.seed()
         else:
             self.generator.manual_seed(seed)
+        self._seed = seed
+        self._rows: _Rows | None = None  # a batched env's per-row state, from its first reset
         self._drawn = 0  # tasks drawn since the seed
         self._episodes = 0  # resets since the task was drawn
         self._new = False  # whether the last reset drew a task
@@ -107,12 +130,17 @@ class SampleTask(Transform):
             return row, self.tasks[row]
         return k, self.family.sample(1, self.generator)[0]
 
-    def _target(self) -> Any:
-        """What the family's ``apply`` acts on: the gymnasium env under a ``GymEnv``, or the
-        base env itself for a family whose ``target`` is ``"env"``."""
+    def _base(self) -> Any:
         env = self.parent
         while env is not None and hasattr(env, "base_env"):
             env = env.base_env
+        return env
+
+    def _target(self, env: Any = None) -> Any:
+        """What the family's ``apply`` acts on: the gymnasium env under a ``GymEnv``, or the
+        base env itself for a family whose ``target`` is ``"env"``."""
+        if env is None:
+            env = self._base()
         if self.family.target == "env" and env is not None:
             return env
         if env is None or not hasattr(env, "_env"):
@@ -123,6 +151,11 @@ class SampleTask(Transform):
         return env._env
 
     def _reset_env_preprocess(self, td: TensorDictBase | None) -> TensorDictBase | None:
+        base = self._base()
+        batch = getattr(base, "batch_size", torch.Size())
+        if self._rows is not None or len(batch):
+            self._reset_rows(base, batch, td)
+            return td
         new = self.params is None or self.resample == "reset" or (
             self.resample == "trial" and self._episodes >= self.episodes_per_trial)
         if new:
@@ -133,8 +166,52 @@ class SampleTask(Transform):
         self._new = new
         return td
 
+    def _reset_rows(self, base: Any, batch: torch.Size, td: TensorDictBase | None) -> None:
+        """The reset of a batched env: the rows of the ``"_reset"`` mask (all without one, or
+        at the first reset) count an episode and move to their next task when theirs is
+        over."""
+        if self.family.target != "env":
+            raise TypeError(
+                f"SampleTask on a batched env sets one task per row, through a family with "
+                f"target 'env': expected a family with target 'env' or an unbatched GymEnv "
+                f"under it (batch each member: SerialEnv(n, lambda: TransformedEnv(GymEnv(...), "
+                f"SampleTask(...)))), found {type(base).__name__} with batch_size "
+                f"{list(batch)} and {type(self.family).__name__} (target "
+                f"{self.family.target!r})")
+        rows = self._rows
+        if rows is None or rows.batch_size != batch:
+            rows = self._rows = _Rows(batch, self._seed, self.family.num_params)
+        mask = None if td is None or rows.params is None else td.get("_reset", None)
+        if mask is None:
+            reset = torch.ones(rows.n, dtype=torch.bool)
+        elif mask.numel() != rows.n:
+            raise ValueError(f"SampleTask: expected a '_reset' mask of {rows.n} rows (batch_size "
+                             f"{list(batch)}), found shape {list(mask.shape)}")
+        else:
+            reset = mask.reshape(rows.n).bool().cpu()
+        if rows.params is None or self.resample == "reset":
+            new = reset.clone()
+        elif self.resample == "trial":
+            new = reset & (rows.episodes >= self.episodes_per_trial)
+        else:
+            new = torch.zeros_like(reset)
+        if bool(new.any()):
+            which = new.nonzero().flatten()
+            _, params = rows.next_tasks(which, self.family, self.tasks, self.first)
+            self.family.apply(self._target(base), params, rows=which)
+            rows.episodes[which] = 0
+        rows.episodes[reset] += 1
+        rows.new = new
+
     def _ends_task(self, done: torch.Tensor) -> torch.Tensor:
         """Whether a step whose done flag is ``done`` ends the task (see the class doc)."""
+        if self._rows is not None:
+            if self.resample == "reset":
+                return done.bool()
+            if self.resample == "never":
+                return torch.zeros_like(done, dtype=torch.bool)
+            last = self._rows.episodes >= self.episodes_per_trial
+            return done.bool() & last.reshape(done.shape).to(done.device)
         if self.resample == "reset" or (self.resample == "trial"
                                         and self._episodes >= self.episodes_per_trial):
             return done.bool()
@@ -142,6 +219,8 @@ class SampleTask(Transform):
 
     def _write(self, td: TensorDictBase, new: bool = False,
                end: torch.Tensor | None = None) -> TensorDictBase:
+        if self._rows is not None:
+            return self._rows.write(td, self.task_key, self._rows.new if new else None, end)
         if self.params is None:
             raise RuntimeError("SampleTask: step before the first reset (no task yet)")
         shape = td.batch_size
@@ -158,12 +237,13 @@ class SampleTask(Transform):
         raise NotImplementedError("SampleTask sets an env's task: use it inside a TransformedEnv")
 
     def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
-        return self._write(td_reset, new=self._new)
+        return self._write(td_reset, new=self._new or self._rows is not None)
 
     def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
         self._write(next_td, end=self._ends_task(next_td.get("done")))
-        assert self.params is not None
-        reward = self.family.reward(next_td, self.params)
+        params = self.params if self._rows is None else self._rows.batched_params()
+        assert params is not None
+        reward = self.family.reward(next_td, params)
         if reward is not None:
             old = next_td.get("reward")
             next_td.set("reward", reward.to(old.dtype).reshape(old.shape))
@@ -184,3 +264,65 @@ class SampleTask(Transform):
     def __repr__(self) -> str:
         held = "" if self.tasks is None else f", tasks={len(self.tasks)}"
         return f"SampleTask({self.family!r}, resample={self.resample!r}{held})"
+
+
+class _Rows:
+    """The task state of a batched env, one entry per row (flattened batch): row ``i``'s
+    generator (seeded ``seed + i``), tasks drawn, episodes of the current task, the task's
+    id and parameters, and whether the last reset gave it a new task."""
+
+    def __init__(self, batch_size: torch.Size, seed: int | None, num_params: int) -> None:
+        self.batch_size, self.n = batch_size, batch_size.numel()
+        self.generators = [torch.Generator() for _ in range(self.n)]
+        for i, g in enumerate(self.generators):
+            if seed is None:
+                g.seed()
+            else:
+                g.manual_seed(seed + i)
+        self.drawn = torch.zeros(self.n, dtype=torch.int64)
+        self.episodes = torch.zeros(self.n, dtype=torch.int64)
+        self.new = torch.zeros(self.n, dtype=torch.bool)
+        self.ids = torch.zeros(self.n, dtype=torch.int64)
+        self.params: torch.Tensor | None = None
+        self.num_params = num_params
+
+    def next_tasks(self, which: torch.Tensor, family: TaskFamily, tasks: torch.Tensor | None,
+                   first: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Move rows ``which`` to their next task; their ids and parameters."""
+        k = self.drawn[which]
+        if tasks is not None:
+            ids = (first + which + k) % len(tasks)
+            params = tasks[ids]
+        else:
+            ids = k
+            params = torch.cat([family.sample(1, self.generators[int(i)]) for i in which])
+        self.drawn[which] += 1
+        if self.params is None:
+            self.params = torch.zeros(self.n, self.num_params)
+        self.ids[which] = ids
+        self.params[which] = params
+        return ids, params
+
+    def batched_params(self) -> torch.Tensor:
+        assert self.params is not None
+        return self.params.reshape(*self.batch_size, -1)
+
+    def write(self, td: TensorDictBase, key: str, new: torch.Tensor | None,
+              end: torch.Tensor | None) -> TensorDictBase:
+        """Write the rows' tasks into ``td`` (``new``: the rows' new-task flags, None for
+        none; ``end``: the task-end flags, None for none)."""
+        if self.params is None:
+            raise RuntimeError("SampleTask: step before the first reset (no task yet)")
+        shape = td.batch_size
+        if shape.numel() != self.n:
+            raise ValueError(f"SampleTask: expected data of the env's batch_size "
+                             f"{list(self.batch_size)}, found {list(shape)}")
+        device = td.device
+        td.set((key, "id"), self.ids.reshape(*shape, 1).to(device, copy=True))
+        td.set((key, "params"), self.params.reshape(*shape, -1).to(device, copy=True))
+        flag = new if new is not None else torch.zeros(self.n, dtype=torch.bool)
+        td.set((key, "new"), flag.reshape(*shape, 1).to(device, copy=True))
+        if end is None:
+            end = torch.zeros((*shape, 1), dtype=torch.bool, device=device)
+        td.set((key, "end"), end.reshape(*shape, 1))
+        return td
