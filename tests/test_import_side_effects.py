@@ -38,3 +38,17 @@ def test_import_keeps_tensordict_and_torch_settings():
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_tests_leave_importing_mujoco_to_the_envs():
+    # MuJoCo reads MUJOCO_GL once, when first imported: a test that imports it (or calls
+    # pytest.importorskip on it) before an env has chosen the headless backend breaks every
+    # later test that renders (the dm_control pixel tests failed that way); skip by find_spec
+    import re
+    from pathlib import Path
+
+    here = Path(__file__).resolve()
+    pattern = re.compile(r"importorskip\(\s*[\"']mujoco|^\s*(import|from)\s+mujoco\b", re.M)
+    offenders = [str(p.relative_to(here.parent)) for p in here.parent.rglob("*.py")
+                 if p != here and pattern.search(p.read_text())]
+    assert not offenders, offenders
