@@ -39,6 +39,8 @@ With ``--o2o-frames F`` (Pendulum only): ``iql_offline_to_online`` (``--updates`
 pretraining on the medium dataset, then F online frames, half of each batch from the
 dataset) against ``sac_pendulum`` from scratch for F frames, same seeds: the online frames
 at which each first evaluates at 90 or more normalized (evaluations every 500 frames).
+``--o2o-option FIELD=VALUE`` (repeatable) sets a field of its ``IQLOnlineConfig``, e.g.
+``--o2o-option online_loss=sac --o2o-option online_lr=1e-3``.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ def offline_to_online(args: argparse.Namespace, seed: int, target: float) -> tup
         eval_interval=args.updates, eval_episodes=10, seed=seed, logger="none",
         online_frames=args.o2o_frames, frames_per_batch=50, learning_starts=100,
         online_eval_interval=500, rollout_placement="inline",
-        temperature=args.iql_temperature)
+        temperature=args.iql_temperature, **args.o2o_options)
     mixed = o2o.train(config)
     sac = load_pipeline(REPO / "pipelines" / "sac_pendulum.py")
     scratch = sac.train(sac.SACConfig(frames=args.o2o_frames, hidden=args.hidden,
@@ -141,6 +143,17 @@ def offline_to_online(args: argparse.Namespace, seed: int, target: float) -> tup
                                       logger="none", rollout_placement="inline"))
     return (first_reaching(mixed.evaluations, target), mixed.evaluations[0][1],
             first_reaching(scratch.evaluations, target))
+
+
+def _option(text: str, p: argparse.ArgumentParser) -> tuple[str, object]:
+    """``FIELD=VALUE`` as ``(field, value)``, the value read as JSON when it parses."""
+    field, sep, value = text.partition("=")
+    if not sep or not field:
+        p.error(f"--o2o-option takes FIELD=VALUE, found {text!r}")
+    try:
+        return field, json.loads(value)
+    except ValueError:
+        return field, value
 
 
 def main() -> None:
@@ -159,6 +172,8 @@ def main() -> None:
     p.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "streamrl-offline")
     p.add_argument("--force", action="store_true", help="record the datasets again")
     p.add_argument("--o2o-frames", type=int, default=0)
+    p.add_argument("--o2o-option", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a field of iql_offline_to_online's config (repeatable)")
     p.add_argument("--iql-temperature", type=float,
                    help="IQL's advantage temperature (the env's preset: 0.3 on Pendulum, "
                         "whose rewards reach -16 per step, where TorchRL's MuJoCo value 3 "
@@ -172,6 +187,7 @@ def main() -> None:
     if args.o2o_frames and args.env != "Pendulum-v1":
         p.error(f"--o2o-frames: the offline-to-online comparison runs on Pendulum-v1 only, "
                 f"found --env {args.env}")
+    args.o2o_options = dict(_option(text, p) for text in args.o2o_option)
     os.environ["MINARI_DATASETS_PATH"] = str(args.root / "minari")
     os.environ["STREAMRL_DATASETS_ROOT"] = str(args.root / "cache")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -209,7 +225,8 @@ def main() -> None:
     if args.o2o_frames:
         target = low + TARGET / 100.0 * (high - low)
         print(f"\nonline frames to a return of {target:.1f} ({TARGET:g} normalized), "
-              f"{args.o2o_frames} frames at most:")
+              f"{args.o2o_frames} frames at most"
+              f"{f', IQLOnlineConfig fields {args.o2o_options}' if args.o2o_options else ''}:")
         print("| seed | IQL offline-to-online (pretrained eval) | SAC from scratch |")
         print("|---|---|---|")
         for s in seeds:

@@ -92,7 +92,11 @@ class OfflineToOnlinePipeline:
     """The entry points of an offline-to-online pipeline file named ``name``:
     ``make_learner(config, env) -> (policy, learner, saved)`` builds the networks, loss,
     optimizers and :class:`~streamrl.ops.Learner` both phases share (``saved``: the pieces
-    a checkpoint holds); ``config_cls`` subclasses :class:`OfflineToOnlineConfig`.
+    a checkpoint holds); ``config_cls`` subclasses :class:`OfflineToOnlineConfig`;
+    ``make_online_learner(config, policy, learner, saved) -> (learner, saved)``, when given,
+    turns the pretrained pieces into the online phase's learner at the switch (e.g. another
+    loss on the same actor and critics; also called before a resumed online phase loads its
+    checkpoint into what it returns).
 
     Phase 1 is the offline graph (:func:`~streamrl.ops.build_offline_graph`) for
     ``config.updates`` updates, its metrics in ``run_dir/pretrain``; phase 2 the off-policy
@@ -103,12 +107,14 @@ class OfflineToOnlinePipeline:
     names."""
 
     def __init__(self, name: str, algorithm: str, config_cls: type,
-                 make_learner: Callable[..., Any], doc: str | None):
+                 make_learner: Callable[..., Any], doc: str | None,
+                 make_online_learner: Callable[..., Any] | None = None):
         if not (isinstance(config_cls, type) and issubclass(config_cls, OfflineToOnlineConfig)):
             raise TypeError(f"config_cls must subclass OfflineToOnlineConfig, found "
                             f"{config_cls!r}")
         self.name, self.algorithm, self.config_cls = name, algorithm, config_cls
         self.make_learner, self.doc = make_learner, doc
+        self.make_online_learner = make_online_learner
         # the command line and the dataset check of the offline pipelines
         self._cli = OfflinePipeline(name, algorithm, config_cls, self._offline_build, doc)
 
@@ -173,6 +179,8 @@ class OfflineToOnlinePipeline:
                     piece.load_state_dict(state[key])
                 state = None
             pretrain_s = time.perf_counter() - t0
+            if self.make_online_learner is not None:
+                learner, saved = self.make_online_learner(config, policy, learner, saved)
             mixed = self._mixed_buffer(config, dataset)
             exploration = ([_Anneal(mixed, config.anneal_frames)] if config.anneal_frames
                            else [])

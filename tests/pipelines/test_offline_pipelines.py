@@ -169,6 +169,39 @@ def test_offline_to_online_pretrains_then_fine_tunes_on_the_mixed_replay(dataset
     assert more.updates > result.updates
 
 
+def test_offline_to_online_switches_to_sac_on_the_pretrained_critics(datasets, tmp_path):
+    config = _o2o_config(online_loss="sac", online_lr=1e-3, online_alpha_init=0.2,
+                         env_name="Pendulum-v1")
+    probe = config.make_env()
+    try:
+        actor, learner, saved = O2O._iql.make_learner(config, probe)
+    finally:
+        probe.close()
+    learner.updates = 30
+    online, online_saved = O2O.make_online_learner(config, actor, learner, saved)
+    iql, sac = saved["loss"].state_dict(), online_saved["loss"].state_dict()
+    critics = [k for k in iql if k.startswith(("qvalue_network", "target_qvalue_network"))]
+    assert critics and all(torch.equal(iql[k], sac[k]) for k in critics)
+    assert type(online_saved["loss"]).__name__ == "SACLoss" and online.updates == 30
+    trained = {v.data_ptr() for v in online_saved["loss"].actor_network_params.values(True, True)}
+    assert trained == {p.data_ptr() for p in actor.parameters()}  # the played actor trains
+    assert online_saved["optimizer"].param_groups[0]["lr"] == 1e-3
+    assert float(online_saved["loss"].entropy_coef.alpha()) == pytest.approx(0.2)
+    # "iql" keeps the pretraining's learner, at online_lr
+    same, same_saved = O2O.make_online_learner(
+        _o2o_config(online_lr=1e-3, env_name="Pendulum-v1"), actor, learner, saved)
+    assert same is learner and same_saved["optimizer"].param_groups[0]["lr"] == 1e-3
+
+    result = O2O.train(config, run_dir=tmp_path)
+    assert result.frames == 300 and result.updates > 30
+    with open(tmp_path / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("loss_alpha")]
+    assert rows and int(rows[0]["updates"]) > 30  # SAC's losses online
+    more = O2O.train(_o2o_config(online_loss="sac", online_frames=400), run_dir=tmp_path / "more",
+                     resume=tmp_path / "checkpoint.pt")
+    assert more.frames == 400 and more.updates > result.updates
+
+
 def test_offline_to_online_fields_are_checked():
     with pytest.raises(ValueError, match=r"offline_fraction must be in \(0, 1\)"):
         _o2o_config(offline_fraction=0.0)
@@ -176,6 +209,10 @@ def test_offline_to_online_fields_are_checked():
         _o2o_config(expectile=0.0)
     with pytest.raises(ValueError, match="rollout_placement must be 'process' or 'inline'"):
         _o2o_config(rollout_placement="ray")
+    with pytest.raises(ValueError, match="online_loss must be 'iql' or 'sac'"):
+        _o2o_config(online_loss="td3")
+    with pytest.raises(ValueError, match="online_lr must be None or > 0"):
+        _o2o_config(online_lr=0.0)
 
 
 def test_config_fields_are_checked():
