@@ -61,9 +61,10 @@ SIGNATURES = {
         "num_actions_effective", "max_actions", "action_key", "include_forward",
     ],
     "CatTensors": ["in_keys", "out_key", "dim", "del_keys", "unsqueeze_if_oor", "sort"],
+    # keep_at_reset (last) is streamrl's (differences doc)
     "TensorDictPrimer": [
         "primers", "random", "default_value", "reset_key", "expand_specs",
-        "single_default_value", "call_before_env_reset",
+        "single_default_value", "call_before_env_reset", "keep_at_reset",
     ],
     "ClipTransform": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv", "low", "high"],
     "SignTransform": ["in_keys", "out_keys", "in_keys_inv", "out_keys_inv"],
