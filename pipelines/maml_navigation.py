@@ -69,8 +69,8 @@ from streamrl.modules import (
 )
 from streamrl.objectives import maml_adapt_tasks, maml_task_losses
 from streamrl.objectives.value.functional import reverse_linear_scan
-from streamrl.ops import check_run_logger, default_run_logger, run_logger
-from streamrl.train import MetricsLogger, RunProgress, driver
+from streamrl.ops import check_run_logger, default_run_logger, run_metrics_logger
+from streamrl.train import RunProgress, driver
 from streamrl.train.config import check_field, check_positive_ints
 
 NAME = "maml_navigation"
@@ -331,10 +331,8 @@ def _train(config: MAMLConfig, net: nn.Module, optim: torch.optim.Optimizer, ckp
     if run_dir is not None:
         run_dir = Path(run_dir)
         driver.write_config(run_dir, config)
-        resume_at = done.frames if resumed else None
-        extra = run_logger(config.logger, run_dir, resume_at=resume_at)
-        logger = MetricsLogger(run_dir, columns(config),
-                               loggers=[] if extra is None else [extra], resume_at=resume_at)
+        logger = run_metrics_logger(run_dir, columns(config), config.logger,
+                                    resume_at=done.frames if resumed else None)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=config.iterations, initial=done.iteration, unit="it", desc=NAME,

@@ -56,8 +56,8 @@ from streamrl.envs.utils import ExplorationType
 from streamrl.graph import Graph
 from streamrl.modules import MLP, HeldDecision
 from streamrl.objectives import OptionCriticLoss
-from streamrl.ops import check_run_logger, default_run_logger, play_episodes, run_logger
-from streamrl.train import MetricsLogger, RunProgress, driver, plot_metrics, read_metrics
+from streamrl.ops import check_run_logger, default_run_logger, play_episodes, run_metrics_logger
+from streamrl.train import RunProgress, driver, plot_metrics, read_metrics
 from streamrl.train.config import check_field, check_positive_ints
 
 NAME = "optioncritic_fourrooms"
@@ -275,9 +275,8 @@ def _train(config: OptionCriticConfig, heads: OptionHeads, policy: nn.Module,
     if run_dir is not None:
         run_dir = Path(run_dir)
         driver.write_config(run_dir, config)
-        extra = run_logger(config.logger, run_dir, resume_at=done.frames if resumed else None)
-        logger = MetricsLogger(run_dir, COLUMNS, loggers=[] if extra is None else [extra],
-                               resume_at=done.frames if resumed else None)
+        logger = run_metrics_logger(run_dir, COLUMNS, config.logger,
+                                    resume_at=done.frames if resumed else None)
     moved = config.goal_move_at is not None and done.frames >= config.goal_move_at
     if moved:
         _move_goal(config, env, eval_env)

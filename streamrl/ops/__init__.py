@@ -40,6 +40,7 @@ from streamrl.ops.metrics_logger import (
     default_run_logger,
     read_metrics,
     run_logger,
+    run_metrics_logger,
 )
 from streamrl.ops.metrics_sink import MetricsSink
 from streamrl.ops.offline import OfflineGraph, build_offline_graph
@@ -104,5 +105,6 @@ __all__ = [
     "ratio_limiter",
     "read_metrics",
     "run_logger",
+    "run_metrics_logger",
     "sample_budget",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "default_run_logger",
     "read_metrics",
     "run_logger",
+    "run_metrics_logger",
 ]
 
 
@@ -245,6 +246,15 @@ def run_logger(kind: str, directory: str | os.PathLike, *, resume_at: int | None
 
         return WandbLogger(exp_name=kind, log_dir=str(directory), offline=True)
     return None
+
+
+def run_metrics_logger(directory: str | os.PathLike, columns: Sequence[str] | None, kind: str,
+                       *, resume_at: int | None = None) -> MetricsLogger:
+    """A run's :class:`MetricsLogger` in ``directory`` with the :func:`run_logger` of ``kind``
+    beside it (none for ``"none"``), both resumed at ``resume_at`` frames when given."""
+    extra = run_logger(kind, directory, resume_at=resume_at)
+    return MetricsLogger(directory, columns, loggers=[] if extra is None else [extra],
+                         resume_at=resume_at)
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:

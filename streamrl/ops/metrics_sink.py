@@ -13,7 +13,7 @@ from tensordict import TensorDictBase
 
 from streamrl.graph import Operator
 from streamrl.ops._per_task import per_task_means
-from streamrl.ops.metrics_logger import MetricsLogger, check_run_logger, run_logger
+from streamrl.ops.metrics_logger import MetricsLogger, check_run_logger, run_metrics_logger
 
 __all__ = ["MetricsSink"]
 
@@ -106,11 +106,8 @@ class MetricsSink(Operator):
     def open(self) -> None:
         self._t0 = time.perf_counter()
         if self.directory is not None:
-            extra = run_logger(self.logger_kind, self.directory, resume_at=self.resume_at)
-            self.logger = MetricsLogger(
-                self.directory, self.columns, loggers=[] if extra is None else [extra],
-                resume_at=self.resume_at,
-            )
+            self.logger = run_metrics_logger(self.directory, self.columns, self.logger_kind,
+                                             resume_at=self.resume_at)
         if self.progress:
             from tqdm.auto import tqdm
 

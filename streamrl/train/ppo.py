@@ -32,12 +32,11 @@ from streamrl.ops import (
     check_run_logger,
     default_run_logger,
     evaluate_episodes,
-    run_logger,
+    run_metrics_logger,
 )
 from streamrl.train import driver
 from streamrl.train.config import check_field, check_positive_ints, check_ray_address
 from streamrl.train.lagged_collector import LaggedCollector
-from streamrl.train.metrics import MetricsLogger
 from streamrl.train.progress import RunProgress
 
 __all__ = ["PPOConfig", "PPOPipeline", "PPOResult", "check_recurrence", "orthogonal_init_"]
@@ -585,9 +584,8 @@ class PPOPipeline:
             driver.write_config(run_dir, config)
             # a resumed run's history goes on in the same files, from the checkpoint's frames
             resume_at = None if resume is None else frames
-            extra = run_logger(config.logger, run_dir, resume_at=resume_at)
-            logger = MetricsLogger(run_dir, self.columns, loggers=[] if extra is None else [extra],
-                                   resume_at=resume_at)
+            logger = run_metrics_logger(run_dir, self.columns, config.logger,
+                                        resume_at=resume_at)
         evaluations: list[tuple[int, float]] = []
         eval_s = collect_s = update_s = 0.0
         eval_return: float | None = done.eval_return
