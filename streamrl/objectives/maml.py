@@ -42,6 +42,11 @@ class _LossCall(nn.Module):
             raise ValueError(f"loss_fn must return a scalar tensor, found {found}")
         return loss.reshape(())
 
+    def with_params(self, flat: dict[str, torch.Tensor], data: Any) -> torch.Tensor:
+        """The loss with the parameters ``flat`` (:func:`_flat`'s names) in the module: a
+        function of ``flat`` that ``torch.func.grad`` and ``vmap`` transform."""
+        return torch.func.functional_call(self, flat, (data,), strict=False)
+
 
 def _flat(params: TensorDictBase) -> dict[str, torch.Tensor]:
     """``params`` as ``functional_call``'s dict: ``"module.<dotted name>": tensor``."""
@@ -58,8 +63,7 @@ def _nested(flat: dict[str, torch.Tensor], batch_size: Any = ()) -> TensorDictBa
 
 def _loss(module: nn.Module, params: TensorDictBase, loss_fn: LossFn, data: Any) -> torch.Tensor:
     """``loss_fn(module, data)`` with ``params`` in ``module``."""
-    return torch.func.functional_call(_LossCall(module, loss_fn), _flat(params), (data,),
-                                      strict=False)
+    return _LossCall(module, loss_fn).with_params(_flat(params), data)
 
 
 def maml_adapt(module: nn.Module, params: TensorDictBase, loss_fn: LossFn, data: Any, *,
@@ -123,12 +127,7 @@ def maml_adapt_tasks(module: nn.Module, params: TensorDictBase, loss_fn: LossFn,
     torch.Size([3, 1, 2])
     """
     _check(params, steps, lr)
-    call = _LossCall(module, loss_fn)
-
-    def task_loss(flat: dict[str, torch.Tensor], data: Any) -> torch.Tensor:
-        return torch.func.functional_call(call, flat, (data,), strict=False)
-
-    grad_fn = torch.func.grad(task_loss)
+    grad_fn = torch.func.grad(_LossCall(module, loss_fn).with_params)
     flat = _flat(params)
     trainable = {n for n, v in flat.items() if v.requires_grad}
     if steps and not trainable:
@@ -171,11 +170,7 @@ def maml_task_losses(module: nn.Module, tasks_params: TensorDictBase, loss_fn: L
     if not shared and tasks_params.batch_size[:1] != (_task_count(tasks_data),):
         raise ValueError(f"tasks_data must have one entry per task: {tasks_params.batch_size[0]}"
                          f" tasks of parameters, found {_task_count(tasks_data)} of data")
-    call = _LossCall(module, loss_fn)
-
-    def task_loss(flat: dict[str, torch.Tensor], data: Any) -> torch.Tensor:
-        return torch.func.functional_call(call, flat, (data,), strict=False)
-
+    task_loss = _LossCall(module, loss_fn).with_params
     return torch.func.vmap(task_loss, in_dims=(None if shared else 0, 0))(
         _flat(tasks_params), tasks_data)
 
