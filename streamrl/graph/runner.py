@@ -465,8 +465,22 @@ class Runner:
             oldest = min(oldest, op.since)
         return now - oldest, waits
 
+    def _wait_marks(self) -> tuple[tuple[int, float], ...]:
+        """When each running chain began its present wait: unchanged between two calls only
+        if no chain has moved in between."""
+        marks = []
+        for chain in self.chains:
+            head = chain.head
+            if head.state in (_WAIT_IN, _WAIT_OUT):
+                marks.append((id(chain), head.since))
+            else:
+                marks += [(id(chain), o.op.since) for o in chain.ops
+                          if getattr(o.op, "awaiting", None) is not None][:1]
+        return tuple(marks)
+
     async def _watchdog(self, timeout: float) -> None:
         period = min(0.25, timeout / 4)
+        confirmed: tuple[tuple[int, float], ...] | None = None
         while True:
             with anyio.move_on_after(period):
                 await self._done.wait()
@@ -474,11 +488,24 @@ class Runner:
                 return
             found = self.blocked()
             if found is None or found[0] < timeout:
+                confirmed = None
                 continue
             waits = found[1]
             if self.deployment is not None:  # the actors must all be waiting too
+                marks = self._wait_marks()
                 remote = await self.deployment.blocked()
                 if remote is None or any(s < timeout for s, _ in remote):
+                    confirmed = None
+                    continue
+                # The actors' answers and the driver's own waits are read at different
+                # times, and replies across processes may arrive in any order (a run's
+                # result before the last pull's items): the verdict must hold on two passes
+                # during which no chain on the driver has moved.
+                if self._wait_marks() != marks or (confirmed is not None and confirmed != marks):
+                    confirmed = None
+                    continue
+                if confirmed is None:
+                    confirmed = marks
                     continue
                 waits = [w for w in waits if w[2] != _COORDINATOR_WAIT]
                 waits += [w for _, ws in remote for w in ws]

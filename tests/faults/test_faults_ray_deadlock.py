@@ -105,3 +105,59 @@ async def test_an_ended_actor_counts_as_blocked_only_once_its_run_has_returned()
     assert await Deployment.blocked(driver) == [(math.inf, []), waiting]
     driver.actors["other"] = _Says(None)  # one computing: nobody is deadlocked
     assert await Deployment.blocked(driver) is None
+
+
+class _Actors:
+    """A stand-in for the Ray deployment of a runner whose own chains are deadlocked: every
+    actor says it has ended; ``on_query`` runs while the driver waits for that answer."""
+
+    def __init__(self, on_query):
+        self.on_query = on_query
+        self.queries = 0
+
+    async def blocked(self):
+        self.queries += 1
+        self.on_query(self.queries)
+        return [(math.inf, [])]
+
+    async def collect_stats(self):
+        pass
+
+    def kill(self):
+        pass
+
+
+def _deadlocked_runner(watchdog_timeout):
+    from streamrl.graph.runner import Runner
+
+    g = Graph()
+    src = g.add(Source(range(100)), name="src")
+    z = g.add(_WaitForBoth(), name="z")
+    echo = g.add(Map(lambda x: x), name="echo")
+    g.connect(src, z["a"]).connect(z, echo).connect(echo, z["b"], feedback=True)
+    return Runner(g, watchdog_timeout=watchdog_timeout)
+
+
+async def test_a_deadlock_across_processes_is_confirmed_on_a_second_pass():
+    runner = _deadlocked_runner(0.2)
+    runner.deployment = _Actors(lambda n: None)
+    with pytest.raises(DeadlockError):
+        await runner.run()
+    assert runner.deployment.queries == 2
+
+
+async def test_a_driver_that_moves_while_the_actors_answer_is_not_deadlocked():
+    """The race seen under load: the watchdog read the driver's waits, then asked the actors;
+    meanwhile the driver moved (a reply arrived). Answers read at different times must not
+    add up to a deadlock."""
+    runner = _deadlocked_runner(0.2)
+
+    def driver_moves(n):
+        if n == 3:
+            runner.fail(RuntimeError("enough"))
+        for chain in runner.chains:  # as if every chain had moved and waited again
+            chain.head.since = time.perf_counter()
+
+    runner.deployment = _Actors(driver_moves)
+    with pytest.raises(RuntimeError, match="enough"):
+        await runner.run()
