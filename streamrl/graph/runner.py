@@ -474,7 +474,7 @@ class Runner:
             if head.state in (_WAIT_IN, _WAIT_OUT):
                 marks.append((id(chain), head.since))
             else:
-                marks += [(id(chain), o.op.since) for o in chain.ops
+                marks += [(id(chain), getattr(o.op, "since", 0.0)) for o in chain.ops
                           if getattr(o.op, "awaiting", None) is not None][:1]
         return tuple(marks)
 
