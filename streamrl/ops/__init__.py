@@ -8,7 +8,8 @@ sources, built on :mod:`streamrl.graph` operators.
   :class:`WeightsSource` sends it weights where it shares no memory with the learner.
 * :class:`EnvSource` + :class:`PolicyStage` + :class:`TrajectoryBatcher`: the same work as a
   feedback cycle, for topologies where one policy stage serves several env sources.
-* :class:`ReplaySink` / :class:`ReplaySource`: extend a buffer / sample from it.
+* :class:`ReplaySink` / :class:`ReplaySource`: extend a buffer / sample from it;
+  :class:`ReplayDraws` samples paced by the rows its sink wrote.
 * :class:`PolicyWeights`: shared policy weights with a version counter.
 * :class:`Trigger`, :class:`StackBatches`: pace a graph from outside; zip N batches into one.
 * :class:`Pacer`: gate a rollout on the learner's publications (lockstep off-policy graphs).
@@ -56,6 +57,7 @@ from streamrl.ops.pacer import Pacer
 from streamrl.ops.policy_stage import PolicyStage
 from streamrl.ops.policy_weights import PolicyWeights
 from streamrl.ops.replay import ReplaySink, ReplaySource
+from streamrl.ops.replay_draws import ReplayDraws
 from streamrl.ops.rollout import Rollout, make_env
 from streamrl.ops.sample_budget import sample_budget
 from streamrl.ops.segment_batcher import SegmentBatcher
@@ -81,6 +83,7 @@ __all__ = [
     "Pacer",
     "PolicyStage",
     "PolicyWeights",
+    "ReplayDraws",
     "ReplaySink",
     "ReplaySource",
     "Rollout",

@@ -41,6 +41,7 @@ from streamrl.ops import (
     Pacer,
     PolicyStage,
     PolicyWeights,
+    ReplayDraws,
     ReplaySink,
     ReplaySource,
     Rollout,
@@ -396,6 +397,26 @@ class TestReplaySinkContract(OpsContract):
         op = self.make_operator()
         run_operator(op, self.feeds())
         assert op.state_dict() == {"written": 48} and len(op.buffer) == 48
+
+
+class TestReplayDrawsContract(OpsContract):
+    def make_operator(self) -> ReplayDraws:
+        rb = TensorDictReplayBuffer(storage=LazyTensorStorage(64))
+        rb.extend(TensorDict({"x": torch.arange(16.0)}, [16]))
+        return ReplayDraws(rb, 4, draws_per_row=0.5, learning_starts=4)
+
+    def feeds(self) -> dict[str, list[Any]]:
+        return {"in": [3, 2, 5, 0, 6]}
+
+    def comparable(self, outputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return {"out": [item.batch_size for item in outputs["out"]]}  # random draws
+
+    def test_draws_per_row_past_learning_starts(self):
+        op = self.make_operator()
+        out = run_operator(op, self.feeds())["out"]
+        # 16 rows, 12 past learning_starts at 0.5 draws each: 6 draws of 4 rows
+        assert [len(b) for b in out] == [4] * 6
+        assert op.state_dict() == {"rows": 16, "credit": 0.0, "drawn": 6}
 
 
 # ---------------------------------------------------------------- the learner side
