@@ -70,7 +70,10 @@ class Learner(Operator):
 
     Parameter writes (optimizer and target steps) happen under :attr:`lock`, so another thread
     that copies the weights while holding it (``WeightSync(lock=learner.lock)``) never sees a
-    half-written step. Place the learner on a thread: its step is heavy torch work.
+    half-written step. ``lock``: a lock to use instead of a new one, e.g. another learner's
+    when the two train parts of one published policy (the levels of a hierarchy), so that a
+    copy under it sees neither half-written. Place the learner on a thread: its step is heavy
+    torch work.
 
     >>> from tensordict import TensorDict
     >>> from streamrl.objectives.common import LossModule
@@ -108,6 +111,7 @@ class Learner(Operator):
         policy_delay: int = 1,
         skip_actor_loss: bool = False,
         sequence_length: int | None = None,
+        lock: Any = None,
     ):
         if not isinstance(loss_module, nn.Module) or not callable(loss_module):
             raise TypeError(f"loss_module must be an nn.Module, found {type(loss_module).__name__}")
@@ -186,7 +190,11 @@ class Learner(Operator):
         self.loss_keys = loss_keys
         self.priority_buffer = priority_buffer
         self.priority_key = priority_key
-        self.lock = threading.Lock()
+        if lock is not None and not (callable(getattr(lock, "acquire", None))
+                                     and callable(getattr(lock, "release", None))):
+            raise TypeError(f"lock must be a threading.Lock (or None), found "
+                            f"{type(lock).__name__}")
+        self.lock = threading.Lock() if lock is None else lock
         # the per-update arithmetic, shared with streamrl.trainers.OptimizerHook
         self._gradient_step = GradientStep(
             optimizer, loss_keys=loss_keys, max_grad_norm=max_grad_norm, lock=self.lock

@@ -163,6 +163,27 @@ def test_learner_target_updater_grad_clipping_and_lock():
     assert out["grad_norm"] > 1e-3  # the norm before clipping is reported
 
 
+def test_learner_steps_under_a_lock_it_is_given():
+    """Two learners training parts of one published policy share a lock: a copy made under
+    it sees neither's step half-done."""
+    shared = threading.Lock()
+    first, _ = make_learner(minibatch_size=8, lock=shared)
+    second, _ = make_learner(minibatch_size=8, lock=shared)
+    assert first.lock is shared and second.lock is shared
+    seen = []
+    original = second.optimizer.step
+
+    def step(*a, **k):
+        seen.append(shared.locked())
+        return original(*a, **k)
+
+    second.optimizer.step = step
+    second.step({"in": regression_batch(8)})
+    assert seen == [True]
+    with pytest.raises(TypeError, match=r"lock must be a threading.Lock \(or None\), found int"):
+        make_learner(lock=3)
+
+
 def test_learner_writes_priorities_back():
     calls = []
 
