@@ -24,11 +24,14 @@ from tensordict.nn import set_interaction_type as set_exploration_type
 
 from streamrl.data.specs import Composite, NonTensor, TensorSpec, Unbounded
 from streamrl.envs.done_signals import make_tensordict, terminated_or_truncated
+from streamrl.envs.marl_groups import MarlGroupMapType, check_marl_grouping
 
 __all__ = [
     "ExplorationType",
+    "MarlGroupMapType",
     "RandomPolicy",
     "check_env_specs",
+    "check_marl_grouping",
     "exploration_type",
     "make_composite_from_td",
     "make_tensordict",

@@ -16,7 +16,8 @@ PROVIDED = {
         "SerialEnv", "check_env_specs", "exploration_type", "ExplorationType", "gym_backend",
         "make_composite_from_td", "set_exploration_type", "set_gym_backend", "step_mdp",
         "make_tensordict", "terminated_or_truncated", "default_info_dict_reader",
-        "BaseInfoDictReader", "DMControlEnv", "DMControlWrapper",
+        "BaseInfoDictReader", "DMControlEnv", "DMControlWrapper", "MarlGroupMapType",
+        "check_marl_grouping",
     ],
     "torchrl.envs.gym_like": ["default_info_dict_reader", "BaseInfoDictReader"],
     "torchrl.envs.common": ["EnvBase"],
@@ -25,6 +26,7 @@ PROVIDED = {
     "torchrl.envs.utils": [
         "ExplorationType", "check_env_specs", "exploration_type", "make_composite_from_td",
         "set_exploration_type", "step_mdp", "make_tensordict", "terminated_or_truncated",
+        "MarlGroupMapType", "check_marl_grouping",
     ],
     "torchrl.envs.libs": ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend",
                           "DMControlEnv", "DMControlWrapper"],

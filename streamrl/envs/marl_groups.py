@@ -1,0 +1,97 @@
+"""Agent groups of multi-agent envs: how agents are stacked into groups (TorchRL's
+``MarlGroupMapType`` and ``check_marl_grouping``)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["MarlGroupMapType", "check_marl_grouping", "resolve_group_map"]
+
+
+class MarlGroupMapType(enum.Enum):
+    """The premade groupings of a multi-agent env's agents.
+
+    Agents of one group are stacked along an agent dim under the group's key (their entries
+    must have the same specs): ``("agents", "observation")`` of shape ``[*batch, n_agents,
+    ...]`` for ``ALL_IN_ONE_GROUP`` (one group named ``"agents"``); with
+    ``ONE_GROUP_PER_AGENT`` each agent is its own group of one, named after it. A dict
+    ``{group: [agent, ...]}`` passed as an env's ``group_map`` chooses any other grouping.
+
+    >>> MarlGroupMapType.ALL_IN_ONE_GROUP.get_group_map(["a_0", "a_1"])
+    {'agents': ['a_0', 'a_1']}
+    >>> MarlGroupMapType.ONE_GROUP_PER_AGENT.get_group_map(["a_0", "a_1"])
+    {'a_0': ['a_0'], 'a_1': ['a_1']}
+    """
+
+    ALL_IN_ONE_GROUP = 1
+    ONE_GROUP_PER_AGENT = 2
+
+    def get_group_map(self, agent_names: Sequence[str]) -> dict[str, list[str]]:
+        """The group map of this grouping for ``agent_names``."""
+        names = list(agent_names)
+        if self is MarlGroupMapType.ALL_IN_ONE_GROUP:
+            return {"agents": names}
+        return {name: [name] for name in names}
+
+
+def check_marl_grouping(group_map: Mapping[str, Sequence[str]], agent_names: Sequence[str]
+                        ) -> None:
+    """Refuse a group map that does not place every agent of ``agent_names`` in exactly one
+    group: an unknown agent, an agent in two groups or in none, an empty group, or a group
+    name that is not a non-empty string, each named in the error (``ValueError``).
+
+    >>> check_marl_grouping({"agents": ["a_0", "a_1"]}, ["a_0", "a_1"])
+    >>> check_marl_grouping({"agents": ["a_0", "b_9"]}, ["a_0", "a_1"])
+    Traceback (most recent call last):
+    ...
+    ValueError: group_map: group 'agents' names the unknown agent 'b_9' (the env's agents: ['a_0', 'a_1'])
+    """
+    if not isinstance(group_map, Mapping) or not group_map:
+        raise ValueError(f"group_map must be a non-empty dict of group name -> list of agent "
+                         f"names, found {group_map!r}")
+    known = list(agent_names)
+    seen: dict[str, str] = {}
+    for group, agents in group_map.items():
+        if not isinstance(group, str) or not group:
+            raise ValueError(f"group_map: group names must be non-empty strings, found "
+                             f"{group!r}")
+        if isinstance(agents, str) or not isinstance(agents, Sequence) or not agents:
+            raise ValueError(f"group_map: group {group!r} must list at least one agent name, "
+                             f"found {agents!r}")
+        for agent in agents:
+            if agent not in known:
+                raise ValueError(f"group_map: group {group!r} names the unknown agent "
+                                 f"{agent!r} (the env's agents: {known})")
+            if agent in seen:
+                raise ValueError(f"group_map: agent {agent!r} is in two groups, "
+                                 f"{seen[agent]!r} and {group!r}")
+            seen[agent] = group
+    missing = [a for a in known if a not in seen]
+    if missing:
+        raise ValueError(f"group_map: agents {missing} are in no group (group_map: "
+                         f"{dict(group_map)})")
+
+
+def resolve_group_map(group_map: Any, agent_names: Sequence[str], *,
+                      default: MarlGroupMapType | None = None) -> dict[str, list[str]]:
+    """The checked group map an env uses: ``group_map`` as given (a dict, or a
+    :class:`MarlGroupMapType`), or, when it is ``None``, ``default``'s grouping (when
+    ``default`` is ``None`` too: agents grouped by the part of their name before the last
+    ``"_"``, ``adversary_0`` in ``"adversary"``, as TorchRL's PettingZoo wrapper does)."""
+    names = list(agent_names)
+    if group_map is None and default is not None:
+        group_map = default
+    if group_map is None:
+        out: dict[str, list[str]] = {}
+        for name in names:
+            out.setdefault(name.rsplit("_", 1)[0] if "_" in name else name, []).append(name)
+        group_map = out
+    elif isinstance(group_map, MarlGroupMapType):
+        group_map = group_map.get_group_map(names)
+    elif not isinstance(group_map, Mapping):
+        raise TypeError(f"group_map must be a MarlGroupMapType, a dict of group name -> list "
+                        f"of agent names, or None, found {type(group_map).__name__}")
+    check_marl_grouping(group_map, names)
+    return {group: list(agents) for group, agents in group_map.items()}
