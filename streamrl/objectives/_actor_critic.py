@@ -202,15 +202,29 @@ class OnPolicyLoss(LossModule):
             adv = _standardize(adv, self.normalize_advantage_exclude_dims)
         return adv.detach()
 
-    def _batch_shaped(self, x: Tensor, td: TensorDictBase, name: str) -> Tensor:
+    def sample_shape(self, td: TensorDictBase) -> torch.Size:
+        """The shape of the per-sample loss terms: the batch shape, followed by the agent
+        dims when the advantage has them (a multi-agent group: ``[*batch, n_agents, 1]``
+        advantages give one term per agent, each with its own ratio, as TorchRL's MAPPO /
+        IPPO do). Read from the stored advantage; the batch shape before there is one."""
         batch = td.batch_size
-        if x.shape == batch:
+        adv = td.get(self._keys["advantage"], None)
+        if adv is None or adv.shape[: td.batch_dims] != batch:
+            return batch
+        extra = adv.shape[td.batch_dims:]
+        if len(extra) < 2 or extra[-1] != 1:  # [*batch] or [*batch, 1]: one per sample
+            return batch
+        return torch.Size((*batch, *extra[:-1]))
+
+    def _batch_shaped(self, x: Tensor, td: TensorDictBase, name: str) -> Tensor:
+        shape = self.sample_shape(td)
+        if x.shape == shape:
             return x
-        if x.shape == (*batch, 1):
+        if x.shape == (*shape, 1):
             return x.squeeze(-1)
         raise ValueError(
             f"{type(self).__name__}: {self._keys.get(name, name)!r} must have shape "
-            f"{tuple(batch)} or {(*batch, 1)}, found {tuple(x.shape)}"
+            f"{tuple(shape)} or {(*shape, 1)}, found {tuple(x.shape)}"
         )
 
     # ------------------------------------------------------------ policy
@@ -220,8 +234,11 @@ class OnPolicyLoss(LossModule):
         For a composite (multi-head) distribution, the ``action`` key may name the action
         TensorDict, one head's entry or a list of entries; the log-prob is the sum over the
         heads. A stored action that requires grad is refused (``RuntimeError``): gradients
-        would flow into whatever produced the data.
+        would flow into whatever produced the data. The log-prob has :meth:`sample_shape`
+        (one per agent of a group).
         """
+        shape = self.sample_shape(td)
+        dims = len(shape)
         dist = self.network_dist("actor_network", td.copy())
         if composite.is_composite(dist):
             keys = self._keys["action"]
@@ -229,24 +246,25 @@ class OnPolicyLoss(LossModule):
             self._require(td, *keys)
             action = td.select(*keys)
             _refuse_grad(action, keys)
-            return dist, composite.log_prob_of(dist, action, td.batch_dims)
+            return dist, composite.log_prob_of(dist, action, dims)
         action = self._get(td, "action")
         _refuse_grad(action, self._keys["action"])
         lp = dist.log_prob(action)
-        if lp.shape[: td.batch_dims] != td.batch_size or lp.shape != action.shape[: lp.ndim]:
+        if lp.shape[:dims] != shape or lp.shape != action.shape[: lp.ndim]:
             raise ValueError(
                 f"{type(self).__name__}: log_prob of action with shape {tuple(action.shape)} "
-                f"has shape {tuple(lp.shape)}; expected the batch shape {tuple(td.batch_size)} "
+                f"has shape {tuple(lp.shape)}; expected the sample shape {tuple(shape)} "
                 "followed by action dims (check the action's trailing dims)"
             )
-        return dist, sum_trailing(lp, td.batch_dims)
+        return dist, sum_trailing(lp, dims)
 
     def old_log_prob(self, td: TensorDictBase) -> Tensor:
-        """The behaviour policy's log-prob, summed to the batch shape."""
+        """The behaviour policy's log-prob, summed to :meth:`sample_shape`."""
+        shape = self.sample_shape(td)
         key = self._keys["sample_log_prob"]
         if isinstance(key, list):  # one entry per head of a composite action: their sum
             self._require(td, *key)
-            return composite.joint(td.select(*key), td.batch_dims).detach()
+            return composite.joint(td.select(*key), len(shape)).detach()
         value = td.get(key, None)
         if value is None and key == self.default_keys["sample_log_prob"]:
             actor_key = getattr(self.network_template("actor_network"), "log_prob_key", None)
@@ -255,12 +273,12 @@ class OnPolicyLoss(LossModule):
                     value = td.get(fallback, None)
         if value is None:
             self._get(td, "sample_log_prob")  # raises the KeyError naming the loss
-        if value.shape[: td.batch_dims] != td.batch_size:
+        if value.shape[: len(shape)] != shape:
             raise ValueError(
-                f"{type(self).__name__}: {key!r} must start with the batch shape "
-                f"{tuple(td.batch_size)}, found {tuple(value.shape)}"
+                f"{type(self).__name__}: {key!r} must start with the sample shape "
+                f"{tuple(shape)}, found {tuple(value.shape)}"
             )
-        return sum_trailing(value, td.batch_dims).detach()
+        return sum_trailing(value, len(shape)).detach()
 
     def entropy(self, dist: torch.distributions.Distribution, batch_dims: int) -> Tensor:
         """Exact entropy when the distribution has one, else a Monte-Carlo estimate over
@@ -276,7 +294,7 @@ class OnPolicyLoss(LossModule):
     def entropy_terms(self, dist: torch.distributions.Distribution, td: TensorDictBase
                       ) -> dict[str, Tensor]:
         """``loss_entropy`` (when ``entropy_bonus``) and the ``entropy`` diagnostic."""
-        ent = self.entropy(dist, td.batch_dims)
+        ent = self.entropy(dist, len(self.sample_shape(td)))
         out = {"entropy": ent.detach().mean()}
         if self.entropy_bonus:
             out["loss_entropy"] = -self.entropy_coeff * ent
@@ -321,7 +339,7 @@ class OnPolicyLoss(LossModule):
             explained = 1 - (target - value).var(unbiased=False) / target.var(
                 unbiased=False).clamp_min(1e-8)
         if per_sample:
-            return coeff * loss.reshape(*td.batch_size, -1).mean(-1), explained
+            return coeff * loss.reshape(*self.sample_shape(td), -1).mean(-1), explained
         return coeff * loss.mean(), explained
 
     def output(self, td: TensorDictBase, out: dict[str, Tensor]) -> TensorDictBase:

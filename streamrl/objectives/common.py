@@ -790,6 +790,12 @@ class _NetworkCaller:
             self.name, td, self.loss.network_params(self.name, detach=True)
         )
 
+    def call_with(self, td: TensorDictBase, params: TensorDictBase) -> TensorDictBase:
+        """The network with ``params`` given by the caller (``value_estimator(td,
+        params=loss.critic_network_params, target_params=...)``, as TorchRL's multi-agent
+        PPO tutorial calls it)."""
+        return self.loss.call_network(self.name, td, params)
+
 
 class _DistCaller:
     """Gives one of a loss's probabilistic networks, with detached live parameters, as a

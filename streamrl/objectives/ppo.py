@@ -379,15 +379,16 @@ class KLPENPPOLoss(PPOLoss):
            log_prob: Tensor) -> Tensor:
         """Per-sample ``KL(pi_old || pi)`` (exact when possible, else a sample estimate)."""
         old = self._old_dist(td)
+        dims = len(self.sample_shape(td))
         if old is not None:
             try:
                 # (a composite distribution's KL is per head: their sum)
-                return composite.joint(kl_divergence(old, dist), td.batch_dims)
+                return composite.joint(kl_divergence(old, dist), dims)
             except NotImplementedError:
                 # no closed form: Monte-Carlo over samples_mc_kl draws from the old policy
                 draws = old.sample((self.samples_mc_kl,))
-                gap = composite.joint(old.log_prob(draws), td.batch_dims + 1) - composite.joint(
-                    dist.log_prob(draws), td.batch_dims + 1)
+                gap = composite.joint(old.log_prob(draws), dims + 1) - composite.joint(
+                    dist.log_prob(draws), dims + 1)
                 return gap.mean(0)
         return self.old_log_prob(td) - log_prob
 

@@ -256,6 +256,8 @@ class ValueEstimatorBase(nn.Module):
         with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
             if params is None:
                 self.value_network(td)
+            elif callable(getattr(self.value_network, "call_with", None)):
+                self.value_network.call_with(td, params)  # a loss's own network
             else:
                 # (not through an ExitStack: to_module's exit returns a TensorDict)
                 with params_in(params, self.value_network):
