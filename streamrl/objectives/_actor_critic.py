@@ -12,7 +12,12 @@ from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
 from streamrl.objectives import _loss_options as opts
-from streamrl.objectives._utils import check_loss_function, distance_loss, sum_trailing
+from streamrl.objectives._utils import (
+    check_loss_function,
+    distance_loss,
+    sample_shape,
+    sum_trailing,
+)
 from streamrl.objectives.common import LossModule, _DistCaller, _NetworkCaller
 from streamrl.objectives.value import _composite as composite
 from streamrl.objectives.value.common import ValueEstimators
@@ -207,14 +212,7 @@ class OnPolicyLoss(LossModule):
         dims when the advantage has them (a multi-agent group: ``[*batch, n_agents, 1]``
         advantages give one term per agent, each with its own ratio, as TorchRL's MAPPO /
         IPPO do). Read from the stored advantage; the batch shape before there is one."""
-        batch = td.batch_size
-        adv = td.get(self._keys["advantage"], None)
-        if adv is None or adv.shape[: td.batch_dims] != batch:
-            return batch
-        extra = adv.shape[td.batch_dims:]
-        if len(extra) < 2 or extra[-1] != 1:  # [*batch] or [*batch, 1]: one per sample
-            return batch
-        return torch.Size((*batch, *extra[:-1]))
+        return sample_shape(td, self._keys["advantage"])
 
     def _batch_shaped(self, x: Tensor, td: TensorDictBase, name: str) -> Tensor:
         shape = self.sample_shape(td)

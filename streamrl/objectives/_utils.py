@@ -126,6 +126,21 @@ def sum_trailing(x: Tensor, batch_dims: int) -> Tensor:
     return x.sum(dim=tuple(range(batch_dims, x.ndim)))
 
 
+def sample_shape(td: TensorDictBase, key: Any) -> torch.Size:
+    """The shape of per-sample loss terms for ``td``: its batch shape, followed by the agent
+    dims of a multi-agent group when the entry ``key`` (a reward or an advantage) has them
+    (``[*batch, n_agents, 1]``: one term per agent, as TorchRL's multi-agent losses give).
+    An entry of shape ``[*batch]`` or ``[*batch, 1]``, or none, gives the batch shape."""
+    batch = td.batch_size
+    value = td.get(key, None)
+    if value is None or value.shape[: td.batch_dims] != batch:
+        return batch
+    extra = value.shape[td.batch_dims:]
+    if len(extra) < 2 or extra[-1] != 1:
+        return batch
+    return torch.Size((*batch, *extra[:-1]))
+
+
 def to_batch_shape(x: Tensor, batch_shape: torch.Size, name: str, owner: str) -> Tensor:
     """Return ``x`` with the batch shape: accepts ``batch_shape`` or ``batch_shape + (1,)``."""
     if x.shape == batch_shape:

@@ -8,7 +8,12 @@ from tensordict.utils import NestedKey
 from torch import nn
 
 from streamrl.objectives import _loss_options as opts
-from streamrl.objectives._utils import check_loss_function, distance_loss, to_batch_shape
+from streamrl.objectives._utils import (
+    check_loss_function,
+    distance_loss,
+    sample_shape,
+    to_batch_shape,
+)
 from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule
 from streamrl.objectives.value.common import ValueEstimators
 
@@ -93,7 +98,12 @@ class DDPGLoss(LossModule):
     def _actor_per_sample(self, td: TensorDictBase) -> torch.Tensor:
         work = self.call_network("actor_network", td.copy())
         q = self._q(work, self.network_params("value_network", detach=True))
-        return -to_batch_shape(q, td.batch_size, "state_action_value", "DDPGLoss")
+        return -to_batch_shape(q, self._sample_shape(td), "state_action_value", "DDPGLoss")
+
+    def _sample_shape(self, td: TensorDictBase) -> torch.Size:
+        """The batch shape, followed by the agent dims of a multi-agent group's rewards
+        (``[*batch, n_agents, 1]``: one loss term per agent, as TorchRL's MADDPG)."""
+        return sample_shape(td, self._next_key("reward"))
 
     def target_value(self, td: TensorDictBase) -> torch.Tensor:
         """The value target for every transition of ``td`` (no gradient)."""
@@ -114,7 +124,8 @@ class DDPGLoss(LossModule):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the DDPG losses; writes ``td_error`` into ``tensordict``."""
-        self._require(tensordict, self._keys["action"])
+        if self._keys["action"] in self.network_in_keys("value_network"):
+            self._require(tensordict, self._keys["action"])
         target = self.target_value(tensordict)
         pred = self._q(tensordict.copy(), opts.separate_params(self, "value_network"))
         if pred.shape != target.shape:
@@ -122,7 +133,7 @@ class DDPGLoss(LossModule):
                 f"DDPGLoss: {self._keys['state_action_value']!r} has shape {tuple(pred.shape)} "
                 f"but the reward has shape {tuple(target.shape)}"
             )
-        batch = tensordict.batch_size
+        batch = self._sample_shape(tensordict)
         loss_value = to_batch_shape(distance_loss(pred, target, self.loss_function), batch,
                                     "loss_value", "DDPGLoss")
         pred_b = to_batch_shape(pred.detach(), batch, "state_action_value", "DDPGLoss")
