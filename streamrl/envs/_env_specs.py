@@ -291,64 +291,6 @@ class EnvSpecs:
         """The (nested) leaf keys of ``full_done_spec``."""
         return self.full_done_spec.keys(True, True)
 
-    # ------------------------------------------------------- unbatched specs
-    def _unbatched(self, spec: Any) -> Any:
-        """``spec`` without the env's batch dims: the spec of one env (what a policy run on
-        any number of rows is built with)."""
-        for _ in self.batch_size:
-            spec = spec[0]
-        return spec
-
-    @property
-    def full_action_spec_unbatched(self) -> Composite:
-        """``full_action_spec`` of one env (the batch dims removed)."""
-        return self._unbatched(self.full_action_spec)
-
-    @property
-    def action_spec_unbatched(self) -> Any:
-        """``action_spec`` of one env (the batch dims removed)."""
-        return self._unbatched(self.action_spec)
-
-    @property
-    def full_observation_spec_unbatched(self) -> Composite:
-        """``full_observation_spec`` of one env."""
-        return self._unbatched(self.full_observation_spec)
-
-    @property
-    def observation_spec_unbatched(self) -> Composite:
-        """``observation_spec`` of one env."""
-        return self._unbatched(self.observation_spec)
-
-    @property
-    def full_reward_spec_unbatched(self) -> Composite:
-        """``full_reward_spec`` of one env."""
-        return self._unbatched(self.full_reward_spec)
-
-    @property
-    def reward_spec_unbatched(self) -> Any:
-        """``reward_spec`` of one env."""
-        return self._unbatched(self.reward_spec)
-
-    @property
-    def full_done_spec_unbatched(self) -> Composite:
-        """``full_done_spec`` of one env."""
-        return self._unbatched(self.full_done_spec)
-
-    @property
-    def done_spec_unbatched(self) -> Any:
-        """``done_spec`` of one env."""
-        return self._unbatched(self.done_spec)
-
-    @property
-    def full_state_spec_unbatched(self) -> Composite:
-        """``full_state_spec`` of one env."""
-        return self._unbatched(self.full_state_spec)
-
-    @property
-    def state_spec_unbatched(self) -> Composite:
-        """``state_spec`` of one env."""
-        return self._unbatched(self.state_spec)
-
     # ------------------------------------------------------------- checking
     def _check_leaf(self, spec: TensorSpec, what: str) -> None:
         size = self.batch_size

@@ -244,21 +244,3 @@ def test_env_base_custom_env_written_the_torchrl_way():
     check_env_specs(env)
     assert env.rollout(3)["next", "observation"].shape == (2, 3, 3)
 
-
-def test_unbatched_specs_are_one_envs():
-    from streamrl.envs import GymEnv, SerialEnv
-
-    env = SerialEnv(2, lambda: GymEnv("Pendulum-v1"))
-    one = GymEnv("Pendulum-v1")
-    try:
-        for name in ("full_action_spec", "action_spec", "full_observation_spec",
-                     "observation_spec", "full_reward_spec", "reward_spec", "full_done_spec",
-                     "done_spec", "full_state_spec", "state_spec"):
-            batched, unbatched = getattr(env, name), getattr(env, f"{name}_unbatched")
-            assert unbatched.shape == batched.shape[1:], name
-            assert unbatched == getattr(one, name), name
-            assert getattr(one, f"{name}_unbatched") == getattr(one, name), name
-        assert env.full_action_spec_unbatched["action"].space.low.shape == (1,)
-    finally:
-        env.close()
-        one.close()
