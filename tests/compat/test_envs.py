@@ -243,4 +243,3 @@ def test_env_base_custom_env_written_the_torchrl_way():
     assert env.batch_size == (2,) and env.observation_spec_unbatched["observation"].shape == (3,)
     check_env_specs(env)
     assert env.rollout(3)["next", "observation"].shape == (2, 3, 3)
-
