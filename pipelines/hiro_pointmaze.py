@@ -54,6 +54,7 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 
+from streamrl.cli import load_pipeline
 from streamrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from streamrl.data.specs import Bounded
 from streamrl.envs import DoubleToFloat, EnvBase, GoalReachingReward, GymEnv, TransformedEnv
@@ -65,11 +66,14 @@ from streamrl.modules import (
     TanhModule,
     ValueOperator,
 )
-from streamrl.objectives import SoftUpdate, TD3Loss, hiro_relabel
-from streamrl.ops import Learner, OffPolicyGraph, ReplayDraws, ReplaySink, SegmentBatcher
-from streamrl.train import OffPolicyConfig, check_field, check_positive_ints, driver
+from streamrl.objectives import hiro_relabel
+from streamrl.ops import OffPolicyGraph, ReplayDraws, ReplaySink, SegmentBatcher
+from streamrl.train import check_field, check_positive_ints, driver
 
 NAME = "hiro_pointmaze"
+
+# TD3's config fields and learner, for both levels
+_td3 = load_pipeline(Path(__file__).with_name("td3_mujoco.py"))
 
 COLUMNS = [
     "frames", "wall_s", "fps", "updates", "batches", "train_return", "train_episodes",
@@ -85,11 +89,11 @@ TASK_INPUTS = ["observation", "desired_goal"]
 
 
 @dataclass
-class HIROConfig(OffPolicyConfig):
-    """Hyper-parameters of HIRO on PointMaze (TD3 at both levels as ``td3_mujoco``; HIRO's
-    goal every 10 steps, 8 relabelling candidates around the travelled displacement).
-    ``exploration_noise`` is in units of the action's half-range, ``high_exploration_noise``
-    in units of ``goal_range``."""
+class HIROConfig(_td3.TD3Config):
+    """Hyper-parameters of HIRO on PointMaze (TD3 at both levels, ``td3_mujoco``'s fields;
+    HIRO's goal every 10 steps, 8 relabelling candidates around the travelled
+    displacement). ``exploration_noise`` is in units of the action's half-range,
+    ``high_exploration_noise`` in units of ``goal_range``."""
 
     env_name: str = "PointMaze_UMazeDense-v3"
     frames: int = 100_000
@@ -97,9 +101,7 @@ class HIROConfig(OffPolicyConfig):
     init_random_frames: int | None = 0  # the hierarchy acts from the first frame
     eval_interval: int = 10_000
     eval_episodes: int = 10
-    policy_delay: int = 2
-    target_policy_noise: float = 0.2
-    target_noise_clip: float = 0.5
+    target_return: float = float("inf")
     exploration_noise: float = 0.2
     flat: bool = False
     goal_every: int = 10
@@ -113,11 +115,9 @@ class HIROConfig(OffPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_ints(self, "policy_delay", "goal_every", "high_batch_size",
-                            "high_learning_starts", "high_buffer_size")
-        for name in ("target_policy_noise", "target_noise_clip", "exploration_noise",
-                     "high_exploration_noise"):
-            check_field(self, name, getattr(self, name) >= 0, ">= 0")
+        check_positive_ints(self, "goal_every", "high_batch_size", "high_learning_starts",
+                            "high_buffer_size")
+        check_field(self, "high_exploration_noise", self.high_exploration_noise >= 0, ">= 0")
         check_field(self, "goal_range", self.goal_range > 0, "> 0")
         check_field(self, "high_updates_per_segment", self.high_updates_per_segment > 0, "> 0")
         check_field(self, "relabel_candidates", isinstance(self.relabel_candidates, int)
@@ -261,29 +261,6 @@ class HighStats:
         return lambda: self.row.get(key, float("nan"))
 
 
-def _td3_learner(config: HIROConfig, actor: Any, qvalue: Any, spec: Any, *,
-                 minibatch_size: int | None, lock: Any = None,
-                 reward_key: Any = None) -> tuple[Learner, TD3Loss, dict[str, Any]]:
-    """``td3_mujoco``'s learner for one level, with its loss and what to save."""
-    loss = TD3Loss(actor, qvalue, action_spec=spec, num_qvalue_nets=2,
-                   policy_noise=config.target_policy_noise,
-                   noise_clip=config.target_noise_clip, loss_function="l2",
-                   deactivate_vmap=True)
-    if reward_key is not None:
-        loss.set_keys(reward=reward_key)
-    loss.make_value_estimator(gamma=config.gamma)
-    critics = [p for p in loss.qvalue_network_params.values(True, True) if p.requires_grad]
-    critic_optim = torch.optim.Adam(critics, lr=config.lr, fused=True)
-    actor_optim = torch.optim.Adam(actor.parameters(), lr=config.lr, fused=True)
-    learner = Learner(loss, critic_optim, minibatch_size=minibatch_size,
-                      loss_keys=["loss_qvalue"], actor_optimizer=actor_optim,
-                      actor_loss_keys=["loss_actor"], policy_delay=config.policy_delay,
-                      skip_actor_loss=True, target_updater=SoftUpdate(loss, tau=config.tau),
-                      lock=lock)
-    return learner, loss, {"loss": loss, "optimizer": critic_optim,
-                           "actor_optimizer": actor_optim}
-
-
 def build(config: HIROConfig, run_dir: Path | None, progress: bool,
           state: dict[str, Any] | None = None) -> OffPolicyGraph:
     """The concurrent graph of ``config`` (both levels, or flat TD3), restored from
@@ -297,15 +274,15 @@ def build(config: HIROConfig, run_dir: Path | None, progress: bool,
             models.policy(probe.reset())
     finally:
         probe.close()
-    low, _, saved = _td3_learner(config, models.actor, models.qvalue, spec,
-                                 minibatch_size=config.batch_size,
-                                 reward_key=None if config.flat else ("hrl", "reward"))
+    low, saved = _td3.make_learner(config, models.actor, models.qvalue, spec,
+                                   reward_key=None if config.flat else ("hrl", "reward"))
     saved["policy"] = models.policy
     if config.flat:
         return config.graph(NAME, models.policy, low, saved=saved, state=state,
                             run_dir=run_dir, progress=progress, columns=COLUMNS)
-    high, _, high_saved = _td3_learner(config, models.high_actor, models.high_qvalue,
-                                       config.goal_spec, minibatch_size=None, lock=low.lock)
+    high, high_saved = _td3.make_learner(config, models.high_actor, models.high_qvalue,
+                                         config.goal_spec, lock=low.lock,
+                                         minibatch_size=config.high_batch_size)
     relabel = Relabel(config, models.actor)
     high_buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.high_buffer_size),
                                          transform=relabel)

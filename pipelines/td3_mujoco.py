@@ -125,25 +125,37 @@ def build(config: TD3Config, run_dir: Path | None, progress: bool,
             policy(probe.reset())
     finally:
         probe.close()
-    loss = TD3Loss(actor, qvalue, action_spec=probe.action_spec, num_qvalue_nets=2,
+    learner, saved = make_learner(config, actor, qvalue, probe.action_spec)
+    return config.graph(NAME, policy, learner, saved=saved, state=state, run_dir=run_dir,
+                        progress=progress, columns=COLUMNS)
+
+
+def make_learner(config: TD3Config, actor: nn.Module, qvalue: nn.Module, action_spec: Any, *,
+                 minibatch_size: int | None = None, reward_key: Any = None,
+                 lock: Any = None) -> tuple[Learner, dict[str, Any]]:
+    """TD3's learner for ``actor`` and ``qvalue`` (twin critics, delayed actor, soft targets)
+    and the pieces a checkpoint saves (the loss, which holds the actor, the critics and both
+    targets, and the two optimizers). ``minibatch_size``: rows per update
+    (``config.batch_size`` when ``None``); ``reward_key`` for a reward stored elsewhere
+    than ``("next", "reward")``; ``lock`` shared with another learner (``Learner(lock=)``)."""
+    loss = TD3Loss(actor, qvalue, action_spec=action_spec, num_qvalue_nets=2,
                    policy_noise=config.target_policy_noise,
                    noise_clip=config.target_noise_clip, loss_function="l2",
                    deactivate_vmap=True)  # a loop over the two critics: faster on CPU
+    if reward_key is not None:
+        loss.set_keys(reward=reward_key)
     loss.make_value_estimator(gamma=config.gamma)
     # the critics' stacked copies are the loss's own tensors; the actor's are the policy's
     critics = [p for p in loss.qvalue_network_params.values(True, True) if p.requires_grad]
     critic_optim = torch.optim.Adam(critics, lr=config.lr, fused=True)
     actor_optim = torch.optim.Adam(actor.parameters(), lr=config.lr, fused=True)
-    learner = Learner(loss, critic_optim, minibatch_size=config.batch_size,
+    learner = Learner(loss, critic_optim,
+                      minibatch_size=minibatch_size or config.batch_size,
                       loss_keys=["loss_qvalue"], actor_optimizer=actor_optim,
                       actor_loss_keys=["loss_actor"], policy_delay=config.policy_delay,
                       skip_actor_loss=True,  # the critics' loss alone between actor updates
-                      target_updater=SoftUpdate(loss, tau=config.tau))
-    # the loss's state holds the actor, the critics and both targets
-    return config.graph(NAME, policy, learner,
-                        saved={"loss": loss, "optimizer": critic_optim,
-                               "actor_optimizer": actor_optim},
-                        state=state, run_dir=run_dir, progress=progress, columns=COLUMNS)
+                      target_updater=SoftUpdate(loss, tau=config.tau), lock=lock)
+    return learner, {"loss": loss, "optimizer": critic_optim, "actor_optimizer": actor_optim}
 
 
 # ---------------------------------------------------------------------------------- entry points
