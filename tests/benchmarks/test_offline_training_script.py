@@ -1,9 +1,18 @@
 """benchmarks/offline_training.py with a tiny budget: it records the four datasets with
 ``streamrl dataset create``, prints the normalized table for the algorithms asked and the
-offline-to-online comparison (nothing is asserted about the scores)."""
+offline-to-online comparison (nothing is asserted about the scores).
+
+The tiny run calls the script's ``main`` in this process, its ``streamrl`` commands too (a
+fresh interpreter per command cost most of the test's time); that ``_streamrl`` runs the
+command in a fresh interpreter, sees the script's environment and reports a failure is
+checked on its own."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
+import json
 import re
 import subprocess
 import sys
@@ -11,32 +20,76 @@ from pathlib import Path
 
 import pytest
 
+from streamrl import cli
 from tests.train.recording_support import tiny_checkpoint
 
 pytest.importorskip("minari")
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _load():
+    spec = importlib.util.spec_from_file_location(
+        "bench_offline_training", ROOT / "benchmarks" / "offline_training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+offline_training = _load()
+
+
+def _streamrl_here(*args: str) -> str:
+    """``_streamrl`` without the fresh interpreter: ``streamrl ARGS`` in this process."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(list(args))
+    if code != 0:
+        raise RuntimeError(f"streamrl {' '.join(args)} failed ({code})")
+    return out.getvalue()
+
+
+def _main(monkeypatch, argv: list[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["offline_training.py", *argv])
+    offline_training.main()
+
+
 @pytest.mark.slow
-def test_records_the_datasets_and_prints_both_tables(tmp_path):
+def test_records_the_datasets_and_prints_both_tables(tmp_path, monkeypatch, capsys):
+    # main() points these at --root: restored after the test
+    monkeypatch.setenv("MINARI_DATASETS_PATH", "unset")
+    monkeypatch.setenv("STREAMRL_DATASETS_ROOT", "unset")
+    commands: list[tuple[str, ...]] = []
+    streamrl_fresh = offline_training._streamrl
+    monkeypatch.setattr(offline_training, "_streamrl",
+                        lambda *args: commands.append(args) or _streamrl_here(*args))
     ckpt = tiny_checkpoint("sac_pendulum", tmp_path / "sac")
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "offline_training.py"), "--expert",
-           str(ckpt), "--medium", str(ckpt), "--updates", "10", "--seeds", "0",
-           "--episodes", "2", "--algos", "bc,iql", "--datasets", "random,medium-replay",
-           "--o2o-frames", "200", "--root", str(tmp_path / "data")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    argv = ["--expert", str(ckpt), "--medium", str(ckpt), "--updates", "10", "--seeds", "0",
+            "--episodes", "2", "--algos", "bc,iql", "--datasets", "random,medium-replay",
+            "--o2o-frames", "200", "--root", str(tmp_path / "data")]
+    _main(monkeypatch, argv)
+    out = capsys.readouterr().out
     for name in ("random", "medium", "medium-replay", "expert"):
+        assert re.search(rf"^  recorded pendulum/{re.escape(name)}-v0 in ", out, re.M), out
         assert re.search(rf"^  {re.escape(name)} +\d+ steps, mean return", out, re.M), out
+    assert [c[:2] for c in commands] == [("dataset", "create"), ("dataset", "info")] * 4
     assert "| algorithm | random | medium-replay |" in out
     assert re.search(r"^\| bc \| -?[\d.]+ \+- 0\.0 \| -?[\d.]+ \+- 0\.0 \|$", out, re.M), out
     assert re.search(r"^\| iql \|", out, re.M)
     assert re.search(r"^\| 0 \| .* \| .* \|$", out, re.M), out  # the offline-to-online row
     # a second run reuses the recorded datasets
-    again = subprocess.run([*cmd[:-4], "--root", str(tmp_path / "data")], capture_output=True,
-                           text=True, timeout=600)
-    assert again.returncode == 0 and "recorded" not in again.stdout
+    commands.clear()
+    _main(monkeypatch, [*argv[:-4], "--root", str(tmp_path / "data")])
+    again = capsys.readouterr().out
+    assert "recorded" not in again and "| bc |" in again
+    assert [c[:2] for c in commands] == [("dataset", "info")] * 4
+
+    # _streamrl itself: the command in a fresh interpreter, which sees the environment main()
+    # set (the datasets under --root), its standard output returned
+    fresh = json.loads(streamrl_fresh("dataset", "info", "minari:pendulum/expert-v0", "--json"))
+    assert fresh == json.loads(_streamrl_here("dataset", "info", "minari:pendulum/expert-v0",
+                                              "--json"))
+    with pytest.raises(RuntimeError, match=r"(?s)streamrl nope failed:.*invalid choice: 'nope'"):
+        streamrl_fresh("nope")
 
 
 def test_the_offline_to_online_rows_refuse_an_env_other_than_pendulum(tmp_path):
