@@ -1,7 +1,8 @@
 """streamrl.envs: the environment contract, gymnasium wrappers, transforms, batched envs.
 
 :class:`EnvBase` is the contract; :class:`~streamrl.envs.libs.gym.GymEnv` wraps gymnasium,
-:class:`~streamrl.envs.libs.dm_control.DMControlEnv` the DeepMind Control suite;
+:class:`~streamrl.envs.libs.dm_control.DMControlEnv` the DeepMind Control suite,
+:class:`~streamrl.envs.libs.pettingzoo.PettingZooEnv` PettingZoo's multi-agent envs;
 :class:`SerialEnv` and :class:`ParallelEnv` batch N envs (in this process / in worker
 processes); transforms (:class:`TransformedEnv`, :class:`Compose`, ...) rewrite an env's
 inputs and outputs. Every env steps through one protocol, :meth:`EnvBase.step_into` into
@@ -18,6 +19,7 @@ from streamrl.envs.gym_like import BaseInfoDictReader, default_info_dict_reader
 from streamrl.envs.libs.dm_control import DMControlEnv, DMControlWrapper
 from streamrl.envs.libs.envpool import MultiThreadedEnv, MultiThreadedEnvWrapper
 from streamrl.envs.libs.gym import GymEnv, GymWrapper, gym_backend, set_gym_backend
+from streamrl.envs.libs.pettingzoo import PettingZooEnv, PettingZooWrapper
 from streamrl.envs.marl_groups import MarlGroupMapType, check_marl_grouping
 from streamrl.envs.parallel import ParallelEnv
 from streamrl.envs.step_buffers import StepBuffers
@@ -51,6 +53,8 @@ __all__ = [
     "MultiThreadedEnvWrapper",
     "ParallelEnv",
     "PendulumEnv",
+    "PettingZooEnv",
+    "PettingZooWrapper",
     "BitFlippingEnv",
     "PointNavigationEnv",
     "RandomPolicy",

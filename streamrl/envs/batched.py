@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from streamrl.data.specs import Composite
 from streamrl.envs.batched_io import BatchedIO
 from streamrl.envs.common import EnvBase
 from streamrl.envs.step_buffers import FLAGS, StepBuffers, _td
@@ -187,6 +188,16 @@ class _BatchedEnv(EnvBase):
             self.batch_size, self._full_action_spec, self._full_state_spec, outputs,
             self._state,
         )
+        # nested entries with dims of their own (a multi-agent env's groups, [N, n_agents]):
+        # the batch size their TensorDicts get, outer ones first
+        nb = len(self.batch_size)
+        self._nested_dims = {
+            k: spec.shape
+            for full in (self._full_observation_spec, self._full_reward_spec,
+                         self._full_done_spec, self._full_state_spec)
+            for k, spec in full.items(True) if isinstance(spec, Composite) and
+            len(spec.shape) > nb
+        }
         self._meta = first
 
     @staticmethod
@@ -208,7 +219,16 @@ class _BatchedEnv(EnvBase):
 
     def _state_td(self) -> TensorDict:
         self._sync_state()
-        return _td({k: v.clone() for k, v in self._state.items()}, self.batch_size)
+        return self._nest(_td({k: v.clone() for k, v in self._state.items()}, self.batch_size))
+
+    def _nest(self, td: TensorDictBase) -> TensorDictBase:
+        """``td`` with its nested TensorDicts batched as their specs say (an agent group:
+        ``[N, n_agents]``, as a sub-env's has ``[n_agents]``)."""
+        for key, shape in self._nested_dims.items():
+            sub = td.get(key, None)
+            if isinstance(sub, TensorDictBase) and sub.batch_size != shape:
+                sub.batch_size = shape
+        return td
 
     def _sync_state(self) -> None:
         """Bring ``_state`` up to date after ``step_into`` (done lazily: most steps are
@@ -277,7 +297,7 @@ class _BatchedEnv(EnvBase):
                     self._state[k].copy_(val)
             self._io.set_inputs(tensordict)
             self._step_io()
-            out = self._io.read_outputs()
+            out = self._nest(self._io.read_outputs())
             self._io.carry_state()
             for k in (*self._obs_keys, *self._done_keys):
                 self._state[k].copy_(out.get(k))

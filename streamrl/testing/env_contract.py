@@ -48,19 +48,32 @@ def check_reset(env: Any) -> TensorDictBase:
 
 
 def check_step(env: Any) -> None:
-    """step() writes "next" with observations, reward and done = terminated | truncated."""
-    td = env.rand_step(env.reset())
-    nxt = td.get("next")
+    """step() writes "next" with observations, rewards and done = terminated | truncated
+    (every reward and done entry: a multi-agent env has one per agent group)."""
+    td = env.rand_action(env.reset())
+    # the actions are checked before the step: a step may change the spec (an action mask)
+    for key in env.action_keys:
+        if not env.full_action_spec[key].is_in(td.get(key)):
+            _fail(f"step: the action {key!r} written by rand_action is not in its spec")
+    nxt = env.step(td).get("next")
     for key in env.full_observation_spec.keys(True, True):
         if not env.full_observation_spec[key].is_in(nxt.get(key)):
             _fail(f"step: next {key!r} not in its spec")
-    reward = nxt.get("reward")
-    if reward.shape != (*env.batch_size, 1):
-        _fail(f"step: reward shape {tuple(reward.shape)}, expected {(*env.batch_size, 1)}")
-    if not torch.equal(nxt.get("done"), nxt.get("terminated") | nxt.get("truncated")):
-        _fail("step: done != terminated | truncated")
-    if not env.action_spec.is_in(td.get(env.action_key)):
-        _fail("step: the action written by rand_action is not in the action spec")
+    for key in env.reward_keys:
+        reward, want = nxt.get(key), env.full_reward_spec[key].shape
+        nb = len(env.batch_size)
+        if reward.shape != want or want[:nb] != env.batch_size or want[-1:] != (1,):
+            _fail(f"step: reward shape {tuple(reward.shape)} of {key!r}, expected its "
+                  f"spec's {tuple(want)}, of the form (*batch_size, ..., 1) with batch_size "
+                  f"{tuple(env.batch_size)}")
+    for key in env.done_keys:
+        if (key if isinstance(key, str) else key[-1]) != "done":
+            continue
+        prefix = () if isinstance(key, str) else key[:-1]
+        flags = [nxt.get((*prefix, k)) for k in _FLAGS]
+        if not torch.equal(flags[0], flags[1] | flags[2]):
+            where = "" if isinstance(key, str) else f" (of {prefix!r})"
+            _fail(f"step: done != terminated | truncated{where}")
 
 
 def check_bad_actions(env: Any) -> None:
@@ -68,23 +81,26 @@ def check_bad_actions(env: Any) -> None:
 
     (A discrete action given as whole-valued floats, what torch's distributions sample, is
     accepted and cast; one with fractional values is the wrong dtype.)"""
-    td = env.reset()
-    action = env.action_spec.rand()
+    # every action entry set (an env with several action keys needs them all), the first
+    # one made wrong
+    td = env.rand_action(env.reset())
+    key = env.action_key
+    action = env.full_action_spec[key].rand()
     if action.is_floating_point():
         wrong = action.to(torch.float64 if action.dtype != torch.float64 else torch.float32)
     else:
         wrong = action.to(torch.float32) + 0.5
-    td.set("action", wrong)
+    td.set(key, wrong)
     try:
         env.step(td)
     except TypeError:
         pass
     else:
         _fail("step accepted an action of the wrong dtype")
-    td = env.reset()
+    td = env.rand_action(env.reset())
     bad = torch.zeros((*action.shape, 2), dtype=action.dtype)
     try:
-        td.set("action", bad)
+        td.set(key, bad)
     except RuntimeError:
         return  # the TensorDict itself refuses a wrongly batched action
     try:

@@ -1,6 +1,6 @@
 """Compatibility with TorchRL 0.14's env core (torchrl.envs, .common, .batched_envs,
-.env_creator, .utils, .libs.gym, .libs.dm_control, .custom): every name listed here imports
-from the same path under ``streamrl`` and its documented constructor and main method work.
+.env_creator, .utils, .libs.gym, .libs.dm_control, .libs.pettingzoo, .custom): every name
+listed here imports from the same path under ``streamrl`` and its documented constructor and main method work.
 Names of these modules that streamrl does not provide are listed in
 docs/torchrl_differences.md."""
 
@@ -17,7 +17,7 @@ PROVIDED = {
         "make_composite_from_td", "set_exploration_type", "set_gym_backend", "step_mdp",
         "make_tensordict", "terminated_or_truncated", "default_info_dict_reader",
         "BaseInfoDictReader", "DMControlEnv", "DMControlWrapper", "MarlGroupMapType",
-        "check_marl_grouping",
+        "check_marl_grouping", "PettingZooEnv", "PettingZooWrapper",
     ],
     "torchrl.envs.gym_like": ["default_info_dict_reader", "BaseInfoDictReader"],
     "torchrl.envs.common": ["EnvBase"],
@@ -29,9 +29,11 @@ PROVIDED = {
         "MarlGroupMapType", "check_marl_grouping",
     ],
     "torchrl.envs.libs": ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend",
-                          "DMControlEnv", "DMControlWrapper"],
+                          "DMControlEnv", "DMControlWrapper", "PettingZooEnv",
+                          "PettingZooWrapper"],
     "torchrl.envs.libs.gym": ["GymEnv", "GymWrapper"],
     "torchrl.envs.libs.dm_control": ["DMControlEnv", "DMControlWrapper"],
+    "torchrl.envs.libs.pettingzoo": ["PettingZooEnv", "PettingZooWrapper"],
     "torchrl.envs.custom": ["PendulumEnv"],
     "torchrl.envs.custom.pendulum": ["PendulumEnv"],
 }
@@ -82,6 +84,35 @@ def test_dm_control_documented_arguments_and_rollout():
                           pixels_only=False, batch_size=()) as env:
         env.set_seed(0)
         assert env.rollout(3).batch_size == (3,)
+
+
+def test_pettingzoo_documented_examples():
+    pytest.importorskip("pettingzoo")
+    simple_spread_v3 = pytest.importorskip("mpe2.simple_spread_v3")
+    from streamrl.envs.libs.pettingzoo import PettingZooEnv, PettingZooWrapper
+    from streamrl.envs.utils import MarlGroupMapType
+
+    # the docstrings' examples (an MPE task for the parallel one: pistonball needs pymunk)
+    env = PettingZooWrapper(env=simple_spread_v3.parallel_env(max_cycles=5),
+                            return_state=True, group_map=None)
+    assert env.group_map == {"agent": ["agent_0", "agent_1", "agent_2"]}
+    assert env.rollout(10).batch_size == (5,)
+    env.close()
+    env = PettingZooEnv(task="simple_spread_v3", parallel=True, return_state=True,
+                        group_map=MarlGroupMapType.ALL_IN_ONE_GROUP, max_cycles=5)
+    assert env.group_map == {"agents": ["agent_0", "agent_1", "agent_2"]}
+    td = env.rand_action(env.reset())
+    assert td["agents", "action"].shape == (3,) and td["state"].shape == (54,)
+    env.close()
+    try:
+        from pettingzoo.classic import tictactoe_v3  # noqa: F401
+    except ImportError:
+        return
+    env = PettingZooEnv(task="tictactoe_v3", parallel=False, use_mask=True, group_map=None)
+    assert env.group_map == {"player_1": ["player_1"], "player_2": ["player_2"]}
+    td = env.rollout(10)
+    assert td["player_1", "action_mask"].shape[-2:] == (1, 9)
+    env.close()
 
 
 def test_batched_envs_documented_arguments():
