@@ -7,7 +7,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MarlGroupMapType", "check_marl_grouping", "resolve_group_map"]
+__all__ = ["MarlGroupMapType", "check_marl_grouping", "group_by_name", "resolve_group_map"]
 
 
 class MarlGroupMapType(enum.Enum):
@@ -74,20 +74,30 @@ def check_marl_grouping(group_map: Mapping[str, Sequence[str]], agent_names: Seq
                          f"{dict(group_map)})")
 
 
+def group_by_name(agent_names: Sequence[str]) -> dict[str, list[str]]:
+    """Agents named ``<name>_<int>`` in group ``<name>``, any other agent alone in a group of
+    its own name (TorchRL's default grouping of a PettingZoo parallel env).
+
+    >>> group_by_name(["adversary_0", "adversary_1", "agent_0", "leader"])
+    {'adversary': ['adversary_0', 'adversary_1'], 'agent': ['agent_0'], 'leader': ['leader']}
+    """
+    out: dict[str, list[str]] = {}
+    for agent in agent_names:
+        prefix, sep, suffix = agent.rpartition("_")
+        out.setdefault(prefix if sep and prefix and suffix.isdigit() else agent, []).append(agent)
+    return out
+
+
 def resolve_group_map(group_map: Any, agent_names: Sequence[str], *,
                       default: MarlGroupMapType | None = None) -> dict[str, list[str]]:
     """The checked group map an env uses: ``group_map`` as given (a dict, or a
     :class:`MarlGroupMapType`), or, when it is ``None``, ``default``'s grouping (when
-    ``default`` is ``None`` too: agents grouped by the part of their name before the last
-    ``"_"``, ``adversary_0`` in ``"adversary"``, as TorchRL's PettingZoo wrapper does)."""
+    ``default`` is ``None`` too: :func:`group_by_name`)."""
     names = list(agent_names)
     if group_map is None and default is not None:
         group_map = default
     if group_map is None:
-        out: dict[str, list[str]] = {}
-        for name in names:
-            out.setdefault(name.rsplit("_", 1)[0] if "_" in name else name, []).append(name)
-        group_map = out
+        group_map = group_by_name(names)
     elif isinstance(group_map, MarlGroupMapType):
         group_map = group_map.get_group_map(names)
     elif not isinstance(group_map, Mapping):

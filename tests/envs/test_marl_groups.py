@@ -23,6 +23,9 @@ def test_resolve_defaults_to_name_prefixes_or_the_given_default():
     assert resolve_group_map(None, AGENTS) == {"adversary": ["adversary_0", "adversary_1"],
                                                "agent": ["agent_0"]}
     assert resolve_group_map(None, ["solo"]) == {"solo": ["solo"]}
+    # only a numeric suffix names a group (TorchRL's rule)
+    assert resolve_group_map(None, ["red_team", "red_1"]) == {"red_team": ["red_team"],
+                                                             "red": ["red_1"]}
     assert resolve_group_map(None, AGENTS, default=MarlGroupMapType.ALL_IN_ONE_GROUP) == {
         "agents": AGENTS}
     assert resolve_group_map(MarlGroupMapType.ONE_GROUP_PER_AGENT, AGENTS)["agent_0"] == [

@@ -33,7 +33,7 @@ from streamrl.data.specs import (
 from streamrl.envs.common import EnvBase
 from streamrl.envs.gym_like import is_numeric
 from streamrl.envs.libs.gym import _ActionConverter
-from streamrl.envs.marl_groups import MarlGroupMapType, resolve_group_map
+from streamrl.envs.marl_groups import MarlGroupMapType, group_by_name, resolve_group_map
 
 __all__ = ["PettingZooEnv", "PettingZooWrapper"]
 
@@ -101,12 +101,7 @@ def _default_group_map(agents: list[str], parallel: bool) -> dict[str, list[str]
     per agent."""
     if not parallel:
         return MarlGroupMapType.ONE_GROUP_PER_AGENT.get_group_map(agents)
-    out: dict[str, list[str]] = {}
-    for agent in agents:
-        prefix, sep, suffix = agent.rpartition("_")
-        group = prefix if sep and prefix and suffix.isdigit() else agent
-        out.setdefault(group, []).append(agent)
-    return out
+    return group_by_name(agents)
 
 
 def _flag_spec(shape: tuple, device: Any) -> Categorical:
