@@ -117,3 +117,14 @@ def test_sac_sota_style_script(tmp_path):
                        "time/speed.csv", "time/train.csv", "time/update.csv",
                        "train/actor_loss.csv", "train/alpha.csv", "train/alpha_loss.csv",
                        "train/q_loss.csv", "train/reward.csv"]
+
+
+def test_maddpg_pettingzoo_competitive_tutorial_layout(tmp_path):
+    pytest.importorskip("pettingzoo")
+    pytest.importorskip("mpe2")
+    out = port("maddpg_pettingzoo.py", tmp_path)
+    assert "group_map: {'adversary': ['adversary_0', 'adversary_1'], 'agent': ['agent_0']}" in out
+    assert "adversary values: (2, 1)" in out and "agent values: (1, 1)" in out
+    # the evaders stop training after iteration 2: 3 iterations of 4 steps, the chasers 4
+    assert "updates: {'adversary': 16, 'agent': 12}" in out
+    assert re.search(r"iteration 3 adversary episode_reward -?[\d.]+", out), out
