@@ -69,8 +69,9 @@ LOWER_RIGHT = [(r, c) for r in range(8, 12) for c in range(7, 12)]
 @dataclass
 class OptionCriticConfig:
     """Hyper-parameters of option-critic in Four Rooms (the paper's: 4 options, gamma 0.99,
-    epsilon 0.01 for picking options, deliberation cost 0.01 in the A2OC follow-up; Adam on
-    batches of ``num_envs x steps_per_env`` steps in place of per-step SGD on a table).
+    epsilon 0.01 for picking options, no deliberation cost, ``termination_reg``: the A2OC
+    follow-up's is 0.01, with which the options here stop ending; Adam on batches of
+    ``num_envs x steps_per_env`` steps in place of per-step SGD on a table).
     ``hidden=0`` makes the heads linear in the one-hot cell (the paper's tabular
     parametrisation)."""
 
@@ -79,7 +80,7 @@ class OptionCriticConfig:
     steps_per_env: int = 8
     lr: float = 3e-3
     gamma: float = 0.99
-    termination_reg: float = 0.01
+    termination_reg: float = 0.0
     entropy_coef: float = 0.01
     epsilon: float = 0.01
     hidden: int = 0

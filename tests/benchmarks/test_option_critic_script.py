@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from streamrl.cli import load_pipeline
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -21,6 +23,27 @@ def test_prints_a_row_per_method(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     for name in (r"option-critic \(4 options\)", r"flat actor-critic \(1 option\)"):
-        assert re.search(rf"^\| {name} \| [^|]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), out
-        assert re.search(rf"^  {name}, seed 0: first goal ", out, re.M), out
+        row = re.search(rf"^\| {name} \| [^|]+ \| [\d.]+ \| [\d.]+ \| ([\d.]+) \|$", out, re.M)
+        assert row and 0 <= float(row.group(1)) <= 1, out
+        assert re.search(rf"^  {name}, seed 0: first goal .*, termination [\d.]+$", out, re.M), out
     assert (tmp_path / "options1-seed0" / "metrics.csv").is_file()
+
+
+def test_set_changes_option_critics_config_only_and_no_flat_leaves_the_baseline_out(
+        tmp_path, monkeypatch, capsys):
+    bench = load_pipeline(ROOT / "benchmarks" / "option_critic.py")
+    assert bench.overrides(["termination_reg=0.05", "num_envs=4"]) == {
+        "termination_reg": 0.05, "num_envs": 4}
+    with pytest.raises(SystemExit, match=r"--set: expected FIELD=VALUE with FIELD one of .*"
+                                         r"found 'bogus=1'"):
+        bench.overrides(["bogus=1"])
+    monkeypatch.setattr(sys, "argv", [
+        "option_critic.py", "--frames", "1280", "--seeds", "0", "--window", "640",
+        "--eval-interval", "640", "--no-flat", "--set", "termination_reg=0.05",
+        "--root", str(tmp_path)])
+    bench.main()  # in this process: no interpreter start-up
+    out = capsys.readouterr().out
+    assert "option-critic (4 options, termination_reg=0.05)" in out
+    assert "flat actor-critic" not in out
+    config = (tmp_path / "options4-termination_reg0.05-seed0" / "config.json").read_text()
+    assert '"termination_reg": 0.05' in config
