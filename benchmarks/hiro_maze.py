@@ -5,14 +5,15 @@ Usage::
 
     flock /tmp/streamrl-heavy.lock python benchmarks/hiro_maze.py \\
         [--env PointMaze_UMazeDense-v3] [--frames 30000] [--seeds 0,1,2] [--episodes 50] \\
-        [--methods hiro,flat] [--hidden 64] [--root DIR]
+        [--methods hiro,flat] [--hidden 64] [--root DIR] [--set FIELD=VALUE ...]
 
 Each (method, seed) trains ``pipelines/hiro_pointmaze.py`` (``--flat`` for flat TD3 on the
 same env, networks and settings) for ``--frames`` frames, then plays its final deterministic
 policy for ``--episodes`` episodes (reset seeds 10000+, side by side, the env's step limit):
 an episode succeeds when the ball comes within 0.45 of the goal (PointMaze's success
 radius) at any step of it. Prints one row per method: the success rate per seed, their mean,
-the mean evaluation return and the wall time per run.
+the mean evaluation return and the wall time per run. ``--set FIELD=VALUE`` (repeatable)
+changes a field of ``HIROConfig`` for both methods (e.g. ``goal_range=1.0``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from streamrl.cli import load_pipeline  # noqa: E402
 from streamrl.envs import SerialEnv  # noqa: E402
 from streamrl.envs.utils import ExplorationType, set_exploration_type  # noqa: E402
-from streamrl.train import load_checkpoint  # noqa: E402
+from streamrl.train import field_overrides, load_checkpoint  # noqa: E402
 
 HIRO = load_pipeline(REPO / "pipelines" / "hiro_pointmaze.py")
 #: PointMaze's success radius
@@ -78,14 +79,20 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--eval-interval", type=int, default=10_000)
     p.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "streamrl-hiro")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     args = p.parse_args()
+    try:
+        changed = field_overrides(HIRO.HIROConfig, args.set)
+    except ValueError as err:
+        p.error(f"--set: {err}")
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
     unknown = sorted(set(methods) - {"hiro", "flat"})
     if unknown:
         p.error(f"--methods: expected hiro and/or flat, found {unknown}")
+    label = "".join(f", {k}={v}" for k, v in changed.items())
     print(f"{args.env}: success rate of the final deterministic policy after {args.frames} "
-          f"frames ({args.episodes} episodes), TD3 hidden {args.hidden}")
+          f"frames ({args.episodes} episodes), TD3 hidden {args.hidden}{label}")
     print("| method | success per seed | mean | return (mean) | wall s per run |")
     print("|---|---|---|---|---|")
     for method in methods:
@@ -93,7 +100,8 @@ def main() -> None:
         for seed in seeds:
             config = HIRO.HIROConfig(env_name=args.env, frames=args.frames, seed=seed,
                                      flat=method == "flat", hidden=args.hidden,
-                                     eval_interval=args.eval_interval, logger="none")
+                                     eval_interval=args.eval_interval, logger="none",
+                                     **changed)
             run_dir = args.root / f"{method}-seed{seed}"
             t0 = time.perf_counter()
             HIRO.train(config, run_dir=run_dir)

@@ -59,6 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from streamrl.cli import load_pipeline  # noqa: E402
+from streamrl.train import field_overrides  # noqa: E402
 
 DATASETS = ("random", "medium", "medium-replay", "expert")
 ALGOS = {"bc": ("bc_offline", "BCConfig"), "td3bc": ("td3bc_offline", "TD3BCConfig"),
@@ -145,17 +146,6 @@ def offline_to_online(args: argparse.Namespace, seed: int, target: float) -> tup
             first_reaching(scratch.evaluations, target))
 
 
-def _option(text: str, p: argparse.ArgumentParser) -> tuple[str, object]:
-    """``FIELD=VALUE`` as ``(field, value)``, the value read as JSON when it parses."""
-    field, sep, value = text.partition("=")
-    if not sep or not field:
-        p.error(f"--o2o-option takes FIELD=VALUE, found {text!r}")
-    try:
-        return field, json.loads(value)
-    except ValueError:
-        return field, value
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--expert", type=Path, required=True,
@@ -187,7 +177,11 @@ def main() -> None:
     if args.o2o_frames and args.env != "Pendulum-v1":
         p.error(f"--o2o-frames: the offline-to-online comparison runs on Pendulum-v1 only, "
                 f"found --env {args.env}")
-    args.o2o_options = dict(_option(text, p) for text in args.o2o_option)
+    o2o = load_pipeline(REPO / "pipelines" / "iql_offline_to_online.py")
+    try:
+        args.o2o_options = field_overrides(o2o.IQLOnlineConfig, args.o2o_option)
+    except ValueError as err:
+        p.error(f"--o2o-option: {err}")
     os.environ["MINARI_DATASETS_PATH"] = str(args.root / "minari")
     os.environ["STREAMRL_DATASETS_ROOT"] = str(args.root / "cache")
     seeds = [int(s) for s in args.seeds.split(",")]

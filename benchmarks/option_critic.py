@@ -23,7 +23,6 @@ every step). ``--set FIELD=VALUE`` (repeatable) changes a field of option-critic
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from streamrl.cli import load_pipeline  # noqa: E402
-from streamrl.train import read_metrics  # noqa: E402
+from streamrl.train import field_overrides, read_metrics  # noqa: E402
 
 OC = load_pipeline(REPO / "pipelines" / "optioncritic_fourrooms.py")
 
@@ -56,20 +55,6 @@ def summarise(run_dir: Path, moved_at: int, window: int
     return first, recovery, evals[-1][1], statistics.mean(tail)
 
 
-def overrides(pairs: list[str]) -> dict[str, object]:
-    """``FIELD=VALUE`` pairs as config fields, each value typed as the field's default."""
-    fields = {f.name: f for f in dataclasses.fields(OC.OptionCriticConfig)}
-    out: dict[str, object] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or name not in fields:
-            raise SystemExit(f"--set: expected FIELD=VALUE with FIELD one of "
-                             f"{sorted(fields)}, found {pair!r}")
-        default = getattr(OC.OptionCriticConfig(), name)
-        out[name] = type(default)(value) if default is not None else int(value)
-    return out
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", type=int, default=400_000)
@@ -82,7 +67,10 @@ def main() -> None:
     p.add_argument("--no-flat", action="store_true")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    changed = overrides(args.set)
+    try:
+        changed = field_overrides(OC.OptionCriticConfig, args.set)
+    except ValueError as err:
+        p.error(f"--set: {err}")
     label = "".join(f", {k}={v}" for k, v in changed.items())
     methods = {f"option-critic ({args.options} options{label})": args.options}
     if not args.no_flat:

@@ -21,6 +21,7 @@ from streamrl.train.config import (
     check_field,
     check_positive_ints,
     config_from_args,
+    field_overrides,
 )
 from streamrl.train.dqn_config import DQNConfig
 from streamrl.train.lagged_collector import LaggedCollector
@@ -52,6 +53,7 @@ __all__ = [
     "check_field",
     "check_positive_ints",
     "config_from_args",
+    "field_overrides",
     "driver",
     "evaluate_episodes",
     "load_checkpoint",

@@ -9,7 +9,13 @@ import typing
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-__all__ = ["add_config_arguments", "check_field", "check_positive_ints", "config_from_args"]
+__all__ = [
+    "add_config_arguments",
+    "check_field",
+    "check_positive_ints",
+    "config_from_args",
+    "field_overrides",
+]
 
 C = TypeVar("C")
 
@@ -69,18 +75,63 @@ def add_config_arguments(
                 f"{config_cls.__name__}.{field.name}: only int, float, str, bool and optional "
                 f"versions of them become flags, found {hints[field.name]!r}"
             )
-        convert = _TYPES[base]
-
-        def parse(text: str, convert: Any = convert, optional: bool = optional) -> Any:
-            if optional and text.lower() == "none":
-                return None
-            return convert(text)
-
-        parse.__name__ = base.__name__  # argparse names the type in its error messages
+        parse = _parser(base, optional)
         group.add_argument(_flag(field.name), type=parse, default=None if required else default,
                            required=required, metavar=base.__name__.upper(),
                            help=f"(default: {default})")
     return parser
+
+
+def _parser(base: type, optional: bool) -> Any:
+    """The text -> value function of a field typed ``base`` (``int``, ``float``, ``str``;
+    ``none`` for ``None`` when ``optional``), named for argparse's error messages."""
+    convert = _TYPES[base]
+
+    def parse(text: str) -> Any:
+        if optional and text.lower() == "none":
+            return None
+        return convert(text)
+
+    parse.__name__ = base.__name__
+    return parse
+
+
+def field_overrides(config_cls: type, pairs: Sequence[str]) -> dict[str, Any]:
+    """``FIELD=VALUE`` texts (a benchmark's ``--set``) as keyword arguments of the dataclass
+    ``config_cls``, each value read as its field's type (``true``/``false`` for a bool,
+    ``none`` for an optional field). ``ValueError`` naming the text for an unknown field, a
+    text without ``=`` or a value that does not read as the field's type.
+
+    >>> @dataclasses.dataclass
+    ... class Cfg:
+    ...     lr: float = 1e-3
+    ...     flat: bool = False
+    ...     lag: int | None = None
+    >>> field_overrides(Cfg, ["lr=0.01", "flat=true", "lag=none"])
+    {'lr': 0.01, 'flat': True, 'lag': None}
+    """
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in fields:
+            raise ValueError(f"expected FIELD=VALUE with FIELD a field of "
+                             f"{config_cls.__name__} ({', '.join(sorted(fields))}), found "
+                             f"{pair!r}")
+        base, optional = _field_type(hints[name])
+        try:
+            if base is bool:
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                out[name] = text.lower() in ("true", "1")
+            else:
+                out[name] = _parser(base, optional)(text)
+        except (ValueError, KeyError):
+            raise ValueError(f"{pair!r}: {config_cls.__name__}.{name} is "
+                             f"{getattr(base, '__name__', base)}"
+                             f"{' or none' if optional else ''}, found {text!r}") from None
+    return out
 
 
 def config_from_args(config_cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:

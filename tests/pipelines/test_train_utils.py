@@ -342,3 +342,28 @@ def test_evaluate_episodes_unbatched_env():
         assert returns.shape == (1,) and 5 <= returns.item() <= 15
     finally:
         env.close()
+
+
+def test_field_overrides_read_each_value_as_its_fields_type():
+    from streamrl.train import field_overrides
+
+    @dataclasses.dataclass
+    class Cfg:
+        lr: float = 1e-3
+        seed: int = 0
+        flat: bool = False
+        name: str = "x"
+        lag: int | None = None
+
+    assert field_overrides(Cfg, ["lr=0.5", "seed=3", "flat=1", "name=y", "lag=2"]) == {
+        "lr": 0.5, "seed": 3, "flat": True, "name": "y", "lag": 2}
+    assert field_overrides(Cfg, ["flat=False", "lag=None"]) == {"flat": False, "lag": None}
+    with pytest.raises(ValueError, match=r"FIELD a field of Cfg \(flat, lag, lr, name, seed\), "
+                                         r"found 'bogus=1'"):
+        field_overrides(Cfg, ["bogus=1"])
+    with pytest.raises(ValueError, match=r"found 'seed'"):
+        field_overrides(Cfg, ["seed"])
+    with pytest.raises(ValueError, match=r"'seed=1.5': Cfg.seed is int, found '1.5'"):
+        field_overrides(Cfg, ["seed=1.5"])
+    with pytest.raises(ValueError, match=r"'flat=yes': Cfg.flat is bool, found 'yes'"):
+        field_overrides(Cfg, ["flat=yes"])
