@@ -93,7 +93,9 @@ class HIROConfig(_td3.TD3Config):
     """Hyper-parameters of HIRO on PointMaze (TD3 at both levels, ``td3_mujoco``'s fields;
     HIRO's goal every 10 steps, 8 relabelling candidates around the travelled
     displacement). ``exploration_noise`` is in units of the action's half-range,
-    ``high_exploration_noise`` in units of ``goal_range``."""
+    ``high_exploration_noise`` in units of ``goal_range``. ``goal_range`` 0.5: about what the
+    ball covers in 10 steps (0.13 from rest at full force, 0.5 at its top speed), as HIRO
+    bounds goals by what the low level can reach in one segment."""
 
     env_name: str = "PointMaze_UMazeDense-v3"
     frames: int = 100_000
@@ -105,7 +107,7 @@ class HIROConfig(_td3.TD3Config):
     exploration_noise: float = 0.2
     flat: bool = False
     goal_every: int = 10
-    goal_range: float = 2.0
+    goal_range: float = 0.5
     high_exploration_noise: float = 0.25
     high_batch_size: int = 128
     high_updates_per_segment: float = 1.0
