@@ -48,43 +48,59 @@ def check_reset(env: Any) -> TensorDictBase:
 
 
 def check_step(env: Any) -> None:
-    """step() writes "next" with observations, reward and done = terminated | truncated."""
+    """step() writes "next" with observations, rewards (each of its spec's shape, with a
+    trailing dim of 1: ``[*batch, 1]``, or ``[*batch, n_agents, 1]`` for an agent group)
+    and done = terminated | truncated (at the root and in any group with its own flags)."""
     td = env.rand_step(env.reset())
     nxt = td.get("next")
     for key in env.full_observation_spec.keys(True, True):
         if not env.full_observation_spec[key].is_in(nxt.get(key)):
             _fail(f"step: next {key!r} not in its spec")
-    reward = nxt.get("reward")
-    if reward.shape != (*env.batch_size, 1):
-        _fail(f"step: reward shape {tuple(reward.shape)}, expected {(*env.batch_size, 1)}")
-    if not torch.equal(nxt.get("done"), nxt.get("terminated") | nxt.get("truncated")):
-        _fail("step: done != terminated | truncated")
-    if not env.action_spec.is_in(td.get(env.action_key)):
-        _fail("step: the action written by rand_action is not in the action spec")
+    nb = len(env.batch_size)
+    for key in env.reward_keys:
+        reward, want = nxt.get(key), env.full_reward_spec[key].shape
+        if reward.shape != want or want[:nb] != env.batch_size or want[-1:] != (1,):
+            _fail(f"step: reward shape {tuple(reward.shape)} ({key!r}), expected its spec's "
+                  f"{tuple(want)}, which starts with {tuple(env.batch_size)} and ends with 1")
+    for key in env.done_keys:
+        path = (key,) if isinstance(key, str) else tuple(key)
+        if path[-1] != "done":
+            continue
+        flags = [nxt.get((*path[:-1], k), None) for k in ("terminated", "truncated")]
+        if flags[0] is None or flags[1] is None:
+            continue  # a group with a done flag only
+        if not torch.equal(nxt.get(path), flags[0] | flags[1]):
+            where = "" if len(path) == 1 else f" in group {path[:-1]!r}"
+            _fail(f"step: done != terminated | truncated{where}")
+    for key in env.action_keys:
+        if not env.full_action_spec[key].is_in(td.get(key)):
+            _fail(f"step: the action {key!r} written by rand_action is not in its spec")
 
 
 def check_bad_actions(env: Any) -> None:
-    """A wrong action dtype gives TypeError, a wrong shape gives ValueError.
+    """A wrong action dtype gives TypeError, a wrong shape gives ValueError (for the env's
+    first action key, ``env.action_key``).
 
     (A discrete action given as whole-valued floats, what torch's distributions sample, is
     accepted and cast; one with fractional values is the wrong dtype.)"""
-    td = env.reset()
-    action = env.action_spec.rand()
+    key = env.action_key
+    td = env.rand_action(env.reset())  # the other action keys (agent groups) are valid
+    action = env.full_action_spec[key].rand()
     if action.is_floating_point():
         wrong = action.to(torch.float64 if action.dtype != torch.float64 else torch.float32)
     else:
         wrong = action.to(torch.float32) + 0.5
-    td.set("action", wrong)
+    td.set(key, wrong)
     try:
         env.step(td)
     except TypeError:
         pass
     else:
         _fail("step accepted an action of the wrong dtype")
-    td = env.reset()
+    td = env.rand_action(env.reset())
     bad = torch.zeros((*action.shape, 2), dtype=action.dtype)
     try:
-        td.set("action", bad)
+        td.set(key, bad)
     except RuntimeError:
         return  # the TensorDict itself refuses a wrongly batched action
     try:
@@ -147,7 +163,7 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
         # random actions drawn up front, taken in one step_into call
         with make_env() as env:
             torch.manual_seed(1)
-            actions = [env.action_spec.rand() for _ in range(steps)]
+            actions = [env.full_action_spec[env.action_key].rand() for _ in range(steps)]
             env.set_seed(0)
             torch.manual_seed(2)
             td = env.reset()
@@ -166,7 +182,8 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
             env.set_seed(0)
             torch.manual_seed(2)
             plain, root = run_steps(
-                env, env.reset(), n, _Replay(actions), break_when_any_done=brk, buffered=False
+                env, env.reset(), n, _Replay(actions, env.action_key), break_when_any_done=brk,
+                buffered=False,
             )
         what = f"random actions in one step_into call (break_when_any_done={brk})"
         _same(in_one_call, plain, f"{what}: batch")
@@ -176,11 +193,12 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
 class _Replay:
     """A policy that takes the given actions, one per call."""
 
-    def __init__(self, actions: tuple) -> None:
+    def __init__(self, actions: tuple, key: Any = "action") -> None:
         self.actions = iter(actions)
+        self.key = key
 
     def __call__(self, td: TensorDictBase) -> TensorDictBase:
-        return td.set("action", next(self.actions).clone())
+        return td.set(self.key, next(self.actions).clone())
 
 
 def _same(got: TensorDictBase, want: TensorDictBase, what: str) -> None:

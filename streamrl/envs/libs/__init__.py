@@ -1,11 +1,13 @@
 """Wrappers around third-party environment libraries: gymnasium
 (:mod:`streamrl.envs.libs.gym`) and DeepMind Control (:mod:`streamrl.envs.libs.dm_control`,
 which imports dm_control only when an env is built) and EnvPool
-(:mod:`streamrl.envs.libs.envpool`, likewise)."""
+(:mod:`streamrl.envs.libs.envpool`, likewise) and VMAS (:mod:`streamrl.envs.libs.vmas`,
+likewise)."""
 
 from streamrl.envs.libs.dm_control import DMControlEnv, DMControlWrapper
 from streamrl.envs.libs.envpool import MultiThreadedEnv, MultiThreadedEnvWrapper
 from streamrl.envs.libs.gym import GymEnv, GymWrapper, gym_backend, set_gym_backend
+from streamrl.envs.libs.vmas import VmasEnv, VmasWrapper
 
 __all__ = [
     "DMControlEnv",
@@ -14,6 +16,8 @@ __all__ = [
     "GymWrapper",
     "MultiThreadedEnv",
     "MultiThreadedEnvWrapper",
+    "VmasEnv",
+    "VmasWrapper",
     "gym_backend",
     "set_gym_backend",
 ]
