@@ -356,3 +356,51 @@ def test_collector_random_frames_draw_every_group_action():
     collector.shutdown()
     assert first["agents", "action"].abs().sum() > 0  # random, not the policy's zeros
     assert not second["agents", "action"].any()
+
+
+def test_the_multi_agent_ppo_tutorials_env_and_collector():
+    """The env, policy and collector of TorchRL's multi-agent PPO tutorial (a linear policy
+    over the agent dim in place of its MultiAgentMLP)."""
+    from tensordict.nn import TensorDictModule
+    from tensordict.nn.distributions import NormalParamExtractor
+
+    from streamrl.data import LazyTensorStorage, ReplayBuffer, SamplerWithoutReplacement
+    from streamrl.modules import ProbabilisticActor, TanhNormal
+
+    env = VmasEnv(scenario="navigation", num_envs=4, continuous_actions=True, max_steps=5,
+                  device="cpu", n_agents=3)
+    env = TransformedEnv(env, RewardSum(in_keys=[env.reward_key],
+                                        out_keys=[("agents", "episode_reward")]))
+    check_env_specs(env)
+    assert env.rollout(5).batch_size == (4, 5)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(env.observation_spec["agents", "observation"].shape[-1],
+                        2 * env.action_spec.shape[-1]),
+        NormalParamExtractor(),
+    )
+    policy = ProbabilisticActor(
+        module=TensorDictModule(net, in_keys=[("agents", "observation")],
+                                out_keys=[("agents", "loc"), ("agents", "scale")]),
+        spec=env.action_spec_unbatched,
+        in_keys=[("agents", "loc"), ("agents", "scale")],
+        out_keys=[env.action_key],
+        distribution_class=TanhNormal,
+        distribution_kwargs={"low": env.full_action_spec_unbatched[env.action_key].space.low,
+                             "high": env.full_action_spec_unbatched[env.action_key].space.high},
+        return_log_prob=True,
+    )
+    collector = Collector(env, policy, device="cpu", storing_device="cpu",
+                          frames_per_batch=20, total_frames=40)
+    buffer = ReplayBuffer(storage=LazyTensorStorage(20), sampler=SamplerWithoutReplacement(),
+                          batch_size=10)
+    for data in collector:
+        shape = data.get_item_shape(("next", env.reward_key))
+        data.set(("next", "agents", "done"), data.get(("next", "done")).unsqueeze(-1).expand(shape))
+        buffer.extend(data.reshape(-1))
+        sample = buffer.sample()
+        assert sample["agents", "action"].shape == (10, 3, 2)
+        assert sample["next", "agents", "done"].shape == (10, 3, 1)
+        done = data.get(("next", "agents", "done"))
+        assert done.any()  # episodes of 5 steps in batches of 5
+        assert torch.isfinite(data["next", "agents", "episode_reward"][done]).all()
+    collector.shutdown()
