@@ -20,6 +20,7 @@ from streamrl.envs.libs.dm_control import DMControlEnv, DMControlWrapper
 from streamrl.envs.libs.envpool import MultiThreadedEnv, MultiThreadedEnvWrapper
 from streamrl.envs.libs.gym import GymEnv, GymWrapper, gym_backend, set_gym_backend
 from streamrl.envs.libs.pettingzoo import PettingZooEnv, PettingZooWrapper
+from streamrl.envs.libs.vmas import VmasEnv, VmasWrapper
 from streamrl.envs.marl_groups import MarlGroupMapType, check_marl_grouping
 from streamrl.envs.parallel import ParallelEnv
 from streamrl.envs.step_buffers import StepBuffers
@@ -60,6 +61,8 @@ __all__ = [
     "RandomPolicy",
     "SerialEnv",
     "StepBuffers",
+    "VmasEnv",
+    "VmasWrapper",
     "check_env_specs",
     "check_marl_grouping",
     "default_info_dict_reader",

@@ -6,7 +6,9 @@ path: the batched env writes the step's inputs (the action entries and the state
 caller gave) into ``inputs``, each sub-env reads its row, steps, and writes the entries of the
 output specs (observations, reward, done flags) into its row of ``outputs``. Resets go through
 the same rows: a sub-env is reset with the state entries given for it and writes its
-observations and state entries into its row of ``root`` (the batched env's current root). All of it may live in
+observations and state entries into its row of ``root`` (the batched env's current root). A
+sub-env with a batch of its own (a VMAS env, say) is given the rows of the ``"_reset"`` mask
+that are its own, with its current root: only those of its envs restart. All of it may live in
 shared memory, so a worker process steps through the same rows (:class:`ParallelEnv
 <streamrl.envs.ParallelEnv>`), with nothing pickled per step.
 
@@ -72,6 +74,8 @@ class BatchedIO:
         self.next_inputs = {k: state_spec[k].zero() for k in self.state_keys}
         self.next_given = torch.zeros(len(self.state_keys), dtype=torch.bool)
         self.outputs = {k: s.zero() for k, s in output_specs.items()}
+        # the "_reset" mask of a reset: which rows of a batched sub-env restart
+        self.reset_mask = torch.ones((*self.batch_size, 1), dtype=torch.bool)
         self.root = root
         self.obs_keys = [k for k in root if k not in FLAGS]
         # the root entries a step passes on: observations (state entries only when given)
@@ -86,6 +90,7 @@ class BatchedIO:
                 v.share_memory_()
         self.given.share_memory_()
         self.next_given.share_memory_()
+        self.reset_mask.share_memory_()
         return self
 
     # ------------------------------------------------------------ batched side
@@ -93,9 +98,16 @@ class BatchedIO:
         self, tensordict: TensorDictBase | None, rows: list[int] | None = None, action: bool = True
     ) -> None:
         """Copy the inputs of one call from ``tensordict`` (rows ``rows``; None: all): the
-        action entries (with ``action``) and the state entries it holds."""
+        action entries (with ``action``) and the state entries it holds; for a reset (not
+        ``action``) its ``"_reset"`` mask (all rows when it has none)."""
         for k in self.action_keys if action else ():
             self._copy(k, tensordict.get(k), rows)
+        if not action:
+            mask = None if tensordict is None else tensordict.get("_reset", None)
+            if mask is None:
+                self.reset_mask.fill_(True)
+            else:
+                self.reset_mask.copy_(mask.reshape(self.reset_mask.shape))
         given = self.given
         for j, k in enumerate(self.state_keys):
             value = None if tensordict is None else tensordict.get(k, None)
@@ -131,6 +143,7 @@ class BatchedIO:
             self.inputs[k][rows] = v[src_rows]
         for k, v in src.next_inputs.items():
             self.next_inputs[k][rows] = v[src_rows]
+        self.reset_mask[rows] = src.reset_mask[src_rows]
         self.given.copy_(src.given)
         self.next_given.copy_(src.next_given)
 
@@ -156,6 +169,7 @@ class BatchedIO:
             row.inputs = {k: v[i] for k, v in self.inputs.items()}
             row.next_inputs = {k: v[i] for k, v in self.next_inputs.items()}
             row.outputs = {k: v[i] for k, v in self.outputs.items()}
+            row.reset_mask = self.reset_mask[i]
             row.root = {k: v[i] for k, v in self.root.items()}
             row._rows = {}
             self._rows[i] = row
@@ -177,8 +191,19 @@ class BatchedIO:
         return _td(src, self.batch_size)
 
     def reset(self, env: Any) -> None:
-        """Reset ``env`` with the state entries given for it; write its root row."""
+        """Reset ``env`` with the state entries given for it; write its root row. A batched
+        sub-env whose rows of the ``"_reset"`` mask are not all set gets them, with its
+        current root (so that its envs not reset, and the transforms' entries of those
+        envs, stay as they are)."""
         given = self._input_td(action=False)
+        mask = self.reset_mask
+        partial = bool(self.batch_size) and not bool(mask.all())
+        if partial:
+            src = {k: v.clone() for k, v in self.root.items()}
+            if given is not None:
+                src.update(given.items(True, True))
+            src["_reset"] = mask.clone()
+            given = _td(src, self.batch_size)
         out = env.reset(given)
         for k in self.obs_keys:
             value = out.get(k, None)
@@ -189,7 +214,10 @@ class BatchedIO:
             else:
                 self.root[k].copy_(value)
         for k in FLAGS:
-            self.root[k].fill_(False)
+            if partial:
+                self.root[k].masked_fill_(mask, False)
+            else:
+                self.root[k].fill_(False)
 
     def step(self, env: Any) -> None:
         """Step ``env`` with its input row; write its output row."""

@@ -417,19 +417,30 @@ class EnvBase(EnvSpecs, nn.Module):
         self._check_open()
         self._check_batch(tensordict, "step")
         if self.check_actions:
-            _, keys, spec, _ = self._action_info()
+            full, keys, spec, _ = self._action_info()
             for key in keys:
                 action = tensordict.get(key, None)
                 if action is None:
                     raise KeyError(
                         f"step: missing action key {key!r}; found keys {list(tensordict.keys())}"
                     )
-            given = tensordict.get(keys[0])
-            if tensordict.batch_size != self.batch_size:  # an unlocked env, more leading dims
-                spec = spec.expand(*tensordict.batch_size, *spec.shape[len(self.batch_size):])
-            action = self._check_action(given, spec)
-            if action is not given:  # a float one-hot/index action: the env runs its cast
-                tensordict.set(keys[0], action)
+            for i, key in enumerate(keys):
+                # every action leaf is checked: an env with agent groups has one per group
+                given = tensordict.get(key)
+                leaf = spec if i == 0 else full[key]
+                if i and not isinstance(leaf, TensorSpec):
+                    continue
+                if tensordict.batch_size != self.batch_size:  # unlocked env, more leading dims
+                    leaf = leaf.expand(*tensordict.batch_size,
+                                       *leaf.shape[len(self.batch_size):])
+                try:
+                    action = self._check_action(given, leaf)
+                except (TypeError, ValueError) as err:
+                    if key == "action":
+                        raise
+                    raise type(err)(f"{key!r}: {err}") from None
+                if action is not given:  # a float one-hot/index action: the env runs its cast
+                    tensordict.set(key, action)
         return self._step_checked(tensordict)
 
     def _step_checked(self, tensordict: TensorDictBase) -> TensorDictBase:

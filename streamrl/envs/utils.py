@@ -144,39 +144,41 @@ def step_mdp(
     excl_root = set(excl_next) | {"next"}
     if exclude_action:
         excl_root.update(_as_keys(action_keys))
-    nested = any(isinstance(k, tuple) for k in excl_root)
-    if nested:
-        src = {}
-        if keep_other:
-            root = tensordict.exclude(*excl_root)
-            src.update(root.items())
-        src.update(
-            (k, v.copy() if isinstance(v, TensorDictBase) else v)
-            for k, v in (nxt.exclude(*excl_next) if excl_next else nxt).items()
-        )
-        # a nested reward or action whose sub-tensordict holds nothing else leaves no empty
-        # entry behind (reset outputs have none: stacking the steps would fail)
-        for key in excl_root:
-            if isinstance(key, tuple) and len(key) > 1:
-                sub = src.get(key[0])
-                if isinstance(sub, TensorDictBase) and sub.is_empty():
-                    del src[key[0]]
-    else:
-        src = {}
-        if keep_other:
-            for k, v in tensordict.items():
-                if k not in excl_root:
-                    src[k] = v
-        for k, v in nxt.items():
-            if k not in excl_next:
-                # a nested entry (an agent group) is a new sub-tensordict: a reset that
-                # updates the root in place must not write into the step's "next"
-                src[k] = v if type(v) is torch.Tensor or not isinstance(v, TensorDictBase) \
-                    else v.copy()
+    src: dict = {}
+    if keep_other:
+        _carry(src, tensordict, _unravel(excl_root), ())
+    _carry(src, nxt, _unravel(excl_next), ())
     if next_tensordict is not None:
         next_tensordict.update(src)
         return next_tensordict
     return TensorDict._new_unsafe(src, batch_size=tensordict.batch_size, device=tensordict.device)
+
+
+def _unravel(keys: set) -> set:
+    """``keys`` with one-element tuple keys as strings (``("action",)`` is ``"action"``)."""
+    return {k[0] if isinstance(k, tuple) and len(k) == 1 else k for k in keys}
+
+
+def _carry(dest: dict, td: TensorDictBase, excluded: set, prefix: tuple) -> None:
+    """Copy the entries of ``td`` not in ``excluded`` into ``dest`` (keys relative to
+    ``prefix``). A nested TensorDict (an agent group) is merged with the one ``dest`` holds
+    under its key (as TorchRL's ``step_mdp`` does: a group's root entries and its next
+    entries end up side by side) into a new TensorDict, so that a reset updating the
+    result in place never writes into the step's ``"next"``; one whose entries are all
+    excluded is left out (a reset output has none: stacking the steps would fail)."""
+    for k, v in td.items():
+        key = (*prefix, k) if prefix else k
+        if key in excluded:
+            continue
+        if type(v) is torch.Tensor or not isinstance(v, TensorDictBase) or _is_non_tensor(v):
+            dest[k] = v
+            continue
+        held = dest.get(k)
+        sub = dict(held.items()) if isinstance(held, TensorDictBase) and not \
+            _is_non_tensor(held) else {}
+        _carry(sub, v, excluded, key if prefix else (k,))
+        if sub or v.is_empty():
+            dest[k] = TensorDict._new_unsafe(sub, batch_size=v.batch_size, device=v.device)
 
 
 def check_env_specs(

@@ -301,8 +301,11 @@ class Rollout(Operator):
             probe = self._td.clone()
             given = set(probe.keys(True, True))
             out = self._acting(probe)
+            # the env's action keys (one per agent group) are drawn at random, not zeroed
+            actions = {"action", *self.env.action_keys}
             keys = [k for k in out.keys(True, True)
-                    if k not in given and k != "action" and (k if isinstance(k, str) else k[0])
+                    if k not in given and k not in actions and (k if isinstance(k, str)
+                                                                 else k[0])
                     not in ("next", "collector")]
             self._outputs = out.select(*keys)
         return self._outputs

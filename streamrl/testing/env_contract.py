@@ -48,8 +48,9 @@ def check_reset(env: Any) -> TensorDictBase:
 
 
 def check_step(env: Any) -> None:
-    """step() writes "next" with observations, rewards and done = terminated | truncated
-    (every reward and done entry: a multi-agent env has one per agent group)."""
+    """step() writes "next" with observations, rewards (each of its spec's shape, with a
+    trailing dim of 1: ``[*batch, 1]``, or ``[*batch, n_agents, 1]`` for an agent group)
+    and done = terminated | truncated (at the root and in any group with its own flags)."""
     td = env.rand_action(env.reset())
     # the actions are checked before the step: a step may change the spec (an action mask)
     for key in env.action_keys:
@@ -59,30 +60,32 @@ def check_step(env: Any) -> None:
     for key in env.full_observation_spec.keys(True, True):
         if not env.full_observation_spec[key].is_in(nxt.get(key)):
             _fail(f"step: next {key!r} not in its spec")
+    nb = len(env.batch_size)
     for key in env.reward_keys:
         reward, want = nxt.get(key), env.full_reward_spec[key].shape
-        nb = len(env.batch_size)
         if reward.shape != want or want[:nb] != env.batch_size or want[-1:] != (1,):
-            _fail(f"step: reward shape {tuple(reward.shape)} of {key!r}, expected its "
-                  f"spec's {tuple(want)}, of the form (*batch_size, ..., 1) with batch_size "
-                  f"{tuple(env.batch_size)}")
+            _fail(f"step: reward shape {tuple(reward.shape)} ({key!r}), expected its spec's "
+                  f"{tuple(want)}, which starts with {tuple(env.batch_size)} and ends with 1")
     for key in env.done_keys:
-        if (key if isinstance(key, str) else key[-1]) != "done":
+        path = (key,) if isinstance(key, str) else tuple(key)
+        if path[-1] != "done":
             continue
-        prefix = () if isinstance(key, str) else key[:-1]
-        flags = [nxt.get((*prefix, k)) for k in _FLAGS]
-        if not torch.equal(flags[0], flags[1] | flags[2]):
-            where = "" if isinstance(key, str) else f" (of {prefix!r})"
+        flags = [nxt.get((*path[:-1], k), None) for k in ("terminated", "truncated")]
+        if flags[0] is None or flags[1] is None:
+            continue  # a group with a done flag only
+        if not torch.equal(nxt.get(path), flags[0] | flags[1]):
+            where = "" if len(path) == 1 else f" in group {path[:-1]!r}"
             _fail(f"step: done != terminated | truncated{where}")
 
 
 def check_bad_actions(env: Any) -> None:
-    """A wrong action dtype gives TypeError, a wrong shape gives ValueError.
+    """A wrong action dtype gives TypeError, a wrong shape gives ValueError (for the env's
+    first action key, ``env.action_key``).
 
     (A discrete action given as whole-valued floats, what torch's distributions sample, is
     accepted and cast; one with fractional values is the wrong dtype.)"""
-    # every action entry set (an env with several action keys needs them all), the first
-    # one made wrong
+    # every action entry set (an env with several action keys, one per agent group, needs
+    # them all), the first one made wrong
     td = env.rand_action(env.reset())
     key = env.action_key
     action = env.full_action_spec[key].rand()
@@ -163,7 +166,7 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
         # random actions drawn up front, taken in one step_into call
         with make_env() as env:
             torch.manual_seed(1)
-            actions = [env.action_spec.rand() for _ in range(steps)]
+            actions = [env.full_action_spec[env.action_key].rand() for _ in range(steps)]
             env.set_seed(0)
             torch.manual_seed(2)
             td = env.reset()
@@ -182,7 +185,8 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
             env.set_seed(0)
             torch.manual_seed(2)
             plain, root = run_steps(
-                env, env.reset(), n, _Replay(actions), break_when_any_done=brk, buffered=False
+                env, env.reset(), n, _Replay(actions, env.action_key), break_when_any_done=brk,
+                buffered=False,
             )
         what = f"random actions in one step_into call (break_when_any_done={brk})"
         _same(in_one_call, plain, f"{what}: batch")
@@ -192,11 +196,12 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
 class _Replay:
     """A policy that takes the given actions, one per call."""
 
-    def __init__(self, actions: tuple) -> None:
+    def __init__(self, actions: tuple, key: Any = "action") -> None:
         self.actions = iter(actions)
+        self.key = key
 
     def __call__(self, td: TensorDictBase) -> TensorDictBase:
-        return td.set("action", next(self.actions).clone())
+        return td.set(self.key, next(self.actions).clone())
 
 
 def _same(got: TensorDictBase, want: TensorDictBase, what: str) -> None:

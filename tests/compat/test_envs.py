@@ -1,6 +1,7 @@
 """Compatibility with TorchRL 0.14's env core (torchrl.envs, .common, .batched_envs,
-.env_creator, .utils, .libs.gym, .libs.dm_control, .libs.pettingzoo, .custom): every name
-listed here imports from the same path under ``streamrl`` and its documented constructor and main method work.
+.env_creator, .utils, .libs.gym, .libs.dm_control, .libs.pettingzoo, .libs.vmas, .custom):
+every name listed here imports from the same path under ``streamrl`` and its documented
+constructor and main method work.
 Names of these modules that streamrl does not provide are listed in
 docs/torchrl_differences.md."""
 
@@ -17,7 +18,7 @@ PROVIDED = {
         "make_composite_from_td", "set_exploration_type", "set_gym_backend", "step_mdp",
         "make_tensordict", "terminated_or_truncated", "default_info_dict_reader",
         "BaseInfoDictReader", "DMControlEnv", "DMControlWrapper", "MarlGroupMapType",
-        "check_marl_grouping", "PettingZooEnv", "PettingZooWrapper",
+        "check_marl_grouping", "PettingZooEnv", "PettingZooWrapper", "VmasEnv", "VmasWrapper",
     ],
     "torchrl.envs.gym_like": ["default_info_dict_reader", "BaseInfoDictReader"],
     "torchrl.envs.common": ["EnvBase"],
@@ -30,10 +31,11 @@ PROVIDED = {
     ],
     "torchrl.envs.libs": ["GymEnv", "GymWrapper", "gym_backend", "set_gym_backend",
                           "DMControlEnv", "DMControlWrapper", "PettingZooEnv",
-                          "PettingZooWrapper"],
+                          "PettingZooWrapper", "VmasEnv", "VmasWrapper"],
     "torchrl.envs.libs.gym": ["GymEnv", "GymWrapper"],
     "torchrl.envs.libs.dm_control": ["DMControlEnv", "DMControlWrapper"],
     "torchrl.envs.libs.pettingzoo": ["PettingZooEnv", "PettingZooWrapper"],
+    "torchrl.envs.libs.vmas": ["VmasEnv", "VmasWrapper"],
     "torchrl.envs.custom": ["PendulumEnv"],
     "torchrl.envs.custom.pendulum": ["PendulumEnv"],
 }
