@@ -128,3 +128,14 @@ def test_maddpg_pettingzoo_competitive_tutorial_layout(tmp_path):
     # the evaders stop training after iteration 2: 3 iterations of 4 steps, the chasers 4
     assert "updates: {'adversary': 16, 'agent': 12}" in out
     assert re.search(r"iteration 3 adversary episode_reward -?[\d.]+", out), out
+
+
+def test_mappo_vmas_tutorial_layout(tmp_path):
+    pytest.importorskip("vmas")
+    out = port("mappo_vmas.py", tmp_path)
+    assert "group_map: {'agents': ['agent_0', 'agent_1', 'agent_2']}" in out
+    assert "action_key: ('agents', 'action') reward_key: ('agents', 'reward')" in out
+    assert "batch: (8, 50)" in out and "advantage: (8, 50, 3, 1)" in out
+    assert "iterations: 3" in out
+    means = [float(m) for m in re.findall(r"episode_reward_mean (-?[\d.]+)", out)]
+    assert len(means) == 3
