@@ -25,10 +25,10 @@ from streamrl.objectives.dqn import DQNLoss
 from streamrl.objectives.hiro import hiro_relabel
 from streamrl.objectives.iql import IQLLoss
 from streamrl.objectives.maml import maml_adapt, maml_adapt_tasks, maml_task_losses
+from streamrl.objectives.multiagent import QMixerLoss
 from streamrl.objectives.optim import KLAdaptiveLR, group_optimizers
 from streamrl.objectives.option_critic import OptionCriticLoss
 from streamrl.objectives.ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
-from streamrl.objectives.qmixer import QMixerLoss
 from streamrl.objectives.redq import REDQLoss
 from streamrl.objectives.reinforce import ReinforceLoss
 from streamrl.objectives.sac import SACLoss

@@ -26,6 +26,10 @@ PATHS = {
         "LinearScheduler", "StepScheduler", "SchedulerList", "LambdaScheduler",
         "ParameterScheduler"]),
     "streamrl.modules.models.exploration": ("streamrl.modules", ["NoisyLinear"]),
+    "streamrl.modules.models.multiagent": ("streamrl.modules", [
+        "MultiAgentMLP", "MultiAgentConvNet", "QMixer", "VDNMixer"]),
+    "streamrl.objectives.multiagent": ("streamrl.objectives", ["QMixerLoss"]),
+    "streamrl.objectives.multiagent.qmixer": ("streamrl.objectives", ["QMixerLoss"]),
     "streamrl.objectives.value.advantages": ("streamrl.objectives.value", ["GAE", "TD0Estimator"]),
 }
 

@@ -139,3 +139,12 @@ def test_mappo_vmas_tutorial_layout(tmp_path):
     assert "iterations: 3" in out
     means = [float(m) for m in re.findall(r"episode_reward_mean (-?[\d.]+)", out)]
     assert len(means) == 3
+
+
+def test_qmix_vmas_example_layout(tmp_path):
+    pytest.importorskip("vmas")
+    out = port("qmix_vmas.py", tmp_path)
+    assert "actions: 9 agents: 2" in out
+    assert "updates: 12" in out and "chosen: (6, 40, 2, 1)" in out
+    eps = [float(e) for e in re.findall(r"eps (-?[\d.]+)", out)]
+    assert eps == [0.1, 0.0, 0.0]  # annealed from 0.3 over half the 720 frames

@@ -14,9 +14,11 @@ from torch import nn
 from streamrl._utils.swap import params_in
 from streamrl.modules.ensemble import stack_params
 from streamrl.modules.models.convnet import ConvNet
+from streamrl.modules.models.mixers import QMixer, VDNMixer
 from streamrl.modules.models.mlp import MLP
 
-__all__ = ["MultiAgentConvNet", "MultiAgentMLP"]
+# the mixers are at this path in TorchRL too (torchrl.modules.models.multiagent)
+__all__ = ["MultiAgentConvNet", "MultiAgentMLP", "QMixer", "VDNMixer"]
 
 
 class MultiAgentMLP(nn.Module):
