@@ -144,22 +144,63 @@ def step_mdp(
     excl_root = set(excl_next) | {"next"}
     if exclude_action:
         excl_root.update(_as_keys(action_keys))
-    src: dict = {}
-    if keep_other:
-        _carry(src, tensordict, _unravel(excl_root), ())
-    _carry(src, nxt, _unravel(excl_next), ())
+    root_excluded, root_heads = _unravel(excl_root)
+    next_excluded, next_heads = _unravel(excl_next)
+    src = None if root_heads or next_heads else _flat_step(tensordict, nxt, keep_other,
+                                                             root_excluded, next_excluded)
+    if src is None:  # an agent group under both: merged entry by entry
+        src = {}
+        if keep_other:
+            _carry(src, tensordict, root_excluded, root_heads, ())
+        _carry(src, nxt, next_excluded, next_heads, ())
     if next_tensordict is not None:
         next_tensordict.update(src)
         return next_tensordict
     return TensorDict._new_unsafe(src, batch_size=tensordict.batch_size, device=tensordict.device)
 
 
-def _unravel(keys: set) -> set:
-    """``keys`` with one-element tuple keys as strings (``("action",)`` is ``"action"``)."""
-    return {k[0] if isinstance(k, tuple) and len(k) == 1 else k for k in keys}
+_NO_HEADS: frozenset = frozenset()
 
 
-def _carry(dest: dict, td: TensorDictBase, excluded: set, prefix: tuple) -> None:
+def _unravel(keys: set) -> tuple[set, set]:
+    """``keys`` with one-element tuple keys as strings (``("action",)`` is ``"action"``), and
+    the paths of the nested TensorDicts that hold one of them (``("agents",)`` for
+    ``("agents", "reward")``): only those are rebuilt entry by entry."""
+    for k in keys:
+        if type(k) is tuple:
+            break
+    else:
+        return keys, _NO_HEADS
+    flat = {k[0] if isinstance(k, tuple) and len(k) == 1 else k for k in keys}
+    heads = {k[:i] for k in flat if isinstance(k, tuple) for i in range(1, len(k))}
+    return flat, heads
+
+
+def _flat_step(root: TensorDictBase, nxt: TensorDictBase, keep_other: bool,
+               root_excluded: set, next_excluded: set) -> dict | None:
+    """:func:`step_mdp`'s entries when no group needs merging (the single-agent case, every
+    step of a rollout: two loops), ``None`` when a nested TensorDict of ``nxt`` is also one
+    of the root's (an agent group: :func:`_carry` merges them)."""
+    src: dict = {}
+    if keep_other:
+        for k, v in root.items():
+            if k not in root_excluded:
+                src[k] = v
+    for k, v in nxt.items():
+        if k in next_excluded:
+            continue
+        if type(v) is torch.Tensor or not isinstance(v, TensorDictBase):
+            src[k] = v
+        elif isinstance(src.get(k), TensorDictBase):
+            return None
+        else:
+            # a new sub-tensordict: a reset that updates the root in place must not write
+            # into the step's "next"
+            src[k] = v.copy()
+    return src
+
+
+def _carry(dest: dict, td: TensorDictBase, excluded: set, heads: set, prefix: tuple) -> None:
     """Copy the entries of ``td`` not in ``excluded`` into ``dest`` (keys relative to
     ``prefix``). A nested TensorDict (an agent group) is merged with the one ``dest`` holds
     under its key (as TorchRL's ``step_mdp`` does: a group's root entries and its next
@@ -173,10 +214,14 @@ def _carry(dest: dict, td: TensorDictBase, excluded: set, prefix: tuple) -> None
         if type(v) is torch.Tensor or not isinstance(v, TensorDictBase) or _is_non_tensor(v):
             dest[k] = v
             continue
+        path = (*prefix, k)
         held = dest.get(k)
+        if path not in heads and not isinstance(held, TensorDictBase):
+            dest[k] = v.copy()  # nothing to merge nor to leave out: a shallow copy
+            continue
         sub = dict(held.items()) if isinstance(held, TensorDictBase) and not \
             _is_non_tensor(held) else {}
-        _carry(sub, v, excluded, key if prefix else (k,))
+        _carry(sub, v, excluded, heads, path)
         if sub or v.is_empty():
             dest[k] = TensorDict._new_unsafe(sub, batch_size=v.batch_size, device=v.device)
 
