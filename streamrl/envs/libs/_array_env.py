@@ -24,6 +24,7 @@ from tensordict import TensorDict, TensorDictBase
 
 from streamrl.data.specs import Composite
 from streamrl.envs.common import EnvBase
+from streamrl.envs.libs._wrapped import ForwardsToWrapped
 from streamrl.envs.step_buffers import StepBuffers
 
 FLAGS = ("done", "terminated", "truncated")
@@ -45,7 +46,7 @@ def overrides_stepping(cls: type) -> bool:
     return False
 
 
-class ArrayEnv(EnvBase):
+class ArrayEnv(ForwardsToWrapped, EnvBase):
     """An unbatched env over a numpy simulator (see the module docstring for the hooks)."""
 
     _env: Any
@@ -141,21 +142,6 @@ class ArrayEnv(EnvBase):
             )
             ok = self._arrays = flat and not overrides_stepping(type(self))
         return ok
-
-    # --------------------------------------------------------------- helpers
-    def __getattr__(self, name: str) -> Any:
-        # only called for attributes not found normally: the simulator env's (never during
-        # construction or unpickling, nor for dunder names)
-        env = self.__dict__.get("_env")
-        if env is None or name.startswith("__"):
-            return super().__getattr__(name)  # nn.Module's (buffers, parameters)
-        try:
-            return getattr(env, name)
-        except AttributeError:
-            raise AttributeError(
-                f"{type(self).__name__} (and its env {type(env).__name__}) has no "
-                f"attribute {name!r}"
-            ) from None
 
 
 _STEPPER = "ArrayEnv.step_into"

@@ -32,6 +32,7 @@ from streamrl.data.specs import (
 )
 from streamrl.envs.common import EnvBase
 from streamrl.envs.gym_like import is_numeric
+from streamrl.envs.libs._wrapped import ForwardsToWrapped
 from streamrl.envs.libs.gym import _ActionConverter
 from streamrl.envs.marl_groups import MarlGroupMapType, group_by_name, resolve_group_map
 
@@ -122,7 +123,7 @@ class _Group:
         self.info_specs: dict[str, TensorSpec] = {}  # one agent's info entries
 
 
-class PettingZooWrapper(EnvBase):
+class PettingZooWrapper(ForwardsToWrapped, EnvBase):
     """Wrap a PettingZoo env: a ``pettingzoo.ParallelEnv`` or a ``pettingzoo.AECEnv``.
 
     Args:
@@ -511,18 +512,6 @@ class PettingZooWrapper(EnvBase):
 
     def _close(self) -> None:
         self._env.close()
-
-    def __getattr__(self, name: str) -> Any:
-        # only called for attributes not found normally: the PettingZoo env's (never during
-        # construction or unpickling, nor for dunder names)
-        env = self.__dict__.get("_env")
-        if env is None or name.startswith("__"):
-            return super().__getattr__(name)
-        try:
-            return getattr(env, name)
-        except AttributeError:
-            raise AttributeError(f"{type(self).__name__} (and its env {type(env).__name__}) "
-                                 f"has no attribute {name!r}") from None
 
     @property
     def lib(self) -> Any:

@@ -27,6 +27,7 @@ from streamrl.data.specs import (
 )
 from streamrl.envs._env_specs import done_flag_spec
 from streamrl.envs.common import EnvBase
+from streamrl.envs.libs._wrapped import ForwardsToWrapped
 from streamrl.envs.marl_groups import MarlGroupMapType, resolve_group_map
 
 __all__ = ["VmasEnv", "VmasWrapper"]
@@ -107,7 +108,7 @@ def _info_spec(info: dict[str, torch.Tensor], num_envs: int, device: Any) -> Com
     )
 
 
-class VmasWrapper(EnvBase):
+class VmasWrapper(ForwardsToWrapped, EnvBase):
     """Wrap a VMAS env (``vmas.make_env(..., wrapper=None)``, a
     ``vmas.simulator.environment.Environment``): a batched env of batch size
     ``[num_envs]`` whose agents are stacked into groups.
@@ -349,18 +350,6 @@ class VmasWrapper(EnvBase):
         viewer = getattr(self._env, "viewer", None)
         if viewer is not None:
             viewer.close()
-
-    def __getattr__(self, name: str) -> Any:
-        # only called for attributes not found normally: the VMAS env's
-        env = self.__dict__.get("_env")
-        if env is None or name.startswith("__"):
-            return super().__getattr__(name)  # nn.Module's (buffers, parameters)
-        try:
-            return getattr(env, name)
-        except AttributeError:
-            raise AttributeError(
-                f"{type(self).__name__} (and its VMAS env) has no attribute {name!r}"
-            ) from None
 
     def __repr__(self) -> str:
         return (
