@@ -29,7 +29,9 @@ The env is gymnasium-robotics' ``PointMaze_UMazeDense-v3`` (a ball pushed throug
 maze towards a goal; reward ``exp(-distance to the goal)``; 300 steps; the ``goals`` extra).
 Goals are displacements of ``achieved_goal`` (the ball's x, y) within ``+-goal_range``.
 ``--flat`` trains flat TD3 on the same env, networks and settings (observation and desired
-goal in, action out): the baseline.
+goal in, action out): the baseline. Any gymnasium-robotics maze runs by ``--env-name``,
+AntMaze too (``--env-name AntMaze_UMazeDense-v5``; its cells are 4 wide: set
+``--goal-range`` to what the ant covers in ``goal_every`` steps).
 
 The run directory is ``td3_mujoco``'s (``config.json``, metrics, TensorBoard,
 ``checkpoint.pt`` with both levels' networks, optimizers, buffers and the open segments:

@@ -97,6 +97,15 @@ def test_flat_td3_reads_the_task_goal():
     assert td["action"].shape == (2,) and ("hrl", "decision") not in td.keys(True)
 
 
+def test_antmaze_runs_by_flag(tmp_path):
+    config = HIRO.HIROConfig(**{**TINY, "env_name": "AntMaze_UMazeDense-v5", "frames": 200,
+                                "eval_interval": 200, "goal_range": 2.0})
+    result = HIRO.train(config, run_dir=tmp_path)
+    assert result.frames == 200 and (tmp_path / "goals.png").is_file()
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["segments"]["emitted"] >= 40 and state["high_learner"]["updates"] > 0
+
+
 def test_bad_input_is_refused_before_any_work():
     with pytest.raises(ValueError, match=r"needs a goal env \(observation, achieved_goal, "
                                          r"desired_goal\), found observation keys "
