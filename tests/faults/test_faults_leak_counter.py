@@ -86,4 +86,7 @@ def test_a_dev_shm_file_counts_until_unlinked():
             check_no_leaks(before, timeout=0.2)
     finally:
         seg.unlink()
-    check_no_leaks(before, timeout=1.0)
+    # the file is what this test is about (fds have their own test): a socket that a
+    # background helper of an earlier test opened meanwhile (CI once saw one from
+    # multiprocessing's resource sharer, serving a worker's fd) is not this test's leak
+    check_no_leaks(before, timeout=1.0, ignore=("fds",))
