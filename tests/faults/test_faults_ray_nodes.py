@@ -75,53 +75,52 @@ class _RemoveNodeAt(Operator):
     outputs = ()
 
 
-def _replace_lost_nodes(cluster) -> None:
-    """Keep two worker nodes for the next test."""
-    workers = [n for n in cluster.list_all_nodes() if not n.head]
+@pytest.fixture
+def two_workers(cluster):
+    """The cluster with its two worker nodes: those a test before removed are replaced
+    (before the test that needs them, not after each test: none is added for nothing after
+    the last one)."""
+    _ray, c = cluster
+    workers = [n for n in c.list_all_nodes() if not n.head]
     for _ in range(2 - len(workers)):
-        cluster.add_node(num_cpus=1, resources={"env": 1}, object_store_memory=128 * 2**20)
-    cluster.wait_for_nodes()
+        c.add_node(num_cpus=1, resources={"env": 1}, object_store_memory=128 * 2**20)
+    c.wait_for_nodes()
+    return cluster
 
 
-def test_a_lost_node_is_named(cluster):
-    ray, c = cluster
+def test_a_lost_node_is_named(two_workers):
+    ray, c = two_workers
     g = Graph()
     src = g.add(_Counted(None), name="src",
                 placement=Ray(num_cpus=1, resources={"env": 1}, direct=True))
     remover = _RemoveNodeAt(c, at=20)
     g.connect(src, g.add(remover, name="remover", placement="thread"))
-    try:
-        with pytest.raises(OperatorError) as info:
-            g.run_sync()
-        failed_at = time.monotonic()
-        assert remover.removed, "the node was never removed"
-        node, removed_at = remover.removed[0]
-        assert failed_at - removed_at < 1.5 + 10, failed_at - removed_at
-        assert info.value.operator == "src"
-        text = str(info.value)
-        assert node in text and "streamrl:" in text, text
-        assert_no_actors(ray)
-    finally:
-        _replace_lost_nodes(c)
+    with pytest.raises(OperatorError) as info:
+        g.run_sync()
+    failed_at = time.monotonic()
+    assert remover.removed, "the node was never removed"
+    node, removed_at = remover.removed[0]
+    assert failed_at - removed_at < 1.5 + 10, failed_at - removed_at
+    assert info.value.operator == "src"
+    text = str(info.value)
+    assert node in text and "streamrl:" in text, text
+    assert_no_actors(ray)
 
 
-def test_a_restartable_operator_goes_on_on_another_node(cluster):
-    ray, c = cluster
+def test_a_restartable_operator_goes_on_on_another_node(two_workers):
+    ray, c = two_workers
     g = Graph()
-    # 600 items of 10 ms: the node goes (item 30) long before the source could end
-    src = g.add(_Counted(600), name="src",
+    # 200 items of 10 ms: the node goes (item 30) long before the source could end
+    src = g.add(_Counted(200), name="src",
                 placement=Ray(num_cpus=1, resources={"env": 1}, direct=True,
                               on_failure="restart", max_restarts=1))
     out = g.add(Collect(), name="out")
     remover = _RemoveNodeAt(c, at=30)
     g.connect(src, out).connect(src, g.add(remover, name="remover", placement="thread"))
-    try:
-        g.run_sync()
-        assert remover.removed
-        assert [i for i, _, _ in out.op.items] == list(range(600))
-        assert g._last_run.deployment.restarts["src"] == 1
-        nodes = [n for _, n, _ in out.op.items]
-        assert nodes[0] == remover.removed[0][0] and nodes[-1] != nodes[0]
-        assert_no_actors(ray)
-    finally:
-        _replace_lost_nodes(c)
+    g.run_sync()
+    assert remover.removed
+    assert [i for i, _, _ in out.op.items] == list(range(200))
+    assert g._last_run.deployment.restarts["src"] == 1
+    nodes = [n for _, n, _ in out.op.items]
+    assert nodes[0] == remover.removed[0][0] and nodes[-1] != nodes[0]
+    assert_no_actors(ray)
