@@ -7,27 +7,19 @@ actor of the run is left.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import anyio
 import pytest
 
 from streamrl.graph import Graph, Operator, OperatorError, Ray, RayPlacementGroup, Sink, Source
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.ray_support import local_ray
 
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False,
-             object_store_memory=128 * 2**20, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})  # workers import this checkout
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield ray
-    ray.shutdown()
+    with local_ray(__name__, object_store_memory=128 * 2**20) as ray:
+        yield ray
 
 
 class _FailAt(Operator):

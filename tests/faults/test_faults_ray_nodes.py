@@ -19,7 +19,7 @@ import time
 import pytest
 
 from streamrl.graph import Collect, Graph, Operator, OperatorError, Ray
-from tests.ray_support import assert_no_actors, local_cluster
+from tests.ray_support import assert_no_actors, checkout_first, local_cluster
 
 pytestmark = pytest.mark.slow
 _HEALTH = {"health_check_period_ms": 500, "health_check_failure_threshold": 3}
@@ -82,8 +82,9 @@ def two_workers(cluster):
     the last one)."""
     _ray, c = cluster
     workers = [n for n in c.list_all_nodes() if not n.head]
-    for _ in range(2 - len(workers)):
-        c.add_node(num_cpus=1, resources={"env": 1}, object_store_memory=128 * 2**20)
+    with checkout_first():
+        for _ in range(2 - len(workers)):
+            c.add_node(num_cpus=1, resources={"env": 1}, object_store_memory=128 * 2**20)
     c.wait_for_nodes()
     return cluster
 
