@@ -127,6 +127,32 @@ def test_streamrl_graph_imports_without_ray():
     assert proc.stdout.split() == ["Ray(num_cpus=1)", "False"]
 
 
+_AUTO_INIT = """
+import ray
+from streamrl.graph import Graph, Map, Ray, Sink, Source
+out = []
+g = Graph()
+m = g.add(Map(abs), name="m", placement=Ray())
+g.connect(g.add(Source([1, -2, 3])), m).connect(m, g.add(Sink(out.append)))
+assert not ray.is_initialized()
+g.run_sync()  # starts a local Ray; its processes must outlive the run's event loop thread
+g.run_sync()
+print(out, ray.is_initialized(), ray.util.list_named_actors())
+"""
+
+
+# before the tests that start this module's Ray: with that one running too, the new one's
+# start-up and actors took 2.7 s more
+@pytest.mark.slow
+def test_ray_is_started_when_not_initialized():
+    pytest.importorskip("ray")
+    env = {**os.environ, "RAY_ADDRESS": "local"}  # never join a cluster running elsewhere
+    proc = subprocess.run([sys.executable, "-c", _AUTO_INIT], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[1, 2, 3, 1, 2, 3] True []"
+
+
 def test_async_hooks_are_refused():
     class AsyncStep(Operator):
         async def step(self, inputs):
@@ -458,27 +484,3 @@ class TestRayMapContract(OperatorContract):
 
 def test_run_operator_with_a_ray_source(ray):
     assert run_operator(Source(range(5)), placement=Ray()) == {"out": [0, 1, 2, 3, 4]}
-
-
-_AUTO_INIT = """
-import ray
-from streamrl.graph import Graph, Map, Ray, Sink, Source
-out = []
-g = Graph()
-m = g.add(Map(abs), name="m", placement=Ray())
-g.connect(g.add(Source([1, -2, 3])), m).connect(m, g.add(Sink(out.append)))
-assert not ray.is_initialized()
-g.run_sync()  # starts a local Ray; its processes must outlive the run's event loop thread
-g.run_sync()
-print(out, ray.is_initialized(), ray.util.list_named_actors())
-"""
-
-
-@pytest.mark.slow
-def test_ray_is_started_when_not_initialized():
-    pytest.importorskip("ray")
-    env = {**os.environ, "RAY_ADDRESS": "local"}  # never join a cluster running elsewhere
-    proc = subprocess.run([sys.executable, "-c", _AUTO_INIT], capture_output=True, text=True,
-                          timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "[1, 2, 3, 1, 2, 3] True []"
