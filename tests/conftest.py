@@ -1,6 +1,7 @@
 """Shared pytest fixtures."""
 
 import os
+import sys
 
 import pytest
 import torch
@@ -22,6 +23,38 @@ def _restore_distribution_validation():
     before = torch.distributions.Distribution._validate_args
     yield
     torch.distributions.Distribution.set_default_validate_args(before)
+
+
+# test modules that start a local Ray (a fixture named ray_local, this one or their own, which
+# goes through tests.ray_support.local_ray): one module's Ray is kept for the next such module
+_local_ray_modules: set[str] = set()
+
+
+def _module(item) -> str | None:
+    module = getattr(item, "module", None)  # doctest items have none
+    return None if module is None else module.__name__
+
+
+def pytest_collection_modifyitems(items):
+    _local_ray_modules.update(_module(i) for i in items
+                              if "ray_local" in getattr(i, "fixturenames", ()))
+
+
+def pytest_runtest_setup(item):
+    if _module(item) not in _local_ray_modules and "tests.ray_support" in sys.modules:
+        sys.modules["tests.ray_support"].release_kept()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    from tests import ray_support
+
+    ray_support.keep_for_next = (nextitem is not None and _module(nextitem) != _module(item)
+                                 and _module(nextitem) in _local_ray_modules)
+    try:
+        yield
+    finally:
+        ray_support.keep_for_next = False
 
 
 @pytest.fixture(scope="module")

@@ -44,16 +44,63 @@ def _init(ray: Any, address: str, by_value: tuple[str, ...], **options: Any) -> 
         ray.cloudpickle.register_pickle_by_value(sys.modules[module])
 
 
+# A test module's local Ray is kept running for the next module when that one starts a local
+# Ray with the same options and this one leaves it clean (no named actor, every CPU free, no
+# placement group): start-up and shut-down cost about 4 s. The conftest sets ``keep_for_next``
+# while a module's fixtures are torn down, and shuts a kept Ray down before any test of a
+# module that does not start one (nothing of Ray runs beside the other tests).
+keep_for_next = False
+_kept: dict[str, Any] | None = None  # the options of the local Ray kept running
+
+
 @contextmanager
 def local_ray(*by_value: str, num_cpus: int = 2, **options: Any) -> Iterator[Any]:
     """A local Ray with ``num_cpus`` CPUs; the modules named in ``by_value`` are sent to the
-    workers by value. Shut down at the end."""
+    workers by value. Shut down at the end, unless kept for the next test module (see
+    ``keep_for_next``)."""
+    global _kept
     ray = pytest.importorskip("ray")
-    _init(ray, "local", by_value, num_cpus=num_cpus, include_dashboard=False, **options)
+    wanted = {"num_cpus": num_cpus, **options}
+    if _kept is not None and not (_kept == wanted and ray.is_initialized()):
+        release_kept()
+    if _kept is None:
+        _init(ray, "local", (), num_cpus=num_cpus, include_dashboard=False, **options)
+    _kept = None
+    for module in by_value:  # test modules are not importable on Ray's workers
+        ray.cloudpickle.register_pickle_by_value(sys.modules[module])
     try:
         yield ray
     finally:
+        if keep_for_next and _clean(ray):
+            _kept = wanted
+        else:
+            ray.shutdown()
+
+
+def release_kept() -> None:
+    """Shut down the local Ray kept for the next module, if any."""
+    global _kept
+    if _kept is not None:
+        _kept = None
+        import ray
+
         ray.shutdown()
+
+
+def _clean(ray: Any, timeout: float = 2.0) -> bool:
+    """Whether the local Ray holds nothing of the tests that used it (killed actors and
+    removed groups give their resources back within a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        free = ray.available_resources()
+        clean = (not ray.util.list_named_actors(all_namespaces=True)
+                 and all(free.get(k, 0.0) == v for k, v in ray.cluster_resources().items()
+                         if not k.startswith(("node:", "object_store_memory", "memory")))
+                 and all(g["state"] == "REMOVED"
+                         for g in ray.util.placement_group_table().values()))
+        if clean or time.monotonic() > deadline:
+            return clean
+        time.sleep(0.05)
 
 
 @contextmanager
@@ -69,6 +116,7 @@ def local_cluster(*by_value: str, head: dict[str, Any],
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
+    release_kept()
     with checkout_first():
         c = Cluster(initialize_head=True, head_node_args={
             "object_store_memory": STORE, "include_dashboard": state_api, **head})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import pickle
-import sys
 import time
 from functools import partial
 
@@ -25,19 +24,16 @@ from streamrl.data import (
 )
 from streamrl.graph import Collect, Graph, Ray, Source
 from streamrl.ops import ReplaySink, ReplaySource
+from tests.ray_support import local_ray
 
 NO_CPU = {"num_cpus": 0}  # the local Ray has 2 CPUs; writer and sampler tasks take none either
 
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False,
-             object_store_memory=128 * 2**20, log_to_driver=False, configure_logging=False)
-    # this test module is not importable on Ray's workers: send its functions by value
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield ray
-    ray.shutdown()
+    # this test module is not importable on Ray's workers: its functions go by value
+    with local_ray(__name__, object_store_memory=128 * 2**20) as ray:
+        yield ray
 
 
 def _replay_actors(ray) -> list[str]:

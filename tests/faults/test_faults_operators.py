@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -27,6 +26,7 @@ import pytest
 from streamrl.errors import WorkerDiedError
 from streamrl.graph import Graph, Map, Operator, OperatorError, Ray, Sink, Source
 from streamrl.testing import Resources, check_no_leaks
+from tests.ray_support import local_ray
 
 HOOKS = ("open", "step", "finish", "close")
 KINDS = ("source", "map", "sink")
@@ -200,12 +200,8 @@ def test_a_killed_worker_process_is_named_within_five_seconds(state):
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield ray
-    ray.shutdown()
+    with local_ray(__name__) as ray:
+        yield ray
 
 
 @pytest.mark.slow

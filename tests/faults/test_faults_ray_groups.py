@@ -18,7 +18,7 @@ from tests.ray_support import local_ray
 
 @pytest.fixture(scope="module")
 def ray_local():
-    with local_ray(__name__, object_store_memory=128 * 2**20) as ray:
+    with local_ray(__name__) as ray:
         yield ray
 
 

@@ -18,15 +18,13 @@ import torch
 from tensordict import TensorDict
 
 from streamrl.data import LazyTensorStorage, MinSize, RayReplayBuffer, ReplayActorDiedError
+from tests.ray_support import local_ray
 
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False,
-             object_store_memory=128 * 2**20, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
+    with local_ray() as ray:
+        yield ray
 
 
 def _replay_actors(ray) -> list[str]:

@@ -27,20 +27,16 @@ from streamrl.graph import (
     Source,
 )
 from streamrl.graph.testing import OperatorContract, run_operator
+from tests.ray_support import local_ray
 
 from .helpers import Boom, Forever, PingPong, Slow
 
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, resources={"env_host": 2}, include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
-    # this test package is not importable on Ray's workers: send its functions by value
-    for module in (__name__, Boom.__module__):
-        ray.cloudpickle.register_pickle_by_value(sys.modules[module])
-    yield ray
-    ray.shutdown()
+    # this test package is not importable on Ray's workers: its functions go by value
+    with local_ray(__name__, Boom.__module__, resources={"env_host": 2}) as ray:
+        yield ray
 
 
 @pytest.fixture
