@@ -324,14 +324,21 @@ def orthogonal_init_(mlp: nn.Module, last_gain: float) -> None:
         nn.init.zeros_(layer.bias)
 
 
+def _next_key(key: Any) -> tuple[str, ...]:
+    return ("next", *((key,) if isinstance(key, str) else key))
+
+
 class _EpisodeReturns:
     """Returns of the training episodes that end inside each batch (carried across batches),
-    summed from ``("next", "reward")``, or read at the episode's end from ``("next", key)``
-    when the env keeps its own return (e.g. Atari's unclipped ``"episode_reward"``)."""
+    summed from ``("next", reward_key)`` (an agent group's ``[..., n_agents, 1]`` rewards
+    averaged over its agents: the mean return per agent), or read at the episode's end from
+    ``("next", key)`` when the env keeps its own return (e.g. Atari's unclipped
+    ``"episode_reward"``)."""
 
-    def __init__(self, num_envs: int, key: Any = None):
+    def __init__(self, num_envs: int, key: Any = None, reward_key: Any = "reward"):
         self.running = torch.zeros(num_envs, dtype=torch.float64)
-        self.key = None if key is None else ("next", *((key,) if isinstance(key, str) else key))
+        self.key = None if key is None else _next_key(key)
+        self.reward_key = _next_key(reward_key)
 
     def state_dict(self) -> dict[str, Any]:
         return {"running": self.running.clone()}
@@ -351,7 +358,7 @@ class _EpisodeReturns:
             total = batch.get(self.key).reshape(done.shape).double()
             # time-major: the order in which the episodes end, as below
             return total.transpose(0, 1)[done.transpose(0, 1)].tolist()
-        reward = batch.get(("next", "reward")).reshape(self.running.shape[0], -1).double()
+        reward = batch.get(self.reward_key).reshape(*done.shape, -1).double().mean(-1)
         finished: list[float] = []
         for t in range(reward.shape[1]):
             self.running += reward[:, t]
@@ -440,7 +447,12 @@ class PPOPipeline:
     networks are called as they are, so modules they share stay one object). ``return_key`` names the entry
     under ``"next"`` the env keeps the episode's return in (e.g. Atari's unclipped
     ``"episode_reward"``): training returns are read there at episode ends instead of summed
-    from the rewards. ``evaluate(config, env, actor) -> returns`` replaces the default
+    from the rewards. ``reward_key`` names the rewards under ``"next"`` (default
+    ``"reward"``; an agent group's, e.g. ``("agents", "reward")``: the logged training return
+    is then the mean return per agent, as TorchRL's multi-agent tutorials report it).
+    ``prepare_batch(batch)``, when given, adjusts each collected batch in place before its
+    advantages are computed (e.g. a multi-agent pipeline expands the shared done flags to
+    the agent dim, as TorchRL's multi-agent PPO tutorial does). ``evaluate(config, env, actor) -> returns`` replaces the default
     evaluation (:func:`~streamrl.ops.evaluate_episodes`, deterministic actions) on the env of
     ``config.make_eval_env``; it may return a dict instead: ``eval_return`` and the columns
     named by ``eval_columns`` (e.g. RL^2's returns of a trial's first and last episodes),
@@ -466,17 +478,21 @@ class PPOPipeline:
                  return_key: Any = None,
                  evaluate: Callable[[Any, EnvBase, nn.Module], Any] | None = None,
                  loss_kwargs: dict[str, Any] | None = None,
-                 eval_columns: tuple[str, ...] = ()):
+                 eval_columns: tuple[str, ...] = (),
+                 reward_key: Any = "reward",
+                 prepare_batch: Callable[[Any], None] | None = None):
         if not (isinstance(config_cls, type) and issubclass(config_cls, PPOConfig)):
             raise TypeError(f"config_cls must be a PPOConfig subclass, found {config_cls!r}")
         for arg, value in (("make_models", make_models), ("after_update", after_update),
-                           ("configure_loss", configure_loss), ("evaluate", evaluate)):
+                           ("configure_loss", configure_loss), ("evaluate", evaluate),
+                           ("prepare_batch", prepare_batch)):
             if value is not None and not callable(value):
                 raise TypeError(f"{arg} must be callable, found {type(value).__name__}")
         self.name, self.config_cls, self.make_models = name, config_cls, make_models
         self.doc, self.after_update = doc, after_update
         self.resume_episodes = bool(resume_episodes)
         self.configure_loss, self.return_key = configure_loss, return_key
+        self.reward_key, self.prepare_batch = reward_key, prepare_batch
         self.loss_kwargs = dict(loss_kwargs or {})
         self._evaluate = evaluate if evaluate is not None else _evaluate_deterministic
         #: the metrics columns of a run (``metrics.csv``)
@@ -533,6 +549,11 @@ class PPOPipeline:
     def _train(self, config: PPOConfig, eval_env: EnvBase, run_dir: Path | None, progress: bool,
                resume: str | Path | None) -> PPOResult:
         name = self.name
+        if config.normalize_reward and self.reward_key != "reward":
+            raise ValueError(f"{type(config).__name__}.normalize_reward scales the env's "
+                             "('next', 'reward'); this pipeline's rewards are "
+                             f"{_next_key(self.reward_key)}: expected normalize_reward=False, "
+                             "found True")
         torch.manual_seed(config.seed)
         actor, critic = self.make_models(config, eval_env)
         check_recurrence(config, actor)
@@ -543,7 +564,7 @@ class PPOPipeline:
         # as much in per-tensor dispatch as in arithmetic)
         optim = torch.optim.Adam(loss.parameters(), lr=config.lr, eps=1e-5, fused=True)
         learner = make_learner(config, loss, optim)
-        episodes = _EpisodeReturns(config.num_envs, self.return_key)
+        episodes = _EpisodeReturns(config.num_envs, self.return_key, self.reward_key)
         done = RunProgress()
         collector = make_collector(config, actor)
         parts = dict(policy=actor, value=critic, optimizer=optim, learner=learner,
@@ -654,6 +675,8 @@ class PPOPipeline:
                     tu = time.perf_counter()
                     if scaler is not None:
                         scaler.scale(batch)  # after the returns above: those are the env's
+                    if self.prepare_batch is not None:
+                        self.prepare_batch(batch)
                     row.update(self.update(config, loss, learner, batch, frames))
                     if self.after_update is not None:
                         self.after_update(actor, critic, batch)
