@@ -8,8 +8,9 @@ import torch
 from gymnasium import spaces
 
 from streamrl.data import Bounded, Categorical, OneHot
-from streamrl.envs import MarlGroupMapType, SerialEnv, check_env_specs
+from streamrl.envs import Compose, MarlGroupMapType, SerialEnv, TransformedEnv, check_env_specs
 from streamrl.envs.libs.pettingzoo import PettingZooEnv, PettingZooWrapper
+from streamrl.envs.transforms import ActionMask
 from streamrl.testing import EnvContractTests
 
 pettingzoo = pytest.importorskip("pettingzoo")
@@ -277,6 +278,30 @@ def test_aec_classic_game_action_masks():
         spec_mask = env.full_action_spec["player_2", "action"].mask
         assert spec_mask is not None and torch.equal(spec_mask.reshape(9), allowed)
         check_env_specs(env, seed=0, break_when_any_done="both", steps=12)
+
+
+@needs_tictactoe
+def test_a_batched_env_of_masked_games_follows_the_masks_with_action_mask():
+    # the batched env stacks its sub-envs' specs once; ActionMask on top keeps its random
+    # actions legal (TorchRL's recipe), including for the player who waits (no legal move)
+    groups = ("player_1", "player_2")
+    env = TransformedEnv(
+        SerialEnv(2, lambda: PettingZooEnv("tictactoe_v3", parallel=False, use_mask=True)),
+        Compose(*[ActionMask(action_key=(g, "action"), mask_key=(g, "action_mask"))
+                  for g in groups]))
+    try:
+        env.set_seed(0)
+        td = env.rollout(40, break_when_any_done=False)
+        assert td.batch_size == (2, 40)
+        for g in groups:
+            acting = td[g, "mask"].reshape(2, 40)
+            action = td[g, "action"].reshape(2, 40)
+            legal = td[g, "action_mask"].reshape(2, 40, 9).gather(-1, action.unsqueeze(-1))
+            assert bool(legal.squeeze(-1)[acting].all()), g
+            assert int(acting.sum()) > 10
+        assert int(td["next", "done"].sum()) >= 4  # whole games were played
+    finally:
+        env.close()
 
 
 # -------------------------------------------------------------------------- bad input

@@ -70,6 +70,23 @@ def _check_allows_one(mask: torch.Tensor, what: str = "position of the mask") ->
         raise ValueError(f"every {what} must allow at least one choice")
 
 
+def samplable_mask(mask: torch.Tensor) -> torch.Tensor | None:
+    """A legal-action mask (``[..., n]``, True = legal) as a spec mask: rows that allow
+    nothing (an agent that does not act this step, or whose game is over) allow everything
+    instead, so every row can be sampled from; ``None`` when nothing is then restricted.
+
+    >>> samplable_mask(torch.tensor([[True, False], [False, False]])).tolist()
+    [[True, False], [True, True]]
+    >>> samplable_mask(torch.tensor([[False, False]])) is None
+    True
+    """
+    mask = mask.bool()
+    empty = ~mask.any(-1, keepdim=True)
+    if bool(empty.any()):
+        mask = mask | empty
+    return None if bool(mask.all()) else mask
+
+
 def _masked_sample(mask: torch.Tensor | None, n: int, full: tuple, device: Any) -> torch.Tensor:
     """Indices of shape ``full``, uniform over the choices ``mask[..., :n]`` allows."""
     if mask is None:

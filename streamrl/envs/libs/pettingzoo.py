@@ -30,6 +30,7 @@ from streamrl.data.specs import (
     Unbounded,
     spec_from_gym_space,
 )
+from streamrl.data.specs.discrete import samplable_mask
 from streamrl.envs.common import EnvBase
 from streamrl.envs.gym_like import is_numeric
 from streamrl.envs.libs._wrapped import ForwardsToWrapped
@@ -474,13 +475,10 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
             if isinstance(src, Mapping) and "action_mask" in src:
                 mask[i] = np.asarray(src["action_mask"], dtype=bool).reshape(g.mask_shape)
         spec = self.full_action_spec[g.name, "action"]
+        tensor = torch.from_numpy(mask)
         if isinstance(spec, Categorical | OneHot):
-            # a row allowing nothing (an agent whose game is over) cannot be sampled from
-            allowed = mask.reshape(len(g.agents), -1).any(-1)
-            spec_mask = mask.copy()
-            spec_mask[~allowed] = True
-            spec.update_mask(None if spec_mask.all() else torch.from_numpy(spec_mask))
-        return torch.from_numpy(mask)
+            spec.update_mask(samplable_mask(tensor))
+        return tensor
 
     def _infos(self, g: _Group, obs: dict, infos: dict) -> TensorDict:
         n = len(g.agents)

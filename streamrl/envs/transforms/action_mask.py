@@ -14,6 +14,7 @@ from typing import Any
 from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 
+from streamrl.data.specs.discrete import samplable_mask
 from streamrl.envs.transforms.transform import Transform, as_keys
 
 __all__ = ["ActionMask"]
@@ -22,7 +23,12 @@ __all__ = ["ActionMask"]
 class ActionMask(Transform):
     """After each reset and step, set the mask of the (Categorical or OneHot) action spec
     from the ``mask_key`` entry the env wrote (a bool tensor, True = legal, shaped
-    ``(*batch, n)``).
+    ``(*batch, n)``; a row allowing nothing, e.g. an agent that does not act this step,
+    leaves that row unrestricted: :func:`~streamrl.data.specs.discrete.samplable_mask`).
+
+    A batched env of masked envs (``SerialEnv``/``ParallelEnv`` of PettingZoo games) stacks
+    its sub-envs' specs once: put one ``ActionMask`` per masked action on top of it (as in
+    TorchRL) so that its random actions follow the masks.
 
     Args:
         action_key: the action entry (default ``"action"``).
@@ -100,8 +106,7 @@ class ActionMask(Transform):
         if env is None:
             raise ValueError("ActionMask updates an env's action spec: put it in a TransformedEnv")
         env.full_action_spec  # noqa: B018 - builds the specs (and finds the action spec)
-        mask = self._get(td, self.mask_key)
-        self._spec.update_mask(mask.bool())
+        self._spec.update_mask(samplable_mask(self._get(td, self.mask_key)))
         return td
 
     def _call(self, td: TensorDictBase) -> TensorDictBase:

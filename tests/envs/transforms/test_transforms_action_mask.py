@@ -67,12 +67,12 @@ def test_mask_after_reset_and_outside_serial_env():
     env = TransformedEnv(SerialEnv(2, lambda: NoRepeatEnv()), ActionMask())
     try:
         td = env.reset()
-        assert bool(env.action_spec.mask.all())
+        assert env.action_spec.mask is None  # everything legal: no restriction
         td["action"] = torch.tensor([0, 2])
         env.step(td)
         assert env.action_spec.mask.tolist() == [[False, True, True], [True, True, False]]
         env.reset()
-        assert bool(env.action_spec.mask.all())
+        assert env.action_spec.mask is None
         env.rollout(10)
     finally:
         env.close()
@@ -99,3 +99,19 @@ def test_no_buffered_rollout_with_a_live_mask(counting_env):
     assert env.step_buffers(4) is None  # random actions drawn step by step
     plain = TransformedEnv(counting_env())
     assert plain.step_buffers(4) is not None
+
+
+def test_a_row_allowing_nothing_is_left_unrestricted():
+    # an agent that does not act this step reports no legal action: its row stays samplable
+    env = TransformedEnv(NoRepeatEnv((2,), n=2), ActionMask())
+    td = env.reset()
+    td["action"] = torch.tensor([0, 1])
+    env.step(td)
+    transform = env.transform[0]
+    transform._update(TensorDict({"action_mask": torch.tensor([[False, True], [False, False]])},
+                                 [2]))
+    assert env.action_spec.mask.tolist() == [[False, True], [True, True]]
+    transform._update(TensorDict({"action_mask": torch.zeros(2, 2, dtype=torch.bool)}, [2]))
+    assert env.action_spec.mask is None
+    draws = torch.stack([env.action_spec.rand() for _ in range(50)])
+    assert set(draws.flatten().tolist()) == {0, 1}
