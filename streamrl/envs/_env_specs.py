@@ -291,6 +291,15 @@ class EnvSpecs:
         """The (nested) leaf keys of ``full_done_spec``."""
         return self.full_done_spec.keys(True, True)
 
+    @property
+    def reset_keys(self) -> list:
+        """The partial-reset entries: ``"_reset"`` beside each place that holds done flags
+        (``"_reset"`` for the root's, ``(group, "_reset")`` for an agent group's), sorted by
+        depth (TorchRL's order: the root first)."""
+        places = {tuple(key[:-1]) if isinstance(key, tuple) else () for key in self.done_keys}
+        return [(*place, "_reset") if place else "_reset"
+                for place in sorted(places, key=lambda p: (len(p), p))]
+
     # ------------------------------------------------------------- checking
     def _check_leaf(self, spec: TensorSpec, what: str) -> None:
         size = self.batch_size

@@ -8,7 +8,15 @@ import torch
 from gymnasium import spaces
 
 from streamrl.data import Bounded, Categorical, OneHot
-from streamrl.envs import Compose, MarlGroupMapType, SerialEnv, TransformedEnv, check_env_specs
+from streamrl.envs import (
+    Compose,
+    MarlGroupMapType,
+    RewardSum,
+    SerialEnv,
+    StepCounter,
+    TransformedEnv,
+    check_env_specs,
+)
 from streamrl.envs.libs.pettingzoo import PettingZooEnv, PettingZooWrapper
 from streamrl.envs.transforms import ActionMask
 from streamrl.testing import EnvContractTests
@@ -344,6 +352,25 @@ def test_task_names_and_available_envs():
 
 
 # -------------------------------------------------------------------------- batching
+def test_reset_keys_name_every_place_with_done_flags_and_reward_sum_uses_them():
+    # TorchRL's EnvBase.reset_keys: the root's first, then each group's
+    env = TransformedEnv(SerialEnv(2, lambda: PettingZooEnv("simple_tag_v3", parallel=True,
+                                                            max_cycles=5)), StepCounter())
+    try:
+        assert env.reset_keys == ["_reset", ("adversary", "_reset"), ("agent", "_reset")]
+        # the competitive tutorial's RewardSum: one root reset key per group's reward
+        env.append_transform(RewardSum(in_keys=env.reward_keys,
+                                       reset_keys=["_reset"] * len(env.reward_keys)))
+        td = env.rollout(12, break_when_any_done=False)
+        assert td["next", "step_count"][0].flatten().tolist() == [1, 2, 3, 4, 5] * 2 + [1, 2]
+        summed = td["next", "agent", "episode_reward"][0, :, 0, 0]
+        reward = td["next", "agent", "reward"][0, :, 0, 0]
+        torch.testing.assert_close(summed[5:10], reward[5:10].cumsum(0))
+        check_env_specs(env, seed=0)
+    finally:
+        env.close()
+
+
 def test_serial_env_of_two():
     with SerialEnv(2, lambda: PettingZooEnv("simple_adversary_v3", parallel=True,
                                             max_cycles=4)) as env:

@@ -64,6 +64,7 @@ def test_layout_is_torchrls():
         assert env.action_key == ("agents", "action")
         assert env.reward_keys == [("agents", "reward")]
         assert sorted(env.done_keys) == ["done", "terminated", "truncated"]
+        assert env.reset_keys == ["_reset"]  # done flags at the root only
         assert env.action_spec.shape == (4, 3, 2)  # one group: the leaf, as in TorchRL
         assert env.full_observation_spec["agents"].shape == (4, 3)
         assert env.full_action_spec_unbatched[env.action_key].space.low.shape == (3, 2)
