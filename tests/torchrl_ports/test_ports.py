@@ -18,10 +18,16 @@ import pytest
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
-def port(name: str, workdir: Path, timeout: float = 600) -> str:
-    """Run ``scripts/<name>`` with ``torchrl`` -> ``streamrl`` in ``workdir``; its stdout."""
+def port(name: str, workdir: Path, timeout: float = 600, *,
+         switch: tuple[str, str] | None = None) -> str:
+    """Run ``scripts/<name>`` with ``torchrl`` -> ``streamrl`` in ``workdir``; its stdout.
+    ``switch=(line, replacement)`` flips one of the script's own settings first (e.g. a
+    tutorial's ``use_vmas = False``)."""
     text = (SCRIPTS / name).read_text()
     assert "torchrl" in text and "streamrl" not in text, "ports are written against torchrl"
+    if switch is not None:
+        assert text.count(switch[0]) == 1, f"{name} has no single line {switch[0]!r}"
+        text = text.replace(switch[0], switch[1])
     ported = re.sub(r"\btorchrl\b", "streamrl", text)
     script = workdir / name
     script.write_text(ported)
@@ -126,6 +132,17 @@ def test_maddpg_pettingzoo_competitive_tutorial_layout(tmp_path):
     assert "group_map: {'adversary': ['adversary_0', 'adversary_1'], 'agent': ['agent_0']}" in out
     assert "adversary values: (2, 1)" in out and "agent values: (1, 1)" in out
     # the evaders stop training after iteration 2: 3 iterations of 4 steps, the chasers 4
+    assert "updates: {'adversary': 16, 'agent': 12}" in out
+    assert re.search(r"iteration 3 adversary episode_reward -?[\d.]+", out), out
+
+
+def test_maddpg_vmas_simple_tag_competitive_tutorial_layout(tmp_path):
+    pytest.importorskip("vmas")
+    out = port("maddpg_pettingzoo.py", tmp_path,
+               switch=("use_vmas = False", "use_vmas = True"))
+    assert "group_map: {'adversary': ['adversary_0', 'adversary_1'], 'agent': ['agent_0']}" in out
+    # 4 vectorised envs: one value per env and agent
+    assert "adversary values: (4, 2, 1)" in out and "agent values: (4, 1, 1)" in out
     assert "updates: {'adversary': 16, 'agent': 12}" in out
     assert re.search(r"iteration 3 adversary episode_reward -?[\d.]+", out), out
 

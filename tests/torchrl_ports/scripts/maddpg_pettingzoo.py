@@ -1,4 +1,4 @@
-"""Competitive MADDPG on PettingZoo's MPE simple_tag, written against TorchRL 0.14's
+"""Competitive MADDPG on PettingZoo's MPE simple_tag (or VMAS's, ``use_vmas = True``), written against TorchRL 0.14's
 documented multi-agent API (the layout of its competitive DDPG tutorial: two groups, a
 deterministic policy and a centralised critic per group, one collector for both, a replay
 buffer, a DDPGLoss, optimisers and a target updater per group; the evaders stop training
@@ -6,9 +6,9 @@ midway). Small budget: 4 iterations."""
 
 import torch
 from tensordict.nn import TensorDictModule, TensorDictSequential
-from torchrl.collectors import SyncDataCollector
+from torchrl.collectors import Collector
 from torchrl.data import LazyMemmapStorage, RandomSampler, ReplayBuffer
-from torchrl.envs import PettingZooEnv, RewardSum, TransformedEnv, check_env_specs
+from torchrl.envs import PettingZooWrapper, RewardSum, TransformedEnv, VmasEnv, check_env_specs
 from torchrl.modules import (
     AdditiveGaussianModule,
     MultiAgentMLP,
@@ -33,16 +33,36 @@ gamma = 0.99
 polyak_tau = 0.005
 max_steps = 25
 
-base_env = PettingZooEnv(
-    task="simple_tag_v3",
-    parallel=True,
-    seed=seed,
-    continuous_actions=True,
-    num_good=1,
-    num_adversaries=2,
-    num_obstacles=2,
-    max_cycles=max_steps,
-)
+n_chasers, n_evaders, n_obstacles = 2, 1, 2
+use_vmas = False  # the tutorial's switch: VMAS's simple_tag, vectorised
+
+if not use_vmas:
+    # MPE now lives in the mpe2 package (TorchRL 0.14.1's PettingZooEnv(task=...) still
+    # imports pettingzoo.mpe): the env is built here and wrapped
+    from mpe2 import simple_tag_v3
+
+    base_env = PettingZooWrapper(
+        simple_tag_v3.parallel_env(
+            continuous_actions=True,
+            num_good=n_evaders,
+            num_adversaries=n_chasers,
+            num_obstacles=n_obstacles,
+            max_cycles=max_steps,
+        ),
+        seed=seed,
+    )
+else:
+    base_env = VmasEnv(
+        scenario="simple_tag",
+        num_envs=frames_per_batch // max_steps,
+        continuous_actions=True,
+        max_steps=max_steps,
+        device=device,
+        seed=seed,
+        num_good_agents=n_evaders,
+        num_adversaries=n_chasers,
+        num_landmarks=n_obstacles,
+    )
 print("group_map:", base_env.group_map)
 env = TransformedEnv(
     base_env,
@@ -69,13 +89,13 @@ for group, agents in env.group_map.items():
     module = TensorDictModule(net, in_keys=[(group, "observation")], out_keys=[(group, "param")])
     policies[group] = ProbabilisticActor(
         module=module,
-        spec=env.full_action_spec[group, "action"],
+        spec=env.full_action_spec_unbatched[group, "action"],
         in_keys=[(group, "param")],
         out_keys=[(group, "action")],
         distribution_class=TanhDelta,
         distribution_kwargs={
-            "low": env.full_action_spec[group, "action"].space.low,
-            "high": env.full_action_spec[group, "action"].space.high,
+            "low": env.full_action_spec_unbatched[group, "action"].space.low,
+            "high": env.full_action_spec_unbatched[group, "action"].space.high,
         },
         return_log_prob=False,
     )
@@ -128,7 +148,7 @@ for group in env.group_map:
     print(f"{group} values: {tuple(value.shape)}")
 
 agents_exploration_policy = TensorDictSequential(*exploration_policies.values())
-collector = SyncDataCollector(
+collector = Collector(
     env,
     agents_exploration_policy,
     device=device,

@@ -6,7 +6,7 @@ the agents, a collector and a minibatch buffer). Small budget: 3 iterations."""
 import torch
 from tensordict.nn import TensorDictModule
 from tensordict.nn.distributions import NormalParamExtractor
-from torchrl.collectors import SyncDataCollector
+from torchrl.collectors import Collector
 from torchrl.data.replay_buffers import ReplayBuffer
 from torchrl.data.replay_buffers.samplers import SamplerWithoutReplacement
 from torchrl.data.replay_buffers.storages import LazyTensorStorage
@@ -92,7 +92,7 @@ critic = TensorDictModule(
     critic_net, in_keys=[("agents", "observation")], out_keys=[("agents", "state_value")]
 )
 
-collector = SyncDataCollector(
+collector = Collector(
     env,
     policy,
     device=vmas_device,
@@ -110,7 +110,7 @@ loss_module = ClipPPOLoss(
     actor_network=policy,
     critic_network=critic,
     clip_epsilon=0.2,
-    entropy_coef=1e-4,
+    entropy_coeff=1e-4,
     normalize_advantage=False,
 )
 loss_module.set_keys(

@@ -7,7 +7,7 @@ reward as the mean of the agents'). Small budget: 3 iterations."""
 import torch
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
-from torchrl.collectors import SyncDataCollector
+from torchrl.collectors import Collector
 from torchrl.data import TensorDictReplayBuffer
 from torchrl.data.replay_buffers.samplers import SamplerWithoutReplacement
 from torchrl.data.replay_buffers.storages import LazyTensorStorage
@@ -83,7 +83,7 @@ mixer = TensorDictModule(
     out_keys=["chosen_action_value"],
 )
 
-collector = SyncDataCollector(env, qnet_explore, device="cpu", storing_device="cpu",
+collector = Collector(env, qnet_explore, device="cpu", storing_device="cpu",
                               frames_per_batch=frames_per_batch, total_frames=total_frames)
 replay_buffer = TensorDictReplayBuffer(
     storage=LazyTensorStorage(frames_per_batch, device="cpu"),
