@@ -12,7 +12,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
 from streamrl.data.specs import Composite, TensorSpec
-from streamrl.objectives._utils import distance_loss, sum_trailing
+from streamrl.objectives._utils import distance_loss, sample_shape, sum_trailing
 from streamrl.objectives.common import LossModule
 from streamrl.objectives.value import _composite as composite
 
@@ -122,13 +122,27 @@ def resolve_target_entropy(target_entropy: float | str, action_spec: Any,
     if isinstance(spec, Composite) and action_key in spec.keys(True):
         spec = spec[action_key]
     elif isinstance(spec, Composite):
-        raise KeyError(f"action_spec is a Composite without the action key {action_key!r}")
+        # the action may be another entry of it once ``set_keys`` runs (an agent group's
+        # ``("agents", "action")``): looked up at the first batch, as TorchRL's lazy property
+        return AutoFromSpec(spec)
     if spec is None:
         return "auto"
     if isinstance(spec, Composite):
         # a composite action (one entry per head): the dims of all its leaves
         return -float(sum(leaf.shape.numel() for leaf in spec.values(True, True)))
     return -float(spec.shape.numel())
+
+
+class AutoFromSpec(str):
+    """``"auto"``, with the ``Composite`` action spec that resolves it at the first batch,
+    at the loss's action key of that moment (:func:`entropy_terms`)."""
+
+    spec: Composite
+
+    def __new__(cls, spec: Composite) -> AutoFromSpec:
+        self = super().__new__(cls, "auto")
+        self.spec = spec
+        return self
 
 
 def target_entropy_for(target_entropy: float | str, action: Tensor, batch_dims: int) -> float:
@@ -266,7 +280,18 @@ def fresh_action(loss: LossModule, td: TensorDictBase, batch_dims: int, *,
     if frozen:
         params = loss.network_params("actor_network", target=getattr(loss, "delay_actor", False),
                                      detach=True)
-    return sample_with_log_prob(loss.network_dist("actor_network", td.copy(), params), batch_dims)
+    dist = loss.network_dist("actor_network", td.copy(), params)
+    return sample_with_log_prob(dist, batch_dims + agent_dims(loss, td))
+
+
+def agent_dims(loss: LossModule, td: TensorDictBase) -> int:
+    """How many agent dims follow ``td``'s batch dims in ``loss``'s rewards (``("next",
+    reward)`` of a transition, or ``reward`` of a next state): 1 for an agent group's
+    ``[*batch, n_agents, 1]``, so that log-probs stay one per agent (TorchRL's multi-agent
+    SAC), else 0."""
+    next_key = loss._next_key("reward")
+    key = next_key if "next" in td.keys() else next_key[1:]
+    return len(sample_shape(td, key)) - td.batch_dims
 
 
 def qvalues_at(loss: LossModule, td: TensorDictBase, action: Tensor,
@@ -379,7 +404,8 @@ def ensemble_regression(loss: LossModule, tensordict: TensorDictBase, pred: Tens
     ``[*shape]`` with ``loss.loss_function``, summed over copies: one value per transition
     (batch-shaped; its mean is the usual loss).
 
-    Returns the per-sample loss and ``td_error`` (max over copies of ``|pred - target|``, batch-shaped),
+    Returns the per-sample loss and ``td_error`` (max over copies of ``|pred - target|``, and
+    over an agent group's agents; batch-shaped),
     which is also written into ``tensordict`` at the priority key. ``key`` names the
     prediction's entry in the shape error.
     """
@@ -390,7 +416,9 @@ def ensemble_regression(loss: LossModule, tensordict: TensorDictBase, pred: Tens
         )
     per_net = distance_loss(pred, target.expand_as(pred), loss.loss_function)
     loss_qvalue = per_net.sum(0).reshape(*tensordict.batch_size, -1).mean(-1)
-    td_error = (pred.detach() - target).abs().max(0).values.reshape(tensordict.batch_size)
+    # one priority per transition: an agent group's largest error
+    td_error = (pred.detach() - target).abs().max(0).values.reshape(
+        *tensordict.batch_size, -1).max(-1).values
     tensordict.set(loss._keys["priority"], td_error)
     return loss_qvalue, td_error
 
@@ -401,8 +429,15 @@ def entropy_terms(loss: LossModule, log_prob: Tensor, action: Tensor, batch_dims
     ``loss.entropy_coef``: ``-mean(log_alpha * (log_prob + target_entropy))``, per sample
     when ``per_sample``; ``"auto"`` resolved from ``action`` the first time and kept in
     ``loss.target_entropy``), ``alpha`` and ``entropy`` (``-mean(log_prob)``, detached)."""
-    if isinstance(loss.target_entropy, str):
-        hold_target_entropy(loss, target_entropy_for(loss.target_entropy, action, batch_dims))
+    auto = loss.target_entropy
+    if isinstance(auto, AutoFromSpec):
+        key = loss.tensor_keys.action
+        if key not in auto.spec.keys(True):
+            raise KeyError(f"action_spec is a Composite without the action key {key!r} "
+                           f"(its entries: {auto.spec.keys(True, True)})")
+        hold_target_entropy(loss, resolve_target_entropy("auto", auto.spec, loss, key))
+    elif isinstance(auto, str):
+        hold_target_entropy(loss, target_entropy_for(auto, action, batch_dims))
     target_entropy = loss.target_entropy
     coef = loss.entropy_coef
     return {

@@ -1,6 +1,7 @@
-"""DDPG on a multi-agent group (TorchRL's MADDPG tutorial layout): per-agent rewards and
-done flags, a centralised critic reading every agent's observation and action, one value
-term per agent, and no root ``action`` needed when the critic reads the group's."""
+"""DDPG and SAC on a multi-agent group (TorchRL's MADDPG tutorial and MASAC layouts):
+per-agent rewards and done flags, a centralised critic reading every agent's observation and
+action, one value term (and one log-prob) per agent, and no root ``action`` needed when the
+critic reads the group's."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 
-from streamrl.data.specs import Bounded
-from streamrl.modules import MultiAgentMLP, TanhModule
-from streamrl.objectives import DDPGLoss, ValueEstimators
+from streamrl.data.specs import Bounded, Composite
+from streamrl.modules import (
+    MultiAgentMLP,
+    NormalParamExtractor,
+    ProbabilisticActor,
+    TanhModule,
+    TanhNormal,
+)
+from streamrl.objectives import DDPGLoss, SACLoss, ValueEstimators
 
 B, N, OBS, ACT = 6, 3, 4, 2
 
@@ -89,3 +96,69 @@ def test_a_root_action_is_required_only_when_the_critic_reads_it():
     del data["agent", "action"]
     with pytest.raises(KeyError, match=r"DDPGLoss needs the key .*agent.*action.* in its"):
         loss(data)
+
+
+# ------------------------------------------------------------------ SAC on a group (MASAC)
+def _sac_nets():
+    """A per-agent Gaussian actor and a Q-network acting on the last dim: the same functions
+    on a group's ``[B, N, ...]`` entries and on ``[B * N, ...]`` single-agent rows."""
+    torch.manual_seed(0)
+    actor_net = nn.Sequential(nn.Linear(OBS, 2 * ACT), NormalParamExtractor())
+    q_net = nn.Sequential(nn.Linear(OBS + ACT, 16), nn.Tanh(), nn.Linear(16, 1))
+
+    def build(group, target_entropy=-float(ACT)):
+        torch.manual_seed(1)  # the critic copies' own initialisation: the same for both
+        key = (lambda name: (group, name)) if group else (lambda name: name)
+        shape = (N, ACT) if group else (ACT,)
+        actor = ProbabilisticActor(
+            TensorDictModule(actor_net, in_keys=[key("observation")],
+                             out_keys=[key("loc"), key("scale")]),
+            in_keys=[key("loc"), key("scale")], out_keys=[key("action")],
+            distribution_class=TanhNormal, return_log_prob=True,
+            spec=Composite({key("action"): Bounded(-1.0, 1.0, shape=shape)}))
+        qvalue = TensorDictSequential(
+            TensorDictModule(_Cat(), in_keys=[key("observation"), key("action")],
+                             out_keys=[key("obs_action")]),
+            TensorDictModule(q_net, in_keys=[key("obs_action")],
+                             out_keys=[key("state_action_value")]))
+        loss = SACLoss(actor, qvalue, num_qvalue_nets=2, delay_qvalue=True,
+                       loss_function="l2", target_entropy=target_entropy,
+                       action_spec=Composite({key("action"): Bounded(-1.0, 1.0, shape=shape)}))
+        if group:
+            loss.set_keys(state_action_value=key("state_action_value"), action=key("action"),
+                          reward=key("reward"), done=key("done"), terminated=key("terminated"))
+        loss.make_value_estimator(ValueEstimators.TD0, gamma=0.9)
+        return loss
+
+    return build
+
+
+def test_sac_on_a_group_takes_one_term_per_agent_as_single_agent_sac_on_its_rows():
+    build = _sac_nets()
+    group_loss, flat_loss = build("agent"), build(None)
+    data = _batch()
+    flat = TensorDict({
+        "observation": data["agent", "observation"].reshape(B * N, OBS),
+        "action": data["agent", "action"].reshape(B * N, ACT),
+        "next": {k: data["next", "agent", k].reshape(B * N, -1)
+                 for k in ("observation", "reward", "done", "terminated")}}, [B * N])
+    torch.manual_seed(5)
+    grouped = group_loss(data)
+    torch.manual_seed(5)  # the same noise: the actions are drawn in the same order and shape
+    single = flat_loss(flat)
+    for key in ("loss_actor", "loss_qvalue", "loss_alpha"):
+        torch.testing.assert_close(grouped[key], single[key], msg=key)
+    # one log-prob per agent, not their sum: the entropy is a single agent's
+    torch.testing.assert_close(grouped["entropy"], single["entropy"])
+    # one priority per transition: its agents' largest error
+    assert grouped["td_error"].shape == (B,)
+    torch.testing.assert_close(grouped["td_error"], single["td_error"].reshape(B, N).max(-1).values)
+
+
+def test_sac_auto_target_entropy_reads_the_group_action_set_after_construction():
+    # the spec holds ("agent", "action"); the loss is told so by set_keys, after construction
+    auto = _sac_nets()("agent", target_entropy="auto")
+    assert auto.target_entropy == "auto"  # the action key is only known at the first batch
+    auto(_batch())
+    # TorchRL's rule: minus the size of the action spec's entry (every agent's dims)
+    assert float(auto.target_entropy) == -float(N * ACT)
