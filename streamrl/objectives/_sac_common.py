@@ -119,7 +119,12 @@ def resolve_target_entropy(target_entropy: float | str, action_spec: Any,
         actor_spec = getattr(actor, "spec", None)
         if isinstance(actor_spec, Composite) and action_key in actor_spec.keys(True):
             spec = actor_spec[action_key]
+    container = torch.Size()
     if isinstance(spec, Composite) and action_key in spec.keys(True):
+        # the dims after those of the entry's container (TorchRL's rule): an agent group's
+        # ("agents", "action") of shape [n_agents, d] counts d, one agent's action
+        nested = isinstance(action_key, tuple) and len(action_key) > 1
+        container = spec[action_key[:-1]].shape if nested else spec.shape
         spec = spec[action_key]
     elif isinstance(spec, Composite):
         # the action may be another entry of it once ``set_keys`` runs (an agent group's
@@ -129,8 +134,9 @@ def resolve_target_entropy(target_entropy: float | str, action_spec: Any,
         return "auto"
     if isinstance(spec, Composite):
         # a composite action (one entry per head): the dims of all its leaves
-        return -float(sum(leaf.shape.numel() for leaf in spec.values(True, True)))
-    return -float(spec.shape.numel())
+        return -float(sum(leaf.shape[len(container):].numel()
+                          for leaf in spec.values(True, True)))
+    return -float(spec.shape[len(container):].numel())
 
 
 class AutoFromSpec(str):

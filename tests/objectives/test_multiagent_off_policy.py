@@ -109,13 +109,16 @@ def _sac_nets():
     def build(group, target_entropy=-float(ACT)):
         torch.manual_seed(1)  # the critic copies' own initialisation: the same for both
         key = (lambda name: (group, name)) if group else (lambda name: name)
-        shape = (N, ACT) if group else (ACT,)
+        leaf = Bounded(-1.0, 1.0, shape=(N, ACT) if group else (ACT,))
+        # an env's unbatched spec: the group's Composite has the agent dim as its shape
+        spec = (Composite({group: Composite(action=leaf, shape=(N,))}) if group
+                else Composite(action=leaf))
         actor = ProbabilisticActor(
             TensorDictModule(actor_net, in_keys=[key("observation")],
                              out_keys=[key("loc"), key("scale")]),
             in_keys=[key("loc"), key("scale")], out_keys=[key("action")],
             distribution_class=TanhNormal, return_log_prob=True,
-            spec=Composite({key("action"): Bounded(-1.0, 1.0, shape=shape)}))
+            spec=spec)
         qvalue = TensorDictSequential(
             TensorDictModule(_Cat(), in_keys=[key("observation"), key("action")],
                              out_keys=[key("obs_action")]),
@@ -123,7 +126,7 @@ def _sac_nets():
                              out_keys=[key("state_action_value")]))
         loss = SACLoss(actor, qvalue, num_qvalue_nets=2, delay_qvalue=True,
                        loss_function="l2", target_entropy=target_entropy,
-                       action_spec=Composite({key("action"): Bounded(-1.0, 1.0, shape=shape)}))
+                       action_spec=spec)
         if group:
             loss.set_keys(state_action_value=key("state_action_value"), action=key("action"),
                           reward=key("reward"), done=key("done"), terminated=key("terminated"))
@@ -156,9 +159,10 @@ def test_sac_on_a_group_takes_one_term_per_agent_as_single_agent_sac_on_its_rows
 
 
 def test_sac_auto_target_entropy_reads_the_group_action_set_after_construction():
-    # the spec holds ("agent", "action"); the loss is told so by set_keys, after construction
+    # the spec holds ("agent", "action") in a group of shape [N]; the loss is told so by
+    # set_keys, after construction
     auto = _sac_nets()("agent", target_entropy="auto")
     assert auto.target_entropy == "auto"  # the action key is only known at the first batch
     auto(_batch())
-    # TorchRL's rule: minus the size of the action spec's entry (every agent's dims)
-    assert float(auto.target_entropy) == -float(N * ACT)
+    # TorchRL's rule: minus the dims after the group's (one agent's action size)
+    assert float(auto.target_entropy) == -float(ACT)

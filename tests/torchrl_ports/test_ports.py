@@ -147,6 +147,16 @@ def test_maddpg_vmas_simple_tag_competitive_tutorial_layout(tmp_path):
     assert re.search(r"iteration 3 adversary episode_reward -?[\d.]+", out), out
 
 
+def test_masac_vmas_example_layout(tmp_path):
+    pytest.importorskip("vmas")
+    out = port("masac_vmas.py", tmp_path)
+    assert "updates: 12" in out
+    # TorchRL's auto target entropy: one agent's action dims, not the group's
+    assert "target entropy: -2.0" in out
+    alphas = [float(a) for a in re.findall(r"alpha (-?[\d.]+)", out)]
+    assert len(alphas) == 3 and alphas[0] > alphas[1] > alphas[2]  # the temperature learns
+
+
 def test_mappo_vmas_tutorial_layout(tmp_path):
     pytest.importorskip("vmas")
     out = port("mappo_vmas.py", tmp_path)
