@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -31,6 +31,10 @@ class MetricsSink(Operator):
       ``return_key``, an episode's return is that entry at its done step, e.g. a
       ``RewardSum``'s ``("next", "episode_reward")``, the unclipped score of an Atari env
       whose rewards are clipped, instead of the sum of ``("next", "reward")``), and reads
+      ``return_key`` may also map names to such entries, one per agent group (``{"agent":
+      ("next", "agent", "episode_reward")}``, entries ``[*B, n_agents, 1]``): each row then
+      has ``train_return/<name>``, the mean per-agent return of that group's episodes, and
+      ``train_return`` / ``train_episodes`` are the first name's. It also reads
       the newest batch's ``("collector", "policy_version")`` (``collector_version``: with the
       learner's ``policy_version`` it shows how far the acting policy lags); when the batches
       carry a ``("task", "id")`` (:class:`~streamrl.envs.tasks.SampleTask`), each row also
@@ -82,7 +86,15 @@ class MetricsSink(Operator):
         check_run_logger(logger)
         self.logger_kind = logger
         self.resume_at = resume_at
+        if isinstance(return_key, Mapping):
+            if not return_key or not all(isinstance(k, str) and k for k in return_key):
+                raise ValueError(f"return_key as a mapping needs names (non-empty strings) "
+                                 f"to entries, found {dict(return_key)!r}")
+            return_key = dict(return_key)
         self.return_key = return_key
+        # with named return keys: each name's finished episodes (mean over its agents)
+        self._named: dict[str, list[float]] = (
+            {name: [] for name in return_key} if isinstance(return_key, dict) else {})
         self.inputs = inputs
         self.directory = directory
         self.columns = list(columns) if columns is not None else None
@@ -159,11 +171,23 @@ class MetricsSink(Operator):
             self._collector_version = int(version.max())
         reward = batch.get(("next", "reward"), None)
         done = batch.get(("next", "done"), None)
-        if reward is None or done is None:
+        # a return entry needs no root reward (a multi-agent env has one per group)
+        if done is None or (reward is None and self.return_key is None):
             return
         # [*envs, T]: time is the last batch dim; every other dim is a sub-env
         steps = batch.batch_size[-1] if batch.batch_dims else 1
         task = batch.get(("task", "id"), None)
+        if self._named:
+            ended = done.reshape(-1)
+            for name, key in self.return_key.items():
+                score = batch.get(key, None)
+                if score is None:
+                    raise KeyError(f"MetricsSink: return_key {name!r}: {key!r} is not in the "
+                                   f"collected batch")
+                # [*B, n_agents, 1] rows: the mean over a group's agents
+                per_agent = score.reshape(ended.shape[0], -1)[ended].double().mean(-1)
+                self._named[name].extend(per_agent.tolist())
+            return
         if self.return_key is not None:
             score = batch.get(self.return_key, None)
             if score is None:
@@ -194,6 +218,15 @@ class MetricsSink(Operator):
                                "fps": self.frames / max(wall, 1e-9)}
         if self._collector_version is not None:
             row["collector_version"] = self._collector_version
+        if self._named and any(self._named.values()):
+            first = next(iter(self._named))
+            for name, finished in self._named.items():
+                if finished:
+                    row[f"train_return/{name}"] = sum(finished) / len(finished)
+            if self._named[first]:
+                row["train_return"] = row[f"train_return/{first}"]
+                row["train_episodes"] = len(self._named[first])
+            self._named = {name: [] for name in self._named}
         if self._finished:
             row["train_return"] = sum(self._finished) / len(self._finished)
             row["train_episodes"] = len(self._finished)

@@ -130,13 +130,15 @@ class OffPolicyConfig:
     def graph(self, name: str, policy: nn.Module, learner: Learner, *,
               saved: Mapping[str, Any], state: Mapping[str, Any] | None,
               run_dir: Path | None, progress: bool, columns: Sequence[str],
-              **options: Any) -> OffPolicyGraph:
+              buffer: Any = None, **options: Any) -> OffPolicyGraph:
         """The concurrent graph (:func:`~streamrl.ops.build_offpolicy_graph`) named
         ``name`` that plays ``policy`` in :meth:`make_env`'s env and trains ``learner`` from
-        :meth:`make_buffer`'s buffer, as configured; ``saved``, ``state``, ``run_dir``,
-        ``progress``, ``columns`` and ``options`` (e.g. ``exploration=``) are passed on."""
+        ``buffer`` (default: :meth:`make_buffer`'s; e.g. one of them with a write transform
+        added), as configured; ``saved``, ``state``, ``run_dir``, ``progress``, ``columns``
+        and ``options`` (e.g. ``exploration=``) are passed on."""
         return build_offpolicy_graph(
-            name, self.make_env, policy, learner, self.make_buffer(),
+            name, self.make_env, policy, learner,
+            self.make_buffer() if buffer is None else buffer,
             frames=self.frames, frames_per_batch=self.frames_per_batch,
             sample_size=self.sample_size, make_eval_env=self.make_eval_env,
             eval_interval=max(1, round(self.eval_interval * self.updates_per_frame)),

@@ -541,6 +541,31 @@ def test_metrics_sink_reports_the_return_per_task():
     assert not any(k.startswith("train_return/") for k in plain.rows[0])
 
 
+def test_metrics_sink_reports_the_mean_per_agent_return_of_each_group():
+    # 2 envs x 2 steps of a multi-agent env: no root reward, a root done, and a RewardSum's
+    # per-agent returns per group ([2, 2, n_agents, 1]); env 1 ends at t=0, env 0 at t=1
+    done = torch.tensor([[[False], [True]], [[True], [False]]])
+    chasers = torch.tensor([[[1.0, 3.0], [2.0, 4.0]], [[5.0, 7.0], [0.0, 0.0]]])[..., None]
+    evader = -torch.tensor([[[1.0], [2.0]], [[6.0], [0.0]]])[..., None]
+    batch = TensorDict({"next": {"done": done, "chasers": {"episode_reward": chasers},
+                                 "evader": {"episode_reward": evader}}}, [2, 2])
+    sink = MetricsSink(columns=None, return_key={"chasers": ("next", "chasers", "episode_reward"),
+                                                 "evader": ("next", "evader", "episode_reward")})
+    sink.step({"collector": batch})
+    sink.step({"learner": {"updates": 1}})
+    sink.step({"learner": {"updates": 2}})
+    first, second = sink.rows
+    # env 0's chasers end with 2 and 4 (mean 3), env 1's with 5 and 7 (mean 6)
+    assert first["train_return/chasers"] == 4.5 and first["train_return/evader"] == -4.0
+    assert first["train_return"] == 4.5 and first["train_episodes"] == 2
+    assert "train_return" not in second and "train_return/evader" not in second
+    with pytest.raises(ValueError, match="names"):
+        MetricsSink(return_key={"": ("next", "x")})
+    with pytest.raises(KeyError, match="'evader'"):
+        MetricsSink(return_key={"evader": ("next", "nobody", "episode_reward")}).step(
+            {"collector": batch})
+
+
 def test_metrics_sink_errors_and_port_subsets():
     with pytest.raises(ValueError, match="inputs"):
         MetricsSink(inputs=("collector", "bogus"))

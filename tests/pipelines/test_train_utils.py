@@ -367,3 +367,20 @@ def test_field_overrides_read_each_value_as_its_fields_type():
         field_overrides(Cfg, ["seed=1.5"])
     with pytest.raises(ValueError, match=r"'flat=yes': Cfg.flat is bool, found 'yes'"):
         field_overrides(Cfg, ["flat=yes"])
+
+
+def test_offpolicy_config_graph_trains_from_the_buffer_given():
+    from torch import nn
+
+    from streamrl.ops import Learner
+    from streamrl.train import OffPolicyConfig
+
+    config = OffPolicyConfig(env_name="Pendulum-v1", frames=100, frames_per_batch=50,
+                             batch_size=8, learning_starts=50, logger="none")
+    policy = nn.Linear(3, 1)
+    learner = Learner(policy, torch.optim.SGD(policy.parameters(), lr=0.1))
+    parts = dict(saved={}, state=None, run_dir=None, progress=False, columns=None)
+    buffer = config.make_buffer()
+    assert config.graph("given", policy, learner, buffer=buffer, **parts).buffer is buffer
+    made = config.graph("made", policy, learner, **parts).buffer
+    assert made is not buffer and made.rate_limiter is not None
