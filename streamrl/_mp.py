@@ -509,6 +509,9 @@ def shared_zeros_like(td: TensorDictBase, *leading_dims: int) -> TensorDictBase:
     >>> buf = shared_zeros_like(TensorDict({"obs": torch.ones(4)}, []), 3)
     >>> buf.batch_size, buf["obs"].shape, buf.is_shared()
     (torch.Size([3]), torch.Size([3, 4]), True)
+    >>> group = TensorDict({"agents": TensorDict({"obs": torch.ones(2, 3, 4)}, [2, 3])}, [2])
+    >>> shared_zeros_like(group, 5)["agents"].batch_size  # an agent group keeps its dim
+    torch.Size([5, 2, 3])
     """
     for dim in leading_dims:
         if not isinstance(dim, int) or dim <= 0:
@@ -517,6 +520,11 @@ def shared_zeros_like(td: TensorDictBase, *leading_dims: int) -> TensorDictBase:
         lambda t: torch.zeros((*leading_dims, *t.shape), dtype=t.dtype, device="cpu"),
         batch_size=[*leading_dims, *td.batch_size],
     )
+    # nested TensorDicts keep their own batch dims (an agent group's [*batch, n_agents]);
+    # parents come before their children, so each one's size extends its parent's
+    for key, sub in td.items(True):
+        if isinstance(sub, TensorDictBase) and sub.batch_dims > td.batch_dims:
+            out.get(key).batch_size = torch.Size((*leading_dims, *sub.batch_size))
     return out.share_memory_()
 
 

@@ -37,7 +37,12 @@ def _leaves(td: TensorDict) -> tuple[tuple, list[torch.Tensor]] | None:
     """The structure signature and the leaves of a TensorDict of CPU tensors, else None."""
     sig: list[Any] = [td.batch_size]
     leaves: list[torch.Tensor] = []
-    for k, v in td.items(True, True):
+    for k, v in td.items(True):
+        if type(v) is TensorDict:
+            # a nested TensorDict's batch size is part of the structure (an agent group's)
+            if v.batch_dims != td.batch_dims:
+                sig.append((k, v.batch_size))
+            continue
         if type(v) is not torch.Tensor or v.device.type != "cpu":
             return None
         sig.append((k, v.shape, v.dtype))
