@@ -251,9 +251,7 @@ class GroupRows:
     def __call__(self, batch: TensorDictBase) -> TensorDictBase:
         data = batch.exclude(*self.excluded).clone(False)
         nested = data.get(("next", self.group))
-        # [*B, n_agents] from the per-agent reward (a batch from a worker process keeps its
-        # leaves' shapes, not always its sub-TensorDicts' batch sizes)
-        shape = nested.get("reward").shape[:-1]
+        shape = nested.get("reward").shape[:-1]  # [*B, n_agents]
         for flag in ("done", "terminated"):
             if flag not in nested.keys():
                 root = data.get(("next", flag))
