@@ -69,7 +69,7 @@ from streamrl.modules import (
     ValueOperator,
 )
 from streamrl.objectives import hiro_relabel
-from streamrl.ops import OffPolicyGraph, ReplayDraws, ReplaySink, SegmentBatcher
+from streamrl.ops import LastRow, OffPolicyGraph, ReplayDraws, ReplaySink, SegmentBatcher
 from streamrl.train import check_field, check_positive_ints, driver
 
 NAME = "hiro_pointmaze"
@@ -252,19 +252,6 @@ class Relabel:
         return batch
 
 
-class HighStats:
-    """The high learner's last metrics row, read into the low learner's rows."""
-
-    def __init__(self) -> None:
-        self.row: dict[str, Any] = {}
-
-    def update(self, row: dict[str, Any]) -> None:
-        self.row = row
-
-    def reader(self, key: str) -> Any:
-        return lambda: self.row.get(key, float("nan"))
-
-
 def build(config: HIROConfig, run_dir: Path | None, progress: bool,
           state: dict[str, Any] | None = None) -> OffPolicyGraph:
     """The concurrent graph of ``config`` (both levels, or flat TD3), restored from
@@ -295,7 +282,7 @@ def build(config: HIROConfig, run_dir: Path | None, progress: bool,
     draws = ReplayDraws(high_buffer, config.high_batch_size,
                         draws_per_row=config.high_updates_per_segment,
                         learning_starts=config.high_learning_starts)
-    stats = HighStats()
+    stats = LastRow()
     saved.update({f"high_{k}": v for k, v in high_saved.items()})
     saved.update(high_learner=high, high_buffer=high_buffer, segments=segments,
                  high_draws=draws)

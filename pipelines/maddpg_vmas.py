@@ -85,7 +85,7 @@ from streamrl.modules import (
     TanhDelta,
 )
 from streamrl.objectives import DDPGLoss, SoftUpdate, ValueEstimators
-from streamrl.ops import Learner, OffPolicyGraph, ReplaySink, ReplaySource, sample_budget
+from streamrl.ops import LastRow, Learner, OffPolicyGraph, ReplaySink, ReplaySource, sample_budget
 from streamrl.train import OffPolicyConfig, check_field, check_positive_ints, driver
 
 NAME = "maddpg_vmas"
@@ -366,19 +366,6 @@ class _Until:
         return batch
 
 
-class _LastRow:
-    """A learner's last metrics row, read into the main learner's rows."""
-
-    def __init__(self) -> None:
-        self.row: dict[str, Any] = {}
-
-    def update(self, row: dict[str, Any]) -> None:
-        self.row = row
-
-    def reader(self, key: str) -> Any:
-        return lambda: self.row.get(key, float("nan"))
-
-
 def group_columns(groups: list[str]) -> list[str]:
     """The metrics columns of a run of ``groups`` (the main learner's first)."""
     per_group = [*(f"train_return/{g}" for g in groups), f"updates/{groups[0]}"]
@@ -415,7 +402,7 @@ def build(config: MADDPGConfig, run_dir: Path | None, progress: bool,
         side_learners[g], pieces = make_learner(config, g, models[g], lock=learner.lock)
         saved.update({f"{g}_{k}": v for k, v in pieces.items()})
         saved.update({f"{g}_learner": side_learners[g], f"{g}_buffer": buffers[g]})
-        stats[g] = _LastRow()
+        stats[g] = LastRow()
     done = 0 if state is None else int(state["frames"])
     freeze_frames = (config.freeze_at + 1) * config.frames_per_batch
     exploration = [_StepUntil(models[g].noise, freeze_frames - done) if g == frozen

@@ -34,6 +34,7 @@ from streamrl.ops.complete_trajectories import CompleteTrajectories
 from streamrl.ops.env_source import EnvSource
 from streamrl.ops.evaluator import EpisodeStats, Evaluator, evaluate_episodes, play_episodes
 from streamrl.ops.gradient_step import GradientStep
+from streamrl.ops.last_row import LastRow
 from streamrl.ops.learner import Learner
 from streamrl.ops.metrics_logger import (
     MetricsLogger,
@@ -75,6 +76,7 @@ __all__ = [
     "EpisodeStats",
     "Evaluator",
     "GradientStep",
+    "LastRow",
     "Learner",
     "MetricsLogger",
     "MetricsSink",
