@@ -18,11 +18,13 @@ deterministic return (10 episodes, per agent) and the wall time.
 
     $ python benchmarks/marl_navigation.py --seeds 0,1,2
     $ python benchmarks/marl_navigation.py --frames 12000 --seeds 0 --no-peers
+    $ python benchmarks/marl_navigation.py --no-peers --set num_envs=4 --frames 800
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -36,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from streamrl.cli import load_pipeline  # noqa: E402
+from streamrl.train import field_overrides  # noqa: E402
 
 METHODS = ("mappo", "ippo")
 
@@ -135,12 +138,15 @@ print("RESULT " + json.dumps({"train_return": train_returns[-1], "curve": train_
 '''
 
 
-def run_streamrl(method: str, seed: int, frames: int, threads: int) -> dict:
-    """One run of the method's pipeline: the last batch's train return, the final eval."""
+def run_streamrl(method: str, seed: int, frames: int, threads: int,
+                 changed: dict | None = None) -> dict:
+    """One run of the method's pipeline (``changed``: config fields set): the last batch's
+    train return, the final eval."""
     module = load_pipeline(REPO / "pipelines" / f"{method}_vmas.py")
     config, _ = module.parse_args(["--seed", str(seed), "--frames", str(frames),
                                    "--threads", str(threads), "--eval-interval", str(10 ** 9),
                                    "--eval-episodes", "10"])
+    config = dataclasses.replace(config, **(changed or {}))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         result = module.train(config, run_dir=Path(tmp))
@@ -187,9 +193,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="streamrl only")
     parser.add_argument("--peers-python",
                         default=os.environ.get("STREAMRL_PEERS_PYTHON", "/tmp/peers/bin/python"))
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a streamrl config field (e.g. num_envs=4); streamrl only: "
+                             "with --no-peers")
     args = parser.parse_args(argv)
-    if args.frames <= 0 or args.frames % 6000:
-        parser.error(f"--frames must be a positive multiple of 6000, found {args.frames}")
+    mappo = load_pipeline(REPO / "pipelines" / "mappo_vmas.py")
+    try:
+        changed = field_overrides(mappo.MAPPOConfig, args.set)
+    except ValueError as err:
+        parser.error(f"--set: {err}")
+    if changed and not args.no_peers:
+        parser.error("--set changes streamrl's settings only, while TorchRL's loop keeps the "
+                     "tutorial's: pass --no-peers with it")
+    per_batch = mappo.MAPPOConfig(**changed).frames_per_batch
+    if args.frames <= 0 or args.frames % per_batch:
+        parser.error(f"--frames must be a positive multiple of the batch ({per_batch:,} "
+                     f"frames), found {args.frames}")
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
     unknown = sorted(set(methods) - set(METHODS))
@@ -206,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         script.write_text(TORCHRL_SCRIPT)
         for method in methods:
             sides = [("streamrl", lambda s, m=method: run_streamrl(m, s, args.frames,
-                                                                   args.threads))]
+                                                                   args.threads, changed))]
             if python is not None:
                 sides.append(("torchrl", lambda s, m=method: run_torchrl(
                     python, m, s, args.frames, args.threads, script)))
