@@ -16,6 +16,11 @@ evaluation episodes) for each seed, their mean, and the best evaluation of the r
 over seeds), beside a uniformly random policy's return on the same evaluation episodes.
 ``--set FIELD=VALUE`` (repeatable) changes a field of ``QMixConfig`` for every mixer
 (e.g. ``gamma=0.99``).
+
+Measured (2-core CPU, shared; 100,000 team frames, defaults, seeds 0,1,2): final evaluation
+QMIX -20.5 / -29.8 / -18.2 (mean -22.9), VDN -15.4 / -16.0 / -17.1 (mean -16.1), independent
+DQN -16.4 / -20.2 / -19.5 (mean -18.7); a random policy -26.7 on the same episodes. About
+two minutes per run (QMIX 152 s, VDN 122 s, independent DQN 120 s).
 """
 
 from __future__ import annotations
