@@ -62,7 +62,6 @@ from streamrl.ops import (
     Learner,
     OffPolicyGraph,
     build_offpolicy_graph,
-    ratio_buffer,
 )
 from streamrl.train import check_positive_ints, driver
 from streamrl.train.dqn_config import COLUMNS
@@ -134,10 +133,7 @@ def make_learner(config: DQNConfig, actor: QValueActor) -> tuple[
 
 def make_buffer(config: DQNConfig) -> TensorDictReplayBuffer:
     """A uniform buffer whose limiter keeps the SB3 sample-to-insert ratio."""
-    return ratio_buffer(config.buffer_size, config.samples_per_insert,
-                        learning_starts=config.learning_starts, sample_size=config.sample_size,
-                        frames_per_batch=config.train_freq,
-                        max_policy_lag=config.max_policy_lag)
+    return config.make_buffer()
 
 
 def collected_frames(config: DQNConfig) -> int:

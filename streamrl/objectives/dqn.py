@@ -17,6 +17,7 @@ from streamrl.objectives._utils import (
     chosen_values,
     distance_loss,
     greedy_values,
+    sample_shape,
     var_nums_of,
     weighted_reduce,
 )
@@ -48,6 +49,15 @@ class DQNLoss(LossModule):
     shape) reduces the per-sample loss, weighted by the prioritized-replay importance
     weights ``priority_weight`` when ``use_prioritized_weights`` is True, or ``"auto"``
     (default) and the input has them (the mean is then ``sum(w * l) / sum(w)``).
+
+    **Agent groups** (independent Q-learning, TorchRL's ``iql.py`` layout): with the keys
+    set to a group's entries (``action_value=("agents", "action_value")``, ``action``,
+    ``value=("agents", "chosen_action_value")``, ``reward``, ``done`` and ``terminated``
+    under ``"agents"``), a ``reward`` of shape ``[*batch, n_agents, 1]`` gives one TD term
+    per agent (its own reward and bootstrap; :meth:`sample_shape`): the values are then
+    ``[*batch, n_agents, n_actions]``, ``pred_value`` / ``target_value`` are per agent,
+    ``reduction="none"`` keeps the agent dim, and ``td_error`` (the replay priority) and
+    the importance weights are per sample (``td_error`` the mean over its agents).
 
     Keys (:meth:`set_keys`): ``action``, ``action_value``, ``priority`` (``"td_error"``),
     ``priority_weight``, ``reward``, ``done``, ``terminated``, and for the value estimator
@@ -147,36 +157,46 @@ class DQNLoss(LossModule):
             )
         self.register_network("value_network", value_network, create_target=delay_value)
 
-    def _action_values(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
+    def sample_shape(self, td: TensorDictBase) -> torch.Size:
+        """The shape of the per-sample TD terms for ``td``: its batch shape, followed by the
+        agent dims of a multi-agent group when the ``reward`` key has them (``[*batch,
+        n_agents, 1]``: independent Q-learning, one TD term per agent)."""
+        return sample_shape(td, self._next_key("reward"))
+
+    def _action_values(self, td: TensorDictBase, params: TensorDictBase,
+                       shape: torch.Size | None = None) -> Tensor:
         out = self.call_network("value_network", td.copy(), params)
         values = self._get(out, "action_value")
-        if values.shape[: td.batch_dims] != td.batch_size or values.ndim != td.batch_dims + 1:
+        shape = td.batch_size if shape is None else shape
+        if values.shape[:-1] != shape:
             raise ValueError(
                 f"{type(self).__name__}: {self._keys['action_value']!r} must have shape "
-                f"{(*td.batch_size, 'n_actions')}, found {tuple(values.shape)}"
+                f"{(*shape, 'n_actions')}, found {tuple(values.shape)}"
             )
         return values
 
     def target_value(self, td: TensorDictBase) -> Tensor:
         """The bootstrapped target for every transition of ``td`` (no gradient)."""
         self._require(td, self._next_key("reward"), self._next_key("done"))
+        shape = self.sample_shape(td)
         with torch.no_grad():
             next_td = td.get("next")
             target_params = self.network_params(
                 "value_network", target=self.delay_value, detach=True
             )
-            next_values = self._action_values(next_td, target_params)
+            next_values = self._action_values(next_td, target_params, shape)
             live = None
             if self.double_dqn:
                 live = self._action_values(
-                    next_td, self.network_params("value_network", detach=True)
+                    next_td, self.network_params("value_network", detach=True), shape
                 )
             next_value = greedy_values(next_values, self._components(), live)
             work = td.copy()
             reward = work.get(self._next_key("reward"))
             if reward.shape != next_value.shape:
                 raise ValueError(
-                    f"{type(self).__name__}: reward must have shape {tuple(next_value.shape)} (batch + [1]), "
+                    f"{type(self).__name__}: reward must have shape {tuple(next_value.shape)} (batch + [1]"
+                    f"{', per agent' if len(shape) > td.batch_dims else ''}), "
                     f"found {tuple(reward.shape)}"
                 )
             work.set(self._next_key("value"), next_value)
@@ -215,13 +235,19 @@ class DQNLoss(LossModule):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the DQN loss; writes ``td_error`` into ``tensordict``."""
         action = self._get(tensordict, "action")
-        batch = tensordict.batch_size
-        values = self._action_values(tensordict, self.network_params("value_network"))
-        pred = chosen_values(values, action, batch, self.action_space, self.var_nums, "DQNLoss")
+        shape = self.sample_shape(tensordict)
+        values = self._action_values(tensordict, self.network_params("value_network"), shape)
+        pred = chosen_values(values, action, shape, self.action_space, self.var_nums, "DQNLoss")
         target = self.target_value(tensordict)
-        loss = weighted_reduce(distance_loss(pred, target, self.loss_function).squeeze(-1),
-                               self._priority_weight(tensordict), self.reduction)
+        per_sample = distance_loss(pred, target, self.loss_function).squeeze(-1)
+        weight = self._priority_weight(tensordict)
+        agent_dims = tuple(range(tensordict.batch_dims, len(shape)))
+        if agent_dims and weight is not None:  # a sample's weight covers all its agents
+            per_sample = per_sample.mean(agent_dims)
+        loss = weighted_reduce(per_sample, weight, self.reduction)
         pred_b, target_b = pred.detach().squeeze(-1), target.squeeze(-1)
         td_error = (pred_b - target_b).abs()
+        if agent_dims:  # a sample's priority: the mean over its agents
+            td_error = td_error.mean(agent_dims)
         tensordict.set(self._keys["priority"], td_error)
         return _output(loss=loss, pred_value=pred_b, target_value=target_b, td_error=td_error)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamrl.modules import EGreedyModule
-from streamrl.ops import check_run_logger, default_run_logger
+from streamrl.ops import check_run_logger, default_run_logger, ratio_buffer
 from streamrl.train.config import check_field, check_offpolicy_run_fields, check_positive_ints
 
 __all__ = ["DQNConfig"]
@@ -120,11 +120,22 @@ class DQNConfig:
                 points.append(rounds * self.gradient_steps)
         return points
 
-    def make_exploration(self, action_spec: Any) -> EGreedyModule:
-        """The epsilon-greedy module: epsilon from ``exploration_initial_eps`` to
-        ``exploration_final_eps`` over the first ``exploration_fraction`` of ``frames``."""
+    def make_exploration(self, action_spec: Any, action_key: Any = "action") -> EGreedyModule:
+        """The epsilon-greedy module on ``action_key`` (e.g. an agent group's ``("agents",
+        "action")``; ``action_spec`` is that action's spec or a Composite holding it):
+        epsilon from ``exploration_initial_eps`` to ``exploration_final_eps`` over the first
+        ``exploration_fraction`` of ``frames``."""
         return EGreedyModule(
             action_spec, eps_init=self.exploration_initial_eps,
             eps_end=self.exploration_final_eps,
             annealing_num_steps=max(1, int(self.exploration_fraction * self.frames)),
+            action_key=action_key,
         )
+
+    def make_buffer(self) -> Any:
+        """A uniform buffer of ``buffer_size`` rows whose limiter keeps the sample-to-insert
+        ratio (:func:`~streamrl.ops.ratio_buffer`), bounded by ``max_policy_lag``."""
+        return ratio_buffer(self.buffer_size, self.samples_per_insert,
+                            learning_starts=self.learning_starts, sample_size=self.sample_size,
+                            frames_per_batch=self.train_freq,
+                            max_policy_lag=self.max_policy_lag)

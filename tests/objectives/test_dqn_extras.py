@@ -182,3 +182,51 @@ def test_dqn_prioritized_weights():
         DQNLoss(actor, use_prioritized_weights=True)(td.exclude("priority_weight"))
     with pytest.raises(ValueError, match="use_prioritized_weights"):
         DQNLoss(actor, use_prioritized_weights="yes")
+
+
+def test_dqn_with_agent_group_keys_is_one_td_term_per_agent():
+    # independent Q-learning (TorchRL's iql.py keys): values [B, n_agents, n_actions] and
+    # per-agent rewards / flags; the loss equals one single-agent DQN over the B * n rows
+    torch.manual_seed(0)
+    b, n, a = 5, 3, 4
+    net = nn.Linear(6, a)
+    group = TensorDictModule(net, [("agents", "observation")], [("agents", "action_value")])
+    loss = DQNLoss(group, delay_value=False, action_space="categorical")
+    loss.set_keys(action_value=("agents", "action_value"), action=("agents", "action"),
+                  value=("agents", "chosen_action_value"), reward=("agents", "reward"),
+                  done=("agents", "done"), terminated=("agents", "terminated"))
+    loss.make_value_estimator(gamma=0.9)
+    flags = torch.rand(b, n, 1) < 0.3
+    td = TensorDict({
+        "agents": TensorDict({"observation": torch.randn(b, n, 6),
+                              "action": torch.randint(a, (b, n))}, [b, n]),
+        "next": {"agents": TensorDict({"observation": torch.randn(b, n, 6),
+                                       "reward": torch.randn(b, n, 1),
+                                       "done": flags, "terminated": flags}, [b, n])},
+    }, [b])
+    out = loss(td)
+    assert out["pred_value"].shape == (b, n) and out["td_error"].shape == (b,)
+    assert loss.sample_shape(td) == (b, n)
+    flat = TensorDict({
+        "observation": td["agents", "observation"].reshape(b * n, 6),
+        "action": td["agents", "action"].reshape(b * n),
+        "next": {"observation": td["next", "agents", "observation"].reshape(b * n, 6),
+                 "reward": td["next", "agents", "reward"].reshape(b * n, 1),
+                 "done": flags.reshape(b * n, 1), "terminated": flags.reshape(b * n, 1)},
+    }, [b * n])
+    single = DQNLoss(net, delay_value=False, action_space="categorical")
+    single.make_value_estimator(gamma=0.9)
+    expected = single(flat)
+    torch.testing.assert_close(out["loss"], expected["loss"])
+    torch.testing.assert_close(out["pred_value"].reshape(-1), expected["pred_value"])
+    torch.testing.assert_close(out["td_error"], expected["td_error"].reshape(b, n).mean(-1))
+    loss.reduction = "none"
+    assert loss(td)["loss"].shape == (b, n)
+    # a network that drops the agent dim is named, with the shape the rewards ask for
+    bad = DQNLoss(TensorDictModule(lambda o: net(o).sum(-2), [("agents", "observation")],
+                                   ["action_value"]), delay_value=False)
+    bad.set_keys(action=("agents", "action"),
+                 reward=("agents", "reward"), done=("agents", "done"),
+                 terminated=("agents", "terminated"))
+    with pytest.raises(ValueError, match=r"must have shape \(5, 3, 'n_actions'\)"):
+        bad(td)
