@@ -76,7 +76,7 @@ from torch import nn
 
 from streamrl.envs import EnvBase, RewardSum, TransformedEnv
 from streamrl.envs.libs.vmas import VmasEnv
-from streamrl.envs.transforms import Transform
+from streamrl.envs.transforms import TeamReward
 from streamrl.graph import Map, Sink
 from streamrl.modules import (
     AdditiveGaussianModule,
@@ -190,7 +190,7 @@ class MADDPGConfig(OffPolicyConfig):
         """``eval_episodes`` VMAS envs whose ``("next", "reward")`` is the first group's
         mean per-agent reward (what ``eval_return`` sums)."""
         env = self._vmas(self.eval_episodes)
-        return TransformedEnv(env, GroupMeanReward(train_groups(self, env.group_map)[0]))
+        return TransformedEnv(env, TeamReward(train_groups(self, env.group_map)[0]))
 
 
 # ---------------------------------------------------------------------------------- groups
@@ -212,30 +212,6 @@ def train_groups(config: MADDPGConfig, group_map: Mapping[str, Any]) -> list[str
                          f"scenario {config.scenario!r}; a freeze needs another group to "
                          f"go on training")
     return [*others, frozen]
-
-
-class GroupMeanReward(Transform):
-    """Writes ``("next", "reward")``: the mean over ``group``'s agents of its
-    ``("next", group, "reward")`` (``[*B, n_agents, 1] -> [*B, 1]``), for code that reads
-    one reward per env (the evaluator)."""
-
-    def __init__(self, group: str) -> None:
-        super().__init__()
-        self.group = group
-
-    def _call(self, td: TensorDictBase) -> TensorDictBase:
-        raise NotImplementedError("GroupMeanReward reads env steps: use it inside a "
-                                  "TransformedEnv")
-
-    def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
-        return td_reset
-
-    def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
-        next_td.set("reward", next_td.get((self.group, "reward")).mean(-2))
-        return next_td
-
-    def __repr__(self) -> str:
-        return f"GroupMeanReward(group={self.group!r})"
 
 
 class GroupRows:

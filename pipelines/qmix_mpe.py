@@ -67,10 +67,10 @@ import torch
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 
-from streamrl.data.specs import Categorical, OneHot, Unbounded
+from streamrl.data.specs import Categorical, OneHot
 from streamrl.envs import SerialEnv, TransformedEnv
 from streamrl.envs.libs.pettingzoo import PettingZooEnv
-from streamrl.envs.transforms import Transform
+from streamrl.envs.transforms import TeamReward
 from streamrl.modules import EGreedyModule, MultiAgentMLP, QMixer, QValueModule, VDNMixer
 from streamrl.objectives import DQNLoss, HardUpdate, LossModule
 from streamrl.objectives.multiagent import QMixerLoss
@@ -152,33 +152,6 @@ class QMixConfig(DQNConfig):
 
 
 # ---------------------------------------------------------------------------------- the env
-class TeamReward(Transform):
-    """The team reward of one agent group: ``("next", "reward")`` (``[*B, 1]``) is the mean
-    over the agents of ``("next", group, "reward")`` (``[*B, n_agents, 1]``), which stays.
-
-    >>> from tensordict import TensorDict
-    >>> td = TensorDict({"agent": TensorDict({"reward": torch.tensor([[1.0], [2.0], [6.0]])},
-    ...                                      [3])})
-    >>> TeamReward("agent")(td)["reward"]
-    tensor([3.])
-    """
-
-    _per_step = True
-
-    def __init__(self, group: str) -> None:
-        super().__init__(in_keys=[(group, "reward")], out_keys=["reward"])
-        self.group = group
-
-    def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
-        return value.mean(-2)
-
-    def _transform_spec(self, spec: Any) -> Any:
-        return Unbounded(shape=(*spec.shape[:-2], 1), device=spec.device, dtype=spec.dtype)
-
-    def __repr__(self) -> str:
-        return f"TeamReward(group={self.group!r})"
-
-
 def make_one_env(config: QMixConfig) -> TransformedEnv:
     """One copy of the PettingZoo task (parallel API; the global ``"state"`` with the QMIX
     mixer) with its :class:`TeamReward`. ``ValueError`` unless its agents form one group."""

@@ -61,6 +61,7 @@ from streamrl.envs.transforms.shape import (
 )
 from streamrl.envs.transforms.stack import Stack
 from streamrl.envs.transforms.success_reward import SuccessReward
+from streamrl.envs.transforms.team_reward import TeamReward
 from streamrl.envs.transforms.terminate import TerminateTransform
 from streamrl.envs.transforms.time_max_pool import TimeMaxPool
 from streamrl.envs.transforms.timer import Timer
@@ -127,6 +128,7 @@ __all__ = [
     "StepCounter",
     "SuccessReward",
     "TargetReturn",
+    "TeamReward",
     "TensorDictPrimer",
     "TerminateTransform",
     "TimeMaxPool",
