@@ -33,13 +33,13 @@ default ``/tmp/peers/bin/python``) and are skipped with a note when it has no to
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 
 import torch
+
+# the script's folder is on sys.path when it runs
+from _peers import default_peers_python, run_torchrl_script
 from torch import nn
 
 torch.set_num_threads(1)
@@ -286,34 +286,8 @@ if __name__ == "__main__":
 
 def torchrl_figures(python: str, frames: int, rows: list[str]) -> tuple[dict, str | None]:
     """TorchRL frames/s by row key, or a note saying why there are none."""
-    if not os.path.exists(python):
-        return {}, f"{python} not found"
-    check = subprocess.run([python, "-c", "import torchrl"], capture_output=True, text=True)
-    if check.returncode != 0:
-        return {}, f"{python} cannot import torchrl"
-    # a file, not ``-c``: TorchRL's multi-process collectors spawn workers that re-import
-    # the main module
-    with tempfile.TemporaryDirectory() as tmp:
-        script = os.path.join(tmp, "torchrl_collectors.py")
-        with open(script, "w") as f:
-            f.write(TORCHRL_SNIPPET)
-        proc = subprocess.run(
-            [python, script, str(frames), str(FRAMES_PER_BATCH), ",".join(rows)],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-    out: dict = {}
-    notes = []
-    for line in proc.stdout.splitlines():
-        parts = line.split(" ", 2)
-        if parts[0] == "RESULT":
-            out[parts[1]] = float(parts[2])
-        elif parts[0] == "SKIP":
-            notes.append(line)
-    if proc.returncode != 0:
-        notes.append(f"torchrl run failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return out, "; ".join(notes) or None
+    return run_torchrl_script(python, TORCHRL_SNIPPET, "torchrl_collectors.py",
+                              [str(frames), str(FRAMES_PER_BATCH), ",".join(rows)])
 
 
 def main() -> None:
@@ -327,7 +301,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--peers-python",
-        default=os.environ.get("STREAMRL_PEERS_PYTHON", "/tmp/peers/bin/python"),
+        default=default_peers_python(),
     )
     parser.add_argument("--no-peers", action="store_true", help="skip the TorchRL rows")
     parser.add_argument("--only", default=",".join(ROWS), help=f"comma-separated of {ROWS}")

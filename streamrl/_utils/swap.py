@@ -19,7 +19,7 @@ interrupt kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,3 +42,51 @@ def params_in(params: TensorDictBase, module: nn.Module, **kwargs: Any) -> Itera
         swapped.__exit__(None, None, None)  # restores as on a normal exit; the interrupt goes on
         raise
     swapped.__exit__(None, None, None)
+
+
+class ParamSlots:
+    """A template module called with a TensorDict's tensors in place of its own.
+
+    ``ParamSlots(template, keys)(params, *args)`` runs ``template(*args)`` with
+    ``params.get(key)`` in each parameter or buffer slot that ``keys`` name (the leaves of
+    ``params``: ``("0", "weight")`` is ``template[0].weight``) and puts the template's own
+    tensors back on any exit: what ``with params_in(params, template)`` does, for a template
+    whose structure is fixed when it is built. The slots are found once, so a call costs a
+    few dict stores instead of tensordict's walk over the module (~40 µs for a 3-layer MLP,
+    which a policy stepping one env pays at every step). Works inside ``torch.vmap`` (the
+    tensors are then batched).
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> net = torch.nn.Linear(2, 1)
+    >>> zeros = TensorDict.from_module(net).data.clone().zero_()
+    >>> call = ParamSlots(net, zeros.keys(True, True))
+    >>> float(call(zeros, torch.ones(2)).sum()), net.weight.abs().sum().item() > 0
+    (0.0, True)
+    """
+
+    def __init__(self, template: nn.Module, keys: Iterable[Any]) -> None:
+        slots = []
+        for key in keys:
+            *path, name = key if isinstance(key, tuple) else (key,)
+            owner = template.get_submodule(".".join(path))
+            store = owner._parameters if name in owner._parameters else owner._buffers
+            if name not in store:
+                raise KeyError(f"ParamSlots: {type(template).__name__} has no parameter or "
+                               f"buffer {'.'.join((*path, name))!r}")
+            slots.append((key, store, name, store[name]))
+        self.template = template
+        self.slots = tuple(slots)
+
+    def __call__(self, params: TensorDictBase, *args: Any) -> Any:
+        inner = getattr(params, "_param_td", None)
+        if inner is not None and not getattr(params, "_get_post_hook", True):
+            # a TensorDictParams without get hooks: its own get costs ~2 µs more per leaf
+            params = inner
+        try:
+            for key, store, name, _ in self.slots:
+                store[name] = params.get(key)
+            return self.template(*args)
+        finally:
+            for _, store, name, own in self.slots:
+                store[name] = own

@@ -122,6 +122,9 @@ class _Group:
         self.mask_in = None  # where the action mask comes from: "observation", "info", None
         self.mask_shape: tuple = ()
         self.info_specs: dict[str, TensorSpec] = {}  # one agent's info entries
+        # the group's "observation" spec when the agents' arrays may be stacked before one
+        # encode (a continuous leaf spec): one conversion per step instead of one per agent
+        self.stacked_obs: TensorSpec | None = None
 
 
 class PettingZooWrapper(ForwardsToWrapped, EnvBase):
@@ -276,6 +279,8 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
             del obs["action_mask"]
             group.mask_in = "observation"
         group.obs_spec = obs
+        if isinstance(obs, TensorSpec) and obs.domain == "continuous":
+            group.stacked_obs = obs.expand(len(group.agents), *obs.shape)
 
     def _make_specs(self, infos: Mapping[str, Any]) -> None:
         dev = self.device
@@ -406,8 +411,13 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         for g in self._groups:
             n = len(g.agents)
             flags = np.zeros((3, n, 1), dtype=bool)
+            stacked = self._stacked_obs(g, obs)
+            if stacked is not None:  # every agent is there
+                for i, agent in enumerate(g.agents):
+                    flags[1, i] = bool(terms.get(agent, False))
+                    flags[2, i] = bool(truncs.get(agent, False))
             observations = []
-            for i, agent in enumerate(g.agents):
+            for i, agent in enumerate(g.agents if stacked is None else ()):
                 if agent in obs:
                     observations.append(self._encode_obs(g, obs[agent]))
                     flags[1, i] = bool(terms.get(agent, False))
@@ -427,7 +437,8 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
                     flags[2, i] = bool(truncs.get(agent, True))
             flags[0] = flags[1] | flags[2]
             all_flags.append(flags.reshape(3, n))
-            td: dict[str, Any] = {"observation": torch.stack(observations)}
+            td: dict[str, Any] = {
+                "observation": torch.stack(observations) if stacked is None else stacked}
             if g.mask_in is not None:
                 td["action_mask"] = self._action_mask(g, obs, infos, acting)
             if self.use_mask:
@@ -457,6 +468,19 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         for k, v in zip(_FLAGS, (done, term, trunc), strict=True):
             out[k] = torch.tensor([bool(v)])
         return TensorDict._new_unsafe(out, batch_size=torch.Size(()))
+
+    def _stacked_obs(self, g: _Group, obs: dict) -> torch.Tensor | None:
+        """The group's observations encoded at once, or None (an agent missing, a spec or
+        arrays that do not stack: the caller encodes them one by one)."""
+        if g.stacked_obs is None:
+            return None
+        values = [obs.get(agent) for agent in g.agents]
+        if any(v is None for v in values):
+            return None
+        try:
+            return g.stacked_obs.encode(np.stack(values), ignore_device=True)
+        except (ValueError, TypeError, RuntimeError):
+            return None
 
     def _encode_obs(self, g: _Group, value: Any) -> Any:
         if g.mask_in == "observation" and isinstance(value, Mapping):

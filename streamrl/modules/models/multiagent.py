@@ -11,7 +11,7 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictParams
 from torch import nn
 
-from streamrl._utils.swap import params_in
+from streamrl._utils.swap import ParamSlots, params_in
 from streamrl.modules.ensemble import stack_params
 from streamrl.modules.models.convnet import ConvNet
 from streamrl.modules.models.mixers import QMixer, VDNMixer
@@ -105,12 +105,10 @@ class MultiAgentMLP(nn.Module):
         meta = TensorDict.from_module(net).detach().to("meta")
         with params_in(meta, net):
             template = copy.deepcopy(net)
-        self.__dict__["_template"] = template  # a structure only: not a registered submodule
+        # a structure only, not a registered submodule; the params go in its slots per call
+        self.__dict__["_template"] = template
+        self.__dict__["_call"] = ParamSlots(template, params.keys(True, True))
         self.n_agent_inputs = n_agent_inputs
-
-    def _call(self, params: TensorDict, value: torch.Tensor) -> torch.Tensor:
-        with params_in(params, self._template):
-            return self._template(value)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         name, nd = type(self).__name__, self._feature_dims
