@@ -29,12 +29,15 @@ half of each batch from the dataset; first online evaluation, every 500 frames, 
 calibrated on the dataset** (``--online-critics fresh --critic-layer-norm
 --calibration-updates 2000``: the actor frozen, no online frame spent) reaches it at
 1,550 / 1,050 / 1,050 frames, SAC from scratch at the same 2 updates per frame at 2,050 /
-1,550 / 2,050. Without the calibration, the actor frozen online instead for the first 500
-frames (``--actor-warmup-frames 500``): 1,550 / 2,050 / 1,550; both (calibration, then 500
-frozen frames) on seed 0: 2,050; IQL's own critics calibrated the same way (``online_critics
-"pretrained"``) still collapse (not reached in 2,500 frames, seed 0): their expectile fit
-to ``r + gamma V(s')`` left them nearly flat in the action, and 2,000 critic updates do not
-undo it.
+1,550 / 2,050 (seeds 3/4/5, run after the choice: 1,550 / 1,050 / 1,050 against 2,050 /
+2,050 / 2,050; the variant was picked on seed 0 among four; "first reaching" says nothing
+of staying: seed 5 went back to -450 at 1,550 frames). Both halves matter: fresh LayerNorm critics without the calibration reach it
+at 1,550 / 2,050 / 2,050 (the actor, steered by critics that know nothing yet, first
+drifts down), calibrated critics without LayerNorm at - / 1,550 / 1,550; the actor frozen
+online for the first 500 frames instead of the calibration (``--actor-warmup-frames
+500``): 1,550 / 2,050 / 1,550, and after the calibration (seed 0) 2,050. IQL's own critics
+calibrated the same way (``online_critics "pretrained"``) still collapse (not reached in
+2,500 frames, seed 0).
 ``checkpoint.pt`` is written after each phase with its ``phase``; ``--resume`` goes on in it.
 
     $ streamrl run iql_offline_to_online --dataset minari:pendulum/medium-v0 \\
