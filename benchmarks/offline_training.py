@@ -40,7 +40,8 @@ pretraining on the medium dataset, then F online frames, half of each batch from
 dataset) against ``sac_pendulum`` from scratch for F frames, same seeds: the online frames
 at which each first evaluates at 90 or more normalized (evaluations every 500 frames).
 ``--o2o-option FIELD=VALUE`` (repeatable) sets a field of its ``IQLOnlineConfig``, e.g.
-``--o2o-option online_loss=sac --o2o-option online_lr=1e-3``.
+``--o2o-option online_loss=sac --o2o-option online_lr=1e-3``; SAC from scratch runs at
+the same ``updates_per_frame``.
 """
 
 from __future__ import annotations
@@ -139,8 +140,10 @@ def offline_to_online(args: argparse.Namespace, seed: int, target: float) -> tup
         temperature=args.iql_temperature, **args.o2o_options)
     mixed = o2o.train(config)
     sac = load_pipeline(REPO / "pipelines" / "sac_pendulum.py")
+    # the same updates per collected frame as the fine-tuning's
     scratch = sac.train(sac.SACConfig(frames=args.o2o_frames, hidden=args.hidden,
                                       eval_interval=500, eval_episodes=10, seed=seed,
+                                      updates_per_frame=config.updates_per_frame,
                                       logger="none", rollout_placement="inline"))
     return (first_reaching(mixed.evaluations, target), mixed.evaluations[0][1],
             first_reaching(scratch.evaluations, target))

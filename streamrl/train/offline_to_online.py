@@ -93,10 +93,11 @@ class OfflineToOnlinePipeline:
     ``make_learner(config, env) -> (policy, learner, saved)`` builds the networks, loss,
     optimizers and :class:`~streamrl.ops.Learner` both phases share (``saved``: the pieces
     a checkpoint holds); ``config_cls`` subclasses :class:`OfflineToOnlineConfig`;
-    ``make_online_learner(config, policy, learner, saved) -> (learner, saved)``, when given,
-    turns the pretrained pieces into the online phase's learner at the switch (e.g. another
-    loss on the same actor and critics; also called before a resumed online phase loads its
-    checkpoint into what it returns).
+    ``make_online_learner(config, policy, learner, saved, dataset) -> (learner, saved)``,
+    when given, turns the pretrained pieces into the online phase's learner at the switch
+    (e.g. another loss on the same actor and critics, first fitted on ``dataset``, the
+    offline replay buffer; also called, with ``dataset=None``, before a resumed online
+    phase loads its checkpoint into what it returns).
 
     Phase 1 is the offline graph (:func:`~streamrl.ops.build_offline_graph`) for
     ``config.updates`` updates, its metrics in ``run_dir/pretrain``; phase 2 the off-policy
@@ -180,7 +181,9 @@ class OfflineToOnlinePipeline:
                 state = None
             pretrain_s = time.perf_counter() - t0
             if self.make_online_learner is not None:
-                learner, saved = self.make_online_learner(config, policy, learner, saved)
+                learner, saved = self.make_online_learner(
+                    config, policy, learner, saved,
+                    dataset=dataset if phase == "offline" else None)
             mixed = self._mixed_buffer(config, dataset)
             exploration = ([_Anneal(mixed, config.anneal_frames)] if config.anneal_frames
                            else [])

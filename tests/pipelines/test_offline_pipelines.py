@@ -224,3 +224,97 @@ def test_config_fields_are_checked():
         _config("cql_offline", updates=0)
     with pytest.raises(ValueError, match="alpha must be >= 0"):
         _config("td3bc_offline", alpha=-1.0)
+
+
+def _online_pieces(config):
+    probe = config.make_env()
+    try:
+        actor, learner, saved = O2O._iql.make_learner(config, probe)
+    finally:
+        probe.close()
+    learner.updates = config.updates
+    return actor, learner, saved
+
+
+def _params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_offline_to_online_fresh_layer_norm_critics_calibrated_on_the_dataset(datasets):
+    config = _o2o_config(online_loss="sac", online_critics="fresh", critic_layer_norm=True,
+                         calibration_updates=5, env_name="Pendulum-v1")
+    actor, learner, saved = _online_pieces(config)
+    before, iql = _params(actor), saved["loss"].state_dict()
+    dataset = config.load_dataset()
+    try:
+        online, online_saved = O2O.make_online_learner(config, actor, learner, saved,
+                                                       dataset=dataset)
+    finally:
+        dataset.close()
+    sac = online_saved["loss"]
+    # two critics, LayerNorm after each hidden Linear: module.1, module.4 (else ReLU, output)
+    params = sac.qvalue_network_params
+    assert params["module", "1", "weight"].shape == params["module", "4", "bias"].shape == (2, 16)
+    assert not any(k.startswith("qvalue_network") and torch.equal(v, iql[k])
+                   for k, v in sac.state_dict().items() if k in iql)  # fresh, not IQL's
+    # calibrated: 5 critic-only updates moved the critics, not the actor nor alpha
+    assert online.updates == config.updates
+    assert _same(before, _params(actor))
+    assert float(sac.entropy_coef.alpha()) == pytest.approx(config.online_alpha_init)
+    assert online_saved["optimizer"].state  # the critics' Adam moments
+    assert all(p not in online_saved["optimizer"].state for p in actor.parameters())
+
+
+def test_offline_to_online_actor_warmup_freezes_the_actor_then_releases_it(datasets):
+    config = _o2o_config(online_loss="sac", actor_warmup_frames=2, updates_per_frame=1.0,
+                         env_name="Pendulum-v1")
+    actor, learner, saved = _online_pieces(config)
+    online, online_saved = O2O.make_online_learner(config, actor, learner, saved)
+    dataset = config.load_dataset()
+    try:
+        batch = dataset.sample(config.batch_size)
+    finally:
+        dataset.close()
+    critics = online_saved["loss"].qvalue_network_params
+    before, q_before = _params(actor), [v.clone() for v in critics.values(True, True)]
+    online.step({"in": batch})  # one minibatch: update 31 of 32 frozen ones
+    online.step({"in": batch})
+    assert online.updates == config.updates + 2
+    assert _same(before, _params(actor))  # frozen for the 2 warm-up updates
+    assert not _same(q_before, list(critics.values(True, True)))  # the critics learn
+    online.step({"in": batch})
+    assert not _same(before, _params(actor))  # released
+
+
+def test_offline_to_online_warmup_options_need_sac():
+    with pytest.raises(ValueError, match="actor_warmup_frames needs online_loss='sac'"):
+        _o2o_config(actor_warmup_frames=100)
+    with pytest.raises(ValueError, match="critic_layer_norm needs online_critics='fresh'"):
+        _o2o_config(online_loss="sac", critic_layer_norm=True)
+    with pytest.raises(ValueError, match="online_critics must be 'pretrained' or 'fresh'"):
+        _o2o_config(online_loss="sac", online_critics="random")
+    with pytest.raises(ValueError, match="calibration_updates must be an int >= 0"):
+        _o2o_config(online_loss="sac", calibration_updates=-1)
+
+
+def test_offline_to_online_calibrates_on_the_dataset_at_the_switch_only(datasets, tmp_path,
+                                                                        monkeypatch):
+    seen = []
+
+    def spy(config, actor, learner, saved, dataset=None):
+        seen.append(dataset is not None and len(dataset) > 0)
+        return O2O.make_online_learner(config, actor, learner, saved, dataset=dataset)
+
+    monkeypatch.setattr(O2O._pipeline, "make_online_learner", spy)
+    config = _o2o_config(online_loss="sac", online_critics="fresh", critic_layer_norm=True,
+                         calibration_updates=3, actor_warmup_frames=100, online_frames=200,
+                         env_name="Pendulum-v1")
+    result = O2O.train(config, run_dir=tmp_path)
+    assert result.frames == 200 and result.updates > 30
+    O2O.train(_o2o_config(**{**vars(config), "online_frames": 250}),
+              run_dir=tmp_path / "more", resume=tmp_path / "checkpoint.pt")
+    assert seen == [True, False]  # a resumed online phase loads its calibrated critics
