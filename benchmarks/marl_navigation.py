@@ -36,6 +36,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # _peers, also when loaded from elsewhere
+
+from _peers import default_peers_python, run_torchrl_script  # noqa: E402 (the script's folder)
 
 from streamrl.cli import load_pipeline  # noqa: E402
 from streamrl.train import field_overrides  # noqa: E402
@@ -43,7 +46,7 @@ from streamrl.train import field_overrides  # noqa: E402
 METHODS = ("mappo", "ippo")
 
 TORCHRL_SCRIPT = r'''
-import json, sys, time
+import sys, time
 import torch
 from tensordict.nn import TensorDictModule, set_composite_lp_aggregate
 from tensordict.nn.distributions import NormalParamExtractor
@@ -133,8 +136,9 @@ eval_env.set_seed(10_000)
 with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
     rollout = eval_env.rollout(max_steps, policy)
 eval_return = rollout.get(("next", "agents", "reward")).sum(1).mean().item()
-print("RESULT " + json.dumps({"train_return": train_returns[-1], "curve": train_returns,
-                              "eval_return": eval_return, "wall_s": wall}))
+print(f"RESULT train_return {train_returns[-1]}")
+print(f"RESULT eval_return {eval_return}")
+print(f"RESULT wall_s {wall}")
 '''
 
 
@@ -157,23 +161,22 @@ def run_streamrl(method: str, seed: int, frames: int, threads: int,
             "wall_s": wall}
 
 
-def run_torchrl(python: str, method: str, seed: int, frames: int, threads: int,
-                script: Path) -> dict:
-    proc = subprocess.run([python, str(script), method, str(seed), str(frames), str(threads)],
-                          capture_output=True, text=True, timeout=3600)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"the TorchRL run failed: {proc.stderr.strip()[-800:]}")
+def run_torchrl(python: str, method: str, seed: int, frames: int, threads: int) -> dict:
+    """One run of TorchRL's tutorial loop in the peers' python (``RuntimeError`` with its
+    note when it gives no figures)."""
+    figures, note = run_torchrl_script(python, TORCHRL_SCRIPT, "torchrl_marl_navigation.py",
+                                       [method, str(seed), str(frames), str(threads)],
+                                       timeout=3600)
+    if not figures:
+        raise RuntimeError(f"the TorchRL run gave no figures: {note}")
+    return figures
 
 
 def peers_python(python: str) -> str | None:
     """``python`` when it imports torchrl and vmas, else ``None`` (said on stdout)."""
-    if not os.path.exists(python):
-        print(f"(torchrl: {python} not found; its rows are skipped)")
-        return None
-    check = subprocess.run([python, "-c", "import torchrl, vmas"], capture_output=True)
-    if check.returncode != 0:
+    check = (subprocess.run([python, "-c", "import torchrl, vmas"], capture_output=True)
+             if os.path.exists(python) else None)
+    if check is None or check.returncode != 0:
         print(f"(torchrl: {python} cannot import torchrl and vmas; its rows are skipped)")
         return None
     return python
@@ -191,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides")
     parser.add_argument("--no-peers", action="store_true", help="streamrl only")
-    parser.add_argument("--peers-python",
-                        default=os.environ.get("STREAMRL_PEERS_PYTHON", "/tmp/peers/bin/python"))
+    parser.add_argument("--peers-python", default=default_peers_python())
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a streamrl config field (e.g. num_envs=4); streamrl only: "
                              "with --no-peers")
@@ -220,22 +222,19 @@ def main(argv: list[str] | None = None) -> int:
           "deterministic, 10 episodes")
     print(f"{'method':18s} {'train per seed':>26s} {'train':>7s} {'eval per seed':>26s} "
           f"{'eval':>7s} {'wall s':>7s}")
-    with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "torchrl_marl_navigation.py"
-        script.write_text(TORCHRL_SCRIPT)
-        for method in methods:
-            sides = [("streamrl", lambda s, m=method: run_streamrl(m, s, args.frames,
-                                                                   args.threads, changed))]
-            if python is not None:
-                sides.append(("torchrl", lambda s, m=method: run_torchrl(
-                    python, m, s, args.frames, args.threads, script)))
-            for side, run in sides:
-                results = [run(seed) for seed in seeds]
-                train = " / ".join(f"{r['train_return']:.2f}" for r in results)
-                final = " / ".join(f"{r['eval_return']:.2f}" for r in results)
-                print(f"{method + ' ' + side:18s} {train:>26s} {_mean(results, 'train_return'):7.2f} "
-                      f"{final:>26s} {_mean(results, 'eval_return'):7.2f} "
-                      f"{_mean(results, 'wall_s'):7.1f}", flush=True)
+    for method in methods:
+        sides = [("streamrl", lambda s, m=method: run_streamrl(m, s, args.frames,
+                                                               args.threads, changed))]
+        if python is not None:
+            sides.append(("torchrl", lambda s, m=method: run_torchrl(
+                python, m, s, args.frames, args.threads)))
+        for side, run in sides:
+            results = [run(seed) for seed in seeds]
+            train = " / ".join(f"{r['train_return']:.2f}" for r in results)
+            final = " / ".join(f"{r['eval_return']:.2f}" for r in results)
+            print(f"{method + ' ' + side:18s} {train:>26s} {_mean(results, 'train_return'):7.2f} "
+                  f"{final:>26s} {_mean(results, 'eval_return'):7.2f} "
+                  f"{_mean(results, 'wall_s'):7.1f}", flush=True)
     return 0
 
 
