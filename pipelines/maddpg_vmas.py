@@ -422,7 +422,8 @@ def build(config: MADDPGConfig, run_dir: Path | None, progress: bool,
 
 
 # ---------------------------------------------------------------------------------- entry points
-_pipeline = driver.OffPolicyPipeline(NAME, "MADDPG", MADDPGConfig, build, __doc__)
+_pipeline = driver.OffPolicyPipeline(NAME, "MADDPG", MADDPGConfig, build, __doc__,
+                                     resumable=("freeze_evaders_at",))
 train, parse_args, build_graph = _pipeline.train, _pipeline.parse_args, _pipeline.build_graph
 
 

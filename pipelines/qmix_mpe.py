@@ -248,28 +248,12 @@ def make_learner(config: QMixConfig, qnet: TensorDictSequential, env: Any) -> tu
     return loss, optim, target, learner
 
 
-#: the fields that shape the networks, the loss or the data: a checkpoint resumes only with
-#: the same values
-_IDENTITY = ("env_name", "mixer", "n_agents", "local_ratio", "max_cycles", "hidden",
-             "mixing_embed_dim")
-
-
-def _check_resumable(config: QMixConfig, state: dict[str, Any]) -> None:
-    saved = state.get("config", {})
-    changed = [f"{name}={saved[name]!r} (this run: {getattr(config, name)!r})"
-               for name in _IDENTITY if name in saved and saved[name] != getattr(config, name)]
-    if changed:
-        raise ValueError(f"cannot resume: the checkpoint was trained with {', '.join(changed)}")
-
-
 def build(config: QMixConfig, run_dir: Path | None, progress: bool,
           state: dict[str, Any] | None = None) -> OffPolicyGraph:
     """The concurrent graph (:func:`~streamrl.ops.build_offpolicy_graph`) that plays the
     exploration policy in :func:`make_env`'s envs and trains :func:`make_learner`'s learner
     from :meth:`~streamrl.train.dqn_config.DQNConfig.make_buffer`'s buffer; ``state``: a
-    checkpoint to go on from (``ValueError`` when it was trained with other networks)."""
-    if state is not None:
-        _check_resumable(config, state)
+    checkpoint to go on from (its config checked by the driver first)."""
     torch.manual_seed(config.seed)
     probe = make_one_env(config)  # unbatched: the specs of one env
     try:

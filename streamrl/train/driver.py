@@ -102,10 +102,13 @@ class OffPolicyPipeline:
     """
 
     def __init__(self, name: str, algorithm: str, config_cls: type,
-                 build: Callable[..., Any], doc: str | None):
+                 build: Callable[..., Any], doc: str | None, *,
+                 resumable: Collection[str] = ()):
         check_pipeline(config_cls, build)
         self.name, self.algorithm, self.config_cls = name, algorithm, config_cls
         self.build, self.doc = build, doc
+        #: the config fields a resumed run may change (the others must match the checkpoint)
+        self.resumable = (*OFFPOLICY_RESUMABLE, *resumable)
 
     def train(self, config: Any, *, run_dir: Path | None = None, progress: bool = False,
               resume: str | Path | None = None) -> OffPolicyResult:
@@ -116,7 +119,7 @@ class OffPolicyPipeline:
         is restored on return. The checkpoint is also written when the run fails or is
         interrupted (Ctrl-C)."""
         return train_offpolicy(self.name, self.algorithm, self.build, config, run_dir=run_dir,
-                               progress=progress, resume=resume)
+                               progress=progress, resume=resume, resumable=self.resumable)
 
     def parse_args(self, argv: list[str] | None) -> tuple[Any, argparse.Namespace]:
         """The config and the run options from command-line flags."""
@@ -233,17 +236,52 @@ def plot_learning_curve(run_dir: Path, title: str) -> None:
                  y=("train_return", "eval_return"), title=title)
 
 
+#: config fields every off-policy run may change when it resumes: the budget, evaluation,
+#: output, and where and how in step the graph runs
+OFFPOLICY_RESUMABLE = ("frames", "eval_interval", "eval_episodes", "eval_seed", "target_return",
+                       "threads", "logger", "rollout_placement", "ray", "ray_actors",
+                       "max_policy_lag", "lockstep")
+
+
+def check_resumed_config(name: str, config: Any, state: dict[str, Any],
+                         resumable: Collection[str]) -> None:
+    """``ValueError`` naming every field of the dataclass ``config`` that differs from the
+    checkpoint ``state``'s config (its value there and here), ``resumable`` ones aside; a
+    checkpoint without a config is not checked."""
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        return
+    here = dataclasses.asdict(config)
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return bool(a == b)
+
+    changed = [f"{k}={saved[k]!r} (this run: {here[k]!r})" for k in here
+               if k in saved and k not in resumable and not same(saved[k], here[k])]
+    if changed:
+        raise ValueError(f"{name}: cannot resume: the checkpoint was trained with "
+                         f"{', '.join(changed)}; a resumed run may change only "
+                         f"{', '.join(sorted(set(resumable)))}")
+
+
 def train_offpolicy(name: str, algorithm: str, build: Callable[..., Any], config: Any, *,
                     run_dir: Path | None, progress: bool,
-                    resume: str | Path | None) -> OffPolicyResult:
+                    resume: str | Path | None,
+                    resumable: Collection[str] = OFFPOLICY_RESUMABLE) -> OffPolicyResult:
     """Run the graph ``build(config, run_dir, progress, state)`` makes once (an
     :class:`~streamrl.ops.OffPolicyGraph`; ``state``: the checkpoint of pipeline ``name`` at
     ``resume``, else ``None``) with ``config.threads`` torch threads; write ``config.json``,
     ``checkpoint.pt`` and the learning curve (titled ``algorithm`` and ``config.env_name``)
     into ``run_dir`` (nothing when ``None``). A run is solved at the first evaluation that
     reaches ``config.target_return``. Torch's thread count is restored on return; the
-    checkpoint is also written when the run fails or is interrupted."""
+    checkpoint is also written when the run fails or is interrupted. A checkpoint trained
+    with other config values than ``resumable`` ones is refused before any work
+    (:func:`check_resumed_config`)."""
     state = None if resume is None else load_resume(name, resume)
+    if state is not None:
+        check_resumed_config(name, config, state, resumable)
     with torch_threads(config.threads):
         if run_dir is not None:
             run_dir = Path(run_dir)

@@ -159,3 +159,25 @@ def test_main_reports_a_full_disk_in_one_line(tmp_path, capsys):
 
     with pytest.raises(OSError, match="Bad file descriptor"):
         driver.main("demo", parse, bug, ["--no-files"])
+
+
+@dataclass
+class _Cfg:
+    lr: float = 1e-3
+    hidden: int = 64
+    frames: int = 100
+    layers: tuple = (64, 64)
+
+
+def test_a_resumed_offpolicy_run_must_keep_every_field_but_the_resumable_ones():
+    state = {"config": {"lr": 1e-3, "hidden": 64, "frames": 100, "layers": [64, 64]}}
+    # the budget may grow; a tuple saved as a list is the same value
+    driver.check_resumed_config("demo", _Cfg(frames=500), state, driver.OFFPOLICY_RESUMABLE)
+    with pytest.raises(ValueError, match=r"demo: cannot resume: the checkpoint was trained "
+                                         r"with lr=0\.001 \(this run: 0\.01\), hidden=64 "
+                                         r"\(this run: 32\); a resumed run may change only"):
+        driver.check_resumed_config("demo", _Cfg(lr=1e-2, hidden=32), state,
+                                    driver.OFFPOLICY_RESUMABLE)
+    # a pipeline's own resumable field; a checkpoint without a config is not checked
+    driver.check_resumed_config("demo", _Cfg(hidden=32), state, ("hidden",))
+    driver.check_resumed_config("demo", _Cfg(hidden=32), {}, ())
