@@ -411,15 +411,12 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         for g in self._groups:
             n = len(g.agents)
             flags = np.zeros((3, n, 1), dtype=bool)
-            stacked = self._stacked_obs(g, obs)
-            if stacked is not None:  # every agent is there
-                for i, agent in enumerate(g.agents):
-                    flags[1, i] = bool(terms.get(agent, False))
-                    flags[2, i] = bool(truncs.get(agent, False))
+            stacked = self._stacked_obs(g, obs)  # None unless every agent is there
             observations = []
-            for i, agent in enumerate(g.agents if stacked is None else ()):
+            for i, agent in enumerate(g.agents):
                 if agent in obs:
-                    observations.append(self._encode_obs(g, obs[agent]))
+                    if stacked is None:
+                        observations.append(self._encode_obs(g, obs[agent]))
                     flags[1, i] = bool(terms.get(agent, False))
                     flags[2, i] = bool(truncs.get(agent, False))
                     continue
