@@ -76,6 +76,7 @@ from torch import nn
 
 from streamrl.envs import EnvBase, RewardSum, TransformedEnv
 from streamrl.envs.libs.vmas import VmasEnv
+from streamrl.envs.marl_groups import expand_done_to_group
 from streamrl.envs.transforms import TeamReward
 from streamrl.graph import Map, Sink
 from streamrl.modules import (
@@ -225,14 +226,7 @@ class GroupRows:
         self.excluded = [k for other in groups if other != group for k in (other, ("next", other))]
 
     def __call__(self, batch: TensorDictBase) -> TensorDictBase:
-        data = batch.exclude(*self.excluded).clone(False)
-        nested = data.get(("next", self.group))
-        shape = nested.get("reward").shape[:-1]  # [*B, n_agents]
-        for flag in ("done", "terminated"):
-            if flag not in nested.keys():
-                root = data.get(("next", flag))
-                nested.set(flag, root.unsqueeze(-1).expand(*shape, root.shape[-1]))
-        return data
+        return expand_done_to_group(batch.exclude(*self.excluded).clone(False), self.group)
 
 
 # ---------------------------------------------------------------------------------- models

@@ -44,7 +44,7 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 
 from streamrl.envs import EnvBase
-from streamrl.envs.marl_groups import MarlGroupMapType
+from streamrl.envs.marl_groups import MarlGroupMapType, expand_done_to_group
 from streamrl.modules import MultiAgentMLP, NormalParamExtractor, ProbabilisticActor, TanhNormal
 from streamrl.objectives import ClipPPOLoss
 from streamrl.ops.evaluator import play_episodes
@@ -143,9 +143,7 @@ def group_keys(loss: ClipPPOLoss) -> None:
 def expand_done(batch: Any) -> None:
     """The episode's ``done``/``terminated`` (shared by the agents) expanded to the agent dim,
     where the loss's keys read them."""
-    shape = batch.get(("next", GROUP, "reward")).shape
-    for key in ("done", "terminated"):
-        batch.set(("next", GROUP, key), batch.get(("next", key)).unsqueeze(-2).expand(shape))
+    expand_done_to_group(batch, GROUP)
 
 
 def evaluate(config: MAPPOConfig, env: EnvBase, actor: nn.Module) -> Any:

@@ -7,7 +7,13 @@ import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MarlGroupMapType", "check_marl_grouping", "group_by_name", "resolve_group_map"]
+__all__ = [
+    "MarlGroupMapType",
+    "check_marl_grouping",
+    "expand_done_to_group",
+    "group_by_name",
+    "resolve_group_map",
+]
 
 
 class MarlGroupMapType(enum.Enum):
@@ -105,3 +111,27 @@ def resolve_group_map(group_map: Any, agent_names: Sequence[str], *,
                         f"of agent names, or None, found {type(group_map).__name__}")
     check_marl_grouping(group_map, names)
     return {group: list(agents) for group, agents in group_map.items()}
+
+
+def expand_done_to_group(batch: Any, group: str, flags: Sequence[str] = ("done", "terminated")
+                         ) -> Any:
+    """Write ``("next", group, flag)`` for each of ``flags`` the group lacks: the episode's
+    ``("next", flag)`` (``[*B, 1]``, shared by the agents) expanded to the group's per-agent
+    reward shape ``[*B, n_agents, 1]``, where a loss on the group's keys reads it (the
+    ``process_batch`` of TorchRL's multi-agent tutorials). ``batch`` is written in place and
+    returned; flags the group has are left as they are.
+
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> td = TensorDict({("next", "agents", "reward"): torch.zeros(2, 3, 1),
+    ...                  ("next", "done"): torch.tensor([[True], [False]]),
+    ...                  ("next", "terminated"): torch.tensor([[True], [False]])}, [2])
+    >>> expand_done_to_group(td, "agents")["next", "agents", "done"].squeeze(-1).tolist()
+    [[True, True, True], [False, False, False]]
+    """
+    nested = batch.get(("next", group))
+    shape = nested.get("reward").shape
+    for flag in flags:
+        if flag not in nested.keys():
+            nested.set(flag, batch.get(("next", flag)).unsqueeze(-2).expand(shape))
+    return batch
