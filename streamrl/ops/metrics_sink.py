@@ -30,7 +30,7 @@ class MetricsSink(Operator):
       over the episodes finished since the previous row, and ``train_episodes``; with
       ``return_key``, an episode's return is that entry at its done step, e.g. a
       ``RewardSum``'s ``("next", "episode_reward")``, the unclipped score of an Atari env
-      whose rewards are clipped, instead of the sum of ``("next", "reward")``), and reads
+      whose rewards are clipped, instead of the sum of ``("next", "reward")``).
       ``return_key`` may also map names to such entries, one per agent group (``{"agent":
       ("next", "agent", "episode_reward")}``, entries ``[*B, n_agents, 1]``): each row then
       has ``train_return/<name>``, the mean per-agent return of that group's episodes, and
