@@ -50,13 +50,23 @@ except ImportError:  # pragma: no cover - another tensordict
 Plan = list[tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...]]]
 
 
-def tensor_plan(policy: Any) -> Plan | None:
+def tensor_plan(policy: Any, nested: bool = False) -> Plan | None:
     """The steps of ``policy`` as ``(module, in_keys, out_keys)``, or ``None`` when its call
-    does more than read, call and write (see the module docstring)."""
+    does more than read, call and write (see the module docstring). ``nested``: keys may
+    also be nested (tuples of strings, e.g. an agent group's ``("agents", "observation")``);
+    the caller then reads and writes them in a TensorDict."""
     if not plans_allowed():
         return None
     steps: Plan = []
-    return steps if _flatten(policy, steps) else None
+    return steps if _flatten(policy, steps, _nested_key if nested else _str_key) else None
+
+
+def _str_key(key: Any) -> bool:
+    return type(key) is str
+
+
+def _nested_key(key: Any) -> bool:
+    return type(key) is str or (type(key) is tuple and all(type(k) is str for k in key))
 
 
 def run_plan(plan: Plan, vals: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +141,9 @@ class SampleStep:
         return value, dist.log_prob(value) if log_prob is None else log_prob
 
 
-def _sample_step(m: ProbabilisticTensorDictModule) -> tuple[SampleStep, tuple, tuple] | None:
+def _sample_step(m: ProbabilisticTensorDictModule,
+                 key_ok: Callable[[Any], bool] = _str_key,
+                 ) -> tuple[SampleStep, tuple, tuple] | None:
     """``m`` as a :class:`SampleStep` ``(step, in_keys, out_keys)``, or None when its call does
     more than draw one value (a generator, ``num_samples``, several or nested keys, a
     composite distribution, another ``forward``)."""
@@ -147,11 +159,11 @@ def _sample_step(m: ProbabilisticTensorDictModule) -> tuple[SampleStep, tuple, t
             or len(outs) != 1
             or not isinstance(m.distribution_class, type)
             or issubclass(m.distribution_class, CompositeDistribution)
-            or not all(type(k) is str for k in ins + outs)
+            or not all(key_ok(k) for k in ins + outs)
             or "_" in outs):
         return None
     if m.return_log_prob:
-        if type(m.log_prob_key) is not str:
+        if not key_ok(m.log_prob_key):
             return None
         outs.append(m.log_prob_key)
     return SampleStep(m), tuple(ins), tuple(outs)
@@ -171,7 +183,7 @@ def split_probabilistic(
     return body, last
 
 
-def _flatten(m: Any, steps: Plan) -> bool:
+def _flatten(m: Any, steps: Plan, key_ok: Callable[[Any], bool]) -> bool:
     if not isinstance(m, nn.Module) or not _no_hooks(m):
         return False
     if isinstance(m, ProbabilisticTensorDictSequential):
@@ -191,8 +203,8 @@ def _flatten(m: Any, steps: Plan) -> bool:
         if split is None or not _no_hooks(split[1]):
             return False
         body, last = split
-        step = _sample_step(last)
-        if step is None or not all(_flatten(sub, steps) for sub in body):
+        step = _sample_step(last, key_ok)
+        if step is None or not all(_flatten(sub, steps, key_ok) for sub in body):
             return False
         steps.append(step)
         steps.extend(after)
@@ -203,7 +215,7 @@ def _flatten(m: Any, steps: Plan) -> bool:
                 or getattr(m, "inplace", None) not in (None, True)  # both write in place
                 or getattr(m, "partial_tolerant", False)):
             return False
-        return all(_flatten(sub, steps) for sub in m._module_iter())
+        return all(_flatten(sub, steps, key_ok) for sub in m._module_iter())
     if isinstance(m, TensorDictModule):
         ins, outs = list(m.in_keys), list(m.out_keys)
         if (type(m).forward is not TensorDictModule.forward
@@ -211,7 +223,7 @@ def _flatten(m: Any, steps: Plan) -> bool:
                 or m.method is not None
                 or m.method_kwargs
                 or getattr(m, "inplace", True) is not True
-                or not all(type(k) is str for k in ins + outs)
+                or not all(key_ok(k) for k in ins + outs)
                 or "_" in outs
                 or list(getattr(m, "out_keys_source", outs)) != outs):
             return False

@@ -50,6 +50,31 @@ class TestTanhNormal:
         torch.testing.assert_close(lp, ref.log_prob(sample), rtol=1e-6, atol=1e-6)
         assert (sample > low).all() and (sample < high).all()
 
+    @pytest.mark.parametrize("bounds,event_dims,shape", [
+        ((-1.0, 1.0), 1, (4, 3)),
+        ((torch.zeros(3), torch.full((3,), 2.0)), 1, (4, 3)),
+        ((-2.0, 2.0), 2, (5, 4, 3)),
+        ((-1.0, 1.0), 0, (4,)),
+    ])
+    def test_rsample_and_log_prob_is_the_distribution_stack_s(self, bounds, event_dims, shape):
+        # the fused draw-and-score equals Normal.rsample squashed, scored by the Gaussian's
+        # log_prob minus the tanh's log-det, with the same gradients
+        low, high = bounds
+        loc = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        scale = (torch.rand(shape, dtype=torch.float64) + 0.1).requires_grad_()
+        dist = TanhNormal(loc, scale, low=low, high=high, event_dims=event_dims)
+        torch.manual_seed(1)
+        value, lp = dist.rsample_and_log_prob((2,))
+        torch.manual_seed(1)
+        pre = dist.base.rsample((2,))
+        ref = dist.base.log_prob(pre) - dist._log_det(pre)
+        assert torch.equal(value, dist._squash(pre)) and lp.shape == ref.shape
+        torch.testing.assert_close(lp, ref)
+        grads = torch.autograd.grad(lp.sum() + 3 * value.sum(), (loc, scale))
+        refs = torch.autograd.grad(ref.sum() + 3 * dist._squash(pre).sum(), (loc, scale))
+        for got, want in zip(grads, refs, strict=True):
+            torch.testing.assert_close(got, want)
+
     def test_tensor_bounds_and_event_dims(self):
         low, high = torch.tensor([0.0, -2.0]), torch.tensor([1.0, 2.0])
         dist = TanhNormal(torch.zeros(4, 2), torch.ones(4, 2), low=low, high=high)

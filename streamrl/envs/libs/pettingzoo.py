@@ -125,6 +125,8 @@ class _Group:
         # the group's "observation" spec when the agents' arrays may be stacked before one
         # encode (a continuous leaf spec): one conversion per step instead of one per agent
         self.stacked_obs: TensorSpec | None = None
+        # the numpy dtype of stacked_obs: arrays of it and of its shape are taken as they are
+        self.stacked_np_dtype: np.dtype | None = None
 
 
 class PettingZooWrapper(ForwardsToWrapped, EnvBase):
@@ -281,6 +283,7 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         group.obs_spec = obs
         if isinstance(obs, TensorSpec) and obs.domain == "continuous":
             group.stacked_obs = obs.expand(len(group.agents), *obs.shape)
+            group.stacked_np_dtype = torch.empty((), dtype=obs.dtype).numpy().dtype
 
     def _make_specs(self, infos: Mapping[str, Any]) -> None:
         dev = self.device
@@ -387,17 +390,12 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
                 dict(env.infos))
 
     def _group_action(self, tensordict: TensorDictBase, g: _Group) -> np.ndarray:
+        # checked (and cast) by EnvBase.step, or by the stepping protocol's caller
         key = (g.name, "action")
         action = tensordict.get(key, None)
         if action is None:
             raise KeyError(f"step: missing action key {key!r}; found keys "
                            f"{sorted(map(str, tensordict.keys(True, True)))}")
-        if self.check_actions:
-            spec = self.full_action_spec[key]
-            checked = self._check_action(action, spec)
-            if checked is not action:
-                tensordict.set(key, checked)
-            action = checked
         return action.detach().cpu().numpy()
 
     # ----------------------------------------------------------- TensorDicts
@@ -445,9 +443,9 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
             for k, flag in zip(_FLAGS, torch.from_numpy(flags), strict=True):
                 td[k] = flag
             if rewards is not None:
-                td["reward"] = torch.tensor(
-                    [[float(rewards.get(a, 0.0)) if a in obs else 0.0] for a in g.agents],
-                    dtype=torch.float32)
+                td["reward"] = torch.from_numpy(np.array(
+                    [[rewards.get(a, 0.0) if a in obs else 0.0] for a in g.agents],
+                    dtype=np.float32))
             out[g.name] = TensorDict._new_unsafe(td, batch_size=torch.Size((n,)))
         if self.return_state:
             out["state"] = self.full_observation_spec["state"].encode(
@@ -462,8 +460,9 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
             trunc = done and not term
         if rewards is None:
             done = term = trunc = False
-        for k, v in zip(_FLAGS, (done, term, trunc), strict=True):
-            out[k] = torch.tensor([bool(v)])
+        root_flags = torch.from_numpy(np.array([[done], [term], [trunc]], dtype=bool))
+        for k, v in zip(_FLAGS, root_flags, strict=True):
+            out[k] = v
         return TensorDict._new_unsafe(out, batch_size=torch.Size(()))
 
     def _stacked_obs(self, g: _Group, obs: dict) -> torch.Tensor | None:
@@ -475,7 +474,10 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         if any(v is None for v in values):
             return None
         try:
-            return g.stacked_obs.encode(np.stack(values), ignore_device=True)
+            stacked = np.stack(values)
+            if stacked.dtype == g.stacked_np_dtype and stacked.shape == g.stacked_obs.shape:
+                return torch.from_numpy(stacked)  # a new array: nothing else holds it
+            return g.stacked_obs.encode(stacked, ignore_device=True)
         except (ValueError, TypeError, RuntimeError):
             return None
 
