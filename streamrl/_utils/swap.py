@@ -78,21 +78,30 @@ class ParamSlots:
         self.template = template
         self.slots = tuple(slots)
 
-    def __call__(self, params: TensorDictBase, *args: Any) -> Any:
+    def values(self, params: TensorDictBase) -> list[Any]:
+        """The tensors of ``params`` at the slots' keys, in the slots' order (a
+        ``KeyError`` naming a missing one)."""
         inner = getattr(params, "_param_td", None)
         if inner is not None and not getattr(params, "_get_post_hook", True):
             # a TensorDictParams without get hooks: its own get costs ~2 µs more per leaf
             params = inner
+        plain = type(params) is TensorDict
+        root = params._tensordict if plain else None
+        out = []
+        for key, _, _, _ in self.slots:
+            # a plain TensorDict's leaves are read from its nested dicts (~0.3 µs each
+            # instead of ~2 µs for get)
+            value = _leaf(root, key, params) if plain else params.get(key, None)
+            if value is None:
+                raise KeyError(f"ParamSlots: the parameters given to "
+                               f"{type(self.template).__name__} have no entry {key!r}")
+            out.append(value)
+        return out
+
+    def __call__(self, params: TensorDictBase, *args: Any) -> Any:
+        values = self.values(params)
         try:
-            plain = type(params) is TensorDict
-            root = params._tensordict if plain else None
-            for key, store, name, _ in self.slots:
-                # a plain TensorDict's leaves are read from its nested dicts (~0.3 µs each
-                # instead of ~2 µs for get)
-                value = _leaf(root, key, params) if plain else params.get(key, None)
-                if value is None:
-                    raise KeyError(f"ParamSlots: the parameters given to "
-                                   f"{type(self.template).__name__} have no entry {key!r}")
+            for (_, store, name, _), value in zip(self.slots, values):
                 store[name] = value
             return self.template(*args)
         finally:

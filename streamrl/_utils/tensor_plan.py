@@ -96,10 +96,12 @@ def run_plan(plan: Plan, vals: dict[str, Any]) -> dict[str, Any]:
 def plans_allowed() -> bool:
     """Whether a plan may stand for the modules' call now: no global module hooks (they
     would see every call) and no ``skip_existing`` (modules would skip outputs present)."""
-    return not (skip_existing() or _global_hooks())
+    return not (skip_existing() or global_module_hooks())
 
 
-def _global_hooks() -> bool:
+def global_module_hooks() -> bool:
+    """Whether forward (pre-)hooks are registered for every module (they would see every
+    call a plan skips)."""
     return bool(_nn_module._global_forward_hooks or _nn_module._global_forward_pre_hooks)
 
 

@@ -209,10 +209,29 @@ class _PlainPlan:
     def __call__(self, env: Any, td: TensorDictBase, project: bool) -> TensorDictBase:
         vals = run_plan(self.plan, {k: td.get(k) for k in self.inputs})
         for k in self.outputs:
-            td.set(k, vals[k])
+            _write(td, k, vals[k])
         if project:
             env.full_action_spec.project(td)
         return td
+
+
+def _write(td: TensorDictBase, key: Any, value: torch.Tensor) -> None:
+    """``td.set(key, value)`` for a value the same modules wrote there with ``set`` at the
+    first step (its shape checked then): stored straight into the nested dicts of an
+    unlocked plain TensorDict whose groups are there (~0.3 us instead of ~3 us a key)."""
+    if type(td) is TensorDict and not td.is_locked:
+        if type(key) is str:
+            td._tensordict[key] = value
+            return
+        node = td
+        for part in key[:-1]:
+            node = node._tensordict.get(part)
+            if type(node) is not TensorDict or node.is_locked:
+                break
+        else:
+            node._tensordict[key[-1]] = value
+            return
+    td.set(key, value)
 
 
 # ---------------------------------------------------------------------------- buffered loop

@@ -13,11 +13,12 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import NonTensorData, NonTensorStack, TensorDict, TensorDictBase
 from tensordict.nn import InteractionType as ExplorationType
 from tensordict.nn import interaction_type as _interaction_type
 from tensordict.nn import set_interaction_type as set_exploration_type
@@ -105,8 +106,6 @@ def make_composite_from_td(
 
 
 def _is_non_tensor(value: Any) -> bool:
-    from tensordict import NonTensorData, NonTensorStack
-
     return isinstance(value, NonTensorData | NonTensorStack)
 
 
@@ -136,16 +135,10 @@ def step_mdp(
     nxt = tensordict.get("next", None)
     if nxt is None:
         raise KeyError(f"step_mdp: no 'next' entry; found keys {list(tensordict.keys())}")
-    excl_next: set = set()
-    if exclude_reward:
-        excl_next.update(_as_keys(reward_keys))
-    if exclude_done:
-        excl_next.update(_as_keys(done_keys))
-    excl_root = set(excl_next) | {"next"}
-    if exclude_action:
-        excl_root.update(_as_keys(action_keys))
-    root_excluded, root_heads = _unravel(excl_root)
-    next_excluded, next_heads = _unravel(excl_next)
+    root_excluded, root_heads, next_excluded, next_heads = _exclusions(
+        _as_keys(reward_keys) if exclude_reward else (),
+        _as_keys(done_keys) if exclude_done else (),
+        _as_keys(action_keys) if exclude_action else ())
     src = None if root_heads or next_heads else _flat_step(tensordict, nxt, keep_other,
                                                              root_excluded, next_excluded)
     if src is None:  # an agent group under both: merged entry by entry
@@ -160,6 +153,16 @@ def step_mdp(
 
 
 _NO_HEADS: frozenset = frozenset()
+
+
+@functools.lru_cache(maxsize=64)
+def _exclusions(rewards: tuple, dones: tuple, actions: tuple) -> tuple:
+    """``(root excluded, root heads, next excluded, next heads)`` (see :func:`_unravel`) of
+    the excluded keys: the same few key sets at every step of a rollout, computed once."""
+    excl_next = {*rewards, *dones}
+    root_excluded, root_heads = _unravel({*excl_next, "next", *actions})
+    next_excluded, next_heads = _unravel(excl_next)
+    return root_excluded, root_heads, next_excluded, next_heads
 
 
 def _unravel(keys: set) -> tuple[set, set]:

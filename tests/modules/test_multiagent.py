@@ -112,3 +112,48 @@ def test_conv_net_agents_and_lazy_channels():
     torch.testing.assert_close(net(y)[:, 1], out[:, 1])  # agent 1 does not see agent 0
     with pytest.raises(ValueError, match="C, H, W"):
         net(torch.randn(1, 3, 3, 5, 5))
+
+
+# ------------------------------------------------------- the direct chain of a shared MLP
+@pytest.mark.parametrize("activation", [nn.Tanh, nn.ReLU, lambda: nn.ELU(alpha=0.3)],
+                         ids=["tanh", "relu", "elu-alpha"])
+@pytest.mark.parametrize("centralized", [False, True])
+def test_the_direct_chain_computes_what_the_template_call_does(activation, centralized):
+    torch.manual_seed(0)
+    net = MultiAgentMLP(n_agent_inputs=4, n_agent_outputs=3, n_agents=2, centralized=centralized,
+                        share_params=True, depth=2, num_cells=8, activation_class=activation)
+    assert net._direct is not None
+    x = torch.randn(5, 2, 4)
+    direct = net(x)
+    joint = x.flatten(-2, -1).unsqueeze(-2) if centralized else x
+    reference = net._call(net.params, joint)
+    if centralized:
+        reference = reference.expand(5, 2, 3)
+    assert torch.equal(direct, reference)
+    grads = torch.autograd.grad(direct.square().sum(), list(net.params.values(True, True)))
+    refs = torch.autograd.grad(reference.square().sum(), list(net.params.values(True, True)))
+    for got, want in zip(grads, refs, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("kwargs", [{"dropout": 0.1}, {"norm_class": nn.LayerNorm},
+                                    {"activation_class": lambda: torch.tanh}],
+                         ids=["dropout", "norm", "callable"])
+def test_other_layers_keep_the_template_call(kwargs):
+    net = MultiAgentMLP(n_agent_inputs=4, n_agent_outputs=3, n_agents=2, centralized=False,
+                        share_params=True, depth=2, num_cells=8, **kwargs)
+    assert net._direct is None
+    assert net(torch.randn(5, 2, 4)).shape == (5, 2, 3)
+
+
+def test_a_global_hook_sees_the_layers_again():
+    net = MultiAgentMLP(n_agent_inputs=4, n_agent_outputs=3, n_agents=2, centralized=False,
+                        share_params=True, depth=1, num_cells=8)
+    seen = []
+    handle = nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: seen.append(type(m).__name__))
+    try:
+        net(torch.randn(2, 4))
+    finally:
+        handle.remove()
+    assert "Linear" in seen

@@ -405,18 +405,21 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         acting = self._acting() if (self.use_mask or any(g.mask_in for g in self._groups)) \
             else set()
         out: dict[str, Any] = {}
-        all_flags: list[np.ndarray] = []
+        # every agent's flags, group after group: [terminated], [truncated]
+        all_terms: list[bool] = []
+        all_truncs: list[bool] = []
         for g in self._groups:
             n = len(g.agents)
-            flags = np.zeros((3, n, 1), dtype=bool)
             stacked = self._stacked_obs(g, obs)  # None unless every agent is there
             observations = []
-            for i, agent in enumerate(g.agents):
+            terms_g: list[bool] = []
+            truncs_g: list[bool] = []
+            for agent in g.agents:
                 if agent in obs:
                     if stacked is None:
                         observations.append(self._encode_obs(g, obs[agent]))
-                    flags[1, i] = bool(terms.get(agent, False))
-                    flags[2, i] = bool(truncs.get(agent, False))
+                    terms_g.append(bool(terms.get(agent, False)))
+                    truncs_g.append(bool(truncs.get(agent, False)))
                     continue
                 if not self.use_mask:
                     raise ValueError(
@@ -427,11 +430,15 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
                         "before the episode ends"
                     )
                 observations.append(g.obs_spec.zero())
-                if rewards is not None:  # (an agent not there at a reset is not done)
-                    flags[1, i] = bool(terms.get(agent, True))
-                    flags[2, i] = bool(truncs.get(agent, True))
-            flags[0] = flags[1] | flags[2]
-            all_flags.append(flags.reshape(3, n))
+                # (an agent not there at a reset is not done)
+                gone = rewards is not None
+                terms_g.append(gone and bool(terms.get(agent, True)))
+                truncs_g.append(gone and bool(truncs.get(agent, True)))
+            all_terms += terms_g
+            all_truncs += truncs_g
+            dones_g = [a or b for a, b in zip(terms_g, truncs_g, strict=True)]
+            flags = torch.from_numpy(np.array([dones_g, terms_g, truncs_g], dtype=bool)
+                                     .reshape(3, n, 1)).unbind(0)
             td: dict[str, Any] = {
                 "observation": torch.stack(observations) if stacked is None else stacked}
             if g.mask_in is not None:
@@ -440,7 +447,7 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
                 td["mask"] = torch.tensor([a in acting for a in g.agents], dtype=torch.bool)
             if g.info_specs:
                 td["info"] = self._infos(g, obs, infos)
-            for k, flag in zip(_FLAGS, torch.from_numpy(flags), strict=True):
+            for k, flag in zip(_FLAGS, flags, strict=True):
                 td[k] = flag
             if rewards is not None:
                 td["reward"] = torch.from_numpy(np.array(
@@ -450,18 +457,17 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         if self.return_state:
             out["state"] = self.full_observation_spec["state"].encode(
                 self._env.state(), ignore_device=True)
-        every = np.concatenate(all_flags, axis=1)  # [3, all agents]
-        done = every[0].any() if self.done_on_any else every[0].all()
+        all_dones = [a or b for a, b in zip(all_terms, all_truncs, strict=True)]
         if self.done_on_any:
-            term, trunc = every[1].any(), every[2].any()
+            done, term, trunc = any(all_dones), any(all_terms), any(all_truncs)
         else:
             # every agent done: terminated when every one terminated, else truncated
-            term = every[1].all()
+            done, term = all(all_dones), all(all_terms)
             trunc = done and not term
         if rewards is None:
             done = term = trunc = False
         root_flags = torch.from_numpy(np.array([[done], [term], [trunc]], dtype=bool))
-        for k, v in zip(_FLAGS, root_flags, strict=True):
+        for k, v in zip(_FLAGS, root_flags.unbind(0), strict=True):
             out[k] = v
         return TensorDict._new_unsafe(out, batch_size=torch.Size(()))
 

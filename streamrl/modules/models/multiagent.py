@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from tensordict import TensorDict
 from tensordict.nn import TensorDictParams
 from torch import nn
 
 from streamrl._utils.swap import ParamSlots, params_in
+from streamrl._utils.tensor_plan import global_module_hooks
 from streamrl.modules.ensemble import stack_params
 from streamrl.modules.models.convnet import ConvNet
 from streamrl.modules.models.mixers import QMixer, VDNMixer
@@ -108,6 +110,7 @@ class MultiAgentMLP(nn.Module):
         # a structure only, not a registered submodule; the params go in its slots per call
         self.__dict__["_template"] = template
         self.__dict__["_call"] = ParamSlots(template, params.keys(True, True))
+        self.__dict__["_direct"] = LinearChain.of(template, self._call)
         self.n_agent_inputs = n_agent_inputs
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -139,10 +142,59 @@ class MultiAgentMLP(nn.Module):
                 self.params, joint
             )
         if self.share_params:
+            direct = self.__dict__.get("_direct")
+            if direct is not None and not global_module_hooks():
+                return direct(self.params, value)
             return self._call(self.params, value)
         return torch.vmap(self._call, (0, batch_dims), batch_dims, randomness="different")(
             self.params, value
         )
+
+
+class LinearChain:
+    """A template :class:`MLP` of ``nn.Linear`` layers and torch activations run on given
+    parameters as ``F.linear`` and activation calls: what calling the template with the
+    parameters in its slots computes (the template is private: no hooks on it), without the
+    slot swaps and the per-layer module calls (about 2x faster on a small MLP; a policy
+    stepping one env calls it at every step)."""
+
+    def __init__(self, steps: list, slots: ParamSlots) -> None:
+        self.steps, self.slots = steps, slots
+
+    @classmethod
+    def of(cls, template: nn.Module, slots: ParamSlots) -> LinearChain | None:
+        """The chain of ``template`` (parameters read through ``slots``), or None when a
+        layer is something else (a norm, dropout, a shared bias, a callable) or a
+        parameter is not one of the slots'."""
+        if type(template).forward is not MLP.forward or len(template.out_features) != 1:
+            return None
+        index = {key: i for i, (key, *_) in enumerate(slots.slots)}
+        steps: list = []
+        used = 0
+        for name, layer in template.named_children():
+            if type(layer) is nn.Linear:
+                w = index.get((name, "weight"))
+                b = None if layer.bias is None else index.get((name, "bias"))
+                if w is None or (layer.bias is not None and b is None):
+                    return None
+                steps.append((w, b))
+                used += 1 + (b is not None)
+            elif (type(layer).__module__ == "torch.nn.modules.activation"
+                  and not layer._parameters and not layer._buffers and not layer._modules):
+                steps.append(layer.forward)
+            else:
+                return None
+        return cls(steps, slots) if used == len(index) else None
+
+    def __call__(self, params: Any, value: torch.Tensor) -> torch.Tensor:
+        leaves = self.slots.values(params)
+        for step in self.steps:
+            if type(step) is tuple:
+                w, b = step
+                value = F.linear(value, leaves[w], None if b is None else leaves[b])
+            else:
+                value = step(value)
+        return value
 
 
 class MultiAgentConvNet(MultiAgentMLP):
