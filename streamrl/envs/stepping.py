@@ -177,6 +177,8 @@ class _PlainPlan:
 
     def __init__(self, plan: Any, inputs: list, outputs: list) -> None:
         self.plan, self.inputs, self.outputs = plan, inputs, outputs
+        self.written = frozenset(outputs)
+        self._leaves: tuple | None = None
 
     @classmethod
     def of(cls, policy: Policy, before: set, td: TensorDictBase) -> _PlainPlan | None:
@@ -208,11 +210,26 @@ class _PlainPlan:
 
     def __call__(self, env: Any, td: TensorDictBase, project: bool) -> TensorDictBase:
         vals = run_plan(self.plan, {k: td.get(k) for k in self.inputs})
+        if project:  # full_action_spec.project(td), leaf by leaf
+            for k, spec in self._action_leaves(env):
+                v = vals[k] if k in vals else td.get(k, None)
+                if v is not None:
+                    vals[k] = spec.project(v)
+                    if k not in self.written:
+                        _write(td, k, vals[k])
         for k in self.outputs:
             _write(td, k, vals[k])
-        if project:
-            env.full_action_spec.project(td)
         return td
+
+    def _action_leaves(self, env: Any) -> list:
+        """``(key, spec)`` of every leaf of the env's ``full_action_spec`` (cached per spec
+        object and version)."""
+        full, keys, _, version = env._action_info()
+        cached = self._leaves
+        if cached is None or cached[0] is not full or cached[1] != version:
+            leaves = [(k, full[k]) for k in keys if k in full and full[k] is not None]
+            cached = self._leaves = (full, version, leaves)
+        return cached[2]
 
 
 def _write(td: TensorDictBase, key: Any, value: torch.Tensor) -> None:

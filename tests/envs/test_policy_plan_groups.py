@@ -171,3 +171,26 @@ def test_stack_steps_leaves_other_layouts_to_torch_stack(case):
     out = stack_steps(steps, 0)
     assert set(out.keys(True, True)) == set(ref.keys(True, True))
     assert out.get("note").tolist() == ["hi"] * 3
+
+
+class Loud(nn.Module):
+    """Actions far outside simple_spread's [0, 1] box."""
+
+    def forward(self, obs):
+        return 10 * obs[..., :5]
+
+
+def test_projected_group_actions_match_the_td_loop(planned_steps):
+    outs = []
+    for buffered in (True, False):
+        with spread() as env, torch.no_grad():
+            env.set_seed(1)
+            policy = TensorDictModule(Loud(), in_keys=[("agent", "observation")],
+                                      out_keys=[("agent", "action")])
+            batch, _ = run_steps(env, env.reset(), 5, policy, project_actions=True,
+                                 buffered=buffered)
+            outs.append(batch)
+    assert_same(*outs)
+    action = outs[0].get(("agent", "action"))
+    assert action.min() >= 0 and action.max() <= 1 and (action == 1).any()
+    assert len(planned_steps) == 4
