@@ -29,11 +29,19 @@ pipelines' defaults except the presets per env:
 
 - Pendulum-v1: 50 episodes per dataset, networks of two 64-unit layers, IQL temperature 0.3
   (with Pendulum's reward scale TorchRL's MuJoCo value 3 puts almost all the weight on a
-  few samples; measured with 3: 48.8 +- 15.6 on expert, 31.8 +- 5.6 on medium);
+  few samples; measured with 3: 48.8 +- 15.6 on expert, 31.8 +- 5.6 on medium), CQL
+  ``min_q_weight`` 10 (with TorchRL's default 1 CQL scores below BC on medium-replay, 2,200
+  transitions: final returns -1454 / -1473 / -1474 on seeds 0-2 against BC's -1290 / -1263
+  / -1216; with 10: -919 / -1089 / -880, and -1089 / -930 on seeds 3-4 against BC's -1197
+  / -1257; with 5, the CQL paper's MuJoCo value, -1142 / -1077 / -1165 / -1259 / -1296
+  loses on seeds 3-4). The price is on random data, where the heavier penalty keeps the
+  policy near the random actions: -696 / -718 with 1 on seeds 0-1, -1340 / -1037 with 10
+  (BC: -1117 on seed 0); seed 0 on medium and expert improves, -1233 -> -725 and -1045 ->
+  -748;
 - HalfCheetah-v5: 100 episodes (100k steps) per dataset, two 256-unit layers, IQL
-  temperature 3 (TorchRL's MuJoCo value).
+  temperature 3 (TorchRL's MuJoCo value), CQL ``min_q_weight`` 1 (TorchRL's default).
 
-``--hidden`` and ``--iql-temperature`` override them.
+``--hidden``, ``--iql-temperature`` and ``--cql-min-q-weight`` override them.
 
 With ``--o2o-frames F`` (Pendulum only): ``iql_offline_to_online`` (``--updates``
 pretraining on the medium dataset, then F online frames, half of each batch from the
@@ -66,12 +74,13 @@ DATASETS = ("random", "medium", "medium-replay", "expert")
 ALGOS = {"bc": ("bc_offline", "BCConfig"), "td3bc": ("td3bc_offline", "TD3BCConfig"),
          "iql": ("iql_offline", "IQLConfig"), "cql": ("cql_offline", "CQLConfig")}
 TARGET = 90.0  # normalized score that counts as reaching the expert
-# per env: dataset namespace, episodes per dataset, hidden units, IQL temperature
+# per env: dataset namespace, episodes per dataset, hidden units, IQL temperature, CQL
+# penalty weight
 PRESETS = {
     "Pendulum-v1": {"namespace": "pendulum", "episodes": 50, "hidden": 64,
-                    "iql_temperature": 0.3},
+                    "iql_temperature": 0.3, "cql_min_q_weight": 10.0},
     "HalfCheetah-v5": {"namespace": "halfcheetah", "episodes": 100, "hidden": 256,
-                       "iql_temperature": 3.0},
+                       "iql_temperature": 3.0, "cql_min_q_weight": 1.0},
 }
 
 
@@ -110,6 +119,12 @@ def _mean_return(info: dict) -> float:
             return float(info[key])
     returns = info.get("returns") or info.get("return") or {}
     return float(returns["mean"])
+
+
+def algo_options(args: argparse.Namespace) -> dict[str, dict]:
+    """The config fields each algorithm gets beyond its pipeline's defaults (the presets)."""
+    return {"iql": {"temperature": args.iql_temperature},
+            "cql": {"min_q_weight": args.cql_min_q_weight}}
 
 
 def train_offline(algo: str, dataset: str, seed: int, args: argparse.Namespace,
@@ -171,10 +186,13 @@ def main() -> None:
                    help="IQL's advantage temperature (the env's preset: 0.3 on Pendulum, "
                         "whose rewards reach -16 per step, where TorchRL's MuJoCo value 3 "
                         "saturates the weights)")
+    p.add_argument("--cql-min-q-weight", type=float,
+                   help="CQL's penalty weight min_q_weight (the env's preset: 10 on Pendulum, "
+                        "where TorchRL's default 1 scores below BC on medium-replay)")
     args = p.parse_args()
     preset = PRESETS[args.env]
     args.namespace = preset["namespace"]
-    for key in ("episodes", "hidden", "iql_temperature"):
+    for key in ("episodes", "hidden", "iql_temperature", "cql_min_q_weight"):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
     if args.o2o_frames and args.env != "Pendulum-v1":
@@ -190,7 +208,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     algos = args.algos.split(",")
     datasets = args.datasets.split(",")
-    options = {"iql": {"temperature": args.iql_temperature}}
+    options = algo_options(args)
 
     print(f"{args.env} datasets in {args.root} ({args.episodes} episodes each):")
     infos = {name: record(name, args) for name in DATASETS}
@@ -204,7 +222,8 @@ def main() -> None:
 
     print(f"\nnormalized return after {args.updates} updates (mean +- std over seeds "
           f"{args.seeds}; 0 = random {low:.1f}, 100 = expert {high:.1f}; hidden "
-          f"{args.hidden}, IQL temperature {args.iql_temperature:g}):")
+          f"{args.hidden}, IQL temperature {args.iql_temperature:g}, CQL min_q_weight "
+          f"{args.cql_min_q_weight:g}):")
     print("| algorithm | " + " | ".join(datasets) + " |")
     print("|---|" + "---|" * len(datasets))
     for algo in algos:

@@ -100,3 +100,23 @@ def test_the_offline_to_online_rows_refuse_an_env_other_than_pendulum(tmp_path):
     assert done.returncode == 2
     assert "runs on Pendulum-v1 only, found --env HalfCheetah-v5" in done.stderr
     assert not any(tmp_path.iterdir())  # refused before recording anything
+
+
+def test_the_cql_penalty_weight_follows_the_env_preset_or_the_flag(monkeypatch):
+    # main() stops at the first dataset: what reaches the pipelines is algo_options(args)
+    seen = []
+
+    def stop(name, args):
+        seen.append(offline_training.algo_options(args))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(offline_training, "record", stop)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", "unset")
+    monkeypatch.setenv("STREAMRL_DATASETS_ROOT", "unset")
+    base = ["--expert", "e.pt", "--medium", "m.pt"]
+    for extra in ([], ["--env", "HalfCheetah-v5"], ["--cql-min-q-weight", "2.5"]):
+        with pytest.raises(SystemExit):
+            _main(monkeypatch, [*base, *extra])
+    assert [o["cql"] for o in seen] == [{"min_q_weight": 10.0}, {"min_q_weight": 1.0},
+                                        {"min_q_weight": 2.5}]
+    assert seen[0]["iql"] == {"temperature": 0.3}
