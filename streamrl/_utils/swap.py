@@ -23,8 +23,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from torch import nn
+
+from streamrl._utils.plain_td import plain_parent
 
 
 @contextmanager
@@ -85,13 +87,12 @@ class ParamSlots:
         if inner is not None and not getattr(params, "_get_post_hook", True):
             # a TensorDictParams without get hooks: its own get costs ~2 µs more per leaf
             params = inner
-        plain = type(params) is TensorDict
-        root = params._tensordict if plain else None
         out = []
         for key, _, _, _ in self.slots:
             # a plain TensorDict's leaves are read from its nested dicts (~0.3 µs each
             # instead of ~2 µs for get)
-            value = _leaf(root, key, params) if plain else params.get(key, None)
+            found = plain_parent(params, key)
+            value = params.get(key, None) if found is None else found[0].get(found[1])
             if value is None:
                 raise KeyError(f"ParamSlots: the parameters given to "
                                f"{type(self.template).__name__} have no entry {key!r}")
@@ -108,20 +109,3 @@ class ParamSlots:
             for _, store, name, own in self.slots:
                 store[name] = own
 
-
-def _leaf(root: dict, key: Any, params: TensorDictBase) -> Any:
-    """``params.get(key, None)`` read from ``params._tensordict`` (``root``) of a plain
-    TensorDict (None when it has no such entry); ``params.get`` itself where the path goes
-    through something other than plain nested TensorDicts."""
-    try:
-        if type(key) is str:
-            return root[key]
-        node = root
-        for part in key[:-1]:
-            sub = node[part]
-            if type(sub) is not TensorDict:
-                return params.get(key, None)
-            node = sub._tensordict
-        return node[key[-1]]
-    except KeyError:
-        return None

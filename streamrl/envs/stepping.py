@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from streamrl._utils.plain_td import plain_parent
 from streamrl._utils.tensor_plan import run_plan, tensor_plan
 from streamrl.envs.step_buffers import FLAGS, _td
 
@@ -187,19 +188,10 @@ class _PlainPlan:
         the call added or wrote over, no other; None otherwise (the loop keeps calling the
         policy)."""
         plan = tensor_plan(policy, nested=True)
-        if plan is None:
+        io = None if plan is None else _plan_io(plan, before)
+        if io is None:
             return None
-        inputs: list = []
-        written: set = set()
-        for _, ins, outs in plan:
-            for k in ins:
-                if k in written:
-                    continue
-                if k not in before:
-                    return None
-                if k not in inputs:
-                    inputs.append(k)
-            written.update(outs)
+        inputs, written = io
         after = set(td.keys(True, True))
         # what the call added is what the plan writes (it may overwrite entries carried
         # from the step before, e.g. the distribution's parameters)
@@ -236,19 +228,11 @@ def _write(td: TensorDictBase, key: Any, value: torch.Tensor) -> None:
     """``td.set(key, value)`` for a value the same modules wrote there with ``set`` at the
     first step (its shape checked then): stored straight into the nested dicts of an
     unlocked plain TensorDict whose groups are there (~0.3 us instead of ~3 us a key)."""
-    if type(td) is TensorDict and not td.is_locked:
-        if type(key) is str:
-            td._tensordict[key] = value
-            return
-        node = td
-        for part in key[:-1]:
-            node = node._tensordict.get(part)
-            if type(node) is not TensorDict or node.is_locked:
-                break
-        else:
-            node._tensordict[key[-1]] = value
-            return
-    td.set(key, value)
+    found = plain_parent(td, key, writable=True)
+    if found is None:
+        td.set(key, value)
+    else:
+        found[0][found[1]] = value
 
 
 # ---------------------------------------------------------------------------- buffered loop
@@ -352,15 +336,28 @@ def _plan_for(policy: Policy, td: TensorDictBase, obs_keys: list, extra: dict) -
     carried = [k for k in td.keys() if k not in _NOT_CARRIED]
     if not all(isinstance(td.get(k), torch.Tensor) for k in carried):
         return None
-    readable = {*obs_keys, *carried}
-    written: set = set()
-    for _, ins, outs in plan:
-        if not all(k in readable or k in written for k in ins):
-            return None
-        written.update(outs)
-    if written != {"action", *extra} or written.intersection(obs_keys):
+    io = _plan_io(plan, {*obs_keys, *carried})
+    if io is None or io[1] != {"action", *extra} or io[1].intersection(obs_keys):
         return None
     return plan
+
+
+def _plan_io(plan: Any, readable: set) -> tuple[list, set] | None:
+    """``(the keys the plan reads from outside, in the order first read; every key it
+    writes)``, or None when a step reads a key neither in ``readable`` nor written by an
+    earlier step."""
+    inputs: list = []
+    written: set = set()
+    for _, ins, outs in plan:
+        for k in ins:
+            if k in written:
+                continue
+            if k not in readable:
+                return None
+            if k not in inputs:
+                inputs.append(k)
+        written.update(outs)
+    return inputs, written
 
 
 def _run_plan_steps(

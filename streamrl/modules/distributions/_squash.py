@@ -8,6 +8,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+_TWO_LOG_2 = 2.0 * math.log(2.0)
+
 
 def _eps(dtype: torch.dtype) -> float:
     # the smallest gap from +-1 the dtype resolves reliably; atanh(1 - eps) stays finite
@@ -89,8 +91,9 @@ def safe_atanh(value: torch.Tensor) -> torch.Tensor:
 
 
 def log_abs_det_tanh(pre_tanh: torch.Tensor) -> torch.Tensor:
-    """``log(1 - tanh(u)**2)`` computed without cancellation for large ``|u|``."""
-    return 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
+    """``log(1 - tanh(u)**2)`` computed without cancellation for large ``|u|``:
+    ``2 (log 2 - u - softplus(-2u))`` (in place only on intermediates no backward reads)."""
+    return (pre_tanh + F.softplus(-2.0 * pre_tanh)).mul_(-2.0).add_(_TWO_LOG_2)
 
 
 def as_bound(value, like: torch.Tensor, name: str) -> torch.Tensor:

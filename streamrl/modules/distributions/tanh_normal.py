@@ -7,7 +7,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import distributions as D
 from torch.distributions import constraints
 
@@ -22,8 +21,8 @@ from streamrl.modules.distributions._squash import (
 __all__ = ["TanhNormal"]
 
 _QUADRATURE_POINTS = 32
-# log(2 pi) / 2 + 2 log 2: the constant parts of the Gaussian term and of log|d tanh/du|
-_LOG_CONST = 0.5 * math.log(2 * math.pi) + 2 * math.log(2.0)
+# the constant part of a standard Gaussian's -log density
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @lru_cache(maxsize=8)
@@ -151,13 +150,12 @@ class TanhNormal(D.Distribution):
         shape = self._extended_shape(torch.Size(sample_shape))
         eps = torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_()
         pre_tanh = loc + eps * scale
-        # log N(pre; loc, scale) - log|d tanh(u)/du|, the latter 2 (log 2 - u - softplus(-2u));
-        # in place only on intermediates no backward reads
-        elem = (pre_tanh + F.softplus(-2.0 * pre_tanh)).mul_(2.0)
-        elem = elem.sub_(scale.log()).addcmul_(eps, eps, value=-0.5)
-        if not self._unit:  # the rescaling's log|d value / d tanh|
-            elem = elem.sub_(half_range(self.low, self.high)[1])
-        log_prob = self._sum_event(elem) - self._event_size(shape) * _LOG_CONST
+        # -log N(pre; loc, scale) + log|d tanh(u)/du| (+ the rescaling's log|d value/d tanh|),
+        # summed once; in place only on intermediates no backward reads
+        elem = torch.addcmul(scale.log(), eps, eps, value=0.5).add_(log_abs_det_tanh(pre_tanh))
+        if not self._unit:
+            elem = elem.add_(half_range(self.low, self.high)[1])
+        log_prob = -(self._sum_event(elem) + self._event_size(shape) * _HALF_LOG_2PI)
         return self._squash(pre_tanh), log_prob
 
     def _event_size(self, shape: torch.Size) -> int:
