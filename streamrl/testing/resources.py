@@ -94,9 +94,26 @@ def _shm_maps() -> frozenset[str]:
     return frozenset(out)
 
 
-def _process_singletons() -> tuple[set[int], set[int], set[int]]:
-    """(thread idents, pids, fds) of the standard library's per-process multiprocessing helpers,
-    started on first use and kept until exit."""
+def _unix_socket_paths() -> dict[str, str]:
+    """``{"socket:[inode]": path}`` of the bound Unix sockets of this machine (an accepted
+    connection carries its listener's path)."""
+    out = {}
+    try:
+        with open("/proc/net/unix") as f:
+            next(f, None)
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 8:
+                    out[f"socket:[{parts[6]}]"] = parts[7]
+    except OSError:
+        pass
+    return out
+
+
+def _process_singletons() -> tuple[set[int], set[int], set[int], str | None]:
+    """(thread idents, pids, fds, the resource sharer's listener address) of the standard
+    library's per-process multiprocessing helpers, started on first use and kept until
+    exit."""
     from multiprocessing import forkserver, resource_sharer, resource_tracker
 
     threads: set[int] = set()
@@ -106,9 +123,11 @@ def _process_singletons() -> tuple[set[int], set[int], set[int]]:
     thread = getattr(sharer, "_thread", None)
     if thread is not None and thread.ident is not None:
         threads.add(thread.ident)
-    sock = getattr(getattr(getattr(sharer, "_listener", None), "_listener", None), "_socket", None)
+    listener = getattr(sharer, "_listener", None)
+    sock = getattr(getattr(listener, "_listener", None), "_socket", None)
     if sock is not None and sock.fileno() >= 0:
         fds.add(sock.fileno())
+    address = getattr(listener, "address", None)
     tracker = getattr(resource_tracker, "_resource_tracker", None)
     server = getattr(forkserver, "_forkserver", None)
     for pid in (getattr(tracker, "_pid", None), getattr(server, "_forkserver_pid", None)):
@@ -117,7 +136,7 @@ def _process_singletons() -> tuple[set[int], set[int], set[int]]:
     for fd in (getattr(tracker, "_fd", None), getattr(server, "_forkserver_alive_fd", None)):
         if fd is not None:
             fds.add(fd)
-    return threads, pids, fds
+    return threads, pids, fds, address if isinstance(address, str) else None
 
 
 @dataclass(frozen=True)
@@ -156,15 +175,22 @@ class Resources:
     def new_since(self, before: Resources) -> dict[str, list[str]]:
         """What this snapshot holds that ``before`` did not, by kind (only kinds with
         something new): ``threads``, ``children``, ``fds``, ``shm_maps``, ``shm_files``.
-        The standard library's per-process multiprocessing helpers are left out."""
-        kept_threads, kept_pids, kept_fds = _process_singletons()
+        The standard library's per-process multiprocessing helpers are left out, with the
+        connections the resource sharer accepts from other processes fetching a handle
+        (short-lived, but they come at any time: a worker of an earlier test may ask late);
+        a new Unix socket is listed with its path."""
+        kept_threads, kept_pids, kept_fds, sharer = _process_singletons()
+        fds = {fd: t for fd, t in self.fds.items() if before.fds.get(fd) != t and fd not in kept_fds}
+        if any(t.startswith("socket:") for t in fds.values()):
+            paths = _unix_socket_paths()
+            fds = {fd: f"{t} ({paths[t]})" if t in paths else t for fd, t in fds.items()
+                   if sharer is None or paths.get(t) != sharer}
         new = {
             "threads": [f"{name} (ident {i})" for i, name in self.threads.items()
                         if before.threads.get(i) != name and i not in kept_threads],
             "children": [f"pid {p} (state {s})" for p, s in self.children.items()
                          if p not in before.children and p not in kept_pids],
-            "fds": [f"fd {fd} -> {t}" for fd, t in self.fds.items()
-                    if before.fds.get(fd) != t and fd not in kept_fds],
+            "fds": [f"fd {fd} -> {t}" for fd, t in fds.items()],
             "shm_maps": sorted(self.shm_maps - before.shm_maps),
             "shm_files": sorted(self.shm_files - before.shm_files),
         }
