@@ -78,9 +78,9 @@ TARGET = 90.0  # normalized score that counts as reaching the expert
 # penalty weight
 PRESETS = {
     "Pendulum-v1": {"namespace": "pendulum", "episodes": 50, "hidden": 64,
-                    "iql_temperature": 0.3, "cql_min_q_weight": 10.0},
+                    "iql_temperature": 0.3, "cql_min_q_weight": 10.0, "td3bc_alpha": 2.5},
     "HalfCheetah-v5": {"namespace": "halfcheetah", "episodes": 100, "hidden": 256,
-                       "iql_temperature": 3.0, "cql_min_q_weight": 1.0},
+                       "iql_temperature": 3.0, "cql_min_q_weight": 1.0, "td3bc_alpha": 2.5},
 }
 
 
@@ -124,7 +124,8 @@ def _mean_return(info: dict) -> float:
 def algo_options(args: argparse.Namespace) -> dict[str, dict]:
     """The config fields each algorithm gets beyond its pipeline's defaults (the presets)."""
     return {"iql": {"temperature": args.iql_temperature},
-            "cql": {"min_q_weight": args.cql_min_q_weight}}
+            "cql": {"min_q_weight": args.cql_min_q_weight},
+            "td3bc": {"alpha": args.td3bc_alpha}}
 
 
 def train_offline(algo: str, dataset: str, seed: int, args: argparse.Namespace,
@@ -189,10 +190,13 @@ def main() -> None:
     p.add_argument("--cql-min-q-weight", type=float,
                    help="CQL's penalty weight min_q_weight (the env's preset: 10 on Pendulum, "
                         "where TorchRL's default 1 scores below BC on medium-replay)")
+    p.add_argument("--td3bc-alpha", type=float,
+                   help="TD3+BC's alpha, the Q term's weight against BC (the env's preset: "
+                        "2.5, the paper's)")
     args = p.parse_args()
     preset = PRESETS[args.env]
     args.namespace = preset["namespace"]
-    for key in ("episodes", "hidden", "iql_temperature", "cql_min_q_weight"):
+    for key in ("episodes", "hidden", "iql_temperature", "cql_min_q_weight", "td3bc_alpha"):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
     if args.o2o_frames and args.env != "Pendulum-v1":
@@ -222,7 +226,8 @@ def main() -> None:
 
     print(f"\nnormalized return after {args.updates} updates (mean +- std over seeds "
           f"{args.seeds}; 0 = random {low:.1f}, 100 = expert {high:.1f}; hidden "
-          f"{args.hidden}, IQL temperature {args.iql_temperature:g}, CQL min_q_weight "
+          f"{args.hidden}, IQL temperature {args.iql_temperature:g}, TD3+BC alpha {args.td3bc_alpha:g}, "
+          f"CQL min_q_weight "
           f"{args.cql_min_q_weight:g}):")
     print("| algorithm | " + " | ".join(datasets) + " |")
     print("|---|" + "---|" * len(datasets))

@@ -45,16 +45,16 @@ _ENVS: dict[str, tuple[str, ...]] = {
         "state",),
     "gymnasium.envs.classic_control.acrobot.AcrobotEnv": ("state",),
 }
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 _ARRAY, _SCALAR = "__ndarray__", "__numpy_scalar__"
 
 
-def _qualname(obj: Any) -> str:
+def qualname(obj: Any) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _encode(value: Any) -> Any:
+def encode_plain(value: Any) -> Any:
     """numpy arrays and scalars -> tagged tensors; containers recursively; the rest as is."""
     if isinstance(value, (np.ndarray, np.generic)):
         arr = np.asarray(value)
@@ -63,34 +63,34 @@ def _encode(value: Any) -> Any:
         tag = _ARRAY if isinstance(value, np.ndarray) else _SCALAR
         return {tag: torch.from_numpy(np.array(data, copy=True)), "dtype": arr.dtype.str}
     if isinstance(value, Mapping):
-        return {k: _encode(v) for k, v in value.items()}
+        return {k: encode_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
+        return [encode_plain(v) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise NotImplementedError(f"cannot save a {type(value).__name__} as plain data")
 
 
-def _decode(value: Any) -> Any:
+def decode_plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         for tag in (_ARRAY, _SCALAR):
             if tag in value:
                 arr = value[tag].numpy().astype(np.dtype(value["dtype"]))
                 return arr if tag == _ARRAY else arr[()]
-        return {k: _decode(v) for k, v in value.items()}
+        return {k: decode_plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [decode_plain(v) for v in value]
     return value
 
 
-def _rng_state(rng: Any) -> Any:
-    return None if rng is None else _encode(rng.bit_generator.state)
+def rng_state(rng: Any) -> Any:
+    return None if rng is None else encode_plain(rng.bit_generator.state)
 
 
-def _make_rng(state: Any) -> Any:
+def make_rng(state: Any) -> Any:
     if state is None:
         return None
-    plain = _decode(state)
+    plain = decode_plain(state)
     rng = np.random.Generator(getattr(np.random, plain["bit_generator"])())
     rng.bit_generator.state = plain
     return rng
@@ -123,16 +123,16 @@ def capture(env: Any) -> dict[str, Any]:
     layers = _layers(env)
     wrappers = []
     for w in layers[:-1]:
-        name = _qualname(w)
+        name = qualname(w)
         keys = _WRAPPERS.get(name)
         if keys is None:
             own = sorted(set(vars(w)) - _WRAPPER_BASE)
             if own:
                 raise _cannot(env, f"wrapper {type(w).__name__} holds {own}")
             keys = ()
-        wrappers.append({"type": name, "attrs": {k: _encode(getattr(w, k)) for k in keys}})
+        wrappers.append({"type": name, "attrs": {k: encode_plain(getattr(w, k)) for k in keys}})
     base = layers[-1]
-    name = _qualname(base)
+    name = qualname(base)
     keys = _ENVS.get(name)
     if keys is None:
         raise _cannot(env, f"its class {name} is not one whose state is known")
@@ -141,11 +141,11 @@ def capture(env: Any) -> dict[str, Any]:
         "wrappers": wrappers,
         "unwrapped": {
             "type": name,
-            "attrs": {k: _encode(getattr(base, k)) for k in keys},
-            "np_random": _rng_state(getattr(base, "_np_random", None)),
+            "attrs": {k: encode_plain(getattr(base, k)) for k in keys},
+            "np_random": rng_state(getattr(base, "_np_random", None)),
             "np_random_seed": getattr(base, "_np_random_seed", None),
         },
-        "action_space_rng": _rng_state(getattr(env.action_space, "_np_random", None)),
+        "action_space_rng": rng_state(getattr(env.action_space, "_np_random", None)),
     }
 
 
@@ -160,26 +160,26 @@ def check(env: Any, state: Mapping[str, Any]) -> None:
         raise ValueError(f"the state is of gymnasium env {state['env_id']!r}, this env is "
                          f"{_env_id(env)!r}")
     layers = _layers(env)
-    types = [_qualname(w) for w in layers[:-1]]
+    types = [qualname(w) for w in layers[:-1]]
     saved = [w["type"] for w in state["wrappers"]]
     if saved != types:
         raise ValueError(f"the state was saved under the wrappers {saved}, this env has {types}")
     base = state["unwrapped"]
-    if base["type"] != _qualname(layers[-1]):
+    if base["type"] != qualname(layers[-1]):
         raise ValueError(f"the state is of a {base['type']}, this env is a "
-                         f"{_qualname(layers[-1])}")
+                         f"{qualname(layers[-1])}")
     for entry, layer in zip((*state["wrappers"], base), layers, strict=True):
         for key, value in entry["attrs"].items():
             current = getattr(layer, key, None)
-            saved_arr, arr = _decode(value), current
+            saved_arr, arr = decode_plain(value), current
             if isinstance(saved_arr, np.ndarray) and isinstance(arr, np.ndarray) and (
                     saved_arr.shape != arr.shape):
                 raise ValueError(f"{type(layer).__name__}.{key}: expected shape "
                                  f"{arr.shape}, found {saved_arr.shape} in the state")
     for rng in (base["np_random"], state["action_space_rng"]):
-        if rng is not None and rng.get("bit_generator") not in _BIT_GENERATORS:
+        if rng is not None and rng.get("bit_generator") not in BIT_GENERATORS:
             raise ValueError(f"unknown numpy bit generator {rng.get('bit_generator')!r} in the "
-                             f"state; expected one of {_BIT_GENERATORS}")
+                             f"state; expected one of {BIT_GENERATORS}")
 
 
 def restore(env: Any, state: Mapping[str, Any]) -> None:
@@ -188,10 +188,10 @@ def restore(env: Any, state: Mapping[str, Any]) -> None:
     base = state["unwrapped"]
     for entry, layer in zip((*state["wrappers"], base), layers, strict=True):
         for key, value in entry["attrs"].items():
-            setattr(layer, key, _decode(value))
+            setattr(layer, key, decode_plain(value))
         for key, value in _ON_RESTORE.get(entry["type"], {}).items():
             setattr(layer, key, value)
-    layers[-1]._np_random = _make_rng(base["np_random"])
+    layers[-1]._np_random = make_rng(base["np_random"])
     if "_np_random_seed" in vars(layers[-1]) or base["np_random_seed"] is not None:
         layers[-1]._np_random_seed = base["np_random_seed"]
-    env.action_space._np_random = _make_rng(state["action_space_rng"])
+    env.action_space._np_random = make_rng(state["action_space_rng"])

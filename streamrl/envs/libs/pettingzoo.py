@@ -537,6 +537,32 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         self._next_seed = seed
         self._first = None  # the next reset is a fresh one, with this seed
 
+    # ------------------------------------------------------------- run state
+    def _capture_state(self) -> dict[str, Any]:
+        # the MPE scenarios whose state is known (see _mpe_state); others raise
+        from streamrl.envs.libs import _gym_state, _mpe_state
+
+        return {"mpe": _mpe_state.capture(self._env), "next_seed": self._next_seed,
+                "first": None if self._first is None else _gym_state.encode_plain(list(self._first))}
+
+    def _check_state(self, state: Any) -> None:
+        from streamrl.envs.libs import _mpe_state
+
+        self._check_state_keys(state, {"mpe", "next_seed", "first"})
+        _mpe_state.check(self._env, state["mpe"])
+        first = state["first"]
+        if first is not None and not (isinstance(first, list) and len(first) == 2):
+            raise ValueError(f"PettingZooWrapper state: 'first' must be None or the first "
+                             f"reset's [observations, infos], found {type(first).__name__}")
+
+    def _restore_state(self, state: Any) -> None:
+        from streamrl.envs.libs import _gym_state, _mpe_state
+
+        _mpe_state.restore(self._env, state["mpe"])
+        self._next_seed = state["next_seed"]
+        first = state["first"]
+        self._first = None if first is None else tuple(_gym_state.decode_plain(first))
+
     def _close(self) -> None:
         self._env.close()
 
