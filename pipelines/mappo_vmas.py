@@ -25,8 +25,9 @@ episodes that end in the batch (TorchRL's ``episode_reward_mean``); every ``eval
 frames the policy plays ``eval_episodes`` deterministic episodes (``eval_return``, per agent
 too). The run directory (``runs/mappo_vmas-<timestamp>/``) receives ``config.json``, the
 metrics, the run logger's files (TensorBoard by default), ``checkpoint.pt`` and
-``learning_curve.png``; ``--resume`` continues from the last batch boundary (VMAS's
-simulation state cannot be captured: a resumed run starts new episodes). Any VMAS scenario
+``learning_curve.png``; ``--resume`` continues from the last batch boundary, with the envs
+mid-episode where VMAS's state can be captured (``can_capture_state``: Navigation; on other
+scenarios a resumed run starts new episodes). Any VMAS scenario
 whose agents share their spaces runs by ``--env-name`` (``--n-agents`` is passed to it).
 
     $ streamrl run mappo_vmas --frames 30000 --seed 1
@@ -44,6 +45,7 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 
 from streamrl.envs import EnvBase
+from streamrl.envs.libs.vmas import can_capture_state
 from streamrl.envs.marl_groups import MarlGroupMapType, expand_done_to_group
 from streamrl.modules import MultiAgentMLP, NormalParamExtractor, ProbabilisticActor, TanhNormal
 from streamrl.objectives import ClipPPOLoss
@@ -155,7 +157,9 @@ def evaluate(config: MAPPOConfig, env: EnvBase, actor: nn.Module) -> Any:
 
 def pipeline(name: str, config_cls: type[MAPPOConfig], doc: str | None) -> PPOPipeline:
     """The PPO pipeline of a multi-agent config (``mappo_vmas``, ``ippo_vmas``)."""
-    return PPOPipeline(name, config_cls, make_models, doc, resume_episodes=False,
+    # the envs are saved mid-episode where VMAS's state can be captured (Navigation)
+    return PPOPipeline(name, config_cls, make_models, doc,
+                       resume_episodes=lambda config: can_capture_state(config.env_name),
                        configure_loss=group_keys, reward_key=(GROUP, "reward"),
                        prepare_batch=expand_done, evaluate=evaluate)
 

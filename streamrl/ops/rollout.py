@@ -216,18 +216,27 @@ class Rollout(Operator):
                 f"captured ({state['uncapturable']})"
             )
         expected = {"env", "td", "traj_len"}
-        if not isinstance(state, dict) or set(state) != expected or self.traj_ids is None:
-            raise ValueError(f"Rollout env_state: expected keys {sorted(expected)} and saved "
-                             f"traj_ids, found {state!r:.200}")
+        # (nested batch sizes: saved since agent groups' envs can be captured)
+        if not isinstance(state, dict) or not expected <= set(state) <= {
+                *expected, "td_batch_sizes"} or self.traj_ids is None:
+            raise ValueError(f"Rollout env_state: expected keys {sorted(expected)} (and "
+                             f"'td_batch_sizes') and saved traj_ids, found {state!r:.200}")
         traj_len = torch.as_tensor(state["traj_len"])
         if traj_len.shape != (self.num_envs,):
             raise ValueError(f"the saved rollout ran {traj_len.numel()} envs, this one runs "
                              f"{self.num_envs}")
         self._traj = TrajectoryIds(self.num_envs)
         self._traj.load_state_dict(self.traj_ids)
+        td = TensorDict(state["td"], batch_size=self.env.batch_size, device=self.env.device)
+        sizes = state.get("td_batch_sizes", [])
+        for path, size in sorted(sizes, key=lambda entry: len(entry[0])):
+            sub = td.get(tuple(path), None)
+            if not isinstance(sub, TensorDictBase):
+                raise ValueError(f"Rollout env_state: td_batch_sizes names {path}, which is "
+                                 f"not a nested TensorDict of the saved carried TensorDict")
+            sub.batch_size = torch.Size(size)  # the agent dim of a group, say
         self.env.restore_state(state["env"])
-        self._td = TensorDict(state["td"], batch_size=self.env.batch_size,
-                              device=self.env.device).clone()
+        self._td = td.clone()
         self._traj_len = traj_len.clone()
 
     def step(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -344,7 +353,9 @@ class Rollout(Operator):
             env = self.env.capture_state()
         except errors as exc:
             return {"uncapturable": f"{type(exc).__name__}: {exc}"}
-        return {"env": env, "td": self._td.clone().to_dict(), "traj_len": self._traj_len.clone()}
+        return {"env": env, "td": self._td.clone().to_dict(),
+                "td_batch_sizes": _nested_batch_sizes(self._td),
+                "traj_len": self._traj_len.clone()}
 
     def close(self) -> None:
         if self.env is not None:
@@ -403,3 +414,18 @@ class _OnDevice:
     def __call__(self, td: TensorDictBase) -> TensorDictBase:
         out = self.policy(td.to(self.device))
         return td.update(out.to(self.home))
+
+
+def _nested_batch_sizes(td: TensorDictBase) -> list[list[list]]:
+    """``[[path, batch size], ...]`` of the nested TensorDicts of ``td`` whose batch size is
+    longer than their parent's (an agent group's ``[*batch, n_agents]``), as plain lists:
+    ``to_dict`` drops them."""
+    out: list[list[list]] = []
+    for key in td.keys(True, False):
+        value = td.get(key)
+        if isinstance(value, TensorDictBase):
+            path = [key] if isinstance(key, str) else list(key)
+            parent = td if len(path) == 1 else td.get(tuple(path[:-1]))
+            if value.batch_size != parent.batch_size:
+                out.append([path, list(value.batch_size)])
+    return out

@@ -464,7 +464,8 @@ class PPOPipeline:
     error) holds the whole run at a batch boundary: networks (their buffers too), optimizer,
     learner counters, the collector's envs mid-episode, running returns, the random
     generators and the progress, so ``--resume`` continues exactly. With
-    ``resume_episodes=False`` (envs whose state cannot be captured, e.g. MuJoCo's), the envs
+    ``resume_episodes=False`` (envs whose state cannot be captured, e.g. MuJoCo's; or
+    ``resume_episodes(config) -> bool`` when that depends on the config), the envs
     are not saved: a resumed run starts new episodes (seeded with ``seed`` plus the frames
     done) and goes on with everything else restored. The ``async`` topology resumes that way
     too (its worker's envs run ahead of the checkpoint's batch boundary).
@@ -473,7 +474,7 @@ class PPOPipeline:
     def __init__(self, name: str, config_cls: type, make_models: Callable[..., Any],
                  doc: str | None, *,
                  after_update: Callable[[Any, Any, Any], None] | None = None,
-                 resume_episodes: bool = True,
+                 resume_episodes: bool | Callable[[Any], bool] = True,
                  configure_loss: Callable[[ClipPPOLoss], None] | None = None,
                  return_key: Any = None,
                  evaluate: Callable[[Any, EnvBase, nn.Module], Any] | None = None,
@@ -490,7 +491,8 @@ class PPOPipeline:
                 raise TypeError(f"{arg} must be callable, found {type(value).__name__}")
         self.name, self.config_cls, self.make_models = name, config_cls, make_models
         self.doc, self.after_update = doc, after_update
-        self.resume_episodes = bool(resume_episodes)
+        self.resume_episodes = (resume_episodes if callable(resume_episodes)
+                                else bool(resume_episodes))
         self.configure_loss, self.return_key = configure_loss, return_key
         self.reward_key, self.prepare_batch = reward_key, prepare_batch
         self.loss_kwargs = dict(loss_kwargs or {})
@@ -571,8 +573,10 @@ class PPOPipeline:
                      collector=collector, episodes=episodes, progress=done, rng=GlobalRNGState())
         # the envs' state is not saved (uncapturable, or in an async worker running ahead of
         # the batch boundary): nor are their episodes
-        resume_episodes = (self.resume_episodes and config.topology == "sync"
-                           and config.ray is None)
+        saves_envs = self.resume_episodes
+        if callable(saves_envs):
+            saves_envs = bool(saves_envs(config))
+        resume_episodes = saves_envs and config.topology == "sync" and config.ray is None
         if not resume_episodes:
             del parts["collector"], parts["episodes"]
         scaler = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 
 import pytest
 import torch
@@ -140,3 +141,52 @@ def test_a_rollout_that_failed_inside_a_batch_cannot_be_resumed():
         op.step({})
     op.close()
     assert op.state_dict()["env_state"] == {"uncapturable": "the rollout stopped inside a batch"}
+
+
+def _vmas_env():
+    from streamrl.envs.libs.vmas import VmasEnv
+
+    return VmasEnv(scenario="navigation", num_envs=3, n_agents=2, continuous_actions=True,
+                   max_steps=15, seed=0)
+
+
+def _mpe_env():
+    from mpe2 import simple_spread_v3
+
+    from streamrl.envs.libs.pettingzoo import PettingZooWrapper
+
+    return SerialEnv(2, lambda: PettingZooWrapper(simple_spread_v3.parallel_env(
+        N=2, continuous_actions=True, max_cycles=15)))
+
+
+@pytest.mark.parametrize("make_env", [
+    pytest.param(_vmas_env, id="vmas", marks=pytest.mark.skipif(
+        importlib.util.find_spec("vmas") is None, reason="needs vmas")),
+    pytest.param(_mpe_env, id="mpe", marks=pytest.mark.skipif(
+        importlib.util.find_spec("mpe2") is None, reason="needs mpe2")),
+])
+def test_a_multi_agent_collector_continues_mid_episode(make_env, tmp_path):
+    """Agent groups are nested TensorDicts with their own batch size ([*batch, n_agents]):
+    the carried root comes back with it, and the episodes go on where they were."""
+    def collector(seed):
+        c = SyncDataCollector(make_env, None, frames_per_batch=24, total_frames=-1)
+        c.set_seed(seed)
+        return c
+
+    torch.manual_seed(0)
+    original = collector(0)
+    it = iter(original)
+    next(it)  # 24 frames: every env mid-episode (15-step episodes)
+    path = Checkpoint(collector=original, rng=GlobalRNGState()).save(tmp_path / "c.pt")
+    expected = [next(it) for _ in range(2)]
+    original.shutdown()
+
+    resumed = collector(123)
+    torch.manual_seed(99)
+    Checkpoint(collector=resumed, rng=GlobalRNGState()).load(path)
+    it = iter(resumed)
+    got = [next(it) for _ in range(2)]
+    resumed.shutdown()
+    assert bool(expected[0]["next", "done"].any()), "the batches should cross an episode end"
+    for a, b in zip(expected, got, strict=True):
+        assert (a == b).all()
