@@ -51,9 +51,8 @@ groups when the freeze cuts training short).
 The run directory is ``td3_mujoco``'s: ``config.json``, ``metrics.csv`` / ``metrics.jsonl``
 (the columns above), TensorBoard, ``learning_curve.png`` and ``checkpoint.pt`` (every
 group's networks, optimisers, targets, buffer and counters, and the exploration schedules).
-``--resume`` continues from it with a larger ``--frames``, with the envs mid-episode where
-VMAS's state can be captured (``streamrl.envs.libs.vmas.can_capture_state``: simple_tag; on
-other scenarios a resumed run starts new episodes). The default freeze iteration follows
+``--resume`` continues from it with a larger ``--frames``; as in every off-policy graph, a
+resumed run starts new episodes (their ids follow the stored ones). The default freeze iteration follows
 ``--frames``: pass ``--freeze-evaders-at`` when resuming with a larger budget to keep it.
 
     $ streamrl run maddpg_vmas --seed 1

@@ -47,8 +47,8 @@ while VDN and independent DQN learned. A run takes about two minutes;
 A run directory (``runs/qmix_mpe-<timestamp>/``) receives ``config.json``, ``metrics.csv``
 / ``metrics.jsonl``, the run logger's files (TensorBoard by default), ``checkpoint.pt`` and
 ``learning_curve.png``. ``--resume`` continues from a checkpoint (networks, optimizer,
-targets, epsilon, replay buffer and limiter counters) and the envs mid-episode (MPE's
-state is captured: entities, counters, random generator).
+targets, epsilon, replay buffer and limiter counters); as in every off-policy graph, a
+resumed run starts new episodes (their ids follow the stored ones).
 
     $ streamrl run qmix_mpe --frames 100000 --seed 1
     $ streamrl run qmix_mpe --mixer vdn
