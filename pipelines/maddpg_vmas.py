@@ -25,7 +25,8 @@ each with its own replay buffer and learner, fed by one rollout::
   tutorial's 100 optimiser steps per 1,000-frame iteration, kept by each buffer's rate
   limiter (within one sampled message of slack);
 - both learners step under one lock and the weight sync publishes the whole policy (both
-  groups) after each message of the first group's learner.
+  groups) after each message of the first group's learner; its final publication (and the
+  final evaluation) waits for every group's learner to end.
 
 **Freezing the evaders.** ``--freeze-evaders-at ITER`` (default: half the iterations,
 ``n_iters // 2``) stops the learner of ``--freeze-group`` (default ``"agent"``, the
@@ -412,7 +413,18 @@ def build(config: MADDPGConfig, run_dir: Path | None, progress: bool,
         out = g_.add(Sink(stats[g].update), name=f"{g}_stats")
         g_.connect(upstream, sink)
         g_.connect(source, learn, capacity=2).connect(learn, out)
+        # the weight sync publishes after the main learner's messages only, but its stream
+        # (and so its final publication and evaluation) ends when every learner has ended
+        ends = g_.add(Map(_nothing), name=f"{g}_learner_end")
+        g_.connect(learn, ends).connect(ends, g_["weight_sync"])
+    if side:
+        g_["weight_sync"].op.publish_at_end = True
     return og
+
+
+def _nothing(_: Any) -> None:
+    """Drops every item (a ``Map`` returning None emits nothing): only the end passes."""
+    return None
 
 
 # ---------------------------------------------------------------------------------- entry points

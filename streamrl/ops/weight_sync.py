@@ -29,7 +29,10 @@ class WeightSync(Operator):
     ``lock`` (e.g. ``learner.lock``) is held while copying, so the copy never mixes two
     optimizer steps. ``before_publish`` is called just before each copy (e.g. to set an
     exploration schedule's buffers, which are published with the weights). The pending updates
-    are published when the stream ends, so the final weights always reach ``weights``.
+    are published when the stream ends, so the final weights always reach ``weights``; with
+    ``publish_at_end=True`` they are published then even when this learner's last message
+    was (other learners that train parts of ``module``, and end later, change it meanwhile:
+    connect their ends to this operator's input, their messages filtered out).
 
     **Snapshots.** With ``snapshot_at`` (a function of the update count, asked after each
     publication), the operator has a second output port, ``snapshot``: when
@@ -52,6 +55,7 @@ class WeightSync(Operator):
         lock: Any = None,
         before_publish: Callable[[], Any] | None = None,
         snapshot_at: Callable[[int], bool] | None = None,
+        publish_at_end: bool = False,
     ):
         if not isinstance(weights, PolicyWeights):
             raise TypeError(f"weights must be a PolicyWeights, found {type(weights).__name__}")
@@ -68,6 +72,7 @@ class WeightSync(Operator):
                 raise TypeError(f"snapshot_at must be callable, found {type(snapshot_at).__name__}")
             self.outputs = ("out", "snapshot")
         self.snapshot_at = snapshot_at
+        self.publish_at_end = bool(publish_at_end)
         self._snapshot_sent: int | None = None
         self.weights = weights
         self.module = module
@@ -111,9 +116,10 @@ class WeightSync(Operator):
         return {**msg, "weights": self.weights.snapshot()}
 
     def finish(self) -> dict[str, Any] | None:
-        if self._seen > self.published_at:
+        if self._seen > self.published_at or self.publish_at_end:
             self.publish()
-        if self.snapshot_at is None or self._snapshot_sent == self._seen:
+        if self.snapshot_at is None or (self._snapshot_sent == self._seen
+                                        and not self.publish_at_end):
             return None
         return {"snapshot": self._snapshot({"updates": self._seen,
                                             "policy_version": self.weights.version})}

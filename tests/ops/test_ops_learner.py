@@ -391,6 +391,27 @@ def test_weight_sync_publishes_every_k_updates_with_staleness():
     assert weights.version == 2  # nothing pending
 
 
+def test_weight_sync_publish_at_end_publishes_what_other_learners_changed():
+    net = nn.Linear(2, 1)
+    weights = PolicyWeights(net)
+    plain = WeightSync(weights, net)
+    plain.step({"in": {"updates": 1}})
+    assert weights.version == 1
+    with torch.no_grad():  # another learner trains the module after this one's last message
+        net.weight.fill_(5.0)
+    plain.finish()
+    assert weights.version == 1  # nothing of its own pending: not published
+    sync = WeightSync(weights, net, publish_at_end=True, snapshot_at=lambda n: True)
+    out = sync.step({"in": {"updates": 1}})
+    assert weights.version == 2 and out["snapshot"]["updates"] == 1
+    with torch.no_grad():
+        net.weight.fill_(7.0)
+    final = sync.finish()
+    assert weights.version == 3 and bool((weights.policy.weight == 7.0).all())
+    # the final snapshot (the final evaluation's weights) is of those weights
+    assert bool((final["snapshot"]["weights"]["weight"] == 7.0).all())
+
+
 def test_weight_sync_holds_the_lock_while_copying():
     net = nn.Linear(2, 1)
     weights = PolicyWeights(net)

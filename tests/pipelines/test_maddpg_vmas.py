@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import time
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,25 @@ def test_bad_input_is_refused_with_what_was_expected():
         MADDPG.MADDPGConfig(env_name="HalfCheetah-v5")
     with pytest.raises(SystemExit):
         MADDPG.parse_args(["--freeze-evaders-at", "-2"])
+
+
+def test_the_final_publication_waits_for_every_learner():
+    """Both groups train to the end: the weights published last (the rollout's and the final
+    evaluation's) are every group's final parameters, not the first group's learner's end."""
+    config = MADDPG.MADDPGConfig(**{**TINY, "freeze_evaders_at": 10})
+    og = MADDPG.build(config, None, False)
+    assert "agent_learner_end" in og.graph.nodes
+    side = og.saved["agent_learner"]
+    step = side.step
+
+    def slow_step(inputs):  # the evaders' learner ends well after the chasers'
+        time.sleep(0.05)
+        return step(inputs)
+
+    side.step = slow_step
+    og.graph.run_sync()
+    policy = og.saved["policy"]
+    published = og.weights.snapshot()
+    live = TensorDict.from_module(policy).detach()
+    keys = [k for k in live.keys(True, True) if "_sigma" not in "".join(map(str, k))]
+    assert keys and all(torch.equal(published.get(k), live.get(k)) for k in keys)
