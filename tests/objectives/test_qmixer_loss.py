@@ -56,6 +56,30 @@ def test_vdn_loss_by_hand():
     assert all(p.grad is None for p in loss.target_local_value_network_params.values(True, True))
 
 
+def test_double_dqn_values_the_live_networks_greedy_actions_with_the_target():
+    net, local = _local()
+    loss = QMixerLoss(local, VDNMixer(N_AGENTS), action_space="categorical", double_dqn=True)
+    loss.make_value_estimator(gamma=0.9)
+    with torch.no_grad():  # a target that disagrees with the live network on the argmax
+        loss.target_local_value_network_params["module", "bias"].copy_(
+            torch.tensor([3.0, 0.0, -3.0, 1.0]))
+    td = _data()
+    out = loss(td)
+    with torch.no_grad():
+        q = net(td["agents", "observation"]).gather(-1, td["agents", "action"].unsqueeze(-1))
+        pred = q.sum(-2)
+        obs = td["next", "agents", "observation"]
+        pick = net(obs).argmax(-1, keepdim=True)
+        target_q = obs @ net.weight.T + torch.tensor([3.0, 0.0, -3.0, 1.0])
+        next_q = target_q.gather(-1, pick).sum(-2)
+        y = td["next", "reward"] + 0.9 * (~td["next", "terminated"]) * next_q
+        plain_next = target_q.max(-1, keepdim=True).values.sum(-2)
+    assert not torch.allclose(next_q, plain_next), "the case should tell double from plain"
+    torch.testing.assert_close(out["loss"], F.mse_loss(pred, y))
+    with pytest.raises(ValueError, match="double_dqn=True needs delay_value=True"):
+        QMixerLoss(local, VDNMixer(N_AGENTS), delay_value=False, double_dqn=True)
+
+
 def test_qmix_loss_by_hand_and_gradient_to_mixer():
     net, local = _local()
     mixer = QMixer(state_shape=(6,), mixing_embed_dim=5, n_agents=N_AGENTS)

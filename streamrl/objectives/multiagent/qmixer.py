@@ -16,6 +16,7 @@ from streamrl.objectives._utils import (
     check_action_space,
     check_loss_function,
     distance_loss,
+    greedy_values,
 )
 from streamrl.objectives.common import BOOTSTRAP_ESTIMATORS, TD_KEYS, LossModule, _output
 from streamrl.objectives.value.common import ValueEstimators
@@ -37,7 +38,9 @@ class QMixerLoss(LossModule):
     :class:`~streamrl.modules.QMixer` is wrapped to read ``local_value`` and ``"state"``, any
     other plain module (e.g. :class:`~streamrl.modules.VDNMixer`) ``local_value`` only. The
     target takes each agent's greedy next value and mixes it with the target parameters of
-    both networks (``delay_value=True``). Reward, done and terminated are global (``[*B,
+    both networks (``delay_value=True``); with ``double_dqn=True`` (pymarl's ``double_q``, not
+    in TorchRL's loss) each agent's next action is the live network's greedy one, valued by
+    the target network. Reward, done and terminated are global (``[*B,
     1]``). The bootstrap goes through the value estimator (TD(0), TD(1) or TD(lambda), the
     last two over the input's last batch dim as time), which reads the next global value at
     ``("next", global_value)`` and shares the loss's ``advantage`` / ``value_target`` keys.
@@ -83,9 +86,14 @@ class QMixerLoss(LossModule):
         *,
         loss_function: str = "l2",
         delay_value: bool = True,
+        double_dqn: bool = False,
         action_space: Any = None,
     ) -> None:
         super().__init__()
+        if double_dqn and not delay_value:
+            raise ValueError("QMixerLoss: double_dqn=True needs delay_value=True (a separate "
+                             "target network)")
+        self.double_dqn = bool(double_dqn)
         for name, net in (("local_value_network", local_value_network),
                           ("mixer_network", mixer_network)):
             if not isinstance(net, nn.Module):
@@ -151,7 +159,11 @@ class QMixerLoss(LossModule):
             next_td = tensordict.get("next")
             next_values = self._local_values(next_td, self.network_params(
                 "local_value_network", target=self.delay_value, detach=True))
-            next_local = next_values.max(-1, keepdim=True).values
+            live = None
+            if self.double_dqn:
+                live = self._local_values(next_td, self.network_params(
+                    "local_value_network", detach=True))
+            next_local = greedy_values(next_values, None, live)
             next_global = self._mix(next_td, next_local, self.network_params(
                 "mixer_network", target=self.delay_value, detach=True))
             reward = tensordict.get(self._next_key("reward"))
