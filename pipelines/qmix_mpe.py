@@ -93,8 +93,10 @@ class QMixConfig(DQNConfig):
     ``mixer`` (``qmix``, ``vdn`` or ``none``: independent DQN), the env's ``n_agents``
     (simple_spread's ``N``), ``local_ratio`` and ``max_cycles``, ``num_envs`` (envs the
     rollout steps side by side; ``train_freq`` must be a multiple of it), ``hidden`` (the
-    Q-network's two hidden layers), ``mixing_embed_dim`` (QMIX's mixing width) and
-    ``loss_function`` (``l2``, ``smooth_l1`` or ``l1``).
+    Q-network's two hidden layers), ``mixing_embed_dim`` (QMIX's mixing width),
+    ``loss_function`` (``l2``, ``smooth_l1`` or ``l1``) and ``double_q`` (double-DQN targets:
+    the live network picks the next actions, the target network values them; pymarl's
+    ``double_q``).
 
     >>> QMixConfig(mixer="coma")
     Traceback (most recent call last):
@@ -104,6 +106,7 @@ class QMixConfig(DQNConfig):
 
     env_name: str = "simple_spread_v3"
     mixer: str = "qmix"
+    double_q: bool = False
     n_agents: int = 3
     local_ratio: float = 0.5
     max_cycles: int = 25
@@ -214,7 +217,8 @@ def make_loss(config: QMixConfig, qnet: TensorDictSequential, env: Any) -> LossM
     n_agents = env.observation_spec[group, "observation"].shape[-2]
     loss: LossModule
     if config.mixer == "none":
-        loss = DQNLoss(qnet, loss_function=config.loss_function, delay_value=True)
+        loss = DQNLoss(qnet, loss_function=config.loss_function, delay_value=True,
+                       double_dqn=config.double_q)
         loss.set_keys(action_value=(group, "action_value"), action=(group, "action"),
                       value=(group, "chosen_action_value"), reward=(group, "reward"),
                       done=(group, "done"), terminated=(group, "terminated"))
@@ -228,7 +232,8 @@ def make_loss(config: QMixConfig, qnet: TensorDictSequential, env: Any) -> LossM
         else:
             mixer = TensorDictModule(VDNMixer(n_agents=n_agents), in_keys=[local],
                                      out_keys=["chosen_action_value"])
-        loss = QMixerLoss(qnet, mixer, loss_function=config.loss_function, delay_value=True)
+        loss = QMixerLoss(qnet, mixer, loss_function=config.loss_function, delay_value=True,
+                          double_dqn=config.double_q)
         loss.set_keys(action_value=(group, "action_value"), local_value=local,
                       global_value="chosen_action_value", action=(group, "action"))
     loss.make_value_estimator(gamma=config.gamma)

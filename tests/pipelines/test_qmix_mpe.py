@@ -127,6 +127,13 @@ def test_the_mixer_picks_the_loss():
     assert len({round(float(v), 6) for v in losses.values()}) == 3
 
 
+def test_double_q_gives_every_mixer_double_dqn_targets():
+    for mixer in qmix.MIXERS:
+        for double in (False, True):
+            _, _, loss = _models(tiny(mixer=mixer, double_q=double))
+            assert loss.double_dqn is double and loss.delay_value
+
+
 def test_bad_input_gets_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         qmix.parse_args(["--mixer", "coma"])
