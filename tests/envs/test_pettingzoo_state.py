@@ -16,6 +16,7 @@ from streamrl.envs import SerialEnv, TransformedEnv  # noqa: E402
 from streamrl.envs.libs.pettingzoo import PettingZooEnv, PettingZooWrapper  # noqa: E402
 from streamrl.envs.transforms import RewardSum  # noqa: E402
 from streamrl.train import load_checkpoint, save_checkpoint  # noqa: E402
+from tests.envs.env_state_helpers import advance, continue_from  # noqa: E402
 
 CYCLES = 10  # short episodes: the runs below cross several episode ends
 
@@ -31,32 +32,19 @@ def _tag():
                                                         max_cycles=CYCLES))
 
 
-def _advance(env, steps, seed):
-    env.set_seed(seed)
-    torch.manual_seed(seed)
-    td = env.reset()
-    td = env.rollout(steps, auto_reset=False, tensordict=td, break_when_any_done=False)
-    return env.maybe_reset(env.next_root(td[..., -1]))
-
-
-def _continue(env, td, steps=25):
-    torch.manual_seed(7)
-    return env.rollout(steps, auto_reset=False, tensordict=td.clone(), break_when_any_done=False)
-
-
 @pytest.mark.parametrize("make", [_spread, _tag, lambda: _spread(parallel=False)],
                          ids=["spread-parallel", "tag-parallel", "spread-aec"])
 def test_a_restored_env_continues_identically(make, tmp_path):
     env, twin, other = make(), make(), make()
     try:
-        td = _advance(env, 14, seed=1)  # mid-episode
-        _advance(twin, 3, seed=99)
-        _advance(other, 3, seed=99)
+        td = advance(env, 14, seed=1)  # mid-episode
+        advance(twin, 3, seed=99)
+        advance(other, 3, seed=99)
         state = env.capture_state()
         # plain data: saved and loaded with weights_only=True
         state = load_checkpoint(save_checkpoint(tmp_path / "s.pt", {"env": state}))["env"]
         twin.restore_state(state)
-        a, b, c = _continue(env, td), _continue(twin, td), _continue(other, td)
+        a, b, c = continue_from(env, td, 25), continue_from(twin, td, 25), continue_from(other, td, 25)
         assert bool(a["next", "done"].any()), "the run should cross an episode end"
         assert (a == b).all(), "the restored env diverged"
         assert not (a == c).all(), "an env not restored should differ (the test would be void)"
@@ -85,10 +73,10 @@ def test_batched_and_transformed_mpe_envs_continue_identically():
 
     env, twin = make(), make()
     try:
-        td = _advance(env, 14, seed=1)
-        _advance(twin, 2, seed=5)
+        td = advance(env, 14, seed=1)
+        advance(twin, 2, seed=5)
         twin.restore_state(env.capture_state())
-        assert (_continue(env, td) == _continue(twin, td)).all()
+        assert (continue_from(env, td, 25) == continue_from(twin, td, 25)).all()
     finally:
         env.close()
         twin.close()
@@ -108,7 +96,7 @@ def _same(a, b):
 def test_a_state_of_another_scenario_or_size_is_refused_and_changes_nothing():
     env, tag, bigger = _spread(), _tag(), _spread(n=4)
     try:
-        _advance(env, 4, seed=1)
+        advance(env, 4, seed=1)
         before = _unchanged(env)
         with pytest.raises(ValueError, match=r"simple_tag.*simple_spread"):
             env.restore_state(tag.capture_state())
@@ -144,9 +132,9 @@ def test_env_by_task_name_captures_too():
     env = PettingZooEnv("simple_spread_v3", parallel=True, max_cycles=CYCLES)
     twin = PettingZooEnv("simple_spread_v3", parallel=True, max_cycles=CYCLES)
     try:
-        td = _advance(env, 5, seed=2)
+        td = advance(env, 5, seed=2)
         twin.restore_state(env.capture_state())
-        assert (_continue(env, td) == _continue(twin, td)).all()
+        assert (continue_from(env, td, 25) == continue_from(twin, td, 25)).all()
         wrapper = _spread()
         with pytest.raises(ValueError, match="the state is of a PettingZooEnv, this env is a "
                                              "PettingZooWrapper"):

@@ -11,6 +11,7 @@ pytest.importorskip("vmas")
 
 from streamrl.envs.libs.vmas import VmasEnv
 from streamrl.train import load_checkpoint, save_checkpoint
+from tests.envs.env_state_helpers import advance, continue_from
 
 MAX_STEPS = 12  # short episodes: the runs below cross episode ends (and their random resets)
 
@@ -22,31 +23,19 @@ def _env(scenario="navigation", num_envs=4, **kwargs):
                    max_steps=MAX_STEPS, seed=0, **kwargs)
 
 
-def _advance(env, steps, seed):
-    torch.manual_seed(seed)
-    td = env.reset()
-    td = env.rollout(steps, auto_reset=False, tensordict=td, break_when_any_done=False)
-    return env.maybe_reset(env.next_root(td[..., -1]))
-
-
-def _continue(env, td, steps=30):
-    torch.manual_seed(7)
-    return env.rollout(steps, auto_reset=False, tensordict=td.clone(), break_when_any_done=False)
-
-
 @pytest.mark.parametrize("scenario", ["navigation", "simple_tag"])
 def test_a_restored_env_continues_identically(scenario, tmp_path):
     env, twin, other = _env(scenario), _env(scenario), _env(scenario)
-    td = _advance(env, 17, seed=1)  # mid-episode, after a reset
-    _advance(twin, 3, seed=99)
-    _advance(other, 3, seed=99)
+    td = advance(env, 17, seed=1)  # mid-episode, after a reset
+    advance(twin, 3, seed=99)
+    advance(other, 3, seed=99)
     state = load_checkpoint(save_checkpoint(tmp_path / "s.pt", {"env": env.capture_state()}))
-    a = _continue(env, td)
+    a = continue_from(env, td)
     # (VMAS's random state is shared by its envs: restoring the twin rewinds it, so the
     # twin draws the resets the original drew)
     twin.restore_state(state["env"])
-    b = _continue(twin, td)
-    c = _continue(other, td)
+    b = continue_from(twin, td)
+    c = continue_from(other, td)
     assert bool(a["next", "done"].any()), "the run should cross an episode end"
     assert (a == b).all(), "the restored env diverged"
     assert not (a == c).all(), "an env not restored should differ (the test would be void)"
@@ -54,12 +43,12 @@ def test_a_restored_env_continues_identically(scenario, tmp_path):
 
 def test_the_shared_random_state_is_part_of_the_state():
     env, twin = _env(), _env()
-    td = _advance(env, 5, seed=1)
+    td = advance(env, 5, seed=1)
     state = env.capture_state()
-    a = _continue(env, td)
+    a = continue_from(env, td)
     twin.restore_state(state)
     env.restore_state(state)
-    b = _continue(env, td)  # the same env again: the same resets
+    b = continue_from(env, td)  # the same env again: the same resets
     assert (a == b).all()
 
 
@@ -72,7 +61,7 @@ def test_bad_states_are_refused_and_change_nothing():
     foreign = [_env(**kw).capture_state()
                for kw in ({"scenario": "simple_tag"}, {"num_envs": 2}, {"n_agents": 2})]
     env = _env()
-    _advance(env, 4, seed=1)
+    advance(env, 4, seed=1)
     before = _positions(env)
     rng_before = type(env._env).vmas_random_state[0].clone()
     state = env.capture_state()
