@@ -8,9 +8,22 @@ python that imports torchrl they get a note instead, and print their own rows al
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterable
+
+
+def selected_rows(parser: argparse.ArgumentParser, only: str, rows: Iterable[str]) -> list[str]:
+    """The rows ``--only`` names (comma-separated), in its order; ``parser.error`` (exit 2)
+    naming an unknown one and the known ones."""
+    known = list(rows)
+    picked = [r for r in only.split(",") if r]
+    for r in picked:
+        if r not in known:
+            parser.error(f"unknown row {r!r}; expected some of {known}")
+    return picked
 
 
 def default_peers_python() -> str:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 import torch
 
 # the script's folder is on sys.path when it runs
-from _peers import default_peers_python, run_torchrl_script
+from _peers import default_peers_python, run_torchrl_script, selected_rows
 from torch import nn
 
 torch.set_num_threads(1)
@@ -306,10 +306,7 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="skip the TorchRL rows")
     parser.add_argument("--only", default=",".join(ROWS), help=f"comma-separated of {ROWS}")
     args = parser.parse_args()
-    rows = [r for r in args.only.split(",") if r]
-    for r in rows:
-        if r not in ROWS:
-            parser.error(f"unknown row {r!r}; expected some of {ROWS}")
+    rows = selected_rows(parser, args.only, ROWS)
     print(f"CartPole-v1, Linear(4,2)+argmax policy, {FRAMES_PER_BATCH} frames/batch, "
           f"{args.frames} timed frames per row", flush=True)
     limits = {}

@@ -36,7 +36,7 @@ import argparse
 import sys
 
 # the script's folder is on sys.path when it runs
-from _peers import default_peers_python, run_torchrl_script
+from _peers import default_peers_python, run_torchrl_script, selected_rows
 
 ROWS = {  # row -> (unit, target ratio over TorchRL)
     "vmas-collect": ("team-frames/s", 1.0),
@@ -210,10 +210,7 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="skip the TorchRL rows")
     parser.add_argument("--only", default=",".join(ROWS), help=f"comma-separated of {list(ROWS)}")
     args = parser.parse_args()
-    rows = [r for r in args.only.split(",") if r]
-    for r in rows:
-        if r not in ROWS:
-            parser.error(f"unknown row {r!r}; expected some of {list(ROWS)}")
+    rows = selected_rows(parser, args.only, ROWS)
     for name in ("frames", "pz_frames", "updates", "repeats", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
