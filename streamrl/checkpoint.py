@@ -46,6 +46,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamrl._utils.rng_state import (
+    check_torch_cpu_state,
+    rng_states_from_plain,
+    rng_states_to_plain,
+)
 from streamrl.train.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
@@ -105,14 +110,8 @@ class GlobalRNGState:
     def state_dict(self) -> dict[str, Any]:
         """The generators' states as plain data (``torch_cuda`` only when CUDA is
         initialized)."""
-        version, internal, gauss = random.getstate()
-        name, keys, pos, has_gauss, cached = np.random.get_state()
-        state: dict[str, Any] = {
-            "python": {"version": version, "internal": list(internal), "gauss_next": gauss},
-            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)),
-                      "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
-            "torch_cpu": torch.get_rng_state(),
-        }
+        state = rng_states_to_plain(random.getstate(), np.random.get_state(),
+                                    torch.get_rng_state())
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["torch_cuda"] = list(torch.cuda.get_rng_state_all())
         return state
@@ -124,10 +123,7 @@ class GlobalRNGState:
         if found is None or not expected <= found <= expected | {"torch_cuda"}:
             raise ValueError(f"GlobalRNGState: expected keys {sorted(expected)} (and "
                              f"'torch_cuda'), found {sorted(found or ())}")
-        if not isinstance(state["torch_cpu"], torch.Tensor) or (
-                state["torch_cpu"].dtype != torch.uint8):
-            raise ValueError("GlobalRNGState: 'torch_cpu' must be a uint8 tensor (from "
-                             "torch.get_rng_state())")
+        check_torch_cpu_state(state["torch_cpu"], "GlobalRNGState")
         cuda = state.get("torch_cuda")
         if cuda is not None:
             here = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -139,11 +135,10 @@ class GlobalRNGState:
         """Restore every generator from :meth:`state_dict` (checked first: nothing changes
         on a bad state)."""
         self.check_state_dict(state)
-        py, npy = state["python"], state["numpy"]
-        random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
-        keys = npy["keys"].numpy().astype(np.uint32)
-        np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["cached"]))
-        torch.set_rng_state(state["torch_cpu"])
+        python, numpy, torch_cpu = rng_states_from_plain(state)
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(torch_cpu)
         if state.get("torch_cuda") is not None:
             torch.cuda.set_rng_state_all(state["torch_cuda"])
 

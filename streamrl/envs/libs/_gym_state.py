@@ -45,7 +45,7 @@ _ENVS: dict[str, tuple[str, ...]] = {
         "state",),
     "gymnasium.envs.classic_control.acrobot.AcrobotEnv": ("state",),
 }
-BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 _ARRAY, _SCALAR = "__ndarray__", "__numpy_scalar__"
 
 
@@ -85,6 +85,23 @@ def decode_plain(value: Any) -> Any:
 
 def rng_state(rng: Any) -> Any:
     return None if rng is None else encode_plain(rng.bit_generator.state)
+
+
+def check_rng_state(rng: Any) -> None:
+    """Raise ``ValueError`` unless ``rng`` (a :func:`rng_state`) is None or of a known numpy
+    bit generator."""
+    if rng is not None and rng.get("bit_generator") not in _BIT_GENERATORS:
+        raise ValueError(f"unknown numpy bit generator {rng.get('bit_generator')!r} in the "
+                         f"state; expected one of {_BIT_GENERATORS}")
+
+
+def check_wrapper_types(saved: list, layers: list) -> None:
+    """Raise ``ValueError`` unless the saved wrappers' types are the qualified names
+    of ``layers``' wrappers (every layer but the last, the unwrapped env), in order."""
+    types = [qualname(w) for w in layers[:-1]]
+    found = [w.get("type") if isinstance(w, Mapping) else w for w in saved]
+    if found != types:
+        raise ValueError(f"the state was saved under the wrappers {found}, this env has {types}")
 
 
 def make_rng(state: Any) -> Any:
@@ -160,10 +177,7 @@ def check(env: Any, state: Mapping[str, Any]) -> None:
         raise ValueError(f"the state is of gymnasium env {state['env_id']!r}, this env is "
                          f"{_env_id(env)!r}")
     layers = _layers(env)
-    types = [qualname(w) for w in layers[:-1]]
-    saved = [w["type"] for w in state["wrappers"]]
-    if saved != types:
-        raise ValueError(f"the state was saved under the wrappers {saved}, this env has {types}")
+    check_wrapper_types(state["wrappers"], layers)
     base = state["unwrapped"]
     if base["type"] != qualname(layers[-1]):
         raise ValueError(f"the state is of a {base['type']}, this env is a "
@@ -177,9 +191,7 @@ def check(env: Any, state: Mapping[str, Any]) -> None:
                 raise ValueError(f"{type(layer).__name__}.{key}: expected shape "
                                  f"{arr.shape}, found {saved_arr.shape} in the state")
     for rng in (base["np_random"], state["action_space_rng"]):
-        if rng is not None and rng.get("bit_generator") not in BIT_GENERATORS:
-            raise ValueError(f"unknown numpy bit generator {rng.get('bit_generator')!r} in the "
-                             f"state; expected one of {BIT_GENERATORS}")
+        check_rng_state(rng)
 
 
 def restore(env: Any, state: Mapping[str, Any]) -> None:

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from streamrl.envs.libs._gym_state import (
-    BIT_GENERATORS,
+    check_rng_state,
+    check_wrapper_types,
     decode_plain,
     encode_plain,
     make_rng,
@@ -132,10 +133,7 @@ def check(env: Any, state: Any) -> None:
     if state["type"] != qualname(base):
         raise ValueError(f"the state is of MPE scenario {state['type']}, this env is "
                          f"{qualname(base)}")
-    types = [qualname(w) for w in layers[:-1]]
-    saved = [w.get("type") for w in state["wrappers"]]
-    if saved != types:
-        raise ValueError(f"the state was saved under the wrappers {saved}, this env has {types}")
+    check_wrapper_types(state["wrappers"], layers)
     entities = _entities(base)
     if len(state["entities"]) != len(entities):
         raise ValueError(f"the state has {len(state['entities'])} entities (agents and "
@@ -152,10 +150,7 @@ def check(env: Any, state: Any) -> None:
     if not isinstance(agents, list) or not set(agents) <= set(base.possible_agents):
         raise ValueError(f"the state's agents {agents} are not among this env's "
                          f"possible_agents {list(base.possible_agents)}")
-    rng = state["np_random"]
-    if rng is not None and rng.get("bit_generator") not in BIT_GENERATORS:
-        raise ValueError(f"unknown numpy bit generator {rng.get('bit_generator')!r} in the "
-                         f"state; expected one of {BIT_GENERATORS}")
+    check_rng_state(state["np_random"])
 
 
 def restore(env: Any, state: Mapping[str, Any]) -> None:

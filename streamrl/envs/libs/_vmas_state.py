@@ -25,15 +25,16 @@ from typing import Any
 
 import torch
 
-from streamrl.envs.libs._gym_state import decode_plain, encode_plain
+from streamrl._utils import rng_state
 
 # the scenarios (paths under vmas/scenarios, without .py) whose state is in their tensors
 SCENARIOS = ("navigation", "mpe/simple_tag", "mpe/simple_spread")
 
 
-def is_known(scenario: str) -> bool:
-    """Whether the state of the VMAS scenario named ``scenario`` (as ``vmas.make_env`` takes
-    it: ``"navigation"``, ``"simple_tag"``) can be captured."""
+def can_capture_state(scenario: str) -> bool:
+    """Whether :meth:`VmasWrapper.capture_state` supports the VMAS scenario named
+    ``scenario`` (as ``vmas.make_env`` takes it: ``"navigation"``, ``"simple_tag"``); on
+    the others it raises ``NotImplementedError``, so a resumed run starts new episodes."""
     return any(known == scenario or known.endswith("/" + scenario) for known in SCENARIOS)
 
 
@@ -94,7 +95,8 @@ def capture(env: Any) -> dict[str, Any]:
     return {
         "scenario": name,
         "num_envs": int(env.num_envs),
-        "random": _random_state(env),
+        # [torch, numpy, python]: GlobalRNGState's three, in VMAS's order
+        "random": rng_state.rng_states_to_plain(*reversed(type(env).vmas_random_state)),
         "objects": {path: {k: None if v is None else v.detach().clone()
                            for k, v in _fields(obj, keep_none).items()}
                     for path, obj, keep_none in _objects(env)},
@@ -115,10 +117,10 @@ def check(env: Any, state: Any) -> None:
         raise ValueError(f"the state has num_envs={state['num_envs']}, this env "
                          f"num_envs={int(env.num_envs)}")
     rng = state["random"]
-    if not isinstance(rng, Mapping) or set(rng) != {"torch", "numpy", "python"} or not (
-            isinstance(rng["torch"], torch.Tensor) and rng["torch"].dtype == torch.uint8):
-        raise ValueError("the state's 'random' must hold VMAS's torch (a uint8 tensor), numpy "
-                         f"and python generator states, found {rng!r:.200}")
+    if not isinstance(rng, Mapping) or set(rng) != set(rng_state.KEYS):
+        raise ValueError(f"the state's 'random' must hold VMAS's generator states "
+                         f"{list(rng_state.KEYS)}, found {rng!r:.200}")
+    rng_state.check_torch_cpu_state(rng["torch_cpu"], "the state's 'random'")
     objects = _objects(env)
     saved = state["objects"]
     paths = [path for path, _, _ in objects]
@@ -144,27 +146,12 @@ def check(env: Any, state: Any) -> None:
                                  f"{tuple(v.shape)}")
 
 
-def _random_state(env: Any) -> dict[str, Any]:
-    torch_state, np_state, py_state = type(env).vmas_random_state
-    version, words, gauss = py_state
-    return {"torch": torch_state.clone(), "numpy": encode_plain(list(np_state)),
-            "python": {"version": version, "words": torch.tensor(words, dtype=torch.int64),
-                       "gauss": gauss}}
-
-
-def _set_random_state(env: Any, rng: Mapping[str, Any]) -> None:
-    shared = type(env).vmas_random_state  # one list for every VMAS env: set in place
-    py = rng["python"]
-    shared[0] = rng["torch"].clone()
-    shared[1] = tuple(decode_plain(rng["numpy"]))
-    shared[2] = (py["version"], tuple(int(w) for w in py["words"].tolist()), py["gauss"])
-
-
 def restore(env: Any, state: Mapping[str, Any]) -> None:
     """Write a :func:`check`-ed state into ``env`` (into its tensors where they exist, so
     whatever else refers to them sees the restored values) and VMAS's shared random
     state."""
-    _set_random_state(env, state["random"])
+    python, numpy, torch_cpu = rng_state.rng_states_from_plain(state["random"])
+    type(env).vmas_random_state[:] = [torch_cpu, numpy, python]  # one list for all VMAS envs
     for path, obj, _ in _objects(env):
         for k, v in state["objects"][path].items():
             now = vars(obj).get(k)

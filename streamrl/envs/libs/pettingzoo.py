@@ -33,6 +33,8 @@ from streamrl.data.specs import (
 from streamrl.data.specs.discrete import samplable_mask
 from streamrl.envs.common import EnvBase
 from streamrl.envs.gym_like import is_numeric
+from streamrl.envs.libs import _mpe_state
+from streamrl.envs.libs._gym_state import decode_plain, encode_plain
 from streamrl.envs.libs._wrapped import ForwardsToWrapped
 from streamrl.envs.libs.gym import _ActionConverter
 from streamrl.envs.marl_groups import MarlGroupMapType, group_by_name, resolve_group_map
@@ -540,14 +542,10 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
     # ------------------------------------------------------------- run state
     def _capture_state(self) -> dict[str, Any]:
         # the MPE scenarios whose state is known (see _mpe_state); others raise
-        from streamrl.envs.libs import _gym_state, _mpe_state
-
         return {"mpe": _mpe_state.capture(self._env), "next_seed": self._next_seed,
-                "first": None if self._first is None else _gym_state.encode_plain(list(self._first))}
+                "first": None if self._first is None else encode_plain(list(self._first))}
 
     def _check_state(self, state: Any) -> None:
-        from streamrl.envs.libs import _mpe_state
-
         self._check_state_keys(state, {"mpe", "next_seed", "first"})
         _mpe_state.check(self._env, state["mpe"])
         first = state["first"]
@@ -556,12 +554,10 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
                              f"reset's [observations, infos], found {type(first).__name__}")
 
     def _restore_state(self, state: Any) -> None:
-        from streamrl.envs.libs import _gym_state, _mpe_state
-
         _mpe_state.restore(self._env, state["mpe"])
         self._next_seed = state["next_seed"]
         first = state["first"]
-        self._first = None if first is None else tuple(_gym_state.decode_plain(first))
+        self._first = None if first is None else tuple(decode_plain(first))
 
     def _close(self) -> None:
         self._env.close()

@@ -27,19 +27,12 @@ from streamrl.data.specs import (
 )
 from streamrl.envs._env_specs import done_flag_spec
 from streamrl.envs.common import EnvBase
+from streamrl.envs.libs import _vmas_state
+from streamrl.envs.libs._vmas_state import can_capture_state
 from streamrl.envs.libs._wrapped import ForwardsToWrapped
 from streamrl.envs.marl_groups import MarlGroupMapType, resolve_group_map
 
 __all__ = ["VmasEnv", "VmasWrapper", "can_capture_state"]
-
-
-def can_capture_state(scenario: str) -> bool:
-    """Whether :meth:`VmasWrapper.capture_state` supports the VMAS scenario named
-    ``scenario`` (as ``vmas.make_env`` takes it: ``"navigation"``, ``"simple_tag"``); on
-    the others it raises ``NotImplementedError``, so a resumed run starts new episodes."""
-    from streamrl.envs.libs._vmas_state import is_known
-
-    return is_known(scenario)
 
 
 def _import_vmas() -> Any:
@@ -358,18 +351,12 @@ class VmasWrapper(ForwardsToWrapped, EnvBase):
     # ------------------------------------------------------------- run state
     def _capture_state(self) -> dict[str, Any]:
         # the scenarios whose state is known (see _vmas_state); others raise
-        from streamrl.envs.libs import _vmas_state
-
         return _vmas_state.capture(self._env)
 
     def _check_state(self, state: Any) -> None:
-        from streamrl.envs.libs import _vmas_state
-
         _vmas_state.check(self._env, state)
 
     def _restore_state(self, state: Any) -> None:
-        from streamrl.envs.libs import _vmas_state
-
         _vmas_state.restore(self._env, state)
 
     def _close(self) -> None:
