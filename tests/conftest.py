@@ -1,5 +1,6 @@
 """Shared pytest fixtures."""
 
+import faulthandler
 import os
 import sys
 
@@ -23,6 +24,18 @@ def _restore_distribution_validation():
     before = torch.distributions.Distribution._validate_args
     yield
     torch.distributions.Distribution.set_default_validate_args(before)
+
+
+def pytest_configure(config):
+    # A native crash (SIGSEGV, SIGABRT...) kills the test process before pytest reports:
+    # with STREAMRL_FAULT_LOG set (.ci/test sets it and runs pytest without its own
+    # faulthandler plugin), every thread's Python stack goes to that file, which .ci/test
+    # prints when pytest fails. pytest's plugin writes to the terminal's stderr, which a
+    # captured run can lose.
+    path = os.environ.get("STREAMRL_FAULT_LOG")
+    if path:
+        config._streamrl_fault_log = open(path, "a")  # noqa: SIM115 - open for the session
+        faulthandler.enable(config._streamrl_fault_log, all_threads=True)
 
 
 # test modules that start a local Ray (a fixture named ray_local, this one or their own, which

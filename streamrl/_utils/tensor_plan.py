@@ -40,6 +40,8 @@ from tensordict.nn.probabilistic import interaction_type
 from torch import nn
 from torch.nn.modules import module as _nn_module
 
+from streamrl._utils.direct_modules import direct_call
+
 try:  # the draw-and-score helper of tensordict 0.15 (without it, no sampler is planned)
     from tensordict.nn.probabilistic import (
         _get_joint_sample_and_log_prob as _joint_sample_and_log_prob,
@@ -229,6 +231,6 @@ def _flatten(m: Any, steps: Plan, key_ok: Callable[[Any], bool]) -> bool:
                 or "_" in outs
                 or list(getattr(m, "out_keys_source", outs)) != outs):
             return False
-        steps.append((m.module, tuple(ins), tuple(outs)))
+        steps.append((direct_call(m.module), tuple(ins), tuple(outs)))
         return True
     return False

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import distributions as D
 from torch.distributions import constraints
 
@@ -23,6 +24,17 @@ __all__ = ["TanhNormal"]
 _QUADRATURE_POINTS = 32
 # the constant part of a standard Gaussian's -log density
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+@lru_cache(maxsize=64)
+def _constants(dtype: torch.dtype, device: torch.device, event_size: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """0-d tensors ``(1, -2, -event_size * (2 log 2 + log(2 pi) / 2))`` of ``dtype`` on
+    ``device`` (the last is the part of ``log_prob`` that does not depend on the draw)."""
+    def full(value: float) -> torch.Tensor:
+        return torch.tensor(value, dtype=dtype, device=device)
+
+    return full(1.0), full(-2.0), full(-event_size * (2.0 * math.log(2.0) + _HALF_LOG_2PI))
 
 
 @lru_cache(maxsize=8)
@@ -110,8 +122,10 @@ class TanhNormal(D.Distribution):
         out = safe_tanh(pre_tanh)
         if self._unit:
             return out
-        # (high - low) * (out + 1) / 2 == half * (out + 1) bit for bit (halving is exact)
-        return self.low + half_range(self.low, self.high)[0] * (out + 1)
+        # (high - low) * (out + 1) / 2 == half * (out + 1) bit for bit (halving is exact);
+        # a tensor 1, not a float (see rsample_and_log_prob)
+        one = _constants(out.dtype, out.device, 0)[0]
+        return self.low + half_range(self.low, self.high)[0] * (out + one)
 
     def _log_det(self, pre_tanh: torch.Tensor) -> torch.Tensor:
         log_det = log_abs_det_tanh(pre_tanh)
@@ -120,8 +134,8 @@ class TanhNormal(D.Distribution):
         return self._sum_event(log_det)
 
     def _sum_event(self, value: torch.Tensor) -> torch.Tensor:
-        if self.event_dims == 0:
-            return value
+        if self.event_dims <= 1:  # (an int dim sums faster than a tuple of dims)
+            return value.sum(-1) if self.event_dims else value
         return value.sum(tuple(range(-self.event_dims, 0)))
 
     @constraints.dependent_property
@@ -151,11 +165,17 @@ class TanhNormal(D.Distribution):
         eps = torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_()
         pre_tanh = loc + eps * scale
         # -log N(pre; loc, scale) + log|d tanh(u)/du| (+ the rescaling's log|d value/d tanh|),
-        # summed once; in place only on intermediates no backward reads
-        elem = torch.addcmul(scale.log(), eps, eps, value=0.5).add_(log_abs_det_tanh(pre_tanh))
+        # with log|d tanh(u)/du| = 2 log 2 - 2 s, s = u + softplus(-2u) (no cancellation for
+        # large |u|), summed once; the constants 2 log 2 + log(2 pi) / 2 are added to the sum.
+        # Tensor constants, not Python floats: an op with a float operand wraps it in a new
+        # tensor first, which costs as much as the op itself on a per-step policy's sizes.
+        _, neg_two, _ = _constants(loc.dtype, loc.device, 0)
+        s = F.softplus(pre_tanh * neg_two).add_(pre_tanh)
+        elem = torch.addcmul(scale.log(), eps, eps, value=0.5).add_(s, alpha=-2.0)
         if not self._unit:
             elem = elem.add_(half_range(self.low, self.high)[1])
-        log_prob = -(self._sum_event(elem) + self._event_size(shape) * _HALF_LOG_2PI)
+        *_, neg_constant = _constants(loc.dtype, loc.device, self._event_size(shape))
+        log_prob = torch.sub(neg_constant, self._sum_event(elem))
         return self._squash(pre_tanh), log_prob
 
     def _event_size(self, shape: torch.Size) -> int:

@@ -1,0 +1,121 @@
+"""direct_call: stand-ins that compute exactly what the modules' calls compute."""
+
+import pytest
+import torch
+from tensordict.nn.distributions import NormalParamExtractor
+from torch import nn
+
+from streamrl._utils.direct_modules import _NormalParams, _Sequential, direct_call
+
+
+def _same(a, b):
+    if isinstance(a, tuple):
+        return isinstance(b, tuple) and len(a) == len(b) and all(map(_same, a, b))
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+
+
+MAPPINGS = ["biased_softplus_1.0", "biased_softplus_0.5_0.05", "softplus"]
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scale_lb", [1e-4, 0.3])
+def test_normal_params_are_the_module_s_bit_for_bit(mapping, dtype, scale_lb):
+    module = NormalParamExtractor(scale_mapping=mapping, scale_lb=scale_lb)
+    fast = direct_call(module)
+    assert isinstance(fast, _NormalParams)
+    torch.manual_seed(0)
+    x = (torch.randn(64, 3, 10, dtype=dtype) * 30).requires_grad_()
+    got, want = fast(x), module(x)
+    assert _same(got, want)
+    # large inputs (softplus's linear branch) are hit, and the clamp where it is above the
+    # mapping's minimum
+    assert (x > 20).any() and (scale_lb < 0.3 or (want[1] == scale_lb).any())
+    g1 = torch.autograd.grad(sum(t.sum() for t in got), x)
+    g2 = torch.autograd.grad(sum(t.sum() for t in want), x)
+    assert torch.equal(g1[0], g2[0])
+
+
+def test_normal_params_follow_changed_attributes():
+    module = NormalParamExtractor()
+    fast = direct_call(module)
+    x = torch.randn(4, 6)
+    module.scale_lb = 2.0
+    assert _same(fast(x), module(x)) and (fast(x)[1] >= 2.0).all()
+    module.scale_mapping.min_val = 0.5
+    assert _same(fast(x), module(x))
+    module.scale_mapping = nn.Softplus(beta=2.0)  # another mapping: the module's own call
+    assert _same(fast(x), module(x))
+
+
+def test_normal_params_fall_back_where_tensors_would_round_differently():
+    module = NormalParamExtractor()
+    fast = direct_call(module)
+    x = torch.randn(4, 6, dtype=torch.bfloat16)
+    assert _same(fast(x), module(x))
+    # more inputs are passed through, as the module does
+    extra = torch.ones(2)
+    out = fast(torch.randn(4, 6), extra)
+    assert len(out) == 3 and out[2] is extra
+
+
+def test_other_modules_are_called_themselves():
+    assert direct_call(nn.Tanh()).__class__ is nn.Tanh
+    custom = NormalParamExtractor(scale_mapping="exp")
+    assert direct_call(custom) is custom
+    assert direct_call(nn.Sequential()) .__class__ is nn.Sequential
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(),
+                         nn.Sequential(nn.Linear(8, 6), NormalParamExtractor()))
+
+
+def test_a_sequential_is_its_children_s_calls():
+    net = _net()
+    fast = direct_call(net)
+    assert isinstance(fast, _Sequential)
+    assert isinstance(fast.calls[2], _Sequential) and isinstance(fast.calls[2].calls[1], _NormalParams)
+    x = torch.randn(7, 5)
+    assert _same(fast(x), net(x))
+
+
+@pytest.mark.parametrize("where", ["outer", "inner", "leaf", "global", "pre"])
+def test_hooks_see_every_call(where):
+    net = _net()
+    fast = direct_call(net)
+    seen = []
+
+    def hook(module, args, out=None):
+        seen.append(type(module).__name__)
+
+    if where == "outer":
+        handle = net.register_forward_hook(hook)
+    elif where == "inner":
+        handle = net[2].register_forward_hook(hook)
+    elif where == "leaf":
+        handle = net[2][1].register_forward_hook(hook)
+    elif where == "pre":
+        handle = net[2][1].scale_mapping.register_forward_pre_hook(hook)
+    else:
+        handle = nn.modules.module.register_module_forward_hook(hook)
+    try:
+        x = torch.randn(3, 5)
+        assert _same(fast(x), net(x))
+        assert seen and len(seen) % 2 == 0  # once per call, the stand-in's and the module's
+    finally:
+        handle.remove()
+    seen.clear()
+    fast(torch.randn(3, 5))
+    assert not seen
+
+
+def test_a_sequential_changed_after_the_stand_in_was_made_is_called_itself():
+    net = _net()
+    fast = direct_call(net)
+    net[1] = nn.ReLU()
+    x = torch.randn(3, 5)
+    assert _same(fast(x), net(x))
+    net.append(nn.Identity())
+    assert _same(fast(x), net(x))
