@@ -34,7 +34,7 @@ def pytest_configure(config):
     # captured run can lose.
     path = os.environ.get("STREAMRL_FAULT_LOG")
     if path:
-        config._streamrl_fault_log = open(path, "a")  # noqa: SIM115 - open for the session
+        config._streamrl_fault_log = open(path, "a")  # kept open for the session
         faulthandler.enable(config._streamrl_fault_log, all_threads=True)
 
 

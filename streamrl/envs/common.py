@@ -422,7 +422,8 @@ class EnvBase(EnvSpecs, nn.Module):
                 action = tensordict.get(key, None)
                 if action is None:
                     raise KeyError(
-                        f"step: missing action key {key!r}; found keys {list(tensordict.keys())}"
+                        f"step: missing action key {key!r}; found keys "
+                        f"{list(tensordict.keys(True, True))}"
                     )
             for i, key in enumerate(keys):
                 # every action leaf is checked: an env with agent groups has one per group

@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tensordict import TensorDict
 
 from streamrl.data import (
     Binary,
@@ -154,6 +155,35 @@ def test_composite_nested_keys_rand_is_in_project():
     assert ("a", "b") not in spec
     assert spec.select("observation").keys() == ["observation"]
     assert "observation" not in spec.exclude("observation")
+
+
+@pytest.mark.parametrize("leaf", [
+    lambda: Bounded(-1.0, 1.0, (3, 5)),
+    lambda: Bounded(torch.zeros(3, 5), torch.ones(3, 5)),
+    lambda: OneHot(5, shape=(3, 5)),
+    lambda: Categorical(4, shape=(3, 5)),
+])
+def test_projecting_a_value_of_another_shape_names_both_shapes(leaf):
+    spec = leaf()
+    # leading batch dims are allowed
+    assert spec.project(spec.rand((7,)).to(torch.float32)).shape[-2:] == (3, 5)
+    spec.project(torch.zeros(3, 5))
+    for bad in (torch.zeros(3, 4), torch.zeros(2, 3, 4)):
+        if isinstance(spec, Categorical):  # indices: projected as they are (clamped)
+            assert spec.project(bad).shape == bad.shape  # EnvBase.step names the shapes
+            continue
+        with pytest.raises(ValueError, match=r"expected a value of shape \(3, 5\) \(after any "
+                                             rf"batch dims\), found \({', '.join(map(str, bad.shape))}\)"):
+            spec.project(bad)
+
+
+def test_a_composite_names_the_entry_it_cannot_project():
+    spec = Composite(agents={"action": Bounded(-1.0, 1.0, (3, 5))})
+    td = TensorDict({"agents": {"action": torch.zeros(3, 4)}})
+    with pytest.raises(ValueError, match=r"'agents': 'action': project: expected a value of "
+                                         r"shape \(3, 5\).*found \(3, 4\)"):
+        spec.project(td)
+    assert td["agents", "action"].shape == (3, 4)  # left as it was
 
 
 def test_composite_shape_rules_expand_index():

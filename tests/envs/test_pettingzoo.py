@@ -413,3 +413,35 @@ class TestSerialContract(EnvContractTests):
     def make_env(self):
         return SerialEnv(2, lambda: PettingZooEnv("simple_adversary_v3", parallel=True,
                                                   max_cycles=8))
+
+
+# ----------------------------------------------------------- a policy that does not fit a group
+@pytest.mark.parametrize("continuous", [True, False])
+@pytest.mark.parametrize("fault", ["key", "shape"])
+def test_a_collector_names_the_group_key_a_policy_gets_wrong_before_the_env_steps(continuous,
+                                                                                  fault):
+    from tensordict.nn import TensorDictModule
+
+    from streamrl.collectors import Collector
+
+    env = PettingZooWrapper(simple_spread_v3.parallel_env(N=3, continuous_actions=continuous))
+    out = ("agent", "act") if fault == "key" else ("agent", "action")
+    policy = TensorDictModule(torch.nn.Linear(18, 4), in_keys=[("agent", "observation")],
+                              out_keys=[out])
+    steps = env._env.unwrapped.steps if hasattr(env._env.unwrapped, "steps") else None
+    collector = Collector(env, policy, frames_per_batch=10, total_frames=10)
+    try:
+        if fault == "key":
+            expected = r"missing action key \('agent', 'action'\); found keys .*\('agent', 'act'\)"
+        elif continuous:  # 5 forces per agent
+            expected = r"'agent': 'action': project: expected a value of shape \(3, 5\).*\(3, 4\)"
+        else:  # one index per agent
+            expected = (r"\('agent', 'action'\): action: expected shape torch.Size\(\[3\]\), "
+                        r"found torch.Size\(\[3, 4\]\)")
+        with pytest.raises(Exception, match=expected):
+            next(iter(collector))
+    finally:
+        collector.shutdown()
+    if steps is not None:  # the env took no step
+        assert env._env.unwrapped.steps == steps
+    env.close()

@@ -224,8 +224,19 @@ class TensorSpec:
     assert_is_in = check
 
     def project(self, val: torch.Tensor) -> torch.Tensor:
-        """Map ``val`` to the nearest value in the spec (clamp, round, argmax...)."""
-        return self._project(val)
+        """Map ``val`` to the nearest value in the spec (clamp, round, argmax...). A value
+        whose shape does not end with the spec's shape (leading batch dims are allowed) and
+        cannot be projected raises ``ValueError`` naming both shapes."""
+        try:
+            return self._project(val)
+        except RuntimeError as err:
+            shape = getattr(val, "shape", None)
+            n = len(self.shape)
+            if shape is None or (len(shape) >= n and tuple(shape[len(shape) - n:]) == tuple(
+                    self.shape)):
+                raise
+            raise ValueError(f"project: expected a value of shape {tuple(self.shape)} (after "
+                             f"any batch dims), found {tuple(shape)}") from err
 
     def _project(self, val: torch.Tensor) -> torch.Tensor:
         return val.to(self.dtype)

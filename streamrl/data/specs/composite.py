@@ -523,7 +523,11 @@ class Composite:
                 continue
             sub = val.get(k, None)
             if sub is not None:
-                val.set(k, spec.project(sub))
+                try:
+                    projected = spec.project(sub)
+                except (TypeError, ValueError) as err:  # named by the entry's key
+                    raise type(err)(f"{k!r}: {err}") from err
+                val.set(k, projected)
         return val
 
     def encode(self, vals: Mapping[str, Any], *, ignore_device: bool = False) -> TensorDict:
