@@ -4,12 +4,17 @@ Benchmarks that print TorchRL next to streamrl (``collectors.py``, ``multiagent.
 their TorchRL workload as a script (``RESULT <row> <value>`` or ``SKIP <row> <why>`` lines on
 stdout), run it with ``--peers-python`` in a subprocess and read the figures back; without a
 python that imports torchrl they get a note instead, and print their own rows alone.
+
+This machine's speed drifts by tens of percent within a minute, so one library's runs after
+the other's put the drift into the ratio: such benchmarks run in rounds, each running both
+libraries in turn, and report :func:`round_ratios`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -24,6 +29,19 @@ def selected_rows(parser: argparse.ArgumentParser, only: str, rows: Iterable[str
         if r not in known:
             parser.error(f"unknown row {r!r}; expected some of {known}")
     return picked
+
+
+def round_ratios(ours: list[float], theirs: list[float]) -> tuple[float, float]:
+    """``(best of ours / best of theirs, median of the rounds' ratios)`` of figures measured
+    in rounds (``ours[i]`` and ``theirs[i]`` in round ``i``; higher is better).
+
+    >>> round_ratios([100.0, 300.0, 200.0], [50.0, 100.0, 100.0])
+    (3.0, 2.0)
+    """
+    if not ours or len(ours) != len(theirs):
+        raise ValueError(f"round_ratios: expected one figure per round on each side, found "
+                         f"{len(ours)} and {len(theirs)}")
+    return max(ours) / max(theirs), statistics.median(a / b for a, b in zip(ours, theirs))
 
 
 def default_peers_python() -> str:

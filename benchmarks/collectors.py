@@ -1,7 +1,7 @@
 """Collector throughput (frames/s), streamrl next to TorchRL from the same run.
 
     flock /tmp/streamrl-heavy.lock python benchmarks/collectors.py [--frames 20000]
-        [--peers-python /tmp/peers/bin/python] [--no-peers] [--only sync-gym,...]
+        [--rounds 3] [--peers-python /tmp/peers/bin/python] [--no-peers] [--only sync-gym,...]
 
 Every row collects CartPole-v1 with the same small torch policy (``Linear(4, 2)`` then
 argmax, in a ``TensorDictModule``), 1000 frames per batch. The first batch (start-up of
@@ -28,18 +28,24 @@ the batch of 8, for ``sync-serial``); the share is the row's frames/s over its l
 
 TorchRL rows run in a subprocess with ``--peers-python`` (or ``$STREAMRL_PEERS_PYTHON``;
 default ``/tmp/peers/bin/python``) and are skipped with a note when it has no torchrl.
+
+``--rounds`` rounds each measure the limits, streamrl's rows and TorchRL's rows, in turn, so
+that the machine's slower phases fall on all of them; the table gives each figure's best
+round, the share of the limit and the ratio to TorchRL as medians of the rounds' (and the
+ratio of the bests).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
 import torch
 
 # the script's folder is on sys.path when it runs
-from _peers import default_peers_python, run_torchrl_script, selected_rows
+from _peers import default_peers_python, round_ratios, run_torchrl_script, selected_rows
 from torch import nn
 
 torch.set_num_threads(1)
@@ -305,33 +311,47 @@ def main() -> None:
     )
     parser.add_argument("--no-peers", action="store_true", help="skip the TorchRL rows")
     parser.add_argument("--only", default=",".join(ROWS), help=f"comma-separated of {ROWS}")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds, each measuring the limits, streamrl and TorchRL in turn")
     args = parser.parse_args()
     rows = selected_rows(parser, args.only, ROWS)
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     print(f"CartPole-v1, Linear(4,2)+argmax policy, {FRAMES_PER_BATCH} frames/batch, "
-          f"{args.frames} timed frames per row", flush=True)
-    limits = {}
-    for key in sorted({ROW_LIMIT[r] for r in rows if r in ROW_LIMIT}):
-        limits[key] = LIMITS[key](args.frames)
-        print(f"{'limit: ' + key:48s} {limits[key]:10.0f} frames/s", flush=True)
+          f"{args.frames} timed frames per row, {args.rounds} round(s)", flush=True)
+    limit_keys = sorted({ROW_LIMIT[r] for r in rows if r in ROW_LIMIT})
+    limits: dict[str, list[float]] = {key: [] for key in limit_keys}
+    ours: dict[str, list[float]] = {key: [] for key in rows}
+    theirs: dict[str, list[float]] = {key: [] for key in rows}
     makers = streamrl_makers()
-    ours = {}
-    for key in rows:
-        name, make = makers[key]
-        ours[key] = time_collector(make, args.frames)
-        print(f"{name:48s} {ours[key]:10.0f} frames/s", flush=True)
-    theirs, note = ({}, None) if args.no_peers else torchrl_figures(
-        args.peers_python, args.torchrl_frames or args.frames, rows)
-    if note:
-        print(f"(torchrl: {note})")
+    for r in range(1, args.rounds + 1):
+        for key in limit_keys:
+            limits[key].append(LIMITS[key](args.frames))
+            print(f"round {r} {'limit: ' + key:48s} {limits[key][-1]:10.0f} frames/s", flush=True)
+        for key in rows:
+            name, make = makers[key]
+            ours[key].append(time_collector(make, args.frames))
+            print(f"round {r} {name:48s} {ours[key][-1]:10.0f} frames/s", flush=True)
+        if args.no_peers:
+            continue
+        got, note = torchrl_figures(args.peers_python, args.torchrl_frames or args.frames, rows)
+        if note:
+            print(f"(torchrl: {note})")
+        for key, value in got.items():
+            theirs[key].append(value)
+            print(f"round {r} {'torchrl ' + key:48s} {value:10.0f} frames/s", flush=True)
     print(f"\n{'row':16s} {'streamrl':>10s} {'limit':>10s} {'share':>6s} {'torchrl':>10s} "
-          f"{'ratio':>8s}")
+          f"{'ratio':>8s} {'rounds':>8s}")
     for key in rows:
         limit = limits.get(ROW_LIMIT.get(key, ""))
-        lim = f"{limit:10.0f} {ours[key] / limit:6.2f}" if limit else f"{'-':>10s} {'':>6s}"
-        peer = (f"{theirs[key]:10.0f} {ours[key] / theirs[key]:7.1f}x" if key in theirs
-                else f"{'n/a':>10s} {'':>8s}")
-        print(f"{key:16s} {ours[key]:10.0f} {lim} {peer}")
-
+        lim = (f"{max(limit):10.0f} {statistics.median(a / b for a, b in zip(ours[key], limit)):6.2f}"
+               if limit else f"{'-':>10s} {'':>6s}")
+        if len(theirs[key]) == len(ours[key]):
+            best, median = round_ratios(ours[key], theirs[key])
+            peer = f"{max(theirs[key]):10.0f} {best:7.1f}x {median:7.1f}x"
+        else:
+            peer = f"{'n/a':>10s} {'':>8s} {'':>8s}"
+        print(f"{key:16s} {max(ours[key]):10.0f} {lim} {peer}")
 
 if __name__ == "__main__":
     main()

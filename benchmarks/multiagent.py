@@ -38,7 +38,7 @@ import argparse
 import sys
 
 # the script's folder is on sys.path when it runs
-from _peers import default_peers_python, run_torchrl_script, selected_rows
+from _peers import default_peers_python, round_ratios, run_torchrl_script, selected_rows
 
 ROWS = {  # row -> (unit, target ratio over TorchRL)
     "vmas-collect": ("team-frames/s", 1.0),
@@ -247,11 +247,8 @@ def main() -> None:
     for row in rows:
         unit, target = ROWS[row]
         mine = f"{max(ours[row]):10.1f}" if ours[row] else f"{'n/a':>10s}"
-        if ours[row] and theirs[row]:
-            ratio = max(ours[row]) / max(theirs[row])
-            per_round = sorted(a / b for a, b in zip(ours[row], theirs[row]))
-            median = per_round[len(per_round) // 2] if len(per_round) % 2 else (
-                per_round[len(per_round) // 2 - 1] + per_round[len(per_round) // 2]) / 2
+        if ours[row] and len(theirs[row]) == len(ours[row]):
+            ratio, median = round_ratios(ours[row], theirs[row])
             peer = (f"{max(theirs[row]):10.1f} {ratio:6.2f}x {median:6.2f}x {target:5.1f}x "
                     f"{'met' if min(ratio, median) >= target else 'MISSED'}")
         else:

@@ -140,3 +140,41 @@ def test_every_limit_belongs_to_a_row_and_runs():
     assert set(collectors.ROW_LIMIT.values()) <= set(collectors.LIMITS)
     assert collectors.limit_gym_loop(200) > 0
     assert collectors.limit_vector_loop(80, n=8) > 0
+
+
+def test_collector_rounds_measure_everything_in_turn_and_take_medians(monkeypatch, capsys):
+    # fixed figures in place of the measurements: the order of the calls per round, the
+    # best figures, the medians of the rounds' shares and ratios, and the ratio of the bests
+    calls = []
+    mine = iter([100.0, 400.0, 300.0])
+    limit = iter([200.0, 500.0, 400.0])
+    peer = iter([10.0, 100.0, 20.0])
+
+    def time_collector(make, frames):
+        calls.append("streamrl")
+        return next(mine)
+
+    def gym_loop(frames):
+        calls.append("limit")
+        return next(limit)
+
+    def torchrl_figures(python, frames, rows):
+        calls.append("torchrl")
+        return {"sync-gym": next(peer)}, None
+
+    monkeypatch.setattr(collectors, "time_collector", time_collector)
+    monkeypatch.setitem(collectors.LIMITS, "gym-loop", gym_loop)
+    monkeypatch.setattr(collectors, "torchrl_figures", torchrl_figures)
+    monkeypatch.setattr(sys, "argv", ["collectors.py", "--only", "sync-gym", "--rounds", "3"])
+    collectors.main()
+    out = capsys.readouterr().out
+    assert calls == ["limit", "streamrl", "torchrl"] * 3
+    # shares 0.5, 0.8, 0.75 -> 0.75; ratios 10, 4, 15 -> 10; bests 400 / 100 = 4
+    assert re.search(r"^sync-gym +400 +500 +0.75 +100 +4.0x +10.0x$", out, re.M), out
+
+
+def test_collectors_refuse_no_rounds(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["collectors.py", "--rounds", "0", "--no-peers"])
+    with pytest.raises(SystemExit):
+        collectors.main()
+    assert "--rounds must be >= 1" in capsys.readouterr().err
