@@ -30,8 +30,6 @@ import torch
 from torch import nn
 from torch.nn.modules import module as _nn_module
 
-__all__ = ["direct_call"]
-
 
 def direct_call(module: nn.Module) -> Callable[..., Any]:
     """A callable equal to ``module(*args)`` (see the module docstring): a stand-in for a
