@@ -281,6 +281,8 @@ makers = {
     "multisync-rb": lambda t: MultiSyncCollector([gym_int, gym_int], policy(), frames_per_batch=fpb,
                                                  total_frames=t, replay_buffer=rb(True)),
 }
+
+
 if __name__ == "__main__":
     for key in rows:
         try:
@@ -352,6 +354,7 @@ def main() -> None:
         else:
             peer = f"{'n/a':>10s} {'':>8s} {'':>8s}"
         print(f"{key:16s} {max(ours[key]):10.0f} {lim} {peer}")
+
 
 if __name__ == "__main__":
     main()

@@ -256,5 +256,6 @@ def main() -> None:
         print(f"{row:20s} {unit:14s} {mine} {peer}")
     sys.stdout.flush()
 
+
 if __name__ == "__main__":
     main()

@@ -235,8 +235,12 @@ class TensorSpec:
             if shape is None or (len(shape) >= n and tuple(shape[len(shape) - n:]) == tuple(
                     self.shape)):
                 raise
-            raise ValueError(f"project: expected a value of shape {tuple(self.shape)} (after "
-                             f"any batch dims), found {tuple(shape)}") from err
+            raise self._project_shape_error(shape) from err
+
+    def _project_shape_error(self, shape: Any) -> ValueError:
+        """The error of :meth:`project` for a value of another ``shape``."""
+        return ValueError(f"project: expected a value of shape {tuple(self.shape)} (after any "
+                          f"batch dims), found {tuple(shape)}")
 
     def _project(self, val: torch.Tensor) -> torch.Tensor:
         return val.to(self.dtype)

@@ -375,8 +375,7 @@ class OneHot(_OneHotValues, _Indexed):
     def _project(self, val: torch.Tensor) -> torch.Tensor:
         """The one-hot vector of the (allowed) argmax."""
         if not val.shape or val.shape[-1] != self.n:  # (the argmax of other scores is no action)
-            raise ValueError(f"project: expected a value of shape {tuple(self.shape)} (after "
-                             f"any batch dims), found {tuple(val.shape)}")
+            raise self._project_shape_error(val.shape)
         if self.mask is not None:
             val = val.float().masked_fill(~self.mask.expand(val.shape), float("-inf"))
         return torch.nn.functional.one_hot(_argmax(val), self.n).to(self.dtype)

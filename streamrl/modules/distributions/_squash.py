@@ -90,10 +90,18 @@ def safe_atanh(value: torch.Tensor) -> torch.Tensor:
     return _with_slope(clamped.atanh(), value, 1 / (1 - clamped.pow(2)))
 
 
+def tanh_log_det_term(pre_tanh: torch.Tensor,
+                      neg_two: torch.Tensor | float = -2.0) -> torch.Tensor:
+    """``s = u + softplus(-2u)``, with ``log(1 - tanh(u)**2) = 2 log 2 - 2 s`` (no cancellation
+    for large ``|u|``). ``neg_two``: ``-2``, as a 0-d tensor where a caller keeps one (an op
+    with a float operand wraps it in a new tensor first)."""
+    return F.softplus(pre_tanh * neg_two).add_(pre_tanh)
+
+
 def log_abs_det_tanh(pre_tanh: torch.Tensor) -> torch.Tensor:
     """``log(1 - tanh(u)**2)`` computed without cancellation for large ``|u|``:
     ``2 (log 2 - u - softplus(-2u))`` (in place only on intermediates no backward reads)."""
-    return (pre_tanh + F.softplus(-2.0 * pre_tanh)).mul_(-2.0).add_(_TWO_LOG_2)
+    return tanh_log_det_term(pre_tanh).mul_(-2.0).add_(_TWO_LOG_2)
 
 
 def as_bound(value, like: torch.Tensor, name: str) -> torch.Tensor:

@@ -7,7 +7,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import distributions as D
 from torch.distributions import constraints
 
@@ -17,6 +16,7 @@ from streamrl.modules.distributions._squash import (
     prepare_bounds,
     safe_atanh,
     safe_tanh,
+    tanh_log_det_term,
 )
 
 __all__ = ["TanhNormal"]
@@ -134,8 +134,10 @@ class TanhNormal(D.Distribution):
         return self._sum_event(log_det)
 
     def _sum_event(self, value: torch.Tensor) -> torch.Tensor:
-        if self.event_dims <= 1:  # (an int dim sums faster than a tuple of dims)
-            return value.sum(-1) if self.event_dims else value
+        if self.event_dims == 0:
+            return value
+        if self.event_dims == 1:  # (an int dim sums faster than a tuple of dims)
+            return value.sum(-1)
         return value.sum(tuple(range(-self.event_dims, 0)))
 
     @constraints.dependent_property
@@ -165,12 +167,11 @@ class TanhNormal(D.Distribution):
         eps = torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_()
         pre_tanh = loc + eps * scale
         # -log N(pre; loc, scale) + log|d tanh(u)/du| (+ the rescaling's log|d value/d tanh|),
-        # with log|d tanh(u)/du| = 2 log 2 - 2 s, s = u + softplus(-2u) (no cancellation for
-        # large |u|), summed once; the constants 2 log 2 + log(2 pi) / 2 are added to the sum.
+        # with log|d tanh(u)/du| = 2 log 2 - 2 s (tanh_log_det_term), summed once; the constants 2 log 2 + log(2 pi) / 2 are added to the sum.
         # Tensor constants, not Python floats: an op with a float operand wraps it in a new
         # tensor first, which costs as much as the op itself on a per-step policy's sizes.
         _, neg_two, _ = _constants(loc.dtype, loc.device, 0)
-        s = F.softplus(pre_tanh * neg_two).add_(pre_tanh)
+        s = tanh_log_det_term(pre_tanh, neg_two)
         elem = torch.addcmul(scale.log(), eps, eps, value=0.5).add_(s, alpha=-2.0)
         if not self._unit:
             elem = elem.add_(half_range(self.low, self.high)[1])
