@@ -68,6 +68,14 @@ def pid_alive(pid: int) -> bool:
     return found is not None and found[1] != "Z"
 
 
+def _fd_target(fd: int) -> str | None:
+    """What descriptor ``fd`` of this process points to now (``None`` when closed)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
 def _fds() -> dict[int, str]:
     out = {}
     own = f"/proc/{os.getpid()}/fd"
@@ -178,13 +186,18 @@ class Resources:
         The standard library's per-process multiprocessing helpers are left out, with the
         connections the resource sharer accepts from other processes fetching a handle
         (short-lived, but they come at any time: a worker of an earlier test may ask late);
-        a new Unix socket is listed with its path."""
+        a new Unix socket is listed with its path. A socket is checked once more when it is
+        read, so one closed since the snapshot (an accepted connection already answered) is
+        not listed."""
         kept_threads, kept_pids, kept_fds, sharer = _process_singletons()
         fds = {fd: t for fd, t in self.fds.items() if before.fds.get(fd) != t and fd not in kept_fds}
         if any(t.startswith("socket:") for t in fds.values()):
             paths = _unix_socket_paths()
+            # (a socket missing from the table may have been closed after the fds were read:
+            # one the sharer accepted and answered in between; only one still open counts)
             fds = {fd: f"{t} ({paths[t]})" if t in paths else t for fd, t in fds.items()
-                   if sharer is None or paths.get(t) != sharer}
+                   if (sharer is None or paths.get(t) != sharer)
+                   and (t in paths or not t.startswith("socket:") or _fd_target(fd) == t)}
         new = {
             "threads": [f"{name} (ident {i})" for i, name in self.threads.items()
                         if before.threads.get(i) != name and i not in kept_threads],
