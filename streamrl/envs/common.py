@@ -417,32 +417,36 @@ class EnvBase(EnvSpecs, nn.Module):
         self._check_open()
         self._check_batch(tensordict, "step")
         if self.check_actions:
-            full, keys, spec, _ = self._action_info()
-            for key in keys:
-                action = tensordict.get(key, None)
-                if action is None:
-                    raise KeyError(
-                        f"step: missing action key {key!r}; found keys "
-                        f"{list(tensordict.keys(True, True))}"
-                    )
-            for i, key in enumerate(keys):
-                # every action leaf is checked: an env with agent groups has one per group
-                given = tensordict.get(key)
-                leaf = spec if i == 0 else full[key]
-                if i and not isinstance(leaf, TensorSpec):
-                    continue
-                if tensordict.batch_size != self.batch_size:  # unlocked env, more leading dims
-                    leaf = leaf.expand(*tensordict.batch_size,
-                                       *leaf.shape[len(self.batch_size):])
-                try:
-                    action = self._check_action(given, leaf)
-                except (TypeError, ValueError) as err:
-                    if key == "action":
-                        raise
-                    raise type(err)(f"{key!r}: {err}") from None
-                if action is not given:  # a float one-hot/index action: the env runs its cast
-                    tensordict.set(key, action)
+            self._check_actions(tensordict, tensordict.set)
         return self._step_checked(tensordict)
+
+    def _check_actions(self, values: Any, put: Callable[[Any, torch.Tensor], Any]) -> None:
+        """Check every action leaf of ``values`` (a TensorDict, or a dict of leaves by key)
+        against the action spec; ``put(key, action)`` writes back an action the check cast (a
+        float one-hot or index action: the env runs its cast)."""
+        full, keys, spec, _ = self._action_info()
+        for key in keys:
+            if values.get(key, None) is None:
+                found = (values.keys(True, True) if isinstance(values, TensorDictBase)
+                         else values.keys())
+                raise KeyError(f"step: missing action key {key!r}; found keys {list(found)}")
+        batch_size = values.batch_size if isinstance(values, TensorDictBase) else self.batch_size
+        for i, key in enumerate(keys):
+            # every action leaf is checked: an env with agent groups has one per group
+            given = values.get(key)
+            leaf = spec if i == 0 else full[key]
+            if i and not isinstance(leaf, TensorSpec):
+                continue
+            if batch_size != self.batch_size:  # unlocked env, more leading dims
+                leaf = leaf.expand(*batch_size, *leaf.shape[len(self.batch_size):])
+            try:
+                action = self._check_action(given, leaf)
+            except (TypeError, ValueError) as err:
+                if key == "action":
+                    raise
+                raise type(err)(f"{key!r}: {err}") from None
+            if action is not given:
+                put(key, action)
 
     def _step_checked(self, tensordict: TensorDictBase) -> TensorDictBase:
         """:meth:`step` after its checks (the stepping protocol's generic path calls it:

@@ -29,6 +29,7 @@ from tensordict import TensorDict, TensorDictBase
 
 from streamrl._utils.plain_td import plain_parent
 from streamrl._utils.tensor_plan import run_plan, tensor_plan
+from streamrl.envs._leaf_steps import leaf_steps_fit, run_leaf_steps
 from streamrl.envs.step_buffers import FLAGS, _td
 
 __all__ = ["run_steps"]
@@ -106,9 +107,16 @@ def _run_plain(
     steps = []
     plan: _PlainPlan | None = None
     probe = planned and policy is not None and T > 1
+    leaves = callback is None  # whether to try the leaf loop once the plan is known
     for t in range(T):
         if t or not acted:
             if plan is not None:
+                if leaves:
+                    leaves = False
+                    if leaf_steps_fit(env, steps, td):
+                        # the env steps on leaves: the remaining steps without TensorDicts
+                        return run_leaf_steps(env, steps, td, plan, T, project,
+                                              break_when_any_done)
                 td = plan(env, td, project)
             elif probe:
                 probe = False
@@ -178,7 +186,6 @@ class _PlainPlan:
 
     def __init__(self, plan: Any, inputs: list, outputs: list) -> None:
         self.plan, self.inputs, self.outputs = plan, inputs, outputs
-        self.written = frozenset(outputs)
         self._leaves: tuple | None = None
 
     @classmethod
@@ -201,17 +208,23 @@ class _PlainPlan:
         return cls(plan, inputs, [k for _, _, outs in plan for k in outs])
 
     def __call__(self, env: Any, td: TensorDictBase, project: bool) -> TensorDictBase:
-        vals = run_plan(self.plan, {k: td.get(k) for k in self.inputs})
-        if project:  # full_action_spec.project(td), leaf by leaf
-            for k, spec in self._action_leaves(env):
-                v = vals[k] if k in vals else td.get(k, None)
-                if v is not None:
-                    vals[k] = spec.project(v)
-                    if k not in self.written:
-                        _write(td, k, vals[k])
-        for k in self.outputs:
-            _write(td, k, vals[k])
+        for k, v in self.values(env, td, project).items():
+            _write(td, k, v)
         return td
+
+    def values(self, env: Any, root: Any, project: bool) -> dict:
+        """What the policy's call writes into ``root`` (a TensorDict, or a dict of leaves
+        by key): the plan's outputs and, with ``project``, every action leaf projected into
+        the action spec (``full_action_spec.project(td)``, leaf by leaf)."""
+        get = root.get if isinstance(root, TensorDictBase) else root.__getitem__
+        vals = run_plan(self.plan, {k: get(k) for k in self.inputs})
+        out = {k: vals[k] for k in self.outputs}
+        if project:
+            for k, spec in self._action_leaves(env):
+                v = out[k] if k in out else root.get(k, None)
+                if v is not None:
+                    out[k] = spec.project(v)
+        return out
 
     def _action_leaves(self, env: Any) -> list:
         """``(key, spec)`` of every leaf of the env's ``full_action_spec`` (cached per spec

@@ -46,15 +46,15 @@ def group_actor(env, **kwargs):
 
 @pytest.fixture
 def planned_steps(monkeypatch):
-    """How many steps ran as the plan."""
+    """How many steps ran as the plan (on a TensorDict, or on leaves in the leaf loop)."""
     calls = []
-    real = stepping._PlainPlan.__call__
+    real = stepping._PlainPlan.values
 
     def counted(self, *args):
         calls.append(1)
         return real(self, *args)
 
-    monkeypatch.setattr(stepping._PlainPlan, "__call__", counted)
+    monkeypatch.setattr(stepping._PlainPlan, "values", counted)
     return calls
 
 

@@ -31,6 +31,7 @@ from streamrl.data.specs import (
     spec_from_gym_space,
 )
 from streamrl.data.specs.discrete import samplable_mask
+from streamrl.envs._leaf_steps import leaves_of
 from streamrl.envs.common import EnvBase
 from streamrl.envs.gym_like import is_numeric
 from streamrl.envs.libs import _mpe_state
@@ -129,6 +130,7 @@ class _Group:
         self.stacked_obs: TensorSpec | None = None
         # the numpy dtype of stacked_obs: arrays of it and of its shape are taken as they are
         self.stacked_np_dtype: np.dtype | None = None
+        self.batch_size = torch.Size((len(agents),))
 
 
 class PettingZooWrapper(ForwardsToWrapped, EnvBase):
@@ -368,13 +370,15 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
             return set(env.agents)
         return {env.agent_selection} if env.agents else set()
 
-    def _env_step(self, tensordict: TensorDictBase) -> tuple[dict, dict, dict, dict, dict]:
+    def _env_step(self, values: Any) -> tuple[dict, dict, dict, dict, dict]:
+        """Step the PettingZoo env with the groups' actions read from ``values`` (a
+        TensorDict, or a dict of leaves by key); PettingZoo's five dicts."""
         env = self._env
         if self.parallel:
             live = set(env.agents)
             actions = {}
             for g in self._groups:
-                rows = self._group_action(tensordict, g)
+                rows = self._group_action(values, g)
                 for i, agent in enumerate(g.agents):
                     if agent in live:
                         actions[agent] = g.convert.from_numpy(rows[i])
@@ -382,7 +386,7 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
             return dict(obs), dict(rewards), dict(terms), dict(truncs), dict(infos)
         agent = env.agent_selection
         g = next(g for g in self._groups if agent in g.agents)
-        rows = self._group_action(tensordict, g)
+        rows = self._group_action(values, g)
         if env.terminations.get(agent) or env.truncations.get(agent):
             env.step(None)  # a done agent's step (PettingZoo's AEC API takes no action)
         else:
@@ -391,19 +395,29 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         return (obs, dict(env.rewards), dict(env.terminations), dict(env.truncations),
                 dict(env.infos))
 
-    def _group_action(self, tensordict: TensorDictBase, g: _Group) -> np.ndarray:
+    def _group_action(self, values: Any, g: _Group) -> np.ndarray:
         # checked (and cast) by EnvBase.step, or by the stepping protocol's caller
         key = (g.name, "action")
-        action = tensordict.get(key, None)
+        action = values.get(key, None)
         if action is None:
+            found = (values.keys(True, True) if isinstance(values, TensorDictBase)
+                     else values.keys())
             raise KeyError(f"step: missing action key {key!r}; found keys "
-                           f"{sorted(map(str, tensordict.keys(True, True)))}")
+                           f"{sorted(map(str, found))}")
         return action.detach().cpu().numpy()
 
     # ----------------------------------------------------------- TensorDicts
     def _output(self, obs: dict, rewards: dict | None, terms: dict, truncs: dict,
                 infos: dict) -> TensorDict:
         """The reset (``rewards`` None) or step output of PettingZoo's dicts."""
+        out = self._output_entries(obs, rewards, terms, truncs, infos)
+        for g in self._groups:
+            out[g.name] = TensorDict._new_unsafe(out[g.name], batch_size=g.batch_size)
+        return TensorDict._new_unsafe(out, batch_size=torch.Size(()))
+
+    def _output_entries(self, obs: dict, rewards: dict | None, terms: dict, truncs: dict,
+                        infos: dict) -> dict[str, Any]:
+        """:meth:`_output`'s entries: each group's as a dict (its ``"info"`` a TensorDict)."""
         acting = self._acting() if (self.use_mask or any(g.mask_in for g in self._groups)) \
             else set()
         out: dict[str, Any] = {}
@@ -455,7 +469,7 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
                 td["reward"] = torch.from_numpy(np.array(
                     [[rewards.get(a, 0.0) if a in obs else 0.0] for a in g.agents],
                     dtype=np.float32))
-            out[g.name] = TensorDict._new_unsafe(td, batch_size=torch.Size((n,)))
+            out[g.name] = td
         if self.return_state:
             out["state"] = self.full_observation_spec["state"].encode(
                 self._env.state(), ignore_device=True)
@@ -471,7 +485,7 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         root_flags = torch.from_numpy(np.array([[done], [term], [trunc]], dtype=bool))
         for k, v in zip(_FLAGS, root_flags.unbind(0), strict=True):
             out[k] = v
-        return TensorDict._new_unsafe(out, batch_size=torch.Size(()))
+        return out
 
     def _stacked_obs(self, g: _Group, obs: dict) -> torch.Tensor | None:
         """The group's observations encoded at once, or None (an agent missing, a spec or
@@ -482,7 +496,9 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         if any(v is None for v in values):
             return None
         try:
-            stacked = np.stack(values)
+            stacked = np.array(values)  # (np.stack's checks cost 4x more per step)
+            if stacked.dtype == object:  # not arrays of one shape
+                return None
             if stacked.dtype == g.stacked_np_dtype and stacked.shape == g.stacked_obs.shape:
                 return torch.from_numpy(stacked)  # a new array: nothing else holds it
             return g.stacked_obs.encode(stacked, ignore_device=True)
@@ -531,8 +547,13 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         self._first = None
-        obs, rewards, terms, truncs, infos = self._env_step(tensordict)
-        return self._output(obs, rewards, terms, truncs, infos)
+        return self._output(*self._env_step(tensordict))
+
+    def _step_leaves(self, root: dict) -> dict:
+        """:meth:`_step` on leaves (see :meth:`EnvBase._step_leaves`): the actions read from
+        ``root``'s ``(group, "action")`` entries, the step's entries returned flat."""
+        self._first = None
+        return leaves_of(self._output_entries(*self._env_step(root)))
 
     def _set_seed(self, seed: int | None) -> None:
         self.seed = seed
