@@ -147,22 +147,31 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
     """The stepping protocol (``step_into``, driven by :func:`~streamrl.envs.run_steps`)
     writes exactly what the plain loop (``step``, ``step_mdp``, ``maybe_reset``) stacks: with
     a policy step by step, and with random actions drawn up front and taken in one call;
-    with and without ``break_when_any_done``. ``steps`` should cover a few episode ends."""
+    with and without ``break_when_any_done``; and with a policy of a TensorDict module, which
+    the loops run as a plan of tensor calls after its first call (an env stepping on leaves
+    takes the leaf loop then). ``steps`` should cover a few episode ends."""
     for brk in (False, True):
-        runs = []
-        for buffered in (True, False):
-            with make_env() as env:
-                env.set_seed(0)
-                torch.manual_seed(0)
-                runs.append(
-                    run_steps(
-                        env, env.reset(), steps, env.rand_action,
-                        break_when_any_done=brk, buffered=buffered,
+        for planned in (False, True):
+            runs = []
+            for buffered in (True, False):
+                with make_env() as env:
+                    policy = _spec_draws(env) if planned else env.rand_action
+                    if policy is None:
+                        break
+                    env.set_seed(0)
+                    torch.manual_seed(0)
+                    runs.append(
+                        run_steps(
+                            env, env.reset(), steps, policy,
+                            break_when_any_done=brk, buffered=buffered,
+                        )
                     )
-                )
-        what = f"step by step (break_when_any_done={brk})"
-        _same(runs[0][0], runs[1][0], f"{what}: batch")
-        _same(runs[0][1], runs[1][1], f"{what}: next root")
+            if not runs:
+                continue
+            what = (f"step by step{', the policy as a plan' if planned else ''} "
+                    f"(break_when_any_done={brk})")
+            _same(runs[0][0], runs[1][0], f"{what}: batch")
+            _same(runs[0][1], runs[1][1], f"{what}: next root")
         # random actions drawn up front, taken in one step_into call
         with make_env() as env:
             torch.manual_seed(1)
@@ -191,6 +200,31 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
         what = f"random actions in one step_into call (break_when_any_done={brk})"
         _same(in_one_call, plain, f"{what}: batch")
         _same(TensorDict(last, batch_size=env.batch_size), root.select(*last), f"{what}: next root")
+
+
+class _SpecDraws(torch.nn.Module):
+    """Random actions from the action specs (the input only anchors the module's call)."""
+
+    def __init__(self, specs: list) -> None:
+        super().__init__()
+        self.specs = specs
+
+    def forward(self, anchor: torch.Tensor) -> Any:
+        out = tuple(spec.rand() for spec in self.specs)
+        return out if len(out) > 1 else out[0]
+
+
+def _spec_draws(env: Any) -> Any:
+    """A TensorDict module drawing ``env``'s actions from its specs, reading the first
+    observation; None when the env has no tensor observation to read."""
+    from tensordict.nn import TensorDictModule
+
+    ins = list(env.full_observation_spec.keys(True, True))
+    keys = list(env.full_action_spec.keys(True, True))
+    if not ins or not keys:
+        return None
+    return TensorDictModule(_SpecDraws([env.full_action_spec[k] for k in keys]),
+                            in_keys=ins[:1], out_keys=keys)
 
 
 class _Replay:
