@@ -147,11 +147,11 @@ def check_stepping(make_env: Callable[[], Any], steps: int = 40) -> None:
     """The stepping protocol (``step_into``, driven by :func:`~streamrl.envs.run_steps`)
     writes exactly what the plain loop (``step``, ``step_mdp``, ``maybe_reset``) stacks: with
     a policy step by step, and with random actions drawn up front and taken in one call;
-    with and without ``break_when_any_done``; and with a policy of a TensorDict module, which
-    the loops run as a plan of tensor calls after its first call (an env stepping on leaves
-    takes the leaf loop then). ``steps`` should cover a few episode ends."""
+    with and without ``break_when_any_done``; and (without it) with a policy of a TensorDict
+    module, which the loops run as a plan of tensor calls after its first call (an env
+    stepping on leaves takes the leaf loop then). ``steps`` should cover a few episode ends."""
     for brk in (False, True):
-        for planned in (False, True):
+        for planned in (False, True) if not brk else (False,):
             runs = []
             for buffered in (True, False):
                 with make_env() as env:
