@@ -12,13 +12,14 @@ from tensordict.utils import NestedKey
 from torch import Tensor, nn
 
 from streamrl.objectives import _loss_options as opts
+from streamrl.objectives._network_calls import DistCaller, NetworkCaller
 from streamrl.objectives._utils import (
     check_loss_function,
     distance_loss,
     sample_shape,
     sum_trailing,
 )
-from streamrl.objectives.common import LossModule, _DistCaller, _NetworkCaller
+from streamrl.objectives.common import LossModule
 from streamrl.objectives.value import _composite as composite
 from streamrl.objectives.value.common import ValueEstimators
 
@@ -158,10 +159,10 @@ class OnPolicyLoss(LossModule):
         return self.has_critic and self.critic_coeff is not None
 
     def _estimator_value_network(self) -> Callable[[TensorDictBase], Any] | None:
-        return _NetworkCaller(self, "critic_network") if self.has_critic else None
+        return NetworkCaller(self, "critic_network") if self.has_critic else None
 
     def _estimator_actor_network(self) -> Any:
-        return _DistCaller(self, "actor_network")
+        return DistCaller(self, "actor_network")
 
     def _estimator_value_key(self) -> NestedKey:
         return self._keys["value"]

@@ -11,6 +11,9 @@ live, detached or target parameters, and an ensemble of copies (twin Q) runs in 
 Single networks share their parameters with the module the user passed in (the policy
 given to a collector and the loss's actor stay the same tensors). Ensembles get new stacked
 parameters: copy 0 starts from the given module, the others are re-initialised.
+
+The calls themselves (plans, parameter swaps, vmapped ensembles) live in
+:mod:`streamrl.objectives._network_calls`.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from torch import Tensor, nn
 
 from streamrl._utils import rl_warnings
 from streamrl._utils.swap import params_in
-from streamrl._utils.tensor_plan import plans_allowed
 from streamrl._warnings import StreamRLWarning
-from streamrl.objectives._network_plan import NetworkPlan, build_plan
+from streamrl.objectives import _network_calls as calls
+from streamrl.objectives._network_plan import NetworkPlan
 from streamrl.objectives.value._accepted_keys import sync_key_declarations
 from streamrl.objectives.value.common import (
     ValueEstimatorBase,
@@ -441,79 +444,23 @@ class LossModule(nn.Module):
     def _plan(self, name: str) -> NetworkPlan | None:
         """Network ``name``'s :class:`NetworkPlan` (built once), or None when it has none or
         plans cannot run now (global hooks, ``skip_existing``)."""
-        if name not in self._plans:
-            plan = None
-            if name not in self._stateful and name not in self._lazy:
-                keys = list(getattr(self, f"{name}_params").keys(True, True))
-                plan = build_plan(self._templates[name], keys)
-            self._plans[name] = plan
-        plan = self._plans[name]
-        return plan if plan is not None and plans_allowed() else None
+        return calls.network_plan(self, name)
 
     def call_network(self, name: str, td: TensorDictBase,
                      params: TensorDictBase | None = None) -> TensorDictBase:
         """Run network ``name`` on ``td`` with ``params`` (default: the live parameters)."""
-        template = self._templates[name]
-        if params is None:
-            if name in self._stateful:
-                return _keyed(self, name, template, td)
-            params = getattr(self, f"{name}_params")
-        plan = self._plan(name)
-        if plan is not None and plan.dist is None:  # (a probabilistic one also samples)
-            plan.call(params, td, f"{type(self).__name__}: {name}")
-            return td
-        try:
-            with params_in(params, template, preserve_module_state=False):
-                return template(td)
-        except KeyError as err:
-            raise KeyError(
-                f"{type(self).__name__}: {name} could not read its input ({err.args[0]})"
-            ) from err
+        return calls.call_network(self, name, td, params)
 
     def network_dist(self, name: str, td: TensorDictBase,
                      params: TensorDictBase | None = None) -> torch.distributions.Distribution:
         """The distribution of a probabilistic network ``name`` on ``td`` (the parameters
         the network computes are written into ``td``, as ``get_dist`` does)."""
-        template = self._templates[name]
-        if not hasattr(template, "get_dist"):
-            raise TypeError(
-                f"{type(self).__name__}: {name} must be a probabilistic module with get_dist "
-                f"(e.g. ProbabilisticTensorDictSequential), found {type(template).__name__}"
-            )
-        if params is None:
-            if name in self._stateful:
-                return _keyed(self, name, template.get_dist, td)
-            params = getattr(self, f"{name}_params")
-        plan = self._plan(name)
-        if plan is not None and plan.dist is not None:
-            return plan.dist_from(plan.call(params, td, f"{type(self).__name__}: {name}"))
-        try:
-            with params_in(params, template, preserve_module_state=False):
-                return template.get_dist(td)
-        except KeyError as err:
-            raise KeyError(
-                f"{type(self).__name__}: {name} could not read its input ({err.args[0]})"
-            ) from err
+        return calls.network_dist(self, name, td, params)
 
     def vmap_network(self, name: str, td: TensorDictBase,
                      params: TensorDictBase | None = None) -> TensorDictBase:
         """Run every copy of ensemble ``name`` on the same ``td``; outputs get a leading dim."""
-        template = self._templates[name]
-        if params is None:
-            params = getattr(self, f"{name}_params")
-
-        def _one(data: TensorDictBase, p: TensorDictBase) -> TensorDictBase:
-            with params_in(p, template, preserve_module_state=False):
-                return template(data)
-
-        try:
-            if self.deactivate_vmap:
-                return torch.stack([_one(td.copy(), p) for p in params.unbind(0)], 0)
-            return torch.vmap(_one, (None, 0), randomness="different")(td, params)
-        except KeyError as err:
-            raise KeyError(
-                f"{type(self).__name__}: {name} could not read its input ({err.args[0]})"
-            ) from err
+        return calls.vmap_network(self, name, td, params)
 
     def ensemble_output(self, name: str, td: TensorDictBase, key: NestedKey,
                         params: TensorDictBase | None = None, *,
@@ -527,23 +474,7 @@ class LossModule(nn.Module):
         cheaper than :func:`torch.vmap` and gives the same values. Others go through
         :meth:`vmap_network`.
         """
-        if params is None:
-            params = getattr(self, f"{name}_params")
-        plan = self._plan(name)
-        if plan is not None and plan.dist is None and isinstance(key, str):
-            inputs = plan.inputs(td, f"{type(self).__name__}: {name}", overrides)
-            leaves = plan.leaves(params)
-            copies = (list(zip(*(leaf.unbind(0) for leaf in leaves))) if leaves
-                      else [()] * params.batch_size[0])
-            outs = [plan.run(list(one), inputs).get(key) for one in copies]
-            if all(isinstance(out, Tensor) for out in outs):
-                return torch.stack(outs, 0)
-        work = td.copy()
-        for k, v in (overrides or {}).items():
-            work.set(k, v)
-        out = self.vmap_network(name, work, params)
-        self._require(out, key)
-        return out.get(key)
+        return calls.ensemble_output(self, name, td, key, params, overrides)
 
     def network_template(self, name: str) -> nn.Module:
         """The parameter-less module used to call network ``name``."""
@@ -762,53 +693,9 @@ class LossModule(nn.Module):
         raise NotImplementedError
 
 
-def _keyed(loss: LossModule, name: str, call: Callable[[TensorDictBase], Any],
-           td: TensorDictBase) -> Any:
-    """``call(td)``, a missing input key reported with the loss and network names."""
-    try:
-        return call(td)
-    except KeyError as err:
-        raise KeyError(
-            f"{type(loss).__name__}: {name} could not read its input ({err.args[0]})"
-        ) from err
-
-
 def _materialize_hook(loss: LossModule, args: tuple) -> None:
     if loss._lazy and args and isinstance(args[0], TensorDictBase):
         loss.materialize_lazy(args[0])
-
-
-class _NetworkCaller:
-    """Calls one of a loss's networks with detached live parameters (for value estimators)."""
-
-    def __init__(self, loss: LossModule, name: str) -> None:
-        self.loss = loss
-        self.name = name
-
-    def __call__(self, td: TensorDictBase) -> TensorDictBase:
-        return self.loss.call_network(
-            self.name, td, self.loss.network_params(self.name, detach=True)
-        )
-
-    def call_with(self, td: TensorDictBase, params: TensorDictBase) -> TensorDictBase:
-        """The network with ``params`` given by the caller (``value_estimator(td,
-        params=loss.critic_network_params, target_params=...)``, as TorchRL's multi-agent
-        PPO tutorial calls it)."""
-        return self.loss.call_network(self.name, td, params)
-
-
-class _DistCaller:
-    """Gives one of a loss's probabilistic networks, with detached live parameters, as a
-    ``get_dist`` (for the V-trace estimator)."""
-
-    def __init__(self, loss: LossModule, name: str) -> None:
-        self.loss = loss
-        self.name = name
-
-    def get_dist(self, td: TensorDictBase) -> torch.distributions.Distribution:
-        return self.loss.network_dist(
-            self.name, td, self.loss.network_params(self.name, detach=True)
-        )
 
 
 def _parse_value_type(name: str) -> ValueEstimators:

@@ -9,7 +9,7 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from streamrl.objectives._actor_critic import OnPolicyLoss, check_coeff, resolve_networks
-from streamrl.objectives.common import LossModule
+from streamrl.objectives._network_calls import NetworkCaller
 from streamrl.objectives.value.common import ValueEstimators
 
 __all__ = ["ReinforceLoss"]
@@ -95,7 +95,7 @@ class ReinforceLoss(OnPolicyLoss):
 
     def _estimator_value_network(self) -> Callable[[TensorDictBase], Any] | None:
         if self.delay_value:
-            return _TargetCaller(self, "critic_network")
+            return NetworkCaller(self, "critic_network", target=True)
         return super()._estimator_value_network()
 
     def _output_keys(self) -> list[str]:
@@ -111,15 +111,3 @@ class ReinforceLoss(OnPolicyLoss):
                                                  per_sample=True)[0]
         return self.output(tensordict, out)
 
-
-class _TargetCaller:
-    """Calls one of a loss's networks with its target parameters (for the value estimator)."""
-
-    def __init__(self, loss: LossModule, name: str) -> None:
-        self.loss = loss
-        self.name = name
-
-    def __call__(self, td: TensorDictBase) -> TensorDictBase:
-        return self.loss.call_network(
-            self.name, td, self.loss.network_params(self.name, target=True)
-        )
