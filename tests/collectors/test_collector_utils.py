@@ -56,6 +56,36 @@ def test_split_a_collector_batch_keeps_every_frame_once():
     assert bool((done.sum(-1) <= 1).all())
 
 
+@pytest.mark.parametrize("layout", ["plain", "group-dims", "non-tensor"])
+def test_split_writes_what_padding_each_trajectory_writes(layout, monkeypatch):
+    """The one-copy-per-leaf path (plain TensorDicts of tensors) and the pad-per-piece path
+    (nested batch dims, non-tensor entries) give the same rows, masks, dtypes and sizes."""
+    from streamrl.collectors import utils
+
+    ids = torch.tensor([[4, 4, 5, 5, 5, 6], [7, 7, 7, 7, 8, 8]])
+    td = TensorDict({"obs": torch.arange(24.0).reshape(2, 6, 2),
+                     "flag": torch.arange(12).reshape(2, 6) % 3 == 0,
+                     "next": {"r": torch.arange(12, dtype=torch.int64).reshape(2, 6, 1)},
+                     "collector": {"traj_ids": ids}}, [2, 6])
+    if layout == "group-dims":
+        td["agents"] = TensorDict({"o": torch.ones(2, 6, 3, 4)}, [2, 6, 3])
+    elif layout == "non-tensor":
+        td["name"] = "x"
+    fast = split_trajectories(td)
+    monkeypatch.setattr(utils, "_scattered", lambda *args: None)
+    slow = split_trajectories(td)
+    assert fast.batch_size == slow.batch_size == (5, 4)
+    assert sorted(map(str, fast.keys(True, True))) == sorted(map(str, slow.keys(True, True)))
+    for k in fast.keys(True, True):
+        a, b = fast.get(k), slow.get(k)
+        if isinstance(a, torch.Tensor):
+            assert a.dtype == b.dtype and torch.equal(a, b), k
+    for k in fast.keys(True):
+        if isinstance(fast.get(k), TensorDict):
+            assert fast.get(k).batch_size == slow.get(k).batch_size, k
+    assert fast["obs"][1, :3, 0].tolist() == [4.0, 6.0, 8.0] and fast["obs"][1, 3].eq(0).all()
+
+
 def test_split_errors():
     with pytest.raises(TypeError, match="expects a TensorDict"):
         split_trajectories({"a": 1})
