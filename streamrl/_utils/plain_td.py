@@ -4,7 +4,7 @@
 policy or a network reading and writing a few entries at every step pays that many times.
 :func:`plain_parent` walks ``_tensordict`` dicts instead, only through plain (and, for
 writing, unlocked) ``TensorDict``\\ s; anything else gets None and the caller uses
-``get`` / ``set``.
+``get`` / ``set``. :func:`is_plain` says whether a whole TensorDict is such a plain one.
 
 >>> import torch
 >>> from tensordict import TensorDict
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from tensordict import TensorDict
 
 
@@ -36,3 +37,12 @@ def plain_parent(td: Any, key: Any, writable: bool = False) -> tuple[dict, str] 
         if type(node) is not TensorDict or (writable and node.is_locked):
             return None
     return node._tensordict, key[-1]
+
+
+def is_plain(td: Any, batch_size: Any = None) -> bool:
+    """Whether ``td`` is a plain ``TensorDict`` holding tensors and plain TensorDicts only
+    (of batch size ``batch_size`` at every level, when given)."""
+    if type(td) is not TensorDict or (batch_size is not None and td.batch_size != batch_size):
+        return False
+    return all(type(v) is torch.Tensor or is_plain(v, batch_size)
+               for v in td._tensordict.values())

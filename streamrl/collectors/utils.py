@@ -21,7 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from tensordict import TensorDict, TensorDictBase, pad
+from tensordict import TensorDictBase, pad
+
+from streamrl._utils.plain_td import is_plain
 
 __all__ = ["split_trajectories"]
 
@@ -88,10 +90,11 @@ def split_trajectories(
         new = torch.zeros(len(flat), dtype=torch.bool)
         new[1:] = done[:-1]
     new[::steps] = True  # every row starts new trajectories
-    starts = new.nonzero().flatten().tolist()
+    first = new.nonzero().flatten()  # each trajectory's first step
+    starts = first.tolist()
     lengths = [b - a for a, b in zip(starts, [*starts[1:], len(flat)], strict=True)]
     longest = max(lengths)
-    out = _scattered(flat, new, starts, longest)
+    out = _scattered(flat, new, first, longest)
     if out is None:  # nested batch dims or non-tensor entries: padded piece by piece
         pieces = flat.split(lengths)
         out = torch.stack([pad(p, [0, longest - len(p)]) for p in pieces])
@@ -100,32 +103,20 @@ def split_trajectories(
     return out
 
 
-def _scattered(flat: TensorDictBase, new: torch.Tensor, starts: list, longest: int
+def _scattered(flat: TensorDictBase, new: torch.Tensor, first: torch.Tensor, longest: int
                ) -> TensorDictBase | None:
     """``[n_trajs, longest]`` zero-padded rows of ``flat``'s steps, each leaf written by one
     indexed copy (not one pad per trajectory and leaf); None unless ``flat`` is a plain
     TensorDict of tensors whose nested TensorDicts have no batch dims of their own."""
-    if type(flat) is not TensorDict or not _plain_rows(flat, flat.batch_size):
+    if not is_plain(flat, flat.batch_size):
         return None
     rows = torch.cumsum(new, 0) - 1  # each step's trajectory
-    pos = torch.arange(len(new)) - torch.tensor(starts)[rows]  # and its place in it
-    size = torch.Size((len(starts), longest))
+    pos = torch.arange(len(new)) - first[rows]  # and its place in it
+    size = torch.Size((len(first), longest))
 
     def scatter(v: torch.Tensor) -> torch.Tensor:
         out = torch.zeros((*size, *v.shape[1:]), dtype=v.dtype, device=v.device)
         out[rows, pos] = v
         return out
 
-    return _map_rows(flat, scatter, size)
-
-
-def _plain_rows(td: TensorDict, batch_size: torch.Size) -> bool:
-    return td.batch_size == batch_size and all(
-        type(v) is torch.Tensor or (type(v) is TensorDict and _plain_rows(v, batch_size))
-        for v in td._tensordict.values())
-
-
-def _map_rows(td: TensorDict, fn: Any, size: torch.Size) -> TensorDict:
-    src = {k: fn(v) if type(v) is torch.Tensor else _map_rows(v, fn, size)
-           for k, v in td._tensordict.items()}
-    return TensorDict._new_unsafe(src, batch_size=size, device=td.device)
+    return flat.apply(scatter, batch_size=size)

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from streamrl._utils.plain_td import is_plain
+
 
 def leaves_of(entries: Any) -> dict:
     """``{key: tensor}`` of nested dicts and TensorDicts (root keys as strings, nested ones as
@@ -51,14 +53,8 @@ def leaf_steps_fit(env: Any, steps: list, root: TensorDictBase) -> bool:
                 for name in ("step", "_step_checked", "next_root", "maybe_reset"))
         and not env.batch_size
         and env.device in (None, torch.device("cpu"))
-        and all(map(_plain, steps)) and _plain(root)
+        and all(map(is_plain, steps)) and is_plain(root)
     )
-
-
-def _plain(td: Any) -> bool:
-    if type(td) is not TensorDict:
-        return False
-    return all(type(v) is torch.Tensor or _plain(v) for v in td._tensordict.values())
 
 
 def run_leaf_steps(

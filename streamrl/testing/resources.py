@@ -80,11 +80,8 @@ def _fds() -> dict[int, str]:
     out = {}
     own = f"/proc/{os.getpid()}/fd"
     for name in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:  # the directory listing's own descriptor, closed by now
-            continue
-        if target != own:
+        target = _fd_target(int(name))  # (None: the listing's own descriptor, closed by now)
+        if target is not None and target != own:
             out[int(name)] = target
     return out
 

@@ -550,8 +550,9 @@ class PettingZooWrapper(ForwardsToWrapped, EnvBase):
         return self._output(*self._env_step(tensordict))
 
     def _step_leaves(self, root: dict) -> dict:
-        """:meth:`_step` on leaves (see :meth:`EnvBase._step_leaves`): the actions read from
-        ``root``'s ``(group, "action")`` entries, the step's entries returned flat."""
+        """:meth:`_step` on leaves (the leaf loop's step, :mod:`streamrl.envs._leaf_steps`):
+        the actions read from ``root``'s ``(group, "action")`` entries, the step's entries
+        returned flat."""
         self._first = None
         return leaves_of(self._output_entries(*self._env_step(root)))
 

@@ -167,7 +167,8 @@ class TanhNormal(D.Distribution):
         eps = torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_()
         pre_tanh = loc + eps * scale
         # -log N(pre; loc, scale) + log|d tanh(u)/du| (+ the rescaling's log|d value/d tanh|),
-        # with log|d tanh(u)/du| = 2 log 2 - 2 s (tanh_log_det_term), summed once; the constants 2 log 2 + log(2 pi) / 2 are added to the sum.
+        # with log|d tanh(u)/du| = 2 log 2 - 2 s (tanh_log_det_term), summed once; the
+        # constants 2 log 2 + log(2 pi) / 2 are added to the sum.
         # Tensor constants, not Python floats: an op with a float operand wraps it in a new
         # tensor first, which costs as much as the op itself on a per-step policy's sizes.
         _, neg_two, _ = _constants(loc.dtype, loc.device, 0)
