@@ -299,6 +299,12 @@ class DataCollectorBase:
         background = self._background.batches if self._background is not None else 0
         return self._batches + background
 
+    @property
+    def written_frames(self) -> int:
+        """Frames :meth:`start` has written into the replay buffer so far (``frames`` counts
+        a batch before its write, when it leaves the rollouts)."""
+        return self._background.rows if self._background is not None else 0
+
     def graph_stats(self) -> Any:
         """The collecting graph's metrics (see :meth:`streamrl.graph.Graph.stats`)."""
         if self._graph is None:

@@ -383,7 +383,7 @@ class Trainer:
                 if self._stop_requested or self.collected_frames >= self.total_frames:
                     break
                 if batch is None:  # async: the collector writes into the buffer itself
-                    frames = self.collector.frames * self.frame_skip - self.collected_frames
+                    frames = self._async_frames() - self.collected_frames
                 else:
                     batch = self._transform("batch_process", batch)
                     frames = self._frames_in(batch)
@@ -455,11 +455,16 @@ class Trainer:
                 return
             time.sleep(_ASYNC_POLL_S)
         while self.collected_frames < self.total_frames:
-            if not collector.is_running() and collector.frames * self.frame_skip <= \
-                    self.collected_frames:
+            if not collector.is_running() and self._async_frames() <= self.collected_frames:
                 collector.shutdown()
                 return
             yield None
+
+    def _async_frames(self) -> int:
+        """``async_collection``: the frames in the replay buffer so far (a collector without
+        ``written_frames``: the frames it counted)."""
+        written = getattr(self.collector, "written_frames", None)
+        return (self.collector.frames if written is None else written) * self.frame_skip
 
     def _log_utd_ratio(self) -> None:
         """``async_collection``: rows sampled per row collected, as TorchRL logs it."""

@@ -3,6 +3,8 @@ trainer optimizes on samples; frames come from the collector, utd_ratio is logge
 
 from __future__ import annotations
 
+import time
+
 import gymnasium as gym
 import pytest
 import torch
@@ -70,13 +72,36 @@ def test_async_trainer_optimizes_while_the_collector_fills_the_buffer():
     seen = []
     trainer.register_op("pre_steps_log", lambda batch: seen.append(batch))
     trainer.train()
-    assert trainer.collected_frames == 160 == len(rb)
+    assert trainer.collected_frames == 160 == len(rb) == collector.written_frames
     assert trainer.optim_count > 0 and trainer.optim_count % 2 == 0
     assert seen and all(batch is None for batch in seen)
     assert trainer.modules["replay_buffer"].write_count == 0  # the collector wrote, not the hook
     ratios = [v for name, v, _ in logger.rows if name == "utd_ratio"]
     assert ratios and all(r > 0 for r in ratios)
     assert not collector.is_running()
+
+
+class SlowWrites(TensorDictReplayBuffer):
+    """A buffer whose writes lag: the rollouts run batches ahead of what it holds."""
+
+    def extend(self, data):
+        time.sleep(0.03)
+        return super().extend(data)
+
+
+def test_the_trainer_counts_the_frames_written_not_those_on_their_way():
+    # the collector counts a batch when it leaves the rollouts; with slow writes the trainer
+    # would reach total_frames and stop the collection before the last batches were written
+    rb = SlowWrites(storage=LazyTensorStorage(1000), batch_size=8)
+    collector = SyncDataCollector(cartpole, None, frames_per_batch=16, total_frames=160,
+                                  replay_buffer=rb)
+    trainer = _trainer(collector, rb)
+    counted = []
+    trainer.register_op("post_steps", lambda: counted.append((trainer.collected_frames,
+                                                              len(rb))))
+    trainer.train()
+    assert trainer.collected_frames == 160 == len(rb) == collector.written_frames
+    assert all(frames <= rows for frames, rows in counted)
 
 
 def test_a_failing_collection_stops_the_trainer_with_its_error():
