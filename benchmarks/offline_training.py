@@ -49,6 +49,13 @@ pipelines' defaults except the presets per env:
 
 ``--hidden``, ``--iql-temperature``, ``--cql-min-q-weight`` and ``--td3bc-alpha`` override them.
 
+Each finished run's return is appended to ``ROOT/results.jsonl`` with what it depended on
+(env, algorithm, dataset and its size and mean return, seed, updates, hidden units, the
+algorithm's options) and the commit it ran at; a later run with the same settings reuses it,
+so a long table (HalfCheetah's CQL: ~100 s per 1,000 updates) can be built over several
+sittings, or in parts in two processes at once. ``--force`` records the datasets again and
+discards the results.
+
 With ``--o2o-frames F`` (Pendulum only): ``iql_offline_to_online`` (``--updates``
 pretraining on the medium dataset, then F online frames, half of each batch from the
 dataset) against ``sac_pendulum`` from scratch for F frames, same seeds: the online frames
@@ -127,6 +134,10 @@ def _mean_return(info: dict) -> float:
     return float(returns["mean"])
 
 
+def _steps(info: dict) -> int | str:
+    return info.get("total_steps", info.get("steps", "?"))
+
+
 def algo_options(args: argparse.Namespace) -> dict[str, dict]:
     """The config fields each algorithm gets beyond its pipeline's defaults (the presets)."""
     return {"iql": {"temperature": args.iql_temperature},
@@ -145,6 +156,54 @@ def train_offline(algo: str, dataset: str, seed: int, args: argparse.Namespace,
         eval_interval=updates, eval_episodes=10, seed=seed, logger="none",
         **options.get(algo, {}))
     return pipeline.train(config).eval_return
+
+
+RESULT_KEYS = ("env", "algo", "dataset", "dataset_steps", "dataset_return", "seed", "updates",
+               "hidden", "options")
+
+
+class Results:
+    """The finished runs in ``path`` (JSON lines), matched on :data:`RESULT_KEYS`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.reused = 0
+        self._runs: dict[str, dict] = {}
+        if path.exists():
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    run = json.loads(line)
+                    self._runs[self._key(run)] = run
+                except (ValueError, KeyError) as err:
+                    raise SystemExit(f"{path}:{n}: expected a JSON object with the keys "
+                                     f"{RESULT_KEYS} and eval_return, found {line[:80]!r} "
+                                     f"({err}); delete the line or the file") from err
+
+    @staticmethod
+    def _key(run: dict) -> str:
+        return json.dumps([run[k] for k in RESULT_KEYS], sort_keys=True)
+
+    def get(self, run: dict) -> float | None:
+        found = self._runs.get(self._key(run))
+        if found is None:
+            return None
+        self.reused += 1
+        return float(found["eval_return"])
+
+    def add(self, run: dict, eval_return: float, seconds: float) -> None:
+        row = {**run, "eval_return": eval_return, "seconds": round(seconds, 1),
+               "commit": _commit()}
+        self._runs[self._key(run)] = row
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
 
 
 def first_reaching(evaluations: list[tuple[int, float]], target: float) -> int | None:
@@ -222,10 +281,14 @@ def main() -> None:
     options = algo_options(args)
 
     print(f"{args.env} datasets in {args.root} ({args.episodes} episodes each):")
+    if args.force:
+        (args.root / "results.jsonl").unlink(missing_ok=True)
     infos = {name: record(name, args) for name in DATASETS}
+    args.root.mkdir(parents=True, exist_ok=True)
+    results = Results(args.root / "results.jsonl")
     low, high = _mean_return(infos["random"]), _mean_return(infos["expert"])
     for name, info in infos.items():
-        print(f"  {name:<14} {info.get('total_steps', info.get('steps', '?'))} steps, mean "
+        print(f"  {name:<14} {_steps(info)} steps, mean "
               f"return {_mean_return(info):8.1f}")
 
     def normalized(r: float) -> float:
@@ -242,13 +305,26 @@ def main() -> None:
         cells = []
         for name in datasets:
             t0 = time.perf_counter()
-            scores = [normalized(train_offline(algo, name, s, args, options))
-                      for s in seeds]
+            scores = []
+            for s in seeds:
+                run = {"env": args.env, "algo": algo, "dataset": name,
+                       "dataset_steps": _steps(infos[name]),
+                       "dataset_return": round(_mean_return(infos[name]), 3), "seed": s,
+                       "updates": args.updates, "hidden": args.hidden,
+                       "options": options.get(algo, {})}
+                r = results.get(run)
+                if r is None:
+                    started = time.perf_counter()
+                    r = train_offline(algo, name, s, args, options)
+                    results.add(run, r, time.perf_counter() - started)
+                scores.append(normalized(r))
             sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
             cells.append(f"{statistics.mean(scores):.1f} +- {sd:.1f}")
             print(f"  ({algo} {name}: {[round(x, 1) for x in scores]}, "
                   f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
         print(f"| {algo} | " + " | ".join(cells) + " |", flush=True)
+    if results.reused:
+        print(f"({results.reused} of the runs above reused from {results.path})")
 
     if args.o2o_frames:
         target = low + TARGET / 100.0 * (high - low)

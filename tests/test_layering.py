@@ -11,6 +11,7 @@ package, nor calls a private method of an env from outside ``streamrl/envs``.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -138,8 +139,10 @@ def test_imports_follow_the_layers(path):
     )
 
 
-def _private_methods(package: str) -> set[str]:
-    """The private methods defined by the classes of ``streamrl.<package>``."""
+@functools.cache
+def _private_methods(package: str) -> frozenset[str]:
+    """The private methods defined by the classes of ``streamrl.<package>`` (parsed once per
+    session: every file of the package asks)."""
     names = set()
     for path in (SRC / package).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -147,7 +150,7 @@ def _private_methods(package: str) -> set[str]:
                 names |= {f.name for f in node.body
                           if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
                           and _private(f.name)}
-    return names
+    return frozenset(names)
 
 
 ENV_PRIVATE_METHODS = _private_methods("envs")

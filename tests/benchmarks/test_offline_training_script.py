@@ -76,11 +76,21 @@ def test_records_the_datasets_and_prints_both_tables(tmp_path, monkeypatch, caps
     assert re.search(r"^\| bc \| -?[\d.]+ \+- 0\.0 \| -?[\d.]+ \+- 0\.0 \|$", out, re.M), out
     assert re.search(r"^\| iql \|", out, re.M)
     assert re.search(r"^\| 0 \| .* \| .* \|$", out, re.M), out  # the offline-to-online row
-    # a second run reuses the recorded datasets
+    runs = [json.loads(line) for line in (tmp_path / "data" / "results.jsonl").open()]
+    assert [(r["algo"], r["dataset"], r["seed"]) for r in runs] == [
+        ("bc", "random", 0), ("bc", "medium-replay", 0), ("iql", "random", 0),
+        ("iql", "medium-replay", 0)]
+    # a second run reuses the recorded datasets and the finished runs: it trains nothing
     commands.clear()
+
+    def no_training(*args):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(offline_training, "train_offline", no_training)
     _main(monkeypatch, [*argv[:-4], "--root", str(tmp_path / "data")])
     again = capsys.readouterr().out
     assert "recorded" not in again and "| bc |" in again
+    assert f"(4 of the runs above reused from {tmp_path / 'data' / 'results.jsonl'})" in again
     assert [c[:2] for c in commands] == [("dataset", "info")] * 4
 
     # _streamrl itself: the command in a fresh interpreter, which sees the environment main()
@@ -120,3 +130,24 @@ def test_the_cql_penalty_weight_follows_the_env_preset_or_the_flag(monkeypatch):
     assert [o["cql"] for o in seen] == [{"min_q_weight": 10.0}, {"min_q_weight": 1.0},
                                         {"min_q_weight": 2.5}]
     assert seen[0]["iql"] == {"temperature": 0.3}
+
+
+def test_results_match_on_every_setting_and_refuse_a_damaged_file(tmp_path):
+    path = tmp_path / "results.jsonl"
+    results = offline_training.Results(path)
+    run = {"env": "Pendulum-v1", "algo": "cql", "dataset": "medium", "dataset_steps": 100,
+           "dataset_return": -900.5, "seed": 0, "updates": 10, "hidden": 64,
+           "options": {"min_q_weight": 10.0}}
+    assert results.get(run) is None
+    results.add(run, -321.0, 1.5)
+    again = offline_training.Results(path)  # read back from the file
+    assert again.get(dict(run)) == -321.0 and again.reused == 1
+    for key, other in (("seed", 1), ("updates", 20), ("dataset_return", -901.0),
+                       ("options", {"min_q_weight": 1.0})):
+        assert again.get({**run, key: other}) is None, key
+    row = json.loads(path.read_text())
+    assert row["eval_return"] == -321.0 and row["seconds"] == 1.5 and row["commit"]
+    with path.open("a") as f:
+        f.write("{not json\n")
+    with pytest.raises(SystemExit, match=r"results\.jsonl:2: expected a JSON object"):
+        offline_training.Results(path)
