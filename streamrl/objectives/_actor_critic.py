@@ -293,6 +293,9 @@ class OnPolicyLoss(LossModule):
     def entropy_terms(self, dist: torch.distributions.Distribution, td: TensorDictBase
                       ) -> dict[str, Tensor]:
         """``loss_entropy`` (when ``entropy_bonus``) and the ``entropy`` diagnostic."""
+        if not self.entropy_bonus:  # only the diagnostic: no autograd graph to build
+            with torch.no_grad():
+                return {"entropy": self.entropy(dist, len(self.sample_shape(td))).mean()}
         ent = self.entropy(dist, len(self.sample_shape(td)))
         out = {"entropy": ent.detach().mean()}
         if self.entropy_bonus:

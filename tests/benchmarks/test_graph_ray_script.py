@@ -97,10 +97,12 @@ def test_each_measuring_path_runs_at_tiny_sizes():
     from tests.ray_support import assert_no_actors, local_ray
 
     with local_ray("ray_broadcast", "ray_collection", "collectors") as ray:
+        # one reader per path: each actor costs seconds of start-up (importing torch), and
+        # one port to several actors is tested in tests/graph/test_ray_direct.py
         for direct in (True, False):
-            r = ray_broadcast.graph_broadcast(2, 2, direct=direct, hidden=128)
+            r = ray_broadcast.graph_broadcast(1, 2, direct=direct, hidden=128)
             assert 0 < r["min_ms"] <= r["median_ms"] <= r["max_ms"] and r["startup_s"] > 0
-        r = ray_broadcast.bare_ray_broadcast(ray, 2, 2, shared=True, hidden=128)
+        r = ray_broadcast.bare_ray_broadcast(ray, 1, 2, shared=True, hidden=128)
         assert 0 < r["min_ms"] <= r["median_ms"] <= r["max_ms"]
         r = ray_collection.streamrl_ray("CartPole", 1, 400, 100)
         assert r["fps"] > 0 and r["startup_s"] > 0

@@ -418,3 +418,38 @@ class TestOneHotRsample:
     def test_bad_grad_method(self):
         with pytest.raises(TypeError, match="ReparamGradientStrategy"):
             OneHotCategorical(logits=torch.zeros(3), grad_method="pass")
+
+
+@pytest.mark.parametrize("param", ["logits", "probs"])
+@pytest.mark.parametrize("shape", [(5,), (3, 5), (2, 3, 5)])
+def test_categoricals_match_torch(param, shape):
+    # our Categorical / OneHotCategorical build themselves without torch's checks and
+    # normalise logits with log_softmax: the same values and gradients as torch's
+    torch.manual_seed(0)
+    raw = torch.randn(shape)
+    if param == "probs":
+        raw = raw.softmax(-1) * 3  # unnormalised on purpose
+    ours_leaf, ref_leaf = raw.clone().requires_grad_(), raw.clone().requires_grad_()
+    idx = torch.randint(0, shape[-1], shape[:-1])
+    for ours_cls, ref_cls, value in ((Categorical, D.Categorical, idx),
+                                     (OneHotCategorical, D.OneHotCategorical,
+                                      torch.nn.functional.one_hot(idx, shape[-1]).float())):
+        ours, ref = ours_cls(**{param: ours_leaf}), ref_cls(**{param: ref_leaf})
+        assert ours.batch_shape == ref.batch_shape and ours.event_shape == ref.event_shape
+        for name in ("logits", "probs"):
+            torch.testing.assert_close(getattr(ours, name), getattr(ref, name))
+        lp_ours, lp_ref = ours.log_prob(value), ref.log_prob(value)
+        torch.testing.assert_close(lp_ours, lp_ref)
+        torch.testing.assert_close(ours.entropy(), ref.entropy())
+        (g_ours,) = torch.autograd.grad((lp_ours + ours.entropy()).sum(), ours_leaf)
+        (g_ref,) = torch.autograd.grad((lp_ref + ref.entropy()).sum(), ref_leaf)
+        torch.testing.assert_close(g_ours, g_ref)
+
+
+def test_categoricals_refuse_a_scalar_parameter():
+    for cls in (Categorical, OneHotCategorical):
+        with pytest.raises(ValueError, match=r"logits must be at least one-dimensional, found "
+                                             r"shape \(\)"):
+            cls(logits=torch.tensor(1.0))
+        with pytest.raises(ValueError, match="probs must be at least one-dimensional"):
+            cls(probs=torch.tensor(1.0))
