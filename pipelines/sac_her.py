@@ -42,7 +42,7 @@ from torch import nn
 from streamrl.cli import load_pipeline
 from streamrl.data import HERReplayBuffer, HindsightStrategy, LazyTensorStorage
 from streamrl.envs import DoubleToFloat, EnvBase, GymEnv, TransformedEnv
-from streamrl.envs.libs.gym import register_optional_envs
+from streamrl.envs.libs.gym import make_gym_env, register_optional_envs
 from streamrl.modules import (
     MLP,
     ProbabilisticActor,
@@ -74,7 +74,7 @@ def gym_goal_env(env_name: str) -> Any:
                          + ("" if importlib.util.find_spec("gymnasium_robotics") else
                             ", and gymnasium-robotics (which registers the goal envs) is not "
                             "installed: pip install 'streamrl[goals]'"))
-    return gym.make(env_name)
+    return make_gym_env(env_name)
 
 
 class GoalReward:

@@ -168,3 +168,24 @@ def test_atari_ids_need_no_registration():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ), timeout=120)
     assert out.stdout.strip().endswith("(210, 160, 3)"), out.stderr
+
+
+@pytest.mark.parametrize("env_name", ["PointMaze_UMaze-v3", "AntMaze_UMaze-v5"])
+def test_maze_envs_leave_no_model_file_in_the_temp_dir(env_name):
+    # gymnasium-robotics writes each maze env's model to a new temp file and keeps it
+    pytest.importorskip("gymnasium_robotics")
+    import glob
+    import tempfile
+
+    pattern = os.path.join(tempfile.gettempdir(), "*maze*.xml")
+    before = set(glob.glob(pattern))
+    env = GymEnv(env_name)
+    try:
+        path = env.env.unwrapped.tmp_xml_file_path
+        assert not os.path.exists(path)
+        assert set(glob.glob(pattern)) <= before
+        td = env.rollout(5)  # the model was read before the file went
+        assert td.batch_size == (5,)
+        env.reset(seed=1)
+    finally:
+        env.close()

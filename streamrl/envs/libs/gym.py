@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,8 @@ from streamrl.envs.libs._array_env import ArrayEnv
 from streamrl.envs.libs._gym_backend import gym_backend, set_gym_backend
 from streamrl.envs.libs._mujoco_gl import ensure_gl_backend, render_error
 
-__all__ = ["GymEnv", "GymWrapper", "gym_backend", "register_optional_envs", "set_gym_backend"]
+__all__ = ["GymEnv", "GymWrapper", "gym_backend", "make_gym_env", "register_optional_envs",
+           "set_gym_backend"]
 
 _optional_registered: set[str] = set()  # the packages registered
 
@@ -498,21 +501,9 @@ class GymEnv(GymWrapper):
         strict_action_bounds: bool = False,
         **make_kwargs: Any,
     ) -> None:
-        import gymnasium as gym
-
-        if not isinstance(env_name, str):
-            raise TypeError(f"env_name must be a str, found {type(env_name).__name__}")
-        if env_name not in gym.registry:
-            register_optional_envs(env_name)
-        spec = gym.registry.get(env_name)
-        if spec is not None and "mujoco" in str(spec.entry_point):
-            ensure_gl_backend()  # before gymnasium's MuJoCo env imports mujoco
         if from_pixels:
             make_kwargs.setdefault("render_mode", "rgb_array")
-        try:
-            env = gym.make(env_name, **make_kwargs)
-        except gym.error.Error as err:
-            raise ValueError(f"cannot make gymnasium env {env_name!r}: {err}") from err
+        env = make_gym_env(env_name, **make_kwargs)
         self.env_name = env_name
         try:
             super().__init__(
@@ -531,3 +522,43 @@ class GymEnv(GymWrapper):
 
     def __repr__(self) -> str:
         return f"GymEnv(env={self.env_name}, batch_size={self.batch_size}, device={self.device})"
+
+
+def make_gym_env(env_name: str, **make_kwargs: Any) -> Any:
+    """``gymnasium.make(env_name, **make_kwargs)`` as :class:`GymEnv` makes its env: the
+    optional suites' ids registered when needed (ALE, gymnasium-robotics, ...), MuJoCo's
+    headless GL backend chosen before MuJoCo loads, and the model file gymnasium-robotics'
+    mazes leave in the temp directory removed. A gymnasium error is a ``ValueError``
+    naming the id."""
+    import gymnasium as gym
+
+    if not isinstance(env_name, str):
+        raise TypeError(f"env_name must be a str, found {type(env_name).__name__}")
+    if env_name not in gym.registry:
+        register_optional_envs(env_name)
+    spec = gym.registry.get(env_name)
+    if spec is not None and "mujoco" in str(spec.entry_point):
+        ensure_gl_backend()  # before gymnasium's MuJoCo env imports mujoco
+    try:
+        env = gym.make(env_name, **make_kwargs)
+    except gym.error.Error as err:
+        raise ValueError(f"cannot make gymnasium env {env_name!r}: {err}") from err
+    _remove_maze_model_file(env)
+    return env
+
+
+def _remove_maze_model_file(env: Any) -> None:
+    """gymnasium-robotics' maze envs (PointMaze, AntMaze) write their MuJoCo model to a new
+    ``ant_maze<time>.xml`` in the temp directory and never remove it: one file per env made.
+    MuJoCo has read it once the env is built, so it goes now."""
+    path = getattr(env.unwrapped, "tmp_xml_file_path", None)
+    if not isinstance(path, str):
+        return
+    path = os.path.abspath(path)
+    if (os.path.dirname(path) == os.path.abspath(tempfile.gettempdir())
+            and os.path.basename(path).endswith(".xml")):
+        try:
+            os.remove(path)
+        except OSError:
+            pass  # already gone, or not ours to remove
+
