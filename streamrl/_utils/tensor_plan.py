@@ -6,9 +6,11 @@ what the call does is fixed: read the in-keys, call the wrapped module, write th
 :func:`tensor_plan` writes that down once as ``(module, in_keys, out_keys)`` steps and
 :func:`run_plan` runs them on a plain dict, which skips the TensorDict machinery around each
 call (dispatch, key unravelling, ``set`` with its checks: about 10 us per step, as much as a
-CartPole step). Anything else (hooks, ``skip_existing``, keyword in-keys, another ``forward``,
-``inplace`` other than True, ``selected_out_keys``) gets ``None``: the caller keeps calling
-the policy on TensorDicts.
+CartPole step). A module may also write its own step (a ``_plan_step(key_ok)`` method
+returning ``(fn, in_keys, out_keys)`` or ``None``: :class:`~streamrl.modules.QValueModule`).
+Anything else (hooks, ``skip_existing``, keyword in-keys, another ``forward``, ``inplace``
+other than True, ``selected_out_keys``) gets ``None``: the caller keeps calling the policy on
+TensorDicts.
 
 >>> import torch
 >>> from tensordict.nn import TensorDictModule
@@ -220,6 +222,13 @@ def _flatten(m: Any, steps: Plan, key_ok: Callable[[Any], bool]) -> bool:
                 or getattr(m, "partial_tolerant", False)):
             return False
         return all(_flatten(sub, steps, key_ok) for sub in m._module_iter())
+    planned = getattr(m, "_plan_step", None)
+    if planned is not None:  # a module that writes its own step (e.g. QValueModule)
+        step = planned(key_ok)
+        if step is None:
+            return False
+        steps.append(step)
+        return True
     if isinstance(m, TensorDictModule):
         ins, outs = list(m.in_keys), list(m.out_keys)
         if (type(m).forward is not TensorDictModule.forward

@@ -85,16 +85,28 @@ def _check_safe(safe: Any, owner: str) -> None:
 
 def _greedy(module: Any, tensordict: TensorDictBase,
             values: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """The greedy action of ``values`` ``[*B, n]`` for a Q-value module (its action mask,
-    action space and spec): ``(index, action)``, the action one-hot, an index or (for
-    ``"mult_one_hot"``, where ``index`` is ``None``) one one-hot per component, in the
-    spec's dtype (shared by :class:`QValueModule` and :class:`DistributionalQValueModule`)."""
-    name = type(module).__name__
-    scores = values
+    """:func:`_greedy_of` with the action mask read from ``tensordict`` (a ``KeyError`` when
+    it is missing)."""
+    mask = None
     if module.action_mask_key is not None:
         mask = tensordict.get(module.action_mask_key, None)
         if mask is None:
-            raise KeyError(f"{name} needs the action mask at {module.action_mask_key!r}")
+            raise KeyError(f"{type(module).__name__} needs the action mask at "
+                           f"{module.action_mask_key!r}")
+    return _greedy_of(module, values, mask, tensordict.batch_size)
+
+
+def _greedy_of(module: Any, values: torch.Tensor, mask: torch.Tensor | None,
+               batch: torch.Size) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The greedy action of ``values`` ``[*B, n]`` for a Q-value module (its action space
+    and spec), masked actions (``mask`` False) never chosen: ``(index, action)``, the action
+    one-hot, an index or (for ``"mult_one_hot"``, where ``index`` is ``None``) one one-hot
+    per component, in the spec's dtype; ``batch`` is the batch size of the TensorDict the
+    values belong to (an index action keeps the spec's unit dim after it). Shared by
+    :class:`QValueModule` (and its tensor-plan step) and :class:`DistributionalQValueModule`."""
+    name = type(module).__name__
+    scores = values
+    if mask is not None:
         if mask.shape != values.shape:
             raise ValueError(
                 f"action mask {module.action_mask_key!r} has shape {tuple(mask.shape)}, "
@@ -120,7 +132,6 @@ def _greedy(module: Any, tensordict: TensorDictBase,
     if spec is not None:
         # a batched env's spec includes the batch dims: only what follows them is the
         # action's own shape (Categorical(n, shape=(1,)) keeps its unit dim)
-        batch = tensordict.batch_size
         own = spec.shape[len(batch):] if spec.shape[: len(batch)] == batch else spec.shape
         if tuple(own) == (1,):
             action = action.unsqueeze(-1)
@@ -205,6 +216,29 @@ class QValueModule(TensorDictModuleBase):
             tensordict.set(value_key, values)
         tensordict.set(chosen_key, chosen)
         return tensordict
+
+    def _plan_step(self, key_ok: Any) -> tuple | None:
+        """This module as a step of a tensor plan (``streamrl._utils.tensor_plan``):
+        ``(fn, in_keys, out_keys)`` computing what :meth:`forward` writes, or ``None`` when
+        a key is not one ``key_ok`` accepts or the action's shape would depend on the
+        TensorDict's batch size (an index action with a spec)."""
+        if self.action_space == "categorical" and self.action_spec is not None:
+            return None
+        if not all(key_ok(k) for k in (*self.in_keys, *self.out_keys)):
+            return None
+        action_key, value_key, chosen_key = self.out_keys
+        copy_values = value_key != self.action_value_key
+
+        def step(values: torch.Tensor, mask: torch.Tensor | None = None) -> tuple:
+            index, action = _greedy_of(self, values, mask, values.shape[:-1])
+            if index is None:
+                chosen = (values * action.to(values.dtype)).sum(-1, keepdim=True)
+            else:
+                chosen = values.gather(-1, index.unsqueeze(-1))
+            return (action, values, chosen) if copy_values else (action, chosen)
+
+        outs = (action_key, value_key, chosen_key) if copy_values else (action_key, chosen_key)
+        return step, tuple(self.in_keys), outs
 
 
 class QValueActor(TensorDictSequential):

@@ -299,3 +299,50 @@ def test_a_hooked_policy_keeps_its_hook_on_every_step(plan_runs):
     assert len(calls) == 40  # 20 steps in each loop
     assert_same(batch, ref)
     assert len(plan_runs) == 0
+
+
+def _qvalue_cases():
+    from streamrl.data import MultiOneHot, OneHot
+    from streamrl.modules import QValueActor, QValueModule
+
+    torch.manual_seed(0)
+    return {
+        "one_hot": QValueActor(nn.Linear(4, 3), spec=OneHot(3)),
+        "categorical_no_spec": QValueActor(nn.Linear(4, 3), action_space="categorical"),
+        "mult_one_hot": QValueActor(nn.Linear(4, 5), spec=MultiOneHot([2, 3])),
+        "masked": QValueActor(nn.Linear(4, 3), action_space="one_hot",
+                              action_mask_key="action_mask"),
+        "renamed_values": TensorDictSequential(
+            TensorDictModule(nn.Linear(4, 3), ["observation"], ["q"]),
+            QValueModule("one_hot", action_value_key="q",
+                         out_keys=["action", "values_out", "chosen_action_value"])),
+    }
+
+
+@pytest.mark.parametrize("name", list(_qvalue_cases()))
+def test_a_qvalue_actor_plan_writes_what_its_call_writes(name):
+    from tensordict import TensorDict
+
+    actor = _qvalue_cases()[name]
+    plan = tensor_plan(actor)
+    assert plan is not None
+    obs = torch.randn(6, 4)
+    mask = torch.tensor([[True, False, True]] * 3 + [[False, True, False]] * 3)
+    td = TensorDict({"observation": obs, "action_mask": mask}, [6])
+    expected = actor(td.clone())
+    vals = run_plan(plan, {"observation": obs, "action_mask": mask})
+    written = [k for k in expected.keys() if k not in ("observation", "action_mask")]
+    assert sorted(written) == sorted(k for k in vals if k not in ("observation", "action_mask"))
+    for key in written:
+        assert vals[key].dtype == expected[key].dtype, key
+        assert torch.equal(vals[key], expected[key]), key
+    if name == "masked":
+        assert not (vals["action"].bool() & ~mask).any()
+
+
+def test_a_qvalue_actor_with_an_index_action_spec_gets_no_plan():
+    # its action's unit dim depends on the TensorDict's batch size: the call keeps it
+    from streamrl.data import Categorical
+    from streamrl.modules import QValueActor
+
+    assert tensor_plan(QValueActor(nn.Linear(4, 3), spec=Categorical(3))) is None
