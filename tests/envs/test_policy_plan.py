@@ -346,3 +346,44 @@ def test_a_qvalue_actor_with_an_index_action_spec_gets_no_plan():
     from streamrl.modules import QValueActor
 
     assert tensor_plan(QValueActor(nn.Linear(4, 3), spec=Categorical(3))) is None
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_an_egreedy_policy_plan_draws_what_its_call_draws(masked):
+    from tensordict import TensorDict
+
+    from streamrl.data import OneHot
+    from streamrl.envs.utils import ExplorationType, set_exploration_type
+    from streamrl.modules import EGreedyModule, QValueActor
+
+    torch.manual_seed(0)
+    spec = OneHot(3)
+    mask_key = "action_mask" if masked else None
+    policy = TensorDictSequential(
+        QValueActor(nn.Linear(4, 3), spec=spec, action_mask_key=mask_key),
+        EGreedyModule(spec, eps_init=0.5, eps_end=0.5, action_mask_key=mask_key))
+    plan = tensor_plan(policy)
+    assert plan is not None
+    obs = torch.randn(64, 4)
+    mask = torch.rand(64, 3) > 0.3
+    mask[:, 0] = True
+    inputs = {"observation": obs, **({"action_mask": mask} if masked else {})}
+    for mode, greedy_only in ((ExplorationType.RANDOM, False),
+                              (ExplorationType.DETERMINISTIC, True)):
+        with set_exploration_type(mode):
+            torch.manual_seed(1)
+            expected = policy(TensorDict(dict(inputs), [64]))["action"]
+            torch.manual_seed(1)
+            got = run_plan(plan, dict(inputs))["action"]
+        assert torch.equal(got, expected) and got.dtype == expected.dtype
+        greedy = policy[0](TensorDict(dict(inputs), [64]))["action"]
+        assert torch.equal(got, greedy) == greedy_only
+        if masked:
+            assert not (got.bool() & ~mask).any()
+
+
+def test_an_egreedy_module_over_index_actions_gets_no_plan():
+    from streamrl.data import Categorical
+    from streamrl.modules import EGreedyModule
+
+    assert tensor_plan(EGreedyModule(Categorical(3))) is None

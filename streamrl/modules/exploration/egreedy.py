@@ -112,6 +112,30 @@ class EGreedyModule(TensorDictModuleBase):
             return F.one_hot(index, n).to(action.dtype)
         return index.to(action.dtype)
 
+    def _plan_step(self, key_ok: Any) -> tuple | None:
+        """This module as a step of a tensor plan (``streamrl._utils.tensor_plan``): what
+        :meth:`forward` does, with the batch read off a one-hot action (its dims before the
+        last), drawing in the same order; ``None`` for other specs (an index action does not
+        say where the batch ends) or keys ``key_ok`` refuses."""
+        keys = [self.action_key] + ([] if self.action_mask_key is None else [self.action_mask_key])
+        if not isinstance(self.action_spec, OneHot) or not all(key_ok(k) for k in keys):
+            return None
+
+        def step(action: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+            if not exploring():
+                return action
+            return self._explore(action, None if mask is None else mask.bool(),
+                                 action.shape[:-1])
+
+        return step, tuple(keys), (self.action_key,)
+
+    def _explore(self, action: torch.Tensor, mask: torch.Tensor | None,
+                 batch: torch.Size) -> torch.Tensor:
+        explore = torch.rand(batch, device=action.device) < self.eps.to(action.device)
+        random_action = self._random_action(action, mask)
+        explore = explore.reshape((*batch, *([1] * (action.ndim - len(batch)))))
+        return torch.where(explore, random_action, action)
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not exploring():
             return tensordict
@@ -126,9 +150,5 @@ class EGreedyModule(TensorDictModuleBase):
             if mask is None:
                 raise KeyError(f"EGreedyModule needs the action mask at {self.action_mask_key!r}")
             mask = mask.bool()
-        batch = tensordict.batch_size
-        explore = torch.rand(batch, device=action.device) < self.eps.to(action.device)
-        random_action = self._random_action(action, mask)
-        explore = explore.reshape((*batch, *([1] * (action.ndim - len(batch)))))
-        tensordict.set(self.action_key, torch.where(explore, random_action, action))
+        tensordict.set(self.action_key, self._explore(action, mask, tensordict.batch_size))
         return tensordict
