@@ -10,8 +10,7 @@ from typing import Any
 class BackgroundRun:
     """Drains ``stream`` (the replay sink's write counts) in a daemon thread until it ends,
     ``limit`` items arrived, or :meth:`stop` is called. An error is kept for the owner.
-    ``rows`` counts the rows written so far: a count arrives after its write, so what it
-    says is in the buffer (the frames the collector counted may still be on their way)."""
+    ``batches`` counts the batches written so far: a count arrives after its write."""
 
     def __init__(self, stream: Iterator[Any], limit: int | None):
         self._stream = stream
@@ -19,14 +18,12 @@ class BackgroundRun:
         self._stop = threading.Event()
         self.error: BaseException | None = None
         self.batches = 0
-        self.rows = 0
         self._thread = threading.Thread(target=self._run, name="streamrl-collector", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            for written in self._stream:
-                self.rows += written
+            for _ in self._stream:
                 self.batches += 1
                 if self._stop.is_set() or (self._limit is not None and self.batches >= self._limit):
                     break

@@ -101,6 +101,8 @@ class DataCollectorBase:
         self._loaded_rollout: dict | None = None
         self._iterator: Iterator[Any] | None = None
         self._background: BackgroundRun | None = None
+        # with start(): ``frames`` after each batch left the rollouts (the first: before any)
+        self._frame_marks: list[int] | None = None
         self._graph: Graph | None = None
         self._closed = False
 
@@ -152,6 +154,9 @@ class DataCollectorBase:
 
     def _count(self, n: int) -> None:
         self.frames += n
+        marks = self._frame_marks
+        if marks is not None and self._background is not None:
+            marks.append(self.frames)
 
     def _needs_tail(self) -> bool:
         return (self.storing_device is not None or self.split_trajs or self.postproc is not None
@@ -253,6 +258,7 @@ class DataCollectorBase:
         graph, out, _ = self._build(gated=False)
         self._graph = graph
         stream = graph.iterate(out, capacity=1, watchdog_timeout=None)
+        self._frame_marks = [self.frames]
         self._background = BackgroundRun(stream, self.num_batches)
 
     def is_running(self) -> bool:
@@ -301,9 +307,14 @@ class DataCollectorBase:
 
     @property
     def written_frames(self) -> int:
-        """Frames :meth:`start` has written into the replay buffer so far (``frames`` counts
-        a batch before its write, when it leaves the rollouts)."""
-        return self._background.rows if self._background is not None else 0
+        """The frames in the replay buffer so far: with :meth:`start`, ``frames`` as it
+        stood when the last batch the sink has written left the rollouts (``frames`` counts
+        a batch before its write); otherwise, and with ``trajs_per_batch`` (whose written
+        trajectories are not the rollouts' batches), ``frames``."""
+        run, marks = self._background, self._frame_marks
+        if run is None or marks is None or self.trajs_per_batch is not None:
+            return self.frames
+        return marks[min(run.batches, len(marks) - 1)]
 
     def graph_stats(self) -> Any:
         """The collecting graph's metrics (see :meth:`streamrl.graph.Graph.stats`)."""

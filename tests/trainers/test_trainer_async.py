@@ -104,6 +104,29 @@ def test_the_trainer_counts_the_frames_written_not_those_on_their_way():
     assert all(frames <= rows for frames, rows in counted)
 
 
+@pytest.mark.parametrize("split_trajs", [False, True])
+def test_written_frames_follow_the_collectors_count_from_where_it_stood(split_trajs):
+    # a restored collector counts on from its saved frames; split_trajs writes padded rows:
+    # written_frames is still the collector's frame count, batch by written batch
+    rb = SlowWrites(storage=LazyTensorStorage(2000), batch_size=8)
+    collector = SyncDataCollector(cartpole, None, frames_per_batch=16, total_frames=64,
+                                  replay_buffer=rb, split_trajs=split_trajs)
+    collector.frames = 100  # as load_state_dict leaves it
+    assert collector.written_frames == 100
+    collector.start()
+    seen = []
+    while collector.is_running():
+        seen.append(collector.written_frames)
+        time.sleep(0.005)
+    assert collector.written_frames == collector.frames == 164
+    assert seen == sorted(seen) and set(seen) <= {100, 116, 132, 148, 164}
+    if split_trajs:
+        assert len(rb) >= 64  # padded rows: more rows than frames once an episode ends
+    else:
+        assert len(rb) == 64
+    collector.shutdown()
+
+
 def test_a_failing_collection_stops_the_trainer_with_its_error():
     rb = TensorDictReplayBuffer(storage=LazyTensorStorage(1000), batch_size=8)
     collector = SyncDataCollector(failing_env, None, frames_per_batch=16, total_frames=160,
