@@ -28,18 +28,47 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.modules import module as _nn_module
 
 
 def direct_call(module: nn.Module) -> Callable[..., Any]:
     """A callable equal to ``module(*args)`` (see the module docstring): a stand-in for a
-    plain ``nn.Sequential`` (its children's calls in a row, each child's own stand-in) or a
-    tensordict ``NormalParamExtractor`` with a softplus-type scale mapping; ``module``
-    itself for anything else."""
+    plain ``nn.Sequential`` (its children's calls in a row, each child's own stand-in, a
+    ``Linear``, ``ReLU`` or ``Tanh`` child's op called directly), a module that gives its
+    own (a ``_direct_call()`` method, e.g. streamrl's ``MLP``: see
+    :func:`sequential_stand_in`) or a tensordict ``NormalParamExtractor`` with a
+    softplus-type scale mapping; ``module`` itself for anything else."""
     if type(module) is nn.Sequential and len(module):
         return _Sequential(module)
+    own = getattr(module, "_direct_call", None)
+    if own is not None:
+        return own()
     params = _NormalParams.of(module)
     return module if params is None else params
+
+
+def sequential_stand_in(module: nn.Sequential,
+                        accepts: Callable[[torch.Tensor], bool]) -> Callable[..., Any]:
+    """The stand-in of an ``nn.Sequential`` subclass whose ``forward``, on one input that
+    ``accepts`` takes, computes what ``nn.Sequential.forward`` does (its own checks
+    passed): its children's calls in a row. Any other call, or one after its class's
+    ``forward`` was replaced, is the module's own."""
+    return _Sequential(module, accepts)
+
+
+def _leaf(child: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The op a ``Linear``, ``ReLU`` or ``Tanh`` (their own classes, not subclasses) runs in
+    its ``forward``, reading the module's attributes at each call (swapped parameters are
+    seen); None for other modules."""
+    kind = type(child)
+    if kind is nn.Linear:
+        return lambda x: F.linear(x, child.weight, child.bias)
+    if kind is nn.ReLU:
+        return lambda x: F.relu(x, child.inplace)
+    if kind is nn.Tanh:
+        return torch.tanh
+    return None
 
 
 def _hooked(modules: tuple[nn.Module, ...]) -> bool:
@@ -61,17 +90,24 @@ class _Sequential:
     """``nn.Sequential``'s call: each child's call (or its stand-in) on the output of the
     one before."""
 
-    def __init__(self, module: nn.Sequential) -> None:
+    def __init__(self, module: nn.Sequential,
+                 accepts: Callable[[torch.Tensor], bool] | None = None) -> None:
         self.module = module
         self.children = list(module)
-        self.calls = [direct_call(child) for child in self.children]
-        self.skipped = (module,)
+        leaves = [_leaf(child) for child in self.children]
+        self.calls = [leaf or direct_call(child) for leaf, child in zip(leaves, self.children)]
+        # the module and the children whose calls are skipped: their hooks send every call
+        # to the module itself
+        self.skipped = (module, *(c for c, leaf in zip(self.children, leaves) if leaf))
+        self.forward = type(module).forward
+        self.accepts = accepts
 
     def __call__(self, *args: Any) -> Any:
         module = self.module
         if (len(args) != 1 or _hooked(self.skipped)
                 or list(module._modules.values()) != self.children
-                or type(module).forward is not nn.Sequential.forward):
+                or type(module).forward is not self.forward
+                or (self.accepts is not None and not self.accepts(args[0]))):
             return module(*args)
         value = args[0]
         for call in self.calls:

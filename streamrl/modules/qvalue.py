@@ -11,6 +11,7 @@ from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequ
 from tensordict.utils import unravel_key
 from torch import nn
 
+from streamrl._utils.one_hot import one_hot
 from streamrl.data.specs import Categorical as CategoricalSpec
 from streamrl.data.specs import Composite, MultiOneHot, TensorSpec
 from streamrl.data.specs import OneHot as OneHotSpec
@@ -127,7 +128,7 @@ def _greedy_of(module: Any, values: torch.Tensor, mask: torch.Tensor | None,
         return None, torch.cat(parts, -1).to(dtype)
     index = scores.argmax(-1)
     if module.action_space == "one_hot":
-        return index, F.one_hot(index, values.shape[-1]).to(dtype)
+        return index, one_hot(index, values.shape[-1], dtype)
     action = index.to(dtype)
     if spec is not None:
         # a batched env's spec includes the batch dims: only what follows them is the

@@ -281,3 +281,26 @@ def test_categorical_and_onehot_masks():
         Categorical(2, mask=torch.tensor([1, 0]))
     with pytest.raises(ValueError, match="broadcast"):
         Categorical(2, mask=torch.tensor([True, False, True]))
+
+
+@pytest.mark.parametrize("rows", [1, 3, 40])  # 40 x 3 values: over the small-action path
+@pytest.mark.parametrize("dtype", [torch.bool, torch.int64, torch.float32])
+def test_one_hot_membership_is_the_same_for_few_and_many_values(rows, dtype):
+    oh = OneHot(3, shape=(rows, 3), dtype=dtype)
+    good = oh.rand()
+    assert oh.is_in(good)
+    bad = [good.clone() for _ in range(3)]
+    bad[0][-1] = torch.ones(3, dtype=dtype)  # a row of ones
+    bad[1][0] = torch.zeros(3, dtype=dtype)  # no one
+    if dtype is torch.bool:
+        bad = bad[:2]
+    else:
+        bad[2][0] = torch.tensor([2, -1, 0], dtype=dtype)  # sums to 1, not binary
+    for value in bad:
+        assert not oh.is_in(value)
+    if dtype is torch.float32:
+        half = good.clone()
+        half[0] = torch.tensor([0.5, 0.5, 0.0])
+        nan = good.clone()
+        nan[0, 0] = float("nan")
+        assert not oh.is_in(half) and not oh.is_in(nan)

@@ -22,6 +22,11 @@ def test_clean_code_leaves_nothing():
     check_no_leaks(before, timeout=1.0)
 
 
+# what a thread check leaves out: a socket an earlier test's client (Ray's, a late worker's)
+# opens in this process while it runs is not this test's business
+_NOT_THREADS = ("children", "fds", "shm_maps", "shm_files")
+
+
 def test_a_thread_left_running_is_named():
     stop = threading.Event()
     before = Resources.snapshot()
@@ -29,12 +34,12 @@ def test_a_thread_left_running_is_named():
     t.start()
     try:
         with pytest.raises(AssertionError, match="threads: leaky-thread"):
-            check_no_leaks(before, timeout=0.2)
-        check_no_leaks(before, timeout=0.2, ignore_threads=("leaky",))
+            check_no_leaks(before, timeout=0.2, ignore=_NOT_THREADS)
+        check_no_leaks(before, timeout=0.2, ignore=_NOT_THREADS, ignore_threads=("leaky",))
     finally:
         stop.set()
         t.join()
-    check_no_leaks(before, timeout=1.0)
+    check_no_leaks(before, timeout=1.0, ignore=_NOT_THREADS)
 
 
 def test_a_child_process_is_seen_until_reaped():

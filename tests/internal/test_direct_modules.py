@@ -119,3 +119,56 @@ def test_a_sequential_changed_after_the_stand_in_was_made_is_called_itself():
     assert _same(fast(x), net(x))
     net.append(nn.Identity())
     assert _same(fast(x), net(x))
+
+
+def _mlp(**kwargs):
+    from streamrl.modules import MLP
+
+    torch.manual_seed(0)
+    return MLP(in_features=5, out_features=3, num_cells=[8, 8], **kwargs)
+
+
+@pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.ELU])
+def test_an_mlp_is_its_layers_ops_bit_for_bit_with_gradients(activation):
+    net = _mlp(activation_class=activation)
+    fast = direct_call(net)
+    assert isinstance(fast, _Sequential)
+    # Linear, ReLU and Tanh run as their ops; other layers (ELU) are called
+    n_ops = sum(type(m) in (nn.Linear, nn.ReLU, nn.Tanh) for m in net)
+    assert len(fast.skipped) == 1 + n_ops and n_ops >= 3
+    x = torch.randn(6, 5, requires_grad=True)
+    got, want = fast(x), net(x)
+    assert _same(got, want)
+    g1 = torch.autograd.grad(got.sum(), [x, *net.parameters()])
+    g2 = torch.autograd.grad(want.sum(), [x, *net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2))
+
+
+def test_an_mlp_stand_in_leaves_checks_and_other_layouts_to_the_mlp():
+    net = _mlp()
+    fast = direct_call(net)
+    with pytest.raises(ValueError, match="expected inputs with 5 features"):
+        fast(torch.randn(2, 4))  # the MLP's own error
+    a, b = torch.randn(2, 2), torch.randn(2, 3)
+    assert _same(fast(a, b), net(a, b))  # two inputs: concatenated by the MLP itself
+    from streamrl.modules import MLP
+
+    shaped = MLP(in_features=5, out_features=(2, 3), num_cells=[4])
+    assert direct_call(shaped) is shaped
+
+
+def test_a_leaf_s_hook_and_swapped_weights_are_seen():
+    net = _mlp()
+    fast = direct_call(net)
+    x = torch.randn(3, 5)
+    with torch.no_grad():
+        net[0].weight = nn.Parameter(torch.zeros(8, 5))  # a new parameter object
+    assert _same(fast(x), net(x))
+    seen = []
+    handle = net[2].register_forward_hook(lambda m, args, out: seen.append(m))
+    try:
+        assert _same(fast(x), net(x)) and len(seen) == 2
+    finally:
+        handle.remove()
+    net[1].inplace = True  # read at each call
+    assert _same(fast(x.clone()), net(x.clone()))

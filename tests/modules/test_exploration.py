@@ -226,3 +226,25 @@ def test_exploration_modules_keep_a_composite_spec():
     module = AdditiveGaussianModule(given, action_key=("agents", "action"))
     assert module.spec == given and module.action_spec == leaf
     assert EGreedyModule(OneHot(3)).spec == Composite(action=OneHot(3))
+
+
+@pytest.mark.parametrize("spec", [OneHot(3), Categorical(3)])
+def test_egreedy_draws_random_actions_only_when_a_row_explores(spec):
+    # eps 0: the coin flips are the only draw (the generator moves as by them alone), and
+    # the greedy actions pass through; eps 1: flips then random actions, as before
+    module = EGreedyModule(spec, eps_init=0.0, eps_end=0.0)
+    greedy = spec.rand((5,))
+    torch.manual_seed(7)
+    out = module(TensorDict({"action": greedy.clone()}, [5]))["action"]
+    assert torch.equal(out, greedy)
+    after = torch.rand(3)
+    torch.manual_seed(7)
+    torch.rand(5)
+    assert torch.equal(after, torch.rand(3))
+
+    module = EGreedyModule(spec, eps_init=1.0, eps_end=1.0)
+    torch.manual_seed(7)
+    out = module(TensorDict({"action": greedy.clone()}, [5]))["action"]
+    torch.manual_seed(7)
+    torch.rand(5)
+    assert torch.equal(out, spec.rand((5,)))

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamrl._utils.one_hot import one_hot
 from streamrl.data.specs._base import TensorSpec, _size
 from streamrl.data.specs.boxes import Box
 
@@ -364,13 +365,18 @@ class OneHot(_OneHotValues, _Indexed):
     def rand(self, shape: Any = None) -> torch.Tensor:
         """A uniformly chosen (allowed) one-hot vector."""
         idx = self._sample(_size(shape))
-        return torch.nn.functional.one_hot(idx, self.n).to(self.dtype)
+        return one_hot(idx, self.n, self.dtype)
 
     def _values_ok(self, val: torch.Tensor) -> bool:
+        n = self.n
+        if val.numel() <= 64 and self.mask is None and val.ndim and val.shape[-1] == n:
+            # a few actions (a step's): Python compares are cheaper than tensor ops
+            return all(sum(row) == 1 and all(v == 0 or v == 1 for v in row)
+                       for row in val.reshape(-1, n).tolist())
         binary = bool(((val == 0) | (val == 1)).all())
         if not (binary and bool((val.sum(-1) == 1).all())):
             return False
-        return self._allowed(_argmax(val))
+        return self.mask is None or self._allowed(_argmax(val))
 
     def _project(self, val: torch.Tensor) -> torch.Tensor:
         """The one-hot vector of the (allowed) argmax."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import Enum
 
 import torch
-import torch.nn.functional as F
 from torch import distributions as D
+
+from streamrl._utils.one_hot import one_hot
 
 __all__ = [
     "Categorical",
@@ -131,7 +132,7 @@ class OneHotCategorical(D.OneHotCategorical):
             return hard + (probs - probs.detach())  # exactly one-hot values
         soft = D.RelaxedOneHotCategorical(torch.tensor(1.0, device=self.logits.device),
                                           logits=self.logits).rsample(torch.Size(sample_shape))
-        hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+        hard = one_hot(soft.argmax(-1), soft.shape[-1], soft.dtype)
         return hard + (soft - soft.detach())
 
     @property
@@ -141,7 +142,7 @@ class OneHotCategorical(D.OneHotCategorical):
     @property
     def mode(self) -> torch.Tensor:
         index = self._categorical.logits.argmax(-1)
-        return F.one_hot(index, self.event_shape[-1]).to(self.probs.dtype)
+        return one_hot(index, self.event_shape[-1], self.probs.dtype)
 
     @property
     def deterministic_sample(self) -> torch.Tensor:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import unravel_key
 
+from streamrl._utils.one_hot import one_hot
 from streamrl.data.specs import Bounded, OneHot
 from streamrl.data.specs import Categorical as CategoricalSpec
 from streamrl.modules.exploration._common import (
@@ -34,7 +34,9 @@ class EGreedyModule(TensorDictModuleBase):
 
     Random actions follow the spec: one-hot vectors for ``OneHot``, indices for
     ``Categorical``, uniform values for ``Bounded``. With ``action_mask_key`` only allowed
-    actions are drawn.
+    actions are drawn. On CPU, random actions are drawn only for a call where some element
+    explores (the coin flips come first): most calls of a one-env rollout late in the
+    annealing draw nothing more.
 
     ``spec`` is kept as a ``Composite`` (the one given, or the action spec under
     ``action_key``), as in TorchRL; ``action_spec`` is the action's own spec.
@@ -109,7 +111,7 @@ class EGreedyModule(TensorDictModuleBase):
                 raise ValueError(f"action mask {self.action_mask_key!r} allows no action in a row")
             index = torch.multinomial(weights, 1).reshape(index_shape)
         if isinstance(spec, OneHot):
-            return F.one_hot(index, n).to(action.dtype)
+            return one_hot(index, n, action.dtype)
         return index.to(action.dtype)
 
     def _plan_step(self, key_ok: Any) -> tuple | None:
@@ -132,6 +134,8 @@ class EGreedyModule(TensorDictModuleBase):
     def _explore(self, action: torch.Tensor, mask: torch.Tensor | None,
                  batch: torch.Size) -> torch.Tensor:
         explore = torch.rand(batch, device=action.device) < self.eps.to(action.device)
+        if action.device.type == "cpu" and not bool(explore.any()):
+            return action  # (reading the flips back would wait for an accelerator)
         random_action = self._random_action(action, mask)
         explore = explore.reshape((*batch, *([1] * (action.ndim - len(batch)))))
         return torch.where(explore, random_action, action)

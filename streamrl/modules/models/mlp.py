@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from streamrl._utils.direct_modules import sequential_stand_in
 from streamrl.modules.models._builders import as_layer, norm_layer, per_layer_kwargs
 from streamrl.modules.models.noisy import NoisyLazyLinear, NoisyLinear
 
@@ -156,6 +158,18 @@ class MLP(nn.Sequential):
         if isinstance(idx, slice):
             return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
         return super().__getitem__(idx)
+
+    def _direct_call(self) -> Any:
+        """This MLP's stand-in for tensor plans (:func:`~streamrl._utils.direct_modules.
+        direct_call`): its layers' calls in a row on one input of the right width, where
+        :meth:`forward` adds nothing to ``nn.Sequential``'s (one output dim)."""
+        if len(self.out_features) > 1 or not len(self):
+            return self
+        return sequential_stand_in(self, self._takes_as_is)
+
+    def _takes_as_is(self, value: torch.Tensor) -> bool:
+        return type(value) is torch.Tensor and (
+            self.in_features is None or value.shape[-1:] == (self.in_features,))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if not inputs:
