@@ -48,13 +48,14 @@ def direct_call(module: nn.Module) -> Callable[..., Any]:
     return module if params is None else params
 
 
-def sequential_stand_in(module: nn.Sequential,
+def sequential_stand_in(module: nn.Sequential, forward: Callable[..., Any],
                         accepts: Callable[[torch.Tensor], bool]) -> Callable[..., Any]:
-    """The stand-in of an ``nn.Sequential`` subclass whose ``forward``, on one input that
-    ``accepts`` takes, computes what ``nn.Sequential.forward`` does (its own checks
-    passed): its children's calls in a row. Any other call, or one after its class's
-    ``forward`` was replaced, is the module's own."""
-    return _Sequential(module, accepts)
+    """The stand-in of an ``nn.Sequential`` subclass whose ``forward`` (the function
+    ``forward``), on one input that ``accepts`` takes, computes what ``nn.Sequential``'s
+    does (its own checks passed): its children's calls in a row. Any other call, or one
+    while the module's class has another ``forward`` (a subclass's own, or a replaced one),
+    is the module's own."""
+    return _Sequential(module, accepts, forward)
 
 
 def _leaf(child: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -91,7 +92,8 @@ class _Sequential:
     one before."""
 
     def __init__(self, module: nn.Sequential,
-                 accepts: Callable[[torch.Tensor], bool] | None = None) -> None:
+                 accepts: Callable[[torch.Tensor], bool] | None = None,
+                 forward: Callable[..., Any] = nn.Sequential.forward) -> None:
         self.module = module
         self.children = list(module)
         leaves = [_leaf(child) for child in self.children]
@@ -99,7 +101,7 @@ class _Sequential:
         # the module and the children whose calls are skipped: their hooks send every call
         # to the module itself
         self.skipped = (module, *(c for c, leaf in zip(self.children, leaves) if leaf))
-        self.forward = type(module).forward
+        self.forward = forward
         self.accepts = accepts
 
     def __call__(self, *args: Any) -> Any:

@@ -172,3 +172,20 @@ def test_a_leaf_s_hook_and_swapped_weights_are_seen():
         handle.remove()
     net[1].inplace = True  # read at each call
     assert _same(fast(x.clone()), net(x.clone()))
+
+
+def test_a_subclass_s_own_forward_is_never_skipped():
+    from streamrl.modules import MLP
+
+    class Doubled(MLP):
+        def forward(self, *inputs):
+            return 2 * super().forward(*inputs)
+
+    torch.manual_seed(0)
+    net = Doubled(in_features=5, out_features=3, num_cells=[8])
+    x = torch.randn(2, 5)
+    assert _same(direct_call(net)(x), net(x))
+    plain = _mlp()
+    fast = direct_call(plain)
+    plain.__class__ = Doubled  # its class's forward changed after the stand-in was made
+    assert _same(fast(x), plain(x))

@@ -163,9 +163,9 @@ class MLP(nn.Sequential):
         """This MLP's stand-in for tensor plans (:func:`~streamrl._utils.direct_modules.
         direct_call`): its layers' calls in a row on one input of the right width, where
         :meth:`forward` adds nothing to ``nn.Sequential``'s (one output dim)."""
-        if len(self.out_features) > 1 or not len(self):
+        if len(self.out_features) > 1 or not len(self) or type(self).forward is not MLP.forward:
             return self
-        return sequential_stand_in(self, self._takes_as_is)
+        return sequential_stand_in(self, MLP.forward, self._takes_as_is)
 
     def _takes_as_is(self, value: torch.Tensor) -> bool:
         return type(value) is torch.Tensor and (
