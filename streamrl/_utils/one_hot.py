@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["one_hot"]
-
 _EYES: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
 
 
