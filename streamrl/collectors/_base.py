@@ -17,6 +17,10 @@ from streamrl.collectors.utils import split_trajectories
 from streamrl.graph import Graph, Map, Node
 from streamrl.ops import CompleteTrajectories, PolicyWeights, ReplaySink, Rollout, Trigger
 
+# start() keeps each batch's frame count until this many later batches are written (then
+# drops the written ones): a long run of small batches keeps a bounded list
+_MARKS_KEPT = 64
+
 
 class _Tail:
     """The Map after the rollouts: counts frames, moves the batch to the storing device,
@@ -101,8 +105,10 @@ class DataCollectorBase:
         self._loaded_rollout: dict | None = None
         self._iterator: Iterator[Any] | None = None
         self._background: BackgroundRun | None = None
-        # with start(): ``frames`` after each batch left the rollouts (the first: before any)
-        self._frame_marks: list[int] | None = None
+        # with start(): ``frames`` after each batch left the rollouts (the first: before any),
+        # from batch ``offset`` on (the marks of batches written long ago are dropped): one
+        # tuple, replaced whole, so that a reader on another thread sees a consistent pair
+        self._frame_marks: tuple[int, list[int]] | None = None
         self._graph: Graph | None = None
         self._closed = False
 
@@ -154,9 +160,14 @@ class DataCollectorBase:
 
     def _count(self, n: int) -> None:
         self.frames += n
-        marks = self._frame_marks
-        if marks is not None and self._background is not None:
-            marks.append(self.frames)
+        run, frame_marks = self._background, self._frame_marks
+        if frame_marks is None or run is None:
+            return
+        offset, marks = frame_marks
+        marks.append(self.frames)
+        written = run.batches - offset  # the marks before this one are read no more
+        if written >= _MARKS_KEPT:
+            self._frame_marks = (offset + written, marks[written:])
 
     def _needs_tail(self) -> bool:
         return (self.storing_device is not None or self.split_trajs or self.postproc is not None
@@ -258,7 +269,7 @@ class DataCollectorBase:
         graph, out, _ = self._build(gated=False)
         self._graph = graph
         stream = graph.iterate(out, capacity=1, watchdog_timeout=None)
-        self._frame_marks = [self.frames]
+        self._frame_marks = (0, [self.frames])
         self._background = BackgroundRun(stream, self.num_batches)
 
     def is_running(self) -> bool:
@@ -311,10 +322,11 @@ class DataCollectorBase:
         stood when the last batch the sink has written left the rollouts (``frames`` counts
         a batch before its write); otherwise, and with ``trajs_per_batch`` (whose written
         trajectories are not the rollouts' batches), ``frames``."""
-        run, marks = self._background, self._frame_marks
-        if run is None or marks is None or self.trajs_per_batch is not None:
+        run, frame_marks = self._background, self._frame_marks
+        if run is None or frame_marks is None or self.trajs_per_batch is not None:
             return self.frames
-        return marks[min(run.batches, len(marks) - 1)]
+        offset, marks = frame_marks
+        return marks[max(0, min(run.batches - offset, len(marks) - 1))]
 
     def graph_stats(self) -> Any:
         """The collecting graph's metrics (see :meth:`streamrl.graph.Graph.stats`)."""

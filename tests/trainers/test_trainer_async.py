@@ -127,6 +127,28 @@ def test_written_frames_follow_the_collectors_count_from_where_it_stood(split_tr
     collector.shutdown()
 
 
+def test_written_frames_keep_a_bounded_record_over_many_small_batches():
+    # one frame per batch: the marks of batches written long ago are dropped, the count stays
+    # exact (a bounded list, not one entry per batch of the run)
+    from streamrl.collectors import _base
+
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(1000), batch_size=8)
+    collector = SyncDataCollector(cartpole, None, frames_per_batch=1, total_frames=400,
+                                  replay_buffer=rb)
+    collector.start()
+    seen, longest = [], 0
+    while collector.is_running():
+        seen.append(collector.written_frames)
+        longest = max(longest, len(collector._frame_marks[1]))
+        time.sleep(0.001)
+    assert collector.written_frames == collector.frames == len(rb) == 400
+    assert seen == sorted(seen)
+    offset, marks = collector._frame_marks
+    assert offset > 0 and len(marks) <= 400 - offset + 1
+    assert longest <= 2 * _base._MARKS_KEPT + 8  # the writer lags the rollout a few batches
+    collector.shutdown()
+
+
 def test_a_failing_collection_stops_the_trainer_with_its_error():
     rb = TensorDictReplayBuffer(storage=LazyTensorStorage(1000), batch_size=8)
     collector = SyncDataCollector(failing_env, None, frames_per_batch=16, total_frames=160,
