@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequential
 from tensordict.utils import unravel_key
@@ -123,9 +122,9 @@ def _greedy_of(module: Any, values: torch.Tensor, mask: torch.Tensor | None,
                 f"var_nums={module.var_nums} sums to {sum(module.var_nums)}"
             )
         # one greedy choice per component: a multi-hot ``[*B, sum(var_nums)]`` mask
-        parts = [F.one_hot(part.argmax(-1), n)
+        parts = [one_hot(part.argmax(-1), n, dtype)
                  for part, n in zip(scores.split(module.var_nums, -1), module.var_nums)]
-        return None, torch.cat(parts, -1).to(dtype)
+        return None, torch.cat(parts, -1)
     index = scores.argmax(-1)
     if module.action_space == "one_hot":
         return index, one_hot(index, values.shape[-1], dtype)

@@ -384,7 +384,7 @@ class OneHot(_OneHotValues, _Indexed):
             raise self._project_shape_error(val.shape)
         if self.mask is not None:
             val = val.float().masked_fill(~self.mask.expand(val.shape), float("-inf"))
-        return torch.nn.functional.one_hot(_argmax(val), self.n).to(self.dtype)
+        return one_hot(_argmax(val), self.n, self.dtype)
 
     def _as_indices(self, val: torch.Tensor) -> torch.Tensor:
         return _argmax(val)
@@ -396,7 +396,7 @@ class OneHot(_OneHotValues, _Indexed):
         return torch.nn.functional.one_hot(t.long(), self.n)
 
     def _encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(idx, self.n).to(self.dtype)
+        return one_hot(idx, self.n, self.dtype)
 
     def to_categorical(self, val: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         """Indices of the ones (drops the trailing dim)."""

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamrl._utils.one_hot import one_hot
 from streamrl.data.specs._base import _device, _size
 from streamrl.data.specs.discrete import (
     DiscreteBox,
@@ -276,11 +277,9 @@ class MultiOneHot(_OneHotValues, _Multi):
     def rand(self, shape: Any = None) -> torch.Tensor:
         """A uniformly chosen (allowed) one-hot vector per variable."""
         full = (*_size(shape), *self.shape[:-1])
-        parts = [
-            torch.nn.functional.one_hot(idx, n)
-            for idx, n in zip(self._variables(full), self.nvec, strict=True)
-        ]
-        return torch.cat(parts, -1).to(self.dtype)
+        parts = [one_hot(idx, n, self.dtype)
+                 for idx, n in zip(self._variables(full), self.nvec, strict=True)]
+        return torch.cat(parts, -1)
 
     def _values_ok(self, val: torch.Tensor) -> bool:
         if not bool(((val == 0) | (val == 1)).all()):
@@ -295,11 +294,9 @@ class MultiOneHot(_OneHotValues, _Multi):
         """Per-variable one-hot of the (allowed) argmax."""
         if self.mask is not None:
             val = val.float().masked_fill(~self.mask.expand(val.shape), float("-inf"))
-        parts = [
-            torch.nn.functional.one_hot(_argmax(p), n)
-            for p, n in zip(val.split(self.nvec, -1), self.nvec, strict=True)
-        ]
-        return torch.cat(parts, -1).to(self.dtype)
+        parts = [one_hot(_argmax(p), n, self.dtype)
+                 for p, n in zip(val.split(self.nvec, -1), self.nvec, strict=True)]
+        return torch.cat(parts, -1)
 
     def _from_raw(self, t: torch.Tensor) -> torch.Tensor:
         # a value shaped like the spec is one-hot already; any other holds indices

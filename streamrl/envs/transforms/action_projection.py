@@ -19,6 +19,7 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 
+from streamrl._utils.one_hot import one_hot
 from streamrl.data.specs import OneHot
 from streamrl.envs.transforms.transform import Transform, _check_td, as_keys
 
@@ -83,7 +84,7 @@ class DiscreteActionProjection(Transform):
         if bool(out_of_range.any()):
             random = torch.randint(m, idx.shape, device=idx.device)
             idx = torch.where(out_of_range, random, idx)
-        return torch.nn.functional.one_hot(idx, m).to(value.dtype)
+        return one_hot(idx, m, value.dtype)
 
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
         self._check_size(value, self.num_actions_effective)
