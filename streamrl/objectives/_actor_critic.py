@@ -325,8 +325,7 @@ class OnPolicyLoss(LossModule):
         old_value = None
         if clip_value is not None:
             old_value = self._get(td, "value").detach()
-        out = self.call_network("critic_network", td.copy(), self._critic_params())
-        value = self._get(out, "value")
+        value = self.network_output("critic_network", td, "value", self._critic_params())
         if value.shape != target.shape:
             raise ValueError(
                 f"{type(self).__name__}: {self._keys['value']!r} has shape {tuple(value.shape)} "

@@ -65,6 +65,25 @@ def call_network(loss: LossModule, name: str, td: TensorDictBase,
         return template(td)
 
 
+def network_output(loss: LossModule, name: str, td: TensorDictBase, key_name: str,
+                   params: TensorDictBase | None) -> Tensor:
+    """See :meth:`LossModule.network_output`."""
+    if params is None and name not in loss._stateful:
+        params = getattr(loss, f"{name}_params")
+    plan = network_plan(loss, name)
+    key = loss._keys[key_name]
+    if params is not None and plan is not None and plan.dist is None and isinstance(key, str):
+        steps, in_keys = plan.steps_for(key)
+        owner = f"{type(loss).__name__}: {name}"
+        vals = plan.run(plan.leaves(params), plan.inputs(td, owner, keys=in_keys), steps)
+        value = vals.get(key)
+        if isinstance(value, Tensor):
+            return value
+    # no plan, or the plan does not write the key: the general call, which names what is
+    # missing
+    return loss._get(call_network(loss, name, td.copy(), params), key_name)
+
+
 def network_dist(loss: LossModule, name: str, td: TensorDictBase,
                  params: TensorDictBase | None) -> torch.distributions.Distribution:
     """See :meth:`LossModule.network_dist`."""

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import (
     ProbabilisticTensorDictModule,
     ProbabilisticTensorDictSequential,
@@ -57,20 +57,52 @@ class NetworkPlan:
         self.plan = plan
         self.dist = dist
         self.in_keys = in_keys
+        self._steps_for: dict[str, tuple[Plan, tuple[str, ...]]] = {}
+
+    def steps_for(self, key: str) -> tuple[Plan, tuple[str, ...]]:
+        """The steps ``key`` depends on and the inputs they read (a value network's later
+        steps, e.g. the greedy action a ``QValueModule`` picks from the action values, are
+        skipped when only the values are asked for)."""
+        found = self._steps_for.get(key)
+        if found is None:
+            needed = {key}
+            kept: Plan = []
+            for step in reversed(self.plan):
+                _, ins, outs = step
+                if needed.intersection(outs):
+                    kept.append(step)
+                    needed.difference_update(outs)
+                    needed.update(ins)
+            # the inputs in the order the whole plan reads them
+            found = self._steps_for[key] = (kept[::-1],
+                                            tuple(k for k in self.in_keys if k in needed))
+        return found
 
     def leaves(self, params: TensorDictBase) -> list[Tensor]:
         """``params``'s tensors under :attr:`keys`, in that order (a ``TensorDictParams`` is
         read through the TensorDict it wraps: the same tensors, without its per-call
         wrapping)."""
-        td = getattr(params, "_param_td", params)
-        return [td.get(k) for k in self.keys]
+        td: Any = getattr(params, "_param_td", params)
+        if type(td) is TensorDict:  # its entries straight from the dicts behind it
+            try:
+                return [_plain_get(td, k) for k in self.keys]
+            except (KeyError, AttributeError):  # a key missing, or not a plain TensorDict
+                pass
+        leaves = [td.get(k, None) for k in self.keys]
+        for key, leaf in zip(self.keys, leaves):
+            if leaf is None:
+                raise KeyError(f"the network's parameters have no entry {key!r} (keys: "
+                               f"{sorted(map(str, td.keys(True, True)))})")
+        return leaves
 
     def inputs(self, td: TensorDictBase, owner: str,
-               overrides: Mapping[Any, Tensor] | None = None) -> dict[str, Any]:
-        """The plan's inputs read from ``td`` (``overrides`` in place of its entries); a
-        missing one raises ``KeyError`` naming ``owner`` (the loss and network)."""
+               overrides: Mapping[Any, Tensor] | None = None,
+               keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The plan's inputs (or those under ``keys``) read from ``td`` (``overrides`` in
+        place of its entries); a missing one raises ``KeyError`` naming ``owner`` (the loss
+        and network)."""
         inputs = {}
-        for key in self.in_keys:
+        for key in self.in_keys if keys is None else keys:
             if overrides is not None and key in overrides:
                 inputs[key] = overrides[key]
                 continue
@@ -92,8 +124,10 @@ class NetworkPlan:
                 td.set(key, vals[key])
         return vals
 
-    def run(self, leaves: list[Tensor], inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """The plan's values (inputs and every output) with ``leaves`` as the parameters."""
+    def run(self, leaves: list[Tensor], inputs: Mapping[str, Any],
+            steps: Plan | None = None) -> dict[str, Any]:
+        """The plan's values (inputs and every output) with ``leaves`` as the parameters;
+        with ``steps`` (from :meth:`steps_for`), only those steps' outputs."""
         if len(leaves) != len(self.slots):
             raise RuntimeError(
                 f"a network with {len(self.slots)} parameter tensors was given {len(leaves)}"
@@ -102,7 +136,7 @@ class NetworkPlan:
         try:
             for slot, value in zip(self.slots, leaves):
                 _slot_set(slot, value)
-            return run_plan(self.plan, dict(inputs))
+            return run_plan(self.plan if steps is None else steps, dict(inputs))
         finally:
             for slot, value in zip(self.slots, saved):
                 _slot_set(slot, value)
@@ -166,6 +200,19 @@ def _slots(template: nn.Module, keys: Iterable[Any]) -> list[Slot] | None:
     expected = sum(1 for _ in template.named_parameters()) + sum(
         1 for _ in template.named_buffers())
     return slots if len(slots) == expected else None
+
+
+def _plain_get(td: TensorDict, key: Any) -> Any:
+    """``td.get(key)`` for a plain TensorDict: the entry read from the dicts it and its
+    nested TensorDicts keep their entries in (``KeyError`` / ``AttributeError`` when missing
+    or not plain)."""
+    if type(key) is str:
+        return td._tensordict[key]
+    for part in key[:-1]:
+        td = td._tensordict[part]
+        if type(td) is not TensorDict:
+            raise AttributeError(part)
+    return td._tensordict[key[-1]]
 
 
 def _slot_get(slot: Slot) -> Any:

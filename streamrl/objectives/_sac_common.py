@@ -364,7 +364,7 @@ def _alive(loss: LossModule, td: TensorDictBase) -> Tensor:
 def state_value(loss: LossModule, td: TensorDictBase, params: TensorDictBase | None) -> Tensor:
     """``loss``'s ``value_network`` V(s) on ``td`` with ``params`` (``None``: the live ones):
     its ``value`` entry, which must have the shape ``[*batch, 1]``."""
-    value = loss._get(loss.call_network("value_network", td.copy(), params), "value")
+    value = loss.network_output("value_network", td, "value", params)
     if value.shape != (*td.batch_size, 1):
         raise ValueError(
             f"{type(loss).__name__}: {loss._keys['value']!r} must have shape "

@@ -243,7 +243,11 @@ def greedy_values(values: Tensor, var_nums: list[int] | None,
     >>> greedy_values(torch.tensor([[1.0, 4.0, 2.0]]), [2, 1])
     tensor([[6.]])
     """
-    sizes = [values.shape[-1]] if var_nums is None else var_nums
+    if var_nums is None:
+        if selector is None:
+            return values.amax(-1, keepdim=True)
+        return values.gather(-1, selector.argmax(-1, keepdim=True))
+    sizes = var_nums
     pick = values if selector is None else selector
     parts = [v.gather(-1, p.argmax(-1, keepdim=True))
              for v, p in zip(values.split(sizes, -1), pick.split(sizes, -1))]

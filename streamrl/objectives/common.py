@@ -451,6 +451,15 @@ class LossModule(nn.Module):
         """Run network ``name`` on ``td`` with ``params`` (default: the live parameters)."""
         return calls.call_network(self, name, td, params)
 
+    def network_output(self, name: str, td: TensorDictBase, key_name: str,
+                       params: TensorDictBase | None = None) -> Tensor:
+        """The entry the loss calls ``key_name`` (e.g. ``"action_value"``, see
+        ``set_keys``) that network ``name`` computes on ``td`` with ``params`` (default: the
+        live parameters); ``td`` is left untouched. The same tensor as
+        ``_get(call_network(name, td.copy(), params), key_name)``, without the copy and the
+        writes where the network has a plan."""
+        return calls.network_output(self, name, td, key_name, params)
+
     def network_dist(self, name: str, td: TensorDictBase,
                      params: TensorDictBase | None = None) -> torch.distributions.Distribution:
         """The distribution of a probabilistic network ``name`` on ``td`` (the parameters

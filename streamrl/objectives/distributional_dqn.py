@@ -139,8 +139,7 @@ class DistributionalDQNLoss(LossModule):
         self.register_network("value_network", value_network, create_target=self.delay_value)
 
     def _log_probs(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
-        out = self.call_network("value_network", td.copy(), params)
-        logp = self._get(out, "action_value")
+        logp = self.network_output("value_network", td, "action_value", params)
         n_atoms = self.support.numel()
         if logp.ndim != td.batch_dims + 2 or logp.shape[td.batch_dims] != n_atoms:
             raise ValueError(

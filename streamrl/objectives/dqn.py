@@ -165,8 +165,7 @@ class DQNLoss(LossModule):
 
     def _action_values(self, td: TensorDictBase, params: TensorDictBase,
                        shape: torch.Size | None = None) -> Tensor:
-        out = self.call_network("value_network", td.copy(), params)
-        values = self._get(out, "action_value")
+        values = self.network_output("value_network", td, "action_value", params)
         shape = td.batch_size if shape is None else shape
         if values.shape[:-1] != shape:
             raise ValueError(

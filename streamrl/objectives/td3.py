@@ -140,8 +140,7 @@ class TD3Loss(LossModule):
                                      delay_actor=delay_actor)
 
     def _actor_action(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
-        out = self.call_network("actor_network", td.copy(), params)
-        return self._get(out, "action")
+        return self.network_output("actor_network", td, "action", params)
 
     def smoothed_target_action(self, next_td: TensorDictBase) -> Tensor:
         """``pi'(s')`` plus clipped Gaussian noise, clamped to the action bounds."""

@@ -230,3 +230,20 @@ def test_dqn_with_agent_group_keys_is_one_td_term_per_agent():
                  terminated=("agents", "terminated"))
     with pytest.raises(ValueError, match=r"must have shape \(5, 3, 'n_actions'\)"):
         bad(td)
+
+
+def test_greedy_values_of_one_component_equal_the_per_component_path():
+    from streamrl.objectives._utils import greedy_values
+
+    torch.manual_seed(0)
+    values = torch.randn(5, 3, 4)
+    values[0, 0] = torch.tensor([1.0, 3.0, 3.0, -1.0])  # a tie
+    selector = torch.randn(5, 3, 4)
+    for pick in (None, selector):
+        fast = greedy_values(values, None, pick)
+        general = greedy_values(values, [4], pick)
+        assert fast.shape == (5, 3, 1)
+        torch.testing.assert_close(fast, general, rtol=0, atol=0)
+    torch.testing.assert_close(greedy_values(values, None), values.max(-1, keepdim=True).values)
+    torch.testing.assert_close(greedy_values(values, None, selector),
+                               values.gather(-1, selector.argmax(-1, keepdim=True)))

@@ -2,7 +2,7 @@
 networks on tensors; nothing it computes may change.
 
 Every case of the loss contract runs twice from the same seed, with plans and with the
-general TensorDict path (``LossModule._plan`` patched to return None), and must give the same
+general TensorDict path (``_network_calls.network_plan`` patched to return None), and must give the same
 outputs and the same gradients. The other tests pin what a plan must keep: the template's
 own (meta) tensors after any call, hooks, the error for a missing input, parameters in
 another key order.
@@ -14,7 +14,7 @@ import pytest
 import torch
 from _sac_fixtures import gaussian_actor, qvalue, transitions
 from tensordict import TensorDict
-from tensordict.nn import TensorDictModule
+from tensordict.nn import TensorDictModule, TensorDictSequential
 from test_loss_contract import CASES
 from torch import nn
 
@@ -26,6 +26,12 @@ from streamrl.modules import (
     ValueOperator,
 )
 from streamrl.objectives import ClipPPOLoss, DQNLoss, LossModule, SACLoss, TD3Loss, total_loss
+from streamrl.objectives import _network_calls as network_calls
+
+
+def _no_plans(patch):
+    """Every network call of a loss takes the general TensorDict path."""
+    patch.setattr(network_calls, "network_plan", lambda loss, name: None)
 
 
 def _run(case, seed=0):
@@ -43,7 +49,7 @@ def _run(case, seed=0):
 def test_plans_give_the_general_paths_outputs_and_gradients(name, monkeypatch):
     out, grads, _ = _run(CASES[name])
     with monkeypatch.context() as m:
-        m.setattr(LossModule, "_plan", lambda self, net: None)
+        _no_plans(m)
         ref_out, ref_grads, _ = _run(CASES[name])
     assert sorted(out.keys(True, True)) == sorted(ref_out.keys(True, True))
     for key in ref_out.keys(True, True):
@@ -174,7 +180,7 @@ def test_pipeline_style_networks_match_the_general_path(monkeypatch):
 
     a = run()
     with monkeypatch.context() as m:
-        m.setattr(LossModule, "_plan", lambda self, net: None)
+        _no_plans(m)
         b = run()
     for x, y in zip(a[:2], b[:2]):
         for key in y.keys(True, True):
@@ -206,3 +212,70 @@ def test_a_probabilistic_module_before_the_last_keeps_the_general_path():
     data = transitions()
     loss.network_dist("actor_network", data).sample()
     assert "mode_index" in data.keys()  # the nested sequence drew its mode
+
+
+def test_the_no_plan_patch_reaches_every_network_call(monkeypatch):
+    # what test_plans_give_the_general_paths_outputs_and_gradients compares against must not
+    # run a plan anywhere
+    from streamrl.objectives._network_plan import NetworkPlan
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a plan ran")
+
+    monkeypatch.setattr(NetworkPlan, "run", refuse)
+    with pytest.raises(AssertionError, match="a plan ran"):
+        _sac()(transitions())
+    _no_plans(monkeypatch)
+    for name in sorted(CASES):
+        case = CASES[name]
+        torch.manual_seed(0)
+        case.build()(case.data())
+
+
+def _qvalue_loss():
+    from streamrl.modules import QValueModule
+
+    torch.manual_seed(0)
+    net = TensorDictSequential(
+        TensorDictModule(nn.Linear(3, 2), ["observation"], ["action_value"]),
+        QValueModule(action_space="one-hot"))
+    return DQNLoss(net, action_space="one-hot")
+
+
+def test_network_output_runs_only_the_steps_its_key_needs(monkeypatch):
+    loss = _qvalue_loss()
+    data = transitions(clamp_action=True)
+    params = loss.network_params("value_network")
+    values = loss.network_output("value_network", data, "action_value", params)
+    plan = loss._plans["value_network"]
+    steps, in_keys = plan.steps_for("action_value")
+    assert len(plan.plan) == 2 and len(steps) == 1 and in_keys == ("observation",)
+    assert "action_value" not in data.keys()  # the input is left untouched
+    _no_plans(monkeypatch)
+    general = loss.network_output("value_network", data, "action_value", params)
+    torch.testing.assert_close(values, general, rtol=0, atol=0)
+    with_action = loss.call_network("value_network", data.copy(), params)
+    torch.testing.assert_close(with_action["action_value"], values, rtol=0, atol=0)
+
+
+def test_network_output_of_a_key_the_network_does_not_write_names_it():
+    loss = _qvalue_loss()
+    loss.set_keys(action_value="q")
+    with pytest.raises(KeyError, match=r"DQNLoss needs the key ..?q..? \(action_value\)"):
+        loss.network_output("value_network", transitions(), "action_value")
+
+
+def test_leaves_of_plain_and_wrapped_parameters_are_the_same_tensors():
+    loss = _sac()
+    plan = loss._plan("qvalue_network")
+    params = loss.network_params("qvalue_network")
+    expected = [params.get(k) for k in plan.keys]
+    for given in (params, params.detach(), params.clone()):
+        leaves = plan.leaves(given)
+        assert all(torch.equal(a, b) for a, b in zip(leaves, expected, strict=True))
+    assert all(a is b for a, b in zip(plan.leaves(params), expected, strict=True))
+    # a params TensorDict missing an entry falls back to get, which names it
+    broken = params.detach().clone()
+    del broken[plan.keys[0]]
+    with pytest.raises(KeyError, match="parameters have no entry"):
+        plan.leaves(broken)

@@ -122,8 +122,7 @@ class QMixerLoss(LossModule):
         self.register_network("mixer_network", mixer_network, create_target=self.delay_value)
 
     def _local_values(self, td: TensorDictBase, params: TensorDictBase) -> Tensor:
-        out = self.call_network("local_value_network", td.copy(), params)
-        values = self._get(out, "action_value")
+        values = self.network_output("local_value_network", td, "action_value", params)
         if values.ndim != td.batch_dims + 2 or values.shape[: td.batch_dims] != td.batch_size:
             raise ValueError(
                 f"QMixerLoss: {self._keys['action_value']!r} must have shape "
