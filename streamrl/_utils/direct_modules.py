@@ -49,13 +49,13 @@ def direct_call(module: nn.Module) -> Callable[..., Any]:
 
 
 def sequential_stand_in(module: nn.Sequential, forward: Callable[..., Any],
-                        accepts: Callable[[torch.Tensor], bool]) -> Callable[..., Any]:
+                        prepare: Callable[..., torch.Tensor | None]) -> Callable[..., Any]:
     """The stand-in of an ``nn.Sequential`` subclass whose ``forward`` (the function
-    ``forward``), on one input that ``accepts`` takes, computes what ``nn.Sequential``'s
-    does (its own checks passed): its children's calls in a row. Any other call, or one
-    while the module's class has another ``forward`` (a subclass's own, or a replaced one),
-    is the module's own."""
-    return _Sequential(module, accepts, forward)
+    ``forward``) turns its arguments into one input, ``prepare(*args)`` (``None`` where its
+    checks would not pass), then computes what ``nn.Sequential``'s does: its children's
+    calls in a row. A call ``prepare`` refuses, or one while the module's class has another
+    ``forward`` (a subclass's own, or a replaced one), is the module's own."""
+    return _Sequential(module, prepare, forward)
 
 
 def _leaf(child: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -92,7 +92,7 @@ class _Sequential:
     one before."""
 
     def __init__(self, module: nn.Sequential,
-                 accepts: Callable[[torch.Tensor], bool] | None = None,
+                 prepare: Callable[..., torch.Tensor | None] | None = None,
                  forward: Callable[..., Any] = nn.Sequential.forward) -> None:
         self.module = module
         self.children = list(module)
@@ -102,16 +102,19 @@ class _Sequential:
         # to the module itself
         self.skipped = (module, *(c for c, leaf in zip(self.children, leaves) if leaf))
         self.forward = forward
-        self.accepts = accepts
+        self.prepare = prepare
 
     def __call__(self, *args: Any) -> Any:
         module = self.module
-        if (len(args) != 1 or _hooked(self.skipped)
-                or list(module._modules.values()) != self.children
-                or type(module).forward is not self.forward
-                or (self.accepts is not None and not self.accepts(args[0]))):
+        if (_hooked(self.skipped) or list(module._modules.values()) != self.children
+                or type(module).forward is not self.forward):
             return module(*args)
-        value = args[0]
+        if self.prepare is not None:
+            value = self.prepare(*args)
+        else:
+            value = args[0] if len(args) == 1 else None
+        if value is None:
+            return module(*args)
         for call in self.calls:
             value = call(value)
         return value

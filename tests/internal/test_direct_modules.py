@@ -157,6 +157,32 @@ def test_an_mlp_stand_in_leaves_checks_and_other_layouts_to_the_mlp():
     assert direct_call(shaped) is shaped
 
 
+def test_an_mlp_stand_in_concatenates_several_inputs_as_the_mlp_does(monkeypatch):
+    net = _mlp()
+    fast = direct_call(net)
+    obs = torch.randn(4, 3, 2, requires_grad=True)
+    act = torch.randn(4, 3, 3, requires_grad=True)
+    want = net(obs, act)
+    layer_calls = []
+    forward = nn.Linear.forward
+    monkeypatch.setattr(nn.Linear, "forward",
+                        lambda self, x: layer_calls.append(1) or forward(self, x))
+    got = fast(obs, act)
+    assert not layer_calls  # the layers ran as their ops, not as module calls
+    assert _same(got, want)
+    g1 = torch.autograd.grad(got.sum(), [obs, act, *net.parameters()])
+    g2 = torch.autograd.grad(want.sum(), [obs, act, *net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2))
+    # what the MLP refuses it still refuses, with its own errors
+    with pytest.raises(ValueError, match="same leading dims"):
+        fast(torch.randn(4, 2), torch.randn(5, 3))
+    with pytest.raises(ValueError, match="5 features in total"):
+        fast(torch.randn(4, 2), torch.randn(4, 2))
+    with pytest.raises(TypeError, match="at least one input"):
+        fast()
+    assert layer_calls == []  # (the refused calls raised before any layer)
+
+
 def test_a_leaf_s_hook_and_swapped_weights_are_seen():
     net = _mlp()
     fast = direct_call(net)

@@ -161,15 +161,28 @@ class MLP(nn.Sequential):
 
     def _direct_call(self) -> Any:
         """This MLP's stand-in for tensor plans (:func:`~streamrl._utils.direct_modules.
-        direct_call`): its layers' calls in a row on one input of the right width, where
-        :meth:`forward` adds nothing to ``nn.Sequential``'s (one output dim)."""
+        direct_call`): its layers' calls in a row on its input (several inputs concatenated
+        as :meth:`forward` does), where :meth:`forward` adds nothing more to
+        ``nn.Sequential``'s (one output dim); inputs its checks would refuse go to
+        :meth:`forward`, which raises."""
         if len(self.out_features) > 1 or not len(self) or type(self).forward is not MLP.forward:
             return self
-        return sequential_stand_in(self, MLP.forward, self._takes_as_is)
+        return sequential_stand_in(self, MLP.forward, self._one_input)
 
-    def _takes_as_is(self, value: torch.Tensor) -> bool:
-        return type(value) is torch.Tensor and (
-            self.in_features is None or value.shape[-1:] == (self.in_features,))
+    def _one_input(self, *inputs: Any) -> torch.Tensor | None:
+        """The input :meth:`forward` passes to its layers, or None where its checks fail."""
+        if not inputs or not all(type(x) is torch.Tensor for x in inputs):
+            return None
+        if len(inputs) == 1:
+            value = inputs[0]
+        else:
+            lead = inputs[0].shape[:-1]
+            if any(x.shape[:-1] != lead for x in inputs[1:]):
+                return None
+            value = torch.cat(inputs, -1)
+        if self.in_features is not None and value.shape[-1:] != (self.in_features,):
+            return None
+        return value
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if not inputs:
