@@ -126,7 +126,18 @@ async def test_cancel_while_a_hook_is_busy(placement):
     assert anyio.current_time() - scope.deadline < 1.0
 
 
-def test_keyboard_interrupt_in_run_sync_stops_the_graph():
+@pytest.fixture
+def default_sigint():
+    """SIGINT raises KeyboardInterrupt here whatever handler an earlier test or library left
+    installed (these tests check the graph's shutdown on Ctrl-C, not the process's handler)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_keyboard_interrupt_in_run_sync_stops_the_graph(default_sigint):
     leaks = LeakCheck()
     g = Graph()
     src = g.add(Forever(), name="src")
@@ -328,7 +339,7 @@ async def test_cancel_kills_a_worker_process_stuck_in_a_hook():
     leaks.assert_clean()
 
 
-def test_keyboard_interrupt_while_iterating_stops_the_graph():
+def test_keyboard_interrupt_while_iterating_stops_the_graph(default_sigint):
     leaks = LeakCheck()
     g = Graph()
     src = g.add(Forever())
@@ -337,9 +348,35 @@ def test_keyboard_interrupt_while_iterating_stops_the_graph():
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     n = 0
+    t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         for _ in g.iterate(m):
             n += 1
+            if time.monotonic() - t0 > 30.0:  # a failure, not a suite that never ends
+                pytest.fail(f"no KeyboardInterrupt 30 s after the SIGINT ({n} items; SIGINT "
+                            f"handler {signal.getsignal(signal.SIGINT)!r})")
     timer.join()
     assert n > 0
     leaks.assert_clean()
+
+
+def test_iterating_a_run_that_ended_without_closing_its_port_raises_instead_of_waiting():
+    import concurrent.futures
+
+    from anyio.from_thread import start_blocking_portal
+
+    from streamrl.graph.channels import FifoChannel
+    from streamrl.graph.sync import _next_item
+
+    tap = FifoChannel(2, name="t", tap=True)  # never closed, never fed
+    run: concurrent.futures.Future = concurrent.futures.Future()
+    run.set_exception(ValueError("the run's own error"))
+    with start_blocking_portal() as portal:
+        t0 = time.monotonic()
+        with pytest.raises(ValueError, match="the run's own error"):
+            _next_item(portal, tap, run)
+        assert time.monotonic() - t0 < 5.0
+        ended = concurrent.futures.Future()
+        ended.set_result(None)
+        with pytest.raises(RuntimeError, match="without closing the iterated port"):
+            _next_item(portal, tap, ended)
