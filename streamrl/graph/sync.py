@@ -6,7 +6,6 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -66,36 +65,12 @@ def iterate(graph: Graph, name: str, port: str, *, capacity: int = 2,
     return _iterate(runner, tap)
 
 
-def _next_item(portal: Any, tap: FifoChannel, run: concurrent.futures.Future) -> Any:
-    """The tap's next item (``_DONE`` at its end), polled so that Ctrl-C is seen promptly.
-    A run that has ended leaves the tap closed (or its last items queued), so the get
-    resolves at once: one that is still pending a second after the run ended never will,
-    and the run's outcome is raised instead of waiting forever."""
-    item = portal.start_task_soon(_get, tap)
-    ended_at = None
-    try:
-        while True:
-            try:
-                return item.result(timeout=0.1)
-            except concurrent.futures.TimeoutError:
-                if not run.done():
-                    continue
-                ended_at = ended_at or time.monotonic()
-                if time.monotonic() - ended_at > 1.0:
-                    run.result()  # its error, or CancelledError
-                    raise RuntimeError(
-                        "the graph ended without closing the iterated port") from None
-    finally:
-        if not item.done():
-            item.cancel()
-
-
 def _iterate(runner: Runner, tap: FifoChannel) -> Iterator[Any]:
     with start_blocking_portal() as portal:
         fut = portal.start_task_soon(runner.run)
         try:
             while True:
-                item = _next_item(portal, tap, fut)
+                item = portal.call(_get, tap)
                 if item is _DONE:
                     break
                 yield item

@@ -359,24 +359,3 @@ def test_keyboard_interrupt_while_iterating_stops_the_graph(default_sigint):
     assert n > 0
     leaks.assert_clean()
 
-
-def test_iterating_a_run_that_ended_without_closing_its_port_raises_instead_of_waiting():
-    import concurrent.futures
-
-    from anyio.from_thread import start_blocking_portal
-
-    from streamrl.graph.channels import FifoChannel
-    from streamrl.graph.sync import _next_item
-
-    tap = FifoChannel(2, name="t", tap=True)  # never closed, never fed
-    run: concurrent.futures.Future = concurrent.futures.Future()
-    run.set_exception(ValueError("the run's own error"))
-    with start_blocking_portal() as portal:
-        t0 = time.monotonic()
-        with pytest.raises(ValueError, match="the run's own error"):
-            _next_item(portal, tap, run)
-        assert time.monotonic() - t0 < 5.0
-        ended = concurrent.futures.Future()
-        ended.set_result(None)
-        with pytest.raises(RuntimeError, match="without closing the iterated port"):
-            _next_item(portal, tap, ended)
