@@ -105,7 +105,15 @@ class Runner:
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
-        """Run every chain until all have ended; raise the first error."""
+        """Run every chain until all have ended; raise the first error. The taps are closed
+        however it ends, a refusal to start included, so that their readers stop waiting."""
+        try:
+            await self._run()
+        finally:
+            for tap in self.taps.values():
+                tap.close_send()
+
+    async def _run(self) -> None:
         running_loop("graph.run()")  # fail here, before anything starts, under trio
         if self._used:
             raise RuntimeError("a Runner runs once; call graph.run() again for a new run")
@@ -132,8 +140,6 @@ class Runner:
                 self.deployment.kill()
             self.running = False
             _running.discard(self.user_graph)
-            for tap in self.taps.values():
-                tap.close_send()
         if self.error is not None:
             raise self.error
 

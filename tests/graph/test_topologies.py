@@ -278,6 +278,27 @@ def test_iterate_break_cancels_an_endless_graph():
     leaks.assert_clean()
 
 
+def test_iterating_a_graph_that_is_already_running_raises_instead_of_waiting():
+    """A run refused before it starts still closes the iterated port: the reader gets the
+    refusal, not a wait forever."""
+    from .helpers import Forever
+
+    g = Graph()
+    src = g.add(Forever())
+    m = g.add(Map(lambda x: x), placement="thread")
+    g.connect(src, m)
+    first = g.iterate(m)
+    assert next(first) == 1
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            next(g.iterate(m))
+    finally:
+        first.close()
+    again = g.iterate(m)  # the first run has ended: the graph runs again
+    assert next(again) > 1  # (its source goes on counting)
+    again.close()
+
+
 async def test_stream_from_async_code():
     from streamrl.graph import OperatorError
 
