@@ -180,6 +180,8 @@ def test_an_mlp_stand_in_concatenates_several_inputs_as_the_mlp_does(monkeypatch
         fast(torch.randn(4, 2), torch.randn(4, 2))
     with pytest.raises(TypeError, match="at least one input"):
         fast()
+    with pytest.raises(ValueError, match=r"5 features in total.*shape \(\)"):
+        fast(torch.tensor(1.0))  # a 0-d input, refused with the same error (no IndexError)
     assert layer_calls == []  # (the refused calls raised before any layer)
 
 

@@ -170,39 +170,39 @@ class MLP(nn.Sequential):
         return sequential_stand_in(self, MLP.forward, self._one_input)
 
     def _one_input(self, *inputs: Any) -> torch.Tensor | None:
-        """The input :meth:`forward` passes to its layers, or None where its checks fail."""
+        """The input :meth:`forward` passes to its layers, or None where its checks fail (or
+        an input is a tensor subclass, which :meth:`forward` takes)."""
         if not inputs or not all(type(x) is torch.Tensor for x in inputs):
             return None
-        if len(inputs) == 1:
-            value = inputs[0]
-        else:
-            lead = inputs[0].shape[:-1]
-            if any(x.shape[:-1] != lead for x in inputs[1:]):
-                return None
-            value = torch.cat(inputs, -1)
-        if self.in_features is not None and value.shape[-1:] != (self.in_features,):
-            return None
+        value, _ = self._joined(inputs)
         return value
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def _joined(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor | None, Exception | None]:
+        """The inputs concatenated on their last dim and checked against ``in_features``:
+        ``(value, None)``, or ``(None, the error forward raises)``."""
         if not inputs:
-            raise TypeError("MLP expected at least one input tensor")
+            return None, TypeError("MLP expected at least one input tensor")
+        value = inputs[0]
         if len(inputs) > 1:
-            lead = {tuple(x.shape[:-1]) for x in inputs}
-            if len(lead) > 1:
+            lead = value.shape[:-1]
+            if any(x.shape[:-1] != lead for x in inputs[1:]):
                 shapes = [tuple(x.shape) for x in inputs]
-                raise ValueError(
+                return None, ValueError(
                     f"MLP inputs are concatenated on their last dim and need the same leading "
                     f"dims; got shapes {shapes}"
                 )
             value = torch.cat(inputs, -1)
-        else:
-            value = inputs[0]
-        if self.in_features is not None and value.shape[-1] != self.in_features:
-            raise ValueError(
+        if self.in_features is not None and value.shape[-1:] != (self.in_features,):
+            return None, ValueError(
                 f"MLP expected inputs with {self.in_features} features in total (last dim), "
                 f"got shape {tuple(value.shape)}"
             )
+        return value, None
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        value, error = self._joined(inputs)
+        if error is not None:
+            raise error
         out = super().forward(value)
         if len(self.out_features) > 1:
             out = out.unflatten(-1, self.out_features)
