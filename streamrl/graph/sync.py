@@ -70,7 +70,14 @@ def _iterate(runner: Runner, tap: FifoChannel) -> Iterator[Any]:
         fut = portal.start_task_soon(runner.run)
         try:
             while True:
-                item = portal.call(_get, tap)
+                # polled, as _wait does: a Ctrl-C that the kernel hands to another thread
+                # reaches the main thread at its next poll, not after the next item
+                pending = portal.start_task_soon(_get, tap)
+                try:
+                    item = _wait(pending)
+                finally:
+                    if not pending.done():
+                        pending.cancel()
                 if item is _DONE:
                     break
                 yield item
