@@ -26,49 +26,8 @@ def _restore_distribution_validation():
     torch.distributions.Distribution.set_default_validate_args(before)
 
 
-# Ctrl-C tests (in this process, and in the runs it starts, which inherit an ignored or
-# blocked SIGINT) need the process to keep Python's SIGINT handler with the signal unblocked
-# in the main thread. CI runs have seen every Ctrl-C test after some point fail at once (a
-# run ignoring the signal to its end): each test's change is undone after it and named in
-# the session's summary.
-_sigint_changes: list[str] = []
-
-
-def _sigint_state() -> tuple[object, bool, bool]:
-    """(Python's SIGINT handler, SIGINT blocked in this thread, ignored at the C level)."""
-    import signal
-
-    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    with open("/proc/self/status") as f:
-        ignored = next((int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1
-                        for line in f if line.startswith("SigIgn:")), 0)
-    return signal.getsignal(signal.SIGINT), blocked, bool(ignored)
-
-
-@pytest.fixture(autouse=True)
-def _sigint_kept(request):
-    import signal
-
-    before = _sigint_state()
-    yield
-    after = _sigint_state()
-    if after != before:
-        if before[0] is not None:  # (None: a handler set outside Python, left alone)
-            signal.signal(signal.SIGINT, before[0])
-        if after[1] and not before[1]:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
-        _sigint_changes.append(f"{request.node.nodeid}: (handler, blocked, ignored) "
-                               f"{before} -> {after}; restored")
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _sigint_changes:
-        terminalreporter.section("SIGINT disposition changed by a test (undone after it)")
-        for line in _sigint_changes:
-            terminalreporter.write_line(line)
-
-
 def pytest_configure(config):
+    _receive_sigint()
     # A native crash (SIGSEGV, SIGABRT...) kills the test process before pytest reports:
     # with STREAMRL_FAULT_LOG set (.ci/test sets it and runs pytest without its own
     # faulthandler plugin), every thread's Python stack goes to that file, which .ci/test
@@ -130,3 +89,19 @@ def ray(ray_local):
 
     yield ray_local
     assert_no_actors(ray_local)
+
+
+def _receive_sigint() -> None:
+    """Give this process Python's SIGINT handler, unblocked, when it was started without it.
+
+    A non-interactive shell starts a background job (``cmd &``) with SIGINT ignored, and an
+    ignored or blocked signal is inherited by every process started from here. The Ctrl-C
+    tests (``test_keyboard_interrupt_*``, ``test_ctrl_c_*``: in this process, and in runs they
+    start and signal) would then fail or wait out their timeout, which says nothing about the
+    code. The suite sends SIGINT only to what it started."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
