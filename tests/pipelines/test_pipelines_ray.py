@@ -61,7 +61,10 @@ def test_dqn_rollout_on_a_worker_node(cluster, lockstep, tmp_path):
     """The off-policy graph with its rollout on a Ray actor: batches come into the driver's
     replay sink, weights go out (a latest-value edge free-running; with each token in
     lockstep), the run ends at its budget and leaves no actor."""
-    config = dqn.DQNConfig(frames=2048, learning_starts=256, train_freq=256, gradient_steps=32,
+    # free-running, the rollout does not wait for the learner: its budget must outlast the
+    # first weights' trip (2,048 frames did not, once, on a loaded CI machine)
+    config = dqn.DQNConfig(frames=2048 if lockstep else 6144, learning_starts=256,
+                           train_freq=256, gradient_steps=32,
                            minibatches_per_sample=4, eval_interval=1024, eval_episodes=2,
                            rollout_placement="ray", lockstep=lockstep, logger="csv")
     result = dqn.train(config, run_dir=tmp_path)
