@@ -25,12 +25,19 @@ _DONE = object()
 
 
 def _wait(fut: concurrent.futures.Future) -> Any:
-    # Poll with a timeout so that Ctrl-C in the main thread is seen promptly.
-    while True:
-        try:
-            return fut.result(timeout=0.1)
-        except concurrent.futures.TimeoutError:
-            continue
+    """``fut``'s result, polled every 0.1 s so that a Ctrl-C is seen promptly (the kernel may
+    hand the signal to another thread: the main thread sees it at its next poll); ``fut`` is
+    cancelled when the wait is interrupted (for a graph's run: cancels the graph, and leaving
+    the portal waits for its shutdown)."""
+    try:
+        while True:
+            try:
+                return fut.result(timeout=0.1)
+            except concurrent.futures.TimeoutError:
+                continue
+    except BaseException:
+        fut.cancel()  # (a no-op on a future that has finished)
+        raise
 
 
 def run_sync(graph: Graph, **kwargs: Any) -> None:
@@ -39,12 +46,7 @@ def run_sync(graph: Graph, **kwargs: Any) -> None:
         graph.run_deterministic(max_steps=kwargs.get("max_steps"))
         return
     with start_blocking_portal() as portal:
-        fut = portal.start_task_soon(functools.partial(graph.run, **kwargs))
-        try:
-            _wait(fut)
-        except BaseException:
-            fut.cancel()  # cancels the graph; leaving the portal waits for its shutdown
-            raise
+        _wait(portal.start_task_soon(functools.partial(graph.run, **kwargs)))
 
 
 async def _get(tap: FifoChannel) -> Any:
@@ -70,14 +72,7 @@ def _iterate(runner: Runner, tap: FifoChannel) -> Iterator[Any]:
         fut = portal.start_task_soon(runner.run)
         try:
             while True:
-                # polled, as _wait does: a Ctrl-C that the kernel hands to another thread
-                # reaches the main thread at its next poll, not after the next item
-                pending = portal.start_task_soon(_get, tap)
-                try:
-                    item = _wait(pending)
-                finally:
-                    if not pending.done():
-                        pending.cancel()
+                item = _wait(portal.start_task_soon(_get, tap))
                 if item is _DONE:
                     break
                 yield item

@@ -126,18 +126,7 @@ async def test_cancel_while_a_hook_is_busy(placement):
     assert anyio.current_time() - scope.deadline < 1.0
 
 
-@pytest.fixture
-def default_sigint():
-    """SIGINT raises KeyboardInterrupt here whatever handler an earlier test or library left
-    installed (these tests check the graph's shutdown on Ctrl-C, not the process's handler)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def test_keyboard_interrupt_in_run_sync_stops_the_graph(default_sigint):
+def test_keyboard_interrupt_in_run_sync_stops_the_graph():
     leaks = LeakCheck()
     g = Graph()
     src = g.add(Forever(), name="src")
@@ -339,7 +328,7 @@ async def test_cancel_kills_a_worker_process_stuck_in_a_hook():
     leaks.assert_clean()
 
 
-def test_keyboard_interrupt_while_iterating_stops_the_graph(default_sigint):
+def test_keyboard_interrupt_while_iterating_stops_the_graph():
     leaks = LeakCheck()
     g = Graph()
     src = g.add(Forever())
@@ -358,4 +347,3 @@ def test_keyboard_interrupt_while_iterating_stops_the_graph(default_sigint):
     timer.join()
     assert n > 0
     leaks.assert_clean()
-
