@@ -87,6 +87,24 @@ def sac_rows(steps: int, learning_starts: int) -> list[tuple[str, float, float]]
     return rows
 
 
+def sac_medians(rounds: list[list[tuple[str, float, float]]]) -> str:
+    """Each system's median updates/s and median ratio to SB3 (the first row) over rounds.
+
+    >>> print(sac_medians([[("SB3", 1.0, 100.0), ("ours", 1.0, 130.0)],
+    ...                    [("SB3", 1.0, 80.0), ("ours", 1.0, 100.0)],
+    ...                    [("SB3", 1.0, 90.0), ("ours", 1.0, 126.0)]]))
+    medians over 3 rounds (updates/s, ratio to SB3 per round):
+      SB3                                       90.0   1.00
+      ours                                     126.0   1.30
+    """
+    lines = [f"medians over {len(rounds)} rounds (updates/s, ratio to SB3 per round):"]
+    for i, (name, _, _) in enumerate(rounds[0]):
+        updates = statistics.median(r[i][2] for r in rounds)
+        ratio = statistics.median(r[i][2] / r[0][2] for r in rounds)
+        lines.append(f"  {name:<36} {updates:9.1f} {ratio:6.2f}")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------ compile
 def compile_rows(updates: int = 300) -> list[tuple[str, float, float]]:
     """(mode, ms per SAC update, seconds of the first three updates) eager and compiled."""
@@ -179,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--sac-steps", type=int, default=3000, help="timed SAC steps")
     parser.add_argument("--sac-learning-starts", type=int, default=1000)
+    parser.add_argument("--sac-rounds", type=int, default=1,
+                        help="sac: rounds, each running SB3 and both topologies in turn; "
+                             "the ratios to SB3 are reported as medians over the rounds")
     parser.add_argument("--peers-python", default=None)
     parser.add_argument("--lockstep", action="store_true",
                         help="dqn: run dqn_cartpole in lockstep (SB3's order of collection)")
@@ -190,13 +211,22 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown parts {unknown}; expected sac, compile and/or dqn")
     if "sac" in parts:
+        if args.sac_rounds < 1:
+            parser.error(f"--sac-rounds: expected >= 1, found {args.sac_rounds}")
         print(f"SAC {PENDULUM}: {args.sac_steps} timed steps after {args.sac_learning_starts} "
-              "(learning_starts), 1 thread", flush=True)
-        rows = sac_rows(args.sac_steps, args.sac_learning_starts)
-        base = rows[0][2]
-        print(f"{'system':<36} {'env steps/s':>12} {'updates/s':>10} {'vs SB3':>7}")
-        for name, steps, updates in rows:
-            print(f"{name:<36} {steps:12.1f} {updates:10.1f} {updates / base:7.2f}")
+              f"(learning_starts), 1 thread, {args.sac_rounds} round(s)", flush=True)
+        rounds = []
+        for k in range(args.sac_rounds):
+            rows = sac_rows(args.sac_steps, args.sac_learning_starts)
+            rounds.append(rows)
+            base = rows[0][2]
+            print(f"{'round ' + str(k + 1) + ': system':<36} {'env steps/s':>12} "
+                  f"{'updates/s':>10} {'vs SB3':>7}")
+            for name, steps, updates in rows:
+                print(f"{name:<36} {steps:12.1f} {updates:10.1f} {updates / base:7.2f}",
+                      flush=True)
+        if len(rounds) > 1:
+            print(sac_medians(rounds))
     if "compile" in parts:
         print(f"\nSAC update ({PENDULUM} networks, batch 256, 1 thread), eager vs torch.compile",
               flush=True)

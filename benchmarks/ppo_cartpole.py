@@ -96,24 +96,38 @@ print(json.dumps({"solved_at": r.solved_at, "wall": r.wall_s, "train": r.train_s
 # thread. It runs a given number of frames (no evaluation) and prints its collect and update
 # seconds: what the same work costs with no library around it.
 _PLAIN_SCRIPT = '''
-import sys, time, numpy as np, torch, gymnasium as gym
+import math, sys, time, numpy as np, torch, gymnasium as gym
 from torch import nn
 torch.set_num_threads(1)
 seed, frames, horizon = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+solve = len(sys.argv) > 4 and sys.argv[4] == "solve"  # evaluate, and stop once solved
 torch.manual_seed(seed)
 N, T, B, E, GAMMA, LAM = 8, 32, 256, 20, 0.98, 0.8
 envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(N)],
                                 autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-def mlp(out):
-    return nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(),
-                         nn.Linear(64, out))
-pi, vf = mlp(2), mlp(1)
+def mlp(out, gain):  # SB3's init: orthogonal, sqrt(2) hidden, ``gain`` out, zero biases
+    net = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(),
+                        nn.Linear(64, out))
+    for i in (0, 2, 4):
+        nn.init.orthogonal_(net[i].weight, gain=gain if i == 4 else math.sqrt(2))
+        nn.init.zeros_(net[i].bias)
+    return net
+def evaluate(n=20):  # the benchmark's criterion: 20 deterministic episodes, seeds 10,000...
+    env, rets = gym.make("CartPole-v1"), []
+    for i in range(n):
+        o, _ = env.reset(seed=10_000 + i); done, ret = False, 0.0
+        while not done:
+            a = int(pi(torch.as_tensor(o, dtype=torch.float32)).argmax())
+            o, r, term, trunc, _ = env.step(a); ret += r; done = term or trunc
+        rets.append(ret)
+    return float(np.mean(rets))
+pi, vf = mlp(2, 0.01), mlp(1, 1.0)
 params = [*pi.parameters(), *vf.parameters()]
-opt = torch.optim.Adam(params, lr=1e-3)
+opt = torch.optim.Adam(params, lr=1e-3, eps=1e-5)
 obs = torch.as_tensor(envs.reset(seed=seed)[0], dtype=torch.float32)
 bo, ba = torch.zeros(T, N, 4), torch.zeros(T, N, dtype=torch.long)
 blp, br, bd, bv, badv = (torch.zeros(T, N) for _ in range(5))
-done_frames, collect, update = 0, 0.0, 0.0
+done_frames, collect, update, solved_at, evaluated = 0, 0.0, 0.0, None, 0
 while done_frames < frames:
     left = 1 - done_frames / horizon
     for g in opt.param_groups:
@@ -139,6 +153,13 @@ while done_frames < frames:
             after = nv if t == T - 1 else bv[t + 1]
             last = br[t] + GAMMA * after * (1 - bd[t]) - bv[t] + GAMMA * LAM * (1 - bd[t]) * last
             badv[t] = last
+        collect += time.perf_counter() - t0
+        done_frames += T * N
+        if solve and done_frames - evaluated >= 8192:  # before training on the batch (untimed)
+            evaluated = done_frames
+            if evaluate() >= 475:
+                solved_at = done_frames
+                break
     t1 = time.perf_counter()
     O, A, LP = bo.reshape(-1, 4), ba.reshape(-1), blp.reshape(-1)
     ADV, RET = badv.reshape(-1), (badv + bv).reshape(-1)
@@ -156,13 +177,13 @@ while done_frames < frames:
             nn.utils.clip_grad_norm_(params, 0.5)
             opt.step()
     update += time.perf_counter() - t1
-    collect += t1 - t0
-    done_frames += T * N
-print(f"plain frames={done_frames} collect={collect:.3f} update={update:.3f}")
+print(f"plain frames={done_frames} collect={collect:.3f} update={update:.3f} "
+      f"solved_at={solved_at}")
 '''
 
 _PLAIN_LINE = re.compile(
-    r"frames=(?P<frames>\d+) collect=(?P<collect>[\d.]+) update=(?P<update>[\d.]+)")
+    r"frames=(?P<frames>\d+) collect=(?P<collect>[\d.]+) update=(?P<update>[\d.]+) "
+    r"solved_at=(?P<solved>\w+)")
 
 _SB3_LINE = re.compile(
     r"solved_at=(?P<solved>\w+) wall=(?P<wall>[\d.]+)s train_wall=(?P<train>[\d.]+)s")
@@ -204,16 +225,28 @@ def run_sb3(python: str, seed: int, script: Path) -> dict:
             "wall": float(match["wall"]), "train": float(match["train"])}
 
 
-def run_plain(seed: int, frames: int, horizon: int) -> float:
-    """Train seconds (collect + update) of the hand-written loop for ``frames`` frames."""
+def _plain(seed: int, frames: int, horizon: int, *extra: str) -> re.Match:
     out = subprocess.run([sys.executable, "-c", _PLAIN_SCRIPT, str(seed), str(frames),
-                          str(horizon)], capture_output=True, text=True)
+                          str(horizon), *extra], capture_output=True, text=True)
     match = _PLAIN_LINE.search(out.stdout)
     if out.returncode != 0 or match is None:
         raise RuntimeError(f"the hand-written loop failed:\n{out.stderr[-3000:]}")
+    return match
+
+
+def run_plain(seed: int, frames: int, horizon: int) -> float:
+    """Train seconds (collect + update) of the hand-written loop for ``frames`` frames."""
+    match = _plain(seed, frames, horizon)
     if int(match["frames"]) != -(-frames // 256) * 256:
         raise RuntimeError(f"the hand-written loop ran {match['frames']} frames, not {frames}")
     return float(match["collect"]) + float(match["update"])
+
+
+def solve_plain(seed: int, budget: int) -> int | None:
+    """The frames the hand-written loop takes to solve (the benchmark's criterion), or None
+    within ``budget``: the same algorithm as SB3's, without either library."""
+    solved = _plain(seed, budget, budget, "solve")["solved"]
+    return None if solved == "None" else int(solved)
 
 
 def _fmt(r: dict | None) -> str:
@@ -228,10 +261,21 @@ def _summary(name: str, results: list[dict]) -> str:
     if not solved:
         return f"{name}: solved 0/{len(results)}"
     med = {k: statistics.median(r[k] for r in solved) for k in ("solved_at", "wall", "train")}
+    mean = statistics.mean(r["solved_at"] for r in solved)
     return (f"{name}: solved {len(solved)}/{len(results)}; median over solved runs: "
-            f"{med['solved_at']:,.0f} steps, wall {med['wall']:.2f} s, train {med['train']:.2f} s "
+            f"{med['solved_at']:,.0f} steps (mean {mean:,.0f}), wall {med['wall']:.2f} s, "
+            f"train {med['train']:.2f} s "
             f"(min wall {min(r['wall'] for r in solved):.2f}, max "
             f"{max(r['wall'] for r in solved):.2f})")
+
+
+def limit_solves_line(solves: list[int | None]) -> str:
+    """The summary of the hand-written loop's own frames to solve."""
+    solved = [f for f in solves if f is not None]
+    if not solved:
+        return f"limit solves: 0/{len(solves)}"
+    return (f"limit solves: {len(solved)}/{len(solves)}; median {statistics.median(solved):,.0f} "
+            f"steps (mean {statistics.mean(solved):,.0f})")
 
 
 def micro(repeats: int = 500) -> None:
@@ -319,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a Python with stable-baselines3 (default: $STREAMRL_PEERS_PYTHON "
                              "or /tmp/peers/bin/python)")
     parser.add_argument("--no-sb3", action="store_true", help="run streamrl only")
+    parser.add_argument("--limit-solves", action="store_true",
+                        help="also run the hand-written loop (SB3's algorithm) to its own "
+                             "solve on each seed: frames to solve without either library")
     parser.add_argument("--micro", action="store_true",
                         help="also time the actor and the loss against plain torch")
     args = parser.parse_args(argv)
@@ -339,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     ours: list[dict] = []
     theirs: list[dict] = []
     limits: list[tuple[float, float, float | None]] = []
+    solves: list[int | None] = []
     for seed in args.seeds:
         r = run_streamrl(seed, args.budget)
         ours.append(r)
@@ -348,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         limit = run_plain(seed, r["frames"], args.budget)
         limits.append((limit, r["train"], s["train"] if s is not None else None))
         split = f"collect {r['collect']:.2f}, update {r['update']:.2f}, eval {r['eval']:.2f}"
+        if args.limit_solves:
+            solves.append(solve_plain(seed, args.budget))
+            split += f"; limit solved at {solves[-1]}"
         print(f"{seed:>4} | {_fmt(r)} | {_fmt(s)} | {limit:7.2f} | {split}", flush=True)
     print(_summary("streamrl", ours))
     if theirs:
@@ -356,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = statistics.median(ours_s / lim for lim, ours_s, _ in limits)
     print(f"limit   : the hand-written loop over each seed's streamrl frames: median train "
           f"{limit:.2f} s; streamrl train / limit, median over seeds: {ratio:.2f}")
+    if args.limit_solves:
+        print(limit_solves_line(solves))
     if args.micro:
         micro()
     return 0

@@ -122,6 +122,24 @@ def test_offpolicy_refuses_unknown_parts(capsys):
     assert info.value.code == 2 and "unknown parts ['ppo']" in capsys.readouterr().err
 
 
+def test_sac_rounds_are_summed_up_as_medians_of_the_rounds_ratios():
+    rounds = [[("SB3", 1.0, 100.0), ("ours", 1.0, 130.0)],
+              [("SB3", 1.0, 80.0), ("ours", 1.0, 100.0)],   # 1.25
+              [("SB3", 1.0, 90.0), ("ours", 1.0, 126.0)]]   # 1.40
+    lines = offpolicy.sac_medians(rounds).splitlines()
+    assert lines[0] == "medians over 3 rounds (updates/s, ratio to SB3 per round):"
+    assert lines[1].split() == ["SB3", "90.0", "1.00"]
+    # the median of the rounds' ratios (1.30), not the ratio of the medians (1.40)
+    assert lines[2].split() == ["ours", "126.0", "1.30"]
+
+
+def test_sac_rounds_below_one_are_refused(capsys):
+    with pytest.raises(SystemExit) as info:
+        offpolicy.main(["--parts", "sac", "--sac-rounds", "0"])
+    assert info.value.code == 2 and "--sac-rounds: expected >= 1, found 0" in (
+        capsys.readouterr().err)
+
+
 def test_the_eager_sac_update_runs_and_reports_a_time():
     ms, first = offpolicy._time_sac_update(False, 2)
     assert ms > 0 and first > 0
@@ -132,6 +150,16 @@ def test_the_hand_written_ppo_limit_runs_the_frames_asked():
     # 512 frames: two collections of 8 x 32, each followed by 20 epochs of one minibatch
     seconds = ppo_cartpole.run_plain(0, 512, 200_000)
     assert seconds > 0
+
+
+def test_the_hand_written_ppo_evaluates_at_8192_frames_and_says_whether_it_solved():
+    # no evaluation before 8,192 frames: unsolved within 512
+    assert ppo_cartpole.solve_plain(0, 512) is None
+    # at 8,192 frames the 20 evaluation episodes run; the loop stops there either way
+    assert ppo_cartpole.solve_plain(0, 8192) in (None, 8192)
+    assert ppo_cartpole.limit_solves_line([8192, None, 16384, 24576]) == (
+        "limit solves: 3/4; median 16,384 steps (mean 16,384)")
+    assert ppo_cartpole.limit_solves_line([None]) == "limit solves: 0/1"
 
 
 # -------------------------------------------------------------------------- collectors
