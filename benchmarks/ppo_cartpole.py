@@ -101,6 +101,7 @@ from torch import nn
 torch.set_num_threads(1)
 seed, frames, horizon = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 solve = len(sys.argv) > 4 and sys.argv[4] == "solve"  # evaluate, and stop once solved
+every = int(sys.argv[5]) if len(sys.argv) > 5 else 8192  # frames between evaluations
 torch.manual_seed(seed)
 N, T, B, E, GAMMA, LAM = 8, 32, 256, 20, 0.98, 0.8
 envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(N)],
@@ -127,7 +128,7 @@ opt = torch.optim.Adam(params, lr=1e-3, eps=1e-5)
 obs = torch.as_tensor(envs.reset(seed=seed)[0], dtype=torch.float32)
 bo, ba = torch.zeros(T, N, 4), torch.zeros(T, N, dtype=torch.long)
 blp, br, bd, bv, badv = (torch.zeros(T, N) for _ in range(5))
-done_frames, collect, update, solved_at, evaluated = 0, 0.0, 0.0, None, 0
+done_frames, collect, update, solved_at, evaluated, evals = 0, 0.0, 0.0, None, 0, 0
 while done_frames < frames:
     left = 1 - done_frames / horizon
     for g in opt.param_groups:
@@ -155,8 +156,8 @@ while done_frames < frames:
             badv[t] = last
         collect += time.perf_counter() - t0
         done_frames += T * N
-        if solve and done_frames - evaluated >= 8192:  # before training on the batch (untimed)
-            evaluated = done_frames
+        if solve and done_frames - evaluated >= every:  # before training on the batch (untimed)
+            evaluated, evals = done_frames, evals + 1
             if evaluate() >= 475:
                 solved_at = done_frames
                 break
@@ -178,12 +179,12 @@ while done_frames < frames:
             opt.step()
     update += time.perf_counter() - t1
 print(f"plain frames={done_frames} collect={collect:.3f} update={update:.3f} "
-      f"solved_at={solved_at}")
+      f"solved_at={solved_at} evals={evals}")
 '''
 
 _PLAIN_LINE = re.compile(
     r"frames=(?P<frames>\d+) collect=(?P<collect>[\d.]+) update=(?P<update>[\d.]+) "
-    r"solved_at=(?P<solved>\w+)")
+    r"solved_at=(?P<solved>\w+) evals=(?P<evals>\d+)")
 
 _SB3_LINE = re.compile(
     r"solved_at=(?P<solved>\w+) wall=(?P<wall>[\d.]+)s train_wall=(?P<train>[\d.]+)s")

@@ -152,11 +152,22 @@ def test_the_hand_written_ppo_limit_runs_the_frames_asked():
     assert seconds > 0
 
 
-def test_the_hand_written_ppo_evaluates_at_8192_frames_and_says_whether_it_solved():
-    # no evaluation before 8,192 frames: unsolved within 512
-    assert ppo_cartpole.solve_plain(0, 512) is None
-    # at 8,192 frames the 20 evaluation episodes run; the loop stops there either way
-    assert ppo_cartpole.solve_plain(0, 8192) in (None, 8192)
+def test_the_hand_written_ppo_evaluates_on_its_schedule_and_says_whether_it_solved(
+        monkeypatch):
+    # every 256 frames: two evaluations of the barely trained policy, which does not solve
+    run = ppo_cartpole._plain(0, 512, 200_000, "solve", "256")
+    assert (run["evals"], run["solved"], run["frames"]) == ("2", "None", "512")
+    # the benchmark's runs: the whole budget as the horizon, the default interval (8,192)
+    calls = []
+
+    def fake(*args):
+        calls.append(args)
+        return {"solved": "16384" if len(calls) == 1 else "None"}
+
+    monkeypatch.setattr(ppo_cartpole, "_plain", fake)
+    assert ppo_cartpole.solve_plain(3, 200_000) == 16384
+    assert ppo_cartpole.solve_plain(4, 1000) is None
+    assert calls == [(3, 200_000, 200_000, "solve"), (4, 1000, 1000, "solve")]
     assert ppo_cartpole.limit_solves_line([8192, None, 16384, 24576]) == (
         "limit solves: 3/4; median 16,384 steps (mean 16,384)")
     assert ppo_cartpole.limit_solves_line([None]) == "limit solves: 0/1"
