@@ -17,8 +17,10 @@ Wall time counts from the first collected step (environment and model constructi
 excluded on both sides); "train" is wall minus the time spent evaluating.
 
 "limit" is the same algorithm written by hand in plain torch and gymnasium (``_PLAIN_SCRIPT``:
-``SyncVectorEnv(8)``, the same networks, epochs, minibatch and schedules), run for the frames
-streamrl ran on that seed: the cost of the work itself, with no library around it.
+``SyncVectorEnv(8)``, the same networks, SB3's init and Adam settings, epochs, minibatch and
+schedules), run for the frames streamrl ran on that seed: the cost of the work itself, with
+no library around it. ``--limit-solves`` also runs it to its own solve on each seed, under the
+same evaluation: the frames the algorithm needs without either library.
 """
 
 from __future__ import annotations
