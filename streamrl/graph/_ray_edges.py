@@ -251,6 +251,9 @@ class _Proxy(Awaits, Operator):
     """What every end shares: the edge it stands for and the site that finds its peer; it
     waits on the other process on its edge (:class:`Awaits`)."""
 
+    #: an end that lost its peer may raise the error of the actor found dead, already named
+    forwards_errors = True
+
     def __init__(self, edge: str, site: Any = None):
         self.edge = edge
         self.site = site  # set after unpickling on an actor
@@ -274,7 +277,7 @@ async def _settled(ref: Any, proxy: _Proxy, handle: Any) -> Any:
         return await ref
     except ray.exceptions.RayError as exc:
         lost = PeerLostError(f"the other end of edge {proxy.edge} failed or went away "
-                             f"({type(exc).__name__})")
+                             f"({type(exc).__name__})", proxy.edge)
         lost.__cause__ = exc
     await proxy.site.lost(lost, proxy.edge, handle)
     return RESTARTED

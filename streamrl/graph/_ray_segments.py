@@ -420,7 +420,8 @@ class Deployment:
     async def lost(self, exc: BaseException, edge: str, handle: Any) -> None:
         """A driver's edge end lost its peer ``handle``: return once another actor has taken
         the peer's place; else give the coordinator time to report the cause (it cancels the
-        graph) and raise ``exc``."""
+        graph) and raise ``exc``, or the peer's death when its actor is found dead
+        (:meth:`_cause`)."""
         seg = self.driver_peers[edge]
         if self.placements[seg].on_failure == "restart":
             with anyio.move_on_after(self.placements[seg].start_timeout + _PEER_LOST_GRACE):
@@ -431,7 +432,43 @@ class Deployment:
         with anyio.move_on_after(_PEER_LOST_GRACE):
             await self.failed.wait()
             await anyio.sleep(_PEER_LOST_GRACE)
-        raise exc
+        raise await self._cause(seg, exc)
+
+    async def _cause(self, seg: str | None, consequence: BaseException) -> BaseException:
+        """What to report for ``consequence``, a failure caused by losing segment ``seg``
+        (None: the driver) once the grace has passed without ``seg`` reporting its own end:
+        ``seg``'s death, named, when a call on its actor now fails with Ray's actor error (its
+        death notice was slow to reach the pending run); else ``consequence``."""
+        from .._utils.ray_items import actor_died
+
+        if seg is None or seg not in self.actors:
+            return consequence
+        actor = self.actors[seg]
+        try:
+            with anyio.move_on_after(_PEER_LOST_GRACE):
+                await actor.ready.remote()
+        except self._ray.exceptions.RayActorError as exc:
+            return OperatorError(seg, "step", actor_died(self.names[seg], self.nodes.get(seg), exc))
+        except Exception:  # any other answer: no evidence of a death
+            pass
+        return consequence
+
+    def _lost_peer(self, seg: str, exc: BaseException) -> str | None:
+        """The segment at the other end of the edge whose loss caused ``exc``, a failure of
+        segment ``seg`` (None: the driver, or not known)."""
+        from .errors import PeerLostError
+
+        while exc is not None and not isinstance(exc, PeerLostError):
+            exc = exc.__cause__  # type: ignore[assignment]
+        edge = getattr(exc, "edge", None)
+        if edge is None:
+            return None
+        if edge in self.wiring.get(seg, {}):  # seg pushes into the peer
+            return self.wiring[seg][edge]
+        for other, wired in self.wiring.items():  # the peer pushes into seg
+            if wired.get(edge) == seg:
+                return other
+        return None  # an edge with the driver
 
     def sent(self, edge: str, version: int, value: Any) -> None:
         """The reader of the latest-value edge ``edge`` took ``value``."""
@@ -525,24 +562,28 @@ class Deployment:
         try:
             pending = set(tasks)
             first: OperatorError | None = None
+            first_seg = ""
             deadline = None
             while pending:
                 timeout = None if deadline is None else max(deadline - time.monotonic(), 0)
                 done, pending = await asyncio.wait(pending, timeout=timeout,
                                                    return_when=asyncio.FIRST_EXCEPTION)
-                errors = [t.exception() for t in done if t.exception() is not None]
-                for exc in errors:
+                for t in done:
+                    exc = t.exception()
+                    if exc is None:
+                        continue
                     assert isinstance(exc, OperatorError)
                     if not _caused_by(exc, PeerLostError):
                         raise exc
-                    first = first or exc
+                    if first is None:
+                        first, first_seg = exc, tasks[t]
                 if first is not None:
                     if deadline is None:
                         deadline = time.monotonic() + _PEER_LOST_GRACE
                     elif time.monotonic() >= deadline:
-                        raise first
+                        raise await self._cause(self._lost_peer(first_seg, first), first)
             if first is not None:
-                raise first
+                raise await self._cause(self._lost_peer(first_seg, first), first)
         finally:
             for t in tasks:
                 t.cancel()
@@ -591,8 +632,9 @@ class Deployment:
             except ray.exceptions.RayTaskError as exc:
                 err = unwrap_error(ray, exc)
                 self.failed.set()
-                raise (err if isinstance(err, OperatorError)
-                       else OperatorError(seg, "step", err)) from None
+                if not isinstance(err, OperatorError):
+                    err = OperatorError(seg, "step", err)
+                raise err from err.__cause__  # (not Ray's error: `from None` lost the cause)
             except ray.exceptions.RayError as exc:  # the actor died: name it and its node
                 died = actor_died(self.names[seg], self.nodes.get(seg), exc)
                 if not self._restartable(seg):
@@ -600,7 +642,7 @@ class Deployment:
                     if self.restarts[seg]:
                         died = RuntimeError(f"{died} (after {self.restarts[seg]} restarts; "
                                             f"earlier deaths: {'; '.join(self.deaths[seg])})")
-                    raise OperatorError(seg, "step", died) from None
+                    raise OperatorError(seg, "step", died) from died
                 self.deaths[seg].append(str(died))
                 await self._restart(seg)
         self.stats[seg] = stats

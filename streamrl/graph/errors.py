@@ -53,4 +53,9 @@ class DeadlockError(GraphError):
 class PeerLostError(GraphError):
     """The other end of an edge between two processes of a Ray application failed or went
     away (``Ray(direct=True)``). Usually a consequence: the run reports the operator that
-    failed first, and this error only when no cause shows up within a few seconds."""
+    failed first, and this error only when no cause shows up within a few seconds.
+    ``edge``: the edge whose other end was lost (None when not known)."""
+
+    def __init__(self, message: str, edge: str | None = None):
+        super().__init__(message)
+        self.edge = edge

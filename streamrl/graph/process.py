@@ -177,7 +177,8 @@ class _ProcessHost(PipelinedHost):
         try:
             await run_in_own_thread(self._worker.start, f"streamrl-start-{self.name}")
         except RemoteError as exc:
-            raise _unwrap(exc) from None
+            err = _unwrap(exc)
+            raise err from err.__cause__  # its own cause kept (`from None` would drop it)
         # A permanent reader: the reply is read as soon as it arrives, with no per-call
         # registration (Connection.poll() builds a selector per call: too slow).
         self._loop = loop
@@ -240,7 +241,8 @@ class _ProcessHost(PipelinedHost):
         try:
             result = await fut
         except RemoteError as exc:
-            raise _unwrap(exc) from None
+            err = _unwrap(exc)
+            raise err from err.__cause__  # its own cause kept (`from None` would drop it)
         return self._rx.decode(result), time.perf_counter() - t0
 
     async def aclose(self, *, fast: bool = False) -> None:
@@ -274,7 +276,8 @@ class _ProcessHost(PipelinedHost):
                     lambda: self._worker.close(timeout=timeout), f"streamrl-close-{self.name}"
                 )
         except RemoteError as exc:  # the operator's close() raised in the worker
-            raise _unwrap(exc) from None
+            err = _unwrap(exc)
+            raise err from err.__cause__  # its own cause kept (`from None` would drop it)
         finally:
             # the shared buffers of both directions: a finished run (kept as graph._last_run
             # for its stats) must not keep them mapped

@@ -139,7 +139,8 @@ class _RayHost(PipelinedHost):
                 self.where = await ref
             except ray.exceptions.RayError as exc:
                 self._inflight.remove(ref)
-                raise self._error(exc) from None
+                err = self._error(exc)
+                raise err from err.__cause__  # its own cause kept, not Ray's error
         if scope.cancelled_caught:
             raise self._p.not_started(self.name)
         self._inflight.remove(ref)
@@ -166,7 +167,8 @@ class _RayHost(PipelinedHost):
             result = await ref
         except self._ray.exceptions.RayError as exc:
             self._inflight.remove(ref)
-            raise self._error(exc) from None
+            err = self._error(exc)
+            raise err from err.__cause__  # its own cause kept, not Ray's error
         # not reached when cancelled: the call stays in flight and marks the actor busy
         self._inflight.remove(ref)
         return _map_items(unpack_item, result), time.perf_counter() - t0
