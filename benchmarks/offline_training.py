@@ -47,7 +47,9 @@ pipelines' defaults except the presets per env:
   temperature 3 (TorchRL's MuJoCo value), CQL ``min_q_weight`` 1 (TorchRL's default),
   TD3+BC ``alpha`` 2.5 (the paper's).
 
-``--hidden``, ``--iql-temperature``, ``--cql-min-q-weight`` and ``--td3bc-alpha`` override them.
+``--hidden``, ``--iql-temperature``, ``--cql-min-q-weight`` and ``--td3bc-alpha`` override them;
+``--cql-bc-steps N`` gives CQL a behaviour-cloning warm-up of N updates (``cql_offline
+--bc-steps``).
 
 Each finished run's return is appended to ``ROOT/results.jsonl`` with what it depended on
 (env, algorithm, dataset and its size and mean return, seed, updates, hidden units, the
@@ -141,7 +143,8 @@ def _steps(info: dict) -> int | str:
 def algo_options(args: argparse.Namespace) -> dict[str, dict]:
     """The config fields each algorithm gets beyond its pipeline's defaults (the presets)."""
     return {"iql": {"temperature": args.iql_temperature},
-            "cql": {"min_q_weight": args.cql_min_q_weight},
+            "cql": {"min_q_weight": args.cql_min_q_weight,
+                    **({"bc_steps": args.cql_bc_steps} if args.cql_bc_steps else {})},
             "td3bc": {"alpha": args.td3bc_alpha}}
 
 
@@ -255,6 +258,9 @@ def main() -> None:
     p.add_argument("--cql-min-q-weight", type=float,
                    help="CQL's penalty weight min_q_weight (the env's preset: 10 on Pendulum, "
                         "where TorchRL's default 1 scores below BC on medium-replay)")
+    p.add_argument("--cql-bc-steps", type=int, default=0,
+                   help="CQL's behaviour-cloning warm-up: the first N updates train the actor "
+                        "on loss_actor_bc (default 0: none, TorchRL's CQLLoss's behaviour)")
     p.add_argument("--td3bc-alpha", type=float,
                    help="TD3+BC's alpha, the Q term's weight against BC (the env's preset: "
                         "100 on Pendulum, where the paper's 2.5 ties BC on medium-replay; "
@@ -297,8 +303,8 @@ def main() -> None:
     print(f"\nnormalized return after {args.updates} updates (mean +- std over seeds "
           f"{args.seeds}; 0 = random {low:.1f}, 100 = expert {high:.1f}; hidden "
           f"{args.hidden}, IQL temperature {args.iql_temperature:g}, TD3+BC alpha {args.td3bc_alpha:g}, "
-          f"CQL min_q_weight "
-          f"{args.cql_min_q_weight:g}):")
+          f"CQL min_q_weight {args.cql_min_q_weight:g}"
+          f"{f', CQL bc_steps {args.cql_bc_steps}' if args.cql_bc_steps else ''}):")
     print("| algorithm | " + " | ".join(datasets) + " |")
     print("|---|" + "---|" * len(datasets))
     for algo in algos:

@@ -6,7 +6,11 @@ Bellman error plus ``min_q_weight`` times the conservative penalty (the log-sum-
 over ``num_random`` random and policy actions, minus Q of the dataset's action), a
 tanh-Gaussian actor trained as SAC's with an automatically tuned entropy temperature, and
 soft target updates. Defaults are TorchRL's ``CQLLoss``'s (``min_q_weight`` 1,
-``num_random`` 10, no Lagrange tuning) with Adam 3e-4 and batch 256.
+``num_random`` 10, no Lagrange tuning) with Adam 3e-4 and batch 256. ``--bc-steps N`` trains
+the actor by behaviour cloning (the loss's ``loss_actor_bc``: the log-likelihood of the
+dataset's actions, with the entropy term) for the first N updates, as CQL's reference code
+does (its ``policy_eval_start``) and RLlib (``bc_iters``); the critics learn as usual
+meanwhile. 0 (the default) trains the actor on Q from the first update.
 
     $ streamrl run cql_offline --dataset minari:pendulum/medium-replay-v0 --updates 50000
 """
@@ -45,10 +49,14 @@ class CQLConfig(OfflineConfig):
     temperature: float = 1.0
     with_lagrange: bool = False
     lagrange_thresh: float = 0.0
+    bc_steps: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive_ints(self, "num_random")
+        check_field(self, "bc_steps", isinstance(self.bc_steps, int)
+                    and not isinstance(self.bc_steps, bool) and self.bc_steps >= 0,
+                    "a non-negative int")
         check_field(self, "min_q_weight", self.min_q_weight >= 0, ">= 0")
         check_field(self, "temperature", self.temperature > 0, "> 0")
 
@@ -71,11 +79,14 @@ def build(config: CQLConfig, dataset: Any, run_dir: Path | None,
                    lagrange_thresh=config.lagrange_thresh, deactivate_vmap=True)
     loss.make_value_estimator(gamma=config.gamma)
     optim = torch.optim.Adam(loss.parameters(), lr=config.lr)
-    # loss_actor_bc (the behaviour-cloning warm-up objective) is reported, not trained
+    # loss_actor_bc (behaviour cloning) replaces loss_actor for the first bc_steps updates;
+    # it is reported throughout
     keys = ["loss_actor", "loss_qvalue", "loss_cql", "loss_alpha",
             *(["loss_alpha_prime"] if config.with_lagrange else [])]
+    warmup = ["loss_actor_bc", *keys[1:]] if config.bc_steps else None
     learner = Learner(loss, optim, minibatch_size=config.batch_size, loss_keys=keys,
-                      target_updater=SoftUpdate(loss, tau=config.tau))
+                      target_updater=SoftUpdate(loss, tau=config.tau),
+                      warmup_updates=config.bc_steps, warmup_loss_keys=warmup)
     return config.graph(NAME, dataset, actor, learner,
                         saved={"loss": loss, "optimizer": optim}, state=state,
                         run_dir=run_dir, columns=COLUMNS)

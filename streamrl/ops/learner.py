@@ -65,6 +65,12 @@ class Learner(Operator):
     loss module's ``value_loss(td) -> (loss, metadata)`` (TorchRL's actor-critic losses, e.g.
     ``TD3Loss``) for the single ``loss_keys`` term instead of the whole loss.
 
+    **Warm-up objective**: for its first ``warmup_updates`` updates (counted by ``updates``,
+    so a resumed learner goes on counting) the learner trains the sum of the
+    ``warmup_loss_keys`` terms instead of ``loss_keys``'s, with the same optimizer: e.g. CQL's
+    behaviour-cloning start (``loss_actor_bc`` in place of ``loss_actor``, as CQL's reference
+    code does for its first updates). Not combined with ``actor_optimizer``.
+
     With ``priority_buffer`` (a prioritized buffer), the loss's ``td_error`` of each minibatch
     is written back as the priorities of its ``index``.
 
@@ -112,6 +118,8 @@ class Learner(Operator):
         skip_actor_loss: bool = False,
         sequence_length: int | None = None,
         lock: Any = None,
+        warmup_updates: int = 0,
+        warmup_loss_keys: Sequence[str] | None = None,
     ):
         if not isinstance(loss_module, nn.Module) or not callable(loss_module):
             raise TypeError(f"loss_module must be an nn.Module, found {type(loss_module).__name__}")
@@ -152,6 +160,17 @@ class Learner(Operator):
                 f"{type(priority_buffer).__name__}"
             )
         actor_loss_keys = loss_key_names(actor_loss_keys, "actor_loss_keys")
+        warmup_loss_keys = loss_key_names(warmup_loss_keys, "warmup_loss_keys")
+        if (not isinstance(warmup_updates, int) or isinstance(warmup_updates, bool)
+                or warmup_updates < 0):
+            raise ValueError(f"warmup_updates must be a non-negative int, got {warmup_updates!r}")
+        if (warmup_updates > 0) != (warmup_loss_keys is not None):
+            raise ValueError(
+                "warmup_updates and warmup_loss_keys go together (the terms trained during the "
+                f"first updates), found warmup_updates={warmup_updates!r} and "
+                f"warmup_loss_keys={warmup_loss_keys!r}")
+        if warmup_updates and actor_optimizer is not None:
+            raise ValueError("warmup_loss_keys is not supported with an actor_optimizer")
         if not isinstance(policy_delay, int) or isinstance(policy_delay, bool) or policy_delay < 1:
             raise ValueError(f"policy_delay must be a positive int, got {policy_delay!r}")
         if actor_optimizer is None:
@@ -200,6 +219,9 @@ class Learner(Operator):
             optimizer, loss_keys=loss_keys, max_grad_norm=max_grad_norm, lock=self.lock
         )
         self.params = self._gradient_step.params
+        self.warmup_updates = warmup_updates
+        self._warmup_step = None if not warmup_updates else GradientStep(
+            optimizer, loss_keys=warmup_loss_keys, max_grad_norm=max_grad_norm, lock=self.lock)
         self.actor_optimizer = actor_optimizer
         self.policy_delay = policy_delay
         self.skip_actor_loss = bool(skip_actor_loss)
@@ -283,7 +305,9 @@ class Learner(Operator):
         else:
             out = self.loss_module(mb)
         if self._actor_step is None:
-            scalars = self._gradient_step(out, after_step=after)
+            warm = self._warmup_step is not None and self.updates < self.warmup_updates
+            step = self._warmup_step if warm else self._gradient_step
+            scalars = step(out, after_step=after)
         else:
             # the actor's backward goes first: its terms read the critics' parameters, which
             # the critics' step changes in place (a backward after it would fail, or with a
@@ -312,5 +336,7 @@ class Learner(Operator):
         if self.sequence_length is not None:
             shuffle += f", sequence_length={self.sequence_length}"
         delay = f", policy_delay={self.policy_delay}" if self._actor_step is not None else ""
+        if self.warmup_updates:
+            delay += f", warmup_updates={self.warmup_updates}"
         return (f"Learner({type(self.loss_module).__name__}, minibatch_size="
                 f"{self.minibatch_size}, epochs={self.epochs}{shuffle}{delay})")

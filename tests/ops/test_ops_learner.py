@@ -356,6 +356,55 @@ def test_learner_delayed_actor_errors():
                 actor_loss_keys=["loss_actor"])
 
 
+def test_learner_trains_the_warmup_terms_for_the_first_updates_then_its_own():
+    """For 3 updates only the critic (the warm-up term) moves; from the 4th only the actor
+    (loss_keys); the count goes on across batches and through state_dict."""
+    torch.manual_seed(0)
+    loss = TwoNets()
+    learner = Learner(loss, torch.optim.SGD(loss.parameters(), lr=0.1), minibatch_size=1,
+                      loss_keys=["loss_actor"], warmup_updates=3,
+                      warmup_loss_keys=["loss_critic"])
+    actor0, critic0 = loss.actor.weight.detach().clone(), loss.critic.weight.detach().clone()
+    learner.step({"in": regression_batch(2)})
+    assert torch.equal(loss.actor.weight, actor0) and not torch.equal(loss.critic.weight, critic0)
+    state = learner.state_dict()
+    critic1 = loss.critic.weight.detach().clone()
+    learner.step({"in": regression_batch(1)})  # the 3rd update: still the warm-up term
+    assert torch.equal(loss.actor.weight, actor0)
+    critic2 = loss.critic.weight.detach().clone()
+    assert not torch.equal(critic2, critic1)
+    learner.step({"in": regression_batch(2)})  # the 4th and 5th: the actor's term only
+    assert not torch.equal(loss.actor.weight, actor0) and torch.equal(loss.critic.weight, critic2)
+    assert learner.updates == 5 and "warmup_updates=3" in repr(learner)
+
+    resumed = Learner(TwoNets(), torch.optim.SGD(loss.parameters(), lr=0.1),
+                      loss_keys=["loss_actor"], warmup_updates=3,
+                      warmup_loss_keys=["loss_critic"])
+    resumed.load_state_dict(state)
+    assert resumed.updates == 2  # one warm-up update left after the resume
+
+
+def test_learner_warmup_errors():
+    loss = TwoNets()
+    sgd = torch.optim.SGD(loss.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="warmup_updates must be a non-negative int"):
+        Learner(loss, sgd, warmup_updates=-1, warmup_loss_keys=["loss_critic"])
+    with pytest.raises(ValueError, match="warmup_updates must be a non-negative int"):
+        Learner(loss, sgd, warmup_updates=True, warmup_loss_keys=["loss_critic"])
+    with pytest.raises(ValueError, match="go together"):
+        Learner(loss, sgd, warmup_updates=5)
+    with pytest.raises(ValueError, match="go together"):
+        Learner(loss, sgd, warmup_loss_keys=["loss_critic"])
+    with pytest.raises(ValueError, match="not supported with an actor_optimizer"):
+        Learner(loss, torch.optim.SGD(loss.critic.parameters(), lr=0.1),
+                loss_keys=["loss_critic"], warmup_updates=2, warmup_loss_keys=["loss_critic"],
+                actor_optimizer=torch.optim.SGD(loss.actor.parameters(), lr=0.1),
+                actor_loss_keys=["loss_actor"])
+    learner = Learner(loss, sgd, warmup_updates=1, warmup_loss_keys=["loss_missing"])
+    with pytest.raises(KeyError, match="loss_missing"):
+        learner.step({"in": regression_batch(2)})
+
+
 def test_weight_sync_reports_the_oldest_rows_lag():
     net = nn.Linear(2, 1)
     weights = PolicyWeights(net, version=5)

@@ -116,6 +116,31 @@ def test_a_resumed_run_makes_the_same_updates(datasets, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def _actor_weights(run_dir):
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["loss"]
+    return {k: v for k, v in state.items() if "actor_network" in k}
+
+
+def test_cql_bc_steps_train_the_actor_by_behaviour_cloning_first(datasets, tmp_path):
+    """During the BC warm-up the actor does not see Q: two runs whose critics differ (another
+    min_q_weight) end with the same actor; after the warm-up, or without one, they do not."""
+    p = PIPELINES["cql_offline"]
+    runs = {}
+    for bc_steps in (40, 20):
+        for weight in (1.0, 5.0):
+            run = tmp_path / f"bc{bc_steps}-w{weight}"
+            p.train(_config("cql_offline", bc_steps=bc_steps, min_q_weight=weight,
+                            eval_interval=40), run_dir=run)
+            runs[bc_steps, weight] = _actor_weights(run)
+    assert runs[40, 1.0] and runs[40, 1.0].keys() == runs[40, 5.0].keys()
+    assert all(torch.equal(runs[40, 1.0][k], runs[40, 5.0][k]) for k in runs[40, 1.0])
+    assert not all(torch.equal(runs[20, 1.0][k], runs[20, 5.0][k]) for k in runs[20, 1.0])
+    assert not all(torch.equal(runs[40, 1.0][k], runs[20, 1.0][k]) for k in runs[40, 1.0])
+    assert p.parse_args(["--dataset", DATASET, "--bc-steps", "7"])[0].bc_steps == 7
+    with pytest.raises(ValueError, match="bc_steps must be a non-negative int"):
+        _config("cql_offline", bc_steps=-1)
+
+
 def test_command_line_errors_come_before_any_work(datasets, tmp_path, capsys):
     main = PIPELINES["bc_offline"].main
     with pytest.raises(SystemExit) as info:
