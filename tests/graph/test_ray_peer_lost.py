@@ -83,6 +83,13 @@ def _deployment(actors, wiring=None, driver_peers=None):
     return d
 
 
+async def _reported(d):
+    """The OperatorError the deployment's run raises (within 5 s)."""
+    with pytest.raises(OperatorError) as info:
+        await asyncio.wait_for(d.run(), 5)
+    return info.value
+
+
 @pytest.fixture
 def short_grace(monkeypatch):
     monkeypatch.setattr(_ray_segments, "_PEER_LOST_GRACE", 0.05)
@@ -90,10 +97,9 @@ def short_grace(monkeypatch):
 
 async def test_a_peer_found_dead_after_the_grace_is_named(short_grace):
     d = _deployment({"a": _Actor(_consequence(), _alive), "dies": _Actor(_forever, _dead)})
-    with pytest.raises(OperatorError) as info:
-        await asyncio.wait_for(d.run(), 5)
-    assert info.value.operator == "dies", info.value
-    text = str(info.value)
+    error = await _reported(d)
+    assert error.operator == "dies", error
+    text = str(error)
     assert "streamrl:g:dies:run" in text and "node-dies" in text and "died" in text, text
 
 
@@ -101,24 +107,21 @@ async def test_a_peer_pushing_into_the_failed_segment_is_found_too(short_grace):
     """The edge's other end is the segment that pushes into the one that failed."""
     d = _deployment({"dies": _Actor(_forever, _dead), "a": _Actor(_consequence(), _alive)},
                     wiring={"dies": {EDGE: "a"}, "a": {}})
-    with pytest.raises(OperatorError) as info:
-        await asyncio.wait_for(d.run(), 5)
-    assert info.value.operator == "dies", info.value
+    error = await _reported(d)
+    assert error.operator == "dies", error
 
 
 async def test_a_live_peer_leaves_the_consequence_reported(short_grace):
     d = _deployment({"a": _Actor(_consequence(), _alive), "dies": _Actor(_forever, _alive)})
-    with pytest.raises(OperatorError) as info:
-        await asyncio.wait_for(d.run(), 5)
-    assert info.value.operator == "ray_out_2"
-    assert isinstance(info.value.__cause__, PeerLostError)
+    error = await _reported(d)
+    assert error.operator == "ray_out_2"
+    assert isinstance(error.__cause__, PeerLostError)
 
 
 async def test_a_peer_that_does_not_answer_leaves_the_consequence_reported(short_grace):
     d = _deployment({"a": _Actor(_consequence(), _alive), "dies": _Actor(_forever, _forever)})
-    with pytest.raises(OperatorError) as info:
-        await asyncio.wait_for(d.run(), 5)
-    assert info.value.operator == "ray_out_2"
+    error = await _reported(d)
+    assert error.operator == "ray_out_2"
 
 
 async def test_a_lost_driver_edge_is_the_consequence(short_grace):
@@ -126,9 +129,8 @@ async def test_a_lost_driver_edge_is_the_consequence(short_grace):
     d = _deployment({"a": _Actor(_consequence("src.out->a.in"), _alive),
                      "dies": _Actor(_forever, _dead)},
                     driver_peers={"src.out->a.in": "a"})
-    with pytest.raises(OperatorError) as info:
-        await asyncio.wait_for(d.run(), 5)
-    assert info.value.operator == "ray_out_2"
+    error = await _reported(d)
+    assert error.operator == "ray_out_2"
 
 
 async def test_the_cause_reported_within_the_grace_wins(short_grace):
@@ -138,10 +140,9 @@ async def test_the_cause_reported_within_the_grace_wins(short_grace):
         raise _TaskError(OperatorError("dies", "step", ValueError("bad item")))
 
     d = _deployment({"a": _Actor(_consequence(), _alive), "dies": _Actor(own_failure, _dead)})
-    with pytest.raises(OperatorError) as info:
-        await asyncio.wait_for(d.run(), 5)
-    assert info.value.operator == "dies"
-    assert isinstance(info.value.__cause__, ValueError)
+    error = await _reported(d)
+    assert error.operator == "dies"
+    assert isinstance(error.__cause__, ValueError)
 
 
 async def test_a_driver_end_that_lost_a_dead_peer_raises_its_death(short_grace):
