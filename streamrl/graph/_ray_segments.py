@@ -458,9 +458,7 @@ class Deployment:
         segment ``seg`` (None: the driver, or not known)."""
         from .errors import PeerLostError
 
-        while exc is not None and not isinstance(exc, PeerLostError):
-            exc = exc.__cause__  # type: ignore[assignment]
-        edge = getattr(exc, "edge", None)
+        edge = getattr(_cause_of(exc, PeerLostError), "edge", None)
         if edge is None:
             return None
         if edge in self.wiring.get(seg, {}):  # seg pushes into the peer
@@ -573,7 +571,7 @@ class Deployment:
                     if exc is None:
                         continue
                     assert isinstance(exc, OperatorError)
-                    if not _caused_by(exc, PeerLostError):
+                    if _cause_of(exc, PeerLostError) is None:
                         raise exc
                     if first is None:
                         first, first_seg = exc, tasks[t]
@@ -581,7 +579,7 @@ class Deployment:
                     if deadline is None:
                         deadline = time.monotonic() + _PEER_LOST_GRACE
                     elif time.monotonic() >= deadline:
-                        raise await self._cause(self._lost_peer(first_seg, first), first)
+                        break  # the grace is over: report below
             if first is not None:
                 raise await self._cause(self._lost_peer(first_seg, first), first)
         finally:
@@ -684,13 +682,12 @@ class Deployment:
             self.groups.release()
 
 
-def _caused_by(exc: BaseException, cls: type) -> bool:
-    while exc is not None:
-        if isinstance(exc, cls):
-            return True
-        exc = exc.__cause__  # type: ignore[assignment]
-    return False
-
+def _cause_of(exc: BaseException | None, cls: type) -> BaseException | None:
+    """The first exception of class ``cls`` along ``exc``'s ``__cause__`` chain (``exc``
+    included), or None."""
+    while exc is not None and not isinstance(exc, cls):
+        exc = exc.__cause__
+    return exc
 
 class Coordinator(Awaits, Operator):
     """The driver's operator of a split graph: its ``open`` starts the segment actors, its
