@@ -396,11 +396,9 @@ def categorical_log_probs(loss: LossModule, td: TensorDictBase, params: TensorDi
 
 def bootstrap(loss: LossModule, td: TensorDictBase, next_value: Tensor) -> Tensor:
     """``loss``'s value estimate for ``td`` with ``next_value`` as the next state's value
-    (written into a shallow copy; no gradient)."""
+    (no gradient)."""
     with torch.no_grad():
-        work = td.copy()
-        work.set(("next", "state_value"), next_value)
-        return loss.value_estimator.value_estimate(work)
+        return loss.value_estimator.value_estimate(td, next_value=next_value)
 
 
 def ensemble_regression(loss: LossModule, tensordict: TensorDictBase, pred: Tensor,

@@ -118,9 +118,7 @@ class DDPGLoss(LossModule):
                 next_td,
                 self.network_params("value_network", target=self.delay_value, detach=True),
             )
-            work = td.copy()
-            work.set(self._next_key("state_action_value"), next_q)
-            return self.value_estimator.value_estimate(work)
+            return self.value_estimator.value_estimate(td, next_value=next_q)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the DDPG losses; writes ``td_error`` into ``tensordict``."""

@@ -61,8 +61,8 @@ class DQNLoss(LossModule):
 
     Keys (:meth:`set_keys`): ``action``, ``action_value``, ``priority`` (``"td_error"``),
     ``priority_weight``, ``reward``, ``done``, ``terminated``, and for the value estimator
-    ``value`` (``"chosen_action_value"``: the bootstrap value is written at
-    ``("next", value)``), ``advantage`` and ``value_target``.
+    ``value`` (``"chosen_action_value"``; the bootstrap value is handed to the estimator as
+    ``next_value``, not written into the input), ``advantage`` and ``value_target``.
 
     Output: ``loss`` (the value to backpropagate), and the detached diagnostics
     ``pred_value``, ``target_value`` and ``td_error``. Called with keyword tensors instead
@@ -176,8 +176,10 @@ class DQNLoss(LossModule):
 
     def target_value(self, td: TensorDictBase) -> Tensor:
         """The bootstrapped target for every transition of ``td`` (no gradient)."""
+        return self._target_value(td, self.sample_shape(td))
+
+    def _target_value(self, td: TensorDictBase, shape: torch.Size) -> Tensor:
         self._require(td, self._next_key("reward"), self._next_key("done"))
-        shape = self.sample_shape(td)
         with torch.no_grad():
             next_td = td.get("next")
             target_params = self.network_params(
@@ -190,16 +192,14 @@ class DQNLoss(LossModule):
                     next_td, self.network_params("value_network", detach=True), shape
                 )
             next_value = greedy_values(next_values, self._components(), live)
-            work = td.copy()
-            reward = work.get(self._next_key("reward"))
+            reward = td.get(self._next_key("reward"))
             if reward.shape != next_value.shape:
                 raise ValueError(
                     f"{type(self).__name__}: reward must have shape {tuple(next_value.shape)} (batch + [1]"
                     f"{', per agent' if len(shape) > td.batch_dims else ''}), "
                     f"found {tuple(reward.shape)}"
                 )
-            work.set(self._next_key("value"), next_value)
-            return self.value_estimator.value_estimate(work)
+            return self.value_estimator.value_estimate(td, next_value=next_value)
 
     def _components(self) -> list[int] | None:
         return self.var_nums if self.action_space == "mult_one_hot" else None
@@ -237,7 +237,7 @@ class DQNLoss(LossModule):
         shape = self.sample_shape(tensordict)
         values = self._action_values(tensordict, self.network_params("value_network"), shape)
         pred = chosen_values(values, action, shape, self.action_space, self.var_nums, "DQNLoss")
-        target = self.target_value(tensordict)
+        target = self._target_value(tensordict, shape)
         per_sample = distance_loss(pred, target, self.loss_function).squeeze(-1)
         weight = self._priority_weight(tensordict)
         agent_dims = tuple(range(tensordict.batch_dims, len(shape)))

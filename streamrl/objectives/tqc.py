@@ -175,8 +175,7 @@ class TQCLoss(shared.Temperature, LossModule):
                 leaf = td.get(self._next_key(name), None)
                 if leaf is not None:
                     work.set(self._next_key(name), leaf.expand(*td.batch_size, keep))
-            work.set(("next", "state_value"), next_value)
-            return self.value_estimator.value_estimate(work)
+            return self.value_estimator.value_estimate(work, next_value=next_value)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Compute the actor, quantile-critic and temperature losses; writes ``td_error``."""

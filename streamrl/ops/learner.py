@@ -292,8 +292,11 @@ class Learner(Operator):
             return [batch.copy()]
         if self.shuffle:
             # all minibatches of the pass are gathered before the first update, from one draw
-            return [batch[idx] for idx in torch.randperm(n).split(size)]
-        return [batch[start:start + size] for start in range(0, n, size)]
+            # (one gather per leaf, then views: the same rows as gathering each minibatch)
+            batch = batch[torch.randperm(n)]
+        # views of consecutive rows, split once per leaf (half the cost of slicing per
+        # minibatch)
+        return list(batch.split(size))
 
     def _update(self, mb: TensorDictBase) -> dict[str, torch.Tensor]:
         after = self.target_updater.step if self.target_updater is not None else None

@@ -358,3 +358,48 @@ def test_multiagent_gae_per_agent_rewards_and_bad_shapes():
         est(bad)
     with pytest.raises(TypeError, match="agent_dim"):
         MultiAgentGAE(gamma=0.9, lmbda=0.9, agent_dim=1.5)
+
+
+_ESTIMATORS = {
+    "td0": lambda: TD0Estimator(gamma=0.7),
+    "td1": lambda: TD1Estimator(gamma=0.7),
+    "td_lambda": lambda: TDLambdaEstimator(gamma=0.7, lmbda=0.4),
+    "gae": lambda: GAE(gamma=0.7, lmbda=0.4),
+    "multiagent_gae": lambda: MultiAgentGAE(gamma=0.7, lmbda=0.4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ESTIMATORS))
+def test_next_value_argument_equals_the_next_value_entry(batch, name):
+    """TorchRL's ``value_estimate(td, next_value=...)``: the given V(s') gives the targets the
+    ``("next", "state_value")`` entry gives, and ``td`` is left as it was."""
+    est = _ESTIMATORS[name]()
+    expected = est.value_estimate(_td(batch))
+    td = _td(batch)
+    given = td["next", "state_value"] * 1.0
+    del td["next", "state_value"]
+    keys = set(td.keys(True, True))
+    torch.testing.assert_close(est.value_estimate(td, next_value=given), expected)
+    assert set(td.keys(True, True)) == keys
+    # another V(s') gives other targets
+    assert not torch.allclose(est.value_estimate(td, next_value=given + 1.0), expected)
+
+
+def test_next_value_wins_over_the_entry_and_the_value_network(batch):
+    r, _, nv, _, term = batch
+    critic = TensorDictModule(nn.Linear(3, 1), in_keys=["observation"], out_keys=["state_value"])
+    td = _td(batch, with_values=False)
+    target = TD0Estimator(gamma=0.7, value_network=critic).value_estimate(td, next_value=nv)
+    torch.testing.assert_close(target, td0_return_estimate(0.7, nv, r, term))
+    assert ("next", "state_value") not in td.keys(True)  # the network was not called
+    td = _td(batch)  # an entry that disagrees with the argument
+    target = TD0Estimator(gamma=0.7).value_estimate(td, next_value=nv + 2.0)
+    torch.testing.assert_close(target, td0_return_estimate(0.7, nv + 2.0, r, term))
+
+
+def test_next_value_argument_bad_input(batch):
+    td = _td(batch, with_values=False)
+    with pytest.raises(TypeError, match=r"next_value must be a torch\.Tensor, found list"):
+        TD0Estimator(gamma=0.7).value_estimate(td, next_value=[0.0])
+    with pytest.raises(ValueError, match=r"next_state_value has shape \(2, 12\)"):
+        TD0Estimator(gamma=0.7).value_estimate(td, next_value=torch.zeros(2, 12))

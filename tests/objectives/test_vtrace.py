@@ -145,3 +145,20 @@ def test_a2c_with_vtrace_and_dqn_refuses_it():
                   action_space="categorical")
     with pytest.raises(NotImplementedError, match="supports value estimators"):
         dqn.make_value_estimator(ValueEstimators.VTrace)
+
+
+def test_estimator_takes_the_next_values_as_an_argument():
+    """``value_estimate(td, next_value=...)`` (TorchRL's argument) in place of the value
+    network's V(s')."""
+    _, actor = _actor()
+    critic = TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_value"])
+    est = VTrace(gamma=0.9, actor_network=actor, value_network=critic)
+    td = _rollout()
+    expected = est.value_estimate(td.copy())
+    with torch.no_grad():
+        nv = critic(td["next"].copy())["state_value"]
+    keys = set(td.keys(True, True))
+    torch.testing.assert_close(est.value_estimate(td, next_value=nv), expected)
+    assert ("next", "state_value") not in td.keys(True)
+    assert not torch.allclose(est.value_estimate(td, next_value=nv + 1.0), expected)
+    assert set(td.keys(True, True)) - keys <= {"state_value"}

@@ -171,9 +171,7 @@ class QMixerLoss(LossModule):
                     f"QMixerLoss: the (global) reward must have shape "
                     f"{tuple(next_global.shape)}, found {tuple(reward.shape)}"
                 )
-            work = tensordict.copy()
-            work.set(self._next_key("global_value"), next_global)
-            target = self.value_estimator.value_estimate(work)
+            target = self.value_estimator.value_estimate(tensordict, next_value=next_global)
         loss = distance_loss(pred, target, self.loss_function).mean()
         td_error = (pred.detach() - target).abs().squeeze(-1)
         tensordict.set(self._keys["priority"], td_error)

@@ -95,6 +95,14 @@ def _missing(key: NestedKey, owner: str, hint: str = "") -> KeyError:
     return KeyError(f"{owner} needs the key {key!r} in its input tensordict, but it is missing{hint}")
 
 
+def _checked_value(value: Any, owner: str) -> Tensor:
+    """A ``next_value`` argument, refused unless it is a tensor (its shape is checked
+    against the reward's where the targets are computed)."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{owner}: next_value must be a torch.Tensor, found {type(value).__name__}")
+    return value
+
+
 class ValueEstimatorBase(nn.Module):
     """Reads rewards, done flags and values from a tensordict and computes value targets.
 
@@ -279,21 +287,25 @@ class ValueEstimatorBase(nn.Module):
     def state_values(self, td: TensorDictBase, *, need_current: bool = True,
                      params: TensorDictBase | None = None,
                      target_params: TensorDictBase | None = None,
+                     next_value: Tensor | None = None,
                      ) -> tuple[Tensor | None, Tensor]:
         """Return ``(V(s), V(s'))``, from the tensordict or computed with ``value_network``
-        (see ``skip_existing``; ``params`` / ``target_params`` for the two calls)."""
+        (see ``skip_existing``; ``params`` / ``target_params`` for the two calls);
+        ``next_value`` is ``V(s')`` as given (nothing read or computed for it)."""
         params = self._call_params.get("params") if params is None else params
         if target_params is None:
             target_params = self._call_params.get("target_params", params)
         value_key = self._keys["value"]
         next_key = self._next_key("value")
-        if self.shifted:
+        if self.shifted and next_value is None:
             return self._shifted_values(td, params, target_params)
         current = None
         if need_current:
             current = self._read(td, value_key)
             if current is None:
                 current = self._run_network(td, value_key, params)
+        if next_value is not None:
+            return current, _checked_value(next_value, type(self).__name__)
         nxt = self._read(td, next_key)
         if nxt is None:
             if "next" not in td.keys():
@@ -375,8 +387,12 @@ class ValueEstimatorBase(nn.Module):
             self.__dict__.pop("_call_options", None)
 
     # ------------------------------------------------------------------- API
-    def value_estimate(self, td: TensorDictBase) -> Tensor:
-        """Return the value target for every step of ``td`` (shape of the reward)."""
+    def value_estimate(self, td: TensorDictBase, *, next_value: Tensor | None = None) -> Tensor:
+        """Return the value target for every step of ``td`` (shape of the reward).
+
+        ``next_value`` (TorchRL's argument): ``V(s')`` for every step, used instead of the
+        ``("next", value)`` entry or the value network's (a loss that bootstraps from its own
+        target networks passes it, and ``td`` is left as it is)."""
         raise NotImplementedError
 
     def __call__(self, tensordict: TensorDictBase, *args: Any, params: TensorDictBase | None = None,

@@ -67,10 +67,11 @@ class TD0Estimator(ValueEstimatorBase):
                          **options)
         self.average_rewards = _check_average_rewards(average_rewards)
 
-    def value_estimate(self, td: TensorDictBase) -> Tensor:
-        """Return the TD(0) target for every entry of ``td``."""
+    def value_estimate(self, td: TensorDictBase, *, next_value: Tensor | None = None) -> Tensor:
+        """Return the TD(0) target for every entry of ``td`` (``next_value``: see
+        :meth:`ValueEstimatorBase.value_estimate`)."""
         reward, _, terminated = self._flags(td)
-        _, nxt = self.state_values(td, need_current=False)
+        _, nxt = self.state_values(td, need_current=False, next_value=next_value)
         return F.td0_return_estimate(self.gamma, nxt, reward, terminated)
 
 
@@ -101,11 +102,12 @@ class TDLambdaEstimator(ValueEstimatorBase):
         self.average_rewards = _check_average_rewards(average_rewards)
         self.vectorized = _check_vectorized(vectorized)
 
-    def value_estimate(self, td: TensorDictBase) -> Tensor:
-        """Return the TD(lambda) return for every step of ``td``."""
+    def value_estimate(self, td: TensorDictBase, *, next_value: Tensor | None = None) -> Tensor:
+        """Return the TD(lambda) return for every step of ``td`` (``next_value``: see
+        :meth:`ValueEstimatorBase.value_estimate`)."""
         time_dim = self._time_dim(td)
         reward, done, terminated = self._flags(td)
-        _, nxt = self.state_values(td, need_current=False)
+        _, nxt = self.state_values(td, need_current=False, next_value=next_value)
         return F.td_lambda_return_estimate(
             self.gamma, self.lmbda, nxt, reward, done, terminated, time_dim=time_dim
         )
@@ -164,17 +166,19 @@ class GAE(ValueEstimatorBase):
         self.average_gae = average_gae
         self.vectorized = _check_vectorized(vectorized)
 
-    def _compute(self, td: TensorDictBase) -> tuple[Tensor, Tensor]:
+    def _compute(self, td: TensorDictBase, next_value: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor]:
         time_dim = self._time_dim(td)
         reward, done, terminated = self._flags(td)
-        current, nxt = self.state_values(td)
+        current, nxt = self.state_values(td, next_value=next_value)
         return F.generalized_advantage_estimate(
             self.gamma, self.lmbda, current, nxt, reward, done, terminated, time_dim=time_dim
         )
 
-    def value_estimate(self, td: TensorDictBase) -> Tensor:
-        """Return ``advantage + V(s)`` for every step of ``td``."""
-        return self._compute(td)[1]
+    def value_estimate(self, td: TensorDictBase, *, next_value: Tensor | None = None) -> Tensor:
+        """Return ``advantage + V(s)`` for every step of ``td`` (``next_value``: see
+        :meth:`ValueEstimatorBase.value_estimate`)."""
+        return self._compute(td, next_value)[1]
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         """Write ``advantage`` and ``value_target`` into ``td`` and return it."""
@@ -233,14 +237,15 @@ class MultiAgentGAE(GAE):
             )
         return signal.unsqueeze(dim).expand(value.shape)
 
-    def _compute(self, td: TensorDictBase) -> tuple[Tensor, Tensor]:
+    def _compute(self, td: TensorDictBase, next_value: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor]:
         time_dim = self._time_dim(td)
         reward = self._get(td, self._next_key("reward"))
         done = self._get(td, self._next_key("done"))
         terminated = td.get(self._next_key("terminated"), None)
         if terminated is None:
             terminated = done  # no terminated flag: every end is terminal
-        current, nxt = self.state_values(td)
+        current, nxt = self.state_values(td, next_value=next_value)
         reward, done, terminated = (
             self._to_agents(x, current, name)
             for x, name in ((reward, "reward"), (done, "done"), (terminated, "terminated"))

@@ -108,19 +108,21 @@ class VTrace(ValueEstimatorBase):
             self._get(td, key)
         return td.select(*keys)
 
-    def _compute(self, td: TensorDictBase) -> tuple[Tensor, Tensor]:
+    def _compute(self, td: TensorDictBase, next_value: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor]:
         time_dim = self._time_dim(td)
         reward, done, terminated = self._flags(td)
-        current, nxt = self.state_values(td)
+        current, nxt = self.state_values(td, next_value=next_value)
         log_pi, log_mu = self._log_probs(td, reward)
         return vtrace_advantage_estimate(
             self.gamma, log_pi, log_mu, current, nxt, reward, done, terminated,
             rho_thresh=self.rho_thresh, c_thresh=self.c_thresh, time_dim=time_dim,
         )
 
-    def value_estimate(self, td: TensorDictBase) -> Tensor:
-        """Return the V-trace target ``v`` for every step of ``td``."""
-        return self._compute(td)[1]
+    def value_estimate(self, td: TensorDictBase, *, next_value: Tensor | None = None) -> Tensor:
+        """Return the V-trace target ``v`` for every step of ``td`` (``next_value``: see
+        :meth:`ValueEstimatorBase.value_estimate`)."""
+        return self._compute(td, next_value)[1]
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         """Write ``advantage`` and ``value_target`` into ``td`` and return it."""
