@@ -27,7 +27,13 @@ import torch
 from streamrl.cli import load_pipeline
 from streamrl.objectives import CQLLoss, SoftUpdate
 from streamrl.ops import Learner, OfflineGraph
-from streamrl.train import OfflineConfig, OfflinePipeline, check_field, check_positive_ints
+from streamrl.train import (
+    OfflineConfig,
+    OfflinePipeline,
+    check_field,
+    check_non_negative_ints,
+    check_positive_ints,
+)
 
 NAME = "cql_offline"
 
@@ -54,9 +60,7 @@ class CQLConfig(OfflineConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive_ints(self, "num_random")
-        check_field(self, "bc_steps", isinstance(self.bc_steps, int)
-                    and not isinstance(self.bc_steps, bool) and self.bc_steps >= 0,
-                    "a non-negative int")
+        check_non_negative_ints(self, "bc_steps")
         check_field(self, "min_q_weight", self.min_q_weight >= 0, ">= 0")
         check_field(self, "temperature", self.temperature > 0, "> 0")
 

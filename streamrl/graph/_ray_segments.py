@@ -689,6 +689,7 @@ def _cause_of(exc: BaseException | None, cls: type) -> BaseException | None:
         exc = exc.__cause__
     return exc
 
+
 class Coordinator(Awaits, Operator):
     """The driver's operator of a split graph: its ``open`` starts the segment actors, its
     ``step`` waits until they have all ended (or raises the first failure, naming the

@@ -308,7 +308,7 @@ class Learner(Operator):
         else:
             out = self.loss_module(mb)
         if self._actor_step is None:
-            warm = self._warmup_step is not None and self.updates < self.warmup_updates
+            warm = self.updates < self.warmup_updates  # (0 without a warm-up)
             step = self._warmup_step if warm else self._gradient_step
             scalars = step(out, after_step=after)
         else:

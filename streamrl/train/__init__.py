@@ -19,6 +19,7 @@ from streamrl.train.checkpoint import load_checkpoint, save_checkpoint
 from streamrl.train.config import (
     add_config_arguments,
     check_field,
+    check_non_negative_ints,
     check_positive_ints,
     config_from_args,
     field_overrides,
@@ -51,6 +52,7 @@ __all__ = [
     "RunProgress",
     "add_config_arguments",
     "check_field",
+    "check_non_negative_ints",
     "check_positive_ints",
     "config_from_args",
     "driver",

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 __all__ = [
     "add_config_arguments",
     "check_field",
+    "check_non_negative_ints",
     "check_positive_ints",
     "config_from_args",
     "field_overrides",
@@ -161,12 +162,21 @@ def check_field(config: Any, name: str, ok: bool, expected: str) -> None:
                          f"{getattr(config, name)!r}")
 
 
+def int_at_least(value: Any, minimum: int) -> bool:
+    """Whether ``value`` is an int (a bool is not one) of at least ``minimum``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def check_positive_ints(config: Any, *names: str) -> None:
     """:func:`check_field` for fields that must be positive ints (a bool is not one)."""
     for name in names:
-        value = getattr(config, name)
-        check_field(config, name, isinstance(value, int) and not isinstance(value, bool)
-                    and value >= 1, "a positive int")
+        check_field(config, name, int_at_least(getattr(config, name), 1), "a positive int")
+
+
+def check_non_negative_ints(config: Any, *names: str) -> None:
+    """:func:`check_field` for fields that must be ints >= 0 (a bool is not one)."""
+    for name in names:
+        check_field(config, name, int_at_least(getattr(config, name), 0), "a non-negative int")
 
 
 def check_ray_address(config: Any) -> None:
@@ -203,5 +213,5 @@ def check_offpolicy_run_fields(config: Any) -> None:
                          f"lockstep=False), found rollout_placement={config.rollout_placement!r}, "
                          f"lockstep={config.lockstep!r}")
     lag = config.max_policy_lag
-    check_field(config, "max_policy_lag", lag is None or (
-        isinstance(lag, int) and not isinstance(lag, bool) and lag >= 0), "None or an int >= 0")
+    check_field(config, "max_policy_lag", lag is None or int_at_least(lag, 0),
+                "None or an int >= 0")

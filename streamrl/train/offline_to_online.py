@@ -14,7 +14,7 @@ from streamrl.data import OfflineToOnlineReplayBuffer
 from streamrl.ops import build_offpolicy_graph, ratio_limiter
 from streamrl.train import driver
 from streamrl.train.checkpoint import save_checkpoint
-from streamrl.train.config import check_field, check_positive_ints
+from streamrl.train.config import check_field, check_positive_ints, int_at_least
 from streamrl.train.offline import OfflinePipeline
 from streamrl.train.offline_config import OfflineConfig
 
@@ -47,9 +47,7 @@ class OfflineToOnlineConfig(OfflineConfig):
                             "online_capacity", "online_eval_interval")
         check_field(self, "updates_per_frame", self.updates_per_frame > 0, "> 0")
         check_field(self, "offline_fraction", 0.0 < self.offline_fraction < 1.0, "in (0, 1)")
-        check_field(self, "anneal_frames", isinstance(self.anneal_frames, int)
-                    and not isinstance(self.anneal_frames, bool) and self.anneal_frames >= 0,
-                    "an int >= 0")
+        check_field(self, "anneal_frames", int_at_least(self.anneal_frames, 0), "an int >= 0")
         check_field(self, "rollout_placement", self.rollout_placement in ("process", "inline"),
                     "'process' or 'inline'")
 

@@ -20,7 +20,12 @@ from streamrl.ops import (
     default_run_logger,
     ratio_buffer,
 )
-from streamrl.train.config import check_field, check_offpolicy_run_fields, check_positive_ints
+from streamrl.train.config import (
+    check_field,
+    check_offpolicy_run_fields,
+    check_positive_ints,
+    int_at_least,
+)
 
 __all__ = ["OffPolicyConfig"]
 
@@ -93,8 +98,8 @@ class OffPolicyConfig:
             check_field(self, name, getattr(self, name) > 0, "> 0")
         check_offpolicy_run_fields(self)
         n = self.init_random_frames
-        check_field(self, "init_random_frames", n is None or (
-            isinstance(n, int) and not isinstance(n, bool) and n >= 0), "None or an int >= 0")
+        check_field(self, "init_random_frames", n is None or int_at_least(n, 0),
+                    "None or an int >= 0")
 
     @property
     def samples_per_insert(self) -> float:

@@ -16,6 +16,7 @@ from streamrl.train import (
     MetricsLogger,
     add_config_arguments,
     check_field,
+    check_non_negative_ints,
     check_positive_ints,
     config_from_args,
     evaluate_episodes,
@@ -330,6 +331,11 @@ def test_config_checks_name_the_class_field_and_value():
         with pytest.raises(ValueError) as info:
             check_positive_ints(_Cfg(steps=steps), "steps")
         assert str(info.value) == f"_Cfg.steps must be a positive int, found {steps!r}"
+    check_non_negative_ints(_Cfg(steps=0), "steps")
+    for steps in (-1, False, 0.0, "0"):
+        with pytest.raises(ValueError) as info:
+            check_non_negative_ints(_Cfg(steps=steps), "steps")
+        assert str(info.value) == f"_Cfg.steps must be a non-negative int, found {steps!r}"
     check_field(_Cfg(), "lr", True, "> 0")
     with pytest.raises(ValueError, match=r"^_Cfg.name must be 'a' or 'b', found 'c'$"):
         check_field(_Cfg(name="c"), "name", False, "'a' or 'b'")
